@@ -1,0 +1,73 @@
+import type { Arch } from './syscalls/index.js';
+
+/**
+ * Flag values that differ between architectures (asm-generic/fcntl.h is
+ * overridden by arch/arm64 for O_DIRECTORY, O_NOFOLLOW, O_DIRECT, O_LARGEFILE).
+ */
+const OPEN_FLAGS = {
+  x86_64: { O_DIRECTORY: 0o200000, O_NOFOLLOW: 0o400000 },
+  aarch64: { O_DIRECTORY: 0o40000, O_NOFOLLOW: 0o100000 },
+} as const;
+
+export function openFlags(arch: Arch) {
+  return {
+    O_RDONLY: 0,
+    O_WRONLY: 1,
+    O_RDWR: 2,
+    O_CREAT: 0o100,
+    O_EXCL: 0o200,
+    O_TRUNC: 0o1000,
+    O_APPEND: 0o2000,
+    O_NONBLOCK: 0o4000,
+    O_CLOEXEC: 0o2000000,
+    O_PATH: 0o10000000,
+    ...OPEN_FLAGS[arch],
+  };
+}
+
+export const AT_FDCWD = -100;
+export const AT_EMPTY_PATH = 0x1000;
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+
+export const MFD_CLOEXEC = 0x1;
+export const MFD_ALLOW_SEALING = 0x2;
+/** Linux 6.3+: memfd_create(2) refuses unknown flags with EINVAL on older kernels. */
+export const MFD_NOEXEC_SEAL = 0x8;
+export const MFD_EXEC = 0x10;
+
+export const F_ADD_SEALS = 1033;
+export const F_SEAL_SEAL = 0x1;
+export const F_SEAL_SHRINK = 0x2;
+export const F_SEAL_GROW = 0x4;
+export const F_SEAL_WRITE = 0x8;
+
+export const CLOSE_RANGE_UNSHARE = 0x2;
+export const CLOSE_RANGE_CLOEXEC = 0x4;
+
+export const PR_SET_PDEATHSIG = 1;
+export const PR_SET_DUMPABLE = 4;
+export const PR_SET_NO_NEW_PRIVS = 38;
+export const PR_GET_NO_NEW_PRIVS = 39;
+export const PR_SET_THP_DISABLE = 41;
+export const PR_SET_CHILD_SUBREAPER = 36;
+
+/** personality(2): query without changing. */
+export const PERSONALITY_QUERY = 0xffffffff;
+export const ADDR_NO_RANDOMIZE = 0x0040000;
+
+export const RLIMIT = {
+  CPU: 0,
+  FSIZE: 1,
+  DATA: 2,
+  STACK: 3,
+  CORE: 4,
+  RSS: 5,
+  NPROC: 6,
+  NOFILE: 7,
+  MEMLOCK: 8,
+  AS: 9,
+} as const;
+export type RlimitResource = keyof typeof RLIMIT;
+export const RLIM_INFINITY = 0xffffffffffffffffn;
+
+export const PIDFD_NONBLOCK = 0o4000;

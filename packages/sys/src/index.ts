@@ -1,0 +1,30 @@
+export * from './constants.js';
+export { errnoMessage, errnoName, SysError } from './errors.js';
+export {
+  addressOf,
+  close,
+  closeRange,
+  fcntl,
+  ioctl,
+  memfdCreate,
+  openAt,
+  openPath,
+  pidfdGetfd,
+  pidfdOpen,
+  pidfdSendSignal,
+  rawSyscall,
+  type SyscallArg,
+  syscall,
+  trySyscall,
+} from './libc.js';
+export {
+  MAX_ARG_STRLEN,
+  readCString,
+  readCStringBytes,
+  readMemory,
+  readMemoryPartial,
+  writeMemory,
+} from './memory.js';
+export * from './structs/index.js';
+export * from './stub/index.js';
+export * from './syscalls/index.js';

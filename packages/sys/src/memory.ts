@@ -1,0 +1,88 @@
+import { SysError } from './errors.js';
+import { addressOf, trySyscall } from './libc.js';
+
+/** Longest string execve(2) accepts as one argument (MAX_ARG_STRLEN = 32 pages). */
+export const MAX_ARG_STRLEN = 32 * 4096;
+
+// Reads never cross a 4 KiB boundary in one go: process_vm_readv(2) stops at
+// the first unmapped page, and every supported page size is a multiple of 4 KiB.
+const CHUNK = 4096;
+
+function iovec(address: bigint, length: number): Buffer {
+  const iov = Buffer.alloc(16);
+  iov.writeBigUInt64LE(address, 0);
+  iov.writeBigUInt64LE(BigInt(length), 8);
+  return iov;
+}
+
+function transfer(
+  call: 'process_vm_readv' | 'process_vm_writev',
+  pid: number,
+  local: Buffer,
+  remoteAddress: bigint,
+): number {
+  const localIov = iovec(addressOf(local), local.length);
+  const remoteIov = iovec(remoteAddress, local.length);
+  return trySyscall(call, pid, localIov, 1, remoteIov, 1, 0);
+}
+
+/**
+ * Reads up to `length` bytes of another process's memory at `address`.
+ * Returns fewer bytes when the range runs into unmapped memory; throws when
+ * nothing at all could be read.
+ */
+export function readMemoryPartial(pid: number, address: bigint, length: number): Buffer {
+  const out = Buffer.alloc(length);
+  const done = transfer('process_vm_readv', pid, out, address);
+  if (done < 0) throw new SysError('process_vm_readv', -done, `pid ${pid}`);
+  return done === length ? out : out.subarray(0, done);
+}
+
+/** Reads exactly `length` bytes of another process's memory, or throws (EFAULT when short). */
+export function readMemory(pid: number, address: bigint, length: number): Buffer {
+  if (length === 0) return Buffer.alloc(0);
+  const data = readMemoryPartial(pid, address, length);
+  if (data.length !== length) throw new SysError('process_vm_readv', 14, `pid ${pid}`);
+  return data;
+}
+
+/** Writes `data` into another process's memory at `address`, or throws. */
+export function writeMemory(pid: number, address: bigint, data: Buffer): void {
+  if (data.length === 0) return;
+  const done = transfer('process_vm_writev', pid, data, address);
+  if (done < 0) throw new SysError('process_vm_writev', -done, `pid ${pid}`);
+  if (done !== data.length) throw new SysError('process_vm_writev', 14, `pid ${pid}`);
+}
+
+/**
+ * Reads a NUL-terminated string from another process, across any number of
+ * pages. Throws ENAMETOOLONG past `maxLength` bytes and EFAULT when the string
+ * runs into unmapped memory. Returns the raw bytes without the terminator.
+ */
+export function readCStringBytes(pid: number, address: bigint, maxLength = MAX_ARG_STRLEN): Buffer {
+  if (address === 0n) throw new SysError('process_vm_readv', 14, 'NULL string');
+  const chunks: Buffer[] = [];
+  let total = 0;
+  let cursor = address;
+  while (total <= maxLength) {
+    const toBoundary = CHUNK - Number(cursor % BigInt(CHUNK));
+    const chunk = readMemoryPartial(pid, cursor, toBoundary);
+    const nul = chunk.indexOf(0);
+    if (nul >= 0) {
+      chunks.push(chunk.subarray(0, nul));
+      total += nul;
+      if (total > maxLength) break;
+      return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+    }
+    if (chunk.length < toBoundary) throw new SysError('process_vm_readv', 14, `pid ${pid}`);
+    chunks.push(chunk);
+    total += chunk.length;
+    cursor += BigInt(chunk.length);
+  }
+  throw new SysError('process_vm_readv', 36, `string longer than ${maxLength} bytes`);
+}
+
+/** {@link readCStringBytes} decoded as UTF-8 (paths are bytes; use the bytes form to keep them exact). */
+export function readCString(pid: number, address: bigint, maxLength = MAX_ARG_STRLEN): string {
+  return readCStringBytes(pid, address, maxLength).toString('utf8');
+}

@@ -1,0 +1,58 @@
+// struct msghdr of <sys/socket.h>, as sendmsg(2) and recvmsg(2) use it on 64-bit Linux.
+
+import { assertFits, encodeWith, zeroStruct } from './layout.js';
+
+export const MSGHDR_SIZE = 56;
+export const MSGHDR_ALIGN = 8;
+export const MSGHDR_OFFSETS = Object.freeze({
+  msg_name: 0,
+  msg_namelen: 8,
+  msg_iov: 16,
+  msg_iovlen: 24,
+  msg_control: 32,
+  msg_controllen: 40,
+  msg_flags: 48,
+} as const);
+
+export interface Msghdr {
+  /** Address of a sockaddr, or 0. */
+  name: bigint;
+  nameLen: number;
+  /** Address of an iovec array. */
+  iov: bigint;
+  iovLen: bigint;
+  /** Address of the ancillary data buffer (cmsghdr records), or 0. */
+  control: bigint;
+  controlLen: bigint;
+  /** MSG_* flags the kernel reports back from recvmsg(2). */
+  flags: number;
+}
+
+export function encodeMsghdrInto(buf: Buffer, offset: number, value: Partial<Msghdr>): void {
+  zeroStruct(buf, offset, MSGHDR_SIZE, 'struct msghdr');
+  buf.writeBigUInt64LE(value.name ?? 0n, offset + MSGHDR_OFFSETS.msg_name);
+  buf.writeUInt32LE(value.nameLen ?? 0, offset + MSGHDR_OFFSETS.msg_namelen);
+  buf.writeBigUInt64LE(value.iov ?? 0n, offset + MSGHDR_OFFSETS.msg_iov);
+  buf.writeBigUInt64LE(value.iovLen ?? 0n, offset + MSGHDR_OFFSETS.msg_iovlen);
+  buf.writeBigUInt64LE(value.control ?? 0n, offset + MSGHDR_OFFSETS.msg_control);
+  buf.writeBigUInt64LE(value.controlLen ?? 0n, offset + MSGHDR_OFFSETS.msg_controllen);
+  buf.writeInt32LE(value.flags ?? 0, offset + MSGHDR_OFFSETS.msg_flags);
+}
+
+/** Fields left out are zero. */
+export function encodeMsghdr(value: Partial<Msghdr>): Buffer {
+  return encodeWith(MSGHDR_SIZE, encodeMsghdrInto, value);
+}
+
+export function decodeMsghdr(buf: Buffer, offset = 0): Msghdr {
+  assertFits(buf, offset, MSGHDR_SIZE, 'struct msghdr');
+  return {
+    name: buf.readBigUInt64LE(offset + MSGHDR_OFFSETS.msg_name),
+    nameLen: buf.readUInt32LE(offset + MSGHDR_OFFSETS.msg_namelen),
+    iov: buf.readBigUInt64LE(offset + MSGHDR_OFFSETS.msg_iov),
+    iovLen: buf.readBigUInt64LE(offset + MSGHDR_OFFSETS.msg_iovlen),
+    control: buf.readBigUInt64LE(offset + MSGHDR_OFFSETS.msg_control),
+    controlLen: buf.readBigUInt64LE(offset + MSGHDR_OFFSETS.msg_controllen),
+    flags: buf.readInt32LE(offset + MSGHDR_OFFSETS.msg_flags),
+  };
+}

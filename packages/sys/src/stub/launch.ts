@@ -1,0 +1,296 @@
+import { type ChildProcess, type StdioNull, type StdioPipe, spawn } from 'node:child_process';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import type { Socket } from 'node:net';
+import { delimiter, join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { errnoMessage, errnoName } from '../errors.js';
+import { close, pidfdGetfd, pidfdOpen } from '../libc.js';
+import { type Arch, hostArch, syscallNumber } from '../syscalls/index.js';
+import { stubExecutable } from './executable.js';
+import { decodeStubFailure, ScriptEncoder, STUB_FAILURE_SIZE } from './script.js';
+import { encodeCloseExtraFds, encodeStep, type LaunchStep, type StepContext } from './steps.js';
+
+/** One of the child's standard streams, as `child_process.spawn` takes it. */
+export type StdioEntry = StdioPipe | StdioNull | 'inherit' | number | Readable | Writable;
+
+export interface LaunchOptions {
+  /** Absolute path of the program to run (see {@link resolveExecutable}). */
+  path: string;
+  /** The program's argv, passed exactly (argv[0] included). */
+  argv: readonly string[];
+  /** The program's whole environment: `KEY=VALUE` strings or a record. */
+  env: readonly string[] | Readonly<Record<string, string>>;
+  /** Confinement steps, run in order before the handshake and exec. */
+  steps?: readonly LaunchStep[];
+  stdio?: readonly [StdioEntry, StdioEntry, StdioEntry];
+  /**
+   * With a handshake (the default) the child stops after its steps, reports,
+   * and waits for {@link Launched.release}; without, it execs at once.
+   */
+  handshake?: boolean;
+  arch?: Arch;
+}
+
+export interface LaunchReport {
+  /** The seccomp listener's fd number in the child, when a step created one. */
+  listenerFd: number | null;
+}
+
+export interface Launched {
+  child: ChildProcess;
+  pid: number;
+  /** Settles when every step has run: resolves with the report, or rejects with a {@link LaunchError}. */
+  ready: Promise<LaunchReport>;
+  /** Duplicates the child's seccomp listener into this process (needs `ready` first). */
+  takeListener(): number;
+  /** Lets the child go on to exec; resolves once exec succeeded, rejects with a {@link LaunchError}. */
+  release(): Promise<void>;
+}
+
+/** A launch that failed in the child: names the step, and the errno when there is one. */
+export class LaunchError extends Error {
+  override readonly name = 'LaunchError';
+  readonly errno: number | undefined;
+  readonly code: string | undefined;
+
+  constructor(
+    readonly step: string,
+    detail: { errno?: number; message?: string },
+  ) {
+    const errno = detail.errno;
+    const reason =
+      errno !== undefined ? `${errnoName(errno)} (${errnoMessage(errno)})` : (detail.message ?? '');
+    super(`sandlock: ${step} failed: ${reason}`);
+    this.errno = errno;
+    this.code = errno !== undefined ? errnoName(errno) : undefined;
+  }
+}
+
+// Child fd layout: 0-2 stdio, 3 the control socket (script in; report, go and
+// failures over it), 4 the stub memfd, 5.. the descriptors steps hand down.
+const CONTROL_FD = 3;
+const MEMFD_FD = 4;
+const FIRST_PASSED_FD = 5;
+/** Tags a handshake report; step indexes are always smaller. */
+const REPORT_TAG = 0x54524f5045524c53n; // "SLREPORT"
+
+function assertNoNul(what: string, value: string): void {
+  if (value.includes('\0')) throw new TypeError(`sandlock: ${what} contains a NUL byte`);
+}
+
+function environmentStrings(env: LaunchOptions['env']): string[] {
+  return Array.isArray(env)
+    ? [...(env as readonly string[])]
+    : Object.entries(env as Record<string, string>).map(([key, value]) => `${key}=${value}`);
+}
+
+/**
+ * Finds `command` the way execvp(3) would, in `pathList` (colon-separated);
+ * names containing a slash are taken as they are. Returns undefined when no
+ * executable file is found.
+ */
+export function resolveExecutable(
+  command: string,
+  pathList: string | undefined,
+): string | undefined {
+  const isExecutable = (candidate: string) => {
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (command.includes('/')) return command;
+  for (const dir of (pathList ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter)) {
+    const candidate = join(dir || '.', command);
+    if (isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+interface Encoded {
+  script: Buffer;
+  stepNames: string[];
+  passedFds: number[];
+}
+
+function encodeLaunchScript(options: LaunchOptions, arch: Arch, handshake: boolean): Encoded {
+  // Each step is one or two syscalls; the handshake, close_range and execve add four.
+  const encoder = new ScriptEncoder({ maxSteps: (options.steps?.length ?? 0) * 2 + 4 });
+  const passedFds: number[] = [];
+  // The report is {REPORT_TAG, listener fd}: a seccomp step that creates a
+  // listener stores the fd number straight into its second word.
+  const report = Buffer.alloc(16);
+  report.writeBigUInt64LE(REPORT_TAG, 0);
+  report.writeBigInt64LE(-1n, 8);
+  const reportAddress = encoder.bytes(report);
+  const context: StepContext = {
+    arch,
+    encoder,
+    listenerSlot: reportAddress + 8n,
+    childFd(parentFd) {
+      let index = passedFds.indexOf(parentFd);
+      if (index < 0) index = passedFds.push(parentFd) - 1;
+      return FIRST_PASSED_FD + index;
+    },
+  };
+  for (const step of options.steps ?? []) encodeStep(step, context);
+
+  if (handshake) {
+    encoder.step({
+      name: 'report to parent',
+      nr: syscallNumber('write', arch),
+      args: [CONTROL_FD, reportAddress, 16],
+      expect: 16,
+    });
+    const go = encoder.u64Slot(0n);
+    encoder.step({
+      name: 'wait for parent',
+      nr: syscallNumber('read', arch),
+      args: [CONTROL_FD, go, 1],
+      expect: 1,
+    });
+  }
+  encodeCloseExtraFds(context);
+
+  assertNoNul('program path', options.path);
+  const argv = options.argv.map((arg) => {
+    assertNoNul('argument', arg);
+    return encoder.cstring(arg);
+  });
+  const envp = environmentStrings(options.env).map((entry) => {
+    assertNoNul('environment entry', entry);
+    return encoder.cstring(entry);
+  });
+  encoder.step({
+    name: `execve ${options.path}`,
+    nr: syscallNumber('execve', arch),
+    args: [encoder.cstring(options.path), encoder.pointerArray(argv), encoder.pointerArray(envp)],
+    fatal: true,
+  });
+  return { script: encoder.encode(CONTROL_FD), stepNames: encoder.stepNames(), passedFds };
+}
+
+/**
+ * Starts `options.path` through the exec stub: the child runs the
+ * confinement steps, reports (handshake), waits for {@link Launched.release},
+ * closes every fd above 2 and execs. Node does the stdio plumbing, exit
+ * tracking and reaping.
+ */
+export function launch(options: LaunchOptions): Launched {
+  const arch = options.arch ?? hostArch();
+  const handshake = options.handshake ?? true;
+  if (options.argv.length === 0) throw new TypeError('sandlock: argv must not be empty');
+  const { script, stepNames, passedFds } = encodeLaunchScript(options, arch, handshake);
+
+  const executable = stubExecutable(arch);
+  const stdio: (StdioEntry | 'pipe' | null)[] = [...(options.stdio ?? ['pipe', 'pipe', 'pipe'])];
+  stdio.push('pipe');
+  stdio.push(executable.kind === 'memfd' ? executable.fd : 'ignore');
+  stdio.push(...passedFds);
+  const file = executable.kind === 'memfd' ? `/proc/self/fd/${MEMFD_FD}` : executable.path;
+
+  const child = spawn(file, [], {
+    argv0: 'sandlock-exec-stub',
+    env: {},
+    stdio: stdio as Parameters<typeof spawn>[2]['stdio'],
+    windowsHide: true,
+  });
+  const control = child.stdio[CONTROL_FD] as Socket;
+
+  let reportResolve!: (report: LaunchReport) => void;
+  let reportReject!: (error: Error) => void;
+  const ready = new Promise<LaunchReport>((resolve, reject) => {
+    reportResolve = resolve;
+    reportReject = reject;
+  });
+  let execResolve!: () => void;
+  let execReject!: (error: Error) => void;
+  const execDone = new Promise<void>((resolve, reject) => {
+    execResolve = resolve;
+    execReject = reject;
+  });
+  // Callers may only look at one of the two; neither rejection is unhandled.
+  ready.catch(() => {});
+  execDone.catch(() => {});
+
+  let reported: LaunchReport | null = handshake ? null : { listenerFd: null };
+  if (!handshake) reportResolve(reported!);
+  let pending = Buffer.alloc(0);
+  let failed = false;
+
+  const fail = (error: Error) => {
+    failed = true;
+    reportReject(error);
+    execReject(error);
+  };
+
+  control?.on('data', (chunk: Buffer) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= STUB_FAILURE_SIZE) {
+      const record = pending.subarray(0, STUB_FAILURE_SIZE);
+      pending = pending.subarray(STUB_FAILURE_SIZE);
+      if (record.readBigUInt64LE(0) === REPORT_TAG) {
+        const fd = record.readBigInt64LE(8);
+        reported = { listenerFd: fd >= 0n ? Number(fd) : null };
+        reportResolve(reported);
+        continue;
+      }
+      const failure = decodeStubFailure(record);
+      const step = stepNames[failure.step] ?? `step ${failure.step}`;
+      fail(
+        failure.errno !== undefined
+          ? new LaunchError(step, { errno: failure.errno })
+          : new LaunchError(step, { message: `unexpected result ${failure.result}` }),
+      );
+    }
+  });
+  control?.on('error', () => {});
+  // The control socket is close-on-exec in the child: end of stream with no
+  // failure record means the exec happened (or the child died, which 'exit' tells).
+  control?.on('end', () => {
+    control.destroy();
+    if (failed) return;
+    if (!reported) {
+      fail(new LaunchError('exec stub', { message: 'exited before finishing its steps' }));
+      return;
+    }
+    execResolve();
+  });
+  child.on('error', (error) =>
+    fail(new LaunchError('spawn of the exec stub', { message: error.message })),
+  );
+
+  if (control) {
+    control.write(script);
+  }
+
+  let released = false;
+  return {
+    child,
+    get pid() {
+      return child.pid ?? -1;
+    },
+    ready,
+    takeListener() {
+      if (!reported || reported.listenerFd === null) {
+        throw new Error('sandlock: no seccomp listener was reported by the child');
+      }
+      const pidfd = pidfdOpen(child.pid!);
+      try {
+        return pidfdGetfd(pidfd, reported.listenerFd);
+      } finally {
+        close(pidfd);
+      }
+    },
+    async release() {
+      if (handshake && !released) {
+        released = true;
+        await ready;
+        control.write(Buffer.from([1]));
+      }
+      return execDone;
+    },
+  };
+}
