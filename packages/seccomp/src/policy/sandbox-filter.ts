@@ -1,0 +1,169 @@
+import { constants } from 'node:os';
+import {
+  AF_INET,
+  AF_INET6,
+  type Arch,
+  hostArch,
+  PERSONALITY_QUERY,
+  PR_SET_DUMPABLE,
+} from '@sandlock/sys';
+import { type CompiledFilter, compileRuleSet } from '../compiler.js';
+import { allow, errno, notify } from '../rules/actions.js';
+import { type ArgIndex, argAnyBits, argEquals, argIn } from '../rules/matchers.js';
+import { type RuleSet, RuleSetBuilder } from '../rules/rule-set.js';
+import { defaultDenyList } from './deny-list.js';
+import {
+  AF_NETLINK,
+  AF_PACKET,
+  CLONE_NEWCGROUP,
+  CLONE_NEWIPC,
+  CLONE_NEWNET,
+  CLONE_NEWNS,
+  CLONE_NEWPID,
+  CLONE_NEWUSER,
+  CLONE_NEWUTS,
+  CLONE_THREAD,
+  PR_SET_PTRACER,
+  PR_SET_SECUREBITS,
+  SOCK_DGRAM,
+  SOCK_PACKET,
+  SOCK_RAW,
+  SOCK_TYPE_MASK,
+  TIOCLINUX,
+  TIOCSTI,
+  WNOHANG,
+  WNOWAIT,
+} from './kernel-constants.js';
+
+const { EPERM, ENOSYS } = constants.errno;
+
+/** A denied syscall and the errno it fails with (EPERM when not given). */
+export interface DenyEntry {
+  name: string;
+  errno?: number;
+}
+
+export interface DenyOnlyFilterOptions {
+  /** Defaults to the host's. */
+  arch?: Arch;
+  /** Replaces {@link defaultDenyList}; extend it with `[...defaultDenyList(arch), …]`. */
+  deny?: readonly (string | DenyEntry)[];
+  /** Refuse raw IP sockets and packet sockets. */
+  denyRawSockets?: boolean;
+  /** Refuse UDP (SOCK_DGRAM over AF_INET/AF_INET6, ICMP "ping" sockets included). */
+  denyUdp?: boolean;
+}
+
+export interface SandboxFilterOptions extends DenyOnlyFilterOptions {
+  /** Syscalls the supervisor answers (SECCOMP_RET_USER_NOTIF). A denied syscall is never notified. */
+  notify?: readonly string[];
+}
+
+const NAMESPACE_FLAGS =
+  CLONE_NEWNS |
+  CLONE_NEWCGROUP |
+  CLONE_NEWUTS |
+  CLONE_NEWIPC |
+  CLONE_NEWUSER |
+  CLONE_NEWPID |
+  CLONE_NEWNET;
+
+/**
+ * Refusals that look at arguments; they come first, so they win over the deny list's exceptions
+ * and over notification.
+ */
+function addArgumentRefusals(rules: RuleSetBuilder, options: DenyOnlyFilterOptions): void {
+  const refuse = errno(EPERM);
+  // sys_clone() in kernel/fork.c keeps only lower_32_bits(clone_flags). CLONE_NEWTIME (0x80)
+  // cannot be asked for through clone(2): its low byte is the exit signal.
+  rules.add('clone', { when: [argAnyBits(0, 32, NAMESPACE_FLAGS)], action: refuse });
+  // clone3 takes its flags in memory, out of BPF's sight. ENOSYS makes glibc (2.34+) and musl fall
+  // back to clone(2), whose flags the rule above sees; threads then still work.
+  rules.add('clone3', { action: errno(ENOSYS) });
+  // fs/ioctl.c: SYSCALL_DEFINE3(ioctl, unsigned int, fd, unsigned int, cmd, unsigned long, arg).
+  // `cmd` is 32 bits: 0x100005412 is TIOCSTI to the kernel, so only the low word may be compared.
+  // TIOCSTI pushes input into the terminal; TIOCLINUX can do the same on a virtual console.
+  rules.add('ioctl', { when: [argIn(1, 32, [TIOCSTI, TIOCLINUX])], action: refuse });
+  // kernel/sys.c: SYSCALL_DEFINE5(prctl, int, option, ...).
+  rules.add('prctl', {
+    when: [argIn(0, 32, [PR_SET_DUMPABLE, PR_SET_SECUREBITS, PR_SET_PTRACER])],
+    action: refuse,
+  });
+  // net/socket.c: SYSCALL_DEFINE3(socket, int, family, int, type, int, protocol).
+  rules.add('socket', { when: [argEquals(0, 32, AF_NETLINK)], action: refuse });
+  const inet = argIn(0, 32, [AF_INET, AF_INET6]);
+  if (options.denyRawSockets) {
+    rules.add(
+      'socket',
+      { when: [inet, argEquals(1, 32, SOCK_RAW, SOCK_TYPE_MASK)], action: refuse },
+      { when: [argEquals(0, 32, AF_PACKET)], action: refuse },
+      // __sock_create() in net/socket.c still turns socket(AF_INET, SOCK_PACKET) into a packet
+      // socket for old programs.
+      {
+        when: [argEquals(0, 32, AF_INET), argEquals(1, 32, SOCK_PACKET, SOCK_TYPE_MASK)],
+        action: refuse,
+      },
+    );
+  }
+  if (options.denyUdp) {
+    rules.add('socket', {
+      when: [inet, argEquals(1, 32, SOCK_DGRAM, SOCK_TYPE_MASK)],
+      action: refuse,
+    });
+  }
+}
+
+function addDenyList(rules: RuleSetBuilder, arch: Arch, deny: DenyOnlyFilterOptions['deny']): void {
+  for (const entry of deny ?? defaultDenyList(arch)) {
+    const { name, errno: code = EPERM } = typeof entry === 'string' ? { name: entry } : entry;
+    if (name === 'personality') {
+      // kernel/exec_domain.c: SYSCALL_DEFINE1(personality, unsigned int, personality); the value
+      // 0xffffffff only reads the current persona, which libc and `setarch` ask for.
+      rules.add(name, { when: [argEquals(0, 32, PERSONALITY_QUERY)], action: allow });
+    }
+    rules.add(name, { action: errno(code) });
+  }
+}
+
+/** Calls in the notification set that the supervisor never needs to see. */
+function addNotifyBypasses(rules: RuleSetBuilder, notified: ReadonlySet<string>): void {
+  const bypass = (name: string, arg: ArgIndex, mask: number) => {
+    if (notified.has(name)) rules.add(name, { when: [argAnyBits(arg, 32, mask)], action: allow });
+  };
+  // A wait that does not block or does not reap changes no process count
+  // (kernel/exit.c: SYSCALL_DEFINE4(wait4, pid_t, upid, int __user *, stat_addr, int, options, ...)
+  // and SYSCALL_DEFINE5(waitid, int, which, pid_t, upid, ..., int, options, ...)).
+  bypass('wait4', 2, WNOHANG | WNOWAIT);
+  bypass('waitid', 3, WNOHANG | WNOWAIT);
+  // A thread is not a new process (namespace flags were refused above).
+  bypass('clone', 0, CLONE_THREAD);
+}
+
+/**
+ * The sandbox's rules: argument refusals, the deny list, then the notification set, default
+ * allow. Priority when a syscall is in several: argument refusal > deny list > notification.
+ */
+export function sandboxRules(options: SandboxFilterOptions = {}): RuleSet {
+  const arch = options.arch ?? hostArch();
+  const rules = new RuleSetBuilder(arch, allow);
+  addArgumentRefusals(rules, options);
+  addDenyList(rules, arch, options.deny);
+  const notified = new Set(options.notify ?? []);
+  addNotifyBypasses(rules, notified);
+  for (const name of notified) rules.add(name, { action: notify });
+  return rules.build();
+}
+
+/** The same filter without a notification set, for sandboxes that run without a supervisor. */
+export function denyOnlyRules(options: DenyOnlyFilterOptions = {}): RuleSet {
+  const { arch, deny, denyRawSockets, denyUdp } = options;
+  return sandboxRules({ arch, deny, denyRawSockets, denyUdp });
+}
+
+export function compileSandboxFilter(options: SandboxFilterOptions = {}): CompiledFilter {
+  return compileRuleSet(sandboxRules(options));
+}
+
+export function compileDenyOnlyFilter(options: DenyOnlyFilterOptions = {}): CompiledFilter {
+  return compileRuleSet(denyOnlyRules(options));
+}
