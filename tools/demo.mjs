@@ -1,22 +1,19 @@
 #!/usr/bin/env node
-// The README's first command ends here: one real command run through the exec
-// stub, confined with no_new_privs, with its own view of its status printed.
-import { launch } from '../packages/sys/dist/index.js';
+// The README's first command ends here: a real command run through the
+// sandlock CLI, showing what it may and may not touch.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
 
-const script =
-  'echo "hello from a confined child (pid $$)"; grep -E "^(NoNewPrivs|Seccomp):" /proc/self/status';
-const launched = launch({
-  path: '/bin/sh',
-  argv: ['sh', '-c', script],
-  env: { PATH: '/usr/bin:/bin' },
-  stdio: ['ignore', 'inherit', 'inherit'],
-  steps: [{ kind: 'setsid' }, { kind: 'noNewPrivs' }],
-});
-const exited = new Promise((resolve) => launched.child.on('exit', (code) => resolve(code)));
-try {
-  await launched.release();
-} catch (error) {
-  console.error(error.message);
-  process.exit(125);
-}
-process.exit(await exited);
+const cli = new URL('../apps/cli/bin/sandlock.cjs', import.meta.url).pathname;
+const system = ['/usr', '/lib', '/lib64', '/bin', '/etc'].filter((path) => existsSync(path));
+const script = [
+  'echo "hello from a sandbox: $(id -un) in $(pwd)"',
+  `ls ${homedir()} >/dev/null 2>&1 && echo "home is readable" || echo "home is out of reach"`,
+  '(echo test > /etc/sandlock-demo) 2>/dev/null && echo "/etc is writable" || echo "/etc is read-only, even for root"',
+  'kill -0 1 2>/dev/null && echo "init is reachable" || echo "processes outside are out of reach"',
+].join('; ');
+const args = ['run', ...system.flatMap((path) => ['-r', path]), '-w', '/dev/null', '-e', script];
+console.log(`$ sandlock ${args.map((arg) => (/[\s;$'"|&>]/.test(arg) ? `'${arg}'` : arg)).join(' ')}`);
+const result = spawnSync(process.execPath, [cli, ...args], { stdio: 'inherit' });
+process.exit(result.status ?? 1);

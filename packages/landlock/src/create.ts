@@ -13,7 +13,6 @@ import {
   type PlannedPathRule,
   type RulesetPlan,
 } from './plan.js';
-import { MAX_PORT } from './ports.js';
 import { FILE_RIGHTS, type FsRight, maskOf, type NetRight, namesOf, type Scope } from './rights.js';
 
 export interface SkippedPath {
@@ -92,10 +91,7 @@ export function createRuleset(plan: RulesetPlan, support: LandlockSupport): Land
       }
     }
     if (rulesetFd !== null) {
-      for (let port = 0; port <= MAX_PORT; port++) {
-        const access = plan.portAccess[port]!;
-        if (access !== 0) addPortRule(rulesetFd, port, BigInt(access));
-      }
+      for (const [port, access] of plan.portAccess) addPortRule(rulesetFd, port, BigInt(access));
     }
   } catch (error) {
     if (rulesetFd !== null) close(rulesetFd);

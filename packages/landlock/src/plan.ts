@@ -10,7 +10,7 @@ import {
   type MissingFeature,
 } from './errors.js';
 import { INTENT_RIGHTS } from './intents.js';
-import { formatRange, MAX_PORT } from './ports.js';
+import { formatRange } from './ports.js';
 import type { PathRule, PortRule, RulesetRequest } from './request.js';
 import {
   FEATURES,
@@ -53,8 +53,8 @@ export interface RulesetPlan {
   restrictFlags: number;
   dropped: DroppedFeature[];
   pathRules: PlannedPathRule[];
-  /** Per port (index), the TCP rights to allow; 0 for no rule. */
-  portAccess: Uint8Array;
+  /** Port → the TCP rights to allow (bit mask); ports without a rule are absent. */
+  portAccess: Map<number, number>;
 }
 
 export function describePathRule(rule: PathRule): string {
@@ -85,8 +85,8 @@ function quote(names: readonly string[]): string {
 }
 
 /** Port → requested TCP rights (bit mask), checking the cap on distinct ports. */
-function portAccessOf(request: RulesetRequest): Uint8Array {
-  const access = new Uint8Array(MAX_PORT + 1);
+function portAccessOf(request: RulesetRequest): Map<number, number> {
+  const access = new Map<number, number>();
   const handled = new Set<NetRight>(request.handledNet);
   let distinct = 0;
   for (const rule of request.portRules) {
@@ -98,8 +98,9 @@ function portAccessOf(request: RulesetRequest): Uint8Array {
     const bit = Number(FEATURES[rule.right].bit);
     for (const { from, to } of rule.ranges) {
       for (let port = from; port <= to; port++) {
-        if (access[port] === 0) distinct++;
-        access[port]! |= bit;
+        const before = access.get(port) ?? 0;
+        if (before === 0) distinct++;
+        access.set(port, before | bit);
       }
     }
   }
@@ -191,7 +192,10 @@ export function planRuleset(request: RulesetRequest, support: LandlockSupport): 
   const status: EnforcementStatus = !enforced ? 'none' : dropped.length > 0 ? 'partial' : 'full';
   // A rule may only allow handled rights (else EINVAL, security/landlock/syscalls.c).
   const netMask = Number(handledNet);
-  for (let port = 0; port <= MAX_PORT; port++) portAccess[port]! &= netMask;
+  for (const [port, bits] of portAccess) {
+    if ((bits & netMask) === 0) portAccess.delete(port);
+    else portAccess.set(port, bits & netMask);
+  }
   return {
     abi,
     status,

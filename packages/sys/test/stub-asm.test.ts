@@ -17,7 +17,8 @@ import {
   STEP_FATAL_UNLESS_EQUAL,
   STUB_CODE,
 } from '../src/stub/index.js';
-import { ARCHES, type Arch } from '../src/syscalls/index.js';
+import { REAPER_PARAM, REAPER_PARAMS_SIZE, STEP_FORK_REAPER } from '../src/stub/script.js';
+import { ARCHES, type Arch, syscallNumber } from '../src/syscalls/index.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const assembleScript = join(repoRoot, 'tools/stub/assemble.mjs');
@@ -67,15 +68,60 @@ describe.each(ARCHES)('exec stub source for %s', (arch) => {
     if (arch === 'x86_64') {
       expect(values.get('FATAL_ON_ERROR')).toBe(BigInt(STEP_FATAL_ON_ERROR));
       expect(values.get('FATAL_UNLESS_EQUAL')).toBe(BigInt(STEP_FATAL_UNLESS_EQUAL));
+      expect(values.get('FORK_REAPER')).toBe(BigInt(STEP_FORK_REAPER));
     } else {
       // aarch64 tests the flags with tbz, by bit number.
       expect(1n << values.get('FATAL_ON_ERROR_BIT')!).toBe(BigInt(STEP_FATAL_ON_ERROR));
       expect(1n << values.get('FATAL_UNLESS_EQUAL_BIT')!).toBe(BigInt(STEP_FATAL_UNLESS_EQUAL));
+      expect(1n << values.get('FORK_REAPER_BIT')!).toBe(BigInt(STEP_FORK_REAPER));
+    }
+  });
+
+  it('uses the ReaperParams layout of the TypeScript side', () => {
+    const values = equates(readFileSync(join(asmDir, `${arch}.S`), 'utf8'));
+    expect({
+      pollfds: values.get('P_POLLFDS'),
+      killTarget: values.get('P_KILL_TARGET'),
+      sigmap: values.get('P_SIGMAP'),
+      siginfo: values.get('P_SIGINFO'),
+      closeLast: values.get('P_CLOSE_LAST'),
+      zero: values.get('P_ZERO'),
+      status: values.get('P_STATUS'),
+    }).toEqual(Object.fromEntries(Object.entries(REAPER_PARAM).map(([k, v]) => [k, BigInt(v)])));
+    // 16 zero bytes, then the 8-byte status slot ends the block.
+    expect(REAPER_PARAM.status - REAPER_PARAM.zero).toBe(16);
+    expect(REAPER_PARAM.status + 8).toBe(REAPER_PARAMS_SIZE);
+  });
+
+  it('uses the syscall numbers of the tables for every SYS_ constant', () => {
+    const values = equates(readFileSync(join(asmDir, `${arch}.S`), 'utf8'));
+    const syscalls = [...values].filter(([name]) => name.startsWith('SYS_'));
+    expect(syscalls.map(([name]) => name).sort()).toEqual(
+      [
+        'read',
+        'write',
+        'exit_group',
+        'wait4',
+        'ppoll',
+        'kill',
+        'getpid',
+        'close_range',
+        'rt_sigprocmask',
+        'prlimit64',
+      ]
+        .map((name) => `SYS_${name}`)
+        .sort(),
+    );
+    for (const [name, value] of syscalls) {
+      expect({ name, value: Number(value) }).toEqual({
+        name,
+        value: syscallNumber(name.slice('SYS_'.length), arch),
+      });
     }
   });
 
   it('stays small', () => {
-    expect(STUB_CODE[arch].length).toBeLessThan(300);
+    expect(STUB_CODE[arch].length).toBeLessThan(700);
   });
 });
 

@@ -15,6 +15,7 @@ import {
   STEP_FATAL_UNLESS_EQUAL,
   STUB_FAILURE_SIZE,
 } from '../src/stub/index.js';
+import { REAPER_PARAM, REAPER_PARAMS_SIZE, STEP_FORK_REAPER } from '../src/stub/script.js';
 
 const BASE = BigInt(SCRIPT_BASE);
 
@@ -171,6 +172,41 @@ describe('ScriptEncoder', () => {
     expect(() => encoder.step({ name: 'header', nr: 1, store: BASE })).toThrow(/outside/);
     expect(() => encoder.step({ name: 'past', nr: 1, store: slot + 1n })).toThrow(/outside/);
     expect(encoder.step({ name: 'ok', nr: 1, store: slot })).toBe(0);
+  });
+
+  it('encodes a fork-reaper step: flag 4, the params address in the expect field', () => {
+    const encoder = new ScriptEncoder();
+    const params = encoder.zeros(REAPER_PARAMS_SIZE);
+    encoder.step({ name: 'clone', nr: 56, args: [17], reaper: params });
+    encoder.step({ name: 'clone, fatal too', nr: 56, args: [17], reaper: params, fatal: true });
+    const script = encoder.encode(3);
+    expect(stepFields(script, 0)).toEqual([56n, 17n, 0n, 0n, 0n, 0n, 0n, 4n, 0n, params]);
+    expect(stepFields(script, 1)[7]).toBe(BigInt(STEP_FORK_REAPER | STEP_FATAL_ON_ERROR));
+  });
+
+  it('refuses a fork-reaper step with expect, or with its params outside the data', () => {
+    const encoder = new ScriptEncoder();
+    const params = encoder.zeros(REAPER_PARAMS_SIZE);
+    expect(() => encoder.step({ name: 'both', nr: 56, reaper: params, expect: 0 })).toThrow(
+      /both expect and reaper/,
+    );
+    expect(() => encoder.step({ name: 'header', nr: 56, reaper: BASE })).toThrow(/outside/);
+    expect(() => encoder.step({ name: 'short', nr: 56, reaper: params + 8n })).toThrow(/outside/);
+    expect(encoder.stepCount).toBe(0);
+  });
+
+  it('lays out ReaperParams as u64 fields ending with the zeros and the status slot', () => {
+    expect(REAPER_PARAM).toEqual({
+      pollfds: 0,
+      killTarget: 8,
+      sigmap: 16,
+      siginfo: 24,
+      closeLast: 32,
+      zero: 40,
+      status: 56,
+    });
+    expect(REAPER_PARAMS_SIZE).toBe(64);
+    expect(STEP_FORK_REAPER).toBe(4);
   });
 
   it('refuses a C string with a NUL in it', () => {

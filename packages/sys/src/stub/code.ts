@@ -5,13 +5,13 @@
 
 import type { Arch } from '../syscalls/index.js';
 
-// asm/x86_64.S: 247 bytes
+// asm/x86_64.S: 603 bytes
 const X86_64_HEX = [
   // _start:
   '41bc00000010', // 000: mov r12d,0x10000000
   '31db', // 006: xor ebx,ebx
   'bd20000000', // 008: mov ebp,0x20
-  'e8c2000000', // 00d: call d4 <read_exact>
+  'e8cf000000', // 00d: call e1 <read_exact>
   '48b8534c535455423031', // 012: movabs rax,0x3130425554534c53
   '49390424', // 01c: cmp QWORD PTR [r12],rax
   '7555', // 020: jne 77 <exit>
@@ -25,7 +25,7 @@ const X86_64_HEX = [
   '4883c020', // 042: add rax,0x20
   '4839c5', // 046: cmp rbp,rax
   '722c', // 049: jb 77 <exit>
-  'e884000000', // 04b: call d4 <read_exact>
+  'e891000000', // 04b: call e1 <read_exact>
   '498d5c2420', // 050: lea rbx,[r12+0x20]
   '4531ff', // 055: xor r15d,r15d
   'eb29', // 058: jmp 83 <next_step>
@@ -38,8 +38,9 @@ const X86_64_HEX = [
   'ba10000000', // 070: mov edx,0x10
   '0f05', // 075: syscall
   // exit:
-  'b8e7000000', // 077: mov eax,0xe7
-  'bf7f000000', // 07c: mov edi,0x7f
+  'bf7f000000', // 077: mov edi,0x7f
+  // exit_edi:
+  'b8e7000000', // 07c: mov eax,0xe7
   '0f05', // 081: syscall
   // next_step:
   '4d39f7', // 083: cmp r15,r14
@@ -56,62 +57,165 @@ const X86_64_HEX = [
   '4885c9', // 0a9: test rcx,rcx
   '7403', // 0ac: je b1
   '488901', // 0ae: mov QWORD PTR [rcx],rax
-  'f6433801', // 0b1: test BYTE PTR [rbx+0x38],0x1
-  '7408', // 0b5: je bf
-  '483d01f0ffff', // 0b7: cmp rax,0xfffffffffffff001
-  '739b', // 0bd: jae 5a <fail>
-  'f6433802', // 0bf: test BYTE PTR [rbx+0x38],0x2
-  '7406', // 0c3: je cb
-  '483b4348', // 0c5: cmp rax,QWORD PTR [rbx+0x48]
-  '758f', // 0c9: jne 5a <fail>
-  '4883c350', // 0cb: add rbx,0x50
-  '49ffc7', // 0cf: inc r15
-  'ebaf', // 0d2: jmp 83 <next_step>
+  'f6433804', // 0b1: test BYTE PTR [rbx+0x38],0x4
+  '7407', // 0b5: je be
+  '4885c0', // 0b7: test rax,rax
+  '789e', // 0ba: js 5a <fail>
+  '754a', // 0bc: jne 108 <reaper>
+  'f6433801', // 0be: test BYTE PTR [rbx+0x38],0x1
+  '7408', // 0c2: je cc
+  '483d01f0ffff', // 0c4: cmp rax,0xfffffffffffff001
+  '738e', // 0ca: jae 5a <fail>
+  'f6433802', // 0cc: test BYTE PTR [rbx+0x38],0x2
+  '7406', // 0d0: je d8
+  '483b4348', // 0d2: cmp rax,QWORD PTR [rbx+0x48]
+  '7582', // 0d6: jne 5a <fail>
+  '4883c350', // 0d8: add rbx,0x50
+  '49ffc7', // 0dc: inc r15
+  'eba2', // 0df: jmp 83 <next_step>
   // read_exact:
-  '4839eb', // 0d4: cmp rbx,rbp
-  '731d', // 0d7: jae f6 <read_done>
-  '31c0', // 0d9: xor eax,eax
-  'bf03000000', // 0db: mov edi,0x3
-  '498d341c', // 0e0: lea rsi,[r12+rbx*1]
-  '4889ea', // 0e4: mov rdx,rbp
-  '4829da', // 0e7: sub rdx,rbx
-  '0f05', // 0ea: syscall
-  '4885c0', // 0ec: test rax,rax
-  '7e86', // 0ef: jle 77 <exit>
-  '4801c3', // 0f1: add rbx,rax
-  'ebde', // 0f4: jmp d4 <read_exact>
+  '4839eb', // 0e1: cmp rbx,rbp
+  '7321', // 0e4: jae 107 <read_done>
+  '31c0', // 0e6: xor eax,eax
+  'bf03000000', // 0e8: mov edi,0x3
+  '498d341c', // 0ed: lea rsi,[r12+rbx*1]
+  '4889ea', // 0f1: mov rdx,rbp
+  '4829da', // 0f4: sub rdx,rbx
+  '0f05', // 0f7: syscall
+  '4885c0', // 0f9: test rax,rax
+  '0f8e75ffffff', // 0fc: jle 77 <exit>
+  '4801c3', // 102: add rbx,rax
+  'ebda', // 105: jmp e1 <read_exact>
   // read_done:
-  'c3', // 0f6: ret
+  'c3', // 107: ret
+  // reaper:
+  '4c8b6348', // 108: mov r12,QWORD PTR [rbx+0x48]
+  '4989c5', // 10c: mov r13,rax
+  '498b1c24', // 10f: mov rbx,QWORD PTR [r12]
+  'b827000000', // 113: mov eax,0x27
+  '0f05', // 118: syscall
+  '89c5', // 11a: mov ebp,eax
+  '498b742420', // 11c: mov rsi,QWORD PTR [r12+0x20]
+  '4885f6', // 121: test rsi,rsi
+  '740b', // 124: je 131
+  'b8b4010000', // 126: mov eax,0x1b4
+  '31ff', // 12b: xor edi,edi
+  '31d2', // 12d: xor edx,edx
+  '0f05', // 12f: syscall
+  '41be007f0000', // 131: mov r14d,0x7f00
+  '41bf02000000', // 137: mov r15d,0x2
+  // reap:
+  'b83d000000', // 13d: mov eax,0x3d
+  '48c7c7ffffffff', // 142: mov rdi,0xffffffffffffffff
+  '498d742438', // 149: lea rsi,[r12+0x38]
+  'ba01000040', // 14e: mov edx,0x40000001
+  '4531d2', // 153: xor r10d,r10d
+  '0f05', // 156: syscall
+  '4885c0', // 158: test rax,rax
+  '746d', // 15b: je 1ca <wait>
+  '780c', // 15d: js 16b
+  '4c39e8', // 15f: cmp rax,r13
+  '75d9', // 162: jne 13d <reap>
+  '458b742438', // 164: mov r14d,DWORD PTR [r12+0x38]
+  'ebd2', // 169: jmp 13d <reap>
+  '4883f8fc', // 16b: cmp rax,0xfffffffffffffffc
+  '74cc', // 16f: je 13d <reap>
+  // finish:
+  '4489f0', // 171: mov eax,r14d
+  '0fb6fc', // 174: movzx edi,ah
+  '83e07f', // 177: and eax,0x7f
+  '0f84fcfeffff', // 17a: je 7c <exit_edi>
+  '4189c6', // 180: mov r14d,eax
+  'b82e010000', // 183: mov eax,0x12e
+  '31ff', // 188: xor edi,edi
+  'be04000000', // 18a: mov esi,0x4
+  '498d542428', // 18f: lea rdx,[r12+0x28]
+  '4531d2', // 194: xor r10d,r10d
+  '0f05', // 197: syscall
+  'b80e000000', // 199: mov eax,0xe
+  'bf02000000', // 19e: mov edi,0x2
+  '498d742428', // 1a3: lea rsi,[r12+0x28]
+  '31d2', // 1a8: xor edx,edx
+  '41ba08000000', // 1aa: mov r10d,0x8
+  '0f05', // 1b0: syscall
+  'b83e000000', // 1b2: mov eax,0x3e
+  '89ef', // 1b7: mov edi,ebp
+  '4489f6', // 1b9: mov esi,r14d
+  '0f05', // 1bc: syscall
+  '418dbe80000000', // 1be: lea edi,[r14+0x80]
+  'e9b2feffff', // 1c5: jmp 7c <exit_edi>
+  // wait:
+  'c7430401000000', // 1ca: mov DWORD PTR [rbx+0x4],0x1
+  'c7430c01000000', // 1d1: mov DWORD PTR [rbx+0xc],0x1
+  'b80f010000', // 1d8: mov eax,0x10f
+  '4889df', // 1dd: mov rdi,rbx
+  '4c89fe', // 1e0: mov rsi,r15
+  '31d2', // 1e3: xor edx,edx
+  '4531d2', // 1e5: xor r10d,r10d
+  '0f05', // 1e8: syscall
+  '4885c0', // 1ea: test rax,rax
+  '0f884affffff', // 1ed: js 13d <reap>
+  '66837b0e00', // 1f3: cmp WORD PTR [rbx+0xe],0x0
+  '7410', // 1f8: je 20a
+  '41bf01000000', // 1fa: mov r15d,0x1
+  'be09000000', // 200: mov esi,0x9
+  'e844000000', // 205: call 24e <kill_sandbox>
+  '66837b0600', // 20a: cmp WORD PTR [rbx+0x6],0x0
+  '0f8428ffffff', // 20f: je 13d <reap>
+  // drain:
+  '31c0', // 215: xor eax,eax
+  '8b3b', // 217: mov edi,DWORD PTR [rbx]
+  '498b742418', // 219: mov rsi,QWORD PTR [r12+0x18]
+  'ba80000000', // 21e: mov edx,0x80
+  '0f05', // 223: syscall
+  '4885c0', // 225: test rax,rax
+  '0f8e0fffffff', // 228: jle 13d <reap>
+  '396e0c', // 22e: cmp DWORD PTR [rsi+0xc],ebp
+  '74e2', // 231: je 215 <drain>
+  '8b06', // 233: mov eax,DWORD PTR [rsi]
+  '83f841', // 235: cmp eax,0x41
+  '73db', // 238: jae 215 <drain>
+  '498b4c2410', // 23a: mov rcx,QWORD PTR [r12+0x10]
+  '0fb63401', // 23f: movzx esi,BYTE PTR [rcx+rax*1]
+  '85f6', // 243: test esi,esi
+  '74ce', // 245: je 215 <drain>
+  'e802000000', // 247: call 24e <kill_sandbox>
+  'ebc7', // 24c: jmp 215 <drain>
+  // kill_sandbox:
+  'b83e000000', // 24e: mov eax,0x3e
+  '498b7c2408', // 253: mov rdi,QWORD PTR [r12+0x8]
+  '0f05', // 258: syscall
+  'c3', // 25a: ret
 ].join('');
 
-// asm/aarch64.S: 264 bytes
+// asm/aarch64.S: 632 bytes
 const AARCH64_HEX = [
   // _start:
   '1300a2d2', // 000: mov x19, #0x10000000
   '140480d2', // 004: mov x20, #0x20
   '150080d2', // 008: mov x21, #0x0
-  '30000094', // 00c: bl cc <read_exact>
+  '33000094', // 00c: bl d8 <read_exact>
   '600240f9', // 010: ldr x0, [x19]
-  '61070058', // 014: ldr x1, 100 <script_magic>
+  'e1120058', // 014: ldr x1, 270 <script_magic>
   '1f0001eb', // 018: cmp x0, x1
-  '21050054', // 01c: b.ne c0 <exit>
+  '81050054', // 01c: b.ne cc <exit>
   '74da40a9', // 020: ldp x20, x22, [x19, #8]
   '0110a0d2', // 024: mov x1, #0x800000
   'df0201eb', // 028: cmp x22, x1
-  'a8040054', // 02c: b.hi c0 <exit>
+  '08050054', // 02c: b.hi cc <exit>
   '9f0201eb', // 030: cmp x20, x1
-  '68040054', // 034: b.hi c0 <exit>
+  'c8040054', // 034: b.hi cc <exit>
   '020a80d2', // 038: mov x2, #0x50
   '030480d2', // 03c: mov x3, #0x20
   'c20e029b', // 040: madd x2, x22, x2, x3
   '9f0202eb', // 044: cmp x20, x2
-  'c3030054', // 048: b.cc c0 <exit>
-  '20000094', // 04c: bl cc <read_exact>
+  '23040054', // 048: b.cc cc <exit>
+  '23000094', // 04c: bl d8 <read_exact>
   '77820091', // 050: add x23, x19, #0x20
   '180080d2', // 054: mov x24, #0x0
   // next_step:
   '1f0316eb', // 058: cmp x24, x22
-  '22030054', // 05c: b.cs c0 <exit>
+  '82030054', // 05c: b.cs cc <exit>
   'e80240a9', // 060: ldp x8, x0, [x23]
   'e10a41a9', // 064: ldp x1, x2, [x23, #16]
   'e31242a9', // 068: ldp x3, x4, [x23, #32]
@@ -120,45 +224,144 @@ const AARCH64_HEX = [
   'e9aa43a9', // 074: ldp x9, x10, [x23, #56]
   '4a0000b4', // 078: cbz x10, 80
   '400100f9', // 07c: str x0, [x10]
-  '69000036', // 080: tbz w9, #0, 8c
-  '1ffc3fb1', // 084: cmn x0, #0xfff
-  '02010054', // 088: b.cs a8 <fail>
-  '89000836', // 08c: tbz w9, #1, 9c
-  'eb2640f9', // 090: ldr x11, [x23, #72]
-  '1f000beb', // 094: cmp x0, x11
-  '81000054', // 098: b.ne a8 <fail>
-  'f7420191', // 09c: add x23, x23, #0x50
-  '18070091', // 0a0: add x24, x24, #0x1
-  'edffff17', // 0a4: b 58 <next_step>
+  '69001036', // 080: tbz w9, #2, 8c
+  '8001f8b7', // 084: tbnz x0, #63, b4 <fail>
+  '000400b5', // 088: cbnz x0, 108 <reaper>
+  '69000036', // 08c: tbz w9, #0, 98
+  '1ffc3fb1', // 090: cmn x0, #0xfff
+  '02010054', // 094: b.cs b4 <fail>
+  '89000836', // 098: tbz w9, #1, a8
+  'eb2640f9', // 09c: ldr x11, [x23, #72]
+  '1f000beb', // 0a0: cmp x0, x11
+  '81000054', // 0a4: b.ne b4 <fail>
+  'f7420191', // 0a8: add x23, x23, #0x50
+  '18070091', // 0ac: add x24, x24, #0x1
+  'eaffff17', // 0b0: b 58 <next_step>
   // fail:
-  '780200a9', // 0a8: stp x24, x0, [x19]
-  '600e40f9', // 0ac: ldr x0, [x19, #24]
-  'e10313aa', // 0b0: mov x1, x19
-  '020280d2', // 0b4: mov x2, #0x10
-  '080880d2', // 0b8: mov x8, #0x40
-  '010000d4', // 0bc: svc #0x0
-  // exit:
-  'e00f80d2', // 0c0: mov x0, #0x7f
-  'c80b80d2', // 0c4: mov x8, #0x5e
+  '780200a9', // 0b4: stp x24, x0, [x19]
+  '600e40f9', // 0b8: ldr x0, [x19, #24]
+  'e10313aa', // 0bc: mov x1, x19
+  '020280d2', // 0c0: mov x2, #0x10
+  '080880d2', // 0c4: mov x8, #0x40
   '010000d4', // 0c8: svc #0x0
+  // exit:
+  'e00f80d2', // 0cc: mov x0, #0x7f
+  // exit_x0:
+  'c80b80d2', // 0d0: mov x8, #0x5e
+  '010000d4', // 0d4: svc #0x0
   // read_exact:
-  'bf0214eb', // 0cc: cmp x21, x20
-  '42010054', // 0d0: b.cs f8 <read_done>
-  '600080d2', // 0d4: mov x0, #0x3
-  '6102158b', // 0d8: add x1, x19, x21
-  '820215cb', // 0dc: sub x2, x20, x21
-  'e80780d2', // 0e0: mov x8, #0x3f
-  '010000d4', // 0e4: svc #0x0
-  '1f0000f1', // 0e8: cmp x0, #0x0
-  'adfeff54', // 0ec: b.le c0 <exit>
-  'b502008b', // 0f0: add x21, x21, x0
-  'f6ffff17', // 0f4: b cc <read_exact>
+  'bf0214eb', // 0d8: cmp x21, x20
+  '42010054', // 0dc: b.cs 104 <read_done>
+  '600080d2', // 0e0: mov x0, #0x3
+  '6102158b', // 0e4: add x1, x19, x21
+  '820215cb', // 0e8: sub x2, x20, x21
+  'e80780d2', // 0ec: mov x8, #0x3f
+  '010000d4', // 0f0: svc #0x0
+  '1f0000f1', // 0f4: cmp x0, #0x0
+  'adfeff54', // 0f8: b.le cc <exit>
+  'b502008b', // 0fc: add x21, x21, x0
+  'f6ffff17', // 100: b d8 <read_exact>
   // read_done:
-  'c0035fd6', // 0f8: ret
-  '1f2003d5', // 0fc: nop
+  'c0035fd6', // 104: ret
+  // reaper:
+  'f32640f9', // 108: ldr x19, [x23, #72]
+  'f40300aa', // 10c: mov x20, x0
+  '770240f9', // 110: ldr x23, [x19]
+  '881580d2', // 114: mov x8, #0xac
+  '010000d4', // 118: svc #0x0
+  'f80300aa', // 11c: mov x24, x0
+  '611240f9', // 120: ldr x1, [x19, #32]
+  'a10000b4', // 124: cbz x1, 138
+  '000080d2', // 128: mov x0, #0x0
+  '020080d2', // 12c: mov x2, #0x0
+  '883680d2', // 130: mov x8, #0x1b4
+  '010000d4', // 134: svc #0x0
+  '15e08fd2', // 138: mov x21, #0x7f00
+  '560080d2', // 13c: mov x22, #0x2
+  // reap:
+  '00008092', // 140: mov x0, #0xffffffffffffffff
+  '61e20091', // 144: add x1, x19, #0x38
+  '0200a8d2', // 148: mov x2, #0x40000000
+  '420040b2', // 14c: orr x2, x2, #0x1
+  '030080d2', // 150: mov x3, #0x0
+  '882080d2', // 154: mov x8, #0x104
+  '010000d4', // 158: svc #0x0
+  'a00300b4', // 15c: cbz x0, 1d0 <wait>
+  'a000f8b7', // 160: tbnz x0, #63, 174
+  '1f0014eb', // 164: cmp x0, x20
+  'c1feff54', // 168: b.ne 140 <reap>
+  '753a40b9', // 16c: ldr w21, [x19, #56]
+  'f4ffff17', // 170: b 140 <reap>
+  '1f1000b1', // 174: cmn x0, #0x4
+  '40feff54', // 178: b.eq 140 <reap>
+  // finish:
+  'a03e48d3', // 17c: ubfx x0, x21, #8, #8
+  'b41a40f2', // 180: ands x20, x21, #0x7f
+  '60faff54', // 184: b.eq d0 <exit_x0>
+  '000080d2', // 188: mov x0, #0x0
+  '810080d2', // 18c: mov x1, #0x4
+  '62a20091', // 190: add x2, x19, #0x28
+  '030080d2', // 194: mov x3, #0x0
+  'a82080d2', // 198: mov x8, #0x105
+  '010000d4', // 19c: svc #0x0
+  '400080d2', // 1a0: mov x0, #0x2
+  '61a20091', // 1a4: add x1, x19, #0x28
+  '020080d2', // 1a8: mov x2, #0x0
+  '030180d2', // 1ac: mov x3, #0x8
+  'e81080d2', // 1b0: mov x8, #0x87
+  '010000d4', // 1b4: svc #0x0
+  'e00318aa', // 1b8: mov x0, x24
+  'e10314aa', // 1bc: mov x1, x20
+  '281080d2', // 1c0: mov x8, #0x81
+  '010000d4', // 1c4: svc #0x0
+  '80020291', // 1c8: add x0, x20, #0x80
+  'c1ffff17', // 1cc: b d0 <exit_x0>
+  // wait:
+  '20008052', // 1d0: mov w0, #0x1
+  'e00600b9', // 1d4: str w0, [x23, #4]
+  'e00e00b9', // 1d8: str w0, [x23, #12]
+  'e00317aa', // 1dc: mov x0, x23
+  'e10316aa', // 1e0: mov x1, x22
+  '020080d2', // 1e4: mov x2, #0x0
+  '030080d2', // 1e8: mov x3, #0x0
+  '040080d2', // 1ec: mov x4, #0x0
+  '280980d2', // 1f0: mov x8, #0x49
+  '010000d4', // 1f4: svc #0x0
+  '40faffb7', // 1f8: tbnz x0, #63, 140 <reap>
+  'e01e4079', // 1fc: ldrh w0, [x23, #14]
+  '80000034', // 200: cbz w0, 210
+  '360080d2', // 204: mov x22, #0x1
+  '210180d2', // 208: mov x1, #0x9
+  '15000094', // 20c: bl 260 <kill_sandbox>
+  'e00e4079', // 210: ldrh w0, [x23, #6]
+  '60f9ff34', // 214: cbz w0, 140 <reap>
+  // drain:
+  'e00240b9', // 218: ldr w0, [x23]
+  '610e40f9', // 21c: ldr x1, [x19, #24]
+  '021080d2', // 220: mov x2, #0x80
+  'e80780d2', // 224: mov x8, #0x3f
+  '010000d4', // 228: svc #0x0
+  '1f0000f1', // 22c: cmp x0, #0x0
+  '8df8ff54', // 230: b.le 140 <reap>
+  '220c40b9', // 234: ldr w2, [x1, #12]
+  '5f00186b', // 238: cmp w2, w24
+  'e0feff54', // 23c: b.eq 218 <drain>
+  '220040b9', // 240: ldr w2, [x1]
+  '5f040171', // 244: cmp w2, #0x41
+  '82feff54', // 248: b.cs 218 <drain>
+  '630a40f9', // 24c: ldr x3, [x19, #16]
+  '61686238', // 250: ldrb w1, [x3, x2]
+  '21feff34', // 254: cbz w1, 218 <drain>
+  '02000094', // 258: bl 260 <kill_sandbox>
+  'efffff17', // 25c: b 218 <drain>
+  // kill_sandbox:
+  '600640f9', // 260: ldr x0, [x19, #8]
+  '281080d2', // 264: mov x8, #0x81
+  '010000d4', // 268: svc #0x0
+  'c0035fd6', // 26c: ret
   // script_magic:
-  '534c5354', // 100: .word 0x54534c53
-  '55423031', // 104: .word 0x31304255
+  '534c5354', // 270: .word 0x54534c53
+  '55423031', // 274: .word 0x31304255
 ].join('');
 
 /** The stub's code (the ELF's first segment, after the headers), per architecture. */

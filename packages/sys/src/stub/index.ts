@@ -30,4 +30,4 @@ export {
   STUB_FAILURE_SIZE,
   type StubFailure,
 } from './script.js';
-export { type LaunchStep, personalityWithoutRandomization } from './steps.js';
+export { type LaunchStep, personalityWithoutRandomization, REAPER_SIGNAL } from './steps.js';

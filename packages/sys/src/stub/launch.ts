@@ -8,7 +8,13 @@ import { close, pidfdGetfd, pidfdOpen } from '../libc.js';
 import { type Arch, hostArch, syscallNumber } from '../syscalls/index.js';
 import { stubExecutable } from './executable.js';
 import { decodeStubFailure, ScriptEncoder, STUB_FAILURE_SIZE } from './script.js';
-import { encodeCloseExtraFds, encodeStep, type LaunchStep, type StepContext } from './steps.js';
+import {
+  encodeCloseExtraFds,
+  encodeStep,
+  type LaunchStep,
+  type StepContext,
+  syscallsOfStep,
+} from './steps.js';
 
 /** One of the child's standard streams, as `child_process.spawn` takes it. */
 export type StdioEntry = StdioPipe | StdioNull | 'inherit' | number | Readable | Writable;
@@ -34,6 +40,8 @@ export interface LaunchOptions {
 export interface LaunchReport {
   /** The seccomp listener's fd number in the child, when a step created one. */
   listenerFd: number | null;
+  /** The pid of the process that execs the program (after a `forkReaper` step, not the stub's). */
+  pid: number;
 }
 
 export interface Launched {
@@ -73,6 +81,7 @@ const MEMFD_FD = 4;
 const FIRST_PASSED_FD = 5;
 /** Tags a handshake report; step indexes are always smaller. */
 const REPORT_TAG = 0x54524f5045524c53n; // "SLREPORT"
+const PID_TAG = 0x44495054524c53n; // "SLRTPID"
 
 function assertNoNul(what: string, value: string): void {
   if (value.includes('\0')) throw new TypeError(`sandlock: ${what} contains a NUL byte`);
@@ -116,14 +125,18 @@ interface Encoded {
 }
 
 function encodeLaunchScript(options: LaunchOptions, arch: Arch, handshake: boolean): Encoded {
-  // Each step is one or two syscalls; the handshake, close_range and execve add four.
-  const encoder = new ScriptEncoder({ maxSteps: (options.steps?.length ?? 0) * 2 + 4 });
+  const encoder = new ScriptEncoder({
+    maxSteps: (options.steps ?? []).reduce((sum, step) => sum + syscallsOfStep(step), 0) + 5,
+  });
   const passedFds: number[] = [];
-  // The report is {REPORT_TAG, listener fd}: a seccomp step that creates a
-  // listener stores the fd number straight into its second word.
-  const report = Buffer.alloc(16);
+  // The report is two records, {REPORT_TAG, listener fd} and {PID_TAG, pid}: a
+  // seccomp step that creates a listener stores the fd number straight into
+  // the first one, getpid() into the second (after a forkReaper step, the pid
+  // of the program rather than of the reaper).
+  const report = Buffer.alloc(32);
   report.writeBigUInt64LE(REPORT_TAG, 0);
   report.writeBigInt64LE(-1n, 8);
+  report.writeBigUInt64LE(PID_TAG, 16);
   const reportAddress = encoder.bytes(report);
   const context: StepContext = {
     arch,
@@ -139,10 +152,16 @@ function encodeLaunchScript(options: LaunchOptions, arch: Arch, handshake: boole
 
   if (handshake) {
     encoder.step({
+      name: 'getpid',
+      nr: syscallNumber('getpid', arch),
+      args: [],
+      store: reportAddress + 24n,
+    });
+    encoder.step({
       name: 'report to parent',
       nr: syscallNumber('write', arch),
-      args: [CONTROL_FD, reportAddress, 16],
-      expect: 16,
+      args: [CONTROL_FD, reportAddress, 32],
+      expect: 32,
     });
     const go = encoder.u64Slot(0n);
     encoder.step({
@@ -215,8 +234,12 @@ export function launch(options: LaunchOptions): Launched {
   ready.catch(() => {});
   execDone.catch(() => {});
 
-  let reported: LaunchReport | null = handshake ? null : { listenerFd: null };
-  if (!handshake) reportResolve(reported!);
+  let reported: LaunchReport | null = null;
+  let listenerFd: number | null = null;
+  if (!handshake) {
+    reported = { listenerFd: null, pid: child.pid ?? -1 };
+    reportResolve(reported);
+  }
   let pending = Buffer.alloc(0);
   let failed = false;
 
@@ -231,9 +254,14 @@ export function launch(options: LaunchOptions): Launched {
     while (pending.length >= STUB_FAILURE_SIZE) {
       const record = pending.subarray(0, STUB_FAILURE_SIZE);
       pending = pending.subarray(STUB_FAILURE_SIZE);
-      if (record.readBigUInt64LE(0) === REPORT_TAG) {
+      const tag = record.readBigUInt64LE(0);
+      if (tag === REPORT_TAG) {
         const fd = record.readBigInt64LE(8);
-        reported = { listenerFd: fd >= 0n ? Number(fd) : null };
+        listenerFd = fd >= 0n ? Number(fd) : null;
+        continue;
+      }
+      if (tag === PID_TAG) {
+        reported = { listenerFd, pid: Number(record.readBigInt64LE(8)) };
         reportResolve(reported);
         continue;
       }
@@ -277,7 +305,7 @@ export function launch(options: LaunchOptions): Launched {
       if (!reported || reported.listenerFd === null) {
         throw new Error('sandlock: no seccomp listener was reported by the child');
       }
-      const pidfd = pidfdOpen(child.pid!);
+      const pidfd = pidfdOpen(reported.pid);
       try {
         return pidfdGetfd(pidfd, reported.listenerFd);
       } finally {

@@ -5,7 +5,8 @@ import { SCRIPT_BASE, SCRIPT_CAPACITY } from './elf.js';
 //
 //   header   magic, total_size, count, error_fd                     32 bytes
 //   steps    count x { nr, a0..a5, flags, store_address, expect }   80 bytes each
-//            (then zeroes up to the encoder's maxSteps)
+//            (then zeroes up to the encoder's maxSteps; with STEP_FORK_REAPER,
+//            expect holds the address of a ReaperParams block)
 //   data     strings, pointer arrays, structs; 8-byte aligned items
 //
 // Pointer arguments are absolute addresses (SCRIPT_BASE + offset).
@@ -20,6 +21,58 @@ export const STUB_FAILURE_SIZE = 16;
 export const STEP_FATAL_ON_ERROR = 1;
 /** Step flag: a result other than `expect` fails the launch. */
 export const STEP_FATAL_UNLESS_EQUAL = 2;
+/**
+ * Step flag: the step is a fork (`clone(SIGCHLD, 0, 0, 0, 0)`) whose parent
+ * becomes the sandbox's reaper. A negative result fails the launch; the child
+ * (result 0) goes on with the next step; the parent runs the reaper with the
+ * {@link REAPER_PARAM ReaperParams} block whose address is in the step's
+ * `expect` field (which is not compared then).
+ */
+export const STEP_FORK_REAPER = 4;
+
+/**
+ * Byte offsets in the ReaperParams block (u64 LE fields, in the script data)
+ * that a {@link STEP_FORK_REAPER} step points at.
+ *
+ * The reaper (the parent of the fork, a child subreaper) first does
+ * `close_range(0, closeLast, 0)` unless closeLast is 0, then loops: it reaps
+ * every child with `wait4(-1, &status, WNOHANG | __WALL)`, remembering the
+ * status of its first child (the program); when none is left to reap it
+ * ppolls the signalfd and (until it has fired) the pidfd. A readable pidfd
+ * (Node is gone) makes it `kill(killTarget, SIGKILL)`; every signal `signo`
+ * read from the signalfd with `sigmap[signo] != 0` makes it
+ * `kill(killTarget, sigmap[signo])`, except one the reaper sent itself
+ * (ssi_pid is its own pid, as when killTarget is a process group it is in).
+ * When no child is left (ECHILD) it exits with the first child's exit code, or
+ * kills itself with the signal that killed it (no core dump, signal mask
+ * cleared; exit(128 + signal) should it survive); a first child never reaped
+ * counts as exit(127).
+ *
+ * The signalfd and the pidfd must be numbered above closeLast (a closed one
+ * polls as POLLNVAL: the reaper would spin, or take Node for gone), and the
+ * signalfd must be non-blocking and take SIGCHLD (blocked), or the reaper
+ * never wakes up for an ended child. kill(-1) spares the reaper; a process
+ * group it is in does not, and SIGKILL or SIGSTOP sent there stops the reaper
+ * too (it ignores only the blockable signals it sent itself).
+ */
+export const REAPER_PARAM = {
+  /** Address of 2 x struct pollfd { i32 fd; i16 events; i16 revents }: [0] signalfd, [1] pidfd of Node. The reaper sets events and revents. */
+  pollfds: 0,
+  /** i64: the pid argument of kill(2) for the whole sandbox (-1 inside a Landlock signal scope, or -pgid). */
+  killTarget: 8,
+  /** Address of 65 bytes: the signal to send for each signal received, 0 to send none. */
+  sigmap: 16,
+  /** Address of a 128-byte buffer for one struct signalfd_siginfo. */
+  siginfo: 24,
+  /** Last fd the reaper closes when it starts (close_range(0, closeLast, 0)); 0: closes none. */
+  closeLast: 32,
+  /** 16 zero bytes the reaper uses as an empty sigset and as struct rlimit {0, 0}. */
+  zero: 40,
+  /** 8 bytes the reaper has wait4 write the status word to. */
+  status: 56,
+} as const;
+/** Size of the ReaperParams block. */
+export const REAPER_PARAMS_SIZE = 64;
 /** Steps an encoder makes room for unless told otherwise. */
 export const DEFAULT_MAX_STEPS = 64;
 /** The exit status of the stub when it fails or runs out of steps. */
@@ -46,6 +99,12 @@ export interface ScriptStep {
   expect?: ScriptArg;
   /** Address of an 8-byte slot in this script's data (see `u64Slot`) that receives the result. */
   store?: bigint;
+  /**
+   * Address of a ReaperParams block ({@link REAPER_PARAMS_SIZE} bytes in this
+   * script's data, see {@link REAPER_PARAM}): the step forks and its parent
+   * becomes the reaper ({@link STEP_FORK_REAPER}). Excludes `expect`.
+   */
+  reaper?: bigint;
 }
 
 export interface ScriptEncoderOptions {
@@ -177,8 +236,19 @@ export class ScriptEncoder {
     let flags = 0n;
     if (step.fatal) flags |= BigInt(STEP_FATAL_ON_ERROR);
     if (step.expect !== undefined) flags |= BigInt(STEP_FATAL_UNLESS_EQUAL);
+    if (step.reaper !== undefined) {
+      if (step.expect !== undefined) {
+        throw new TypeError(`sandlock: ${where} has both expect and reaper; they share a field`);
+      }
+      if (!this.#inData(step.reaper, REAPER_PARAMS_SIZE)) {
+        throw new RangeError(
+          `sandlock: ${where} has its reaper parameters at 0x${step.reaper.toString(16)}, outside this script's data`,
+        );
+      }
+      flags |= BigInt(STEP_FORK_REAPER);
+    }
     const store = step.store ?? 0n;
-    if (store !== 0n && !this.#isSlot(store)) {
+    if (store !== 0n && !this.#inData(store, 8)) {
       throw new RangeError(
         `sandlock: ${where} stores its result at 0x${store.toString(16)}, outside this script's data`,
       );
@@ -193,7 +263,7 @@ export class ScriptEncoder {
         ...registers,
         flags,
         store,
-        toU64(step.expect ?? 0, `${where} expected result`),
+        toU64(step.reaper ?? step.expect ?? 0, `${where} expected result`),
       ],
     });
     return this.#steps.length - 1;
@@ -241,8 +311,11 @@ export class ScriptEncoder {
     return this.dataBase + BigInt(offset);
   }
 
-  #isSlot(address: bigint): boolean {
-    return address >= this.dataBase && address + 8n <= this.dataBase + BigInt(this.#dataSize);
+  /** Whether `size` bytes at `address` lie in this script's data. */
+  #inData(address: bigint, size: number): boolean {
+    return (
+      address >= this.dataBase && address + BigInt(size) <= this.dataBase + BigInt(this.#dataSize)
+    );
   }
 }
 

@@ -8,7 +8,7 @@ import {
   type RlimitResource,
 } from '../constants.js';
 import { type Arch, syscallNumber } from '../syscalls/index.js';
-import type { ScriptEncoder } from './script.js';
+import { REAPER_PARAM, REAPER_PARAMS_SIZE, type ScriptEncoder } from './script.js';
 
 /**
  * One confinement step the exec stub performs before exec, in the order given.
@@ -33,7 +33,12 @@ export type LaunchStep =
    * seccomp(SECCOMP_SET_MODE_FILTER, flags, prog). With `listener`, the
    * returned fd number is what the handshake reports to the parent.
    */
-  | { kind: 'seccompFilter'; program: Buffer; flags: number; listener?: boolean };
+  | { kind: 'seccompFilter'; program: Buffer; flags: number; listener?: boolean }
+  /**
+   * Forks. The parent stays behind as the sandbox's reaper (see
+   * {@link encodeForkReaper}); the steps after this one run in the child only.
+   */
+  | { kind: 'forkReaper'; parentPid: number; killTarget: number };
 
 export function personalityWithoutRandomization(current: number): number {
   return (current | ADDR_NO_RANDOMIZE) >>> 0;
@@ -50,6 +55,13 @@ export interface StepContext {
 
 function sys(context: StepContext, name: string): number {
   return syscallNumber(name, context.arch);
+}
+
+/** How many stub steps (syscalls) a launch step becomes. */
+export function syscallsOfStep(step: LaunchStep): number {
+  if (step.kind === 'forkReaper') return 8;
+  if (step.kind === 'parentDeathSignal') return 2;
+  return 1;
 }
 
 export function encodeStep(step: LaunchStep, context: StepContext): void {
@@ -145,6 +157,9 @@ export function encodeStep(step: LaunchStep, context: StepContext): void {
         fatal: true,
       });
       return;
+    case 'forkReaper':
+      encodeForkReaper(step, context);
+      return;
     case 'seccompFilter': {
       const filter = encoder.bytes(step.program);
       const fprog = Buffer.alloc(16);
@@ -168,6 +183,112 @@ export function encodeCloseExtraFds(context: StepContext): void {
     name: 'close_range',
     nr: sys(context, 'close_range'),
     args: [3, 0xffffffff, CLOSE_RANGE_CLOEXEC],
+    fatal: true,
+  });
+}
+
+/** Signals the reaper turns into SIGKILL, SIGSTOP and SIGCONT for the whole sandbox. */
+export const REAPER_SIGNAL = { killAll: 34, stopAll: 35, continueAll: 36 } as const;
+
+// Signals the reaper passes on to the sandbox unchanged when it receives them.
+const FORWARDED_SIGNALS = [1, 2, 3, 10, 12, 15, 18, 28]; // HUP INT QUIT USR1 USR2 TERM CONT WINCH
+const SIGCHLD = 17;
+const SIGKILL = 9;
+const SIGSTOP = 19;
+const SIGCONT = 18;
+const PR_SET_CHILD_SUBREAPER = 36;
+const SFD_NONBLOCK = 0o4000;
+const SFD_CLOEXEC = 0o2000000;
+
+function sigset(signals: readonly number[]): Buffer {
+  let mask = 0n;
+  for (const signal of signals) mask |= 1n << BigInt(signal - 1);
+  const set = Buffer.alloc(8);
+  set.writeBigUInt64LE(mask);
+  return set;
+}
+
+/**
+ * The reaper: the stub forks; the parent (a child subreaper, so every orphan
+ * of the sandbox is reparented to it) reaps every process, forwards signals to
+ * `killTarget`, kills `killTarget` when the process `parentPid` (Node) dies,
+ * and exits with its first child's status once nothing is left. Only with a
+ * Landlock signal scope around the sandbox is `killTarget` -1 safe: kill(2)
+ * then reaches exactly the processes of the nested domain (landlock(7),
+ * "Scoped access rights").
+ */
+function encodeForkReaper(
+  step: Extract<LaunchStep, { kind: 'forkReaper' }>,
+  context: StepContext,
+): void {
+  const { encoder } = context;
+  const pollfds = encoder.bytes(Buffer.alloc(16));
+  const blocked = sigset([SIGCHLD, ...FORWARDED_SIGNALS, ...Object.values(REAPER_SIGNAL)]);
+  const sigmap = Buffer.alloc(65);
+  for (const signal of FORWARDED_SIGNALS) sigmap[signal] = signal;
+  sigmap[REAPER_SIGNAL.killAll] = SIGKILL;
+  sigmap[REAPER_SIGNAL.stopAll] = SIGSTOP;
+  sigmap[REAPER_SIGNAL.continueAll] = SIGCONT;
+
+  const params = Buffer.alloc(REAPER_PARAMS_SIZE);
+  params.writeBigUInt64LE(pollfds, REAPER_PARAM.pollfds);
+  params.writeBigInt64LE(BigInt(step.killTarget), REAPER_PARAM.killTarget);
+  params.writeBigUInt64LE(encoder.bytes(sigmap), REAPER_PARAM.sigmap);
+  params.writeBigUInt64LE(encoder.bytes(Buffer.alloc(128)), REAPER_PARAM.siginfo);
+  params.writeBigUInt64LE(3n, REAPER_PARAM.closeLast); // stdio and the control socket
+
+  encoder.step({
+    name: 'prctl(PR_SET_CHILD_SUBREAPER)',
+    nr: sys(context, 'prctl'),
+    args: [PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0],
+    fatal: true,
+  });
+  encoder.step({
+    name: 'pidfd_open (parent)',
+    nr: sys(context, 'pidfd_open'),
+    args: [step.parentPid, 0],
+    fatal: true,
+    store: pollfds + 8n,
+  });
+  // Checked after pidfd_open: if the parent had died and its pid been reused,
+  // we would already have been reparented (see parentDeathSignal).
+  encoder.step({
+    name: 'getppid (parent still alive)',
+    nr: sys(context, 'getppid'),
+    args: [],
+    expect: step.parentPid,
+  });
+  const blockedAddress = encoder.bytes(blocked);
+  encoder.step({
+    name: 'rt_sigprocmask(SIG_BLOCK)',
+    nr: sys(context, 'rt_sigprocmask'),
+    args: [0 /* SIG_BLOCK */, blockedAddress, 0, 8],
+    fatal: true,
+  });
+  encoder.step({
+    name: 'signalfd4',
+    nr: sys(context, 'signalfd4'),
+    args: [-1, blockedAddress, 8, SFD_NONBLOCK | SFD_CLOEXEC],
+    fatal: true,
+    store: pollfds,
+  });
+  encoder.step({
+    name: 'clone (reaper)',
+    nr: sys(context, 'clone'),
+    args: [SIGCHLD, 0, 0, 0, 0],
+    reaper: encoder.bytes(params),
+  });
+  // From here on: the child.
+  encoder.step({
+    name: 'rt_sigprocmask(SIG_SETMASK)',
+    nr: sys(context, 'rt_sigprocmask'),
+    args: [2 /* SIG_SETMASK */, encoder.bytes(Buffer.alloc(8)), 0, 8],
+    fatal: true,
+  });
+  encoder.step({
+    name: 'prctl(PR_SET_PDEATHSIG)',
+    nr: sys(context, 'prctl'),
+    args: [PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0],
     fatal: true,
   });
 }

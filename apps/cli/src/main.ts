@@ -1,0 +1,58 @@
+import { CHECK_HELP, checkCommand } from './check.js';
+import { RUN_HELP, runCommand } from './run.js';
+
+declare const SANDLOCK_VERSION: string;
+
+const HELP = `Usage: sandlock <command> [options]
+
+Commands:
+  run     run a command in a sandbox
+  check   list the kernel features Sandlock uses and whether they are here
+
+Options:
+  -h, --help     show help (also: sandlock <command> --help)
+  -V, --version  show the version
+
+Examples:
+  sandlock run -r /usr -r /lib -r /lib64 -r /bin -r /etc -- echo hello
+  sandlock check`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'run':
+      return runCommand(rest);
+    case 'check':
+      return checkCommand(rest);
+    case '-V':
+    case '--version':
+      process.stdout.write(`sandlock ${SANDLOCK_VERSION}\n`);
+      return 0;
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help': {
+      const topic = rest[0];
+      const text = topic === 'run' ? RUN_HELP : topic === 'check' ? CHECK_HELP : HELP;
+      (command === undefined ? process.stderr : process.stdout).write(`${text}\n`);
+      return command === undefined ? 2 : 0;
+    }
+    default:
+      process.stderr.write(
+        `sandlock: unknown command '${command}' (run, check; see sandlock --help)\n`,
+      );
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(
+      `sandlock: internal error: ${error instanceof Error ? error.stack : String(error)}\n`,
+    );
+    process.exitCode = 125;
+  },
+);

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { sandlock } from './helpers.js';
+
+describe('sandlock commands', () => {
+  it('prints help for every command, with examples', () => {
+    for (const args of [['--help'], ['run', '--help'], ['check', '--help'], ['help', 'run']]) {
+      const result = sandlock(args);
+      expect(result.status).toBe(0);
+      expect(result.stdout).toMatch(/^Usage: sandlock/);
+      expect(result.stdout).toMatch(/Examples:/);
+    }
+  });
+
+  it('prints the version', () => {
+    expect(sandlock(['--version']).stdout).toMatch(/^sandlock \d+\.\d+\.\d+\n$/);
+  });
+
+  it('rejects an unknown command', () => {
+    const result = sandlock(['rnu']);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/unknown command 'rnu'/);
+  });
+
+  it('check lists kernel features and says whether Sandlock can run', () => {
+    const text = sandlock(['check']);
+    expect(text.stdout).toMatch(/^Landlock scope signal \(ABI 6\) +(OK|MISSING)/m);
+    expect(text.stdout).toMatch(/^seccomp user notification +(OK|MISSING) +\(Linux 5\.0\)/m);
+    const json = sandlock(['check', '--json']);
+    const report = JSON.parse(json.stdout);
+    expect(json.status).toBe(report.ok ? 0 : 1);
+    expect(text.status).toBe(json.status);
+    const names = report.features.map((feature: { name: string }) => feature.name);
+    for (const name of [
+      'Landlock',
+      'pidfd_getfd',
+      'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV',
+      'seccomp notification sync wake-up',
+    ]) {
+      expect(names).toContain(name);
+    }
+  });
+});

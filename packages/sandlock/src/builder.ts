@@ -1,0 +1,91 @@
+import type { Policy, PortSpec } from './policy.js';
+
+type Draft = { -readonly [K in keyof Policy]?: unknown };
+
+/**
+ * Chainable setters for a {@link Policy}. Setters never throw: `build()`
+ * checks everything at once and reports every problem in one PolicyError.
+ * List setters append.
+ */
+export class PolicyBuilder<Built> {
+  protected readonly draft: Draft = {};
+
+  constructor(private readonly finish: (draft: Draft) => Built) {}
+
+  private append(field: keyof Policy, values: readonly unknown[]): this {
+    const current = this.draft[field];
+    this.draft[field] = [...(Array.isArray(current) ? current : []), ...values];
+    return this;
+  }
+
+  private set(field: keyof Policy, value: unknown): this {
+    this.draft[field] = value;
+    return this;
+  }
+
+  /** Allow reading (and executing) beneath these paths. */
+  fsRead(...paths: string[]): this {
+    return this.append('fsRead', paths);
+  }
+  /** Allow reading, executing and writing beneath these paths. */
+  fsWrite(...paths: string[]): this {
+    return this.append('fsWrite', paths);
+  }
+  /** Hide these paths inside readable or writable trees. */
+  fsDeny(...paths: string[]): this {
+    return this.append('fsDeny', paths);
+  }
+  /** Set one variable, or several from a record. */
+  env(name: string, value: string): this;
+  env(variables: Readonly<Record<string, string>>): this;
+  env(nameOrVariables: string | Readonly<Record<string, string>>, value?: string): this {
+    const current = (this.draft.env ?? {}) as Record<string, unknown>;
+    const added =
+      typeof nameOrVariables === 'string' ? { [nameOrVariables]: value } : nameOrVariables;
+    return this.set('env', { ...current, ...added });
+  }
+  cleanEnv(enabled = true): this {
+    return this.set('cleanEnv', enabled);
+  }
+  cwd(path: string): this {
+    return this.set('cwd', path);
+  }
+  noRandomizeMemory(enabled = true): this {
+    return this.set('noRandomizeMemory', enabled);
+  }
+  noHugePages(enabled = true): this {
+    return this.set('noHugePages', enabled);
+  }
+  noCoredump(enabled = true): this {
+    return this.set('noCoredump', enabled);
+  }
+  cpuCores(...cores: number[]): this {
+    return this.append('cpuCores', cores);
+  }
+  maxOpenFiles(count: number): this {
+    return this.set('maxOpenFiles', count);
+  }
+  /** Allow binding these TCP ports (numbers or `{ from, to }` ranges). */
+  netBind(...ports: PortSpec[]): this {
+    return this.append('netBind', ports);
+  }
+  /** Allow connecting to these TCP ports. */
+  netConnect(...ports: PortSpec[]): this {
+    return this.append('netConnect', ports);
+  }
+  noRawSockets(enabled = true): this {
+    return this.set('noRawSockets', enabled);
+  }
+  noUdp(enabled = true): this {
+    return this.set('noUdp', enabled);
+  }
+  /** Run even where the kernel lacks a protection, dropping it and reporting which. */
+  bestEffort(enabled = true): this {
+    return this.set('bestEffort', enabled);
+  }
+
+  /** Validates the whole policy; throws a PolicyError listing every problem. */
+  build(): Built {
+    return this.finish({ ...this.draft });
+  }
+}

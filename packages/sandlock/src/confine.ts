@@ -1,0 +1,119 @@
+import { type LandlockRuleset, landlockRuleset } from '@sandlock/landlock';
+import { compileSandboxFilter, seccompFilterStep } from '@sandlock/seccomp';
+import {
+  close,
+  type LaunchStep,
+  PERSONALITY_QUERY,
+  personalityWithoutRandomization,
+  trySyscall,
+} from '@sandlock/sys';
+import { SandboxError } from './errors.js';
+import { filesystemRules } from './fs-rules.js';
+import type { Policy, PortSpec } from './policy.js';
+
+/** Everything a launch needs to confine the program, and what to clean up after. */
+export interface Confinement {
+  steps: LaunchStep[];
+  /** Descriptors of this process that the launch hands down; close them once spawned. */
+  fds: number[];
+  /** Protections dropped in best-effort mode, one sentence each. */
+  warnings: string[];
+}
+
+export interface ConfinementOptions {
+  /** Syscalls a supervisor answers (none: no listener is created). */
+  notify?: readonly string[];
+}
+
+function portRanges(ports: readonly PortSpec[]): { from: number; to: number }[] {
+  return ports.map((port) => (typeof port === 'number' ? { from: port, to: port } : port));
+}
+
+function describeDrops(what: string, ruleset: LandlockRuleset): string[] {
+  if (ruleset.status === 'none') {
+    return [`Landlock is unavailable: ${what} is not enforced`];
+  }
+  return ruleset.dropped.map(
+    (drop) =>
+      `Landlock ABI ${ruleset.abi} lacks ${drop.feature} (ABI ${drop.needsAbi}): not enforced`,
+  );
+}
+
+function landlockFor(policy: Policy): LandlockRuleset {
+  const builder = landlockRuleset({ compatibility: policy.bestEffort ? 'best-effort' : 'hard' });
+  for (const rule of filesystemRules(policy.fsRead, policy.fsWrite, policy.fsDeny)) {
+    if (rule.intent === 'write') builder.write(rule.path).readExec(rule.path);
+    else builder.readExec(rule.path);
+  }
+  const bind = portRanges(policy.netBind);
+  const connect = portRanges(policy.netConnect);
+  if (bind.length > 0) builder.bindTcp(bind);
+  if (connect.length > 0) builder.connectTcp(connect);
+  return builder.create();
+}
+
+/**
+ * A domain around the reaper that handles nothing but signal scoping: the
+ * sandbox, nested inside it, cannot signal the reaper, while the reaper's
+ * kill(-1) reaches exactly the sandbox.
+ */
+function reaperScope(policy: Policy): LandlockRuleset {
+  return landlockRuleset({
+    compatibility: policy.bestEffort ? 'best-effort' : 'hard',
+    handle: { fs: false, net: false, scopes: ['signal'] },
+  }).create();
+}
+
+/** Builds the launch steps that enforce `policy`. */
+export function prepareConfinement(policy: Policy, options: ConfinementOptions = {}): Confinement {
+  const fds: number[] = [];
+  const warnings: string[] = [];
+  try {
+    const scope = reaperScope(policy);
+    if (scope.fd !== null) fds.push(scope.fd);
+    const main = landlockFor(policy);
+    if (main.fd !== null) fds.push(main.fd);
+    warnings.push(...describeDrops('the filesystem and network policy', main));
+
+    const steps: LaunchStep[] = [{ kind: 'setsid' }];
+    if (policy.maxOpenFiles !== null) {
+      const limit = BigInt(policy.maxOpenFiles);
+      steps.push({ kind: 'rlimit', resource: 'NOFILE', soft: limit, hard: limit });
+    }
+    if (policy.noCoredump) steps.push({ kind: 'rlimit', resource: 'CORE', soft: 0n, hard: 0n });
+    if (policy.noRandomizeMemory) {
+      const current = trySyscall('personality', PERSONALITY_QUERY);
+      if (current < 0)
+        throw new SandboxError('sandlock: cannot read the personality', 'personality');
+      steps.push({ kind: 'personality', persona: personalityWithoutRandomization(current) });
+    }
+    if (policy.noHugePages) steps.push({ kind: 'disableTransparentHugePages' });
+    if (policy.cpuCores) steps.push({ kind: 'cpuAffinity', cpus: policy.cpuCores });
+    if (policy.cwd !== null) steps.push({ kind: 'chdir', path: policy.cwd });
+    steps.push({ kind: 'noNewPrivs' });
+    if (scope.fd !== null) {
+      steps.push({ kind: 'landlockRestrictSelf', rulesetFd: scope.fd, flags: scope.restrictFlags });
+    } else {
+      warnings.push('Landlock signal scoping is unavailable: kill reaches only the process group');
+    }
+    steps.push({
+      kind: 'forkReaper',
+      parentPid: process.pid,
+      killTarget: scope.fd !== null ? -1 : 0,
+    });
+    if (main.fd !== null) {
+      steps.push({ kind: 'landlockRestrictSelf', rulesetFd: main.fd, flags: main.restrictFlags });
+    }
+    const notify = options.notify ?? [];
+    const filter = compileSandboxFilter({
+      notify,
+      denyRawSockets: policy.noRawSockets,
+      denyUdp: policy.noUdp,
+    });
+    steps.push(seccompFilterStep(filter, { listener: notify.length > 0 }));
+    return { steps, fds, warnings };
+  } catch (error) {
+    for (const fd of fds) close(fd);
+    throw error;
+  }
+}

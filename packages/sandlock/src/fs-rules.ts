@@ -1,0 +1,82 @@
+import { lstatSync, readdirSync, realpathSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+
+export type FsIntent = 'readExec' | 'write';
+
+export interface FsRule {
+  path: string;
+  intent: FsIntent;
+}
+
+function canonical(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path; // a deny path that does not exist yet stays as given
+  }
+}
+
+/** True when `inner` is `outer` or lies beneath it. */
+function within(inner: string, outer: string): boolean {
+  const rel = relative(outer, inner);
+  return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..');
+}
+
+/**
+ * Replaces a rule on `rule.path` by rules on every entry along the way down
+ * to `denied`, except the entries leading to it. Landlock only allows, so a
+ * hole in an allowed tree is made by allowing its siblings one by one. The
+ * directories on the way lose their own rights (their listing among them),
+ * and a name created there later is not covered: both fail closed.
+ * Symlinks get no rule: following one is not a Landlock access; its target
+ * is governed by the rules on the target's own tree.
+ */
+function carve(rule: FsRule, denied: string): FsRule[] {
+  const out: FsRule[] = [];
+  let directory = rule.path;
+  const steps = relative(rule.path, denied).split(sep);
+  for (const step of steps) {
+    let entries: string[];
+    try {
+      entries = readdirSync(directory);
+    } catch {
+      return out; // not a readable directory: nothing beneath to allow
+    }
+    for (const entry of entries) {
+      if (entry === step) continue;
+      const path = join(directory, entry);
+      try {
+        if (lstatSync(path).isSymbolicLink()) continue;
+      } catch {
+        continue;
+      }
+      out.push({ path, intent: rule.intent });
+    }
+    directory = join(directory, step);
+  }
+  return out;
+}
+
+/**
+ * The Landlock path rules for a policy: reads, writes, and the holes that
+ * `fsDeny` cuts into them. Paths are canonical (Landlock rules bind to the
+ * inode a path resolves to).
+ */
+export function filesystemRules(
+  fsRead: readonly string[],
+  fsWrite: readonly string[],
+  fsDeny: readonly string[],
+): FsRule[] {
+  let rules: FsRule[] = [
+    ...fsWrite.map((path) => ({ path: canonical(path), intent: 'write' as const })),
+    ...fsRead.map((path) => ({ path: canonical(path), intent: 'readExec' as const })),
+  ];
+  for (const denied of fsDeny.map(canonical)) {
+    rules = rules.flatMap((rule) => {
+      if (within(rule.path, denied)) return [];
+      if (within(denied, rule.path)) return carve(rule, denied);
+      return [rule];
+    });
+  }
+  return rules;
+}

@@ -1,0 +1,8 @@
+export { PolicyBuilder } from './builder.js';
+export { checkKernel, type KernelCheck, type KernelFeature } from './check.js';
+export { type Confinement, type ConfinementOptions, prepareConfinement } from './confine.js';
+export { CommandError } from './environment.js';
+export { PolicyError, type PolicyProblem, SandboxError } from './errors.js';
+export { DEFAULT_POLICY, type Policy, type PortSpec, parsePolicy } from './policy.js';
+export { type ExitStatus, SandboxProcess } from './process.js';
+export { type RunOptions, type RunResult, Sandbox, type SpawnOptions } from './sandbox.js';

@@ -1,0 +1,251 @@
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { isAbsolute } from 'node:path';
+import { PolicyError, type PolicyProblem } from './errors.js';
+
+/** A TCP port, or an inclusive range of ports. */
+export type PortSpec = number | { from: number; to: number };
+
+/**
+ * What a sandbox may do. Plain, immutable data: it round-trips through JSON
+ * (`JSON.stringify(policy)` and {@link parsePolicy}).
+ */
+export interface Policy {
+  /** Paths readable (and executable) beneath; nothing else is. */
+  readonly fsRead: readonly string[];
+  /** Paths readable, executable and writable beneath. */
+  readonly fsWrite: readonly string[];
+  /** Paths hidden inside readable or writable trees. */
+  readonly fsDeny: readonly string[];
+  /** Variables set for the program, over the inherited (or, with cleanEnv, empty) environment. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Start from an empty environment instead of this process's. */
+  readonly cleanEnv: boolean;
+  /** Working directory of the program (default: this process's). */
+  readonly cwd: string | null;
+  readonly noRandomizeMemory: boolean;
+  readonly noHugePages: boolean;
+  readonly noCoredump: boolean;
+  /** CPUs the program may run on (sched_setaffinity). */
+  readonly cpuCores: readonly number[] | null;
+  /** RLIMIT_NOFILE for the program. */
+  readonly maxOpenFiles: number | null;
+  /** TCP ports the program may bind; none by default. */
+  readonly netBind: readonly PortSpec[];
+  /** TCP ports the program may connect to; none by default. */
+  readonly netConnect: readonly PortSpec[];
+  /** Refuse raw IP and packet sockets (default true). */
+  readonly noRawSockets: boolean;
+  /** Refuse UDP sockets (default false). */
+  readonly noUdp: boolean;
+  /** Drop protections the kernel cannot provide, and say which, instead of refusing to run. */
+  readonly bestEffort: boolean;
+}
+
+export const DEFAULT_POLICY: Policy = Object.freeze({
+  fsRead: [],
+  fsWrite: [],
+  fsDeny: [],
+  env: {},
+  cleanEnv: false,
+  cwd: null,
+  noRandomizeMemory: false,
+  noHugePages: false,
+  noCoredump: false,
+  cpuCores: null,
+  maxOpenFiles: null,
+  netBind: [],
+  netConnect: [],
+  noRawSockets: true,
+  noUdp: false,
+  bestEffort: false,
+});
+
+const FIELDS = Object.keys(DEFAULT_POLICY) as (keyof Policy)[];
+
+type Check<T> = (value: unknown, field: string, problems: PolicyProblem[]) => T | undefined;
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return JSON.stringify(value);
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
+}
+
+const bool: Check<boolean> = (value, field, problems) => {
+  if (typeof value === 'boolean') return value;
+  problems.push({ field, message: `expected true or false, got ${typeName(value)}` });
+  return undefined;
+};
+
+function integer(min: number, max: number, what: string): Check<number> {
+  return (value, field, problems) => {
+    if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) {
+      return value;
+    }
+    problems.push({
+      field,
+      message: `expected ${what} from ${min} to ${max}, got ${typeName(value)}`,
+    });
+    return undefined;
+  };
+}
+
+function existingPath(
+  value: unknown,
+  field: string,
+  problems: PolicyProblem[],
+): string | undefined {
+  if (typeof value !== 'string' || value === '' || value.includes('\0') || !isAbsolute(value)) {
+    problems.push({ field, message: `expected an absolute path, got ${typeName(value)}` });
+    return undefined;
+  }
+  if (!existsSync(value)) {
+    problems.push({ field, message: `${value} does not exist` });
+    return undefined;
+  }
+  return value;
+}
+
+function list<T>(check: Check<T>): Check<T[]> {
+  return (value, field, problems) => {
+    if (!Array.isArray(value)) {
+      problems.push({ field, message: `expected a list, got ${typeName(value)}` });
+      return undefined;
+    }
+    const out: T[] = [];
+    value.forEach((item, index) => {
+      const checked = check(item, `${field}[${index}]`, problems);
+      if (checked !== undefined) out.push(checked);
+    });
+    return out;
+  };
+}
+
+function nullable<T>(check: Check<T>): Check<T | null> {
+  return (value, field, problems) => (value === null ? null : check(value, field, problems));
+}
+
+const port = integer(0, 65535, 'a TCP port');
+
+const portSpec: Check<PortSpec> = (value, field, problems) => {
+  if (typeof value === 'number') return port(value, field, problems);
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const { from, to, ...rest } = value as Record<string, unknown>;
+    const low = port(from, `${field}.from`, problems);
+    const high = port(to, `${field}.to`, problems);
+    if (Object.keys(rest).length > 0) {
+      problems.push({ field, message: `unknown keys ${Object.keys(rest).join(', ')}` });
+      return undefined;
+    }
+    if (low === undefined || high === undefined) return undefined;
+    if (low > high) {
+      problems.push({ field, message: `range start ${low} is above its end ${high}` });
+      return undefined;
+    }
+    return { from: low, to: high };
+  }
+  problems.push({
+    field,
+    message: `expected a TCP port or a range {from, to}, got ${typeName(value)}`,
+  });
+  return undefined;
+};
+
+const environment: Check<Record<string, string>> = (value, field, problems) => {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    problems.push({ field, message: `expected an object of strings, got ${typeName(value)}` });
+    return undefined;
+  }
+  const out: Record<string, string> = {};
+  for (const [key, text] of Object.entries(value)) {
+    if (key === '' || key.includes('=') || key.includes('\0')) {
+      problems.push({
+        field,
+        message: `variable name ${JSON.stringify(key)} must be non-empty, without '=' or NUL`,
+      });
+    } else if (typeof text !== 'string' || text.includes('\0')) {
+      problems.push({
+        field: `${field}.${key}`,
+        message: `expected a string without NUL, got ${typeName(text)}`,
+      });
+    } else {
+      out[key] = text;
+    }
+  }
+  return out;
+};
+
+const cpu: Check<number> = (value, field, problems) =>
+  integer(0, availableParallelism() - 1, 'a CPU number')(value, field, problems);
+
+const CHECKS: { [K in keyof Policy]: Check<Policy[K]> } = {
+  fsRead: list(existingPath),
+  fsWrite: list(existingPath),
+  fsDeny: list((value, field, problems) => {
+    if (typeof value !== 'string' || !isAbsolute(value) || value.includes('\0')) {
+      problems.push({ field, message: `expected an absolute path, got ${typeName(value)}` });
+      return undefined;
+    }
+    return value;
+  }),
+  env: environment,
+  cleanEnv: bool,
+  cwd: nullable(existingPath),
+  noRandomizeMemory: bool,
+  noHugePages: bool,
+  noCoredump: bool,
+  cpuCores: nullable((value, field, problems) => {
+    const cores = list(cpu)(value, field, problems);
+    if (Array.isArray(value) && value.length === 0) {
+      problems.push({ field, message: 'expected at least one CPU (or leave it unset)' });
+      return undefined;
+    }
+    return cores;
+  }),
+  maxOpenFiles: nullable(integer(1, 1 << 30, 'a number of open files')),
+  netBind: list(portSpec),
+  netConnect: list(portSpec),
+  noRawSockets: bool,
+  noUdp: bool,
+  bestEffort: bool,
+};
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Checks every field of `input` (a partial policy: missing fields take their
+ * defaults) and returns the frozen policy, or throws one {@link PolicyError}
+ * naming every problem.
+ */
+export function parsePolicy(input: unknown): Policy {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new PolicyError([
+      { field: 'policy', message: `expected an object, got ${typeName(input)}` },
+    ]);
+  }
+  const problems: PolicyProblem[] = [];
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(input)) {
+    if (!(FIELDS as string[]).includes(key)) {
+      problems.push({ field: key, message: 'unknown field' });
+    }
+  }
+  for (const field of FIELDS) {
+    const value = (input as Record<string, unknown>)[field];
+    if (value === undefined) {
+      out[field] = structuredClone(DEFAULT_POLICY[field]);
+      continue;
+    }
+    const check = CHECKS[field] as Check<unknown>;
+    out[field] = check(value, field, problems);
+  }
+  if (problems.length > 0) throw new PolicyError(problems);
+  return deepFreeze(out as unknown as Policy);
+}

@@ -1,0 +1,126 @@
+import type { ChildProcess } from 'node:child_process';
+import { constants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+import { REAPER_SIGNAL } from '@sandlock/sys';
+import { SandboxError } from './errors.js';
+
+/** How a sandboxed program ended. */
+export interface ExitStatus {
+  /** The exit code, or null when a signal ended it. */
+  exitCode: number | null;
+  /** The signal that ended it, or null. */
+  signal: NodeJS.Signals | null;
+  /** True when the sandbox was killed because its timeout expired. */
+  timedOut: boolean;
+}
+
+const CONTROL: Partial<Record<NodeJS.Signals, number>> = {
+  SIGKILL: REAPER_SIGNAL.killAll,
+  SIGSTOP: REAPER_SIGNAL.stopAll,
+  SIGCONT: REAPER_SIGNAL.continueAll,
+};
+
+/**
+ * A running sandbox. The process Node started is the sandbox's reaper: it
+ * outlives the program until every process of the sandbox has ended, mirrors
+ * the program's exit status, and passes signals on to all of them.
+ */
+export class SandboxProcess {
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  private status: ExitStatus | null = null;
+  private timedOut = false;
+  private readonly ended: Promise<ExitStatus>;
+
+  /** @internal */
+  constructor(
+    private readonly child: ChildProcess,
+    /** The program's pid. */
+    readonly pid: number,
+    /** Protections dropped in best-effort mode. */
+    readonly warnings: readonly string[],
+  ) {
+    this.stdin = child.stdin;
+    this.stdout = child.stdout;
+    this.stderr = child.stderr;
+    this.ended = new Promise((resolve) => {
+      child.once('close', (code, signal) => {
+        this.status = { exitCode: code, signal, timedOut: this.timedOut };
+        resolve(this.status);
+      });
+    });
+  }
+
+  /** The pid of the reaper (the process this Node process started). */
+  get reaperPid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  get running(): boolean {
+    return this.status === null;
+  }
+
+  /** Resolves when every process of the sandbox has ended. */
+  wait(): Promise<ExitStatus> {
+    return this.ended;
+  }
+
+  private notRunning(action: string): Promise<never> {
+    const status = this.status!;
+    const how =
+      status.signal !== null
+        ? `was killed by ${status.signal}`
+        : `exited with code ${status.exitCode}`;
+    return Promise.reject(
+      new SandboxError(
+        `sandlock: cannot ${action}: the sandbox is not running (it ${how})`,
+        action,
+      ),
+    );
+  }
+
+  private send(signal: number, action: string): Promise<void> {
+    if (!this.running) return this.notRunning(action);
+    try {
+      process.kill(this.reaperPid, signal);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+    }
+    return Promise.resolve();
+  }
+
+  /**
+   * Sends `signal` to every process of the sandbox (SIGKILL by default),
+   * including those that left its session or process group.
+   */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const number = CONTROL[signal] ?? constants.signals[signal];
+    if (number === undefined) {
+      return Promise.reject(new TypeError(`sandlock: unknown signal ${String(signal)}`));
+    }
+    return this.send(number, 'kill');
+  }
+
+  /** Stops every process of the sandbox (SIGSTOP). */
+  pause(): Promise<void> {
+    return this.send(REAPER_SIGNAL.stopAll, 'pause');
+  }
+
+  /** Continues every process of the sandbox (SIGCONT). */
+  resume(): Promise<void> {
+    return this.send(REAPER_SIGNAL.continueAll, 'resume');
+  }
+
+  /** @internal Kills the sandbox and marks the end as a timeout. */
+  expire(): void {
+    if (!this.running) return;
+    this.timedOut = true;
+    void this.kill('SIGKILL').catch(() => {});
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.running) await this.kill('SIGKILL').catch(() => {});
+    await this.ended;
+  }
+}

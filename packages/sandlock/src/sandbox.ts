@@ -1,0 +1,129 @@
+import type { Readable, Writable } from 'node:stream';
+import { close, LaunchError, launch, type StdioEntry } from '@sandlock/sys';
+import { PolicyBuilder } from './builder.js';
+import { prepareConfinement } from './confine.js';
+import { programEnvironment, resolveCommand } from './environment.js';
+import { SandboxError } from './errors.js';
+import { type Policy, parsePolicy } from './policy.js';
+import { type ExitStatus, SandboxProcess } from './process.js';
+
+export interface SpawnOptions {
+  /** The program's stdin, stdout and stderr (default: three pipes). */
+  stdio?: readonly [StdioEntry, StdioEntry, StdioEntry];
+  /** Variables set over the policy's environment for this program. */
+  env?: Readonly<Record<string, string>>;
+  /** Working directory for this program (overrides the policy's cwd). */
+  cwd?: string;
+}
+
+export interface RunOptions extends Omit<SpawnOptions, 'stdio'> {
+  /** Kill the whole sandbox after this many milliseconds. */
+  timeout?: number;
+  /** Written to the program's stdin, which is then closed (default: stdin is empty). */
+  input?: string | Uint8Array;
+  /** Aborting kills the whole sandbox. */
+  signal?: AbortSignal;
+}
+
+export interface RunResult extends ExitStatus {
+  stdout: Buffer;
+  stderr: Buffer;
+  durationMs: number;
+}
+
+function collect(stream: Readable | null): () => Buffer {
+  const chunks: Buffer[] = [];
+  stream?.on('data', (chunk: Buffer) => chunks.push(chunk));
+  return () => Buffer.concat(chunks);
+}
+
+function writeInput(stdin: Writable | null, input: string | Uint8Array | undefined): void {
+  if (!stdin) return;
+  // A program that exits without reading its input closes the pipe: not an error.
+  stdin.on('error', () => {});
+  if (input !== undefined) stdin.end(input);
+  else stdin.end();
+}
+
+/** A sandbox: an immutable policy, and programs run under it. */
+export class Sandbox {
+  private constructor(readonly policy: Policy) {}
+
+  /** Starts a policy; `build()` checks it and returns the Sandbox. */
+  static builder(): PolicyBuilder<Sandbox> {
+    return new PolicyBuilder((draft) => new Sandbox(parsePolicy(draft)));
+  }
+
+  /** A sandbox from a policy object, e.g. `JSON.parse` of a stored policy. */
+  static fromPolicy(policy: unknown): Sandbox {
+    return new Sandbox(parsePolicy(policy));
+  }
+
+  /**
+   * Starts `argv` in the sandbox. Resolves once the program runs (after
+   * exec); rejects with a CommandError when it cannot be found or executed,
+   * and with a SandboxError naming the step when confinement fails.
+   */
+  async spawn(argv: readonly string[], options: SpawnOptions = {}): Promise<SandboxProcess> {
+    if (argv.length === 0 || typeof argv[0] !== 'string' || argv[0] === '') {
+      throw new TypeError('sandlock: the command (argv[0]) must be a non-empty string');
+    }
+    const env = programEnvironment(this.policy, options.env);
+    const path = resolveCommand(argv[0], env);
+    const policy =
+      options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
+    const confinement = prepareConfinement(policy);
+    let launched: ReturnType<typeof launch>;
+    try {
+      launched = launch({
+        path,
+        argv,
+        env,
+        steps: confinement.steps,
+        stdio: options.stdio ?? ['pipe', 'pipe', 'pipe'],
+      });
+    } finally {
+      // The child has its copies now (spawn forks synchronously).
+      for (const fd of confinement.fds) close(fd);
+    }
+    try {
+      const report = await launched.ready;
+      await launched.release();
+      return new SandboxProcess(launched.child, report.pid, confinement.warnings);
+    } catch (error) {
+      launched.child.kill('SIGKILL');
+      if (error instanceof LaunchError) {
+        throw new SandboxError(error.message, error.step, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  /** Runs `argv` to the end of every process of the sandbox, collecting its output. */
+  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const started = performance.now();
+    options.signal?.throwIfAborted();
+    const sandboxed = await this.spawn(argv, options);
+    const stdout = collect(sandboxed.stdout);
+    const stderr = collect(sandboxed.stderr);
+    writeInput(sandboxed.stdin, options.input);
+    const timer =
+      options.timeout !== undefined
+        ? setTimeout(() => sandboxed.expire(), options.timeout)
+        : undefined;
+    const onAbort = () => void sandboxed.kill('SIGKILL').catch(() => {});
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const status = await sandboxed.wait();
+      return {
+        ...status,
+        stdout: stdout(),
+        stderr: stderr(),
+        durationMs: performance.now() - started,
+      };
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+}

@@ -1,0 +1,238 @@
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CommandError, SandboxError } from '../src/index.js';
+import { alive, eventually, processState, systemBuilder } from './helpers.js';
+
+// The system's python3 (under /usr, which the tests grant), not a user's shim.
+const PYTHON = '/usr/bin/python3';
+const hasPython = spawnSync(PYTHON, ['-c', 'pass']).status === 0;
+if (!hasPython) console.warn(`skipping the abstract unix socket test: ${PYTHON} is not installed`);
+
+let work: string;
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'sandlock-run-'));
+  mkdirSync(join(work, 'ro'));
+  mkdirSync(join(work, 'rw'));
+  mkdirSync(join(work, 'ro', 'secret'));
+  writeFileSync(join(work, 'ro', 'visible.txt'), 'visible\n');
+  writeFileSync(join(work, 'ro', 'secret', 'key.txt'), 'secret\n');
+  writeFileSync(join(work, 'outside.txt'), 'outside\n');
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('Sandbox.run on the real kernel', () => {
+  it('runs a command and separates stdout and stderr', async () => {
+    const result = await systemBuilder()
+      .build()
+      .run(['/bin/sh', '-c', 'echo out; echo err >&2; exit 42']);
+    expect(result).toMatchObject({ exitCode: 42, signal: null, timedOut: false });
+    expect(result.stdout.toString()).toBe('out\n');
+    expect(result.stderr.toString()).toBe('err\n');
+    expect(result.durationMs).toBeGreaterThan(0);
+  });
+
+  it('enforces read, write and deny rules', async () => {
+    const sandbox = systemBuilder()
+      .fsRead(join(work, 'ro'))
+      .fsWrite(join(work, 'rw'))
+      .fsDeny(join(work, 'ro', 'secret'))
+      .build();
+    const script = [
+      `cat ${work}/ro/visible.txt`,
+      `cat ${work}/outside.txt || echo outside-denied`,
+      `echo x > ${work}/ro/new.txt || echo ro-write-denied`,
+      `echo written > ${work}/rw/new.txt && cat ${work}/rw/new.txt`,
+      `cat ${work}/ro/secret/key.txt || echo secret-denied`,
+      `ls ${work}/ro/secret || echo secret-list-denied`,
+    ].join('; ');
+    const result = await sandbox.run(['/bin/sh', '-c', script]);
+    expect(result.stdout.toString()).toBe(
+      'visible\noutside-denied\nro-write-denied\nwritten\nsecret-denied\nsecret-list-denied\n',
+    );
+    expect(result.stderr.toString()).toMatch(/Permission denied/);
+    expect(readFileSync(join(work, 'rw', 'new.txt'), 'utf8')).toBe('written\n');
+  });
+
+  it('passes stdin through and handles 50 MiB on each stream', async () => {
+    const size = 50 * 1024 * 1024;
+    const input = Buffer.alloc(size, 'a');
+    const result = await systemBuilder()
+      .fsRead('/dev/zero')
+      .build()
+      .run(['/bin/sh', '-c', `cat; head -c ${size} /dev/zero >&2`], { input });
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout.equals(input)).toBe(true);
+    expect(result.stderr.equals(Buffer.alloc(size))).toBe(true);
+  }, 120_000);
+
+  it('cleans the environment and sets cwd', async () => {
+    const result = await systemBuilder()
+      .cleanEnv()
+      .env('ONLY', 'this')
+      .cwd(join(work, 'ro'))
+      .build()
+      .run(['/usr/bin/env'], { env: { ALSO: 'that' } });
+    expect(result.stdout.toString()).toBe('ONLY=this\nALSO=that\n');
+    const pwd = await systemBuilder().cwd(join(work, 'ro')).build().run(['/bin/pwd']);
+    expect(pwd.stdout.toString()).toBe(`${join(work, 'ro')}\n`);
+  });
+
+  it('ends only when every process of the sandbox has ended', async () => {
+    // dash points a background job's stdin at /dev/null.
+    const result = await systemBuilder()
+      .fsWrite('/dev/null')
+      .build()
+      .run(['/bin/sh', '-c', '(sleep 0.3; echo late) & echo early']);
+    expect(result.stdout.toString()).toBe('early\nlate\n');
+    expect(result.durationMs).toBeGreaterThan(250);
+  });
+
+  it('kills every process on timeout, including a setsid grandchild', async () => {
+    const pidFile = join(work, 'rw', 'grandchild.pid');
+    const result = await systemBuilder()
+      .fsWrite(join(work, 'rw'), '/dev/null')
+      .build()
+      .run(['/bin/sh', '-c', `setsid sh -c 'echo $$ > ${pidFile}; exec sleep 60' & sleep 60`], {
+        timeout: 500,
+      });
+    expect(result.timedOut).toBe(true);
+    expect(result.signal).toBe('SIGKILL');
+    const grandchild = Number(readFileSync(pidFile, 'utf8'));
+    expect(grandchild).toBeGreaterThan(1);
+    expect(alive(grandchild)).toBe(false);
+  });
+
+  it('reports a command that does not exist or is not executable', async () => {
+    const sandbox = systemBuilder().build();
+    await expect(sandbox.run(['no-such-command-sandlock'])).rejects.toThrow(CommandError);
+    await expect(sandbox.run(['no-such-command-sandlock'])).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
+    await expect(sandbox.run([join(work, 'ro', 'visible.txt')])).rejects.toMatchObject({
+      code: 'EACCES',
+    });
+  });
+
+  it('refuses to exec a program outside the readable paths, naming the step', async () => {
+    const program = join(work, 'true-copy');
+    copyFileSync('/bin/true', program);
+    chmodSync(program, 0o755);
+    const error = await systemBuilder()
+      .build()
+      .run([program])
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SandboxError);
+    expect((error as SandboxError).message).toBe(
+      `sandlock: execve ${program} failed: EACCES (Permission denied)`,
+    );
+    expect((error as SandboxError).step).toBe(`execve ${program}`);
+  });
+
+  it('cannot signal processes outside the sandbox', async () => {
+    const result = await systemBuilder()
+      .build()
+      .run(['/bin/sh', '-c', `kill -0 ${process.pid} && echo reached || echo blocked`]);
+    expect(result.stdout.toString()).toBe('blocked\n');
+  });
+
+  it.skipIf(!hasPython)('cannot reach an abstract unix socket created outside', async () => {
+    const name = `sandlock-test-${process.pid}`;
+    const server = createServer((socket) => {
+      socket.on('error', () => {});
+      socket.end('hello');
+    });
+    await new Promise<void>((resolve) => server.listen(`\0${name}`, resolve));
+    try {
+      // libuv pads abstract names with NULs to the full sun_path length.
+      const address = `b'\\0${name}' + b'\\0' * ${107 - name.length}`;
+      const program = `import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(${address})\n    print('connected')\nexcept OSError as e:\n    print('refused', e.errno)`;
+      const outside = spawnSync(PYTHON, ['-c', program]);
+      expect(outside.stdout.toString()).toBe('connected\n');
+      const result = await systemBuilder().build().run([PYTHON, '-c', program]);
+      expect(result.stdout.toString()).toBe('refused 1\n');
+    } finally {
+      server.close();
+    }
+  });
+
+  it('denies TCP connect unless the port is allowed', async () => {
+    const server = createServer((socket) => {
+      socket.on('error', () => {});
+      socket.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const probe = `exec 3<>/dev/tcp/127.0.0.1/${port} && echo connected || echo denied`;
+    try {
+      const bash = ['/bin/bash', '-c', probe];
+      const denied = await systemBuilder().build().run(bash);
+      expect(denied.stdout.toString()).toBe('denied\n');
+      const allowed = await systemBuilder().netConnect(port).build().run(bash);
+      expect(allowed.stdout.toString()).toBe('connected\n');
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('SandboxProcess', () => {
+  it('kills, pauses and resumes every process, and rejects calls once ended', async () => {
+    const sandboxed = await systemBuilder()
+      .build()
+      .spawn(['/bin/sh', '-c', 'setsid sleep 60 & exec sleep 60'], {
+        stdio: ['ignore', 'ignore', 'ignore'],
+      });
+    expect(sandboxed.pid).toBeGreaterThan(0);
+    expect(sandboxed.running).toBe(true);
+    // Pause once the shell has exec'd sleep: a shell stopped in the middle of
+    // vfork() shows as 'D' (waiting for its stopped child), not 'T'.
+    const command = () => readFileSync(`/proc/${sandboxed.pid}/comm`, 'utf8').trim();
+    expect(await eventually(() => command() === 'sleep')).toBe(true);
+    await sandboxed.pause();
+    // The reaper passes the stop on asynchronously: wait for it to land.
+    expect(await eventually(() => processState(sandboxed.pid) === 'T')).toBe(true);
+    await sandboxed.resume();
+    expect(await eventually(() => processState(sandboxed.pid) !== 'T')).toBe(true);
+    await sandboxed.kill();
+    const status = await sandboxed.wait();
+    expect(status.signal).toBe('SIGKILL');
+    await expect(sandboxed.kill()).rejects.toThrow(
+      'sandlock: cannot kill: the sandbox is not running (it was killed by SIGKILL)',
+    );
+    await expect(sandboxed.pause()).rejects.toThrow(SandboxError);
+  });
+
+  it('kills and reaps on async dispose', async () => {
+    let pid = 0;
+    {
+      await using sandboxed = await systemBuilder()
+        .build()
+        .spawn(['/bin/sleep', '60'], { stdio: ['ignore', 'ignore', 'ignore'] });
+      pid = sandboxed.pid;
+      expect(alive(pid)).toBe(true);
+    }
+    expect(alive(pid)).toBe(false);
+  });
+
+  it('stops on an AbortSignal', async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 200);
+    const result = await systemBuilder()
+      .build()
+      .run(['/bin/sleep', '60'], { signal: controller.signal });
+    expect(result.signal).toBe('SIGKILL');
+    expect(result.timedOut).toBe(false);
+  });
+});
