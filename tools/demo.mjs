@@ -14,6 +14,8 @@ const script = [
   'kill -0 1 2>/dev/null && echo "init is reachable" || echo "processes outside are out of reach"',
 ].join('; ');
 const args = ['run', ...system.flatMap((path) => ['-r', path]), '-w', '/dev/null', '-e', script];
-console.log(`$ sandlock ${args.map((arg) => (/[\s;$'"|&>]/.test(arg) ? `'${arg}'` : arg)).join(' ')}`);
+console.log(
+  `$ sandlock ${args.map((arg) => (/[\s;$'"|&>]/.test(arg) ? `'${arg}'` : arg)).join(' ')}`,
+);
 const result = spawnSync(process.execPath, [cli, ...args], { stdio: 'inherit' });
 process.exit(result.status ?? 1);

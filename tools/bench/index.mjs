@@ -2,9 +2,11 @@
 // Sandlock benchmarks. Build first (`pnpm build`), then `pnpm bench`.
 // Prints a Markdown table per benchmark; docs/benchmarks.md records them.
 import { cpus, release } from 'node:os';
+import { benchCli } from './cli.mjs';
 import { benchLaunch } from './launch.mjs';
+import { benchLibrary } from './library.mjs';
 
-const benches = { launch: benchLaunch };
+const benches = { launch: benchLaunch, library: benchLibrary, cli: benchCli };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);
 
@@ -24,7 +26,9 @@ for (const name of names) {
     console.log(`| ${label} | ${row.median.toFixed(3)} | ${row.p90.toFixed(3)} | ${row.runs} |`);
   }
   console.log('');
-  for (const [label, value] of Object.entries(ratios))
-    console.log(`- ${label}: **${value.toFixed(2)}×**`);
+  for (const [label, value] of Object.entries(ratios)) {
+    const unit = label.endsWith('(ms)') ? ' ms' : '×';
+    console.log(`- ${label}: **${value.toFixed(2)}${unit}**`);
+  }
   console.log('');
 }

@@ -18,6 +18,8 @@ export interface Confinement {
   fds: number[];
   /** Protections dropped in best-effort mode, one sentence each. */
   warnings: string[];
+  /** Whether the filter creates a listener (the launch must then wait for a supervisor). */
+  listener: boolean;
 }
 
 export interface ConfinementOptions {
@@ -110,8 +112,9 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
       denyRawSockets: policy.noRawSockets,
       denyUdp: policy.noUdp,
     });
-    steps.push(seccompFilterStep(filter, { listener: notify.length > 0 }));
-    return { steps, fds, warnings };
+    const listener = notify.length > 0;
+    steps.push(seccompFilterStep(filter, { listener }));
+    return { steps, fds, warnings, listener };
   } catch (error) {
     for (const fd of fds) close(fd);
     throw error;

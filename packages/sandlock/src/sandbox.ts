@@ -81,6 +81,7 @@ export class Sandbox {
         env,
         steps: confinement.steps,
         stdio: options.stdio ?? ['pipe', 'pipe', 'pipe'],
+        handshake: confinement.listener,
       });
     } finally {
       // The child has its copies now (spawn forks synchronously).

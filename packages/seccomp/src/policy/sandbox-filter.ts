@@ -2,19 +2,9 @@ import { constants } from 'node:os';
 import {
   AF_INET,
   AF_INET6,
-  type Arch,
-  hostArch,
-  PERSONALITY_QUERY,
-  PR_SET_DUMPABLE,
-} from '@sandlock/sys';
-import { type CompiledFilter, compileRuleSet } from '../compiler.js';
-import { allow, errno, notify } from '../rules/actions.js';
-import { type ArgIndex, argAnyBits, argEquals, argIn } from '../rules/matchers.js';
-import { type RuleSet, RuleSetBuilder } from '../rules/rule-set.js';
-import { defaultDenyList } from './deny-list.js';
-import {
   AF_NETLINK,
   AF_PACKET,
+  type Arch,
   CLONE_NEWCGROUP,
   CLONE_NEWIPC,
   CLONE_NEWNET,
@@ -23,6 +13,9 @@ import {
   CLONE_NEWUSER,
   CLONE_NEWUTS,
   CLONE_THREAD,
+  hostArch,
+  PERSONALITY_QUERY,
+  PR_SET_DUMPABLE,
   PR_SET_PTRACER,
   PR_SET_SECUREBITS,
   SOCK_DGRAM,
@@ -33,7 +26,12 @@ import {
   TIOCSTI,
   WNOHANG,
   WNOWAIT,
-} from './kernel-constants.js';
+} from '@sandlock/sys';
+import { type CompiledFilter, compileRuleSet } from '../compiler.js';
+import { allow, errno, notify } from '../rules/actions.js';
+import { type ArgIndex, argAnyBits, argEquals, argIn } from '../rules/matchers.js';
+import { type RuleSet, RuleSetBuilder } from '../rules/rule-set.js';
+import { defaultDenyList } from './deny-list.js';
 
 const { EPERM, ENOSYS } = constants.errno;
 
@@ -160,8 +158,26 @@ export function denyOnlyRules(options: DenyOnlyFilterOptions = {}): RuleSet {
   return sandboxRules({ arch, deny, denyRawSockets, denyUdp });
 }
 
+// Sandboxes started one after another mostly share a policy: compile each shape once.
+const compiled = new Map<string, CompiledFilter>();
+const COMPILED_KEEP = 32;
+
 export function compileSandboxFilter(options: SandboxFilterOptions = {}): CompiledFilter {
-  return compileRuleSet(sandboxRules(options));
+  const key = JSON.stringify([
+    options.arch ?? hostArch(),
+    options.deny ?? null,
+    options.notify ?? [],
+    options.denyRawSockets ?? false,
+    options.denyUdp ?? false,
+  ]);
+  let filter = compiled.get(key);
+  if (filter === undefined) {
+    filter = compileRuleSet(sandboxRules(options));
+    if (compiled.size >= COMPILED_KEEP) compiled.delete(compiled.keys().next().value!);
+    compiled.set(key, filter);
+  }
+  // The program is a Buffer: every caller gets its own copy.
+  return { ...filter, program: Buffer.from(filter.program) };
 }
 
 export function compileDenyOnlyFilter(options: DenyOnlyFilterOptions = {}): CompiledFilter {

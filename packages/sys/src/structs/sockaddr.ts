@@ -8,6 +8,8 @@ import { assertFits, zeroStruct } from './layout.js';
 export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
+export const AF_NETLINK = 16;
+export const AF_PACKET = 17;
 
 /** Every sockaddr starts with a host-order u16 family. */
 export function decodeSockaddrFamily(buf: Buffer, offset = 0): number {

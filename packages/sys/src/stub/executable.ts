@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   chmodSync,
   closeSync,
@@ -56,6 +55,17 @@ function createStubMemfd(elf: Buffer): number {
   return fd;
 }
 
+/**
+ * A 64-bit FNV-1a hash: enough to tell stub versions apart in a file name
+ * (the content is compared byte for byte before reuse), and it spares every
+ * process the load of node:crypto.
+ */
+function fnv1a64(bytes: Uint8Array): bigint {
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of bytes) hash = BigInt.asUintN(64, (hash ^ BigInt(byte)) * 0x100000001b3n);
+  return hash;
+}
+
 function stubCacheDir(): string {
   const runtime = process.env.XDG_RUNTIME_DIR;
   if (runtime) return join(runtime, 'sandlock');
@@ -71,7 +81,7 @@ function writeStubFile(arch: Arch, elf: Buffer): string {
   if (owner.uid !== process.getuid?.() || (owner.mode & 0o022) !== 0) {
     throw new Error(`sandlock: stub cache directory ${dir} is not private to this user`);
   }
-  const digest = createHash('sha256').update(elf).digest('hex').slice(0, 16);
+  const digest = fnv1a64(elf).toString(16).padStart(16, '0');
   const path = join(dir, `exec-stub-${arch}-${digest}`);
   try {
     if (readFileSync(path).equals(elf)) return path;

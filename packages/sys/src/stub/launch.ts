@@ -30,8 +30,9 @@ export interface LaunchOptions {
   steps?: readonly LaunchStep[];
   stdio?: readonly [StdioEntry, StdioEntry, StdioEntry];
   /**
-   * With a handshake (the default) the child stops after its steps, reports,
-   * and waits for {@link Launched.release}; without, it execs at once.
+   * After its steps the child always reports (its pid, the listener fd).
+   * With a handshake (the default) it then waits for {@link Launched.release},
+   * as a supervisor needs; without, it goes straight on to exec.
    */
   handshake?: boolean;
   arch?: Arch;
@@ -150,19 +151,19 @@ function encodeLaunchScript(options: LaunchOptions, arch: Arch, handshake: boole
   };
   for (const step of options.steps ?? []) encodeStep(step, context);
 
+  encoder.step({
+    name: 'getpid',
+    nr: syscallNumber('getpid', arch),
+    args: [],
+    store: reportAddress + 24n,
+  });
+  encoder.step({
+    name: 'report to parent',
+    nr: syscallNumber('write', arch),
+    args: [CONTROL_FD, reportAddress, 32],
+    expect: 32,
+  });
   if (handshake) {
-    encoder.step({
-      name: 'getpid',
-      nr: syscallNumber('getpid', arch),
-      args: [],
-      store: reportAddress + 24n,
-    });
-    encoder.step({
-      name: 'report to parent',
-      nr: syscallNumber('write', arch),
-      args: [CONTROL_FD, reportAddress, 32],
-      expect: 32,
-    });
     const go = encoder.u64Slot(0n);
     encoder.step({
       name: 'wait for parent',
@@ -236,10 +237,6 @@ export function launch(options: LaunchOptions): Launched {
 
   let reported: LaunchReport | null = null;
   let listenerFd: number | null = null;
-  if (!handshake) {
-    reported = { listenerFd: null, pid: child.pid ?? -1 };
-    reportResolve(reported);
-  }
   let pending = Buffer.alloc(0);
   let failed = false;
 
