@@ -106,3 +106,15 @@ export const SOCK_TYPE_MASK = 0xf;
 // include/uapi/linux/wait.h
 export const WNOHANG = 0x00000001;
 export const WNOWAIT = 0x01000000;
+
+// include/uapi/asm-generic/signal-defs.h, signal.h (the same numbers on x86_64 and aarch64)
+export const SIG_BLOCK = 0;
+export const SIG_SETMASK = 2;
+export const SIGKILL = 9;
+export const SIGCHLD = 17;
+export const SIGCONT = 18;
+export const SIGSTOP = 19;
+
+// include/uapi/linux/signalfd.h
+export const SFD_NONBLOCK = 0o4000;
+export const SFD_CLOEXEC = 0o2000000;

@@ -23,6 +23,16 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
+import {
+  PR_SET_CHILD_SUBREAPER,
+  PR_SET_NO_NEW_PRIVS,
+  SFD_CLOEXEC,
+  SFD_NONBLOCK,
+  SIG_BLOCK,
+  SIG_SETMASK,
+  SIGCHLD,
+  SIGKILL,
+} from '../src/constants.js';
 import { trySyscall } from '../src/libc.js';
 import { buildStubElf } from '../src/stub/elf.js';
 import {
@@ -37,20 +47,12 @@ const CONTROL_FD = 3;
 /** Where a Landlock ruleset fd is passed to the stub. */
 const RULESET_FD = 4;
 
-const SIGKILL = 9;
 const SIGUSR1 = 10;
 const SIGTERM = 15;
-const SIGCHLD = 17;
 const SIGUSR2 = 12;
 const SIGRTMIN_2 = 34; // the control signal the reaper turns into SIGKILL
 const EINVAL = 22;
 const CLONE_THREAD = 0x10000;
-const PR_SET_CHILD_SUBREAPER = 36;
-const PR_SET_NO_NEW_PRIVS = 38;
-const SIG_BLOCK = 0;
-const SIG_SETMASK = 2;
-const SFD_NONBLOCK = 0o4000;
-const SFD_CLOEXEC = 0o2000000;
 const LANDLOCK_SCOPE_SIGNAL = 2n;
 
 const workDir = mkdtempSync(join(tmpdir(), 'sandlock-stub-reaper-'));

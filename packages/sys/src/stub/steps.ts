@@ -1,11 +1,20 @@
 import {
   ADDR_NO_RANDOMIZE,
   CLOSE_RANGE_CLOEXEC,
+  PR_SET_CHILD_SUBREAPER,
   PR_SET_NO_NEW_PRIVS,
   PR_SET_PDEATHSIG,
   PR_SET_THP_DISABLE,
   RLIMIT,
   type RlimitResource,
+  SFD_CLOEXEC,
+  SFD_NONBLOCK,
+  SIG_BLOCK,
+  SIG_SETMASK,
+  SIGCHLD,
+  SIGCONT,
+  SIGKILL,
+  SIGSTOP,
 } from '../constants.js';
 import { type Arch, syscallNumber } from '../syscalls/index.js';
 import { REAPER_PARAM, REAPER_PARAMS_SIZE, type ScriptEncoder } from './script.js';
@@ -192,13 +201,6 @@ export const REAPER_SIGNAL = { killAll: 34, stopAll: 35, continueAll: 36 } as co
 
 // Signals the reaper passes on to the sandbox unchanged when it receives them.
 const FORWARDED_SIGNALS = [1, 2, 3, 10, 12, 15, 18, 28]; // HUP INT QUIT USR1 USR2 TERM CONT WINCH
-const SIGCHLD = 17;
-const SIGKILL = 9;
-const SIGSTOP = 19;
-const SIGCONT = 18;
-const PR_SET_CHILD_SUBREAPER = 36;
-const SFD_NONBLOCK = 0o4000;
-const SFD_CLOEXEC = 0o2000000;
 
 function sigset(signals: readonly number[]): Buffer {
   let mask = 0n;
@@ -262,7 +264,7 @@ function encodeForkReaper(
   encoder.step({
     name: 'rt_sigprocmask(SIG_BLOCK)',
     nr: sys(context, 'rt_sigprocmask'),
-    args: [0 /* SIG_BLOCK */, blockedAddress, 0, 8],
+    args: [SIG_BLOCK, blockedAddress, 0, 8],
     fatal: true,
   });
   encoder.step({
@@ -282,7 +284,7 @@ function encodeForkReaper(
   encoder.step({
     name: 'rt_sigprocmask(SIG_SETMASK)',
     nr: sys(context, 'rt_sigprocmask'),
-    args: [2 /* SIG_SETMASK */, encoder.bytes(Buffer.alloc(8)), 0, 8],
+    args: [SIG_SETMASK, encoder.bytes(Buffer.alloc(8)), 0, 8],
     fatal: true,
   });
   encoder.step({
