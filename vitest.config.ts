@@ -22,5 +22,6 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    reporters: ['default', './tools/vitest/summary-reporter.ts'],
   },
 });
