@@ -1,0 +1,129 @@
+import { constants } from 'node:os';
+
+/**
+ * What a handler decides for one intercepted syscall. Plain data, so an
+ * answer can be built in either thread and logged or compared.
+ */
+export type Answer =
+  /** Let the kernel run the syscall as the child asked (SECCOMP_USER_NOTIF_FLAG_CONTINUE). */
+  | { readonly kind: 'continue' }
+  /** The syscall fails with this errno and has no effect. */
+  | { readonly kind: 'errno'; readonly errno: number }
+  /** The syscall returns this value and has no effect (the handler did the work). */
+  | { readonly kind: 'value'; readonly value: bigint }
+  /** Install `fd` (a descriptor of the supervisor) in the child: see {@link answer.inject}. */
+  | {
+      readonly kind: 'inject';
+      readonly fd: number;
+      readonly send: boolean;
+      readonly cloexec: boolean;
+      readonly targetFd: number | null;
+      readonly keep: boolean;
+    }
+  /** Kill the whole sandbox; the syscall fails with EPERM meanwhile. */
+  | { readonly kind: 'kill'; readonly reason: string }
+  /** Hand the notification to the module's main-thread handler (worker handlers only). */
+  | { readonly kind: 'defer'; readonly payload: unknown };
+
+export type AnswerKind = Answer['kind'];
+
+const CONTINUE: Answer = Object.freeze({ kind: 'continue' });
+const DEFER: Answer = Object.freeze({ kind: 'defer', payload: undefined });
+
+function errnoNumber(code: number | string): number {
+  if (typeof code === 'number') {
+    if (!Number.isInteger(code) || code <= 0 || code > 4095) {
+      throw new RangeError(`sandlock: errno must be an integer in 1..4095, got ${code}`);
+    }
+    return code;
+  }
+  const value = (constants.errno as Record<string, number>)[code];
+  if (value === undefined) throw new RangeError(`sandlock: unknown errno name '${code}'`);
+  return value;
+}
+
+export interface InjectOptions {
+  /**
+   * With SECCOMP_ADDFD_FLAG_SEND (the default) the kernel installs the fd and
+   * answers the syscall with its number in one step. Without, the fd is
+   * installed first and the syscall then returns its number in a normal
+   * answer (for kernels before 5.14, or when `targetFd` must be exact).
+   */
+  send?: boolean;
+  /** Set O_CLOEXEC on the child's new descriptor (default false). */
+  cloexec?: boolean;
+  /** Install at this number, replacing what is there (SECCOMP_ADDFD_FLAG_SETFD). */
+  targetFd?: number;
+  /** Keep the supervisor's `fd` open afterwards (by default the answer closes it). */
+  keep?: boolean;
+}
+
+/** Builders for {@link Answer}s. */
+export const answer = Object.freeze({
+  /** Let the syscall run. In a chain, the next handler is asked first. */
+  continue(): Answer {
+    return CONTINUE;
+  },
+  /** Fail the syscall with `code`: a number or a name such as 'EACCES'. */
+  errno(code: number | string): Answer {
+    return { kind: 'errno', errno: errnoNumber(code) };
+  },
+  /** Make the syscall return `value` without running it. */
+  value(value: number | bigint): Answer {
+    return { kind: 'value', value: BigInt(value) };
+  },
+  /**
+   * Make the syscall return a new descriptor in the child that refers to the
+   * supervisor's `fd` (SECCOMP_IOCTL_NOTIF_ADDFD). The answer owns `fd` and
+   * closes it once applied, unless `keep`. If the injection fails (the child
+   * is at RLIMIT_NOFILE, say) the syscall FAILS with the injection's errno:
+   * it never falls back to running the original call.
+   */
+  inject(fd: number, options: InjectOptions = {}): Answer {
+    if (!Number.isInteger(fd) || fd < 0) throw new RangeError(`sandlock: bad fd ${fd}`);
+    return {
+      kind: 'inject',
+      fd,
+      send: options.send ?? true,
+      cloexec: options.cloexec ?? false,
+      targetFd: options.targetFd ?? null,
+      keep: options.keep ?? false,
+    };
+  },
+  /** Kill every process of the sandbox (through its reaper); `reason` is reported. */
+  kill(reason: string): Answer {
+    return { kind: 'kill', reason };
+  },
+  /**
+   * Answer later, on the main thread: the module's `deferred` handler for
+   * this syscall receives `payload` (anything structured-clone can copy)
+   * while the worker goes on receiving other notifications.
+   */
+  defer(payload?: unknown): Answer {
+    return payload === undefined ? DEFER : { kind: 'defer', payload };
+  },
+  /** A raw syscall result as an answer: -errno fails, anything else is returned. */
+  fromResult(result: number | bigint): Answer {
+    const value = BigInt(result);
+    if (value < 0n && value >= -4095n) return { kind: 'errno', errno: Number(-value) };
+    return { kind: 'value', value };
+  },
+});
+
+const KINDS: ReadonlySet<string> = new Set<AnswerKind>([
+  'continue',
+  'errno',
+  'value',
+  'inject',
+  'kill',
+  'defer',
+]);
+
+/** Whether `value` is an {@link Answer} (handlers written in JavaScript may return anything). */
+export function isAnswer(value: unknown): value is Answer {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    KINDS.has((value as { kind?: unknown }).kind as string)
+  );
+}

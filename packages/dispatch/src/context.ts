@@ -1,0 +1,441 @@
+import { readFileSync, readlinkSync } from 'node:fs';
+import { posix } from 'node:path';
+import {
+  type Arch,
+  AT_FDCWD,
+  close,
+  hostArch,
+  openFlags,
+  readCStringBytes,
+  readMemory,
+  SECCOMP_ADDFD_FLAG_SEND,
+  SECCOMP_ADDFD_FLAG_SETFD,
+  SECCOMP_IOCTL_NOTIF_ADDFD,
+  SECCOMP_IOCTL_NOTIF_ID_VALID,
+  type SyscallArg,
+  SysError,
+  trySyscall,
+  writeMemory,
+} from '@sandlock/sys';
+import {
+  argumentIndex,
+  argumentLayout,
+  convertArg,
+  type KnownSyscall,
+  namedArgs,
+  type SyscallArgs,
+} from './args.js';
+import { ioctlBuffer, syscallAsync } from './native.js';
+import type { SessionInfo, WorkerSession } from './session-view.js';
+
+/** One intercepted syscall, as the kernel reported it (a copy: safe to keep). */
+export interface Notification {
+  /** The kernel's cookie; valid only while the call is pending. */
+  readonly id: bigint;
+  /** Thread id of the caller (a TID, not always a process id). */
+  readonly pid: number;
+  readonly flags: number;
+  readonly nr: number;
+  /** AUDIT_ARCH_* of the call. */
+  readonly arch: number;
+  readonly instructionPointer: bigint;
+  /** The six raw argument registers. */
+  readonly args: readonly bigint[];
+}
+
+/**
+ * The answer the kernel would give when a call cannot be what the child
+ * meant (a bad pointer: EFAULT; a bad dirfd: EBADF). Thrown by the memory
+ * and path helpers; a handler may throw one too. The loop answers the
+ * syscall with `errno` and reports nothing.
+ */
+export class CallError extends Error {
+  override readonly name = 'CallError';
+  constructor(
+    readonly errno: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The notification was withdrawn (its task died): nothing is left to answer. */
+export class NotificationGone extends Error {
+  override readonly name = 'NotificationGone';
+}
+
+const EFAULT = 14;
+const EBADF = 9;
+const EINVAL = 22;
+const ESRCH = 3;
+const ENAMETOOLONG = 36;
+const PATH_MAX = 4096;
+/** pidfd_open(2): PIDFD_THREAD (= O_EXCL) opens a pidfd for one thread (Linux 6.9+). */
+const PIDFD_THREAD = 0o200;
+
+/** What every handler gets: the call, and safe ways to look at the caller. */
+export interface CallContext<P = unknown> {
+  readonly id: bigint;
+  /** Thread id of the caller. */
+  readonly pid: number;
+  readonly nr: number;
+  /** The syscall's name on `arch`. */
+  readonly syscall: string;
+  readonly arch: Arch;
+  readonly instructionPointer: bigint;
+  /** The six raw argument registers (32-bit arguments may carry garbage above bit 31). */
+  readonly args: readonly bigint[];
+  readonly session: SessionInfo<P>;
+  /** A copy of the notification, e.g. to pass in a deferred payload. */
+  notification(): Notification;
+  /** The arguments by name, typed (throws if this call is not `syscall`). */
+  argsOf<S extends KnownSyscall>(syscall: S): SyscallArgs<S>;
+  /** Argument `name` of this syscall, converted as the kernel reads it. */
+  arg(name: string): number | bigint;
+  /** SECCOMP_IOCTL_NOTIF_ID_VALID: whether the caller still waits for this answer. */
+  valid(): boolean;
+  /** Copies `length` bytes of the caller's memory (checked with ID_VALID after reading). */
+  read(address: bigint, length: number): Buffer;
+  /** Copies a NUL-terminated string (UTF-8) of the caller's memory. */
+  readString(address: bigint, maxLength?: number): string;
+  /** Writes into the caller's memory (ID_VALID checked before). */
+  write(address: bigint, data: Buffer): void;
+  /** A copy of the path argument `pathArg` (default `pathname`), as the caller passed it. */
+  readPath(pathArg?: string): string;
+  /**
+   * The path argument made absolute against its directory fd (`dirfdArg`,
+   * default `dirfd`; AT_FDCWD or no dirfd: the caller's cwd), through
+   * /proc/<tid>/fd/<n> and /proc/<tid>/cwd. `.` and `..` are resolved
+   * lexically: this names the file for a log or a decision on a copy, it
+   * does not prove what the kernel would open.
+   */
+  resolvePath(pathArg?: string, dirfdArg?: string): string;
+  /** A duplicate of the caller's descriptor `childFd` (pidfd_getfd); the handler owns it. */
+  getFd(childFd: number): number;
+  /**
+   * Runs `syscall(dup, ...rest)` on a duplicate of the caller's `childFd`
+   * and closes the duplicate: the result, or -errno. Blocks the thread it
+   * runs on, so only for quick calls in the worker.
+   */
+  onBehalf(childFd: number, syscall: string, ...rest: SyscallArg[]): number;
+  /**
+   * Installs a descriptor in the caller now (ADDFD without SEND) and returns
+   * its number there; the handler still answers the syscall afterwards.
+   * Throws a {@link CallError} with the kernel's errno on failure.
+   */
+  addFd(fd: number, options?: { targetFd?: number; cloexec?: boolean }): number;
+}
+
+/** The context of a worker-thread handler. Valid only until the handler returns. */
+export interface HandlerContext<P = unknown> extends CallContext<P> {
+  readonly session: WorkerSession<P>;
+}
+
+/** The context of a deferred (main-thread) handler. */
+export interface DeferredContext<P = unknown> extends CallContext<P> {
+  /** What the worker handler passed to `answer.defer(payload)`. */
+  readonly payload: unknown;
+  /** {@link CallContext.onBehalf} on a thread of libuv's pool, for calls that may block. */
+  onBehalfAsync(childFd: number, syscall: string, ...rest: SyscallArg[]): Promise<number>;
+}
+
+/**
+ * The implementation of both contexts. The worker keeps one instance and
+ * re-points it at each notification; the main thread makes one per deferred
+ * call.
+ */
+export class Call implements HandlerContext, DeferredContext {
+  /** Listener fd of the session. */
+  fd = -1;
+  /** 8 bytes (or more) starting with the notification id, for ID_VALID. */
+  idBuffer: Buffer = Buffer.alloc(8);
+  pid = 0;
+  nr = 0;
+  syscall = '';
+  arch: Arch;
+  auditArch = 0;
+  flags = 0;
+  session!: WorkerSession;
+  payload: unknown = undefined;
+  private cachedId: bigint | undefined;
+  private cachedIp: bigint | undefined;
+  private cachedArgs: bigint[] | undefined;
+  /** Where `id`, `instructionPointer` and `args` are decoded from when not cached. */
+  private source: Buffer | undefined;
+
+  constructor(arch: Arch) {
+    this.arch = arch;
+  }
+
+  /** Points the context at a received `struct seccomp_notif` (worker). */
+  loadFromBuffer(notif: Buffer, fd: number, session: WorkerSession, syscall: string): void {
+    this.fd = fd;
+    this.idBuffer = notif;
+    this.source = notif;
+    this.cachedId = undefined;
+    this.cachedIp = undefined;
+    this.cachedArgs = undefined;
+    this.pid = notif.readUInt32LE(8);
+    this.flags = notif.readUInt32LE(12);
+    this.nr = notif.readInt32LE(16);
+    this.auditArch = notif.readUInt32LE(20);
+    this.syscall = syscall;
+    this.session = session;
+    this.payload = undefined;
+  }
+
+  /** Points the context at a copied notification (main thread). */
+  loadFromNotification(
+    notification: Notification,
+    fd: number,
+    session: SessionInfo,
+    syscall: string,
+    payload: unknown,
+  ): void {
+    this.fd = fd;
+    this.idBuffer = Buffer.alloc(8);
+    this.idBuffer.writeBigUInt64LE(notification.id);
+    this.source = undefined;
+    this.cachedId = notification.id;
+    this.cachedIp = notification.instructionPointer;
+    this.cachedArgs = [...notification.args];
+    this.pid = notification.pid;
+    this.flags = notification.flags;
+    this.nr = notification.nr;
+    this.auditArch = notification.arch;
+    this.syscall = syscall;
+    this.session = session as WorkerSession;
+    this.payload = payload;
+  }
+
+  get id(): bigint {
+    this.cachedId ??= this.source!.readBigUInt64LE(0);
+    return this.cachedId;
+  }
+
+  get instructionPointer(): bigint {
+    this.cachedIp ??= this.source!.readBigUInt64LE(24);
+    return this.cachedIp;
+  }
+
+  get args(): readonly bigint[] {
+    if (this.cachedArgs === undefined) {
+      const source = this.source!;
+      this.cachedArgs = [0, 1, 2, 3, 4, 5].map((index) => source.readBigUInt64LE(32 + index * 8));
+    }
+    return this.cachedArgs;
+  }
+
+  notification(): Notification {
+    return {
+      id: this.id,
+      pid: this.pid,
+      flags: this.flags,
+      nr: this.nr,
+      arch: this.auditArch,
+      instructionPointer: this.instructionPointer,
+      args: [...this.args],
+    };
+  }
+
+  argsOf<S extends KnownSyscall>(syscall: S): SyscallArgs<S> {
+    if (syscall !== this.syscall) {
+      throw new TypeError(`sandlock: argsOf('${syscall}') on a '${this.syscall}' call`);
+    }
+    return namedArgs(syscall, this.arch, this.args) as unknown as SyscallArgs<S>;
+  }
+
+  arg(name: string): number | bigint {
+    const layout = argumentLayout(this.syscall, this.arch);
+    const index = layout?.findIndex(([argName]) => argName === name) ?? -1;
+    if (layout === undefined || index < 0) {
+      throw new TypeError(`sandlock: '${this.syscall}' has no argument named '${name}'`);
+    }
+    return convertArg(this.args[index]!, layout[index]![1]);
+  }
+
+  valid(): boolean {
+    return ioctlBuffer(this.fd, SECCOMP_IOCTL_NOTIF_ID_VALID, this.idBuffer) === 0;
+  }
+
+  /** Throws {@link NotificationGone} unless the caller still waits. */
+  ensureValid(): void {
+    if (!this.valid()) throw new NotificationGone(`notification of ${this.syscall} withdrawn`);
+  }
+
+  read(address: bigint, length: number): Buffer {
+    let data: Buffer;
+    try {
+      data = readMemory(this.pid, address, length);
+    } catch (error) {
+      this.ensureValid();
+      throw toCallError(error);
+    }
+    // After the copy: had the caller died and its pid been reused while we
+    // read, the id would no longer be valid and the bytes not be its own.
+    this.ensureValid();
+    return data;
+  }
+
+  readString(address: bigint, maxLength = PATH_MAX): string {
+    let bytes: Buffer;
+    try {
+      bytes = readCStringBytes(this.pid, address, maxLength);
+    } catch (error) {
+      this.ensureValid();
+      throw toCallError(error);
+    }
+    this.ensureValid();
+    return bytes.toString('utf8');
+  }
+
+  write(address: bigint, data: Buffer): void {
+    this.ensureValid();
+    try {
+      writeMemory(this.pid, address, data);
+    } catch (error) {
+      this.ensureValid();
+      throw toCallError(error);
+    }
+  }
+
+  private argIndex(name: string): number {
+    const index = argumentIndex(this.syscall, this.arch, name);
+    if (index < 0) {
+      throw new TypeError(`sandlock: '${this.syscall}' has no argument named '${name}'`);
+    }
+    return index;
+  }
+
+  readPath(pathArg = 'pathname'): string {
+    return this.readString(this.args[this.argIndex(pathArg)]!, PATH_MAX);
+  }
+
+  resolvePath(pathArg = 'pathname', dirfdArg = 'dirfd'): string {
+    const path = this.readPath(pathArg);
+    if (path.startsWith('/')) return posix.resolve(path);
+    const dirIndex = argumentIndex(this.syscall, this.arch, dirfdArg);
+    const dirfd = dirIndex < 0 ? AT_FDCWD : Number(BigInt.asIntN(32, this.args[dirIndex]!));
+    const link = dirfd === AT_FDCWD ? `/proc/${this.pid}/cwd` : `/proc/${this.pid}/fd/${dirfd}`;
+    let base: string;
+    try {
+      base = readlinkSync(link);
+    } catch {
+      this.ensureValid();
+      throw new CallError(EBADF, `${this.syscall}: dirfd ${dirfd} is not open`);
+    }
+    this.ensureValid();
+    return path === '' ? base : posix.resolve(base, path);
+  }
+
+  private openCallerPidfd(): number {
+    let pidfd = trySyscall('pidfd_open', this.pid, PIDFD_THREAD);
+    if (pidfd === -EINVAL) {
+      // Before Linux 6.9 a pidfd names a thread-group leader only.
+      pidfd = trySyscall('pidfd_open', threadGroupOf(this.pid), 0);
+    }
+    if (pidfd < 0) {
+      this.ensureValid();
+      throw new CallError(ESRCH, `pidfd_open(${this.pid}) failed: errno ${-pidfd}`);
+    }
+    // The pidfd pins a task; the id check says it is the caller and not a
+    // process that got its pid after it died.
+    try {
+      this.ensureValid();
+    } catch (error) {
+      close(pidfd);
+      throw error;
+    }
+    return pidfd;
+  }
+
+  getFd(childFd: number): number {
+    const pidfd = this.openCallerPidfd();
+    try {
+      const fd = trySyscall('pidfd_getfd', pidfd, childFd, 0);
+      if (fd < 0) throw new CallError(-fd, `pidfd_getfd(${childFd}) failed`);
+      return fd;
+    } finally {
+      close(pidfd);
+    }
+  }
+
+  onBehalf(childFd: number, syscall: string, ...rest: SyscallArg[]): number {
+    let fd: number;
+    try {
+      fd = this.getFd(childFd);
+    } catch (error) {
+      if (error instanceof CallError) return -error.errno;
+      throw error;
+    }
+    try {
+      return trySyscall(syscall, fd, ...rest);
+    } finally {
+      close(fd);
+    }
+  }
+
+  async onBehalfAsync(childFd: number, syscall: string, ...rest: SyscallArg[]): Promise<number> {
+    let fd: number;
+    try {
+      fd = this.getFd(childFd);
+    } catch (error) {
+      if (error instanceof CallError) return -error.errno;
+      throw error;
+    }
+    try {
+      return await syscallAsync(syscall, fd, ...rest);
+    } finally {
+      close(fd);
+    }
+  }
+
+  addFd(fd: number, options: { targetFd?: number; cloexec?: boolean } = {}): number {
+    const result = addFd(this.fd, this.id, fd, {
+      send: false,
+      targetFd: options.targetFd ?? null,
+      cloexec: options.cloexec ?? false,
+    });
+    if (result < 0) throw new CallError(-result, `SECCOMP_IOCTL_NOTIF_ADDFD failed`);
+    return result;
+  }
+}
+
+const { O_CLOEXEC } = openFlags(hostArch());
+
+/** SECCOMP_IOCTL_NOTIF_ADDFD: the child's new fd number (or the syscall's answer with SEND), or -errno. */
+export function addFd(
+  listener: number,
+  id: bigint,
+  fd: number,
+  options: { send: boolean; targetFd: number | null; cloexec: boolean },
+): number {
+  const request = Buffer.alloc(24);
+  request.writeBigUInt64LE(id, 0);
+  let flags = options.send ? SECCOMP_ADDFD_FLAG_SEND : 0;
+  if (options.targetFd !== null) flags |= SECCOMP_ADDFD_FLAG_SETFD;
+  request.writeUInt32LE(flags, 8);
+  request.writeUInt32LE(fd, 12);
+  request.writeUInt32LE(options.targetFd ?? 0, 16);
+  request.writeUInt32LE(options.cloexec ? O_CLOEXEC : 0, 20);
+  return ioctlBuffer(listener, SECCOMP_IOCTL_NOTIF_ADDFD, request);
+}
+
+function toCallError(error: unknown): unknown {
+  if (error instanceof SysError) {
+    const errno = error.errno === ENAMETOOLONG ? ENAMETOOLONG : EFAULT;
+    return new CallError(errno, error.message);
+  }
+  return error;
+}
+
+/** The thread group (process) a thread id belongs to, from /proc/<tid>/status. */
+export function threadGroupOf(tid: number): number {
+  try {
+    const status = readFileSync(`/proc/${tid}/status`, 'latin1');
+    const match = /^Tgid:\s+(\d+)$/m.exec(status);
+    return match ? Number(match[1]) : tid;
+  } catch {
+    return tid;
+  }
+}

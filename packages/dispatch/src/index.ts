@@ -1,0 +1,28 @@
+export { type Answer, type AnswerKind, answer, type InjectOptions } from './answer.js';
+export { type ArgKind, type KnownSyscall, namedArgs, type SyscallArgs } from './args.js';
+export {
+  type CallContext,
+  CallError,
+  type DeferredContext,
+  type HandlerContext,
+  type Notification,
+} from './context.js';
+export {
+  type DeferredHandler,
+  type DispatchModule,
+  defineModule,
+  type Handler,
+  ModuleError,
+  type ModuleRef,
+  type SetupEnv,
+} from './module.js';
+export { sandboxProcesses } from './processes.js';
+export type { ProcessView, SessionInfo, WorkerSession } from './session-view.js';
+export {
+  type AttachOptions,
+  type DispatchError,
+  type SandboxContext,
+  Session,
+  Supervisor,
+  type SupervisorOptions,
+} from './supervisor.js';

@@ -1,0 +1,42 @@
+import type { Arch } from '@sandlock/sys';
+import {
+  checkUniqueNames,
+  type DispatchModule,
+  ModuleError,
+  type ResolvedModuleRef,
+  validateModule,
+} from './module.js';
+
+/** Imports, checks and sets up the modules, in order, in the calling thread. */
+export async function loadModules(
+  refs: readonly ResolvedModuleRef[],
+  arch: Arch,
+  thread: 'worker' | 'main',
+): Promise<DispatchModule[]> {
+  const modules: DispatchModule[] = [];
+  for (const ref of refs) {
+    let namespace: Record<string, unknown>;
+    try {
+      namespace = await import(/* @vite-ignore */ ref.specifier);
+    } catch (error) {
+      throw new ModuleError(
+        `sandlock: cannot load module '${ref.specifier}': ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    const where = `'${ref.specifier}'${ref.exportName === 'default' ? '' : ` (export ${ref.exportName})`}`;
+    modules.push(validateModule(namespace[ref.exportName], where, arch));
+  }
+  checkUniqueNames(modules);
+  modules.forEach((module, index) => {
+    try {
+      module.setup?.(refs[index]!.options, { thread, arch });
+    } catch (error) {
+      throw new ModuleError(
+        `sandlock: module '${module.name}': setup failed in the ${thread} thread: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  });
+  return modules;
+}

@@ -1,0 +1,143 @@
+// Direct koffi bindings for the receive loop's hot path, and the few calls
+// @sandlock/sys does not wrap yet (poll, epoll, eventfd, an async syscall).
+// Candidates to move into @sandlock/sys.
+
+import { addressOf, hostArch, type SyscallArg, syscallNumber } from '@sandlock/sys';
+import type { LibraryHandle } from 'koffi';
+import koffi from 'koffi';
+
+function loadLibc(): LibraryHandle {
+  const names = ['libc.so.6', `libc.musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`];
+  let lastError: unknown;
+  for (const name of names) {
+    try {
+      return koffi.load(name);
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw new Error(`sandlock: cannot load the C library (${String(lastError)})`);
+}
+
+const libc = loadLibc();
+
+// ioctl(2) is variadic in glibc, but its third argument is one register on
+// x86_64 and aarch64, so fixed prototypes are exact. Two of them: the seccomp
+// ioctls take a pointer, except SECCOMP_IOCTL_NOTIF_SET_FLAGS, whose flag goes
+// BY VALUE (kernel/seccomp.c: seccomp_notify_set_flags(filter, arg)).
+const ioctlPointer = libc.func('int ioctl(int fd, unsigned long request, void *arg)');
+const ioctlValue = libc.func('int ioctl(int fd, unsigned long request, unsigned long arg)');
+const pollCall = libc.func('int poll(void *fds, unsigned long nfds, int timeout)');
+const readCall = libc.func('long read(int fd, void *buf, unsigned long count)');
+const writeCall = libc.func('long write(int fd, void *buf, unsigned long count)');
+const eventfdCall = libc.func('int eventfd(unsigned int initval, int flags)');
+const epollCreate1 = libc.func('int epoll_create1(int flags)');
+const epollCtlCall = libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)');
+const epollWaitCall = libc.func(
+  'int epoll_wait(int epfd, void *events, int maxevents, int timeout)',
+);
+const syscall7 = libc.func(
+  'int64_t syscall(int64_t nr, int64_t a0, int64_t a1, int64_t a2, int64_t a3, int64_t a4, int64_t a5)',
+);
+
+/** ioctl(fd, request, buffer): the result, or -errno. */
+export function ioctlBuffer(fd: number, request: number, buffer: Buffer): number {
+  const result = ioctlPointer(fd, request, buffer) as number;
+  return result < 0 ? -koffi.errno() : result;
+}
+
+/** ioctl(fd, request, value) with an integer argument: the result, or -errno. */
+export function ioctlInteger(fd: number, request: number, value: number): number {
+  const result = ioctlValue(fd, request, value) as number;
+  return result < 0 ? -koffi.errno() : result;
+}
+
+/** poll(2) over a packed `struct pollfd[]`: the count of ready entries, or -errno. */
+export function poll(fds: Buffer, count: number, timeoutMs: number): number {
+  const result = pollCall(fds, count, timeoutMs) as number;
+  return result < 0 ? -koffi.errno() : result;
+}
+
+export const POLLIN = 0x1;
+export const POLLERR = 0x8;
+export const POLLHUP = 0x10;
+export const POLLNVAL = 0x20;
+export const POLLFD_SIZE = 8;
+
+export function readFd(fd: number, buffer: Buffer): number {
+  const result = Number(readCall(fd, buffer, buffer.length));
+  return result < 0 ? -koffi.errno() : result;
+}
+
+export function writeFd(fd: number, buffer: Buffer): number {
+  const result = Number(writeCall(fd, buffer, buffer.length));
+  return result < 0 ? -koffi.errno() : result;
+}
+
+const EFD_CLOEXEC = 0o2000000;
+const EFD_NONBLOCK = 0o4000;
+
+/** A non-blocking, close-on-exec eventfd (or -errno). */
+export function eventfd(): number {
+  const result = eventfdCall(0, EFD_CLOEXEC | EFD_NONBLOCK) as number;
+  return result < 0 ? -koffi.errno() : result;
+}
+
+const EPOLL_CLOEXEC = 0o2000000;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CTL_DEL = 2;
+/** sizeof(struct epoll_event) on x86_64, where the struct is packed; 16 elsewhere. */
+export const EPOLL_EVENT_SIZE = process.arch === 'x64' ? 12 : 16;
+const EPOLL_DATA_OFFSET = process.arch === 'x64' ? 4 : 8;
+
+export function epollCreate(): number {
+  const result = epollCreate1(EPOLL_CLOEXEC) as number;
+  return result < 0 ? -koffi.errno() : result;
+}
+
+/** epoll_ctl with `data` = the fd itself. */
+export function epollCtl(epfd: number, op: number, fd: number, events: number): number {
+  const event = Buffer.alloc(EPOLL_EVENT_SIZE);
+  event.writeUInt32LE(events, 0);
+  event.writeBigUInt64LE(BigInt(fd), EPOLL_DATA_OFFSET);
+  const result = epollCtlCall(epfd, op, fd, event) as number;
+  return result < 0 ? -koffi.errno() : result;
+}
+
+/** Ready fds (the `data` of each event), without waiting. */
+export function epollReady(epfd: number, events: Buffer): number[] {
+  const count = epollWaitCall(epfd, events, events.length / EPOLL_EVENT_SIZE, 0) as number;
+  const ready: number[] = [];
+  for (let index = 0; index < count; index++) {
+    ready.push(Number(events.readBigUInt64LE(index * EPOLL_EVENT_SIZE + EPOLL_DATA_OFFSET)));
+  }
+  return ready;
+}
+
+function toWord(arg: SyscallArg): number | bigint {
+  if (arg === null || arg === undefined) return 0;
+  if (Buffer.isBuffer(arg)) return addressOf(arg);
+  return arg;
+}
+
+/**
+ * Runs a system call on a thread of libuv's pool: for on-behalf operations
+ * that may block (connect, a large copy) from the main thread. Resolves with
+ * the result or -errno. Buffers passed stay referenced until it settles.
+ * koffi restores the call's errno around the completion callback.
+ */
+export function syscallAsync(name: string, ...args: SyscallArg[]): Promise<number> {
+  const nr = syscallNumber(name, hostArch());
+  const words = [0, 1, 2, 3, 4, 5].map((index) => toWord(args[index]));
+  return new Promise((resolve, reject) => {
+    syscall7.async(nr, ...words, (error: unknown, result: number | bigint) => {
+      void args; // keeps the Buffers alive until the call is over
+      if (error) {
+        reject(error);
+        return;
+      }
+      const value = Number(result);
+      resolve(value === -1 ? -koffi.errno() : value);
+    });
+  });
+}

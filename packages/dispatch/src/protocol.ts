@@ -1,0 +1,52 @@
+// Messages between the supervisor (main thread) and its workers.
+
+import type { MessagePort } from 'node:worker_threads';
+import type { Notification } from './context.js';
+import type { ResolvedModuleRef } from './module.js';
+
+export interface WorkerData {
+  modules: ResolvedModuleRef[];
+  /** Main → worker messages, read synchronously (receiveMessageOnPort). */
+  control: MessagePort;
+  /** Written by the main thread after posting to `control`, to wake the loop. */
+  wakeFd: number;
+  /** Int32Array over a SharedArrayBuffer: [0] = 1 asks the loop to stop. */
+  stop: Int32Array;
+}
+
+export type ToWorker =
+  | {
+      type: 'attach';
+      session: number;
+      listenerFd: number;
+      reaperPid: number;
+      reaperPidfd: number;
+      programPid: number;
+      policy: unknown;
+      /** Indexes of the modules that are on, in load order. */
+      enabled: number[];
+      track: boolean;
+    }
+  | { type: 'stop' };
+
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'failed'; message: string; stack?: string }
+  | {
+      type: 'defer';
+      session: number;
+      module: number;
+      syscall: string;
+      notification: Notification;
+      payload: unknown;
+    }
+  | { type: 'kill'; session: number; reason: string }
+  | { type: 'ended'; session: number }
+  | {
+      type: 'error';
+      session?: number;
+      module?: string;
+      syscall?: string;
+      message: string;
+      stack?: string;
+    };

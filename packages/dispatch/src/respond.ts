@@ -1,0 +1,81 @@
+import { close, SECCOMP_IOCTL_NOTIF_SEND, SECCOMP_USER_NOTIF_FLAG_CONTINUE } from '@sandlock/sys';
+import type { Answer } from './answer.js';
+import { addFd } from './context.js';
+import { ioctlBuffer } from './native.js';
+
+const ENOENT = 2;
+const EPERM = 1;
+
+/** What became of an answer. */
+export type Delivery =
+  | { ok: true }
+  /** The caller died before the answer: nothing to do. */
+  | { ok: false; gone: true }
+  | { ok: false; gone: false; errno: number; what: string };
+
+const DELIVERED: Delivery = { ok: true };
+const GONE: Delivery = { ok: false, gone: true };
+
+/**
+ * Sends answers on a listener (SECCOMP_IOCTL_NOTIF_SEND works from any
+ * thread that holds the fd). Ids come from a buffer whose first 8 bytes are
+ * the notification id, so the hot path never builds a BigInt.
+ */
+export class Responder {
+  private readonly response = Buffer.alloc(24);
+
+  private send(fd: number, id: Buffer, value: bigint, error: number, flags: number): Delivery {
+    const response = this.response;
+    id.copy(response, 0, 0, 8);
+    response.writeBigInt64LE(value, 8);
+    response.writeInt32LE(error, 16);
+    response.writeUInt32LE(flags, 20);
+    const result = ioctlBuffer(fd, SECCOMP_IOCTL_NOTIF_SEND, response);
+    if (result >= 0) return DELIVERED;
+    if (result === -ENOENT) return GONE;
+    return { ok: false, gone: false, errno: -result, what: 'SECCOMP_IOCTL_NOTIF_SEND' };
+  }
+
+  continue(fd: number, id: Buffer): Delivery {
+    return this.send(fd, id, 0n, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE);
+  }
+
+  errno(fd: number, id: Buffer, errno: number): Delivery {
+    return this.send(fd, id, 0n, -errno, 0);
+  }
+
+  /**
+   * Applies every answer but `kill` (the caller signals the reaper first and
+   * then sends EPERM) and `defer` (not an answer the kernel sees).
+   */
+  apply(fd: number, id: Buffer, answer: Answer): Delivery {
+    switch (answer.kind) {
+      case 'continue':
+        return this.continue(fd, id);
+      case 'errno':
+        return this.errno(fd, id, answer.errno);
+      case 'value':
+        return this.send(fd, id, answer.value, 0, 0);
+      case 'inject':
+        return this.inject(fd, id, answer);
+      case 'kill':
+      case 'defer':
+        return this.errno(fd, id, EPERM);
+    }
+  }
+
+  private inject(fd: number, id: Buffer, answer: Extract<Answer, { kind: 'inject' }>): Delivery {
+    try {
+      const result = addFd(fd, id.readBigUInt64LE(0), answer.fd, answer);
+      if (result === -ENOENT) return GONE;
+      if (result < 0) {
+        // sandlock 0.6 fell back to CONTINUE here, running the very call the
+        // handler meant to replace (spec §7.38). The call fails instead.
+        return this.errno(fd, id, -result);
+      }
+      return answer.send ? DELIVERED : this.send(fd, id, BigInt(result), 0, 0);
+    } finally {
+      if (!answer.keep) close(answer.fd);
+    }
+  }
+}

@@ -1,0 +1,30 @@
+/** What handlers know about the sandbox a call comes from. */
+export interface SessionInfo<P = unknown> {
+  /** Unique within the supervisor. */
+  readonly id: number;
+  /** The sandbox's reaper: every process of the sandbox descends from it. */
+  readonly reaperPid: number;
+  /** The program's first process. */
+  readonly programPid: number;
+  /** The policy given at attach (a structured clone of it in the worker). */
+  readonly policy: P;
+}
+
+/** The live processes of a sandbox, as the worker tracks them. */
+export interface ProcessView {
+  /**
+   * Pids seen alive. Processes are found when they make an intercepted
+   * syscall, when a fork-like call was answered, every 100 ms, and on
+   * {@link refresh}; an exit is seen through the process's pidfd.
+   */
+  readonly live: ReadonlySet<number>;
+  /** Walks the sandbox's process tree now (start events fire) and returns {@link live}. */
+  refresh(): ReadonlySet<number>;
+}
+
+/** A session as worker-thread handlers and hooks see it. */
+export interface WorkerSession<P = unknown> extends SessionInfo<P> {
+  readonly processes: ProcessView;
+  /** Kills every process of the sandbox through its reaper; `reason` is reported. */
+  kill(reason: string): void;
+}

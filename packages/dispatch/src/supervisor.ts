@@ -1,0 +1,575 @@
+import { availableParallelism } from 'node:os';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { defaultDenyList } from '@sandlock/seccomp';
+import {
+  type Arch,
+  close,
+  hostArch,
+  pidfdOpen,
+  REAPER_SIGNAL,
+  SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+  SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+  trySyscall,
+} from '@sandlock/sys';
+import { type Answer, isAnswer } from './answer.js';
+import { Call, CallError, NotificationGone } from './context.js';
+import { loadModules } from './loader.js';
+import {
+  checkDenied,
+  type DispatchModule,
+  ModuleError,
+  type ModuleRef,
+  type ResolvedModuleRef,
+  resolveModuleRef,
+} from './module.js';
+import { eventfd, ioctlInteger, writeFd } from './native.js';
+import { descendantsOf } from './processes.js';
+import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
+import { Responder } from './respond.js';
+import type { SessionInfo } from './session-view.js';
+
+const EPERM = 1;
+
+/** Something a handler, hook or the loop itself reported. */
+export interface DispatchError {
+  message: string;
+  /** The module whose handler or hook failed. */
+  module?: string;
+  /** The syscall (or hook) it was handling. */
+  syscall?: string;
+  /** The session (see {@link Session.id}). */
+  session?: number;
+  stack?: string;
+}
+
+export interface SupervisorOptions {
+  /** Sandlock's own modules; their handlers come first in every chain. */
+  modules?: readonly ModuleRef[];
+  /** Third-party modules, after the built-in ones, in the order given. */
+  plugins?: readonly ModuleRef[];
+  /**
+   * Syscalls no module may register on (default: `defaultDenyList` of
+   * @sandlock/seccomp for this architecture).
+   */
+  deny?: readonly string[];
+  /** Most worker threads to spread sandboxes over (default: the CPU count). */
+  workers?: number;
+  /** Failures of handlers and hooks (default: console.warn). The call itself failed with EPERM. */
+  onError?: (error: DispatchError) => void;
+}
+
+/** Which sandbox a notified-syscall set or a session is for. */
+export interface SandboxContext {
+  /** Passed to each module's `enabled(policy, options)`; sent to the worker (structured clone). */
+  policy?: unknown;
+  /** The sandbox's deny list: a module that is on may register on none of these. */
+  deny?: readonly string[];
+}
+
+export interface AttachOptions extends SandboxContext {
+  /** The sandbox's reaper (the stub process Node spawned). */
+  reaperPid: number;
+  /** The program's first process (default: the reaper). */
+  programPid?: number;
+  /** Track the sandbox's processes even if no module has process hooks. */
+  trackProcesses?: boolean;
+  /** Called when a handler killed the sandbox. */
+  onKill?: (reason: string) => void;
+}
+
+// The worker script: beside this file in dist/ (worker.js). Run from the
+// TypeScript sources (vitest), the worker starts through a bootstrap that
+// registers a loader for .ts files first.
+function workerEntry(): URL {
+  const here = import.meta.url;
+  return here.endsWith('.ts') ? new URL('./dev/worker.mjs', here) : new URL('./worker.js', here);
+}
+
+interface PendingStart {
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+class WorkerHandle {
+  readonly worker: Worker;
+  readonly wakeFd: number;
+  readonly stop = new Int32Array(new SharedArrayBuffer(4));
+  readonly control: MessagePort;
+  readonly sessions = new Set<Session>();
+  ready = false;
+  exited = false;
+  private dead = false;
+  readonly started: Promise<void>;
+  private pending: PendingStart | undefined;
+  private readonly wakeValue = Buffer.alloc(8);
+
+  constructor(
+    refs: ResolvedModuleRef[],
+    private readonly onMessage: (handle: WorkerHandle, message: FromWorker) => void,
+    private readonly onDeath: (handle: WorkerHandle, error: Error) => void,
+  ) {
+    const wakeFd = eventfd();
+    if (wakeFd < 0) throw new Error(`sandlock: eventfd failed: errno ${-wakeFd}`);
+    this.wakeFd = wakeFd;
+    this.wakeValue.writeBigUInt64LE(1n);
+    const { port1, port2 } = new MessageChannel();
+    this.control = port1;
+    const workerData: WorkerData = { modules: refs, control: port2, wakeFd, stop: this.stop };
+    this.worker = new Worker(workerEntry(), {
+      workerData,
+      transferList: [port2],
+      name: 'sandlock-dispatch',
+    });
+    this.worker.unref();
+    this.started = new Promise<void>((resolve, reject) => {
+      this.pending = { resolve, reject };
+    });
+    this.started.catch(() => {});
+    this.worker.on('message', (message: FromWorker) => {
+      if (message.type === 'ready') {
+        this.ready = true;
+        this.pending?.resolve();
+        this.pending = undefined;
+      } else if (message.type === 'failed') {
+        const error = new Error(message.message);
+        error.stack = message.stack ?? error.stack;
+        this.pending?.reject(error);
+        this.pending = undefined;
+      } else {
+        this.onMessage(this, message);
+      }
+    });
+    this.worker.on('error', (error) => this.died(error));
+    this.worker.on('exit', (code) => {
+      this.exited = true;
+      close(this.wakeFd);
+      this.died(new Error(`sandlock: the dispatch worker exited (code ${code})`));
+    });
+  }
+
+  private died(error: Error): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.ready = false;
+    if (this.pending) {
+      this.pending.reject(error);
+      this.pending = undefined;
+    }
+    this.onDeath(this, error);
+  }
+
+  post(message: ToWorker): void {
+    this.control.postMessage(message);
+    writeFd(this.wakeFd, this.wakeValue);
+  }
+
+  /** Makes the loop return at its next wake-up, and wakes it. */
+  requestStop(): void {
+    if (this.exited) return;
+    Atomics.store(this.stop, 0, 1);
+    writeFd(this.wakeFd, this.wakeValue);
+  }
+
+  adopt(session: Session): void {
+    if (this.sessions.size === 0) this.worker.ref();
+    this.sessions.add(session);
+  }
+
+  release(session: Session): void {
+    this.sessions.delete(session);
+    if (this.sessions.size === 0) this.worker.unref();
+  }
+}
+
+/** One supervised sandbox. */
+export class Session<P = unknown> implements SessionInfo<P> {
+  readonly closed: Promise<void>;
+  /** Why a handler killed the sandbox, or null. */
+  killReason: string | null = null;
+  /** @internal */ pendingDeferred = 0;
+  /** @internal */ ended = false;
+  /** @internal */ finished = false;
+  private resolveClosed!: () => void;
+
+  /** @internal */
+  constructor(
+    readonly id: number,
+    readonly reaperPid: number,
+    readonly programPid: number,
+    readonly policy: P,
+    /** Whether the kernel accepted SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6+). */
+    readonly syncWakeUp: boolean,
+    /** @internal */ readonly listenerFd: number,
+    /** @internal */ readonly reaperPidfd: number,
+    /** @internal */ readonly onKill: ((reason: string) => void) | undefined,
+  ) {
+    this.closed = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
+  }
+
+  /** Every live process of the sandbox, read from /proc now. */
+  processes(): number[] {
+    return descendantsOf(this.reaperPid);
+  }
+
+  /** Kills every process of the sandbox through its reaper. */
+  kill(reason = 'killed by the supervisor'): void {
+    if (this.finished) return;
+    this.killed(reason);
+  }
+
+  /** @internal */
+  killed(reason: string): void {
+    trySyscall('pidfd_send_signal', this.reaperPidfd, REAPER_SIGNAL.killAll, 0, 0);
+    if (this.killReason === null) {
+      this.killReason = reason;
+      this.onKill?.(reason);
+    }
+  }
+
+  /** @internal Closes the listener once the worker let go of it and no deferred answer is due. */
+  finishIfDone(): void {
+    if (this.finished || !this.ended || this.pendingDeferred > 0) return;
+    this.finished = true;
+    close(this.listenerFd);
+    close(this.reaperPidfd);
+    this.resolveClosed();
+  }
+}
+
+/**
+ * The supervisor: loads handler modules, runs receive loops in worker
+ * threads, and answers deferred notifications on the main thread. One per
+ * process is enough; it serves any number of sandboxes.
+ */
+export class Supervisor {
+  private readonly workers: WorkerHandle[] = [];
+  private readonly sessions = new Map<number, Session>();
+  private nextSession = 1;
+  private closing = false;
+  private syncWakeUpRefused = false;
+  private readonly responder = new Responder();
+  private readonly maxWorkers: number;
+  private readonly onExit = () => {
+    for (const handle of this.workers) handle.requestStop();
+  };
+
+  private constructor(
+    private readonly refs: ResolvedModuleRef[],
+    private readonly loaded: readonly DispatchModule[],
+    private readonly arch: Arch,
+    private readonly options: SupervisorOptions,
+  ) {
+    this.maxWorkers = Math.max(1, options.workers ?? availableParallelism());
+    // Node waits for worker threads at exit, and a worker blocked in poll()
+    // never notices on its own: wake every loop and ask it to return.
+    process.on('exit', this.onExit);
+  }
+
+  /**
+   * Loads the modules on this thread and in a first worker thread, and
+   * checks them. Rejects with a ModuleError naming the module and what is
+   * wrong (a syscall in the deny list, an unknown syscall, a bad shape).
+   */
+  static async start(options: SupervisorOptions = {}): Promise<Supervisor> {
+    const arch = hostArch();
+    const refs = [...(options.modules ?? []), ...(options.plugins ?? [])].map(resolveModuleRef);
+    const loaded = await loadModules(refs, arch, 'main');
+    checkDenied(loaded, options.deny ?? defaultDenyList(arch), 'the deny list');
+    const supervisor = new Supervisor(refs, loaded, arch, options);
+    if (loaded.length > 0) {
+      try {
+        await supervisor.startWorker().started;
+      } catch (error) {
+        await supervisor.close();
+        throw error;
+      }
+    }
+    return supervisor;
+  }
+
+  /** The modules, in chain order: built-in ones, then plugins. */
+  get modules(): readonly { readonly name: string; readonly syscalls: readonly string[] }[] {
+    return this.loaded.map(({ name, syscalls }) => ({ name, syscalls: [...syscalls] }));
+  }
+
+  private enabledFor(context: SandboxContext): number[] {
+    const enabled: number[] = [];
+    this.loaded.forEach((module, index) => {
+      let on: boolean;
+      try {
+        on = module.enabled?.(context.policy, this.refs[index]!.options) ?? true;
+      } catch (error) {
+        throw new ModuleError(
+          `sandlock: module '${module.name}': enabled() failed: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+      if (on) enabled.push(index);
+    });
+    if (context.deny !== undefined) {
+      checkDenied(
+        enabled.map((index) => this.loaded[index]!),
+        context.deny,
+        "this sandbox's deny list",
+      );
+    }
+    return enabled;
+  }
+
+  /**
+   * The syscalls a sandbox with this policy must notify: the union of what
+   * its enabled modules declare, sorted. Empty means no module is on: launch
+   * without a listener.
+   */
+  notifiedSyscalls(context: SandboxContext = {}): string[] {
+    const names = new Set<string>();
+    for (const index of this.enabledFor(context)) {
+      for (const syscall of this.loaded[index]!.syscalls) names.add(syscall);
+    }
+    return [...names].sort();
+  }
+
+  /**
+   * Supervises the sandbox behind `listenerFd` (this process's duplicate of
+   * its seccomp listener, e.g. `launched.takeListener()`). Takes ownership of
+   * the fd, also when it throws: it is closed when the session ends. Call
+   * before letting the program exec; intercepted calls wait until the worker
+   * answers.
+   */
+  attach<P = unknown>(listenerFd: number, options: AttachOptions): Session<P> {
+    if (!Number.isInteger(listenerFd) || listenerFd < 0) {
+      throw new TypeError(`sandlock: bad listener fd ${listenerFd}`);
+    }
+    let reaperPidfd = -1;
+    try {
+      if (this.closing) throw new Error('sandlock: the supervisor is closed');
+      const enabled = this.enabledFor(options);
+      const handle = this.pickWorker();
+      reaperPidfd = pidfdOpen(options.reaperPid);
+      const session = new Session<P>(
+        this.nextSession++,
+        options.reaperPid,
+        options.programPid ?? options.reaperPid,
+        options.policy as P,
+        this.enableSyncWakeUp(listenerFd),
+        listenerFd,
+        reaperPidfd,
+        options.onKill,
+      );
+      handle.post({
+        type: 'attach',
+        session: session.id,
+        listenerFd,
+        reaperPid: options.reaperPid,
+        reaperPidfd,
+        programPid: session.programPid,
+        policy: options.policy,
+        enabled,
+        track: options.trackProcesses ?? false,
+      });
+      this.sessions.set(session.id, session as Session);
+      handle.adopt(session as Session);
+      return session;
+    } catch (error) {
+      if (reaperPidfd >= 0) close(reaperPidfd);
+      close(listenerFd);
+      throw error;
+    }
+  }
+
+  /**
+   * SECCOMP_IOCTL_NOTIF_SET_FLAGS with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+   * BY VALUE: the kernel takes the flag from the argument itself
+   * (kernel/seccomp.c, seccomp_notify_set_flags); a pointer is EINVAL. The
+   * caller's CPU then runs the loop, about 5x faster per call here. Linux
+   * before 6.6 refuses it: the loop works on, slower, and says so once.
+   */
+  private enableSyncWakeUp(listenerFd: number): boolean {
+    const result = ioctlInteger(
+      listenerFd,
+      SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+      SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+    );
+    if (result === 0) return true;
+    if (!this.syncWakeUpRefused) {
+      this.syncWakeUpRefused = true;
+      this.report({
+        message: `the kernel refused SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (errno ${-result}): intercepted calls will be slower`,
+      });
+    }
+    return false;
+  }
+
+  private startWorker(): WorkerHandle {
+    const handle = new WorkerHandle(
+      this.refs,
+      (from, message) => this.onMessage(from, message),
+      (from, error) => this.onWorkerDeath(from, error),
+    );
+    this.workers.push(handle);
+    return handle;
+  }
+
+  /**
+   * The ready worker with the fewest sandboxes. Sandboxes spread over up to
+   * `workers` threads: one loop serves one CPU's worth of notifications.
+   * A new worker starts in the background when every ready one is busy.
+   */
+  private pickWorker(): WorkerHandle {
+    const ready = this.workers.filter((handle) => handle.ready);
+    if (ready.length === 0) {
+      throw new Error(
+        this.loaded.length === 0
+          ? 'sandlock: the supervisor has no modules: launch without a listener'
+          : 'sandlock: no dispatch worker is running',
+      );
+    }
+    ready.sort((a, b) => a.sessions.size - b.sessions.size);
+    const best = ready[0]!;
+    const starting = this.workers.some((handle) => !handle.ready && !handle.exited);
+    if (best.sessions.size > 0 && this.workers.length < this.maxWorkers && !starting) {
+      this.startWorker().started.catch((error: Error) => this.report({ message: error.message }));
+    }
+    return best;
+  }
+
+  private report(error: DispatchError): void {
+    if (this.options.onError) this.options.onError(error);
+    else {
+      const where = [error.module && `module '${error.module}'`, error.syscall]
+        .filter(Boolean)
+        .join(' ');
+      console.warn(`sandlock: dispatch${where ? ` (${where})` : ''}: ${error.message}`);
+    }
+  }
+
+  private onMessage(handle: WorkerHandle, message: FromWorker): void {
+    switch (message.type) {
+      case 'defer': {
+        const session = this.sessions.get(message.session);
+        if (session) void this.runDeferred(session, message);
+        return;
+      }
+      case 'kill':
+        this.sessions.get(message.session)?.killed(message.reason);
+        return;
+      case 'ended': {
+        const session = this.sessions.get(message.session);
+        if (!session) return;
+        session.ended = true;
+        handle.release(session);
+        this.sessions.delete(session.id);
+        session.finishIfDone();
+        return;
+      }
+      case 'error': {
+        const { type: _type, ...error } = message;
+        this.report(error);
+        return;
+      }
+    }
+  }
+
+  private async runDeferred(
+    session: Session,
+    message: Extract<FromWorker, { type: 'defer' }>,
+  ): Promise<void> {
+    session.pendingDeferred++;
+    const module = this.loaded[message.module]!;
+    const call = new Call(this.arch);
+    call.loadFromNotification(
+      message.notification,
+      session.listenerFd,
+      session,
+      message.syscall,
+      message.payload,
+    );
+    let decided: Answer;
+    try {
+      const handler = module.deferred?.[message.syscall];
+      if (handler === undefined) throw new Error(`no deferred.${message.syscall}`);
+      const result: unknown = await handler(call);
+      if (!isAnswer(result) || result.kind === 'defer') {
+        throw new TypeError(`deferred handler returned ${String(result)}, not an answer`);
+      }
+      decided = result;
+    } catch (error) {
+      if (error instanceof NotificationGone) decided = { kind: 'continue' };
+      else if (error instanceof CallError) decided = { kind: 'errno', errno: error.errno };
+      else {
+        decided = { kind: 'errno', errno: EPERM };
+        this.report({
+          session: session.id,
+          module: module.name,
+          syscall: message.syscall,
+          message: (error as Error)?.message ?? String(error),
+          stack: (error as Error)?.stack,
+        });
+      }
+    }
+    try {
+      if (decided.kind === 'kill') {
+        session.killed(`module '${module.name}' (${message.syscall}): ${decided.reason}`);
+      }
+      const delivery = this.responder.apply(session.listenerFd, call.idBuffer, decided);
+      if (!delivery.ok && !delivery.gone) {
+        this.report({
+          session: session.id,
+          module: module.name,
+          syscall: message.syscall,
+          message: `${delivery.what} failed: errno ${delivery.errno}`,
+        });
+      }
+    } finally {
+      session.pendingDeferred--;
+      session.finishIfDone();
+    }
+  }
+
+  private onWorkerDeath(handle: WorkerHandle, error: Error): void {
+    const index = this.workers.indexOf(handle);
+    if (index >= 0) this.workers.splice(index, 1);
+    if (this.closing) return;
+    if (handle.sessions.size === 0) return;
+    // Nobody receives this worker's notifications any more: its sandboxes
+    // would hang in their next intercepted call. Kill them instead.
+    this.report({ message: error.message });
+    for (const session of handle.sessions) {
+      session.killed(`the dispatch worker died: ${error.message}`);
+      session.ended = true;
+      this.sessions.delete(session.id);
+      session.finishIfDone();
+    }
+    handle.sessions.clear();
+  }
+
+  /**
+   * Stops supervising: kills the sandboxes still attached, waits for their
+   * sessions to close, and stops the worker threads.
+   */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const live = [...this.sessions.values()];
+    for (const session of live) session.kill('the supervisor was closed');
+    await Promise.race([
+      Promise.all(live.map((session) => session.closed)),
+      new Promise((resolve) => setTimeout(resolve, 5000).unref()),
+    ]);
+    await Promise.all(
+      this.workers.map(
+        (handle) =>
+          new Promise<void>((resolve) => {
+            if (handle.exited) return resolve();
+            handle.worker.once('exit', () => resolve());
+            // Idle workers are unref'd: hold the event loop until this one is gone.
+            handle.worker.ref();
+            handle.requestStop();
+          }),
+      ),
+    );
+    process.off('exit', this.onExit);
+  }
+}

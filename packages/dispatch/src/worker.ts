@@ -1,0 +1,516 @@
+// The receive loop. It runs in a worker thread and never returns to that
+// thread's event loop: it blocks in poll(2) over the listeners of its
+// sessions, an eventfd the main thread writes to after posting a control
+// message, and an epoll set of the pidfds of tracked processes; it receives
+// each notification with a blocking SECCOMP_IOCTL_NOTIF_RECV, runs the
+// syscall's chain and answers, all through synchronous koffi calls.
+//
+// Why poll and not a bare blocking RECV: a thread blocked in RECV cannot be
+// woken (not to add a sandbox, not even for process exit, which would wait
+// for it forever), and on kernels before 6.6 it does not return when the
+// sandbox dies. poll() reports POLLHUP once the last task using the filter
+// is gone, and SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (set by the main thread at
+// attach) still wakes this thread on the caller's CPU.
+
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import {
+  type Arch,
+  AUDIT_ARCH,
+  hostArch,
+  REAPER_SIGNAL,
+  SECCOMP_IOCTL_NOTIF_RECV,
+  syscallName,
+  syscallNumberOrUndefined,
+  trySyscall,
+} from '@sandlock/sys';
+import { type Answer, isAnswer } from './answer.js';
+import { Call, CallError, NotificationGone } from './context.js';
+import { loadModules } from './loader.js';
+import { buildTable, type ChainLink, type DispatchModule } from './module.js';
+import {
+  EPOLL_CTL_ADD,
+  EPOLL_CTL_DEL,
+  EPOLL_EVENT_SIZE,
+  epollCreate,
+  epollCtl,
+  epollReady,
+  ioctlBuffer,
+  POLLERR,
+  POLLFD_SIZE,
+  POLLHUP,
+  POLLIN,
+  POLLNVAL,
+  poll,
+  readFd,
+} from './native.js';
+import { ProcessTracker } from './processes.js';
+import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
+import { Responder } from './respond.js';
+import type { ProcessView, WorkerSession } from './session-view.js';
+
+const ENOENT = 2;
+const EINTR = 4;
+const EPERM = 1;
+const ENOSYS = 38;
+/**
+ * Processes are looked for this often in sandboxes whose processes are
+ * tracked, or less often if walking the tree takes long (at most 5% of the
+ * loop's time goes to it).
+ */
+const SCAN_INTERVAL_MS = 100;
+const SCAN_COST_FACTOR = 20;
+/**
+ * After a fork-like call was let through, its child is looked for this
+ * soon — or later, if walking the sandbox's tree takes long: a sandbox that
+ * forks all the time must not keep its loop busy walking /proc.
+ */
+const FORK_SCAN_DELAY_MS = 1;
+const FORK_SCAN_COST_FACTOR = 4;
+
+const data = workerData as WorkerData;
+const port = parentPort!;
+const arch: Arch = hostArch();
+const hostAuditArch = AUDIT_ARCH[arch];
+/** Calls after which a new process may exist. */
+const forkLike = new Set(
+  ['clone', 'clone3', 'fork', 'vfork']
+    .map((name) => syscallNumberOrUndefined(name, arch))
+    .filter((nr) => nr !== undefined),
+);
+
+function post(message: FromWorker): void {
+  port.postMessage(message);
+}
+
+function describeError(error: unknown): { message: string; stack?: string } {
+  if (error instanceof Error) return { message: error.message, stack: error.stack };
+  return { message: String(error) };
+}
+
+interface LoopSession {
+  readonly id: number;
+  readonly fd: number;
+  readonly reaperPidfd: number;
+  readonly table: (readonly ChainLink[] | undefined)[];
+  readonly enabled: readonly DispatchModule[];
+  readonly view: WorkerSession;
+  tracker: ProcessTracker | null;
+  /** When a fork-like call was let through (0: none since the last walk). */
+  forkedAt: number;
+  /** No walk after a fork before this time. */
+  nextForkScan: number;
+  /** The next periodic walk. */
+  nextScan: number;
+  ended: boolean;
+}
+
+class Loop {
+  private readonly sessions = new Map<number, LoopSession>();
+  /** [wake eventfd, pidfd epoll, listeners…] */
+  private pollfds = Buffer.alloc(POLLFD_SIZE * 2);
+  private polled: LoopSession[] = [];
+  private dirty = true;
+  private readonly notif = Buffer.alloc(80);
+  private readonly wakeBuffer = Buffer.alloc(8);
+  private readonly epollEvents = Buffer.alloc(EPOLL_EVENT_SIZE * 64);
+  private readonly epfd: number;
+  private readonly call = new Call(arch);
+  private readonly responder = new Responder();
+  private readonly trackerByPidfd = new Map<number, ProcessTracker>();
+  private tracking = 0;
+  private readonly names: string[] = [];
+
+  constructor(private readonly modules: readonly DispatchModule[]) {
+    const epfd = epollCreate();
+    if (epfd < 0) throw new Error(`sandlock: epoll_create1 failed: errno ${-epfd}`);
+    this.epfd = epfd;
+  }
+
+  private nameOf(nr: number): string {
+    let name = this.names[nr];
+    if (name === undefined) {
+      name = syscallName(nr, arch) ?? `syscall ${nr}`;
+      this.names[nr] = name;
+    }
+    return name;
+  }
+
+  run(): void {
+    for (;;) {
+      if (this.dirty) this.rebuild();
+      const count = poll(this.pollfds, this.polled.length + 2, this.timeout());
+      if (Atomics.load(data.stop, 0) === 1) return;
+      if (count < 0) {
+        if (count === -EINTR) continue;
+        throw new Error(`sandlock: poll failed: errno ${-count}`);
+      }
+      if (count > 0) {
+        const fds = this.pollfds;
+        if (fds.readInt16LE(6) !== 0) {
+          readFd(data.wakeFd, this.wakeBuffer);
+          if (this.drainControl()) return;
+        }
+        if (fds.readInt16LE(POLLFD_SIZE + 6) !== 0) this.reapExits();
+        const polled = this.polled;
+        for (let index = 0; index < polled.length; index++) {
+          const revents = fds.readInt16LE((index + 2) * POLLFD_SIZE + 6);
+          if (revents === 0) continue;
+          const session = polled[index]!;
+          if (session.ended) continue;
+          if (revents & POLLIN) this.receive(session);
+          else if (revents & (POLLHUP | POLLERR | POLLNVAL)) this.end(session);
+        }
+      }
+      if (this.tracking > 0) this.scanIfDue();
+    }
+  }
+
+  private timeout(): number {
+    if (this.tracking === 0) return -1;
+    const now = Date.now();
+    let wake = Number.POSITIVE_INFINITY;
+    for (const session of this.sessions.values()) {
+      if (session.tracker === null) continue;
+      wake = Math.min(wake, session.nextScan);
+      if (session.forkedAt === 0) continue;
+      wake = Math.min(wake, Math.max(session.forkedAt + FORK_SCAN_DELAY_MS, session.nextForkScan));
+    }
+    return wake === Number.POSITIVE_INFINITY ? -1 : Math.max(0, Math.ceil(wake - now));
+  }
+
+  private rebuild(): void {
+    this.polled = [...this.sessions.values()].filter((session) => !session.ended);
+    const size = (this.polled.length + 2) * POLLFD_SIZE;
+    if (this.pollfds.length < size) this.pollfds = Buffer.alloc(size * 2);
+    const fds = this.pollfds;
+    fds.fill(0);
+    fds.writeInt32LE(data.wakeFd, 0);
+    fds.writeInt16LE(POLLIN, 4);
+    // poll(2) skips negative fds: the pidfd set only while a sandbox is tracked.
+    fds.writeInt32LE(this.tracking > 0 ? this.epfd : -1, POLLFD_SIZE);
+    fds.writeInt16LE(POLLIN, POLLFD_SIZE + 4);
+    this.polled.forEach((session, index) => {
+      fds.writeInt32LE(session.fd, (index + 2) * POLLFD_SIZE);
+      fds.writeInt16LE(POLLIN, (index + 2) * POLLFD_SIZE + 4);
+    });
+    this.dirty = false;
+  }
+
+  /** Handles queued control messages; true when the loop must stop. */
+  private drainControl(): boolean {
+    for (;;) {
+      const received = receiveMessageOnPort(data.control);
+      if (received === undefined) return false;
+      const message = received.message as ToWorker;
+      if (message.type === 'stop') return true;
+      if (message.type === 'attach') this.attach(message);
+    }
+  }
+
+  private attach(message: Extract<ToWorker, { type: 'attach' }>): void {
+    const enabled = message.enabled.map((index) => this.modules[index]!);
+    const loop = this;
+    const session: LoopSession = {
+      id: message.session,
+      fd: message.listenerFd,
+      reaperPidfd: message.reaperPidfd,
+      table: buildTable(this.modules, message.enabled, arch),
+      enabled,
+      tracker: null,
+      forkedAt: 0,
+      nextForkScan: 0,
+      nextScan: 0,
+      ended: false,
+      view: undefined as unknown as WorkerSession,
+    };
+    const processes: ProcessView = {
+      get live() {
+        return loop.trackerOf(session).live;
+      },
+      refresh() {
+        const tracker = loop.trackerOf(session);
+        tracker.scan();
+        return tracker.live;
+      },
+    };
+    (session as { view: WorkerSession }).view = Object.freeze({
+      id: message.session,
+      reaperPid: message.reaperPid,
+      programPid: message.programPid,
+      policy: message.policy,
+      processes,
+      kill: (reason: string) => this.kill(session, reason),
+    });
+    this.sessions.set(session.id, session);
+    this.dirty = true;
+    for (const module of enabled) {
+      this.hook(session, module, 'sessionStart', () => module.sessionStart?.(session.view));
+    }
+    const tracked =
+      message.track ||
+      enabled.some((m) => m.processStart !== undefined || m.processExit !== undefined);
+    if (tracked) this.trackerOf(session).scan();
+  }
+
+  private trackerOf(session: LoopSession): ProcessTracker {
+    if (session.tracker !== null) return session.tracker;
+    if (session.ended) {
+      // Asked for from a sessionEnd hook: nothing is left to track.
+      const nothing = () => {};
+      return new ProcessTracker(session.view.reaperPid, {
+        watch: nothing,
+        unwatch: nothing,
+        started: nothing,
+        exited: nothing,
+      });
+    }
+    const tracker = new ProcessTracker(session.view.reaperPid, {
+      watch: (pidfd) => {
+        epollCtl(this.epfd, EPOLL_CTL_ADD, pidfd, POLLIN);
+        this.trackerByPidfd.set(pidfd, tracker);
+      },
+      unwatch: (pidfd) => {
+        epollCtl(this.epfd, EPOLL_CTL_DEL, pidfd, 0);
+        this.trackerByPidfd.delete(pidfd);
+      },
+      started: (pid) => {
+        for (const module of session.enabled) {
+          if (module.processStart === undefined) continue;
+          this.hook(session, module, 'processStart', () =>
+            module.processStart?.(session.view, pid),
+          );
+        }
+      },
+      exited: (pid) => {
+        for (const module of session.enabled) {
+          if (module.processExit === undefined) continue;
+          this.hook(session, module, 'processExit', () => module.processExit?.(session.view, pid));
+        }
+      },
+    });
+    session.tracker = tracker;
+    session.nextScan = Date.now() + SCAN_INTERVAL_MS;
+    this.tracking++;
+    this.dirty = true;
+    return tracker;
+  }
+
+  private hook(session: LoopSession, module: DispatchModule, hook: string, run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      post({
+        type: 'error',
+        session: session.id,
+        module: module.name,
+        syscall: hook,
+        ...describeError(error),
+      });
+    }
+  }
+
+  private reapExits(): void {
+    for (;;) {
+      const ready = epollReady(this.epfd, this.epollEvents);
+      if (ready.length === 0) return;
+      for (const pidfd of ready) {
+        const tracker = this.trackerByPidfd.get(pidfd);
+        // Not ours (cannot happen): drop it, or it would stay ready forever.
+        if (tracker === undefined) epollCtl(this.epfd, EPOLL_CTL_DEL, pidfd, 0);
+        else tracker.exited(pidfd);
+      }
+    }
+  }
+
+  private scanIfDue(): void {
+    const now = Date.now();
+    for (const session of this.sessions.values()) {
+      if (session.tracker === null || session.ended) continue;
+      const forkScan =
+        session.forkedAt !== 0 &&
+        now >= session.forkedAt + FORK_SCAN_DELAY_MS &&
+        now >= session.nextForkScan;
+      if (!forkScan && now < session.nextScan) continue;
+      session.forkedAt = 0;
+      const started = performance.now();
+      session.tracker.scan();
+      const cost = performance.now() - started;
+      session.nextForkScan = now + FORK_SCAN_COST_FACTOR * cost;
+      session.nextScan = now + Math.max(SCAN_INTERVAL_MS, SCAN_COST_FACTOR * cost);
+    }
+  }
+
+  private noteFork(session: LoopSession): void {
+    if (session.forkedAt === 0) session.forkedAt = Date.now();
+  }
+
+  private kill(session: LoopSession, reason: string): void {
+    // The reaper turns its control signal into SIGKILL for every process of
+    // the sandbox; the pidfd cannot reach a process that reused its pid.
+    trySyscall('pidfd_send_signal', session.reaperPidfd, REAPER_SIGNAL.killAll, 0, 0);
+    post({ type: 'kill', session: session.id, reason });
+  }
+
+  private receive(session: LoopSession): void {
+    const notif = this.notif;
+    // The kernel refuses a non-zero buffer with EINVAL (seccomp_unotify(2)).
+    notif.fill(0);
+    const received = ioctlBuffer(session.fd, SECCOMP_IOCTL_NOTIF_RECV, notif);
+    if (received < 0) {
+      // ENOENT: the caller died between the wake-up and RECV; not an error.
+      if (received === -ENOENT || received === -EINTR) return;
+      post({
+        type: 'error',
+        session: session.id,
+        message: `sandlock: SECCOMP_IOCTL_NOTIF_RECV failed: errno ${-received}`,
+      });
+      this.end(session);
+      return;
+    }
+    const fd = session.fd;
+    if (notif.readUInt32LE(20) !== hostAuditArch) {
+      // The filter kills other ABIs before they get here.
+      this.responder.errno(fd, notif, ENOSYS);
+      return;
+    }
+    const tracker = session.tracker;
+    if (tracker !== null) tracker.noteCaller(notif.readUInt32LE(8));
+    const nr = notif.readInt32LE(16);
+    const chain = session.table[nr];
+    if (chain === undefined) {
+      this.responder.continue(fd, notif);
+      if (tracker !== null && forkLike.has(nr)) this.noteFork(session);
+      return;
+    }
+    const call = this.call;
+    call.loadFromBuffer(notif, fd, session.view, this.nameOf(nr));
+    let decided: Answer | undefined;
+    let decider: ChainLink | undefined;
+    try {
+      for (let index = 0; index < chain.length; index++) {
+        const link = chain[index]!;
+        decider = link;
+        if (link.handler === undefined) {
+          decided = { kind: 'defer', payload: undefined };
+          break;
+        }
+        const result = link.handler(call);
+        if (result === undefined || result === null) {
+          throw new TypeError(`handler for ${link.syscall} returned no answer`);
+        }
+        if (result.kind === 'continue') continue;
+        decided = result;
+        break;
+      }
+    } catch (error) {
+      this.failed(session, decider, error);
+      return;
+    }
+    if (decided === undefined) {
+      this.responder.continue(fd, notif);
+      if (tracker !== null && forkLike.has(nr)) this.noteFork(session);
+      return;
+    }
+    this.deliver(session, decider!, decided);
+  }
+
+  /** A handler threw (or returned something that is not an answer). */
+  private failed(session: LoopSession, link: ChainLink | undefined, error: unknown): void {
+    const notif = this.notif;
+    if (error instanceof NotificationGone) return;
+    if (error instanceof CallError) {
+      this.responder.errno(session.fd, notif, error.errno);
+      return;
+    }
+    // Fail closed: the call is refused, never let through.
+    this.responder.errno(session.fd, notif, EPERM);
+    post({
+      type: 'error',
+      session: session.id,
+      module: link?.module.name,
+      syscall: link?.syscall,
+      ...describeError(error),
+    });
+  }
+
+  private deliver(session: LoopSession, link: ChainLink, decided: Answer): void {
+    const notif = this.notif;
+    if (!isAnswer(decided)) {
+      this.failed(
+        session,
+        link,
+        new TypeError(`handler returned ${String(decided)}, not an answer`),
+      );
+      return;
+    }
+    if (decided.kind === 'defer') {
+      if (link.module.deferred?.[link.syscall] === undefined) {
+        this.failed(
+          session,
+          link,
+          new TypeError(`answered defer, but the module has no deferred.${link.syscall}`),
+        );
+        return;
+      }
+      try {
+        post({
+          type: 'defer',
+          session: session.id,
+          module: link.moduleIndex,
+          syscall: link.syscall,
+          notification: this.call.notification(),
+          payload: decided.payload,
+        });
+      } catch (error) {
+        // A payload structured clone cannot copy.
+        this.failed(session, link, error);
+      }
+      return;
+    }
+    if (decided.kind === 'kill') {
+      this.kill(session, `module '${link.module.name}' (${link.syscall}): ${decided.reason}`);
+    }
+    const delivery = this.responder.apply(session.fd, notif, decided);
+    if (!delivery.ok && !delivery.gone) {
+      post({
+        type: 'error',
+        session: session.id,
+        module: link.module.name,
+        syscall: link.syscall,
+        message: `sandlock: ${delivery.what} failed: errno ${delivery.errno}`,
+      });
+    }
+  }
+
+  private end(session: LoopSession): void {
+    if (session.ended) return;
+    session.ended = true;
+    this.dirty = true;
+    if (session.tracker !== null) {
+      session.tracker.close();
+      this.tracking--;
+      this.dirty = true;
+    }
+    for (const module of session.enabled) {
+      this.hook(session, module, 'sessionEnd', () => module.sessionEnd?.(session.view));
+    }
+    this.sessions.delete(session.id);
+    // The main thread closes the listener once no deferred answer is pending.
+    post({ type: 'ended', session: session.id });
+  }
+}
+
+async function main(): Promise<void> {
+  let modules: DispatchModule[];
+  try {
+    modules = await loadModules(data.modules, arch, 'worker');
+  } catch (error) {
+    post({ type: 'failed', ...describeError(error) });
+    return;
+  }
+  const loop = new Loop(modules);
+  post({ type: 'ready' });
+  loop.run();
+}
+
+await main();

@@ -1,0 +1,252 @@
+// The receive loop and the dispatch table on the real kernel: each test runs
+// Python in a sandbox whose notified calls are answered by test modules.
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { syscallNumber } from '@sandlock/sys';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type DispatchError, Supervisor } from '../src/index.js';
+import { PYTHON, running, supervise, testModule } from './support/sandbox.js';
+
+const hasPython = spawnSync(PYTHON, ['-c', 'pass']).status === 0;
+if (!hasPython) console.warn(`skipping the dispatch kernel tests: ${PYTHON} is not installed`);
+
+let work: string;
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'sandlock-dispatch-'));
+  writeFileSync(join(work, 'real.txt'), 'injected content\n');
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+async function python(supervisor: Supervisor, code: string, policy?: unknown) {
+  const { session, finished } = await supervise(supervisor, [PYTHON, '-c', code], { policy });
+  const result = await finished;
+  await session?.closed;
+  return { ...result, session };
+}
+
+describe.skipIf(!hasPython)('the dispatch chain', () => {
+  let supervisor: Supervisor;
+  beforeAll(async () => {
+    const scripted = testModule('scripted.ts');
+    supervisor = await Supervisor.start({
+      modules: [
+        { module: scripted, export: 'first', options: { answers: {} } },
+        {
+          module: scripted,
+          export: 'second',
+          options: { answers: { getuid: { kind: 'value', value: 4242n } } },
+        },
+      ],
+      plugins: [
+        {
+          module: scripted,
+          export: 'third',
+          options: {
+            answers: {
+              getuid: { kind: 'value', value: 7n },
+              getppid: { kind: 'errno', errno: 13 },
+            },
+          },
+        },
+      ],
+    });
+  });
+  afterAll(() => supervisor.close());
+
+  it('takes the first answer that is not continue, in registration order', async () => {
+    const result = await python(supervisor, 'import os; print(os.getuid())');
+    expect(result.stdout).toBe('4242\n');
+  });
+
+  it('lets the call run when every handler continues', async () => {
+    const result = await python(supervisor, 'import os; print(os.getgid())');
+    expect(result.stdout).toBe(`${process.getgid!()}\n`);
+  });
+
+  it('fails the call with the errno of an errno answer', async () => {
+    const code = `import ctypes; libc = ctypes.CDLL(None, use_errno=True); print(libc.syscall(${syscallNumber('getppid')}), ctypes.get_errno())`;
+    const result = await python(supervisor, code);
+    expect(result.stdout).toBe('-1 13\n');
+  });
+
+  it('builds each chain from the modules enabled for the policy', async () => {
+    expect(supervisor.notifiedSyscalls({ policy: {} })).toEqual(['getgid', 'getppid', 'getuid']);
+    expect(supervisor.notifiedSyscalls({ policy: { off: ['third'] } })).toEqual([
+      'getgid',
+      'getuid',
+    ]);
+    expect(supervisor.notifiedSyscalls({ policy: { off: ['first', 'second', 'third'] } })).toEqual(
+      [],
+    );
+    const result = await python(supervisor, 'import os; print(os.getuid())', { off: ['second'] });
+    expect(result.stdout).toBe('7\n');
+  });
+
+  it('enables sync wake-up by value and closes the session with the sandbox', async () => {
+    const fdsBefore = readdirSync('/proc/self/fd').length;
+    const result = await python(supervisor, 'import os; print(os.getuid())');
+    expect(result.session?.syncWakeUp).toBe(true);
+    expect(readdirSync('/proc/self/fd').length).toBeLessThanOrEqual(fdsBefore);
+  });
+});
+
+describe.skipIf(!hasPython)('answers and context helpers', () => {
+  let supervisor: Supervisor;
+  const errors: DispatchError[] = [];
+  const log = () => join(work, 'paths.log');
+  beforeAll(async () => {
+    const behaviours = testModule('behaviours.ts');
+    supervisor = await Supervisor.start({
+      plugins: [
+        {
+          module: behaviours,
+          export: 'injector',
+          options: { file: join(work, 'real.txt'), send: true },
+        },
+        { module: behaviours, export: 'randomWriter' },
+        { module: behaviours, export: 'failing' },
+        { module: behaviours, export: 'pathLogger', options: { log: log() } },
+      ],
+      onError: (error) => errors.push(error),
+    });
+  });
+  afterAll(() => supervisor.close());
+
+  it('injects an fd with ADDFD|SEND in place of an open', async () => {
+    const result = await python(
+      supervisor,
+      "import os\nfd = os.open('/virtual/x', os.O_RDONLY)\nprint(fd > 2, os.read(fd, 100).decode(), end='')",
+    );
+    expect(result.stdout).toBe('True injected content\n');
+  });
+
+  it('injects without SEND (ADDFD, then the fd number as the answer)', async () => {
+    const other = await Supervisor.start({
+      plugins: [
+        {
+          module: testModule('behaviours.ts'),
+          export: 'injector',
+          options: { file: join(work, 'real.txt'), send: false, cloexec: true },
+        },
+      ],
+    });
+    try {
+      const result = await python(
+        other,
+        "import os\nfd = os.open('/virtual/x', os.O_RDONLY)\nprint(os.get_inheritable(fd), os.read(fd, 100).decode(), end='')",
+      );
+      expect(result.stdout).toBe('False injected content\n');
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('fails the syscall when the injection fails, never runs the original call', async () => {
+    // At RLIMIT_NOFILE the kernel refuses ADDFD with EMFILE. Had the loop
+    // fallen back to CONTINUE, the real open of /virtual/x would say ENOENT.
+    const code = [
+      'import os, resource',
+      'resource.setrlimit(resource.RLIMIT_NOFILE, (16, 16))',
+      'fds = []',
+      'try:',
+      "  while True: fds.append(os.open('/dev/null', os.O_RDONLY))",
+      'except OSError as e: print("filled", e.errno)',
+      'os.close(fds.pop())',
+      "fds.append(os.open('/dev/null', os.O_RDONLY))",
+      'try:',
+      "  os.open('/virtual/x', os.O_RDONLY)",
+      'except OSError as e: print("virtual", e.errno)',
+    ].join('\n');
+    const result = await python(supervisor, code);
+    expect(result.stdout).toBe('filled 24\nvirtual 24\n');
+  });
+
+  it('writes into the caller and returns a value', async () => {
+    const result = await python(supervisor, 'import os; print(os.getrandom(8).hex())');
+    expect(result.stdout).toBe('4242424242424242\n');
+  });
+
+  it('resolves relative paths against dirfd and the cwd', async () => {
+    const code = [
+      'import os',
+      `os.chdir(${JSON.stringify(work)})`,
+      "open('real.txt').close()",
+      "d = os.open('/usr', os.O_RDONLY | os.O_DIRECTORY)",
+      "os.close(os.open('bin/../lib', os.O_RDONLY, dir_fd=d))",
+    ].join('\n');
+    const result = await python(supervisor, code);
+    expect(result.stderr).toBe('');
+    const paths = readFileSync(log(), 'utf8').split('\n');
+    expect(paths).toContain(join(work, 'real.txt'));
+    expect(paths).toContain('/usr/lib');
+  });
+
+  it('fails closed when a handler throws or returns no answer, and reports it', async () => {
+    errors.length = 0;
+    const code = [
+      'import ctypes, os',
+      'libc = ctypes.CDLL(None, use_errno=True)',
+      `print(libc.syscall(${syscallNumber('getppid')}), ctypes.get_errno())`,
+      `print(libc.syscall(${syscallNumber('getpgrp')}), ctypes.get_errno())`,
+      'try:',
+      '  os.getsid(0)',
+      'except OSError as e: print("getsid", e.errno)',
+    ].join('\n');
+    const result = await python(supervisor, code);
+    expect(result.stdout).toBe('-1 1\n-1 1\ngetsid 18\n');
+    expect(errors.map((error) => [error.module, error.syscall])).toEqual([
+      ['failing', 'getppid'],
+      ['failing', 'getpgrp'],
+    ]);
+    expect(errors[0]!.message).toBe('boom');
+  });
+
+  it('kills the whole sandbox on a kill answer', async () => {
+    const reasons: string[] = [];
+    const { session, finished } = await supervise(
+      supervisor,
+      ['/bin/sh', '-c', `sleep 30 & echo $! ; ${PYTHON} -c 'import os; os.umask(0)'; wait`],
+      { onKill: (reason) => reasons.push(reason) },
+    );
+    const result = await finished;
+    await session?.closed;
+    expect(result.signal ?? result.code).toBeTruthy();
+    const sleeper = Number(result.stdout.trim());
+    expect(running(sleeper)).toBe(false);
+    expect(reasons).toEqual(["module 'failing' (umask): umask is not allowed here"]);
+    expect(session?.killReason).toBe(reasons[0]);
+  });
+});
+
+describe.skipIf(!hasPython)('several sandboxes at once', () => {
+  it('spreads them over the workers and answers all of them', async () => {
+    const supervisor = await Supervisor.start({
+      plugins: [{ module: testModule('path-guard.ts'), options: { word: 'forbidden' } }],
+      workers: 2,
+    });
+    try {
+      const code = [
+        'import os',
+        'for _ in range(2000):',
+        "    os.close(os.open('/dev/null', os.O_RDONLY))",
+        'try:',
+        "    os.open('/tmp/forbidden', os.O_RDONLY)",
+        'except PermissionError:',
+        "    print('refused')",
+      ].join('\n');
+      const runs = await Promise.all(
+        [1, 2, 3, 4].map(() => supervise(supervisor, [PYTHON, '-c', code])),
+      );
+      const results = await Promise.all(runs.map((run) => run.finished));
+      await Promise.all(runs.map((run) => run.session?.closed));
+      expect(results.map((result) => [result.code, result.stdout])).toEqual(
+        Array(4).fill([0, 'refused\n']),
+      );
+    } finally {
+      await supervisor.close();
+    }
+  });
+});

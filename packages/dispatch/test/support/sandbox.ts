@@ -1,0 +1,134 @@
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { landlockRuleset } from '@sandlock/landlock';
+import { compileSandboxFilter, seccompFilterStep } from '@sandlock/seccomp';
+import { close, type Launched, type LaunchStep, launch, type StdioEntry } from '@sandlock/sys';
+import type { Session, Supervisor } from '../../src/index.js';
+
+export interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function collect(child: ChildProcess): Promise<Finished> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
+  child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) =>
+      resolve({
+        code,
+        signal,
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+      }),
+    );
+  });
+}
+
+export interface SuperviseOptions {
+  /** Default: what the supervisor's modules need for `policy`. */
+  notify?: readonly string[];
+  policy?: unknown;
+  deny?: readonly string[];
+  env?: Record<string, string>;
+  stdio?: readonly [StdioEntry, StdioEntry, StdioEntry];
+  trackProcesses?: boolean;
+  onKill?: (reason: string) => void;
+}
+
+export interface Supervised {
+  launched: Launched;
+  /** Null when nothing is notified (no listener). */
+  session: Session | null;
+  finished: Promise<Finished>;
+}
+
+/**
+ * Starts `argv` the way a sandbox starts (README of sandlock, "How a sandbox
+ * starts"): setsid, no_new_privs, a Landlock domain scoped for signals around
+ * a reaper, the reaper fork, then the seccomp filter with a listener; the
+ * listener goes to `supervisor` before the program may exec. The sandlock
+ * package's prepareConfinement() does the same with a full policy; it is not
+ * imported here because sandlock depends on this package.
+ */
+export async function supervise(
+  supervisor: Supervisor,
+  argv: readonly string[],
+  options: SuperviseOptions = {},
+): Promise<Supervised> {
+  const notify = options.notify ?? supervisor.notifiedSyscalls({ policy: options.policy });
+  const scope = landlockRuleset({
+    compatibility: 'best-effort',
+    handle: { fs: false, net: false, scopes: ['signal'] },
+  }).create();
+  const steps: LaunchStep[] = [{ kind: 'setsid' }, { kind: 'noNewPrivs' }];
+  if (scope.fd !== null) {
+    steps.push({ kind: 'landlockRestrictSelf', rulesetFd: scope.fd, flags: scope.restrictFlags });
+  }
+  steps.push({
+    kind: 'forkReaper',
+    parentPid: process.pid,
+    killTarget: scope.fd !== null ? -1 : 0,
+  });
+  steps.push(seccompFilterStep(compileSandboxFilter({ notify }), { listener: notify.length > 0 }));
+  let launched: Launched;
+  try {
+    launched = launch({
+      path: argv[0]!,
+      argv,
+      env: options.env ?? { PATH: '/usr/bin:/bin' },
+      steps,
+      stdio: options.stdio ?? ['ignore', 'pipe', 'pipe'],
+      handshake: true,
+    });
+  } finally {
+    if (scope.fd !== null) close(scope.fd);
+  }
+  const finished = collect(launched.child);
+  const report = await launched.ready;
+  const session =
+    notify.length > 0
+      ? supervisor.attach(launched.takeListener(), {
+          reaperPid: launched.pid,
+          programPid: report.pid,
+          policy: options.policy,
+          deny: options.deny,
+          trackProcesses: options.trackProcesses,
+          onKill: options.onKill,
+        })
+      : null;
+  await launched.release();
+  return { launched, session, finished };
+}
+
+/** Whether a process exists and is not a zombie. */
+export function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `condition` every 10 ms for up to `ms`. */
+export async function eventually(condition: () => boolean, ms = 2000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return true;
+}
+
+export const PYTHON = '/usr/bin/python3';
+
+/** A URL for a test module in test/support/modules. */
+export function testModule(name: string): URL {
+  return new URL(`./modules/${name}`, import.meta.url);
+}
