@@ -1,20 +1,39 @@
 import { readFileSync } from 'node:fs';
-import { defineConfig } from 'tsup';
+import { defineConfig, type Options } from 'tsup';
 
 const { version } = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
 
-// One CommonJS file with every workspace package inside; only koffi (native)
-// stays outside. bin/sandlock.cjs loads it through V8's code cache.
-export default defineConfig({
-  entry: { main: 'src/main.ts' },
-  format: ['cjs'],
-  outExtension: () => ({ js: '.cjs' }),
+const bundled: Options = {
   target: 'node20',
   platform: 'node',
   bundle: true,
   noExternal: [/^@sandlock\//, /^sandlock$/],
   external: ['koffi'],
-  define: { SANDLOCK_VERSION: JSON.stringify(version) },
   sourcemap: false,
-  clean: true,
-});
+};
+
+export default defineConfig([
+  // The CLI: one CommonJS file with every workspace package inside; only
+  // koffi (native) stays outside. bin/sandlock.cjs loads it through V8's code
+  // cache. `import.meta.url` is shimmed to this file's URL, so the supervisor
+  // finds its worker and modules beside it.
+  {
+    ...bundled,
+    entry: { main: 'src/main.ts' },
+    format: ['cjs'],
+    outExtension: () => ({ js: '.cjs' }),
+    shims: true,
+    define: { SANDLOCK_VERSION: JSON.stringify(version) },
+    clean: true,
+  },
+  // What the supervisor loads by URL in its worker threads.
+  {
+    ...bundled,
+    entry: {
+      worker: '../../packages/dispatch/src/worker.ts',
+      'process-limit': '../../packages/resource/src/process-limit.ts',
+    },
+    format: ['esm'],
+    clean: false,
+  },
+]);

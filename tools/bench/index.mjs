@@ -5,8 +5,9 @@ import { cpus, release } from 'node:os';
 import { benchCli } from './cli.mjs';
 import { benchLaunch } from './launch.mjs';
 import { benchLibrary } from './library.mjs';
+import { benchPython } from './python.mjs';
 
-const benches = { launch: benchLaunch, library: benchLibrary, cli: benchCli };
+const benches = { launch: benchLaunch, library: benchLibrary, cli: benchCli, python: benchPython };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);
 

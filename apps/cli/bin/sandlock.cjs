@@ -40,6 +40,9 @@ if (cache) {
   }
 }
 const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData });
+// Code compiled by vm.Script has no loader for import(): the supervisor loads
+// its handler modules through this one (see @sandlock/dispatch, loader.ts).
+globalThis[Symbol.for('sandlock.importModule')] = (specifier) => import(specifier);
 const compiled = script.runInThisContext();
 const module_ = { exports: {} };
 compiled.call(

@@ -31,6 +31,19 @@ export const RUN_OPTIONS: OptionSpec[] = [
     help: "refuse 'udp' sockets too ('raw' is refused by default)",
   },
   { long: 'net-allow', value: 'PROTO', help: "allow 'raw' sockets" },
+  {
+    long: 'max-memory',
+    short: 'm',
+    value: 'SIZE',
+    help: 'kill the sandbox above SIZE of memory (512M, 2G)',
+  },
+  {
+    long: 'max-processes',
+    short: 'P',
+    value: 'N',
+    help: 'at most N processes at once (threads not counted)',
+  },
+  { long: 'max-cpu', short: 'c', value: 'PCT', help: 'throttle to PCT percent of one CPU' },
   { long: 'max-open-files', value: 'N', help: 'limit open files (RLIMIT_NOFILE)' },
   { long: 'cpu-cores', value: 'LIST', help: 'run only on these CPUs, e.g. 0,2-3' },
   { long: 'no-randomize-memory', help: 'turn off address space randomization' },
@@ -58,6 +71,7 @@ is not executable; 127 when it is not found.
 
 Examples:
   sandlock run -r /usr -r /lib -r /lib64 -r /bin -r /etc -- ls /usr
+  sandlock run -r /usr -r /lib -r /lib64 -r /bin -m 512M -P 20 -c 50 -- python3 job.py
   sandlock run -r /usr -r /lib -r /lib64 -r /bin -w /tmp -e 'echo hi > /tmp/x'
   sandlock run -r / --fs-deny /home -t 10 -- python3 script.py`;
 
@@ -113,6 +127,9 @@ function applyOptions(builder: PolicyBuilder<Sandbox>, options: Map<string, stri
     if (proto === 'raw') builder.noRawSockets(false);
     else throw new UsageError(`sandlock run: --net-allow expects 'raw', got '${proto}'`);
   });
+  each('max-memory', (size) => builder.maxMemory(size));
+  each('max-processes', (n) => builder.maxProcesses(wholeNumber(n, '--max-processes')));
+  each('max-cpu', (pct) => builder.maxCpu(wholeNumber(pct, '--max-cpu')));
   each('max-open-files', (n) => builder.maxOpenFiles(wholeNumber(n, '--max-open-files')));
   each('cpu-cores', (list) => builder.cpuCores(...cpuList(list)));
   each('no-randomize-memory', () => builder.noRandomizeMemory());
@@ -184,8 +201,12 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       process.stderr.write(`sandlock: timed out after ${timeout! / 1000}s\n`);
       return EXIT.timeout;
     }
+    if (status.killedBy) {
+      process.stderr.write(`sandlock: killed: ${status.killedBy.message}\n`);
+    }
     if (status.signal !== null) {
-      writeStatus(reporter, { signal: status.signal });
+      const reason = status.killedBy ? { killed_by: status.killedBy.reason } : {};
+      writeStatus(reporter, { signal: status.signal, ...reason });
       return 128 + (constants.signals[status.signal] ?? 0);
     }
     writeStatus(reporter, { exit_code: status.exitCode });

@@ -7,6 +7,19 @@ import {
   validateModule,
 } from './module.js';
 
+/**
+ * Where a program loads this package from code compiled with `vm.Script` (the
+ * sandlock CLI does, for V8's code cache), `import()` has no module loader
+ * there; such a host puts a real one under this symbol.
+ */
+const HOST_IMPORT = Symbol.for('sandlock.importModule');
+
+function importModule(specifier: string): Promise<Record<string, unknown>> {
+  const host = (globalThis as Record<symbol, unknown>)[HOST_IMPORT];
+  if (typeof host === 'function') return host(specifier);
+  return import(/* @vite-ignore */ specifier);
+}
+
 /** Imports, checks and sets up the modules, in order, in the calling thread. */
 export async function loadModules(
   refs: readonly ResolvedModuleRef[],
@@ -17,7 +30,7 @@ export async function loadModules(
   for (const ref of refs) {
     let namespace: Record<string, unknown>;
     try {
-      namespace = await import(/* @vite-ignore */ ref.specifier);
+      namespace = await importModule(ref.specifier);
     } catch (error) {
       throw new ModuleError(
         `sandlock: cannot load module '${ref.specifier}': ${(error as Error).message}`,

@@ -84,6 +84,24 @@ export class PolicyBuilder<Built> {
     return this.set('bestEffort', enabled);
   }
 
+  /** Kill the sandbox when it uses more memory than this: bytes, or a size such as `'512M'`. */
+  maxMemory(size: number | string): this {
+    return this.set('maxMemory', size);
+  }
+  /** At most this many processes at once (threads not counted); more forks fail with EAGAIN. */
+  maxProcesses(count: number): this {
+    return this.set('maxProcesses', count);
+  }
+  /** Throttle the sandbox to this percentage of one CPU. */
+  maxCpu(percent: number): this {
+    return this.set('maxCpu', percent);
+  }
+  /** Add a supervisor handler module (a file URL or absolute path, and its options). */
+  plugin(module: string | URL, options?: unknown): this {
+    const ref = { module: module instanceof URL ? module.href : module, options };
+    return this.append('plugins', [options === undefined ? { module: ref.module } : ref]);
+  }
+
   /** Validates the whole policy; throws a PolicyError listing every problem. */
   build(): Built {
     return this.finish({ ...this.draft });

@@ -4,5 +4,5 @@ export { type Confinement, type ConfinementOptions, prepareConfinement } from '.
 export { CommandError } from './environment.js';
 export { PolicyError, type PolicyProblem, SandboxError } from './errors.js';
 export { DEFAULT_POLICY, type Policy, type PortSpec, parsePolicy } from './policy.js';
-export { type ExitStatus, SandboxProcess } from './process.js';
+export { type ExitStatus, type KillCause, SandboxProcess } from './process.js';
 export { type RunOptions, type RunResult, Sandbox, type SpawnOptions } from './sandbox.js';

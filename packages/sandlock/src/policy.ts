@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isAbsolute } from 'node:path';
+import { parseByteSize } from '@sandlock/resource';
 import { PolicyError, type PolicyProblem } from './errors.js';
 
 /** A TCP port, or an inclusive range of ports. */
@@ -40,6 +41,20 @@ export interface Policy {
   readonly noUdp: boolean;
   /** Drop protections the kernel cannot provide, and say which, instead of refusing to run. */
   readonly bestEffort: boolean;
+  /** The most memory (bytes) the sandbox may use at once; it is killed above. */
+  readonly maxMemory: number | null;
+  /** The most processes of the sandbox at once (threads not counted); more forks get EAGAIN. */
+  readonly maxProcesses: number | null;
+  /** CPU time as a percentage of one CPU (50 = half of one, 200 = two). */
+  readonly maxCpu: number | null;
+  /** Third-party supervisor handler modules (see @sandlock/dispatch). */
+  readonly plugins: readonly PluginRef[];
+}
+
+/** A handler module for the supervisor: a file URL or absolute path, and its options. */
+export interface PluginRef {
+  readonly module: string;
+  readonly options?: unknown;
 }
 
 export const DEFAULT_POLICY: Policy = Object.freeze({
@@ -59,6 +74,10 @@ export const DEFAULT_POLICY: Policy = Object.freeze({
   noRawSockets: true,
   noUdp: false,
   bestEffort: false,
+  maxMemory: null,
+  maxProcesses: null,
+  maxCpu: null,
+  plugins: [],
 });
 
 const FIELDS = Object.keys(DEFAULT_POLICY) as (keyof Policy)[];
@@ -179,6 +198,43 @@ const environment: Check<Record<string, string>> = (value, field, problems) => {
 const cpu: Check<number> = (value, field, problems) =>
   integer(0, availableParallelism() - 1, 'a CPU number')(value, field, problems);
 
+const byteSize: Check<number> = (value, field, problems) => {
+  let reason = `expected a size such as 512M, 2GiB or a number of bytes, got ${typeName(value)}`;
+  if (typeof value === 'number' || typeof value === 'string') {
+    try {
+      const bytes = parseByteSize(value);
+      if (bytes >= 1) return bytes;
+      reason = `expected at least 1 byte, got ${typeName(value)}`;
+    } catch (error) {
+      reason = (error as Error).message;
+    }
+  }
+  problems.push({ field, message: reason });
+  return undefined;
+};
+
+const plugin: Check<PluginRef> = (value, field, problems) => {
+  const ref = value as { module?: unknown; options?: unknown } | null;
+  const module = ref && typeof ref === 'object' ? ref.module : undefined;
+  if (typeof module !== 'string' || !(module.startsWith('file:') || isAbsolute(module))) {
+    problems.push({
+      field,
+      message: `expected { module: a file: URL or an absolute path, options? }, got ${typeName(value)}`,
+    });
+    return undefined;
+  }
+  try {
+    structuredClone(ref!.options);
+  } catch {
+    problems.push({
+      field: `${field}.options`,
+      message: 'expected plain data (it is sent to worker threads)',
+    });
+    return undefined;
+  }
+  return ref!.options === undefined ? { module } : { module, options: ref!.options };
+};
+
 const CHECKS: { [K in keyof Policy]: Check<Policy[K]> } = {
   fsRead: list(existingPath),
   fsWrite: list(existingPath),
@@ -209,6 +265,12 @@ const CHECKS: { [K in keyof Policy]: Check<Policy[K]> } = {
   noRawSockets: bool,
   noUdp: bool,
   bestEffort: bool,
+  maxMemory: nullable(byteSize),
+  maxProcesses: nullable(integer(1, 1 << 22, 'a number of processes')),
+  maxCpu: nullable((value, field, problems) =>
+    integer(1, 100 * availableParallelism(), 'a percentage of one CPU')(value, field, problems),
+  ),
+  plugins: list(plugin),
 };
 
 function deepFreeze<T>(value: T): T {

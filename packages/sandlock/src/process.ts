@@ -1,8 +1,15 @@
 import type { ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
+import { formatByteSize, type ResourceWatch } from '@sandlock/resource';
 import { REAPER_SIGNAL } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
+import type { Session } from './supervision.js';
+
+/** Why Sandlock killed a sandbox (other than a timeout or a kill() call). */
+export type KillCause =
+  | { reason: 'memory'; limit: number; used: number; message: string }
+  | { reason: 'supervisor'; message: string };
 
 /** How a sandboxed program ended. */
 export interface ExitStatus {
@@ -12,6 +19,28 @@ export interface ExitStatus {
   signal: NodeJS.Signals | null;
   /** True when the sandbox was killed because its timeout expired. */
   timedOut: boolean;
+  /** Set when a limit or a supervisor module killed the sandbox. */
+  killedBy: KillCause | null;
+}
+
+/** What watches a running sandbox besides the reaper. */
+export interface Watchers {
+  watch: ResourceWatch | null;
+  session: Session | null;
+}
+
+function killCause(watchers: Watchers): KillCause | null {
+  const violation = watchers.watch?.violation;
+  if (violation) {
+    return {
+      reason: 'memory',
+      limit: violation.limit,
+      used: violation.used,
+      message: `memory use ${formatByteSize(violation.used)} went over the limit of ${formatByteSize(violation.limit)} (maxMemory)`,
+    };
+  }
+  const reason = watchers.session?.killReason;
+  return reason ? { reason: 'supervisor', message: reason } : null;
 }
 
 const CONTROL: Partial<Record<NodeJS.Signals, number>> = {
@@ -40,13 +69,20 @@ export class SandboxProcess {
     readonly pid: number,
     /** Protections dropped in best-effort mode. */
     readonly warnings: readonly string[],
+    private readonly watchers: Watchers = { watch: null, session: null },
   ) {
     this.stdin = child.stdin;
     this.stdout = child.stdout;
     this.stderr = child.stderr;
     this.ended = new Promise((resolve) => {
       child.once('close', (code, signal) => {
-        this.status = { exitCode: code, signal, timedOut: this.timedOut };
+        watchers.watch?.stop();
+        this.status = {
+          exitCode: code,
+          signal,
+          timedOut: this.timedOut,
+          killedBy: killCause(watchers),
+        };
         resolve(this.status);
       });
     });
@@ -104,11 +140,14 @@ export class SandboxProcess {
 
   /** Stops every process of the sandbox (SIGSTOP). */
   pause(): Promise<void> {
+    // The watch holds the CPU throttle too; once it has stopped, signal directly.
+    if (this.running && this.watchers.watch?.pause()) return Promise.resolve();
     return this.send(REAPER_SIGNAL.stopAll, 'pause');
   }
 
   /** Continues every process of the sandbox (SIGCONT). */
   resume(): Promise<void> {
+    if (this.running && this.watchers.watch?.resume()) return Promise.resolve();
     return this.send(REAPER_SIGNAL.continueAll, 'resume');
   }
 

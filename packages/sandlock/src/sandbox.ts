@@ -1,11 +1,14 @@
 import type { Readable, Writable } from 'node:stream';
-import { close, LaunchError, launch, type StdioEntry } from '@sandlock/sys';
+import { watchResources } from '@sandlock/resource';
+import { defaultDenyList } from '@sandlock/seccomp';
+import { close, hostArch, LaunchError, launch, type StdioEntry } from '@sandlock/sys';
 import { PolicyBuilder } from './builder.js';
 import { prepareConfinement } from './confine.js';
 import { programEnvironment, resolveCommand } from './environment.js';
 import { SandboxError } from './errors.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { type ExitStatus, SandboxProcess } from './process.js';
+import { needsSupervisor, type Session, supervisorFor } from './supervision.js';
 
 export interface SpawnOptions {
   /** The program's stdin, stdout and stderr (default: three pipes). */
@@ -72,7 +75,9 @@ export class Sandbox {
     const path = resolveCommand(argv[0], env);
     const policy =
       options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
-    const confinement = prepareConfinement(policy);
+    const supervisor = needsSupervisor(policy) ? await supervisorFor(policy.plugins) : null;
+    const notify = supervisor?.notifiedSyscalls({ policy }) ?? [];
+    const confinement = prepareConfinement(policy, { notify });
     let launched: ReturnType<typeof launch>;
     try {
       launched = launch({
@@ -87,10 +92,26 @@ export class Sandbox {
       // The child has its copies now (spawn forks synchronously).
       for (const fd of confinement.fds) close(fd);
     }
+    let session: Session | null = null;
     try {
       const report = await launched.ready;
+      if (supervisor && confinement.listener) {
+        session = supervisor.attach(launched.takeListener(), {
+          reaperPid: launched.pid,
+          programPid: report.pid,
+          policy,
+          deny: defaultDenyList(hostArch()),
+        });
+      }
       await launched.release();
-      return new SandboxProcess(launched.child, report.pid, confinement.warnings);
+      const watch = watchResources(launched.pid, {
+        maxMemory: policy.maxMemory,
+        maxCpu: policy.maxCpu,
+      });
+      return new SandboxProcess(launched.child, report.pid, confinement.warnings, {
+        watch,
+        session,
+      });
     } catch (error) {
       launched.child.kill('SIGKILL');
       if (error instanceof LaunchError) {

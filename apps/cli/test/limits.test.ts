@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { SYSTEM, sandlock } from './helpers.js';
+
+const PYTHON = '/usr/bin/python3';
+
+describe('sandlock run: resource limits', () => {
+  it('-P caps concurrent processes: forks past the cap fail with EAGAIN', () => {
+    const result = sandlock([
+      'run',
+      ...SYSTEM,
+      '-P',
+      '3',
+      '--',
+      PYTHON,
+      '-c',
+      [
+        'import os, time',
+        'children, refused = [], 0',
+        'for i in range(6):',
+        '    try:',
+        '        pid = os.fork()',
+        '    except BlockingIOError:',
+        '        refused += 1',
+        '        continue',
+        '    if pid == 0:',
+        '        time.sleep(0.5)',
+        '        os._exit(0)',
+        '    children.append(pid)',
+        'for pid in children: os.waitpid(pid, 0)',
+        'print(len(children), refused)',
+        // Exits are credited: after the wait, forks work again.
+        'pid = os.fork()',
+        'if pid == 0: os._exit(0)',
+        'os.waitpid(pid, 0)',
+        'print("fork after exits ok")',
+      ].join('\n'),
+    ]);
+    expect(result.stderr).toBe('');
+    // The program itself is one of the three.
+    expect(result.stdout).toBe('2 4\nfork after exits ok\n');
+    expect(result.status).toBe(0);
+  });
+
+  it('-P does not count threads', () => {
+    const result = sandlock([
+      'run',
+      ...SYSTEM,
+      '-P',
+      '2',
+      '--',
+      PYTHON,
+      '-c',
+      'import threading\nts=[threading.Thread(target=lambda: None) for _ in range(20)]\n[t.start() for t in ts]\n[t.join() for t in ts]\nprint("20 threads")',
+    ]);
+    expect(result.stdout).toBe('20 threads\n');
+    expect(result.status).toBe(0);
+  });
+
+  it('-m kills a sandbox that touches more memory, exit 137 with a message', () => {
+    const result = sandlock([
+      'run',
+      ...SYSTEM,
+      '-m',
+      '256M',
+      '--',
+      PYTHON,
+      '-c',
+      'b = bytearray(1 << 30)\nprint("survived")',
+    ]);
+    expect(result.status).toBe(137);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(
+      /^sandlock: killed: memory use [\d.]+ MiB went over the limit of 256 MiB \(maxMemory\)\n$/,
+    );
+  });
+
+  it('-m leaves a runtime with large reservations alone', () => {
+    const result = sandlock([
+      'run',
+      ...SYSTEM,
+      '-m',
+      '512M',
+      '--',
+      process.execPath,
+      '-e',
+      'const a = []; for (let i = 0; i < 50; i++) a.push(Buffer.alloc(1 << 20, 1)); console.log("ok")',
+    ]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('ok\n');
+  });
+
+  it('-c throttles a busy loop to about the given share of one CPU', () => {
+    const result = sandlock([
+      'run',
+      ...SYSTEM,
+      '-c',
+      '30',
+      '--',
+      PYTHON,
+      '-c',
+      'import os, time\nt = time.time()\nwhile time.time() - t < 2: pass\nc = os.times()\nprint(round((c.user + c.system) / (time.time() - t) * 100))',
+    ]);
+    expect(result.status).toBe(0);
+    const percent = Number(result.stdout.trim());
+    expect(percent).toBeGreaterThanOrEqual(20);
+    expect(percent).toBeLessThanOrEqual(40);
+  });
+
+  it('rejects bad limits naming the field', () => {
+    const result = sandlock(['run', ...SYSTEM, '-m', 'lots', '-P', '0', '--', 'true']);
+    expect(result.status).toBe(125);
+    expect(result.stderr).toBe(
+      'sandlock: invalid policy (2 problems):\n  maxMemory: invalid byte size "lots": expected a number of bytes with an optional unit K, M, G or T (or KiB, MiB, GiB, TiB), such as 512M or 1.5G\n  maxProcesses: expected a number of processes from 1 to 4194304, got number 0\n',
+    );
+  });
+});

@@ -1,0 +1,29 @@
+export { CpuThrottle, type CpuThrottleOptions, type StopContinue, sandboxCpuMs } from './cpu.js';
+export {
+  MemoryLimit,
+  type MemoryLimitOptions,
+  type MemoryReader,
+  type MemorySample,
+  type MemoryViolation,
+  procMemoryReader,
+} from './memory.js';
+export { PROCESS_LIMIT_MODULE } from './module-url.js';
+export { descendantsOf, type TreeEntry, walkTree } from './proc.js';
+export { PROCESS_LIMIT_SYSCALLS, type ProcessLimitPolicy } from './process-limit.js';
+export {
+  type ForkVerdict,
+  type ProcessCount,
+  ProcessCounter,
+  type ProcessProbe,
+  procProcessProbe,
+} from './processes.js';
+export { Reaper } from './reaper.js';
+export { formatByteSize, parseByteSize } from './size.js';
+export {
+  type LimitViolation,
+  type ResourceLimits,
+  ResourceWatch,
+  type WatchOptions,
+  type WatchStats,
+  watchResources,
+} from './watch.js';

@@ -1,0 +1,194 @@
+import { CpuThrottle, type CpuThrottleOptions, sandboxCpuMs } from './cpu.js';
+import { MemoryLimit, type MemoryLimitOptions, type MemoryViolation } from './memory.js';
+import { type TreeEntry, threadCpuMs, walkTree, writeProc } from './proc.js';
+import { Reaper } from './reaper.js';
+import { parseByteSize } from './size.js';
+
+/** Why a limit killed the sandbox. More reasons (time, output) may follow. */
+export type LimitViolation = MemoryViolation;
+
+export interface ResourceLimits {
+  /** Bytes, or a size such as `'512M'` (see parseByteSize). Null: no limit. */
+  maxMemory?: number | string | null;
+  /** Percent of one CPU (25 = a quarter, 200 = two CPUs). Null: no limit. */
+  maxCpu?: number | null;
+}
+
+export interface WatchOptions extends ResourceLimits {
+  /** Called once, right after a limit killed the sandbox. */
+  onViolation?: (violation: LimitViolation) => void;
+  /** Tuning for the memory checks. */
+  memory?: Omit<MemoryLimitOptions, 'reader'> & {
+    /**
+     * Written to /proc/PID/oom_score_adj of each process of a sandbox with a
+     * memory limit (default 1000; null leaves it alone): should the machine
+     * run out of memory before a check catches the sandbox, the kernel's OOM
+     * killer takes the sandbox first. Children inherit it.
+     */
+    oomScoreAdj?: number | null;
+  };
+  /** Tuning for the CPU throttle. */
+  cpu?: CpuThrottleOptions;
+}
+
+/** What watching cost. */
+export interface WatchStats {
+  /** Checks made. */
+  checks: number;
+  /** CPU time this thread spent in them, in ms. */
+  busyMs: number;
+  /** Highest memory figure seen, in bytes (0 without a memory limit). */
+  memoryPeak: number;
+  /** Times the CPU throttle stopped the sandbox. */
+  throttleStops: number;
+}
+
+/**
+ * Enforces memory and CPU limits on a running sandbox from this process. One
+ * timer on the event loop: at each check it walks the sandbox's process tree
+ * from the reaper, sums the memory (see MemoryLimit) and kills the whole
+ * sandbox when it is over the limit, and feeds the CPU time to the throttle.
+ * The checks stop by themselves when the reaper exits; call `stop()` once the
+ * sandbox has ended anyway.
+ */
+export class ResourceWatch {
+  private readonly reaper: Reaper;
+  private readonly memory: MemoryLimit | null;
+  private readonly throttle: CpuThrottle | null;
+  private readonly onViolation: ((violation: LimitViolation) => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private userPaused = false;
+  /** Set when a limit killed the sandbox. */
+  violation: LimitViolation | null = null;
+  private checks = 0;
+  private busyMs = 0;
+  private readonly oomScoreAdj: number | null;
+  private adjusted = new Set<number>();
+
+  constructor(reaperPid: number, options: WatchOptions) {
+    const maxMemory = options.maxMemory ?? null;
+    this.memory =
+      maxMemory === null ? null : new MemoryLimit(parseByteSize(maxMemory), options.memory);
+    this.reaper = new Reaper(reaperPid);
+    this.throttle =
+      options.maxCpu === null || options.maxCpu === undefined
+        ? null
+        : new CpuThrottle(options.maxCpu, this.reaper, options.cpu);
+    this.onViolation = options.onViolation;
+    this.oomScoreAdj = this.memory ? (options.memory?.oomScoreAdj ?? 1000) : null;
+    if (this.memory || this.throttle) this.check();
+  }
+
+  /** Whether the checks still run. */
+  get active(): boolean {
+    return !this.stopped;
+  }
+
+  get stats(): WatchStats {
+    return {
+      checks: this.checks,
+      busyMs: this.busyMs,
+      memoryPeak: this.memory?.peak ?? 0,
+      throttleStops: this.throttle?.stops ?? 0,
+    };
+  }
+
+  private check(): void {
+    this.timer = undefined;
+    if (this.stopped) return;
+    const started = threadCpuMs();
+    this.checks += 1;
+    const processes = walkTree(this.reaper.pid, {
+      status: this.memory !== null,
+      stat: this.throttle !== null,
+    });
+    if (processes === null) {
+      this.stop(); // the reaper is gone: so is the sandbox
+      return;
+    }
+    let delay = Number.POSITIVE_INFINITY;
+    if (this.oomScoreAdj !== null) this.adjustOomScores(processes);
+    if (this.memory) {
+      const sample = this.memory.check(processes);
+      if (sample.violation) {
+        this.reaper.killAll();
+        this.violation = sample.violation;
+        this.busyMs += threadCpuMs() - started;
+        this.stop();
+        this.onViolation?.(sample.violation);
+        return;
+      }
+      delay = this.memory.nextDelay(sample.used);
+    }
+    if (this.throttle) {
+      this.throttle.update(sandboxCpuMs(this.reaper.pid, processes), performance.now());
+      delay = Math.min(delay, this.throttle.tick);
+    }
+    const cost = threadCpuMs() - started;
+    this.busyMs += cost;
+    // However large the sandbox, checking takes at most ~4 % of a CPU.
+    delay = Math.max(delay, cost * 25);
+    this.timer = setTimeout(() => this.check(), delay);
+    this.timer.unref();
+  }
+
+  private adjustOomScores(processes: readonly TreeEntry[]): void {
+    const adjusted = new Set<number>();
+    for (const { pid } of processes) {
+      if (!this.adjusted.has(pid)) writeProc(`/proc/${pid}/oom_score_adj`, `${this.oomScoreAdj}`);
+      adjusted.add(pid);
+    }
+    this.adjusted = adjusted;
+  }
+
+  /**
+   * Pauses the sandbox for the user (stops every process) so that the CPU
+   * throttle cannot continue it; use instead of sending stopAll yourself.
+   * False once the watch has stopped: then send stopAll yourself.
+   */
+  pause(): boolean {
+    if (this.stopped) return false;
+    this.userPaused = true;
+    this.throttle?.hold();
+    return this.reaper.stopAll();
+  }
+
+  /**
+   * Ends a `pause()`: continues the sandbox now, or, when the CPU throttle has
+   * it in debt, as soon as the debt is paid (within a few ticks). False once
+   * the watch has stopped: then send continueAll yourself.
+   */
+  resume(): boolean {
+    if (this.stopped) return false;
+    if (!this.userPaused) return true;
+    this.userPaused = false;
+    if (this.throttle) this.throttle.release();
+    else this.reaper.continueAll();
+    return true;
+  }
+
+  /** Stops checking; a sandbox the throttle had stopped is continued (unless paused). */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (!this.userPaused && !this.violation) this.throttle?.end();
+    this.reaper.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.stop();
+  }
+}
+
+/**
+ * Starts enforcing `limits` on the sandbox whose reaper is `reaperPid`
+ * (`SandboxProcess.reaperPid`). Returns null when there is nothing to enforce.
+ */
+export function watchResources(reaperPid: number, options: WatchOptions): ResourceWatch | null {
+  const hasMemory = options.maxMemory !== null && options.maxMemory !== undefined;
+  const hasCpu = options.maxCpu !== null && options.maxCpu !== undefined;
+  if (!hasMemory && !hasCpu) return null;
+  return new ResourceWatch(reaperPid, options);
+}
