@@ -114,13 +114,15 @@ class WorkerHandle {
     this.wakeValue.writeBigUInt64LE(1n);
     const { port1, port2 } = new MessageChannel();
     this.control = port1;
+    // Neither the worker nor its control port may keep this process alive
+    // while no sandbox is attached (adopt/release below).
+    this.control.unref();
     const workerData: WorkerData = { modules: refs, control: port2, wakeFd, stop: this.stop };
     this.worker = new Worker(workerEntry(), {
       workerData,
       transferList: [port2],
       name: 'sandlock-dispatch',
     });
-    this.worker.unref();
     this.started = new Promise<void>((resolve, reject) => {
       this.pending = { resolve, reject };
     });
@@ -128,6 +130,10 @@ class WorkerHandle {
     this.worker.on('message', (message: FromWorker) => {
       if (message.type === 'ready') {
         this.ready = true;
+        // Ref'd while it starts (someone awaits it); idle, it must not keep
+        // the process alive. Adding the 'message' listener above ref'd it,
+        // so this unref has to come after it.
+        if (this.sessions.size === 0) this.worker.unref();
         this.pending?.resolve();
         this.pending = undefined;
       } else if (message.type === 'failed') {
@@ -171,13 +177,19 @@ class WorkerHandle {
   }
 
   adopt(session: Session): void {
-    if (this.sessions.size === 0) this.worker.ref();
+    if (this.sessions.size === 0) {
+      this.worker.ref();
+      this.control.ref();
+    }
     this.sessions.add(session);
   }
 
   release(session: Session): void {
     this.sessions.delete(session);
-    if (this.sessions.size === 0) this.worker.unref();
+    if (this.sessions.size === 0) {
+      this.worker.unref();
+      this.control.unref();
+    }
   }
 }
 

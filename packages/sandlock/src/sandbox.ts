@@ -8,7 +8,7 @@ import { programEnvironment, resolveCommand } from './environment.js';
 import { SandboxError } from './errors.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { type ExitStatus, SandboxProcess } from './process.js';
-import { needsSupervisor, type Session, supervisorFor } from './supervision.js';
+import { assertProcReadable, needsSupervisor, type Session, supervisorFor } from './supervision.js';
 
 export interface SpawnOptions {
   /** The program's stdin, stdout and stderr (default: three pipes). */
@@ -75,6 +75,7 @@ export class Sandbox {
     const path = resolveCommand(argv[0], env);
     const policy =
       options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
+    assertProcReadable(policy);
     const supervisor = needsSupervisor(policy) ? await supervisorFor(policy.plugins) : null;
     const notify = supervisor?.notifiedSyscalls({ policy }) ?? [];
     const confinement = prepareConfinement(policy, { notify });
@@ -114,6 +115,15 @@ export class Sandbox {
       });
     } catch (error) {
       launched.child.kill('SIGKILL');
+      if (error instanceof LaunchError && error.step === 'seccomp' && error.code === 'EBUSY') {
+        // A task's filter chain holds at most one listener (kernel/seccomp.c,
+        // has_duplicate_listener()): the sandbox around this process has one.
+        throw new SandboxError(
+          `${error.message}: this process already runs under a supervised sandbox, whose seccomp listener is the only one its filters may have; a nested sandbox can have a supervisor of its own only inside a sandbox without one`,
+          error.step,
+          { cause: error },
+        );
+      }
       if (error instanceof LaunchError) {
         throw new SandboxError(error.message, error.step, { cause: error });
       }

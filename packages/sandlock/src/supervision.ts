@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { type Session, Supervisor } from '@sandlock/dispatch';
 import { PROCESS_LIMIT_MODULE } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
 import { hostArch } from '@sandlock/sys';
+import { SandboxError } from './errors.js';
 import type { PluginRef, Policy } from './policy.js';
 
 // One supervisor per set of plugins, started on first use and kept for the
@@ -12,6 +14,28 @@ const supervisors = new Map<string, Promise<Supervisor>>();
 /** Whether any feature of `policy` needs the seccomp supervisor. */
 export function needsSupervisor(policy: Policy): boolean {
   return policy.maxProcesses !== null || policy.plugins.length > 0;
+}
+
+/**
+ * The limits read the sandbox's processes from /proc (tree walks, memory and
+ * CPU counters, pidfds). Where this process cannot read its own entries there
+ * — inside another sandbox that does not grant /proc — they could not see a
+ * thing: refuse, rather than enforce nothing.
+ */
+export function assertProcReadable(policy: Policy): void {
+  const limits = (['maxProcesses', 'maxMemory', 'maxCpu'] as const).filter(
+    (field) => policy[field] !== null,
+  );
+  if (limits.length === 0) return;
+  try {
+    readFileSync(`/proc/${process.pid}/task/${process.pid}/children`);
+    readFileSync(`/proc/${process.pid}/status`);
+  } catch (error) {
+    throw new SandboxError(
+      `sandlock: ${limits.join(', ')} ${limits.length === 1 ? 'needs' : 'need'} /proc, which this process cannot read (${(error as NodeJS.ErrnoException).code}); inside another sandbox, grant it /proc`,
+      'read /proc',
+    );
+  }
 }
 
 export function supervisorFor(plugins: readonly PluginRef[]): Promise<Supervisor> {

@@ -1,0 +1,100 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { CLI, SYSTEM, sandlock } from './helpers.js';
+
+// The inner sandlock must be able to read Node, itself and its koffi.
+const repository = fileURLToPath(new URL('../../..', import.meta.url));
+const NODE_DIR = process.execPath.startsWith('/usr/') ? [] : ['-r', process.execPath];
+const INNER = [...SYSTEM, ...NODE_DIR, '-r', repository];
+
+describe('a sandbox inside a sandbox', () => {
+  it('keeps its own supervisor and enforces its own limit', () => {
+    expect(existsSync(CLI)).toBe(true);
+    const result = sandlock([
+      'run',
+      ...INNER,
+      '-r',
+      '/proc',
+      '-w',
+      '/dev/null',
+      '--',
+      process.execPath,
+      CLI,
+      'run',
+      ...INNER,
+      '-P',
+      '3',
+      '--',
+      '/usr/bin/python3',
+      '-c',
+      [
+        'import os, time',
+        'children, refused = [], 0',
+        'for i in range(6):',
+        '    try:',
+        '        pid = os.fork()',
+        '    except BlockingIOError:',
+        '        refused += 1',
+        '        continue',
+        '    if pid == 0:',
+        '        time.sleep(0.3)',
+        '        os._exit(0)',
+        '    children.append(pid)',
+        'for pid in children: os.waitpid(pid, 0)',
+        'print(len(children), refused)',
+      ].join('\n'),
+    ]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('2 4\n');
+    expect(result.status).toBe(0);
+  });
+
+  it('refuses a limit it cannot see, instead of enforcing nothing', () => {
+    const result = sandlock([
+      'run',
+      ...INNER,
+      '-w',
+      '/dev/null',
+      '--',
+      process.execPath,
+      CLI,
+      'run',
+      ...INNER,
+      '-P',
+      '3',
+      '--',
+      'true',
+    ]);
+    expect(result.status).toBe(125);
+    expect(result.stderr).toBe(
+      'sandlock: maxProcesses needs /proc, which this process cannot read (EACCES); inside another sandbox, grant it /proc\n',
+    );
+  });
+
+  it('says why a supervised sandbox cannot nest another supervisor', () => {
+    const result = sandlock([
+      'run',
+      ...INNER,
+      '-r',
+      '/proc',
+      '-w',
+      '/dev/null',
+      '-P',
+      '50',
+      '--',
+      process.execPath,
+      CLI,
+      'run',
+      ...INNER,
+      '-P',
+      '3',
+      '--',
+      'true',
+    ]);
+    expect(result.status).toBe(125);
+    expect(result.stderr).toMatch(
+      /^sandlock: seccomp failed: EBUSY .*already runs under a supervised sandbox/,
+    );
+  });
+});
