@@ -32,3 +32,24 @@ export function sandlock(args: readonly string[], options: SpawnSyncOptions = {}
     stderr: String(result.stderr ?? ''),
   };
 }
+
+/**
+ * A Python program that tries six forks whose children live 0.3 s, waits for
+ * those that worked, and prints "<forked> <refused>".
+ */
+export const FORK_SIX = [
+  'import os, time',
+  'children, refused = [], 0',
+  'for i in range(6):',
+  '    try:',
+  '        pid = os.fork()',
+  '    except BlockingIOError:',
+  '        refused += 1',
+  '        continue',
+  '    if pid == 0:',
+  '        time.sleep(0.3)',
+  '        os._exit(0)',
+  '    children.append(pid)',
+  'for pid in children: os.waitpid(pid, 0)',
+  'print(len(children), refused)',
+].join('\n');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SYSTEM, sandlock } from './helpers.js';
+import { FORK_SIX, SYSTEM, sandlock } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -14,20 +14,7 @@ describe('sandlock run: resource limits', () => {
       PYTHON,
       '-c',
       [
-        'import os, time',
-        'children, refused = [], 0',
-        'for i in range(6):',
-        '    try:',
-        '        pid = os.fork()',
-        '    except BlockingIOError:',
-        '        refused += 1',
-        '        continue',
-        '    if pid == 0:',
-        '        time.sleep(0.5)',
-        '        os._exit(0)',
-        '    children.append(pid)',
-        'for pid in children: os.waitpid(pid, 0)',
-        'print(len(children), refused)',
+        FORK_SIX,
         // Exits are credited: after the wait, forks work again.
         'pid = os.fork()',
         'if pid == 0: os._exit(0)',

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CLI, SYSTEM, sandlock } from './helpers.js';
+import { CLI, FORK_SIX, SYSTEM, sandlock } from './helpers.js';
 
 // The inner sandlock must be able to read Node, itself and its koffi.
 const repository = fileURLToPath(new URL('../../..', import.meta.url));
@@ -28,22 +28,7 @@ describe('a sandbox inside a sandbox', () => {
       '--',
       '/usr/bin/python3',
       '-c',
-      [
-        'import os, time',
-        'children, refused = [], 0',
-        'for i in range(6):',
-        '    try:',
-        '        pid = os.fork()',
-        '    except BlockingIOError:',
-        '        refused += 1',
-        '        continue',
-        '    if pid == 0:',
-        '        time.sleep(0.3)',
-        '        os._exit(0)',
-        '    children.append(pid)',
-        'for pid in children: os.waitpid(pid, 0)',
-        'print(len(children), refused)',
-      ].join('\n'),
+      FORK_SIX,
     ]);
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe('2 4\n');

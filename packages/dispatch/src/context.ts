@@ -5,6 +5,7 @@ import {
   AT_FDCWD,
   close,
   hostArch,
+  ioctlBuffer,
   openFlags,
   readCStringBytes,
   readMemory,
@@ -14,6 +15,7 @@ import {
   SECCOMP_IOCTL_NOTIF_ID_VALID,
   type SyscallArg,
   SysError,
+  syscallAsync,
   trySyscall,
   writeMemory,
 } from '@sandlock/sys';
@@ -25,7 +27,6 @@ import {
   namedArgs,
   type SyscallArgs,
 } from './args.js';
-import { ioctlBuffer, syscallAsync } from './native.js';
 import type { SessionInfo, WorkerSession } from './session-view.js';
 
 /** One intercepted syscall, as the kernel reported it (a copy: safe to keep). */

@@ -1,7 +1,11 @@
-import { close, SECCOMP_IOCTL_NOTIF_SEND, SECCOMP_USER_NOTIF_FLAG_CONTINUE } from '@sandlock/sys';
+import {
+  close,
+  ioctlBuffer,
+  SECCOMP_IOCTL_NOTIF_SEND,
+  SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+} from '@sandlock/sys';
 import type { Answer } from './answer.js';
 import { addFd } from './context.js';
-import { ioctlBuffer } from './native.js';
 
 const ENOENT = 2;
 const EPERM = 1;

@@ -4,12 +4,15 @@ import { defaultDenyList } from '@sandlock/seccomp';
 import {
   type Arch,
   close,
+  eventfd,
   hostArch,
+  ioctlInteger,
   pidfdOpen,
   REAPER_SIGNAL,
   SECCOMP_IOCTL_NOTIF_SET_FLAGS,
   SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
   trySyscall,
+  writeFd,
 } from '@sandlock/sys';
 import { type Answer, isAnswer } from './answer.js';
 import { Call, CallError, NotificationGone } from './context.js';
@@ -22,7 +25,6 @@ import {
   type ResolvedModuleRef,
   resolveModuleRef,
 } from './module.js';
-import { eventfd, ioctlInteger, writeFd } from './native.js';
 import { descendantsOf } from './processes.js';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
 import { Responder } from './respond.js';

@@ -16,8 +16,22 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import {
   type Arch,
   AUDIT_ARCH,
+  EPOLL_CTL_ADD,
+  EPOLL_CTL_DEL,
+  EPOLL_EVENT_SIZE,
+  epollCreate,
+  epollCtl,
+  epollReady,
   hostArch,
+  ioctlBuffer,
+  POLLERR,
+  POLLFD_SIZE,
+  POLLHUP,
+  POLLIN,
+  POLLNVAL,
+  poll,
   REAPER_SIGNAL,
+  readFd,
   SECCOMP_IOCTL_NOTIF_RECV,
   syscallName,
   syscallNumberOrUndefined,
@@ -27,22 +41,6 @@ import { type Answer, isAnswer } from './answer.js';
 import { Call, CallError, NotificationGone } from './context.js';
 import { loadModules } from './loader.js';
 import { buildTable, type ChainLink, type DispatchModule } from './module.js';
-import {
-  EPOLL_CTL_ADD,
-  EPOLL_CTL_DEL,
-  EPOLL_EVENT_SIZE,
-  epollCreate,
-  epollCtl,
-  epollReady,
-  ioctlBuffer,
-  POLLERR,
-  POLLFD_SIZE,
-  POLLHUP,
-  POLLIN,
-  POLLNVAL,
-  poll,
-  readFd,
-} from './native.js';
 import { ProcessTracker } from './processes.js';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
 import { Responder } from './respond.js';

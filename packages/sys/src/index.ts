@@ -1,5 +1,6 @@
 export * from './constants.js';
 export { errnoMessage, errnoName, SysError } from './errors.js';
+export * from './io.js';
 export {
   addressOf,
   close,

@@ -17,19 +17,22 @@ function loadLibc(): LibraryHandle {
   throw new Error(`sandlock: cannot load the C library (${String(lastError)})`);
 }
 
-const libc = loadLibc();
+/** The C library, for bindings elsewhere in this package. */
+export const libc = loadLibc();
 
 // glibc's syscall() is a small assembly routine that only moves registers, so
 // declaring it with a fixed prototype of seven 64-bit integers is exact on
 // both x86_64 and aarch64 (see syscall(2), "Architecture calling conventions").
-const syscall7 = libc.func(
+/** The raw syscall(2) entry, for this package's own bindings. */
+export const syscall7 = libc.func(
   'int64_t syscall(int64_t nr, int64_t a0, int64_t a1, int64_t a2, int64_t a3, int64_t a4, int64_t a5)',
 );
 
 /** A syscall argument: an integer, or a Buffer whose address is passed. */
 export type SyscallArg = number | bigint | Buffer | null | undefined;
 
-function toWord(arg: SyscallArg): number | bigint {
+/** A syscall argument as the integer passed in its register. */
+export function toWord(arg: SyscallArg): number | bigint {
   if (arg === null || arg === undefined) return 0;
   if (Buffer.isBuffer(arg)) return koffi.address(arg);
   return arg;

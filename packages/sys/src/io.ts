@@ -1,25 +1,10 @@
-// Direct koffi bindings for the receive loop's hot path, and the few calls
-// @sandlock/sys does not wrap yet (poll, epoll, eventfd, an async syscall).
-// Candidates to move into @sandlock/sys.
+// Direct koffi bindings for hot paths (the supervisor's receive loop) that
+// return -errno instead of throwing, and the event primitives it polls with:
+// poll, epoll, eventfd, plain fd reads and writes, and an async syscall.
 
-import { addressOf, hostArch, type SyscallArg, syscallNumber } from '@sandlock/sys';
-import type { LibraryHandle } from 'koffi';
 import koffi from 'koffi';
-
-function loadLibc(): LibraryHandle {
-  const names = ['libc.so.6', `libc.musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`];
-  let lastError: unknown;
-  for (const name of names) {
-    try {
-      return koffi.load(name);
-    } catch (error) {
-      lastError = error;
-    }
-  }
-  throw new Error(`sandlock: cannot load the C library (${String(lastError)})`);
-}
-
-const libc = loadLibc();
+import { libc, type SyscallArg, syscall7, toWord } from './libc.js';
+import { hostArch, syscallNumber } from './syscalls/index.js';
 
 // ioctl(2) is variadic in glibc, but its third argument is one register on
 // x86_64 and aarch64, so fixed prototypes are exact. Two of them: the seccomp
@@ -35,9 +20,6 @@ const epollCreate1 = libc.func('int epoll_create1(int flags)');
 const epollCtlCall = libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)');
 const epollWaitCall = libc.func(
   'int epoll_wait(int epfd, void *events, int maxevents, int timeout)',
-);
-const syscall7 = libc.func(
-  'int64_t syscall(int64_t nr, int64_t a0, int64_t a1, int64_t a2, int64_t a3, int64_t a4, int64_t a5)',
 );
 
 /** ioctl(fd, request, buffer): the result, or -errno. */
@@ -112,12 +94,6 @@ export function epollReady(epfd: number, events: Buffer): number[] {
     ready.push(Number(events.readBigUInt64LE(index * EPOLL_EVENT_SIZE + EPOLL_DATA_OFFSET)));
   }
   return ready;
-}
-
-function toWord(arg: SyscallArg): number | bigint {
-  if (arg === null || arg === undefined) return 0;
-  if (Buffer.isBuffer(arg)) return addressOf(arg);
-  return arg;
 }
 
 /**
