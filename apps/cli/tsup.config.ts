@@ -32,6 +32,8 @@ export default defineConfig([
     entry: {
       worker: '../../packages/dispatch/src/worker.ts',
       'process-limit': '../../packages/resource/src/process-limit.ts',
+      hostname: '../../packages/procfs/src/hostname.ts',
+      'num-cpus': '../../packages/procfs/src/num-cpus.ts',
     },
     format: ['esm'],
     clean: false,

@@ -45,6 +45,9 @@ export const RUN_OPTIONS: OptionSpec[] = [
   },
   { long: 'max-cpu', short: 'c', value: 'PCT', help: 'throttle to PCT percent of one CPU' },
   { long: 'max-open-files', value: 'N', help: 'limit open files (RLIMIT_NOFILE)' },
+  { long: 'hostname', value: 'NAME', help: 'the host name the sandbox sees' },
+  { long: 'name', value: 'NAME', help: 'name the sandbox (also its host name, unless --hostname)' },
+  { long: 'num-cpus', value: 'N', help: 'the number of CPUs the sandbox sees' },
   { long: 'cpu-cores', value: 'LIST', help: 'run only on these CPUs, e.g. 0,2-3' },
   { long: 'no-randomize-memory', help: 'turn off address space randomization' },
   { long: 'no-huge-pages', help: 'turn off transparent huge pages' },
@@ -132,6 +135,10 @@ function applyOptions(builder: PolicyBuilder<Sandbox>, options: Map<string, stri
   each('max-cpu', (pct) => builder.maxCpu(wholeNumber(pct, '--max-cpu')));
   each('max-open-files', (n) => builder.maxOpenFiles(wholeNumber(n, '--max-open-files')));
   each('cpu-cores', (list) => builder.cpuCores(...cpuList(list)));
+  const name = options.get('name')?.at(-1);
+  const hostname = options.get('hostname')?.at(-1) ?? name;
+  if (hostname !== undefined) builder.hostname(hostname);
+  each('num-cpus', (n) => builder.numCpus(wholeNumber(n, '--num-cpus')));
   each('no-randomize-memory', () => builder.noRandomizeMemory());
   each('no-huge-pages', () => builder.noHugePages());
   each('no-coredump', () => builder.noCoredump());

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { close, trySyscall } from '@sandlock/sys';
+import { close, POLLFD_SIZE, POLLIN, poll, trySyscall } from '@sandlock/sys';
 
 let childrenFileMissing: boolean | undefined;
 
@@ -151,6 +151,13 @@ export class ProcessTracker {
   private adopt(pid: number): boolean {
     const pidfd = trySyscall('pidfd_open', pid, 0);
     if (pidfd < 0) return false;
+    // An exited process stays in its parent's children list until reaped, and
+    // pidfd_open() works on it: a readable pidfd means it is already over
+    // (pidfd_open(2)), so it is not adopted (again).
+    if (hasExited(pidfd)) {
+      close(pidfd);
+      return false;
+    }
     // The pid was read before the pidfd pinned it: had that process gone and
     // the pid been reused, the new process's parent would be outside the sandbox.
     const parent = parentOf(pid);
@@ -195,6 +202,15 @@ export class ProcessTracker {
     }
     this.knownTids.clear();
   }
+}
+
+const pollOne = Buffer.alloc(POLLFD_SIZE);
+
+function hasExited(pidfd: number): boolean {
+  pollOne.writeInt32LE(pidfd, 0);
+  pollOne.writeInt16LE(POLLIN, 4);
+  pollOne.writeInt16LE(0, 6);
+  return poll(pollOne, 1, 0) > 0 && (pollOne.readInt16LE(6) & POLLIN) !== 0;
 }
 
 function threadGroupOfTid(tid: number): number | undefined {

@@ -96,6 +96,14 @@ export class PolicyBuilder<Built> {
   maxCpu(percent: number): this {
     return this.set('maxCpu', percent);
   }
+  /** The host name the sandbox sees. */
+  hostname(name: string): this {
+    return this.set('hostname', name);
+  }
+  /** The number of CPUs the sandbox sees. */
+  numCpus(count: number): this {
+    return this.set('numCpus', count);
+  }
   /** Add a supervisor handler module (a file URL or absolute path, and its options). */
   plugin(module: string | URL, options?: unknown): this {
     const ref = { module: module instanceof URL ? module.href : module, options };

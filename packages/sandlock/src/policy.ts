@@ -49,6 +49,10 @@ export interface Policy {
   readonly maxCpu: number | null;
   /** Third-party supervisor handler modules (see @sandlock/dispatch). */
   readonly plugins: readonly PluginRef[];
+  /** The host name the sandbox sees (uname, /etc/hostname). */
+  readonly hostname: string | null;
+  /** The number of CPUs the sandbox sees (sched_getaffinity, /proc/cpuinfo, /sys). */
+  readonly numCpus: number | null;
 }
 
 /** A handler module for the supervisor: a file URL or absolute path, and its options. */
@@ -78,6 +82,8 @@ export const DEFAULT_POLICY: Policy = Object.freeze({
   maxProcesses: null,
   maxCpu: null,
   plugins: [],
+  hostname: null,
+  numCpus: null,
 });
 
 const FIELDS = Object.keys(DEFAULT_POLICY) as (keyof Policy)[];
@@ -271,6 +277,22 @@ const CHECKS: { [K in keyof Policy]: Check<Policy[K]> } = {
     integer(1, 100 * availableParallelism(), 'a percentage of one CPU')(value, field, problems),
   ),
   plugins: list(plugin),
+  hostname: nullable((value, field, problems) => {
+    if (
+      typeof value !== 'string' ||
+      value === '' ||
+      /[\0\n]/.test(value) ||
+      Buffer.byteLength(value) > 64
+    ) {
+      problems.push({
+        field,
+        message: `expected a name of 1 to 64 bytes without NUL or newline, got ${typeName(value)}`,
+      });
+      return undefined;
+    }
+    return value;
+  }),
+  numCpus: nullable(integer(1, 4096, 'a number of CPUs')),
 };
 
 function deepFreeze<T>(value: T): T {

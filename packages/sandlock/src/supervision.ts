@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { type Session, Supervisor } from '@sandlock/dispatch';
+import { HOSTNAME_MODULE, NUM_CPUS_MODULE } from '@sandlock/procfs';
 import { PROCESS_LIMIT_MODULE } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
 import { hostArch } from '@sandlock/sys';
@@ -13,7 +14,12 @@ const supervisors = new Map<string, Promise<Supervisor>>();
 
 /** Whether any feature of `policy` needs the seccomp supervisor. */
 export function needsSupervisor(policy: Policy): boolean {
-  return policy.maxProcesses !== null || policy.plugins.length > 0;
+  return (
+    policy.maxProcesses !== null ||
+    policy.hostname !== null ||
+    policy.numCpus !== null ||
+    policy.plugins.length > 0
+  );
 }
 
 /**
@@ -43,7 +49,12 @@ export function supervisorFor(plugins: readonly PluginRef[]): Promise<Supervisor
   let supervisor = supervisors.get(key);
   if (supervisor === undefined) {
     supervisor = Supervisor.start({
-      modules: [{ module: PROCESS_LIMIT_MODULE }],
+      // Built-in modules; each turns itself off when its policy field is unset.
+      modules: [
+        { module: PROCESS_LIMIT_MODULE },
+        { module: HOSTNAME_MODULE },
+        { module: NUM_CPUS_MODULE },
+      ],
       plugins: plugins.map((plugin) => ({ module: plugin.module, options: plugin.options })),
       deny: defaultDenyList(hostArch()),
     });

@@ -1,0 +1,145 @@
+// The synthetic contents, as pure functions of the real ones: no I/O here, so
+// they are tested without a sandbox.
+
+/** struct utsname on Linux: six fields of __NEW_UTS_LEN + 1 = 65 bytes. */
+export const UTS_FIELD = 65;
+export const UTSNAME_SIZE = 6 * UTS_FIELD;
+const NODENAME_OFFSET = UTS_FIELD;
+
+/** The policy fields the modules read (sandlock's Policy has them). */
+export interface ProcfsPolicy {
+  /** The name the sandbox sees as its host name; null: the real one. */
+  readonly hostname?: string | null;
+  /** The number of CPUs the sandbox sees; null: the real ones. */
+  readonly numCpus?: number | null;
+}
+
+export function hostnameOf(policy: ProcfsPolicy | undefined | null): string | null {
+  const name = policy?.hostname;
+  return typeof name === 'string' ? name : null;
+}
+
+export function numCpusOf(policy: ProcfsPolicy | undefined | null): number | null {
+  const count = policy?.numCpus;
+  return typeof count === 'number' && Number.isInteger(count) && count >= 1 ? count : null;
+}
+
+/**
+ * A copy of the real `struct utsname` with `nodename` replaced by `hostname`
+ * (its UTF-8 bytes, cut at 64 so a NUL always ends it, as the kernel keeps it).
+ */
+export function utsnameWith(real: Buffer, hostname: string): Buffer {
+  if (real.length !== UTSNAME_SIZE) {
+    throw new RangeError(`sandlock: struct utsname is ${UTSNAME_SIZE} bytes, got ${real.length}`);
+  }
+  const copy = Buffer.from(real);
+  copy.fill(0, NODENAME_OFFSET, NODENAME_OFFSET + UTS_FIELD);
+  Buffer.from(hostname, 'utf8').copy(copy, NODENAME_OFFSET, 0, UTS_FIELD - 1);
+  return copy;
+}
+
+/** The field `index` (0 sysname … 5 domainname) of a struct utsname, as text. */
+export function utsField(buffer: Buffer, index: number): string {
+  const field = buffer.subarray(index * UTS_FIELD, (index + 1) * UTS_FIELD);
+  const end = field.indexOf(0);
+  return field.subarray(0, end < 0 ? field.length : end).toString('utf8');
+}
+
+/** The contents of /etc/hostname. */
+export function hostnameFile(hostname: string): string {
+  return `${hostname}\n`;
+}
+
+/** A CPU list in the kernel's format (/sys/devices/system/cpu/online): `0-3\n`, `0\n`. */
+export function cpuList(count: number): string {
+  return count === 1 ? '0\n' : `0-${count - 1}\n`;
+}
+
+/**
+ * /proc/cpuinfo with `count` processors: the real first processor block,
+ * repeated, with `processor`, `core id`, `apicid` and `initial apicid`
+ * renumbered and `siblings` and `cpu cores` set to `count` (one package of
+ * `count` cores, one thread each). Lines before the first block (s390's
+ * header) and after the last (aarch64 has none; some arches have a trailer)
+ * are kept.
+ */
+export function cpuinfoWith(real: string, count: number): string {
+  const blocks = real.split(/\n\n+/);
+  const first = blocks.findIndex((block) => /^processor\s*:/m.test(block));
+  if (first < 0) {
+    // No processor blocks at all (an unknown layout): the reference's minimum.
+    return Array.from({ length: count }, (_, i) => `processor\t: ${i}\n`).join('\n');
+  }
+  let last = first;
+  while (last + 1 < blocks.length && /^processor\s*:/m.test(blocks[last + 1]!)) last++;
+  const template = blocks[first]!;
+  const set = (block: string, key: string, value: number) =>
+    block.replace(new RegExp(`^(${key}\\s*:).*$`, 'm'), `$1 ${value}`);
+  const made: string[] = [];
+  for (let i = 0; i < count; i++) {
+    let block = set(template, 'processor', i);
+    block = set(block, 'core id', i);
+    block = set(block, 'apicid', i);
+    block = set(block, 'initial apicid', i);
+    block = set(block, 'siblings', count);
+    block = set(block, 'cpu cores', count);
+    made.push(block);
+  }
+  const before = blocks.slice(0, first).filter((block) => block.trim() !== '');
+  const after = blocks.slice(last + 1).filter((block) => block.trim() !== '');
+  return `${[...before, ...made, ...after].join('\n\n')}\n\n`;
+}
+
+/**
+ * /proc/stat with `count` CPUs: the aggregate `cpu` line and every other line
+ * as they are, the per-CPU lines `cpuK …` cut to the first `count` (or
+ * repeated, renumbered, when `count` is more than the host has). Node's
+ * os.cpus() counts these lines.
+ */
+export function procStatWith(real: string, count: number): string {
+  const lines = real.split('\n');
+  const perCpu = lines.filter((line) => /^cpu\d+ /.test(line));
+  if (perCpu.length === 0) return real;
+  const made = Array.from({ length: count }, (_, i) =>
+    perCpu[i % perCpu.length]!.replace(/^cpu\d+/, `cpu${i}`),
+  );
+  const out: string[] = [];
+  let placed = false;
+  for (const line of lines) {
+    if (/^cpu\d+ /.test(line)) {
+      if (!placed) out.push(...made);
+      placed = true;
+    } else {
+      out.push(line);
+    }
+  }
+  return out.join('\n');
+}
+
+/** The size of the kernel's CPU mask for `count` CPUs: whole longs. */
+export function maskBytesFor(count: number): number {
+  return Math.ceil(count / 64) * 8;
+}
+
+/**
+ * What the raw sched_getaffinity(pid, len, mask) system call does for a
+ * sandbox of `count` CPUs on a kernel whose mask is `kernelMaskBytes` long
+ * and that has `nrCpuIds` possible CPUs (kernel/sched/core.c): EINVAL when
+ * `len` is not a multiple of sizeof(long) or too short for every CPU id (the
+ * virtual ones included); else the mask of CPUs 0…count-1, `min(len, mask
+ * size)` bytes of it, and that length as the return value.
+ */
+export function affinityReply(
+  count: number,
+  len: bigint,
+  kernelMaskBytes: number,
+  nrCpuIds: number,
+): { errno: 'EINVAL' } | { mask: Buffer } {
+  const ids = Math.max(nrCpuIds, count);
+  if (len % 8n !== 0n || len * 8n < BigInt(ids)) return { errno: 'EINVAL' };
+  const size = Math.max(kernelMaskBytes, maskBytesFor(ids));
+  const bytes = Number(len < BigInt(size) ? len : BigInt(size));
+  const mask = Buffer.alloc(bytes);
+  for (let cpu = 0; cpu < count; cpu++) mask[cpu >> 3]! |= 1 << (cpu & 7);
+  return { mask };
+}

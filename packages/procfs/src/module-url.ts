@@ -1,0 +1,17 @@
+// The handler modules, for `Supervisor.start({ modules: [{ module:
+// HOSTNAME_MODULE }, { module: NUM_CPUS_MODULE }] })` of @sandlock/dispatch.
+// Beside this package's entry: dist/<name>.js built, src/<name>.ts when run
+// from the sources (vitest).
+const fromSources = import.meta.url.endsWith('.ts');
+
+/** The hostname module: `uname` and /etc/hostname, on when the policy has `hostname`. */
+export const HOSTNAME_MODULE: URL = new URL(
+  fromSources ? './hostname.ts' : './hostname.js',
+  import.meta.url,
+);
+
+/** The num-cpus module: sched_getaffinity, /proc/cpuinfo, /proc/stat, /sys CPU lists; on with `numCpus`. */
+export const NUM_CPUS_MODULE: URL = new URL(
+  fromSources ? './num-cpus.ts' : './num-cpus.js',
+  import.meta.url,
+);

@@ -1,0 +1,13 @@
+import { defineConfig } from 'tsup';
+
+// Three entries: the public API, and the two handler modules, which the
+// dispatch worker imports by URL (HOSTNAME_MODULE, NUM_CPUS_MODULE, beside
+// index.js).
+export default defineConfig({
+  entry: ['src/index.ts', 'src/hostname.ts', 'src/num-cpus.ts'],
+  format: ['esm'],
+  target: 'node20',
+  dts: true,
+  sourcemap: true,
+  clean: true,
+});
