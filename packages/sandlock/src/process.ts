@@ -43,6 +43,17 @@ function killCause(watchers: Watchers): KillCause | null {
   return reason ? { reason: 'supervisor', message: reason } : null;
 }
 
+/** Signals the reaper passes on to every process of the sandbox as they are. */
+const FORWARDED: readonly NodeJS.Signals[] = [
+  'SIGHUP',
+  'SIGINT',
+  'SIGQUIT',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGTERM',
+  'SIGWINCH',
+];
+
 const CONTROL: Partial<Record<NodeJS.Signals, number>> = {
   SIGKILL: REAPER_SIGNAL.killAll,
   SIGSTOP: REAPER_SIGNAL.stopAll,
@@ -131,9 +142,15 @@ export class SandboxProcess {
    * including those that left its session or process group.
    */
   kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const number = CONTROL[signal] ?? constants.signals[signal];
+    const number =
+      CONTROL[signal] ?? (FORWARDED.includes(signal) ? constants.signals[signal] : undefined);
     if (number === undefined) {
-      return Promise.reject(new TypeError(`sandlock: unknown signal ${String(signal)}`));
+      // Any other signal would end the reaper itself and leave the sandbox orphaned.
+      return Promise.reject(
+        new TypeError(
+          `sandlock: cannot send ${String(signal)} to a sandbox; one of ${[...Object.keys(CONTROL), ...FORWARDED].join(', ')}`,
+        ),
+      );
     }
     return this.send(number, 'kill');
   }

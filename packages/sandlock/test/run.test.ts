@@ -214,6 +214,23 @@ describe('SandboxProcess', () => {
     await expect(sandboxed.pause()).rejects.toThrow(SandboxError);
   });
 
+  it('passes SIGTERM on to every process and refuses signals the reaper does not forward', async () => {
+    const sandboxed = await systemBuilder()
+      .build()
+      .spawn(['/bin/sh', '-c', 'trap "echo got TERM; exit 3" TERM; while :; do sleep 0.05; done'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+    const out: Buffer[] = [];
+    sandboxed.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
+    await expect(sandboxed.kill('SIGALRM')).rejects.toThrow(/cannot send SIGALRM to a sandbox/);
+    expect(sandboxed.running).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sandboxed.kill('SIGTERM');
+    const status = await sandboxed.wait();
+    expect(status.exitCode).toBe(3);
+    expect(Buffer.concat(out).toString()).toBe('got TERM\n');
+  });
+
   it('kills and reaps on async dispose', async () => {
     let pid = 0;
     {
