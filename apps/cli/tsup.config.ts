@@ -34,6 +34,7 @@ export default defineConfig([
       'process-limit': '../../packages/resource/src/process-limit.ts',
       hostname: '../../packages/procfs/src/hostname.ts',
       'num-cpus': '../../packages/procfs/src/num-cpus.ts',
+      meminfo: '../../packages/procfs/src/meminfo.ts',
     },
     format: ['esm'],
     clean: false,

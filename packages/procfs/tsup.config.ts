@@ -1,10 +1,10 @@
 import { defineConfig } from 'tsup';
 
-// Three entries: the public API, and the two handler modules, which the
-// dispatch worker imports by URL (HOSTNAME_MODULE, NUM_CPUS_MODULE, beside
-// index.js).
+// Four entries: the public API, and the three handler modules, which the
+// dispatch worker imports by URL (HOSTNAME_MODULE, NUM_CPUS_MODULE,
+// MEMINFO_MODULE, beside index.js).
 export default defineConfig({
-  entry: ['src/index.ts', 'src/hostname.ts', 'src/num-cpus.ts'],
+  entry: ['src/index.ts', 'src/hostname.ts', 'src/num-cpus.ts', 'src/meminfo.ts'],
   format: ['esm'],
   target: 'node20',
   dts: true,

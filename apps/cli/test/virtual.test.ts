@@ -40,3 +40,20 @@ describe('sandlock run: what the sandbox sees', () => {
     expect(result.stdout).toBe('3\n3\n3\n');
   });
 });
+
+describe('sandlock run: memory the sandbox sees', () => {
+  it('-m makes /proc/meminfo report the limit', () => {
+    const result = sandlock([
+      'run',
+      ...SYSTEM,
+      '-m',
+      '300M',
+      '--',
+      '/usr/bin/python3',
+      '-c',
+      "print([l for l in open('/proc/meminfo') if l.startswith('MemTotal:')][0].split()[1])",
+    ]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(`${300 * 1024}\n`);
+  });
+});

@@ -12,6 +12,8 @@ export interface ProcfsPolicy {
   readonly hostname?: string | null;
   /** The number of CPUs the sandbox sees; null: the real ones. */
   readonly numCpus?: number | null;
+  /** The sandbox's memory limit in bytes, which /proc/meminfo shows; null: the real file. */
+  readonly maxMemory?: number | null;
 }
 
 export function hostnameOf(policy: ProcfsPolicy | undefined | null): string | null {
@@ -22,6 +24,11 @@ export function hostnameOf(policy: ProcfsPolicy | undefined | null): string | nu
 export function numCpusOf(policy: ProcfsPolicy | undefined | null): number | null {
   const count = policy?.numCpus;
   return typeof count === 'number' && Number.isInteger(count) && count >= 1 ? count : null;
+}
+
+export function maxMemoryOf(policy: ProcfsPolicy | undefined | null): number | null {
+  const limit = policy?.maxMemory;
+  return typeof limit === 'number' && Number.isSafeInteger(limit) && limit > 0 ? limit : null;
 }
 
 /**
@@ -142,4 +149,73 @@ export function affinityReply(
   const mask = Buffer.alloc(bytes);
   for (let cpu = 0; cpu < count; cpu++) mask[cpu >> 3]! |= 1 << (cpu & 7);
   return { mask };
+}
+
+/**
+ * What one process of the sandbox counts for, in bytes, from its
+ * /proc/PID/status: RssAnon + RssShmem + VmSwap + VmPTE, the figure
+ * @sandlock/resource's memory limit sums (`procMemoryReader.estimate`).
+ */
+export function statusMemory(status: string): number {
+  let total = 0;
+  for (const name of ['RssAnon', 'RssShmem', 'VmSwap', 'VmPTE']) {
+    const match = new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(status);
+    if (match) total += Number(match[1]) * 1024;
+  }
+  return total;
+}
+
+/** The /proc/meminfo lines given a value of their own (in kB); the others are 0. */
+const MEMINFO_KEPT = new Set(['VmallocTotal', 'Hugepagesize']);
+
+/**
+ * /proc/meminfo for a sandbox of `limit` bytes that uses `used` bytes: the
+ * real file's lines, in its order and layout, with `MemTotal` = the limit,
+ * `MemFree` and `MemAvailable` = limit − used (at least 0), the use shown as
+ * anonymous memory (`AnonPages`, `Active`, `Active(anon)`, `Committed_AS`),
+ * `CommitLimit` = the limit; `VmallocTotal` and `Hugepagesize` (sizes, not
+ * amounts of memory) cut to the limit; every other value 0 (caches, swap,
+ * kernel memory, huge page counts): nothing is larger than `MemTotal`, and
+ * `free`'s arithmetic (used = total − free − buffers − cache) comes out as
+ * the use. Values are whole kB (the limit rounded down, the use up). Of
+ * MemTotal, MemFree and MemAvailable, a line the real file lacks is added at
+ * the top.
+ */
+export function meminfoWith(real: string, limit: number, used: number): string {
+  const total = Math.floor(limit / 1024);
+  const use = Math.min(total, Math.ceil(Math.max(0, used) / 1024));
+  const free = total - use;
+  const values = new Map<string, number>([
+    ['MemTotal', total],
+    ['MemFree', free],
+    ['MemAvailable', free],
+    ['AnonPages', use],
+    ['Active', use],
+    ['Active(anon)', use],
+    ['Committed_AS', use],
+    ['CommitLimit', total],
+  ]);
+  const seen = new Set<string>();
+  const lines = real.split('\n').map((line) => {
+    const match = /^([^:\s]+):(\s*)(\d+)(.*)$/.exec(line);
+    if (match === null) return line;
+    const [, name, space, digits, rest] = match as unknown as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    seen.add(name);
+    let value = values.get(name);
+    if (value === undefined) value = MEMINFO_KEPT.has(name) ? Math.min(Number(digits), total) : 0;
+    const text = String(value);
+    // Right-aligned in the real field's width, as the kernel prints it.
+    const pad = Math.max(1, space.length + digits.length - text.length);
+    return `${name}:${' '.repeat(pad)}${text}${rest}`;
+  });
+  const missing = ['MemTotal', 'MemFree', 'MemAvailable']
+    .filter((name) => !seen.has(name))
+    .map((name) => `${`${name}:`.padEnd(16)}${String(values.get(name)).padStart(8)} kB`);
+  return [...missing, ...lines].join('\n');
 }

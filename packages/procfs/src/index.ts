@@ -5,13 +5,17 @@ export {
   hostnameFile,
   hostnameOf,
   maskBytesFor,
+  maxMemoryOf,
+  meminfoWith,
   numCpusOf,
   type ProcfsPolicy,
   procStatWith,
+  statusMemory,
   UTSNAME_SIZE,
   utsField,
   utsnameWith,
 } from './content.js';
 export { HOSTNAME_SYSCALLS } from './hostname.js';
-export { HOSTNAME_MODULE, NUM_CPUS_MODULE } from './module-url.js';
+export { MEMINFO_SYSCALLS } from './meminfo.js';
+export { HOSTNAME_MODULE, MEMINFO_MODULE, NUM_CPUS_MODULE } from './module-url.js';
 export { NUM_CPUS_SYSCALLS } from './num-cpus.js';

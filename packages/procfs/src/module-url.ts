@@ -1,5 +1,6 @@
 // The handler modules, for `Supervisor.start({ modules: [{ module:
-// HOSTNAME_MODULE }, { module: NUM_CPUS_MODULE }] })` of @sandlock/dispatch.
+// HOSTNAME_MODULE }, { module: NUM_CPUS_MODULE }, { module: MEMINFO_MODULE }] })`
+// of @sandlock/dispatch.
 // Beside this package's entry: dist/<name>.js built, src/<name>.ts when run
 // from the sources (vitest).
 const fromSources = import.meta.url.endsWith('.ts');
@@ -13,5 +14,11 @@ export const HOSTNAME_MODULE: URL = new URL(
 /** The num-cpus module: sched_getaffinity, /proc/cpuinfo, /proc/stat, /sys CPU lists; on with `numCpus`. */
 export const NUM_CPUS_MODULE: URL = new URL(
   fromSources ? './num-cpus.ts' : './num-cpus.js',
+  import.meta.url,
+);
+
+/** The meminfo module: /proc/meminfo shows the memory limit; on with `maxMemory`. */
+export const MEMINFO_MODULE: URL = new URL(
+  fromSources ? './meminfo.ts' : './meminfo.js',
   import.meta.url,
 );

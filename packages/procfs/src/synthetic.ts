@@ -1,4 +1,4 @@
-// What both modules share at run time: recognising an open of one of their
+// What the modules share at run time: recognising an open of one of their
 // files, and serving a file's contents as a read-only memfd. Worker thread
 // only (imported by the module files; no side effects at import).
 import { lstatSync, realpathSync, writeSync } from 'node:fs';
@@ -68,9 +68,10 @@ const VIRTUAL_NAMES: ReadonlySet<string> = new Set([
   'present',
   'possible',
   'offline',
+  'meminfo',
 ]);
 
-// Both modules look at the same open: the second reuses the first's result.
+// The modules look at the same open: the second reuses the first's result.
 let lastCall: { id: bigint; pid: number; request: OpenRequest | null } | null = null;
 
 /**

@@ -21,7 +21,7 @@ export interface RunOptions {
   /** Paths the sandbox may read (Landlock); default SYSTEM_READ and /proc, /sys. */
   fsRead?: readonly string[];
   /** The session policy the modules read. */
-  policy: { hostname?: string | null; numCpus?: number | null };
+  policy: { hostname?: string | null; numCpus?: number | null; maxMemory?: number | null };
 }
 
 /**

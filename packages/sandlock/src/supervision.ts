@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { type Session, Supervisor } from '@sandlock/dispatch';
-import { HOSTNAME_MODULE, NUM_CPUS_MODULE } from '@sandlock/procfs';
+import { HOSTNAME_MODULE, MEMINFO_MODULE, NUM_CPUS_MODULE } from '@sandlock/procfs';
 import { PROCESS_LIMIT_MODULE } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
 import { hostArch } from '@sandlock/sys';
@@ -16,6 +16,7 @@ const supervisors = new Map<string, Promise<Supervisor>>();
 export function needsSupervisor(policy: Policy): boolean {
   return (
     policy.maxProcesses !== null ||
+    policy.maxMemory !== null ||
     policy.hostname !== null ||
     policy.numCpus !== null ||
     policy.plugins.length > 0
@@ -54,6 +55,7 @@ export function supervisorFor(plugins: readonly PluginRef[]): Promise<Supervisor
         { module: PROCESS_LIMIT_MODULE },
         { module: HOSTNAME_MODULE },
         { module: NUM_CPUS_MODULE },
+        { module: MEMINFO_MODULE },
       ],
       plugins: plugins.map((plugin) => ({ module: plugin.module, options: plugin.options })),
       deny: defaultDenyList(hostArch()),
