@@ -4,7 +4,7 @@
 import { lstatSync, realpathSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { posix } from 'node:path';
-import type { HandlerContext } from '@sandlock/dispatch';
+import type { Answer, HandlerContext } from '@sandlock/dispatch';
 import {
   close,
   F_ADD_SEALS,
@@ -22,19 +22,11 @@ import {
   openFlags,
 } from '@sandlock/sys';
 
-/** A plain Answer of @sandlock/dispatch (the module files import nothing from it at run time). */
-export type PlainAnswer =
-  | { readonly kind: 'continue' }
-  | { readonly kind: 'errno'; readonly errno: number }
-  | { readonly kind: 'value'; readonly value: bigint }
-  | {
-      readonly kind: 'inject';
-      readonly fd: number;
-      readonly send: boolean;
-      readonly cloexec: boolean;
-      readonly targetFd: number | null;
-      readonly keep: boolean;
-    };
+/**
+ * The answers these modules give: plain data of @sandlock/dispatch's Answer
+ * type (the module files import nothing from it at run time).
+ */
+export type PlainAnswer = Extract<Answer, { kind: 'continue' | 'errno' | 'value' | 'inject' }>;
 
 export const CONTINUE: PlainAnswer = Object.freeze({ kind: 'continue' } as const);
 
