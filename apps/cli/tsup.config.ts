@@ -35,6 +35,7 @@ export default defineConfig([
       hostname: '../../packages/procfs/src/hostname.ts',
       'num-cpus': '../../packages/procfs/src/num-cpus.ts',
       meminfo: '../../packages/procfs/src/meminfo.ts',
+      'deterministic-dirs': '../../packages/procfs/src/deterministic-dirs.ts',
     },
     format: ['esm'],
     clean: false,

@@ -1,10 +1,16 @@
 import { defineConfig } from 'tsup';
 
-// Four entries: the public API, and the three handler modules, which the
+// Five entries: the public API, and the four handler modules, which the
 // dispatch worker imports by URL (HOSTNAME_MODULE, NUM_CPUS_MODULE,
-// MEMINFO_MODULE, beside index.js).
+// MEMINFO_MODULE, DETERMINISTIC_DIRS_MODULE, beside index.js).
 export default defineConfig({
-  entry: ['src/index.ts', 'src/hostname.ts', 'src/num-cpus.ts', 'src/meminfo.ts'],
+  entry: [
+    'src/index.ts',
+    'src/hostname.ts',
+    'src/num-cpus.ts',
+    'src/meminfo.ts',
+    'src/deterministic-dirs.ts',
+  ],
   format: ['esm'],
   target: 'node20',
   dts: true,

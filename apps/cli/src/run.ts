@@ -48,6 +48,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { long: 'hostname', value: 'NAME', help: 'the host name the sandbox sees' },
   { long: 'name', value: 'NAME', help: 'name the sandbox (also its host name, unless --hostname)' },
   { long: 'num-cpus', value: 'N', help: 'the number of CPUs the sandbox sees' },
+  { long: 'deterministic-dirs', help: 'list every directory sorted by name' },
   { long: 'cpu-cores', value: 'LIST', help: 'run only on these CPUs, e.g. 0,2-3' },
   { long: 'no-randomize-memory', help: 'turn off address space randomization' },
   { long: 'no-huge-pages', help: 'turn off transparent huge pages' },
@@ -139,6 +140,7 @@ function applyOptions(builder: PolicyBuilder<Sandbox>, options: Map<string, stri
   const hostname = options.get('hostname')?.at(-1) ?? name;
   if (hostname !== undefined) builder.hostname(hostname);
   each('num-cpus', (n) => builder.numCpus(wholeNumber(n, '--num-cpus')));
+  each('deterministic-dirs', () => builder.deterministicDirs());
   each('no-randomize-memory', () => builder.noRandomizeMemory());
   each('no-huge-pages', () => builder.noHugePages());
   each('no-coredump', () => builder.noCoredump());

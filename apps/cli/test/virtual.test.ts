@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SYSTEM, sandlock } from './helpers.js';
 
@@ -55,5 +58,27 @@ describe('sandlock run: memory the sandbox sees', () => {
     ]);
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe(`${300 * 1024}\n`);
+  });
+});
+
+describe('sandlock run: deterministic directory order', () => {
+  it('--deterministic-dirs lists directories sorted by name', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sandlock-dirs-'));
+    for (const name of ['delta', 'alpha', 'charlie', 'bravo', 'echo'])
+      writeFileSync(join(dir, name), '');
+    const result = sandlock([
+      'run',
+      ...SYSTEM,
+      '-r',
+      dir,
+      '--deterministic-dirs',
+      '--',
+      'ls',
+      '-f',
+      dir,
+    ]);
+    rmSync(dir, { recursive: true, force: true });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('.\n..\nalpha\nbravo\ncharlie\ndelta\necho\n');
   });
 });

@@ -14,6 +14,8 @@ export interface ProcfsPolicy {
   readonly numCpus?: number | null;
   /** The sandbox's memory limit in bytes, which /proc/meminfo shows; null: the real file. */
   readonly maxMemory?: number | null;
+  /** Directory listings (getdents64, getdents) sorted by name; default false. */
+  readonly deterministicDirs?: boolean | null;
 }
 
 export function hostnameOf(policy: ProcfsPolicy | undefined | null): string | null {
@@ -29,6 +31,10 @@ export function numCpusOf(policy: ProcfsPolicy | undefined | null): number | nul
 export function maxMemoryOf(policy: ProcfsPolicy | undefined | null): number | null {
   const limit = policy?.maxMemory;
   return typeof limit === 'number' && Number.isSafeInteger(limit) && limit > 0 ? limit : null;
+}
+
+export function deterministicDirsOf(policy: ProcfsPolicy | undefined | null): boolean {
+  return policy?.deterministicDirs === true;
 }
 
 /**

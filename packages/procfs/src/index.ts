@@ -2,6 +2,7 @@ export {
   affinityReply,
   cpuinfoWith,
   cpuList,
+  deterministicDirsOf,
   hostnameFile,
   hostnameOf,
   maskBytesFor,
@@ -15,7 +16,21 @@ export {
   utsField,
   utsnameWith,
 } from './content.js';
+export {
+  DETERMINISTIC_DIRS_SYSCALLS,
+  type DirEntry,
+  type DirentFormat,
+  packRecords,
+  parseDirent64,
+  recordLength,
+  sortEntries,
+} from './deterministic-dirs.js';
 export { HOSTNAME_SYSCALLS } from './hostname.js';
 export { MEMINFO_SYSCALLS } from './meminfo.js';
-export { HOSTNAME_MODULE, MEMINFO_MODULE, NUM_CPUS_MODULE } from './module-url.js';
+export {
+  DETERMINISTIC_DIRS_MODULE,
+  HOSTNAME_MODULE,
+  MEMINFO_MODULE,
+  NUM_CPUS_MODULE,
+} from './module-url.js';
 export { NUM_CPUS_SYSCALLS } from './num-cpus.js';

@@ -22,3 +22,9 @@ export const MEMINFO_MODULE: URL = new URL(
   fromSources ? './meminfo.ts' : './meminfo.js',
   import.meta.url,
 );
+
+/** The deterministic-dirs module: getdents64/getdents sorted by name; on with `deterministicDirs: true`. */
+export const DETERMINISTIC_DIRS_MODULE: URL = new URL(
+  fromSources ? './deterministic-dirs.ts' : './deterministic-dirs.js',
+  import.meta.url,
+);

@@ -4,6 +4,7 @@ import { close, launch } from '@sandlock/sys';
 // Imported by path, not by package name: `sandlock` will depend on this
 // package, and a dependency back would be a cycle.
 import { parsePolicy, prepareConfinement } from '../../sandlock/src/index.js';
+import type { ProcfsPolicy } from '../src/index.js';
 
 /** The system directories a dynamically linked program needs, where they exist. */
 export const SYSTEM_READ = ['/usr', '/lib', '/lib64', '/bin', '/etc'].filter((path) =>
@@ -21,7 +22,7 @@ export interface RunOptions {
   /** Paths the sandbox may read (Landlock); default SYSTEM_READ and /proc, /sys. */
   fsRead?: readonly string[];
   /** The session policy the modules read. */
-  policy: { hostname?: string | null; numCpus?: number | null; maxMemory?: number | null };
+  policy: ProcfsPolicy;
 }
 
 /**

@@ -104,6 +104,10 @@ export class PolicyBuilder<Built> {
   numCpus(count: number): this {
     return this.set('numCpus', count);
   }
+  /** List every directory sorted by name. */
+  deterministicDirs(enabled = true): this {
+    return this.set('deterministicDirs', enabled);
+  }
   /** Add a supervisor handler module (a file URL or absolute path, and its options). */
   plugin(module: string | URL, options?: unknown): this {
     const ref = { module: module instanceof URL ? module.href : module, options };

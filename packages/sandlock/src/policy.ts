@@ -53,6 +53,8 @@ export interface Policy {
   readonly hostname: string | null;
   /** The number of CPUs the sandbox sees (sched_getaffinity, /proc/cpuinfo, /sys). */
   readonly numCpus: number | null;
+  /** Directory listings sorted by name, so that runs do not depend on the filesystem's order. */
+  readonly deterministicDirs: boolean;
 }
 
 /** A handler module for the supervisor: a file URL or absolute path, and its options. */
@@ -84,6 +86,7 @@ export const DEFAULT_POLICY: Policy = Object.freeze({
   plugins: [],
   hostname: null,
   numCpus: null,
+  deterministicDirs: false,
 });
 
 const FIELDS = Object.keys(DEFAULT_POLICY) as (keyof Policy)[];
@@ -293,6 +296,7 @@ const CHECKS: { [K in keyof Policy]: Check<Policy[K]> } = {
     return value;
   }),
   numCpus: nullable(integer(1, 4096, 'a number of CPUs')),
+  deterministicDirs: bool,
 };
 
 function deepFreeze<T>(value: T): T {

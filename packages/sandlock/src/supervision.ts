@@ -1,6 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { type Session, Supervisor } from '@sandlock/dispatch';
-import { HOSTNAME_MODULE, MEMINFO_MODULE, NUM_CPUS_MODULE } from '@sandlock/procfs';
+import {
+  DETERMINISTIC_DIRS_MODULE,
+  HOSTNAME_MODULE,
+  MEMINFO_MODULE,
+  NUM_CPUS_MODULE,
+} from '@sandlock/procfs';
 import { PROCESS_LIMIT_MODULE } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
 import { hostArch } from '@sandlock/sys';
@@ -19,6 +24,7 @@ export function needsSupervisor(policy: Policy): boolean {
     policy.maxMemory !== null ||
     policy.hostname !== null ||
     policy.numCpus !== null ||
+    policy.deterministicDirs ||
     policy.plugins.length > 0
   );
 }
@@ -56,6 +62,7 @@ export function supervisorFor(plugins: readonly PluginRef[]): Promise<Supervisor
         { module: HOSTNAME_MODULE },
         { module: NUM_CPUS_MODULE },
         { module: MEMINFO_MODULE },
+        { module: DETERMINISTIC_DIRS_MODULE },
       ],
       plugins: plugins.map((plugin) => ({ module: plugin.module, options: plugin.options })),
       deny: defaultDenyList(hostArch()),
