@@ -30,8 +30,17 @@ export class Responder {
 
   private send(fd: number, id: Buffer, value: bigint, error: number, flags: number): Delivery {
     const response = this.response;
-    id.copy(response, 0, 0, 8);
-    response.writeBigInt64LE(value, 8);
+    // Two 32-bit moves and no BigInt for a zero value: measured in the worker,
+    // Buffer.copy takes 112 ns and writeBigInt64LE(0n) 51 ns, against 50 and
+    // 19 ns this way (a koffi call is ~250 ns).
+    response.writeInt32LE(id.readInt32LE(0), 0);
+    response.writeInt32LE(id.readInt32LE(4), 4);
+    if (value === 0n) {
+      response.writeInt32LE(0, 8);
+      response.writeInt32LE(0, 12);
+    } else {
+      response.writeBigInt64LE(value, 8);
+    }
     response.writeInt32LE(error, 16);
     response.writeUInt32LE(flags, 20);
     const result = ioctlBuffer(fd, SECCOMP_IOCTL_NOTIF_SEND, response);
