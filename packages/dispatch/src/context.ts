@@ -264,10 +264,11 @@ export class Call implements HandlerContext, DeferredContext {
     if (!this.valid()) throw new NotificationGone(`notification of ${this.syscall} withdrawn`);
   }
 
-  read(address: bigint, length: number): Buffer {
-    let data: Buffer;
+  /** Copies from the caller's memory, then checks the notification is still valid. */
+  private copied<T>(copy: () => T): T {
+    let data: T;
     try {
-      data = readMemory(this.pid, address, length);
+      data = copy();
     } catch (error) {
       this.ensureValid();
       throw toCallError(error);
@@ -278,16 +279,12 @@ export class Call implements HandlerContext, DeferredContext {
     return data;
   }
 
+  read(address: bigint, length: number): Buffer {
+    return this.copied(() => readMemory(this.pid, address, length));
+  }
+
   readString(address: bigint, maxLength = PATH_MAX): string {
-    let bytes: Buffer;
-    try {
-      bytes = readCStringBytes(this.pid, address, maxLength);
-    } catch (error) {
-      this.ensureValid();
-      throw toCallError(error);
-    }
-    this.ensureValid();
-    return bytes.toString('utf8');
+    return this.copied(() => readCStringBytes(this.pid, address, maxLength)).toString('utf8');
   }
 
   write(address: bigint, data: Buffer): void {
