@@ -1,0 +1,1 @@
+export { RANDOM_MODULE, TIME_MODULE } from './module-url.js';
