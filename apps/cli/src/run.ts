@@ -49,6 +49,16 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { long: 'name', value: 'NAME', help: 'name the sandbox (also its host name, unless --hostname)' },
   { long: 'num-cpus', value: 'N', help: 'the number of CPUs the sandbox sees' },
   { long: 'deterministic-dirs', help: 'list every directory sorted by name' },
+  {
+    long: 'random-seed',
+    value: 'N',
+    help: 'seed getrandom and /dev/urandom: the same N gives the same bytes',
+  },
+  {
+    long: 'time-start',
+    value: 'TIME',
+    help: 'start the wall clock at TIME (e.g. 2000-01-01T00:00:00Z); it then ticks',
+  },
   { long: 'cpu-cores', value: 'LIST', help: 'run only on these CPUs, e.g. 0,2-3' },
   { long: 'no-randomize-memory', help: 'turn off address space randomization' },
   { long: 'no-huge-pages', help: 'turn off transparent huge pages' },
@@ -141,6 +151,22 @@ function applyOptions(builder: PolicyBuilder<Sandbox>, options: Map<string, stri
   if (hostname !== undefined) builder.hostname(hostname);
   each('num-cpus', (n) => builder.numCpus(wholeNumber(n, '--num-cpus')));
   each('deterministic-dirs', () => builder.deterministicDirs());
+  each('random-seed', (n) => {
+    if (!/^\d{1,20}$/.test(n) || BigInt(n) >= 1n << 64n) {
+      throw new UsageError(
+        `sandlock run: --random-seed expects a whole number from 0 to 2^64-1, got '${n}'`,
+      );
+    }
+    builder.randomSeed(n);
+  });
+  each('time-start', (time) => {
+    if (!/^\d{4}-\d{2}-\d{2}(T.*)?$/.test(time) || Number.isNaN(Date.parse(time))) {
+      throw new UsageError(
+        `sandlock run: --time-start expects an ISO 8601 date-time such as 2000-01-01T00:00:00Z, got '${time}'`,
+      );
+    }
+    builder.timeStart(time);
+  });
   each('no-randomize-memory', () => builder.noRandomizeMemory());
   each('no-huge-pages', () => builder.noHugePages());
   each('no-coredump', () => builder.noCoredump());

@@ -108,6 +108,20 @@ export class PolicyBuilder<Built> {
   deterministicDirs(enabled = true): this {
     return this.set('deterministicDirs', enabled);
   }
+  /**
+   * Seed the randomness the sandbox sees (getrandom, /dev/urandom, /dev/random): same seed,
+   * same bytes, per process by its place in the process tree. A u64.
+   */
+  randomSeed(seed: number | bigint | string): this {
+    return this.set('randomSeed', seed);
+  }
+  /**
+   * Start the sandbox's wall clock at this instant (a Date, epoch milliseconds, or an ISO
+   * 8601 date-time with a time zone); it then ticks in real time. Monotonic clocks stay real.
+   */
+  timeStart(start: Date | number | string): this {
+    return this.set('timeStart', start);
+  }
   /** Add a supervisor handler module (a file URL or absolute path, and its options). */
   plugin(module: string | URL, options?: unknown): this {
     const ref = { module: module instanceof URL ? module.href : module, options };

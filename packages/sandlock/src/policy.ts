@@ -55,6 +55,13 @@ export interface Policy {
   readonly numCpus: number | null;
   /** Directory listings sorted by name, so that runs do not depend on the filesystem's order. */
   readonly deterministicDirs: boolean;
+  /**
+   * Seed of the randomness the sandbox sees (getrandom, /dev/urandom, /dev/random): a
+   * decimal u64. Each process gets its own stream, by its place in the process tree.
+   */
+  readonly randomSeed: string | null;
+  /** The wall-clock instant the sandbox starts at (epoch milliseconds); it then ticks. */
+  readonly timeStart: number | null;
 }
 
 /** A handler module for the supervisor: a file URL or absolute path, and its options. */
@@ -87,6 +94,8 @@ export const DEFAULT_POLICY: Policy = Object.freeze({
   hostname: null,
   numCpus: null,
   deterministicDirs: false,
+  randomSeed: null,
+  timeStart: null,
 });
 
 const FIELDS = Object.keys(DEFAULT_POLICY) as (keyof Policy)[];
@@ -244,6 +253,49 @@ const plugin: Check<PluginRef> = (value, field, problems) => {
   return ref!.options === undefined ? { module } : { module, options: ref!.options };
 };
 
+const U64_MAX = (1n << 64n) - 1n;
+
+/** A u64 seed: a non-negative safe integer, a bigint, or a string of decimal digits. */
+const seed: Check<string> = (value, field, problems) => {
+  let parsed: bigint | undefined;
+  if (typeof value === 'bigint') parsed = value;
+  else if (typeof value === 'number' && Number.isSafeInteger(value)) parsed = BigInt(value);
+  else if (typeof value === 'string' && /^[0-9]{1,20}$/.test(value)) parsed = BigInt(value);
+  if (parsed !== undefined && parsed >= 0n && parsed <= U64_MAX) return parsed.toString();
+  problems.push({
+    field,
+    message: `expected an integer from 0 to ${U64_MAX} (a number, bigint or decimal string), got ${typeName(value)}`,
+  });
+  return undefined;
+};
+
+const LAST_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/**
+ * An instant: epoch milliseconds, a Date, or an ISO 8601 date-time with its
+ * time zone (`2000-01-01T00:00:00Z`, `2000-01-01T01:00:00+01:00`); a bare date
+ * (`2000-01-01`) is midnight UTC.
+ */
+const instant: Check<number> = (value, field, problems) => {
+  let ms: number | undefined;
+  if (value instanceof Date) ms = value.getTime();
+  else if (typeof value === 'number' && Number.isInteger(value)) ms = value;
+  else if (
+    typeof value === 'string' &&
+    /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/.test(value)
+  ) {
+    ms = Date.parse(value);
+  }
+  if (ms !== undefined && Number.isFinite(ms) && ms >= 0 && ms <= LAST_INSTANT) {
+    return ms;
+  }
+  problems.push({
+    field,
+    message: `expected an ISO 8601 date-time with a time zone (2000-01-01T00:00:00Z), a Date or epoch milliseconds, from 1970 to 9999, got ${value instanceof Date ? 'an invalid Date' : typeName(value)}`,
+  });
+  return undefined;
+};
+
 const CHECKS: { [K in keyof Policy]: Check<Policy[K]> } = {
   fsRead: list(existingPath),
   fsWrite: list(existingPath),
@@ -297,6 +349,8 @@ const CHECKS: { [K in keyof Policy]: Check<Policy[K]> } = {
   }),
   numCpus: nullable(integer(1, 4096, 'a number of CPUs')),
   deterministicDirs: bool,
+  randomSeed: nullable(seed),
+  timeStart: nullable(instant),
 };
 
 function deepFreeze<T>(value: T): T {

@@ -8,7 +8,13 @@ import { programEnvironment, resolveCommand } from './environment.js';
 import { SandboxError } from './errors.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { type ExitStatus, SandboxProcess } from './process.js';
-import { assertProcReadable, needsSupervisor, type Session, supervisorFor } from './supervision.js';
+import {
+  assertProcReadable,
+  needsSupervisor,
+  type Session,
+  sessionPolicy,
+  supervisorFor,
+} from './supervision.js';
 
 export interface SpawnOptions {
   /** The program's stdin, stdout and stderr (default: three pipes). */
@@ -77,7 +83,8 @@ export class Sandbox {
       options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
     assertProcReadable(policy);
     const supervisor = needsSupervisor(policy) ? await supervisorFor(policy.plugins) : null;
-    const notify = supervisor?.notifiedSyscalls({ policy }) ?? [];
+    const modulePolicy = sessionPolicy(policy);
+    const notify = supervisor?.notifiedSyscalls({ policy: modulePolicy }) ?? [];
     const confinement = prepareConfinement(policy, { notify });
     let launched: ReturnType<typeof launch>;
     try {
@@ -100,7 +107,7 @@ export class Sandbox {
         session = supervisor.attach(launched.takeListener(), {
           reaperPid: launched.pid,
           programPid: report.pid,
-          policy,
+          policy: modulePolicy,
           deny: defaultDenyList(hostArch()),
         });
       }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { RANDOM_MODULE, TIME_MODULE } from '@sandlock/determinism';
 import { type Session, Supervisor } from '@sandlock/dispatch';
 import {
   DETERMINISTIC_DIRS_MODULE,
@@ -25,8 +26,21 @@ export function needsSupervisor(policy: Policy): boolean {
     policy.hostname !== null ||
     policy.numCpus !== null ||
     policy.deterministicDirs ||
+    policy.randomSeed !== null ||
+    policy.timeStart !== null ||
     policy.plugins.length > 0
   );
+}
+
+/**
+ * The policy as the handler modules see it (structured-cloned into the
+ * worker): the seed as a bigint.
+ */
+export function sessionPolicy(policy: Policy): unknown {
+  return {
+    ...policy,
+    randomSeed: policy.randomSeed === null ? null : BigInt(policy.randomSeed),
+  };
 }
 
 /**
@@ -63,6 +77,8 @@ export function supervisorFor(plugins: readonly PluginRef[]): Promise<Supervisor
         { module: NUM_CPUS_MODULE },
         { module: MEMINFO_MODULE },
         { module: DETERMINISTIC_DIRS_MODULE },
+        { module: RANDOM_MODULE },
+        { module: TIME_MODULE },
       ],
       plugins: plugins.map((plugin) => ({ module: plugin.module, options: plugin.options })),
       deny: defaultDenyList(hostArch()),

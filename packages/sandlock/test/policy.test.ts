@@ -62,4 +62,40 @@ describe('policy building', () => {
     );
     expect(() => parsePolicy([])).toThrow('policy: expected an object, got an array');
   });
+
+  it('takes a random seed as a u64 and a start time as an instant', () => {
+    const policy = Sandbox.builder()
+      .randomSeed(2n ** 64n - 1n)
+      .timeStart('2000-01-01T01:00:00+01:00')
+      .build().policy;
+    expect(policy.randomSeed).toBe('18446744073709551615');
+    expect(policy.timeStart).toBe(Date.UTC(2000, 0, 1));
+    expect(Sandbox.fromPolicy(JSON.parse(JSON.stringify(policy))).policy).toEqual(policy);
+    expect(Sandbox.builder().randomSeed(42).timeStart(new Date(0)).build().policy).toMatchObject({
+      randomSeed: '42',
+      timeStart: 0,
+    });
+    expect(parsePolicy({ timeStart: '2000-01-01' }).timeStart).toBe(Date.UTC(2000, 0, 1));
+  });
+
+  it('refuses seeds outside u64 and instants without a time zone', () => {
+    const problems = (input: object) => {
+      try {
+        parsePolicy(input);
+      } catch (error) {
+        return (error as PolicyError).problems.map((p) => `${p.field}: ${p.message}`);
+      }
+      return [];
+    };
+    expect(problems({ randomSeed: -1 })[0]).toMatch(
+      /^randomSeed: expected an integer from 0 to 18446744073709551615/,
+    );
+    expect(problems({ randomSeed: '18446744073709551616' })).toHaveLength(1);
+    expect(problems({ randomSeed: 1.5 })).toHaveLength(1);
+    expect(problems({ timeStart: '2000-01-01T00:00:00' })[0]).toMatch(
+      /^timeStart: expected an ISO 8601 date-time with a time zone/,
+    );
+    expect(problems({ timeStart: new Date(Number.NaN) })[0]).toMatch(/got an invalid Date$/);
+    expect(problems({ timeStart: -1 })).toHaveLength(1);
+  });
 });
