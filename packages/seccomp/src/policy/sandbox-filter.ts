@@ -24,13 +24,14 @@ import {
   SOCK_TYPE_MASK,
   TIOCLINUX,
   TIOCSTI,
+  VDSO_TIME_MARKER,
   WNOHANG,
   WNOWAIT,
 } from '@sandlock/sys';
 import { type CompiledFilter, compileRuleSet } from '../compiler.js';
 import { allow, errno, notify } from '../rules/actions.js';
 import { type ArgIndex, argAnyBits, argEquals, argIn } from '../rules/matchers.js';
-import { type RuleSet, RuleSetBuilder } from '../rules/rule-set.js';
+import { type Rule, type RuleSet, RuleSetBuilder } from '../rules/rule-set.js';
 import { defaultDenyList } from './deny-list.js';
 
 const { EPERM, ENOSYS } = constants.errno;
@@ -123,10 +124,35 @@ function addDenyList(rules: RuleSetBuilder, arch: Arch, deny: DenyOnlyFilterOpti
   }
 }
 
-/** Calls in the notification set that the supervisor never needs to see. */
+// include/uapi/linux/time.h: the clocks that read (or count in) wall-clock time.
+const CLOCK_REALTIME = 0;
+const CLOCK_REALTIME_COARSE = 5;
+const CLOCK_REALTIME_ALARM = 8;
+const CLOCK_TAI = 11;
+const REALTIME_CLOCKS = [CLOCK_REALTIME, CLOCK_REALTIME_COARSE, CLOCK_REALTIME_ALARM, CLOCK_TAI];
+/** TIMER_ABSTIME (include/uapi/linux/time.h) and TFD_TIMER_ABSTIME (linux/timerfd.h) are both bit 0. */
+const TIMER_ABSTIME = 1;
+// include/uapi/linux/futex.h
+const FUTEX_CMD_MASK = 0x7f;
+const FUTEX_CLOCK_REALTIME = 256;
+const FUTEX_LOCK_PI = 6;
+const FUTEX_WAIT_BITSET = 9;
+const FUTEX_WAIT_REQUEUE_PI = 11;
+const FUTEX_LOCK_PI2 = 13;
+
+/**
+ * Calls in the notification set that the supervisor never needs to see. Rules of one syscall are
+ * tried in the order added and the first match decides ({@link RuleSetBuilder}); the catch-all
+ * `notify` rule of {@link sandboxRules} comes after these, so a syscall whose last rule here is an
+ * unconditional `allow` is notified only by the `notify` rules above it.
+ */
 function addNotifyBypasses(rules: RuleSetBuilder, notified: ReadonlySet<string>): void {
   const bypass = (name: string, arg: ArgIndex, mask: number) => {
     if (notified.has(name)) rules.add(name, { when: [argAnyBits(arg, 32, mask)], action: allow });
+  };
+  /** Notify `name` only when `when` holds; everything else is allowed. */
+  const notifyOnly = (name: string, ...when: Rule[]) => {
+    if (notified.has(name)) rules.add(name, ...when, { action: allow });
   };
   // A wait that does not block or does not reap changes no process count
   // (kernel/exit.c: SYSCALL_DEFINE4(wait4, pid_t, upid, int __user *, stat_addr, int, options, ...)
@@ -135,6 +161,53 @@ function addNotifyBypasses(rules: RuleSetBuilder, notified: ReadonlySet<string>)
   bypass('waitid', 3, WNOHANG | WNOWAIT);
   // A thread is not a new process (namespace flags were refused above).
   bypass('clone', 0, CLONE_THREAD);
+
+  // The time module (@sandlock/determinism). Its vDSO trampolines make the real syscall with
+  // VDSO_TIME_MARKER in an argument register the kernel ignores, then shift the result
+  // themselves: those calls pass. The marker is compared on the whole 64-bit register (the
+  // trampolines set all of it).
+  const marked = (arg: ArgIndex): Rule => ({
+    when: [argEquals(arg, 64, VDSO_TIME_MARKER)],
+    action: allow,
+  });
+  // kernel/time/posix-timers.c: SYSCALL_DEFINE2(clock_gettime, const clockid_t, which_clock, ...);
+  // clockid_t is an int. Only the wall clocks are shifted; monotonic, boottime and the CPU-time
+  // clocks (negative ids) are answered by the kernel.
+  notifyOnly('clock_gettime', marked(2), {
+    when: [argIn(0, 32, REALTIME_CLOCKS)],
+    action: notify,
+  });
+  if (notified.has('gettimeofday')) rules.add('gettimeofday', marked(2));
+  if (notified.has('time')) rules.add('time', marked(1));
+  // brk(0) only queries the break: ld.so and static glibc make that call first after exec, which
+  // is when the module patches the new image. Growing the heap is not its business.
+  notifyOnly('brk', { when: [argEquals(0, 64, 0)], action: notify });
+  // Relative sleeps and timers do not depend on the wall clock; absolute ones are shifted back.
+  // clock_nanosleep(clockid_t, int flags, ...), timerfd_settime(int, int flags, ...),
+  // timer_settime(timer_t, int flags, ...): the flags are the second argument, an int.
+  for (const name of ['clock_nanosleep', 'timerfd_settime', 'timer_settime']) {
+    notifyOnly(name, { when: [argAnyBits(1, 32, TIMER_ABSTIME)], action: notify });
+  }
+  // futex is the hottest syscall there is: only absolute waits on CLOCK_REALTIME are notified
+  // (kernel/futex/syscalls.c, futex_init_timeout(): FUTEX_LOCK_PI always counts in realtime,
+  // WAIT_BITSET, WAIT_REQUEUE_PI and LOCK_PI2 only with FUTEX_CLOCK_REALTIME). The op is an int;
+  // FUTEX_PRIVATE_FLAG (128) is masked out.
+  notifyOnly('futex', {
+    when: [
+      argIn(
+        1,
+        32,
+        [
+          FUTEX_LOCK_PI,
+          FUTEX_WAIT_BITSET | FUTEX_CLOCK_REALTIME,
+          FUTEX_WAIT_REQUEUE_PI | FUTEX_CLOCK_REALTIME,
+          FUTEX_LOCK_PI2 | FUTEX_CLOCK_REALTIME,
+        ],
+        FUTEX_CMD_MASK | FUTEX_CLOCK_REALTIME,
+      ),
+    ],
+    action: notify,
+  });
 }
 
 /**
