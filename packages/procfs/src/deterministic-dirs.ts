@@ -3,272 +3,46 @@
 // record format) return the entries of every directory sorted by name. The
 // supervisor imports this file in its worker threads by URL
 // (DETERMINISTIC_DIRS_MODULE), so it has no side effects at import and pulls
-// nothing from @sandlock/dispatch at run time.
-//
-// How a listing is served. The caller's descriptor is duplicated
-// (pidfd_getfd): the duplicate shares the caller's open file description,
-// hence its file offset. The directory is *read* through a second, separate
-// open of that directory (`/proc/self/fd/<dup>` with O_DIRECTORY): a new
-// open file description with its own offset at 0, so reading the whole
-// directory never moves the caller's offset (saving and restoring the shared
-// offset instead would race with the caller's other threads, and reading
-// through it would disturb the file system's own cursor). The entries are
-// sorted and cached. The caller's offset is then *ours*: after each call it
-// is set (lseek on the duplicate, so on the caller's description) to the
-// index of the next entry to return, and each record's d_off is the index
-// after it. So:
-//
-// - offset 0 (a fresh open, rewinddir, lseek(fd, 0)) reads the directory
-//   again: new entries show, and an fd number reused for another directory
-//   never sees the old one's listing (sandlock 0.6's caches were never
-//   invalidated, spec §7.40);
-// - offset k > 0 continues at entry k of the cached listing when the cache
-//   is for this (thread, fd number) and the same directory (dev and inode checked
-//   by fstat at every call); telldir/seekdir work, since telldir's values
-//   are our d_off;
-// - offset k > 0 without such a cache (another process or fd number sharing
-//   the description after fork or dup, another thread): the directory is
-//   read again and served from entry k, when k is within it; else (an offset
-//   the kernel set before the module was on: an inherited descriptor) the
-//   call continues and the kernel answers, unsorted.
-//
-// A cache entry is dropped when its listing is read to the end, when its
-// process exits, and when the sandbox ends.
-import { fstatSync, readFileSync } from 'node:fs';
+// nothing from @sandlock/dispatch at run time. How a listing is read, cached
+// and served: listing.ts.
+import { fstatSync } from 'node:fs';
 import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
-import { close, hasSyscall, hostArch, openAt, openFlags, trySyscall } from '@sandlock/sys';
+import { close, hasSyscall } from '@sandlock/sys';
 import { deterministicDirsOf, type ProcfsPolicy } from './content.js';
-import { CONTINUE, errnoAnswer, type PlainAnswer } from './synthetic.js';
+import { ListingCache, sortEntries } from './listing.js';
+import { CONTINUE, type PlainAnswer } from './synthetic.js';
+
+export {
+  type DirEntry,
+  type DirentFormat,
+  packRecords,
+  parseDirent64,
+  recordLength,
+  sortEntries,
+} from './listing.js';
 
 /** The directory listing calls of this architecture (aarch64 has no legacy getdents). */
 export const DETERMINISTIC_DIRS_SYSCALLS: readonly string[] = ['getdents64', 'getdents'].filter(
   (name) => hasSyscall(name),
 );
 
-/** One directory entry as the kernel listed it. */
-export interface DirEntry {
-  readonly name: Buffer;
-  readonly ino: bigint;
-  readonly type: number;
-}
-
-const DOT = Buffer.from('.');
-const DOTDOT = Buffer.from('..');
-
-/**
- * The entries in the order served: `.` and `..` first (where the kernel
- * lists them: every Linux file system does), then every other name sorted
- * bytewise.
- */
-export function sortEntries(entries: readonly DirEntry[]): DirEntry[] {
-  const dots = entries.filter((entry) => entry.name.equals(DOT) || entry.name.equals(DOTDOT));
-  dots.sort((a, b) => a.name.length - b.name.length);
-  const rest = entries.filter((entry) => !entry.name.equals(DOT) && !entry.name.equals(DOTDOT));
-  rest.sort((a, b) => Buffer.compare(a.name, b.name));
-  return [...dots, ...rest];
-}
-
-/** The record formats: `linux_dirent64` (getdents64) and `linux_dirent` (legacy getdents, 64-bit). */
-export type DirentFormat = 'dirent64' | 'dirent';
-
-/** A record's length: the kernel's `ALIGN(offsetof(d_name) + namelen + 1 or 2, sizeof(long))`. */
-export function recordLength(format: DirentFormat, nameLength: number): number {
-  // dirent64: d_ino 8, d_off 8, d_reclen 2, d_type 1, name, NUL.
-  // dirent: d_ino 8, d_off 8, d_reclen 2, name, NUL, (pad), d_type last byte.
-  const bytes = format === 'dirent64' ? 19 + nameLength + 1 : 18 + nameLength + 2;
-  return (bytes + 7) & ~7;
-}
-
-/**
- * The records of `entries[from…]` that fit in `count` bytes, whole, with
- * d_off = the index after each entry. Returns the bytes and the index after
- * the last record; none fit: an empty buffer and `from`.
- */
-export function packRecords(
-  format: DirentFormat,
-  entries: readonly DirEntry[],
-  from: number,
-  count: number,
-): { bytes: Buffer; next: number } {
-  let size = 0;
-  let next = from;
-  while (next < entries.length) {
-    const length = recordLength(format, entries[next]!.name.length);
-    if (size + length > count) break;
-    size += length;
-    next++;
-  }
-  const bytes = Buffer.alloc(size);
-  let at = 0;
-  for (let index = from; index < next; index++) {
-    const entry = entries[index]!;
-    const length = recordLength(format, entry.name.length);
-    bytes.writeBigUInt64LE(entry.ino, at);
-    bytes.writeBigInt64LE(BigInt(index + 1), at + 8);
-    bytes.writeUInt16LE(length, at + 16);
-    if (format === 'dirent64') {
-      bytes.writeUInt8(entry.type, at + 18);
-      entry.name.copy(bytes, at + 19);
-    } else {
-      entry.name.copy(bytes, at + 18);
-      bytes.writeUInt8(entry.type, at + length - 1);
-    }
-    at += length;
-  }
-  return { bytes, next };
-}
-
-/** Parses the `linux_dirent64` records a real getdents64 returned. */
-export function parseDirent64(buffer: Buffer, length: number): DirEntry[] {
-  const entries: DirEntry[] = [];
-  let at = 0;
-  while (at + 19 <= length) {
-    const reclen = buffer.readUInt16LE(at + 16);
-    if (reclen === 0) break;
-    const nameStart = at + 19;
-    const nul = buffer.indexOf(0, nameStart);
-    const nameEnd = nul < 0 || nul > at + reclen ? at + reclen : nul;
-    entries.push({
-      ino: buffer.readBigUInt64LE(at),
-      type: buffer.readUInt8(at + 18),
-      name: Buffer.from(buffer.subarray(nameStart, nameEnd)),
-    });
-    at += reclen;
-  }
-  return entries;
-}
-
-const O = openFlags(hostArch());
-const SEEK_SET = 0;
-const SEEK_CUR = 1;
-const F_GETFL = 3;
-const EINVAL = 22;
-/** Cache entries kept per worker at most (the oldest go first): threads' entries, abandoned listings. */
-const MAX_CACHED = 1024;
-
-/**
- * Every entry of the directory a (duplicated) descriptor refers to, read
- * through a separate open of it; or -errno.
- */
-function readDirectory(dup: number): DirEntry[] | number {
-  let fd: number;
-  try {
-    fd = openAt(`/proc/self/fd/${dup}`, O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC);
-  } catch (error) {
-    const errno = (error as { errno?: number }).errno;
-    return typeof errno === 'number' ? -errno : -EINVAL;
-  }
-  try {
-    const buffer = Buffer.alloc(64 * 1024);
-    const entries: DirEntry[] = [];
-    for (;;) {
-      const length = trySyscall('getdents64', fd, buffer, buffer.length);
-      if (length < 0) return length;
-      if (length === 0) return entries;
-      entries.push(...parseDirent64(buffer, length));
-    }
-  } finally {
-    close(fd);
-  }
-}
-
-interface Listing {
-  readonly sessionId: number;
-  /** The process (thread group) of the caller, for processExit. */
-  readonly tgid: number;
-  readonly dev: bigint;
-  readonly ino: bigint;
-  readonly entries: readonly DirEntry[];
-}
-
-const listings = new Map<string, Listing>();
-
-function threadGroup(tid: number): number {
-  try {
-    const match = /^Tgid:\s*(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, 'latin1'));
-    return match ? Number(match[1]) : tid;
-  } catch {
-    return tid;
-  }
-}
-
-function remember(key: string, listing: Listing): void {
-  listings.delete(key);
-  listings.set(key, listing);
-  while (listings.size > MAX_CACHED) {
-    const oldest = listings.keys().next().value;
-    if (oldest === undefined) break;
-    listings.delete(oldest);
-  }
-}
+const cache = new ListingCache();
 
 /** getdents64 / getdents(fd, dirp, count): the directory's entries sorted by name. */
 function onGetdents(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   if (!deterministicDirsOf(ctx.session.policy)) return CONTINUE;
-  const format: DirentFormat = ctx.syscall === 'getdents64' ? 'dirent64' : 'dirent';
   const fd = Number(BigInt.asIntN(32, ctx.args[0] ?? 0n));
-  const address = ctx.args[1] ?? 0n;
-  const count = Number((ctx.args[2] ?? 0n) & 0xffffffffn);
   // A bad fd: getFd throws CallError(EBADF), the kernel's answer.
   const dup = ctx.getFd(fd);
   try {
     // O_PATH descriptors: the kernel's EBADF. Not a directory: its ENOTDIR.
-    const flags = trySyscall('fcntl', dup, F_GETFL, 0);
-    if (flags < 0 || (flags & O.O_PATH) !== 0) return CONTINUE;
+    if (ListingCache.readableFlags(dup) === null) return CONTINUE;
     const stat = fstatSync(dup, { bigint: true });
     if (!stat.isDirectory()) return CONTINUE;
-    const position = trySyscall('lseek', dup, 0, SEEK_CUR);
-    if (position < 0) return CONTINUE;
-    const key = `${ctx.session.id}:${ctx.pid}:${fd}`;
-    let listing = listings.get(key);
-    if (
-      listing !== undefined &&
-      (position === 0 || listing.dev !== stat.dev || listing.ino !== stat.ino)
-    ) {
-      listings.delete(key);
-      listing = undefined;
-    }
-    if (listing === undefined) {
-      const entries = readDirectory(dup);
-      if (typeof entries === 'number') return { kind: 'errno', errno: -entries };
-      // An offset that is not one of ours (set by the kernel before the
-      // module saw this description): let the kernel go on, unsorted.
-      if (position > entries.length) return CONTINUE;
-      listing = {
-        sessionId: ctx.session.id,
-        tgid: threadGroup(ctx.pid),
-        dev: stat.dev,
-        ino: stat.ino,
-        entries: sortEntries(entries),
-      };
-      remember(key, listing);
-    } else if (position > listing.entries.length) {
-      listings.delete(key);
-      return CONTINUE;
-    }
-    if (position === listing.entries.length) {
-      listings.delete(key); // read to the end
-      return { kind: 'value', value: 0n };
-    }
-    const { bytes, next } = packRecords(format, listing.entries, position, count);
-    if (bytes.length === 0) return errnoAnswer('EINVAL'); // not even one record fits
-    // The offset first: a file system that refuses it (none of ext4, xfs,
-    // btrfs, tmpfs, overlayfs, procfs, sysfs does) lists unsorted.
-    if (trySyscall('lseek', dup, next, SEEK_SET) < 0) return CONTINUE;
-    try {
-      ctx.write(address, bytes);
-    } catch (error) {
-      trySyscall('lseek', dup, position, SEEK_SET); // EFAULT: the offset unmoved
-      throw error;
-    }
-    return { kind: 'value', value: BigInt(bytes.length) };
+    return cache.serve(ctx, { fd, dup, stat }, sortEntries);
   } finally {
     close(dup);
   }
-}
-
-function forget(predicate: (listing: Listing) => boolean): void {
-  for (const [key, listing] of listings) if (predicate(listing)) listings.delete(key);
 }
 
 /**
@@ -282,10 +56,10 @@ const deterministicDirsModule: DispatchModule<unknown, ProcfsPolicy> = {
   enabled: (policy) => deterministicDirsOf(policy),
   handlers: Object.fromEntries(DETERMINISTIC_DIRS_SYSCALLS.map((name) => [name, onGetdents])),
   processExit(session: WorkerSession<ProcfsPolicy>, pid: number) {
-    forget((listing) => listing.sessionId === session.id && listing.tgid === pid);
+    cache.forgetProcess(session.id, pid);
   },
   sessionEnd(session: WorkerSession<ProcfsPolicy>) {
-    forget((listing) => listing.sessionId === session.id);
+    cache.forgetSession(session.id);
   },
 };
 
