@@ -1,10 +1,188 @@
-import type { DispatchModule } from '@sandlock/dispatch';
+// The random module (policy `randomSeed`) as a handler module of
+// @sandlock/dispatch: getrandom(2) and reads of /dev/urandom and /dev/random
+// return seeded bytes. Each process of the sandbox reads its own streams,
+// named by its place in the process tree (random-lineage.ts), so what a
+// program reads does not depend on scheduling. The supervisor imports this
+// file by URL (RANDOM_MODULE) in its worker threads and on its main thread:
+// no side effects at import, and nothing from @sandlock/dispatch at run
+// time (its answers are plain Answer objects).
+import { constants } from 'node:os';
+import type {
+  Answer,
+  DeferredContext,
+  DispatchModule,
+  HandlerContext,
+  WorkerSession,
+} from '@sandlock/dispatch';
+import { hasSyscall } from '@sandlock/sys';
+import { deviceFile, FeedError } from './random-feeder.js';
+import { Lineage, type ProcessEntry, taskInfo } from './random-lineage.js';
+import { deviceOpen } from './random-open.js';
+import { deviceStream, getrandomStream, Keystream, streamKey } from './random-stream.js';
 
-const randomModule: DispatchModule<unknown, { randomSeed?: bigint | null }> = {
+/** The policy field the random module reads. */
+export interface RandomPolicy {
+  /** A u64: the seed of every stream of the sandbox; null or absent: off. */
+  readonly randomSeed?: bigint | null;
+}
+
+/** The open calls of this architecture (aarch64 has no `open`). */
+const OPEN_SYSCALLS = ['open', 'openat', 'openat2'].filter((name) => hasSyscall(name));
+/** The calls that can make a process (clone3 is refused with ENOSYS by the sandbox's filter). */
+const FORK_SYSCALLS = ['clone', 'fork', 'vfork'].filter((name) => hasSyscall(name));
+
+/** The syscalls the random module is notified of. */
+export const RANDOM_SYSCALLS: readonly string[] = ['getrandom', ...OPEN_SYSCALLS, ...FORK_SYSCALLS];
+
+// include/uapi/linux/random.h
+const GRND_NONBLOCK = 0x1;
+const GRND_RANDOM = 0x2;
+const GRND_INSECURE = 0x4;
+/**
+ * Bytes one getrandom(2) answer fills at most: the kernel's old per-read
+ * limit (32 MiB); getrandom(2) may return fewer bytes than asked for, and
+ * callers loop.
+ */
+export const GETRANDOM_MAX = 32 * 1024 * 1024;
+// include/uapi/linux/sched.h
+const CLONE_THREAD = 0x10000n;
+const CLONE_PARENT = 0x8000n;
+
+const CONTINUE: Answer = Object.freeze({ kind: 'continue' });
+
+function errno(name: keyof typeof constants.errno): Answer {
+  return { kind: 'errno', errno: constants.errno[name] };
+}
+
+/** The seed of a policy, or null when the module is off. */
+export function randomSeedOf(policy: unknown): bigint | null {
+  const seed = (policy as RandomPolicy | null | undefined)?.randomSeed;
+  if (seed === null || seed === undefined) return null;
+  if (typeof seed !== 'bigint' || seed < 0n || seed >= 1n << 64n) {
+    throw new TypeError(`sandlock: randomSeed must be a u64 bigint, got ${String(seed)}`);
+  }
+  return seed;
+}
+
+/** Worker thread: the process trees of the sandboxes this worker supervises, by session id. */
+const lineages = new Map<number, Lineage>();
+
+function lineageOf(session: WorkerSession): Lineage {
+  let lineage = lineages.get(session.id);
+  if (lineage === undefined) {
+    lineage = new Lineage(session.programPid);
+    lineages.set(session.id, lineage);
+  }
+  return lineage;
+}
+
+/** The process the calling thread belongs to (threads share their process's streams). */
+function callerProcess(ctx: HandlerContext): ProcessEntry {
+  const lineage = lineageOf(ctx.session);
+  const known = lineage.known(ctx.pid);
+  if (known !== undefined) return known;
+  const tgid = taskInfo(ctx.pid)?.tgid;
+  const entry = tgid === undefined ? undefined : lineage.entry(tgid);
+  // The caller is gone: nothing will read the answer.
+  if (entry === undefined) throw new Error(`sandlock: thread ${ctx.pid} is gone`);
+  return entry;
+}
+
+/**
+ * getrandom(buf, buflen, flags): the next bytes of the caller's getrandom
+ * stream. Flags are checked as drivers/char/random.c does (unknown bits, or
+ * GRND_INSECURE with GRND_RANDOM: EINVAL); the call never blocks.
+ */
+function onGetrandom(ctx: HandlerContext): Answer {
+  const seed = randomSeedOf(ctx.session.policy);
+  if (seed === null) return CONTINUE;
+  const { buf, buflen, flags } = ctx.argsOf('getrandom');
+  const flagBits = Number(flags);
+  if ((flagBits & ~(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE)) !== 0) return errno('EINVAL');
+  if ((flagBits & (GRND_INSECURE | GRND_RANDOM)) === (GRND_INSECURE | GRND_RANDOM)) {
+    return errno('EINVAL');
+  }
+  const length = Number(BigInt(buflen) < GETRANDOM_MAX ? BigInt(buflen) : GETRANDOM_MAX);
+  if (length === 0) return { kind: 'value', value: 0n };
+  const entry = callerProcess(ctx);
+  entry.getrandom ??= Keystream.named(seed, getrandomStream(entry.label));
+  // A bad buffer: write() throws CallError(EFAULT), which the call returns.
+  ctx.write(BigInt(buf), entry.getrandom.take(length));
+  return { kind: 'value', value: BigInt(length) };
+}
+
+interface DevicePayload {
+  readonly key: Uint8Array;
+  readonly readWrite: boolean;
+  readonly nonblock: boolean;
+  readonly cloexec: boolean;
+}
+
+/** An open of a random device: the stream's key is chosen here, the file made on the main thread. */
+function onOpen(ctx: HandlerContext): Answer {
+  const seed = randomSeedOf(ctx.session.policy);
+  if (seed === null) return CONTINUE;
+  const open = deviceOpen(ctx);
+  if (open === null) return CONTINUE;
+  const entry = callerProcess(ctx);
+  const key = streamKey(seed, deviceStream(entry.label, entry.deviceOpens++));
+  const payload: DevicePayload = { key, ...open };
+  return { kind: 'defer', payload };
+}
+
+/** Main thread: a new endless keystream file, injected as the open's result. */
+function onOpenDeferred(ctx: DeferredContext): Answer {
+  const { key, readWrite, nonblock, cloexec } = ctx.payload as DevicePayload;
+  try {
+    const file = deviceFile(Buffer.from(key), readWrite, nonblock);
+    return { kind: 'inject', fd: file.fd, send: true, cloexec, targetFd: null, keep: false };
+  } catch (error) {
+    if (error instanceof FeedError) return { kind: 'errno', errno: error.errno };
+    throw error;
+  }
+}
+
+/** A fork-like call: noted before the kernel makes the child, which it lets through. */
+function onFork(ctx: HandlerContext): Answer {
+  if (randomSeedOf(ctx.session.policy) === null) return CONTINUE;
+  let clonesParent = false;
+  if (ctx.syscall === 'clone') {
+    const { flags } = ctx.argsOf('clone');
+    if ((BigInt(flags) & CLONE_THREAD) !== 0n) return CONTINUE; // a thread shares its process's streams
+    clonesParent = (BigInt(flags) & CLONE_PARENT) !== 0n;
+  }
+  lineageOf(ctx.session).forking(callerProcess(ctx).pid, clonesParent);
+  return CONTINUE;
+}
+
+/**
+ * On for a sandbox whose policy has `randomSeed`: getrandom(2) (Python's
+ * os.urandom, random, uuid; OpenSSL; glibc's arc4random) and every read-only
+ * open of /dev/urandom or /dev/random return seeded, reproducible bytes.
+ */
+const randomModule: DispatchModule<unknown, RandomPolicy> = {
   name: 'random',
-  syscalls: [],
-  enabled: (policy) => policy?.randomSeed != null,
-  handlers: {},
+  syscalls: RANDOM_SYSCALLS,
+  enabled: (policy) => randomSeedOf(policy) !== null,
+  handlers: {
+    getrandom: onGetrandom,
+    ...Object.fromEntries(OPEN_SYSCALLS.map((name) => [name, onOpen])),
+    ...Object.fromEntries(FORK_SYSCALLS.map((name) => [name, onFork])),
+  },
+  deferred: Object.fromEntries(OPEN_SYSCALLS.map((name) => [name, onOpenDeferred])),
+  sessionStart(session) {
+    lineageOf(session);
+  },
+  processStart(session, pid) {
+    // Placed as soon as it is seen, while its parent is likely still there.
+    lineageOf(session).entry(pid);
+  },
+  processExit(session, pid) {
+    lineages.get(session.id)?.exited(pid);
+  },
+  sessionEnd(session) {
+    lineages.delete(session.id);
+  },
 };
 
 export default randomModule;

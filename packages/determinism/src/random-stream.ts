@@ -1,0 +1,47 @@
+// The byte streams of a seeded sandbox. Every stream has a name (the
+// process's place in the process tree and what it reads: "0.1/getrandom",
+// "0/urandom#2") and is the ChaCha20 keystream under
+// key = SHA-256(seed as 8 little-endian bytes || name), so a stream depends on
+// the seed and its name only, never on what other streams consumed.
+import { type Cipher, createCipheriv, createHash } from 'node:crypto';
+
+/** OpenSSL's chacha20 IV: a 32-bit block counter then a 96-bit nonce, all zero. */
+const ZERO_IV = Buffer.alloc(16);
+/** Zeros to encrypt for requests up to this size (a keystream is the encryption of zeros). */
+const ZEROS = Buffer.alloc(64 * 1024);
+
+/** The 32-byte ChaCha20 key of the stream `name` under `seed` (a u64). */
+export function streamKey(seed: bigint, name: string): Buffer {
+  const seedBytes = Buffer.alloc(8);
+  seedBytes.writeBigUInt64LE(BigInt.asUintN(64, seed));
+  return createHash('sha256').update(seedBytes).update(name, 'utf8').digest();
+}
+
+/** One stream: successive `take`s return successive bytes of the keystream. */
+export class Keystream {
+  private readonly cipher: Cipher;
+
+  constructor(key: Buffer) {
+    this.cipher = createCipheriv('chacha20', key, ZERO_IV);
+  }
+
+  static named(seed: bigint, name: string): Keystream {
+    return new Keystream(streamKey(seed, name));
+  }
+
+  /** The next `length` bytes of the stream. */
+  take(length: number): Buffer {
+    if (length <= ZEROS.length) return this.cipher.update(ZEROS.subarray(0, length));
+    return this.cipher.update(Buffer.alloc(length));
+  }
+}
+
+/** The stream a process's getrandom(2) calls read. */
+export function getrandomStream(label: string): string {
+  return `${label}/getrandom`;
+}
+
+/** The stream behind a process's `index`-th open of /dev/urandom or /dev/random (from 0). */
+export function deviceStream(label: string, index: number): string {
+  return `${label}/urandom#${index}`;
+}
