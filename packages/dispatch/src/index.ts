@@ -20,6 +20,8 @@ export { sandboxProcesses } from './processes.js';
 export type { ProcessView, SessionInfo, WorkerSession } from './session-view.js';
 export {
   type AttachOptions,
+  type DelegateOptions,
+  DelegationError,
   type DispatchError,
   type SandboxContext,
   Session,

@@ -27,6 +27,18 @@ export type ToWorker =
       enabled: number[];
       track: boolean;
     }
+  | {
+      type: 'delegate';
+      /** The session whose listener the delegated subtree's calls arrive on. */
+      parent: number;
+      session: number;
+      reaperPid: number;
+      reaperPidfd: number;
+      programPid: number;
+      policy: unknown;
+      enabled: number[];
+      track: boolean;
+    }
   | { type: 'stop' };
 
 export type FromWorker =

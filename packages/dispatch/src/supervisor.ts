@@ -77,6 +77,32 @@ export interface AttachOptions extends SandboxContext {
   trackProcesses?: boolean;
   /** Called when a handler killed the sandbox. */
   onKill?: (reason: string) => void;
+  /**
+   * The syscalls the sandbox's filter notifies (what `notifiedSyscalls`
+   * returned for it, or more). A delegated subtree may use only these.
+   */
+  notified?: readonly string[];
+}
+
+/** A sandbox started inside a supervised one, whose policy that sandbox's supervisor takes on. */
+export interface DelegateOptions extends SandboxContext {
+  /** The inner sandbox's reaper: a process of the outer sandbox. */
+  reaperPid: number;
+  programPid?: number;
+  trackProcesses?: boolean;
+  onKill?: (reason: string) => void;
+}
+
+/** A delegated policy needs calls the outer sandbox's filter does not notify. */
+export class DelegationError extends Error {
+  override readonly name = 'DelegationError';
+  constructor(
+    message: string,
+    /** The syscalls the outer filter would have to notify. */
+    readonly missing: readonly string[],
+  ) {
+    super(message);
+  }
 }
 
 // The worker script: beside this file in dist/ (worker.js). Run from the
@@ -216,6 +242,10 @@ export class Session<P = unknown> implements SessionInfo<P> {
     /** @internal */ readonly listenerFd: number,
     /** @internal */ readonly reaperPidfd: number,
     /** @internal */ readonly onKill: ((reason: string) => void) | undefined,
+    /** @internal What the filter notifies (null: not said at attach). */
+    readonly notified: ReadonlySet<string> | null = null,
+    /** The session whose listener this delegated subtree's calls arrive on; null for a sandbox of its own. */
+    readonly parent: Session | null = null,
   ) {
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
@@ -246,7 +276,8 @@ export class Session<P = unknown> implements SessionInfo<P> {
   finishIfDone(): void {
     if (this.finished || !this.ended || this.pendingDeferred > 0) return;
     this.finished = true;
-    close(this.listenerFd);
+    // A delegated subtree shares its parent's listener.
+    if (this.parent === null) close(this.listenerFd);
     close(this.reaperPidfd);
     this.resolveClosed();
   }
@@ -371,6 +402,7 @@ export class Supervisor {
         listenerFd,
         reaperPidfd,
         options.onKill,
+        options.notified ? new Set(options.notified) : null,
       );
       handle.post({
         type: 'attach',
@@ -391,6 +423,72 @@ export class Supervisor {
       close(listenerFd);
       throw error;
     }
+  }
+
+  /**
+   * Takes on the policy of a sandbox started inside `parent`'s sandbox (whose
+   * filter chain already has a listener, so the kernel refuses the inner
+   * sandbox one of its own: EBUSY). Calls from the processes under
+   * `options.reaperPid` run the chains of the modules on for
+   * `options.policy` first, then `parent`'s: the inner policy adds to the
+   * outer one, it never replaces it. Only the built-in modules serve a
+   * delegated subtree — a plugin named by the inner sandbox would run here,
+   * outside both sandboxes. Throws a {@link DelegationError} when those
+   * modules need calls `parent`'s filter does not notify (see
+   * `AttachOptions.notified`).
+   */
+  delegate<P = unknown>(parent: Session, options: DelegateOptions): Session<P> {
+    if (this.closing) throw new Error('sandlock: the supervisor is closed');
+    if (parent.ended || this.sessions.get(parent.id) !== parent) {
+      throw new Error('sandlock: the outer sandbox has ended');
+    }
+    const builtIn = this.options.modules?.length ?? 0;
+    const enabled = this.enabledFor(options).filter((index) => index < builtIn);
+    const needed = new Set(enabled.flatMap((index) => this.loaded[index]!.syscalls));
+    let root = parent;
+    while (root.parent !== null) root = root.parent;
+    const notified = root.notified;
+    const missing = [...needed].filter((name) => notified !== null && !notified.has(name)).sort();
+    if (notified === null || missing.length > 0) {
+      const names = enabled
+        .filter((index) => this.loaded[index]!.syscalls.some((name) => missing.includes(name)))
+        .map((index) => this.loaded[index]!.name);
+      throw new DelegationError(
+        notified === null
+          ? 'sandlock: the outer sandbox did not say which calls its filter notifies'
+          : `sandlock: the outer sandbox's filter does not notify ${missing.join(', ')}, which ${names.join(', ')} ${names.length === 1 ? 'needs' : 'need'}`,
+        missing,
+      );
+    }
+    const handle = this.workers.find((worker) => worker.sessions.has(root));
+    if (handle === undefined) throw new Error('sandlock: the outer sandbox has no worker');
+    const reaperPidfd = pidfdOpen(options.reaperPid);
+    const session = new Session<P>(
+      this.nextSession++,
+      options.reaperPid,
+      options.programPid ?? options.reaperPid,
+      options.policy as P,
+      parent.syncWakeUp,
+      parent.listenerFd,
+      reaperPidfd,
+      options.onKill,
+      root.notified,
+      parent,
+    );
+    handle.post({
+      type: 'delegate',
+      parent: parent.id,
+      session: session.id,
+      reaperPid: options.reaperPid,
+      reaperPidfd,
+      programPid: session.programPid,
+      policy: options.policy,
+      enabled,
+      track: options.trackProcesses ?? false,
+    });
+    this.sessions.set(session.id, session as Session);
+    handle.adopt(session as Session);
+    return session;
   }
 
   /**

@@ -12,6 +12,7 @@
 // is gone, and SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (set by the main thread at
 // attach) still wakes this thread on the caller's CPU.
 
+import { readFileSync } from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import {
   type Arch,
@@ -100,6 +101,56 @@ interface LoopSession {
   /** The next periodic walk. */
   nextScan: number;
   ended: boolean;
+  /** A delegated subtree: the session whose listener its calls arrive on. */
+  readonly parent: LoopSession | null;
+  /** On a listener's own session: every delegated subtree under it, by reaper pid. */
+  readonly delegates: Map<number, LoopSession>;
+}
+
+/**
+ * The parent pid of `pid`'s process, from /proc/<pid>/stat (the field after
+ * the command name, which may itself hold ')' and spaces); 0 when it is gone.
+ */
+function parentOf(pid: number): number {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return 0;
+  }
+  const rest = stat.slice(stat.lastIndexOf(')') + 2);
+  return Number.parseInt(rest.slice(2), 10) || 0;
+}
+
+/** Deeper than any real tree of nested sandboxes. */
+const MAX_DEPTH = 256;
+
+function rootOf(session: LoopSession): LoopSession {
+  let root = session;
+  while (root.parent !== null) root = root.parent;
+  return root;
+}
+
+/**
+ * The sessions whose chains a call from `tid` runs, innermost first: the
+ * delegated subtrees it is in (the nearest ancestor that is a delegated
+ * reaper, then that one's parents), then the listener's own session. A
+ * reaper itself belongs to the session around it.
+ */
+function levelsOf(root: LoopSession, tid: number): LoopSession[] {
+  let pid = parentOf(tid);
+  for (let depth = 0; depth < MAX_DEPTH && pid > 1 && pid !== root.view.reaperPid; depth++) {
+    const delegate = root.delegates.get(pid);
+    if (delegate !== undefined && !delegate.ended) {
+      const levels: LoopSession[] = [];
+      for (let level: LoopSession | null = delegate; level !== null; level = level.parent) {
+        levels.push(level);
+      }
+      return levels;
+    }
+    pid = parentOf(pid);
+  }
+  return [root];
 }
 
 class Loop {
@@ -115,6 +166,8 @@ class Loop {
   private readonly call = new Call(arch);
   private readonly responder = new Responder();
   private readonly trackerByPidfd = new Map<number, ProcessTracker>();
+  /** Delegated subtrees by the pidfd of their reaper. */
+  private readonly delegateByPidfd = new Map<number, LoopSession>();
   private tracking = 0;
   private readonly names: string[] = [];
 
@@ -177,7 +230,9 @@ class Loop {
   }
 
   private rebuild(): void {
-    this.polled = [...this.sessions.values()].filter((session) => !session.ended);
+    this.polled = [...this.sessions.values()].filter(
+      (session) => !session.ended && session.parent === null,
+    );
     const size = (this.polled.length + 2) * POLLFD_SIZE;
     if (this.pollfds.length < size) this.pollfds = Buffer.alloc(size * 2);
     const fds = this.pollfds;
@@ -185,7 +240,8 @@ class Loop {
     fds.writeInt32LE(data.wakeFd, 0);
     fds.writeInt16LE(POLLIN, 4);
     // poll(2) skips negative fds: the pidfd set only while a sandbox is tracked.
-    fds.writeInt32LE(this.tracking > 0 ? this.epfd : -1, POLLFD_SIZE);
+    const watching = this.tracking > 0 || this.delegateByPidfd.size > 0;
+    fds.writeInt32LE(watching ? this.epfd : -1, POLLFD_SIZE);
     fds.writeInt16LE(POLLIN, POLLFD_SIZE + 4);
     this.polled.forEach((session, index) => {
       fds.writeInt32LE(session.fd, (index + 2) * POLLFD_SIZE);
@@ -202,10 +258,27 @@ class Loop {
       const message = received.message as ToWorker;
       if (message.type === 'stop') return true;
       if (message.type === 'attach') this.attach(message);
+      if (message.type === 'delegate') this.delegate(message);
     }
   }
 
-  private attach(message: Extract<ToWorker, { type: 'attach' }>): void {
+  /**
+   * A subtree of a supervised sandbox (a sandbox started inside it) gets a
+   * session of its own on the same listener: its processes' calls run its
+   * chain first, then its parent's, up to the listener's own session.
+   */
+  private delegate(message: Extract<ToWorker, { type: 'delegate' }>): void {
+    const parent = this.sessions.get(message.parent);
+    if (parent === undefined || parent.ended) {
+      // The parent ended meanwhile: so did the subtree's calls.
+      post({ type: 'ended', session: message.session });
+      return;
+    }
+    const root = rootOf(parent);
+    this.attach({ ...message, type: 'attach', listenerFd: root.fd }, parent);
+  }
+
+  private attach(message: Extract<ToWorker, { type: 'attach' }>, parent?: LoopSession): void {
     const enabled = message.enabled.map((index) => this.modules[index]!);
     const loop = this;
     const session: LoopSession = {
@@ -220,6 +293,8 @@ class Loop {
       nextScan: 0,
       ended: false,
       view: undefined as unknown as WorkerSession,
+      parent: parent ?? null,
+      delegates: new Map(),
     };
     const processes: ProcessView = {
       get live() {
@@ -241,6 +316,12 @@ class Loop {
     });
     this.sessions.set(session.id, session);
     this.dirty = true;
+    if (parent !== undefined) {
+      rootOf(parent).delegates.set(message.reaperPid, session);
+      // The subtree ends when its reaper does.
+      epollCtl(this.epfd, EPOLL_CTL_ADD, message.reaperPidfd, POLLIN);
+      this.delegateByPidfd.set(message.reaperPidfd, session);
+    }
     for (const module of enabled) {
       this.hook(session, module, 'sessionStart', () => module.sessionStart?.(session.view));
     }
@@ -312,6 +393,11 @@ class Loop {
       const ready = epollReady(this.epfd, this.epollEvents);
       if (ready.length === 0) return;
       for (const pidfd of ready) {
+        const delegate = this.delegateByPidfd.get(pidfd);
+        if (delegate !== undefined) {
+          this.end(delegate);
+          continue;
+        }
         const tracker = this.trackerByPidfd.get(pidfd);
         // Not ours (cannot happen): drop it, or it would stay ready forever.
         if (tracker === undefined) epollCtl(this.epfd, EPOLL_CTL_DEL, pidfd, 0);
@@ -371,15 +457,31 @@ class Loop {
       this.responder.errno(fd, notif, ENOSYS);
       return;
     }
-    const tracker = session.tracker;
-    if (tracker !== null) tracker.noteCaller(notif.readUInt32LE(8));
     const nr = notif.readInt32LE(16);
-    const chain = session.table[nr];
-    if (chain === undefined) {
-      this.responder.continue(fd, notif);
-      if (tracker !== null && forkLike.has(nr)) this.noteFork(session);
+    if (session.delegates.size === 0) {
+      this.dispatch(session, nr, notif.readUInt32LE(8), true);
       return;
     }
+    const levels = levelsOf(session, notif.readUInt32LE(8));
+    for (let index = 0; index < levels.length; index++) {
+      if (this.dispatch(levels[index]!, nr, notif.readUInt32LE(8), index === levels.length - 1)) {
+        return;
+      }
+    }
+  }
+
+  /**
+   * Runs `session`'s chain for the received call. Returns true when the call
+   * was answered; false when the chain let it through and `last` is false (the
+   * next session out decides).
+   */
+  private dispatch(session: LoopSession, nr: number, tid: number, last: boolean): boolean {
+    const notif = this.notif;
+    const fd = session.fd;
+    const tracker = session.tracker;
+    if (tracker !== null) tracker.noteCaller(tid);
+    const chain = session.table[nr];
+    if (chain === undefined) return this.letThrough(session, nr, last);
     const call = this.call;
     call.loadFromBuffer(notif, fd, session.view, this.nameOf(nr));
     let decided: Answer | undefined;
@@ -402,14 +504,18 @@ class Loop {
       }
     } catch (error) {
       this.failed(session, decider, error);
-      return;
+      return true;
     }
-    if (decided === undefined) {
-      this.responder.continue(fd, notif);
-      if (tracker !== null && forkLike.has(nr)) this.noteFork(session);
-      return;
-    }
+    if (decided === undefined) return this.letThrough(session, nr, last);
     this.deliver(session, decider!, decided);
+    return true;
+  }
+
+  /** No handler of `session` answered: continue the call if no session out is left to ask. */
+  private letThrough(session: LoopSession, nr: number, last: boolean): boolean {
+    if (last) this.responder.continue(session.fd, this.notif);
+    if (session.tracker !== null && forkLike.has(nr)) this.noteFork(session);
+    return last;
   }
 
   /** A handler threw (or returned something that is not an answer). */
@@ -482,8 +588,17 @@ class Loop {
 
   private end(session: LoopSession): void {
     if (session.ended) return;
+    // Subtrees first: their calls arrived on this session's listener.
+    for (const delegate of [...rootOf(session).delegates.values()]) {
+      if (delegate.parent === session) this.end(delegate);
+    }
     session.ended = true;
     this.dirty = true;
+    if (session.parent !== null) {
+      rootOf(session).delegates.delete(session.view.reaperPid);
+      epollCtl(this.epfd, EPOLL_CTL_DEL, session.reaperPidfd, 0);
+      this.delegateByPidfd.delete(session.reaperPidfd);
+    }
     if (session.tracker !== null) {
       session.tracker.close();
       this.tracking--;

@@ -100,6 +100,7 @@ export async function supervise(
           deny: options.deny,
           trackProcesses: options.trackProcesses,
           onKill: options.onKill,
+          notified: notify,
         })
       : null;
   await launched.release();
