@@ -16,6 +16,9 @@ const F_SETPIPE_SZ = 1031;
 const AF_UNIX = 1;
 /** Bytes encrypted per write: the keystream is made as it is consumed. */
 const CHUNK = 64 * 1024;
+/** Writes of at most this many bytes to a pipe are atomic (pipe(7)). */
+const PIPE_BUF = 4096;
+const EAGAIN = 11;
 /** The pipe's capacity, if the kernel grants it (pipe-max-size is 1 MiB by default, pipe(7)). */
 const PIPE_SIZE = 1024 * 1024;
 
@@ -38,11 +41,37 @@ function fdPair(readWrite: boolean): [number, number] {
   return [fds.readInt32LE(0), fds.readInt32LE(4)];
 }
 
+/**
+ * Fills `fd` (made nonblocking) until the kernel takes no more, so that the
+ * first reads never wait for the feeder; returns the bytes of the stream not
+ * written yet, or null when the reader is already gone.
+ */
+function prefill(fd: number, stream: Keystream): Buffer | null {
+  const result = trySyscall('fcntl', fd, F_SETFL, O.O_NONBLOCK);
+  if (result < 0) throw new FeedError('fcntl(F_SETFL)', -result);
+  // PIPE_BUF-sized writes to a pipe are all-or-nothing (pipe(7)); a socket
+  // may take part of one, the rest is returned.
+  for (let written = 0; written <= PIPE_SIZE; written += PIPE_BUF) {
+    const chunk = stream.take(PIPE_BUF);
+    const count = trySyscall('write', fd, chunk, chunk.length);
+    if (count === chunk.length) continue;
+    if (count === -EAGAIN) return chunk;
+    if (count >= 0) return chunk.subarray(count);
+    return null;
+  }
+  return Buffer.alloc(0);
+}
+
 /** Feeds the keystream under `key` into `fd` until its reader is gone; takes ownership of `fd`. */
 function feed(fd: number, key: Buffer, readWrite: boolean): void {
   const stream = new Keystream(key);
-  // libuv makes our end nonblocking: its own open file description, so the
-  // reader's end keeps the mode the caller asked for.
+  const rest = prefill(fd, stream);
+  if (rest === null) {
+    close(fd);
+    return;
+  }
+  // The reader's end keeps the mode the caller asked for: our nonblocking
+  // end is its own open file description.
   const socket = new Socket({ fd, readable: readWrite, writable: true });
   // The feeder must not keep the supervising process alive.
   socket.unref();
@@ -55,7 +84,7 @@ function feed(fd: number, key: Buffer, readWrite: boolean): void {
   // What a process writes to an O_RDWR random device is dropped, as the
   // kernel mixes it into the pool without changing what reads return.
   if (readWrite) socket.on('data', () => {});
-  pump();
+  if (rest.length === 0 || socket.write(rest)) pump();
 }
 
 export interface DeviceFile {

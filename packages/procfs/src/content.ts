@@ -16,6 +16,12 @@ export interface ProcfsPolicy {
   readonly maxMemory?: number | null;
   /** Directory listings (getdents64, getdents) sorted by name; default false. */
   readonly deterministicDirs?: boolean | null;
+  /** Paths the sandbox may read (absolute, canonical), as sandlock's Policy. */
+  readonly fsRead?: readonly string[] | null;
+  /** Paths the sandbox may write (and read). */
+  readonly fsWrite?: readonly string[] | null;
+  /** Paths cut out of fsRead and fsWrite (absolute). */
+  readonly fsDeny?: readonly string[] | null;
 }
 
 export function hostnameOf(policy: ProcfsPolicy | undefined | null): string | null {
@@ -35,6 +41,60 @@ export function maxMemoryOf(policy: ProcfsPolicy | undefined | null): number | n
 
 export function deterministicDirsOf(policy: ProcfsPolicy | undefined | null): boolean {
   return policy?.deterministicDirs === true;
+}
+
+/** `path` is `ancestor` or lies beneath it (both absolute, lexical). */
+export function within(path: string, ancestor: string): boolean {
+  if (ancestor === '/') return path.startsWith('/');
+  const trimmed = ancestor.endsWith('/') ? ancestor.slice(0, -1) : ancestor;
+  return path === trimmed || path.startsWith(`${trimmed}/`);
+}
+
+/**
+ * The sandbox may read `path` by its policy: fsRead or fsWrite holds it or
+ * an ancestor, and no fsDeny entry is it or an ancestor. (A deny entry
+ * beneath it does not count: the rest stays readable.)
+ */
+export function policyReads(policy: ProcfsPolicy | undefined | null, path: string): boolean {
+  const granted = [...(policy?.fsRead ?? []), ...(policy?.fsWrite ?? [])];
+  if (!granted.some((entry) => typeof entry === 'string' && within(path, entry))) return false;
+  return !(policy?.fsDeny ?? []).some((entry) => typeof entry === 'string' && within(path, entry));
+}
+
+/** The proc-pids module's condition: the sandbox may read /proc. */
+export function procReadable(policy: ProcfsPolicy | undefined | null): boolean {
+  return policyReads(policy, '/proc');
+}
+
+/** Whether `name` is `host` or one of its qualified names (`host.example.org`), case-insensitively. */
+function namesHost(name: string, host: string): boolean {
+  const lower = name.toLowerCase();
+  const h = host.toLowerCase();
+  return lower === h || lower.startsWith(`${h}.`);
+}
+
+/**
+ * /etc/hosts for a sandbox named `virtual`: the real file without the real
+ * host name (`real`, and its qualified names) in any line's names; a line
+ * left with no name is dropped; other lines are kept as they are. Then
+ * `127.0.1.1\t<virtual>` (Debian's convention for the machine's own name).
+ */
+export function hostsWith(realHosts: string, real: string, virtual: string): string {
+  const lines: string[] = [];
+  for (const line of realHosts.split('\n')) {
+    const hash = line.indexOf('#');
+    const data = hash < 0 ? line : line.slice(0, hash);
+    const fields = data.trim().split(/\s+/).filter((field) => field !== '');
+    if (fields.length < 2 || !fields.slice(1).some((name) => namesHost(name, real))) {
+      lines.push(line);
+      continue;
+    }
+    const names = fields.slice(1).filter((name) => !namesHost(name, real));
+    if (names.length > 0) lines.push([fields[0], ...names].join('\t'));
+  }
+  let text = lines.join('\n');
+  if (text !== '' && !text.endsWith('\n')) text += '\n';
+  return `${text}127.0.1.1\t${virtual}\n`;
 }
 
 /**
