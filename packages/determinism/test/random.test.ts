@@ -1,7 +1,11 @@
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Supervisor } from '@sandlock/dispatch';
+import { hostArch } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RANDOM_MODULE, RANDOM_SYSCALLS } from '../src/index.js';
-import { output, PYTHON, run } from './helpers.js';
+import { DEFAULT_READ, output, PYTHON } from './helpers.js';
 
 let supervisor: Supervisor;
 beforeAll(async () => {
@@ -56,7 +60,12 @@ describe('/dev/urandom', () => {
 
 /** Lines `tag hex` → a map from tag to hex. */
 function byTag(text: string): Map<string, string> {
-  return new Map(text.trim().split('\n').map((line) => line.split(' ') as [string, string]));
+  return new Map(
+    text
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' ') as [string, string]),
+  );
 }
 
 describe('streams follow the process tree', () => {
@@ -144,5 +153,127 @@ describe('Python', () => {
     expect(a).toMatch(/^0\.\d+ [0-9a-f-]{36}\n$/);
     expect(await output(supervisor, argv, seeded(99n))).toBe(a);
     expect(await output(supervisor, argv, seeded(100n))).not.toBe(a);
+  });
+});
+
+describe('getrandom flags and buffers', () => {
+  it('answers as the kernel does: EINVAL for bad flags, EFAULT for a bad buffer, 0 for 0 bytes', async () => {
+    const nr = { x86_64: 318, aarch64: 278 }[hostArch()];
+    const program = py(`
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+buf = ctypes.create_string_buffer(16)
+def call(address, length, flags):
+    r = libc.syscall(${nr}, ctypes.c_void_p(address), ctypes.c_size_t(length), ctypes.c_uint(flags))
+    return r if r >= 0 else -ctypes.get_errno()
+address = ctypes.addressof(buf)
+print(call(address, 16, 8), call(address, 16, 6), call(1, 16, 0), call(address, 0, 0))
+print(call(address, 16, 1), call(address, 16, 2), call(address, 16, 4), call(address, 16, 0))
+print(buf.raw.hex())
+`);
+    const a = await output(supervisor, program, seeded(1n));
+    const lines = a.split('\n');
+    expect(lines[0]).toBe('-22 -22 -14 0');
+    expect(lines[1]).toBe('16 16 16 16');
+    expect(await output(supervisor, program, seeded(1n))).toBe(a);
+    expect((await output(supervisor, program, seeded(2n))).split('\n')[2]).not.toBe(lines[2]);
+  });
+});
+
+describe('opens of the random devices', () => {
+  const read16 = (open: string) =>
+    py(`
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+fd = ${open}
+assert fd >= 0, ctypes.get_errno()
+print(os.read(fd, 16).hex())
+`);
+
+  it('every path form reads the same first stream', async (context) => {
+    const dir = mkdtempSync(join(tmpdir(), 'sandlock-random-'));
+    context.onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    symlinkSync('/dev/urandom', join(dir, 'rnd'));
+    symlinkSync('/dev', join(dir, 'd'));
+    const options = { policy: { randomSeed: 77n }, fsRead: [...DEFAULT_READ, '/dev', dir] };
+    const forms: Record<string, string> = {
+      absolute: "os.open('/dev/urandom', os.O_RDONLY)",
+      random: "os.open('/dev/random', os.O_RDONLY)",
+      lexical: "os.open('/dev/../dev/./urandom', os.O_RDONLY)",
+      cwd: "(os.chdir('/dev'), os.open('urandom', os.O_RDONLY))[1]",
+      dirfd:
+        "os.open('urandom', os.O_RDONLY, dir_fd=os.open('/dev', os.O_RDONLY | os.O_DIRECTORY))",
+      symlink: `os.open('${dir}/rnd', os.O_RDONLY)`,
+      directorySymlink: `os.open('${dir}/d/urandom', os.O_RDONLY)`,
+      libcOpen: "libc.open(b'/dev/urandom', 0)",
+      openat2: `libc.syscall(437, -100, b'/dev/urandom', ctypes.create_string_buffer(24), ctypes.c_size_t(24))`,
+    };
+    if (hostArch() === 'x86_64') forms.open = "libc.syscall(2, b'/dev/urandom', 0)";
+    const results: Record<string, string> = {};
+    for (const [name, open] of Object.entries(forms)) {
+      results[name] = await output(supervisor, read16(open), options);
+    }
+    const expected = results.absolute;
+    expect(expected).toMatch(/^[0-9a-f]{32}\n$/);
+    for (const name of Object.keys(forms)) expect(results[name], name).toBe(expected);
+    expect(await output(supervisor, read16(forms.absolute!), seeded(78n))).not.toBe(expected);
+  });
+
+  it('is an endless pipe: fstat, lseek, close-on-exec and O_NONBLOCK as asked, big reads', async () => {
+    const program = py(`
+import ctypes, errno, fcntl, os, stat
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.open(b'/dev/urandom', 0)
+print('fifo', stat.S_ISFIFO(os.fstat(fd).st_mode))
+try:
+    os.lseek(fd, 0, os.SEEK_SET)
+except OSError as e:
+    print('lseek', errno.errorcode[e.errno])
+print('cloexec', fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC, fcntl.fcntl(os.open('/dev/urandom', os.O_RDONLY), fcntl.F_GETFD) & fcntl.FD_CLOEXEC)
+nb = libc.open(b'/dev/urandom', os.O_NONBLOCK)
+print('nonblock', bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK), bool(fcntl.fcntl(nb, fcntl.F_GETFL) & os.O_NONBLOCK))
+print('read', len(os.read(fd, 65536)))
+total = 0
+while total < 3 * 1024 * 1024:
+    total += len(os.read(fd, 1 << 20))
+print('total', total >= 3 * 1024 * 1024)
+`);
+    expect(await output(supervisor, program, seeded(4n))).toBe(
+      'fifo True\nlseek ESPIPE\ncloexec 0 1\nnonblock False True\nread 65536\ntotal True\n',
+    );
+  });
+
+  it('O_RDWR reads the stream through a socket; write-only opens reach the device', async () => {
+    const program = py(`
+import os, stat
+rw = os.open('/dev/urandom', os.O_RDWR)
+print('socket', stat.S_ISSOCK(os.fstat(rw).st_mode), os.write(rw, b'abc'), len(os.read(rw, 16)))
+wo = os.open('/dev/urandom', os.O_WRONLY)
+print('device', stat.S_ISCHR(os.fstat(wo).st_mode), os.write(wo, b'abc'))
+`);
+    const options = {
+      policy: { randomSeed: 4n },
+      fsWrite: ['/dev/urandom'],
+    };
+    expect(await output(supervisor, program, options)).toBe('socket True 3 16\ndevice True 3\n');
+  });
+
+  it('each open has its own stream, unshifted by getrandom or by reads of other opens', async () => {
+    const second = (between: string) =>
+      py(`
+import os
+first = os.open('/dev/urandom', os.O_RDONLY)
+${between}
+print(os.read(os.open('/dev/urandom', os.O_RDONLY), 16).hex())
+`);
+    const plain = await output(supervisor, second('pass'), seeded(12n));
+    expect(await output(supervisor, second('os.urandom(1000)'), seeded(12n))).toBe(plain);
+    expect(await output(supervisor, second('os.read(first, 1000)'), seeded(12n))).toBe(plain);
+    const firstBytes = await output(
+      supervisor,
+      py("import os; print(os.read(os.open('/dev/urandom', os.O_RDONLY), 16).hex())"),
+      seeded(12n),
+    );
+    expect(firstBytes).not.toBe(plain);
   });
 });
