@@ -1,0 +1,165 @@
+// Writes the trampolines of ./vdso-trampolines.ts over a process's vDSO.
+//
+// The vDSO text is mapped read-only (and shared by every process). A write
+// through /proc/<pid>/mem still works: mem_rw() in fs/proc/base.c passes
+// FOLL_FORCE to access_remote_vm(), which breaks copy-on-write and gives the
+// process a private, patched copy of the page, as a debugger's breakpoint does.
+// process_vm_writev(2) does not force and fails with EFAULT on such a page.
+// A fork shares or copies that private page (the child inherits the patch);
+// an exec maps a fresh vDSO, which must be patched again.
+
+import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import type { Arch } from '@sandlock/sys';
+import { VDSO_MAX_SIZE, type VdsoSymbols, vdsoImageSize, vdsoSymbols } from './vdso-elf.js';
+import { type TrampolineKind, trampolineCode, VDSO_SYMBOLS } from './vdso-trampolines.js';
+
+/** include/uapi/linux/auxvec.h: the address of the vDSO's ELF header. */
+const AT_SYSINFO_EHDR = 33;
+
+export interface VdsoPatchOptions {
+  readonly arch: Arch;
+  /** Shift the realtime clocks by this many seconds; null: leave the time functions. */
+  readonly offsetSeconds: bigint | null;
+  /** Make the vDSO's getrandom answer -ENOSYS (the random module answers the syscall). */
+  readonly getrandom: boolean;
+}
+
+/** One write: `code` at `offset` from the vDSO's start, over `symbol`. */
+export interface PatchWrite {
+  readonly kind: TrampolineKind;
+  readonly symbol: string;
+  readonly offset: number;
+  readonly code: Buffer;
+}
+
+export class VdsoPatchError extends Error {
+  override readonly name = 'VdsoPatchError';
+}
+
+/**
+ * The writes that patch an image with `symbols`. A function the vDSO does not
+ * have needs nothing (the libc then makes the syscall, which the supervisor
+ * answers); a trampoline that does not fit its function is an error, except
+ * x86_64 time(), which then becomes the plain (notified) syscall.
+ */
+export function planVdsoPatch(symbols: VdsoSymbols, options: VdsoPatchOptions): PatchWrite[] {
+  const kinds: ('clock_gettime' | 'gettimeofday' | 'time' | 'getrandom')[] = [];
+  if (options.offsetSeconds !== null) kinds.push('clock_gettime', 'gettimeofday', 'time');
+  if (options.getrandom) kinds.push('getrandom');
+  const writes = new Map<number, PatchWrite>();
+  for (const kind of kinds) {
+    for (const symbol of VDSO_SYMBOLS[options.arch][kind] ?? []) {
+      const found = symbols.get(symbol);
+      if (found === undefined || writes.has(found.offset)) continue;
+      let chosen: TrampolineKind = kind;
+      let code = trampolineCode(options.arch, kind, options.offsetSeconds ?? 0n);
+      if (code.length > found.size && kind === 'time' && options.arch === 'x86_64') {
+        chosen = 'timeSyscall';
+        code = trampolineCode(options.arch, chosen);
+      }
+      if (code.length > found.size) {
+        throw new VdsoPatchError(
+          `sandlock: the vDSO's ${symbol} has ${found.size} bytes, its ${kind} trampoline needs ${code.length}`,
+        );
+      }
+      writes.set(found.offset, { kind: chosen, symbol, offset: found.offset, code });
+    }
+  }
+  return [...writes.values()];
+}
+
+/** The vDSO's address in `pid` (AT_SYSINFO_EHDR of /proc/<pid>/auxv); null without a vDSO. */
+export function vdsoBase(pid: number): bigint | null {
+  const auxv = readFileSync(`/proc/${pid}/auxv`);
+  for (let at = 0; at + 16 <= auxv.length; at += 16) {
+    const type = auxv.readBigUInt64LE(at);
+    if (type === 0n) break; // AT_NULL
+    if (type === BigInt(AT_SYSINFO_EHDR)) {
+      const base = auxv.readBigUInt64LE(at + 8);
+      return base === 0n ? null : base;
+    }
+  }
+  return null;
+}
+
+function position(base: bigint, offset: number): number {
+  const at = base + BigInt(offset);
+  // fs.readSync/writeSync take the file position as a safe integer.
+  if (at > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new VdsoPatchError(`sandlock: vDSO address 0x${at.toString(16)} is out of reach`);
+  }
+  return Number(at);
+}
+
+function readExact(fd: number, base: bigint, offset: number, length: number): Buffer {
+  const buffer = Buffer.alloc(length);
+  const got = readSync(fd, buffer, 0, length, position(base, offset));
+  if (got !== length) {
+    throw new VdsoPatchError(`sandlock: read ${got} of ${length} bytes of the vDSO`);
+  }
+  return buffer;
+}
+
+export type PatchOutcome = 'patched' | 'unchanged' | 'no-vdso';
+
+/**
+ * Patches the vDSO of process `pid` (any of its thread ids) for `options`;
+ * `unchanged` when it already is (a fork of a patched process, or a second
+ * call). `opened` runs once /proc/<pid>/mem is open, before any byte is read
+ * or written: the place to check that `pid` is still the process meant (the
+ * open pinned its address space). Throws a {@link VdsoPatchError} (or the
+ * error of the failed open/read/write) when the process cannot be patched.
+ */
+export function patchVdso(
+  pid: number,
+  options: VdsoPatchOptions,
+  opened?: () => void,
+): PatchOutcome {
+  const base = vdsoBase(pid);
+  if (base === null) return 'no-vdso';
+  const fd = openSync(`/proc/${pid}/mem`, 'r+');
+  try {
+    opened?.();
+    const size = vdsoImageSize(readExact(fd, base, 0, 64));
+    const image = readExact(fd, base, 0, Math.min(size, VDSO_MAX_SIZE));
+    const writes = planVdsoPatch(vdsoSymbols(image), options);
+    const done = (bytes: Buffer, write: PatchWrite) =>
+      bytes.subarray(write.offset, write.offset + write.code.length).equals(write.code);
+    if (writes.every((write) => done(image, write))) return 'unchanged';
+    for (const write of writes) {
+      const wrote = writeSync(fd, write.code, 0, write.code.length, position(base, write.offset));
+      if (wrote !== write.code.length) {
+        throw new VdsoPatchError(
+          `sandlock: wrote ${wrote} of ${write.code.length} bytes over ${write.symbol}`,
+        );
+      }
+    }
+    const after = readExact(fd, base, 0, image.length);
+    const failed = writes.find((write) => !done(after, write));
+    if (failed !== undefined) {
+      throw new VdsoPatchError(`sandlock: ${failed.symbol} reads back unpatched`);
+    }
+    return 'patched';
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Whether the vDSO of `pid` holds the trampolines of `options` (for tests and checks). */
+export function vdsoPatched(pid: number, options: VdsoPatchOptions): boolean {
+  const base = vdsoBase(pid);
+  if (base === null) return false;
+  const fd = openSync(`/proc/${pid}/mem`, 'r');
+  try {
+    const image = readExact(fd, base, 0, vdsoImageSize(readExact(fd, base, 0, 64)));
+    const writes = planVdsoPatch(vdsoSymbols(image), options);
+    return (
+      writes.length > 0 &&
+      writes.every((write) =>
+        image.subarray(write.offset, write.offset + write.code.length).equals(write.code),
+      )
+    );
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,175 @@
+// Patching a live process's vDSO, without a sandbox: a child waits on stdin,
+// the test patches it through /proc/<pid>/mem, then the child reads its clocks.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { hostArch } from '@sandlock/sys';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseVdsoSymbols, vdsoImageSize } from '../src/vdso-elf.js';
+import { patchVdso, planVdsoPatch, vdsoBase, vdsoPatched } from '../src/vdso-patch.js';
+
+const PYTHON = '/usr/bin/python3';
+const arch = hostArch();
+const DAY = 86_400n;
+
+/** This process's own vDSO image, read through /proc/self/mem. */
+function ownVdso(): Buffer {
+  const base = vdsoBase(process.pid);
+  if (base === null) throw new Error('no vDSO');
+  const fd = openSync('/proc/self/mem', 'r');
+  try {
+    const header = Buffer.alloc(64);
+    readSync(fd, header, 0, 64, Number(base));
+    const image = Buffer.alloc(vdsoImageSize(header));
+    readSync(fd, image, 0, image.length, Number(base));
+    return image;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) child.kill('SIGKILL');
+});
+
+/** Starts python3 running `script` after a line on stdin; resolves its stdout. */
+function held(script: string) {
+  const child = spawn(PYTHON, ['-c', `import sys\nsys.stdin.readline()\n${script}`], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  const done = new Promise<string>((resolve, reject) =>
+    child.on('close', (code, signal) =>
+      code === 0 ? resolve(out) : reject(new Error(`python3: ${code ?? signal}: ${err}`)),
+    ),
+  );
+  // Wait until the interpreter is up (its vDSO is mapped from the start; this only avoids
+  // patching during the exec).
+  return { child, done, go: () => child.stdin!.write('\n') };
+}
+
+async function settled(pid: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const wchan = readFileSync(`/proc/${pid}/wchan`, 'utf8');
+    if (stat.includes('(python3)') && wchan !== '0' && wchan !== '') return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('vDSO symbols', () => {
+  it('parses the time functions of this machine', () => {
+    const symbols = parseVdsoSymbols(ownVdso());
+    const names =
+      arch === 'x86_64'
+        ? ['__vdso_clock_gettime', '__vdso_gettimeofday', '__vdso_time']
+        : ['__kernel_clock_gettime', '__kernel_gettimeofday'];
+    for (const name of names) {
+      expect(symbols.get(name)?.size ?? 0, name).toBeGreaterThan(0);
+    }
+    if (arch === 'x86_64') {
+      expect(symbols.get('clock_gettime')).toEqual(symbols.get('__vdso_clock_gettime'));
+    }
+  });
+
+  it('plans one write per function, aliases once, and refuses what does not fit', () => {
+    const symbols = parseVdsoSymbols(ownVdso());
+    const writes = planVdsoPatch(symbols, { arch, offsetSeconds: 5n, getrandom: false });
+    expect(writes.map((w) => w.kind).sort()).toEqual(
+      arch === 'x86_64'
+        ? ['clock_gettime', 'gettimeofday', 'time']
+        : ['clock_gettime', 'gettimeofday'],
+    );
+    const tiny = new Map([...symbols].map(([name, s]) => [name, { ...s, size: 8 }]));
+    expect(() => planVdsoPatch(tiny, { arch, offsetSeconds: 5n, getrandom: false })).toThrow(
+      /trampoline needs/,
+    );
+    const noTime = new Map(symbols);
+    if (arch === 'x86_64') {
+      noTime.set('__vdso_time', { ...symbols.get('__vdso_time')!, size: 16 });
+      noTime.set('time', { ...symbols.get('time')!, size: 16 });
+      const fallback = planVdsoPatch(noTime, { arch, offsetSeconds: 5n, getrandom: false });
+      expect(fallback.find((w) => w.symbol === '__vdso_time')?.kind).toBe('timeSyscall');
+    }
+    expect(planVdsoPatch(symbols, { arch, offsetSeconds: null, getrandom: false })).toEqual([]);
+  });
+});
+
+describe.runIf(arch === 'x86_64')('patching a process', () => {
+  it('shifts realtime clocks, leaves monotonic ones, and is idempotent', async () => {
+    const { child, done, go } = held(
+      [
+        'import time, datetime, ctypes',
+        'libc = ctypes.CDLL(None)',
+        'print(int(time.time()))',
+        'print(int(time.clock_gettime(5)))',
+        'print(int(time.clock_gettime(11)))',
+        'print(libc.time(None))',
+        'print(time.monotonic())',
+      ].join('\n'),
+    );
+    await settled(child.pid!);
+    const options = { arch, offsetSeconds: -10n * DAY, getrandom: false } as const;
+    expect(vdsoPatched(child.pid!, options)).toBe(false);
+    expect(patchVdso(child.pid!, options)).toBe('patched');
+    expect(vdsoPatched(child.pid!, options)).toBe(true);
+    expect(patchVdso(child.pid!, options)).toBe('unchanged');
+    const before = process.hrtime.bigint();
+    go();
+    const [realtime, coarse, tai, time, monotonic] = (await done).trim().split('\n').map(Number);
+    const expected = Math.floor(Date.now() / 1000) - 10 * 86_400;
+    for (const value of [realtime, coarse, time]) {
+      expect(Math.abs(value! - expected)).toBeLessThanOrEqual(2);
+    }
+    // CLOCK_TAI is realtime plus the kernel's TAI offset (0 unless NTP set it, 37 s today).
+    expect(tai! - expected).toBeGreaterThanOrEqual(-2);
+    expect(tai! - expected).toBeLessThanOrEqual(40);
+    expect(Math.abs(monotonic! - Number(before) / 1e9)).toBeLessThan(5);
+  });
+
+  it('the getrandom trampoline answers -ENOSYS', async () => {
+    const symbols = parseVdsoSymbols(ownVdso());
+    if (!symbols.has('__vdso_getrandom')) {
+      console.warn('vdso-patch: this kernel has no __vdso_getrandom (Linux 6.11+); skipped');
+      return;
+    }
+    const offset = symbols.get('__vdso_getrandom')!.offset;
+    const second = spawn(
+      PYTHON,
+      [
+        '-c',
+        [
+          'import sys, ctypes, os',
+          'sys.stdin.readline()',
+          'getauxval = ctypes.CDLL(None).getauxval',
+          'getauxval.restype = ctypes.c_ulong',
+          'getauxval.argtypes = [ctypes.c_ulong]',
+          'proto = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t)',
+          `f = proto(getauxval(33) + ${offset})`,
+          'print(f(None, 0, 0, None, 2**64 - 1))',
+        ].join('\n'),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    children.push(second);
+    let out = '';
+    second.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    const closed = new Promise((resolve) => second.on('close', resolve));
+    await settled(second.pid!);
+    expect(patchVdso(second.pid!, { arch, offsetSeconds: null, getrandom: true })).toBe('patched');
+    second.stdin!.write('\n');
+    await closed;
+    expect(out.trim()).toBe('-38');
+  });
+});
