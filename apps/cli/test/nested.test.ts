@@ -42,11 +42,41 @@ describe('a sandbox inside a sandbox', () => {
     );
   });
 
-  it('says why a supervised sandbox cannot nest another supervisor', () => {
-    const result = nested(['-r', '/proc', '-P', '50'], ['-P', '3', '--', 'true']);
+  it("has its limit enforced by the outer sandbox's supervisor when that one is supervised", () => {
+    // -P 50 gives the outer sandbox a supervisor: the kernel allows one
+    // listener per filter chain, so the outer supervisor takes -P 3 on.
+    const result = nested(
+      ['-r', '/proc', '-P', '50'],
+      ['-P', '3', '--', '/usr/bin/python3', '-c', FORK_SIX],
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('2 4\n');
+    expect(result.status).toBe(0);
+  });
+
+  it('refuses a policy the outer supervisor cannot see the calls of, naming them', () => {
+    const result = nested(['-P', '50'], ['--hostname', 'box', '--', 'uname', '-n']);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe(
+      "sandlock: the supervisor of the sandbox around this process cannot take this sandbox's policy on: the outer sandbox's filter does not notify open, openat, openat2, which hostname needs\n",
+    );
+    expect(result.status).toBe(125);
+  });
+
+  it('does not take a socket that is not its supervisor for one', () => {
+    const result = sandlock([
+      'run',
+      ...INNER,
+      '-r',
+      '/proc',
+      '-P',
+      '50',
+      '-e',
+      `SANDLOCK_SUPERVISOR=/nonexistent/socket ${process.execPath} ${CLI} run ${INNER.join(' ')} -P 3 -- true`,
+    ]);
     expect(result.status).toBe(125);
     expect(result.stderr).toMatch(
-      /^sandlock: seccomp failed: EBUSY .*already runs under a supervised sandbox/,
+      /^sandlock: the supervisor of the sandbox around this process cannot take this sandbox's policy on: SANDLOCK_SUPERVISOR=\/nonexistent\/socket: connect ENOENT/,
     );
   });
 });

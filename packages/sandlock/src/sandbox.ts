@@ -6,6 +6,7 @@ import { PolicyBuilder } from './builder.js';
 import { prepareConfinement } from './confine.js';
 import { programEnvironment, resolveCommand } from './environment.js';
 import { SandboxError } from './errors.js';
+import { delegationSocket, requestDelegation, SUPERVISOR_VARIABLE, track } from './nesting.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { type ExitStatus, SandboxProcess } from './process.js';
 import {
@@ -14,6 +15,7 @@ import {
   type Session,
   sessionPolicy,
   supervisorFor,
+  withNesting,
 } from './supervision.js';
 
 export interface SpawnOptions {
@@ -84,8 +86,18 @@ export class Sandbox {
     assertProcReadable(policy);
     const supervisor = needsSupervisor(policy) ? await supervisorFor(policy.plugins) : null;
     const modulePolicy = sessionPolicy(policy);
-    const notify = supervisor?.notifiedSyscalls({ policy: modulePolicy }) ?? [];
+    const needed = supervisor?.notifiedSyscalls({ policy: modulePolicy }) ?? [];
+    // Inside a supervised sandbox, its supervisor takes this policy on (nesting.ts).
+    const outerSupervisor = needed.length > 0 ? process.env[SUPERVISOR_VARIABLE] : undefined;
+    const delegating = outerSupervisor !== undefined && outerSupervisor !== '';
+    const notify = delegating || needed.length === 0 ? [] : withNesting(supervisor!, needed);
     const confinement = prepareConfinement(policy, { notify });
+    if (confinement.listener) {
+      // This sandbox's supervisor is the one a sandbox inside it must ask.
+      const socket = await delegationSocket();
+      if (socket !== null) env[SUPERVISOR_VARIABLE] = socket;
+      else delete env[SUPERVISOR_VARIABLE];
+    }
     let launched: ReturnType<typeof launch>;
     try {
       launched = launch({
@@ -94,7 +106,7 @@ export class Sandbox {
         env,
         steps: confinement.steps,
         stdio: options.stdio ?? ['pipe', 'pipe', 'pipe'],
-        handshake: confinement.listener,
+        handshake: confinement.listener || delegating,
       });
     } finally {
       // The child has its copies now (spawn forks synchronously).
@@ -103,13 +115,21 @@ export class Sandbox {
     let session: Session | null = null;
     try {
       const report = await launched.ready;
-      if (supervisor && confinement.listener) {
+      if (delegating) {
+        await requestDelegation(outerSupervisor, {
+          reaperPid: launched.pid,
+          programPid: report.pid,
+          policy,
+        });
+      } else if (supervisor && confinement.listener) {
         session = supervisor.attach(launched.takeListener(), {
           reaperPid: launched.pid,
           programPid: report.pid,
           policy: modulePolicy,
           deny: defaultDenyList(hostArch()),
+          notified: notify,
         });
+        track(launched.pid, session, policy);
       }
       await launched.release();
       const watch = watchResources(launched.pid, {
@@ -126,7 +146,7 @@ export class Sandbox {
         // A task's filter chain holds at most one listener (kernel/seccomp.c,
         // has_duplicate_listener()): the sandbox around this process has one.
         throw new SandboxError(
-          `${error.message}: this process already runs under a supervised sandbox, whose seccomp listener is the only one its filters may have; a nested sandbox can have a supervisor of its own only inside a sandbox without one`,
+          `${error.message}: this process already runs under a supervised sandbox, whose seccomp listener is the only one its filters may have, and ${SUPERVISOR_VARIABLE} does not say where that sandbox's supervisor listens`,
           error.step,
           { cause: error },
         );

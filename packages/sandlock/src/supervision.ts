@@ -18,6 +18,17 @@ import type { PluginRef, Policy } from './policy.js';
 // threads do not keep the process alive).
 const supervisors = new Map<string, Promise<Supervisor>>();
 
+/** Built-in modules, in chain order; each turns itself off when its policy field is unset. */
+const BUILT_IN_MODULES = [
+  { module: PROCESS_LIMIT_MODULE },
+  { module: HOSTNAME_MODULE },
+  { module: NUM_CPUS_MODULE },
+  { module: MEMINFO_MODULE },
+  { module: DETERMINISTIC_DIRS_MODULE },
+  { module: RANDOM_MODULE },
+  { module: TIME_MODULE },
+];
+
 /** Whether any feature of `policy` needs the seccomp supervisor. */
 export function needsSupervisor(policy: Policy): boolean {
   return (
@@ -65,21 +76,30 @@ export function assertProcReadable(policy: Policy): void {
   }
 }
 
+/** Built-in module calls a sandbox inside this one cannot use unless this policy needs them too. */
+const HOT_CALLS = new Set(['open', 'openat', 'openat2', 'getdents', 'getdents64']);
+
+/**
+ * What a supervised sandbox's filter notifies: what its policy needs, plus
+ * the built-in modules' rarely made calls (forks, execs, uname, getrandom, …),
+ * so that a sandbox started inside it can have its policy enforced by this
+ * supervisor (nesting.ts). Opens and directory reads are added only when
+ * this policy needs them: they are frequent.
+ */
+export function withNesting(supervisor: Supervisor, needed: readonly string[]): string[] {
+  const names = new Set(needed);
+  for (const module of supervisor.modules.slice(0, BUILT_IN_MODULES.length)) {
+    for (const name of module.syscalls) if (!HOT_CALLS.has(name)) names.add(name);
+  }
+  return [...names].sort();
+}
+
 export function supervisorFor(plugins: readonly PluginRef[]): Promise<Supervisor> {
   const key = JSON.stringify(plugins);
   let supervisor = supervisors.get(key);
   if (supervisor === undefined) {
     supervisor = Supervisor.start({
-      // Built-in modules; each turns itself off when its policy field is unset.
-      modules: [
-        { module: PROCESS_LIMIT_MODULE },
-        { module: HOSTNAME_MODULE },
-        { module: NUM_CPUS_MODULE },
-        { module: MEMINFO_MODULE },
-        { module: DETERMINISTIC_DIRS_MODULE },
-        { module: RANDOM_MODULE },
-        { module: TIME_MODULE },
-      ],
+      modules: BUILT_IN_MODULES,
       plugins: plugins.map((plugin) => ({ module: plugin.module, options: plugin.options })),
       deny: defaultDenyList(hostArch()),
     });
