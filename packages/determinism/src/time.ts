@@ -1,13 +1,266 @@
-import type { DispatchModule } from '@sandlock/dispatch';
+// The time module (policy `timeStart`, and the vDSO half of `randomSeed`) as a
+// handler module of @sandlock/dispatch. It patches the vDSO of every process
+// image right after exec, before user code (vdso-patch.ts), answers the raw
+// clock syscalls with the shifted time, and shifts absolute realtime deadlines
+// back before the kernel sees them. The supervisor imports this file by URL
+// (TIME_MODULE) in its worker threads and on its main thread: no side effects
+// at import, and nothing from @sandlock/dispatch at run time (its answers are
+// plain Answer objects).
 
-const timeModule: DispatchModule<
-  unknown,
-  { timeStart?: number | null; randomSeed?: bigint | null }
-> = {
+import type { Answer, DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
+import { type Arch, hostArch, trySyscall } from '@sandlock/sys';
+import {
+  CLOCK_REALTIME,
+  futexRealtimeAbsolute,
+  offsetSeconds,
+  posixTimerClock,
+  REALTIME_CLOCKS,
+  readClock,
+  shiftedDeadline,
+  TIMER_ABSTIME,
+  timerfdClock,
+} from './time-clock.js';
+import { TIME_HOOK_SYSCALLS, TIME_SYSCALLS } from './time-syscalls.js';
+import { patchVdso, type VdsoPatchOptions } from './vdso-patch.js';
+
+export { TIME_HOOK_SYSCALLS, TIME_SYSCALLS } from './time-syscalls.js';
+
+/** The policy fields the time module reads. */
+export interface TimePolicy {
+  /** Epoch milliseconds the sandbox's wall clock starts at; null or absent: real time. */
+  readonly timeStart?: number | null;
+  /** The random module's seed: when set, the vDSO's getrandom is turned off too. */
+  readonly randomSeed?: bigint | null;
+}
+
+const CONTINUE: Answer = Object.freeze({ kind: 'continue' });
+const value = (result: number | bigint): Answer => ({ kind: 'value', value: BigInt(result) });
+const fromResult = (result: number): Answer =>
+  result < 0 ? { kind: 'errno', errno: -result } : value(result);
+
+interface TimeSession {
+  /** Seconds added to the realtime clocks; null: time is not virtualized. */
+  readonly offset: bigint | null;
+  readonly patch: VdsoPatchOptions;
+  /** Threads whose image was seen patched (hooks check again regardless). */
+  readonly patched: Set<number>;
+}
+
+const sessions = new Map<number, TimeSession>();
+const PATCHED_KEEP = 65_536;
+
+function start(session: WorkerSession<TimePolicy>, arch: Arch): TimeSession {
+  const policy = session.policy ?? {};
+  const offset = policy.timeStart != null ? offsetSeconds(policy.timeStart) : null;
+  const state: TimeSession = {
+    offset,
+    patch: { arch, offsetSeconds: offset, getrandom: policy.randomSeed != null },
+    patched: new Set(),
+  };
+  sessions.set(session.id, state);
+  return state;
+}
+
+/** The session's state; made at sessionStart (a call before it starts it). */
+function stateOf(ctx: HandlerContext<TimePolicy>): TimeSession {
+  return sessions.get(ctx.session.id) ?? start(ctx.session, ctx.arch);
+}
+
+class CallerGone extends Error {}
+
+/**
+ * Makes sure the caller's image is patched. `verify`: read the bytes back even
+ * if this thread was seen patched (the hooks: the image may be a new one since
+ * an exec). Returns an answer when the call must not go on: the sandbox is
+ * killed when its image cannot be patched, since its clock would silently be real.
+ */
+function ensurePatched(
+  ctx: HandlerContext<TimePolicy>,
+  state: TimeSession,
+  verify: boolean,
+): Answer | null {
+  if (!verify && state.patched.has(ctx.pid)) return null;
+  try {
+    patchVdso(ctx.pid, state.patch, () => {
+      // /proc/<tid>/mem is open and pins an address space: make sure it is the caller's,
+      // not a recycled tid's (SECCOMP_IOCTL_NOTIF_ID_VALID).
+      if (!ctx.valid()) throw new CallerGone();
+    });
+  } catch (error) {
+    // The caller died meanwhile: nothing will be answered.
+    if (error instanceof CallerGone || !ctx.valid()) return CONTINUE;
+    const message = error instanceof Error ? error.message : String(error);
+    return {
+      kind: 'kill',
+      reason: `sandlock: time: cannot patch the vDSO of process ${ctx.pid}, its clock would be real: ${message}`,
+    };
+  }
+  if (state.patched.size >= PATCHED_KEEP) state.patched.clear();
+  state.patched.add(ctx.pid);
+  return null;
+}
+
+const int32 = (word: bigint | undefined) => Number(BigInt.asIntN(32, word ?? 0n));
+
+function timespec(sec: bigint, nsec: bigint): Buffer {
+  const buffer = Buffer.alloc(16);
+  buffer.writeBigInt64LE(sec, 0);
+  buffer.writeBigInt64LE(nsec, 8);
+  return buffer;
+}
+
+/** Whether `error` is the dispatch package's CallError (a bad pointer in the caller). */
+function isCallError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'CallError';
+}
+
+// ---- Clock reads that reached the supervisor (raw syscalls, not the vDSO) ----
+
+/** clock_gettime(clock, ts) on a realtime clock: the shifted time, written for the caller. */
+function onClockGettime(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
+  const clock = int32(ctx.args[0]);
+  if (state.offset === null || !REALTIME_CLOCKS.has(clock)) return CONTINUE;
+  const now = readClock(clock);
+  if (typeof now === 'number') return fromResult(now);
+  ctx.write(ctx.args[1]!, timespec(now.sec + state.offset, now.nsec));
+  return value(0);
+}
+
+/** gettimeofday(tv, tz): tv shifted when not NULL, tz as the kernel has it. */
+function onGettimeofday(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
+  if (state.offset === null) return CONTINUE;
+  const [tv = 0n, tz = 0n] = ctx.args;
+  if (tv !== 0n) {
+    const now = readClock(CLOCK_REALTIME);
+    if (typeof now === 'number') return fromResult(now);
+    ctx.write(tv, timespec(now.sec + state.offset, now.nsec / 1000n));
+  }
+  if (tz !== 0n) {
+    const zone = Buffer.alloc(8); // struct timezone: two ints
+    const got = trySyscall('gettimeofday', 0, zone);
+    if (got < 0) return fromResult(got);
+    ctx.write(tz, zone);
+  }
+  return value(0);
+}
+
+/** time(tloc): the shifted seconds, also stored at tloc when not NULL. */
+function onTime(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
+  if (state.offset === null) return CONTINUE;
+  const now = readClock(CLOCK_REALTIME);
+  if (typeof now === 'number') return fromResult(now);
+  const seconds = now.sec + state.offset;
+  const tloc = ctx.args[0] ?? 0n;
+  if (tloc !== 0n) {
+    const out = Buffer.alloc(8);
+    out.writeBigInt64LE(seconds);
+    ctx.write(tloc, out);
+  }
+  return value(seconds);
+}
+
+// ---- Absolute deadlines: shifted back into real time, then the kernel runs the call ----
+
+/** Rewrites the tv_sec at `address` (a deadline on `clock`) when it was computed from virtual time. */
+function shiftDeadlineAt(
+  ctx: HandlerContext<TimePolicy>,
+  state: TimeSession,
+  address: bigint,
+  clock: number,
+): Answer {
+  if (state.offset === null || address === 0n || !REALTIME_CLOCKS.has(clock)) return CONTINUE;
+  let deadline: bigint;
+  try {
+    deadline = ctx.read(address, 8).readBigInt64LE(0);
+  } catch (error) {
+    if (isCallError(error)) return CONTINUE; // the kernel reports the bad pointer itself
+    throw error;
+  }
+  const shifted = shiftedDeadline(deadline, clock, state.offset);
+  if (shifted !== null) {
+    const out = Buffer.alloc(8);
+    out.writeBigInt64LE(shifted);
+    // Not a security decision: the caller may change the value again before the kernel reads
+    // it, and only gets another deadline.
+    ctx.write(address, out);
+  }
+  return CONTINUE;
+}
+
+/** clock_nanosleep(clock, flags, request, remain) with TIMER_ABSTIME on a realtime clock. */
+function onClockNanosleep(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
+  if ((int32(ctx.args[1]) & TIMER_ABSTIME) === 0) return CONTINUE;
+  return shiftDeadlineAt(ctx, state, ctx.args[2] ?? 0n, int32(ctx.args[0]));
+}
+
+/** struct itimerspec { it_interval; it_value; }: it_value.tv_sec is at 16. */
+const IT_VALUE = 16n;
+
+/** timerfd_settime(fd, flags, new, old): the timerfd's clock is in its fdinfo. */
+function onTimerfdSettime(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
+  const spec = ctx.args[2] ?? 0n;
+  if ((int32(ctx.args[1]) & TIMER_ABSTIME) === 0 || spec === 0n) return CONTINUE;
+  const clock = timerfdClock(ctx.pid, int32(ctx.args[0]));
+  if (clock === null) return CONTINUE; // not a timerfd: the kernel refuses it
+  return shiftDeadlineAt(ctx, state, spec + IT_VALUE, clock);
+}
+
+/** timer_settime(id, flags, new, old): the timer's clock is in /proc/<pid>/timers. */
+function onTimerSettime(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
+  const spec = ctx.args[2] ?? 0n;
+  if ((int32(ctx.args[1]) & TIMER_ABSTIME) === 0 || spec === 0n) return CONTINUE;
+  const clock = posixTimerClock(ctx.pid, int32(ctx.args[0]));
+  if (clock === null) return CONTINUE; // unknown timer (or no /proc/<pid>/timers): left alone
+  return shiftDeadlineAt(ctx, state, spec + IT_VALUE, clock);
+}
+
+/** futex(uaddr, op, val, timeout, …) waiting until an absolute CLOCK_REALTIME time. */
+function onFutex(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
+  if (!futexRealtimeAbsolute(int32(ctx.args[1]))) return CONTINUE;
+  return shiftDeadlineAt(ctx, state, ctx.args[3] ?? 0n, CLOCK_REALTIME);
+}
+
+type TimeHandler = (ctx: HandlerContext<TimePolicy>, state: TimeSession) => Answer;
+
+const CALLS: Readonly<Record<string, TimeHandler>> = {
+  clock_gettime: onClockGettime,
+  gettimeofday: onGettimeofday,
+  time: onTime,
+  clock_nanosleep: onClockNanosleep,
+  timerfd_settime: onTimerfdSettime,
+  timer_settime: onTimerSettime,
+  futex: onFutex,
+};
+
+/** Patch the image first if needed, then answer the call. */
+function handler(call: TimeHandler) {
+  return (ctx: HandlerContext<TimePolicy>): Answer => {
+    const state = stateOf(ctx);
+    return ensurePatched(ctx, state, false) ?? call(ctx, state);
+  };
+}
+
+/** A call every runtime makes right after exec: patch the new image (checked by reading back). */
+function onHook(ctx: HandlerContext<TimePolicy>): Answer {
+  // brk is notified for brk(0) only (the filter); a growing heap is not a new image.
+  if (ctx.syscall === 'brk' && ctx.args[0] !== 0n) return CONTINUE;
+  return ensurePatched(ctx, stateOf(ctx), true) ?? CONTINUE;
+}
+
+const timeModule: DispatchModule<unknown, TimePolicy> = {
   name: 'time',
-  syscalls: [],
+  syscalls: [...TIME_SYSCALLS, ...TIME_HOOK_SYSCALLS],
   enabled: (policy) => policy?.timeStart != null || policy?.randomSeed != null,
-  handlers: {},
+  handlers: {
+    ...Object.fromEntries(TIME_SYSCALLS.map((name) => [name, handler(CALLS[name]!)])),
+    ...Object.fromEntries(TIME_HOOK_SYSCALLS.map((name) => [name, onHook])),
+  },
+  sessionStart(session) {
+    start(session, hostArch());
+  },
+  sessionEnd(session) {
+    sessions.delete(session.id);
+  },
 };
 
 export default timeModule;
