@@ -1,11 +1,12 @@
 import { defineConfig } from 'tsup';
 
-// Five entries: the public API, and the four handler modules, which the
-// dispatch worker imports by URL (HOSTNAME_MODULE, NUM_CPUS_MODULE,
-// MEMINFO_MODULE, DETERMINISTIC_DIRS_MODULE, beside index.js).
+// Six entries: the public API, and the five handler modules, which the
+// dispatch worker imports by URL (PROC_PIDS_MODULE, HOSTNAME_MODULE,
+// NUM_CPUS_MODULE, MEMINFO_MODULE, DETERMINISTIC_DIRS_MODULE, beside index.js).
 export default defineConfig({
   entry: [
     'src/index.ts',
+    'src/proc-pids.ts',
     'src/hostname.ts',
     'src/num-cpus.ts',
     'src/meminfo.ts',

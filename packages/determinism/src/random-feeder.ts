@@ -16,11 +16,11 @@ const F_SETPIPE_SZ = 1031;
 const AF_UNIX = 1;
 /** Bytes encrypted per write: the keystream is made as it is consumed. */
 const CHUNK = 64 * 1024;
-/** Writes of at most this many bytes to a pipe are atomic (pipe(7)). */
-const PIPE_BUF = 4096;
 const EAGAIN = 11;
 /** The pipe's capacity, if the kernel grants it (pipe-max-size is 1 MiB by default, pipe(7)). */
 const PIPE_SIZE = 1024 * 1024;
+/** Written before the open is answered (the rest follows from the event loop): opens stay cheap. */
+const PREFILL = 64 * 1024;
 
 class FeedError extends Error {
   constructor(
@@ -42,24 +42,18 @@ function fdPair(readWrite: boolean): [number, number] {
 }
 
 /**
- * Fills `fd` (made nonblocking) until the kernel takes no more, so that the
+ * Writes the first PREFILL bytes into `fd` (made nonblocking), so that the
  * first reads never wait for the feeder; returns the bytes of the stream not
- * written yet, or null when the reader is already gone.
+ * written yet (often none), or null when the reader is already gone.
  */
 function prefill(fd: number, stream: Keystream): Buffer | null {
   const result = trySyscall('fcntl', fd, F_SETFL, O.O_NONBLOCK);
   if (result < 0) throw new FeedError('fcntl(F_SETFL)', -result);
-  // PIPE_BUF-sized writes to a pipe are all-or-nothing (pipe(7)); a socket
-  // may take part of one, the rest is returned.
-  for (let written = 0; written <= PIPE_SIZE; written += PIPE_BUF) {
-    const chunk = stream.take(PIPE_BUF);
-    const count = trySyscall('write', fd, chunk, chunk.length);
-    if (count === chunk.length) continue;
-    if (count === -EAGAIN) return chunk;
-    if (count >= 0) return chunk.subarray(count);
-    return null;
-  }
-  return Buffer.alloc(0);
+  // A nonblocking write may take part of the chunk (pipe(7)): the rest is returned.
+  const chunk = stream.take(PREFILL);
+  const count = trySyscall('write', fd, chunk, chunk.length);
+  if (count === -EAGAIN) return chunk;
+  return count >= 0 ? chunk.subarray(count) : null;
 }
 
 /** Feeds the keystream under `key` into `fd` until its reader is gone; takes ownership of `fd`. */

@@ -8,8 +8,11 @@ export {
   maskBytesFor,
   maxMemoryOf,
   meminfoWith,
+  hostsWith,
   numCpusOf,
+  policyReads,
   type ProcfsPolicy,
+  procReadable,
   procStatWith,
   statusMemory,
   UTSNAME_SIZE,
@@ -32,5 +35,7 @@ export {
   HOSTNAME_MODULE,
   MEMINFO_MODULE,
   NUM_CPUS_MODULE,
+  PROC_PIDS_MODULE,
 } from './module-url.js';
 export { NUM_CPUS_SYSCALLS } from './num-cpus.js';
+export { PROC_PIDS_SYSCALLS, SENSITIVE_PATHS } from './proc-pids.js';

@@ -28,3 +28,9 @@ export const DETERMINISTIC_DIRS_MODULE: URL = new URL(
   fromSources ? './deterministic-dirs.ts' : './deterministic-dirs.js',
   import.meta.url,
 );
+
+/** The proc-pids module: /proc without the processes outside the sandbox; on when the policy reads /proc (`procReadable`). */
+export const PROC_PIDS_MODULE: URL = new URL(
+  fromSources ? './proc-pids.ts' : './proc-pids.js',
+  import.meta.url,
+);

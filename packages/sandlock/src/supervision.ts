@@ -76,21 +76,23 @@ export function assertProcReadable(policy: Policy): void {
   }
 }
 
-/** Built-in module calls a sandbox inside this one cannot use unless this policy needs them too. */
-const HOT_CALLS = new Set(['open', 'openat', 'openat2', 'getdents', 'getdents64']);
-
 /**
- * What a supervised sandbox's filter notifies: what its policy needs, plus
- * the built-in modules' rarely made calls (forks, execs, uname, getrandom, …),
- * so that a sandbox started inside it can have its policy enforced by this
- * supervisor (nesting.ts). Opens and directory reads are added only when
- * this policy needs them: they are frequent.
+ * Calls every supervised sandbox's filter notifies, whether its own policy
+ * needs them or not, so that a sandbox started inside it can have its process
+ * limit, host name and CPU count enforced by this supervisor (nesting.ts).
+ * Each is made a few times per process at most. Frequent calls (opens,
+ * directory reads, getrandom, clocks) are notified only when this policy
+ * needs them; a nested policy that needs them then is refused, naming them.
  */
+const NESTING_CALLS: readonly string[] = ['clone', 'fork', 'vfork', 'uname', 'sched_getaffinity'];
+
+/** What a supervised sandbox's filter notifies: what its policy needs, and the nesting calls. */
 export function withNesting(supervisor: Supervisor, needed: readonly string[]): string[] {
+  const builtIn = new Set(
+    supervisor.modules.slice(0, BUILT_IN_MODULES.length).flatMap((module) => module.syscalls),
+  );
   const names = new Set(needed);
-  for (const module of supervisor.modules.slice(0, BUILT_IN_MODULES.length)) {
-    for (const name of module.syscalls) if (!HOT_CALLS.has(name)) names.add(name);
-  }
+  for (const name of NESTING_CALLS) if (builtIn.has(name)) names.add(name);
   return [...names].sort();
 }
 
