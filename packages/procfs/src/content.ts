@@ -84,7 +84,10 @@ export function hostsWith(realHosts: string, real: string, virtual: string): str
   for (const line of realHosts.split('\n')) {
     const hash = line.indexOf('#');
     const data = hash < 0 ? line : line.slice(0, hash);
-    const fields = data.trim().split(/\s+/).filter((field) => field !== '');
+    const fields = data
+      .trim()
+      .split(/\s+/)
+      .filter((field) => field !== '');
     if (fields.length < 2 || !fields.slice(1).some((name) => namesHost(name, real))) {
       lines.push(line);
       continue;
