@@ -1,0 +1,472 @@
+// The time module against the real kernel: programs run confined and supervised
+// with timeStart 2000-01-01T00:00:00Z and must see that date, ticking, while
+// monotonic clocks, sleeps and timers keep real durations.
+
+import { spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Supervisor } from '@sandlock/dispatch';
+import { hostArch } from '@sandlock/sys';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TIME_MODULE } from '../src/index.js';
+import { parseVdsoSymbols, vdsoImageSize } from '../src/vdso-elf.js';
+import { vdsoBase } from '../src/vdso-patch.js';
+import { trampolineCode } from '../src/vdso-trampolines.js';
+import { DEFAULT_READ, type Finished, PYTHON, type RunOptions, run } from './helpers.js';
+
+const START_MS = Date.UTC(2000, 0, 1);
+const START = START_MS / 1000;
+const timed = {
+  policy: { timeStart: START_MS },
+  env: { PATH: '/usr/bin:/bin', LANG: 'C', TZ: 'UTC' },
+};
+const arch = hostArch();
+const x86 = arch === 'x86_64';
+
+let supervisor: Supervisor;
+const errors: unknown[] = [];
+beforeAll(async () => {
+  supervisor = await Supervisor.start({
+    modules: [{ module: TIME_MODULE }],
+    onError: (error) => errors.push(error),
+  });
+});
+afterAll(async () => {
+  await supervisor?.close();
+  expect(errors).toEqual([]);
+});
+
+async function ok(
+  argv: readonly string[],
+  options: Pick<RunOptions, 'policy' | 'env'> = timed,
+  fsRead?: readonly string[],
+) {
+  const result: Finished = await run(supervisor, argv, { ...options, fsRead });
+  if (result.code !== 0) {
+    throw new Error(`${argv.join(' ')} exited ${result.code ?? result.signal}: ${result.stderr}`);
+  }
+  return result.stdout;
+}
+const py = (...lines: string[]) => [PYTHON, '-c', lines.join('\n')];
+const numbers = (text: string) => text.trim().split(/\s+/).map(Number);
+/** Seconds since START at most a few seconds: the sandbox started the clock at START. */
+function expectVirtualNow(seconds: number, slack = 10) {
+  expect(seconds).toBeGreaterThanOrEqual(START);
+  expect(seconds).toBeLessThan(START + slack);
+}
+const monotonicNow = () => Number(process.hrtime.bigint()) / 1e9;
+
+// ctypes prelude for the libc calls Python does not wrap.
+const CTYPES = [
+  'import ctypes, ctypes.util, os, time',
+  'libc = ctypes.CDLL(None, use_errno=True)',
+  'class timespec(ctypes.Structure):',
+  '    _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]',
+  'class itimerspec(ctypes.Structure):',
+  '    _fields_ = [("interval", timespec), ("value", timespec)]',
+  'class timeval(ctypes.Structure):',
+  '    _fields_ = [("sec", ctypes.c_long), ("usec", ctypes.c_long)]',
+  'def now(clock):',
+  '    ts = timespec()',
+  '    assert libc.clock_gettime(clock, ctypes.byref(ts)) == 0',
+  '    return ts.sec + ts.nsec / 1e9',
+  'def at(seconds):',
+  '    return timespec(int(seconds), int((seconds % 1) * 1e9))',
+];
+
+describe('module', () => {
+  it('is on with timeStart or randomSeed, off otherwise', () => {
+    expect(supervisor.notifiedSyscalls({ policy: {} })).toEqual([]);
+    expect(supervisor.notifiedSyscalls({ policy: { timeStart: null, randomSeed: null } })).toEqual(
+      [],
+    );
+    const on = supervisor.notifiedSyscalls({ policy: { timeStart: START_MS } });
+    for (const name of ['clock_gettime', 'gettimeofday', 'clock_nanosleep', 'futex', 'brk']) {
+      expect(on).toContain(name);
+    }
+    expect(supervisor.notifiedSyscalls({ policy: { randomSeed: 1n } })).toEqual(on);
+  });
+});
+
+describe.runIf(x86)('wall clock through the vDSO', () => {
+  it('date +%Y prints 2000', async () => {
+    expect(await ok(['/bin/date', '+%Y'])).toBe('2000\n');
+  });
+
+  it('Python time.time() and datetime.now() start at timeStart and tick', async () => {
+    const out = await ok(
+      py(
+        'import time, datetime',
+        'a = time.time()',
+        'time.sleep(0.3)',
+        'b = time.time()',
+        'print(a, b, datetime.datetime.now().year, datetime.datetime.now(datetime.timezone.utc).year)',
+      ),
+    );
+    const [a, b, year, utcYear] = numbers(out);
+    expectVirtualNow(a!);
+    expect(b! - a!).toBeGreaterThanOrEqual(0.25);
+    expect(b! - a!).toBeLessThan(2);
+    expect(year).toBe(2000);
+    expect(utcYear).toBe(2000);
+  });
+
+  it('every realtime clock is shifted; time() and gettimeofday() too, with tz NULL or not', async () => {
+    const out = await ok(
+      py(
+        ...CTYPES,
+        'tv = timeval()',
+        'assert libc.gettimeofday(ctypes.byref(tv), None) == 0',
+        'tz = (ctypes.c_int * 2)(7, 7)',
+        'tv2 = timeval()',
+        'assert libc.gettimeofday(ctypes.byref(tv2), ctypes.byref(tz)) == 0',
+        'assert libc.gettimeofday(None, ctypes.byref(tz)) == 0',
+        'libc.time.restype = ctypes.c_long',
+        't = ctypes.c_long(0)',
+        'r = libc.time(ctypes.byref(t))',
+        'print(now(0), now(5), now(8) if libc.clock_gettime(8, ctypes.byref(timespec())) == 0 else now(0), now(11), tv.sec, tv2.sec, r, t.value, libc.time(None), tz[0] + tz[1] < 14)',
+      ),
+    );
+    const values = numbers(out.replace('True', '1').replace('False', '0'));
+    for (const value of values.slice(0, 3)) expectVirtualNow(value);
+    expect(values[3]! - START).toBeLessThan(50); // CLOCK_TAI: realtime + the TAI offset
+    expect(values[3]!).toBeGreaterThanOrEqual(START);
+    for (const value of values.slice(4, 9)) expectVirtualNow(value);
+    // tz is the kernel's (zero unless set), never the shifted seconds (sandlock 0.6 wrote there).
+    expect(values[9]).toBe(1);
+  });
+
+  it('errors of the vDSO calls are returned untouched', async () => {
+    const out = await ok(
+      py(
+        ...CTYPES,
+        'r1 = libc.clock_gettime(0, ctypes.c_void_p(8)); e1 = ctypes.get_errno()',
+        'r2 = libc.clock_gettime(12345, ctypes.byref(timespec())); e2 = ctypes.get_errno()',
+        'print(r1, e1, r2, e2)',
+      ),
+    );
+    expect(numbers(out)).toEqual([-1, 14, -1, 22]);
+  });
+
+  it('monotonic clocks are not shifted', async () => {
+    const before = monotonicNow();
+    const out = await ok(
+      py(...CTYPES, 'print(time.monotonic(), now(1), now(4), now(6), now(7) > 0)'),
+    );
+    const after = monotonicNow();
+    const [monotonic, raw, , coarse] = numbers(out.replace('True', '1'));
+    for (const value of [monotonic!, coarse!]) {
+      expect(value).toBeGreaterThanOrEqual(before - 0.05);
+      expect(value).toBeLessThanOrEqual(after + 0.05);
+    }
+    // CLOCK_MONOTONIC_RAW runs without NTP slewing: close, not equal.
+    expect(Math.abs(raw! - before)).toBeLessThan(5);
+  });
+
+  it('Node Date.now()', async () => {
+    const out = await ok([
+      '/usr/bin/node',
+      '-e',
+      'console.log(Date.now() / 1000, new Date().getUTCFullYear())',
+    ]);
+    const [now, year] = numbers(out);
+    expectVirtualNow(now!);
+    expect(year).toBe(2000);
+  });
+
+  describe('a static Go program', () => {
+    let dir: string | undefined;
+    let binary: string | undefined;
+    let skip: string | undefined;
+    beforeAll(() => {
+      const go = ['/usr/bin/go', '/usr/local/go/bin/go'].find((path) => existsSync(path));
+      if (!go) {
+        skip = 'go is not installed';
+        return;
+      }
+      dir = mkdtempSync(join(tmpdir(), 'sandlock-time-go-'));
+      writeFileSync(join(dir, 'go.mod'), 'module timenow\n\ngo 1.19\n');
+      writeFileSync(
+        join(dir, 'main.go'),
+        'package main\n\nimport (\n\t"fmt"\n\t"time"\n)\n\nfunc main() {\n\tfmt.Println(time.Now().Unix(), time.Now().Year())\n}\n',
+      );
+      const build = spawnSync(go, ['build', '-o', 'timenow', '.'], {
+        cwd: dir,
+        env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
+        encoding: 'utf8',
+      });
+      if (build.status !== 0) skip = `go build failed: ${build.stderr}`;
+      else binary = join(dir, 'timenow');
+    });
+    afterAll(() => {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('prints a time in 2000', async (context) => {
+      if (skip) {
+        console.warn(`time: skipping the Go test: ${skip}`);
+        context.skip();
+      }
+      const out = await ok([binary!], timed, [...DEFAULT_READ, dir!]);
+      const [now, year] = numbers(out);
+      expectVirtualNow(now!);
+      expect(year).toBe(2000);
+    });
+  });
+
+  it('a forked child and an exec’d grandchild are shifted', async () => {
+    const out = await ok([
+      '/bin/bash',
+      '-c',
+      `date +%Y; ${PYTHON} -c 'import os, time
+pid = os.fork()
+if pid == 0:
+    print("child", int(time.time()), flush=True); os._exit(0)
+os.waitpid(pid, 0)
+print("parent", int(time.time()))'; /bin/sh -c 'date +%s'`,
+    ]);
+    const lines = out.trim().split('\n');
+    expect(lines[0]).toBe('2000');
+    const child = lines.find((line) => line.startsWith('child'));
+    const parent = lines.find((line) => line.startsWith('parent'));
+    expectVirtualNow(Number(child?.split(' ')[1]));
+    expectVirtualNow(Number(parent?.split(' ')[1]));
+    expectVirtualNow(Number(lines.at(-1)));
+  });
+
+  it('a JVM', async (context) => {
+    const java = '/usr/bin/java';
+    if (!existsSync(java)) {
+      console.warn('time: skipping the JVM test: no /usr/bin/java');
+      context.skip();
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'sandlock-time-java-'));
+    try {
+      writeFileSync(
+        join(dir, 'Now.java'),
+        'public class Now { public static void main(String[] a) { System.out.println(System.currentTimeMillis() / 1000 + " " + java.time.Year.now(java.time.ZoneOffset.UTC)); } }\n',
+      );
+      const out = await ok([java, '-Xshare:off', join(dir, 'Now.java')], timed, [
+        ...DEFAULT_READ,
+        dir,
+      ]);
+      const [now, year] = numbers(out);
+      expectVirtualNow(now!, 30);
+      expect(year).toBe(2000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('raw syscalls reach the supervisor and are answered shifted', () => {
+  it.runIf(x86)('clock_gettime, gettimeofday and time by number', async () => {
+    const out = await ok(
+      py(
+        ...CTYPES,
+        'libc.syscall.restype = ctypes.c_long',
+        'ts = timespec(); assert libc.syscall(228, 0, ctypes.byref(ts)) == 0',
+        'mono = timespec(); assert libc.syscall(228, 1, ctypes.byref(mono)) == 0',
+        'tv = timeval(); assert libc.syscall(96, ctypes.byref(tv), None) == 0',
+        'tz = (ctypes.c_int * 2)(7, 7); assert libc.syscall(96, None, ctypes.byref(tz)) == 0',
+        't = ctypes.c_long(0); r = libc.syscall(201, ctypes.byref(t))',
+        'bad = libc.syscall(228, 0, ctypes.c_void_p(8)); e = ctypes.get_errno()',
+        'print(ts.sec, tv.sec, r, t.value, libc.syscall(201, None), mono.sec, bad, e, tz[0] + tz[1] < 14)',
+      ),
+    );
+    const values = numbers(out.replace('True', '1'));
+    for (const value of values.slice(0, 5)) expectVirtualNow(value);
+    expect(Math.abs(values[5]! - monotonicNow())).toBeLessThan(10);
+    expect(values.slice(6)).toEqual([-1, 14, 1]);
+  });
+});
+
+describe.runIf(x86)('sleeps and timers keep real durations', () => {
+  /** Runs Python lines that print one elapsed time (monotonic seconds). */
+  async function elapsed(...lines: string[]): Promise<number> {
+    const out = await ok(
+      py(...CTYPES, 'start = time.monotonic()', ...lines, 'print(time.monotonic() - start)'),
+    );
+    return numbers(out)[0]!;
+  }
+
+  it('sleep 1 takes a second', async () => {
+    const start = monotonicNow();
+    await ok(['/bin/sleep', '1']);
+    const took = monotonicNow() - start;
+    expect(took).toBeGreaterThanOrEqual(0.95);
+    expect(took).toBeLessThan(4);
+  });
+
+  it('Python time.sleep(0.2)', async () => {
+    const took = await elapsed('time.sleep(0.2)');
+    expect(took).toBeGreaterThanOrEqual(0.19);
+    expect(took).toBeLessThan(1.5);
+  });
+
+  it.each([
+    ['CLOCK_REALTIME', 0],
+    ['CLOCK_MONOTONIC', 1],
+  ])('clock_nanosleep(TIMER_ABSTIME) on %s until now + 0.3 s', async (_name, clock) => {
+    const took = await elapsed(
+      `ts = at(now(${clock}) + 0.3)`,
+      `r = libc.clock_nanosleep(${clock}, 1, ctypes.byref(ts), None)`,
+      'assert r == 0, r',
+    );
+    expect(took).toBeGreaterThanOrEqual(0.28);
+    expect(took).toBeLessThan(1.5);
+  });
+
+  it('an absolute realtime deadline re-submitted in a loop stays right', async () => {
+    // The same struct, advanced by 0.1 s each round: the second and later rounds see a value
+    // the module already shifted plus 0.1 s, which must not be shifted again.
+    const took = await elapsed(
+      'ts = at(now(0))',
+      'for i in range(3):',
+      '    ts.nsec += 100_000_000',
+      '    if ts.nsec >= 1_000_000_000: ts.sec += 1; ts.nsec -= 1_000_000_000',
+      '    assert libc.clock_nanosleep(0, 1, ctypes.byref(ts), None) == 0',
+    );
+    expect(took).toBeGreaterThanOrEqual(0.28);
+    expect(took).toBeLessThan(1.5);
+  });
+
+  it.each([
+    ['CLOCK_REALTIME', 0],
+    ['CLOCK_MONOTONIC', 1],
+  ])('timerfd with TFD_TIMER_ABSTIME on %s fires in 0.3 s', async (_name, clock) => {
+    const took = await elapsed(
+      `fd = libc.timerfd_create(${clock}, 0)`,
+      'assert fd >= 0',
+      `spec = itimerspec(timespec(0, 0), at(now(${clock}) + 0.3))`,
+      'assert libc.timerfd_settime(fd, 1, ctypes.byref(spec), None) == 0, ctypes.get_errno()',
+      'os.read(fd, 8)',
+    );
+    expect(took).toBeGreaterThanOrEqual(0.28);
+    expect(took).toBeLessThan(1.5);
+  });
+
+  it.each([
+    ['CLOCK_REALTIME', 0],
+    ['CLOCK_MONOTONIC', 1],
+  ])('timer_settime(TIMER_ABSTIME) on %s fires in 0.3 s', async (_name, clock) => {
+    const took = await elapsed(
+      'import signal',
+      'fired = []',
+      'signal.signal(signal.SIGUSR1, lambda *a: fired.append(time.monotonic()))',
+      'class sigevent(ctypes.Structure):',
+      '    _fields_ = [("value", ctypes.c_long), ("signo", ctypes.c_int), ("notify", ctypes.c_int), ("pad", ctypes.c_byte * 48)]',
+      'ev = sigevent(0, signal.SIGUSR1, 0)',
+      'tid = ctypes.c_void_p()',
+      `assert libc.timer_create(${clock}, ctypes.byref(ev), ctypes.byref(tid)) == 0`,
+      `spec = itimerspec(timespec(0, 0), at(now(${clock}) + 0.3))`,
+      'assert libc.timer_settime(tid, 1, ctypes.byref(spec), None) == 0',
+      'while not fired: time.sleep(0.01)',
+    );
+    expect(took).toBeGreaterThanOrEqual(0.28);
+    expect(took).toBeLessThan(1.5);
+  });
+
+  it('sem_timedwait (futex WAIT_BITSET | CLOCK_REALTIME) times out after 0.3 s', async () => {
+    const took = await elapsed(
+      'sem = ctypes.create_string_buffer(64)',
+      'assert libc.sem_init(sem, 0, 0) == 0',
+      'ts = at(now(0) + 0.3)',
+      'r = libc.sem_timedwait(sem, ctypes.byref(ts)); e = ctypes.get_errno()',
+      'assert r == -1 and e == 110, (r, e)',
+    );
+    expect(took).toBeGreaterThanOrEqual(0.28);
+    expect(took).toBeLessThan(1.5);
+  });
+
+  it('pthread_mutex_timedlock on a PI mutex (FUTEX_LOCK_PI) times out after 0.3 s', async () => {
+    const took = await elapsed(
+      'import threading',
+      'attr = ctypes.create_string_buffer(64); mutex = ctypes.create_string_buffer(64)',
+      'assert libc.pthread_mutexattr_init(attr) == 0',
+      'assert libc.pthread_mutexattr_setprotocol(attr, 1) == 0', // PTHREAD_PRIO_INHERIT
+      'assert libc.pthread_mutex_init(mutex, attr) == 0',
+      'locked = threading.Event()',
+      'def hold():',
+      '    libc.pthread_mutex_lock(mutex); locked.set(); time.sleep(2)',
+      'threading.Thread(target=hold, daemon=True).start()',
+      'locked.wait()',
+      'start = time.monotonic()',
+      'ts = at(now(0) + 0.3)',
+      'assert libc.pthread_mutex_timedlock(mutex, ctypes.byref(ts)) == 110',
+    );
+    expect(took).toBeGreaterThanOrEqual(0.28);
+    expect(took).toBeLessThan(1.5);
+  });
+});
+
+describe.runIf(x86)('randomSeed alone', () => {
+  /** The vDSO functions of this machine, and how a sandboxed Python reads their first bytes. */
+  function ownSymbols() {
+    const base = vdsoBase(process.pid)!;
+    const fd = openSync('/proc/self/mem', 'r');
+    try {
+      const header = Buffer.alloc(64);
+      readSync(fd, header, 0, 64, Number(base));
+      const image = Buffer.alloc(vdsoImageSize(header));
+      readSync(fd, image, 0, image.length, Number(base));
+      return { image, symbols: parseVdsoSymbols(image) };
+    } finally {
+      closeSync(fd);
+    }
+  }
+  const readBytes = (offsets: Record<string, number>, length: number) =>
+    py(
+      'import ctypes',
+      'getauxval = ctypes.CDLL(None).getauxval',
+      'getauxval.restype = ctypes.c_ulong',
+      'getauxval.argtypes = [ctypes.c_ulong]',
+      'base = getauxval(33)',
+      ...Object.entries(offsets).map(
+        ([name, offset]) => `print("${name}", ctypes.string_at(base + ${offset}, ${length}).hex())`,
+      ),
+    );
+
+  it('patches __vdso_getrandom to -ENOSYS and leaves the clocks alone', async (context) => {
+    const { image, symbols } = ownSymbols();
+    const getrandom = symbols.get('__vdso_getrandom');
+    if (!getrandom) {
+      console.warn('time: this kernel has no __vdso_getrandom (Linux 6.11+); skipped');
+      context.skip();
+    }
+    const clock = symbols.get('__vdso_clock_gettime')!;
+    const code = trampolineCode('x86_64', 'getrandom');
+    const seeded = { policy: { randomSeed: 5n }, env: timed.env };
+    const out = await ok(
+      readBytes({ getrandom: getrandom!.offset, clock: clock.offset }, code.length),
+      seeded,
+    );
+    expect(out).toContain(`getrandom ${code.toString('hex')}\n`);
+    const pristine = image.subarray(clock.offset, clock.offset + code.length).toString('hex');
+    expect(out).toContain(`clock ${pristine}\n`);
+    // And the time is real.
+    const year = await ok(['/bin/date', '+%Y'], seeded);
+    expect(Number(year)).toBe(new Date().getUTCFullYear());
+  });
+
+  it('timeStart alone leaves getrandom alone', async (context) => {
+    const { image, symbols } = ownSymbols();
+    const getrandom = symbols.get('__vdso_getrandom');
+    if (!getrandom) {
+      console.warn('time: this kernel has no __vdso_getrandom (Linux 6.11+); skipped');
+      context.skip();
+    }
+    const out = await ok(readBytes({ getrandom: getrandom!.offset }, 8));
+    const pristine = image.subarray(getrandom!.offset, getrandom!.offset + 8).toString('hex');
+    expect(out).toBe(`getrandom ${pristine}\n`);
+  });
+});
