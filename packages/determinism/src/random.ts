@@ -76,16 +76,16 @@ function lineageOf(session: WorkerSession): Lineage {
   return lineage;
 }
 
-/** The process the calling thread belongs to (threads share their process's streams). */
-function callerProcess(ctx: HandlerContext): ProcessEntry {
+/**
+ * The process the calling thread belongs to (threads share their process's
+ * streams); undefined when the caller is gone (nothing will read the answer).
+ */
+function callerProcess(ctx: HandlerContext): ProcessEntry | undefined {
   const lineage = lineageOf(ctx.session);
   const known = lineage.known(ctx.pid);
   if (known !== undefined) return known;
   const tgid = taskInfo(ctx.pid)?.tgid;
-  const entry = tgid === undefined ? undefined : lineage.entry(tgid);
-  // The caller is gone: nothing will read the answer.
-  if (entry === undefined) throw new Error(`sandlock: thread ${ctx.pid} is gone`);
-  return entry;
+  return tgid === undefined ? undefined : lineage.entry(tgid);
 }
 
 /**
@@ -105,6 +105,7 @@ function onGetrandom(ctx: HandlerContext): Answer {
   const length = Number(BigInt(buflen) < GETRANDOM_MAX ? BigInt(buflen) : GETRANDOM_MAX);
   if (length === 0) return { kind: 'value', value: 0n };
   const entry = callerProcess(ctx);
+  if (entry === undefined) return errno('ESRCH');
   entry.getrandom ??= Keystream.named(seed, getrandomStream(entry.label));
   // A bad buffer: write() throws CallError(EFAULT), which the call returns.
   ctx.write(BigInt(buf), entry.getrandom.take(length));
@@ -125,6 +126,7 @@ function onOpen(ctx: HandlerContext): Answer {
   const open = deviceOpen(ctx);
   if (open === null) return CONTINUE;
   const entry = callerProcess(ctx);
+  if (entry === undefined) return errno('ESRCH');
   const key = streamKey(seed, deviceStream(entry.label, entry.deviceOpens++));
   const payload: DevicePayload = { key, ...open };
   return { kind: 'defer', payload };
@@ -151,7 +153,9 @@ function onFork(ctx: HandlerContext): Answer {
     if ((BigInt(flags) & CLONE_THREAD) !== 0n) return CONTINUE; // a thread shares its process's streams
     clonesParent = (BigInt(flags) & CLONE_PARENT) !== 0n;
   }
-  lineageOf(ctx.session).forking(callerProcess(ctx).pid, clonesParent);
+  const entry = callerProcess(ctx);
+  if (entry === undefined) return errno('ESRCH');
+  lineageOf(ctx.session).forking(entry.pid, clonesParent);
   return CONTINUE;
 }
 
