@@ -1,4 +1,4 @@
-import { hasSyscall } from '@sandlock/sys';
+import { hasSyscall, hostArch } from '@sandlock/sys';
 
 /**
  * The calls the time module answers or adjusts (the sandbox's filter notifies only the
@@ -16,12 +16,15 @@ export const TIME_SYSCALLS: readonly string[] = [
 
 /**
  * Calls every runtime makes right after exec, before user code, on which the module patches
- * the new image (strace of /bin/true, python3, node, java, a static Go binary on x86_64):
- * brk(0) (ld.so, static glibc), arch_prctl(ARCH_SET_FS) (glibc, Go's settls; x86_64 only),
- * set_tid_address (glibc, musl).
+ * the new image. strace on x86_64 (Linux 6.18, Debian 12): /bin/true, python3, node and java
+ * start with brk(NULL), arch_prctl(ARCH_SET_FS), set_tid_address (glibc's ld.so); a static Go
+ * binary starts with arch_prctl(ARCH_SET_FS) (settls), then sched_getaffinity (osinit). Static
+ * glibc starts with brk(0) too, musl with set_tid_address. aarch64 has no arch_prctl and Go
+ * sets its TLS register without a syscall there: sched_getaffinity, Go's first call on every
+ * arch, takes its place (not verified on aarch64 hardware here).
  */
 export const TIME_HOOK_SYSCALLS: readonly string[] = [
   'brk',
-  'arch_prctl',
   'set_tid_address',
+  hostArch() === 'x86_64' ? 'arch_prctl' : 'sched_getaffinity',
 ].filter((name) => hasSyscall(name));
