@@ -2,12 +2,16 @@
 // supervisor imports this file in its worker threads by URL (HOSTNAME_MODULE),
 // so it has no side effects at import and pulls nothing from
 // @sandlock/dispatch at run time: its answers are plain Answer objects.
+import { readFileSync, realpathSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
 import type { DispatchModule, HandlerContext } from '@sandlock/dispatch';
 import { trySyscall } from '@sandlock/sys';
 import {
   hostnameFile,
   hostnameOf,
+  hostsWith,
   type ProcfsPolicy,
+  policyReads,
   UTSNAME_SIZE,
   utsnameWith,
 } from './content.js';
@@ -38,19 +42,50 @@ function onUname(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   return { kind: 'value', value: 0n };
 }
 
-/** An open of /etc/hostname or /proc/sys/kernel/hostname (read-only): a memfd holding `NAME\n`. */
+const HOSTS = '/etc/hosts';
+let canonicalHosts: string | null = null;
+
+/** /etc/hosts where it really is (a symlink on some systems), found once per worker. */
+function hostsPath(): string {
+  if (canonicalHosts === null) {
+    try {
+      canonicalHosts = realpathSync(HOSTS);
+    } catch {
+      canonicalHosts = HOSTS;
+    }
+  }
+  return canonicalHosts;
+}
+
+/**
+ * An open of /etc/hostname or /proc/sys/kernel/hostname (read-only): a memfd
+ * holding `NAME\n`. Of /etc/hosts, when the policy lets the sandbox read the
+ * real one: the real file (read now) with the real host name replaced by
+ * NAME, so the name resolves (getent hosts, getaddrinfo).
+ */
 function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   const hostname = hostnameOf(ctx.session.policy);
   if (hostname === null) return CONTINUE;
   const request = openRequest(ctx);
-  if (request === null || !FILES.has(request.path)) return CONTINUE;
-  return files.serve(hostnameFile(hostname), request.cloexec);
+  if (request === null) return CONTINUE;
+  if (FILES.has(request.path)) return files.serve(hostnameFile(hostname), request.cloexec);
+  if (request.path !== HOSTS && request.path !== hostsPath()) return CONTINUE;
+  // Not readable by the policy: the kernel refuses the real file (Landlock).
+  if (!policyReads(ctx.session.policy, hostsPath())) return CONTINUE;
+  let real: string;
+  try {
+    real = readFileSync(hostsPath(), 'utf8');
+  } catch {
+    return CONTINUE; // no /etc/hosts: the kernel's ENOENT
+  }
+  return files.serve(hostsWith(real, osHostname(), hostname), request.cloexec);
 }
 
 /**
  * On for a sandbox whose policy has `hostname`: `uname` (so gethostname(),
  * `uname -n`, `hostname`, Python's socket.gethostname(), Node's
- * os.hostname()) and reads of /etc/hostname see that name.
+ * os.hostname()) and reads of /etc/hostname see that name, and /etc/hosts
+ * resolves it.
  */
 const hostnameModule: DispatchModule<unknown, ProcfsPolicy> = {
   name: 'hostname',

@@ -31,6 +31,9 @@ import {
 } from '@sandlock/sys';
 import {
   deterministicDirsOf,
+  hostnameOf,
+  maxMemoryOf,
+  numCpusOf,
   type ProcfsPolicy,
   policyReads,
   procReadable,
@@ -49,8 +52,10 @@ import {
   CONTINUE,
   errnoAnswer,
   injectAnswer,
+  isPlainRead,
   OPEN_SYSCALLS,
   type PlainAnswer,
+  shareOpenRequest,
 } from './synthetic.js';
 
 /** The listing calls of this architecture (aarch64 has no legacy getdents). */
@@ -282,6 +287,11 @@ function decide(
   if (resolved.kind === 'magic') return CONTINUE;
   const { path } = resolved;
   if (sensitive(path)) return errnoAnswer('EACCES');
+  if (isPlainRead(call.flags)) {
+    // The later modules (hostname, num-cpus, meminfo) decide on this copy.
+    shareOpenRequest(ctx, { path, cloexec: (call.flags & O.O_CLOEXEC) !== 0 });
+    if (virtualized(ctx.session.policy).has(path)) return CONTINUE;
+  }
   if (path !== '/proc' && !path.startsWith('/proc/')) return CONTINUE;
   if ((call.flags & WRITING) !== 0 || (call.flags & ~(ON_BEHALF | O_LARGEFILE)) !== 0) {
     return CONTINUE; // never on behalf; Landlock checks the real open
@@ -324,6 +334,18 @@ function insideTgid(pid: number): number {
 
 const cache = new ListingCache();
 const NUMERIC_NAME = /^\d+$/;
+
+/** The /proc files another module of this package serves for this policy: left to it. */
+function virtualized(policy: ProcfsPolicy | undefined): ReadonlySet<string> {
+  const paths = new Set<string>();
+  if (hostnameOf(policy) !== null) paths.add('/proc/sys/kernel/hostname');
+  if (numCpusOf(policy) !== null) {
+    paths.add('/proc/cpuinfo');
+    paths.add('/proc/stat');
+  }
+  if (maxMemoryOf(policy) !== null) paths.add('/proc/meminfo');
+  return paths;
+}
 
 /** getdents64 / getdents of the /proc root: the real entries minus the processes outside. */
 function onGetdents(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {

@@ -61,6 +61,7 @@ const VIRTUAL_NAMES: ReadonlySet<string> = new Set([
   'possible',
   'offline',
   'meminfo',
+  'hosts',
 ]);
 
 // The modules look at the same open: the second reuses the first's result.
@@ -82,6 +83,21 @@ export function openRequest(ctx: HandlerContext): OpenRequest | null {
   const request = readOpen(ctx);
   lastCall = { id: ctx.id, pid: ctx.pid, request };
   return request;
+}
+
+/**
+ * Hands the modules after this one the open as an earlier module resolved
+ * it (the proc-pids module, which runs first and resolves /proc/self as the
+ * caller's): they decide on that copy instead of reading the path again,
+ * so the chain agrees on one copy of the caller's memory.
+ */
+export function shareOpenRequest(ctx: HandlerContext, request: OpenRequest | null): void {
+  lastCall = { id: ctx.id, pid: ctx.pid, request };
+}
+
+/** A read-only open of a file's data (not O_PATH, not O_DIRECTORY): the opens the modules serve. */
+export function isPlainRead(flags: number): boolean {
+  return (flags & NOT_A_READ) === 0;
 }
 
 function readOpen(ctx: HandlerContext): OpenRequest | null {

@@ -4,6 +4,7 @@ import {
   cpuinfoWith,
   cpuList,
   hostnameOf,
+  hostsWith,
   numCpusOf,
   procStatWith,
   UTSNAME_SIZE,
@@ -121,5 +122,32 @@ describe('affinityReply', () => {
     const wide = affinityReply(100, 128n, 8, 64);
     expect('mask' in wide && wide.mask.length).toBe(16);
     expect('mask' in wide && wide.mask[12]).toBe(0x0f);
+  });
+});
+
+describe('hostsWith', () => {
+  it('replaces the real host name, keeps the rest, drops lines left without a name', () => {
+    const real = [
+      '127.0.0.1\tlocalhost',
+      '# a comment naming vm',
+      '127.0.1.1\tvm.example.org vm',
+      '10.0.0.5 vm other  # trailing',
+      '::1     localhost ip6-localhost',
+      '',
+    ].join('\n');
+    expect(hostsWith(real, 'VM', 'box')).toBe(
+      [
+        '127.0.0.1\tlocalhost',
+        '# a comment naming vm',
+        '10.0.0.5\tother',
+        '::1     localhost ip6-localhost',
+        '127.0.1.1\tbox',
+        '',
+      ].join('\n'),
+    );
+    expect(hostsWith('', 'vm', 'box')).toBe('127.0.1.1\tbox\n');
+    expect(hostsWith('127.0.0.1 localhost', 'vm', 'box')).toBe(
+      '127.0.0.1 localhost\n127.0.1.1\tbox\n',
+    );
   });
 });

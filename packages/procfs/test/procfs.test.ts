@@ -131,6 +131,43 @@ print(os.read(fd2, 100).decode(), end='')
     expect(write.stderr).toMatch(/PermissionError/);
   });
 
+  it('resolves the name through /etc/hosts, without the real name', async () => {
+    const readable = { ...policy, fsRead: SYSTEM_READ };
+    expect(await output(supervisor, ['/usr/bin/getent', 'hosts', NAME], { policy: readable })).toBe(
+      `127.0.1.1       ${NAME}\n`,
+    );
+    const python = await output(
+      supervisor,
+      [PYTHON, '-c', 'import socket; print(socket.gethostbyname(socket.gethostname()))'],
+      { policy: readable },
+    );
+    expect(python).toBe('127.0.1.1\n');
+    const hosts = await output(supervisor, ['/bin/cat', '/etc/hosts'], { policy: readable });
+    expect(hosts.endsWith(`127.0.1.1\t${NAME}\n`)).toBe(true);
+    const real = hostname();
+    for (const line of hosts.split('\n')) {
+      expect(line.split(/\s+/).slice(1)).not.toContain(real);
+    }
+    // The real host name no longer resolves from /etc/hosts.
+    const gone = await run(supervisor, ['/usr/bin/getent', 'hosts', real], { policy: readable });
+    expect(gone.stdout).not.toMatch(new RegExp(`\\s${real}$`, 'm'));
+  });
+
+  it('leaves /etc/hosts alone when the policy does not let the sandbox read it', async () => {
+    const fsRead = SYSTEM_READ.filter((path) => path !== '/etc');
+    const refused = await run(supervisor, ['/bin/cat', '/etc/hosts'], {
+      policy: { ...policy, fsRead, fsDeny: [] },
+      fsRead,
+    });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/Permission denied/);
+    const denied = await run(supervisor, ['/bin/cat', '/etc/hosts'], {
+      policy: { ...policy, fsRead: SYSTEM_READ, fsDeny: ['/etc/hosts'] },
+    });
+    // Landlock still reads /etc here (the helper's fsRead); the module did not answer.
+    expect(denied.stdout).toBe(readFileSync('/etc/hosts', 'utf8'));
+  });
+
   it('cuts a name longer than 64 bytes', async () => {
     const long = 'x'.repeat(80);
     expect(await output(supervisor, ['/bin/uname', '-n'], { policy: { hostname: long } })).toBe(
