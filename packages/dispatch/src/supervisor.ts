@@ -4,6 +4,7 @@ import { defaultDenyList } from '@sandlock/seccomp';
 import {
   type Arch,
   close,
+  descendantsOf,
   eventfd,
   hostArch,
   ioctlInteger,
@@ -25,7 +26,6 @@ import {
   type ResolvedModuleRef,
   resolveModuleRef,
 } from './module.js';
-import { descendantsOf } from './processes.js';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
 import { Responder } from './respond.js';
 import type { SessionInfo } from './session-view.js';

@@ -12,7 +12,6 @@
 // is gone, and SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (set by the main thread at
 // attach) still wakes this thread on the caller's CPU.
 
-import { readFileSync } from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import {
   type Arch,
@@ -30,6 +29,7 @@ import {
   POLLHUP,
   POLLIN,
   POLLNVAL,
+  parentOf,
   poll,
   REAPER_SIGNAL,
   readFd,
@@ -107,21 +107,6 @@ interface LoopSession {
   readonly delegates: Map<number, LoopSession>;
 }
 
-/**
- * The parent pid of `pid`'s process, from /proc/<pid>/stat (the field after
- * the command name, which may itself hold ')' and spaces); 0 when it is gone.
- */
-function parentOf(pid: number): number {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch {
-    return 0;
-  }
-  const rest = stat.slice(stat.lastIndexOf(')') + 2);
-  return Number.parseInt(rest.slice(2), 10) || 0;
-}
-
 /** Deeper than any real tree of nested sandboxes. */
 const MAX_DEPTH = 256;
 
@@ -138,7 +123,7 @@ function rootOf(session: LoopSession): LoopSession {
  * reaper itself belongs to the session around it.
  */
 function levelsOf(root: LoopSession, tid: number): LoopSession[] {
-  let pid = parentOf(tid);
+  let pid = parentOf(tid) ?? 0;
   for (let depth = 0; depth < MAX_DEPTH && pid > 1 && pid !== root.view.reaperPid; depth++) {
     const delegate = root.delegates.get(pid);
     if (delegate !== undefined && !delegate.ended) {
@@ -148,7 +133,7 @@ function levelsOf(root: LoopSession, tid: number): LoopSession[] {
       }
       return levels;
     }
-    pid = parentOf(pid);
+    pid = parentOf(pid) ?? 0;
   }
   return [root];
 }

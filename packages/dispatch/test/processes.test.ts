@@ -4,9 +4,9 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { descendantsOf } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Supervisor } from '../src/index.js';
-import { descendantsOf } from '../src/processes.js';
 import { eventually, supervise, testModule } from './support/sandbox.js';
 
 let work: string;
@@ -43,7 +43,7 @@ describe('process tracking', () => {
     const listed = session!.processes();
     expect(listed[0]).toBe(session!.programPid);
     expect(listed).not.toContain(launched.pid);
-    expect(descendantsOf(launched.pid, 'stat').sort()).toEqual([...listed].sort());
+    expect(descendantsOf(launched.pid, 'scan').sort()).toEqual([...listed].sort());
     launched.child.stdin!.end('\n');
     session!.kill('test over');
     await finished;

@@ -1,4 +1,5 @@
-import { CLOCK_TICKS_PER_SECOND, cpuTicks, readProc, type TreeEntry } from './proc.js';
+import { readProc, type TreeEntry } from '@sandlock/sys';
+import { CLOCK_TICKS_PER_SECOND, cpuTicks } from './proc.js';
 
 /** What the throttle needs to act on a sandbox (a Reaper fits). */
 export interface StopContinue {

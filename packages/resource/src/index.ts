@@ -8,7 +8,6 @@ export {
   procMemoryReader,
 } from './memory.js';
 export { PROCESS_LIMIT_MODULE } from './module-url.js';
-export { descendantsOf, type TreeEntry, walkTree } from './proc.js';
 export { PROCESS_LIMIT_SYSCALLS, type ProcessLimitPolicy } from './process-limit.js';
 export {
   type ForkVerdict,

@@ -1,4 +1,5 @@
-import { commandOf, hasField, readProc, sumKilobytes, type TreeEntry } from './proc.js';
+import { readProc, type TreeEntry } from '@sandlock/sys';
+import { commandOf, hasField, sumKilobytes } from './proc.js';
 import { formatByteSize } from './size.js';
 
 /** How the memory of one process is read. */

@@ -1,5 +1,13 @@
-import { CLONE_THREAD, close, pidfdOpen, syscallNumber, trySyscall } from '@sandlock/sys';
-import { childrenOfThread, readProc, threadsOf } from './proc.js';
+import {
+  CLONE_THREAD,
+  childrenOfThread,
+  close,
+  pidfdOpen,
+  readProc,
+  syscallNumber,
+  threadsOf,
+  trySyscall,
+} from '@sandlock/sys';
 
 /** What the counter needs from the kernel (tests pass a fake). */
 export interface ProcessProbe {

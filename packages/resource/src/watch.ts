@@ -1,6 +1,7 @@
+import { type TreeEntry, walkTree, writeProc } from '@sandlock/sys';
 import { CpuThrottle, type CpuThrottleOptions, sandboxCpuMs } from './cpu.js';
 import { MemoryLimit, type MemoryLimitOptions, type MemoryViolation } from './memory.js';
-import { type TreeEntry, threadCpuMs, walkTree, writeProc } from './proc.js';
+import { threadCpuMs } from './proc.js';
 import { Reaper } from './reaper.js';
 import { parseByteSize } from './size.js';
 

@@ -2,8 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { descendantsOf } from '@sandlock/sys';
 import { afterAll, describe, expect, it } from 'vitest';
-import { descendantsOf, type LimitViolation, parseByteSize, watchResources } from '../src/index.js';
+import { type LimitViolation, parseByteSize, watchResources } from '../src/index.js';
 import { type SandboxProcess, systemBuilder } from './helpers.js';
 
 const MiB = 1024 ** 2;

@@ -1,9 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Supervisor } from '@sandlock/dispatch';
-import { close, launch } from '@sandlock/sys';
+import { close, descendantsOf, launch } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { descendantsOf, PROCESS_LIMIT_MODULE, PROCESS_LIMIT_SYSCALLS } from '../src/index.js';
+import { PROCESS_LIMIT_MODULE, PROCESS_LIMIT_SYSCALLS } from '../src/index.js';
 import { parsePolicy, prepareConfinement, SYSTEM_READ } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';

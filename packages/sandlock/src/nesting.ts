@@ -12,12 +12,12 @@
 // never the message's: the asker must be a process of a sandbox this process
 // supervises, and the inner sandbox's reaper its child.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Session } from '@sandlock/dispatch';
-import { trySyscall } from '@sandlock/sys';
+import { parentOf, trySyscall } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { sessionPolicy, supervisorFor } from './supervision.js';
@@ -39,20 +39,12 @@ interface Supervised {
 const supervised = new Map<number, Supervised>();
 let server: Promise<string | null> | null = null;
 
-function parentOf(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return Number.parseInt(stat.slice(stat.lastIndexOf(')') + 4), 10) || 0;
-  } catch {
-    return 0;
-  }
-}
-
 /** The innermost supervised sandbox `pid` runs in (its nearest ancestor that is a reaper). */
 function sandboxOf(pid: number): Supervised | undefined {
-  for (let at = parentOf(pid), depth = 0; at > 1 && depth < 4096; at = parentOf(at), depth++) {
+  for (let at = parentOf(pid) ?? 0, depth = 0; at > 1 && depth < 4096; depth++) {
     const found = supervised.get(at);
     if (found !== undefined) return found.session.ended ? undefined : found;
+    at = parentOf(at) ?? 0;
   }
   return undefined;
 }

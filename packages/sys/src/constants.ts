@@ -126,3 +126,6 @@ export const SFD_CLOEXEC = 0o2000000;
  * supervisor: the trampoline shifts their result itself.
  */
 export const VDSO_TIME_MARKER = 0x534c4b54;
+
+/** <linux/time.h>: the calling thread's CPU-time clock (clock_gettime(2)). */
+export const CLOCK_THREAD_CPUTIME_ID = 3;

@@ -26,6 +26,20 @@ export {
   readMemoryPartial,
   writeMemory,
 } from './memory.js';
+export {
+  childrenOfThread,
+  descendantsOf,
+  fieldNumber,
+  hasChildrenFiles,
+  isDescendantOf,
+  parentOf,
+  processOf,
+  readProc,
+  type TreeEntry,
+  threadsOf,
+  walkTree,
+  writeProc,
+} from './proc.js';
 export * from './structs/index.js';
 export * from './stub/index.js';
 export * from './syscalls/index.js';
