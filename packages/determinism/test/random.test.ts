@@ -133,6 +133,28 @@ time.sleep(0.2)
     expect(a.get('orphan')).not.toBe(a.get('grandchild'));
   });
 
+  it('children started with posix_spawn (vfork) and shell background jobs', async () => {
+    const spawn = py(`
+import subprocess, sys
+code = "import os, sys, time; time.sleep(int.from_bytes(os.urandom(1), 'big') / 5000); print(sys.argv[1], os.urandom(8).hex())"
+children = [subprocess.Popen([sys.executable, "-c", code, f"spawned{i}"]) for i in range(3)]
+for child in children:
+    child.wait()
+`);
+    const a = byTag(await output(supervisor, spawn, seeded(21n)));
+    expect([...a.keys()].sort()).toEqual(['spawned0', 'spawned1', 'spawned2']);
+    expect(byTag(await output(supervisor, spawn, seeded(21n)))).toEqual(a);
+    const jobs = [
+      '/bin/sh',
+      '-c',
+      'for i in 1 2 3 4; do od -An -N8 -tx1 /dev/urandom & done; wait',
+    ];
+    const first = (await output(supervisor, jobs, seeded(21n))).trim().split('\n').sort();
+    expect(first).toHaveLength(4);
+    expect(new Set(first).size).toBe(4);
+    expect((await output(supervisor, jobs, seeded(21n))).trim().split('\n').sort()).toEqual(first);
+  });
+
   it('threads read their process stream', async () => {
     const inThread = py(`
 import os, threading

@@ -5,6 +5,8 @@ import { Supervisor } from '@sandlock/dispatch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DETERMINISTIC_DIRS_MODULE,
+  HOSTNAME_MODULE,
+  MEMINFO_MODULE,
   PROC_PIDS_MODULE,
   PROC_PIDS_SYSCALLS,
   policyReads,
@@ -22,7 +24,12 @@ let supervisor: Supervisor;
 let dir: string;
 beforeAll(async () => {
   supervisor = await Supervisor.start({
-    modules: [{ module: PROC_PIDS_MODULE }, { module: DETERMINISTIC_DIRS_MODULE }],
+    modules: [
+      { module: PROC_PIDS_MODULE },
+      { module: HOSTNAME_MODULE },
+      { module: MEMINFO_MODULE },
+      { module: DETERMINISTIC_DIRS_MODULE },
+    ],
   });
   dir = mkdtempSync(join(tmpdir(), 'procfs-pids-'));
 });
@@ -292,6 +299,18 @@ describe('what still works', () => {
         },
       ),
     ).toMatch(/^(.+)\n\1\n$/);
+  });
+});
+
+describe('with the other modules', () => {
+  it('leaves their virtual /proc files to them, after it', async () => {
+    const result = await run(
+      supervisor,
+      [SH, '-c', 'cat /proc/sys/kernel/hostname; grep ^MemTotal: /proc/meminfo; cat /proc/1/status'],
+      { policy: { ...policy, hostname: 'boxed', maxMemory: 64 * 1024 * 1024 }, fsRead },
+    );
+    expect(result.stdout).toMatch(/^boxed\nMemTotal:\s+65536 kB\n$/);
+    expect(result.stderr).toMatch(/\/proc\/1\/status: No such file or directory/);
   });
 });
 
