@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { SYSTEM, sandlock } from './helpers.js';
+
+const PYTHON = '/usr/bin/python3';
+const START = '2000-01-01T00:00:00Z';
+const START_SECONDS = Date.UTC(2000, 0, 1) / 1000;
+
+// The issue's own check: randomness from getrandom (os.urandom, random's seed,
+// uuid4) and the wall clock, in one line.
+const LINE =
+  'import os,random,time,uuid; print(os.urandom(8).hex(), random.random(), uuid.uuid4(), int(time.time())//100)';
+
+/** A program that forks four children reading randomness at once, each tagged with its index. */
+const PARALLEL = [
+  'import os, time',
+  'for i in range(4):',
+  '    if os.fork() == 0:',
+  '        time.sleep((4 - i) * 0.02)',
+  '        print(i, os.urandom(8).hex(), open("/dev/urandom", "rb").read(8).hex(), flush=True)',
+  '        os._exit(0)',
+  'for _ in range(4): os.wait()',
+  'print("parent", os.urandom(8).hex())',
+].join('\n');
+
+function run(flags: readonly string[], command: readonly string[]) {
+  return sandlock(['run', ...SYSTEM, ...flags, '--', ...command]);
+}
+
+describe('sandlock run --random-seed and --time-start', () => {
+  it('make two runs of the same program print the same line', () => {
+    const flags = ['--random-seed', '42', '--time-start', START];
+    const first = run(flags, [PYTHON, '-c', LINE]);
+    const second = run(flags, [PYTHON, '-c', LINE]);
+    expect(first.stderr).toBe('');
+    expect(first.status).toBe(0);
+    expect(second.stdout).toBe(first.stdout);
+    const fields = first.stdout.trim().split(' ');
+    expect(fields).toHaveLength(4);
+    expect(Number(fields[3])).toBe(Math.floor(START_SECONDS / 100));
+    // Another seed, other bytes.
+    const other = run(['--random-seed', '43', '--time-start', START], [PYTHON, '-c', LINE]);
+    expect(other.stdout.split(' ')[0]).not.toBe(fields[0]);
+  });
+
+  it('--random-seed: parallel children get streams by their place in the tree, not by timing', () => {
+    const first = run(['--random-seed', '9'], [PYTHON, '-c', PARALLEL]);
+    expect(first.stderr).toBe('');
+    const lines = first.stdout.trim().split('\n');
+    expect(lines).toHaveLength(5);
+    // The children finish in reverse order of their fork; their lines do not depend on it.
+    const again = run(['--random-seed', '9'], [PYTHON, '-c', PARALLEL.replace('(4 - i)', 'i')]);
+    expect(again.stdout.trim().split('\n').sort()).toEqual([...lines].sort());
+    const values = lines.flatMap((line) => line.split(' ').slice(1));
+    expect(new Set(values).size).toBe(values.length);
+  });
+
+  it('--random-seed: /dev/urandom gives the same bytes beyond 1 MiB', () => {
+    const command = ['/bin/sh', '-c', 'head -c 3000000 /dev/urandom | sha256sum'];
+    const first = run(['--random-seed', '5'], command);
+    expect(first.stderr).toBe('');
+    expect(first.stdout).toMatch(/^[0-9a-f]{64} {2}-\n$/);
+    expect(run(['--random-seed', '5'], command).stdout).toBe(first.stdout);
+    expect(run(['--random-seed', '6'], command).stdout).not.toBe(first.stdout);
+  });
+
+  it('--time-start: date, Python and Node start at that instant; sleeps still take their time', () => {
+    const started = Date.now();
+    const result = run(
+      ['--time-start', START],
+      [
+        '/bin/sh',
+        '-c',
+        `date -u +%Y-%m-%d; sleep 1; ${PYTHON} -c 'import time; t = time.time(); time.sleep(0.2); print(int(t), round(time.time() - t, 1))'; ${process.execPath} -e 'console.log(new Date().getUTCFullYear())'`,
+      ],
+    );
+    const elapsed = Date.now() - started;
+    expect(result.stderr).toBe('');
+    const [day, python, node] = result.stdout.trim().split('\n');
+    expect(day).toBe('2000-01-01');
+    const [seconds, slept] = python!.split(' ').map(Number);
+    expect(seconds! - START_SECONDS).toBeGreaterThanOrEqual(1);
+    expect(seconds! - START_SECONDS).toBeLessThan(30);
+    expect(slept).toBeCloseTo(0.2, 1);
+    expect(node).toBe('2000');
+    expect(elapsed).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('refuses a seed or a start time it cannot read, naming the flag', () => {
+    const seed = sandlock(['run', ...SYSTEM, '--random-seed', '-1', '--', 'true']);
+    expect(seed.status).toBe(125);
+    expect(seed.stderr).toBe(
+      "sandlock run: --random-seed expects a whole number from 0 to 2^64-1, got '-1'\n",
+    );
+    const time = sandlock(['run', ...SYSTEM, '--time-start', 'yesterday', '--', 'true']);
+    expect(time.status).toBe(125);
+    expect(time.stderr).toBe(
+      "sandlock run: --time-start expects an ISO 8601 date-time such as 2000-01-01T00:00:00Z, got 'yesterday'\n",
+    );
+  });
+});
