@@ -138,7 +138,8 @@ interface Credentials {
 }
 
 function credentialsOf(status: string): Credentials | null {
-  const line = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(status)?.[1];
+  // [ \t]: an empty Groups line must not reach into the next one.
+  const line = (name: string) => new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(status)?.[1];
   const tgid = line('Tgid');
   const uid = line('Uid')?.split(/\s+/);
   const gid = line('Gid')?.split(/\s+/);

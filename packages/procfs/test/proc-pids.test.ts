@@ -245,6 +245,42 @@ print(read('/proc/self/comm').decode().strip())
     expect(lines[1]).toBe('EACCES');
   });
 
+  it('decides on its own copy: a thread rewriting the path cannot reach a hidden pid', async () => {
+    // One thread flips the path between the caller's own /proc/<pid>/status
+    // and /proc/1/status while another opens it. Answered "continue", the
+    // kernel would read the path again and sometimes open pid 1's; opened
+    // on behalf, every open is of the path the module checked.
+    const lines = await python(`${ATTEMPT}
+libc = ctypes.CDLL(None, use_errno=True)
+own = f'/proc/{os.getpid()}/status'.encode()
+hidden = b'/proc/1/status'
+buf = ctypes.create_string_buffer(64)
+buf.value = own
+stop = False
+def flip():
+    while not stop:
+        buf.value = hidden
+        buf.value = own
+t = threading.Thread(target=flip)
+t.start()
+leaked = opened = 0
+data = ctypes.create_string_buffer(64)
+for i in range(3000):
+    fd = libc.open(buf, os.O_RDONLY)
+    if fd < 0:
+        continue
+    opened += 1
+    n = libc.read(fd, data, 64)
+    if not data.raw[:n].startswith(b'Name:\tpython3'):
+        leaked += 1
+    libc.close(fd)
+stop = True
+t.join()
+print(leaked, opened > 0)
+`);
+    expect(lines).toEqual(['0 True']);
+  });
+
   it('serves a thread’s /proc/<tid> of a sandbox process', async () => {
     const lines = await python(`${ATTEMPT}
 ready = threading.Event()
@@ -306,7 +342,11 @@ describe('with the other modules', () => {
   it('leaves their virtual /proc files to them, after it', async () => {
     const result = await run(
       supervisor,
-      [SH, '-c', 'cat /proc/sys/kernel/hostname; grep ^MemTotal: /proc/meminfo; cat /proc/1/status'],
+      [
+        SH,
+        '-c',
+        'cat /proc/sys/kernel/hostname; grep ^MemTotal: /proc/meminfo; cat /proc/1/status',
+      ],
       { policy: { ...policy, hostname: 'boxed', maxMemory: 64 * 1024 * 1024 }, fsRead },
     );
     expect(result.stdout).toMatch(/^boxed\nMemTotal:\s+65536 kB\n$/);
