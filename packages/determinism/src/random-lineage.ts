@@ -16,8 +16,6 @@
 // matched in either order; a process whose parent exited before it was seen
 // is matched against every fork not matched yet.
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-const require = createRequire(import.meta.url);
 import type { Keystream } from './random-stream.js';
 
 /** One fork-like call seen (not CLONE_THREAD). */
@@ -111,7 +109,6 @@ export class Lineage {
       if (info === undefined) return undefined;
       label = this.match(tgid, info.ppid);
     }
-    require('node:fs').appendFileSync('/tmp/lineage.log', `${tgid} -> ${label} ${JSON.stringify(this.pending)} ${new Error().stack?.split('\n')[3]}\n`);
     const entry: ProcessEntry = { pid: tgid, label, forks: 0, deviceOpens: 0, getrandom: null };
     this.processes.set(tgid, entry);
     return entry;
@@ -130,7 +127,7 @@ export class Lineage {
       label: entry.label,
       index: entry.forks++,
       parent,
-      lastPid: (()=>{const l=lastAllocatedPid(); require('node:fs').appendFileSync('/tmp/lineage.log', `fork by ${caller} ${entry.label} #${entry.forks} last ${l}\n`); return l;})(),
+      lastPid: lastAllocatedPid(),
       matched: false,
     };
     this.pending.push(record);

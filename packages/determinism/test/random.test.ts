@@ -149,10 +149,16 @@ for child in children:
       '-c',
       'for i in 1 2 3 4; do od -An -N8 -tx1 /dev/urandom & done; wait',
     ];
-    const first = (await output(supervisor, jobs, seeded(21n))).trim().split('\n').sort();
+    const lines = (text: string) =>
+      text
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '')
+        .sort();
+    const first = lines(await output(supervisor, jobs, seeded(21n)));
     expect(first).toHaveLength(4);
     expect(new Set(first).size).toBe(4);
-    expect((await output(supervisor, jobs, seeded(21n))).trim().split('\n').sort()).toEqual(first);
+    expect(lines(await output(supervisor, jobs, seeded(21n)))).toEqual(first);
   });
 
   it('threads read their process stream', async () => {
