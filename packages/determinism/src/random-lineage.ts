@@ -83,6 +83,19 @@ export function taskInfo(tid: number): { tgid: number; ppid: number } | undefine
   }
 }
 
+/** What the lineage reads of the system: /proc by default, a fake in unit tests. */
+export interface ProcessProbe {
+  taskInfo(tid: number): { tgid: number; ppid: number } | undefined;
+  lastAllocatedPid(): number;
+  pidMax(): number;
+}
+
+export const PROC_PROBE: ProcessProbe = {
+  taskInfo,
+  lastAllocatedPid,
+  pidMax: pidLimit,
+};
+
 /** The labels of one sandbox's processes. */
 export class Lineage {
   private readonly processes = new Map<number, ProcessEntry>();
@@ -90,7 +103,10 @@ export class Lineage {
   /** Processes no fork could be found for, in order of arrival (should not happen). */
   private strays = 0;
 
-  constructor(private readonly programPid: number) {}
+  constructor(
+    private readonly programPid: number,
+    private readonly probe: ProcessProbe = PROC_PROBE,
+  ) {}
 
   /** The entry of a process already placed, by its thread group id. */
   known(tgid: number): ProcessEntry | undefined {
@@ -105,7 +121,7 @@ export class Lineage {
     if (tgid === this.programPid) {
       label = '0';
     } else {
-      const info = taskInfo(tgid);
+      const info = this.probe.taskInfo(tgid);
       if (info === undefined) return undefined;
       label = this.match(tgid, info.ppid);
     }
@@ -122,12 +138,12 @@ export class Lineage {
   forking(caller: number, clonesParent: boolean): void {
     const entry = this.entry(caller);
     if (entry === undefined) return;
-    const parent = clonesParent ? (taskInfo(caller)?.ppid ?? -1) : caller;
+    const parent = clonesParent ? (this.probe.taskInfo(caller)?.ppid ?? -1) : caller;
     const record: ForkRecord = {
       label: entry.label,
       index: entry.forks++,
       parent,
-      lastPid: lastAllocatedPid(),
+      lastPid: this.probe.lastAllocatedPid(),
       matched: false,
     };
     this.pending.push(record);
@@ -150,7 +166,7 @@ export class Lineage {
 
   /** The unmatched fork whose recorded pid is closest below `pid`, modulo pid_max. */
   private closestBelow(pid: number, accept: (fork: ForkRecord) => boolean): ForkRecord | undefined {
-    const limit = pidLimit();
+    const limit = this.probe.pidMax();
     let best: ForkRecord | undefined;
     let bestDistance = Number.POSITIVE_INFINITY;
     for (const fork of this.pending) {
