@@ -1,15 +1,26 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { patchVdso, type VdsoFunctions, vdsoFunctions } from '@sandlock/determinism';
 import { detectLandlock, FEATURES, type Feature } from '@sandlock/landlock';
 import { compileSandboxFilter } from '@sandlock/seccomp';
 import {
+  AT_FDCWD,
   close,
+  encodeOpenHow,
+  encodeSeccompNotifAddfd,
   hostArch,
   ioctl,
+  ioctlBuffer,
   LaunchError,
   launch,
+  openFlags,
+  RESOLVE_BENEATH,
+  RESOLVE_NO_MAGICLINKS,
   SECCOMP_FILTER_FLAG_NEW_LISTENER,
   SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+  SECCOMP_IOCTL_NOTIF_ADDFD,
   SECCOMP_IOCTL_NOTIF_SET_FLAGS,
   SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+  trySyscall,
 } from '@sandlock/sys';
 
 /** One kernel feature Sandlock uses, and whether this kernel has it. */
@@ -46,7 +57,39 @@ interface SeccompProbe {
   waitKillable: boolean;
   pidfdGetfd: boolean;
   syncWakeUp: boolean;
+  addFd: boolean;
+  /** Writing a process's read-only vDSO through /proc/PID/mem; null: not tried. */
+  memWrite: { ok: boolean; detail: string } | null;
   detail?: string;
+}
+
+/**
+ * SECCOMP_IOCTL_NOTIF_ADDFD (Linux 5.9) for an id no notification has: the
+ * kernel looks the id up after checking the rest and answers ENOENT; a kernel
+ * without the ioctl answers EINVAL (kernel/seccomp.c, seccomp_notify_ioctl()).
+ */
+function probeAddFd(listener: number): boolean {
+  const request = encodeSeccompNotifAddfd({
+    id: 0xffff_ffff_ffffn,
+    flags: 0,
+    srcfd: listener,
+    newfd: 0,
+    newfdFlags: 0,
+  });
+  return ioctlBuffer(listener, SECCOMP_IOCTL_NOTIF_ADDFD, request) === -2; // ENOENT
+}
+
+/**
+ * The stub waiting for its release is a process with a vDSO of its own: patch
+ * it as timeStart patches a program (its exec discards the patch).
+ */
+function probeMemWrite(pid: number): { ok: boolean; detail: string } {
+  try {
+    const outcome = patchVdso(pid, { arch: hostArch(), offsetSeconds: 0n, getrandom: true });
+    return { ok: outcome !== 'no-vdso', detail: outcome === 'no-vdso' ? 'no vDSO' : 'writable' };
+  } catch (error) {
+    return { ok: false, detail: error instanceof Error ? error.message : String(error) };
+  }
 }
 
 /** Starts /bin/true under a notifying filter and tries each piece of the supervisor's kernel API. */
@@ -56,6 +99,8 @@ async function probeSeccomp(): Promise<SeccompProbe> {
     waitKillable: false,
     pidfdGetfd: false,
     syncWakeUp: false,
+    addFd: false,
+    memWrite: null,
   };
   const program = compileSandboxFilter({ notify: ['getppid'] }).program;
   for (const waitKillable of [true, false]) {
@@ -79,9 +124,11 @@ async function probeSeccomp(): Promise<SeccompProbe> {
     }
     probe.listener = true;
     probe.waitKillable = waitKillable;
+    probe.memWrite = probeMemWrite(launched.pid);
     try {
       const listener = launched.takeListener();
       probe.pidfdGetfd = true;
+      probe.addFd = probeAddFd(listener);
       try {
         ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
         probe.syncWakeUp = true;
@@ -97,6 +144,89 @@ async function probeSeccomp(): Promise<SeccompProbe> {
     return probe;
   }
   return probe;
+}
+
+/** openat2(2) with RESOLVE_* (Linux 5.6): how hidden /proc paths are opened on a caller's behalf. */
+function probeOpenat2(): boolean {
+  const { O_PATH, O_CLOEXEC } = openFlags(hostArch());
+  const how = encodeOpenHow({
+    flags: BigInt(O_PATH | O_CLOEXEC),
+    resolve: BigInt(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS),
+  });
+  const fd = trySyscall('openat2', AT_FDCWD, Buffer.from('.\0'), how, how.length);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+/** What the supervised features need beyond the supervisor itself, and whether it is here. */
+function featureProbes(seccomp: SeccompProbe): KernelFeature[] {
+  const readable = (path: string) => {
+    try {
+      readFileSync(path);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  let vdso: VdsoFunctions | null = null;
+  try {
+    vdso = vdsoFunctions(process.pid);
+  } catch {
+    // No vDSO, or /proc/self unreadable: reported below.
+  }
+  const memWrite = seccomp.memWrite ?? { ok: false, detail: 'not tried' };
+  return [
+    {
+      name: 'SECCOMP_IOCTL_NOTIF_ADDFD',
+      ok: seccomp.addFd,
+      detail: 'virtual files: hostname, CPU count, meminfo, /dev/urandom, hidden /proc',
+      since: '5.9',
+      required: false,
+    },
+    {
+      name: 'openat2 with RESOLVE_*',
+      ok: probeOpenat2(),
+      detail: 'opens /proc on behalf of the sandbox',
+      since: '5.6',
+      required: false,
+    },
+    {
+      name: '/proc/PID/task/TID/children',
+      ok: existsSync(`/proc/self/task/${process.pid}/children`),
+      detail: "finds a sandbox's processes (else: every /proc/PID/stat is read)",
+      since: '3.5',
+      required: false,
+    },
+    {
+      name: 'vDSO clock functions (timeStart)',
+      ok: vdso?.clock === true,
+      since: '-',
+      required: false,
+      ...(vdso ? { detail: vdso.symbols.join(' ') } : {}),
+    },
+    {
+      name: 'vDSO writable through /proc/PID/mem (timeStart, randomSeed)',
+      ok: memWrite.ok,
+      since: '-',
+      required: false,
+      detail: memWrite.detail,
+    },
+    {
+      name: 'vDSO getrandom (randomSeed turns it off)',
+      ok: true,
+      since: '6.11',
+      required: false,
+      detail: vdso?.getrandom ? 'present' : 'absent',
+    },
+    {
+      name: '/proc/sys/kernel/ns_last_pid',
+      ok: readable('/proc/sys/kernel/ns_last_pid'),
+      detail: 'randomSeed: which fork made which process',
+      since: '3.3',
+      required: false,
+    },
+  ];
 }
 
 /** What this kernel offers of everything Sandlock uses. */
@@ -155,6 +285,7 @@ export async function checkKernel(): Promise<KernelCheck> {
       required: false,
     },
   );
+  features.push(...featureProbes(seccomp));
   return {
     arch,
     landlockAbi: landlock.abi,
