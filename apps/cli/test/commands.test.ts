@@ -35,8 +35,31 @@ describe('sandlock commands', () => {
       'pidfd_getfd',
       'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV',
       'seccomp notification sync wake-up',
+      'SECCOMP_IOCTL_NOTIF_ADDFD',
+      'openat2 with RESOLVE_*',
+      'vDSO clock functions (timeStart)',
+      'vDSO writable through /proc/PID/mem (timeStart, randomSeed)',
+      'vDSO getrandom (randomSeed turns it off)',
+      '/proc/sys/kernel/ns_last_pid',
     ]) {
       expect(names).toContain(name);
     }
+  });
+
+  it('check probes what the virtualization features need, on this kernel', () => {
+    const report = JSON.parse(sandlock(['check', '--json']).stdout);
+    const feature = (name: string) =>
+      report.features.find((entry: { name: string }) => entry.name === name);
+    // The development machine and CI run Linux 6.18 on x86_64: all of it is there.
+    expect(feature('SECCOMP_IOCTL_NOTIF_ADDFD').ok).toBe(true);
+    expect(feature('openat2 with RESOLVE_*').ok).toBe(true);
+    expect(feature('vDSO writable through /proc/PID/mem (timeStart, randomSeed)')).toMatchObject({
+      ok: true,
+      detail: 'writable',
+    });
+    expect(feature('vDSO clock functions (timeStart)').detail).toMatch(/clock_gettime/);
+    expect(feature('vDSO getrandom (randomSeed turns it off)').detail).toMatch(
+      /^(present|absent)$/,
+    );
   });
 });
