@@ -354,6 +354,18 @@ describe('with the other modules', () => {
   });
 });
 
+describe('what is not hidden (README)', () => {
+  it('stat and chdir of an outside pid are not intercepted; listing it is', async () => {
+    const result = await run(
+      supervisor,
+      [SH, '-c', 'test -d /proc/1 && echo exists; cd /proc/1 && echo entered; ls /proc/1'],
+      { policy, fsRead },
+    );
+    expect(result.stdout).toBe('exists\nentered\n');
+    expect(result.stderr).toMatch(/cannot open directory '\/proc\/1': No such file or directory/);
+  });
+});
+
 describe('sensitive host files', () => {
   it('are refused with EACCES', async () => {
     const lines = await python(`${ATTEMPT}

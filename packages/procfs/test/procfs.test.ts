@@ -142,6 +142,10 @@ print(os.read(fd2, 100).decode(), end='')
       { policy: readable },
     );
     expect(python).toBe('127.0.1.1\n');
+    const fqdn = ['/bin/hostname', '/usr/bin/hostname'].find((path) => existsSync(path));
+    if (fqdn !== undefined) {
+      expect(await output(supervisor, [fqdn, '-f'], { policy: readable })).toBe(`${NAME}\n`);
+    }
     const hosts = await output(supervisor, ['/bin/cat', '/etc/hosts'], { policy: readable });
     expect(hosts.endsWith(`127.0.1.1\t${NAME}\n`)).toBe(true);
     const real = hostname();
