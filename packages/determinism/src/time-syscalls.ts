@@ -12,6 +12,9 @@ export const TIME_SYSCALLS: readonly string[] = [
   'timerfd_settime',
   'timer_settime',
   'futex',
+  'futex_waitv',
+  'mq_timedsend',
+  'mq_timedreceive',
 ].filter((name) => hasSyscall(name));
 
 /**

@@ -220,6 +220,17 @@ function onFutex(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
   return shiftDeadlineAt(ctx, state, ctx.args[3] ?? 0n, CLOCK_REALTIME);
 }
 
+/** futex_waitv(waiters, nr, flags, timeout, clockid): absolute on `clockid`. */
+function onFutexWaitv(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
+  if (int32(ctx.args[4]) !== CLOCK_REALTIME) return CONTINUE;
+  return shiftDeadlineAt(ctx, state, ctx.args[3] ?? 0n, CLOCK_REALTIME);
+}
+
+/** mq_timedsend/mq_timedreceive(…, abs_timeout): always CLOCK_REALTIME (ipc/mqueue.c). */
+function onMqTimed(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
+  return shiftDeadlineAt(ctx, state, ctx.args[4] ?? 0n, CLOCK_REALTIME);
+}
+
 type TimeHandler = (ctx: HandlerContext<TimePolicy>, state: TimeSession) => Answer;
 
 const CALLS: Readonly<Record<string, TimeHandler>> = {
@@ -230,6 +241,9 @@ const CALLS: Readonly<Record<string, TimeHandler>> = {
   timerfd_settime: onTimerfdSettime,
   timer_settime: onTimerSettime,
   futex: onFutex,
+  futex_waitv: onFutexWaitv,
+  mq_timedsend: onMqTimed,
+  mq_timedreceive: onMqTimed,
 };
 
 /** Patch the image first if needed, then answer the call. */

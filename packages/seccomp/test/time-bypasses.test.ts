@@ -28,6 +28,9 @@ const TIME_SYSCALLS = [
   'timerfd_settime',
   'timer_settime',
   'futex',
+  'futex_waitv',
+  'mq_timedsend',
+  'mq_timedreceive',
 ];
 
 describe.each(['x86_64', 'aarch64'] as const)('time bypasses on %s', (arch: Arch) => {
@@ -108,6 +111,18 @@ describe.each(['x86_64', 'aarch64'] as const)('time bypasses on %s', (arch: Arch
     // The op is an int.
     expect(verdict('futex', [0x1000, 0x1_0000_0000n])).toBe(ALLOW);
     expect(verdict('futex', [0x1000, 0x1_0000_0000n | BigInt(9 | REALTIME)])).toBe(NOTIFY);
+  });
+
+  it('futex_waitv is notified only on CLOCK_REALTIME', () => {
+    expect(verdict('futex_waitv', [0x1000, 1, 0, 0x2000, 0])).toBe(NOTIFY);
+    expect(verdict('futex_waitv', [0x1000, 1, 0, 0x2000, 1])).toBe(ALLOW);
+    expect(verdict('futex_waitv', [0x1000, 1, 0, 0x2000, 0x1_0000_0000n])).toBe(NOTIFY);
+  });
+
+  it.each(['mq_timedsend', 'mq_timedreceive'])('%s is notified only with a timeout', (name) => {
+    expect(verdict(name, [3, 0x1000, 8, 0, 0x2000])).toBe(NOTIFY);
+    expect(verdict(name, [3, 0x1000, 8, 0, 0])).toBe(ALLOW);
+    expect(verdict(name, [3, 0x1000, 8, 0, 0x1_0000_0000n])).toBe(NOTIFY);
   });
 
   it('adds nothing for syscalls that are not notified', () => {

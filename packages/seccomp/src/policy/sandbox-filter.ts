@@ -180,7 +180,8 @@ function addNotifyBypasses(rules: RuleSetBuilder, notified: ReadonlySet<string>)
   if (notified.has('gettimeofday')) rules.add('gettimeofday', marked(2));
   if (notified.has('time')) rules.add('time', marked(1));
   // brk(0) only queries the break: ld.so and static glibc make that call first after exec, which
-  // is when the module patches the new image. Growing the heap is not its business.
+  // is when the module patches the new image. Growing the heap is not its business (a module
+  // that must see every brk would have to change this rule).
   notifyOnly('brk', { when: [argEquals(0, 64, 0)], action: notify });
   // Relative sleeps and timers do not depend on the wall clock; absolute ones are shifted back.
   // clock_nanosleep(clockid_t, int flags, ...), timerfd_settime(int, int flags, ...),
@@ -208,6 +209,14 @@ function addNotifyBypasses(rules: RuleSetBuilder, notified: ReadonlySet<string>)
     ],
     action: notify,
   });
+  // futex_waitv(waiters, nr_futexes, flags, timeout, clockid_t clockid) (kernel/futex/syscalls.c):
+  // the timeout is absolute on CLOCK_MONOTONIC or CLOCK_REALTIME.
+  notifyOnly('futex_waitv', { when: [argEquals(4, 32, CLOCK_REALTIME)], action: notify });
+  // mq_timedsend/mq_timedreceive(..., const struct timespec *abs_timeout): always realtime
+  // (ipc/mqueue.c); without a timeout they do not look at the clock.
+  for (const name of ['mq_timedsend', 'mq_timedreceive']) {
+    if (notified.has(name)) rules.add(name, { when: [argEquals(4, 64, 0)], action: allow });
+  }
 }
 
 /**
