@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { Supervisor } from '@sandlock/dispatch';
 import { hostArch } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TIME_MODULE } from '../src/index.js';
+import { RANDOM_MODULE, TIME_MODULE } from '../src/index.js';
 import { parseVdsoSymbols, vdsoImageSize } from '../src/vdso-elf.js';
 import { vdsoBase } from '../src/vdso-patch.js';
 import { trampolineCode } from '../src/vdso-trampolines.js';
@@ -241,6 +241,30 @@ print("parent", int(time.time()))'; /bin/sh -c 'date +%s'`,
     expectVirtualNow(Number(child?.split(' ')[1]));
     expectVirtualNow(Number(parent?.split(' ')[1]));
     expectVirtualNow(Number(lines.at(-1)));
+  });
+
+  it('an exec from a second thread and a posix_spawn (vfork) child are shifted', async () => {
+    // After a non-leader thread's execve the process continues under the leader's pid, not
+    // the caller's tid; posix_spawn runs the child on the parent's memory until it execs.
+    const out = await ok(
+      py(
+        'import os, threading, sys',
+        'pid = os.posix_spawn("/bin/date", ["date", "+spawn %s"], {})',
+        'os.waitpid(pid, 0)',
+        'sys.stdout.flush()',
+        'threading.Thread(target=lambda: os.execv("/bin/date", ["date", "+thread %s"])).start()',
+        'threading.Event().wait(10)',
+      ),
+    );
+    const seconds = (label: string) =>
+      Number(
+        out
+          .split('\n')
+          .find((line) => line.startsWith(label))
+          ?.split(' ')[1],
+      );
+    expectVirtualNow(seconds('spawn'));
+    expectVirtualNow(seconds('thread'));
   });
 
   it('a JVM', async (context) => {
@@ -515,5 +539,25 @@ describe.runIf(x86)('randomSeed alone', () => {
     const out = await ok(readBytes({ getrandom: getrandom!.offset }, 8));
     const pristine = image.subarray(getrandom!.offset, getrandom!.offset + 8).toString('hex');
     expect(out).toBe(`getrandom ${pristine}\n`);
+  });
+});
+
+describe.runIf(x86)('with the random module', () => {
+  it('both policies at once: shifted time, seeded bytes', async () => {
+    const both = await Supervisor.start({
+      modules: [{ module: TIME_MODULE }, { module: RANDOM_MODULE }],
+    });
+    try {
+      const argv = py('import os, time', 'print(int(time.time()), os.urandom(8).hex())');
+      const options = { policy: { timeStart: START_MS, randomSeed: 3n }, env: timed.env };
+      const first = await run(both, argv, options);
+      const second = await run(both, argv, options);
+      expect(first.code, first.stderr).toBe(0);
+      const [seconds, bytes] = first.stdout.trim().split(' ');
+      expectVirtualNow(Number(seconds));
+      expect(second.stdout.trim().split(' ')[1]).toBe(bytes);
+    } finally {
+      await both.close();
+    }
   });
 });
