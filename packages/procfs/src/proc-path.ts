@@ -120,14 +120,16 @@ const looks = new Map<string, { readonly look: Look; readonly at: number }>();
 
 /**
  * What is at `path` (not following a final symlink): nothing, a symlink and
- * its target, or anything else. Remembered for a second when `stable`: the
- * sandbox cannot write the directory (system directories: /lib → usr/lib on
- * merged-/usr systems is looked up once a second, not at every open).
+ * its target, or anything else. Remembered for a second when `stable` (a
+ * sandbox's key: it cannot write the directory; system directories: /lib →
+ * usr/lib on merged-/usr systems is looked up once a second, not at every
+ * open). Per sandbox: another sandbox may write where this one cannot.
  */
-function look(path: string, stable: boolean): Look {
+function look(path: string, stable: string | null): Look {
   const now = Date.now();
-  if (stable) {
-    const known = looks.get(path);
+  const key = stable === null ? '' : `${stable}\0${path}`;
+  if (stable !== null) {
+    const known = looks.get(key);
     if (known !== undefined && now - known.at < LOOK_TTL_MS) return known.look;
   }
   let result: Look;
@@ -139,9 +141,9 @@ function look(path: string, stable: boolean): Look {
   } catch {
     result = 'missing'; // ENOTDIR, EACCES, replaced meanwhile: the kernel fails the open as well
   }
-  if (stable) {
+  if (stable !== null) {
     if (looks.size >= MAX_LOOKS) looks.clear();
-    looks.set(path, { look: result, at: now });
+    looks.set(key, { look: result, at: now });
   }
   return result;
 }
@@ -171,6 +173,8 @@ export function resolveForCaller(
     floor: number;
     /** Whether the entries of a directory (components) may be remembered: the sandbox cannot change them. */
     stable: (directory: readonly string[]) => boolean;
+    /** Names the sandbox in the remembered entries. */
+    cacheKey: string;
   },
 ): Resolved {
   const done = [...start];
@@ -224,7 +228,7 @@ export function resolveForCaller(
     }
     if (target === null) {
       const candidate = `/${[...done, name].join('/')}`;
-      const seen = look(candidate, options.stable(done));
+      const seen = look(candidate, options.stable(done) ? options.cacheKey : null);
       if (seen === 'missing' || seen === 'other') {
         done.push(name);
         if (seen === 'missing') {

@@ -90,6 +90,8 @@ const WRITING = O.O_WRONLY | O.O_RDWR | O.O_CREAT | O.O_TRUNC | O.O_APPEND | 0o2
 const ON_BEHALF =
   O.O_NONBLOCK | O.O_DIRECTORY | O.O_NOFOLLOW | O.O_PATH | O.O_CLOEXEC | 0o400; /* O_NOCTTY */
 const OPEN_HOW_SIZE_VER0 = 24n;
+/** Marks an openat2 whose struct open_how is larger than ours (not a RESOLVE_* bit). */
+const EXTENDED = 0x4000_0000;
 const RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
 const ELOOP = 40;
 const EXDEV = 18;
@@ -180,7 +182,7 @@ interface OpenCall {
   readonly path: string;
   readonly dirfd: number;
   readonly flags: number;
-  /** openat2's RESOLVE_* flags (0 for open and openat). */
+  /** openat2's RESOLVE_* flags (0 for open and openat), and EXTENDED. */
   readonly resolve: number;
 }
 
@@ -193,7 +195,11 @@ function readOpenCall(ctx: HandlerContext): OpenCall | null {
       path: ctx.readPath(),
       dirfd,
       flags: Number(copy.readBigUInt64LE(0) & 0xffffffffn),
-      resolve: Number(copy.readBigUInt64LE(16) & 0xffffffffn),
+      // A larger struct (a later kernel's fields, or E2BIG for non-zero
+      // ones, openat2(2)): the kernel's to judge, as restrictions of its own.
+      resolve:
+        Number(copy.readBigUInt64LE(16) & 0xffffffffn) |
+        (BigInt(size) > OPEN_HOW_SIZE_VER0 ? EXTENDED : 0),
     };
   }
   const dirfd = ctx.syscall === 'open' ? -100 : ctx.argsOf('openat').dirfd;
@@ -265,6 +271,7 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
     noFollow: (call.flags & O.O_NOFOLLOW) !== 0,
     floor: inRoot ? start.length : 0,
     stable: (directory) => !writable(ctx.session.policy, directory),
+    cacheKey: String(ctx.session.id),
   });
   // The caller's memory and /proc files were read: is it still the caller?
   if (!ctx.valid()) return CONTINUE;
