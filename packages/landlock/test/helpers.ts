@@ -1,32 +1,7 @@
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { launch, resolveExecutable } from '@sandlock/sys';
+import { collect, type Finished, SYSTEM_DIRS } from '../../../tools/test-support/index.js';
 import { type LandlockRuleset, type RulesetBuilder, restrictSelfSteps } from '../src/index.js';
-
-export interface Finished {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function collect(child: ChildProcess): Promise<Finished> {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
-  child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) =>
-      resolve({
-        code,
-        signal,
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString(),
-      }),
-    );
-  });
-}
 
 export const ENV = { PATH: '/usr/bin:/bin', LANG: 'C' };
 
@@ -49,10 +24,7 @@ export async function runSandboxed(
   return finished;
 }
 
-/** The system directories programs need, as far as they exist here. */
-export const SYSTEM_DIRS = ['/usr', '/lib', '/lib64', '/bin', '/etc'].filter((dir) =>
-  existsSync(dir),
-);
+export { type Finished, SYSTEM_DIRS };
 
 /** A builder that lets programs from the system directories run. */
 export function withSystem(builder: RulesetBuilder): RulesetBuilder {

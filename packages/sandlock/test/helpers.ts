@@ -1,10 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { eventually, SYSTEM_DIRS } from '../../../tools/test-support/index.js';
 import { Sandbox } from '../src/index.js';
 
 /** The system directories a dynamically linked program needs, where they exist. */
-export const SYSTEM_READ = ['/usr', '/lib', '/lib64', '/bin', '/etc'].filter((path) =>
-  existsSync(path),
-);
+export const SYSTEM_READ = SYSTEM_DIRS;
 
 /** A builder that can already run /bin/sh and coreutils. */
 export function systemBuilder() {
@@ -27,12 +26,4 @@ export function processState(pid: number): string {
   return stat.slice(stat.lastIndexOf(')') + 2)[0]!;
 }
 
-/** Polls `condition` every 10 ms for up to `ms`; resolves with its last value. */
-export async function eventually(condition: () => boolean, ms = 2000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return true;
-}
+export { eventually };

@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { collect } from '../../../tools/test-support/index.js';
 import {
   AUDIT_ARCH,
   close,
@@ -20,7 +21,7 @@ import {
   SECCOMP_RET_USER_NOTIF,
   syscallNumber,
 } from '../src/index.js';
-import { collect, launchAndWait } from './helpers.js';
+import { launchAndWait } from './helpers.js';
 
 const arch = hostArch();
 const ENV = { PATH: '/usr/bin:/bin' };

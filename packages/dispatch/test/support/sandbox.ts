@@ -1,34 +1,14 @@
-import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { landlockRuleset } from '@sandlock/landlock';
 import { compileSandboxFilter, seccompFilterStep } from '@sandlock/seccomp';
 import { close, type Launched, type LaunchStep, launch, type StdioEntry } from '@sandlock/sys';
+import {
+  collect,
+  eventually,
+  type Finished,
+  PYTHON,
+  running,
+} from '../../../../tools/test-support/index.js';
 import type { Session, Supervisor } from '../../src/index.js';
-
-export interface Finished {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function collect(child: ChildProcess): Promise<Finished> {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
-  child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) =>
-      resolve({
-        code,
-        signal,
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString(),
-      }),
-    );
-  });
-}
 
 export interface SuperviseOptions {
   /** Default: what the supervisor's modules need for `policy`. */
@@ -107,27 +87,7 @@ export async function supervise(
   return { launched, session, finished };
 }
 
-/** Whether a process exists and is not a zombie. */
-export function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** Polls `condition` every 10 ms for up to `ms`. */
-export async function eventually(condition: () => boolean, ms = 2000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return true;
-}
-
-export const PYTHON = '/usr/bin/python3';
+export { eventually, PYTHON, running };
 
 /** A URL for a test module in test/support/modules. */
 export function testModule(name: string): URL {

@@ -1,0 +1,60 @@
+// What the packages' kernel tests share: collecting a child's output,
+// polling for a condition, and the system paths a program needs. Tests import
+// it by relative path (it is not a package and is never built).
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+
+export interface Finished<Output = string> {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Output;
+  stderr: Output;
+}
+
+/** Collects a child's stdout and stderr as bytes; resolves when it has closed them and exited. */
+export function collectBytes(child: ChildProcess): Promise<Finished<Buffer>> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
+  child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) =>
+      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err) }),
+    );
+  });
+}
+
+/** {@link collectBytes}, as UTF-8 text. */
+export async function collect(child: ChildProcess): Promise<Finished> {
+  const finished = await collectBytes(child);
+  return { ...finished, stdout: finished.stdout.toString(), stderr: finished.stderr.toString() };
+}
+
+/** Polls `condition` every 10 ms for up to `ms`; false if it never held. */
+export async function eventually(condition: () => boolean, ms = 2000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return true;
+}
+
+/** Whether a process exists and is not a zombie. */
+export function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** The system directories a dynamically linked program needs, where they exist. */
+export const SYSTEM_DIRS: readonly string[] = ['/usr', '/lib', '/lib64', '/bin', '/etc'].filter(
+  (path) => existsSync(path),
+);
+
+/** The system's Python (not a version manager's shim, which reads the home directory). */
+export const PYTHON = '/usr/bin/python3';

@@ -1,0 +1,56 @@
+// Starting a program confined exactly as sandlock confines it, supervised by
+// a given Supervisor with a given session policy: for the tests of handler
+// modules below the `sandlock` package (which cannot depend on it).
+import type { Supervisor } from '@sandlock/dispatch';
+import { close, launch, type StdioEntry } from '@sandlock/sys';
+import { parsePolicy, prepareConfinement } from '../../packages/sandlock/src/index.js';
+import { collect, type Finished, SYSTEM_DIRS } from './index.js';
+
+export interface SupervisedRun {
+  /** Paths the sandbox may read (Landlock); default SYSTEM_DIRS, /proc, /sys and /dev/null. */
+  fsRead?: readonly string[];
+  /** Paths it may write. */
+  fsWrite?: readonly string[];
+  /** The session policy the modules read. */
+  policy: unknown;
+  env?: Readonly<Record<string, string>>;
+  stdio?: readonly [StdioEntry, StdioEntry, StdioEntry];
+}
+
+/** Runs `argv` confined and supervised to its end; resolves with its output. */
+export async function runSupervised(
+  supervisor: Supervisor,
+  argv: readonly string[],
+  options: SupervisedRun,
+): Promise<Finished> {
+  const notify = supervisor.notifiedSyscalls({ policy: options.policy });
+  const fsRead = options.fsRead ?? [...SYSTEM_DIRS, '/proc', '/sys', '/dev/null'];
+  const confinement = prepareConfinement(parsePolicy({ fsRead, fsWrite: options.fsWrite ?? [] }), {
+    notify,
+  });
+  let launched: ReturnType<typeof launch>;
+  try {
+    launched = launch({
+      path: argv[0]!,
+      argv,
+      env: options.env ?? { PATH: '/usr/bin:/bin', LANG: 'C' },
+      steps: confinement.steps,
+      stdio: options.stdio ?? ['ignore', 'pipe', 'pipe'],
+      handshake: true,
+    });
+  } finally {
+    for (const fd of confinement.fds) close(fd);
+  }
+  const finished = collect(launched.child);
+  const report = await launched.ready;
+  if (confinement.listener) {
+    supervisor.attach(launched.takeListener(), {
+      reaperPid: launched.pid,
+      programPid: report.pid,
+      policy: options.policy,
+      notified: notify,
+    });
+  }
+  await launched.release();
+  return finished;
+}
