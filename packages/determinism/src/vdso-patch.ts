@@ -6,7 +6,9 @@
 // process a private, patched copy of the page, as a debugger's breakpoint does.
 // process_vm_writev(2) does not force and fails with EFAULT on such a page.
 // A fork shares or copies that private page (the child inherits the patch);
-// an exec maps a fresh vDSO, which must be patched again.
+// an exec maps a fresh vDSO, which must be patched again. On aarch64 the
+// kernel keeps the instruction cache coherent for such writes
+// (copy_to_user_page() in arch/arm64/mm/flush.c syncs executable pages).
 
 import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import type { Arch } from '@sandlock/sys';
