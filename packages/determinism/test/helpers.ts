@@ -1,11 +1,10 @@
 // Shared by the random and time tests: start a program confined as sandlock
 // confines it and supervised by a Supervisor whose modules read `policy`.
-import { existsSync } from 'node:fs';
 import type { Supervisor } from '@sandlock/dispatch';
-import { close, launch } from '@sandlock/sys';
-// Imported by path, not by package name: `sandlock` will depend on this
-// package, and a dependency back would be a cycle.
-import { parsePolicy, prepareConfinement } from '../../sandlock/src/index.js';
+import { type Finished, PYTHON, SYSTEM_DIRS } from '../../../tools/test-support/index.js';
+import { runSupervised, type SupervisedRun } from '../../../tools/test-support/supervised.js';
+
+export { type Finished, PYTHON };
 
 /** The policy fields the determinism modules read (the lead adds them to sandlock's Policy). */
 export interface DeterminismPolicy {
@@ -14,9 +13,7 @@ export interface DeterminismPolicy {
 }
 
 /** The system directories a dynamically linked program needs, where they exist. */
-export const SYSTEM_READ = ['/usr', '/lib', '/lib64', '/bin', '/etc'].filter((path) =>
-  existsSync(path),
-);
+export const SYSTEM_READ = SYSTEM_DIRS;
 
 /** Readable by default: the system, /proc, /sys and the character devices programs open. */
 export const DEFAULT_READ = [
@@ -29,77 +26,23 @@ export const DEFAULT_READ = [
   '/dev/random',
 ];
 
-export interface Finished {
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-}
-
-export interface RunOptions {
+export interface RunOptions extends Omit<SupervisedRun, 'policy' | 'fsRead'> {
   /** Paths the sandbox may read (Landlock); default DEFAULT_READ. */
   fsRead?: readonly string[];
-  /** Paths the sandbox may write (Landlock); default none. */
-  fsWrite?: readonly string[];
   /** The session policy the modules read. */
   policy: DeterminismPolicy;
-  /** The environment; default PATH and LANG only. */
-  env?: Record<string, string>;
 }
 
 /**
- * Runs `argv` confined as sandlock confines it (Landlock, the sandbox's
- * seccomp filter with a listener), supervised by `supervisor` with the
- * session `policy`; the lead's wiring will make this
- * `Sandbox.builder().randomSeed(…).timeStart(…)`.
+ * Runs `argv` confined as sandlock confines it, supervised by `supervisor`
+ * with the session `policy` (the CLI tests run the same through `sandlock run`).
  */
-export async function run(
+export function run(
   supervisor: Supervisor,
   argv: readonly string[],
   options: RunOptions,
 ): Promise<Finished> {
-  const notify = supervisor.notifiedSyscalls({ policy: options.policy });
-  const fsRead = options.fsRead ?? DEFAULT_READ;
-  const confinement = prepareConfinement(parsePolicy({ fsRead, fsWrite: options.fsWrite ?? [] }), {
-    notify,
-  });
-  let launched: ReturnType<typeof launch>;
-  try {
-    launched = launch({
-      path: argv[0]!,
-      argv,
-      env: options.env ?? { PATH: '/usr/bin:/bin', LANG: 'C' },
-      steps: confinement.steps,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      handshake: true,
-    });
-  } finally {
-    for (const fd of confinement.fds) close(fd);
-  }
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  launched.child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
-  launched.child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
-  const finished = new Promise<Finished>((resolve) =>
-    launched.child.on('close', (code, signal) =>
-      resolve({
-        code,
-        signal,
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString(),
-      }),
-    ),
-  );
-  const report = await launched.ready;
-  if (confinement.listener) {
-    supervisor.attach(launched.takeListener(), {
-      reaperPid: launched.pid,
-      programPid: report.pid,
-      policy: options.policy,
-    });
-  }
-  await launched.release();
-  return finished;
+  return runSupervised(supervisor, argv, { ...options, fsRead: options.fsRead ?? DEFAULT_READ });
 }
 
 /** Runs and expects exit 0; returns stdout. */
@@ -114,5 +57,3 @@ export async function output(
   }
   return result.stdout;
 }
-
-export const PYTHON = '/usr/bin/python3';
