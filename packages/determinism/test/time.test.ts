@@ -223,6 +223,50 @@ describe.runIf(x86)('wall clock through the vDSO', () => {
     });
   });
 
+  describe('a static glibc program', () => {
+    let dir: string | undefined;
+    let skip: string | undefined;
+    beforeAll(() => {
+      if (!existsSync('/usr/bin/gcc')) {
+        skip = 'gcc is not installed';
+        return;
+      }
+      dir = mkdtempSync(join(tmpdir(), 'sandlock-time-static-'));
+      writeFileSync(
+        join(dir, 'now.c'),
+        [
+          '#include <stdio.h>',
+          '#include <sys/time.h>',
+          '#include <time.h>',
+          'int main(void) {',
+          '  struct timespec ts; struct timeval tv;',
+          '  clock_gettime(CLOCK_REALTIME, &ts); gettimeofday(&tv, NULL);',
+          '  printf("%ld %ld %ld\\n", (long)ts.tv_sec, (long)tv.tv_sec, (long)time(NULL));',
+          '  return 0;',
+          '}',
+          '',
+        ].join('\n'),
+      );
+      const build = spawnSync('/usr/bin/gcc', ['-static', '-O1', '-o', 'now', 'now.c'], {
+        cwd: dir,
+        encoding: 'utf8',
+      });
+      if (build.status !== 0) skip = `gcc -static failed (no libc.a?): ${build.stderr}`;
+    });
+    afterAll(() => {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('reads 2000 through the vDSO (patched at its first brk(0))', async (context) => {
+      if (skip) {
+        console.warn(`time: skipping the static glibc test: ${skip}`);
+        context.skip();
+      }
+      const out = await ok([join(dir!, 'now')], timed, [...DEFAULT_READ, dir!]);
+      for (const value of numbers(out)) expectVirtualNow(value);
+    });
+  });
+
   it('a forked child and an exec’d grandchild are shifted', async () => {
     const out = await ok([
       '/bin/bash',
