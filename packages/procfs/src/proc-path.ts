@@ -9,8 +9,8 @@ const O = openFlags(hostArch());
 const buffer = Buffer.alloc(4096);
 
 /** The text of a small /proc file (one read), or null when it cannot be read (the process is gone). */
-export function readProcFile(path: string): string | null {
-  const fd = trySyscall('openat', AT_FDCWD, Buffer.from(`${path}\0`), O.O_RDONLY | O.O_CLOEXEC, 0);
+export function readProcFile(path: string, dirfd = AT_FDCWD): string | null {
+  const fd = trySyscall('openat', dirfd, Buffer.from(`${path}\0`), O.O_RDONLY | O.O_CLOEXEC, 0);
   if (fd < 0) return null;
   try {
     const length = trySyscall('read', fd, buffer, buffer.length);
@@ -27,7 +27,11 @@ export function readProcFile(path: string): string | null {
  * gives CLONE_THREAD children the creator's real_parent). Null: no such pid.
  */
 export function parentOf(pid: number): number | null {
-  const stat = readProcFile(`/proc/${pid}/stat`);
+  return parentIn(readProcFile(`/proc/${pid}/stat`));
+}
+
+/** Field 4 of a /proc/<pid>/stat text, or null. */
+export function parentIn(stat: string | null): number | null {
   if (stat === null) return null;
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 2);
   const ppid = Number(fields[1]);
@@ -169,6 +173,8 @@ export function resolveForCaller(
   options: {
     caller: Caller;
     reaper: number;
+    /** Whether a pid (not the caller's own) is the sandbox's. */
+    member: (pid: number) => boolean;
     noFollow: boolean;
     floor: number;
     /** Whether the entries of a directory (components) may be remembered: the sandbox cannot change them. */
@@ -198,9 +204,7 @@ export function resolveForCaller(
         // The caller itself is a sandbox process (its calls are notified):
         // no need to walk from its own thread or thread group.
         const own = pid === options.caller.tid || pid === options.caller.knownTgid();
-        if (!(own && pid !== options.reaper) && insideSandbox(pid, options.reaper) !== true) {
-          return { kind: 'hidden' };
-        }
+        if (!(own && pid !== options.reaper) && !options.member(pid)) return { kind: 'hidden' };
         done.push(name);
         continue;
       }

@@ -44,6 +44,7 @@ import {
   type Caller,
   components,
   insideSandbox,
+  parentIn,
   type Resolved,
   readProcFile,
   resolveForCaller,
@@ -93,6 +94,10 @@ const OPEN_HOW_SIZE_VER0 = 24n;
 /** Marks an openat2 whose struct open_how is larger than ours (not a RESOLVE_* bit). */
 const EXTENDED = 0x4000_0000;
 const RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+const PIN_HOW = encodeOpenHow({
+  flags: BigInt(O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC),
+  resolve: BigInt(RESOLVE),
+});
 const ELOOP = 40;
 const EXDEV = 18;
 /**
@@ -265,18 +270,65 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
     knownTgid: () => (status === undefined ? null : (status?.tgid ?? null)),
   };
   const start = components(base);
-  const resolved = resolveForCaller(start, call.path, {
-    caller,
-    reaper: ctx.session.reaperPid,
-    noFollow: (call.flags & O.O_NOFOLLOW) !== 0,
-    floor: inRoot ? start.length : 0,
-    stable: (directory) => !writable(ctx.session.policy, directory),
-    cacheKey: String(ctx.session.id),
-  });
-  // The caller's memory and /proc files were read: is it still the caller?
-  if (!ctx.valid()) return CONTINUE;
-  const trailingSlash = /\/\.?$/.test(call.path);
-  return decide(ctx, call, resolved, trailingSlash, state, callerCredentials);
+  const pin = new Pin(state.procFd, ctx.session.reaperPid);
+  try {
+    const resolved = resolveForCaller(start, call.path, {
+      caller,
+      member: (pid) => pin.member(pid),
+      reaper: ctx.session.reaperPid,
+      noFollow: (call.flags & O.O_NOFOLLOW) !== 0,
+      floor: inRoot ? start.length : 0,
+      stable: (directory) => !writable(ctx.session.policy, directory),
+      cacheKey: String(ctx.session.id),
+    });
+    // The caller's memory and /proc files were read: is it still the caller?
+    if (!ctx.valid()) return CONTINUE;
+    const trailingSlash = /\/\.?$/.test(call.path);
+    return decide(ctx, call, resolved, trailingSlash, state, callerCredentials, pin);
+  } finally {
+    pin.release();
+  }
+}
+
+/**
+ * A /proc/<pid> directory opened (O_PATH) when the walk enters it, and its
+ * membership read through that descriptor: the on-behalf open then goes on
+ * from it, so a pid reused meanwhile by an outside process is not the one
+ * opened (a /proc/<pid> descriptor keeps naming its process; lookups
+ * beneath it fail once that process is gone, proc(5)).
+ */
+class Pin {
+  pid = -1;
+  fd = -1;
+
+  constructor(
+    private readonly procFd: number,
+    private readonly reaper: number,
+  ) {}
+
+  /** Whether a pid is the sandbox's; if so, it stays pinned (the previous pin is let go). */
+  member(pid: number): boolean {
+    this.release();
+    if (pid === this.reaper) return false;
+    const fd = trySyscall('openat2', this.procFd, Buffer.from(`${pid}\0`), PIN_HOW, PIN_HOW.length);
+    if (fd < 0) return false;
+    const parent = parentIn(readProcFile('stat', fd));
+    const inside =
+      parent !== null && (parent === this.reaper || insideSandbox(parent, this.reaper) === true);
+    if (!inside) {
+      close(fd);
+      return false;
+    }
+    this.pid = pid;
+    this.fd = fd;
+    return true;
+  }
+
+  release(): void {
+    if (this.fd >= 0) close(this.fd);
+    this.fd = -1;
+    this.pid = -1;
+  }
 }
 
 function decide(
@@ -286,6 +338,7 @@ function decide(
   trailingSlash: boolean,
   state: Worker,
   callerCredentials: () => Credentials | null,
+  pin: Pin,
 ): PlainAnswer {
   if (resolved.kind === 'hidden') return errnoAnswer('ENOENT');
   if (resolved.kind === 'loop') return errnoAnswer('ELOOP');
@@ -323,9 +376,13 @@ function decide(
     (call.flags & ON_BEHALF) |
     O.O_CLOEXEC |
     (trailingSlash && path !== '/proc' ? O.O_DIRECTORY : 0);
-  const relative = parts.length === 1 ? '.' : parts.slice(1).join('/');
+  // From the pinned /proc/<pid> when the path is beneath the pid it pinned.
+  const pinned = pin.fd >= 0 && parts[1] === String(pin.pid);
+  const rest = pinned ? parts.slice(2) : parts.slice(1);
+  const relative = rest.length === 0 ? '.' : rest.join('/');
   const how = encodeOpenHow({ flags: BigInt(flags), resolve: BigInt(RESOLVE) });
-  const fd = trySyscall('openat2', state.procFd, Buffer.from(`${relative}\0`), how, how.length);
+  const from = pinned ? pin.fd : state.procFd;
+  const fd = trySyscall('openat2', from, Buffer.from(`${relative}\0`), how, how.length);
   // ELOOP: a magic link after all; EXDEV: another mount beneath /proc
   // (binfmt_misc): the kernel opens it, Landlock checks.
   if (fd === -ELOOP || fd === -EXDEV) return CONTINUE;
