@@ -3,10 +3,9 @@ import { existsSync } from 'node:fs';
 import { Supervisor } from '@sandlock/dispatch';
 import { close, descendantsOf, launch } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collect, type Finished, PYTHON } from '../../../tools/test-support/index.js';
 import { PROCESS_LIMIT_MODULE, PROCESS_LIMIT_SYSCALLS } from '../src/index.js';
 import { parsePolicy, prepareConfinement, SYSTEM_READ } from './helpers.js';
-
-const PYTHON = '/usr/bin/python3';
 
 let supervisor: Supervisor;
 beforeAll(async () => {
@@ -17,7 +16,7 @@ afterAll(() => supervisor?.close());
 interface Limited {
   child: ChildProcess;
   reaperPid: number;
-  finished: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>;
+  finished: Promise<Finished>;
 }
 
 /**
@@ -44,20 +43,7 @@ async function limited(argv: string[], maxProcesses: number): Promise<Limited> {
   } finally {
     for (const fd of confinement.fds) close(fd);
   }
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  launched.child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
-  launched.child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
-  const finished = new Promise<Awaited<Limited['finished']>>((resolve) =>
-    launched.child.on('close', (code, signal) =>
-      resolve({
-        code,
-        signal,
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString(),
-      }),
-    ),
-  );
+  const finished = collect(launched.child);
   const report = await launched.ready;
   supervisor.attach(launched.takeListener(), {
     reaperPid: launched.pid,
