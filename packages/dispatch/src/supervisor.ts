@@ -84,14 +84,12 @@ export interface AttachOptions extends SandboxContext {
   notified?: readonly string[];
 }
 
-/** A sandbox started inside a supervised one, whose policy that sandbox's supervisor takes on. */
-export interface DelegateOptions extends SandboxContext {
-  /** The inner sandbox's reaper: a process of the outer sandbox. */
-  reaperPid: number;
-  programPid?: number;
-  trackProcesses?: boolean;
-  onKill?: (reason: string) => void;
-}
+/**
+ * A sandbox started inside a supervised one, whose policy that sandbox's
+ * supervisor takes on: its reaper is a process of the outer sandbox; what its
+ * filter notifies is the outer sandbox's.
+ */
+export type DelegateOptions = Omit<AttachOptions, 'notified'>;
 
 /** A delegated policy needs calls the outer sandbox's filter does not notify. */
 export class DelegationError extends Error {
