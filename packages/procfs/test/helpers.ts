@@ -21,6 +21,8 @@ export interface Finished {
 export interface RunOptions {
   /** Paths the sandbox may read (Landlock); default SYSTEM_READ and /proc, /sys. */
   fsRead?: readonly string[];
+  /** Paths cut out of fsRead (Landlock); default none. */
+  fsDeny?: readonly string[];
   /** The session policy the modules read. */
   policy: ProcfsPolicy;
 }
@@ -38,7 +40,9 @@ export async function run(
 ): Promise<Finished> {
   const notify = supervisor.notifiedSyscalls({ policy: options.policy });
   const fsRead = options.fsRead ?? [...SYSTEM_READ, '/proc', '/sys', '/dev/null'];
-  const confinement = prepareConfinement(parsePolicy({ fsRead }), { notify });
+  const confinement = prepareConfinement(parsePolicy({ fsRead, fsDeny: options.fsDeny ?? [] }), {
+    notify,
+  });
   let launched: ReturnType<typeof launch>;
   try {
     launched = launch({

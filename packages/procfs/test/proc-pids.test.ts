@@ -320,6 +320,24 @@ print(sorted(os.listdir('/proc/self/fd')) == sorted(os.listdir(f'/proc/{os.getpi
   });
 });
 
+describe('an fsDeny beneath /proc', () => {
+  it('is honoured, and on-behalf opens serve what Landlock’s carving leaves out', async () => {
+    // Landlock cuts /proc/sys out by allowing /proc's other entries one by
+    // one, as they are when the sandbox starts: the sandbox's own pid
+    // directories come later and are not among them. The module opens
+    // /proc/self/… on behalf, so they work; /proc/sys it leaves to Landlock.
+    const fsDeny = ['/proc/sys'];
+    const result = await run(
+      supervisor,
+      [SH, '-c', 'grep ^Name: /proc/self/status; cat /proc/sys/kernel/ostype; cat /proc/1/status'],
+      { policy: { fsRead, fsDeny }, fsRead, fsDeny },
+    );
+    expect(result.stdout).toBe('Name:\tgrep\n');
+    expect(result.stderr).toMatch(/\/proc\/sys\/kernel\/ostype: Permission denied/);
+    expect(result.stderr).toMatch(/\/proc\/1\/status: No such file or directory/);
+  });
+});
+
 describe('what still works', () => {
   it('/dev/fd/N and process substitution', async () => {
     expect(await output(supervisor, [BASH, '-c', 'cat <(echo hi)'], { policy, fsRead })).toBe(
