@@ -3,7 +3,7 @@
 // *caller* sees it (its /proc/self, not the supervisor's). Worker thread
 // only; no side effects at import.
 import { lstatSync, readlinkSync } from 'node:fs';
-import { AT_FDCWD, close, hostArch, openFlags, trySyscall } from '@sandlock/sys';
+import { AT_FDCWD, close, hostArch, ioctlBuffer, openFlags, trySyscall } from '@sandlock/sys';
 
 const O = openFlags(hostArch());
 const buffer = Buffer.alloc(4096);
@@ -27,7 +27,46 @@ export function readProcFile(path: string, dirfd = AT_FDCWD): string | null {
  * gives CLONE_THREAD children the creator's real_parent). Null: no such pid.
  */
 export function parentOf(pid: number): number | null {
-  return parentIn(readProcFile(`/proc/${pid}/stat`));
+  const fast = parentByPidfd(pid);
+  return fast !== undefined ? fast : parentIn(readProcFile(`/proc/${pid}/stat`));
+}
+
+/** pidfd_open(2): a pidfd for any thread (Linux 6.9+). */
+const PIDFD_THREAD = 0o200;
+/**
+ * PIDFD_GET_INFO (Linux 6.13+, include/uapi/linux/pidfd.h): _IOWR(0xFF, 11,
+ * struct pidfd_info), whose first 64 bytes (PIDFD_INFO_SIZE_VER0) hold mask
+ * (u64), cgroupid (u64), pid, tgid, ppid (u32 at 16, 20, 24)… The parent
+ * comes without procfs building a whole stat line (~3 µs against ~11).
+ */
+const PIDFD_GET_INFO = 0xc040ff0b;
+const PIDFD_INFO_PID = 1n;
+const ESRCH = 3;
+const info = Buffer.alloc(64);
+let pidfdInfoWorks = true;
+
+/** The parent through a pidfd; null: no such pid; undefined: not on this kernel. */
+function parentByPidfd(pid: number): number | null | undefined {
+  if (!pidfdInfoWorks) return undefined;
+  const fd = trySyscall('pidfd_open', pid, PIDFD_THREAD);
+  if (fd === -ESRCH) return null;
+  if (fd < 0) {
+    pidfdInfoWorks = false; // EINVAL: no PIDFD_THREAD before 6.9
+    return undefined;
+  }
+  try {
+    info.fill(0);
+    info.writeBigUInt64LE(PIDFD_INFO_PID, 0);
+    const result = ioctlBuffer(fd, PIDFD_GET_INFO, info);
+    if (result === -ESRCH) return null; // reaped meanwhile
+    if (result < 0) {
+      pidfdInfoWorks = false; // ENOTTY: no PIDFD_GET_INFO before 6.13
+      return undefined;
+    }
+    return info.readUInt32LE(24);
+  } finally {
+    close(fd);
+  }
 }
 
 /** Field 4 of a /proc/<pid>/stat text, or null. */
