@@ -43,30 +43,33 @@ const PIDFD_GET_INFO = 0xc040ff0b;
 const PIDFD_INFO_PID = 1n;
 const ESRCH = 3;
 const info = Buffer.alloc(64);
-let pidfdInfoWorks = true;
+let pidfdInfoWorks: boolean | null = null;
 
-/** The parent through a pidfd; null: no such pid; undefined: not on this kernel. */
-function parentByPidfd(pid: number): number | null | undefined {
-  if (!pidfdInfoWorks) return undefined;
+/** The parent through a pidfd, or -errno. */
+function askPidfd(pid: number): number {
   const fd = trySyscall('pidfd_open', pid, PIDFD_THREAD);
-  if (fd === -ESRCH) return null;
-  if (fd < 0) {
-    pidfdInfoWorks = false; // EINVAL: no PIDFD_THREAD before 6.9
-    return undefined;
-  }
+  if (fd < 0) return fd;
   try {
     info.fill(0);
     info.writeBigUInt64LE(PIDFD_INFO_PID, 0);
     const result = ioctlBuffer(fd, PIDFD_GET_INFO, info);
-    if (result === -ESRCH) return null; // reaped meanwhile
-    if (result < 0) {
-      pidfdInfoWorks = false; // ENOTTY: no PIDFD_GET_INFO before 6.13
-      return undefined;
-    }
-    return info.readUInt32LE(24);
+    return result < 0 ? result : info.readUInt32LE(24);
   } finally {
     close(fd);
   }
+}
+
+/** The parent through a pidfd; null: no such pid; undefined: not on this kernel. */
+function parentByPidfd(pid: number): number | null | undefined {
+  // Once per thread, on the supervisor itself: EINVAL (no PIDFD_THREAD
+  // before 6.9) or ENOTTY (no PIDFD_GET_INFO before 6.13) mean stat it is.
+  pidfdInfoWorks ??= askPidfd(process.pid) >= 0;
+  if (!pidfdInfoWorks) return undefined;
+  if (pid <= 0) return null;
+  const parent = askPidfd(pid);
+  if (parent >= 0) return parent;
+  // ESRCH: no such pid, or reaped meanwhile; anything else: stat decides.
+  return parent === -ESRCH ? null : undefined;
 }
 
 /** Field 4 of a /proc/<pid>/stat text, or null. */
@@ -93,6 +96,7 @@ export function insideSandbox(
   memo?: Map<number, boolean>,
 ): boolean | null {
   if (pid === reaper) return false;
+  if (pid <= 0) return null;
   const known = memo?.get(pid);
   if (known !== undefined) return known;
   const chain: number[] = [];

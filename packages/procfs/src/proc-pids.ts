@@ -314,7 +314,8 @@ class Pin {
     if (fd < 0) return false;
     const parent = parentIn(readProcFile('stat', fd));
     const inside =
-      parent !== null && (parent === this.reaper || insideSandbox(parent, this.reaper) === true);
+      parent !== null &&
+      (parent === this.reaper || (parent > 1 && insideSandbox(parent, this.reaper) === true));
     if (!inside) {
       close(fd);
       return false;
