@@ -3,11 +3,18 @@
 // Prints a Markdown table per benchmark; docs/benchmarks.md records them.
 import { cpus, release } from 'node:os';
 import { benchCli } from './cli.mjs';
+import { benchIntercept } from './intercept.mjs';
 import { benchLaunch } from './launch.mjs';
 import { benchLibrary } from './library.mjs';
 import { benchPython } from './python.mjs';
 
-const benches = { launch: benchLaunch, library: benchLibrary, cli: benchCli, python: benchPython };
+const benches = {
+  launch: benchLaunch,
+  library: benchLibrary,
+  cli: benchCli,
+  python: benchPython,
+  intercept: benchIntercept,
+};
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);
 
@@ -20,16 +27,19 @@ for (const name of names) {
     console.error(`unknown benchmark '${name}'; known: ${Object.keys(benches).join(', ')}`);
     process.exit(2);
   }
-  const { title, result, ratios } = await bench();
+  const { title, result, ratios, unit = 'ms', spread = false } = await bench();
   console.log(`## ${title}\n`);
-  console.log('| case | median ms | p90 ms | runs |\n|---|---|---|---|');
+  const last = spread ? `min–max ${unit}` : `p90 ${unit}`;
+  console.log(`| case | median ${unit} | ${last} | runs |\n|---|---|---|---|`);
   for (const [label, row] of Object.entries(result)) {
-    console.log(`| ${label} | ${row.median.toFixed(3)} | ${row.p90.toFixed(3)} | ${row.runs} |`);
+    const tail = spread ? `${row.min.toFixed(2)}–${row.p90.toFixed(2)}` : row.p90.toFixed(3);
+    console.log(`| ${label} | ${row.median.toFixed(3)} | ${tail} | ${row.runs} |`);
   }
   console.log('');
   for (const [label, value] of Object.entries(ratios)) {
-    const unit = label.endsWith('(ms)') ? ' ms' : '×';
-    console.log(`- ${label}: **${value.toFixed(2)}${unit}**`);
+    const suffix = label.match(/\((ms|µs)\)$/);
+    const shown = suffix ? label.slice(0, -suffix[0].length).trimEnd() : label;
+    console.log(`- ${shown}: **${value.toFixed(2)}${suffix ? ` ${suffix[1]}` : '×'}**`);
   }
   console.log('');
 }

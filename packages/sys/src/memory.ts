@@ -1,5 +1,7 @@
+import koffi from 'koffi';
 import { SysError } from './errors.js';
-import { addressOf, trySyscall } from './libc.js';
+import { addressOf, syscall7, trySyscall } from './libc.js';
+import { hostArch, syscallNumber } from './syscalls/index.js';
 
 /** Longest string execve(2) accepts as one argument (MAX_ARG_STRLEN = 32 pages). */
 export const MAX_ARG_STRLEN = 32 * 4096;
@@ -54,6 +56,38 @@ export function writeMemory(pid: number, address: bigint, data: Buffer): void {
   if (done !== data.length) throw new SysError('process_vm_writev', 14, `pid ${pid}`);
 }
 
+// Strings are read through one scratch page and two iovecs made once per
+// thread (a supervisor reads a path for every open it sees: allocating them
+// per call cost more than the syscall).
+let scratch: {
+  page: Buffer;
+  local: Buffer;
+  remote: Buffer;
+  localAt: bigint;
+  remoteAt: bigint;
+} | null = null;
+let processVmReadv = -1;
+/** The first read of a string: paths are short, most fit. */
+const FIRST_READ = 256;
+const PAGE_MASK = BigInt(CHUNK - 1);
+
+/** Reads up to `length` (≤ CHUNK) bytes at `address` into the scratch page; bytes read or -errno. */
+function readScratch(pid: number, address: bigint, length: number): number {
+  if (scratch === null) {
+    const page = Buffer.alloc(CHUNK);
+    const local = Buffer.alloc(16);
+    const remote = Buffer.alloc(16);
+    local.writeBigUInt64LE(addressOf(page), 0);
+    scratch = { page, local, remote, localAt: addressOf(local), remoteAt: addressOf(remote) };
+    processVmReadv = syscallNumber('process_vm_readv', hostArch());
+  }
+  scratch.local.writeUInt32LE(length, 8);
+  scratch.remote.writeBigUInt64LE(address, 0);
+  scratch.remote.writeUInt32LE(length, 8);
+  const result = Number(syscall7(processVmReadv, pid, scratch.localAt, 1, scratch.remoteAt, 1, 0));
+  return result === -1 ? -koffi.errno() : result;
+}
+
 /**
  * Reads a NUL-terminated string from another process, across any number of
  * pages. Throws ENAMETOOLONG past `maxLength` bytes and EFAULT when the string
@@ -64,20 +98,30 @@ export function readCStringBytes(pid: number, address: bigint, maxLength = MAX_A
   const chunks: Buffer[] = [];
   let total = 0;
   let cursor = address;
+  let first = true;
   while (total <= maxLength) {
-    const toBoundary = CHUNK - Number(cursor % BigInt(CHUNK));
-    const chunk = readMemoryPartial(pid, cursor, toBoundary);
-    const nul = chunk.indexOf(0);
+    const toBoundary = CHUNK - Number(cursor & PAGE_MASK);
+    const wanted = first ? Math.min(toBoundary, FIRST_READ) : toBoundary;
+    first = false;
+    const got = readScratch(pid, cursor, wanted);
+    if (got < 0) {
+      if (chunks.length === 0) throw new SysError('process_vm_readv', -got, `pid ${pid}`);
+      throw new SysError('process_vm_readv', 14, `pid ${pid}`);
+    }
+    const page = scratch!.page.subarray(0, got);
+    const nul = page.indexOf(0);
     if (nul >= 0) {
-      chunks.push(chunk.subarray(0, nul));
       total += nul;
       if (total > maxLength) break;
-      return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+      const last = Buffer.from(page.subarray(0, nul));
+      if (chunks.length === 0) return last;
+      chunks.push(last);
+      return Buffer.concat(chunks, total);
     }
-    if (chunk.length < toBoundary) throw new SysError('process_vm_readv', 14, `pid ${pid}`);
-    chunks.push(chunk);
-    total += chunk.length;
-    cursor += BigInt(chunk.length);
+    if (got < wanted) throw new SysError('process_vm_readv', 14, `pid ${pid}`);
+    chunks.push(Buffer.from(page));
+    total += got;
+    cursor += BigInt(got);
   }
   throw new SysError('process_vm_readv', 36, `string longer than ${maxLength} bytes`);
 }
