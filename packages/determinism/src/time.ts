@@ -21,7 +21,7 @@ import {
   timerfdClock,
 } from './time-clock.js';
 import { TIME_HOOK_SYSCALLS, TIME_SYSCALLS } from './time-syscalls.js';
-import { patchVdso, type VdsoPatchOptions } from './vdso-patch.js';
+import { insideVdso, patchVdso, type VdsoPatchOptions } from './vdso-patch.js';
 
 export { TIME_HOOK_SYSCALLS, TIME_SYSCALLS } from './time-syscalls.js';
 
@@ -120,6 +120,9 @@ function isCallError(error: unknown): boolean {
 function onClockGettime(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
   const clock = int32(ctx.args[0]);
   if (state.offset === null || !REALTIME_CLOCKS.has(clock)) return CONTINUE;
+  // The trampolines mark their calls; an unmarked one from inside the vDSO is the kernel's own
+  // code falling back to the syscall under the detour (vdso-detour.ts), which shifts the result.
+  if (insideVdso(ctx.pid, ctx.instructionPointer)) return CONTINUE;
   const now = readClock(clock);
   if (typeof now === 'number') return fromResult(now);
   ctx.write(ctx.args[1]!, timespec(now.sec + state.offset, now.nsec));

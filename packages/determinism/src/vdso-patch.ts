@@ -12,9 +12,12 @@
 
 import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import type { Arch } from '@sandlock/sys';
+import { planClockGettimeDetour } from './vdso-detour.js';
 import { VDSO_MAX_SIZE, type VdsoSymbols, vdsoImageSize, vdsoSymbols } from './vdso-elf.js';
 import { type TrampolineKind, trampolineCode, VDSO_SYMBOLS } from './vdso-trampolines.js';
 
+/** Mappings are made of whole pages: the vDSO's last page is mapped to its end. */
+const PAGE = 4096;
 /** include/uapi/linux/auxvec.h: the address of the vDSO's ELF header. */
 const AT_SYSINFO_EHDR = 33;
 
@@ -28,7 +31,7 @@ export interface VdsoPatchOptions {
 
 /** One write: `code` at `offset` from the vDSO's start, over `symbol`. */
 export interface PatchWrite {
-  readonly kind: TrampolineKind;
+  readonly kind: TrampolineKind | 'clockGettimeDetour';
   readonly symbol: string;
   readonly offset: number;
   readonly code: Buffer;
@@ -38,13 +41,28 @@ export class VdsoPatchError extends Error {
   override readonly name = 'VdsoPatchError';
 }
 
+/** The image as read from a process, for the detour (./vdso-detour.ts). */
+export interface VdsoLayout {
+  /** The vDSO from its start to the end of the page that holds the end of its ELF file. */
+  readonly image: Buffer;
+  /** Where the ELF file ends. */
+  readonly imageEnd: number;
+  /** Where the vDSO is mapped. */
+  readonly base: bigint;
+}
+
 /**
  * The writes that patch an image with `symbols`. A function the vDSO does not
  * have needs nothing (the libc then makes the syscall, which the supervisor
  * answers); a trampoline that does not fit its function is an error, except
- * x86_64 time(), which then becomes the plain (notified) syscall.
+ * x86_64 time(), which then becomes the plain (notified) syscall. With a
+ * `layout`, x86_64 clock_gettime is detoured when it can be (./vdso-detour.ts).
  */
-export function planVdsoPatch(symbols: VdsoSymbols, options: VdsoPatchOptions): PatchWrite[] {
+export function planVdsoPatch(
+  symbols: VdsoSymbols,
+  options: VdsoPatchOptions,
+  layout?: VdsoLayout,
+): PatchWrite[] {
   const kinds: ('clock_gettime' | 'gettimeofday' | 'time' | 'getrandom')[] = [];
   if (options.offsetSeconds !== null) kinds.push('clock_gettime', 'gettimeofday', 'time');
   if (options.getrandom) kinds.push('getrandom');
@@ -53,6 +71,19 @@ export function planVdsoPatch(symbols: VdsoSymbols, options: VdsoPatchOptions): 
     for (const symbol of VDSO_SYMBOLS[options.arch][kind] ?? []) {
       const found = symbols.get(symbol);
       if (found === undefined || writes.has(found.offset)) continue;
+      if (kind === 'clock_gettime' && options.arch === 'x86_64' && layout !== undefined) {
+        const detour = planClockGettimeDetour(
+          layout.image,
+          layout.imageEnd,
+          layout.base,
+          found,
+          options.offsetSeconds ?? 0n,
+        );
+        if (detour !== null) {
+          for (const write of detour) writes.set(write.offset, write);
+          continue;
+        }
+      }
       let chosen: TrampolineKind = kind;
       let code = trampolineCode(options.arch, kind, options.offsetSeconds ?? 0n);
       if (code.length > found.size && kind === 'time' && options.arch === 'x86_64') {
@@ -84,6 +115,19 @@ export function vdsoBase(pid: number): bigint | null {
   return null;
 }
 
+/** Whether `address` lies in the vDSO mapping of `pid` (/proc/<pid>/maps); false if unreadable. */
+export function insideVdso(pid: number, address: bigint): boolean {
+  let maps: string;
+  try {
+    maps = readFileSync(`/proc/${pid}/maps`, 'latin1');
+  } catch {
+    return false;
+  }
+  const match = /^([0-9a-f]+)-([0-9a-f]+) [^\n]*\[vdso\]$/m.exec(maps);
+  if (!match) return false;
+  return address >= BigInt(`0x${match[1]}`) && address < BigInt(`0x${match[2]}`);
+}
+
 function position(base: bigint, offset: number): number {
   const at = base + BigInt(offset);
   // fs.readSync/writeSync take the file position as a safe integer.
@@ -100,6 +144,13 @@ function readExact(fd: number, base: bigint, offset: number, length: number): Bu
     throw new VdsoPatchError(`sandlock: read ${got} of ${length} bytes of the vDSO`);
   }
   return buffer;
+}
+
+/** The vDSO up to the end of its last page: the ELF file, then the padding the detour uses. */
+function readLayout(fd: number, base: bigint): VdsoLayout {
+  const imageEnd = vdsoImageSize(readExact(fd, base, 0, 64));
+  const pageEnd = Math.min(Math.ceil(imageEnd / PAGE) * PAGE, VDSO_MAX_SIZE);
+  return { image: readExact(fd, base, 0, pageEnd), imageEnd, base };
 }
 
 export type PatchOutcome = 'patched' | 'unchanged' | 'no-vdso';
@@ -122,9 +173,9 @@ export function patchVdso(
   const fd = openSync(`/proc/${pid}/mem`, 'r+');
   try {
     opened?.();
-    const size = vdsoImageSize(readExact(fd, base, 0, 64));
-    const image = readExact(fd, base, 0, Math.min(size, VDSO_MAX_SIZE));
-    const writes = planVdsoPatch(vdsoSymbols(image), options);
+    const layout = readLayout(fd, base);
+    const { image } = layout;
+    const writes = planVdsoPatch(vdsoSymbols(image), options, layout);
     const done = (bytes: Buffer, write: PatchWrite) =>
       bytes.subarray(write.offset, write.offset + write.code.length).equals(write.code);
     if (writes.every((write) => done(image, write))) return 'unchanged';
@@ -153,8 +204,9 @@ export function vdsoPatched(pid: number, options: VdsoPatchOptions): boolean {
   if (base === null) return false;
   const fd = openSync(`/proc/${pid}/mem`, 'r');
   try {
-    const image = readExact(fd, base, 0, vdsoImageSize(readExact(fd, base, 0, 64)));
-    const writes = planVdsoPatch(vdsoSymbols(image), options);
+    const layout = readLayout(fd, base);
+    const { image } = layout;
+    const writes = planVdsoPatch(vdsoSymbols(image), options, layout);
     return (
       writes.length > 0 &&
       writes.every((write) =>

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Arch, syscallNumber, VDSO_TIME_MARKER } from '@sandlock/sys';
 import { describe, expect, it } from 'vitest';
+import { CLOCK_GETTIME_DETOUR } from '../src/vdso-detour.js';
 import {
   TRAMPOLINE_SOURCES,
   type TrampolineKind,
@@ -106,4 +107,28 @@ describe.each(['x86_64', 'aarch64'] as const)('vDSO trampolines for %s', (arch) 
 
 it('x86_64 time() fits the 40 bytes of __vdso_time', () => {
   expect(trampolineCode('x86_64', 'time').length).toBeLessThanOrEqual(40);
+});
+
+describe('the x86_64 clock_gettime detour', () => {
+  const as = findTool(TOOLS.x86_64.as);
+  const objcopy = findTool(TOOLS.x86_64.objcopy);
+
+  it.skipIf(as === undefined || objcopy === undefined)('assembles to the committed bytes', () => {
+    expect(assemble('x86_64', CLOCK_GETTIME_DETOUR.source, as!, objcopy!)).toBe(
+      CLOCK_GETTIME_DETOUR.hex,
+    );
+  });
+
+  it('has the layout its constants say', () => {
+    const code = Buffer.from(CLOCK_GETTIME_DETOUR.hex, 'hex');
+    const { originalAt, originalRoom, resumeAt, shiftAt } = CLOCK_GETTIME_DETOUR;
+    expect(code.subarray(originalAt, originalAt + originalRoom)).toEqual(
+      Buffer.alloc(originalRoom, 0x90),
+    );
+    // jmp [rip + 0]: the address right behind it.
+    expect(code.subarray(originalAt + originalRoom, resumeAt).toString('hex')).toBe('ff2500000000');
+    expect(shiftAt).toBe(resumeAt + 8);
+    expect(code.length).toBe(shiftAt + 8);
+    expect(code.subarray(resumeAt).equals(Buffer.alloc(16))).toBe(true);
+  });
 });
