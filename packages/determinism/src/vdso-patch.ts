@@ -67,11 +67,14 @@ export function planVdsoPatch(
   if (options.offsetSeconds !== null) kinds.push('clock_gettime', 'gettimeofday', 'time');
   if (options.getrandom) kinds.push('getrandom');
   const writes = new Map<number, PatchWrite>();
+  // One detour block fits the padding: a second clock_gettime at another address (none today)
+  // gets the trampoline.
+  let detoured = false;
   for (const kind of kinds) {
     for (const symbol of VDSO_SYMBOLS[options.arch][kind] ?? []) {
       const found = symbols.get(symbol);
       if (found === undefined || writes.has(found.offset)) continue;
-      if (kind === 'clock_gettime' && options.arch === 'x86_64' && layout !== undefined) {
+      if (kind === 'clock_gettime' && options.arch === 'x86_64' && layout && !detoured) {
         const detour = planClockGettimeDetour(
           layout.image,
           layout.imageEnd,
@@ -81,6 +84,7 @@ export function planVdsoPatch(
         );
         if (detour !== null) {
           for (const write of detour) writes.set(write.offset, write);
+          detoured = true;
           continue;
         }
       }

@@ -114,6 +114,20 @@ describe.runIf(x86)('planning the detour on this machine', () => {
     expect(again).toEqual(writes);
   });
 
+  it('detours one function only: a second clock_gettime elsewhere gets the trampoline', () => {
+    const elsewhere = symbols.get('__vdso_clock_getres')!;
+    const twice = new Map(symbols);
+    twice.set('clock_gettime', elsewhere);
+    const writes = planVdsoPatch(
+      twice,
+      { arch: 'x86_64', offsetSeconds: 7n, getrandom: false },
+      layout,
+    );
+    if (!writes.some((w) => w.kind === 'clockGettimeDetour')) return; // not detourable here
+    expect(writes.filter((w) => w.kind === 'clockGettimeDetour')).toHaveLength(2);
+    expect(writes.find((w) => w.offset === elsewhere.offset)?.kind).toBe('clock_gettime');
+  });
+
   it('falls back when the padding is taken or too small', () => {
     const busy = Buffer.from(layout.image);
     busy[detourPlace(layout.imageEnd).offset + 3] = 1;
