@@ -227,6 +227,14 @@ export function resolveForCaller(
   },
 ): Resolved {
   const done = [...start];
+  // The start itself (the caller's cwd or dirfd, canonical: a readlink) may
+  // be a /proc/<pid> directory: chdir and fchdir are not intercepted, so
+  // `cd /proc/1; cat status` must be decided here.
+  if (done[0] === 'proc' && done.length >= 2 && NUMERIC.test(done[1]!)) {
+    const pid = Number(done[1]);
+    const own = pid === options.caller.tid || pid === options.caller.knownTgid();
+    if (!(own && pid !== options.reaper) && !options.member(pid)) return { kind: 'hidden' };
+  }
   const todo = components(path).reverse(); // a stack: the next component last
   let links = 0;
   while (todo.length > 0) {

@@ -208,6 +208,14 @@ print(attempt(lambda: read('self/status')))
     ]);
     const shell = await run(supervisor, [SH, '-c', 'cd /proc && cat 1/status'], { policy, fsRead });
     expect(shell.stderr).toMatch(/No such file or directory/);
+    // chdir is not intercepted: the cwd itself may be a hidden pid's directory.
+    const inside = await run(supervisor, [SH, '-c', 'cd /proc/1 && cat status; cat ./stat'], {
+      policy,
+      fsRead,
+    });
+    expect(inside.stdout).toBe('');
+    expect(inside.stderr).toMatch(/status: No such file or directory/);
+    expect(inside.stderr).toMatch(/stat: No such file or directory/);
   });
 
   it('hides openat2 opens, also with RESOLVE_IN_ROOT', async () => {
