@@ -8,9 +8,10 @@
 // Decided on copies (README of @sandlock/dispatch): a permitted read-only
 // open of a /proc path is done by the supervisor, beneath its own /proc
 // descriptor, and the descriptor injected; so another thread of the caller
-// rewriting the path after the check opens nothing. Opens that go through a
-// magic link, write-opens and opens with unusual flags continue (Landlock
-// checks the real open): README, "What is not hidden".
+// rewriting the path after the check opens nothing. Opens of a magic link
+// to an object without a path (a pipe), write-opens and opens with unusual
+// flags continue (Landlock checks the real open), and so does every path
+// that cannot land in /proc: README, "What is not hidden".
 import { fstatSync, lstatSync, readlinkSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
@@ -144,9 +145,16 @@ interface Credentials {
   readonly capEff: bigint;
 }
 
+/** The status lines read, each to its end ([ \t]: an empty Groups line must not reach into the next). */
+const STATUS_LINES = Object.fromEntries(
+  ['Tgid', 'Uid', 'Gid', 'Groups', 'CapEff'].map((name) => [
+    name,
+    new RegExp(`^${name}:[ \\t]*(.*)$`, 'm'),
+  ]),
+);
+
 function credentialsOf(status: string): Credentials | null {
-  // [ \t]: an empty Groups line must not reach into the next one.
-  const line = (name: string) => new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(status)?.[1];
+  const line = (name: string) => STATUS_LINES[name]!.exec(status)?.[1];
   const tgid = line('Tgid');
   const uid = line('Uid')?.split(/\s+/);
   const gid = line('Gid')?.split(/\s+/);
@@ -343,9 +351,9 @@ function decide(
 ): PlainAnswer {
   if (resolved.kind === 'hidden') return errnoAnswer('ENOENT');
   if (resolved.kind === 'loop') return errnoAnswer('ELOOP');
-  // A magic link (the caller's /proc/self/fd/N, /dev/fd/N, cwd, root, exe,
-  // or another sandbox process's): following it on behalf could leave the
-  // sandbox's view; the kernel opens it, Landlock checks.
+  // A magic link to an object without a path (/dev/fd/N of a pipe or a
+  // socket, ns/*): nothing in /proc to hide; the kernel opens it (never
+  // followed on behalf), Landlock checks.
   if (resolved.kind === 'magic') return CONTINUE;
   const { path } = resolved;
   if (sensitive(path)) return errnoAnswer('EACCES');
