@@ -105,9 +105,29 @@ export function planVdsoPatch(
   return [...writes.values()];
 }
 
+// The auxiliary vector is a few hundred bytes (fs/binfmt_elf.c, create_elf_tables(): under 64
+// entries of 16). One buffer per thread (each worker has its own module instance), used
+// synchronously; readFileSync costs several times more on a size-less /proc file.
+const auxvBuffer = Buffer.alloc(64 * 16);
+
+function readAuxv(pid: number): Buffer {
+  const fd = openSync(`/proc/${pid}/auxv`, 'r');
+  try {
+    let length = 0;
+    for (;;) {
+      const got = readSync(fd, auxvBuffer, length, auxvBuffer.length - length, null);
+      length += got;
+      if (got === 0 || length === auxvBuffer.length) break;
+    }
+    return auxvBuffer.subarray(0, length);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** The vDSO's address in `pid` (AT_SYSINFO_EHDR of /proc/<pid>/auxv); null without a vDSO. */
 export function vdsoBase(pid: number): bigint | null {
-  const auxv = readFileSync(`/proc/${pid}/auxv`);
+  const auxv = readAuxv(pid);
   for (let at = 0; at + 16 <= auxv.length; at += 16) {
     const type = auxv.readBigUInt64LE(at);
     if (type === 0n) break; // AT_NULL
