@@ -206,9 +206,9 @@ export function components(path: string): string[] {
  * (components), `floor` how many of them `..` and absolute symlinks may not
  * leave (RESOLVE_IN_ROOT; otherwise 0). The directories below /proc/<pid>
  * hold no symlinks but magic links (fs/proc/base.c), so they are not
- * lstat'ed; a magic link is followed to the path its readlink gives (as
- * the kernel follows it to that object); /proc/<pid> itself is decided (inside the sandbox or hidden) as
- * soon as the walk enters it.
+ * lstat'ed; a magic link is followed to the path its readlink gives (as the
+ * kernel follows it to that object). /proc/<pid> itself is decided (inside
+ * the sandbox, or hidden) as soon as the walk enters it.
  */
 export function resolveForCaller(
   start: readonly string[],
@@ -226,14 +226,18 @@ export function resolveForCaller(
     cacheKey: string;
   },
 ): Resolved {
+  // The caller itself is a sandbox process (its calls are notified): its
+  // own thread or thread group needs no walk.
+  const hidden = (pid: number): boolean => {
+    const own = pid === options.caller.tid || pid === options.caller.knownTgid();
+    return !(own && pid !== options.reaper) && !options.member(pid);
+  };
   const done = [...start];
   // The start itself (the caller's cwd or dirfd, canonical: a readlink) may
   // be a /proc/<pid> directory: chdir and fchdir are not intercepted, so
   // `cd /proc/1; cat status` must be decided here.
   if (done[0] === 'proc' && done.length >= 2 && NUMERIC.test(done[1]!)) {
-    const pid = Number(done[1]);
-    const own = pid === options.caller.tid || pid === options.caller.knownTgid();
-    if (!(own && pid !== options.reaper) && !options.member(pid)) return { kind: 'hidden' };
+    if (hidden(Number(done[1]))) return { kind: 'hidden' };
   }
   const todo = components(path).reverse(); // a stack: the next component last
   let links = 0;
@@ -251,11 +255,7 @@ export function resolveForCaller(
     }
     if (done.length === 1 && done[0] === 'proc') {
       if (NUMERIC.test(name)) {
-        const pid = Number(name);
-        // The caller itself is a sandbox process (its calls are notified):
-        // no need to walk from its own thread or thread group.
-        const own = pid === options.caller.tid || pid === options.caller.knownTgid();
-        if (!(own && pid !== options.reaper) && !options.member(pid)) return { kind: 'hidden' };
+        if (hidden(Number(name))) return { kind: 'hidden' };
         done.push(name);
         continue;
       }
