@@ -18,6 +18,7 @@ const ELFCLASS64 = 2;
 const ELFDATA2LSB = 1;
 const PT_LOAD = 1;
 const SHT_DYNSYM = 11;
+const SHT_NOBITS = 8;
 const STT_FUNC = 2;
 const SHN_UNDEF = 0;
 const EHDR_SIZE = 64;
@@ -47,6 +48,37 @@ export function vdsoImageSize(header: Buffer): number {
   const end = shoff + shentsize * shnum;
   check(shnum > 0 && shentsize >= 64 && end <= VDSO_MAX_SIZE, `section headers end at ${end}`);
   return end;
+}
+
+/**
+ * Where the ELF file's last byte ends: the furthest of the section header
+ * table, any section's data (SHT_NOBITS has none) and any segment's file part.
+ * The rest of the last page is padding. `image` must hold at least
+ * {@link vdsoImageSize} bytes; a section or segment past its end gives
+ * `image.length` (no padding known to be free).
+ */
+export function vdsoFileEnd(image: Buffer): number {
+  let end = vdsoImageSize(image);
+  const phoff = Number(image.readBigUInt64LE(0x20));
+  const phentsize = image.readUInt16LE(0x36);
+  const phnum = image.readUInt16LE(0x38);
+  for (let i = 0; i < phnum; i++) {
+    const at = phoff + i * phentsize;
+    if (at + 56 > image.length) return image.length;
+    end = Math.max(end, Number(image.readBigUInt64LE(at + 8) + image.readBigUInt64LE(at + 0x20)));
+  }
+  const shoff = Number(image.readBigUInt64LE(0x28));
+  const shentsize = image.readUInt16LE(0x3a);
+  const shnum = image.readUInt16LE(0x3c);
+  for (let i = 0; i < shnum; i++) {
+    const at = shoff + i * shentsize;
+    if (image.readUInt32LE(at + 4) === SHT_NOBITS) continue;
+    end = Math.max(
+      end,
+      Number(image.readBigUInt64LE(at + 0x18) + image.readBigUInt64LE(at + 0x20)),
+    );
+  }
+  return Math.min(end, image.length);
 }
 
 /** Function symbols of a vDSO image by name (aliases included), defined ones only. */

@@ -13,7 +13,13 @@
 import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import type { Arch } from '@sandlock/sys';
 import { planClockGettimeDetour } from './vdso-detour.js';
-import { VDSO_MAX_SIZE, type VdsoSymbols, vdsoImageSize, vdsoSymbols } from './vdso-elf.js';
+import {
+  VDSO_MAX_SIZE,
+  type VdsoSymbols,
+  vdsoFileEnd,
+  vdsoImageSize,
+  vdsoSymbols,
+} from './vdso-elf.js';
 import { type TrampolineKind, trampolineCode, VDSO_SYMBOLS } from './vdso-trampolines.js';
 
 /** Mappings are made of whole pages: the vDSO's last page is mapped to its end. */
@@ -172,9 +178,10 @@ function readExact(fd: number, base: bigint, offset: number, length: number): Bu
 
 /** The vDSO up to the end of its last page: the ELF file, then the padding the detour uses. */
 function readLayout(fd: number, base: bigint): VdsoLayout {
-  const imageEnd = vdsoImageSize(readExact(fd, base, 0, 64));
-  const pageEnd = Math.min(Math.ceil(imageEnd / PAGE) * PAGE, VDSO_MAX_SIZE);
-  return { image: readExact(fd, base, 0, pageEnd), imageEnd, base };
+  const headersEnd = vdsoImageSize(readExact(fd, base, 0, 64));
+  const pageEnd = Math.min(Math.ceil(headersEnd / PAGE) * PAGE, VDSO_MAX_SIZE);
+  const image = readExact(fd, base, 0, pageEnd);
+  return { image, imageEnd: vdsoFileEnd(image), base };
 }
 
 export type PatchOutcome = 'patched' | 'unchanged' | 'no-vdso';

@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { hostArch } from '@sandlock/sys';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseVdsoSymbols, vdsoImageSize } from '../src/vdso-elf.js';
+import { parseVdsoSymbols, vdsoFileEnd, vdsoImageSize } from '../src/vdso-elf.js';
 import { patchVdso, planVdsoPatch, vdsoBase, vdsoPatched } from '../src/vdso-patch.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -79,6 +79,22 @@ describe('vDSO symbols', () => {
     if (arch === 'x86_64') {
       expect(symbols.get('clock_gettime')).toEqual(symbols.get('__vdso_clock_gettime'));
     }
+  });
+
+  it('finds where the ELF file ends (the section headers, here)', () => {
+    const image = ownVdso();
+    const end = vdsoFileEnd(image);
+    expect(end).toBe(vdsoImageSize(image));
+    // A section reaching further moves the end; past the buffer, the end is the buffer's.
+    const moved = Buffer.from(image);
+    const shoff = Number(moved.readBigUInt64LE(0x28));
+    const text = [...Array(moved.readUInt16LE(0x3c)).keys()]
+      .map((i) => shoff + i * 64)
+      .find((at) => moved.readUInt32LE(at + 4) === 1)!; // a PROGBITS section
+    moved.writeBigUInt64LE(BigInt(end + 100) - moved.readBigUInt64LE(text + 0x18), text + 0x20);
+    const padded = Buffer.concat([moved, Buffer.alloc(4096)]);
+    expect(vdsoFileEnd(padded)).toBe(end + 100);
+    expect(vdsoFileEnd(moved)).toBe(moved.length);
   });
 
   it('plans one write per function, aliases once, and refuses what does not fit', () => {
