@@ -181,10 +181,11 @@ function look(path: string, stable: string | null): Look {
   }
   let result: Look;
   try {
-    const stat = lstatSync(path, { throwIfNoEntry: false });
+    const raw = Buffer.from(path, 'latin1');
+    const stat = lstatSync(raw, { throwIfNoEntry: false });
     if (stat === undefined) result = 'missing';
     else if (!stat.isSymbolicLink()) result = 'other';
-    else result = { link: readlinkSync(path) };
+    else result = { link: readlinkSync(raw, 'latin1') };
   } catch {
     result = 'missing'; // ENOTDIR, EACCES, replaced meanwhile: the kernel fails the open as well
   }
@@ -195,6 +196,11 @@ function look(path: string, stable: string | null): Look {
   return result;
 }
 
+/**
+ * The components of a path. Paths here are strings of one character per
+ * byte (latin1), so that names that are not UTF-8 stay exact; fs calls take
+ * them back as `Buffer.from(path, 'latin1')`.
+ */
 export function components(path: string): string[] {
   return path.split('/').filter((part) => part !== '' && part !== '.');
 }
@@ -275,7 +281,7 @@ export function resolveForCaller(
       // lands where that path does, so the walk goes on from it. A pipe,
       // socket or anonymous inode ends the walk.
       try {
-        target = readlinkSync(`/${[...done, name].join('/')}`);
+        target = readlinkSync(Buffer.from(`/${[...done, name].join('/')}`, 'latin1'), 'latin1');
       } catch {
         return { kind: 'magic', pid: Number(done[1]) };
       }

@@ -28,6 +28,7 @@ import {
   RESOLVE_NO_MAGICLINKS,
   RESOLVE_NO_SYMLINKS,
   RESOLVE_NO_XDEV,
+  readCStringBytes,
   trySyscall,
 } from '@sandlock/sys';
 import {
@@ -186,7 +187,7 @@ function sameRights(caller: Credentials, own: Credentials): boolean {
 
 /** Whether the sandbox may write in a directory (components): fsWrite holds it or an ancestor. */
 function writable(policy: ProcfsPolicy | undefined, directory: readonly string[]): boolean {
-  const path = `/${directory.join('/')}`;
+  const path = bytes(`/${directory.join('/')}`).toString('utf8'); // the policy's paths are text
   return (policy?.fsWrite ?? []).some((entry) => typeof entry === 'string' && within(path, entry));
 }
 
@@ -199,13 +200,41 @@ interface OpenCall {
   readonly resolve: number;
 }
 
+/** PATH_MAX of <linux/limits.h>, the terminating NUL included. */
+const PATH_MAX = 4096;
+
+/**
+ * The path argument as its bytes, one character per byte (latin1): a name
+ * that is not UTF-8 stays exact (ctx.readPath decodes UTF-8, which would
+ * turn it into replacement characters and make a symlink named so
+ * unfindable). Every fs call of this module converts back the same way.
+ */
+function readRawPath(ctx: HandlerContext): string {
+  try {
+    return readCStringBytes(ctx.pid, BigInt(ctx.arg('pathname')), PATH_MAX).toString('latin1');
+  } catch {
+    // A bad pointer or a path too long: readPath fails the call the kernel's way.
+    return Buffer.from(ctx.readPath(), 'utf8').toString('latin1');
+  }
+}
+
+/** A path in this module's one-character-per-byte form, as the kernel takes it. */
+function bytes(path: string): Buffer {
+  return Buffer.from(path, 'latin1');
+}
+
+/** A NUL-terminated copy of a path, for the raw syscalls. */
+function cPath(path: string): Buffer {
+  return Buffer.from(`${path}\0`, 'latin1');
+}
+
 function readOpenCall(ctx: HandlerContext): OpenCall | null {
   if (ctx.syscall === 'openat2') {
     const { dirfd, how, size } = ctx.argsOf('openat2');
     if (BigInt(size) < OPEN_HOW_SIZE_VER0) return null; // the kernel refuses it (EINVAL)
     const copy = ctx.read(BigInt(how), 24);
     return {
-      path: ctx.readPath(),
+      path: readRawPath(ctx),
       dirfd,
       flags: Number(copy.readBigUInt64LE(0) & 0xffffffffn),
       // A larger struct (a later kernel's fields, or E2BIG for non-zero
@@ -216,7 +245,7 @@ function readOpenCall(ctx: HandlerContext): OpenCall | null {
     };
   }
   const dirfd = ctx.syscall === 'open' ? -100 : ctx.argsOf('openat').dirfd;
-  return { path: ctx.readPath(), dirfd, flags: Number(ctx.arg('flags')), resolve: 0 };
+  return { path: readRawPath(ctx), dirfd, flags: Number(ctx.arg('flags')), resolve: 0 };
 }
 
 /** The first component is proc or sys: a path this module looks at closely. */
@@ -237,7 +266,7 @@ const PROBE = encodeOpenHow({
  * file system. Without symlinks, `..` resolved lexically is the kernel's.
  */
 function needsWalk(path: string, state: Worker): boolean {
-  const fd = trySyscall('openat2', AT_FDCWD, Buffer.from(`${path}\0`), PROBE, PROBE.length);
+  const fd = trySyscall('openat2', AT_FDCWD, cPath(path), PROBE, PROBE.length);
   if (fd === -ELOOP) return true;
   if (fd < 0) return false;
   try {
@@ -249,7 +278,7 @@ function needsWalk(path: string, state: Worker): boolean {
 
 function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   const call = readOpenCall(ctx);
-  if (call === null) return CONTINUE;
+  if (call === null || !ctx.valid()) return CONTINUE; // valid: the bytes were the caller's
   const state = setUp();
   const inRoot = (call.resolve & RESOLVE_IN_ROOT) !== 0;
   // The directory the path starts from: the caller's dirfd or cwd (its
@@ -258,7 +287,7 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   if (!call.path.startsWith('/') || inRoot) {
     const link = call.dirfd === -100 ? `/proc/${ctx.pid}/cwd` : `/proc/${ctx.pid}/fd/${call.dirfd}`;
     try {
-      base = readlinkSync(link);
+      base = readlinkSync(link, 'latin1');
     } catch {
       return ctx.valid() ? errnoAnswer('EBADF') : CONTINUE;
     }
@@ -391,7 +420,7 @@ function decide(
   const relative = rest.length === 0 ? '.' : rest.join('/');
   const how = encodeOpenHow({ flags: BigInt(flags), resolve: BigInt(RESOLVE) });
   const from = pinned ? pin.fd : state.procFd;
-  const fd = trySyscall('openat2', from, Buffer.from(`${relative}\0`), how, how.length);
+  const fd = trySyscall('openat2', from, cPath(relative), how, how.length);
   // ELOOP: a magic link after all; EXDEV: another mount beneath /proc
   // (binfmt_misc): the kernel opens it, Landlock checks.
   if (fd === -ELOOP || fd === -EXDEV) return CONTINUE;

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Supervisor } from '@sandlock/dispatch';
@@ -232,6 +232,22 @@ print(attempt(lambda: read('self/status')))
     expect(inside.stdout).toBe('');
     expect(inside.stderr).toMatch(/status: No such file or directory/);
     expect(inside.stderr).toMatch(/stat: No such file or directory/);
+  });
+
+  it('hides through a symlink whose name is not UTF-8, and opens such names', async () => {
+    const named = (byte: number, rest: string) =>
+      Buffer.concat([Buffer.from(`${dir}/`), Buffer.from([byte]), Buffer.from(rest)]);
+    symlinkSync('/proc/1', named(0xff, '-init'));
+    writeFileSync(named(0xfe, '-file'), 'plain');
+    const lines = await python(
+      `${ATTEMPT}
+d = b'${dir}'
+print(attempt(lambda: read(d + b'/\\xff-init/status')))
+print(read(d + b'/\\xfe-file').decode())
+`,
+      { fsRead: [...fsRead, dir] },
+    );
+    expect(lines).toEqual(['ENOENT', 'plain']);
   });
 
   it('hides openat2 opens, also with RESOLVE_IN_ROOT', async () => {
