@@ -164,7 +164,7 @@ function addNotifyBypasses(rules: RuleSetBuilder, notified: ReadonlySet<string>)
 
   // The time module (@sandlock/determinism). Its vDSO trampolines make the real syscall with
   // VDSO_TIME_MARKER in an argument register the kernel ignores, then shift the result
-  // themselves: those calls pass. The marker is compared on the whole 64-bit register (the
+  // themselves: those calls pass. (Its x86_64 clock_gettime detour makes no syscall at all.) The marker is compared on the whole 64-bit register (the
   // trampolines set all of it).
   const marked = (arg: ArgIndex): Rule => ({
     when: [argEquals(arg, 64, VDSO_TIME_MARKER)],
