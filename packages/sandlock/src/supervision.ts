@@ -19,14 +19,16 @@ import type { PluginRef, Policy } from './policy.js';
 const supervisors = new Map<string, Promise<Supervisor>>();
 
 /** Built-in modules, in chain order; each turns itself off when its policy field is unset. */
+// The time module comes before the procfs ones: its after-exec hooks answer
+// continue, and num-cpus answers sched_getaffinity (aarch64's hook) itself.
 const BUILT_IN_MODULES = [
   { module: PROCESS_LIMIT_MODULE },
+  { module: TIME_MODULE },
+  { module: RANDOM_MODULE },
   { module: HOSTNAME_MODULE },
   { module: NUM_CPUS_MODULE },
   { module: MEMINFO_MODULE },
   { module: DETERMINISTIC_DIRS_MODULE },
-  { module: RANDOM_MODULE },
-  { module: TIME_MODULE },
 ];
 
 /** Whether any feature of `policy` needs the seccomp supervisor. */
