@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { launch, resolveExecutable } from '@sandlock/sys';
 import { collect, type Finished, SYSTEM_DIRS } from '../../../tools/test-support/index.js';
 import { type LandlockRuleset, type RulesetBuilder, restrictSelfSteps } from '../src/index.js';
