@@ -403,6 +403,18 @@ describe('what still works', () => {
         },
       ),
     ).toMatch(/^(.+)\n\1\n$/);
+    // /etc/mtab → /proc/mounts → self/mounts: the caller’s self, on behalf.
+    const mtab = await output(
+      supervisor,
+      [SH, '-c', 'cat /etc/mtab; echo --; cat /proc/self/mounts'],
+      {
+        policy,
+        fsRead,
+      },
+    );
+    const [viaLink, direct] = mtab.split('--\n');
+    expect(viaLink).toContain(' /proc proc ');
+    expect(viaLink).toBe(direct);
   });
 });
 
