@@ -36,6 +36,7 @@ export default defineConfig([
       'num-cpus': '../../packages/procfs/src/num-cpus.ts',
       meminfo: '../../packages/procfs/src/meminfo.ts',
       'deterministic-dirs': '../../packages/procfs/src/deterministic-dirs.ts',
+      'proc-pids': '../../packages/procfs/src/proc-pids.ts',
       random: '../../packages/determinism/src/random.ts',
       time: '../../packages/determinism/src/time.ts',
     },

@@ -82,3 +82,53 @@ describe('sandlock run: deterministic directory order', () => {
     expect(result.stdout).toBe('.\n..\nalpha\nbravo\ncharlie\ndelta\necho\n');
   });
 });
+
+describe('sandlock run: the processes the sandbox sees', () => {
+  it('-r /proc: only its own processes are listed and openable', () => {
+    const result = sandlock([
+      'run',
+      ...SYSTEM,
+      '-r',
+      '/proc',
+      '-w',
+      '/dev/null',
+      '-e',
+      `ls /proc | grep -c '^[0-9]'; cat /proc/1/status 2>&1 >/dev/null | sed 's/^cat: //'; cat /proc/${process.pid}/cmdline 2>&1 >/dev/null | sed 's/^cat: //'; grep -c . /proc/self/status >/dev/null && echo self ok; ps -e --no-headers | wc -l`,
+    ]);
+    expect(result.stderr).toBe('');
+    const [listed, one, runner, self, ps] = result.stdout.trim().split('\n');
+    // sh, ls and grep; then sh, ps and wc.
+    expect(Number(listed)).toBe(3);
+    expect(one).toBe('/proc/1/status: No such file or directory');
+    expect(runner).toBe(`/proc/${process.pid}/cmdline: No such file or directory`);
+    expect(self).toBe('self ok');
+    expect(Number(ps)).toBe(3);
+  });
+
+  it('-r /proc: host-sensitive files are refused', () => {
+    const result = sandlock([
+      'run',
+      ...SYSTEM,
+      '-r',
+      '/proc',
+      '-w',
+      '/dev/null',
+      '-e',
+      'head -c1 /proc/kallsyms 2>&1 >/dev/null | sed "s/^head: //"',
+    ]);
+    expect(result.stdout).toBe("cannot open '/proc/kallsyms' for reading: Permission denied\n");
+  });
+
+  it('--hostname: /etc/hosts names the virtual host', () => {
+    const result = sandlock([
+      'run',
+      ...SYSTEM,
+      '--hostname',
+      'sandbox-box',
+      '-e',
+      `getent hosts sandbox-box; ${PYTHON} -c 'import socket; print(socket.gethostbyname(socket.gethostname()))'`,
+    ]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(/^127\.0\.1\.1\s+sandbox-box\n127\.0\.1\.1\n$/);
+  });
+});

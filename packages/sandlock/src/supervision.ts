@@ -6,6 +6,8 @@ import {
   HOSTNAME_MODULE,
   MEMINFO_MODULE,
   NUM_CPUS_MODULE,
+  PROC_PIDS_MODULE,
+  procReadable,
 } from '@sandlock/procfs';
 import { PROCESS_LIMIT_MODULE } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
@@ -25,6 +27,9 @@ const BUILT_IN_MODULES = [
   { module: PROCESS_LIMIT_MODULE },
   { module: TIME_MODULE },
   { module: RANDOM_MODULE },
+  // Before the other procfs modules: it hides outside processes first, and
+  // hands them its resolved copy of the path.
+  { module: PROC_PIDS_MODULE },
   { module: HOSTNAME_MODULE },
   { module: NUM_CPUS_MODULE },
   { module: MEMINFO_MODULE },
@@ -41,6 +46,7 @@ export function needsSupervisor(policy: Policy): boolean {
     policy.deterministicDirs ||
     policy.randomSeed !== null ||
     policy.timeStart !== null ||
+    procReadable(policy) ||
     policy.plugins.length > 0
   );
 }
