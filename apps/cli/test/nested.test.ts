@@ -26,7 +26,7 @@ function nested(outer: readonly string[], inner: readonly string[]) {
 }
 
 describe('a sandbox inside a sandbox', () => {
-  it('keeps its own supervisor and enforces its own limit', () => {
+  it('enforces its own limit inside a sandbox that reads /proc (and so is supervised)', () => {
     expect(existsSync(CLI)).toBe(true);
     const result = nested(['-r', '/proc'], ['-P', '3', '--', '/usr/bin/python3', '-c', FORK_SIX]);
     expect(result.stderr).toBe('');
@@ -51,6 +51,26 @@ describe('a sandbox inside a sandbox', () => {
     );
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe('2 4\n');
+    expect(result.status).toBe(0);
+  });
+
+  it('sees its own host name, CPU count and processes through the outer supervisor', () => {
+    const result = nested(
+      ['-r', '/proc'],
+      [
+        '-r',
+        '/proc',
+        '--hostname',
+        'inner',
+        '--num-cpus',
+        '1',
+        '-e',
+        'uname -n; cat /etc/hostname; nproc; ls /proc | grep -c "^[0-9]"',
+      ],
+    );
+    expect(result.stderr).toBe('');
+    // sh, ls and grep: the outer sandlock and its Node are hidden from the inner sandbox.
+    expect(result.stdout).toBe('inner\ninner\n1\n3\n');
     expect(result.status).toBe(0);
   });
 

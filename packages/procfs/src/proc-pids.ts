@@ -396,6 +396,11 @@ function decide(
     return CONTINUE; // never on behalf; Landlock checks the real open
   }
   if (call.resolve !== 0) return CONTINUE; // the caller's own openat2 restrictions: the kernel's
+  // SECCOMP_IOCTL_NOTIF_ADDFD cannot pass an O_PATH file: the kernel takes
+  // the source with fget(), which skips FMODE_PATH files (EBADF; see
+  // seccomp_notify_addfd() in kernel/seccomp.c and __fget() in fs/file.c).
+  // An O_PATH descriptor reads nothing; opens through it come back here.
+  if ((call.flags & O.O_PATH) !== 0) return CONTINUE;
   if (resolved.link) {
     // O_NOFOLLOW on a symlink: ELOOP (open(2)); O_PATH|O_NOFOLLOW opens the
     // link itself, which for /proc/self would be the supervisor's.

@@ -358,6 +358,23 @@ print(sorted(os.listdir('/proc/self/fd')) == sorted(os.listdir(f'/proc/{os.getpi
 `);
     expect(lines).toEqual(['False True', 'True', 'ENOTDIR', 'ELOOP', 'ENOTDIR', 'True']);
   });
+
+  it('lets O_PATH opens through (ADDFD cannot pass them), hiding outside pids still', async () => {
+    const lines = await python(`${ATTEMPT}
+for path in ('/proc', '/proc/self', '/proc/self/status', f'/proc/{os.getppid()}', '/proc/1'):
+    print(path.split('/')[-1] or 'root', attempt(lambda: os.close(os.open(path, os.O_PATH | os.O_CLOEXEC))))
+fd = os.open('/proc', os.O_PATH | os.O_DIRECTORY)
+print(attempt(lambda: os.close(os.open('1/status', os.O_RDONLY, dir_fd=fd))))
+`);
+    expect(lines).toEqual([
+      'proc ok',
+      'self ok',
+      'status ok',
+      `${lines[3]!.split(' ')[0]} ENOENT`,
+      '1 ENOENT',
+      'ENOENT',
+    ]);
+  });
 });
 
 describe('an fsDeny beneath /proc', () => {
