@@ -44,8 +44,9 @@ function describeDrops(what: string, ruleset: LandlockRuleset): string[] {
 function landlockFor(policy: Policy): LandlockRuleset {
   const builder = landlockRuleset({ compatibility: policy.bestEffort ? 'best-effort' : 'hard' });
   for (const rule of filesystemRules(policy.fsRead, policy.fsWrite, policy.fsDeny)) {
-    if (rule.intent === 'write') builder.write(rule.path).readExec(rule.path);
-    else builder.readExec(rule.path);
+    const options = { optional: rule.optional === true };
+    if (rule.intent === 'write') builder.write(rule.path, options).readExec(rule.path, options);
+    else builder.readExec(rule.path, options);
   }
   const bind = portRanges(policy.netBind);
   const connect = portRanges(policy.netConnect);

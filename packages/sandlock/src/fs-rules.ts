@@ -6,6 +6,11 @@ export type FsIntent = 'readExec' | 'write';
 export interface FsRule {
   path: string;
   intent: FsIntent;
+  /**
+   * A rule carving made for an entry it listed: gone by the time the ruleset
+   * is built (a process's /proc/<pid> exits), it needs no rule.
+   */
+  optional?: boolean;
 }
 
 function canonical(path: string): string {
@@ -50,7 +55,7 @@ function carve(rule: FsRule, denied: string): FsRule[] {
       } catch {
         continue;
       }
-      out.push({ path, intent: rule.intent });
+      out.push({ path, intent: rule.intent, optional: true });
     }
     directory = join(directory, step);
   }
