@@ -11,6 +11,8 @@ export interface SupervisedRun {
   fsRead?: readonly string[];
   /** Paths it may write. */
   fsWrite?: readonly string[];
+  /** Paths cut out of what it may read and write. */
+  fsDeny?: readonly string[];
   /** The session policy the modules read. */
   policy: unknown;
   env?: Readonly<Record<string, string>>;
@@ -25,9 +27,12 @@ export async function runSupervised(
 ): Promise<Finished> {
   const notify = supervisor.notifiedSyscalls({ policy: options.policy });
   const fsRead = options.fsRead ?? [...SYSTEM_DIRS, '/proc', '/sys', '/dev/null'];
-  const confinement = prepareConfinement(parsePolicy({ fsRead, fsWrite: options.fsWrite ?? [] }), {
-    notify,
+  const policy = parsePolicy({
+    fsRead,
+    fsWrite: options.fsWrite ?? [],
+    fsDeny: options.fsDeny ?? [],
   });
+  const confinement = prepareConfinement(policy, { notify });
   let launched: ReturnType<typeof launch>;
   try {
     launched = launch({
@@ -53,4 +58,17 @@ export async function runSupervised(
   }
   await launched.release();
   return finished;
+}
+
+/** {@link runSupervised}, expecting exit 0; resolves with its stdout. */
+export async function outputSupervised(
+  supervisor: Supervisor,
+  argv: readonly string[],
+  options: SupervisedRun,
+): Promise<string> {
+  const result = await runSupervised(supervisor, argv, options);
+  if (result.code !== 0) {
+    throw new Error(`${argv.join(' ')} exited ${result.code ?? result.signal}: ${result.stderr}`);
+  }
+  return result.stdout;
 }

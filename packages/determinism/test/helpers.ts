@@ -2,7 +2,11 @@
 // confines it and supervised by a Supervisor whose modules read `policy`.
 import type { Supervisor } from '@sandlock/dispatch';
 import { type Finished, PYTHON, SYSTEM_DIRS } from '../../../tools/test-support/index.js';
-import { runSupervised, type SupervisedRun } from '../../../tools/test-support/supervised.js';
+import {
+  outputSupervised,
+  runSupervised,
+  type SupervisedRun,
+} from '../../../tools/test-support/supervised.js';
 
 export { type Finished, PYTHON };
 
@@ -46,14 +50,10 @@ export function run(
 }
 
 /** Runs and expects exit 0; returns stdout. */
-export async function output(
+export function output(
   supervisor: Supervisor,
   argv: readonly string[],
   options: RunOptions,
 ): Promise<string> {
-  const result = await run(supervisor, argv, options);
-  if (result.code !== 0) {
-    throw new Error(`${argv.join(' ')} exited ${result.code ?? result.signal}: ${result.stderr}`);
-  }
-  return result.stdout;
+  return outputSupervised(supervisor, argv, { ...options, fsRead: options.fsRead ?? DEFAULT_READ });
 }
