@@ -2,30 +2,25 @@
 // own clock readings, and which absolute deadlines to shift back.
 
 import { readFileSync } from 'node:fs';
-import { trySyscall } from '@sandlock/sys';
-
-// include/uapi/linux/time.h
-export const CLOCK_REALTIME = 0;
-export const CLOCK_REALTIME_COARSE = 5;
-export const CLOCK_REALTIME_ALARM = 8;
-export const CLOCK_TAI = 11;
-/** The clocks that read wall-clock time: the ones the module shifts. */
-export const REALTIME_CLOCKS: ReadonlySet<number> = new Set([
+import {
   CLOCK_REALTIME,
-  CLOCK_REALTIME_COARSE,
   CLOCK_REALTIME_ALARM,
+  CLOCK_REALTIME_COARSE,
   CLOCK_TAI,
-]);
-/** TIMER_ABSTIME (linux/time.h) and TFD_TIMER_ABSTIME (linux/timerfd.h) are both bit 0. */
-export const TIMER_ABSTIME = 1;
+  FUTEX_CLOCK_REALTIME,
+  FUTEX_CMD_MASK,
+  FUTEX_LOCK_PI,
+  FUTEX_LOCK_PI2,
+  FUTEX_WAIT_BITSET,
+  FUTEX_WAIT_REQUEUE_PI,
+  REALTIME_CLOCKS,
+  TIMER_ABSTIME,
+  trySyscall,
+} from '@sandlock/sys';
 
-// include/uapi/linux/futex.h
-const FUTEX_CMD_MASK = 0x7f;
-const FUTEX_CLOCK_REALTIME = 256;
-const FUTEX_LOCK_PI = 6;
-const FUTEX_WAIT_BITSET = 9;
-const FUTEX_WAIT_REQUEUE_PI = 11;
-const FUTEX_LOCK_PI2 = 13;
+/** The clocks that read wall-clock time: the ones the module shifts. */
+export const REALTIME_CLOCK_SET: ReadonlySet<number> = new Set(REALTIME_CLOCKS);
+export { CLOCK_REALTIME, CLOCK_REALTIME_ALARM, CLOCK_REALTIME_COARSE, CLOCK_TAI, TIMER_ABSTIME };
 
 /**
  * The session's offset in whole seconds: floor(timeStart / 1000) − floor(now / 1000),

@@ -8,16 +8,14 @@
 // plain Answer objects).
 
 import type { Answer, DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
-import { type Arch, hostArch, trySyscall } from '@sandlock/sys';
+import { type Arch, CLOCK_REALTIME, hostArch, TIMER_ABSTIME, trySyscall } from '@sandlock/sys';
 import {
-  CLOCK_REALTIME,
   futexRealtimeAbsolute,
   offsetSeconds,
   posixTimerClock,
-  REALTIME_CLOCKS,
+  REALTIME_CLOCK_SET,
   readClock,
   shiftedDeadline,
-  TIMER_ABSTIME,
   timerfdClock,
 } from './time-clock.js';
 import { TIME_HOOK_SYSCALLS, TIME_SYSCALLS } from './time-syscalls.js';
@@ -119,7 +117,7 @@ function isCallError(error: unknown): boolean {
 /** clock_gettime(clock, ts) on a realtime clock: the shifted time, written for the caller. */
 function onClockGettime(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
   const clock = int32(ctx.args[0]);
-  if (state.offset === null || !REALTIME_CLOCKS.has(clock)) return CONTINUE;
+  if (state.offset === null || !REALTIME_CLOCK_SET.has(clock)) return CONTINUE;
   // The trampolines mark their calls; an unmarked one from inside the vDSO is the kernel's own
   // code falling back to the syscall under the detour (vdso-detour.ts), which shifts the result.
   if (insideVdso(ctx.pid, ctx.instructionPointer)) return CONTINUE;
@@ -171,7 +169,7 @@ function shiftDeadlineAt(
   address: bigint,
   clock: number,
 ): Answer {
-  if (state.offset === null || address === 0n || !REALTIME_CLOCKS.has(clock)) return CONTINUE;
+  if (state.offset === null || address === 0n || !REALTIME_CLOCK_SET.has(clock)) return CONTINUE;
   let deadline: bigint;
   try {
     deadline = ctx.read(address, 8).readBigInt64LE(0);

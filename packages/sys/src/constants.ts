@@ -127,5 +127,28 @@ export const SFD_CLOEXEC = 0o2000000;
  */
 export const VDSO_TIME_MARKER = 0x534c4b54;
 
-/** <linux/time.h>: the calling thread's CPU-time clock (clock_gettime(2)). */
+// include/uapi/linux/time.h: clock ids (clock_gettime(2)).
+export const CLOCK_REALTIME = 0;
+export const CLOCK_MONOTONIC = 1;
+/** The calling thread's CPU-time clock. */
 export const CLOCK_THREAD_CPUTIME_ID = 3;
+export const CLOCK_REALTIME_COARSE = 5;
+export const CLOCK_REALTIME_ALARM = 8;
+export const CLOCK_TAI = 11;
+/** The clocks that read wall-clock time. */
+export const REALTIME_CLOCKS: readonly number[] = [
+  CLOCK_REALTIME,
+  CLOCK_REALTIME_COARSE,
+  CLOCK_REALTIME_ALARM,
+  CLOCK_TAI,
+];
+/** TIMER_ABSTIME (linux/time.h) and TFD_TIMER_ABSTIME (linux/timerfd.h) are both bit 0. */
+export const TIMER_ABSTIME = 1;
+
+// include/uapi/linux/futex.h: futex(2) operations and flags.
+export const FUTEX_CMD_MASK = 0x7f;
+export const FUTEX_CLOCK_REALTIME = 256;
+export const FUTEX_LOCK_PI = 6;
+export const FUTEX_WAIT_BITSET = 9;
+export const FUTEX_WAIT_REQUEUE_PI = 11;
+export const FUTEX_LOCK_PI2 = 13;

@@ -5,6 +5,7 @@ import {
   AF_NETLINK,
   AF_PACKET,
   type Arch,
+  CLOCK_REALTIME,
   CLONE_NEWCGROUP,
   CLONE_NEWIPC,
   CLONE_NEWNET,
@@ -13,15 +14,23 @@ import {
   CLONE_NEWUSER,
   CLONE_NEWUTS,
   CLONE_THREAD,
+  FUTEX_CLOCK_REALTIME,
+  FUTEX_CMD_MASK,
+  FUTEX_LOCK_PI,
+  FUTEX_LOCK_PI2,
+  FUTEX_WAIT_BITSET,
+  FUTEX_WAIT_REQUEUE_PI,
   hostArch,
   PERSONALITY_QUERY,
   PR_SET_DUMPABLE,
   PR_SET_PTRACER,
   PR_SET_SECUREBITS,
+  REALTIME_CLOCKS,
   SOCK_DGRAM,
   SOCK_PACKET,
   SOCK_RAW,
   SOCK_TYPE_MASK,
+  TIMER_ABSTIME,
   TIOCLINUX,
   TIOCSTI,
   VDSO_TIME_MARKER,
@@ -123,22 +132,6 @@ function addDenyList(rules: RuleSetBuilder, arch: Arch, deny: DenyOnlyFilterOpti
     rules.add(name, { action: errno(code) });
   }
 }
-
-// include/uapi/linux/time.h: the clocks that read (or count in) wall-clock time.
-const CLOCK_REALTIME = 0;
-const CLOCK_REALTIME_COARSE = 5;
-const CLOCK_REALTIME_ALARM = 8;
-const CLOCK_TAI = 11;
-const REALTIME_CLOCKS = [CLOCK_REALTIME, CLOCK_REALTIME_COARSE, CLOCK_REALTIME_ALARM, CLOCK_TAI];
-/** TIMER_ABSTIME (include/uapi/linux/time.h) and TFD_TIMER_ABSTIME (linux/timerfd.h) are both bit 0. */
-const TIMER_ABSTIME = 1;
-// include/uapi/linux/futex.h
-const FUTEX_CMD_MASK = 0x7f;
-const FUTEX_CLOCK_REALTIME = 256;
-const FUTEX_LOCK_PI = 6;
-const FUTEX_WAIT_BITSET = 9;
-const FUTEX_WAIT_REQUEUE_PI = 11;
-const FUTEX_LOCK_PI2 = 13;
 
 /**
  * Calls in the notification set that the supervisor never needs to see. Rules of one syscall are
