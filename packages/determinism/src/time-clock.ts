@@ -4,8 +4,6 @@
 import { readFileSync } from 'node:fs';
 import {
   CLOCK_REALTIME,
-  CLOCK_REALTIME_ALARM,
-  CLOCK_REALTIME_COARSE,
   CLOCK_TAI,
   FUTEX_CLOCK_REALTIME,
   FUTEX_CMD_MASK,
@@ -14,13 +12,11 @@ import {
   FUTEX_WAIT_BITSET,
   FUTEX_WAIT_REQUEUE_PI,
   REALTIME_CLOCKS,
-  TIMER_ABSTIME,
   trySyscall,
 } from '@sandlock/sys';
 
 /** The clocks that read wall-clock time: the ones the module shifts. */
 export const REALTIME_CLOCK_SET: ReadonlySet<number> = new Set(REALTIME_CLOCKS);
-export { CLOCK_REALTIME, CLOCK_REALTIME_ALARM, CLOCK_REALTIME_COARSE, CLOCK_TAI, TIMER_ABSTIME };
 
 /**
  * The session's offset in whole seconds: floor(timeStart / 1000) − floor(now / 1000),
