@@ -30,10 +30,20 @@ export async function benchPython(runs = 40) {
     .fsRead(...SYSTEM)
     .maxProcesses(64)
     .build();
+  const procReadable = Sandbox.builder()
+    .fsRead(...SYSTEM, '/proc')
+    .build();
+  const deterministic = Sandbox.builder()
+    .fsRead(...SYSTEM)
+    .randomSeed(1)
+    .timeStart('2000-01-01T00:00:00Z')
+    .build();
   const cases = {
     'python3 -c pass': bare,
     sandboxed: sandboxed(plain),
     'sandboxed, supervised (maxProcesses)': sandboxed(supervised),
+    'sandboxed, /proc readable (every open checked)': sandboxed(procReadable),
+    'sandboxed, randomSeed and timeStart (vDSO patched)': sandboxed(deterministic),
   };
   const result = summarize(await interleave(cases, runs, 5));
   const base = result['python3 -c pass'].median;
@@ -43,6 +53,10 @@ export async function benchPython(runs = 40) {
     ratios: {
       'sandboxed / bare': result.sandboxed.median / base,
       'supervised / bare': result['sandboxed, supervised (maxProcesses)'].median / base,
+      '/proc readable / bare':
+        result['sandboxed, /proc readable (every open checked)'].median / base,
+      'randomSeed and timeStart / bare':
+        result['sandboxed, randomSeed and timeStart (vDSO patched)'].median / base,
     },
   };
 }
