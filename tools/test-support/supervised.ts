@@ -13,6 +13,8 @@ export interface SupervisedRun {
   fsWrite?: readonly string[];
   /** Paths cut out of what it may read and write. */
   fsDeny?: readonly string[];
+  /** Leave /proc's process directories out of Landlock (the proc-pids module serves them). */
+  hideProcesses?: boolean;
   /** The session policy the modules read. */
   policy: unknown;
   env?: Readonly<Record<string, string>>;
@@ -32,7 +34,10 @@ export async function runSupervised(
     fsWrite: options.fsWrite ?? [],
     fsDeny: options.fsDeny ?? [],
   });
-  const confinement = prepareConfinement(policy, { notify });
+  const confinement = prepareConfinement(policy, {
+    notify,
+    hideProcesses: options.hideProcesses ?? false,
+  });
   let launched: ReturnType<typeof launch>;
   try {
     launched = launch({

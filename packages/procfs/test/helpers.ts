@@ -1,11 +1,7 @@
 import type { Supervisor } from '@sandlock/dispatch';
 import { type Finished, PYTHON, SYSTEM_DIRS } from '../../../tools/test-support/index.js';
-import {
-  outputSupervised,
-  runSupervised,
-  type SupervisedRun,
-} from '../../../tools/test-support/supervised.js';
-import type { ProcfsPolicy } from '../src/index.js';
+import { runSupervised, type SupervisedRun } from '../../../tools/test-support/supervised.js';
+import { type ProcfsPolicy, procReadable } from '../src/index.js';
 
 export { type Finished, PYTHON };
 
@@ -17,20 +13,31 @@ export interface RunOptions extends SupervisedRun {
   policy: ProcfsPolicy;
 }
 
-/** Runs `argv` confined as sandlock confines it, supervised with the session `policy`. */
+/**
+ * Runs `argv` confined as sandlock confines it, supervised with the session
+ * `policy`. As in sandlock, a sandbox whose supervisor hides processes gets
+ * no Landlock rules on /proc's process directories.
+ */
 export function run(
   supervisor: Supervisor,
   argv: readonly string[],
   options: RunOptions,
 ): Promise<Finished> {
-  return runSupervised(supervisor, argv, options);
+  const hideProcesses =
+    supervisor.modules.some((module) => module.name === 'proc-pids') &&
+    procReadable(options.policy);
+  return runSupervised(supervisor, argv, { hideProcesses, ...options });
 }
 
 /** Runs and expects exit 0; returns stdout. */
-export function output(
+export async function output(
   supervisor: Supervisor,
   argv: readonly string[],
   options: RunOptions,
 ): Promise<string> {
-  return outputSupervised(supervisor, argv, options);
+  const result = await run(supervisor, argv, options);
+  if (result.code !== 0) {
+    throw new Error(`${argv.join(' ')} exited ${result.code ?? result.signal}: ${result.stderr}`);
+  }
+  return result.stdout;
 }

@@ -268,7 +268,10 @@ d = os.open('/proc', os.O_RDONLY | os.O_DIRECTORY)
 print(openat2(d, '/1/status', 0x10))
 print(openat2(d, f'/{os.getpid()}/status', 0x10))
 `);
-    expect(lines).toEqual(['ENOENT', 'ok', 'ENOENT', 'ok']);
+    // With RESOLVE_* flags of its own the open is the kernel's, and Landlock
+    // grants no /proc/<pid> to a sandbox that hides processes: even its own
+    // is refused (closed, not open).
+    expect(lines).toEqual(['ENOENT', 'ok', 'ENOENT', 'EACCES']);
   });
 
   it('hides write opens of outside pids; its own reach the kernel (Landlock refuses them here)', async () => {
@@ -283,6 +286,43 @@ print(read('/proc/self/comm').decode().strip())
     expect(lines[0]).toBe('ENOENT');
     // Landlock's read-only /proc refuses the write; either way it reached the kernel.
     expect(lines[1]).toBe('EACCES');
+  });
+
+  it('leaves no race to the paths it lets through: Landlock grants no process directory', async () => {
+    // A thread flips the path between /etc/hostname, which the module lets
+    // through (the kernel reads the path again), and this test runner's
+    // environ. Before the process directories left the Landlock rules, a few
+    // of 3000 opens read the runner's environment.
+    const lines = await python(`${ATTEMPT}
+libc = ctypes.CDLL(None, use_errno=True)
+benign = b'/etc/hostname'
+hidden = b'/proc/${process.pid}/environ'
+buf = ctypes.create_string_buffer(64)
+buf.value = benign
+stop = False
+def flip():
+    while not stop:
+        buf.value = hidden
+        buf.value = benign
+t = threading.Thread(target=flip)
+t.start()
+leaked = opened = 0
+expected = open('/etc/hostname', 'rb').read()
+data = ctypes.create_string_buffer(4096)
+for i in range(3000):
+    fd = libc.open(buf, os.O_RDONLY)
+    if fd < 0:
+        continue
+    opened += 1
+    n = libc.read(fd, data, 4096)
+    if data.raw[:n] != expected[:n]:
+        leaked += 1
+    libc.close(fd)
+stop = True
+t.join()
+print(leaked, opened > 0)
+`);
+    expect(lines).toEqual(['0 True']);
   });
 
   it('decides on its own copy: a thread rewriting the path cannot reach a hidden pid', async () => {

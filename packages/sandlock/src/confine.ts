@@ -25,6 +25,12 @@ export interface Confinement {
 export interface ConfinementOptions {
   /** Syscalls a supervisor answers (none: no listener is created). */
   notify?: readonly string[];
+  /**
+   * A supervisor hides the host's processes (procfs's proc-pids module): leave
+   * /proc's process directories out of the Landlock rules, so that the
+   * sandbox reaches them only through its on-behalf opens.
+   */
+  hideProcesses?: boolean;
 }
 
 function portRanges(ports: readonly PortSpec[]): { from: number; to: number }[] {
@@ -41,9 +47,10 @@ function describeDrops(what: string, ruleset: LandlockRuleset): string[] {
   );
 }
 
-function landlockFor(policy: Policy): LandlockRuleset {
+function landlockFor(policy: Policy, hideProcesses: boolean): LandlockRuleset {
   const builder = landlockRuleset({ compatibility: policy.bestEffort ? 'best-effort' : 'hard' });
-  for (const rule of filesystemRules(policy.fsRead, policy.fsWrite, policy.fsDeny)) {
+  const rules = filesystemRules(policy.fsRead, policy.fsWrite, policy.fsDeny, { hideProcesses });
+  for (const rule of rules) {
     const options = { optional: rule.optional === true };
     if (rule.intent === 'write') builder.write(rule.path, options).readExec(rule.path, options);
     else builder.readExec(rule.path, options);
@@ -74,7 +81,7 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
   try {
     const scope = reaperScope(policy);
     if (scope.fd !== null) fds.push(scope.fd);
-    const main = landlockFor(policy);
+    const main = landlockFor(policy, options.hideProcesses ?? false);
     if (main.fd !== null) fds.push(main.fd);
     warnings.push(...describeDrops('the filesystem and network policy', main));
 

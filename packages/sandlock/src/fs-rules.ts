@@ -1,5 +1,6 @@
 import { lstatSync, readdirSync, realpathSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
+import { SENSITIVE_PATHS } from '@sandlock/procfs';
 
 export type FsIntent = 'readExec' | 'write';
 
@@ -62,15 +63,63 @@ function carve(rule: FsRule, denied: string): FsRule[] {
   return out;
 }
 
+const PROC = '/proc';
+const PROCESS_NAME = /^\d+$/;
+
+/**
+ * Rules on /proc's entries, but for the processes' directories, the symlinks
+ * (self, thread-self) and the host's sensitive files, which the supervisor
+ * refuses anyway (kcore, kallsyms…).
+ */
+function procEntriesWithoutProcesses(intent: FsIntent): FsRule[] {
+  const out: FsRule[] = [];
+  for (const entry of readdirSync(PROC)) {
+    if (PROCESS_NAME.test(entry)) continue;
+    const path = join(PROC, entry);
+    if (SENSITIVE_PATHS.includes(path)) continue;
+    try {
+      if (lstatSync(path).isSymbolicLink()) continue;
+    } catch {
+      continue;
+    }
+    out.push({ path, intent, optional: true });
+  }
+  return out;
+}
+
+/**
+ * Takes the processes' directories of /proc out of the rules that grant
+ * them: a sandbox that hides the host's processes (procfs's proc-pids module)
+ * reaches /proc/<pid> only through the supervisor, which opens what it may see
+ * on its behalf. Otherwise a thread could swap an approved path for
+ * /proc/<outside pid>/… between the module's check and the kernel's open; now
+ * Landlock refuses that open. Entries carving listed (optional rules) for a
+ * process are dropped too; a /proc/<pid> the policy names itself stays.
+ */
+function withoutProcessDirectories(rules: FsRule[]): FsRule[] {
+  return rules.flatMap((rule) => {
+    if (within(PROC, rule.path)) {
+      const around = rule.path === PROC ? [] : carve(rule, PROC);
+      return [...around, ...procEntriesWithoutProcesses(rule.intent)];
+    }
+    const parent = rule.path.slice(0, rule.path.lastIndexOf('/'));
+    const name = rule.path.slice(rule.path.lastIndexOf('/') + 1);
+    if (rule.optional && parent === PROC && PROCESS_NAME.test(name)) return [];
+    return [rule];
+  });
+}
+
 /**
  * The Landlock path rules for a policy: reads, writes, and the holes that
  * `fsDeny` cuts into them. Paths are canonical (Landlock rules bind to the
- * inode a path resolves to).
+ * inode a path resolves to). With `hideProcesses`, /proc's process
+ * directories are left out too (see {@link withoutProcessDirectories}).
  */
 export function filesystemRules(
   fsRead: readonly string[],
   fsWrite: readonly string[],
   fsDeny: readonly string[],
+  options: { hideProcesses?: boolean } = {},
 ): FsRule[] {
   let rules: FsRule[] = [
     ...fsWrite.map((path) => ({ path: canonical(path), intent: 'write' as const })),
@@ -83,5 +132,5 @@ export function filesystemRules(
       return [rule];
     });
   }
-  return rules;
+  return options.hideProcesses ? withoutProcessDirectories(rules) : rules;
 }

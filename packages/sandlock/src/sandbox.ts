@@ -11,6 +11,7 @@ import { type Policy, parsePolicy } from './policy.js';
 import { type ExitStatus, SandboxProcess } from './process.js';
 import {
   assertProcReadable,
+  hidesProcesses,
   needsSupervisor,
   type Session,
   sessionPolicy,
@@ -91,7 +92,10 @@ export class Sandbox {
     const outerSupervisor = needed.length > 0 ? process.env[SUPERVISOR_VARIABLE] : undefined;
     const delegating = outerSupervisor !== undefined && outerSupervisor !== '';
     const notify = delegating || needed.length === 0 ? [] : withNesting(supervisor!, needed);
-    const confinement = prepareConfinement(policy, { notify });
+    const confinement = prepareConfinement(policy, {
+      notify,
+      hideProcesses: hidesProcesses(policy) && (notify.length > 0 || delegating),
+    });
     if (confinement.listener) {
       // This sandbox's supervisor is the one a sandbox inside it must ask.
       const socket = await delegationSocket();

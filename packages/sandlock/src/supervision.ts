@@ -36,6 +36,19 @@ const BUILT_IN_MODULES = [
   { module: DETERMINISTIC_DIRS_MODULE },
 ];
 
+/**
+ * Whether the supervisor hides the host's processes from this sandbox and
+ * should be the only way into /proc/<pid> (its Landlock rules then leave the
+ * process directories out): /proc is readable and not writable. Where the
+ * policy makes /proc writable, writes to /proc/<pid> (never done on behalf)
+ * must keep working, and hiding stays best effort: a racing thread can swap
+ * a path the module let through.
+ */
+export function hidesProcesses(policy: Policy): boolean {
+  const writable = policy.fsWrite.some((path) => path === '/' || path === '/proc');
+  return procReadable(policy) && !writable;
+}
+
 /** Whether any feature of `policy` needs the seccomp supervisor. */
 export function needsSupervisor(policy: Policy): boolean {
   return (

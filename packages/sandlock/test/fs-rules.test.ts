@@ -19,4 +19,27 @@ describe('fsDeny carving', () => {
     // Rules the policy names stay required.
     expect(filesystemRules([dir], [], [])).toEqual([{ path: dir, intent: 'readExec' }]);
   });
+
+  it("leaves /proc's process directories and sensitive files out when processes are hidden", () => {
+    const paths = (rules: { path: string }[]) => rules.map((rule) => rule.path);
+    const hidden = filesystemRules(['/'], [], [], { hideProcesses: true });
+    expect(paths(hidden)).not.toContain('/');
+    expect(paths(hidden)).not.toContain('/proc');
+    expect(paths(hidden)).toContain('/usr');
+    expect(hidden.find((rule) => rule.path === '/proc/sys')).toEqual({
+      path: '/proc/sys',
+      intent: 'readExec',
+      optional: true,
+    });
+    expect(paths(hidden).filter((path) => /^\/proc\/\d+$/.test(path))).toEqual([]);
+    expect(paths(hidden)).not.toContain('/proc/kallsyms');
+    expect(paths(hidden)).not.toContain('/proc/self');
+    // Carving for fsDeny beneath /proc lists the process directories too: they go as well.
+    const denied = filesystemRules(['/proc'], [], ['/proc/sys'], { hideProcesses: true });
+    expect(paths(denied).filter((path) => /^\/proc\/\d+$/.test(path))).toEqual([]);
+    expect(paths(denied)).not.toContain('/proc/sys');
+    expect(paths(denied)).toContain('/proc/meminfo');
+    // Without hiding, /proc is one rule.
+    expect(paths(filesystemRules(['/proc'], [], []))).toEqual(['/proc']);
+  });
 });
