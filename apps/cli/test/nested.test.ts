@@ -74,6 +74,21 @@ describe('a sandbox inside a sandbox', () => {
     expect(result.status).toBe(0);
   });
 
+  it('gets nothing on its behalf that the outer sandbox does not grant', () => {
+    // The outer sandbox intercepts opens (its host name) but cannot read
+    // /proc. The inner one asks for /proc: the outer supervisor, which would
+    // open /proc files on its behalf outside both sandboxes, sees its policy
+    // narrowed to the outer one's, so Landlock's refusal stands.
+    const result = nested(
+      ['--hostname', 'outer'],
+      ['-r', '/proc', '-e', 'uname -n; head -1 /proc/self/status 2>&1 | sed "s/^head: //"'],
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(
+      "outer\ncannot open '/proc/self/status' for reading: Permission denied\n",
+    );
+  });
+
   it('refuses a policy the outer supervisor cannot see the calls of, naming them', () => {
     const result = nested(['-P', '50'], ['--hostname', 'box', '--', 'uname', '-n']);
     expect(result.stdout).toBe('');

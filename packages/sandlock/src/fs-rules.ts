@@ -73,7 +73,15 @@ const PROCESS_NAME = /^\d+$/;
  */
 function procEntriesWithoutProcesses(intent: FsIntent): FsRule[] {
   const out: FsRule[] = [];
-  for (const entry of readdirSync(PROC)) {
+  let entries: string[];
+  try {
+    entries = readdirSync(PROC);
+  } catch {
+    // This process cannot list /proc (inside another sandbox that does not
+    // grant it): neither can the sandbox, so there is nothing to grant.
+    return out;
+  }
+  for (const entry of entries) {
     if (PROCESS_NAME.test(entry)) continue;
     const path = join(PROC, entry);
     if (SENSITIVE_PATHS.includes(path)) continue;

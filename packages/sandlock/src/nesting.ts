@@ -60,6 +60,39 @@ function peerPid(socket: Socket): number {
   return ucred.readInt32LE(0);
 }
 
+/** `path` is `ancestor` or lies beneath it. */
+function within(path: string, ancestor: string): boolean {
+  return ancestor === '/' || path === ancestor || path.startsWith(`${ancestor}/`);
+}
+
+/** The paths both lists grant: for each pair, the deeper one when one lies within the other. */
+function intersection(inner: readonly string[], outer: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const a of inner) {
+    for (const b of outer) {
+      if (within(a, b)) out.add(a);
+      else if (within(b, a)) out.add(b);
+    }
+  }
+  return [...out];
+}
+
+/**
+ * The inner policy as the modules serving the inner sandbox must see it. They
+ * act on behalf of its processes with this supervisor's rights, outside both
+ * sandboxes' Landlock domains (proc-pids opens /proc files, hostname reads
+ * /etc/hosts): what they may read for it is what both policies grant, never
+ * more than the outer one.
+ */
+function withinOuter(inner: Policy, outer: Policy): Policy {
+  return {
+    ...inner,
+    fsRead: intersection([...inner.fsRead, ...inner.fsWrite], [...outer.fsRead, ...outer.fsWrite]),
+    fsWrite: intersection(inner.fsWrite, outer.fsWrite),
+    fsDeny: [...new Set([...inner.fsDeny, ...outer.fsDeny])],
+  };
+}
+
 interface DelegationRequest {
   reaperPid: number;
   programPid: number;
@@ -89,7 +122,7 @@ async function answer(request: DelegationRequest, asker: number): Promise<void> 
   const session = supervisor.delegate(outer.session, {
     reaperPid,
     programPid,
-    policy: sessionPolicy(policy),
+    policy: sessionPolicy(withinOuter(policy, outer.policy)),
   });
   track(reaperPid, session, policy);
 }
