@@ -15,8 +15,8 @@ export interface VdsoFunctions {
   readonly getrandom: boolean;
 }
 
-/** The patchable functions of `pid`'s vDSO; null when it has none. Throws when /proc/PID/mem cannot be read. */
-export function vdsoFunctions(pid: number): VdsoFunctions | null {
+/** `pid`'s vDSO image, read through /proc/PID/mem; null when it has none. */
+export function readVdsoImage(pid: number): Buffer | null {
   const base = vdsoBase(pid);
   if (base === null) return null;
   const fd = openSync(`/proc/${pid}/mem`, 'r');
@@ -26,18 +26,24 @@ export function vdsoFunctions(pid: number): VdsoFunctions | null {
       readSync(fd, buffer, 0, length, Number(base));
       return buffer;
     };
-    const image = read(Math.min(vdsoImageSize(read(64)), VDSO_MAX_SIZE));
-    const symbols = vdsoSymbols(image);
-    const names = VDSO_SYMBOLS[hostArch()];
-    const has = (kind: keyof typeof names) => (names[kind] ?? []).some((name) => symbols.has(name));
-    return {
-      symbols: Object.values(names)
-        .flat()
-        .filter((name) => symbols.has(name)),
-      clock: has('clock_gettime'),
-      getrandom: has('getrandom'),
-    };
+    return read(Math.min(vdsoImageSize(read(64)), VDSO_MAX_SIZE));
   } finally {
     closeSync(fd);
   }
+}
+
+/** The patchable functions of `pid`'s vDSO; null when it has none. Throws when /proc/PID/mem cannot be read. */
+export function vdsoFunctions(pid: number): VdsoFunctions | null {
+  const image = readVdsoImage(pid);
+  if (image === null) return null;
+  const symbols = vdsoSymbols(image);
+  const names = VDSO_SYMBOLS[hostArch()];
+  const has = (kind: keyof typeof names) => (names[kind] ?? []).some((name) => symbols.has(name));
+  return {
+    symbols: Object.values(names)
+      .flat()
+      .filter((name) => symbols.has(name)),
+    clock: has('clock_gettime'),
+    getrandom: has('getrandom'),
+  };
 }

@@ -3,23 +3,15 @@
 // monotonic clocks, sleeps and timers keep real durations.
 
 import { spawnSync } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Supervisor } from '@sandlock/dispatch';
 import { hostArch } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RANDOM_MODULE, TIME_MODULE } from '../src/index.js';
-import { parseVdsoSymbols, vdsoImageSize } from '../src/vdso-elf.js';
-import { vdsoBase } from '../src/vdso-patch.js';
+import { parseVdsoSymbols } from '../src/vdso-elf.js';
+import { readVdsoImage } from '../src/vdso-inspect.js';
 import { trampolineCode } from '../src/vdso-trampolines.js';
 import { DEFAULT_READ, type Finished, PYTHON, type RunOptions, run } from './helpers.js';
 
@@ -509,17 +501,8 @@ describe.runIf(x86)('sleeps and timers keep real durations', () => {
 describe.runIf(x86)('randomSeed alone', () => {
   /** The vDSO functions of this machine, and how a sandboxed Python reads their first bytes. */
   function ownSymbols() {
-    const base = vdsoBase(process.pid)!;
-    const fd = openSync('/proc/self/mem', 'r');
-    try {
-      const header = Buffer.alloc(64);
-      readSync(fd, header, 0, 64, Number(base));
-      const image = Buffer.alloc(vdsoImageSize(header));
-      readSync(fd, image, 0, image.length, Number(base));
-      return { image, symbols: parseVdsoSymbols(image) };
-    } finally {
-      closeSync(fd);
-    }
+    const image = readVdsoImage(process.pid)!;
+    return { image, symbols: parseVdsoSymbols(image) };
   }
   const readBytes = (offsets: Record<string, number>, length: number) =>
     py(

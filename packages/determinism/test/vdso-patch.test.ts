@@ -2,11 +2,12 @@
 // the test patches it through /proc/<pid>/mem, then the child reads its clocks.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { hostArch } from '@sandlock/sys';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseVdsoSymbols, vdsoFileEnd, vdsoImageSize } from '../src/vdso-elf.js';
-import { patchVdso, planVdsoPatch, vdsoBase, vdsoPatched } from '../src/vdso-patch.js';
+import { readVdsoImage } from '../src/vdso-inspect.js';
+import { patchVdso, planVdsoPatch, vdsoPatched } from '../src/vdso-patch.js';
 
 const PYTHON = '/usr/bin/python3';
 const arch = hostArch();
@@ -14,18 +15,9 @@ const DAY = 86_400n;
 
 /** This process's own vDSO image, read through /proc/self/mem. */
 function ownVdso(): Buffer {
-  const base = vdsoBase(process.pid);
-  if (base === null) throw new Error('no vDSO');
-  const fd = openSync('/proc/self/mem', 'r');
-  try {
-    const header = Buffer.alloc(64);
-    readSync(fd, header, 0, 64, Number(base));
-    const image = Buffer.alloc(vdsoImageSize(header));
-    readSync(fd, image, 0, image.length, Number(base));
-    return image;
-  } finally {
-    closeSync(fd);
-  }
+  const image = readVdsoImage(process.pid);
+  if (image === null) throw new Error('no vDSO');
+  return image;
 }
 
 const children: ChildProcess[] = [];
