@@ -391,31 +391,13 @@ export class Supervisor {
       const enabled = this.enabledFor(options);
       const handle = this.pickWorker();
       reaperPidfd = pidfdOpen(options.reaperPid);
-      const session = new Session<P>(
-        this.nextSession++,
-        options.reaperPid,
-        options.programPid ?? options.reaperPid,
-        options.policy as P,
-        this.enableSyncWakeUp(listenerFd),
+      return this.register<P>(handle, options, enabled, {
         listenerFd,
+        syncWakeUp: this.enableSyncWakeUp(listenerFd),
         reaperPidfd,
-        options.onKill,
-        options.notified ? new Set(options.notified) : null,
-      );
-      handle.post({
-        type: 'attach',
-        session: session.id,
-        listenerFd,
-        reaperPid: options.reaperPid,
-        reaperPidfd,
-        programPid: session.programPid,
-        policy: options.policy,
-        enabled,
-        track: options.trackProcesses ?? false,
+        notified: options.notified ? new Set(options.notified) : null,
+        parent: null,
       });
-      this.sessions.set(session.id, session as Session);
-      handle.adopt(session as Session);
-      return session;
     } catch (error) {
       if (reaperPidfd >= 0) close(reaperPidfd);
       close(listenerFd);
@@ -460,30 +442,54 @@ export class Supervisor {
     }
     const handle = this.workers.find((worker) => worker.sessions.has(root));
     if (handle === undefined) throw new Error('sandlock: the outer sandbox has no worker');
-    const reaperPidfd = pidfdOpen(options.reaperPid);
+    return this.register<P>(handle, options, enabled, {
+      listenerFd: parent.listenerFd,
+      syncWakeUp: parent.syncWakeUp,
+      reaperPidfd: pidfdOpen(options.reaperPid),
+      notified: root.notified,
+      parent,
+    });
+  }
+
+  /** Makes the session, hands it to its worker's loop, and keeps it. */
+  private register<P>(
+    handle: WorkerHandle,
+    options: DelegateOptions,
+    enabled: number[],
+    link: {
+      listenerFd: number;
+      syncWakeUp: boolean;
+      reaperPidfd: number;
+      notified: ReadonlySet<string> | null;
+      parent: Session | null;
+    },
+  ): Session<P> {
     const session = new Session<P>(
       this.nextSession++,
       options.reaperPid,
       options.programPid ?? options.reaperPid,
       options.policy as P,
-      parent.syncWakeUp,
-      parent.listenerFd,
-      reaperPidfd,
+      link.syncWakeUp,
+      link.listenerFd,
+      link.reaperPidfd,
       options.onKill,
-      root.notified,
-      parent,
+      link.notified,
+      link.parent,
     );
-    handle.post({
-      type: 'delegate',
-      parent: parent.id,
+    const common = {
       session: session.id,
       reaperPid: options.reaperPid,
-      reaperPidfd,
+      reaperPidfd: link.reaperPidfd,
       programPid: session.programPid,
       policy: options.policy,
       enabled,
       track: options.trackProcesses ?? false,
-    });
+    };
+    handle.post(
+      link.parent === null
+        ? { type: 'attach', listenerFd: link.listenerFd, ...common }
+        : { type: 'delegate', parent: link.parent.id, ...common },
+    );
     this.sessions.set(session.id, session as Session);
     handle.adopt(session as Session);
     return session;
