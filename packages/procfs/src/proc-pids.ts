@@ -276,6 +276,29 @@ function needsWalk(path: string, state: Worker): boolean {
   }
 }
 
+// Paths the probe found plain (no symlink, no other procfs or sysfs mount),
+// in trees the sandbox cannot write, by session: a second open within a
+// second skips the probe. The host may make one a symlink meanwhile; the
+// kernel then follows it, and Landlock still refuses /proc/<pid>, which
+// sandlock leaves out of the rules of a sandbox that hides processes: a
+// stale entry can fail an open that should have been served, not reveal.
+const PLAIN_TTL_MS = 1000;
+const MAX_PLAIN = 4096;
+const plainPaths = new Map<string, number>();
+
+/** {@link needsWalk}, remembered for paths the sandbox cannot change. */
+function needsWalkCached(ctx: HandlerContext<ProcfsPolicy>, full: string, state: Worker): boolean {
+  if (writable(ctx.session.policy, components(full))) return needsWalk(full, state);
+  const key = `${ctx.session.id}\0${full}`;
+  const now = Date.now();
+  const seen = plainPaths.get(key);
+  if (seen !== undefined && now - seen < PLAIN_TTL_MS) return false;
+  if (needsWalk(full, state)) return true;
+  if (plainPaths.size >= MAX_PLAIN) plainPaths.clear();
+  plainPaths.set(key, now);
+  return false;
+}
+
 function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   const call = readOpenCall(ctx);
   if (call === null || !ctx.valid()) return CONTINUE; // valid: the bytes were the caller's
@@ -295,7 +318,7 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   }
   if (call.path === '') return CONTINUE; // ENOENT: open(2) takes no empty path
   const full = posix.normalize(`${base}/${call.path}`);
-  if (!WATCHED_TOP.test(full) && !needsWalk(full, state)) return CONTINUE;
+  if (!WATCHED_TOP.test(full) && !needsWalkCached(ctx, full, state)) return CONTINUE;
   let status: Credentials | null | undefined;
   const callerCredentials = (): Credentials | null => {
     if (status === undefined) status = credentialsOf(readProcFile(`/proc/${ctx.pid}/status`) ?? '');

@@ -188,6 +188,33 @@ print(attempt(lambda: read('/proc/self/cmdline')))
     expect(lines).toEqual(['Name:\tpython3', 'python3', 'ok']);
   });
 
+  it('a path remembered as plain that becomes a symlink into /proc reveals nothing', async () => {
+    // The probe's answer for a path the sandbox cannot write is kept for a
+    // second. Here the host turns that file into a symlink to pid 1's status
+    // meanwhile: the kernel follows it, and Landlock refuses /proc/1.
+    const file = join(dir, 'plain');
+    writeFileSync(file, 'plain\n');
+    const swap = setTimeout(() => {
+      rmSync(file);
+      symlinkSync('/proc/1/status', file);
+    }, 400);
+    try {
+      const lines = await python(
+        `${ATTEMPT}
+import time
+print(read('${file}').decode().strip())
+time.sleep(0.8)
+print(attempt(lambda: read('${file}')))
+`,
+        { fsRead: [...fsRead, dir] },
+      );
+      expect(lines[0]).toBe('plain');
+      expect(['ENOENT', 'EACCES']).toContain(lines[1]);
+    } finally {
+      clearTimeout(swap);
+    }
+  });
+
   it('hides relative opens, dirfds, symlinks, .. and magic links', async () => {
     const link = join(dir, 'init');
     const viaCwd = join(dir, 'cwd');
