@@ -89,6 +89,37 @@ describe('a sandbox inside a sandbox', () => {
     );
   });
 
+  it('nests three deep: each level adds its policy, the innermost first', () => {
+    const result = nested(
+      ['-r', '/proc', '-P', '50'],
+      [
+        '-w',
+        '/dev/null',
+        '-r',
+        '/proc',
+        '--hostname',
+        'middle',
+        '--',
+        process.execPath,
+        CLI,
+        'run',
+        ...INNER,
+        '-r',
+        '/proc',
+        '-P',
+        '3',
+        '--',
+        '/usr/bin/python3',
+        '-c',
+        `import os; print(os.uname().nodename)\n${FORK_SIX}`,
+      ],
+    );
+    expect(result.stderr).toBe('');
+    // The middle sandbox's host name reaches the inner one; the inner limit holds.
+    expect(result.stdout).toBe('middle\n2 4\n');
+    expect(result.status).toBe(0);
+  });
+
   it('refuses a policy the outer supervisor cannot see the calls of, naming them', () => {
     const result = nested(['-P', '50'], ['--hostname', 'box', '--', 'uname', '-n']);
     expect(result.stdout).toBe('');

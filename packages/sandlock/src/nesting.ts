@@ -16,11 +16,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Session } from '@sandlock/dispatch';
+import type { Session, Supervisor } from '@sandlock/dispatch';
 import { parentOf, trySyscall } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
 import { type Policy, parsePolicy } from './policy.js';
-import { sessionPolicy, supervisorFor } from './supervision.js';
+import { sessionPolicy } from './supervision.js';
 
 /** The variable that tells a launcher inside a supervised sandbox where to ask. */
 export const SUPERVISOR_VARIABLE = 'SANDLOCK_SUPERVISOR';
@@ -32,7 +32,10 @@ const SO_PEERCRED = 17;
 
 interface Supervised {
   readonly session: Session;
+  /** What its modules enforce (for a nested sandbox: narrowed by the sandboxes around it). */
   readonly policy: Policy;
+  /** The supervisor whose session it is (a nested sandbox's is its outer one's). */
+  readonly supervisor: Supervisor;
 }
 
 /** Sandboxes this process supervises (its own and delegated ones), by reaper pid. */
@@ -118,13 +121,14 @@ async function answer(request: DelegationRequest, asker: number): Promise<void> 
       'plugins cannot serve a sandbox inside a supervised sandbox: they would run in the outer supervisor, outside both sandboxes',
     );
   }
-  const supervisor = await supervisorFor(outer.policy.plugins);
-  const session = supervisor.delegate(outer.session, {
+  // Kept as the policy of a sandbox nested deeper still: each level narrows.
+  const view = withinOuter(policy, outer.policy);
+  const session = outer.supervisor.delegate(outer.session, {
     reaperPid,
     programPid,
-    policy: sessionPolicy(withinOuter(policy, outer.policy)),
+    policy: sessionPolicy(view),
   });
-  track(reaperPid, session, policy);
+  track(reaperPid, session, view, outer.supervisor);
 }
 
 function serve(socket: Socket): void {
@@ -182,8 +186,13 @@ export function delegationSocket(): Promise<string | null> {
 }
 
 /** Records a supervised sandbox until its session closes. */
-export function track(reaperPid: number, session: Session, policy: Policy): void {
-  supervised.set(reaperPid, { session, policy });
+export function track(
+  reaperPid: number,
+  session: Session,
+  policy: Policy,
+  supervisor: Supervisor,
+): void {
+  supervised.set(reaperPid, { session, policy, supervisor });
   void session.closed.then(() => {
     if (supervised.get(reaperPid)?.session === session) supervised.delete(reaperPid);
   });

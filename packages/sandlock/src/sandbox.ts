@@ -133,7 +133,7 @@ export class Sandbox {
           deny: defaultDenyList(hostArch()),
           notified: notify,
         });
-        track(launched.pid, session, policy);
+        track(launched.pid, session, policy, supervisor);
       }
       await launched.release();
       const watch = watchResources(launched.pid, {
