@@ -358,14 +358,19 @@ export class Call implements HandlerContext, DeferredContext {
     }
   }
 
-  onBehalf(childFd: number, syscall: string, ...rest: SyscallArg[]): number {
-    let fd: number;
+  /** A duplicate of the caller's fd, or -errno when it cannot be had (EBADF…). */
+  private duplicateOrErrno(childFd: number): number {
     try {
-      fd = this.getFd(childFd);
+      return this.getFd(childFd);
     } catch (error) {
       if (error instanceof CallError) return -error.errno;
       throw error;
     }
+  }
+
+  onBehalf(childFd: number, syscall: string, ...rest: SyscallArg[]): number {
+    const fd = this.duplicateOrErrno(childFd);
+    if (fd < 0) return fd;
     try {
       return trySyscall(syscall, fd, ...rest);
     } finally {
@@ -374,13 +379,8 @@ export class Call implements HandlerContext, DeferredContext {
   }
 
   async onBehalfAsync(childFd: number, syscall: string, ...rest: SyscallArg[]): Promise<number> {
-    let fd: number;
-    try {
-      fd = this.getFd(childFd);
-    } catch (error) {
-      if (error instanceof CallError) return -error.errno;
-      throw error;
-    }
+    const fd = this.duplicateOrErrno(childFd);
+    if (fd < 0) return fd;
     try {
       return await syscallAsync(syscall, fd, ...rest);
     } finally {
