@@ -1,33 +1,22 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { Sandbox } from 'sandlock';
+import { openLoop } from '../../packages/dispatch/bench/open-loop.mjs';
 import { median } from './stats.mjs';
 
 const PYTHON = '/usr/bin/python3';
 const SYSTEM = ['/usr', '/lib', '/lib64', '/bin', '/etc'].filter((path) => existsSync(path));
 const LOOPS = 20_000;
 
-// Python times its own loop: start-up and the sandbox's set-up are left out.
-const LOOP = `
-import os, sys, time
-path = sys.argv[1]
-start = time.perf_counter()
-for _ in range(${LOOPS}):
-    os.close(os.open(path, os.O_RDONLY))
-print((time.perf_counter() - start) / ${LOOPS} * 1e6)
-`;
-
-function bare(file) {
-  const result = spawnSync(PYTHON, ['-c', LOOP, file], { encoding: 'utf8' });
+function bare(program) {
+  const result = spawnSync(PYTHON, ['-c', program], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(result.stderr);
   return Number(result.stdout);
 }
 
-function sandboxed(sandbox, file) {
+function sandboxed(sandbox, program) {
   return async () => {
-    const result = await sandbox.run([PYTHON, '-c', LOOP, file]);
+    const result = await sandbox.run([PYTHON, '-c', program]);
     if (result.exitCode !== 0) throw new Error(`exit ${result.exitCode}: ${result.stderr}`);
     return Number(result.stdout.toString());
   };
@@ -39,17 +28,19 @@ function sandboxed(sandbox, file) {
  * supervisor answers each openat), 5 runs each, interleaved.
  */
 export async function benchIntercept(runs = 5) {
-  const dir = mkdtempSync(join(tmpdir(), 'sandlock-bench-'));
-  const file = join(dir, 'file');
-  writeFileSync(file, 'x');
+  // Python times its own loop: start-up and the sandbox's set-up are left out.
+  const { dir, program, dispose } = openLoop(LOOPS);
   const base = () => Sandbox.builder().fsRead(...SYSTEM, dir);
   const cases = {
-    bare: async () => bare(file),
-    'sandboxed, no supervisor': sandboxed(base().build(), file),
-    'hostname (opens checked for /etc/hostname)': sandboxed(base().hostname('bench').build(), file),
+    bare: async () => bare(program),
+    'sandboxed, no supervisor': sandboxed(base().build(), program),
+    'hostname (opens checked for /etc/hostname)': sandboxed(
+      base().hostname('bench').build(),
+      program,
+    ),
     '/proc readable (opens checked for hidden processes)': sandboxed(
       base().fsRead('/proc').build(),
-      file,
+      program,
     ),
   };
   const samples = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
@@ -59,7 +50,7 @@ export async function benchIntercept(runs = 5) {
       for (const [name, run] of Object.entries(cases)) samples[name].push(await run());
     }
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    dispose();
   }
   const result = Object.fromEntries(
     Object.entries(samples).map(([name, values]) => [

@@ -8,13 +8,11 @@
 // With --sandboxes K, K sandboxes run the loop at the same time; --workers
 // caps the supervisor's worker threads (1 = one shared loop).
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { compileSandboxFilter, seccompFilterStep } from '@sandlock/seccomp';
 import { launch } from '@sandlock/sys';
 import { Supervisor } from '../dist/index.js';
+import { openLoop } from './open-loop.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -29,17 +27,7 @@ const runs = Number(values.runs);
 const iterations = Number(values.iterations);
 const sandboxes = Number(values.sandboxes);
 
-const work = mkdtempSync(join(tmpdir(), 'sandlock-bench-'));
-const file = join(work, 'file');
-writeFileSync(file, 'x');
-const program = [
-  'import os, time',
-  `path = ${JSON.stringify(file)}`,
-  't = time.perf_counter()',
-  `for _ in range(${iterations}):`,
-  '    os.close(os.open(path, os.O_RDONLY))',
-  `print((time.perf_counter() - t) / ${iterations} * 1e6)`,
-].join('\n');
+const { program, dispose } = openLoop(iterations, 'sandlock-bench-');
 
 const supervisor = await Supervisor.start({
   plugins: [{ module: new URL('./continue-openat.mjs', import.meta.url) }],
@@ -118,4 +106,4 @@ console.log(line('bare (per iteration)', bare));
 console.log(line('openat intercepted (per iteration)', supervised));
 console.log(line('per intercepted call', overhead));
 await supervisor.close();
-rmSync(work, { recursive: true, force: true });
+dispose();

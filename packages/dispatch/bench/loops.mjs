@@ -11,13 +11,11 @@
 //   shared epoll       one worker, epoll over every listener
 // and each once without SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { compileSandboxFilter, seccompFilterStep } from '@sandlock/seccomp';
 import { launch } from '@sandlock/sys';
+import { openLoop } from './open-loop.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -27,17 +25,7 @@ const { values } = parseArgs({
   },
 });
 const iterations = Number(values.iterations);
-const work = mkdtempSync(join(tmpdir(), 'sandlock-loops-'));
-const file = join(work, 'file');
-writeFileSync(file, 'x');
-const program = [
-  'import os, time',
-  `path = ${JSON.stringify(file)}`,
-  't = time.perf_counter()',
-  `for _ in range(${iterations}):`,
-  '    os.close(os.open(path, os.O_RDONLY))',
-  `print((time.perf_counter() - t) / ${iterations} * 1e6)`,
-].join('\n');
+const { program, dispose } = openLoop(iterations, 'sandlock-loops-');
 const filter = compileSandboxFilter({ notify: ['openat'] });
 
 async function sandbox(supervised) {
@@ -107,4 +95,4 @@ for (const count of values.sandboxes.split(',').map(Number)) {
     );
   }
 }
-rmSync(work, { recursive: true, force: true });
+dispose();
