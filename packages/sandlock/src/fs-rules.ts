@@ -23,7 +23,7 @@ function canonical(path: string): string {
 }
 
 /** True when `inner` is `outer` or lies beneath it. */
-function within(inner: string, outer: string): boolean {
+export function within(inner: string, outer: string): boolean {
   const rel = relative(outer, inner);
   return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..');
 }

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import type { Session, Supervisor } from '@sandlock/dispatch';
 import { parentOf, trySyscall } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
+import { within } from './fs-rules.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { sessionPolicy } from './supervision.js';
 
@@ -61,11 +62,6 @@ function peerPid(socket: Socket): number {
   length.writeUInt32LE(ucred.length);
   if (trySyscall('getsockopt', fd, SOL_SOCKET, SO_PEERCRED, ucred, length) < 0) return 0;
   return ucred.readInt32LE(0);
-}
-
-/** `path` is `ancestor` or lies beneath it. */
-function within(path: string, ancestor: string): boolean {
-  return ancestor === '/' || path === ancestor || path.startsWith(`${ancestor}/`);
 }
 
 /** The paths both lists grant: for each pair, the deeper one when one lies within the other. */
