@@ -37,6 +37,7 @@ export default defineConfig([
       meminfo: '../../packages/procfs/src/meminfo.ts',
       'deterministic-dirs': '../../packages/procfs/src/deterministic-dirs.ts',
       'proc-pids': '../../packages/procfs/src/proc-pids.ts',
+      'proc-host': '../../packages/procfs/src/proc-host.ts',
       random: '../../packages/determinism/src/random.ts',
       time: '../../packages/determinism/src/time.ts',
     },

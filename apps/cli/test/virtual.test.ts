@@ -1,7 +1,8 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SYSTEM, sandlock } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -130,5 +131,110 @@ describe('sandlock run: the processes the sandbox sees', () => {
     ]);
     expect(result.stderr).toBe('');
     expect(result.stdout).toMatch(/^127\.0\.1\.1\s+sandbox-box\n127\.0\.1\.1\n$/);
+  });
+});
+
+describe('sandlock run: the host the sandbox sees', () => {
+  it('-r /proc: /proc/loadavg counts the sandbox’s tasks and names its last pid', () => {
+    const shell = sandlock([
+      'run',
+      ...SYSTEM,
+      '-r',
+      '/proc',
+      '-w',
+      '/dev/null',
+      '-e',
+      'echo $$; cat /proc/loadavg',
+    ]);
+    expect(shell.stderr).toBe('');
+    const [sh, load] = shell.stdout.trim().split('\n');
+    const match = /^(\d+\.\d\d) (\d+\.\d\d) (\d+\.\d\d) (\d+)\/(\d+) (\d+)$/.exec(load!);
+    expect(match, load).not.toBeNull();
+    const [running, total, last] = [match![4], match![5], match![6]].map(Number);
+    // sh and cat (and nothing of the host's).
+    expect(total).toBeGreaterThanOrEqual(1);
+    expect(total).toBeLessThanOrEqual(3);
+    expect(running).toBeGreaterThanOrEqual(1);
+    expect(running).toBeLessThanOrEqual(total!);
+    // cat, forked after sh: the highest of the sandbox's pids.
+    expect(last).toBeGreaterThan(Number(sh));
+    expect(last! - Number(sh)).toBeLessThan(50);
+
+    const alone = sandlock([
+      'run',
+      ...SYSTEM,
+      '-r',
+      '/proc',
+      '--',
+      PYTHON,
+      '-c',
+      "import os; print(os.getpid()); print(open('/proc/loadavg').read(), end='')",
+    ]);
+    expect(alone.stderr).toBe('');
+    const [pid, line] = alone.stdout.trim().split('\n');
+    expect(line).toMatch(new RegExp(`^0\\.0\\d 0\\.00 0\\.00 1/1 ${pid}$`));
+  });
+
+  describe('-r /proc: mount tables hold the mounts the policy shows', () => {
+    const root = process.getuid?.() === 0;
+    let dir = '';
+    let mounted = false;
+    let skip: string | undefined = root ? undefined : 'not root: cannot mount a tmpfs';
+    beforeAll(() => {
+      if (skip) return;
+      dir = mkdtempSync('/tmp/sandlock-mount-');
+      const result = spawnSync('mount', ['-t', 'tmpfs', 'sandlock-test', dir], {
+        encoding: 'utf8',
+      });
+      if (result.status !== 0) skip = `mount -t tmpfs failed: ${result.stderr || result.error}`;
+      else mounted = true;
+    });
+    afterAll(() => {
+      if (mounted) spawnSync('umount', [dir]);
+      if (dir) rmdirSync(dir);
+    });
+
+    /** The three tables as the sandbox reads them, split. */
+    function tables(extra: string[]): string[] {
+      const result = sandlock([
+        'run',
+        ...SYSTEM,
+        '-r',
+        '/proc',
+        '-w',
+        '/dev/null',
+        ...extra,
+        '-e',
+        'cat /proc/self/mountinfo; echo ---; cat /proc/mounts; echo ---; cat /etc/mtab',
+      ]);
+      expect(result.stderr).toBe('');
+      return result.stdout.split('---\n');
+    }
+
+    it('a tmpfs outside the policy is not listed; / and /proc are', (context) => {
+      if (skip) {
+        console.warn(`virtual: skipping the mount table test: ${skip}`);
+        context.skip();
+      }
+      const [mountinfo, mounts, mtab] = tables([]);
+      expect(mountinfo).toMatch(/^\S+ \S+ \S+ \S+ \/ /m);
+      expect(mountinfo).toMatch(/^\S+ \S+ \S+ \S+ \/proc /m);
+      for (const table of [mounts, mtab]) {
+        expect(table).toMatch(/^\S+ \/ /m);
+        expect(table).toMatch(/^\S+ \/proc /m);
+      }
+      for (const table of [mountinfo, mounts, mtab]) expect(table).not.toContain(dir);
+    });
+
+    it('the same tmpfs is listed when the policy grants it', (context) => {
+      if (skip) {
+        console.warn(`virtual: skipping the mount table test: ${skip}`);
+        context.skip();
+      }
+      const [mountinfo, mounts, mtab] = tables(['-r', dir]);
+      expect(mountinfo).toContain(` ${dir} `);
+      expect(mounts).toContain(`sandlock-test ${dir} tmpfs `);
+      expect(mtab).toContain(`sandlock-test ${dir} tmpfs `);
+    });
   });
 });

@@ -28,6 +28,18 @@ export {
   recordLength,
   sortEntries,
 } from './deterministic-dirs.js';
+export {
+  decayLoad,
+  decodeMountPath,
+  filterMountTable,
+  type HostFile,
+  hostFileOf,
+  type LoadAverages,
+  loadavgText,
+  type MountTable,
+  mountPointVisible,
+  ZERO_LOAD,
+} from './host-content.js';
 export { HOSTNAME_SYSCALLS } from './hostname.js';
 export { MEMINFO_SYSCALLS } from './meminfo.js';
 export {
@@ -35,7 +47,9 @@ export {
   HOSTNAME_MODULE,
   MEMINFO_MODULE,
   NUM_CPUS_MODULE,
+  PROC_HOST_MODULE,
   PROC_PIDS_MODULE,
 } from './module-url.js';
 export { NUM_CPUS_SYSCALLS } from './num-cpus.js';
+export { PROC_HOST_SYSCALLS } from './proc-host.js';
 export { PROC_PIDS_SYSCALLS, SENSITIVE_PATHS } from './proc-pids.js';

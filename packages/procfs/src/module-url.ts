@@ -34,3 +34,9 @@ export const PROC_PIDS_MODULE: URL = new URL(
   fromSources ? './proc-pids.ts' : './proc-pids.js',
   import.meta.url,
 );
+
+/** The proc-host module: /proc/loadavg of the sandbox's tasks, mount tables cut to the policy; on with proc-pids (`procReadable`), right after it. */
+export const PROC_HOST_MODULE: URL = new URL(
+  fromSources ? './proc-host.ts' : './proc-host.js',
+  import.meta.url,
+);

@@ -41,6 +41,7 @@ import {
   procReadable,
   within,
 } from './content.js';
+import { hostFileOf } from './host-content.js';
 import { type DirEntry, ListingCache, sortEntries } from './listing.js';
 import {
   type Caller,
@@ -410,9 +411,9 @@ function decide(
   const { path } = resolved;
   if (sensitive(path)) return errnoAnswer('EACCES');
   if (isPlainRead(call.flags)) {
-    // The later modules (hostname, num-cpus, meminfo) decide on this copy.
+    // The later modules (proc-host, hostname, num-cpus, meminfo) decide on this copy.
     shareOpenRequest(ctx, { path, cloexec: (call.flags & O.O_CLOEXEC) !== 0 });
-    if (virtualized(ctx.session.policy).has(path)) return CONTINUE;
+    if (servedByOthers(ctx.session.policy, path)) return CONTINUE;
   }
   if (path !== '/proc' && !path.startsWith('/proc/')) return CONTINUE;
   if ((call.flags & WRITING) !== 0 || (call.flags & ~(ON_BEHALF | O_LARGEFILE)) !== 0) {
@@ -466,16 +467,19 @@ function insideTgid(pid: number): number {
 const cache = new ListingCache();
 const NUMERIC_NAME = /^\d+$/;
 
-/** The /proc files another module of this package serves for this policy: left to it. */
-function virtualized(policy: ProcfsPolicy | undefined): ReadonlySet<string> {
-  const paths = new Set<string>();
-  if (hostnameOf(policy) !== null) paths.add('/proc/sys/kernel/hostname');
-  if (numCpusOf(policy) !== null) {
-    paths.add('/proc/cpuinfo');
-    paths.add('/proc/stat');
+/**
+ * Whether another module of this package serves a read-only open of `path`
+ * for this policy: left to it. The proc-host module is on exactly when this
+ * one is (procReadable) and comes right after it: /proc/loadavg and the
+ * mount tables of the sandbox's processes (pids already checked above).
+ */
+function servedByOthers(policy: ProcfsPolicy | undefined, path: string): boolean {
+  if (hostFileOf(path) !== null) return true;
+  if (hostnameOf(policy) !== null && path === '/proc/sys/kernel/hostname') return true;
+  if (numCpusOf(policy) !== null && (path === '/proc/cpuinfo' || path === '/proc/stat')) {
+    return true;
   }
-  if (maxMemoryOf(policy) !== null) paths.add('/proc/meminfo');
-  return paths;
+  return maxMemoryOf(policy) !== null && path === '/proc/meminfo';
 }
 
 /** getdents64 / getdents of the /proc root: the real entries minus the processes outside. */

@@ -65,7 +65,13 @@ const VIRTUAL_NAMES: ReadonlySet<string> = new Set([
 ]);
 
 // The modules look at the same open: the second reuses the first's result.
-let lastCall: { id: bigint; pid: number; request: OpenRequest | null } | null = null;
+let lastCall: {
+  id: bigint;
+  pid: number;
+  request: OpenRequest | null;
+  /** Handed over by an earlier module (shareOpenRequest), not read by openRequest. */
+  shared: boolean;
+} | null = null;
 
 /**
  * The open an open call (open, openat, openat2) makes, when it is a
@@ -81,7 +87,7 @@ export function openRequest(ctx: HandlerContext): OpenRequest | null {
     return lastCall.request;
   }
   const request = readOpen(ctx);
-  lastCall = { id: ctx.id, pid: ctx.pid, request };
+  lastCall = { id: ctx.id, pid: ctx.pid, request, shared: false };
   return request;
 }
 
@@ -92,7 +98,18 @@ export function openRequest(ctx: HandlerContext): OpenRequest | null {
  * so the chain agrees on one copy of the caller's memory.
  */
 export function shareOpenRequest(ctx: HandlerContext, request: OpenRequest | null): void {
-  lastCall = { id: ctx.id, pid: ctx.pid, request };
+  lastCall = { id: ctx.id, pid: ctx.pid, request, shared: true };
+}
+
+/**
+ * The open as an earlier module of the chain resolved it for this very call
+ * (shareOpenRequest), or null when none did: for a module that decides on
+ * the proc-pids module's resolution only (its /proc/self is the caller's,
+ * its hidden pids already refused) and never resolves a path itself.
+ */
+export function sharedOpenRequest(ctx: HandlerContext): OpenRequest | null {
+  if (lastCall === null || !lastCall.shared) return null;
+  return lastCall.id === ctx.id && lastCall.pid === ctx.pid ? lastCall.request : null;
 }
 
 /** A read-only open of a file's data (not O_PATH, not O_DIRECTORY): the opens the modules serve. */

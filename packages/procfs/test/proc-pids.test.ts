@@ -7,6 +7,7 @@ import {
   DETERMINISTIC_DIRS_MODULE,
   HOSTNAME_MODULE,
   MEMINFO_MODULE,
+  PROC_HOST_MODULE,
   PROC_PIDS_MODULE,
   PROC_PIDS_SYSCALLS,
   policyReads,
@@ -26,6 +27,8 @@ beforeAll(async () => {
   supervisor = await Supervisor.start({
     modules: [
       { module: PROC_PIDS_MODULE },
+      // Right after it: the mount tables (/etc/mtab below) are its.
+      { module: PROC_HOST_MODULE },
       { module: HOSTNAME_MODULE },
       { module: MEMINFO_MODULE },
       { module: DETERMINISTIC_DIRS_MODULE },
@@ -475,7 +478,8 @@ describe('what still works', () => {
         },
       ),
     ).toMatch(/^(.+)\n\1\n$/);
-    // /etc/mtab → /proc/mounts → self/mounts: the caller’s self, on behalf.
+    // /etc/mtab → /proc/mounts → self/mounts: the caller’s self, resolved
+    // by proc-pids, served by proc-host.
     const mtab = await output(
       supervisor,
       [SH, '-c', 'cat /etc/mtab; echo --; cat /proc/self/mounts'],

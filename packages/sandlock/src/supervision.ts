@@ -6,6 +6,7 @@ import {
   HOSTNAME_MODULE,
   MEMINFO_MODULE,
   NUM_CPUS_MODULE,
+  PROC_HOST_MODULE,
   PROC_PIDS_MODULE,
   procReadable,
 } from '@sandlock/procfs';
@@ -30,6 +31,9 @@ const BUILT_IN_MODULES = [
   // Before the other procfs modules: it hides outside processes first, and
   // hands them its resolved copy of the path.
   { module: PROC_PIDS_MODULE },
+  // Right after it, on the same condition: it serves /proc/loadavg and the
+  // mount tables on proc-pids' resolution of the path.
+  { module: PROC_HOST_MODULE },
   { module: HOSTNAME_MODULE },
   { module: NUM_CPUS_MODULE },
   { module: MEMINFO_MODULE },

@@ -1,0 +1,173 @@
+// What the proc-host module serves, as pure functions: which opens are its
+// own, the mount tables cut to what the policy shows, and /proc/loadavg of
+// the sandbox's tasks. No I/O here, so they are tested without a sandbox.
+import { type ProcfsPolicy, policyReads, within } from './content.js';
+
+/** The mount tables of a process (fs/proc_namespace.c). */
+export type MountTable = 'mounts' | 'mountinfo' | 'mountstats';
+
+/** An open the proc-host module serves. */
+export type HostFile =
+  | { readonly kind: 'loadavg' }
+  | {
+      readonly kind: MountTable;
+      /** The /proc/<pid> directory the file is in. */
+      readonly pid: number;
+      /** Below it: `mounts`, or `task/<tid>/mounts`. */
+      readonly relative: string;
+    };
+
+// task/<tid>/ has mounts and mountinfo but no mountstats (tid_base_stuff in
+// fs/proc/base.c): that open finds nothing, as on the kernel.
+const MOUNT_FILE = /^\/proc\/(\d+)\/((?:task\/\d+\/)?(mounts|mountinfo|mountstats))$/;
+
+/**
+ * The file of a resolved /proc path (as the proc-pids module resolves it:
+ * /proc/self and /proc/thread-self already the caller's /proc/<tgid> and
+ * /proc/<tgid>/task/<tid>, symlinks followed), or null when the path is not
+ * one the proc-host module serves.
+ */
+export function hostFileOf(path: string): HostFile | null {
+  if (path === '/proc/loadavg') return { kind: 'loadavg' };
+  const match = MOUNT_FILE.exec(path);
+  if (match === null) return null;
+  return { kind: match[3] as MountTable, pid: Number(match[1]), relative: match[2]! };
+}
+
+/**
+ * A mount point as the kernel prints it, its escapes undone: the kernel
+ * writes space, tab, newline and backslash as `\ooo` octal (mangle() and
+ * seq_path_root() in fs/proc_namespace.c, with seq_escape); it escapes the
+ * backslash itself, so every `\ooo` is an escape. The
+ * text is one character per byte (latin1); the result is UTF-8 decoded, as
+ * the policy's paths are text.
+ */
+export function decodeMountPath(field: string): string {
+  const bytes = Buffer.from(
+    field.replace(/\\([0-7]{3})/g, (_, octal: string) =>
+      String.fromCharCode(Number.parseInt(octal, 8) & 0xff),
+    ),
+    'latin1',
+  );
+  return bytes.toString('utf8');
+}
+
+/**
+ * Whether a mount point shows to a sandbox: the policy lets it read the
+ * mount point (fsRead or fsWrite holds it or an ancestor, no fsDeny entry
+ * does), or the mount point is an ancestor of a path the policy grants (an
+ * fsRead or fsWrite entry beneath it, itself readable): `/` and the mounts
+ * that hold granted paths stay, a host mount elsewhere (/mnt/secret,
+ * /home/x) does not.
+ */
+export function mountPointVisible(
+  policy: ProcfsPolicy | undefined | null,
+  mountPoint: string,
+): boolean {
+  if (!mountPoint.startsWith('/')) return false;
+  if (policyReads(policy, mountPoint)) return true;
+  const granted = [...(policy?.fsRead ?? []), ...(policy?.fsWrite ?? [])];
+  return granted.some(
+    (entry) => typeof entry === 'string' && within(entry, mountPoint) && policyReads(policy, entry),
+  );
+}
+
+/** `device <dev> mounted on <mount point> with fstype <type>…`: the dev is mangled, or `no device`. */
+const MOUNTSTATS_DEVICE = /^device (?:no device|\S+) mounted on (\S+) with fstype /;
+
+/** The raw (still escaped) mount point of a line of `table`, or null when the line has none. */
+function mountPointField(table: MountTable, line: string): string | null {
+  if (table === 'mountstats') return MOUNTSTATS_DEVICE.exec(line)?.[1] ?? null;
+  // mounts: `dev mountpoint type options 0 0` (show_vfsmnt); mountinfo:
+  // `id parent major:minor root mountpoint options …` (show_mountinfo).
+  // Fields are single-space separated and hold no raw spaces (mangled).
+  const fields = line.split(' ');
+  const field = fields[table === 'mounts' ? 1 : 4];
+  return field === undefined || field === '' ? null : field;
+}
+
+/**
+ * A mount table (`mounts`, `mountinfo` or `mountstats` of a process, as
+ * text of one character per byte) with only the lines whose mount point is
+ * `visible` (decoded first); kept lines are byte-identical and in order. In
+ * `mountstats`, the lines after a `device …` line that do not start a device
+ * of their own are its statistics (NFS's show_stats writes several, indented
+ * by a tab, fs/nfs/super.c): they go with it. A line without a mount point
+ * (none in the kernel's files) is dropped.
+ */
+export function filterMountTable(
+  table: MountTable,
+  text: string,
+  visible: (mountPoint: string) => boolean,
+): string {
+  const out: string[] = [];
+  let keeping = false;
+  // Each line with its newline (the last may lack one).
+  for (const line of text.match(/[^\n]*\n|[^\n]+$/g) ?? []) {
+    const body = line.endsWith('\n') ? line.slice(0, -1) : line;
+    if (table === 'mountstats' && !body.startsWith('device ')) {
+      if (keeping) out.push(line);
+      continue;
+    }
+    const field = mountPointField(table, body);
+    keeping = field !== null && visible(decodeMountPath(field));
+    if (keeping) out.push(line);
+  }
+  return out.join('');
+}
+
+/** The three load averages (1, 5 and 15 minutes), as plain numbers. */
+export interface LoadAverages {
+  readonly a1: number;
+  readonly a5: number;
+  readonly a15: number;
+}
+
+export const ZERO_LOAD: LoadAverages = Object.freeze({ a1: 0, a5: 0, a15: 0 });
+
+/**
+ * The averages after `elapsedMs` with `active` runnable or uninterruptible
+ * tasks: each moves towards `active` as the kernel's exponential decay does
+ * (kernel/sched/loadavg.c: a·e^(−t/T) + n·(1 − e^(−t/T)), T = 60, 300 and
+ * 900 s), over the whole time at once: the count is sampled when the file is
+ * read, not every 5 s.
+ */
+export function decayLoad(load: LoadAverages, active: number, elapsedMs: number): LoadAverages {
+  const dt = Math.max(0, elapsedMs) / 1000;
+  const step = (average: number, period: number) => {
+    const keep = Math.exp(-dt / period);
+    return average * keep + active * (1 - keep);
+  };
+  return { a1: step(load.a1, 60), a5: step(load.a5, 300), a15: step(load.a15, 900) };
+}
+
+/** FIXED_1 of include/linux/sched/loadavg.h: the averages are 11-bit fixed point. */
+const FSHIFT = 11;
+const FIXED_1 = 1 << FSHIFT;
+
+/**
+ * One average as fs/proc/loadavg.c prints it: fixed point, FIXED_1/200 added
+ * (get_avenrun's offset, which rounds to the nearest hundredth), then the
+ * integer part and the hundredths truncated (LOAD_INT, LOAD_FRAC).
+ */
+function loadText(average: number): string {
+  const fixed = Math.round(Math.max(0, average) * FIXED_1) + Math.floor(FIXED_1 / 200);
+  const whole = Math.floor(fixed / FIXED_1);
+  const hundredths = Math.floor(((fixed % FIXED_1) * 100) / FIXED_1);
+  return `${whole}.${String(hundredths).padStart(2, '0')}`;
+}
+
+/**
+ * /proc/loadavg: `a1 a5 a15 running/total last\n` (fs/proc/loadavg.c). The
+ * kernel's `running` counts the reader itself (it is running as it reads),
+ * so with any task it is at least 1 and at most `total`.
+ */
+export function loadavgText(
+  load: LoadAverages,
+  running: number,
+  total: number,
+  last: number,
+): string {
+  const shown = total > 0 ? Math.min(Math.max(running, 1), total) : 0;
+  return `${loadText(load.a1)} ${loadText(load.a5)} ${loadText(load.a15)} ${shown}/${total} ${last}\n`;
+}

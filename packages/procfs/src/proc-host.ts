@@ -1,0 +1,267 @@
+// The host's load and mount layout kept from a sandbox's /proc, as a handler
+// module of @sandlock/dispatch: /proc/loadavg counts the sandbox's tasks
+// only, and the mount tables of its processes (/proc/<pid>/mounts,
+// mountinfo, mountstats, and their task/<tid> forms, so /proc/mounts and
+// /etc/mtab too) hold only the mounts the policy shows. The supervisor
+// imports this file in its worker threads by URL (PROC_HOST_MODULE), so it
+// has no side effects at import and pulls nothing from @sandlock/dispatch at
+// run time.
+//
+// It decides on the proc-pids module's resolution of the path (shared for
+// the same call: /proc/self is the caller's, symlinks followed, pids outside
+// the sandbox already refused with ENOENT), and must come right after it.
+import { fstatSync } from 'node:fs';
+import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
+import {
+  close,
+  encodeOpenHow,
+  hostArch,
+  openAt,
+  openFlags,
+  RESOLVE_BENEATH,
+  RESOLVE_NO_MAGICLINKS,
+  RESOLVE_NO_XDEV,
+  readProc,
+  threadsOf,
+  trySyscall,
+} from '@sandlock/sys';
+import { type ProcfsPolicy, policyReads, procReadable } from './content.js';
+import {
+  decayLoad,
+  filterMountTable,
+  type HostFile,
+  hostFileOf,
+  type LoadAverages,
+  loadavgText,
+  mountPointVisible,
+  ZERO_LOAD,
+} from './host-content.js';
+import { insideSandbox, parentIn, readProcFile } from './proc-path.js';
+import {
+  CONTINUE,
+  errnoAnswer,
+  OPEN_SYSCALLS,
+  type PlainAnswer,
+  serve,
+  sharedOpenRequest,
+} from './synthetic.js';
+
+/** The syscalls the proc-host module is notified of. */
+export const PROC_HOST_SYSCALLS: readonly string[] = [...OPEN_SYSCALLS];
+
+const O = openFlags(hostArch());
+const RESOLVE = BigInt(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV);
+const PIN_HOW = encodeOpenHow({
+  flags: BigInt(O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC),
+  resolve: RESOLVE,
+});
+const READ_HOW = encodeOpenHow({ flags: BigInt(O.O_RDONLY | O.O_CLOEXEC), resolve: RESOLVE });
+
+// ---- /proc/loadavg ----------------------------------------------------------
+
+/** The averages of a session and when they were last brought up to date (performance.now()). */
+interface LoadState {
+  load: LoadAverages;
+  at: number;
+}
+
+/** Per session (of this worker): the averages start at 0 when the session does. */
+const loads = new Map<number, LoadState>();
+
+/** The sandbox's tasks now: threads, those running (R), those counted in the load (R and D), the highest pid. */
+interface Tasks {
+  total: number;
+  running: number;
+  active: number;
+  last: number;
+}
+
+/**
+ * Counts the threads of the sandbox's processes (the reaper's descendants,
+ * walked now; the reaper is not one) by the state in their
+ * /proc/<pid>/task/<tid>/stat. The caller's own thread is not judged by its
+ * state: it waits for this very answer in seccomp_do_user_notification()
+ * (kernel/seccomp.c), interruptibly until the supervisor receives the
+ * notification, then, with SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (which
+ * sandlock sets), woken and put back to sleep killably, which /proc shows as
+ * D: its state is the supervision's doing, not the program's. It counts
+ * running (not in the averages), as the kernel counts its reader.
+ */
+function sandboxTasks(ctx: HandlerContext<ProcfsPolicy>): Tasks {
+  const tasks: Tasks = { total: 0, running: 0, active: 0, last: 0 };
+  for (const pid of ctx.session.processes.refresh()) {
+    let seen = false;
+    for (const tid of threadsOf(pid)) {
+      const stat = readProc(`/proc/${pid}/task/${tid}/stat`);
+      if (stat === null) continue; // gone meanwhile
+      seen = true;
+      tasks.total++;
+      if (tid === ctx.pid) {
+        tasks.running++; // the reader, running as the kernel sees it
+        continue;
+      }
+      // The state follows the command name, which may hold anything: after the last ')'.
+      const state = stat.charAt(stat.lastIndexOf(')') + 2);
+      if (state === 'R') tasks.running++;
+      if (state === 'R' || state === 'D') tasks.active++;
+    }
+    if (seen && pid > tasks.last) tasks.last = pid;
+  }
+  return tasks;
+}
+
+/**
+ * /proc/loadavg for the sandbox: its averages, brought up to date with the
+ * count now (over the whole time since the previous read), its running and
+ * total tasks, and its highest pid (the kernel prints the last pid handed
+ * out in the pid namespace, the host's: fs/proc/loadavg.c).
+ */
+function loadavg(ctx: HandlerContext<ProcfsPolicy>): string {
+  const tasks = sandboxTasks(ctx);
+  const now = performance.now();
+  let state = loads.get(ctx.session.id);
+  if (state === undefined) {
+    state = { load: ZERO_LOAD, at: now };
+    loads.set(ctx.session.id, state);
+  }
+  state.load = decayLoad(state.load, tasks.active, now - state.at);
+  state.at = now;
+  return loadavgText(state.load, tasks.running, tasks.total, tasks.last);
+}
+
+// ---- mount tables -----------------------------------------------------------
+
+let procFd = -1;
+
+/** The supervisor's /proc (O_PATH), opened once per worker: the tables are read beneath it. */
+function proc(): number {
+  if (procFd < 0) procFd = openAt('/proc', O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC);
+  return procFd;
+}
+
+const chunk = Buffer.alloc(64 * 1024);
+
+/** The whole of an open file (seq_file: read until 0), one character per byte; or -errno. */
+function readAll(fd: number): string | number {
+  const parts: Buffer[] = [];
+  for (;;) {
+    const count = trySyscall('read', fd, chunk, chunk.length);
+    if (count < 0) return count;
+    if (count === 0) break;
+    parts.push(Buffer.from(chunk.subarray(0, count)));
+  }
+  return Buffer.concat(parts).toString('latin1');
+}
+
+const CAP_DAC_OVERRIDE = 1n;
+const CAP_DAC_READ_SEARCH = 2n;
+
+/**
+ * Whether the caller may read a file of this mode and owner, as
+ * generic_permission() decides (fs/namei.c): `mountstats` is S_IRUSR, owned
+ * by the process's euid (fs/proc/base.c), `mounts` and `mountinfo` are for
+ * everyone. Null: the caller's status could not be read.
+ */
+function callerMayRead(tid: number, mode: number, uid: number, gid: number): boolean | null {
+  if ((mode & 0o004) !== 0) return true;
+  const status = readProcFile(`/proc/${tid}/status`);
+  if (status === null) return null;
+  const line = (name: string) => new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(status)?.[1];
+  const fsuid = Number(line('Uid')?.split(/\s+/)[3]);
+  const fsgid = Number(line('Gid')?.split(/\s+/)[3]);
+  const groups = (line('Groups') ?? '').split(/\s+/).filter(Boolean).map(Number);
+  const cap = BigInt(`0x${line('CapEff') ?? '0'}`);
+  if ((cap & ((1n << CAP_DAC_OVERRIDE) | (1n << CAP_DAC_READ_SEARCH))) !== 0n) return true;
+  if (fsuid === uid) return (mode & 0o400) !== 0;
+  if (fsgid === gid || groups.includes(gid)) return (mode & 0o040) !== 0;
+  return false;
+}
+
+/**
+ * A mount table of a sandbox process, read by the supervisor beneath its
+ * /proc from that process's directory, pinned (O_PATH) first: its membership
+ * is asked again through the pin once the file is read, so a pid that the
+ * proc-pids module checked and that was reused meanwhile by a process outside
+ * serves nothing. Then only the lines whose mount point the policy shows.
+ *
+ * The kernel's mount points are relative to the reading process's root
+ * (seq_path_root() in show_mountinfo(), d_path() in show_vfsmnt(),
+ * fs/proc_namespace.c), which is the host's for a sandbox without a root of
+ * its own: the policy's paths name them.
+ */
+function mountTable(
+  ctx: HandlerContext<ProcfsPolicy>,
+  file: Exclude<HostFile, { kind: 'loadavg' }>,
+  cloexec: boolean,
+): PlainAnswer {
+  const pin = trySyscall('openat2', proc(), Buffer.from(`${file.pid}\0`), PIN_HOW, PIN_HOW.length);
+  if (pin < 0) return { kind: 'errno', errno: -pin };
+  let text: string | number;
+  let member: boolean;
+  let allowed: boolean | null;
+  try {
+    const how = READ_HOW;
+    const fd = trySyscall('openat2', pin, Buffer.from(`${file.relative}\0`), how, how.length);
+    if (fd < 0) return { kind: 'errno', errno: -fd };
+    try {
+      const stat = fstatSync(fd);
+      allowed = callerMayRead(ctx.pid, stat.mode, stat.uid, stat.gid);
+      text = allowed === true ? readAll(fd) : '';
+    } finally {
+      close(fd);
+    }
+    const reaper = ctx.session.reaperPid;
+    const parent = file.pid === ctx.pid ? reaper : parentIn(readProcFile('stat', pin));
+    member =
+      parent !== null &&
+      (parent === reaper || (parent > 1 && insideSandbox(parent, reaper) === true));
+  } finally {
+    close(pin);
+  }
+  // The caller's /proc files were read: is it still the caller?
+  if (!ctx.valid()) return CONTINUE;
+  if (!member) return errnoAnswer('ENOENT');
+  if (allowed === null) return CONTINUE;
+  if (!allowed) return errnoAnswer('EACCES');
+  if (typeof text === 'number') return { kind: 'errno', errno: -text };
+  const policy = ctx.session.policy;
+  const kept = filterMountTable(file.kind, text, (point) => mountPointVisible(policy, point));
+  return serve(Buffer.from(kept, 'latin1'), cloexec);
+}
+
+// ---- the module -------------------------------------------------------------
+
+/** Read-only opens of /proc/loadavg and of the mount tables, as the proc-pids module resolved them. */
+function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
+  // Null: proc-pids did not resolve this call (not a plain read, or a path
+  // that cannot land in /proc, or hidden: then the chain ended there).
+  const request = sharedOpenRequest(ctx);
+  if (request === null) return CONTINUE;
+  const file = hostFileOf(request.path);
+  if (file === null) return CONTINUE;
+  // An fsDeny entry on the file (or above it): the kernel refuses the real one.
+  if (!policyReads(ctx.session.policy, request.path)) return CONTINUE;
+  if (file.kind === 'loadavg') return serve(loadavg(ctx), request.cloexec);
+  return mountTable(ctx, file, request.cloexec);
+}
+
+/**
+ * On for a sandbox whose policy lets it read /proc (`procReadable`, the
+ * proc-pids module's condition), right after that module: /proc/loadavg
+ * shows the sandbox's tasks, and its processes' mount tables only the
+ * mounts the policy shows.
+ */
+const procHostModule: DispatchModule<unknown, ProcfsPolicy> = {
+  name: 'proc-host',
+  syscalls: PROC_HOST_SYSCALLS,
+  enabled: (policy) => procReadable(policy),
+  handlers: Object.fromEntries(OPEN_SYSCALLS.map((name) => [name, onOpen])),
+  sessionStart(session: WorkerSession<ProcfsPolicy>) {
+    loads.set(session.id, { load: ZERO_LOAD, at: performance.now() });
+  },
+  sessionEnd(session: WorkerSession<ProcfsPolicy>) {
+    loads.delete(session.id);
+  },
+};
+
+export default procHostModule;
