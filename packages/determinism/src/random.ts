@@ -137,7 +137,7 @@ function onOpenDeferred(ctx: DeferredContext): Answer {
   const { key, readWrite, nonblock, cloexec } = ctx.payload as DevicePayload;
   try {
     const file = deviceFile(Buffer.from(key), readWrite, nonblock);
-    return { kind: 'inject', fd: file.fd, send: true, cloexec, targetFd: null, keep: false };
+    return { kind: 'inject', fd: file.fd, cloexec, targetFd: null, keep: false };
   } catch (error) {
     if (error instanceof FeedError) return { kind: 'errno', errno: error.errno };
     throw error;

@@ -15,7 +15,6 @@ export type Answer =
   | {
       readonly kind: 'inject';
       readonly fd: number;
-      readonly send: boolean;
       readonly cloexec: boolean;
       readonly targetFd: number | null;
       readonly keep: boolean;
@@ -43,13 +42,6 @@ function errnoNumber(code: number | string): number {
 }
 
 export interface InjectOptions {
-  /**
-   * With SECCOMP_ADDFD_FLAG_SEND (the default) the kernel installs the fd and
-   * answers the syscall with its number in one step. Without, the fd is
-   * installed first and the syscall then returns its number in a normal
-   * answer (for kernels before 5.14, or when `targetFd` must be exact).
-   */
-  send?: boolean;
   /** Set O_CLOEXEC on the child's new descriptor (default false). */
   cloexec?: boolean;
   /** Install at this number, replacing what is there (SECCOMP_ADDFD_FLAG_SETFD). */
@@ -84,7 +76,6 @@ export const answer = Object.freeze({
     return {
       kind: 'inject',
       fd,
-      send: options.send ?? true,
       cloexec: options.cloexec ?? false,
       targetFd: options.targetFd ?? null,
       keep: options.keep ?? false,

@@ -9,7 +9,6 @@ import {
   openFlags,
   readCStringBytes,
   readMemory,
-  SECCOMP_ADDFD_FLAG_SEND,
   SECCOMP_ADDFD_FLAG_SETFD,
   SECCOMP_IOCTL_NOTIF_ADDFD,
   SECCOMP_IOCTL_NOTIF_ID_VALID,
@@ -70,6 +69,7 @@ const EBADF = 9;
 const EINVAL = 22;
 const ESRCH = 3;
 const ENAMETOOLONG = 36;
+const EINTR = 4;
 const PATH_MAX = 4096;
 /** pidfd_open(2): PIDFD_THREAD (= O_EXCL) opens a pidfd for one thread (Linux 6.9+). */
 const PIDFD_THREAD = 0o200;
@@ -390,7 +390,6 @@ export class Call implements HandlerContext, DeferredContext {
 
   addFd(fd: number, options: { targetFd?: number; cloexec?: boolean } = {}): number {
     const result = addFd(this.fd, this.id, fd, {
-      send: false,
       targetFd: options.targetFd ?? null,
       cloexec: options.cloexec ?? false,
     });
@@ -401,22 +400,30 @@ export class Call implements HandlerContext, DeferredContext {
 
 const { O_CLOEXEC } = openFlags(hostArch());
 
-/** SECCOMP_IOCTL_NOTIF_ADDFD: the child's new fd number (or the syscall's answer with SEND), or -errno. */
+/**
+ * SECCOMP_IOCTL_NOTIF_ADDFD without SECCOMP_ADDFD_FLAG_SEND: the child's new
+ * fd number, or -errno; the call stays unanswered (see Responder.inject for
+ * why the one-step SEND flag is never used). An EINTR means the request was
+ * withdrawn before the child installed anything (seccomp_notify_addfd() in
+ * kernel/seccomp.c): it is made again.
+ */
 export function addFd(
   listener: number,
   id: bigint,
   fd: number,
-  options: { send: boolean; targetFd: number | null; cloexec: boolean },
+  options: { targetFd: number | null; cloexec: boolean },
 ): number {
   const request = Buffer.alloc(24);
   request.writeBigUInt64LE(id, 0);
-  let flags = options.send ? SECCOMP_ADDFD_FLAG_SEND : 0;
-  if (options.targetFd !== null) flags |= SECCOMP_ADDFD_FLAG_SETFD;
-  request.writeUInt32LE(flags, 8);
+  request.writeUInt32LE(options.targetFd !== null ? SECCOMP_ADDFD_FLAG_SETFD : 0, 8);
   request.writeUInt32LE(fd, 12);
   request.writeUInt32LE(options.targetFd ?? 0, 16);
   request.writeUInt32LE(options.cloexec ? O_CLOEXEC : 0, 20);
-  return ioctlBuffer(listener, SECCOMP_IOCTL_NOTIF_ADDFD, request);
+  let result: number;
+  do {
+    result = ioctlBuffer(listener, SECCOMP_IOCTL_NOTIF_ADDFD, request);
+  } while (result === -EINTR);
+  return result;
 }
 
 function toCallError(error: unknown): unknown {

@@ -16,6 +16,7 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import {
   type Arch,
   AUDIT_ARCH,
+  blockAsyncSignals,
   EPOLL_CTL_ADD,
   EPOLL_CTL_DEL,
   EPOLL_EVENT_SIZE,
@@ -599,6 +600,13 @@ class Loop {
 }
 
 async function main(): Promise<void> {
+  // Process-directed signals (SIGCHLD at each child's exit, a user's SIGINT)
+  // go to the other threads, so they never interrupt a handler's calls here.
+  const blocked = blockAsyncSignals();
+  if (blocked < 0) {
+    post({ type: 'failed', message: `sandlock: rt_sigprocmask failed: errno ${-blocked}` });
+    return;
+  }
   let modules: DispatchModule[];
   try {
     modules = await loadModules(data.modules, arch, 'worker');

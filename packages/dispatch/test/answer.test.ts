@@ -13,7 +13,6 @@ describe('answer', () => {
     expect(answer.inject(7)).toEqual({
       kind: 'inject',
       fd: 7,
-      send: true,
       cloexec: false,
       targetFd: null,
       keep: false,

@@ -104,7 +104,7 @@ describe.skipIf(!hasPython)('answers and context helpers', () => {
         {
           module: behaviours,
           export: 'injector',
-          options: { file: join(work, 'real.txt'), send: true },
+          options: { file: join(work, 'real.txt') },
         },
         { module: behaviours, export: 'randomWriter' },
         { module: behaviours, export: 'failing' },
@@ -115,7 +115,7 @@ describe.skipIf(!hasPython)('answers and context helpers', () => {
   });
   afterAll(() => supervisor.close());
 
-  it('injects an fd with ADDFD|SEND in place of an open', async () => {
+  it('injects an fd (ADDFD, then its number as the answer) in place of an open', async () => {
     const result = await python(
       supervisor,
       "import os\nfd = os.open('/virtual/x', os.O_RDONLY)\nprint(fd > 2, os.read(fd, 100).decode(), end='')",
@@ -123,13 +123,13 @@ describe.skipIf(!hasPython)('answers and context helpers', () => {
     expect(result.stdout).toBe('True injected content\n');
   });
 
-  it('injects without SEND (ADDFD, then the fd number as the answer)', async () => {
+  it('injects a close-on-exec fd', async () => {
     const other = await Supervisor.start({
       plugins: [
         {
           module: testModule('behaviours.ts'),
           export: 'injector',
-          options: { file: join(work, 'real.txt'), send: false, cloexec: true },
+          options: { file: join(work, 'real.txt'), cloexec: true },
         },
       ],
     });

@@ -174,7 +174,7 @@ export function readOnlyOpen(memfd: number): number {
 
 /** Injects a supervisor fd as the caller's new descriptor: the open's answer. */
 export function injectAnswer(fd: number, cloexec: boolean): PlainAnswer {
-  return { kind: 'inject', fd, send: true, cloexec, targetFd: null, keep: false };
+  return { kind: 'inject', fd, cloexec, targetFd: null, keep: false };
 }
 
 /** Serves `contents` as the result of the open: a fresh read-only descriptor of a sealed memfd. */

@@ -3,7 +3,8 @@
 // poll, epoll, eventfd, plain fd reads and writes, and an async syscall.
 
 import koffi from 'koffi';
-import { libc, type SyscallArg, syscall7, toWord } from './libc.js';
+import { SIG_BLOCK } from './constants.js';
+import { libc, rawSyscall, type SyscallArg, syscall7, toWord } from './libc.js';
 import { hostArch, syscallNumber } from './syscalls/index.js';
 
 // ioctl(2) is variadic in glibc, but its third argument is one register on
@@ -116,4 +117,28 @@ export function syscallAsync(name: string, ...args: SyscallArg[]): Promise<numbe
       resolve(value === -1 ? -koffi.errno() : value);
     });
   });
+}
+
+// Signals a thread must not block: the faults its own instructions raise
+// (blocked, they kill the process instead of reaching a handler: force_sig_fault
+// in kernel/signal.c), SIGKILL and SIGSTOP (which cannot be blocked), and
+// SIGPROF (V8's sampling profiler signals each thread it samples).
+const KEEP_UNBLOCKED = [4, 5, 7, 8, 9, 11, 19, 27, 31]; // ILL TRAP BUS FPE KILL SEGV STOP PROF SYS
+
+/**
+ * Blocks the classic asynchronous signals (1–31 but those above) in the
+ * calling thread only (rt_sigprocmask acts per thread): the kernel then
+ * delivers process-directed signals such as SIGCHLD to another thread, and
+ * this thread's blocking calls are not interrupted by them. The real-time
+ * signals (glibc uses 32 and 33 internally, setxid waits on every thread)
+ * are left alone. Returns 0 or -errno.
+ */
+export function blockAsyncSignals(): number {
+  let mask = 0n;
+  for (let signal = 1; signal <= 31; signal++) {
+    if (!KEEP_UNBLOCKED.includes(signal)) mask |= 1n << BigInt(signal - 1);
+  }
+  const set = Buffer.alloc(8);
+  set.writeBigUInt64LE(mask);
+  return rawSyscall(syscallNumber('rt_sigprocmask', hostArch()), SIG_BLOCK, set, 0, 8);
 }

@@ -1,12 +1,14 @@
 // Modules that exercise one context feature each, for the kernel tests.
 import { openSync, writeSync } from 'node:fs';
+import { hostArch, openAt, openFlags } from '@sandlock/sys';
 import { answer, CallError, defineModule } from '../../../src/index.js';
 
-let injectorOptions: { file: string; send: boolean; cloexec?: boolean };
+let injectorOptions: { file: string; cloexec?: boolean };
 let logFd = -1;
+const { O_CLOEXEC } = openFlags(hostArch());
 
 /** openat of /virtual/<name> gets options.file injected instead. */
-export const injector = defineModule<{ file: string; send: boolean; cloexec?: boolean }>({
+export const injector = defineModule<{ file: string; cloexec?: boolean }>({
   name: 'injector',
   syscalls: ['openat'],
   setup(options) {
@@ -16,8 +18,10 @@ export const injector = defineModule<{ file: string; send: boolean; cloexec?: bo
     openat(ctx) {
       const path = ctx.readPath();
       if (!path.startsWith('/virtual/')) return answer.continue();
-      const fd = openSync(injectorOptions.file, 'r');
-      return answer.inject(fd, { send: injectorOptions.send, cloexec: injectorOptions.cloexec });
+      // Not fs.openSync: the answer closes the fd with close(2), and the
+      // worker's fs would warn when the number comes back.
+      const fd = openAt(injectorOptions.file, openFlags(hostArch()).O_RDONLY | O_CLOEXEC);
+      return answer.inject(fd, { cloexec: injectorOptions.cloexec });
     },
   },
 });
