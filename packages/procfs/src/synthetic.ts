@@ -1,11 +1,12 @@
 // What the modules share at run time: recognising an open of one of their
 // files, and serving a file's contents as a read-only memfd. Worker thread
 // only (imported by the module files; no side effects at import).
-import { lstatSync, realpathSync, writeSync } from 'node:fs';
+import { realpathSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { posix } from 'node:path';
 import type { Answer, HandlerContext } from '@sandlock/dispatch';
 import {
+  AT_FDCWD,
   close,
   F_ADD_SEALS,
   F_SEAL_GROW,
@@ -20,6 +21,7 @@ import {
   memfdCreate,
   openAt,
   openFlags,
+  trySyscall,
 } from '@sandlock/sys';
 
 /**
@@ -134,7 +136,7 @@ function readOpen(ctx: HandlerContext): OpenRequest | null {
     .replace(/^\/proc\/thread-self(?=\/|$)/, `/proc/${ctx.pid}/task/${ctx.pid}`)
     .replace(/^\/proc\/self(?=\/|$)/, `/proc/${ctx.pid}`);
   try {
-    if (!VIRTUAL_NAMES.has(posix.basename(own)) && !lstatSync(own).isSymbolicLink()) {
+    if (!VIRTUAL_NAMES.has(posix.basename(own)) && !isSymlink(own)) {
       return { path: lexical, cloexec };
     }
     const path = realpathSync(own);
@@ -142,6 +144,22 @@ function readOpen(ctx: HandlerContext): OpenRequest | null {
   } catch {
     return { path: lexical, cloexec }; // does not exist (or not for us to see)
   }
+}
+
+const LINK_BYTE = Buffer.alloc(1);
+const EINVAL = 22;
+
+/**
+ * Whether `path` names a symlink: readlinkat into a one-byte buffer, which
+ * fails with EINVAL on anything else (readlink(2)). Several times cheaper
+ * than lstatSync, which builds a Stats object for every open of the sandbox.
+ * Throws when the path does not exist (or cannot be looked up).
+ */
+function isSymlink(path: string): boolean {
+  const result = trySyscall('readlinkat', AT_FDCWD, Buffer.from(`${path}\0`), LINK_BYTE, 1);
+  if (result >= 0) return true;
+  if (result === -EINVAL) return false;
+  throw new Error(`readlinkat: errno ${-result}`);
 }
 
 const SEALS = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
