@@ -7,6 +7,11 @@ import { SYSTEM, sandlock } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
 
+/** `sandlock run` of a shell script with the system directories and /proc readable. */
+function withProc(script: string, extra: readonly string[] = []) {
+  return sandlock(['run', ...SYSTEM, '-r', '/proc', '-w', '/dev/null', ...extra, '-e', script]);
+}
+
 describe('sandlock run: what the sandbox sees', () => {
   it('--hostname: uname, /etc/hostname and Python agree', () => {
     const result = sandlock([
@@ -86,16 +91,9 @@ describe('sandlock run: deterministic directory order', () => {
 
 describe('sandlock run: the processes the sandbox sees', () => {
   it('-r /proc: only its own processes are listed and openable', () => {
-    const result = sandlock([
-      'run',
-      ...SYSTEM,
-      '-r',
-      '/proc',
-      '-w',
-      '/dev/null',
-      '-e',
+    const result = withProc(
       `ls /proc | grep -c '^[0-9]'; cat /proc/1/status 2>&1 >/dev/null | sed 's/^cat: //'; cat /proc/${process.pid}/cmdline 2>&1 >/dev/null | sed 's/^cat: //'; grep -c . /proc/self/status >/dev/null && echo self ok; ps -e --no-headers | wc -l`,
-    ]);
+    );
     expect(result.stderr).toBe('');
     const [listed, one, runner, self, ps] = result.stdout.trim().split('\n');
     // sh, ls and grep; then sh, ps and wc.
@@ -107,16 +105,7 @@ describe('sandlock run: the processes the sandbox sees', () => {
   });
 
   it('-r /proc: host-sensitive files are refused', () => {
-    const result = sandlock([
-      'run',
-      ...SYSTEM,
-      '-r',
-      '/proc',
-      '-w',
-      '/dev/null',
-      '-e',
-      'head -c1 /proc/kallsyms 2>&1 >/dev/null | sed "s/^head: //"',
-    ]);
+    const result = withProc('head -c1 /proc/kallsyms 2>&1 >/dev/null | sed "s/^head: //"');
     expect(result.stdout).toBe("cannot open '/proc/kallsyms' for reading: Permission denied\n");
   });
 
@@ -136,16 +125,7 @@ describe('sandlock run: the processes the sandbox sees', () => {
 
 describe('sandlock run: the host the sandbox sees', () => {
   it('-r /proc: /proc/loadavg counts the sandbox’s tasks and names its last pid', () => {
-    const shell = sandlock([
-      'run',
-      ...SYSTEM,
-      '-r',
-      '/proc',
-      '-w',
-      '/dev/null',
-      '-e',
-      'echo $$; cat /proc/loadavg',
-    ]);
+    const shell = withProc('echo $$; cat /proc/loadavg');
     expect(shell.stderr).toBe('');
     const [sh, load] = shell.stdout.trim().split('\n');
     const match = /^(\d+\.\d\d) (\d+\.\d\d) (\d+\.\d\d) (\d+)\/(\d+) (\d+)$/.exec(load!);
@@ -196,17 +176,10 @@ describe('sandlock run: the host the sandbox sees', () => {
 
     /** The three tables as the sandbox reads them, split. */
     function tables(extra: string[]): string[] {
-      const result = sandlock([
-        'run',
-        ...SYSTEM,
-        '-r',
-        '/proc',
-        '-w',
-        '/dev/null',
-        ...extra,
-        '-e',
+      const result = withProc(
         'cat /proc/self/mountinfo; echo ---; cat /proc/mounts; echo ---; cat /etc/mtab',
-      ]);
+        extra,
+      );
       expect(result.stderr).toBe('');
       return result.stdout.split('---\n');
     }
