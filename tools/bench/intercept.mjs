@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Sandbox } from 'sandlock';
-import { openLoop } from '../../packages/dispatch/bench/open-loop.mjs';
+import { openLoop, openLoopProgram } from '../../packages/dispatch/bench/open-loop.mjs';
 import { median } from './stats.mjs';
 
 const PYTHON = '/usr/bin/python3';
@@ -25,7 +25,9 @@ function sandboxed(sandbox, program) {
 /**
  * 20,000 open+close of one file in Python, µs per iteration: bare, sandboxed
  * without a supervisor, and under policies whose modules see every open (the
- * supervisor answers each openat), 5 runs each, interleaved.
+ * supervisor answers each openat), 5 runs each, interleaved; and of
+ * /etc/hostname under a virtual host name, each open answered with an
+ * injected descriptor.
  */
 export async function benchIntercept(runs = 5) {
   // Python times its own loop: start-up and the sandbox's set-up are left out.
@@ -41,6 +43,12 @@ export async function benchIntercept(runs = 5) {
     '/proc readable (opens checked for hidden processes)': sandboxed(
       base().fsRead('/proc').build(),
       program,
+    ),
+    // The open is answered with a descriptor of the supervisor's (ADDFD, then
+    // its number): the cost of a virtual file.
+    'hostname, the loop opens /etc/hostname (a descriptor injected)': sandboxed(
+      base().hostname('bench').build(),
+      openLoopProgram('/etc/hostname', LOOPS),
     ),
   };
   const samples = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
