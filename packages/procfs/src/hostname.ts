@@ -2,7 +2,7 @@
 // supervisor imports this file in its worker threads by URL (HOSTNAME_MODULE),
 // so it has no side effects at import and pulls nothing from
 // @sandlock/dispatch at run time: its answers are plain Answer objects.
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import type { DispatchModule, HandlerContext } from '@sandlock/dispatch';
 import { trySyscall } from '@sandlock/sys';
@@ -72,13 +72,32 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   if (request.path !== HOSTS && request.path !== hostsPath()) return CONTINUE;
   // Not readable by the policy: the kernel refuses the real file (Landlock).
   if (!policyReads(ctx.session.policy, hostsPath())) return CONTINUE;
+  const hosts = hostsFor(hostname);
+  return hosts === null ? CONTINUE : files.serve(hosts, request.cloexec); // null: the kernel's ENOENT
+}
+
+/** The last /etc/hosts built, and what it was built from (the file's identity and times, the names). */
+let lastHosts: { key: string; text: string } | null = null;
+
+/**
+ * /etc/hosts with NAME for the host, rebuilt when the real file changes (its
+ * inode, size or change time: an edit in place or a rename over it) or the
+ * names do; null when there is no /etc/hosts.
+ */
+function hostsFor(hostname: string): string | null {
+  const stat = statSync(hostsPath(), { bigint: true, throwIfNoEntry: false });
+  if (stat === undefined) return null;
+  const realName = osHostname();
+  const key = `${stat.dev}:${stat.ino}:${stat.size}:${stat.ctimeNs}:${stat.mtimeNs}\0${realName}\0${hostname}`;
+  if (lastHosts?.key === key) return lastHosts.text;
   let real: string;
   try {
     real = readFileSync(hostsPath(), 'utf8');
   } catch {
-    return CONTINUE; // no /etc/hosts: the kernel's ENOENT
+    return null;
   }
-  return files.serve(hostsWith(real, osHostname(), hostname), request.cloexec);
+  lastHosts = { key, text: hostsWith(real, realName, hostname) };
+  return lastHosts.text;
 }
 
 /**

@@ -207,17 +207,27 @@ export function serve(contents: string | Buffer, cloexec: boolean): PlainAnswer 
 
 /**
  * Serves contents that do not change: one sealed memfd per distinct contents
- * is kept for the life of the worker and reopened read-only for each open.
+ * is kept (the `limit` most recently served) and reopened read-only for each
+ * open.
  */
 export class StaticFiles {
   private readonly memfds = new Map<string, number>();
+
+  constructor(private readonly limit = 64) {}
 
   serve(contents: string, cloexec: boolean): PlainAnswer {
     let memfd = this.memfds.get(contents);
     if (memfd === undefined) {
       memfd = sealedMemfd(contents);
-      this.memfds.set(contents, memfd);
+      if (this.memfds.size >= this.limit) {
+        const [oldest, fd] = this.memfds.entries().next().value as [string, number];
+        this.memfds.delete(oldest);
+        close(fd);
+      }
+    } else {
+      this.memfds.delete(contents); // to the end: most recently served
     }
+    this.memfds.set(contents, memfd);
     return injectAnswer(readOnlyOpen(memfd), cloexec);
   }
 }
