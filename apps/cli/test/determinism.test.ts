@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { SYSTEM, sandlock } from './helpers.js';
 
@@ -52,6 +53,24 @@ describe('sandlock run --random-seed and --time-start', () => {
     expect(again.stdout.trim().split('\n').sort()).toEqual([...lines].sort());
     const values = lines.flatMap((line) => line.split(' ').slice(1));
     expect(new Set(values).size).toBe(values.length);
+  });
+
+  it('--random-seed: /proc/sys/kernel/random/uuid and boot_id are seeded', () => {
+    const script =
+      'cat /proc/sys/kernel/random/uuid /proc/sys/kernel/random/uuid /proc/sys/kernel/random/boot_id; (cat /proc/sys/kernel/random/uuid /proc/sys/kernel/random/boot_id)';
+    const flags = ['--random-seed', '11', '-r', '/proc'];
+    const first = run(flags, ['/bin/sh', '-c', script]);
+    expect(first.stderr).toBe('');
+    const [one, two, boot, childUuid, childBoot] = first.stdout.trim().split('\n');
+    const v4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+    for (const uuid of [one, two, boot, childUuid]) expect(uuid).toMatch(v4);
+    // A new UUID at each open, one boot id for every process of the sandbox.
+    expect(new Set([one, two, childUuid]).size).toBe(3);
+    expect(childBoot).toBe(boot);
+    expect(boot).not.toBe(readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
+    expect(run(flags, ['/bin/sh', '-c', script]).stdout).toBe(first.stdout);
+    const other = run(['--random-seed', '12', '-r', '/proc'], ['/bin/sh', '-c', script]);
+    expect(other.stdout.split('\n')[0]).not.toBe(one);
   });
 
   it('--random-seed: /dev/urandom gives the same bytes beyond 1 MiB', () => {

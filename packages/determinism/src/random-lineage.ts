@@ -40,6 +40,8 @@ export interface ProcessEntry {
   forks: number;
   /** Opens of the random devices so far. */
   deviceOpens: number;
+  /** Opens of /proc/sys/kernel/random/uuid so far. */
+  uuidOpens: number;
   /** The getrandom(2) stream, made at the first call. */
   getrandom: Keystream | null;
 }
@@ -125,7 +127,14 @@ export class Lineage {
       if (info === undefined) return undefined;
       label = this.match(tgid, info.ppid);
     }
-    const entry: ProcessEntry = { pid: tgid, label, forks: 0, deviceOpens: 0, getrandom: null };
+    const entry: ProcessEntry = {
+      pid: tgid,
+      label,
+      forks: 0,
+      deviceOpens: 0,
+      uuidOpens: 0,
+      getrandom: null,
+    };
     this.processes.set(tgid, entry);
     return entry;
   }

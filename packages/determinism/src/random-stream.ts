@@ -41,6 +41,26 @@ export function getrandomStream(label: string): string {
   return `${label}/getrandom`;
 }
 
+/** The 16 bytes of a process's `index`-th open of /proc/sys/kernel/random/uuid (from 0). */
+export function uuidStream(label: string, index: number): string {
+  return `${label}/uuid#${index}`;
+}
+
+/** The 16 bytes of the sandbox's /proc/sys/kernel/random/boot_id: one for every process. */
+export const BOOT_ID_STREAM = 'boot_id';
+
+/**
+ * A random UUID's text as the kernel prints it (version 4, variant 10:
+ * generate_random_uuid() in lib/uuid.c), with its newline.
+ */
+export function uuidText(bytes: Buffer): string {
+  const b = Buffer.from(bytes.subarray(0, 16));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const hex = b.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}\n`;
+}
+
 /** The stream behind a process's `index`-th open of /dev/urandom or /dev/random (from 0). */
 export function deviceStream(label: string, index: number): string {
   return `${label}/urandom#${index}`;

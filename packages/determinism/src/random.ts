@@ -14,11 +14,19 @@ import type {
   HandlerContext,
   WorkerSession,
 } from '@sandlock/dispatch';
-import { hasSyscall } from '@sandlock/sys';
+import { close, hasSyscall, readOnlyReopen, sealedMemfd } from '@sandlock/sys';
 import { deviceFile, FeedError } from './random-feeder.js';
 import { Lineage, type ProcessEntry, taskInfo } from './random-lineage.js';
-import { deviceOpen } from './random-open.js';
-import { deviceStream, getrandomStream, Keystream, streamKey } from './random-stream.js';
+import { randomOpen } from './random-open.js';
+import {
+  BOOT_ID_STREAM,
+  deviceStream,
+  getrandomStream,
+  Keystream,
+  streamKey,
+  uuidStream,
+  uuidText,
+} from './random-stream.js';
 
 /** The policy field the random module reads. */
 export interface RandomPolicy {
@@ -119,14 +127,34 @@ interface DevicePayload {
   readonly cloexec: boolean;
 }
 
-/** An open of a random device: the stream's key is chosen here, the file made on the main thread. */
+/**
+ * An open of a random device: the stream's key is chosen here, the file made
+ * on the main thread. Of /proc/sys/kernel/random/uuid: a file holding the
+ * next UUID of the caller's stream; of boot_id: the sandbox's one UUID.
+ */
 function onOpen(ctx: HandlerContext): Answer {
   const seed = randomSeedOf(ctx.session.policy);
   if (seed === null) return CONTINUE;
-  const open = deviceOpen(ctx);
+  const open = randomOpen(ctx);
   if (open === null) return CONTINUE;
   const entry = callerProcess(ctx);
   if (entry === undefined) return errno('ESRCH');
+  if ('file' in open) {
+    const stream =
+      open.file === 'uuid' ? uuidStream(entry.label, entry.uuidOpens++) : BOOT_ID_STREAM;
+    const memfd = sealedMemfd(uuidText(Keystream.named(seed, stream).take(16)));
+    try {
+      return {
+        kind: 'inject',
+        fd: readOnlyReopen(memfd),
+        cloexec: open.cloexec,
+        targetFd: null,
+        keep: false,
+      };
+    } finally {
+      close(memfd);
+    }
+  }
   const key = streamKey(seed, deviceStream(entry.label, entry.deviceOpens++));
   const payload: DevicePayload = { key, ...open };
   return { kind: 'defer', payload };

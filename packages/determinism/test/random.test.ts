@@ -247,6 +247,46 @@ print(os.read(fd, 16).hex())
     expect(await output(supervisor, read16(forms.absolute!), seeded(78n))).not.toBe(expected);
   });
 
+  it('the random sysctl files, by any path: a UUID per open, one boot id, read-only', async (context) => {
+    const dir = mkdtempSync(join(tmpdir(), 'sandlock-random-'));
+    context.onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    symlinkSync('/proc/sys/kernel/random/uuid', join(dir, 'id'));
+    symlinkSync('/proc/sys/kernel/random', join(dir, 'r'));
+    const program = py(`
+import ctypes, fcntl, os
+libc = ctypes.CDLL(None, use_errno=True)
+def read(path, flags=os.O_RDONLY):
+    fd = libc.open(path.encode(), flags)  # not os.open: it adds O_CLOEXEC
+    assert fd >= 0, ctypes.get_errno()
+    text = os.read(fd, 100).decode()
+    more = os.read(fd, 100)
+    cloexec = fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+    os.close(fd)
+    return text.strip(), more, cloexec
+print(read('/proc/sys/kernel/random/uuid'))
+print(read('${dir}/id', os.O_RDONLY | os.O_CLOEXEC))
+print(read('${dir}/r/uuid'))
+print(read('/proc/self/../sys/kernel/random/boot_id'))
+print(read('${dir}/r/boot_id'))
+try:
+    os.open('/proc/sys/kernel/random/uuid', os.O_RDWR)
+except OSError as e:
+    print('rdwr', e.errno)
+`);
+    const options = { policy: { randomSeed: 5n }, fsRead: [...DEFAULT_READ, dir] };
+    const first = await output(supervisor, program, options);
+    const lines = first.trim().split('\n');
+    const rows = lines.slice(0, 5).map((line) => /^\('([0-9a-f-]{36})', b'', (\d)\)$/.exec(line));
+    for (const row of rows) expect(row, first).not.toBeNull();
+    const [uuid1, uuid2, uuid3, boot1, boot2] = rows.map((row) => row![1]);
+    expect(new Set([uuid1, uuid2, uuid3]).size).toBe(3);
+    expect(boot2).toBe(boot1);
+    expect(rows.map((row) => row![2])).toEqual(['0', '1', '0', '0', '0']);
+    // Not answered: the kernel refuses to open a read-only sysctl file for writing.
+    expect(lines[5]).toMatch(/^rdwr \d+$/);
+    expect(await output(supervisor, program, options)).toBe(first);
+  });
+
   it('is an endless pipe: fstat, lseek, close-on-exec and O_NONBLOCK as asked, big reads', async () => {
     const program = py(`
 import ctypes, errno, fcntl, os, stat

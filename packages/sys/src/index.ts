@@ -18,6 +18,7 @@ export {
   syscall,
   trySyscall,
 } from './libc.js';
+export { readOnlyReopen, sealedMemfd } from './memfd.js';
 export {
   MAX_ARG_STRLEN,
   readCString,

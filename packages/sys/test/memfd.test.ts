@@ -1,0 +1,29 @@
+import { closeSync, readSync, writeSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { close, fcntl, readOnlyReopen, sealedMemfd } from '../src/index.js';
+
+const F_GET_SEALS = 1034;
+
+describe('sealedMemfd and readOnlyReopen', () => {
+  it('hold the contents, refuse every change, and reopen read-only with their own offset', () => {
+    const memfd = sealedMemfd('made up\n');
+    try {
+      expect(fcntl(memfd, F_GET_SEALS)).toBe(0xf); // SEAL, SHRINK, GROW, WRITE
+      expect(() => writeSync(memfd, 'x')).toThrow(/EPERM/);
+      const first = readOnlyReopen(memfd);
+      const second = readOnlyReopen(memfd);
+      try {
+        const buffer = Buffer.alloc(64);
+        expect(buffer.toString('utf8', 0, readSync(first, buffer))).toBe('made up\n');
+        // Its own offset: the first read did not move the second's.
+        expect(buffer.toString('utf8', 0, readSync(second, buffer))).toBe('made up\n');
+        expect(() => writeSync(first, 'x')).toThrow(/EBADF/);
+      } finally {
+        closeSync(first);
+        closeSync(second);
+      }
+    } finally {
+      close(memfd);
+    }
+  });
+});
