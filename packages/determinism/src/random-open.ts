@@ -8,7 +8,7 @@
 import { lstatSync, realpathSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { HandlerContext } from '@sandlock/dispatch';
-import { hostArch, openFlags } from '@sandlock/sys';
+import { hostArch, isSymlink, openFlags } from '@sandlock/sys';
 
 const O = openFlags(hostArch());
 const ACCESS_MODE = 3;
@@ -87,9 +87,11 @@ export function randomOpen(ctx: HandlerContext): DeviceOpen | SysctlOpen | null 
   const name = posix.basename(own);
   const cloexec = (flags & O.O_CLOEXEC) !== 0;
   let found: DeviceOpen | SysctlOpen | null = null;
+  // Only a name of a device or a sysctl file, or a symlink, can be one (and
+  // stat of an arbitrary path may be slow: an automount, a FUSE file).
+  const known = DEVICE_NAMES.has(name) || name in SYSCTL_FILES;
+  if (!known && isSymlink(own) !== true) return null;
   try {
-    // Only a name of a device or a symlink can be one (lstat is cheap, stat
-    // of an arbitrary path may not be: an automount, a FUSE file).
     const link = lstatSync(own);
     const symlink = link.isSymbolicLink();
     if (symlink && (flags & O.O_NOFOLLOW) !== 0) return null; // ELOOP

@@ -27,6 +27,7 @@ export {
   readMemoryPartial,
   writeMemory,
 } from './memory.js';
+export { isSymlink } from './paths.js';
 export {
   childrenOfThread,
   descendantsOf,
