@@ -35,6 +35,7 @@ export default defineConfig([
       hostname: '../../packages/procfs/src/hostname.ts',
       'num-cpus': '../../packages/procfs/src/num-cpus.ts',
       meminfo: '../../packages/procfs/src/meminfo.ts',
+      sysinfo: '../../packages/procfs/src/sysinfo.ts',
       'deterministic-dirs': '../../packages/procfs/src/deterministic-dirs.ts',
       'proc-pids': '../../packages/procfs/src/proc-pids.ts',
       'proc-host': '../../packages/procfs/src/proc-host.ts',

@@ -1,11 +1,31 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SYSTEM, sandlock } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
+const MIB = 1024 * 1024;
+
+/**
+ * Python's ctypes struct sysinfo (include/uapi/linux/sysinfo.h, 112 bytes
+ * on x86_64 and aarch64), as `sysinfo()`.
+ */
+const CTYPES_SYSINFO = `
+import ctypes
+L = ctypes.c_ulong
+class Sysinfo(ctypes.Structure):
+    _fields_ = [('uptime', ctypes.c_long), ('loads', L * 3), ('totalram', L), ('freeram', L),
+                ('sharedram', L), ('bufferram', L), ('totalswap', L), ('freeswap', L),
+                ('procs', ctypes.c_ushort), ('pad', ctypes.c_ushort), ('totalhigh', L),
+                ('freehigh', L), ('mem_unit', ctypes.c_uint), ('_f', ctypes.c_char * 4)]
+assert ctypes.sizeof(Sysinfo) == 112
+def sysinfo():
+    info = Sysinfo()
+    assert ctypes.CDLL(None).sysinfo(ctypes.byref(info)) == 0
+    return info
+`;
 
 /** `sandlock run` of a shell script with the system directories and /proc readable. */
 function withProc(script: string, extra: readonly string[] = []) {
@@ -64,6 +84,31 @@ describe('sandlock run: memory the sandbox sees', () => {
     ]);
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe(`${300 * 1024}\n`);
+  });
+
+  it('--max-memory: sysconf(_SC_PHYS_PAGES) is the limit (sysinfo(2)), _SC_AVPHYS_PAGES at most that', () => {
+    const result = sandlock([
+      'run',
+      ...SYSTEM,
+      '--max-memory',
+      '256M',
+      '--',
+      PYTHON,
+      '-c',
+      `${CTYPES_SYSINFO}
+import os
+page = os.sysconf('SC_PAGE_SIZE')
+info = sysinfo()
+print(os.sysconf('SC_PHYS_PAGES') * page, os.sysconf('SC_AVPHYS_PAGES') * page)
+print(info.totalram * info.mem_unit, info.mem_unit, info.totalswap, info.sharedram, info.bufferram)`,
+    ]);
+    expect(result.stderr).toBe('');
+    const [pages, struct] = result.stdout.trim().split('\n');
+    const [total, available] = pages!.split(' ').map(Number);
+    expect(total).toBe(256 * MIB);
+    expect(available).toBeGreaterThan(0);
+    expect(available).toBeLessThanOrEqual(256 * MIB);
+    expect(struct).toBe(`${256 * MIB} 1 0 0 0`);
   });
 });
 
@@ -153,6 +198,88 @@ describe('sandlock run: the host the sandbox sees', () => {
     expect(alone.stderr).toBe('');
     const [pid, line] = alone.stdout.trim().split('\n');
     expect(line).toMatch(new RegExp(`^0\\.0\\d 0\\.00 0\\.00 1/1 ${pid}$`));
+  });
+
+  it('-r /proc: os.getloadavg() (sysinfo(2)) agrees with /proc/loadavg; procs counts the sandbox’s threads', () => {
+    // Two busy processes for 3 s raise the sandbox's averages; /proc/loadavg
+    // is read while they run, getloadavg() just after they are killed: it
+    // shows the same averages (one state, shared by proc-host and sysinfo),
+    // not a fresh 0.
+    const script = `${CTYPES_SYSINFO}
+import os, subprocess, time
+print(' '.join(open('/proc/loadavg').read().split()[:3]))
+print(' '.join('%.2f' % x for x in os.getloadavg()), sysinfo().procs)
+busy = [subprocess.Popen(['yes'], stdout=subprocess.DEVNULL) for _ in range(2)]
+time.sleep(3)
+print(' '.join(open('/proc/loadavg').read().split()[:3]), sysinfo().procs)
+for process in busy:
+    process.kill()
+    process.wait()
+print(' '.join('%.2f' % x for x in os.getloadavg()), sysinfo().procs)`;
+    const result = sandlock([
+      'run',
+      ...SYSTEM,
+      '-r',
+      '/proc',
+      '-w',
+      '/dev/null',
+      '--',
+      PYTHON,
+      '-c',
+      script,
+    ]);
+    expect(result.stderr).toBe('');
+    const lines = result.stdout.trim().split('\n');
+    expect(lines).toHaveLength(4);
+    const numbers = (line: string) => line.split(' ').map(Number);
+    const [fileAtStart, [a1, a5, a15, procsAlone], fileBusy, [b1, b5, b15, procsAfter]] = [
+      numbers(lines[0]!),
+      numbers(lines[1]!),
+      numbers(lines[2]!),
+      numbers(lines[3]!),
+    ];
+    // At the start: Python alone, the same near-zero averages both ways.
+    expect([a1, a5, a15]).toEqual(fileAtStart);
+    expect(a1).toBeLessThan(0.1);
+    expect(procsAlone).toBe(1);
+    // While busy: Python and two yes (at most 5 threads), then Python alone again.
+    const [busy1, busy5, busy15, procsBusy] = fileBusy!;
+    expect(procsBusy).toBe(3);
+    expect(procsAfter).toBe(1);
+    // 2 · (1 − e^(−3/60)) ≈ 0.10 once both ran 3 s; more than nothing anyway.
+    expect(busy1).toBeGreaterThanOrEqual(0.05);
+    // The same averages, decayed for the few milliseconds the kill took
+    // (and each side rounded to two decimals its own way).
+    for (const [shown, read] of [
+      [busy1, b1],
+      [busy5, b5],
+      [busy15, b15],
+    ] as const) {
+      expect(Math.abs(shown! - read!), `${fileBusy} vs ${lines[3]}`).toBeLessThanOrEqual(0.011);
+    }
+    // The host's thread count is far above the sandbox's.
+    const hostThreads = Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[3]!.split('/')[1]);
+    expect(hostThreads).toBeGreaterThan(5);
+  });
+
+  it('-r /proc: Node os.loadavg() is the sandbox’s', () => {
+    const nodeDir = process.execPath.startsWith('/usr/') ? [] : ['-r', process.execPath];
+    const result = sandlock([
+      'run',
+      ...SYSTEM,
+      ...nodeDir,
+      '-r',
+      '/proc',
+      '--',
+      process.execPath,
+      '-e',
+      'console.log(require("os").loadavg().join(" "))',
+    ]);
+    expect(result.stderr).toBe('');
+    const averages = result.stdout.trim().split(' ').map(Number);
+    expect(averages).toHaveLength(3);
+    // Node alone, from 0 at the start: its threads sleep (the reader counts as running, not in the averages).
+    for (const average of averages) expect(average).toBeLessThan(0.1);
   });
 
   describe('-r /proc: mount tables hold the mounts the policy shows', () => {

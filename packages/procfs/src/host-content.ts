@@ -141,9 +141,18 @@ export function decayLoad(load: LoadAverages, active: number, elapsedMs: number)
   return { a1: step(load.a1, 60), a5: step(load.a5, 300), a15: step(load.a15, 900) };
 }
 
-/** FIXED_1 of include/linux/sched/loadavg.h: the averages are 11-bit fixed point. */
-const FSHIFT = 11;
+/** FSHIFT and FIXED_1 of include/linux/sched/loadavg.h: the kernel keeps the averages (avenrun) in 11-bit fixed point. */
+export const FSHIFT = 11;
 const FIXED_1 = 1 << FSHIFT;
+
+/**
+ * An average as the kernel holds it in avenrun: 11-bit fixed point (FIXED_1
+ * is 1.0), at least 0. /proc/loadavg prints it, sysinfo(2) shifts it, so the
+ * two show the same number.
+ */
+export function fixedLoad(average: number): number {
+  return Math.round(Math.max(0, average) * FIXED_1);
+}
 
 /**
  * One average as fs/proc/loadavg.c prints it: fixed point, FIXED_1/200 added
@@ -151,7 +160,7 @@ const FIXED_1 = 1 << FSHIFT;
  * integer part and the hundredths truncated (LOAD_INT, LOAD_FRAC).
  */
 function loadText(average: number): string {
-  const fixed = Math.round(Math.max(0, average) * FIXED_1) + Math.floor(FIXED_1 / 200);
+  const fixed = fixedLoad(average) + Math.floor(FIXED_1 / 200);
   const whole = Math.floor(fixed / FIXED_1);
   const hundredths = Math.floor(((fixed % FIXED_1) * 100) / FIXED_1);
   return `${whole}.${String(hundredths).padStart(2, '0')}`;

@@ -31,7 +31,9 @@ export {
 export {
   decayLoad,
   decodeMountPath,
+  FSHIFT,
   filterMountTable,
+  fixedLoad,
   type HostFile,
   hostFileOf,
   type LoadAverages,
@@ -49,7 +51,16 @@ export {
   NUM_CPUS_MODULE,
   PROC_HOST_MODULE,
   PROC_PIDS_MODULE,
+  SYSINFO_MODULE,
 } from './module-url.js';
 export { NUM_CPUS_SYSCALLS } from './num-cpus.js';
 export { PROC_HOST_SYSCALLS } from './proc-host.js';
 export { PROC_PIDS_SYSCALLS, SENSITIVE_PATHS } from './proc-pids.js';
+export { SYSINFO_SYSCALLS } from './sysinfo.js';
+export {
+  SI_LOAD_SHIFT,
+  SYSINFO_OFFSETS,
+  SYSINFO_SIZE,
+  type SysinfoChanges,
+  sysinfoWith,
+} from './sysinfo-content.js';

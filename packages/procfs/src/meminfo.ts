@@ -4,31 +4,14 @@
 // import and pulls nothing from @sandlock/dispatch at run time.
 import { readFileSync } from 'node:fs';
 import type { DispatchModule, HandlerContext } from '@sandlock/dispatch';
-import { maxMemoryOf, meminfoWith, type ProcfsPolicy, statusMemory } from './content.js';
+import { maxMemoryOf, meminfoWith, type ProcfsPolicy } from './content.js';
+import { sandboxUse } from './memory-use.js';
 import { CONTINUE, OPEN_SYSCALLS, openRequest, type PlainAnswer, serve } from './synthetic.js';
 
 /** The syscalls the meminfo module is notified of. */
 export const MEMINFO_SYSCALLS: readonly string[] = [...OPEN_SYSCALLS];
 
 let realMeminfo: string | null = null;
-
-/**
- * What the sandbox uses now, in bytes: the sum over its processes (the
- * reaper's descendants, walked now) of what the memory limit counts.
- */
-function sandboxUse(ctx: HandlerContext<ProcfsPolicy>): number {
-  let used = 0;
-  for (const pid of ctx.session.processes.refresh()) {
-    let status: string;
-    try {
-      status = readFileSync(`/proc/${pid}/status`, 'latin1');
-    } catch {
-      continue; // gone meanwhile
-    }
-    used += statusMemory(status);
-  }
-  return used;
-}
 
 /** Opens of /proc/meminfo (read-only): the limit as MemTotal, what is left of it as MemFree. */
 function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {

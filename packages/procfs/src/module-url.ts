@@ -1,5 +1,6 @@
 // The handler modules, for `Supervisor.start({ modules: [{ module:
-// HOSTNAME_MODULE }, { module: NUM_CPUS_MODULE }, { module: MEMINFO_MODULE }] })`
+// HOSTNAME_MODULE }, { module: NUM_CPUS_MODULE }, { module: MEMINFO_MODULE },
+// { module: SYSINFO_MODULE }] })`
 // of @sandlock/dispatch.
 // Beside this package's entry: dist/<name>.js built, src/<name>.ts when run
 // from the sources (vitest).
@@ -20,6 +21,12 @@ export const NUM_CPUS_MODULE: URL = new URL(
 /** The meminfo module: /proc/meminfo shows the memory limit; on with `maxMemory`. */
 export const MEMINFO_MODULE: URL = new URL(
   fromSources ? './meminfo.ts' : './meminfo.js',
+  import.meta.url,
+);
+
+/** The sysinfo module: sysinfo(2) with the memory limit and the sandbox's load and threads; on with `maxMemory` or `procReadable`. */
+export const SYSINFO_MODULE: URL = new URL(
+  fromSources ? './sysinfo.ts' : './sysinfo.js',
   import.meta.url,
 );
 

@@ -21,21 +21,17 @@ import {
   RESOLVE_BENEATH,
   RESOLVE_NO_MAGICLINKS,
   RESOLVE_NO_XDEV,
-  readProc,
-  threadsOf,
   trySyscall,
 } from '@sandlock/sys';
 import { type ProcfsPolicy, policyReads, procReadable } from './content.js';
 import {
-  decayLoad,
   filterMountTable,
   type HostFile,
   hostFileOf,
-  type LoadAverages,
   loadavgText,
   mountPointVisible,
-  ZERO_LOAD,
 } from './host-content.js';
+import { dropLoad, sandboxLoad, startLoad } from './load-state.js';
 import { insideSandbox, parentIn, readProcFile } from './proc-path.js';
 import {
   CONTINUE,
@@ -59,74 +55,16 @@ const READ_HOW = encodeOpenHow({ flags: BigInt(O.O_RDONLY | O.O_CLOEXEC), resolv
 
 // ---- /proc/loadavg ----------------------------------------------------------
 
-/** The averages of a session and when they were last brought up to date (performance.now()). */
-interface LoadState {
-  load: LoadAverages;
-  at: number;
-}
-
-/** Per session (of this worker): the averages start at 0 when the session does. */
-const loads = new Map<number, LoadState>();
-
-/** The sandbox's tasks now: threads, those running (R), those counted in the load (R and D), the highest pid. */
-interface Tasks {
-  total: number;
-  running: number;
-  active: number;
-  last: number;
-}
-
-/**
- * Counts the threads of the sandbox's processes (the reaper's descendants,
- * walked now; the reaper is not one) by the state in their
- * /proc/<pid>/task/<tid>/stat. The caller's own thread is not judged by its
- * state: it waits for this very answer in seccomp_do_user_notification()
- * (kernel/seccomp.c), interruptibly until the supervisor receives the
- * notification, then, with SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (which
- * sandlock sets), woken and put back to sleep killably, which /proc shows as
- * D: its state is the supervision's doing, not the program's. It counts
- * running (not in the averages), as the kernel counts its reader.
- */
-function sandboxTasks(ctx: HandlerContext<ProcfsPolicy>): Tasks {
-  const tasks: Tasks = { total: 0, running: 0, active: 0, last: 0 };
-  for (const pid of ctx.session.processes.refresh()) {
-    let seen = false;
-    for (const tid of threadsOf(pid)) {
-      const stat = readProc(`/proc/${pid}/task/${tid}/stat`);
-      if (stat === null) continue; // gone meanwhile
-      seen = true;
-      tasks.total++;
-      if (tid === ctx.pid) {
-        tasks.running++; // the reader, running as the kernel sees it
-        continue;
-      }
-      // The state follows the command name, which may hold anything: after the last ')'.
-      const state = stat.charAt(stat.lastIndexOf(')') + 2);
-      if (state === 'R') tasks.running++;
-      if (state === 'R' || state === 'D') tasks.active++;
-    }
-    if (seen && pid > tasks.last) tasks.last = pid;
-  }
-  return tasks;
-}
-
 /**
  * /proc/loadavg for the sandbox: its averages, brought up to date with the
- * count now (over the whole time since the previous read), its running and
+ * count now (over the whole time since the previous update, by this module
+ * or the sysinfo module: load-state.ts), its running and
  * total tasks, and its highest pid (the kernel prints the last pid handed
  * out in the pid namespace, the host's: fs/proc/loadavg.c).
  */
 function loadavg(ctx: HandlerContext<ProcfsPolicy>): string {
-  const tasks = sandboxTasks(ctx);
-  const now = performance.now();
-  let state = loads.get(ctx.session.id);
-  if (state === undefined) {
-    state = { load: ZERO_LOAD, at: now };
-    loads.set(ctx.session.id, state);
-  }
-  state.load = decayLoad(state.load, tasks.active, now - state.at);
-  state.at = now;
-  return loadavgText(state.load, tasks.running, tasks.total, tasks.last);
+  const { load, tasks } = sandboxLoad(ctx);
+  return loadavgText(load, tasks.running, tasks.total, tasks.last);
 }
 
 // ---- mount tables -----------------------------------------------------------
@@ -257,10 +195,10 @@ const procHostModule: DispatchModule<unknown, ProcfsPolicy> = {
   enabled: (policy) => procReadable(policy),
   handlers: Object.fromEntries(OPEN_SYSCALLS.map((name) => [name, onOpen])),
   sessionStart(session: WorkerSession<ProcfsPolicy>) {
-    loads.set(session.id, { load: ZERO_LOAD, at: performance.now() });
+    startLoad(session.id);
   },
   sessionEnd(session: WorkerSession<ProcfsPolicy>) {
-    loads.delete(session.id);
+    dropLoad(session.id);
   },
 };
 

@@ -7,6 +7,8 @@ import {
   MEMINFO_SYSCALLS,
   meminfoWith,
   NUM_CPUS_MODULE,
+  SYSINFO_MODULE,
+  SYSINFO_SYSCALLS,
   statusMemory,
 } from '../src/index.js';
 import { output, PYTHON, SYSTEM_READ } from './helpers.js';
@@ -70,7 +72,12 @@ describe('meminfoWith', () => {
 let supervisor: Supervisor;
 beforeAll(async () => {
   supervisor = await Supervisor.start({
-    modules: [{ module: HOSTNAME_MODULE }, { module: NUM_CPUS_MODULE }, { module: MEMINFO_MODULE }],
+    modules: [
+      { module: HOSTNAME_MODULE },
+      { module: NUM_CPUS_MODULE },
+      { module: MEMINFO_MODULE },
+      { module: SYSINFO_MODULE },
+    ],
   });
 });
 afterAll(() => supervisor?.close());
@@ -78,7 +85,9 @@ afterAll(() => supervisor?.close());
 describe('maxMemory', () => {
   it('is on only with a number', () => {
     expect(supervisor.notifiedSyscalls({ policy: { maxMemory: null } })).toEqual([]);
-    expect(supervisor.notifiedSyscalls({ policy })).toEqual([...MEMINFO_SYSCALLS].sort());
+    expect(supervisor.notifiedSyscalls({ policy })).toEqual(
+      [...MEMINFO_SYSCALLS, ...SYSINFO_SYSCALLS].sort(),
+    );
   });
 
   it('free -b reports the limit', async (context) => {
@@ -164,7 +173,7 @@ print(open('/proc/self/../meminfo').readline().split()[1], open('meminfo').readl
     expect(fields(text).get('MemTotal')).toBe(LIMIT / 1024);
   });
 
-  it('leaves other /proc files, and sysinfo(2), alone', async () => {
+  it('leaves other /proc files alone; sysinfo(2) agrees with /proc/meminfo', async () => {
     expect(await output(supervisor, ['/bin/cat', '/proc/version'], { policy })).toBe(
       readFileSync('/proc/version', 'utf8'),
     );
@@ -172,14 +181,23 @@ print(open('/proc/self/../meminfo').readline().split()[1], open('meminfo').readl
     expect(cpuinfo.match(/^processor\s*:/gm)).toHaveLength(
       readFileSync('/proc/cpuinfo', 'utf8').match(/^processor\s*:/gm)!.length,
     );
-    // glibc's sysconf(_SC_PHYS_PAGES) asks sysinfo(2): the real memory.
-    const realKb = fields(readFileSync('/proc/meminfo', 'utf8')).get('MemTotal')!;
-    const pages = await output(
-      supervisor,
-      [PYTHON, '-c', "import os; print(os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE'))"],
-      { policy },
-    );
-    expect(Math.floor(Number(pages) / 1024)).toBe(realKb);
+    // glibc's sysconf(_SC_PHYS_PAGES) and _SC_AVPHYS_PAGES ask sysinfo(2)
+    // (the sysinfo module): the limit, and what is left of it.
+    const script = `
+import os
+page = os.sysconf('SC_PAGE_SIZE')
+print(os.sysconf('SC_PHYS_PAGES') * page, os.sysconf('SC_AVPHYS_PAGES') * page)
+print([int(l.split()[1]) for l in open('/proc/meminfo') if l.startswith('MemFree:')][0])
+`;
+    const [sizes, memFree] = (await output(supervisor, [PYTHON, '-c', script], { policy }))
+      .trim()
+      .split('\n');
+    const [total, available] = sizes!.split(' ').map(Number);
+    expect(total).toBe(LIMIT);
+    expect(available).toBeGreaterThan(0);
+    expect(available).toBeLessThan(LIMIT);
+    // The same estimate of the use as MemFree (read just after: within 4 MiB).
+    expect(Math.abs(available! / 1024 - Number(memFree))).toBeLessThan(4096);
   });
 
   it('is off without the policy field, and works with the other modules', async () => {

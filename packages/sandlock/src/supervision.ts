@@ -9,6 +9,7 @@ import {
   PROC_HOST_MODULE,
   PROC_PIDS_MODULE,
   procReadable,
+  SYSINFO_MODULE,
 } from '@sandlock/procfs';
 import { PROCESS_LIMIT_MODULE } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
@@ -37,6 +38,9 @@ const BUILT_IN_MODULES = [
   { module: HOSTNAME_MODULE },
   { module: NUM_CPUS_MODULE },
   { module: MEMINFO_MODULE },
+  // On with maxMemory or a readable /proc: the limit, and the load
+  // proc-host's /proc/loadavg shows (they share its state).
+  { module: SYSINFO_MODULE },
   { module: DETERMINISTIC_DIRS_MODULE },
 ];
 
@@ -104,12 +108,21 @@ export function assertProcReadable(policy: Policy): void {
 /**
  * Calls every supervised sandbox's filter notifies, whether its own policy
  * needs them or not, so that a sandbox started inside it can have its process
- * limit, host name and CPU count enforced by this supervisor (nesting.ts).
- * Each is made a few times per process at most. Frequent calls (opens,
+ * limit, host name, CPU count, and memory and load as sysinfo(2) tells them,
+ * enforced by this supervisor (nesting.ts). Each is made a few times per
+ * process at most (glibc asks sysinfo for sysconf(_SC_PHYS_PAGES) and
+ * getloadavg()). Frequent calls (opens,
  * directory reads, getrandom, clocks) are notified only when this policy
  * needs them; a nested policy that needs them then is refused, naming them.
  */
-const NESTING_CALLS: readonly string[] = ['clone', 'fork', 'vfork', 'uname', 'sched_getaffinity'];
+const NESTING_CALLS: readonly string[] = [
+  'clone',
+  'fork',
+  'vfork',
+  'uname',
+  'sched_getaffinity',
+  'sysinfo',
+];
 
 /** What a supervised sandbox's filter notifies: what its policy needs, and the nesting calls. */
 export function withNesting(supervisor: Supervisor, needed: readonly string[]): string[] {

@@ -1,0 +1,66 @@
+// sysinfo(2) for a sandbox, as a handler module of @sandlock/dispatch: the
+// memory limit as the machine's memory (as /proc/meminfo shows it), and the
+// sandbox's own load and thread count (as /proc/loadavg shows them). The
+// supervisor imports this file in its worker threads by URL
+// (SYSINFO_MODULE), so it has no side effects at import and pulls nothing
+// from @sandlock/dispatch at run time.
+import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
+import { trySyscall } from '@sandlock/sys';
+import { maxMemoryOf, type ProcfsPolicy, procReadable } from './content.js';
+import { dropLoad, sandboxLoad, startLoad } from './load-state.js';
+import { sandboxUse } from './memory-use.js';
+import { CONTINUE, type PlainAnswer } from './synthetic.js';
+import { SYSINFO_SIZE, type SysinfoChanges, sysinfoWith } from './sysinfo-content.js';
+
+/** The syscalls the sysinfo module is notified of. */
+export const SYSINFO_SYSCALLS: readonly string[] = ['sysinfo'];
+
+/**
+ * sysinfo(info): the real struct sysinfo, run by the supervisor, with the
+ * memory fields of the limit (`maxMemory`) and the load and thread count of
+ * the sandbox (when it hides the host's processes), written on the caller's
+ * behalf. `uptime` stays real: it must agree with the processes' start times
+ * in /proc (see @sandlock/determinism's README).
+ */
+function onSysinfo(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
+  const policy = ctx.session.policy;
+  const limit = maxMemoryOf(policy);
+  const hides = procReadable(policy);
+  if (limit === null && !hides) return CONTINUE;
+  const real = Buffer.alloc(SYSINFO_SIZE);
+  const result = trySyscall('sysinfo', real);
+  if (result < 0) return { kind: 'errno', errno: -result };
+  const changes: SysinfoChanges = {};
+  if (limit !== null) changes.memory = { limit, used: sandboxUse(ctx) };
+  if (hides) {
+    // The averages /proc/loadavg shows (load-state.ts), brought up to date now.
+    const { load, tasks } = sandboxLoad(ctx);
+    changes.tasks = { load, threads: tasks.total };
+  }
+  // A bad pointer: write() throws CallError(EFAULT), which the call returns,
+  // as the kernel's copy_to_user would.
+  ctx.write(ctx.args[0] ?? 0n, sysinfoWith(real, changes));
+  return { kind: 'value', value: 0n };
+}
+
+/**
+ * On for a sandbox whose policy has `maxMemory` or lets it read /proc
+ * (`procReadable`, proc-pids' condition): glibc's sysconf(_SC_PHYS_PAGES)
+ * and _SC_AVPHYS_PAGES, getloadavg() (glibc 2.36 asks sysinfo) and other
+ * sysinfo users see the limit and the sandbox's load, as /proc/meminfo and
+ * /proc/loadavg show them.
+ */
+const sysinfoModule: DispatchModule<unknown, ProcfsPolicy> = {
+  name: 'sysinfo',
+  syscalls: SYSINFO_SYSCALLS,
+  enabled: (policy) => maxMemoryOf(policy) !== null || procReadable(policy),
+  handlers: { sysinfo: onSysinfo },
+  sessionStart(session: WorkerSession<ProcfsPolicy>) {
+    if (procReadable(session.policy)) startLoad(session.id);
+  },
+  sessionEnd(session: WorkerSession<ProcfsPolicy>) {
+    dropLoad(session.id);
+  },
+};
+
+export default sysinfoModule;
