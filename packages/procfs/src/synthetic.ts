@@ -1,27 +1,18 @@
 // What the modules share at run time: recognising an open of one of their
 // files, and serving a file's contents as a read-only memfd. Worker thread
 // only (imported by the module files; no side effects at import).
-import { realpathSync, writeSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { constants } from 'node:os';
 import { posix } from 'node:path';
 import type { Answer, HandlerContext } from '@sandlock/dispatch';
 import {
-  AT_FDCWD,
   close,
-  F_ADD_SEALS,
-  F_SEAL_GROW,
-  F_SEAL_SEAL,
-  F_SEAL_SHRINK,
-  F_SEAL_WRITE,
-  fcntl,
   hasSyscall,
   hostArch,
-  MFD_ALLOW_SEALING,
-  MFD_CLOEXEC,
-  memfdCreate,
-  openAt,
+  isSymlink,
   openFlags,
-  trySyscall,
+  readOnlyReopen,
+  sealedMemfd,
 } from '@sandlock/sys';
 
 /**
@@ -136,7 +127,8 @@ function readOpen(ctx: HandlerContext): OpenRequest | null {
     .replace(/^\/proc\/thread-self(?=\/|$)/, `/proc/${ctx.pid}/task/${ctx.pid}`)
     .replace(/^\/proc\/self(?=\/|$)/, `/proc/${ctx.pid}`);
   try {
-    if (!VIRTUAL_NAMES.has(posix.basename(own)) && !isSymlink(own)) {
+    // null: it does not exist (or not for us to see); the kernel answers.
+    if (!VIRTUAL_NAMES.has(posix.basename(own)) && isSymlink(own) !== true) {
       return { path: lexical, cloexec };
     }
     const path = realpathSync(own);
@@ -144,50 +136,6 @@ function readOpen(ctx: HandlerContext): OpenRequest | null {
   } catch {
     return { path: lexical, cloexec }; // does not exist (or not for us to see)
   }
-}
-
-const LINK_BYTE = Buffer.alloc(1);
-const EINVAL = 22;
-
-/**
- * Whether `path` names a symlink: readlinkat into a one-byte buffer, which
- * fails with EINVAL on anything else (readlink(2)). Several times cheaper
- * than lstatSync, which builds a Stats object for every open of the sandbox.
- * Throws when the path does not exist (or cannot be looked up).
- */
-function isSymlink(path: string): boolean {
-  const result = trySyscall('readlinkat', AT_FDCWD, Buffer.from(`${path}\0`), LINK_BYTE, 1);
-  if (result >= 0) return true;
-  if (result === -EINVAL) return false;
-  throw new Error(`readlinkat: errno ${-result}`);
-}
-
-const SEALS = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
-
-/** A sealed memfd holding `contents` (the supervisor's, close-on-exec). */
-export function sealedMemfd(contents: string | Buffer): number {
-  const fd = memfdCreate('sandlock', MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  try {
-    const data = typeof contents === 'string' ? Buffer.from(contents, 'utf8') : contents;
-    let written = 0;
-    while (written < data.length) written += writeSync(fd, data, written);
-    fcntl(fd, F_ADD_SEALS, SEALS);
-    return fd;
-  } catch (error) {
-    close(fd);
-    throw error;
-  }
-}
-
-/**
- * A new read-only open file description of a memfd (its own offset), opened
- * through /proc/self/fd: the caller's descriptor is O_RDONLY, and the seals
- * forbid writes through any other.
- */
-export function readOnlyOpen(memfd: number): number {
-  // Not fs.openSync: the answer closes the fd with close(2), and a worker
-  // thread's fs tracks the fds it opened (a reused number draws a warning).
-  return openAt(`/proc/self/fd/${memfd}`, O.O_RDONLY | O.O_CLOEXEC);
 }
 
 /** Injects a supervisor fd as the caller's new descriptor: the open's answer. */
@@ -199,7 +147,7 @@ export function injectAnswer(fd: number, cloexec: boolean): PlainAnswer {
 export function serve(contents: string | Buffer, cloexec: boolean): PlainAnswer {
   const memfd = sealedMemfd(contents);
   try {
-    return injectAnswer(readOnlyOpen(memfd), cloexec);
+    return injectAnswer(readOnlyReopen(memfd), cloexec);
   } finally {
     close(memfd);
   }
@@ -228,6 +176,6 @@ export class StaticFiles {
       this.memfds.delete(contents); // to the end: most recently served
     }
     this.memfds.set(contents, memfd);
-    return injectAnswer(readOnlyOpen(memfd), cloexec);
+    return injectAnswer(readOnlyReopen(memfd), cloexec);
   }
 }
