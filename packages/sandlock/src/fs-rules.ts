@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync, realpathSync } from 'node:fs';
+import { type Dirent, lstatSync, readdirSync, realpathSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { SENSITIVE_PATHS } from '@sandlock/procfs';
 
@@ -42,25 +42,35 @@ function carve(rule: FsRule, denied: string): FsRule[] {
   let directory = rule.path;
   const steps = relative(rule.path, denied).split(sep);
   for (const step of steps) {
-    let entries: string[];
+    let entries: Dirent[];
     try {
-      entries = readdirSync(directory);
+      entries = readdirSync(directory, { withFileTypes: true });
     } catch {
       return out; // not a readable directory: nothing beneath to allow
     }
     for (const entry of entries) {
-      if (entry === step) continue;
-      const path = join(directory, entry);
-      try {
-        if (lstatSync(path).isSymbolicLink()) continue;
-      } catch {
-        continue;
-      }
-      out.push({ path, intent: rule.intent, optional: true });
+      if (entry.name === step || isSymlinkEntry(directory, entry)) continue;
+      out.push({ path: join(directory, entry.name), intent: rule.intent, optional: true });
     }
     directory = join(directory, step);
   }
   return out;
+}
+
+/**
+ * Whether a directory entry is a symlink: its d_type, or an lstat where the
+ * file system does not fill d_type in (DT_UNKNOWN, getdents64(2)); an entry
+ * gone meanwhile counts as one (nothing to grant).
+ */
+function isSymlinkEntry(directory: string, entry: Dirent): boolean {
+  if (entry.isSymbolicLink()) return true;
+  if (entry.isFile() || entry.isDirectory() || entry.isCharacterDevice()) return false;
+  if (entry.isBlockDevice() || entry.isFIFO() || entry.isSocket()) return false;
+  try {
+    return lstatSync(join(directory, entry.name)).isSymbolicLink();
+  } catch {
+    return true;
+  }
 }
 
 const PROC = '/proc';
@@ -73,23 +83,18 @@ const PROCESS_NAME = /^\d+$/;
  */
 function procEntriesWithoutProcesses(intent: FsIntent): FsRule[] {
   const out: FsRule[] = [];
-  let entries: string[];
+  let entries: Dirent[];
   try {
-    entries = readdirSync(PROC);
+    entries = readdirSync(PROC, { withFileTypes: true });
   } catch {
     // This process cannot list /proc (inside another sandbox that does not
     // grant it): neither can the sandbox, so there is nothing to grant.
     return out;
   }
   for (const entry of entries) {
-    if (PROCESS_NAME.test(entry)) continue;
-    const path = join(PROC, entry);
+    if (PROCESS_NAME.test(entry.name) || isSymlinkEntry(PROC, entry)) continue;
+    const path = join(PROC, entry.name);
     if (SENSITIVE_PATHS.includes(path)) continue;
-    try {
-      if (lstatSync(path).isSymbolicLink()) continue;
-    } catch {
-      continue;
-    }
     out.push({ path, intent, optional: true });
   }
   return out;
