@@ -167,16 +167,20 @@ const looks = new Map<string, { readonly look: Look; readonly at: number }>();
 
 /**
  * What is at `path` (not following a final symlink): nothing, a symlink and
- * its target, or anything else. Remembered for a second when `stable` (a
- * sandbox's key: it cannot write the directory; system directories: /lib →
+ * its target, or anything else. Remembered for a second when `stable` (the
+ * asking sandbox cannot write the directory; system directories: /lib →
  * usr/lib on merged-/usr systems is looked up once a second, not at every
- * open). Per sandbox: another sandbox may write where this one cannot.
+ * open), and then believed by every sandbox that cannot write it either. A
+ * stale answer (the host, or a sandbox that may write there, changed it)
+ * leads the resolution to a path the kernel does not open: the kernel opens
+ * what is really there, and Landlock refuses /proc/<pid> to a sandbox that
+ * hides processes; an on-behalf open serves the path resolved, one the
+ * sandbox may read.
  */
-function look(path: string, stable: string | null): Look {
+function look(path: string, stable: boolean): Look {
   const now = Date.now();
-  const key = stable === null ? '' : `${stable}\0${path}`;
-  if (stable !== null) {
-    const known = looks.get(key);
+  if (stable) {
+    const known = looks.get(path);
     if (known !== undefined && now - known.at < LOOK_TTL_MS) return known.look;
   }
   let result: Look;
@@ -189,9 +193,9 @@ function look(path: string, stable: string | null): Look {
   } catch {
     result = 'missing'; // ENOTDIR, EACCES, replaced meanwhile: the kernel fails the open as well
   }
-  if (stable !== null) {
+  if (stable) {
     if (looks.size >= MAX_LOOKS) looks.clear();
-    looks.set(key, { look: result, at: now });
+    looks.set(path, { look: result, at: now });
   }
   return result;
 }
@@ -228,8 +232,6 @@ export function resolveForCaller(
     floor: number;
     /** Whether the entries of a directory (components) may be remembered: the sandbox cannot change them. */
     stable: (directory: readonly string[]) => boolean;
-    /** Names the sandbox in the remembered entries. */
-    cacheKey: string;
   },
 ): Resolved {
   // The caller itself is a sandbox process (its calls are notified): its
@@ -289,7 +291,7 @@ export function resolveForCaller(
     }
     if (target === null) {
       const candidate = `/${[...done, name].join('/')}`;
-      const seen = look(candidate, options.stable(done) ? options.cacheKey : null);
+      const seen = look(candidate, options.stable(done));
       if (seen === 'missing' || seen === 'other') {
         done.push(name);
         if (seen === 'missing') {

@@ -278,11 +278,14 @@ function needsWalk(path: string, state: Worker): boolean {
 }
 
 // Paths the probe found plain (no symlink, no other procfs or sysfs mount),
-// in trees the sandbox cannot write, by session: a second open within a
-// second skips the probe. The host may make one a symlink meanwhile; the
-// kernel then follows it, and Landlock still refuses /proc/<pid>, which
-// sandlock leaves out of the rules of a sandbox that hides processes: a
-// stale entry can fail an open that should have been served, not reveal.
+// used for sandboxes that cannot write their tree: an open within a second
+// skips the probe, in any sandbox of this worker (a short command's whole
+// start-up is opens of the same system files as the previous one's). The
+// host, or another sandbox that may write there, may make one a symlink
+// meanwhile; the kernel then follows it, and Landlock still refuses
+// /proc/<pid>, which sandlock leaves out of the rules of a sandbox that hides
+// processes: a stale entry can fail an open that should have been served,
+// not reveal.
 const PLAIN_TTL_MS = 1000;
 const MAX_PLAIN = 4096;
 const plainPaths = new Map<string, number>();
@@ -290,13 +293,12 @@ const plainPaths = new Map<string, number>();
 /** {@link needsWalk}, remembered for paths the sandbox cannot change. */
 function needsWalkCached(ctx: HandlerContext<ProcfsPolicy>, full: string, state: Worker): boolean {
   if (writable(ctx.session.policy, components(full))) return needsWalk(full, state);
-  const key = `${ctx.session.id}\0${full}`;
   const now = Date.now();
-  const seen = plainPaths.get(key);
+  const seen = plainPaths.get(full);
   if (seen !== undefined && now - seen < PLAIN_TTL_MS) return false;
   if (needsWalk(full, state)) return true;
   if (plainPaths.size >= MAX_PLAIN) plainPaths.clear();
-  plainPaths.set(key, now);
+  plainPaths.set(full, now);
   return false;
 }
 
@@ -340,7 +342,6 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
       noFollow: (call.flags & O.O_NOFOLLOW) !== 0,
       floor: inRoot ? start.length : 0,
       stable: (directory) => !writable(ctx.session.policy, directory),
-      cacheKey: String(ctx.session.id),
     });
     // The caller's memory and /proc files were read: is it still the caller?
     if (!ctx.valid()) return CONTINUE;
