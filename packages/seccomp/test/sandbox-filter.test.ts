@@ -95,6 +95,11 @@ describe.each(ARCHES)('sandbox filter on %s', (arch) => {
     expect(verdict('clone3', [0, 88])).toBe(ENOSYS);
   });
 
+  it('answers listmount and statmount with ENOSYS (they list every mount)', () => {
+    expect(verdict('listmount', [0, 0, 0, 0])).toBe(ENOSYS);
+    expect(verdict('statmount', [0, 0, 0, 0])).toBe(ENOSYS);
+  });
+
   it('refuses TIOCSTI and TIOCLINUX on the low 32 bits of the request', () => {
     expect(verdict('ioctl', [0, 0x5412])).toBe(EPERM);
     expect(verdict('ioctl', [0, 0x541c])).toBe(EPERM);

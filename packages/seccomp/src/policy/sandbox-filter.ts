@@ -20,6 +20,7 @@ import {
   FUTEX_LOCK_PI2,
   FUTEX_WAIT_BITSET,
   FUTEX_WAIT_REQUEUE_PI,
+  hasSyscall,
   hostArch,
   PERSONALITY_QUERY,
   PR_SET_DUMPABLE,
@@ -88,6 +89,12 @@ function addArgumentRefusals(rules: RuleSetBuilder, options: DenyOnlyFilterOptio
   // clone3 takes its flags in memory, out of BPF's sight. ENOSYS makes glibc (2.34+) and musl fall
   // back to clone(2), whose flags the rule above sees; threads then still work.
   rules.add('clone3', { action: errno(ENOSYS) });
+  // listmount(2) and statmount(2) (Linux 6.8) describe every mount of the mount namespace by id
+  // (fs/namespace.c), out of Landlock's reach and around the sandbox's filtered /proc mount
+  // tables. ENOSYS is what an older kernel says: libmount falls back on /proc/self/mountinfo.
+  for (const name of ['listmount', 'statmount']) {
+    if (hasSyscall(name, options.arch ?? hostArch())) rules.add(name, { action: errno(ENOSYS) });
+  }
   // fs/ioctl.c: SYSCALL_DEFINE3(ioctl, unsigned int, fd, unsigned int, cmd, unsigned long, arg).
   // `cmd` is 32 bits: 0x100005412 is TIOCSTI to the kernel, so only the low word may be compared.
   // TIOCSTI pushes input into the terminal; TIOCLINUX can do the same on a virtual console.
