@@ -66,6 +66,23 @@ export function procReadable(policy: ProcfsPolicy | undefined | null): boolean {
   return policyReads(policy, '/proc');
 }
 
+/**
+ * The files directly in /proc that this package's modules make up for a
+ * policy: /proc/loadavg whenever proc-pids and proc-host are on, /proc/cpuinfo
+ * and /proc/stat with `numCpus`, /proc/meminfo with `maxMemory`. The modules
+ * serve them without Landlock (a sealed memfd injected), so a sandbox that
+ * hides processes gets no Landlock rule on the real ones: a thread that swaps
+ * an approved path for one of them between the check and the kernel's open
+ * is refused, and never reads the host's.
+ */
+export function madeUpProcFiles(policy: ProcfsPolicy | undefined | null): string[] {
+  const files: string[] = [];
+  if (procReadable(policy)) files.push('/proc/loadavg');
+  if (numCpusOf(policy) !== null) files.push('/proc/cpuinfo', '/proc/stat');
+  if (maxMemoryOf(policy) !== null) files.push('/proc/meminfo');
+  return files;
+}
+
 /** Whether `name` is `host` or one of its qualified names (`host.example.org`), case-insensitively. */
 function namesHost(name: string, host: string): boolean {
   const lower = name.toLowerCase();

@@ -6,6 +6,7 @@ export {
   hostnameFile,
   hostnameOf,
   hostsWith,
+  madeUpProcFiles,
   maskBytesFor,
   maxMemoryOf,
   meminfoWith,

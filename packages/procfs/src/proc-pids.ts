@@ -34,8 +34,7 @@ import {
 import {
   deterministicDirsOf,
   hostnameOf,
-  maxMemoryOf,
-  numCpusOf,
+  madeUpProcFiles,
   type ProcfsPolicy,
   policyReads,
   procReadable,
@@ -475,12 +474,8 @@ const NUMERIC_NAME = /^\d+$/;
  * mount tables of the sandbox's processes (pids already checked above).
  */
 function servedByOthers(policy: ProcfsPolicy | undefined, path: string): boolean {
-  if (hostFileOf(path) !== null) return true;
-  if (hostnameOf(policy) !== null && path === '/proc/sys/kernel/hostname') return true;
-  if (numCpusOf(policy) !== null && (path === '/proc/cpuinfo' || path === '/proc/stat')) {
-    return true;
-  }
-  return maxMemoryOf(policy) !== null && path === '/proc/meminfo';
+  if (hostFileOf(path) !== null || madeUpProcFiles(policy).includes(path)) return true;
+  return hostnameOf(policy) !== null && path === '/proc/sys/kernel/hostname';
 }
 
 /** getdents64 / getdents of the /proc root: the real entries minus the processes outside. */

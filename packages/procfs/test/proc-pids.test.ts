@@ -371,6 +371,21 @@ print(leaked, opened > 0)
     expect(lines).toEqual(['0 True']);
   });
 
+  it('leaves no race to the real /proc/loadavg: Landlock does not grant the files the modules make up', async () => {
+    // A thread swaps /etc/hostname (let through) for /proc/loadavg after the
+    // check: with a Landlock rule on the real file, the kernel would open it
+    // and tell the host's thread count (the made-up one counts this sandbox's
+    // two or three threads).
+    const lines = await python(
+      race(
+        "b'/etc/hostname'",
+        "b'/proc/loadavg'",
+        "got.count(b'/') == 1 and int(got.split()[3].split(b'/')[1]) > 20",
+      ),
+    );
+    expect(lines).toEqual(['0 True']);
+  });
+
   it('decides on its own copy: a thread rewriting the path cannot reach a hidden pid', async () => {
     // The caller's own status (opened on behalf) against pid 1's. Answered
     // "continue", the kernel would read the path again and sometimes open

@@ -1,4 +1,5 @@
 import { type LandlockRuleset, landlockRuleset } from '@sandlock/landlock';
+import { madeUpProcFiles } from '@sandlock/procfs';
 import { compileSandboxFilter, seccompFilterStep } from '@sandlock/seccomp';
 import {
   close,
@@ -49,7 +50,10 @@ function describeDrops(what: string, ruleset: LandlockRuleset): string[] {
 
 function landlockFor(policy: Policy, hideProcesses: boolean): LandlockRuleset {
   const builder = landlockRuleset({ compatibility: policy.bestEffort ? 'best-effort' : 'hard' });
-  const rules = filesystemRules(policy.fsRead, policy.fsWrite, policy.fsDeny, { hideProcesses });
+  const rules = filesystemRules(policy.fsRead, policy.fsWrite, policy.fsDeny, {
+    hideProcesses,
+    madeUp: hideProcesses ? madeUpProcFiles(policy) : [],
+  });
   for (const rule of rules) {
     const options = { optional: rule.optional === true };
     if (rule.intent === 'write') builder.write(rule.path, options).readExec(rule.path, options);

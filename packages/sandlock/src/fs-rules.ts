@@ -81,7 +81,7 @@ const PROCESS_NAME = /^\d+$/;
  * (self, thread-self) and the host's sensitive files, which the supervisor
  * refuses anyway (kcore, kallsyms…).
  */
-function procEntriesWithoutProcesses(intent: FsIntent): FsRule[] {
+function procEntriesWithoutProcesses(intent: FsIntent, madeUp: readonly string[]): FsRule[] {
   const out: FsRule[] = [];
   let entries: Dirent[];
   try {
@@ -94,7 +94,7 @@ function procEntriesWithoutProcesses(intent: FsIntent): FsRule[] {
   for (const entry of entries) {
     if (PROCESS_NAME.test(entry.name) || isSymlinkEntry(PROC, entry)) continue;
     const path = join(PROC, entry.name);
-    if (SENSITIVE_PATHS.includes(path)) continue;
+    if (SENSITIVE_PATHS.includes(path) || madeUp.includes(path)) continue;
     out.push({ path, intent, optional: true });
   }
   return out;
@@ -107,13 +107,15 @@ function procEntriesWithoutProcesses(intent: FsIntent): FsRule[] {
  * on its behalf. Otherwise a thread could swap an approved path for
  * /proc/<outside pid>/… between the module's check and the kernel's open; now
  * Landlock refuses that open. Entries carving listed (optional rules) for a
- * process are dropped too; a /proc/<pid> the policy names itself stays.
+ * process are dropped too; a /proc/<pid> the policy names itself stays. So
+ * are the files in /proc the supervisor makes up (`madeUp`: /proc/loadavg,
+ * /proc/meminfo…), for the same race: the real ones would tell the host's.
  */
-function withoutProcessDirectories(rules: FsRule[]): FsRule[] {
+function withoutProcessDirectories(rules: FsRule[], madeUp: readonly string[]): FsRule[] {
   return rules.flatMap((rule) => {
     if (within(PROC, rule.path)) {
       const around = rule.path === PROC ? [] : carve(rule, PROC);
-      return [...around, ...procEntriesWithoutProcesses(rule.intent)];
+      return [...around, ...procEntriesWithoutProcesses(rule.intent, madeUp)];
     }
     const parent = rule.path.slice(0, rule.path.lastIndexOf('/'));
     const name = rule.path.slice(rule.path.lastIndexOf('/') + 1);
@@ -132,7 +134,11 @@ export function filesystemRules(
   fsRead: readonly string[],
   fsWrite: readonly string[],
   fsDeny: readonly string[],
-  options: { hideProcesses?: boolean } = {},
+  options: {
+    hideProcesses?: boolean;
+    /** With hideProcesses: files directly in /proc the supervisor makes up, left out too. */
+    madeUp?: readonly string[];
+  } = {},
 ): FsRule[] {
   let rules: FsRule[] = [
     ...fsWrite.map((path) => ({ path: canonical(path), intent: 'write' as const })),
@@ -145,5 +151,5 @@ export function filesystemRules(
       return [rule];
     });
   }
-  return options.hideProcesses ? withoutProcessDirectories(rules) : rules;
+  return options.hideProcesses ? withoutProcessDirectories(rules, options.madeUp ?? []) : rules;
 }
