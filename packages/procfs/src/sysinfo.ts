@@ -18,25 +18,23 @@ export const SYSINFO_SYSCALLS: readonly string[] = ['sysinfo'];
 /**
  * sysinfo(info): the real struct sysinfo, run by the supervisor, with the
  * memory fields of the limit (`maxMemory`) and the load and thread count of
- * the sandbox (when it hides the host's processes), written on the caller's
+ * the sandbox (whenever the module is on: a sandbox that cannot read /proc
+ * must not learn the host's load from here either), written on the caller's
  * behalf. `uptime` stays real: it must agree with the processes' start times
  * in /proc (see @sandlock/determinism's README).
  */
 function onSysinfo(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   const policy = ctx.session.policy;
   const limit = maxMemoryOf(policy);
-  const hides = procReadable(policy);
-  if (limit === null && !hides) return CONTINUE;
+  if (limit === null && !procReadable(policy)) return CONTINUE;
   const real = Buffer.alloc(SYSINFO_SIZE);
   const result = trySyscall('sysinfo', real);
   if (result < 0) return { kind: 'errno', errno: -result };
   const changes: SysinfoChanges = {};
   if (limit !== null) changes.memory = { limit, used: sandboxUse(ctx) };
-  if (hides) {
-    // The averages /proc/loadavg shows (load-state.ts), brought up to date now.
-    const { load, tasks } = sandboxLoad(ctx);
-    changes.tasks = { load, threads: tasks.total };
-  }
+  // The averages /proc/loadavg shows (load-state.ts), brought up to date now.
+  const { load, tasks } = sandboxLoad(ctx);
+  changes.tasks = { load, threads: tasks.total };
   // A bad pointer: write() throws CallError(EFAULT), which the call returns,
   // as the kernel's copy_to_user would.
   ctx.write(ctx.args[0] ?? 0n, sysinfoWith(real, changes));
@@ -47,8 +45,8 @@ function onSysinfo(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
  * On for a sandbox whose policy has `maxMemory` or lets it read /proc
  * (`procReadable`, proc-pids' condition): glibc's sysconf(_SC_PHYS_PAGES)
  * and _SC_AVPHYS_PAGES, getloadavg() (glibc 2.36 asks sysinfo) and other
- * sysinfo users see the limit and the sandbox's load, as /proc/meminfo and
- * /proc/loadavg show them.
+ * sysinfo users see the limit (with `maxMemory`) and the sandbox's load and
+ * threads, as /proc/meminfo and /proc/loadavg show them.
  */
 const sysinfoModule: DispatchModule<unknown, ProcfsPolicy> = {
   name: 'sysinfo',
@@ -56,7 +54,7 @@ const sysinfoModule: DispatchModule<unknown, ProcfsPolicy> = {
   enabled: (policy) => maxMemoryOf(policy) !== null || procReadable(policy),
   handlers: { sysinfo: onSysinfo },
   sessionStart(session: WorkerSession<ProcfsPolicy>) {
-    if (procReadable(session.policy)) startLoad(session.id);
+    startLoad(session.id);
   },
   sessionEnd(session: WorkerSession<ProcfsPolicy>) {
     dropLoad(session.id);
