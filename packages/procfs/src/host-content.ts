@@ -72,8 +72,12 @@ export function mountPointVisible(
   );
 }
 
-/** `device <dev> mounted on <mount point> with fstype <type>…`: the dev is mangled, or `no device`. */
-const MOUNTSTATS_DEVICE = /^device (?:no device|\S+) mounted on (\S+) with fstype /;
+/**
+ * `device <dev> mounted on <mount point> with fstype <type>…`, the dev
+ * mangled, or `no device mounted on …` for a mount without a device name
+ * (show_mountstats() in fs/proc_namespace.c).
+ */
+const MOUNTSTATS_DEVICE = /^(?:device \S+|no device) mounted on (\S+) with fstype /;
 
 /** The raw (still escaped) mount point of a line of `table`, or null when the line has none. */
 function mountPointField(table: MountTable, line: string): string | null {
@@ -90,10 +94,10 @@ function mountPointField(table: MountTable, line: string): string | null {
  * A mount table (`mounts`, `mountinfo` or `mountstats` of a process, as
  * text of one character per byte) with only the lines whose mount point is
  * `visible` (decoded first); kept lines are byte-identical and in order. In
- * `mountstats`, the lines after a `device …` line that do not start a device
- * of their own are its statistics (NFS's show_stats writes several, indented
- * by a tab, fs/nfs/super.c): they go with it. A line without a mount point
- * (none in the kernel's files) is dropped.
+ * `mountstats`, the indented lines after a device line are its statistics
+ * (NFS's show_stats writes several, indented by a tab, fs/nfs/super.c): they
+ * go with it. Any other line without a mount point (none in the kernel's
+ * files) is dropped, and so are the indented lines after it.
  */
 export function filterMountTable(
   table: MountTable,
@@ -105,7 +109,9 @@ export function filterMountTable(
   // Each line with its newline (the last may lack one).
   for (const line of text.match(/[^\n]*\n|[^\n]+$/g) ?? []) {
     const body = line.endsWith('\n') ? line.slice(0, -1) : line;
-    if (table === 'mountstats' && !body.startsWith('device ')) {
+    if (table === 'mountstats' && /^([\t ]|$)/.test(body)) {
+      // A statistics line (indented), or the empty line NFS's statistics end
+      // with: it goes with its device line.
       if (keeping) out.push(line);
       continue;
     }

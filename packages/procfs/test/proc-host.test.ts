@@ -102,17 +102,21 @@ describe('filterMountTable', () => {
       '\topts:\trw,vers=4.2',
       '\tage:\t12',
       '',
-      'device no device mounted on /usr/share with fstype tmpfs',
+      'no device mounted on /usr/share with fstype tmpfs',
       'device server:/x mounted on /tmp/work with fstype nfs statvers=1.1',
       '\topts:\trw',
       '',
       'device sysfs mounted on /sys with fstype sysfs',
+      // Not the kernel's form: dropped, with what is indented after it.
+      'something mounted on /usr with fstype tmpfs',
+      '\topts:\tsecret',
+      'no device mounted on /mnt/secret with fstype tmpfs',
       '',
     ].join('\n');
     expect(filterMountTable('mountstats', text, visible)).toBe(
       [
         'device /dev/vda mounted on / with fstype ext4',
-        'device no device mounted on /usr/share with fstype tmpfs',
+        'no device mounted on /usr/share with fstype tmpfs',
         'device server:/x mounted on /tmp/work with fstype nfs statvers=1.1',
         '\topts:\trw',
         '',
