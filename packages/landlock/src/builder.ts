@@ -60,6 +60,13 @@ export interface RulesetOptions {
 export interface PathOptions {
   /** Skip the rule, and list the path in `skippedPaths`, when nothing exists there. */
   optional?: boolean;
+  /**
+   * Never follow a symlink at the path itself: with `optional`, such a rule
+   * is skipped (listed with code ELOOP), else it is an error. For paths
+   * found by listing a directory, which someone may turn into a symlink to
+   * anywhere before the ruleset is made.
+   */
+  noFollow?: boolean;
 }
 
 type PathList = string | readonly string[];
@@ -159,6 +166,7 @@ export class RulesetBuilder {
         intent: null,
         rights: checked,
         optional: options?.optional ?? false,
+        noFollow: options?.noFollow ?? false,
       });
     }
     return this;
@@ -178,7 +186,13 @@ export class RulesetBuilder {
 
   private intent(intent: Intent, paths: PathList, options?: PathOptions): this {
     for (const path of pathsOf(paths)) {
-      this.pathRules.push({ path, intent, rights: [], optional: options?.optional ?? false });
+      this.pathRules.push({
+        path,
+        intent,
+        rights: [],
+        optional: options?.optional ?? false,
+        noFollow: options?.noFollow ?? false,
+      });
     }
     return this;
   }

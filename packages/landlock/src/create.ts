@@ -75,7 +75,7 @@ export function createRuleset(plan: RulesetPlan, support: LandlockSupport): Land
   try {
     for (const planned of plan.pathRules) {
       const { rule } = planned;
-      const opened = openRulePath(rule.path, rule.optional);
+      const opened = openRulePath(rule.path, rule.optional, rule.noFollow);
       if ('missing' in opened) {
         skippedPaths.push({ path: rule.path, code: opened.missing });
         continue;

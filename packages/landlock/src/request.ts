@@ -17,6 +17,8 @@ export interface PathRule {
   rights: readonly FsRight[];
   /** A missing path is skipped (and reported) instead of failing. */
   optional: boolean;
+  /** A symlink at the path is not followed (skipped when optional, else an error). */
+  noFollow: boolean;
 }
 
 /** Ports a TCP right is allowed on. */

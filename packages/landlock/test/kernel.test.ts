@@ -193,6 +193,24 @@ describe.skipIf(noLandlock)('filesystem enforcement', () => {
     expect(result).toMatchObject({ code: 0, stdout: 'data\n' });
   });
 
+  it('noFollow: a symlink grants nothing; skipped when optional, else an error without a leaked fd', async () => {
+    const link = join(root, 'link-to-outside');
+    symlinkSync(join(root, 'outside'), link);
+    const ruleset = build({}, (b) => b.read(link, { optional: true, noFollow: true }));
+    expect(ruleset.skippedPaths).toEqual([{ path: link, code: 'ELOOP' }]);
+    const result = await runSandboxed(ruleset, ['cat', join(root, 'outside', 'secret.txt')]);
+    expect(result.code).not.toBe(0);
+    expect(result.stdout).toBe('');
+    const before = openFds();
+    expect(() => build({}, (b) => b.read(link, { noFollow: true }))).toThrow(
+      new LandlockPathError(link, 'ELOOP', `Landlock rule path '${link}' is a symlink`),
+    );
+    expect(openFds()).toEqual(before);
+    // Not a symlink: followed rules and noFollow rules agree.
+    const plain = build({}, (b) => b.read(join(root, 'readonly'), { noFollow: true }));
+    expect(plain.skippedPaths).toEqual([]);
+  });
+
   it('a write rule on a file lets it be overwritten, not removed', async () => {
     const file = join(root, 'files', 'rw.txt');
     writeFileSync(file, 'old\n');

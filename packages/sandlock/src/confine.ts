@@ -55,7 +55,10 @@ function landlockFor(policy: Policy, hideProcesses: boolean): LandlockRuleset {
     madeUp: hideProcesses ? madeUpProcFiles(policy) : [],
   });
   for (const rule of rules) {
-    const options = { optional: rule.optional === true };
+    // Optional rules are entries found by listing a directory (carving): one
+    // turned into a symlink since must not grant where it points.
+    const listed = rule.optional === true;
+    const options = { optional: listed, noFollow: listed };
     if (rule.intent === 'write') builder.write(rule.path, options).readExec(rule.path, options);
     else builder.readExec(rule.path, options);
   }
