@@ -96,8 +96,14 @@ function hostsFor(hostname: string): string | null {
   } catch {
     return null;
   }
-  lastHosts = { key, text: hostsWith(real, realName, hostname) };
-  return lastHosts.text;
+  const text = hostsWith(real, realName, hostname);
+  // File times move by the timer tick (coarse clocks before multigrain
+  // timestamps, Linux 6.13): a second write of the same size within a tick
+  // of this read would keep the key. A file changed this last second is
+  // not remembered.
+  const changed = Number((stat.ctimeNs > stat.mtimeNs ? stat.ctimeNs : stat.mtimeNs) / 1_000_000n);
+  lastHosts = Date.now() - changed > 1000 ? { key, text } : null;
+  return text;
 }
 
 /**
