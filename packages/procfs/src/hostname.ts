@@ -101,7 +101,7 @@ function hostsFor(hostname: string): string | null {
   // timestamps, Linux 6.13): a second write of the same size within a tick
   // of this read would keep the key. A file changed this last second is
   // not remembered.
-  const changed = Number((stat.ctimeNs > stat.mtimeNs ? stat.ctimeNs : stat.mtimeNs) / 1_000_000n);
+  const changed = Math.max(Number(stat.ctimeNs / 1_000_000n), Number(stat.mtimeNs / 1_000_000n));
   lastHosts = Date.now() - changed > 1000 ? { key, text } : null;
   return text;
 }
