@@ -5,14 +5,34 @@
 // (urandom), see Documentation/admin-guide/devices.txt. And of the two
 // random sysctl files, /proc/sys/kernel/random/uuid (a new random UUID at
 // each read) and boot_id (one per boot), by their canonical paths.
-import { lstatSync, realpathSync, statSync } from 'node:fs';
+import { fstatSync, lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { HandlerContext } from '@sandlock/dispatch';
-import { hostArch, isSymlink, openFlags } from '@sandlock/sys';
+import {
+  AT_FDCWD,
+  close,
+  encodeOpenHow,
+  hostArch,
+  isSymlink,
+  OPEN_HOW_SIZE,
+  openAt,
+  openFlags,
+  RESOLVE_CACHED,
+  RESOLVE_IN_ROOT,
+  RESOLVE_NO_SYMLINKS,
+  readCStringBytes,
+  trySyscall,
+} from '@sandlock/sys';
 
 const O = openFlags(hostArch());
 const ACCESS_MODE = 3;
-const OPEN_HOW_SIZE_VER0 = 24n;
+/** Bytes of a path the kernel accepts, without its NUL (PATH_MAX counts it). */
+const PATH_MAX_BYTES = 4095;
+/** The largest open_how the kernel reads (PAGE_SIZE on every page size: larger is E2BIG). */
+const OPEN_HOW_MAX = 4096;
+/** Mode bits open_how.mode may hold (S_IALLUGO). */
+const MODE_BITS = 0o7777n;
+const NUL = Buffer.alloc(1);
 const MEM_MAJOR = 1;
 const RANDOM_MINORS: ReadonlySet<number> = new Set([8, 9]);
 const DEVICE_NAMES: ReadonlySet<string> = new Set(['random', 'urandom']);
@@ -52,16 +72,127 @@ function isRandomDevice(rdev: number): boolean {
   return major === MEM_MAJOR && RANDOM_MINORS.has(minor);
 }
 
-function openFlagsOf(ctx: HandlerContext): number | null {
-  if (ctx.syscall !== 'openat2') return Number(BigInt(ctx.arg('flags')) & 0xffffffffn);
+/** What an open call asks for: its flags and, for openat2, its RESOLVE_* flags. */
+interface OpenRequest {
+  readonly flags: number;
+  readonly resolve: bigint;
+}
+
+/**
+ * The flags of an open call, or null when the kernel refuses its open_how
+ * (openat2(2), copy_struct_from_user, build_open_flags): too small (EINVAL),
+ * larger than a page or with non-zero bytes past the 24 it knows (E2BIG),
+ * flags beyond 32 bits or a mode without O_CREAT (EINVAL). Those continue:
+ * the kernel gives the caller its error.
+ */
+function openRequestOf(ctx: HandlerContext): OpenRequest | null {
+  if (ctx.syscall !== 'openat2') {
+    return { flags: Number(BigInt(ctx.arg('flags')) & 0xffffffffn), resolve: 0n };
+  }
   const { how, size } = ctx.argsOf('openat2');
-  // Too small: the kernel refuses it (EINVAL). RESOLVE_* flags can make the
-  // kernel refuse the path (RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS…): let it.
-  if (BigInt(size) < OPEN_HOW_SIZE_VER0) return null;
-  const fields = ctx.read(BigInt(how), 24);
+  const length = BigInt(size);
+  if (length < BigInt(OPEN_HOW_SIZE) || length > BigInt(OPEN_HOW_MAX)) return null;
+  const fields = ctx.read(BigInt(how), Number(length));
+  if (fields.subarray(OPEN_HOW_SIZE).some((byte) => byte !== 0)) return null;
   const flags = fields.readBigUInt64LE(0);
-  if (flags > 0xffffffffn || fields.readBigUInt64LE(16) !== 0n) return null;
-  return Number(flags);
+  const mode = fields.readBigUInt64LE(8);
+  const resolve = fields.readBigUInt64LE(16);
+  if (flags > 0xffffffffn) return null;
+  const creates = (Number(flags) & O.O_CREAT) !== 0; // O_TMPFILE has O_DIRECTORY: not served
+  if ((mode !== 0n && !creates) || (mode & ~MODE_BITS) !== 0n) return null;
+  return { flags: Number(flags), resolve };
+}
+
+/** An open of a random device, with the caller's flags. */
+function deviceOpen(flags: number): DeviceOpen {
+  return {
+    readWrite: (flags & ACCESS_MODE) === O.O_RDWR,
+    cloexec: (flags & O.O_CLOEXEC) !== 0,
+    nonblock: (flags & O.O_NONBLOCK) !== 0,
+  };
+}
+
+/** A read-only open of a random sysctl file, with the caller's flags (null for O_RDWR). */
+function sysctlOpen(flags: number, file: SysctlFile): SysctlOpen | null {
+  // Read-only files: the kernel refuses them for writing.
+  if ((flags & ACCESS_MODE) === O.O_RDWR) return null;
+  return { file, cloexec: (flags & O.O_CLOEXEC) !== 0 };
+}
+
+/**
+ * An openat2 with RESOLVE_* flags, decided on the file the kernel would open
+ * for the caller: the supervisor looks the path up itself, with openat2 and
+ * the caller's resolve flags, from a duplicate of the caller's dirfd (its cwd
+ * for AT_FDCWD), as O_PATH; the path is read once, and that copy is both
+ * looked up here and what the decision is about. A lookup that fails
+ * continues: the kernel gives the caller the same error (EXDEV, ELOOP,
+ * EAGAIN…). What it finds is a random device by its fstat, a sysctl file
+ * by its canonical path (readlink of /proc/self/fd/N).
+ */
+function resolvedOpen(
+  ctx: HandlerContext,
+  flags: number,
+  resolve: bigint,
+): DeviceOpen | SysctlOpen | null {
+  // RESOLVE_CACHED refuses opens that may create or truncate (EAGAIN).
+  if ((resolve & BigInt(RESOLVE_CACHED)) !== 0n && (flags & (O.O_CREAT | O.O_TRUNC)) !== 0) {
+    return null;
+  }
+  const { dirfd, pathname } = ctx.argsOf('openat2');
+  let path: Buffer;
+  try {
+    path = readCStringBytes(ctx.pid, BigInt(pathname), PATH_MAX_BYTES);
+  } catch {
+    return null; // EFAULT, ENAMETOOLONG: the kernel answers
+  }
+  if (!ctx.valid()) return null; // the bytes may be another process's
+  const inRoot = (resolve & BigInt(RESOLVE_IN_ROOT)) !== 0n;
+  const absolute = path[0] === 0x2f;
+  if (absolute && !inRoot && (resolve & BigInt(RESOLVE_NO_SYMLINKS)) === 0n) {
+    // /proc/self would be the supervisor's: name the caller's thread instead
+    // (as the kernel follows the symlink, which RESOLVE_NO_SYMLINKS refuses).
+    const own = path
+      .toString('latin1')
+      .replace(/^\/proc\/thread-self(?=\/|$)/, `/proc/${ctx.pid}/task/${ctx.pid}`)
+      .replace(/^\/proc\/self(?=\/|$)/, `/proc/${ctx.pid}`);
+    path = Buffer.from(own, 'latin1');
+  }
+  // The kernel ignores the dirfd of an absolute path, except under RESOLVE_IN_ROOT.
+  let base = AT_FDCWD;
+  try {
+    if (!absolute || inRoot) {
+      base =
+        dirfd === AT_FDCWD
+          ? openAt(`/proc/${ctx.pid}/cwd`, O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC)
+          : ctx.getFd(dirfd);
+    }
+  } catch {
+    return null; // EBADF, a caller gone: the kernel answers
+  }
+  let fd: number;
+  try {
+    // The cwd was looked up in the caller's /proc entries: still the caller's?
+    if (!ctx.valid()) return null;
+    const how = encodeOpenHow({
+      flags: BigInt(O.O_PATH | O.O_CLOEXEC | (flags & O.O_NOFOLLOW)),
+      resolve,
+    });
+    fd = trySyscall('openat2', base, Buffer.concat([path, NUL]), how, OPEN_HOW_SIZE);
+  } finally {
+    if (base !== AT_FDCWD) close(base);
+  }
+  if (fd < 0) return null;
+  try {
+    const stat = fstatSync(fd);
+    if (stat.isCharacterDevice() && isRandomDevice(stat.rdev)) return deviceOpen(flags);
+    if (!stat.isFile()) return null;
+    const file = sysctlFile(readlinkSync(`/proc/self/fd/${fd}`));
+    return file === null ? null : sysctlOpen(flags, file);
+  } catch {
+    return null;
+  } finally {
+    close(fd);
+  }
 }
 
 /**
@@ -70,22 +201,27 @@ function openFlagsOf(ctx: HandlerContext): number | null {
  * would refuse or that reads nothing: write-only, O_PATH, O_DIRECTORY,
  * O_CREAT|O_EXCL, O_NOFOLLOW on a symlink. Those continue (writing to
  * /dev/urandom is harmless: random(4)); so do read-write opens of the
- * sysctl files (read-only files: the kernel refuses them).
+ * sysctl files (read-only files: the kernel refuses them). An openat2 with
+ * RESOLVE_* flags is decided on the file the kernel would open (resolvedOpen).
  */
 export function randomOpen(ctx: HandlerContext): DeviceOpen | SysctlOpen | null {
-  const flags = openFlagsOf(ctx);
-  if (flags === null) return null;
+  const request = openRequestOf(ctx);
+  if (request === null) return null;
+  const { flags } = request;
   const access = flags & ACCESS_MODE;
   if (access === O.O_WRONLY || access === ACCESS_MODE) return null;
   if ((flags & (O.O_PATH | O.O_DIRECTORY)) !== 0) return null;
   if ((flags & O.O_CREAT) !== 0 && (flags & O.O_EXCL) !== 0) return null;
+  if (request.resolve !== 0n) {
+    const found = resolvedOpen(ctx, flags, request.resolve);
+    return found !== null && ctx.valid() ? found : null;
+  }
   const lexical = ctx.resolvePath();
   // /proc/self would be the supervisor's: name the caller's thread instead.
   const own = lexical
     .replace(/^\/proc\/thread-self(?=\/|$)/, `/proc/${ctx.pid}/task/${ctx.pid}`)
     .replace(/^\/proc\/self(?=\/|$)/, `/proc/${ctx.pid}`);
   const name = posix.basename(own);
-  const cloexec = (flags & O.O_CLOEXEC) !== 0;
   let found: DeviceOpen | SysctlOpen | null = null;
   // Only a name of a device or a sysctl file, or a symlink, can be one (and
   // stat of an arbitrary path may be slow: an automount, a FUSE file).
@@ -97,17 +233,11 @@ export function randomOpen(ctx: HandlerContext): DeviceOpen | SysctlOpen | null 
     if (symlink && (flags & O.O_NOFOLLOW) !== 0) return null; // ELOOP
     if (symlink || name in SYSCTL_FILES) {
       const file = sysctlFile(realpathSync(own));
-      if (file !== null) found = access === O.O_RDWR ? null : { file, cloexec };
+      if (file !== null) found = sysctlOpen(flags, file);
     }
     if (found === null && (symlink || DEVICE_NAMES.has(name))) {
       const target = symlink ? statSync(own) : link;
-      if (target.isCharacterDevice() && isRandomDevice(target.rdev)) {
-        found = {
-          readWrite: access === O.O_RDWR,
-          cloexec,
-          nonblock: (flags & O.O_NONBLOCK) !== 0,
-        };
-      }
+      if (target.isCharacterDevice() && isRandomDevice(target.rdev)) found = deviceOpen(flags);
     }
   } catch {
     return null; // does not exist (or not for us to see): the kernel answers

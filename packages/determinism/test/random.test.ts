@@ -1,8 +1,15 @@
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Supervisor } from '@sandlock/dispatch';
-import { hostArch } from '@sandlock/sys';
+import {
+  hostArch,
+  RESOLVE_BENEATH,
+  RESOLVE_IN_ROOT,
+  RESOLVE_NO_MAGICLINKS,
+  RESOLVE_NO_SYMLINKS,
+  RESOLVE_NO_XDEV,
+} from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RANDOM_MODULE, RANDOM_SYSCALLS } from '../src/index.js';
 import { DEFAULT_READ, output, PYTHON } from './helpers.js';
@@ -343,5 +350,125 @@ print(os.read(os.open('/dev/urandom', os.O_RDONLY), 16).hex())
       seeded(12n),
     );
     expect(firstBytes).not.toBe(plain);
+  });
+
+  describe('openat2 with RESOLVE_* flags, decided as the kernel resolves', () => {
+    // openat2(dirfd, path, &{flags, 0, resolve}, size): the fd, or -errno.
+    const openat2 = `
+import ctypes, errno, os, struct
+libc = ctypes.CDLL(None, use_errno=True)
+def openat2(dirfd, path, flags, resolve, size=24, tail=b''):
+    how = ctypes.create_string_buffer(struct.pack('QQQ', flags, 0, resolve) + tail, size)
+    fd = libc.syscall(437, dirfd, path.encode(), how, ctypes.c_size_t(size))
+    return fd if fd >= 0 else -ctypes.get_errno()
+def read16(fd):
+    assert fd >= 0, errno.errorcode.get(-fd, fd)
+    return os.read(fd, 16).hex()
+`;
+    const program = (body: string) => py(`${openat2}\n${body}`);
+
+    it('reads the seeded stream: RESOLVE_NO_MAGICLINKS, RESOLVE_BENEATH from /dev, and others', async (context) => {
+      const dir = mkdtempSync(join(tmpdir(), 'sandlock-random-'));
+      context.onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+      symlinkSync('/dev/urandom', join(dir, 'rnd'));
+      const options = { policy: { randomSeed: 77n }, fsRead: [...DEFAULT_READ, '/dev', dir] };
+      const devDir = "os.open('/dev', os.O_RDONLY | os.O_DIRECTORY)";
+      const forms: Record<string, string> = {
+        noMagiclinks: `openat2(-100, '/dev/urandom', os.O_RDONLY, ${RESOLVE_NO_MAGICLINKS})`,
+        beneath: `openat2(${devDir}, 'urandom', os.O_RDONLY, ${RESOLVE_BENEATH})`,
+        cwdBeneath: `(os.chdir('/dev'), openat2(-100, 'random', 0, ${RESOLVE_BENEATH}))[1]`,
+        inRoot: `openat2(os.open('/', os.O_PATH), '/dev/urandom', 0, ${RESOLVE_IN_ROOT})`,
+        noXdev: `openat2(${devDir}, 'urandom', os.O_RDONLY, ${RESOLVE_NO_XDEV})`,
+        symlink: `openat2(-100, '${dir}/rnd', os.O_RDONLY, ${RESOLVE_NO_MAGICLINKS})`,
+        biggerHow: `openat2(-100, '/dev/urandom', 0, ${RESOLVE_NO_MAGICLINKS}, 32)`,
+      };
+      const plain = await output(
+        supervisor,
+        py("import os; print(os.read(os.open('/dev/urandom', os.O_RDONLY), 16).hex())"),
+        options,
+      );
+      expect(plain).toMatch(/^[0-9a-f]{32}\n$/);
+      for (const [name, open] of Object.entries(forms)) {
+        expect(await output(supervisor, program(`print(read16(${open}))`), options), name).toBe(
+          plain,
+        );
+      }
+      const noMagic = program(`print(read16(${forms.noMagiclinks}))`);
+      expect(await output(supervisor, noMagic, seeded(78n))).not.toBe(plain);
+      // The flags are the caller's (the fd is the pipe's read end).
+      const flags = program(`
+import fcntl, stat
+fd = openat2(-100, '/dev/urandom', os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, ${RESOLVE_NO_MAGICLINKS})
+print(stat.S_ISFIFO(os.fstat(fd).st_mode), bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK), fcntl.fcntl(fd, fcntl.F_GETFD))
+`);
+      expect(await output(supervisor, flags, options)).toBe('True True 1\n');
+    });
+
+    it('fails as the kernel says: EXDEV, ELOOP, E2BIG, EINVAL, ENOENT', async (context) => {
+      const dir = mkdtempSync(join(tmpdir(), 'sandlock-random-'));
+      context.onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+      symlinkSync('/dev/urandom', join(dir, 'rnd'));
+      const options = { policy: { randomSeed: 3n }, fsRead: [...DEFAULT_READ, '/dev', dir] };
+      const checks = program(`
+tmp = os.open('/tmp', os.O_PATH | os.O_DIRECTORY)
+name = lambda r: errno.errorcode.get(-r, r) if r < 0 else 'fd'
+print('beneath', name(openat2(tmp, '../dev/urandom', 0, ${RESOLVE_BENEATH})))
+print('absolute', name(openat2(tmp, '/dev/urandom', 0, ${RESOLVE_BENEATH})))
+print('nosymlinks', name(openat2(-100, '${dir}/rnd', 0, ${RESOLVE_NO_SYMLINKS})))
+print('nofollow', name(openat2(-100, '${dir}/rnd', os.O_NOFOLLOW, ${RESOLVE_NO_MAGICLINKS})))
+print('magiclink', name(openat2(-100, f'/proc/self/fd/{os.open("/dev/urandom", 0)}', 0, ${RESOLVE_NO_MAGICLINKS})))
+print('xdev', name(openat2(-100, '/dev/urandom', 0, ${RESOLVE_NO_XDEV})))
+print('e2big', name(openat2(-100, '/dev/urandom', 0, ${RESOLVE_NO_MAGICLINKS}, 32, b'\\1')))
+print('e2big-plain', name(openat2(-100, '/dev/urandom', 0, 0, 32, b'\\1')))
+print('einval', name(openat2(-100, '/dev/urandom', 0, ${RESOLVE_BENEATH | RESOLVE_IN_ROOT})))
+print('enoent', name(openat2(-100, '/dev/nonexistent', 0, ${RESOLVE_NO_MAGICLINKS})))
+`);
+      const out = await output(supervisor, checks, options);
+      const lines = Object.fromEntries(
+        out
+          .trim()
+          .split('\n')
+          .map((line) => line.split(' ')),
+      );
+      // The kernel's answers for the same calls, outside any sandbox, where
+      // /dev may be on the root's mount (no EXDEV for RESOLVE_NO_XDEV then).
+      expect(lines).toEqual({
+        beneath: 'EXDEV',
+        absolute: 'EXDEV',
+        nosymlinks: 'ELOOP',
+        nofollow: 'ELOOP',
+        magiclink: 'ELOOP',
+        xdev: lines.xdev === 'fd' ? 'fd' : 'EXDEV',
+        e2big: 'E2BIG',
+        'e2big-plain': 'E2BIG',
+        einval: 'EINVAL',
+        enoent: 'ENOENT',
+      });
+    });
+
+    it('/proc/sys/kernel/random/boot_id and uuid are the seeded ones', async () => {
+      const ids = program(`
+def text(fd):
+    assert fd >= 0, errno.errorcode.get(-fd, fd)
+    return os.read(fd, 100).decode().strip()
+print(text(os.open('/proc/sys/kernel/random/boot_id', os.O_RDONLY)))
+print(text(openat2(-100, '/proc/sys/kernel/random/boot_id', 0, ${RESOLVE_NO_MAGICLINKS})))
+print(text(openat2(os.open('/proc/sys/kernel', os.O_PATH), 'random/boot_id', 0, ${RESOLVE_BENEATH})))
+print(text(openat2(-100, '/proc/self/../sys/kernel/random/uuid', 0, ${RESOLVE_NO_MAGICLINKS})))
+print(text(openat2(-100, '/proc/sys/kernel/random/uuid', 0, ${RESOLVE_NO_MAGICLINKS})))
+print(errno.errorcode[-openat2(-100, '/proc/sys/kernel/random/uuid', os.O_RDWR, ${RESOLVE_NO_MAGICLINKS})])
+`);
+      const first = await output(supervisor, ids, seeded(5n));
+      const [boot1, boot2, boot3, uuid1, uuid2, rdwr] = first.trim().split('\n');
+      expect(boot1).toMatch(/^[0-9a-f-]{36}$/);
+      expect(boot2).toBe(boot1);
+      expect(boot3).toBe(boot1);
+      expect(boot1).not.toBe(readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
+      expect(uuid1).toMatch(/^[0-9a-f-]{36}$/);
+      expect(uuid2).not.toBe(uuid1);
+      expect(rdwr).toBe('EACCES');
+      expect(await output(supervisor, ids, seeded(5n))).toBe(first);
+      expect((await output(supervisor, ids, seeded(6n))).split('\n')[0]).not.toBe(boot1);
+    });
   });
 });
