@@ -14,6 +14,7 @@ export {
   type Handler,
   ModuleError,
   type ModuleRef,
+  moduleBeside,
   type SetupEnv,
 } from './module.js';
 export { sandboxProcesses } from './processes.js';

@@ -70,6 +70,15 @@ export interface ModuleRef {
   options?: unknown;
 }
 
+/**
+ * The URL of a handler module file beside the caller's: `moduleBeside(
+ * import.meta.url, 'audit')` is `./audit.js` next to a built file, or
+ * `./audit.ts` when the caller runs from its TypeScript sources (vitest).
+ */
+export function moduleBeside(callerUrl: string, name: string): URL {
+  return new URL(callerUrl.endsWith('.ts') ? `./${name}.ts` : `./${name}.js`, callerUrl);
+}
+
 /** A {@link ModuleRef} in the form both threads load. */
 export interface ResolvedModuleRef {
   specifier: string;

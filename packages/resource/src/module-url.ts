@@ -1,10 +1,7 @@
-/**
- * The process-limit handler module, for `Supervisor.start({ modules: [{
- * module: PROCESS_LIMIT_MODULE }] })` of @sandlock/dispatch. Beside this
- * package's entry: dist/process-limit.js built, src/process-limit.ts when run
- * from the sources (vitest).
- */
-export const PROCESS_LIMIT_MODULE: URL = new URL(
-  import.meta.url.endsWith('.ts') ? './process-limit.ts' : './process-limit.js',
-  import.meta.url,
-);
+// The process-limit handler module, for `Supervisor.start({ modules: [{
+// module: PROCESS_LIMIT_MODULE }] })` of @sandlock/dispatch: dist/process-limit.js
+// beside this package's entry when built, src/process-limit.ts when run from the
+// sources (vitest).
+import { moduleBeside } from '@sandlock/dispatch';
+
+export const PROCESS_LIMIT_MODULE: URL = moduleBeside(import.meta.url, 'process-limit');
