@@ -204,18 +204,28 @@ export class ListingCache {
     return flags < 0 || (flags & O.O_PATH) !== 0 ? null : flags;
   }
 
-  /** getdents64 / getdents(fd, dirp, count) served from the prepared listing. */
+  /**
+   * getdents64 / getdents(fd, dirp, count) served from the prepared listing.
+   * `hides`: the listing leaves entries out (proc-pids), so the kernel must
+   * never list this directory itself: an offset that is not one of ours
+   * reads as the end of the listing, and a failed lseek fails the call. (The
+   * kernel's /proc listing takes any offset from 258 up as "pids from here
+   * on", proc_pid_readdir() in fs/proc/base.c: handed back to it, an
+   * lseek(fd, 258) listed every host process.)
+   */
   serve(
     ctx: HandlerContext,
     call: ListingCall,
     prepare: (entries: DirEntry[]) => DirEntry[],
+    hides = false,
   ): PlainAnswer {
+    const foreign: PlainAnswer = hides ? { kind: 'value', value: 0n } : CONTINUE;
     const format: DirentFormat = ctx.syscall === 'getdents64' ? 'dirent64' : 'dirent';
     const address = ctx.args[1] ?? 0n;
     const count = Number((ctx.args[2] ?? 0n) & 0xffffffffn);
     const { dup, stat } = call;
     const position = trySyscall('lseek', dup, 0, SEEK_CUR);
-    if (position < 0) return CONTINUE;
+    if (position < 0) return hides ? { kind: 'errno', errno: -position } : CONTINUE;
     const key = `${ctx.session.id}:${ctx.pid}:${call.fd}`;
     let listing = this.listings.get(key);
     if (
@@ -230,8 +240,9 @@ export class ListingCache {
       if (typeof entries === 'number') return { kind: 'errno', errno: -entries };
       const prepared = prepare(entries);
       // An offset that is not one of ours (set by the kernel before the
-      // module saw this description): let the kernel go on.
-      if (position > prepared.length) return CONTINUE;
+      // module saw this description, or by the caller's lseek): let the
+      // kernel go on, unless the listing hides entries.
+      if (position > prepared.length) return foreign;
       listing = {
         sessionId: ctx.session.id,
         tgid: threadGroup(ctx.pid),
@@ -242,7 +253,7 @@ export class ListingCache {
       this.remember(key, listing);
     } else if (position > listing.entries.length) {
       this.listings.delete(key);
-      return CONTINUE;
+      return foreign;
     }
     if (position === listing.entries.length) {
       this.listings.delete(key); // read to the end
@@ -252,7 +263,8 @@ export class ListingCache {
     if (bytes.length === 0) return errnoAnswer('EINVAL'); // not even one record fits
     // The offset first: a file system that refuses it (none of ext4, xfs,
     // btrfs, tmpfs, overlayfs, procfs, sysfs does) lists unsorted.
-    if (trySyscall('lseek', dup, next, SEEK_SET) < 0) return CONTINUE;
+    const moved = trySyscall('lseek', dup, next, SEEK_SET);
+    if (moved < 0) return hides ? { kind: 'errno', errno: -moved } : CONTINUE;
     try {
       ctx.write(address, bytes);
     } catch (error) {

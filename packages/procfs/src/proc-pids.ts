@@ -490,15 +490,20 @@ function onGetdents(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
     if (ListingCache.readableFlags(dup) === null) return CONTINUE; // O_PATH: the kernel's EBADF
     const reaper = ctx.session.reaperPid;
     const sorted = deterministicDirsOf(ctx.session.policy);
-    return cache.serve(ctx, { fd, dup, stat }, (entries: DirEntry[]) => {
-      const memo = new Map<number, boolean>();
-      const kept = entries.filter(
-        (entry) =>
-          !NUMERIC_NAME.test(entry.name.toString('latin1')) ||
-          insideSandbox(Number(entry.name.toString('latin1')), reaper, memo) === true,
-      );
-      return sorted ? sortEntries(kept) : kept;
-    });
+    return cache.serve(
+      ctx,
+      { fd, dup, stat },
+      (entries: DirEntry[]) => {
+        const memo = new Map<number, boolean>();
+        const kept = entries.filter(
+          (entry) =>
+            !NUMERIC_NAME.test(entry.name.toString('latin1')) ||
+            insideSandbox(Number(entry.name.toString('latin1')), reaper, memo) === true,
+        );
+        return sorted ? sortEntries(kept) : kept;
+      },
+      true, // it hides entries: the kernel never lists /proc for the sandbox
+    );
   } finally {
     close(dup);
   }

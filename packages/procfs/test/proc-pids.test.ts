@@ -144,6 +144,41 @@ child.kill()
     expect(lines).toEqual(['True', 'True', 'True']);
   });
 
+  it('never hands the listing back to the kernel: a seek past it reads as the end', async () => {
+    // The kernel lists pids from any offset of 258 up (fs/proc/base.c):
+    // answered "continue", these seeks listed every host process.
+    const lines = await python(`${ATTEMPT}
+libc = ctypes.CDLL(None, use_errno=True)
+GETDENTS64 = {'x86_64': 217, 'aarch64': 61}[os.uname().machine]
+buf = ctypes.create_string_buffer(65536)
+def names_from(offset):
+    fd = os.open('/proc', os.O_RDONLY | os.O_DIRECTORY)
+    if offset is not None:
+        os.lseek(fd, offset, os.SEEK_SET)
+    out = []
+    while True:
+        n = libc.syscall(GETDENTS64, fd, buf, 65536)
+        if n <= 0: break
+        at = 0
+        while at < n:
+            reclen = int.from_bytes(buf.raw[at+16:at+18], 'little')
+            out.append(buf.raw[at+19:at+reclen].split(b'\\0')[0].decode())
+            at += reclen
+    os.close(fd)
+    return out
+whole = names_from(None)
+print(sorted(int(n) for n in whole if n.isdigit()) == [os.getpid()])
+for offset in (258, 4096, 1 << 20):
+    print(offset, [n for n in names_from(offset) if n.isdigit()])
+# After a first read, a seek beyond the listing too.
+fd = os.open('/proc', os.O_RDONLY | os.O_DIRECTORY)
+libc.syscall(GETDENTS64, fd, buf, 200)
+os.lseek(fd, 100000, os.SEEK_SET)
+print('after', libc.syscall(GETDENTS64, fd, buf, 65536))
+`);
+    expect(lines).toEqual(['True', '258 []', '4096 []', '1048576 []', 'after 0']);
+  });
+
   it('is sorted by name with deterministicDirs', async () => {
     const out = await output(supervisor, ['/bin/ls', '-f', '/proc'], {
       policy: { ...policy, deterministicDirs: true },
