@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -280,6 +281,65 @@ print(' '.join('%.2f' % x for x in os.getloadavg()), sysinfo().procs)`;
     expect(averages).toHaveLength(3);
     // Node alone, from 0 at the start: its threads sleep (the reader counts as running, not in the averages).
     for (const average of averages) expect(average).toBeLessThan(0.1);
+  });
+
+  it('-r /proc: the host’s file locks and System V IPC objects do not show; System V IPC is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sandlock-ipc-'));
+    writeFileSync(join(dir, 'held'), '');
+    // A host process holding a flock and a System V shared memory segment
+    // with a secret in it; SIGTERM removes the segment.
+    const holder = spawn(
+      PYTHON,
+      [
+        '-c',
+        `
+import ctypes, fcntl, os, signal, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+held = open(sys.argv[1], 'w')
+fcntl.flock(held, fcntl.LOCK_EX)
+key = 0x5a000000 | (os.getpid() & 0xffffff)
+shmid = libc.shmget(key, 4096, 0o1600)
+assert shmid >= 0, ctypes.get_errno()
+libc.shmat.restype = ctypes.c_void_p
+ctypes.memmove(libc.shmat(shmid, None, 0), b'HOST-SECRET', 11)
+signal.signal(signal.SIGTERM, lambda *_: (libc.shmctl(shmid, 0, None), os._exit(0)))
+print(os.getpid(), key, flush=True)
+time.sleep(60)
+`,
+        join(dir, 'held'),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      const [line] = (await once(holder.stdout!, 'data')) as [Buffer];
+      const [pid, key] = line.toString().trim().split(' ').map(Number);
+      // The host sees both.
+      expect(readFileSync('/proc/locks', 'utf8')).toContain(` ${pid} `);
+      expect(readFileSync('/proc/sysvipc/shm', 'utf8')).toMatch(new RegExp(`\\b${key}\\b`));
+      const result = withProc(
+        `${PYTHON} -c '
+import ctypes, fcntl, os
+libc = ctypes.CDLL(None, use_errno=True)
+print("shmget", libc.shmget(${key}, 0, 0), ctypes.get_errno())
+print("sysvipc", len(open("/proc/sysvipc/shm").read().splitlines()))
+own = open("${join(dir, 'own')}", "w")
+fcntl.flock(own, fcntl.LOCK_EX)
+locks = open("/proc/locks").read()
+print("holder", " ${pid} " in locks, "own", " %d " % os.getpid() in locks)
+'`,
+        ['-w', dir],
+      );
+      expect(result.stderr).toBe('');
+      expect(result.stdout.trim().split('\n')).toEqual([
+        'shmget -1 1', // EPERM: refused by the filter, not looked up (ENOENT)
+        'sysvipc 1', // the header line only
+        'holder False own True',
+      ]);
+    } finally {
+      holder.kill('SIGTERM');
+      await once(holder, 'exit');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   describe('-r /proc: mount tables hold the mounts the policy shows', () => {

@@ -68,7 +68,8 @@ export function procReadable(policy: ProcfsPolicy | undefined | null): boolean {
 
 /**
  * The files directly in /proc that this package's modules make up for a
- * policy: /proc/loadavg whenever proc-pids and proc-host are on, /proc/cpuinfo
+ * policy: /proc/loadavg, /proc/locks and the /proc/sysvipc directory whenever
+ * proc-pids and proc-host are on, /proc/cpuinfo
  * and /proc/stat with `numCpus`, /proc/meminfo with `maxMemory`. The modules
  * serve them without Landlock (a sealed memfd injected), so a sandbox that
  * hides processes gets no Landlock rule on the real ones: a thread that swaps
@@ -77,7 +78,7 @@ export function procReadable(policy: ProcfsPolicy | undefined | null): boolean {
  */
 export function madeUpProcFiles(policy: ProcfsPolicy | undefined | null): string[] {
   const files: string[] = [];
-  if (procReadable(policy)) files.push('/proc/loadavg');
+  if (procReadable(policy)) files.push('/proc/loadavg', '/proc/locks', '/proc/sysvipc');
   if (numCpusOf(policy) !== null) files.push('/proc/cpuinfo', '/proc/stat');
   if (maxMemoryOf(policy) !== null) files.push('/proc/meminfo');
   return files;

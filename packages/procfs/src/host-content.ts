@@ -9,6 +9,10 @@ export type MountTable = 'mounts' | 'mountinfo' | 'mountstats';
 /** An open the proc-host module serves. */
 export type HostFile =
   | { readonly kind: 'loadavg' }
+  /** /proc/locks: every file lock of the host, with its owner's pid. */
+  | { readonly kind: 'locks' }
+  /** /proc/sysvipc/shm, msg, sem: the host's System V IPC objects and their pids. */
+  | { readonly kind: 'sysvipc' }
   | {
       readonly kind: MountTable;
       /** The /proc/<pid> directory the file is in. */
@@ -29,6 +33,8 @@ const MOUNT_FILE = /^\/proc\/(\d+)\/((?:task\/\d+\/)?(mounts|mountinfo|mountstat
  */
 export function hostFileOf(path: string): HostFile | null {
   if (path === '/proc/loadavg') return { kind: 'loadavg' };
+  if (path === '/proc/locks') return { kind: 'locks' };
+  if (/^\/proc\/sysvipc\/(shm|msg|sem)$/.test(path)) return { kind: 'sysvipc' };
   const match = MOUNT_FILE.exec(path);
   if (match === null) return null;
   return { kind: match[3] as MountTable, pid: Number(match[1]), relative: match[2]! };
@@ -120,6 +126,35 @@ export function filterMountTable(
     if (keeping) out.push(line);
   }
   return out.join('');
+}
+
+/**
+ * /proc/locks with only the locks held (or waited for) by processes for
+ * which `member` says yes. A line is `id: [-> ]TYPE MODE ACCESS pid
+ * major:minor:inode start end` (lock_get_status() in fs/locks.c); a lock
+ * with no owning process (an open file description lock: pid -1) or a line
+ * of another shape is dropped.
+ */
+export function filterLocks(text: string, member: (pid: number) => boolean): string {
+  const out: string[] = [];
+  for (const line of text.match(/[^\n]*\n|[^\n]+$/g) ?? []) {
+    const fields = line.trim().split(/\s+/);
+    const at = fields[1] === '->' ? 5 : 4;
+    const pid = Number(fields[at]);
+    if (/^\d+:$/.test(fields[0] ?? '') && Number.isInteger(pid) && pid > 0 && member(pid)) {
+      out.push(line);
+    }
+  }
+  return out.join('');
+}
+
+/**
+ * A /proc/sysvipc file with its header line only: the sandbox's filter
+ * refuses System V IPC, so none of the objects listed is the sandbox's.
+ */
+export function sysvipcHeader(text: string): string {
+  const end = text.indexOf('\n');
+  return end < 0 ? text : text.slice(0, end + 1);
 }
 
 /** The three load averages (1, 5 and 15 minutes), as plain numbers. */

@@ -25,11 +25,13 @@ import {
 } from '@sandlock/sys';
 import { type ProcfsPolicy, policyReads, procReadable } from './content.js';
 import {
+  filterLocks,
   filterMountTable,
   type HostFile,
   hostFileOf,
   loadavgText,
   mountPointVisible,
+  sysvipcHeader,
 } from './host-content.js';
 import { dropLoad, sandboxLoad, startLoad } from './load-state.js';
 import { insideSandbox, parentIn, readProcFile } from './proc-path.js';
@@ -91,6 +93,23 @@ function readAll(fd: number): string | number {
   return Buffer.concat(parts).toString('latin1');
 }
 
+/** The whole of a file beneath the supervisor's /proc (one character per byte), or -errno. */
+function readFileOf(path: string): string | number {
+  const fd = trySyscall(
+    'openat2',
+    proc(),
+    Buffer.from(`${path.slice('/proc/'.length)}\0`),
+    READ_HOW,
+    READ_HOW.length,
+  );
+  if (fd < 0) return fd;
+  try {
+    return readAll(fd);
+  } finally {
+    close(fd);
+  }
+}
+
 const CAP_DAC_OVERRIDE = 1n;
 const CAP_DAC_READ_SEARCH = 2n;
 
@@ -129,7 +148,7 @@ function callerMayRead(tid: number, mode: number, uid: number, gid: number): boo
  */
 function mountTable(
   ctx: HandlerContext<ProcfsPolicy>,
-  file: Exclude<HostFile, { kind: 'loadavg' }>,
+  file: Extract<HostFile, { pid: number }>,
   cloexec: boolean,
 ): PlainAnswer {
   const pin = trySyscall('openat2', proc(), Buffer.from(`${file.pid}\0`), PIN_HOW, PIN_HOW.length);
@@ -180,6 +199,19 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   // An fsDeny entry on the file (or above it): the kernel refuses the real one.
   if (!policyReads(ctx.session.policy, request.path)) return CONTINUE;
   if (file.kind === 'loadavg') return serve(loadavg(ctx), request.cloexec);
+  if (file.kind === 'locks' || file.kind === 'sysvipc') {
+    const text = readFileOf(request.path);
+    if (typeof text === 'number') return { kind: 'errno', errno: -text };
+    if (file.kind === 'sysvipc')
+      return serve(Buffer.from(sysvipcHeader(text), 'latin1'), request.cloexec);
+    const reaper = ctx.session.reaperPid;
+    const memo = new Map<number, boolean>();
+    const kept = filterLocks(
+      text,
+      (pid) => pid !== reaper && insideSandbox(pid, reaper, memo) === true,
+    );
+    return serve(Buffer.from(kept, 'latin1'), request.cloexec);
+  }
   return mountTable(ctx, file, request.cloexec);
 }
 

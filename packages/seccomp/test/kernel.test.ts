@@ -64,6 +64,7 @@ describe('sandbox filter in the kernel', () => {
       ['clone3', 0, 0],
       ['listmount', 0, 0, 0, 0],
       ['statmount', 0, 0, 0, 0],
+      ['shmget', 0, 4096, 0o1600], // IPC_PRIVATE, IPC_CREAT|0600
     ]);
     expect(results[0]).toEqual([-1, EPERM]);
     expect(results[1]).toEqual([-1, EPERM]);
@@ -72,6 +73,7 @@ describe('sandbox filter in the kernel', () => {
     expect(results[4]).toEqual([-1, ENOSYS]);
     expect(results[5]).toEqual([-1, ENOSYS]);
     expect(results[6]).toEqual([-1, ENOSYS]);
+    expect(results[7]).toEqual([-1, EPERM]);
   });
 
   it.skipIf(noPython)('control: without the filter the same calls reach the kernel', async () => {

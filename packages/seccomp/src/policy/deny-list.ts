@@ -61,6 +61,29 @@ const REFERENCE_HOLES = [
   'quotactl_fd',
 ] as const;
 
+/**
+ * System V IPC: shared memory, message queues and semaphores live in the IPC namespace the
+ * sandbox shares with the host (ipc_namespaces(7)), named by keys any process can guess and
+ * guarded only by their mode bits; Landlock's IPC scoping covers abstract Unix sockets and
+ * signals, not these. A sandbox running as the owner of a host segment could read or write it
+ * (shmat), so they are refused, as sandlock 0.8 does. POSIX shared memory and semaphores are
+ * files in /dev/shm, which Landlock governs.
+ */
+const SYSV_IPC = [
+  'shmget',
+  'shmat',
+  'shmdt',
+  'shmctl',
+  'msgget',
+  'msgsnd',
+  'msgrcv',
+  'msgctl',
+  'semget',
+  'semop',
+  'semtimedop',
+  'semctl',
+] as const;
+
 /** Calls that only exist on one architecture. */
 const ARCH_ONLY: Readonly<Record<Arch, readonly string[]>> = {
   // Port I/O permission (arch/x86/kernel/ioport.c).
@@ -73,7 +96,7 @@ const ARCH_ONLY: Readonly<Record<Arch, readonly string[]>> = {
  * entry missing there is a bug in this list and throws, rather than silently not being denied).
  */
 export function defaultDenyList(arch: Arch): readonly string[] {
-  const names = [...REFERENCE_COMMON, ...REFERENCE_HOLES, ...ARCH_ONLY[arch]];
+  const names = [...REFERENCE_COMMON, ...REFERENCE_HOLES, ...SYSV_IPC, ...ARCH_ONLY[arch]];
   for (const name of names) {
     if (!hasSyscall(name, arch))
       throw new Error(`default deny list: '${name}' does not exist on ${arch}`);
