@@ -136,6 +136,7 @@ const SEEK_SET = 0;
 const SEEK_CUR = 1;
 const F_GETFL = 3;
 const EINVAL = 22;
+const EFAULT = 14;
 /** Cache entries kept per worker at most (the oldest go first): threads' entries, abandoned listings. */
 const MAX_CACHED = 1024;
 
@@ -181,6 +182,35 @@ export function threadGroup(tid: number): number {
   } catch {
     return tid;
   }
+}
+
+/** A CallError(EFAULT) of ctx.write (duck-typed: nothing of @sandlock/dispatch is imported at run time). */
+function isFault(error: unknown): boolean {
+  return (error as { errno?: unknown } | null)?.errno === EFAULT;
+}
+
+/**
+ * Writes packed records one by one until one faults: how many whole records
+ * (and bytes) reached the caller.
+ */
+function writeWholeRecords(
+  ctx: HandlerContext,
+  address: bigint,
+  bytes: Buffer,
+): { records: number; bytes: number } {
+  let at = 0;
+  let records = 0;
+  while (at < bytes.length) {
+    const length = bytes.readUInt16LE(at + 16); // d_reclen, in both formats
+    try {
+      ctx.write(address + BigInt(at), bytes.subarray(at, at + length));
+    } catch {
+      break;
+    }
+    at += length;
+    records++;
+  }
+  return { records, bytes: at };
 }
 
 /** What a listing module tells the server: the caller's fd and its duplicate (owned by the caller of serve). */
@@ -268,8 +298,15 @@ export class ListingCache {
     try {
       ctx.write(address, bytes);
     } catch (error) {
-      trySyscall('lseek', dup, position, SEEK_SET); // EFAULT: the offset unmoved
-      throw error;
+      // A buffer that faults part-way: the kernel returns the whole records
+      // it copied before the fault, EFAULT only when there is none
+      // (getdents64() in fs/readdir.c).
+      const copied = isFault(error)
+        ? writeWholeRecords(ctx, address, bytes)
+        : { records: 0, bytes: 0 };
+      trySyscall('lseek', dup, position + copied.records, SEEK_SET);
+      if (copied.records === 0) throw error;
+      return { kind: 'value', value: BigInt(copied.bytes) };
     }
     return { kind: 'value', value: BigInt(bytes.length) };
   }

@@ -274,6 +274,39 @@ print(json.dumps([os.listdir('/proc/self/fd'), sorted(set(os.listdir('/proc')) &
     expect(ls.slice(2)).toEqual(bytewise(ls.slice(2)));
   });
 
+  it('returns the whole records written before a fault, as the kernel does', async () => {
+    const dir = makeDir('fault', ['b', 'a', 'c']);
+    const fsRead = [...SYSTEM_READ, dir];
+    // Room for one 24-byte record ('.') before a page the caller cannot write.
+    const script = `
+import ctypes, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+SYS_getdents64 = {'x86_64': 217, 'aarch64': 61}[os.uname().machine]
+m = mmap.mmap(-1, 2 * mmap.PAGESIZE)
+base = ctypes.addressof(ctypes.c_char.from_buffer(m))
+assert libc.mprotect(ctypes.c_void_p(base + mmap.PAGESIZE), mmap.PAGESIZE, 0) == 0
+edge = ctypes.c_void_p(base + mmap.PAGESIZE - 24)
+d = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+first = libc.syscall(SYS_getdents64, d, edge, 4096)
+name = ctypes.string_at(base + mmap.PAGESIZE - 24 + 19).decode()
+buf = ctypes.create_string_buffer(4096)
+names = [name]
+while True:
+    n = libc.syscall(SYS_getdents64, d, buf, 4096)
+    if n <= 0: break
+    at = 0
+    while at < n:
+        reclen = int.from_bytes(buf.raw[at+16:at+18], 'little')
+        names.append(buf.raw[at+19:at+reclen].split(b'\\0')[0].decode())
+        at += reclen
+print(first, names)
+`;
+    expect(await output(supervisor, [PYTHON, '-c', script, dir], { policy, fsRead })).toBe(
+      "24 ['.', '..', 'a', 'b', 'c']\n",
+    );
+  });
+
   it('keeps the kernel errors: ENOTDIR, EBADF, EFAULT', async () => {
     const dir = makeDir('errors', ['x']);
     const fsRead = [...SYSTEM_READ, dir];
