@@ -311,8 +311,12 @@ time.sleep(60)
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     try {
-      const [line] = (await once(holder.stdout!, 'data')) as [Buffer];
-      const [pid, key] = line.toString().trim().split(' ').map(Number);
+      let line = '';
+      while (!line.includes('\n')) {
+        const [chunk] = (await once(holder.stdout!, 'data')) as [Buffer];
+        line += chunk.toString();
+      }
+      const [pid, key] = line.trim().split(/\s+/).map(Number);
       // The host sees both.
       expect(readFileSync('/proc/locks', 'utf8')).toContain(` ${pid} `);
       expect(readFileSync('/proc/sysvipc/shm', 'utf8')).toMatch(new RegExp(`\\b${key}\\b`));
