@@ -17,6 +17,7 @@ import { posix } from 'node:path';
 import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
 import {
   AT_FDCWD,
+  type CapabilitySets,
   close,
   encodeOpenHow,
   hasSyscall,
@@ -29,6 +30,8 @@ import {
   RESOLVE_NO_SYMLINKS,
   RESOLVE_NO_XDEV,
   readCStringBytes,
+  setThreadCapabilities,
+  threadCapabilities,
   trySyscall,
 } from '@sandlock/sys';
 import {
@@ -101,6 +104,7 @@ const PIN_HOW = encodeOpenHow({
   resolve: BigInt(RESOLVE),
 });
 const ELOOP = 40;
+const EPERM = 1;
 const EXDEV = 18;
 /**
  * Files of another process opened in PTRACE_MODE_ATTACH (fs/proc/base.c:
@@ -119,6 +123,8 @@ interface Worker {
   readonly watched: ReadonlySet<number>;
   /** The supervisor's credentials (status lines), which an on-behalf open uses. */
   readonly credentials: Credentials;
+  /** This worker thread's capability sets, restored after each open made with fewer. */
+  readonly capabilities: CapabilitySets;
 }
 
 let worker: Worker | null = null;
@@ -134,7 +140,14 @@ function setUp(): Worker {
   }
   const own = credentialsOf(readProcFile('/proc/self/status') ?? '');
   if (own === null) throw new Error('sandlock: cannot read the supervisor’s /proc/self/status');
-  worker = { procFd, procDev: proc.dev, procIno: proc.ino, watched, credentials: own };
+  worker = {
+    procFd,
+    procDev: proc.dev,
+    procIno: proc.ino,
+    watched,
+    credentials: own,
+    capabilities: threadCapabilities(),
+  };
   return worker;
 }
 
@@ -174,15 +187,41 @@ function credentialsOf(status: string): Credentials | null {
 
 /**
  * An on-behalf open grants the caller nothing more when it has the
- * supervisor's file-system ids and groups and at least its capabilities.
+ * supervisor's file-system ids and groups, and runs with no capability the
+ * caller lacks ({@link withCallerCapabilities}).
  */
-function sameRights(caller: Credentials, own: Credentials): boolean {
-  return (
-    caller.fsuid === own.fsuid &&
-    caller.fsgid === own.fsgid &&
-    caller.groups === own.groups &&
-    (caller.capEff & own.capEff) === own.capEff
-  );
+function sameIds(caller: Credentials, own: Credentials): boolean {
+  return caller.fsuid === own.fsuid && caller.fsgid === own.fsgid && caller.groups === own.groups;
+}
+
+/**
+ * Runs `open` with this worker thread's effective capabilities cut to the
+ * caller's (capset(2) acts on the calling thread only), then puts them back:
+ * procfs's checks at open (DAC, ptrace_may_access for environ, maps, fd/…)
+ * see the caller's capabilities, and the file keeps them as its f_cred. A
+ * sandbox runs without capabilities (sandlock drops them at launch), so a
+ * root supervisor opens as a root without capabilities would. -EPERM when
+ * the set cannot be lowered (the open is then not made).
+ */
+function withCallerCapabilities(
+  state: Worker,
+  callerEffective: bigint,
+  open: () => number,
+): number {
+  const own = state.capabilities;
+  const effective = own.effective & callerEffective;
+  if (effective === own.effective) return open();
+  if (setThreadCapabilities({ ...own, effective }) < 0) return -EPERM;
+  // `open` is a raw syscall (it returns -errno, never throws); were it to
+  // throw, the thread would only keep fewer capabilities.
+  const result = open();
+  const restored = setThreadCapabilities(own);
+  if (restored < 0) {
+    throw new Error(
+      `sandlock: capset could not restore the worker's capabilities: errno ${-restored}`,
+    );
+  }
+  return result;
 }
 
 /** Whether the sandbox may write in a directory (components): fsWrite holds it or an ancestor. */
@@ -433,7 +472,7 @@ function decide(
   // fsDeny beneath /proc (say /proc/sys): Landlock refuses it, so must we.
   if (!policyReads(ctx.session.policy, path)) return CONTINUE;
   const credentials = callerCredentials();
-  if (credentials === null || !sameRights(credentials, state.credentials)) return CONTINUE;
+  if (credentials === null || !sameIds(credentials, state.credentials)) return CONTINUE;
   const parts = components(path);
   if (parts.length >= 3 && /^\d+$/.test(parts[1]!) && ATTACH_FILES.has(parts.at(-1)!)) {
     const target = insideTgid(Number(parts[1]));
@@ -449,7 +488,9 @@ function decide(
   const relative = rest.length === 0 ? '.' : rest.join('/');
   const how = encodeOpenHow({ flags: BigInt(flags), resolve: BigInt(RESOLVE) });
   const from = pinned ? pin.fd : state.procFd;
-  const fd = trySyscall('openat2', from, cPath(relative), how, how.length);
+  const fd = withCallerCapabilities(state, credentials.capEff, () =>
+    trySyscall('openat2', from, cPath(relative), how, how.length),
+  );
   // ELOOP: a magic link after all; EXDEV: another mount beneath /proc
   // (binfmt_misc): the kernel opens it, Landlock checks.
   if (fd === -ELOOP || fd === -EXDEV) return CONTINUE;

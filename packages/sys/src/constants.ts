@@ -50,6 +50,12 @@ export const PR_SET_NO_NEW_PRIVS = 38;
 export const PR_GET_NO_NEW_PRIVS = 39;
 export const PR_SET_THP_DISABLE = 41;
 export const PR_SET_CHILD_SUBREAPER = 36;
+export const PR_CAPBSET_DROP = 24;
+
+// include/uapi/linux/capability.h: capset(2)'s header version for 64-bit sets.
+export const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+/** CAP_SETPCAP: needed to drop capabilities from the bounding set (PR_CAPBSET_DROP). */
+export const CAP_SETPCAP = 8;
 
 /** personality(2): query without changing. */
 export const PERSONALITY_QUERY = 0xffffffff;

@@ -1,3 +1,4 @@
+export { type CapabilitySets, setThreadCapabilities, threadCapabilities } from './caps.js';
 export * from './constants.js';
 export { errnoMessage, errnoName, SysError } from './errors.js';
 export * from './io.js';

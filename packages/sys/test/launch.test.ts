@@ -1,10 +1,11 @@
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { collect } from '../../../tools/test-support/index.js';
 import {
   AUDIT_ARCH,
+  CAP_SETPCAP,
   close,
   hostArch,
   ioctl,
@@ -73,6 +74,33 @@ describe('launch through the exec stub', () => {
     });
     expect(result.code).toBe(0);
     expect(result.stdout.toString()).toBe(`${args.join('\n')}\n`);
+  });
+
+  it('drops every capability, for good even when root execs', async () => {
+    const status = readFileSync('/proc/self/status', 'latin1');
+    const effective = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'}`);
+    const bounding = (effective & (1n << BigInt(CAP_SETPCAP))) !== 0n;
+    if (!bounding) console.warn('launch: no CAP_SETPCAP here: the bounding set is not checked');
+    const lastCap = Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'latin1'));
+    const result = await launchAndWait({
+      path: '/bin/sh',
+      // The shell execs grep: an exec by uid 0 gets no capability back.
+      argv: ['sh', '-c', 'exec grep ^Cap /proc/self/status'],
+      env: ENV,
+      steps: [{ kind: 'noNewPrivs' }, { kind: 'dropCapabilities', bounding, lastCap }],
+    });
+    expect(result.code).toBe(0);
+    const sets = Object.fromEntries(
+      result.stdout
+        .toString()
+        .trim()
+        .split('\n')
+        .map((line) => line.split(/:\s*/)),
+    );
+    for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapAmb']) {
+      expect(sets[set], set).toBe('0000000000000000');
+    }
+    if (bounding) expect(sets.CapBnd).toBe('0000000000000000');
   });
 
   it('leaks no file descriptor above 2 into the target', async () => {

@@ -1,6 +1,8 @@
 import {
   ADDR_NO_RANDOMIZE,
   CLOSE_RANGE_CLOEXEC,
+  LINUX_CAPABILITY_VERSION_3,
+  PR_CAPBSET_DROP,
   PR_SET_CHILD_SUBREAPER,
   PR_SET_NO_NEW_PRIVS,
   PR_SET_PDEATHSIG,
@@ -21,8 +23,8 @@ import { REAPER_PARAM, REAPER_PARAMS_SIZE, type ScriptEncoder } from './script.j
 
 /**
  * One confinement step the exec stub performs before exec, in the order given.
- * Each becomes one or two raw syscalls; every one is fatal on failure, and the
- * failure names the step.
+ * Each becomes one or a few raw syscalls; a failure is fatal and names the
+ * step (but the best-effort bounding-set drops of `dropCapabilities`).
  */
 export type LaunchStep =
   | { kind: 'setsid' }
@@ -31,6 +33,15 @@ export type LaunchStep =
   /** PR_SET_PDEATHSIG, then a check that the parent is still `parentPid` (prctl(2)). */
   | { kind: 'parentDeathSignal'; signal: number; parentPid: number }
   | { kind: 'noNewPrivs' }
+  /**
+   * capset(2) with empty effective, permitted and inheritable sets (which
+   * empties the ambient set too): with no_new_privs, an exec cannot give
+   * them back, not even to uid 0 (cap_bprm_creds_from_file() in
+   * security/commoncap.c keeps what an exec gains within the old permitted
+   * set). With `bounding`, first PR_CAPBSET_DROP of capabilities 0…lastCap
+   * (needs CAP_SETPCAP; each drop is best-effort, the capset is fatal).
+   */
+  | { kind: 'dropCapabilities'; bounding: boolean; lastCap: number }
   /** The full persona value; use {@link personalityWithoutRandomization} for ASLR off. */
   | { kind: 'personality'; persona: number }
   | { kind: 'disableTransparentHugePages' }
@@ -70,6 +81,7 @@ function sys(context: StepContext, name: string): number {
 export function syscallsOfStep(step: LaunchStep): number {
   if (step.kind === 'forkReaper') return 8;
   if (step.kind === 'parentDeathSignal') return 2;
+  if (step.kind === 'dropCapabilities') return (step.bounding ? step.lastCap + 1 : 0) + 1;
   return 1;
 }
 
@@ -114,6 +126,26 @@ export function encodeStep(step: LaunchStep, context: StepContext): void {
         fatal: true,
       });
       return;
+    case 'dropCapabilities': {
+      if (step.bounding) {
+        for (let cap = 0; cap <= step.lastCap; cap++) {
+          encoder.step({
+            name: `prctl(PR_CAPBSET_DROP, ${cap})`,
+            nr: sys(context, 'prctl'),
+            args: [PR_CAPBSET_DROP, cap, 0, 0, 0],
+          });
+        }
+      }
+      const header = Buffer.alloc(8);
+      header.writeUInt32LE(LINUX_CAPABILITY_VERSION_3, 0); // pid 0: this process
+      encoder.step({
+        name: 'capset',
+        nr: sys(context, 'capset'),
+        args: [encoder.bytes(header), encoder.bytes(Buffer.alloc(24))],
+        fatal: true,
+      });
+      return;
+    }
     case 'personality':
       encoder.step({
         name: 'personality',

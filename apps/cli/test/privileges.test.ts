@@ -1,0 +1,43 @@
+// A sandbox started by root has no capabilities: root's privileges that
+// neither Landlock nor the deny list covers stay outside.
+import { syscallNumber } from '@sandlock/sys';
+import { describe, expect, it } from 'vitest';
+import { SYSTEM, sandlock } from './helpers.js';
+
+const root = process.getuid?.() === 0;
+if (!root) console.warn('privileges: not root: the sandbox has no capabilities to lose here');
+
+// Raw syscalls, so no libc wrapper second-guesses them: settimeofday(NULL,
+// NULL) changes nothing but checks CAP_SYS_TIME; syslog(SYSLOG_ACTION_SIZE_BUFFER)
+// checks CAP_SYSLOG (or CAP_SYS_ADMIN); fanotify_init(0, 0) CAP_SYS_ADMIN.
+const PROBE = `
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+nr = (${syscallNumber('settimeofday')}, ${syscallNumber('syslog')}, ${syscallNumber('fanotify_init')})
+def errno(result):
+    return 0 if result >= 0 else ctypes.get_errno()
+print(errno(libc.syscall(nr[0], None, None)), errno(libc.syscall(nr[1], 10, None, 0)), errno(libc.syscall(nr[2], 0, 0)))
+print(' '.join(line.split()[1] for line in open('/proc/self/status') if line.startswith('Cap')))
+`;
+
+describe('sandlock run: privileges', () => {
+  it('a sandbox runs without capabilities: no clock setting, kernel log or fanotify, even as root', () => {
+    const result = sandlock([
+      'run',
+      ...SYSTEM,
+      '-r',
+      '/proc',
+      '--',
+      '/usr/bin/python3',
+      '-c',
+      PROBE,
+    ]);
+    expect(result.stderr).toBe('');
+    const [errnos, caps] = result.stdout.trim().split('\n');
+    expect(errnos).toBe('1 1 1'); // EPERM each
+    const sets = caps!.split(' ');
+    // CapInh CapPrm CapEff CapBnd CapAmb: all empty (the bounding set too when root could empty it).
+    expect(sets.filter((_, index) => index !== 3)).toEqual(Array(4).fill('0000000000000000'));
+    if (root) expect(sets[3]).toBe('0000000000000000');
+  });
+});
