@@ -1,5 +1,6 @@
 // A sandbox started by root has no capabilities: root's privileges that
 // neither Landlock nor the deny list covers stay outside.
+import { spawn } from 'node:child_process';
 import { syscallNumber } from '@sandlock/sys';
 import { describe, expect, it } from 'vitest';
 import { SYSTEM, sandlock } from './helpers.js';
@@ -39,5 +40,34 @@ describe('sandlock run: privileges', () => {
     // CapInh CapPrm CapEff CapBnd CapAmb: all empty (the bounding set too when root could empty it).
     expect(sets.filter((_, index) => index !== 3)).toEqual(Array(4).fill('0000000000000000'));
     if (root) expect(sets[3]).toBe('0000000000000000');
+  });
+
+  it('cannot act on a host process by pid (prlimit64, setpriority) nor open an MPTCP socket', async () => {
+    const host = spawn('/bin/sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const probe = `
+import ctypes, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
+def errno(result):
+    return 0 if result >= 0 else ctypes.get_errno()
+limit = (ctypes.c_uint64 * 2)(1, 1)
+old = (ctypes.c_uint64 * 2)()
+print(errno(libc.syscall(${syscallNumber('prlimit64')}, ${host.pid}, 0, limit, None)),
+      errno(libc.syscall(${syscallNumber('setpriority')}, 0, ${host.pid}, 19)),
+      errno(libc.syscall(${syscallNumber('prlimit64')}, 0, 0, None, old)))
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)
+    print('mptcp opened')
+except OSError as e:
+    print('mptcp', e.errno)
+`;
+      const result = sandlock(['run', ...SYSTEM, '--', '/usr/bin/python3', '-c', probe]);
+      expect(result.stderr).toBe('');
+      // EPERM on the host's process, its own limits readable; MPTCP refused.
+      expect(result.stdout).toBe('1 1 0\nmptcp 1\n');
+      expect(host.exitCode).toBeNull(); // still running: its RLIMIT_CPU untouched
+    } finally {
+      host.kill();
+    }
   });
 });

@@ -100,6 +100,39 @@ describe.each(ARCHES)('sandbox filter on %s', (arch) => {
     expect(verdict('clone3', [0, 88])).toBe(ENOSYS);
   });
 
+  it('refuses stream sockets that are not TCP (MPTCP, SCTP): Landlock covers TCP only', () => {
+    const AF_INET = 2;
+    const AF_INET6 = 10;
+    const SOCK_STREAM = 1;
+    const SOCK_NONBLOCK = 0o4000;
+    for (const family of [AF_INET, AF_INET6]) {
+      expect(verdict('socket', [family, SOCK_STREAM, 0])).toBe(ALLOW);
+      expect(verdict('socket', [family, SOCK_STREAM | SOCK_NONBLOCK, 6])).toBe(ALLOW);
+      expect(verdict('socket', [family, SOCK_STREAM, 262])).toBe(EPERM); // IPPROTO_MPTCP
+      expect(verdict('socket', [family, SOCK_STREAM | SOCK_NONBLOCK, 262])).toBe(EPERM);
+      expect(verdict('socket', [family, SOCK_STREAM, 132])).toBe(EPERM); // IPPROTO_SCTP
+      expect(verdict('socket', [family, 5, 0])).toBe(EPERM); // SOCK_SEQPACKET
+    }
+    expect(verdict('socket', [1, SOCK_STREAM, 0])).toBe(ALLOW); // AF_UNIX
+  });
+
+  it('refuses calls on another process by pid: prlimit64, scheduling and I/O priorities', () => {
+    for (const name of ['prlimit64', 'sched_setscheduler', 'sched_setparam', 'sched_setattr']) {
+      expect(verdict(name, [0, 0, 0, 0]), name).toBe(ALLOW);
+      expect(verdict(name, [1234, 0, 0, 0]), name).toBe(EPERM);
+    }
+    expect(verdict('migrate_pages', [1234, 0, 0, 0])).toBe(EPERM);
+    expect(verdict('move_pages', [0, 0, 0, 0, 0, 0])).toBe(ALLOW);
+    expect(verdict('setpriority', [0, 0, 10])).toBe(ALLOW); // PRIO_PROCESS, itself
+    expect(verdict('setpriority', [0, 1234, 10])).toBe(EPERM);
+    expect(verdict('setpriority', [1, 0, 10])).toBe(ALLOW); // PRIO_PGRP, its own group
+    expect(verdict('setpriority', [2, 0, 10])).toBe(EPERM); // PRIO_USER: every process of the uid
+    expect(verdict('ioprio_set', [1, 0, 0])).toBe(ALLOW);
+    expect(verdict('ioprio_set', [1, 1234, 0])).toBe(EPERM);
+    expect(verdict('ioprio_set', [3, 0, 0])).toBe(EPERM); // IOPRIO_WHO_USER
+    expect(verdict('sched_setaffinity', [1234, 8, 0])).toBe(ALLOW); // threads pin themselves by tid
+  });
+
   it('answers listmount and statmount with ENOSYS (they list every mount)', () => {
     expect(verdict('listmount', [0, 0, 0, 0])).toBe(ENOSYS);
     expect(verdict('statmount', [0, 0, 0, 0])).toBe(ENOSYS);

@@ -99,6 +99,7 @@ export const PR_SET_PTRACER = 0x59616d61;
 
 // include/linux/net.h
 export const SOCK_STREAM = 1;
+export const SOCK_SEQPACKET = 5;
 export const SOCK_DGRAM = 2;
 export const SOCK_RAW = 3;
 /** Obsolete; socket(AF_INET, SOCK_PACKET) still makes a packet socket. */

@@ -30,6 +30,8 @@ import {
   SOCK_DGRAM,
   SOCK_PACKET,
   SOCK_RAW,
+  SOCK_SEQPACKET,
+  SOCK_STREAM,
   SOCK_TYPE_MASK,
   TIMER_ABSTIME,
   TIOCLINUX,
@@ -45,6 +47,9 @@ import { type Rule, type RuleSet, RuleSetBuilder } from '../rules/rule-set.js';
 import { defaultDenyList } from './deny-list.js';
 
 const { EPERM, ENOSYS } = constants.errno;
+// include/uapi/linux/resource.h, include/uapi/linux/ioprio.h
+const PRIO_USER = 2;
+const IOPRIO_WHO_USER = 3;
 
 /** A denied syscall and the errno it fails with (EPERM when not given). */
 export interface DenyEntry {
@@ -107,6 +112,44 @@ function addArgumentRefusals(rules: RuleSetBuilder, options: DenyOnlyFilterOptio
   // net/socket.c: SYSCALL_DEFINE3(socket, int, family, int, type, int, protocol).
   rules.add('socket', { when: [argEquals(0, 32, AF_NETLINK)], action: refuse });
   const inet = argIn(0, 32, [AF_INET, AF_INET6]);
+  // Landlock's TCP rules (LANDLOCK_ACCESS_NET_BIND_TCP, CONNECT_TCP) cover
+  // SOCK_STREAM sockets of IPPROTO_TCP only: an MPTCP socket (protocol 262,
+  // net/mptcp) binds and connects to any port, measured on Linux 6.18, and
+  // SCTP (SOCK_SEQPACKET, or SOCK_STREAM with protocol 132) is not covered
+  // either. A stream socket's protocol must be 0 or IPPROTO_TCP (6): any bit
+  // outside 0b111 refuses it (1…5 and 7 are the kernel's EPROTONOSUPPORT).
+  rules.add(
+    'socket',
+    {
+      when: [inet, argEquals(1, 32, SOCK_STREAM, SOCK_TYPE_MASK), argAnyBits(2, 32, 0xfffffff8)],
+      action: refuse,
+    },
+    { when: [inet, argEquals(1, 32, SOCK_SEQPACKET, SOCK_TYPE_MASK)], action: refuse },
+  );
+  // Calls that act on another process by pid, which Landlock's scoping does
+  // not cover (it covers signals and ptrace): prlimit64 of a host process of
+  // the same uid set its RLIMIT_CPU (killed a second later) or the
+  // supervisor's RLIMIT_NOFILE (measured); the scheduling and I/O priority
+  // calls renice or starve host processes. Only the caller itself (pid 0) is
+  // let through; setpriority's and ioprio_set's "every process of a user"
+  // never.
+  const otherPid = (index: ArgIndex) => argAnyBits(index, 32, 0xffffffff);
+  for (const name of ['prlimit64', 'sched_setscheduler', 'sched_setparam', 'sched_setattr']) {
+    rules.add(name, { when: [otherPid(0)], action: refuse });
+  }
+  for (const name of ['migrate_pages', 'move_pages']) {
+    rules.add(name, { when: [otherPid(0)], action: refuse });
+  }
+  rules.add(
+    'setpriority',
+    { when: [argEquals(0, 32, PRIO_USER)], action: refuse },
+    { when: [otherPid(1)], action: refuse },
+  );
+  rules.add(
+    'ioprio_set',
+    { when: [argEquals(0, 32, IOPRIO_WHO_USER)], action: refuse },
+    { when: [otherPid(1)], action: refuse },
+  );
   if (options.denyRawSockets) {
     rules.add(
       'socket',
