@@ -41,6 +41,7 @@ export default defineConfig([
       'proc-host': '../../packages/procfs/src/proc-host.ts',
       random: '../../packages/determinism/src/random.ts',
       time: '../../packages/determinism/src/time.ts',
+      'fs-meta': '../../packages/fsmeta/src/fs-meta.ts',
     },
     format: ['esm'],
     clean: false,

@@ -18,7 +18,9 @@ import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/di
 import {
   AT_FDCWD,
   type CapabilitySets,
+  type Credentials,
   close,
+  credentialsOf,
   encodeOpenHow,
   hasSyscall,
   hostArch,
@@ -30,9 +32,10 @@ import {
   RESOLVE_NO_SYMLINKS,
   RESOLVE_NO_XDEV,
   readCStringBytes,
-  setThreadCapabilities,
+  sameIds,
   threadCapabilities,
   trySyscall,
+  withCallerCapabilities,
 } from '@sandlock/sys';
 import {
   deterministicDirsOf,
@@ -104,7 +107,6 @@ const PIN_HOW = encodeOpenHow({
   resolve: BigInt(RESOLVE),
 });
 const ELOOP = 40;
-const EPERM = 1;
 const EXDEV = 18;
 /**
  * Files of another process opened in PTRACE_MODE_ATTACH (fs/proc/base.c:
@@ -149,79 +151,6 @@ function setUp(): Worker {
     capabilities: threadCapabilities(),
   };
   return worker;
-}
-
-interface Credentials {
-  readonly tgid: number;
-  readonly fsuid: string;
-  readonly fsgid: string;
-  readonly groups: string;
-  readonly capEff: bigint;
-}
-
-/** The status lines read, each to its end ([ \t]: an empty Groups line must not reach into the next). */
-const STATUS_LINES = Object.fromEntries(
-  ['Tgid', 'Uid', 'Gid', 'Groups', 'CapEff'].map((name) => [
-    name,
-    new RegExp(`^${name}:[ \\t]*(.*)$`, 'm'),
-  ]),
-);
-
-function credentialsOf(status: string): Credentials | null {
-  const line = (name: string) => STATUS_LINES[name]!.exec(status)?.[1];
-  const tgid = line('Tgid');
-  const uid = line('Uid')?.split(/\s+/);
-  const gid = line('Gid')?.split(/\s+/);
-  const cap = line('CapEff');
-  if (tgid === undefined || uid?.length !== 4 || gid?.length !== 4 || cap === undefined) {
-    return null;
-  }
-  return {
-    tgid: Number(tgid),
-    fsuid: uid[3]!,
-    fsgid: gid[3]!,
-    groups: line('Groups')?.trim() ?? '',
-    capEff: BigInt(`0x${cap}`),
-  };
-}
-
-/**
- * An on-behalf open grants the caller nothing more when it has the
- * supervisor's file-system ids and groups, and runs with no capability the
- * caller lacks ({@link withCallerCapabilities}).
- */
-function sameIds(caller: Credentials, own: Credentials): boolean {
-  return caller.fsuid === own.fsuid && caller.fsgid === own.fsgid && caller.groups === own.groups;
-}
-
-/**
- * Runs `open` with this worker thread's effective capabilities cut to the
- * caller's (capset(2) acts on the calling thread only), then puts them back:
- * procfs's checks at open (DAC, ptrace_may_access for environ, maps, fd/…)
- * see the caller's capabilities, and the file keeps them as its f_cred. A
- * sandbox runs without capabilities (sandlock drops them at launch), so a
- * root supervisor opens as a root without capabilities would. -EPERM when
- * the set cannot be lowered (the open is then not made).
- */
-function withCallerCapabilities(
-  state: Worker,
-  callerEffective: bigint,
-  open: () => number,
-): number {
-  const own = state.capabilities;
-  const effective = own.effective & callerEffective;
-  if (effective === own.effective) return open();
-  if (setThreadCapabilities({ ...own, effective }) < 0) return -EPERM;
-  // `open` is a raw syscall (it returns -errno, never throws); were it to
-  // throw, the thread would only keep fewer capabilities.
-  const result = open();
-  const restored = setThreadCapabilities(own);
-  if (restored < 0) {
-    throw new Error(
-      `sandlock: capset could not restore the worker's capabilities: errno ${-restored}`,
-    );
-  }
-  return result;
 }
 
 /** Whether the sandbox may write in a directory (components): fsWrite holds it or an ancestor. */
@@ -488,7 +417,7 @@ function decide(
   const relative = rest.length === 0 ? '.' : rest.join('/');
   const how = encodeOpenHow({ flags: BigInt(flags), resolve: BigInt(RESOLVE) });
   const from = pinned ? pin.fd : state.procFd;
-  const fd = withCallerCapabilities(state, credentials.capEff, () =>
+  const fd = withCallerCapabilities(state.capabilities, credentials.capEff, () =>
     trySyscall('openat2', from, cPath(relative), how, how.length),
   );
   // ELOOP: a magic link after all; EXDEV: another mount beneath /proc

@@ -14,7 +14,7 @@ export interface FsRule {
   optional?: boolean;
 }
 
-function canonical(path: string): string {
+export function canonical(path: string): string {
   try {
     return realpathSync(path);
   } catch {

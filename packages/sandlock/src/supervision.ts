@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { RANDOM_MODULE, TIME_MODULE } from '@sandlock/determinism';
 import { type Session, Supervisor } from '@sandlock/dispatch';
+import { FS_META_MODULE } from '@sandlock/fsmeta';
 import {
   DETERMINISTIC_DIRS_MODULE,
   HOSTNAME_MODULE,
@@ -15,6 +16,7 @@ import { PROCESS_LIMIT_MODULE } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
 import { hostArch } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
+import { canonical } from './fs-rules.js';
 import type { PluginRef, Policy } from './policy.js';
 
 // One supervisor per set of plugins, started on first use and kept for the
@@ -42,6 +44,9 @@ const BUILT_IN_MODULES = [
   // proc-host's /proc/loadavg shows (they share its state).
   { module: SYSINFO_MODULE },
   { module: DETERMINISTIC_DIRS_MODULE },
+  // Always on: Landlock does not mediate chmod, utimes and extended
+  // attributes; they are done on behalf, on what the policy lets it write.
+  { module: FS_META_MODULE },
 ];
 
 /**
@@ -57,19 +62,13 @@ export function hidesProcesses(policy: Policy): boolean {
   return procReadable(policy) && !writable;
 }
 
-/** Whether any feature of `policy` needs the seccomp supervisor. */
-export function needsSupervisor(policy: Policy): boolean {
-  return (
-    policy.maxProcesses !== null ||
-    policy.maxMemory !== null ||
-    policy.hostname !== null ||
-    policy.numCpus !== null ||
-    policy.deterministicDirs ||
-    policy.randomSeed !== null ||
-    policy.timeStart !== null ||
-    procReadable(policy) ||
-    policy.plugins.length > 0
-  );
+/**
+ * Whether `policy` needs the seccomp supervisor: always, since the fs-meta
+ * module mediates every sandbox's metadata changes (chmod, utimes, extended
+ * attributes), which Landlock does not.
+ */
+export function needsSupervisor(_policy: Policy): boolean {
+  return true;
 }
 
 /**
@@ -79,6 +78,10 @@ export function needsSupervisor(policy: Policy): boolean {
 export function sessionPolicy(policy: Policy): unknown {
   return {
     ...policy,
+    // Canonical, as the Landlock rules are: fs-meta compares the paths of
+    // objects it pinned (readlink of /proc/self/fd) with them.
+    fsWrite: policy.fsWrite.map(canonical),
+    fsDeny: policy.fsDeny.map(canonical),
     randomSeed: policy.randomSeed === null ? null : BigInt(policy.randomSeed),
   };
 }

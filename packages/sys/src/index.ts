@@ -1,5 +1,11 @@
 export { type CapabilitySets, setThreadCapabilities, threadCapabilities } from './caps.js';
 export * from './constants.js';
+export {
+  type Credentials,
+  credentialsOf,
+  sameIds,
+  withCallerCapabilities,
+} from './credentials.js';
 export { errnoMessage, errnoName, SysError } from './errors.js';
 export * from './io.js';
 export {

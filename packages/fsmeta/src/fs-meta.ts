@@ -1,0 +1,565 @@
+// Metadata changes as a handler module of @sandlock/dispatch. Landlock does
+// not mediate chmod, utimes or extended attributes: a sandboxed program could
+// change them on any file it owns, granted or not (a sandbox started by root
+// owns root's files). This module is notified of every such call and does it
+// on behalf of the caller, on an object it pinned, after checking the object
+// against the policy's writable trees. The supervisor imports this file in its
+// worker threads by URL (FS_META_MODULE): no side effects at import, nothing
+// from @sandlock/dispatch at run time.
+//
+// Decided on copies (README of @sandlock/dispatch): the caller's arguments
+// (path, times, name, value) are copied once; the path is opened O_PATH
+// (pinned), the pinned object's path checked, and the change made through
+// /proc/self/fd/<pinned>: a thread rewriting the path after the check changes
+// nothing the check did not see.
+import { fstatSync, readlinkSync } from 'node:fs';
+import type { DispatchModule, HandlerContext } from '@sandlock/dispatch';
+import {
+  AT_FDCWD,
+  type CapabilitySets,
+  type Credentials,
+  close,
+  credentialsOf,
+  encodeOpenHow,
+  hasSyscall,
+  hostArch,
+  openFlags,
+  RESOLVE_NO_MAGICLINKS,
+  readCStringBytes,
+  SysError,
+  sameIds,
+  threadCapabilities,
+  trySyscall,
+  withCallerCapabilities,
+} from '@sandlock/sys';
+import { type FsMetaPolicy, writableByPolicy } from './policy.js';
+
+/** The calls of this module that exist on this architecture (aarch64 has no chmod, utime…). */
+export const FS_META_SYSCALLS: readonly string[] = [
+  'chmod',
+  'fchmod',
+  'fchmodat',
+  'fchmodat2',
+  'utime',
+  'utimes',
+  'futimesat',
+  'utimensat',
+  'setxattr',
+  'lsetxattr',
+  'fsetxattr',
+  'removexattr',
+  'lremovexattr',
+  'fremovexattr',
+  'setxattrat',
+  'removexattrat',
+].filter((name) => hasSyscall(name));
+
+const O = openFlags(hostArch());
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const AT_EMPTY_PATH = 0x1000;
+const PATH_MAX = 4096;
+/** XATTR_NAME_MAX + 1 and XATTR_SIZE_MAX (include/uapi/linux/limits.h). */
+const XATTR_NAME_BUFFER = 256;
+const XATTR_SIZE_MAX = 65536;
+/** struct xattr_args { __aligned_u64 value; __u32 size; __u32 flags; } (setxattrat, Linux 6.13). */
+const XATTR_ARGS_SIZE_VER0 = 16;
+const PAGE_SIZE = 4096;
+const S_IFMT = 0o170000;
+const S_IFLNK = 0o120000;
+const F_GET_SEALS = 1034;
+
+const ERRNO = {
+  EPERM: 1,
+  ENOENT: 2,
+  EBADF: 9,
+  EACCES: 13,
+  EFAULT: 14,
+  EINVAL: 22,
+  ENAMETOOLONG: 36,
+  ERANGE: 34,
+  E2BIG: 7,
+  EOPNOTSUPP: 95,
+} as const;
+
+type Answer =
+  | { readonly kind: 'continue' }
+  | { readonly kind: 'errno'; readonly errno: number }
+  | { readonly kind: 'value'; readonly value: bigint };
+
+const CONTINUE: Answer = Object.freeze({ kind: 'continue' });
+
+function errno(code: number): Answer {
+  return { kind: 'errno', errno: code };
+}
+
+/** A raw syscall result as the caller's answer. */
+function result(value: number): Answer {
+  return value < 0 ? errno(-value) : { kind: 'value', value: BigInt(value) };
+}
+
+/** Thrown while copying: the call fails with this errno (or is gone). */
+class Refused extends Error {
+  constructor(readonly errno: number) {
+    super(`errno ${errno}`);
+  }
+}
+
+/** What the call changes on. */
+type Target =
+  | { readonly kind: 'fd'; readonly fd: number }
+  | {
+      readonly kind: 'path';
+      readonly dirfd: number;
+      /** The path's bytes; '' with AT_EMPTY_PATH: the dirfd's object itself. */
+      readonly path: Buffer;
+      readonly noFollow: boolean;
+      readonly emptyPath: boolean;
+    };
+
+/** The change, with every caller buffer copied. */
+type Change =
+  | { readonly kind: 'chmod'; readonly mode: number }
+  /** struct timespec[2], or null for now. */
+  | { readonly kind: 'utimens'; readonly times: Buffer | null }
+  | {
+      readonly kind: 'setxattr';
+      readonly name: Buffer;
+      readonly value: Buffer;
+      readonly size: number;
+      readonly flags: number;
+    }
+  | { readonly kind: 'removexattr'; readonly name: Buffer };
+
+interface Call {
+  readonly target: Target;
+  readonly change: Change;
+  /** chmod of a symlink itself (fchmodat2 with AT_SYMLINK_NOFOLLOW): the kernel says EOPNOTSUPP. */
+  readonly noSymlinkChmod?: boolean;
+}
+
+function int(value: bigint | undefined): number {
+  return Number(BigInt.asIntN(32, value ?? 0n));
+}
+
+function uint(value: bigint | undefined): number {
+  return Number(BigInt.asUintN(32, value ?? 0n));
+}
+
+/** Copies `length` bytes of the caller's memory (ctx.read checks the id after reading). */
+function copy(ctx: HandlerContext, address: bigint, length: number): Buffer {
+  if (length === 0) return Buffer.alloc(0);
+  return Buffer.from(ctx.read(address, length));
+}
+
+/** A NUL-terminated string of the caller, as bytes; `tooLong` when it has no NUL within `max`. */
+function copyString(ctx: HandlerContext, address: bigint, max: number, tooLong: number): Buffer {
+  if (address === 0n) throw new Refused(ERRNO.EFAULT);
+  try {
+    return readCStringBytes(ctx.pid, address, max - 1);
+  } catch (error) {
+    if (error instanceof SysError && error.errno === ERRNO.ENAMETOOLONG) {
+      throw new Refused(tooLong);
+    }
+    throw new Refused(ERRNO.EFAULT);
+  }
+}
+
+function copyPath(ctx: HandlerContext, address: bigint): Buffer {
+  return copyString(ctx, address, PATH_MAX, ERRNO.ENAMETOOLONG);
+}
+
+/** An xattr name: empty or longer than XATTR_NAME_MAX is ERANGE (fs/xattr.c). */
+function copyName(ctx: HandlerContext, address: bigint): Buffer {
+  const name = copyString(ctx, address, XATTR_NAME_BUFFER, ERRNO.ERANGE);
+  if (name.length === 0) throw new Refused(ERRNO.ERANGE);
+  return name;
+}
+
+/** The at-flags a call accepts; any other bit is EINVAL. */
+function atFlags(flags: number, allowed: number): number {
+  if ((flags & ~allowed) !== 0) throw new Refused(ERRNO.EINVAL);
+  return flags;
+}
+
+function pathTarget(ctx: HandlerContext, dirfd: number, address: bigint, flags: number): Target {
+  const path = copyPath(ctx, address);
+  const emptyPath = path.length === 0 && (flags & AT_EMPTY_PATH) !== 0;
+  if (path.length === 0 && !emptyPath) throw new Refused(ERRNO.ENOENT);
+  return { kind: 'path', dirfd, path, noFollow: (flags & AT_SYMLINK_NOFOLLOW) !== 0, emptyPath };
+}
+
+/** struct timeval[2] as struct timespec[2]; a microsecond count out of range is EINVAL (utimes(2)). */
+function timevals(ctx: HandlerContext, address: bigint): Buffer | null {
+  if (address === 0n) return null;
+  const tv = copy(ctx, address, 32);
+  const ts = Buffer.alloc(32);
+  for (const i of [0, 1]) {
+    const usec = tv.readBigInt64LE(16 * i + 8);
+    if (usec < 0n || usec >= 1_000_000n) throw new Refused(ERRNO.EINVAL);
+    ts.writeBigInt64LE(tv.readBigInt64LE(16 * i), 16 * i);
+    ts.writeBigInt64LE(usec * 1000n, 16 * i + 8);
+  }
+  return ts;
+}
+
+function setxattrChange(
+  ctx: HandlerContext,
+  name: bigint,
+  value: bigint,
+  size: number,
+  flags: number,
+): Change {
+  const copiedName = copyName(ctx, name);
+  if (size > XATTR_SIZE_MAX) throw new Refused(ERRNO.E2BIG);
+  const copiedValue = size > 0 ? copy(ctx, value, size) : Buffer.alloc(0);
+  return { kind: 'setxattr', name: copiedName, value: copiedValue, size, flags };
+}
+
+/** The call's arguments, copied once. */
+function readCall(ctx: HandlerContext): Call {
+  const a = ctx.args;
+  switch (ctx.syscall) {
+    case 'chmod':
+      return {
+        target: pathTarget(ctx, AT_FDCWD, a[0]!, 0),
+        change: { kind: 'chmod', mode: uint(a[1]) & 0xffff },
+      };
+    case 'fchmod':
+      return {
+        target: { kind: 'fd', fd: int(a[0]) },
+        change: { kind: 'chmod', mode: uint(a[1]) & 0xffff },
+      };
+    case 'fchmodat':
+      return {
+        target: pathTarget(ctx, int(a[0]), a[1]!, 0),
+        change: { kind: 'chmod', mode: uint(a[2]) & 0xffff },
+      };
+    case 'fchmodat2': {
+      const flags = atFlags(uint(a[3]), AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH);
+      return {
+        target: pathTarget(ctx, int(a[0]), a[1]!, flags),
+        change: { kind: 'chmod', mode: uint(a[2]) & 0xffff },
+        noSymlinkChmod: (flags & AT_SYMLINK_NOFOLLOW) !== 0,
+      };
+    }
+    case 'utime': {
+      const target = pathTarget(ctx, AT_FDCWD, a[0]!, 0);
+      let times: Buffer | null = null;
+      if (a[1] !== 0n) {
+        const buf = copy(ctx, a[1]!, 16); // struct utimbuf { actime; modtime; }
+        times = Buffer.alloc(32);
+        times.writeBigInt64LE(buf.readBigInt64LE(0), 0);
+        times.writeBigInt64LE(buf.readBigInt64LE(8), 16);
+      }
+      return { target, change: { kind: 'utimens', times } };
+    }
+    case 'utimes':
+      return {
+        target: pathTarget(ctx, AT_FDCWD, a[0]!, 0),
+        change: { kind: 'utimens', times: timevals(ctx, a[1]!) },
+      };
+    case 'futimesat': {
+      // A NULL path changes the dirfd's file (fs/utimes.c, do_utimes).
+      const target: Target =
+        a[1] === 0n ? { kind: 'fd', fd: int(a[0]) } : pathTarget(ctx, int(a[0]), a[1]!, 0);
+      return { target, change: { kind: 'utimens', times: timevals(ctx, a[2]!) } };
+    }
+    case 'utimensat': {
+      const flags = atFlags(uint(a[3]), AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH);
+      let target: Target;
+      if (a[1] === 0n) {
+        // futimens: the dirfd's file; with AT_SYMLINK_NOFOLLOW, EINVAL (do_utimes_fd).
+        if ((flags & AT_SYMLINK_NOFOLLOW) !== 0) throw new Refused(ERRNO.EINVAL);
+        target = { kind: 'fd', fd: int(a[0]) };
+      } else {
+        target = pathTarget(ctx, int(a[0]), a[1]!, flags);
+      }
+      const times = a[2] === 0n ? null : copy(ctx, a[2]!, 32);
+      return { target, change: { kind: 'utimens', times } };
+    }
+    case 'setxattr':
+    case 'lsetxattr':
+      return {
+        target: pathTarget(
+          ctx,
+          AT_FDCWD,
+          a[0]!,
+          ctx.syscall === 'lsetxattr' ? AT_SYMLINK_NOFOLLOW : 0,
+        ),
+        change: setxattrChange(ctx, a[1]!, a[2]!, Number(a[3] ?? 0n), uint(a[4])),
+      };
+    case 'fsetxattr':
+      return {
+        target: { kind: 'fd', fd: int(a[0]) },
+        change: setxattrChange(ctx, a[1]!, a[2]!, Number(a[3] ?? 0n), uint(a[4])),
+      };
+    case 'removexattr':
+    case 'lremovexattr':
+      return {
+        target: pathTarget(
+          ctx,
+          AT_FDCWD,
+          a[0]!,
+          ctx.syscall === 'lremovexattr' ? AT_SYMLINK_NOFOLLOW : 0,
+        ),
+        change: { kind: 'removexattr', name: copyName(ctx, a[1]!) },
+      };
+    case 'fremovexattr':
+      return {
+        target: { kind: 'fd', fd: int(a[0]) },
+        change: { kind: 'removexattr', name: copyName(ctx, a[1]!) },
+      };
+    case 'setxattrat': {
+      const flags = atFlags(uint(a[2]), AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH);
+      const usize = Number(a[5] ?? 0n);
+      if (usize < XATTR_ARGS_SIZE_VER0) throw new Refused(ERRNO.EINVAL);
+      if (usize > PAGE_SIZE) throw new Refused(ERRNO.E2BIG);
+      // copy_struct_from_user: a larger struct's extra bytes must be zero.
+      const args = copy(ctx, a[4]!, usize);
+      if (args.subarray(XATTR_ARGS_SIZE_VER0).some((byte) => byte !== 0)) {
+        throw new Refused(ERRNO.E2BIG);
+      }
+      const target = atTarget(ctx, int(a[0]), a[1]!, flags);
+      return {
+        target,
+        change: setxattrChange(
+          ctx,
+          a[3]!,
+          args.readBigUInt64LE(0),
+          args.readUInt32LE(8),
+          args.readUInt32LE(12),
+        ),
+      };
+    }
+    case 'removexattrat': {
+      const flags = atFlags(uint(a[2]), AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH);
+      const target = atTarget(ctx, int(a[0]), a[1]!, flags);
+      return { target, change: { kind: 'removexattr', name: copyName(ctx, a[3]!) } };
+    }
+    default:
+      throw new Refused(ERRNO.EPERM);
+  }
+}
+
+/** setxattrat/removexattrat: a NULL path with AT_EMPTY_PATH is the dirfd's object. */
+function atTarget(ctx: HandlerContext, dirfd: number, address: bigint, flags: number): Target {
+  if (address === 0n && (flags & AT_EMPTY_PATH) !== 0) {
+    return { kind: 'path', dirfd, path: Buffer.alloc(0), noFollow: false, emptyPath: true };
+  }
+  return pathTarget(ctx, dirfd, address, flags);
+}
+
+interface Worker {
+  /** The supervisor's credentials, which every on-behalf change uses. */
+  readonly credentials: Credentials;
+  /** This worker thread's capability sets, restored after each change made with fewer. */
+  readonly capabilities: CapabilitySets;
+}
+
+let worker: Worker | null = null;
+
+function setUp(): Worker {
+  if (worker !== null) return worker;
+  const own = credentialsOf(readText('/proc/thread-self/status') ?? '');
+  if (own === null)
+    throw new Error('sandlock: cannot read the supervisor’s /proc/thread-self/status');
+  worker = { credentials: own, capabilities: threadCapabilities() };
+  return worker;
+}
+
+const textBuffer = Buffer.alloc(8192);
+
+function readText(path: string): string | null {
+  const fd = trySyscall('openat', AT_FDCWD, Buffer.from(`${path}\0`), O.O_RDONLY | O.O_CLOEXEC, 0);
+  if (fd < 0) return null;
+  try {
+    const length = trySyscall('read', fd, textBuffer, textBuffer.length);
+    return length < 0 ? null : textBuffer.toString('latin1', 0, length);
+  } finally {
+    close(fd);
+  }
+}
+
+/** /proc/self/fd/<fd>, NUL-terminated: the pinned object, reached by the supervisor. */
+function selfFd(fd: number): Buffer {
+  return Buffer.from(`/proc/self/fd/${fd}\0`);
+}
+
+/**
+ * A caller's path that names one of its own descriptors through /proc
+ * (/proc/self/fd/N, /proc/thread-self/fd/N, /dev/fd/N): opened by the
+ * supervisor, it would name the supervisor's. The caller's descriptor N is
+ * duplicated instead. Any other magic link on the way is refused (ELOOP),
+ * see {@link pin}.
+ */
+const OWN_FD = /^\/(?:proc\/(?:self|thread-self)|dev)\/fd\/(\d+)$/;
+
+/**
+ * The target opened O_PATH (pinned) by the supervisor, from the caller's
+ * dirfd or cwd, with the caller's capabilities; -errno on failure. Magic
+ * links (/proc/<pid>/fd/…, cwd, root, exe) are not followed
+ * (RESOLVE_NO_MAGICLINKS): resolved by the supervisor they would name its
+ * own objects, not the caller's.
+ */
+function pin(
+  ctx: HandlerContext,
+  target: Target & { kind: 'path' },
+  open: (base: number, path: Buffer, how: Buffer) => number,
+): number {
+  const text = target.path.toString('latin1');
+  const own = OWN_FD.exec(text);
+  if (own !== null) return ctx.getFd(Number(own[1]));
+  let base: number;
+  if (text.startsWith('/') && !target.emptyPath) {
+    base = AT_FDCWD;
+  } else if (target.dirfd === AT_FDCWD) {
+    base = trySyscall(
+      'openat',
+      AT_FDCWD,
+      Buffer.from(`/proc/${ctx.pid}/cwd\0`),
+      O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC,
+      0,
+    );
+    if (base < 0) throw new Refused(ERRNO.EBADF);
+    // The cwd was the caller's, not a process that got its pid since.
+    if (!ctx.valid()) {
+      close(base);
+      throw new Refused(ERRNO.EPERM);
+    }
+  } else {
+    base = ctx.getFd(target.dirfd); // CallError(EBADF) for a closed dirfd
+  }
+  if (target.emptyPath) return base;
+  try {
+    const how = encodeOpenHow({
+      flags: BigInt(O.O_PATH | O.O_CLOEXEC | (target.noFollow ? O.O_NOFOLLOW : 0)),
+      resolve: BigInt(RESOLVE_NO_MAGICLINKS),
+    });
+    return open(base, Buffer.concat([target.path, Buffer.from([0])]), how);
+  } finally {
+    if (base !== AT_FDCWD) close(base);
+  }
+}
+
+/**
+ * Whether the pinned object may be changed: its path (readlink of
+ * /proc/self/fd/<fd>) lies in a writable tree of the policy and in no denied
+ * one. Objects without a path (pipes, sockets, anonymous inodes, memfds) are
+ * the sandbox's own.
+ */
+function allowed(policy: FsMetaPolicy | undefined, fd: number): boolean {
+  let link: string;
+  try {
+    link = readlinkSync(`/proc/self/fd/${fd}`, 'latin1');
+  } catch {
+    return false;
+  }
+  if (isMemfd(fd, link)) return true;
+  return writableByPolicy(policy, link);
+}
+
+/** A memfd reads as "/memfd:<name> (deleted)": unlinked, and sealable (F_GET_SEALS). */
+function isMemfd(fd: number, link: string): boolean {
+  if (!link.startsWith('/memfd:') || !link.endsWith(' (deleted)')) return false;
+  try {
+    if (fstatSync(fd).nlink !== 0) return false;
+  } catch {
+    return false;
+  }
+  return trySyscall('fcntl', fd, F_GET_SEALS, 0) >= 0;
+}
+
+/** The change on the pinned object: by descriptor for the f* calls (the kernel's checks on it), else through /proc/self/fd. */
+function perform(change: Change, fd: number, byDescriptor: boolean): number {
+  const path = selfFd(fd);
+  switch (change.kind) {
+    case 'chmod':
+      return byDescriptor
+        ? trySyscall('fchmod', fd, change.mode)
+        : trySyscall('fchmodat', AT_FDCWD, path, change.mode);
+    case 'utimens':
+      return byDescriptor
+        ? trySyscall('utimensat', fd, null, change.times, 0)
+        : trySyscall('utimensat', AT_FDCWD, path, change.times, 0);
+    case 'setxattr': {
+      const name = Buffer.concat([change.name, Buffer.from([0])]);
+      // A non-empty buffer: koffi passes an empty one's address as NULL.
+      const value = change.value.length > 0 ? change.value : Buffer.alloc(1);
+      return byDescriptor
+        ? trySyscall('fsetxattr', fd, name, value, change.size, change.flags)
+        : trySyscall('setxattr', path, name, value, change.size, change.flags);
+    }
+    case 'removexattr': {
+      const name = Buffer.concat([change.name, Buffer.from([0])]);
+      return byDescriptor
+        ? trySyscall('fremovexattr', fd, name)
+        : trySyscall('removexattr', path, name);
+    }
+  }
+}
+
+function onMetadata(ctx: HandlerContext<FsMetaPolicy>): Answer {
+  const state = setUp();
+  let call: Call;
+  try {
+    call = readCall(ctx);
+  } catch (error) {
+    if (error instanceof Refused) return ctx.valid() ? errno(error.errno) : CONTINUE;
+    throw error;
+  }
+  // The caller's credentials: an on-behalf change with other ids would be
+  // judged as someone else's (fail closed).
+  const caller = credentialsOf(readText(`/proc/${ctx.pid}/status`) ?? '');
+  if (!ctx.valid()) return CONTINUE; // gone: nothing is answered
+  if (caller === null || !sameIds(caller, state.credentials)) return errno(ERRNO.EPERM);
+  const { target } = call;
+  let fd: number;
+  try {
+    fd =
+      target.kind === 'fd'
+        ? ctx.getFd(target.fd)
+        : // Only the walk runs with the caller's capabilities (search
+          // permission on the way); the caller's descriptors and cwd are the
+          // supervisor's to take.
+          pin(ctx, target, (base, path, how) =>
+            withCallerCapabilities(state.capabilities, caller.capEff, () =>
+              trySyscall('openat2', base, path, how, how.length),
+            ),
+          );
+  } catch (error) {
+    if (error instanceof Refused) return ctx.valid() ? errno(error.errno) : CONTINUE;
+    throw error;
+  }
+  if (fd < 0) return errno(-fd);
+  try {
+    if (!allowed(ctx.session.policy, fd)) return errno(ERRNO.EACCES);
+    if (call.noSymlinkChmod) {
+      const stat = fstatSync(fd);
+      if ((stat.mode & S_IFMT) === S_IFLNK) return errno(ERRNO.EOPNOTSUPP);
+    }
+    // An f* call on the duplicate keeps the kernel's checks on the
+    // descriptor (EBADF for O_PATH); a path call (or AT_EMPTY_PATH, or a
+    // caller's /proc/self/fd/N) goes through /proc/self/fd of the pinned one.
+    const byDescriptor = target.kind === 'fd';
+    return result(
+      withCallerCapabilities(state.capabilities, caller.capEff, () =>
+        perform(call.change, fd, byDescriptor),
+      ),
+    );
+  } finally {
+    close(fd);
+  }
+}
+
+/**
+ * Always on: every sandbox's chmod, utimes and extended attribute changes
+ * are done on behalf, on objects its policy lets it write.
+ */
+const fsMetaModule: DispatchModule<unknown, FsMetaPolicy> = {
+  name: 'fs-meta',
+  syscalls: FS_META_SYSCALLS,
+  enabled: () => true,
+  handlers: Object.fromEntries(FS_META_SYSCALLS.map((name) => [name, onMetadata])),
+};
+
+export default fsMetaModule;

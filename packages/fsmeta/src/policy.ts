@@ -1,0 +1,40 @@
+// Which objects a sandbox may change the metadata of: what Landlock would
+// let it write. Pure functions over the session policy, shared by the module
+// and its tests.
+
+/** The policy fields the fs-meta module reads (sandlock's session policy). */
+export interface FsMetaPolicy {
+  /** Writable trees, canonical absolute paths. */
+  readonly fsWrite?: readonly string[];
+  /** Trees hidden inside readable or writable ones, canonical absolute paths. */
+  readonly fsDeny?: readonly string[];
+}
+
+/** A policy path in the one-character-per-byte form the links are read in. */
+function latin1(path: string): string {
+  return Buffer.from(path, 'utf8').toString('latin1');
+}
+
+/** `path` is `tree` or lies beneath it (both absolute, normalized). */
+function beneath(path: string, tree: string): boolean {
+  if (tree === '/') return true;
+  const root = tree.endsWith('/') ? tree.slice(0, -1) : tree;
+  return path === root || path.startsWith(`${root}/`);
+}
+
+/**
+ * Whether the sandbox may change the metadata of the object `link` names:
+ * `link` is the readlink of /proc/self/fd/<pinned> (bytes as latin1). A path
+ * must lie in an `fsWrite` tree and in no `fsDeny` tree. An object without a
+ * path (`pipe:[…]`, `socket:[…]`, `anon_inode:…`; memfds are told apart by
+ * the caller, which has the descriptor) is the sandbox's own: allowed.
+ */
+export function writableByPolicy(policy: FsMetaPolicy | undefined, link: string): boolean {
+  if (!link.startsWith('/')) return true;
+  // A file deleted since it was opened: the path it had.
+  const path = link.endsWith(' (deleted)') ? link.slice(0, -' (deleted)'.length) : link;
+  const strings = (list: readonly string[] | undefined) =>
+    (list ?? []).filter((entry): entry is string => typeof entry === 'string').map(latin1);
+  if (strings(policy?.fsDeny).some((tree) => beneath(path, tree))) return false;
+  return strings(policy?.fsWrite).some((tree) => beneath(path, tree));
+}

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { writableByPolicy } from '../src/policy.js';
+
+describe('writableByPolicy', () => {
+  const policy = { fsWrite: ['/tmp/w', '/srv/data/'], fsDeny: ['/tmp/w/private'] };
+
+  it('allows a writable tree and what lies beneath it', () => {
+    expect(writableByPolicy(policy, '/tmp/w')).toBe(true);
+    expect(writableByPolicy(policy, '/tmp/w/a/b')).toBe(true);
+    expect(writableByPolicy(policy, '/srv/data/x')).toBe(true);
+  });
+
+  it('refuses paths outside, siblings sharing a prefix, and denied trees', () => {
+    expect(writableByPolicy(policy, '/etc/passwd')).toBe(false);
+    expect(writableByPolicy(policy, '/tmp/wx')).toBe(false);
+    expect(writableByPolicy(policy, '/tmp/w/private')).toBe(false);
+    expect(writableByPolicy(policy, '/tmp/w/private/key')).toBe(false);
+    expect(writableByPolicy({}, '/tmp/w/a')).toBe(false);
+    expect(writableByPolicy(undefined, '/tmp/w/a')).toBe(false);
+  });
+
+  it('judges a deleted file by the path it had', () => {
+    expect(writableByPolicy(policy, '/tmp/w/gone (deleted)')).toBe(true);
+    expect(writableByPolicy(policy, '/etc/gone (deleted)')).toBe(false);
+  });
+
+  it('allows objects without a path: pipes, sockets, anonymous inodes', () => {
+    for (const link of ['pipe:[123]', 'socket:[4]', 'anon_inode:[eventfd]']) {
+      expect(writableByPolicy(policy, link)).toBe(true);
+    }
+  });
+
+  it('compares non-UTF-8 links (latin1 bytes) with UTF-8 policy paths', () => {
+    const utf8 = { fsWrite: ['/tmp/é'] };
+    expect(writableByPolicy(utf8, Buffer.from('/tmp/é/f').toString('latin1'))).toBe(true);
+  });
+
+  it('a writable root holds everything', () => {
+    expect(writableByPolicy({ fsWrite: ['/'] }, '/etc/passwd')).toBe(true);
+  });
+});
