@@ -92,6 +92,25 @@ print(attempt(lambda: os.removexattr(g, 'user.x')))
     },
   );
 
+  it.skipIf(!HAS_PYTHON)(
+    'refuses them outside the grants with a writable directory too (mediated when root), and without one in the filter, unsupervised',
+    () => {
+      const g = join(outside, 'g');
+      const probe = `${ATTEMPT}
+print(attempt(lambda: os.chmod(${JSON.stringify(g)}, 0o666)), 'SANDLOCK_SUPERVISOR' in os.environ)
+`;
+      const root = process.getuid?.() === 0;
+      // With -w: the fs-meta module answers for a root sandbox (it owns root's
+      // files); another user's sandbox changes only its own files, here this
+      // test's, which it owns: documented, not checked.
+      if (root) expect(python(['-w', writable], probe)).toEqual(['EACCES True']);
+      else console.warn('metadata.test: not root: the -w case is not mediated');
+      // Without any writable path: the filter refuses, no supervisor.
+      expect(python([], probe)).toEqual(['EACCES False']);
+      expect(mode(g)).toBe(0o600);
+    },
+  );
+
   it('lets chmod and touch -d (utimensat) change a file in a writable directory', () => {
     const f = join(writable, 'f');
     const result = sandlock([

@@ -14,6 +14,7 @@
 // nothing the check did not see.
 import { fstatSync, readlinkSync } from 'node:fs';
 import type { DispatchModule, HandlerContext } from '@sandlock/dispatch';
+import { metadataCalls } from '@sandlock/seccomp';
 import {
   AT_FDCWD,
   type CapabilitySets,
@@ -21,7 +22,6 @@ import {
   close,
   credentialsOf,
   encodeOpenHow,
-  hasSyscall,
   hostArch,
   openFlags,
   RESOLVE_NO_MAGICLINKS,
@@ -35,24 +35,7 @@ import {
 import { type FsMetaPolicy, writableByPolicy } from './policy.js';
 
 /** The calls of this module that exist on this architecture (aarch64 has no chmod, utime…). */
-export const FS_META_SYSCALLS: readonly string[] = [
-  'chmod',
-  'fchmod',
-  'fchmodat',
-  'fchmodat2',
-  'utime',
-  'utimes',
-  'futimesat',
-  'utimensat',
-  'setxattr',
-  'lsetxattr',
-  'fsetxattr',
-  'removexattr',
-  'lremovexattr',
-  'fremovexattr',
-  'setxattrat',
-  'removexattrat',
-].filter((name) => hasSyscall(name));
+export const FS_META_SYSCALLS: readonly string[] = metadataCalls();
 
 const O = openFlags(hostArch());
 const AT_SYMLINK_NOFOLLOW = 0x100;
@@ -558,7 +541,10 @@ function onMetadata(ctx: HandlerContext<FsMetaPolicy>): Answer {
 const fsMetaModule: DispatchModule<unknown, FsMetaPolicy> = {
   name: 'fs-meta',
   syscalls: FS_META_SYSCALLS,
-  enabled: () => true,
+  // On for a sandbox that runs as root and may write somewhere (sandlock's
+  // `mediateMetadata`): it owns root's files everywhere. One that may write
+  // nowhere has these calls refused by its filter instead (no supervisor).
+  enabled: (policy) => (policy as { mediateMetadata?: boolean } | null)?.mediateMetadata === true,
   handlers: Object.fromEntries(FS_META_SYSCALLS.map((name) => [name, onMetadata])),
 };
 

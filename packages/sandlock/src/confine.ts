@@ -155,6 +155,8 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
       notify,
       denyRawSockets: policy.noRawSockets,
       denyUdp: policy.noUdp,
+      // Nothing writable: no metadata change is the sandbox's to make.
+      denyMetadata: policy.fsWrite.length === 0,
     });
     const listener = notify.length > 0;
     steps.push(seccompFilterStep(filter, { listener }));

@@ -44,8 +44,9 @@ const BUILT_IN_MODULES = [
   // proc-host's /proc/loadavg shows (they share its state).
   { module: SYSINFO_MODULE },
   { module: DETERMINISTIC_DIRS_MODULE },
-  // Always on: Landlock does not mediate chmod, utimes and extended
-  // attributes; they are done on behalf, on what the policy lets it write.
+  // Landlock does not mediate chmod, utimes and extended attributes: for a
+  // root sandbox that may write somewhere they are done on behalf, on what
+  // the policy lets it write (mediatesMetadata).
   { module: FS_META_MODULE },
 ];
 
@@ -63,12 +64,31 @@ export function hidesProcesses(policy: Policy): boolean {
 }
 
 /**
- * Whether `policy` needs the seccomp supervisor: always, since the fs-meta
- * module mediates every sandbox's metadata changes (chmod, utimes, extended
- * attributes), which Landlock does not.
+ * Whether the fs-meta module mediates the sandbox's metadata changes (chmod,
+ * utimes, extended attributes), which Landlock does not: when it runs as
+ * root (it owns root's files everywhere, capabilities or not) and may write
+ * somewhere. A sandbox that may write nowhere has them refused by its filter
+ * (`denyMetadata`, no supervisor needed); one that runs as another user may
+ * change them on that user's own files anywhere (documented).
  */
-export function needsSupervisor(_policy: Policy): boolean {
-  return true;
+export function mediatesMetadata(policy: Policy): boolean {
+  return policy.fsWrite.length > 0 && process.getuid?.() === 0;
+}
+
+/** Whether any feature of `policy` needs the seccomp supervisor. */
+export function needsSupervisor(policy: Policy): boolean {
+  return (
+    policy.maxProcesses !== null ||
+    policy.maxMemory !== null ||
+    policy.hostname !== null ||
+    policy.numCpus !== null ||
+    policy.deterministicDirs ||
+    policy.randomSeed !== null ||
+    policy.timeStart !== null ||
+    procReadable(policy) ||
+    mediatesMetadata(policy) ||
+    policy.plugins.length > 0
+  );
 }
 
 /**
@@ -83,6 +103,7 @@ export function sessionPolicy(policy: Policy): unknown {
     fsWrite: policy.fsWrite.map(canonical),
     fsDeny: policy.fsDeny.map(canonical),
     randomSeed: policy.randomSeed === null ? null : BigInt(policy.randomSeed),
+    mediateMetadata: mediatesMetadata(policy),
   };
 }
 

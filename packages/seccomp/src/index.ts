@@ -11,6 +11,7 @@ export {
   type DenyEntry,
   type DenyOnlyFilterOptions,
   denyOnlyRules,
+  metadataCalls,
   type SandboxFilterOptions,
   sandboxRules,
 } from './policy/sandbox-filter.js';

@@ -9,6 +9,7 @@ import {
   defaultDenyList,
   errno,
   killProcess,
+  metadataCalls,
   notify,
   runFilter,
   type SandboxFilterOptions,
@@ -23,6 +24,7 @@ const KILL = actionValue(killProcess);
 const NOTIFY = actionValue(notify);
 const EPERM = actionValue(errno(1));
 const ENOSYS = actionValue(errno(38));
+const EACCES = actionValue(errno(13));
 const ARCHES = ['x86_64', 'aarch64'] as const;
 
 function verdicts(options: SandboxFilterOptions & { arch: Arch }) {
@@ -131,6 +133,17 @@ describe.each(ARCHES)('sandbox filter on %s', (arch) => {
     expect(verdict('ioprio_set', [1, 1234, 0])).toBe(EPERM);
     expect(verdict('ioprio_set', [3, 0, 0])).toBe(EPERM); // IOPRIO_WHO_USER
     expect(verdict('sched_setaffinity', [1234, 8, 0])).toBe(ALLOW); // threads pin themselves by tid
+  });
+
+  it('refuses metadata changes with EACCES when asked (denyMetadata)', () => {
+    const denying = verdicts({ arch, denyMetadata: true });
+    for (const name of metadataCalls(arch)) {
+      expect(denying(name, [0, 0, 0, 0]), name).toBe(EACCES);
+      expect(verdict(name, [0, 0, 0, 0]), name).toBe(ALLOW);
+    }
+    expect(metadataCalls('x86_64')).toContain('chmod');
+    expect(metadataCalls('aarch64')).not.toContain('chmod'); // fchmodat only there
+    expect(metadataCalls('aarch64')).toContain('fchmodat');
   });
 
   it('answers listmount and statmount with ENOSYS (they list every mount)', () => {

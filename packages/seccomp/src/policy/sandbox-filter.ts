@@ -66,6 +66,34 @@ export interface DenyOnlyFilterOptions {
   denyRawSockets?: boolean;
   /** Refuse UDP (SOCK_DGRAM over AF_INET/AF_INET6, ICMP "ping" sockets included). */
   denyUdp?: boolean;
+  /**
+   * Refuse metadata changes ({@link METADATA_CALLS}: chmod, utimes, extended
+   * attributes) with EACCES: Landlock does not mediate them, so a sandbox
+   * that may write nowhere should make none.
+   */
+  denyMetadata?: boolean;
+}
+
+/** The calls that change a file's mode, times or extended attributes (those of this arch). */
+export function metadataCalls(arch: Arch = hostArch()): string[] {
+  return [
+    'chmod',
+    'fchmod',
+    'fchmodat',
+    'fchmodat2',
+    'utime',
+    'utimes',
+    'futimesat',
+    'utimensat',
+    'setxattr',
+    'lsetxattr',
+    'fsetxattr',
+    'removexattr',
+    'lremovexattr',
+    'fremovexattr',
+    'setxattrat',
+    'removexattrat',
+  ].filter((name) => hasSyscall(name, arch));
 }
 
 export interface SandboxFilterOptions extends DenyOnlyFilterOptions {
@@ -168,6 +196,12 @@ function addArgumentRefusals(rules: RuleSetBuilder, options: DenyOnlyFilterOptio
       when: [inet, argEquals(1, 32, SOCK_DGRAM, SOCK_TYPE_MASK)],
       action: refuse,
     });
+  }
+  if (options.denyMetadata) {
+    const { EACCES } = constants.errno;
+    for (const name of metadataCalls(options.arch ?? hostArch())) {
+      rules.add(name, { action: errno(EACCES) });
+    }
   }
 }
 
@@ -279,8 +313,8 @@ export function sandboxRules(options: SandboxFilterOptions = {}): RuleSet {
 
 /** The same filter without a notification set, for sandboxes that run without a supervisor. */
 export function denyOnlyRules(options: DenyOnlyFilterOptions = {}): RuleSet {
-  const { arch, deny, denyRawSockets, denyUdp } = options;
-  return sandboxRules({ arch, deny, denyRawSockets, denyUdp });
+  const { arch, deny, denyRawSockets, denyUdp, denyMetadata } = options;
+  return sandboxRules({ arch, deny, denyRawSockets, denyUdp, denyMetadata });
 }
 
 // Sandboxes started one after another mostly share a policy: compile each shape once.
@@ -294,6 +328,7 @@ export function compileSandboxFilter(options: SandboxFilterOptions = {}): Compil
     options.notify ?? [],
     options.denyRawSockets ?? false,
     options.denyUdp ?? false,
+    options.denyMetadata ?? false,
   ]);
   let filter = compiled.get(key);
   if (filter === undefined) {
