@@ -26,10 +26,13 @@ function beneath(path: string, tree: string): boolean {
  * Whether the sandbox may change the metadata of the object `link` names:
  * `link` is the readlink of /proc/self/fd/<pinned> (bytes as latin1). A path
  * must lie in an `fsWrite` tree and in no `fsDeny` tree. An object without a
- * path (`pipe:[…]`, `socket:[…]`, `anon_inode:…`; memfds are told apart by
- * the caller, which has the descriptor) is the sandbox's own: allowed.
+ * path (`pipe:[…]`, `socket:[…]`; memfds are told apart by the caller, which
+ * has the descriptor) is the sandbox's own: allowed. Not `anon_inode:…`
+ * (eventfd, epoll, timerfd…): they all share one inode of the kernel's,
+ * owned by root (anon_inode_getfile() in fs/anon_inodes.c).
  */
 export function writableByPolicy(policy: FsMetaPolicy | undefined, link: string): boolean {
+  if (link.startsWith('anon_inode:')) return false;
   if (!link.startsWith('/')) return true;
   // A file deleted since it was opened: the path it had.
   const path = link.endsWith(' (deleted)') ? link.slice(0, -' (deleted)'.length) : link;

@@ -24,10 +24,11 @@ describe('writableByPolicy', () => {
     expect(writableByPolicy(policy, '/etc/gone (deleted)')).toBe(false);
   });
 
-  it('allows objects without a path: pipes, sockets, anonymous inodes', () => {
-    for (const link of ['pipe:[123]', 'socket:[4]', 'anon_inode:[eventfd]']) {
+  it('allows objects without a path (pipes, sockets), not the shared anonymous inode', () => {
+    for (const link of ['pipe:[123]', 'socket:[4]']) {
       expect(writableByPolicy(policy, link)).toBe(true);
     }
+    expect(writableByPolicy(policy, 'anon_inode:[eventfd]')).toBe(false);
   });
 
   it('compares non-UTF-8 links (latin1 bytes) with UTF-8 policy paths', () => {
