@@ -58,3 +58,26 @@ export const SYSTEM_DIRS: readonly string[] = ['/usr', '/lib', '/lib64', '/bin',
 
 /** The system's Python (not a version manager's shim, which reads the home directory). */
 export const PYTHON = '/usr/bin/python3';
+
+/**
+ * Python lines that start a thread flipping a path buffer `buf` between
+ * `benign` and `hidden` (Python bytes expressions) until `stop = True`; the
+ * caller then passes `buf` to a libc call many times (the race a supervisor
+ * that checks a path and lets the kernel read it again would lose), and
+ * joins `flipper`. The GIL passes between the threads often: more races.
+ */
+export function pathFlipper(benign: string, hidden: string, size = 256): string {
+  return `import ctypes, sys, threading
+libc = ctypes.CDLL(None, use_errno=True)
+sys.setswitchinterval(1e-5)
+buf = ctypes.create_string_buffer(${size})
+buf.value = ${benign}
+stop = False
+def flip():
+    while not stop:
+        buf.value = ${hidden}
+        buf.value = ${benign}
+flipper = threading.Thread(target=flip)
+flipper.start()
+`;
+}

@@ -15,6 +15,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { pathFlipper } from '../../../tools/test-support/index.js';
 import { SYSTEM, sandlock } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -235,19 +236,7 @@ print(attempt(lambda: os.chmod(${JSON.stringify(join(writable, 'f'))}, 0o644)))
       const lines = python(
         ['-w', writable],
         `${ATTEMPT}
-libc = ctypes.CDLL(None, use_errno=True)
-sys.setswitchinterval(1e-5)  # the GIL passes between the threads often: more races
-benign = ${JSON.stringify(join(writable, 'f'))}.encode()
-hidden = ${JSON.stringify(g)}.encode()
-buf = ctypes.create_string_buffer(256)
-buf.value = benign
-stop = False
-def flip():
-    while not stop:
-        buf.value = hidden
-        buf.value = benign
-t = threading.Thread(target=flip)
-t.start()
+${pathFlipper(`${JSON.stringify(join(writable, 'f'))}.encode()`, `${JSON.stringify(g)}.encode()`)}
 changed = refused = 0
 for i in range(3000):
     if libc.chmod(buf, 0o666) == 0:
@@ -255,7 +244,7 @@ for i in range(3000):
     else:
         refused += 1
 stop = True
-t.join()
+flipper.join()
 print(changed > 0, refused > 0)
 `,
       );

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Supervisor } from '@sandlock/dispatch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pathFlipper } from '../../../tools/test-support/index.js';
 import {
   DETERMINISTIC_DIRS_MODULE,
   HOSTNAME_MODULE,
@@ -361,19 +362,7 @@ print(read('/proc/self/comm').decode().strip())
    * fails) and whether any open worked.
    */
   const race = (benign: string, hidden: string, leak: string) => `${ATTEMPT}
-libc = ctypes.CDLL(None, use_errno=True)
-sys.setswitchinterval(1e-5)  # the GIL passes between the threads often: more races, less waiting
-benign = ${benign}
-hidden = ${hidden}
-buf = ctypes.create_string_buffer(64)
-buf.value = benign
-stop = False
-def flip():
-    while not stop:
-        buf.value = hidden
-        buf.value = benign
-t = threading.Thread(target=flip)
-t.start()
+${pathFlipper(benign, hidden, 64)}
 leaked = opened = 0
 data = ctypes.create_string_buffer(4096)
 for i in range(3000):
@@ -387,7 +376,7 @@ for i in range(3000):
         leaked += 1
     libc.close(fd)
 stop = True
-t.join()
+flipper.join()
 print(leaked, opened > 0)
 `;
 
