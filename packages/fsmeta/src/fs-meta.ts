@@ -438,7 +438,13 @@ function allowed(policy: FsMetaPolicy | undefined, fd: number): boolean {
     return false;
   }
   if (isMemfd(fd, link)) return true;
-  return writableByPolicy(policy, link);
+  let unlinked: boolean;
+  try {
+    unlinked = fstatSync(fd).nlink === 0;
+  } catch {
+    return false;
+  }
+  return writableByPolicy(policy, link, unlinked);
 }
 
 /** A memfd reads as "/memfd:<name> (deleted)": unlinked, and sealable (F_GET_SEALS). */

@@ -31,13 +31,22 @@ function beneath(path: string, tree: string): boolean {
  * (eventfd, epoll, timerfd…): they all share one inode of the kernel's,
  * owned by root (anon_inode_getfile() in fs/anon_inodes.c).
  */
-export function writableByPolicy(policy: FsMetaPolicy | undefined, link: string): boolean {
+export function writableByPolicy(
+  policy: FsMetaPolicy | undefined,
+  link: string,
+  unlinked = false,
+): boolean {
   if (link.startsWith('anon_inode:')) return false;
   if (!link.startsWith('/')) return true;
-  // A file deleted since it was opened: the path it had.
-  const path = link.endsWith(' (deleted)') ? link.slice(0, -' (deleted)'.length) : link;
+  // An unlinked file reads as the path it had plus " (deleted)" (d_path() in
+  // fs/d_path.c); a live file may have such a name too: cut only when unlinked.
+  const path = unlinked && link.endsWith(' (deleted)') ? link.slice(0, -' (deleted)'.length) : link;
   const strings = (list: readonly string[] | undefined) =>
     (list ?? []).filter((entry): entry is string => typeof entry === 'string').map(latin1);
-  if (strings(policy?.fsDeny).some((tree) => beneath(path, tree))) return false;
+  const denied = strings(policy?.fsDeny);
+  if (denied.some((tree) => beneath(path, tree))) return false;
+  // An ancestor of a denied tree is not granted by Landlock either: sandlock
+  // grants its entries around the denied one instead (fs-rules.ts, carve).
+  if (denied.some((tree) => tree !== path && beneath(tree, path))) return false;
   return strings(policy?.fsWrite).some((tree) => beneath(path, tree));
 }

@@ -5,8 +5,8 @@ describe('writableByPolicy', () => {
   const policy = { fsWrite: ['/tmp/w', '/srv/data/'], fsDeny: ['/tmp/w/private'] };
 
   it('allows a writable tree and what lies beneath it', () => {
-    expect(writableByPolicy(policy, '/tmp/w')).toBe(true);
     expect(writableByPolicy(policy, '/tmp/w/a/b')).toBe(true);
+    expect(writableByPolicy({ fsWrite: ['/tmp/w'] }, '/tmp/w')).toBe(true);
     expect(writableByPolicy(policy, '/srv/data/x')).toBe(true);
   });
 
@@ -19,9 +19,17 @@ describe('writableByPolicy', () => {
     expect(writableByPolicy(undefined, '/tmp/w/a')).toBe(false);
   });
 
-  it('judges a deleted file by the path it had', () => {
-    expect(writableByPolicy(policy, '/tmp/w/gone (deleted)')).toBe(true);
-    expect(writableByPolicy(policy, '/etc/gone (deleted)')).toBe(false);
+  it('judges a deleted file by the path it had, a live one by its whole name', () => {
+    expect(writableByPolicy(policy, '/tmp/w/gone (deleted)', true)).toBe(true);
+    expect(writableByPolicy(policy, '/etc/gone (deleted)', true)).toBe(false);
+    // A live sibling of the writable tree named "w (deleted)": outside.
+    expect(writableByPolicy(policy, '/tmp/w (deleted)')).toBe(false);
+    expect(writableByPolicy(policy, '/tmp/w (deleted)', false)).toBe(false);
+  });
+
+  it('refuses the ancestors of a denied tree inside a writable one (Landlock grants around it)', () => {
+    expect(writableByPolicy(policy, '/tmp/w')).toBe(false);
+    expect(writableByPolicy(policy, '/tmp/w/other')).toBe(true);
   });
 
   it('allows objects without a path (pipes, sockets), not the shared anonymous inode', () => {

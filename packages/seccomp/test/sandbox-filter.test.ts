@@ -157,6 +157,11 @@ describe.each(ARCHES)('sandbox filter on %s', (arch) => {
     expect(verdict('ioctl', [0, 0x1_0000_5412n])).toBe(EPERM);
     expect(verdict('ioctl', [0, 0xdead_beef_0000_541cn])).toBe(EPERM);
     expect(verdict('ioctl', [0, 0x5413])).toBe(ALLOW); // TIOCGWINSZ
+    // FS_IOC_SETFLAGS (64- and 32-bit) and FS_IOC_FSSETXATTR: attribute flags.
+    expect(verdict('ioctl', [0, 0x40086602])).toBe(EPERM);
+    expect(verdict('ioctl', [0, 0x40046602])).toBe(EPERM);
+    expect(verdict('ioctl', [0, 0x401c5820])).toBe(EPERM);
+    expect(verdict('ioctl', [0, 0x80086601])).toBe(ALLOW); // FS_IOC_GETFLAGS
   });
 
   it('refuses the three prctl options', () => {

@@ -91,6 +91,11 @@ export const CLONE_NEWNET = 0x40000000;
 // include/uapi/asm-generic/ioctls.h
 export const TIOCSTI = 0x5412;
 export const TIOCLINUX = 0x541c;
+// include/uapi/linux/fs.h: _IOW('f', 2, long), its 32-bit twin _IOW('f', 2, int), and
+// _IOW('X', 32, struct fsxattr): a file's attribute flags (append-only, no-atime, no-dump…).
+export const FS_IOC_SETFLAGS = 0x40086602;
+export const FS_IOC32_SETFLAGS = 0x40046602;
+export const FS_IOC_FSSETXATTR = 0x401c5820;
 
 // include/uapi/linux/prctl.h
 export const PR_SET_SECUREBITS = 28;

@@ -14,6 +14,9 @@ import {
   CLONE_NEWUSER,
   CLONE_NEWUTS,
   CLONE_THREAD,
+  FS_IOC_FSSETXATTR,
+  FS_IOC_SETFLAGS,
+  FS_IOC32_SETFLAGS,
   FUTEX_CLOCK_REALTIME,
   FUTEX_CMD_MASK,
   FUTEX_LOCK_PI,
@@ -132,6 +135,12 @@ function addArgumentRefusals(rules: RuleSetBuilder, options: DenyOnlyFilterOptio
   // `cmd` is 32 bits: 0x100005412 is TIOCSTI to the kernel, so only the low word may be compared.
   // TIOCSTI pushes input into the terminal; TIOCLINUX can do the same on a virtual console.
   rules.add('ioctl', { when: [argIn(1, 32, [TIOCSTI, TIOCLINUX])], action: refuse });
+  // A file's attribute flags are metadata Landlock does not mediate either, and the ioctl needs
+  // only a descriptor (even a read-only one of a file outside the grants, to its owner): refused.
+  rules.add('ioctl', {
+    when: [argIn(1, 32, [FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR])],
+    action: refuse,
+  });
   // kernel/sys.c: SYSCALL_DEFINE5(prctl, int, option, ...).
   rules.add('prctl', {
     when: [argIn(0, 32, [PR_SET_DUMPABLE, PR_SET_SECUREBITS, PR_SET_PTRACER])],
