@@ -3,6 +3,7 @@
 // it by relative path (it is not a package and is never built).
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { syscallNumber } from '@sandlock/sys';
 
 export interface Finished<Output = string> {
   code: number | null;
@@ -81,3 +82,27 @@ flipper = threading.Thread(target=flip)
 flipper.start()
 `;
 }
+
+/**
+ * Python: `read_dirents(fd, size=65536)`, the names getdents64 returns for
+ * `fd` from its offset to the end, in the kernel's order, with `size`-byte
+ * calls; `GETDENTS64` is the syscall's number on this machine.
+ */
+export const PY_READ_DIRENTS = `
+import ctypes
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+GETDENTS64 = ${syscallNumber('getdents64')}
+def read_dirents(fd, size=65536):
+    buf = ctypes.create_string_buffer(size)
+    names = []
+    while True:
+        n = _libc.syscall(GETDENTS64, fd, buf, size)
+        if n <= 0:
+            return names
+        at = 0
+        while at < n:
+            reclen = int.from_bytes(buf.raw[at+16:at+18], 'little')
+            names.append(buf.raw[at+19:at+reclen].split(b'\\0')[0].decode())
+            at += reclen
+`;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Supervisor } from '@sandlock/dispatch';
 import { hasSyscall } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PY_READ_DIRENTS } from '../../../tools/test-support/index.js';
 import {
   DETERMINISTIC_DIRS_MODULE,
   DETERMINISTIC_DIRS_SYSCALLS,
@@ -279,6 +280,7 @@ print(json.dumps([os.listdir('/proc/self/fd'), sorted(set(os.listdir('/proc')) &
     const fsRead = [...SYSTEM_READ, dir];
     // Room for one 24-byte record ('.') before a page the caller cannot write.
     const script = `
+${PY_READ_DIRENTS}
 import ctypes, mmap, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -290,16 +292,7 @@ edge = ctypes.c_void_p(base + mmap.PAGESIZE - 24)
 d = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
 first = libc.syscall(SYS_getdents64, d, edge, 4096)
 name = ctypes.string_at(base + mmap.PAGESIZE - 24 + 19).decode()
-buf = ctypes.create_string_buffer(4096)
-names = [name]
-while True:
-    n = libc.syscall(SYS_getdents64, d, buf, 4096)
-    if n <= 0: break
-    at = 0
-    while at < n:
-        reclen = int.from_bytes(buf.raw[at+16:at+18], 'little')
-        names.append(buf.raw[at+19:at+reclen].split(b'\\0')[0].decode())
-        at += reclen
+names = [name] + read_dirents(d, 4096)
 print(first, names)
 `;
     expect(await output(supervisor, [PYTHON, '-c', script, dir], { policy, fsRead })).toBe(

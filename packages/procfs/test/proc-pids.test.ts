@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Supervisor } from '@sandlock/dispatch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pathFlipper } from '../../../tools/test-support/index.js';
+import { PY_READ_DIRENTS, pathFlipper } from '../../../tools/test-support/index.js';
 import {
   DETERMINISTIC_DIRS_MODULE,
   HOSTNAME_MODULE,
@@ -149,22 +149,14 @@ child.kill()
     // The kernel lists pids from any offset of 258 up (fs/proc/base.c):
     // answered "continue", these seeks listed every host process.
     const lines = await python(`${ATTEMPT}
+${PY_READ_DIRENTS}
 libc = ctypes.CDLL(None, use_errno=True)
-GETDENTS64 = {'x86_64': 217, 'aarch64': 61}[os.uname().machine]
 buf = ctypes.create_string_buffer(65536)
 def names_from(offset):
     fd = os.open('/proc', os.O_RDONLY | os.O_DIRECTORY)
     if offset is not None:
         os.lseek(fd, offset, os.SEEK_SET)
-    out = []
-    while True:
-        n = libc.syscall(GETDENTS64, fd, buf, 65536)
-        if n <= 0: break
-        at = 0
-        while at < n:
-            reclen = int.from_bytes(buf.raw[at+16:at+18], 'little')
-            out.append(buf.raw[at+19:at+reclen].split(b'\\0')[0].decode())
-            at += reclen
+    out = read_dirents(fd)
     os.close(fd)
     return out
 whole = names_from(None)
