@@ -432,29 +432,20 @@ function pin(
  */
 function allowed(policy: FsMetaPolicy | undefined, fd: number): boolean {
   let link: string;
-  try {
-    link = readlinkSync(`/proc/self/fd/${fd}`, 'latin1');
-  } catch {
-    return false;
-  }
-  if (isMemfd(fd, link)) return true;
   let unlinked: boolean;
   try {
+    link = readlinkSync(`/proc/self/fd/${fd}`, 'latin1');
     unlinked = fstatSync(fd).nlink === 0;
   } catch {
     return false;
   }
+  if (isMemfd(fd, link, unlinked)) return true;
   return writableByPolicy(policy, link, unlinked);
 }
 
 /** A memfd reads as "/memfd:<name> (deleted)": unlinked, and sealable (F_GET_SEALS). */
-function isMemfd(fd: number, link: string): boolean {
-  if (!link.startsWith('/memfd:') || !link.endsWith(' (deleted)')) return false;
-  try {
-    if (fstatSync(fd).nlink !== 0) return false;
-  } catch {
-    return false;
-  }
+function isMemfd(fd: number, link: string, unlinked: boolean): boolean {
+  if (!unlinked || !link.startsWith('/memfd:') || !link.endsWith(' (deleted)')) return false;
   return trySyscall('fcntl', fd, F_GET_SEALS, 0) >= 0;
 }
 
