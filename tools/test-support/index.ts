@@ -106,3 +106,13 @@ def read_dirents(fd, size=65536):
             names.append(buf.raw[at+19:at+reclen].split(b'\\0')[0].decode())
             at += reclen
 `;
+
+/** Python: `attempt(fn)` calls `fn` and returns 'ok', or the errno name of the OSError it raised. */
+export const PY_ATTEMPT = `import ctypes, errno, os, sys, threading
+def attempt(fn):
+    try:
+        fn()
+        return 'ok'
+    except OSError as e:
+        return errno.errorcode[e.errno]
+`;

@@ -15,7 +15,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { pathFlipper } from '../../../tools/test-support/index.js';
+import { PY_ATTEMPT, pathFlipper } from '../../../tools/test-support/index.js';
 import { SYSTEM, sandlock } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -34,16 +34,6 @@ function python(flags: readonly string[], program: string): string[] {
   expect(result.status).toBe(0);
   return result.stdout.trim().split('\n');
 }
-
-/** Python: tries `expression`, prints "ok" or the errno name. */
-const ATTEMPT = `import ctypes, errno, os, sys, threading
-def attempt(f):
-    try:
-        f()
-        return 'ok'
-    except OSError as e:
-        return errno.errorcode[e.errno]
-`;
 
 describe('metadata changes (fs-meta)', () => {
   let root: string;
@@ -79,7 +69,7 @@ describe('metadata changes (fs-meta)', () => {
       const g = join(outside, 'g');
       const lines = python(
         [],
-        `${ATTEMPT}
+        `${PY_ATTEMPT}
 g = ${JSON.stringify(g)}
 print(attempt(lambda: os.chmod(g, 0o666)))
 print(attempt(lambda: os.utime(g, (0, 0))))
@@ -97,7 +87,7 @@ print(attempt(lambda: os.removexattr(g, 'user.x')))
     'refuses them outside the grants with a writable directory too (mediated when root), and without one in the filter, unsupervised',
     () => {
       const g = join(outside, 'g');
-      const probe = `${ATTEMPT}
+      const probe = `${PY_ATTEMPT}
 print(attempt(lambda: os.chmod(${JSON.stringify(g)}, 0o666)), 'SANDLOCK_SUPERVISOR' in os.environ)
 `;
       const root = process.getuid?.() === 0;
@@ -147,7 +137,7 @@ print(attempt(lambda: os.chmod(${JSON.stringify(g)}, 0o666)), 'SANDLOCK_SUPERVIS
       })();
       const lines = python(
         ['-w', writable],
-        `${ATTEMPT}
+        `${PY_ATTEMPT}
 f = ${JSON.stringify(f)}
 xattrs = ${probe === null ? 'True' : 'False'}
 if xattrs:
@@ -181,7 +171,7 @@ print(os.stat(f).st_mtime)
       symlinkSync(g, join(writable, 'link'));
       const lines = python(
         ['-w', writable],
-        `${ATTEMPT}
+        `${PY_ATTEMPT}
 link = ${JSON.stringify(join(writable, 'link'))}
 print(attempt(lambda: os.chmod(link, 0o666)))
 print(attempt(lambda: os.utime(link, (0, 0))))
@@ -197,7 +187,7 @@ print(attempt(lambda: os.setxattr(link, 'user.x', b'1')))
     const g = join(outside, 'g');
     const lines = python(
       ['-r', outside],
-      `${ATTEMPT}
+      `${PY_ATTEMPT}
 fd = os.open(${JSON.stringify(g)}, os.O_RDONLY)
 print(os.read(fd, 100).decode().strip())
 print(attempt(lambda: os.fchmod(fd, 0o666)))
@@ -215,7 +205,7 @@ print(attempt(lambda: os.utime(fd, (0, 0))))
     chmodSync(join(denied, 'h'), 0o600);
     const lines = python(
       ['-w', writable, '--fs-deny', denied],
-      `${ATTEMPT}
+      `${PY_ATTEMPT}
 print(attempt(lambda: os.chmod(${JSON.stringify(join(denied, 'h'))}, 0o666)))
 print(attempt(lambda: os.chmod(${JSON.stringify(join(writable, 'f'))}, 0o644)))
 `,
@@ -235,7 +225,7 @@ print(attempt(lambda: os.chmod(${JSON.stringify(join(writable, 'f'))}, 0o644)))
       const g = join(outside, 'g');
       const lines = python(
         ['-w', writable],
-        `${ATTEMPT}
+        `${PY_ATTEMPT}
 ${pathFlipper(`${JSON.stringify(join(writable, 'f'))}.encode()`, `${JSON.stringify(g)}.encode()`)}
 changed = refused = 0
 for i in range(3000):

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Supervisor } from '@sandlock/dispatch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PY_READ_DIRENTS, pathFlipper } from '../../../tools/test-support/index.js';
+import { PY_ATTEMPT, PY_READ_DIRENTS, pathFlipper } from '../../../tools/test-support/index.js';
 import {
   DETERMINISTIC_DIRS_MODULE,
   HOSTNAME_MODULE,
@@ -51,15 +51,8 @@ async function python(script: string, extra: { fsRead?: string[] } = {}): Promis
   return out.trim().split('\n');
 }
 
-/** A Python helper: `attempt(fn)` prints 'ok' or the errno name. */
-const ATTEMPT = `
-import os, errno, sys, ctypes, threading
-def attempt(fn):
-    try:
-        fn()
-        return 'ok'
-    except OSError as e:
-        return errno.errorcode[e.errno]
+/** Python helpers: `attempt(fn)` ('ok' or the errno name), `read(path)`. */
+const ATTEMPT = `${PY_ATTEMPT}
 def read(path):
     with open(path, 'rb') as f:
         return f.read()
