@@ -14,7 +14,7 @@ import type {
   HandlerContext,
   WorkerSession,
 } from '@sandlock/dispatch';
-import { close, hasSyscall, readOnlyReopen, sealedMemfd } from '@sandlock/sys';
+import { hasSyscall, readOnlyFile } from '@sandlock/sys';
 import { deviceFile, FeedError } from './random-feeder.js';
 import { Lineage, type ProcessEntry, taskInfo } from './random-lineage.js';
 import { randomOpen } from './random-open.js';
@@ -142,18 +142,8 @@ function onOpen(ctx: HandlerContext): Answer {
   if ('file' in open) {
     const stream =
       open.file === 'uuid' ? uuidStream(entry.label, entry.uuidOpens++) : BOOT_ID_STREAM;
-    const memfd = sealedMemfd(uuidText(Keystream.named(seed, stream).take(16)));
-    try {
-      return {
-        kind: 'inject',
-        fd: readOnlyReopen(memfd),
-        cloexec: open.cloexec,
-        targetFd: null,
-        keep: false,
-      };
-    } finally {
-      close(memfd);
-    }
+    const fd = readOnlyFile(uuidText(Keystream.named(seed, stream).take(16)));
+    return { kind: 'inject', fd, cloexec: open.cloexec, targetFd: null, keep: false };
   }
   const key = streamKey(seed, deviceStream(entry.label, entry.deviceOpens++));
   const payload: DevicePayload = { key, ...open };

@@ -11,6 +11,7 @@ import {
   hostArch,
   isSymlink,
   openFlags,
+  readOnlyFile,
   readOnlyReopen,
   sealedMemfd,
 } from '@sandlock/sys';
@@ -145,12 +146,7 @@ export function injectAnswer(fd: number, cloexec: boolean): PlainAnswer {
 
 /** Serves `contents` as the result of the open: a fresh read-only descriptor of a sealed memfd. */
 export function serve(contents: string | Buffer, cloexec: boolean): PlainAnswer {
-  const memfd = sealedMemfd(contents);
-  try {
-    return injectAnswer(readOnlyReopen(memfd), cloexec);
-  } finally {
-    close(memfd);
-  }
+  return injectAnswer(readOnlyFile(contents), cloexec);
 }
 
 /**

@@ -25,7 +25,7 @@ export {
   syscall,
   trySyscall,
 } from './libc.js';
-export { readOnlyReopen, sealedMemfd } from './memfd.js';
+export { readOnlyFile, readOnlyReopen, sealedMemfd } from './memfd.js';
 export {
   MAX_ARG_STRLEN,
   readCString,

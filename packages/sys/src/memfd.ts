@@ -43,3 +43,17 @@ export function sealedMemfd(contents: string | Buffer): number {
 export function readOnlyReopen(memfd: number): number {
   return openAt(`/proc/self/fd/${memfd}`, O.O_RDONLY | O.O_CLOEXEC);
 }
+
+/**
+ * A read-only descriptor of a new sealed memfd holding `contents`: what a
+ * supervisor injects as the result of an open it answers with made-up
+ * contents (the memfd itself is closed; the descriptor keeps it alive).
+ */
+export function readOnlyFile(contents: string | Buffer): number {
+  const memfd = sealedMemfd(contents);
+  try {
+    return readOnlyReopen(memfd);
+  } finally {
+    close(memfd);
+  }
+}

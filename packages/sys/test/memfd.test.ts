@@ -1,6 +1,6 @@
-import { closeSync, readSync, writeSync } from 'node:fs';
+import { closeSync, readdirSync, readSync, writeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { close, fcntl, readOnlyReopen, sealedMemfd } from '../src/index.js';
+import { close, fcntl, readOnlyFile, readOnlyReopen, sealedMemfd } from '../src/index.js';
 
 const F_GET_SEALS = 1034;
 
@@ -24,6 +24,21 @@ describe('sealedMemfd and readOnlyReopen', () => {
       }
     } finally {
       close(memfd);
+    }
+  });
+});
+
+describe('readOnlyFile', () => {
+  it('is a read-only descriptor of sealed contents, with no other descriptor left open', () => {
+    const before = readdirSync('/proc/self/fd').length;
+    const fd = readOnlyFile('made up\n');
+    try {
+      expect(readdirSync('/proc/self/fd').length).toBe(before + 1);
+      const buffer = Buffer.alloc(64);
+      expect(buffer.toString('utf8', 0, readSync(fd, buffer))).toBe('made up\n');
+      expect(() => writeSync(fd, 'x')).toThrow(/EBADF/);
+    } finally {
+      closeSync(fd);
     }
   });
 });
