@@ -2,7 +2,7 @@
 // a given Supervisor with a given session policy: for the tests of handler
 // modules below the `sandlock` package (which cannot depend on it).
 import type { Supervisor } from '@sandlock/dispatch';
-import { close, launch, type StdioEntry } from '@sandlock/sys';
+import { brokerSocketPair, close, launch, type StdioEntry } from '@sandlock/sys';
 import { parsePolicy, prepareConfinement } from '../../packages/sandlock/src/index.js';
 import { collect, type Finished, SYSTEM_DIRS } from './index.js';
 
@@ -34,10 +34,17 @@ export async function runSupervised(
     fsWrite: options.fsWrite ?? [],
     fsDeny: options.fsDeny ?? [],
   });
+  // The modules that act on the sandbox's behalf do it through its reaper.
+  const broker =
+    notify.length > 0 && supervisor.actsOnBehalf({ policy: options.policy })
+      ? brokerSocketPair()
+      : null;
   const confinement = prepareConfinement(policy, {
     notify,
     hideProcesses: options.hideProcesses ?? false,
+    ...(broker !== null ? { brokerFd: broker.reaper } : {}),
   });
+  if (broker !== null) confinement.fds.push(broker.reaper);
   let launched: ReturnType<typeof launch>;
   try {
     launched = launch({
@@ -59,8 +66,9 @@ export async function runSupervised(
       programPid: report.pid,
       policy: options.policy,
       notified: notify,
+      ...(broker !== null ? { broker: broker.supervisor } : {}),
     });
-  }
+  } else if (broker !== null) close(broker.supervisor);
   await launched.release();
   return finished;
 }

@@ -6,6 +6,7 @@ import {
   close,
   hostArch,
   ioctlBuffer,
+  isDescendantOf,
   openFlags,
   readCStringBytes,
   readMemory,
@@ -16,6 +17,8 @@ import {
   SysError,
   syscallAsync,
   trySyscall,
+  type Walked,
+  walkPath,
   writeMemory,
 } from '@sandlock/sys';
 import {
@@ -114,6 +117,15 @@ export interface CallContext<P = unknown> {
   /** A duplicate of the caller's descriptor `childFd` (pidfd_getfd); the handler owns it. */
   getFd(childFd: number): number;
   /**
+   * Resolves `path` (the caller's bytes) as the kernel would for the caller:
+   * from its root when absolute, else from its cwd or `dirfd`, one component
+   * at a time with the kernel doing each lookup, /proc/self and
+   * /proc/thread-self naming the caller (walkPath of @sandlock/sys). The
+   * handler closes the result. Throws a {@link CallError} (EBADF) for a dirfd
+   * that is not open.
+   */
+  walk(path: Buffer, options: CallerWalkOptions): Walked;
+  /**
    * Runs `syscall(dup, ...rest)` on a duplicate of the caller's `childFd`
    * and closes the duplicate: the result, or -errno. Blocks the thread it
    * runs on, so only for quick calls in the worker.
@@ -125,6 +137,21 @@ export interface CallContext<P = unknown> {
    * Throws a {@link CallError} with the kernel's errno on failure.
    */
   addFd(fd: number, options?: { targetFd?: number; cloexec?: boolean }): number;
+}
+
+export interface CallerWalkOptions {
+  /** The caller's dirfd argument (AT_FDCWD for its cwd). */
+  readonly dirfd: number;
+  /** Follow a symlink in the last component (the call has no O_NOFOLLOW / AT_SYMLINK_NOFOLLOW). */
+  readonly followLast: boolean;
+  /** Shown each /proc/<pid> directory the walk enters: false hides it (ENOENT). */
+  readonly enterPid?: (pid: number, fd: number) => boolean;
+  /**
+   * Whether a magic link beneath /proc/<pid> may be followed (default: only
+   * the sandbox's own processes', as Landlock lets the caller ptrace only
+   * processes of its domain).
+   */
+  readonly followMagic?: (pid: number | null) => boolean;
 }
 
 /** The context of a worker-thread handler. Valid only until the handler returns. */
@@ -358,6 +385,58 @@ export class Call implements HandlerContext, DeferredContext {
     }
   }
 
+  /** The caller's cwd or root (`/proc/<tid>/cwd`, `/root`), opened O_PATH; the handler owns it. */
+  private openOwn(what: 'cwd' | 'root'): number {
+    const fd = trySyscall(
+      'openat',
+      AT_FDCWD,
+      Buffer.from(`/proc/${this.pid}/${what}\0`),
+      O_PATH | O_CLOEXEC,
+      0,
+    );
+    if (fd < 0) {
+      this.ensureValid();
+      throw new CallError(-fd === 2 ? ESRCH : -fd, `open /proc/${this.pid}/${what}: errno ${-fd}`);
+    }
+    // It was the caller's, not a process that got its tid since.
+    try {
+      this.ensureValid();
+    } catch (error) {
+      close(fd);
+      throw error;
+    }
+    return fd;
+  }
+
+  walk(path: Buffer, options: CallerWalkOptions): Walked {
+    const root = this.openOwn('root');
+    let start = root;
+    try {
+      const absolute = path.length > 0 && path[0] === 0x2f;
+      if (!absolute) start = options.dirfd === AT_FDCWD ? this.openOwn('cwd') : this.getFd(options.dirfd);
+      let tgid: number | undefined;
+      const tid = this.pid;
+      return walkPath({
+        root,
+        start,
+        path,
+        followLast: options.followLast,
+        tid,
+        tgid: () => {
+          tgid ??= threadGroupOf(tid);
+          return tgid;
+        },
+        enterPid: options.enterPid,
+        followMagic:
+          options.followMagic ??
+          ((pid) => pid !== null && (pid === tid || isDescendantOf(pid, this.session.reaperPid))),
+      });
+    } finally {
+      if (start !== root) close(start);
+      close(root);
+    }
+  }
+
   /** A duplicate of the caller's fd, or -errno when it cannot be had (EBADF…). */
   private duplicateOrErrno(childFd: number): number {
     try {
@@ -398,7 +477,7 @@ export class Call implements HandlerContext, DeferredContext {
   }
 }
 
-const { O_CLOEXEC } = openFlags(hostArch());
+const { O_CLOEXEC, O_PATH } = openFlags(hostArch());
 
 /**
  * SECCOMP_IOCTL_NOTIF_ADDFD without SECCOMP_ADDFD_FLAG_SEND: the child's new
@@ -436,11 +515,16 @@ function toCallError(error: unknown): unknown {
 
 /** The thread group (process) a thread id belongs to, from /proc/<tid>/status. */
 export function threadGroupOf(tid: number): number {
+  return threadGroupOrNull(tid) ?? tid;
+}
+
+/** The thread group of a thread id, or null when /proc/<tid>/status cannot be read. */
+export function threadGroupOrNull(tid: number): number | null {
   try {
     const status = readFileSync(`/proc/${tid}/status`, 'latin1');
     const match = /^Tgid:\s+(\d+)$/m.exec(status);
-    return match ? Number(match[1]) : tid;
+    return match ? Number(match[1]) : null;
   } catch {
-    return tid;
+    return null;
   }
 }

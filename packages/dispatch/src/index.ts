@@ -29,3 +29,4 @@ export {
   Supervisor,
   type SupervisorOptions,
 } from './supervisor.js';
+export { type OnBehalf } from './on-behalf.js';

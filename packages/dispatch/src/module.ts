@@ -29,6 +29,13 @@ export interface DispatchModule<O = unknown, P = unknown> {
   readonly syscalls: readonly string[];
   /** Whether the module is on for a sandbox with this policy (default: always). */
   enabled?(policy: P, options: O): boolean;
+  /**
+   * The module acts on the sandbox's behalf with the sandbox's own authority
+   * (`session.onBehalf`): a sandbox it is on for gets a broker, and the
+   * supervisor watches for Landlock domains made inside it
+   * (`session.narrowed`).
+   */
+  readonly onBehalf?: boolean;
   /** Runs once per thread that loaded the module, before any handler. */
   setup?(options: O, env: SetupEnv): void;
   /** Worker-thread handlers, by syscall name. Must be synchronous; must not block. */
@@ -151,6 +158,9 @@ export function validateModule(value: unknown, where: string, arch: Arch): Dispa
     if (module[hook] !== undefined && typeof module[hook] !== 'function') {
       throw new ModuleError(`sandlock: module '${name}': ${hook} must be a function`);
     }
+  }
+  if (module.onBehalf !== undefined && typeof module.onBehalf !== 'boolean') {
+    throw new ModuleError(`sandlock: module '${name}': onBehalf must be a boolean`);
   }
   for (const table of ['handlers', 'deferred'] as const) {
     const handlers = module[table];

@@ -26,6 +26,8 @@ export type ToWorker =
       /** Indexes of the modules that are on, in load order. */
       enabled: number[];
       track: boolean;
+      /** The supervisor's end of the sandbox's broker socket, or -1. */
+      brokerFd: number;
     }
   | {
       type: 'delegate';

@@ -1,3 +1,5 @@
+import type { OnBehalf } from './on-behalf.js';
+
 /** What handlers know about the sandbox a call comes from. */
 export interface SessionInfo<P = unknown> {
   /** Unique within the supervisor. */
@@ -27,4 +29,19 @@ export interface WorkerSession<P = unknown> extends SessionInfo<P> {
   readonly processes: ProcessView;
   /** Kills every process of the sandbox through its reaper; `reason` is reported. */
   kill(reason: string): void;
+  /**
+   * System calls made with the sandbox's own authority (its reaper, in its
+   * Landlock domain), or null where the sandbox has no broker (a delegated
+   * subtree; no module of the sandbox acts on its behalf).
+   */
+  readonly onBehalf: OnBehalf | null;
+  /**
+   * Whether thread `tid` runs under a Landlock domain narrower than the
+   * sandbox's: it, or a process it descends from, called
+   * landlock_restrict_self inside the sandbox (a nested sandbox, any jail
+   * made inside), or it belongs to a delegated subtree. What is done on the
+   * sandbox's behalf must not be done for it: let the kernel decide. True
+   * when it cannot be told.
+   */
+  narrowed(tid: number): boolean;
 }

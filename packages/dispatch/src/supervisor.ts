@@ -28,6 +28,7 @@ import {
 } from './module.js';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
 import { Responder } from './respond.js';
+import { holdUndumpable, releaseUndumpable } from './undumpable.js';
 import type { SessionInfo } from './session-view.js';
 
 const EPERM = 1;
@@ -82,6 +83,14 @@ export interface AttachOptions extends SandboxContext {
    * returned for it, or more). A delegated subtree may use only these.
    */
   notified?: readonly string[];
+  /**
+   * This process's end of the socket the sandbox's reaper serves on-behalf
+   * calls on (the `brokerFd` of the launch's forkReaper step got the other
+   * end). Owned from here on: closed when the session ends. Without one, the
+   * modules that act on the sandbox's behalf (`actsOnBehalf`) let the kernel
+   * decide instead.
+   */
+  broker?: number;
 }
 
 /**
@@ -89,7 +98,7 @@ export interface AttachOptions extends SandboxContext {
  * supervisor takes on: its reaper is a process of the outer sandbox; what its
  * filter notifies is the outer sandbox's.
  */
-export type DelegateOptions = Omit<AttachOptions, 'notified'>;
+export type DelegateOptions = Omit<AttachOptions, 'notified' | 'broker'>;
 
 /** A delegated policy needs calls the outer sandbox's filter does not notify. */
 export class DelegationError extends Error {
@@ -244,6 +253,8 @@ export class Session<P = unknown> implements SessionInfo<P> {
     readonly notified: ReadonlySet<string> | null = null,
     /** The session whose listener this delegated subtree's calls arrive on; null for a sandbox of its own. */
     readonly parent: Session | null = null,
+    /** @internal The supervisor's end of the sandbox's broker socket, or -1. */
+    readonly brokerFd = -1,
   ) {
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
@@ -275,7 +286,11 @@ export class Session<P = unknown> implements SessionInfo<P> {
     if (this.finished || !this.ended || this.pendingDeferred > 0) return;
     this.finished = true;
     // A delegated subtree shares its parent's listener.
-    if (this.parent === null) close(this.listenerFd);
+    if (this.parent === null) {
+      close(this.listenerFd);
+      releaseUndumpable();
+    }
+    if (this.brokerFd >= 0) close(this.brokerFd);
     close(this.reaperPidfd);
     this.resolveClosed();
   }
@@ -368,10 +383,24 @@ export class Supervisor {
    */
   notifiedSyscalls(context: SandboxContext = {}): string[] {
     const names = new Set<string>();
-    for (const index of this.enabledFor(context)) {
+    const enabled = this.enabledFor(context);
+    for (const index of enabled) {
       for (const syscall of this.loaded[index]!.syscalls) names.add(syscall);
     }
+    // A Landlock domain made inside the sandbox must be seen before it is
+    // made: what is done on the sandbox's behalf is not done for it.
+    if (enabled.some((index) => this.loaded[index]!.onBehalf === true)) {
+      names.add('landlock_restrict_self');
+    }
     return [...names].sort();
+  }
+
+  /**
+   * Whether a module on for this policy acts on the sandbox's behalf: the
+   * sandbox's reaper should then serve as its broker (`AttachOptions.broker`).
+   */
+  actsOnBehalf(context: SandboxContext = {}): boolean {
+    return this.enabledFor(context).some((index) => this.loaded[index]!.onBehalf === true);
   }
 
   /**
@@ -386,20 +415,27 @@ export class Supervisor {
       throw new TypeError(`sandlock: bad listener fd ${listenerFd}`);
     }
     let reaperPidfd = -1;
+    const brokerFd = options.broker ?? -1;
+    let held = false;
     try {
       if (this.closing) throw new Error('sandlock: the supervisor is closed');
       const enabled = this.enabledFor(options);
       const handle = this.pickWorker();
       reaperPidfd = pidfdOpen(options.reaperPid);
+      holdUndumpable(); // released when the session finishes
+      held = true;
       return this.register<P>(handle, options, enabled, {
         listenerFd,
         syncWakeUp: this.enableSyncWakeUp(listenerFd),
         reaperPidfd,
         notified: options.notified ? new Set(options.notified) : null,
         parent: null,
+        brokerFd,
       });
     } catch (error) {
+      if (held) releaseUndumpable();
       if (reaperPidfd >= 0) close(reaperPidfd);
+      if (brokerFd >= 0) close(brokerFd);
       close(listenerFd);
       throw error;
     }
@@ -448,6 +484,7 @@ export class Supervisor {
       reaperPidfd: pidfdOpen(options.reaperPid),
       notified: root.notified,
       parent,
+      brokerFd: -1,
     });
   }
 
@@ -462,6 +499,7 @@ export class Supervisor {
       reaperPidfd: number;
       notified: ReadonlySet<string> | null;
       parent: Session | null;
+      brokerFd: number;
     },
   ): Session<P> {
     const session = new Session<P>(
@@ -475,6 +513,7 @@ export class Supervisor {
       options.onKill,
       link.notified,
       link.parent,
+      link.brokerFd,
     );
     const common = {
       session: session.id,
@@ -487,7 +526,7 @@ export class Supervisor {
     };
     handle.post(
       link.parent === null
-        ? { type: 'attach', listenerFd: link.listenerFd, ...common }
+        ? { type: 'attach', listenerFd: link.listenerFd, brokerFd: link.brokerFd, ...common }
         : { type: 'delegate', parent: link.parent.id, ...common },
     );
     this.sessions.set(session.id, session as Session);

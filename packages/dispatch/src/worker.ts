@@ -40,9 +40,10 @@ import {
   trySyscall,
 } from '@sandlock/sys';
 import { type Answer, isAnswer } from './answer.js';
-import { Call, CallError, NotificationGone } from './context.js';
+import { Call, CallError, NotificationGone, threadGroupOrNull } from './context.js';
 import { loadModules } from './loader.js';
 import { buildTable, type ChainLink, type DispatchModule } from './module.js';
+import { Broker } from './on-behalf.js';
 import { ProcessTracker } from './processes.js';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
 import { Responder } from './respond.js';
@@ -71,6 +72,8 @@ const data = workerData as WorkerData;
 const port = parentPort!;
 const arch: Arch = hostArch();
 const hostAuditArch = AUDIT_ARCH[arch];
+/** The call that makes a Landlock domain: a caller after it is narrower than its sandbox. */
+const RESTRICT_SELF = syscallNumberOrUndefined('landlock_restrict_self', arch);
 /** Calls after which a new process may exist. */
 const forkLike = new Set(
   ['clone', 'clone3', 'fork', 'vfork']
@@ -106,6 +109,8 @@ interface LoopSession {
   readonly parent: LoopSession | null;
   /** On a listener's own session: every delegated subtree under it, by reaper pid. */
   readonly delegates: Map<number, LoopSession>;
+  /** Thread groups (and threads) seen calling landlock_restrict_self: they, and what they start, are narrower. */
+  readonly restricted: Set<number>;
 }
 
 /** Deeper than any real tree of nested sandboxes. */
@@ -137,6 +142,30 @@ function levelsOf(root: LoopSession, tid: number): LoopSession[] {
     pid = parentOf(pid) ?? 0;
   }
   return [root];
+}
+
+/**
+ * {@link WorkerSession.narrowed}: a delegated subtree always is (its domain
+ * is nested in the listener's); in a listener's own session, a thread whose
+ * thread group, or a process above it up to the reaper, called
+ * landlock_restrict_self. The thread groups of the other threads of such a
+ * process count too (a domain is per thread: over-approximated, never
+ * under). A /proc read that fails: narrowed.
+ */
+function narrowed(session: LoopSession, tid: number): boolean {
+  if (session.parent !== null) return true;
+  const marks = session.restricted;
+  if (marks.size === 0) return false;
+  if (marks.has(tid)) return true;
+  let pid = threadGroupOrNull(tid);
+  for (let depth = 0; depth < MAX_DEPTH; depth++) {
+    if (pid === null) return true;
+    if (pid === session.view.reaperPid) return false;
+    if (marks.has(pid)) return true;
+    if (pid <= 1) return true; // left the sandbox's tree: not its process
+    pid = parentOf(pid);
+  }
+  return true;
 }
 
 class Loop {
@@ -261,7 +290,7 @@ class Loop {
       return;
     }
     const root = rootOf(parent);
-    this.attach({ ...message, type: 'attach', listenerFd: root.fd }, parent);
+    this.attach({ ...message, type: 'attach', listenerFd: root.fd, brokerFd: -1 }, parent);
   }
 
   private attach(message: Extract<ToWorker, { type: 'attach' }>, parent?: LoopSession): void {
@@ -281,6 +310,7 @@ class Loop {
       view: undefined as unknown as WorkerSession,
       parent: parent ?? null,
       delegates: new Map(),
+      restricted: new Set(),
     };
     const processes: ProcessView = {
       get live() {
@@ -299,6 +329,8 @@ class Loop {
       policy: message.policy,
       processes,
       kill: (reason: string) => this.kill(session, reason),
+      onBehalf: message.brokerFd >= 0 && parent === undefined ? new Broker(message.brokerFd) : null,
+      narrowed: (tid: number) => narrowed(session, tid),
     });
     this.sessions.set(session.id, session);
     this.dirty = true;
@@ -444,6 +476,12 @@ class Loop {
       return;
     }
     const nr = notif.readInt32LE(16);
+    if (nr === RESTRICT_SELF) {
+      // Before the kernel makes the domain (the call waits for this answer).
+      const tid = notif.readUInt32LE(8);
+      session.restricted.add(tid);
+      session.restricted.add(threadGroupOrNull(tid) ?? tid);
+    }
     if (session.delegates.size === 0) {
       this.dispatch(session, nr, notif.readUInt32LE(8), true);
       return;

@@ -5,15 +5,17 @@
 // (PROC_PIDS_MODULE), so it has no side effects at import and pulls nothing
 // from @sandlock/dispatch at run time.
 //
-// Decided on copies (README of @sandlock/dispatch): a permitted read-only
-// open of a /proc path is done by the supervisor, beneath its own /proc
-// descriptor, and the descriptor injected; so another thread of the caller
-// rewriting the path after the check opens nothing. Opens of a magic link
-// to an object without a path (a pipe), write-opens and opens with unusual
-// flags continue (Landlock checks the real open), and so does every path
-// that cannot land in /proc: README, "What is not hidden".
+// Decided on copies, resolved by the kernel in the caller's view, done with
+// the sandbox's authority (README of @sandlock/dispatch): the caller's path
+// is copied once and walked one component at a time with the kernel doing
+// each lookup (walkPath of @sandlock/sys: its /proc/self is the caller's,
+// every /proc/<pid> entered is checked here); an open that ends beneath a
+// process directory of the sandbox, which its Landlock domain leaves out,
+// is made by the sandbox's reaper, in the policy's own domain, relative to
+// the directory the walk pinned, and the descriptor injected. Another thread
+// of the caller rewriting the path after the check opens nothing. Every
+// other path continues: the kernel opens it, Landlock decides.
 import { fstatSync, lstatSync, readlinkSync } from 'node:fs';
-import { posix } from 'node:path';
 import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
 import {
   AT_FDCWD,
@@ -26,15 +28,12 @@ import {
   hostArch,
   openAt,
   openFlags,
-  RESOLVE_BENEATH,
-  RESOLVE_IN_ROOT,
-  RESOLVE_NO_MAGICLINKS,
   RESOLVE_NO_SYMLINKS,
-  RESOLVE_NO_XDEV,
   readCStringBytes,
   sameIds,
   threadCapabilities,
   trySyscall,
+  type Walked,
   withCallerCapabilities,
 } from '@sandlock/sys';
 import {
@@ -48,15 +47,7 @@ import {
 } from './content.js';
 import { hostFileOf } from './host-content.js';
 import { type DirEntry, ListingCache, sortEntries } from './listing.js';
-import {
-  type Caller,
-  components,
-  insideSandbox,
-  parentIn,
-  type Resolved,
-  readProcFile,
-  resolveForCaller,
-} from './proc-path.js';
+import { components, insideSandbox, parentIn, readProcFile } from './proc-path.js';
 import {
   CONTINUE,
   errnoAnswer,
@@ -65,6 +56,7 @@ import {
   OPEN_SYSCALLS,
   type PlainAnswer,
   shareOpenRequest,
+  walkedPath,
 } from './synthetic.js';
 
 /** The listing calls of this architecture (aarch64 has no legacy getdents). */
@@ -92,38 +84,26 @@ function sensitive(path: string): boolean {
 }
 
 const O = openFlags(hostArch());
-const O_LARGEFILE = hostArch() === 'x86_64' ? 0o100000 : 0o400000;
-/** Flags that write, create or truncate: never done on behalf. (__O_TMPFILE includes O_DIRECTORY.) */
-const WRITING = O.O_WRONLY | O.O_RDWR | O.O_CREAT | O.O_TRUNC | O.O_APPEND | 0o20000000;
-/** Flags an on-behalf open keeps; any other (O_DIRECT, O_NOATIME, O_SYNC, O_ASYNC…) continues. */
-const ON_BEHALF =
-  O.O_NONBLOCK | O.O_DIRECTORY | O.O_NOFOLLOW | O.O_PATH | O.O_CLOEXEC | 0o400; /* O_NOCTTY */
 const OPEN_HOW_SIZE_VER0 = 24n;
 /** Marks an openat2 whose struct open_how is larger than ours (not a RESOLVE_* bit). */
 const EXTENDED = 0x4000_0000;
-const RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-const PIN_HOW = encodeOpenHow({
-  flags: BigInt(O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC),
-  resolve: BigInt(RESOLVE),
-});
 const ELOOP = 40;
-const EXDEV = 18;
 /**
  * Files of another process opened in PTRACE_MODE_ATTACH (fs/proc/base.c:
  * mem, and lock_trace() for syscall, stack, personality): Yama's
- * ptrace_scope applies to them, and the supervisor, every sandbox process's
+ * ptrace_scope applies to them, and the reaper, every sandbox process's
  * ancestor, would pass where the caller may not. They continue.
  */
 const ATTACH_FILES: ReadonlySet<string> = new Set(['mem', 'syscall', 'stack', 'personality']);
 
 interface Worker {
-  /** The supervisor's /proc (O_PATH): on-behalf opens resolve beneath it. */
+  /** The supervisor's /proc (O_PATH). */
   readonly procFd: number;
   readonly procDev: number;
   readonly procIno: number;
   /** File systems whose files are looked at closely: proc, sys, securityfs. */
   readonly watched: ReadonlySet<number>;
-  /** The supervisor's credentials (status lines), which an on-behalf open uses. */
+  /** The supervisor's credentials (status lines): the reaper's, which an on-behalf open uses. */
   readonly credentials: Credentials;
   /** This worker thread's capability sets, restored after each open made with fewer. */
   readonly capabilities: CapabilitySets;
@@ -166,6 +146,8 @@ interface OpenCall {
   readonly flags: number;
   /** openat2's RESOLVE_* flags (0 for open and openat), and EXTENDED. */
   readonly resolve: number;
+  /** The mode for O_CREAT. */
+  readonly mode: number;
 }
 
 /** PATH_MAX of <linux/limits.h>, the terminating NUL included. */
@@ -205,6 +187,7 @@ function readOpenCall(ctx: HandlerContext): OpenCall | null {
       path: readRawPath(ctx),
       dirfd,
       flags: Number(copy.readBigUInt64LE(0) & 0xffffffffn),
+      mode: Number(copy.readBigUInt64LE(8) & 0xfffn),
       // A larger struct (a later kernel's fields, or E2BIG for non-zero
       // ones, openat2(2)): the kernel's to judge, as restrictions of its own.
       resolve:
@@ -213,28 +196,32 @@ function readOpenCall(ctx: HandlerContext): OpenCall | null {
     };
   }
   const dirfd = ctx.syscall === 'open' ? -100 : ctx.argsOf('openat').dirfd;
-  return { path: readRawPath(ctx), dirfd, flags: Number(ctx.arg('flags')), resolve: 0 };
+  return {
+    path: readRawPath(ctx),
+    dirfd,
+    flags: Number(ctx.arg('flags')),
+    resolve: 0,
+    mode: Number(ctx.arg('mode')) & 0o7777,
+  };
 }
 
-/** The first component is proc or sys: a path this module looks at closely. */
-const WATCHED_TOP = /^\/(proc|sys)(\/|$)/;
 const PROBE = encodeOpenHow({
   flags: BigInt(O.O_PATH | O.O_CLOEXEC),
   resolve: BigInt(RESOLVE_NO_SYMLINKS),
 });
 
 /**
- * The fast way out, for almost every open: a path (normalized, absolute,
- * not under /proc or /sys) needs the careful walk only when the supervisor's
- * own look at it meets a symlink (which may lead into /proc, and /proc/self
- * is the supervisor's there) or lands in procfs, sysfs or securityfs
- * mounted elsewhere. One openat2(O_PATH, RESOLVE_NO_SYMLINKS) tells: ELOOP at
- * the first symlink (openat2(2)); ENOENT or ENOTDIR before any symlink means
- * the caller's open fails the same way; a descriptor is fstat'ed for its
- * file system. Without symlinks, `..` resolved lexically is the kernel's.
+ * The fast way out, for almost every open: the kernel's own look at the
+ * caller's path from where it starts, following no symlink (openat2 with
+ * RESOLVE_NO_SYMLINKS, which also refuses magic links, openat2(2)). ELOOP:
+ * a symlink is on the way (it may lead into /proc, whose self link would be
+ * this process's): walk. Another error: the caller's open fails the same
+ * way, at the same component. A descriptor on procfs, sysfs or securityfs:
+ * walk; anywhere else the kernel's open of the caller's path lands on the
+ * same object, whatever `..` it holds.
  */
-function needsWalk(path: string, state: Worker): boolean {
-  const fd = trySyscall('openat2', AT_FDCWD, cPath(path), PROBE, PROBE.length);
+function needsWalk(start: number, path: string, state: Worker): boolean {
+  const fd = trySyscall('openat2', start, cPath(path), PROBE, PROBE.length);
   if (fd === -ELOOP) return true;
   if (fd < 0) return false;
   try {
@@ -244,7 +231,7 @@ function needsWalk(path: string, state: Worker): boolean {
   }
 }
 
-// Paths the probe found plain (no symlink, no other procfs or sysfs mount),
+// Absolute paths the probe found plain (no symlink, not on procfs or sysfs),
 // used for sandboxes that cannot write their tree: an open within a second
 // skips the probe, in any sandbox of this worker (a short command's whole
 // start-up is opens of the same system files as the previous one's). The
@@ -257,172 +244,153 @@ const PLAIN_TTL_MS = 1000;
 const MAX_PLAIN = 4096;
 const plainPaths = new Map<string, number>();
 
-/** {@link needsWalk}, remembered for paths the sandbox cannot change. */
-function needsWalkCached(ctx: HandlerContext<ProcfsPolicy>, full: string, state: Worker): boolean {
-  if (writable(ctx.session.policy, components(full))) return needsWalk(full, state);
+/** {@link needsWalk} for the caller's path: from its cwd or dirfd when relative; remembered for absolute paths the sandbox cannot change. */
+function needsWalkFor(ctx: HandlerContext<ProcfsPolicy>, call: OpenCall, state: Worker): boolean {
+  if (!call.path.startsWith('/')) {
+    // From the very directory the caller's lookup starts in.
+    let start: number;
+    if (call.dirfd === AT_FDCWD) {
+      start = trySyscall('openat', AT_FDCWD, cPath(`/proc/${ctx.pid}/cwd`), O.O_PATH | O.O_CLOEXEC, 0);
+      if (start < 0) return true; // the walk says what the kernel would
+    } else {
+      start = ctx.getFd(call.dirfd); // CallError(EBADF) for a dirfd that is not open: the kernel's answer
+    }
+    try {
+      return needsWalk(start, call.path, state);
+    } finally {
+      close(start);
+    }
+  }
+  const cacheable = !call.path.includes('/..') && !writable(ctx.session.policy, components(call.path));
+  if (!cacheable) return needsWalk(AT_FDCWD, call.path, state);
   const now = Date.now();
-  const seen = plainPaths.get(full);
+  const seen = plainPaths.get(call.path);
   if (seen !== undefined && now - seen < PLAIN_TTL_MS) return false;
-  if (needsWalk(full, state)) return true;
+  if (needsWalk(AT_FDCWD, call.path, state)) return true;
   if (plainPaths.size >= MAX_PLAIN) plainPaths.clear();
-  plainPaths.set(full, now);
+  plainPaths.set(call.path, now);
   return false;
+}
+
+/** The caller's credentials, read when first needed. */
+function callerCredentials(ctx: HandlerContext): () => Credentials | null {
+  let status: Credentials | null | undefined;
+  return () => {
+    status ??= credentialsOf(readProcFile(`/proc/${ctx.pid}/status`) ?? '');
+    return status;
+  };
+}
+
+/**
+ * Whether /proc/<pid> is the sandbox's: the caller's own thread or thread
+ * group, or a process whose parent chain reaches the reaper (read through the
+ * directory the walk opened, when it did: a pid reused meanwhile by an
+ * outside process is not the one decided on; lookups beneath a /proc/<pid>
+ * descriptor fail once its process is gone, proc(5)). The reaper is not.
+ */
+function member(ctx: HandlerContext, pid: number, dir: number, tgid: () => number): boolean {
+  const reaper = ctx.session.reaperPid;
+  if (pid === reaper) return false;
+  if (pid === ctx.pid) return true;
+  const parent = parentIn(dir >= 0 ? readProcFile('stat', dir) : readProcFile(`/proc/${pid}/stat`));
+  if (parent === null) return false;
+  if (parent === reaper) return true;
+  if (pid === tgid()) return true;
+  return parent > 1 && insideSandbox(parent, reaper) === true;
 }
 
 function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   const call = readOpenCall(ctx);
   if (call === null || !ctx.valid()) return CONTINUE; // valid: the bytes were the caller's
-  const state = setUp();
-  const inRoot = (call.resolve & RESOLVE_IN_ROOT) !== 0;
-  // The directory the path starts from: the caller's dirfd or cwd (its
-  // readlink), unless the path is absolute (and not RESOLVE_IN_ROOT).
-  let base = '/';
-  if (!call.path.startsWith('/') || inRoot) {
-    const link = call.dirfd === -100 ? `/proc/${ctx.pid}/cwd` : `/proc/${ctx.pid}/fd/${call.dirfd}`;
-    try {
-      base = readlinkSync(link, 'latin1');
-    } catch {
-      return ctx.valid() ? errnoAnswer('EBADF') : CONTINUE;
-    }
-    if (!base.startsWith('/')) return CONTINUE; // not a directory (pipe:[…]): the kernel's ENOTDIR
-  }
   if (call.path === '') return CONTINUE; // ENOENT: open(2) takes no empty path
-  const full = posix.normalize(`${base}/${call.path}`);
-  if (!WATCHED_TOP.test(full) && !needsWalkCached(ctx, full, state)) return CONTINUE;
-  let status: Credentials | null | undefined;
-  const callerCredentials = (): Credentials | null => {
-    if (status === undefined) status = credentialsOf(readProcFile(`/proc/${ctx.pid}/status`) ?? '');
-    return status;
+  const state = setUp();
+  if (!needsWalkFor(ctx, call, state)) return CONTINUE;
+  let tgid: number | undefined;
+  const callerTgid = (): number => {
+    tgid ??= insideTgid(ctx.pid);
+    return tgid;
   };
-  const caller: Caller = {
-    tid: ctx.pid,
-    tgid: () => callerCredentials()?.tgid ?? ctx.pid,
-    knownTgid: () => (status === undefined ? null : (status?.tgid ?? null)),
-  };
-  const start = components(base);
-  const pin = new Pin(state.procFd, ctx.session.reaperPid);
-  try {
-    const resolved = resolveForCaller(start, call.path, {
-      caller,
-      member: (pid) => pin.member(pid),
-      reaper: ctx.session.reaperPid,
-      noFollow: (call.flags & O.O_NOFOLLOW) !== 0,
-      floor: inRoot ? start.length : 0,
-      stable: (directory) => !writable(ctx.session.policy, directory),
+  // The walk's lookups are the caller's: a sandbox never holds capabilities
+  // (the launch empties them, no_new_privs keeps them out), so neither does
+  // this thread while it walks.
+  let walked: Walked | undefined;
+  const lowered = withCallerCapabilities(state.capabilities, 0n, () => {
+    walked = ctx.walk(bytes(call.path), {
+      dirfd: call.dirfd,
+      followLast: (call.flags & O.O_NOFOLLOW) === 0,
+      enterPid: (pid, dir) => member(ctx, pid, dir, callerTgid),
     });
+    return 0;
+  });
+  if (lowered < 0 || walked === undefined) return CONTINUE; // the kernel decides, Landlock carries the check
+  try {
     // The caller's memory and /proc files were read: is it still the caller?
     if (!ctx.valid()) return CONTINUE;
-    const trailingSlash = /\/\.?$/.test(call.path);
-    return decide(ctx, call, resolved, trailingSlash, state, callerCredentials, pin);
+    return decide(ctx, call, walked, state);
   } finally {
-    pin.release();
-  }
-}
-
-/**
- * A /proc/<pid> directory opened (O_PATH) when the walk enters it, and its
- * membership read through that descriptor: the on-behalf open then goes on
- * from it, so a pid reused meanwhile by an outside process is not the one
- * opened (a /proc/<pid> descriptor keeps naming its process; lookups
- * beneath it fail once that process is gone, proc(5)).
- */
-class Pin {
-  pid = -1;
-  fd = -1;
-
-  constructor(
-    private readonly procFd: number,
-    private readonly reaper: number,
-  ) {}
-
-  /** Whether a pid is the sandbox's; if so, it stays pinned (the previous pin is let go). */
-  member(pid: number): boolean {
-    this.release();
-    if (pid === this.reaper) return false;
-    const fd = trySyscall('openat2', this.procFd, Buffer.from(`${pid}\0`), PIN_HOW, PIN_HOW.length);
-    if (fd < 0) return false;
-    const parent = parentIn(readProcFile('stat', fd));
-    const inside =
-      parent !== null &&
-      (parent === this.reaper || (parent > 1 && insideSandbox(parent, this.reaper) === true));
-    if (!inside) {
-      close(fd);
-      return false;
-    }
-    this.pid = pid;
-    this.fd = fd;
-    return true;
-  }
-
-  release(): void {
-    if (this.fd >= 0) close(this.fd);
-    this.fd = -1;
-    this.pid = -1;
+    walked.close();
   }
 }
 
 function decide(
   ctx: HandlerContext<ProcfsPolicy>,
   call: OpenCall,
-  resolved: Resolved,
-  trailingSlash: boolean,
+  walked: Walked,
   state: Worker,
-  callerCredentials: () => Credentials | null,
-  pin: Pin,
 ): PlainAnswer {
-  if (resolved.kind === 'hidden') return errnoAnswer('ENOENT');
-  if (resolved.kind === 'loop') return errnoAnswer('ELOOP');
-  // A magic link to an object without a path (/dev/fd/N of a pipe or a
-  // socket, ns/*): nothing in /proc to hide; the kernel opens it (never
-  // followed on behalf), Landlock checks.
-  if (resolved.kind === 'magic') return CONTINUE;
-  const { path } = resolved;
-  if (sensitive(path)) return errnoAnswer('EACCES');
-  if (isPlainRead(call.flags)) {
+  if (walked.hidden) return errnoAnswer('ENOENT');
+  if (walked.errno !== 0 && walked.kind !== 'missing') {
+    // The kernel fails the same way; through /proc/<pid> the answer is given
+    // here (its open would meet Landlock's refusal of the process
+    // directories first, and say EACCES where the kernel alone says ENOENT).
+    return walked.viaProc ? { kind: 'errno', errno: walked.errno } : CONTINUE;
+  }
+  const path = walkedPath(walked);
+  if (path !== null && sensitive(path)) return errnoAnswer('EACCES');
+  if (path !== null && walked.errno === 0 && isPlainRead(call.flags)) {
     // The later modules (proc-host, hostname, num-cpus, meminfo) decide on this copy.
     shareOpenRequest(ctx, { path, cloexec: (call.flags & O.O_CLOEXEC) !== 0 });
     if (servedByOthers(ctx.session.policy, path)) return CONTINUE;
   }
-  if (path !== '/proc' && !path.startsWith('/proc/')) return CONTINUE;
-  if ((call.flags & WRITING) !== 0 || (call.flags & ~(ON_BEHALF | O_LARGEFILE)) !== 0) {
-    return CONTINUE; // never on behalf; Landlock checks the real open
-  }
-  if (call.resolve !== 0) return CONTINUE; // the caller's own openat2 restrictions: the kernel's
+  // Not through a process directory nor a magic link: the kernel's own open
+  // of the caller's path lands on the same object, and Landlock decides.
+  if (!walked.viaProc) return CONTINUE;
+  if (walked.errno !== 0) return { kind: 'errno', errno: walked.errno };
   // SECCOMP_IOCTL_NOTIF_ADDFD cannot pass an O_PATH file: the kernel takes
   // the source with fget(), which skips FMODE_PATH files (EBADF; see
   // seccomp_notify_addfd() in kernel/seccomp.c and __fget() in fs/file.c).
   // An O_PATH descriptor reads nothing; opens through it come back here.
   if ((call.flags & O.O_PATH) !== 0) return CONTINUE;
-  if (resolved.link) {
-    // O_NOFOLLOW on a symlink: ELOOP (open(2)); O_PATH|O_NOFOLLOW opens the
-    // link itself, which for /proc/self would be the supervisor's.
-    return (call.flags & O.O_PATH) !== 0 ? CONTINUE : errnoAnswer('ELOOP');
+  if (call.resolve !== 0) return CONTINUE; // the caller's own openat2 restrictions: the kernel's
+  // A caller under a Landlock domain of its own (a sandbox or jail made
+  // inside), or a sandbox without a broker: the kernel decides, with the
+  // caller's own domains, which leave /proc's process directories out.
+  const onBehalf = ctx.session.onBehalf;
+  if (onBehalf === null || ctx.session.narrowed(ctx.pid)) return CONTINUE;
+  // O_NOFOLLOW on a symlink: ELOOP (open(2)).
+  if (walked.kind === 'symlink') return errnoAnswer('ELOOP');
+  if (walked.pid !== null && ATTACH_FILES.has(walked.name)) {
+    const target = insideTgid(walked.pid);
+    if (target !== insideTgid(ctx.pid)) return CONTINUE;
   }
-  // fsDeny beneath /proc (say /proc/sys): Landlock refuses it, so must we.
-  if (!policyReads(ctx.session.policy, path)) return CONTINUE;
-  const credentials = callerCredentials();
+  const credentials = callerCredentials(ctx)();
   if (credentials === null || !sameIds(credentials, state.credentials)) return CONTINUE;
-  const parts = components(path);
-  if (parts.length >= 3 && /^\d+$/.test(parts[1]!) && ATTACH_FILES.has(parts.at(-1)!)) {
-    const target = insideTgid(Number(parts[1]));
-    if (target !== credentials.tgid) return CONTINUE;
-  }
+  // The reaper opens the last component beneath the directory the walk
+  // ended in: in the sandbox's own Landlock domain, with its credentials.
+  // A magic link is followed there (its object, after the kernel's
+  // ptrace-mode check of the reaper); anything else is not.
+  const inDirectory = walked.parent >= 0;
   const flags =
-    (call.flags & ON_BEHALF) |
+    call.flags |
     O.O_CLOEXEC |
-    (trailingSlash && path !== '/proc' ? O.O_DIRECTORY : 0);
-  // From the pinned /proc/<pid> when the path is beneath the pid it pinned.
-  const pinned = pin.fd >= 0 && parts[1] === String(pin.pid);
-  const rest = pinned ? parts.slice(2) : parts.slice(1);
-  const relative = rest.length === 0 ? '.' : rest.join('/');
-  const how = encodeOpenHow({ flags: BigInt(flags), resolve: BigInt(RESOLVE) });
-  const from = pinned ? pin.fd : state.procFd;
-  const fd = withCallerCapabilities(state.capabilities, credentials.capEff, () =>
-    trySyscall('openat2', from, cPath(relative), how, how.length),
+    (walked.magic ? 0 : O.O_NOFOLLOW) |
+    (/\/\.?$/.test(call.path) ? O.O_DIRECTORY : 0);
+  const fd = onBehalf.openat(
+    inDirectory ? walked.parent : walked.fd,
+    bytes(inDirectory ? walked.name : '.'),
+    flags,
+    call.mode,
   );
-  // ELOOP: a magic link after all; EXDEV: another mount beneath /proc
-  // (binfmt_misc): the kernel opens it, Landlock checks.
-  if (fd === -ELOOP || fd === -EXDEV) return CONTINUE;
   if (fd < 0) return { kind: 'errno', errno: -fd };
   return injectAnswer(fd, (call.flags & O.O_CLOEXEC) !== 0);
 }
@@ -488,6 +456,7 @@ function onGetdents(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
 const procPidsModule: DispatchModule<unknown, ProcfsPolicy> = {
   name: 'proc-pids',
   syscalls: PROC_PIDS_SYSCALLS,
+  onBehalf: true,
   enabled: (policy) => procReadable(policy),
   handlers: {
     ...Object.fromEntries(OPEN_SYSCALLS.map((name) => [name, onOpen])),

@@ -1,11 +1,12 @@
 // What the modules share at run time: recognising an open of one of their
 // files, and serving a file's contents as a read-only memfd. Worker thread
 // only (imported by the module files; no side effects at import).
-import { realpathSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import { constants } from 'node:os';
 import { posix } from 'node:path';
 import type { Answer, HandlerContext } from '@sandlock/dispatch';
 import {
+  AT_FDCWD,
   close,
   hasSyscall,
   hostArch,
@@ -14,6 +15,7 @@ import {
   readOnlyFile,
   readOnlyReopen,
   sealedMemfd,
+  type Walked,
 } from '@sandlock/sys';
 
 /**
@@ -70,11 +72,13 @@ let lastCall: {
 /**
  * The open an open call (open, openat, openat2) makes, when it is a
  * read-only open; else null (the call should continue). The path is resolved
- * against the caller's dirfd or cwd, then made canonical by the supervisor
- * when it can be a virtual file: its last component is one of the virtual
- * files' names (a directory symlink above it) or a symlink (to one of them,
- * under any name). Any other path keeps its lexical form: its canonical form
- * ends with the same name, so it is no virtual file either.
+ * against the caller's dirfd or cwd, then, when it can be a virtual file (its
+ * last component is one of the virtual files' names, a directory symlink
+ * above it, or a symlink to one of them under any name), walked as the
+ * kernel would for the caller (ctx.walk: its /proc/self, not this
+ * process's) to the path of what it names. Any other path keeps its lexical
+ * form: its canonical form ends with the same name, so it is no virtual file
+ * either.
  */
 export function openRequest(ctx: HandlerContext): OpenRequest | null {
   if (lastCall !== null && lastCall.id === ctx.id && lastCall.pid === ctx.pid) {
@@ -123,20 +127,41 @@ function readOpen(ctx: HandlerContext): OpenRequest | null {
   if ((flags & NOT_A_READ) !== 0) return null;
   const cloexec = (flags & O.O_CLOEXEC) !== 0;
   const lexical = ctx.resolvePath();
-  // /proc/self would be the supervisor's: name the caller's thread instead.
-  const own = lexical
-    .replace(/^\/proc\/thread-self(?=\/|$)/, `/proc/${ctx.pid}/task/${ctx.pid}`)
-    .replace(/^\/proc\/self(?=\/|$)/, `/proc/${ctx.pid}`);
-  try {
-    // null: it does not exist (or not for us to see); the kernel answers.
-    if (!VIRTUAL_NAMES.has(posix.basename(own)) && isSymlink(own) !== true) {
-      return { path: lexical, cloexec };
-    }
-    const path = realpathSync(own);
-    return ctx.valid() ? { path, cloexec } : null;
-  } catch {
-    return { path: lexical, cloexec }; // does not exist (or not for us to see)
+  // null: it does not exist (or not for us to see); the kernel answers. A
+  // path under /proc may name another one through /proc/self: walked.
+  if (
+    !VIRTUAL_NAMES.has(posix.basename(lexical)) &&
+    isSymlink(lexical) !== true &&
+    !lexical.startsWith('/proc/')
+  ) {
+    return { path: lexical, cloexec };
   }
+  const dirfd = ctx.syscall === 'open' ? AT_FDCWD : Number(ctx.arg('dirfd'));
+  const walked = ctx.walk(Buffer.from(ctx.readPath(), 'utf8'), { dirfd, followLast: true });
+  try {
+    const path = walkedPath(walked) ?? lexical;
+    return ctx.valid() ? { path, cloexec } : null;
+  } finally {
+    walked.close();
+  }
+}
+
+/** The path the kernel prints for a descriptor of this process (d_path), or null. */
+export function pathOf(fd: number): string | null {
+  try {
+    return readlinkSync(`/proc/thread-self/fd/${fd}`, 'latin1');
+  } catch {
+    return null;
+  }
+}
+
+/** Where a walk ended, as a path: the object's, or where a missing last component would be. */
+export function walkedPath(walked: Walked): string | null {
+  if (walked.errno === 0) return pathOf(walked.fd);
+  if (walked.kind !== 'missing' || walked.parent < 0) return null;
+  const directory = pathOf(walked.parent);
+  if (directory === null) return null;
+  return `${directory === '/' ? '' : directory}/${walked.name}`;
 }
 
 /** Injects a supervisor fd as the caller's new descriptor: the open's answer. */

@@ -32,6 +32,12 @@ export interface ConfinementOptions {
    * sandbox reaches them only through its on-behalf opens.
    */
   hideProcesses?: boolean;
+  /**
+   * One end of the socket over which the supervisor asks the reaper to make
+   * system calls on the sandbox's behalf (a descriptor of this process; the
+   * launch hands it to the reaper only).
+   */
+  brokerFd?: number;
 }
 
 function portRanges(ports: readonly PortSpec[]): { from: number; to: number }[] {
@@ -69,12 +75,17 @@ function landlockFor(policy: Policy, hideProcesses: boolean): LandlockRuleset {
   return builder.create();
 }
 
+function hasSignalScope(ruleset: LandlockRuleset): boolean {
+  return ruleset.fd !== null && ruleset.handled.scopes.includes('signal');
+}
+
 /**
- * A domain around the reaper that handles nothing but signal scoping: the
- * sandbox, nested inside it, cannot signal the reaper, while the reaper's
- * kill(-1) reaches exactly the sandbox.
+ * A domain that handles nothing but signal scoping, for the sandbox nested
+ * in the reaper's when the policy's own rules are all the reaper's: the
+ * sandbox cannot signal the reaper, while the reaper's kill(-1) reaches
+ * exactly the sandbox.
  */
-function reaperScope(policy: Policy): LandlockRuleset {
+function signalScope(policy: Policy): LandlockRuleset {
   return landlockRuleset({
     compatibility: policy.bestEffort ? 'best-effort' : 'hard',
     handle: { fs: false, net: false, scopes: ['signal'] },
@@ -99,11 +110,17 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
   const fds: number[] = [];
   const warnings: string[] = [];
   try {
-    const scope = reaperScope(policy);
-    if (scope.fd !== null) fds.push(scope.fd);
-    const main = landlockFor(policy, options.hideProcesses ?? false);
-    if (main.fd !== null) fds.push(main.fd);
-    warnings.push(...describeDrops('the filesystem and network policy', main));
+    // Two domains, one inside the other. The reaper's is the policy's own
+    // (scoped, so the reaper signals only what is nested in it): the system
+    // calls it makes on the sandbox's behalf get no more than the policy
+    // grants. The sandbox's, nested in it, keeps the sandbox from signalling
+    // the reaper and, where the supervisor hides processes, leaves /proc's
+    // process directories out: the on-behalf opens are the only way there.
+    const outer = landlockFor(policy, false);
+    if (outer.fd !== null) fds.push(outer.fd);
+    warnings.push(...describeDrops('the filesystem and network policy', outer));
+    const inner = options.hideProcesses ? landlockFor(policy, true) : signalScope(policy);
+    if (inner.fd !== null) fds.push(inner.fd);
 
     const steps: LaunchStep[] = [{ kind: 'setsid' }];
     if (policy.maxOpenFiles !== null) {
@@ -122,18 +139,23 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     if (policy.cwd !== null) steps.push({ kind: 'chdir', path: policy.cwd });
     steps.push({ kind: 'noNewPrivs' });
     steps.push(DROP_CAPABILITIES);
-    if (scope.fd !== null) {
-      steps.push({ kind: 'landlockRestrictSelf', rulesetFd: scope.fd, flags: scope.restrictFlags });
-    } else {
+    if (outer.fd !== null) {
+      steps.push({ kind: 'landlockRestrictSelf', rulesetFd: outer.fd, flags: outer.restrictFlags });
+    }
+    // kill(-1) is safe only when the reaper's domain is signal-scoped; the
+    // sandbox cannot signal the reaper only when its own layer is too.
+    const scoped = hasSignalScope(outer) && hasSignalScope(inner);
+    if (!scoped) {
       warnings.push('Landlock signal scoping is unavailable: kill reaches only the process group');
     }
     steps.push({
       kind: 'forkReaper',
       parentPid: process.pid,
-      killTarget: scope.fd !== null ? -1 : 0,
+      killTarget: scoped ? -1 : 0,
+      ...(options.brokerFd !== undefined ? { brokerFd: options.brokerFd } : {}),
     });
-    if (main.fd !== null) {
-      steps.push({ kind: 'landlockRestrictSelf', rulesetFd: main.fd, flags: main.restrictFlags });
+    if (inner.fd !== null) {
+      steps.push({ kind: 'landlockRestrictSelf', rulesetFd: inner.fd, flags: inner.restrictFlags });
     }
     const notify = options.notify ?? [];
     const filter = compileSandboxFilter({

@@ -1,7 +1,14 @@
 import type { Readable, Writable } from 'node:stream';
 import { watchResources } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
-import { close, hostArch, LaunchError, launch, type StdioEntry } from '@sandlock/sys';
+import {
+  brokerSocketPair,
+  close,
+  hostArch,
+  LaunchError,
+  launch,
+  type StdioEntry,
+} from '@sandlock/sys';
 import { PolicyBuilder } from './builder.js';
 import { prepareConfinement } from './confine.js';
 import { programEnvironment, resolveCommand } from './environment.js';
@@ -92,10 +99,27 @@ export class Sandbox {
     const outerSupervisor = needed.length > 0 ? process.env[SUPERVISOR_VARIABLE] : undefined;
     const delegating = outerSupervisor !== undefined && outerSupervisor !== '';
     const notify = delegating || needed.length === 0 ? [] : withNesting(supervisor!, needed);
-    const confinement = prepareConfinement(policy, {
-      notify,
-      hideProcesses: hidesProcesses(policy) && (notify.length > 0 || delegating),
-    });
+    // The reaper makes the calls a module does on the sandbox's behalf, in
+    // the policy's own Landlock domain (confine.ts).
+    let broker =
+      notify.length > 0 && supervisor!.actsOnBehalf({ policy: modulePolicy })
+        ? brokerSocketPair()
+        : null;
+    let confinement: ReturnType<typeof prepareConfinement>;
+    try {
+      confinement = prepareConfinement(policy, {
+        notify,
+        hideProcesses: hidesProcesses(policy) && (notify.length > 0 || delegating),
+        ...(broker !== null ? { brokerFd: broker.reaper } : {}),
+      });
+    } catch (error) {
+      if (broker !== null) {
+        close(broker.reaper);
+        close(broker.supervisor);
+      }
+      throw error;
+    }
+    if (broker !== null) confinement.fds.push(broker.reaper);
     if (confinement.listener) {
       // This sandbox's supervisor is the one a sandbox inside it must ask.
       const socket = await delegationSocket();
@@ -112,6 +136,9 @@ export class Sandbox {
         stdio: options.stdio ?? ['pipe', 'pipe', 'pipe'],
         handshake: confinement.listener || delegating,
       });
+    } catch (error) {
+      if (broker !== null) close(broker.supervisor);
+      throw error;
     } finally {
       // The child has its copies now (spawn forks synchronously).
       for (const fd of confinement.fds) close(fd);
@@ -126,12 +153,16 @@ export class Sandbox {
           policy,
         });
       } else if (supervisor && confinement.listener) {
-        session = supervisor.attach(launched.takeListener(), {
+        const listener = launched.takeListener();
+        const brokerFd = broker?.supervisor;
+        broker = null; // the session owns it now
+        session = supervisor.attach(listener, {
           reaperPid: launched.pid,
           programPid: report.pid,
           policy: modulePolicy,
           deny: defaultDenyList(hostArch()),
           notified: notify,
+          ...(brokerFd !== undefined ? { broker: brokerFd } : {}),
         });
         track(launched.pid, session, policy, supervisor);
       }
@@ -145,6 +176,7 @@ export class Sandbox {
         session,
       });
     } catch (error) {
+      if (broker !== null) close(broker.supervisor);
       launched.child.kill('SIGKILL');
       if (error instanceof LaunchError && error.step === 'seccomp' && error.code === 'EBUSY') {
         // A task's filter chain holds at most one listener (kernel/seccomp.c,

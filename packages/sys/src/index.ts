@@ -52,3 +52,4 @@ export {
 export * from './structs/index.js';
 export * from './stub/index.js';
 export * from './syscalls/index.js';
+export { type WalkKind, type WalkOptions, Walked, walkPath } from './walk.js';
