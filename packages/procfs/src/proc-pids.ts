@@ -26,6 +26,7 @@ import {
   hostArch,
   openAt,
   openFlags,
+  pathWithin,
   RESOLVE_BENEATH,
   RESOLVE_IN_ROOT,
   RESOLVE_NO_MAGICLINKS,
@@ -39,12 +40,12 @@ import {
 } from '@sandlock/sys';
 import {
   deterministicDirsOf,
+  heldBy,
   hostnameOf,
   madeUpProcFiles,
   type ProcfsPolicy,
   policyReads,
   procReadable,
-  within,
 } from './content.js';
 import { hostFileOf } from './host-content.js';
 import { type DirEntry, ListingCache, sortEntries } from './listing.js';
@@ -88,7 +89,7 @@ export const SENSITIVE_PATHS: readonly string[] = [
 ];
 
 function sensitive(path: string): boolean {
-  return SENSITIVE_PATHS.some((entry) => path === entry || path.startsWith(`${entry}/`));
+  return SENSITIVE_PATHS.some((entry) => pathWithin(path, entry));
 }
 
 const O = openFlags(hostArch());
@@ -155,8 +156,8 @@ function setUp(): Worker {
 
 /** Whether the sandbox may write in a directory (components): fsWrite holds it or an ancestor. */
 function writable(policy: ProcfsPolicy | undefined, directory: readonly string[]): boolean {
-  const path = bytes(`/${directory.join('/')}`).toString('utf8'); // the policy's paths are text
-  return (policy?.fsWrite ?? []).some((entry) => typeof entry === 'string' && within(path, entry));
+  const path = `/${directory.join('/')}`;
+  return (policy?.fsWrite ?? []).some((entry) => heldBy(path, entry));
 }
 
 /** An open call's arguments, copied. */
@@ -184,11 +185,6 @@ function readRawPath(ctx: HandlerContext): string {
     // A bad pointer or a path too long: readPath fails the call the kernel's way.
     return Buffer.from(ctx.readPath(), 'utf8').toString('latin1');
   }
-}
-
-/** A path in this module's one-character-per-byte form, as the kernel takes it. */
-function bytes(path: string): Buffer {
-  return Buffer.from(path, 'latin1');
 }
 
 /** A NUL-terminated copy of a path, for the raw syscalls. */
