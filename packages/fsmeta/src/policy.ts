@@ -2,24 +2,14 @@
 // let it write. Pure functions over the session policy, shared by the module
 // and its tests.
 
+import { bytePath, pathWithin } from '@sandlock/sys';
+
 /** The policy fields the fs-meta module reads (sandlock's session policy). */
 export interface FsMetaPolicy {
   /** Writable trees, canonical absolute paths. */
   readonly fsWrite?: readonly string[];
   /** Trees hidden inside readable or writable ones, canonical absolute paths. */
   readonly fsDeny?: readonly string[];
-}
-
-/** A policy path in the one-character-per-byte form the links are read in. */
-function latin1(path: string): string {
-  return Buffer.from(path, 'utf8').toString('latin1');
-}
-
-/** `path` is `tree` or lies beneath it (both absolute, normalized). */
-function beneath(path: string, tree: string): boolean {
-  if (tree === '/') return true;
-  const root = tree.endsWith('/') ? tree.slice(0, -1) : tree;
-  return path === root || path.startsWith(`${root}/`);
 }
 
 /**
@@ -42,11 +32,11 @@ export function writableByPolicy(
   // fs/d_path.c); a live file may have such a name too: cut only when unlinked.
   const path = unlinked && link.endsWith(' (deleted)') ? link.slice(0, -' (deleted)'.length) : link;
   const strings = (list: readonly string[] | undefined) =>
-    (list ?? []).filter((entry): entry is string => typeof entry === 'string').map(latin1);
+    (list ?? []).filter((entry): entry is string => typeof entry === 'string').map(bytePath);
   const denied = strings(policy?.fsDeny);
-  if (denied.some((tree) => beneath(path, tree))) return false;
+  if (denied.some((tree) => pathWithin(path, tree))) return false;
   // An ancestor of a denied tree is not granted by Landlock either: sandlock
   // grants its entries around the denied one instead (fs-rules.ts, carve).
-  if (denied.some((tree) => tree !== path && beneath(tree, path))) return false;
-  return strings(policy?.fsWrite).some((tree) => beneath(path, tree));
+  if (denied.some((tree) => tree !== path && pathWithin(tree, path))) return false;
+  return strings(policy?.fsWrite).some((tree) => pathWithin(path, tree));
 }

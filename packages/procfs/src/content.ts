@@ -1,6 +1,8 @@
 // The synthetic contents, as pure functions of the real ones: no I/O here, so
 // they are tested without a sandbox.
 
+import { bytePath, pathWithin } from '@sandlock/sys';
+
 /** struct utsname on Linux: six fields of __NEW_UTS_LEN + 1 = 65 bytes. */
 export const UTS_FIELD = 65;
 export const UTSNAME_SIZE = 6 * UTS_FIELD;
@@ -43,22 +45,21 @@ export function deterministicDirsOf(policy: ProcfsPolicy | undefined | null): bo
   return policy?.deterministicDirs === true;
 }
 
-/** `path` is `ancestor` or lies beneath it (both absolute, lexical). */
-export function within(path: string, ancestor: string): boolean {
-  if (ancestor === '/') return path.startsWith('/');
-  const trimmed = ancestor.endsWith('/') ? ancestor.slice(0, -1) : ancestor;
-  return path === trimmed || path.startsWith(`${trimmed}/`);
+/** `path` (one character per byte) is a policy entry (text) or lies beneath it. */
+export function heldBy(path: string, entry: unknown): boolean {
+  return typeof entry === 'string' && pathWithin(path, bytePath(entry));
 }
 
 /**
  * The sandbox may read `path` by its policy: fsRead or fsWrite holds it or
  * an ancestor, and no fsDeny entry is it or an ancestor. (A deny entry
- * beneath it does not count: the rest stays readable.)
+ * beneath it does not count: the rest stays readable.) `path` is absolute,
+ * one character per byte as the kernel's paths are read (bytePath of a text).
  */
 export function policyReads(policy: ProcfsPolicy | undefined | null, path: string): boolean {
   const granted = [...(policy?.fsRead ?? []), ...(policy?.fsWrite ?? [])];
-  if (!granted.some((entry) => typeof entry === 'string' && within(path, entry))) return false;
-  return !(policy?.fsDeny ?? []).some((entry) => typeof entry === 'string' && within(path, entry));
+  if (!granted.some((entry) => heldBy(path, entry))) return false;
+  return !(policy?.fsDeny ?? []).some((entry) => heldBy(path, entry));
 }
 
 /** The proc-pids module's condition: the sandbox may read /proc. */

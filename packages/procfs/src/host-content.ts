@@ -1,7 +1,8 @@
 // What the proc-host module serves, as pure functions: which opens are its
 // own, the mount tables cut to what the policy shows, and /proc/loadavg of
 // the sandbox's tasks. No I/O here, so they are tested without a sandbox.
-import { type ProcfsPolicy, policyReads, within } from './content.js';
+import { bytePath, pathWithin } from '@sandlock/sys';
+import { type ProcfsPolicy, policyReads } from './content.js';
 
 /** The mount tables of a process (fs/proc_namespace.c). */
 export type MountTable = 'mounts' | 'mountinfo' | 'mountstats';
@@ -44,18 +45,13 @@ export function hostFileOf(path: string): HostFile | null {
  * A mount point as the kernel prints it, its escapes undone: the kernel
  * writes space, tab, newline and backslash as `\ooo` octal (mangle() and
  * seq_path_root() in fs/proc_namespace.c, with seq_escape); it escapes the
- * backslash itself, so every `\ooo` is an escape. The
- * text is one character per byte (latin1); the result is UTF-8 decoded, as
- * the policy's paths are text.
+ * backslash itself, so every `\ooo` is an escape. The text is one character
+ * per byte (latin1), and so is the result: a name that is not UTF-8 stays exact.
  */
 export function decodeMountPath(field: string): string {
-  const bytes = Buffer.from(
-    field.replace(/\\([0-7]{3})/g, (_, octal: string) =>
-      String.fromCharCode(Number.parseInt(octal, 8) & 0xff),
-    ),
-    'latin1',
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) =>
+    String.fromCharCode(Number.parseInt(octal, 8) & 0xff),
   );
-  return bytes.toString('utf8');
 }
 
 /**
@@ -64,7 +60,8 @@ export function decodeMountPath(field: string): string {
  * does), or the mount point is an ancestor of a path the policy grants (an
  * fsRead or fsWrite entry beneath it, itself readable): `/` and the mounts
  * that hold granted paths stay, a host mount elsewhere (/mnt/secret,
- * /home/x) does not.
+ * /home/x) does not. The mount point is one character per byte, as
+ * decodeMountPath gives it.
  */
 export function mountPointVisible(
   policy: ProcfsPolicy | undefined | null,
@@ -74,7 +71,10 @@ export function mountPointVisible(
   if (policyReads(policy, mountPoint)) return true;
   const granted = [...(policy?.fsRead ?? []), ...(policy?.fsWrite ?? [])];
   return granted.some(
-    (entry) => typeof entry === 'string' && within(entry, mountPoint) && policyReads(policy, entry),
+    (entry) =>
+      typeof entry === 'string' &&
+      pathWithin(bytePath(entry), mountPoint) &&
+      policyReads(policy, bytePath(entry)),
   );
 }
 

@@ -5,7 +5,7 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import type { DispatchModule, HandlerContext } from '@sandlock/dispatch';
-import { trySyscall } from '@sandlock/sys';
+import { bytePath, trySyscall } from '@sandlock/sys';
 import {
   hostnameFile,
   hostnameOf,
@@ -71,7 +71,7 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   if (FILES.has(request.path)) return files.serve(hostnameFile(hostname), request.cloexec);
   if (request.path !== HOSTS && request.path !== hostsPath()) return CONTINUE;
   // Not readable by the policy: the kernel refuses the real file (Landlock).
-  if (!policyReads(ctx.session.policy, hostsPath())) return CONTINUE;
+  if (!policyReads(ctx.session.policy, bytePath(hostsPath()))) return CONTINUE;
   const hosts = hostsFor(hostname);
   return hosts === null ? CONTINUE : files.serve(hosts, request.cloexec); // null: the kernel's ENOENT
 }

@@ -28,6 +28,7 @@ import {
   hostArch,
   openAt,
   openFlags,
+  pathWithin,
   RESOLVE_NO_SYMLINKS,
   readCStringBytes,
   sameIds,
@@ -38,12 +39,12 @@ import {
 } from '@sandlock/sys';
 import {
   deterministicDirsOf,
+  heldBy,
   hostnameOf,
   madeUpProcFiles,
   type ProcfsPolicy,
   policyReads,
   procReadable,
-  within,
 } from './content.js';
 import { hostFileOf } from './host-content.js';
 import { type DirEntry, ListingCache, sortEntries } from './listing.js';
@@ -80,7 +81,7 @@ export const SENSITIVE_PATHS: readonly string[] = [
 ];
 
 function sensitive(path: string): boolean {
-  return SENSITIVE_PATHS.some((entry) => path === entry || path.startsWith(`${entry}/`));
+  return SENSITIVE_PATHS.some((entry) => pathWithin(path, entry));
 }
 
 const O = openFlags(hostArch());
@@ -135,8 +136,8 @@ function setUp(): Worker {
 
 /** Whether the sandbox may write in a directory (components): fsWrite holds it or an ancestor. */
 function writable(policy: ProcfsPolicy | undefined, directory: readonly string[]): boolean {
-  const path = bytes(`/${directory.join('/')}`).toString('utf8'); // the policy's paths are text
-  return (policy?.fsWrite ?? []).some((entry) => typeof entry === 'string' && within(path, entry));
+  const path = `/${directory.join('/')}`;
+  return (policy?.fsWrite ?? []).some((entry) => heldBy(path, entry));
 }
 
 /** An open call's arguments, copied. */

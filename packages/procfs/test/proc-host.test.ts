@@ -37,8 +37,20 @@ describe('hostFileOf', () => {
 describe('mount points', () => {
   it('decodes the kernel escapes', () => {
     expect(decodeMountPath('/mnt/a\\040b\\011c\\012d\\134e')).toBe('/mnt/a b\tc\nd\\e');
-    // UTF-8 bytes as the kernel writes them (one character per byte here).
-    expect(decodeMountPath(Buffer.from('/mnt/é', 'utf8').toString('latin1'))).toBe('/mnt/é');
+    // Bytes as the kernel writes them, one character per byte, and so they stay.
+    const utf8 = Buffer.from('/mnt/é', 'utf8').toString('latin1');
+    expect(decodeMountPath(utf8)).toBe(utf8);
+    expect(decodeMountPath('/mnt/\\377x')).toBe('/mnt/\xffx');
+  });
+
+  it('compares them as bytes with the policy, whose paths are text', () => {
+    const accented = { fsRead: ['/mnt/é'] };
+    expect(mountPointVisible(accented, Buffer.from('/mnt/é').toString('latin1'))).toBe(true);
+    expect(mountPointVisible(accented, Buffer.from('/mnt').toString('latin1'))).toBe(true);
+    // A name that is not UTF-8 is not the replacement character's name.
+    const replaced = { fsRead: ['/mnt/\ufffd'] };
+    expect(mountPointVisible(replaced, '/mnt/\xff')).toBe(false);
+    expect(mountPointVisible(replaced, Buffer.from('/mnt/\ufffd').toString('latin1'))).toBe(true);
   });
 
   it('shows what the policy reads, and the ancestors of what it grants', () => {

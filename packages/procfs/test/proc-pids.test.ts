@@ -71,6 +71,13 @@ describe('the condition', () => {
     expect(procReadable({ fsRead: ['/proc'], fsDeny: ['/'] })).toBe(false);
     expect(procReadable({ fsRead: ['/proc'], fsDeny: ['/proc/sys'] })).toBe(true);
     expect(policyReads({ fsRead: ['/'], fsDeny: ['/proc/sys'] }, '/proc/sys/kernel')).toBe(false);
+    // Paths are one character per byte; the policy's are text.
+    const accented = { fsRead: ['/'], fsDeny: ['/proc/sys/net/ipv4/conf/é'] };
+    const path = Buffer.from('/proc/sys/net/ipv4/conf/é/forwarding').toString('latin1');
+    expect(policyReads(accented, path)).toBe(false);
+    // Whole names: a name beginning with `..` lies beneath its directory.
+    expect(policyReads({ fsRead: ['/'], fsDeny: ['/proc/..x'] }, '/proc/..x/y')).toBe(false);
+    expect(policyReads({ fsRead: ['/'], fsDeny: ['/proc/sys/'] }, '/proc/sys/kernel')).toBe(false);
   });
 
   it('turns the module on', () => {

@@ -1,6 +1,7 @@
 import { type Dirent, lstatSync, readdirSync, realpathSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { SENSITIVE_PATHS } from '@sandlock/procfs';
+import { pathWithin } from '@sandlock/sys';
 
 export type FsIntent = 'readExec' | 'write';
 
@@ -20,12 +21,6 @@ export function canonical(path: string): string {
   } catch {
     return path; // a deny path that does not exist yet stays as given
   }
-}
-
-/** True when `inner` is `outer` or lies beneath it. */
-export function within(inner: string, outer: string): boolean {
-  const rel = relative(outer, inner);
-  return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..');
 }
 
 /**
@@ -113,7 +108,7 @@ function procEntriesWithoutProcesses(intent: FsIntent, madeUp: readonly string[]
  */
 function withoutProcessDirectories(rules: FsRule[], madeUp: readonly string[]): FsRule[] {
   return rules.flatMap((rule) => {
-    if (within(PROC, rule.path)) {
+    if (pathWithin(PROC, rule.path)) {
       const around = rule.path === PROC ? [] : carve(rule, PROC);
       return [...around, ...procEntriesWithoutProcesses(rule.intent, madeUp)];
     }
@@ -146,8 +141,8 @@ export function filesystemRules(
   ];
   for (const denied of fsDeny.map(canonical)) {
     rules = rules.flatMap((rule) => {
-      if (within(rule.path, denied)) return [];
-      if (within(denied, rule.path)) return carve(rule, denied);
+      if (pathWithin(rule.path, denied)) return [];
+      if (pathWithin(denied, rule.path)) return carve(rule, denied);
       return [rule];
     });
   }

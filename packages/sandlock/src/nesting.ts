@@ -17,9 +17,8 @@ import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Session, Supervisor } from '@sandlock/dispatch';
-import { parentOf, trySyscall } from '@sandlock/sys';
+import { parentOf, pathWithin, trySyscall } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
-import { within } from './fs-rules.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { sessionPolicy } from './supervision.js';
 
@@ -69,8 +68,8 @@ function intersection(inner: readonly string[], outer: readonly string[]): strin
   const out = new Set<string>();
   for (const a of inner) {
     for (const b of outer) {
-      if (within(a, b)) out.add(a);
-      else if (within(b, a)) out.add(b);
+      if (pathWithin(a, b)) out.add(a);
+      else if (pathWithin(b, a)) out.add(b);
     }
   }
   return [...out];

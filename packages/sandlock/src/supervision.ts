@@ -14,7 +14,7 @@ import {
 } from '@sandlock/procfs';
 import { PROCESS_LIMIT_MODULE } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
-import { hostArch } from '@sandlock/sys';
+import { hostArch, pathWithin } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
 import { canonical } from './fs-rules.js';
 import type { PluginRef, Policy } from './policy.js';
@@ -59,7 +59,7 @@ const BUILT_IN_MODULES = [
  * a path the module let through.
  */
 export function hidesProcesses(policy: Policy): boolean {
-  const writable = policy.fsWrite.some((path) => path === '/' || path === '/proc');
+  const writable = policy.fsWrite.some((path) => pathWithin('/proc', path));
   return procReadable(policy) && !writable;
 }
 

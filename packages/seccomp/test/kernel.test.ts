@@ -252,8 +252,18 @@ describe.skipIf(noForeignAbiTest)('foreign ABIs on x86_64', () => {
   });
 
   for (const abi of Object.keys(SOURCES)) {
-    it(`kills the process on an ${abi} syscall (and the program is fine without the filter)`, async () => {
+    it(`kills the process on an ${abi} syscall (and the program is fine without the filter)`, async (context) => {
       const control = await runSandboxed(denyOnly, [programs[abi]!], { unfiltered: true });
+      // CONFIG_IA32_EMULATION=y is not enough: where the kernel does not take
+      // i386 calls (booted with ia32_emulation=0; some paravirtualized guests),
+      // int $0x80 faults and the program dies of SIGSEGV.
+      if (abi === 'i386' && control.signal === 'SIGSEGV') {
+        skipReason(
+          true,
+          'the i386 case: its control (int $0x80, no filter) died of SIGSEGV, so this kernel does not run i386 syscalls',
+        );
+        context.skip();
+      }
       expect(control).toMatchObject({ code: 0, signal: null });
       const filtered = await runSandboxed(denyOnly, [programs[abi]!]);
       expect(filtered).toMatchObject({ code: null, signal: 'SIGSYS' });

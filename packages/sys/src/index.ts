@@ -34,7 +34,7 @@ export {
   readMemoryPartial,
   writeMemory,
 } from './memory.js';
-export { isSymlink } from './paths.js';
+export { bytePath, isSymlink, pathWithin } from './paths.js';
 export {
   childrenOfThread,
   descendantsOf,
