@@ -114,6 +114,8 @@ export const SOCK_PACKET = 10;
  * (__sys_socket() in net/socket.c masks with SOCK_TYPE_MASK and refuses other flag bits).
  */
 export const SOCK_TYPE_MASK = 0xf;
+/** socket(2) and socketpair(2) type flag: close-on-exec (O_CLOEXEC's value, include/linux/net.h). */
+export const SOCK_CLOEXEC = 0o2000000;
 
 // include/uapi/linux/wait.h
 export const WNOHANG = 0x00000001;

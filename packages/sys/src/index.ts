@@ -1,3 +1,12 @@
+export {
+  BROKER_DATA_MAX,
+  type BrokerArg,
+  BrokerError,
+  type BrokerReply,
+  type BrokerRequest,
+  brokerCall,
+  brokerSocketPair,
+} from './broker.js';
 export { type CapabilitySets, setThreadCapabilities, threadCapabilities } from './caps.js';
 export * from './constants.js';
 export {

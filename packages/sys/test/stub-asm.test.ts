@@ -4,9 +4,23 @@
 
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import {
+  CMSGHDR_SIZE,
+  cmsgSpace,
+  IOVEC_OFFSETS,
+  IOVEC_SIZE,
+  MSG_CMSG_CLOEXEC,
+  MSG_CTRUNC,
+  MSG_DONTWAIT,
+  MSG_NOSIGNAL,
+  MSG_TRUNC,
+  MSGHDR_OFFSETS,
+  MSGHDR_SIZE,
+} from '../src/structs/index.js';
 import {
   SCRIPT_BASE,
   SCRIPT_CAPACITY,
@@ -17,7 +31,18 @@ import {
   STEP_FATAL_UNLESS_EQUAL,
   STUB_CODE,
 } from '../src/stub/index.js';
-import { REAPER_PARAM, REAPER_PARAMS_SIZE, STEP_FORK_REAPER } from '../src/stub/script.js';
+import {
+  BROKER_ARG,
+  BROKER_BLOCK,
+  BROKER_BLOCK_SIZE,
+  BROKER_MAX_FDS,
+  BROKER_REQUEST,
+  BROKER_REQUEST_MAX,
+  BROKER_RETURNS_FD,
+  REAPER_PARAM,
+  REAPER_PARAMS_SIZE,
+  STEP_FORK_REAPER,
+} from '../src/stub/script.js';
 import { ARCHES, type Arch, syscallNumber } from '../src/syscalls/index.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -87,10 +112,80 @@ describe.each(ARCHES)('exec stub source for %s', (arch) => {
       closeLast: values.get('P_CLOSE_LAST'),
       zero: values.get('P_ZERO'),
       status: values.get('P_STATUS'),
+      broker: values.get('P_BROKER'),
     }).toEqual(Object.fromEntries(Object.entries(REAPER_PARAM).map(([k, v]) => [k, BigInt(v)])));
-    // 16 zero bytes, then the 8-byte status slot ends the block.
+    // 16 zero bytes, then the 8-byte status slot, then the broker address ends the block.
     expect(REAPER_PARAM.status - REAPER_PARAM.zero).toBe(16);
-    expect(REAPER_PARAM.status + 8).toBe(REAPER_PARAMS_SIZE);
+    expect(REAPER_PARAM.broker + 8).toBe(REAPER_PARAMS_SIZE);
+  });
+
+  it('uses the broker block and request layout of the TypeScript side', () => {
+    const values = equates(readFileSync(join(asmDir, `${arch}.S`), 'utf8'));
+    const big = (value: number) => BigInt(value);
+    expect({
+      recvMsg: values.get('B_RECV_MSG'),
+      sendMsg: values.get('B_SEND_MSG'),
+      sendLen: values.get('B_SEND_LEN'),
+      recvControl: values.get('B_RECV_CONTROL'),
+      sendFd: values.get('B_SEND_FD'),
+      call: values.get('B_CALL'),
+      request: values.get('B_REQUEST'),
+      controlLen: values.get('MSG_CONTROLLEN'),
+      flags: values.get('MSG_FLAGS'),
+      cmsgData: values.get('CMSG_DATA'),
+      recvControlSize: values.get('RECV_CONTROL_SIZE'),
+      sendControlSize: values.get('SEND_CONTROL_SIZE'),
+      kinds: values.get('R_KINDS'),
+      requestFlags: values.get('R_FLAGS'),
+      data: values.get('R_DATA'),
+    }).toEqual({
+      recvMsg: big(BROKER_BLOCK.recvMsg),
+      sendMsg: big(BROKER_BLOCK.sendMsg),
+      sendLen: big(BROKER_BLOCK.sendIov + IOVEC_OFFSETS.iov_len),
+      recvControl: big(BROKER_BLOCK.recvControl),
+      sendFd: big(BROKER_BLOCK.sendFd),
+      call: big(BROKER_BLOCK.call),
+      request: big(BROKER_BLOCK.request),
+      controlLen: big(MSGHDR_OFFSETS.msg_controllen),
+      flags: big(MSGHDR_OFFSETS.msg_flags),
+      cmsgData: big(CMSGHDR_SIZE),
+      recvControlSize: big(cmsgSpace(4 * BROKER_MAX_FDS)),
+      sendControlSize: big(cmsgSpace(4)),
+      kinds: big(BROKER_REQUEST.kinds),
+      requestFlags: big(BROKER_REQUEST.flags),
+      data: big(BROKER_REQUEST.data),
+    });
+    // The parts of the block follow each other without overlapping.
+    expect(BROKER_BLOCK.sendMsg).toBe(BROKER_BLOCK.recvMsg + MSGHDR_SIZE);
+    expect(BROKER_BLOCK.recvIov).toBe(BROKER_BLOCK.sendMsg + MSGHDR_SIZE);
+    expect(BROKER_BLOCK.sendIov).toBe(BROKER_BLOCK.recvIov + IOVEC_SIZE);
+    expect(BROKER_BLOCK.recvControl).toBe(BROKER_BLOCK.sendIov + IOVEC_SIZE);
+    expect(BROKER_BLOCK.sendControl).toBe(BROKER_BLOCK.recvControl + cmsgSpace(4 * BROKER_MAX_FDS));
+    expect(BROKER_BLOCK.sendFd).toBe(BROKER_BLOCK.sendControl + CMSGHDR_SIZE);
+    expect(BROKER_BLOCK.call).toBe(BROKER_BLOCK.sendControl + cmsgSpace(4));
+    expect(BROKER_BLOCK.request).toBe(BROKER_BLOCK.call + 7 * 8);
+    expect(BROKER_BLOCK_SIZE).toBe(BROKER_BLOCK.request + BROKER_REQUEST_MAX);
+    // The reaper tells the three kinds apart as 0, 1, 2 and anything else.
+    expect(BROKER_ARG).toEqual({ literal: 0, fd: 1, data: 2 });
+    const msg = (name: string) => values.get(name) ?? 1n << values.get(`${name}_BIT`)!;
+    expect(msg('MSG_CTRUNC')).toBe(big(MSG_CTRUNC));
+    expect(msg('MSG_TRUNC')).toBe(big(MSG_TRUNC));
+    expect(msg('RETURNS_FD')).toBe(big(BROKER_RETURNS_FD));
+    expect(values.get('MSG_DONTWAIT')).toBe(big(MSG_DONTWAIT));
+    expect(values.get('MSG_NOSIGNAL')).toBe(big(MSG_NOSIGNAL));
+    expect(values.get('MSG_CMSG_CLOEXEC')).toBe(big(MSG_CMSG_CLOEXEC));
+  });
+
+  it('uses the errno values of the C library', () => {
+    const values = equates(readFileSync(join(asmDir, `${arch}.S`), 'utf8'));
+    const errnos = [...values].filter(([name]) => /^E[A-Z]+$/.test(name));
+    expect(errnos.map(([name]) => name).sort()).toEqual(['EAGAIN', 'EBADF', 'EINTR', 'EINVAL']);
+    for (const [name, value] of errnos) {
+      expect({ name, value }).toEqual({
+        name,
+        value: BigInt(osConstants.errno[name as keyof typeof osConstants.errno]),
+      });
+    }
   });
 
   it('uses the syscall numbers of the tables for every SYS_ constant', () => {
@@ -108,6 +203,9 @@ describe.each(ARCHES)('exec stub source for %s', (arch) => {
         'close_range',
         'rt_sigprocmask',
         'prlimit64',
+        'recvmsg',
+        'sendmsg',
+        'close',
       ]
         .map((name) => `SYS_${name}`)
         .sort(),
@@ -121,7 +219,7 @@ describe.each(ARCHES)('exec stub source for %s', (arch) => {
   });
 
   it('stays small', () => {
-    expect(STUB_CODE[arch].length).toBeLessThan(700);
+    expect(STUB_CODE[arch].length).toBeLessThan(1024);
   });
 });
 

@@ -39,6 +39,7 @@ import {
   decodeStubFailure,
   REAPER_PARAM,
   REAPER_PARAMS_SIZE,
+  REAPER_POLLFDS_SIZE,
   ScriptEncoder,
 } from '../src/stub/script.js';
 import { ARCHES, type Arch, hostArch, syscallNumber } from '../src/syscalls/index.js';
@@ -190,7 +191,10 @@ function reaperScript(
   const blocked = encoder.bytes(
     sigset([SIGCHLD, ...Object.keys(sandbox.sigmap ?? {}).map(Number)]),
   );
-  const pollfds = encoder.zeros(16);
+  // [0] signalfd and [1] pidfd, stored by the steps below; [2] no broker.
+  const pollfdArray = Buffer.alloc(REAPER_POLLFDS_SIZE);
+  pollfdArray.writeInt32LE(-1, 16);
+  const pollfds = encoder.bytes(pollfdArray);
   const params = Buffer.alloc(REAPER_PARAMS_SIZE);
   params.writeBigUInt64LE(pollfds, REAPER_PARAM.pollfds);
   params.writeBigInt64LE(sandbox.landlock ? -1n : BigInt(-stubPid), REAPER_PARAM.killTarget);

@@ -195,7 +195,7 @@ describe('ScriptEncoder', () => {
     expect(encoder.stepCount).toBe(0);
   });
 
-  it('lays out ReaperParams as u64 fields ending with the zeros and the status slot', () => {
+  it('lays out ReaperParams as u64 fields: the zeros, the status slot, the broker address', () => {
     expect(REAPER_PARAM).toEqual({
       pollfds: 0,
       killTarget: 8,
@@ -204,9 +204,29 @@ describe('ScriptEncoder', () => {
       closeLast: 32,
       zero: 40,
       status: 56,
+      broker: 64,
     });
-    expect(REAPER_PARAMS_SIZE).toBe(64);
+    expect(REAPER_PARAMS_SIZE).toBe(72);
     expect(STEP_FORK_REAPER).toBe(4);
+  });
+
+  it('fills bytes placed before, later fills winning', () => {
+    const encoder = new ScriptEncoder({ maxSteps: 0 });
+    const first = encoder.zeros(16);
+    const second = encoder.bytes(Uint8Array.of(9, 9));
+    encoder.fill(first + 4n, Uint8Array.of(1, 2, 3));
+    encoder.fill(first + 5n, Uint8Array.of(7));
+    encoder.fill(second, Uint8Array.of(5));
+    const data = encoder.encode(3).subarray(SCRIPT_HEADER_SIZE);
+    expect([...data.subarray(0, 8)]).toEqual([0, 0, 0, 0, 1, 7, 3, 0]);
+    expect([...data.subarray(16, 18)]).toEqual([5, 9]);
+  });
+
+  it('refuses to fill bytes outside its data', () => {
+    const encoder = new ScriptEncoder();
+    const slot = encoder.zeros(8);
+    expect(() => encoder.fill(slot + 4n, Buffer.alloc(5))).toThrow(/not in this script's data/);
+    expect(() => encoder.fill(BASE, Buffer.alloc(1))).toThrow(/not in this script's data/);
   });
 
   it('refuses a C string with a NUL in it', () => {

@@ -1,4 +1,5 @@
 export * from './clone-args.js';
+export * from './cmsghdr.js';
 export * from './filter.js';
 export * from './iovec.js';
 export * from './landlock.js';

@@ -2,6 +2,17 @@
 
 import { assertFits, encodeWith, zeroStruct } from './layout.js';
 
+// MSG_* flags of <linux/socket.h>: the `flags` argument of sendmsg/recvmsg, and msg_flags.
+/** recvmsg(2) reports: control data was discarded for lack of room in the control buffer. */
+export const MSG_CTRUNC = 0x8;
+/** recvmsg(2) reports: the datagram was longer than the buffers and was cut. */
+export const MSG_TRUNC = 0x20;
+export const MSG_DONTWAIT = 0x40;
+/** sendmsg(2): no SIGPIPE when the peer is gone, only EPIPE. */
+export const MSG_NOSIGNAL = 0x4000;
+/** recvmsg(2): descriptors received with SCM_RIGHTS are close-on-exec. */
+export const MSG_CMSG_CLOEXEC = 0x40000000;
+
 export const MSGHDR_SIZE = 56;
 export const MSGHDR_ALIGN = 8;
 export const MSGHDR_OFFSETS = Object.freeze({

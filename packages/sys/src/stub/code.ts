@@ -5,7 +5,7 @@
 
 import type { Arch } from '../syscalls/index.js';
 
-// asm/x86_64.S: 603 bytes
+// asm/x86_64.S: 912 bytes
 const X86_64_HEX = [
   // _start:
   '41bc00000010', // 000: mov r12d,0x10000000
@@ -103,92 +103,190 @@ const X86_64_HEX = [
   '31d2', // 12d: xor edx,edx
   '0f05', // 12f: syscall
   '41be007f0000', // 131: mov r14d,0x7f00
-  '41bf02000000', // 137: mov r15d,0x2
   // reap:
-  'b83d000000', // 13d: mov eax,0x3d
-  '48c7c7ffffffff', // 142: mov rdi,0xffffffffffffffff
-  '498d742438', // 149: lea rsi,[r12+0x38]
-  'ba01000040', // 14e: mov edx,0x40000001
-  '4531d2', // 153: xor r10d,r10d
-  '0f05', // 156: syscall
-  '4885c0', // 158: test rax,rax
-  '746d', // 15b: je 1ca <wait>
-  '780c', // 15d: js 16b
-  '4c39e8', // 15f: cmp rax,r13
-  '75d9', // 162: jne 13d <reap>
-  '458b742438', // 164: mov r14d,DWORD PTR [r12+0x38]
-  'ebd2', // 169: jmp 13d <reap>
-  '4883f8fc', // 16b: cmp rax,0xfffffffffffffffc
-  '74cc', // 16f: je 13d <reap>
+  'b83d000000', // 137: mov eax,0x3d
+  '48c7c7ffffffff', // 13c: mov rdi,0xffffffffffffffff
+  '498d742438', // 143: lea rsi,[r12+0x38]
+  'ba01000040', // 148: mov edx,0x40000001
+  '4531d2', // 14d: xor r10d,r10d
+  '0f05', // 150: syscall
+  '4885c0', // 152: test rax,rax
+  '746d', // 155: je 1c4 <wait>
+  '780c', // 157: js 165
+  '4c39e8', // 159: cmp rax,r13
+  '75d9', // 15c: jne 137 <reap>
+  '458b742438', // 15e: mov r14d,DWORD PTR [r12+0x38]
+  'ebd2', // 163: jmp 137 <reap>
+  '4883f8fc', // 165: cmp rax,0xfffffffffffffffc
+  '74cc', // 169: je 137 <reap>
   // finish:
-  '4489f0', // 171: mov eax,r14d
-  '0fb6fc', // 174: movzx edi,ah
-  '83e07f', // 177: and eax,0x7f
-  '0f84fcfeffff', // 17a: je 7c <exit_edi>
-  '4189c6', // 180: mov r14d,eax
-  'b82e010000', // 183: mov eax,0x12e
-  '31ff', // 188: xor edi,edi
-  'be04000000', // 18a: mov esi,0x4
-  '498d542428', // 18f: lea rdx,[r12+0x28]
-  '4531d2', // 194: xor r10d,r10d
-  '0f05', // 197: syscall
-  'b80e000000', // 199: mov eax,0xe
-  'bf02000000', // 19e: mov edi,0x2
-  '498d742428', // 1a3: lea rsi,[r12+0x28]
-  '31d2', // 1a8: xor edx,edx
-  '41ba08000000', // 1aa: mov r10d,0x8
-  '0f05', // 1b0: syscall
-  'b83e000000', // 1b2: mov eax,0x3e
-  '89ef', // 1b7: mov edi,ebp
-  '4489f6', // 1b9: mov esi,r14d
-  '0f05', // 1bc: syscall
-  '418dbe80000000', // 1be: lea edi,[r14+0x80]
-  'e9b2feffff', // 1c5: jmp 7c <exit_edi>
+  '4489f0', // 16b: mov eax,r14d
+  '0fb6fc', // 16e: movzx edi,ah
+  '83e07f', // 171: and eax,0x7f
+  '0f8402ffffff', // 174: je 7c <exit_edi>
+  '4189c6', // 17a: mov r14d,eax
+  'b82e010000', // 17d: mov eax,0x12e
+  '31ff', // 182: xor edi,edi
+  'be04000000', // 184: mov esi,0x4
+  '498d542428', // 189: lea rdx,[r12+0x28]
+  '4531d2', // 18e: xor r10d,r10d
+  '0f05', // 191: syscall
+  'b80e000000', // 193: mov eax,0xe
+  'bf02000000', // 198: mov edi,0x2
+  '498d742428', // 19d: lea rsi,[r12+0x28]
+  '31d2', // 1a2: xor edx,edx
+  '41ba08000000', // 1a4: mov r10d,0x8
+  '0f05', // 1aa: syscall
+  'b83e000000', // 1ac: mov eax,0x3e
+  '89ef', // 1b1: mov edi,ebp
+  '4489f6', // 1b3: mov esi,r14d
+  '0f05', // 1b6: syscall
+  '418dbe80000000', // 1b8: lea edi,[r14+0x80]
+  'e9b8feffff', // 1bf: jmp 7c <exit_edi>
   // wait:
-  'c7430401000000', // 1ca: mov DWORD PTR [rbx+0x4],0x1
-  'c7430c01000000', // 1d1: mov DWORD PTR [rbx+0xc],0x1
-  'b80f010000', // 1d8: mov eax,0x10f
-  '4889df', // 1dd: mov rdi,rbx
-  '4c89fe', // 1e0: mov rsi,r15
-  '31d2', // 1e3: xor edx,edx
-  '4531d2', // 1e5: xor r10d,r10d
-  '0f05', // 1e8: syscall
-  '4885c0', // 1ea: test rax,rax
-  '0f884affffff', // 1ed: js 13d <reap>
-  '66837b0e00', // 1f3: cmp WORD PTR [rbx+0xe],0x0
-  '7410', // 1f8: je 20a
-  '41bf01000000', // 1fa: mov r15d,0x1
-  'be09000000', // 200: mov esi,0x9
-  'e844000000', // 205: call 24e <kill_sandbox>
-  '66837b0600', // 20a: cmp WORD PTR [rbx+0x6],0x0
-  '0f8428ffffff', // 20f: je 13d <reap>
+  'c7430401000000', // 1c4: mov DWORD PTR [rbx+0x4],0x1
+  'c7430c01000000', // 1cb: mov DWORD PTR [rbx+0xc],0x1
+  'b80f010000', // 1d2: mov eax,0x10f
+  '4889df', // 1d7: mov rdi,rbx
+  'be03000000', // 1da: mov esi,0x3
+  '31d2', // 1df: xor edx,edx
+  '4531d2', // 1e1: xor r10d,r10d
+  '0f05', // 1e4: syscall
+  '4885c0', // 1e6: test rax,rax
+  '0f8848ffffff', // 1e9: js 137 <reap>
+  '66837b1600', // 1ef: cmp WORD PTR [rbx+0x16],0x0
+  '7405', // 1f4: je 1fb
+  'e866000000', // 1f6: call 261 <broker>
+  '66837b0e00', // 1fb: cmp WORD PTR [rbx+0xe],0x0
+  '740e', // 200: je 210
+  '834b08ff', // 202: or DWORD PTR [rbx+0x8],0xffffffff
+  'be09000000', // 206: mov esi,0x9
+  'e844000000', // 20b: call 254 <kill_sandbox>
+  '66837b0600', // 210: cmp WORD PTR [rbx+0x6],0x0
+  '0f841cffffff', // 215: je 137 <reap>
   // drain:
-  '31c0', // 215: xor eax,eax
-  '8b3b', // 217: mov edi,DWORD PTR [rbx]
-  '498b742418', // 219: mov rsi,QWORD PTR [r12+0x18]
-  'ba80000000', // 21e: mov edx,0x80
-  '0f05', // 223: syscall
-  '4885c0', // 225: test rax,rax
-  '0f8e0fffffff', // 228: jle 13d <reap>
-  '396e0c', // 22e: cmp DWORD PTR [rsi+0xc],ebp
-  '74e2', // 231: je 215 <drain>
-  '8b06', // 233: mov eax,DWORD PTR [rsi]
-  '83f841', // 235: cmp eax,0x41
-  '73db', // 238: jae 215 <drain>
-  '498b4c2410', // 23a: mov rcx,QWORD PTR [r12+0x10]
-  '0fb63401', // 23f: movzx esi,BYTE PTR [rcx+rax*1]
-  '85f6', // 243: test esi,esi
-  '74ce', // 245: je 215 <drain>
-  'e802000000', // 247: call 24e <kill_sandbox>
-  'ebc7', // 24c: jmp 215 <drain>
+  '31c0', // 21b: xor eax,eax
+  '8b3b', // 21d: mov edi,DWORD PTR [rbx]
+  '498b742418', // 21f: mov rsi,QWORD PTR [r12+0x18]
+  'ba80000000', // 224: mov edx,0x80
+  '0f05', // 229: syscall
+  '4885c0', // 22b: test rax,rax
+  '0f8e03ffffff', // 22e: jle 137 <reap>
+  '396e0c', // 234: cmp DWORD PTR [rsi+0xc],ebp
+  '74e2', // 237: je 21b <drain>
+  '8b06', // 239: mov eax,DWORD PTR [rsi]
+  '83f841', // 23b: cmp eax,0x41
+  '73db', // 23e: jae 21b <drain>
+  '498b4c2410', // 240: mov rcx,QWORD PTR [r12+0x10]
+  '0fb63401', // 245: movzx esi,BYTE PTR [rcx+rax*1]
+  '85f6', // 249: test esi,esi
+  '74ce', // 24b: je 21b <drain>
+  'e802000000', // 24d: call 254 <kill_sandbox>
+  'ebc7', // 252: jmp 21b <drain>
   // kill_sandbox:
-  'b83e000000', // 24e: mov eax,0x3e
-  '498b7c2408', // 253: mov rdi,QWORD PTR [r12+0x8]
-  '0f05', // 258: syscall
-  'c3', // 25a: ret
+  'b83e000000', // 254: mov eax,0x3e
+  '498b7c2408', // 259: mov rdi,QWORD PTR [r12+0x8]
+  '0f05', // 25e: syscall
+  'c3', // 260: ret
+  // broker:
+  '4d8b442440', // 261: mov r8,QWORD PTR [r12+0x40]
+  '49c78028ffffff20000000', // 266: mov QWORD PTR [r8-0xd8],0x20
+  'b82f000000', // 271: mov eax,0x2f
+  '8b7b10', // 276: mov edi,DWORD PTR [rbx+0x10]
+  '498db000ffffff', // 279: lea rsi,[r8-0x100]
+  'ba40000040', // 280: mov edx,0x40000040
+  '0f05', // 285: syscall
+  '4885c0', // 287: test rax,rax
+  '7f16', // 28a: jg 2a2
+  '4883f8f5', // 28c: cmp rax,0xfffffffffffffff5
+  '740f', // 290: je 2a1
+  '4883f8fc', // 292: cmp rax,0xfffffffffffffffc
+  '7409', // 296: je 2a1
+  '834b10ff', // 298: or DWORD PTR [rbx+0x10],0xffffffff
+  '4885c0', // 29c: test rax,rax
+  '7401', // 29f: je 2a2
+  'c3', // 2a1: ret
+  '49894088', // 2a2: mov QWORD PTR [r8-0x78],rax
+  '31c9', // 2a6: xor ecx,ecx
+  '49398828ffffff', // 2a8: cmp QWORD PTR [r8-0xd8],rcx
+  '740a', // 2af: je 2bb
+  '498b4890', // 2b1: mov rcx,QWORD PTR [r8-0x70]
+  '83e910', // 2b5: sub ecx,0x10
+  'c1e902', // 2b8: shr ecx,0x2
+  '51', // 2bb: push rcx
+  '41f68030ffffff28', // 2bc: test BYTE PTR [r8-0xd0],0x28
+  '7568', // 2c4: jne 32e <invalid>
+  '4883f848', // 2c6: cmp rax,0x48
+  '7262', // 2ca: jb 32e <invalid>
+  '498b10', // 2cc: mov rdx,QWORD PTR [r8]
+  '498950c8', // 2cf: mov QWORD PTR [r8-0x38],rdx
+  '31ff', // 2d3: xor edi,edi
+  // arg:
+  '498b54f808', // 2d5: mov rdx,QWORD PTR [r8+rdi*8+0x8]
+  '410fb6743838', // 2da: movzx esi,BYTE PTR [r8+rdi*1+0x38]
+  'ffce', // 2e0: dec esi
+  '781a', // 2e2: js 2fe
+  '740e', // 2e4: je 2f4
+  'ffce', // 2e6: dec esi
+  '7544', // 2e8: jne 32e <invalid>
+  '4839c2', // 2ea: cmp rdx,rax
+  '733f', // 2ed: jae 32e <invalid>
+  '4c01c2', // 2ef: add rdx,r8
+  'eb0a', // 2f2: jmp 2fe
+  '4839ca', // 2f4: cmp rdx,rcx
+  '7331', // 2f7: jae 32a <bad_fd>
+  '418b5490a0', // 2f9: mov edx,DWORD PTR [r8+rdx*4-0x60]
+  '498954f8d0', // 2fe: mov QWORD PTR [r8+rdi*8-0x30],rdx
+  'ffc7', // 303: inc edi
+  '83ff06', // 305: cmp edi,0x6
+  '72cb', // 308: jb 2d5 <arg>
+  '498b40c8', // 30a: mov rax,QWORD PTR [r8-0x38]
+  '498b78d0', // 30e: mov rdi,QWORD PTR [r8-0x30]
+  '498b70d8', // 312: mov rsi,QWORD PTR [r8-0x28]
+  '498b50e0', // 316: mov rdx,QWORD PTR [r8-0x20]
+  '4d8b50e8', // 31a: mov r10,QWORD PTR [r8-0x18]
+  '4d8b48f8', // 31e: mov r9,QWORD PTR [r8-0x8]
+  '4d8b40f0', // 322: mov r8,QWORD PTR [r8-0x10]
+  '0f05', // 326: syscall
+  'eb07', // 328: jmp 331 <reply>
+  // bad_fd:
+  '6af7', // 32a: push 0xfffffffffffffff7
+  'eb02', // 32c: jmp 330
+  // invalid:
+  '6aea', // 32e: push 0xffffffffffffffea
+  '58', // 330: pop rax
+  // reply:
+  '4d8b442440', // 331: mov r8,QWORD PTR [r12+0x40]
+  '498900', // 336: mov QWORD PTR [r8],rax
+  '418940c0', // 339: mov DWORD PTR [r8-0x40],eax
+  '4531c9', // 33d: xor r9d,r9d
+  '4885c0', // 340: test rax,rax
+  '780a', // 343: js 34f
+  '41f6404001', // 345: test BYTE PTR [r8+0x40],0x1
+  '7403', // 34a: je 34f
+  '41b118', // 34c: mov r9b,0x18
+  '4d898860ffffff', // 34f: mov QWORD PTR [r8-0xa0],r9
+  'b82e000000', // 356: mov eax,0x2e
+  '8b7b10', // 35b: mov edi,DWORD PTR [rbx+0x10]
+  '498db038ffffff', // 35e: lea rsi,[r8-0xc8]
+  'ba40400000', // 365: mov edx,0x4040
+  '0f05', // 36a: syscall
+  '5e', // 36c: pop rsi
+  '4d85c9', // 36d: test r9,r9
+  '740b', // 370: je 37d
+  'b803000000', // 372: mov eax,0x3
+  '418b78c0', // 377: mov edi,DWORD PTR [r8-0x40]
+  '0f05', // 37b: syscall
+  'ffce', // 37d: dec esi
+  '780e', // 37f: js 38f
+  'b803000000', // 381: mov eax,0x3
+  '418b7cb0a0', // 386: mov edi,DWORD PTR [r8+rsi*4-0x60]
+  '0f05', // 38b: syscall
+  'ebee', // 38d: jmp 37d
+  'c3', // 38f: ret
 ].join('');
 
-// asm/aarch64.S: 632 bytes
+// asm/aarch64.S: 992 bytes
 const AARCH64_HEX = [
   // _start:
   '1300a2d2', // 000: mov x19, #0x10000000
@@ -196,7 +294,7 @@ const AARCH64_HEX = [
   '150080d2', // 008: mov x21, #0x0
   '33000094', // 00c: bl d8 <read_exact>
   '600240f9', // 010: ldr x0, [x19]
-  'e1120058', // 014: ldr x1, 270 <script_magic>
+  '211e0058', // 014: ldr x1, 3d8 <script_magic>
   '1f0001eb', // 018: cmp x0, x1
   '81050054', // 01c: b.ne cc <exit>
   '74da40a9', // 020: ldp x20, x22, [x19, #8]
@@ -277,91 +375,186 @@ const AARCH64_HEX = [
   '883680d2', // 130: mov x8, #0x1b4
   '010000d4', // 134: svc #0x0
   '15e08fd2', // 138: mov x21, #0x7f00
-  '560080d2', // 13c: mov x22, #0x2
   // reap:
-  '00008092', // 140: mov x0, #0xffffffffffffffff
-  '61e20091', // 144: add x1, x19, #0x38
-  '0200a8d2', // 148: mov x2, #0x40000000
-  '420040b2', // 14c: orr x2, x2, #0x1
-  '030080d2', // 150: mov x3, #0x0
-  '882080d2', // 154: mov x8, #0x104
-  '010000d4', // 158: svc #0x0
-  'a00300b4', // 15c: cbz x0, 1d0 <wait>
-  'a000f8b7', // 160: tbnz x0, #63, 174
-  '1f0014eb', // 164: cmp x0, x20
-  'c1feff54', // 168: b.ne 140 <reap>
-  '753a40b9', // 16c: ldr w21, [x19, #56]
-  'f4ffff17', // 170: b 140 <reap>
-  '1f1000b1', // 174: cmn x0, #0x4
-  '40feff54', // 178: b.eq 140 <reap>
+  '00008092', // 13c: mov x0, #0xffffffffffffffff
+  '61e20091', // 140: add x1, x19, #0x38
+  '0200a8d2', // 144: mov x2, #0x40000000
+  '420040b2', // 148: orr x2, x2, #0x1
+  '030080d2', // 14c: mov x3, #0x0
+  '882080d2', // 150: mov x8, #0x104
+  '010000d4', // 154: svc #0x0
+  'a00300b4', // 158: cbz x0, 1cc <wait>
+  'a000f8b7', // 15c: tbnz x0, #63, 170
+  '1f0014eb', // 160: cmp x0, x20
+  'c1feff54', // 164: b.ne 13c <reap>
+  '753a40b9', // 168: ldr w21, [x19, #56]
+  'f4ffff17', // 16c: b 13c <reap>
+  '1f1000b1', // 170: cmn x0, #0x4
+  '40feff54', // 174: b.eq 13c <reap>
   // finish:
-  'a03e48d3', // 17c: ubfx x0, x21, #8, #8
-  'b41a40f2', // 180: ands x20, x21, #0x7f
-  '60faff54', // 184: b.eq d0 <exit_x0>
-  '000080d2', // 188: mov x0, #0x0
-  '810080d2', // 18c: mov x1, #0x4
-  '62a20091', // 190: add x2, x19, #0x28
-  '030080d2', // 194: mov x3, #0x0
-  'a82080d2', // 198: mov x8, #0x105
-  '010000d4', // 19c: svc #0x0
-  '400080d2', // 1a0: mov x0, #0x2
-  '61a20091', // 1a4: add x1, x19, #0x28
-  '020080d2', // 1a8: mov x2, #0x0
-  '030180d2', // 1ac: mov x3, #0x8
-  'e81080d2', // 1b0: mov x8, #0x87
-  '010000d4', // 1b4: svc #0x0
-  'e00318aa', // 1b8: mov x0, x24
-  'e10314aa', // 1bc: mov x1, x20
-  '281080d2', // 1c0: mov x8, #0x81
-  '010000d4', // 1c4: svc #0x0
-  '80020291', // 1c8: add x0, x20, #0x80
-  'c1ffff17', // 1cc: b d0 <exit_x0>
+  'a03e48d3', // 178: ubfx x0, x21, #8, #8
+  'b41a40f2', // 17c: ands x20, x21, #0x7f
+  '80faff54', // 180: b.eq d0 <exit_x0>
+  '000080d2', // 184: mov x0, #0x0
+  '810080d2', // 188: mov x1, #0x4
+  '62a20091', // 18c: add x2, x19, #0x28
+  '030080d2', // 190: mov x3, #0x0
+  'a82080d2', // 194: mov x8, #0x105
+  '010000d4', // 198: svc #0x0
+  '400080d2', // 19c: mov x0, #0x2
+  '61a20091', // 1a0: add x1, x19, #0x28
+  '020080d2', // 1a4: mov x2, #0x0
+  '030180d2', // 1a8: mov x3, #0x8
+  'e81080d2', // 1ac: mov x8, #0x87
+  '010000d4', // 1b0: svc #0x0
+  'e00318aa', // 1b4: mov x0, x24
+  'e10314aa', // 1b8: mov x1, x20
+  '281080d2', // 1bc: mov x8, #0x81
+  '010000d4', // 1c0: svc #0x0
+  '80020291', // 1c4: add x0, x20, #0x80
+  'c2ffff17', // 1c8: b d0 <exit_x0>
   // wait:
-  '20008052', // 1d0: mov w0, #0x1
-  'e00600b9', // 1d4: str w0, [x23, #4]
-  'e00e00b9', // 1d8: str w0, [x23, #12]
-  'e00317aa', // 1dc: mov x0, x23
-  'e10316aa', // 1e0: mov x1, x22
-  '020080d2', // 1e4: mov x2, #0x0
-  '030080d2', // 1e8: mov x3, #0x0
-  '040080d2', // 1ec: mov x4, #0x0
-  '280980d2', // 1f0: mov x8, #0x49
-  '010000d4', // 1f4: svc #0x0
-  '40faffb7', // 1f8: tbnz x0, #63, 140 <reap>
-  'e01e4079', // 1fc: ldrh w0, [x23, #14]
-  '80000034', // 200: cbz w0, 210
-  '360080d2', // 204: mov x22, #0x1
-  '210180d2', // 208: mov x1, #0x9
-  '15000094', // 20c: bl 260 <kill_sandbox>
-  'e00e4079', // 210: ldrh w0, [x23, #6]
-  '60f9ff34', // 214: cbz w0, 140 <reap>
+  '20008052', // 1cc: mov w0, #0x1
+  'e00600b9', // 1d0: str w0, [x23, #4]
+  'e00e00b9', // 1d4: str w0, [x23, #12]
+  'e00317aa', // 1d8: mov x0, x23
+  '610080d2', // 1dc: mov x1, #0x3
+  '020080d2', // 1e0: mov x2, #0x0
+  '030080d2', // 1e4: mov x3, #0x0
+  '040080d2', // 1e8: mov x4, #0x0
+  '280980d2', // 1ec: mov x8, #0x49
+  '010000d4', // 1f0: svc #0x0
+  '40faffb7', // 1f4: tbnz x0, #63, 13c <reap>
+  'e02e4079', // 1f8: ldrh w0, [x23, #22]
+  '40000034', // 1fc: cbz w0, 204
+  '1f000094', // 200: bl 27c <broker>
+  'e01e4079', // 204: ldrh w0, [x23, #14]
+  'a0000034', // 208: cbz w0, 21c
+  '00008012', // 20c: mov w0, #0xffffffff
+  'e00a00b9', // 210: str w0, [x23, #8]
+  '210180d2', // 214: mov x1, #0x9
+  '15000094', // 218: bl 26c <kill_sandbox>
+  'e00e4079', // 21c: ldrh w0, [x23, #6]
+  'e0f8ff34', // 220: cbz w0, 13c <reap>
   // drain:
-  'e00240b9', // 218: ldr w0, [x23]
-  '610e40f9', // 21c: ldr x1, [x19, #24]
-  '021080d2', // 220: mov x2, #0x80
-  'e80780d2', // 224: mov x8, #0x3f
-  '010000d4', // 228: svc #0x0
-  '1f0000f1', // 22c: cmp x0, #0x0
-  '8df8ff54', // 230: b.le 140 <reap>
-  '220c40b9', // 234: ldr w2, [x1, #12]
-  '5f00186b', // 238: cmp w2, w24
-  'e0feff54', // 23c: b.eq 218 <drain>
-  '220040b9', // 240: ldr w2, [x1]
-  '5f040171', // 244: cmp w2, #0x41
-  '82feff54', // 248: b.cs 218 <drain>
-  '630a40f9', // 24c: ldr x3, [x19, #16]
-  '61686238', // 250: ldrb w1, [x3, x2]
-  '21feff34', // 254: cbz w1, 218 <drain>
-  '02000094', // 258: bl 260 <kill_sandbox>
-  'efffff17', // 25c: b 218 <drain>
+  'e00240b9', // 224: ldr w0, [x23]
+  '610e40f9', // 228: ldr x1, [x19, #24]
+  '021080d2', // 22c: mov x2, #0x80
+  'e80780d2', // 230: mov x8, #0x3f
+  '010000d4', // 234: svc #0x0
+  '1f0000f1', // 238: cmp x0, #0x0
+  '0df8ff54', // 23c: b.le 13c <reap>
+  '220c40b9', // 240: ldr w2, [x1, #12]
+  '5f00186b', // 244: cmp w2, w24
+  'e0feff54', // 248: b.eq 224 <drain>
+  '220040b9', // 24c: ldr w2, [x1]
+  '5f040171', // 250: cmp w2, #0x41
+  '82feff54', // 254: b.cs 224 <drain>
+  '630a40f9', // 258: ldr x3, [x19, #16]
+  '61686238', // 25c: ldrb w1, [x3, x2]
+  '21feff34', // 260: cbz w1, 224 <drain>
+  '02000094', // 264: bl 26c <kill_sandbox>
+  'efffff17', // 268: b 224 <drain>
   // kill_sandbox:
-  '600640f9', // 260: ldr x0, [x19, #8]
-  '281080d2', // 264: mov x8, #0x81
-  '010000d4', // 268: svc #0x0
-  'c0035fd6', // 26c: ret
+  '600640f9', // 26c: ldr x0, [x19, #8]
+  '281080d2', // 270: mov x8, #0x81
+  '010000d4', // 274: svc #0x0
+  'c0035fd6', // 278: ret
+  // broker:
+  '692240f9', // 27c: ldr x9, [x19, #64]
+  '000480d2', // 280: mov x0, #0x20
+  '208112f8', // 284: stur x0, [x9, #-216]
+  'e01240b9', // 288: ldr w0, [x23, #16]
+  '210104d1', // 28c: sub x1, x9, #0x100
+  '0200a8d2', // 290: mov x2, #0x40000000
+  '42007ab2', // 294: orr x2, x2, #0x40
+  '881a80d2', // 298: mov x8, #0xd4
+  '010000d4', // 29c: svc #0x0
+  'ea0300aa', // 2a0: mov x10, x0
+  '1f0000f1', // 2a4: cmp x0, #0x0
+  '2c010054', // 2a8: b.gt 2cc
+  '1f2c00b1', // 2ac: cmn x0, #0xb
+  'c0000054', // 2b0: b.eq 2c8
+  '1f1000b1', // 2b4: cmn x0, #0x4
+  '80000054', // 2b8: b.eq 2c8
+  '01008012', // 2bc: mov w1, #0xffffffff
+  'e11200b9', // 2c0: str w1, [x23, #16]
+  '400000b4', // 2c4: cbz x0, 2cc
+  'c0035fd6', // 2c8: ret
+  '2a8118f8', // 2cc: stur x10, [x9, #-120]
+  '2f8101d1', // 2d0: sub x15, x9, #0x60
+  '2b8152f8', // 2d4: ldur x11, [x9, #-216]
+  '8b0000b4', // 2d8: cbz x11, 2e8
+  '2b0159f8', // 2dc: ldur x11, [x9, #-112]
+  '6b4100d1', // 2e0: sub x11, x11, #0x10
+  '6bfd42d3', // 2e4: lsr x11, x11, #2
+  '200153b8', // 2e8: ldur w0, [x9, #-208]
+  '80042837', // 2ec: tbnz w0, #5, 37c <invalid>
+  '60041837', // 2f0: tbnz w0, #3, 37c <invalid>
+  '5f2101f1', // 2f4: cmp x10, #0x48
+  '23040054', // 2f8: b.cc 37c <invalid>
+  '200140f9', // 2fc: ldr x0, [x9]
+  '20811cf8', // 300: stur x0, [x9, #-56]
+  '0d0080d2', // 304: mov x13, #0x0
+  // arg:
+  '2e0d0d8b', // 308: add x14, x9, x13, lsl #3
+  'c00540f9', // 30c: ldr x0, [x14, #8]
+  '2e010d8b', // 310: add x14, x9, x13
+  'c1e14039', // 314: ldrb w1, [x14, #56]
+  '61010034', // 318: cbz w1, 344
+  '3f080071', // 31c: cmp w1, #0x2
+  'e8020054', // 320: b.hi 37c <invalid>
+  'a3000054', // 324: b.cc 338
+  '1f000aeb', // 328: cmp x0, x10
+  '82020054', // 32c: b.cs 37c <invalid>
+  '2001008b', // 330: add x0, x9, x0
+  '04000014', // 334: b 344
+  '1f000beb', // 338: cmp x0, x11
+  'c2010054', // 33c: b.cs 374 <bad_fd>
+  'e07960b8', // 340: ldr w0, [x15, x0, lsl #2]
+  '2e0d0d8b', // 344: add x14, x9, x13, lsl #3
+  'c0011df8', // 348: stur x0, [x14, #-48]
+  'ad050091', // 34c: add x13, x13, #0x1
+  'bf1900f1', // 350: cmp x13, #0x6
+  'a3fdff54', // 354: b.cc 308 <arg>
+  '2ee100d1', // 358: sub x14, x9, #0x38
+  'c80140a9', // 35c: ldp x8, x0, [x14]
+  'c10941a9', // 360: ldp x1, x2, [x14, #16]
+  'c31142a9', // 364: ldp x3, x4, [x14, #32]
+  'c51940f9', // 368: ldr x5, [x14, #48]
+  '010000d4', // 36c: svc #0x0
+  '04000014', // 370: b 380 <reply>
+  // bad_fd:
+  '00018092', // 374: mov x0, #0xfffffffffffffff7
+  '02000014', // 378: b 380 <reply>
+  // invalid:
+  'a0028092', // 37c: mov x0, #0xffffffffffffffea
+  // reply:
+  '200100f9', // 380: str x0, [x9]
+  '20011cb8', // 384: stur w0, [x9, #-64]
+  '0c0080d2', // 388: mov x12, #0x0
+  '8000f8b7', // 38c: tbnz x0, #63, 39c
+  '21014139', // 390: ldrb w1, [x9, #64]
+  '41000036', // 394: tbz w1, #0, 39c
+  '0c0380d2', // 398: mov x12, #0x18
+  '2c0116f8', // 39c: stur x12, [x9, #-160]
+  'e01240b9', // 3a0: ldr w0, [x23, #16]
+  '212103d1', // 3a4: sub x1, x9, #0xc8
+  '020888d2', // 3a8: mov x2, #0x4040
+  '681a80d2', // 3ac: mov x8, #0xd3
+  '010000d4', // 3b0: svc #0x0
+  '280780d2', // 3b4: mov x8, #0x39
+  '6c0000b4', // 3b8: cbz x12, 3c4
+  '20015cb8', // 3bc: ldur w0, [x9, #-64]
+  '010000d4', // 3c0: svc #0x0
+  '2bf8ffb4', // 3c4: cbz x11, 2c8
+  '6b0500d1', // 3c8: sub x11, x11, #0x1
+  'e0796bb8', // 3cc: ldr w0, [x15, x11, lsl #2]
+  '010000d4', // 3d0: svc #0x0
+  'fcffff17', // 3d4: b 3c4
   // script_magic:
-  '534c5354', // 270: .word 0x54534c53
-  '55423031', // 274: .word 0x31304255
+  '534c5354', // 3d8: .word 0x54534c53
+  '55423031', // 3dc: .word 0x31304255
 ].join('');
 
 /** The stub's code (the ELF's first segment, after the headers), per architecture. */

@@ -15,6 +15,11 @@ export {
 export { resetStubExecutable, type StubExecutable, stubExecutable } from './executable.js';
 export * from './launch.js';
 export {
+  BROKER_ARG,
+  BROKER_MAX_FDS,
+  BROKER_REQUEST,
+  BROKER_REQUEST_MAX,
+  BROKER_RETURNS_FD,
   DEFAULT_MAX_STEPS,
   decodeStubFailure,
   SCRIPT_HEADER_SIZE,

@@ -38,25 +38,32 @@ export const STEP_FORK_REAPER = 4;
  * `close_range(0, closeLast, 0)` unless closeLast is 0, then loops: it reaps
  * every child with `wait4(-1, &status, WNOHANG | __WALL)`, remembering the
  * status of its first child (the program); when none is left to reap it
- * ppolls the signalfd and (until it has fired) the pidfd. A readable pidfd
- * (Node is gone) makes it `kill(killTarget, SIGKILL)`; every signal `signo`
- * read from the signalfd with `sigmap[signo] != 0` makes it
- * `kill(killTarget, sigmap[signo])`, except one the reaper sent itself
- * (ssi_pid is its own pid, as when killTarget is a process group it is in).
- * When no child is left (ECHILD) it exits with the first child's exit code, or
- * kills itself with the signal that killed it (no core dump, signal mask
- * cleared; exit(128 + signal) should it survive); a first child never reaped
- * counts as exit(127).
+ * ppolls the signalfd, (until it has fired) the pidfd, and (while it is open)
+ * the broker socket. A readable pidfd (Node is gone) makes it
+ * `kill(killTarget, SIGKILL)`; every signal `signo` read from the signalfd
+ * with `sigmap[signo] != 0` makes it `kill(killTarget, sigmap[signo])`,
+ * except one the reaper sent itself (ssi_pid is its own pid, as when
+ * killTarget is a process group it is in). A readable broker socket makes it
+ * serve one request (see {@link BROKER_REQUEST}). When no child is left
+ * (ECHILD) it exits with the first child's exit code, or kills itself with the
+ * signal that killed it (no core dump, signal mask cleared; exit(128 + signal)
+ * should it survive); a first child never reaped counts as exit(127).
  *
- * The signalfd and the pidfd must be numbered above closeLast (a closed one
- * polls as POLLNVAL: the reaper would spin, or take Node for gone), and the
- * signalfd must be non-blocking and take SIGCHLD (blocked), or the reaper
- * never wakes up for an ended child. kill(-1) spares the reaper; a process
- * group it is in does not, and SIGKILL or SIGSTOP sent there stops the reaper
- * too (it ignores only the blockable signals it sent itself).
+ * The signalfd, the pidfd and the broker socket must be numbered above
+ * closeLast (a closed one polls as POLLNVAL: the reaper would spin, or take
+ * Node for gone), and the signalfd must be non-blocking and take SIGCHLD
+ * (blocked), or the reaper never wakes up for an ended child. kill(-1) spares
+ * the reaper; a process group it is in does not, and SIGKILL or SIGSTOP sent
+ * there stops the reaper too (it ignores only the blockable signals it sent
+ * itself).
  */
 export const REAPER_PARAM = {
-  /** Address of 2 x struct pollfd { i32 fd; i16 events; i16 revents }: [0] signalfd, [1] pidfd of Node. The reaper sets events and revents. */
+  /**
+   * Address of 3 x struct pollfd { i32 fd; i16 events; i16 revents }: [0]
+   * signalfd, [1] pidfd of Node, [2] broker socket (fd -1: none; events
+   * POLLIN). The reaper sets the events of [0] and [1], and sets the fd of
+   * [1] and [2] to -1 to stop polling them (ppoll(2) skips negative fds).
+   */
   pollfds: 0,
   /** i64: the pid argument of kill(2) for the whole sandbox (-1 inside a Landlock signal scope, or -pgid). */
   killTarget: 8,
@@ -70,9 +77,87 @@ export const REAPER_PARAM = {
   zero: 40,
   /** 8 bytes the reaper has wait4 write the status word to. */
   status: 56,
+  /**
+   * Address of the request buffer of a {@link BROKER_BLOCK broker block}
+   * (which the rest of the block precedes); unused while pollfds[2].fd is -1.
+   */
+  broker: 64,
 } as const;
 /** Size of the ReaperParams block. */
-export const REAPER_PARAMS_SIZE = 64;
+export const REAPER_PARAMS_SIZE = 72;
+/** Bytes of the pollfds array a ReaperParams block points at. */
+export const REAPER_POLLFDS_SIZE = 24;
+
+/**
+ * A request to the reaper's broker: one SOCK_SEQPACKET message of at most
+ * {@link BROKER_REQUEST_MAX} bytes, u64 LE fields at these offsets, with up to
+ * {@link BROKER_MAX_FDS} descriptors (SCM_RIGHTS). The reaper runs the
+ * syscall `nr` with `args`, each changed as `kinds` says
+ * ({@link BROKER_ARG}), and answers with the message echoed (data included,
+ * so what the syscall wrote there comes back), its first u64 replaced by the
+ * raw result, and, when `flags` has {@link BROKER_RETURNS_FD} and the result
+ * is not negative, the result descriptor (SCM_RIGHTS), which it then closes,
+ * as it closes every descriptor received. A request that is truncated (the
+ * message or its descriptors), shorter than `data`, or names a descriptor it
+ * did not bring (-EBADF) or an offset past its end or an unknown kind
+ * (-EINVAL) is answered with that error and not run.
+ */
+export const BROKER_REQUEST = {
+  /** The syscall number for the reaper's architecture; the raw result in the reply. */
+  nr: 0,
+  /** 6 x u64. */
+  args: 8,
+  /** 6 x u8: how each argument is read, a {@link BROKER_ARG} value. */
+  kinds: 56,
+  /** u64: {@link BROKER_RETURNS_FD}. */
+  flags: 64,
+  /** Paths, structs and output buffers the arguments point into. */
+  data: 72,
+} as const;
+/** How a broker request's argument is read. */
+export const BROKER_ARG = {
+  /** Passed as it is. */
+  literal: 0,
+  /** An index into the descriptors the request brought: that descriptor. */
+  fd: 1,
+  /** An offset into the request message: the address of that byte in the reaper. */
+  data: 2,
+} as const;
+/** Request flag: the result is a descriptor to send back. */
+export const BROKER_RETURNS_FD = 1;
+/** The longest broker request (and reply). */
+export const BROKER_REQUEST_MAX = 8192;
+/** The most descriptors one broker request may bring. */
+export const BROKER_MAX_FDS = 4;
+
+/**
+ * Byte offsets in the broker block (in the script data) a ReaperParams block
+ * points at: what the reaper's recvmsg and sendmsg use, filled in by the
+ * encoder but for the fields the reaper sets per request (see asm/*.S). The
+ * request buffer comes last, so a syscall that writes past the request's
+ * data cannot reach the reaper's own state.
+ */
+export const BROKER_BLOCK = {
+  /** struct msghdr for recvmsg: iov -> recvIov, control -> recvControl. */
+  recvMsg: 0,
+  /** struct msghdr for sendmsg: iov -> sendIov, control -> sendControl. */
+  sendMsg: 56,
+  /** struct iovec { request, BROKER_REQUEST_MAX }. */
+  recvIov: 112,
+  /** struct iovec { request, the length of the message received }. */
+  sendIov: 128,
+  /** Room for one SCM_RIGHTS record of BROKER_MAX_FDS descriptors (CMSG_SPACE(16)). */
+  recvControl: 144,
+  /** One SCM_RIGHTS record of one descriptor (CMSG_SPACE(4)), its fd at sendFd. */
+  sendControl: 176,
+  sendFd: 192,
+  /** nr and 6 arguments as the syscall gets them. */
+  call: 200,
+  /** The message, BROKER_REQUEST_MAX bytes. */
+  request: 256,
+} as const;
+/** Size of the broker block, its request buffer included. */
+export const BROKER_BLOCK_SIZE = BROKER_BLOCK.request + BROKER_REQUEST_MAX;
 /** Steps an encoder makes room for unless told otherwise. */
 export const DEFAULT_MAX_STEPS = 64;
 /** The exit status of the stub when it fails or runs out of steps. */
@@ -188,6 +273,20 @@ export class ScriptEncoder {
       throw new RangeError(`sandlock: zeros() needs a byte count, got ${size}`);
     }
     return this.#address(this.#allocate(size));
+  }
+
+  /**
+   * Copies `data` over bytes already placed at `address` (as reserved by
+   * `zeros`): for structs that hold their own address or that of data placed
+   * after them.
+   */
+  fill(address: bigint, data: Uint8Array): void {
+    if (!this.#inData(address, data.length)) {
+      throw new RangeError(
+        `sandlock: ${data.length} bytes at 0x${address.toString(16)} are not in this script's data`,
+      );
+    }
+    this.#chunks.push({ offset: Number(address - this.dataBase), bytes: Uint8Array.from(data) });
   }
 
   /** `text` as UTF-8 with a terminating NUL; returns its address. */

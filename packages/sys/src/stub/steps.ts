@@ -18,8 +18,20 @@ import {
   SIGKILL,
   SIGSTOP,
 } from '../constants.js';
+import { POLLIN } from '../io.js';
+import { cmsgLen, encodeCmsghdrInto, SCM_RIGHTS, SOL_SOCKET } from '../structs/cmsghdr.js';
+import { encodeIovecInto } from '../structs/iovec.js';
+import { encodeMsghdrInto } from '../structs/msghdr.js';
 import { type Arch, syscallNumber } from '../syscalls/index.js';
-import { REAPER_PARAM, REAPER_PARAMS_SIZE, type ScriptEncoder } from './script.js';
+import {
+  BROKER_BLOCK,
+  BROKER_BLOCK_SIZE,
+  BROKER_REQUEST_MAX,
+  REAPER_PARAM,
+  REAPER_PARAMS_SIZE,
+  REAPER_POLLFDS_SIZE,
+  type ScriptEncoder,
+} from './script.js';
 
 /**
  * One confinement step the exec stub performs before exec, in the order given.
@@ -57,8 +69,13 @@ export type LaunchStep =
   /**
    * Forks. The parent stays behind as the sandbox's reaper (see
    * {@link encodeForkReaper}); the steps after this one run in the child only.
+   * With `brokerFd` (a descriptor of this process, one end of a
+   * SOCK_SEQPACKET socketpair, see {@link brokerSocketPair}; launch() passes
+   * it to the child), the reaper also runs the syscalls requested over it
+   * ({@link brokerCall}), in its own Landlock domain and with its credentials.
+   * The program does not keep it: it is closed at exec like every fd above 2.
    */
-  | { kind: 'forkReaper'; parentPid: number; killTarget: number };
+  | { kind: 'forkReaper'; parentPid: number; killTarget: number; brokerFd?: number };
 
 export function personalityWithoutRandomization(current: number): number {
   return (current | ADDR_NO_RANDOMIZE) >>> 0;
@@ -228,6 +245,37 @@ export function encodeCloseExtraFds(context: StepContext): void {
   });
 }
 
+/**
+ * The broker block at `address` (BROKER_BLOCK): two msghdrs and their
+ * iovecs, pointing at the request buffer and at the control buffers, the one
+ * to send holding an SCM_RIGHTS header for one descriptor.
+ */
+function brokerBlock(address: bigint): Buffer {
+  const at = (offset: number) => address + BigInt(offset);
+  const block = Buffer.alloc(BROKER_BLOCK.request); // the request buffer stays zero
+  encodeMsghdrInto(block, BROKER_BLOCK.recvMsg, {
+    iov: at(BROKER_BLOCK.recvIov),
+    iovLen: 1n,
+    control: at(BROKER_BLOCK.recvControl),
+  });
+  encodeMsghdrInto(block, BROKER_BLOCK.sendMsg, {
+    iov: at(BROKER_BLOCK.sendIov),
+    iovLen: 1n,
+    control: at(BROKER_BLOCK.sendControl),
+  });
+  encodeIovecInto(block, BROKER_BLOCK.recvIov, {
+    base: at(BROKER_BLOCK.request),
+    len: BigInt(BROKER_REQUEST_MAX),
+  });
+  encodeIovecInto(block, BROKER_BLOCK.sendIov, { base: at(BROKER_BLOCK.request), len: 0n });
+  encodeCmsghdrInto(block, BROKER_BLOCK.sendControl, {
+    len: BigInt(cmsgLen(4)),
+    level: SOL_SOCKET,
+    type: SCM_RIGHTS,
+  });
+  return block;
+}
+
 /** Signals the reaper turns into SIGKILL, SIGSTOP and SIGCONT for the whole sandbox. */
 export const REAPER_SIGNAL = { killAll: 34, stopAll: 35, continueAll: 36 } as const;
 
@@ -240,6 +288,59 @@ function sigset(signals: readonly number[]): Buffer {
   const set = Buffer.alloc(8);
   set.writeBigUInt64LE(mask);
   return set;
+}
+
+/** Where {@link encodeReaperData} placed what the reaper reads. */
+export interface ReaperData {
+  /** The ReaperParams block (REAPER_PARAM), for the fork step's `reaper`. */
+  params: bigint;
+  /** The pollfd array: the signalfd's fd goes at +0, the pidfd's at +8 (steps' `store`). */
+  pollfds: bigint;
+  /** The signals to block and take on the signalfd, a sigset_t of 8 bytes. */
+  blocked: bigint;
+}
+
+/**
+ * Places the data of a fork-reaper step: ReaperParams, its pollfds, signal
+ * map, siginfo buffer and (with `brokerFd`) broker block, and the set of
+ * signals the reaper takes on its signalfd. The broker block comes after
+ * everything else the reaper reads, so that a brokered syscall writing past
+ * its request's data reaches only what the child alone uses.
+ */
+export function encodeReaperData(
+  step: Extract<LaunchStep, { kind: 'forkReaper' }>,
+  context: StepContext,
+): ReaperData {
+  const { encoder } = context;
+  // struct pollfd [3] { fd, events, revents }: steps store the signalfd and
+  // pidfd in [0] and [1]; [2] is the broker, or -1.
+  const pollfdArray = Buffer.alloc(REAPER_POLLFDS_SIZE);
+  pollfdArray.writeInt32LE(step.brokerFd === undefined ? -1 : context.childFd(step.brokerFd), 16);
+  pollfdArray.writeInt16LE(POLLIN, 20);
+  const pollfds = encoder.bytes(pollfdArray);
+  const sigmap = Buffer.alloc(65);
+  for (const signal of FORWARDED_SIGNALS) sigmap[signal] = signal;
+  sigmap[REAPER_SIGNAL.killAll] = SIGKILL;
+  sigmap[REAPER_SIGNAL.stopAll] = SIGSTOP;
+  sigmap[REAPER_SIGNAL.continueAll] = SIGCONT;
+
+  const params = Buffer.alloc(REAPER_PARAMS_SIZE);
+  params.writeBigUInt64LE(pollfds, REAPER_PARAM.pollfds);
+  params.writeBigInt64LE(BigInt(step.killTarget), REAPER_PARAM.killTarget);
+  params.writeBigUInt64LE(encoder.bytes(sigmap), REAPER_PARAM.sigmap);
+  params.writeBigUInt64LE(encoder.bytes(Buffer.alloc(128)), REAPER_PARAM.siginfo);
+  params.writeBigUInt64LE(3n, REAPER_PARAM.closeLast); // stdio and the control socket
+  const paramsAddress = encoder.zeros(REAPER_PARAMS_SIZE);
+  if (step.brokerFd !== undefined) {
+    const block = encoder.zeros(BROKER_BLOCK_SIZE);
+    encoder.fill(block, brokerBlock(block));
+    params.writeBigUInt64LE(block + BigInt(BROKER_BLOCK.request), REAPER_PARAM.broker);
+  }
+  encoder.fill(paramsAddress, params);
+  const blocked = encoder.bytes(
+    sigset([SIGCHLD, ...FORWARDED_SIGNALS, ...Object.values(REAPER_SIGNAL)]),
+  );
+  return { params: paramsAddress, pollfds, blocked };
 }
 
 /**
@@ -256,21 +357,7 @@ function encodeForkReaper(
   context: StepContext,
 ): void {
   const { encoder } = context;
-  const pollfds = encoder.bytes(Buffer.alloc(16));
-  const blocked = sigset([SIGCHLD, ...FORWARDED_SIGNALS, ...Object.values(REAPER_SIGNAL)]);
-  const sigmap = Buffer.alloc(65);
-  for (const signal of FORWARDED_SIGNALS) sigmap[signal] = signal;
-  sigmap[REAPER_SIGNAL.killAll] = SIGKILL;
-  sigmap[REAPER_SIGNAL.stopAll] = SIGSTOP;
-  sigmap[REAPER_SIGNAL.continueAll] = SIGCONT;
-
-  const params = Buffer.alloc(REAPER_PARAMS_SIZE);
-  params.writeBigUInt64LE(pollfds, REAPER_PARAM.pollfds);
-  params.writeBigInt64LE(BigInt(step.killTarget), REAPER_PARAM.killTarget);
-  params.writeBigUInt64LE(encoder.bytes(sigmap), REAPER_PARAM.sigmap);
-  params.writeBigUInt64LE(encoder.bytes(Buffer.alloc(128)), REAPER_PARAM.siginfo);
-  params.writeBigUInt64LE(3n, REAPER_PARAM.closeLast); // stdio and the control socket
-
+  const { params, pollfds, blocked: blockedAddress } = encodeReaperData(step, context);
   encoder.step({
     name: 'prctl(PR_SET_CHILD_SUBREAPER)',
     nr: sys(context, 'prctl'),
@@ -292,7 +379,6 @@ function encodeForkReaper(
     args: [],
     expect: step.parentPid,
   });
-  const blockedAddress = encoder.bytes(blocked);
   encoder.step({
     name: 'rt_sigprocmask(SIG_BLOCK)',
     nr: sys(context, 'rt_sigprocmask'),
@@ -310,7 +396,7 @@ function encodeForkReaper(
     name: 'clone (reaper)',
     nr: sys(context, 'clone'),
     args: [SIGCHLD, 0, 0, 0, 0],
-    reaper: encoder.bytes(params),
+    reaper: params,
   });
   // From here on: the child.
   encoder.step({

@@ -24,6 +24,7 @@
         .equ STEP_SIZE,         80
         .equ SCRIPT_FD,         3
 
+        .equ SYS_close,         57
         .equ SYS_read,          63
         .equ SYS_write,         64
         .equ SYS_ppoll,         73
@@ -31,6 +32,8 @@
         .equ SYS_kill,          129
         .equ SYS_rt_sigprocmask, 135
         .equ SYS_getpid,        172
+        .equ SYS_sendmsg,       211
+        .equ SYS_recvmsg,       212
         .equ SYS_wait4,         260
         .equ SYS_prlimit64,     261
         .equ SYS_close_range,   436
@@ -46,16 +49,45 @@
         .equ FORK_REAPER_BIT,   2
 
         // ReaperParams fields (the address is a FORK_REAPER step's `expect`)
-        .equ P_POLLFDS,         0                   // -> 2 x struct pollfd: signalfd, pidfd
+        .equ P_POLLFDS,         0                   // -> 3 x struct pollfd: signalfd, pidfd, broker
         .equ P_KILL_TARGET,     8                   // pid argument of kill(2)
         .equ P_SIGMAP,          16                  // -> u8[65]: signal received -> signal sent
         .equ P_SIGINFO,         24                  // -> 128 bytes: struct signalfd_siginfo
         .equ P_CLOSE_LAST,      32                  // close_range(0, this, 0) first, unless 0
         .equ P_ZERO,            40                  // 16 zero bytes: empty sigset, rlimit {0, 0}
         .equ P_STATUS,          56                  // wait4 status word
+        .equ P_BROKER,          64                  // -> the request buffer of the broker block
         .equ SSI_PID,           12                  // in struct signalfd_siginfo (signo at 0)
 
+        // Broker block (BROKER_BLOCK in ../script.ts); the code addresses it
+        // from its request buffer, which comes last, at negative offsets
+        .equ B_RECV_MSG,        0                   // struct msghdr: iov -> {request, 8 KiB}
+        .equ B_SEND_MSG,        56                  // struct msghdr: iov -> {request, B_SEND_LEN}
+        .equ B_SEND_LEN,        136                 // iov_len of the send iovec
+        .equ B_RECV_CONTROL,    144                 // struct cmsghdr, then up to 4 int fds
+        .equ B_SEND_FD,         192                 // the int of the send SCM_RIGHTS record
+        .equ B_CALL,            200                 // nr, a0..a5 as the syscall gets them
+        .equ B_REQUEST,         256
+        .equ MSG_CONTROLLEN,    40                  // in struct msghdr
+        .equ MSG_FLAGS,         48
+        .equ CMSG_DATA,         16                  // after struct cmsghdr
+        .equ RECV_CONTROL_SIZE, 32                  // CMSG_SPACE(4 * 4)
+        .equ SEND_CONTROL_SIZE, 24                  // CMSG_SPACE(4)
+        // Request fields (BROKER_REQUEST): nr (the result in the reply), args at 8
+        .equ R_KINDS,           56                  // u8 each: 0 literal, 1 fd index, 2 offset
+        .equ R_FLAGS,           64
+        .equ R_DATA,            72
+        .equ RETURNS_FD_BIT,    0
+
         .equ EINTR,             4
+        .equ EBADF,             9
+        .equ EAGAIN,            11
+        .equ EINVAL,            22
+        .equ MSG_CTRUNC_BIT,    3
+        .equ MSG_TRUNC_BIT,     5
+        .equ MSG_DONTWAIT,      0x40
+        .equ MSG_NOSIGNAL,      0x4000
+        .equ MSG_CMSG_CLOEXEC,  0x40000000
         .equ POLLIN,            1
         .equ WNOHANG,           1
         .equ __WALL,            0x40000000
@@ -146,10 +178,10 @@ read_done:
 
 // The parent of a FORK_REAPER step's fork, a child subreaper: reaps every
 // process of the sandbox, forwards signals (read from a signalfd) to it, kills
-// it when the pidfd of Node polls readable, and once no child is left exits
-// like its first child did. Registers:
+// it when the pidfd of Node polls readable, serves the supervisor's requests
+// on the broker socket, and once no child is left exits like its first child
+// did. Registers:
 //   x19 = ReaperParams         x20 = first child's pid    x21 = its wait status
-//   x22 = pollfds watched (2, then 1 once Node is gone)
 //   x23 = pollfds              x24 = our own pid
 reaper:
         ldr     x19, [x23, #S_EXPECT]
@@ -165,7 +197,6 @@ reaper:
         mov     x8, #SYS_close_range
         svc     #0
 1:      mov     x21, #(127 << 8)        // as if exit(127), should it never be reaped
-        mov     x22, #2
 
 reap:   // wait4(-1, &status, WNOHANG | __WALL, NULL) until nothing is left to reap
         mov     x0, #-1
@@ -207,21 +238,26 @@ finish: // No child left (ECHILD): end as the first child did.
         add     x0, x20, #128           // still here (an ignored signal): exit(128 + signal)
         b       exit_x0
 
-wait:   // ppoll(pollfds, x22, NULL, NULL, 0) with events = POLLIN, revents = 0
+wait:   // ppoll(pollfds, 3, NULL, NULL, 0), with events = POLLIN, revents = 0 in the
+        // two slots steps stored fds in; a negative fd is skipped (poll(2))
         mov     w0, #POLLIN
         str     w0, [x23, #4]
         str     w0, [x23, #12]
         mov     x0, x23
-        mov     x1, x22
+        mov     x1, #3
         mov     x2, #0
         mov     x3, #0
         mov     x4, #0
         mov     x8, #SYS_ppoll
         svc     #0
         tbnz    x0, #63, reap           // EINTR
-        ldrh    w0, [x23, #14]          // pidfd revents: Node is gone
+        ldrh    w0, [x23, #22]          // broker revents
+        cbz     w0, 1f
+        bl      broker
+1:      ldrh    w0, [x23, #14]          // pidfd revents: Node is gone
         cbz     w0, 3f
-        mov     x22, #1                 // stop watching it
+        mov     w0, #-1                 // stop watching it
+        str     w0, [x23, #8]
         mov     x1, #SIGKILL
         bl      kill_sandbox
 3:      ldrh    w0, [x23, #6]           // signalfd revents
@@ -252,6 +288,103 @@ kill_sandbox:   // kill(kill_target, x1)
         mov     x8, #SYS_kill
         svc     #0
         ret
+
+// One request on the broker socket (BROKER_REQUEST in ../script.ts): receive
+// it with its fds, run the syscall it names with fd indexes and data offsets
+// replaced, send the message back with the result over its first u64 (and the
+// result fd if asked), close the fds received and the one sent. Registers
+// (the kernel keeps them across svc): x9 = the request buffer, x10 = the
+// message length, x11 = fds received, x12 = control data sent, x15 -> the fds
+// received; x13, x14 scratch.
+broker:
+        ldr     x9, [x19, #P_BROKER]
+        mov     x0, #RECV_CONTROL_SIZE
+        str     x0, [x9, #(B_RECV_MSG + MSG_CONTROLLEN - B_REQUEST)]
+        ldr     w0, [x23, #16]          // recvmsg(broker, &recv_msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)
+        sub     x1, x9, #(B_REQUEST - B_RECV_MSG)
+        mov     x2, #MSG_CMSG_CLOEXEC
+        orr     x2, x2, #MSG_DONTWAIT
+        mov     x8, #SYS_recvmsg
+        svc     #0
+        mov     x10, x0
+        cmp     x0, #0
+        b.gt    2f
+        cmn     x0, #EAGAIN
+        b.eq    1f
+        cmn     x0, #EINTR
+        b.eq    1f
+        mov     w1, #-1                 // the supervisor is gone (0) or an error: stop serving
+        str     w1, [x23, #16]
+        cbz     x0, 2f                  // (an empty last message may still bring fds)
+1:      ret
+2:      str     x10, [x9, #(B_SEND_LEN - B_REQUEST)]  // the reply is as long as the request
+        sub     x15, x9, #(B_REQUEST - B_RECV_CONTROL - CMSG_DATA)
+        ldr     x11, [x9, #(B_RECV_MSG + MSG_CONTROLLEN - B_REQUEST)]
+        cbz     x11, 3f                 // no control data: no fds, else cmsg_len = 16 + 4 * fds
+        ldr     x11, [x9, #(B_RECV_CONTROL - B_REQUEST)]  // (SCM_RIGHTS, the only record
+        sub     x11, x11, #CMSG_DATA                      // a unix socket sends us)
+        lsr     x11, x11, #2
+3:      ldr     w0, [x9, #(B_RECV_MSG + MSG_FLAGS - B_REQUEST)]
+        tbnz    w0, #MSG_TRUNC_BIT, invalid
+        tbnz    w0, #MSG_CTRUNC_BIT, invalid
+        cmp     x10, #R_DATA
+        b.lo    invalid
+        ldr     x0, [x9]
+        str     x0, [x9, #(B_CALL - B_REQUEST)]  // nr
+        mov     x13, #0                 // argument index
+arg:    add     x14, x9, x13, lsl #3
+        ldr     x0, [x14, #8]
+        add     x14, x9, x13
+        ldrb    w1, [x14, #R_KINDS]
+        cbz     w1, 5f                  // 0: literal
+        cmp     w1, #2
+        b.hi    invalid
+        b.lo    4f
+        cmp     x0, x10                 // 2: an offset into the message
+        b.hs    invalid
+        add     x0, x9, x0
+        b       5f
+4:      cmp     x0, x11                 // 1: an index into the fds received
+        b.hs    bad_fd
+        ldr     w0, [x15, x0, lsl #2]
+5:      add     x14, x9, x13, lsl #3
+        str     x0, [x14, #(B_CALL + 8 - B_REQUEST)]
+        add     x13, x13, #1
+        cmp     x13, #6
+        b.lo    arg
+        sub     x14, x9, #(B_REQUEST - B_CALL)
+        ldp     x8, x0, [x14]
+        ldp     x1, x2, [x14, #16]
+        ldp     x3, x4, [x14, #32]
+        ldr     x5, [x14, #48]
+        svc     #0
+        b       reply
+bad_fd: mov     x0, #-EBADF
+        b       reply
+invalid:
+        mov     x0, #-EINVAL
+reply:  str     x0, [x9]                // the result over nr
+        str     w0, [x9, #(B_SEND_FD - B_REQUEST)]
+        mov     x12, #0                 // control data: none, or the result fd if asked
+        tbnz    x0, #63, 6f
+        ldrb    w1, [x9, #R_FLAGS]
+        tbz     w1, #RETURNS_FD_BIT, 6f
+        mov     x12, #SEND_CONTROL_SIZE
+6:      str     x12, [x9, #(B_SEND_MSG + MSG_CONTROLLEN - B_REQUEST)]
+        ldr     w0, [x23, #16]          // sendmsg(broker, &send_msg, MSG_NOSIGNAL | MSG_DONTWAIT)
+        sub     x1, x9, #(B_REQUEST - B_SEND_MSG)
+        mov     x2, #(MSG_NOSIGNAL | MSG_DONTWAIT)
+        mov     x8, #SYS_sendmsg
+        svc     #0
+        mov     x8, #SYS_close
+        cbz     x12, 7f
+        ldr     w0, [x9, #(B_SEND_FD - B_REQUEST)]
+        svc     #0
+7:      cbz     x11, 1b
+        sub     x11, x11, #1
+        ldr     w0, [x15, x11, lsl #2]
+        svc     #0
+        b       7b
 
         .balign 8                       // the code is loaded at an 8-aligned address
 script_magic:

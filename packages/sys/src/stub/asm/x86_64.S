@@ -26,8 +26,11 @@
 
         .equ SYS_read,          0
         .equ SYS_write,         1
+        .equ SYS_close,         3
         .equ SYS_rt_sigprocmask, 14
         .equ SYS_getpid,        39
+        .equ SYS_sendmsg,       46
+        .equ SYS_recvmsg,       47
         .equ SYS_wait4,         61
         .equ SYS_kill,          62
         .equ SYS_exit_group,    231
@@ -49,15 +52,50 @@
         .equ FORK_REAPER,       4
 
         # ReaperParams fields (the address is a FORK_REAPER step's `expect`)
-        .equ P_POLLFDS,         0                   # -> 2 x struct pollfd: signalfd, pidfd
+        .equ P_POLLFDS,         0                   # -> 3 x struct pollfd: signalfd, pidfd, broker
         .equ P_KILL_TARGET,     8                   # pid argument of kill(2)
         .equ P_SIGMAP,          16                  # -> u8[65]: signal received -> signal sent
         .equ P_SIGINFO,         24                  # -> 128 bytes: struct signalfd_siginfo
         .equ P_CLOSE_LAST,      32                  # close_range(0, this, 0) first, unless 0
         .equ P_ZERO,            40                  # 16 zero bytes: empty sigset, rlimit {0, 0}
         .equ P_STATUS,          56                  # wait4 status word
+        .equ P_BROKER,          64                  # -> the request buffer of the broker block
         .equ SSI_PID,           12                  # in struct signalfd_siginfo (signo at 0)
 
+        # Broker block (BROKER_BLOCK in ../script.ts); the code addresses it
+        # from its request buffer, which comes last, at negative offsets
+        .equ B_RECV_MSG,        0                   # struct msghdr: iov -> {request, 8 KiB}
+        .equ B_SEND_MSG,        56                  # struct msghdr: iov -> {request, B_SEND_LEN}
+        .equ B_SEND_LEN,        136                 # iov_len of the send iovec
+        .equ B_RECV_CONTROL,    144                 # struct cmsghdr, then up to 4 int fds
+        .equ B_SEND_FD,         192                 # the int of the send SCM_RIGHTS record
+        .equ B_CALL,            200                 # nr, a0..a5 as the syscall gets them
+        .equ B_REQUEST,         256
+        .equ MSG_CONTROLLEN,    40                  # in struct msghdr
+        .equ MSG_FLAGS,         48
+        .equ CMSG_DATA,         16                  # after struct cmsghdr
+        .equ RECV_CONTROL_SIZE, 32                  # CMSG_SPACE(4 * 4)
+        .equ SEND_CONTROL_SIZE, 24                  # CMSG_SPACE(4)
+        .equ RECV_MSG,          B_RECV_MSG - B_REQUEST
+        .equ SEND_MSG,          B_SEND_MSG - B_REQUEST
+        .equ SEND_LEN,          B_SEND_LEN - B_REQUEST
+        .equ RECV_FDS,          B_RECV_CONTROL + CMSG_DATA - B_REQUEST
+        .equ SEND_FD,           B_SEND_FD - B_REQUEST
+        .equ CALL,              B_CALL - B_REQUEST
+        # Request fields (BROKER_REQUEST): nr (the result in the reply), args at 8
+        .equ R_KINDS,           56                  # u8 each: 0 literal, 1 fd index, 2 offset
+        .equ R_FLAGS,           64
+        .equ R_DATA,            72
+        .equ RETURNS_FD,        1
+
+        .equ EBADF,             9
+        .equ EAGAIN,            11
+        .equ EINVAL,            22
+        .equ MSG_CTRUNC,        0x8
+        .equ MSG_TRUNC,         0x20
+        .equ MSG_DONTWAIT,      0x40
+        .equ MSG_NOSIGNAL,      0x4000
+        .equ MSG_CMSG_CLOEXEC,  0x40000000
         .equ EINTR,             4
         .equ POLLIN,            1
         .equ WNOHANG_WALL,      0x40000001          # WNOHANG | __WALL
@@ -157,10 +195,10 @@ read_done:
 
 # The parent of a FORK_REAPER step's fork, a child subreaper: reaps every
 # process of the sandbox, forwards signals (read from a signalfd) to it, kills
-# it when the pidfd of Node polls readable, and once no child is left exits
-# like its first child did. Registers:
+# it when the pidfd of Node polls readable, serves the supervisor's requests
+# on the broker socket, and once no child is left exits like its first child
+# did. Registers:
 #   r12 = ReaperParams         r13 = first child's pid    r14 = its wait status
-#   r15 = pollfds watched (2, then 1 once Node is gone)
 #   rbx = pollfds              rbp = our own pid
 reaper:
         mov     r12, [rbx + S_EXPECT]
@@ -177,7 +215,6 @@ reaper:
         xor     edx, edx
         syscall
 1:      mov     r14d, 127 << 8          # as if exit(127), should it never be reaped
-        mov     r15d, 2
 
 reap:   # wait4(-1, &status, WNOHANG | __WALL, NULL) until nothing is left to reap
         mov     eax, SYS_wait4
@@ -221,20 +258,24 @@ finish: # No child left (ECHILD): end as the first child did.
         lea     edi, [r14 + 128]        # still here (an ignored signal): exit(128 + signal)
         jmp     exit_edi
 
-wait:   # ppoll(pollfds, r15, NULL, NULL, 0) with events = POLLIN, revents = 0
+wait:   # ppoll(pollfds, 3, NULL, NULL, 0), with events = POLLIN, revents = 0 in the
+        # two slots steps stored fds in; a negative fd is skipped (poll(2))
         mov     dword ptr [rbx + 4], POLLIN
         mov     dword ptr [rbx + 12], POLLIN
         mov     eax, SYS_ppoll
         mov     rdi, rbx
-        mov     rsi, r15
+        mov     esi, 3
         xor     edx, edx
         xor     r10d, r10d
         syscall
         test    rax, rax
         js      reap                    # EINTR
-        cmp     word ptr [rbx + 14], 0  # pidfd revents: Node is gone
+        cmp     word ptr [rbx + 22], 0  # broker revents
+        je      1f
+        call    broker
+1:      cmp     word ptr [rbx + 14], 0  # pidfd revents: Node is gone
         je      3f
-        mov     r15d, 1                 # stop watching it
+        or      dword ptr [rbx + 8], -1 # stop watching it
         mov     esi, SIGKILL
         call    kill_sandbox
 3:      cmp     word ptr [rbx + 6], 0   # signalfd revents
@@ -265,3 +306,102 @@ kill_sandbox:   # kill(kill_target, esi)
         mov     rdi, [r12 + P_KILL_TARGET]
         syscall
         ret
+
+# One request on the broker socket (BROKER_REQUEST in ../script.ts): receive
+# it with its fds, run the syscall it names with fd indexes and data offsets
+# replaced, send the message back with the result over its first u64 (and the
+# result fd if asked), close the fds received and the one sent. r8 = the
+# request buffer; the count of fds received is pushed across the syscalls.
+broker:
+        mov     r8, [r12 + P_BROKER]
+        mov     qword ptr [r8 + RECV_MSG + MSG_CONTROLLEN], RECV_CONTROL_SIZE
+        mov     eax, SYS_recvmsg        # recvmsg(broker, &recv_msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)
+        mov     edi, [rbx + 16]
+        lea     rsi, [r8 + RECV_MSG]
+        mov     edx, MSG_CMSG_CLOEXEC | MSG_DONTWAIT
+        syscall
+        test    rax, rax
+        jg      2f
+        cmp     rax, -EAGAIN
+        je      1f
+        cmp     rax, -EINTR
+        je      1f
+        or      dword ptr [rbx + 16], -1 # the supervisor is gone (0) or an error: stop serving
+        test    rax, rax
+        jz      2f                      # (an empty last message may still bring fds)
+1:      ret
+2:      mov     [r8 + SEND_LEN], rax    # the reply is as long as the request
+        xor     ecx, ecx                # rcx = fds received: none without control data,
+        cmp     [r8 + RECV_MSG + MSG_CONTROLLEN], rcx
+        je      3f
+        mov     rcx, [r8 + RECV_FDS - CMSG_DATA] # else cmsg_len = 16 + 4 * fds (SCM_RIGHTS,
+        sub     ecx, CMSG_DATA                   # the only record a unix socket sends us)
+        shr     ecx, 2
+3:      push    rcx
+        test    byte ptr [r8 + RECV_MSG + MSG_FLAGS], MSG_TRUNC | MSG_CTRUNC
+        jnz     invalid
+        cmp     rax, R_DATA
+        jb      invalid
+        mov     rdx, [r8]
+        mov     [r8 + CALL], rdx        # nr
+        xor     edi, edi                # rdi = argument index
+arg:    mov     rdx, [r8 + 8 + rdi * 8]
+        movzx   esi, byte ptr [r8 + R_KINDS + rdi]
+        dec     esi
+        js      5f                      # 0: literal
+        jz      4f
+        dec     esi
+        jnz     invalid
+        cmp     rdx, rax                # 2: an offset into the message
+        jae     invalid
+        add     rdx, r8
+        jmp     5f
+4:      cmp     rdx, rcx                # 1: an index into the fds received
+        jae     bad_fd
+        mov     edx, [r8 + RECV_FDS + rdx * 4]
+5:      mov     [r8 + CALL + 8 + rdi * 8], rdx
+        inc     edi
+        cmp     edi, 6
+        jb      arg
+        mov     rax, [r8 + CALL]
+        mov     rdi, [r8 + CALL + 8]
+        mov     rsi, [r8 + CALL + 16]
+        mov     rdx, [r8 + CALL + 24]
+        mov     r10, [r8 + CALL + 32]
+        mov     r9, [r8 + CALL + 48]
+        mov     r8, [r8 + CALL + 40]
+        syscall
+        jmp     reply
+bad_fd: push    -EBADF
+        jmp     6f
+invalid:
+        push    -EINVAL
+6:      pop     rax
+reply:  mov     r8, [r12 + P_BROKER]
+        mov     [r8], rax               # the result over nr
+        mov     [r8 + SEND_FD], eax
+        xor     r9d, r9d                # r9 = control data: none, or the result fd if asked
+        test    rax, rax
+        js      7f
+        test    byte ptr [r8 + R_FLAGS], RETURNS_FD
+        jz      7f
+        mov     r9b, SEND_CONTROL_SIZE
+7:      mov     [r8 + SEND_MSG + MSG_CONTROLLEN], r9
+        mov     eax, SYS_sendmsg        # sendmsg(broker, &send_msg, MSG_NOSIGNAL | MSG_DONTWAIT)
+        mov     edi, [rbx + 16]
+        lea     rsi, [r8 + SEND_MSG]
+        mov     edx, MSG_NOSIGNAL | MSG_DONTWAIT
+        syscall
+        pop     rsi                     # fds received
+        test    r9, r9
+        jz      8f
+        mov     eax, SYS_close
+        mov     edi, [r8 + SEND_FD]
+        syscall
+8:      dec     esi
+        js      9f
+        mov     eax, SYS_close
+        mov     edi, [r8 + RECV_FDS + rsi * 4]
+        syscall
+        jmp     8b
+9:      ret
