@@ -10,7 +10,11 @@ import {
   AF_INET6,
   AF_UNIX,
   CLONE_ARGS_SIZE,
+  CMSGHDR_SIZE,
+  cmsgLen,
+  cmsgSpace,
   decodeCloneArgs,
+  decodeCmsghdr,
   decodeIovec,
   decodeIovecs,
   decodeLandlockNetPortAttr,
@@ -18,6 +22,7 @@ import {
   decodeLandlockRulesetAttr,
   decodeMsghdr,
   decodeOpenHow,
+  decodeScmRights,
   decodeSeccompData,
   decodeSeccompNotif,
   decodeSeccompNotifAddfd,
@@ -31,6 +36,8 @@ import {
   decodeSockFprog,
   encodeCloneArgs,
   encodeCloneArgsInto,
+  encodeCmsghdr,
+  encodeCmsghdrInto,
   encodeIovec,
   encodeIovecInto,
   encodeIovecs,
@@ -44,6 +51,7 @@ import {
   encodeMsghdrInto,
   encodeOpenHow,
   encodeOpenHowInto,
+  encodeScmRights,
   encodeSeccompData,
   encodeSeccompDataInto,
   encodeSeccompNotif,
@@ -72,6 +80,7 @@ import {
   LANDLOCK_SCOPE,
   MSGHDR_SIZE,
   OPEN_HOW_SIZE,
+  SCM_RIGHTS,
   SECCOMP_DATA_SIZE,
   SECCOMP_IOCTL_NOTIF_ADDFD,
   SECCOMP_IOCTL_NOTIF_ID_VALID,
@@ -87,6 +96,7 @@ import {
   SOCKADDR_IN6_OFFSETS,
   SOCKADDR_IN6_SIZE,
   SOCKADDR_UN_SIZE,
+  SOL_SOCKET,
   SUN_PATH_SIZE,
 } from '../src/structs/index.js';
 import { AUDIT_ARCH } from '../src/syscalls/index.js';
@@ -254,6 +264,13 @@ const CODECS: Record<string, Codec<unknown>> = {
     encodeInto: encodeMsghdrInto,
     decode: decodeMsghdr,
   }),
+  cmsghdr: codec({
+    size: CMSGHDR_SIZE,
+    arbitrary: fc.record({ len: u64, level: i32, type: i32 }),
+    encode: encodeCmsghdr,
+    encodeInto: encodeCmsghdrInto,
+    decode: decodeCmsghdr,
+  }),
 };
 
 /** The address decodeSockaddrIn6 would print for these bytes, via a decode of our own encoding. */
@@ -354,6 +371,34 @@ describe('arrays', () => {
     ];
     expect(decodeIovecs(encodeIovecs(iovs), 0, 2)).toEqual(iovs);
     expect(encodeIovecs([]).length).toBe(0);
+  });
+});
+
+describe('SCM_RIGHTS control messages', () => {
+  it('encodes descriptors after one header, padded to CMSG_SPACE', () => {
+    const control = encodeScmRights([3, 7, 9]);
+    expect(control.length).toBe(cmsgSpace(12));
+    expect(decodeCmsghdr(control)).toEqual({
+      len: BigInt(cmsgLen(12)),
+      level: SOL_SOCKET,
+      type: SCM_RIGHTS,
+    });
+    expect(decodeScmRights(control, control.length)).toEqual([3, 7, 9]);
+    expect(decodeScmRights(control, 0)).toEqual([]);
+  });
+
+  it('skips records of other types and reads every SCM_RIGHTS one', () => {
+    const credentials = Buffer.alloc(cmsgSpace(12)); // SCM_CREDENTIALS: pid, uid, gid
+    encodeCmsghdrInto(credentials, 0, { len: BigInt(cmsgLen(12)), level: SOL_SOCKET, type: 2 });
+    const control = Buffer.concat([credentials, encodeScmRights([5]), encodeScmRights([6, 8])]);
+    expect(decodeScmRights(control, control.length)).toEqual([5, 6, 8]);
+  });
+
+  it('refuses a record that overruns what the kernel filled', () => {
+    const control = encodeScmRights([1, 2]);
+    expect(() => decodeScmRights(control, cmsgLen(4))).toThrow(/overruns/);
+    const tiny = Buffer.alloc(CMSGHDR_SIZE); // cmsg_len 0
+    expect(() => decodeScmRights(tiny, CMSGHDR_SIZE)).toThrow(/overruns/);
   });
 });
 
@@ -534,6 +579,7 @@ const HEADER_STRUCTS: readonly HeaderStruct[] = [
   ['struct sockaddr_un', 'SOCKADDR_UN'],
   ['struct iovec', 'IOVEC'],
   ['struct msghdr', 'MSGHDR'],
+  ['struct cmsghdr', 'CMSGHDR'],
 ].map(([type, prefix]) => ({
   type: type!,
   size: exported(`${prefix}_SIZE`) as number,
@@ -561,7 +607,7 @@ function exported(name: string): unknown {
 /** Every exported constant spelled like its C counterpart. */
 const HEADER_CONSTANT_NAMES = Object.keys(structs).filter(
   (name) =>
-    /^(SECCOMP_(RET|SET_MODE|FILTER_FLAG|USER_NOTIF|ADDFD|IOCTL)_|LANDLOCK_(ACCESS_FS|ACCESS_NET|SCOPE|CREATE_RULESET|RULE|RESTRICT_SELF)_|RESOLVE_|CLONE_ARGS_SIZE_VER|AF_|BPF_MAXINSNS$)/.test(
+    /^(SECCOMP_(RET|SET_MODE|FILTER_FLAG|USER_NOTIF|ADDFD|IOCTL)_|LANDLOCK_(ACCESS_FS|ACCESS_NET|SCOPE|CREATE_RULESET|RULE|RESTRICT_SELF)_|RESOLVE_|CLONE_ARGS_SIZE_VER|AF_|MSG_|SCM_|SOL_SOCKET$|BPF_MAXINSNS$)/.test(
       name,
     ) && typeof exported(name) !== 'object',
 );
@@ -598,6 +644,14 @@ const NEWER_THAN_LINUX_6_1: Readonly<Record<string, string>> = Object.fromEntrie
   ]
     .map((name) => [name, name])
     .concat([['LANDLOCK_RULE_NET_PORT', 'LANDLOCK_ACCESS_NET_BIND_TCP']]),
+);
+
+/** cmsg(3) macros, by the C call that gives each value. */
+const CMSG_MACROS: Readonly<Record<string, number>> = Object.fromEntries(
+  [0, 1, 4, 12, 16, 17].flatMap((size) => [
+    [`CMSG_LEN(${size})`, cmsgLen(size)],
+    [`CMSG_SPACE(${size})`, cmsgSpace(size)],
+  ]),
 );
 
 function expectedConstant(name: string): bigint {
@@ -648,6 +702,7 @@ function layoutProgram(): string {
   for (const [name, expression] of Object.entries(HEADER_EXPRESSIONS)) {
     lines.push(`  CONST("${name}", ${expression})`);
   }
+  for (const call of Object.keys(CMSG_MACROS)) lines.push(`  CONST("${call}", ${call})`);
   lines.push('  return 0;', '}', '');
   return lines.join('\n');
 }
@@ -713,6 +768,7 @@ describe('layouts match the C headers', () => {
           if (report.has(name)) expected.set(name, expectedConstant(name));
           else unchecked.push(name);
         }
+        for (const [call, value] of Object.entries(CMSG_MACROS)) expected.set(call, BigInt(value));
         expect(unchecked.every((name) => NEWER_THAN_LINUX_6_1[name])).toBe(true);
         if (unchecked.length) {
           console.info(`not in the installed headers, so not checked: ${unchecked.join(', ')}`);

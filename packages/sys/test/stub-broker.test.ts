@@ -475,6 +475,8 @@ describe.each(ARCHES)('the reaper broker on %s', (arch) => {
     const sandboxed = start({ program: 'echo "pid=$$"; read line; exit 7', ...sandbox });
     const output = await sandboxed.stdout.until(/pid=\d+\n/);
     const programPid = Number(/pid=(\d+)/.exec(output)![1]);
+    // Answered from the reaper's loop: it has closed what it does not keep.
+    expect(getpid(sandboxed.socket).result).toBe(sandboxed.reaperPid);
     return { ...sandboxed, programPid };
   }
 
@@ -699,6 +701,9 @@ describe.each(ARCHES)('the reaper broker on %s', (arch) => {
     } finally {
       close(dir);
     }
+    // The reaper closes a request's fds after its reply: one more round trip
+    // has them closed.
+    expect(getpid(sandboxed.socket).result).toBe(sandboxed.reaperPid);
     expect(openFiles(sandboxed.reaperPid).sort()).toEqual(before.sort());
     await finish(sandboxed);
   });
@@ -754,7 +759,8 @@ describe.each(ARCHES)('the reaper broker on %s', (arch) => {
       expect(await sandboxed.exited).toEqual({ code: null, signal: 'SIGKILL' });
       // Kill target 0, its own process group, took the reaper too: the
       // program may be left unreaped, but not running.
-      expect([undefined, 'Z']).toContain(state(sandboxed.programPid));
+      const dead = () => [undefined, 'Z'].includes(state(sandboxed.programPid));
+      expect(await eventually(dead, 5000)).toBe(true);
     },
   );
 });

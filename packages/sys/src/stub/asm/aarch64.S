@@ -297,7 +297,7 @@ kill_sandbox:   // kill(kill_target, x1)
 // message length, x11 = fds received, x12 = control data sent, x15 -> the fds
 // received; x13, x14 scratch.
 broker:
-        ldr     x9, [x19, #P_BROKER]
+        ldr     x9, [x19, #P_BROKER]    // recvmsg(2) leaves msg_controllen at what it filled
         mov     x0, #RECV_CONTROL_SIZE
         str     x0, [x9, #(B_RECV_MSG + MSG_CONTROLLEN - B_REQUEST)]
         ldr     w0, [x23, #16]          // recvmsg(broker, &recv_msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)
@@ -326,7 +326,8 @@ broker:
         lsr     x11, x11, #2
 3:      ldr     w0, [x9, #(B_RECV_MSG + MSG_FLAGS - B_REQUEST)]
         tbnz    w0, #MSG_TRUNC_BIT, invalid
-        tbnz    w0, #MSG_CTRUNC_BIT, invalid
+        tbnz    w0, #MSG_CTRUNC_BIT, invalid    // fds that did not fit are closed by the
+                                                // kernel (scm_detach_fds in net/core/scm.c)
         cmp     x10, #R_DATA
         b.lo    invalid
         ldr     x0, [x9]
@@ -371,7 +372,8 @@ reply:  str     x0, [x9]                // the result over nr
         tbz     w1, #RETURNS_FD_BIT, 6f
         mov     x12, #SEND_CONTROL_SIZE
 6:      str     x12, [x9, #(B_SEND_MSG + MSG_CONTROLLEN - B_REQUEST)]
-        ldr     w0, [x23, #16]          // sendmsg(broker, &send_msg, MSG_NOSIGNAL | MSG_DONTWAIT)
+        ldr     w0, [x23, #16]          // sendmsg(broker, &send_msg, MSG_NOSIGNAL | MSG_DONTWAIT):
+                                        // lost if the supervisor queued more than it reads
         sub     x1, x9, #(B_REQUEST - B_SEND_MSG)
         mov     x2, #(MSG_NOSIGNAL | MSG_DONTWAIT)
         mov     x8, #SYS_sendmsg

@@ -88,6 +88,7 @@
         .equ R_DATA,            72
         .equ RETURNS_FD,        1
 
+        .equ EINTR,             4
         .equ EBADF,             9
         .equ EAGAIN,            11
         .equ EINVAL,            22
@@ -96,7 +97,6 @@
         .equ MSG_DONTWAIT,      0x40
         .equ MSG_NOSIGNAL,      0x4000
         .equ MSG_CMSG_CLOEXEC,  0x40000000
-        .equ EINTR,             4
         .equ POLLIN,            1
         .equ WNOHANG_WALL,      0x40000001          # WNOHANG | __WALL
         .equ SIGKILL,           9
@@ -313,7 +313,7 @@ kill_sandbox:   # kill(kill_target, esi)
 # result fd if asked), close the fds received and the one sent. r8 = the
 # request buffer; the count of fds received is pushed across the syscalls.
 broker:
-        mov     r8, [r12 + P_BROKER]
+        mov     r8, [r12 + P_BROKER]    # recvmsg(2) leaves msg_controllen at what it filled
         mov     qword ptr [r8 + RECV_MSG + MSG_CONTROLLEN], RECV_CONTROL_SIZE
         mov     eax, SYS_recvmsg        # recvmsg(broker, &recv_msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)
         mov     edi, [rbx + 16]
@@ -337,9 +337,9 @@ broker:
         mov     rcx, [r8 + RECV_FDS - CMSG_DATA] # else cmsg_len = 16 + 4 * fds (SCM_RIGHTS,
         sub     ecx, CMSG_DATA                   # the only record a unix socket sends us)
         shr     ecx, 2
-3:      push    rcx
+3:      push    rcx                     # fds that did not fit are closed by the kernel
         test    byte ptr [r8 + RECV_MSG + MSG_FLAGS], MSG_TRUNC | MSG_CTRUNC
-        jnz     invalid
+        jnz     invalid                 # (scm_detach_fds in net/core/scm.c)
         cmp     rax, R_DATA
         jb      invalid
         mov     rdx, [r8]
@@ -387,7 +387,8 @@ reply:  mov     r8, [r12 + P_BROKER]
         jz      7f
         mov     r9b, SEND_CONTROL_SIZE
 7:      mov     [r8 + SEND_MSG + MSG_CONTROLLEN], r9
-        mov     eax, SYS_sendmsg        # sendmsg(broker, &send_msg, MSG_NOSIGNAL | MSG_DONTWAIT)
+        mov     eax, SYS_sendmsg        # sendmsg(broker, &send_msg, MSG_NOSIGNAL | MSG_DONTWAIT):
+                                        # lost if the supervisor queued more than it reads
         mov     edi, [rbx + 16]
         lea     rsi, [r8 + SEND_MSG]
         mov     edx, MSG_NOSIGNAL | MSG_DONTWAIT
