@@ -152,6 +152,8 @@ export interface CallerWalkOptions {
    * processes of its domain).
    */
   readonly followMagic?: (pid: number | null) => boolean;
+  /** openat2's RESOLVE_IN_ROOT: the dirfd (or cwd) is the root, for `/`, `..` and absolute symlinks. */
+  readonly inRoot?: boolean;
 }
 
 /** The context of a worker-thread handler. Valid only until the handler returns. */
@@ -409,11 +411,12 @@ export class Call implements HandlerContext, DeferredContext {
   }
 
   walk(path: Buffer, options: CallerWalkOptions): Walked {
-    const root = this.openOwn('root');
+    const from = () => (options.dirfd === AT_FDCWD ? this.openOwn('cwd') : this.getFd(options.dirfd));
+    const root = options.inRoot ? from() : this.openOwn('root');
     let start = root;
     try {
       const absolute = path.length > 0 && path[0] === 0x2f;
-      if (!absolute) start = options.dirfd === AT_FDCWD ? this.openOwn('cwd') : this.getFd(options.dirfd);
+      if (!absolute && !options.inRoot) start = from();
       let tgid: number | undefined;
       const tid = this.pid;
       return walkPath({

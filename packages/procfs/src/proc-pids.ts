@@ -15,7 +15,8 @@
 // the directory the walk pinned, and the descriptor injected. Another thread
 // of the caller rewriting the path after the check opens nothing. Every
 // other path continues: the kernel opens it, Landlock decides.
-import { fstatSync, lstatSync, readlinkSync } from 'node:fs';
+import { fstatSync, lstatSync } from 'node:fs';
+import { posix } from 'node:path';
 import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
 import {
   AT_FDCWD,
@@ -29,6 +30,7 @@ import {
   openAt,
   openFlags,
   pathWithin,
+  RESOLVE_IN_ROOT,
   RESOLVE_NO_SYMLINKS,
   readCStringBytes,
   sameIds,
@@ -304,8 +306,14 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   const call = readOpenCall(ctx);
   if (call === null || !ctx.valid()) return CONTINUE; // valid: the bytes were the caller's
   if (call.path === '') return CONTINUE; // ENOENT: open(2) takes no empty path
+  // The host's most sensitive files are refused by name too, whether they
+  // exist or not (a refusal needs no exact resolution to be safe).
+  if (call.path.startsWith('/') && sensitive(posix.normalize(call.path))) {
+    return errnoAnswer('EACCES');
+  }
   const state = setUp();
-  if (!needsWalkFor(ctx, call, state)) return CONTINUE;
+  // openat2's RESOLVE_* flags change where the path starts: always walked.
+  if (call.resolve === 0 && !needsWalkFor(ctx, call, state)) return CONTINUE;
   let tgid: number | undefined;
   const callerTgid = (): number => {
     tgid ??= insideTgid(ctx.pid);
@@ -319,6 +327,7 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
     walked = ctx.walk(bytes(call.path), {
       dirfd: call.dirfd,
       followLast: (call.flags & O.O_NOFOLLOW) === 0,
+      inRoot: (call.resolve & RESOLVE_IN_ROOT) !== 0,
       enterPid: (pid, dir) => member(ctx, pid, dir, callerTgid),
     });
     return 0;
@@ -353,9 +362,11 @@ function decide(
     shareOpenRequest(ctx, { path, cloexec: (call.flags & O.O_CLOEXEC) !== 0 });
     if (servedByOthers(ctx.session.policy, path)) return CONTINUE;
   }
-  // Not through a process directory nor a magic link: the kernel's own open
-  // of the caller's path lands on the same object, and Landlock decides.
-  if (!walked.viaProc) return CONTINUE;
+  // Not through a process directory nor a magic link, and not on procfs:
+  // the kernel's own open of the caller's path lands on the same object, and
+  // Landlock decides. On procfs, the sandbox's domain may lack the rule the
+  // policy grants (its /proc rule is carved around the process directories).
+  if (!walked.viaProc && !walked.inProc) return CONTINUE;
   if (walked.errno !== 0) return { kind: 'errno', errno: walked.errno };
   // SECCOMP_IOCTL_NOTIF_ADDFD cannot pass an O_PATH file: the kernel takes
   // the source with fget(), which skips FMODE_PATH files (EBADF; see
@@ -373,6 +384,12 @@ function decide(
   if (walked.pid !== null && ATTACH_FILES.has(walked.name)) {
     const target = insideTgid(walked.pid);
     if (target !== insideTgid(ctx.pid)) return CONTINUE;
+  }
+  // fsDeny beneath /proc (say /proc/sys): the reaper's domain keeps /proc
+  // whole (confine.ts), so the policy's refusal is made here, on the path of
+  // what the walk found.
+  if (walked.inProc && (path === null || !policyReads(ctx.session.policy, path))) {
+    return errnoAnswer('EACCES');
   }
   const credentials = callerCredentials(ctx)();
   if (credentials === null || !sameIds(credentials, state.credentials)) return CONTINUE;

@@ -157,10 +157,13 @@ export function pathOf(fd: number): string | null {
 
 /** Where a walk ended, as a path: the object's, or where a missing last component would be. */
 export function walkedPath(walked: Walked): string | null {
-  if (walked.errno === 0) return pathOf(walked.fd);
+  if (walked.errno === 0) {
+    const path = pathOf(walked.fd);
+    return path?.startsWith('/') ? path : null; // pipe:[…], anon_inode:…: no path
+  }
   if (walked.kind !== 'missing' || walked.parent < 0) return null;
   const directory = pathOf(walked.parent);
-  if (directory === null) return null;
+  if (directory === null || !directory.startsWith('/')) return null;
   return `${directory === '/' ? '' : directory}/${walked.name}`;
 }
 

@@ -4,12 +4,13 @@ import { compileSandboxFilter, seccompFilterStep } from '@sandlock/seccomp';
 import {
   close,
   type LaunchStep,
+  pathWithin,
   PERSONALITY_QUERY,
   personalityWithoutRandomization,
   trySyscall,
 } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
-import { filesystemRules } from './fs-rules.js';
+import { canonical, filesystemRules } from './fs-rules.js';
 import type { Policy, PortSpec } from './policy.js';
 
 /** Everything a launch needs to confine the program, and what to clean up after. */
@@ -54,9 +55,23 @@ function describeDrops(what: string, ruleset: LandlockRuleset): string[] {
   );
 }
 
-function landlockFor(policy: Policy, hideProcesses: boolean): LandlockRuleset {
+/**
+ * The Landlock domain of a policy. `hidden`: the sandbox's own where the
+ * supervisor hides processes, without /proc's process directories.
+ * `reaper`: the reaper's there, the policy's but for `fsDeny` entries
+ * beneath /proc: carving /proc would leave out the process directories of
+ * processes not yet started, which the reaper opens on the sandbox's behalf;
+ * proc-pids refuses what those entries deny, on the path the kernel's walk
+ * found (procfs has no renames nor links).
+ */
+function landlockFor(policy: Policy, view: 'policy' | 'hidden' | 'reaper'): LandlockRuleset {
   const builder = landlockRuleset({ compatibility: policy.bestEffort ? 'best-effort' : 'hard' });
-  const rules = filesystemRules(policy.fsRead, policy.fsWrite, policy.fsDeny, {
+  const hideProcesses = view === 'hidden';
+  const fsDeny =
+    view === 'reaper'
+      ? policy.fsDeny.filter((path) => !pathWithin(canonical(path), '/proc'))
+      : policy.fsDeny;
+  const rules = filesystemRules(policy.fsRead, policy.fsWrite, fsDeny, {
     hideProcesses,
     madeUp: hideProcesses ? madeUpProcFiles(policy) : [],
   });
@@ -116,10 +131,10 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     // grants. The sandbox's, nested in it, keeps the sandbox from signalling
     // the reaper and, where the supervisor hides processes, leaves /proc's
     // process directories out: the on-behalf opens are the only way there.
-    const outer = landlockFor(policy, false);
+    const outer = landlockFor(policy, options.hideProcesses ? 'reaper' : 'policy');
     if (outer.fd !== null) fds.push(outer.fd);
     warnings.push(...describeDrops('the filesystem and network policy', outer));
-    const inner = options.hideProcesses ? landlockFor(policy, true) : signalScope(policy);
+    const inner = options.hideProcesses ? landlockFor(policy, 'hidden') : signalScope(policy);
     if (inner.fd !== null) fds.push(inner.fd);
 
     const steps: LaunchStep[] = [{ kind: 'setsid' }];

@@ -277,6 +277,14 @@ export function walkPath(options: WalkOptions): Walked {
     out.hidden = true;
     return ENOENT;
   };
+  let rootId: string | null = null;
+  const atRoot = (place: Place): boolean => {
+    if (rootId === null) {
+      const root = placeOf(options.root, false);
+      rootId = typeof root === 'number' ? '' : `${root.dev}:${root.ino}`;
+    }
+    return `${place.dev}:${place.ino}` === rootId;
+  };
   const begun = locate(cur);
   if (begun !== 0) return fail(begun);
 
@@ -285,7 +293,14 @@ export function walkPath(options: WalkOptions): Walked {
     const last = todo.length === 0;
     const follow = !last || options.followLast || trailingSlash;
     if (name === '.' || name === '..') {
-      // The kernel's own step: `..` stops at the root, crosses mounts upwards.
+      // `..` stays at the root given (the caller's, or openat2's
+      // RESOLVE_IN_ROOT directory); elsewhere it is the kernel's own step,
+      // which crosses mounts upwards.
+      if (name === '..' && atRoot(cur)) {
+        lastName = '.';
+        drop();
+        continue;
+      }
       const next = trySyscall('openat', cur.fd, name === '.' ? DOT : DOTDOT, PATH_FLAGS, 0);
       if (next < 0) return fail(-next);
       const place = placeOf(next, true);
