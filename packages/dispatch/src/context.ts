@@ -411,7 +411,8 @@ export class Call implements HandlerContext, DeferredContext {
   }
 
   walk(path: Buffer, options: CallerWalkOptions): Walked {
-    const from = () => (options.dirfd === AT_FDCWD ? this.openOwn('cwd') : this.getFd(options.dirfd));
+    const from = () =>
+      options.dirfd === AT_FDCWD ? this.openOwn('cwd') : this.getFd(options.dirfd);
     const root = options.inRoot ? from() : this.openOwn('root');
     let start = root;
     try {

@@ -17,6 +17,7 @@ export {
   moduleBeside,
   type SetupEnv,
 } from './module.js';
+export type { OnBehalf } from './on-behalf.js';
 export { sandboxProcesses } from './processes.js';
 export type { ProcessView, SessionInfo, WorkerSession } from './session-view.js';
 export {
@@ -29,4 +30,3 @@ export {
   Supervisor,
   type SupervisorOptions,
 } from './supervisor.js';
-export { type OnBehalf } from './on-behalf.js';

@@ -30,18 +30,20 @@ export interface WorkerSession<P = unknown> extends SessionInfo<P> {
   /** Kills every process of the sandbox through its reaper; `reason` is reported. */
   kill(reason: string): void;
   /**
-   * System calls made with the sandbox's own authority (its reaper, in its
-   * Landlock domain), or null where the sandbox has no broker (a delegated
-   * subtree; no module of the sandbox acts on its behalf).
+   * System calls made with the sandbox's own authority (its reaper, in the
+   * policy's Landlock domain), or null where the sandbox has no broker (no
+   * module on for it acts on its behalf). A delegated subtree shares its
+   * listener's: the outer policy's authority, which a module must narrow to
+   * the subtree's own policy (`policy` is already both intersected).
    */
   readonly onBehalf: OnBehalf | null;
   /**
-   * Whether thread `tid` runs under a Landlock domain narrower than the
-   * sandbox's: it, or a process it descends from, called
-   * landlock_restrict_self inside the sandbox (a nested sandbox, any jail
-   * made inside), or it belongs to a delegated subtree. What is done on the
-   * sandbox's behalf must not be done for it: let the kernel decide. True
-   * when it cannot be told.
+   * Whether thread `tid` runs under a Landlock domain narrower than this
+   * session's: it, or a process it descends from, called
+   * landlock_restrict_self inside the sandbox since the session began (a
+   * sandbox or jail made inside), or, for a listener's own session, it is in
+   * a delegated subtree. What is done on the sandbox's behalf must not be
+   * done for it: let the kernel decide. True when it cannot be told.
    */
   narrowed(tid: number): boolean;
 }

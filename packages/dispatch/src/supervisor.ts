@@ -28,8 +28,8 @@ import {
 } from './module.js';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
 import { Responder } from './respond.js';
-import { holdUndumpable, releaseUndumpable } from './undumpable.js';
 import type { SessionInfo } from './session-view.js';
+import { holdUndumpable, releaseUndumpable } from './undumpable.js';
 
 const EPERM = 1;
 

@@ -109,8 +109,14 @@ interface LoopSession {
   readonly parent: LoopSession | null;
   /** On a listener's own session: every delegated subtree under it, by reaper pid. */
   readonly delegates: Map<number, LoopSession>;
-  /** Thread groups (and threads) seen calling landlock_restrict_self: they, and what they start, are narrower. */
-  readonly restricted: Set<number>;
+  /**
+   * On a listener's own session: thread groups (and threads) seen calling
+   * landlock_restrict_self, with when (a count of such calls): they, and
+   * what they start, are narrower than the session they were in then.
+   */
+  readonly restricted: Map<number, number>;
+  /** The count of landlock_restrict_self calls when the session began: earlier ones made its own domain. */
+  readonly since: number;
 }
 
 /** Deeper than any real tree of nested sandboxes. */
@@ -145,23 +151,24 @@ function levelsOf(root: LoopSession, tid: number): LoopSession[] {
 }
 
 /**
- * {@link WorkerSession.narrowed}: a delegated subtree always is (its domain
- * is nested in the listener's); in a listener's own session, a thread whose
- * thread group, or a process above it up to the reaper, called
- * landlock_restrict_self. The thread groups of the other threads of such a
- * process count too (a domain is per thread: over-approximated, never
- * under). A /proc read that fails: narrowed.
+ * {@link WorkerSession.narrowed}: a thread whose thread group, or a process
+ * above it up to the session's reaper, called landlock_restrict_self since
+ * the session began (a delegated subtree's own launch made its domain before
+ * that); in a listener's own session, also a thread in a delegated subtree.
+ * The other threads of such a process count too (a domain is per thread:
+ * over-approximated, never under). A /proc read that fails: narrowed.
  */
 function narrowed(session: LoopSession, tid: number): boolean {
-  if (session.parent !== null) return true;
-  const marks = session.restricted;
-  if (marks.size === 0) return false;
-  if (marks.has(tid)) return true;
+  const root = rootOf(session);
+  const marks = root.restricted;
+  if (marks.size === 0 && root.delegates.size === 0) return false;
+  if ((marks.get(tid) ?? -1) >= session.since) return true;
   let pid = threadGroupOrNull(tid);
   for (let depth = 0; depth < MAX_DEPTH; depth++) {
     if (pid === null) return true;
     if (pid === session.view.reaperPid) return false;
-    if (marks.has(pid)) return true;
+    if ((marks.get(pid) ?? -1) >= session.since) return true;
+    if (session === root && root.delegates.has(pid)) return true;
     if (pid <= 1) return true; // left the sandbox's tree: not its process
     pid = parentOf(pid);
   }
@@ -184,6 +191,8 @@ class Loop {
   /** Delegated subtrees by the pidfd of their reaper. */
   private readonly delegateByPidfd = new Map<number, LoopSession>();
   private tracking = 0;
+  /** landlock_restrict_self calls seen, in every session of this loop. */
+  private restricts = 0;
   private readonly names: string[] = [];
 
   constructor(private readonly modules: readonly DispatchModule[]) {
@@ -310,7 +319,8 @@ class Loop {
       view: undefined as unknown as WorkerSession,
       parent: parent ?? null,
       delegates: new Map(),
-      restricted: new Set(),
+      restricted: new Map(),
+      since: parent === undefined ? 0 : this.restricts,
     };
     const processes: ProcessView = {
       get live() {
@@ -329,7 +339,14 @@ class Loop {
       policy: message.policy,
       processes,
       kill: (reason: string) => this.kill(session, reason),
-      onBehalf: message.brokerFd >= 0 && parent === undefined ? new Broker(message.brokerFd) : null,
+      // A delegated subtree is served by its listener's reaper: the outer
+      // policy's domain, which its modules narrow to its own policy.
+      onBehalf:
+        parent !== undefined
+          ? rootOf(parent).view.onBehalf
+          : message.brokerFd >= 0
+            ? new Broker(message.brokerFd)
+            : null,
       narrowed: (tid: number) => narrowed(session, tid),
     });
     this.sessions.set(session.id, session);
@@ -479,8 +496,9 @@ class Loop {
     if (nr === RESTRICT_SELF) {
       // Before the kernel makes the domain (the call waits for this answer).
       const tid = notif.readUInt32LE(8);
-      session.restricted.add(tid);
-      session.restricted.add(threadGroupOrNull(tid) ?? tid);
+      const seq = this.restricts++;
+      session.restricted.set(tid, seq);
+      session.restricted.set(threadGroupOrNull(tid) ?? tid, seq);
     }
     if (session.delegates.size === 0) {
       this.dispatch(session, nr, notif.readUInt32LE(8), true);

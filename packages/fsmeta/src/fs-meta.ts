@@ -8,8 +8,9 @@
 // from @sandlock/dispatch at run time.
 //
 // Decided on copies (README of @sandlock/dispatch): the caller's arguments
-// (path, times, name, value) are copied once; the path is opened O_PATH
-// (pinned), the pinned object's path checked, and the change made through
+// (path, times, name, value) are copied once; the path is walked as the
+// kernel walks it for the caller and the object opened O_PATH (pinned), the
+// pinned object's path checked, and the change made through
 // /proc/self/fd/<pinned>: a thread rewriting the path after the check changes
 // nothing the check did not see.
 import { fstatSync, readlinkSync } from 'node:fs';
@@ -21,15 +22,14 @@ import {
   type Credentials,
   close,
   credentialsOf,
-  encodeOpenHow,
   hostArch,
   openFlags,
-  RESOLVE_NO_MAGICLINKS,
   readCStringBytes,
   SysError,
   sameIds,
   threadCapabilities,
   trySyscall,
+  type Walked,
   withCallerCapabilities,
 } from '@sandlock/sys';
 import { type FsMetaPolicy, writableByPolicy } from './policy.js';
@@ -369,59 +369,48 @@ function selfFd(fd: number): Buffer {
 }
 
 /**
- * A caller's path that names one of its own descriptors through /proc
- * (/proc/self/fd/N, /proc/thread-self/fd/N, /dev/fd/N): opened by the
- * supervisor, it would name the supervisor's. The caller's descriptor N is
- * duplicated instead. Any other magic link on the way is refused (ELOOP),
- * see {@link pin}.
- */
-const OWN_FD = /^\/(?:proc\/(?:self|thread-self)|dev)\/fd\/(\d+)$/;
-
-/**
- * The target opened O_PATH (pinned) by the supervisor, from the caller's
- * dirfd or cwd, with the caller's capabilities; -errno on failure. Magic
- * links (/proc/<pid>/fd/…, cwd, root, exe) are not followed
- * (RESOLVE_NO_MAGICLINKS): resolved by the supervisor they would name its
- * own objects, not the caller's.
+ * The target opened O_PATH (pinned), resolved as the kernel would for the
+ * caller (ctx.walk: its root, its cwd or dirfd, its /proc/self, magic links
+ * of its own sandbox's processes only), with the caller's capabilities;
+ * -errno on failure. An empty path (AT_EMPTY_PATH) pins the dirfd itself.
  */
 function pin(
   ctx: HandlerContext,
   target: Target & { kind: 'path' },
-  open: (base: number, path: Buffer, how: Buffer) => number,
+  lowered: (walk: () => number) => number,
 ): number {
-  const text = target.path.toString('latin1');
-  const own = OWN_FD.exec(text);
-  if (own !== null) return ctx.getFd(Number(own[1]));
-  let base: number;
-  if (text.startsWith('/') && !target.emptyPath) {
-    base = AT_FDCWD;
-  } else if (target.dirfd === AT_FDCWD) {
-    base = trySyscall(
+  if (target.emptyPath) {
+    if (target.dirfd !== AT_FDCWD) return ctx.getFd(target.dirfd); // CallError(EBADF) when closed
+    const cwd = trySyscall(
       'openat',
       AT_FDCWD,
       Buffer.from(`/proc/${ctx.pid}/cwd\0`),
       O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC,
       0,
     );
-    if (base < 0) throw new Refused(ERRNO.EBADF);
+    if (cwd < 0) throw new Refused(ERRNO.EBADF);
     // The cwd was the caller's, not a process that got its pid since.
     if (!ctx.valid()) {
-      close(base);
+      close(cwd);
       throw new Refused(ERRNO.EPERM);
     }
-  } else {
-    base = ctx.getFd(target.dirfd); // CallError(EBADF) for a closed dirfd
+    return cwd;
   }
-  if (target.emptyPath) return base;
-  try {
-    const how = encodeOpenHow({
-      flags: BigInt(O.O_PATH | O.O_CLOEXEC | (target.noFollow ? O.O_NOFOLLOW : 0)),
-      resolve: BigInt(RESOLVE_NO_MAGICLINKS),
-    });
-    return open(base, Buffer.concat([target.path, Buffer.from([0])]), how);
-  } finally {
-    if (base !== AT_FDCWD) close(base);
+  let walked: Walked | undefined;
+  const result = lowered(() => {
+    walked = ctx.walk(target.path, { dirfd: target.dirfd, followLast: !target.noFollow });
+    return 0;
+  });
+  if (result < 0 || walked === undefined) return result < 0 ? result : -ERRNO.EPERM;
+  if (walked.errno !== 0) {
+    walked.close();
+    return -walked.errno;
   }
+  // The object is the caller's to keep; its directory is not needed.
+  const fd = walked.fd;
+  walked.fd = -1;
+  walked.close();
+  return fd;
 }
 
 /**
@@ -501,10 +490,8 @@ function onMetadata(ctx: HandlerContext<FsMetaPolicy>): Answer {
         : // Only the walk runs with the caller's capabilities (search
           // permission on the way); the caller's descriptors and cwd are the
           // supervisor's to take.
-          pin(ctx, target, (base, path, how) =>
-            withCallerCapabilities(state.capabilities, caller.capEff, () =>
-              trySyscall('openat2', base, path, how, how.length),
-            ),
+          pin(ctx, target, (walk) =>
+            withCallerCapabilities(state.capabilities, caller.capEff, walk),
           );
   } catch (error) {
     if (error instanceof Refused) return ctx.valid() ? errno(error.errno) : CONTINUE;

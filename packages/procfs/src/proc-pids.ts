@@ -253,7 +253,13 @@ function needsWalkFor(ctx: HandlerContext<ProcfsPolicy>, call: OpenCall, state: 
     // From the very directory the caller's lookup starts in.
     let start: number;
     if (call.dirfd === AT_FDCWD) {
-      start = trySyscall('openat', AT_FDCWD, cPath(`/proc/${ctx.pid}/cwd`), O.O_PATH | O.O_CLOEXEC, 0);
+      start = trySyscall(
+        'openat',
+        AT_FDCWD,
+        cPath(`/proc/${ctx.pid}/cwd`),
+        O.O_PATH | O.O_CLOEXEC,
+        0,
+      );
       if (start < 0) return true; // the walk says what the kernel would
     } else {
       start = ctx.getFd(call.dirfd); // CallError(EBADF) for a dirfd that is not open: the kernel's answer
@@ -264,7 +270,8 @@ function needsWalkFor(ctx: HandlerContext<ProcfsPolicy>, call: OpenCall, state: 
       close(start);
     }
   }
-  const cacheable = !call.path.includes('/..') && !writable(ctx.session.policy, components(call.path));
+  const cacheable =
+    !call.path.includes('/..') && !writable(ctx.session.policy, components(call.path));
   if (!cacheable) return needsWalk(AT_FDCWD, call.path, state);
   const now = Date.now();
   const seen = plainPaths.get(call.path);
@@ -342,6 +349,10 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   }
 }
 
+function errnoOf(walked: Walked): PlainAnswer {
+  return { kind: 'errno', errno: walked.errno };
+}
+
 function decide(
   ctx: HandlerContext<ProcfsPolicy>,
   call: OpenCall,
@@ -362,12 +373,14 @@ function decide(
     shareOpenRequest(ctx, { path, cloexec: (call.flags & O.O_CLOEXEC) !== 0 });
     if (servedByOthers(ctx.session.policy, path)) return CONTINUE;
   }
-  // Not through a process directory nor a magic link, and not on procfs:
-  // the kernel's own open of the caller's path lands on the same object, and
-  // Landlock decides. On procfs, the sandbox's domain may lack the rule the
-  // policy grants (its /proc rule is carved around the process directories).
-  if (!walked.viaProc && !walked.inProc) return CONTINUE;
-  if (walked.errno !== 0) return { kind: 'errno', errno: walked.errno };
+  // Not on procfs (or to be made there, O_CREAT): the kernel's own open of
+  // the caller's path lands on the same object (a walk through
+  // /proc/<pid>/cwd or fd/N included: Landlock checks what is opened, not
+  // the way to it, and its ptrace check the magic links), and decides.
+  if (!walked.inProc) return CONTINUE;
+  if (walked.errno !== 0) return errnoOf(walked);
+  // On procfs the sandbox's domain lacks what the policy grants (its /proc
+  // rule is carved around the process directories): served on its behalf.
   // SECCOMP_IOCTL_NOTIF_ADDFD cannot pass an O_PATH file: the kernel takes
   // the source with fget(), which skips FMODE_PATH files (EBADF; see
   // seccomp_notify_addfd() in kernel/seccomp.c and __fget() in fs/file.c).
@@ -385,12 +398,11 @@ function decide(
     const target = insideTgid(walked.pid);
     if (target !== insideTgid(ctx.pid)) return CONTINUE;
   }
-  // fsDeny beneath /proc (say /proc/sys): the reaper's domain keeps /proc
-  // whole (confine.ts), so the policy's refusal is made here, on the path of
-  // what the walk found.
-  if (walked.inProc && (path === null || !policyReads(ctx.session.policy, path))) {
-    return errnoAnswer('EACCES');
-  }
+  // What the policy denies beneath /proc (an fsDeny such as /proc/sys; for a
+  // delegated subtree, its own policy within the outer one): the reaper's
+  // domain keeps /proc whole (confine.ts), so the refusal is made here, on
+  // the path of what the walk found (procfs has no renames nor links).
+  if (path === null || !policyReads(ctx.session.policy, path)) return errnoAnswer('EACCES');
   const credentials = callerCredentials(ctx)();
   if (credentials === null || !sameIds(credentials, state.credentials)) return CONTINUE;
   // The reaper opens the last component beneath the directory the walk

@@ -12,8 +12,8 @@ import { Supervisor } from '@sandlock/dispatch';
 import { close, launch } from '@sandlock/sys';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parsePolicy, prepareConfinement } from '../../sandlock/src/index.js';
 import { collect, eventually, running } from '../../../tools/test-support/index.js';
+import { parsePolicy, prepareConfinement } from '../../sandlock/src/index.js';
 import { PROC_HOST_MODULE, PROC_PIDS_MODULE } from '../src/index.js';
 import { PYTHON, run, SYSTEM_READ } from './helpers.js';
 
@@ -67,15 +67,72 @@ afterAll(async () => {
 });
 
 const NAMES = [
-  '..', '.', 'nope', 'a', 'b', 'f', 'w', 'g', 'abs', 'rel', 'up', 'pself', 'pthread', 'p1',
-  'etc', 'hidden', 'dangling', 'pnope', 'deep', 'proc', 'self', 'thread-self', '{self}',
-  '{tid}', '{child}', '{outside}', '{node}', '1', 'status', 'environ', 'cmdline', 'maps', 'mem',
-  'stat', 'fd', 'fdinfo', '0', '2', '3', '4', 'cwd', 'root', 'exe', 'task', 'ns', 'net',
-  'mounts', 'passwd', 'hostname', 's', 'loadavg', 'sys', 'kernel',
+  '..',
+  '.',
+  'nope',
+  'a',
+  'b',
+  'f',
+  'w',
+  'g',
+  'abs',
+  'rel',
+  'up',
+  'pself',
+  'pthread',
+  'p1',
+  'etc',
+  'hidden',
+  'dangling',
+  'pnope',
+  'deep',
+  'proc',
+  'self',
+  'thread-self',
+  '{self}',
+  '{tid}',
+  '{child}',
+  '{outside}',
+  '{node}',
+  '1',
+  'status',
+  'environ',
+  'cmdline',
+  'maps',
+  'mem',
+  'stat',
+  'fd',
+  'fdinfo',
+  '0',
+  '2',
+  '3',
+  '4',
+  'cwd',
+  'root',
+  'exe',
+  'task',
+  'ns',
+  'net',
+  'mounts',
+  'passwd',
+  'hostname',
+  's',
+  'loadavg',
+  'sys',
+  'kernel',
 ];
 const PREFIXES = [
-  '', '/', '/proc/', '/proc/self/', '/proc/thread-self/', '/proc/{child}/', '/proc/{outside}/',
-  '/proc/1/', '/proc/{node}/', '{dir}/', '/nonexistent/../',
+  '',
+  '/',
+  '/proc/',
+  '/proc/self/',
+  '/proc/thread-self/',
+  '/proc/{child}/',
+  '/proc/{outside}/',
+  '/proc/1/',
+  '/proc/{node}/',
+  '{dir}/',
+  '/nonexistent/../',
 ];
 const O_RDONLY = 0;
 const O_WRONLY = 1;
@@ -97,32 +154,88 @@ type Case = [dirfd: number, path: string, flags: number];
 
 /** Paths below a process directory that name something real more often than random names do. */
 const PROCESS_ENDINGS = [
-  'status', 'environ', 'cmdline', 'maps', 'mem', 'stat', 'fd/0', 'fd', 'fd/3', 'cwd', 'cwd/a/f',
-  'root/etc/passwd', 'root/proc/self/status', 'root/proc/1/status', 'exe', 'task/{tid}/status',
-  'task/{tid}/environ', 'task/{tid}/cwd/a', '..', '../self/status', '../1/status',
-  '../{outside}/status', '../{outside}/environ', '../{node}/environ', '../{child}/environ',
-  'net/dev', 'mounts', 'fd/3/../f', 'cwd/pself/environ', 'cwd/hidden/s',
+  'status',
+  'environ',
+  'cmdline',
+  'maps',
+  'mem',
+  'stat',
+  'fd/0',
+  'fd',
+  'fd/3',
+  'cwd',
+  'cwd/a/f',
+  'root/etc/passwd',
+  'root/proc/self/status',
+  'root/proc/1/status',
+  'exe',
+  'task/{tid}/status',
+  'task/{tid}/environ',
+  'task/{tid}/cwd/a',
+  '..',
+  '../self/status',
+  '../1/status',
+  '../{outside}/status',
+  '../{outside}/environ',
+  '../{node}/environ',
+  '../{child}/environ',
+  'net/dev',
+  'mounts',
+  'fd/3/../f',
+  'cwd/pself/environ',
+  'cwd/hidden/s',
 ];
 const PROCESS_PREFIXES = [
-  '/proc/self/', '/proc/thread-self/', '/proc/{child}/', '/proc/{outside}/', '/proc/1/',
-  '/proc/{node}/', '/nonexistent/../proc/self/', '/proc/nope/../self/', '{dir}/pself/',
-  'pself/', '/proc/{self}/', '/proc/{self}/task/{tid}/',
+  '/proc/self/',
+  '/proc/thread-self/',
+  '/proc/{child}/',
+  '/proc/{outside}/',
+  '/proc/1/',
+  '/proc/{node}/',
+  '/nonexistent/../proc/self/',
+  '/proc/nope/../self/',
+  '{dir}/pself/',
+  'pself/',
+  '/proc/{self}/',
+  '/proc/{self}/task/{tid}/',
 ];
 /** Paths in and around the tree. */
 const TREE_ENDINGS = [
-  'a/f', 'abs/f', 'rel/b', 'pself/status', 'pself/environ', 'a/b/deep/status', 'a/b/deep/fd/0',
-  'hidden/s', 'etc/passwd', 'w/g', 'p1/status', 'p1/environ', 'pthread/0', 'pnope/self/environ',
-  'pnope/1/cmdline', 'a/up/c', 'a', 'up', 'dangling',
+  'a/f',
+  'abs/f',
+  'rel/b',
+  'pself/status',
+  'pself/environ',
+  'a/b/deep/status',
+  'a/b/deep/fd/0',
+  'hidden/s',
+  'etc/passwd',
+  'w/g',
+  'p1/status',
+  'p1/environ',
+  'pthread/0',
+  'pnope/self/environ',
+  'pnope/1/cmdline',
+  'a/up/c',
+  'a',
+  'up',
+  'dangling',
 ];
-const TREE_PREFIXES = ['', '{dir}/', '/proc/self/cwd/', '/proc/{child}/cwd/', '/proc/self/root{dir}/'];
+const TREE_PREFIXES = [
+  '',
+  '{dir}/',
+  '/proc/self/cwd/',
+  '/proc/{child}/cwd/',
+  '/proc/self/root{dir}/',
+];
 
 const pick = <T>(list: readonly T[]) => fc.constantFrom(...list);
 const cases = fc.tuple(
   fc.integer({ min: 0, max: DIRFDS - 1 }),
   fc.oneof(
-    fc.tuple(pick(PREFIXES), fc.array(pick(NAMES), { minLength: 1, maxLength: 6 })).map(
-      ([prefix, names]) => `${prefix}${names.join('/')}`,
-    ),
+    fc
+      .tuple(pick(PREFIXES), fc.array(pick(NAMES), { minLength: 1, maxLength: 6 }))
+      .map(([prefix, names]) => `${prefix}${names.join('/')}`),
     fc.tuple(pick(PROCESS_PREFIXES), pick(PROCESS_ENDINGS)).map(([a, b]) => `${a}${b}`),
     fc.tuple(pick(TREE_PREFIXES), pick(TREE_ENDINGS)).map(([a, b]) => `${a}${b}`),
   ),
@@ -185,7 +298,6 @@ child.kill()
 sys.stdout.write('\\n'.join(out) + '\\n')
 `;
 
-
 /** The script's lines, run by a process under the policy's own domain, no supervisor. */
 async function reference(argv: readonly string[], policy: { fsRead: string[]; fsWrite: string[] }) {
   const confinement = prepareConfinement(parsePolicy(policy), { notify: [] });
@@ -241,7 +353,9 @@ describe('what the supervisor opens on a sandbox’s behalf', () => {
     }
     expect({ seed, exceeded: exceeded.slice(0, 20) }).toEqual({ seed, exceeded: [] });
     // The property is not vacuous: many opens succeeded, /proc's among them.
-    console.log(`served ${served}, in /proc ${servedInProc}, kernel alone ${kernel.filter((line) => line.startsWith("ok")).length}`);
+    console.log(
+      `served ${served}, in /proc ${servedInProc}, kernel alone ${kernel.filter((line) => line.startsWith('ok')).length}`,
+    );
     expect(served).toBeGreaterThan(CASES / 10);
     expect(servedInProc).toBeGreaterThan(CASES / 50);
   });

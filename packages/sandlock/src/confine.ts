@@ -4,8 +4,8 @@ import { compileSandboxFilter, seccompFilterStep } from '@sandlock/seccomp';
 import {
   close,
   type LaunchStep,
-  pathWithin,
   PERSONALITY_QUERY,
+  pathWithin,
   personalityWithoutRandomization,
   trySyscall,
 } from '@sandlock/sys';

@@ -61,4 +61,4 @@ export {
 export * from './structs/index.js';
 export * from './stub/index.js';
 export * from './syscalls/index.js';
-export { type WalkKind, type WalkOptions, Walked, walkPath } from './walk.js';
+export { Walked, type WalkKind, type WalkOptions, walkPath } from './walk.js';

@@ -87,9 +87,38 @@ afterAll(() => {
 });
 
 const NAMES = [
-  'a', 'b', 'c', 'f', 'abs', 'rel', 'up', 'loop', 'self', 'tfd', 'dangling', 'file', 'slash',
-  '.', '..', 'nope', 'proc', 'thread-self', 'status', 'fd', '0', '1', '2', 'cwd', 'root', 'exe',
-  'task', 'ns', 'net', 'mounts', 'sys', 'tmp',
+  'a',
+  'b',
+  'c',
+  'f',
+  'abs',
+  'rel',
+  'up',
+  'loop',
+  'self',
+  'tfd',
+  'dangling',
+  'file',
+  'slash',
+  '.',
+  '..',
+  'nope',
+  'proc',
+  'thread-self',
+  'status',
+  'fd',
+  '0',
+  '1',
+  '2',
+  'cwd',
+  'root',
+  'exe',
+  'task',
+  'ns',
+  'net',
+  'mounts',
+  'sys',
+  'tmp',
 ];
 
 describe('walkPath', () => {
@@ -97,7 +126,9 @@ describe('walkPath', () => {
     const names = fc.constantFrom(...NAMES, String(process.pid), String(tid), dir.slice(1));
     const path = fc
       .tuple(fc.boolean(), fc.array(names, { minLength: 1, maxLength: 8 }), fc.boolean())
-      .map(([absolute, parts, slash]) => `${absolute ? '/' : ''}${parts.join('/')}${slash ? '/' : ''}`);
+      .map(
+        ([absolute, parts, slash]) => `${absolute ? '/' : ''}${parts.join('/')}${slash ? '/' : ''}`,
+      );
     fc.assert(
       fc.property(path, fc.boolean(), (text, noFollow) => {
         expect(walked(text, noFollow)).toBe(kernelOpen(start, text, noFollow));
@@ -138,12 +169,20 @@ describe('walkPath', () => {
       expect([path, walked(path, false, hide)]).toEqual([path, 'errno 2']);
     }
     // Not through the pid's own directory: nothing to hide.
-    expect(walked('/proc/self/status', false, hide)).toBe(kernelOpen(start, '/proc/self/status', false));
+    expect(walked('/proc/self/status', false, hide)).toBe(
+      kernelOpen(start, '/proc/self/status', false),
+    );
   });
 
   it('sees the process a magic link or a start in /proc leads into', () => {
     const seen: number[] = [];
-    const proc1 = trySyscall('openat', AT_FDCWD, Buffer.from('/proc/1\0'), O.O_PATH | O.O_CLOEXEC, 0);
+    const proc1 = trySyscall(
+      'openat',
+      AT_FDCWD,
+      Buffer.from('/proc/1\0'),
+      O.O_PATH | O.O_CLOEXEC,
+      0,
+    );
     try {
       const result = walkPath({
         root,
