@@ -50,6 +50,12 @@ export async function benchIntercept(runs = 5) {
       base().hostname('bench').build(),
       openLoopProgram('/etc/hostname', LOOPS),
     ),
+    // Walked component by component in the caller's view, then opened by the
+    // sandbox's reaper in the policy's domain and injected.
+    '/proc readable, the loop opens /proc/self/status (opened by the reaper)': sandboxed(
+      base().fsRead('/proc').build(),
+      openLoopProgram('/proc/self/status', LOOPS / 4),
+    ),
   };
   const samples = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
   try {

@@ -154,6 +154,8 @@ export interface CallerWalkOptions {
   readonly followMagic?: (pid: number | null) => boolean;
   /** openat2's RESOLVE_IN_ROOT: the dirfd (or cwd) is the root, for `/`, `..` and absolute symlinks. */
   readonly inRoot?: boolean;
+  /** The caller's thread group, if the handler knows it (default: read from /proc/<tid>/status when needed). */
+  readonly tgid?: () => number;
 }
 
 /** The context of a worker-thread handler. Valid only until the handler returns. */
@@ -426,10 +428,12 @@ export class Call implements HandlerContext, DeferredContext {
         path,
         followLast: options.followLast,
         tid,
-        tgid: () => {
-          tgid ??= threadGroupOf(tid);
-          return tgid;
-        },
+        tgid:
+          options.tgid ??
+          (() => {
+            tgid ??= threadGroupOf(tid);
+            return tgid;
+          }),
         enterPid: options.enterPid,
         followMagic:
           options.followMagic ??

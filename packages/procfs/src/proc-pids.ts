@@ -282,13 +282,25 @@ function needsWalkFor(ctx: HandlerContext<ProcfsPolicy>, call: OpenCall, state: 
   return false;
 }
 
-/** The caller's credentials, read when first needed. */
-function callerCredentials(ctx: HandlerContext): () => Credentials | null {
-  let status: Credentials | null | undefined;
-  return () => {
-    status ??= credentialsOf(readProcFile(`/proc/${ctx.pid}/status`) ?? '');
-    return status;
-  };
+/** The caller's /proc/<tid>/status, read once per call when first needed: its credentials and thread group. */
+class CallerStatus {
+  private read = false;
+  private value: Credentials | null = null;
+
+  constructor(private readonly tid: number) {}
+
+  get credentials(): Credentials | null {
+    if (!this.read) {
+      this.value = credentialsOf(readProcFile(`/proc/${this.tid}/status`) ?? '');
+      this.read = true;
+    }
+    return this.value;
+  }
+
+  /** Its thread group, or the thread id itself when the status cannot be read. */
+  tgid(): number {
+    return this.credentials?.tgid ?? this.tid;
+  }
 }
 
 /**
@@ -298,14 +310,13 @@ function callerCredentials(ctx: HandlerContext): () => Credentials | null {
  * outside process is not the one decided on; lookups beneath a /proc/<pid>
  * descriptor fail once its process is gone, proc(5)). The reaper is not.
  */
-function member(ctx: HandlerContext, pid: number, dir: number, tgid: () => number): boolean {
+function member(ctx: HandlerContext, pid: number, dir: number, caller: CallerStatus): boolean {
   const reaper = ctx.session.reaperPid;
   if (pid === reaper) return false;
-  if (pid === ctx.pid) return true;
+  if (pid === ctx.pid || pid === caller.tgid()) return true;
   const parent = parentIn(dir >= 0 ? readProcFile('stat', dir) : readProcFile(`/proc/${pid}/stat`));
   if (parent === null) return false;
   if (parent === reaper) return true;
-  if (pid === tgid()) return true;
   return parent > 1 && insideSandbox(parent, reaper) === true;
 }
 
@@ -319,13 +330,11 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
     return errnoAnswer('EACCES');
   }
   const state = setUp();
-  // openat2's RESOLVE_* flags change where the path starts: always walked.
-  if (call.resolve === 0 && !needsWalkFor(ctx, call, state)) return CONTINUE;
-  let tgid: number | undefined;
-  const callerTgid = (): number => {
-    tgid ??= insideTgid(ctx.pid);
-    return tgid;
-  };
+  // openat2's RESOLVE_* flags change where the path starts, and a path
+  // written under /proc or /sys is walked anyway: no probe for those.
+  const walkAnyway = call.resolve !== 0 || /^\/(proc|sys)(\/|$)/.test(call.path);
+  if (!walkAnyway && !needsWalkFor(ctx, call, state)) return CONTINUE;
+  const caller = new CallerStatus(ctx.pid);
   // The walk's lookups are the caller's: a sandbox never holds capabilities
   // (the launch empties them, no_new_privs keeps them out), so neither does
   // this thread while it walks.
@@ -335,7 +344,8 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
       dirfd: call.dirfd,
       followLast: (call.flags & O.O_NOFOLLOW) === 0,
       inRoot: (call.resolve & RESOLVE_IN_ROOT) !== 0,
-      enterPid: (pid, dir) => member(ctx, pid, dir, callerTgid),
+      enterPid: (pid, dir) => member(ctx, pid, dir, caller),
+      tgid: () => caller.tgid(),
     });
     return 0;
   });
@@ -343,7 +353,7 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   try {
     // The caller's memory and /proc files were read: is it still the caller?
     if (!ctx.valid()) return CONTINUE;
-    return decide(ctx, call, walked, state);
+    return decide(ctx, call, walked, state, caller);
   } finally {
     walked.close();
   }
@@ -358,6 +368,7 @@ function decide(
   call: OpenCall,
   walked: Walked,
   state: Worker,
+  caller: CallerStatus,
 ): PlainAnswer {
   if (walked.hidden) return errnoAnswer('ENOENT');
   if (walked.errno !== 0 && walked.kind !== 'missing') {
@@ -395,15 +406,14 @@ function decide(
   // O_NOFOLLOW on a symlink: ELOOP (open(2)).
   if (walked.kind === 'symlink') return errnoAnswer('ELOOP');
   if (walked.pid !== null && ATTACH_FILES.has(walked.name)) {
-    const target = insideTgid(walked.pid);
-    if (target !== insideTgid(ctx.pid)) return CONTINUE;
+    if (insideTgid(walked.pid) !== caller.tgid()) return CONTINUE;
   }
   // What the policy denies beneath /proc (an fsDeny such as /proc/sys; for a
   // delegated subtree, its own policy within the outer one): the reaper's
   // domain keeps /proc whole (confine.ts), so the refusal is made here, on
   // the path of what the walk found (procfs has no renames nor links).
   if (path === null || !policyReads(ctx.session.policy, path)) return errnoAnswer('EACCES');
-  const credentials = callerCredentials(ctx)();
+  const credentials = caller.credentials;
   if (credentials === null || !sameIds(credentials, state.credentials)) return CONTINUE;
   // The reaper opens the last component beneath the directory the walk
   // ended in: in the sandbox's own Landlock domain, with its credentials.
