@@ -3,6 +3,7 @@ import {
   descendantsOf,
   POLLFD_SIZE,
   POLLIN,
+  ProcReadError,
   parentOf,
   poll,
   processOf,
@@ -41,20 +42,41 @@ export class ProcessTracker {
     private readonly events: TrackerEvents,
   ) {}
 
-  /** Walks the tree from the reaper and adopts every process not seen yet. */
+  /**
+   * Walks the tree from the reaper and adopts every process not seen yet.
+   *
+   * @throws ProcReadError when /proc cannot be read (this process out of descriptors, say).
+   */
   scan(): void {
     for (const pid of descendantsOf(this.root)) {
       if (!this.live.has(pid)) this.adopt(pid);
     }
   }
 
-  /** Notes the thread id of a caller; a process not seen yet is adopted at once. */
+  /** scan(), but a tree that cannot be read now is left to the next scan: false then. */
+  tryScan(): boolean {
+    try {
+      this.scan();
+      return true;
+    } catch (error) {
+      if (error instanceof ProcReadError) return false;
+      throw error;
+    }
+  }
+
+  /** Notes the thread id of a caller; a process not seen yet is adopted at once (or at a later scan). */
   noteCaller(tid: number): void {
     if (this.knownTids.has(tid)) return;
     if (this.knownTids.size >= TID_CACHE_LIMIT) this.knownTids.clear();
     if (!this.live.has(tid)) {
-      const tgid = processOf(tid);
-      if (tgid !== null && !this.live.has(tgid) && !this.adopt(tgid)) this.scan();
+      let tgid: number | null;
+      try {
+        tgid = processOf(tid);
+        if (tgid !== null && !this.live.has(tgid) && !this.adopt(tgid)) this.scan();
+      } catch (error) {
+        if (error instanceof ProcReadError) return;
+        throw error;
+      }
     }
     this.knownTids.add(tid);
   }
@@ -72,7 +94,13 @@ export class ProcessTracker {
     }
     // The pid was read before the pidfd pinned it: had that process gone and
     // the pid been reused, the new process's parent would be outside the sandbox.
-    const parent = parentOf(pid);
+    let parent: number | null;
+    try {
+      parent = parentOf(pid);
+    } catch (error) {
+      close(pidfd);
+      throw error;
+    }
     if (parent === null || (parent !== this.root && !this.live.has(parent))) {
       close(pidfd);
       return false;

@@ -363,7 +363,7 @@ class Loop {
     const tracked =
       message.track ||
       enabled.some((m) => m.processStart !== undefined || m.processExit !== undefined);
-    if (tracked) this.trackerOf(session).scan();
+    if (tracked) this.trackerOf(session).tryScan();
   }
 
   private trackerOf(session: LoopSession): ProcessTracker {
@@ -452,7 +452,7 @@ class Loop {
       if (!forkScan && now < session.nextScan) continue;
       session.forkedAt = 0;
       const started = performance.now();
-      session.tracker.scan();
+      session.tracker.tryScan();
       const cost = performance.now() - started;
       session.nextForkScan = now + FORK_SCAN_COST_FACTOR * cost;
       session.nextScan = now + Math.max(SCAN_INTERVAL_MS, SCAN_COST_FACTOR * cost);
@@ -504,7 +504,14 @@ class Loop {
       this.dispatch(session, nr, notif.readUInt32LE(8), true);
       return;
     }
-    const levels = levelsOf(session, notif.readUInt32LE(8));
+    let levels: LoopSession[];
+    try {
+      levels = levelsOf(session, notif.readUInt32LE(8));
+    } catch (error) {
+      // Which sandbox the caller is in cannot be read (ProcReadError): refuse.
+      this.failed(session, undefined, error);
+      return;
+    }
     for (let index = 0; index < levels.length; index++) {
       if (this.dispatch(levels[index]!, nr, notif.readUInt32LE(8), index === levels.length - 1)) {
         return;

@@ -8,8 +8,10 @@ export {
   procMemoryReader,
 } from './memory.js';
 export { PROCESS_LIMIT_MODULE } from './module-url.js';
+export { UNMEASURED_KILL_MS } from './proc.js';
 export { PROCESS_LIMIT_SYSCALLS, type ProcessLimitPolicy } from './process-limit.js';
 export {
+  type CountFailure,
   type ForkVerdict,
   type ProcessCount,
   ProcessCounter,
@@ -22,6 +24,7 @@ export {
   type LimitViolation,
   type ResourceLimits,
   ResourceWatch,
+  type UnmeasuredViolation,
   type WatchOptions,
   type WatchStats,
   watchResources,

@@ -1,5 +1,12 @@
 import { CLOCK_THREAD_CPUTIME_ID, fieldNumber, readProc, trySyscall } from '@sandlock/sys';
 
+/**
+ * How long a limit may go unenforced because the sandbox's /proc files or
+ * pidfds cannot be read for a reason other than its exit (EMFILE, ENFILE,
+ * ENOMEM, EACCES…), in ms: past it, the sandbox is killed.
+ */
+export const UNMEASURED_KILL_MS = 2000;
+
 /** The `Name:  123 kB` lines named, summed, in bytes (missing lines count 0). */
 export function sumKilobytes(text: string, names: readonly string[]): number {
   let total = 0;
@@ -12,9 +19,13 @@ export function hasField(text: string, name: string): boolean {
   return text.startsWith(`${name}:`) || text.includes(`\n${name}:`);
 }
 
-/** The command name of a process (`/proc/PID/comm`), or '?' . */
+/** The command name of a process (`/proc/PID/comm`), or '?' (for a message only). */
 export function commandOf(pid: number): string {
-  return readProc(`/proc/${pid}/comm`)?.trim() ?? '?';
+  try {
+    return readProc(`/proc/${pid}/comm`)?.trim() ?? '?';
+  } catch {
+    return '?';
+  }
 }
 
 /**

@@ -49,13 +49,25 @@ function counterFor(session: WorkerSession<ProcessLimitPolicy>): ProcessCounter 
 function onFork(ctx: HandlerContext<ProcessLimitPolicy>) {
   const counter = counterFor(ctx.session);
   if (counter === undefined) return CONTINUE;
-  return counter.decide(ctx.pid, ctx.nr, ctx.args[0] ?? 0n) === 'deny' ? REFUSE : CONTINUE;
+  const verdict = counter.decide(ctx.pid, ctx.nr, ctx.args[0] ?? 0n);
+  if (verdict === 'deny') return REFUSE;
+  if (verdict === 'kill') {
+    const failure = counter.failure!;
+    const lasted = (performance.now() - failure.since) / 1000;
+    return {
+      kind: 'kill',
+      reason: `the sandbox's processes could not be counted for ${lasted.toFixed(1)} s (${failure.message}), so maxProcesses could not be enforced`,
+    } as const;
+  }
+  return CONTINUE;
 }
 
 /**
  * On for a sandbox whose policy has `maxProcesses`. Every clone (without
  * CLONE_THREAD), fork and vfork asks its sandbox's ProcessCounter; over the
- * cap the call fails with EAGAIN and nothing is created.
+ * cap the call fails with EAGAIN and nothing is created. So does a fork that
+ * cannot be counted; when counting has failed for UNMEASURED_KILL_MS, the
+ * sandbox is killed.
  */
 const processLimit: DispatchModule<unknown, ProcessLimitPolicy> = {
   name: 'process-limit',

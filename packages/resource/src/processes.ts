@@ -1,15 +1,24 @@
+import { constants } from 'node:os';
 import {
   CLONE_THREAD,
   childrenOfThread,
   close,
-  pidfdOpen,
+  ProcReadError,
   readProc,
+  SysError,
   syscallNumber,
   threadsOf,
   trySyscall,
 } from '@sandlock/sys';
+import { UNMEASURED_KILL_MS } from './proc.js';
 
-/** What the counter needs from the kernel (tests pass a fake). */
+const { EINVAL, ESRCH } = constants.errno;
+
+/**
+ * What the counter needs from the kernel (tests pass a fake). Each method
+ * answers "gone" only when the kernel says so (ENOENT, ESRCH) and throws when
+ * it cannot tell (EMFILE, ENOMEM…): the counter then refuses the fork.
+ */
 export interface ProcessProbe {
   /** The threads of process `pid` ([] when gone). */
   threads(pid: number): number[];
@@ -40,25 +49,36 @@ export const procProcessProbe: ProcessProbe = {
     // outside one, "running" when on a CPU: in user space or still inside
     // the fork, which cannot be told apart. Reading it needs ptrace access
     // (proc(5), /proc/pid/syscall; kernel: task_current_syscall()).
-    const text = readProc(`/proc/${tid}/syscall`);
-    if (text === null) return readProc(`/proc/${tid}/stat`) === null ? false : null;
+    let text: string | null;
+    try {
+      text = readProc(`/proc/${tid}/syscall`);
+      if (text === null) return readProc(`/proc/${tid}/stat`) === null ? false : null;
+    } catch (error) {
+      // Unknown: the reservation stays, on the safe side.
+      if (error instanceof ProcReadError) return null;
+      throw error;
+    }
     const [number, first] = text.trim().split(' ');
     if (number === 'running') return null;
     if (Number(number) !== nr) return false;
     return first !== undefined && BigInt(first) === arg0;
   },
   open(pid) {
-    try {
-      return pidfdOpen(pid);
-    } catch {
-      return null;
-    }
+    const pidfd = trySyscall('pidfd_open', pid, 0);
+    // EINVAL: the pid is still allocated but its process has been released
+    // (pidfd_prepare() in kernel/fork.c wants a task of the thread group).
+    if (pidfd === -ESRCH || pidfd === -EINVAL) return null;
+    if (pidfd < 0) throw new SysError('pidfd_open', -pidfd, `pid ${pid}`);
+    return pidfd;
   },
   reaped(handle) {
     // Signal 0 to a pidfd fails with ESRCH once the process has been reaped;
     // a zombie still holds its pid and still counts, as in RLIMIT_NPROC and
     // the pids cgroup.
-    return trySyscall('pidfd_send_signal', handle, 0, null, 0) < 0;
+    const result = trySyscall('pidfd_send_signal', handle, 0, null, 0);
+    if (result === -ESRCH) return true;
+    if (result < 0) throw new SysError('pidfd_send_signal', -result);
+    return false;
   },
   close,
 };
@@ -71,7 +91,21 @@ interface Reservation {
   before: Set<number>;
 }
 
-export type ForkVerdict = 'allow' | 'deny' | 'thread';
+/**
+ * 'kill': the processes could not be counted for longer than the bound
+ * (UNMEASURED_KILL_MS); the sandbox must be killed (see `failure`).
+ */
+export type ForkVerdict = 'allow' | 'deny' | 'thread' | 'kill';
+
+/** Why the counter could not count, and since when. */
+export interface CountFailure {
+  /** The errno symbol, e.g. `'EMFILE'`. */
+  code: string;
+  /** What failed, for the message. */
+  message: string;
+  /** performance.now() of the first failure of this run. */
+  since: number;
+}
 
 /** How many processes a ProcessCounter sees. */
 export interface ProcessCount {
@@ -104,6 +138,10 @@ export interface ProcessCount {
  * answers notifications one at a time), so two concurrent forks can never
  * both take the last slot. Below the cap it costs one /proc read; at the cap
  * it walks the tree and polls the pidfds before it refuses.
+ *
+ * Fails closed: a fork that cannot be counted (a /proc read or a pidfd fails
+ * with anything but "gone") is refused, and once that has lasted
+ * `unmeasuredKill` ms (UNMEASURED_KILL_MS, 2 s) the verdict is 'kill'.
  */
 export class ProcessCounter {
   private readonly live = new Map<number, number>();
@@ -114,6 +152,8 @@ export class ProcessCounter {
   private readonly cloneNr: number | undefined;
   /** Forks refused. */
   denied = 0;
+  /** Set while the processes cannot be counted. */
+  failure: CountFailure | null = null;
 
   constructor(
     /** The sandbox's reaper: every process below it counts. */
@@ -121,6 +161,8 @@ export class ProcessCounter {
     /** The most processes that may exist at once. */
     readonly max: number,
     private readonly probe: ProcessProbe = procProcessProbe,
+    /** How long counting may fail before the verdict is 'kill', in ms. */
+    readonly unmeasuredKill = UNMEASURED_KILL_MS,
   ) {
     if (!Number.isSafeInteger(max) || max < 1) {
       throw new RangeError(`sandlock: invalid process limit ${max}: expected at least 1`);
@@ -147,13 +189,37 @@ export class ProcessCounter {
     if (nr === this.cloneNr && (arg0 & BigInt(CLONE_THREAD)) !== 0n) return 'thread';
     // This thread's previous fork has returned: it is making another call.
     if (this.pending.delete(tid)) this.unadopted += 1;
-    if (!this.walked || this.total() >= this.max) this.reconcile();
-    if (this.total() >= this.max) {
-      this.denied += 1;
-      return 'deny';
+    let before: Set<number>;
+    try {
+      if (!this.walked || this.total() >= this.max) this.reconcile();
+      if (this.total() >= this.max) {
+        this.denied += 1;
+        return 'deny';
+      }
+      before = new Set(this.probe.children(tid, tid));
+    } catch (error) {
+      return this.uncounted(error);
     }
-    this.pending.set(tid, { nr, arg0, before: new Set(this.probe.children(tid, tid)) });
+    this.pending.set(tid, { nr, arg0, before });
     return 'allow';
+  }
+
+  /** A decision could not count: refuse, or 'kill' once that has lasted too long. */
+  private uncounted(error: unknown): ForkVerdict {
+    // The next decision walks the whole tree again.
+    this.walked = false;
+    this.denied += 1;
+    const now = performance.now();
+    const code =
+      error instanceof ProcReadError || error instanceof SysError
+        ? error.code
+        : ((error as NodeJS.ErrnoException | null)?.code ?? 'unknown');
+    this.failure = {
+      code,
+      message: error instanceof Error ? error.message : String(error),
+      since: this.failure?.since ?? now,
+    };
+    return now - this.failure.since >= this.unmeasuredKill ? 'kill' : 'deny';
   }
 
   /**
@@ -199,6 +265,7 @@ export class ProcessCounter {
     for (const tid of over) this.pending.delete(tid);
     this.unadopted = 0;
     this.walked = true;
+    this.failure = null;
     return this.count;
   }
 

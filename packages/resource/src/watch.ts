@@ -1,12 +1,28 @@
-import { type TreeEntry, walkTree, writeProc } from '@sandlock/sys';
-import { CpuThrottle, type CpuThrottleOptions, sandboxCpuMs } from './cpu.js';
+import { ProcReadError, type TreeEntry, walkTree, writeProc } from '@sandlock/sys';
+import { CpuThrottle, type CpuThrottleOptions, type StopContinue, sandboxCpuMs } from './cpu.js';
 import { MemoryLimit, type MemoryLimitOptions, type MemoryViolation } from './memory.js';
-import { threadCpuMs } from './proc.js';
+import { threadCpuMs, UNMEASURED_KILL_MS } from './proc.js';
 import { Reaper } from './reaper.js';
 import { parseByteSize } from './size.js';
 
+/** How soon a check that could not read the sandbox is tried again, in ms. */
+const UNMEASURED_RETRY_MS = 20;
+
+/** The sandbox could not be measured for longer than the bound: a blind limit is no limit. */
+export interface UnmeasuredViolation {
+  reason: 'unmeasured';
+  /** The limits that could not be enforced (`'maxMemory'`, `'maxCpu'`). */
+  limits: string[];
+  /** The errno symbol of the last failed read, e.g. `'EMFILE'`. */
+  code: string;
+  /** How long it went unmeasured, in ms. */
+  for: number;
+  /** One line for people. */
+  message: string;
+}
+
 /** Why a limit killed the sandbox. More reasons (time, output) may follow. */
-export type LimitViolation = MemoryViolation;
+export type LimitViolation = MemoryViolation | UnmeasuredViolation;
 
 export interface ResourceLimits {
   /** Bytes, or a size such as `'512M'` (see parseByteSize). Null: no limit. */
@@ -30,6 +46,8 @@ export interface WatchOptions extends ResourceLimits {
   };
   /** Tuning for the CPU throttle. */
   cpu?: CpuThrottleOptions;
+  /** How long the sandbox may go unmeasured before it is killed, in ms (default UNMEASURED_KILL_MS). */
+  unmeasuredKill?: number;
 }
 
 /** What watching cost. */
@@ -51,6 +69,11 @@ export interface WatchStats {
  * sandbox when it is over the limit, and feeds the CPU time to the throttle.
  * The checks stop by themselves when the reaper exits; call `stop()` once the
  * sandbox has ended anyway.
+ *
+ * Fails closed: when the sandbox's /proc files cannot be read (this process
+ * out of descriptors or memory, say) the sandbox is held stopped and the
+ * check retried; still unmeasured after `unmeasuredKill` ms (2 s), it is
+ * killed with an UnmeasuredViolation.
  */
 export class ResourceWatch {
   private readonly reaper: Reaper;
@@ -66,16 +89,27 @@ export class ResourceWatch {
   private busyMs = 0;
   private readonly oomScoreAdj: number | null;
   private adjusted = new Set<number>();
+  private readonly unmeasuredKill: number;
+  /** When the current run of failed checks began (performance.now()), or null. */
+  private unmeasuredSince: number | null = null;
+  /** Whether the watch holds the sandbox stopped because it cannot measure it. */
+  private frozen = false;
 
   constructor(reaperPid: number, options: WatchOptions) {
     const maxMemory = options.maxMemory ?? null;
     this.memory =
       maxMemory === null ? null : new MemoryLimit(parseByteSize(maxMemory), options.memory);
     this.reaper = new Reaper(reaperPid);
+    // The throttle never continues a sandbox the watch holds for want of a measurement.
+    const control: StopContinue = {
+      stopAll: () => this.reaper.stopAll(),
+      continueAll: () => !this.frozen && this.reaper.continueAll(),
+    };
     this.throttle =
       options.maxCpu === null || options.maxCpu === undefined
         ? null
-        : new CpuThrottle(options.maxCpu, this.reaper, options.cpu);
+        : new CpuThrottle(options.maxCpu, control, options.cpu);
+    this.unmeasuredKill = options.unmeasuredKill ?? UNMEASURED_KILL_MS;
     this.onViolation = options.onViolation;
     this.oomScoreAdj = this.memory ? (options.memory?.oomScoreAdj ?? 1000) : null;
     if (this.memory || this.throttle) this.check();
@@ -100,25 +134,45 @@ export class ResourceWatch {
     if (this.stopped) return;
     const started = threadCpuMs();
     this.checks += 1;
+    let delay: number | 'ended';
+    try {
+      delay = this.measure();
+      if (delay !== 'ended') this.measured();
+    } catch (error) {
+      if (!(error instanceof ProcReadError)) throw error;
+      delay = this.unmeasured(error);
+    }
+    const cost = threadCpuMs() - started;
+    this.busyMs += cost;
+    if (delay === 'ended') return;
+    // However large the sandbox, checking takes at most ~4 % of a CPU.
+    delay = Math.max(delay, cost * 25);
+    this.timer = setTimeout(() => this.check(), delay);
+    this.timer.unref();
+  }
+
+  /**
+   * One look at the sandbox: kills it over the memory limit, feeds the
+   * throttle. The delay until the next look, or 'ended'.
+   *
+   * @throws ProcReadError when a file of the sandbox cannot be read.
+   */
+  private measure(): number | 'ended' {
     const processes = walkTree(this.reaper.pid, {
       status: this.memory !== null,
       stat: this.throttle !== null,
     });
     if (processes === null) {
       this.stop(); // the reaper is gone: so is the sandbox
-      return;
+      return 'ended';
     }
     let delay = Number.POSITIVE_INFINITY;
     if (this.oomScoreAdj !== null) this.adjustOomScores(processes);
     if (this.memory) {
       const sample = this.memory.check(processes);
       if (sample.violation) {
-        this.reaper.killAll();
-        this.violation = sample.violation;
-        this.busyMs += threadCpuMs() - started;
-        this.stop();
-        this.onViolation?.(sample.violation);
-        return;
+        this.kill(sample.violation);
+        return 'ended';
       }
       delay = this.memory.nextDelay(sample.used);
     }
@@ -126,12 +180,47 @@ export class ResourceWatch {
       this.throttle.update(sandboxCpuMs(this.reaper.pid, processes), performance.now());
       delay = Math.min(delay, this.throttle.tick);
     }
-    const cost = threadCpuMs() - started;
-    this.busyMs += cost;
-    // However large the sandbox, checking takes at most ~4 % of a CPU.
-    delay = Math.max(delay, cost * 25);
-    this.timer = setTimeout(() => this.check(), delay);
-    this.timer.unref();
+    return delay;
+  }
+
+  /** A check read the sandbox again: let it run, unless paused or throttled. */
+  private measured(): void {
+    this.unmeasuredSince = null;
+    if (!this.frozen) return;
+    this.frozen = false;
+    if (!this.userPaused && !(this.throttle?.stopped ?? false)) this.reaper.continueAll();
+  }
+
+  /** A check could not read the sandbox: hold it stopped, and kill it once that lasts too long. */
+  private unmeasured(error: ProcReadError): number | 'ended' {
+    const now = performance.now();
+    this.unmeasuredSince ??= now;
+    const lasted = now - this.unmeasuredSince;
+    if (lasted >= this.unmeasuredKill) {
+      const limits = [this.memory && 'maxMemory', this.throttle && 'maxCpu'].filter(
+        (limit): limit is string => typeof limit === 'string',
+      );
+      this.kill({
+        reason: 'unmeasured',
+        limits,
+        code: error.code,
+        for: lasted,
+        message: `sandlock: the sandbox could not be measured for ${(lasted / 1000).toFixed(1)} s (${error.path}: ${error.code}), so ${limits.join(' and ')} could not be enforced`,
+      });
+      return 'ended';
+    }
+    if (!this.frozen) {
+      this.frozen = true;
+      this.reaper.stopAll();
+    }
+    return UNMEASURED_RETRY_MS;
+  }
+
+  private kill(violation: LimitViolation): void {
+    this.reaper.killAll();
+    this.violation = violation;
+    this.stop();
+    this.onViolation?.(violation);
   }
 
   private adjustOomScores(processes: readonly TreeEntry[]): void {
@@ -165,16 +254,21 @@ export class ResourceWatch {
     if (!this.userPaused) return true;
     this.userPaused = false;
     if (this.throttle) this.throttle.release();
-    else this.reaper.continueAll();
+    else if (!this.frozen) this.reaper.continueAll();
     return true;
   }
 
-  /** Stops checking; a sandbox the throttle had stopped is continued (unless paused). */
+  /** Stops checking; a sandbox the throttle or the watch had stopped is continued (unless paused). */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
-    if (!this.userPaused && !this.violation) this.throttle?.end();
+    const frozen = this.frozen;
+    this.frozen = false;
+    if (!this.userPaused && !this.violation) {
+      if (this.throttle?.stopped) this.throttle.end();
+      else if (frozen) this.reaper.continueAll();
+    }
     this.reaper.close();
   }
 

@@ -72,11 +72,12 @@ describe('memory limit on the real kernel', () => {
     expect(result.stdout).not.toContain('finished');
     expect(result.signal).toBe('SIGKILL');
     expect(result.violation).toMatchObject({ reason: 'memory', limit: 256 * MiB });
-    const used = result.violation!.used;
+    if (result.violation?.reason !== 'memory') throw new Error('not killed for its memory');
+    const used = result.violation.used;
     expect(used).toBeGreaterThan(256 * MiB);
     // Caught within 64 MiB past the limit (measured: about 5-20 MiB).
     expect(used).toBeLessThan(320 * MiB);
-    expect(result.violation!.largest?.command).toBe('python3');
+    expect(result.violation.largest?.command).toBe('python3');
     expect(result.violation!.message).toMatch(/^sandlock: memory limit 256 MiB exceeded/);
     console.log(
       `1 GiB under 256M: killed at ${(used / MiB).toFixed(1)} MiB after ${result.ms.toFixed(0)} ms`,

@@ -9,6 +9,7 @@ import {
   personalityWithoutRandomization,
   trySyscall,
 } from '@sandlock/sys';
+import { sandboxOpenFiles } from './descriptors.js';
 import { SandboxError } from './errors.js';
 import { canonical, filesystemRules } from './fs-rules.js';
 import type { Policy, PortSpec } from './policy.js';
@@ -138,10 +139,7 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     if (inner.fd !== null) fds.push(inner.fd);
 
     const steps: LaunchStep[] = [{ kind: 'setsid' }];
-    if (policy.maxOpenFiles !== null) {
-      const limit = BigInt(policy.maxOpenFiles);
-      steps.push({ kind: 'rlimit', resource: 'NOFILE', soft: limit, hard: limit });
-    }
+    steps.push({ kind: 'rlimit', resource: 'NOFILE', ...sandboxOpenFiles(policy.maxOpenFiles) });
     if (policy.noCoredump) steps.push({ kind: 'rlimit', resource: 'CORE', soft: 0n, hard: 0n });
     if (policy.noRandomizeMemory) {
       const current = trySyscall('personality', PERSONALITY_QUERY);

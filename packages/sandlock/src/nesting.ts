@@ -8,16 +8,30 @@
 // directory, named to the sandboxed program by SANDLOCK_SUPERVISOR. Landlock
 // does not mediate connect(2) to a named socket (it restricts creating one,
 // LANDLOCK_ACCESS_FS_MAKE_SOCK), so an inner launcher reaches it with no
-// grant. Who asks is the kernel's word (SO_PEERCRED, taken at connect(2)),
-// never the message's: the asker must be a process of a sandbox this process
-// supervises, and the inner sandbox's reaper its child.
+// grant. Who asks is the kernel's word, never the message's: a pidfd of the
+// process that connected (SO_PEERPIDFD, taken at connect(2)), so that a pid
+// reused by the time the request arrives names no one. The asker must be a
+// process of a sandbox this process supervises, and the inner sandbox's
+// reaper its child.
+//
+// The socket is reachable from every supervised sandbox, so what it may cost
+// this process is bounded: connections (per sandbox and in all), how long
+// each may last, and the bytes of requests held.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Session, Supervisor } from '@sandlock/dispatch';
-import { parentOf, pathWithin, trySyscall } from '@sandlock/sys';
+import {
+  close,
+  holdsPid,
+  parentOf,
+  pathWithin,
+  peerPidfd,
+  pidOfPidfd,
+  trySyscall,
+} from '@sandlock/sys';
 import { SandboxError } from './errors.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { sessionPolicy } from './supervision.js';
@@ -25,10 +39,16 @@ import { sessionPolicy } from './supervision.js';
 /** The variable that tells a launcher inside a supervised sandbox where to ask. */
 export const SUPERVISOR_VARIABLE = 'SANDLOCK_SUPERVISOR';
 
-/** A request is one JSON line; policies are small. */
-const MAX_REQUEST = 1 << 20;
-const SOL_SOCKET = 1;
-const SO_PEERCRED = 17;
+/** Connections to the delegation socket at once, from all sandboxes together. */
+export const DELEGATION_MAX_CONNECTIONS = 64;
+/** Connections at once from the processes of one sandbox (a launch inside makes one). */
+export const DELEGATION_MAX_CONNECTIONS_PER_SANDBOX = 4;
+/** How long a connection may stay open, request and answer included, in ms. */
+export const DELEGATION_DEADLINE_MS = 5000;
+/** The largest request: one JSON line (a policy is a few KiB). */
+export const DELEGATION_MAX_REQUEST = 256 * 1024;
+/** Bytes of unfinished requests held at once, all connections together. */
+export const DELEGATION_MAX_BUFFERED = 4 * 1024 * 1024;
 
 interface Supervised {
   readonly session: Session;
@@ -52,15 +72,48 @@ function sandboxOf(pid: number): Supervised | undefined {
   return undefined;
 }
 
-/** The pid of the process at the other end of a connected Unix socket (SO_PEERCRED). */
-function peerPid(socket: Socket): number {
+/** A process that connected, pinned by a pidfd taken at connect(2), and its sandbox. */
+interface Asker {
+  readonly pidfd: number;
+  readonly pid: number;
+  readonly sandbox: Supervised;
+}
+
+/** A pidfd of `pid`, or null when there is no such process. */
+function pinned(pid: unknown): number | null {
+  if (!Number.isInteger(pid) || (pid as number) <= 0) return null;
+  const pidfd = trySyscall('pidfd_open', pid as number, 0);
+  return pidfd < 0 ? null : pidfd;
+}
+
+/**
+ * Who is at the other end of `socket`: the process that connected, through
+ * its pidfd, and the supervised sandbox it runs in. Throws, saying why, when
+ * that is not one of this supervisor's sandboxes or cannot be told.
+ */
+function identify(socket: Socket): Asker {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) return 0;
-  const ucred = Buffer.alloc(12); // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(ucred.length);
-  if (trySyscall('getsockopt', fd, SOL_SOCKET, SO_PEERCRED, ucred, length) < 0) return 0;
-  return ucred.readInt32LE(0);
+  if (typeof fd !== 'number' || fd < 0) throw new Error('the connection has no descriptor');
+  const pidfd = peerPidfd(fd);
+  if (pidfd === null) {
+    // SO_PEERCRED's pid alone may be reused before the request is read.
+    throw new Error(
+      'this kernel lacks SO_PEERPIDFD (Linux 6.5), without which the supervisor cannot tell which process asks',
+    );
+  }
+  try {
+    const pid = pidOfPidfd(pidfd);
+    if (pid === null) throw new Error('the process that connected has exited');
+    const sandbox = sandboxOf(pid);
+    // Still holding its pid after the walk: the walk was of its ancestors.
+    if (sandbox === undefined || !holdsPid(pidfd)) {
+      throw new Error(`process ${pid} is not in a sandbox this supervisor runs`);
+    }
+    return { pidfd, pid, sandbox };
+  } catch (error) {
+    close(pidfd);
+    throw error;
+  }
 }
 
 /** The paths both lists grant: for each pair, the deeper one when one lies within the other. */
@@ -98,57 +151,121 @@ interface DelegationRequest {
 }
 
 /** Checks a request against the kernel's facts and hands the policy to the supervisor. */
-async function answer(request: DelegationRequest, asker: number): Promise<void> {
-  const outer = sandboxOf(asker);
-  if (outer === undefined) {
-    throw new Error(`process ${asker} is not in a sandbox this supervisor runs`);
+async function answer(request: DelegationRequest, asker: Asker): Promise<void> {
+  if (!holdsPid(asker.pidfd)) {
+    throw new Error(`the process that connected (pid ${asker.pid}) has exited`);
   }
+  const outer = asker.sandbox;
+  if (outer.session.ended) throw new Error(`the sandbox of process ${asker.pid} has ended`);
   const { reaperPid, programPid } = request;
-  if (!Number.isInteger(reaperPid) || parentOf(reaperPid) !== asker) {
-    throw new Error(`process ${reaperPid} is not a child of the asking process ${asker}`);
+  // Pinned before they are checked: if each still holds its pid after the
+  // checks, the checks were of these processes.
+  const reaper = pinned(reaperPid);
+  const program = pinned(programPid);
+  try {
+    if (reaper === null || parentOf(reaperPid) !== asker.pid) {
+      throw new Error(`process ${reaperPid} is not a child of the asking process ${asker.pid}`);
+    }
+    if (program === null || parentOf(programPid) !== reaperPid) {
+      throw new Error(`process ${programPid} is not a child of the inner reaper ${reaperPid}`);
+    }
+    if (![asker.pidfd, reaper, program].every(holdsPid)) {
+      throw new Error('a process of the request exited while it was checked');
+    }
+    const policy = parsePolicy(request.policy);
+    if (policy.plugins.length > 0) {
+      throw new Error(
+        'plugins cannot serve a sandbox inside a supervised sandbox: they would run in the outer supervisor, outside both sandboxes',
+      );
+    }
+    // Kept as the policy of a sandbox nested deeper still: each level narrows.
+    const view = withinOuter(policy, outer.policy);
+    const session = outer.supervisor.delegate(outer.session, {
+      reaperPid,
+      programPid,
+      policy: sessionPolicy(view),
+    });
+    track(reaperPid, session, view, outer.supervisor);
+  } finally {
+    if (reaper !== null) close(reaper);
+    if (program !== null) close(program);
   }
-  if (!Number.isInteger(programPid) || parentOf(programPid) !== reaperPid) {
-    throw new Error(`process ${programPid} is not a child of the inner reaper ${reaperPid}`);
-  }
-  const policy = parsePolicy(request.policy);
-  if (policy.plugins.length > 0) {
-    throw new Error(
-      'plugins cannot serve a sandbox inside a supervised sandbox: they would run in the outer supervisor, outside both sandboxes',
-    );
-  }
-  // Kept as the policy of a sandbox nested deeper still: each level narrows.
-  const view = withinOuter(policy, outer.policy);
-  const session = outer.supervisor.delegate(outer.session, {
-    reaperPid,
-    programPid,
-    policy: sessionPolicy(view),
-  });
-  track(reaperPid, session, view, outer.supervisor);
+}
+
+/** Open connections per sandbox, and bytes of unfinished requests held in all. */
+const open = new Map<Supervised, number>();
+let buffered = 0;
+
+/** Sends the answer and closes the connection once it is written (whatever the asker does). */
+function reply(socket: Socket, body: object): void {
+  socket.end(`${JSON.stringify(body)}\n`, () => socket.destroy());
 }
 
 function serve(socket: Socket): void {
-  let buffered = '';
-  socket.setEncoding('utf8');
   socket.on('error', () => socket.destroy());
-  socket.on('data', (chunk: string) => {
-    buffered += chunk;
-    if (buffered.length > MAX_REQUEST) socket.destroy();
-    const end = buffered.indexOf('\n');
-    if (end < 0) return;
-    socket.removeAllListeners('data');
-    const reply = (body: object) => socket.end(`${JSON.stringify(body)}\n`);
-    let request: DelegationRequest;
-    try {
-      request = JSON.parse(buffered.slice(0, end));
-    } catch {
-      reply({ ok: false, error: 'the request is not JSON' });
+  const deadline = setTimeout(() => socket.destroy(), DELEGATION_DEADLINE_MS);
+  deadline.unref();
+  socket.once('close', () => clearTimeout(deadline));
+  let asker: Asker;
+  try {
+    asker = identify(socket);
+  } catch (error) {
+    reply(socket, { ok: false, error: (error as Error).message });
+    return;
+  }
+  const count = open.get(asker.sandbox) ?? 0;
+  if (count >= DELEGATION_MAX_CONNECTIONS_PER_SANDBOX) {
+    close(asker.pidfd);
+    reply(socket, {
+      ok: false,
+      error: `the sandbox of process ${asker.pid} has ${count} connections to its supervisor open already (at most ${DELEGATION_MAX_CONNECTIONS_PER_SANDBOX})`,
+    });
+    return;
+  }
+  open.set(asker.sandbox, count + 1);
+  const chunks: Buffer[] = [];
+  let length = 0;
+  const release = () => {
+    buffered -= length;
+    length = 0;
+    chunks.length = 0;
+  };
+  socket.once('close', () => {
+    release();
+    close(asker.pidfd);
+    const left = (open.get(asker.sandbox) ?? 1) - 1;
+    if (left > 0) open.set(asker.sandbox, left);
+    else open.delete(asker.sandbox);
+  });
+  socket.on('data', (chunk: Buffer) => {
+    const end = chunk.indexOf(0x0a);
+    const taken = end < 0 ? chunk : chunk.subarray(0, end);
+    length += taken.length;
+    buffered += taken.length;
+    chunks.push(taken);
+    if (length > DELEGATION_MAX_REQUEST || buffered > DELEGATION_MAX_BUFFERED) {
+      socket.destroy();
       return;
     }
-    answer(request, peerPid(socket)).then(
-      () => reply({ ok: true }),
-      (error: unknown) => reply({ ok: false, error: (error as Error).message ?? String(error) }),
+    if (end < 0) return;
+    socket.removeAllListeners('data');
+    socket.pause();
+    const line = Buffer.concat(chunks).toString('utf8');
+    release();
+    let request: DelegationRequest;
+    try {
+      request = JSON.parse(line);
+    } catch {
+      reply(socket, { ok: false, error: 'the request is not JSON' });
+      return;
+    }
+    answer(request, asker).then(
+      () => reply(socket, { ok: true }),
+      (error: unknown) =>
+        reply(socket, { ok: false, error: (error as Error).message ?? String(error) }),
     );
   });
+  socket.resume();
 }
 
 /**
@@ -168,7 +285,10 @@ export function delegationSocket(): Promise<string | null> {
     }
     const path = join(dir, 'supervisor.sock');
     server = new Promise<string | null>((resolve) => {
-      const created = createServer(serve);
+      // Paused: nothing is read from a connection before it is accepted as a request.
+      const created = createServer({ pauseOnConnect: true }, serve);
+      // Past it, Node closes a new connection as soon as it is accepted.
+      created.maxConnections = DELEGATION_MAX_CONNECTIONS;
       created.once('error', () => resolve(null));
       created.listen(path, () => {
         created.unref();

@@ -9,6 +9,8 @@ import type { Session } from './supervision.js';
 /** Why Sandlock killed a sandbox (other than a timeout or a kill() call). */
 export type KillCause =
   | { reason: 'memory'; limit: number; used: number; message: string }
+  /** Its processes could not be read for UNMEASURED_KILL_MS (2 s): a limit could not be enforced. */
+  | { reason: 'unmeasured'; message: string }
   | { reason: 'supervisor'; message: string };
 
 /** How a sandboxed program ended. */
@@ -31,6 +33,9 @@ export interface Watchers {
 
 function killCause(watchers: Watchers): KillCause | null {
   const violation = watchers.watch?.violation;
+  if (violation?.reason === 'unmeasured') {
+    return { reason: 'unmeasured', message: violation.message.replace(/^sandlock: /, '') };
+  }
   if (violation) {
     return {
       reason: 'memory',

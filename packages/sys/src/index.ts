@@ -50,6 +50,7 @@ export {
   fieldNumber,
   hasChildrenFiles,
   isDescendantOf,
+  ProcReadError,
   parentOf,
   processOf,
   readProc,
@@ -58,6 +59,19 @@ export {
   walkTree,
   writeProc,
 } from './proc.js';
+export { getRlimit, type Rlimit, setRlimit } from './rlimit.js';
+export {
+  holdsPid,
+  peerPidfd,
+  pidOfPidfd,
+  SO_PEERCRED,
+  SO_PEERPIDFD,
+  SO_RCVBUF,
+  SO_RCVBUFFORCE,
+  SO_SNDBUF,
+  SO_SNDBUFFORCE,
+  SOL_SOCKET,
+} from './sockets.js';
 export * from './structs/index.js';
 export * from './stub/index.js';
 export * from './syscalls/index.js';

@@ -1,32 +1,81 @@
 // Reading /proc: a process's parent, threads and children, and walks of a
 // process tree (every process of a sandbox descends from its reaper).
+//
+// A limit enforced from here must never take "could not read" for "gone":
+// when this process runs out of descriptors (EMFILE, ENFILE), memory (ENOMEM)
+// or permission (EACCES), the process is still there and still has to be
+// counted. So every reader returns null (or []) only for ENOENT and ESRCH, and
+// throws a ProcReadError for anything else.
 import { closeSync, existsSync, openSync, readdirSync, readSync, writeFileSync } from 'node:fs';
+
+/** A /proc entry of a process that may still be there could not be read. */
+export class ProcReadError extends Error {
+  override readonly name = 'ProcReadError';
+
+  constructor(
+    /** The file or directory. */
+    readonly path: string,
+    /** The errno symbol, e.g. `'EMFILE'`. */
+    readonly code: string,
+  ) {
+    super(`sandlock: cannot read ${path}: ${code}`);
+  }
+}
+
+/**
+ * Whether a failed /proc access means the process (or thread) is gone: ENOENT
+ * once its directory is removed, ESRCH when it exits between open and read.
+ */
+function isGone(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOENT' || code === 'ESRCH';
+}
+
+function unreadable(path: string, error: unknown): ProcReadError {
+  return new ProcReadError(path, (error as NodeJS.ErrnoException | null)?.code ?? String(error));
+}
 
 // Reads of /proc files go through one reused buffer: a monitor reads a few
 // small files per process every few milliseconds, and readFileSync costs about
 // twice as much (it stats, allocates and grows).
 const buffer = Buffer.alloc(64 * 1024);
+/** Larger than any /proc file of a process (a children list of 4M pids is 32 MiB). */
+const MAX_PROC_FILE = 64 * 1024 * 1024;
 
-/** The text of a /proc file, or null when the process (or thread) is gone. */
+/**
+ * The text of a /proc file, or null when the process (or thread) is gone.
+ * Read to its end, however long (a reaper's children list can pass 64 KiB).
+ *
+ * @throws ProcReadError for any other failure (EMFILE, ENFILE, ENOMEM, EACCES…).
+ */
 export function readProc(path: string): string | null {
   let fd: number;
   try {
     fd = openSync(path, 'r');
-  } catch {
-    return null;
+  } catch (error) {
+    if (isGone(error)) return null;
+    throw unreadable(path, error);
   }
   try {
+    let into = buffer;
     let length = 0;
     for (;;) {
-      if (length === buffer.length) break;
-      const count = readSync(fd, buffer, length, buffer.length - length, null);
+      if (length === into.length) {
+        if (into.length >= MAX_PROC_FILE) throw new ProcReadError(path, 'EFBIG');
+        const bigger = Buffer.allocUnsafe(into.length * 2);
+        into.copy(bigger, 0, 0, length);
+        into = bigger;
+      }
+      const count = readSync(fd, into, length, into.length - length, null);
       if (count <= 0) break;
       length += count;
     }
-    return buffer.toString('latin1', 0, length);
-  } catch {
+    return into.toString('latin1', 0, length);
+  } catch (error) {
+    if (error instanceof ProcReadError) throw error;
     // ESRCH: the process exited between open and read.
-    return null;
+    if (isGone(error)) return null;
+    throw unreadable(path, error);
   } finally {
     closeSync(fd);
   }
@@ -52,22 +101,34 @@ function parsePids(text: string | null): number[] {
   return pids;
 }
 
-/** The threads of a process, or [] when it is gone. */
-export function threadsOf(pid: number): number[] {
+/** The entries of a /proc directory, or null when its process is gone. */
+function listProc(path: string): string[] | null {
   try {
-    return readdirSync(`/proc/${pid}/task`)
-      .map((name) => Number.parseInt(name, 10))
-      .filter((tid) => tid > 0);
-  } catch {
-    return [];
+    return readdirSync(path);
+  } catch (error) {
+    if (isGone(error)) return null;
+    throw unreadable(path, error);
   }
+}
+
+/**
+ * The threads of a process, or [] when it is gone.
+ *
+ * @throws ProcReadError when they cannot be listed.
+ */
+export function threadsOf(pid: number): number[] {
+  return (listProc(`/proc/${pid}/task`) ?? [])
+    .map((name) => Number.parseInt(name, 10))
+    .filter((tid) => tid > 0);
 }
 
 /**
  * The children forked by one thread. The kernel keeps a child on the list of
  * the *thread* that created it (`task->children`), so a process's children are
  * the union over its threads (proc(5), /proc/pid/task/tid/children; needs
- * CONFIG_PROC_CHILDREN).
+ * CONFIG_PROC_CHILDREN). [] when the thread is gone.
+ *
+ * @throws ProcReadError when the list cannot be read.
  */
 export function childrenOfThread(pid: number, tid: number): number[] {
   return parsePids(readProc(`/proc/${pid}/task/${tid}/children`));
@@ -81,7 +142,11 @@ export function hasChildrenFiles(): boolean {
   return childrenFiles;
 }
 
-/** The parent pid field of /proc/PID/stat, or null when the process is gone. */
+/**
+ * The parent pid field of /proc/PID/stat, or null when the process is gone.
+ *
+ * @throws ProcReadError when it cannot be read.
+ */
 export function parentOf(pid: number): number | null {
   const stat = readProc(`/proc/${pid}/stat`);
   if (stat === null) return null;
@@ -93,7 +158,7 @@ export function parentOf(pid: number): number | null {
 
 function descendantsByScan(root: number): number[] {
   const children = new Map<number, number[]>();
-  for (const name of readdirSync('/proc')) {
+  for (const name of listProc('/proc') ?? []) {
     const pid = Number.parseInt(name, 10);
     if (!(pid > 0)) continue;
     const parent = parentOf(pid);
@@ -140,6 +205,9 @@ function threadCount(entry: TreeEntry): number {
  * processes; `root`, the reaper, is single-threaded). Where the kernel lacks
  * children files, scans the parent links of every process in /proc instead. A
  * process forked while the walk runs may be missed: the next walk finds it.
+ *
+ * @throws ProcReadError when a file of a process that may still be there
+ *   cannot be read: a walk that skipped it would undercount the tree.
  */
 export function walkTree(
   root: number,
@@ -193,7 +261,9 @@ export function walkTree(
 /**
  * Every process below `root` (not `root` itself), parents before children.
  * `method: 'scan'` forces the walk kernels without CONFIG_PROC_CHILDREN need
- * (the parent link of every process in /proc).
+ * (the parent link of every process in /proc). [] when `root` is gone.
+ *
+ * @throws ProcReadError as walkTree does.
  */
 export function descendantsOf(root: number, method: 'auto' | 'scan' = 'auto'): number[] {
   if (method === 'scan') return descendantsByScan(root);
@@ -218,6 +288,8 @@ export function fieldNumber(text: string, name: string): number | null {
 /**
  * Whether `pid` runs below `ancestor` (a descendant, not `ancestor` itself),
  * by walking parent links up; false when it or a link on the way is gone.
+ *
+ * @throws ProcReadError when a link cannot be read.
  */
 export function isDescendantOf(pid: number, ancestor: number): boolean {
   let at = parentOf(pid);
@@ -228,7 +300,12 @@ export function isDescendantOf(pid: number, ancestor: number): boolean {
   return at === ancestor;
 }
 
-/** The process (thread group) of a thread: `Tgid:` of /proc/TID/status; null when it is gone. */
+/**
+ * The process (thread group) of a thread: `Tgid:` of /proc/TID/status; null
+ * when it is gone.
+ *
+ * @throws ProcReadError when it cannot be read.
+ */
 export function processOf(tid: number): number | null {
   const status = readProc(`/proc/${tid}/status`);
   return status === null ? null : fieldNumber(status, 'Tgid');

@@ -1,0 +1,58 @@
+// Socket options Sandlock reads and sets, and who is at the other end of a
+// Unix socket. The option numbers are asm-generic (include/uapi/asm-generic/
+// socket.h), shared by x86_64 and aarch64.
+import { constants } from 'node:os';
+import { SysError } from './errors.js';
+import { trySyscall } from './libc.js';
+import { fieldNumber, readProc } from './proc.js';
+
+export const SOL_SOCKET = 1;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SO_PEERCRED = 17;
+/** SO_SNDBUF past net.core.wmem_max; needs CAP_NET_ADMIN. */
+export const SO_SNDBUFFORCE = 32;
+/** SO_RCVBUF past net.core.rmem_max; needs CAP_NET_ADMIN. */
+export const SO_RCVBUFFORCE = 33;
+/** A pidfd of the peer as it was at connect(2) (Linux 6.5). */
+export const SO_PEERPIDFD = 77;
+
+const { ENOPROTOOPT } = constants.errno;
+
+/**
+ * A pidfd of the process that connected the other end of Unix socket `fd`
+ * (SO_PEERPIDFD, Linux 6.5): it names that process and no other, even once
+ * its pid is reused. Null where the kernel lacks the option (ENOPROTOOPT).
+ * Close it when done.
+ */
+export function peerPidfd(fd: number): number | null {
+  const value = Buffer.alloc(4);
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(value.length);
+  const result = trySyscall('getsockopt', fd, SOL_SOCKET, SO_PEERPIDFD, value, length);
+  if (result === -ENOPROTOOPT) return null;
+  if (result < 0) throw new SysError('getsockopt', -result, 'SO_PEERPIDFD');
+  return value.readInt32LE(0);
+}
+
+/**
+ * The pid (in this process's pid namespace) of the process behind `pidfd`,
+ * from /proc/self/fdinfo ("Pid:"); null once that process has exited and been
+ * reaped (the kernel shows -1; pidfd_show_fdinfo() in kernel/pid.c).
+ *
+ * @throws ProcReadError when fdinfo cannot be read.
+ */
+export function pidOfPidfd(pidfd: number): number | null {
+  const info = readProc(`/proc/self/fdinfo/${pidfd}`);
+  if (info === null) throw new SysError('pidfd fdinfo', constants.errno.EBADF, `fd ${pidfd}`);
+  const pid = fieldNumber(info, 'Pid');
+  return pid !== null && pid > 0 ? pid : null;
+}
+
+/**
+ * Whether the process behind `pidfd` still holds its pid: running, or a
+ * zombie not yet reaped. While it does, that pid names it and no other.
+ */
+export function holdsPid(pidfd: number): boolean {
+  return trySyscall('pidfd_send_signal', pidfd, 0, null, 0) === 0;
+}
