@@ -371,6 +371,9 @@ function decide(
   caller: CallerStatus,
 ): PlainAnswer {
   if (walked.hidden) return errnoAnswer('ENOENT');
+  // Too long to walk here: the kernel's own open, which Landlock keeps out of
+  // /proc's process directories.
+  if (walked.gaveUp) return CONTINUE;
   if (walked.errno !== 0 && walked.kind !== 'missing') {
     // The kernel fails the same way; through /proc/<pid> the answer is given
     // here (its open would meet Landlock's refusal of the process

@@ -16,6 +16,7 @@
 // caller, after the same ptrace-mode check.
 import { AT_FDCWD, openFlags } from './constants.js';
 import { close, trySyscall } from './libc.js';
+import { encodeOpenHow, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV } from './structs/open-how.js';
 import { hostArch } from './syscalls/index.js';
 
 const O = openFlags(hostArch());
@@ -32,6 +33,9 @@ const PROC_SUPER_MAGIC = 0x9fa0;
 const PROC_ROOT_INO = 1n;
 /** MAXSYMLINKS (include/linux/namei.h): more links in one walk is ELOOP. */
 const MAX_LINKS = 40;
+/** Lookups one walk may make (a run in one openat2 counts once); about 15 µs each. */
+export const MAX_LOOKUPS = 128;
+const E2BIG = 7;
 const ENOENT = 2;
 const ENOTDIR = 20;
 const EACCES = 13;
@@ -92,6 +96,12 @@ export class Walked {
   viaProc = false;
   /** The walk ended because `enterPid` refused a process directory (`errno` ENOENT). */
   hidden = false;
+  /**
+   * The walk gave up after {@link MAX_LOOKUPS} lookups (`errno` E2BIG): a
+   * path of thousands of `..` under /proc would tie up the thread for tens
+   * of milliseconds. The caller lets the kernel decide, or refuses.
+   */
+  gaveUp = false;
 
   close(): void {
     if (this.fd >= 0) close(this.fd);
@@ -278,17 +288,51 @@ export function walkPath(options: WalkOptions): Walked {
     return ENOENT;
   };
   let rootId: string | null = null;
-  const atRoot = (place: Place): boolean => {
+  const rootIdentity = (): string => {
     if (rootId === null) {
       const root = placeOf(options.root, false);
       rootId = typeof root === 'number' ? '' : `${root.dev}:${root.ino}`;
     }
-    return `${place.dev}:${place.ino}` === rootId;
+    return rootId;
   };
+  const atRoot = (place: Place): boolean => `${place.dev}:${place.ino}` === rootIdentity();
+  const sameRoot = (): boolean => rootIdentity() === ownRoot();
   const begun = locate(cur);
   if (begun !== 0) return fail(begun);
 
+  let lookups = 0;
   while (todo.length > 0) {
+    if (++lookups > MAX_LOOKUPS) {
+      out.gaveUp = true;
+      return fail(E2BIG);
+    }
+    // A run of components before the last, in one lookup by the kernel when
+    // it meets no symlink and crosses no mount (openat2 RESOLVE_NO_SYMLINKS,
+    // which refuses magic links too, and RESOLVE_NO_XDEV: procfs is entered
+    // through its mount point, never inside such a run). On procfs only plain
+    // names below a process directory: `..` there could climb to the procfs
+    // root and come down into another process's directory unseen. `..`
+    // elsewhere only when the root given is this process's own (the kernel
+    // stops `..` at that one).
+    const run = batchable(cur, todo, sameRoot);
+    if (run >= MIN_RUN) {
+      const names = todo.slice(todo.length - run).reverse();
+      const fd = trySyscall('openat2', cur.fd, cName(names.join('/')), RUN_HOW, RUN_HOW.length);
+      if (fd >= 0) {
+        const place = placeOf(fd, true);
+        if (typeof place === 'number') {
+          close(fd);
+          return fail(-place);
+        }
+        place.pid = cur.proc ? cur.pid : null;
+        todo.length -= run;
+        const err = move(place, null);
+        if (err !== 0) return fail(err);
+        lastName = '.';
+        continue;
+      }
+      // A symlink, a mount, a missing name on the way: one at a time.
+    }
     const name = todo.pop()!;
     const last = todo.length === 0;
     const follow = !last || options.followLast || trailingSlash;
@@ -408,6 +452,49 @@ export function walkPath(options: WalkOptions): Walked {
   out.fd = own(cur);
   out.parent = parent === null ? -1 : own(parent);
   return out;
+}
+
+/**
+ * Runs shorter than this are walked one name at a time: a short path under
+ * /proc meets its mount point or /proc/self within a few names, and the
+ * failed lookup would only add to its cost. A long one is taken in one
+ * lookup: a path of 2000 names costs one openat2, not 2000 (a sandbox must
+ * not tie up the thread serving its neighbours).
+ */
+const MIN_RUN = 4;
+const RUN_HOW = encodeOpenHow({
+  flags: BigInt(PATH_FLAGS),
+  resolve: BigInt(RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV),
+});
+
+/**
+ * How many of the next components (not the last one) one kernel lookup may
+ * take from `cur`: see the loop.
+ */
+function batchable(cur: Place, todo: readonly string[], sameRoot: () => boolean): number {
+  if (cur.proc && (cur.pid === null || cur.ino === PROC_ROOT_INO)) return 0;
+  let count = 0;
+  for (let index = todo.length - 1; index >= 1; index--) {
+    const name = todo[index]!;
+    if (name === '..' || name === '.') {
+      if (cur.proc || (name === '..' && !sameRoot())) break;
+    }
+    count++;
+  }
+  return count;
+}
+
+let ownRootId: string | null = null;
+
+/** This process's root, as "dev:ino". */
+function ownRoot(): string {
+  if (ownRootId === null) {
+    const fd = trySyscall('openat', AT_FDCWD, cName('/'), PATH_FLAGS, 0);
+    const place = fd < 0 ? fd : placeOf(fd, true);
+    ownRootId = typeof place === 'number' ? '-' : `${place.dev}:${place.ino}`;
+    if (fd >= 0) close(fd);
+  }
+  return ownRootId;
 }
 
 /** The place's descriptor as the result's own: the caller's start and root are duplicated, not taken. */

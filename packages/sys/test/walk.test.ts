@@ -174,6 +174,24 @@ describe('walkPath', () => {
     );
   });
 
+  it('gives up, saying so, after a bounded number of lookups', () => {
+    const long = `/proc/self/${'task/../'.repeat(300)}status`;
+    const result = walkPath({
+      root,
+      start,
+      path: Buffer.from(long),
+      followLast: true,
+      tgid: () => process.pid,
+      tid,
+    });
+    expect([result.errno, result.gaveUp]).toEqual([7, true]);
+    result.close();
+    // Plain names are taken in one lookup: a long path of them is walked.
+    const plain = `${dir}/${'a/up/'.repeat(30)}c`;
+    expect(kernelOpen(start, plain, false)).toMatch(/^\d+:\d+:\d+$/);
+    expect(walked(plain, false)).toBe(kernelOpen(start, plain, false));
+  });
+
   it('sees the process a magic link or a start in /proc leads into', () => {
     const seen: number[] = [];
     const proc1 = trySyscall(
