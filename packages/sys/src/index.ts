@@ -34,10 +34,12 @@ export {
   readMemoryPartial,
   writeMemory,
 } from './memory.js';
+export { pageSize } from './page.js';
 export { isSymlink } from './paths.js';
 export {
   childrenOfThread,
   descendantsOf,
+  descriptorsOf,
   fieldNumber,
   hasChildrenFiles,
   isDescendantOf,
@@ -52,9 +54,12 @@ export {
 } from './proc.js';
 export { getRlimit, type Rlimit, setRlimit } from './rlimit.js';
 export {
+  F_GETPIPE_SZ,
   holdsPid,
   peerPidfd,
   pidOfPidfd,
+  SIOCINQ,
+  SIOCOUTQ,
   SO_PEERCRED,
   SO_PEERPIDFD,
   SO_RCVBUF,
