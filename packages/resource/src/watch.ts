@@ -159,7 +159,8 @@ export class ResourceWatch {
    * One look at the sandbox: kills it over the memory limit, feeds the
    * throttle. The delay until the next look, or 'ended'.
    *
-   * @throws ProcReadError when a file of the sandbox cannot be read.
+   * @throws ProcReadError (or SysError) when a file or descriptor of the
+   *   sandbox cannot be read.
    */
   private measure(): number | 'ended' {
     const processes = walkTree(this.reaper.pid, {
@@ -214,10 +215,10 @@ export class ResourceWatch {
       });
       return 'ended';
     }
-    if (!this.frozen) {
-      this.frozen = true;
-      this.reaper.stopAll();
-    }
+    // Sent again at every retry: a process forked while the stop was being
+    // delivered would run on.
+    this.frozen = true;
+    this.reaper.stopAll();
     return UNMEASURED_RETRY_MS;
   }
 
