@@ -32,6 +32,7 @@ export default defineConfig([
     entry: {
       worker: '../../packages/dispatch/src/worker.ts',
       'process-limit': '../../packages/resource/src/process-limit.ts',
+      'socket-buffers': '../../packages/resource/src/socket-buffers.ts',
       hostname: '../../packages/procfs/src/hostname.ts',
       'num-cpus': '../../packages/procfs/src/num-cpus.ts',
       meminfo: '../../packages/procfs/src/meminfo.ts',

@@ -1,9 +1,9 @@
 import { defineConfig } from 'tsup';
 
-// Two entries: the public API, and the process-limit handler module, which
-// the dispatch worker imports by URL (PROCESS_LIMIT_MODULE, beside index.js).
+// The public API, and the handler modules, which the dispatch worker imports
+// by URL (PROCESS_LIMIT_MODULE, SOCKET_BUFFERS_MODULE, beside index.js).
 export default defineConfig({
-  entry: ['src/index.ts', 'src/process-limit.ts'],
+  entry: ['src/index.ts', 'src/process-limit.ts', 'src/socket-buffers.ts'],
   format: ['esm'],
   target: 'node20',
   dts: true,

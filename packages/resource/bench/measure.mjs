@@ -6,10 +6,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Supervisor } from '@sandlock/dispatch';
-import { close, launch } from '@sandlock/sys';
+import { close, descendantsOf, launch } from '@sandlock/sys';
 // By path: sandlock depends on this package, not the other way round.
 import { parsePolicy, prepareConfinement, Sandbox } from '../../sandlock/dist/index.js';
-import { descendantsOf, PROCESS_LIMIT_MODULE, watchResources } from '../dist/index.js';
+import { PROCESS_LIMIT_MODULE, watchResources } from '../dist/index.js';
 
 const MiB = 1024 ** 2;
 const PYTHON = '/usr/bin/python3';
@@ -117,6 +117,14 @@ async function cost() {
     ],
     ['java, idle, ~20 threads', java && [java, join(work, 'Idle.java')]],
     ['sh + 20 sleeping children', ['/bin/sh', '-c', 'for i in $(seq 20); do sleep 4 & done; wait']],
+    [
+      'python3, 200 socketpairs (400 descriptors)',
+      [
+        PYTHON,
+        '-c',
+        'import socket, time; p = [socket.socketpair() for _ in range(200)]; time.sleep(4)',
+      ],
+    ],
   ];
   console.log('| sandbox | limits | checks/s | µs CPU per check | % of a CPU |');
   console.log('|---|---|---|---|---|');

@@ -1,4 +1,5 @@
 export { CpuThrottle, type CpuThrottleOptions, type StopContinue, sandboxCpuMs } from './cpu.js';
+export { type HeldBuffers, heldBuffers } from './kernel-buffers.js';
 export {
   MemoryLimit,
   type MemoryLimitOptions,
@@ -7,7 +8,7 @@ export {
   type MemoryViolation,
   procMemoryReader,
 } from './memory.js';
-export { PROCESS_LIMIT_MODULE } from './module-url.js';
+export { PROCESS_LIMIT_MODULE, SOCKET_BUFFERS_MODULE } from './module-url.js';
 export { UNMEASURED_KILL_MS } from './proc.js';
 export { PROCESS_LIMIT_SYSCALLS, type ProcessLimitPolicy } from './process-limit.js';
 export {
@@ -20,6 +21,7 @@ export {
 } from './processes.js';
 export { Reaper } from './reaper.js';
 export { formatByteSize, parseByteSize } from './size.js';
+export type { SocketBuffersPolicy } from './socket-buffers.js';
 export {
   type LimitViolation,
   type ResourceLimits,

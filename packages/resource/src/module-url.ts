@@ -5,3 +5,6 @@
 import { moduleBeside } from '@sandlock/dispatch';
 
 export const PROCESS_LIMIT_MODULE: URL = moduleBeside(import.meta.url, 'process-limit');
+
+/** The socket-buffers handler module (on with `maxMemory`), beside PROCESS_LIMIT_MODULE. */
+export const SOCKET_BUFFERS_MODULE: URL = moduleBeside(import.meta.url, 'socket-buffers');

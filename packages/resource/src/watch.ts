@@ -1,4 +1,4 @@
-import { ProcReadError, type TreeEntry, walkTree, writeProc } from '@sandlock/sys';
+import { ProcReadError, SysError, type TreeEntry, walkTree, writeProc } from '@sandlock/sys';
 import { CpuThrottle, type CpuThrottleOptions, type StopContinue, sandboxCpuMs } from './cpu.js';
 import { MemoryLimit, type MemoryLimitOptions, type MemoryViolation } from './memory.js';
 import { threadCpuMs, UNMEASURED_KILL_MS } from './proc.js';
@@ -94,6 +94,8 @@ export class ResourceWatch {
   private unmeasuredSince: number | null = null;
   /** Whether the watch holds the sandbox stopped because it cannot measure it. */
   private frozen = false;
+  /** CPU ms the current check spent on descriptor buffers. */
+  private buffersMs = 0;
 
   constructor(reaperPid: number, options: WatchOptions) {
     const maxMemory = options.maxMemory ?? null;
@@ -134,19 +136,21 @@ export class ResourceWatch {
     if (this.stopped) return;
     const started = threadCpuMs();
     this.checks += 1;
+    this.buffersMs = 0;
     let delay: number | 'ended';
     try {
       delay = this.measure();
       if (delay !== 'ended') this.measured();
     } catch (error) {
-      if (!(error instanceof ProcReadError)) throw error;
+      if (!(error instanceof ProcReadError || error instanceof SysError)) throw error;
       delay = this.unmeasured(error);
     }
     const cost = threadCpuMs() - started;
     this.busyMs += cost;
     if (delay === 'ended') return;
-    // However large the sandbox, checking takes at most ~4 % of a CPU.
-    delay = Math.max(delay, cost * 25);
+    // However large the sandbox, checking takes at most ~4 % of a CPU (the
+    // buffers of its descriptors keep a budget of their own, see MemoryLimit).
+    delay = Math.max(delay, (cost - this.buffersMs) * 25);
     this.timer = setTimeout(() => this.check(), delay);
     this.timer.unref();
   }
@@ -155,7 +159,8 @@ export class ResourceWatch {
    * One look at the sandbox: kills it over the memory limit, feeds the
    * throttle. The delay until the next look, or 'ended'.
    *
-   * @throws ProcReadError when a file of the sandbox cannot be read.
+   * @throws ProcReadError (or SysError) when a file or descriptor of the
+   *   sandbox cannot be read.
    */
   private measure(): number | 'ended' {
     const processes = walkTree(this.reaper.pid, {
@@ -170,6 +175,7 @@ export class ResourceWatch {
     if (this.oomScoreAdj !== null) this.adjustOomScores(processes);
     if (this.memory) {
       const sample = this.memory.check(processes);
+      this.buffersMs = sample.buffersMs;
       if (sample.violation) {
         this.kill(sample.violation);
         return 'ended';
@@ -192,7 +198,7 @@ export class ResourceWatch {
   }
 
   /** A check could not read the sandbox: hold it stopped, and kill it once that lasts too long. */
-  private unmeasured(error: ProcReadError): number | 'ended' {
+  private unmeasured(error: ProcReadError | SysError): number | 'ended' {
     const now = performance.now();
     this.unmeasuredSince ??= now;
     const lasted = now - this.unmeasuredSince;
@@ -205,14 +211,14 @@ export class ResourceWatch {
         limits,
         code: error.code,
         for: lasted,
-        message: `sandlock: the sandbox could not be measured for ${(lasted / 1000).toFixed(1)} s (${error.path}: ${error.code}), so ${limits.join(' and ')} could not be enforced`,
+        message: `sandlock: the sandbox could not be measured for ${(lasted / 1000).toFixed(1)} s (${error instanceof ProcReadError ? `${error.path}: ${error.code}` : error.message}), so ${limits.join(' and ')} could not be enforced`,
       });
       return 'ended';
     }
-    if (!this.frozen) {
-      this.frozen = true;
-      this.reaper.stopAll();
-    }
+    // Sent again at every retry: a process forked while the stop was being
+    // delivered would run on.
+    this.frozen = true;
+    this.reaper.stopAll();
     return UNMEASURED_RETRY_MS;
   }
 

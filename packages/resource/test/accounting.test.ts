@@ -25,6 +25,8 @@ describe('MemoryLimit', () => {
     const limit = new MemoryLimit(256 * MiB, { reader });
     expect(limit.check(entries(1, 2))).toEqual({
       used: 110 * MiB,
+      buffers: 0,
+      buffersMs: 0,
       precise: false,
       violation: null,
     });
@@ -35,7 +37,13 @@ describe('MemoryLimit', () => {
     // A 200 MiB parent forked: each process maps the same 200 MiB.
     const { reader } = fakeReader({ 1: 200 * MiB, 2: 200 * MiB }, { 1: 100 * MiB, 2: 100 * MiB });
     const limit = new MemoryLimit(256 * MiB, { reader });
-    expect(limit.check(entries(1, 2))).toEqual({ used: 200 * MiB, precise: true, violation: null });
+    expect(limit.check(entries(1, 2))).toEqual({
+      used: 200 * MiB,
+      buffers: 0,
+      buffersMs: 0,
+      precise: true,
+      violation: null,
+    });
   });
 
   it('reports the limit, the use and the largest process when the precise sum is over', () => {
@@ -51,6 +59,16 @@ describe('MemoryLimit', () => {
     expect(violation?.message).toMatch(
       /^sandlock: memory limit 256 MiB exceeded: the sandbox used 300 MiB; largest: pid 2 /,
     );
+  });
+
+  it('adds the socket and pipe buffers the descriptors hold, and names them', () => {
+    const { reader } = fakeReader({ 1: 10 * MiB }, { 1: 10 * MiB });
+    const buffers = { sockets: 200 * MiB, pipes: 60 * MiB };
+    const limit = new MemoryLimit(256 * MiB, { reader: { ...reader, buffers: () => buffers } });
+    const sample = limit.check(entries(1));
+    expect(sample).toMatchObject({ used: 270 * MiB, buffers: 260 * MiB, precise: true });
+    expect(sample.violation).toMatchObject({ used: 270 * MiB, buffers: 260 * MiB });
+    expect(sample.violation?.message).toMatch(/; socket and pipe buffers 260 MiB$/);
   });
 
   it('ignores processes that are gone', () => {

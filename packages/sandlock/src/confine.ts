@@ -139,7 +139,8 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     if (inner.fd !== null) fds.push(inner.fd);
 
     const steps: LaunchStep[] = [{ kind: 'setsid' }];
-    steps.push({ kind: 'rlimit', resource: 'NOFILE', ...sandboxOpenFiles(policy.maxOpenFiles) });
+    const openFiles = sandboxOpenFiles(policy.maxOpenFiles, policy.maxMemory !== null);
+    steps.push({ kind: 'rlimit', resource: 'NOFILE', ...openFiles });
     if (policy.noCoredump) steps.push({ kind: 'rlimit', resource: 'CORE', soft: 0n, hard: 0n });
     if (policy.noRandomizeMemory) {
       const current = trySyscall('personality', PERSONALITY_QUERY);

@@ -12,7 +12,7 @@ import {
   procReadable,
   SYSINFO_MODULE,
 } from '@sandlock/procfs';
-import { PROCESS_LIMIT_MODULE } from '@sandlock/resource';
+import { PROCESS_LIMIT_MODULE, SOCKET_BUFFERS_MODULE } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
 import { hostArch, pathWithin } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
@@ -29,6 +29,8 @@ const supervisors = new Map<string, Promise<Supervisor>>();
 // continue, and num-cpus answers sched_getaffinity (aarch64's hook) itself.
 const BUILT_IN_MODULES = [
   { module: PROCESS_LIMIT_MODULE },
+  // On with maxMemory: socket buffers held to the kernel's default size.
+  { module: SOCKET_BUFFERS_MODULE },
   { module: TIME_MODULE },
   { module: RANDOM_MODULE },
   // Before the other procfs modules: it hides outside processes first, and
@@ -133,9 +135,10 @@ export function assertProcReadable(policy: Policy): void {
  * Calls every supervised sandbox's filter notifies, whether its own policy
  * needs them or not, so that a sandbox started inside it can have its process
  * limit, host name, CPU count, and memory and load as sysinfo(2) tells them,
- * enforced by this supervisor (nesting.ts). Each is made a few times per
- * process at most (glibc asks sysinfo for sysconf(_SC_PHYS_PAGES) and
- * getloadavg()). Frequent calls (opens,
+ * enforced by this supervisor (nesting.ts), and its socket buffers held
+ * under a memory limit. Each is made a few times per process at most (glibc
+ * asks sysinfo for sysconf(_SC_PHYS_PAGES) and getloadavg(); setsockopt a
+ * few times per socket). Frequent calls (opens,
  * directory reads, getrandom, clocks) are notified only when this policy
  * needs them; a nested policy that needs them then is refused, naming them.
  */
@@ -146,6 +149,7 @@ const NESTING_CALLS: readonly string[] = [
   'uname',
   'sched_getaffinity',
   'sysinfo',
+  'setsockopt',
 ];
 
 /** What a supervised sandbox's filter notifies: what its policy needs, and the nesting calls. */

@@ -16,8 +16,15 @@ describe('open-file limits', () => {
     expect(result.stdout.toString()).toBe(`1024\n${own.hard}\n`);
   });
 
+  it('hold the hard limit at 1024 too under a memory limit (descriptors in flight)', async () => {
+    const result = await systemBuilder().maxMemory('256M').build().run(LIMITS);
+    expect(result.stdout.toString()).toBe('1024\n1024\n');
+  });
+
   it("take the policy's maxOpenFiles as both limits", async () => {
     const result = await systemBuilder().maxOpenFiles(64).build().run(LIMITS);
     expect(result.stdout.toString()).toBe('64\n64\n');
+    const more = await systemBuilder().maxOpenFiles(4096).maxMemory('256M').build().run(LIMITS);
+    expect(more.stdout.toString()).toBe('4096\n4096\n');
   });
 });

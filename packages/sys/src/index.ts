@@ -43,10 +43,12 @@ export {
   readMemoryPartial,
   writeMemory,
 } from './memory.js';
+export { pageSize } from './page.js';
 export { bytePath, isSymlink, pathWithin } from './paths.js';
 export {
   childrenOfThread,
   descendantsOf,
+  descriptorsOf,
   fieldNumber,
   hasChildrenFiles,
   isDescendantOf,
@@ -61,9 +63,12 @@ export {
 } from './proc.js';
 export { getRlimit, type Rlimit, setRlimit } from './rlimit.js';
 export {
+  F_GETPIPE_SZ,
   holdsPid,
   peerPidfd,
   pidOfPidfd,
+  SIOCINQ,
+  SIOCOUTQ,
   SO_PEERCRED,
   SO_PEERPIDFD,
   SO_RCVBUF,

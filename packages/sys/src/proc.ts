@@ -6,7 +6,15 @@
 // or permission (EACCES), the process is still there and still has to be
 // counted. So every reader returns null (or []) only for ENOENT and ESRCH, and
 // throws a ProcReadError for anything else.
-import { closeSync, existsSync, openSync, readdirSync, readSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  writeFileSync,
+} from 'node:fs';
 
 /** A /proc entry of a process that may still be there could not be read. */
 export class ProcReadError extends Error {
@@ -268,6 +276,30 @@ export function walkTree(
 export function descendantsOf(root: number, method: 'auto' | 'scan' = 'auto'): number[] {
   if (method === 'scan') return descendantsByScan(root);
   return (walkTree(root) ?? []).map((entry) => entry.pid);
+}
+
+/**
+ * The open descriptors of a process and what each names (`/proc/PID/fd/N`'s
+ * link: a path, `socket:[INODE]`, `pipe:[INODE]`, `anon_inode:…`), or null
+ * when it is gone. A descriptor closed during the listing is left out.
+ * Threads that share the table (CLONE_FILES) list the same.
+ *
+ * @throws ProcReadError when the table cannot be read (EACCES for a process
+ *   this one may not ptrace, EMFILE…).
+ */
+export function descriptorsOf(pid: number): Map<number, string> | null {
+  const dir = `/proc/${pid}/fd`;
+  const names = listProc(dir);
+  if (names === null) return null;
+  const out = new Map<number, string>();
+  for (const name of names) {
+    try {
+      out.set(Number(name), readlinkSync(`${dir}/${name}`));
+    } catch (error) {
+      if (!isGone(error)) throw unreadable(`${dir}/${name}`, error);
+    }
+  }
+  return out;
 }
 
 /** The number on a `Name:   123 kB` line of a /proc file, or null without that line. */

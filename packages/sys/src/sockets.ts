@@ -1,6 +1,6 @@
-// Socket options Sandlock reads and sets, and who is at the other end of a
-// Unix socket. The option numbers are asm-generic (include/uapi/asm-generic/
-// socket.h), shared by x86_64 and aarch64.
+// Socket options Sandlock reads and sets, the queues of sockets and pipes,
+// and who is at the other end of a Unix socket. The numbers are asm-generic
+// (include/uapi/asm-generic/socket.h, ioctls.h), shared by x86_64 and aarch64.
 import { constants } from 'node:os';
 import { SysError } from './errors.js';
 import { trySyscall } from './libc.js';
@@ -16,6 +16,20 @@ export const SO_SNDBUFFORCE = 32;
 export const SO_RCVBUFFORCE = 33;
 /** A pidfd of the peer as it was at connect(2) (Linux 6.5). */
 export const SO_PEERPIDFD = 77;
+
+/**
+ * ioctl: bytes waiting to be read (FIONREAD). For a stream socket or a pipe
+ * all of them; for a datagram socket only the next datagram (unix_inq_len()).
+ */
+export const SIOCINQ = 0x541b;
+/**
+ * ioctl: what the socket sent that is still queued somewhere (TIOCOUTQ); for
+ * AF_UNIX the buffers charged to it, skb overhead included (unix_outq_len():
+ * sk_wmem_alloc).
+ */
+export const SIOCOUTQ = 0x5411;
+/** fcntl: a pipe's capacity in bytes (its slots times the page size). */
+export const F_GETPIPE_SZ = 1032;
 
 const { ENOPROTOOPT } = constants.errno;
 
