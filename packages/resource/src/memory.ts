@@ -1,4 +1,4 @@
-import { readProc, type TreeEntry } from '@sandlock/sys';
+import { ProcReadError, readProc, type TreeEntry } from '@sandlock/sys';
 import { type HeldBuffers, heldBuffers } from './kernel-buffers.js';
 import { commandOf, hasField, sumKilobytes, threadCpuMs } from './proc.js';
 import { formatByteSize } from './size.js';
@@ -57,7 +57,17 @@ export const procMemoryReader: MemoryReader = {
   },
   buffers: heldBuffers,
   measure(pid) {
-    const rollup = readProc(`/proc/${pid}/smaps_rollup`);
+    let rollup: string | null;
+    try {
+      rollup = readProc(`/proc/${pid}/smaps_rollup`);
+    } catch (error) {
+      // A process that made itself non-dumpable keeps its smaps_rollup from
+      // a supervisor without CAP_SYS_PTRACE (proc_pid_smaps_rollup_open()
+      // checks PTRACE_MODE_READ); its status stays readable (mode 0444):
+      // the upper bound stands in for the precise figure.
+      if (error instanceof ProcReadError && error.code === 'EACCES') return this.estimate(pid);
+      throw error;
+    }
     const status = readProc(`/proc/${pid}/status`);
     if (rollup === null || status === null) return null;
     const tables = sumKilobytes(status, ['VmPTE']);
