@@ -1,7 +1,7 @@
 // Clock arithmetic of the time module: the session offset, the supervisor's
 // own clock readings, and which absolute deadlines to shift back.
 
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import {
   CLOCK_REALTIME,
   CLOCK_TAI,
@@ -32,12 +32,14 @@ export interface Timespec {
   nsec: bigint;
 }
 
+// One buffer per thread (each worker has its own module instance), used synchronously.
+const clockBuffer = Buffer.alloc(16);
+
 /** clock_gettime(clock) in the supervisor: the time, or -errno. */
 export function readClock(clock: number): Timespec | number {
-  const buffer = Buffer.alloc(16);
-  const result = trySyscall('clock_gettime', clock, buffer);
+  const result = trySyscall('clock_gettime', clock, clockBuffer);
   if (result < 0) return result;
-  return { sec: buffer.readBigInt64LE(0), nsec: buffer.readBigInt64LE(8) };
+  return { sec: clockBuffer.readBigInt64LE(0), nsec: clockBuffer.readBigInt64LE(8) };
 }
 
 /** Real realtime now, in seconds (the reference for the deadline heuristic). */
@@ -94,8 +96,13 @@ export function parseTimerfdClock(fdinfo: string): number | null {
   return match ? Number(match[1]) : null;
 }
 
-/** The clock of POSIX timer `id` in /proc/<pid>/timers (fs/proc/base.c, show_timer()). */
+/**
+ * The clock of POSIX timer `id` in /proc/<pid>/timers (fs/proc/base.c, show_timer()).
+ * A last line without its newline (a read cut short) is not trusted: `ClockID: 1` may be
+ * the start of `ClockID: 11`.
+ */
 export function parsePosixTimerClock(timers: string, id: number): number | null {
+  if (!timers.endsWith('\n')) timers = timers.slice(0, timers.lastIndexOf('\n') + 1);
   for (const block of timers.split(/^(?=ID:)/m)) {
     const idMatch = /^ID:\s*(-?\d+)$/m.exec(block);
     const clockMatch = /^ClockID:\s*(-?\d+)$/m.exec(block);
@@ -113,11 +120,37 @@ export function timerfdClock(tid: number, fd: number): number | null {
   }
 }
 
-/** The clock of the caller's POSIX timer `id` (needs CONFIG_CHECKPOINT_RESTORE), or null. */
+/**
+ * What of /proc/<pid>/timers is read: ~900 timers (~70 bytes each). A process may make tens of
+ * thousands (RLIMIT_SIGPENDING); the whole list at every call would let one
+ * sandbox hold the worker its neighbours share. The kernel lists the newest
+ * timers first (posix_timer_add() adds at the head of the list).
+ */
+export const TIMERS_READ_MAX = 64 * 1024;
+const timersBuffer = Buffer.alloc(TIMERS_READ_MAX);
+
+/**
+ * The clock of the caller's POSIX timer `id` (needs CONFIG_CHECKPOINT_RESTORE), or null
+ * when it cannot be read or is not among the first {@link TIMERS_READ_MAX} bytes.
+ */
 export function posixTimerClock(tid: number, id: number): number | null {
+  let fd: number;
   try {
-    return parsePosixTimerClock(readFileSync(`/proc/${tid}/timers`, 'utf8'), id);
+    fd = openSync(`/proc/${tid}/timers`, 'r');
   } catch {
     return null;
+  }
+  try {
+    let length = 0;
+    for (;;) {
+      const got = readSync(fd, timersBuffer, length, timersBuffer.length - length, null);
+      length += got;
+      if (got === 0 || length === timersBuffer.length) break;
+    }
+    return parsePosixTimerClock(timersBuffer.toString('latin1', 0, length), id);
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
   }
 }

@@ -19,7 +19,12 @@ import {
   timerfdClock,
 } from './time-clock.js';
 import { TIME_HOOK_SYSCALLS, TIME_SYSCALLS } from './time-syscalls.js';
-import { insideVdso, patchVdso, type VdsoPatchOptions } from './vdso-patch.js';
+import {
+  type PatchedVdso,
+  patchVdsoImage,
+  stillPatched,
+  type VdsoPatchOptions,
+} from './vdso-patch.js';
 
 export { TIME_HOOK_SYSCALLS, TIME_SYSCALLS } from './time-syscalls.js';
 
@@ -40,12 +45,18 @@ interface TimeSession {
   /** Seconds added to the realtime clocks; null: time is not virtualized. */
   readonly offset: bigint | null;
   readonly patch: VdsoPatchOptions;
-  /** Threads whose image was seen patched (hooks check again regardless). */
-  readonly patched: Set<number>;
+  /**
+   * The image of each thread seen patched (NO_VDSO: it has none), so that a
+   * call needs no look at the process: set by every patch or check, which
+   * the hooks make after each exec.
+   */
+  readonly images: Map<number, PatchedVdso | typeof NO_VDSO>;
 }
 
+const NO_VDSO = 'no-vdso';
 const sessions = new Map<number, TimeSession>();
-const PATCHED_KEEP = 65_536;
+/** Threads remembered per sandbox (an entry holds its image's writes, ~200 bytes). */
+const IMAGES_KEEP = 4096;
 
 function start(session: WorkerSession<TimePolicy>, arch: Arch): TimeSession {
   const policy = session.policy ?? {};
@@ -53,7 +64,7 @@ function start(session: WorkerSession<TimePolicy>, arch: Arch): TimeSession {
   const state: TimeSession = {
     offset,
     patch: { arch, offsetSeconds: offset, getrandom: policy.randomSeed != null },
-    patched: new Set(),
+    images: new Map(),
   };
   sessions.set(session.id, state);
   return state;
@@ -77,14 +88,21 @@ function ensurePatched(
   state: TimeSession,
   verify: boolean,
 ): Answer | null {
-  if (!verify && state.patched.has(ctx.pid)) return null;
+  const known = state.images.get(ctx.pid);
+  if (!verify && known !== undefined) return null;
+  // /proc/<tid>/mem is open and pins an address space: make sure it is the caller's, not a
+  // recycled tid's (SECCOMP_IOCTL_NOTIF_ID_VALID).
+  const opened = () => {
+    if (!ctx.valid()) throw new CallerGone();
+  };
+  let image: PatchedVdso | null;
   try {
-    patchVdso(ctx.pid, state.patch, () => {
-      // /proc/<tid>/mem is open and pins an address space: make sure it is the caller's,
-      // not a recycled tid's (SECCOMP_IOCTL_NOTIF_ID_VALID).
-      if (!ctx.valid()) throw new CallerGone();
-    });
+    if (known !== undefined && known !== NO_VDSO && stillPatched(ctx.pid, known, opened)) {
+      return null;
+    }
+    image = patchVdsoImage(ctx.pid, state.patch, opened);
   } catch (error) {
+    state.images.delete(ctx.pid);
     // The caller died meanwhile: nothing will be answered.
     if (error instanceof CallerGone || !ctx.valid()) return CONTINUE;
     const message = error instanceof Error ? error.message : String(error);
@@ -93,9 +111,30 @@ function ensurePatched(
       reason: `sandlock: time: cannot patch the vDSO of process ${ctx.pid}, its clock would be real: ${message}`,
     };
   }
-  if (state.patched.size >= PATCHED_KEEP) state.patched.clear();
-  state.patched.add(ctx.pid);
+  if (state.images.size >= IMAGES_KEEP) state.images.clear();
+  state.images.set(ctx.pid, image ?? NO_VDSO);
   return null;
+}
+
+/**
+ * A clock_gettime from the kernel's own code under the detour (a clocksource
+ * the vDSO cannot read makes it fall back to the syscall): from inside the
+ * caller's vDSO, whose clock_gettime is detoured. Such a call continues (the
+ * detour shifts its result); null for any other call. The image is the one
+ * recorded for this thread; when the address falls in it, the image is
+ * checked again first (a bounded read of auxv and of the vDSO), in case an
+ * exec replaced it and no hook call came since: that answers when it cannot
+ * be patched.
+ */
+function detouredCodeAnswer(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer | null {
+  const inside = () => {
+    const image = state.images.get(ctx.pid);
+    if (image === undefined || image === NO_VDSO || !image.detoured) return false;
+    const ip = ctx.instructionPointer;
+    return ip >= image.base && ip < image.base + BigInt(image.length);
+  };
+  if (!inside()) return null;
+  return ensurePatched(ctx, state, true) ?? (inside() ? CONTINUE : null);
 }
 
 const int32 = (word: bigint | undefined) => Number(BigInt.asIntN(32, word ?? 0n));
@@ -112,15 +151,15 @@ function isCallError(error: unknown): boolean {
   return error instanceof Error && error.name === 'CallError';
 }
 
-// ---- Clock reads that reached the supervisor (raw syscalls, not the vDSO) ----
+// ---- Clock reads that reached the supervisor (raw syscalls; the vDSO's where not detoured) ----
 
 /** clock_gettime(clock, ts) on a realtime clock: the shifted time, written for the caller. */
 function onClockGettime(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
   const clock = int32(ctx.args[0]);
   if (state.offset === null || !REALTIME_CLOCK_SET.has(clock)) return CONTINUE;
-  // The trampolines mark their calls; an unmarked one from inside the vDSO is the kernel's own
-  // code falling back to the syscall under the detour (vdso-detour.ts), which shifts the result.
-  if (insideVdso(ctx.pid, ctx.instructionPointer)) return CONTINUE;
+  // The detour shifts what the kernel's code under it returns, its own syscall included.
+  const own = detouredCodeAnswer(ctx, state);
+  if (own !== null) return own;
   const now = readClock(clock);
   if (typeof now === 'number') return fromResult(now);
   ctx.write(ctx.args[1]!, timespec(now.sec + state.offset, now.nsec));

@@ -9,13 +9,13 @@
 // by a jump to that block, which calls the original code (the copied
 // instructions, then a jump back behind them) and adds the offset to tv_sec
 // for the realtime clocks; other clocks jump straight to the original code.
-// No syscall, no marker. The copied instructions must not depend on where
-// they run: only a few prologue encodings (pushes, register moves, stack
-// adjustment, endbr64) are accepted; anything else falls back to the
+// No syscall. The copied instructions must not depend on where they run:
+// only a few prologue encodings (pushes, register moves, stack adjustment,
+// endbr64) are accepted; anything else falls back to the syscall
 // trampoline. If the kernel's code falls back to the real syscall itself
 // (a clocksource the vDSO cannot read), that syscall comes from inside the
-// vDSO unmarked: the supervisor then lets it run unshifted, since the detour
-// shifts the result (see `onClockGettime` in ./time.ts).
+// vDSO of a detoured image: the supervisor then lets it run unshifted, since
+// the detour shifts the result (see `onClockGettime` in ./time.ts).
 
 import type { PatchWrite } from './vdso-patch.js';
 

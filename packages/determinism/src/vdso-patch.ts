@@ -10,7 +10,7 @@
 // kernel keeps the instruction cache coherent for such writes
 // (copy_to_user_page() in arch/arm64/mm/flush.c syncs executable pages).
 
-import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import type { Arch } from '@sandlock/sys';
 import { planClockGettimeDetour } from './vdso-detour.js';
 import {
@@ -60,9 +60,10 @@ export interface VdsoLayout {
 /**
  * The writes that patch an image with `symbols`. A function the vDSO does not
  * have needs nothing (the libc then makes the syscall, which the supervisor
- * answers); a trampoline that does not fit its function is an error, except
- * x86_64 time(), which then becomes the plain (notified) syscall. With a
- * `layout`, x86_64 clock_gettime is detoured when it can be (./vdso-detour.ts).
+ * answers); a trampoline that does not fit its function is an error. With a
+ * `layout`, x86_64 clock_gettime is detoured when it can be (./vdso-detour.ts),
+ * and gettimeofday and time then call it; otherwise the three become their
+ * syscalls, which the filter notifies for the realtime clocks.
  */
 export function planVdsoPatch(
   symbols: VdsoSymbols,
@@ -74,13 +75,13 @@ export function planVdsoPatch(
   if (options.getrandom) kinds.push('getrandom');
   const writes = new Map<number, PatchWrite>();
   // One detour block fits the padding: a second clock_gettime at another address (none today)
-  // gets the trampoline.
-  let detoured = false;
+  // gets the syscall. gettimeofday and time call the detoured one.
+  let detoured: number | null = null;
   for (const kind of kinds) {
     for (const symbol of VDSO_SYMBOLS[options.arch][kind] ?? []) {
       const found = symbols.get(symbol);
       if (found === undefined || writes.has(found.offset)) continue;
-      if (kind === 'clock_gettime' && options.arch === 'x86_64' && layout && !detoured) {
+      if (kind === 'clock_gettime' && options.arch === 'x86_64' && layout && detoured === null) {
         const detour = planClockGettimeDetour(
           layout.image,
           layout.imageEnd,
@@ -90,25 +91,39 @@ export function planVdsoPatch(
         );
         if (detour !== null) {
           for (const write of detour) writes.set(write.offset, write);
-          detoured = true;
+          detoured = found.offset;
           continue;
         }
       }
-      let chosen: TrampolineKind = kind;
-      let code = trampolineCode(options.arch, kind, options.offsetSeconds ?? 0n);
-      if (code.length > found.size && kind === 'time' && options.arch === 'x86_64') {
-        chosen = 'timeSyscall';
-        code = trampolineCode(options.arch, chosen);
-      }
+      const chosen = trampolineFor(kind, options.arch, detoured, found.size);
+      const call = detoured === null ? undefined : { from: found.offset, to: detoured };
+      const code = trampolineCode(options.arch, chosen, call);
       if (code.length > found.size) {
         throw new VdsoPatchError(
-          `sandlock: the vDSO's ${symbol} has ${found.size} bytes, its ${kind} trampoline needs ${code.length}`,
+          `sandlock: the vDSO's ${symbol} has ${found.size} bytes, its ${chosen} trampoline needs ${code.length}`,
         );
       }
       writes.set(found.offset, { kind: chosen, symbol, offset: found.offset, code });
     }
   }
   return [...writes.values()];
+}
+
+/** Which trampoline replaces a `kind` function of `size` bytes; `detoured`: clock_gettime's offset when detoured. */
+function trampolineFor(
+  kind: 'clock_gettime' | 'gettimeofday' | 'time' | 'getrandom',
+  arch: Arch,
+  detoured: number | null,
+  size: number,
+): TrampolineKind {
+  if (kind === 'getrandom') return 'getrandom';
+  if (kind === 'clock_gettime') return 'clockGettimeSyscall';
+  if (kind === 'gettimeofday')
+    return detoured === null ? 'gettimeofdaySyscall' : 'gettimeofdayViaClock';
+  // x86_64 time(): over the detour when it fits (34 bytes), else the syscall (8).
+  const via =
+    detoured !== null && trampolineCode(arch, 'timeViaClock', { from: 0, to: 0 }).length <= size;
+  return via ? 'timeViaClock' : 'timeSyscall';
 }
 
 // The auxiliary vector is a few hundred bytes (fs/binfmt_elf.c, create_elf_tables(): under 64
@@ -145,19 +160,6 @@ export function vdsoBase(pid: number): bigint | null {
   return null;
 }
 
-/** Whether `address` lies in the vDSO mapping of `pid` (/proc/<pid>/maps); false if unreadable. */
-export function insideVdso(pid: number, address: bigint): boolean {
-  let maps: string;
-  try {
-    maps = readFileSync(`/proc/${pid}/maps`, 'latin1');
-  } catch {
-    return false;
-  }
-  const match = /^([0-9a-f]+)-([0-9a-f]+) [^\n]*\[vdso\]$/m.exec(maps);
-  if (!match) return false;
-  return address >= BigInt(`0x${match[1]}`) && address < BigInt(`0x${match[2]}`);
-}
-
 function position(base: bigint, offset: number): number {
   const at = base + BigInt(offset);
   // fs.readSync/writeSync take the file position as a safe integer.
@@ -184,32 +186,69 @@ function readLayout(fd: number, base: bigint): VdsoLayout {
   return { image, imageEnd: vdsoFileEnd(image), base };
 }
 
+/** `pid`'s vDSO up to the end of its last page (for tests and checks); null without a vDSO. */
+export function vdsoLayout(pid: number): VdsoLayout | null {
+  const base = vdsoBase(pid);
+  if (base === null) return null;
+  const fd = openSync(`/proc/${pid}/mem`, 'r');
+  try {
+    return readLayout(fd, base);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export type PatchOutcome = 'patched' | 'unchanged' | 'no-vdso';
+
+/** A process's vDSO once patched: where it is mapped, and how it was patched. */
+export interface PatchedVdso {
+  readonly outcome: 'patched' | 'unchanged';
+  /** Where the vDSO is mapped. */
+  readonly base: bigint;
+  /** Its length from there, in whole pages. */
+  readonly length: number;
+  /**
+   * clock_gettime is detoured (./vdso-detour.ts): the kernel's own code runs
+   * under the detour, and where it falls back to the syscall, that syscall
+   * comes from inside the vDSO and the detour shifts its result.
+   */
+  readonly detoured: boolean;
+  /** What the patch wrote (or found written): {@link stillPatched} reads them back. */
+  readonly writes: readonly PatchWrite[];
+}
 
 /**
  * Patches the vDSO of process `pid` (any of its thread ids) for `options`;
- * `unchanged` when it already is (a fork of a patched process, or a second
- * call). `opened` runs once /proc/<pid>/mem is open, before any byte is read
- * or written: the place to check that `pid` is still the process meant (the
- * open pinned its address space). Throws a {@link VdsoPatchError} (or the
- * error of the failed open/read/write) when the process cannot be patched.
+ * outcome `unchanged` when it already is (a fork of a patched process, or a
+ * second call); null when the process has no vDSO. `opened` runs once
+ * /proc/<pid>/mem is open, before any byte is read or written: the place to
+ * check that `pid` is still the process meant (the open pinned its address
+ * space). Throws a {@link VdsoPatchError} (or the error of the failed
+ * open/read/write) when the process cannot be patched.
  */
-export function patchVdso(
+export function patchVdsoImage(
   pid: number,
   options: VdsoPatchOptions,
   opened?: () => void,
-): PatchOutcome {
+): PatchedVdso | null {
   const base = vdsoBase(pid);
-  if (base === null) return 'no-vdso';
+  if (base === null) return null;
   const fd = openSync(`/proc/${pid}/mem`, 'r+');
   try {
     opened?.();
     const layout = readLayout(fd, base);
     const { image } = layout;
     const writes = planVdsoPatch(vdsoSymbols(image), options, layout);
+    const patched = (outcome: PatchedVdso['outcome']): PatchedVdso => ({
+      outcome,
+      base,
+      length: image.length,
+      detoured: writes.some((write) => write.kind === 'clockGettimeDetour'),
+      writes,
+    });
     const done = (bytes: Buffer, write: PatchWrite) =>
       bytes.subarray(write.offset, write.offset + write.code.length).equals(write.code);
-    if (writes.every((write) => done(image, write))) return 'unchanged';
+    if (writes.every((write) => done(image, write))) return patched('unchanged');
     for (const write of writes) {
       const wrote = writeSync(fd, write.code, 0, write.code.length, position(base, write.offset));
       if (wrote !== write.code.length) {
@@ -223,10 +262,60 @@ export function patchVdso(
     if (failed !== undefined) {
       throw new VdsoPatchError(`sandlock: ${failed.symbol} reads back unpatched`);
     }
-    return 'patched';
+    return patched('patched');
   } finally {
     closeSync(fd);
   }
+}
+
+const readBack = Buffer.alloc(VDSO_MAX_SIZE);
+
+/**
+ * Whether the vDSO of `pid` is still `image`, patched: its writes read back
+ * from where they were made, in one read. An exec maps a new vDSO, elsewhere
+ * or (without address randomization) at the same place: either way not these
+ * bytes. Cheaper than {@link patchVdsoImage} (no auxv, no parse, no plan);
+ * false when anything cannot be read. `opened` as there.
+ */
+export function stillPatched(pid: number, image: PatchedVdso, opened?: () => void): boolean {
+  const { writes } = image;
+  if (writes.length === 0) return true;
+  const from = Math.min(...writes.map((write) => write.offset));
+  const to = Math.max(...writes.map((write) => write.offset + write.code.length));
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${pid}/mem`, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    opened?.();
+    let got: number;
+    try {
+      got = readSync(fd, readBack, 0, to - from, position(image.base, from));
+    } catch {
+      return false; // EIO: nothing mapped there any more
+    }
+    return (
+      got === to - from &&
+      writes.every((write) =>
+        readBack
+          .subarray(write.offset - from, write.offset - from + write.code.length)
+          .equals(write.code),
+      )
+    );
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** {@link patchVdsoImage}, as its outcome: `no-vdso` when the process has none. */
+export function patchVdso(
+  pid: number,
+  options: VdsoPatchOptions,
+  opened?: () => void,
+): PatchOutcome {
+  return patchVdsoImage(pid, options, opened)?.outcome ?? 'no-vdso';
 }
 
 /** Whether the vDSO of `pid` holds the trampolines of `options` (for tests and checks). */

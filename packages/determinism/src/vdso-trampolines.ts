@@ -5,111 +5,131 @@
 // compares. To change one: edit the source, assemble it the same way
 // (`as --64` / `aarch64-linux-gnu-as`, then `objcopy -O binary -j .text`), paste the hex.
 //
-// A shifting trampoline makes the real syscall with VDSO_TIME_MARKER in an argument
-// register the kernel ignores (the seccomp filter lets such calls through without
-// notifying the supervisor), then adds the session's offset, in seconds, to the
-// seconds of the result. The offset is an 8-byte little-endian slot at the end
-// of the code (`offsetSlot`), filled per session; the source assembles it as 0.
-// The kernel keeps every register but rax, rcx and r11 across `syscall` on
-// x86_64 (arch/x86/entry/entry_64.S) and every register but x0 across `svc` on
-// aarch64, so the arguments are still there after the call.
+// No trampoline carries anything that lets its syscall pass the seccomp filter
+// unseen: a value in a register would be one any code of the sandbox can put
+// there too (docs/design.md, "The clock without a bypass"). So there are two kinds:
+// - the plain syscall (`…Syscall`): the filter notifies it for the realtime
+//   clocks and the supervisor answers with the shifted time;
+// - on x86_64 when clock_gettime is detoured (./vdso-detour.ts), gettimeofday
+//   and time call the detoured clock_gettime, which shifts without a syscall.
+//   Their `call rel32` is filled per image (`callAt`).
 
 import type { Arch } from '@sandlock/sys';
 
 export type TrampolineKind =
-  | 'clock_gettime'
-  | 'gettimeofday'
-  | 'time'
+  | 'clockGettimeSyscall'
+  | 'gettimeofdaySyscall'
   | 'timeSyscall'
+  | 'gettimeofdayViaClock'
+  | 'timeViaClock'
   | 'getrandom';
 
 export interface TrampolineSource {
-  /** GNU as source; `.equ MARKER` (x86_64) or MARKER_LO/MARKER_HI (aarch64) hold the marker. */
+  /** GNU as source. */
   readonly source: string;
   /** What binutils makes of `source` (objcopy -O binary -j .text). */
   readonly hex: string;
-  /** The last 8 bytes are the offset slot. */
-  readonly offsetSlot: boolean;
+  /** The syscall the code makes, if any (checked against the tables by the asm test). */
+  readonly syscall?: string;
+  /** Where the rel32 of its `call __vdso_clock_gettime` sits (filled per image), if it has one. */
+  readonly callAt?: number;
 }
 
 const X86_64_PRELUDE = `
         .intel_syntax noprefix
-        .equ MARKER, 0x534c4b54         # VDSO_TIME_MARKER
 `;
 
 const X86_64: Readonly<Partial<Record<TrampolineKind, TrampolineSource>>> = {
-  // int clock_gettime(clockid_t clock /* edi */, struct timespec *ts /* rsi */)
-  // Shift tv_sec for CLOCK_REALTIME (0), _COARSE (5), _ALARM (8), CLOCK_TAI (11):
-  // 0x921 has those bits set; `ja` also sends the negative (CPU-time) clocks away.
-  clock_gettime: {
+  // int clock_gettime(clockid_t clock, struct timespec *ts): the syscall. The filter notifies
+  // the realtime clocks (answered shifted by the supervisor) and lets the others run.
+  clockGettimeSyscall: {
     source: `${X86_64_PRELUDE}
-        mov edx, MARKER                 # third argument: unused by the kernel
         mov eax, 228                    # SYS_clock_gettime
         syscall
-        test eax, eax
-        jnz 1f                          # -errno: returned untouched
-        cmp edi, 11
-        ja 1f
-        mov ecx, 0x921
-        bt ecx, edi
-        jnc 1f
-        mov rcx, [rip + 2f]
-        add [rsi], rcx                  # ts->tv_sec += offset
-1:      ret
-2:      .quad 0                         # offset slot
+        ret
 `,
-    hex: 'ba544b4c53b8e40000000f0585c0751983ff0b7714b9210900000fa3f9730a488b0d0400000048010ec30000000000000000',
-    offsetSlot: true,
+    hex: 'b8e40000000f05c3',
+    syscall: 'clock_gettime',
   },
-  // int gettimeofday(struct timeval *tv /* rdi */, struct timezone *tz /* rsi */)
-  // Only tv is shifted, and only when it is not NULL (sandlock 0.6 added to *tz: §7.43).
-  gettimeofday: {
+  // int gettimeofday(struct timeval *tv, struct timezone *tz): the syscall, answered by the supervisor.
+  gettimeofdaySyscall: {
     source: `${X86_64_PRELUDE}
-        mov edx, MARKER
         mov eax, 96                     # SYS_gettimeofday
         syscall
-        test eax, eax
-        jnz 1f
-        test rdi, rdi
-        jz 1f
-        mov rcx, [rip + 2f]
-        add [rdi], rcx                  # tv->tv_sec += offset
-1:      ret
-2:      .quad 0
+        ret
 `,
-    hex: 'ba544b4c53b8600000000f0585c0750f4885ff740a488b0d0400000048010fc30000000000000000',
-    offsetSlot: true,
+    hex: 'b8600000000f05c3',
+    syscall: 'gettimeofday',
   },
-  // time_t time(time_t *tloc /* rdi */): 40 bytes, exactly __vdso_time's size on Linux 6.x.
-  // time(2) fails only with EFAULT for a bad tloc; a time is never negative.
-  time: {
-    source: `${X86_64_PRELUDE}
-        mov esi, MARKER                 # second argument: unused by the kernel
-        xor eax, eax
-        mov al, 201                     # SYS_time (two bytes shorter than mov eax)
-        syscall
-        test rax, rax
-        js 1f
-        add rax, [rip + 2f]
-        test rdi, rdi
-        jz 1f
-        mov [rdi], rax                  # the kernel stored the real time there: replace it
-1:      ret
-2:      .quad 0
-`,
-    hex: 'be544b4c5331c0b0c90f054885c0780f480305090000004885ff7403488907c30000000000000000',
-    offsetSlot: true,
-  },
-  // A smaller time() for a vDSO whose __vdso_time has less room: the plain syscall, which
-  // the filter notifies and the supervisor answers shifted (slower, still right).
+  // time_t time(time_t *tloc): the syscall, answered by the supervisor.
   timeSyscall: {
     source: `${X86_64_PRELUDE}
-        mov eax, 201
+        mov eax, 201                    # SYS_time
         syscall
         ret
 `,
     hex: 'b8c90000000f05c3',
-    offsetSlot: false,
+    syscall: 'time',
+  },
+  // int gettimeofday(struct timeval *tv /* rdi */, struct timezone *tz /* rsi */) over the
+  // detoured clock_gettime(CLOCK_REALTIME): tv_usec = tv_nsec / 1000, as the kernel's vDSO
+  // does. With tz (obsolete, rarely asked for) the syscall, which the supervisor answers.
+  gettimeofdayViaClock: {
+    source: `${X86_64_PRELUDE}
+        test rsi, rsi
+        jnz 3f                          # tz wanted: the syscall
+        xor eax, eax
+        test rdi, rdi
+        jz 2f                           # neither tv nor tz: nothing to do
+        push rdi                        # tv
+        sub rsp, 16                     # a struct timespec; rsp 16-byte aligned at the call
+        xor edi, edi                    # CLOCK_REALTIME
+        mov rsi, rsp
+        .byte 0xe8                      # call rel32: __vdso_clock_gettime, filled per image
+        .long 0
+        test eax, eax
+        jnz 1f                          # -errno: returned untouched
+        mov rdi, [rsp + 16]
+        mov rcx, [rsp]
+        mov [rdi], rcx                  # tv_sec (shifted by the detour)
+        mov rax, [rsp + 8]
+        xor edx, edx
+        mov ecx, 1000
+        div rcx
+        mov [rdi + 8], rax              # tv_usec = tv_nsec / 1000
+        xor eax, eax
+1:      add rsp, 24
+2:      ret
+3:      mov eax, 96                     # SYS_gettimeofday
+        syscall
+        ret
+`,
+    hex: '4885f6754031c04885ff7438574883ec1031ff4889e6e80000000085c07521488b7c2410488b0c2448890f488b44240831d2b9e803000048f7f14889470831c04883c418c3b8600000000f05c3',
+    syscall: 'gettimeofday',
+    callAt: 0x17,
+  },
+  // time_t time(time_t *tloc /* rdi */) over the detoured clock_gettime(CLOCK_REALTIME_COARSE):
+  // the kernel's time() and its vDSO read the same seconds (the time at the last tick). 34 of
+  // the 40 bytes __vdso_time has on Linux 6.x; with less room, timeSyscall.
+  timeViaClock: {
+    source: `${X86_64_PRELUDE}
+        push rdi                        # tloc
+        sub rsp, 16                     # a struct timespec; rsp 16-byte aligned at the call
+        push 5
+        pop rdi                         # CLOCK_REALTIME_COARSE
+        mov rsi, rsp
+        .byte 0xe8                      # call rel32: __vdso_clock_gettime, filled per image
+        .long 0
+        mov rax, [rsp]                  # tv_sec (shifted by the detour)
+        add rsp, 16
+        pop rdi
+        test rdi, rdi
+        jz 1f
+        mov [rdi], rax
+1:      ret
+`,
+    hex: '574883ec106a055f4889e6e800000000488b04244883c4105f4885ff7403488907c3',
+    callAt: 0x0c,
   },
   // ssize_t getrandom(void *buf, size_t len, unsigned flags, void *state, size_t state_len):
   // -ENOSYS, so glibc (2.41+) and Go (1.24+) see no vDSO getrandom when they probe it and
@@ -120,73 +140,42 @@ const X86_64: Readonly<Partial<Record<TrampolineKind, TrampolineSource>>> = {
         ret
 `,
     hex: '48c7c0daffffffc3',
-    offsetSlot: false,
   },
 };
 
-const AARCH64_PRELUDE = `
-        .equ MARKER_LO, 0x4b54          // VDSO_TIME_MARKER, low half
-        .equ MARKER_HI, 0x534c          // and high half
-`;
-
 const AARCH64: Readonly<Partial<Record<TrampolineKind, TrampolineSource>>> = {
-  // int __kernel_clock_gettime(clockid_t clock /* w0 */, struct timespec *ts /* x1 */)
+  // int __kernel_clock_gettime(clockid_t clock, struct timespec *ts): the syscall.
   // `hint #34` is BTI C: the kernel maps the vDSO with PROT_BTI where the CPU has BTI
   // (arch/arm64/kernel/vdso.c), and libcs call it through a pointer (a NOP elsewhere).
-  clock_gettime: {
-    source: `${AARCH64_PRELUDE}
+  clockGettimeSyscall: {
+    source: `
         hint #34                        // bti c
-        mov x9, x0                      // the clock: x0 becomes the result
-        movz x2, #MARKER_LO             // third argument: unused by the kernel
-        movk x2, #MARKER_HI, lsl #16
         mov x8, #113                    // __NR_clock_gettime
         svc #0
-        cbnz w0, 1f                     // -errno: returned untouched
-        cmp w9, #11
-        b.hi 1f
-        mov w10, #0x921                 // REALTIME, REALTIME_COARSE, REALTIME_ALARM, TAI
-        lsr w10, w10, w9
-        tbz w10, #0, 1f
-        ldr x10, 2f
-        ldr x11, [x1]
-        add x11, x11, x10
-        str x11, [x1]                   // ts->tv_sec += offset
-1:      ret
-2:      .quad 0                         // offset slot
+        ret
 `,
-    hex: '5f2403d5e90300aa826a89d28269aaf2280e80d2010000d4400100353f2d0071080100542a2481524a25c91aaa000036aa0000582b0040f96b010a8b2b0000f9c0035fd60000000000000000',
-    offsetSlot: true,
+    hex: '5f2403d5280e80d2010000d4c0035fd6',
+    syscall: 'clock_gettime',
   },
-  // int __kernel_gettimeofday(struct timeval *tv /* x0 */, struct timezone *tz /* x1 */)
-  gettimeofday: {
-    source: `${AARCH64_PRELUDE}
+  // int __kernel_gettimeofday(struct timeval *tv, struct timezone *tz): the syscall.
+  gettimeofdaySyscall: {
+    source: `
         hint #34                        // bti c
-        mov x9, x0
-        movz x2, #MARKER_LO
-        movk x2, #MARKER_HI, lsl #16
         mov x8, #169                    // __NR_gettimeofday
         svc #0
-        cbnz w0, 1f
-        cbz x9, 1f                      // tv == NULL: nothing to shift
-        ldr x10, 2f
-        ldr x11, [x9]
-        add x11, x11, x10
-        str x11, [x9]                   // tv->tv_sec += offset
-1:      ret
-2:      .quad 0
+        ret
 `,
-    hex: '5f2403d5e90300aa826a89d28269aaf2281580d2010000d4c0000035a90000b4aa0000582b0140f96b010a8b2b0100f9c0035fd60000000000000000',
-    offsetSlot: true,
+    hex: '5f2403d5281580d2010000d4c0035fd6',
+    syscall: 'gettimeofday',
   },
   // ssize_t __kernel_getrandom(...): -ENOSYS, as on x86_64.
   getrandom: {
-    source: `${AARCH64_PRELUDE}
+    source: `
         hint #34                        // bti c
         mov x0, #-38                    // -ENOSYS
         ret
 `,
     hex: '5f2403d5a0048092c0035fd6',
-    offsetSlot: false,
   },
 };
 
@@ -220,11 +209,21 @@ export const VDSO_SYMBOLS: Readonly<
   },
 };
 
-/** The trampoline's bytes, with `offsetSeconds` in its slot when it has one. */
-export function trampolineCode(arch: Arch, kind: TrampolineKind, offsetSeconds = 0n): Buffer {
+/**
+ * The trampoline's bytes. One that calls clock_gettime needs `call`: the
+ * offsets, in the vDSO, of the trampoline and of the function it calls.
+ */
+export function trampolineCode(
+  arch: Arch,
+  kind: TrampolineKind,
+  call?: { readonly from: number; readonly to: number },
+): Buffer {
   const entry = TRAMPOLINE_SOURCES[arch][kind];
   if (entry === undefined) throw new Error(`sandlock: no ${kind} trampoline on ${arch}`);
   const code = Buffer.from(entry.hex, 'hex');
-  if (entry.offsetSlot) code.writeBigInt64LE(offsetSeconds, code.length - 8);
+  if (entry.callAt !== undefined) {
+    if (call === undefined) throw new Error(`sandlock: the ${kind} trampoline needs its callee`);
+    code.writeInt32LE(call.to - (call.from + entry.callAt + 4), entry.callAt);
+  }
   return code;
 }

@@ -2,7 +2,7 @@
 // and the supervisor leaving the detoured code's own fallback syscall unshifted.
 
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import { hostArch } from '@sandlock/sys';
 import { afterAll, describe, expect, it } from 'vitest';
 import timeModule from '../src/time.js';
@@ -12,8 +12,9 @@ import {
   planClockGettimeDetour,
   prologueLength,
 } from '../src/vdso-detour.js';
-import { parseVdsoSymbols, vdsoImageSize } from '../src/vdso-elf.js';
-import { insideVdso, planVdsoPatch, vdsoBase } from '../src/vdso-patch.js';
+import { parseVdsoSymbols } from '../src/vdso-elf.js';
+import { planVdsoPatch, vdsoBase, vdsoLayout } from '../src/vdso-patch.js';
+import { TRAMPOLINE_SOURCES } from '../src/vdso-trampolines.js';
 
 const x86 = hostArch() === 'x86_64';
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
@@ -47,20 +48,7 @@ describe('detourPlace', () => {
 });
 
 /** This process's vDSO up to the end of its last page. */
-function ownLayout() {
-  const base = vdsoBase(process.pid)!;
-  const fd = openSync('/proc/self/mem', 'r');
-  try {
-    const header = Buffer.alloc(64);
-    readSync(fd, header, 0, 64, Number(base));
-    const imageEnd = vdsoImageSize(header);
-    const image = Buffer.alloc(Math.ceil(imageEnd / 4096) * 4096);
-    readSync(fd, image, 0, image.length, Number(base));
-    return { image, imageEnd, base };
-  } finally {
-    closeSync(fd);
-  }
-}
+const ownLayout = () => vdsoLayout(process.pid)!;
 
 describe.runIf(x86)('planning the detour on this machine', () => {
   const layout = ownLayout();
@@ -100,9 +88,15 @@ describe.runIf(x86)('planning the detour on this machine', () => {
     expect(writes.map((w) => w.kind).sort()).toEqual([
       'clockGettimeDetour',
       'clockGettimeDetour',
-      'gettimeofday',
-      'time',
+      'gettimeofdayViaClock',
+      'timeViaClock',
     ]);
+    // gettimeofday and time call the detoured function; neither makes a time syscall.
+    for (const kind of ['gettimeofdayViaClock', 'timeViaClock'] as const) {
+      const write = writes.find((w) => w.kind === kind)!;
+      const callAt = TRAMPOLINE_SOURCES.x86_64[kind]!.callAt!;
+      expect(write.offset + callAt + 4 + write.code.readInt32LE(callAt)).toBe(entry.offset);
+    }
     // Planned again on the detoured image: the same writes (idempotent).
     const patched = Buffer.from(layout.image);
     for (const write of writes) write.code.copy(patched, write.offset);
@@ -125,7 +119,20 @@ describe.runIf(x86)('planning the detour on this machine', () => {
     );
     if (!writes.some((w) => w.kind === 'clockGettimeDetour')) return; // not detourable here
     expect(writes.filter((w) => w.kind === 'clockGettimeDetour')).toHaveLength(2);
-    expect(writes.find((w) => w.offset === elsewhere.offset)?.kind).toBe('clock_gettime');
+    expect(writes.find((w) => w.offset === elsewhere.offset)?.kind).toBe('clockGettimeSyscall');
+  });
+
+  it('gives time() the syscall when the call over the detour does not fit', () => {
+    const small = new Map(symbols);
+    for (const name of ['__vdso_time', 'time'])
+      small.set(name, { ...symbols.get(name)!, size: 16 });
+    const writes = planVdsoPatch(
+      small,
+      { arch: 'x86_64', offsetSeconds: 7n, getrandom: false },
+      layout,
+    );
+    if (!writes.some((w) => w.kind === 'clockGettimeDetour')) return; // not detourable here
+    expect(writes.find((w) => w.symbol === '__vdso_time')?.kind).toBe('timeSyscall');
   });
 
   it('falls back when the padding is taken or too small', () => {
@@ -138,7 +145,10 @@ describe.runIf(x86)('planning the detour on this machine', () => {
 });
 
 describe.runIf(x86)('a realtime clock_gettime from inside the vDSO', () => {
-  const child = spawn('/bin/sleep', ['30']);
+  // A shell that execs sleep when told (stdin): the same pid, a new image.
+  const child = spawn('/bin/sh', ['-c', 'read line; exec /bin/sleep 30'], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
   afterAll(() => child.kill('SIGKILL'));
 
   function context(instructionPointer: bigint, writes: Buffer[]) {
@@ -153,25 +163,54 @@ describe.runIf(x86)('a realtime clock_gettime from inside the vDSO', () => {
       session: { id: 7001, policy: { timeStart: 0 }, reaperPid: 1, programPid: child.pid! },
     } as never;
   }
-
-  it('is the detoured code’s own fallback: it runs unshifted', async () => {
-    await new Promise((resolve) => setTimeout(resolve, 50)); // sleep is exec'd
-    const base = vdsoBase(child.pid!)!;
-    expect(insideVdso(child.pid!, base + 0x100n)).toBe(true);
-    expect(insideVdso(child.pid!, 0x1000n)).toBe(false);
-    // The sleeping child counts as patched after one hook call.
-    timeModule.handlers!.set_tid_address!(context(0x1000n, []));
-    const writes: Buffer[] = [];
-    expect(timeModule.handlers!.clock_gettime!(context(base + 0x100n, writes))).toEqual({
-      kind: 'continue',
-    });
-    expect(writes).toEqual([]);
-    // From anywhere else it is answered shifted (timeStart 0: the epoch).
-    expect(timeModule.handlers!.clock_gettime!(context(0x401000n, writes))).toEqual({
-      kind: 'value',
-      value: 0n,
-    });
+  const clockGettime = (ip: bigint, writes: Buffer[]) =>
+    timeModule.handlers!.clock_gettime!(context(ip, writes));
+  /** timeStart 0: the epoch. */
+  const shifted = (writes: Buffer[]) => {
     expect(writes).toHaveLength(1);
     expect(Number(writes[0]!.readBigInt64LE(0))).toBeLessThan(5);
+  };
+
+  it('is the detoured code’s own fallback: it runs unshifted, from the image of now', async () => {
+    const image = (pid: number) => readlinkSync(`/proc/${pid}/exe`);
+    for (let i = 0; i < 200 && !image(child.pid!).endsWith('sh'); i++) await sleep(10);
+    const base = vdsoBase(child.pid!)!;
+    // Patched (and recorded) at its first hook call.
+    timeModule.handlers!.set_tid_address!(context(0x1000n, []));
+    const detoured = planVdsoPatch(
+      parseVdsoSymbols(ownLayout().image),
+      { arch: 'x86_64', offsetSeconds: 0n, getrandom: false },
+      ownLayout(),
+    ).some((write) => write.kind === 'clockGettimeDetour');
+    if (!detoured) {
+      console.warn('vdso-detour: not detourable here: every realtime read is answered shifted');
+    }
+    let writes: Buffer[] = [];
+    expect(clockGettime(base + 0x100n, writes)).toEqual(
+      detoured ? { kind: 'continue' } : { kind: 'value', value: 0n },
+    );
+    if (detoured) expect(writes).toEqual([]);
+    // From anywhere else it is answered shifted.
+    writes = [];
+    expect(clockGettime(0x401000n, writes)).toEqual({ kind: 'value', value: 0n });
+    shifted(writes);
+
+    // An exec maps a new vDSO elsewhere; no hook call has come yet. The old place is not the
+    // vDSO any more: answered shifted, and the new image is patched on the way.
+    child.stdin!.write('\n');
+    for (let i = 0; i < 200 && !image(child.pid!).endsWith('sleep'); i++) await sleep(10);
+    await sleep(50);
+    const moved = vdsoBase(child.pid!)!;
+    expect(moved).not.toBe(base); // ASLR
+    writes = [];
+    expect(clockGettime(base + 0x100n, writes)).toEqual({ kind: 'value', value: 0n });
+    shifted(writes);
+    if (detoured) {
+      writes = [];
+      expect(clockGettime(moved + 0x100n, writes)).toEqual({ kind: 'continue' });
+      expect(writes).toEqual([]);
+    }
   });
 });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

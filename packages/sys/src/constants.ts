@@ -133,14 +133,6 @@ export const SIGSTOP = 19;
 export const SFD_NONBLOCK = 0o4000;
 export const SFD_CLOEXEC = 0o2000000;
 
-/**
- * Sandlock's own value (ASCII "TKLS" read little-endian: "SLKT"), put by the time module's vDSO
- * trampolines in an argument register the kernel ignores (clock_gettime and gettimeofday: the
- * third, time: the second). The seccomp filter lets such calls through without notifying the
- * supervisor: the trampoline shifts their result itself.
- */
-export const VDSO_TIME_MARKER = 0x534c4b54;
-
 // include/uapi/linux/time.h: clock ids (clock_gettime(2)).
 export const CLOCK_REALTIME = 0;
 export const CLOCK_MONOTONIC = 1;

@@ -39,7 +39,6 @@ import {
   TIMER_ABSTIME,
   TIOCLINUX,
   TIOCSTI,
-  VDSO_TIME_MARKER,
   WNOHANG,
   WNOWAIT,
 } from '@sandlock/sys';
@@ -248,23 +247,16 @@ function addNotifyBypasses(rules: RuleSetBuilder, notified: ReadonlySet<string>)
   // A thread is not a new process (namespace flags were refused above).
   bypass('clone', 0, CLONE_THREAD);
 
-  // The time module (@sandlock/determinism). Its vDSO trampolines make the real syscall with
-  // VDSO_TIME_MARKER in an argument register the kernel ignores, then shift the result
-  // themselves: those calls pass. (Its x86_64 clock_gettime detour makes no syscall at all.) The marker is compared on the whole 64-bit register (the
-  // trampolines set all of it).
-  const marked = (arg: ArgIndex): Rule => ({
-    when: [argEquals(arg, 64, VDSO_TIME_MARKER)],
-    action: allow,
-  });
+  // The time module (@sandlock/determinism). No argument value lets a clock read pass: any
+  // value its vDSO code could put in a register, the sandbox's own code could too. Its x86_64
+  // clock_gettime detour makes no syscall; its syscall trampolines are answered like raw calls.
   // kernel/time/posix-timers.c: SYSCALL_DEFINE2(clock_gettime, const clockid_t, which_clock, ...);
   // clockid_t is an int. Only the wall clocks are shifted; monotonic, boottime and the CPU-time
-  // clocks (negative ids) are answered by the kernel.
-  notifyOnly('clock_gettime', marked(2), {
+  // clocks (negative ids) are answered by the kernel. gettimeofday and time are always notified.
+  notifyOnly('clock_gettime', {
     when: [argIn(0, 32, REALTIME_CLOCKS)],
     action: notify,
   });
-  if (notified.has('gettimeofday')) rules.add('gettimeofday', marked(2));
-  if (notified.has('time')) rules.add('time', marked(1));
   // brk(0) only queries the break: ld.so and static glibc make that call first after exec, which
   // is when the module patches the new image. Growing the heap is not its business (a module
   // that must see every brk would have to change this rule).
