@@ -41,6 +41,7 @@ export default defineConfig([
       'proc-pids': '../../packages/procfs/src/proc-pids.ts',
       'proc-host': '../../packages/procfs/src/proc-host.ts',
       random: '../../packages/determinism/src/random.ts',
+      'random-feeder-thread': '../../packages/determinism/src/random-feeder-thread.ts',
       time: '../../packages/determinism/src/time.ts',
       'fs-meta': '../../packages/fsmeta/src/fs-meta.ts',
     },

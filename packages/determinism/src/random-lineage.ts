@@ -48,6 +48,8 @@ export interface ProcessEntry {
 
 /** Fork records kept for processes not matched yet, at most (the oldest go first). */
 const MAX_PENDING_FORKS = 8192;
+/** Threads remembered by thread id; past that the memory starts over. */
+const MAX_THREADS = 65_536;
 
 function readNumber(path: string): number | undefined {
   try {
@@ -110,9 +112,32 @@ export class Lineage {
     private readonly probe: ProcessProbe = PROC_PROBE,
   ) {}
 
+  /** Threads other than their process's first, seen before: thread id → thread group id. */
+  private readonly threads = new Map<number, number>();
+
   /** The entry of a process already placed, by its thread group id. */
   known(tgid: number): ProcessEntry | undefined {
     return this.processes.get(tgid);
+  }
+
+  /**
+   * The entry of the process thread `tid` belongs to (placed now if needed);
+   * undefined once it is gone. A thread's process is looked up in /proc once,
+   * not at every call: a sandbox's threads may call getrandom all the time.
+   */
+  ofThread(tid: number): ProcessEntry | undefined {
+    const own = this.processes.get(tid);
+    if (own !== undefined) return own;
+    const tgid = this.threads.get(tid);
+    // Its process gone (processExit), the tid may be another thread's by now.
+    if (tgid !== undefined && this.processes.has(tgid)) return this.processes.get(tgid);
+    const info = this.probe.taskInfo(tid);
+    if (info === undefined) return undefined;
+    if (info.tgid !== tid) {
+      if (this.threads.size >= MAX_THREADS) this.threads.clear();
+      this.threads.set(tid, info.tgid);
+    }
+    return this.entry(info.tgid);
   }
 
   /** The entry of the process `tgid` (known, or placed in the tree now); undefined once it is gone. */

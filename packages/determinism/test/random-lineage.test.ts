@@ -120,4 +120,28 @@ describe('Lineage', () => {
     expect(lineage.entry(kernel.process(REAPER))?.label).toBe('stray0');
     expect(lineage.entry(424242)).toBeUndefined();
   });
+
+  it('looks a thread up in /proc once, and again once its process is gone', () => {
+    const kernel = new FakeKernel(5000);
+    const { lineage, program } = start(kernel);
+    const first = kernel.fork(lineage, program);
+    const thread = kernel.allocate();
+    kernel.tasks.set(thread, { tgid: first, ppid: program });
+    let lookups = 0;
+    const taskInfo = kernel.probe.taskInfo;
+    kernel.probe.taskInfo = (tid) => {
+      lookups++;
+      return taskInfo(tid);
+    };
+    for (let i = 0; i < 5; i++) expect(lineage.ofThread(thread)?.label).toBe('0.0');
+    expect(lineage.ofThread(program)?.label).toBe('0');
+    expect(lookups).toBe(2); // the thread, then its process
+    // The process exits; its thread's id is reused by a thread of the program's next child.
+    lineage.exited(first);
+    kernel.tasks.delete(first);
+    const second = kernel.fork(lineage, program);
+    kernel.tasks.set(thread, { tgid: second, ppid: program });
+    expect(lineage.ofThread(thread)?.label).toBe('0.1');
+    expect(lookups).toBe(4);
+  });
 });

@@ -11,7 +11,7 @@ import {
   RESOLVE_NO_XDEV,
 } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RANDOM_MODULE, RANDOM_SYSCALLS } from '../src/index.js';
+import { GETRANDOM_MAX, RANDOM_MODULE, RANDOM_SYSCALLS } from '../src/index.js';
 import { DEFAULT_READ, output, PYTHON } from './helpers.js';
 
 let supervisor: Supervisor;
@@ -212,6 +212,44 @@ print(buf.raw.hex())
     expect(lines[1]).toBe('16 16 16 16');
     expect(await output(supervisor, program, seeded(1n))).toBe(a);
     expect((await output(supervisor, program, seeded(2n))).split('\n')[2]).not.toBe(lines[2]);
+  });
+
+  it('answers at most GETRANDOM_MAX bytes a call; callers that loop read the same stream', async () => {
+    const nr = { x86_64: 318, aarch64: 278 }[hostArch()];
+    const raw = py(`
+import ctypes
+libc = ctypes.CDLL(None)
+libc.syscall.restype = ctypes.c_long
+size = 1 << 20
+buf = ctypes.create_string_buffer(size)
+got = []
+total = 0
+while total < size:
+    n = libc.syscall(${nr}, buf, ctypes.c_size_t(size - total), 0)
+    got.append(n); total += n
+print(got[0], len(got))
+`);
+    const [first, calls] = (await output(supervisor, raw, seeded(3n)))
+      .trim()
+      .split(' ')
+      .map(Number);
+    expect(first).toBe(GETRANDOM_MAX);
+    expect(calls).toBe(Math.ceil((1 << 20) / GETRANDOM_MAX));
+    // Python's os.urandom loops over short reads: one MiB, the same bytes as 64 calls of 16 KiB.
+    const loop = (code: string) => py(`import hashlib, os\n${code}`);
+    const whole = await output(
+      supervisor,
+      loop('print(hashlib.sha256(os.urandom(1 << 20)).hexdigest())'),
+      seeded(3n),
+    );
+    const pieces = await output(
+      supervisor,
+      loop(
+        `print(hashlib.sha256(b''.join(os.urandom(${GETRANDOM_MAX}) for _ in range(${(1 << 20) / GETRANDOM_MAX}))).hexdigest())`,
+      ),
+      seeded(3n),
+    );
+    expect(pieces).toBe(whole);
   });
 });
 
