@@ -3,9 +3,11 @@
 // Prints a Markdown table per benchmark; docs/benchmarks.md records them.
 import { cpus, release } from 'node:os';
 import { benchCli } from './cli.mjs';
+import { benchClock } from './clock.mjs';
 import { benchIntercept } from './intercept.mjs';
 import { benchLaunch } from './launch.mjs';
 import { benchLibrary } from './library.mjs';
+import { benchNeighbours } from './neighbours.mjs';
 import { benchPython } from './python.mjs';
 
 const benches = {
@@ -14,6 +16,8 @@ const benches = {
   cli: benchCli,
   python: benchPython,
   intercept: benchIntercept,
+  clock: benchClock,
+  neighbours: benchNeighbours,
 };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);
