@@ -122,9 +122,9 @@ function ensurePatched(
  * caller's vDSO, whose clock_gettime is detoured. Such a call continues (the
  * detour shifts its result); null for any other call. The image is the one
  * recorded for this thread; when the address falls in it, the image is
- * checked again first (a bounded read of auxv and of the vDSO), in case an
- * exec replaced it and no hook call came since: that answers when it cannot
- * be patched.
+ * checked again first (its written bytes read back, under 8 KiB; patched anew
+ * if they are not there), in case an exec replaced it and no hook call came
+ * since: that answers when it cannot be patched.
  */
 function detouredCodeAnswer(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer | null {
   const inside = () => {
