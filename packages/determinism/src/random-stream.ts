@@ -5,8 +5,8 @@
 // the seed and its name only, never on what other streams consumed.
 import { type Cipher, createCipheriv, createHash } from 'node:crypto';
 
-/** OpenSSL's chacha20 IV: a 32-bit block counter then a 96-bit nonce, all zero. */
-const ZERO_IV = Buffer.alloc(16);
+/** The bytes of one ChaCha20 block: the keystream is made 64 bytes at a time. */
+export const CHACHA_BLOCK = 64;
 /** Zeros to encrypt for requests up to this size (a keystream is the encryption of zeros). */
 const ZEROS = Buffer.alloc(64 * 1024);
 
@@ -21,8 +21,12 @@ export function streamKey(seed: bigint, name: string): Buffer {
 export class Keystream {
   private readonly cipher: Cipher;
 
-  constructor(key: Buffer) {
-    this.cipher = createCipheriv('chacha20', key, ZERO_IV);
+  /** From the stream's start, or from its block `fromBlock` (its byte `fromBlock * 64`). */
+  constructor(key: Buffer, fromBlock = 0) {
+    // OpenSSL's chacha20 IV: a 32-bit little-endian block counter, then a 96-bit nonce (zero).
+    const iv = Buffer.alloc(16);
+    iv.writeUInt32LE(fromBlock, 0);
+    this.cipher = createCipheriv('chacha20', key, iv);
   }
 
   static named(seed: bigint, name: string): Keystream {

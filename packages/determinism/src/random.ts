@@ -150,11 +150,11 @@ function onOpen(ctx: HandlerContext): Answer {
   return { kind: 'defer', payload };
 }
 
-/** Main thread: a new endless keystream file from the feeder thread, injected as the open's result. */
-async function onOpenDeferred(ctx: DeferredContext): Promise<Answer> {
+/** Main thread: a new endless keystream file, injected as the open's result. */
+function onOpenDeferred(ctx: DeferredContext): Answer {
   const { key, readWrite, nonblock, cloexec } = ctx.payload as DevicePayload;
   try {
-    const fd = await deviceFile(key, readWrite, nonblock);
+    const fd = deviceFile(key, readWrite, nonblock);
     return { kind: 'inject', fd, cloexec, targetFd: null, keep: false };
   } catch (error) {
     if (error instanceof FeedError) return { kind: 'errno', errno: error.errno };
