@@ -19,6 +19,16 @@ export interface SupervisedRun {
   policy: unknown;
   env?: Readonly<Record<string, string>>;
   stdio?: readonly [StdioEntry, StdioEntry, StdioEntry];
+  /** The CPUs it runs on (the policy's sched_setaffinity step). */
+  cpuCores?: readonly number[];
+}
+
+export interface StartedSupervised {
+  /** The program's pid (the process the reaper forked and exec'd). */
+  readonly pid: number;
+  /** The sandbox's reaper (REAPER_SIGNAL of @sandlock/sys stops and continues the whole sandbox). */
+  readonly reaperPid: number;
+  readonly finished: Promise<Finished>;
 }
 
 /** Runs `argv` confined and supervised to its end; resolves with its output. */
@@ -27,12 +37,22 @@ export async function runSupervised(
   argv: readonly string[],
   options: SupervisedRun,
 ): Promise<Finished> {
+  return (await startSupervised(supervisor, argv, options)).finished;
+}
+
+/** Starts `argv` confined and supervised; resolves once it runs, with its pid. */
+export async function startSupervised(
+  supervisor: Supervisor,
+  argv: readonly string[],
+  options: SupervisedRun,
+): Promise<StartedSupervised> {
   const notify = supervisor.notifiedSyscalls({ policy: options.policy });
   const fsRead = options.fsRead ?? [...SYSTEM_DIRS, '/proc', '/sys', '/dev/null'];
   const policy = parsePolicy({
     fsRead,
     fsWrite: options.fsWrite ?? [],
     fsDeny: options.fsDeny ?? [],
+    cpuCores: options.cpuCores ?? null,
   });
   // The modules that act on the sandbox's behalf do it through its reaper.
   const broker =
@@ -70,7 +90,7 @@ export async function runSupervised(
     });
   } else if (broker !== null) close(broker.supervisor);
   await launched.release();
-  return finished;
+  return { pid: report.pid, reaperPid: launched.pid, finished };
 }
 
 /** {@link runSupervised}, expecting exit 0; resolves with its stdout. */

@@ -1,14 +1,14 @@
 // Shared by the random and time tests: start a program confined as sandlock
 // confines it and supervised by a Supervisor whose modules read `policy`.
 import type { Supervisor } from '@sandlock/dispatch';
-import { close, launch } from '@sandlock/sys';
-import { collect, type Finished, PYTHON, SYSTEM_DIRS } from '../../../tools/test-support/index.js';
+import { type Finished, PYTHON, SYSTEM_DIRS } from '../../../tools/test-support/index.js';
 import {
   outputSupervised,
   runSupervised,
+  type StartedSupervised,
   type SupervisedRun,
+  startSupervised,
 } from '../../../tools/test-support/supervised.js';
-import { parsePolicy, prepareConfinement } from '../../sandlock/src/index.js';
 
 export { type Finished, PYTHON };
 
@@ -60,49 +60,16 @@ export function output(
   return outputSupervised(supervisor, argv, { ...options, fsRead: options.fsRead ?? DEFAULT_READ });
 }
 
-export interface Started {
-  /** The program's pid (the process the reaper forked and exec'd). */
-  readonly pid: number;
-  readonly finished: Promise<Finished>;
-}
+export type { StartedSupervised as Started } from '../../../tools/test-support/supervised.js';
 
 /**
  * Starts `argv` as {@link run} does, on the CPUs `cpuCores` (the policy's
  * sched_setaffinity step) when given, and resolves once it runs, with its pid.
  */
-export async function start(
+export function start(
   supervisor: Supervisor,
   argv: readonly string[],
   options: RunOptions & { cpuCores?: readonly number[] },
-): Promise<Started> {
-  const notify = supervisor.notifiedSyscalls({ policy: options.policy });
-  const policy = parsePolicy({
-    fsRead: options.fsRead ?? DEFAULT_READ,
-    fsWrite: options.fsWrite ?? [],
-    cpuCores: options.cpuCores ?? null,
-  });
-  const confinement = prepareConfinement(policy, { notify });
-  let launched: ReturnType<typeof launch>;
-  try {
-    launched = launch({
-      path: argv[0]!,
-      argv,
-      env: options.env ?? { PATH: '/usr/bin:/bin', LANG: 'C' },
-      steps: confinement.steps,
-      stdio: options.stdio ?? ['ignore', 'pipe', 'pipe'],
-      handshake: true,
-    });
-  } finally {
-    for (const fd of confinement.fds) close(fd);
-  }
-  const finished = collect(launched.child);
-  const report = await launched.ready;
-  supervisor.attach(launched.takeListener(), {
-    reaperPid: launched.pid,
-    programPid: report.pid,
-    policy: options.policy,
-    notified: notify,
-  });
-  await launched.release();
-  return { pid: report.pid, finished };
+): Promise<StartedSupervised> {
+  return startSupervised(supervisor, argv, { ...options, fsRead: options.fsRead ?? DEFAULT_READ });
 }

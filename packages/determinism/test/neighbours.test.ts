@@ -13,18 +13,21 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Supervisor } from '@sandlock/dispatch';
-import { hostArch, syscallNumber } from '@sandlock/sys';
+import { hostArch, REAPER_SIGNAL, syscallNumber } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROC_PIDS_MODULE } from '../../procfs/src/index.js';
 import { RANDOM_MODULE, TIME_MODULE } from '../src/index.js';
 import timeModule from '../src/time.js';
 import { TIMERS_READ_MAX } from '../src/time-clock.js';
 import { vdsoBase } from '../src/vdso-patch.js';
-import { PYTHON, type Started, start } from './helpers.js';
+import { DEFAULT_READ, PYTHON, type Started, start } from './helpers.js';
 
 let supervisor: Supervisor;
 beforeAll(async () => {
   supervisor = await Supervisor.start({
-    modules: [{ module: RANDOM_MODULE }, { module: TIME_MODULE }],
+    // proc-pids too: what it does on a sandbox's behalf (walking a path, an
+    // open by the reaper) must not cost its neighbours either.
+    modules: [{ module: RANDOM_MODULE }, { module: TIME_MODULE }, { module: PROC_PIDS_MODULE }],
     workers: 1,
   });
 });
@@ -91,15 +94,18 @@ async function alternate(attacker: () => Promise<Started>) {
   const ROUNDS = 6;
   const victim = await start(supervisor, [PYTHON, '-c', VICTIM], timed);
   const neighbour = await attacker();
-  // The neighbour's processes (eight cat and their shell): signalled as one.
-  const group = -processGroup(neighbour.pid);
+  // The neighbour's processes (eight cat and their shell) stopped and
+  // continued as one, by its reaper, which itself keeps running (it makes the
+  // opens proc-pids does on the sandbox's behalf).
+  const pause = (stop: boolean) =>
+    process.kill(neighbour.reaperPid, stop ? REAPER_SIGNAL.stopAll : REAPER_SIGNAL.continueAll);
   try {
     for (let i = 0; i < 2000 && state(neighbour.pid) !== 'T'; i++) await sleep(10);
     expect(state(neighbour.pid)).toBe('T');
     const phases: Phase[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       for (const beside of [false, true]) {
-        process.kill(group, beside ? 'SIGCONT' : 'SIGSTOP');
+        pause(!beside);
         await sleep(150); // settle
         const delay = monitorEventLoopDelay({ resolution: 2 });
         delay.enable();
@@ -131,7 +137,7 @@ async function alternate(attacker: () => Promise<Started>) {
     console.log(JSON.stringify(result));
     return result;
   } finally {
-    for (const target of [group, victim.pid]) {
+    for (const target of [-processGroup(neighbour.reaperPid), victim.pid]) {
       try {
         process.kill(target, 'SIGKILL');
       } catch {} // gone already
@@ -189,6 +195,31 @@ threading.Event().wait()
 `;
     const result = await alternate(() =>
       start(supervisor, [PYTHON, '-c', attacker], { policy: { randomSeed: 1n }, cpuCores: PINNED }),
+    );
+    expectContained(result);
+  });
+
+  it('opening /proc/self/status through paths of a hundred `..` in four threads', async () => {
+    // Each open is walked one lookup at a time under /proc (a `..` there
+    // cannot be left to the kernel), then made by the reaper: the walk gives
+    // up past its bound and lets the kernel decide.
+    const path = `/proc/self/${'task/../'.repeat(100)}status`;
+    const attacker = `
+import os, signal, threading
+os.kill(os.getpid(), signal.SIGSTOP)
+def spin():
+    while True:
+        try: os.close(os.open(${JSON.stringify(path)}, os.O_RDONLY))
+        except OSError: pass
+for _ in range(4): threading.Thread(target=spin).start()
+threading.Event().wait()
+`;
+    const result = await alternate(() =>
+      start(supervisor, [PYTHON, '-c', attacker], {
+        policy: { fsRead: DEFAULT_READ } as never,
+        hideProcesses: true,
+        cpuCores: PINNED,
+      }),
     );
     expectContained(result);
   });

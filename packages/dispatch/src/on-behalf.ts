@@ -4,12 +4,23 @@
 // supervisor holds (brokerCall of @sandlock/sys). What it opens is what the
 // kernel would let a process confined by the policy open: the supervisor
 // decides, the reaper does.
-import { brokerCall, hostArch, openFlags } from '@sandlock/sys';
+import {
+  BrokerError,
+  brokerCall,
+  hostArch,
+  openFlags,
+  POLLFD_SIZE,
+  POLLIN,
+  poll,
+} from '@sandlock/sys';
 
 const { O_CLOEXEC } = openFlags(hostArch());
 
-/** How long a request may take before the sandbox is given up on: the reaper answers in microseconds. */
-const BROKER_TIMEOUT_MS = 5000;
+/**
+ * How long a request may wait: the reaper answers in tens of microseconds;
+ * meanwhile the worker serves no other sandbox.
+ */
+const BROKER_TIMEOUT_MS = 500;
 
 /** What a handler may have done with the sandbox's authority. */
 export interface OnBehalf {
@@ -24,12 +35,16 @@ export interface OnBehalf {
 
 /**
  * The reaper's broker socket of one sandbox, used by the worker thread that
- * serves it (one request at a time: replies come in order). A request that
- * got no reply leaves the socket out of step: it is not used again, and the
- * call fails (the handler's error refuses it).
+ * serves it (one request at a time). A reaper that does not answer in time
+ * (stopped by someone who may signal it, or a machine out of breath) costs
+ * the worker one wait: the call fails with EAGAIN, and so does every call
+ * while that reply is still missing (a late reply is dropped by the next
+ * call). A reaper gone closes the broker for good.
  */
 export class Broker implements OnBehalf {
-  private broken: Error | null = null;
+  private closed: Error | null = null;
+  /** Whether a request timed out and its reply has not been seen since. */
+  private late = false;
 
   constructor(private readonly socket: number) {}
 
@@ -37,7 +52,11 @@ export class Broker implements OnBehalf {
     if (name.includes(0x2f) || name.length === 0) {
       throw new TypeError('sandlock: an on-behalf open takes one path component');
     }
-    if (this.broken !== null) throw this.broken;
+    if (this.closed !== null) throw this.closed;
+    if (this.late) {
+      if (!readable(this.socket)) return -EAGAIN;
+      this.late = false; // the late reply is there: the next call drops it
+    }
     try {
       const reply = brokerCall(
         this.socket,
@@ -51,8 +70,23 @@ export class Broker implements OnBehalf {
       );
       return reply.result < 0 ? reply.result : reply.fd;
     } catch (error) {
-      this.broken = error as Error;
+      if (error instanceof BrokerError && error.reason === 'timeout') {
+        this.late = true;
+        return -EAGAIN;
+      }
+      this.closed = error as Error;
       throw error;
     }
   }
+}
+
+const EAGAIN = 11;
+const pollfd = Buffer.alloc(POLLFD_SIZE);
+
+/** Whether a reply waits on the socket (poll, not waiting). */
+function readable(socket: number): boolean {
+  pollfd.writeInt32LE(socket, 0);
+  pollfd.writeInt16LE(POLLIN, 4);
+  pollfd.writeInt16LE(0, 6);
+  return poll(pollfd, 1, 0) > 0 && (pollfd.readInt16LE(6) & POLLIN) !== 0;
 }

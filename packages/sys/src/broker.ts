@@ -63,8 +63,11 @@ export interface BrokerReply {
   data: Buffer;
 }
 
+/** The request's number, after its data. */
+const NONCE_SIZE = 8;
+
 /** Room for data in one request. */
-export const BROKER_DATA_MAX = BROKER_REQUEST_MAX - BROKER_REQUEST.data;
+export const BROKER_DATA_MAX = BROKER_REQUEST_MAX - BROKER_REQUEST.data - NONCE_SIZE;
 
 /** A broker call that got no reply: the reaper is gone, or did not answer in time. */
 export class BrokerError extends Error {
@@ -73,8 +76,9 @@ export class BrokerError extends Error {
   constructor(
     /**
      * `closed`: the reaper's end is closed (it exited); `timeout`: no reply
-     * in time; `mismatch`: the reply is not this request's. After a timeout
-     * or a mismatch the socket is out of step (a late reply would seem to
+     * in time (a late reply is dropped by the next call, which knows it by
+     * its number); `mismatch`: a reply of this request brought the wrong
+     * descriptors. After a mismatch the socket is out of step (a late reply would seem to
      * answer the next request): close it.
      */
     readonly reason: 'closed' | 'timeout' | 'mismatch',
@@ -111,6 +115,9 @@ interface Encoded {
   fds: number[];
 }
 
+/** The last request's number (per thread: each worker has its own copy of this module). */
+let nextNonce = 0n;
+
 function literal(value: number | bigint, what: string): bigint {
   if (typeof value === 'number' && !Number.isSafeInteger(value)) {
     throw new RangeError(`sandlock: broker ${what} must be an integer, got ${value}`);
@@ -137,9 +144,13 @@ function encodeRequest(request: BrokerRequest): Encoded {
     typeof request.syscall === 'string'
       ? syscallNumber(request.syscall, hostArch())
       : request.syscall;
-  const message = Buffer.alloc(BROKER_REQUEST.data + data.length);
+  // The request's own number after its data, which the reaper echoes: a
+  // late reply to an earlier request is never taken for this one's.
+  const message = Buffer.alloc(BROKER_REQUEST.data + data.length + NONCE_SIZE);
   message.writeBigUInt64LE(literal(nr, 'syscall number'), BROKER_REQUEST.nr);
   message.set(data, BROKER_REQUEST.data);
+  nextNonce = (nextNonce + 1n) & 0xffffffffffffffffn;
+  message.writeBigUInt64LE(nextNonce, message.length - NONCE_SIZE);
   if (request.returnsFd) message.writeBigUInt64LE(BigInt(BROKER_RETURNS_FD), BROKER_REQUEST.flags);
   const fds: number[] = [];
   args.forEach((arg, index) => {
@@ -260,7 +271,8 @@ function receive(socket: number, deadline: number): { length: number; fds: numbe
  * reaper answers a socket's requests one at a time and in order, inline in
  * its loop (it reaps and forwards signals in between): ask only for calls
  * that do not block, and serialize the calls on one socket (one caller, or a
- * lock); a reply is matched to its request by order alone.
+ * lock). A reply is known by the request's number, echoed: one that comes
+ * after its call gave up (a timeout) is dropped by the next call.
  *
  * Throws a {@link BrokerError} when no reply comes (the reaper is gone, or
  * the timeout), a RangeError for a request that does not fit the format.
@@ -269,24 +281,33 @@ export function brokerCall(socket: number, request: BrokerRequest, timeoutMs: nu
   const encoded = encodeRequest(request);
   const deadline = performance.now() + timeoutMs;
   send(socket, encoded, deadline);
-  const { length, fds } = receive(socket, deadline);
-  const reply = replyBuffer.subarray(0, length);
   const { message } = encoded;
-  // The reaper echoes the request; the fields after the result must be ours.
-  const echoed =
-    length === message.length &&
-    reply
-      .subarray(BROKER_REQUEST.args, BROKER_REQUEST.data)
-      .equals(message.subarray(BROKER_REQUEST.args, BROKER_REQUEST.data));
-  const result = echoed ? Number(reply.readBigInt64LE(BROKER_REQUEST.nr)) : -1;
-  const wantFd = request.returnsFd === true && result >= 0;
-  if (!echoed || fds.length !== (wantFd ? 1 : 0)) {
-    for (const fd of fds) close(fd);
-    throw new BrokerError('mismatch', 'the reply does not answer the request');
+  for (;;) {
+    const { length, fds } = receive(socket, deadline);
+    const reply = replyBuffer.subarray(0, length);
+    // The reaper echoes the request: the fields after the result, and the
+    // number after the data, must be this request's. Another is a late
+    // reply to a request given up on (a timeout): dropped.
+    const ours =
+      length === message.length &&
+      reply.subarray(length - NONCE_SIZE).equals(message.subarray(message.length - NONCE_SIZE)) &&
+      reply
+        .subarray(BROKER_REQUEST.args, BROKER_REQUEST.data)
+        .equals(message.subarray(BROKER_REQUEST.args, BROKER_REQUEST.data));
+    if (!ours) {
+      for (const fd of fds) close(fd);
+      continue;
+    }
+    const result = Number(reply.readBigInt64LE(BROKER_REQUEST.nr));
+    const wantFd = request.returnsFd === true && result >= 0;
+    if (fds.length !== (wantFd ? 1 : 0)) {
+      for (const fd of fds) close(fd);
+      throw new BrokerError('mismatch', 'the reply does not answer the request');
+    }
+    return {
+      result,
+      fd: wantFd ? fds[0]! : -1,
+      data: Buffer.from(reply.subarray(BROKER_REQUEST.data, length - NONCE_SIZE)),
+    };
   }
-  return {
-    result,
-    fd: wantFd ? fds[0]! : -1,
-    data: Buffer.from(reply.subarray(BROKER_REQUEST.data)),
-  };
 }

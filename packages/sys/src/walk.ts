@@ -16,7 +16,12 @@
 // caller, after the same ptrace-mode check.
 import { AT_FDCWD, openFlags } from './constants.js';
 import { close, trySyscall } from './libc.js';
-import { encodeOpenHow, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV } from './structs/open-how.js';
+import {
+  encodeOpenHow,
+  RESOLVE_BENEATH,
+  RESOLVE_NO_SYMLINKS,
+  RESOLVE_NO_XDEV,
+} from './structs/open-how.js';
 import { hostArch } from './syscalls/index.js';
 
 const O = openFlags(hostArch());
@@ -34,7 +39,7 @@ const PROC_ROOT_INO = 1n;
 /** MAXSYMLINKS (include/linux/namei.h): more links in one walk is ELOOP. */
 const MAX_LINKS = 40;
 /** Lookups one walk may make (a run in one openat2 counts once); about 15 µs each. */
-export const MAX_LOOKUPS = 128;
+export const MAX_LOOKUPS = 40;
 const E2BIG = 7;
 const ENOENT = 2;
 const ENOTDIR = 20;
@@ -288,15 +293,13 @@ export function walkPath(options: WalkOptions): Walked {
     return ENOENT;
   };
   let rootId: string | null = null;
-  const rootIdentity = (): string => {
+  const atRoot = (place: Place): boolean => {
     if (rootId === null) {
       const root = placeOf(options.root, false);
       rootId = typeof root === 'number' ? '' : `${root.dev}:${root.ino}`;
     }
-    return rootId;
+    return `${place.dev}:${place.ino}` === rootId;
   };
-  const atRoot = (place: Place): boolean => `${place.dev}:${place.ino}` === rootIdentity();
-  const sameRoot = (): boolean => rootIdentity() === ownRoot();
   const begun = locate(cur);
   if (begun !== 0) return fail(begun);
 
@@ -307,14 +310,13 @@ export function walkPath(options: WalkOptions): Walked {
       return fail(E2BIG);
     }
     // A run of components before the last, in one lookup by the kernel when
-    // it meets no symlink and crosses no mount (openat2 RESOLVE_NO_SYMLINKS,
-    // which refuses magic links too, and RESOLVE_NO_XDEV: procfs is entered
-    // through its mount point, never inside such a run). On procfs only plain
-    // names below a process directory: `..` there could climb to the procfs
-    // root and come down into another process's directory unseen. `..`
-    // elsewhere only when the root given is this process's own (the kernel
-    // stops `..` at that one).
-    const run = batchable(cur, todo, sameRoot);
+    // it meets no symlink, crosses no mount and stays beneath where it starts
+    // (openat2 RESOLVE_NO_SYMLINKS, which refuses magic links too,
+    // RESOLVE_NO_XDEV: procfs is entered through its mount point, never
+    // inside such a run, and RESOLVE_BENEATH: a `..` cannot climb to a
+    // procfs root and come down into another process's directory unseen).
+    // Not from a procfs root: its names are the process directories.
+    const run = batchable(cur, todo);
     if (run >= MIN_RUN) {
       const names = todo.slice(todo.length - run).reverse();
       const fd = trySyscall('openat2', cur.fd, cName(names.join('/')), RUN_HOW, RUN_HOW.length);
@@ -464,37 +466,14 @@ export function walkPath(options: WalkOptions): Walked {
 const MIN_RUN = 4;
 const RUN_HOW = encodeOpenHow({
   flags: BigInt(PATH_FLAGS),
-  resolve: BigInt(RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV),
+  resolve: BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV),
 });
 
-/**
- * How many of the next components (not the last one) one kernel lookup may
- * take from `cur`: see the loop.
- */
-function batchable(cur: Place, todo: readonly string[], sameRoot: () => boolean): number {
-  if (cur.proc && (cur.pid === null || cur.ino === PROC_ROOT_INO)) return 0;
-  let count = 0;
-  for (let index = todo.length - 1; index >= 1; index--) {
-    const name = todo[index]!;
-    if (name === '..' || name === '.') {
-      if (cur.proc || (name === '..' && !sameRoot())) break;
-    }
-    count++;
-  }
-  return count;
-}
-
-let ownRootId: string | null = null;
-
-/** This process's root, as "dev:ino". */
-function ownRoot(): string {
-  if (ownRootId === null) {
-    const fd = trySyscall('openat', AT_FDCWD, cName('/'), PATH_FLAGS, 0);
-    const place = fd < 0 ? fd : placeOf(fd, true);
-    ownRootId = typeof place === 'number' ? '-' : `${place.dev}:${place.ino}`;
-    if (fd >= 0) close(fd);
-  }
-  return ownRootId;
+/** How many of the next components (not the last one) one kernel lookup may take from `cur`: see the loop. */
+function batchable(cur: Place, todo: readonly string[]): number {
+  if (cur.proc && cur.ino === PROC_ROOT_INO) return 0;
+  // A run that starts by going up would leave `cur` at once.
+  return todo.at(-1) === '..' ? 0 : todo.length - 1;
 }
 
 /** The place's descriptor as the result's own: the caller's start and root are duplicated, not taken. */

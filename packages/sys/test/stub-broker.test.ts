@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventually, SYSTEM_DIRS } from '../../../tools/test-support/index.js';
-import { BROKER_DATA_MAX, BrokerError, brokerCall, brokerSocketPair } from '../src/broker.js';
+import { BrokerError, brokerCall, brokerSocketPair } from '../src/broker.js';
 import {
   AT_FDCWD,
   CLOSE_RANGE_CLOEXEC,
@@ -627,7 +627,11 @@ describe.each(ARCHES)('the reaper broker on %s', (arch) => {
       // Longer than the buffer: truncated.
       [
         'too long',
-        mkdirat([0n, BROKER_ARG.fd], [at, BROKER_ARG.data], Buffer.alloc(BROKER_DATA_MAX + 1)),
+        mkdirat(
+          [0n, BROKER_ARG.fd],
+          [at, BROKER_ARG.data],
+          Buffer.alloc(BROKER_REQUEST_MAX - BROKER_REQUEST.data + 1),
+        ),
         [dir],
         -EINVAL,
       ],
