@@ -8,13 +8,16 @@ import type { Answer, HandlerContext } from '@sandlock/dispatch';
 import {
   AT_FDCWD,
   close,
+  encodeOpenHow,
   hasSyscall,
   hostArch,
   isSymlink,
   openFlags,
+  RESOLVE_NO_SYMLINKS,
   readOnlyFile,
   readOnlyReopen,
   sealedMemfd,
+  trySyscall,
   type Walked,
 } from '@sandlock/sys';
 
@@ -39,6 +42,12 @@ const O = openFlags(hostArch());
 /** An open that may write, create, truncate, or does not open a file's data: not ours. */
 const NOT_A_READ = O.O_WRONLY | O.O_RDWR | O.O_CREAT | O.O_TRUNC | O.O_PATH | O.O_DIRECTORY;
 const OPEN_HOW_SIZE_VER0 = 24n;
+const NUL = Buffer.from([0]);
+/** An O_PATH lookup that meets no symlink (RESOLVE_NO_SYMLINKS refuses magic links too). */
+const PLAIN = encodeOpenHow({
+  flags: BigInt(O.O_PATH | O.O_CLOEXEC),
+  resolve: BigInt(RESOLVE_NO_SYMLINKS),
+});
 
 export interface OpenRequest {
   /** The canonical absolute path the caller opens. */
@@ -126,7 +135,9 @@ function readOpen(ctx: HandlerContext): OpenRequest | null {
   }
   if ((flags & NOT_A_READ) !== 0) return null;
   const cloexec = (flags & O.O_CLOEXEC) !== 0;
-  const lexical = ctx.resolvePath();
+  const text = ctx.readPath();
+  const absolute = text.startsWith('/');
+  const lexical = absolute ? posix.resolve(text) : ctx.resolvePath();
   // null: it does not exist (or not for us to see); the kernel answers. A
   // path under /proc may name another one through /proc/self: walked.
   if (
@@ -136,8 +147,18 @@ function readOpen(ctx: HandlerContext): OpenRequest | null {
   ) {
     return { path: lexical, cloexec };
   }
+  const raw = Buffer.from(text, 'utf8');
+  // An absolute path the kernel resolves without a symlink (so no
+  // /proc/self, and `..` is what it is lexically) is its lexical form.
+  if (absolute && !lexical.startsWith('/proc/')) {
+    const fd = trySyscall('openat2', AT_FDCWD, Buffer.concat([raw, NUL]), PLAIN, PLAIN.length);
+    if (fd >= 0) {
+      close(fd);
+      return { path: lexical, cloexec };
+    }
+  }
   const dirfd = ctx.syscall === 'open' ? AT_FDCWD : Number(ctx.arg('dirfd'));
-  const walked = ctx.walk(Buffer.from(ctx.readPath(), 'utf8'), { dirfd, followLast: true });
+  const walked = ctx.walk(raw, { dirfd, followLast: true });
   try {
     const path = walkedPath(walked) ?? lexical;
     return ctx.valid() ? { path, cloexec } : null;
