@@ -24,6 +24,9 @@ export function sandlock(args: readonly string[], options: SpawnSyncOptions = {}
   const result = spawnSync(process.execPath, [CLI, ...args], {
     encoding: 'utf8',
     timeout: 60_000,
+    // Node's default (1 MiB) is what a test pipes through, exactly: at that
+    // size spawnSync may kill the CLI (ENOBUFS) before it has ended.
+    maxBuffer: 64 << 20,
     ...options,
   });
   return {
