@@ -8,10 +8,21 @@ if (!existsSync(BUNDLE)) {
   throw new Error(`${BUNDLE} is missing: run 'pnpm build' first (pnpm test does)`);
 }
 
+/** The repository: a `sandlock` run inside a sandbox reads its bundle and koffi there. */
+const REPOSITORY = fileURLToPath(new URL('../../..', import.meta.url));
+
 /** The system directories a dynamically linked program needs, as -r flags. */
 export const SYSTEM = ['/usr', '/lib', '/lib64', '/bin', '/etc']
   .filter((path) => existsSync(path))
   .flatMap((path) => ['-r', path]);
+
+/** What a `sandlock` started inside a sandbox must read: the system, Node, the repository. */
+export const INNER = [
+  ...SYSTEM,
+  ...(process.execPath.startsWith('/usr/') ? [] : ['-r', process.execPath]),
+  '-r',
+  REPOSITORY,
+];
 
 export interface CliResult {
   status: number | null;

@@ -1,12 +1,6 @@
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CLI, FORK_SIX, SYSTEM, sandlock } from './helpers.js';
-
-// The inner sandlock must be able to read Node, itself and its koffi.
-const repository = fileURLToPath(new URL('../../..', import.meta.url));
-const NODE_DIR = process.execPath.startsWith('/usr/') ? [] : ['-r', process.execPath];
-const INNER = [...SYSTEM, ...NODE_DIR, '-r', repository];
+import { CLI, FORK_SIX, INNER, sandlock } from './helpers.js';
 
 /** `sandlock run OUTER… -- sandlock run INNER…`, both with what Node needs to read. */
 function nested(outer: readonly string[], inner: readonly string[]) {

@@ -1,9 +1,8 @@
 // What the supervisor does on a sandbox's behalf never exceeds the
 // sandbox's own authority: the attacks of an outside review, mounted through
 // the CLI against the real kernel.
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CLI, SYSTEM, sandlock } from './helpers.js';
+import { CLI, INNER, SYSTEM, sandlock } from './helpers.js';
 
 /** Set in the supervising CLI's environment only: a sandbox must never read it. */
 const MARK = 'SANDLOCK_TEST_MARK=host-secret-5f1d';
@@ -55,9 +54,6 @@ describe('/proc opened on behalf, through missing components and ..', () => {
 });
 
 describe('a Landlock domain made inside a /proc-readable sandbox', () => {
-  const repository = fileURLToPath(new URL('../../..', import.meta.url));
-  const NODE_DIR = process.execPath.startsWith('/usr/') ? [] : ['-r', process.execPath];
-  const INNER = [...SYSTEM, ...NODE_DIR, '-r', repository];
   const nested = (inner: readonly string[], script: string) =>
     sandlock(
       [

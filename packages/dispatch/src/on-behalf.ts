@@ -4,15 +4,7 @@
 // supervisor holds (brokerCall of @sandlock/sys). What it opens is what the
 // kernel would let a process confined by the policy open: the supervisor
 // decides, the reaper does.
-import {
-  BrokerError,
-  brokerCall,
-  hostArch,
-  openFlags,
-  POLLFD_SIZE,
-  POLLIN,
-  poll,
-} from '@sandlock/sys';
+import { BrokerError, brokerCall, hostArch, openFlags, readableNow } from '@sandlock/sys';
 
 const { O_CLOEXEC } = openFlags(hostArch());
 
@@ -54,7 +46,7 @@ export class Broker implements OnBehalf {
     }
     if (this.closed !== null) throw this.closed;
     if (this.late) {
-      if (!readable(this.socket)) return -EAGAIN;
+      if (!readableNow(this.socket)) return -EAGAIN;
       this.late = false; // the late reply is there: the next call drops it
     }
     try {
@@ -81,12 +73,3 @@ export class Broker implements OnBehalf {
 }
 
 const EAGAIN = 11;
-const pollfd = Buffer.alloc(POLLFD_SIZE);
-
-/** Whether a reply waits on the socket (poll, not waiting). */
-function readable(socket: number): boolean {
-  pollfd.writeInt32LE(socket, 0);
-  pollfd.writeInt16LE(POLLIN, 4);
-  pollfd.writeInt16LE(0, 6);
-  return poll(pollfd, 1, 0) > 0 && (pollfd.readInt16LE(6) & POLLIN) !== 0;
-}

@@ -1,12 +1,10 @@
 import {
   close,
   descendantsOf,
-  POLLFD_SIZE,
-  POLLIN,
   ProcReadError,
   parentOf,
-  poll,
   processOf,
+  readableNow,
   trySyscall,
 } from '@sandlock/sys';
 
@@ -144,11 +142,5 @@ export class ProcessTracker {
   }
 }
 
-const pollOne = Buffer.alloc(POLLFD_SIZE);
-
-function hasExited(pidfd: number): boolean {
-  pollOne.writeInt32LE(pidfd, 0);
-  pollOne.writeInt16LE(POLLIN, 4);
-  pollOne.writeInt16LE(0, 6);
-  return poll(pollOne, 1, 0) > 0 && (pollOne.readInt16LE(6) & POLLIN) !== 0;
-}
+/** A pidfd polls readable once its process has exited (pidfd_open(2)). */
+const hasExited = readableNow;

@@ -47,6 +47,16 @@ export const POLLHUP = 0x10;
 export const POLLNVAL = 0x20;
 export const POLLFD_SIZE = 8;
 
+const pollOne = Buffer.alloc(POLLFD_SIZE);
+
+/** Whether `fd` is readable now (poll(2) without waiting): a pidfd whose process exited, a socket with a message. */
+export function readableNow(fd: number): boolean {
+  pollOne.writeInt32LE(fd, 0);
+  pollOne.writeInt16LE(POLLIN, 4);
+  pollOne.writeInt16LE(0, 6);
+  return poll(pollOne, 1, 0) > 0 && (pollOne.readInt16LE(6) & POLLIN) !== 0;
+}
+
 export function readFd(fd: number, buffer: Buffer): number {
   const result = Number(readCall(fd, buffer, buffer.length));
   return result < 0 ? -koffi.errno() : result;
