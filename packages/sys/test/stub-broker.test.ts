@@ -9,9 +9,8 @@
 // qemu with the emulated stub, whose script is the reaper data and steps of a
 // fork-reaper launch step (encodeReaperData) for that arch.
 
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import {
-  chmodSync,
   existsSync,
   fstatSync,
   mkdirSync,
@@ -61,7 +60,6 @@ import {
   MSG_CMSG_CLOEXEC,
   MSGHDR_SIZE,
 } from '../src/structs/msghdr.js';
-import { buildStubElf } from '../src/stub/elf.js';
 import { launch } from '../src/stub/launch.js';
 import {
   BROKER_ARG,
@@ -76,6 +74,7 @@ import {
   type StepContext,
 } from '../src/stub/steps.js';
 import { ARCHES, type Arch, hostArch, syscallNumber } from '../src/syscalls/index.js';
+import { commandPath, QEMU, stubFiles } from './helpers.js';
 
 const CONTROL_FD = 3;
 /** Where the emulated stub gets the broker socket and the Landlock ruleset. */
@@ -121,28 +120,8 @@ afterAll(() => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
-function commandPath(command: string): string | undefined {
-  const result = spawnSync('sh', ['-c', 'command -v "$1"', 'sh', command], { encoding: 'utf8' });
-  const path = result.stdout.trim();
-  return result.status === 0 && path.startsWith('/') ? path : undefined;
-}
-
-const QEMU: Record<Arch, readonly string[]> = {
-  x86_64: ['qemu-x86_64-static', 'qemu-x86_64'],
-  aarch64: ['qemu-aarch64-static', 'qemu-aarch64'],
-};
-
-const stubPaths = new Map<Arch, string>();
-function stubPath(arch: Arch): string {
-  let path = stubPaths.get(arch);
-  if (!path) {
-    path = join(stubDir, `stub-${arch}`);
-    writeFileSync(path, buildStubElf(arch));
-    chmodSync(path, 0o755);
-    stubPaths.set(arch, path);
-  }
-  return path;
-}
+/** The stub for `arch` as a file (written once). */
+const stubPath = stubFiles(stubDir);
 
 /** Whether this kernel has Landlock, or why not. */
 function landlockProblem(): string | undefined {

@@ -16,8 +16,8 @@
 // execve) and execs qemu with the emulated stub, which reads its own script
 // from what is left on fd 3. The emulated child enters no nested domain.
 
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -34,7 +34,6 @@ import {
   SIGKILL,
 } from '../src/constants.js';
 import { trySyscall } from '../src/libc.js';
-import { buildStubElf } from '../src/stub/elf.js';
 import {
   decodeStubFailure,
   REAPER_PARAM,
@@ -43,6 +42,7 @@ import {
   ScriptEncoder,
 } from '../src/stub/script.js';
 import { ARCHES, type Arch, hostArch, syscallNumber } from '../src/syscalls/index.js';
+import { commandPath, QEMU, stubFiles } from './helpers.js';
 
 const CONTROL_FD = 3;
 /** Where a Landlock ruleset fd is passed to the stub. */
@@ -81,29 +81,8 @@ afterAll(() => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
-function commandPath(command: string): string | undefined {
-  const result = spawnSync('sh', ['-c', 'command -v "$1"', 'sh', command], { encoding: 'utf8' });
-  const path = result.stdout.trim();
-  return result.status === 0 && path.startsWith('/') ? path : undefined;
-}
-
-const QEMU: Record<Arch, readonly string[]> = {
-  x86_64: ['qemu-x86_64-static', 'qemu-x86_64'],
-  aarch64: ['qemu-aarch64-static', 'qemu-aarch64'],
-};
-
 /** The stub for `arch` as a file (written once). */
-const stubPaths = new Map<Arch, string>();
-function stubPath(arch: Arch): string {
-  let path = stubPaths.get(arch);
-  if (!path) {
-    path = join(workDir, `stub-${arch}`);
-    writeFileSync(path, buildStubElf(arch));
-    chmodSync(path, 0o755);
-    stubPaths.set(arch, path);
-  }
-  return path;
-}
+const stubPath = stubFiles(workDir);
 
 /** Whether this kernel gives a scope-only Landlock ruleset (ABI 6+), or why not. */
 function landlockScopeProblem(): string | undefined {
