@@ -5,7 +5,7 @@
 // (urandom), see Documentation/admin-guide/devices.txt. And of the two
 // random sysctl files, /proc/sys/kernel/random/uuid (a new random UUID at
 // each read) and boot_id (one per boot), by their canonical paths.
-import { fstatSync, lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { fstatSync, readlinkSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { HandlerContext } from '@sandlock/dispatch';
 import {
@@ -19,9 +19,10 @@ import {
   openFlags,
   RESOLVE_CACHED,
   RESOLVE_IN_ROOT,
-  RESOLVE_NO_SYMLINKS,
+  RESOLVE_NO_MAGICLINKS,
   readCStringBytes,
   trySyscall,
+  type Walked,
 } from '@sandlock/sys';
 
 const O = openFlags(hostArch());
@@ -148,15 +149,31 @@ function resolvedOpen(
   if (!ctx.valid()) return null; // the bytes may be another process's
   const inRoot = (resolve & BigInt(RESOLVE_IN_ROOT)) !== 0n;
   const absolute = path[0] === 0x2f;
-  if (absolute && !inRoot && (resolve & BigInt(RESOLVE_NO_SYMLINKS)) === 0n) {
-    // /proc/self would be the supervisor's: name the caller's thread instead
-    // (as the kernel follows the symlink, which RESOLVE_NO_SYMLINKS refuses).
-    const own = path
-      .toString('latin1')
-      .replace(/^\/proc\/thread-self(?=\/|$)/, `/proc/${ctx.pid}/task/${ctx.pid}`)
-      .replace(/^\/proc\/self(?=\/|$)/, `/proc/${ctx.pid}`);
-    path = Buffer.from(own, 'latin1');
+  if ((resolve & ~WALKABLE) === 0n) {
+    // Walked as the kernel walks it for the caller (its /proc/self), from
+    // the dirfd as the root with RESOLVE_IN_ROOT, following no magic link
+    // with RESOLVE_NO_MAGICLINKS (the kernel's ELOOP: continued).
+    let walked: Walked;
+    try {
+      walked = ctx.walk(path, {
+        dirfd,
+        followLast: (flags & O.O_NOFOLLOW) === 0,
+        inRoot,
+        ...((resolve & BigInt(RESOLVE_NO_MAGICLINKS)) !== 0n ? { followMagic: () => false } : {}),
+      });
+    } catch {
+      return null; // EBADF, a caller gone: the kernel answers
+    }
+    try {
+      return walked.errno === 0 && walked.kind !== 'symlink' ? decideOn(walked.fd, flags) : null;
+    } finally {
+      walked.close();
+    }
   }
+  // A lookup here would follow /proc/self and /proc/thread-self to this
+  // process: with the other flags, a path that names them is left to the
+  // kernel (not decided on a lookup that is not the caller's).
+  if (/(^|\/)(self|thread-self)(\/|$)/.test(path.toString('latin1'))) return null;
   // The kernel ignores the dirfd of an absolute path, except under RESOLVE_IN_ROOT.
   let base = AT_FDCWD;
   try {
@@ -183,6 +200,18 @@ function resolvedOpen(
   }
   if (fd < 0) return null;
   try {
+    return decideOn(fd, flags);
+  } finally {
+    close(fd);
+  }
+}
+
+/** The RESOLVE_* flags a walk in the caller's view honours. */
+const WALKABLE = BigInt(RESOLVE_CACHED | RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+
+/** What an open of the object behind `fd` (O_PATH) is: a random device, a random sysctl file, or neither. */
+function decideOn(fd: number, flags: number): DeviceOpen | SysctlOpen | null {
+  try {
     const stat = fstatSync(fd);
     if (stat.isCharacterDevice() && isRandomDevice(stat.rdev)) return deviceOpen(flags);
     if (!stat.isFile()) return null;
@@ -190,8 +219,6 @@ function resolvedOpen(
     return file === null ? null : sysctlOpen(flags, file);
   } catch {
     return null;
-  } finally {
-    close(fd);
   }
 }
 
@@ -217,31 +244,31 @@ export function randomOpen(ctx: HandlerContext): DeviceOpen | SysctlOpen | null 
     return found !== null && ctx.valid() ? found : null;
   }
   const lexical = ctx.resolvePath();
-  // /proc/self would be the supervisor's: name the caller's thread instead.
-  const own = lexical
-    .replace(/^\/proc\/thread-self(?=\/|$)/, `/proc/${ctx.pid}/task/${ctx.pid}`)
-    .replace(/^\/proc\/self(?=\/|$)/, `/proc/${ctx.pid}`);
-  const name = posix.basename(own);
-  let found: DeviceOpen | SysctlOpen | null = null;
-  // Only a name of a device or a sysctl file, or a symlink, can be one (and
-  // stat of an arbitrary path may be slow: an automount, a FUSE file).
+  const name = posix.basename(lexical);
+  // Only a name of a device or a sysctl file, a symlink, or a path through
+  // /proc (/proc/self/fd/N) can be one (and a lookup of an arbitrary path may
+  // be slow: an automount, a FUSE file).
   const known = DEVICE_NAMES.has(name) || name in SYSCTL_FILES;
-  if (!known && isSymlink(own) !== true) return null;
+  if (!known && !lexical.startsWith('/proc/') && isSymlink(lexical) !== true) return null;
+  // Resolved as the kernel resolves it for the caller (its /proc/self), and
+  // decided on what it names.
+  const dirfd = ctx.syscall === 'open' ? AT_FDCWD : Number(BigInt.asIntN(32, ctx.args[0] ?? 0n));
+  let walked: Walked;
   try {
-    const link = lstatSync(own);
-    const symlink = link.isSymbolicLink();
-    if (symlink && (flags & O.O_NOFOLLOW) !== 0) return null; // ELOOP
-    if (symlink || name in SYSCTL_FILES) {
-      const file = sysctlFile(realpathSync(own));
-      if (file !== null) found = sysctlOpen(flags, file);
-    }
-    if (found === null && (symlink || DEVICE_NAMES.has(name))) {
-      const target = symlink ? statSync(own) : link;
-      if (target.isCharacterDevice() && isRandomDevice(target.rdev)) found = deviceOpen(flags);
-    }
+    walked = ctx.walk(readCStringBytes(ctx.pid, BigInt(ctx.arg('pathname')), PATH_MAX_BYTES), {
+      dirfd,
+      followLast: (flags & O.O_NOFOLLOW) === 0,
+    });
   } catch {
-    return null; // does not exist (or not for us to see): the kernel answers
+    return null; // EFAULT, EBADF, a caller gone: the kernel answers
   }
-  // The path was looked up in the caller's /proc entries: still the caller's?
+  let found: DeviceOpen | SysctlOpen | null;
+  try {
+    // The kernel's error, or ELOOP (O_NOFOLLOW on a symlink): the kernel answers.
+    found = walked.errno === 0 && walked.kind !== 'symlink' ? decideOn(walked.fd, flags) : null;
+  } finally {
+    walked.close();
+  }
+  // The path was read from the caller, and its /proc entries looked up: still the caller?
   return found !== null && ctx.valid() ? found : null;
 }
