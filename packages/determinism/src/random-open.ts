@@ -15,7 +15,6 @@ import {
   hostArch,
   isSymlink,
   OPEN_HOW_SIZE,
-  openAt,
   openFlags,
   RESOLVE_CACHED,
   RESOLVE_IN_ROOT,
@@ -177,12 +176,7 @@ function resolvedOpen(
   // The kernel ignores the dirfd of an absolute path, except under RESOLVE_IN_ROOT.
   let base = AT_FDCWD;
   try {
-    if (!absolute || inRoot) {
-      base =
-        dirfd === AT_FDCWD
-          ? openAt(`/proc/${ctx.pid}/cwd`, O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC)
-          : ctx.getFd(dirfd);
-    }
+    if (!absolute || inRoot) base = ctx.openStart(dirfd);
   } catch {
     return null; // EBADF, a caller gone: the kernel answers
   }

@@ -117,6 +117,13 @@ export interface CallContext<P = unknown> {
   /** A duplicate of the caller's descriptor `childFd` (pidfd_getfd); the handler owns it. */
   getFd(childFd: number): number;
   /**
+   * The directory a relative path of the caller starts in: its cwd for
+   * AT_FDCWD (opened O_PATH through /proc/<tid>/cwd), else a duplicate of
+   * `dirfd`. The handler closes it. Throws a {@link CallError} (EBADF) for a
+   * dirfd that is not open.
+   */
+  openStart(dirfd: number): number;
+  /**
    * Resolves `path` (the caller's bytes) as the kernel would for the caller:
    * from its root when absolute, else from its cwd or `dirfd`, one component
    * at a time with the kernel doing each lookup, /proc/self and
@@ -412,9 +419,12 @@ export class Call implements HandlerContext, DeferredContext {
     return fd;
   }
 
+  openStart(dirfd: number): number {
+    return dirfd === AT_FDCWD ? this.openOwn('cwd') : this.getFd(dirfd);
+  }
+
   walk(path: Buffer, options: CallerWalkOptions): Walked {
-    const from = () =>
-      options.dirfd === AT_FDCWD ? this.openOwn('cwd') : this.getFd(options.dirfd);
+    const from = () => this.openStart(options.dirfd);
     const root = options.inRoot ? from() : this.openOwn('root');
     let start = root;
     try {

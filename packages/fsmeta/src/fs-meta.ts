@@ -379,23 +379,8 @@ function pin(
   target: Target & { kind: 'path' },
   lowered: (walk: () => number) => number,
 ): number {
-  if (target.emptyPath) {
-    if (target.dirfd !== AT_FDCWD) return ctx.getFd(target.dirfd); // CallError(EBADF) when closed
-    const cwd = trySyscall(
-      'openat',
-      AT_FDCWD,
-      Buffer.from(`/proc/${ctx.pid}/cwd\0`),
-      O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC,
-      0,
-    );
-    if (cwd < 0) throw new Refused(ERRNO.EBADF);
-    // The cwd was the caller's, not a process that got its pid since.
-    if (!ctx.valid()) {
-      close(cwd);
-      throw new Refused(ERRNO.EPERM);
-    }
-    return cwd;
-  }
+  // CallError(EBADF) for a dirfd that is not open.
+  if (target.emptyPath) return ctx.openStart(target.dirfd);
   let walked: Walked | undefined;
   const result = lowered(() => {
     walked = ctx.walk(target.path, { dirfd: target.dirfd, followLast: !target.noFollow });

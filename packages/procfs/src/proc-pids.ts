@@ -15,7 +15,7 @@
 // the directory the walk pinned, and the descriptor injected. Another thread
 // of the caller rewriting the path after the check opens nothing. Every
 // other path continues: the kernel opens it, Landlock decides.
-import { fstatSync, lstatSync } from 'node:fs';
+import { fstatSync, lstatSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
 import {
@@ -27,7 +27,6 @@ import {
   encodeOpenHow,
   hasSyscall,
   hostArch,
-  openAt,
   openFlags,
   pathWithin,
   RESOLVE_IN_ROOT,
@@ -100,8 +99,7 @@ const ELOOP = 40;
 const ATTACH_FILES: ReadonlySet<string> = new Set(['mem', 'syscall', 'stack', 'personality']);
 
 interface Worker {
-  /** The supervisor's /proc (O_PATH). */
-  readonly procFd: number;
+  /** The supervisor's /proc, which a listing is checked against. */
   readonly procDev: number;
   readonly procIno: number;
   /** File systems whose files are looked at closely: proc, sys, securityfs. */
@@ -116,8 +114,7 @@ let worker: Worker | null = null;
 
 function setUp(): Worker {
   if (worker !== null) return worker;
-  const procFd = openAt('/proc', O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC);
-  const proc = fstatSync(procFd);
+  const proc = statSync('/proc');
   const watched = new Set<number>([proc.dev]);
   for (const path of ['/sys', '/sys/kernel/security']) {
     const stat = lstatSync(path, { throwIfNoEntry: false });
@@ -126,7 +123,6 @@ function setUp(): Worker {
   const own = credentialsOf(readProcFile('/proc/self/status') ?? '');
   if (own === null) throw new Error('sandlock: cannot read the supervisor’s /proc/self/status');
   worker = {
-    procFd,
     procDev: proc.dev,
     procIno: proc.ino,
     watched,
@@ -251,19 +247,8 @@ const plainPaths = new Map<string, number>();
 function needsWalkFor(ctx: HandlerContext<ProcfsPolicy>, call: OpenCall, state: Worker): boolean {
   if (!call.path.startsWith('/')) {
     // From the very directory the caller's lookup starts in.
-    let start: number;
-    if (call.dirfd === AT_FDCWD) {
-      start = trySyscall(
-        'openat',
-        AT_FDCWD,
-        cPath(`/proc/${ctx.pid}/cwd`),
-        O.O_PATH | O.O_CLOEXEC,
-        0,
-      );
-      if (start < 0) return true; // the walk says what the kernel would
-    } else {
-      start = ctx.getFd(call.dirfd); // CallError(EBADF) for a dirfd that is not open: the kernel's answer
-    }
+    // CallError(EBADF) for a dirfd that is not open: the kernel's answer.
+    const start = ctx.openStart(call.dirfd);
     try {
       return needsWalk(start, call.path, state);
     } finally {

@@ -355,7 +355,6 @@ export function walkPath(options: WalkOptions): Walked {
         return fail(-place);
       }
       if (name === '.') place.pid = cur.pid;
-      else if (isProcRoot(place)) place.pid = null;
       const err = move(place, null);
       if (err !== 0) return fail(err);
       lastName = '.';
