@@ -1,0 +1,371 @@
+import { availableParallelism } from 'node:os';
+import { append, custom, type FieldSpec, field, set, toggle } from './field.js';
+import {
+  bool,
+  byteSize,
+  cpu,
+  cpuList,
+  existingPath,
+  hostname,
+  instant,
+  integer,
+  list,
+  nullable,
+  type PluginRef,
+  type PortSpec,
+  path,
+  plugin,
+  portSpec,
+  seed,
+  variables,
+} from './kinds.js';
+
+/**
+ * The policy, one entry per field, in the order problems are reported. To
+ * add a field: add its entry here and write the module that enforces it
+ * (docs/design.md, "Adding a policy field").
+ */
+export const FIELDS = {
+  fsRead: field({
+    kind: list(existingPath),
+    default: [] as string[],
+    combine: 'append',
+    setter: append<string>(),
+    flags: [
+      {
+        long: 'fs-read',
+        short: 'r',
+        value: 'PATH',
+        help: 'allow reading and executing beneath PATH',
+      },
+    ],
+    profile: { section: 'filesystem', key: 'read' },
+    doc: 'Paths the sandbox may read and execute beneath; nothing else is readable.',
+  }),
+  fsWrite: field({
+    kind: list(existingPath),
+    default: [] as string[],
+    combine: 'append',
+    setter: append<string>(),
+    flags: [
+      {
+        long: 'fs-write',
+        short: 'w',
+        value: 'PATH',
+        help: 'allow reading, executing and writing beneath PATH',
+      },
+    ],
+    profile: { section: 'filesystem', key: 'write' },
+    doc: 'Paths the sandbox may read, execute and write beneath.',
+  }),
+  fsDeny: field({
+    kind: list(path),
+    default: [] as string[],
+    combine: 'append',
+    setter: append<string>(),
+    flags: [
+      { long: 'fs-deny', value: 'PATH', help: 'hide PATH inside a readable or writable tree' },
+    ],
+    profile: { section: 'filesystem', key: 'deny' },
+    doc: 'Paths hidden inside the readable and writable trees.',
+  }),
+  env: field({
+    kind: variables,
+    default: {} as Record<string, string>,
+    combine: 'merge',
+    setter: custom(
+      'env',
+      (
+        current,
+        args: [name: string, value: string] | [variables: Readonly<Record<string, string>>],
+      ) => ({
+        ...(current as object),
+        ...(typeof args[0] === 'string' ? { [args[0]]: args[1] } : args[0]),
+      }),
+    ),
+    flags: [
+      { long: 'env', value: 'KEY=VALUE', help: 'set an environment variable for the command' },
+    ],
+    profile: { section: 'environment', key: 'vars' },
+    doc: 'Variables set for the program, over the inherited (or, with cleanEnv, empty) environment.',
+  }),
+  cleanEnv: field({
+    kind: bool,
+    default: false,
+    combine: 'replace',
+    setter: toggle(),
+    flags: [{ long: 'clean-env', help: 'start from an empty environment (only --env variables)' }],
+    profile: { section: 'environment', key: 'clean' },
+    doc: "Start the program's environment empty instead of from this process's.",
+  }),
+  cwd: field({
+    kind: nullable(existingPath),
+    default: null as string | null,
+    combine: 'replace',
+    setter: set<string>(),
+    flags: [{ long: 'cwd', value: 'DIR', help: 'working directory of the command' }],
+    profile: { section: 'program', key: 'cwd' },
+    doc: "The program's working directory (default: this process's).",
+  }),
+  noRandomizeMemory: field({
+    kind: bool,
+    default: false,
+    combine: 'replace',
+    setter: toggle(),
+    flags: [{ long: 'no-randomize-memory', help: 'turn off address space randomization' }],
+    profile: { section: 'program', key: 'no_randomize_memory' },
+    doc: 'Turn off address space layout randomization for the program.',
+  }),
+  noHugePages: field({
+    kind: bool,
+    default: false,
+    combine: 'replace',
+    setter: toggle(),
+    flags: [{ long: 'no-huge-pages', help: 'turn off transparent huge pages' }],
+    profile: { section: 'program', key: 'no_huge_pages' },
+    doc: 'Turn off transparent huge pages for the program.',
+  }),
+  noCoredump: field({
+    kind: bool,
+    default: false,
+    combine: 'replace',
+    setter: toggle(),
+    flags: [{ long: 'no-coredump', help: 'never write core files' }],
+    profile: { section: 'program', key: 'no_coredump' },
+    doc: 'Never write core files (RLIMIT_CORE 0).',
+  }),
+  cpuCores: field({
+    kind: nullable({
+      ...list(cpu, { split: cpuList }),
+      check(value, at) {
+        if (Array.isArray(value) && value.length === 0) {
+          return at.problem('expected at least one CPU (or leave it unset)');
+        }
+        return list(cpu).check(value, at);
+      },
+    }),
+    default: null as number[] | null,
+    combine: 'append',
+    setter: append<number>(),
+    flags: [{ long: 'cpu-cores', value: 'LIST', help: 'run only on these CPUs, e.g. 0,2-3' }],
+    profile: { section: 'limits', key: 'cpu_cores' },
+    doc: 'The CPUs the program may run on (sched_setaffinity).',
+  }),
+  maxOpenFiles: field({
+    kind: nullable(integer(1, 1 << 30, 'a number of open files')),
+    default: null as number | null,
+    combine: 'replace',
+    setter: set<number>(),
+    flags: [{ long: 'max-open-files', value: 'N', help: 'limit open files (RLIMIT_NOFILE)' }],
+    profile: { section: 'limits', key: 'open_files' },
+    doc: 'The most files each process may have open (RLIMIT_NOFILE).',
+  }),
+  netBind: field({
+    kind: list(portSpec),
+    default: [] as PortSpec[],
+    combine: 'append',
+    setter: append<PortSpec>(),
+    flags: [{ long: 'net-bind', value: 'PORT', help: 'allow binding TCP PORT (or FROM-TO)' }],
+    profile: { section: 'network', key: 'bind' },
+    doc: 'TCP ports the sandbox may bind; none by default.',
+  }),
+  netConnect: field({
+    kind: list(portSpec),
+    default: [] as PortSpec[],
+    combine: 'append',
+    setter: append<PortSpec>(),
+    flags: [
+      { long: 'net-connect', value: 'PORT', help: 'allow connecting to TCP PORT (or FROM-TO)' },
+    ],
+    profile: { section: 'network', key: 'connect' },
+    doc: 'TCP ports the sandbox may connect to; none by default.',
+  }),
+  noRawSockets: field({
+    kind: bool,
+    default: true,
+    combine: 'replace',
+    setter: toggle(),
+    flags: [{ long: 'allow-raw-sockets', sets: false, help: 'allow raw IP and packet sockets' }],
+    profile: { section: 'network', key: 'no_raw_sockets' },
+    doc: 'Refuse raw IP and packet sockets.',
+  }),
+  noUdp: field({
+    kind: bool,
+    default: false,
+    combine: 'replace',
+    setter: toggle(),
+    flags: [{ long: 'no-udp', help: 'refuse UDP sockets' }],
+    profile: { section: 'network', key: 'no_udp' },
+    doc: 'Refuse UDP sockets.',
+  }),
+  bestEffort: field({
+    kind: bool,
+    default: false,
+    combine: 'replace',
+    setter: toggle(),
+    flags: [
+      {
+        long: 'best-effort',
+        help: 'run where the kernel lacks a protection, saying what was dropped',
+      },
+    ],
+    profile: { section: 'sandbox', key: 'best_effort' },
+    doc: 'Drop the protections this kernel cannot provide, and say which, instead of refusing to run.',
+  }),
+  maxMemory: field({
+    kind: nullable(byteSize),
+    default: null as number | null,
+    combine: 'replace',
+    setter: set<number | string>(),
+    flags: [
+      {
+        long: 'max-memory',
+        short: 'm',
+        value: 'SIZE',
+        help: 'kill the sandbox above SIZE of memory (512M, 2G)',
+      },
+    ],
+    profile: { section: 'limits', key: 'memory' },
+    doc: 'The most memory the sandbox may use at once, in bytes; it is killed above.',
+  }),
+  maxProcesses: field({
+    kind: nullable(integer(1, 1 << 22, 'a number of processes')),
+    default: null as number | null,
+    combine: 'replace',
+    setter: set<number>(),
+    flags: [
+      {
+        long: 'max-processes',
+        short: 'P',
+        value: 'N',
+        help: 'at most N processes at once (threads not counted)',
+      },
+    ],
+    profile: { section: 'limits', key: 'processes' },
+    doc: 'The most processes of the sandbox at once (threads not counted); more forks fail with EAGAIN.',
+  }),
+  maxCpu: field({
+    kind: nullable(
+      integer(
+        1,
+        () => 100 * availableParallelism(),
+        'a percentage of one CPU',
+        '100 times the number of CPUs',
+      ),
+    ),
+    default: null as number | null,
+    combine: 'replace',
+    setter: set<number>(),
+    flags: [
+      { long: 'max-cpu', short: 'c', value: 'PCT', help: 'throttle to PCT percent of one CPU' },
+    ],
+    profile: { section: 'limits', key: 'cpu' },
+    doc: 'CPU time as a percentage of one CPU (50 is half of one, 200 two).',
+  }),
+  plugins: field({
+    kind: list(plugin),
+    default: [] as PluginRef[],
+    combine: 'append',
+    setter: custom(
+      'plugin',
+      (current, [module, options]: [module: string | URL, options?: unknown]) => [
+        ...(Array.isArray(current) ? current : []),
+        {
+          module: module instanceof URL ? module.href : module,
+          ...(options === undefined ? {} : { options }),
+        },
+      ],
+    ),
+    flags: [
+      {
+        long: 'plugin',
+        value: 'MODULE',
+        help: 'add a supervisor handler module (an absolute path, or JSON {"module","options"})',
+      },
+    ],
+    profile: { section: 'sandbox', key: 'plugins' },
+    doc: 'Third-party supervisor handler modules (see @sandlock/dispatch), and their options.',
+  }),
+  hostname: field({
+    kind: nullable(hostname),
+    default: null as string | null,
+    combine: 'replace',
+    setter: set<string>(),
+    flags: [{ long: 'hostname', value: 'NAME', help: 'the host name the sandbox sees' }],
+    profile: { section: 'determinism', key: 'hostname' },
+    doc: 'The host name the sandbox sees (uname, /etc/hostname).',
+  }),
+  numCpus: field({
+    kind: nullable(integer(1, 4096, 'a number of CPUs')),
+    default: null as number | null,
+    combine: 'replace',
+    setter: set<number>(),
+    flags: [{ long: 'num-cpus', value: 'N', help: 'the number of CPUs the sandbox sees' }],
+    profile: { section: 'determinism', key: 'num_cpus' },
+    doc: 'The number of CPUs the sandbox sees (sched_getaffinity, /proc/cpuinfo, /sys).',
+  }),
+  deterministicDirs: field({
+    kind: bool,
+    default: false,
+    combine: 'replace',
+    setter: toggle(),
+    flags: [{ long: 'deterministic-dirs', help: 'list every directory sorted by name' }],
+    profile: { section: 'determinism', key: 'sorted_dirs' },
+    doc: "Directory listings sorted by name, so that runs do not depend on the filesystem's order.",
+  }),
+  randomSeed: field({
+    kind: nullable(seed),
+    default: null as string | null,
+    combine: 'replace',
+    setter: set<number | bigint | string>(),
+    flags: [
+      {
+        long: 'random-seed',
+        value: 'N',
+        help: 'seed getrandom and /dev/urandom: the same N gives the same bytes',
+      },
+    ],
+    profile: { section: 'determinism', key: 'random_seed' },
+    doc: 'Seed of the randomness the sandbox sees (getrandom, /dev/urandom, /dev/random), a u64 kept as decimal text; each process gets its own stream, by its place in the process tree.',
+  }),
+  timeStart: field({
+    kind: nullable(instant),
+    default: null as number | null,
+    combine: 'replace',
+    setter: set<Date | number | string>(),
+    flags: [
+      {
+        long: 'time-start',
+        value: 'TIME',
+        help: 'start the wall clock at TIME (e.g. 2000-01-01T00:00:00Z); it then ticks',
+      },
+    ],
+    profile: { section: 'determinism', key: 'time_start' },
+    doc: 'The wall-clock instant the sandbox starts at, in epoch milliseconds; it then ticks. Monotonic clocks stay real.',
+  }),
+};
+
+export type Fields = typeof FIELDS;
+export type FieldName = keyof Fields;
+export type AnyField = FieldSpec<unknown, unknown[]>;
+
+/** The entries in table order. */
+export const FIELD_NAMES = Object.keys(FIELDS) as FieldName[];
+
+export function fieldSpec(name: FieldName): AnyField {
+  return FIELDS[name] as unknown as AnyField;
+}
+
+type ValueOf<F> = F extends FieldSpec<infer T, infer _A> ? T : never;
+type DeepReadonly<T> = T extends (infer I)[]
+  ? readonly DeepReadonly<I>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+/**
+ * What a sandbox may do: plain, immutable data that round-trips through JSON
+ * (`JSON.stringify(policy)` and `parsePolicy`). One field per entry of
+ * {@link FIELDS}; docs/policy.md describes each.
+ */
+export type Policy = { readonly [K in FieldName]: DeepReadonly<ValueOf<Fields[K]>> };

@@ -1,0 +1,27 @@
+export { PolicyBuilder, type PolicySetters } from './builder.js';
+export { PolicyDraft, parsePolicy } from './draft.js';
+export type { FieldSpec, FlagSpec, Setter } from './field.js';
+export { FIELD_NAMES, FIELDS, type FieldName, type Fields, type Policy } from './fields.js';
+export { applyFlag, type PolicyFlag, policyFlags } from './flags.js';
+export type { Kind, PluginRef, PortSpec, Schema } from './kinds.js';
+export { type Origin, PolicyError, type PolicyProblem, whereOf } from './origin.js';
+export {
+  badProfileName,
+  listProfiles,
+  profileDir,
+  profileDraft,
+  profilePath,
+  profileSections,
+  readProfile,
+} from './profile.js';
+export { policyReference } from './reference.js';
+export { policySchema } from './schema.js';
+export { formatByteSize, parseByteSize } from './size.js';
+export { distance, nearest } from './suggest.js';
+export { canonical, type ModulePolicy, modulePolicy, policyReads } from './view.js';
+
+import { PolicyDraft } from './draft.js';
+import type { Policy } from './fields.js';
+
+/** Every field at its default. */
+export const DEFAULT_POLICY: Policy = new PolicyDraft().resolve();
