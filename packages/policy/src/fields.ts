@@ -356,7 +356,7 @@ export function fieldSpec(name: FieldName): AnyField {
   return FIELDS[name] as unknown as AnyField;
 }
 
-type ValueOf<F> = F extends FieldSpec<infer T, infer _A> ? T : never;
+type ValueOf<F> = F extends { readonly default: infer T } ? T : never;
 type DeepReadonly<T> = T extends (infer I)[]
   ? readonly DeepReadonly<I>[]
   : T extends object

@@ -1,4 +1,5 @@
 import { type LandlockRuleset, landlockRuleset } from '@sandlock/landlock';
+import { canonical } from '@sandlock/policy';
 import { madeUpProcFiles } from '@sandlock/procfs';
 import { compileSandboxFilter, seccompFilterStep } from '@sandlock/seccomp';
 import {
@@ -11,7 +12,7 @@ import {
 } from '@sandlock/sys';
 import { sandboxOpenFiles } from './descriptors.js';
 import { SandboxError } from './errors.js';
-import { canonical, filesystemRules } from './fs-rules.js';
+import { filesystemRules } from './fs-rules.js';
 import type { Policy, PortSpec } from './policy.js';
 
 /** Everything a launch needs to confine the program, and what to clean up after. */

@@ -1,5 +1,6 @@
-import { type Dirent, lstatSync, readdirSync, realpathSync } from 'node:fs';
+import { type Dirent, lstatSync, readdirSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
+import { canonical } from '@sandlock/policy';
 import { SENSITIVE_PATHS } from '@sandlock/procfs';
 import { pathWithin } from '@sandlock/sys';
 
@@ -13,14 +14,6 @@ export interface FsRule {
    * is built (a process's /proc/<pid> exits), it needs no rule.
    */
   optional?: boolean;
-}
-
-export function canonical(path: string): string {
-  try {
-    return realpathSync(path);
-  } catch {
-    return path; // a deny path that does not exist yet stays as given
-  }
 }
 
 /**

@@ -23,6 +23,7 @@ import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Session, Supervisor } from '@sandlock/dispatch';
+import { modulePolicy } from '@sandlock/policy';
 import {
   close,
   holdsPid,
@@ -34,7 +35,6 @@ import {
 } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
 import { type Policy, parsePolicy } from './policy.js';
-import { sessionPolicy } from './supervision.js';
 
 /** The variable that tells a launcher inside a supervised sandbox where to ask. */
 export const SUPERVISOR_VARIABLE = 'SANDLOCK_SUPERVISOR';
@@ -183,7 +183,7 @@ async function answer(request: DelegationRequest, asker: Asker): Promise<void> {
     const session = outer.supervisor.delegate(outer.session, {
       reaperPid,
       programPid,
-      policy: sessionPolicy(view),
+      policy: modulePolicy(view),
     });
     track(reaperPid, session, view, outer.supervisor);
   } finally {

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { modulePolicy, PolicyBuilder, type PolicyDraft, profileDraft } from '@sandlock/policy';
 import { watchResources } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
 import {
@@ -9,7 +10,6 @@ import {
   launch,
   type StdioEntry,
 } from '@sandlock/sys';
-import { PolicyBuilder } from './builder.js';
 import { prepareConfinement } from './confine.js';
 import { programEnvironment, resolveCommand } from './environment.js';
 import { SandboxError } from './errors.js';
@@ -18,10 +18,8 @@ import { type Policy, parsePolicy } from './policy.js';
 import { type ExitStatus, SandboxProcess } from './process.js';
 import {
   assertProcReadable,
-  hidesProcesses,
   needsSupervisor,
   type Session,
-  sessionPolicy,
   supervisorFor,
   withNesting,
 } from './supervision.js';
@@ -70,7 +68,20 @@ export class Sandbox {
 
   /** Starts a policy; `build()` checks it and returns the Sandbox. */
   static builder(): PolicyBuilder<Sandbox> {
-    return new PolicyBuilder((draft) => new Sandbox(parsePolicy(draft)));
+    return new PolicyBuilder((draft) => new Sandbox(draft.resolve()));
+  }
+
+  /**
+   * A sandbox from a TOML profile's text (see docs/policy.md for its sections
+   * and keys). `file` names it in problems, which give its line and column.
+   */
+  static fromProfile(text: string, file = 'profile'): Sandbox {
+    return new Sandbox(profileDraft(text, file).resolve());
+  }
+
+  /** A sandbox from a draft the caller put together (a profile, then flags: the CLI). */
+  static fromDraft(draft: PolicyDraft): Sandbox {
+    return new Sandbox(draft.resolve());
   }
 
   /** A sandbox from a policy object, e.g. `JSON.parse` of a stored policy. */
@@ -92,9 +103,9 @@ export class Sandbox {
     const policy =
       options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
     assertProcReadable(policy);
-    const supervisor = needsSupervisor(policy) ? await supervisorFor(policy.plugins) : null;
-    const modulePolicy = sessionPolicy(policy);
-    const needed = supervisor?.notifiedSyscalls({ policy: modulePolicy }) ?? [];
+    const view = modulePolicy(policy);
+    const supervisor = needsSupervisor(view) ? await supervisorFor(policy.plugins) : null;
+    const needed = supervisor?.notifiedSyscalls({ policy: view }) ?? [];
     // Inside a supervised sandbox, its supervisor takes this policy on (nesting.ts).
     const outerSupervisor = needed.length > 0 ? process.env[SUPERVISOR_VARIABLE] : undefined;
     const delegating = outerSupervisor !== undefined && outerSupervisor !== '';
@@ -102,14 +113,12 @@ export class Sandbox {
     // The reaper makes the calls a module does on the sandbox's behalf, in
     // the policy's own Landlock domain (confine.ts).
     let broker =
-      notify.length > 0 && supervisor!.actsOnBehalf({ policy: modulePolicy })
-        ? brokerSocketPair()
-        : null;
+      notify.length > 0 && supervisor!.actsOnBehalf({ policy: view }) ? brokerSocketPair() : null;
     let confinement: ReturnType<typeof prepareConfinement>;
     try {
       confinement = prepareConfinement(policy, {
         notify,
-        hideProcesses: hidesProcesses(policy) && (notify.length > 0 || delegating),
+        hideProcesses: view.hidesProcesses && (notify.length > 0 || delegating),
         ...(broker !== null ? { brokerFd: broker.reaper } : {}),
       });
     } catch (error) {
@@ -159,7 +168,7 @@ export class Sandbox {
         session = supervisor.attach(listener, {
           reaperPid: launched.pid,
           programPid: report.pid,
-          policy: modulePolicy,
+          policy: view,
           deny: defaultDenyList(hostArch()),
           notified: notify,
           ...(brokerFd !== undefined ? { broker: brokerFd } : {}),

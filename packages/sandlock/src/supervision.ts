@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { RANDOM_MODULE, TIME_MODULE } from '@sandlock/determinism';
 import { type Session, Supervisor } from '@sandlock/dispatch';
 import { FS_META_MODULE } from '@sandlock/fsmeta';
+import type { ModulePolicy } from '@sandlock/policy';
 import {
   DETERMINISTIC_DIRS_MODULE,
   HOSTNAME_MODULE,
@@ -9,14 +10,12 @@ import {
   NUM_CPUS_MODULE,
   PROC_HOST_MODULE,
   PROC_PIDS_MODULE,
-  procReadable,
   SYSINFO_MODULE,
 } from '@sandlock/procfs';
 import { PROCESS_LIMIT_MODULE, SOCKET_BUFFERS_MODULE } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
-import { hostArch, pathWithin } from '@sandlock/sys';
+import { hostArch } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
-import { canonical } from './fs-rules.js';
 import type { PluginRef, Policy } from './policy.js';
 
 // One supervisor per set of plugins, started on first use and kept for the
@@ -52,33 +51,8 @@ const BUILT_IN_MODULES = [
   { module: FS_META_MODULE },
 ];
 
-/**
- * Whether the supervisor hides the host's processes from this sandbox and
- * should be the only way into /proc/<pid> (its Landlock rules then leave the
- * process directories out): /proc is readable and not writable. Where the
- * policy makes /proc writable, writes to /proc/<pid> (never done on behalf)
- * must keep working, and hiding stays best effort: a racing thread can swap
- * a path the module let through.
- */
-export function hidesProcesses(policy: Policy): boolean {
-  const writable = policy.fsWrite.some((path) => pathWithin('/proc', path));
-  return procReadable(policy) && !writable;
-}
-
-/**
- * Whether the fs-meta module mediates the sandbox's metadata changes (chmod,
- * utimes, extended attributes), which Landlock does not: when it runs as
- * root (it owns root's files everywhere, capabilities or not) and may write
- * somewhere. A sandbox that may write nowhere has them refused by its filter
- * (`denyMetadata`, no supervisor needed); one that runs as another user may
- * change them on that user's own files anywhere (documented).
- */
-export function mediatesMetadata(policy: Policy): boolean {
-  return policy.fsWrite.length > 0 && process.getuid?.() === 0;
-}
-
 /** Whether any feature of `policy` needs the seccomp supervisor. */
-export function needsSupervisor(policy: Policy): boolean {
+export function needsSupervisor(policy: ModulePolicy): boolean {
   return (
     policy.maxProcesses !== null ||
     policy.maxMemory !== null ||
@@ -87,26 +61,10 @@ export function needsSupervisor(policy: Policy): boolean {
     policy.deterministicDirs ||
     policy.randomSeed !== null ||
     policy.timeStart !== null ||
-    procReadable(policy) ||
-    mediatesMetadata(policy) ||
+    policy.procReadable ||
+    policy.mediatesMetadata ||
     policy.plugins.length > 0
   );
-}
-
-/**
- * The policy as the handler modules see it (structured-cloned into the
- * worker): the seed as a bigint.
- */
-export function sessionPolicy(policy: Policy): unknown {
-  return {
-    ...policy,
-    // Canonical, as the Landlock rules are: fs-meta compares the paths of
-    // objects it pinned (readlink of /proc/self/fd) with them.
-    fsWrite: policy.fsWrite.map(canonical),
-    fsDeny: policy.fsDeny.map(canonical),
-    randomSeed: policy.randomSeed === null ? null : BigInt(policy.randomSeed),
-    mediateMetadata: mediatesMetadata(policy),
-  };
 }
 
 /**

@@ -1,10 +1,10 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { modulePolicy } from '@sandlock/policy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { filesystemRules } from '../src/fs-rules.js';
 import { DEFAULT_POLICY } from '../src/policy.js';
-import { hidesProcesses } from '../src/supervision.js';
 import { systemBuilder } from './helpers.js';
 
 // The policy's paths are compared by whole names, however they are written.
@@ -49,11 +49,15 @@ describe('hiding processes', () => {
   it('is off where fsWrite holds /proc, however it is written', () => {
     for (const written of ['/proc', '/proc/', '//proc', '/', '/proc/./']) {
       expect(
-        hidesProcesses({ ...DEFAULT_POLICY, fsRead: ['/'], fsWrite: [written] }),
+        modulePolicy({ ...DEFAULT_POLICY, fsRead: ['/'], fsWrite: [written] }).hidesProcesses,
         written,
       ).toBe(false);
     }
-    expect(hidesProcesses({ ...DEFAULT_POLICY, fsRead: ['/'], fsWrite: ['/proc/sys'] })).toBe(true);
-    expect(hidesProcesses({ ...DEFAULT_POLICY, fsRead: ['/'], fsWrite: ['/procfs'] })).toBe(true);
+    expect(
+      modulePolicy({ ...DEFAULT_POLICY, fsRead: ['/'], fsWrite: ['/proc/sys'] }).hidesProcesses,
+    ).toBe(true);
+    expect(
+      modulePolicy({ ...DEFAULT_POLICY, fsRead: ['/'], fsWrite: ['/procfs'] }).hidesProcesses,
+    ).toBe(true);
   });
 });
