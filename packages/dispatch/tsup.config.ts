@@ -1,11 +1,12 @@
 import { defineConfig } from 'tsup';
 import { libraryBuild } from '../../tsup.config.base.js';
 
-// Two entries: the public API, and the worker thread's script, which the
-// supervisor finds beside itself (new URL('./worker.js', import.meta.url)).
-// Code both use lands in a shared chunk.
+// Three entries: the public API; the handler API for module files
+// (@sandlock/dispatch/module, which loads no koffi); and the worker thread's
+// script, which the supervisor finds beside itself (new URL('./worker.js',
+// import.meta.url)). Code they share lands in shared chunks.
 export default defineConfig({
   ...libraryBuild,
-  entry: ['src/index.ts', 'src/worker.ts'],
-  dts: { entry: 'src/index.ts' },
+  entry: ['src/index.ts', 'src/module.ts', 'src/worker.ts'],
+  dts: { entry: ['src/index.ts', 'src/module.ts'] },
 });

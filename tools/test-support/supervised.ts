@@ -2,6 +2,7 @@
 // a given Supervisor with a given session policy: for the tests of handler
 // modules below the `sandlock` package (which cannot depend on it).
 import type { Supervisor } from '@sandlock/dispatch';
+import { type ModulePolicy, modulePolicy } from '@sandlock/policy';
 import { brokerSocketPair, close, launch, type StdioEntry } from '@sandlock/sys';
 import { parsePolicy, prepareConfinement } from '../../packages/sandlock/src/index.js';
 import { collect, type Finished, SYSTEM_DIRS } from './index.js';
@@ -15,8 +16,8 @@ export interface SupervisedRun {
   fsDeny?: readonly string[];
   /** Leave /proc's process directories out of Landlock (the proc-pids module serves them). */
   hideProcesses?: boolean;
-  /** The session policy the modules read. */
-  policy: unknown;
+  /** The policy fields the modules read (made into the session policy by sessionPolicy). */
+  policy: object;
   env?: Readonly<Record<string, string>>;
   stdio?: readonly [StdioEntry, StdioEntry, StdioEntry];
   /** The CPUs it runs on (the policy's sched_setaffinity step). */
@@ -29,6 +30,11 @@ export interface StartedSupervised {
   /** The sandbox's reaper (REAPER_SIGNAL of @sandlock/sys stops and continues the whole sandbox). */
   readonly reaperPid: number;
   readonly finished: Promise<Finished>;
+}
+
+/** The session policy sandlock gives the modules (modulePolicy) for these policy fields. */
+export function sessionPolicy(fields: object = {}): ModulePolicy {
+  return modulePolicy(parsePolicy(fields));
 }
 
 /** Runs `argv` confined and supervised to its end; resolves with its output. */
@@ -46,7 +52,8 @@ export async function startSupervised(
   argv: readonly string[],
   options: SupervisedRun,
 ): Promise<StartedSupervised> {
-  const notify = supervisor.notifiedSyscalls({ policy: options.policy });
+  const view = sessionPolicy(options.policy);
+  const notify = supervisor.notifiedSyscalls({ policy: view });
   const fsRead = options.fsRead ?? [...SYSTEM_DIRS, '/proc', '/sys', '/dev/null'];
   const policy = parsePolicy({
     fsRead,
@@ -56,9 +63,7 @@ export async function startSupervised(
   });
   // The modules that act on the sandbox's behalf do it through its reaper.
   const broker =
-    notify.length > 0 && supervisor.actsOnBehalf({ policy: options.policy })
-      ? brokerSocketPair()
-      : null;
+    notify.length > 0 && supervisor.actsOnBehalf({ policy: view }) ? brokerSocketPair() : null;
   const confinement = prepareConfinement(policy, {
     notify,
     hideProcesses: options.hideProcesses ?? false,
@@ -84,7 +89,7 @@ export async function startSupervised(
     supervisor.attach(launched.takeListener(), {
       reaperPid: launched.pid,
       programPid: report.pid,
-      policy: options.policy,
+      policy: view,
       notified: notify,
       ...(broker !== null ? { broker: broker.supervisor } : {}),
     });

@@ -14,7 +14,7 @@
 // with that, or refuse), see @sandlock/dispatch's README.
 
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { answer, defineModule, type HandlerContext } from '@sandlock/dispatch';
+import { answer, defineModule, type HandlerContext } from '@sandlock/dispatch/module';
 
 export interface AuditExecOptions {
   /** The log file; records are appended, one JSON object per line. */

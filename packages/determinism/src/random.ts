@@ -4,16 +4,16 @@
 // named by its place in the process tree (random-lineage.ts), so what a
 // program reads does not depend on scheduling. The supervisor imports this
 // file by URL (RANDOM_MODULE) in its worker threads and on its main thread:
-// no side effects at import, and nothing from @sandlock/dispatch at run
-// time (its answers are plain Answer objects).
-import { constants } from 'node:os';
-import type {
-  Answer,
-  DeferredContext,
-  DispatchModule,
-  HandlerContext,
-  WorkerSession,
-} from '@sandlock/dispatch';
+// no side effects at import.
+import {
+  type Answer,
+  answer,
+  type DeferredContext,
+  defineModule,
+  type HandlerContext,
+  type WorkerSession,
+} from '@sandlock/dispatch/module';
+import type { ModulePolicy } from '@sandlock/policy';
 import { hasSyscall, readOnlyFile } from '@sandlock/sys';
 import { deviceFile, FeedError, warmUpFeeder } from './random-feeder.js';
 import { Lineage, type ProcessEntry } from './random-lineage.js';
@@ -27,12 +27,6 @@ import {
   uuidStream,
   uuidText,
 } from './random-stream.js';
-
-/** The policy field the random module reads. */
-export interface RandomPolicy {
-  /** A u64: the seed of every stream of the sandbox; null or absent: off. */
-  readonly randomSeed?: bigint | null;
-}
 
 /** The open calls of this architecture (aarch64 has no `open`). */
 const OPEN_SYSCALLS = ['open', 'openat', 'openat2'].filter((name) => hasSyscall(name));
@@ -60,22 +54,6 @@ export const GETRANDOM_MAX = 16 * 1024;
 const CLONE_THREAD = 0x10000n;
 const CLONE_PARENT = 0x8000n;
 
-const CONTINUE: Answer = Object.freeze({ kind: 'continue' });
-
-function errno(name: keyof typeof constants.errno): Answer {
-  return { kind: 'errno', errno: constants.errno[name] };
-}
-
-/** The seed of a policy, or null when the module is off. */
-export function randomSeedOf(policy: unknown): bigint | null {
-  const seed = (policy as RandomPolicy | null | undefined)?.randomSeed;
-  if (seed === null || seed === undefined) return null;
-  if (typeof seed !== 'bigint' || seed < 0n || seed >= 1n << 64n) {
-    throw new TypeError(`sandlock: randomSeed must be a u64 bigint, got ${String(seed)}`);
-  }
-  return seed;
-}
-
 /** Worker thread: the process trees of the sandboxes this worker supervises, by session id. */
 const lineages = new Map<number, Lineage>();
 
@@ -101,23 +79,23 @@ function callerProcess(ctx: HandlerContext): ProcessEntry | undefined {
  * stream. Flags are checked as drivers/char/random.c does (unknown bits, or
  * GRND_INSECURE with GRND_RANDOM: EINVAL); the call never blocks.
  */
-function onGetrandom(ctx: HandlerContext): Answer {
-  const seed = randomSeedOf(ctx.session.policy);
-  if (seed === null) return CONTINUE;
+function onGetrandom(ctx: HandlerContext<ModulePolicy>): Answer {
+  const seed = ctx.session.policy.randomSeed!;
   const { buf, buflen, flags } = ctx.argsOf('getrandom');
   const flagBits = Number(flags);
-  if ((flagBits & ~(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE)) !== 0) return errno('EINVAL');
+  if ((flagBits & ~(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE)) !== 0)
+    return answer.errno('EINVAL');
   if ((flagBits & (GRND_INSECURE | GRND_RANDOM)) === (GRND_INSECURE | GRND_RANDOM)) {
-    return errno('EINVAL');
+    return answer.errno('EINVAL');
   }
   const length = Number(BigInt(buflen) < GETRANDOM_MAX ? BigInt(buflen) : GETRANDOM_MAX);
-  if (length === 0) return { kind: 'value', value: 0n };
+  if (length === 0) return answer.value(0);
   const entry = callerProcess(ctx);
-  if (entry === undefined) return errno('ESRCH');
+  if (entry === undefined) return answer.errno('ESRCH');
   entry.getrandom ??= Keystream.named(seed, getrandomStream(entry.label));
   // A bad buffer: write() throws CallError(EFAULT), which the call returns.
   ctx.write(BigInt(buf), entry.getrandom.take(length));
-  return { kind: 'value', value: BigInt(length) };
+  return answer.value(length);
 }
 
 interface DevicePayload {
@@ -132,22 +110,21 @@ interface DevicePayload {
  * on the main thread. Of /proc/sys/kernel/random/uuid: a file holding the
  * next UUID of the caller's stream; of boot_id: the sandbox's one UUID.
  */
-function onOpen(ctx: HandlerContext): Answer {
-  const seed = randomSeedOf(ctx.session.policy);
-  if (seed === null) return CONTINUE;
+function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
+  const seed = ctx.session.policy.randomSeed!;
   const open = randomOpen(ctx);
-  if (open === null) return CONTINUE;
+  if (open === null) return answer.continue();
   const entry = callerProcess(ctx);
-  if (entry === undefined) return errno('ESRCH');
+  if (entry === undefined) return answer.errno('ESRCH');
   if ('file' in open) {
     const stream =
       open.file === 'uuid' ? uuidStream(entry.label, entry.uuidOpens++) : BOOT_ID_STREAM;
     const fd = readOnlyFile(uuidText(Keystream.named(seed, stream).take(16)));
-    return { kind: 'inject', fd, cloexec: open.cloexec, targetFd: null, keep: false };
+    return answer.inject(fd, { cloexec: open.cloexec });
   }
   const key = streamKey(seed, deviceStream(entry.label, entry.deviceOpens++));
   const payload: DevicePayload = { key, ...open };
-  return { kind: 'defer', payload };
+  return answer.defer(payload);
 }
 
 /** Main thread: a new endless keystream file, injected as the open's result. */
@@ -155,26 +132,25 @@ function onOpenDeferred(ctx: DeferredContext): Answer {
   const { key, readWrite, nonblock, cloexec } = ctx.payload as DevicePayload;
   try {
     const fd = deviceFile(key, readWrite, nonblock);
-    return { kind: 'inject', fd, cloexec, targetFd: null, keep: false };
+    return answer.inject(fd, { cloexec });
   } catch (error) {
-    if (error instanceof FeedError) return { kind: 'errno', errno: error.errno };
+    if (error instanceof FeedError) return answer.errno(error.errno);
     throw error;
   }
 }
 
 /** A fork-like call: noted before the kernel makes the child, which it lets through. */
-function onFork(ctx: HandlerContext): Answer {
-  if (randomSeedOf(ctx.session.policy) === null) return CONTINUE;
+function onFork(ctx: HandlerContext<ModulePolicy>): Answer {
   let clonesParent = false;
   if (ctx.syscall === 'clone') {
     const { flags } = ctx.argsOf('clone');
-    if ((BigInt(flags) & CLONE_THREAD) !== 0n) return CONTINUE; // a thread shares its process's streams
+    if ((BigInt(flags) & CLONE_THREAD) !== 0n) return answer.continue(); // a thread shares its process's streams
     clonesParent = (BigInt(flags) & CLONE_PARENT) !== 0n;
   }
   const entry = callerProcess(ctx);
-  if (entry === undefined) return errno('ESRCH');
+  if (entry === undefined) return answer.errno('ESRCH');
   lineageOf(ctx.session).forking(entry.pid, clonesParent);
-  return CONTINUE;
+  return answer.continue();
 }
 
 /**
@@ -185,14 +161,24 @@ function onFork(ctx: HandlerContext): Answer {
 /** This instance runs on the supervisor's main thread (setup says), where device files are made. */
 let onMainThread = false;
 
-const randomModule: DispatchModule<unknown, RandomPolicy> = {
+export default defineModule<unknown, ModulePolicy>({
   name: 'random',
   syscalls: RANDOM_SYSCALLS,
+  /**
+   * A fork the process limit refuses is no fork of the process tree the
+   * streams are named by.
+   */
+  after: ['process-limit'],
+  /**
+   * It serves /proc/sys/kernel/random/uuid and boot_id, which the proc-pids
+   * module would otherwise open for the sandbox, real.
+   */
+  before: ['proc-pids'],
   setup(_options, env) {
     onMainThread = env.thread === 'main';
   },
   enabled(policy) {
-    const on = randomSeedOf(policy) !== null;
+    const on = policy.randomSeed !== null;
     // The main thread asks before it launches a sandbox with this policy: the feeder thread
     // starts meanwhile rather than at the first open.
     if (on && onMainThread) warmUpFeeder();
@@ -217,6 +203,4 @@ const randomModule: DispatchModule<unknown, RandomPolicy> = {
   sessionEnd(session) {
     lineages.delete(session.id);
   },
-};
-
-export default randomModule;
+});

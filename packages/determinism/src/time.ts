@@ -4,10 +4,17 @@
 // clock syscalls with the shifted time, and shifts absolute realtime deadlines
 // back before the kernel sees them. The supervisor imports this file by URL
 // (TIME_MODULE) in its worker threads and on its main thread: no side effects
-// at import, and nothing from @sandlock/dispatch at run time (its answers are
-// plain Answer objects).
+// at import.
 
-import type { Answer, DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
+import {
+  type Answer,
+  answer,
+  CallError,
+  defineModule,
+  type HandlerContext,
+  type WorkerSession,
+} from '@sandlock/dispatch/module';
+import type { ModulePolicy } from '@sandlock/policy';
 import { type Arch, CLOCK_REALTIME, hostArch, TIMER_ABSTIME, trySyscall } from '@sandlock/sys';
 import {
   futexRealtimeAbsolute,
@@ -28,19 +35,6 @@ import {
 
 export { TIME_HOOK_SYSCALLS, TIME_SYSCALLS } from './time-syscalls.js';
 
-/** The policy fields the time module reads. */
-export interface TimePolicy {
-  /** Epoch milliseconds the sandbox's wall clock starts at; null or absent: real time. */
-  readonly timeStart?: number | null;
-  /** The random module's seed: when set, the vDSO's getrandom is turned off too. */
-  readonly randomSeed?: bigint | null;
-}
-
-const CONTINUE: Answer = Object.freeze({ kind: 'continue' });
-const value = (result: number | bigint): Answer => ({ kind: 'value', value: BigInt(result) });
-const fromResult = (result: number): Answer =>
-  result < 0 ? { kind: 'errno', errno: -result } : value(result);
-
 interface TimeSession {
   /** Seconds added to the realtime clocks; null: time is not virtualized. */
   readonly offset: bigint | null;
@@ -58,12 +52,12 @@ const sessions = new Map<number, TimeSession>();
 /** Threads remembered per sandbox (an entry holds its image's writes, ~200 bytes). */
 const IMAGES_KEEP = 4096;
 
-function start(session: WorkerSession<TimePolicy>, arch: Arch): TimeSession {
-  const policy = session.policy ?? {};
-  const offset = policy.timeStart != null ? offsetSeconds(policy.timeStart) : null;
+function start(session: WorkerSession<ModulePolicy>, arch: Arch): TimeSession {
+  const { timeStart, randomSeed } = session.policy;
+  const offset = timeStart !== null ? offsetSeconds(timeStart) : null;
   const state: TimeSession = {
     offset,
-    patch: { arch, offsetSeconds: offset, getrandom: policy.randomSeed != null },
+    patch: { arch, offsetSeconds: offset, getrandom: randomSeed !== null },
     images: new Map(),
   };
   sessions.set(session.id, state);
@@ -71,7 +65,7 @@ function start(session: WorkerSession<TimePolicy>, arch: Arch): TimeSession {
 }
 
 /** The session's state; made at sessionStart (a call before it starts it). */
-function stateOf(ctx: HandlerContext<TimePolicy>): TimeSession {
+function stateOf(ctx: HandlerContext<ModulePolicy>): TimeSession {
   return sessions.get(ctx.session.id) ?? start(ctx.session, ctx.arch);
 }
 
@@ -84,7 +78,7 @@ class CallerGone extends Error {}
  * killed when its image cannot be patched, since its clock would silently be real.
  */
 function ensurePatched(
-  ctx: HandlerContext<TimePolicy>,
+  ctx: HandlerContext<ModulePolicy>,
   state: TimeSession,
   verify: boolean,
 ): Answer | null {
@@ -104,12 +98,11 @@ function ensurePatched(
   } catch (error) {
     state.images.delete(ctx.pid);
     // The caller died meanwhile: nothing will be answered.
-    if (error instanceof CallerGone || !ctx.valid()) return CONTINUE;
+    if (error instanceof CallerGone || !ctx.valid()) return answer.continue();
     const message = error instanceof Error ? error.message : String(error);
-    return {
-      kind: 'kill',
-      reason: `sandlock: time: cannot patch the vDSO of process ${ctx.pid}, its clock would be real: ${message}`,
-    };
+    return answer.kill(
+      `sandlock: time: cannot patch the vDSO of process ${ctx.pid}, its clock would be real: ${message}`,
+    );
   }
   if (state.images.size >= IMAGES_KEEP) state.images.clear();
   state.images.set(ctx.pid, image ?? NO_VDSO);
@@ -126,7 +119,7 @@ function ensurePatched(
  * if they are not there), in case an exec replaced it and no hook call came
  * since: that answers when it cannot be patched.
  */
-function detouredCodeAnswer(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer | null {
+function detouredCodeAnswer(ctx: HandlerContext<ModulePolicy>, state: TimeSession): Answer | null {
   const inside = () => {
     const image = state.images.get(ctx.pid);
     if (image === undefined || image === NO_VDSO || !image.detoured) return false;
@@ -134,7 +127,7 @@ function detouredCodeAnswer(ctx: HandlerContext<TimePolicy>, state: TimeSession)
     return ip >= image.base && ip < image.base + BigInt(image.length);
   };
   if (!inside()) return null;
-  return ensurePatched(ctx, state, true) ?? (inside() ? CONTINUE : null);
+  return ensurePatched(ctx, state, true) ?? (inside() ? answer.continue() : null);
 }
 
 const int32 = (word: bigint | undefined) => Number(BigInt.asIntN(32, word ?? 0n));
@@ -146,49 +139,44 @@ function timespec(sec: bigint, nsec: bigint): Buffer {
   return buffer;
 }
 
-/** Whether `error` is the dispatch package's CallError (a bad pointer in the caller). */
-function isCallError(error: unknown): boolean {
-  return error instanceof Error && error.name === 'CallError';
-}
-
 // ---- Clock reads that reached the supervisor (raw syscalls; the vDSO's where not detoured) ----
 
 /** clock_gettime(clock, ts) on a realtime clock: the shifted time, written for the caller. */
-function onClockGettime(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
+function onClockGettime(ctx: HandlerContext<ModulePolicy>, state: TimeSession): Answer {
   const clock = int32(ctx.args[0]);
-  if (state.offset === null || !REALTIME_CLOCK_SET.has(clock)) return CONTINUE;
+  if (state.offset === null || !REALTIME_CLOCK_SET.has(clock)) return answer.continue();
   // The detour shifts what the kernel's code under it returns, its own syscall included.
   const own = detouredCodeAnswer(ctx, state);
   if (own !== null) return own;
   const now = readClock(clock);
-  if (typeof now === 'number') return fromResult(now);
+  if (typeof now === 'number') return answer.fromResult(now);
   ctx.write(ctx.args[1]!, timespec(now.sec + state.offset, now.nsec));
-  return value(0);
+  return answer.value(0);
 }
 
 /** gettimeofday(tv, tz): tv shifted when not NULL, tz as the kernel has it. */
-function onGettimeofday(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
-  if (state.offset === null) return CONTINUE;
+function onGettimeofday(ctx: HandlerContext<ModulePolicy>, state: TimeSession): Answer {
+  if (state.offset === null) return answer.continue();
   const [tv = 0n, tz = 0n] = ctx.args;
   if (tv !== 0n) {
     const now = readClock(CLOCK_REALTIME);
-    if (typeof now === 'number') return fromResult(now);
+    if (typeof now === 'number') return answer.fromResult(now);
     ctx.write(tv, timespec(now.sec + state.offset, now.nsec / 1000n));
   }
   if (tz !== 0n) {
     const zone = Buffer.alloc(8); // struct timezone: two ints
     const got = trySyscall('gettimeofday', 0, zone);
-    if (got < 0) return fromResult(got);
+    if (got < 0) return answer.fromResult(got);
     ctx.write(tz, zone);
   }
-  return value(0);
+  return answer.value(0);
 }
 
 /** time(tloc): the shifted seconds, also stored at tloc when not NULL. */
-function onTime(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
-  if (state.offset === null) return CONTINUE;
+function onTime(ctx: HandlerContext<ModulePolicy>, state: TimeSession): Answer {
+  if (state.offset === null) return answer.continue();
   const now = readClock(CLOCK_REALTIME);
-  if (typeof now === 'number') return fromResult(now);
+  if (typeof now === 'number') return answer.fromResult(now);
   const seconds = now.sec + state.offset;
   const tloc = ctx.args[0] ?? 0n;
   if (tloc !== 0n) {
@@ -196,24 +184,25 @@ function onTime(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
     out.writeBigInt64LE(seconds);
     ctx.write(tloc, out);
   }
-  return value(seconds);
+  return answer.value(seconds);
 }
 
 // ---- Absolute deadlines: shifted back into real time, then the kernel runs the call ----
 
 /** Rewrites the tv_sec at `address` (a deadline on `clock`) when it was computed from virtual time. */
 function shiftDeadlineAt(
-  ctx: HandlerContext<TimePolicy>,
+  ctx: HandlerContext<ModulePolicy>,
   state: TimeSession,
   address: bigint,
   clock: number,
 ): Answer {
-  if (state.offset === null || address === 0n || !REALTIME_CLOCK_SET.has(clock)) return CONTINUE;
+  if (state.offset === null || address === 0n || !REALTIME_CLOCK_SET.has(clock))
+    return answer.continue();
   let deadline: bigint;
   try {
     deadline = ctx.read(address, 8).readBigInt64LE(0);
   } catch (error) {
-    if (isCallError(error)) return CONTINUE; // the kernel reports the bad pointer itself
+    if (error instanceof CallError) return answer.continue(); // the kernel reports the bad pointer itself
     throw error;
   }
   const shifted = shiftedDeadline(deadline, clock, state.offset);
@@ -224,12 +213,12 @@ function shiftDeadlineAt(
     // it, and only gets another deadline.
     ctx.write(address, out);
   }
-  return CONTINUE;
+  return answer.continue();
 }
 
 /** clock_nanosleep(clock, flags, request, remain) with TIMER_ABSTIME on a realtime clock. */
-function onClockNanosleep(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
-  if ((int32(ctx.args[1]) & TIMER_ABSTIME) === 0) return CONTINUE;
+function onClockNanosleep(ctx: HandlerContext<ModulePolicy>, state: TimeSession): Answer {
+  if ((int32(ctx.args[1]) & TIMER_ABSTIME) === 0) return answer.continue();
   return shiftDeadlineAt(ctx, state, ctx.args[2] ?? 0n, int32(ctx.args[0]));
 }
 
@@ -237,41 +226,41 @@ function onClockNanosleep(ctx: HandlerContext<TimePolicy>, state: TimeSession): 
 const IT_VALUE = 16n;
 
 /** timerfd_settime(fd, flags, new, old): the timerfd's clock is in its fdinfo. */
-function onTimerfdSettime(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
+function onTimerfdSettime(ctx: HandlerContext<ModulePolicy>, state: TimeSession): Answer {
   const spec = ctx.args[2] ?? 0n;
-  if ((int32(ctx.args[1]) & TIMER_ABSTIME) === 0 || spec === 0n) return CONTINUE;
+  if ((int32(ctx.args[1]) & TIMER_ABSTIME) === 0 || spec === 0n) return answer.continue();
   const clock = timerfdClock(ctx.pid, int32(ctx.args[0]));
-  if (clock === null) return CONTINUE; // not a timerfd: the kernel refuses it
+  if (clock === null) return answer.continue(); // not a timerfd: the kernel refuses it
   return shiftDeadlineAt(ctx, state, spec + IT_VALUE, clock);
 }
 
 /** timer_settime(id, flags, new, old): the timer's clock is in /proc/<pid>/timers. */
-function onTimerSettime(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
+function onTimerSettime(ctx: HandlerContext<ModulePolicy>, state: TimeSession): Answer {
   const spec = ctx.args[2] ?? 0n;
-  if ((int32(ctx.args[1]) & TIMER_ABSTIME) === 0 || spec === 0n) return CONTINUE;
+  if ((int32(ctx.args[1]) & TIMER_ABSTIME) === 0 || spec === 0n) return answer.continue();
   const clock = posixTimerClock(ctx.pid, int32(ctx.args[0]));
-  if (clock === null) return CONTINUE; // unknown timer (or no /proc/<pid>/timers): left alone
+  if (clock === null) return answer.continue(); // unknown timer (or no /proc/<pid>/timers): left alone
   return shiftDeadlineAt(ctx, state, spec + IT_VALUE, clock);
 }
 
 /** futex(uaddr, op, val, timeout, …) waiting until an absolute CLOCK_REALTIME time. */
-function onFutex(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
-  if (!futexRealtimeAbsolute(int32(ctx.args[1]))) return CONTINUE;
+function onFutex(ctx: HandlerContext<ModulePolicy>, state: TimeSession): Answer {
+  if (!futexRealtimeAbsolute(int32(ctx.args[1]))) return answer.continue();
   return shiftDeadlineAt(ctx, state, ctx.args[3] ?? 0n, CLOCK_REALTIME);
 }
 
 /** futex_waitv(waiters, nr, flags, timeout, clockid): absolute on `clockid`. */
-function onFutexWaitv(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
-  if (int32(ctx.args[4]) !== CLOCK_REALTIME) return CONTINUE;
+function onFutexWaitv(ctx: HandlerContext<ModulePolicy>, state: TimeSession): Answer {
+  if (int32(ctx.args[4]) !== CLOCK_REALTIME) return answer.continue();
   return shiftDeadlineAt(ctx, state, ctx.args[3] ?? 0n, CLOCK_REALTIME);
 }
 
 /** mq_timedsend/mq_timedreceive(…, abs_timeout): always CLOCK_REALTIME (ipc/mqueue.c). */
-function onMqTimed(ctx: HandlerContext<TimePolicy>, state: TimeSession): Answer {
+function onMqTimed(ctx: HandlerContext<ModulePolicy>, state: TimeSession): Answer {
   return shiftDeadlineAt(ctx, state, ctx.args[4] ?? 0n, CLOCK_REALTIME);
 }
 
-type TimeHandler = (ctx: HandlerContext<TimePolicy>, state: TimeSession) => Answer;
+type TimeHandler = (ctx: HandlerContext<ModulePolicy>, state: TimeSession) => Answer;
 
 const CALLS: Readonly<Record<string, TimeHandler>> = {
   clock_gettime: onClockGettime,
@@ -288,23 +277,28 @@ const CALLS: Readonly<Record<string, TimeHandler>> = {
 
 /** Patch the image first if needed, then answer the call. */
 function handler(call: TimeHandler) {
-  return (ctx: HandlerContext<TimePolicy>): Answer => {
+  return (ctx: HandlerContext<ModulePolicy>): Answer => {
     const state = stateOf(ctx);
     return ensurePatched(ctx, state, false) ?? call(ctx, state);
   };
 }
 
 /** A call every runtime makes right after exec: patch the new image (checked by reading back). */
-function onHook(ctx: HandlerContext<TimePolicy>): Answer {
+function onHook(ctx: HandlerContext<ModulePolicy>): Answer {
   // brk is notified for brk(0) only (the filter); a growing heap is not a new image.
-  if (ctx.syscall === 'brk' && ctx.args[0] !== 0n) return CONTINUE;
-  return ensurePatched(ctx, stateOf(ctx), true) ?? CONTINUE;
+  if (ctx.syscall === 'brk' && ctx.args[0] !== 0n) return answer.continue();
+  return ensurePatched(ctx, stateOf(ctx), true) ?? answer.continue();
 }
 
-const timeModule: DispatchModule<unknown, TimePolicy> = {
+export default defineModule<unknown, ModulePolicy>({
   name: 'time',
   syscalls: [...TIME_SYSCALLS, ...TIME_HOOK_SYSCALLS],
-  enabled: (policy) => policy?.timeStart != null || policy?.randomSeed != null,
+  enabled: (policy) => policy.timeStart !== null || policy.randomSeed !== null,
+  /**
+   * Its after-exec hooks answer continue, and on aarch64 the hook is
+   * sched_getaffinity, which the num-cpus module answers itself.
+   */
+  before: ['num-cpus'],
   handlers: {
     ...Object.fromEntries(TIME_SYSCALLS.map((name) => [name, handler(CALLS[name]!)])),
     ...Object.fromEntries(TIME_HOOK_SYSCALLS.map((name) => [name, onHook])),
@@ -315,6 +309,4 @@ const timeModule: DispatchModule<unknown, TimePolicy> = {
   sessionEnd(session) {
     sessions.delete(session.id);
   },
-};
-
-export default timeModule;
+});

@@ -15,6 +15,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Supervisor } from '@sandlock/dispatch';
 import { hostArch, REAPER_SIGNAL, syscallNumber } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sessionPolicy } from '../../../tools/test-support/supervised.js';
 import { PROC_PIDS_MODULE } from '../../procfs/src/index.js';
 import { RANDOM_MODULE, TIME_MODULE } from '../src/index.js';
 import timeModule from '../src/time.js';
@@ -284,7 +285,12 @@ sys.stdin.read()
           valid: () => true,
           read: (_address: bigint, length: number) => Buffer.alloc(length),
           write: () => {},
-          session: { id: session, policy: { timeStart: 0 }, reaperPid: 1, programPid: pid },
+          session: {
+            id: session,
+            policy: sessionPolicy({ timeStart: 0 }),
+            reaperPid: 1,
+            programPid: pid,
+          },
         }) as never;
       const handlers = timeModule.handlers!;
       // Patched and recorded at a first hook call, as after exec.

@@ -11,6 +11,7 @@ import {
   RESOLVE_NO_XDEV,
 } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sessionPolicy } from '../../../tools/test-support/supervised.js';
 import { GETRANDOM_MAX, RANDOM_MODULE, RANDOM_SYSCALLS } from '../src/index.js';
 import { DEFAULT_READ, output, PYTHON } from './helpers.js';
 
@@ -25,9 +26,11 @@ const py = (code: string) => [PYTHON, '-c', code];
 
 describe('module', () => {
   it('is on only with randomSeed', () => {
-    expect(supervisor.notifiedSyscalls({ policy: {} })).toEqual([]);
-    expect(supervisor.notifiedSyscalls({ policy: { randomSeed: null } })).toEqual([]);
-    expect(supervisor.notifiedSyscalls({ policy: { randomSeed: 0n } })).toEqual(
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({}) })).toEqual([]);
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({ randomSeed: null }) })).toEqual(
+      [],
+    );
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({ randomSeed: 0n }) })).toEqual(
       [...RANDOM_SYSCALLS].sort(),
     );
   });

@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { hostArch } from '@sandlock/sys';
 import { describe, expect, it } from 'vitest';
+import { sessionPolicy } from '../../../tools/test-support/supervised.js';
 import timeModule, { TIME_HOOK_SYSCALLS, TIME_SYSCALLS } from '../src/time.js';
 import {
   futexRealtimeAbsolute,
@@ -101,7 +102,12 @@ describe('the module', () => {
       arch: hostArch(),
       args: [0n, 0n, 0n, 0n, 0n, 0n],
       valid: () => valid,
-      session: { id: sessionId, policy: { timeStart: 0 }, reaperPid: 1, programPid: pid },
+      session: {
+        id: sessionId,
+        policy: sessionPolicy({ timeStart: 0 }),
+        reaperPid: 1,
+        programPid: pid,
+      },
     } as never;
   }
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Supervisor } from '@sandlock/dispatch';
 import { hostArch } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sessionPolicy } from '../../../tools/test-support/supervised.js';
 import { RANDOM_MODULE, TIME_MODULE } from '../src/index.js';
 import { parseVdsoSymbols } from '../src/vdso-elf.js';
 import { readVdsoImage } from '../src/vdso-inspect.js';
@@ -87,15 +88,15 @@ const CTYPES = [
 
 describe('module', () => {
   it('is on with timeStart or randomSeed, off otherwise', () => {
-    expect(supervisor.notifiedSyscalls({ policy: {} })).toEqual([]);
-    expect(supervisor.notifiedSyscalls({ policy: { timeStart: null, randomSeed: null } })).toEqual(
-      [],
-    );
-    const on = supervisor.notifiedSyscalls({ policy: { timeStart: START_MS } });
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({}) })).toEqual([]);
+    expect(
+      supervisor.notifiedSyscalls({ policy: sessionPolicy({ timeStart: null, randomSeed: null }) }),
+    ).toEqual([]);
+    const on = supervisor.notifiedSyscalls({ policy: sessionPolicy({ timeStart: START_MS }) });
     for (const name of ['clock_gettime', 'gettimeofday', 'clock_nanosleep', 'futex', 'brk']) {
       expect(on).toContain(name);
     }
-    expect(supervisor.notifiedSyscalls({ policy: { randomSeed: 1n } })).toEqual(on);
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({ randomSeed: 1n }) })).toEqual(on);
   });
 });
 

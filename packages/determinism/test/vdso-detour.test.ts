@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { hostArch } from '@sandlock/sys';
 import { afterAll, describe, expect, it } from 'vitest';
+import { sessionPolicy } from '../../../tools/test-support/supervised.js';
 import timeModule from '../src/time.js';
 import {
   CLOCK_GETTIME_DETOUR,
@@ -160,7 +161,12 @@ describe.runIf(x86)('a realtime clock_gettime from inside the vDSO', () => {
       instructionPointer,
       valid: () => true,
       write: (_address: bigint, data: Buffer) => writes.push(data),
-      session: { id: 7001, policy: { timeStart: 0 }, reaperPid: 1, programPid: child.pid! },
+      session: {
+        id: 7001,
+        policy: sessionPolicy({ timeStart: 0 }),
+        reaperPid: 1,
+        programPid: child.pid!,
+      },
     } as never;
   }
   const clockGettime = (ip: bigint, writes: Buffer[]) =>

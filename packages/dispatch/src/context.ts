@@ -29,6 +29,7 @@ import {
   namedArgs,
   type SyscallArgs,
 } from './args.js';
+import { CallError } from './call-error.js';
 import type { SessionInfo, WorkerSession } from './session-view.js';
 
 /** One intercepted syscall, as the kernel reported it (a copy: safe to keep). */
@@ -44,22 +45,6 @@ export interface Notification {
   readonly instructionPointer: bigint;
   /** The six raw argument registers. */
   readonly args: readonly bigint[];
-}
-
-/**
- * The answer the kernel would give when a call cannot be what the child
- * meant (a bad pointer: EFAULT; a bad dirfd: EBADF). Thrown by the memory
- * and path helpers; a handler may throw one too. The loop answers the
- * syscall with `errno` and reports nothing.
- */
-export class CallError extends Error {
-  override readonly name = 'CallError';
-  constructor(
-    readonly errno: number,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** The notification was withdrawn (its task died): nothing is left to answer. */

@@ -1,11 +1,12 @@
 export { type Answer, type AnswerKind, answer, type InjectOptions } from './answer.js';
 export { type ArgKind, type KnownSyscall, namedArgs, type SyscallArgs } from './args.js';
-export {
-  type CallContext,
-  CallError,
-  type DeferredContext,
-  type HandlerContext,
-  type Notification,
+export { CallError } from './call-error.js';
+export type {
+  CallContext,
+  CallerWalkOptions,
+  DeferredContext,
+  HandlerContext,
+  Notification,
 } from './context.js';
 export {
   type DeferredHandler,

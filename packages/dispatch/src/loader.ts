@@ -1,11 +1,6 @@
 import type { Arch } from '@sandlock/sys';
-import {
-  checkUniqueNames,
-  type DispatchModule,
-  ModuleError,
-  type ResolvedModuleRef,
-  validateModule,
-} from './module.js';
+import { type DispatchModule, ModuleError, type ModuleRef } from './module.js';
+import { checkUniqueNames, type ResolvedModuleRef, validateModule } from './registry.js';
 
 /**
  * Where a program loads this package from code compiled with `vm.Script` (the
@@ -20,17 +15,21 @@ function importModule(specifier: string): Promise<Record<string, unknown>> {
   return import(/* @vite-ignore */ specifier);
 }
 
-/** Imports, checks and sets up the modules, in order, in the calling thread. */
-export async function loadModules(
+/**
+ * Imports and checks the modules, in order, in the calling thread; `loads`
+ * holds, by index, a ref's own way to import its file here (ModuleRef.load).
+ */
+export async function importModules(
   refs: readonly ResolvedModuleRef[],
   arch: Arch,
-  thread: 'worker' | 'main',
+  loads: readonly ModuleRef['load'][] = [],
 ): Promise<DispatchModule[]> {
   const modules: DispatchModule[] = [];
-  for (const ref of refs) {
+  for (const [index, ref] of refs.entries()) {
     let namespace: Record<string, unknown>;
     try {
-      namespace = await importModule(ref.specifier);
+      const load = loads[index];
+      namespace = await (load ? load() : importModule(ref.specifier));
     } catch (error) {
       throw new ModuleError(
         `sandlock: cannot load module '${ref.specifier}': ${(error as Error).message}`,
@@ -41,6 +40,16 @@ export async function loadModules(
     modules.push(validateModule(namespace[ref.exportName], where, arch));
   }
   checkUniqueNames(modules);
+  return modules;
+}
+
+/** Runs each module's `setup` in the calling thread. */
+export function setUpModules(
+  modules: readonly DispatchModule[],
+  refs: readonly ResolvedModuleRef[],
+  arch: Arch,
+  thread: 'worker' | 'main',
+): void {
   modules.forEach((module, index) => {
     try {
       module.setup?.(refs[index]!.options, { thread, arch });
@@ -51,5 +60,15 @@ export async function loadModules(
       );
     }
   });
+}
+
+/** Imports, checks and sets up the modules, in order, in the calling thread. */
+export async function loadModules(
+  refs: readonly ResolvedModuleRef[],
+  arch: Arch,
+  thread: 'worker' | 'main',
+): Promise<DispatchModule[]> {
+  const modules = await importModules(refs, arch);
+  setUpModules(modules, refs, arch, thread);
   return modules;
 }

@@ -1,8 +1,24 @@
-import { pathToFileURL } from 'node:url';
-import { type Arch, hasSyscall, syscallNumber } from '@sandlock/sys';
+// @sandlock/dispatch/module: what a handler module file imports. Answers,
+// CallError, defineModule and the types, and nothing that loads koffi or
+// starts anything: a module file is imported on the main thread too, and a
+// package that only declares where its modules are stays light.
+import type { Arch } from '@sandlock/sys';
 import type { Answer } from './answer.js';
 import type { DeferredContext, HandlerContext } from './context.js';
 import type { WorkerSession } from './session-view.js';
+
+export { type Answer, type AnswerKind, answer, type InjectOptions } from './answer.js';
+export type { ArgKind, KnownSyscall, SyscallArgs } from './args.js';
+export { CallError } from './call-error.js';
+export type {
+  CallContext,
+  CallerWalkOptions,
+  DeferredContext,
+  HandlerContext,
+  Notification,
+} from './context.js';
+export type { OnBehalf } from './on-behalf.js';
+export type { ProcessView, SessionInfo, WorkerSession } from './session-view.js';
 
 /** Where a module's code runs: handlers in the worker, deferred handlers on the main thread. */
 export interface SetupEnv {
@@ -27,8 +43,21 @@ export interface DispatchModule<O = unknown, P = unknown> {
   readonly name: string;
   /** Every syscall the module wants to see: each one is notified when the module is on. */
   readonly syscalls: readonly string[];
-  /** Whether the module is on for a sandbox with this policy (default: always). */
+  /**
+   * Whether the module is on for a sandbox with this policy (default:
+   * always). The only place the module's condition is stated: its handlers
+   * and hooks run only for sandboxes it is on for.
+   */
   enabled?(policy: P, options: O): boolean;
+  /**
+   * Modules whose handlers come before this one's in every chain, by name.
+   * A name no loaded module has is ignored. Among the modules given to the
+   * supervisor together (its built-in modules; its plugins), the order given
+   * is kept where no constraint says otherwise; a cycle is refused.
+   */
+  readonly after?: readonly string[];
+  /** Modules whose handlers come after this one's in every chain, by name (see `after`). */
+  readonly before?: readonly string[];
   /**
    * The module acts on the sandbox's behalf with the sandbox's own authority
    * (`session.onBehalf`): a sandbox it is on for gets a broker, and the
@@ -75,6 +104,14 @@ export interface ModuleRef {
   export?: string;
   /** Passed to `setup` and `enabled`; must survive structured clone. */
   options?: unknown;
+  /**
+   * Imports the file `module` names on the main thread, instead of
+   * `import(module)`: `() => import('./audit.js')` beside the declaration,
+   * so that a bundle holding its own copy of the module (the sandlock CLI)
+   * loads that copy with the code it already has. Worker threads always
+   * import `module`.
+   */
+  load?: () => Promise<Record<string, unknown>>;
 }
 
 /**
@@ -86,163 +123,7 @@ export function moduleBeside(callerUrl: string, name: string): URL {
   return new URL(callerUrl.endsWith('.ts') ? `./${name}.ts` : `./${name}.js`, callerUrl);
 }
 
-/** A {@link ModuleRef} in the form both threads load. */
-export interface ResolvedModuleRef {
-  specifier: string;
-  exportName: string;
-  options: unknown;
-}
-
-export function resolveModuleRef(ref: ModuleRef): ResolvedModuleRef {
-  if (ref === null || typeof ref !== 'object' || !('module' in ref)) {
-    throw new TypeError('sandlock: a module must be given as { module: url, options? }');
-  }
-  const raw = ref.module;
-  let specifier: string;
-  if (raw instanceof URL) specifier = raw.href;
-  else if (typeof raw !== 'string' || raw === '') {
-    throw new TypeError('sandlock: { module } must be a URL, an absolute path or a package name');
-  } else if (raw.startsWith('/')) specifier = pathToFileURL(raw).href;
-  else if (raw.startsWith('./') || raw.startsWith('../')) {
-    throw new TypeError(
-      `sandlock: module '${raw}' is relative; pass new URL('${raw}', import.meta.url) instead`,
-    );
-  } else specifier = raw;
-  try {
-    structuredClone(ref.options);
-  } catch (error) {
-    throw new TypeError(
-      `sandlock: the options of module '${specifier}' cannot be sent to the worker thread (${String(error)})`,
-    );
-  }
-  return { specifier, exportName: ref.export ?? 'default', options: ref.options };
-}
-
+/** A module was refused: its file, its shape, its syscalls or its place among the others. */
 export class ModuleError extends Error {
   override readonly name = 'ModuleError';
-}
-
-function describe(value: unknown): string {
-  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
-}
-
-/** Checks the shape of a loaded module; throws a {@link ModuleError} naming what is wrong. */
-export function validateModule(value: unknown, where: string, arch: Arch): DispatchModule {
-  if (typeof value !== 'object' || value === null) {
-    throw new ModuleError(
-      `sandlock: ${where} does not export a module object (got ${describe(value)})`,
-    );
-  }
-  const module = value as Record<string, unknown>;
-  if (typeof module.name !== 'string' || module.name === '') {
-    throw new ModuleError(`sandlock: the module in ${where} has no name`);
-  }
-  const name = module.name;
-  if (!Array.isArray(module.syscalls) || module.syscalls.some((s) => typeof s !== 'string')) {
-    throw new ModuleError(`sandlock: module '${name}': syscalls must be an array of names`);
-  }
-  const syscalls = new Set<string>(module.syscalls as string[]);
-  for (const syscall of syscalls) {
-    if (!hasSyscall(syscall, arch)) {
-      throw new ModuleError(`sandlock: module '${name}': '${syscall}' is not a syscall on ${arch}`);
-    }
-  }
-  for (const hook of [
-    'enabled',
-    'setup',
-    'sessionStart',
-    'sessionEnd',
-    'processStart',
-    'processExit',
-  ]) {
-    if (module[hook] !== undefined && typeof module[hook] !== 'function') {
-      throw new ModuleError(`sandlock: module '${name}': ${hook} must be a function`);
-    }
-  }
-  if (module.onBehalf !== undefined && typeof module.onBehalf !== 'boolean') {
-    throw new ModuleError(`sandlock: module '${name}': onBehalf must be a boolean`);
-  }
-  for (const table of ['handlers', 'deferred'] as const) {
-    const handlers = module[table];
-    if (handlers === undefined) continue;
-    if (typeof handlers !== 'object' || handlers === null) {
-      throw new ModuleError(`sandlock: module '${name}': ${table} must be an object`);
-    }
-    for (const [syscall, handler] of Object.entries(handlers)) {
-      if (typeof handler !== 'function') {
-        throw new ModuleError(`sandlock: module '${name}': ${table}.${syscall} must be a function`);
-      }
-      if (!syscalls.has(syscall)) {
-        throw new ModuleError(
-          `sandlock: module '${name}' has a handler for '${syscall}' but does not list it in syscalls`,
-        );
-      }
-    }
-  }
-  return value as DispatchModule;
-}
-
-/**
- * Refuses a module that registers on a denied syscall: the filter answers
- * those with EPERM before any notification, so the handler could never run,
- * and a module that expects to see them is mistaken about the sandbox.
- */
-export function checkDenied(
-  modules: readonly DispatchModule[],
-  deny: Iterable<string>,
-  what: string,
-): void {
-  const denied = new Set(deny);
-  for (const module of modules) {
-    for (const syscall of module.syscalls) {
-      if (denied.has(syscall)) {
-        throw new ModuleError(
-          `sandlock: module '${module.name}' registers on '${syscall}', which ${what} denies`,
-        );
-      }
-    }
-  }
-}
-
-export function checkUniqueNames(modules: readonly DispatchModule[]): void {
-  const seen = new Set<string>();
-  for (const module of modules) {
-    if (seen.has(module.name)) {
-      throw new ModuleError(`sandlock: two modules are named '${module.name}'`);
-    }
-    seen.add(module.name);
-  }
-}
-
-/** One link of a dispatch chain. */
-export interface ChainLink {
-  readonly moduleIndex: number;
-  readonly module: DispatchModule;
-  readonly syscall: string;
-  /** The worker handler, or undefined when the module only has a deferred handler. */
-  readonly handler: Handler | undefined;
-}
-
-/**
- * The dispatch table: per syscall number, the chain of handlers in module
- * order (registration order is priority). Modules are given in load order;
- * `enabled` lists the indexes that are on.
- */
-export function buildTable(
-  modules: readonly DispatchModule[],
-  enabled: readonly number[],
-  arch: Arch,
-): (readonly ChainLink[] | undefined)[] {
-  const table: ChainLink[][] = [];
-  for (const moduleIndex of [...enabled].sort((a, b) => a - b)) {
-    const module = modules[moduleIndex]!;
-    for (const syscall of module.syscalls) {
-      const handler = module.handlers?.[syscall];
-      if (handler === undefined && module.deferred?.[syscall] === undefined) continue;
-      const nr = syscallNumber(syscall, arch);
-      table[nr] ??= [];
-      table[nr].push({ moduleIndex, module, syscall, handler });
-    }
-  }
-  return table;
 }

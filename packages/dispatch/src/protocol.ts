@@ -2,7 +2,7 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import type { Notification } from './context.js';
-import type { ResolvedModuleRef } from './module.js';
+import type { ResolvedModuleRef } from './registry.js';
 
 export interface WorkerData {
   modules: ResolvedModuleRef[];

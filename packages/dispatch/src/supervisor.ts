@@ -16,17 +16,12 @@ import {
   writeFd,
 } from '@sandlock/sys';
 import { type Answer, isAnswer } from './answer.js';
-import { Call, CallError, NotificationGone } from './context.js';
-import { loadModules } from './loader.js';
-import {
-  checkDenied,
-  type DispatchModule,
-  ModuleError,
-  type ModuleRef,
-  type ResolvedModuleRef,
-  resolveModuleRef,
-} from './module.js';
+import { CallError } from './call-error.js';
+import { Call, NotificationGone } from './context.js';
+import { importModules, setUpModules } from './loader.js';
+import { type DispatchModule, ModuleError, type ModuleRef } from './module.js';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
+import { checkDenied, orderModules, type ResolvedModuleRef, resolveModuleRef } from './registry.js';
 import { Responder } from './respond.js';
 import type { SessionInfo } from './session-view.js';
 import { holdUndumpable, releaseUndumpable } from './undumpable.js';
@@ -46,9 +41,12 @@ export interface DispatchError {
 }
 
 export interface SupervisorOptions {
-  /** Sandlock's own modules; their handlers come first in every chain. */
+  /**
+   * Sandlock's own modules; their handlers come first in every chain, in the
+   * order their `after` and `before` constraints make of the order given.
+   */
   modules?: readonly ModuleRef[];
-  /** Third-party modules, after the built-in ones, in the order given. */
+  /** Third-party modules, after the built-in ones, in the order given (and their constraints). */
   plugins?: readonly ModuleRef[];
   /**
    * Syscalls no module may register on (default: `defaultDenyList` of
@@ -228,6 +226,32 @@ class WorkerHandle {
   }
 }
 
+/**
+ * The chain order of the loaded modules: the first `builtIn` (the built-in
+ * modules) ordered by their constraints, then the plugins by theirs. A
+ * constraint that would put a plugin before a built-in module cannot hold.
+ */
+function chainOrder(modules: readonly DispatchModule[], builtIn: number): number[] {
+  const builtInNames = new Set(modules.slice(0, builtIn).map((module) => module.name));
+  modules.forEach((module, index) => {
+    const plugin = index >= builtIn;
+    const across = plugin
+      ? (module.before ?? []).filter((name) => builtInNames.has(name))
+      : (module.after ?? []).filter(
+          (name) => !builtInNames.has(name) && modules.some((other) => other.name === name),
+        );
+    if (across.length > 0) {
+      throw new ModuleError(
+        `sandlock: module '${module.name}' must come ${plugin ? 'before' : 'after'} '${across[0]}', but plugins come after the built-in modules`,
+      );
+    }
+  });
+  return [
+    ...orderModules(modules.slice(0, builtIn)),
+    ...orderModules(modules.slice(builtIn)).map((index) => index + builtIn),
+  ];
+}
+
 /** One supervised sandbox. */
 export class Session<P = unknown> implements SessionInfo<P> {
   readonly closed: Promise<void>;
@@ -327,24 +351,55 @@ export class Supervisor {
 
   /**
    * Loads the modules on this thread and in a first worker thread, and
-   * checks them. Rejects with a ModuleError naming the module and what is
-   * wrong (a syscall in the deny list, an unknown syscall, a bad shape).
+   * checks them: {@link Supervisor.load}, then {@link Supervisor.ready}.
    */
   static async start(options: SupervisorOptions = {}): Promise<Supervisor> {
-    const arch = hostArch();
-    const refs = [...(options.modules ?? []), ...(options.plugins ?? [])].map(resolveModuleRef);
-    const loaded = await loadModules(refs, arch, 'main');
-    checkDenied(loaded, options.deny ?? defaultDenyList(arch), 'the deny list');
-    const supervisor = new Supervisor(refs, loaded, arch, options);
-    if (loaded.length > 0) {
+    const supervisor = await Supervisor.load(options);
+    if (supervisor.loaded.length > 0) {
       try {
-        await supervisor.startWorker().started;
+        await supervisor.ready();
       } catch (error) {
         await supervisor.close();
         throw error;
       }
     }
     return supervisor;
+  }
+
+  /**
+   * Loads the modules on this thread only, orders them and checks them; no
+   * worker thread starts until {@link Supervisor.ready}. Enough to ask which
+   * syscalls a policy needs notified. Rejects with a ModuleError naming the
+   * module and what is wrong (a syscall in the deny list, an unknown
+   * syscall, a bad shape, `after`/`before` constraints that cannot hold).
+   */
+  static async load(options: SupervisorOptions = {}): Promise<Supervisor> {
+    const arch = hostArch();
+    const given = [...(options.modules ?? []), ...(options.plugins ?? [])];
+    const resolved = given.map(resolveModuleRef);
+    const imported = await importModules(
+      resolved,
+      arch,
+      given.map((ref) => ref.load),
+    );
+    const order = chainOrder(imported, options.modules?.length ?? 0);
+    const refs = order.map((index) => resolved[index]!);
+    const loaded = order.map((index) => imported[index]!);
+    setUpModules(loaded, refs, arch, 'main');
+    checkDenied(loaded, options.deny ?? defaultDenyList(arch), 'the deny list');
+    return new Supervisor(refs, loaded, arch, options);
+  }
+
+  /**
+   * Resolves once a worker thread is ready to take sandboxes
+   * ({@link Supervisor.attach}), starting the first one if none runs.
+   * Rejects when the modules fail to load there.
+   */
+  async ready(): Promise<void> {
+    if (this.closing) throw new Error('sandlock: the supervisor is closed');
+    if (this.workers.some((handle) => handle.ready)) return;
+    const starting = this.workers.find((handle) => !handle.exited);
+    await (starting ?? this.startWorker()).started;
   }
 
   /** The modules, in chain order: built-in ones, then plugins. */
@@ -578,7 +633,7 @@ export class Supervisor {
       throw new Error(
         this.loaded.length === 0
           ? 'sandlock: the supervisor has no modules: launch without a listener'
-          : 'sandlock: no dispatch worker is running',
+          : 'sandlock: no dispatch worker is running (await supervisor.ready() before attach)',
       );
     }
     ready.sort((a, b) => a.sessions.size - b.sessions.size);

@@ -40,12 +40,14 @@ import {
   trySyscall,
 } from '@sandlock/sys';
 import { type Answer, isAnswer } from './answer.js';
-import { Call, CallError, NotificationGone, threadGroupOrNull } from './context.js';
+import { CallError } from './call-error.js';
+import { Call, NotificationGone, threadGroupOrNull } from './context.js';
 import { loadModules } from './loader.js';
-import { buildTable, type ChainLink, type DispatchModule } from './module.js';
+import type { DispatchModule } from './module.js';
 import { Broker } from './on-behalf.js';
 import { ProcessTracker } from './processes.js';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
+import { buildTable, type ChainLink } from './registry.js';
 import { Responder } from './respond.js';
 import type { ProcessView, WorkerSession } from './session-view.js';
 

@@ -2,7 +2,7 @@ import { fstatSync, openSync } from 'node:fs';
 import { hostArch } from '@sandlock/sys';
 import { describe, expect, it } from 'vitest';
 import { ModuleError, Supervisor } from '../src/index.js';
-import { buildTable, resolveModuleRef, validateModule } from '../src/module.js';
+import { buildTable, resolveModuleRef, validateModule } from '../src/registry.js';
 import { testModule } from './support/sandbox.js';
 
 const arch = hostArch();

@@ -4,8 +4,7 @@
 // owns root's files). This module is notified of every such call and does it
 // on behalf of the caller, on an object it pinned, after checking the object
 // against the policy's writable trees. The supervisor imports this file in its
-// worker threads by URL (FS_META_MODULE): no side effects at import, nothing
-// from @sandlock/dispatch at run time.
+// worker threads by URL (FS_META_MODULE): no side effects at import.
 //
 // Decided on copies (README of @sandlock/dispatch): the caller's arguments
 // (path, times, name, value) are copied once; the path is walked as the
@@ -14,7 +13,8 @@
 // /proc/self/fd/<pinned>: a thread rewriting the path after the check changes
 // nothing the check did not see.
 import { fstatSync, readlinkSync } from 'node:fs';
-import type { DispatchModule, HandlerContext } from '@sandlock/dispatch';
+import { type Answer, answer, defineModule, type HandlerContext } from '@sandlock/dispatch/module';
+import type { ModulePolicy } from '@sandlock/policy';
 import { metadataCalls } from '@sandlock/seccomp';
 import {
   AT_FDCWD,
@@ -32,7 +32,7 @@ import {
   type Walked,
   withCallerCapabilities,
 } from '@sandlock/sys';
-import { type FsMetaPolicy, writableByPolicy } from './policy.js';
+import { writableByPolicy } from './policy.js';
 
 /** The calls of this module that exist on this architecture (aarch64 has no chmod, utime…). */
 export const FS_META_SYSCALLS: readonly string[] = metadataCalls();
@@ -63,22 +63,6 @@ const ERRNO = {
   E2BIG: 7,
   EOPNOTSUPP: 95,
 } as const;
-
-type Answer =
-  | { readonly kind: 'continue' }
-  | { readonly kind: 'errno'; readonly errno: number }
-  | { readonly kind: 'value'; readonly value: bigint };
-
-const CONTINUE: Answer = Object.freeze({ kind: 'continue' });
-
-function errno(code: number): Answer {
-  return { kind: 'errno', errno: code };
-}
-
-/** A raw syscall result as the caller's answer. */
-function result(value: number): Answer {
-  return value < 0 ? errno(-value) : { kind: 'value', value: BigInt(value) };
-}
 
 /** Thrown while copying: the call fails with this errno (or is gone). */
 class Refused extends Error {
@@ -404,7 +388,7 @@ function pin(
  * one. Objects without a path (pipes, sockets, anonymous inodes, memfds) are
  * the sandbox's own.
  */
-function allowed(policy: FsMetaPolicy | undefined, fd: number): boolean {
+function allowed(policy: ModulePolicy, fd: number): boolean {
   let link: string;
   let unlinked: boolean;
   try {
@@ -452,20 +436,21 @@ function perform(change: Change, fd: number, byDescriptor: boolean): number {
   }
 }
 
-function onMetadata(ctx: HandlerContext<FsMetaPolicy>): Answer {
+function onMetadata(ctx: HandlerContext<ModulePolicy>): Answer {
   const state = setUp();
   let call: Call;
   try {
     call = readCall(ctx);
   } catch (error) {
-    if (error instanceof Refused) return ctx.valid() ? errno(error.errno) : CONTINUE;
+    if (error instanceof Refused)
+      return ctx.valid() ? answer.errno(error.errno) : answer.continue();
     throw error;
   }
   // The caller's credentials: an on-behalf change with other ids would be
   // judged as someone else's (fail closed).
   const caller = credentialsOf(readText(`/proc/${ctx.pid}/status`) ?? '');
-  if (!ctx.valid()) return CONTINUE; // gone: nothing is answered
-  if (caller === null || !sameIds(caller, state.credentials)) return errno(ERRNO.EPERM);
+  if (!ctx.valid()) return answer.continue(); // gone: nothing is answered
+  if (caller === null || !sameIds(caller, state.credentials)) return answer.errno(ERRNO.EPERM);
   const { target } = call;
   let fd: number;
   try {
@@ -479,21 +464,22 @@ function onMetadata(ctx: HandlerContext<FsMetaPolicy>): Answer {
             withCallerCapabilities(state.capabilities, caller.capEff, walk),
           );
   } catch (error) {
-    if (error instanceof Refused) return ctx.valid() ? errno(error.errno) : CONTINUE;
+    if (error instanceof Refused)
+      return ctx.valid() ? answer.errno(error.errno) : answer.continue();
     throw error;
   }
-  if (fd < 0) return errno(-fd);
+  if (fd < 0) return answer.errno(-fd);
   try {
-    if (!allowed(ctx.session.policy, fd)) return errno(ERRNO.EACCES);
+    if (!allowed(ctx.session.policy, fd)) return answer.errno(ERRNO.EACCES);
     if (call.noSymlinkChmod) {
       const stat = fstatSync(fd);
-      if ((stat.mode & S_IFMT) === S_IFLNK) return errno(ERRNO.EOPNOTSUPP);
+      if ((stat.mode & S_IFMT) === S_IFLNK) return answer.errno(ERRNO.EOPNOTSUPP);
     }
     // An f* call on the duplicate keeps the kernel's checks on the
     // descriptor (EBADF for O_PATH); a path call (or AT_EMPTY_PATH, or a
     // caller's /proc/self/fd/N) goes through /proc/self/fd of the pinned one.
     const byDescriptor = target.kind === 'fd';
-    return result(
+    return answer.fromResult(
       withCallerCapabilities(state.capabilities, caller.capEff, () =>
         perform(call.change, fd, byDescriptor),
       ),
@@ -504,17 +490,15 @@ function onMetadata(ctx: HandlerContext<FsMetaPolicy>): Answer {
 }
 
 /**
- * Always on: every sandbox's chmod, utimes and extended attribute changes
- * are done on behalf, on objects its policy lets it write.
+ * On for a sandbox that runs as root and may write somewhere (the policy's
+ * `mediatesMetadata`: it owns root's files everywhere): its chmod, utimes
+ * and extended attribute changes are done on behalf, on objects its policy
+ * lets it write. One that may write nowhere has these calls refused by its
+ * filter instead (no supervisor).
  */
-const fsMetaModule: DispatchModule<unknown, FsMetaPolicy> = {
+export default defineModule<unknown, ModulePolicy>({
   name: 'fs-meta',
   syscalls: FS_META_SYSCALLS,
-  // On for a sandbox that runs as root and may write somewhere (sandlock's
-  // `mediateMetadata`): it owns root's files everywhere. One that may write
-  // nowhere has these calls refused by its filter instead (no supervisor).
-  enabled: (policy) => (policy as { mediateMetadata?: boolean } | null)?.mediateMetadata === true,
+  enabled: (policy) => policy.mediatesMetadata,
   handlers: Object.fromEntries(FS_META_SYSCALLS.map((name) => [name, onMetadata])),
-};
-
-export default fsMetaModule;
+});

@@ -2,15 +2,8 @@
 // let it write. Pure functions over the session policy, shared by the module
 // and its tests.
 
+import type { ModulePolicy } from '@sandlock/policy';
 import { bytePath, pathWithin } from '@sandlock/sys';
-
-/** The policy fields the fs-meta module reads (sandlock's session policy). */
-export interface FsMetaPolicy {
-  /** Writable trees, canonical absolute paths. */
-  readonly fsWrite?: readonly string[];
-  /** Trees hidden inside readable or writable ones, canonical absolute paths. */
-  readonly fsDeny?: readonly string[];
-}
 
 /**
  * Whether the sandbox may change the metadata of the object `link` names:
@@ -22,7 +15,7 @@ export interface FsMetaPolicy {
  * owned by root (anon_inode_getfile() in fs/anon_inodes.c).
  */
 export function writableByPolicy(
-  policy: FsMetaPolicy | undefined,
+  policy: Pick<ModulePolicy, 'fsWrite' | 'fsDeny'>,
   link: string,
   unlinked = false,
 ): boolean {
@@ -31,12 +24,10 @@ export function writableByPolicy(
   // An unlinked file reads as the path it had plus " (deleted)" (d_path() in
   // fs/d_path.c); a live file may have such a name too: cut only when unlinked.
   const path = unlinked && link.endsWith(' (deleted)') ? link.slice(0, -' (deleted)'.length) : link;
-  const strings = (list: readonly string[] | undefined) =>
-    (list ?? []).filter((entry): entry is string => typeof entry === 'string').map(bytePath);
-  const denied = strings(policy?.fsDeny);
+  const denied = policy.fsDeny.map(bytePath);
   if (denied.some((tree) => pathWithin(path, tree))) return false;
   // An ancestor of a denied tree is not granted by Landlock either: sandlock
   // grants its entries around the denied one instead (fs-rules.ts, carve).
   if (denied.some((tree) => tree !== path && pathWithin(tree, path))) return false;
-  return strings(policy?.fsWrite).some((tree) => pathWithin(path, tree));
+  return policy.fsWrite.map(bytePath).some((tree) => pathWithin(path, tree));
 }

@@ -6,7 +6,7 @@ describe('writableByPolicy', () => {
 
   it('allows a writable tree and what lies beneath it', () => {
     expect(writableByPolicy(policy, '/tmp/w/a/b')).toBe(true);
-    expect(writableByPolicy({ fsWrite: ['/tmp/w'] }, '/tmp/w')).toBe(true);
+    expect(writableByPolicy({ fsWrite: ['/tmp/w'], fsDeny: [] }, '/tmp/w')).toBe(true);
     expect(writableByPolicy(policy, '/srv/data/x')).toBe(true);
   });
 
@@ -15,8 +15,8 @@ describe('writableByPolicy', () => {
     expect(writableByPolicy(policy, '/tmp/wx')).toBe(false);
     expect(writableByPolicy(policy, '/tmp/w/private')).toBe(false);
     expect(writableByPolicy(policy, '/tmp/w/private/key')).toBe(false);
-    expect(writableByPolicy({}, '/tmp/w/a')).toBe(false);
-    expect(writableByPolicy(undefined, '/tmp/w/a')).toBe(false);
+    expect(writableByPolicy({ fsWrite: [], fsDeny: [] }, '/tmp/w/a')).toBe(false);
+    expect(writableByPolicy({ fsWrite: [], fsDeny: ['/tmp'] }, '/tmp/w/a')).toBe(false);
   });
 
   it('judges a deleted file by the path it had, a live one by its whole name', () => {
@@ -40,11 +40,11 @@ describe('writableByPolicy', () => {
   });
 
   it('compares non-UTF-8 links (latin1 bytes) with UTF-8 policy paths', () => {
-    const utf8 = { fsWrite: ['/tmp/é'] };
+    const utf8 = { fsWrite: ['/tmp/é'], fsDeny: [] };
     expect(writableByPolicy(utf8, Buffer.from('/tmp/é/f').toString('latin1'))).toBe(true);
   });
 
   it('a writable root holds everything', () => {
-    expect(writableByPolicy({ fsWrite: ['/'] }, '/etc/passwd')).toBe(true);
+    expect(writableByPolicy({ fsWrite: ['/'], fsDeny: [] }, '/etc/passwd')).toBe(true);
   });
 });

@@ -1,71 +1,12 @@
 // The synthetic contents, as pure functions of the real ones: no I/O here, so
 // they are tested without a sandbox.
 
-import { bytePath, pathWithin } from '@sandlock/sys';
+import type { ModulePolicy } from '@sandlock/policy';
 
 /** struct utsname on Linux: six fields of __NEW_UTS_LEN + 1 = 65 bytes. */
 export const UTS_FIELD = 65;
 export const UTSNAME_SIZE = 6 * UTS_FIELD;
 const NODENAME_OFFSET = UTS_FIELD;
-
-/** The policy fields the modules read (sandlock's Policy has them). */
-export interface ProcfsPolicy {
-  /** The name the sandbox sees as its host name; null: the real one. */
-  readonly hostname?: string | null;
-  /** The number of CPUs the sandbox sees; null: the real ones. */
-  readonly numCpus?: number | null;
-  /** The sandbox's memory limit in bytes, which /proc/meminfo shows; null: the real file. */
-  readonly maxMemory?: number | null;
-  /** Directory listings (getdents64, getdents) sorted by name; default false. */
-  readonly deterministicDirs?: boolean | null;
-  /** Paths the sandbox may read (absolute, canonical), as sandlock's Policy. */
-  readonly fsRead?: readonly string[] | null;
-  /** Paths the sandbox may write (and read). */
-  readonly fsWrite?: readonly string[] | null;
-  /** Paths cut out of fsRead and fsWrite (absolute). */
-  readonly fsDeny?: readonly string[] | null;
-}
-
-export function hostnameOf(policy: ProcfsPolicy | undefined | null): string | null {
-  const name = policy?.hostname;
-  return typeof name === 'string' ? name : null;
-}
-
-export function numCpusOf(policy: ProcfsPolicy | undefined | null): number | null {
-  const count = policy?.numCpus;
-  return typeof count === 'number' && Number.isInteger(count) && count >= 1 ? count : null;
-}
-
-export function maxMemoryOf(policy: ProcfsPolicy | undefined | null): number | null {
-  const limit = policy?.maxMemory;
-  return typeof limit === 'number' && Number.isSafeInteger(limit) && limit > 0 ? limit : null;
-}
-
-export function deterministicDirsOf(policy: ProcfsPolicy | undefined | null): boolean {
-  return policy?.deterministicDirs === true;
-}
-
-/** `path` (one character per byte) is a policy entry (text) or lies beneath it. */
-export function heldBy(path: string, entry: unknown): boolean {
-  return typeof entry === 'string' && pathWithin(path, bytePath(entry));
-}
-
-/**
- * The sandbox may read `path` by its policy: fsRead or fsWrite holds it or
- * an ancestor, and no fsDeny entry is it or an ancestor. (A deny entry
- * beneath it does not count: the rest stays readable.) `path` is absolute,
- * one character per byte as the kernel's paths are read (bytePath of a text).
- */
-export function policyReads(policy: ProcfsPolicy | undefined | null, path: string): boolean {
-  const granted = [...(policy?.fsRead ?? []), ...(policy?.fsWrite ?? [])];
-  if (!granted.some((entry) => heldBy(path, entry))) return false;
-  return !(policy?.fsDeny ?? []).some((entry) => heldBy(path, entry));
-}
-
-/** The proc-pids module's condition: the sandbox may read /proc. */
-export function procReadable(policy: ProcfsPolicy | undefined | null): boolean {
-  return policyReads(policy, '/proc');
-}
 
 /**
  * The files directly in /proc that this package's modules make up for a
@@ -77,11 +18,11 @@ export function procReadable(policy: ProcfsPolicy | undefined | null): boolean {
  * an approved path for one of them between the check and the kernel's open
  * is refused, and never reads the host's.
  */
-export function madeUpProcFiles(policy: ProcfsPolicy | undefined | null): string[] {
+export function madeUpProcFiles(policy: ModulePolicy): string[] {
   const files: string[] = [];
-  if (procReadable(policy)) files.push('/proc/loadavg', '/proc/locks', '/proc/sysvipc');
-  if (numCpusOf(policy) !== null) files.push('/proc/cpuinfo', '/proc/stat');
-  if (maxMemoryOf(policy) !== null) files.push('/proc/meminfo');
+  if (policy.procReadable) files.push('/proc/loadavg', '/proc/locks', '/proc/sysvipc');
+  if (policy.numCpus !== null) files.push('/proc/cpuinfo', '/proc/stat');
+  if (policy.maxMemory !== null) files.push('/proc/meminfo');
   return files;
 }
 

@@ -2,15 +2,19 @@
 // @sandlock/dispatch: getdents64 (and the legacy getdents, in its own
 // record format) return the entries of every directory sorted by name. The
 // supervisor imports this file in its worker threads by URL
-// (DETERMINISTIC_DIRS_MODULE), so it has no side effects at import and pulls
-// nothing from @sandlock/dispatch at run time. How a listing is read, cached
-// and served: listing.ts.
+// (DETERMINISTIC_DIRS_MODULE), so it has no side effects at import. How a
+// listing is read, cached and served: listing.ts.
 import { fstatSync } from 'node:fs';
-import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
+import {
+  type Answer,
+  answer,
+  defineModule,
+  type HandlerContext,
+  type WorkerSession,
+} from '@sandlock/dispatch/module';
+import type { ModulePolicy } from '@sandlock/policy';
 import { close, hasSyscall } from '@sandlock/sys';
-import { deterministicDirsOf, type ProcfsPolicy } from './content.js';
 import { ListingCache, sortEntries } from './listing.js';
-import { CONTINUE, type PlainAnswer } from './synthetic.js';
 
 export {
   type DirEntry,
@@ -29,16 +33,15 @@ export const DETERMINISTIC_DIRS_SYSCALLS: readonly string[] = ['getdents64', 'ge
 const cache = new ListingCache();
 
 /** getdents64 / getdents(fd, dirp, count): the directory's entries sorted by name. */
-function onGetdents(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
-  if (!deterministicDirsOf(ctx.session.policy)) return CONTINUE;
+function onGetdents(ctx: HandlerContext<ModulePolicy>): Answer {
   const fd = Number(BigInt.asIntN(32, ctx.args[0] ?? 0n));
   // A bad fd: getFd throws CallError(EBADF), the kernel's answer.
   const dup = ctx.getFd(fd);
   try {
     // O_PATH descriptors: the kernel's EBADF. Not a directory: its ENOTDIR.
-    if (ListingCache.readableFlags(dup) === null) return CONTINUE;
+    if (ListingCache.readableFlags(dup) === null) return answer.continue();
     const stat = fstatSync(dup, { bigint: true });
-    if (!stat.isDirectory()) return CONTINUE;
+    if (!stat.isDirectory()) return answer.continue();
     return cache.serve(ctx, { fd, dup, stat }, sortEntries);
   } finally {
     close(dup);
@@ -50,17 +53,15 @@ function onGetdents(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
  * directory listing (ls, readdir, Python's os.listdir and os.scandir, Node's
  * fs.readdir) comes sorted by name, the same from run to run.
  */
-const deterministicDirsModule: DispatchModule<unknown, ProcfsPolicy> = {
+export default defineModule<unknown, ModulePolicy>({
   name: 'deterministic-dirs',
   syscalls: DETERMINISTIC_DIRS_SYSCALLS,
-  enabled: (policy) => deterministicDirsOf(policy),
+  enabled: (policy) => policy.deterministicDirs,
   handlers: Object.fromEntries(DETERMINISTIC_DIRS_SYSCALLS.map((name) => [name, onGetdents])),
-  processExit(session: WorkerSession<ProcfsPolicy>, pid: number) {
+  processExit(session: WorkerSession<ModulePolicy>, pid: number) {
     cache.forgetProcess(session.id, pid);
   },
-  sessionEnd(session: WorkerSession<ProcfsPolicy>) {
+  sessionEnd(session: WorkerSession<ModulePolicy>) {
     cache.forgetSession(session.id);
   },
-};
-
-export default deterministicDirsModule;
+});

@@ -1,8 +1,9 @@
 // What the proc-host module serves, as pure functions: which opens are its
 // own, the mount tables cut to what the policy shows, and /proc/loadavg of
 // the sandbox's tasks. No I/O here, so they are tested without a sandbox.
+
+import { type Policy, policyReads } from '@sandlock/policy';
 import { bytePath, pathWithin } from '@sandlock/sys';
-import { type ProcfsPolicy, policyReads } from './content.js';
 
 /** The mount tables of a process (fs/proc_namespace.c). */
 export type MountTable = 'mounts' | 'mountinfo' | 'mountstats';
@@ -64,17 +65,13 @@ export function decodeMountPath(field: string): string {
  * decodeMountPath gives it.
  */
 export function mountPointVisible(
-  policy: ProcfsPolicy | undefined | null,
+  policy: Pick<Policy, 'fsRead' | 'fsWrite' | 'fsDeny'>,
   mountPoint: string,
 ): boolean {
   if (!mountPoint.startsWith('/')) return false;
   if (policyReads(policy, mountPoint)) return true;
-  const granted = [...(policy?.fsRead ?? []), ...(policy?.fsWrite ?? [])];
-  return granted.some(
-    (entry) =>
-      typeof entry === 'string' &&
-      pathWithin(bytePath(entry), mountPoint) &&
-      policyReads(policy, bytePath(entry)),
+  return [...policy.fsRead, ...policy.fsWrite].some(
+    (entry) => pathWithin(bytePath(entry), mountPoint) && policyReads(policy, bytePath(entry)),
   );
 }
 

@@ -1,27 +1,13 @@
 // The virtual host name as a handler module of @sandlock/dispatch. The
 // supervisor imports this file in its worker threads by URL (HOSTNAME_MODULE),
-// so it has no side effects at import and pulls nothing from
-// @sandlock/dispatch at run time: its answers are plain Answer objects.
+// so it has no side effects at import.
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
-import type { DispatchModule, HandlerContext } from '@sandlock/dispatch';
+import { type Answer, answer, defineModule, type HandlerContext } from '@sandlock/dispatch/module';
+import { type ModulePolicy, policyReads } from '@sandlock/policy';
 import { bytePath, trySyscall } from '@sandlock/sys';
-import {
-  hostnameFile,
-  hostnameOf,
-  hostsWith,
-  type ProcfsPolicy,
-  policyReads,
-  UTSNAME_SIZE,
-  utsnameWith,
-} from './content.js';
-import {
-  CONTINUE,
-  OPEN_SYSCALLS,
-  openRequest,
-  type PlainAnswer,
-  StaticFiles,
-} from './synthetic.js';
+import { hostnameFile, hostsWith, UTSNAME_SIZE, utsnameWith } from './content.js';
+import { OPEN_SYSCALLS, openRequest, StaticFiles } from './synthetic.js';
 
 /** The syscalls the hostname module is notified of. */
 export const HOSTNAME_SYSCALLS: readonly string[] = ['uname', ...OPEN_SYSCALLS];
@@ -30,16 +16,15 @@ const FILES: ReadonlySet<string> = new Set(['/etc/hostname', '/proc/sys/kernel/h
 const files = new StaticFiles();
 
 /** uname(buf): the real struct utsname with the sandbox's nodename, written on the caller's behalf. */
-function onUname(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
-  const hostname = hostnameOf(ctx.session.policy);
-  if (hostname === null) return CONTINUE;
+function onUname(ctx: HandlerContext<ModulePolicy>): Answer {
+  const hostname = ctx.session.policy.hostname!;
   const real = Buffer.alloc(UTSNAME_SIZE);
   const result = trySyscall('uname', real);
-  if (result < 0) return { kind: 'errno', errno: -result };
+  if (result < 0) return answer.errno(-result);
   // A bad pointer: write() throws CallError(EFAULT), which the call returns,
   // as the kernel would.
   ctx.write(ctx.args[0] ?? 0n, utsnameWith(real, hostname));
-  return { kind: 'value', value: 0n };
+  return answer.value(0);
 }
 
 const HOSTS = '/etc/hosts';
@@ -63,17 +48,16 @@ function hostsPath(): string {
  * real one: the real file (read now) with the real host name replaced by
  * NAME, so the name resolves (getent hosts, getaddrinfo).
  */
-function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
-  const hostname = hostnameOf(ctx.session.policy);
-  if (hostname === null) return CONTINUE;
+function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
+  const hostname = ctx.session.policy.hostname!;
   const request = openRequest(ctx);
-  if (request === null) return CONTINUE;
+  if (request === null) return answer.continue();
   if (FILES.has(request.path)) return files.serve(hostnameFile(hostname), request.cloexec);
-  if (request.path !== HOSTS && request.path !== hostsPath()) return CONTINUE;
+  if (request.path !== HOSTS && request.path !== hostsPath()) return answer.continue();
   // Not readable by the policy: the kernel refuses the real file (Landlock).
-  if (!policyReads(ctx.session.policy, bytePath(hostsPath()))) return CONTINUE;
+  if (!policyReads(ctx.session.policy, bytePath(hostsPath()))) return answer.continue();
   const hosts = hostsFor(hostname);
-  return hosts === null ? CONTINUE : files.serve(hosts, request.cloexec); // null: the kernel's ENOENT
+  return hosts === null ? answer.continue() : files.serve(hosts, request.cloexec); // null: the kernel's ENOENT
 }
 
 /** The last /etc/hosts built, and what it was built from (the file's identity and times, the names). */
@@ -112,14 +96,12 @@ function hostsFor(hostname: string): string | null {
  * os.hostname()) and reads of /etc/hostname see that name, and /etc/hosts
  * resolves it.
  */
-const hostnameModule: DispatchModule<unknown, ProcfsPolicy> = {
+export default defineModule<unknown, ModulePolicy>({
   name: 'hostname',
   syscalls: HOSTNAME_SYSCALLS,
-  enabled: (policy) => hostnameOf(policy) !== null,
+  enabled: (policy) => policy.hostname !== null,
   handlers: {
     uname: onUname,
     ...Object.fromEntries(OPEN_SYSCALLS.map((name) => [name, onOpen])),
   },
-};
-
-export default hostnameModule;
+});

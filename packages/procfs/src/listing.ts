@@ -34,9 +34,8 @@
 // A cache entry is dropped when its listing is read to the end, when its
 // process exits, and when the sandbox ends.
 import { type BigIntStats, readFileSync } from 'node:fs';
-import type { HandlerContext } from '@sandlock/dispatch';
-import { close, hostArch, openAt, openFlags, trySyscall } from '@sandlock/sys';
-import { CONTINUE, errnoAnswer, type PlainAnswer } from './synthetic.js';
+import { type Answer, answer, CallError, type HandlerContext } from '@sandlock/dispatch/module';
+import { close, hostArch, openAt, openFlags, SysError, trySyscall } from '@sandlock/sys';
 
 /** One directory entry as the kernel listed it. */
 export interface DirEntry {
@@ -149,8 +148,7 @@ function readDirectory(dup: number): DirEntry[] | number {
   try {
     fd = openAt(`/proc/self/fd/${dup}`, O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC);
   } catch (error) {
-    const errno = (error as { errno?: number }).errno;
-    return typeof errno === 'number' ? -errno : -EINVAL;
+    return error instanceof SysError ? -error.errno : -EINVAL;
   }
   try {
     const buffer = Buffer.alloc(64 * 1024);
@@ -184,9 +182,9 @@ export function threadGroup(tid: number): number {
   }
 }
 
-/** A CallError(EFAULT) of ctx.write (duck-typed: nothing of @sandlock/dispatch is imported at run time). */
+/** A CallError(EFAULT) of ctx.write. */
 function isFault(error: unknown): boolean {
-  return (error as { errno?: unknown } | null)?.errno === EFAULT;
+  return error instanceof CallError && error.errno === EFAULT;
 }
 
 /**
@@ -248,14 +246,14 @@ export class ListingCache {
     call: ListingCall,
     prepare: (entries: DirEntry[]) => DirEntry[],
     hides = false,
-  ): PlainAnswer {
-    const foreign: PlainAnswer = hides ? { kind: 'value', value: 0n } : CONTINUE;
+  ): Answer {
+    const foreign: Answer = hides ? answer.value(0) : answer.continue();
     const format: DirentFormat = ctx.syscall === 'getdents64' ? 'dirent64' : 'dirent';
     const address = ctx.args[1] ?? 0n;
     const count = Number((ctx.args[2] ?? 0n) & 0xffffffffn);
     const { dup, stat } = call;
     const position = trySyscall('lseek', dup, 0, SEEK_CUR);
-    if (position < 0) return hides ? { kind: 'errno', errno: -position } : CONTINUE;
+    if (position < 0) return hides ? answer.errno(-position) : answer.continue();
     const key = `${ctx.session.id}:${ctx.pid}:${call.fd}`;
     let listing = this.listings.get(key);
     if (
@@ -267,7 +265,7 @@ export class ListingCache {
     }
     if (listing === undefined) {
       const entries = readDirectory(dup);
-      if (typeof entries === 'number') return { kind: 'errno', errno: -entries };
+      if (typeof entries === 'number') return answer.errno(-entries);
       const prepared = prepare(entries);
       // An offset that is not one of ours (set by the kernel before the
       // module saw this description, or by the caller's lseek): let the
@@ -287,14 +285,14 @@ export class ListingCache {
     }
     if (position === listing.entries.length) {
       this.listings.delete(key); // read to the end
-      return { kind: 'value', value: 0n };
+      return answer.value(0);
     }
     const { bytes, next } = packRecords(format, listing.entries, position, count);
-    if (bytes.length === 0) return errnoAnswer('EINVAL'); // not even one record fits
+    if (bytes.length === 0) return answer.errno('EINVAL'); // not even one record fits
     // The offset first: a file system that refuses it (none of ext4, xfs,
     // btrfs, tmpfs, overlayfs, procfs, sysfs does) lists unsorted.
     const moved = trySyscall('lseek', dup, next, SEEK_SET);
-    if (moved < 0) return hides ? { kind: 'errno', errno: -moved } : CONTINUE;
+    if (moved < 0) return hides ? answer.errno(-moved) : answer.continue();
     try {
       ctx.write(address, bytes);
     } catch (error) {
@@ -306,9 +304,9 @@ export class ListingCache {
         : { records: 0, bytes: 0 };
       trySyscall('lseek', dup, position + copied.records, SEEK_SET);
       if (copied.records === 0) throw error;
-      return { kind: 'value', value: BigInt(copied.bytes) };
+      return answer.value(copied.bytes);
     }
-    return { kind: 'value', value: BigInt(bytes.length) };
+    return answer.value(bytes.length);
   }
 
   /** processExit: drops the listings of that process. */

@@ -4,9 +4,9 @@
 // ES module instance, so both bring the same averages up to date and a
 // `cat /proc/loadavg` agrees with an `os.getloadavg()` of the same sandbox.
 // Worker thread only; no side effects at import.
-import type { HandlerContext } from '@sandlock/dispatch';
+import type { HandlerContext } from '@sandlock/dispatch/module';
+import type { ModulePolicy } from '@sandlock/policy';
 import { readProc, threadsOf } from '@sandlock/sys';
-import type { ProcfsPolicy } from './content.js';
 import { decayLoad, type LoadAverages, ZERO_LOAD } from './host-content.js';
 
 /** The averages of a session and when they were last brought up to date (performance.now()). */
@@ -37,7 +37,7 @@ export interface Tasks {
  * D: its state is the supervision's doing, not the program's. It counts
  * running (not in the averages), as the kernel counts its reader.
  */
-export function sandboxTasks(ctx: HandlerContext<ProcfsPolicy>): Tasks {
+export function sandboxTasks(ctx: HandlerContext<ModulePolicy>): Tasks {
   const tasks: Tasks = { total: 0, running: 0, active: 0, last: 0 };
   for (const pid of ctx.session.processes.refresh()) {
     let seen = false;
@@ -75,7 +75,7 @@ export function dropLoad(sessionId: number): void {
  * count of its runnable and uninterruptible threads now (over the whole time
  * since the previous update, by either module).
  */
-export function sandboxLoad(ctx: HandlerContext<ProcfsPolicy>): {
+export function sandboxLoad(ctx: HandlerContext<ModulePolicy>): {
   load: LoadAverages;
   tasks: Tasks;
 } {

@@ -3,14 +3,15 @@
 // freeram (sysinfo), so the two agree. Worker thread only; no side effects
 // at import.
 import { readFileSync } from 'node:fs';
-import type { HandlerContext } from '@sandlock/dispatch';
-import { type ProcfsPolicy, statusMemory } from './content.js';
+import type { HandlerContext } from '@sandlock/dispatch/module';
+import type { ModulePolicy } from '@sandlock/policy';
+import { statusMemory } from './content.js';
 
 /**
  * What the sandbox uses now, in bytes: the sum over its processes (the
  * reaper's descendants, walked now) of what the memory limit counts.
  */
-export function sandboxUse(ctx: HandlerContext<ProcfsPolicy>): number {
+export function sandboxUse(ctx: HandlerContext<ModulePolicy>): number {
   let used = 0;
   for (const pid of ctx.session.processes.refresh()) {
     let status: string;

@@ -1,27 +1,12 @@
 // The virtual CPU count as a handler module of @sandlock/dispatch. The
 // supervisor imports this file in its worker threads by URL (NUM_CPUS_MODULE),
-// so it has no side effects at import and pulls nothing from
-// @sandlock/dispatch at run time: its answers are plain Answer objects.
+// so it has no side effects at import.
 import { readFileSync } from 'node:fs';
-import type { DispatchModule, HandlerContext } from '@sandlock/dispatch';
+import { type Answer, answer, defineModule, type HandlerContext } from '@sandlock/dispatch/module';
+import type { ModulePolicy } from '@sandlock/policy';
 import { trySyscall } from '@sandlock/sys';
-import {
-  affinityReply,
-  cpuinfoWith,
-  cpuList,
-  numCpusOf,
-  type ProcfsPolicy,
-  procStatWith,
-} from './content.js';
-import {
-  CONTINUE,
-  errnoAnswer,
-  OPEN_SYSCALLS,
-  openRequest,
-  type PlainAnswer,
-  StaticFiles,
-  serve,
-} from './synthetic.js';
+import { affinityReply, cpuinfoWith, cpuList, procStatWith } from './content.js';
+import { OPEN_SYSCALLS, openRequest, StaticFiles, serve } from './synthetic.js';
 
 /** The syscalls the num-cpus module is notified of. */
 export const NUM_CPUS_SYSCALLS: readonly string[] = ['sched_getaffinity', ...OPEN_SYSCALLS];
@@ -60,23 +45,22 @@ function probeKernelMask(): KernelMask {
 }
 
 /** sched_getaffinity(pid, len, mask): CPUs 0…N-1, with the raw syscall's conventions. */
-function onSchedGetaffinity(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
-  const count = numCpusOf(ctx.session.policy);
-  if (count === null) return CONTINUE;
+function onSchedGetaffinity(ctx: HandlerContext<ModulePolicy>): Answer {
+  const count = ctx.session.policy.numCpus!;
   const pid = Number(BigInt.asIntN(32, ctx.args[0] ?? 0n));
   const len = ctx.args[1] ?? 0n;
   const address = ctx.args[2] ?? 0n;
   const kernel = probeKernelMask();
   const reply = affinityReply(count, len, kernel.bytes, kernel.minBits);
-  if ('errno' in reply) return errnoAnswer(reply.errno);
+  if ('errno' in reply) return answer.errno(reply.errno);
   if (pid !== 0) {
     // The kernel's answer for that pid (ESRCH…), without its mask.
     const probe = Buffer.alloc(kernel.bytes);
     const result = trySyscall('sched_getaffinity', pid, probe.length, probe);
-    if (result < 0) return { kind: 'errno', errno: -result };
+    if (result < 0) return answer.errno(-result);
   }
   ctx.write(address, reply.mask); // EFAULT on a bad pointer, as the kernel
-  return { kind: 'value', value: BigInt(reply.mask.length) };
+  return answer.value(reply.mask.length);
 }
 
 const realText = new Map<string, string>();
@@ -90,11 +74,10 @@ function realOnce(path: string): string {
 }
 
 /** Opens of /proc/cpuinfo, /proc/stat and the CPU lists of /sys (read-only): synthetic files. */
-function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
-  const count = numCpusOf(ctx.session.policy);
-  if (count === null) return CONTINUE;
+function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
+  const count = ctx.session.policy.numCpus!;
   const request = openRequest(ctx);
-  if (request === null || !FILES.has(request.path)) return CONTINUE;
+  if (request === null || !FILES.has(request.path)) return answer.continue();
   switch (request.path) {
     case '/proc/cpuinfo':
       return files.serve(cpuinfoWith(realOnce('/proc/cpuinfo'), count), request.cloexec);
@@ -115,14 +98,12 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
  * present,possible,offline} (glibc's sysconf(_SC_NPROCESSORS_ONLN), so
  * Python's os.cpu_count()) show N CPUs.
  */
-const numCpusModule: DispatchModule<unknown, ProcfsPolicy> = {
+export default defineModule<unknown, ModulePolicy>({
   name: 'num-cpus',
   syscalls: NUM_CPUS_SYSCALLS,
-  enabled: (policy) => numCpusOf(policy) !== null,
+  enabled: (policy) => policy.numCpus !== null,
   handlers: {
     sched_getaffinity: onSchedGetaffinity,
     ...Object.fromEntries(OPEN_SYSCALLS.map((name) => [name, onOpen])),
   },
-};
-
-export default numCpusModule;
+});

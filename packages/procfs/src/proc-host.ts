@@ -4,14 +4,20 @@
 // mountinfo, mountstats, and their task/<tid> forms, so /proc/mounts and
 // /etc/mtab too) hold only the mounts the policy shows. The supervisor
 // imports this file in its worker threads by URL (PROC_HOST_MODULE), so it
-// has no side effects at import and pulls nothing from @sandlock/dispatch at
-// run time.
+// has no side effects at import.
 //
 // It decides on the proc-pids module's resolution of the path (shared for
 // the same call: /proc/self is the caller's, symlinks followed, pids outside
 // the sandbox already refused with ENOENT), and must come right after it.
 import { fstatSync } from 'node:fs';
-import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
+import {
+  type Answer,
+  answer,
+  defineModule,
+  type HandlerContext,
+  type WorkerSession,
+} from '@sandlock/dispatch/module';
+import { type ModulePolicy, policyReads } from '@sandlock/policy';
 import {
   close,
   encodeOpenHow,
@@ -23,7 +29,6 @@ import {
   RESOLVE_NO_XDEV,
   trySyscall,
 } from '@sandlock/sys';
-import { type ProcfsPolicy, policyReads, procReadable } from './content.js';
 import {
   filterLocks,
   filterMountTable,
@@ -35,14 +40,7 @@ import {
 } from './host-content.js';
 import { dropLoad, sandboxLoad, startLoad } from './load-state.js';
 import { insideSandbox, parentIn, readProcFile } from './proc-path.js';
-import {
-  CONTINUE,
-  errnoAnswer,
-  OPEN_SYSCALLS,
-  type PlainAnswer,
-  serve,
-  sharedOpenRequest,
-} from './synthetic.js';
+import { OPEN_SYSCALLS, serve, sharedOpenRequest } from './synthetic.js';
 
 /** The syscalls the proc-host module is notified of. */
 export const PROC_HOST_SYSCALLS: readonly string[] = [...OPEN_SYSCALLS];
@@ -64,7 +62,7 @@ const READ_HOW = encodeOpenHow({ flags: BigInt(O.O_RDONLY | O.O_CLOEXEC), resolv
  * total tasks, and its highest pid (the kernel prints the last pid handed
  * out in the pid namespace, the host's: fs/proc/loadavg.c).
  */
-function loadavg(ctx: HandlerContext<ProcfsPolicy>): string {
+function loadavg(ctx: HandlerContext<ModulePolicy>): string {
   const { load, tasks } = sandboxLoad(ctx);
   return loadavgText(load, tasks.running, tasks.total, tasks.last);
 }
@@ -147,19 +145,19 @@ function callerMayRead(tid: number, mode: number, uid: number, gid: number): boo
  * its own: the policy's paths name them.
  */
 function mountTable(
-  ctx: HandlerContext<ProcfsPolicy>,
+  ctx: HandlerContext<ModulePolicy>,
   file: Extract<HostFile, { pid: number }>,
   cloexec: boolean,
-): PlainAnswer {
+): Answer {
   const pin = trySyscall('openat2', proc(), Buffer.from(`${file.pid}\0`), PIN_HOW, PIN_HOW.length);
-  if (pin < 0) return { kind: 'errno', errno: -pin };
+  if (pin < 0) return answer.errno(-pin);
   let text: string | number;
   let member: boolean;
   let allowed: boolean | null;
   try {
     const how = READ_HOW;
     const fd = trySyscall('openat2', pin, Buffer.from(`${file.relative}\0`), how, how.length);
-    if (fd < 0) return { kind: 'errno', errno: -fd };
+    if (fd < 0) return answer.errno(-fd);
     try {
       const stat = fstatSync(fd);
       allowed = callerMayRead(ctx.pid, stat.mode, stat.uid, stat.gid);
@@ -176,11 +174,11 @@ function mountTable(
     close(pin);
   }
   // The caller's /proc files were read: is it still the caller?
-  if (!ctx.valid()) return CONTINUE;
-  if (!member) return errnoAnswer('ENOENT');
-  if (allowed === null) return CONTINUE;
-  if (!allowed) return errnoAnswer('EACCES');
-  if (typeof text === 'number') return { kind: 'errno', errno: -text };
+  if (!ctx.valid()) return answer.continue();
+  if (!member) return answer.errno('ENOENT');
+  if (allowed === null) return answer.continue();
+  if (!allowed) return answer.errno('EACCES');
+  if (typeof text === 'number') return answer.errno(-text);
   const policy = ctx.session.policy;
   const kept = filterMountTable(file.kind, text, (point) => mountPointVisible(policy, point));
   return serve(Buffer.from(kept, 'latin1'), cloexec);
@@ -189,19 +187,19 @@ function mountTable(
 // ---- the module -------------------------------------------------------------
 
 /** Read-only opens of /proc/loadavg and of the mount tables, as the proc-pids module resolved them. */
-function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
+function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
   // Null: proc-pids did not resolve this call (not a plain read, or a path
   // that cannot land in /proc, or hidden: then the chain ended there).
   const request = sharedOpenRequest(ctx);
-  if (request === null) return CONTINUE;
+  if (request === null) return answer.continue();
   const file = hostFileOf(request.path);
-  if (file === null) return CONTINUE;
+  if (file === null) return answer.continue();
   // An fsDeny entry on the file (or above it): the kernel refuses the real one.
-  if (!policyReads(ctx.session.policy, request.path)) return CONTINUE;
+  if (!policyReads(ctx.session.policy, request.path)) return answer.continue();
   if (file.kind === 'loadavg') return serve(loadavg(ctx), request.cloexec);
   if (file.kind === 'locks' || file.kind === 'sysvipc') {
     const text = readFileOf(request.path);
-    if (typeof text === 'number') return { kind: 'errno', errno: -text };
+    if (typeof text === 'number') return answer.errno(-text);
     if (file.kind === 'sysvipc')
       return serve(Buffer.from(sysvipcHeader(text), 'latin1'), request.cloexec);
     const reaper = ctx.session.reaperPid;
@@ -221,17 +219,21 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
  * shows the sandbox's tasks, and its processes' mount tables only the
  * mounts the policy shows.
  */
-const procHostModule: DispatchModule<unknown, ProcfsPolicy> = {
+export default defineModule<unknown, ModulePolicy>({
   name: 'proc-host',
   syscalls: PROC_HOST_SYSCALLS,
-  enabled: (policy) => procReadable(policy),
+  enabled: (policy) => policy.procReadable,
+  /**
+   * It decides on the proc-pids module's resolution of the open (shared for
+   * the same call: /proc/self is the caller's, pids outside the sandbox
+   * already refused) and resolves no path itself.
+   */
+  after: ['proc-pids'],
   handlers: Object.fromEntries(OPEN_SYSCALLS.map((name) => [name, onOpen])),
-  sessionStart(session: WorkerSession<ProcfsPolicy>) {
+  sessionStart(session: WorkerSession<ModulePolicy>) {
     startLoad(session.id);
   },
-  sessionEnd(session: WorkerSession<ProcfsPolicy>) {
+  sessionEnd(session: WorkerSession<ModulePolicy>) {
     dropLoad(session.id);
   },
-};
-
-export default procHostModule;
+});

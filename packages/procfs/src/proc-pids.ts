@@ -2,8 +2,7 @@
 // module of @sandlock/dispatch: an open of /proc/<pid>/… for a pid that is
 // not the sandbox's fails with ENOENT, and the /proc listing leaves those
 // pids out. The supervisor imports this file in its worker threads by URL
-// (PROC_PIDS_MODULE), so it has no side effects at import and pulls nothing
-// from @sandlock/dispatch at run time.
+// (PROC_PIDS_MODULE), so it has no side effects at import.
 //
 // Decided on copies, resolved by the kernel in the caller's view, done with
 // the sandbox's authority (README of @sandlock/dispatch): the caller's path
@@ -17,9 +16,17 @@
 // other path continues: the kernel opens it, Landlock decides.
 import { fstatSync, lstatSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
-import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
+import {
+  type Answer,
+  answer,
+  defineModule,
+  type HandlerContext,
+  type WorkerSession,
+} from '@sandlock/dispatch/module';
+import { type ModulePolicy, policyReads } from '@sandlock/policy';
 import {
   AT_FDCWD,
+  bytePath,
   type CapabilitySets,
   type Credentials,
   close,
@@ -38,25 +45,14 @@ import {
   type Walked,
   withCallerCapabilities,
 } from '@sandlock/sys';
-import {
-  deterministicDirsOf,
-  heldBy,
-  hostnameOf,
-  madeUpProcFiles,
-  type ProcfsPolicy,
-  policyReads,
-  procReadable,
-} from './content.js';
+import { madeUpProcFiles } from './content.js';
 import { hostFileOf } from './host-content.js';
 import { type DirEntry, ListingCache, sortEntries } from './listing.js';
 import { components, insideSandbox, parentIn, readProcFile } from './proc-path.js';
 import {
-  CONTINUE,
-  errnoAnswer,
   injectAnswer,
   isPlainRead,
   OPEN_SYSCALLS,
-  type PlainAnswer,
   shareOpenRequest,
   walkedPath,
 } from './synthetic.js';
@@ -133,9 +129,9 @@ function setUp(): Worker {
 }
 
 /** Whether the sandbox may write in a directory (components): fsWrite holds it or an ancestor. */
-function writable(policy: ProcfsPolicy | undefined, directory: readonly string[]): boolean {
+function writable(policy: ModulePolicy, directory: readonly string[]): boolean {
   const path = `/${directory.join('/')}`;
-  return (policy?.fsWrite ?? []).some((entry) => heldBy(path, entry));
+  return policy.fsWrite.some((entry) => pathWithin(path, bytePath(entry)));
 }
 
 /** An open call's arguments, copied. */
@@ -244,7 +240,7 @@ const MAX_PLAIN = 4096;
 const plainPaths = new Map<string, number>();
 
 /** {@link needsWalk} for the caller's path: from its cwd or dirfd when relative; remembered for absolute paths the sandbox cannot change. */
-function needsWalkFor(ctx: HandlerContext<ProcfsPolicy>, call: OpenCall, state: Worker): boolean {
+function needsWalkFor(ctx: HandlerContext<ModulePolicy>, call: OpenCall, state: Worker): boolean {
   if (!call.path.startsWith('/')) {
     // From the very directory the caller's lookup starts in.
     // CallError(EBADF) for a dirfd that is not open: the kernel's answer.
@@ -305,20 +301,20 @@ function member(ctx: HandlerContext, pid: number, dir: number, caller: CallerSta
   return parent > 1 && insideSandbox(parent, reaper) === true;
 }
 
-function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
+function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
   const call = readOpenCall(ctx);
-  if (call === null || !ctx.valid()) return CONTINUE; // valid: the bytes were the caller's
-  if (call.path === '') return CONTINUE; // ENOENT: open(2) takes no empty path
+  if (call === null || !ctx.valid()) return answer.continue(); // valid: the bytes were the caller's
+  if (call.path === '') return answer.continue(); // ENOENT: open(2) takes no empty path
   // The host's most sensitive files are refused by name too, whether they
   // exist or not (a refusal needs no exact resolution to be safe).
   if (call.path.startsWith('/') && sensitive(posix.normalize(call.path))) {
-    return errnoAnswer('EACCES');
+    return answer.errno('EACCES');
   }
   const state = setUp();
   // openat2's RESOLVE_* flags change where the path starts, and a path
   // written under /proc or /sys is walked anyway: no probe for those.
   const walkAnyway = call.resolve !== 0 || /^\/(proc|sys)(\/|$)/.test(call.path);
-  if (!walkAnyway && !needsWalkFor(ctx, call, state)) return CONTINUE;
+  if (!walkAnyway && !needsWalkFor(ctx, call, state)) return answer.continue();
   const caller = new CallerStatus(ctx.pid);
   // The walk's lookups are the caller's: a sandbox never holds capabilities
   // (the launch empties them, no_new_privs keeps them out), so neither does
@@ -334,49 +330,49 @@ function onOpen(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
     });
     return 0;
   });
-  if (lowered < 0 || walked === undefined) return CONTINUE; // the kernel decides, Landlock carries the check
+  if (lowered < 0 || walked === undefined) return answer.continue(); // the kernel decides, Landlock carries the check
   try {
     // The caller's memory and /proc files were read: is it still the caller?
-    if (!ctx.valid()) return CONTINUE;
+    if (!ctx.valid()) return answer.continue();
     return decide(ctx, call, walked, state, caller);
   } finally {
     walked.close();
   }
 }
 
-function errnoOf(walked: Walked): PlainAnswer {
-  return { kind: 'errno', errno: walked.errno };
+function errnoOf(walked: Walked): Answer {
+  return answer.errno(walked.errno);
 }
 
 function decide(
-  ctx: HandlerContext<ProcfsPolicy>,
+  ctx: HandlerContext<ModulePolicy>,
   call: OpenCall,
   walked: Walked,
   state: Worker,
   caller: CallerStatus,
-): PlainAnswer {
-  if (walked.hidden) return errnoAnswer('ENOENT');
+): Answer {
+  if (walked.hidden) return answer.errno('ENOENT');
   // Too long to walk here: the kernel's own open, which Landlock keeps out of
   // /proc's process directories.
-  if (walked.gaveUp) return CONTINUE;
+  if (walked.gaveUp) return answer.continue();
   if (walked.errno !== 0 && walked.kind !== 'missing') {
     // The kernel fails the same way; through /proc/<pid> the answer is given
     // here (its open would meet Landlock's refusal of the process
     // directories first, and say EACCES where the kernel alone says ENOENT).
-    return walked.viaProc ? { kind: 'errno', errno: walked.errno } : CONTINUE;
+    return walked.viaProc ? answer.errno(walked.errno) : answer.continue();
   }
   const path = walkedPath(walked);
-  if (path !== null && sensitive(path)) return errnoAnswer('EACCES');
+  if (path !== null && sensitive(path)) return answer.errno('EACCES');
   if (path !== null && walked.errno === 0 && isPlainRead(call.flags)) {
     // The later modules (proc-host, hostname, num-cpus, meminfo) decide on this copy.
     shareOpenRequest(ctx, { path, cloexec: (call.flags & O.O_CLOEXEC) !== 0 });
-    if (servedByOthers(ctx.session.policy, path)) return CONTINUE;
+    if (servedByOthers(ctx.session.policy, path)) return answer.continue();
   }
   // Not on procfs (or to be made there, O_CREAT): the kernel's own open of
   // the caller's path lands on the same object (a walk through
   // /proc/<pid>/cwd or fd/N included: Landlock checks what is opened, not
   // the way to it, and its ptrace check the magic links), and decides.
-  if (!walked.inProc) return CONTINUE;
+  if (!walked.inProc) return answer.continue();
   if (walked.errno !== 0) return errnoOf(walked);
   // On procfs the sandbox's domain lacks what the policy grants (its /proc
   // rule is carved around the process directories): served on its behalf.
@@ -384,25 +380,25 @@ function decide(
   // the source with fget(), which skips FMODE_PATH files (EBADF; see
   // seccomp_notify_addfd() in kernel/seccomp.c and __fget() in fs/file.c).
   // An O_PATH descriptor reads nothing; opens through it come back here.
-  if ((call.flags & O.O_PATH) !== 0) return CONTINUE;
-  if (call.resolve !== 0) return CONTINUE; // the caller's own openat2 restrictions: the kernel's
+  if ((call.flags & O.O_PATH) !== 0) return answer.continue();
+  if (call.resolve !== 0) return answer.continue(); // the caller's own openat2 restrictions: the kernel's
   // A caller under a Landlock domain of its own (a sandbox or jail made
   // inside), or a sandbox without a broker: the kernel decides, with the
   // caller's own domains, which leave /proc's process directories out.
   const onBehalf = ctx.session.onBehalf;
-  if (onBehalf === null || ctx.session.narrowed(ctx.pid)) return CONTINUE;
+  if (onBehalf === null || ctx.session.narrowed(ctx.pid)) return answer.continue();
   // O_NOFOLLOW on a symlink: ELOOP (open(2)).
-  if (walked.kind === 'symlink') return errnoAnswer('ELOOP');
+  if (walked.kind === 'symlink') return answer.errno('ELOOP');
   if (walked.pid !== null && ATTACH_FILES.has(walked.name)) {
-    if (insideTgid(walked.pid) !== caller.tgid()) return CONTINUE;
+    if (insideTgid(walked.pid) !== caller.tgid()) return answer.continue();
   }
   // What the policy denies beneath /proc (an fsDeny such as /proc/sys; for a
   // delegated subtree, its own policy within the outer one): the reaper's
   // domain keeps /proc whole (confine.ts), so the refusal is made here, on
   // the path of what the walk found (procfs has no renames nor links).
-  if (path === null || !policyReads(ctx.session.policy, path)) return errnoAnswer('EACCES');
+  if (path === null || !policyReads(ctx.session.policy, path)) return answer.errno('EACCES');
   const credentials = caller.credentials;
-  if (credentials === null || !sameIds(credentials, state.credentials)) return CONTINUE;
+  if (credentials === null || !sameIds(credentials, state.credentials)) return answer.continue();
   // The reaper opens the last component beneath the directory the walk
   // ended in: in the sandbox's own Landlock domain, with its credentials.
   // A magic link is followed there (its object, after the kernel's
@@ -419,7 +415,7 @@ function decide(
     flags,
     call.mode,
   );
-  if (fd < 0) return { kind: 'errno', errno: -fd };
+  if (fd < 0) return answer.errno(-fd);
   return injectAnswer(fd, (call.flags & O.O_CLOEXEC) !== 0);
 }
 
@@ -439,23 +435,24 @@ const NUMERIC_NAME = /^\d+$/;
  * one is (procReadable) and comes right after it: /proc/loadavg and the
  * mount tables of the sandbox's processes (pids already checked above).
  */
-function servedByOthers(policy: ProcfsPolicy | undefined, path: string): boolean {
+function servedByOthers(policy: ModulePolicy, path: string): boolean {
   if (hostFileOf(path) !== null || madeUpProcFiles(policy).includes(path)) return true;
-  return hostnameOf(policy) !== null && path === '/proc/sys/kernel/hostname';
+  return policy.hostname !== null && path === '/proc/sys/kernel/hostname';
 }
 
 /** getdents64 / getdents of the /proc root: the real entries minus the processes outside. */
-function onGetdents(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
+function onGetdents(ctx: HandlerContext<ModulePolicy>): Answer {
   const state = setUp();
   const fd = Number(BigInt.asIntN(32, ctx.args[0] ?? 0n));
   // A bad fd: getFd throws CallError(EBADF), the kernel's answer.
   const dup = ctx.getFd(fd);
   try {
     const stat = fstatSync(dup, { bigint: true });
-    if (stat.dev !== BigInt(state.procDev) || stat.ino !== BigInt(state.procIno)) return CONTINUE;
-    if (ListingCache.readableFlags(dup) === null) return CONTINUE; // O_PATH: the kernel's EBADF
+    if (stat.dev !== BigInt(state.procDev) || stat.ino !== BigInt(state.procIno))
+      return answer.continue();
+    if (ListingCache.readableFlags(dup) === null) return answer.continue(); // O_PATH: the kernel's EBADF
     const reaper = ctx.session.reaperPid;
-    const sorted = deterministicDirsOf(ctx.session.policy);
+    const sorted = ctx.session.policy.deterministicDirs;
     return cache.serve(
       ctx,
       { fd, dup, stat },
@@ -478,21 +475,24 @@ function onGetdents(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
 /**
  * On for a sandbox whose policy lets it read /proc (`procReadable`): the
  * processes outside the sandbox are hidden from its /proc, and the host's
- * most sensitive files refused. Runs before the other modules of this
- * package (it answers the opens of /proc/<pid> and the /proc listing).
+ * most sensitive files refused.
  */
-const procPidsModule: DispatchModule<unknown, ProcfsPolicy> = {
+export default defineModule<unknown, ModulePolicy>({
   name: 'proc-pids',
   syscalls: PROC_PIDS_SYSCALLS,
   onBehalf: true,
-  enabled: (policy) => procReadable(policy),
+  enabled: (policy) => policy.procReadable,
+  /**
+   * It hides the processes outside the sandbox before the other modules of
+   * this package answer an open or a listing, and hands them its resolved
+   * copy of the open's path (shareOpenRequest).
+   */
+  before: ['hostname', 'num-cpus', 'meminfo', 'deterministic-dirs'],
   handlers: {
     ...Object.fromEntries(OPEN_SYSCALLS.map((name) => [name, onOpen])),
     ...Object.fromEntries(LISTING_SYSCALLS.map((name) => [name, onGetdents])),
   },
-  sessionEnd(session: WorkerSession<ProcfsPolicy>) {
+  sessionEnd(session: WorkerSession<ModulePolicy>) {
     cache.forgetSession(session.id);
   },
-};
-
-export default procPidsModule;
+});

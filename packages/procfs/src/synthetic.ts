@@ -2,9 +2,8 @@
 // files, and serving a file's contents as a read-only memfd. Worker thread
 // only (imported by the module files; no side effects at import).
 import { readlinkSync } from 'node:fs';
-import { constants } from 'node:os';
 import { posix } from 'node:path';
-import type { Answer, HandlerContext } from '@sandlock/dispatch';
+import { type Answer, answer, type HandlerContext } from '@sandlock/dispatch/module';
 import {
   AT_FDCWD,
   close,
@@ -20,18 +19,6 @@ import {
   trySyscall,
   type Walked,
 } from '@sandlock/sys';
-
-/**
- * The answers these modules give: plain data of @sandlock/dispatch's Answer
- * type (the module files import nothing from it at run time).
- */
-export type PlainAnswer = Extract<Answer, { kind: 'continue' | 'errno' | 'value' | 'inject' }>;
-
-export const CONTINUE: PlainAnswer = Object.freeze({ kind: 'continue' } as const);
-
-export function errnoAnswer(name: keyof typeof constants.errno): PlainAnswer {
-  return { kind: 'errno', errno: constants.errno[name] };
-}
 
 /** The open calls of this architecture (aarch64 has no `open`). */
 export const OPEN_SYSCALLS: readonly string[] = ['open', 'openat', 'openat2'].filter((name) =>
@@ -189,12 +176,12 @@ export function walkedPath(walked: Walked): string | null {
 }
 
 /** Injects a supervisor fd as the caller's new descriptor: the open's answer. */
-export function injectAnswer(fd: number, cloexec: boolean): PlainAnswer {
-  return { kind: 'inject', fd, cloexec, targetFd: null, keep: false };
+export function injectAnswer(fd: number, cloexec: boolean): Answer {
+  return answer.inject(fd, { cloexec });
 }
 
 /** Serves `contents` as the result of the open: a fresh read-only descriptor of a sealed memfd. */
-export function serve(contents: string | Buffer, cloexec: boolean): PlainAnswer {
+export function serve(contents: string | Buffer, cloexec: boolean): Answer {
   return injectAnswer(readOnlyFile(contents), cloexec);
 }
 
@@ -208,7 +195,7 @@ export class StaticFiles {
 
   constructor(private readonly limit = 64) {}
 
-  serve(contents: string, cloexec: boolean): PlainAnswer {
+  serve(contents: string, cloexec: boolean): Answer {
     let memfd = this.memfds.get(contents);
     if (memfd === undefined) {
       memfd = sealedMemfd(contents);

@@ -2,14 +2,18 @@
 // memory limit as the machine's memory (as /proc/meminfo shows it), and the
 // sandbox's own load and thread count (as /proc/loadavg shows them). The
 // supervisor imports this file in its worker threads by URL
-// (SYSINFO_MODULE), so it has no side effects at import and pulls nothing
-// from @sandlock/dispatch at run time.
-import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
+// (SYSINFO_MODULE), so it has no side effects at import.
+import {
+  type Answer,
+  answer,
+  defineModule,
+  type HandlerContext,
+  type WorkerSession,
+} from '@sandlock/dispatch/module';
+import type { ModulePolicy } from '@sandlock/policy';
 import { trySyscall } from '@sandlock/sys';
-import { maxMemoryOf, type ProcfsPolicy, procReadable } from './content.js';
 import { dropLoad, sandboxLoad, startLoad } from './load-state.js';
 import { sandboxUse } from './memory-use.js';
-import { CONTINUE, type PlainAnswer } from './synthetic.js';
 import { SYSINFO_SIZE, type SysinfoChanges, sysinfoWith } from './sysinfo-content.js';
 
 /** The syscalls the sysinfo module is notified of. */
@@ -23,13 +27,11 @@ export const SYSINFO_SYSCALLS: readonly string[] = ['sysinfo'];
  * behalf. `uptime` stays real: it must agree with the processes' start times
  * in /proc (see @sandlock/determinism's README).
  */
-function onSysinfo(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
-  const policy = ctx.session.policy;
-  const limit = maxMemoryOf(policy);
-  if (limit === null && !procReadable(policy)) return CONTINUE;
+function onSysinfo(ctx: HandlerContext<ModulePolicy>): Answer {
+  const limit = ctx.session.policy.maxMemory;
   const real = Buffer.alloc(SYSINFO_SIZE);
   const result = trySyscall('sysinfo', real);
-  if (result < 0) return { kind: 'errno', errno: -result };
+  if (result < 0) return answer.errno(-result);
   const changes: SysinfoChanges = {};
   if (limit !== null) changes.memory = { limit, used: sandboxUse(ctx) };
   // The averages /proc/loadavg shows (load-state.ts), brought up to date now.
@@ -38,7 +40,7 @@ function onSysinfo(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
   // A bad pointer: write() throws CallError(EFAULT), which the call returns,
   // as the kernel's copy_to_user would.
   ctx.write(ctx.args[0] ?? 0n, sysinfoWith(real, changes));
-  return { kind: 'value', value: 0n };
+  return answer.value(0);
 }
 
 /**
@@ -48,17 +50,15 @@ function onSysinfo(ctx: HandlerContext<ProcfsPolicy>): PlainAnswer {
  * sysinfo users see the limit (with `maxMemory`) and the sandbox's load and
  * threads, as /proc/meminfo and /proc/loadavg show them.
  */
-const sysinfoModule: DispatchModule<unknown, ProcfsPolicy> = {
+export default defineModule<unknown, ModulePolicy>({
   name: 'sysinfo',
   syscalls: SYSINFO_SYSCALLS,
-  enabled: (policy) => maxMemoryOf(policy) !== null || procReadable(policy),
+  enabled: (policy) => policy.maxMemory !== null || policy.procReadable,
   handlers: { sysinfo: onSysinfo },
-  sessionStart(session: WorkerSession<ProcfsPolicy>) {
+  sessionStart(session: WorkerSession<ModulePolicy>) {
     startLoad(session.id);
   },
-  sessionEnd(session: WorkerSession<ProcfsPolicy>) {
+  sessionEnd(session: WorkerSession<ModulePolicy>) {
     dropLoad(session.id);
   },
-};
-
-export default sysinfoModule;
+});

@@ -1,11 +1,11 @@
+import { PolicyError } from '@sandlock/policy';
 import { describe, expect, it } from 'vitest';
+import { sessionPolicy } from '../../../tools/test-support/supervised.js';
 import {
   affinityReply,
   cpuinfoWith,
   cpuList,
-  hostnameOf,
   hostsWith,
-  numCpusOf,
   procStatWith,
   UTSNAME_SIZE,
   utsField,
@@ -42,14 +42,14 @@ describe('utsnameWith', () => {
 });
 
 describe('policy fields', () => {
-  it('reads hostname and numCpus, null when absent or invalid', () => {
-    expect(hostnameOf({ hostname: 'a' })).toBe('a');
-    expect(hostnameOf({ hostname: null })).toBeNull();
-    expect(hostnameOf(undefined)).toBeNull();
-    expect(numCpusOf({ numCpus: 4 })).toBe(4);
-    expect(numCpusOf({ numCpus: 0 })).toBeNull();
-    expect(numCpusOf({ numCpus: 1.5 })).toBeNull();
-    expect(numCpusOf({})).toBeNull();
+  it('reads hostname and numCpus, null when absent; an invalid one never reaches a module', () => {
+    expect(sessionPolicy({ hostname: 'a' }).hostname).toBe('a');
+    expect(sessionPolicy({ hostname: null }).hostname).toBeNull();
+    expect(sessionPolicy().hostname).toBeNull();
+    expect(sessionPolicy({ numCpus: 4 }).numCpus).toBe(4);
+    expect(() => sessionPolicy({ numCpus: 0 })).toThrow(PolicyError);
+    expect(() => sessionPolicy({ numCpus: 1.5 })).toThrow(PolicyError);
+    expect(sessionPolicy({}).numCpus).toBeNull();
   });
 });
 

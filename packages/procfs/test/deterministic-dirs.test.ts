@@ -5,11 +5,11 @@ import { Supervisor } from '@sandlock/dispatch';
 import { hasSyscall } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PY_READ_DIRENTS } from '../../../tools/test-support/index.js';
+import { sessionPolicy } from '../../../tools/test-support/supervised.js';
 import {
   DETERMINISTIC_DIRS_MODULE,
   DETERMINISTIC_DIRS_SYSCALLS,
   type DirEntry,
-  deterministicDirsOf,
   HOSTNAME_MODULE,
   packRecords,
   parseDirent64,
@@ -78,12 +78,14 @@ describe('records', () => {
   });
 
   it('is on only with deterministicDirs: true', () => {
-    expect(deterministicDirsOf({ deterministicDirs: true })).toBe(true);
-    expect(deterministicDirsOf({ deterministicDirs: false })).toBe(false);
-    expect(deterministicDirsOf({})).toBe(false);
-    expect(supervisor.notifiedSyscalls({ policy: {} })).toEqual([]);
-    expect(supervisor.notifiedSyscalls({ policy: { deterministicDirs: false } })).toEqual([]);
-    expect(supervisor.notifiedSyscalls({ policy })).toEqual(
+    expect(sessionPolicy({ deterministicDirs: true }).deterministicDirs).toBe(true);
+    expect(sessionPolicy({ deterministicDirs: false }).deterministicDirs).toBe(false);
+    expect(sessionPolicy({}).deterministicDirs).toBe(false);
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({}) })).toEqual([]);
+    expect(
+      supervisor.notifiedSyscalls({ policy: sessionPolicy({ deterministicDirs: false }) }),
+    ).toEqual([]);
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy(policy) })).toEqual(
       [...DETERMINISTIC_DIRS_SYSCALLS].sort(),
     );
     expect(DETERMINISTIC_DIRS_SYSCALLS).toContain('getdents64');

@@ -1,7 +1,10 @@
 import type { Supervisor } from '@sandlock/dispatch';
 import { type Finished, PYTHON, SYSTEM_DIRS } from '../../../tools/test-support/index.js';
-import { runSupervised, type SupervisedRun } from '../../../tools/test-support/supervised.js';
-import { type ProcfsPolicy, procReadable } from '../src/index.js';
+import {
+  runSupervised,
+  type SupervisedRun,
+  sessionPolicy,
+} from '../../../tools/test-support/supervised.js';
 
 export { type Finished, PYTHON };
 
@@ -9,8 +12,8 @@ export { type Finished, PYTHON };
 export const SYSTEM_READ = SYSTEM_DIRS;
 
 export interface RunOptions extends SupervisedRun {
-  /** The session policy the modules read. */
-  policy: ProcfsPolicy;
+  /** The policy fields the modules read (sessionPolicy makes the session policy of them). */
+  policy: object;
 }
 
 /**
@@ -25,7 +28,7 @@ export function run(
 ): Promise<Finished> {
   const hideProcesses =
     supervisor.modules.some((module) => module.name === 'proc-pids') &&
-    procReadable(options.policy);
+    sessionPolicy(options.policy).procReadable;
   return runSupervised(supervisor, argv, { hideProcesses, ...options });
 }
 

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Supervisor } from '@sandlock/dispatch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sessionPolicy } from '../../../tools/test-support/supervised.js';
 import {
   HOSTNAME_MODULE,
   MEMINFO_MODULE,
@@ -84,8 +85,8 @@ afterAll(() => supervisor?.close());
 
 describe('maxMemory', () => {
   it('is on only with a number', () => {
-    expect(supervisor.notifiedSyscalls({ policy: { maxMemory: null } })).toEqual([]);
-    expect(supervisor.notifiedSyscalls({ policy })).toEqual(
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({ maxMemory: null }) })).toEqual([]);
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy(policy) })).toEqual(
       [...MEMINFO_SYSCALLS, ...SYSINFO_SYSCALLS].sort(),
     );
   });

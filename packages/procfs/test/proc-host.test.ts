@@ -1,21 +1,32 @@
 import { readFileSync } from 'node:fs';
 import { Supervisor } from '@sandlock/dispatch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sessionPolicy } from '../../../tools/test-support/supervised.js';
 import {
   decayLoad,
   decodeMountPath,
   filterMountTable,
   hostFileOf,
   loadavgText,
-  mountPointVisible,
   PROC_HOST_MODULE,
   PROC_HOST_SYSCALLS,
   PROC_PIDS_MODULE,
+  mountPointVisible as visibleIn,
   ZERO_LOAD,
 } from '../src/index.js';
 import { output, PYTHON, SYSTEM_READ } from './helpers.js';
 
-const policy = { fsRead: ['/usr', '/etc', '/proc', '/home/me/project'], fsWrite: ['/tmp/work'] };
+/** mountPointVisible over these path fields, the others empty. */
+const mountPointVisible = (
+  fields: { fsRead?: string[]; fsWrite?: string[]; fsDeny?: string[] },
+  point: string,
+) => visibleIn({ fsRead: [], fsWrite: [], fsDeny: [], ...fields }, point);
+
+const policy = {
+  fsRead: ['/usr', '/etc', '/proc', '/home/me/project'],
+  fsWrite: ['/tmp/work'],
+  fsDeny: [],
+};
 const visible = (point: string) => mountPointVisible(policy, point);
 
 describe('hostFileOf', () => {
@@ -187,8 +198,10 @@ describe('the proc-host module, supervised', () => {
 
   it('is on exactly when /proc is readable', () => {
     expect(PROC_HOST_SYSCALLS).toContain('openat');
-    expect(supervisor.notifiedSyscalls({ policy: { fsRead: ['/usr'] } })).toEqual([]);
-    expect(supervisor.notifiedSyscalls({ policy: { fsRead } })).toEqual(
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({ fsRead: ['/usr'] }) })).toEqual(
+      [],
+    );
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({ fsRead }) })).toEqual(
       expect.arrayContaining([...PROC_HOST_SYSCALLS]),
     );
   });

@@ -3,8 +3,10 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Supervisor } from '@sandlock/dispatch';
+import { DEFAULT_POLICY, modulePolicy, type Policy, policyReads as reads } from '@sandlock/policy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PY_ATTEMPT, PY_READ_DIRENTS, pathFlipper } from '../../../tools/test-support/index.js';
+import { sessionPolicy } from '../../../tools/test-support/supervised.js';
 import {
   DETERMINISTIC_DIRS_MODULE,
   HOSTNAME_MODULE,
@@ -12,8 +14,6 @@ import {
   PROC_HOST_MODULE,
   PROC_PIDS_MODULE,
   PROC_PIDS_SYSCALLS,
-  policyReads,
-  procReadable,
 } from '../src/index.js';
 import { output, PYTHON, run, SYSTEM_READ } from './helpers.js';
 
@@ -59,6 +59,13 @@ def read(path):
         return f.read()
 `;
 
+/** The view's condition for these fields (the policy's own checks aside: /procfs does not exist). */
+const procReadable = (fields: Partial<Policy>) =>
+  modulePolicy({ ...DEFAULT_POLICY, ...fields }).procReadable;
+/** policyReads over these path fields, the others empty. */
+const policyReads = (fields: Partial<Policy>, path: string) =>
+  reads({ ...DEFAULT_POLICY, ...fields }, path);
+
 describe('the condition', () => {
   it('is /proc readable by fsRead or fsWrite, and not denied', () => {
     expect(procReadable({ fsRead: ['/proc'] })).toBe(true);
@@ -82,8 +89,10 @@ describe('the condition', () => {
   });
 
   it('turns the module on', () => {
-    expect(supervisor.notifiedSyscalls({ policy: { fsRead: ['/usr'] } })).toEqual([]);
-    expect(supervisor.notifiedSyscalls({ policy })).toEqual(
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({ fsRead: ['/usr'] }) })).toEqual(
+      [],
+    );
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy(policy) })).toEqual(
       [...PROC_PIDS_SYSCALLS, 'landlock_restrict_self'].sort(),
     );
   });

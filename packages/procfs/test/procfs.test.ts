@@ -3,6 +3,7 @@ import { cpus, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Supervisor } from '@sandlock/dispatch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sessionPolicy } from '../../../tools/test-support/supervised.js';
 import {
   HOSTNAME_MODULE,
   HOSTNAME_SYSCALLS,
@@ -24,12 +25,14 @@ afterAll(() => supervisor?.close());
 
 describe('modules', () => {
   it('are on only for the policy fields they read', () => {
-    expect(supervisor.notifiedSyscalls({ policy: {} })).toEqual([]);
-    expect(supervisor.notifiedSyscalls({ policy: { hostname: null, numCpus: null } })).toEqual([]);
-    expect(supervisor.notifiedSyscalls({ policy: { hostname: NAME } })).toEqual(
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({}) })).toEqual([]);
+    expect(
+      supervisor.notifiedSyscalls({ policy: sessionPolicy({ hostname: null, numCpus: null }) }),
+    ).toEqual([]);
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({ hostname: NAME }) })).toEqual(
       [...HOSTNAME_SYSCALLS].sort(),
     );
-    expect(supervisor.notifiedSyscalls({ policy: { numCpus: 3 } })).toEqual(
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({ numCpus: 3 }) })).toEqual(
       [...NUM_CPUS_SYSCALLS].sort(),
     );
   });

@@ -1,6 +1,7 @@
 import { Supervisor } from '@sandlock/dispatch';
 import { trySyscall } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sessionPolicy } from '../../../tools/test-support/supervised.js';
 import {
   loadavgText,
   MEMINFO_MODULE,
@@ -154,12 +155,14 @@ describe('the sysinfo module, supervised', () => {
 
   it('is on with maxMemory or a readable /proc, off with neither', () => {
     expect(SYSINFO_SYSCALLS).toEqual(['sysinfo']);
-    expect(supervisor.notifiedSyscalls({ policy: {} })).toEqual([]);
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({}) })).toEqual([]);
     expect(
-      supervisor.notifiedSyscalls({ policy: { maxMemory: null, fsRead: ['/usr'] } }),
+      supervisor.notifiedSyscalls({ policy: sessionPolicy({ maxMemory: null, fsRead: ['/usr'] }) }),
     ).not.toContain('sysinfo');
-    expect(supervisor.notifiedSyscalls({ policy: { maxMemory: LIMIT } })).toContain('sysinfo');
-    expect(supervisor.notifiedSyscalls({ policy: { fsRead } })).toContain('sysinfo');
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({ maxMemory: LIMIT }) })).toContain(
+      'sysinfo',
+    );
+    expect(supervisor.notifiedSyscalls({ policy: sessionPolicy({ fsRead }) })).toContain('sysinfo');
   });
 
   it('maxMemory: the limit in bytes, the sandbox’s threads (without /proc too); a bad pointer is EFAULT', async () => {

@@ -1,3 +1,6 @@
+import { type ModuleRef, moduleBeside } from '@sandlock/dispatch/module';
+
+export { formatByteSize, parseByteSize } from '@sandlock/policy';
 export { CpuThrottle, type CpuThrottleOptions, type StopContinue, sandboxCpuMs } from './cpu.js';
 export { type HeldBuffers, heldBuffers } from './kernel-buffers.js';
 export {
@@ -8,9 +11,8 @@ export {
   type MemoryViolation,
   procMemoryReader,
 } from './memory.js';
-export { PROCESS_LIMIT_MODULE, SOCKET_BUFFERS_MODULE } from './module-url.js';
 export { UNMEASURED_KILL_MS } from './proc.js';
-export { PROCESS_LIMIT_SYSCALLS, type ProcessLimitPolicy } from './process-limit.js';
+export { PROCESS_LIMIT_SYSCALLS } from './process-limit.js';
 export {
   type CountFailure,
   type ForkVerdict,
@@ -20,8 +22,6 @@ export {
   procProcessProbe,
 } from './processes.js';
 export { Reaper } from './reaper.js';
-export { formatByteSize, parseByteSize } from './size.js';
-export type { SocketBuffersPolicy } from './socket-buffers.js';
 export {
   type LimitViolation,
   type ResourceLimits,
@@ -31,3 +31,19 @@ export {
   type WatchStats,
   watchResources,
 } from './watch.js';
+
+// The handler modules, for `Supervisor.start({ modules: [{ module:
+// PROCESS_LIMIT_MODULE }] })` of @sandlock/dispatch: dist/<name>.js beside
+// this file when built, src/<name>.ts when run from the sources (vitest).
+
+/** The process-limit module: clone, fork and vfork counted; on with `maxProcesses`. */
+export const PROCESS_LIMIT_MODULE: URL = moduleBeside(import.meta.url, 'process-limit');
+
+/** The socket-buffers module: SO_SNDBUF and SO_RCVBUF held to the default; on with `maxMemory`. */
+export const SOCKET_BUFFERS_MODULE: URL = moduleBeside(import.meta.url, 'socket-buffers');
+
+/** This package's handler modules, for a supervisor's built-in modules. */
+export const RESOURCE_MODULES: readonly ModuleRef[] = [
+  { module: PROCESS_LIMIT_MODULE, load: () => import('./process-limit.js') },
+  { module: SOCKET_BUFFERS_MODULE, load: () => import('./socket-buffers.js') },
+];

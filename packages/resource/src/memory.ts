@@ -1,7 +1,7 @@
+import { formatByteSize } from '@sandlock/policy';
 import { ProcReadError, readProc, type TreeEntry } from '@sandlock/sys';
 import { type HeldBuffers, heldBuffers } from './kernel-buffers.js';
 import { commandOf, hasField, sumKilobytes, threadCpuMs } from './proc.js';
-import { formatByteSize } from './size.js';
 
 /** How the memory of one process is read. */
 export interface MemoryReader {

@@ -1,17 +1,14 @@
 // The process limit as a handler module of @sandlock/dispatch. The supervisor
-// imports this file in its worker threads by URL (PROCESS_LIMIT_MODULE), so
-// it has no side effects at import and pulls nothing from @sandlock/dispatch
-// at run time: its answers are plain Answer objects.
-import { constants } from 'node:os';
-import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
+// imports this file in its worker threads by URL (PROCESS_LIMIT_MODULE).
+import {
+  answer,
+  defineModule,
+  type HandlerContext,
+  type WorkerSession,
+} from '@sandlock/dispatch/module';
+import type { ModulePolicy } from '@sandlock/policy';
 import { hasSyscall } from '@sandlock/sys';
 import { ProcessCounter } from './processes.js';
-
-/** The policy field the module reads (sandlock's Policy has it). */
-export interface ProcessLimitPolicy {
-  /** The most processes of the sandbox at once, the program included; null: no limit. */
-  readonly maxProcesses?: number | null;
-}
 
 /**
  * The calls that create a process. `clone3` is not here: the sandbox filter
@@ -23,43 +20,31 @@ export const PROCESS_LIMIT_SYSCALLS: readonly string[] = ['clone', 'fork', 'vfor
   hasSyscall(name),
 );
 
-const CONTINUE = Object.freeze({ kind: 'continue' } as const);
-// What fork(2) returns at RLIMIT_NPROC.
-const REFUSE = Object.freeze({ kind: 'errno', errno: constants.errno.EAGAIN } as const);
-
-function limitOf(policy: ProcessLimitPolicy | undefined | null): number | null {
-  const max = policy?.maxProcesses;
-  return typeof max === 'number' ? max : null;
-}
-
 /** One counter per supervised sandbox of this worker thread. */
 const counters = new Map<number, ProcessCounter>();
 
-function counterFor(session: WorkerSession<ProcessLimitPolicy>): ProcessCounter | undefined {
+function counterFor(session: WorkerSession<ModulePolicy>): ProcessCounter {
   let counter = counters.get(session.id);
   if (counter === undefined) {
-    const max = limitOf(session.policy);
-    if (max === null) return undefined;
-    counter = new ProcessCounter(session.reaperPid, max);
+    counter = new ProcessCounter(session.reaperPid, session.policy.maxProcesses!);
     counters.set(session.id, counter);
   }
   return counter;
 }
 
-function onFork(ctx: HandlerContext<ProcessLimitPolicy>) {
+function onFork(ctx: HandlerContext<ModulePolicy>) {
   const counter = counterFor(ctx.session);
-  if (counter === undefined) return CONTINUE;
   const verdict = counter.decide(ctx.pid, ctx.nr, ctx.args[0] ?? 0n);
-  if (verdict === 'deny') return REFUSE;
+  // What fork(2) returns at RLIMIT_NPROC.
+  if (verdict === 'deny') return answer.errno('EAGAIN');
   if (verdict === 'kill') {
     const failure = counter.failure!;
     const lasted = (performance.now() - failure.since) / 1000;
-    return {
-      kind: 'kill',
-      reason: `the sandbox's processes could not be counted for ${lasted.toFixed(1)} s (${failure.message}), so maxProcesses could not be enforced`,
-    } as const;
+    return answer.kill(
+      `the sandbox's processes could not be counted for ${lasted.toFixed(1)} s (${failure.message}), so maxProcesses could not be enforced`,
+    );
   }
-  return CONTINUE;
+  return answer.continue();
 }
 
 /**
@@ -69,10 +54,10 @@ function onFork(ctx: HandlerContext<ProcessLimitPolicy>) {
  * cannot be counted; when counting has failed for UNMEASURED_KILL_MS, the
  * sandbox is killed.
  */
-const processLimit: DispatchModule<unknown, ProcessLimitPolicy> = {
+export default defineModule<unknown, ModulePolicy>({
   name: 'process-limit',
   syscalls: PROCESS_LIMIT_SYSCALLS,
-  enabled: (policy) => limitOf(policy) !== null,
+  enabled: (policy) => policy.maxProcesses !== null,
   handlers: Object.fromEntries(PROCESS_LIMIT_SYSCALLS.map((name) => [name, onFork])),
   sessionStart(session) {
     counterFor(session);
@@ -81,6 +66,4 @@ const processLimit: DispatchModule<unknown, ProcessLimitPolicy> = {
     counters.get(session.id)?.close();
     counters.delete(session.id);
   },
-};
-
-export default processLimit;
+});

@@ -1,7 +1,6 @@
 // Socket buffer sizes under a memory limit, as a handler module of
 // @sandlock/dispatch (SOCKET_BUFFERS_MODULE). Imported by URL in the
-// supervisor's worker threads: no side effects at import, nothing from
-// @sandlock/dispatch at run time.
+// supervisor's worker threads: no side effects at import.
 //
 // Without capabilities a program may still raise SO_SNDBUF and SO_RCVBUF up
 // to net.core.wmem_max / rmem_max, and the kernel doubles what it asks for
@@ -11,13 +10,9 @@
 // them is held to the kernel's default size, so that what the count cannot
 // see (a socket in flight in an SCM_RIGHTS message) stays small.
 import { readFileSync } from 'node:fs';
-import type { DispatchModule, HandlerContext } from '@sandlock/dispatch';
+import { answer, defineModule, type HandlerContext } from '@sandlock/dispatch/module';
+import type { ModulePolicy } from '@sandlock/policy';
 import { SO_RCVBUF, SO_SNDBUF, SOL_SOCKET } from '@sandlock/sys';
-
-/** The policy field the module reads (sandlock's Policy has it). */
-export interface SocketBuffersPolicy {
-  readonly maxMemory?: number | string | null;
-}
 
 /** The kernel's default buffer sizes when their sysctls cannot be read (SK_WMEM_MAX). */
 const FALLBACK_DEFAULT = 212992;
@@ -37,12 +32,11 @@ function sysctl(name: string): number {
  */
 let largest: Map<number, number> | null = null;
 
-const CONTINUE = Object.freeze({ kind: 'continue' } as const);
 const low32 = (value: bigint | undefined) => Number((value ?? 0n) & 0xffffffffn);
 
-function onSetsockopt(ctx: HandlerContext<SocketBuffersPolicy>) {
+function onSetsockopt(ctx: HandlerContext<ModulePolicy>) {
   const [fd, level, name, optval, optlen] = ctx.args;
-  if (low32(level) !== SOL_SOCKET) return CONTINUE;
+  if (low32(level) !== SOL_SOCKET) return answer.continue();
   const option = low32(name);
   largest ??= new Map([
     [SO_SNDBUF, Math.floor(sysctl('wmem_default') / 2)],
@@ -50,7 +44,7 @@ function onSetsockopt(ctx: HandlerContext<SocketBuffersPolicy>) {
   ]);
   const cap = largest.get(option);
   // Shorter than an int: the kernel answers EINVAL itself.
-  if (cap === undefined || low32(optlen) < 4) return CONTINUE;
+  if (cap === undefined || low32(optlen) < 4) return answer.continue();
   // The kernel reads the value as an unsigned int and clamps it to the
   // maximum: a negative one asks for the most.
   const requested = ctx.read(optval ?? 0n, 4).readInt32LE(0);
@@ -59,9 +53,7 @@ function onSetsockopt(ctx: HandlerContext<SocketBuffersPolicy>) {
   // On behalf, with the value read here: another thread of the caller could
   // change its copy between this check and the kernel's read.
   const result = ctx.onBehalf(low32(fd), 'setsockopt', SOL_SOCKET, option, value, 4);
-  return result < 0
-    ? ({ kind: 'errno', errno: -result } as const)
-    : ({ kind: 'value', value: 0n } as const);
+  return answer.fromResult(result);
 }
 
 /**
@@ -70,11 +62,9 @@ function onSetsockopt(ctx: HandlerContext<SocketBuffersPolicy>) {
  * to half net.core.wmem_default / rmem_default (the kernel doubles it), so
  * no socket's buffers grow past the default. Lower values pass unchanged.
  */
-const socketBuffers: DispatchModule<unknown, SocketBuffersPolicy> = {
+export default defineModule<unknown, ModulePolicy>({
   name: 'socket-buffers',
   syscalls: ['setsockopt'],
-  enabled: (policy) => policy?.maxMemory !== null && policy?.maxMemory !== undefined,
+  enabled: (policy) => policy.maxMemory !== null,
   handlers: { setsockopt: onSetsockopt },
-};
-
-export default socketBuffers;
+});

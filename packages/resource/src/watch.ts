@@ -3,7 +3,6 @@ import { CpuThrottle, type CpuThrottleOptions, type StopContinue, sandboxCpuMs }
 import { MemoryLimit, type MemoryLimitOptions, type MemoryViolation } from './memory.js';
 import { threadCpuMs, UNMEASURED_KILL_MS } from './proc.js';
 import { Reaper } from './reaper.js';
-import { parseByteSize } from './size.js';
 
 /** How soon a check that could not read the sandbox is tried again, in ms. */
 const UNMEASURED_RETRY_MS = 20;
@@ -25,8 +24,8 @@ export interface UnmeasuredViolation {
 export type LimitViolation = MemoryViolation | UnmeasuredViolation;
 
 export interface ResourceLimits {
-  /** Bytes, or a size such as `'512M'` (see parseByteSize). Null: no limit. */
-  maxMemory?: number | string | null;
+  /** Bytes (parseByteSize reads a size such as `'512M'`). Null: no limit. */
+  maxMemory?: number | null;
   /** Percent of one CPU (25 = a quarter, 200 = two CPUs). Null: no limit. */
   maxCpu?: number | null;
 }
@@ -99,8 +98,7 @@ export class ResourceWatch {
 
   constructor(reaperPid: number, options: WatchOptions) {
     const maxMemory = options.maxMemory ?? null;
-    this.memory =
-      maxMemory === null ? null : new MemoryLimit(parseByteSize(maxMemory), options.memory);
+    this.memory = maxMemory === null ? null : new MemoryLimit(maxMemory, options.memory);
     this.reaper = new Reaper(reaperPid);
     // The throttle never continues a sandbox the watch holds for want of a measurement.
     const control: StopContinue = {

@@ -47,7 +47,7 @@ async function runLimited(
 ): Promise<Outcome> {
   const started = performance.now();
   const sandboxed: SandboxProcess = await build.build().spawn(argv);
-  const watch = watchResources(sandboxed.reaperPid, { maxMemory })!;
+  const watch = watchResources(sandboxed.reaperPid, { maxMemory: parseByteSize(maxMemory) })!;
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   sandboxed.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
@@ -176,7 +176,7 @@ describe('memory limit on the real kernel', () => {
 
   it('stops by itself when the sandbox ends', async () => {
     const sandboxed = await systemBuilder().build().spawn(['/bin/true']);
-    const watch = watchResources(sandboxed.reaperPid, { maxMemory: '256M' })!;
+    const watch = watchResources(sandboxed.reaperPid, { maxMemory: parseByteSize('256M') })!;
     await sandboxed.wait();
     await new Promise((resolve) => setTimeout(resolve, 120));
     expect(watch.active).toBe(false);
@@ -191,7 +191,7 @@ describe('memory limit on the real kernel', () => {
         '-c',
         'import os, time\nif os.fork() == 0: time.sleep(1)\nelse: time.sleep(1)',
       ]);
-    const watch = watchResources(sandboxed.reaperPid, { maxMemory: '256M' })!;
+    const watch = watchResources(sandboxed.reaperPid, { maxMemory: parseByteSize('256M') })!;
     await new Promise((resolve) => setTimeout(resolve, 300));
     const pids = descendantsOf(sandboxed.reaperPid);
     expect(pids).toHaveLength(2);

@@ -1,5 +1,5 @@
 import { type LandlockRuleset, landlockRuleset } from '@sandlock/landlock';
-import { canonical } from '@sandlock/policy';
+import { canonical, modulePolicy } from '@sandlock/policy';
 import { madeUpProcFiles } from '@sandlock/procfs';
 import { compileSandboxFilter, seccompFilterStep } from '@sandlock/seccomp';
 import {
@@ -75,7 +75,7 @@ function landlockFor(policy: Policy, view: 'policy' | 'hidden' | 'reaper'): Land
       : policy.fsDeny;
   const rules = filesystemRules(policy.fsRead, policy.fsWrite, fsDeny, {
     hideProcesses,
-    madeUp: hideProcesses ? madeUpProcFiles(policy) : [],
+    madeUp: hideProcesses ? madeUpProcFiles(modulePolicy(policy)) : [],
   });
   for (const rule of rules) {
     // Optional rules are entries found by listing a directory (carving): one

@@ -16,13 +16,7 @@ import { SandboxError } from './errors.js';
 import { delegationSocket, requestDelegation, SUPERVISOR_VARIABLE, track } from './nesting.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { type ExitStatus, SandboxProcess } from './process.js';
-import {
-  assertProcReadable,
-  needsSupervisor,
-  type Session,
-  supervisorFor,
-  withNesting,
-} from './supervision.js';
+import { assertProcReadable, type Session, supervisorFor, withNesting } from './supervision.js';
 
 export interface SpawnOptions {
   /** The program's stdin, stdout and stderr (default: three pipes). */
@@ -104,16 +98,19 @@ export class Sandbox {
       options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
     assertProcReadable(policy);
     const view = modulePolicy(policy);
-    const supervisor = needsSupervisor(view) ? await supervisorFor(policy.plugins) : null;
-    const needed = supervisor?.notifiedSyscalls({ policy: view }) ?? [];
+    const supervisor = await supervisorFor(policy.plugins);
+    const needed = supervisor.notifiedSyscalls({ policy: view });
     // Inside a supervised sandbox, its supervisor takes this policy on (nesting.ts).
     const outerSupervisor = needed.length > 0 ? process.env[SUPERVISOR_VARIABLE] : undefined;
     const delegating = outerSupervisor !== undefined && outerSupervisor !== '';
-    const notify = delegating || needed.length === 0 ? [] : withNesting(supervisor!, needed);
+    const notify = delegating || needed.length === 0 ? [] : withNesting(supervisor, needed);
+    // Its worker thread starts while the sandbox does; attach waits for it.
+    const workerReady = notify.length > 0 ? supervisor.ready() : null;
+    workerReady?.catch(() => {});
     // The reaper makes the calls a module does on the sandbox's behalf, in
     // the policy's own Landlock domain (confine.ts).
     let broker =
-      notify.length > 0 && supervisor!.actsOnBehalf({ policy: view }) ? brokerSocketPair() : null;
+      notify.length > 0 && supervisor.actsOnBehalf({ policy: view }) ? brokerSocketPair() : null;
     let confinement: ReturnType<typeof prepareConfinement>;
     try {
       confinement = prepareConfinement(policy, {
@@ -161,7 +158,8 @@ export class Sandbox {
           programPid: report.pid,
           policy,
         });
-      } else if (supervisor && confinement.listener) {
+      } else if (confinement.listener) {
+        await workerReady;
         const listener = launched.takeListener();
         const brokerFd = broker?.supervisor;
         broker = null; // the session owns it now

@@ -1,18 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { RANDOM_MODULE, TIME_MODULE } from '@sandlock/determinism';
+import { DETERMINISM_MODULES } from '@sandlock/determinism';
 import { type Session, Supervisor } from '@sandlock/dispatch';
-import { FS_META_MODULE } from '@sandlock/fsmeta';
-import type { ModulePolicy } from '@sandlock/policy';
-import {
-  DETERMINISTIC_DIRS_MODULE,
-  HOSTNAME_MODULE,
-  MEMINFO_MODULE,
-  NUM_CPUS_MODULE,
-  PROC_HOST_MODULE,
-  PROC_PIDS_MODULE,
-  SYSINFO_MODULE,
-} from '@sandlock/procfs';
-import { PROCESS_LIMIT_MODULE, SOCKET_BUFFERS_MODULE } from '@sandlock/resource';
+import { FSMETA_MODULES } from '@sandlock/fsmeta';
+import { PROCFS_MODULES } from '@sandlock/procfs';
+import { RESOURCE_MODULES } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
 import { hostArch } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
@@ -23,49 +14,17 @@ import type { PluginRef, Policy } from './policy.js';
 // threads do not keep the process alive).
 const supervisors = new Map<string, Promise<Supervisor>>();
 
-/** Built-in modules, in chain order; each turns itself off when its policy field is unset. */
-// The time module comes before the procfs ones: its after-exec hooks answer
-// continue, and num-cpus answers sched_getaffinity (aarch64's hook) itself.
+/**
+ * Built-in modules, each on when its policy field says so. Their order in
+ * the chains is the supervisor's, from the modules' own `after` and
+ * `before`: this list is in no particular order.
+ */
 const BUILT_IN_MODULES = [
-  { module: PROCESS_LIMIT_MODULE },
-  // On with maxMemory: socket buffers held to the kernel's default size.
-  { module: SOCKET_BUFFERS_MODULE },
-  { module: TIME_MODULE },
-  { module: RANDOM_MODULE },
-  // Before the other procfs modules: it hides outside processes first, and
-  // hands them its resolved copy of the path.
-  { module: PROC_PIDS_MODULE },
-  // Right after it, on the same condition: it serves /proc/loadavg and the
-  // mount tables on proc-pids' resolution of the path.
-  { module: PROC_HOST_MODULE },
-  { module: HOSTNAME_MODULE },
-  { module: NUM_CPUS_MODULE },
-  { module: MEMINFO_MODULE },
-  // On with maxMemory or a readable /proc: the limit, and the load
-  // proc-host's /proc/loadavg shows (they share its state).
-  { module: SYSINFO_MODULE },
-  { module: DETERMINISTIC_DIRS_MODULE },
-  // Landlock does not mediate chmod, utimes and extended attributes: for a
-  // root sandbox that may write somewhere they are done on behalf, on what
-  // the policy lets it write (mediatesMetadata).
-  { module: FS_META_MODULE },
+  ...RESOURCE_MODULES,
+  ...DETERMINISM_MODULES,
+  ...PROCFS_MODULES,
+  ...FSMETA_MODULES,
 ];
-
-/** Whether any feature of `policy` needs the seccomp supervisor. */
-export function needsSupervisor(policy: ModulePolicy): boolean {
-  return (
-    policy.maxProcesses !== null ||
-    policy.maxMemory !== null ||
-    policy.hostname !== null ||
-    policy.numCpus !== null ||
-    policy.deterministicDirs ||
-    policy.randomSeed !== null ||
-    policy.timeStart !== null ||
-    policy.procReadable ||
-    policy.mediatesMetadata ||
-    policy.plugins.length > 0
-  );
-}
 
 /**
  * The limits read the sandbox's processes from /proc (tree walks, memory and
@@ -120,11 +79,16 @@ export function withNesting(supervisor: Supervisor, needed: readonly string[]): 
   return [...names].sort();
 }
 
+/**
+ * The supervisor of sandboxes with these plugins, its modules loaded on this
+ * thread; its worker threads start at its first sandbox that needs one
+ * (Supervisor.ready).
+ */
 export function supervisorFor(plugins: readonly PluginRef[]): Promise<Supervisor> {
   const key = JSON.stringify(plugins);
   let supervisor = supervisors.get(key);
   if (supervisor === undefined) {
-    supervisor = Supervisor.start({
+    supervisor = Supervisor.load({
       modules: BUILT_IN_MODULES,
       plugins: plugins.map((plugin) => ({ module: plugin.module, options: plugin.options })),
       deny: defaultDenyList(hostArch()),
