@@ -18,6 +18,11 @@ export interface SupervisedRun {
   hideProcesses?: boolean;
   /** The policy fields the modules read (made into the session policy by sessionPolicy). */
   policy: object;
+  /**
+   * The session policy itself, instead of sessionPolicy(policy): for a test of
+   * what a module does with a value the policy's checks keep out.
+   */
+  view?: ModulePolicy;
   env?: Readonly<Record<string, string>>;
   stdio?: readonly [StdioEntry, StdioEntry, StdioEntry];
   /** The CPUs it runs on (the policy's sched_setaffinity step). */
@@ -52,7 +57,7 @@ export async function startSupervised(
   argv: readonly string[],
   options: SupervisedRun,
 ): Promise<StartedSupervised> {
-  const view = sessionPolicy(options.policy);
+  const view = options.view ?? sessionPolicy(options.policy);
   const notify = supervisor.notifiedSyscalls({ policy: view });
   const fsRead = options.fsRead ?? [...SYSTEM_DIRS, '/proc', '/sys', '/dev/null'];
   const policy = parsePolicy({

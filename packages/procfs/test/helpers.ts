@@ -28,7 +28,7 @@ export function run(
 ): Promise<Finished> {
   const hideProcesses =
     supervisor.modules.some((module) => module.name === 'proc-pids') &&
-    sessionPolicy(options.policy).procReadable;
+    (options.view ?? sessionPolicy(options.policy)).procReadable;
   return runSupervised(supervisor, argv, { hideProcesses, ...options });
 }
 

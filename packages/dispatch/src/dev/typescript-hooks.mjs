@@ -1,8 +1,9 @@
 // Module hooks for running the TypeScript sources without a build (vitest,
 // and `node --import <this folder>/register.mjs script.ts` in tests). Not
 // used from dist/. Mirrors the workspace's vitest aliases: `@sandlock/<pkg>`
-// imported from a .ts file resolves to packages/<pkg>/src/index.ts, and a
-// relative `./x.js` that does not exist to `./x.ts`.
+// imported from a .ts file resolves to packages/<pkg>/src/index.ts,
+// `@sandlock/<pkg>/<entry>` to packages/<pkg>/src/<entry>.ts, and a relative
+// `./x.js` that does not exist to `./x.ts`.
 
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -14,9 +15,9 @@ let typescript;
 export async function resolve(specifier, context, nextResolve) {
   const parent = context.parentURL;
   if (parent?.startsWith('file:') && parent.endsWith('.ts')) {
-    const workspace = /^@sandlock\/([^/]+)$/.exec(specifier);
+    const workspace = /^@sandlock\/([^/]+)(?:\/([\w-]+))?$/.exec(specifier);
     if (workspace) {
-      const url = new URL(`${workspace[1]}/src/index.ts`, packagesDir);
+      const url = new URL(`${workspace[1]}/src/${workspace[2] ?? 'index'}.ts`, packagesDir);
       if (existsSync(url)) return { url: url.href, shortCircuit: true };
     }
     if (/^\.\.?\//.test(specifier) && specifier.endsWith('.js')) {
