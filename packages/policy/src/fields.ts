@@ -75,6 +75,7 @@ export const FIELDS = {
     combine: 'merge',
     setter: custom(
       'env',
+      'name, value or variables',
       (
         current,
         args: [name: string, value: string] | [variables: Readonly<Record<string, string>>],
@@ -268,6 +269,7 @@ export const FIELDS = {
     combine: 'append',
     setter: custom(
       'plugin',
+      'module, options?',
       (current, [module, options]: [module: string | URL, options?: unknown]) => [
         ...(Array.isArray(current) ? current : []),
         {

@@ -121,7 +121,7 @@ export function list<T>(
     },
     fromText: (text) => options.split?.(text) ?? [item.fromText ? item.fromText(text) : text],
     schema: { type: 'array', items: item.schema },
-    describe: `a list of ${item.describe.replace(/^an? /, '')}s`,
+    describe: `a list, each ${item.describe}`,
   };
 }
 
