@@ -125,6 +125,32 @@ describe('problems name what the user wrote', () => {
     expect(policy.env).toEqual({ A: '1', B: '2' });
   });
 
+  it('a single value given twice: the last wins, and every one is checked', () => {
+    expect(problemsOf(flags(['cwd', '/nonexistent-sandlock'], ['cwd', '/tmp']))).toEqual([
+      '--cwd: /nonexistent-sandlock does not exist',
+    ]);
+    expect(flags(['cwd', '/usr'], ['cwd', '/tmp']).resolve().cwd).toBe('/tmp');
+  });
+
+  it('refuses odd input: calendar dates, names with control characters, CPUs the machine lacks', () => {
+    expect(problemsOf(flags(['time-start', '2000-02-30T00:00:00Z']))).toEqual([
+      "--time-start: expected an ISO 8601 date-time with a time zone (2000-01-01T00:00:00Z), from 1970 to 9999, got '2000-02-30T00:00:00Z'",
+    ]);
+    expect(problemsOf(flags(['time-start', '2000-02-29T00:00:00Z']))).toEqual([]);
+    expect(problemsOf(flags(['env', 'A\nB=x'], ['hostname', 'a b'], ['hostname', 'a/b']))).toEqual([
+      '--env: variable name "A\\nB" must be non-empty, without \'=\' or control characters',
+      "--hostname: expected a host name of 1 to 64 letters, digits, '-', '_' and '.' (not starting with '-' or '.'), got 'a b'",
+      "--hostname: expected a host name of 1 to 64 letters, digits, '-', '_' and '.' (not starting with '-' or '.'), got 'a/b'",
+    ]);
+    const last = availableParallelism() - 1;
+    for (const text of ['18446744073709551616', '0-9999999999', '0-130000', '3-1']) {
+      expect(problemsOf(flags(['cpu-cores', text]))).toEqual([
+        `--cpu-cores: expected a CPU number from 0 to ${last}, got '${text}'`,
+      ]);
+    }
+    expect(flags(['cpu-cores', `0-${last}`]).resolve().cpuCores).toHaveLength(last + 1);
+  });
+
   it('indexes count across the sources of a list', () => {
     const draft = profileDraft('[filesystem]\nread = ["/usr", "/etc"]', 'p.toml');
     applyFlag(draft, policyFlags().find((f) => f.long === 'fs-read')!, 'nope');
