@@ -53,9 +53,9 @@ Exit status: the command's; 128+N when a signal N ended it; 124 on timeout;
 is not executable; 127 when it is not found.
 
 Examples:
-  sandlock run -r /usr -r /lib -r /lib64 -r /bin -r /etc -- ls /usr
-  sandlock run -r /usr -r /lib -r /lib64 -r /bin -m 512M -P 20 -c 50 -- python3 job.py
-  sandlock run -r /usr -r /lib -r /lib64 -r /bin -w /tmp -e 'echo hi > /tmp/x'
+  sandlock run --system -- ls /usr
+  sandlock run --system -m 512M -P 20 -c 50 -- python3 job.py
+  sandlock run --system -w /tmp -e 'echo hi > /tmp/x'
   sandlock run -r / --fs-deny /home -t 10 -- python3 script.py
   sandlock run -p build -w "$PWD" -- make`;
 
