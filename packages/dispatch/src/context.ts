@@ -4,10 +4,12 @@ import {
   type Arch,
   AT_FDCWD,
   close,
+  ERRNO,
   hostArch,
   ioctlBuffer,
   isDescendantOf,
   openFlags,
+  PATH_MAX,
   readCStringBytes,
   readMemory,
   SECCOMP_ADDFD_FLAG_SETFD,
@@ -67,13 +69,7 @@ export class NotificationGone extends Error {
   override readonly name = 'NotificationGone';
 }
 
-const EFAULT = 14;
-const EBADF = 9;
-const EINVAL = 22;
-const ESRCH = 3;
-const ENAMETOOLONG = 36;
-const EINTR = 4;
-const PATH_MAX = 4096;
+const { EFAULT, EBADF, EINVAL, ENOENT, ESRCH, ENAMETOOLONG, EINTR } = ERRNO;
 /** pidfd_open(2): PIDFD_THREAD (= O_EXCL) opens a pidfd for one thread (Linux 6.9+). */
 const PIDFD_THREAD = 0o200;
 
@@ -407,7 +403,10 @@ export class Call implements HandlerContext, DeferredContext {
     );
     if (fd < 0) {
       this.ensureValid();
-      throw new CallError(-fd === 2 ? ESRCH : -fd, `open /proc/${this.pid}/${what}: errno ${-fd}`);
+      throw new CallError(
+        -fd === ENOENT ? ESRCH : -fd,
+        `open /proc/${this.pid}/${what}: errno ${-fd}`,
+      );
     }
     // It was the caller's, not a process that got its tid since.
     try {

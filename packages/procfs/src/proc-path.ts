@@ -1,6 +1,14 @@
 // What the proc-pids module needs to know about a pid: whether it belongs to
 // the sandbox. Worker thread only; no side effects at import.
-import { AT_FDCWD, close, hostArch, ioctlBuffer, openFlags, trySyscall } from '@sandlock/sys';
+import {
+  AT_FDCWD,
+  close,
+  ERRNO,
+  hostArch,
+  ioctlBuffer,
+  openFlags,
+  trySyscall,
+} from '@sandlock/sys';
 
 const O = openFlags(hostArch());
 const buffer = Buffer.alloc(4096);
@@ -38,7 +46,7 @@ const PIDFD_THREAD = 0o200;
  */
 const PIDFD_GET_INFO = 0xc040ff0b;
 const PIDFD_INFO_PID = 1n;
-const ESRCH = 3;
+const { ESRCH } = ERRNO;
 const info = Buffer.alloc(64);
 let pidfdInfoWorks: boolean | null = null;
 

@@ -5,7 +5,22 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hostArch, resolveExecutable, type SeccompNotif, syscallNumber } from '@sandlock/sys';
+import {
+  AF_INET,
+  AF_NETLINK,
+  AF_PACKET,
+  CLONE_NEWNET,
+  ERRNO,
+  hostArch,
+  resolveExecutable,
+  type SeccompNotif,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_PACKET,
+  SOCK_RAW,
+  SOCK_STREAM,
+  syscallNumber,
+} from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileDenyOnlyFilter, compileSandboxFilter, defaultDenyList } from '../src/index.js';
 import {
@@ -17,19 +32,7 @@ import {
 } from './support/run-sandboxed.js';
 
 const arch = hostArch();
-const EPERM = 1;
-const ENOTTY = 25;
-const EACCES = 13;
-const ENOSYS = 38;
-const AF_INET = 2;
-const AF_NETLINK = 16;
-const AF_PACKET = 17;
-const SOCK_STREAM = 1;
-const SOCK_DGRAM = 2;
-const SOCK_RAW = 3;
-const SOCK_PACKET = 10;
-const SOCK_CLOEXEC = 0o2000000;
-const CLONE_NEWNET = 0x40000000;
+const { EPERM, ENOTTY, EACCES, ENOSYS } = ERRNO;
 
 function skipReason(condition: boolean, reason: string): boolean {
   if (condition) console.warn(`[seccomp kernel tests] skipped: ${reason}`);
