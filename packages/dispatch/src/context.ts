@@ -3,11 +3,16 @@ import { posix } from 'node:path';
 import {
   type Arch,
   AT_FDCWD,
+  argumentIndex,
+  argumentLayout,
   close,
+  convertArg,
   ERRNO,
   hostArch,
   ioctlBuffer,
   isDescendantOf,
+  type KnownSyscall,
+  namedArgs,
   openFlags,
   PATH_MAX,
   readCStringBytes,
@@ -16,6 +21,7 @@ import {
   SECCOMP_IOCTL_NOTIF_ADDFD,
   SECCOMP_IOCTL_NOTIF_ID_VALID,
   type SyscallArg,
+  type SyscallArgs,
   SysError,
   syscallAsync,
   trySyscall,
@@ -23,14 +29,6 @@ import {
   walkPath,
   writeMemory,
 } from '@sandlock/sys';
-import {
-  argumentIndex,
-  argumentLayout,
-  convertArg,
-  type KnownSyscall,
-  namedArgs,
-  type SyscallArgs,
-} from './args.js';
 import type { SessionInfo, WorkerSession } from './session-view.js';
 
 /** One intercepted syscall, as the kernel reported it (a copy: safe to keep). */
