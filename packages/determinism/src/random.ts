@@ -18,6 +18,9 @@ import {
   CLONE_THREAD,
   ERRNO,
   type ErrnoName,
+  GRND_INSECURE,
+  GRND_NONBLOCK,
+  GRND_RANDOM,
   hasSyscall,
   readOnlyFile,
 } from '@sandlock/sys';
@@ -48,10 +51,6 @@ const FORK_SYSCALLS = ['clone', 'fork', 'vfork'].filter((name) => hasSyscall(nam
 /** The syscalls the random module is notified of. */
 export const RANDOM_SYSCALLS: readonly string[] = ['getrandom', ...OPEN_SYSCALLS, ...FORK_SYSCALLS];
 
-// include/uapi/linux/random.h
-const GRND_NONBLOCK = 0x1;
-const GRND_RANDOM = 0x2;
-const GRND_INSECURE = 0x4;
 /**
  * Bytes one getrandom(2) answer fills at most. getrandom(2) may return fewer
  * bytes than asked for past 256 (a signal), and callers loop (glibc's

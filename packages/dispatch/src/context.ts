@@ -15,6 +15,7 @@ import {
   namedArgs,
   openFlags,
   PATH_MAX,
+  PIDFD_THREAD,
   readCStringBytes,
   readMemory,
   SECCOMP_ADDFD_FLAG_SETFD,
@@ -68,8 +69,6 @@ export class NotificationGone extends Error {
 }
 
 const { EFAULT, EBADF, EINVAL, ENOENT, ESRCH, ENAMETOOLONG, EINTR } = ERRNO;
-/** pidfd_open(2): PIDFD_THREAD (= O_EXCL) opens a pidfd for one thread (Linux 6.9+). */
-const PIDFD_THREAD = 0o200;
 
 /** What every handler gets: the call, and safe ways to look at the caller. */
 export interface CallContext<P = unknown> {

@@ -7,6 +7,7 @@ import {
   hostArch,
   ioctlBuffer,
   openFlags,
+  PIDFD_THREAD,
   trySyscall,
 } from '@sandlock/sys';
 
@@ -36,8 +37,6 @@ export function parentOf(pid: number): number | null {
   return fast !== undefined ? fast : parentIn(readProcFile(`/proc/${pid}/stat`));
 }
 
-/** pidfd_open(2): a pidfd for any thread (Linux 6.9+). */
-const PIDFD_THREAD = 0o200;
 /**
  * PIDFD_GET_INFO (Linux 6.13+, include/uapi/linux/pidfd.h): _IOWR(0xFF, 11,
  * struct pidfd_info), whose first 64 bytes (PIDFD_INFO_SIZE_VER0) hold mask

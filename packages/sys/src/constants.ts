@@ -93,6 +93,8 @@ export const PR_CAPBSET_DROP = 24;
 export const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 /** CAP_SETPCAP: needed to drop capabilities from the bounding set (PR_CAPBSET_DROP). */
 export const CAP_SETPCAP = 8;
+export const CAP_DAC_OVERRIDE = 1;
+export const CAP_DAC_READ_SEARCH = 2;
 
 /** personality(2): query without changing. */
 export const PERSONALITY_QUERY = 0xffffffff;
@@ -114,6 +116,17 @@ export type RlimitResource = keyof typeof RLIMIT;
 export const RLIM_INFINITY = 0xffffffffffffffffn;
 
 export const PIDFD_NONBLOCK = 0o4000;
+/** pidfd_open(2): a pidfd for one thread, any thread (= O_EXCL; Linux 6.9+). */
+export const PIDFD_THREAD = 0o200;
+
+// include/uapi/linux/random.h: getrandom(2) flags.
+export const GRND_NONBLOCK = 0x1;
+export const GRND_RANDOM = 0x2;
+export const GRND_INSECURE = 0x4;
+
+// include/uapi/linux/resource.h, include/uapi/linux/ioprio.h: `which` of setpriority(2), ioprio_set(2).
+export const PRIO_USER = 2;
+export const IOPRIO_WHO_USER = 3;
 
 // include/uapi/linux/sched.h
 export const CLONE_PARENT = 0x00008000;

@@ -25,10 +25,12 @@ import {
   FUTEX_WAIT_REQUEUE_PI,
   hasSyscall,
   hostArch,
+  IOPRIO_WHO_USER,
   PERSONALITY_QUERY,
   PR_SET_DUMPABLE,
   PR_SET_PTRACER,
   PR_SET_SECUREBITS,
+  PRIO_USER,
   REALTIME_CLOCKS,
   SOCK_DGRAM,
   SOCK_PACKET,
@@ -49,9 +51,6 @@ import { type Rule, type RuleSet, RuleSetBuilder } from '../rules/rule-set.js';
 import { defaultDenyList } from './deny-list.js';
 
 const { EPERM, ENOSYS } = ERRNO;
-// include/uapi/linux/resource.h, include/uapi/linux/ioprio.h
-const PRIO_USER = 2;
-const IOPRIO_WHO_USER = 3;
 
 /** A denied syscall and the errno it fails with (EPERM when not given). */
 export interface DenyEntry {
