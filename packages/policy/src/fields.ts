@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { getRlimit } from '@sandlock/sys';
 import { append, custom, type FieldSpec, field, set, toggle } from './field.js';
 import {
   bool,
@@ -192,7 +193,15 @@ export const FIELDS = {
     doc: 'The CPUs the program may run on (sched_setaffinity).',
   }),
   maxOpenFiles: field({
-    kind: nullable(integer(1, 1 << 30, 'a number of open files')),
+    kind: nullable(
+      integer(
+        16,
+        () => Number(getRlimit('NOFILE').hard),
+        'a number of open files',
+        "this process's hard limit",
+        "the sandbox's first process needs a few of its own; no sandbox can raise this process's hard limit",
+      ),
+    ),
     default: null as number | null,
     combine: 'replace',
     setter: set<number>(),
