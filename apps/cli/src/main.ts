@@ -18,7 +18,7 @@ Options:
   -V, --version  show the version
 
 Examples:
-  sandlock run -r /usr -r /lib -r /lib64 -r /bin -r /etc -- echo hello
+  sandlock run --system -- echo hello
   sandlock run -p build -- make
   sandlock check`;
 

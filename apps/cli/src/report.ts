@@ -10,10 +10,20 @@ export interface Reporter {
   statusFd: number | null;
 }
 
-/** Writes the one-line JSON status to --status-fd, if given. */
+/**
+ * Writes the one-line JSON status to --status-fd, if given. A descriptor
+ * that fails (its reader gone, a full disk) is a warning: the exit status
+ * stays the command's.
+ */
 export function writeStatus(reporter: Reporter, status: Record<string, unknown>): void {
   if (reporter.statusFd === null) return;
-  writeSync(reporter.statusFd, `${JSON.stringify(status)}\n`);
+  try {
+    writeSync(reporter.statusFd, `${JSON.stringify(status)}\n`);
+  } catch (error) {
+    process.stderr.write(
+      `sandlock: warning: cannot write the status to descriptor ${reporter.statusFd}: ${(error as Error).message}\n`,
+    );
+  }
 }
 
 function kindOf(error: unknown): string {
@@ -44,10 +54,6 @@ export function reportError(reporter: Reporter, error: unknown): number {
     const text = message.startsWith('sandlock') ? message : `sandlock: ${message}`;
     process.stderr.write(`${text}\n`);
   }
-  try {
-    writeStatus(reporter, { error: message, exit_code: code });
-  } catch {
-    // The status fd is itself broken: the message above says what failed.
-  }
+  writeStatus(reporter, { error: message, exit_code: code });
   return code;
 }

@@ -13,3 +13,4 @@ export {
 } from './policy.js';
 export { type ExitStatus, type KillCause, SandboxProcess } from './process.js';
 export { type RunOptions, type RunResult, Sandbox, type SpawnOptions } from './sandbox.js';
+export { afterDelay, parseDuration } from './timers.js';

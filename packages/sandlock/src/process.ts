@@ -173,11 +173,14 @@ export class SandboxProcess {
     return this.send(REAPER_SIGNAL.continueAll, 'resume');
   }
 
-  /** @internal Kills the sandbox and marks the end as a timeout. */
-  expire(): void {
+  /**
+   * @internal Marks the end as a timeout and sends `signal` to every process
+   * of the sandbox (SIGKILL: it ends now).
+   */
+  expire(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (!this.running) return;
     this.timedOut = true;
-    void this.kill('SIGKILL').catch(() => {});
+    void this.kill(signal).catch(() => {});
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

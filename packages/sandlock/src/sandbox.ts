@@ -99,7 +99,11 @@ export class Sandbox {
       throw new TypeError('sandlock: the command (argv[0]) must be a non-empty string');
     }
     const env = programEnvironment(this.policy, options.env);
-    const path = resolveCommand(argv[0], env);
+    const path = resolveCommand(
+      argv[0],
+      env,
+      options.cwd !== undefined ? { ...this.policy, cwd: options.cwd } : this.policy,
+    );
     const policy =
       options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
     assertProcReadable(policy);
