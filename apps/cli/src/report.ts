@@ -2,8 +2,17 @@ import { writeSync } from 'node:fs';
 import { CommandError, PolicyError, SandboxError } from 'sandlock';
 import { UsageError } from './args.js';
 
-/** Exit codes, as coreutils' timeout(1) and env(1) use them. */
-export const EXIT = { timeout: 124, failed: 125, notExecutable: 126, notFound: 127 } as const;
+/**
+ * Exit codes, as coreutils' timeout(1) and env(1) use them. A usage error is
+ * `failed` for every subcommand: sandlock failed before doing anything.
+ */
+export const EXIT = {
+  timeout: 124,
+  failed: 125,
+  usage: 125,
+  notExecutable: 126,
+  notFound: 127,
+} as const;
 
 export interface Reporter {
   json: boolean;

@@ -11,7 +11,9 @@ export type KillCause =
   | { reason: 'memory'; limit: number; used: number; message: string }
   /** Its processes could not be read for UNMEASURED_KILL_MS (2 s): a limit could not be enforced. */
   | { reason: 'unmeasured'; message: string }
-  | { reason: 'supervisor'; message: string };
+  | { reason: 'supervisor'; message: string }
+  /** run(): stdout or stderr went over `maxBuffer`. */
+  | { reason: 'maxBuffer'; message: string };
 
 /** How a sandboxed program ended. */
 export interface ExitStatus {
