@@ -1,3 +1,5 @@
+import { nearest } from '@sandlock/policy';
+
 /** A command-line option: `--long`, maybe `-s`, maybe taking a value. */
 export interface OptionSpec {
   long: string;
@@ -15,33 +17,20 @@ export class UsageError extends Error {
 export interface ParsedArgs {
   /** Each option's values in order (switches get `'true'`), by long name. */
   options: Map<string, string[]>;
+  /** Every option given, in order, with its value (undefined for a switch). */
+  uses: { spec: OptionSpec; value: string | undefined }[];
   /** What follows the options: the command and its arguments. */
   rest: string[];
-}
-
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
-    }
-  }
-  return row[b.length]!;
 }
 
 /** The known option closest to `given`, when it is close enough to be a typo. */
 export function nearestOption(given: string, specs: readonly OptionSpec[]): string | undefined {
   const bare = given.replace(/^-+/, '').split('=')[0]!;
-  let best: { name: string; score: number } | undefined;
-  for (const spec of specs) {
-    const score = distance(bare, spec.long);
-    if (!best || score < best.score) best = { name: `--${spec.long}`, score };
-  }
-  return best && best.score <= Math.max(2, Math.floor(bare.length / 3)) ? best.name : undefined;
+  const name = nearest(
+    bare,
+    specs.map((spec) => spec.long),
+  );
+  return name === undefined ? undefined : `--${name}`;
 }
 
 /**
@@ -56,8 +45,10 @@ export function parseArgs(
   const byLong = new Map(specs.map((spec) => [spec.long, spec]));
   const byShort = new Map(specs.filter((spec) => spec.short).map((spec) => [spec.short!, spec]));
   const options = new Map<string, string[]>();
-  const add = (spec: OptionSpec, value: string) => {
+  const uses: ParsedArgs['uses'] = [];
+  const add = (spec: OptionSpec, value: string, given?: string) => {
     options.set(spec.long, [...(options.get(spec.long) ?? []), value]);
+    uses.push({ spec, value: given });
   };
   let i = 0;
   for (; i < argv.length; i++) {
@@ -93,17 +84,22 @@ export function parseArgs(
     const value = inline ?? argv[++i];
     if (value === undefined)
       throw new UsageError(`${command}: ${shown} needs a value (${spec.value})`);
-    add(spec, value);
+    add(spec, value, value);
   }
-  return { options, rest: argv.slice(i) };
+  return { options, uses, rest: argv.slice(i) };
 }
 
-/** Help lines for a list of options, aligned. */
-export function formatOptions(specs: readonly OptionSpec[]): string {
-  const left = specs.map(
-    (spec) =>
-      `${spec.short ? `-${spec.short}, ` : '    '}--${spec.long}${spec.value ? ` ${spec.value}` : ''}`,
-  );
-  const width = Math.max(...left.map((text) => text.length)) + 2;
-  return specs.map((spec, i) => `  ${left[i]!.padEnd(width)}${spec.help}`).join('\n');
+function optionLeft(spec: OptionSpec): string {
+  return `${spec.short ? `-${spec.short}, ` : '    '}--${spec.long}${spec.value ? ` ${spec.value}` : ''}`;
+}
+
+/** Help lines for a list of options, aligned to `width` (default: the longest's). */
+export function formatOptions(specs: readonly OptionSpec[], width?: number): string {
+  const column = width ?? Math.max(...specs.map((spec) => optionLeft(spec).length)) + 2;
+  return specs.map((spec) => `  ${optionLeft(spec).padEnd(column)}${spec.help}`).join('\n');
+}
+
+/** The column width that aligns every group of `groups` alike. */
+export function optionWidth(groups: readonly (readonly OptionSpec[])[]): number {
+  return Math.max(...groups.flat().map((spec) => optionLeft(spec).length)) + 2;
 }

@@ -1,4 +1,7 @@
 import { CHECK_HELP, checkCommand } from './check.js';
+import { POLICY_HELP, policyCommand } from './policy.js';
+import { PROFILE_HELP, profileCommand } from './profile.js';
+import { EXIT } from './report.js';
 import { RUN_HELP, runCommand } from './run.js';
 
 declare const SANDLOCK_VERSION: string;
@@ -6,15 +9,21 @@ declare const SANDLOCK_VERSION: string;
 const HELP = `Usage: sandlock <command> [options]
 
 Commands:
-  run     run a command in a sandbox
-  check   list the kernel features Sandlock uses and whether they are here
+  run      run a command in a sandbox
+  check    list the kernel features Sandlock uses and whether they are here
+  policy   print the policy some options describe, or its JSON Schema
+  profile  list, show or locate TOML profiles (sandlock run -p NAME)
 
 Options:
   -h, --help     show help (also: sandlock <command> --help)
   -V, --version  show the version
 
+Exit status: 125 for a usage error of any command (sandlock run passes the
+command's own status through otherwise; see sandlock run --help).
+
 Examples:
-  sandlock run -r /usr -r /lib -r /lib64 -r /bin -r /etc -- echo hello
+  sandlock run --system -- echo hello
+  sandlock run -p build -- make
   sandlock check`;
 
 async function main(argv: string[]): Promise<number> {
@@ -24,6 +33,10 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case 'check':
       return checkCommand(rest);
+    case 'policy':
+      return policyCommand(rest);
+    case 'profile':
+      return profileCommand(rest);
     case '-V':
     case '--version':
       process.stdout.write(`sandlock ${SANDLOCK_VERSION}\n`);
@@ -33,15 +46,21 @@ async function main(argv: string[]): Promise<number> {
     case '--help':
     case 'help': {
       const topic = rest[0];
-      const text = topic === 'run' ? RUN_HELP : topic === 'check' ? CHECK_HELP : HELP;
+      const topics: Record<string, string> = {
+        run: RUN_HELP,
+        check: CHECK_HELP,
+        policy: POLICY_HELP,
+        profile: PROFILE_HELP,
+      };
+      const text = (topic !== undefined ? topics[topic] : undefined) ?? HELP;
       (command === undefined ? process.stderr : process.stdout).write(`${text}\n`);
-      return command === undefined ? 2 : 0;
+      return command === undefined ? EXIT.usage : 0;
     }
     default:
       process.stderr.write(
-        `sandlock: unknown command '${command}' (run, check; see sandlock --help)\n`,
+        `sandlock: unknown command '${command}' (run, check, policy, profile; see sandlock --help)\n`,
       );
-      return 2;
+      return EXIT.usage;
   }
 }
 

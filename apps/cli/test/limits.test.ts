@@ -97,7 +97,7 @@ describe('sandlock run: resource limits', () => {
     const result = sandlock(['run', ...SYSTEM, '-m', 'lots', '-P', '0', '--', 'true']);
     expect(result.status).toBe(125);
     expect(result.stderr).toBe(
-      'sandlock: invalid policy (2 problems):\n  maxMemory: invalid byte size "lots": expected a number of bytes with an optional unit K, M, G or T (or KiB, MiB, GiB, TiB), such as 512M or 1.5G\n  maxProcesses: expected a number of processes from 1 to 4194304, got number 0\n',
+      "sandlock: invalid policy (2 problems):\n  -m/--max-memory: expected a size like 64M or 2G, got 'lots'\n  -P/--max-processes: expected a number of processes from 1 to 4194304, got '0'\n",
     );
   });
 });

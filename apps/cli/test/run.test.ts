@@ -95,7 +95,7 @@ describe('sandlock run: exit codes', () => {
     const policy = sandlock(['-r', 'relative', '--net-bind', '99999', '--', 'true']);
     expect(policy.status).toBe(125);
     expect(policy.stderr).toBe(
-      'sandlock: invalid policy (2 problems):\n  fsRead[0]: expected an absolute path, got "relative"\n  netBind[0]: expected a TCP port from 0 to 65535, got number 99999\n',
+      "sandlock: invalid policy (2 problems):\n  -r/--fs-read: expected an absolute path, got 'relative'\n  --net-bind: expected a TCP port from 0 to 65535, got '99999'\n",
     );
     const noCommand = sandlock([...SYSTEM]);
     expect(noCommand.status).toBe(125);
@@ -138,10 +138,12 @@ describe('sandlock run: streams and environment', () => {
     expect(result.stdout).toBe(`${join(work, 'ro')}\n`);
   });
 
-  it('--env without = is a usage error', () => {
+  it('--env without = is refused, naming the flag', () => {
     const result = sandlock([...SYSTEM, '--env', 'NOEQUALS', '--', 'true']);
     expect(result.status).toBe(125);
-    expect(result.stderr).toBe("sandlock run: --env expects KEY=VALUE, got 'NOEQUALS'\n");
+    expect(result.stderr).toBe(
+      "sandlock: invalid policy: --env: expected KEY=VALUE, got 'NOEQUALS'\n",
+    );
   });
 });
 
@@ -175,7 +177,11 @@ describe('sandlock run: machine-readable output', () => {
     const error = JSON.parse(result.stderr).error;
     expect(error).toMatchObject({ kind: 'policy', exit_code: 125 });
     expect(error.problems).toEqual([
-      { field: 'fsRead[0]', message: 'expected an absolute path, got "relative"' },
+      {
+        field: 'fsRead[0]',
+        message: "expected an absolute path, got 'relative'",
+        origin: { kind: 'flag', flag: '-r/--fs-read', text: 'relative' },
+      },
     ]);
   });
 });

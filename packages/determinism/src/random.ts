@@ -14,7 +14,15 @@ import {
   type WorkerSession,
 } from '@sandlock/dispatch/module';
 import type { ModulePolicy } from '@sandlock/policy';
-import { hasSyscall, readOnlyFile } from '@sandlock/sys';
+import {
+  CLONE_PARENT,
+  CLONE_THREAD,
+  GRND_INSECURE,
+  GRND_NONBLOCK,
+  GRND_RANDOM,
+  hasSyscall,
+  readOnlyFile,
+} from '@sandlock/sys';
 import { deviceFile, FeedError, warmUpFeeder } from './random-feeder.js';
 import { Lineage, type ProcessEntry } from './random-lineage.js';
 import { randomOpen } from './random-open.js';
@@ -36,10 +44,6 @@ const FORK_SYSCALLS = ['clone', 'fork', 'vfork'].filter((name) => hasSyscall(nam
 /** The syscalls the random module is notified of. */
 export const RANDOM_SYSCALLS: readonly string[] = ['getrandom', ...OPEN_SYSCALLS, ...FORK_SYSCALLS];
 
-// include/uapi/linux/random.h
-const GRND_NONBLOCK = 0x1;
-const GRND_RANDOM = 0x2;
-const GRND_INSECURE = 0x4;
 /**
  * Bytes one getrandom(2) answer fills at most. getrandom(2) may return fewer
  * bytes than asked for past 256 (a signal), and callers loop (glibc's
@@ -50,9 +54,6 @@ const GRND_INSECURE = 0x4;
  * none with the kernel's old limit of 32 MiB (docs/benchmarks.md).
  */
 export const GETRANDOM_MAX = 16 * 1024;
-// include/uapi/linux/sched.h
-const CLONE_THREAD = 0x10000n;
-const CLONE_PARENT = 0x8000n;
 
 /** Worker thread: the process trees of the sandboxes this worker supervises, by session id. */
 const lineages = new Map<number, Lineage>();
@@ -144,8 +145,8 @@ function onFork(ctx: HandlerContext<ModulePolicy>): Answer {
   let clonesParent = false;
   if (ctx.syscall === 'clone') {
     const { flags } = ctx.argsOf('clone');
-    if ((BigInt(flags) & CLONE_THREAD) !== 0n) return answer.continue(); // a thread shares its process's streams
-    clonesParent = (BigInt(flags) & CLONE_PARENT) !== 0n;
+    if ((BigInt(flags) & BigInt(CLONE_THREAD)) !== 0n) return answer.continue(); // a thread shares its process's streams
+    clonesParent = (BigInt(flags) & BigInt(CLONE_PARENT)) !== 0n;
   }
   const entry = callerProcess(ctx);
   if (entry === undefined) return answer.errno('ESRCH');

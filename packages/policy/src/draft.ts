@@ -17,11 +17,12 @@ export class PolicyDraft {
   private readonly given = new Map<FieldName, Given[]>();
   private readonly early: PolicyProblem[] = [];
 
-  /** Adds a value for `name` (combined with earlier ones as the field's entry says). */
+  /**
+   * Adds a value for `name`, combined with earlier ones as the field's entry
+   * says (for a single value, the last wins; every one is checked).
+   */
   add(name: FieldName, value: unknown, origin: Origin = FROM_VALUE): this {
-    const spec = fieldSpec(name);
     const list = this.given.get(name) ?? [];
-    if (spec.combine === 'replace') list.length = 0;
     list.push({ value, origin });
     this.given.set(name, list);
     return this;
@@ -82,8 +83,12 @@ function resolveField(
   problems: PolicyProblem[],
 ): unknown {
   if (spec.combine === 'replace') {
-    const last = given.at(-1)!;
-    return spec.kind.check(last.value, new At(name, last.origin, problems));
+    // The last value wins, and every value given is checked: a mistake in
+    // one that was replaced is still reported.
+    let checked: unknown;
+    for (const { value, origin } of given)
+      checked = spec.kind.check(value, new At(name, origin, problems));
+    return checked;
   }
   if (spec.combine === 'merge') {
     const merged: Record<string, unknown> = {};

@@ -23,6 +23,8 @@ export type Setter<Args extends unknown[], N extends string = never> = {
   readonly mode: 'set' | 'append' | 'switch' | 'custom';
   /** For `custom`: the new draft value from the current one and the arguments. */
   readonly apply?: (current: unknown, args: Args) => unknown;
+  /** For `custom`: its parameters as the reference shows them. */
+  readonly parameters?: string;
   /** Phantom: never set. */
   readonly args?: Args;
 };
@@ -38,9 +40,10 @@ export function toggle(): Setter<[enabled?: boolean]> {
 }
 export function custom<Args extends unknown[], N extends string>(
   name: N,
+  parameters: string,
   apply: (current: unknown, args: Args) => unknown,
 ): Setter<Args, N> {
-  return { name, mode: 'custom', apply };
+  return { name, mode: 'custom', apply, parameters };
 }
 
 /**
@@ -63,6 +66,8 @@ export interface FieldSpec<T, Args extends unknown[], N extends string = never> 
   readonly profile: { readonly section: string; readonly key: string };
   /** One sentence for the reference and the schema. */
   readonly doc: string;
+  /** More for the reference, in Markdown (e.g. the exact paths a preset grants). */
+  readonly details?: string;
 }
 
 export function field<T, Args extends unknown[], N extends string = never>(

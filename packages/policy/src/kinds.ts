@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isAbsolute } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type Origin, type PolicyProblem, shown } from './origin.js';
 import { parseByteSize } from './size.js';
 
@@ -64,6 +65,8 @@ export function integer(
   what: string,
   /** For a bound of this machine: how the reference names it. */
   maxText?: string,
+  /** Why the bounds are what they are, for problems. */
+  why?: string,
 ): Kind<number> {
   const high = () => (typeof max === 'function' ? max() : max);
   return {
@@ -71,14 +74,17 @@ export function integer(
       if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= high()) {
         return value;
       }
-      return at.expected(`${what} from ${min} to ${high()}`, value);
+      const reason = why === undefined ? '' : ` (${why})`;
+      return at.problem(
+        `expected ${what} from ${min} to ${high()}, got ${shown(value, at.origin)}${reason}`,
+      );
     },
     fromText: wholeNumber,
     schema:
       typeof max === 'function'
         ? { type: 'integer', minimum: min }
         : { type: 'integer', minimum: min, maximum: max },
-    describe: `${what} from ${min} to ${typeof max === 'function' ? maxText : max}`,
+    describe: `${what} from ${min} to ${typeof max === 'function' ? maxText : max}${why === undefined ? '' : ` (${why})`}`,
   };
 }
 
@@ -121,7 +127,7 @@ export function list<T>(
     },
     fromText: (text) => options.split?.(text) ?? [item.fromText ? item.fromText(text) : text],
     schema: { type: 'array', items: item.schema },
-    describe: `a list of ${item.describe.replace(/^an? /, '')}s`,
+    describe: `a list, each ${item.describe}`,
   };
 }
 
@@ -182,7 +188,10 @@ export const portSpec: Kind<PortSpec> = {
   describe: 'a TCP port (8080) or a range (8000-8100, or {from, to})',
 };
 
-/** Environment variables: names without `=` or NUL, values without NUL. */
+// The C0 control characters and DEL.
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** Environment variables: names without `=` or control characters, values without NUL. */
 export const variables: Kind<Record<string, string>> = {
   check(value, at) {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -191,9 +200,11 @@ export const variables: Kind<Record<string, string>> = {
     const out: Record<string, string> = {};
     let bad = false;
     for (const [key, text] of Object.entries(value)) {
-      if (key === '' || key.includes('=') || key.includes('\0')) {
+      if (key === '' || key.includes('=') || CONTROL.test(key)) {
         bad = true;
-        at.problem(`variable name ${JSON.stringify(key)} must be non-empty, without '=' or NUL`);
+        at.problem(
+          `variable name ${JSON.stringify(key)} must be non-empty, without '=' or control characters`,
+        );
       } else if (typeof text !== 'string' || text.includes('\0')) {
         bad = true;
         at.inner(`.${key}`).expected('a string without NUL', text);
@@ -219,7 +230,7 @@ export const cpu = integer(
   'the last CPU of the machine',
 );
 
-/** `0,2-3` as [0, 2, 3]; an item that is not a number or range stays text, to be reported. */
+/** `0,2-3` as [0, 2, 3]; a part that is not CPUs of this machine stays text, to be reported. */
 export function cpuList(text: string): unknown[] {
   const cores: unknown[] = [];
   for (const part of text.split(',')) {
@@ -230,7 +241,9 @@ export function cpuList(text: string): unknown[] {
     }
     const from = Number(match[1]);
     const to = match[2] === undefined ? from : Number(match[2]);
-    if (to - from > 65536) cores.push(part);
+    // A part naming a CPU this machine does not have stays text: one problem
+    // for it, however wide the range.
+    if (from > to || to >= availableParallelism()) cores.push(part);
     else for (let core = from; core <= to; core++) cores.push(core);
   }
   return cores;
@@ -288,6 +301,13 @@ export const plugin: Kind<PluginRef> = {
     }
     const extra = Object.keys(ref!).filter((key) => key !== 'module' && key !== 'options');
     if (extra.length > 0) return at.problem(`unknown keys ${extra.join(', ')}`);
+    let file: string;
+    try {
+      file = module.startsWith('file:') ? fileURLToPath(module) : module;
+    } catch {
+      return at.expected('a file: URL of a local file', module);
+    }
+    if (!existsSync(file)) return at.inner('.module').problem(`${file} does not exist`);
     try {
       structuredClone(ref!.options);
     } catch {
@@ -304,20 +324,20 @@ export const plugin: Kind<PluginRef> = {
   describe: 'a handler module: a file: URL or an absolute path, and its options',
 };
 
+const HOST_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
 export const hostname: Kind<string> = {
   check(value, at) {
-    if (
-      typeof value !== 'string' ||
-      value === '' ||
-      /[\0\n]/.test(value) ||
-      Buffer.byteLength(value) > 64
-    ) {
-      return at.expected('a name of 1 to 64 bytes without NUL or newline', value);
+    if (typeof value !== 'string' || !HOST_NAME.test(value) || Buffer.byteLength(value) > 64) {
+      return at.expected(
+        "a host name of 1 to 64 letters, digits, '-', '_' and '.' (not starting with '-' or '.')",
+        value,
+      );
     }
     return value;
   },
-  schema: { type: 'string', minLength: 1, maxLength: 64 },
-  describe: 'a name of 1 to 64 bytes',
+  schema: { type: 'string', pattern: HOST_NAME.source, maxLength: 64 },
+  describe: "a host name of 1 to 64 letters, digits, '-', '_' and '.'",
 };
 
 const U64_MAX = (1n << 64n) - 1n;
@@ -349,6 +369,15 @@ export const seed: Kind<string> = {
 const LAST_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/;
 
+/** The date part names a day of the calendar (Date.parse turns 2000-02-30 into 1 March). */
+function realDate(text: string): boolean {
+  const [year, month, day] = text.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  return (
+    date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day
+  );
+}
+
 /**
  * An instant: epoch milliseconds, a Date, or an ISO 8601 date-time with its
  * time zone (`2000-01-01T00:00:00Z`, `2000-01-01T01:00:00+01:00`); a bare date
@@ -359,7 +388,9 @@ export const instant: Kind<number> = {
     let ms: number | undefined;
     if (value instanceof Date) ms = value.getTime();
     else if (typeof value === 'number' && Number.isInteger(value)) ms = value;
-    else if (typeof value === 'string' && ISO_INSTANT.test(value)) ms = Date.parse(value);
+    else if (typeof value === 'string' && ISO_INSTANT.test(value) && realDate(value)) {
+      ms = Date.parse(value);
+    }
     if (ms !== undefined && Number.isFinite(ms) && ms >= 0 && ms <= LAST_INSTANT) return ms;
     return at.problem(
       `expected an ISO 8601 date-time with a time zone (2000-01-01T00:00:00Z)${at.origin.kind === 'flag' ? '' : ', a Date or epoch milliseconds'}, from 1970 to 9999, got ${value instanceof Date ? 'an invalid Date' : shown(value, at.origin)}`,

@@ -18,7 +18,7 @@ export type Origin =
       readonly line: number;
       /** 1-based. */
       readonly column: number;
-      /** `section.key`, e.g. `limits.memory`. */
+      /** `section.key`, e.g. `limits.memory`; empty for a syntax error. */
       readonly key: string;
     }
   | { readonly kind: 'value' };
@@ -40,7 +40,8 @@ export function whereOf(problem: PolicyProblem): string {
   const origin = problem.origin;
   if (origin?.kind === 'flag') return origin.flag;
   if (origin?.kind === 'profile') {
-    return `${origin.file}:${origin.line}:${origin.column}: ${origin.key}`;
+    const position = `${origin.file}:${origin.line}:${origin.column}`;
+    return origin.key === '' ? position : `${position}: ${origin.key}`;
   }
   return problem.field;
 }

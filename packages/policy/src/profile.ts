@@ -18,10 +18,6 @@ export function profileSections(): Map<string, Map<string, FieldName>> {
   return sections;
 }
 
-function kindOf(node: Located): string {
-  return node.entries ? 'a table' : node.items ? 'a list' : 'a value';
-}
-
 /**
  * Reads a TOML profile into a draft: each value keeps its file, line, column
  * and key, so that a problem points at it. Unknown sections and keys, and
@@ -36,6 +32,8 @@ export function profileDraft(text: string, file: string, draft = new PolicyDraft
     column: node.column,
     key,
   });
+  /** Where the key was written: for problems with the key itself. */
+  const keyPosition = (node: Located, key: string): Origin => position(node.key ?? node, key);
   let document: Located;
   try {
     document = parseToml(text);
@@ -44,21 +42,27 @@ export function profileDraft(text: string, file: string, draft = new PolicyDraft
     return draft.problem({
       field: 'profile',
       message: `not valid TOML: ${error.message}`,
-      origin: { kind: 'profile', file, line: error.line, column: error.column, key: '(syntax)' },
+      origin: { kind: 'profile', file, line: error.line, column: error.column, key: '' },
     });
   }
   const sections = profileSections();
   for (const [sectionName, section] of document.entries!) {
     const keys = sections.get(sectionName);
-    if (keys === undefined || !section.entries) {
+    if (!section.entries) {
+      const owner = [...sections].find(([, inner]) => inner.has(sectionName))?.[0];
+      draft.problem({
+        field: 'profile',
+        message: `a key outside any section${owner ? `; did you mean '${sectionName}' under [${owner}]?` : ''}`,
+        origin: keyPosition(section, sectionName),
+      });
+      continue;
+    }
+    if (keys === undefined) {
       const hint = nearest(sectionName, [...sections.keys()]);
       draft.problem({
         field: 'profile',
-        message:
-          keys === undefined
-            ? `unknown section${hint ? `; did you mean [${hint}]?` : ''} (sections: ${[...sections.keys()].map((name) => `[${name}]`).join(' ')})`
-            : `expected a section [${sectionName}], got ${kindOf(section)}`,
-        origin: position(section, sectionName),
+        message: `unknown section${hint ? `; did you mean [${hint}]?` : ''} (sections: ${[...sections.keys()].map((name) => `[${name}]`).join(' ')})`,
+        origin: keyPosition(section, sectionName),
       });
       continue;
     }
@@ -70,7 +74,7 @@ export function profileDraft(text: string, file: string, draft = new PolicyDraft
         draft.problem({
           field: 'profile',
           message: `unknown key${hint ? `; did you mean '${hint}'?` : ''} (in [${sectionName}]: ${[...keys.keys()].join(', ')})`,
-          origin: position(node, dotted),
+          origin: keyPosition(node, dotted),
         });
         continue;
       }

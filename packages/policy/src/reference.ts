@@ -4,6 +4,17 @@ function code(text: string): string {
   return `\`${text}\``;
 }
 
+function setterOf(name: string): string {
+  const { setter } = fieldSpec(name as never);
+  const parameters = {
+    set: 'value',
+    append: '...values',
+    switch: 'enabled = true',
+    custom: setter.parameters ?? '',
+  }[setter.mode];
+  return `.${setter.name ?? name}(${parameters})`;
+}
+
 function defaultOf(value: unknown): string {
   if (value === null) return 'unset';
   if (Array.isArray(value) && value.length === 0) return 'none';
@@ -37,12 +48,14 @@ export function policyReference(): string {
       )
       .join(', ');
     lines.push(
-      `| [${code(name)}](#${name.toLowerCase()}) | ${code(`.${spec.setter.name}()`)} | ${flags || '—'} | ${code(`[${spec.profile.section}] ${spec.profile.key}`)} | ${defaultOf(spec.default)} |`,
+      `| [${code(name)}](#${name.toLowerCase()}) | ${code(setterOf(name))} | ${flags || '—'} | ${code(`[${spec.profile.section}] ${spec.profile.key}`)} | ${defaultOf(spec.default)} |`,
     );
   }
   for (const name of FIELD_NAMES) {
     const spec = fieldSpec(name);
-    lines.push('', `## ${name}`, '', spec.doc, '', `Values: ${spec.kind.describe}.`);
+    lines.push('', `## ${name}`, '', spec.doc, '');
+    if (spec.details) lines.push(spec.details, '');
+    lines.push(`Values: ${spec.kind.describe}.`);
     const usage = {
       list: 'each value is added to the list',
       merge: 'each value is added to the others, key by key',

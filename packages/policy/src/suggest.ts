@@ -13,11 +13,14 @@ export function distance(a: string, b: string): number {
   return row[b.length]!;
 }
 
-/** The known name closest to `given`, when it is close enough to be a typo. */
+/**
+ * The known name closest to `given`, when it is close enough to be a typo
+ * or holds `given` whole (`udp` for `no_udp`).
+ */
 export function nearest(given: string, known: Iterable<string>): string | undefined {
   let best: { name: string; score: number } | undefined;
   for (const name of known) {
-    const score = distance(given, name);
+    const score = given.length >= 3 && name.includes(given) ? 0 : distance(given, name);
     if (!best || score < best.score) best = { name, score };
   }
   return best && best.score <= Math.max(2, Math.floor(given.length / 3)) ? best.name : undefined;

@@ -11,6 +11,8 @@ export interface Located {
   items?: Located[];
   /** Set for tables. */
   entries?: Map<string, Located>;
+  /** Where the key that names it was written (set for keys and table headers). */
+  key?: { readonly line: number; readonly column: number };
 }
 
 /** A TOML syntax error at a position. */
@@ -59,7 +61,9 @@ function convert(node: AST.TOMLContentNode, source: string): Located {
   }
   if (node.type === 'TOMLInlineTable') {
     const table: Located = { ...at(node), entries: new Map() };
-    for (const pair of node.body) place(table, keysOf(pair.key), convert(pair.value, source));
+    for (const pair of node.body) {
+      place(table, keysOf(pair.key), convert(pair.value, source), at(pair));
+    }
     return table;
   }
   return { ...at(node), value: scalar(node, source) };
@@ -70,7 +74,11 @@ function keysOf(key: AST.TOMLKey): string[] {
 }
 
 /** The table at `path` below `root`, made as needed (numbers index arrays of tables). */
-function tableAt(root: Located, path: readonly (string | number)[], where: Located): Located {
+function tableAt(
+  root: Located,
+  path: readonly (string | number)[],
+  where: { line: number; column: number },
+): Located {
   let table = root;
   for (const step of path) {
     if (typeof step === 'number') {
@@ -81,7 +89,7 @@ function tableAt(root: Located, path: readonly (string | number)[], where: Locat
     }
     let next = table.entries!.get(step);
     if (next === undefined) {
-      next = { line: where.line, column: where.column, entries: new Map() };
+      next = { line: where.line, column: where.column, entries: new Map(), key: where };
       table.entries!.set(step, next);
     }
     table = next;
@@ -89,8 +97,14 @@ function tableAt(root: Located, path: readonly (string | number)[], where: Locat
   return table;
 }
 
-function place(table: Located, keys: readonly string[], value: Located): void {
-  const parent = tableAt(table, keys.slice(0, -1), value);
+function place(
+  table: Located,
+  keys: readonly string[],
+  value: Located,
+  key: { line: number; column: number },
+): void {
+  const parent = tableAt(table, keys.slice(0, -1), key);
+  value.key = key;
   parent.entries!.set(keys.at(-1)!, value);
 }
 
@@ -110,11 +124,13 @@ export function parseToml(source: string): Located {
   const root: Located = { line: 1, column: 1, entries: new Map() };
   for (const node of document.body[0]!.body) {
     if (node.type === 'TOMLKeyValue') {
-      place(root, keysOf(node.key), convert(node.value, source));
+      place(root, keysOf(node.key), convert(node.value, source), at(node));
       continue;
     }
-    const table = tableAt(root, node.resolvedKey, { ...at(node) });
-    for (const pair of node.body) place(table, keysOf(pair.key), convert(pair.value, source));
+    const table = tableAt(root, node.resolvedKey, at(node));
+    for (const pair of node.body) {
+      place(table, keysOf(pair.key), convert(pair.value, source), at(pair));
+    }
   }
   return root;
 }

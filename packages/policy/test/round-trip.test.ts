@@ -1,192 +1,17 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   applyFlag,
   FIELD_NAMES,
   FIELDS,
-  type FieldName,
   PolicyBuilder,
   PolicyDraft,
   parsePolicy,
   policyFlags,
   profileDraft,
 } from '../src/index.js';
+import { removeSampleFiles, SAMPLES, wholeProfile } from './samples.js';
 
-const scratch = mkdtempSync(join(tmpdir(), 'sandlock-policy-'));
-const plugin = join(scratch, 'plugin.js');
-writeFileSync(plugin, 'export default {};\n');
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
-
-/**
- * One value of each field, written the four ways a user writes it: builder
- * calls, command-line flags, a profile's TOML, and the JSON policy. A field
- * added to the table without a row here fails the first test.
- */
-const SAMPLES: Record<
-  FieldName,
-  {
-    builder: [method: string, ...args: unknown[]][];
-    flags: string[];
-    toml: string;
-    json: unknown;
-  }
-> = {
-  fsRead: {
-    builder: [['fsRead', '/usr', '/etc']],
-    flags: ['-r', '/usr', '--fs-read', '/etc'],
-    toml: '[filesystem]\nread = ["/usr", "/etc"]',
-    json: ['/usr', '/etc'],
-  },
-  fsWrite: {
-    builder: [['fsWrite', scratch]],
-    flags: ['-w', scratch],
-    toml: `[filesystem]\nwrite = ["${scratch}"]`,
-    json: [scratch],
-  },
-  fsDeny: {
-    builder: [['fsDeny', '/etc/shadow']],
-    flags: ['--fs-deny', '/etc/shadow'],
-    toml: '[filesystem]\ndeny = ["/etc/shadow"]',
-    json: ['/etc/shadow'],
-  },
-  env: {
-    builder: [
-      ['env', 'A', '1'],
-      ['env', { B: 'x=y' }],
-    ],
-    flags: ['--env', 'A=1', '--env', 'B=x=y'],
-    toml: '[environment]\nvars = { A = "1", B = "x=y" }',
-    json: { A: '1', B: 'x=y' },
-  },
-  cleanEnv: {
-    builder: [['cleanEnv']],
-    flags: ['--clean-env'],
-    toml: '[environment]\nclean = true',
-    json: true,
-  },
-  cwd: {
-    builder: [['cwd', '/tmp']],
-    flags: ['--cwd', '/tmp'],
-    toml: '[program]\ncwd = "/tmp"',
-    json: '/tmp',
-  },
-  noRandomizeMemory: {
-    builder: [['noRandomizeMemory']],
-    flags: ['--no-randomize-memory'],
-    toml: '[program]\nno_randomize_memory = true',
-    json: true,
-  },
-  noHugePages: {
-    builder: [['noHugePages']],
-    flags: ['--no-huge-pages'],
-    toml: '[program]\nno_huge_pages = true',
-    json: true,
-  },
-  noCoredump: {
-    builder: [['noCoredump']],
-    flags: ['--no-coredump'],
-    toml: '[program]\nno_coredump = true',
-    json: true,
-  },
-  cpuCores: {
-    builder: [['cpuCores', 0]],
-    flags: ['--cpu-cores', '0'],
-    toml: '[limits]\ncpu_cores = [0]',
-    json: [0],
-  },
-  maxOpenFiles: {
-    builder: [['maxOpenFiles', 64]],
-    flags: ['--max-open-files', '64'],
-    toml: '[limits]\nopen_files = 64',
-    json: 64,
-  },
-  netBind: {
-    builder: [['netBind', 8080, { from: 9000, to: 9010 }]],
-    flags: ['--net-bind', '8080', '--net-bind', '9000-9010'],
-    toml: '[network]\nbind = [8080, "9000-9010"]',
-    json: [8080, { from: 9000, to: 9010 }],
-  },
-  netConnect: {
-    builder: [['netConnect', 443]],
-    flags: ['--net-connect', '443'],
-    toml: '[network]\nconnect = [443]',
-    json: [443],
-  },
-  noRawSockets: {
-    builder: [['noRawSockets', false]],
-    flags: ['--allow-raw-sockets'],
-    toml: '[network]\nno_raw_sockets = false',
-    json: false,
-  },
-  noUdp: {
-    builder: [['noUdp']],
-    flags: ['--no-udp'],
-    toml: '[network]\nno_udp = true',
-    json: true,
-  },
-  bestEffort: {
-    builder: [['bestEffort']],
-    flags: ['--best-effort'],
-    toml: '[sandbox]\nbest_effort = true',
-    json: true,
-  },
-  maxMemory: {
-    builder: [['maxMemory', '64M']],
-    flags: ['-m', '64M'],
-    toml: '[limits]\nmemory = "64M"',
-    json: 64 * 1024 * 1024,
-  },
-  maxProcesses: {
-    builder: [['maxProcesses', 10]],
-    flags: ['-P', '10'],
-    toml: '[limits]\nprocesses = 10',
-    json: 10,
-  },
-  maxCpu: {
-    builder: [['maxCpu', 50]],
-    flags: ['--max-cpu', '50'],
-    toml: '[limits]\ncpu = 50',
-    json: 50,
-  },
-  plugins: {
-    builder: [['plugin', plugin, { log: '/tmp/x' }]],
-    flags: ['--plugin', JSON.stringify({ module: plugin, options: { log: '/tmp/x' } })],
-    toml: `[[sandbox.plugins]]\nmodule = "${plugin}"\noptions = { log = "/tmp/x" }`,
-    json: [{ module: plugin, options: { log: '/tmp/x' } }],
-  },
-  hostname: {
-    builder: [['hostname', 'box']],
-    flags: ['--hostname', 'box'],
-    toml: '[determinism]\nhostname = "box"',
-    json: 'box',
-  },
-  numCpus: {
-    builder: [['numCpus', 2]],
-    flags: ['--num-cpus', '2'],
-    toml: '[determinism]\nnum_cpus = 2',
-    json: 2,
-  },
-  deterministicDirs: {
-    builder: [['deterministicDirs']],
-    flags: ['--deterministic-dirs'],
-    toml: '[determinism]\nsorted_dirs = true',
-    json: true,
-  },
-  randomSeed: {
-    builder: [['randomSeed', 2n ** 64n - 1n]],
-    flags: ['--random-seed', '18446744073709551615'],
-    toml: '[determinism]\nrandom_seed = 18446744073709551615',
-    json: '18446744073709551615',
-  },
-  timeStart: {
-    builder: [['timeStart', new Date(Date.UTC(2000, 0, 1))]],
-    flags: ['--time-start', '2000-01-01T01:00:00+01:00'],
-    toml: '[determinism]\ntime_start = 2000-01-01T00:00:00Z',
-    json: Date.UTC(2000, 0, 1),
-  },
-};
+afterAll(removeSampleFiles);
 
 const FLAGS = policyFlags();
 
@@ -233,14 +58,7 @@ describe('every field of the table', () => {
   });
 
   it('all at once: a profile with every section, then every flag over it', () => {
-    const profile = FIELD_NAMES.map((name) => SAMPLES[name].toml).join('\n');
-    // The same section may not be opened twice in TOML: merge the tables.
-    const sections = new Map<string, string[]>();
-    for (const block of profile.split(/\n(?=\[)/)) {
-      const [header, ...lines] = block.split('\n');
-      sections.set(header!, [...(sections.get(header!) ?? []), ...lines]);
-    }
-    const text = [...sections].map(([header, lines]) => [header, ...lines].join('\n')).join('\n');
+    const text = wholeProfile();
     const fromProfile = profileDraft(text, 'all.toml').resolve();
     const json = Object.fromEntries(FIELD_NAMES.map((name) => [name, SAMPLES[name].json]));
     expect(fromProfile).toEqual(parsePolicy(json));

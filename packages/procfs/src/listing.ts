@@ -35,7 +35,18 @@
 // process exits, and when the sandbox ends.
 import { type BigIntStats, readFileSync } from 'node:fs';
 import { type Answer, answer, CallError, type HandlerContext } from '@sandlock/dispatch/module';
-import { close, hostArch, openAt, openFlags, SysError, trySyscall } from '@sandlock/sys';
+import {
+  close,
+  ERRNO,
+  F_GETFL,
+  hostArch,
+  openAt,
+  openFlags,
+  SEEK_CUR,
+  SEEK_SET,
+  SysError,
+  trySyscall,
+} from '@sandlock/sys';
 
 /** One directory entry as the kernel listed it. */
 export interface DirEntry {
@@ -131,11 +142,7 @@ export function parseDirent64(buffer: Buffer, length: number): DirEntry[] {
 }
 
 const O = openFlags(hostArch());
-const SEEK_SET = 0;
-const SEEK_CUR = 1;
-const F_GETFL = 3;
-const EINVAL = 22;
-const EFAULT = 14;
+const { EINVAL, EFAULT } = ERRNO;
 /** Cache entries kept per worker at most (the oldest go first): threads' entries, abandoned listings. */
 const MAX_CACHED = 1024;
 

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { HandlerContext } from '@sandlock/dispatch/module';
 import type { ModulePolicy } from '@sandlock/policy';
-import { statusMemory } from './content.js';
+import { statusMemory } from '@sandlock/sys';
 
 /**
  * What the sandbox uses now, in bytes: the sum over its processes (the

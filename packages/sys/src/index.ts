@@ -15,6 +15,7 @@ export {
   sameIds,
   withCallerCapabilities,
 } from './credentials.js';
+export { ERRNO, type ErrnoName, errnoNumber, MAX_ERRNO } from './errno.js';
 export { errnoMessage, errnoName, SysError } from './errors.js';
 export * from './io.js';
 export {
@@ -56,6 +57,7 @@ export {
   parentOf,
   processOf,
   readProc,
+  statusMemory,
   type TreeEntry,
   threadsOf,
   walkTree,
@@ -75,7 +77,7 @@ export {
   SO_RCVBUFFORCE,
   SO_SNDBUF,
   SO_SNDBUFFORCE,
-  SOL_SOCKET,
+  SO_TYPE,
 } from './sockets.js';
 export * from './structs/index.js';
 export * from './stub/index.js';

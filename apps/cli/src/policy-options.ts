@@ -1,0 +1,89 @@
+import { existsSync } from 'node:fs';
+import {
+  applyFlag,
+  badProfileName,
+  FIELDS,
+  PolicyDraft,
+  type PolicyFlag,
+  policyFlags,
+  profileDir,
+  profilePath,
+  readProfile,
+} from '@sandlock/policy';
+import { type OptionSpec, type ParsedArgs, UsageError } from './args.js';
+
+/** A policy flag as the argument parser sees it. */
+export interface PolicyOption extends OptionSpec {
+  readonly flag: PolicyFlag;
+}
+
+/** Every policy field's flags, from the policy table. */
+export const POLICY_OPTIONS: readonly PolicyOption[] = policyFlags().map((flag) => ({
+  long: flag.long,
+  ...(flag.short ? { short: flag.short } : {}),
+  ...(flag.value ? { value: flag.value } : {}),
+  help: flag.help,
+  flag,
+}));
+
+export const PROFILE_OPTION: OptionSpec = {
+  long: 'profile',
+  short: 'p',
+  value: 'NAME|FILE',
+  help: 'start from a profile: NAME in the profile directory, or a TOML FILE',
+};
+
+const TITLES: Record<string, string> = {
+  filesystem: 'Filesystem',
+  environment: 'Environment',
+  program: 'Program',
+  limits: 'Limits',
+  network: 'Network',
+  sandbox: 'Sandbox',
+  determinism: 'What the sandbox sees',
+};
+
+/** The policy options grouped by profile section, in table order, for help. */
+export function policyOptionGroups(): { title: string; options: PolicyOption[] }[] {
+  const groups = new Map<string, PolicyOption[]>();
+  for (const option of POLICY_OPTIONS) {
+    const section = FIELDS[option.flag.field].profile.section;
+    groups.set(section, [...(groups.get(section) ?? []), option]);
+  }
+  return [...groups].map(([section, options]) => ({
+    title: TITLES[section] ?? section,
+    options,
+  }));
+}
+
+/** The file a `-p` value names: a path (with a `/` or ending in .toml) or a profile name. */
+export function profileFile(value: string, command: string): string {
+  if (value.includes('/') || value.endsWith('.toml')) {
+    if (!existsSync(value)) throw new UsageError(`${command}: -p/--profile: no file '${value}'`);
+    return value;
+  }
+  const bad = badProfileName(value);
+  if (bad !== null) throw new UsageError(`${command}: -p/--profile: ${bad}`);
+  const file = profilePath(value);
+  if (!existsSync(file)) {
+    throw new UsageError(
+      `${command}: -p/--profile: no profile '${value}' in ${profileDir()} (see sandlock profile list)`,
+    );
+  }
+  return file;
+}
+
+/**
+ * The policy the options describe: the profiles first, in the order given,
+ * then every policy flag in order (single values replaced, lists extended).
+ */
+export function draftOf(parsed: ParsedArgs, command: string): PolicyDraft {
+  const draft = new PolicyDraft();
+  for (const file of (parsed.options.get('profile') ?? []).map((v) => profileFile(v, command))) {
+    readProfile(file, draft);
+  }
+  for (const { spec, value } of parsed.uses) {
+    if ('flag' in spec) applyFlag(draft, (spec as PolicyOption).flag, value);
+  }
+  return draft;
+}

@@ -1,0 +1,52 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FIELD_NAMES } from '@sandlock/policy';
+import { Sandbox } from 'sandlock';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  removeSampleFiles,
+  SAMPLES,
+  scratch,
+  wholeProfile,
+} from '../../../packages/policy/test/samples.js';
+import { sandlock } from './helpers.js';
+
+afterAll(removeSampleFiles);
+
+/** What `sandlock policy` prints for these arguments, parsed. */
+function cliPolicy(args: string[]): unknown {
+  const result = sandlock(['policy', ...args]);
+  expect(result.stderr).toBe('');
+  expect(result.status).toBe(0);
+  return JSON.parse(result.stdout);
+}
+
+describe('every field of the policy table, through the library and the CLI', () => {
+  const json = Object.fromEntries(FIELD_NAMES.map((name) => [name, SAMPLES[name].json]));
+  const expected = JSON.parse(JSON.stringify(Sandbox.fromPolicy(json).policy));
+
+  it('Sandbox.builder(), Sandbox.fromPolicy(JSON) and Sandbox.fromProfile agree, field by field', () => {
+    for (const name of FIELD_NAMES) {
+      const builder = Sandbox.builder() as unknown as Record<
+        string,
+        (...args: unknown[]) => unknown
+      >;
+      for (const [method, ...args] of SAMPLES[name].builder) builder[method]!(...args);
+      const built = (builder as unknown as { build(): Sandbox }).build().policy;
+      const fromJson = Sandbox.fromPolicy({ [name]: SAMPLES[name].json }).policy;
+      expect(built, name).toEqual(fromJson);
+      expect(Sandbox.fromProfile(SAMPLES[name].toml).policy, name).toEqual(fromJson);
+      expect(Sandbox.fromPolicy(JSON.parse(JSON.stringify(fromJson))).policy, name).toEqual(
+        fromJson,
+      );
+    }
+  });
+
+  it('sandlock policy with every flag, and with a profile of every key, prints that policy', () => {
+    expect(cliPolicy(FIELD_NAMES.flatMap((name) => SAMPLES[name].flags))).toEqual(expected);
+    const profile = join(scratch, 'every-field.toml');
+    writeFileSync(profile, wholeProfile());
+    expect(cliPolicy(['-p', profile])).toEqual(expected);
+    expect(cliPolicy([])).toEqual(JSON.parse(JSON.stringify(Sandbox.builder().build().policy)));
+  });
+});
