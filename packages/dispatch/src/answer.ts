@@ -1,4 +1,4 @@
-import { errnoNumber as linuxErrno, MAX_ERRNO } from '@sandlock/sys';
+import { errnoNumber as linuxErrno, MAX_ERRNO } from '@sandlock/sys/errno';
 
 /**
  * What a handler decides for one intercepted syscall. Plain data, so an
