@@ -56,6 +56,7 @@ export {
   parentOf,
   processOf,
   readProc,
+  startTimeOf,
   type TreeEntry,
   threadsOf,
   walkTree,
