@@ -98,8 +98,10 @@ describe('sandlock run --random-seed and --time-start', () => {
     expect(day).toBe('2000-01-01');
     const [seconds, slept] = python!.split(' ').map(Number);
     expect(seconds! - START_SECONDS).toBeGreaterThanOrEqual(1);
-    expect(seconds! - START_SECONDS).toBeLessThan(30);
-    expect(slept).toBeCloseTo(0.2, 1);
+    // Upper bounds only catch a clock that jumped: a loaded machine is slow, never fast.
+    expect(seconds! - START_SECONDS).toBeLessThan(600);
+    expect(slept).toBeGreaterThanOrEqual(0.2);
+    expect(slept).toBeLessThan(600);
     expect(node).toBe('2000');
     expect(elapsed).toBeGreaterThanOrEqual(1000);
   });
