@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { descendantsOf } from '@sandlock/sys';
 import { describe, expect, it } from 'vitest';
-import { type ResourceWatch, watchResources } from '../src/index.js';
 import { eventually } from '../../../tools/test-support/index.js';
+import { type ResourceWatch, watchResources } from '../src/index.js';
 import { type SandboxProcess, systemBuilder } from './helpers.js';
 
 const BUSY = ['/bin/sh', '-c', 'while :; do :; done'];

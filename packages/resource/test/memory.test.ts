@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { descendantsOf } from '@sandlock/sys';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type LimitViolation, parseByteSize, watchResources } from '../src/index.js';
 import { eventually } from '../../../tools/test-support/index.js';
+import { type LimitViolation, parseByteSize, watchResources } from '../src/index.js';
 import { type SandboxProcess, systemBuilder } from './helpers.js';
 
 const MiB = 1024 ** 2;
@@ -186,11 +186,7 @@ describe('memory limit on the real kernel', () => {
   it('makes the sandbox the first choice of the OOM killer', async () => {
     const sandboxed = await systemBuilder()
       .build()
-      .spawn([
-        PYTHON,
-        '-c',
-        'import os, time\nos.fork()\ntime.sleep(60)',
-      ]);
+      .spawn([PYTHON, '-c', 'import os, time\nos.fork()\ntime.sleep(60)']);
     const watch = watchResources(sandboxed.reaperPid, { maxMemory: '256M' })!;
     const adjusted = (pid: number) =>
       readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim() === '1000';
