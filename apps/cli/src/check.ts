@@ -1,9 +1,11 @@
 import { checkKernel } from 'sandlock';
+import { EXIT } from './report.js';
 
 export const CHECK_HELP = `Usage: sandlock check [--json]
 
 Lists every kernel feature Sandlock uses, with OK or MISSING and the Linux
-version that introduced it. Exits 0 when Sandlock can run here, 1 otherwise.
+version that introduced it. Exits 0 when Sandlock can run here, 1 otherwise,
+125 for a usage error.
 
 Examples:
   sandlock check
@@ -18,7 +20,7 @@ export async function checkCommand(argv: readonly string[]): Promise<number> {
   const unknown = argv.filter((arg) => arg !== '--json');
   if (unknown.length > 0) {
     process.stderr.write(`sandlock check: unknown argument '${unknown[0]}' (only --json)\n`);
-    return 2;
+    return EXIT.usage;
   }
   const result = await checkKernel();
   if (argv.includes('--json')) {

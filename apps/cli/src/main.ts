@@ -1,6 +1,7 @@
 import { CHECK_HELP, checkCommand } from './check.js';
 import { POLICY_HELP, policyCommand } from './policy.js';
 import { PROFILE_HELP, profileCommand } from './profile.js';
+import { EXIT } from './report.js';
 import { RUN_HELP, runCommand } from './run.js';
 
 declare const SANDLOCK_VERSION: string;
@@ -17,8 +18,11 @@ Options:
   -h, --help     show help (also: sandlock <command> --help)
   -V, --version  show the version
 
+Exit status: 125 for a usage error of any command (sandlock run passes the
+command's own status through otherwise; see sandlock run --help).
+
 Examples:
-  sandlock run -r /usr -r /lib -r /lib64 -r /bin -r /etc -- echo hello
+  sandlock run --system -- echo hello
   sandlock run -p build -- make
   sandlock check`;
 
@@ -50,13 +54,13 @@ async function main(argv: string[]): Promise<number> {
       };
       const text = (topic !== undefined ? topics[topic] : undefined) ?? HELP;
       (command === undefined ? process.stderr : process.stdout).write(`${text}\n`);
-      return command === undefined ? 2 : 0;
+      return command === undefined ? EXIT.usage : 0;
     }
     default:
       process.stderr.write(
         `sandlock: unknown command '${command}' (run, check, policy, profile; see sandlock --help)\n`,
       );
-      return 2;
+      return EXIT.usage;
   }
 }
 

@@ -21,6 +21,7 @@ export const POLICY_HELP = `Usage: sandlock policy [-p PROFILE] [RUN OPTIONS]
 Prints, as JSON, the policy 'sandlock run' would enforce with these options
 (the form Sandbox.fromPolicy takes), after checking it. With --schema, prints
 the JSON Schema of TOML profiles (for editors) or of that JSON form.
+Exit status: 0, or 125 when the options or the policy are wrong.
 
 Options:
 ${formatOptions(OWN_OPTIONS)}

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { badProfileName, listProfiles, profileDir, profilePath } from '@sandlock/policy';
+import { EXIT } from './report.js';
 
 export const PROFILE_HELP = `Usage: sandlock profile list
        sandlock profile show NAME
@@ -9,6 +10,7 @@ Profiles are TOML files in $XDG_CONFIG_HOME/sandlock/profiles (by default
 ~/.config/sandlock/profiles), used with 'sandlock run -p NAME'. 'list' names
 them, 'show' prints one, 'path' prints where NAME is (or would be) read from.
 Sections and keys: docs/policy.md; schema: 'sandlock policy --schema profile'.
+Exit status: 0; 1 when 'show' finds no such profile; 125 for a usage error.
 
 Examples:
   sandlock profile list
@@ -16,7 +18,7 @@ Examples:
 
 function fail(message: string): number {
   process.stderr.write(`sandlock profile: ${message}\n`);
-  return 2;
+  return EXIT.usage;
 }
 
 /** `sandlock profile`: returns the exit code. */
@@ -24,7 +26,7 @@ export async function profileCommand(argv: readonly string[]): Promise<number> {
   const [action, name, ...extra] = argv;
   if (action === '--help' || action === '-h' || action === undefined) {
     (action === undefined ? process.stderr : process.stdout).write(`${PROFILE_HELP}\n`);
-    return action === undefined ? 2 : 0;
+    return action === undefined ? EXIT.usage : 0;
   }
   if (action === 'list') {
     if (name !== undefined) return fail(`list takes no argument, got '${name}'`);

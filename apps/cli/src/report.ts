@@ -2,18 +2,37 @@ import { writeSync } from 'node:fs';
 import { CommandError, PolicyError, SandboxError } from 'sandlock';
 import { UsageError } from './args.js';
 
-/** Exit codes, as coreutils' timeout(1) and env(1) use them. */
-export const EXIT = { timeout: 124, failed: 125, notExecutable: 126, notFound: 127 } as const;
+/**
+ * Exit codes, as coreutils' timeout(1) and env(1) use them. A usage error is
+ * `failed` for every subcommand: sandlock failed before doing anything.
+ */
+export const EXIT = {
+  timeout: 124,
+  failed: 125,
+  usage: 125,
+  notExecutable: 126,
+  notFound: 127,
+} as const;
 
 export interface Reporter {
   json: boolean;
   statusFd: number | null;
 }
 
-/** Writes the one-line JSON status to --status-fd, if given. */
+/**
+ * Writes the one-line JSON status to --status-fd, if given. A descriptor
+ * that fails (its reader gone, a full disk) is a warning: the exit status
+ * stays the command's.
+ */
 export function writeStatus(reporter: Reporter, status: Record<string, unknown>): void {
   if (reporter.statusFd === null) return;
-  writeSync(reporter.statusFd, `${JSON.stringify(status)}\n`);
+  try {
+    writeSync(reporter.statusFd, `${JSON.stringify(status)}\n`);
+  } catch (error) {
+    process.stderr.write(
+      `sandlock: warning: cannot write the status to descriptor ${reporter.statusFd}: ${(error as Error).message}\n`,
+    );
+  }
 }
 
 function kindOf(error: unknown): string {
@@ -44,10 +63,6 @@ export function reportError(reporter: Reporter, error: unknown): number {
     const text = message.startsWith('sandlock') ? message : `sandlock: ${message}`;
     process.stderr.write(`${text}\n`);
   }
-  try {
-    writeStatus(reporter, { error: message, exit_code: code });
-  } catch {
-    // The status fd is itself broken: the message above says what failed.
-  }
+  writeStatus(reporter, { error: message, exit_code: code });
   return code;
 }

@@ -1,6 +1,5 @@
-import { fstatSync } from 'node:fs';
 import { constants } from 'node:os';
-import { Sandbox } from 'sandlock';
+import { afterDelay, type ExitStatus, parseDuration, Sandbox, type SandboxProcess } from 'sandlock';
 import {
   formatOptions,
   type OptionSpec,
@@ -11,6 +10,7 @@ import {
 } from './args.js';
 import { draftOf, POLICY_OPTIONS, PROFILE_OPTION, policyOptionGroups } from './policy-options.js';
 import { EXIT, type Reporter, reportError, writeStatus } from './report.js';
+import { statusFdOf } from './status-fd.js';
 
 /** Options of a run that are not policy fields. */
 const RUNNING_OPTIONS: OptionSpec[] = [
@@ -18,8 +18,14 @@ const RUNNING_OPTIONS: OptionSpec[] = [
   {
     long: 'timeout',
     short: 't',
-    value: 'SECS',
-    help: 'kill every process of the sandbox after SECS seconds',
+    value: 'DURATION',
+    help: 'kill every process of the sandbox after DURATION (10, 1.5, 30s, 5m, 1h, 2d)',
+  },
+  {
+    long: 'kill-after',
+    short: 'k',
+    value: 'DURATION',
+    help: 'on timeout or a forwarded signal, send SIGTERM first and SIGKILL after DURATION',
   },
   { long: 'exec-shell', short: 'e', value: 'CMD', help: 'run CMD with /bin/sh -c' },
   { long: 'name', value: 'NAME', help: 'name the sandbox (also its host name, unless --hostname)' },
@@ -53,17 +59,11 @@ Exit status: the command's; 128+N when a signal N ended it; 124 on timeout;
 is not executable; 127 when it is not found.
 
 Examples:
-  sandlock run -r /usr -r /lib -r /lib64 -r /bin -r /etc -- ls /usr
-  sandlock run -r /usr -r /lib -r /lib64 -r /bin -m 512M -P 20 -c 50 -- python3 job.py
-  sandlock run -r /usr -r /lib -r /lib64 -r /bin -w /tmp -e 'echo hi > /tmp/x'
+  sandlock run --system -- ls /usr
+  sandlock run --system -m 512M -P 20 -c 50 -- python3 job.py
+  sandlock run --system -w /tmp -e 'echo hi > /tmp/x'
   sandlock run -r / --fs-deny /home -t 10 -- python3 script.py
   sandlock run -p build -w "$PWD" -- make`;
-
-function wholeNumber(text: string, flag: string): number {
-  if (!/^\d+$/.test(text))
-    throw new UsageError(`sandlock run: ${flag} expects a whole number, got '${text}'`);
-  return Number(text);
-}
 
 /** The sandbox the options describe; `--name` is the host name unless one is set. */
 function sandboxOf(parsed: ParsedArgs): Sandbox {
@@ -75,28 +75,21 @@ function sandboxOf(parsed: ParsedArgs): Sandbox {
   return Sandbox.fromDraft(draft);
 }
 
-function timeoutOf(options: Map<string, string[]>): number | undefined {
-  const value = options.get('timeout')?.at(-1);
+/** A `timeout(1)` duration option in milliseconds, or undefined when not given. */
+function durationOf(
+  options: Map<string, string[]>,
+  name: string,
+  shown: string,
+): number | undefined {
+  const value = options.get(name)?.at(-1);
   if (value === undefined) return undefined;
-  const seconds = Number(value);
-  if (value.trim() === '' || !Number.isFinite(seconds) || seconds <= 0) {
+  const ms = parseDuration(value);
+  if (ms === null) {
     throw new UsageError(
-      `sandlock run: --timeout expects a positive number of seconds, got '${value}'`,
+      `sandlock run: ${shown} expects a positive duration such as 10, 1.5, 30s, 5m or 1h, got '${value}'`,
     );
   }
-  return seconds * 1000;
-}
-
-function statusFdOf(options: Map<string, string[]>): number | null {
-  const value = options.get('status-fd')?.at(-1);
-  if (value === undefined) return null;
-  const fd = wholeNumber(value, '--status-fd');
-  try {
-    fstatSync(fd);
-  } catch {
-    throw new UsageError(`sandlock run: --status-fd ${fd} is not an open file descriptor`);
-  }
-  return fd;
+  return ms;
 }
 
 /** `sandlock run`: returns the exit code. */
@@ -109,7 +102,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       process.stdout.write(`${RUN_HELP}\n`);
       return 0;
     }
-    reporter.statusFd = statusFdOf(options);
+    reporter.statusFd = statusFdOf(options.get('status-fd')?.at(-1));
     const shell = options.get('exec-shell')?.at(-1);
     if (shell !== undefined && rest.length > 0) {
       throw new UsageError('sandlock run: give either -e/--exec-shell or a command, not both');
@@ -118,19 +111,51 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     if (command.length === 0) {
       throw new UsageError('sandlock run: no command given (sandlock run [OPTIONS] -- COMMAND)');
     }
-    const timeout = timeoutOf(options);
+    const timeout = durationOf(options, 'timeout', '-t/--timeout');
+    const killAfter = durationOf(options, 'kill-after', '-k/--kill-after');
     const sandbox = sandboxOf(parsed);
-    const sandboxed = await sandbox.spawn(command, { stdio: ['inherit', 'inherit', 'inherit'] });
-    for (const warning of sandboxed.warnings)
-      process.stderr.write(`sandlock: warning: ${warning}\n`);
-
-    const forward = (signal: NodeJS.Signals) => void sandboxed.kill(signal).catch(() => {});
+    // Signals to sandlock go to the sandbox; one that arrives while it starts
+    // waits for it. With --kill-after, a signal forwarded or a timeout is
+    // followed by SIGKILL.
+    let sandboxed: SandboxProcess | undefined;
+    const pending: NodeJS.Signals[] = [];
+    let escalation: (() => void) | undefined;
+    const escalate = (kill: () => void) => {
+      if (killAfter !== undefined) escalation ??= afterDelay(killAfter, kill);
+    };
+    const forward = (signal: NodeJS.Signals) => {
+      if (sandboxed === undefined) {
+        pending.push(signal);
+        return;
+      }
+      const target = sandboxed;
+      void target.kill(signal).catch(() => {});
+      escalate(() => void target.kill('SIGKILL').catch(() => {}));
+    };
     const forwarded: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
     for (const signal of forwarded) process.on(signal, forward);
-    const timer = timeout !== undefined ? setTimeout(() => sandboxed.expire(), timeout) : undefined;
-    const status = await sandboxed.wait();
-    clearTimeout(timer);
-    for (const signal of forwarded) process.off(signal, forward);
+    let cancelTimeout: (() => void) | undefined;
+    let status: ExitStatus;
+    try {
+      const started = await sandbox.spawn(command, { stdio: ['inherit', 'inherit', 'inherit'] });
+      sandboxed = started;
+      for (const warning of started.warnings) {
+        process.stderr.write(`sandlock: warning: ${warning}\n`);
+      }
+      for (const signal of pending.splice(0)) forward(signal);
+      if (timeout !== undefined) {
+        cancelTimeout = afterDelay(timeout, () => {
+          if (killAfter === undefined) return started.expire();
+          started.expire('SIGTERM');
+          escalate(() => started.expire());
+        });
+      }
+      status = await started.wait();
+    } finally {
+      cancelTimeout?.();
+      escalation?.();
+      for (const signal of forwarded) process.off(signal, forward);
+    }
 
     if (status.timedOut) {
       writeStatus(reporter, { timeout: true });

@@ -17,7 +17,7 @@ describe('sandlock commands', () => {
 
   it('rejects an unknown command', () => {
     const result = sandlock(['rnu']);
-    expect(result.status).toBe(2);
+    expect(result.status).toBe(125);
     expect(result.stderr).toMatch(/unknown command 'rnu'/);
   });
 

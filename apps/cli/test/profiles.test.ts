@@ -71,7 +71,7 @@ describe('profiles', () => {
     expect(missing.stderr).toBe(
       `sandlock run: -p/--profile: no profile 'nope' in ${profiles} (see sandlock profile list)\n`,
     );
-    expect(sandlock(['profile', 'show', '../etc/passwd'], withConfig).status).toBe(2);
+    expect(sandlock(['profile', 'show', '../etc/passwd'], withConfig).status).toBe(125);
     expect(sandlock(['profile', 'show', 'nope'], withConfig).status).toBe(1);
   });
 

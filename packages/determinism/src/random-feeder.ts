@@ -6,15 +6,22 @@
 // The thread is started when a seeded sandbox is about to start
 // (warmUpFeeder) or at the first open; it never keeps the process alive.
 import { Worker } from 'node:worker_threads';
-import { close, hostArch, openFlags, SOCK_STREAM, trySyscall } from '@sandlock/sys';
+import {
+  AF_UNIX,
+  close,
+  ERRNO,
+  F_SETFL,
+  hostArch,
+  openFlags,
+  SOCK_STREAM,
+  trySyscall,
+} from '@sandlock/sys';
 import type { FeedRequest } from './random-feeder-thread.js';
 import { CHACHA_BLOCK, Keystream } from './random-stream.js';
 
 const O = openFlags(hostArch());
 // include/uapi/asm-generic/fcntl.h, include/uapi/linux/fcntl.h
-const F_SETFL = 4;
-const AF_UNIX = 1;
-const EAGAIN = 11;
+const { EAGAIN } = ERRNO;
 /**
  * Written before the open is answered: a default pipe's capacity (pipe(7)).
  * The pipe is not enlarged: whatever it holds is encrypted at once, and a

@@ -16,6 +16,7 @@ import {
   isSymlink,
   OPEN_HOW_SIZE,
   openFlags,
+  PATH_MAX,
   RESOLVE_CACHED,
   RESOLVE_IN_ROOT,
   RESOLVE_NO_MAGICLINKS,
@@ -27,7 +28,7 @@ import {
 const O = openFlags(hostArch());
 const ACCESS_MODE = 3;
 /** Bytes of a path the kernel accepts, without its NUL (PATH_MAX counts it). */
-const PATH_MAX_BYTES = 4095;
+const PATH_MAX_BYTES = PATH_MAX - 1;
 /** The largest open_how the kernel reads (PAGE_SIZE on every page size: larger is E2BIG). */
 const OPEN_HOW_MAX = 4096;
 /** Mode bits open_how.mode may hold (S_IALLUGO). */

@@ -6,7 +6,6 @@
 // file by URL (RANDOM_MODULE) in its worker threads and on its main thread:
 // no side effects at import, and nothing from @sandlock/dispatch at run
 // time (its answers are plain Answer objects).
-import { constants } from 'node:os';
 import type {
   Answer,
   DeferredContext,
@@ -14,7 +13,17 @@ import type {
   HandlerContext,
   WorkerSession,
 } from '@sandlock/dispatch';
-import { hasSyscall, readOnlyFile } from '@sandlock/sys';
+import {
+  CLONE_PARENT,
+  CLONE_THREAD,
+  ERRNO,
+  type ErrnoName,
+  GRND_INSECURE,
+  GRND_NONBLOCK,
+  GRND_RANDOM,
+  hasSyscall,
+  readOnlyFile,
+} from '@sandlock/sys';
 import { deviceFile, FeedError, warmUpFeeder } from './random-feeder.js';
 import { Lineage, type ProcessEntry } from './random-lineage.js';
 import { randomOpen } from './random-open.js';
@@ -42,10 +51,6 @@ const FORK_SYSCALLS = ['clone', 'fork', 'vfork'].filter((name) => hasSyscall(nam
 /** The syscalls the random module is notified of. */
 export const RANDOM_SYSCALLS: readonly string[] = ['getrandom', ...OPEN_SYSCALLS, ...FORK_SYSCALLS];
 
-// include/uapi/linux/random.h
-const GRND_NONBLOCK = 0x1;
-const GRND_RANDOM = 0x2;
-const GRND_INSECURE = 0x4;
 /**
  * Bytes one getrandom(2) answer fills at most. getrandom(2) may return fewer
  * bytes than asked for past 256 (a signal), and callers loop (glibc's
@@ -56,14 +61,11 @@ const GRND_INSECURE = 0x4;
  * none with the kernel's old limit of 32 MiB (docs/benchmarks.md).
  */
 export const GETRANDOM_MAX = 16 * 1024;
-// include/uapi/linux/sched.h
-const CLONE_THREAD = 0x10000n;
-const CLONE_PARENT = 0x8000n;
 
 const CONTINUE: Answer = Object.freeze({ kind: 'continue' });
 
-function errno(name: keyof typeof constants.errno): Answer {
-  return { kind: 'errno', errno: constants.errno[name] };
+function errno(name: ErrnoName): Answer {
+  return { kind: 'errno', errno: ERRNO[name] };
 }
 
 /** The seed of a policy, or null when the module is off. */
@@ -168,8 +170,8 @@ function onFork(ctx: HandlerContext): Answer {
   let clonesParent = false;
   if (ctx.syscall === 'clone') {
     const { flags } = ctx.argsOf('clone');
-    if ((BigInt(flags) & CLONE_THREAD) !== 0n) return CONTINUE; // a thread shares its process's streams
-    clonesParent = (BigInt(flags) & CLONE_PARENT) !== 0n;
+    if ((BigInt(flags) & BigInt(CLONE_THREAD)) !== 0n) return CONTINUE; // a thread shares its process's streams
+    clonesParent = (BigInt(flags) & BigInt(CLONE_PARENT)) !== 0n;
   }
   const entry = callerProcess(ctx);
   if (entry === undefined) return errno('ESRCH');

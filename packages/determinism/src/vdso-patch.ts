@@ -11,7 +11,7 @@
 // (copy_to_user_page() in arch/arm64/mm/flush.c syncs executable pages).
 
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
-import type { Arch } from '@sandlock/sys';
+import { type Arch, AT_SYSINFO_EHDR } from '@sandlock/sys';
 import { planClockGettimeDetour } from './vdso-detour.js';
 import {
   VDSO_MAX_SIZE,
@@ -24,8 +24,6 @@ import { type TrampolineKind, trampolineCode, VDSO_SYMBOLS } from './vdso-trampo
 
 /** Mappings are made of whole pages: the vDSO's last page is mapped to its end. */
 const PAGE = 4096;
-/** include/uapi/linux/auxvec.h: the address of the vDSO's ELF header. */
-const AT_SYSINFO_EHDR = 33;
 
 export interface VdsoPatchOptions {
   readonly arch: Arch;

@@ -1,4 +1,4 @@
-import { constants } from 'node:os';
+import { errnoNumber as linuxErrno, MAX_ERRNO } from '@sandlock/sys';
 
 /**
  * What a handler decides for one intercepted syscall. Plain data, so an
@@ -31,12 +31,12 @@ const DEFER: Answer = Object.freeze({ kind: 'defer', payload: undefined });
 
 function errnoNumber(code: number | string): number {
   if (typeof code === 'number') {
-    if (!Number.isInteger(code) || code <= 0 || code > 4095) {
-      throw new RangeError(`sandlock: errno must be an integer in 1..4095, got ${code}`);
+    if (!Number.isInteger(code) || code <= 0 || code > MAX_ERRNO) {
+      throw new RangeError(`sandlock: errno must be an integer in 1..${MAX_ERRNO}, got ${code}`);
     }
     return code;
   }
-  const value = (constants.errno as Record<string, number>)[code];
+  const value = linuxErrno(code);
   if (value === undefined) throw new RangeError(`sandlock: unknown errno name '${code}'`);
   return value;
 }

@@ -3,17 +3,26 @@ import { posix } from 'node:path';
 import {
   type Arch,
   AT_FDCWD,
+  argumentIndex,
+  argumentLayout,
   close,
+  convertArg,
+  ERRNO,
   hostArch,
   ioctlBuffer,
   isDescendantOf,
+  type KnownSyscall,
+  namedArgs,
   openFlags,
+  PATH_MAX,
+  PIDFD_THREAD,
   readCStringBytes,
   readMemory,
   SECCOMP_ADDFD_FLAG_SETFD,
   SECCOMP_IOCTL_NOTIF_ADDFD,
   SECCOMP_IOCTL_NOTIF_ID_VALID,
   type SyscallArg,
+  type SyscallArgs,
   SysError,
   syscallAsync,
   trySyscall,
@@ -21,14 +30,6 @@ import {
   walkPath,
   writeMemory,
 } from '@sandlock/sys';
-import {
-  argumentIndex,
-  argumentLayout,
-  convertArg,
-  type KnownSyscall,
-  namedArgs,
-  type SyscallArgs,
-} from './args.js';
 import type { SessionInfo, WorkerSession } from './session-view.js';
 
 /** One intercepted syscall, as the kernel reported it (a copy: safe to keep). */
@@ -67,15 +68,7 @@ export class NotificationGone extends Error {
   override readonly name = 'NotificationGone';
 }
 
-const EFAULT = 14;
-const EBADF = 9;
-const EINVAL = 22;
-const ESRCH = 3;
-const ENAMETOOLONG = 36;
-const EINTR = 4;
-const PATH_MAX = 4096;
-/** pidfd_open(2): PIDFD_THREAD (= O_EXCL) opens a pidfd for one thread (Linux 6.9+). */
-const PIDFD_THREAD = 0o200;
+const { EFAULT, EBADF, EINVAL, ENOENT, ESRCH, ENAMETOOLONG, EINTR } = ERRNO;
 
 /** What every handler gets: the call, and safe ways to look at the caller. */
 export interface CallContext<P = unknown> {
@@ -407,7 +400,10 @@ export class Call implements HandlerContext, DeferredContext {
     );
     if (fd < 0) {
       this.ensureValid();
-      throw new CallError(-fd === 2 ? ESRCH : -fd, `open /proc/${this.pid}/${what}: errno ${-fd}`);
+      throw new CallError(
+        -fd === ENOENT ? ESRCH : -fd,
+        `open /proc/${this.pid}/${what}: errno ${-fd}`,
+      );
     }
     // It was the caller's, not a process that got its tid since.
     try {

@@ -1,5 +1,5 @@
+export { type ArgKind, type KnownSyscall, namedArgs, type SyscallArgs } from '@sandlock/sys';
 export { type Answer, type AnswerKind, answer, type InjectOptions } from './answer.js';
-export { type ArgKind, type KnownSyscall, namedArgs, type SyscallArgs } from './args.js';
 export {
   type CallContext,
   CallError,

@@ -4,7 +4,7 @@
 // supervisor holds (brokerCall of @sandlock/sys). What it opens is what the
 // kernel would let a process confined by the policy open: the supervisor
 // decides, the reaper does.
-import { BrokerError, brokerCall, hostArch, openFlags, readableNow } from '@sandlock/sys';
+import { BrokerError, brokerCall, ERRNO, hostArch, openFlags, readableNow } from '@sandlock/sys';
 
 const { O_CLOEXEC } = openFlags(hostArch());
 
@@ -72,4 +72,4 @@ export class Broker implements OnBehalf {
   }
 }
 
-const EAGAIN = 11;
+const { EAGAIN } = ERRNO;

@@ -1,5 +1,6 @@
 import {
   close,
+  ERRNO,
   ioctlBuffer,
   SECCOMP_IOCTL_NOTIF_SEND,
   SECCOMP_USER_NOTIF_FLAG_CONTINUE,
@@ -7,8 +8,7 @@ import {
 import type { Answer } from './answer.js';
 import { addFd } from './context.js';
 
-const ENOENT = 2;
-const EPERM = 1;
+const { ENOENT, EPERM } = ERRNO;
 
 /** What became of an answer. */
 export type Delivery =

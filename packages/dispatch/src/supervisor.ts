@@ -5,6 +5,7 @@ import {
   type Arch,
   close,
   descendantsOf,
+  ERRNO,
   eventfd,
   hostArch,
   ioctlInteger,
@@ -31,7 +32,7 @@ import { Responder } from './respond.js';
 import type { SessionInfo } from './session-view.js';
 import { holdUndumpable, releaseUndumpable } from './undumpable.js';
 
-const EPERM = 1;
+const { EPERM } = ERRNO;
 
 /** Something a handler, hook or the loop itself reported. */
 export interface DispatchError {

@@ -7,9 +7,8 @@
 // written meanwhile and debuggers cannot attach; the previous state comes
 // back once nothing is supervised. SANDLOCK_HOST_DUMPABLE=1 in this
 // process's environment opts out.
-import { PR_SET_DUMPABLE, trySyscall } from '@sandlock/sys';
+import { PR_GET_DUMPABLE, PR_SET_DUMPABLE, trySyscall } from '@sandlock/sys';
 
-const PR_GET_DUMPABLE = 3;
 let holders = 0;
 /** The state to give back, or -1 when this module did not change it. */
 let previous = -1;

@@ -20,6 +20,7 @@ import {
   EPOLL_CTL_ADD,
   EPOLL_CTL_DEL,
   EPOLL_EVENT_SIZE,
+  ERRNO,
   epollCreate,
   epollCtl,
   epollReady,
@@ -49,10 +50,7 @@ import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
 import { Responder } from './respond.js';
 import type { ProcessView, WorkerSession } from './session-view.js';
 
-const ENOENT = 2;
-const EINTR = 4;
-const EPERM = 1;
-const ENOSYS = 38;
+const { ENOENT, EINTR, EPERM, ENOSYS } = ERRNO;
 /**
  * Processes are looked for this often in sandboxes whose processes are
  * tracked, or less often if walking the tree takes long (at most 5% of the

@@ -17,20 +17,30 @@ import { fstatSync, readlinkSync } from 'node:fs';
 import type { DispatchModule, HandlerContext } from '@sandlock/dispatch';
 import { metadataCalls } from '@sandlock/seccomp';
 import {
+  AT_EMPTY_PATH,
   AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
   type CapabilitySets,
   type Credentials,
   close,
   credentialsOf,
+  ERRNO,
+  F_GET_SEALS,
   hostArch,
   openFlags,
+  PATH_MAX,
   readCStringBytes,
+  S_IFLNK,
+  S_IFMT,
   SysError,
   sameIds,
   threadCapabilities,
   trySyscall,
   type Walked,
   withCallerCapabilities,
+  XATTR_ARGS_SIZE_VER0,
+  XATTR_NAME_MAX,
+  XATTR_SIZE_MAX,
 } from '@sandlock/sys';
 import { type FsMetaPolicy, writableByPolicy } from './policy.js';
 
@@ -38,31 +48,9 @@ import { type FsMetaPolicy, writableByPolicy } from './policy.js';
 export const FS_META_SYSCALLS: readonly string[] = metadataCalls();
 
 const O = openFlags(hostArch());
-const AT_SYMLINK_NOFOLLOW = 0x100;
-const AT_EMPTY_PATH = 0x1000;
-const PATH_MAX = 4096;
-/** XATTR_NAME_MAX + 1 and XATTR_SIZE_MAX (include/uapi/linux/limits.h). */
-const XATTR_NAME_BUFFER = 256;
-const XATTR_SIZE_MAX = 65536;
-/** struct xattr_args { __aligned_u64 value; __u32 size; __u32 flags; } (setxattrat, Linux 6.13). */
-const XATTR_ARGS_SIZE_VER0 = 16;
+/** A name and its NUL. */
+const XATTR_NAME_BUFFER = XATTR_NAME_MAX + 1;
 const PAGE_SIZE = 4096;
-const S_IFMT = 0o170000;
-const S_IFLNK = 0o120000;
-const F_GET_SEALS = 1034;
-
-const ERRNO = {
-  EPERM: 1,
-  ENOENT: 2,
-  EBADF: 9,
-  EACCES: 13,
-  EFAULT: 14,
-  EINVAL: 22,
-  ENAMETOOLONG: 36,
-  ERANGE: 34,
-  E2BIG: 7,
-  EOPNOTSUPP: 95,
-} as const;
 
 type Answer =
   | { readonly kind: 'continue' }

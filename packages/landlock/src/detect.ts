@@ -1,4 +1,5 @@
 import {
+  ERRNO,
   errnoMessage,
   errnoName,
   LANDLOCK_CREATE_RULESET_ERRATA,
@@ -23,9 +24,7 @@ export type LandlockSupport =
       reason: string;
     };
 
-const ENOSYS = 38;
-const EOPNOTSUPP = 95;
-const EINVAL = 22;
+const { ENOSYS, EOPNOTSUPP, EINVAL } = ERRNO;
 
 /** Asks the kernel which Landlock ABI it offers. */
 export function detectLandlock(): LandlockSupport {

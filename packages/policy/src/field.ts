@@ -66,6 +66,8 @@ export interface FieldSpec<T, Args extends unknown[], N extends string = never> 
   readonly profile: { readonly section: string; readonly key: string };
   /** One sentence for the reference and the schema. */
   readonly doc: string;
+  /** More for the reference, in Markdown (e.g. the exact paths a preset grants). */
+  readonly details?: string;
 }
 
 export function field<T, Args extends unknown[], N extends string = never>(

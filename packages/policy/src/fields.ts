@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { getRlimit } from '@sandlock/sys';
 import { append, custom, type FieldSpec, field, set, toggle } from './field.js';
 import {
   bool,
@@ -19,6 +20,7 @@ import {
   seed,
   variables,
 } from './kinds.js';
+import { SYSTEM_ETC, SYSTEM_PROGRAMS } from './presets.js';
 
 /**
  * The policy, one entry per field, in the order problems are reported. To
@@ -68,6 +70,44 @@ export const FIELDS = {
     ],
     profile: { section: 'filesystem', key: 'deny' },
     doc: 'Paths hidden inside the readable and writable trees.',
+  }),
+  system: field({
+    kind: bool,
+    default: false,
+    combine: 'replace',
+    setter: toggle(),
+    flags: [
+      {
+        long: 'system',
+        help: 'allow reading the system: programs, libraries and a safe part of /etc',
+      },
+    ],
+    profile: { section: 'filesystem', key: 'system' },
+    doc: 'Let the sandbox read and execute the programs and libraries (/usr, /bin, /sbin, /lib*) and read the parts of /etc programs need, not its secrets.',
+    details: [
+      'Read and execute, where they exist:',
+      SYSTEM_PROGRAMS.map((path) => `\`${path}\``).join(', '),
+      '',
+      'Read, where they exist (`python3*`: every `/etc/python3.N`); nothing else of /etc, which cannot be listed:',
+      SYSTEM_ETC.map((path) => `\`${path}\``).join(', '),
+    ].join('\n'),
+  }),
+  devices: field({
+    kind: bool,
+    default: true,
+    combine: 'replace',
+    setter: toggle(),
+    flags: [
+      {
+        long: 'no-devices',
+        sets: false,
+        help: 'no /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, /dev/tty',
+      },
+    ],
+    profile: { section: 'filesystem', key: 'devices' },
+    doc: 'Let the sandbox read and write the device nodes that reach nothing: /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, and /dev/tty when this process has a terminal.',
+    details:
+      'The nodes themselves only: nothing can be created or removed in /dev, and their metadata stays unchangeable. Pushing input into the terminal (TIOCSTI, TIOCLINUX) is refused by the seccomp filter.',
   }),
   env: field({
     kind: variables,
@@ -153,7 +193,15 @@ export const FIELDS = {
     doc: 'The CPUs the program may run on (sched_setaffinity).',
   }),
   maxOpenFiles: field({
-    kind: nullable(integer(1, 1 << 30, 'a number of open files')),
+    kind: nullable(
+      integer(
+        16,
+        () => Number(getRlimit('NOFILE').hard),
+        'a number of open files',
+        "this process's hard limit",
+        "the sandbox's first process needs a few of its own; no sandbox can raise this process's hard limit",
+      ),
+    ),
     default: null as number | null,
     combine: 'replace',
     setter: set<number>(),

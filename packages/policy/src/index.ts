@@ -6,6 +6,13 @@ export { applyFlag, type PolicyFlag, policyFlags } from './flags.js';
 export type { Kind, PluginRef, PortSpec, Schema } from './kinds.js';
 export { type Origin, PolicyError, type PolicyProblem, whereOf } from './origin.js';
 export {
+  DEVICES,
+  devicePaths,
+  expandPresets,
+  SYSTEM_ETC,
+  SYSTEM_PROGRAMS,
+} from './presets.js';
+export {
   badProfileName,
   listProfiles,
   profileDir,

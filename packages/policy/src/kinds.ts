@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isAbsolute } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type Origin, type PolicyProblem, shown } from './origin.js';
 import { parseByteSize } from './size.js';
 
@@ -64,6 +65,8 @@ export function integer(
   what: string,
   /** For a bound of this machine: how the reference names it. */
   maxText?: string,
+  /** Why the bounds are what they are, for problems. */
+  why?: string,
 ): Kind<number> {
   const high = () => (typeof max === 'function' ? max() : max);
   return {
@@ -71,14 +74,17 @@ export function integer(
       if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= high()) {
         return value;
       }
-      return at.expected(`${what} from ${min} to ${high()}`, value);
+      const reason = why === undefined ? '' : ` (${why})`;
+      return at.problem(
+        `expected ${what} from ${min} to ${high()}, got ${shown(value, at.origin)}${reason}`,
+      );
     },
     fromText: wholeNumber,
     schema:
       typeof max === 'function'
         ? { type: 'integer', minimum: min }
         : { type: 'integer', minimum: min, maximum: max },
-    describe: `${what} from ${min} to ${typeof max === 'function' ? maxText : max}`,
+    describe: `${what} from ${min} to ${typeof max === 'function' ? maxText : max}${why === undefined ? '' : ` (${why})`}`,
   };
 }
 
@@ -295,6 +301,13 @@ export const plugin: Kind<PluginRef> = {
     }
     const extra = Object.keys(ref!).filter((key) => key !== 'module' && key !== 'options');
     if (extra.length > 0) return at.problem(`unknown keys ${extra.join(', ')}`);
+    let file: string;
+    try {
+      file = module.startsWith('file:') ? fileURLToPath(module) : module;
+    } catch {
+      return at.expected('a file: URL of a local file', module);
+    }
+    if (!existsSync(file)) return at.inner('.module').problem(`${file} does not exist`);
     try {
       structuredClone(ref!.options);
     } catch {

@@ -53,7 +53,9 @@ export function policyReference(): string {
   }
   for (const name of FIELD_NAMES) {
     const spec = fieldSpec(name);
-    lines.push('', `## ${name}`, '', spec.doc, '', `Values: ${spec.kind.describe}.`);
+    lines.push('', `## ${name}`, '', spec.doc, '');
+    if (spec.details) lines.push(spec.details, '');
+    lines.push(`Values: ${spec.kind.describe}.`);
     const usage = {
       list: 'each value is added to the list',
       merge: 'each value is added to the others, key by key',

@@ -1,6 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { bytePath, pathWithin } from '@sandlock/sys';
 import type { Policy } from './fields.js';
+import { expandPresets } from './presets.js';
 
 /**
  * A policy path as the kernel names it: symlinks resolved. A deny path that
@@ -21,8 +22,8 @@ function heldBy(path: string, entry: string): boolean {
 
 /**
  * The policy as a handler module receives it (structured-cloned into the
- * supervisor's worker threads): checked and typed, its paths canonical as
- * the Landlock rules are, the seed as a bigint, and the facts several parts
+ * supervisor's worker threads): checked and typed, the `system` preset as
+ * paths (expandPresets), its paths canonical as the Landlock rules are, the seed as a bigint, and the facts several parts
  * of Sandlock derive from it computed once.
  */
 export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
@@ -61,7 +62,8 @@ export function policyReads(
 }
 
 /** The view of `policy` for handler modules; `uid` is the supervising process's. */
-export function modulePolicy(policy: Policy, uid = process.getuid?.() ?? -1): ModulePolicy {
+export function modulePolicy(given: Policy, uid = process.getuid?.() ?? -1): ModulePolicy {
+  const policy = expandPresets(given);
   const paths = {
     fsRead: policy.fsRead.map(canonical),
     fsWrite: policy.fsWrite.map(canonical),

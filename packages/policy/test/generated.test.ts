@@ -24,6 +24,11 @@ describe('made from the table', () => {
     }
   });
 
+  it('the README lists exactly what --system grants', () => {
+    const readme = readFileSync(new URL('README.md', root), 'utf8');
+    expect(readme).toContain(FIELDS.system.details);
+  });
+
   it('the example profiles are valid by the profile schema and by the loader', () => {
     const valid = validator('profile');
     const files = readdirSync(examples).filter((name) => name.endsWith('.toml'));

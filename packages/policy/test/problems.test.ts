@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { getRlimit } from '@sandlock/sys';
 import { describe, expect, it } from 'vitest';
 import {
   applyFlag,
@@ -149,6 +150,20 @@ describe('problems name what the user wrote', () => {
       ]);
     }
     expect(flags(['cpu-cores', `0-${last}`]).resolve().cpuCores).toHaveLength(last + 1);
+  });
+
+  it('a plugin that is not there, and open-file limits no sandbox can start with', () => {
+    expect(problemsOf(flags(['plugin', '/nonexistent/sandlock-plugin.js']))).toEqual([
+      '--plugin: /nonexistent/sandlock-plugin.js does not exist',
+    ]);
+    const hard = Number(getRlimit('NOFILE').hard);
+    const why =
+      "the sandbox's first process needs a few of its own; no sandbox can raise this process's hard limit";
+    for (const text of ['8', String(hard + 1)]) {
+      expect(problemsOf(flags(['max-open-files', text]))).toEqual([
+        `--max-open-files: expected a number of open files from 16 to ${hard}, got '${text}' (${why})`,
+      ]);
+    }
   });
 
   it('indexes count across the sources of a list', () => {

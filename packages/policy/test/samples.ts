@@ -44,6 +44,18 @@ export const SAMPLES: Record<
     toml: '[filesystem]\ndeny = ["/etc/shadow"]',
     json: ['/etc/shadow'],
   },
+  system: {
+    builder: [['system']],
+    flags: ['--system'],
+    toml: '[filesystem]\nsystem = true',
+    json: true,
+  },
+  devices: {
+    builder: [['devices', false]],
+    flags: ['--no-devices'],
+    toml: '[filesystem]\ndevices = false',
+    json: false,
+  },
   env: {
     builder: [
       ['env', 'A', '1'],

@@ -241,17 +241,10 @@ export function affinityReply(
 
 /**
  * What one process of the sandbox counts for, in bytes, from its
- * /proc/PID/status: RssAnon + RssShmem + VmSwap + VmPTE, the figure
- * @sandlock/resource's memory limit sums (`procMemoryReader.estimate`).
+ * /proc/PID/status: the figure @sandlock/resource's memory limit sums
+ * (`procMemoryReader.estimate`).
  */
-export function statusMemory(status: string): number {
-  let total = 0;
-  for (const name of ['RssAnon', 'RssShmem', 'VmSwap', 'VmPTE']) {
-    const match = new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(status);
-    if (match) total += Number(match[1]) * 1024;
-  }
-  return total;
-}
+export { statusMemory } from '@sandlock/sys';
 
 /** The /proc/meminfo lines given a value of their own (in kB); the others are 0. */
 const MEMINFO_KEPT = new Set(['VmallocTotal', 'Hugepagesize']);

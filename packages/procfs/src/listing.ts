@@ -35,7 +35,17 @@
 // process exits, and when the sandbox ends.
 import { type BigIntStats, readFileSync } from 'node:fs';
 import type { HandlerContext } from '@sandlock/dispatch';
-import { close, hostArch, openAt, openFlags, trySyscall } from '@sandlock/sys';
+import {
+  close,
+  ERRNO,
+  F_GETFL,
+  hostArch,
+  openAt,
+  openFlags,
+  SEEK_CUR,
+  SEEK_SET,
+  trySyscall,
+} from '@sandlock/sys';
 import { CONTINUE, errnoAnswer, type PlainAnswer } from './synthetic.js';
 
 /** One directory entry as the kernel listed it. */
@@ -132,11 +142,7 @@ export function parseDirent64(buffer: Buffer, length: number): DirEntry[] {
 }
 
 const O = openFlags(hostArch());
-const SEEK_SET = 0;
-const SEEK_CUR = 1;
-const F_GETFL = 3;
-const EINVAL = 22;
-const EFAULT = 14;
+const { EINVAL, EFAULT } = ERRNO;
 /** Cache entries kept per worker at most (the oldest go first): threads' entries, abandoned listings. */
 const MAX_CACHED = 1024;
 

@@ -4,7 +4,8 @@
 // at import.
 import { readFileSync } from 'node:fs';
 import type { HandlerContext } from '@sandlock/dispatch';
-import { type ProcfsPolicy, statusMemory } from './content.js';
+import { statusMemory } from '@sandlock/sys';
+import type { ProcfsPolicy } from './content.js';
 
 /**
  * What the sandbox uses now, in bytes: the sum over its processes (the

@@ -13,6 +13,8 @@
 import { fstatSync } from 'node:fs';
 import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
 import {
+  CAP_DAC_OVERRIDE,
+  CAP_DAC_READ_SEARCH,
   close,
   encodeOpenHow,
   hostArch,
@@ -110,9 +112,6 @@ function readFileOf(path: string): string | number {
   }
 }
 
-const CAP_DAC_OVERRIDE = 1n;
-const CAP_DAC_READ_SEARCH = 2n;
-
 /**
  * Whether the caller may read a file of this mode and owner, as
  * generic_permission() decides (fs/namei.c): `mountstats` is S_IRUSR, owned
@@ -128,7 +127,8 @@ function callerMayRead(tid: number, mode: number, uid: number, gid: number): boo
   const fsgid = Number(line('Gid')?.split(/\s+/)[3]);
   const groups = (line('Groups') ?? '').split(/\s+/).filter(Boolean).map(Number);
   const cap = BigInt(`0x${line('CapEff') ?? '0'}`);
-  if ((cap & ((1n << CAP_DAC_OVERRIDE) | (1n << CAP_DAC_READ_SEARCH))) !== 0n) return true;
+  if ((cap & ((1n << BigInt(CAP_DAC_OVERRIDE)) | (1n << BigInt(CAP_DAC_READ_SEARCH)))) !== 0n)
+    return true;
   if (fsuid === uid) return (mode & 0o400) !== 0;
   if (fsgid === gid || groups.includes(gid)) return (mode & 0o040) !== 0;
   return false;

@@ -1,6 +1,15 @@
 // What the proc-pids module needs to know about a pid: whether it belongs to
 // the sandbox. Worker thread only; no side effects at import.
-import { AT_FDCWD, close, hostArch, ioctlBuffer, openFlags, trySyscall } from '@sandlock/sys';
+import {
+  AT_FDCWD,
+  close,
+  ERRNO,
+  hostArch,
+  ioctlBuffer,
+  openFlags,
+  PIDFD_THREAD,
+  trySyscall,
+} from '@sandlock/sys';
 
 const O = openFlags(hostArch());
 const buffer = Buffer.alloc(4096);
@@ -28,8 +37,6 @@ export function parentOf(pid: number): number | null {
   return fast !== undefined ? fast : parentIn(readProcFile(`/proc/${pid}/stat`));
 }
 
-/** pidfd_open(2): a pidfd for any thread (Linux 6.9+). */
-const PIDFD_THREAD = 0o200;
 /**
  * PIDFD_GET_INFO (Linux 6.13+, include/uapi/linux/pidfd.h): _IOWR(0xFF, 11,
  * struct pidfd_info), whose first 64 bytes (PIDFD_INFO_SIZE_VER0) hold mask
@@ -38,7 +45,7 @@ const PIDFD_THREAD = 0o200;
  */
 const PIDFD_GET_INFO = 0xc040ff0b;
 const PIDFD_INFO_PID = 1n;
-const ESRCH = 3;
+const { ESRCH } = ERRNO;
 const info = Buffer.alloc(64);
 let pidfdInfoWorks: boolean | null = null;
 

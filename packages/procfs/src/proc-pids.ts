@@ -24,10 +24,12 @@ import {
   type Credentials,
   close,
   credentialsOf,
+  ERRNO,
   encodeOpenHow,
   hasSyscall,
   hostArch,
   openFlags,
+  PATH_MAX,
   pathWithin,
   RESOLVE_IN_ROOT,
   RESOLVE_NO_SYMLINKS,
@@ -89,7 +91,7 @@ const O = openFlags(hostArch());
 const OPEN_HOW_SIZE_VER0 = 24n;
 /** Marks an openat2 whose struct open_how is larger than ours (not a RESOLVE_* bit). */
 const EXTENDED = 0x4000_0000;
-const ELOOP = 40;
+const { ELOOP } = ERRNO;
 /**
  * Files of another process opened in PTRACE_MODE_ATTACH (fs/proc/base.c:
  * mem, and lock_trace() for syscall, stack, personality): Yama's
@@ -148,9 +150,6 @@ interface OpenCall {
   /** The mode for O_CREAT. */
   readonly mode: number;
 }
-
-/** PATH_MAX of <linux/limits.h>, the terminating NUL included. */
-const PATH_MAX = 4096;
 
 /**
  * The path argument as its bytes, one character per byte (latin1): a name

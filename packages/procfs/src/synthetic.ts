@@ -2,12 +2,13 @@
 // files, and serving a file's contents as a read-only memfd. Worker thread
 // only (imported by the module files; no side effects at import).
 import { readlinkSync } from 'node:fs';
-import { constants } from 'node:os';
 import { posix } from 'node:path';
 import type { Answer, HandlerContext } from '@sandlock/dispatch';
 import {
   AT_FDCWD,
   close,
+  ERRNO,
+  type ErrnoName,
   encodeOpenHow,
   hasSyscall,
   hostArch,
@@ -29,8 +30,8 @@ export type PlainAnswer = Extract<Answer, { kind: 'continue' | 'errno' | 'value'
 
 export const CONTINUE: PlainAnswer = Object.freeze({ kind: 'continue' } as const);
 
-export function errnoAnswer(name: keyof typeof constants.errno): PlainAnswer {
-  return { kind: 'errno', errno: constants.errno[name] };
+export function errnoAnswer(name: ErrnoName): PlainAnswer {
+  return { kind: 'errno', errno: ERRNO[name] };
 }
 
 /** The open calls of this architecture (aarch64 has no `open`). */

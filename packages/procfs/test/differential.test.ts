@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Supervisor } from '@sandlock/dispatch';
-import { close, launch } from '@sandlock/sys';
+import { close, hostArch, launch, openFlags } from '@sandlock/sys';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect, eventually, running } from '../../../tools/test-support/index.js';
@@ -134,10 +134,7 @@ const PREFIXES = [
   '{dir}/',
   '/nonexistent/../',
 ];
-const O_RDONLY = 0;
-const O_WRONLY = 1;
-const O_NOFOLLOW = 0o400000;
-const O_DIRECTORY = 0o200000;
+const { O_RDONLY, O_WRONLY, O_NOFOLLOW, O_DIRECTORY } = openFlags(hostArch());
 const FLAGS = [
   O_RDONLY,
   O_RDONLY,

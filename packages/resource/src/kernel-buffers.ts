@@ -1,7 +1,7 @@
-import { constants } from 'node:os';
 import {
   close,
   descriptorsOf,
+  ERRNO,
   F_GETPIPE_SZ,
   ioctlBuffer,
   pageSize,
@@ -11,7 +11,7 @@ import {
   trySyscall,
 } from '@sandlock/sys';
 
-const { EBADF, EINVAL, ESRCH } = constants.errno;
+const { EBADF, EINVAL, ESRCH } = ERRNO;
 
 /** Kernel memory a sandbox holds through its descriptors, in bytes. */
 export interface HeldBuffers {

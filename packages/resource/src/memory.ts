@@ -1,4 +1,4 @@
-import { ProcReadError, readProc, type TreeEntry } from '@sandlock/sys';
+import { ProcReadError, readProc, statusMemory, type TreeEntry } from '@sandlock/sys';
 import { type HeldBuffers, heldBuffers } from './kernel-buffers.js';
 import { commandOf, hasField, sumKilobytes, threadCpuMs } from './proc.js';
 import { formatByteSize } from './size.js';
@@ -53,7 +53,7 @@ export interface MemoryReader {
 export const procMemoryReader: MemoryReader = {
   estimate(pid, status = readProc(`/proc/${pid}/status`) ?? undefined) {
     if (status === undefined) return null;
-    return sumKilobytes(status, ['RssAnon', 'RssShmem', 'VmSwap', 'VmPTE']);
+    return statusMemory(status);
   },
   buffers: heldBuffers,
   measure(pid) {

@@ -1,4 +1,4 @@
-import { CLOCK_THREAD_CPUTIME_ID, fieldNumber, readProc, trySyscall } from '@sandlock/sys';
+import { CLOCK_THREAD_CPUTIME_ID, fieldNumber, readProc, trySyscall, USER_HZ } from '@sandlock/sys';
 
 /**
  * How long a limit may go unenforced because the sandbox's /proc files or
@@ -43,8 +43,8 @@ export function cpuTicks(stat: string): { own: number; reaped: number } {
   };
 }
 
-/** USER_HZ: the unit of the times in /proc/PID/stat (fixed at 100 on Linux). */
-export const CLOCK_TICKS_PER_SECOND = 100;
+/** USER_HZ: the unit of the times in /proc/PID/stat. */
+export const CLOCK_TICKS_PER_SECOND = USER_HZ;
 
 const timespec = Buffer.alloc(16);
 

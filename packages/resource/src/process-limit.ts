@@ -2,9 +2,8 @@
 // imports this file in its worker threads by URL (PROCESS_LIMIT_MODULE), so
 // it has no side effects at import and pulls nothing from @sandlock/dispatch
 // at run time: its answers are plain Answer objects.
-import { constants } from 'node:os';
 import type { DispatchModule, HandlerContext, WorkerSession } from '@sandlock/dispatch';
-import { hasSyscall } from '@sandlock/sys';
+import { ERRNO, hasSyscall } from '@sandlock/sys';
 import { ProcessCounter } from './processes.js';
 
 /** The policy field the module reads (sandlock's Policy has it). */
@@ -25,7 +24,7 @@ export const PROCESS_LIMIT_SYSCALLS: readonly string[] = ['clone', 'fork', 'vfor
 
 const CONTINUE = Object.freeze({ kind: 'continue' } as const);
 // What fork(2) returns at RLIMIT_NPROC.
-const REFUSE = Object.freeze({ kind: 'errno', errno: constants.errno.EAGAIN } as const);
+const REFUSE = Object.freeze({ kind: 'errno', errno: ERRNO.EAGAIN } as const);
 
 function limitOf(policy: ProcessLimitPolicy | undefined | null): number | null {
   const max = policy?.maxProcesses;

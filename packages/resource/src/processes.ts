@@ -1,8 +1,8 @@
-import { constants } from 'node:os';
 import {
   CLONE_THREAD,
   childrenOfThread,
   close,
+  ERRNO,
   ProcReadError,
   readProc,
   SysError,
@@ -12,7 +12,7 @@ import {
 } from '@sandlock/sys';
 import { UNMEASURED_KILL_MS } from './proc.js';
 
-const { EINVAL, ESRCH } = constants.errno;
+const { EINVAL, ESRCH } = ERRNO;
 
 /**
  * What the counter needs from the kernel (tests pass a fake). Each method

@@ -1,10 +1,10 @@
-import { CLONE_THREAD, syscallNumber } from '@sandlock/sys';
+import { CLONE_THREAD, SIGCHLD as SIGNAL_CHILD, syscallNumber } from '@sandlock/sys';
 import { describe, expect, it } from 'vitest';
 import { ProcessCounter, type ProcessProbe } from '../src/index.js';
 
 const CLONE = syscallNumber('clone');
 const FORK = syscallNumber('fork');
-const SIGCHLD = 17n;
+const SIGCHLD = BigInt(SIGNAL_CHILD);
 
 /**
  * A fake kernel: processes (one thread each unless given more), parent links

@@ -5,6 +5,7 @@ import { compileSandboxFilter } from '@sandlock/seccomp';
 import {
   AT_FDCWD,
   close,
+  ERRNO,
   encodeOpenHow,
   encodeSeccompNotifAddfd,
   hostArch,
@@ -76,7 +77,7 @@ function probeAddFd(listener: number): boolean {
     newfd: 0,
     newfdFlags: 0,
   });
-  return ioctlBuffer(listener, SECCOMP_IOCTL_NOTIF_ADDFD, request) === -2; // ENOENT
+  return ioctlBuffer(listener, SECCOMP_IOCTL_NOTIF_ADDFD, request) === -ERRNO.ENOENT;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { type LandlockRuleset, landlockRuleset } from '@sandlock/landlock';
-import { canonical } from '@sandlock/policy';
+import { canonical, devicePaths, expandPresets } from '@sandlock/policy';
 import { madeUpProcFiles } from '@sandlock/procfs';
 import { compileSandboxFilter, seccompFilterStep } from '@sandlock/seccomp';
 import {
@@ -66,14 +66,18 @@ function describeDrops(what: string, ruleset: LandlockRuleset): string[] {
  * proc-pids refuses what those entries deny, on the path the kernel's walk
  * found (procfs has no renames nor links).
  */
-function landlockFor(policy: Policy, view: 'policy' | 'hidden' | 'reaper'): LandlockRuleset {
+function landlockFor(given: Policy, view: 'policy' | 'hidden' | 'reaper'): LandlockRuleset {
+  const policy = expandPresets(given);
   const builder = landlockRuleset({ compatibility: policy.bestEffort ? 'best-effort' : 'hard' });
   const hideProcesses = view === 'hidden';
   const fsDeny =
     view === 'reaper'
       ? policy.fsDeny.filter((path) => !pathWithin(canonical(path), '/proc'))
       : policy.fsDeny;
-  const rules = filesystemRules(policy.fsRead, policy.fsWrite, fsDeny, {
+  // The device nodes as written files: on a file a write rule keeps only the
+  // file's own rights (no creation, no removal).
+  const written = [...policy.fsWrite, ...devicePaths(policy)];
+  const rules = filesystemRules(policy.fsRead, written, fsDeny, {
     hideProcesses,
     madeUp: hideProcesses ? madeUpProcFiles(policy) : [],
   });

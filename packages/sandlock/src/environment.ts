@@ -1,5 +1,7 @@
-import { accessSync, constants, statSync } from 'node:fs';
-import { resolveExecutable } from '@sandlock/sys';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { canonical, type ModulePolicy, modulePolicy, policyReads } from '@sandlock/policy';
+import { bytePath } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
 import type { Policy } from './policy.js';
 
@@ -27,21 +29,60 @@ export class CommandError extends SandboxError {
   }
 }
 
-/** Finds argv[0] like execvp(3), in the program's PATH; throws a CommandError. */
-export function resolveCommand(command: string, env: Record<string, string>): string {
-  const path = resolveExecutable(command, env.PATH);
-  if (path === undefined) {
-    throw new CommandError(`sandlock: ${command}: command not found`, 'ENOENT');
-  }
+/** Whether the sandbox may execute `path`: its target lies in what the policy grants, outside what it denies. */
+function executable(path: string, view: ModulePolicy): boolean {
+  return policyReads(view, bytePath(canonical(path)));
+}
+
+function isExecutableFile(path: string): boolean {
   try {
-    if (statSync(path).isDirectory()) throw new Error('directory');
+    if (statSync(path).isDirectory()) return false;
     accessSync(path, constants.X_OK);
-  } catch (error) {
-    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new CommandError(
-      `sandlock: ${path}: ${missing ? 'no such file or directory' : 'not executable'}`,
-      missing ? 'ENOENT' : 'EACCES',
-    );
+    return true;
+  } catch {
+    return false;
   }
-  return path;
+}
+
+function outsideTheGrants(command: string, path: string): CommandError {
+  const target = canonical(path);
+  const shown = target === path ? path : `${path} (${target})`;
+  return new CommandError(
+    `sandlock: ${command}: ${shown} is outside what the sandbox may execute; grant its directory with -r ${dirname(target)} (fsRead('${dirname(target)}'))`,
+    'EACCES',
+  );
+}
+
+/**
+ * Finds argv[0] as execvp(3) would inside the sandbox: in the program's PATH,
+ * skipping what its policy does not let it execute (a version manager's shim
+ * in a home directory, say). Throws a CommandError: ENOENT when nothing is
+ * found, EACCES when what is found is not executable, or only outside the
+ * grants (naming it, and the grant that would allow it).
+ */
+export function resolveCommand(
+  command: string,
+  env: Record<string, string>,
+  policy: Policy,
+): string {
+  const view = modulePolicy(policy);
+  if (command.includes('/')) {
+    const path = resolve(policy.cwd ?? process.cwd(), command);
+    if (!existsSync(path)) {
+      throw new CommandError(`sandlock: ${command}: no such file or directory`, 'ENOENT');
+    }
+    if (!isExecutableFile(path))
+      throw new CommandError(`sandlock: ${command}: not executable`, 'EACCES');
+    if (!executable(path, view)) throw outsideTheGrants(command, path);
+    return command;
+  }
+  let outside: string | undefined;
+  for (const dir of (env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':')) {
+    const candidate = join(resolve(policy.cwd ?? process.cwd(), dir || '.'), command);
+    if (!isExecutableFile(candidate)) continue;
+    if (executable(candidate, view)) return candidate;
+    outside ??= candidate;
+  }
+  if (outside !== undefined) throw outsideTheGrants(command, outside);
+  throw new CommandError(`sandlock: ${command}: command not found`, 'ENOENT');
 }

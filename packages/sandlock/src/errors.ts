@@ -12,3 +12,8 @@ export class SandboxError extends Error {
     super(message, options);
   }
 }
+
+/** run() was aborted by its AbortSignal; `cause` is the signal's reason. */
+export class AbortError extends Error {
+  override readonly name = 'AbortError';
+}

@@ -1,9 +1,10 @@
 export { type Origin, PolicyDraft } from '@sandlock/policy';
 export { PolicyBuilder } from './builder.js';
+export type { StdioOption } from './call-options.js';
 export { checkKernel, type KernelCheck, type KernelFeature } from './check.js';
 export { type Confinement, type ConfinementOptions, prepareConfinement } from './confine.js';
 export { CommandError } from './environment.js';
-export { PolicyError, type PolicyProblem, SandboxError } from './errors.js';
+export { AbortError, PolicyError, type PolicyProblem, SandboxError } from './errors.js';
 export {
   DEFAULT_POLICY,
   type PluginRef,
@@ -13,3 +14,4 @@ export {
 } from './policy.js';
 export { type ExitStatus, type KillCause, SandboxProcess } from './process.js';
 export { type RunOptions, type RunResult, Sandbox, type SpawnOptions } from './sandbox.js';
+export { afterDelay, parseDuration } from './timers.js';

@@ -22,7 +22,7 @@
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Session, Supervisor } from '@sandlock/dispatch';
-import { modulePolicy } from '@sandlock/policy';
+import { expandPresets, modulePolicy } from '@sandlock/policy';
 import {
   close,
   holdsPid,
@@ -135,9 +135,12 @@ function intersection(inner: readonly string[], outer: readonly string[]): strin
  * /etc/hosts): what they may read for it is what both policies grant, never
  * more than the outer one.
  */
-function withinOuter(inner: Policy, outer: Policy): Policy {
+function withinOuter(given: Policy, enclosing: Policy): Policy {
+  const inner = expandPresets(given);
+  const outer = expandPresets(enclosing);
   return {
     ...inner,
+    devices: inner.devices && outer.devices,
     fsRead: intersection([...inner.fsRead, ...inner.fsWrite], [...outer.fsRead, ...outer.fsWrite]),
     fsWrite: intersection(inner.fsWrite, outer.fsWrite),
     fsDeny: [...new Set([...inner.fsDeny, ...outer.fsDeny])],

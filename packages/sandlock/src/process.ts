@@ -11,7 +11,9 @@ export type KillCause =
   | { reason: 'memory'; limit: number; used: number; message: string }
   /** Its processes could not be read for UNMEASURED_KILL_MS (2 s): a limit could not be enforced. */
   | { reason: 'unmeasured'; message: string }
-  | { reason: 'supervisor'; message: string };
+  | { reason: 'supervisor'; message: string }
+  /** run(): stdout or stderr went over `maxBuffer`. */
+  | { reason: 'maxBuffer'; message: string };
 
 /** How a sandboxed program ended. */
 export interface ExitStatus {
@@ -173,11 +175,14 @@ export class SandboxProcess {
     return this.send(REAPER_SIGNAL.continueAll, 'resume');
   }
 
-  /** @internal Kills the sandbox and marks the end as a timeout. */
-  expire(): void {
+  /**
+   * @internal Marks the end as a timeout and sends `signal` to every process
+   * of the sandbox (SIGKILL: it ends now).
+   */
+  expire(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (!this.running) return;
     this.timedOut = true;
-    void this.kill('SIGKILL').catch(() => {});
+    void this.kill(signal).catch(() => {});
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

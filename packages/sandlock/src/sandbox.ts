@@ -2,20 +2,22 @@ import type { Readable, Writable } from 'node:stream';
 import { modulePolicy, PolicyBuilder, type PolicyDraft, profileDraft } from '@sandlock/policy';
 import { watchResources } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
+import { brokerSocketPair, close, hostArch, LaunchError, launch } from '@sandlock/sys';
 import {
-  brokerSocketPair,
-  close,
-  hostArch,
-  LaunchError,
-  launch,
-  type StdioEntry,
-} from '@sandlock/sys';
+  checkArgv,
+  checkOptions,
+  DEFAULT_MAX_BUFFER,
+  positiveMs,
+  SPAWN_CHECKS,
+  type StdioOption,
+  stdioEntries,
+} from './call-options.js';
 import { prepareConfinement } from './confine.js';
 import { programEnvironment, resolveCommand } from './environment.js';
-import { SandboxError } from './errors.js';
+import { AbortError, SandboxError } from './errors.js';
 import { delegationSocket, requestDelegation, SUPERVISOR_VARIABLE, track } from './nesting.js';
 import { type Policy, parsePolicy } from './policy.js';
-import { type ExitStatus, SandboxProcess } from './process.js';
+import { type ExitStatus, type KillCause, SandboxProcess } from './process.js';
 import {
   assertProcReadable,
   needsSupervisor,
@@ -23,34 +25,80 @@ import {
   supervisorFor,
   withNesting,
 } from './supervision.js';
+import { afterDelay } from './timers.js';
 
 export interface SpawnOptions {
-  /** The program's stdin, stdout and stderr (default: three pipes). */
-  stdio?: readonly [StdioEntry, StdioEntry, StdioEntry];
+  /**
+   * The program's stdin, stdout and stderr: `'pipe'` (the default: streams on
+   * the SandboxProcess), `'inherit'` (this process's), `'ignore'`, or one
+   * entry each (those, a descriptor number, or a Node stream with a descriptor).
+   */
+  stdio?: StdioOption;
   /** Variables set over the policy's environment for this program. */
   env?: Readonly<Record<string, string>>;
   /** Working directory for this program (overrides the policy's cwd). */
   cwd?: string;
 }
 
-export interface RunOptions extends Omit<SpawnOptions, 'stdio'> {
-  /** Kill the whole sandbox after this many milliseconds. */
+export interface RunOptions extends SpawnOptions {
+  /** Kill the whole sandbox after this many milliseconds (any length). */
   timeout?: number;
   /** Written to the program's stdin, which is then closed (default: stdin is empty). */
   input?: string | Uint8Array;
-  /** Aborting kills the whole sandbox. */
+  /**
+   * Aborting kills the whole sandbox; run() then rejects with an AbortError
+   * whose `cause` is the signal's reason, once every process is gone.
+   */
   signal?: AbortSignal;
+  /**
+   * The most bytes kept of stdout, and of stderr (default 100 MB). Past it
+   * the sandbox is killed and `killedBy` is `{ reason: 'maxBuffer' }`.
+   */
+  maxBuffer?: number;
+  /** Decode stdout and stderr to strings with this encoding (default: Buffers). */
+  encoding?: BufferEncoding | 'buffer';
 }
 
-export interface RunResult extends ExitStatus {
-  stdout: Buffer;
-  stderr: Buffer;
+export interface RunResult<Output extends Buffer | string = Buffer> extends ExitStatus {
+  stdout: Output;
+  stderr: Output;
   durationMs: number;
 }
 
-function collect(stream: Readable | null): () => Buffer {
+const RUN_CHECKS: Readonly<Record<string, (value: unknown) => string | null>> = {
+  ...SPAWN_CHECKS,
+  timeout: positiveMs,
+  input: (value) =>
+    typeof value === 'string' || value instanceof Uint8Array ? null : 'a string or a Uint8Array',
+  signal: (value) => (value instanceof AbortSignal ? null : 'an AbortSignal'),
+  maxBuffer: (value) =>
+    value === Number.POSITIVE_INFINITY ||
+    (typeof value === 'number' && Number.isSafeInteger(value) && value > 0)
+      ? null
+      : 'a positive whole number of bytes (or Infinity)',
+  encoding: (value) =>
+    value === 'buffer' || (typeof value === 'string' && Buffer.isEncoding(value))
+      ? null
+      : "a Buffer encoding such as 'utf8', or 'buffer'",
+};
+
+/** Keeps a stream's first `limit` bytes; calls `over` once when more arrive. */
+function collect(stream: Readable | null, limit: number, over: () => void): () => Buffer {
   const chunks: Buffer[] = [];
-  stream?.on('data', (chunk: Buffer) => chunks.push(chunk));
+  let kept = 0;
+  let exceeded = false;
+  stream?.on('data', (chunk: Buffer) => {
+    if (exceeded) return;
+    if (kept + chunk.length > limit) {
+      chunks.push(chunk.subarray(0, limit - kept));
+      kept = limit;
+      exceeded = true;
+      over();
+      return;
+    }
+    chunks.push(chunk);
+    kept += chunk.length;
+  });
   return () => Buffer.concat(chunks);
 }
 
@@ -60,6 +108,12 @@ function writeInput(stdin: Writable | null, input: string | Uint8Array | undefin
   stdin.on('error', () => {});
   if (input !== undefined) stdin.end(input);
   else stdin.end();
+}
+
+function abortError(signal: AbortSignal): AbortError {
+  return new AbortError('sandlock: the run was aborted; every process of the sandbox is gone', {
+    cause: signal.reason,
+  });
 }
 
 /** A sandbox: an immutable policy, and programs run under it. */
@@ -95,11 +149,18 @@ export class Sandbox {
    * and with a SandboxError naming the step when confinement fails.
    */
   async spawn(argv: readonly string[], options: SpawnOptions = {}): Promise<SandboxProcess> {
-    if (argv.length === 0 || typeof argv[0] !== 'string' || argv[0] === '') {
-      throw new TypeError('sandlock: the command (argv[0]) must be a non-empty string');
-    }
+    checkArgv('spawn', argv);
+    checkOptions('spawn', options, SPAWN_CHECKS);
+    return this.start(argv, options);
+  }
+
+  private async start(argv: readonly string[], options: SpawnOptions): Promise<SandboxProcess> {
     const env = programEnvironment(this.policy, options.env);
-    const path = resolveCommand(argv[0], env);
+    const path = resolveCommand(
+      argv[0]!,
+      env,
+      options.cwd !== undefined ? { ...this.policy, cwd: options.cwd } : this.policy,
+    );
     const policy =
       options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
     assertProcReadable(policy);
@@ -142,7 +203,7 @@ export class Sandbox {
         argv,
         env,
         steps: confinement.steps,
-        stdio: options.stdio ?? ['pipe', 'pipe', 'pipe'],
+        stdio: stdioEntries(options.stdio),
         handshake: confinement.listener || delegating,
       });
     } catch (error) {
@@ -203,31 +264,60 @@ export class Sandbox {
     }
   }
 
-  /** Runs `argv` to the end of every process of the sandbox, collecting its output. */
-  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  /**
+   * Runs `argv` to the end of every process of the sandbox, collecting its
+   * output (with `stdio: 'pipe'`, the default). Rejects with a TypeError for
+   * bad arguments, an AbortError when `signal` aborts.
+   */
+  run(
+    argv: readonly string[],
+    options: RunOptions & { encoding: BufferEncoding },
+  ): Promise<RunResult<string>>;
+  run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
+  async run(
+    argv: readonly string[],
+    options: RunOptions = {},
+  ): Promise<RunResult<Buffer | string>> {
+    checkArgv('run', argv);
+    checkOptions('run', options, RUN_CHECKS);
+    const { timeout, input, signal, maxBuffer = DEFAULT_MAX_BUFFER, encoding = 'buffer' } = options;
+    const entries = stdioEntries(options.stdio);
+    if (input !== undefined && entries[0] !== 'pipe') {
+      throw new TypeError("sandlock: run: input needs stdin to be a pipe (stdio 'pipe')");
+    }
+    if (signal?.aborted) throw abortError(signal);
     const started = performance.now();
-    options.signal?.throwIfAborted();
-    const sandboxed = await this.spawn(argv, options);
-    const stdout = collect(sandboxed.stdout);
-    const stderr = collect(sandboxed.stderr);
-    writeInput(sandboxed.stdin, options.input);
-    const timer =
-      options.timeout !== undefined
-        ? setTimeout(() => sandboxed.expire(), options.timeout)
-        : undefined;
+    const sandboxed = await this.start(argv, { ...options, stdio: entries });
+    let bufferKill: KillCause | null = null;
+    const overflow = (stream: 'stdout' | 'stderr') => () => {
+      bufferKill ??= {
+        reason: 'maxBuffer',
+        message: `${stream} went over maxBuffer (${maxBuffer} bytes); the sandbox was killed`,
+      };
+      void sandboxed.kill('SIGKILL').catch(() => {});
+    };
+    const stdout = collect(sandboxed.stdout, maxBuffer, overflow('stdout'));
+    const stderr = collect(sandboxed.stderr, maxBuffer, overflow('stderr'));
+    writeInput(sandboxed.stdin, input);
+    const cancelTimeout =
+      timeout !== undefined ? afterDelay(timeout, () => sandboxed.expire()) : undefined;
     const onAbort = () => void sandboxed.kill('SIGKILL').catch(() => {});
-    options.signal?.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
     try {
       const status = await sandboxed.wait();
+      if (signal?.aborted) throw abortError(signal);
+      const decode = (bytes: Buffer) => (encoding === 'buffer' ? bytes : bytes.toString(encoding));
       return {
         ...status,
-        stdout: stdout(),
-        stderr: stderr(),
+        killedBy: status.killedBy ?? bufferKill,
+        stdout: decode(stdout()),
+        stderr: decode(stderr()),
         durationMs: performance.now() - started,
       };
     } finally {
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
+      cancelTimeout?.();
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 }

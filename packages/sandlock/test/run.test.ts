@@ -129,7 +129,7 @@ describe('Sandbox.run on the real kernel', () => {
     });
   });
 
-  it('refuses to exec a program outside the readable paths, naming the step', async () => {
+  it('refuses to exec a program outside the readable paths, before starting and in the kernel', async () => {
     const program = join(work, 'true-copy');
     copyFileSync('/bin/true', program);
     chmodSync(program, 0o755);
@@ -137,11 +137,27 @@ describe('Sandbox.run on the real kernel', () => {
       .build()
       .run([program])
       .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(SandboxError);
-    expect((error as SandboxError).message).toBe(
-      `sandlock: execve ${program} failed: EACCES (Permission denied)`,
+    expect(error).toBeInstanceOf(CommandError);
+    expect((error as CommandError).code).toBe('EACCES');
+    expect((error as CommandError).message).toBe(
+      `sandlock: ${program}: ${program} is outside what the sandbox may execute; grant its directory with -r ${work} (fsRead('${work}'))`,
     );
-    expect((error as SandboxError).step).toBe(`execve ${program}`);
+    // A script the sandbox may run whose interpreter it may not: the kernel refuses, naming the step.
+    const granted = join(work, 'granted');
+    mkdirSync(granted, { recursive: true });
+    const script = join(granted, 'script');
+    writeFileSync(script, `#!${program}\n`);
+    chmodSync(script, 0o755);
+    const refused = await systemBuilder()
+      .fsRead(granted)
+      .build()
+      .run([script])
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(SandboxError);
+    expect((refused as SandboxError).message).toBe(
+      `sandlock: execve ${script} failed: EACCES (Permission denied)`,
+    );
+    expect((refused as SandboxError).step).toBe(`execve ${script}`);
   });
 
   it('cannot signal processes outside the sandbox', async () => {

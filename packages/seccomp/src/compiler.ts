@@ -10,7 +10,7 @@ import {
 import { Assembler, type Label } from './bpf/assembler.js';
 import { BPF_ALU, BPF_AND, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_JSET, BPF_K } from './bpf/opcodes.js';
 import { type Action, actionValue, killProcess, sameAction } from './rules/actions.js';
-import { type NormalizedMatcher, normalizeMatcher } from './rules/matchers.js';
+import { type MatcherSyscall, type NormalizedMatcher, normalizeMatcher } from './rules/matchers.js';
 import type { Rule, RuleSet } from './rules/rule-set.js';
 
 /** A compiled filter: the instructions, and the packed `struct sock_filter` array seccomp(2) takes. */
@@ -45,10 +45,15 @@ const argHighWord = (arg: number): number => argLowWord(arg) + 4;
  * Drops what cannot change a verdict: rules after the first unconditional one, and trailing rules
  * whose action is the default anyway.
  */
-function simplify(rules: readonly Rule[], defaultAction: Action): SimpleRule[] {
+function simplify(
+  rules: readonly Rule[],
+  defaultAction: Action,
+  where: MatcherSyscall,
+): SimpleRule[] {
   const simple: SimpleRule[] = [];
   for (const rule of rules) {
-    simple.push({ when: (rule.when ?? []).map(normalizeMatcher), action: rule.action });
+    const when = (rule.when ?? []).map((matcher) => normalizeMatcher(matcher, where));
+    simple.push({ when, action: rule.action });
     if (simple.at(-1)!.when.length === 0) break;
   }
   while (simple.length > 0 && sameAction(simple.at(-1)!.action, defaultAction)) simple.pop();
@@ -189,7 +194,7 @@ export function compileRuleSet(ruleSet: RuleSet): CompiledFilter {
     if (other !== undefined)
       throw new Error(`syscalls '${other}' and '${name}' share number ${nr} on ${arch}`);
     seen.set(nr, name);
-    const simple = simplify(rules, defaultAction);
+    const simple = simplify(rules, defaultAction, { syscall: name, arch });
     if (simple.length === 0) continue;
     const key = blockKey(simple);
     let block = blocks.get(key);

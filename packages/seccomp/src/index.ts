@@ -36,7 +36,9 @@ export {
   argAnyBits,
   argEquals,
   argIn,
+  type MatcherSyscall,
   type NormalizedMatcher,
   normalizeMatcher,
+  resolveArgument,
 } from './rules/matchers.js';
 export { type Rule, type RuleSet, RuleSetBuilder } from './rules/rule-set.js';

@@ -19,6 +19,7 @@ import {
   compileRuleSet,
   errno,
   killProcess,
+  normalizeMatcher,
   notify,
   type Rule,
   type RuleSet,
@@ -125,6 +126,51 @@ describe('compileRuleSet: program shape', () => {
     expect(() => compile(argIn(0, 64, []))).toThrow(/empty set/);
     expect(() => compile(argAnyBits(0, 64, 0))).toThrow(/empty mask/);
     expect(() => errno(4096)).toThrow(/outside 0..4095/);
+  });
+
+  it('reads a named argument at its index and width, on each architecture', () => {
+    const program = (arch: Arch, when: ArgMatcher[]) =>
+      compileRuleSet(ruleSet(arch, { clone: [{ when, action: errno(1) }] })).instructions;
+    for (const arch of ['x86_64', 'aarch64'] as const) {
+      // clone(2), NOTES: child_tid and tls trade places between the two.
+      const tls = arch === 'x86_64' ? 4 : 3;
+      expect(program(arch, [argEquals('tls', 0x1_0000_0000n)])).toEqual(
+        program(arch, [argEquals(tls, 64, 0x1_0000_0000n)]),
+      );
+    }
+    const set = ruleSet('x86_64', {
+      openat: [
+        { when: [argEquals('dirfd', -100), argAnyBits('flags', 0o200000)], action: errno(1) },
+      ],
+      socket: [{ when: [argIn('domain', [16, 17])], action: errno(1) }],
+      getrandom: [{ when: [argEquals('buflen', 0x1_0000_0000n)], action: errno(1) }],
+    });
+    // `int` arguments: the low half only, as the kernel truncates them.
+    expect(verdict(set, call('x86_64', 'openat', [0xffff_ff9c, 0, 0x1_0001_0000n]))).toBe(EPERM);
+    expect(verdict(set, call('x86_64', 'openat', [0xffff_ff9c, 0, 0]))).toBe(ALLOW);
+    expect(verdict(set, call('x86_64', 'socket', [0x1_0000_0010n]))).toBe(EPERM);
+    expect(verdict(set, call('x86_64', 'socket', [2]))).toBe(ALLOW);
+    // A 64-bit word: both halves.
+    expect(verdict(set, call('x86_64', 'getrandom', [0, 0x1_0000_0000n]))).toBe(EPERM);
+    expect(verdict(set, call('x86_64', 'getrandom', [0, 0]))).toBe(ALLOW);
+  });
+
+  it('refuses an argument name the syscall does not have, naming both', () => {
+    const compile = (syscall: string, matcher: ArgMatcher) =>
+      compileRuleSet(ruleSet('x86_64', { [syscall]: [{ when: [matcher], action: errno(1) }] }));
+    expect(() => compile('socket', argEquals('famly', 2))).toThrow(
+      "socket has no argument 'famly' on x86_64 (its arguments: domain, type, protocol)",
+    );
+    expect(() => compile('read', argEquals('fd', 0))).toThrow(
+      /argument 'fd' of read: read has no argument names on x86_64/,
+    );
+    expect(() => compile('socket', { op: 'eq', arg: 'domain', width: 64, value: 2 })).toThrow(
+      "argument 'domain' of socket is an int: width 32, not 64",
+    );
+    expect(() => normalizeMatcher(argEquals('domain', 2))).toThrow(/'domain' is named/);
+    expect(
+      normalizeMatcher(argEquals('domain', -1), { syscall: 'socket', arch: 'aarch64' }),
+    ).toEqual({ op: 'eq', arg: 0, width: 32, mask: 0xffff_ffffn, value: 0xffff_ffffn });
   });
 
   it('shares identical blocks and drops rules that cannot change the verdict', () => {

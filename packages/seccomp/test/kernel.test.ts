@@ -5,9 +5,33 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hostArch, resolveExecutable, type SeccompNotif, syscallNumber } from '@sandlock/sys';
+import {
+  AF_INET,
+  AF_NETLINK,
+  AF_PACKET,
+  CLONE_NEWNET,
+  ERRNO,
+  hostArch,
+  resolveExecutable,
+  type SeccompNotif,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_PACKET,
+  SOCK_RAW,
+  SOCK_STREAM,
+  syscallNumber,
+} from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileDenyOnlyFilter, compileSandboxFilter, defaultDenyList } from '../src/index.js';
+import {
+  allow,
+  argEquals,
+  compileDenyOnlyFilter,
+  compileRuleSet,
+  compileSandboxFilter,
+  defaultDenyList,
+  errno,
+  RuleSetBuilder,
+} from '../src/index.js';
 import {
   answerNotifications,
   callSyscalls,
@@ -17,19 +41,7 @@ import {
 } from './support/run-sandboxed.js';
 
 const arch = hostArch();
-const EPERM = 1;
-const ENOTTY = 25;
-const EACCES = 13;
-const ENOSYS = 38;
-const AF_INET = 2;
-const AF_NETLINK = 16;
-const AF_PACKET = 17;
-const SOCK_STREAM = 1;
-const SOCK_DGRAM = 2;
-const SOCK_RAW = 3;
-const SOCK_PACKET = 10;
-const SOCK_CLOEXEC = 0o2000000;
-const CLONE_NEWNET = 0x40000000;
+const { EPERM, ENOTTY, EACCES, ENOSYS, EFAULT, EINVAL } = ERRNO;
 
 function skipReason(condition: boolean, reason: string): boolean {
   if (condition) console.warn(`[seccomp kernel tests] skipped: ${reason}`);
@@ -91,9 +103,9 @@ describe('sandbox filter in the kernel', () => {
     );
     // Linux 6.8+ has listmount (EFAULT on a NULL request); before, ENOSYS is the kernel's own.
     if (results[4]![1] === ENOSYS) console.warn('seccomp: this kernel has no listmount (< 6.8)');
-    else expect(results[4]).toEqual([-1, 14]); // EFAULT
+    else expect(results[4]).toEqual([-1, EFAULT]);
     expect(results[0]).toEqual([-1, ENOTTY]); // the kernel read cmd as TIOCSTI on a non-tty
-    expect(results[1]).toEqual([-1, 22]); // EINVAL: size 0 is too small for clone_args
+    expect(results[1]).toEqual([-1, EINVAL]); // size 0 is too small for clone_args
     expect(results[2]).toEqual([0, 0]);
     expect(results[3]![0]).toBeGreaterThanOrEqual(0); // a netlink socket: the domain is an int
   });
@@ -219,6 +231,31 @@ describe('sandbox filter in the kernel', () => {
       supervise: answerNotifications(() => ({ error: 0, val: 4242n })),
     });
     expect(result).toEqual([4242, 0]);
+  });
+});
+
+describe('named arguments in the kernel', () => {
+  it.skipIf(noPython)('refuses by argument name, on the half the kernel reads', async () => {
+    const filter = compileRuleSet(
+      new RuleSetBuilder(arch, allow)
+        .add('socket', { when: [argEquals('domain', AF_NETLINK)], action: errno(EACCES) })
+        .add('getrandom', { when: [argEquals('buflen', 0x1_0000_0000n)], action: errno(EACCES) })
+        .build(),
+    );
+    const results = await callSyscalls(python!, filter, [
+      ['socket', AF_NETLINK, SOCK_RAW, 0],
+      // `domain` is an int: the kernel drops the upper half, and so does the filter.
+      ['socket', 0x1_0000_0000n | BigInt(AF_NETLINK), SOCK_RAW, 0],
+      ['socket', AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0],
+      // `buflen` is a size_t: both halves count.
+      ['getrandom', 0, 0x1_0000_0000n, 0],
+      ['getrandom', 0, 0, 0],
+    ]);
+    expect(results[0]).toEqual([-1, EACCES]);
+    expect(results[1]).toEqual([-1, EACCES]);
+    expect(results[2]![0]).toBeGreaterThanOrEqual(0);
+    expect(results[3]).toEqual([-1, EACCES]);
+    expect(results[4]).toEqual([0, 0]);
   });
 });
 

@@ -5,8 +5,9 @@
 // (stub/script.ts).
 
 import { SOCK_CLOEXEC, SOCK_SEQPACKET } from './constants.js';
+import { ERRNO } from './errno.js';
 import { SysError } from './errors.js';
-import { POLLFD_SIZE, POLLIN, POLLNVAL, poll } from './io.js';
+import { POLLFD_SIZE, POLLIN, POLLNVAL, POLLOUT, poll } from './io.js';
 import { addressOf, close, trySyscall } from './libc.js';
 import { decodeScmRights, encodeScmRights } from './structs/cmsghdr.js';
 import { encodeIovecInto, IOVEC_SIZE } from './structs/iovec.js';
@@ -104,11 +105,7 @@ export function brokerSocketPair(): { supervisor: number; reaper: number } {
 
 const U64_LIMIT = 1n << 64n;
 const I64_MIN = -(1n << 63n);
-const POLLOUT = 0x4;
-const EINTR = 4;
-const EAGAIN = 11;
-const EPIPE = 32;
-const ECONNRESET = 104;
+const { EINTR, EAGAIN, EPIPE, ECONNRESET } = ERRNO;
 
 interface Encoded {
   message: Buffer;
@@ -211,7 +208,7 @@ function waitFor(fd: number, events: number, deadline: number): boolean {
     if (ready === -EINTR) continue;
     if (ready < 0) throw new SysError('poll', -ready);
     if (ready === 0) return false;
-    if (pollfd.readInt16LE(6) & POLLNVAL) throw new SysError('poll', 9 /* EBADF */);
+    if (pollfd.readInt16LE(6) & POLLNVAL) throw new SysError('poll', ERRNO.EBADF);
     return true;
   }
 }

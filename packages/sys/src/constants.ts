@@ -3,10 +3,12 @@ import type { Arch } from './syscalls/index.js';
 /**
  * Flag values that differ between architectures (asm-generic/fcntl.h is
  * overridden by arch/arm64 for O_DIRECTORY, O_NOFOLLOW, O_DIRECT, O_LARGEFILE).
+ * O_LARGEFILE is the kernel's value: 64-bit open(2) sets it on every open
+ * (force_o_largefile(), include/linux/fcntl.h), so a caller's flags may carry it.
  */
 const OPEN_FLAGS = {
-  x86_64: { O_DIRECTORY: 0o200000, O_NOFOLLOW: 0o400000 },
-  aarch64: { O_DIRECTORY: 0o40000, O_NOFOLLOW: 0o100000 },
+  x86_64: { O_DIRECTORY: 0o200000, O_NOFOLLOW: 0o400000, O_LARGEFILE: 0o100000 },
+  aarch64: { O_DIRECTORY: 0o40000, O_NOFOLLOW: 0o100000, O_LARGEFILE: 0o400000 },
 } as const;
 
 export function openFlags(arch: Arch) {
@@ -29,6 +31,40 @@ export const AT_FDCWD = -100;
 export const AT_EMPTY_PATH = 0x1000;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
 
+/** PATH_MAX of include/uapi/linux/limits.h: a path's bytes, the terminating NUL included. */
+export const PATH_MAX = 4096;
+// include/uapi/linux/limits.h: an extended attribute's name (without its NUL) and value.
+export const XATTR_NAME_MAX = 255;
+export const XATTR_SIZE_MAX = 65536;
+/** struct xattr_args { __aligned_u64 value; __u32 size; __u32 flags; } (setxattrat, Linux 6.13). */
+export const XATTR_ARGS_SIZE_VER0 = 16;
+
+// include/uapi/linux/stat.h: the file type bits of st_mode / stx_mode.
+export const S_IFMT = 0o170000;
+export const S_IFLNK = 0o120000;
+export const S_IFDIR = 0o040000;
+// include/uapi/linux/stat.h: statx(2) mask bits.
+export const STATX_TYPE = 0x1;
+export const STATX_INO = 0x100;
+
+// include/uapi/asm-generic/fcntl.h, include/uapi/linux/fcntl.h: fcntl(2) commands.
+export const F_GETFD = 1;
+export const F_GETFL = 3;
+export const F_SETFL = 4;
+export const FD_CLOEXEC = 1;
+export const F_DUPFD_CLOEXEC = 1030;
+export const F_GET_SEALS = 1034;
+
+// include/uapi/linux/fs.h: lseek(2) whence.
+export const SEEK_SET = 0;
+export const SEEK_CUR = 1;
+
+/** include/uapi/linux/auxvec.h: the auxv entry that holds the vDSO's address. */
+export const AT_SYSINFO_EHDR = 33;
+
+/** USER_HZ: the unit of the clock ticks in /proc/<pid>/stat (100 on x86_64 and aarch64). */
+export const USER_HZ = 100;
+
 export const MFD_CLOEXEC = 0x1;
 export const MFD_ALLOW_SEALING = 0x2;
 /** Linux 6.3+: memfd_create(2) refuses unknown flags with EINVAL on older kernels. */
@@ -45,6 +81,7 @@ export const CLOSE_RANGE_UNSHARE = 0x2;
 export const CLOSE_RANGE_CLOEXEC = 0x4;
 
 export const PR_SET_PDEATHSIG = 1;
+export const PR_GET_DUMPABLE = 3;
 export const PR_SET_DUMPABLE = 4;
 export const PR_SET_NO_NEW_PRIVS = 38;
 export const PR_GET_NO_NEW_PRIVS = 39;
@@ -56,6 +93,8 @@ export const PR_CAPBSET_DROP = 24;
 export const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 /** CAP_SETPCAP: needed to drop capabilities from the bounding set (PR_CAPBSET_DROP). */
 export const CAP_SETPCAP = 8;
+export const CAP_DAC_OVERRIDE = 1;
+export const CAP_DAC_READ_SEARCH = 2;
 
 /** personality(2): query without changing. */
 export const PERSONALITY_QUERY = 0xffffffff;
@@ -77,8 +116,20 @@ export type RlimitResource = keyof typeof RLIMIT;
 export const RLIM_INFINITY = 0xffffffffffffffffn;
 
 export const PIDFD_NONBLOCK = 0o4000;
+/** pidfd_open(2): a pidfd for one thread, any thread (= O_EXCL; Linux 6.9+). */
+export const PIDFD_THREAD = 0o200;
+
+// include/uapi/linux/random.h: getrandom(2) flags.
+export const GRND_NONBLOCK = 0x1;
+export const GRND_RANDOM = 0x2;
+export const GRND_INSECURE = 0x4;
+
+// include/uapi/linux/resource.h, include/uapi/linux/ioprio.h: `which` of setpriority(2), ioprio_set(2).
+export const PRIO_USER = 2;
+export const IOPRIO_WHO_USER = 3;
 
 // include/uapi/linux/sched.h
+export const CLONE_PARENT = 0x00008000;
 export const CLONE_THREAD = 0x00010000;
 export const CLONE_NEWNS = 0x00020000;
 export const CLONE_NEWCGROUP = 0x02000000;
@@ -125,6 +176,9 @@ export const WNOWAIT = 0x01000000;
 export const SIG_BLOCK = 0;
 export const SIG_SETMASK = 2;
 export const SIGKILL = 9;
+export const SIGUSR1 = 10;
+export const SIGUSR2 = 12;
+export const SIGTERM = 15;
 export const SIGCHLD = 17;
 export const SIGCONT = 18;
 export const SIGSTOP = 19;

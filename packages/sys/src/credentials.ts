@@ -2,6 +2,7 @@
 // on-behalf call made with no more capabilities than the caller has: what a
 // supervisor needs before it acts for a caller (it runs outside the sandbox).
 import { type CapabilitySets, setThreadCapabilities } from './caps.js';
+import { ERRNO } from './errno.js';
 
 /** The credentials an on-behalf call depends on (/proc/<pid>/status). */
 export interface Credentials {
@@ -48,7 +49,7 @@ export function sameIds(caller: Credentials, own: Credentials): boolean {
   return caller.fsuid === own.fsuid && caller.fsgid === own.fsgid && caller.groups === own.groups;
 }
 
-const EPERM = 1;
+const { EPERM } = ERRNO;
 
 /**
  * Runs `call` with this thread's effective capabilities (`own`, as

@@ -1,25 +1,8 @@
-import { constants } from 'node:os';
+import { ERRNO } from './errno.js';
 
-// Linux errnos that Node's table leaves out (asm-generic/errno.h).
-const linuxOnly: Record<string, number> = {
-  EBADFD: 77,
-  ENOTUNIQ: 76,
-  EREMCHG: 78,
-  ERESTART: 85,
-  EUCLEAN: 117,
-  ENOKEY: 126,
-  EKEYEXPIRED: 127,
-  EKEYREVOKED: 128,
-  EKEYREJECTED: 129,
-  EOWNERDEAD: 130,
-  ENOTRECOVERABLE: 131,
-};
-
-const errnoNames = new Map<number, string>();
-for (const [name, value] of [...Object.entries(constants.errno), ...Object.entries(linuxOnly)]) {
-  // Several names share a number (EAGAIN/EWOULDBLOCK, EDEADLK/EDEADLOCK): keep the first.
-  if (!errnoNames.has(value)) errnoNames.set(value, name);
-}
+const errnoNames = new Map<number, string>(
+  Object.entries(ERRNO).map(([name, value]) => [value, name]),
+);
 
 // Text as glibc's strerror() gives it for the errors a sandbox meets most; the
 // rest fall back to the symbolic name so messages never need libc to render.

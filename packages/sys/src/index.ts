@@ -15,6 +15,7 @@ export {
   sameIds,
   withCallerCapabilities,
 } from './credentials.js';
+export { ERRNO, type ErrnoName, errnoNumber, MAX_ERRNO } from './errno.js';
 export { errnoMessage, errnoName, SysError } from './errors.js';
 export * from './io.js';
 export {
@@ -57,6 +58,7 @@ export {
   processOf,
   readProc,
   startTimeOf,
+  statusMemory,
   type TreeEntry,
   threadsOf,
   walkTree,
@@ -76,7 +78,7 @@ export {
   SO_RCVBUFFORCE,
   SO_SNDBUF,
   SO_SNDBUFFORCE,
-  SOL_SOCKET,
+  SO_TYPE,
 } from './sockets.js';
 export * from './structs/index.js';
 export * from './stub/index.js';

@@ -1,6 +1,7 @@
 import type { LibraryHandle } from 'koffi';
 import koffi from 'koffi';
 import { AT_FDCWD, openFlags } from './constants.js';
+import { ERRNO } from './errno.js';
 import { SysError } from './errors.js';
 import { hostArch, syscallNumber } from './syscalls/index.js';
 
@@ -93,7 +94,7 @@ const flags = openFlags(hostArch());
 /** Closes a file descriptor; EBADF is reported, EINTR is not (close(2): the fd is gone either way). */
 export function close(fd: number): void {
   const result = trySyscall('close', fd);
-  if (result < 0 && result !== -4) throw new SysError('close', -result);
+  if (result < 0 && result !== -ERRNO.EINTR) throw new SysError('close', -result);
 }
 
 /** openat(AT_FDCWD, path, flags, mode) */

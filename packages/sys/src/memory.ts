@@ -1,4 +1,5 @@
 import koffi from 'koffi';
+import { ERRNO } from './errno.js';
 import { SysError } from './errors.js';
 import { addressOf, syscall7, trySyscall } from './libc.js';
 import { hostArch, syscallNumber } from './syscalls/index.js';
@@ -44,7 +45,7 @@ export function readMemoryPartial(pid: number, address: bigint, length: number):
 export function readMemory(pid: number, address: bigint, length: number): Buffer {
   if (length === 0) return Buffer.alloc(0);
   const data = readMemoryPartial(pid, address, length);
-  if (data.length !== length) throw new SysError('process_vm_readv', 14, `pid ${pid}`);
+  if (data.length !== length) throw new SysError('process_vm_readv', ERRNO.EFAULT, `pid ${pid}`);
   return data;
 }
 
@@ -94,7 +95,7 @@ function readScratch(pid: number, address: bigint, length: number): number {
  * runs into unmapped memory. Returns the raw bytes without the terminator.
  */
 export function readCStringBytes(pid: number, address: bigint, maxLength = MAX_ARG_STRLEN): Buffer {
-  if (address === 0n) throw new SysError('process_vm_readv', 14, 'NULL string');
+  if (address === 0n) throw new SysError('process_vm_readv', ERRNO.EFAULT, 'NULL string');
   const chunks: Buffer[] = [];
   let total = 0;
   let cursor = address;
@@ -106,7 +107,7 @@ export function readCStringBytes(pid: number, address: bigint, maxLength = MAX_A
     const got = readScratch(pid, cursor, wanted);
     if (got < 0) {
       if (chunks.length === 0) throw new SysError('process_vm_readv', -got, `pid ${pid}`);
-      throw new SysError('process_vm_readv', 14, `pid ${pid}`);
+      throw new SysError('process_vm_readv', ERRNO.EFAULT, `pid ${pid}`);
     }
     const page = scratch!.page.subarray(0, got);
     const nul = page.indexOf(0);
@@ -118,12 +119,16 @@ export function readCStringBytes(pid: number, address: bigint, maxLength = MAX_A
       chunks.push(last);
       return Buffer.concat(chunks, total);
     }
-    if (got < wanted) throw new SysError('process_vm_readv', 14, `pid ${pid}`);
+    if (got < wanted) throw new SysError('process_vm_readv', ERRNO.EFAULT, `pid ${pid}`);
     chunks.push(Buffer.from(page));
     total += got;
     cursor += BigInt(got);
   }
-  throw new SysError('process_vm_readv', 36, `string longer than ${maxLength} bytes`);
+  throw new SysError(
+    'process_vm_readv',
+    ERRNO.ENAMETOOLONG,
+    `string longer than ${maxLength} bytes`,
+  );
 }
 
 /** {@link readCStringBytes} decoded as UTF-8 (paths are bytes; use the bytes form to keep them exact). */

@@ -1,9 +1,10 @@
 // Cheap questions about a path that a supervisor asks at every open it sees.
 import { AT_FDCWD } from './constants.js';
+import { ERRNO } from './errno.js';
 import { trySyscall } from './libc.js';
 
 const ONE_BYTE = Buffer.alloc(1);
-const EINVAL = 22;
+const { EINVAL } = ERRNO;
 
 /**
  * Whether `path` names a symlink (the last component, not followed): true,

@@ -357,3 +357,19 @@ export function processOf(tid: number): number | null {
   const status = readProc(`/proc/${tid}/status`);
   return status === null ? null : fieldNumber(status, 'Tgid');
 }
+
+/**
+ * What one process alone makes the machine keep, in bytes, from the text of
+ * its /proc/<pid>/status: RssAnon + RssShmem + VmSwap + VmPTE (its anonymous
+ * and shared memory, resident or swapped out, and its page tables; a missing
+ * line counts 0). These are mm counters, so a page shared by several
+ * processes (copy-on-write after fork, shared memory) counts once per process:
+ * summed over processes, an upper bound.
+ */
+export function statusMemory(status: string): number {
+  let total = 0;
+  for (const name of STATUS_MEMORY_FIELDS) total += (fieldNumber(status, name) ?? 0) * 1024;
+  return total;
+}
+
+const STATUS_MEMORY_FIELDS = ['RssAnon', 'RssShmem', 'VmSwap', 'VmPTE'] as const;

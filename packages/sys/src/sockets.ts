@@ -1,12 +1,13 @@
 // Socket options Sandlock reads and sets, the queues of sockets and pipes,
 // and who is at the other end of a Unix socket. The numbers are asm-generic
 // (include/uapi/asm-generic/socket.h, ioctls.h), shared by x86_64 and aarch64.
-import { constants } from 'node:os';
+import { ERRNO } from './errno.js';
 import { SysError } from './errors.js';
 import { trySyscall } from './libc.js';
 import { fieldNumber, readProc } from './proc.js';
+import { SOL_SOCKET } from './structs/cmsghdr.js';
 
-export const SOL_SOCKET = 1;
+export const SO_TYPE = 3;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUF = 8;
 export const SO_PEERCRED = 17;
@@ -31,7 +32,7 @@ export const SIOCOUTQ = 0x5411;
 /** fcntl: a pipe's capacity in bytes (its slots times the page size). */
 export const F_GETPIPE_SZ = 1032;
 
-const { ENOPROTOOPT } = constants.errno;
+const { ENOPROTOOPT } = ERRNO;
 
 /**
  * A pidfd of the process that connected the other end of Unix socket `fd`
@@ -58,7 +59,7 @@ export function peerPidfd(fd: number): number | null {
  */
 export function pidOfPidfd(pidfd: number): number | null {
   const info = readProc(`/proc/self/fdinfo/${pidfd}`);
-  if (info === null) throw new SysError('pidfd fdinfo', constants.errno.EBADF, `fd ${pidfd}`);
+  if (info === null) throw new SysError('pidfd fdinfo', ERRNO.EBADF, `fd ${pidfd}`);
   const pid = fieldNumber(info, 'Pid');
   return pid !== null && pid > 0 ? pid : null;
 }

@@ -14,7 +14,19 @@
 // link (/proc/<pid>/fd/N, cwd, root, exe, map_files/*, ns/*) is followed by
 // the kernel itself (an O_PATH open that follows it), as it would be for the
 // caller, after the same ptrace-mode check.
-import { AT_FDCWD, openFlags } from './constants.js';
+import {
+  AT_EMPTY_PATH,
+  AT_FDCWD,
+  F_DUPFD_CLOEXEC,
+  openFlags,
+  PATH_MAX,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  STATX_INO,
+  STATX_TYPE,
+} from './constants.js';
+import { ERRNO } from './errno.js';
 import { close, trySyscall } from './libc.js';
 import {
   encodeOpenHow,
@@ -25,13 +37,7 @@ import {
 import { hostArch } from './syscalls/index.js';
 
 const O = openFlags(hostArch());
-const AT_EMPTY_PATH = 0x1000;
-const STATX_TYPE = 0x1;
-const STATX_INO = 0x100;
 const STATX_SIZE = 256;
-const S_IFMT = 0o170000;
-const S_IFLNK = 0o120000;
-const S_IFDIR = 0o040000;
 /** statfs(2) f_type of procfs (include/uapi/linux/magic.h). */
 const PROC_SUPER_MAGIC = 0x9fa0;
 /** The inode number of every procfs root (PROC_ROOT_INO, fs/proc/internal.h). */
@@ -40,11 +46,7 @@ const PROC_ROOT_INO = 1n;
 const MAX_LINKS = 40;
 /** Lookups one walk may make (a run in one openat2 counts once); about 15 µs each. */
 export const MAX_LOOKUPS = 40;
-const E2BIG = 7;
-const ENOENT = 2;
-const ENOTDIR = 20;
-const EACCES = 13;
-const ELOOP = 40;
+const { E2BIG, ENOENT, ENOTDIR, EACCES, ELOOP } = ERRNO;
 
 /** What a walk ends on. */
 export type WalkKind = 'directory' | 'file' | 'symlink' | 'missing';
@@ -130,10 +132,9 @@ interface Place {
 
 const statxBuffer = Buffer.alloc(STATX_SIZE);
 const statfsBuffer = Buffer.alloc(128);
-const linkBuffer = Buffer.alloc(4096);
+const linkBuffer = Buffer.alloc(PATH_MAX);
 const EMPTY = Buffer.from('\0');
 const PATH_FLAGS = O.O_PATH | O.O_CLOEXEC;
-const F_DUPFD_CLOEXEC = 1030;
 const DOT = Buffer.from('.\0');
 const DOTDOT = Buffer.from('..\0');
 /** Which devices are procfs mounts (a device never changes file system). */

@@ -13,6 +13,7 @@ import {
   brokerSocketPair,
 } from '../src/broker.js';
 import { openFlags } from '../src/constants.js';
+import { F_GETFD, FD_CLOEXEC, SO_TYPE, SOCK_SEQPACKET, SOL_SOCKET } from '../src/index.js';
 import { addressOf, close, fcntl, openAt, syscall, trySyscall } from '../src/libc.js';
 import { decodeScmRights, encodeScmRights } from '../src/structs/cmsghdr.js';
 import { encodeIovecInto, IOVEC_SIZE } from '../src/structs/iovec.js';
@@ -25,11 +26,6 @@ import {
 } from '../src/stub/script.js';
 import { hostArch, syscallNumber } from '../src/syscalls/index.js';
 
-const F_GETFD = 1;
-const FD_CLOEXEC = 1;
-const SO_TYPE = 3;
-const SOL_SOCKET_LEVEL = 1;
-const SOCK_SEQPACKET = 5;
 const O = openFlags(hostArch());
 
 const open: number[] = [];
@@ -116,7 +112,7 @@ describe('brokerSocketPair', () => {
       const type = Buffer.alloc(4);
       const length = Buffer.alloc(4);
       length.writeUInt32LE(4);
-      syscall('getsockopt', fd, SOL_SOCKET_LEVEL, SO_TYPE, type, length);
+      syscall('getsockopt', fd, SOL_SOCKET, SO_TYPE, type, length);
       expect(type.readInt32LE(0)).toBe(SOCK_SEQPACKET);
       expect(fstatSync(fd).isSocket()).toBe(true);
     }

@@ -1,5 +1,6 @@
+import { constants } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { errnoName, openPath, SysError, syscall } from '../src/index.js';
+import { ERRNO, errnoName, errnoNumber, openPath, SysError, syscall } from '../src/index.js';
 
 describe('SysError', () => {
   it('carries the syscall, errno number and code', () => {
@@ -22,5 +23,14 @@ describe('SysError', () => {
   it('names Linux errnos that Node does not list', () => {
     expect(errnoName(77)).toBe('EBADFD');
     expect(errnoName(4095)).toBe('E4095');
+  });
+
+  it('numbers errnos as the host C library does', () => {
+    for (const [name, value] of Object.entries(constants.errno)) {
+      expect([name, errnoNumber(name)]).toEqual([name, value]);
+    }
+    expect(errnoName(ERRNO.EOPNOTSUPP)).toBe('EOPNOTSUPP');
+    expect(errnoNumber('ENOTSUP')).toBe(ERRNO.EOPNOTSUPP);
+    expect(errnoNumber('constructor')).toBeUndefined();
   });
 });

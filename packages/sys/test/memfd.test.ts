@@ -1,8 +1,13 @@
 import { closeSync, readdirSync, readSync, writeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { close, fcntl, readOnlyFile, readOnlyReopen, sealedMemfd } from '../src/index.js';
-
-const F_GET_SEALS = 1034;
+import {
+  close,
+  F_GET_SEALS,
+  fcntl,
+  readOnlyFile,
+  readOnlyReopen,
+  sealedMemfd,
+} from '../src/index.js';
 
 describe('sealedMemfd and readOnlyReopen', () => {
   it('hold the contents, refuse every change, and reopen read-only with their own offset', () => {

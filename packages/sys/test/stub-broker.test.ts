@@ -42,6 +42,7 @@ import {
   SIG_SETMASK,
   SIGCHLD,
 } from '../src/constants.js';
+import { ERRNO, F_GETFD, FD_CLOEXEC, SIGTERM } from '../src/index.js';
 import { POLLFD_SIZE, POLLIN, poll } from '../src/io.js';
 import { addressOf, close, fcntl, openAt, syscall, trySyscall } from '../src/libc.js';
 import { decodeScmRights, encodeScmRights } from '../src/structs/cmsghdr.js';
@@ -82,12 +83,7 @@ const EMULATED_BROKER_FD = 4;
 const EMULATED_RULESET_FD = 5;
 /** Long enough that only a hang reaches it. */
 const REPLY_MS = 20_000;
-const F_GETFD = 1;
-const FD_CLOEXEC = 1;
-const EACCES = 13;
-const EBADF = 9;
-const EINVAL = 22;
-const SIGTERM = 15;
+const { EACCES, EBADF, EINVAL } = ERRNO;
 const HOST = openFlags(hostArch());
 
 const workDir = mkdtempSync(join(tmpdir(), 'sandlock-stub-broker-'));

@@ -24,6 +24,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  CLONE_THREAD,
   PR_SET_CHILD_SUBREAPER,
   PR_SET_NO_NEW_PRIVS,
   SFD_CLOEXEC,
@@ -32,7 +33,11 @@ import {
   SIG_SETMASK,
   SIGCHLD,
   SIGKILL,
+  SIGTERM,
+  SIGUSR1,
+  SIGUSR2,
 } from '../src/constants.js';
+import { ERRNO } from '../src/errno.js';
 import { trySyscall } from '../src/libc.js';
 import {
   decodeStubFailure,
@@ -48,12 +53,8 @@ const CONTROL_FD = 3;
 /** Where a Landlock ruleset fd is passed to the stub. */
 const RULESET_FD = 4;
 
-const SIGUSR1 = 10;
-const SIGTERM = 15;
-const SIGUSR2 = 12;
 const SIGRTMIN_2 = 34; // the control signal the reaper turns into SIGKILL
-const EINVAL = 22;
-const CLONE_THREAD = 0x10000;
+const { EINVAL } = ERRNO;
 const LANDLOCK_SCOPE_SIGNAL = 2n;
 
 const workDir = mkdtempSync(join(tmpdir(), 'sandlock-stub-reaper-'));

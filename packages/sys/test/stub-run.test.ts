@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ERRNO } from '../src/index.js';
 import {
   buildStubElf,
   decodeStubFailure,
@@ -21,8 +22,7 @@ import {
 } from '../src/stub/index.js';
 import { ARCHES, type Arch, hostArch, syscallNumber } from '../src/syscalls/index.js';
 
-const EBADF = 9;
-const ENOENT = 2;
+const { EBADF, ENOENT } = ERRNO;
 const CONTROL_FD = 3;
 
 const workDir = mkdtempSync(join(tmpdir(), 'sandlock-stub-run-'));

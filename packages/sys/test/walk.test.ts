@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  AT_EMPTY_PATH,
   AT_FDCWD,
   close,
   encodeOpenHow,
@@ -14,7 +15,6 @@ import {
 } from '../src/index.js';
 
 const O = openFlags(hostArch());
-const AT_EMPTY_PATH = 0x1000;
 const statx = Buffer.alloc(256);
 
 /** "dev:ino" of a descriptor. */

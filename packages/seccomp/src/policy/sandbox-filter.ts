@@ -1,4 +1,3 @@
-import { constants } from 'node:os';
 import {
   AF_INET,
   AF_INET6,
@@ -14,6 +13,7 @@ import {
   CLONE_NEWUSER,
   CLONE_NEWUTS,
   CLONE_THREAD,
+  ERRNO,
   FS_IOC_FSSETXATTR,
   FS_IOC_SETFLAGS,
   FS_IOC32_SETFLAGS,
@@ -25,10 +25,12 @@ import {
   FUTEX_WAIT_REQUEUE_PI,
   hasSyscall,
   hostArch,
+  IOPRIO_WHO_USER,
   PERSONALITY_QUERY,
   PR_SET_DUMPABLE,
   PR_SET_PTRACER,
   PR_SET_SECUREBITS,
+  PRIO_USER,
   REALTIME_CLOCKS,
   SOCK_DGRAM,
   SOCK_PACKET,
@@ -48,10 +50,7 @@ import { type ArgIndex, argAnyBits, argEquals, argIn } from '../rules/matchers.j
 import { type Rule, type RuleSet, RuleSetBuilder } from '../rules/rule-set.js';
 import { defaultDenyList } from './deny-list.js';
 
-const { EPERM, ENOSYS } = constants.errno;
-// include/uapi/linux/resource.h, include/uapi/linux/ioprio.h
-const PRIO_USER = 2;
-const IOPRIO_WHO_USER = 3;
+const { EPERM, ENOSYS } = ERRNO;
 
 /** A denied syscall and the errno it fails with (EPERM when not given). */
 export interface DenyEntry {
@@ -206,7 +205,7 @@ function addArgumentRefusals(rules: RuleSetBuilder, options: DenyOnlyFilterOptio
     });
   }
   if (options.denyMetadata) {
-    const { EACCES } = constants.errno;
+    const { EACCES } = ERRNO;
     for (const name of metadataCalls(options.arch ?? hostArch())) {
       rules.add(name, { action: errno(EACCES) });
     }

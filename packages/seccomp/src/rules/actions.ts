@@ -1,4 +1,5 @@
 import {
+  MAX_ERRNO,
   SECCOMP_RET_ALLOW,
   SECCOMP_RET_ERRNO,
   SECCOMP_RET_KILL_PROCESS,
@@ -22,11 +23,8 @@ export type Action =
   /** Allowed, and logged by the audit subsystem. */
   | { readonly kind: 'log' };
 
-/**
- * The kernel caps an ERRNO action's data at MAX_ERRNO (kernel/seccomp.c, __seccomp_filter), so
- * a larger number would silently become 4095: refuse it instead.
- */
-const MAX_ERRNO = 4095;
+// The kernel caps an ERRNO action's data at MAX_ERRNO (kernel/seccomp.c, __seccomp_filter), so
+// a larger number would silently become 4095: errno() refuses it instead.
 
 export const allow: Action = Object.freeze({ kind: 'allow' });
 export const notify: Action = Object.freeze({ kind: 'notify' });

@@ -1,7 +1,14 @@
 // A second, deliberately naive reading of the rule data: no BPF, no halves, no simplification.
 // Compiled programs must agree with it on every input.
 
-import { AUDIT_ARCH, type SeccompData, syscallName, X32_SYSCALL_BIT } from '@sandlock/sys';
+import {
+  type Arch,
+  AUDIT_ARCH,
+  argumentLayout,
+  type SeccompData,
+  syscallName,
+  X32_SYSCALL_BIT,
+} from '@sandlock/sys';
 import type { Action, ArgMatcher, RuleSet } from '../../src/index.js';
 
 function returnValue(action: Action): number {
@@ -23,9 +30,17 @@ function returnValue(action: Action): number {
   }
 }
 
-function holds(matcher: ArgMatcher, args: SeccompData['args']): boolean {
-  const bits = matcher.width;
-  const arg = BigInt.asUintN(bits, args[matcher.arg]!);
+/** A named argument's index and width, straight from the signature table. */
+function argument(matcher: ArgMatcher, syscall: string, arch: Arch): [number, number] {
+  if (typeof matcher.arg === 'number') return [matcher.arg, matcher.width!];
+  const layout = argumentLayout(syscall, arch)!;
+  const index = layout.findIndex(([name]) => name === matcher.arg);
+  return [index, layout[index]![1] === 'word' ? 64 : 32];
+}
+
+function holds(matcher: ArgMatcher, args: SeccompData['args'], syscall: string, arch: Arch) {
+  const [index, bits] = argument(matcher, syscall, arch);
+  const arg = BigInt.asUintN(bits, args[index]!);
   const mask = BigInt.asUintN(
     bits,
     BigInt('mask' in matcher && matcher.mask !== undefined ? matcher.mask : -1),
@@ -46,7 +61,7 @@ export function evaluateRules(ruleSet: RuleSet, data: SeccompData): number {
   if (ruleSet.arch === 'x86_64' && data.nr >>> 0 >= X32_SYSCALL_BIT) return 0x80000000;
   const name = data.nr >= 0 ? syscallName(data.nr, ruleSet.arch) : undefined;
   for (const rule of (name !== undefined && ruleSet.syscalls.get(name)) || []) {
-    if ((rule.when ?? []).every((matcher) => holds(matcher, data.args)))
+    if ((rule.when ?? []).every((matcher) => holds(matcher, data.args, name!, ruleSet.arch)))
       return returnValue(rule.action);
   }
   return returnValue(ruleSet.defaultAction);

@@ -10,6 +10,7 @@ import {
   ioctl,
   type LaunchStep,
   launch,
+  POLLIN,
   resolveExecutable,
   SECCOMP_IOCTL_NOTIF_RECV,
   SECCOMP_IOCTL_NOTIF_SEND,
@@ -117,10 +118,10 @@ export async function callSyscalls(
 function notificationPending(listenerFd: number): boolean {
   const pollfd = Buffer.alloc(8);
   pollfd.writeInt32LE(listenerFd, 0);
-  pollfd.writeInt16LE(1 /* POLLIN */, 4);
+  pollfd.writeInt16LE(POLLIN, 4);
   const zero = Buffer.alloc(16);
   const ready = trySyscall('ppoll', pollfd, 1, zero, null, 8);
-  return ready > 0 && (pollfd.readInt16LE(6) & 1) !== 0;
+  return ready > 0 && (pollfd.readInt16LE(6) & POLLIN) !== 0;
 }
 
 /**

@@ -94,3 +94,14 @@ export function syscallNames(arch: Arch = hostArch()): readonly string[] {
   }
   return names;
 }
+
+export {
+  type ArgKind,
+  argumentIndex,
+  argumentLayout,
+  convertArg,
+  isKnownSyscall,
+  type KnownSyscall,
+  namedArgs,
+  type SyscallArgs,
+} from './args.js';

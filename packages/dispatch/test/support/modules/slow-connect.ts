@@ -2,11 +2,10 @@
 // connect on behalf of the caller on a duplicate of its socket, with the
 // sockaddr copied in the worker. openat is seen and let through.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { AF_INET, AF_INET6 } from '@sandlock/sys';
 import { answer, defineModule } from '../../../src/index.js';
 
 let delayMs = 1000;
-const AF_INET = 2;
-const AF_INET6 = 10;
 
 export default defineModule<{ delayMs: number }>({
   name: 'slow-connect',

@@ -1,4 +1,4 @@
-import type { Arch } from '@sandlock/sys';
+import type { Arch } from './index.js';
 
 /**
  * How the kernel reads one argument register. `int`/`uint` are 32-bit: the
