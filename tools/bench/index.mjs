@@ -9,6 +9,7 @@ import { benchLaunch } from './launch.mjs';
 import { benchLibrary } from './library.mjs';
 import { benchNeighbours } from './neighbours.mjs';
 import { benchPython } from './python.mjs';
+import { benchThrottle } from './throttle.mjs';
 
 const benches = {
   launch: benchLaunch,
@@ -18,6 +19,7 @@ const benches = {
   intercept: benchIntercept,
   clock: benchClock,
   neighbours: benchNeighbours,
+  throttle: benchThrottle,
 };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);

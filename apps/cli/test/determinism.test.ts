@@ -98,8 +98,10 @@ describe('sandlock run --random-seed and --time-start', () => {
     expect(day).toBe('2000-01-01');
     const [seconds, slept] = python!.split(' ').map(Number);
     expect(seconds! - START_SECONDS).toBeGreaterThanOrEqual(1);
-    expect(seconds! - START_SECONDS).toBeLessThan(30);
-    expect(slept).toBeCloseTo(0.2, 1);
+    // Upper bounds only catch a clock that jumped: a loaded machine is slow, never fast.
+    expect(seconds! - START_SECONDS).toBeLessThan(600);
+    expect(slept).toBeGreaterThanOrEqual(0.2);
+    expect(slept).toBeLessThan(600);
     expect(node).toBe('2000');
     expect(elapsed).toBeGreaterThanOrEqual(1000);
   });
@@ -108,12 +110,12 @@ describe('sandlock run --random-seed and --time-start', () => {
     const seed = sandlock(['run', ...SYSTEM, '--random-seed', '-1', '--', 'true']);
     expect(seed.status).toBe(125);
     expect(seed.stderr).toBe(
-      "sandlock run: --random-seed expects a whole number from 0 to 2^64-1, got '-1'\n",
+      "sandlock: invalid policy: --random-seed: expected a whole number from 0 to 2^64-1, got '-1'\n",
     );
     const time = sandlock(['run', ...SYSTEM, '--time-start', 'yesterday', '--', 'true']);
     expect(time.status).toBe(125);
     expect(time.stderr).toBe(
-      "sandlock run: --time-start expects an ISO 8601 date-time such as 2000-01-01T00:00:00Z, got 'yesterday'\n",
+      "sandlock: invalid policy: --time-start: expected an ISO 8601 date-time with a time zone (2000-01-01T00:00:00Z), from 1970 to 9999, got 'yesterday'\n",
     );
   });
 });

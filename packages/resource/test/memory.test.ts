@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { descendantsOf } from '@sandlock/sys';
 import { afterAll, describe, expect, it } from 'vitest';
+import { eventually } from '../../../tools/test-support/index.js';
 import { type LimitViolation, parseByteSize, watchResources } from '../src/index.js';
 import { type SandboxProcess, systemBuilder } from './helpers.js';
 
@@ -178,28 +179,27 @@ describe('memory limit on the real kernel', () => {
     const sandboxed = await systemBuilder().build().spawn(['/bin/true']);
     const watch = watchResources(sandboxed.reaperPid, { maxMemory: parseByteSize('256M') })!;
     await sandboxed.wait();
-    await new Promise((resolve) => setTimeout(resolve, 120));
-    expect(watch.active).toBe(false);
+    expect(await eventually(() => !watch.active, 30_000)).toBe(true);
     expect(watch.violation).toBeNull();
   });
 
   it('makes the sandbox the first choice of the OOM killer', async () => {
     const sandboxed = await systemBuilder()
       .build()
-      .spawn([
-        PYTHON,
-        '-c',
-        'import os, time\nif os.fork() == 0: time.sleep(1)\nelse: time.sleep(1)',
-      ]);
+      .spawn([PYTHON, '-c', 'import os, time\nos.fork()\ntime.sleep(60)']);
     const watch = watchResources(sandboxed.reaperPid, { maxMemory: parseByteSize('256M') })!;
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const pids = descendantsOf(sandboxed.reaperPid);
-    expect(pids).toHaveLength(2);
-    for (const pid of pids) {
-      expect(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim()).toBe('1000');
-    }
+    const adjusted = (pid: number) =>
+      readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim() === '1000';
+    // Both processes, once the watch has looked at them after the fork.
+    expect(
+      await eventually(() => {
+        const pids = descendantsOf(sandboxed.reaperPid);
+        return pids.length === 2 && pids.every(adjusted);
+      }, 30_000),
+    ).toBe(true);
     expect(readFileSync(`/proc/${sandboxed.reaperPid}/oom_score_adj`, 'utf8').trim()).toBe('0');
-    await sandboxed.wait();
     watch.stop();
+    await sandboxed.kill();
+    await sandboxed.wait();
   });
 });

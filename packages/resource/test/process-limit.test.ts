@@ -135,7 +135,11 @@ describe('process limit on the real kernel (dispatch module)', () => {
       'for i in range(30):',
       '    pid = os.fork()',
       '    if pid == 0: os._exit(0)',
-      '    time.sleep(0.01)',
+      // Until the kernel has reaped it (its pid is gone), however long that takes.
+      '    while True:',
+      '        try: os.kill(pid, 0)',
+      '        except ProcessLookupError: break',
+      '        time.sleep(0.001)',
       'print("ok")',
     ].join('\n');
     const result = await (await limited([PYTHON, '-c', script], 2)).finished;

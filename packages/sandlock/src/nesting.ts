@@ -5,8 +5,9 @@
 // on (Supervisor.delegate of @sandlock/dispatch).
 //
 // The channel: one Unix socket per supervising process, in a fresh 0700
-// directory, named to the sandboxed program by SANDLOCK_SUPERVISOR. Landlock
-// does not mediate connect(2) to a named socket (it restricts creating one,
+// directory removed when the process ends (socket-dir.ts), named to the
+// sandboxed program by SANDLOCK_SUPERVISOR. Landlock does not mediate
+// connect(2) to a named socket (it restricts creating one,
 // LANDLOCK_ACCESS_FS_MAKE_SOCK), so an inner launcher reaches it with no
 // grant. Who asks is the kernel's word, never the message's: a pidfd of the
 // process that connected (SO_PEERPIDFD, taken at connect(2)), so that a pid
@@ -18,9 +19,7 @@
 // this process is bounded: connections (per sandbox and in all), how long
 // each may last, and the bytes of requests held.
 
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Session, Supervisor } from '@sandlock/dispatch';
 import { expandPresets, modulePolicy } from '@sandlock/policy';
@@ -35,6 +34,7 @@ import {
 } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
 import { type Policy, parsePolicy } from './policy.js';
+import { makeSocketDir, SOCKET_NAME } from './socket-dir.js';
 
 /** The variable that tells a launcher inside a supervised sandbox where to ask. */
 export const SUPERVISOR_VARIABLE = 'SANDLOCK_SUPERVISOR';
@@ -281,12 +281,12 @@ export function delegationSocket(): Promise<string | null> {
   if (server === null) {
     let dir: string;
     try {
-      dir = mkdtempSync(join(tmpdir(), 'sandlock-'));
+      dir = makeSocketDir();
     } catch {
       server = Promise.resolve(null);
       return server;
     }
-    const path = join(dir, 'supervisor.sock');
+    const path = join(dir, SOCKET_NAME);
     server = new Promise<string | null>((resolve) => {
       // Paused: nothing is read from a connection before it is accepted as a request.
       const created = createServer({ pauseOnConnect: true }, serve);
@@ -298,7 +298,6 @@ export function delegationSocket(): Promise<string | null> {
         resolve(path);
       });
     });
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   }
   return server;
 }

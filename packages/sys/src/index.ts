@@ -57,6 +57,7 @@ export {
   parentOf,
   processOf,
   readProc,
+  startTimeOf,
   statusMemory,
   type TreeEntry,
   threadsOf,

@@ -164,6 +164,21 @@ export function parentOf(pid: number): number | null {
   return Number.parseInt(rest[1] ?? '', 10);
 }
 
+/**
+ * When the process started (field 22 of /proc/PID/stat: clock ticks after
+ * boot), or null when it is gone. With the pid, it names one process for as
+ * long as the system runs: a pid reused later has a later start.
+ *
+ * @throws ProcReadError when it cannot be read.
+ */
+export function startTimeOf(pid: number): number | null {
+  const stat = readProc(`/proc/${pid}/stat`);
+  if (stat === null) return null;
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state).
+  return Number.parseInt(rest[19] ?? '', 10);
+}
+
 function descendantsByScan(root: number): number[] {
   const children = new Map<number, number[]>();
   for (const name of listProc('/proc') ?? []) {
