@@ -12,7 +12,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CommandError, SandboxError } from '../src/index.js';
+import { AbortError, CommandError, SandboxError } from '../src/index.js';
 import { alive, eventually, processState, systemBuilder } from './helpers.js';
 
 // The system's python3 (under /usr, which the tests grant), not a user's shim.
@@ -263,13 +263,14 @@ describe('SandboxProcess', () => {
     expect(alive(pid)).toBe(false);
   });
 
-  it('stops on an AbortSignal', async () => {
+  it('stops on an AbortSignal, rejecting with an AbortError', async () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 200);
-    const result = await systemBuilder()
+    const error = await systemBuilder()
       .build()
-      .run(['/bin/sleep', '60'], { signal: controller.signal });
-    expect(result.signal).toBe('SIGKILL');
-    expect(result.timedOut).toBe(false);
+      .run(['/bin/sleep', '60'], { signal: controller.signal })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AbortError);
+    expect((error as AbortError).cause).toBe(controller.signal.reason);
   });
 });
