@@ -32,8 +32,12 @@ export async function collect(child: ChildProcess): Promise<Finished> {
   return { ...finished, stdout: finished.stdout.toString(), stderr: finished.stderr.toString() };
 }
 
-/** Polls `condition` every 10 ms for up to `ms`; false if it never held. */
-export async function eventually(condition: () => boolean, ms = 2000): Promise<boolean> {
+/**
+ * Polls `condition` every 10 ms for up to `ms`; false if it never held. The
+ * default only catches a hang: a loaded machine makes the wait longer, never
+ * the test fail.
+ */
+export async function eventually(condition: () => boolean, ms = 30_000): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (!condition()) {
     if (Date.now() > deadline) return false;

@@ -3,10 +3,11 @@
 // case where one can hurt the other), and the host's event loop is the test's own. The attacker
 // is pinned to one CPU (the policy's cpuCores), so that what it costs the CPU is not what is
 // compared; the victim asks for a fixed number of notified calls a second and counts those it
-// completes. Phases alone (the attacker stopped) and beside it alternate; medians are compared.
-// A victim that keeps the loop busy itself gets about half of it beside any busy neighbour (the
-// loop takes one call per sandbox per round): that share is measured by `pnpm bench neighbours`
-// (docs/benchmarks.md), not asserted here.
+// completes. Phases alone (the attacker stopped) and beside it alternate, so that the machine's
+// load weighs on both alike; medians are compared with margins that only catch a starved victim
+// or a blocked loop (before the fixes: 0 to 0.3 % of its calls, 50 to 194 ms of lag). The
+// shares themselves (about half of the loop for a victim that keeps it busy, the loop taking one
+// call per sandbox per round) are measured by `pnpm bench neighbours` (docs/benchmarks.md).
 
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -148,10 +149,14 @@ async function alternate(attacker: () => Promise<Started>) {
 }
 
 function expectContained(result: Awaited<ReturnType<typeof alternate>>) {
-  // The victim asked for 2,000 calls a second; alone it completes a good part of them.
-  expect(result.alone).toBeGreaterThan((0.25 * PER_TICK) / TICK);
-  expect(result.beside).toBeGreaterThanOrEqual(result.alone / 2);
-  expect(result.lagBeside).toBeLessThanOrEqual(result.lagAlone + 10);
+  // The victim was measured alone (it asks for 2,000 calls a second).
+  expect(result.alone).toBeGreaterThan(0);
+  // Beside the neighbour it keeps a fair part of what it completed alone: the loop takes one
+  // call per sandbox per round, whatever each costs (under load the victim keeps 0.3 to 0.6 of
+  // it, docs/benchmarks.md; a starved one kept 0 to 0.003).
+  expect(result.beside).toBeGreaterThanOrEqual(result.alone / 5);
+  // The host's event loop is not held up by what the neighbour asks for.
+  expect(result.lagBeside).toBeLessThanOrEqual(2 * result.lagAlone + 20);
 }
 
 describe('a neighbour', () => {

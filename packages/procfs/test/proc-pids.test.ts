@@ -1,5 +1,14 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  closeSync,
+  constants,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Supervisor } from '@sandlock/dispatch';
@@ -235,27 +244,35 @@ print(attempt(lambda: read('/proc/self/cmdline')))
     // The probe's answer for a path the sandbox cannot write is kept for a
     // second. Here the host turns that file into a symlink to pid 1's status
     // meanwhile: the kernel follows it, and Landlock refuses /proc/1.
+    // The swap follows the first read at once: the program opens a FIFO for
+    // reading after it, which lets the host's open for writing return; the
+    // host swaps, then closes its end, and the program reads the end of file.
     const file = join(dir, 'plain');
+    const fifo = join(dir, 'swapped');
     writeFileSync(file, 'plain\n');
-    const swap = setTimeout(() => {
+    execFileSync('mkfifo', [fifo]);
+    const swap = open(fifo, 'w').then(async (writer) => {
       rmSync(file);
       symlinkSync('/proc/1/status', file);
-    }, 400);
+      await writer.close();
+    });
+    let lines: string[];
     try {
-      const lines = await python(
+      lines = await python(
         `${ATTEMPT}
-import time
 print(read('${file}').decode().strip())
-time.sleep(0.8)
+read('${fifo}')
 print(attempt(lambda: read('${file}')))
 `,
         { fsRead: [...fsRead, dir] },
       );
-      expect(lines[0]).toBe('plain');
-      expect(['ENOENT', 'EACCES']).toContain(lines[1]);
     } finally {
-      clearTimeout(swap);
+      // Lets the host's open return if the program never opened the FIFO.
+      closeSync(openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK));
+      await swap;
     }
+    expect(lines[0]).toBe('plain');
+    expect(['ENOENT', 'EACCES']).toContain(lines[1]);
   });
 
   it('hides relative opens, dirfds, symlinks, .. and magic links', async () => {

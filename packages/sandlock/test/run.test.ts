@@ -237,18 +237,25 @@ describe('SandboxProcess', () => {
   it('passes SIGTERM on to every process and refuses signals the reaper does not forward', async () => {
     const sandboxed = await systemBuilder()
       .build()
-      .spawn(['/bin/sh', '-c', 'trap "echo got TERM; exit 3" TERM; while :; do sleep 0.05; done'], {
-        stdio: ['ignore', 'pipe', 'ignore'],
-      });
+      .spawn(
+        [
+          '/bin/sh',
+          '-c',
+          'trap "echo got TERM; exit 3" TERM; echo ready; while :; do sleep 0.05; done',
+        ],
+        { stdio: ['ignore', 'pipe', 'ignore'] },
+      );
     const out: Buffer[] = [];
+    const text = () => Buffer.concat(out).toString();
     sandboxed.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
     await expect(sandboxed.kill('SIGALRM')).rejects.toThrow(/cannot send SIGALRM to a sandbox/);
     expect(sandboxed.running).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The trap is set.
+    expect(await eventually(() => text() === 'ready\n')).toBe(true);
     await sandboxed.kill('SIGTERM');
     const status = await sandboxed.wait();
     expect(status.exitCode).toBe(3);
-    expect(Buffer.concat(out).toString()).toBe('got TERM\n');
+    expect(text()).toBe('ready\ngot TERM\n');
   });
 
   it('kills and reaps on async dispose', async () => {

@@ -182,6 +182,7 @@ export const SIGTERM = 15;
 export const SIGCHLD = 17;
 export const SIGCONT = 18;
 export const SIGSTOP = 19;
+export const SIGWINCH = 28;
 
 // include/uapi/linux/signalfd.h
 export const SFD_NONBLOCK = 0o4000;

@@ -702,7 +702,7 @@ describe.each(ARCHES)('the reaper broker on %s', (arch) => {
     sockets.delete(sandboxed.socket);
     // The end of stream polls readable for good: a reaper still polling it
     // would spin, never sleeping (state R), instead of waiting in ppoll.
-    expect(await eventually(() => state(sandboxed.reaperPid) === 'S', 5000)).toBe(true);
+    expect(await eventually(() => state(sandboxed.reaperPid) === 'S')).toBe(true);
     sandboxed.stdin.end('\n');
     expect(await sandboxed.exited).toEqual({ code: 7, signal: null });
   });
@@ -739,7 +739,7 @@ describe.each(ARCHES)('the reaper broker on %s', (arch) => {
       // Kill target 0, its own process group, took the reaper too: the
       // program may be left unreaped, but not running.
       const dead = () => [undefined, 'Z'].includes(state(sandboxed.programPid));
-      expect(await eventually(dead, 5000)).toBe(true);
+      expect(await eventually(dead)).toBe(true);
     },
   );
 });

@@ -36,6 +36,7 @@ import {
   SIGTERM,
   SIGUSR1,
   SIGUSR2,
+  SIGWINCH,
 } from '../src/constants.js';
 import { ERRNO } from '../src/errno.js';
 import { trySyscall } from '../src/libc.js';
@@ -453,29 +454,36 @@ describe.each(ARCHES)('exec stub reaper on %s', (arch) => {
     // forwards back on its signalfd, and must not forward it again.
     const started = run({
       program:
-        'trap "echo TERM" TERM; trap "exit 5" USR1; echo ready; while :; do sleep 0.05; done',
-      sigmap: { [SIGTERM]: SIGTERM, [SIGUSR1]: SIGUSR1 },
+        'trap "echo TERM" TERM; trap "echo USR2" USR2; trap "exit 5" USR1; echo ready; while :; do sleep 0.05; done',
+      // The reaper gets what it sends too: SIGUSR2 read and dropped.
+      sigmap: { [SIGTERM]: SIGTERM, [SIGWINCH]: SIGUSR2, [SIGUSR1]: SIGUSR1, [SIGUSR2]: 0 },
     });
     await started.stdout.until('ready\n');
     started.child.kill('SIGTERM');
     await started.stdout.until('TERM\n');
-    await sleep(300);
+    // Its own SIGTERM is pending on the reaper's signalfd (kill(2) queued it before the
+    // program saw its copy), or read already. A signalfd read takes the lowest pending
+    // signal first (next_signal() in kernel/signal.c): SIGTERM (15) before SIGWINCH (28). A
+    // SIGTERM forwarded again would reach the program before the SIGUSR2 that SIGWINCH
+    // becomes, and print a second TERM.
+    started.child.kill('SIGWINCH');
+    await started.stdout.until('USR2\n');
     started.child.kill('SIGUSR1');
     expect(await started.exited).toMatchObject({ code: 5, signal: null });
-    expect(started.stdout.text()).toBe('ready\nTERM\n');
+    expect(started.stdout.text()).toBe('ready\nTERM\nUSR2\n');
   });
 
   test('does not forward an unmapped signal', async () => {
     const started = run({
-      program: 'trap "exit 6" USR1; echo ready; while :; do sleep 0.05; done',
-      sigmap: { [SIGTERM]: SIGUSR1, [SIGUSR1]: 0 },
+      program: 'trap "exit 6" USR1; trap "exit 7" USR2; echo ready; while :; do sleep 0.05; done',
+      sigmap: { [SIGTERM]: SIGUSR2, [SIGUSR1]: 0, [SIGUSR2]: 0 },
     });
     await started.stdout.until('ready\n');
     started.child.kill('SIGUSR1'); // blocked, read, dropped
-    await sleep(300);
-    expect(started.child.exitCode).toBe(null);
-    started.child.kill('SIGTERM'); // becomes SIGUSR1
-    expect(await started.exited).toMatchObject({ code: 6, signal: null });
+    // Read by the reaper before SIGTERM: sent first, and the lower number. Forwarded, it
+    // would reach the program before the SIGUSR2 that SIGTERM becomes: exit 6.
+    started.child.kill('SIGTERM'); // becomes SIGUSR2
+    expect(await started.exited).toMatchObject({ code: 7, signal: null });
   });
 
   landlockTest('kills the whole sandbox on a control signal with kill(-1), only it', async () => {

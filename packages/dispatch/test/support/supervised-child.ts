@@ -33,7 +33,7 @@ if (mode === 'natural') {
         return false;
       }
     });
-  await eventually(() => sleeping().length === 2, 5000);
+  await eventually(() => sleeping().length === 2);
   writeFileSync(file!, JSON.stringify(sleeping()));
   if (mode === 'exit') process.exit(0);
   setInterval(() => {}, 1000);

@@ -1,17 +1,22 @@
-// connect is answered on the main thread after options.delayMs, by doing the
-// connect on behalf of the caller on a duplicate of its socket, with the
-// sockaddr copied in the worker. openat is seen and let through.
+// connect is answered on the main thread once options.gate/release exists (at
+// most options.delayMs later), by doing the connect on behalf of the caller on
+// a duplicate of its socket, with the sockaddr copied in the worker; while it
+// waits, options.gate/pending exists. openat is seen and let through.
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AF_INET, AF_INET6 } from '@sandlock/sys';
 import { answer, defineModule } from '../../../src/index.js';
 
 let delayMs = 1000;
+let gate = '';
 
-export default defineModule<{ delayMs: number }>({
+export default defineModule<{ delayMs: number; gate: string }>({
   name: 'slow-connect',
   syscalls: ['connect', 'openat'],
   setup(options) {
     delayMs = options.delayMs;
+    gate = options.gate;
   },
   handlers: {
     connect(ctx) {
@@ -29,7 +34,10 @@ export default defineModule<{ delayMs: number }>({
   deferred: {
     async connect(ctx) {
       const { fd, addr } = ctx.payload as { fd: number; addr: Uint8Array };
-      await sleep(delayMs);
+      writeFileSync(join(gate, 'pending'), '');
+      for (let waited = 0; waited < delayMs && !existsSync(join(gate, 'release')); waited += 10) {
+        await sleep(10);
+      }
       const address = Buffer.from(addr);
       return answer.fromResult(await ctx.onBehalfAsync(fd, 'connect', address, address.length));
     },
