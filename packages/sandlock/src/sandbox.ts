@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { resolveNetHosts } from '@sandlock/network';
 import { modulePolicy, PolicyBuilder, type PolicyDraft, profileDraft } from '@sandlock/policy';
 import { watchResources } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
@@ -20,6 +21,15 @@ import { type Policy, parsePolicy } from './policy.js';
 import { type ExitStatus, type KillCause, SandboxProcess } from './process.js';
 import { assertProcReadable, type Session, supervisorFor, withNesting } from './supervision.js';
 import { afterDelay } from './timers.js';
+
+/** The addresses of the network rules' host names, resolved now and pinned for the sandbox's life. */
+async function pinnedHosts(policy: Policy): Promise<Record<string, string[]>> {
+  try {
+    return await resolveNetHosts(policy);
+  } catch (error) {
+    throw new SandboxError((error as Error).message, 'resolve host names');
+  }
+}
 
 export interface SpawnOptions {
   /**
@@ -158,7 +168,7 @@ export class Sandbox {
     const policy =
       options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
     assertProcReadable(policy);
-    const view = modulePolicy(policy);
+    const view = modulePolicy(policy, undefined, await pinnedHosts(policy));
     const supervisor = await supervisorFor(policy.plugins);
     const needed = supervisor.notifiedSyscalls({ policy: view });
     // Inside a supervised sandbox, its supervisor takes this policy on (nesting.ts).

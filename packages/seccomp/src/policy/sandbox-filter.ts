@@ -26,6 +26,10 @@ import {
   hasSyscall,
   hostArch,
   IOPRIO_WHO_USER,
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_UDP,
+  IPPROTO_UDPLITE,
   PERSONALITY_QUERY,
   PR_SET_DUMPABLE,
   PR_SET_PTRACER,
@@ -65,8 +69,12 @@ export interface DenyOnlyFilterOptions {
   deny?: readonly (string | DenyEntry)[];
   /** Refuse raw IP sockets and packet sockets. */
   denyRawSockets?: boolean;
-  /** Refuse UDP (SOCK_DGRAM over AF_INET/AF_INET6, ICMP "ping" sockets included). */
-  denyUdp?: boolean;
+  /**
+   * Which datagram sockets of AF_INET/AF_INET6 may be made: UDP (and
+   * UDP-Lite) and ICMP "ping" sockets; the others are refused with EACCES.
+   * Default: both.
+   */
+  datagrams?: { readonly udp: boolean; readonly icmp: boolean };
   /**
    * Refuse metadata changes ({@link METADATA_CALLS}: chmod, utimes, extended
    * attributes) with EACCES: Landlock does not mediate them, so a sandbox
@@ -198,14 +206,26 @@ function addArgumentRefusals(rules: RuleSetBuilder, options: DenyOnlyFilterOptio
       },
     );
   }
-  if (options.denyUdp) {
+  // inet_create() in net/ipv4/af_inet.c (and inet6_create()): a SOCK_DGRAM
+  // socket is UDP for protocol 0 or IPPROTO_UDP, UDP-Lite for 136, a ping
+  // socket for IPPROTO_ICMP (ICMPV6 on AF_INET6); any other protocol is
+  // EPROTONOSUPPORT. `int protocol`: the low 32 bits.
+  const dgram = argEquals(1, 32, SOCK_DGRAM, SOCK_TYPE_MASK);
+  const datagrams = options.datagrams ?? { udp: true, icmp: true };
+  const { EACCES } = ERRNO;
+  if (!datagrams.udp) {
     rules.add('socket', {
-      when: [inet, argEquals(1, 32, SOCK_DGRAM, SOCK_TYPE_MASK)],
-      action: refuse,
+      when: [inet, dgram, argIn(2, 32, [0, IPPROTO_UDP, IPPROTO_UDPLITE])],
+      action: errno(EACCES),
+    });
+  }
+  if (!datagrams.icmp) {
+    rules.add('socket', {
+      when: [inet, dgram, argIn(2, 32, [IPPROTO_ICMP, IPPROTO_ICMPV6])],
+      action: errno(EACCES),
     });
   }
   if (options.denyMetadata) {
-    const { EACCES } = ERRNO;
     for (const name of metadataCalls(options.arch ?? hostArch())) {
       rules.add(name, { action: errno(EACCES) });
     }
@@ -313,8 +333,8 @@ export function sandboxRules(options: SandboxFilterOptions = {}): RuleSet {
 
 /** The same filter without a notification set, for sandboxes that run without a supervisor. */
 export function denyOnlyRules(options: DenyOnlyFilterOptions = {}): RuleSet {
-  const { arch, deny, denyRawSockets, denyUdp, denyMetadata } = options;
-  return sandboxRules({ arch, deny, denyRawSockets, denyUdp, denyMetadata });
+  const { arch, deny, denyRawSockets, datagrams, denyMetadata } = options;
+  return sandboxRules({ arch, deny, denyRawSockets, datagrams, denyMetadata });
 }
 
 // Sandboxes started one after another mostly share a policy: compile each shape once.
@@ -327,7 +347,7 @@ export function compileSandboxFilter(options: SandboxFilterOptions = {}): Compil
     options.deny ?? null,
     options.notify ?? [],
     options.denyRawSockets ?? false,
-    options.denyUdp ?? false,
+    options.datagrams ?? null,
     options.denyMetadata ?? false,
   ]);
   let filter = compiled.get(key);
