@@ -142,4 +142,25 @@ print(json.dumps(out))`;
     expect(texts(allowed).at(-1)).toBe('connected');
     expect(denied.received).toEqual([]);
   });
+
+  it('a host name: resolved at start, pinned in /etc/hosts, matched by address', async () => {
+    const script = `${PRELUDE}
+ok, bad = int(sys.argv[1]), int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try_('by name', lambda: s.sendto(b'by name', ('localhost', ok)))
+try_('other port', lambda: s.sendto(b'other', ('localhost', bad)))
+out['hosts'] = [line for line in open('/etc/hosts').read().splitlines() if line.endswith('\\tlocalhost')]
+print(json.dumps(out))`;
+    const before = allowed.received.length;
+    const outcome = (await runPython(script, { allow: [`udp://localhost:${allowed.port}`] }, [
+      String(allowed.port),
+      String(denied.port),
+    ])) as Record<string, unknown>;
+    expect(outcome['by name']).toBe(7);
+    expect(outcome['other port']).toBe('EACCES');
+    // The pinned lines close the file: localhost's addresses as this process resolved them.
+    expect(outcome.hosts).toContain('127.0.0.1\tlocalhost');
+    await until(() => allowed.received.length === before + 1);
+    expect(denied.received).toEqual([]);
+  });
 });
