@@ -15,9 +15,11 @@
 // LANDLOCK_ACCESS_NET_CONNECT_TCP only: Documentation/userspace-api/landlock.rst,
 // "Network flags"), so the sandbox's own domain would let the same datagram
 // through; the socket keeps its owner, namespace and options; and the
-// capabilities of this thread are cut to the caller's (none) for the call,
-// so control messages that need one (SO_MARK, SO_PRIORITY above 6) fail as
-// they would for the sandbox.
+// capabilities of this thread are cut to the caller's (none) for a message
+// with control data, so control messages that need one (SO_MARK,
+// SO_PRIORITY above 6: __sock_cmsg_send() in net/core/sock.c) fail as they
+// would for the sandbox. Without control data neither udp_sendmsg(),
+// ping_v4_sendmsg() nor a datagram connect checks a capability.
 //
 // What is not done here: a socket that is not a datagram socket of AF_INET
 // or AF_INET6 is let through (`continue`); its type is read on this
@@ -247,7 +249,10 @@ function onSendto(ctx: HandlerContext<ModulePolicy>): Answer {
  * (with it: the capabilities of a thread of libuv's pool cannot be cut).
  */
 function send(fd: number, copies: DeferredSend, control: Buffer | null): Answer {
-  const result = asCaller(() => sendCopies(fd, copies, control, MSG_DONTWAIT));
+  const result =
+    control === null
+      ? sendCopies(fd, copies, null, MSG_DONTWAIT)
+      : asCaller(() => sendCopies(fd, copies, control, MSG_DONTWAIT));
   if (result === -EAGAIN && control === null && wouldWait(fd, copies.flags)) {
     return answer.defer(copies);
   }
@@ -418,7 +423,9 @@ function checkedSend(
     if (refused !== null) return refused.kind === 'errno' ? -refused.errno : -EACCES;
   }
   const copies = { fd: -1, data: message.data, address: message.address, flags };
-  return asCaller(() => sendCopies(fd, copies, message.control, 0));
+  return message.control === null
+    ? sendCopies(fd, copies, null, 0)
+    : asCaller(() => sendCopies(fd, copies, message.control, 0));
 }
 
 /**
@@ -434,7 +441,7 @@ function onConnect(ctx: HandlerContext<ModulePolicy>): Answer {
     if (typeof address === 'number') return answer.errno(address);
     const refused = refusal(ctx.session.policy, targetOf(socket, address, 'connect'));
     if (refused !== null) return refused;
-    return answer.fromResult(asCaller(() => trySyscall('connect', fd, address, address.length)));
+    return answer.fromResult(trySyscall('connect', fd, address, address.length));
   });
 }
 

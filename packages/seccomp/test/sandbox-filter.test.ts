@@ -196,6 +196,13 @@ describe.each(ARCHES)('sandbox filter on %s', (arch) => {
     expect(raw('socket', [1, 3, 0])).toBe(ALLOW); // AF_UNIX has no raw type; not ours to judge
   });
 
+  it('notifies sendto only with a destination address', () => {
+    const notifying = verdicts({ arch, notify: ['sendto'] });
+    expect(notifying('sendto', [3, 0x1000, 4, 0, 0, 0])).toBe(ALLOW);
+    expect(notifying('sendto', [3, 0x1000, 4, 0, 0x2000, 16])).toBe(NOTIFY);
+    expect(notifying('sendto', [3, 0x1000, 4, 0, 0x1_0000_0000n, 16])).toBe(NOTIFY);
+  });
+
   it('makes UDP and ICMP datagram sockets only when asked', () => {
     const none = verdicts({ arch, datagrams: { udp: false, icmp: false } });
     expect(none('socket', [2, 2, 0])).toBe(EACCES);

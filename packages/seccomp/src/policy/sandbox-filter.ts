@@ -309,6 +309,11 @@ function addNotifyBypasses(rules: RuleSetBuilder, notified: ReadonlySet<string>)
   // futex_waitv(waiters, nr_futexes, flags, timeout, clockid_t clockid) (kernel/futex/syscalls.c):
   // the timeout is absolute on CLOCK_MONOTONIC or CLOCK_REALTIME.
   notifyOnly('futex_waitv', { when: [argEquals(4, 32, CLOCK_REALTIME)], action: notify });
+  // sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *dest_addr,
+  // socklen_t addrlen) (net/socket.c): without dest_addr it sends to the connected peer, which a
+  // connect already decided; send(2) is this call. dest_addr is a register the caller cannot
+  // change once it trapped. (A module that must see every sendto would have to change this rule.)
+  notifyOnly('sendto', { when: [argAnyBits(4, 64, 0xffff_ffff_ffff_ffffn)], action: notify });
   // mq_timedsend/mq_timedreceive(..., const struct timespec *abs_timeout): always realtime
   // (ipc/mqueue.c); without a timeout they do not look at the clock.
   for (const name of ['mq_timedsend', 'mq_timedreceive']) {
