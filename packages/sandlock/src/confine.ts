@@ -1,5 +1,5 @@
 import { type LandlockRuleset, landlockRuleset } from '@sandlock/landlock';
-import { canonical, devicePaths, expandPresets, modulePolicy } from '@sandlock/policy';
+import { canonical, datagramsOf, devicePaths, expandPresets, modulePolicy } from '@sandlock/policy';
 import { madeUpProcFiles } from '@sandlock/procfs';
 import {
   type CompiledFilter,
@@ -194,7 +194,7 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     const filterOptions: SandboxFilterOptions = {
       notify,
       denyRawSockets: policy.noRawSockets,
-      denyUdp: policy.noUdp,
+      datagrams: datagramsOf(policy),
       // Nothing writable: no metadata change is the sandbox's to make.
       denyMetadata: policy.fsWrite.length === 0,
     };

@@ -1,5 +1,7 @@
 import type { Supervisor } from '@sandlock/dispatch';
+import { resolveNetHosts } from '@sandlock/network';
 import { type ModulePolicy, modulePolicy } from '@sandlock/policy';
+import { SandboxError } from './errors.js';
 import { SUPERVISOR_VARIABLE } from './nesting.js';
 import type { Policy } from './policy.js';
 import { supervisorFor, withNesting } from './supervision.js';
@@ -19,8 +21,17 @@ export interface SupervisionPlan {
   hideProcesses: boolean;
 }
 
+/** The addresses of the network rules' host names, resolved now and pinned for the sandbox's life. */
+async function pinnedHosts(policy: Policy): Promise<Record<string, string[]>> {
+  try {
+    return await resolveNetHosts(policy);
+  } catch (error) {
+    throw new SandboxError((error as Error).message, 'resolve host names');
+  }
+}
+
 export async function supervisionPlan(policy: Policy): Promise<SupervisionPlan> {
-  const view = modulePolicy(policy);
+  const view = modulePolicy(policy, undefined, await pinnedHosts(policy));
   const supervisor = await supervisorFor(policy.plugins);
   const needed = supervisor.notifiedSyscalls({ policy: view });
   // Inside a supervised sandbox, its supervisor takes this policy on (nesting.ts).
