@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import { modulePolicy, PolicyBuilder, type PolicyDraft, profileDraft } from '@sandlock/policy';
+import { PolicyBuilder, type PolicyDraft, profileDraft } from '@sandlock/policy';
 import { watchResources } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
 import { brokerSocketPair, close, hostArch, LaunchError, launch } from '@sandlock/sys';
@@ -13,12 +13,14 @@ import {
   stdioEntries,
 } from './call-options.js';
 import { prepareConfinement } from './confine.js';
+import { describePolicy, type SandboxDescription } from './describe.js';
 import { programEnvironment, resolveCommand } from './environment.js';
 import { AbortError, SandboxError } from './errors.js';
 import { delegationSocket, requestDelegation, SUPERVISOR_VARIABLE, track } from './nesting.js';
+import { supervisionPlan } from './plan.js';
 import { type Policy, parsePolicy } from './policy.js';
-import { type ExitStatus, type KillCause, SandboxProcess } from './process.js';
-import { assertProcReadable, type Session, supervisorFor, withNesting } from './supervision.js';
+import { type ExitStatus, type KillCause, SandboxProcess, type SandboxRefusal } from './process.js';
+import { assertProcReadable } from './supervision.js';
 import { afterDelay } from './timers.js';
 
 export interface SpawnOptions {
@@ -32,6 +34,11 @@ export interface SpawnOptions {
   env?: Readonly<Record<string, string>>;
   /** Working directory for this program (overrides the policy's cwd). */
   cwd?: string;
+  /**
+   * Called for each thing refused on the sandbox's behalf (the
+   * SandboxProcess's `'refusal'` event, listened to before the program runs).
+   */
+  onRefusal?: (refusal: SandboxRefusal) => void;
 }
 
 export interface RunOptions extends SpawnOptions {
@@ -138,6 +145,18 @@ export class Sandbox {
   }
 
   /**
+   * What this policy becomes on this kernel, without starting anything: the
+   * resolved policy, the Landlock ABI and the rights it handles and drops,
+   * the seccomp filter's size and what it denies and notifies (to which
+   * modules), and which parts of the supervisor are on. Opens nothing that
+   * stays open.
+   */
+  async describe(): Promise<SandboxDescription> {
+    assertProcReadable(this.policy);
+    return describePolicy(this.policy, await supervisionPlan(this.policy));
+  }
+
+  /**
    * Starts `argv` in the sandbox. Resolves once the program runs (after
    * exec); rejects with a CommandError when it cannot be found or executed,
    * and with a SandboxError naming the step when confinement fails.
@@ -158,25 +177,19 @@ export class Sandbox {
     const policy =
       options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
     assertProcReadable(policy);
-    const view = modulePolicy(policy);
-    const supervisor = await supervisorFor(policy.plugins);
-    const needed = supervisor.notifiedSyscalls({ policy: view });
-    // Inside a supervised sandbox, its supervisor takes this policy on (nesting.ts).
-    const outerSupervisor = needed.length > 0 ? process.env[SUPERVISOR_VARIABLE] : undefined;
-    const delegating = outerSupervisor !== undefined && outerSupervisor !== '';
-    const notify = delegating || needed.length === 0 ? [] : withNesting(supervisor, needed);
+    const { view, supervisor, outerSupervisor, notify, ...plan } = await supervisionPlan(policy);
+    const delegating = outerSupervisor !== null;
     // Its worker thread starts while the sandbox does; attach waits for it.
     const workerReady = notify.length > 0 ? supervisor.ready() : null;
     workerReady?.catch(() => {});
     // The reaper makes the calls a module does on the sandbox's behalf, in
     // the policy's own Landlock domain (confine.ts).
-    let broker =
-      notify.length > 0 && supervisor.actsOnBehalf({ policy: view }) ? brokerSocketPair() : null;
+    let broker = plan.broker ? brokerSocketPair() : null;
     let confinement: ReturnType<typeof prepareConfinement>;
     try {
       confinement = prepareConfinement(policy, {
         notify,
-        hideProcesses: view.hidesProcesses && (notify.length > 0 || delegating),
+        hideProcesses: plan.hideProcesses,
         ...(broker !== null ? { brokerFd: broker.reaper } : {}),
       });
     } catch (error) {
@@ -210,11 +223,13 @@ export class Sandbox {
       // The child has its copies now (spawn forks synchronously).
       for (const fd of confinement.fds) close(fd);
     }
-    let session: Session | null = null;
     try {
       const report = await launched.ready;
+      const sandboxed = new SandboxProcess(launched.child, report.pid, confinement.warnings);
+      // Before the program runs: no refusal of its is missed.
+      if (options.onRefusal !== undefined) sandboxed.on('refusal', options.onRefusal);
       if (delegating) {
-        await requestDelegation(outerSupervisor, {
+        await requestDelegation(outerSupervisor!, {
           reaperPid: launched.pid,
           programPid: report.pid,
           policy,
@@ -224,7 +239,7 @@ export class Sandbox {
         const listener = launched.takeListener();
         const brokerFd = broker?.supervisor;
         broker = null; // the session owns it now
-        session = supervisor.attach(listener, {
+        const session = supervisor.attach(listener, {
           reaperPid: launched.pid,
           programPid: report.pid,
           policy: view,
@@ -233,16 +248,17 @@ export class Sandbox {
           ...(brokerFd !== undefined ? { broker: brokerFd } : {}),
         });
         track(launched.pid, session, policy, supervisor);
+        sandboxed.supervise(session);
       }
       await launched.release();
-      const watch = watchResources(launched.pid, {
-        maxMemory: policy.maxMemory,
-        maxCpu: policy.maxCpu,
-      });
-      return new SandboxProcess(launched.child, report.pid, confinement.warnings, {
-        watch,
-        session,
-      });
+      sandboxed.watch(
+        watchResources(launched.pid, {
+          maxMemory: policy.maxMemory,
+          maxCpu: policy.maxCpu,
+          onViolation: (violation) => sandboxed.limitKilled(violation),
+        }),
+      );
+      return sandboxed;
     } catch (error) {
       if (broker !== null) close(broker.supervisor);
       launched.child.kill('SIGKILL');
