@@ -2,7 +2,7 @@ import type { Readable, Writable } from 'node:stream';
 import { modulePolicy, PolicyBuilder, type PolicyDraft, profileDraft } from '@sandlock/policy';
 import { watchResources } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
-import { brokerSocketPair, close, hostArch, LaunchError, launch } from '@sandlock/sys';
+import { brokerSocketPair, close, hostArch, type Launched, launch } from '@sandlock/sys';
 import {
   checkArgv,
   checkOptions,
@@ -14,10 +14,11 @@ import {
 } from './call-options.js';
 import { prepareConfinement } from './confine.js';
 import { programEnvironment, resolveCommand } from './environment.js';
-import { AbortError, SandboxError } from './errors.js';
+import { AbortError } from './errors.js';
 import { delegationSocket, requestDelegation, SUPERVISOR_VARIABLE, track } from './nesting.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { type ExitStatus, type KillCause, SandboxProcess } from './process.js';
+import { abandon, atStep, atStepAsync, closeAll, startError } from './start-failure.js';
 import { assertProcReadable, type Session, supervisorFor, withNesting } from './supervision.js';
 import { afterDelay } from './timers.js';
 
@@ -159,43 +160,47 @@ export class Sandbox {
       options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
     assertProcReadable(policy);
     const view = modulePolicy(policy);
-    const supervisor = await supervisorFor(policy.plugins);
-    const needed = supervisor.notifiedSyscalls({ policy: view });
+    const supervisor = await atStepAsync('supervisor', () => supervisorFor(policy.plugins));
+    const needed = atStep('supervisor', () => supervisor.notifiedSyscalls({ policy: view }));
     // Inside a supervised sandbox, its supervisor takes this policy on (nesting.ts).
     const outerSupervisor = needed.length > 0 ? process.env[SUPERVISOR_VARIABLE] : undefined;
     const delegating = outerSupervisor !== undefined && outerSupervisor !== '';
     const notify = delegating || needed.length === 0 ? [] : withNesting(supervisor, needed);
+    const onBehalf =
+      notify.length > 0 && atStep('supervisor', () => supervisor.actsOnBehalf({ policy: view }));
     // Its worker thread starts while the sandbox does; attach waits for it.
     const workerReady = notify.length > 0 ? supervisor.ready() : null;
     workerReady?.catch(() => {});
-    // The reaper makes the calls a module does on the sandbox's behalf, in
-    // the policy's own Landlock domain (confine.ts).
-    let broker =
-      notify.length > 0 && supervisor.actsOnBehalf({ policy: view }) ? brokerSocketPair() : null;
-    let confinement: ReturnType<typeof prepareConfinement>;
+
+    // What a failure from here on must undo: this process's descriptors the
+    // child gets copies of, the supervisor's end of the broker socket (until
+    // a session owns it), the child, and the session.
+    const handedDown: number[] = [];
+    let broker: number | null = null;
+    let launched: Launched | null = null;
+    let released = false;
+    let session: Session | null = null;
     try {
-      confinement = prepareConfinement(policy, {
+      if (onBehalf) {
+        // The reaper makes the calls a module does on the sandbox's behalf,
+        // in the policy's own Landlock domain (confine.ts).
+        const pair = atStep('broker socket', () => brokerSocketPair());
+        broker = pair.supervisor;
+        handedDown.push(pair.reaper);
+      }
+      const confinement = prepareConfinement(policy, {
         notify,
         hideProcesses: view.hidesProcesses && (notify.length > 0 || delegating),
-        ...(broker !== null ? { brokerFd: broker.reaper } : {}),
+        ...(onBehalf ? { brokerFd: handedDown[0]! } : {}),
       });
-    } catch (error) {
-      if (broker !== null) {
-        close(broker.reaper);
-        close(broker.supervisor);
+      handedDown.push(...confinement.fds);
+      if (confinement.listener) {
+        // This sandbox's supervisor is the one a sandbox inside it must ask.
+        const socket = await atStepAsync('delegation socket', () => delegationSocket());
+        if (socket !== null) env[SUPERVISOR_VARIABLE] = socket;
+        else delete env[SUPERVISOR_VARIABLE];
       }
-      throw error;
-    }
-    if (broker !== null) confinement.fds.push(broker.reaper);
-    if (confinement.listener) {
-      // This sandbox's supervisor is the one a sandbox inside it must ask.
-      const socket = await delegationSocket();
-      if (socket !== null) env[SUPERVISOR_VARIABLE] = socket;
-      else delete env[SUPERVISOR_VARIABLE];
-    }
-    let launched: ReturnType<typeof launch>;
-    try {
-      launched = launch({
+      const started = launch({
         path,
         argv,
         env,
@@ -203,62 +208,48 @@ export class Sandbox {
         stdio: stdioEntries(options.stdio),
         handshake: confinement.listener || delegating,
       });
-    } catch (error) {
-      if (broker !== null) close(broker.supervisor);
-      throw error;
-    } finally {
+      launched = started;
       // The child has its copies now (spawn forks synchronously).
-      for (const fd of confinement.fds) close(fd);
-    }
-    let session: Session | null = null;
-    try {
-      const report = await launched.ready;
+      closeAll(handedDown);
+      const report = await started.ready;
       if (delegating) {
         await requestDelegation(outerSupervisor, {
-          reaperPid: launched.pid,
+          reaperPid: started.pid,
           programPid: report.pid,
           policy,
         });
       } else if (confinement.listener) {
-        await workerReady;
-        const listener = launched.takeListener();
-        const brokerFd = broker?.supervisor;
-        broker = null; // the session owns it now
-        session = supervisor.attach(listener, {
-          reaperPid: launched.pid,
-          programPid: report.pid,
-          policy: view,
-          deny: defaultDenyList(hostArch()),
-          notified: notify,
-          ...(brokerFd !== undefined ? { broker: brokerFd } : {}),
-        });
-        track(launched.pid, session, policy, supervisor);
+        await atStepAsync('supervisor', () => workerReady!);
+        const listener = atStep('seccomp listener', () => started.takeListener());
+        const brokerFd = broker ?? undefined;
+        broker = null; // attach owns it now, also when it throws
+        session = atStep('attach', () =>
+          supervisor.attach(listener, {
+            reaperPid: started.pid,
+            programPid: report.pid,
+            policy: view,
+            deny: defaultDenyList(hostArch()),
+            notified: notify,
+            ...(brokerFd !== undefined ? { broker: brokerFd } : {}),
+          }),
+        );
+        track(started.pid, session, policy, supervisor);
       }
-      await launched.release();
-      const watch = watchResources(launched.pid, {
-        maxMemory: policy.maxMemory,
-        maxCpu: policy.maxCpu,
-      });
-      return new SandboxProcess(launched.child, report.pid, confinement.warnings, {
+      await started.release();
+      released = true;
+      const watch = atStep('resource watch', () =>
+        watchResources(started.pid, { maxMemory: policy.maxMemory, maxCpu: policy.maxCpu }),
+      );
+      return new SandboxProcess(started.child, report.pid, confinement.warnings, {
         watch,
         session,
       });
     } catch (error) {
-      if (broker !== null) close(broker.supervisor);
-      launched.child.kill('SIGKILL');
-      if (error instanceof LaunchError && error.step === 'seccomp' && error.code === 'EBUSY') {
-        // A task's filter chain holds at most one listener (kernel/seccomp.c,
-        // has_duplicate_listener()): the sandbox around this process has one.
-        throw new SandboxError(
-          `${error.message}: this process already runs under a supervised sandbox, whose seccomp listener is the only one its filters may have, and ${SUPERVISOR_VARIABLE} does not say where that sandbox's supervisor listens`,
-          error.step,
-          { cause: error },
-        );
-      }
-      if (error instanceof LaunchError) {
-        throw new SandboxError(error.message, error.step, { cause: error });
-      }
-      throw error;
+      closeAll(handedDown);
+      if (broker !== null) close(broker);
+      session?.kill('the sandbox failed to start');
+      if (launched !== null) await abandon(launched, released);
+      throw startError(error);
     }
   }
 
