@@ -1,5 +1,12 @@
 import { constants } from 'node:os';
-import { afterDelay, type ExitStatus, parseDuration, Sandbox, type SandboxProcess } from 'sandlock';
+import {
+  afterDelay,
+  type ExitStatus,
+  parseDuration,
+  Sandbox,
+  type SandboxProcess,
+  type SandboxRefusal,
+} from 'sandlock';
 import {
   formatOptions,
   type OptionSpec,
@@ -30,6 +37,14 @@ const RUNNING_OPTIONS: OptionSpec[] = [
   { long: 'exec-shell', short: 'e', value: 'CMD', help: 'run CMD with /bin/sh -c' },
   { long: 'name', value: 'NAME', help: 'name the sandbox (also its host name, unless --hostname)' },
   { long: 'status-fd', value: 'FD', help: 'write one JSON line with the outcome to FD' },
+  {
+    long: 'verbose',
+    help: "print a line on stderr for each thing refused on the sandbox's behalf, with the rule",
+  },
+  {
+    long: 'print-policy',
+    help: 'print what the policy becomes on this kernel, as JSON, and run nothing',
+  },
   { long: 'json-errors', help: 'print errors as JSON lines' },
   { long: 'help', short: 'h', help: 'show this help' },
 ];
@@ -47,10 +62,17 @@ function optionsHelp(): string {
 export const RUN_HELP = `Usage: sandlock run [OPTIONS] -- COMMAND [ARGS...]
        sandlock run [OPTIONS] -e 'SHELL COMMAND'
 
+       sandlock run [OPTIONS] --print-policy [-- COMMAND]
+
 Runs COMMAND confined: it can read only what -r/-w grant, write only what -w
 grants, open no TCP port unless allowed, and cannot signal or reach
 processes outside the sandbox. With -p, a profile gives the policy first;
 flags then replace its single values and add to its lists (docs/policy.md).
+--print-policy prints the policy and what each protection becomes on this
+kernel (Landlock ABI and rights, seccomp filter, supervisor modules) and
+exits 0 without running anything. --verbose prints
+'sandlock: refused: WHAT (RULE)' for each hidden /proc entry, refused fork,
+metadata change or kill made on the sandbox's behalf.
 
 ${optionsHelp()}
 
@@ -92,6 +114,15 @@ function durationOf(
   return ms;
 }
 
+/** One --verbose line. */
+function printRefusal(refusal: SandboxRefusal): void {
+  const dropped =
+    refusal.dropped > 0 && refusal.module !== null
+      ? `sandlock: refused: ${refusal.dropped} more, not shown (too many at once)\n`
+      : '';
+  process.stderr.write(`${dropped}sandlock: refused: ${refusal.what} (${refusal.rule})\n`);
+}
+
 /** `sandlock run`: returns the exit code. */
 export async function runCommand(argv: readonly string[]): Promise<number> {
   const reporter: Reporter = { json: argv.includes('--json-errors'), statusFd: null };
@@ -108,6 +139,11 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       throw new UsageError('sandlock run: give either -e/--exec-shell or a command, not both');
     }
     const command = shell !== undefined ? ['/bin/sh', '-c', shell] : rest;
+    if (options.has('print-policy')) {
+      const description = await sandboxOf(parsed).describe();
+      process.stdout.write(`${JSON.stringify(description, null, 2)}\n`);
+      return 0;
+    }
     if (command.length === 0) {
       throw new UsageError('sandlock run: no command given (sandlock run [OPTIONS] -- COMMAND)');
     }
@@ -137,7 +173,10 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     let cancelTimeout: (() => void) | undefined;
     let status: ExitStatus;
     try {
-      const started = await sandbox.spawn(command, { stdio: ['inherit', 'inherit', 'inherit'] });
+      const started = await sandbox.spawn(command, {
+        stdio: ['inherit', 'inherit', 'inherit'],
+        ...(options.has('verbose') ? { onRefusal: printRefusal } : {}),
+      });
       sandboxed = started;
       for (const warning of started.warnings) {
         process.stderr.write(`sandlock: warning: ${warning}\n`);

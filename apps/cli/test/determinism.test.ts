@@ -17,7 +17,8 @@ const PARALLEL = [
   'for i in range(4):',
   '    if os.fork() == 0:',
   '        time.sleep((4 - i) * 0.02)',
-  '        print(i, os.urandom(8).hex(), open("/dev/urandom", "rb").read(8).hex(), flush=True)',
+  // One write(2) per line: lines of processes running at once never interleave.
+  "        os.write(1, f\"{i} {os.urandom(8).hex()} {open('/dev/urandom', 'rb').read(8).hex()}\\n\".encode())",
   '        os._exit(0)',
   'for _ in range(4): os.wait()',
   'print("parent", os.urandom(8).hex())',

@@ -92,7 +92,7 @@ function onGetrandom(ctx: HandlerContext<ModulePolicy>): Answer {
   const length = Number(BigInt(buflen) < GETRANDOM_MAX ? BigInt(buflen) : GETRANDOM_MAX);
   if (length === 0) return answer.value(0);
   const entry = callerProcess(ctx);
-  if (entry === undefined) return answer.errno('ESRCH');
+  if (entry === undefined) return unplaced(ctx);
   entry.getrandom ??= Keystream.named(seed, getrandomStream(entry.label));
   // A bad buffer: write() throws CallError(EFAULT), which the call returns.
   ctx.write(BigInt(buf), entry.getrandom.take(length));
@@ -116,7 +116,7 @@ function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
   const open = randomOpen(ctx);
   if (open === null) return answer.continue();
   const entry = callerProcess(ctx);
-  if (entry === undefined) return answer.errno('ESRCH');
+  if (entry === undefined) return unplaced(ctx);
   if ('file' in open) {
     const stream =
       open.file === 'uuid' ? uuidStream(entry.label, entry.uuidOpens++) : BOOT_ID_STREAM;
@@ -140,6 +140,19 @@ function onOpenDeferred(ctx: DeferredContext): Answer {
   }
 }
 
+/**
+ * A caller whose place in the sandbox's process tree is not known (its
+ * stream is chosen by it): refused rather than given a stream that another
+ * process may share.
+ */
+function unplaced(ctx: HandlerContext<ModulePolicy>): Answer {
+  ctx.refused({
+    what: `${ctx.syscall}: process ${ctx.pid} has no known place in the sandbox's tree`,
+    rule: 'randomSeed: each process draws from its own stream',
+  });
+  return answer.errno('ESRCH');
+}
+
 /** A fork-like call: noted before the kernel makes the child, which it lets through. */
 function onFork(ctx: HandlerContext<ModulePolicy>): Answer {
   let clonesParent = false;
@@ -149,7 +162,7 @@ function onFork(ctx: HandlerContext<ModulePolicy>): Answer {
     clonesParent = (BigInt(flags) & BigInt(CLONE_PARENT)) !== 0n;
   }
   const entry = callerProcess(ctx);
-  if (entry === undefined) return answer.errno('ESRCH');
+  if (entry === undefined) return unplaced(ctx);
   lineageOf(ctx.session).forking(entry.pid, clonesParent);
   return answer.continue();
 }

@@ -31,6 +31,7 @@ import {
   writeMemory,
 } from '@sandlock/sys';
 import { CallError } from './call-error.js';
+import type { Refusal } from './refusal.js';
 import type { SessionInfo, WorkerSession } from './session-view.js';
 
 /** One intercepted syscall, as the kernel reported it (a copy: safe to keep). */
@@ -122,6 +123,13 @@ export interface CallContext<P = unknown> {
    * Throws a {@link CallError} with the kernel's errno on failure.
    */
   addFd(fd: number, options?: { targetFd?: number; cloexec?: boolean }): number;
+  /**
+   * Reports that this call is refused by a rule (the handler still answers
+   * it): a `'refusal'` of the session, with the module, the syscall and the
+   * caller. Nothing is done unless someone listens for the session's
+   * refusals; `what` may be a function, called only then.
+   */
+  refused(refusal: Refusal): void;
 }
 
 export interface CallerWalkOptions {
@@ -174,6 +182,10 @@ export class Call implements HandlerContext, DeferredContext {
   flags = 0;
   session!: WorkerSession;
   payload: unknown = undefined;
+  /** Where {@link refused} goes: null while nobody listens for the session's refusals. */
+  reporter: ((refusal: Refusal, call: Call) => void) | null = null;
+  /** The module whose handler runs (for {@link refused}). */
+  module = '';
   private cachedId: bigint | undefined;
   private cachedIp: bigint | undefined;
   private cachedArgs: bigint[] | undefined;
@@ -464,6 +476,10 @@ export class Call implements HandlerContext, DeferredContext {
     } finally {
       close(fd);
     }
+  }
+
+  refused(refusal: Refusal): void {
+    this.reporter?.(refusal, this);
   }
 
   addFd(fd: number, options: { targetFd?: number; cloexec?: boolean } = {}): number {

@@ -20,6 +20,12 @@ export {
 } from './module.js';
 export type { OnBehalf } from './on-behalf.js';
 export { sandboxProcesses } from './processes.js';
+export {
+  REFUSAL_BURST,
+  REFUSAL_RATE,
+  type Refusal,
+  type RefusalReport,
+} from './refusal.js';
 export type { ProcessView, SessionInfo, WorkerSession } from './session-view.js';
 export {
   type AttachOptions,

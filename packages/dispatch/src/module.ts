@@ -18,6 +18,7 @@ export type {
   Notification,
 } from './context.js';
 export type { OnBehalf } from './on-behalf.js';
+export type { Refusal, RefusalReport } from './refusal.js';
 export type { ProcessView, SessionInfo, WorkerSession } from './session-view.js';
 
 /** Where a module's code runs: handlers in the worker, deferred handlers on the main thread. */

@@ -2,6 +2,7 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import type { Notification } from './context.js';
+import type { RefusalReport } from './refusal.js';
 import type { ResolvedModuleRef } from './registry.js';
 
 export interface WorkerData {
@@ -28,6 +29,8 @@ export type ToWorker =
       track: boolean;
       /** The supervisor's end of the sandbox's broker socket, or -1. */
       brokerFd: number;
+      /** Forward the modules' refusals (`refusal` messages). */
+      report: boolean;
     }
   | {
       type: 'delegate';
@@ -40,7 +43,10 @@ export type ToWorker =
       policy: unknown;
       enabled: number[];
       track: boolean;
+      report: boolean;
     }
+  /** Start or stop forwarding a session's refusals. */
+  | { type: 'report'; session: number; on: boolean }
   | { type: 'stop' };
 
 export type FromWorker =
@@ -54,8 +60,10 @@ export type FromWorker =
       notification: Notification;
       payload: unknown;
     }
-  | { type: 'kill'; session: number; reason: string }
+  /** `module`: the module whose answer or handler killed it. */
+  | { type: 'kill'; session: number; reason: string; module?: string }
   | { type: 'ended'; session: number }
+  | ({ type: 'refusal'; session: number } & RefusalReport)
   | {
       type: 'error';
       session?: number;

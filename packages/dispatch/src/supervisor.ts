@@ -22,6 +22,8 @@ import { Call, NotificationGone } from './context.js';
 import { importModules, setUpModules } from './loader.js';
 import { type DispatchModule, ModuleError, type ModuleRef } from './module.js';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
+import type { Refusal, RefusalReport } from './refusal.js';
+import { refusalWords } from './refusal.js';
 import { checkDenied, orderModules, type ResolvedModuleRef, resolveModuleRef } from './registry.js';
 import { Responder } from './respond.js';
 import type { SessionInfo } from './session-view.js';
@@ -77,6 +79,12 @@ export interface AttachOptions extends SandboxContext {
   trackProcesses?: boolean;
   /** Called when a handler killed the sandbox. */
   onKill?: (reason: string) => void;
+  /**
+   * Listens for the modules' refusals from the start (before the program
+   * runs): the same as {@link Session.onRefusal} right after attach, with no
+   * refusal missed.
+   */
+  onRefusal?: (refusal: RefusalReport) => void;
   /**
    * The syscalls the sandbox's filter notifies (what `notifiedSyscalls`
    * returned for it, or more). A delegated subtree may use only these.
@@ -261,6 +269,14 @@ export class Session<P = unknown> implements SessionInfo<P> {
   /** @internal */ pendingDeferred = 0;
   /** @internal */ ended = false;
   /** @internal */ finished = false;
+  /**
+   * Refusals the worker forwarded to this thread (a count, for tests: none
+   * arrives while nobody listens).
+   */
+  refusalsForwarded = 0;
+  private readonly refusalListeners = new Set<(refusal: RefusalReport) => void>();
+  /** @internal Tells the worker to start or stop forwarding refusals. */
+  reportTo: ((on: boolean) => void) | null = null;
   private resolveClosed!: () => void;
 
   /** @internal */
@@ -283,6 +299,60 @@ export class Session<P = unknown> implements SessionInfo<P> {
   ) {
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
+    });
+  }
+
+  /** Whether anyone listens for this session's refusals. */
+  get reportsRefusals(): boolean {
+    return this.refusalListeners.size > 0;
+  }
+
+  /**
+   * Calls `listener` for each refusal a module reports for this sandbox
+   * (and a kill by a module). The worker forwards refusals only while a
+   * listener is on: none costs anything otherwise. Returns the function that
+   * takes the listener off.
+   */
+  onRefusal(listener: (refusal: RefusalReport) => void): () => void {
+    const first = this.refusalListeners.size === 0;
+    this.refusalListeners.add(listener);
+    if (first) this.reportTo?.(true);
+    return () => {
+      if (!this.refusalListeners.delete(listener)) return;
+      if (this.refusalListeners.size === 0) this.reportTo?.(false);
+    };
+  }
+
+  /** @internal A refusal for the listeners (from the worker, a deferred handler or a kill). */
+  refusal(report: RefusalReport): void {
+    for (const listener of [...this.refusalListeners]) listener(report);
+  }
+
+  /** @internal A module killed the sandbox: a refusal of everything it would still do. */
+  killedBy(module: string, reason: string): void {
+    const first = this.killReason === null;
+    this.killed(reason);
+    if (!first) return;
+    this.refusal({
+      what: 'the whole sandbox (killed)',
+      rule: reason,
+      module,
+      syscall: null,
+      pid: null,
+      dropped: 0,
+    });
+  }
+
+  /** @internal A deferred handler's {@link CallContext.refused}. */
+  refusedBy(refusal: Refusal, call: Call): void {
+    if (this.refusalListeners.size === 0) return;
+    this.refusal({
+      what: refusalWords(refusal),
+      rule: String(refusal.rule),
+      module: call.module || null,
+      syscall: call.syscall || null,
+      pid: call.pid || null,
+      dropped: 0,
     });
   }
 
@@ -452,6 +522,30 @@ export class Supervisor {
   }
 
   /**
+   * Which modules see each syscall a sandbox with this policy notifies: the
+   * names of the enabled modules that declare it, in chain order (the order
+   * their handlers run in). `landlock_restrict_self`, notified for modules
+   * that act on the sandbox's behalf, lists those. Keys as
+   * {@link notifiedSyscalls}, sorted.
+   */
+  notifyingModules(context: SandboxContext = {}): Record<string, string[]> {
+    const enabled = this.enabledFor(context).map((index) => this.loaded[index]!);
+    const byCall = new Map<string, string[]>();
+    const note = (syscall: string, name: string) => {
+      const names = byCall.get(syscall) ?? [];
+      if (!names.includes(name)) names.push(name);
+      byCall.set(syscall, names);
+    };
+    for (const module of enabled) {
+      for (const syscall of module.syscalls) note(syscall, module.name);
+    }
+    for (const module of enabled) {
+      if (module.onBehalf === true) note('landlock_restrict_self', module.name);
+    }
+    return Object.fromEntries([...byCall].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }
+
+  /**
    * Whether a module on for this policy acts on the sandbox's behalf: the
    * sandbox's reaper should then serve as its broker (`AttachOptions.broker`).
    */
@@ -571,7 +665,9 @@ export class Supervisor {
       link.parent,
       link.brokerFd,
     );
+    if (options.onRefusal !== undefined) session.onRefusal(options.onRefusal);
     const common = {
+      report: session.reportsRefusals,
       session: session.id,
       reaperPid: options.reaperPid,
       reaperPidfd: link.reaperPidfd,
@@ -585,6 +681,9 @@ export class Supervisor {
         ? { type: 'attach', listenerFd: link.listenerFd, brokerFd: link.brokerFd, ...common }
         : { type: 'delegate', parent: link.parent.id, ...common },
     );
+    session.reportTo = (on) => {
+      if (!session.ended) handle.post({ type: 'report', session: session.id, on });
+    };
     this.sessions.set(session.id, session as Session);
     handle.adopt(session as Session);
     return session;
@@ -663,9 +762,20 @@ export class Supervisor {
         if (session) void this.runDeferred(session, message);
         return;
       }
-      case 'kill':
-        this.sessions.get(message.session)?.killed(message.reason);
+      case 'kill': {
+        const session = this.sessions.get(message.session);
+        if (message.module === undefined) session?.killed(message.reason);
+        else session?.killedBy(message.module, message.reason);
         return;
+      }
+      case 'refusal': {
+        const session = this.sessions.get(message.session);
+        if (session === undefined) return;
+        const { type: _type, session: _id, ...report } = message;
+        session.refusalsForwarded++;
+        session.refusal(report);
+        return;
+      }
       case 'ended': {
         const session = this.sessions.get(message.session);
         if (!session) return;
@@ -697,6 +807,8 @@ export class Supervisor {
       message.syscall,
       message.payload,
     );
+    call.module = module.name;
+    call.reporter = (refusal, from) => session.refusedBy(refusal, from);
     let decided: Answer;
     try {
       const handler = module.deferred?.[message.syscall];
@@ -722,7 +834,10 @@ export class Supervisor {
     }
     try {
       if (decided.kind === 'kill') {
-        session.killed(`module '${module.name}' (${message.syscall}): ${decided.reason}`);
+        session.killedBy(
+          module.name,
+          `module '${module.name}' (${message.syscall}): ${decided.reason}`,
+        );
       }
       const delivery = this.responder.apply(session.listenerFd, call.idBuffer, decided);
       if (!delivery.ok && !delivery.gone) {

@@ -48,6 +48,7 @@ import type { DispatchModule } from './module.js';
 import { Broker } from './on-behalf.js';
 import { ProcessTracker } from './processes.js';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
+import { type Refusal, RefusalBudget, refusalWords } from './refusal.js';
 import { buildTable, type ChainLink } from './registry.js';
 import { Responder } from './respond.js';
 import type { ProcessView, WorkerSession } from './session-view.js';
@@ -117,6 +118,8 @@ interface LoopSession {
   readonly restricted: Map<number, number>;
   /** The count of landlock_restrict_self calls when the session began: earlier ones made its own domain. */
   readonly since: number;
+  /** Forwards the modules' refusals to the main thread (null: nobody listens). */
+  reporter: ((refusal: Refusal, call: Call) => void) | null;
 }
 
 /** Deeper than any real tree of nested sandboxes. */
@@ -194,6 +197,8 @@ class Loop {
   /** landlock_restrict_self calls seen, in every session of this loop. */
   private restricts = 0;
   private readonly names: string[] = [];
+  /** Each reporting session's refusal budget, by session id. */
+  private readonly budgets = new Map<number, RefusalBudget>();
 
   constructor(private readonly modules: readonly DispatchModule[]) {
     const epfd = epollCreate();
@@ -283,6 +288,10 @@ class Loop {
       if (message.type === 'stop') return true;
       if (message.type === 'attach') this.attach(message);
       if (message.type === 'delegate') this.delegate(message);
+      if (message.type === 'report') {
+        const session = this.sessions.get(message.session);
+        if (session !== undefined) session.reporter = message.on ? this.reporterFor(session) : null;
+      }
     }
   }
 
@@ -300,6 +309,36 @@ class Loop {
     }
     const root = rootOf(parent);
     this.attach({ ...message, type: 'attach', listenerFd: root.fd, brokerFd: -1 }, parent);
+  }
+
+  /**
+   * Posts a session's refusals, within its budget (RefusalBudget): past it
+   * they are counted, and the count goes with the next one posted (or with
+   * the session's end).
+   */
+  private reporterFor(session: LoopSession): (refusal: Refusal, call: Call) => void {
+    const budget = this.budgets.get(session.id) ?? new RefusalBudget();
+    this.budgets.set(session.id, budget);
+    return (refusal, call) => {
+      if (!budget.take(Date.now())) return;
+      let what: string;
+      try {
+        what = refusalWords(refusal);
+      } catch (error) {
+        what = `(the module failed to say: ${describeError(error).message})`;
+      }
+      post({
+        type: 'refusal',
+        session: session.id,
+        what,
+        rule: String(refusal.rule),
+        module: call.module || null,
+        syscall: call.syscall || null,
+        pid: call.pid || null,
+        dropped: budget.dropped,
+      });
+      budget.dropped = 0;
+    };
   }
 
   private attach(message: Extract<ToWorker, { type: 'attach' }>, parent?: LoopSession): void {
@@ -321,6 +360,7 @@ class Loop {
       delegates: new Map(),
       restricted: new Map(),
       since: parent === undefined ? 0 : this.restricts,
+      reporter: null,
     };
     const processes: ProcessView = {
       get live() {
@@ -350,6 +390,7 @@ class Loop {
       narrowed: (tid: number) => narrowed(session, tid),
     });
     this.sessions.set(session.id, session);
+    if (message.report) session.reporter = this.reporterFor(session);
     this.dirty = true;
     if (parent !== undefined) {
       rootOf(parent).delegates.set(message.reaperPid, session);
@@ -463,11 +504,15 @@ class Loop {
     if (session.forkedAt === 0) session.forkedAt = Date.now();
   }
 
-  private kill(session: LoopSession, reason: string): void {
+  private kill(session: LoopSession, reason: string, module?: string): void {
     // The reaper turns its control signal into SIGKILL for every process of
     // the sandbox; the pidfd cannot reach a process that reused its pid.
     trySyscall('pidfd_send_signal', session.reaperPidfd, REAPER_SIGNAL.killAll, 0, 0);
-    post({ type: 'kill', session: session.id, reason });
+    post(
+      module === undefined
+        ? { type: 'kill', session: session.id, reason }
+        : { type: 'kill', session: session.id, reason, module },
+    );
   }
 
   private receive(session: LoopSession): void {
@@ -533,12 +578,14 @@ class Loop {
     if (chain === undefined) return this.letThrough(session, nr, last);
     const call = this.call;
     call.loadFromBuffer(notif, fd, session.view, this.nameOf(nr));
+    call.reporter = session.reporter;
     let decided: Answer | undefined;
     let decider: ChainLink | undefined;
     try {
       for (let index = 0; index < chain.length; index++) {
         const link = chain[index]!;
         decider = link;
+        call.module = link.module.name;
         if (link.handler === undefined) {
           decided = { kind: 'defer', payload: undefined };
           break;
@@ -621,7 +668,11 @@ class Loop {
       return;
     }
     if (decided.kind === 'kill') {
-      this.kill(session, `module '${link.module.name}' (${link.syscall}): ${decided.reason}`);
+      this.kill(
+        session,
+        `module '${link.module.name}' (${link.syscall}): ${decided.reason}`,
+        link.module.name,
+      );
     }
     const delivery = this.responder.apply(session.fd, notif, decided);
     if (!delivery.ok && !delivery.gone) {
@@ -657,6 +708,20 @@ class Loop {
       this.hook(session, module, 'sessionEnd', () => module.sessionEnd?.(session.view));
     }
     this.sessions.delete(session.id);
+    const budget = this.budgets.get(session.id);
+    this.budgets.delete(session.id);
+    if (budget !== undefined && budget.dropped > 0) {
+      post({
+        type: 'refusal',
+        session: session.id,
+        what: `${budget.dropped} more refusal${budget.dropped === 1 ? '' : 's'}`,
+        rule: 'not reported: too many at once',
+        module: null,
+        syscall: null,
+        pid: null,
+        dropped: budget.dropped,
+      });
+    }
     // The main thread closes the listener once no deferred answer is pending.
     post({ type: 'ended', session: session.id });
   }

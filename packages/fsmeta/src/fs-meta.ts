@@ -389,6 +389,15 @@ function allowed(policy: ModulePolicy, fd: number): boolean {
   return writableByPolicy(policy, link, unlinked);
 }
 
+/** The pinned object's path, for a report. */
+function pathOf(fd: number): string {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return `(descriptor ${fd})`;
+  }
+}
+
 /** A memfd reads as "/memfd:<name> (deleted)": unlinked, and sealable (F_GET_SEALS). */
 function isMemfd(fd: number, link: string, unlinked: boolean): boolean {
   if (!unlinked || !link.startsWith('/memfd:') || !link.endsWith(' (deleted)')) return false;
@@ -438,7 +447,13 @@ function onMetadata(ctx: HandlerContext<ModulePolicy>): Answer {
   // judged as someone else's (fail closed).
   const caller = credentialsOf(readText(`/proc/${ctx.pid}/status`) ?? '');
   if (!ctx.valid()) return answer.continue(); // gone: nothing is answered
-  if (caller === null || !sameIds(caller, state.credentials)) return answer.errno(ERRNO.EPERM);
+  if (caller === null || !sameIds(caller, state.credentials)) {
+    ctx.refused({
+      what: ctx.syscall,
+      rule: "fs-meta: the caller's credentials are not the supervisor's (changes are made on its behalf)",
+    });
+    return answer.errno(ERRNO.EPERM);
+  }
   const { target } = call;
   let fd: number;
   try {
@@ -458,7 +473,13 @@ function onMetadata(ctx: HandlerContext<ModulePolicy>): Answer {
   }
   if (fd < 0) return answer.errno(-fd);
   try {
-    if (!allowed(ctx.session.policy, fd)) return answer.errno(ERRNO.EACCES);
+    if (!allowed(ctx.session.policy, fd)) {
+      ctx.refused({
+        what: () => `${ctx.syscall} ${pathOf(fd)}`,
+        rule: 'fsWrite: not in a writable tree',
+      });
+      return answer.errno(ERRNO.EACCES);
+    }
     if (call.noSymlinkChmod) {
       const stat = fstatSync(fd);
       if ((stat.mode & S_IFMT) === S_IFLNK) return answer.errno(ERRNO.EOPNOTSUPP);

@@ -41,6 +41,8 @@ export interface LandlockRuleset {
   restrictFlags: number;
   /** Fixed Landlock errata reported by the kernel (0 when unknown). */
   errata: number;
+  /** The rules added to the ruleset: one per path opened, one per TCP port (none when status is 'none'). */
+  ruleCount: { paths: number; ports: number };
 }
 
 const FILE_MASK = maskOf(FILE_RIGHTS);
@@ -71,6 +73,7 @@ function fileRights(planned: PlannedPathRule): bigint {
  */
 export function createRuleset(plan: RulesetPlan, support: LandlockSupport): LandlockRuleset {
   const skippedPaths: SkippedPath[] = [];
+  const ruleCount = { paths: 0, ports: 0 };
   const rulesetFd = plan.status === 'none' ? null : createRulesetFd(plan);
   try {
     for (const planned of plan.pathRules) {
@@ -85,13 +88,17 @@ export function createRuleset(plan: RulesetPlan, support: LandlockSupport): Land
         // A rule left without rights would be refused (ENOMSG); it grants nothing anyway.
         if (rulesetFd !== null && allowed !== 0n) {
           addPathRule(rulesetFd, opened.fd, allowed, rule.path);
+          ruleCount.paths++;
         }
       } finally {
         close(opened.fd);
       }
     }
     if (rulesetFd !== null) {
-      for (const [port, access] of plan.portAccess) addPortRule(rulesetFd, port, BigInt(access));
+      for (const [port, access] of plan.portAccess) {
+        addPortRule(rulesetFd, port, BigInt(access));
+        ruleCount.ports++;
+      }
     }
   } catch (error) {
     if (rulesetFd !== null) close(rulesetFd);
@@ -110,5 +117,6 @@ export function createRuleset(plan: RulesetPlan, support: LandlockSupport): Land
     },
     restrictFlags: plan.restrictFlags,
     errata: support.errata,
+    ruleCount,
   };
 }

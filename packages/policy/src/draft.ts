@@ -71,6 +71,13 @@ export class PolicyDraft {
           ? structuredClone(spec.default)
           : resolveField(name, spec, given, problems);
     }
+    const both = (out.netAllow as unknown[]).length > 0 && (out.netDeny as unknown[]).length > 0;
+    if (both) {
+      const origin = this.given.get('netDeny')!.find(({ value }) => value !== null)!.origin;
+      new At('netDeny', origin, problems).problem(
+        'a policy has netAllow (what may be reached) or netDeny (what may not), not both',
+      );
+    }
     if (problems.length > 0) throw new PolicyError(problems);
     return deepFreeze(out) as Policy;
   }

@@ -20,6 +20,7 @@ import {
   seed,
   variables,
 } from './kinds.js';
+import { netSpec } from './net-spec.js';
 import { SYSTEM_ETC, SYSTEM_PROGRAMS } from './presets.js';
 
 /**
@@ -238,14 +239,42 @@ export const FIELDS = {
     profile: { section: 'network', key: 'no_raw_sockets' },
     doc: 'Refuse raw IP and packet sockets.',
   }),
-  noUdp: field({
-    kind: bool,
-    default: false,
-    combine: 'replace',
-    setter: toggle(),
-    flags: [{ long: 'no-udp', help: 'refuse UDP sockets' }],
-    profile: { section: 'network', key: 'no_udp' },
-    doc: 'Refuse UDP sockets.',
+  netAllow: field({
+    kind: list(netSpec),
+    default: [] as string[],
+    combine: 'append',
+    setter: append<string>(),
+    flags: [
+      {
+        long: 'net-allow',
+        value: 'SPEC',
+        help: 'allow traffic to SPEC: [tcp|udp|icmp://]HOST|IP|CIDR|*[:PORTS] (loopback included only when a rule says so)',
+      },
+    ],
+    profile: { section: 'network', key: 'allow' },
+    doc: 'Destinations the sandbox may send datagrams to; nothing else. UDP and ICMP sockets exist only with a rule of that protocol; TCP is still decided by netConnect.',
+    details: [
+      'A rule is `[scheme://]WHERE[:PORTS]`. WHERE is a host name (resolved once, when the sandbox starts, and pinned: the sandbox sees it in its /etc/hosts), an IP address, a CIDR, or `*`; IPv6 in brackets (`[::1]:8080`, `[fd00::/8]`). PORTS is `443`, `80,443`, `8000-8100` or `*` (any, the default). The scheme is `tcp://`, `udp://` or `icmp://` (ping sockets; no ports); without one a rule is about TCP and UDP.',
+      '',
+      'An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is matched as the IPv4 address it carries. Loopback is not special: it is reached only when a rule says so. A policy has `netAllow` or `netDeny`, not both.',
+      '',
+      'Every datagram (`sendto`, `sendmsg`, `sendmmsg`, `connect` of a UDP or ping socket) is checked, and sent from the copy that was checked. TCP rules are parsed and their host names pinned, but TCP connections are still allowed by `netConnect` ports (Landlock) alone.',
+    ].join('\n'),
+  }),
+  netDeny: field({
+    kind: list(netSpec),
+    default: [] as string[],
+    combine: 'append',
+    setter: append<string>(),
+    flags: [
+      {
+        long: 'net-deny',
+        value: 'SPEC',
+        help: 'allow traffic anywhere but SPEC (same form as --net-allow)',
+      },
+    ],
+    profile: { section: 'network', key: 'deny' },
+    doc: 'Destinations the sandbox may not send datagrams to; UDP and ICMP elsewhere are allowed. TCP is still decided by netConnect.',
   }),
   bestEffort: field({
     kind: bool,

@@ -4,6 +4,7 @@ export type { FieldSpec, FlagSpec, Setter } from './field.js';
 export { FIELD_NAMES, FIELDS, type FieldName, type Fields, type Policy } from './fields.js';
 export { applyFlag, type PolicyFlag, policyFlags } from './flags.js';
 export type { Kind, PluginRef, PortSpec, Schema } from './kinds.js';
+export { type NetProtocol, type NetRule, netSpec, parseNetRule } from './net-spec.js';
 export { type Origin, PolicyError, type PolicyProblem, whereOf } from './origin.js';
 export {
   DEVICES,
@@ -25,7 +26,16 @@ export { policyReference } from './reference.js';
 export { policySchema } from './schema.js';
 export { formatByteSize, parseByteSize } from './size.js';
 export { distance, nearest } from './suggest.js';
-export { canonical, type ModulePolicy, modulePolicy, policyReads } from './view.js';
+export {
+  canonical,
+  type Datagrams,
+  datagramsOf,
+  type ModulePolicy,
+  modulePolicy,
+  type NetView,
+  netRulesOf,
+  policyReads,
+} from './view.js';
 
 import { PolicyDraft } from './draft.js';
 import type { Policy } from './fields.js';

@@ -1,6 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { bytePath, pathWithin } from '@sandlock/sys';
 import type { Policy } from './fields.js';
+import { type NetRule, parseNetRule } from './net-spec.js';
 import { expandPresets } from './presets.js';
 
 /**
@@ -45,6 +46,59 @@ export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
    * refused by its filter.
    */
   readonly mediatesMetadata: boolean;
+  /** The address rules (netAllow or netDeny) taken apart; null when the policy has none. */
+  readonly net: NetView | null;
+  /** Which datagram sockets the sandbox may make (UDP, ICMP ping): {@link datagramsOf}. */
+  readonly datagrams: Datagrams;
+}
+
+/** The address rules a sandbox's traffic is checked against. */
+export interface NetView {
+  /** `allow`: only what a rule matches; `deny`: all but what a rule matches. */
+  readonly mode: 'allow' | 'deny';
+  readonly rules: readonly NetRule[];
+  /**
+   * The addresses each host name of the rules resolved to when the sandbox
+   * started (pinned: the sandbox sees them in its /etc/hosts). A name
+   * missing here matches nothing in `allow` mode and everything in `deny`
+   * mode.
+   */
+  readonly hosts: Readonly<Record<string, readonly string[]>>;
+}
+
+export interface Datagrams {
+  readonly udp: boolean;
+  readonly icmp: boolean;
+}
+
+/** The rules of a checked policy taken apart (netAllow or netDeny, never both). */
+export function netRulesOf(policy: Pick<Policy, 'netAllow' | 'netDeny'>): {
+  mode: 'allow' | 'deny';
+  rules: NetRule[];
+} | null {
+  const mode = policy.netAllow.length > 0 ? 'allow' : policy.netDeny.length > 0 ? 'deny' : null;
+  if (mode === null) return null;
+  const texts = mode === 'allow' ? policy.netAllow : policy.netDeny;
+  const rules = texts.map((text) => {
+    const rule = parseNetRule(text);
+    if (typeof rule === 'string') throw new TypeError(`sandlock: unchecked network rule '${text}'`);
+    return rule;
+  });
+  return { mode, rules };
+}
+
+/**
+ * UDP and ICMP sockets exist only where a rule of that protocol does: under
+ * netAllow, a rule naming it (no scheme names TCP and UDP); under netDeny,
+ * always; with neither, never.
+ */
+export function datagramsOf(policy: Pick<Policy, 'netAllow' | 'netDeny'>): Datagrams {
+  const net = netRulesOf(policy);
+  if (net === null) return { udp: false, icmp: false };
+  if (net.mode === 'deny') return { udp: true, icmp: true };
+  const has = (protocol: 'udp' | 'icmp') =>
+    net.rules.some((rule) => rule.protocols.includes(protocol));
+  return { udp: has('udp'), icmp: has('icmp') };
 }
 
 /**
@@ -61,8 +115,15 @@ export function policyReads(
   return !policy.fsDeny.some((entry) => heldBy(path, entry));
 }
 
-/** The view of `policy` for handler modules; `uid` is the supervising process's. */
-export function modulePolicy(given: Policy, uid = process.getuid?.() ?? -1): ModulePolicy {
+/**
+ * The view of `policy` for handler modules; `uid` is the supervising
+ * process's, `hosts` the addresses the rules' host names resolved to.
+ */
+export function modulePolicy(
+  given: Policy,
+  uid = process.getuid?.() ?? -1,
+  hosts: Readonly<Record<string, readonly string[]>> = {},
+): ModulePolicy {
   const policy = expandPresets(given);
   const paths = {
     fsRead: policy.fsRead.map(canonical),
@@ -77,5 +138,19 @@ export function modulePolicy(given: Policy, uid = process.getuid?.() ?? -1): Mod
     procReadable,
     hidesProcesses: procReadable && !paths.fsWrite.some((entry) => pathWithin('/proc', entry)),
     mediatesMetadata: policy.fsWrite.length > 0 && uid === 0,
+    net: netView(policy, hosts),
+    datagrams: datagramsOf(policy),
   };
+}
+
+function netView(
+  policy: Policy,
+  hosts: Readonly<Record<string, readonly string[]>>,
+): NetView | null {
+  const net = netRulesOf(policy);
+  if (net === null) return null;
+  const names = new Set(net.rules.flatMap((rule) => (rule.host === null ? [] : [rule.host])));
+  const pinned: Record<string, readonly string[]> = {};
+  for (const name of names) if (hosts[name] !== undefined) pinned[name] = [...hosts[name]];
+  return { ...net, hosts: pinned };
 }

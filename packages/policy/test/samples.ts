@@ -125,11 +125,17 @@ export const SAMPLES: Record<
     toml: '[network]\nno_raw_sockets = false',
     json: false,
   },
-  noUdp: {
-    builder: [['noUdp']],
-    flags: ['--no-udp'],
-    toml: '[network]\nno_udp = true',
-    json: true,
+  netAllow: {
+    builder: [['netAllow', 'example.com:443', 'udp://[::1]:53']],
+    flags: ['--net-allow', 'example.com:443', '--net-allow', 'udp://[::1]:53'],
+    toml: '[network]\nallow = ["example.com:443", "udp://[::1]:53"]',
+    json: ['example.com:443', 'udp://[::1]:53'],
+  },
+  netDeny: {
+    builder: [['netDeny', '10.0.0.0/8']],
+    flags: ['--net-deny', '10.0.0.0/8'],
+    toml: '[network]\ndeny = ["10.0.0.0/8"]',
+    json: ['10.0.0.0/8'],
   },
   bestEffort: {
     builder: [['bestEffort']],
@@ -194,9 +200,13 @@ export const SAMPLES: Record<
 };
 
 /** Every sample's TOML as one profile (a section opened once). */
+/** Fields a policy has only one of (netAllow or netDeny): the whole profile leaves these out. */
+export const EXCLUDED_FROM_WHOLE: readonly FieldName[] = ['netDeny'];
+
 export function wholeProfile(): string {
   const sections = new Map<string, string[]>();
-  for (const sample of Object.values(SAMPLES)) {
+  for (const [name, sample] of Object.entries(SAMPLES)) {
+    if (EXCLUDED_FROM_WHOLE.includes(name as FieldName)) continue;
     for (const block of sample.toml.split(/\n(?=\[)/)) {
       const [header, ...lines] = block.split('\n');
       sections.set(header!, [...(sections.get(header!) ?? []), ...lines]);

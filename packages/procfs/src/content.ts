@@ -34,12 +34,23 @@ function namesHost(name: string, host: string): boolean {
 }
 
 /**
- * /etc/hosts for a sandbox named `virtual`: the real file without the real
- * host name (`real`, and its qualified names) in any line's names; a line
- * left with no name is dropped; other lines are kept as they are. Then
- * `127.0.1.1\t<virtual>` (Debian's convention for the machine's own name).
+ * /etc/hosts for a sandbox named `virtual` that reaches the `pinned` host
+ * names at the addresses they resolved to when it started: the real file
+ * without the real host name (`real`, and its qualified names; only when
+ * `virtual` is given) and without the pinned names in any line's names; a
+ * line left with no name is dropped; other lines are kept as they are. Then
+ * `127.0.1.1\t<virtual>` (Debian's convention for the machine's own name),
+ * and a line per pinned address.
  */
-export function hostsWith(realHosts: string, real: string, virtual: string): string {
+export function hostsWith(
+  realHosts: string,
+  real: string,
+  virtual: string | null,
+  pinned: Readonly<Record<string, readonly string[]>> = {},
+): string {
+  const pinnedNames = new Set(Object.keys(pinned).map((name) => name.toLowerCase()));
+  const replaced = (name: string) =>
+    (virtual !== null && namesHost(name, real)) || pinnedNames.has(name.toLowerCase());
   const lines: string[] = [];
   for (const line of realHosts.split('\n')) {
     const hash = line.indexOf('#');
@@ -48,16 +59,20 @@ export function hostsWith(realHosts: string, real: string, virtual: string): str
       .trim()
       .split(/\s+/)
       .filter((field) => field !== '');
-    if (fields.length < 2 || !fields.slice(1).some((name) => namesHost(name, real))) {
+    if (fields.length < 2 || !fields.slice(1).some(replaced)) {
       lines.push(line);
       continue;
     }
-    const names = fields.slice(1).filter((name) => !namesHost(name, real));
+    const names = fields.slice(1).filter((name) => !replaced(name));
     if (names.length > 0) lines.push([fields[0], ...names].join('\t'));
   }
   let text = lines.join('\n');
   if (text !== '' && !text.endsWith('\n')) text += '\n';
-  return `${text}127.0.1.1\t${virtual}\n`;
+  if (virtual !== null) text += `127.0.1.1\t${virtual}\n`;
+  for (const [name, addresses] of Object.entries(pinned)) {
+    for (const address of addresses) text += `${address}\t${name}\n`;
+  }
+  return text;
 }
 
 /**

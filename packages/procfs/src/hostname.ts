@@ -17,7 +17,8 @@ const files = new StaticFiles();
 
 /** uname(buf): the real struct utsname with the sandbox's nodename, written on the caller's behalf. */
 function onUname(ctx: HandlerContext<ModulePolicy>): Answer {
-  const hostname = ctx.session.policy.hostname!;
+  const hostname = ctx.session.policy.hostname;
+  if (hostname === null) return answer.continue();
   const real = Buffer.alloc(UTSNAME_SIZE);
   const result = trySyscall('uname', real);
   if (result < 0) return answer.errno(-result);
@@ -43,20 +44,25 @@ function hostsPath(): string {
 }
 
 /**
- * An open of /etc/hostname or /proc/sys/kernel/hostname (read-only): a memfd
- * holding `NAME\n`. Of /etc/hosts, when the policy lets the sandbox read the
- * real one: the real file (read now) with the real host name replaced by
- * NAME, so the name resolves (getent hosts, getaddrinfo).
+ * An open of /etc/hostname or /proc/sys/kernel/hostname (read-only), with a
+ * host name: a memfd holding `NAME\n`. Of /etc/hosts, when the policy lets
+ * the sandbox read the real one: the real file (read now) with the real host
+ * name replaced by NAME, so the name resolves (getent hosts, getaddrinfo),
+ * and the network rules' host names at their pinned addresses.
  */
 function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
-  const hostname = ctx.session.policy.hostname!;
+  const { hostname } = ctx.session.policy;
   const request = openRequest(ctx);
   if (request === null) return answer.continue();
-  if (FILES.has(request.path)) return files.serve(hostnameFile(hostname), request.cloexec);
+  if (FILES.has(request.path)) {
+    return hostname === null
+      ? answer.continue()
+      : files.serve(hostnameFile(hostname), request.cloexec);
+  }
   if (request.path !== HOSTS && request.path !== hostsPath()) return answer.continue();
   // Not readable by the policy: the kernel refuses the real file (Landlock).
   if (!policyReads(ctx.session.policy, bytePath(hostsPath()))) return answer.continue();
-  const hosts = hostsFor(hostname);
+  const hosts = hostsFor(hostname, ctx.session.policy.net?.hosts ?? {});
   return hosts === null ? answer.continue() : files.serve(hosts, request.cloexec); // null: the kernel's ENOENT
 }
 
@@ -64,15 +70,18 @@ function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
 let lastHosts: { key: string; text: string } | null = null;
 
 /**
- * /etc/hosts with NAME for the host, rebuilt when the real file changes (its
- * inode, size or change time: an edit in place or a rename over it) or the
- * names do; null when there is no /etc/hosts.
+ * /etc/hosts with NAME for the host and the pinned names, rebuilt when the
+ * real file changes (its inode, size or change time: an edit in place or a
+ * rename over it) or the names do; null when there is no /etc/hosts.
  */
-function hostsFor(hostname: string): string | null {
+function hostsFor(
+  hostname: string | null,
+  pinned: Readonly<Record<string, readonly string[]>>,
+): string | null {
   const stat = statSync(hostsPath(), { bigint: true, throwIfNoEntry: false });
   if (stat === undefined) return null;
   const realName = osHostname();
-  const key = `${stat.dev}:${stat.ino}:${stat.size}:${stat.ctimeNs}:${stat.mtimeNs}\0${realName}\0${hostname}`;
+  const key = `${stat.dev}:${stat.ino}:${stat.size}:${stat.ctimeNs}:${stat.mtimeNs}\0${realName}\0${hostname}\0${JSON.stringify(pinned)}`;
   if (lastHosts?.key === key) return lastHosts.text;
   let real: string;
   try {
@@ -80,7 +89,7 @@ function hostsFor(hostname: string): string | null {
   } catch {
     return null;
   }
-  const text = hostsWith(real, realName, hostname);
+  const text = hostsWith(real, realName, hostname, pinned);
   // File times move by the timer tick (coarse clocks before multigrain
   // timestamps, Linux 6.13): a second write of the same size within a tick
   // of this read would keep the key. A file changed this last second is
@@ -94,12 +103,13 @@ function hostsFor(hostname: string): string | null {
  * On for a sandbox whose policy has `hostname`: `uname` (so gethostname(),
  * `uname -n`, `hostname`, Python's socket.gethostname(), Node's
  * os.hostname()) and reads of /etc/hostname see that name, and /etc/hosts
- * resolves it.
+ * resolves it. And for one whose network rules name hosts: /etc/hosts gives
+ * each the addresses it was pinned to when the sandbox started.
  */
 export default defineModule<unknown, ModulePolicy>({
   name: 'hostname',
   syscalls: HOSTNAME_SYSCALLS,
-  enabled: (policy) => policy.hostname !== null,
+  enabled: (policy) => policy.hostname !== null || Object.keys(policy.net?.hosts ?? {}).length > 0,
   handlers: {
     uname: onUname,
     ...Object.fromEntries(OPEN_SYSCALLS.map((name) => [name, onOpen])),

@@ -79,6 +79,10 @@ export const SENSITIVE_PATHS: readonly string[] = [
   '/sys/kernel/security',
 ];
 
+/** The rule that hides processes outside the sandbox, as a refusal names it. */
+const HIDDEN_RULE = 'proc-pids: processes outside the sandbox are hidden';
+const SENSITIVE_RULE = 'proc-pids: host files no sandbox opens';
+
 function sensitive(path: string): boolean {
   return SENSITIVE_PATHS.some((entry) => pathWithin(path, entry));
 }
@@ -307,6 +311,7 @@ function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
   // The host's most sensitive files are refused by name too, whether they
   // exist or not (a refusal needs no exact resolution to be safe).
   if (call.path.startsWith('/') && sensitive(posix.normalize(call.path))) {
+    ctx.refused({ what: () => `open ${printable(call.path)}`, rule: SENSITIVE_RULE });
     return answer.errno('EACCES');
   }
   const state = setUp();
@@ -315,6 +320,7 @@ function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
   const walkAnyway = call.resolve !== 0 || /^\/(proc|sys)(\/|$)/.test(call.path);
   if (!walkAnyway && !needsWalkFor(ctx, call, state)) return answer.continue();
   const caller = new CallerStatus(ctx.pid);
+  let hiddenPid = 0;
   // The walk's lookups are the caller's: a sandbox never holds capabilities
   // (the launch empties them, no_new_privs keeps them out), so neither does
   // this thread while it walks.
@@ -324,7 +330,11 @@ function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
       dirfd: call.dirfd,
       followLast: (call.flags & O.O_NOFOLLOW) === 0,
       inRoot: (call.resolve & RESOLVE_IN_ROOT) !== 0,
-      enterPid: (pid, dir) => member(ctx, pid, dir, caller),
+      enterPid: (pid, dir) => {
+        if (member(ctx, pid, dir, caller)) return true;
+        hiddenPid = pid;
+        return false;
+      },
       tgid: () => caller.tgid(),
     });
     return 0;
@@ -333,7 +343,7 @@ function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
   try {
     // The caller's memory and /proc files were read: is it still the caller?
     if (!ctx.valid()) return answer.continue();
-    return decide(ctx, call, walked, state, caller);
+    return decide(ctx, call, walked, state, caller, hiddenPid);
   } finally {
     walked.close();
   }
@@ -349,8 +359,15 @@ function decide(
   walked: Walked,
   state: Worker,
   caller: CallerStatus,
+  hiddenPid: number,
 ): Answer {
-  if (walked.hidden) return answer.errno('ENOENT');
+  if (walked.hidden) {
+    ctx.refused({
+      what: () => `open ${printable(call.path)}: process ${hiddenPid} is outside the sandbox`,
+      rule: HIDDEN_RULE,
+    });
+    return answer.errno('ENOENT');
+  }
   // Too long to walk here: the kernel's own open, which Landlock keeps out of
   // /proc's process directories.
   if (walked.gaveUp) return answer.continue();
@@ -361,7 +378,10 @@ function decide(
     return walked.viaProc ? answer.errno(walked.errno) : answer.continue();
   }
   const path = walkedPath(walked);
-  if (path !== null && sensitive(path)) return answer.errno('EACCES');
+  if (path !== null && sensitive(path)) {
+    ctx.refused({ what: () => `open ${printable(path)}`, rule: SENSITIVE_RULE });
+    return answer.errno('EACCES');
+  }
   if (path !== null && walked.errno === 0 && isPlainRead(call.flags)) {
     // The later modules (proc-host, hostname, num-cpus, meminfo) decide on this copy.
     shareOpenRequest(ctx, { path, cloexec: (call.flags & O.O_CLOEXEC) !== 0 });
@@ -395,7 +415,13 @@ function decide(
   // delegated subtree, its own policy within the outer one): the reaper's
   // domain keeps /proc whole (confine.ts), so the refusal is made here, on
   // the path of what the walk found (procfs has no renames nor links).
-  if (path === null || !policyReads(ctx.session.policy, path)) return answer.errno('EACCES');
+  if (path === null || !policyReads(ctx.session.policy, path)) {
+    ctx.refused({
+      what: () => `open ${printable(path ?? call.path)}`,
+      rule: 'fsDeny (or not in fsRead)',
+    });
+    return answer.errno('EACCES');
+  }
   const credentials = caller.credentials;
   if (credentials === null || !sameIds(credentials, state.credentials)) return answer.continue();
   // The reaper opens the last component beneath the directory the walk
@@ -416,6 +442,11 @@ function decide(
   );
   if (fd < 0) return answer.errno(-fd);
   return injectAnswer(fd, (call.flags & O.O_CLOEXEC) !== 0);
+}
+
+/** A path of this module's one-character-per-byte form as text for a report. */
+function printable(path: string): string {
+  return Buffer.from(path, 'latin1').toString('utf8');
 }
 
 /** The thread group of a pid (a thread's leader), or the pid itself. */
@@ -462,6 +493,13 @@ function onGetdents(ctx: HandlerContext<ModulePolicy>): Answer {
             !NUMERIC_NAME.test(entry.name.toString('latin1')) ||
             insideSandbox(Number(entry.name.toString('latin1')), reaper, memo) === true,
         );
+        const hidden = entries.length - kept.length;
+        if (hidden > 0) {
+          ctx.refused({
+            what: `list /proc: ${hidden} process${hidden === 1 ? '' : 'es'} outside the sandbox left out`,
+            rule: HIDDEN_RULE,
+          });
+        }
         return sorted ? sortEntries(kept) : kept;
       },
       true, // it hides entries: the kernel never lists /proc for the sandbox

@@ -150,4 +150,29 @@ describe('hostsWith', () => {
       '127.0.0.1 localhost\n127.0.1.1\tbox\n',
     );
   });
+
+  it('gives pinned names their addresses only, with or without a host name', () => {
+    const real = '127.0.0.1\tlocalhost\n10.0.0.7 Example.com www\n10.0.0.8 vm\n';
+    const pinned = { 'example.com': ['192.0.2.1', '2001:db8::1'] };
+    expect(hostsWith(real, 'vm', null, pinned)).toBe(
+      [
+        '127.0.0.1\tlocalhost',
+        '10.0.0.7\twww',
+        '10.0.0.8 vm',
+        '192.0.2.1\texample.com',
+        '2001:db8::1\texample.com',
+        '',
+      ].join('\n'),
+    );
+    expect(hostsWith(real, 'vm', 'box', pinned)).toBe(
+      [
+        '127.0.0.1\tlocalhost',
+        '10.0.0.7\twww',
+        '127.0.1.1\tbox',
+        '192.0.2.1\texample.com',
+        '2001:db8::1\texample.com',
+        '',
+      ].join('\n'),
+    );
+  });
 });

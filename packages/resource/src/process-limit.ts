@@ -36,7 +36,22 @@ function onFork(ctx: HandlerContext<ModulePolicy>) {
   const counter = counterFor(ctx.session);
   const verdict = counter.decide(ctx.pid, ctx.nr, ctx.args[0] ?? 0n);
   // What fork(2) returns at RLIMIT_NPROC.
-  if (verdict === 'deny') return answer.errno('EAGAIN');
+  if (verdict === 'deny') {
+    const { max } = counter;
+    const { live, pending } = counter.count;
+    ctx.refused(
+      live + pending >= max
+        ? {
+            what: `${ctx.syscall}: a new process (${live + pending} of ${max})`,
+            rule: `maxProcesses ${max}`,
+          }
+        : {
+            what: `${ctx.syscall}: a new process (the sandbox's processes could not be counted: ${counter.failure?.message ?? 'unknown'})`,
+            rule: `maxProcesses ${max}`,
+          },
+    );
+    return answer.errno('EAGAIN');
+  }
   if (verdict === 'kill') {
     const failure = counter.failure!;
     const lasted = (performance.now() - failure.since) / 1000;

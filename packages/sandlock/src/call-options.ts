@@ -88,6 +88,7 @@ export const SPAWN_CHECKS: Readonly<Record<string, (value: unknown) => string | 
     return null;
   },
   cwd: (value) => (typeof value === 'string' && value.startsWith('/') ? null : 'an absolute path'),
+  onRefusal: (value) => (typeof value === 'function' ? null : 'a function'),
 };
 
 /** The three entries of a stdio option (`'inherit'` → three times 'inherit'; null for 'ignore'). */

@@ -1,7 +1,12 @@
 import { type LandlockRuleset, landlockRuleset } from '@sandlock/landlock';
-import { canonical, devicePaths, expandPresets, modulePolicy } from '@sandlock/policy';
+import { canonical, datagramsOf, devicePaths, expandPresets, modulePolicy } from '@sandlock/policy';
 import { madeUpProcFiles } from '@sandlock/procfs';
-import { compileSandboxFilter, seccompFilterStep } from '@sandlock/seccomp';
+import {
+  type CompiledFilter,
+  compileSandboxFilter,
+  type SandboxFilterOptions,
+  seccompFilterStep,
+} from '@sandlock/seccomp';
 import {
   close,
   type LaunchStep,
@@ -25,6 +30,15 @@ export interface Confinement {
   warnings: string[];
   /** Whether the filter creates a listener (the launch must then wait for a supervisor). */
   listener: boolean;
+  /** What was built, for describe(): the policy's own Landlock domain, the filter and its options. */
+  built: {
+    landlock: LandlockRuleset;
+    /** The sandbox's own layer nested in it (signal scoping, or /proc carved around process directories). */
+    inner: LandlockRuleset;
+    signalScoped: boolean;
+    filter: CompiledFilter;
+    filterOptions: SandboxFilterOptions;
+  };
 }
 
 export interface ConfinementOptions {
@@ -184,18 +198,23 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
       steps.push({ kind: 'landlockRestrictSelf', rulesetFd: inner.fd, flags: inner.restrictFlags });
     }
     const notify = options.notify ?? [];
-    const filter = atStep('seccomp filter', () =>
-      compileSandboxFilter({
-        notify,
-        denyRawSockets: policy.noRawSockets,
-        denyUdp: policy.noUdp,
-        // Nothing writable: no metadata change is the sandbox's to make.
-        denyMetadata: policy.fsWrite.length === 0,
-      }),
-    );
+    const filterOptions: SandboxFilterOptions = {
+      notify,
+      denyRawSockets: policy.noRawSockets,
+      datagrams: datagramsOf(policy),
+      // Nothing writable: no metadata change is the sandbox's to make.
+      denyMetadata: policy.fsWrite.length === 0,
+    };
+    const filter = atStep('seccomp filter', () => compileSandboxFilter(filterOptions));
     const listener = notify.length > 0;
     steps.push(seccompFilterStep(filter, { listener }));
-    return { steps, fds, warnings, listener };
+    return {
+      steps,
+      fds,
+      warnings,
+      listener,
+      built: { landlock: outer, inner, signalScoped: scoped, filter, filterOptions },
+    };
   } catch (error) {
     for (const fd of fds) close(fd);
     throw error;

@@ -3,6 +3,7 @@ export { PolicyBuilder } from './builder.js';
 export type { StdioOption } from './call-options.js';
 export { checkKernel, type KernelCheck, type KernelFeature } from './check.js';
 export { type Confinement, type ConfinementOptions, prepareConfinement } from './confine.js';
+export type { SandboxDescription } from './describe.js';
 export { CommandError } from './environment.js';
 export { AbortError, PolicyError, type PolicyProblem, SandboxError } from './errors.js';
 export {
@@ -12,6 +13,12 @@ export {
   type PortSpec,
   parsePolicy,
 } from './policy.js';
-export { type ExitStatus, type KillCause, SandboxProcess } from './process.js';
+export {
+  type ExitStatus,
+  type KillCause,
+  SandboxProcess,
+  type SandboxProcessEvents,
+  type SandboxRefusal,
+} from './process.js';
 export { type RunOptions, type RunResult, Sandbox, type SpawnOptions } from './sandbox.js';
 export { afterDelay, parseDuration } from './timers.js';

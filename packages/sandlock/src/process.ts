@@ -1,7 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import { formatByteSize, type ResourceWatch } from '@sandlock/resource';
+import type { RefusalReport } from '@sandlock/dispatch';
+import { formatByteSize, type LimitViolation, type ResourceWatch } from '@sandlock/resource';
 import { REAPER_SIGNAL } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
 import type { Session } from './supervision.js';
@@ -25,6 +27,35 @@ export interface ExitStatus {
   timedOut: boolean;
   /** Set when a limit or a supervisor module killed the sandbox. */
   killedBy: KillCause | null;
+}
+
+/**
+ * Something refused on the sandbox's behalf by the supervisor or a limit: a
+ * hidden /proc entry, a fork over `maxProcesses`, a metadata change outside
+ * `fsWrite`, a kill over `maxMemory`…
+ */
+export interface SandboxRefusal extends RefusalReport {}
+
+/** The events of a {@link SandboxProcess}. */
+export interface SandboxProcessEvents {
+  refusal: [refusal: SandboxRefusal];
+}
+
+/** A limit's kill as a refusal. */
+function limitRefusal(violation: LimitViolation): SandboxRefusal {
+  const common = { module: null, syscall: null, pid: null, dropped: 0 };
+  if (violation.reason === 'memory') {
+    return {
+      what: `the whole sandbox (killed): memory use ${formatByteSize(violation.used)}`,
+      rule: `maxMemory ${formatByteSize(violation.limit)}`,
+      ...common,
+    };
+  }
+  return {
+    what: 'the whole sandbox (killed): its processes could not be measured',
+    rule: violation.message.replace(/^sandlock: /, ''),
+    ...common,
+  };
 }
 
 /** What watches a running sandbox besides the reaper. */
@@ -72,13 +103,16 @@ const CONTROL: Partial<Record<NodeJS.Signals, number>> = {
  * outlives the program until every process of the sandbox has ended, mirrors
  * the program's exit status, and passes signals on to all of them.
  */
-export class SandboxProcess {
+export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
   readonly stdin: Writable | null;
   readonly stdout: Readable | null;
   readonly stderr: Readable | null;
   private status: ExitStatus | null = null;
   private timedOut = false;
   private readonly ended: Promise<ExitStatus>;
+  private readonly watchers: Watchers = { watch: null, session: null };
+  /** Stops the session's refusals coming here (null: not listening). */
+  private unsubscribe: (() => void) | null = null;
 
   /** @internal */
   constructor(
@@ -87,23 +121,65 @@ export class SandboxProcess {
     readonly pid: number,
     /** Protections dropped in best-effort mode. */
     readonly warnings: readonly string[],
-    private readonly watchers: Watchers = { watch: null, session: null },
   ) {
+    super();
+    const watchers = this.watchers;
+    // The supervisor forwards refusals only while someone listens.
+    const untyped = this as EventEmitter;
+    untyped.on('newListener', (event: string | symbol) => {
+      if (event === 'refusal') this.subscribe();
+    });
+    untyped.on('removeListener', (event: string | symbol) => {
+      if (event === 'refusal' && this.listenerCount('refusal') === 0) {
+        this.unsubscribe?.();
+        this.unsubscribe = null;
+      }
+    });
     this.stdin = child.stdin;
     this.stdout = child.stdout;
     this.stderr = child.stderr;
     this.ended = new Promise((resolve) => {
       child.once('close', (code, signal) => {
         watchers.watch?.stop();
-        this.status = {
+        const status: ExitStatus = {
           exitCode: code,
           signal,
           timedOut: this.timedOut,
           killedBy: killCause(watchers),
         };
-        resolve(this.status);
+        // The worker posts a session's refusals before its end: with someone
+        // listening, the end waits for the session's, so none comes after.
+        const session = this.unsubscribe !== null ? watchers.session : null;
+        const settle = () => {
+          this.status = status;
+          resolve(status);
+        };
+        if (session === null) settle();
+        else void session.closed.then(settle);
       });
     });
+  }
+
+  /** @internal The supervisor's session, once attached (before the program runs). */
+  supervise(session: Session | null): void {
+    this.watchers.session = session;
+    if (this.listenerCount('refusal') > 0) this.subscribe();
+  }
+
+  /** @internal The resource watch, once started. */
+  watch(watch: ResourceWatch | null): void {
+    this.watchers.watch = watch;
+  }
+
+  /** @internal A limit killed the sandbox. */
+  limitKilled(violation: LimitViolation): void {
+    this.emit('refusal', limitRefusal(violation));
+  }
+
+  private subscribe(): void {
+    const session = this.watchers.session;
+    if (this.unsubscribe !== null || session === null || !this.running) return;
+    this.unsubscribe = session.onRefusal((refusal) => this.emit('refusal', refusal));
   }
 
   /** The pid of the reaper (the process this Node process started). */

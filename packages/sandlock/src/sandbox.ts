@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import { modulePolicy, PolicyBuilder, type PolicyDraft, profileDraft } from '@sandlock/policy';
+import { PolicyBuilder, type PolicyDraft, profileDraft } from '@sandlock/policy';
 import { watchResources } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
 import { brokerSocketPair, close, hostArch, type Launched, launch } from '@sandlock/sys';
@@ -13,13 +13,15 @@ import {
   stdioEntries,
 } from './call-options.js';
 import { prepareConfinement } from './confine.js';
+import { describePolicy, type SandboxDescription } from './describe.js';
 import { programEnvironment, resolveCommand } from './environment.js';
 import { AbortError } from './errors.js';
 import { delegationSocket, requestDelegation, SUPERVISOR_VARIABLE, track } from './nesting.js';
+import { supervisionPlan } from './plan.js';
 import { type Policy, parsePolicy } from './policy.js';
-import { type ExitStatus, type KillCause, SandboxProcess } from './process.js';
+import { type ExitStatus, type KillCause, SandboxProcess, type SandboxRefusal } from './process.js';
 import { abandon, atStep, atStepAsync, closeAll, startError } from './start-failure.js';
-import { assertProcReadable, type Session, supervisorFor, withNesting } from './supervision.js';
+import { assertProcReadable, type Session } from './supervision.js';
 import { afterDelay } from './timers.js';
 
 export interface SpawnOptions {
@@ -33,6 +35,11 @@ export interface SpawnOptions {
   env?: Readonly<Record<string, string>>;
   /** Working directory for this program (overrides the policy's cwd). */
   cwd?: string;
+  /**
+   * Called for each thing refused on the sandbox's behalf (the
+   * SandboxProcess's `'refusal'` event, listened to before the program runs).
+   */
+  onRefusal?: (refusal: SandboxRefusal) => void;
 }
 
 export interface RunOptions extends SpawnOptions {
@@ -139,6 +146,18 @@ export class Sandbox {
   }
 
   /**
+   * What this policy becomes on this kernel, without starting anything: the
+   * resolved policy, the Landlock ABI and the rights it handles and drops,
+   * the seccomp filter's size and what it denies and notifies (to which
+   * modules), and which parts of the supervisor are on. Opens nothing that
+   * stays open.
+   */
+  async describe(): Promise<SandboxDescription> {
+    assertProcReadable(this.policy);
+    return describePolicy(this.policy, await supervisionPlan(this.policy));
+  }
+
+  /**
    * Starts `argv` in the sandbox. Resolves once the program runs (after
    * exec); rejects with a CommandError when it cannot be found or executed,
    * and with a SandboxError naming the step when confinement fails.
@@ -159,15 +178,11 @@ export class Sandbox {
     const policy =
       options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
     assertProcReadable(policy);
-    const view = modulePolicy(policy);
-    const supervisor = await atStepAsync('supervisor', () => supervisorFor(policy.plugins));
-    const needed = atStep('supervisor', () => supervisor.notifiedSyscalls({ policy: view }));
-    // Inside a supervised sandbox, its supervisor takes this policy on (nesting.ts).
-    const outerSupervisor = needed.length > 0 ? process.env[SUPERVISOR_VARIABLE] : undefined;
-    const delegating = outerSupervisor !== undefined && outerSupervisor !== '';
-    const notify = delegating || needed.length === 0 ? [] : withNesting(supervisor, needed);
-    const onBehalf =
-      notify.length > 0 && atStep('supervisor', () => supervisor.actsOnBehalf({ policy: view }));
+    const { view, supervisor, outerSupervisor, notify, ...plan } = await atStepAsync(
+      'supervisor',
+      () => supervisionPlan(policy),
+    );
+    const delegating = outerSupervisor !== null;
     // Its worker thread starts while the sandbox does; attach waits for it.
     const workerReady = notify.length > 0 ? supervisor.ready() : null;
     workerReady?.catch(() => {});
@@ -181,7 +196,7 @@ export class Sandbox {
     let released = false;
     let session: Session | null = null;
     try {
-      if (onBehalf) {
+      if (plan.broker) {
         // The reaper makes the calls a module does on the sandbox's behalf,
         // in the policy's own Landlock domain (confine.ts).
         const pair = atStep('broker socket', () => brokerSocketPair());
@@ -190,8 +205,8 @@ export class Sandbox {
       }
       const confinement = prepareConfinement(policy, {
         notify,
-        hideProcesses: view.hidesProcesses && (notify.length > 0 || delegating),
-        ...(onBehalf ? { brokerFd: handedDown[0]! } : {}),
+        hideProcesses: plan.hideProcesses,
+        ...(plan.broker ? { brokerFd: handedDown[0]! } : {}),
       });
       handedDown.push(...confinement.fds);
       if (confinement.listener) {
@@ -212,6 +227,9 @@ export class Sandbox {
       // The child has its copies now (spawn forks synchronously).
       closeAll(handedDown);
       const report = await started.ready;
+      const sandboxed = new SandboxProcess(started.child, report.pid, confinement.warnings);
+      // Before the program runs: no refusal of its is missed.
+      if (options.onRefusal !== undefined) sandboxed.on('refusal', options.onRefusal);
       if (delegating) {
         await requestDelegation(outerSupervisor, {
           reaperPid: started.pid,
@@ -234,16 +252,20 @@ export class Sandbox {
           }),
         );
         track(started.pid, session, policy, supervisor);
+        sandboxed.supervise(session);
       }
       await started.release();
       released = true;
-      const watch = atStep('resource watch', () =>
-        watchResources(started.pid, { maxMemory: policy.maxMemory, maxCpu: policy.maxCpu }),
+      sandboxed.watch(
+        atStep('resource watch', () =>
+          watchResources(started.pid, {
+            maxMemory: policy.maxMemory,
+            maxCpu: policy.maxCpu,
+            onViolation: (violation) => sandboxed.limitKilled(violation),
+          }),
+        ),
       );
-      return new SandboxProcess(started.child, report.pid, confinement.warnings, {
-        watch,
-        session,
-      });
+      return sandboxed;
     } catch (error) {
       closeAll(handedDown);
       if (broker !== null) close(broker);

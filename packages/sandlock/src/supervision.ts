@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { DETERMINISM_MODULES } from '@sandlock/determinism';
 import { type Session, Supervisor } from '@sandlock/dispatch';
 import { FSMETA_MODULES } from '@sandlock/fsmeta';
+import { NETWORK_MODULES } from '@sandlock/network';
 import { PROCFS_MODULES } from '@sandlock/procfs';
 import { RESOURCE_MODULES } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
@@ -24,6 +25,7 @@ const BUILT_IN_MODULES = [
   ...DETERMINISM_MODULES,
   ...PROCFS_MODULES,
   ...FSMETA_MODULES,
+  ...NETWORK_MODULES,
 ];
 
 /**

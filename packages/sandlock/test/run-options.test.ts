@@ -79,7 +79,9 @@ describe('run() and spawn(): bounded and predictable', () => {
     ).rejects.toThrow('sandlock: run: env must be an object of strings (A is number 1)');
     await expect(
       sandbox.run(['true'], { timout: 5 } as unknown as Record<string, never>),
-    ).rejects.toThrow(/^sandlock: run: unknown option 'timout' \(known: stdio, env, cwd, timeout/);
+    ).rejects.toThrow(
+      /^sandlock: run: unknown option 'timout' \(known: stdio, env, cwd, onRefusal, timeout/,
+    );
     await expect(sandbox.spawn(['true'], { input: 'x' } as never)).rejects.toThrow(
       /unknown option 'input'/,
     );

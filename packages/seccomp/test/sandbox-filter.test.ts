@@ -196,14 +196,33 @@ describe.each(ARCHES)('sandbox filter on %s', (arch) => {
     expect(raw('socket', [1, 3, 0])).toBe(ALLOW); // AF_UNIX has no raw type; not ours to judge
   });
 
-  it('refuses UDP when asked', () => {
-    const udp = verdicts({ arch, denyUdp: true });
-    expect(udp('socket', [2, 2, 0])).toBe(EPERM);
-    expect(udp('socket', [10, 2 | 0o2000000, 0])).toBe(EPERM);
-    expect(udp('socket', [2, 2, 1])).toBe(EPERM); // ICMP "ping" socket
-    expect(udp('socket', [2, 1, 0])).toBe(ALLOW);
-    expect(udp('socket', [2, 3, 1])).toBe(ALLOW);
-    expect(udp('socket', [1, 2, 0])).toBe(ALLOW); // AF_UNIX datagrams
+  it('notifies sendto only with a destination address', () => {
+    const notifying = verdicts({ arch, notify: ['sendto'] });
+    expect(notifying('sendto', [3, 0x1000, 4, 0, 0, 0])).toBe(ALLOW);
+    expect(notifying('sendto', [3, 0x1000, 4, 0, 0x2000, 16])).toBe(NOTIFY);
+    expect(notifying('sendto', [3, 0x1000, 4, 0, 0x1_0000_0000n, 16])).toBe(NOTIFY);
+  });
+
+  it('makes UDP and ICMP datagram sockets only when asked', () => {
+    const none = verdicts({ arch, datagrams: { udp: false, icmp: false } });
+    expect(none('socket', [2, 2, 0])).toBe(EACCES);
+    expect(none('socket', [10, 2 | 0o2000000, 0])).toBe(EACCES);
+    expect(none('socket', [2, 2, 17])).toBe(EACCES);
+    expect(none('socket', [2, 2, 0x1_0000_0011n])).toBe(EACCES); // int protocol: still UDP
+    expect(none('socket', [10, 2, 136])).toBe(EACCES); // UDP-Lite
+    expect(none('socket', [2, 2, 1])).toBe(EACCES); // ICMP "ping" socket
+    expect(none('socket', [10, 2, 58])).toBe(EACCES);
+    expect(none('socket', [2, 1, 0])).toBe(ALLOW);
+    expect(none('socket', [2, 3, 1])).toBe(ALLOW);
+    expect(none('socket', [1, 2, 0])).toBe(ALLOW); // AF_UNIX datagrams
+    const udp = verdicts({ arch, datagrams: { udp: true, icmp: false } });
+    expect(udp('socket', [2, 2, 0])).toBe(ALLOW);
+    expect(udp('socket', [10, 2, 17])).toBe(ALLOW);
+    expect(udp('socket', [2, 2, 1])).toBe(EACCES);
+    const icmp = verdicts({ arch, datagrams: { udp: false, icmp: true } });
+    expect(icmp('socket', [2, 2, 0])).toBe(EACCES);
+    expect(icmp('socket', [2, 2, 1])).toBe(ALLOW);
+    expect(icmp('socket', [10, 2, 58])).toBe(ALLOW);
   });
 
   it('lets the personality query through and nothing else', () => {
@@ -260,7 +279,7 @@ describe.each(ARCHES)('sandbox filter on %s', (arch) => {
       arch,
       notify: ['clone', 'wait4', 'waitid', 'openat', 'execve', 'connect', 'bind'],
       denyRawSockets: true,
-      denyUdp: true,
+      datagrams: { udp: false, icmp: false },
     };
     const rules = sandboxRules(options);
     const { instructions } = compileSandboxFilter(options);
@@ -329,7 +348,7 @@ describe('seccompFilterStep', () => {
         'sendto',
       ].filter((name) => hasSyscall(name)),
       denyRawSockets: true,
-      denyUdp: true,
+      datagrams: { udp: false, icmp: false },
     });
     expect(filter.instructions.length).toBeLessThan(255);
     expect(filter.program.length).toBe(filter.instructions.length * 8);

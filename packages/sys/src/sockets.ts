@@ -8,6 +8,12 @@ import { fieldNumber, readProc } from './proc.js';
 import { SOL_SOCKET } from './structs/cmsghdr.js';
 
 export const SO_TYPE = 3;
+/** The socket's pending error, read and cleared (a non-blocking connect's outcome). */
+export const SO_ERROR = 4;
+/** The socket's protocol (IPPROTO_*), as socket(2) made it. */
+export const SO_PROTOCOL = 38;
+/** The socket's address family. */
+export const SO_DOMAIN = 39;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUF = 8;
 export const SO_PEERCRED = 17;
@@ -31,6 +37,13 @@ export const SIOCINQ = 0x541b;
 export const SIOCOUTQ = 0x5411;
 /** fcntl: a pipe's capacity in bytes (its slots times the page size). */
 export const F_GETPIPE_SZ = 1032;
+
+// include/uapi/linux/in.h, in6.h
+export const IPPROTO_ICMP = 1;
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
+export const IPPROTO_ICMPV6 = 58;
+export const IPPROTO_UDPLITE = 136;
 
 const { ENOPROTOOPT } = ERRNO;
 

@@ -8,7 +8,7 @@ import {
   PYTHON,
   running,
 } from '../../../../tools/test-support/index.js';
-import type { Session, Supervisor } from '../../src/index.js';
+import type { AttachOptions, Session, Supervisor } from '../../src/index.js';
 
 export interface SuperviseOptions {
   /** Default: what the supervisor's modules need for `policy`. */
@@ -19,6 +19,7 @@ export interface SuperviseOptions {
   stdio?: readonly [StdioEntry, StdioEntry, StdioEntry];
   trackProcesses?: boolean;
   onKill?: (reason: string) => void;
+  onRefusal?: AttachOptions['onRefusal'];
 }
 
 export interface Supervised {
@@ -80,6 +81,7 @@ export async function supervise(
           deny: options.deny,
           trackProcesses: options.trackProcesses,
           onKill: options.onKill,
+          onRefusal: options.onRefusal,
           notified: notify,
         })
       : null;

@@ -26,6 +26,10 @@ import {
   hasSyscall,
   hostArch,
   IOPRIO_WHO_USER,
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_UDP,
+  IPPROTO_UDPLITE,
   PERSONALITY_QUERY,
   PR_SET_DUMPABLE,
   PR_SET_PTRACER,
@@ -65,8 +69,12 @@ export interface DenyOnlyFilterOptions {
   deny?: readonly (string | DenyEntry)[];
   /** Refuse raw IP sockets and packet sockets. */
   denyRawSockets?: boolean;
-  /** Refuse UDP (SOCK_DGRAM over AF_INET/AF_INET6, ICMP "ping" sockets included). */
-  denyUdp?: boolean;
+  /**
+   * Which datagram sockets of AF_INET/AF_INET6 may be made: UDP (and
+   * UDP-Lite) and ICMP "ping" sockets; the others are refused with EACCES.
+   * Default: both.
+   */
+  datagrams?: { readonly udp: boolean; readonly icmp: boolean };
   /**
    * Refuse metadata changes ({@link METADATA_CALLS}: chmod, utimes, extended
    * attributes) with EACCES: Landlock does not mediate them, so a sandbox
@@ -198,14 +206,26 @@ function addArgumentRefusals(rules: RuleSetBuilder, options: DenyOnlyFilterOptio
       },
     );
   }
-  if (options.denyUdp) {
+  // inet_create() in net/ipv4/af_inet.c (and inet6_create()): a SOCK_DGRAM
+  // socket is UDP for protocol 0 or IPPROTO_UDP, UDP-Lite for 136, a ping
+  // socket for IPPROTO_ICMP (ICMPV6 on AF_INET6); any other protocol is
+  // EPROTONOSUPPORT. `int protocol`: the low 32 bits.
+  const dgram = argEquals(1, 32, SOCK_DGRAM, SOCK_TYPE_MASK);
+  const datagrams = options.datagrams ?? { udp: true, icmp: true };
+  const { EACCES } = ERRNO;
+  if (!datagrams.udp) {
     rules.add('socket', {
-      when: [inet, argEquals(1, 32, SOCK_DGRAM, SOCK_TYPE_MASK)],
-      action: refuse,
+      when: [inet, dgram, argIn(2, 32, [0, IPPROTO_UDP, IPPROTO_UDPLITE])],
+      action: errno(EACCES),
+    });
+  }
+  if (!datagrams.icmp) {
+    rules.add('socket', {
+      when: [inet, dgram, argIn(2, 32, [IPPROTO_ICMP, IPPROTO_ICMPV6])],
+      action: errno(EACCES),
     });
   }
   if (options.denyMetadata) {
-    const { EACCES } = ERRNO;
     for (const name of metadataCalls(options.arch ?? hostArch())) {
       rules.add(name, { action: errno(EACCES) });
     }
@@ -289,6 +309,11 @@ function addNotifyBypasses(rules: RuleSetBuilder, notified: ReadonlySet<string>)
   // futex_waitv(waiters, nr_futexes, flags, timeout, clockid_t clockid) (kernel/futex/syscalls.c):
   // the timeout is absolute on CLOCK_MONOTONIC or CLOCK_REALTIME.
   notifyOnly('futex_waitv', { when: [argEquals(4, 32, CLOCK_REALTIME)], action: notify });
+  // sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *dest_addr,
+  // socklen_t addrlen) (net/socket.c): without dest_addr it sends to the connected peer, which a
+  // connect already decided; send(2) is this call. dest_addr is a register the caller cannot
+  // change once it trapped. (A module that must see every sendto would have to change this rule.)
+  notifyOnly('sendto', { when: [argAnyBits(4, 64, 0xffff_ffff_ffff_ffffn)], action: notify });
   // mq_timedsend/mq_timedreceive(..., const struct timespec *abs_timeout): always realtime
   // (ipc/mqueue.c); without a timeout they do not look at the clock.
   for (const name of ['mq_timedsend', 'mq_timedreceive']) {
@@ -313,8 +338,8 @@ export function sandboxRules(options: SandboxFilterOptions = {}): RuleSet {
 
 /** The same filter without a notification set, for sandboxes that run without a supervisor. */
 export function denyOnlyRules(options: DenyOnlyFilterOptions = {}): RuleSet {
-  const { arch, deny, denyRawSockets, denyUdp, denyMetadata } = options;
-  return sandboxRules({ arch, deny, denyRawSockets, denyUdp, denyMetadata });
+  const { arch, deny, denyRawSockets, datagrams, denyMetadata } = options;
+  return sandboxRules({ arch, deny, denyRawSockets, datagrams, denyMetadata });
 }
 
 // Sandboxes started one after another mostly share a policy: compile each shape once.
@@ -327,7 +352,7 @@ export function compileSandboxFilter(options: SandboxFilterOptions = {}): Compil
     options.deny ?? null,
     options.notify ?? [],
     options.denyRawSockets ?? false,
-    options.denyUdp ?? false,
+    options.datagrams ?? null,
     options.denyMetadata ?? false,
   ]);
   let filter = compiled.get(key);

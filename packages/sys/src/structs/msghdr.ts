@@ -8,6 +8,8 @@ export const MSG_CTRUNC = 0x8;
 /** recvmsg(2) reports: the datagram was longer than the buffers and was cut. */
 export const MSG_TRUNC = 0x20;
 export const MSG_DONTWAIT = 0x40;
+/** sendmsg(2) on TCP: connect to msg_name and send in the SYN (TCP Fast Open, tcp(7)). */
+export const MSG_FASTOPEN = 0x20000000;
 /** sendmsg(2): no SIGPIPE when the peer is gone, only EPIPE. */
 export const MSG_NOSIGNAL = 0x4000;
 /** recvmsg(2): descriptors received with SCM_RIGHTS are close-on-exec. */
@@ -38,6 +40,12 @@ export interface Msghdr {
   /** MSG_* flags the kernel reports back from recvmsg(2). */
   flags: number;
 }
+
+/** struct mmsghdr of sendmmsg(2): a msghdr, then the u32 msg_len the kernel fills, padded. */
+export const MMSGHDR_SIZE = 64;
+export const MMSGHDR_LEN_OFFSET = 56;
+/** The most iovecs (UIO_MAXIOV) and the most messages of one sendmmsg (UIO_MAXIOV too). */
+export const UIO_MAXIOV = 1024;
 
 export function encodeMsghdrInto(buf: Buffer, offset: number, value: Partial<Msghdr>): void {
   zeroStruct(buf, offset, MSGHDR_SIZE, 'struct msghdr');

@@ -5,7 +5,11 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { assertFits, zeroStruct } from './layout.js';
 
+/** No family: connect(2) with it dissolves a datagram socket's association. */
+export const AF_UNSPEC = 0;
 export const AF_UNIX = 1;
+/** sizeof(struct sockaddr_storage): the longest address a socket call takes (move_addr_to_kernel()). */
+export const SOCKADDR_STORAGE_SIZE = 128;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const AF_NETLINK = 16;

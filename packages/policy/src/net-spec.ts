@@ -1,0 +1,134 @@
+import ipaddr from 'ipaddr.js';
+import type { Kind } from './kinds.js';
+
+/** The protocols a network rule is about. */
+export type NetProtocol = 'tcp' | 'udp' | 'icmp';
+
+/**
+ * A network rule (`--net-allow`, `--net-deny`) taken apart: which
+ * protocols, which destinations (a host name to resolve, an address range,
+ * or any), which ports.
+ */
+export interface NetRule {
+  readonly protocols: readonly NetProtocol[];
+  /** A host name, resolved when the sandbox starts; null for an address, a CIDR or `*`. */
+  readonly host: string | null;
+  /** The address range: an address is a /32 or /128; null for any address (or a host name). */
+  readonly network: { readonly address: string; readonly prefix: number } | null;
+  /** Inclusive port ranges; null for any port. */
+  readonly ports: readonly { readonly from: number; readonly to: number }[] | null;
+}
+
+const HOST =
+  /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
+const SCHEMES: Readonly<Record<string, readonly NetProtocol[]>> = {
+  tcp: ['tcp'],
+  udp: ['udp'],
+  icmp: ['icmp'],
+};
+
+function parsePorts(text: string): NetRule['ports'] | string {
+  if (text === '*') return null;
+  const ports: { from: number; to: number }[] = [];
+  for (const part of text.split(',')) {
+    const match = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part);
+    if (!match) return `'${part}' is not a port, a range FROM-TO or *`;
+    const from = Number(match[1]);
+    const to = match[2] === undefined ? from : Number(match[2]);
+    if (from < 1 || to > 65535) return `port ${from < 1 ? from : to} is not from 1 to 65535`;
+    if (from > to) return `range start ${from} is above its end ${to}`;
+    ports.push({ from, to });
+  }
+  return ports;
+}
+
+/** `text` as an address range, or null when it is not an address or a CIDR. */
+function parseNetwork(text: string): NetRule['network'] | string | null {
+  if (text.includes('/')) {
+    if (!ipaddr.isValidCIDR(text)) {
+      return ipaddr.isValid(text.slice(0, text.indexOf('/')))
+        ? `'${text}' has a prefix length out of range`
+        : null;
+    }
+    const [address, prefix] = ipaddr.parseCIDR(text);
+    return { address: address.toString(), prefix };
+  }
+  // Only the usual forms: ipaddr.js also takes 0x7f.1 or 2130706433 for 127.0.0.1.
+  if (
+    ipaddr.IPv4.isValidFourPartDecimal(text) ||
+    (text.includes(':') && ipaddr.IPv6.isValid(text))
+  ) {
+    const address = ipaddr.parse(text);
+    return { address: address.toString(), prefix: address.kind() === 'ipv4' ? 32 : 128 };
+  }
+  return null;
+}
+
+/** A rule's text taken apart, or the reason it is not one. */
+export function parseNetRule(given: string): NetRule | string {
+  let text = given.trim();
+  let protocols: readonly NetProtocol[] = ['tcp', 'udp'];
+  const scheme = /^([a-z]+):\/\//i.exec(text);
+  if (scheme) {
+    const known = SCHEMES[scheme[1]!.toLowerCase()];
+    if (known === undefined) return `unknown scheme '${scheme[1]}://' (tcp, udp or icmp)`;
+    protocols = known;
+    text = text.slice(scheme[0].length);
+  }
+  let where: string;
+  let portText: string | null = null;
+  if (text.startsWith('[')) {
+    const end = text.indexOf(']');
+    if (end < 0) return "'[' without ']'";
+    where = text.slice(1, end);
+    const rest = text.slice(end + 1);
+    if (rest !== '') {
+      if (!rest.startsWith(':')) return `unexpected '${rest}' after ']'`;
+      portText = rest.slice(1);
+    }
+    if (!where.includes(':')) return `'[${where}]': brackets are for IPv6 addresses`;
+  } else if ((text.match(/:/g) ?? []).length > 1) {
+    // More than one colon: an IPv6 address or CIDR without a port.
+    where = text;
+  } else {
+    const colon = text.indexOf(':');
+    where = colon < 0 ? text : text.slice(0, colon);
+    portText = colon < 0 ? null : text.slice(colon + 1);
+  }
+  let ports: NetRule['ports'] = null;
+  if (portText !== null) {
+    const parsed = parsePorts(portText);
+    if (typeof parsed === 'string') return parsed;
+    ports = parsed;
+  }
+  if (protocols.includes('icmp') && ports !== null) return 'ICMP has no ports';
+  if (where === '*') return { protocols, host: null, network: null, ports };
+  const network = parseNetwork(where);
+  if (typeof network === 'string') return network;
+  if (network !== null) return { protocols, host: null, network, ports };
+  if (where.includes(':')) return `'${where}' is not an IPv6 address or CIDR`;
+  if (/^[\d.]+$/.test(where) || where.includes('/'))
+    return `'${where}' is not an IPv4 address or CIDR`;
+  // A last label starting with a digit is no top-level domain (RFC 3696 §2):
+  // getaddrinfo would read `0x7f.1` as 127.0.0.1 (inet_aton's forms).
+  const last = where.replace(/\.$/, '').split('.').at(-1) ?? '';
+  if (!HOST.test(where) || /^\d/.test(last)) {
+    return `'${where}' is not a host name, an address, a CIDR or *`;
+  }
+  return { protocols, host: where.toLowerCase().replace(/\.$/, ''), network: null, ports };
+}
+
+/** A network rule, kept as its text (`udp://10.0.0.0/8:53`); {@link parseNetRule} takes it apart. */
+export const netSpec: Kind<string> = {
+  check(value, at) {
+    if (typeof value !== 'string') {
+      return at.expected('a rule like example.com:443, 10.0.0.0/8, udp://[::1]:53 or *', value);
+    }
+    const rule = parseNetRule(value);
+    if (typeof rule === 'string') return at.problem(`${rule}, in '${value}'`);
+    return value.trim();
+  },
+  schema: { type: 'string', minLength: 1 },
+  describe:
+    '[tcp:// | udp:// | icmp://] HOST, IP, CIDR or * (IPv6 in brackets), then optionally :PORT, :PORT,PORT, :FROM-TO or :*',
+};
