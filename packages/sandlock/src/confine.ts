@@ -19,6 +19,7 @@ import { sandboxOpenFiles } from './descriptors.js';
 import { SandboxError } from './errors.js';
 import { filesystemRules } from './fs-rules.js';
 import type { Policy, PortSpec } from './policy.js';
+import { atStep } from './start-failure.js';
 
 /** Everything a launch needs to confine the program, and what to clean up after. */
 export interface Confinement {
@@ -151,14 +152,20 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     // grants. The sandbox's, nested in it, keeps the sandbox from signalling
     // the reaper and, where the supervisor hides processes, leaves /proc's
     // process directories out: the on-behalf opens are the only way there.
-    const outer = landlockFor(policy, options.hideProcesses ? 'reaper' : 'policy');
+    const outer = atStep('landlock ruleset', () =>
+      landlockFor(policy, options.hideProcesses ? 'reaper' : 'policy'),
+    );
     if (outer.fd !== null) fds.push(outer.fd);
     warnings.push(...describeDrops('the filesystem and network policy', outer));
-    const inner = options.hideProcesses ? landlockFor(policy, 'hidden') : signalScope(policy);
+    const inner = atStep('landlock ruleset', () =>
+      options.hideProcesses ? landlockFor(policy, 'hidden') : signalScope(policy),
+    );
     if (inner.fd !== null) fds.push(inner.fd);
 
     const steps: LaunchStep[] = [{ kind: 'setsid' }];
-    const openFiles = sandboxOpenFiles(policy.maxOpenFiles, policy.maxMemory !== null);
+    const openFiles = atStep('open-file limit', () =>
+      sandboxOpenFiles(policy.maxOpenFiles, policy.maxMemory !== null),
+    );
     steps.push({ kind: 'rlimit', resource: 'NOFILE', ...openFiles });
     if (policy.noCoredump) steps.push({ kind: 'rlimit', resource: 'CORE', soft: 0n, hard: 0n });
     if (policy.noRandomizeMemory) {
@@ -198,7 +205,7 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
       // Nothing writable: no metadata change is the sandbox's to make.
       denyMetadata: policy.fsWrite.length === 0,
     };
-    const filter = compileSandboxFilter(filterOptions);
+    const filter = atStep('seccomp filter', () => compileSandboxFilter(filterOptions));
     const listener = notify.length > 0;
     steps.push(seccompFilterStep(filter, { listener }));
     return {

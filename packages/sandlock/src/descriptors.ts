@@ -45,7 +45,10 @@ export function sandboxOpenFiles(maxOpenFiles: number | null, bounded = false): 
     const limit = BigInt(maxOpenFiles);
     return { soft: limit, hard: limit };
   }
-  const own = reserveDescriptors();
+  reserveDescriptors();
+  // Read again: the host may have lowered its hard limit since, and a
+  // sandbox may not be given more than it has (prlimit64 fails with EPERM).
+  const own = getRlimit('NOFILE');
   const soft = own.hard < SANDBOX_OPEN_FILES ? own.hard : SANDBOX_OPEN_FILES;
   return { soft, hard: bounded ? soft : own.hard };
 }

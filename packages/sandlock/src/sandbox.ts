@@ -2,7 +2,7 @@ import type { Readable, Writable } from 'node:stream';
 import { PolicyBuilder, type PolicyDraft, profileDraft } from '@sandlock/policy';
 import { watchResources } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
-import { brokerSocketPair, close, hostArch, LaunchError, launch } from '@sandlock/sys';
+import { brokerSocketPair, close, hostArch, type Launched, launch } from '@sandlock/sys';
 import {
   checkArgv,
   checkOptions,
@@ -15,12 +15,13 @@ import {
 import { prepareConfinement } from './confine.js';
 import { describePolicy, type SandboxDescription } from './describe.js';
 import { programEnvironment, resolveCommand } from './environment.js';
-import { AbortError, SandboxError } from './errors.js';
+import { AbortError } from './errors.js';
 import { delegationSocket, requestDelegation, SUPERVISOR_VARIABLE, track } from './nesting.js';
 import { supervisionPlan } from './plan.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { type ExitStatus, type KillCause, SandboxProcess, type SandboxRefusal } from './process.js';
-import { assertProcReadable } from './supervision.js';
+import { abandon, atStep, atStepAsync, closeAll, startError } from './start-failure.js';
+import { assertProcReadable, type Session } from './supervision.js';
 import { afterDelay } from './timers.js';
 
 export interface SpawnOptions {
@@ -177,38 +178,44 @@ export class Sandbox {
     const policy =
       options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
     assertProcReadable(policy);
-    const { view, supervisor, outerSupervisor, notify, ...plan } = await supervisionPlan(policy);
+    const { view, supervisor, outerSupervisor, notify, ...plan } = await atStepAsync(
+      'supervisor',
+      () => supervisionPlan(policy),
+    );
     const delegating = outerSupervisor !== null;
     // Its worker thread starts while the sandbox does; attach waits for it.
     const workerReady = notify.length > 0 ? supervisor.ready() : null;
     workerReady?.catch(() => {});
-    // The reaper makes the calls a module does on the sandbox's behalf, in
-    // the policy's own Landlock domain (confine.ts).
-    let broker = plan.broker ? brokerSocketPair() : null;
-    let confinement: ReturnType<typeof prepareConfinement>;
+
+    // What a failure from here on must undo: this process's descriptors the
+    // child gets copies of, the supervisor's end of the broker socket (until
+    // a session owns it), the child, and the session.
+    const handedDown: number[] = [];
+    let broker: number | null = null;
+    let launched: Launched | null = null;
+    let released = false;
+    let session: Session | null = null;
     try {
-      confinement = prepareConfinement(policy, {
+      if (plan.broker) {
+        // The reaper makes the calls a module does on the sandbox's behalf,
+        // in the policy's own Landlock domain (confine.ts).
+        const pair = atStep('broker socket', () => brokerSocketPair());
+        broker = pair.supervisor;
+        handedDown.push(pair.reaper);
+      }
+      const confinement = prepareConfinement(policy, {
         notify,
         hideProcesses: plan.hideProcesses,
-        ...(broker !== null ? { brokerFd: broker.reaper } : {}),
+        ...(plan.broker ? { brokerFd: handedDown[0]! } : {}),
       });
-    } catch (error) {
-      if (broker !== null) {
-        close(broker.reaper);
-        close(broker.supervisor);
+      handedDown.push(...confinement.fds);
+      if (confinement.listener) {
+        // This sandbox's supervisor is the one a sandbox inside it must ask.
+        const socket = await atStepAsync('delegation socket', () => delegationSocket());
+        if (socket !== null) env[SUPERVISOR_VARIABLE] = socket;
+        else delete env[SUPERVISOR_VARIABLE];
       }
-      throw error;
-    }
-    if (broker !== null) confinement.fds.push(broker.reaper);
-    if (confinement.listener) {
-      // This sandbox's supervisor is the one a sandbox inside it must ask.
-      const socket = await delegationSocket();
-      if (socket !== null) env[SUPERVISOR_VARIABLE] = socket;
-      else delete env[SUPERVISOR_VARIABLE];
-    }
-    let launched: ReturnType<typeof launch>;
-    try {
-      launched = launch({
+      const started = launch({
         path,
         argv,
         env,
@@ -216,65 +223,55 @@ export class Sandbox {
         stdio: stdioEntries(options.stdio),
         handshake: confinement.listener || delegating,
       });
-    } catch (error) {
-      if (broker !== null) close(broker.supervisor);
-      throw error;
-    } finally {
+      launched = started;
       // The child has its copies now (spawn forks synchronously).
-      for (const fd of confinement.fds) close(fd);
-    }
-    try {
-      const report = await launched.ready;
-      const sandboxed = new SandboxProcess(launched.child, report.pid, confinement.warnings);
+      closeAll(handedDown);
+      const report = await started.ready;
+      const sandboxed = new SandboxProcess(started.child, report.pid, confinement.warnings);
       // Before the program runs: no refusal of its is missed.
       if (options.onRefusal !== undefined) sandboxed.on('refusal', options.onRefusal);
       if (delegating) {
-        await requestDelegation(outerSupervisor!, {
-          reaperPid: launched.pid,
+        await requestDelegation(outerSupervisor, {
+          reaperPid: started.pid,
           programPid: report.pid,
           policy,
         });
       } else if (confinement.listener) {
-        await workerReady;
-        const listener = launched.takeListener();
-        const brokerFd = broker?.supervisor;
-        broker = null; // the session owns it now
-        const session = supervisor.attach(listener, {
-          reaperPid: launched.pid,
-          programPid: report.pid,
-          policy: view,
-          deny: defaultDenyList(hostArch()),
-          notified: notify,
-          ...(brokerFd !== undefined ? { broker: brokerFd } : {}),
-        });
-        track(launched.pid, session, policy, supervisor);
+        await atStepAsync('supervisor', () => workerReady!);
+        const listener = atStep('seccomp listener', () => started.takeListener());
+        const brokerFd = broker ?? undefined;
+        broker = null; // attach owns it now, also when it throws
+        session = atStep('attach', () =>
+          supervisor.attach(listener, {
+            reaperPid: started.pid,
+            programPid: report.pid,
+            policy: view,
+            deny: defaultDenyList(hostArch()),
+            notified: notify,
+            ...(brokerFd !== undefined ? { broker: brokerFd } : {}),
+          }),
+        );
+        track(started.pid, session, policy, supervisor);
         sandboxed.supervise(session);
       }
-      await launched.release();
+      await started.release();
+      released = true;
       sandboxed.watch(
-        watchResources(launched.pid, {
-          maxMemory: policy.maxMemory,
-          maxCpu: policy.maxCpu,
-          onViolation: (violation) => sandboxed.limitKilled(violation),
-        }),
+        atStep('resource watch', () =>
+          watchResources(started.pid, {
+            maxMemory: policy.maxMemory,
+            maxCpu: policy.maxCpu,
+            onViolation: (violation) => sandboxed.limitKilled(violation),
+          }),
+        ),
       );
       return sandboxed;
     } catch (error) {
-      if (broker !== null) close(broker.supervisor);
-      launched.child.kill('SIGKILL');
-      if (error instanceof LaunchError && error.step === 'seccomp' && error.code === 'EBUSY') {
-        // A task's filter chain holds at most one listener (kernel/seccomp.c,
-        // has_duplicate_listener()): the sandbox around this process has one.
-        throw new SandboxError(
-          `${error.message}: this process already runs under a supervised sandbox, whose seccomp listener is the only one its filters may have, and ${SUPERVISOR_VARIABLE} does not say where that sandbox's supervisor listens`,
-          error.step,
-          { cause: error },
-        );
-      }
-      if (error instanceof LaunchError) {
-        throw new SandboxError(error.message, error.step, { cause: error });
-      }
-      throw error;
+      closeAll(handedDown);
+      if (broker !== null) close(broker);
+      session?.kill('the sandbox failed to start');
+      if (launched !== null) await abandon(launched, released);
+      throw startError(error);
     }
   }
 

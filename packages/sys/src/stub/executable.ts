@@ -4,6 +4,7 @@ import {
   mkdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
   writeFileSync,
   writeSync,
@@ -89,9 +90,21 @@ function writeStubFile(arch: Arch, elf: Buffer): string {
     // Not there yet.
   }
   const temporary = `${path}.${process.pid}.tmp`;
-  writeFileSync(temporary, elf, { mode: 0o500 });
-  chmodSync(temporary, 0o500);
-  renameSync(temporary, path);
+  try {
+    writeFileSync(temporary, elf, { mode: 0o500 });
+    chmodSync(temporary, 0o500);
+    renameSync(temporary, path);
+  } catch (error) {
+    // A full disk leaves a partial file behind: never one a later launch could run.
+    rmSync(temporary, { force: true });
+    const { code, errno } = error as NodeJS.ErrnoException;
+    throw Object.assign(
+      new Error(`cannot write the exec stub to ${temporary}: ${(error as Error).message}`, {
+        cause: error,
+      }),
+      { code, errno },
+    );
+  }
   return path;
 }
 

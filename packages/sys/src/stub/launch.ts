@@ -1,5 +1,5 @@
 import { type ChildProcess, type StdioNull, type StdioPipe, spawn } from 'node:child_process';
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, openSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { delimiter, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -54,6 +54,8 @@ export interface Launched {
   takeListener(): number;
   /** Lets the child go on to exec; resolves once exec succeeded, rejects with a {@link LaunchError}. */
   release(): Promise<void>;
+  /** Resolves once the child has exited and its stdio streams have closed (or it never started). */
+  closed: Promise<void>;
 }
 
 /** A launch that failed in the child: names the step, and the errno when there is one. */
@@ -64,14 +66,60 @@ export class LaunchError extends Error {
 
   constructor(
     readonly step: string,
-    detail: { errno?: number; message?: string },
+    detail: { errno?: number; message?: string; cause?: unknown },
   ) {
     const errno = detail.errno;
     const reason =
-      errno !== undefined ? `${errnoName(errno)} (${errnoMessage(errno)})` : (detail.message ?? '');
-    super(`sandlock: ${step} failed: ${reason}`);
+      detail.message ?? (errno !== undefined ? `${errnoName(errno)} (${errnoMessage(errno)})` : '');
+    super(`sandlock: ${step} failed: ${reason}`, { cause: detail.cause });
     this.errno = errno;
     this.code = errno !== undefined ? errnoName(errno) : undefined;
+  }
+}
+
+const SPAWN_STEP = 'spawn of the exec stub';
+
+/**
+ * A failure in this process while launching (a SysError or a Node error) as
+ * a LaunchError of `step`, keeping its errno; `ownMessage`: say what failed
+ * in the error's own words rather than by its errno alone.
+ */
+function launchErrorOf(step: string, error: unknown, ownMessage = true): LaunchError {
+  if (error instanceof LaunchError) return error;
+  const errno = (error as { errno?: unknown }).errno;
+  const message = (error as Error)?.message ?? String(error);
+  // SysError's errno is positive, a Node (libuv) error's negative.
+  if (typeof errno === 'number' && errno !== 0) {
+    return new LaunchError(step, {
+      errno: Math.abs(errno),
+      ...(ownMessage ? { message } : {}),
+      cause: error,
+    });
+  }
+  return new LaunchError(step, { message, cause: error });
+}
+
+/**
+ * Throws EMFILE (or ENFILE) unless this process can open the descriptors a
+ * spawn with `stdio` needs: a socket pair per pipe and libuv's exec-status
+ * pipe here, and in the child a spare one per entry it may have to move.
+ * Node leaks the parent ends of the pipes when libuv fails past them (at the
+ * exec-status pipe, or in the child): libuv hands them to their streams, and
+ * Node returns on EMFILE before it keeps the streams (uv_spawn in
+ * deps/uv/src/unix/process.c, ChildProcess.spawn in
+ * lib/internal/child_process.js). Measured with Node 20: 4 sockets per failed
+ * launch. This thread opens no descriptor between the probe and the spawn;
+ * a worker thread still may, so it narrows the leak rather than ruling it out.
+ */
+function assertDescriptorsFor(stdio: readonly unknown[]): void {
+  const pipes = stdio.filter((entry) => entry === 'pipe').length;
+  const probes: number[] = [];
+  try {
+    for (let index = 0; index < 2 * pipes + 2 + stdio.length; index++) {
+      probes.push(openSync('/dev/null', 'r'));
+    }
+  } finally {
+    for (const fd of probes) closeSync(fd);
   }
 }
 
@@ -204,20 +252,35 @@ export function launch(options: LaunchOptions): Launched {
   if (options.argv.length === 0) throw new TypeError('sandlock: argv must not be empty');
   const { script, stepNames, passedFds } = encodeLaunchScript(options, arch, handshake);
 
-  const executable = stubExecutable(arch);
+  let executable: ReturnType<typeof stubExecutable>;
+  try {
+    executable = stubExecutable(arch);
+  } catch (error) {
+    throw launchErrorOf('exec stub', error);
+  }
   const stdio: (StdioEntry | 'pipe' | null)[] = [...(options.stdio ?? ['pipe', 'pipe', 'pipe'])];
   stdio.push('pipe');
   stdio.push(executable.kind === 'memfd' ? executable.fd : 'ignore');
   stdio.push(...passedFds);
   const file = executable.kind === 'memfd' ? `/proc/self/fd/${MEMFD_FD}` : executable.path;
 
-  const child = spawn(file, [], {
-    argv0: 'sandlock-exec-stub',
-    env: {},
-    stdio: stdio as Parameters<typeof spawn>[2]['stdio'],
-    windowsHide: true,
-  });
-  const control = child.stdio[CONTROL_FD] as Socket;
+  let child: ChildProcess;
+  try {
+    assertDescriptorsFor(stdio);
+    child = spawn(file, [], {
+      argv0: 'sandlock-exec-stub',
+      env: {},
+      stdio: stdio as Parameters<typeof spawn>[2]['stdio'],
+      windowsHide: true,
+    });
+  } catch (error) {
+    throw launchErrorOf(SPAWN_STEP, error, false);
+  }
+  // When spawn fails with EMFILE or ENFILE, Node returns before it sets up
+  // the child's stdio (child.stdio stays undefined) and reports the failure
+  // as an 'error' event on the next tick (lib/internal/child_process.js).
+  const control = child.stdio?.[CONTROL_FD] as Socket | undefined;
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
 
   let reportResolve!: (report: LaunchReport) => void;
   let reportReject!: (error: Error) => void;
@@ -283,9 +346,7 @@ export function launch(options: LaunchOptions): Launched {
     }
     execResolve();
   });
-  child.on('error', (error) =>
-    fail(new LaunchError('spawn of the exec stub', { message: error.message })),
-  );
+  child.on('error', (error) => fail(launchErrorOf(SPAWN_STEP, error, false)));
 
   if (control) {
     control.write(script);
@@ -298,6 +359,7 @@ export function launch(options: LaunchOptions): Launched {
       return child.pid ?? -1;
     },
     ready,
+    closed,
     takeListener() {
       if (!reported || reported.listenerFd === null) {
         throw new Error('sandlock: no seccomp listener was reported by the child');
@@ -313,7 +375,7 @@ export function launch(options: LaunchOptions): Launched {
       if (handshake && !released) {
         released = true;
         await ready;
-        control.write(Buffer.from([1]));
+        control?.write(Buffer.from([1]));
       }
       return execDone;
     },
