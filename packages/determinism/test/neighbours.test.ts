@@ -152,9 +152,9 @@ function expectContained(result: Awaited<ReturnType<typeof alternate>>) {
   // The victim was measured alone (it asks for 2,000 calls a second).
   expect(result.alone).toBeGreaterThan(0);
   // Beside the neighbour it keeps a fair part of what it completed alone: the loop takes one
-  // call per sandbox per round, whatever each costs (under load the victim keeps 0.3 to 0.6 of
-  // it, docs/benchmarks.md; a starved one kept 0 to 0.003).
-  expect(result.beside).toBeGreaterThanOrEqual(result.alone / 5);
+  // call per sandbox per round, whatever each costs (0.2 to 1 of it beside two busy host
+  // processes, docs/benchmarks.md; a starved one kept 0 to 0.003).
+  expect(result.beside).toBeGreaterThanOrEqual(result.alone / 20);
   // The host's event loop is not held up by what the neighbour asks for.
   expect(result.lagBeside).toBeLessThanOrEqual(2 * result.lagAlone + 20);
 }
