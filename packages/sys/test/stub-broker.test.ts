@@ -649,8 +649,9 @@ describe.each(ARCHES)('the reaper broker on %s', (arch) => {
       close(dir);
       rmSync(made, { recursive: true, force: true });
     }
-    // Every descriptor the refused requests brought was closed.
-    expect(openFiles(sandboxed.reaperPid).length).toBe(before);
+    // Every descriptor the refused requests brought was closed. The reaper
+    // closes them after it has replied: wait for that, not for a moment.
+    expect(await eventually(() => openFiles(sandboxed.reaperPid).length === before)).toBe(true);
     await finish(sandboxed);
   });
 
@@ -683,7 +684,8 @@ describe.each(ARCHES)('the reaper broker on %s', (arch) => {
     // The reaper closes a request's fds after its reply: one more round trip
     // has them closed.
     expect(getpid(sandboxed.socket).result).toBe(sandboxed.reaperPid);
-    expect(openFiles(sandboxed.reaperPid).sort()).toEqual(before.sort());
+    const same = () => openFiles(sandboxed.reaperPid).sort().join() === [...before].sort().join();
+    expect(await eventually(same)).toBe(true);
     await finish(sandboxed);
   });
 
