@@ -283,11 +283,12 @@ export function delegationSocket(): Promise<string | null> {
     try {
       dir = makeSocketDir();
     } catch {
-      server = Promise.resolve(null);
-      return server;
+      // Not remembered: a directory that could not be made now (no
+      // descriptor left, a full disk) may be made by the next sandbox.
+      return Promise.resolve(null);
     }
     const path = join(dir, SOCKET_NAME);
-    server = new Promise<string | null>((resolve) => {
+    const starting = new Promise<string | null>((resolve) => {
       // Paused: nothing is read from a connection before it is accepted as a request.
       const created = createServer({ pauseOnConnect: true }, serve);
       // Past it, Node closes a new connection as soon as it is accepted.
@@ -297,6 +298,11 @@ export function delegationSocket(): Promise<string | null> {
         created.unref();
         resolve(path);
       });
+    });
+    server = starting;
+    // A socket that could not be made is tried again by the next sandbox.
+    void starting.then((made) => {
+      if (made === null && server === starting) server = null;
     });
   }
   return server;
