@@ -4,7 +4,15 @@
 // supervisor holds (brokerCall of @sandlock/sys). What it opens is what the
 // kernel would let a process confined by the policy open: the supervisor
 // decides, the reaper does.
-import { BrokerError, brokerCall, ERRNO, hostArch, openFlags, readableNow } from '@sandlock/sys';
+import {
+  type BrokerArg,
+  BrokerError,
+  brokerCall,
+  ERRNO,
+  hostArch,
+  openFlags,
+  readableNow,
+} from '@sandlock/sys';
 
 const { O_CLOEXEC } = openFlags(hostArch());
 
@@ -23,6 +31,14 @@ export interface OnBehalf {
    * `mode` for O_CREAT.
    */
   openat(dir: number, name: Buffer, flags: number, mode?: number): number;
+  /**
+   * Any other non-blocking call made by the reaper (mkdirat, unlinkat,
+   * renameat2, fchownat…): `args` as brokerCall of @sandlock/sys takes them
+   * (integers, `{ fd }` of this process, `{ data: offset }` into `data`);
+   * `data` is updated with what the call wrote there. The result, or
+   * -errno; with `returnsFd`, a new descriptor of this process.
+   */
+  call(syscall: string, args: readonly BrokerArg[], data?: Buffer, returnsFd?: boolean): number;
 }
 
 /**
@@ -44,6 +60,15 @@ export class Broker implements OnBehalf {
     if (name.includes(0x2f) || name.length === 0) {
       throw new TypeError('sandlock: an on-behalf open takes one path component');
     }
+    return this.call(
+      'openat',
+      [{ fd: dir }, { data: 0 }, flags | O_CLOEXEC, mode],
+      Buffer.concat([name, Buffer.from([0])]),
+      true,
+    );
+  }
+
+  call(syscall: string, args: readonly BrokerArg[], data?: Buffer, returnsFd = false): number {
     if (this.closed !== null) throw this.closed;
     if (this.late) {
       if (!readableNow(this.socket)) return -EAGAIN;
@@ -52,14 +77,11 @@ export class Broker implements OnBehalf {
     try {
       const reply = brokerCall(
         this.socket,
-        {
-          syscall: 'openat',
-          args: [{ fd: dir }, { data: 0 }, flags | O_CLOEXEC, mode],
-          data: Buffer.concat([name, Buffer.from([0])]),
-          returnsFd: true,
-        },
+        { syscall, args, ...(data !== undefined ? { data } : {}), returnsFd },
         BROKER_TIMEOUT_MS,
       );
+      if (data !== undefined) reply.data.copy(data, 0, 0, data.length);
+      if (!returnsFd) return reply.result;
       return reply.result < 0 ? reply.result : reply.fd;
     } catch (error) {
       if (error instanceof BrokerError && error.reason === 'timeout') {
