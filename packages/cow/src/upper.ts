@@ -73,7 +73,7 @@ export function metaOf(fd: number): Meta | number {
 function withName(
   broker: OnBehalf,
   syscall: string,
-  build: (data: (bytes: Buffer) => { data: number }) => readonly Parameters<OnBehalf['call']>[1],
+  build: (data: (bytes: Buffer) => { data: number }) => Parameters<OnBehalf['call']>[1],
 ): number {
   const chunks: Buffer[] = [];
   let size = 0;
