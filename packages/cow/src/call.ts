@@ -22,6 +22,8 @@ export interface CowPolicy {
   /** The sandbox's layer, made at start: its directory and its shared disk count. */
   readonly cowLayer?: { readonly dir: string; readonly usage: SharedArrayBuffer } | null;
   readonly deterministicDirs?: boolean;
+  /** What the sandbox may write outside the workdir (canonical). */
+  readonly fsWrite: readonly string[];
 }
 
 export type Ctx = HandlerContext<CowPolicy>;
@@ -137,4 +139,12 @@ export function umaskOf(tid: number): number {
   } catch {
     return 0o022;
   }
+}
+
+/** Whether a path's last component is `.` or `..` (trailing slashes aside), as the kernel's LAST_DOT / LAST_DOTDOT. */
+export function lastDot(path: Buffer): '.' | '..' | null {
+  const text = path.toString('latin1').replace(/\/+$/, '');
+  const last = text.slice(text.lastIndexOf('/') + 1);
+  if (text === '' && path.length > 0) return null; // "/": the root
+  return last === '.' || last === '..' ? last : null;
 }

@@ -111,6 +111,11 @@ export class Inside {
     return this.side === 'upper' ? this.upper : this.side === 'lower' ? this.lower : -1;
   }
 
+  /** The last name is missing, its directory found (where O_CREAT, mkdir… make it). */
+  get lastMissing(): boolean {
+    return this.errno === ENOENT && this.parent !== null;
+  }
+
   get name(): string {
     return this.rel.at(-1) ?? '';
   }

@@ -56,6 +56,30 @@ export interface ConfinementOptions {
    * launch hands it to the reaper only).
    */
   brokerFd?: number;
+  /**
+   * A copy-on-write workdir (the cow module): its directory is only read by
+   * both domains (changes are made in the layer), the reaper's may write
+   * the layer's upper tree, and the sandbox's has nothing of the layers'
+   * store.
+   */
+  workdir?: { lower: string; upper: string; store: string };
+}
+
+/** What a domain adds to the policy's rules for a workdir. */
+interface WorkdirRules {
+  readOnly: string[];
+  write: string[];
+  deny: string[];
+}
+
+function workdirRules(
+  workdir: ConfinementOptions['workdir'],
+  domain: 'reaper' | 'sandbox',
+): WorkdirRules {
+  if (workdir === undefined) return { readOnly: [], write: [], deny: [] };
+  return domain === 'reaper'
+    ? { readOnly: [workdir.lower], write: [workdir.upper], deny: [] }
+    : { readOnly: [workdir.lower], write: [], deny: [workdir.store] };
 }
 
 function portRanges(ports: readonly PortSpec[]): { from: number; to: number }[] {
@@ -81,7 +105,11 @@ function describeDrops(what: string, ruleset: LandlockRuleset): string[] {
  * proc-pids refuses what those entries deny, on the path the kernel's walk
  * found (procfs has no renames nor links).
  */
-function landlockFor(given: Policy, view: 'policy' | 'hidden' | 'reaper'): LandlockRuleset {
+function landlockFor(
+  given: Policy,
+  view: 'policy' | 'hidden' | 'reaper',
+  workdir: WorkdirRules = { readOnly: [], write: [], deny: [] },
+): LandlockRuleset {
   const policy = expandPresets(given);
   const builder = landlockRuleset({ compatibility: policy.bestEffort ? 'best-effort' : 'hard' });
   const hideProcesses = view === 'hidden';
@@ -92,10 +120,12 @@ function landlockFor(given: Policy, view: 'policy' | 'hidden' | 'reaper'): Landl
   // The device nodes as written files: on a file a write rule keeps only the
   // file's own rights (no creation, no removal).
   const written = [...policy.fsWrite, ...devicePaths(policy)];
-  const rules = filesystemRules(policy.fsRead, written, fsDeny, {
+  const rules = filesystemRules(policy.fsRead, written, [...fsDeny, ...workdir.deny], {
     hideProcesses,
     madeUp: hideProcesses ? madeUpProcFiles(modulePolicy(policy)) : [],
+    readOnly: workdir.readOnly,
   });
+  for (const path of workdir.write) rules.push({ path, intent: 'write' });
   for (const rule of rules) {
     // Optional rules are entries found by listing a directory (carving): one
     // turned into a symlink since must not grant where it points.
@@ -153,12 +183,24 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     // the reaper and, where the supervisor hides processes, leaves /proc's
     // process directories out: the on-behalf opens are the only way there.
     const outer = atStep('landlock ruleset', () =>
-      landlockFor(policy, options.hideProcesses ? 'reaper' : 'policy'),
+      landlockFor(
+        policy,
+        options.hideProcesses ? 'reaper' : 'policy',
+        workdirRules(options.workdir, 'reaper'),
+      ),
     );
     if (outer.fd !== null) fds.push(outer.fd);
     warnings.push(...describeDrops('the filesystem and network policy', outer));
+    // With a workdir the sandbox's own domain holds file rules too: the
+    // reaper's grants the layer, which the sandbox must not reach.
     const inner = atStep('landlock ruleset', () =>
-      options.hideProcesses ? landlockFor(policy, 'hidden') : signalScope(policy),
+      options.hideProcesses || options.workdir !== undefined
+        ? landlockFor(
+            policy,
+            options.hideProcesses ? 'hidden' : 'policy',
+            workdirRules(options.workdir, 'sandbox'),
+          )
+        : signalScope(policy),
     );
     if (inner.fd !== null) fds.push(inner.fd);
 
@@ -202,8 +244,10 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
       notify,
       denyRawSockets: policy.noRawSockets,
       datagrams: datagramsOf(policy),
-      // Nothing writable: no metadata change is the sandbox's to make.
-      denyMetadata: policy.fsWrite.length === 0,
+      // Nothing writable: no metadata change is the sandbox's to make. A
+      // workdir's are made in its layer (the cow module, which refuses the
+      // others when nothing else is writable).
+      denyMetadata: policy.fsWrite.length === 0 && options.workdir === undefined,
     };
     const filter = atStep('seccomp filter', () => compileSandboxFilter(filterOptions));
     const listener = notify.length > 0;

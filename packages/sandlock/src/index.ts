@@ -22,3 +22,4 @@ export {
 } from './process.js';
 export { type RunOptions, type RunResult, Sandbox, type SpawnOptions } from './sandbox.js';
 export { afterDelay, parseDuration } from './timers.js';
+export type { WorkdirEnd, WorkdirResult } from './workdir.js';

@@ -7,6 +7,7 @@ import { formatByteSize, type LimitViolation, type ResourceWatch } from '@sandlo
 import { REAPER_SIGNAL } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
 import type { Session } from './supervision.js';
+import type { WorkdirResult } from './workdir.js';
 
 /** Why Sandlock killed a sandbox (other than a timeout or a kill() call). */
 export type KillCause =
@@ -27,6 +28,8 @@ export interface ExitStatus {
   timedOut: boolean;
   /** Set when a limit or a supervisor module killed the sandbox. */
   killedBy: KillCause | null;
+  /** With a workdir: what became of its layer (null without one). */
+  workdir?: WorkdirResult | null;
 }
 
 /**
@@ -113,6 +116,8 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
   private readonly watchers: Watchers = { watch: null, session: null };
   /** Stops the session's refusals coming here (null: not listening). */
   private unsubscribe: (() => void) | null = null;
+  /** Finishes the workdir's layer once every process has gone. */
+  private finisher: ((status: ExitStatus) => Promise<WorkdirResult>) | null = null;
 
   /** @internal */
   constructor(
@@ -138,7 +143,7 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
     this.stdin = child.stdin;
     this.stdout = child.stdout;
     this.stderr = child.stderr;
-    this.ended = new Promise((resolve) => {
+    this.ended = new Promise((resolve, reject) => {
       child.once('close', (code, signal) => {
         watchers.watch?.stop();
         const status: ExitStatus = {
@@ -152,7 +157,17 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
         const session = this.unsubscribe !== null ? watchers.session : null;
         const settle = () => {
           this.status = status;
-          resolve(status);
+          const finisher = this.finisher;
+          if (finisher === null) {
+            resolve(status);
+            return;
+          }
+          // The layer is finished before anyone learns the sandbox ended:
+          // a caller that reads the workdir then sees it committed.
+          finisher(status).then(
+            (workdir) => resolve({ ...status, workdir }),
+            (error: unknown) => reject(error),
+          );
         };
         if (session === null) settle();
         else void session.closed.then(settle);
@@ -164,6 +179,11 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
   supervise(session: Session | null): void {
     this.watchers.session = session;
     if (this.listenerCount('refusal') > 0) this.subscribe();
+  }
+
+  /** @internal How the workdir's layer is finished once the sandbox has ended. */
+  finishWorkdir(finisher: (status: ExitStatus) => Promise<WorkdirResult>): void {
+    this.finisher = finisher;
   }
 
   /** @internal The resource watch, once started. */

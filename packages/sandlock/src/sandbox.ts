@@ -15,7 +15,7 @@ import {
 import { prepareConfinement } from './confine.js';
 import { describePolicy, type SandboxDescription } from './describe.js';
 import { programEnvironment, resolveCommand } from './environment.js';
-import { AbortError } from './errors.js';
+import { AbortError, SandboxError } from './errors.js';
 import { delegationSocket, requestDelegation, SUPERVISOR_VARIABLE, track } from './nesting.js';
 import { supervisionPlan } from './plan.js';
 import { type Policy, parsePolicy } from './policy.js';
@@ -23,6 +23,7 @@ import { type ExitStatus, type KillCause, SandboxProcess, type SandboxRefusal } 
 import { abandon, atStep, atStepAsync, closeAll, startError } from './start-failure.js';
 import { assertProcReadable, type Session } from './supervision.js';
 import { afterDelay } from './timers.js';
+import { SandboxLayer, type WorkdirEnd } from './workdir.js';
 
 export interface SpawnOptions {
   /**
@@ -40,6 +41,14 @@ export interface SpawnOptions {
    * SandboxProcess's `'refusal'` event, listened to before the program runs).
    */
   onRefusal?: (refusal: SandboxRefusal) => void;
+  /**
+   * With a workdir, what happens to its layer when the sandbox ends:
+   * `'policy'` (default: onExit for status 0, onError otherwise),
+   * `'dry-run'` (the changes listed, the layer discarded), or `'defer'` (the
+   * changes listed; the caller calls `workdir.commit()` or `workdir.abort()`
+   * on the result).
+   */
+  workdirEnd?: WorkdirEnd;
 }
 
 export interface RunOptions extends SpawnOptions {
@@ -178,11 +187,17 @@ export class Sandbox {
     const policy =
       options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
     assertProcReadable(policy);
-    const { view, supervisor, outerSupervisor, notify, ...plan } = await atStepAsync(
-      'supervisor',
-      () => supervisionPlan(policy),
+    const { supervisor, outerSupervisor, notify, ...plan } = await atStepAsync('supervisor', () =>
+      supervisionPlan(policy),
     );
+    let view = plan.view;
     const delegating = outerSupervisor !== null;
+    if (policy.workdir !== null && delegating) {
+      throw new SandboxError(
+        'sandlock: a workdir is not supported in a sandbox started inside another supervised sandbox',
+        'workdir layer',
+      );
+    }
     // Its worker thread starts while the sandbox does; attach waits for it.
     const workerReady = notify.length > 0 ? supervisor.ready() : null;
     workerReady?.catch(() => {});
@@ -195,7 +210,14 @@ export class Sandbox {
     let launched: Launched | null = null;
     let released = false;
     let session: Session | null = null;
+    let layer: SandboxLayer | null = null;
     try {
+      if (policy.workdir !== null) {
+        // The layer the cow module serves the workdir from (its store is
+        // left out of the sandbox's Landlock domain, confine.ts).
+        layer = SandboxLayer.create(policy);
+        view = { ...view, cowLayer: layer.forModules } as typeof view;
+      }
       if (plan.broker) {
         // The reaper makes the calls a module does on the sandbox's behalf,
         // in the policy's own Landlock domain (confine.ts).
@@ -207,6 +229,7 @@ export class Sandbox {
         notify,
         hideProcesses: plan.hideProcesses,
         ...(plan.broker ? { brokerFd: handedDown[0]! } : {}),
+        ...(layer !== null ? { workdir: layer.confinement } : {}),
       });
       handedDown.push(...confinement.fds);
       if (confinement.listener) {
@@ -228,6 +251,17 @@ export class Sandbox {
       closeAll(handedDown);
       const report = await started.ready;
       const sandboxed = new SandboxProcess(started.child, report.pid, confinement.warnings);
+      if (layer !== null) {
+        const own = layer;
+        const end = options.workdirEnd ?? 'policy';
+        sandboxed.finishWorkdir((status) =>
+          own.finish(
+            policy,
+            status.exitCode === 0 && !status.timedOut && status.killedBy === null,
+            end,
+          ),
+        );
+      }
       // Before the program runs: no refusal of its is missed.
       if (options.onRefusal !== undefined) sandboxed.on('refusal', options.onRefusal);
       if (delegating) {
@@ -271,6 +305,7 @@ export class Sandbox {
       if (broker !== null) close(broker);
       session?.kill('the sandbox failed to start');
       if (launched !== null) await abandon(launched, released);
+      layer?.discard();
       throw startError(error);
     }
   }

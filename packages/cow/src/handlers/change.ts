@@ -31,6 +31,7 @@ import {
   type Ctx,
   copyPath,
   int,
+  lastDot,
   resolve,
   type Session,
   sessionOf,
@@ -65,7 +66,7 @@ function withPath(
   dirfd: number,
   address: bigint,
   follow: boolean,
-  inside: (r: Inside, session: Session, broker: OnBehalf) => Answer,
+  inside: (r: Inside, session: Session, broker: OnBehalf, path: Buffer) => Answer,
 ): Answer {
   const path = copyPath(ctx, address);
   if (path.length === 0) return answer.continue();
@@ -76,7 +77,7 @@ function withPath(
     return answer.continue();
   }
   try {
-    return inside(resolved, session, brokerOf(ctx));
+    return inside(resolved, session, brokerOf(ctx), path);
   } finally {
     resolved.close();
   }
@@ -129,10 +130,13 @@ export function onUnlink(ctx: Ctx): Answer {
     if ((flags & ~AT_REMOVEDIR) !== 0) return answer.errno('EINVAL');
   }
   const rmdir = (flags & AT_REMOVEDIR) !== 0;
-  return withPath(ctx, dirfd, address, false, (r, session, broker) => {
+  return withPath(ctx, dirfd, address, false, (r, session, broker, path) => {
+    if (r.errno !== 0 && !r.lastMissing) return answer.errno(r.errno);
+    // do_rmdir() and do_unlinkat() in fs/namei.c: the last name's kind first.
+    const dot = lastDot(path);
+    if (dot !== null) return answer.errno(rmdir ? (dot === '.' ? 'EINVAL' : 'ENOTEMPTY') : 'EISDIR');
     if (r.errno !== 0) return answer.errno(r.errno);
     if (r.rel.length === 0) return answer.errno(rmdir ? 'EBUSY' : 'EISDIR');
-    if (r.dotted) return answer.errno(rmdir ? 'EINVAL' : 'EISDIR');
     const directory = r.kind === 'directory';
     if (rmdir && !directory) return answer.errno('ENOTDIR');
     if (!rmdir && directory) return answer.errno('EISDIR');
@@ -170,7 +174,7 @@ function create(
 ): Answer {
   return withPath(ctx, dirfd, address, false, (r, session, broker) => {
     if (r.errno === 0) return answer.errno('EEXIST');
-    if (r.kind !== 'missing') return answer.errno(r.errno);
+    if (!r.lastMissing) return answer.errno(r.errno);
     const may = mayChange(broker, parentOf(r));
     if (may < 0) return answer.errno(-may);
     const dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
@@ -320,7 +324,7 @@ export function onRename(ctx: Ctx): Answer {
     }
     // RENAME_WHITEOUT makes a character device: CAP_MKNOD, which a sandbox lacks.
     if ((flags & RENAME_WHITEOUT) !== 0) return answer.errno('EPERM');
-    return renameInside(session, brokerOf(ctx), from, to, flags);
+    return renameInside(session, brokerOf(ctx), from, to, flags, [oldPath, newPath]);
   } finally {
     closeResolved(from);
     if (to !== null) closeResolved(to);
@@ -333,13 +337,17 @@ function renameInside(
   from: Inside,
   to: Inside,
   flags: number,
+  paths: readonly [Buffer, Buffer],
 ): Answer {
   const exchange = (flags & RENAME_EXCHANGE) !== 0;
+  // do_renameat2() in fs/namei.c: both directories, then the last names'
+  // kinds, then the source, then the target.
+  if (from.errno !== 0 && !from.lastMissing) return answer.errno(from.errno);
+  if (to.errno !== 0 && !to.lastMissing) return answer.errno(to.errno);
+  if (lastDot(paths[0]) !== null || lastDot(paths[1]) !== null) return answer.errno('EBUSY');
   if (from.errno !== 0) return answer.errno(from.errno);
-  if (to.errno !== 0 && to.kind !== 'missing') return answer.errno(to.errno);
   if (from.rel.length === 0 || to.rel.length === 0) return answer.errno('EBUSY');
-  if (from.dotted || to.dotted) return answer.errno('EBUSY');
-  const targetExists = to.kind !== 'missing';
+  const targetExists = !to.lastMissing;
   if (exchange && !targetExists) return answer.errno('ENOENT');
   if ((flags & RENAME_NOREPLACE) !== 0 && targetExists) return answer.errno('EEXIST');
   const fromPath = from.path;
@@ -417,7 +425,7 @@ export function onLink(ctx: Ctx): Answer {
     }
     if (from.errno !== 0) return answer.errno(from.errno);
     if (to.errno === 0) return answer.errno('EEXIST');
-    if (to.kind !== 'missing') return answer.errno(to.errno);
+    if (!to.lastMissing) return answer.errno(to.errno);
     if (from.kind === 'directory') return answer.errno('EPERM');
     const broker = brokerOf(ctx);
     const may = mayChange(broker, parentOf(to));

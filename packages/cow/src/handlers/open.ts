@@ -83,9 +83,9 @@ function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answ
   const broker = brokerOf(ctx);
   const accmode = flags & O_ACCMODE;
   const trailingSlash = call.path[call.path.length - 1] === 0x2f;
-  if (r.errno !== 0 && r.kind !== 'missing') return answer.errno(r.errno);
+  if (r.errno !== 0 && !r.lastMissing) return answer.errno(r.errno);
   if ((flags & O_TMPFILE) === O_TMPFILE) return answer.errno('EOPNOTSUPP');
-  if (r.kind === 'missing') {
+  if (r.lastMissing) {
     if ((flags & O.O_CREAT) === 0) return answer.errno('ENOENT');
     if (trailingSlash) return answer.errno('EISDIR');
     if ((flags & O.O_DIRECTORY) !== 0) return answer.errno('EINVAL');

@@ -1,0 +1,56 @@
+# Runs a list of file operations (JSON on argv[1]) in the current directory
+# and prints one JSON result per operation: its value, or the errno's name.
+import errno, json, os, sys
+
+def run(op):
+    kind, args = op[0], op[1:]
+    if kind == 'write':
+        path, data, mode = args
+        with open(path, mode) as f:
+            f.write(data)
+        return None
+    if kind == 'excl':
+        fd = os.open(args[0], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        os.write(fd, args[1].encode())
+        os.close(fd)
+        return None
+    if kind == 'read':
+        with open(args[0]) as f:
+            return f.read()
+    if kind == 'unlink':
+        return os.unlink(args[0])
+    if kind == 'mkdir':
+        return os.mkdir(args[0], 0o750)
+    if kind == 'rmdir':
+        return os.rmdir(args[0])
+    if kind == 'rename':
+        return os.rename(args[0], args[1])
+    if kind == 'link':
+        return os.link(args[0], args[1])
+    if kind == 'symlink':
+        return os.symlink(args[0], args[1])
+    if kind == 'truncate':
+        return os.truncate(args[0], args[1])
+    if kind == 'chmod':
+        return os.chmod(args[0], args[1])
+    if kind == 'stat':
+        st = os.stat(args[0])
+        return [oct(st.st_mode), st.st_size if not os.path.isdir(args[0]) else 0, st.st_nlink if not os.path.isdir(args[0]) else 0]
+    if kind == 'lstat':
+        st = os.lstat(args[0])
+        return oct(st.st_mode)
+    if kind == 'list':
+        return sorted(os.listdir(args[0]))
+    if kind == 'readlink':
+        return os.readlink(args[0])
+    if kind == 'access':
+        return os.access(args[0], args[1])
+    raise ValueError(kind)
+
+out = []
+for op in json.loads(sys.argv[1]):
+    try:
+        out.append(['ok', run(op)])
+    except OSError as e:
+        out.append(['err', errno.errorcode.get(e.errno, str(e.errno))])
+print(json.dumps(out))
