@@ -92,6 +92,7 @@ export function resolve(
   path: Buffer,
   dirfd: number,
   followLast: boolean,
+  create = false,
 ): Resolved {
   capabilities ??= threadCapabilities();
   let tgid: number | null = null;
@@ -109,7 +110,7 @@ export function resolve(
   let thrown: unknown;
   withCallerCapabilities(capabilities, 0n, () => {
     try {
-      resolved = resolvePath(session.workdir, caller, path, { dirfd, followLast });
+      resolved = resolvePath(session.workdir, caller, path, { dirfd, followLast, create });
     } catch (error) {
       thrown = error;
     }

@@ -148,6 +148,12 @@ export interface ResolveOptions {
   /** The caller's dirfd argument (AT_FDCWD: its cwd). */
   readonly dirfd: number;
   readonly followLast: boolean;
+  /**
+   * The call makes the last name (mkdir, symlink, link's target): a
+   * trailing slash does not make the walk follow a symlink there, it is
+   * found as it is (EEXIST), as filename_create() in fs/namei.c.
+   */
+  readonly create?: boolean;
 }
 
 /** What the resolver needs of the call (the handler context's). */
@@ -270,6 +276,7 @@ export function resolvePath(
         const prefix = place.rel.join('/');
         const step = walkInside(workdir, roots, prefix === '' ? rest : `${prefix}/${rest}`, {
           followLast: options.followLast,
+          create: options.create === true,
           atRootIsWorkdir: atRoot === workdir.lowerId,
           links,
         });
@@ -296,6 +303,7 @@ export function resolvePath(
         walked.close();
         const step = walkInside(workdir, roots, remaining, {
           followLast: options.followLast,
+          create: options.create === true,
           atRootIsWorkdir: atRoot === workdir.lowerId,
           links,
         });
@@ -333,6 +341,7 @@ function walkInside(
   text: string,
   options: {
     followLast: boolean;
+    create: boolean;
     atRootIsWorkdir: boolean;
     /** Shared by the walk's parts: symlinks followed, and whether every name came from the lower. */
     links: { count: number; pure: boolean };
@@ -366,7 +375,20 @@ function walkInside(
   while (todo.length > 0) {
     const name = todo.pop()!;
     const last = todo.length === 0;
-    const follow = !last || options.followLast || trailingSlash;
+    const follow = !last || options.followLast || (trailingSlash && !options.create);
+    if (name === '.' || name === '..') {
+      // The kernel looks `.` and `..` up in the directory: search permission on it.
+      const here = levels.at(-1)!;
+      const searched = trySyscall(
+        'openat',
+        here.upper >= 0 ? here.upper : here.lower,
+        cName(name),
+        PATH_FLAGS,
+        0,
+      );
+      if (searched < 0) return fail(-searched);
+      close(searched);
+    }
     if (name === '.') {
       dotted = last;
       continue;
@@ -442,7 +464,7 @@ function walkInside(
     result.mode = S_IFDIR;
   }
   const object = levels.pop()!;
-  if (trailingSlash && result.mode !== S_IFDIR) {
+  if (trailingSlash && result.mode !== S_IFDIR && !options.create) {
     release(object);
     return fail(ENOTDIR);
   }
@@ -466,12 +488,14 @@ function lookUp(
   name: string,
   childPath: string,
 ): (Level & { side: Side; mode: number }) | number {
-  const upper = here.upper >= 0 ? trySyscall('openat', here.upper, cName(name), PATH_FLAGS, 0) : -ENOENT;
+  const upper =
+    here.upper >= 0 ? trySyscall('openat', here.upper, cName(name), PATH_FLAGS, 0) : -ENOENT;
   if (upper < 0 && upper !== -ENOENT) return upper;
   const upperMode = upper >= 0 ? modeOf(upper) : 0;
   // Beneath a directory of the upper the lower's is merged in, unless the
   // layer hides it (deleted, or beneath an opaque directory).
-  const wantLower = here.lower >= 0 && (upper < 0 || upperMode === S_IFDIR) && !layer.hidden(childPath);
+  const wantLower =
+    here.lower >= 0 && (upper < 0 || upperMode === S_IFDIR) && !layer.hidden(childPath);
   let lower = wantLower ? trySyscall('openat', here.lower, cName(name), PATH_FLAGS, 0) : -ENOENT;
   if (lower < 0 && lower !== -ENOENT && upper < 0) return lower;
   if (upper >= 0) {

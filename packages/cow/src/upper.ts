@@ -8,6 +8,7 @@ import type { OnBehalf } from '@sandlock/dispatch/module';
 import {
   AT_EACCESS,
   AT_EMPTY_PATH,
+  AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
   close,
   ERRNO,
@@ -89,7 +90,11 @@ function withName(
 
 /** The access check of the kernel on an object (faccessat2 by the reaper: its credentials, no capabilities). */
 export function access(broker: OnBehalf, fd: number, mode: number): number {
-  return broker.call('faccessat2', [{ fd }, { data: 0 }, mode, AT_EMPTY_PATH | AT_EACCESS], Buffer.from('\0'));
+  return broker.call(
+    'faccessat2',
+    [{ fd }, { data: 0 }, mode, AT_EMPTY_PATH | AT_EACCESS],
+    Buffer.from('\0'),
+  );
 }
 
 /** May the caller add or remove names in this directory (write and search). */
@@ -143,7 +148,13 @@ export function renameIn(
   ]);
 }
 
-export function linkIn(broker: OnBehalf, fromDir: number, from: string, toDir: number, to: string): number {
+export function linkIn(
+  broker: OnBehalf,
+  fromDir: number,
+  from: string,
+  toDir: number,
+  to: string,
+): number {
   return withName(broker, 'linkat', (data) => [
     { fd: fromDir },
     data(cName(from)),
@@ -158,7 +169,13 @@ export function mknodIn(broker: OnBehalf, dir: number, name: string, mode: numbe
 }
 
 /** Opens one name beneath a directory by the reaper (never following a symlink there). */
-export function openIn(broker: OnBehalf, dir: number, name: string, flags: number, mode = 0): number {
+export function openIn(
+  broker: OnBehalf,
+  dir: number,
+  name: string,
+  flags: number,
+  mode = 0,
+): number {
   return broker.openat(dir, Buffer.from(name, 'latin1'), flags | O.O_NOFOLLOW, mode);
 }
 
@@ -248,7 +265,15 @@ export function copyUp(
 ): { fd: number; dir: number } | number {
   const dir = upperDir(workdir, broker, inside.rel.slice(0, -1));
   if (dir < 0) return dir;
-  const made = copyInto(workdir, broker, inside.lower, inside.parent?.lower ?? -1, dir, inside.name, empty);
+  const made = copyInto(
+    workdir,
+    broker,
+    inside.lower,
+    inside.parent?.lower ?? -1,
+    dir,
+    inside.name,
+    empty,
+  );
   if (made < 0) {
     close(dir);
     return made;
@@ -377,10 +402,11 @@ export function copyTreeUp(
 
 /** The names in a directory (O_PATH descriptor), without `.` and `..`; or -errno. */
 export function listNames(dirFd: number): string[] | number {
+  // Reopened through its descriptor: no search permission on it needed.
   const fd = trySyscall(
     'openat',
-    dirFd,
-    Buffer.from('.\0'),
+    AT_FDCWD,
+    Buffer.from(`/proc/thread-self/fd/${dirFd}\0`),
     O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC,
     0,
   );
@@ -396,7 +422,11 @@ export function listNames(dirFd: number): string[] | number {
       while (at < length) {
         const reclen = buffer.readUInt16LE(at + 16);
         const end = buffer.indexOf(0, at + 19);
-        const name = buffer.toString('latin1', at + 19, end < 0 || end > at + reclen ? at + reclen : end);
+        const name = buffer.toString(
+          'latin1',
+          at + 19,
+          end < 0 || end > at + reclen ? at + reclen : end,
+        );
         if (name !== '.' && name !== '..') names.push(name);
         at += reclen;
       }
@@ -407,7 +437,12 @@ export function listNames(dirFd: number): string[] | number {
 }
 
 /** The names the merged view shows in a directory (its fds in each tree, -1 where absent). */
-export function mergedNames(workdir: Workdir, rel: string, upper: number, lower: number): Set<string> | number {
+export function mergedNames(
+  workdir: Workdir,
+  rel: string,
+  upper: number,
+  lower: number,
+): Set<string> | number {
   const names = new Set<string>();
   if (upper >= 0) {
     const listed = listNames(upper);

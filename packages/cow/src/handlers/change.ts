@@ -67,11 +67,12 @@ function withPath(
   address: bigint,
   follow: boolean,
   inside: (r: Inside, session: Session, broker: OnBehalf, path: Buffer) => Answer,
+  create = false,
 ): Answer {
   const path = copyPath(ctx, address);
   if (path.length === 0) return answer.continue();
   const session = sessionOf(ctx);
-  const resolved = resolve(ctx, session, path, dirfd, follow);
+  const resolved = resolve(ctx, session, path, dirfd, follow, create);
   if (resolved.where === 'outside') {
     resolved.walked.close();
     return answer.continue();
@@ -130,38 +131,49 @@ export function onUnlink(ctx: Ctx): Answer {
     if ((flags & ~AT_REMOVEDIR) !== 0) return answer.errno('EINVAL');
   }
   const rmdir = (flags & AT_REMOVEDIR) !== 0;
-  return withPath(ctx, dirfd, address, false, (r, session, broker, path) => {
-    if (r.errno !== 0 && !r.lastMissing) return answer.errno(r.errno);
-    // do_rmdir() and do_unlinkat() in fs/namei.c: the last name's kind first.
-    const dot = lastDot(path);
-    if (dot !== null) return answer.errno(rmdir ? (dot === '.' ? 'EINVAL' : 'ENOTEMPTY') : 'EISDIR');
-    if (r.errno !== 0) return answer.errno(r.errno);
-    if (r.rel.length === 0) return answer.errno(rmdir ? 'EBUSY' : 'EISDIR');
-    const directory = r.kind === 'directory';
-    if (rmdir && !directory) return answer.errno('ENOTDIR');
-    if (!rmdir && directory) return answer.errno('EISDIR');
-    if (directory) {
-      const names = merged(session, r);
-      if (typeof names === 'number') return answer.errno(-names);
-      if (names.size > 0) return answer.errno('ENOTEMPTY');
-    }
-    const may = mayChange(broker, parentOf(r));
-    if (may < 0) return answer.errno(-may);
-    // The directory holding it becomes one of the upper (a changed directory).
-    const dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
-    if (dir < 0) return answer.errno(-dir);
-    try {
-      if (r.side === 'upper') {
-        const removed = unlinkIn(broker, dir, r.name, flags & AT_REMOVEDIR);
-        if (removed < 0) return answer.errno(-removed);
+  return withPath(
+    ctx,
+    dirfd,
+    address,
+    false,
+    (r, session, broker, path) => {
+      if (r.errno !== 0 && !r.lastMissing) return answer.errno(r.errno);
+      // do_rmdir() and do_unlinkat() in fs/namei.c: the last name's kind first.
+      const dot = lastDot(path);
+      if (dot !== null)
+        return answer.errno(rmdir ? (dot === '.' ? 'EINVAL' : 'ENOTEMPTY') : 'EISDIR');
+      if (r.errno !== 0) return answer.errno(r.errno);
+      if (!rmdir && path[path.length - 1] === 0x2f) {
+        return answer.errno(r.kind === 'directory' ? 'EISDIR' : 'ENOTDIR');
       }
-      if (lowerVisible(session, r)) session.workdir.layer.recordDelete(r.path);
-    } finally {
-      close(dir);
-    }
-    changed(session);
-    return answer.value(0);
-  });
+      if (r.rel.length === 0) return answer.errno(rmdir ? 'EBUSY' : 'EISDIR');
+      const directory = r.kind === 'directory';
+      if (rmdir && !directory) return answer.errno('ENOTDIR');
+      if (!rmdir && directory) return answer.errno('EISDIR');
+      if (directory) {
+        const names = merged(session, r);
+        if (typeof names === 'number') return answer.errno(-names);
+        if (names.size > 0) return answer.errno('ENOTEMPTY');
+      }
+      const may = mayChange(broker, parentOf(r));
+      if (may < 0) return answer.errno(-may);
+      // The directory holding it becomes one of the upper (a changed directory).
+      const dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
+      if (dir < 0) return answer.errno(-dir);
+      try {
+        if (r.side === 'upper') {
+          const removed = unlinkIn(broker, dir, r.name, flags & AT_REMOVEDIR);
+          if (removed < 0) return answer.errno(-removed);
+        }
+        if (lowerVisible(session, r)) session.workdir.layer.recordDelete(r.path);
+      } finally {
+        close(dir);
+      }
+      changed(session);
+      return answer.value(0);
+    },
+    true,
+  );
 }
 
 /** Creates a name in the upper: the checks shared by mkdir, mknod and symlink. */
@@ -172,24 +184,33 @@ function create(
   make: (dir: number, name: string, broker: OnBehalf) => number,
   opaque: boolean,
 ): Answer {
-  return withPath(ctx, dirfd, address, false, (r, session, broker) => {
-    if (r.errno === 0) return answer.errno('EEXIST');
-    if (!r.lastMissing) return answer.errno(r.errno);
-    const may = mayChange(broker, parentOf(r));
-    if (may < 0) return answer.errno(-may);
-    const dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
-    if (dir < 0) return answer.errno(-dir);
-    try {
-      const made = make(dir, r.name, broker);
-      if (made < 0) return answer.errno(-made);
-      // A directory made where the lower has a (deleted) entry shows nothing of it.
-      if (opaque && lowerHas(r)) session.workdir.layer.recordOpaque(r.path);
-    } finally {
-      close(dir);
-    }
-    changed(session);
-    return answer.value(0);
-  });
+  return withPath(
+    ctx,
+    dirfd,
+    address,
+    false,
+    (r, session, broker, path) => {
+      if (r.errno === 0) return answer.errno('EEXIST');
+      if (!r.lastMissing) return answer.errno(r.errno);
+      // Only a directory is made by a name with a trailing slash (filename_create()).
+      if (!opaque && path[path.length - 1] === 0x2f) return answer.errno('ENOENT');
+      const may = mayChange(broker, parentOf(r));
+      if (may < 0) return answer.errno(-may);
+      const dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
+      if (dir < 0) return answer.errno(-dir);
+      try {
+        const made = make(dir, r.name, broker);
+        if (made < 0) return answer.errno(-made);
+        // A directory made where the lower has a (deleted) entry shows nothing of it.
+        if (opaque && lowerHas(r)) session.workdir.layer.recordOpaque(r.path);
+      } finally {
+        close(dir);
+      }
+      changed(session);
+      return answer.value(0);
+    },
+    true,
+  );
 }
 
 export function onMkdir(ctx: Ctx): Answer {
@@ -312,10 +333,11 @@ export function onRename(ctx: Ctx): Answer {
   const newPath = copyPath(ctx, newAddress);
   if (oldPath.length === 0 || newPath.length === 0) return answer.continue();
   const session = sessionOf(ctx);
-  const from = resolve(ctx, session, oldPath, oldDirfd, false);
+  // Neither last name is followed, even with a trailing slash (checked below).
+  const from = resolve(ctx, session, oldPath, oldDirfd, false, true);
   let to: Resolved | null = null;
   try {
-    to = resolve(ctx, session, newPath, newDirfd, false);
+    to = resolve(ctx, session, newPath, newDirfd, false, true);
     if (from.where === 'outside' && to.where === 'outside') return answer.continue();
     if (from.where === 'outside' || to.where === 'outside') {
       // One end in the workdir, one outside: as across two mounts.
@@ -344,19 +366,26 @@ function renameInside(
   // kinds, then the source, then the target.
   if (from.errno !== 0 && !from.lastMissing) return answer.errno(from.errno);
   if (to.errno !== 0 && !to.lastMissing) return answer.errno(to.errno);
-  if (lastDot(paths[0]) !== null || lastDot(paths[1]) !== null) return answer.errno('EBUSY');
+  if (lastDot(paths[0]) !== null) return answer.errno('EBUSY');
+  if (lastDot(paths[1]) !== null) {
+    return answer.errno((flags & RENAME_NOREPLACE) !== 0 ? 'EEXIST' : 'EBUSY');
+  }
   if (from.errno !== 0) return answer.errno(from.errno);
   if (from.rel.length === 0 || to.rel.length === 0) return answer.errno('EBUSY');
   const targetExists = !to.lastMissing;
-  if (exchange && !targetExists) return answer.errno('ENOENT');
   if ((flags & RENAME_NOREPLACE) !== 0 && targetExists) return answer.errno('EEXIST');
+  if (exchange && !targetExists) return answer.errno('ENOENT');
   const fromPath = from.path;
   const toPath = to.path;
-  if (toPath.startsWith(`${fromPath}/`)) return answer.errno('EINVAL');
-  if (exchange && fromPath.startsWith(`${toPath}/`)) return answer.errno('EINVAL');
-  if (fromPath === toPath) return answer.value(0);
   const fromDir = from.kind === 'directory';
   const toDir = to.kind === 'directory';
+  const slashed = (path: Buffer) => path[path.length - 1] === 0x2f;
+  if (exchange && !toDir && slashed(paths[1])) return answer.errno('ENOTDIR');
+  if (!fromDir && (slashed(paths[0]) || slashed(paths[1]))) return answer.errno('ENOTDIR');
+  // lock_rename()'s trap: the source above the target, or the target above the source.
+  if (toPath.startsWith(`${fromPath}/`)) return answer.errno('EINVAL');
+  if (fromPath.startsWith(`${toPath}/`)) return answer.errno(exchange ? 'EINVAL' : 'ENOTEMPTY');
+  if (fromPath === toPath) return answer.value(0);
   if (targetExists && !exchange) {
     if (sameObject(from, to)) return answer.value(0); // hard links of one file: nothing (rename(2))
     if (fromDir && !toDir) return answer.errno('ENOTDIR');
@@ -367,7 +396,6 @@ function renameInside(
       if (names.size > 0) return answer.errno('ENOTEMPTY');
     }
   }
-  if (!exchange && !targetExists && fromPath.startsWith(`${toPath}/`)) return answer.errno('ENOTEMPTY');
   for (const r of [from, to]) {
     const may = mayChange(broker, parentOf(r));
     if (may < 0) return answer.errno(-may);
@@ -414,10 +442,16 @@ export function onLink(ctx: Ctx): Answer {
   const newPath = copyPath(ctx, at ? a[3]! : a[1]!);
   if (oldPath.length === 0 || newPath.length === 0) return answer.continue();
   const session = sessionOf(ctx);
-  const from = resolve(ctx, session, oldPath, at ? int(a[0]) : AT_FDCWD, (flags & AT_SYMLINK_FOLLOW) !== 0);
+  const from = resolve(
+    ctx,
+    session,
+    oldPath,
+    at ? int(a[0]) : AT_FDCWD,
+    (flags & AT_SYMLINK_FOLLOW) !== 0,
+  );
   let to: Resolved | null = null;
   try {
-    to = resolve(ctx, session, newPath, at ? int(a[2]) : AT_FDCWD, false);
+    to = resolve(ctx, session, newPath, at ? int(a[2]) : AT_FDCWD, false, true);
     if (from.where === 'outside' && to.where === 'outside') return answer.continue();
     if (from.where === 'outside' || to.where === 'outside') {
       if (from.where === 'outside' && from.walked.errno !== 0) return answer.continue();

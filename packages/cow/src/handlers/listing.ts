@@ -27,7 +27,13 @@ const BENEATH = encodeOpenHow({
 
 /** A directory beneath a root by its relative path (no symlink, nothing above the root), opened for listing; -errno. */
 function openBeneath(root: number, rel: string): number {
-  return trySyscall('openat2', root, Buffer.from(`${rel === '' ? '.' : rel}\0`, 'latin1'), BENEATH, BENEATH.length);
+  return trySyscall(
+    'openat2',
+    root,
+    Buffer.from(`${rel === '' ? '.' : rel}\0`, 'latin1'),
+    BENEATH,
+    BENEATH.length,
+  );
 }
 
 function entriesOf(fd: number): DirEntry[] | number {
@@ -66,7 +72,9 @@ export function onListing(ctx: Ctx): Answer {
       return answer.continue(); // O_PATH: the kernel's EBADF
     }
     try {
-      return cache.serve(ctx, { fd, dup, stat }, (own) => merge(session, rel, place.side, own, upper));
+      return cache.serve(ctx, { fd, dup, stat }, (own) =>
+        merge(session, rel, place.side, own, upper),
+      );
     } finally {
       if (upper >= 0) close(upper);
     }

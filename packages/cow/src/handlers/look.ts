@@ -58,7 +58,12 @@ export function onStat(ctx: Ctx): Answer {
   switch (ctx.syscall) {
     case 'stat':
     case 'lstat':
-      call = { dirfd: AT_FDCWD, path: copyPath(ctx, a[0]!), follow: ctx.syscall === 'stat', flags: 0 };
+      call = {
+        dirfd: AT_FDCWD,
+        path: copyPath(ctx, a[0]!),
+        follow: ctx.syscall === 'stat',
+        flags: 0,
+      };
       buffer = a[1]!;
       break;
     case 'newfstatat': {

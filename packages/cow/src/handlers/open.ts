@@ -7,7 +7,17 @@
 // check on it), a creation.
 import { type Answer, answer } from '@sandlock/dispatch/module';
 import { AT_FDCWD, close, hostArch, openFlags, R_OK, trySyscall, W_OK } from '@sandlock/sys';
-import { brokerOf, type Ctx, copyPath, int, resolve, type Session, sessionOf, uint, umaskOf } from '../call.js';
+import {
+  brokerOf,
+  type Ctx,
+  copyPath,
+  int,
+  resolve,
+  type Session,
+  sessionOf,
+  uint,
+  umaskOf,
+} from '../call.js';
 import type { Inside } from '../resolve.js';
 import { access, copyUp, mayChange, openIn, upperDir } from '../upper.js';
 
@@ -62,7 +72,10 @@ export function onOpen(ctx: Ctx): Answer {
   const exclusive = (flags & O.O_CREAT) !== 0 && (flags & O.O_EXCL) !== 0;
   // O_CREAT|O_EXCL never follows a symlink in the last component (open(2)).
   const followLast = (flags & O.O_NOFOLLOW) === 0 && !exclusive;
-  const resolved = resolve(ctx, session, call.path, call.dirfd, followLast);
+  // O_CREAT with a trailing slash is EISDIR once the directory is found
+  // (open_last_lookups() in fs/namei.c): the last name is not followed.
+  const creatingDirectory = (flags & O.O_CREAT) !== 0 && call.path[call.path.length - 1] === 0x2f;
+  const resolved = resolve(ctx, session, call.path, call.dirfd, followLast, creatingDirectory);
   if (resolved.where === 'outside') {
     resolved.walked.close();
     return answer.continue();
@@ -84,6 +97,7 @@ function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answ
   const accmode = flags & O_ACCMODE;
   const trailingSlash = call.path[call.path.length - 1] === 0x2f;
   if (r.errno !== 0 && !r.lastMissing) return answer.errno(r.errno);
+  if ((flags & O.O_CREAT) !== 0 && trailingSlash) return answer.errno('EISDIR');
   if ((flags & O_TMPFILE) === O_TMPFILE) return answer.errno('EOPNOTSUPP');
   if (r.lastMissing) {
     if ((flags & O.O_CREAT) === 0) return answer.errno('ENOENT');
@@ -121,11 +135,13 @@ function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answ
     // An O_PATH descriptor cannot be injected (seccomp_notify_addfd() takes
     // its file with fget, which skips O_PATH files): a directory is opened
     // for reading instead, which serves every use of an O_PATH one.
-    const fd = broker.openat(
-      changed ? r.upper : r.lower,
-      Buffer.from('.'),
-      (flags & ~(LOOKUP_FLAGS | O_ACCMODE)) | O.O_RDONLY | O.O_DIRECTORY,
-    );
+    // By its name in its parent, as the kernel opens it (`.` inside it would
+    // need search permission on it).
+    const dirFlags = (flags & ~(LOOKUP_FLAGS | O_ACCMODE)) | O.O_RDONLY | O.O_DIRECTORY;
+    const fd =
+      r.rel.length === 0
+        ? broker.openat(changed ? r.upper : r.lower, Buffer.from('.'), dirFlags)
+        : openIn(broker, changed ? r.parent!.upper : r.parent!.lower, r.name, dirFlags);
     if (fd < 0) return answer.errno(-fd);
     return inject(fd, flags);
   }

@@ -9,7 +9,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanup, PYTHON, runIn, scratch, snapshot, withoutCapabilities, storeEntries } from './helpers.js';
+import {
+  cleanup,
+  PYTHON,
+  runIn,
+  scratch,
+  snapshot,
+  withoutCapabilities,
+  storeEntries,
+} from './helpers.js';
 
 /** The operations' runner, passed as `-c` source: the sandbox reads nothing of this checkout. */
 const OPS = readFileSync(fileURLToPath(new URL('./ops.py', import.meta.url)), 'utf8');
@@ -17,7 +25,26 @@ const root = scratch();
 const storage = join(root, 'store');
 afterAll(() => cleanup(root));
 
-const NAMES = ['a', 'b', 'd', 'd/x', 'd/y', 'd/s', 'd/s/t', 'e', 'e/z', 'l', 'd/../a', 'd/s/..'];
+/** `@`: by the absolute path; `^`: from the workdir's parent, back in. */
+const NAMES = [
+  'a',
+  'b',
+  'd',
+  'd/x',
+  'd/y',
+  'd/s',
+  'd/s/t',
+  'e',
+  'e/z',
+  'l',
+  'l/',
+  'd/../a',
+  'd/s/..',
+  '@d/x',
+  '@e',
+  '^d/s/t',
+  '^b',
+];
 const name = fc.constantFrom(...NAMES);
 const text = fc.constantFrom('', 'one', 'two\n', 'x'.repeat(5000));
 const op = fc.oneof(
@@ -28,6 +55,7 @@ const op = fc.oneof(
   fc.tuple(fc.constant('mkdir'), name),
   fc.tuple(fc.constant('rmdir'), name),
   fc.tuple(fc.constant('rename'), name, name),
+  fc.tuple(fc.constant('rename2'), name, name, fc.constantFrom(1, 2)),
   fc.tuple(fc.constant('link'), name, name),
   fc.tuple(fc.constant('symlink'), fc.constantFrom('a', 'd', '../x', 'd/s', 'nowhere'), name),
   fc.tuple(fc.constant('truncate'), name, fc.constantFrom(0, 2, 7000)),
@@ -79,10 +107,10 @@ describe('copy-on-write against the kernel alone', () => {
         expect(snapshot(tree, false)).toBe(snapshot(copy, false));
         cleanup(tree, copy);
       }),
-      { numRuns: 40 },
+      { numRuns: Number(process.env.RUNS ?? 40) },
     );
     expect(storeEntries(storage)).toEqual([]);
-  });
+  }, 900_000);
 
   it('leaves the tree untouched with abort, whatever was done', async () => {
     await fc.assert(
@@ -101,5 +129,5 @@ describe('copy-on-write against the kernel alone', () => {
       { numRuns: 15 },
     );
     expect(storeEntries(storage)).toEqual([]);
-  });
+  }, 300_000);
 });

@@ -1,9 +1,32 @@
 # Runs a list of file operations (JSON on argv[1]) in the current directory
 # and prints one JSON result per operation: its value, or the errno's name.
-import errno, json, os, sys
+import ctypes, errno, json, os, sys
+
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD = -100
+
+def where(path):
+    # '@x': x by its absolute path; '^x': x from the parent of the directory.
+    here = os.getcwd()
+    if path.startswith('@'):
+        return here + '/' + path[1:]
+    if path.startswith('^'):
+        return '../' + os.path.basename(here) + '/' + path[1:]
+    return path
+
+def renameat2(a, b, flags):
+    if libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), flags) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
 
 def run(op):
-    kind, args = op[0], op[1:]
+    kind = op[0]
+    args = [where(a) if isinstance(a, str) and kind != 'symlink' or (isinstance(a, str) and i == 1) else a for i, a in enumerate(op[1:])]
+    if kind == 'symlink':
+        args = [op[1], where(op[2])]
+    if kind == 'write':
+        args[1] = op[2]
+        args[2] = op[3]
     if kind == 'write':
         path, data, mode = args
         with open(path, mode) as f:
@@ -25,6 +48,8 @@ def run(op):
         return os.rmdir(args[0])
     if kind == 'rename':
         return os.rename(args[0], args[1])
+    if kind == 'rename2':
+        return renameat2(args[0], args[1], op[3])
     if kind == 'link':
         return os.link(args[0], args[1])
     if kind == 'symlink':

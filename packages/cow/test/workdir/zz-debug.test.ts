@@ -17,10 +17,17 @@ it('debug', async () => {
   const copy = `${dir}-copy`;
   cpSync(dir, copy, { recursive: true, verbatimSymlinks: true });
   const ops = JSON.parse(process.env.OPS ?? '[]');
-  const expected = execFileSync(...withoutCapabilities([PYTHON, '-c', OPS, JSON.stringify(ops)]), { cwd: copy, encoding: 'utf8' });
-  const result = await runIn([PYTHON, '-c', OPS, JSON.stringify(ops)], { workdir: dir, storage: join(root, 's') });
+  const expected = execFileSync(...withoutCapabilities([PYTHON, '-c', OPS, JSON.stringify(ops)]), {
+    cwd: copy,
+    encoding: 'utf8',
+  });
+  const result = await runIn([PYTHON, '-c', OPS, JSON.stringify(ops)], {
+    workdir: dir,
+    storage: join(root, 's'),
+  });
   console.log('EXPECTED', expected, 'GOT', result.stdout, result.stderr);
-  const a = snapshot(dir, false), b = snapshot(copy, false);
+  const a = snapshot(dir, false),
+    b = snapshot(copy, false);
   if (a !== b) console.log('TREES DIFFER\n' + a + '\n----\n' + b);
   cleanup(root);
 });
