@@ -22,10 +22,12 @@ import {
   onTruncate,
   onUnlink,
 } from './handlers/change.js';
+import { onDescriptorOnly } from './handlers/fd-meta.js';
 import { forgetListings, onListing } from './handlers/listing.js';
 import { onAccess, onReadlink, onStat, onStatx } from './handlers/look.js';
 import { onOpen } from './handlers/open.js';
 import { onChdir, onGetcwd } from './handlers/where.js';
+import { onGetXattr, onSetXattr } from './handlers/xattr.js';
 import { Layer } from './layer/index.js';
 import { identify, type Workdir } from './resolve.js';
 
@@ -73,6 +75,18 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   utimes: onMetadata,
   futimesat: onMetadata,
   utimensat: onMetadata,
+  getxattr: onGetXattr,
+  lgetxattr: onGetXattr,
+  listxattr: onGetXattr,
+  llistxattr: onGetXattr,
+  setxattr: onSetXattr,
+  lsetxattr: onSetXattr,
+  removexattr: onSetXattr,
+  lremovexattr: onSetXattr,
+  fchmod: onDescriptorOnly,
+  fchown: onDescriptorOnly,
+  fsetxattr: onDescriptorOnly,
+  fremovexattr: onDescriptorOnly,
   getdents64: onListing,
   getdents: onListing,
   chdir: onChdir,
@@ -119,6 +133,7 @@ function openWorkdir(policy: CowPolicy): Workdir {
     upperRoot,
     lowerId: lower.id,
     upperId: upper.id,
+    copies: new Map(),
   };
 }
 

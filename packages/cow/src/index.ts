@@ -1,5 +1,7 @@
 import { type ModuleRef, moduleBeside } from '@sandlock/dispatch/module';
 
+export type { CowPolicy } from './call.js';
+export { COW_SYSCALLS } from './cow-module.js';
 export { type Disposition, type FinishOptions, type FinishResult, finishLayer } from './finish.js';
 export { type FormatOptions, formatChanges } from './format.js';
 export {
@@ -17,9 +19,6 @@ export {
   type Owner,
   StoreError,
 } from './layer/index.js';
-
-export { COW_SYSCALLS } from './cow-module.js';
-export type { CowPolicy } from './call.js';
 
 // The handler module, for `Supervisor.start({ modules: [{ module: COW_MODULE }] })`
 // of @sandlock/dispatch: dist/cow-module.js beside this file when built,

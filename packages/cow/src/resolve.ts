@@ -52,6 +52,8 @@ export interface Workdir {
   /** "major:minor:ino" of each root. */
   readonly lowerId: string;
   readonly upperId: string;
+  /** Lower objects copied up this session ("major:minor:ino" → path): a descriptor of one changes its copy. */
+  readonly copies: Map<string, string>;
 }
 
 const statxBuffer = Buffer.alloc(256);
@@ -318,6 +320,22 @@ export function resolvePath(
     close(root);
     links = { count: 0, pure: true };
   }
+}
+
+/** The merged view's object at `rel` (not following a symlink there). The caller closes it. */
+export function insideAt(workdir: Workdir, rel: readonly string[]): Inside {
+  const roots = new Set([workdir.lowerRoot, workdir.upperRoot]);
+  const step = walkInside(workdir, roots, rel.join('/'), {
+    followLast: false,
+    create: false,
+    atRootIsWorkdir: false,
+    links: { count: 0, pure: true },
+  });
+  if ('done' in step) return step.done;
+  if (typeof step.leave === 'number') close(step.leave);
+  const outside = new Inside(roots);
+  outside.errno = ERRNO.EXDEV;
+  return outside;
 }
 
 function isWorkdir(workdir: Workdir, fd: number): boolean {

@@ -189,7 +189,7 @@ export function upperDir(workdir: Workdir, broker: OnBehalf, rel: readonly strin
   let lower = workdir.lowerRoot;
   const opened: number[] = [];
   try {
-    for (const name of rel) {
+    for (const [index, name] of rel.entries()) {
       if (lower >= 0) {
         const next = trySyscall('openat', lower, cName(name), PATH_FLAGS, 0);
         lower = next >= 0 ? next : -1;
@@ -202,6 +202,10 @@ export function upperDir(workdir: Workdir, broker: OnBehalf, rel: readonly strin
         const made = mkdirIn(broker, upper, name, 0o700);
         if (made < 0 && made !== -EEXIST) return made;
         chmodIn(broker, upper, name, mode);
+        const source = lower >= 0 ? identify(lower) : null;
+        if (source !== null && typeof source !== 'number') {
+          remember(workdir, source.id, rel.slice(0, index + 1).join('/'));
+        }
         if (meta !== null && typeof meta !== 'number') utimesIn(broker, upper, name, meta.times);
         next = trySyscall('openat', upper, cName(name), PATH_FLAGS | O.O_DIRECTORY, 0);
       }
@@ -216,6 +220,14 @@ export function upperDir(workdir: Workdir, broker: OnBehalf, rel: readonly strin
     if (upper >= 0) close(upper);
     for (const fd of opened) close(fd);
   }
+}
+
+/** Bounded: a sandbox copying up more only loses descriptor metadata calls on the oldest. */
+const MAX_COPIES = 100_000;
+
+function remember(workdir: Workdir, id: string, rel: string): void {
+  if (workdir.copies.size >= MAX_COPIES) workdir.copies.clear();
+  workdir.copies.set(id, rel);
 }
 
 /** Copies every byte of `from` into `to` (both descriptors of this process). */
@@ -283,6 +295,8 @@ export function copyUp(
     close(dir);
     return fd;
   }
+  const source = identify(inside.lower);
+  if (typeof source !== 'number') remember(workdir, source.id, inside.path);
   return { fd, dir };
 }
 

@@ -39,7 +39,7 @@ export {
   ZERO_LOAD,
 } from './host-content.js';
 export { HOSTNAME_SYSCALLS } from './hostname.js';
-export { type ListingCall, ListingCache } from './listing.js';
+export { ListingCache, type ListingCall } from './listing.js';
 export { MEMINFO_SYSCALLS } from './meminfo.js';
 export { NUM_CPUS_SYSCALLS } from './num-cpus.js';
 export { PROC_HOST_SYSCALLS } from './proc-host.js';

@@ -5,8 +5,9 @@
 // the directories, by the reaper), then made in the upper by the reaper,
 // and deletions recorded in the layer's log. A call with one path inside
 // the workdir and one outside fails with EXDEV, as across two mounts.
-import { type Answer, answer } from '@sandlock/dispatch/module';
+
 import type { OnBehalf } from '@sandlock/dispatch/module';
+import { type Answer, answer } from '@sandlock/dispatch/module';
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
@@ -38,7 +39,7 @@ import {
   uint,
   umaskOf,
 } from '../call.js';
-import { identify, type Inside, type Resolved } from '../resolve.js';
+import { type Inside, identify, type Resolved } from '../resolve.js';
 import {
   access,
   chmodIn,
@@ -56,6 +57,7 @@ import {
   unlinkIn,
   upperDir,
 } from '../upper.js';
+import { onDescriptorMetadata } from './fd-meta.js';
 
 const O = openFlags(hostArch());
 const PATH_FLAGS = O.O_PATH | O.O_CLOEXEC | O.O_NOFOLLOW;
@@ -68,6 +70,7 @@ function withPath(
   follow: boolean,
   inside: (r: Inside, session: Session, broker: OnBehalf, path: Buffer) => Answer,
   create = false,
+  outside: () => Answer = answer.continue,
 ): Answer {
   const path = copyPath(ctx, address);
   if (path.length === 0) return answer.continue();
@@ -75,7 +78,7 @@ function withPath(
   const resolved = resolve(ctx, session, path, dirfd, follow, create);
   if (resolved.where === 'outside') {
     resolved.walked.close();
-    return answer.continue();
+    return outside();
   }
   try {
     return inside(resolved, session, brokerOf(ctx), path);
@@ -533,6 +536,8 @@ function sizeOf(fd: number): number {
  * injected one is of the upper already.
  */
 export function onMetadata(ctx: Ctx): Answer {
+  const byDescriptor = onDescriptorMetadata(ctx);
+  if (byDescriptor !== null) return byDescriptor;
   const a = ctx.args;
   let dirfd = AT_FDCWD;
   let address: bigint;
@@ -614,33 +619,43 @@ export function onMetadata(ctx: Ctx): Answer {
     default:
       return answer.errno('ENOSYS');
   }
-  return withPath(ctx, dirfd, address, follow, (r, session, broker) => {
-    if (r.errno !== 0) return answer.errno(r.errno);
-    // The workdir itself: its own metadata is not part of a layer.
-    if (r.rel.length === 0) return answer.errno('EPERM');
-    if (symlinkChmod && r.kind === 'symlink') return answer.errno('EOPNOTSUPP');
-    let dir: number;
-    if (r.kind === 'directory') {
-      const upper = upperDir(session.workdir, broker, r.rel);
-      if (upper < 0) return answer.errno(-upper);
-      close(upper);
-      dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
-    } else if (r.side === 'lower') {
-      const copy = copyUp(session.workdir, broker, r);
-      if (typeof copy === 'number') return answer.errno(-copy);
-      close(copy.fd);
-      dir = copy.dir;
-    } else {
-      dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
-    }
-    if (dir < 0) return answer.errno(-dir);
-    try {
-      changed(session);
-      return answer.fromResult(apply(broker, dir, r.name));
-    } finally {
-      close(dir);
-    }
-  });
+  return withPath(
+    ctx,
+    dirfd,
+    address,
+    follow,
+    (r, session, broker) => {
+      if (r.errno !== 0) return answer.errno(r.errno);
+      // The workdir itself: its own metadata is not part of a layer.
+      if (r.rel.length === 0) return answer.errno('EPERM');
+      if (symlinkChmod && r.kind === 'symlink') return answer.errno('EOPNOTSUPP');
+      let dir: number;
+      if (r.kind === 'directory') {
+        const upper = upperDir(session.workdir, broker, r.rel);
+        if (upper < 0) return answer.errno(-upper);
+        close(upper);
+        dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
+      } else if (r.side === 'lower') {
+        const copy = copyUp(session.workdir, broker, r);
+        if (typeof copy === 'number') return answer.errno(-copy);
+        close(copy.fd);
+        dir = copy.dir;
+      } else {
+        dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
+      }
+      if (dir < 0) return answer.errno(-dir);
+      try {
+        changed(session);
+        return answer.fromResult(apply(broker, dir, r.name));
+      } finally {
+        close(dir);
+      }
+    },
+    false,
+    // Outside the workdir: refused where the policy lets it write nothing
+    // (what its filter does without a workdir, sandbox-filter.ts).
+    () => (ctx.session.policy.fsWrite.length === 0 ? answer.errno('EACCES') : answer.continue()),
+  );
 }
 
 function brokerCallNamed(

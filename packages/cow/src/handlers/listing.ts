@@ -15,7 +15,7 @@ import {
   RESOLVE_NO_SYMLINKS,
   trySyscall,
 } from '@sandlock/sys';
-import { type Ctx, int, sessionOf, type Session } from '../call.js';
+import { type Ctx, int, type Session, sessionOf } from '../call.js';
 import { placeOf } from '../resolve.js';
 
 const O = openFlags(hostArch());

@@ -15,8 +15,8 @@ import {
   runIn,
   scratch,
   snapshot,
-  withoutCapabilities,
   storeEntries,
+  withoutCapabilities,
 } from './helpers.js';
 
 /** The operations' runner, passed as `-c` source: the sandbox reads nothing of this checkout. */

@@ -4,8 +4,8 @@
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type RunResult, Sandbox, type WorkdirEnd } from '../../../sandlock/src/index.js';
 import { PYTHON, SYSTEM_DIRS } from '../../../../tools/test-support/index.js';
+import { type RunResult, Sandbox, type WorkdirEnd } from '../../../sandlock/src/index.js';
 
 export { PYTHON };
 
