@@ -45,6 +45,7 @@ export default defineConfig([
       time: '../../packages/determinism/src/time.ts',
       'fs-meta': '../../packages/fsmeta/src/fs-meta.ts',
       datagrams: '../../packages/network/src/datagrams.ts',
+      'cow-module': '../../packages/cow/src/cow-module.ts',
     },
     format: ['esm'],
     clean: false,

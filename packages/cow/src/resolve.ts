@@ -16,10 +16,12 @@ import {
   AT_FDCWD,
   close,
   ERRNO,
+  encodeOpenHow,
   hostArch,
   isDescendantOf,
   openFlags,
   PATH_MAX,
+  RESOLVE_NO_SYMLINKS,
   S_IFDIR,
   S_IFLNK,
   S_IFMT,
@@ -256,6 +258,10 @@ export function resolvePath(
 ): Resolved {
   const text = path.toString('latin1');
   const roots = new Set([workdir.lowerRoot, workdir.upperRoot]);
+  if (text.startsWith('/')) {
+    const quick = plainlyOutside(workdir, text, AT_FDCWD, options.followLast);
+    if (quick !== null) return quick;
+  }
   const root = openRoot(caller);
   if (root < 0) return failedOutside(-root);
   let links = { count: 0, pure: true };
@@ -271,6 +277,17 @@ export function resolvePath(
       }
       const from = start === 'root' ? root : start;
       const place = placeOf(workdir, from);
+      if (place === null && turns === 0 && start !== 'root') {
+        const base = pathOfFd(from);
+        const quick =
+          base === null
+            ? null
+            : plainlyOutside(workdir, `${base}/${rest}`, from, options.followLast, rest);
+        if (quick !== null) {
+          close(start);
+          return quick;
+        }
+      }
       if (place !== null) {
         if (start !== 'root') close(start);
         // The caller stands in the workdir (its cwd, a dirfd): the merged
@@ -336,6 +353,52 @@ export function insideAt(workdir: Workdir, rel: readonly string[]): Inside {
   const outside = new Inside(roots);
   outside.errno = ERRNO.EXDEV;
   return outside;
+}
+
+const PROBE_FOLLOW = encodeOpenHow({
+  flags: BigInt(O.O_PATH | O.O_CLOEXEC),
+  resolve: BigInt(RESOLVE_NO_SYMLINKS),
+});
+const PROBE_NOFOLLOW = encodeOpenHow({
+  flags: BigInt(O.O_PATH | O.O_CLOEXEC | O.O_NOFOLLOW),
+  resolve: BigInt(RESOLVE_NO_SYMLINKS),
+});
+
+function pathOfFd(fd: number): string | null {
+  try {
+    const path = readlinkSync(`/proc/thread-self/fd/${fd}`, 'latin1');
+    return path.startsWith('/') ? path : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The fast way out, for the many paths nowhere near the workdir (a
+ * program's libraries, its imports): a path with no `..`, whose names
+ * (`lexical`: from the root, or from the start directory's path) do not
+ * lead into the workdir, and whose lookup by the kernel meets no symlink
+ * (openat2 RESOLVE_NO_SYMLINKS; a last one is followed when the call
+ * follows it, so it must not be there either): the kernel's own walk for
+ * the caller goes through exactly those names and never enters the
+ * workdir. Null: walk it.
+ */
+function plainlyOutside(
+  workdir: Workdir,
+  lexical: string,
+  start: number,
+  followLast: boolean,
+  text = lexical,
+): Outside | null {
+  const names = lexical.split('/').filter((name) => name !== '' && name !== '.');
+  if (names.includes('..')) return null;
+  const lower = workdir.lowerPath.split('/').filter((name) => name !== '');
+  if (lower.every((name, index) => names[index] === name)) return null;
+  const how = followLast ? PROBE_FOLLOW : PROBE_NOFOLLOW;
+  const fd = trySyscall('openat2', start, cName(text), how, how.length);
+  if (fd === -ELOOP || fd === -ERRNO.EXDEV || fd === -ERRNO.EAGAIN) return null;
+  if (fd >= 0) close(fd);
+  return failedOutside(fd >= 0 ? 0 : -fd);
 }
 
 function isWorkdir(workdir: Workdir, fd: number): boolean {

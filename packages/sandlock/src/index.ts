@@ -22,4 +22,5 @@ export {
 } from './process.js';
 export { type RunOptions, type RunResult, Sandbox, type SpawnOptions } from './sandbox.js';
 export { afterDelay, parseDuration } from './timers.js';
+export { type Change, formatChanges } from '@sandlock/cow';
 export type { WorkdirEnd, WorkdirResult } from './workdir.js';

@@ -21,6 +21,8 @@ export interface WorkdirResult {
   readonly changes: Change[];
   /** For 'keep': the layer's directory (`sandlock cow commit|abort` takes it). */
   readonly kept?: string;
+  /** For 'deferred': the layer's upper tree (what formatChanges diffs against the workdir). */
+  readonly upper?: string;
   /** Applies a deferred layer to the workdir. */
   commit(): Promise<void>;
   /** Discards a deferred layer. */
@@ -89,6 +91,7 @@ export class SandboxLayer {
       done: result.done,
       changes: result.changes,
       ...(result.kept !== undefined ? { kept: result.kept } : {}),
+      ...(result.done === 'deferred' ? { upper: layer.upper } : {}),
       async commit() {
         decided('commit');
         await layer.commitAsync();
