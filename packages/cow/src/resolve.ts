@@ -331,12 +331,38 @@ export function resolvePath(
         rest = step.text;
         continue;
       }
+      if (walked.errno === 0 && walked.magic) {
+        // A magic link (/proc/self/fd/N, cwd) to an object of the workdir:
+        // the merged view's object there, when it is the one the link names.
+        const inside = throughMagicLink(workdir, walked.fd);
+        if (inside !== null) {
+          walked.close();
+          return inside;
+        }
+      }
       return { where: 'outside', walked };
     }
   } finally {
     close(root);
     links = { count: 0, pure: true };
   }
+}
+
+/** The object a magic link led to, as the merged view shows it at its place; null when it shows another. */
+function throughMagicLink(workdir: Workdir, fd: number): Inside | null {
+  const place = placeOf(workdir, fd);
+  if (place === null) return null;
+  const own = identify(fd);
+  if (typeof own === 'number') return null;
+  const inside = insideAt(workdir, place.rel);
+  const shown = inside.errno === 0 ? identify(inside.fd) : null;
+  const copied = inside.side === 'upper' && workdir.copies.get(own.id) === inside.path;
+  if (shown !== null && typeof shown !== 'number' && (shown.id === own.id || copied)) {
+    inside.pure = false;
+    return inside;
+  }
+  inside.close();
+  return null;
 }
 
 /** The merged view's object at `rel` (not following a symlink there). The caller closes it. */

@@ -16,6 +16,7 @@ import {
   AT_SYMLINK_NOFOLLOW,
   close,
   ERRNO,
+  F_DUPFD_CLOEXEC,
   hostArch,
   openFlags,
   RENAME_EXCHANGE,
@@ -626,8 +627,18 @@ export function onMetadata(ctx: Ctx): Answer {
     follow,
     (r, session, broker) => {
       if (r.errno !== 0) return answer.errno(r.errno);
-      // The workdir itself: its own metadata is not part of a layer.
-      if (r.rel.length === 0) return answer.errno('EPERM');
+      // The workdir itself: changed on the upper's root (which a commit
+      // does not carry over: the layer holds what is inside the workdir).
+      if (r.rel.length === 0) {
+        const root = trySyscall('fcntl', session.workdir.upperRoot, F_DUPFD_CLOEXEC, 0);
+        if (root < 0) return answer.errno(-root);
+        try {
+          changed(session);
+          return answer.fromResult(apply(broker, root, '.'));
+        } finally {
+          close(root);
+        }
+      }
       if (symlinkChmod && r.kind === 'symlink') return answer.errno('EOPNOTSUPP');
       let dir: number;
       if (r.kind === 'directory') {
