@@ -71,15 +71,16 @@ function withPath(
   follow: boolean,
   inside: (r: Inside, session: Session, broker: OnBehalf, path: Buffer) => Answer,
   create = false,
-  outside: () => Answer = answer.continue,
+  outside: (errno: number) => Answer = answer.continue,
 ): Answer {
   const path = copyPath(ctx, address);
   if (path.length === 0) return answer.continue();
   const session = sessionOf(ctx);
   const resolved = resolve(ctx, session, path, dirfd, follow, create);
   if (resolved.where === 'outside') {
+    const errno = resolved.walked.errno;
     resolved.walked.close();
-    return outside();
+    return outside(errno);
   }
   try {
     return inside(resolved, session, brokerOf(ctx), path);
@@ -665,7 +666,10 @@ export function onMetadata(ctx: Ctx): Answer {
     false,
     // Outside the workdir: refused where the policy lets it write nothing
     // (what its filter does without a workdir, sandbox-filter.ts).
-    () => (ctx.session.policy.fsWrite.length === 0 ? answer.errno('EACCES') : answer.continue()),
+    (errno) =>
+      errno === 0 && ctx.session.policy.fsWrite.length === 0
+        ? answer.errno('EACCES')
+        : answer.continue(),
   );
 }
 

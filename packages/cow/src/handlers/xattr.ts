@@ -31,15 +31,16 @@ function inside(
   ctx: Ctx,
   follow: boolean,
   serve: (r: Inside, session: Session) => Answer,
-  outside: () => Answer = answer.continue,
+  outside: (errno: number) => Answer = answer.continue,
 ): Answer {
   const path = copyPath(ctx, ctx.args[0]!);
   if (path.length === 0) return answer.continue();
   const session = sessionOf(ctx);
   const resolved = resolve(ctx, session, path, AT_FDCWD, follow);
   if (resolved.where === 'outside') {
+    const errno = resolved.walked.errno;
     resolved.walked.close();
-    return outside();
+    return outside(errno);
   }
   try {
     if (resolved.errno !== 0) return answer.errno(resolved.errno);
@@ -152,6 +153,9 @@ export function onSetXattr(ctx: Ctx): Answer {
       }
     },
     // Outside the workdir: refused where the policy lets it write nothing.
-    () => (ctx.session.policy.fsWrite.length === 0 ? answer.errno('EACCES') : answer.continue()),
+    (errno) =>
+      errno === 0 && ctx.session.policy.fsWrite.length === 0
+        ? answer.errno('EACCES')
+        : answer.continue(),
   );
 }
