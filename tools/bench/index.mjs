@@ -4,6 +4,7 @@
 import { cpus, release } from 'node:os';
 import { benchCli } from './cli.mjs';
 import { benchClock } from './clock.mjs';
+import { benchHttp } from './http.mjs';
 import { benchIntercept } from './intercept.mjs';
 import { benchLaunch } from './launch.mjs';
 import { benchLibrary } from './library.mjs';
@@ -23,6 +24,7 @@ const benches = {
   throttle: benchThrottle,
   redis: benchRedis,
   connect: benchConnect,
+  http: benchHttp,
 };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);

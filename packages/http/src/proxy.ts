@@ -193,6 +193,9 @@ export class HttpProxy extends EventEmitter {
       return;
     }
     this.track(socket);
+    // Handshakes and responses are written in pieces: Nagle's algorithm with
+    // the peer's delayed ACK stalled each new intercepted connection ~40 ms.
+    socket.setNoDelay(true);
     const dest = { address: addressText(destination.address), port: destination.port };
     void this.start(socket, dest).catch(() => socket.destroy());
   }
@@ -309,7 +312,11 @@ export class HttpProxy extends EventEmitter {
   }
 
   private splice(socket: Socket, destination: Destination): void {
-    const upstream = netConnect({ host: destination.address, port: destination.port });
+    const upstream = netConnect({
+      host: destination.address,
+      port: destination.port,
+      noDelay: true,
+    });
     this.track(upstream);
     const end = () => {
       socket.destroy();

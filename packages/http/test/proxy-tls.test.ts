@@ -101,7 +101,7 @@ function issuerSeen(
       rejectUnauthorized: false,
     });
     socket.once('secureConnect', () => {
-      resolve(socket.getPeerCertificate().issuer.CN ?? '');
+      resolve(String(socket.getPeerCertificate().issuer.CN ?? ''));
       socket.destroy();
     });
     socket.once('error', () => resolve(null));
