@@ -52,6 +52,10 @@ export interface ProxyOptions {
   readonly helloTimeout?: number;
   /** Most leaf certificates kept (default 1000). */
   readonly leafCacheSize?: number;
+  /** Most connections of the sandbox handled at once; more are refused (default 512). */
+  readonly maxConnections?: number;
+  /** A connection idle this long is closed, in ms (default 5 minutes). */
+  readonly idleTimeout?: number;
 }
 
 /** Headers of one hop (RFC 9110 §7.6.1), never forwarded. */
@@ -144,6 +148,7 @@ interface Request {
  */
 export class HttpProxy extends EventEmitter {
   private readonly sockets = new Set<Socket>();
+  private clients = 0;
   private readonly leaves: Promise<LeafCache>;
   private readonly caReady: Promise<CertificateAuthority>;
   private readonly plainAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -188,10 +193,25 @@ export class HttpProxy extends EventEmitter {
    * destination or intercepted; anything else is read as HTTP/1.
    */
   handle(socket: Socket, destination: Destination): void {
-    if (this.closed) {
+    // Each connection holds two of the supervisor's descriptors: bounded, so
+    // that a sandbox cannot run its supervisor out of them.
+    if (this.closed || this.clients >= (this.options.maxConnections ?? 512)) {
+      if (!this.closed) {
+        this.deny({
+          rule: null,
+          reason: 'too many connections at once',
+          method: null,
+          host: null,
+          path: null,
+          destination,
+        });
+      }
       socket.destroy();
       return;
     }
+    this.clients++;
+    socket.once('close', () => this.clients--);
+    socket.setTimeout(this.options.idleTimeout ?? 300_000, () => socket.destroy());
     this.track(socket);
     // Handshakes and responses are written in pieces: Nagle's algorithm with
     // the peer's delayed ACK stalled each new intercepted connection ~40 ms.

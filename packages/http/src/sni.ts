@@ -1,5 +1,5 @@
 // The server name and ALPN protocols of a TLS ClientHello, read without terminating TLS.
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { readTlsClientHello } from 'read-tls-client-hello';
 
 export interface Hello {
@@ -35,6 +35,8 @@ export async function readHello(socket: Socket, timeout = 10_000): Promise<Hello
       if (typeof name !== 'string') throw new Error('malformed server_name extension');
       serverName = name.toLowerCase().replace(/\.$/, '');
       if (!NAME.test(serverName)) throw new Error('the server name is not a DNS name');
+      // RFC 6066 §3: "Literal IPv4 and IPv6 addresses are not permitted in HostName".
+      if (isIP(serverName) !== 0) throw new Error('the server name is an IP address');
     }
     const protocols = (alpnExtension?.data as { protocols?: unknown } | null)?.protocols;
     if (alpnExtension !== undefined && !Array.isArray(protocols)) {

@@ -221,6 +221,7 @@ export async function proxyListener(
     lookup: Record<string, string[]>;
     secrets?: Record<string, string>;
     upstreamCa?: string;
+    maxConnections?: number;
   },
   destination: Destination | (() => Destination),
   at: { address: string; port?: number } = { address: '127.0.0.3' },
@@ -241,6 +242,7 @@ export async function proxyListener(
     names,
     secrets: new Map(Object.entries(options.secrets ?? {})),
     ...(options.upstreamCa ? { upstreamCa: options.upstreamCa } : {}),
+    ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}),
     onDenied: (denial) => denials.push(denial),
   });
   const server = createServer((socket) =>

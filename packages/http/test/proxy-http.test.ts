@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import http from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -263,5 +264,47 @@ describe('plain HTTP through the proxy', () => {
     const refused = await curl('/admin');
     expect(refused.stdout).toContain('refused: allowed by no --http-allow rule');
     expect(refused.stdout.trim().split('\n').at(-1)).toBe('403');
+  });
+
+  it('holds a bounded number of connections at once', async () => {
+    const limited = await proxyListener(
+      { httpAllow: ['GET allowed.test/**'], lookup, maxConnections: 2 },
+      { address: a.address, port: a.port },
+      { address: '127.0.0.5' },
+    );
+    const open: Socket[] = [];
+    try {
+      const opened = (socket: Socket) =>
+        new Promise<void>((resolve, reject) => {
+          socket.once('connect', () => resolve());
+          socket.once('error', reject);
+        });
+      for (let index = 0; index < 2; index++) {
+        const socket = connect(limited.port, limited.address);
+        open.push(socket);
+        await opened(socket);
+      }
+      await new Promise<void>((resolve) => {
+        const check = () => (limited.denials.length === 0 ? setTimeout(check, 20) : resolve());
+        const third = connect(limited.port, limited.address);
+        open.push(third);
+        third.on('error', () => {});
+        check();
+      });
+      expect(limited.denials).toMatchObject([{ reason: 'too many connections at once' }]);
+      // The held connections still work.
+      open[0]!.write(
+        `GET /held HTTP/1.1\r\nHost: allowed.test:${a.port}\r\nConnection: close\r\n\r\n`,
+      );
+      const answer = await new Promise<string>((resolve) => {
+        let text = '';
+        open[0]!.on('data', (chunk) => (text += chunk));
+        open[0]!.on('close', () => resolve(text));
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    } finally {
+      for (const socket of open) socket.destroy();
+      await limited.close();
+    }
   });
 });

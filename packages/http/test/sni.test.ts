@@ -33,6 +33,15 @@ async function clientHello(options: tls.ConnectionOptions): Promise<Buffer> {
   return hello;
 }
 
+/** A hello whose SNI is `name` written in place of a same-length name (Node will not send an IP as SNI). */
+async function clientHelloWithName(name: string): Promise<Buffer> {
+  const placeholder = 'x'.repeat(name.length - 2) + '.t';
+  const hello = await clientHello({ servername: placeholder });
+  const at = hello.indexOf(placeholder);
+  hello.write(name, at, 'ascii');
+  return hello;
+}
+
 function streamOf(bytes: Buffer, end = true): Socket {
   const stream = new PassThrough();
   stream.write(bytes);
@@ -77,6 +86,9 @@ describe('the ClientHello', () => {
     await expect(readHello(streamOf(hello.subarray(0, 40), false), 200)).rejects.toThrow(
       'no ClientHello in time',
     );
+    // An address in SNI (a client set on a host name check that compares IPs).
+    const literal = await clientHelloWithName('10.0.0.1');
+    await expect(readHello(streamOf(literal))).rejects.toThrow('the server name is an IP address');
   });
 
   it('fuzzed: every mutation of a real hello settles, and a name it gives is a DNS name', async () => {
