@@ -307,4 +307,28 @@ describe('plain HTTP through the proxy', () => {
       await limited.close();
     }
   });
+
+  it('a wildcard network rule: names beneath it pass by name, the domain itself does not', async () => {
+    const wild = await proxyListener(
+      {
+        // tcp://127.0.0.1:1 names the address (on another port), so names may resolve to it.
+        net: netView([`*.wild.test:${a.port}`, 'tcp://127.0.0.1:1'], {}),
+        lookup: { 'a.wild.test': ['127.0.0.1'], 'wild.test': ['127.0.0.1'] },
+      },
+      { address: a.address, port: a.port },
+      { address: '127.0.0.6' },
+    );
+    try {
+      expect((await request(wild, 'GET', '/wild', `a.wild.test:${a.port}`)).status).toBe(200);
+      const domain = await request(wild, 'GET', '/wild-domain', `wild.test:${a.port}`);
+      expect(domain.status).toBe(403);
+      expect(domain.body).toContain(
+        `wild.test (127.0.0.1:${a.port}) is allowed by no --net-allow rule`,
+      );
+      expect(count(a, '/wild')).toBe(1);
+      expect(count(a, '/wild-domain')).toBe(0);
+    } finally {
+      await wild.close();
+    }
+  });
 });

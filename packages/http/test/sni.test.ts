@@ -35,7 +35,7 @@ async function clientHello(options: tls.ConnectionOptions): Promise<Buffer> {
 
 /** A hello whose SNI is `name` written in place of a same-length name (Node will not send an IP as SNI). */
 async function clientHelloWithName(name: string): Promise<Buffer> {
-  const placeholder = 'x'.repeat(name.length - 2) + '.t';
+  const placeholder = `${'x'.repeat(name.length - 2)}.t`;
   const hello = await clientHello({ servername: placeholder });
   const at = hello.indexOf(placeholder);
   hello.write(name, at, 'ascii');
