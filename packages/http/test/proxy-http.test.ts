@@ -331,4 +331,25 @@ describe('plain HTTP through the proxy', () => {
       await wild.close();
     }
   });
+
+  it('adds no credential to plain HTTP, where nothing proves the server is the host', async () => {
+    const withAuth = await proxyListener(
+      {
+        httpAllow: ['GET allowed.test/**'],
+        httpAuth: ['GET allowed.test/** bearer TOKEN'],
+        secrets: { TOKEN: 'plain-secret' },
+        lookup,
+      },
+      { address: a.address, port: a.port },
+      { address: '127.0.0.7' },
+    );
+    try {
+      expect((await request(withAuth, 'GET', '/no-credential', hostA())).status).toBe(200);
+      expect(
+        a.received.find((r) => r.url === '/no-credential')!.headers.authorization,
+      ).toBeUndefined();
+    } finally {
+      await withAuth.close();
+    }
+  });
 });
