@@ -75,8 +75,13 @@ export class PolicyDraft {
       const parsed = parseHttpAuth(text);
       if (typeof parsed === 'string' || credentials[parsed.credential] !== undefined) continue;
       const known = Object.keys(credentials);
-      new At(`httpAuth[${index}]`, originOf('httpAuth'), problems).problem(
-        `no credential '${parsed.credential}' (${known.length === 0 ? 'define it with credential NAME=env:VARIABLE or NAME=file:PATH' : `credentials: ${known.join(', ')}`})`,
+      const origin = originOf('httpAuth');
+      const define =
+        origin.kind === 'flag'
+          ? '--credential NAME=env:VARIABLE or NAME=file:PATH'
+          : 'credentials: { NAME: "env:VARIABLE" or "file:PATH" }';
+      new At(`httpAuth[${index}]`, origin, problems).problem(
+        `no credential '${parsed.credential}' (${known.length === 0 ? `define it with ${define}` : `credentials: ${known.join(', ')}`})`,
       );
     }
   }

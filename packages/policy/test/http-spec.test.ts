@@ -7,6 +7,7 @@ import {
   parseHttpAuth,
   parseHttpRule,
   parseNetRule,
+  parsePolicy,
   policyFlags,
   whereOf,
 } from '../src/index.js';
@@ -120,10 +121,16 @@ describe('HTTP rules', () => {
       "--http-deny: '%2' is not a percent-escape, in 'GET x.com/%2'",
       '--credential: expected env:VARIABLE or file:PATH, got "vault:gh"',
       '--http-ca: needs httpKey too (a CA certificate and its private key)',
-      "--http-auth: no credential 'NOPE' (define it with credential NAME=env:VARIABLE or NAME=file:PATH)",
+      "--http-auth: no credential 'NOPE' (define it with --credential NAME=env:VARIABLE or NAME=file:PATH)",
     ]);
     expect(
       problemsOf(['credential', 'GH=env:GITHUB_TOKEN'], ['http-auth', 'GET a.com bearer GH']),
     ).toEqual([]);
+    expect(() =>
+      parsePolicy({ httpAuth: ['GET a.com bearer GH'], credentials: { KEY: 'env:K' } }),
+    ).toThrow("httpAuth[0]: no credential 'GH' (credentials: KEY)");
+    expect(() => parsePolicy({ httpKey: '/etc/hostname' })).toThrow(
+      'httpKey: needs httpCa too (a CA certificate and its private key)',
+    );
   });
 });
