@@ -347,10 +347,14 @@ export class HttpProxy extends EventEmitter {
   }
 
   private serveHttp1(socket: Socket, connection: Connection): void {
-    const server = http.createServer({ requireHostHeader: true }, (req, res) => {
-      void this.onHttp1(req, res, connection, false);
-    });
-    server.on('checkContinue', (req, res) => void this.onHttp1(req, res, connection, true));
+    // Nothing a sandbox sends may end the supervisor: a failure ends its request.
+    const serve = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => {
+      this.onHttp1(req, res, connection, expectContinue).catch(() => res.destroy());
+    };
+    const server = http.createServer({ requireHostHeader: true }, (req, res) =>
+      serve(req, res, false),
+    );
+    server.on('checkContinue', (req, res) => serve(req, res, true));
     const refuseRaw = (req: IncomingMessage, client: Socket, what: string) => {
       this.deny({
         rule: null,
@@ -387,12 +391,15 @@ export class HttpProxy extends EventEmitter {
     const has = (name: string) => req.headers[name] !== undefined;
     const respond = (status: number, text: string) => {
       req.resume();
-      if (!res.headersSent) {
-        res.writeHead(status, {
-          'content-type': 'text/plain; charset=utf-8',
-          'content-length': Buffer.byteLength(text),
-        });
+      // An answer already under way (an upstream failing mid-body) cannot become another.
+      if (res.headersSent) {
+        res.destroy();
+        return;
       }
+      res.writeHead(status, {
+        'content-type': 'text/plain; charset=utf-8',
+        'content-length': Buffer.byteLength(text),
+      });
       res.end(text);
     };
     // Two ways to say where a body ends: refused (RFC 9112 §6.3; request smuggling).
@@ -454,11 +461,15 @@ export class HttpProxy extends EventEmitter {
   private serveHttp2(socket: tls.TLSSocket, connection: Connection): void {
     const server = http2.createServer({ maxSessionMemory: 64 });
     server.on('stream', (stream, headers) => {
+      stream.on('error', () => stream.destroy());
       const method = String(headers[':method'] ?? '');
       const refuse = (status: number, text: string) => {
         if (stream.destroyed || stream.closed) return;
-        if (!stream.headersSent)
-          stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8' });
+        if (stream.headersSent) {
+          stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+          return;
+        }
+        stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8' });
         stream.end(text);
         stream.resume();
       };
@@ -489,7 +500,7 @@ export class HttpProxy extends EventEmitter {
         refuse(400, 'sandlock: :authority and Host differ\n');
         return;
       }
-      void this.onRequest(
+      this.onRequest(
         {
           method,
           target: String(headers[':path'] ?? ''),
@@ -511,7 +522,7 @@ export class HttpProxy extends EventEmitter {
             pipeline(body, stream, () => {});
           },
         },
-      );
+      ).catch(() => stream.destroy());
     });
     server.on('sessionError', () => socket.destroy());
     server.emit('connection', socket);

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import http from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -62,6 +62,8 @@ function request(
         res.on('end', () =>
           resolve({ status: res.statusCode ?? 0, body, reused: req.reusedSocket }),
         );
+        res.on('error', reject);
+        res.on('aborted', () => reject(new Error('aborted')));
       },
     );
     req.on('error', reject);
@@ -350,6 +352,49 @@ describe('plain HTTP through the proxy', () => {
       ).toBeUndefined();
     } finally {
       await withAuth.close();
+    }
+  });
+
+  it('an upstream failing mid-answer ends that answer only; the proxy keeps serving', async () => {
+    const broken = http.createServer((req, res) => {
+      if (req.url === '/cut') {
+        res.writeHead(200, { 'content-length': '1000' });
+        res.write('partial');
+        setImmediate(() => res.socket?.destroy());
+      } else res.end('fine');
+    });
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.8', resolve));
+    const port = (broken.address() as AddressInfo).port;
+    const via = await proxyListener(
+      { httpAllow: ['GET broken.test/**'], lookup: { 'broken.test': ['127.0.0.8'] } },
+      { address: '127.0.0.8', port },
+      { address: '127.0.0.9' },
+    );
+    try {
+      const cut = await request(via, 'GET', '/cut', `broken.test:${port}`).then(
+        (answer) => answer.body,
+        (error: Error) => error.message,
+      );
+      expect(cut).not.toBe('fine');
+      expect(await request(via, 'GET', '/after', `broken.test:${port}`)).toMatchObject({
+        status: 200,
+        body: 'fine',
+      });
+      // Nothing listens: 502, and still serving.
+      const gone = await proxyListener(
+        { httpAllow: ['GET gone.test/**'], lookup: { 'gone.test': ['127.0.0.8'] } },
+        { address: '127.0.0.8', port: 1 },
+        { address: '127.0.0.10' },
+      );
+      try {
+        expect((await request(gone, 'GET', '/', 'gone.test:1')).status).toBe(502);
+      } finally {
+        await gone.close();
+      }
+    } finally {
+      await via.close();
+      broken.closeAllConnections();
+      await new Promise<void>((resolve) => broken.close(() => resolve()));
     }
   });
 });
