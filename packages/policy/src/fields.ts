@@ -441,6 +441,8 @@ export const FIELDS = {
       'A rule is `METHOD HOST[:PORT][/PATH]`. METHOD is a method name or `*`. HOST is a name, `*.NAME` (any name beneath NAME, not NAME itself), an IP address (IPv6 in brackets) or `*`; without a port, any port. PATH may hold `*` (any characters within one segment) and `**` segments (any number of segments, none included); without a path, `/**`. The query is not matched.',
       '',
       "Deny rules are checked first. Every request of a connection is checked (keep-alive, pipelining, each HTTP/2 stream), its path normalized first (percent-escapes of unreserved characters decoded, dot segments removed, and every reading a server may give to `//`, `;` parameters, `%2F`, `%5C` and `\\` checked: a request is allowed only when each reading is). A refused request is answered 403 with the rule that refused it. HTTPS requests are seen by intercepting TLS with the sandbox's CA (`httpCa`, or one made for the sandbox) where a rule has a method or a path, or a credential is added; otherwise only the TLS server name is checked.",
+      '',
+      'Not enforced yet: the proxy (`@sandlock/http`) is not wired into sandboxes, and a sandbox whose policy has `httpAllow`, `httpDeny`, `httpAuth`, `credentials` or `httpCa` is refused rather than run without them.',
     ].join('\n'),
   }),
   httpDeny: field({
