@@ -1,0 +1,394 @@
+// The per-user registry of running sandboxes, which `Sandbox.list()`,
+// `Sandbox.kill()` and `sandlock ps/inspect/kill` read.
+//
+// A directory, `$XDG_RUNTIME_DIR/sandlock` or else `<tmpdir>/sandlock-<uid>`,
+// made 0700 and refused when it is not a directory of this user that no one
+// else may write (an entry names a pid to signal: a planted one must not be
+// believed). In it, one `<name>.json` per sandbox, written whole to a
+// temporary name and renamed (a reader never sees half an entry), and
+// `registry.lock`, whose flock(2) every change and every listing holds: a name
+// is claimed, and a stale entry pruned, by one process at a time.
+//
+// An entry is stale when its reaper is gone: no /proc/<pid>, another start
+// time there (the pid was reused), or a zombie (the reaper exits only once
+// every process of the sandbox has). Its host removes it when the sandbox
+// ends; after a crash, the next reader does. An entry of another pid
+// namespace (a container sharing the directory) cannot be judged: it is
+// neither listed nor pruned.
+
+import {
+  closeSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { flock, LOCK_EX, LOCK_NB, LOCK_UN, readProc } from '@sandlock/sys';
+import { SandboxError } from './errors.js';
+import type { Policy } from './policy.js';
+import { pidNamespace } from './socket-dir.js';
+
+/** A port the sandbox bound, as it sees it (`virtual`) and as the host has it (`real`). */
+export interface PortMapping {
+  protocol: 'tcp' | 'udp';
+  virtual: number;
+  real: number;
+}
+
+/** A running sandbox, as the registry lists it. */
+export interface SandboxEntry {
+  /** Unique among the user's running sandboxes. */
+  name: string;
+  /** The program's pid. */
+  pid: number;
+  /** The reaper's pid (signals to the whole sandbox go to it). */
+  reaperPid: number;
+  /** When it started (ISO 8601). */
+  startedAt: string;
+  /** The program and its arguments. */
+  command: string[];
+  /** The policy it runs under, as `sandbox.policy` (`Sandbox.fromPolicy` takes it). */
+  policy: Policy;
+  /** Ports it bound that the host has under another number (`portRemap`). */
+  ports: PortMapping[];
+}
+
+/** What the registry stores: the entry, and what tells its reaper from a later process of the same pid. */
+interface Stored extends SandboxEntry {
+  version: 1;
+  /** Field 22 of the reaper's /proc/<pid>/stat. */
+  reaperStartTime: number;
+  /** The inode of the reaper's pid namespace (/proc/self/ns/pid), or null where it could not be told. */
+  pidNamespace: string | null;
+}
+
+/** A name of a sandbox: also its file name in the registry. */
+const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+const DEFAULT_NAME = /^sandbox-(\d+)$/;
+const LOCK_FILE = 'registry.lock';
+/** How long a lock held by another process is waited for: only a hang is caught. */
+const LOCK_WAIT_MS = 10_000;
+const LOCK_RETRY_MS = 5;
+
+/** What a sandbox name is. */
+export const SANDBOX_NAME_RULE =
+  "a sandbox name (1 to 64 letters, digits, '_', '.', '-', not starting with '.' or '-')";
+
+/** Why a name cannot name a sandbox, or null when it can. */
+export function badSandboxName(name: unknown): string | null {
+  if (typeof name === 'string' && NAME.test(name) && !name.endsWith('.json')) return null;
+  return `expected ${SANDBOX_NAME_RULE}, got ${JSON.stringify(name)}`;
+}
+
+/** Where this user's registry is (not checked). */
+export function registryDirectory(env: NodeJS.ProcessEnv = process.env): string {
+  const runtime = env.XDG_RUNTIME_DIR;
+  if (runtime?.startsWith('/')) return join(runtime, 'sandlock');
+  return join(tmpdir(), `sandlock-${process.getuid?.() ?? 'user'}`);
+}
+
+function registryError(message: string, cause?: unknown): SandboxError {
+  return new SandboxError(`sandlock: sandbox registry: ${message}`, 'registry', { cause });
+}
+
+/**
+ * The registry directory, checked: ours, a directory (not a symlink), and
+ * written by no one else. `create`: made (0700) when missing; otherwise
+ * null when missing (no sandbox was ever listed there).
+ */
+function checkedDirectory(create: boolean): string | null {
+  const dir = registryDirectory();
+  if (create) {
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+  let stat: ReturnType<typeof lstatSync>;
+  try {
+    stat = lstatSync(dir);
+  } catch (error) {
+    if (!create && (error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+  const uid = process.getuid?.();
+  if (!stat.isDirectory()) {
+    throw registryError(`${dir} is not a directory (a symlink or a file?); refusing it`);
+  }
+  if (stat.uid !== uid) {
+    throw registryError(
+      `${dir} belongs to uid ${stat.uid}, not to this user (${uid}); refusing it`,
+    );
+  }
+  if ((stat.mode & 0o022) !== 0) {
+    throw registryError(
+      `${dir} may be written by its group or others (mode ${(stat.mode & 0o7777).toString(8)}); refusing it (chmod 700 it)`,
+    );
+  }
+  return dir;
+}
+
+/** Runs `body` holding the registry's lock. */
+async function locked<T>(dir: string, body: () => T): Promise<T> {
+  const fd = openSync(join(dir, LOCK_FILE), 'a', 0o600);
+  try {
+    const deadline = performance.now() + LOCK_WAIT_MS;
+    // Never blocking: a holder that is stopped must not stall this event loop.
+    while (!flock(fd, LOCK_EX | LOCK_NB)) {
+      if (performance.now() > deadline) {
+        throw registryError(`${join(dir, LOCK_FILE)} stayed locked for ${LOCK_WAIT_MS / 1000}s`);
+      }
+      await sleep(LOCK_RETRY_MS);
+    }
+    try {
+      return body();
+    } finally {
+      flock(fd, LOCK_UN);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The state letter and start time of a process, or null when there is none. */
+function processStat(pid: number): { state: string; startTime: number } | null {
+  const stat = readProc(`/proc/${pid}/stat`);
+  if (stat === null) return null;
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state), rest[19] field 22 (starttime).
+  return { state: rest[0] ?? '', startTime: Number.parseInt(rest[19] ?? '', 10) };
+}
+
+/** Whether the reaper an entry names still runs (a zombie has ended its sandbox). */
+export function reaperRuns(pid: number, startTime: number): boolean {
+  const stat = processStat(pid);
+  return stat !== null && stat.startTime === startTime && stat.state !== 'Z';
+}
+
+function isStored(value: unknown): value is Stored {
+  const entry = value as Stored;
+  return (
+    typeof entry === 'object' &&
+    entry !== null &&
+    entry.version === 1 &&
+    badSandboxName(entry.name) === null &&
+    Number.isSafeInteger(entry.pid) &&
+    Number.isSafeInteger(entry.reaperPid) &&
+    entry.reaperPid > 0 &&
+    Number.isSafeInteger(entry.reaperStartTime) &&
+    typeof entry.startedAt === 'string' &&
+    Array.isArray(entry.command) &&
+    Array.isArray(entry.ports) &&
+    typeof entry.policy === 'object'
+  );
+}
+
+type Judged =
+  | { kind: 'live'; entry: Stored }
+  | { kind: 'stale' }
+  /** Another pid namespace's, or another version's: left alone. */
+  | { kind: 'foreign' };
+
+function judge(dir: string, file: string): Judged {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'foreign' };
+    if (error instanceof SyntaxError) return { kind: 'stale' };
+    throw error;
+  }
+  if ((value as Stored | null)?.version !== 1) return { kind: 'foreign' };
+  if (!isStored(value) || `${value.name}.json` !== file) return { kind: 'stale' };
+  if (value.pidNamespace !== pidNamespace()) return { kind: 'foreign' };
+  return reaperRuns(value.reaperPid, value.reaperStartTime)
+    ? { kind: 'live', entry: value }
+    : { kind: 'stale' };
+}
+
+function removeFile(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+/** The live entries, after removing the stale ones. Under the lock. */
+function liveEntries(dir: string): Stored[] {
+  const live: Stored[] = [];
+  for (const file of readdirSync(dir)) {
+    if (!file.endsWith('.json') || file.startsWith('.')) continue;
+    const judged = judge(dir, file);
+    if (judged.kind === 'live') live.push(judged.entry);
+    else if (judged.kind === 'stale') removeFile(join(dir, file));
+  }
+  return live.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.pid - b.pid);
+}
+
+function publicEntry(stored: Stored): SandboxEntry {
+  const { name, pid, reaperPid, startedAt, command, policy, ports } = stored;
+  return { name, pid, reaperPid, startedAt, command, policy, ports };
+}
+
+/** Writes an entry whole, then renames it into place. Under the lock. */
+function writeEntry(dir: string, entry: Stored): void {
+  const path = join(dir, `${entry.name}.json`);
+  const temporary = join(dir, `.${entry.name}.${process.pid}.tmp`);
+  try {
+    writeFileSync(temporary, `${JSON.stringify(entry)}\n`, { mode: 0o600, flag: 'w' });
+    renameSync(temporary, path);
+  } catch (error) {
+    removeFile(temporary);
+    throw error;
+  }
+}
+
+/** The first `sandbox-N` above every live one's N. */
+function defaultName(live: readonly Stored[]): string {
+  let highest = 0;
+  for (const entry of live) {
+    const match = DEFAULT_NAME.exec(entry.name);
+    if (match !== null) highest = Math.max(highest, Number(match[1]));
+  }
+  return `sandbox-${highest + 1}`;
+}
+
+/** The user's running sandboxes (stale entries removed on the way). */
+export async function listSandboxes(): Promise<SandboxEntry[]> {
+  const dir = checkedDirectory(false);
+  if (dir === null) return [];
+  return locked(dir, () => liveEntries(dir).map(publicEntry));
+}
+
+/** A sandbox's place in the registry, held by its host while it runs. */
+export interface Registration {
+  readonly name: string;
+  /** Replaces the entry's ports (the port-remap module reports each bind). */
+  setPorts(ports: readonly PortMapping[]): Promise<void>;
+  /** Removes the entry (once; later calls do nothing). */
+  remove(): Promise<void>;
+}
+
+/** Whether an error says this process may not write the registry (it runs inside a sandbox, say). */
+function notAllowed(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
+}
+
+/**
+ * Lists a sandbox that has just started, under `name` or the next free
+ * `sandbox-N`. Throws a SandboxError (step 'registry') when a running
+ * sandbox holds the name or the directory is refused; returns null when
+ * this process may not write the registry at all (EACCES, EPERM, EROFS:
+ * inside a sandbox without a grant there), and the sandbox runs unlisted.
+ */
+export async function register(details: {
+  name: string | undefined;
+  pid: number;
+  reaperPid: number;
+  command: readonly string[];
+  policy: Policy;
+}): Promise<Registration | null> {
+  const reaper = processStat(details.reaperPid);
+  if (reaper === null) throw registryError(`the reaper (pid ${details.reaperPid}) is gone`);
+  let dir: string | null;
+  try {
+    dir = checkedDirectory(true);
+  } catch (error) {
+    if (notAllowed(error)) return null;
+    throw error instanceof SandboxError ? error : registryError((error as Error).message, error);
+  }
+  const where = dir!;
+  let stored: Stored;
+  try {
+    stored = await locked(where, () => {
+      const live = liveEntries(where);
+      const name = details.name ?? defaultName(live);
+      const holder = live.find((entry) => entry.name === name);
+      if (holder !== undefined) {
+        throw new SandboxError(
+          `sandlock: a running sandbox is already called '${name}' (pid ${holder.pid}); choose another name, or end it first (sandlock kill ${name})`,
+          'name',
+        );
+      }
+      const entry: Stored = {
+        version: 1,
+        name,
+        pid: details.pid,
+        reaperPid: details.reaperPid,
+        reaperStartTime: reaper.startTime,
+        pidNamespace: pidNamespace(),
+        startedAt: new Date().toISOString(),
+        command: [...details.command],
+        policy: details.policy,
+        ports: [],
+      };
+      writeEntry(where, entry);
+      return entry;
+    });
+  } catch (error) {
+    if (error instanceof SandboxError) throw error;
+    if (notAllowed(error)) return null;
+    throw registryError((error as Error).message, error);
+  }
+  let removed = false;
+  const file = `${stored.name}.json`;
+  /** Whether the entry under the name is still this sandbox's (not one that took the name since). */
+  const ours = () => {
+    const judged = judge(where, file);
+    if (judged.kind === 'stale') return true; // its reaper gone: pruned either way
+    return (
+      judged.kind === 'live' &&
+      judged.entry.reaperPid === stored.reaperPid &&
+      judged.entry.reaperStartTime === stored.reaperStartTime
+    );
+  };
+  return {
+    name: stored.name,
+    async setPorts(ports) {
+      if (removed) return;
+      stored = { ...stored, ports: ports.map((port) => ({ ...port })) };
+      await locked(where, () => {
+        if (judge(where, file).kind === 'live' && ours()) writeEntry(where, stored);
+      });
+    },
+    async remove() {
+      if (removed) return;
+      removed = true;
+      await locked(where, () => {
+        if (ours()) removeFile(join(where, file));
+      });
+    },
+  };
+}
+
+/** A running sandbox's entry and its reaper's start time (to pin the process before signalling it), or null. */
+export async function findSandbox(
+  name: string,
+): Promise<{ entry: SandboxEntry; reaperStartTime: number } | null> {
+  const dir = checkedDirectory(false);
+  if (dir === null || badSandboxName(name) !== null) return null;
+  return locked(dir, () => {
+    const judged = judge(dir, `${name}.json`);
+    if (judged.kind !== 'live') return null;
+    return { entry: publicEntry(judged.entry), reaperStartTime: judged.entry.reaperStartTime };
+  });
+}
+
+/** Prunes the entry `name` when its reaper is gone (after a kill). */
+export async function pruneEnded(name: string): Promise<void> {
+  const dir = checkedDirectory(false);
+  if (dir === null || badSandboxName(name) !== null) return;
+  await locked(dir, () => {
+    if (judge(dir, `${name}.json`).kind === 'stale') removeFile(join(dir, `${name}.json`));
+  });
+}
