@@ -1,7 +1,8 @@
 // The registry of running sandboxes (registry.ts): names, listing, kill by
 // name, pruning of entries whose reaper is gone, and a directory that is not
 // this user's alone refused. Each test has its own XDG_RUNTIME_DIR.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import {
   chmodSync,
   chownSync,
@@ -17,13 +18,14 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startTimeOf } from '@sandlock/sys';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { running } from '../../../tools/test-support/index.js';
 import { Sandbox, SandboxError, type SandboxProcess } from '../src/index.js';
 import { registryDirectory } from '../src/registry.js';
 import { pidNamespace } from '../src/socket-dir.js';
-import { eventually, systemBuilder } from './helpers.js';
+import { eventually, processState, SYSTEM_READ, systemBuilder } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
 const work = mkdtempSync(join(tmpdir(), 'sandlock-registry-'));
@@ -215,6 +217,49 @@ time.sleep(300)
     plantEntry('stale', dead.pid, 1);
     expect((await sleeper('stale')).name).toBe('stale');
     expect(live.running).toBe(true);
+  });
+
+  it('prunes the entry of a zombie reaper: its sandbox has ended', async () => {
+    const parent = spawn(
+      PYTHON,
+      [
+        '-c',
+        'import os, time\npid = os.fork()\nif pid == 0: os._exit(0)\nprint(pid, flush=True)\ntime.sleep(60)',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
+      const zombie = Number(line.toString().trim());
+      expect(await eventually(() => processState(zombie) === 'Z')).toBe(true);
+      const file = plantEntry('zombie', zombie, startTimeOf(zombie)!);
+      expect(await Sandbox.list()).toEqual([]);
+      expect(existsSync(file)).toBe(false);
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  });
+
+  it('prunes the entry a host killed by SIGKILL left, once its reaper has killed the sandbox', async () => {
+    const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+    const script = `import { Sandbox } from ${JSON.stringify(dist)};
+const sandboxed = await Sandbox.builder().fsRead(...${JSON.stringify(SYSTEM_READ)}).build()
+  .spawn(['/bin/sleep', '300'], { stdio: 'ignore', name: 'orphan' });
+process.stdout.write(sandboxed.reaperPid + '\\n');
+setInterval(() => {}, 1000);
+`;
+    const host = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, XDG_RUNTIME_DIR: runtime },
+    });
+    const [line] = (await once(host.stdout!, 'data')) as [Buffer];
+    const reaper = Number(line.toString().trim());
+    expect((await Sandbox.list()).map((entry) => entry.name)).toEqual(['orphan']);
+    host.kill('SIGKILL');
+    await once(host, 'close');
+    expect(await eventually(() => !running(reaper))).toBe(true);
+    expect(await Sandbox.list()).toEqual([]);
+    expect(existsSync(join(runtime, 'sandlock', 'orphan.json'))).toBe(false);
   });
 
   it('refuses a directory of another user, or one its group may write', async () => {
