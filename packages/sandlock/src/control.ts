@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { close, pidfdOpen, pidfdSendSignal, SysError } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
 import { badSignal, reaperSignal } from './process.js';
-import { findSandbox, pruneEnded, reaperRuns, type SandboxEntry } from './registry.js';
+import { findSandbox, pruneEnded, type SandboxEntry, stillRuns } from './registry.js';
 
 /** How long a killed sandbox is waited for: only a hang is caught. */
 const END_WAIT_MS = 30_000;
@@ -33,7 +33,7 @@ export async function killSandbox(
   if (number === undefined) throw badSignal(signal);
   const found = await findSandbox(name);
   if (found === null) throw noSuchSandbox(name);
-  const { entry, reaperStartTime } = found;
+  const { entry, reaper } = found;
   let pidfd: number;
   try {
     pidfd = pidfdOpen(entry.reaperPid);
@@ -45,7 +45,7 @@ export async function killSandbox(
     throw error;
   }
   try {
-    if (!reaperRuns(entry.reaperPid, reaperStartTime)) {
+    if (!stillRuns(reaper)) {
       await pruneEnded(name);
       throw noSuchSandbox(name);
     }
@@ -55,7 +55,7 @@ export async function killSandbox(
   }
   if (signal !== 'SIGKILL') return entry;
   const deadline = performance.now() + END_WAIT_MS;
-  while (reaperRuns(entry.reaperPid, reaperStartTime)) {
+  while (stillRuns(reaper)) {
     if (performance.now() > deadline) {
       throw new SandboxError(
         `sandlock: sandbox '${name}' (reaper pid ${entry.reaperPid}) was sent SIGKILL but has not ended after ${END_WAIT_MS / 1000}s`,

@@ -30,7 +30,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { flock, LOCK_EX, LOCK_NB, LOCK_UN, readProc } from '@sandlock/sys';
+import { flock, LOCK_EX, LOCK_NB, LOCK_UN, ProcReadError, readProc } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
 import type { Policy } from './policy.js';
 import { pidNamespace } from './socket-dir.js';
@@ -60,13 +60,33 @@ export interface SandboxEntry {
   ports: PortMapping[];
 }
 
-/** What the registry stores: the entry, and what tells its reaper from a later process of the same pid. */
-interface Stored extends SandboxEntry {
+/** A process, told from a later one of the same pid by its start time. */
+interface ProcessId {
+  pid: number;
+  /** Field 22 of /proc/<pid>/stat. */
+  startTime: number;
+}
+
+/**
+ * What the registry stores. A name is claimed before the launch (`reaper`
+ * null: it holds while its host runs), then the entry is completed once the
+ * program's pid is known.
+ */
+interface Stored {
   version: 1;
-  /** Field 22 of the reaper's /proc/<pid>/stat. */
-  reaperStartTime: number;
-  /** The inode of the reaper's pid namespace (/proc/self/ns/pid), or null where it could not be told. */
+  name: string;
+  /** Tells this claim from a later one of the same name. */
+  claim: string;
+  /** The process that started the sandbox. */
+  host: ProcessId;
+  reaper: ProcessId | null;
+  pid: number | null;
+  /** The inode of the pid namespace (/proc/self/ns/pid), or null where it could not be told. */
   pidNamespace: string | null;
+  startedAt: string;
+  command: string[];
+  policy: Policy;
+  ports: PortMapping[];
 }
 
 /** A name of a sandbox: also its file name in the registry. */
@@ -167,10 +187,21 @@ function processStat(pid: number): { state: string; startTime: number } | null {
   return { state: rest[0] ?? '', startTime: Number.parseInt(rest[19] ?? '', 10) };
 }
 
-/** Whether the reaper an entry names still runs (a zombie has ended its sandbox). */
-export function reaperRuns(pid: number, startTime: number): boolean {
-  const stat = processStat(pid);
-  return stat !== null && stat.startTime === startTime && stat.state !== 'Z';
+/** Whether a process still runs: same start time, not a zombie (a reaper exits only once every process of its sandbox has). */
+export function stillRuns(id: ProcessId): boolean {
+  const stat = processStat(id.pid);
+  return stat !== null && stat.startTime === id.startTime && stat.state !== 'Z';
+}
+
+function isProcessId(value: unknown): value is ProcessId {
+  const id = value as ProcessId;
+  return (
+    typeof id === 'object' &&
+    id !== null &&
+    Number.isSafeInteger(id.pid) &&
+    id.pid > 0 &&
+    Number.isSafeInteger(id.startTime)
+  );
 }
 
 function isStored(value: unknown): value is Stored {
@@ -180,10 +211,10 @@ function isStored(value: unknown): value is Stored {
     entry !== null &&
     entry.version === 1 &&
     badSandboxName(entry.name) === null &&
-    Number.isSafeInteger(entry.pid) &&
-    Number.isSafeInteger(entry.reaperPid) &&
-    entry.reaperPid > 0 &&
-    Number.isSafeInteger(entry.reaperStartTime) &&
+    typeof entry.claim === 'string' &&
+    isProcessId(entry.host) &&
+    (entry.reaper === null ? entry.pid === null : isProcessId(entry.reaper)) &&
+    (entry.pid === null || Number.isSafeInteger(entry.pid)) &&
     typeof entry.startedAt === 'string' &&
     Array.isArray(entry.command) &&
     Array.isArray(entry.ports) &&
@@ -194,7 +225,7 @@ function isStored(value: unknown): value is Stored {
 type Judged =
   | { kind: 'live'; entry: Stored }
   | { kind: 'stale' }
-  /** Another pid namespace's, or another version's: left alone. */
+  /** Gone, or another pid namespace's, or another version's: left alone. */
   | { kind: 'foreign' };
 
 function judge(dir: string, file: string): Judged {
@@ -209,9 +240,7 @@ function judge(dir: string, file: string): Judged {
   if ((value as Stored | null)?.version !== 1) return { kind: 'foreign' };
   if (!isStored(value) || `${value.name}.json` !== file) return { kind: 'stale' };
   if (value.pidNamespace !== pidNamespace()) return { kind: 'foreign' };
-  return reaperRuns(value.reaperPid, value.reaperStartTime)
-    ? { kind: 'live', entry: value }
-    : { kind: 'stale' };
+  return stillRuns(value.reaper ?? value.host) ? { kind: 'live', entry: value } : { kind: 'stale' };
 }
 
 function removeFile(path: string): void {
@@ -222,7 +251,7 @@ function removeFile(path: string): void {
   }
 }
 
-/** The live entries, after removing the stale ones. Under the lock. */
+/** The live entries (claims too), after removing the stale ones. Under the lock. */
 function liveEntries(dir: string): Stored[] {
   const live: Stored[] = [];
   for (const file of readdirSync(dir)) {
@@ -231,12 +260,16 @@ function liveEntries(dir: string): Stored[] {
     if (judged.kind === 'live') live.push(judged.entry);
     else if (judged.kind === 'stale') removeFile(join(dir, file));
   }
-  return live.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.pid - b.pid);
+  return live.sort(
+    (a, b) => a.startedAt.localeCompare(b.startedAt) || a.name.localeCompare(b.name),
+  );
 }
 
-function publicEntry(stored: Stored): SandboxEntry {
-  const { name, pid, reaperPid, startedAt, command, policy, ports } = stored;
-  return { name, pid, reaperPid, startedAt, command, policy, ports };
+/** The entry as the library gives it, or null for a claim whose sandbox has not started yet. */
+function publicEntry(stored: Stored): SandboxEntry | null {
+  const { name, pid, reaper, startedAt, command, policy, ports } = stored;
+  if (reaper === null || pid === null) return null;
+  return { name, pid, reaperPid: reaper.pid, startedAt, command, policy, ports };
 }
 
 /** Writes an entry whole, then renames it into place. Under the lock. */
@@ -266,73 +299,83 @@ function defaultName(live: readonly Stored[]): string {
 export async function listSandboxes(): Promise<SandboxEntry[]> {
   const dir = checkedDirectory(false);
   if (dir === null) return [];
-  return locked(dir, () => liveEntries(dir).map(publicEntry));
+  return locked(dir, () =>
+    liveEntries(dir).flatMap((stored) => {
+      const entry = publicEntry(stored);
+      return entry === null ? [] : [entry];
+    }),
+  );
 }
 
 /** A sandbox's place in the registry, held by its host while it runs. */
 export interface Registration {
   readonly name: string;
+  /** Completes the entry once the program runs; false when it could not be (the sandbox then runs unlisted). */
+  started(pid: number, reaperPid: number): Promise<boolean>;
   /** Replaces the entry's ports (the port-remap module reports each bind). */
   setPorts(ports: readonly PortMapping[]): Promise<void>;
   /** Removes the entry (once; later calls do nothing). */
   remove(): Promise<void>;
 }
 
-/** Whether an error says this process may not write the registry (it runs inside a sandbox, say). */
+/**
+ * Whether an error says this process may not use the registry: it may not
+ * write the directory (EACCES, EPERM, EROFS), or not read the /proc files
+ * that tell live entries from stale ones (inside a sandbox, say).
+ */
 function notAllowed(error: unknown): boolean {
+  if (error instanceof ProcReadError) return error.code === 'EACCES' || error.code === 'EPERM';
   const code = (error as NodeJS.ErrnoException).code;
   return code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
 }
 
+let claims = 0;
+
 /**
- * Lists a sandbox that has just started, under `name` or the next free
- * `sandbox-N`. Throws a SandboxError (step 'registry') when a running
- * sandbox holds the name or the directory is refused; returns null when
- * this process may not write the registry at all (EACCES, EPERM, EROFS:
- * inside a sandbox without a grant there), and the sandbox runs unlisted.
+ * Claims `name`, or the next free `sandbox-N`, for a sandbox about to
+ * start. Throws a SandboxError (step 'name') when a running sandbox holds
+ * the name, (step 'registry') when the directory is refused or cannot be
+ * written; returns null when this process may not use the registry at all
+ * (see notAllowed), and the sandbox runs unlisted.
  */
-export async function register(details: {
+export async function claimName(details: {
   name: string | undefined;
-  pid: number;
-  reaperPid: number;
   command: readonly string[];
   policy: Policy;
 }): Promise<Registration | null> {
-  const reaper = processStat(details.reaperPid);
-  if (reaper === null) throw registryError(`the reaper (pid ${details.reaperPid}) is gone`);
-  let dir: string | null;
-  try {
-    dir = checkedDirectory(true);
-  } catch (error) {
-    if (notAllowed(error)) return null;
-    throw error instanceof SandboxError ? error : registryError((error as Error).message, error);
-  }
-  const where = dir!;
+  let where: string;
   let stored: Stored;
   try {
-    stored = await locked(where, () => {
-      const live = liveEntries(where);
+    const self = processStat(process.pid);
+    if (self === null) throw registryError('cannot read /proc/self/stat');
+    where = checkedDirectory(true)!;
+    const dir = where;
+    stored = await locked(dir, () => {
+      const live = liveEntries(dir);
       const name = details.name ?? defaultName(live);
       const holder = live.find((entry) => entry.name === name);
       if (holder !== undefined) {
+        const who =
+          holder.pid !== null ? `pid ${holder.pid}` : `starting, host pid ${holder.host.pid}`;
         throw new SandboxError(
-          `sandlock: a running sandbox is already called '${name}' (pid ${holder.pid}); choose another name, or end it first (sandlock kill ${name})`,
+          `sandlock: a running sandbox is already called '${name}' (${who}); choose another name, or end it first (sandlock kill ${name})`,
           'name',
         );
       }
       const entry: Stored = {
         version: 1,
         name,
-        pid: details.pid,
-        reaperPid: details.reaperPid,
-        reaperStartTime: reaper.startTime,
+        claim: `${process.pid}-${self.startTime}-${++claims}`,
+        host: { pid: process.pid, startTime: self.startTime },
+        reaper: null,
+        pid: null,
         pidNamespace: pidNamespace(),
         startedAt: new Date().toISOString(),
         command: [...details.command],
         policy: details.policy,
         ports: [],
       };
-      writeEntry(where, entry);
+      writeEntry(dir, entry);
       return entry;
     });
   } catch (error) {
@@ -340,47 +383,63 @@ export async function register(details: {
     if (notAllowed(error)) return null;
     throw registryError((error as Error).message, error);
   }
-  let removed = false;
   const file = `${stored.name}.json`;
-  /** Whether the entry under the name is still this sandbox's (not one that took the name since). */
-  const ours = () => {
-    const judged = judge(where, file);
-    if (judged.kind === 'stale') return true; // its reaper gone: pruned either way
-    return (
-      judged.kind === 'live' &&
-      judged.entry.reaperPid === stored.reaperPid &&
-      judged.entry.reaperStartTime === stored.reaperStartTime
-    );
-  };
-  return {
+  let removed = false;
+  /** Runs `body` under the lock when the entry under the name is still this claim's. */
+  const ifOurs = (body: (path: string) => void, staleToo = false) =>
+    locked(where, () => {
+      const judged = judge(where, file);
+      const ours =
+        (judged.kind === 'live' && judged.entry.claim === stored.claim) ||
+        (staleToo && judged.kind === 'stale');
+      if (ours) body(join(where, file));
+    });
+  const registration: Registration = {
     name: stored.name,
+    async started(pid, reaperPid) {
+      let reaper: ReturnType<typeof processStat>;
+      try {
+        reaper = processStat(reaperPid);
+      } catch (error) {
+        if (!notAllowed(error)) throw registryError((error as Error).message, error);
+        reaper = null;
+      }
+      if (reaper === null) {
+        await registration.remove();
+        return false;
+      }
+      stored = { ...stored, pid, reaper: { pid: reaperPid, startTime: reaper.startTime } };
+      await ifOurs(() => writeEntry(where, stored));
+      return true;
+    },
     async setPorts(ports) {
       if (removed) return;
       stored = { ...stored, ports: ports.map((port) => ({ ...port })) };
-      await locked(where, () => {
-        if (judge(where, file).kind === 'live' && ours()) writeEntry(where, stored);
-      });
+      await ifOurs(() => writeEntry(where, stored));
     },
     async remove() {
       if (removed) return;
       removed = true;
-      await locked(where, () => {
-        if (ours()) removeFile(join(where, file));
-      });
+      // Stale: its reaper has ended (the usual case by now); removed either way.
+      await ifOurs(removeFile, true);
     },
   };
+  return registration;
 }
 
-/** A running sandbox's entry and its reaper's start time (to pin the process before signalling it), or null. */
+/** A running sandbox's entry and its reaper (to pin the process before signalling it), or null. */
 export async function findSandbox(
   name: string,
-): Promise<{ entry: SandboxEntry; reaperStartTime: number } | null> {
+): Promise<{ entry: SandboxEntry; reaper: ProcessId } | null> {
   const dir = checkedDirectory(false);
   if (dir === null || badSandboxName(name) !== null) return null;
   return locked(dir, () => {
     const judged = judge(dir, `${name}.json`);
     if (judged.kind !== 'live') return null;
-    return { entry: publicEntry(judged.entry), reaperStartTime: judged.entry.reaperStartTime };
+    const entry = publicEntry(judged.entry);
+    return entry === null || judged.entry.reaper === null
+      ? null
+      : { entry, reaper: judged.entry.reaper };
   });
 }
 

@@ -21,7 +21,7 @@ import { delegationSocket, requestDelegation, SUPERVISOR_VARIABLE, track } from 
 import { supervisionPlan } from './plan.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { type ExitStatus, type KillCause, SandboxProcess, type SandboxRefusal } from './process.js';
-import { listSandboxes, type Registration, register, type SandboxEntry } from './registry.js';
+import { claimName, listSandboxes, type Registration, type SandboxEntry } from './registry.js';
 import { abandon, atStep, atStepAsync, closeAll, startError } from './start-failure.js';
 import { assertProcReadable, type Session } from './supervision.js';
 import { afterDelay } from './timers.js';
@@ -227,6 +227,8 @@ export class Sandbox {
     let session: Session | null = null;
     let registration: Registration | null = null;
     try {
+      // Claimed before anything starts: a name taken is refused with nothing run.
+      registration = await claimName({ name: options.name, command: argv, policy });
       if (plan.broker) {
         // The reaper makes the calls a module does on the sandbox's behalf,
         // in the policy's own Landlock domain (confine.ts).
@@ -259,15 +261,11 @@ export class Sandbox {
       closeAll(handedDown);
       const report = await started.ready;
       const sandboxed = new SandboxProcess(started.child, report.pid, confinement.warnings);
-      // Listed before the program runs: a name taken is refused with nothing run.
-      registration = await register({
-        name: options.name,
-        pid: report.pid,
-        reaperPid: started.pid,
-        command: argv,
-        policy,
-      });
-      sandboxed.list(registration, registration?.name ?? options.name ?? `sandbox-${started.pid}`);
+      const listed = (await registration?.started(report.pid, started.pid)) === true;
+      sandboxed.list(
+        listed ? registration : null,
+        registration?.name ?? options.name ?? `sandbox-${started.pid}`,
+      );
       // Before the program runs: no refusal of its is missed.
       if (options.onRefusal !== undefined) sandboxed.on('refusal', options.onRefusal);
       if (delegating) {

@@ -54,16 +54,23 @@ async function sleeper(name?: string): Promise<SandboxProcess> {
 }
 
 /** A registry entry as the library writes it, for a reaper that is not what it says. */
-function plantEntry(name: string, reaperPid: number, reaperStartTime: number): string {
+function plantEntry(
+  name: string,
+  reaperPid: number,
+  reaperStartTime: number,
+  starting = false,
+): string {
   const dir = join(runtime, 'sandlock');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, `${name}.json`);
+  const reaper = { pid: reaperPid, startTime: reaperStartTime };
   const entry = {
     version: 1,
     name,
-    pid: reaperPid + 1,
-    reaperPid,
-    reaperStartTime,
+    claim: 'planted',
+    host: reaper,
+    reaper: starting ? null : reaper,
+    pid: starting ? null : reaperPid + 1,
     pidNamespace: pidNamespace(),
     startedAt: new Date().toISOString(),
     command: ['/bin/true'],
@@ -217,6 +224,18 @@ time.sleep(300)
     plantEntry('stale', dead.pid, 1);
     expect((await sleeper('stale')).name).toBe('stale');
     expect(live.running).toBe(true);
+  });
+
+  it('a name claimed by a host that is starting its sandbox holds it, until that host is gone', async () => {
+    plantEntry('starting', process.pid, startTimeOf(process.pid)!, true);
+    expect(await Sandbox.list()).toEqual([]);
+    await expect(systemBuilder().build().run(['/bin/true'], { name: 'starting' })).rejects.toThrow(
+      `a running sandbox is already called 'starting' (starting, host pid ${process.pid})`,
+    );
+    const dead = spawnSync('/bin/true');
+    const claim = plantEntry('abandoned', dead.pid, 1, true);
+    expect(await Sandbox.list()).toEqual([]);
+    expect(existsSync(claim)).toBe(false);
   });
 
   it('prunes the entry of a zombie reaper: its sandbox has ended', async () => {
