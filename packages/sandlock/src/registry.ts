@@ -18,6 +18,7 @@
 
 import {
   closeSync,
+  fstatSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -156,25 +157,47 @@ function checkedDirectory(create: boolean): string | null {
   return dir;
 }
 
+/**
+ * The lock file of a registry directory, open for the life of this process
+ * (one descriptor, whatever the number of sandboxes): giving a name back
+ * must not need a descriptor, which a start that failed for want of them
+ * does not have. Opened again when the file there is another one (the
+ * directory was removed and made again).
+ */
+const lockFds = new Map<string, number>();
+
+function lockFd(dir: string): number {
+  const path = join(dir, LOCK_FILE);
+  const known = lockFds.get(dir);
+  if (known !== undefined) {
+    try {
+      if (fstatSync(known).ino === lstatSync(path).ino) return known;
+    } catch {}
+    lockFds.delete(dir);
+    closeSync(known);
+  }
+  const fd = openSync(path, 'a', 0o600);
+  lockFds.set(dir, fd);
+  return fd;
+}
+
 /** Runs `body` holding the registry's lock. */
 async function locked<T>(dir: string, body: () => T): Promise<T> {
-  const fd = openSync(join(dir, LOCK_FILE), 'a', 0o600);
+  const deadline = performance.now() + LOCK_WAIT_MS;
+  // Never blocking: a holder that is stopped must not stall this event loop.
+  // `body` runs without yielding, so this process's own calls never overlap.
+  let fd = lockFd(dir);
+  while (!flock(fd, LOCK_EX | LOCK_NB)) {
+    if (performance.now() > deadline) {
+      throw registryError(`${join(dir, LOCK_FILE)} stayed locked for ${LOCK_WAIT_MS / 1000}s`);
+    }
+    await sleep(LOCK_RETRY_MS);
+    fd = lockFd(dir);
+  }
   try {
-    const deadline = performance.now() + LOCK_WAIT_MS;
-    // Never blocking: a holder that is stopped must not stall this event loop.
-    while (!flock(fd, LOCK_EX | LOCK_NB)) {
-      if (performance.now() > deadline) {
-        throw registryError(`${join(dir, LOCK_FILE)} stayed locked for ${LOCK_WAIT_MS / 1000}s`);
-      }
-      await sleep(LOCK_RETRY_MS);
-    }
-    try {
-      return body();
-    } finally {
-      flock(fd, LOCK_UN);
-    }
+    return body();
   } finally {
-    closeSync(fd);
+    flock(fd, LOCK_UN);
   }
 }
 
@@ -272,8 +295,19 @@ function publicEntry(stored: Stored): SandboxEntry | null {
   return { name, pid, reaperPid: reaper.pid, startedAt, command, policy, ports };
 }
 
-/** Writes an entry whole, then renames it into place. Under the lock. */
-function writeEntry(dir: string, entry: Stored): void {
+/** Which file a path is now (inode and change time), or null when there is none: told without a descriptor. */
+function fileIdentity(path: string): string | null {
+  try {
+    const stat = lstatSync(path, { bigint: true });
+    return `${stat.ino}:${stat.ctimeNs}`;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+/** Writes an entry whole, then renames it into place; returns the file's identity. Under the lock. */
+function writeEntry(dir: string, entry: Stored): string | null {
   const path = join(dir, `${entry.name}.json`);
   const temporary = join(dir, `.${entry.name}.${process.pid}.tmp`);
   try {
@@ -283,6 +317,7 @@ function writeEntry(dir: string, entry: Stored): void {
     removeFile(temporary);
     throw error;
   }
+  return fileIdentity(path);
 }
 
 /** The first `sandbox-N` above every live one's N. */
@@ -345,6 +380,7 @@ export async function claimName(details: {
 }): Promise<Registration | null> {
   let where: string;
   let stored: Stored;
+  let identity: string | null = null;
   try {
     const self = processStat(process.pid);
     if (self === null) throw registryError('cannot read /proc/self/stat');
@@ -375,7 +411,7 @@ export async function claimName(details: {
         policy: details.policy,
         ports: [],
       };
-      writeEntry(dir, entry);
+      identity = writeEntry(dir, entry);
       return entry;
     });
   } catch (error) {
@@ -383,16 +419,16 @@ export async function claimName(details: {
     if (notAllowed(error)) return null;
     throw registryError((error as Error).message, error);
   }
-  const file = `${stored.name}.json`;
+  const path = join(where, `${stored.name}.json`);
   let removed = false;
-  /** Runs `body` under the lock when the entry under the name is still this claim's. */
-  const ifOurs = (body: (path: string) => void, staleToo = false) =>
+  /**
+   * Runs `body` under the lock when the file under the name is still the one
+   * this claim wrote (another may have taken the name once this sandbox's
+   * entry was pruned). Told by inode and change time, with no descriptor.
+   */
+  const ifOurs = (body: () => void) =>
     locked(where, () => {
-      const judged = judge(where, file);
-      const ours =
-        (judged.kind === 'live' && judged.entry.claim === stored.claim) ||
-        (staleToo && judged.kind === 'stale');
-      if (ours) body(join(where, file));
+      if (identity !== null && fileIdentity(path) === identity) body();
     });
   const registration: Registration = {
     name: stored.name,
@@ -409,19 +445,22 @@ export async function claimName(details: {
         return false;
       }
       stored = { ...stored, pid, reaper: { pid: reaperPid, startTime: reaper.startTime } };
-      await ifOurs(() => writeEntry(where, stored));
+      await ifOurs(() => {
+        identity = writeEntry(where, stored);
+      });
       return true;
     },
     async setPorts(ports) {
       if (removed) return;
       stored = { ...stored, ports: ports.map((port) => ({ ...port })) };
-      await ifOurs(() => writeEntry(where, stored));
+      await ifOurs(() => {
+        identity = writeEntry(where, stored);
+      });
     },
     async remove() {
       if (removed) return;
       removed = true;
-      // Stale: its reaper has ended (the usual case by now); removed either way.
-      await ifOurs(removeFile, true);
+      await ifOurs(() => removeFile(path));
     },
   };
   return registration;
