@@ -355,13 +355,14 @@ export interface Registration {
 
 /**
  * Whether an error says this process may not use the registry: it may not
- * write the directory (EACCES, EPERM, EROFS), or not read the /proc files
- * that tell live entries from stale ones (inside a sandbox, say).
+ * write the directory (EACCES, EPERM, EROFS), its parent does not exist
+ * (an XDG_RUNTIME_DIR of a session that ended), or it may not read the
+ * /proc files that tell live entries from stale ones (inside a sandbox).
  */
 function notAllowed(error: unknown): boolean {
   if (error instanceof ProcReadError) return error.code === 'EACCES' || error.code === 'EPERM';
   const code = (error as NodeJS.ErrnoException).code;
-  return code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
+  return code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOENT';
 }
 
 let claims = 0;

@@ -281,6 +281,15 @@ setInterval(() => {}, 1000);
     expect(existsSync(join(runtime, 'sandlock', 'orphan.json'))).toBe(false);
   });
 
+  it('runs a sandbox unlisted where the registry cannot be made (an XDG_RUNTIME_DIR gone)', async () => {
+    process.env.XDG_RUNTIME_DIR = join(runtime, 'gone');
+    const sandboxed = await sleeper('unlisted');
+    expect(sandboxed.name).toBe('unlisted');
+    expect(await Sandbox.list()).toEqual([]);
+    await expect(Sandbox.kill('unlisted')).rejects.toMatchObject({ step: 'lookup' });
+    expect(existsSync(join(runtime, 'gone'))).toBe(false);
+  });
+
   it('refuses a directory of another user, or one its group may write', async () => {
     const dir = join(runtime, 'sandlock');
     mkdirSync(dir, { mode: 0o700 });
