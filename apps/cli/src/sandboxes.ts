@@ -201,6 +201,21 @@ export async function psCommand(argv: readonly string[]): Promise<number> {
   }
 }
 
+/**
+ * The entry's policy as a profile; as JSON when it no longer passes the
+ * policy's checks here (a plugin file removed since, another version's field).
+ */
+function asProfile(entry: SandboxEntry): string {
+  let body: string;
+  try {
+    body = profileText(Sandbox.fromPolicy(entry.policy).policy);
+  } catch (error) {
+    const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+    return `# not shown as a profile (${reason}); as JSON:\n${JSON.stringify(entry.policy, null, 2)}\n`;
+  }
+  return body === '' ? '' : `\n${body}`;
+}
+
 /** `sandlock inspect`: returns the exit code. */
 export async function inspectCommand(argv: readonly string[]): Promise<number> {
   const reporter: Reporter = { json: false, statusFd: null };
@@ -225,8 +240,7 @@ export async function inspectCommand(argv: readonly string[]): Promise<number> {
       ...(entry.ports.length > 0 ? [`# ports: ${portsOf(entry)}`] : []),
       '# its policy (fields at their defaults left out):',
     ];
-    const body = profileText(Sandbox.fromPolicy(entry.policy).policy);
-    process.stdout.write(`${header.join('\n')}\n${body === '' ? '' : `\n${body}`}`);
+    process.stdout.write(`${header.join('\n')}\n${asProfile(entry)}`);
     return 0;
   } catch (error) {
     return reportError(reporter, error);
