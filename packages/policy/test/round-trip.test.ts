@@ -79,7 +79,8 @@ describe('every field of the table', () => {
 
 describe('profileText', () => {
   it.each(FIELD_NAMES)('%s: the policy written as a profile reads back the same', (name) => {
-    const policy = parsePolicy({ [name]: SAMPLES[name].json });
+    const names = [name, ...(SAMPLES[name].alongside ?? [])];
+    const policy = parsePolicy(Object.fromEntries(names.map((n) => [n, SAMPLES[n].json])));
     expect(profileDraft(profileText(policy), 'written.toml').resolve()).toEqual(policy);
   });
 
