@@ -1,4 +1,5 @@
 import { CHECK_HELP, checkCommand } from './check.js';
+import { COW_HELP, cowCommand } from './cow.js';
 import { POLICY_HELP, policyCommand } from './policy.js';
 import { PROFILE_HELP, profileCommand } from './profile.js';
 import { EXIT } from './report.js';
@@ -13,6 +14,7 @@ Commands:
   check    list the kernel features Sandlock uses and whether they are here
   policy   print the policy some options describe, or its JSON Schema
   profile  list, show or locate TOML profiles (sandlock run -p NAME)
+  cow      list, show, commit or abort kept copy-on-write layers (--workdir)
 
 Options:
   -h, --help     show help (also: sandlock <command> --help)
@@ -37,6 +39,8 @@ async function main(argv: string[]): Promise<number> {
       return policyCommand(rest);
     case 'profile':
       return profileCommand(rest);
+    case 'cow':
+      return cowCommand(rest);
     case '-V':
     case '--version':
       process.stdout.write(`sandlock ${SANDLOCK_VERSION}\n`);
@@ -51,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
         check: CHECK_HELP,
         policy: POLICY_HELP,
         profile: PROFILE_HELP,
+        cow: COW_HELP,
       };
       const text = (topic !== undefined ? topics[topic] : undefined) ?? HELP;
       (command === undefined ? process.stderr : process.stdout).write(`${text}\n`);
@@ -58,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
     }
     default:
       process.stderr.write(
-        `sandlock: unknown command '${command}' (run, check, policy, profile; see sandlock --help)\n`,
+        `sandlock: unknown command '${command}' (run, check, policy, profile, cow; see sandlock --help)\n`,
       );
       return EXIT.usage;
   }

@@ -5,7 +5,7 @@
 
 import { readSync } from 'node:fs';
 import { close } from '@sandlock/sys';
-import { createTwoFilesPatch } from 'diff';
+import { createTwoFilesPatch, FILE_HEADERS_ONLY } from 'diff';
 import { O, openDirectoryNoSymlinks, tryOpenBeneath, withFd } from './layer/at.js';
 import type { Change } from './layer/changes.js';
 
@@ -57,6 +57,7 @@ function patches(changes: readonly Change[], lower: string, upper: string): Map<
           change.path,
           createTwoFilesPatch(`a/${change.path}`, `b/${change.path}`, before, after, '', '', {
             context: 3,
+            headerOptions: FILE_HEADERS_ONLY,
           }),
         );
       }

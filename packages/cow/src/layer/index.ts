@@ -266,7 +266,10 @@ export class Layer {
 
   /** @internal */
   setState(state: LayerState): void {
-    this.meta = { ...this.meta, state };
+    // The process that commits or aborts a layer owns it from then on: if it
+    // dies, the next process to look finishes what it started.
+    const owner = state === 'committing' || state === 'aborting' ? thisProcess() : this.meta.owner;
+    this.meta = { ...this.meta, state, owner };
     writeDurably(this.dir, META, `${JSON.stringify(this.meta)}\n`);
   }
 
