@@ -49,20 +49,13 @@ function openLayer(path: string): Layer | string {
 }
 
 /**
- * A layer that is not kept belongs to a process: a running sandbox, a commit
- * under way, or one that died (then cleanStaleLayers finishes it). Returns
- * what stops us, or null.
+ * A layer that is not kept belongs to its process while that process lives:
+ * a running sandbox, or a commit under way. Returns what stops us, or null.
  */
 function busy(layer: Layer): string | null {
-  if (layer.state === 'kept') return null;
-  const report = cleanStaleLayers(layer.store);
-  if (report.removed.includes(layer.dir)) {
-    return `${layer.dir} was left by a sandbox that is gone, and was removed`;
-  }
-  if (report.committed.includes(layer.dir)) {
-    return `${layer.dir} was an interrupted commit, and was finished`;
-  }
-  return `${layer.dir} is ${layer.state === 'running' ? 'in use by a running sandbox' : layer.state} (process ${layer.owner.pid}); not touched`;
+  if (layer.state === 'kept' || layer.orphaned) return null;
+  const what = layer.state === 'running' ? 'in use by a running sandbox' : layer.state;
+  return `${layer.dir} is ${what} (process ${layer.owner.pid}); not touched`;
 }
 
 interface CowArgs {
@@ -165,8 +158,14 @@ export async function cowCommand(argv: readonly string[]): Promise<number> {
       await layer.commitAsync();
       process.stderr.write(`sandlock cow: committed ${path} to ${layer.lower}\n`);
     } else {
+      const partial = layer.state === 'committing';
       layer.abort();
       process.stderr.write(`sandlock cow: removed ${path}\n`);
+      if (partial) {
+        process.stderr.write(
+          `sandlock cow: warning: its commit had started; ${layer.lower} may hold part of it\n`,
+        );
+      }
     }
     return 0;
   } catch (error) {

@@ -20,6 +20,7 @@ import {
   ID,
   newId,
   type Owner,
+  ownerGone,
   readJson,
   removeLayerDir,
   thisProcess,
@@ -159,6 +160,10 @@ export class Layer {
   }
   get owner(): Owner {
     return this.meta.owner;
+  }
+  /** The owner is gone (a layer not kept is then for anyone to finish). */
+  get orphaned(): boolean {
+    return ownerGone(this.meta.owner);
   }
   get maxDisk(): number | null {
     return this.meta.maxDisk;
