@@ -81,7 +81,7 @@ const temporaries = (dir: string) =>
   readdirSync(dir, { recursive: true }).filter((name) => String(name).includes('.sandlock-cow-'));
 
 describe('an interrupted commit', () => {
-  it.for([1, 5, 30, 44])(
+  it.for([1, 5, 30, 44, 52])(
     'killed after step %i is finished by the next layer made over the directory',
     async (step) => {
       const t = busyTwin();
@@ -89,7 +89,8 @@ describe('an interrupted commit', () => {
       const result = await child('commit-killed', dir, String(step));
       expect(result.signal).toBe('SIGKILL');
       expect(existsSync(join(dir, 'journal'))).toBe(true);
-      expect(snapshot(lower)).not.toEqual(snapshot(plain));
+      // Before its last step, the directory holds part of the commit.
+      if (step < 52) expect(snapshot(lower)).not.toEqual(snapshot(plain));
       Layer.create({ lower, storage: store }).abort();
       expect(snapshot(lower)).toEqual(snapshot(plain));
       expect(temporaries(lower)).toEqual([]);
