@@ -231,6 +231,13 @@ describe('the store', () => {
     expect(() => Layer.create({ lower, storage: link })).toThrow(/not a directory/);
   });
 
+  it('is refused inside the directory the layer is over', () => {
+    expect(() => Layer.create({ lower, storage: join(lower, 'src', 'layers') })).toThrow(
+      /lies inside the directory/,
+    );
+    expect(existsSync(join(lower, 'src', 'layers'))).toBe(false);
+  });
+
   it('gives layers ids no one can guess', () => {
     const a = Layer.create({ lower, storage: store });
     const b = Layer.create({ lower, storage: store });

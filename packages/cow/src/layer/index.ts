@@ -12,11 +12,12 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { type Change, computeChanges } from './changes.js';
 import { commitLayer, commitLayerAsync, finishInterrupted, setOpener } from './commit.js';
 import {
   checkedStore,
+  defaultStore,
   ID,
   newId,
   type Owner,
@@ -100,10 +101,16 @@ export class Layer {
    * store are finished first.
    */
   static create(options: CreateOptions): Layer {
-    const store = checkedStore(options.storage);
     const lower = realpathSync(options.lower);
     const stat = statSync(lower, { bigint: true });
     if (!stat.isDirectory()) throw new Error(`sandlock: ${lower} is not a directory`);
+    const where = resolvedStore(options.storage ?? defaultStore());
+    if (where === lower || where.startsWith(`${lower === '/' ? '' : lower}/`)) {
+      throw new Error(
+        `sandlock: the copy-on-write store ${where} lies inside the directory ${lower}; put it elsewhere (fsStorage)`,
+      );
+    }
+    const store = checkedStore(options.storage);
     const maxDisk = options.maxDisk ?? null;
     if (maxDisk !== null && !(Number.isSafeInteger(maxDisk) && maxDisk >= 0)) {
       throw new RangeError(`sandlock: maxDisk must be a whole number of bytes, got ${maxDisk}`);
@@ -284,6 +291,15 @@ export class Layer {
 }
 
 setOpener((dir) => Layer.open(dir));
+
+/** The store's canonical path, or that of its parent and its name when it is not made yet. */
+function resolvedStore(store: string): string {
+  try {
+    return realpathSync(store);
+  } catch {
+    return join(realpathSync(dirname(resolve(store))), basename(store));
+  }
+}
 
 function parseMeta(value: unknown): LayerMeta {
   const meta = value as Partial<LayerMeta> | null;

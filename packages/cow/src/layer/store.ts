@@ -101,6 +101,7 @@ export function thisProcess(): Owner {
 export function ownerGone(owner: Owner): boolean {
   const namespace = pidNamespace();
   if (owner.pidNamespace !== undefined && owner.pidNamespace !== namespace) return false;
+  if (owner.startTime === '') return false;
   let start: number | null;
   try {
     start = startTimeOf(owner.pid);
