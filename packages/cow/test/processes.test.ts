@@ -112,16 +112,14 @@ describe('an interrupted commit', () => {
 
 describe('stale layers', () => {
   it('of an owner that died are removed; kept ones and live owners stay', async () => {
+    const mine = Layer.create({ lower, storage: store });
+    const keptDir = Layer.create({ lower, storage: store }).keep();
     const result = await child('create-and-die', lower, store);
     expect(result.code).toBe(0);
     const orphan = result.stdout;
     expect(existsSync(join(orphan, 'upper/orphan.txt'))).toBe(true);
-    const mine = Layer.create({ lower, storage: store });
-    const kept = Layer.create({ lower, storage: store });
-    const keptDir = kept.keep();
     const report = cleanStaleLayers(store);
-    expect(report.removed).toEqual([orphan]);
-    expect(report.failed).toEqual([]);
+    expect(report).toEqual({ removed: [orphan], committed: [], failed: [] });
     expect(existsSync(orphan)).toBe(false);
     expect(existsSync(mine.dir)).toBe(true);
     expect(existsSync(keptDir)).toBe(true);
@@ -129,6 +127,15 @@ describe('stale layers', () => {
     mine.abort();
     Layer.open(keptDir).abort();
     expect(readdirSync(store)).toEqual([]);
+  });
+
+  it('are removed by the next layer made in the store', async () => {
+    const result = await child('create-and-die', lower, store);
+    expect(existsSync(result.stdout)).toBe(true);
+    const next = Layer.create({ lower: plain, storage: store });
+    expect(existsSync(result.stdout)).toBe(false);
+    expect(readdirSync(store)).toEqual([next.id]);
+    next.abort();
   });
 });
 

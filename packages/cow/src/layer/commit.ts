@@ -576,24 +576,3 @@ function finishOne(store: string, dir: string, state: string): void {
     layer.close();
   }
 }
-
-/** At the making of a layer over `lower`: finish what dead owners left half done over it. */
-export function finishInterrupted(store: string, lower: string): void {
-  const found = lstatSync(lower, { bigint: true });
-  const device = String(found.dev);
-  const inode = String(found.ino);
-  const pending = layersIn(store).some(
-    ({ meta }) =>
-      meta.device === device &&
-      meta.inode === inode &&
-      (meta.state === 'committing' || meta.state === 'aborting') &&
-      ownerGone(meta.owner),
-  );
-  if (!pending) return;
-  const lock = lockLower(store, device, inode);
-  try {
-    finishOthers(store, device, inode);
-  } finally {
-    unlock(lock);
-  }
-}

@@ -14,7 +14,8 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type Change, computeChanges } from './changes.js';
-import { commitLayer, commitLayerAsync, finishInterrupted, setOpener } from './commit.js';
+import { commitLayer, commitLayerAsync, setOpener } from './commit.js';
+import { cleanStaleLayers } from './stale.js';
 import {
   checkedStore,
   defaultStore,
@@ -97,8 +98,8 @@ export class Layer {
 
   /**
    * A new layer over `lower` (an existing directory), owned by this process.
-   * Interrupted commits of dead owners to the same directory in the same
-   * store are finished first.
+   * The store is cleaned first ({@link cleanStaleLayers}): what dead owners
+   * left is removed, and their interrupted commits finished.
    */
   static create(options: CreateOptions): Layer {
     const lower = realpathSync(options.lower);
@@ -115,7 +116,9 @@ export class Layer {
     if (maxDisk !== null && !(Number.isSafeInteger(maxDisk) && maxDisk >= 0)) {
       throw new RangeError(`sandlock: maxDisk must be a whole number of bytes, got ${maxDisk}`);
     }
-    finishInterrupted(store, lower);
+    // What dead owners left: their layers removed, their commits finished
+    // (this directory's among them) before this layer is made.
+    cleanStaleLayers(store);
     const id = newId();
     const owner = thisProcess();
     // Made under a name that says whose it is, then renamed into place: a
