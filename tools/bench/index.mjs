@@ -9,6 +9,7 @@ import { benchIntercept } from './intercept.mjs';
 import { benchLaunch } from './launch.mjs';
 import { benchLibrary } from './library.mjs';
 import { benchNeighbours } from './neighbours.mjs';
+import { benchConnect, benchRedis } from './network.mjs';
 import { benchPython } from './python.mjs';
 import { benchThrottle } from './throttle.mjs';
 
@@ -22,6 +23,8 @@ const benches = {
   neighbours: benchNeighbours,
   throttle: benchThrottle,
   cow: benchCow,
+  redis: benchRedis,
+  connect: benchConnect,
 };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);
