@@ -182,6 +182,7 @@ describe('a symlink swapped into the directory during a commit', () => {
     expect(() => t.layer.commit()).toThrow(/ENOTDIR|ELOOP/);
     expect(readdirSync(outside)).toEqual([]);
     expect(readFileSync(join(base, 'moved/data.txt'), 'utf8')).toBe('one\ntwo\nthree\n');
+    expect(temporaries(lower)).toEqual([]);
     t.layer.abort();
   });
 

@@ -265,15 +265,29 @@ export class Applier {
         );
         return;
       }
-      case 'put':
-        this.put(step.path, temp);
+      case 'put': {
+        const dir = this.parent(step.path)!;
+        try {
+          this.put(dir, step.path, temp);
+        } catch (error) {
+          // No temporary is left in the directory by a step that failed (a
+          // full disk, a symlink swapped in): the commit stops here.
+          unlinkAt(dir, temp, 0);
+          throw error;
+        }
         return;
+      }
       case 'link': {
         const dir = this.parent(step.path)!;
         const from = this.parent(step.to)!;
         this.clearTemp(dir, temp);
         checked(linkAt(from, basename(step.to), dir, temp), 'linkat', this.shown(step.path));
-        this.renameOver(dir, temp, name, step.path);
+        try {
+          this.renameOver(dir, temp, name, step.path);
+        } catch (error) {
+          unlinkAt(dir, temp, 0);
+          throw error;
+        }
         return;
       }
       case 'meta': {
@@ -309,8 +323,7 @@ export class Applier {
     if (left < 0 && left !== -ERRNO.ENOENT) throw new SysError('unlinkat', -left, temp);
   }
 
-  private put(path: string, temp: string): void {
-    const dir = this.parent(path)!;
+  private put(dir: number, path: string, temp: string): void {
     const name = basename(path);
     const shown = this.shown(path);
     const source = openBeneath(this.upperRoot, path, O.O_PATH | O.O_NOFOLLOW);
