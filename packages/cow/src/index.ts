@@ -1,5 +1,5 @@
 export { type Disposition, type FinishOptions, type FinishResult, finishLayer } from './finish.js';
-export { type FormatOptions, formatChanges } from './format.js';
+export { diffsOf, type FormatOptions, formatChanges } from './format.js';
 export {
   type Change,
   type ChangeKind,

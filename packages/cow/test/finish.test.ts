@@ -13,7 +13,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { finishLayer, Layer } from '../src/index.js';
+import { finishLayer, formatChanges, Layer } from '../src/index.js';
 
 let base: string;
 let lower: string;
@@ -40,6 +40,19 @@ const content = () => readFileSync(join(lower, 'file'), 'utf8');
 const expected = [{ type: 'M', path: 'file', kind: 'file', mode: 0o644, size: 6 }];
 
 describe('finishLayer', () => {
+  it('with diff makes the diffs before the layer is gone, for formatChanges', async () => {
+    const result = await finishLayer(changedLayer(), true, { dryRun: true, diff: true });
+    const diff = '--- a/file\n+++ b/file\n@@ -1,1 +1,1 @@\n-before\n+after\n';
+    expect(result).toEqual({ done: 'abort', changes: expected, diffs: { file: diff } });
+    expect(formatChanges(result.changes, { diff: true, diffs: result.diffs! })).toBe(
+      `M file\n${diff}`,
+    );
+    expect(formatChanges(result.changes, { json: true, diff: true, diffs: result.diffs! })).toBe(
+      `${JSON.stringify({ type: 'M', path: 'file', kind: 'file', mode: '0644', size: 6, diff })}\n`,
+    );
+    expect(() => formatChanges(result.changes, { diff: true })).toThrow(/needs diffs/);
+  });
+
   it('commits on exit 0 and aborts otherwise, by default', async () => {
     const failed = await finishLayer(changedLayer(), false);
     expect(failed).toEqual({ done: 'abort', changes: expected });
