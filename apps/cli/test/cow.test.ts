@@ -1,6 +1,7 @@
 // sandlock cow: the kept layers of --workdir runs, listed, shown, committed
 // and aborted from the command line.
 
+import { spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -12,9 +13,17 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Layer } from '@sandlock/cow';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sandlock } from './helpers.js';
+
+const register = fileURLToPath(
+  new URL('../../../packages/dispatch/src/dev/register.mjs', import.meta.url),
+);
+const child = fileURLToPath(
+  new URL('../../../packages/cow/test/support/child.ts', import.meta.url),
+);
 
 let base: string;
 let lower: string;
@@ -94,6 +103,26 @@ describe('sandlock cow', () => {
     expect(readdirSync(lower).sort()).toEqual(['gone.txt', 'notes.txt']);
     expect(readFileSync(join(lower, 'notes.txt'), 'utf8')).toBe('one\ntwo\n');
     expect(existsSync(dir)).toBe(false);
+    expect(readdirSync(store)).toEqual([]);
+  });
+
+  it('finishes a layer whose commit was killed midway', () => {
+    const dir = keptLayer();
+    const killed = spawnSync(
+      process.execPath,
+      ['--import', register, child, 'commit-killed', dir, '0'],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    expect(killed.signal).toBe('SIGKILL');
+    expect(Layer.open(dir).state).toBe('committing');
+    const result = sandlock(['cow', 'commit', dir]);
+    expect(result.stderr).toBe(`sandlock cow: committed ${dir} to ${lower}\n`);
+    expect(result.status).toBe(0);
+    expect(readdirSync(lower).sort()).toEqual(['new.txt', 'notes.txt']);
+    expect(readFileSync(join(lower, 'notes.txt'), 'utf8')).toBe('one\nTWO\n');
     expect(readdirSync(store)).toEqual([]);
   });
 
