@@ -238,6 +238,20 @@ describe('the store', () => {
     expect(existsSync(join(lower, 'src', 'layers'))).toBe(false);
   });
 
+  it('leaves alone a layer whose layer.json it cannot read, and still makes layers', () => {
+    Layer.create({ lower, storage: store }).abort();
+    const odd = join(store, 'f'.repeat(32));
+    mkdirSync(odd);
+    writeFileSync(join(odd, 'layer.json'), '{"version":2}');
+    expect(cleanStaleLayers(store)).toEqual({ removed: [], committed: [], failed: [] });
+    const layer = Layer.create({ lower, storage: store });
+    expect(readdirSync(store).sort()).toEqual([layer.id, 'f'.repeat(32)].sort());
+    layer.abort();
+    expect(() => Layer.open(odd)).toThrow(
+      /not a copy-on-write layer \(layer.json: not a layer description of version 1\)/,
+    );
+  });
+
   it('gives layers ids no one can guess', () => {
     const a = Layer.create({ lower, storage: store });
     const b = Layer.create({ lower, storage: store });

@@ -56,7 +56,7 @@ import {
 } from './at.js';
 import { byPath, walkLayer } from './changes.js';
 import type { Layer } from './index.js';
-import { ID, ownerGone, readJson, removeLayerDir, writeDurably } from './store.js';
+import { ID, ownerGone, parseMeta, readJson, removeLayerDir, writeDurably } from './store.js';
 import type { Whiteouts } from './whiteouts.js';
 
 /** One step of a commit; paths are relative to the lower (and the upper). */
@@ -535,7 +535,11 @@ export async function commitLayerAsync(layer: Layer): Promise<void> {
   }
 }
 
-/** Layers of the store: their directory and layer.json (unreadable ones left out). */
+/**
+ * Layers of the store: their directory and layer.json. A layer whose
+ * layer.json cannot be read or is not one this version knows is left out:
+ * nothing is done to it (nor to the directory it is over).
+ */
 export function layersIn(store: string): { dir: string; meta: Layer['metadata'] }[] {
   const out: { dir: string; meta: Layer['metadata'] }[] = [];
   for (const name of readdirNames(store)) {
@@ -543,7 +547,7 @@ export function layersIn(store: string): { dir: string; meta: Layer['metadata'] 
     try {
       out.push({
         dir: join(store, name),
-        meta: readJson(join(store, name, 'layer.json')) as Layer['metadata'],
+        meta: parseMeta(readJson(join(store, name, 'layer.json'))),
       });
     } catch {}
   }

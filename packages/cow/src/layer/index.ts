@@ -23,6 +23,7 @@ import {
   newId,
   type Owner,
   ownerGone,
+  parseMeta,
   readJson,
   removeLayerDir,
   thisProcess,
@@ -302,25 +303,6 @@ function resolvedStore(store: string): string {
   } catch {
     return join(realpathSync(dirname(resolve(store))), basename(store));
   }
-}
-
-function parseMeta(value: unknown): LayerMeta {
-  const meta = value as Partial<LayerMeta> | null;
-  if (
-    meta === null ||
-    typeof meta !== 'object' ||
-    meta.version !== 1 ||
-    typeof meta.lower !== 'string' ||
-    typeof meta.device !== 'string' ||
-    typeof meta.inode !== 'string' ||
-    typeof meta.owner?.pid !== 'number' ||
-    typeof meta.owner.startTime !== 'string' ||
-    !['running', 'kept', 'committing', 'aborting'].includes(meta.state as string) ||
-    !(meta.maxDisk === null || typeof meta.maxDisk === 'number')
-  ) {
-    throw new Error('not a layer description of version 1');
-  }
-  return meta as LayerMeta;
 }
 
 /** What the upper holds, as reserve() counts it: the sizes of its files and symlinks. */
