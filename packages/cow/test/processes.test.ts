@@ -171,6 +171,7 @@ describe('a symlink swapped into the directory during a commit', () => {
     const outside = join(base, 'outside');
     mkdirSync(outside);
     const t = new Twin(Layer.create({ lower, storage: store }), plain);
+    t.remove('old.txt'); // step 0: a deletion, before the files
     t.write('README', 'first\n');
     t.write('src/deep/data.txt', 'secret\n');
     t.write('src/deep/new.txt', 'new\n');
@@ -183,7 +184,27 @@ describe('a symlink swapped into the directory during a commit', () => {
     expect(readdirSync(outside)).toEqual([]);
     expect(readFileSync(join(base, 'moved/data.txt'), 'utf8')).toBe('one\ntwo\nthree\n');
     expect(temporaries(lower)).toEqual([]);
+    expect(temporaries(join(base, 'moved'))).toEqual([]);
     t.layer.abort();
+  });
+
+  it('once its directory is open: the files follow the directory, never the name', () => {
+    const outside = join(base, 'outside');
+    mkdirSync(outside);
+    const t = new Twin(Layer.create({ lower, storage: store }), plain);
+    t.write('README', 'first\n');
+    t.write('src/deep/data.txt', 'secret\n');
+    t.write('src/deep/new.txt', 'new\n');
+    setStepHook((index) => {
+      if (index !== 0) return;
+      renameSync(join(lower, 'src/deep'), join(base, 'moved'));
+      symlinkSync(outside, join(lower, 'src/deep'));
+    });
+    t.layer.commit();
+    expect(readdirSync(outside)).toEqual([]);
+    expect(readFileSync(join(base, 'moved/data.txt'), 'utf8')).toBe('secret\n');
+    expect(readFileSync(join(base, 'moved/new.txt'), 'utf8')).toBe('new\n');
+    expect(temporaries(join(base, 'moved'))).toEqual([]);
   });
 
   it('at the file itself: the commit replaces the symlink, not its target', () => {

@@ -100,6 +100,11 @@ export function fsyncFd(fd: number): number {
   return trySyscall('fsync', fd);
 }
 
+/** Flushes the whole file system `fd` is on (syncfs(2)). */
+export function syncfs(fd: number): number {
+  return trySyscall('syncfs', fd);
+}
+
 function timespecs(atimeNs: bigint, mtimeNs: bigint): Buffer {
   const times = Buffer.alloc(32);
   times.writeBigInt64LE(atimeNs / 1_000_000_000n, 0);
