@@ -18,6 +18,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { trySyscall } from '@sandlock/sys';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Change, cleanStaleLayers, Layer, StoreError } from '../src/index.js';
 import { copyTree, makeTree, snapshot, Twin } from './support/tree.js';
@@ -203,6 +204,48 @@ describe('commit()', () => {
     again.commit();
     expect(readFileSync(join(lower, 'later.txt'), 'utf8')).toBe('later\n');
     expect(readdirSync(store)).toEqual([]);
+  });
+});
+
+describe('extended attributes', () => {
+  const set = (path: string, name: string, value: string) =>
+    trySyscall(
+      'setxattr',
+      Buffer.from(`${path}\0`),
+      Buffer.from(`${name}\0`),
+      Buffer.from(value),
+      value.length,
+      0,
+    );
+  const get = (path: string, name: string) => {
+    const buffer = Buffer.alloc(256);
+    const length = trySyscall(
+      'getxattr',
+      Buffer.from(`${path}\0`),
+      Buffer.from(`${name}\0`),
+      buffer,
+      256,
+    );
+    return length < 0 ? null : buffer.subarray(0, length).toString();
+  };
+
+  it('set in the layer make an entry modified, and are committed', (context) => {
+    if (set(join(lower, 'README'), 'user.probe', 'x') < 0) {
+      console.warn(`skipping: ${tmpdir()} takes no user extended attributes`);
+      context.skip();
+    }
+    const t = twin();
+    t.write('README', 'hello\n'); // the same bytes: a copy up
+    t.write('tagged.txt', 'new\n');
+    t.mkdir('dir');
+    expect(set(join(t.layer.upper, 'README'), 'user.probe', 'y')).toBe(0);
+    expect(set(join(t.layer.upper, 'tagged.txt'), 'user.tag', 'a tag')).toBe(0);
+    expect(set(join(t.layer.upper, 'dir'), 'user.dir', 'd')).toBe(0);
+    expect(brief(t.layer.changes())).toEqual(['M README', 'A dir', 'A tagged.txt']);
+    t.layer.commit();
+    expect(get(join(lower, 'README'), 'user.probe')).toBe('y');
+    expect(get(join(lower, 'tagged.txt'), 'user.tag')).toBe('a tag');
+    expect(get(join(lower, 'dir'), 'user.dir')).toBe('d');
   });
 });
 

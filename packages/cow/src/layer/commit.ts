@@ -48,12 +48,14 @@ import {
   renameAt,
   setLinkTimes,
   setTimesFd,
+  setXattrs,
   stat,
   symlinkAt,
   syncfs,
   tryOpenBeneath,
   unlinkAt,
   withFd,
+  xattrsOf,
 } from './at.js';
 import { byPath, walkLayer } from './changes.js';
 import type { Layer } from './index.js';
@@ -330,9 +332,14 @@ export class Applier {
       case 'meta': {
         const upper = lstatBeneath(this.upperRoot, step.path);
         if (upper === null) return;
+        const attributes = withFd(
+          openBeneath(this.upperRoot, step.path, O.O_RDONLY | O.O_DIRECTORY | O.O_NOFOLLOW),
+          xattrsOf,
+        );
         const fd = openBeneath(this.root, step.path, O.O_RDONLY | O.O_DIRECTORY | O.O_NOFOLLOW);
         withFd(fd, () => {
           checked(fchmodFd(fd, Number(upper.mode & 0o7777n)), 'fchmod', this.shown(step.path));
+          checked(setXattrs(fd, attributes), 'fsetxattr', this.shown(step.path));
           checked(setTimesFd(fd, upper.atimeNs, upper.mtimeNs), 'utimensat', this.shown(step.path));
         });
         return;
@@ -381,7 +388,7 @@ export class Applier {
         const to = openBeneath(dir, temp, O.O_WRONLY | O.O_CREAT | O.O_EXCL | O.O_NOFOLLOW, 0o600);
         withFd(to, () => {
           copyBytes(from, to, shown);
-          this.finishFile(to, st, mode, shown);
+          this.finishFile(to, st, mode, shown, xattrsOf(from));
         });
       });
     } else if (st.isSymbolicLink()) {
@@ -403,10 +410,18 @@ export class Applier {
     return true;
   }
 
-  private finishFile(fd: number, st: BigIntStats, mode: number, shown: string): void {
-    // chown first: it clears the set-user-ID and set-group-ID bits (chown(2)).
+  private finishFile(
+    fd: number,
+    st: BigIntStats,
+    mode: number,
+    shown: string,
+    attributes?: ReadonlyMap<string, Buffer>,
+  ): void {
+    // chown first: it clears the set-user-ID and set-group-ID bits (chown(2))
+    // and a file's capabilities (security.capability, capabilities(7)).
     ignoreEperm(fchownFd(fd, Number(st.uid), Number(st.gid)), 'fchown', shown);
     checked(fchmodFd(fd, mode), 'fchmod', shown);
+    if (attributes !== undefined) checked(setXattrs(fd, attributes), 'fsetxattr', shown);
     checked(setTimesFd(fd, st.atimeNs, st.mtimeNs), 'utimensat', shown);
   }
 }
