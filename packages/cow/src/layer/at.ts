@@ -92,10 +92,6 @@ export function linkAt(fromDir: number, from: string, toDir: number, to: string)
   return trySyscall('linkat', fromDir, cString(from), toDir, cString(to), 0);
 }
 
-export function flock(fd: number, operation: number): number {
-  return trySyscall('flock', fd, operation);
-}
-
 export function fsyncFd(fd: number): number {
   return trySyscall('fsync', fd);
 }

@@ -24,6 +24,7 @@ import {
   AT_REMOVEDIR,
   close,
   ERRNO,
+  flock,
   LOCK_EX,
   LOCK_NB,
   S_IFIFO,
@@ -34,7 +35,6 @@ import {
   chownLink,
   fchmodFd,
   fchownFd,
-  flock,
   fsyncFd,
   linkAt,
   lstatBeneath,
@@ -458,12 +458,11 @@ export function lockLower(store: string, device: string, inode: string): Lock {
   const path = lockPath(store, device, inode);
   for (;;) {
     const fd = openLock(path);
-    let result: number;
-    do result = flock(fd, LOCK_EX);
-    while (result === -ERRNO.EINTR);
-    if (result < 0) {
+    try {
+      flock(fd, LOCK_EX);
+    } catch (error) {
       closeSync(fd);
-      throw new SysError('flock', -result, path);
+      throw error;
     }
     if (stillThere(fd, path)) return { fd, path };
     closeSync(fd);
@@ -474,13 +473,17 @@ export async function lockLowerAsync(store: string, device: string, inode: strin
   const path = lockPath(store, device, inode);
   for (;;) {
     const fd = openLock(path);
-    let result = flock(fd, LOCK_EX | LOCK_NB);
-    while (result === -ERRNO.EAGAIN || result === -ERRNO.EINTR) {
-      result = await syscallAsync('flock', fd, LOCK_EX);
-    }
-    if (result < 0) {
+    try {
+      if (!flock(fd, LOCK_EX | LOCK_NB)) {
+        // Held: wait on a thread of libuv's pool, not on the event loop.
+        let result: number;
+        do result = await syscallAsync('flock', fd, LOCK_EX);
+        while (result === -ERRNO.EINTR);
+        if (result < 0) throw new SysError('flock', -result, path);
+      }
+    } catch (error) {
       closeSync(fd);
-      throw new SysError('flock', -result, path);
+      throw error;
     }
     if (stillThere(fd, path)) return { fd, path };
     closeSync(fd);
@@ -490,7 +493,9 @@ export async function lockLowerAsync(store: string, device: string, inode: strin
 /** The lock without waiting, or null when someone holds it. */
 export function tryLock(path: string): Lock | null {
   const fd = openLock(path);
-  if (flock(fd, LOCK_EX | LOCK_NB) === 0 && stillThere(fd, path)) return { fd, path };
+  try {
+    if (flock(fd, LOCK_EX | LOCK_NB) && stillThere(fd, path)) return { fd, path };
+  } catch {}
   closeSync(fd);
   return null;
 }
