@@ -4,6 +4,7 @@
 import { cpus, release } from 'node:os';
 import { benchCli } from './cli.mjs';
 import { benchClock } from './clock.mjs';
+import { benchCow } from './cow.mjs';
 import { benchHttp } from './http.mjs';
 import { benchIntercept } from './intercept.mjs';
 import { benchLaunch } from './launch.mjs';
@@ -22,6 +23,7 @@ const benches = {
   clock: benchClock,
   neighbours: benchNeighbours,
   throttle: benchThrottle,
+  cow: benchCow,
   redis: benchRedis,
   connect: benchConnect,
   http: benchHttp,

@@ -7,12 +7,14 @@ import {
   byteSize,
   cpu,
   cpuList,
+  existingDirectory,
   existingPath,
   hostname,
   instant,
   integer,
   list,
   nullable,
+  oneOf,
   type PluginRef,
   type PortSpec,
   path,
@@ -110,6 +112,83 @@ export const FIELDS = {
     doc: 'Let the sandbox read and write the device nodes that reach nothing: /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, and /dev/tty when this process has a terminal.',
     details:
       'The nodes themselves only: nothing can be created or removed in /dev, and their metadata stays unchangeable. Pushing input into the terminal (TIOCSTI, TIOCLINUX) is refused by the seccomp filter.',
+  }),
+  workdir: field({
+    kind: nullable(existingDirectory),
+    default: null as string | null,
+    combine: 'replace',
+    setter: set<string>(),
+    flags: [
+      {
+        long: 'workdir',
+        value: 'DIR',
+        help: 'run with DIR copy-on-write: changes go to a private layer, committed at the end',
+      },
+    ],
+    profile: { section: 'workdir', key: 'dir' },
+    doc: 'A directory the sandbox sees and changes through a private copy-on-write layer; at the end the layer is committed to it, discarded or kept (onExit, onError).',
+    details:
+      'Inside the directory every change (files, directories, renames, links, modes, times) lands in the layer and reads see the layer first; the directory itself is untouched until the commit, which writes each file beside its place and renames it over (atomic per file), and finishes after a crash. Outside it the policy applies as usual.',
+  }),
+  onExit: field({
+    kind: oneOf(['commit', 'abort', 'keep'] as const),
+    default: 'commit' as 'commit' | 'abort' | 'keep',
+    combine: 'replace',
+    setter: set<'commit' | 'abort' | 'keep'>(),
+    flags: [
+      {
+        long: 'on-exit',
+        value: 'WHAT',
+        help: 'with --workdir, when the command exits 0: commit, abort or keep the layer',
+      },
+    ],
+    profile: { section: 'workdir', key: 'on_exit' },
+    doc: "What happens to the workdir's layer when the program exits with status 0: commit it to the directory, abort (discard) it, or keep it for `sandlock cow commit|abort`.",
+  }),
+  onError: field({
+    kind: oneOf(['commit', 'abort', 'keep'] as const),
+    default: 'abort' as 'commit' | 'abort' | 'keep',
+    combine: 'replace',
+    setter: set<'commit' | 'abort' | 'keep'>(),
+    flags: [
+      {
+        long: 'on-error',
+        value: 'WHAT',
+        help: 'with --workdir, when the command fails (non-zero, signal, timeout): commit, abort or keep',
+      },
+    ],
+    profile: { section: 'workdir', key: 'on_error' },
+    doc: "What happens to the workdir's layer when the program ends otherwise (a non-zero status, a signal, a timeout): commit, abort or keep.",
+  }),
+  maxDisk: field({
+    kind: nullable(byteSize),
+    default: null as number | null,
+    combine: 'replace',
+    setter: set<number | string>(),
+    flags: [
+      {
+        long: 'max-disk',
+        value: 'SIZE',
+        help: "bound the workdir's layer to SIZE; writes past it fail with ENOSPC",
+      },
+    ],
+    profile: { section: 'workdir', key: 'max_disk' },
+    doc: "The most bytes the workdir's layer may hold; writes past it fail with ENOSPC.",
+  }),
+  fsStorage: field({
+    kind: nullable(path),
+    default: null as string | null,
+    combine: 'replace',
+    setter: set<string>(),
+    flags: [
+      {
+        long: 'fs-storage',
+        value: 'DIR',
+        help: 'keep the copy-on-write layers in DIR (default $TMPDIR/sandlock-cow-UID)',
+      },
+    ],
+    profile: { section: 'workdir', key: 'storage' },
+    doc: 'Where the copy-on-write layers are kept (default `$TMPDIR/sandlock-cow-<uid>`): made 0700 if missing; one owned by another user or writable by others is refused.',
   }),
   env: field({
     kind: variables,

@@ -63,6 +63,36 @@ export const SAMPLES: Record<
     toml: '[filesystem]\ndevices = false',
     json: false,
   },
+  workdir: {
+    builder: [['workdir', scratch]],
+    flags: ['--workdir', scratch],
+    toml: `[workdir]\ndir = "${scratch}"`,
+    json: scratch,
+  },
+  onExit: {
+    builder: [['onExit', 'keep']],
+    flags: ['--on-exit', 'keep'],
+    toml: '[workdir]\non_exit = "keep"',
+    json: 'keep',
+  },
+  onError: {
+    builder: [['onError', 'commit']],
+    flags: ['--on-error', 'commit'],
+    toml: '[workdir]\non_error = "commit"',
+    json: 'commit',
+  },
+  maxDisk: {
+    builder: [['maxDisk', '1G']],
+    flags: ['--max-disk', '1G'],
+    toml: '[workdir]\nmax_disk = "1G"',
+    json: 1024 * 1024 * 1024,
+  },
+  fsStorage: {
+    builder: [['fsStorage', '/var/tmp/layers']],
+    flags: ['--fs-storage', '/var/tmp/layers'],
+    toml: '[workdir]\nstorage = "/var/tmp/layers"',
+    json: '/var/tmp/layers',
+  },
   env: {
     builder: [
       ['env', 'A', '1'],
