@@ -1,81 +1,61 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// Copy-on-write layers: the commit of 1000 small files (each written beside
+// its place, synced and renamed over), the change list of the same layer,
+// and, for scale, writing the same files directly without syncing.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Sandbox } from 'sandlock';
-import { interleave, summarize } from './stats.mjs';
+import { Layer } from '@sandlock/cow';
+import { summarize } from './stats.mjs';
 
-const PYTHON = '/usr/bin/python3';
-const SYSTEM = ['/usr', '/lib', '/lib64', '/bin', '/etc'].filter((path) => existsSync(path));
+const FILES = 1000;
+const RUNS = 10;
+const content = Buffer.alloc(200, 'x');
 
-function run(argv, cwd) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { cwd, stdio: 'ignore' });
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`exit ${code}`))));
-  });
+function fill(dir) {
+  mkdirSync(join(dir, 'tree'), { recursive: true });
+  for (let index = 0; index < FILES; index++) {
+    if (index % 100 === 0) mkdirSync(join(dir, 'tree', `d${index / 100}`));
+    writeFileSync(join(dir, 'tree', `d${Math.floor(index / 100)}`, `f${index}`), content);
+  }
 }
 
-/**
- * A copy-on-write workdir against the same work done bare and in a sandbox
- * that writes the directory itself: `tar x` of `files` small files into it,
- * and `python3 -c pass` started in it (every path-taking call notified).
- */
-export async function benchCow(runs = 8, files = 10_000) {
-  const root = mkdtempSync(join(tmpdir(), 'sandlock-bench-cow-'));
-  const storage = join(root, 'store');
-  const source = join(root, 'source');
-  mkdirSync(source);
-  for (let i = 0; i < files; i++) {
-    const dir = join(source, `d${i % 100}`);
-    if (i < 100) mkdirSync(dir);
-    writeFileSync(join(dir, `f${i}.txt`), `file ${i}\n`);
+function time(body) {
+  const start = process.hrtime.bigint();
+  body();
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+export async function benchCow() {
+  const samples = {
+    'changes() of 1000 new files': [],
+    'commit() of 1000 new files': [],
+    'the same files written directly (no fsync)': [],
+  };
+  for (let run = 0; run < RUNS; run++) {
+    const base = mkdtempSync(join(tmpdir(), 'sandlock-bench-cow-'));
+    try {
+      const lower = join(base, 'lower');
+      mkdirSync(lower);
+      const layer = Layer.create({ lower, storage: join(base, 'store') });
+      fill(layer.upper);
+      samples['changes() of 1000 new files'].push(time(() => layer.changes()));
+      samples['commit() of 1000 new files'].push(time(() => layer.commit()));
+      const direct = join(base, 'direct');
+      mkdirSync(direct);
+      samples['the same files written directly (no fsync)'].push(time(() => fill(direct)));
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
   }
-  const tarball = join(root, 'files.tar');
-  execFileSync('tar', ['cf', tarball, '-C', source, '.']);
-  let next = 0;
-  const fresh = () => {
-    const dir = join(root, `x${next++}`);
-    mkdirSync(dir);
-    return dir;
-  };
-  const untar = ['tar', 'xf', tarball];
-  const sandboxed = (argv, workdir) => async () => {
-    const dir = fresh();
-    const builder = Sandbox.builder().fsRead(...SYSTEM, root).cwd(dir);
-    if (workdir) builder.workdir(dir).fsStorage(storage).onExit('abort');
-    else builder.fsWrite(dir);
-    const result = await builder.build().run(argv);
-    if (result.exitCode !== 0) throw new Error(`exit ${result.exitCode}: ${result.stderr}`);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const cases = {
-    [`tar x of ${files} files, bare`]: async () => {
-      const dir = fresh();
-      await run(untar, dir);
-      rmSync(dir, { recursive: true, force: true });
+  const result = summarize(samples);
+  return {
+    title: `Copy-on-write commit of ${FILES} files of ${content.length} bytes (${tmpdir()})`,
+    result,
+    ratios: {
+      'commit per file (ms)': result['commit() of 1000 new files'].median / FILES,
+      'commit / direct writes':
+        result['commit() of 1000 new files'].median /
+        result['the same files written directly (no fsync)'].median,
     },
-    [`tar x, sandboxed (fsWrite)`]: sandboxed(untar, false),
-    [`tar x, copy-on-write workdir`]: sandboxed(untar, true),
-    'python3 -c pass, sandboxed': sandboxed([PYTHON, '-c', 'pass'], false),
-    'python3 -c pass, copy-on-write workdir': sandboxed([PYTHON, '-c', 'pass'], true),
   };
-  try {
-    const result = summarize(await interleave(cases, runs, 1));
-    const bare = result[`tar x of ${files} files, bare`].median;
-    return {
-      title: `copy-on-write workdir, ${runs} runs each, interleaved`,
-      result,
-      ratios: {
-        'tar x, copy-on-write / bare': result['tar x, copy-on-write workdir'].median / bare,
-        'tar x, copy-on-write / sandboxed':
-          result['tar x, copy-on-write workdir'].median / result['tar x, sandboxed (fsWrite)'].median,
-        'python3 -c pass, copy-on-write / sandboxed':
-          result['python3 -c pass, copy-on-write workdir'].median /
-          result['python3 -c pass, sandboxed'].median,
-      },
-    };
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
 }

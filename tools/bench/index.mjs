@@ -5,12 +5,15 @@ import { cpus, release } from 'node:os';
 import { benchCli } from './cli.mjs';
 import { benchClock } from './clock.mjs';
 import { benchCow } from './cow.mjs';
+import { benchHttp } from './http.mjs';
 import { benchIntercept } from './intercept.mjs';
 import { benchLaunch } from './launch.mjs';
 import { benchLibrary } from './library.mjs';
 import { benchNeighbours } from './neighbours.mjs';
+import { benchConnect, benchRedis } from './network.mjs';
 import { benchPython } from './python.mjs';
 import { benchThrottle } from './throttle.mjs';
+import { benchWorkdir } from './workdir.mjs';
 
 const benches = {
   launch: benchLaunch,
@@ -22,6 +25,10 @@ const benches = {
   neighbours: benchNeighbours,
   throttle: benchThrottle,
   cow: benchCow,
+  redis: benchRedis,
+  connect: benchConnect,
+  http: benchHttp,
+  workdir: benchWorkdir,
 };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);

@@ -2,6 +2,7 @@
 // onError for anything else (a signal, a timeout, a failure to start), each
 // commit, abort or keep; a dry run lists the changes and aborts.
 
+import { diffsOf } from './format.js';
 import type { Change } from './layer/changes.js';
 import type { Layer } from './layer/index.js';
 
@@ -19,6 +20,8 @@ export interface FinishOptions {
    * `result.abort()`): the changes are listed and nothing else is done.
    */
   readonly defer?: boolean;
+  /** Also make the unified diffs of modified text files, before the layer is gone. */
+  readonly diff?: boolean;
 }
 
 export interface FinishResult {
@@ -28,6 +31,8 @@ export interface FinishResult {
   readonly changes: Change[];
   /** For 'keep': the layer's directory. */
   readonly kept?: string;
+  /** With `diff`: the unified diff of each modified text file, by path (formatChanges' `diffs`). */
+  readonly diffs?: Record<string, string>;
 }
 
 /**
@@ -40,8 +45,10 @@ export async function finishLayer(
   options: FinishOptions = {},
 ): Promise<FinishResult> {
   let changes: Change[];
+  let diffs: Record<string, string> | undefined;
   try {
     changes = layer.changes();
+    if (options.diff) diffs = diffsOf(changes, layer.lower, layer.upper);
   } catch (error) {
     // Never decide on a list that could not be made: the layer is kept.
     const kept = layer.keep();
@@ -49,20 +56,21 @@ export async function finishLayer(
       `sandlock: the changes of the copy-on-write layer could not be listed (${(error as Error).message}); kept at ${kept}`,
     );
   }
+  const listed = diffs === undefined ? { changes } : { changes, diffs };
   if (options.dryRun) {
     layer.abort();
-    return { done: 'abort', changes };
+    return { done: 'abort', ...listed };
   }
-  if (options.defer) return { done: 'deferred', changes };
+  if (options.defer) return { done: 'deferred', ...listed };
   const disposition = exitedZero ? (options.onExit ?? 'commit') : (options.onError ?? 'abort');
   switch (disposition) {
     case 'commit':
       await layer.commitAsync();
-      return { done: 'commit', changes };
+      return { done: 'commit', ...listed };
     case 'abort':
       layer.abort();
-      return { done: 'abort', changes };
+      return { done: 'abort', ...listed };
     case 'keep':
-      return { done: 'keep', changes, kept: layer.keep() };
+      return { done: 'keep', ...listed, kept: layer.keep() };
   }
 }

@@ -5,14 +5,16 @@
 
 import { readSync } from 'node:fs';
 import { close } from '@sandlock/sys';
-import { createTwoFilesPatch } from 'diff';
+import { createTwoFilesPatch, FILE_HEADERS_ONLY } from 'diff';
 import { O, openDirectoryNoSymlinks, tryOpenBeneath, withFd } from './layer/at.js';
 import type { Change } from './layer/changes.js';
 
 export interface FormatOptions {
   readonly json?: boolean;
-  /** A unified diff of each modified text file (needs lower and upper). */
+  /** A unified diff of each modified text file (needs `diffs`, or lower and upper). */
   readonly diff?: boolean;
+  /** The diffs, made while the layer existed ({@link diffsOf}; finishLayer's `diffs`). */
+  readonly diffs?: Readonly<Record<string, string>>;
   /** The directory the layer is over. */
   readonly lower?: string;
   /** The layer's upper tree. */
@@ -42,8 +44,16 @@ function textOf(root: number, path: string): string | null {
   });
 }
 
-function patches(changes: readonly Change[], lower: string, upper: string): Map<string, string> {
-  const out = new Map<string, string>();
+/**
+ * A unified diff of each modified text file (not binary, valid UTF-8, at
+ * most 1 MiB on both sides), by path: the layer's upper against the lower.
+ */
+export function diffsOf(
+  changes: readonly Change[],
+  lower: string,
+  upper: string,
+): Record<string, string> {
+  const out: Record<string, string> = {};
   const lowerRoot = openDirectoryNoSymlinks(lower);
   try {
     const upperRoot = openDirectoryNoSymlinks(upper);
@@ -53,11 +63,17 @@ function patches(changes: readonly Change[], lower: string, upper: string): Map<
         const before = textOf(lowerRoot, change.path);
         const after = textOf(upperRoot, change.path);
         if (before === null || after === null || before === after) continue;
-        out.set(
-          change.path,
-          createTwoFilesPatch(`a/${change.path}`, `b/${change.path}`, before, after, '', '', {
+        out[change.path] = createTwoFilesPatch(
+          `a/${change.path}`,
+          `b/${change.path}`,
+          before,
+          after,
+          '',
+          '',
+          {
             context: 3,
-          }),
+            headerOptions: FILE_HEADERS_ONLY,
+          },
         );
       }
     } finally {
@@ -70,17 +86,19 @@ function patches(changes: readonly Change[], lower: string, upper: string): Map<
 }
 
 export function formatChanges(changes: readonly Change[], options: FormatOptions = {}): string {
-  let diffs = new Map<string, string>();
+  let diffs: Readonly<Record<string, string>> = {};
   if (options.diff) {
-    if (options.lower === undefined || options.upper === undefined) {
-      throw new TypeError('sandlock: formatChanges with diff needs lower and upper');
+    if (options.diffs !== undefined) diffs = options.diffs;
+    else if (options.lower !== undefined && options.upper !== undefined) {
+      diffs = diffsOf(changes, options.lower, options.upper);
+    } else {
+      throw new TypeError('sandlock: formatChanges with diff needs diffs, or lower and upper');
     }
-    diffs = patches(changes, options.lower, options.upper);
   }
   if (options.json) {
     return changes
       .map((change) => {
-        const diff = diffs.get(change.path);
+        const diff = diffs[change.path];
         return `${JSON.stringify({
           type: change.type,
           path: change.path,
@@ -93,5 +111,5 @@ export function formatChanges(changes: readonly Change[], options: FormatOptions
       .join('');
   }
   const list = changes.map((change) => `${change.type} ${change.path}\n`).join('');
-  return list + [...diffs.values()].join('');
+  return list + changes.map((change) => diffs[change.path] ?? '').join('');
 }

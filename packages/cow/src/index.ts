@@ -3,7 +3,7 @@ import { type ModuleRef, moduleBeside } from '@sandlock/dispatch/module';
 export type { CowPolicy } from './call.js';
 export { COW_SYSCALLS } from './cow-module.js';
 export { type Disposition, type FinishOptions, type FinishResult, finishLayer } from './finish.js';
-export { type FormatOptions, formatChanges } from './format.js';
+export { diffsOf, type FormatOptions, formatChanges } from './format.js';
 export {
   type Change,
   type ChangeKind,

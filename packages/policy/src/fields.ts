@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { getRlimit } from '@sandlock/sys';
 import { append, custom, type FieldSpec, field, set, toggle } from './field.js';
+import { credentialSources, httpAuthSpec, httpRuleSpec } from './http-spec.js';
 import {
   bool,
   byteSize,
@@ -500,6 +501,106 @@ export const FIELDS = {
     ],
     profile: { section: 'determinism', key: 'time_start' },
     doc: 'The wall-clock instant the sandbox starts at, in epoch milliseconds; it then ticks. Monotonic clocks stay real.',
+  }),
+  httpAllow: field({
+    kind: list(httpRuleSpec),
+    default: [] as string[],
+    combine: 'append',
+    setter: append<string>(),
+    flags: [
+      {
+        long: 'http-allow',
+        value: 'RULE',
+        help: "allow HTTP(S) requests matching 'METHOD HOST/PATH' (e.g. 'GET api.example.com/v1/**'); any makes the rest denied",
+      },
+    ],
+    profile: { section: 'http', key: 'allow' },
+    doc: 'HTTP requests the sandbox may make; with any, every other request is refused with 403.',
+    details: [
+      'A rule is `METHOD HOST[:PORT][/PATH]`. METHOD is a method name or `*`. HOST is a name, `*.NAME` (any name beneath NAME, not NAME itself), an IP address (IPv6 in brackets) or `*`; without a port, any port. PATH may hold `*` (any characters within one segment) and `**` segments (any number of segments, none included); without a path, `/**`. The query is not matched.',
+      '',
+      "Deny rules are checked first. Every request of a connection is checked (keep-alive, pipelining, each HTTP/2 stream), its path normalized first (percent-escapes of unreserved characters decoded, dot segments removed, and every reading a server may give to `//`, `;` parameters, `%2F`, `%5C` and `\\` checked: a request is allowed only when each reading is). A refused request is answered 403 with the rule that refused it. HTTPS requests are seen by intercepting TLS with the sandbox's CA (`httpCa`, or one made for the sandbox) where a rule has a method or a path, or a credential is added; otherwise only the TLS server name is checked.",
+      '',
+      'Not enforced yet: the proxy (`@sandlock/http`) is not wired into sandboxes, and a sandbox whose policy has `httpAllow`, `httpDeny`, `httpAuth`, `credentials` or `httpCa` is refused rather than run without them.',
+    ].join('\n'),
+  }),
+  httpDeny: field({
+    kind: list(httpRuleSpec),
+    default: [] as string[],
+    combine: 'append',
+    setter: append<string>(),
+    flags: [
+      {
+        long: 'http-deny',
+        value: 'RULE',
+        help: "refuse HTTP(S) requests matching 'METHOD HOST/PATH' (checked before --http-allow)",
+      },
+    ],
+    profile: { section: 'http', key: 'deny' },
+    doc: 'HTTP requests the sandbox may not make, checked before httpAllow (same form).',
+  }),
+  httpCa: field({
+    kind: nullable(existingPath),
+    default: null as string | null,
+    combine: 'replace',
+    setter: set<string>(),
+    flags: [
+      {
+        long: 'http-ca',
+        value: 'CERT',
+        help: 'the CA certificate (PEM) HTTPS interception signs with (default: one made per sandbox)',
+      },
+    ],
+    profile: { section: 'http', key: 'ca' },
+    doc: "The CA certificate (PEM) that signs the certificates HTTPS interception shows the sandbox; without it, a CA is made for each sandbox, its key only in the supervisor's memory.",
+  }),
+  httpKey: field({
+    kind: nullable(existingPath),
+    default: null as string | null,
+    combine: 'replace',
+    setter: set<string>(),
+    flags: [{ long: 'http-key', value: 'KEY', help: 'the private key (PEM) of --http-ca' }],
+    profile: { section: 'http', key: 'key' },
+    doc: 'The private key (PEM) of httpCa.',
+  }),
+  credentials: field({
+    kind: credentialSources,
+    default: {} as Record<string, string>,
+    combine: 'merge',
+    setter: custom(
+      'credential',
+      'name, source',
+      (current, [name, source]: [name: string, source: string]) => ({
+        ...(current as object),
+        [name]: source,
+      }),
+    ),
+    flags: [
+      {
+        long: 'credential',
+        value: 'NAME=SOURCE',
+        help: 'a secret the proxy may add to requests (--http-auth): NAME=env:VARIABLE or NAME=file:PATH',
+      },
+    ],
+    profile: { section: 'http', key: 'credentials' },
+    doc: 'Secrets by name, read by the supervisor when the sandbox starts (`env:VARIABLE` from its environment, `file:PATH`); the sandbox never has them: httpAuth adds them to its requests.',
+  }),
+  httpAuth: field({
+    kind: list(httpAuthSpec),
+    default: [] as string[],
+    combine: 'append',
+    setter: append<string>(),
+    flags: [
+      {
+        long: 'http-auth',
+        value: 'RULE',
+        help: "add a credential to HTTPS requests matching RULE: 'METHOD HOST/PATH bearer|basic|header:NAME CREDENTIAL'",
+      },
+    ],
+    profile: { section: 'http', key: 'auth' },
+    doc: 'Credentials added to the HTTPS requests matching a rule, after they were allowed: `Authorization: Bearer`, `Authorization: Basic` (the secret is USER:PASSWORD) or a header of that name, replacing what the request had.',
+    details:
+      'Only requests sent over TLS whose server certificate the proxy verified for the host get a credential; a plain HTTP request matching the rule is sent without it. The first matching entry for a header wins.',
   }),
 };
 

@@ -8,6 +8,7 @@ import {
   parsePolicy,
   policyFlags,
   profileDraft,
+  profileText,
 } from '../src/index.js';
 import { EXCLUDED_FROM_WHOLE, removeSampleFiles, SAMPLES, wholeProfile } from './samples.js';
 
@@ -49,11 +50,13 @@ describe('every field of the table', () => {
 
   it.each(FIELD_NAMES)('%s round-trips through builder, flags, profile and JSON', (name) => {
     const sample = SAMPLES[name];
-    const viaJson = parsePolicy({ [name]: sample.json });
+    const names = [name, ...(sample.alongside ?? [])];
+    const viaJson = parsePolicy(Object.fromEntries(names.map((n) => [n, SAMPLES[n].json])));
     expect(viaJson[name]).toEqual(sample.json);
-    expect(fromBuilder(sample.builder)).toEqual(viaJson);
-    expect(fromFlags(sample.flags).resolve()).toEqual(viaJson);
-    expect(profileDraft(sample.toml, 'sample.toml').resolve()).toEqual(viaJson);
+    expect(fromBuilder(names.flatMap((n) => SAMPLES[n].builder))).toEqual(viaJson);
+    expect(fromFlags(names.flatMap((n) => SAMPLES[n].flags)).resolve()).toEqual(viaJson);
+    const toml = sample.alongside === undefined ? sample.toml : wholeProfile(names);
+    expect(profileDraft(toml, 'sample.toml').resolve()).toEqual(viaJson);
     expect(parsePolicy(JSON.parse(JSON.stringify(viaJson)))).toEqual(viaJson);
   });
 
@@ -71,5 +74,21 @@ describe('every field of the table', () => {
     expect(both.fsRead).toEqual(['/usr', '/etc', '/usr', '/etc']);
     expect(both.maxMemory).toBe(64 * 1024 * 1024);
     expect(both.env).toEqual({ A: '1', B: 'x=y' });
+  });
+});
+
+describe('profileText', () => {
+  it.each(FIELD_NAMES)('%s: the policy written as a profile reads back the same', (name) => {
+    const names = [name, ...(SAMPLES[name].alongside ?? [])];
+    const policy = parsePolicy(Object.fromEntries(names.map((n) => [n, SAMPLES[n].json])));
+    expect(profileDraft(profileText(policy), 'written.toml').resolve()).toEqual(policy);
+  });
+
+  it('leaves out the defaults, and writes strings TOML cannot hold raw', () => {
+    expect(profileText(parsePolicy({}))).toBe('');
+    const policy = parsePolicy({ env: { 'A B': 'x\u007f"\n' }, hostname: 'box' });
+    const text = profileText(policy);
+    expect(text).toContain('[environment]\nvars = { "A B" = "x\\u007F\\"\\n" }');
+    expect(profileDraft(text, 'written.toml').resolve()).toEqual(policy);
   });
 });

@@ -1,4 +1,5 @@
 import type { StdioEntry } from '@sandlock/sys';
+import { badSandboxName, SANDBOX_NAME_RULE } from './registry.js';
 
 /** The program's standard streams: one form for all three, or one entry each. */
 export type StdioOption =
@@ -93,6 +94,7 @@ export const SPAWN_CHECKS: Readonly<Record<string, (value: unknown) => string | 
     value === 'policy' || value === 'dry-run' || value === 'defer'
       ? null
       : "'policy', 'dry-run' or 'defer'",
+  name: (value) => (badSandboxName(value) === null ? null : SANDBOX_NAME_RULE),
 };
 
 /** The three entries of a stdio option (`'inherit'` → three times 'inherit'; null for 'ignore'). */

@@ -13,6 +13,7 @@ import {
   stdioEntries,
 } from './call-options.js';
 import { prepareConfinement } from './confine.js';
+import { killSandbox } from './control.js';
 import { describePolicy, type SandboxDescription } from './describe.js';
 import { programEnvironment, resolveCommand } from './environment.js';
 import { AbortError, SandboxError } from './errors.js';
@@ -20,6 +21,7 @@ import { delegationSocket, requestDelegation, SUPERVISOR_VARIABLE, track } from 
 import { supervisionPlan } from './plan.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { type ExitStatus, type KillCause, SandboxProcess, type SandboxRefusal } from './process.js';
+import { claimName, listSandboxes, type Registration, type SandboxEntry } from './registry.js';
 import { abandon, atStep, atStepAsync, closeAll, startError } from './start-failure.js';
 import { assertProcReadable, type Session } from './supervision.js';
 import { afterDelay } from './timers.js';
@@ -49,6 +51,13 @@ export interface SpawnOptions {
    * on the result).
    */
   workdirEnd?: WorkdirEnd;
+  /**
+   * The sandbox's name in the user's registry (`Sandbox.list()`, `sandlock
+   * ps`): 1 to 64 letters, digits, `_`, `.`, `-`. Default: the next free
+   * `sandbox-N`. A name a running sandbox holds is refused (SandboxError,
+   * step 'name'). It does not set the host name (the `hostname` field does).
+   */
+  name?: string;
 }
 
 export interface RunOptions extends SpawnOptions {
@@ -155,6 +164,27 @@ export class Sandbox {
   }
 
   /**
+   * This user's running sandboxes, oldest first, from the registry
+   * (`$XDG_RUNTIME_DIR/sandlock`, else a private directory in the temporary
+   * directory), started by any process; entries whose reaper is gone are
+   * removed on the way. Rejects with a SandboxError (step 'registry') when
+   * the directory is not this user's alone.
+   */
+  static list(): Promise<SandboxEntry[]> {
+    return listSandboxes();
+  }
+
+  /**
+   * Sends `signal` to every process of the running sandbox called `name`,
+   * started by any process of this user (SIGKILL, the default, resolves once
+   * they have all ended). Rejects with a SandboxError whose step is 'lookup'
+   * when no running sandbox has that name.
+   */
+  static kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<SandboxEntry> {
+    return killSandbox(name, signal);
+  }
+
+  /**
    * What this policy becomes on this kernel, without starting anything: the
    * resolved policy, the Landlock ABI and the rights it handles and drops,
    * the seccomp filter's size and what it denies and notifies (to which
@@ -211,7 +241,10 @@ export class Sandbox {
     let released = false;
     let session: Session | null = null;
     let layer: SandboxLayer | null = null;
+    let registration: Registration | null = null;
     try {
+      // Claimed before anything starts: a name taken is refused with nothing run.
+      registration = await claimName({ name: options.name, command: argv, policy });
       if (policy.workdir !== null) {
         // The layer the cow module serves the workdir from (its store is
         // left out of the sandbox's Landlock domain, confine.ts).
@@ -262,6 +295,11 @@ export class Sandbox {
           ),
         );
       }
+      const listed = (await registration?.started(report.pid, started.pid)) === true;
+      sandboxed.list(
+        listed ? registration : null,
+        registration?.name ?? options.name ?? `sandbox-${started.pid}`,
+      );
       // Before the program runs: no refusal of its is missed.
       if (options.onRefusal !== undefined) sandboxed.on('refusal', options.onRefusal);
       if (delegating) {
@@ -306,6 +344,7 @@ export class Sandbox {
       session?.kill('the sandbox failed to start');
       if (launched !== null) await abandon(launched, released);
       layer?.discard();
+      await registration?.remove().catch(() => {});
       throw startError(error);
     }
   }

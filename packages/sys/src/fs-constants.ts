@@ -1,5 +1,4 @@
-// File-system constants of <fcntl.h>, <sys/stat.h>, <sys/file.h> and
-// <linux/fs.h> that are the same on x86_64 and aarch64 (asm-generic).
+// File-system constants of <fcntl.h>, <sys/stat.h> and <linux/fs.h> that are the same on x86_64 and aarch64 (asm-generic).
 
 /** unlinkat(2): remove a directory. */
 export const AT_REMOVEDIR = 0x200;
@@ -10,12 +9,6 @@ export const AT_SYMLINK_FOLLOW = 0x400;
 export const RENAME_NOREPLACE = 0x1;
 export const RENAME_EXCHANGE = 0x2;
 export const RENAME_WHITEOUT = 0x4;
-
-/** flock(2) operations. */
-export const LOCK_SH = 1;
-export const LOCK_EX = 2;
-export const LOCK_NB = 4;
-export const LOCK_UN = 8;
 
 /** File types of st_mode (S_IFMT, S_IFLNK and S_IFDIR are in constants.ts). */
 export const S_IFREG = 0o100000;

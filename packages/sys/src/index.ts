@@ -24,6 +24,7 @@ export {
   close,
   closeRange,
   fcntl,
+  flock,
   ioctl,
   memfdCreate,
   openAt,

@@ -92,12 +92,13 @@ export function linkAt(fromDir: number, from: string, toDir: number, to: string)
   return trySyscall('linkat', fromDir, cString(from), toDir, cString(to), 0);
 }
 
-export function flock(fd: number, operation: number): number {
-  return trySyscall('flock', fd, operation);
-}
-
 export function fsyncFd(fd: number): number {
   return trySyscall('fsync', fd);
+}
+
+/** Flushes the whole file system `fd` is on (syncfs(2)). */
+export function syncfs(fd: number): number {
+  return trySyscall('syncfs', fd);
 }
 
 function timespecs(atimeNs: bigint, mtimeNs: bigint): Buffer {
@@ -172,4 +173,46 @@ export function lstatBeneath(root: number, rel: string): BigIntStats | null {
     throw new SysError('openat2', -fd, rel);
   }
   return withFd(fd, stat);
+}
+
+/** The extended attributes of an open file or directory, by name (none where the file system has none). */
+export function xattrsOf(fd: number): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const size = trySyscall('flistxattr', fd, null, 0);
+  if (size === -ERRNO.EOPNOTSUPP || size === 0) return out;
+  check('flistxattr', size, '');
+  const names = Buffer.alloc(size);
+  const listed = check('flistxattr', trySyscall('flistxattr', fd, names, size), '');
+  for (const name of names.subarray(0, listed).toString('latin1').split('\0')) {
+    if (name === '') continue;
+    const key = Buffer.from(`${name}\0`, 'latin1');
+    const length = trySyscall('fgetxattr', fd, key, null, 0);
+    if (length === -ERRNO.ENODATA) continue; // removed meanwhile
+    check('fgetxattr', length, name);
+    const value = Buffer.alloc(Math.max(length, 1));
+    const got = check('fgetxattr', trySyscall('fgetxattr', fd, key, value, length), name);
+    out.set(name, value.subarray(0, got));
+  }
+  return out;
+}
+
+/**
+ * Sets extended attributes on an open file: -errno of the first that fails,
+ * or 0. Those the user may not set (trusted.*, security.* without the
+ * capability: EPERM) or the file system does not take (EOPNOTSUPP) are left
+ * out, as `cp -a` leaves them.
+ */
+export function setXattrs(fd: number, attributes: ReadonlyMap<string, Buffer>): number {
+  for (const [name, value] of attributes) {
+    const result = trySyscall(
+      'fsetxattr',
+      fd,
+      Buffer.from(`${name}\0`, 'latin1'),
+      value.length === 0 ? Buffer.alloc(1) : value,
+      value.length,
+      0,
+    );
+    if (result < 0 && result !== -ERRNO.EPERM && result !== -ERRNO.EOPNOTSUPP) return result;
+  }
+  return 0;
 }

@@ -14,6 +14,7 @@ import {
   readLinkFd,
   tryOpenBeneath,
   withFd,
+  xattrsOf,
 } from './at.js';
 import type { Whiteouts } from './whiteouts.js';
 
@@ -104,6 +105,26 @@ function readFull(fd: number, buffer: Buffer, position: number): number {
   return total;
 }
 
+/**
+ * Whether the upper's entry has an extended attribute the lower's lacks or
+ * has with another value (one way only: an attribute removed in the layer
+ * is not seen, since copies up need not carry the lower's).
+ */
+function xattrsAdded(lowerRoot: number, upperRoot: number, rel: string): boolean {
+  const flags = O.O_RDONLY | O.O_NOFOLLOW | O.O_NONBLOCK;
+  const upperFd = tryOpenBeneath(upperRoot, rel, flags);
+  if (upperFd < 0) return false;
+  const added = withFd(upperFd, xattrsOf);
+  if (added.size === 0) return false;
+  const lowerFd = tryOpenBeneath(lowerRoot, rel, flags);
+  if (lowerFd < 0) return true;
+  const present = withFd(lowerFd, xattrsOf);
+  for (const [name, value] of added) {
+    if (!present.get(name)?.equals(value)) return true;
+  }
+  return false;
+}
+
 function linkTarget(root: number, rel: string): string {
   return withFd(openBeneath(root, rel, O.O_PATH | O.O_NOFOLLOW), readLinkFd);
 }
@@ -117,6 +138,9 @@ export function differs(
   upper: BigIntStats,
 ): boolean {
   if ((lower.mode & 0o177777n) !== (upper.mode & 0o177777n)) return true;
+  if ((upper.isFile() || upper.isDirectory()) && xattrsAdded(lowerRoot, upperRoot, rel)) {
+    return true;
+  }
   if (upper.isFile()) {
     return lower.size !== upper.size || !sameBytes(lowerRoot, upperRoot, rel);
   }

@@ -24,6 +24,7 @@ import {
   AT_REMOVEDIR,
   close,
   ERRNO,
+  flock,
   LOCK_EX,
   LOCK_NB,
   S_IFIFO,
@@ -34,7 +35,6 @@ import {
   chownLink,
   fchmodFd,
   fchownFd,
-  flock,
   fsyncFd,
   linkAt,
   lstatBeneath,
@@ -48,15 +48,18 @@ import {
   renameAt,
   setLinkTimes,
   setTimesFd,
+  setXattrs,
   stat,
   symlinkAt,
+  syncfs,
   tryOpenBeneath,
   unlinkAt,
   withFd,
+  xattrsOf,
 } from './at.js';
 import { byPath, walkLayer } from './changes.js';
 import type { Layer } from './index.js';
-import { ID, ownerGone, readJson, removeLayerDir, writeDurably } from './store.js';
+import { ID, ownerGone, parseMeta, readJson, removeLayerDir, writeDurably } from './store.js';
 import type { Whiteouts } from './whiteouts.js';
 
 /** One step of a commit; paths are relative to the lower (and the upper). */
@@ -160,6 +163,8 @@ export function removeTree(dir: number, name: string, shown: string): void {
 }
 
 const COPY_CHUNK = 1 << 20;
+/** Files written (and synced together) before their renames. */
+const PUT_BATCH = 256;
 
 function copyBytes(from: number, to: number, shown: string): void {
   const buffer = Buffer.allocUnsafe(COPY_CHUNK);
@@ -197,12 +202,54 @@ export class Applier {
   ) {}
 
   run(steps: readonly Step[], after?: (index: number) => void): void {
-    steps.forEach((step, index) => {
-      this.apply(step, `${this.tempPrefix}${index}`);
-      after?.(index);
-    });
+    for (let index = 0; index < steps.length; ) {
+      const step = steps[index]!;
+      if (step.op !== 'put') {
+        this.apply(step, index);
+        after?.(index);
+        index++;
+        continue;
+      }
+      // Consecutive puts go in batches: every temporary of the batch written,
+      // then one syncfs(2) of each file system they are on, then the renames
+      // in order. Each file is durable before its rename, as with an fsync
+      // of each, at the cost of one flush per batch instead of one per file.
+      let end = index;
+      while (end < steps.length && end - index < PUT_BATCH && steps[end]!.op === 'put') end++;
+      this.putBatch(steps.slice(index, end), index, after);
+      index = end;
+    }
     for (const fd of [this.root, ...this.parents.values()]) {
       checked(fsyncFd(fd), 'fsync', this.lowerName);
+    }
+  }
+
+  private putBatch(steps: readonly Step[], first: number, after?: (index: number) => void): void {
+    const written: { dir: number; temp: string; path: string }[] = [];
+    let renamed = 0;
+    try {
+      for (const [offset, step] of steps.entries()) {
+        const dir = this.parent(step.path)!;
+        const temp = `${this.tempPrefix}${first + offset}`;
+        written.push({ dir, temp, path: step.path });
+        if (!this.write(dir, step.path, temp)) written.pop();
+      }
+      const devices = new Map<bigint, number>();
+      for (const { dir } of written) devices.set(stat(dir).dev, dir);
+      for (const dir of devices.values()) checked(syncfs(dir), 'syncfs', this.lowerName);
+      for (const [offset, step] of steps.entries()) {
+        const entry = written[renamed];
+        if (entry !== undefined && entry.path === step.path) {
+          this.renameOver(entry.dir, entry.temp, basename(step.path), step.path);
+          renamed++;
+        }
+        after?.(first + offset);
+      }
+    } catch (error) {
+      // No temporary is left in the directory by a batch that failed (a full
+      // disk, a symlink swapped in): the commit stops here.
+      for (const { dir, temp } of written.slice(renamed)) unlinkAt(dir, temp, 0);
+      throw error;
     }
   }
 
@@ -239,7 +286,8 @@ export class Applier {
     }
   }
 
-  private apply(step: Step, temp: string): void {
+  private apply(step: Step, index: number): void {
+    const temp = `${this.tempPrefix}${index}`;
     const name = basename(step.path);
     switch (step.op) {
       case 'delete': {
@@ -266,22 +314,32 @@ export class Applier {
         return;
       }
       case 'put':
-        this.put(step.path, temp);
+        this.putBatch([step], index);
         return;
       case 'link': {
         const dir = this.parent(step.path)!;
         const from = this.parent(step.to)!;
         this.clearTemp(dir, temp);
         checked(linkAt(from, basename(step.to), dir, temp), 'linkat', this.shown(step.path));
-        this.renameOver(dir, temp, name, step.path);
+        try {
+          this.renameOver(dir, temp, name, step.path, true);
+        } catch (error) {
+          unlinkAt(dir, temp, 0);
+          throw error;
+        }
         return;
       }
       case 'meta': {
         const upper = lstatBeneath(this.upperRoot, step.path);
         if (upper === null) return;
+        const attributes = withFd(
+          openBeneath(this.upperRoot, step.path, O.O_RDONLY | O.O_DIRECTORY | O.O_NOFOLLOW),
+          xattrsOf,
+        );
         const fd = openBeneath(this.root, step.path, O.O_RDONLY | O.O_DIRECTORY | O.O_NOFOLLOW);
         withFd(fd, () => {
           checked(fchmodFd(fd, Number(upper.mode & 0o7777n)), 'fchmod', this.shown(step.path));
+          checked(setXattrs(fd, attributes), 'fsetxattr', this.shown(step.path));
           checked(setTimesFd(fd, upper.atimeNs, upper.mtimeNs), 'utimensat', this.shown(step.path));
         });
         return;
@@ -295,7 +353,7 @@ export class Applier {
     if (result < 0 && result !== -ERRNO.ENOENT) removeTree(dir, temp, temp);
   }
 
-  private renameOver(dir: number, temp: string, name: string, path: string): void {
+  private renameOver(dir: number, temp: string, name: string, path: string, linked = false): void {
     let result = renameAt(dir, temp, dir, name);
     if (result === -ERRNO.EISDIR || result === -ERRNO.ENOTEMPTY || result === -ERRNO.EEXIST) {
       // A directory where the layer has something else.
@@ -304,14 +362,17 @@ export class Applier {
       result = renameAt(dir, temp, dir, name);
     }
     checked(result, 'renameat2', this.shown(path));
+    if (!linked) return;
     // rename(2) of two links to one file does nothing and leaves the old name.
     const left = unlinkAt(dir, temp, 0);
     if (left < 0 && left !== -ERRNO.ENOENT) throw new SysError('unlinkat', -left, temp);
   }
 
-  private put(path: string, temp: string): void {
-    const dir = this.parent(path)!;
-    const name = basename(path);
+  /**
+   * Writes the upper's entry at `path` as `temp` beside its place, with its
+   * owner, mode and times; false for what is not carried (sockets, devices).
+   */
+  private write(dir: number, path: string, temp: string): boolean {
     const shown = this.shown(path);
     const source = openBeneath(this.upperRoot, path, O.O_PATH | O.O_NOFOLLOW);
     const upper = withFd(source, (fd) => {
@@ -327,8 +388,7 @@ export class Applier {
         const to = openBeneath(dir, temp, O.O_WRONLY | O.O_CREAT | O.O_EXCL | O.O_NOFOLLOW, 0o600);
         withFd(to, () => {
           copyBytes(from, to, shown);
-          this.finishFile(to, st, mode, shown);
-          checked(fsyncFd(to), 'fsync', shown);
+          this.finishFile(to, st, mode, shown, xattrsOf(from));
         });
       });
     } else if (st.isSymbolicLink()) {
@@ -345,15 +405,23 @@ export class Applier {
         this.finishFile(fd, st, mode, shown);
       });
     } else {
-      return; // sockets and devices are not carried
+      return false; // sockets and devices are not carried
     }
-    this.renameOver(dir, temp, name, path);
+    return true;
   }
 
-  private finishFile(fd: number, st: BigIntStats, mode: number, shown: string): void {
-    // chown first: it clears the set-user-ID and set-group-ID bits (chown(2)).
+  private finishFile(
+    fd: number,
+    st: BigIntStats,
+    mode: number,
+    shown: string,
+    attributes?: ReadonlyMap<string, Buffer>,
+  ): void {
+    // chown first: it clears the set-user-ID and set-group-ID bits (chown(2))
+    // and a file's capabilities (security.capability, capabilities(7)).
     ignoreEperm(fchownFd(fd, Number(st.uid), Number(st.gid)), 'fchown', shown);
     checked(fchmodFd(fd, mode), 'fchmod', shown);
+    if (attributes !== undefined) checked(setXattrs(fd, attributes), 'fsetxattr', shown);
     checked(setTimesFd(fd, st.atimeNs, st.mtimeNs), 'utimensat', shown);
   }
 }
@@ -390,12 +458,11 @@ export function lockLower(store: string, device: string, inode: string): Lock {
   const path = lockPath(store, device, inode);
   for (;;) {
     const fd = openLock(path);
-    let result: number;
-    do result = flock(fd, LOCK_EX);
-    while (result === -ERRNO.EINTR);
-    if (result < 0) {
+    try {
+      flock(fd, LOCK_EX);
+    } catch (error) {
       closeSync(fd);
-      throw new SysError('flock', -result, path);
+      throw error;
     }
     if (stillThere(fd, path)) return { fd, path };
     closeSync(fd);
@@ -406,13 +473,17 @@ export async function lockLowerAsync(store: string, device: string, inode: strin
   const path = lockPath(store, device, inode);
   for (;;) {
     const fd = openLock(path);
-    let result = flock(fd, LOCK_EX | LOCK_NB);
-    while (result === -ERRNO.EAGAIN || result === -ERRNO.EINTR) {
-      result = await syscallAsync('flock', fd, LOCK_EX);
-    }
-    if (result < 0) {
+    try {
+      if (!flock(fd, LOCK_EX | LOCK_NB)) {
+        // Held: wait on a thread of libuv's pool, not on the event loop.
+        let result: number;
+        do result = await syscallAsync('flock', fd, LOCK_EX);
+        while (result === -ERRNO.EINTR);
+        if (result < 0) throw new SysError('flock', -result, path);
+      }
+    } catch (error) {
       closeSync(fd);
-      throw new SysError('flock', -result, path);
+      throw error;
     }
     if (stillThere(fd, path)) return { fd, path };
     closeSync(fd);
@@ -422,7 +493,9 @@ export async function lockLowerAsync(store: string, device: string, inode: strin
 /** The lock without waiting, or null when someone holds it. */
 export function tryLock(path: string): Lock | null {
   const fd = openLock(path);
-  if (flock(fd, LOCK_EX | LOCK_NB) === 0 && stillThere(fd, path)) return { fd, path };
+  try {
+    if (flock(fd, LOCK_EX | LOCK_NB) && stillThere(fd, path)) return { fd, path };
+  } catch {}
   closeSync(fd);
   return null;
 }
@@ -522,7 +595,11 @@ export async function commitLayerAsync(layer: Layer): Promise<void> {
   }
 }
 
-/** Layers of the store: their directory and layer.json (unreadable ones left out). */
+/**
+ * Layers of the store: their directory and layer.json. A layer whose
+ * layer.json cannot be read or is not one this version knows is left out:
+ * nothing is done to it (nor to the directory it is over).
+ */
 export function layersIn(store: string): { dir: string; meta: Layer['metadata'] }[] {
   const out: { dir: string; meta: Layer['metadata'] }[] = [];
   for (const name of readdirNames(store)) {
@@ -530,7 +607,7 @@ export function layersIn(store: string): { dir: string; meta: Layer['metadata'] 
     try {
       out.push({
         dir: join(store, name),
-        meta: readJson(join(store, name, 'layer.json')) as Layer['metadata'],
+        meta: parseMeta(readJson(join(store, name, 'layer.json'))),
       });
     } catch {}
   }
@@ -574,26 +651,5 @@ function finishOne(store: string, dir: string, state: string): void {
     commitLocked(layer);
   } finally {
     layer.close();
-  }
-}
-
-/** At the making of a layer over `lower`: finish what dead owners left half done over it. */
-export function finishInterrupted(store: string, lower: string): void {
-  const found = lstatSync(lower, { bigint: true });
-  const device = String(found.dev);
-  const inode = String(found.ino);
-  const pending = layersIn(store).some(
-    ({ meta }) =>
-      meta.device === device &&
-      meta.inode === inode &&
-      (meta.state === 'committing' || meta.state === 'aborting') &&
-      ownerGone(meta.owner),
-  );
-  if (!pending) return;
-  const lock = lockLower(store, device, inode);
-  try {
-    finishOthers(store, device, inode);
-  } finally {
-    unlock(lock);
   }
 }

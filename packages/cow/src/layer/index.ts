@@ -12,14 +12,18 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { type Change, computeChanges } from './changes.js';
-import { commitLayer, commitLayerAsync, finishInterrupted, setOpener } from './commit.js';
+import { commitLayer, commitLayerAsync, setOpener } from './commit.js';
+import { cleanStaleLayers } from './stale.js';
 import {
   checkedStore,
+  defaultStore,
   ID,
   newId,
   type Owner,
+  ownerGone,
+  parseMeta,
   readJson,
   removeLayerDir,
   thisProcess,
@@ -95,19 +99,27 @@ export class Layer {
 
   /**
    * A new layer over `lower` (an existing directory), owned by this process.
-   * Interrupted commits of dead owners to the same directory in the same
-   * store are finished first.
+   * The store is cleaned first ({@link cleanStaleLayers}): what dead owners
+   * left is removed, and their interrupted commits finished.
    */
   static create(options: CreateOptions): Layer {
-    const store = checkedStore(options.storage);
     const lower = realpathSync(options.lower);
     const stat = statSync(lower, { bigint: true });
     if (!stat.isDirectory()) throw new Error(`sandlock: ${lower} is not a directory`);
+    const where = resolvedStore(options.storage ?? defaultStore());
+    if (where === lower || where.startsWith(`${lower === '/' ? '' : lower}/`)) {
+      throw new Error(
+        `sandlock: the copy-on-write store ${where} lies inside the directory ${lower}; put it elsewhere (fsStorage)`,
+      );
+    }
+    const store = checkedStore(options.storage);
     const maxDisk = options.maxDisk ?? null;
     if (maxDisk !== null && !(Number.isSafeInteger(maxDisk) && maxDisk >= 0)) {
       throw new RangeError(`sandlock: maxDisk must be a whole number of bytes, got ${maxDisk}`);
     }
-    finishInterrupted(store, lower);
+    // What dead owners left: their layers removed, their commits finished
+    // (this directory's among them) before this layer is made.
+    cleanStaleLayers(store);
     const id = newId();
     const owner = thisProcess();
     // Made under a name that says whose it is, then renamed into place: a
@@ -159,6 +171,10 @@ export class Layer {
   }
   get owner(): Owner {
     return this.meta.owner;
+  }
+  /** The owner is gone (a layer not kept is then for anyone to finish). */
+  get orphaned(): boolean {
+    return ownerGone(this.meta.owner);
   }
   get maxDisk(): number | null {
     return this.meta.maxDisk;
@@ -266,7 +282,10 @@ export class Layer {
 
   /** @internal */
   setState(state: LayerState): void {
-    this.meta = { ...this.meta, state };
+    // The process that commits or aborts a layer owns it from then on: if it
+    // dies, the next process to look finishes what it started.
+    const owner = state === 'committing' || state === 'aborting' ? thisProcess() : this.meta.owner;
+    this.meta = { ...this.meta, state, owner };
     writeDurably(this.dir, META, `${JSON.stringify(this.meta)}\n`);
   }
 
@@ -277,23 +296,13 @@ export class Layer {
 
 setOpener((dir) => Layer.open(dir));
 
-function parseMeta(value: unknown): LayerMeta {
-  const meta = value as Partial<LayerMeta> | null;
-  if (
-    meta === null ||
-    typeof meta !== 'object' ||
-    meta.version !== 1 ||
-    typeof meta.lower !== 'string' ||
-    typeof meta.device !== 'string' ||
-    typeof meta.inode !== 'string' ||
-    typeof meta.owner?.pid !== 'number' ||
-    typeof meta.owner.startTime !== 'string' ||
-    !['running', 'kept', 'committing', 'aborting'].includes(meta.state as string) ||
-    !(meta.maxDisk === null || typeof meta.maxDisk === 'number')
-  ) {
-    throw new Error('not a layer description of version 1');
+/** The store's canonical path, or that of its parent and its name when it is not made yet. */
+function resolvedStore(store: string): string {
+  try {
+    return realpathSync(store);
+  } catch {
+    return join(realpathSync(dirname(resolve(store))), basename(store));
   }
-  return meta as LayerMeta;
 }
 
 /** What the upper holds, as reserve() counts it: the sizes of its files and symlinks. */

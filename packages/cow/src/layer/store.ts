@@ -18,6 +18,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTimeOf } from '@sandlock/sys';
+import type { LayerMeta } from './index.js';
 
 /** The default store of this user: `$TMPDIR/sandlock-cow-<uid>`. */
 export function defaultStore(): string {
@@ -101,6 +102,7 @@ export function thisProcess(): Owner {
 export function ownerGone(owner: Owner): boolean {
   const namespace = pidNamespace();
   if (owner.pidNamespace !== undefined && owner.pidNamespace !== namespace) return false;
+  if (owner.startTime === '') return false;
   let start: number | null;
   try {
     start = startTimeOf(owner.pid);
@@ -151,4 +153,24 @@ export function removeLayerDir(store: string, id: string): void {
   }
   syncDirectory(store);
   rmSync(trash, { recursive: true, force: true });
+}
+
+/** A layer.json, checked; throws when it is not one of version 1. */
+export function parseMeta(value: unknown): LayerMeta {
+  const meta = value as Partial<LayerMeta> | null;
+  if (
+    meta === null ||
+    typeof meta !== 'object' ||
+    meta.version !== 1 ||
+    typeof meta.lower !== 'string' ||
+    typeof meta.device !== 'string' ||
+    typeof meta.inode !== 'string' ||
+    typeof meta.owner?.pid !== 'number' ||
+    typeof meta.owner.startTime !== 'string' ||
+    !['running', 'kept', 'committing', 'aborting'].includes(meta.state as string) ||
+    !(meta.maxDisk === null || typeof meta.maxDisk === 'number')
+  ) {
+    throw new Error('not a layer description of version 1');
+  }
+  return meta as LayerMeta;
 }
