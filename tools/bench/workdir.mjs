@@ -42,7 +42,9 @@ export async function benchWorkdir(runs = 8, files = 10_000) {
   const untar = ['tar', 'xf', tarball];
   const sandboxed = (argv, workdir) => async () => {
     const dir = fresh();
-    const builder = Sandbox.builder().fsRead(...SYSTEM, root).cwd(dir);
+    const builder = Sandbox.builder()
+      .fsRead(...SYSTEM, root)
+      .cwd(dir);
     if (workdir) builder.workdir(dir).fsStorage(storage).onExit('abort');
     else builder.fsWrite(dir);
     const result = await builder.build().run(argv);
@@ -69,7 +71,8 @@ export async function benchWorkdir(runs = 8, files = 10_000) {
       ratios: {
         'tar x, copy-on-write / bare': result['tar x, copy-on-write workdir'].median / bare,
         'tar x, copy-on-write / sandboxed':
-          result['tar x, copy-on-write workdir'].median / result['tar x, sandboxed (fsWrite)'].median,
+          result['tar x, copy-on-write workdir'].median /
+          result['tar x, sandboxed (fsWrite)'].median,
         'python3 -c pass, copy-on-write / sandboxed':
           result['python3 -c pass, copy-on-write workdir'].median /
           result['python3 -c pass, sandboxed'].median,

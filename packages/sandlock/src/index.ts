@@ -1,3 +1,4 @@
+export { type Change, formatChanges } from '@sandlock/cow';
 export { type Origin, PolicyDraft } from '@sandlock/policy';
 export { PolicyBuilder } from './builder.js';
 export type { StdioOption } from './call-options.js';
@@ -29,5 +30,4 @@ export {
 } from './registry.js';
 export { type RunOptions, type RunResult, Sandbox, type SpawnOptions } from './sandbox.js';
 export { afterDelay, parseDuration } from './timers.js';
-export { type Change, formatChanges } from '@sandlock/cow';
 export type { WorkdirEnd, WorkdirResult } from './workdir.js';
