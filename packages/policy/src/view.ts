@@ -102,6 +102,33 @@ export function datagramsOf(policy: Pick<Policy, 'netAllow' | 'netDeny'>): Datag
 }
 
 /**
+ * The TCP ports Landlock lets the sandbox connect to, as `{ from, to }`
+ * ranges, or null when Landlock is not to restrict TCP connects by port.
+ * `netConnect` when given. Without it, the address rules decide (the
+ * destinations module makes every connect through the reaper, in this
+ * domain): the ports of the TCP allow rules, or null when one of them
+ * allows any port or the rules are a deny list; no TCP rule: none.
+ */
+export function connectPortsOf(
+  policy: Pick<Policy, 'netConnect' | 'netAllow' | 'netDeny'>,
+): { from: number; to: number }[] | null {
+  const given = policy.netConnect.map((spec) =>
+    typeof spec === 'number' ? { from: spec, to: spec } : { from: spec.from, to: spec.to },
+  );
+  if (given.length > 0) return given;
+  const net = netRulesOf(policy);
+  if (net === null) return [];
+  if (net.mode === 'deny') return null;
+  const ports: { from: number; to: number }[] = [];
+  for (const rule of net.rules) {
+    if (!rule.protocols.includes('tcp')) continue;
+    if (rule.ports === null) return null;
+    ports.push(...rule.ports);
+  }
+  return ports;
+}
+
+/**
  * The sandbox may read `path` by its policy: fsRead or fsWrite holds it or an
  * ancestor, and no fsDeny entry is it or an ancestor (a deny entry beneath it
  * does not count). `path` is absolute, one character per byte (bytePath).
@@ -129,6 +156,7 @@ export function modulePolicy(
     fsRead: policy.fsRead.map(canonical),
     fsWrite: policy.fsWrite.map(canonical),
     fsDeny: policy.fsDeny.map(canonical),
+    unix: policy.unix.map(canonical),
   };
   const procReadable = policyReads(paths, '/proc');
   return {

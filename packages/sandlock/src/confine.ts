@@ -1,5 +1,12 @@
 import { type LandlockRuleset, landlockRuleset } from '@sandlock/landlock';
-import { canonical, datagramsOf, devicePaths, expandPresets, modulePolicy } from '@sandlock/policy';
+import {
+  canonical,
+  connectPortsOf,
+  datagramsOf,
+  devicePaths,
+  expandPresets,
+  modulePolicy,
+} from '@sandlock/policy';
 import { madeUpProcFiles } from '@sandlock/procfs';
 import {
   type CompiledFilter,
@@ -83,7 +90,13 @@ function describeDrops(what: string, ruleset: LandlockRuleset): string[] {
  */
 function landlockFor(given: Policy, view: 'policy' | 'hidden' | 'reaper'): LandlockRuleset {
   const policy = expandPresets(given);
-  const builder = landlockRuleset({ compatibility: policy.bestEffort ? 'best-effort' : 'hard' });
+  // Ports Landlock does not restrict (address rules with any port, a deny
+  // list): TCP connects are left to the destinations module's rules alone.
+  const anyPort = connectPortsOf(policy) === null;
+  const builder = landlockRuleset({
+    compatibility: policy.bestEffort ? 'best-effort' : 'hard',
+    ...(anyPort ? { handle: { net: ['bind_tcp' as const] } } : {}),
+  });
   const hideProcesses = view === 'hidden';
   const fsDeny =
     view === 'reaper'
@@ -105,9 +118,9 @@ function landlockFor(given: Policy, view: 'policy' | 'hidden' | 'reaper'): Landl
     else builder.readExec(rule.path, options);
   }
   const bind = portRanges(policy.netBind);
-  const connect = portRanges(policy.netConnect);
+  const connect = connectPortsOf(policy);
   if (bind.length > 0) builder.bindTcp(bind);
-  if (connect.length > 0) builder.connectTcp(connect);
+  if (connect !== null && connect.length > 0) builder.connectTcp(connect);
   return builder.create();
 }
 
