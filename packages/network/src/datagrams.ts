@@ -88,9 +88,16 @@ export function streamTargetOf(socket: SocketKind, address: Buffer): Target {
   return { destination: { protocol: 'tcp', address: ip, port: address.readUInt16BE(2) } };
 }
 
-/** The answer for a target: null when the rules let it through (no rules: nothing to check). */
+/**
+ * The answer for a target: null when the rules let it through (no rules:
+ * nothing to check), those of every sandbox it is nested in included.
+ */
 export function refusal(policy: ModulePolicy, target: Target): Answer | null {
   if ('errno' in target) return answer.errno(target.errno);
-  if ('none' in target || policy.net === null) return null;
-  return reaches(policy.net, target.destination) ? null : answer.errno(EACCES);
+  if ('none' in target) return null;
+  const views = [policy.net, ...(policy.enclosingNet ?? [])];
+  for (const net of views) {
+    if (net !== null && !reaches(net, target.destination)) return answer.errno(EACCES);
+  }
+  return null;
 }

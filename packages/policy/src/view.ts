@@ -50,6 +50,11 @@ export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
   readonly net: NetView | null;
   /** Which datagram sockets the sandbox may make (UDP, ICMP ping): {@link datagramsOf}. */
   readonly datagrams: Datagrams;
+  /**
+   * For a sandbox nested in others (delegated): the address rules of each
+   * enclosing sandbox, which its traffic must pass as well as `net`.
+   */
+  readonly enclosingNet?: readonly NetView[];
 }
 
 /** The address rules a sandbox's traffic is checked against. */
