@@ -4,6 +4,7 @@
 import { cpus, release } from 'node:os';
 import { benchCli } from './cli.mjs';
 import { benchClock } from './clock.mjs';
+import { benchConnectCost, benchStart } from './connect.mjs';
 import { benchIntercept } from './intercept.mjs';
 import { benchLaunch } from './launch.mjs';
 import { benchLibrary } from './library.mjs';
@@ -20,6 +21,8 @@ const benches = {
   clock: benchClock,
   neighbours: benchNeighbours,
   throttle: benchThrottle,
+  start: benchStart,
+  connect: benchConnectCost,
 };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);

@@ -57,13 +57,15 @@ describe('sandbox.describe()', () => {
     expect(JSON.parse(JSON.stringify(description)).policy).toEqual(sandbox.policy);
   });
 
-  it('says when nothing is supervised', async () => {
+  it('says what a sandbox with no other need is supervised for: where its sockets go', async () => {
     const description = await systemBuilder().build().describe();
-    expect(description.seccomp.notified).toEqual([]);
+    expect(description.seccomp.notified.map((entry) => entry.syscall)).toEqual(
+      expect.arrayContaining(['connect', 'sendto', 'sendmsg', 'sendmmsg']),
+    );
     expect(description).toMatchObject({
-      supervisor: false,
-      modules: [],
-      reaperBroker: false,
+      supervisor: true,
+      modules: ['destinations'],
+      reaperBroker: true,
       hidesProcesses: false,
       mediatesMetadata: false,
     });
