@@ -116,7 +116,8 @@ export async function benchConnectCost(count = 2000, rounds = 3) {
     ]),
   );
   const ratios = {
-    'address rule − bare (µs)': result['--net-allow tcp://127.0.0.1:PORT'].median - result.bare.median,
+    'address rule − bare (µs)':
+      result['--net-allow tcp://127.0.0.1:PORT'].median - result.bare.median,
   };
   return { title: 'A blocking TCP connect over loopback', result, ratios, unit: 'µs' };
 }

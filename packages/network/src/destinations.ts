@@ -516,14 +516,17 @@ async function onSendDeferred(ctx: DeferredContext<ModulePolicy>): Promise<Answe
 export const DESTINATION_SYSCALLS: readonly string[] = ['connect', 'sendto', 'sendmsg', 'sendmmsg'];
 
 /**
- * On for every sandbox: named Unix sockets are closed by default (a
- * sandbox reaches only those it may write, or that `unix` names), TCP
- * follows the address rules where the policy has some, UDP and ICMP do
- * always (they exist only with a rule).
+ * On for every supervised sandbox (`mediatesDestinations`): named Unix
+ * sockets are closed by default (a sandbox reaches only those it may write,
+ * or that `unix` names), TCP follows the address rules where the policy has
+ * some, UDP and ICMP do always (they exist only with a rule). A sandbox
+ * that needs no supervisor at all may make no Unix socket instead (its
+ * filter: `unixSockets` of the supervision plan).
  */
 export default defineModule<unknown, ModulePolicy>({
   name: 'destinations',
   syscalls: DESTINATION_SYSCALLS,
+  enabled: (policy) => policy.mediatesDestinations,
   onBehalf: true,
   handlers: {
     connect: onConnect,

@@ -177,6 +177,26 @@ print(json.dumps(out))`;
     }
   });
 
+  it('a sandbox that no supervisor serves makes no Unix socket but a connected pair', async () => {
+    const sandbox = Sandbox.builder()
+      .fsRead(...SYSTEM_READ, readOnly)
+      .build();
+    expect((await sandbox.describe()).supervisor).toBe(false);
+    const script = `${PRELUDE}
+try_('socket', lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).fileno() >= 0)
+try_('datagram pair', lambda: len(socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)))
+try_('stream pair', lambda: len(socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)))
+print(json.dumps(out))`;
+    const result = await sandbox.run([PYTHON, '-c', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(result.stderr).toBe('');
+    expect(JSON.parse(result.stdout)).toEqual({
+      socket: 'EACCES',
+      'datagram pair': 'EACCES',
+      'stream pair': 2,
+    });
+    expect(ro.connections).toBe(0);
+  });
+
   it('SCM_RIGHTS carry the sandbox’s descriptors; SCM_CREDENTIALS only its own identity', async () => {
     const script = `${PRELUDE}
 import array, os

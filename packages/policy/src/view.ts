@@ -55,6 +55,14 @@ export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
    * enclosing sandbox, which its traffic must pass as well as `net`.
    */
   readonly enclosingNet?: readonly NetView[];
+  /**
+   * The destinations module answers every connect and addressed send: the
+   * policy has address rules, may write somewhere (a socket file there is
+   * the sandbox's to reach) or names `unix` sockets. A sandbox supervised
+   * for anything else gets it too (the supervision plan turns it on); one
+   * with no supervisor at all may make no Unix socket instead.
+   */
+  readonly mediatesDestinations: boolean;
 }
 
 /** The address rules a sandbox's traffic is checked against. */
@@ -173,6 +181,8 @@ export function modulePolicy(
     mediatesMetadata: policy.fsWrite.length > 0 && uid === 0,
     net: netView(policy, hosts),
     datagrams: datagramsOf(policy),
+    mediatesDestinations:
+      netRulesOf(policy) !== null || paths.fsWrite.length > 0 || paths.unix.length > 0,
   };
 }
 

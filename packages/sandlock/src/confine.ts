@@ -63,6 +63,12 @@ export interface ConfinementOptions {
    * launch hands it to the reaper only).
    */
   brokerFd?: number;
+  /**
+   * The sandbox may make Unix sockets (default true): false refuses
+   * socket(AF_UNIX) and datagram socketpairs, for a sandbox whose connects
+   * and sends no supervisor answers.
+   */
+  unixSockets?: boolean;
 }
 
 function portRanges(ports: readonly PortSpec[]): { from: number; to: number }[] {
@@ -215,6 +221,7 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
       notify,
       denyRawSockets: policy.noRawSockets,
       datagrams: datagramsOf(policy),
+      denyUnixSockets: options.unixSockets === false,
       // Nothing writable: no metadata change is the sandbox's to make.
       denyMetadata: policy.fsWrite.length === 0,
     };

@@ -214,7 +214,7 @@ async function answer(request: DelegationRequest, asker: Asker): Promise<void> {
       reaperPid,
       programPid,
       policy: withDelegationSocket(
-        { ...modulePolicy(view), enclosingNet },
+        { ...modulePolicy(view), enclosingNet, mediatesDestinations: true },
         await delegationSocket(),
       ),
     });

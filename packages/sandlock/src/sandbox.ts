@@ -212,6 +212,7 @@ export class Sandbox {
       const confinement = prepareConfinement(policy, {
         notify,
         hideProcesses: plan.hideProcesses,
+        unixSockets: plan.unixSockets,
         ...(plan.broker ? { brokerFd: handedDown[0]! } : {}),
       });
       handedDown.push(...confinement.fds);
