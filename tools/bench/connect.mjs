@@ -25,13 +25,28 @@ function run(command, args) {
     });
 }
 
-/** `sandlock run -- /bin/true`: this build against the baseline's, if given. */
+/**
+ * `sandlock run -- /bin/true` without a supervisor (read grants only: it may
+ * make no Unix socket) and with one for its connects alone (a TCP rule),
+ * and the baseline build's, if given.
+ */
 export async function benchStart(runs = 40) {
+  const plain = 'sandlock run -r … -- /bin/true (no supervisor)';
+  const supervised = 'sandlock run -r … --net-allow tcp://127.0.0.1:9 -- /bin/true';
   const cases = {
-    'sandlock run -- /bin/true': run(process.execPath, [CLI, 'run', ...READ, '--', '/bin/true']),
+    [plain]: run(process.execPath, [CLI, 'run', ...READ, '--', '/bin/true']),
+    [supervised]: run(process.execPath, [
+      CLI,
+      'run',
+      ...READ,
+      '--net-allow',
+      'tcp://127.0.0.1:9',
+      '--',
+      '/bin/true',
+    ]),
   };
   if (BASELINE) {
-    cases['baseline: sandlock run -- /bin/true'] = run(process.execPath, [
+    cases['baseline: sandlock run -r … -- /bin/true'] = run(process.execPath, [
       BASELINE,
       'run',
       ...READ,
@@ -40,13 +55,10 @@ export async function benchStart(runs = 40) {
     ]);
   }
   const result = summarize(await interleave(cases, runs, 5));
-  const ratios = {};
-  if (BASELINE) {
-    ratios['this build − baseline (ms)'] =
-      result['sandlock run -- /bin/true'].median -
-      result['baseline: sandlock run -- /bin/true'].median;
-  }
-  return { title: 'Start of a sandbox without network rules', result, ratios };
+  const ratios = {
+    'a supervisor for the connects alone (ms)': result[supervised].median - result[plain].median,
+  };
+  return { title: 'Start of a sandbox with and without a supervisor', result, ratios };
 }
 
 const CONNECTS = `

@@ -247,6 +247,7 @@ describe('who asks the delegation socket', () => {
         outside.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))),
       );
       const result = await systemBuilder()
+        .maxProcesses(20)
         .build()
         .run([PYTHON, '-c', ASK, String(outside.pid), String(program)], {
           encoding: 'utf8',
