@@ -291,7 +291,7 @@ export const FIELDS = {
     profile: { section: 'network', key: 'unix' },
     doc: 'Named Unix sockets the sandbox may connect and send to, at or beneath each path, besides those it may write.',
     details: [
-      "A pathname Unix socket (`connect`, `sendto`, `sendmsg`) is reached only when the policy lets the sandbox write the socket file (it lies beneath an `fsWrite` path and beneath no `fsDeny` path), the kernel's own rule for socket files, or it lies at or beneath a `unix` path; otherwise the call fails with EACCES. The path is resolved as the kernel resolves it for the caller (its cwd, its root, symlinks). Abstract sockets are left to Landlock's scoping: only those made inside the sandbox.",
+      "A pathname Unix socket (`connect`, `sendto`, `sendmsg`) is reached only when the policy lets the sandbox write the socket file (it lies beneath an `fsWrite` path and beneath no `fsDeny` path), the kernel's own rule for socket files, or it lies at or beneath a `unix` path; otherwise the call fails with EACCES. The path is resolved as the kernel resolves it for the caller (its cwd, its root, symlinks). Abstract sockets are left to Landlock's scoping: only those made inside the sandbox. A sandbox that needs no supervisor (no address rules, no write grant, no `unix` path, nothing else supervised) may make no Unix socket at all (EACCES), only connected pairs (`socketpair` of streams).",
     ].join('\n'),
   }),
   bestEffort: field({
