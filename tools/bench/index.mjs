@@ -9,6 +9,7 @@ import { benchIntercept } from './intercept.mjs';
 import { benchLaunch } from './launch.mjs';
 import { benchLibrary } from './library.mjs';
 import { benchNeighbours } from './neighbours.mjs';
+import { benchConnect, benchRedis } from './network.mjs';
 import { benchPython } from './python.mjs';
 import { benchThrottle } from './throttle.mjs';
 
@@ -21,8 +22,10 @@ const benches = {
   clock: benchClock,
   neighbours: benchNeighbours,
   throttle: benchThrottle,
+  redis: benchRedis,
+  connect: benchConnect,
   start: benchStart,
-  connect: benchConnectCost,
+  'connect-check': benchConnectCost,
 };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);

@@ -6,6 +6,7 @@ import type { RefusalReport } from '@sandlock/dispatch';
 import { formatByteSize, type LimitViolation, type ResourceWatch } from '@sandlock/resource';
 import { REAPER_SIGNAL } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
+import type { PortMapping, Registration } from './registry.js';
 import type { Session } from './supervision.js';
 
 /** Why Sandlock killed a sandbox (other than a timeout or a kill() call). */
@@ -98,6 +99,27 @@ const CONTROL: Partial<Record<NodeJS.Signals, number>> = {
   SIGCONT: REAPER_SIGNAL.continueAll,
 };
 
+/** The signals a sandbox can be sent as a whole. */
+export const SANDBOX_SIGNALS: readonly NodeJS.Signals[] = [
+  ...(Object.keys(CONTROL) as NodeJS.Signals[]),
+  ...FORWARDED,
+];
+
+/**
+ * What to send the reaper so that every process of the sandbox gets
+ * `signal`, or undefined for a signal that cannot be sent so (any other would
+ * end the reaper itself and leave the sandbox orphaned).
+ */
+export function reaperSignal(signal: NodeJS.Signals): number | undefined {
+  return CONTROL[signal] ?? (FORWARDED.includes(signal) ? constants.signals[signal] : undefined);
+}
+
+export function badSignal(signal: unknown): TypeError {
+  return new TypeError(
+    `sandlock: cannot send ${String(signal)} to a sandbox; one of ${SANDBOX_SIGNALS.join(', ')}`,
+  );
+}
+
 /**
  * A running sandbox. The process Node started is the sandbox's reaper: it
  * outlives the program until every process of the sandbox has ended, mirrors
@@ -113,6 +135,8 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
   private readonly watchers: Watchers = { watch: null, session: null };
   /** Stops the session's refusals coming here (null: not listening). */
   private unsubscribe: (() => void) | null = null;
+  private registration: Registration | null = null;
+  private listedName: string | null = null;
 
   /** @internal */
   constructor(
@@ -154,8 +178,9 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
           this.status = status;
           resolve(status);
         };
-        if (session === null) settle();
-        else void session.closed.then(settle);
+        // Off the registry before wait() resolves: a listing after it does not show it.
+        const unlisted = this.registration?.remove().catch(() => {}) ?? Promise.resolve();
+        void Promise.all([unlisted, session?.closed]).then(settle);
       });
     });
   }
@@ -164,6 +189,26 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
   supervise(session: Session | null): void {
     this.watchers.session = session;
     if (this.listenerCount('refusal') > 0) this.subscribe();
+  }
+
+  /** @internal The sandbox's registry entry (null: it runs unlisted, under `name`). */
+  list(registration: Registration | null, name: string): void {
+    this.registration = registration;
+    this.listedName = name;
+  }
+
+  /**
+   * The sandbox's name: unique among this user's running sandboxes
+   * (`Sandbox.list()`, `sandlock ps`), given with the `name` option or
+   * `sandbox-N`.
+   */
+  get name(): string {
+    return this.listedName ?? `sandbox-${this.reaperPid}`;
+  }
+
+  /** @internal Records the ports a `portRemap` sandbox bound under other numbers (`Sandbox.list()`'s `ports`). */
+  setPorts(ports: readonly PortMapping[]): Promise<void> {
+    return this.registration?.setPorts(ports) ?? Promise.resolve();
   }
 
   /** @internal The resource watch, once started. */
@@ -225,16 +270,8 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
    * including those that left its session or process group.
    */
   kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const number =
-      CONTROL[signal] ?? (FORWARDED.includes(signal) ? constants.signals[signal] : undefined);
-    if (number === undefined) {
-      // Any other signal would end the reaper itself and leave the sandbox orphaned.
-      return Promise.reject(
-        new TypeError(
-          `sandlock: cannot send ${String(signal)} to a sandbox; one of ${[...Object.keys(CONTROL), ...FORWARDED].join(', ')}`,
-        ),
-      );
-    }
+    const number = reaperSignal(signal);
+    if (number === undefined) return Promise.reject(badSignal(signal));
     return this.send(number, 'kill');
   }
 
