@@ -5,6 +5,8 @@ import { cpus, release } from 'node:os';
 import { benchCli } from './cli.mjs';
 import { benchClock } from './clock.mjs';
 import { benchConnectCost, benchStart } from './connect.mjs';
+import { benchCow } from './cow.mjs';
+import { benchHttp } from './http.mjs';
 import { benchIntercept } from './intercept.mjs';
 import { benchLaunch } from './launch.mjs';
 import { benchLibrary } from './library.mjs';
@@ -22,10 +24,12 @@ const benches = {
   clock: benchClock,
   neighbours: benchNeighbours,
   throttle: benchThrottle,
+  cow: benchCow,
   redis: benchRedis,
   connect: benchConnect,
   start: benchStart,
   'connect-check': benchConnectCost,
+  http: benchHttp,
 };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);

@@ -3,8 +3,26 @@ export { PolicyDraft, parsePolicy } from './draft.js';
 export type { FieldSpec, FlagSpec, Setter } from './field.js';
 export { FIELD_NAMES, FIELDS, type FieldName, type Fields, type Policy } from './fields.js';
 export { applyFlag, type PolicyFlag, policyFlags } from './flags.js';
+export {
+  type AuthScheme,
+  type CredentialSource,
+  type HttpAuth,
+  type HttpRule,
+  httpRuleText,
+  parseCredentialSource,
+  parseHttpAuth,
+  parseHttpRule,
+} from './http-spec.js';
 export type { Kind, PluginRef, PortSpec, Schema } from './kinds.js';
-export { type NetProtocol, type NetRule, netSpec, parseNetRule } from './net-spec.js';
+export {
+  hostMatches,
+  isWildcardHost,
+  type NetProtocol,
+  type NetRule,
+  netSpec,
+  parseHostPattern,
+  parseNetRule,
+} from './net-spec.js';
 export { type Origin, PolicyError, type PolicyProblem, whereOf } from './origin.js';
 export {
   DEVICES,
