@@ -41,7 +41,6 @@ export const XATTR_ARGS_SIZE_VER0 = 16;
 
 // include/uapi/linux/stat.h: the file type bits of st_mode / stx_mode.
 export const S_IFMT = 0o170000;
-export const S_IFSOCK = 0o140000;
 export const S_IFLNK = 0o120000;
 export const S_IFDIR = 0o040000;
 // include/uapi/linux/stat.h: statx(2) mask bits.
