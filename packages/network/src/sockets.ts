@@ -32,7 +32,7 @@ import {
   withCallerCapabilities,
 } from '@sandlock/sys';
 
-const { EINVAL, ENOTSOCK } = ERRNO;
+const { EINVAL } = ERRNO;
 const { O_NONBLOCK } = openFlags(hostArch());
 
 /**
@@ -124,4 +124,3 @@ export function asCaller(call: () => number, keep = 0n): number {
   return withCallerCapabilities(ownCapabilities(), keep, call);
 }
 
-export { ENOTSOCK };
