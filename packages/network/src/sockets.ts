@@ -123,4 +123,3 @@ export function ownCapabilities(): CapabilitySets {
 export function asCaller(call: () => number, keep = 0n): number {
   return withCallerCapabilities(ownCapabilities(), keep, call);
 }
-
