@@ -10,6 +10,7 @@ import {
   AT_EMPTY_PATH,
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
+  type BrokerArg,
   close,
   ERRNO,
   hostArch,
@@ -70,11 +71,25 @@ export function metaOf(fd: number): Meta | number {
   };
 }
 
+/**
+ * A non-blocking call made by the sandbox's reaper (`{ fd }` arguments are
+ * descriptors of this process, `{ data }` offsets into `data`): its result,
+ * or -errno.
+ */
+export function reaperCall(
+  broker: OnBehalf,
+  syscall: string,
+  args: readonly BrokerArg[],
+  data?: Buffer,
+): number {
+  return broker.call({ syscall, args, ...(data !== undefined ? { data } : {}) }).result;
+}
+
 /** A reaper call with a path component (or more data) first. */
 function withName(
   broker: OnBehalf,
   syscall: string,
-  build: (data: (bytes: Buffer) => { data: number }) => Parameters<OnBehalf['call']>[1],
+  build: (data: (bytes: Buffer) => { data: number }) => readonly BrokerArg[],
 ): number {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -85,12 +100,13 @@ function withName(
     return { data: at };
   };
   const args = build(data);
-  return broker.call(syscall, args, Buffer.concat(chunks));
+  return reaperCall(broker, syscall, args, Buffer.concat(chunks));
 }
 
 /** The access check of the kernel on an object (faccessat2 by the reaper: its credentials, no capabilities). */
 export function access(broker: OnBehalf, fd: number, mode: number): number {
-  return broker.call(
+  return reaperCall(
+    broker,
     'faccessat2',
     [{ fd }, { data: 0 }, mode, AT_EMPTY_PATH | AT_EACCESS],
     Buffer.from('\0'),

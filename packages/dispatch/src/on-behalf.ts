@@ -5,8 +5,8 @@
 // kernel would let a process confined by the policy open: the supervisor
 // decides, the reaper does.
 import {
-  type BrokerArg,
   BrokerError,
+  type BrokerRequest,
   brokerCall,
   ERRNO,
   hostArch,
@@ -32,13 +32,13 @@ export interface OnBehalf {
    */
   openat(dir: number, name: Buffer, flags: number, mode?: number): number;
   /**
-   * Any other non-blocking call made by the reaper (mkdirat, unlinkat,
-   * renameat2, fchownat…): `args` as brokerCall of @sandlock/sys takes them
-   * (integers, `{ fd }` of this process, `{ data: offset }` into `data`);
-   * `data` is updated with what the call wrote there. The result, or
-   * -errno; with `returnsFd`, a new descriptor of this process.
+   * Any system call made by the sandbox's reaper (brokerCall of
+   * @sandlock/sys: descriptors of this process as `{ fd }`, buffers in
+   * `data`). It must not block: make a socket non-blocking for it. The
+   * result is -EAGAIN when the reaper is late. `fd`: the descriptor a
+   * `returnsFd` call made, or -1; `data` as the call left it.
    */
-  call(syscall: string, args: readonly BrokerArg[], data?: Buffer, returnsFd?: boolean): number;
+  call(request: BrokerRequest): { result: number; fd: number; data: Buffer };
 }
 
 /**
@@ -60,33 +60,28 @@ export class Broker implements OnBehalf {
     if (name.includes(0x2f) || name.length === 0) {
       throw new TypeError('sandlock: an on-behalf open takes one path component');
     }
-    return this.call(
-      'openat',
-      [{ fd: dir }, { data: 0 }, flags | O_CLOEXEC, mode],
-      Buffer.concat([name, Buffer.from([0])]),
-      true,
-    );
+    const reply = this.call({
+      syscall: 'openat',
+      args: [{ fd: dir }, { data: 0 }, flags | O_CLOEXEC, mode],
+      data: Buffer.concat([name, Buffer.from([0])]),
+      returnsFd: true,
+    });
+    return reply.result < 0 ? reply.result : reply.fd;
   }
 
-  call(syscall: string, args: readonly BrokerArg[], data?: Buffer, returnsFd = false): number {
+  call(request: BrokerRequest): { result: number; fd: number; data: Buffer } {
     if (this.closed !== null) throw this.closed;
+    const late = { result: -EAGAIN, fd: -1, data: Buffer.alloc(0) };
     if (this.late) {
-      if (!readableNow(this.socket)) return -EAGAIN;
+      if (!readableNow(this.socket)) return late;
       this.late = false; // the late reply is there: the next call drops it
     }
     try {
-      const reply = brokerCall(
-        this.socket,
-        { syscall, args, ...(data !== undefined ? { data } : {}), returnsFd },
-        BROKER_TIMEOUT_MS,
-      );
-      if (data !== undefined) reply.data.copy(data, 0, 0, data.length);
-      if (!returnsFd) return reply.result;
-      return reply.result < 0 ? reply.result : reply.fd;
+      return brokerCall(this.socket, request, BROKER_TIMEOUT_MS);
     } catch (error) {
       if (error instanceof BrokerError && error.reason === 'timeout') {
         this.late = true;
-        return -EAGAIN;
+        return late;
       }
       this.closed = error as Error;
       throw error;

@@ -2,15 +2,20 @@ import { type ModuleRef, moduleBeside } from '@sandlock/dispatch/module';
 
 export { HostResolutionError, resolveNetHosts } from './resolve.js';
 export { type Destination, reaches } from './rules.js';
+export { unixAllowed } from './unix.js';
 
 // The handler modules, for `Supervisor.start({ modules: [...] })` of
 // @sandlock/dispatch: dist/<name>.js beside this file when built,
 // src/<name>.ts when run from the sources (vitest).
 
-/** Datagrams (UDP, ICMP ping) checked against netAllow/netDeny and sent from the checked copies. */
-export const DATAGRAMS_MODULE: URL = moduleBeside(import.meta.url, 'datagrams');
+/**
+ * Every connect and addressed send, made on the sandbox's behalf from the
+ * checked copies: UDP, ICMP and TCP against netAllow/netDeny, named Unix
+ * sockets against the write grants and `unix`.
+ */
+export const DESTINATIONS_MODULE: URL = moduleBeside(import.meta.url, 'destinations');
 
 /** The network's modules, each on when its policy field says so. */
 export const NETWORK_MODULES: readonly ModuleRef[] = [
-  { module: DATAGRAMS_MODULE, load: () => import('./datagrams.js') },
+  { module: DESTINATIONS_MODULE, load: () => import('./destinations.js') },
 ];

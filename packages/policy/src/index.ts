@@ -47,6 +47,7 @@ export { formatByteSize, parseByteSize } from './size.js';
 export { distance, nearest } from './suggest.js';
 export {
   canonical,
+  connectPortsOf,
   type Datagrams,
   datagramsOf,
   type ModulePolicy,

@@ -174,6 +174,12 @@ export const SAMPLES: Record<
     toml: '[network]\ndeny = ["10.0.0.0/8"]',
     json: ['10.0.0.0/8'],
   },
+  unix: {
+    builder: [['unix', '/run/app.sock']],
+    flags: ['--unix', '/run/app.sock'],
+    toml: '[network]\nunix = ["/run/app.sock"]',
+    json: ['/run/app.sock'],
+  },
   bestEffort: {
     builder: [['bestEffort']],
     flags: ['--best-effort'],

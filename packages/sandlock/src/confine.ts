@@ -1,5 +1,12 @@
 import { type LandlockRuleset, landlockRuleset } from '@sandlock/landlock';
-import { canonical, datagramsOf, devicePaths, expandPresets, modulePolicy } from '@sandlock/policy';
+import {
+  canonical,
+  connectPortsOf,
+  datagramsOf,
+  devicePaths,
+  expandPresets,
+  modulePolicy,
+} from '@sandlock/policy';
 import { madeUpProcFiles } from '@sandlock/procfs';
 import {
   type CompiledFilter,
@@ -57,6 +64,12 @@ export interface ConfinementOptions {
    */
   brokerFd?: number;
   /**
+   * The sandbox may make Unix sockets (default true): false refuses
+   * socket(AF_UNIX) and datagram socketpairs, for a sandbox whose connects
+   * and sends no supervisor answers.
+   */
+  unixSockets?: boolean;
+  /**
    * A copy-on-write workdir (the cow module): its directory is only read by
    * both domains (changes are made in the layer), the reaper's may write
    * the layer's upper tree, and the sandbox's has nothing of the layers'
@@ -111,7 +124,13 @@ function landlockFor(
   workdir: WorkdirRules = { readOnly: [], write: [], deny: [] },
 ): LandlockRuleset {
   const policy = expandPresets(given);
-  const builder = landlockRuleset({ compatibility: policy.bestEffort ? 'best-effort' : 'hard' });
+  // Ports Landlock does not restrict (address rules with any port, a deny
+  // list): TCP connects are left to the destinations module's rules alone.
+  const anyPort = connectPortsOf(policy) === null;
+  const builder = landlockRuleset({
+    compatibility: policy.bestEffort ? 'best-effort' : 'hard',
+    ...(anyPort ? { handle: { net: ['bind_tcp' as const] } } : {}),
+  });
   const hideProcesses = view === 'hidden';
   const fsDeny =
     view === 'reaper'
@@ -135,9 +154,9 @@ function landlockFor(
     else builder.readExec(rule.path, options);
   }
   const bind = portRanges(policy.netBind);
-  const connect = portRanges(policy.netConnect);
+  const connect = connectPortsOf(policy);
   if (bind.length > 0) builder.bindTcp(bind);
-  if (connect.length > 0) builder.connectTcp(connect);
+  if (connect !== null && connect.length > 0) builder.connectTcp(connect);
   return builder.create();
 }
 
@@ -244,6 +263,7 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
       notify,
       denyRawSockets: policy.noRawSockets,
       datagrams: datagramsOf(policy),
+      denyUnixSockets: options.unixSockets === false,
       // Nothing writable: no metadata change is the sandbox's to make. A
       // workdir's are made in its layer (the cow module, which refuses the
       // others when nothing else is writable).

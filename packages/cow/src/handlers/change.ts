@@ -53,6 +53,7 @@ import {
   mkdirIn,
   mknodIn,
   openIn,
+  reaperCall,
   renameIn,
   symlinkIn,
   unlinkIn,
@@ -680,15 +681,21 @@ function brokerCallNamed(
   name: string,
   rest: readonly number[],
 ): number {
-  return broker.call(syscall, [{ fd: dir }, { data: 0 }, ...rest], cName(name));
+  return reaperCall(broker, syscall, [{ fd: dir }, { data: 0 }, ...rest], cName(name));
 }
 
 function utimens(broker: OnBehalf, dir: number, name: string, times: Buffer | null): number {
   const nameBytes = cName(name);
   if (times === null) {
-    return broker.call('utimensat', [{ fd: dir }, { data: 0 }, 0, AT_SYMLINK_NOFOLLOW], nameBytes);
+    return reaperCall(
+      broker,
+      'utimensat',
+      [{ fd: dir }, { data: 0 }, 0, AT_SYMLINK_NOFOLLOW],
+      nameBytes,
+    );
   }
-  return broker.call(
+  return reaperCall(
+    broker,
     'utimensat',
     [{ fd: dir }, { data: 0 }, { data: nameBytes.length }, AT_SYMLINK_NOFOLLOW],
     Buffer.concat([nameBytes, times]),

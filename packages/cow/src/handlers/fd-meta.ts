@@ -19,7 +19,7 @@ import {
 } from '@sandlock/sys';
 import { brokerOf, type Ctx, int, type Session, sessionOf, uint } from '../call.js';
 import { identify, insideAt, placeOf } from '../resolve.js';
-import { chmodIn, cName, copyUp, openIn, upperDir } from '../upper.js';
+import { chmodIn, cName, copyUp, openIn, reaperCall, upperDir } from '../upper.js';
 
 const O = openFlags(hostArch());
 
@@ -47,7 +47,8 @@ function changeOf(ctx: Ctx): { fd: number; change: Change } | null {
       return {
         fd: int(a[0]),
         change: (b, dir, name) =>
-          b.call(
+          reaperCall(
+            b,
             'fchownat',
             [{ fd: dir }, { data: 0 }, uid, gid, AT_SYMLINK_NOFOLLOW],
             cName(name),
@@ -81,8 +82,9 @@ function changeOf(ctx: Ctx): { fd: number; change: Change } | null {
           if (fd < 0) return fd;
           try {
             return remove
-              ? b.call('fremovexattr', [{ fd }, { data: 0 }], name)
-              : b.call(
+              ? reaperCall(b, 'fremovexattr', [{ fd }, { data: 0 }], name)
+              : reaperCall(
+                  b,
                   'fsetxattr',
                   [{ fd }, { data: 0 }, { data: name.length }, size, flags],
                   Buffer.concat([name, value]),
@@ -109,9 +111,15 @@ function emptyPath(ctx: Ctx, address: bigint): boolean {
 function utimens(broker: OnBehalf, dir: number, name: string, times: Buffer | null): number {
   const nameBytes = cName(name);
   if (times === null) {
-    return broker.call('utimensat', [{ fd: dir }, { data: 0 }, 0, AT_SYMLINK_NOFOLLOW], nameBytes);
+    return reaperCall(
+      broker,
+      'utimensat',
+      [{ fd: dir }, { data: 0 }, 0, AT_SYMLINK_NOFOLLOW],
+      nameBytes,
+    );
   }
-  return broker.call(
+  return reaperCall(
+    broker,
     'utimensat',
     [{ fd: dir }, { data: 0 }, { data: nameBytes.length }, AT_SYMLINK_NOFOLLOW],
     Buffer.concat([nameBytes, times]),

@@ -14,6 +14,7 @@ import {
 } from '@sandlock/sys';
 import { brokerOf, type Ctx, copyPath, int, resolve, sessionOf, uint } from '../call.js';
 import type { Inside } from '../resolve.js';
+import { reaperCall } from '../upper.js';
 
 const STAT_SIZE = structStatSize(hostArch());
 const STATX_SIZE = 256;
@@ -143,7 +144,8 @@ export function onAccess(ctx: Ctx): Answer {
   return look(ctx, call, (r) => {
     // The reaper checks: the sandbox's credentials (real ids unless
     // AT_EACCESS), no capabilities.
-    const result = brokerOf(ctx).call(
+    const result = reaperCall(
+      brokerOf(ctx),
       'faccessat2',
       [{ fd: r.fd }, { data: 0 }, mode, AT_EMPTY_PATH | (call.flags & AT_EACCESS)],
       Buffer.from('\0'),

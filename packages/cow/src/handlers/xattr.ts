@@ -14,7 +14,7 @@ import {
 } from '@sandlock/sys';
 import { brokerOf, type Ctx, copyPath, resolve, type Session, sessionOf, uint } from '../call.js';
 import type { Inside } from '../resolve.js';
-import { copyUp, openIn, upperDir } from '../upper.js';
+import { copyUp, openIn, reaperCall, upperDir } from '../upper.js';
 
 const O = openFlags(hostArch());
 
@@ -138,8 +138,9 @@ export function onSetXattr(ctx: Ctx): Answer {
           session.changed = true;
           return answer.fromResult(
             remove
-              ? broker.call('fremovexattr', [{ fd }, { data: 0 }], name)
-              : broker.call(
+              ? reaperCall(broker, 'fremovexattr', [{ fd }, { data: 0 }], name)
+              : reaperCall(
+                  broker,
                   'fsetxattr',
                   [{ fd }, { data: 0 }, { data: name.length }, size, flags],
                   Buffer.concat([name, value]),
