@@ -4,7 +4,17 @@ export type { FieldSpec, FlagSpec, Setter } from './field.js';
 export { FIELD_NAMES, FIELDS, type FieldName, type Fields, type Policy } from './fields.js';
 export { applyFlag, type PolicyFlag, policyFlags } from './flags.js';
 export type { Kind, PluginRef, PortSpec, Schema } from './kinds.js';
-export { type NetProtocol, type NetRule, netSpec, parseNetRule } from './net-spec.js';
+export {
+  type BindProtocol,
+  type BindRule,
+  bindRuleMatches,
+  bindSpec,
+  type NetProtocol,
+  type NetRule,
+  netSpec,
+  parseBindRule,
+  parseNetRule,
+} from './net-spec.js';
 export { type Origin, PolicyError, type PolicyProblem, whereOf } from './origin.js';
 export {
   DEVICES,
@@ -27,10 +37,14 @@ export { policySchema } from './schema.js';
 export { formatByteSize, parseByteSize } from './size.js';
 export { distance, nearest } from './suggest.js';
 export {
+  type BindView,
+  bindsOf,
   canonical,
   type Datagrams,
   datagramsOf,
+  landlockBindPorts,
   type ModulePolicy,
+  mayBind,
   modulePolicy,
   type NetView,
   netRulesOf,
