@@ -4,7 +4,15 @@
 // supervisor holds (brokerCall of @sandlock/sys). What it opens is what the
 // kernel would let a process confined by the policy open: the supervisor
 // decides, the reaper does.
-import { BrokerError, brokerCall, ERRNO, hostArch, openFlags, readableNow } from '@sandlock/sys';
+import {
+  BrokerError,
+  type BrokerRequest,
+  brokerCall,
+  ERRNO,
+  hostArch,
+  openFlags,
+  readableNow,
+} from '@sandlock/sys';
 
 const { O_CLOEXEC } = openFlags(hostArch());
 
@@ -23,6 +31,14 @@ export interface OnBehalf {
    * `mode` for O_CREAT.
    */
   openat(dir: number, name: Buffer, flags: number, mode?: number): number;
+  /**
+   * Any system call made by the sandbox's reaper (brokerCall of
+   * @sandlock/sys: descriptors of this process as `{ fd }`, buffers in
+   * `data`). It must not block: make a socket non-blocking for it. The
+   * result is -EAGAIN when the reaper is late. `fd`: the descriptor a
+   * `returnsFd` call made, or -1; `data` as the call left it.
+   */
+  call(request: BrokerRequest): { result: number; fd: number; data: Buffer };
 }
 
 /**
@@ -44,27 +60,28 @@ export class Broker implements OnBehalf {
     if (name.includes(0x2f) || name.length === 0) {
       throw new TypeError('sandlock: an on-behalf open takes one path component');
     }
+    const reply = this.call({
+      syscall: 'openat',
+      args: [{ fd: dir }, { data: 0 }, flags | O_CLOEXEC, mode],
+      data: Buffer.concat([name, Buffer.from([0])]),
+      returnsFd: true,
+    });
+    return reply.result < 0 ? reply.result : reply.fd;
+  }
+
+  call(request: BrokerRequest): { result: number; fd: number; data: Buffer } {
     if (this.closed !== null) throw this.closed;
+    const late = { result: -EAGAIN, fd: -1, data: Buffer.alloc(0) };
     if (this.late) {
-      if (!readableNow(this.socket)) return -EAGAIN;
+      if (!readableNow(this.socket)) return late;
       this.late = false; // the late reply is there: the next call drops it
     }
     try {
-      const reply = brokerCall(
-        this.socket,
-        {
-          syscall: 'openat',
-          args: [{ fd: dir }, { data: 0 }, flags | O_CLOEXEC, mode],
-          data: Buffer.concat([name, Buffer.from([0])]),
-          returnsFd: true,
-        },
-        BROKER_TIMEOUT_MS,
-      );
-      return reply.result < 0 ? reply.result : reply.fd;
+      return brokerCall(this.socket, request, BROKER_TIMEOUT_MS);
     } catch (error) {
       if (error instanceof BrokerError && error.reason === 'timeout') {
         this.late = true;
-        return -EAGAIN;
+        return late;
       }
       this.closed = error as Error;
       throw error;
