@@ -45,6 +45,8 @@ export default defineConfig([
       time: '../../packages/determinism/src/time.ts',
       'fs-meta': '../../packages/fsmeta/src/fs-meta.ts',
       datagrams: '../../packages/network/src/datagrams.ts',
+      binds: '../../packages/network/src/binds.ts',
+      'port-names': '../../packages/network/src/port-names.ts',
     },
     format: ['esm'],
     clean: false,

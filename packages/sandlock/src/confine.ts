@@ -1,5 +1,13 @@
 import { type LandlockRuleset, landlockRuleset } from '@sandlock/landlock';
-import { canonical, datagramsOf, devicePaths, expandPresets, modulePolicy } from '@sandlock/policy';
+import {
+  bindsOf,
+  canonical,
+  datagramsOf,
+  devicePaths,
+  expandPresets,
+  landlockBindPorts,
+  modulePolicy,
+} from '@sandlock/policy';
 import { madeUpProcFiles } from '@sandlock/procfs';
 import {
   type CompiledFilter,
@@ -83,8 +91,15 @@ function describeDrops(what: string, ruleset: LandlockRuleset): string[] {
  */
 function landlockFor(given: Policy, view: 'policy' | 'hidden' | 'reaper'): LandlockRuleset {
   const policy = expandPresets(given);
-  const builder = landlockRuleset({ compatibility: policy.bestEffort ? 'best-effort' : 'hard' });
   const hideProcesses = view === 'hidden';
+  // The sandbox's own layer lets it bind no TCP port where the supervisor
+  // makes every TCP bind (netDenyBind, portRemap): a bind it makes itself is
+  // refused by the kernel, whatever its address said when it was checked.
+  const bind = hideProcesses && bindsOf(policy).tcpOnBehalf ? [] : landlockBindPorts(policy);
+  const builder = landlockRuleset({
+    compatibility: policy.bestEffort ? 'best-effort' : 'hard',
+    ...(bind === 'any' ? { handle: { net: ['connect_tcp'] as const } } : {}),
+  });
   const fsDeny =
     view === 'reaper'
       ? policy.fsDeny.filter((path) => !pathWithin(canonical(path), '/proc'))
@@ -104,9 +119,8 @@ function landlockFor(given: Policy, view: 'policy' | 'hidden' | 'reaper'): Landl
     if (rule.intent === 'write') builder.write(rule.path, options).readExec(rule.path, options);
     else builder.readExec(rule.path, options);
   }
-  const bind = portRanges(policy.netBind);
   const connect = portRanges(policy.netConnect);
-  if (bind.length > 0) builder.bindTcp(bind);
+  if (bind !== 'any' && bind.length > 0) builder.bindTcp(bind);
   if (connect.length > 0) builder.connectTcp(connect);
   return builder.create();
 }
@@ -122,9 +136,11 @@ function hasSignalScope(ruleset: LandlockRuleset): boolean {
  * exactly the sandbox.
  */
 function signalScope(policy: Policy): LandlockRuleset {
+  // Where the supervisor makes every TCP bind, the sandbox may make none itself.
+  const net = bindsOf(policy).tcpOnBehalf ? (['bind_tcp'] as const) : false;
   return landlockRuleset({
     compatibility: policy.bestEffort ? 'best-effort' : 'hard',
-    handle: { fs: false, net: false, scopes: ['signal'] },
+    handle: { fs: false, net, scopes: ['signal'] },
   }).create();
 }
 

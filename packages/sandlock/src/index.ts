@@ -16,6 +16,7 @@ export {
 export {
   type ExitStatus,
   type KillCause,
+  type SandboxPort,
   SandboxProcess,
   type SandboxProcessEvents,
   type SandboxRefusal,

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { RefusalReport } from '@sandlock/dispatch';
+import type { PortMapping } from '@sandlock/network';
 import { formatByteSize, type LimitViolation, type ResourceWatch } from '@sandlock/resource';
 import { REAPER_SIGNAL } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
@@ -39,7 +40,12 @@ export interface SandboxRefusal extends RefusalReport {}
 /** The events of a {@link SandboxProcess}. */
 export interface SandboxProcessEvents {
   refusal: [refusal: SandboxRefusal];
+  /** A port bound under portRemap, or bound to another real port than before. */
+  port: [port: SandboxPort];
 }
+
+/** A port the sandbox bound under portRemap: the port it sees (`virtual`) and the host's (`real`). */
+export interface SandboxPort extends PortMapping {}
 
 /** A limit's kill as a refusal. */
 function limitRefusal(violation: LimitViolation): SandboxRefusal {
@@ -113,6 +119,8 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
   private readonly watchers: Watchers = { watch: null, session: null };
   /** Stops the session's refusals coming here (null: not listening). */
   private unsubscribe: (() => void) | null = null;
+  /** The ports bound under portRemap, by protocol and virtual port. */
+  private readonly bound = new Map<string, SandboxPort>();
 
   /** @internal */
   constructor(
@@ -163,6 +171,12 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
   /** @internal The supervisor's session, once attached (before the program runs). */
   supervise(session: Session | null): void {
     this.watchers.session = session;
+    session?.onNotice(({ module, kind, detail }) => {
+      if (module !== 'binds' || kind !== 'port') return;
+      const port = detail as SandboxPort;
+      this.bound.set(`${port.protocol}/${port.virtual}`, port);
+      this.emit('port', port);
+    });
     if (this.listenerCount('refusal') > 0) this.subscribe();
   }
 
@@ -180,6 +194,17 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
     const session = this.watchers.session;
     if (this.unsubscribe !== null || session === null || !this.running) return;
     this.unsubscribe = session.onRefusal((refusal) => this.emit('refusal', refusal));
+  }
+
+  /**
+   * The ports the sandbox has bound under portRemap (`--port-remap`) since
+   * it started, each with the host's port behind it (the same where it was
+   * free); empty without portRemap.
+   */
+  get ports(): readonly SandboxPort[] {
+    return [...this.bound.values()].sort(
+      (a, b) => a.virtual - b.virtual || a.protocol.localeCompare(b.protocol),
+    );
   }
 
   /** The pid of the reaper (the process this Node process started). */
