@@ -94,6 +94,16 @@ describe('bind rules', () => {
     });
   });
 
+  it('leaves TCP allow rules to Landlock: no bind is notified without UDP or remapping', async () => {
+    const notified = async (box: ReturnType<typeof Sandbox.builder>) =>
+      (await box.build().describe()).seccomp.notified.map(({ syscall }) => syscall);
+    const base = () => Sandbox.builder().fsRead(...SYSTEM_READ);
+    expect(await notified(base().netAllowBind('6379'))).not.toContain('bind');
+    expect(await notified(base().netAllowBind('6379').netAllow(UDP_RULE))).toContain('bind');
+    expect(await notified(base().netAllowBind('6379').portRemap())).toContain('bind');
+    expect(await notified(base().netDenyBind('22'))).toContain('bind');
+  });
+
   it('bind any port but the denied ones', async () => {
     const [ok, denied] = await freePorts(2);
     const args = [String(ok), String(denied), '0'];
