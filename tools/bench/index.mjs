@@ -8,6 +8,7 @@ import { benchIntercept } from './intercept.mjs';
 import { benchLaunch } from './launch.mjs';
 import { benchLibrary } from './library.mjs';
 import { benchNeighbours } from './neighbours.mjs';
+import { benchConnect, benchRedis } from './network.mjs';
 import { benchPython } from './python.mjs';
 import { benchThrottle } from './throttle.mjs';
 
@@ -20,6 +21,8 @@ const benches = {
   clock: benchClock,
   neighbours: benchNeighbours,
   throttle: benchThrottle,
+  redis: benchRedis,
+  connect: benchConnect,
 };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);
