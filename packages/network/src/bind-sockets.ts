@@ -10,12 +10,14 @@ import {
   IPPROTO_TCP,
   IPPROTO_UDP,
   IPPROTO_UDPLITE,
+  SIN6_LEN_RFC2133,
   SO_DOMAIN,
   SO_PROTOCOL,
   SO_TYPE,
   SOCK_DGRAM,
   SOCK_STREAM,
   SOCKADDR_IN_OFFSETS,
+  SOCKADDR_IN_SIZE,
   SOCKADDR_IN6_OFFSETS,
   SOL_SOCKET,
   trySyscall,
@@ -75,4 +77,17 @@ export function duplicate(ctx: HandlerContext, childFd: number): number | Answer
     if (error instanceof CallError) return answer.errno(error.errno);
     throw error;
   }
+}
+
+/** Whether an address is a loopback one: 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
+export function loopbackName(family: number, name: Buffer): boolean {
+  if (family === AF_INET) {
+    return name.length >= SOCKADDR_IN_SIZE && name[SOCKADDR_IN_OFFSETS.sin_addr] === 127;
+  }
+  if (name.length < SIN6_LEN_RFC2133) return false;
+  const start = SOCKADDR_IN6_OFFSETS.sin6_addr;
+  const ip = name.subarray(start, start + 16);
+  const zeros = (from: number, to: number) => ip.subarray(from, to).every((byte) => byte === 0);
+  if (zeros(0, 15) && ip[15] === 1) return true;
+  return zeros(0, 10) && ip[10] === 0xff && ip[11] === 0xff && ip[12] === 127;
 }

@@ -5,6 +5,7 @@ export {
   type PortMapping,
   type PortSpace,
   portSpaceOf,
+  realDestination,
   realPort,
   translateProcNet,
   virtualPort,

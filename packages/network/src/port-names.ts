@@ -13,10 +13,6 @@ import {
   AF_UNSPEC,
   close,
   ERRNO,
-  SIN6_LEN_RFC2133,
-  SOCKADDR_IN_OFFSETS,
-  SOCKADDR_IN_SIZE,
-  SOCKADDR_IN6_OFFSETS,
   SOCKADDR_STORAGE_SIZE,
   trySyscall,
 } from '@sandlock/sys';
@@ -25,25 +21,13 @@ import {
   type InetSocket,
   inetSocket,
   int32,
+  loopbackName,
   portOffset,
   withPort,
 } from './bind-sockets.js';
 import { portSpaceOf } from './port-space.js';
 
 const { EINVAL } = ERRNO;
-
-/** Whether a peer's address is a loopback one: 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
-function loopbackName(family: number, name: Buffer): boolean {
-  if (family === AF_INET) {
-    return name.length >= SOCKADDR_IN_SIZE && name[SOCKADDR_IN_OFFSETS.sin_addr] === 127;
-  }
-  if (name.length < SIN6_LEN_RFC2133) return false;
-  const start = SOCKADDR_IN6_OFFSETS.sin6_addr;
-  const ip = name.subarray(start, start + 16);
-  const zeros = (from: number, to: number) => ip.subarray(from, to).every((byte) => byte === 0);
-  if (zeros(0, 15) && ip[15] === 1) return true;
-  return zeros(0, 10) && ip[10] === 0xff && ip[11] === 0xff && ip[12] === 127;
-}
 
 /**
  * A socket's or peer's name with the port the sandbox knows it by: its own

@@ -4,6 +4,8 @@
 // sessionEnd). At most one entry per port and protocol: 2 × 65536 a sandbox.
 import type { SessionInfo } from '@sandlock/dispatch/module';
 import type { BindProtocol } from '@sandlock/policy';
+import { AF_INET, AF_INET6, AF_UNSPEC } from '@sandlock/sys';
+import { loopbackName, portOffset, withPort } from './bind-sockets.js';
 
 /** A port the sandbox bound under portRemap: the port it asked for and the one the kernel holds. */
 export interface PortMapping {
@@ -86,6 +88,26 @@ export function realPort(
   virtualPort: number,
 ): number {
   return spaces.get(session.id)?.realOf(protocol, virtualPort) ?? virtualPort;
+}
+
+/**
+ * The address a connection (or a datagram) from this sandbox to `address`
+ * (a sockaddr_in or sockaddr_in6, copied and checked against the rules with
+ * its virtual port) must reach: the same, with the real port where it names
+ * a loopback address and a port the sandbox bound elsewhere (portRemap).
+ */
+export function realDestination(
+  session: Pick<SessionInfo, 'id'>,
+  protocol: BindProtocol,
+  address: Buffer,
+): Buffer {
+  const family = address.length >= 2 ? address.readUInt16LE(0) : AF_UNSPEC;
+  if ((family !== AF_INET && family !== AF_INET6) || !loopbackName(family, address)) {
+    return address;
+  }
+  const virtual = address.readUInt16BE(portOffset(family));
+  const real = realPort(session, protocol, virtual);
+  return real === virtual ? address : withPort(family, address, real);
 }
 
 /** {@link realPort}'s inverse: the port the sandbox sees for a real port on this host. */

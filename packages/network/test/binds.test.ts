@@ -5,8 +5,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { encodeSockaddrIn, encodeSockaddrIn6 } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PortSpace, translateProcNet } from '../src/port-space.js';
+import {
+  dropPortSpace,
+  PortSpace,
+  portSpaceOf,
+  realDestination,
+  translateProcNet,
+} from '../src/port-space.js';
 import { PRELUDE, PYTHON, Sandbox, SYSTEM_READ, until } from './helpers.js';
 
 /** Lets UDP sockets exist in the sandbox (a UDP rule); nothing is sent to it. */
@@ -378,5 +385,36 @@ describe('/proc/net as the sandbox sees it', () => {
       client.destroy();
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+});
+
+describe('connections from the sandbox to its own virtual ports', () => {
+  it('reach the real port on loopback addresses only', () => {
+    const session = { id: -7 };
+    portSpaceOf(session).record('tcp', 8080, 41000);
+    const port = (address: Buffer) => address.readUInt16BE(2);
+    try {
+      const to = (address: string, p: number) =>
+        port(realDestination(session, 'tcp', encodeSockaddrIn({ address, port: p })));
+      expect(to('127.0.0.1', 8080)).toBe(41000);
+      expect(to('127.1.2.3', 8080)).toBe(41000);
+      expect(to('10.0.0.1', 8080)).toBe(8080);
+      expect(to('127.0.0.1', 8081)).toBe(8080 + 1);
+      const to6 = (address: string) =>
+        port(realDestination(session, 'tcp', encodeSockaddrIn6({ address, port: 8080 })));
+      expect(to6('::1')).toBe(41000);
+      expect(to6('::ffff:127.0.0.1')).toBe(41000);
+      expect(to6('fd00::1')).toBe(8080);
+      expect(
+        port(
+          realDestination(session, 'udp', encodeSockaddrIn({ address: '127.0.0.1', port: 8080 })),
+        ),
+      ).toBe(8080);
+    } finally {
+      dropPortSpace(session);
+    }
+    expect(
+      port(realDestination(session, 'tcp', encodeSockaddrIn({ address: '127.0.0.1', port: 8080 }))),
+    ).toBe(8080);
   });
 });
