@@ -96,9 +96,13 @@ function landlockFor(given: Policy, view: 'policy' | 'hidden' | 'reaper'): Landl
   // makes every TCP bind (netDenyBind, portRemap): a bind it makes itself is
   // refused by the kernel, whatever its address said when it was checked.
   const bind = hideProcesses && bindsOf(policy).tcpOnBehalf ? [] : landlockBindPorts(policy);
+  // The network rights Landlock restricts: not those the policy leaves to
+  // every port (or to the supervisor's rules).
+  const net: ('bind_tcp' | 'connect_tcp')[] = ['connect_tcp'];
+  if (bind !== 'any') net.push('bind_tcp');
   const builder = landlockRuleset({
     compatibility: policy.bestEffort ? 'best-effort' : 'hard',
-    ...(bind === 'any' ? { handle: { net: ['connect_tcp'] as const } } : {}),
+    handle: { net },
   });
   const fsDeny =
     view === 'reaper'
