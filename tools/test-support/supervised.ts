@@ -27,6 +27,8 @@ export interface SupervisedRun {
   stdio?: readonly [StdioEntry, StdioEntry, StdioEntry];
   /** The CPUs it runs on (the policy's sched_setaffinity step). */
   cpuCores?: readonly number[];
+  /** TCP ports it may bind (Landlock). */
+  netBind?: readonly number[];
 }
 
 export interface StartedSupervised {
@@ -65,6 +67,7 @@ export async function startSupervised(
     fsWrite: options.fsWrite ?? [],
     fsDeny: options.fsDeny ?? [],
     cpuCores: options.cpuCores ?? null,
+    netBind: options.netBind ?? [],
   });
   // The modules that act on the sandbox's behalf do it through its reaper.
   const broker =

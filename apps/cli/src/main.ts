@@ -3,6 +3,14 @@ import { POLICY_HELP, policyCommand } from './policy.js';
 import { PROFILE_HELP, profileCommand } from './profile.js';
 import { EXIT } from './report.js';
 import { RUN_HELP, runCommand } from './run.js';
+import {
+  INSPECT_HELP,
+  inspectCommand,
+  KILL_HELP,
+  killCommand,
+  PS_HELP,
+  psCommand,
+} from './sandboxes.js';
 
 declare const SANDLOCK_VERSION: string;
 
@@ -13,6 +21,9 @@ Commands:
   check    list the kernel features Sandlock uses and whether they are here
   policy   print the policy some options describe, or its JSON Schema
   profile  list, show or locate TOML profiles (sandlock run -p NAME)
+  ps       list your running sandboxes
+  inspect  print the policy of a running sandbox
+  kill     send a signal to every process of a running sandbox
 
 Options:
   -h, --help     show help (also: sandlock <command> --help)
@@ -24,6 +35,7 @@ command's own status through otherwise; see sandlock run --help).
 Examples:
   sandlock run --system -- echo hello
   sandlock run -p build -- make
+  sandlock run --name web --system -- python3 -m http.server & sandlock ps
   sandlock check`;
 
 async function main(argv: string[]): Promise<number> {
@@ -37,6 +49,12 @@ async function main(argv: string[]): Promise<number> {
       return policyCommand(rest);
     case 'profile':
       return profileCommand(rest);
+    case 'ps':
+      return psCommand(rest);
+    case 'inspect':
+      return inspectCommand(rest);
+    case 'kill':
+      return killCommand(rest);
     case '-V':
     case '--version':
       process.stdout.write(`sandlock ${SANDLOCK_VERSION}\n`);
@@ -51,6 +69,9 @@ async function main(argv: string[]): Promise<number> {
         check: CHECK_HELP,
         policy: POLICY_HELP,
         profile: PROFILE_HELP,
+        ps: PS_HELP,
+        inspect: INSPECT_HELP,
+        kill: KILL_HELP,
       };
       const text = (topic !== undefined ? topics[topic] : undefined) ?? HELP;
       (command === undefined ? process.stderr : process.stdout).write(`${text}\n`);
@@ -58,7 +79,7 @@ async function main(argv: string[]): Promise<number> {
     }
     default:
       process.stderr.write(
-        `sandlock: unknown command '${command}' (run, check, policy, profile; see sandlock --help)\n`,
+        `sandlock: unknown command '${command}' (run, check, policy, profile, ps, inspect, kill; see sandlock --help)\n`,
       );
       return EXIT.usage;
   }

@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
 import {
   afterDelay,
+  badSandboxName,
   type ExitStatus,
   parseDuration,
   Sandbox,
@@ -35,7 +36,11 @@ const RUNNING_OPTIONS: OptionSpec[] = [
     help: 'on timeout or a forwarded signal, send SIGTERM first and SIGKILL after DURATION',
   },
   { long: 'exec-shell', short: 'e', value: 'CMD', help: 'run CMD with /bin/sh -c' },
-  { long: 'name', value: 'NAME', help: 'name the sandbox (also its host name, unless --hostname)' },
+  {
+    long: 'name',
+    value: 'NAME',
+    help: 'name the sandbox for sandlock ps/inspect/kill (default sandbox-N; not the host name: --hostname)',
+  },
   { long: 'status-fd', value: 'FD', help: 'write one JSON line with the outcome to FD' },
   {
     long: 'verbose',
@@ -87,14 +92,17 @@ Examples:
   sandlock run -r / --fs-deny /home -t 10 -- python3 script.py
   sandlock run -p build -w "$PWD" -- make`;
 
-/** The sandbox the options describe; `--name` is the host name unless one is set. */
+/** The sandbox the options describe. */
 function sandboxOf(parsed: ParsedArgs): Sandbox {
-  const draft = draftOf(parsed, 'sandlock run');
-  const name = parsed.options.get('name')?.at(-1);
-  if (name !== undefined && draft.current('hostname') === undefined) {
-    draft.add('hostname', name, { kind: 'flag', flag: '--name', text: name });
-  }
-  return Sandbox.fromDraft(draft);
+  return Sandbox.fromDraft(draftOf(parsed, 'sandlock run'));
+}
+
+/** The --name value, checked. */
+function nameOf(options: Map<string, string[]>): string | undefined {
+  const name = options.get('name')?.at(-1);
+  const bad = name === undefined ? null : badSandboxName(name);
+  if (bad !== null) throw new UsageError(`sandlock run: --name: ${bad}`);
+  return name;
 }
 
 /** A `timeout(1)` duration option in milliseconds, or undefined when not given. */
@@ -147,6 +155,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     if (command.length === 0) {
       throw new UsageError('sandlock run: no command given (sandlock run [OPTIONS] -- COMMAND)');
     }
+    const name = nameOf(options);
     const timeout = durationOf(options, 'timeout', '-t/--timeout');
     const killAfter = durationOf(options, 'kill-after', '-k/--kill-after');
     const sandbox = sandboxOf(parsed);
@@ -175,6 +184,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     try {
       const started = await sandbox.spawn(command, {
         stdio: ['inherit', 'inherit', 'inherit'],
+        ...(name !== undefined ? { name } : {}),
         ...(options.has('verbose') ? { onRefusal: printRefusal } : {}),
       });
       sandboxed = started;

@@ -47,16 +47,6 @@ describe('sandlock run: what the sandbox sees', () => {
     expect(result.stdout).toBe('sandbox-box\nsandbox-box\nsandbox-box\n');
   });
 
-  it('--name sets the host name unless --hostname is given', () => {
-    expect(sandlock(['run', ...SYSTEM, '--name', 'job-7', '--', 'uname', '-n']).stdout).toBe(
-      'job-7\n',
-    );
-    expect(
-      sandlock(['run', ...SYSTEM, '--name', 'job-7', '--hostname', 'other', '--', 'uname', '-n'])
-        .stdout,
-    ).toBe('other\n');
-  });
-
   it('--num-cpus: nproc, Python and Node report the same count', () => {
     const result = sandlock([
       'run',

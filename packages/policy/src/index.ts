@@ -32,6 +32,7 @@ export {
   profileSections,
   readProfile,
 } from './profile.js';
+export { profileText } from './profile-text.js';
 export { policyReference } from './reference.js';
 export { policySchema } from './schema.js';
 export { formatByteSize, parseByteSize } from './size.js';

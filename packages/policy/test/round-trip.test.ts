@@ -8,6 +8,7 @@ import {
   parsePolicy,
   policyFlags,
   profileDraft,
+  profileText,
 } from '../src/index.js';
 import { EXCLUDED_FROM_WHOLE, removeSampleFiles, SAMPLES, wholeProfile } from './samples.js';
 
@@ -71,5 +72,20 @@ describe('every field of the table', () => {
     expect(both.fsRead).toEqual(['/usr', '/etc', '/usr', '/etc']);
     expect(both.maxMemory).toBe(64 * 1024 * 1024);
     expect(both.env).toEqual({ A: '1', B: 'x=y' });
+  });
+});
+
+describe('profileText', () => {
+  it.each(FIELD_NAMES)('%s: the policy written as a profile reads back the same', (name) => {
+    const policy = parsePolicy({ [name]: SAMPLES[name].json });
+    expect(profileDraft(profileText(policy), 'written.toml').resolve()).toEqual(policy);
+  });
+
+  it('leaves out the defaults, and writes strings TOML cannot hold raw', () => {
+    expect(profileText(parsePolicy({}))).toBe('');
+    const policy = parsePolicy({ env: { 'A B': 'x\u007f"\n' }, hostname: 'box' });
+    const text = profileText(policy);
+    expect(text).toContain('[environment]\nvars = { "A B" = "x\\u007F\\"\\n" }');
+    expect(profileDraft(text, 'written.toml').resolve()).toEqual(policy);
   });
 });

@@ -4,6 +4,7 @@
 
 import { type Policy, policyReads } from '@sandlock/policy';
 import { bytePath, pathWithin } from '@sandlock/sys';
+import { NET_SOCKET_FILES, type NetSocketFile } from './net-content.js';
 
 /** The mount tables of a process (fs/proc_namespace.c). */
 export type MountTable = 'mounts' | 'mountinfo' | 'mountstats';
@@ -21,11 +22,21 @@ export type HostFile =
       readonly pid: number;
       /** Below it: `mounts`, or `task/<tid>/mounts`. */
       readonly relative: string;
+    }
+  /** A socket table of the process's network namespace: every socket of it, the host's too. */
+  | {
+      readonly kind: 'net';
+      readonly file: NetSocketFile;
+      readonly pid: number;
+      /** Below it: `net/tcp`, or `task/<tid>/net/tcp`. */
+      readonly relative: string;
     };
 
 // task/<tid>/ has mounts and mountinfo but no mountstats (tid_base_stuff in
 // fs/proc/base.c): that open finds nothing, as on the kernel.
 const MOUNT_FILE = /^\/proc\/(\d+)\/((?:task\/\d+\/)?(mounts|mountinfo|mountstats))$/;
+// /proc/net is a link to self/net (proc_net_init(), fs/proc/proc_net.c): resolved, it is one of these.
+const NET_FILE = new RegExp(`^/proc/(\\d+)/((?:task/\\d+/)?net/(${NET_SOCKET_FILES.join('|')}))$`);
 
 /**
  * The file of a resolved /proc path (as the proc-pids module resolves it:
@@ -37,6 +48,11 @@ export function hostFileOf(path: string): HostFile | null {
   if (path === '/proc/loadavg') return { kind: 'loadavg' };
   if (path === '/proc/locks') return { kind: 'locks' };
   if (/^\/proc\/sysvipc\/(shm|msg|sem)$/.test(path)) return { kind: 'sysvipc' };
+  const net = NET_FILE.exec(path);
+  if (net !== null) {
+    const file = net[3] as NetSocketFile;
+    return { kind: 'net', file, pid: Number(net[1]), relative: net[2]! };
+  }
   const match = MOUNT_FILE.exec(path);
   if (match === null) return null;
   return { kind: match[3] as MountTable, pid: Number(match[1]), relative: match[2]! };

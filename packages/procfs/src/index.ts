@@ -40,6 +40,12 @@ export {
 } from './host-content.js';
 export { HOSTNAME_SYSCALLS } from './hostname.js';
 export { MEMINFO_SYSCALLS } from './meminfo.js';
+export {
+  filterSocketTable,
+  NET_SOCKET_FILES,
+  type NetSocketFile,
+  socketInodes,
+} from './net-content.js';
 export { NUM_CPUS_SYSCALLS } from './num-cpus.js';
 export { PROC_HOST_SYSCALLS } from './proc-host.js';
 export { PROC_PIDS_SYSCALLS, SENSITIVE_PATHS } from './proc-pids.js';

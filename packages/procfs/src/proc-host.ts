@@ -1,8 +1,10 @@
-// The host's load and mount layout kept from a sandbox's /proc, as a handler
-// module of @sandlock/dispatch: /proc/loadavg counts the sandbox's tasks
-// only, and the mount tables of its processes (/proc/<pid>/mounts,
+// The host's load, mount layout and sockets kept from a sandbox's /proc, as
+// a handler module of @sandlock/dispatch: /proc/loadavg counts the sandbox's
+// tasks only, the mount tables of its processes (/proc/<pid>/mounts,
 // mountinfo, mountstats, and their task/<tid> forms, so /proc/mounts and
-// /etc/mtab too) hold only the mounts the policy shows. The supervisor
+// /etc/mtab too) hold only the mounts the policy shows, and their socket
+// tables (/proc/<pid>/net/tcp, unix…, so /proc/net/*) only the sandbox's
+// own sockets. The supervisor
 // imports this file in its worker threads by URL (PROC_HOST_MODULE), so it
 // has no side effects at import.
 //
@@ -22,6 +24,7 @@ import {
   CAP_DAC_OVERRIDE,
   CAP_DAC_READ_SEARCH,
   close,
+  descriptorsOf,
   encodeOpenHow,
   hostArch,
   openAt,
@@ -37,10 +40,12 @@ import {
   type HostFile,
   hostFileOf,
   loadavgText,
+  type MountTable,
   mountPointVisible,
   sysvipcHeader,
 } from './host-content.js';
 import { dropLoad, sandboxLoad, startLoad } from './load-state.js';
+import { filterSocketTable, socketInodes } from './net-content.js';
 import { insideSandbox, parentIn, readProcFile } from './proc-path.js';
 import { OPEN_SYSCALLS, serve, sharedOpenRequest } from './synthetic.js';
 
@@ -133,21 +138,18 @@ function callerMayRead(tid: number, mode: number, uid: number, gid: number): boo
 }
 
 /**
- * A mount table of a sandbox process, read by the supervisor beneath its
- * /proc from that process's directory, pinned (O_PATH) first: its membership
- * is asked again through the pin once the file is read, so a pid that the
- * proc-pids module checked and that was reused meanwhile by a process outside
- * serves nothing. Then only the lines whose mount point the policy shows.
- *
- * The kernel's mount points are relative to the reading process's root
- * (seq_path_root() in show_mountinfo(), d_path() in show_vfsmnt(),
- * fs/proc_namespace.c), which is the host's for a sandbox without a root of
- * its own: the policy's paths name them.
+ * A file of a sandbox process's /proc directory (a mount table, a socket
+ * table), read by the supervisor beneath its /proc from that directory,
+ * pinned (O_PATH) first: its membership is asked again through the pin once
+ * the file is read, so a pid that the proc-pids module checked and that was
+ * reused meanwhile by a process outside serves nothing. Then `shape` cuts
+ * the text to what the sandbox may see.
  */
-function mountTable(
+function pidFile(
   ctx: HandlerContext<ModulePolicy>,
   file: Extract<HostFile, { pid: number }>,
   cloexec: boolean,
+  shape: (text: string) => string,
 ): Answer {
   const pin = trySyscall('openat2', proc(), Buffer.from(`${file.pid}\0`), PIN_HOW, PIN_HOW.length);
   if (pin < 0) return answer.errno(-pin);
@@ -179,9 +181,37 @@ function mountTable(
   if (allowed === null) return answer.continue();
   if (!allowed) return answer.errno('EACCES');
   if (typeof text === 'number') return answer.errno(-text);
-  const policy = ctx.session.policy;
-  const kept = filterMountTable(file.kind, text, (point) => mountPointVisible(policy, point));
-  return serve(Buffer.from(kept, 'latin1'), cloexec);
+  return serve(Buffer.from(shape(text), 'latin1'), cloexec);
+}
+
+/**
+ * The kernel's mount points are relative to the reading process's root
+ * (seq_path_root() in show_mountinfo(), d_path() in show_vfsmnt(),
+ * fs/proc_namespace.c), which is the host's for a sandbox without a root of
+ * its own: the policy's paths name them.
+ */
+function mountTable(table: MountTable, policy: ModulePolicy): (text: string) => string {
+  return (text) => filterMountTable(table, text, (point) => mountPointVisible(policy, point));
+}
+
+// ---- socket tables ------------------------------------------------------------
+
+/**
+ * The inodes of the sockets the sandbox's processes hold, from their
+ * /proc/<pid>/fd links, or an empty set when any of them cannot be read
+ * (fail closed: no socket shown rather than the host's).
+ */
+function sandboxSockets(ctx: HandlerContext<ModulePolicy>): Set<string> {
+  const inodes = new Set<string>();
+  try {
+    for (const pid of ctx.session.processes.refresh()) {
+      const links = descriptorsOf(pid);
+      if (links !== null) socketInodes(links.values(), inodes);
+    }
+  } catch {
+    return new Set();
+  }
+  return inodes;
 }
 
 // ---- the module -------------------------------------------------------------
@@ -210,7 +240,13 @@ function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
     );
     return serve(Buffer.from(kept, 'latin1'), request.cloexec);
   }
-  return mountTable(ctx, file, request.cloexec);
+  if (file.kind === 'net') {
+    const table = file.file;
+    return pidFile(ctx, file, request.cloexec, (text) =>
+      filterSocketTable(table, text, sandboxSockets(ctx)),
+    );
+  }
+  return pidFile(ctx, file, request.cloexec, mountTable(file.kind, ctx.session.policy));
 }
 
 /**

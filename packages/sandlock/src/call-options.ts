@@ -1,4 +1,5 @@
 import type { StdioEntry } from '@sandlock/sys';
+import { badSandboxName, SANDBOX_NAME_RULE } from './registry.js';
 
 /** The program's standard streams: one form for all three, or one entry each. */
 export type StdioOption =
@@ -89,6 +90,7 @@ export const SPAWN_CHECKS: Readonly<Record<string, (value: unknown) => string | 
   },
   cwd: (value) => (typeof value === 'string' && value.startsWith('/') ? null : 'an absolute path'),
   onRefusal: (value) => (typeof value === 'function' ? null : 'a function'),
+  name: (value) => (badSandboxName(value) === null ? null : SANDBOX_NAME_RULE),
 };
 
 /** The three entries of a stdio option (`'inherit'` → three times 'inherit'; null for 'ignore'). */

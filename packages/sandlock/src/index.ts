@@ -16,10 +16,17 @@ export {
 export {
   type ExitStatus,
   type KillCause,
+  SANDBOX_SIGNALS,
   type SandboxPort,
   SandboxProcess,
   type SandboxProcessEvents,
   type SandboxRefusal,
 } from './process.js';
+export {
+  badSandboxName,
+  type PortMapping,
+  registryDirectory,
+  type SandboxEntry,
+} from './registry.js';
 export { type RunOptions, type RunResult, Sandbox, type SpawnOptions } from './sandbox.js';
 export { afterDelay, parseDuration } from './timers.js';

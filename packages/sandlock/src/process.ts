@@ -3,10 +3,10 @@ import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { RefusalReport } from '@sandlock/dispatch';
-import type { PortMapping } from '@sandlock/network';
 import { formatByteSize, type LimitViolation, type ResourceWatch } from '@sandlock/resource';
 import { REAPER_SIGNAL } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
+import type { PortMapping, Registration } from './registry.js';
 import type { Session } from './supervision.js';
 
 /** Why Sandlock killed a sandbox (other than a timeout or a kill() call). */
@@ -104,6 +104,27 @@ const CONTROL: Partial<Record<NodeJS.Signals, number>> = {
   SIGCONT: REAPER_SIGNAL.continueAll,
 };
 
+/** The signals a sandbox can be sent as a whole. */
+export const SANDBOX_SIGNALS: readonly NodeJS.Signals[] = [
+  ...(Object.keys(CONTROL) as NodeJS.Signals[]),
+  ...FORWARDED,
+];
+
+/**
+ * What to send the reaper so that every process of the sandbox gets
+ * `signal`, or undefined for a signal that cannot be sent so (any other would
+ * end the reaper itself and leave the sandbox orphaned).
+ */
+export function reaperSignal(signal: NodeJS.Signals): number | undefined {
+  return CONTROL[signal] ?? (FORWARDED.includes(signal) ? constants.signals[signal] : undefined);
+}
+
+export function badSignal(signal: unknown): TypeError {
+  return new TypeError(
+    `sandlock: cannot send ${String(signal)} to a sandbox; one of ${SANDBOX_SIGNALS.join(', ')}`,
+  );
+}
+
 /**
  * A running sandbox. The process Node started is the sandbox's reaper: it
  * outlives the program until every process of the sandbox has ended, mirrors
@@ -121,6 +142,10 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
   private unsubscribe: (() => void) | null = null;
   /** The ports bound under portRemap, by protocol and virtual port. */
   private readonly bound = new Map<string, SandboxPort>();
+  /** The last write of the ports to the registry. */
+  private portsListed: Promise<void> = Promise.resolve();
+  private registration: Registration | null = null;
+  private listedName: string | null = null;
 
   /** @internal */
   constructor(
@@ -162,8 +187,9 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
           this.status = status;
           resolve(status);
         };
-        if (session === null) settle();
-        else void session.closed.then(settle);
+        // Off the registry before wait() resolves: a listing after it does not show it.
+        const unlisted = this.registration?.remove().catch(() => {}) ?? Promise.resolve();
+        void Promise.all([unlisted, session?.closed]).then(settle);
       });
     });
   }
@@ -176,8 +202,30 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
       const port = detail as SandboxPort;
       this.bound.set(`${port.protocol}/${port.virtual}`, port);
       this.emit('port', port);
+      // In order: the registry's entry ends with the latest list.
+      this.portsListed = this.portsListed.then(() => this.setPorts(this.ports)).catch(() => {});
     });
     if (this.listenerCount('refusal') > 0) this.subscribe();
+  }
+
+  /** @internal The sandbox's registry entry (null: it runs unlisted, under `name`). */
+  list(registration: Registration | null, name: string): void {
+    this.registration = registration;
+    this.listedName = name;
+  }
+
+  /**
+   * The sandbox's name: unique among this user's running sandboxes
+   * (`Sandbox.list()`, `sandlock ps`), given with the `name` option or
+   * `sandbox-N`.
+   */
+  get name(): string {
+    return this.listedName ?? `sandbox-${this.reaperPid}`;
+  }
+
+  /** @internal Records the ports a `portRemap` sandbox bound (`Sandbox.list()`'s `ports`), virtual and real. */
+  setPorts(ports: readonly PortMapping[]): Promise<void> {
+    return this.registration?.setPorts(ports) ?? Promise.resolve();
   }
 
   /** @internal The resource watch, once started. */
@@ -250,16 +298,8 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
    * including those that left its session or process group.
    */
   kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const number =
-      CONTROL[signal] ?? (FORWARDED.includes(signal) ? constants.signals[signal] : undefined);
-    if (number === undefined) {
-      // Any other signal would end the reaper itself and leave the sandbox orphaned.
-      return Promise.reject(
-        new TypeError(
-          `sandlock: cannot send ${String(signal)} to a sandbox; one of ${[...Object.keys(CONTROL), ...FORWARDED].join(', ')}`,
-        ),
-      );
-    }
+    const number = reaperSignal(signal);
+    if (number === undefined) return Promise.reject(badSignal(signal));
     return this.send(number, 'kill');
   }
 

@@ -13,6 +13,7 @@ import {
   stdioEntries,
 } from './call-options.js';
 import { prepareConfinement } from './confine.js';
+import { killSandbox } from './control.js';
 import { describePolicy, type SandboxDescription } from './describe.js';
 import { programEnvironment, resolveCommand } from './environment.js';
 import { AbortError } from './errors.js';
@@ -20,6 +21,7 @@ import { delegationSocket, requestDelegation, SUPERVISOR_VARIABLE, track } from 
 import { supervisionPlan } from './plan.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { type ExitStatus, type KillCause, SandboxProcess, type SandboxRefusal } from './process.js';
+import { claimName, listSandboxes, type Registration, type SandboxEntry } from './registry.js';
 import { abandon, atStep, atStepAsync, closeAll, startError } from './start-failure.js';
 import { assertProcReadable, type Session } from './supervision.js';
 import { afterDelay } from './timers.js';
@@ -40,6 +42,13 @@ export interface SpawnOptions {
    * SandboxProcess's `'refusal'` event, listened to before the program runs).
    */
   onRefusal?: (refusal: SandboxRefusal) => void;
+  /**
+   * The sandbox's name in the user's registry (`Sandbox.list()`, `sandlock
+   * ps`): 1 to 64 letters, digits, `_`, `.`, `-`. Default: the next free
+   * `sandbox-N`. A name a running sandbox holds is refused (SandboxError,
+   * step 'name'). It does not set the host name (the `hostname` field does).
+   */
+  name?: string;
 }
 
 export interface RunOptions extends SpawnOptions {
@@ -146,6 +155,27 @@ export class Sandbox {
   }
 
   /**
+   * This user's running sandboxes, oldest first, from the registry
+   * (`$XDG_RUNTIME_DIR/sandlock`, else a private directory in the temporary
+   * directory), started by any process; entries whose reaper is gone are
+   * removed on the way. Rejects with a SandboxError (step 'registry') when
+   * the directory is not this user's alone.
+   */
+  static list(): Promise<SandboxEntry[]> {
+    return listSandboxes();
+  }
+
+  /**
+   * Sends `signal` to every process of the running sandbox called `name`,
+   * started by any process of this user (SIGKILL, the default, resolves once
+   * they have all ended). Rejects with a SandboxError whose step is 'lookup'
+   * when no running sandbox has that name.
+   */
+  static kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<SandboxEntry> {
+    return killSandbox(name, signal);
+  }
+
+  /**
    * What this policy becomes on this kernel, without starting anything: the
    * resolved policy, the Landlock ABI and the rights it handles and drops,
    * the seccomp filter's size and what it denies and notifies (to which
@@ -195,7 +225,10 @@ export class Sandbox {
     let launched: Launched | null = null;
     let released = false;
     let session: Session | null = null;
+    let registration: Registration | null = null;
     try {
+      // Claimed before anything starts: a name taken is refused with nothing run.
+      registration = await claimName({ name: options.name, command: argv, policy });
       if (plan.broker) {
         // The reaper makes the calls a module does on the sandbox's behalf,
         // in the policy's own Landlock domain (confine.ts).
@@ -228,6 +261,11 @@ export class Sandbox {
       closeAll(handedDown);
       const report = await started.ready;
       const sandboxed = new SandboxProcess(started.child, report.pid, confinement.warnings);
+      const listed = (await registration?.started(report.pid, started.pid)) === true;
+      sandboxed.list(
+        listed ? registration : null,
+        registration?.name ?? options.name ?? `sandbox-${started.pid}`,
+      );
       // Before the program runs: no refusal of its is missed.
       if (options.onRefusal !== undefined) sandboxed.on('refusal', options.onRefusal);
       if (delegating) {
@@ -271,6 +309,7 @@ export class Sandbox {
       if (broker !== null) close(broker);
       session?.kill('the sandbox failed to start');
       if (launched !== null) await abandon(launched, released);
+      await registration?.remove().catch(() => {});
       throw startError(error);
     }
   }

@@ -25,7 +25,7 @@ const OWNED = /^sandlock-(\d+)-(\d+)-(\d+)-[A-Za-z0-9]{6}$/;
 const ENDING_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /** The inode of this process's pid namespace, or null where it cannot be told. */
-function pidNamespace(): string | null {
+export function pidNamespace(): string | null {
   try {
     return /^pid:\[(\d+)\]$/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? null;
   } catch {

@@ -23,6 +23,8 @@ import { SYSTEM_READ } from './helpers.js';
 
 const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'sandlock-socket-dir-'));
+// The registry of running sandboxes, kept out of the hosts' TMPDIR (its default place).
+const runtime = mkdtempSync(join(work, 'runtime-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** A fresh directory to be a host's TMPDIR. */
@@ -49,7 +51,7 @@ setInterval(() => {}, 1000);
   );
   const host = spawn(process.execPath, [script], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, TMPDIR: tmp },
+    env: { ...process.env, TMPDIR: tmp, XDG_RUNTIME_DIR: runtime },
   });
   let seen = '';
   await new Promise<void>((resolve, reject) => {
@@ -127,7 +129,7 @@ process.stdout.write(String(result.exitCode));
     );
     const host = spawn(process.execPath, [script], {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, TMPDIR: tmp },
+      env: { ...process.env, TMPDIR: tmp, XDG_RUNTIME_DIR: runtime },
     });
     let out = '';
     host.stdout!.on('data', (chunk: Buffer) => {

@@ -18,6 +18,11 @@ const host = fileURLToPath(new URL('./support/start-failure-host.ts', import.met
 const work = mkdtempSync(join(tmpdir(), 'sandlock-start-failure-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+function withoutRuntimeDir(): NodeJS.ProcessEnv {
+  const { XDG_RUNTIME_DIR: _, ...rest } = process.env;
+  return rest;
+}
+
 /** The host's one JSON line, once it has exited 0. */
 async function runHost(command: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
   const finished = await collect(spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -27,7 +32,11 @@ async function runHost(command: string, args: string[], env: NodeJS.ProcessEnv =
 
 describe('a start that fails', () => {
   it('for want of descriptors is a SandboxError and leaves nothing behind', async () => {
-    const seen = await runHost(process.execPath, ['--import', register, host, 'exhaust']);
+    const runtime = mkdtempSync(join(work, 'runtime-'));
+    const seen = await runHost(process.execPath, ['--import', register, host, 'exhaust'], {
+      ...process.env,
+      XDG_RUNTIME_DIR: runtime,
+    });
     const kinds = Object.keys(seen.outcomes);
     expect(kinds.filter((kind) => kind !== 'ok' && !kind.startsWith('SandboxError at '))).toEqual(
       [],
@@ -36,6 +45,7 @@ describe('a start that fails', () => {
     expect(kinds.some((kind) => kind.startsWith('SandboxError at '))).toBe(true);
     expect(seen.leaks).toEqual([]);
     expect(seen.after).toEqual(['ok', 'ok']);
+    expect(seen.claims).toEqual([]);
   }, 600_000);
 
   it('for a full disk under the exec stub file is a SandboxError, with no partial file', async (context) => {
@@ -61,7 +71,9 @@ describe('a start that fails', () => {
         full,
         process.execPath,
       ].concat(['--import', register, host, 'enospc']),
-      { ...process.env, SANDLOCK_STUB: 'file', XDG_RUNTIME_DIR: full },
+      // The stub goes to $XDG_CACHE_HOME/sandlock without XDG_RUNTIME_DIR; the
+      // registry of running sandboxes then to the temporary directory, not full.
+      { ...withoutRuntimeDir(), SANDLOCK_STUB: 'file', XDG_CACHE_HOME: full },
     );
     expect(seen.result).toBe('SandboxError at exec stub');
     expect(seen.message).toMatch(/ENOSPC/);

@@ -55,6 +55,12 @@ export const FD_CLOEXEC = 1;
 export const F_DUPFD_CLOEXEC = 1030;
 export const F_GET_SEALS = 1034;
 
+// include/uapi/asm-generic/fcntl.h: flock(2) operations.
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
 // include/uapi/linux/fs.h: lseek(2) whence.
 export const SEEK_SET = 0;
 export const SEEK_CUR = 1;

@@ -23,6 +23,7 @@ export {
   close,
   closeRange,
   fcntl,
+  flock,
   ioctl,
   memfdCreate,
   openAt,

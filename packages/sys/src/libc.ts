@@ -126,6 +126,17 @@ export function pidfdSendSignal(pidfd: number, signal: number): void {
   syscall('pidfd_send_signal', pidfd, signal, null, 0);
 }
 
+/**
+ * flock(2) on an open descriptor; with LOCK_NB, false when another open file
+ * description holds a conflicting lock (EWOULDBLOCK), instead of waiting.
+ */
+export function flock(fd: number, operation: number): boolean {
+  const result = trySyscall('flock', fd, operation);
+  if (result === -ERRNO.EAGAIN) return false; // EWOULDBLOCK
+  if (result < 0) throw new SysError('flock', -result);
+  return true;
+}
+
 export function memfdCreate(name: string, memfdFlags: number): number {
   const result = trySyscall('memfd_create', cString(name), memfdFlags);
   if (result < 0) throw new SysError('memfd_create', -result, name);

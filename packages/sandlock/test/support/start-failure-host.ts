@@ -5,13 +5,14 @@
 //   are left, and starts sandboxes one at a time and 120 at once, plain and
 //   supervised; then closes the filler and runs once more.
 // MODE enospc: runs once with the exec stub written to a file
-//   (SANDLOCK_STUB=file) in XDG_RUNTIME_DIR, which the test fills.
+//   (SANDLOCK_STUB=file) in XDG_CACHE_HOME, which the test fills.
 // It prints one JSON line: what it saw.
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { setRlimit } from '@sandlock/sys';
 import { SYSTEM_DIRS } from '../../../../tools/test-support/index.js';
 import { Sandbox, SandboxError } from '../../src/index.js';
+import { registryDirectory } from '../../src/registry.js';
 import { supervisorFor } from '../../src/supervision.js';
 
 const plain = Sandbox.builder()
@@ -62,6 +63,25 @@ function describe(result: PromiseSettledResult<unknown>): string {
   return `SandboxError at ${error.step}`;
 }
 
+/**
+ * Names claimed in the registry for a start that never completed them: a
+ * failed start must give its name back. (An entry whose removal failed for
+ * want of a descriptor is stale once its reaper is gone: the next reader
+ * prunes it.)
+ */
+function claimsLeft(): string[] {
+  const dir = registryDirectory();
+  return readdirSync(dir)
+    .filter((file) => file.endsWith('.json'))
+    .filter((file) => {
+      try {
+        return JSON.parse(readFileSync(`${dir}/${file}`, 'utf8')).reaper === null;
+      } catch {
+        return false;
+      }
+    });
+}
+
 async function exhaust(): Promise<void> {
   const LIMIT = 256;
   setRlimit('NOFILE', { soft: BigInt(LIMIT), hard: BigInt(LIMIT) });
@@ -109,12 +129,14 @@ async function exhaust(): Promise<void> {
     for (const fd of held) closeSync(fd);
   }
   const after = await Promise.allSettled([plain.run(['true']), supervised.run(['true'])]);
-  console.log(JSON.stringify({ outcomes, leaks, after: after.map(describe) }));
+  console.log(
+    JSON.stringify({ outcomes, leaks, after: after.map(describe), claims: claimsLeft() }),
+  );
 }
 
 async function enospc(): Promise<void> {
   const result = await Promise.allSettled([plain.run(['true'])]);
-  const stubDir = `${process.env.XDG_RUNTIME_DIR}/sandlock`;
+  const stubDir = `${process.env.XDG_CACHE_HOME}/sandlock`;
   console.log(
     JSON.stringify({
       result: describe(result[0]!),
