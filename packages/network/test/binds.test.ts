@@ -285,6 +285,8 @@ if out['bind'] is None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.getsockname(s.fileno(), name, ctypes.byref(size))
     out['short'] = [size.value, struct.unpack('!H', name.raw[2:4])[0], name.raw[4:8].hex()]
+    listening = [line.split()[1] for line in open('/proc/net/tcp').read().splitlines()[1:] if line.split()[3] == '0A']
+    out['/proc/net/tcp'] = [int(local.split(':')[1], 16) for local in listening]
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try_('udp', lambda: u.bind(('127.0.0.1', port)))
     out['udp name'] = u.getsockname()[1]
@@ -304,6 +306,7 @@ print(json.dumps(out))`;
       bind: null,
       name: taken,
       short: [16, taken, '00000000'],
+      '/proc/net/tcp': [taken],
       udp: null,
       'udp name': taken,
     });
@@ -353,6 +356,16 @@ sys.stdin.read()`;
     expect(a.virtual).toBe(taken);
     expect(b.virtual).toBe(taken);
     expect(new Set([a.real, b.real, taken]).size).toBe(3);
+    // What `sandlock ps` lists: each sandbox's mapping, in the registry.
+    const listed = async () =>
+      Object.fromEntries((await Sandbox.list()).map((entry) => [entry.pid, entry.ports]));
+    let entries = await listed();
+    for (let tries = 0; tries < 200 && entries[first.pid]?.length !== 1; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      entries = await listed();
+    }
+    expect(entries[first.pid]).toEqual([{ protocol: 'tcp', virtual: taken, real: a.real }]);
+    expect(entries[second.pid]).toEqual([{ protocol: 'tcp', virtual: taken, real: b.real }]);
     first.stdin!.end();
     second.stdin!.end();
     await Promise.all([first.wait(), second.wait()]);
