@@ -4,6 +4,8 @@
 import { cpus, release } from 'node:os';
 import { benchCli } from './cli.mjs';
 import { benchClock } from './clock.mjs';
+import { benchCow } from './cow.mjs';
+import { benchHttp } from './http.mjs';
 import { benchIntercept } from './intercept.mjs';
 import { benchLaunch } from './launch.mjs';
 import { benchLibrary } from './library.mjs';
@@ -21,8 +23,10 @@ const benches = {
   clock: benchClock,
   neighbours: benchNeighbours,
   throttle: benchThrottle,
+  cow: benchCow,
   redis: benchRedis,
   connect: benchConnect,
+  http: benchHttp,
 };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);

@@ -1,4 +1,5 @@
 import { CHECK_HELP, checkCommand } from './check.js';
+import { COW_HELP, cowCommand } from './cow.js';
 import { POLICY_HELP, policyCommand } from './policy.js';
 import { PROFILE_HELP, profileCommand } from './profile.js';
 import { EXIT } from './report.js';
@@ -24,6 +25,7 @@ Commands:
   ps       list your running sandboxes
   inspect  print the policy of a running sandbox
   kill     send a signal to every process of a running sandbox
+  cow      list, show, commit or abort kept copy-on-write layers (--workdir)
 
 Options:
   -h, --help     show help (also: sandlock <command> --help)
@@ -55,6 +57,8 @@ async function main(argv: string[]): Promise<number> {
       return inspectCommand(rest);
     case 'kill':
       return killCommand(rest);
+    case 'cow':
+      return cowCommand(rest);
     case '-V':
     case '--version':
       process.stdout.write(`sandlock ${SANDLOCK_VERSION}\n`);
@@ -72,6 +76,7 @@ async function main(argv: string[]): Promise<number> {
         ps: PS_HELP,
         inspect: INSPECT_HELP,
         kill: KILL_HELP,
+        cow: COW_HELP,
       };
       const text = (topic !== undefined ? topics[topic] : undefined) ?? HELP;
       (command === undefined ? process.stderr : process.stdout).write(`${text}\n`);
@@ -79,7 +84,7 @@ async function main(argv: string[]): Promise<number> {
     }
     default:
       process.stderr.write(
-        `sandlock: unknown command '${command}' (run, check, policy, profile, ps, inspect, kill; see sandlock --help)\n`,
+        `sandlock: unknown command '${command}' (run, check, policy, profile, ps, inspect, kill, cow; see sandlock --help)\n`,
       );
       return EXIT.usage;
   }

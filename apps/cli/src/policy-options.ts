@@ -41,6 +41,7 @@ const TITLES: Record<string, string> = {
   network: 'Network',
   sandbox: 'Sandbox',
   determinism: 'What the sandbox sees',
+  http: 'HTTP and TLS',
 };
 
 /** The policy options grouped by profile section, in table order, for help. */

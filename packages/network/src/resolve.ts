@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises';
-import { netRulesOf, type Policy } from '@sandlock/policy';
+import { isWildcardHost, netRulesOf, type Policy } from '@sandlock/policy';
 
 /** A host name of the rules could not be resolved: the sandbox does not start. */
 export class HostResolutionError extends Error {
@@ -18,7 +18,10 @@ export async function resolveNetHosts(
   policy: Pick<Policy, 'netAllow' | 'netDeny'>,
 ): Promise<Record<string, string[]>> {
   const names = new Set(
-    (netRulesOf(policy)?.rules ?? []).flatMap((rule) => (rule.host === null ? [] : [rule.host])),
+    (netRulesOf(policy)?.rules ?? []).flatMap((rule) =>
+      // A wildcard is matched by name (the HTTP proxy), never pinned.
+      rule.host === null || isWildcardHost(rule.host) ? [] : [rule.host],
+    ),
   );
   const resolved: Record<string, string[]> = {};
   await Promise.all(

@@ -1,4 +1,5 @@
 import { type AnyField, FIELD_NAMES, type FieldName, fieldSpec, type Policy } from './fields.js';
+import { parseHttpAuth } from './http-spec.js';
 import { At } from './kinds.js';
 import { FROM_VALUE, type Origin, PolicyError, type PolicyProblem, shown } from './origin.js';
 
@@ -59,6 +60,32 @@ export class PolicyDraft {
     return copy;
   }
 
+  /** httpCa and httpKey come together; httpAuth names credentials that exist. */
+  private crossCheckHttp(out: Record<string, unknown>, problems: PolicyProblem[]): void {
+    const originOf = (name: FieldName) => this.given.get(name)?.at(-1)?.origin ?? FROM_VALUE;
+    if ((out.httpCa === null) !== (out.httpKey === null)) {
+      const [given, missing] = out.httpCa === null ? ['httpKey', 'httpCa'] : ['httpCa', 'httpKey'];
+      new At(given, originOf(given as FieldName), problems).problem(
+        `needs ${missing} too (a CA certificate and its private key)`,
+      );
+    }
+    const credentials = (out.credentials ?? {}) as Record<string, string>;
+    const auth = out.httpAuth as string[] | undefined;
+    for (const [index, text] of (auth ?? []).entries()) {
+      const parsed = parseHttpAuth(text);
+      if (typeof parsed === 'string' || credentials[parsed.credential] !== undefined) continue;
+      const known = Object.keys(credentials);
+      const origin = originOf('httpAuth');
+      const define =
+        origin.kind === 'flag'
+          ? '--credential NAME=env:VARIABLE or NAME=file:PATH'
+          : 'credentials: { NAME: "env:VARIABLE" or "file:PATH" }';
+      new At(`httpAuth[${index}]`, origin, problems).problem(
+        `no credential '${parsed.credential}' (${known.length === 0 ? `define it with ${define}` : `credentials: ${known.join(', ')}`})`,
+      );
+    }
+  }
+
   /** Every field checked: the frozen policy, or a {@link PolicyError} listing every problem. */
   resolve(): Policy {
     const problems: PolicyProblem[] = [...this.early];
@@ -89,6 +116,7 @@ export class PolicyDraft {
       const origin = this.given.get(other)!.find(({ value }) => value !== null)!.origin;
       new At(other, origin, problems).problem(`a policy has ${which}, not both`);
     }
+    this.crossCheckHttp(out, problems);
     if (problems.length > 0) throw new PolicyError(problems);
     return deepFreeze(out) as Policy;
   }

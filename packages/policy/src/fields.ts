@@ -1,17 +1,20 @@
 import { availableParallelism } from 'node:os';
 import { getRlimit } from '@sandlock/sys';
 import { append, custom, type FieldSpec, field, set, toggle } from './field.js';
+import { credentialSources, httpAuthSpec, httpRuleSpec } from './http-spec.js';
 import {
   bool,
   byteSize,
   cpu,
   cpuList,
+  existingDirectory,
   existingPath,
   hostname,
   instant,
   integer,
   list,
   nullable,
+  oneOf,
   type PluginRef,
   type PortSpec,
   path,
@@ -109,6 +112,83 @@ export const FIELDS = {
     doc: 'Let the sandbox read and write the device nodes that reach nothing: /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, and /dev/tty when this process has a terminal.',
     details:
       'The nodes themselves only: nothing can be created or removed in /dev, and their metadata stays unchangeable. Pushing input into the terminal (TIOCSTI, TIOCLINUX) is refused by the seccomp filter.',
+  }),
+  workdir: field({
+    kind: nullable(existingDirectory),
+    default: null as string | null,
+    combine: 'replace',
+    setter: set<string>(),
+    flags: [
+      {
+        long: 'workdir',
+        value: 'DIR',
+        help: 'run with DIR copy-on-write: changes go to a private layer, committed at the end',
+      },
+    ],
+    profile: { section: 'workdir', key: 'dir' },
+    doc: 'A directory the sandbox sees and changes through a private copy-on-write layer; at the end the layer is committed to it, discarded or kept (onExit, onError).',
+    details:
+      'Inside the directory every change (files, directories, renames, links, modes, times) lands in the layer and reads see the layer first; the directory itself is untouched until the commit, which writes each file beside its place and renames it over (atomic per file), and finishes after a crash. Outside it the policy applies as usual.',
+  }),
+  onExit: field({
+    kind: oneOf(['commit', 'abort', 'keep'] as const),
+    default: 'commit' as 'commit' | 'abort' | 'keep',
+    combine: 'replace',
+    setter: set<'commit' | 'abort' | 'keep'>(),
+    flags: [
+      {
+        long: 'on-exit',
+        value: 'WHAT',
+        help: 'with --workdir, when the command exits 0: commit, abort or keep the layer',
+      },
+    ],
+    profile: { section: 'workdir', key: 'on_exit' },
+    doc: "What happens to the workdir's layer when the program exits with status 0: commit it to the directory, abort (discard) it, or keep it for `sandlock cow commit|abort`.",
+  }),
+  onError: field({
+    kind: oneOf(['commit', 'abort', 'keep'] as const),
+    default: 'abort' as 'commit' | 'abort' | 'keep',
+    combine: 'replace',
+    setter: set<'commit' | 'abort' | 'keep'>(),
+    flags: [
+      {
+        long: 'on-error',
+        value: 'WHAT',
+        help: 'with --workdir, when the command fails (non-zero, signal, timeout): commit, abort or keep',
+      },
+    ],
+    profile: { section: 'workdir', key: 'on_error' },
+    doc: "What happens to the workdir's layer when the program ends otherwise (a non-zero status, a signal, a timeout): commit, abort or keep.",
+  }),
+  maxDisk: field({
+    kind: nullable(byteSize),
+    default: null as number | null,
+    combine: 'replace',
+    setter: set<number | string>(),
+    flags: [
+      {
+        long: 'max-disk',
+        value: 'SIZE',
+        help: "bound the workdir's layer to SIZE; writes past it fail with ENOSPC",
+      },
+    ],
+    profile: { section: 'workdir', key: 'max_disk' },
+    doc: "The most bytes the workdir's layer may hold; writes past it fail with ENOSPC.",
+  }),
+  fsStorage: field({
+    kind: nullable(path),
+    default: null as string | null,
+    combine: 'replace',
+    setter: set<string>(),
+    flags: [
+      {
+        long: 'fs-storage',
+        value: 'DIR',
+        help: 'keep the copy-on-write layers in DIR (default $TMPDIR/sandlock-cow-UID)',
+      },
+    ],
+    profile: { section: 'workdir', key: 'storage' },
+    doc: 'Where the copy-on-write layers are kept (default `$TMPDIR/sandlock-cow-<uid>`): made 0700 if missing; one owned by another user or writable by others is refused.',
   }),
   env: field({
     kind: variables,
@@ -481,6 +561,106 @@ export const FIELDS = {
     ],
     profile: { section: 'determinism', key: 'time_start' },
     doc: 'The wall-clock instant the sandbox starts at, in epoch milliseconds; it then ticks. Monotonic clocks stay real.',
+  }),
+  httpAllow: field({
+    kind: list(httpRuleSpec),
+    default: [] as string[],
+    combine: 'append',
+    setter: append<string>(),
+    flags: [
+      {
+        long: 'http-allow',
+        value: 'RULE',
+        help: "allow HTTP(S) requests matching 'METHOD HOST/PATH' (e.g. 'GET api.example.com/v1/**'); any makes the rest denied",
+      },
+    ],
+    profile: { section: 'http', key: 'allow' },
+    doc: 'HTTP requests the sandbox may make; with any, every other request is refused with 403.',
+    details: [
+      'A rule is `METHOD HOST[:PORT][/PATH]`. METHOD is a method name or `*`. HOST is a name, `*.NAME` (any name beneath NAME, not NAME itself), an IP address (IPv6 in brackets) or `*`; without a port, any port. PATH may hold `*` (any characters within one segment) and `**` segments (any number of segments, none included); without a path, `/**`. The query is not matched.',
+      '',
+      "Deny rules are checked first. Every request of a connection is checked (keep-alive, pipelining, each HTTP/2 stream), its path normalized first (percent-escapes of unreserved characters decoded, dot segments removed, and every reading a server may give to `//`, `;` parameters, `%2F`, `%5C` and `\\` checked: a request is allowed only when each reading is). A refused request is answered 403 with the rule that refused it. HTTPS requests are seen by intercepting TLS with the sandbox's CA (`httpCa`, or one made for the sandbox) where a rule has a method or a path, or a credential is added; otherwise only the TLS server name is checked.",
+      '',
+      'Not enforced yet: the proxy (`@sandlock/http`) is not wired into sandboxes, and a sandbox whose policy has `httpAllow`, `httpDeny`, `httpAuth`, `credentials` or `httpCa` is refused rather than run without them.',
+    ].join('\n'),
+  }),
+  httpDeny: field({
+    kind: list(httpRuleSpec),
+    default: [] as string[],
+    combine: 'append',
+    setter: append<string>(),
+    flags: [
+      {
+        long: 'http-deny',
+        value: 'RULE',
+        help: "refuse HTTP(S) requests matching 'METHOD HOST/PATH' (checked before --http-allow)",
+      },
+    ],
+    profile: { section: 'http', key: 'deny' },
+    doc: 'HTTP requests the sandbox may not make, checked before httpAllow (same form).',
+  }),
+  httpCa: field({
+    kind: nullable(existingPath),
+    default: null as string | null,
+    combine: 'replace',
+    setter: set<string>(),
+    flags: [
+      {
+        long: 'http-ca',
+        value: 'CERT',
+        help: 'the CA certificate (PEM) HTTPS interception signs with (default: one made per sandbox)',
+      },
+    ],
+    profile: { section: 'http', key: 'ca' },
+    doc: "The CA certificate (PEM) that signs the certificates HTTPS interception shows the sandbox; without it, a CA is made for each sandbox, its key only in the supervisor's memory.",
+  }),
+  httpKey: field({
+    kind: nullable(existingPath),
+    default: null as string | null,
+    combine: 'replace',
+    setter: set<string>(),
+    flags: [{ long: 'http-key', value: 'KEY', help: 'the private key (PEM) of --http-ca' }],
+    profile: { section: 'http', key: 'key' },
+    doc: 'The private key (PEM) of httpCa.',
+  }),
+  credentials: field({
+    kind: credentialSources,
+    default: {} as Record<string, string>,
+    combine: 'merge',
+    setter: custom(
+      'credential',
+      'name, source',
+      (current, [name, source]: [name: string, source: string]) => ({
+        ...(current as object),
+        [name]: source,
+      }),
+    ),
+    flags: [
+      {
+        long: 'credential',
+        value: 'NAME=SOURCE',
+        help: 'a secret the proxy may add to requests (--http-auth): NAME=env:VARIABLE or NAME=file:PATH',
+      },
+    ],
+    profile: { section: 'http', key: 'credentials' },
+    doc: 'Secrets by name, read by the supervisor when the sandbox starts (`env:VARIABLE` from its environment, `file:PATH`); the sandbox never has them: httpAuth adds them to its requests.',
+  }),
+  httpAuth: field({
+    kind: list(httpAuthSpec),
+    default: [] as string[],
+    combine: 'append',
+    setter: append<string>(),
+    flags: [
+      {
+        long: 'http-auth',
+        value: 'RULE',
+        help: "add a credential to HTTPS requests matching RULE: 'METHOD HOST/PATH bearer|basic|header:NAME CREDENTIAL'",
+      },
+    ],
+    profile: { section: 'http', key: 'auth' },
+    doc: 'Credentials added to the HTTPS requests matching a rule, after they were allowed: `Authorization: Bearer`, `Authorization: Basic` (the secret is USER:PASSWORD) or a header of that name, replacing what the request had.',
+    details:
+      'Only requests sent over TLS whose server certificate the proxy verified for the host get a credential; a plain HTTP request matching the rule is sent without it. The first matching entry for a header wins.',
   }),
 };
 

@@ -3,16 +3,29 @@ export { PolicyDraft, parsePolicy } from './draft.js';
 export type { FieldSpec, FlagSpec, Setter } from './field.js';
 export { FIELD_NAMES, FIELDS, type FieldName, type Fields, type Policy } from './fields.js';
 export { applyFlag, type PolicyFlag, policyFlags } from './flags.js';
+export {
+  type AuthScheme,
+  type CredentialSource,
+  type HttpAuth,
+  type HttpRule,
+  httpRuleText,
+  parseCredentialSource,
+  parseHttpAuth,
+  parseHttpRule,
+} from './http-spec.js';
 export type { Kind, PluginRef, PortSpec, Schema } from './kinds.js';
 export {
   type BindProtocol,
   type BindRule,
   bindRuleMatches,
   bindSpec,
+  hostMatches,
+  isWildcardHost,
   type NetProtocol,
   type NetRule,
   netSpec,
   parseBindRule,
+  parseHostPattern,
   parseNetRule,
 } from './net-spec.js';
 export { type Origin, PolicyError, type PolicyProblem, whereOf } from './origin.js';

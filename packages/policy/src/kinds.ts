@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -107,6 +107,35 @@ export const existingPath: Kind<string> = {
   schema: path.schema,
   describe: 'an absolute path that exists',
 };
+
+/** An existing directory, by absolute path. */
+export const existingDirectory: Kind<string> = {
+  check(value, at) {
+    if (!absolute(value)) return at.expected('an absolute path', value);
+    let directory: boolean;
+    try {
+      directory = statSync(value).isDirectory();
+    } catch {
+      return at.problem(`${value} does not exist`);
+    }
+    return directory ? value : at.problem(`${value} is not a directory`);
+  },
+  schema: path.schema,
+  describe: 'an absolute path of a directory that exists',
+};
+
+/** One of a few words. */
+export function oneOf<const T extends string>(values: readonly T[]): Kind<T> {
+  const words = values.join(', ');
+  return {
+    check: (value, at) =>
+      typeof value === 'string' && (values as readonly string[]).includes(value)
+        ? (value as T)
+        : at.expected(`one of ${words}`, value),
+    schema: { type: 'string', enum: [...values] },
+    describe: `one of ${values.map((value) => `\`${value}\``).join(', ')}`,
+  };
+}
 
 /** A list; a flag's text is one item (or, with `split`, several). */
 export function list<T>(

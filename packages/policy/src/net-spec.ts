@@ -11,7 +11,11 @@ export type NetProtocol = 'tcp' | 'udp' | 'icmp';
  */
 export interface NetRule {
   readonly protocols: readonly NetProtocol[];
-  /** A host name, resolved when the sandbox starts; null for an address, a CIDR or `*`. */
+  /**
+   * A host name, resolved when the sandbox starts, or a wildcard `*.NAME`
+   * (never resolved: it is matched by name, by the HTTP proxy); null for an
+   * address, a CIDR or `*`.
+   */
   readonly host: string | null;
   /** The address range: an address is a /32 or /128; null for any address (or a host name). */
   readonly network: { readonly address: string; readonly prefix: number } | null;
@@ -111,20 +115,62 @@ export function parseNetRule(given: string): NetRule | string {
   if (where.includes(':')) return `'${where}' is not an IPv6 address or CIDR`;
   if (/^[\d.]+$/.test(where) || where.includes('/'))
     return `'${where}' is not an IPv4 address or CIDR`;
+  const host = parseHostPattern(where);
+  if (host === null || host.includes(':') || ipaddr.IPv4.isValidFourPartDecimal(host)) {
+    return `'${where}' is not a host name, *.name, an address, a CIDR or *`;
+  }
+  return { protocols, host, network: null, ports };
+}
+
+/** A host name as rules keep it: lower case, without a trailing dot; null when it is none. */
+function hostName(text: string): string | null {
   // A last label starting with a digit is no top-level domain (RFC 3696 §2):
   // getaddrinfo would read `0x7f.1` as 127.0.0.1 (inet_aton's forms).
-  const last = where.replace(/\.$/, '').split('.').at(-1) ?? '';
-  if (!HOST.test(where) || /^\d/.test(last)) {
-    return `'${where}' is not a host name, an address, a CIDR or *`;
+  const last = text.replace(/\.$/, '').split('.').at(-1) ?? '';
+  if (!HOST.test(text) || /^\d/.test(last)) return null;
+  return text.toLowerCase().replace(/\.$/, '');
+}
+
+/**
+ * A host of a name rule: a host name, `*.NAME` (any name beneath NAME, not
+ * NAME itself), or an IP address (normalized: `::ffff:0:1` as ipaddr.js
+ * prints it); null when it is none of these.
+ */
+export function parseHostPattern(text: string): string | null {
+  if (text.startsWith('*.')) {
+    const name = hostName(text.slice(2));
+    return name === null ? null : `*.${name}`;
   }
-  return { protocols, host: where.toLowerCase().replace(/\.$/, ''), network: null, ports };
+  if (
+    ipaddr.IPv4.isValidFourPartDecimal(text) ||
+    (text.includes(':') && ipaddr.IPv6.isValid(text))
+  ) {
+    return ipaddr.parse(text).toString();
+  }
+  return hostName(text);
+}
+
+/** A name rule's host is a wildcard (`*.example.com`): matched by name, never pinned. */
+export function isWildcardHost(host: string): boolean {
+  return host.startsWith('*.');
+}
+
+/** Whether `name` (lower case, no trailing dot) is matched by the host pattern `pattern`. */
+export function hostMatches(pattern: string, name: string): boolean {
+  if (pattern === '*') return true;
+  if (isWildcardHost(pattern))
+    return name.endsWith(pattern.slice(1)) && name.length > pattern.length - 1;
+  return pattern === name;
 }
 
 /** A network rule, kept as its text (`udp://10.0.0.0/8:53`); {@link parseNetRule} takes it apart. */
 export const netSpec: Kind<string> = {
   check(value, at) {
     if (typeof value !== 'string') {
-      return at.expected('a rule like example.com:443, 10.0.0.0/8, udp://[::1]:53 or *', value);
+      return at.expected(
+        'a rule like example.com:443, *.example.com:443, 10.0.0.0/8, udp://[::1]:53 or *',
+        value,
+      );
     }
     const rule = parseNetRule(value);
     if (typeof rule === 'string') return at.problem(`${rule}, in '${value}'`);
@@ -132,7 +178,7 @@ export const netSpec: Kind<string> = {
   },
   schema: { type: 'string', minLength: 1 },
   describe:
-    '[tcp:// | udp:// | icmp://] HOST, IP, CIDR or * (IPv6 in brackets), then optionally :PORT, :PORT,PORT, :FROM-TO or :*',
+    '[tcp:// | udp:// | icmp://] HOST, *.DOMAIN, IP, CIDR or * (IPv6 in brackets), then optionally :PORT, :PORT,PORT, :FROM-TO or :*',
 };
 
 /** The protocols a bind rule is about: a port is TCP's or UDP's. */

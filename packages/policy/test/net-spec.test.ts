@@ -51,7 +51,9 @@ describe('network rules', () => {
     expect(parseNetRule('example.com:http')).toBe("'http' is not a port, a range FROM-TO or *");
     expect(parseNetRule('10.0.0.0/33')).toBe("'10.0.0.0/33' has a prefix length out of range");
     expect(parseNetRule('300.1.1.1')).toBe("'300.1.1.1' is not an IPv4 address or CIDR");
-    expect(parseNetRule('0x7f.1')).toBe("'0x7f.1' is not a host name, an address, a CIDR or *");
+    expect(parseNetRule('0x7f.1')).toBe(
+      "'0x7f.1' is not a host name, *.name, an address, a CIDR or *",
+    );
     expect(parseNetRule('icmp://10.0.0.1:7')).toBe('ICMP has no ports');
     expect(parseNetRule('[10.0.0.1]:80')).toBe("'[10.0.0.1]': brackets are for IPv6 addresses");
     expect(parseNetRule('[::1')).toBe("'[' without ']'");

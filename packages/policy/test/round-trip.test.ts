@@ -50,11 +50,13 @@ describe('every field of the table', () => {
 
   it.each(FIELD_NAMES)('%s round-trips through builder, flags, profile and JSON', (name) => {
     const sample = SAMPLES[name];
-    const viaJson = parsePolicy({ [name]: sample.json });
+    const names = [name, ...(sample.alongside ?? [])];
+    const viaJson = parsePolicy(Object.fromEntries(names.map((n) => [n, SAMPLES[n].json])));
     expect(viaJson[name]).toEqual(sample.json);
-    expect(fromBuilder(sample.builder)).toEqual(viaJson);
-    expect(fromFlags(sample.flags).resolve()).toEqual(viaJson);
-    expect(profileDraft(sample.toml, 'sample.toml').resolve()).toEqual(viaJson);
+    expect(fromBuilder(names.flatMap((n) => SAMPLES[n].builder))).toEqual(viaJson);
+    expect(fromFlags(names.flatMap((n) => SAMPLES[n].flags)).resolve()).toEqual(viaJson);
+    const toml = sample.alongside === undefined ? sample.toml : wholeProfile(names);
+    expect(profileDraft(toml, 'sample.toml').resolve()).toEqual(viaJson);
     expect(parsePolicy(JSON.parse(JSON.stringify(viaJson)))).toEqual(viaJson);
   });
 
@@ -77,7 +79,8 @@ describe('every field of the table', () => {
 
 describe('profileText', () => {
   it.each(FIELD_NAMES)('%s: the policy written as a profile reads back the same', (name) => {
-    const policy = parsePolicy({ [name]: SAMPLES[name].json });
+    const names = [name, ...(SAMPLES[name].alongside ?? [])];
+    const policy = parsePolicy(Object.fromEntries(names.map((n) => [n, SAMPLES[n].json])));
     expect(profileDraft(profileText(policy), 'written.toml').resolve()).toEqual(policy);
   });
 

@@ -7,6 +7,11 @@ import type { FieldName } from '../src/index.js';
 export const scratch = mkdtempSync(join(tmpdir(), 'sandlock-policy-'));
 const plugin = join(scratch, 'plugin.js');
 writeFileSync(plugin, 'export default {};\n');
+// The policy checks only that they exist; packages/http reads them.
+const caCert = join(scratch, 'ca.pem');
+const caKey = join(scratch, 'ca-key.pem');
+writeFileSync(caCert, '');
+writeFileSync(caKey, '');
 /** Removes the files the samples name; call from afterAll. */
 export function removeSampleFiles(): void {
   rmSync(scratch, { recursive: true, force: true });
@@ -24,6 +29,8 @@ export const SAMPLES: Record<
     flags: string[];
     toml: string;
     json: unknown;
+    /** Fields this one is only valid with (httpCa needs httpKey): their samples are given too. */
+    alongside?: FieldName[];
   }
 > = {
   fsRead: {
@@ -55,6 +62,36 @@ export const SAMPLES: Record<
     flags: ['--no-devices'],
     toml: '[filesystem]\ndevices = false',
     json: false,
+  },
+  workdir: {
+    builder: [['workdir', scratch]],
+    flags: ['--workdir', scratch],
+    toml: `[workdir]\ndir = "${scratch}"`,
+    json: scratch,
+  },
+  onExit: {
+    builder: [['onExit', 'keep']],
+    flags: ['--on-exit', 'keep'],
+    toml: '[workdir]\non_exit = "keep"',
+    json: 'keep',
+  },
+  onError: {
+    builder: [['onError', 'commit']],
+    flags: ['--on-error', 'commit'],
+    toml: '[workdir]\non_error = "commit"',
+    json: 'commit',
+  },
+  maxDisk: {
+    builder: [['maxDisk', '1G']],
+    flags: ['--max-disk', '1G'],
+    toml: '[workdir]\nmax_disk = "1G"',
+    json: 1024 * 1024 * 1024,
+  },
+  fsStorage: {
+    builder: [['fsStorage', '/var/tmp/layers']],
+    flags: ['--fs-storage', '/var/tmp/layers'],
+    toml: '[workdir]\nstorage = "/var/tmp/layers"',
+    json: '/var/tmp/layers',
   },
   env: {
     builder: [
@@ -215,16 +252,75 @@ export const SAMPLES: Record<
     toml: '[determinism]\ntime_start = 2000-01-01T00:00:00Z',
     json: Date.UTC(2000, 0, 1),
   },
+  httpAllow: {
+    builder: [['httpAllow', 'GET api.example.com/v1/**', 'POST *.example.com:8443/upload']],
+    flags: [
+      '--http-allow',
+      'GET api.example.com/v1/**',
+      '--http-allow',
+      'POST *.example.com:8443/upload',
+    ],
+    toml: '[http]\nallow = ["GET api.example.com/v1/**", "POST *.example.com:8443/upload"]',
+    json: ['GET api.example.com/v1/**', 'POST *.example.com:8443/upload'],
+  },
+  httpDeny: {
+    builder: [['httpDeny', '* api.example.com/admin/**']],
+    flags: ['--http-deny', '* api.example.com/admin/**'],
+    toml: '[http]\ndeny = ["* api.example.com/admin/**"]',
+    json: ['* api.example.com/admin/**'],
+  },
+  httpCa: {
+    builder: [['httpCa', caCert]],
+    flags: ['--http-ca', caCert],
+    toml: `[http]\nca = "${caCert}"`,
+    json: caCert,
+    alongside: ['httpKey'],
+  },
+  httpKey: {
+    builder: [['httpKey', caKey]],
+    flags: ['--http-key', caKey],
+    toml: `[http]\nkey = "${caKey}"`,
+    json: caKey,
+    alongside: ['httpCa'],
+  },
+  credentials: {
+    builder: [
+      ['credential', 'TOKEN', 'env:GITHUB_TOKEN'],
+      ['credential', 'KEY', 'file:/run/secrets/key'],
+    ],
+    flags: ['--credential', 'TOKEN=env:GITHUB_TOKEN', '--credential', 'KEY=file:/run/secrets/key'],
+    toml: '[http]\ncredentials = { TOKEN = "env:GITHUB_TOKEN", KEY = "file:/run/secrets/key" }',
+    json: { TOKEN: 'env:GITHUB_TOKEN', KEY: 'file:/run/secrets/key' },
+  },
+  httpAuth: {
+    builder: [
+      ['httpAuth', 'GET api.example.com/** bearer TOKEN', '* example.com header:X-Key KEY'],
+    ],
+    flags: [
+      '--http-auth',
+      'GET api.example.com/** bearer TOKEN',
+      '--http-auth',
+      '* example.com header:X-Key KEY',
+    ],
+    toml: '[http]\nauth = ["GET api.example.com/** bearer TOKEN", "* example.com header:X-Key KEY"]',
+    json: ['GET api.example.com/** bearer TOKEN', '* example.com header:X-Key KEY'],
+    alongside: ['credentials'],
+  },
 };
 
 /** Every sample's TOML as one profile (a section opened once). */
 /** Fields a policy has only one of (netAllow or netDeny): the whole profile leaves these out. */
 export const EXCLUDED_FROM_WHOLE: readonly FieldName[] = ['netDeny', 'netDenyBind'];
 
-export function wholeProfile(): string {
+export function wholeProfile(names?: readonly FieldName[]): string {
   const sections = new Map<string, string[]>();
   for (const [name, sample] of Object.entries(SAMPLES)) {
-    if (EXCLUDED_FROM_WHOLE.includes(name as FieldName)) continue;
+    if (
+      names === undefined
+        ? EXCLUDED_FROM_WHOLE.includes(name as FieldName)
+        : !names.includes(name as FieldName)
+    )
+      continue;
     for (const block of sample.toml.split(/\n(?=\[)/)) {
       const [header, ...lines] = block.split('\n');
       sections.set(header!, [...(sections.get(header!) ?? []), ...lines]);

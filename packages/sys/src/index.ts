@@ -17,6 +17,7 @@ export {
 } from './credentials.js';
 export { ERRNO, type ErrnoName, errnoNumber, MAX_ERRNO } from './errno.js';
 export { errnoMessage, errnoName, SysError } from './errors.js';
+export * from './fs-constants.js';
 export * from './io.js';
 export {
   addressOf,

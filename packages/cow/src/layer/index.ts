@@ -1,0 +1,323 @@
+// A copy-on-write layer over a directory (the lower): its upper tree, its
+// whiteout log and its disk accounting, in one directory of the store
+// (docs/design.md, "Copy-on-write layers: format, commit, recovery").
+
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { type Change, computeChanges } from './changes.js';
+import { commitLayer, commitLayerAsync, setOpener } from './commit.js';
+import { cleanStaleLayers } from './stale.js';
+import {
+  checkedStore,
+  defaultStore,
+  ID,
+  newId,
+  type Owner,
+  ownerGone,
+  parseMeta,
+  readJson,
+  removeLayerDir,
+  thisProcess,
+  writeDurably,
+} from './store.js';
+import { Whiteouts } from './whiteouts.js';
+
+export type { Change, ChangeKind } from './changes.js';
+export { defaultStore, type Owner, StoreError } from './store.js';
+
+export type LayerState = 'running' | 'kept' | 'committing' | 'aborting';
+
+/** layer.json. */
+export interface LayerMeta {
+  readonly version: 1;
+  /** The canonical directory the layer is over. */
+  readonly lower: string;
+  /** Its device and inode when the layer was made: a commit refuses a directory put in its place. */
+  readonly device: string;
+  readonly inode: string;
+  readonly owner: Owner;
+  readonly created: string;
+  readonly state: LayerState;
+  readonly maxDisk: number | null;
+}
+
+export interface CreateOptions {
+  readonly lower: string;
+  /** The store (fsStorage); default `$TMPDIR/sandlock-cow-<uid>`. */
+  readonly storage?: string;
+  /** The most bytes the upper may hold (reserve() says no past it); null: no bound. */
+  readonly maxDisk?: number | null;
+}
+
+export interface OpenOptions {
+  /**
+   * The accounting of another Layer instance of the same layer (its
+   * `usage`), shared between threads; default: a fresh count from a scan of
+   * the upper.
+   */
+  readonly usage?: SharedArrayBuffer;
+}
+
+const META = 'layer.json';
+const LOG = 'whiteouts';
+
+export class Layer {
+  readonly id: string;
+  /** STORE/<id>. */
+  readonly dir: string;
+  readonly upper: string;
+  readonly lower: string;
+  readonly store: string;
+  /** The bytes the upper holds, as one BigInt64 shared by every instance given it (Atomics). */
+  readonly usage: SharedArrayBuffer;
+  private readonly used: BigInt64Array;
+  private readonly whiteouts: Whiteouts;
+  private meta: LayerMeta;
+  private closed = false;
+
+  private constructor(dir: string, meta: LayerMeta, usage?: SharedArrayBuffer) {
+    this.dir = dir;
+    this.id = basename(dir);
+    this.store = dirname(dir);
+    this.upper = join(dir, 'upper');
+    this.lower = meta.lower;
+    this.meta = meta;
+    this.whiteouts = new Whiteouts(join(dir, LOG));
+    this.usage = usage ?? new SharedArrayBuffer(8);
+    this.used = new BigInt64Array(this.usage);
+    if (usage === undefined) Atomics.store(this.used, 0, BigInt(upperSize(this.upper)));
+  }
+
+  /**
+   * A new layer over `lower` (an existing directory), owned by this process.
+   * The store is cleaned first ({@link cleanStaleLayers}): what dead owners
+   * left is removed, and their interrupted commits finished.
+   */
+  static create(options: CreateOptions): Layer {
+    const lower = realpathSync(options.lower);
+    const stat = statSync(lower, { bigint: true });
+    if (!stat.isDirectory()) throw new Error(`sandlock: ${lower} is not a directory`);
+    const where = resolvedStore(options.storage ?? defaultStore());
+    if (where === lower || where.startsWith(`${lower === '/' ? '' : lower}/`)) {
+      throw new Error(
+        `sandlock: the copy-on-write store ${where} lies inside the directory ${lower}; put it elsewhere (fsStorage)`,
+      );
+    }
+    const store = checkedStore(options.storage);
+    const maxDisk = options.maxDisk ?? null;
+    if (maxDisk !== null && !(Number.isSafeInteger(maxDisk) && maxDisk >= 0)) {
+      throw new RangeError(`sandlock: maxDisk must be a whole number of bytes, got ${maxDisk}`);
+    }
+    // What dead owners left: their layers removed, their commits finished
+    // (this directory's among them) before this layer is made.
+    cleanStaleLayers(store);
+    const id = newId();
+    const owner = thisProcess();
+    // Made under a name that says whose it is, then renamed into place: a
+    // layer directory without its layer.json is never seen under an id.
+    const building = join(store, `.new-${owner.pid}-${owner.startTime}-${id}`);
+    mkdirSync(building, { mode: 0o700 });
+    try {
+      mkdirSync(join(building, 'upper'), { mode: 0o700 });
+      const meta: LayerMeta = {
+        version: 1,
+        lower,
+        device: String(stat.dev),
+        inode: String(stat.ino),
+        owner,
+        created: new Date().toISOString(),
+        state: 'running',
+        maxDisk,
+      };
+      writeDurably(building, LOG, '');
+      writeDurably(building, META, `${JSON.stringify(meta)}\n`);
+      renameSync(building, join(store, id));
+      return new Layer(join(store, id), meta);
+    } catch (error) {
+      rmSync(building, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** An existing layer: STORE/<id>, kept or running (for another thread, or a commit). */
+  static open(dir: string, options: OpenOptions = {}): Layer {
+    const canonical = realpathSync(dir);
+    if (!ID.test(basename(canonical))) {
+      throw new Error(`sandlock: ${dir} is not a copy-on-write layer (not STORE/<id>)`);
+    }
+    checkedStore(dirname(canonical));
+    let meta: LayerMeta;
+    try {
+      meta = parseMeta(readJson(join(canonical, META)));
+    } catch (error) {
+      throw new Error(
+        `sandlock: ${dir} is not a copy-on-write layer (${META}: ${(error as Error).message})`,
+      );
+    }
+    return new Layer(canonical, meta, options.usage);
+  }
+
+  get state(): LayerState {
+    return this.meta.state;
+  }
+  get owner(): Owner {
+    return this.meta.owner;
+  }
+  /** The owner is gone (a layer not kept is then for anyone to finish). */
+  get orphaned(): boolean {
+    return ownerGone(this.meta.owner);
+  }
+  get maxDisk(): number | null {
+    return this.meta.maxDisk;
+  }
+  /** The bytes the upper holds, as counted. */
+  get bytesUsed(): number {
+    return Number(Atomics.load(this.used, 0));
+  }
+  /** layer.json as last read or written. */
+  get metadata(): LayerMeta {
+    return this.meta;
+  }
+
+  /** Whether the lower's entry at `rel` is invisible (deleted, or beneath an opaque directory). */
+  hidden(rel: string): boolean {
+    return this.whiteouts.hidden(rel);
+  }
+
+  /** `rel` and everything beneath it are gone from the lower. */
+  recordDelete(rel: string): void {
+    this.whiteouts.append({ op: 'delete', path: rel });
+  }
+
+  /** Nothing of the lower beneath the upper directory `rel` is visible. */
+  recordOpaque(rel: string): void {
+    this.whiteouts.append({ op: 'opaque', path: rel });
+  }
+
+  /** Counts `bytes` more in the upper; false (and nothing counted) past maxDisk: ENOSPC. */
+  reserve(bytes: number): boolean {
+    if (bytes <= 0) return true;
+    const limit = this.meta.maxDisk === null ? null : BigInt(this.meta.maxDisk);
+    const more = BigInt(bytes);
+    for (;;) {
+      const current = Atomics.load(this.used, 0);
+      const next = current + more;
+      if (limit !== null && next > limit) return false;
+      if (Atomics.compareExchange(this.used, 0, current, next) === current) return true;
+    }
+  }
+
+  /** Counts `bytes` fewer (never below zero). */
+  release(bytes: number): void {
+    if (bytes <= 0) return;
+    const less = BigInt(bytes);
+    for (;;) {
+      const current = Atomics.load(this.used, 0);
+      const next = current > less ? current - less : 0n;
+      if (Atomics.compareExchange(this.used, 0, current, next) === current) return;
+    }
+  }
+
+  /** The change list: the lower as it is against the lower seen through the layer. */
+  changes(): Change[] {
+    this.whiteouts.refresh();
+    return computeChanges(this.lower, this.upper, this.whiteouts);
+  }
+
+  /**
+   * Applies the layer to the lower and removes it. Waits for another commit
+   * to the same directory (a lock in the store). Blocks the thread; see
+   * {@link commitAsync}.
+   */
+  commit(): void {
+    this.usable();
+    commitLayer(this);
+    this.close();
+  }
+
+  /** {@link commit}, waiting for the lock on a thread of libuv's pool. */
+  async commitAsync(): Promise<void> {
+    this.usable();
+    await commitLayerAsync(this);
+    this.close();
+  }
+
+  /** Removes the layer; the lower is untouched. */
+  abort(): void {
+    this.usable();
+    if (existsSync(this.dir)) this.setState('aborting');
+    this.close();
+    removeLayerDir(this.store, this.id);
+  }
+
+  /** Leaves the layer in the store (state kept) and returns its directory. */
+  keep(): string {
+    this.usable();
+    this.setState('kept');
+    this.close();
+    return this.dir;
+  }
+
+  /** Releases this instance's descriptor; the layer stays. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.whiteouts.close();
+  }
+
+  /** @internal The log, refreshed, for the commit. */
+  whiteoutsForCommit(): Whiteouts {
+    this.whiteouts.refresh();
+    return this.whiteouts;
+  }
+
+  /** @internal */
+  setState(state: LayerState): void {
+    // The process that commits or aborts a layer owns it from then on: if it
+    // dies, the next process to look finishes what it started.
+    const owner = state === 'committing' || state === 'aborting' ? thisProcess() : this.meta.owner;
+    this.meta = { ...this.meta, state, owner };
+    writeDurably(this.dir, META, `${JSON.stringify(this.meta)}\n`);
+  }
+
+  private usable(): void {
+    if (this.closed) throw new Error(`sandlock: the layer ${this.dir} was already finished`);
+  }
+}
+
+setOpener((dir) => Layer.open(dir));
+
+/** The store's canonical path, or that of its parent and its name when it is not made yet. */
+function resolvedStore(store: string): string {
+  try {
+    return realpathSync(store);
+  } catch {
+    return join(realpathSync(dirname(resolve(store))), basename(store));
+  }
+}
+
+/** What the upper holds, as reserve() counts it: the sizes of its files and symlinks. */
+function upperSize(upper: string): number {
+  let total = 0;
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      const stat = lstatSync(path);
+      if (stat.isDirectory()) walk(path);
+      else if (stat.isFile() || stat.isSymbolicLink()) total += stat.size;
+    }
+  };
+  walk(upper);
+  return total;
+}
+
+export { type CleanReport, cleanStaleLayers, listLayers } from './stale.js';

@@ -1,0 +1,176 @@
+// The store: the directory holding one directory per layer. It must be the
+// user's own and writable by no one else, because everything in it (the
+// upper trees, the logs, the journals) is trusted by the commit.
+
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startTimeOf } from '@sandlock/sys';
+import type { LayerMeta } from './index.js';
+
+/** The default store of this user: `$TMPDIR/sandlock-cow-<uid>`. */
+export function defaultStore(): string {
+  return join(tmpdir(), `sandlock-cow-${process.getuid?.() ?? 'user'}`);
+}
+
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+}
+
+/**
+ * Makes the store if it is missing (0700) and checks it: a directory, not a
+ * symlink, owned by this user, writable by neither its group nor others.
+ * Returns its path. Throws {@link StoreError} otherwise.
+ */
+export function checkedStore(storage?: string): string {
+  const store = storage ?? defaultStore();
+  try {
+    mkdirSync(store, { mode: 0o700 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw new StoreError(
+        `sandlock: cannot make the copy-on-write store ${store}: ${(error as Error).message}`,
+      );
+    }
+  }
+  const stat = lstatSync(store);
+  const uid = process.geteuid?.() ?? -1;
+  if (!stat.isDirectory()) {
+    throw new StoreError(`sandlock: the copy-on-write store ${store} is not a directory`);
+  }
+  if (stat.uid !== uid) {
+    throw new StoreError(
+      `sandlock: the copy-on-write store ${store} belongs to uid ${stat.uid}, not to this user (${uid})`,
+    );
+  }
+  if ((stat.mode & 0o022) !== 0) {
+    throw new StoreError(
+      `sandlock: the copy-on-write store ${store} is writable by others (mode ${(stat.mode & 0o7777).toString(8)}); make it 0700`,
+    );
+  }
+  return store;
+}
+
+/** A layer id: 128 random bits, so no other process can guess a layer's directory. */
+export function newId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+export const ID = /^[0-9a-f]{32}$/;
+
+/** The process that owns a layer: a pid alone may be reused, with its start time it names one process. */
+export interface Owner {
+  readonly pid: number;
+  readonly startTime: string;
+  /** The inode of the owner's pid namespace (absent: unknown). */
+  readonly pidNamespace?: string;
+}
+
+export function pidNamespace(): string | undefined {
+  try {
+    return /^pid:\[(\d+)\]$/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+export function thisProcess(): Owner {
+  const namespace = pidNamespace();
+  return {
+    pid: process.pid,
+    startTime: String(startTimeOf(process.pid) ?? ''),
+    ...(namespace === undefined ? {} : { pidNamespace: namespace }),
+  };
+}
+
+/**
+ * Whether a layer's owner is gone. False when that cannot be told (another
+ * pid namespace, whose pids mean something else here).
+ */
+export function ownerGone(owner: Owner): boolean {
+  const namespace = pidNamespace();
+  if (owner.pidNamespace !== undefined && owner.pidNamespace !== namespace) return false;
+  if (owner.startTime === '') return false;
+  let start: number | null;
+  try {
+    start = startTimeOf(owner.pid);
+  } catch {
+    return false;
+  }
+  return start === null || String(start) !== owner.startTime;
+}
+
+/** Writes a file atomically and durably: a temporary beside it, fsync, rename, fsync of the directory. */
+export function writeDurably(dir: string, name: string, content: string): void {
+  const temp = join(dir, `.${name}.${randomBytes(4).toString('hex')}`);
+  const fd = openSync(temp, 'wx', 0o600);
+  try {
+    writeFileSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, join(dir, name));
+  syncDirectory(dir);
+}
+
+export function syncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function readJson(path: string): unknown {
+  return JSON.parse(readFileSync(path, 'utf8'));
+}
+
+/**
+ * Removes a layer's directory: renamed first to a `.trash-` name (one atomic
+ * step, so no half-removed layer is ever taken for a layer), then removed.
+ */
+export function removeLayerDir(store: string, id: string): void {
+  const trash = join(store, `.trash-${id}`);
+  try {
+    renameSync(join(store, id), trash);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    // Someone else got there first, or it is already in the trash.
+  }
+  syncDirectory(store);
+  rmSync(trash, { recursive: true, force: true });
+}
+
+/** A layer.json, checked; throws when it is not one of version 1. */
+export function parseMeta(value: unknown): LayerMeta {
+  const meta = value as Partial<LayerMeta> | null;
+  if (
+    meta === null ||
+    typeof meta !== 'object' ||
+    meta.version !== 1 ||
+    typeof meta.lower !== 'string' ||
+    typeof meta.device !== 'string' ||
+    typeof meta.inode !== 'string' ||
+    typeof meta.owner?.pid !== 'number' ||
+    typeof meta.owner.startTime !== 'string' ||
+    !['running', 'kept', 'committing', 'aborting'].includes(meta.state as string) ||
+    !(meta.maxDisk === null || typeof meta.maxDisk === 'number')
+  ) {
+    throw new Error('not a layer description of version 1');
+  }
+  return meta as LayerMeta;
+}

@@ -1,0 +1,21 @@
+// File-system constants of <fcntl.h>, <sys/stat.h> and <linux/fs.h> that are the same on x86_64 and aarch64 (asm-generic).
+
+/** unlinkat(2): remove a directory. */
+export const AT_REMOVEDIR = 0x200;
+/** linkat(2): follow a symlink at the old path. */
+export const AT_SYMLINK_FOLLOW = 0x400;
+
+/** renameat2(2) flags. */
+export const RENAME_NOREPLACE = 0x1;
+export const RENAME_EXCHANGE = 0x2;
+export const RENAME_WHITEOUT = 0x4;
+
+/** File types of st_mode (S_IFMT, S_IFLNK and S_IFDIR are in constants.ts). */
+export const S_IFREG = 0o100000;
+export const S_IFIFO = 0o010000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFSOCK = 0o140000;
+
+/** utimensat(2): a tv_nsec that leaves the time as it is. */
+export const UTIME_OMIT = (1 << 30) - 2;
