@@ -44,7 +44,7 @@ export default defineConfig([
       'random-feeder-thread': '../../packages/determinism/src/random-feeder-thread.ts',
       time: '../../packages/determinism/src/time.ts',
       'fs-meta': '../../packages/fsmeta/src/fs-meta.ts',
-      datagrams: '../../packages/network/src/datagrams.ts',
+      destinations: '../../packages/network/src/destinations.ts',
       binds: '../../packages/network/src/binds.ts',
       'port-names': '../../packages/network/src/port-names.ts',
     },

@@ -4,6 +4,7 @@
 import { cpus, release } from 'node:os';
 import { benchCli } from './cli.mjs';
 import { benchClock } from './clock.mjs';
+import { benchConnectCost, benchStart } from './connect.mjs';
 import { benchCow } from './cow.mjs';
 import { benchHttp } from './http.mjs';
 import { benchIntercept } from './intercept.mjs';
@@ -26,6 +27,8 @@ const benches = {
   cow: benchCow,
   redis: benchRedis,
   connect: benchConnect,
+  start: benchStart,
+  'connect-check': benchConnectCost,
   http: benchHttp,
 };
 const selected = process.argv.slice(2);

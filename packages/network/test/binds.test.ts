@@ -20,6 +20,8 @@ import { PRELUDE, PYTHON, Sandbox, SYSTEM_READ, until } from './helpers.js';
 const UDP_RULE = 'udp://127.0.0.1:9';
 
 interface Rules {
+  /** netAllow (default: a UDP rule alone). */
+  allow?: string[];
   allowBind?: string[];
   denyBind?: string[];
   remap?: boolean;
@@ -29,7 +31,7 @@ interface Rules {
 function sandbox(rules: Rules) {
   let builder = Sandbox.builder()
     .fsRead(...SYSTEM_READ, '/proc', ...(rules.read ?? []))
-    .netAllow(UDP_RULE)
+    .netAllow(...(rules.allow ?? [UDP_RULE]))
     .netConnect({ from: 1, to: 65535 });
   if (rules.allowBind) builder = builder.netAllowBind(...rules.allowBind);
   if (rules.denyBind) builder = builder.netDenyBind(...rules.denyBind);
@@ -285,6 +287,13 @@ if out['bind'] is None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.getsockname(s.fileno(), name, ctypes.byref(size))
     out['short'] = [size.value, struct.unpack('!H', name.raw[2:4])[0], name.raw[4:8].hex()]
+    c = socket.socket()
+    c.connect(('127.0.0.1', port))
+    s.settimeout(20)
+    a, _ = s.accept()
+    c.sendall(b'mine')
+    out['reached'] = a.recv(4).decode()
+    out['peer'] = c.getpeername()[1]
     listening = [line.split()[1] for line in open('/proc/net/tcp').read().splitlines()[1:] if line.split()[3] == '0A']
     out['/proc/net/tcp'] = [int(local.split(':')[1], 16) for local in listening]
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -293,19 +302,26 @@ if out['bind'] is None:
 print(json.dumps(out))`;
 
   it('binds a port taken on the host to a free one, which the sandbox sees as its own', async () => {
-    const box = sandbox({ allowBind: [String(taken)], remap: true });
+    // Loopback reachable (TCP and UDP), for a client of its own server.
+    const box = sandbox({ allow: ['127.0.0.1'], allowBind: [String(taken)], remap: true });
     const spawned = await box.spawn([PYTHON, '-c', SERVER, String(taken)], { stdio: 'pipe' });
     let stdout = '';
     spawned.stdout!.on('data', (chunk) => {
       stdout += chunk;
     });
+    let stderr = '';
+    spawned.stderr!.on('data', (chunk) => {
+      stderr += chunk;
+    });
     const status = await spawned.wait();
-    expect(status.exitCode).toBe(0);
+    expect({ exit: status.exitCode, stderr }).toEqual({ exit: 0, stderr: '' });
     const outcome = JSON.parse(stdout) as Record<string, unknown>;
     expect(outcome).toEqual({
       bind: null,
       name: taken,
       short: [16, taken, '00000000'],
+      reached: 'mine',
+      peer: taken,
       '/proc/net/tcp': [taken],
       udp: null,
       'udp name': taken,

@@ -334,13 +334,13 @@ export const FIELDS = {
       },
     ],
     profile: { section: 'network', key: 'allow' },
-    doc: 'Destinations the sandbox may send datagrams to; nothing else. UDP and ICMP sockets exist only with a rule of that protocol; TCP is still decided by netConnect.',
+    doc: 'Destinations the sandbox may connect and send to; nothing else. UDP and ICMP sockets exist only with a rule of that protocol.',
     details: [
       'A rule is `[scheme://]WHERE[:PORTS]`. WHERE is a host name (resolved once, when the sandbox starts, and pinned: the sandbox sees it in its /etc/hosts), an IP address, a CIDR, or `*`; IPv6 in brackets (`[::1]:8080`, `[fd00::/8]`). PORTS is `443`, `80,443`, `8000-8100` or `*` (any, the default). The scheme is `tcp://`, `udp://` or `icmp://` (ping sockets; no ports); without one a rule is about TCP and UDP.',
       '',
       'An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is matched as the IPv4 address it carries. Loopback is not special: it is reached only when a rule says so. A policy has `netAllow` or `netDeny`, not both.',
       '',
-      'Every datagram (`sendto`, `sendmsg`, `sendmmsg`, `connect` of a UDP or ping socket) is checked, and sent from the copy that was checked. TCP rules are parsed and their host names pinned, but TCP connections are still allowed by `netConnect` ports (Landlock) alone.',
+      "Every datagram (`sendto`, `sendmsg`, `sendmmsg`, `connect` of a UDP or ping socket) is checked, and sent from the copy that was checked. A TCP `connect` is checked on a copy of its address and made by the sandbox's reaper, in the policy's Landlock domain: `netConnect` ports, when given, apply as well (without them, the TCP rules' own ports are Landlock's). `sendto` and `sendmsg` with `MSG_FASTOPEN` are refused (EOPNOTSUPP).",
     ].join('\n'),
   }),
   netDeny: field({
@@ -356,7 +356,25 @@ export const FIELDS = {
       },
     ],
     profile: { section: 'network', key: 'deny' },
-    doc: 'Destinations the sandbox may not send datagrams to; UDP and ICMP elsewhere are allowed. TCP is still decided by netConnect.',
+    doc: 'Destinations the sandbox may not connect or send to; UDP, ICMP and TCP elsewhere are allowed (TCP within netConnect ports, when given).',
+  }),
+  unix: field({
+    kind: list(path),
+    default: [] as string[],
+    combine: 'append',
+    setter: append<string>(),
+    flags: [
+      {
+        long: 'unix',
+        value: 'PATH',
+        help: 'allow connecting and sending to the named Unix sockets at or beneath PATH',
+      },
+    ],
+    profile: { section: 'network', key: 'unix' },
+    doc: 'Named Unix sockets the sandbox may connect and send to, at or beneath each path, besides those it may write.',
+    details: [
+      "A pathname Unix socket (`connect`, `sendto`, `sendmsg`) is reached only when the policy lets the sandbox write the socket file (it lies beneath an `fsWrite` path and beneath no `fsDeny` path), the kernel's own rule for socket files, or it lies at or beneath a `unix` path; otherwise the call fails with EACCES. The path is resolved as the kernel resolves it for the caller (its cwd, its root, symlinks). Abstract sockets are left to Landlock's scoping: only those made inside the sandbox. A sandbox that needs no supervisor (no address rules, no write grant, no `unix` path, nothing else supervised) may make no Unix socket at all (EACCES), only connected pairs (`socketpair` of streams).",
+    ].join('\n'),
   }),
   netAllowBind: field({
     kind: list(bindSpec),

@@ -54,6 +54,7 @@ export {
   type BindView,
   bindsOf,
   canonical,
+  connectPortsOf,
   type Datagrams,
   datagramsOf,
   landlockBindPorts,

@@ -57,6 +57,19 @@ export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
   readonly net: NetView | null;
   /** Which datagram sockets the sandbox may make (UDP, ICMP ping): {@link datagramsOf}. */
   readonly datagrams: Datagrams;
+  /**
+   * For a sandbox nested in others (delegated): the address rules of each
+   * enclosing sandbox, which its traffic must pass as well as `net`.
+   */
+  readonly enclosingNet?: readonly NetView[];
+  /**
+   * The destinations module answers every connect and addressed send: the
+   * policy has address rules, may write somewhere (a socket file there is
+   * the sandbox's to reach) or names `unix` sockets. A sandbox supervised
+   * for anything else gets it too (the supervision plan turns it on); one
+   * with no supervisor at all may make no Unix socket instead.
+   */
+  readonly mediatesDestinations: boolean;
   /** The bind rules (netAllowBind or netDenyBind, netBind, portRemap): {@link bindsOf}. */
   readonly binds: BindView;
 }
@@ -191,6 +204,33 @@ export function datagramsOf(policy: Pick<Policy, 'netAllow' | 'netDeny'>): Datag
 }
 
 /**
+ * The TCP ports Landlock lets the sandbox connect to, as `{ from, to }`
+ * ranges, or null when Landlock is not to restrict TCP connects by port.
+ * `netConnect` when given. Without it, the address rules decide (the
+ * destinations module makes every connect through the reaper, in this
+ * domain): the ports of the TCP allow rules, or null when one of them
+ * allows any port or the rules are a deny list; no TCP rule: none.
+ */
+export function connectPortsOf(
+  policy: Pick<Policy, 'netConnect' | 'netAllow' | 'netDeny'>,
+): { from: number; to: number }[] | null {
+  const given = policy.netConnect.map((spec) =>
+    typeof spec === 'number' ? { from: spec, to: spec } : { from: spec.from, to: spec.to },
+  );
+  if (given.length > 0) return given;
+  const net = netRulesOf(policy);
+  if (net === null) return [];
+  if (net.mode === 'deny') return null;
+  const ports: { from: number; to: number }[] = [];
+  for (const rule of net.rules) {
+    if (!rule.protocols.includes('tcp')) continue;
+    if (rule.ports === null) return null;
+    ports.push(...rule.ports);
+  }
+  return ports;
+}
+
+/**
  * The sandbox may read `path` by its policy: fsRead or fsWrite holds it or an
  * ancestor, and no fsDeny entry is it or an ancestor (a deny entry beneath it
  * does not count). `path` is absolute, one character per byte (bytePath).
@@ -218,6 +258,7 @@ export function modulePolicy(
     fsRead: policy.fsRead.map(canonical),
     fsWrite: policy.fsWrite.map(canonical),
     fsDeny: policy.fsDeny.map(canonical),
+    unix: policy.unix.map(canonical),
   };
   const procReadable = policyReads(paths, '/proc');
   return {
@@ -229,6 +270,8 @@ export function modulePolicy(
     mediatesMetadata: policy.fsWrite.length > 0 && uid === 0,
     net: netView(policy, hosts),
     datagrams: datagramsOf(policy),
+    mediatesDestinations:
+      netRulesOf(policy) !== null || paths.fsWrite.length > 0 || paths.unix.length > 0,
     binds: bindsOf(policy),
   };
 }

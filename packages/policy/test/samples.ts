@@ -192,6 +192,12 @@ export const SAMPLES: Record<
     toml: '[network]\nport_remap = true',
     json: true,
   },
+  unix: {
+    builder: [['unix', '/run/app.sock']],
+    flags: ['--unix', '/run/app.sock'],
+    toml: '[network]\nunix = ["/run/app.sock"]',
+    json: ['/run/app.sock'],
+  },
   bestEffort: {
     builder: [['bestEffort']],
     flags: ['--best-effort'],

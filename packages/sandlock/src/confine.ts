@@ -2,6 +2,7 @@ import { type LandlockRuleset, landlockRuleset } from '@sandlock/landlock';
 import {
   bindsOf,
   canonical,
+  connectPortsOf,
   datagramsOf,
   devicePaths,
   expandPresets,
@@ -26,7 +27,7 @@ import {
 import { sandboxOpenFiles } from './descriptors.js';
 import { SandboxError } from './errors.js';
 import { filesystemRules } from './fs-rules.js';
-import type { Policy, PortSpec } from './policy.js';
+import type { Policy } from './policy.js';
 import { atStep } from './start-failure.js';
 
 /** Everything a launch needs to confine the program, and what to clean up after. */
@@ -64,10 +65,12 @@ export interface ConfinementOptions {
    * launch hands it to the reaper only).
    */
   brokerFd?: number;
-}
-
-function portRanges(ports: readonly PortSpec[]): { from: number; to: number }[] {
-  return ports.map((port) => (typeof port === 'number' ? { from: port, to: port } : port));
+  /**
+   * The sandbox may make Unix sockets (default true): false refuses
+   * socket(AF_UNIX) and datagram socketpairs, for a sandbox whose connects
+   * and sends no supervisor answers.
+   */
+  unixSockets?: boolean;
 }
 
 function describeDrops(what: string, ruleset: LandlockRuleset): string[] {
@@ -97,8 +100,11 @@ function landlockFor(given: Policy, view: 'policy' | 'hidden' | 'reaper'): Landl
   // refused by the kernel, whatever its address said when it was checked.
   const bind = hideProcesses && bindsOf(policy).tcpOnBehalf ? [] : landlockBindPorts(policy);
   // The network rights Landlock restricts: not those the policy leaves to
-  // every port (or to the supervisor's rules).
-  const net: ('bind_tcp' | 'connect_tcp')[] = ['connect_tcp'];
+  // every port (or to the supervisor's rules). Ports Landlock does not
+  // restrict for connects (address rules with any port, a deny list): TCP
+  // connects are left to the destinations module's rules alone.
+  const net: ('bind_tcp' | 'connect_tcp')[] = [];
+  if (connectPortsOf(policy) !== null) net.push('connect_tcp');
   if (bind !== 'any') net.push('bind_tcp');
   const builder = landlockRuleset({
     compatibility: policy.bestEffort ? 'best-effort' : 'hard',
@@ -123,9 +129,9 @@ function landlockFor(given: Policy, view: 'policy' | 'hidden' | 'reaper'): Landl
     if (rule.intent === 'write') builder.write(rule.path, options).readExec(rule.path, options);
     else builder.readExec(rule.path, options);
   }
-  const connect = portRanges(policy.netConnect);
+  const connect = connectPortsOf(policy);
   if (bind !== 'any' && bind.length > 0) builder.bindTcp(bind);
-  if (connect.length > 0) builder.connectTcp(connect);
+  if (connect !== null && connect.length > 0) builder.connectTcp(connect);
   return builder.create();
 }
 
@@ -222,6 +228,7 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
       notify,
       denyRawSockets: policy.noRawSockets,
       datagrams: datagramsOf(policy),
+      denyUnixSockets: options.unixSockets === false,
       // Nothing writable: no metadata change is the sandbox's to make.
       denyMetadata: policy.fsWrite.length === 0,
     };

@@ -113,7 +113,11 @@ function landlockOf(
 
 /** Builds what `start` would (its Landlock rulesets closed again) and says what it is. */
 export function describePolicy(policy: Policy, plan: SupervisionPlan): SandboxDescription {
-  const options = { notify: plan.notify, hideProcesses: plan.hideProcesses };
+  const options = {
+    notify: plan.notify,
+    hideProcesses: plan.hideProcesses,
+    unixSockets: plan.unixSockets,
+  };
   let refused: string | null = null;
   let confinement: Confinement;
   try {

@@ -9,11 +9,15 @@
 // sandboxed program by SANDLOCK_SUPERVISOR. Landlock does not mediate
 // connect(2) to a named socket (it restricts creating one,
 // LANDLOCK_ACCESS_FS_MAKE_SOCK), so an inner launcher reaches it with no
-// grant. Who asks is the kernel's word, never the message's: a pidfd of the
-// process that connected (SO_PEERPIDFD, taken at connect(2)), so that a pid
-// reused by the time the request arrives names no one. The asker must be a
-// process of a sandbox this process supervises, and the inner sandbox's
-// reaper its child.
+// grant; the destinations module of @sandlock/network, which makes every
+// connect of a supervised sandbox, lets it reach this socket (`unix` of the
+// modules' view: withDelegationSocket), and its reaper connects. Who asks is
+// the kernel's word, never the message's: a pidfd of the process that
+// connected (SO_PEERPIDFD, taken at connect(2)), so that a pid reused by the
+// time the request arrives names no one. The asker must be a process of a
+// sandbox this process supervises, and the inner sandbox's reaper its child;
+// or the reaper of such a sandbox (the connect made on its behalf), and the
+// inner reaper a process of that sandbox.
 //
 // The socket is reachable from every supervised sandbox, so what it may cost
 // this process is bounded: connections (per sandbox and in all), how long
@@ -22,10 +26,11 @@
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Session, Supervisor } from '@sandlock/dispatch';
-import { expandPresets, modulePolicy } from '@sandlock/policy';
+import { canonical, expandPresets, type ModulePolicy, modulePolicy } from '@sandlock/policy';
 import {
   close,
   holdsPid,
+  isDescendantOf,
   parentOf,
   pathWithin,
   peerPidfd,
@@ -77,6 +82,8 @@ interface Asker {
   readonly pidfd: number;
   readonly pid: number;
   readonly sandbox: Supervised;
+  /** The asker is the sandbox's reaper: a connect made on the sandbox's behalf. */
+  readonly reaper: boolean;
 }
 
 /** A pidfd of `pid`, or null when there is no such process. */
@@ -104,12 +111,14 @@ function identify(socket: Socket): Asker {
   try {
     const pid = pidOfPidfd(pidfd);
     if (pid === null) throw new Error('the process that connected has exited');
-    const sandbox = sandboxOf(pid);
+    const own = supervised.get(pid);
+    const reaper = own !== undefined && !own.session.ended;
+    const sandbox = reaper ? own : sandboxOf(pid);
     // Still holding its pid after the walk: the walk was of its ancestors.
     if (sandbox === undefined || !holdsPid(pidfd)) {
       throw new Error(`process ${pid} is not in a sandbox this supervisor runs`);
     }
-    return { pidfd, pid, sandbox };
+    return { pidfd, pid, sandbox, reaper };
   } catch (error) {
     close(pidfd);
     throw error;
@@ -144,6 +153,12 @@ function withinOuter(given: Policy, enclosing: Policy): Policy {
     fsRead: intersection([...inner.fsRead, ...inner.fsWrite], [...outer.fsRead, ...outer.fsWrite]),
     fsWrite: intersection(inner.fsWrite, outer.fsWrite),
     fsDeny: [...new Set([...inner.fsDeny, ...outer.fsDeny])],
+    // Named Unix sockets the inner one names that the outer one could reach.
+    unix: intersection(inner.unix, [...outer.unix, ...outer.fsWrite]).filter(
+      (path) =>
+        outer.unix.some((entry) => pathWithin(path, entry)) ||
+        !outer.fsDeny.some((entry) => pathWithin(path, entry)),
+    ),
   };
 }
 
@@ -158,17 +173,26 @@ async function answer(request: DelegationRequest, asker: Asker): Promise<void> {
   if (!holdsPid(asker.pidfd)) {
     throw new Error(`the process that connected (pid ${asker.pid}) has exited`);
   }
-  const outer = asker.sandbox;
-  if (outer.session.ended) throw new Error(`the sandbox of process ${asker.pid} has ended`);
   const { reaperPid, programPid } = request;
   // Pinned before they are checked: if each still holds its pid after the
   // checks, the checks were of these processes.
   const reaper = pinned(reaperPid);
   const program = pinned(programPid);
   try {
-    if (reaper === null || parentOf(reaperPid) !== asker.pid) {
+    // A connect made by a sandbox's reaper (for a process of that sandbox,
+    // or of one delegated inside it, whose calls its listener serves): the
+    // inner reaper must be a process of that sandbox or of one nested in it,
+    // and is narrowed by the sandbox it runs in.
+    const enclosing = asker.reaper ? sandboxOf(reaperPid) : asker.sandbox;
+    const launched = asker.reaper
+      ? enclosing !== undefined &&
+        (enclosing === asker.sandbox || isDescendantOf(enclosing.session.reaperPid, asker.pid))
+      : parentOf(reaperPid) === asker.pid;
+    if (reaper === null || enclosing === undefined || !launched) {
       throw new Error(`process ${reaperPid} is not a child of the asking process ${asker.pid}`);
     }
+    const outer = enclosing;
+    if (outer.session.ended) throw new Error(`the sandbox of process ${asker.pid} has ended`);
     if (program === null || parentOf(programPid) !== reaperPid) {
       throw new Error(`process ${programPid} is not a child of the inner reaper ${reaperPid}`);
     }
@@ -183,10 +207,16 @@ async function answer(request: DelegationRequest, asker: Asker): Promise<void> {
     }
     // Kept as the policy of a sandbox nested deeper still: each level narrows.
     const view = withinOuter(policy, outer.policy);
+    // The address rules of the sandboxes around it hold as well as its own.
+    const around = outer.session.policy as ModulePolicy;
+    const enclosingNet = [...(around.enclosingNet ?? []), ...(around.net ? [around.net] : [])];
     const session = outer.supervisor.delegate(outer.session, {
       reaperPid,
       programPid,
-      policy: modulePolicy(view),
+      policy: withDelegationSocket(
+        { ...modulePolicy(view), enclosingNet, mediatesDestinations: true },
+        await delegationSocket(),
+      ),
     });
     track(reaperPid, session, view, outer.supervisor);
   } finally {
@@ -277,6 +307,15 @@ function serve(socket: Socket): void {
  * cannot create one (itself in a sandbox without a writable temporary
  * directory): sandboxes inside that one then cannot nest a supervised one.
  */
+/**
+ * The modules' view of a supervised sandbox's policy, with the delegation
+ * socket among the named Unix sockets it may reach (a sandbox started
+ * inside asks there).
+ */
+export function withDelegationSocket(view: ModulePolicy, socket: string | null): ModulePolicy {
+  return socket === null ? view : { ...view, unix: [...view.unix, canonical(socket)] };
+}
+
 export function delegationSocket(): Promise<string | null> {
   if (server === null) {
     let dir: string;

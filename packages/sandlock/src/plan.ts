@@ -19,6 +19,12 @@ export interface SupervisionPlan {
   broker: boolean;
   /** /proc's process directories are left out of the sandbox's Landlock rules: the supervisor hides processes. */
   hideProcesses: boolean;
+  /**
+   * The sandbox may make Unix sockets: a supervisor (its own or the one
+   * around it) answers its connects and sends. Without one, nothing would
+   * check which named socket it reaches.
+   */
+  unixSockets: boolean;
 }
 
 /** The addresses of the network rules' host names, resolved now and pinned for the sandbox's life. */
@@ -51,9 +57,15 @@ function refuseUnenforcedHttp(policy: Policy): void {
 
 export async function supervisionPlan(policy: Policy): Promise<SupervisionPlan> {
   refuseUnenforcedHttp(policy);
-  const view = modulePolicy(policy, undefined, await pinnedHosts(policy));
+  let view = modulePolicy(policy, undefined, await pinnedHosts(policy));
   const supervisor = await supervisorFor(policy.plugins);
-  const needed = supervisor.notifiedSyscalls({ policy: view });
+  let needed = supervisor.notifiedSyscalls({ policy: view });
+  if (needed.length > 0 && !view.mediatesDestinations) {
+    // Supervised anyway: its connects and sends are answered too (a sandbox
+    // started inside reaches the delegation socket through them).
+    view = { ...view, mediatesDestinations: true };
+    needed = supervisor.notifiedSyscalls({ policy: view });
+  }
   // Inside a supervised sandbox, its supervisor takes this policy on (nesting.ts).
   const outer = needed.length > 0 ? process.env[SUPERVISOR_VARIABLE] : undefined;
   const outerSupervisor = outer !== undefined && outer !== '' ? outer : null;
@@ -65,6 +77,7 @@ export async function supervisionPlan(policy: Policy): Promise<SupervisionPlan> 
     outerSupervisor,
     notify,
     broker: notify.length > 0 && supervisor.actsOnBehalf({ policy: view }),
+    unixSockets: outerSupervisor !== null || notify.includes('connect'),
     hideProcesses: view.hidesProcesses && (notify.length > 0 || outerSupervisor !== null),
   };
 }

@@ -17,7 +17,13 @@ import { killSandbox } from './control.js';
 import { describePolicy, type SandboxDescription } from './describe.js';
 import { programEnvironment, resolveCommand } from './environment.js';
 import { AbortError } from './errors.js';
-import { delegationSocket, requestDelegation, SUPERVISOR_VARIABLE, track } from './nesting.js';
+import {
+  delegationSocket,
+  requestDelegation,
+  SUPERVISOR_VARIABLE,
+  track,
+  withDelegationSocket,
+} from './nesting.js';
 import { supervisionPlan } from './plan.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { type ExitStatus, type KillCause, SandboxProcess, type SandboxRefusal } from './process.js';
@@ -239,14 +245,17 @@ export class Sandbox {
       const confinement = prepareConfinement(policy, {
         notify,
         hideProcesses: plan.hideProcesses,
+        unixSockets: plan.unixSockets,
         ...(plan.broker ? { brokerFd: handedDown[0]! } : {}),
       });
       handedDown.push(...confinement.fds);
+      let modulesView = view;
       if (confinement.listener) {
         // This sandbox's supervisor is the one a sandbox inside it must ask.
         const socket = await atStepAsync('delegation socket', () => delegationSocket());
         if (socket !== null) env[SUPERVISOR_VARIABLE] = socket;
         else delete env[SUPERVISOR_VARIABLE];
+        modulesView = withDelegationSocket(view, socket);
       }
       const started = launch({
         path,
@@ -283,7 +292,7 @@ export class Sandbox {
           supervisor.attach(listener, {
             reaperPid: started.pid,
             programPid: report.pid,
-            policy: view,
+            policy: modulesView,
             deny: defaultDenyList(hostArch()),
             notified: notify,
             ...(brokerFd !== undefined ? { broker: brokerFd } : {}),

@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { collect, PYTHON } from '../../../tools/test-support/index.js';
-import type { SandboxProcess } from '../src/index.js';
 import { DELEGATION_MAX_CONNECTIONS_PER_SANDBOX, DELEGATION_MAX_REQUEST } from '../src/nesting.js';
 import { SYSTEM_READ, systemBuilder } from './helpers.js';
 
@@ -222,103 +221,45 @@ return { full: run.stdout.toString().trim(), stderr: run.stderr.toString(), exit
 // (the test has made that fork take the freed pid): the new process starts a
 // reaper and program as an inner launcher would, and the parent sends a
 // request for them on the old connection, as if the new process had asked.
-const REUSE = `
-import json, os, socket, sys, time
-a, b = socket.socketpair()
-connector = os.fork()
-if connector == 0:
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(os.environ['SANDLOCK_SUPERVISOR'])
-    socket.send_fds(a, [b'c'], [s.fileno()])
-    os._exit(0)
-_, fds, _, _ = socket.recv_fds(b, 1, 1)
-connection = socket.socket(fileno=fds[0])
-os.waitpid(connector, 0)
-print(connector, flush=True)
-sys.stdin.readline()
-r, w = os.pipe()
-asker = os.fork()
-if asker == 0:
-    if os.fork() == 0:
-        program = os.fork()
-        if program == 0:
-            time.sleep(30)
-            os._exit(0)
-        os.write(w, f'{os.getpid()} {program}'.encode())
-        time.sleep(30)
-        os._exit(0)
-    time.sleep(30)
-    os._exit(0)
-reaper, program = map(int, os.read(r, 64).split())
-print('reused' if asker == connector else 'missed', flush=True)
-if asker == connector:
-    request = {'reaperPid': reaper, 'programPid': program, 'policy': {'maxProcesses': 1}}
-    connection.sendall(json.dumps(request).encode() + b'\\n')
-    print(connection.recv(4096).decode().strip(), flush=True)
+// Connects to the delegation socket and asks it to take on the processes
+// named on the command line.
+const ASK = `
+import json, os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(os.environ['SANDLOCK_SUPERVISOR'])
+request = {'reaperPid': int(sys.argv[1]), 'programPid': int(sys.argv[2]), 'policy': {'maxProcesses': 1}}
+s.sendall(json.dumps(request).encode() + b'\\n')
+print(s.recv(4096).decode().strip(), flush=True)
 `;
 
-const NS_LAST_PID = '/proc/sys/kernel/ns_last_pid';
-/** Tries at the pid reuse: another process of the machine may take the pid first. */
-const ATTEMPTS = 50;
-
-/** Reads the program's lines one at a time. */
-function reader(sandboxed: SandboxProcess): () => Promise<string | null> {
-  let text = '';
-  let ended = false;
-  const waiting: ((line: string | null) => void)[] = [];
-  const flush = () => {
-    for (let end = text.indexOf('\n'); end >= 0 && waiting.length > 0; end = text.indexOf('\n')) {
-      waiting.shift()!(text.slice(0, end));
-      text = text.slice(end + 1);
-    }
-    if (ended) for (const resolve of waiting.splice(0)) resolve(null);
-  };
-  sandboxed.stdout!.on('data', (chunk: Buffer) => {
-    text += chunk.toString();
-    flush();
-  });
-  sandboxed.stdout!.on('end', () => {
-    ended = true;
-    flush();
-  });
-  return () =>
-    new Promise((resolve) => {
-      waiting.push(resolve);
-      flush();
-    });
-}
-
 describe('who asks the delegation socket', () => {
-  it('is the process that connected, not whoever holds its pid when the request arrives (finding 10)', async () => {
-    // The reuse is arranged through ns_last_pid (root only); another process
-    // of the machine may take the pid first, so it is tried a few times.
-    let answer: string | null = null;
-    for (let attempt = 0; attempt < ATTEMPTS && answer === null; attempt++) {
-      const sandboxed = await systemBuilder().maxProcesses(20).build().spawn([PYTHON, '-c', REUSE]);
-      try {
-        const next = reader(sandboxed);
-        const connector = Number(await next());
-        expect(connector).toBeGreaterThan(1);
-        writeFileSync(NS_LAST_PID, String(connector - 1));
-        sandboxed.stdin!.write('go\n');
-        const outcome = await next();
-        if (outcome === 'reused') answer = await next();
-        else expect(outcome).toBe('missed');
-      } finally {
-        await sandboxed.kill();
-        await sandboxed.wait();
-      }
-    }
-    if (answer === null) {
-      console.warn(
-        `finding 10: the freed pid was taken by another process ${ATTEMPTS} times; not tested`,
-      );
-    }
-    expect(answer).not.toBeNull();
-    expect(JSON.parse(answer!)).toEqual({
-      ok: false,
-      error: expect.stringMatching(/^the process that connected (\(pid \d+\) )?has exited$/),
+  // Every connect of a supervised sandbox is made by its reaper (the
+  // destinations module of @sandlock/network): the process that connected
+  // is the reaper, pinned by its pidfd and alive as long as the sandbox, so
+  // a pid reused after the connect (finding 10) names no one. What it may
+  // ask for is processes of its own sandbox.
+  it('is the sandbox whose reaper connected: processes outside it are refused (finding 10)', async () => {
+    const outside = spawn('/bin/sh', ['-c', 'sleep 60 & echo $!; wait'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
     });
-    // Each attempt starts a sandbox: on a machine busy with other tests, tens of seconds.
-  }, 300_000);
+    try {
+      const program = await new Promise<number>((resolve) =>
+        outside.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))),
+      );
+      const result = await systemBuilder()
+        .maxProcesses(20)
+        .build()
+        .run([PYTHON, '-c', ASK, String(outside.pid), String(program)], {
+          encoding: 'utf8',
+          timeout: 60_000,
+        });
+      expect(result.stderr).toBe('');
+      expect(JSON.parse(result.stdout)).toEqual({
+        ok: false,
+        error: expect.stringMatching(/is not a child of the asking process/),
+      });
+    } finally {
+      outside.kill('SIGKILL');
+    }
+  }, 120_000);
 });

@@ -177,11 +177,16 @@ describe('Sandbox.run on the real kernel', () => {
     try {
       // libuv pads abstract names with NULs to the full sun_path length.
       const address = `b'\\0${name}' + b'\\0' * ${107 - name.length}`;
-      const program = `import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(${address})\n    print('connected')\nexcept OSError as e:\n    print('refused', e.errno)`;
+      const program = `import socket\ntry:\n    s = socket.socket(socket.AF_UNIX)\n    s.connect(${address})\n    print('connected')\nexcept OSError as e:\n    print('refused', e.errno)`;
       const outside = spawnSync(PYTHON, ['-c', program]);
       expect(outside.stdout.toString()).toBe('connected\n');
-      const result = await systemBuilder().build().run([PYTHON, '-c', program]);
+      // Supervised: its reaper connects, within Landlock's scope (EPERM).
+      const supervised = systemBuilder().netAllow('tcp://127.0.0.1:9').build();
+      const result = await supervised.run([PYTHON, '-c', program]);
       expect(result.stdout.toString()).toBe('refused 1\n');
+      // Not supervised: it may make no Unix socket at all (EACCES).
+      const plain = await systemBuilder().build().run([PYTHON, '-c', program]);
+      expect(plain.stdout.toString()).toBe('refused 13\n');
     } finally {
       server.close();
     }

@@ -88,7 +88,9 @@ export {
   SO_RCVBUFFORCE,
   SO_SNDBUF,
   SO_SNDBUFFORCE,
+  SO_SNDTIMEO,
   SO_TYPE,
+  writableNow,
 } from './sockets.js';
 export * from './structs/index.js';
 export * from './stub/index.js';

@@ -3,6 +3,7 @@
 // (include/uapi/asm-generic/socket.h, ioctls.h), shared by x86_64 and aarch64.
 import { ERRNO } from './errno.js';
 import { SysError } from './errors.js';
+import { POLLERR, POLLHUP, POLLOUT, poll } from './io.js';
 import { trySyscall } from './libc.js';
 import { fieldNumber, readProc } from './proc.js';
 import { SOL_SOCKET } from './structs/cmsghdr.js';
@@ -17,6 +18,8 @@ export const SO_DOMAIN = 39;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUF = 8;
 export const SO_PEERCRED = 17;
+/** A blocking send's (and connect's) timeout, a struct timeval (SO_SNDTIMEO_OLD on 64-bit). */
+export const SO_SNDTIMEO = 21;
 /** SO_SNDBUF past net.core.wmem_max; needs CAP_NET_ADMIN. */
 export const SO_SNDBUFFORCE = 32;
 /** SO_RCVBUF past net.core.rmem_max; needs CAP_NET_ADMIN. */
@@ -37,6 +40,17 @@ export const SIOCINQ = 0x541b;
 export const SIOCOUTQ = 0x5411;
 /** fcntl: a pipe's capacity in bytes (its slots times the page size). */
 export const F_GETPIPE_SZ = 1032;
+
+/**
+ * Whether `fd` is writable now (poll(2) without waiting), or has an error or
+ * a hang-up to report: a connecting socket whose connect has ended.
+ */
+export function writableNow(fd: number): boolean {
+  const pollfd = Buffer.alloc(8);
+  pollfd.writeInt32LE(fd, 0);
+  pollfd.writeInt16LE(POLLOUT, 4);
+  return poll(pollfd, 1, 0) > 0 && (pollfd.readInt16LE(6) & (POLLOUT | POLLERR | POLLHUP)) !== 0;
+}
 
 // include/uapi/linux/in.h, in6.h
 export const IPPROTO_ICMP = 1;

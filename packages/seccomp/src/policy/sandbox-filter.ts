@@ -3,6 +3,7 @@ import {
   AF_INET6,
   AF_NETLINK,
   AF_PACKET,
+  AF_UNIX,
   type Arch,
   CLOCK_REALTIME,
   CLONE_NEWCGROUP,
@@ -81,6 +82,14 @@ export interface DenyOnlyFilterOptions {
    * that may write nowhere should make none.
    */
   denyMetadata?: boolean;
+  /**
+   * Refuse socket(AF_UNIX, …) and socketpair(AF_UNIX, SOCK_DGRAM, …) with
+   * EACCES: no supervisor checks which named socket such a socket reaches
+   * (a datagram socketpair's sendto and connect take a path too:
+   * unix_dgram_sendmsg(), unix_dgram_connect()). Stream and seqpacket
+   * socketpairs stay: they are connected to each other and to nothing else.
+   */
+  denyUnixSockets?: boolean;
 }
 
 /** The calls that change a file's mode, times or extended attributes (those of this arch). */
@@ -222,6 +231,13 @@ function addArgumentRefusals(rules: RuleSetBuilder, options: DenyOnlyFilterOptio
   if (!datagrams.icmp) {
     rules.add('socket', {
       when: [inet, dgram, argIn(2, 32, [IPPROTO_ICMP, IPPROTO_ICMPV6])],
+      action: errno(EACCES),
+    });
+  }
+  if (options.denyUnixSockets) {
+    rules.add('socket', { when: [argEquals(0, 32, AF_UNIX)], action: errno(EACCES) });
+    rules.add('socketpair', {
+      when: [argEquals(0, 32, AF_UNIX), argEquals(1, 32, SOCK_DGRAM, SOCK_TYPE_MASK)],
       action: errno(EACCES),
     });
   }

@@ -6,6 +6,8 @@ import { assertFits, encodeWith, zeroStruct } from './layout.js';
 export const SOL_SOCKET = 1;
 /** cmsg_type of a record whose data is an array of int file descriptors (unix(7)). */
 export const SCM_RIGHTS = 1;
+/** cmsg_type of a record whose data is a struct ucred { pid, uid, gid } (unix(7)). */
+export const SCM_CREDENTIALS = 2;
 
 export const CMSGHDR_SIZE = 16;
 export const CMSGHDR_ALIGN = 8;

@@ -1,0 +1,102 @@
+// Named Unix sockets: which ones a sandbox may reach. The kernel's own rule
+// for a socket file is write permission on it (unix_find_bsd() in
+// net/unix/af_unix.c: inode_permission(MAY_WRITE)); Landlock (ABI 7) has no
+// right for it, so a sandbox with a read-only grant of /run would reach
+// every daemon listening there. Here the policy says it: the socket file,
+// where the kernel finds it for the caller, must lie beneath an fsWrite path
+// and beneath no fsDeny path, or at or beneath a `unix` path.
+//
+// The path is walked in the caller's view (ctx.walk: its root, its cwd,
+// symlinks, /proc/self as the caller), with its capabilities (none), and the
+// walk's O_PATH descriptor is what is reached afterwards, through
+// /proc/self/fd/N: a rename or a new symlink after the check changes nothing.
+import { readlinkSync } from 'node:fs';
+import type { HandlerContext } from '@sandlock/dispatch/module';
+import type { ModulePolicy } from '@sandlock/policy';
+import {
+  AF_UNIX,
+  AT_FDCWD,
+  bytePath,
+  close,
+  ERRNO,
+  pathWithin,
+  SOCKADDR_UN_SIZE,
+  type Walked,
+} from '@sandlock/sys';
+import { asCaller } from './sockets.js';
+
+const { EACCES, EINVAL, EPERM } = ERRNO;
+
+/**
+ * Where a Unix address leads: `as-is` (not a pathname: abstract or unnamed,
+ * left to Landlock's scoping in the reaper; another family, which the
+ * kernel refuses or reads as a disconnect), a pinned socket file (`fd`, an
+ * O_PATH descriptor the caller of this function closes), or an errno.
+ */
+export type UnixTarget =
+  | { readonly kind: 'as-is' }
+  | { readonly kind: 'path'; readonly fd: number; readonly path: string }
+  | { readonly kind: 'errno'; readonly errno: number };
+
+/** Whether the policy lets the sandbox reach the socket file at `path` (as the kernel names it). */
+export function unixAllowed(
+  policy: Pick<ModulePolicy, 'fsWrite' | 'fsDeny' | 'unix'>,
+  path: string,
+): boolean {
+  if (policy.unix.some((entry) => pathWithin(path, bytePath(entry)))) return true;
+  if (policy.fsDeny.some((entry) => pathWithin(path, bytePath(entry)))) return false;
+  return policy.fsWrite.some((entry) => pathWithin(path, bytePath(entry)));
+}
+
+/**
+ * The target of a Unix socket address copied out of the caller, resolved
+ * and checked. `address` is the copy (at most a sockaddr_storage).
+ */
+export function unixTarget(ctx: HandlerContext<ModulePolicy>, address: Buffer): UnixTarget {
+  // unix_validate_addr(): a family and at most a sockaddr_un.
+  if (address.length < 2 || address.length > SOCKADDR_UN_SIZE) {
+    return { kind: 'errno', errno: EINVAL };
+  }
+  if (address.readUInt16LE(0) !== AF_UNIX) return { kind: 'as-is' };
+  const name = address.subarray(2);
+  // unix_mkname_bsd() ends the path at addr_len or at the first NUL; a first NUL is abstract.
+  if (name.length === 0 || name[0] === 0) return { kind: 'as-is' };
+  const end = name.indexOf(0);
+  const path = Buffer.from(end < 0 ? name : name.subarray(0, end));
+  let walked: Walked | undefined;
+  const lowered = asCaller(() => {
+    walked = ctx.walk(path, { dirfd: AT_FDCWD, followLast: true });
+    return 0;
+  });
+  if (lowered < 0 || walked === undefined) return { kind: 'errno', errno: -lowered || EPERM };
+  const found = walked;
+  if (found.errno !== 0) {
+    found.close();
+    return { kind: 'errno', errno: found.errno };
+  }
+  const fd = found.fd;
+  found.fd = -1;
+  found.close();
+  let link: string;
+  try {
+    link = readlinkSync(`/proc/self/fd/${fd}`, 'latin1');
+  } catch {
+    close(fd);
+    return { kind: 'errno', errno: EACCES };
+  }
+  if (!link.startsWith('/') || !unixAllowed(ctx.session.policy, link)) {
+    close(fd);
+    ctx.refused({ what: `connect or send to the Unix socket ${link}`, rule: 'fsWrite, unix' });
+    return { kind: 'errno', errno: EACCES };
+  }
+  return { kind: 'path', fd, path: link };
+}
+
+/** A sockaddr_un naming `/proc/self/fd/<fd>` of the process that uses it, and its length. */
+export function viaDescriptor(fd: number): Buffer {
+  const name = Buffer.from(`/proc/self/fd/${fd}\0`);
+  const address = Buffer.alloc(2 + name.length);
+  address.writeUInt16LE(AF_UNIX, 0);
+  name.copy(address, 2);
+  return address;
+}
