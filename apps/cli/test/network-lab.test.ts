@@ -25,6 +25,22 @@ const SEND_UDP = [
   '        print(type(e).__name__, e.errno)',
 ].join('\n');
 
+/** Connects to each host:port given (TCP; names as IPv4); prints what the server said, or the error. */
+const CONNECT_TCP = [
+  'import socket, sys',
+  'for target in sys.argv[1:]:',
+  '    host, port = target.rsplit(":", 1)',
+  '    host = host.strip("[]")',
+  '    try:',
+  '        family = socket.AF_INET6 if ":" in host else socket.AF_INET',
+  '        address = socket.getaddrinfo(host, int(port), family, socket.SOCK_STREAM)[0][4]',
+  '        s = socket.socket(family, socket.SOCK_STREAM)',
+  '        s.connect(address)',
+  '        print(s.makefile().readline().strip())',
+  '    except OSError as e:',
+  '        print(type(e).__name__, e.errno)',
+].join('\n');
+
 const RUN = ['run', '--system', '--'];
 
 const NAMES = {
@@ -184,6 +200,81 @@ describe.skipIf(unavailable !== null)('network rules in a lab of two namespaces'
     expect(result.stdout).toBe('PermissionError 13\nPermissionError 13\n');
     const events = await lab.settled(from);
     expect(events.filter((event) => 'udp' in event || 'dns' in event)).toEqual([]);
+  });
+
+  it('connects TCP only where an address rule allows, by name, CIDR or deny list', async () => {
+    const from = lab.events.length;
+    const byName = lab.sandlock([
+      'run',
+      '--system',
+      '--net-allow',
+      'allowed.test:8080',
+      '--',
+      'python3',
+      '-c',
+      CONNECT_TCP,
+      'allowed.test:8080',
+      `${LAB.denied}:8080`,
+      `${LAB.allowed}:5353`,
+      `[::ffff:${LAB.denied}]:8080`,
+      `[${LAB.allowed6}]:8080`,
+    ]);
+    expect(byName.stderr).toBe('');
+    expect(byName.stdout.trim().split('\n')).toEqual([
+      `hello from ${LAB.allowed}:8080`,
+      'PermissionError 13',
+      'PermissionError 13',
+      'PermissionError 13',
+      `hello from ${LAB.allowed6}:8080`,
+    ]);
+    const denying = lab.sandlock([
+      'run',
+      '--system',
+      '--net-deny',
+      'tcp://10.77.0.2/31',
+      '--',
+      'python3',
+      '-c',
+      CONNECT_TCP,
+      `${LAB.allowed}:5353`,
+      `${LAB.denied}:5353`,
+      `[::ffff:${LAB.denied}]:5353`,
+    ]);
+    expect(denying.stderr).toBe('');
+    expect(denying.stdout.trim().split('\n')).toEqual([
+      `hello from ${LAB.allowed}:5353`,
+      'PermissionError 13',
+      'PermissionError 13',
+    ]);
+    const events = await lab.settled(from);
+    const reached = events.flatMap((event) =>
+      'tcp' in event ? [`${event.tcp}:${event.port}`] : [],
+    );
+    expect(reached.sort()).toEqual(
+      [`${LAB.allowed}:8080`, `${LAB.allowed6}:8080`, `${LAB.allowed}:5353`].sort(),
+    );
+  });
+
+  it('holds an address-rule connect to the Landlock port rules too', () => {
+    const result = lab.sandlock([
+      'run',
+      '--system',
+      '--net-allow',
+      `${LAB.allowed}`,
+      '--net-connect',
+      '5353',
+      '--',
+      'python3',
+      '-c',
+      CONNECT_TCP,
+      `${LAB.allowed}:5353`,
+      `${LAB.allowed}:8080`,
+    ]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim().split('\n')).toEqual([
+      `hello from ${LAB.allowed}:5353`,
+      'PermissionError 13',
+    ]);
   });
 
   it('refuses to start when a host name of the rules does not resolve', () => {
