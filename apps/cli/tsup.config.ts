@@ -45,6 +45,8 @@ export default defineConfig([
       time: '../../packages/determinism/src/time.ts',
       'fs-meta': '../../packages/fsmeta/src/fs-meta.ts',
       destinations: '../../packages/network/src/destinations.ts',
+      binds: '../../packages/network/src/binds.ts',
+      'port-names': '../../packages/network/src/port-names.ts',
       'cow-module': '../../packages/cow/src/cow-module.ts',
     },
     format: ['esm'],

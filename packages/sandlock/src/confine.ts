@@ -1,10 +1,12 @@
 import { type LandlockRuleset, landlockRuleset } from '@sandlock/landlock';
 import {
+  bindsOf,
   canonical,
   connectPortsOf,
   datagramsOf,
   devicePaths,
   expandPresets,
+  landlockBindPorts,
   modulePolicy,
 } from '@sandlock/policy';
 import { madeUpProcFiles } from '@sandlock/procfs';
@@ -25,7 +27,7 @@ import {
 import { sandboxOpenFiles } from './descriptors.js';
 import { SandboxError } from './errors.js';
 import { filesystemRules } from './fs-rules.js';
-import type { Policy, PortSpec } from './policy.js';
+import type { Policy } from './policy.js';
 import { atStep } from './start-failure.js';
 
 /** Everything a launch needs to confine the program, and what to clean up after. */
@@ -95,10 +97,6 @@ function workdirRules(
     : { readOnly: [workdir.lower], write: [], deny: [workdir.store] };
 }
 
-function portRanges(ports: readonly PortSpec[]): { from: number; to: number }[] {
-  return ports.map((port) => (typeof port === 'number' ? { from: port, to: port } : port));
-}
-
 function describeDrops(what: string, ruleset: LandlockRuleset): string[] {
   if (ruleset.status === 'none') {
     return [`Landlock is unavailable: ${what} is not enforced`];
@@ -124,14 +122,22 @@ function landlockFor(
   workdir: WorkdirRules = { readOnly: [], write: [], deny: [] },
 ): LandlockRuleset {
   const policy = expandPresets(given);
-  // Ports Landlock does not restrict (address rules with any port, a deny
-  // list): TCP connects are left to the destinations module's rules alone.
-  const anyPort = connectPortsOf(policy) === null;
+  const hideProcesses = view === 'hidden';
+  // The sandbox's own layer lets it bind no TCP port where the supervisor
+  // makes every TCP bind (netDenyBind, portRemap): a bind it makes itself is
+  // refused by the kernel, whatever its address said when it was checked.
+  const bind = hideProcesses && bindsOf(policy).tcpOnBehalf ? [] : landlockBindPorts(policy);
+  // The network rights Landlock restricts: not those the policy leaves to
+  // every port (or to the supervisor's rules). Ports Landlock does not
+  // restrict for connects (address rules with any port, a deny list): TCP
+  // connects are left to the destinations module's rules alone.
+  const net: ('bind_tcp' | 'connect_tcp')[] = [];
+  if (connectPortsOf(policy) !== null) net.push('connect_tcp');
+  if (bind !== 'any') net.push('bind_tcp');
   const builder = landlockRuleset({
     compatibility: policy.bestEffort ? 'best-effort' : 'hard',
-    ...(anyPort ? { handle: { net: ['bind_tcp' as const] } } : {}),
+    handle: { net },
   });
-  const hideProcesses = view === 'hidden';
   const fsDeny =
     view === 'reaper'
       ? policy.fsDeny.filter((path) => !pathWithin(canonical(path), '/proc'))
@@ -153,9 +159,8 @@ function landlockFor(
     if (rule.intent === 'write') builder.write(rule.path, options).readExec(rule.path, options);
     else builder.readExec(rule.path, options);
   }
-  const bind = portRanges(policy.netBind);
   const connect = connectPortsOf(policy);
-  if (bind.length > 0) builder.bindTcp(bind);
+  if (bind !== 'any' && bind.length > 0) builder.bindTcp(bind);
   if (connect !== null && connect.length > 0) builder.connectTcp(connect);
   return builder.create();
 }
@@ -171,9 +176,11 @@ function hasSignalScope(ruleset: LandlockRuleset): boolean {
  * exactly the sandbox.
  */
 function signalScope(policy: Policy): LandlockRuleset {
+  // Where the supervisor makes every TCP bind, the sandbox may make none itself.
+  const net = bindsOf(policy).tcpOnBehalf ? (['bind_tcp'] as const) : false;
   return landlockRuleset({
     compatibility: policy.bestEffort ? 'best-effort' : 'hard',
-    handle: { fs: false, net: false, scopes: ['signal'] },
+    handle: { fs: false, net, scopes: ['signal'] },
   }).create();
 }
 

@@ -18,6 +18,7 @@ export {
   type ExitStatus,
   type KillCause,
   SANDBOX_SIGNALS,
+  type SandboxPort,
   SandboxProcess,
   type SandboxProcessEvents,
   type SandboxRefusal,

@@ -43,7 +43,12 @@ export interface SandboxRefusal extends RefusalReport {}
 /** The events of a {@link SandboxProcess}. */
 export interface SandboxProcessEvents {
   refusal: [refusal: SandboxRefusal];
+  /** A port bound under portRemap, or bound to another real port than before. */
+  port: [port: SandboxPort];
 }
+
+/** A port the sandbox bound under portRemap: the port it sees (`virtual`) and the host's (`real`). */
+export interface SandboxPort extends PortMapping {}
 
 /** A limit's kill as a refusal. */
 function limitRefusal(violation: LimitViolation): SandboxRefusal {
@@ -138,6 +143,10 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
   private readonly watchers: Watchers = { watch: null, session: null };
   /** Stops the session's refusals coming here (null: not listening). */
   private unsubscribe: (() => void) | null = null;
+  /** The ports bound under portRemap, by protocol and virtual port. */
+  private readonly bound = new Map<string, SandboxPort>();
+  /** The last write of the ports to the registry. */
+  private portsListed: Promise<void> = Promise.resolve();
   /** Finishes the workdir's layer once every process has gone. */
   private finisher: ((status: ExitStatus) => Promise<WorkdirResult>) | null = null;
   private registration: Registration | null = null;
@@ -203,6 +212,14 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
   /** @internal The supervisor's session, once attached (before the program runs). */
   supervise(session: Session | null): void {
     this.watchers.session = session;
+    session?.onNotice(({ module, kind, detail }) => {
+      if (module !== 'binds' || kind !== 'port') return;
+      const port = detail as SandboxPort;
+      this.bound.set(`${port.protocol}/${port.virtual}`, port);
+      this.emit('port', port);
+      // In order: the registry's entry ends with the latest list.
+      this.portsListed = this.portsListed.then(() => this.setPorts(this.ports)).catch(() => {});
+    });
     if (this.listenerCount('refusal') > 0) this.subscribe();
   }
 
@@ -226,7 +243,7 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
     return this.listedName ?? `sandbox-${this.reaperPid}`;
   }
 
-  /** @internal Records the ports a `portRemap` sandbox bound under other numbers (`Sandbox.list()`'s `ports`). */
+  /** @internal Records the ports a `portRemap` sandbox bound (`Sandbox.list()`'s `ports`), virtual and real. */
   setPorts(ports: readonly PortMapping[]): Promise<void> {
     return this.registration?.setPorts(ports) ?? Promise.resolve();
   }
@@ -245,6 +262,17 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
     const session = this.watchers.session;
     if (this.unsubscribe !== null || session === null || !this.running) return;
     this.unsubscribe = session.onRefusal((refusal) => this.emit('refusal', refusal));
+  }
+
+  /**
+   * The ports the sandbox has bound under portRemap (`--port-remap`) since
+   * it started, each with the host's port behind it (the same where it was
+   * free); empty without portRemap.
+   */
+  get ports(): readonly SandboxPort[] {
+    return [...this.bound.values()].sort(
+      (a, b) => a.virtual - b.virtual || a.protocol.localeCompare(b.protocol),
+    );
   }
 
   /** The pid of the reaper (the process this Node process started). */
