@@ -59,7 +59,15 @@ import {
 } from './at.js';
 import { byPath, walkLayer } from './changes.js';
 import type { Layer } from './index.js';
-import { ID, ownerGone, parseMeta, readJson, removeLayerDir, writeDurably } from './store.js';
+import {
+  ID,
+  ownerGone,
+  parseMeta,
+  readJson,
+  removeLayerDir,
+  removeStoreIfEmpty,
+  writeDurably,
+} from './store.js';
 import type { Whiteouts } from './whiteouts.js';
 
 /** One step of a commit; paths are relative to the lower (and the upper). */
@@ -505,6 +513,7 @@ export function unlock(lock: Lock): void {
     unlinkSync(lock.path);
   } catch {}
   closeSync(lock.fd);
+  removeStoreIfEmpty(dirname(lock.path));
 }
 
 // ---------------------------------------------------------------------------

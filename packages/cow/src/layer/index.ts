@@ -112,20 +112,31 @@ export class Layer {
         `sandlock: the copy-on-write store ${where} lies inside the directory ${lower}; put it elsewhere (fsStorage)`,
       );
     }
-    const store = checkedStore(options.storage);
     const maxDisk = options.maxDisk ?? null;
     if (maxDisk !== null && !(Number.isSafeInteger(maxDisk) && maxDisk >= 0)) {
       throw new RangeError(`sandlock: maxDisk must be a whole number of bytes, got ${maxDisk}`);
     }
-    // What dead owners left: their layers removed, their commits finished
-    // (this directory's among them) before this layer is made.
-    cleanStaleLayers(store);
     const id = newId();
     const owner = thisProcess();
-    // Made under a name that says whose it is, then renamed into place: a
-    // layer directory without its layer.json is never seen under an id.
-    const building = join(store, `.new-${owner.pid}-${owner.startTime}-${id}`);
-    mkdirSync(building, { mode: 0o700 });
+    let store: string;
+    let building: string;
+    for (let attempt = 1; ; attempt++) {
+      store = checkedStore(options.storage);
+      // What dead owners left: their layers removed, their commits finished
+      // (this directory's among them) before this layer is made.
+      cleanStaleLayers(store);
+      // Made under a name that says whose it is, then renamed into place: a
+      // layer directory without its layer.json is never seen under an id.
+      building = join(store, `.new-${owner.pid}-${owner.startTime}-${id}`);
+      try {
+        mkdirSync(building, { mode: 0o700 });
+        break;
+      } catch (error) {
+        // The default store is removed when it is left empty: another
+        // sandbox's end may have removed it between the check and here.
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 5) throw error;
+      }
+    }
     try {
       mkdirSync(join(building, 'upper'), { mode: 0o700 });
       const meta: LayerMeta = {

@@ -12,6 +12,7 @@ import {
   readFileSync,
   readlinkSync,
   renameSync,
+  rmdirSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -153,6 +154,22 @@ export function removeLayerDir(store: string, id: string): void {
   }
   syncDirectory(store);
   rmSync(trash, { recursive: true, force: true });
+  removeStoreIfEmpty(store);
+}
+
+/**
+ * The default store removed once it holds nothing (no layer, no lock), so
+ * that a run leaves nothing in the temp dir; a store the user named stays.
+ * rmdir(2) removes only an empty directory; a sandbox making its layer
+ * meanwhile finds the store gone and makes it again (Layer.create).
+ */
+export function removeStoreIfEmpty(store: string): void {
+  if (store !== defaultStore()) return;
+  try {
+    rmdirSync(store);
+  } catch {
+    // Not empty (another sandbox's layer or lock), or already gone.
+  }
 }
 
 /** A layer.json, checked; throws when it is not one of version 1. */
