@@ -67,6 +67,22 @@ describe.skipIf(unavailable !== null)('network rules in a lab of two namespaces'
   }, 60_000);
   afterAll(() => lab?.close());
 
+  /** Runs `script` on these targets with these flags in the client namespace; its lines (the CLI itself says nothing). */
+  function probe(flags: string[], script: string, targets: string[]): string[] {
+    const result = lab.sandlock([
+      'run',
+      '--system',
+      ...flags,
+      '--',
+      'python3',
+      '-c',
+      script,
+      ...targets,
+    ]);
+    expect(result.stderr).toBe('');
+    return result.stdout.trim().split('\n');
+  }
+
   it('pins a host name resolved by the lab DNS at start and shows it in /etc/hosts', async () => {
     const from = lab.events.length;
     const result = lab.sandlock([
@@ -136,52 +152,27 @@ describe.skipIf(unavailable !== null)('network rules in a lab of two namespaces'
 
   it('matches CIDR rules, deny lists and v4-mapped addresses', async () => {
     const from = lab.events.length;
-    const cidr = lab.sandlock([
-      'run',
-      '--system',
-      '--net-allow',
-      'udp://10.77.0.0/31:5353',
-      '--net-allow',
-      'udp://[fd77::/127]:5353',
-      '--',
-      'python3',
-      '-c',
-      SEND_UDP,
-      `${LAB.allowed}:5353`,
-      `${LAB.denied}:5353`,
-      `[::ffff:${LAB.denied}]:5353`,
-      `[${LAB.allowed6}]:5353`,
-      `[${LAB.denied6}]:5353`,
-    ]);
-    expect(cidr.stderr).toBe('');
-    expect(cidr.stdout.trim().split('\n')).toEqual([
-      '5',
-      'PermissionError 13',
-      'PermissionError 13',
-      '5',
-      'PermissionError 13',
-    ]);
-    const deny = lab.sandlock([
-      'run',
-      '--system',
-      '--net-deny',
-      'denied.test',
-      '--',
-      'python3',
-      '-c',
-      SEND_UDP,
-      `${LAB.allowed}:5353`,
-      `${LAB.denied}:5353`,
-      `[::ffff:${LAB.denied}]:5353`,
-      `[${LAB.denied6}]:5353`,
-    ]);
-    expect(deny.stderr).toBe('');
-    expect(deny.stdout.trim().split('\n')).toEqual([
-      '5',
-      'PermissionError 13',
-      'PermissionError 13',
-      'PermissionError 13',
-    ]);
+    expect(
+      probe(
+        ['--net-allow', 'udp://10.77.0.0/31:5353', '--net-allow', 'udp://[fd77::/127]:5353'],
+        SEND_UDP,
+        [
+          `${LAB.allowed}:5353`,
+          `${LAB.denied}:5353`,
+          `[::ffff:${LAB.denied}]:5353`,
+          `[${LAB.allowed6}]:5353`,
+          `[${LAB.denied6}]:5353`,
+        ],
+      ),
+    ).toEqual(['5', 'PermissionError 13', 'PermissionError 13', '5', 'PermissionError 13']);
+    expect(
+      probe(['--net-deny', 'denied.test'], SEND_UDP, [
+        `${LAB.allowed}:5353`,
+        `${LAB.denied}:5353`,
+        `[::ffff:${LAB.denied}]:5353`,
+        `[${LAB.denied6}]:5353`,
+      ]),
+    ).toEqual(['5', 'PermissionError 13', 'PermissionError 13', 'PermissionError 13']);
     expect(udpFrom(await lab.settled(from)).sort()).toEqual(
       [LAB.allowed, LAB.allowed6, LAB.allowed].sort(),
     );
@@ -204,48 +195,28 @@ describe.skipIf(unavailable !== null)('network rules in a lab of two namespaces'
 
   it('connects TCP only where an address rule allows, by name, CIDR or deny list', async () => {
     const from = lab.events.length;
-    const byName = lab.sandlock([
-      'run',
-      '--system',
-      '--net-allow',
-      'allowed.test:8080',
-      '--',
-      'python3',
-      '-c',
-      CONNECT_TCP,
-      'allowed.test:8080',
-      `${LAB.denied}:8080`,
-      `${LAB.allowed}:5353`,
-      `[::ffff:${LAB.denied}]:8080`,
-      `[${LAB.allowed6}]:8080`,
-    ]);
-    expect(byName.stderr).toBe('');
-    expect(byName.stdout.trim().split('\n')).toEqual([
+    expect(
+      probe(['--net-allow', 'allowed.test:8080'], CONNECT_TCP, [
+        'allowed.test:8080',
+        `${LAB.denied}:8080`,
+        `${LAB.allowed}:5353`,
+        `[::ffff:${LAB.denied}]:8080`,
+        `[${LAB.allowed6}]:8080`,
+      ]),
+    ).toEqual([
       `hello from ${LAB.allowed}:8080`,
       'PermissionError 13',
       'PermissionError 13',
       'PermissionError 13',
       `hello from ${LAB.allowed6}:8080`,
     ]);
-    const denying = lab.sandlock([
-      'run',
-      '--system',
-      '--net-deny',
-      'tcp://10.77.0.2/31',
-      '--',
-      'python3',
-      '-c',
-      CONNECT_TCP,
-      `${LAB.allowed}:5353`,
-      `${LAB.denied}:5353`,
-      `[::ffff:${LAB.denied}]:5353`,
-    ]);
-    expect(denying.stderr).toBe('');
-    expect(denying.stdout.trim().split('\n')).toEqual([
-      `hello from ${LAB.allowed}:5353`,
-      'PermissionError 13',
-      'PermissionError 13',
-    ]);
+    expect(
+      probe(['--net-deny', 'tcp://10.77.0.2/31'], CONNECT_TCP, [
+        `${LAB.allowed}:5353`,
+        `${LAB.denied}:5353`,
+        `[::ffff:${LAB.denied}]:5353`,
+      ]),
+    ).toEqual([`hello from ${LAB.allowed}:5353`, 'PermissionError 13', 'PermissionError 13']);
     const events = await lab.settled(from);
     const reached = events.flatMap((event) =>
       'tcp' in event ? [`${event.tcp}:${event.port}`] : [],
@@ -256,25 +227,12 @@ describe.skipIf(unavailable !== null)('network rules in a lab of two namespaces'
   });
 
   it('holds an address-rule connect to the Landlock port rules too', () => {
-    const result = lab.sandlock([
-      'run',
-      '--system',
-      '--net-allow',
-      `${LAB.allowed}`,
-      '--net-connect',
-      '5353',
-      '--',
-      'python3',
-      '-c',
-      CONNECT_TCP,
-      `${LAB.allowed}:5353`,
-      `${LAB.allowed}:8080`,
-    ]);
-    expect(result.stderr).toBe('');
-    expect(result.stdout.trim().split('\n')).toEqual([
-      `hello from ${LAB.allowed}:5353`,
-      'PermissionError 13',
-    ]);
+    expect(
+      probe(['--net-allow', `${LAB.allowed}`, '--net-connect', '5353'], CONNECT_TCP, [
+        `${LAB.allowed}:5353`,
+        `${LAB.allowed}:8080`,
+      ]),
+    ).toEqual([`hello from ${LAB.allowed}:5353`, 'PermissionError 13']);
   });
 
   it('refuses to start when a host name of the rules does not resolve', () => {
