@@ -3,6 +3,7 @@ import {
   afterDelay,
   badSandboxName,
   type ExitStatus,
+  type HttpDenial,
   parseDuration,
   Sandbox,
   type SandboxProcess,
@@ -131,6 +132,16 @@ function printRefusal(refusal: SandboxRefusal): void {
   process.stderr.write(`${dropped}sandlock: refused: ${refusal.what} (${refusal.rule})\n`);
 }
 
+/** One --verbose line for a connection or request the HTTP proxy refused. */
+function printDenial(denial: HttpDenial): void {
+  const what =
+    denial.method !== null
+      ? `${denial.method} ${denial.host ?? ''}${denial.path ?? ''}`
+      : `connection to ${denial.host ?? `${denial.destination.address}:${denial.destination.port}`}`;
+  const rule = denial.rule !== null ? `; ${denial.rule}` : '';
+  process.stderr.write(`sandlock: refused: ${what} (${denial.reason}${rule})\n`);
+}
+
 /** `sandlock run`: returns the exit code. */
 export async function runCommand(argv: readonly string[]): Promise<number> {
   const reporter: Reporter = { json: argv.includes('--json-errors'), statusFd: null };
@@ -188,6 +199,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
         ...(options.has('verbose') ? { onRefusal: printRefusal } : {}),
       });
       sandboxed = started;
+      if (options.has('verbose')) started.on('denied', printDenial);
       for (const warning of started.warnings) {
         process.stderr.write(`sandlock: warning: ${warning}\n`);
       }

@@ -1,5 +1,6 @@
 import { type ModuleRef, moduleBeside } from '@sandlock/dispatch/module';
 
+export { type Dialled, onRedirectedConnect, type RedirectedConnect } from './redirect.js';
 export { HostResolutionError, resolveNetHosts } from './resolve.js';
 export { type Destination, reaches } from './rules.js';
 export { unixAllowed } from './unix.js';

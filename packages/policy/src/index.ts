@@ -50,6 +50,7 @@ export {
   connectPortsOf,
   type Datagrams,
   datagramsOf,
+  type HttpRedirect,
   type ModulePolicy,
   modulePolicy,
   type NetView,

@@ -63,6 +63,20 @@ export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
    * with no supervisor at all may make no Unix socket instead.
    */
   readonly mediatesDestinations: boolean;
+  /**
+   * TCP destinations an HTTP rule covers, which the destinations module has
+   * the reaper connect to the sandbox's HTTP proxy instead (set by the
+   * supervisor once the proxy listens); absent: none.
+   */
+  readonly httpRedirect?: HttpRedirect | null;
+}
+
+/** Where a sandbox's HTTP proxy listens, and which destinations go to it. */
+export interface HttpRedirect {
+  /** The proxy's port on 127.0.0.1. */
+  readonly port: number;
+  /** Destinations sent to the proxy: an address with a port (null: any), or every destination. */
+  readonly covers: 'all' | readonly { readonly address: string; readonly port: number | null }[];
 }
 
 /** The address rules a sandbox's traffic is checked against. */

@@ -64,6 +64,12 @@ export interface ConfinementOptions {
    */
   brokerFd?: number;
   /**
+   * The port of the sandbox's HTTP proxy on loopback, which the reaper
+   * connects to for the connects an HTTP rule covers: added to the reaper's
+   * Landlock connect ports (where they are restricted at all).
+   */
+  proxyPort?: number;
+  /**
    * The sandbox may make Unix sockets (default true): false refuses
    * socket(AF_UNIX) and datagram socketpairs, for a sandbox whose connects
    * and sends no supervisor answers.
@@ -94,7 +100,11 @@ function describeDrops(what: string, ruleset: LandlockRuleset): string[] {
  * proc-pids refuses what those entries deny, on the path the kernel's walk
  * found (procfs has no renames nor links).
  */
-function landlockFor(given: Policy, view: 'policy' | 'hidden' | 'reaper'): LandlockRuleset {
+function landlockFor(
+  given: Policy,
+  view: 'policy' | 'hidden' | 'reaper',
+  proxyPort?: number,
+): LandlockRuleset {
   const policy = expandPresets(given);
   // Ports Landlock does not restrict (address rules with any port, a deny
   // list): TCP connects are left to the destinations module's rules alone.
@@ -126,6 +136,7 @@ function landlockFor(given: Policy, view: 'policy' | 'hidden' | 'reaper'): Landl
   const bind = portRanges(policy.netBind);
   const connect = connectPortsOf(policy);
   if (bind.length > 0) builder.bindTcp(bind);
+  if (connect !== null && proxyPort !== undefined) connect.push({ from: proxyPort, to: proxyPort });
   if (connect !== null && connect.length > 0) builder.connectTcp(connect);
   return builder.create();
 }
@@ -172,7 +183,7 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     // the reaper and, where the supervisor hides processes, leaves /proc's
     // process directories out: the on-behalf opens are the only way there.
     const outer = atStep('landlock ruleset', () =>
-      landlockFor(policy, options.hideProcesses ? 'reaper' : 'policy'),
+      landlockFor(policy, options.hideProcesses ? 'reaper' : 'policy', options.proxyPort),
     );
     if (outer.fd !== null) fds.push(outer.fd);
     warnings.push(...describeDrops('the filesystem and network policy', outer));

@@ -1,3 +1,4 @@
+export type { Denial as HttpDenial } from '@sandlock/http';
 export { type Origin, PolicyDraft } from '@sandlock/policy';
 export { PolicyBuilder } from './builder.js';
 export type { StdioOption } from './call-options.js';

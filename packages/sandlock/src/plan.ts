@@ -37,19 +37,18 @@ async function pinnedHosts(policy: Policy): Promise<Record<string, string[]>> {
 }
 
 /**
- * The HTTP fields are checked and documented, but no connection is
- * redirected to @sandlock/http's proxy yet: a policy with them is refused
- * rather than run without them.
+ * httpAllow and httpDeny are enforced by the sandbox's proxy (http.ts).
+ * Credentials and a CA of the policy's are not wired yet (the sandbox's
+ * environment and trust bundles are not made for them): a policy with them
+ * is refused rather than run without them.
  */
 function refuseUnenforcedHttp(policy: Policy): void {
-  const given: string[] = (['httpAllow', 'httpDeny', 'httpAuth'] as const).filter(
-    (name) => policy[name].length > 0,
-  );
+  const given: string[] = policy.httpAuth.length > 0 ? ['httpAuth'] : [];
   if (Object.keys(policy.credentials).length > 0) given.push('credentials');
   if (policy.httpCa !== null) given.push('httpCa');
   if (given.length > 0) {
     throw new SandboxError(
-      `sandlock: ${given.join(', ')}: not enforced yet (the HTTP proxy is not wired into sandboxes)`,
+      `sandlock: ${given.join(', ')}: not enforced yet (credentials and the CA are not wired into sandboxes; httpAllow and httpDeny are)`,
       'http policy',
     );
   }
