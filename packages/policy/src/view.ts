@@ -69,6 +69,11 @@ export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
    * supervisor once the proxy listens); absent: none.
    */
   readonly httpRedirect?: HttpRedirect | null;
+  /**
+   * Trust bundles the sandbox reads with the HTTP proxy's CA added, by
+   * path (the hostname module of @sandlock/procfs serves their opens); absent: none.
+   */
+  readonly trustBundles?: Readonly<Record<string, string>>;
 }
 
 /** Where a sandbox's HTTP proxy listens, and which destinations go to it. */

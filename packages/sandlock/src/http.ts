@@ -5,10 +5,18 @@
 // dialled, recorded when the reaper's connect was made and keyed by the
 // sandbox socket's own address (the accepted connection's peer).
 import { lookup } from 'node:dns/promises';
+import { realpathSync } from 'node:fs';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { type Denial, type Destination, type HttpSetup, httpSetup } from '@sandlock/http';
 import { onRedirectedConnect, type RedirectedConnect } from '@sandlock/network';
-import { type HttpRedirect, type ModulePolicy, parseHttpRule, policyReads } from '@sandlock/policy';
+import {
+  type HttpRedirect,
+  type HttpRule,
+  type ModulePolicy,
+  parseHttpAuth,
+  parseHttpRule,
+  policyReads,
+} from '@sandlock/policy';
 import { SandboxError } from './errors.js';
 import type { Policy } from './policy.js';
 
@@ -17,6 +25,8 @@ const RECORD_WAIT_MS = 10_000;
 
 export interface SandboxHttp {
   readonly redirect: HttpRedirect;
+  /** The trust bundles with the CA, by path (both the path opened and the file's real path). */
+  readonly trustBundles: Record<string, string>;
   readonly setup: HttpSetup;
   /** Takes the redirected connects of session `id`. */
   attach(id: number): void;
@@ -24,9 +34,49 @@ export interface SandboxHttp {
   close(): Promise<void>;
 }
 
-/** Whether the policy has rules the proxy enforces. */
-export function hasHttpRules(policy: Pick<Policy, 'httpAllow' | 'httpDeny'>): boolean {
-  return policy.httpAllow.length > 0 || policy.httpDeny.length > 0;
+/** Whether the policy has what the proxy enforces: HTTP rules, credentials to add. */
+export function hasHttpRules(
+  policy: Pick<Policy, 'httpAllow' | 'httpDeny' | 'httpAuth' | 'credentials'>,
+): boolean {
+  return (
+    policy.httpAllow.length > 0 ||
+    policy.httpDeny.length > 0 ||
+    policy.httpAuth.length > 0 ||
+    Object.keys(policy.credentials).length > 0
+  );
+}
+
+/** The HTTP rules of the policy, those of httpAuth included. */
+function rulesOf(policy: Policy): HttpRule[] {
+  const rules: HttpRule[] = [];
+  for (const text of [...policy.httpAllow, ...policy.httpDeny]) {
+    const rule = parseHttpRule(text);
+    if (typeof rule === 'string') throw new SandboxError(rule, 'http policy');
+    rules.push(rule);
+  }
+  for (const text of policy.httpAuth) {
+    const auth = parseHttpAuth(text);
+    if (typeof auth === 'string') throw new SandboxError(auth, 'http policy');
+    rules.push(auth.rule);
+  }
+  return rules;
+}
+
+/**
+ * The trust bundles the sandbox reads, by the path it opens and the path
+ * the file really is at (a symlink on some systems).
+ */
+function bundleFiles(files: ReadonlyMap<string, string>): Record<string, string> {
+  const byPath: Record<string, string> = {};
+  for (const [path, content] of files) {
+    byPath[path] = content;
+    try {
+      byPath[realpathSync(path)] = content;
+    } catch {
+      // Not on this host: served at the path named.
+    }
+  }
+  return byPath;
 }
 
 /**
@@ -36,9 +86,7 @@ export function hasHttpRules(policy: Pick<Policy, 'httpAllow' | 'httpDeny'>): bo
  */
 async function coveredDestinations(policy: Policy): Promise<HttpRedirect['covers']> {
   const covers: { address: string; port: number | null }[] = [];
-  for (const text of [...policy.httpAllow, ...policy.httpDeny]) {
-    const rule = parseHttpRule(text);
-    if (typeof rule === 'string') throw new SandboxError(rule, 'http policy');
+  for (const rule of rulesOf(policy)) {
     if (rule.host === '*' || rule.host.startsWith('*.')) return 'all';
     if (isIP(rule.host) !== 0) {
       covers.push({ address: rule.host, port: rule.port });
@@ -135,6 +183,7 @@ export async function startHttp(
   };
   return {
     redirect: { port, covers },
+    trustBundles: bundleFiles(setup.bundle.files),
     setup,
     attach(id) {
       detach = onRedirectedConnect(id, record);

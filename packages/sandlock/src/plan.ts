@@ -2,6 +2,7 @@ import type { Supervisor } from '@sandlock/dispatch';
 import { resolveNetHosts } from '@sandlock/network';
 import { type ModulePolicy, modulePolicy } from '@sandlock/policy';
 import { SandboxError } from './errors.js';
+import { hasHttpRules } from './http.js';
 import { SUPERVISOR_VARIABLE } from './nesting.js';
 import type { Policy } from './policy.js';
 import { supervisorFor, withNesting } from './supervision.js';
@@ -36,27 +37,13 @@ async function pinnedHosts(policy: Policy): Promise<Record<string, string[]>> {
   }
 }
 
-/**
- * httpAllow and httpDeny are enforced by the sandbox's proxy (http.ts).
- * Credentials and a CA of the policy's are not wired yet (the sandbox's
- * environment and trust bundles are not made for them): a policy with them
- * is refused rather than run without them.
- */
-function refuseUnenforcedHttp(policy: Policy): void {
-  const given: string[] = policy.httpAuth.length > 0 ? ['httpAuth'] : [];
-  if (Object.keys(policy.credentials).length > 0) given.push('credentials');
-  if (policy.httpCa !== null) given.push('httpCa');
-  if (given.length > 0) {
-    throw new SandboxError(
-      `sandlock: ${given.join(', ')}: not enforced yet (credentials and the CA are not wired into sandboxes; httpAllow and httpDeny are)`,
-      'http policy',
-    );
-  }
-}
-
 export async function supervisionPlan(policy: Policy): Promise<SupervisionPlan> {
-  refuseUnenforcedHttp(policy);
   let view = modulePolicy(policy, undefined, await pinnedHosts(policy));
+  if (hasHttpRules(policy)) {
+    // Connects go to the proxy through the destinations module; the trust
+    // bundles' opens are answered (their content is made with the proxy).
+    view = { ...view, mediatesDestinations: true, trustBundles: {} };
+  }
   const supervisor = await supervisorFor(policy.plugins);
   let needed = supervisor.notifiedSyscalls({ policy: view });
   if (needed.length > 0 && !view.mediatesDestinations) {

@@ -223,7 +223,7 @@ export class Sandbox {
     const delegating = outerSupervisor !== null;
     if (delegating && hasHttpRules(policy)) {
       throw new SandboxError(
-        'sandlock: httpAllow, httpDeny: not enforced yet in a sandbox started inside a supervised one',
+        'sandlock: httpAllow, httpDeny, httpAuth, credentials: not enforced yet in a sandbox started inside a supervised one',
         'http policy',
       );
     }
@@ -247,6 +247,11 @@ export class Sandbox {
       http = await atStepAsync('http proxy', () =>
         startHttp(policy, view, (denial) => onDenied(denial)),
       );
+      if (http !== null) {
+        // Secrets stay in the supervisor; the usual clients trust the proxy's CA.
+        for (const name of http.setup.credentials.variables) delete env[name];
+        Object.assign(env, http.setup.bundle.env);
+      }
       // Claimed before anything starts: a name taken is refused with nothing run.
       registration = await claimName({ name: options.name, command: argv, policy });
       if (plan.broker) {
@@ -265,7 +270,9 @@ export class Sandbox {
       });
       handedDown.push(...confinement.fds);
       let modulesView: typeof view =
-        http !== null ? { ...view, httpRedirect: http.redirect } : view;
+        http !== null
+          ? { ...view, httpRedirect: http.redirect, trustBundles: http.trustBundles }
+          : view;
       if (confinement.listener) {
         // This sandbox's supervisor is the one a sandbox inside it must ask.
         const socket = await atStepAsync('delegation socket', () => delegationSocket());
