@@ -1,4 +1,12 @@
 import { defineConfig } from 'tsup';
-import { libraryBuild } from '../../tsup.config.base.js';
 
-export default defineConfig(libraryBuild);
+// Two entries: the public API, and the handler module, which the dispatch
+// worker imports by URL (COW_MODULE, beside index.js).
+export default defineConfig({
+  entry: ['src/index.ts', 'src/cow-module.ts'],
+  format: ['esm'],
+  target: 'node20',
+  dts: true,
+  sourcemap: true,
+  clean: true,
+});

@@ -14,6 +14,7 @@ import { benchNeighbours } from './neighbours.mjs';
 import { benchConnect, benchRedis } from './network.mjs';
 import { benchPython } from './python.mjs';
 import { benchThrottle } from './throttle.mjs';
+import { benchWorkdir } from './workdir.mjs';
 
 const benches = {
   launch: benchLaunch,
@@ -30,6 +31,7 @@ const benches = {
   start: benchStart,
   'connect-check': benchConnectCost,
   http: benchHttp,
+  workdir: benchWorkdir,
 };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);

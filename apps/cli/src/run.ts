@@ -3,6 +3,7 @@ import {
   afterDelay,
   badSandboxName,
   type ExitStatus,
+  formatChanges,
   type HttpDenial,
   parseDuration,
   Sandbox,
@@ -51,6 +52,12 @@ const RUNNING_OPTIONS: OptionSpec[] = [
     long: 'print-policy',
     help: 'print what the policy becomes on this kernel, as JSON, and run nothing',
   },
+  {
+    long: 'dry-run',
+    help: 'with --workdir: run, print the changes (A, M, D path), discard them',
+  },
+  { long: 'json', help: 'with --dry-run: one JSON object per change' },
+  { long: 'diff', help: 'with --dry-run: a unified diff of each modified text file' },
   { long: 'json-errors', help: 'print errors as JSON lines' },
   { long: 'help', short: 'h', help: 'show this help' },
 ];
@@ -142,6 +149,31 @@ function printDenial(denial: HttpDenial): void {
   process.stderr.write(`sandlock: refused: ${what} (${denial.reason}${rule})\n`);
 }
 
+/** What became of the workdir's layer: the dry run's change list on stdout, a kept layer's place on stderr. */
+function reportWorkdir(
+  status: ExitStatus,
+  options: { dryRun: boolean; json: boolean; diff: boolean; lower: string | null },
+): void {
+  const workdir = status.workdir;
+  if (workdir === undefined || workdir === null) return;
+  if (options.dryRun) {
+    process.stdout.write(
+      formatChanges(workdir.changes, {
+        json: options.json,
+        diff: options.diff,
+        ...(options.lower !== null ? { lower: options.lower } : {}),
+        ...(workdir.upper !== undefined ? { upper: workdir.upper } : {}),
+      }),
+    );
+    workdir.abort();
+  }
+  if (workdir.kept !== undefined) {
+    process.stderr.write(
+      `sandlock: the workdir's layer is kept at ${workdir.kept} (sandlock cow commit|abort PATH)\n`,
+    );
+  }
+}
+
 /** `sandlock run`: returns the exit code. */
 export async function runCommand(argv: readonly string[]): Promise<number> {
   const reporter: Reporter = { json: argv.includes('--json-errors'), statusFd: null };
@@ -166,10 +198,17 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     if (command.length === 0) {
       throw new UsageError('sandlock run: no command given (sandlock run [OPTIONS] -- COMMAND)');
     }
+    const dryRun = options.has('dry-run');
+    if ((options.has('json') || options.has('diff')) && !dryRun) {
+      throw new UsageError('sandlock run: --json and --diff go with --dry-run');
+    }
     const name = nameOf(options);
     const timeout = durationOf(options, 'timeout', '-t/--timeout');
     const killAfter = durationOf(options, 'kill-after', '-k/--kill-after');
     const sandbox = sandboxOf(parsed);
+    if (dryRun && sandbox.policy.workdir === null) {
+      throw new UsageError('sandlock run: --dry-run needs --workdir DIR');
+    }
     // Signals to sandlock go to the sandbox; one that arrives while it starts
     // waits for it. With --kill-after, a signal forwarded or a timeout is
     // followed by SIGKILL.
@@ -197,6 +236,8 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
         stdio: ['inherit', 'inherit', 'inherit'],
         ...(name !== undefined ? { name } : {}),
         ...(options.has('verbose') ? { onRefusal: printRefusal } : {}),
+        // A dry run keeps the layer until its changes (and diffs) are printed.
+        ...(dryRun ? { workdirEnd: 'defer' as const } : {}),
       });
       sandboxed = started;
       if (options.has('verbose')) started.on('denied', printDenial);
@@ -218,6 +259,12 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       for (const signal of forwarded) process.off(signal, forward);
     }
 
+    reportWorkdir(status, {
+      dryRun,
+      json: options.has('json'),
+      diff: options.has('diff'),
+      lower: sandbox.policy.workdir,
+    });
     if (status.timedOut) {
       writeStatus(reporter, { timeout: true });
       process.stderr.write(`sandlock: timed out after ${timeout! / 1000}s\n`);

@@ -26,7 +26,7 @@ export {
   type Refusal,
   type RefusalReport,
 } from './refusal.js';
-export type { ProcessView, SessionInfo, WorkerSession } from './session-view.js';
+export type { ProcessView, SessionInfo, SessionNotice, WorkerSession } from './session-view.js';
 export {
   type AttachOptions,
   type DelegateOptions,

@@ -19,7 +19,7 @@ export type {
 } from './context.js';
 export type { OnBehalf } from './on-behalf.js';
 export type { Refusal, RefusalReport } from './refusal.js';
-export type { ProcessView, SessionInfo, WorkerSession } from './session-view.js';
+export type { ProcessView, SessionInfo, SessionNotice, WorkerSession } from './session-view.js';
 
 /** Where a module's code runs: handlers in the worker, deferred handlers on the main thread. */
 export interface SetupEnv {

@@ -4,6 +4,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Notification } from './context.js';
 import type { RefusalReport } from './refusal.js';
 import type { ResolvedModuleRef } from './registry.js';
+import type { SessionNotice } from './session-view.js';
 
 export interface WorkerData {
   modules: ResolvedModuleRef[];
@@ -64,6 +65,7 @@ export type FromWorker =
   | { type: 'kill'; session: number; reason: string; module?: string }
   | { type: 'ended'; session: number }
   | ({ type: 'refusal'; session: number } & RefusalReport)
+  | ({ type: 'notice'; session: number } & SessionNotice)
   | {
       type: 'error';
       session?: number;

@@ -46,4 +46,19 @@ export interface WorkerSession<P = unknown> extends SessionInfo<P> {
    * done for it: let the kernel decide. True when it cannot be told.
    */
   narrowed(tid: number): boolean;
+  /**
+   * Tells the main thread something about the sandbox (a port it bound
+   * under portRemap): the supervisor's `Session.onNotice` listeners get it.
+   * `detail` must survive structured clone; say things that change, once.
+   */
+  notice(module: string, kind: string, detail: unknown): void;
+}
+
+/** Something a module told the main thread about a sandbox ({@link WorkerSession.notice}). */
+export interface SessionNotice {
+  /** The module that told it. */
+  readonly module: string;
+  /** What it is about, in the module's words (`port`). */
+  readonly kind: string;
+  readonly detail: unknown;
 }

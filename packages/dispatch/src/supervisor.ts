@@ -26,7 +26,7 @@ import type { Refusal, RefusalReport } from './refusal.js';
 import { refusalWords } from './refusal.js';
 import { checkDenied, orderModules, type ResolvedModuleRef, resolveModuleRef } from './registry.js';
 import { Responder } from './respond.js';
-import type { SessionInfo } from './session-view.js';
+import type { SessionInfo, SessionNotice } from './session-view.js';
 import { holdUndumpable, releaseUndumpable } from './undumpable.js';
 
 const { EPERM } = ERRNO;
@@ -275,6 +275,7 @@ export class Session<P = unknown> implements SessionInfo<P> {
    */
   refusalsForwarded = 0;
   private readonly refusalListeners = new Set<(refusal: RefusalReport) => void>();
+  private readonly noticeListeners = new Set<(notice: SessionNotice) => void>();
   /** @internal Tells the worker to start or stop forwarding refusals. */
   reportTo: ((on: boolean) => void) | null = null;
   private resolveClosed!: () => void;
@@ -321,6 +322,22 @@ export class Session<P = unknown> implements SessionInfo<P> {
       if (!this.refusalListeners.delete(listener)) return;
       if (this.refusalListeners.size === 0) this.reportTo?.(false);
     };
+  }
+
+  /**
+   * Calls `listener` for each notice a module gives about this sandbox
+   * (WorkerSession.notice: the binds module's `port`, a
+   * `{ protocol, virtual, real }` bound under portRemap). Returns the
+   * function that takes the listener off.
+   */
+  onNotice(listener: (notice: SessionNotice) => void): () => void {
+    this.noticeListeners.add(listener);
+    return () => this.noticeListeners.delete(listener);
+  }
+
+  /** @internal A module's notice, from the worker. */
+  notice(notice: SessionNotice): void {
+    for (const listener of [...this.noticeListeners]) listener(notice);
   }
 
   /** @internal A refusal for the listeners (from the worker, a deferred handler or a kill). */
@@ -774,6 +791,11 @@ export class Supervisor {
         const { type: _type, session: _id, ...report } = message;
         session.refusalsForwarded++;
         session.refusal(report);
+        return;
+      }
+      case 'notice': {
+        const { type: _type, session: id, ...notice } = message;
+        this.sessions.get(id)?.notice(notice);
         return;
       }
       case 'ended': {

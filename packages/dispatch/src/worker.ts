@@ -388,6 +388,8 @@ class Loop {
             ? new Broker(message.brokerFd)
             : null,
       narrowed: (tid: number) => narrowed(session, tid),
+      notice: (module: string, kind: string, detail: unknown) =>
+        post({ type: 'notice', session: message.session, module, kind, detail }),
     });
     this.sessions.set(session.id, session);
     if (message.report) session.reporter = this.reporterFor(session);

@@ -2,14 +2,16 @@
 // checked and before the reaper connects to it.
 import type { WorkerSession } from '@sandlock/dispatch/module';
 import type { ModulePolicy } from '@sandlock/policy';
+import { realDestination } from './port-space.js';
 
 /**
  * The address the reaper connects to for a TCP connect to `address` (the
  * caller's sockaddr_in or sockaddr_in6, copied and checked against the
- * rules). Unchanged for now; port remapping maps a sandbox's virtual port
- * to the real one here. The rules are checked on the address the sandbox
- * named, before this.
+ * rules): under portRemap, a loopback port the sandbox bound elsewhere is
+ * reached at its real port (the reaper's Landlock connect rules apply to
+ * that port). The rules are checked on the address the sandbox named,
+ * before this.
  */
-export function destinationFor(_session: WorkerSession<ModulePolicy>, address: Buffer): Buffer {
-  return address;
+export function destinationFor(session: WorkerSession<ModulePolicy>, address: Buffer): Buffer {
+  return session.policy.binds.remap ? realDestination(session, 'tcp', address) : address;
 }

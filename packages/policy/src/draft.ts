@@ -98,12 +98,23 @@ export class PolicyDraft {
           ? structuredClone(spec.default)
           : resolveField(name, spec, given, problems);
     }
-    const both = (out.netAllow as unknown[]).length > 0 && (out.netDeny as unknown[]).length > 0;
-    if (both) {
-      const origin = this.given.get('netDeny')!.find(({ value }) => value !== null)!.origin;
-      new At('netDeny', origin, problems).problem(
-        'a policy has netAllow (what may be reached) or netDeny (what may not), not both',
-      );
+    const exclusive: [FieldName, FieldName, string][] = [
+      ['netAllow', 'netDeny', 'netAllow (what may be reached) or netDeny (what may not)'],
+      [
+        'netAllowBind',
+        'netDenyBind',
+        'netAllowBind (what may be bound) or netDenyBind (what may not)',
+      ],
+      [
+        'netBind',
+        'netDenyBind',
+        'netBind (TCP ports that may be bound) or netDenyBind (ports that may not)',
+      ],
+    ];
+    for (const [one, other, which] of exclusive) {
+      if ((out[one] as unknown[]).length === 0 || (out[other] as unknown[]).length === 0) continue;
+      const origin = this.given.get(other)!.find(({ value }) => value !== null)!.origin;
+      new At(other, origin, problems).problem(`a policy has ${which}, not both`);
     }
     this.crossCheckHttp(out, problems);
     if (problems.length > 0) throw new PolicyError(problems);

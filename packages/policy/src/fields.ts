@@ -23,7 +23,7 @@ import {
   seed,
   variables,
 } from './kinds.js';
-import { netSpec } from './net-spec.js';
+import { bindSpec, netSpec } from './net-spec.js';
 import { SYSTEM_ETC, SYSTEM_PROGRAMS } from './presets.js';
 
 /**
@@ -297,7 +297,9 @@ export const FIELDS = {
     setter: append<PortSpec>(),
     flags: [{ long: 'net-bind', value: 'PORT', help: 'allow binding TCP PORT (or FROM-TO)' }],
     profile: { section: 'network', key: 'bind' },
-    doc: 'TCP ports the sandbox may bind; none by default.',
+    doc: 'TCP ports the sandbox may bind, enforced by Landlock alone; none by default.',
+    details:
+      'The same as a `tcp://` rule of `netAllowBind`: both lists become Landlock rules. A policy with `netDenyBind` has neither.',
   }),
   netConnect: field({
     kind: list(portSpec),
@@ -372,6 +374,64 @@ export const FIELDS = {
     doc: 'Named Unix sockets the sandbox may connect and send to, at or beneath each path, besides those it may write.',
     details: [
       "A pathname Unix socket (`connect`, `sendto`, `sendmsg`) is reached only when the policy lets the sandbox write the socket file (it lies beneath an `fsWrite` path and beneath no `fsDeny` path), the kernel's own rule for socket files, or it lies at or beneath a `unix` path; otherwise the call fails with EACCES. The path is resolved as the kernel resolves it for the caller (its cwd, its root, symlinks). Abstract sockets are left to Landlock's scoping: only those made inside the sandbox. A sandbox that needs no supervisor (no address rules, no write grant, no `unix` path, nothing else supervised) may make no Unix socket at all (EACCES), only connected pairs (`socketpair` of streams).",
+    ].join('\n'),
+  }),
+  netAllowBind: field({
+    kind: list(bindSpec),
+    default: [] as string[],
+    combine: 'append',
+    setter: append<string>(),
+    flags: [
+      {
+        long: 'net-allow-bind',
+        value: 'PORTS',
+        help: 'allow binding PORTS: [tcp|udp://]PORT, PORT,PORT, FROM-TO or * (no scheme: TCP and UDP)',
+      },
+    ],
+    profile: { section: 'network', key: 'allow_bind' },
+    doc: 'Ports the sandbox may bind (TCP and UDP unless a scheme says which); none by default.',
+    details: [
+      'A rule is `[tcp://|udp://]PORTS`, PORTS being `8080`, `80,443`, `8000-8100` or `*`. Port 0 is the bind to an ephemeral port the kernel picks: it is allowed only by a rule that covers 0 (`0`, `0-…`, `*`), as Landlock does. A policy has `netAllowBind` or `netDenyBind`, not both.',
+      '',
+      "TCP ports become Landlock rules beside `netBind`: no cost per call. UDP, which Landlock does not mediate, is checked by the supervisor on a copy of the address and bound by the sandbox's reaper. UDP sockets exist only with a UDP rule of `netAllow` or `netDeny`.",
+      '',
+      "The binds the kernel makes by itself (a `connect`, `sendto` or `listen` of an unbound socket) take an ephemeral port, which the sandbox cannot choose, and are not refused. Ports below 1024 stay privileged: binds are made without capabilities, whatever the supervisor's.",
+    ].join('\n'),
+  }),
+  netDenyBind: field({
+    kind: list(bindSpec),
+    default: [] as string[],
+    combine: 'append',
+    setter: append<string>(),
+    flags: [
+      {
+        long: 'net-deny-bind',
+        value: 'PORTS',
+        help: 'allow binding any port but PORTS (same form as --net-allow-bind)',
+      },
+    ],
+    profile: { section: 'network', key: 'deny_bind' },
+    doc: 'Ports the sandbox may not bind; every other port may be bound (below 1024 only where the kernel lets a process without capabilities).',
+    details:
+      "Landlock cannot refuse one port and allow the rest: every TCP and UDP bind is checked by the supervisor on a copy of the address and made by the sandbox's reaper (about 40 µs more per bind), and the sandbox itself may not bind TCP sockets directly. A policy with `netDenyBind` has no `netAllowBind` nor `netBind`.",
+  }),
+  portRemap: field({
+    kind: bool,
+    default: false,
+    combine: 'replace',
+    setter: toggle(),
+    flags: [
+      {
+        long: 'port-remap',
+        help: 'give the sandbox its own port space: a port taken on the host is bound to a free one',
+      },
+    ],
+    profile: { section: 'network', key: 'port_remap' },
+    doc: 'A private port space: a bind to a port taken on the host gets a free real port, which the sandbox still sees as the port it asked for.',
+    details: [
+      "The bind rules apply to the port the sandbox asked for (its virtual port). The real bind is made by the sandbox's reaper in the policy's Landlock domain: the port itself when it is free, else an ephemeral port the kernel picks (the domain allows TCP port 0 for that, and the sandbox binds TCP only through the supervisor).",
+      '',
+      '`getsockname`, `getpeername` and `/proc/net/{tcp,tcp6,udp,udp6}` show the virtual port; a connection from the sandbox to a virtual port reaches the real one. A virtual port keeps its real port while the sandbox runs.',
     ].join('\n'),
   }),
   bestEffort: field({

@@ -15,11 +15,16 @@ export {
 } from './http-spec.js';
 export type { Kind, PluginRef, PortSpec, Schema } from './kinds.js';
 export {
+  type BindProtocol,
+  type BindRule,
+  bindRuleMatches,
+  bindSpec,
   hostMatches,
   isWildcardHost,
   type NetProtocol,
   type NetRule,
   netSpec,
+  parseBindRule,
   parseHostPattern,
   parseNetRule,
 } from './net-spec.js';
@@ -46,12 +51,16 @@ export { policySchema } from './schema.js';
 export { formatByteSize, parseByteSize } from './size.js';
 export { distance, nearest } from './suggest.js';
 export {
+  type BindView,
+  bindsOf,
   canonical,
   connectPortsOf,
   type Datagrams,
   datagramsOf,
   type HttpRedirect,
+  landlockBindPorts,
   type ModulePolicy,
+  mayBind,
   modulePolicy,
   type NetView,
   netRulesOf,

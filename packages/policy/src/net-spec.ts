@@ -31,7 +31,7 @@ const SCHEMES: Readonly<Record<string, readonly NetProtocol[]>> = {
   icmp: ['icmp'],
 };
 
-function parsePorts(text: string): NetRule['ports'] | string {
+function parsePorts(text: string, lowest = 1): NetRule['ports'] | string {
   if (text === '*') return null;
   const ports: { from: number; to: number }[] = [];
   for (const part of text.split(',')) {
@@ -39,7 +39,9 @@ function parsePorts(text: string): NetRule['ports'] | string {
     if (!match) return `'${part}' is not a port, a range FROM-TO or *`;
     const from = Number(match[1]);
     const to = match[2] === undefined ? from : Number(match[2]);
-    if (from < 1 || to > 65535) return `port ${from < 1 ? from : to} is not from 1 to 65535`;
+    if (from < lowest || to > 65535) {
+      return `port ${from < lowest ? from : to} is not from ${lowest} to 65535`;
+    }
     if (from > to) return `range start ${from} is above its end ${to}`;
     ports.push({ from, to });
   }
@@ -177,4 +179,56 @@ export const netSpec: Kind<string> = {
   schema: { type: 'string', minLength: 1 },
   describe:
     '[tcp:// | udp:// | icmp://] HOST, *.DOMAIN, IP, CIDR or * (IPv6 in brackets), then optionally :PORT, :PORT,PORT, :FROM-TO or :*',
+};
+
+/** The protocols a bind rule is about: a port is TCP's or UDP's. */
+export type BindProtocol = 'tcp' | 'udp';
+
+/** A bind rule (`--net-allow-bind`, `--net-deny-bind`) taken apart. */
+export interface BindRule {
+  readonly protocols: readonly BindProtocol[];
+  /** Inclusive port ranges (0 is the bind to an ephemeral port); null for any port. */
+  readonly ports: readonly { readonly from: number; readonly to: number }[] | null;
+}
+
+/** A bind rule's text (`[tcp://|udp://]PORTS`) taken apart, or the reason it is not one. */
+export function parseBindRule(given: string): BindRule | string {
+  let text = given.trim();
+  let protocols: readonly BindProtocol[] = ['tcp', 'udp'];
+  const scheme = /^([a-z]+):\/\//i.exec(text);
+  if (scheme) {
+    const name = scheme[1]!.toLowerCase();
+    if (name !== 'tcp' && name !== 'udp') return `unknown scheme '${scheme[1]}://' (tcp or udp)`;
+    protocols = [name];
+    text = text.slice(scheme[0].length);
+  }
+  const ports = parsePorts(text, 0);
+  if (typeof ports === 'string') return ports;
+  return { protocols, ports };
+}
+
+/** Whether `port` of `protocol` is one a bind rule names. */
+export function bindRuleMatches(rule: BindRule, protocol: BindProtocol, port: number): boolean {
+  if (!rule.protocols.includes(protocol)) return false;
+  return rule.ports === null || rule.ports.some(({ from, to }) => port >= from && port <= to);
+}
+
+/** A bind rule, kept as its text (`udp://5353`, `8000-8100`); {@link parseBindRule} takes it apart. */
+export const bindSpec: Kind<string> = {
+  check(value, at) {
+    if (typeof value === 'number') value = String(value);
+    if (typeof value !== 'string') {
+      return at.expected('ports like 8080, 8000-8100, udp://5353 or *', value);
+    }
+    const rule = parseBindRule(value);
+    if (typeof rule === 'string') return at.problem(`${rule}, in '${value}'`);
+    return value.trim();
+  },
+  schema: {
+    oneOf: [
+      { type: 'string', minLength: 1 },
+      { type: 'integer', minimum: 0, maximum: 65535 },
+    ],
+  },
+  describe: '[tcp:// | udp://] PORT, PORT,PORT, FROM-TO or * (0 is a bind to an ephemeral port)',
 };

@@ -1,7 +1,14 @@
 import { realpathSync } from 'node:fs';
 import { bytePath, pathWithin } from '@sandlock/sys';
 import type { Policy } from './fields.js';
-import { type NetRule, parseNetRule } from './net-spec.js';
+import {
+  type BindProtocol,
+  type BindRule,
+  bindRuleMatches,
+  type NetRule,
+  parseBindRule,
+  parseNetRule,
+} from './net-spec.js';
 import { expandPresets } from './presets.js';
 
 /**
@@ -74,6 +81,8 @@ export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
    * path (the hostname module of @sandlock/procfs serves their opens); absent: none.
    */
   readonly trustBundles?: Readonly<Record<string, string>>;
+  /** The bind rules (netAllowBind or netDenyBind, netBind, portRemap): {@link bindsOf}. */
+  readonly binds: BindView;
 }
 
 /** Where a sandbox's HTTP proxy listens, and which destinations go to it. */
@@ -82,6 +91,86 @@ export interface HttpRedirect {
   readonly port: number;
   /** Destinations sent to the proxy: an address with a port (null: any), or every destination. */
   readonly covers: 'all' | readonly { readonly address: string; readonly port: number | null }[];
+}
+
+/** The ports a sandbox may bind, and who makes its binds. */
+export interface BindView {
+  /** `allow`: only the ports a rule names (none without a rule); `deny`: all but those. */
+  readonly mode: 'allow' | 'deny';
+  /** netAllowBind's or netDenyBind's rules; in `allow` mode netBind's ports as TCP rules too. */
+  readonly rules: readonly BindRule[];
+  /** A private port space (portRemap). */
+  readonly remap: boolean;
+  /**
+   * Every TCP bind is checked by the supervisor and made by the sandbox's
+   * reaper (netDenyBind or portRemap: what Landlock's port rules cannot say);
+   * the sandbox's own Landlock layer then allows it no TCP bind. Otherwise
+   * Landlock alone decides TCP binds ({@link landlockBindPorts}).
+   */
+  readonly tcpOnBehalf: boolean;
+}
+
+/** The bind rules of a checked policy. */
+export function bindsOf(
+  policy: Pick<Policy, 'netBind' | 'netAllowBind' | 'netDenyBind' | 'portRemap'>,
+): BindView {
+  const parse = (text: string): BindRule => {
+    const rule = parseBindRule(text);
+    if (typeof rule === 'string') throw new TypeError(`sandlock: unchecked bind rule '${text}'`);
+    return rule;
+  };
+  const deny = policy.netDenyBind.length > 0;
+  const rules = deny
+    ? policy.netDenyBind.map(parse)
+    : [
+        ...policy.netAllowBind.map(parse),
+        ...policy.netBind.map(
+          (port): BindRule => ({
+            protocols: ['tcp'],
+            ports: [typeof port === 'number' ? { from: port, to: port } : port],
+          }),
+        ),
+      ];
+  return {
+    mode: deny ? 'deny' : 'allow',
+    rules,
+    remap: policy.portRemap,
+    tcpOnBehalf: deny || policy.portRemap,
+  };
+}
+
+/** Whether the rules let the sandbox bind `port` (its virtual port under portRemap). */
+export function mayBind(binds: BindView, protocol: BindProtocol, port: number): boolean {
+  const named = binds.rules.some((rule) => bindRuleMatches(rule, protocol, port));
+  return binds.mode === 'allow' ? named : !named;
+}
+
+/**
+ * The TCP ports the policy's Landlock domain (the reaper's) lets bind:
+ * `any` when it must not handle binds (the rules allow every port, or
+ * netDenyBind, which Landlock cannot say: the supervisor decides), else
+ * inclusive ranges. Under portRemap it adds port 0, the ephemeral bind the
+ * reaper makes for a port taken on the host.
+ */
+export function landlockBindPorts(
+  policy: Pick<Policy, 'netBind' | 'netAllowBind' | 'netDenyBind' | 'portRemap'>,
+): 'any' | { from: number; to: number }[] {
+  const binds = bindsOf(policy);
+  if (binds.mode === 'deny') return 'any';
+  const ranges: { from: number; to: number }[] = [];
+  for (const rule of binds.rules) {
+    if (!rule.protocols.includes('tcp')) continue;
+    if (rule.ports === null) return 'any';
+    ranges.push(...rule.ports.map(({ from, to }) => ({ from, to })));
+  }
+  if (binds.remap) ranges.push({ from: 0, to: 0 });
+  ranges.sort((a, b) => a.from - b.from);
+  let covered = -1;
+  for (const { from, to } of ranges) {
+    if (from > covered + 1) break;
+    covered = Math.max(covered, to);
+  }
+  return covered >= 65535 ? 'any' : ranges;
 }
 
 /** The address rules a sandbox's traffic is checked against. */
@@ -202,6 +291,7 @@ export function modulePolicy(
     datagrams: datagramsOf(policy),
     mediatesDestinations:
       netRulesOf(policy) !== null || paths.fsWrite.length > 0 || paths.unix.length > 0,
+    binds: bindsOf(policy),
   };
 }
 

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { PolicyError, parseNetRule, parsePolicy } from '../src/index.js';
+import {
+  bindsOf,
+  landlockBindPorts,
+  mayBind,
+  PolicyError,
+  parseBindRule,
+  parseNetRule,
+  parsePolicy,
+} from '../src/index.js';
 
 describe('network rules', () => {
   it('takes HOST, IP, CIDR and * with ports and schemes apart', () => {
@@ -64,6 +72,66 @@ describe('network rules', () => {
     expect(error).toBeInstanceOf(PolicyError);
     expect(String(error)).toContain(
       "netAllow[0]: port 99999 is not from 1 to 65535, in 'udp://example.com:99999'",
+    );
+  });
+});
+
+describe('bind rules', () => {
+  it('takes ports, ranges, * and a scheme apart; 0 is a port', () => {
+    expect(parseBindRule('6379')).toEqual({
+      protocols: ['tcp', 'udp'],
+      ports: [{ from: 6379, to: 6379 }],
+    });
+    expect(parseBindRule('udp://0,5000-5010')).toEqual({
+      protocols: ['udp'],
+      ports: [
+        { from: 0, to: 0 },
+        { from: 5000, to: 5010 },
+      ],
+    });
+    expect(parseBindRule('tcp://*')).toEqual({ protocols: ['tcp'], ports: null });
+    expect(parseBindRule('icmp://1')).toBe("unknown scheme 'icmp://' (tcp or udp)");
+    expect(parseBindRule('70000')).toBe('port 70000 is not from 0 to 65535');
+    expect(parsePolicy({ netAllowBind: [8080] }).netAllowBind).toEqual(['8080']);
+  });
+
+  it('allows what the rules say, to the virtual port', () => {
+    const allow = bindsOf(parsePolicy({ netAllowBind: ['udp://53'], netBind: [8080] }));
+    expect(mayBind(allow, 'udp', 53)).toBe(true);
+    expect(mayBind(allow, 'tcp', 53)).toBe(false);
+    expect(mayBind(allow, 'tcp', 8080)).toBe(true);
+    expect(mayBind(allow, 'udp', 0)).toBe(false);
+    expect(allow.tcpOnBehalf).toBe(false);
+    const deny = bindsOf(parsePolicy({ netDenyBind: ['tcp://22'] }));
+    expect(mayBind(deny, 'tcp', 22)).toBe(false);
+    expect(mayBind(deny, 'udp', 22)).toBe(true);
+    expect(mayBind(deny, 'tcp', 0)).toBe(true);
+    expect(deny.tcpOnBehalf).toBe(true);
+    expect(mayBind(bindsOf(parsePolicy({})), 'udp', 0)).toBe(false);
+  });
+
+  it('says which TCP ports Landlock allows', () => {
+    const ports = (policy: object) => landlockBindPorts(parsePolicy(policy));
+    expect(ports({})).toEqual([]);
+    expect(ports({ netBind: [80], netAllowBind: ['udp://53', '6379'] })).toEqual([
+      { from: 80, to: 80 },
+      { from: 6379, to: 6379 },
+    ]);
+    expect(ports({ netAllowBind: ['6379'], portRemap: true })).toEqual([
+      { from: 0, to: 0 },
+      { from: 6379, to: 6379 },
+    ]);
+    expect(ports({ netAllowBind: ['tcp://*'] })).toBe('any');
+    expect(ports({ netAllowBind: ['0-1000', '1001-65535'] })).toBe('any');
+    expect(ports({ netDenyBind: ['22'] })).toBe('any');
+  });
+
+  it('refuses an allow and a deny list together', () => {
+    expect(() => parsePolicy({ netAllowBind: ['80'], netDenyBind: ['22'] })).toThrow(
+      'netDenyBind: a policy has netAllowBind (what may be bound) or netDenyBind (what may not), not both',
+    );
+    expect(() => parsePolicy({ netBind: [80], netDenyBind: ['22'] })).toThrow(
+      'netDenyBind: a policy has netBind (TCP ports that may be bound) or netDenyBind (ports that may not), not both',
     );
   });
 });

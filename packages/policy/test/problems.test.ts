@@ -85,7 +85,7 @@ describe('problems name what the user wrote', () => {
       "p.toml:1:1: memory: a key outside any section; did you mean 'memory' under [limits]?",
       "p.toml:3:3: limits.memroy: unknown key; did you mean 'memory'? (in [limits]: cpu_cores, open_files, memory, processes, cpu)",
       'p.toml:4:1: filesytem: unknown section; did you mean [filesystem]? (sections: [filesystem] [workdir] [environment] [program] [limits] [network] [sandbox] [determinism] [http])',
-      "p.toml:8:1: network.alow: unknown key; did you mean 'allow'? (in [network]: bind, connect, no_raw_sockets, allow, deny, unix)",
+      "p.toml:8:1: network.alow: unknown key; did you mean 'allow'? (in [network]: bind, connect, no_raw_sockets, allow, deny, unix, allow_bind, deny_bind, port_remap)",
     ]);
   });
 

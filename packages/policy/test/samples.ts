@@ -174,6 +174,24 @@ export const SAMPLES: Record<
     toml: '[network]\ndeny = ["10.0.0.0/8"]',
     json: ['10.0.0.0/8'],
   },
+  netAllowBind: {
+    builder: [['netAllowBind', '6379', 'udp://5353,6000-6010']],
+    flags: ['--net-allow-bind', '6379', '--net-allow-bind', 'udp://5353,6000-6010'],
+    toml: '[network]\nallow_bind = [6379, "udp://5353,6000-6010"]',
+    json: ['6379', 'udp://5353,6000-6010'],
+  },
+  netDenyBind: {
+    builder: [['netDenyBind', 'tcp://22', '*']],
+    flags: ['--net-deny-bind', 'tcp://22', '--net-deny-bind', '*'],
+    toml: '[network]\ndeny_bind = ["tcp://22", "*"]',
+    json: ['tcp://22', '*'],
+  },
+  portRemap: {
+    builder: [['portRemap']],
+    flags: ['--port-remap'],
+    toml: '[network]\nport_remap = true',
+    json: true,
+  },
   unix: {
     builder: [['unix', '/run/app.sock']],
     flags: ['--unix', '/run/app.sock'],
@@ -298,7 +316,7 @@ export const SAMPLES: Record<
 
 /** Every sample's TOML as one profile (a section opened once). */
 /** Fields a policy has only one of (netAllow or netDeny): the whole profile leaves these out. */
-export const EXCLUDED_FROM_WHOLE: readonly FieldName[] = ['netDeny'];
+export const EXCLUDED_FROM_WHOLE: readonly FieldName[] = ['netDeny', 'netDenyBind'];
 
 export function wholeProfile(names?: readonly FieldName[]): string {
   const sections = new Map<string, string[]>();

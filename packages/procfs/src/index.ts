@@ -39,6 +39,7 @@ export {
   ZERO_LOAD,
 } from './host-content.js';
 export { HOSTNAME_SYSCALLS } from './hostname.js';
+export { ListingCache, type ListingCall } from './listing.js';
 export { MEMINFO_SYSCALLS } from './meminfo.js';
 export {
   filterSocketTable,

@@ -11,6 +11,7 @@
 // It decides on the proc-pids module's resolution of the path (shared for
 // the same call: /proc/self is the caller's, symlinks followed, pids outside
 // the sandbox already refused with ENOENT), and must come right after it.
+
 import { fstatSync } from 'node:fs';
 import {
   type Answer,
@@ -19,6 +20,7 @@ import {
   type HandlerContext,
   type WorkerSession,
 } from '@sandlock/dispatch/module';
+import { portSpaceOf, translateProcNet } from '@sandlock/network';
 import { type ModulePolicy, policyReads } from '@sandlock/policy';
 import {
   CAP_DAC_OVERRIDE,
@@ -45,7 +47,7 @@ import {
   sysvipcHeader,
 } from './host-content.js';
 import { dropLoad, sandboxLoad, startLoad } from './load-state.js';
-import { filterSocketTable, socketInodes } from './net-content.js';
+import { filterSocketTable, type NetSocketFile, socketInodes } from './net-content.js';
 import { insideSandbox, parentIn, readProcFile } from './proc-path.js';
 import { OPEN_SYSCALLS, serve, sharedOpenRequest } from './synthetic.js';
 
@@ -214,6 +216,25 @@ function sandboxSockets(ctx: HandlerContext<ModulePolicy>): Set<string> {
   return inodes;
 }
 
+/**
+ * Under portRemap, a TCP or UDP table with the ports the sandbox bound
+ * elsewhere shown as it asked for them (the binds module's port space).
+ */
+function virtualPorts(
+  ctx: HandlerContext<ModulePolicy>,
+  table: NetSocketFile,
+  text: string,
+): string {
+  if (!ctx.session.policy.binds.remap) return text;
+  const protocol =
+    table === 'tcp' || table === 'tcp6'
+      ? 'tcp'
+      : table === 'udp' || table === 'udp6'
+        ? 'udp'
+        : null;
+  return protocol === null ? text : translateProcNet(text, portSpaceOf(ctx.session), protocol);
+}
+
 // ---- the module -------------------------------------------------------------
 
 /** Read-only opens of /proc/loadavg and of the mount tables, as the proc-pids module resolved them. */
@@ -243,7 +264,7 @@ function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
   if (file.kind === 'net') {
     const table = file.file;
     return pidFile(ctx, file, request.cloexec, (text) =>
-      filterSocketTable(table, text, sandboxSockets(ctx)),
+      virtualPorts(ctx, table, filterSocketTable(table, text, sandboxSockets(ctx))),
     );
   }
   return pidFile(ctx, file, request.cloexec, mountTable(file.kind, ctx.session.policy));

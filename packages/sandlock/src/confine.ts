@@ -1,10 +1,12 @@
 import { type LandlockRuleset, landlockRuleset } from '@sandlock/landlock';
 import {
+  bindsOf,
   canonical,
   connectPortsOf,
   datagramsOf,
   devicePaths,
   expandPresets,
+  landlockBindPorts,
   modulePolicy,
 } from '@sandlock/policy';
 import { madeUpProcFiles } from '@sandlock/procfs';
@@ -25,7 +27,7 @@ import {
 import { sandboxOpenFiles } from './descriptors.js';
 import { SandboxError } from './errors.js';
 import { filesystemRules } from './fs-rules.js';
-import type { Policy, PortSpec } from './policy.js';
+import type { Policy } from './policy.js';
 import { atStep } from './start-failure.js';
 
 /** Everything a launch needs to confine the program, and what to clean up after. */
@@ -75,10 +77,30 @@ export interface ConfinementOptions {
    * and sends no supervisor answers.
    */
   unixSockets?: boolean;
+  /**
+   * A copy-on-write workdir (the cow module): its directory is only read by
+   * both domains (changes are made in the layer), the reaper's may write
+   * the layer's upper tree, and the sandbox's has nothing of the layers'
+   * store.
+   */
+  workdir?: { lower: string; upper: string; store: string };
 }
 
-function portRanges(ports: readonly PortSpec[]): { from: number; to: number }[] {
-  return ports.map((port) => (typeof port === 'number' ? { from: port, to: port } : port));
+/** What a domain adds to the policy's rules for a workdir. */
+interface WorkdirRules {
+  readOnly: string[];
+  write: string[];
+  deny: string[];
+}
+
+function workdirRules(
+  workdir: ConfinementOptions['workdir'],
+  domain: 'reaper' | 'sandbox',
+): WorkdirRules {
+  if (workdir === undefined) return { readOnly: [], write: [], deny: [] };
+  return domain === 'reaper'
+    ? { readOnly: [workdir.lower], write: [workdir.upper], deny: [] }
+    : { readOnly: [workdir.lower], write: [], deny: [workdir.store] };
 }
 
 function describeDrops(what: string, ruleset: LandlockRuleset): string[] {
@@ -103,17 +125,26 @@ function describeDrops(what: string, ruleset: LandlockRuleset): string[] {
 function landlockFor(
   given: Policy,
   view: 'policy' | 'hidden' | 'reaper',
+  workdir: WorkdirRules = { readOnly: [], write: [], deny: [] },
   proxyPort?: number,
 ): LandlockRuleset {
   const policy = expandPresets(given);
-  // Ports Landlock does not restrict (address rules with any port, a deny
-  // list): TCP connects are left to the destinations module's rules alone.
-  const anyPort = connectPortsOf(policy) === null;
+  const hideProcesses = view === 'hidden';
+  // The sandbox's own layer lets it bind no TCP port where the supervisor
+  // makes every TCP bind (netDenyBind, portRemap): a bind it makes itself is
+  // refused by the kernel, whatever its address said when it was checked.
+  const bind = hideProcesses && bindsOf(policy).tcpOnBehalf ? [] : landlockBindPorts(policy);
+  // The network rights Landlock restricts: not those the policy leaves to
+  // every port (or to the supervisor's rules). Ports Landlock does not
+  // restrict for connects (address rules with any port, a deny list): TCP
+  // connects are left to the destinations module's rules alone.
+  const net: ('bind_tcp' | 'connect_tcp')[] = [];
+  if (connectPortsOf(policy) !== null) net.push('connect_tcp');
+  if (bind !== 'any') net.push('bind_tcp');
   const builder = landlockRuleset({
     compatibility: policy.bestEffort ? 'best-effort' : 'hard',
-    ...(anyPort ? { handle: { net: ['bind_tcp' as const] } } : {}),
+    handle: { net },
   });
-  const hideProcesses = view === 'hidden';
   const fsDeny =
     view === 'reaper'
       ? policy.fsDeny.filter((path) => !pathWithin(canonical(path), '/proc'))
@@ -121,10 +152,12 @@ function landlockFor(
   // The device nodes as written files: on a file a write rule keeps only the
   // file's own rights (no creation, no removal).
   const written = [...policy.fsWrite, ...devicePaths(policy)];
-  const rules = filesystemRules(policy.fsRead, written, fsDeny, {
+  const rules = filesystemRules(policy.fsRead, written, [...fsDeny, ...workdir.deny], {
     hideProcesses,
     madeUp: hideProcesses ? madeUpProcFiles(modulePolicy(policy)) : [],
+    readOnly: workdir.readOnly,
   });
+  for (const path of workdir.write) rules.push({ path, intent: 'write' });
   for (const rule of rules) {
     // Optional rules are entries found by listing a directory (carving): one
     // turned into a symlink since must not grant where it points.
@@ -133,9 +166,8 @@ function landlockFor(
     if (rule.intent === 'write') builder.write(rule.path, options).readExec(rule.path, options);
     else builder.readExec(rule.path, options);
   }
-  const bind = portRanges(policy.netBind);
   const connect = connectPortsOf(policy);
-  if (bind.length > 0) builder.bindTcp(bind);
+  if (bind !== 'any' && bind.length > 0) builder.bindTcp(bind);
   if (connect !== null && proxyPort !== undefined) connect.push({ from: proxyPort, to: proxyPort });
   if (connect !== null && connect.length > 0) builder.connectTcp(connect);
   return builder.create();
@@ -152,9 +184,11 @@ function hasSignalScope(ruleset: LandlockRuleset): boolean {
  * exactly the sandbox.
  */
 function signalScope(policy: Policy): LandlockRuleset {
+  // Where the supervisor makes every TCP bind, the sandbox may make none itself.
+  const net = bindsOf(policy).tcpOnBehalf ? (['bind_tcp'] as const) : false;
   return landlockRuleset({
     compatibility: policy.bestEffort ? 'best-effort' : 'hard',
-    handle: { fs: false, net: false, scopes: ['signal'] },
+    handle: { fs: false, net, scopes: ['signal'] },
   }).create();
 }
 
@@ -183,12 +217,25 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     // the reaper and, where the supervisor hides processes, leaves /proc's
     // process directories out: the on-behalf opens are the only way there.
     const outer = atStep('landlock ruleset', () =>
-      landlockFor(policy, options.hideProcesses ? 'reaper' : 'policy', options.proxyPort),
+      landlockFor(
+        policy,
+        options.hideProcesses ? 'reaper' : 'policy',
+        workdirRules(options.workdir, 'reaper'),
+        options.proxyPort,
+      ),
     );
     if (outer.fd !== null) fds.push(outer.fd);
     warnings.push(...describeDrops('the filesystem and network policy', outer));
+    // With a workdir the sandbox's own domain holds file rules too: the
+    // reaper's grants the layer, which the sandbox must not reach.
     const inner = atStep('landlock ruleset', () =>
-      options.hideProcesses ? landlockFor(policy, 'hidden') : signalScope(policy),
+      options.hideProcesses || options.workdir !== undefined
+        ? landlockFor(
+            policy,
+            options.hideProcesses ? 'hidden' : 'policy',
+            workdirRules(options.workdir, 'sandbox'),
+          )
+        : signalScope(policy),
     );
     if (inner.fd !== null) fds.push(inner.fd);
 
@@ -233,8 +280,10 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
       denyRawSockets: policy.noRawSockets,
       datagrams: datagramsOf(policy),
       denyUnixSockets: options.unixSockets === false,
-      // Nothing writable: no metadata change is the sandbox's to make.
-      denyMetadata: policy.fsWrite.length === 0,
+      // Nothing writable: no metadata change is the sandbox's to make. A
+      // workdir's are made in its layer (the cow module, which refuses the
+      // others when nothing else is writable).
+      denyMetadata: policy.fsWrite.length === 0 && options.workdir === undefined,
     };
     const filter = atStep('seccomp filter', () => compileSandboxFilter(filterOptions));
     const listener = notify.length > 0;

@@ -126,6 +126,13 @@ export function filesystemRules(
     hideProcesses?: boolean;
     /** With hideProcesses: files directly in /proc the supervisor makes up, left out too. */
     madeUp?: readonly string[];
+    /**
+     * Trees readable and never writable whatever `fsWrite` says (a
+     * copy-on-write workdir: its changes are made in the layer on the
+     * sandbox's behalf): a write rule on one, or beneath, becomes a read
+     * rule; a write rule above one is carved around it.
+     */
+    readOnly?: readonly string[];
   } = {},
 ): FsRule[] {
   let rules: FsRule[] = [
@@ -138,6 +145,17 @@ export function filesystemRules(
       if (pathWithin(denied, rule.path)) return carve(rule, denied);
       return [rule];
     });
+  }
+  for (const kept of (options.readOnly ?? []).map(canonical)) {
+    rules = rules.flatMap((rule) => {
+      if (rule.intent !== 'write') return [rule];
+      if (pathWithin(rule.path, kept)) return [{ ...rule, intent: 'readExec' as const }];
+      if (pathWithin(kept, rule.path)) {
+        return [...carve(rule, kept), { path: rule.path, intent: 'readExec' as const }];
+      }
+      return [rule];
+    });
+    rules.push({ path: kept, intent: 'readExec' });
   }
   return options.hideProcesses ? withoutProcessDirectories(rules, options.madeUp ?? []) : rules;
 }

@@ -1,3 +1,4 @@
+export { type Change, formatChanges } from '@sandlock/cow';
 export type { Denial as HttpDenial } from '@sandlock/http';
 export { type Origin, PolicyDraft } from '@sandlock/policy';
 export { PolicyBuilder } from './builder.js';
@@ -18,6 +19,7 @@ export {
   type ExitStatus,
   type KillCause,
   SANDBOX_SIGNALS,
+  type SandboxPort,
   SandboxProcess,
   type SandboxProcessEvents,
   type SandboxRefusal,
@@ -30,3 +32,4 @@ export {
 } from './registry.js';
 export { type RunOptions, type RunResult, Sandbox, type SpawnOptions } from './sandbox.js';
 export { afterDelay, parseDuration } from './timers.js';
+export type { WorkdirEnd, WorkdirResult } from './workdir.js';

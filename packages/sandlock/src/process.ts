@@ -9,6 +9,7 @@ import { REAPER_SIGNAL } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
 import type { PortMapping, Registration } from './registry.js';
 import type { Session } from './supervision.js';
+import type { WorkdirResult } from './workdir.js';
 
 /** Why Sandlock killed a sandbox (other than a timeout or a kill() call). */
 export type KillCause =
@@ -29,6 +30,8 @@ export interface ExitStatus {
   timedOut: boolean;
   /** Set when a limit or a supervisor module killed the sandbox. */
   killedBy: KillCause | null;
+  /** With a workdir: what became of its layer (null without one). */
+  workdir?: WorkdirResult | null;
 }
 
 /**
@@ -43,7 +46,12 @@ export interface SandboxProcessEvents {
   refusal: [refusal: SandboxRefusal];
   /** A connection or request the HTTP proxy refused (a policy with HTTP rules). */
   denied: [denial: Denial];
+  /** A port bound under portRemap, or bound to another real port than before. */
+  port: [port: SandboxPort];
 }
+
+/** A port the sandbox bound under portRemap: the port it sees (`virtual`) and the host's (`real`). */
+export interface SandboxPort extends PortMapping {}
 
 /** A limit's kill as a refusal. */
 function limitRefusal(violation: LimitViolation): SandboxRefusal {
@@ -138,6 +146,12 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
   private readonly watchers: Watchers = { watch: null, session: null };
   /** Stops the session's refusals coming here (null: not listening). */
   private unsubscribe: (() => void) | null = null;
+  /** The ports bound under portRemap, by protocol and virtual port. */
+  private readonly bound = new Map<string, SandboxPort>();
+  /** The last write of the ports to the registry. */
+  private portsListed: Promise<void> = Promise.resolve();
+  /** Finishes the workdir's layer once every process has gone. */
+  private finisher: ((status: ExitStatus) => Promise<WorkdirResult>) | null = null;
   private registration: Registration | null = null;
   private listedName: string | null = null;
 
@@ -165,7 +179,7 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
     this.stdin = child.stdin;
     this.stdout = child.stdout;
     this.stderr = child.stderr;
-    this.ended = new Promise((resolve) => {
+    this.ended = new Promise((resolve, reject) => {
       child.once('close', (code, signal) => {
         watchers.watch?.stop();
         const status: ExitStatus = {
@@ -179,7 +193,17 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
         const session = this.unsubscribe !== null ? watchers.session : null;
         const settle = () => {
           this.status = status;
-          resolve(status);
+          const finisher = this.finisher;
+          if (finisher === null) {
+            resolve(status);
+            return;
+          }
+          // The layer is finished before anyone learns the sandbox ended:
+          // a caller that reads the workdir then sees it committed.
+          finisher(status).then(
+            (workdir) => resolve({ ...status, workdir }),
+            (error: unknown) => reject(error),
+          );
         };
         // Off the registry before wait() resolves: a listing after it does not show it.
         const unlisted = this.registration?.remove().catch(() => {}) ?? Promise.resolve();
@@ -191,7 +215,20 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
   /** @internal The supervisor's session, once attached (before the program runs). */
   supervise(session: Session | null): void {
     this.watchers.session = session;
+    session?.onNotice(({ module, kind, detail }) => {
+      if (module !== 'binds' || kind !== 'port') return;
+      const port = detail as SandboxPort;
+      this.bound.set(`${port.protocol}/${port.virtual}`, port);
+      this.emit('port', port);
+      // In order: the registry's entry ends with the latest list.
+      this.portsListed = this.portsListed.then(() => this.setPorts(this.ports)).catch(() => {});
+    });
     if (this.listenerCount('refusal') > 0) this.subscribe();
+  }
+
+  /** @internal How the workdir's layer is finished once the sandbox has ended. */
+  finishWorkdir(finisher: (status: ExitStatus) => Promise<WorkdirResult>): void {
+    this.finisher = finisher;
   }
 
   /** @internal The sandbox's registry entry (null: it runs unlisted, under `name`). */
@@ -209,7 +246,7 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
     return this.listedName ?? `sandbox-${this.reaperPid}`;
   }
 
-  /** @internal Records the ports a `portRemap` sandbox bound under other numbers (`Sandbox.list()`'s `ports`). */
+  /** @internal Records the ports a `portRemap` sandbox bound (`Sandbox.list()`'s `ports`), virtual and real. */
   setPorts(ports: readonly PortMapping[]): Promise<void> {
     return this.registration?.setPorts(ports) ?? Promise.resolve();
   }
@@ -228,6 +265,17 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
     const session = this.watchers.session;
     if (this.unsubscribe !== null || session === null || !this.running) return;
     this.unsubscribe = session.onRefusal((refusal) => this.emit('refusal', refusal));
+  }
+
+  /**
+   * The ports the sandbox has bound under portRemap (`--port-remap`) since
+   * it started, each with the host's port behind it (the same where it was
+   * free); empty without portRemap.
+   */
+  get ports(): readonly SandboxPort[] {
+    return [...this.bound.values()].sort(
+      (a, b) => a.virtual - b.virtual || a.protocol.localeCompare(b.protocol),
+    );
   }
 
   /** The pid of the reaper (the process this Node process started). */

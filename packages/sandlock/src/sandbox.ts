@@ -33,6 +33,7 @@ import { claimName, listSandboxes, type Registration, type SandboxEntry } from '
 import { abandon, atStep, atStepAsync, closeAll, startError } from './start-failure.js';
 import { assertProcReadable, type Session } from './supervision.js';
 import { afterDelay } from './timers.js';
+import { SandboxLayer, type WorkdirEnd } from './workdir.js';
 
 export interface SpawnOptions {
   /**
@@ -50,6 +51,14 @@ export interface SpawnOptions {
    * SandboxProcess's `'refusal'` event, listened to before the program runs).
    */
   onRefusal?: (refusal: SandboxRefusal) => void;
+  /**
+   * With a workdir, what happens to its layer when the sandbox ends:
+   * `'policy'` (default: onExit for status 0, onError otherwise),
+   * `'dry-run'` (the changes listed, the layer discarded), or `'defer'` (the
+   * changes listed; the caller calls `workdir.commit()` or `workdir.abort()`
+   * on the result).
+   */
+  workdirEnd?: WorkdirEnd;
   /**
    * The sandbox's name in the user's registry (`Sandbox.list()`, `sandlock
    * ps`): 1 to 64 letters, digits, `_`, `.`, `-`. Default: the next free
@@ -216,15 +225,21 @@ export class Sandbox {
     const policy =
       options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
     assertProcReadable(policy);
-    const { view, supervisor, outerSupervisor, notify, ...plan } = await atStepAsync(
-      'supervisor',
-      () => supervisionPlan(policy),
+    const { supervisor, outerSupervisor, notify, ...plan } = await atStepAsync('supervisor', () =>
+      supervisionPlan(policy),
     );
+    let view = plan.view;
     const delegating = outerSupervisor !== null;
     if (delegating && hasHttpRules(policy)) {
       throw new SandboxError(
         'sandlock: httpAllow, httpDeny, httpAuth, credentials: not enforced yet in a sandbox started inside a supervised one',
         'http policy',
+      );
+    }
+    if (policy.workdir !== null && delegating) {
+      throw new SandboxError(
+        'sandlock: a workdir is not supported in a sandbox started inside another supervised sandbox',
+        'workdir layer',
       );
     }
     // Its worker thread starts while the sandbox does; attach waits for it.
@@ -239,6 +254,7 @@ export class Sandbox {
     let launched: Launched | null = null;
     let released = false;
     let session: Session | null = null;
+    let layer: SandboxLayer | null = null;
     let registration: Registration | null = null;
     let http: SandboxHttp | null = null;
     // Denials before the process object exists (none: nothing runs yet) are dropped.
@@ -254,6 +270,12 @@ export class Sandbox {
       }
       // Claimed before anything starts: a name taken is refused with nothing run.
       registration = await claimName({ name: options.name, command: argv, policy });
+      if (policy.workdir !== null) {
+        // The layer the cow module serves the workdir from (its store is
+        // left out of the sandbox's Landlock domain, confine.ts).
+        layer = SandboxLayer.create(policy);
+        view = { ...view, cowLayer: layer.forModules } as typeof view;
+      }
       if (plan.broker) {
         // The reaper makes the calls a module does on the sandbox's behalf,
         // in the policy's own Landlock domain (confine.ts).
@@ -267,6 +289,7 @@ export class Sandbox {
         unixSockets: plan.unixSockets,
         ...(plan.broker ? { brokerFd: handedDown[0]! } : {}),
         ...(http !== null ? { proxyPort: http.redirect.port } : {}),
+        ...(layer !== null ? { workdir: layer.confinement } : {}),
       });
       handedDown.push(...confinement.fds);
       let modulesView: typeof view =
@@ -293,6 +316,17 @@ export class Sandbox {
       closeAll(handedDown);
       const report = await started.ready;
       const sandboxed = new SandboxProcess(started.child, report.pid, confinement.warnings);
+      if (layer !== null) {
+        const own = layer;
+        const end = options.workdirEnd ?? 'policy';
+        sandboxed.finishWorkdir((status) =>
+          own.finish(
+            policy,
+            status.exitCode === 0 && !status.timedOut && status.killedBy === null,
+            end,
+          ),
+        );
+      }
       const listed = (await registration?.started(report.pid, started.pid)) === true;
       sandboxed.list(
         listed ? registration : null,
@@ -348,6 +382,7 @@ export class Sandbox {
       if (broker !== null) close(broker);
       session?.kill('the sandbox failed to start');
       if (launched !== null) await abandon(launched, released);
+      layer?.discard();
       await registration?.remove().catch(() => {});
       throw startError(error);
     }

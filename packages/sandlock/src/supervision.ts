@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { COW_MODULES } from '@sandlock/cow';
 import { DETERMINISM_MODULES } from '@sandlock/determinism';
 import { type Session, Supervisor } from '@sandlock/dispatch';
 import { FSMETA_MODULES } from '@sandlock/fsmeta';
@@ -26,6 +27,7 @@ const BUILT_IN_MODULES = [
   ...PROCFS_MODULES,
   ...FSMETA_MODULES,
   ...NETWORK_MODULES,
+  ...COW_MODULES,
 ];
 
 /**

@@ -23,8 +23,15 @@ export function openFlags(arch: Arch) {
     O_NONBLOCK: 0o4000,
     O_CLOEXEC: 0o2000000,
     O_PATH: 0o10000000,
+    /** O_TMPFILE is this bit with O_DIRECTORY (include/uapi/asm-generic/fcntl.h). */
+    __O_TMPFILE: 0o20000000,
     ...OPEN_FLAGS[arch],
   };
+}
+
+/** sizeof(struct stat) of newfstatat(2): arch/x86/include/uapi/asm/stat.h, include/uapi/asm-generic/stat.h. */
+export function structStatSize(arch: Arch): number {
+  return arch === 'x86_64' ? 144 : 128;
 }
 
 export const AT_FDCWD = -100;
@@ -46,6 +53,16 @@ export const S_IFDIR = 0o040000;
 // include/uapi/linux/stat.h: statx(2) mask bits.
 export const STATX_TYPE = 0x1;
 export const STATX_INO = 0x100;
+/** STATX_BASIC_STATS: what stat(2) fills in. */
+export const STATX_BASIC_STATS = 0x7ff;
+
+/** include/uapi/linux/fcntl.h: faccessat2(2) checks with the effective ids (AT_REMOVEDIR's value). */
+export const AT_EACCESS = 0x200;
+// include/linux/fs.h (unistd.h): access(2) modes.
+export const F_OK = 0;
+export const X_OK = 1;
+export const W_OK = 2;
+export const R_OK = 4;
 
 // include/uapi/asm-generic/fcntl.h, include/uapi/linux/fcntl.h: fcntl(2) commands.
 export const F_GETFD = 1;

@@ -76,6 +76,16 @@ export interface WalkOptions {
    * process the ptrace-mode check of a process outside its domain.
    */
   readonly followMagic?: (pid: number | null) => boolean;
+  /**
+   * A directory the walk is about to walk on from (its O_PATH descriptor and
+   * its "dev:ino"): true stops the walk there, before the next name is
+   * looked up; `stopped` and `rest` then say where and what is left. The
+   * walk then takes every name in a lookup of its own (no run of names in
+   * one openat2 passes a stop unseen).
+   */
+  readonly stopAt?: (fd: number, id: string) => boolean;
+  /** Lookups before the walk gives up (default {@link MAX_LOOKUPS}). */
+  readonly maxLookups?: number;
 }
 
 /**
@@ -109,6 +119,13 @@ export class Walked {
    * of milliseconds. The caller lets the kernel decide, or refuses.
    */
   gaveUp = false;
+  /**
+   * The walk stopped at a directory `stopAt` chose (`fd`, kind 'directory',
+   * `errno` 0) with `rest` still to walk: the names left, joined by `/`,
+   * with the path's trailing slash if it had one.
+   */
+  stopped = false;
+  rest = '';
 
   close(): void {
     if (this.fd >= 0) close(this.fd);
@@ -303,10 +320,20 @@ export function walkPath(options: WalkOptions): Walked {
   };
   const begun = locate(cur);
   if (begun !== 0) return fail(begun);
+  const stopAt = options.stopAt;
+  const maxLookups = options.maxLookups ?? MAX_LOOKUPS;
 
   let lookups = 0;
   while (todo.length > 0) {
-    if (++lookups > MAX_LOOKUPS) {
+    if (stopAt !== undefined && cur.mode === S_IFDIR && stopAt(cur.fd, `${cur.dev}:${cur.ino}`)) {
+      drop();
+      out.stopped = true;
+      out.kind = 'directory';
+      out.rest = [...todo].reverse().join('/') + (trailingSlash ? '/' : '');
+      out.fd = own(cur);
+      return out;
+    }
+    if (++lookups > maxLookups) {
       out.gaveUp = true;
       return fail(E2BIG);
     }
@@ -317,7 +344,7 @@ export function walkPath(options: WalkOptions): Walked {
     // inside such a run, and RESOLVE_BENEATH: a `..` cannot climb to a
     // procfs root and come down into another process's directory unseen).
     // Not from a procfs root: its names are the process directories.
-    const run = batchable(cur, todo);
+    const run = stopAt === undefined ? batchable(cur, todo) : 0;
     if (run >= MIN_RUN) {
       const names = todo.slice(todo.length - run).reverse();
       const fd = trySyscall('openat2', cur.fd, cName(names.join('/')), RUN_HOW, RUN_HOW.length);

@@ -220,3 +220,35 @@ describe('walkPath', () => {
     }
   });
 });
+
+describe('stopAt', () => {
+  it('stops at the chosen directory, however the path reaches it, with what is left to walk', () => {
+    const a = trySyscall('openat', AT_FDCWD, Buffer.from(`${dir}/a\0`), O.O_PATH | O.O_CLOEXEC, 0);
+    const target = identity(a);
+    close(a);
+    const stopAtA = (path: string) => {
+      const result = walkPath({
+        root,
+        start,
+        path: Buffer.from(path, 'latin1'),
+        followLast: true,
+        tgid: () => process.pid,
+        tid,
+        stopAt: (_fd, id) => id === target,
+      });
+      try {
+        return result.stopped
+          ? `stopped at ${identity(result.fd) === target ? 'a' : '?'}: ${result.rest}`
+          : `errno ${result.errno}`;
+      } finally {
+        result.close();
+      }
+    };
+    expect(stopAtA('a/b/c')).toBe('stopped at a: b/c');
+    expect(stopAtA('rel/f')).toBe('stopped at a: f');
+    expect(stopAtA(`${dir}/abs/missing/x/`)).toBe('stopped at a: missing/x/');
+    expect(stopAtA('a/b/../../c/..')).toBe('stopped at a: b/../../c/..');
+    // A path that ends on it, or never reaches it, is walked as before.
+    expect(stopAtA('c')).toBe(`errno 0`);
+  });
+});

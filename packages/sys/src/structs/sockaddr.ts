@@ -72,6 +72,8 @@ export function decodeSockaddrIn(buf: Buffer, offset = 0): SockaddrIn {
 // --- struct sockaddr_in6 ---
 
 export const SOCKADDR_IN6_SIZE = 28;
+/** The shortest sockaddr_in6 the kernel takes (RFC 2133's, without sin6_scope_id): SIN6_LEN_RFC2133. */
+export const SIN6_LEN_RFC2133 = 24;
 export const SOCKADDR_IN6_ALIGN = 4;
 export const SOCKADDR_IN6_OFFSETS = Object.freeze({
   sin6_family: 0,

@@ -1,0 +1,151 @@
+// What every handler of the copy-on-write module shares: the session's
+// workdir, the caller's arguments copied once, and the path resolved in the
+// caller's view with the caller's capabilities (none).
+import { readFileSync } from 'node:fs';
+import type { HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
+import { CallError } from '@sandlock/dispatch/module';
+import {
+  type CapabilitySets,
+  ERRNO,
+  PATH_MAX,
+  readCStringBytes,
+  SysError,
+  threadCapabilities,
+  withCallerCapabilities,
+} from '@sandlock/sys';
+import { type Caller, type Resolved, resolvePath, type Workdir } from './resolve.js';
+
+/** The policy fields the module reads (the session policy sandlock gives it). */
+export interface CowPolicy {
+  /** The workdir (canonical), or null: the module is off. */
+  readonly workdir: string | null;
+  /** The sandbox's layer, made at start: its directory and its shared disk count. */
+  readonly cowLayer?: { readonly dir: string; readonly usage: SharedArrayBuffer } | null;
+  readonly deterministicDirs?: boolean;
+  /** What the sandbox may write outside the workdir (canonical). */
+  readonly fsWrite: readonly string[];
+}
+
+export type Ctx = HandlerContext<CowPolicy>;
+
+/** A workdir, and whether the layer changed anything yet in this session. */
+export interface Session {
+  readonly workdir: Workdir;
+  /** Some change was made: the workdir's own listing is the merged one. */
+  changed: boolean;
+  /** Listings sorted by name (the policy's deterministicDirs). */
+  readonly deterministic: boolean;
+}
+
+export const sessions = new Map<number, Session | Error>();
+
+let capabilities: CapabilitySets | null = null;
+
+export function int(value: bigint | undefined): number {
+  return Number(BigInt.asIntN(32, value ?? 0n));
+}
+
+export function uint(value: bigint | undefined): number {
+  return Number(BigInt.asUintN(32, value ?? 0n));
+}
+
+/** The session of this call; throws (the call fails closed) when its layer could not be opened. */
+export function sessionOf(ctx: Ctx): Session {
+  const session = sessions.get(ctx.session.id);
+  if (session === undefined || session instanceof Error) {
+    throw new Error(
+      `sandlock: the copy-on-write layer of this sandbox is not usable${session instanceof Error ? `: ${session.message}` : ''}`,
+    );
+  }
+  return session;
+}
+
+export function brokerOf(ctx: Ctx): OnBehalf {
+  const broker = ctx.session.onBehalf;
+  if (broker === null) throw new Error('sandlock: the copy-on-write module has no broker');
+  return broker;
+}
+
+/** A path argument, copied: its bytes without the NUL. EFAULT, ENAMETOOLONG as the kernel. */
+export function copyPath(ctx: Ctx, address: bigint): Buffer {
+  if (address === 0n) throw new CallError(ERRNO.EFAULT, 'NULL path');
+  let bytes: Buffer;
+  try {
+    bytes = readCStringBytes(ctx.pid, address, PATH_MAX - 1);
+  } catch (error) {
+    if (!ctx.valid()) throw error;
+    if (error instanceof SysError && error.errno === ERRNO.ENAMETOOLONG) {
+      throw new CallError(ERRNO.ENAMETOOLONG, 'path too long');
+    }
+    throw new CallError(ERRNO.EFAULT, 'bad path address');
+  }
+  return bytes;
+}
+
+/**
+ * Resolves a copied path for the caller; the result is the handler's to
+ * close. The lookups run with the caller's capabilities (a sandbox has none).
+ */
+export function resolve(
+  ctx: Ctx,
+  session: Session,
+  path: Buffer,
+  dirfd: number,
+  followLast: boolean,
+  create = false,
+): Resolved {
+  capabilities ??= threadCapabilities();
+  let tgid: number | null = null;
+  const caller: Caller = {
+    pid: ctx.pid,
+    reaperPid: ctx.session.reaperPid,
+    valid: () => ctx.valid(),
+    openStart: (fd) => ctx.openStart(fd),
+    tgid: () => {
+      tgid ??= threadGroup(ctx.pid);
+      return tgid;
+    },
+  };
+  let resolved: Resolved | undefined;
+  let thrown: unknown;
+  withCallerCapabilities(capabilities, 0n, () => {
+    try {
+      resolved = resolvePath(session.workdir, caller, path, { dirfd, followLast, create });
+    } catch (error) {
+      thrown = error;
+    }
+    return 0;
+  });
+  if (thrown !== undefined) throw thrown;
+  if (resolved === undefined) throw new CallError(ERRNO.EPERM, 'capabilities');
+  return resolved;
+}
+
+function threadGroup(tid: number): number {
+  try {
+    const status = readFileSync(`/proc/${tid}/status`, 'latin1');
+    const match = /^Tgid:\s+(\d+)$/m.exec(status);
+    return match ? Number(match[1]) : tid;
+  } catch {
+    return tid;
+  }
+}
+
+/** The caller's umask (/proc/<tid>/status), 0o022 when it cannot be read. */
+export function umaskOf(tid: number): number {
+  try {
+    const status = readFileSync(`/proc/${tid}/status`, 'latin1');
+    const match = /^Umask:\s+([0-7]+)$/m.exec(status);
+    return match ? Number.parseInt(match[1]!, 8) : 0o022;
+  } catch {
+    return 0o022;
+  }
+}
+
+/** Whether a path's last component is `.` or `..` (trailing slashes aside), as the kernel's LAST_DOT / LAST_DOTDOT. */
+export function lastDot(path: Buffer): '.' | '..' | null {
+  const text = path.toString('latin1').replace(/\/+$/, '');
+  const last = text.slice(text.lastIndexOf('/') + 1);
+  if (text === '' && path.length > 0) return null; // "/": the root
+  return last === '.' || last === '..' ? last : null;
+}

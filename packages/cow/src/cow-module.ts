@@ -1,0 +1,179 @@
+// The copy-on-write workdir as a handler module of @sandlock/dispatch: every
+// path-taking call of a sandbox with a workdir is notified (seccomp cannot
+// filter on a path), resolved as the kernel would resolve it in the merged
+// view (resolve.ts), and, where it lands inside the workdir, answered on the
+// sandbox's behalf: what the layer changed is served from the upper, every
+// change is made there by the sandbox's reaper (upper.ts). The sandbox's own
+// Landlock domain reads the workdir and has nothing of the layer's store,
+// so whatever is left to the kernel (a read of an untouched file, a path
+// outside) cannot write the workdir nor reach the layer. The supervisor
+// imports this file in its worker threads by URL (COW_MODULE): no side
+// effects at import.
+import { type Answer, defineModule, type WorkerSession } from '@sandlock/dispatch/module';
+import { close, hasSyscall, hostArch, openFlags, trySyscall } from '@sandlock/sys';
+import { type CowPolicy, type Ctx, sessions } from './call.js';
+import {
+  onLink,
+  onMetadata,
+  onMkdir,
+  onMknod,
+  onRename,
+  onSymlink,
+  onTruncate,
+  onUnlink,
+} from './handlers/change.js';
+import { onDescriptorOnly } from './handlers/fd-meta.js';
+import { forgetListings, onListing } from './handlers/listing.js';
+import { onAccess, onReadlink, onStat, onStatx } from './handlers/look.js';
+import { onOpen } from './handlers/open.js';
+import { onChdir, onGetcwd } from './handlers/where.js';
+import { onGetXattr, onSetXattr } from './handlers/xattr.js';
+import { Layer } from './layer/index.js';
+import { identify, type Workdir } from './resolve.js';
+
+const O = openFlags(hostArch());
+
+type Handler = (ctx: Ctx) => Answer;
+
+/** Every path-taking call this module answers, by name (those of this architecture are used). */
+const HANDLERS: Readonly<Record<string, Handler>> = {
+  open: onOpen,
+  openat: onOpen,
+  openat2: onOpen,
+  creat: onOpen,
+  stat: onStat,
+  lstat: onStat,
+  newfstatat: onStat,
+  statx: onStatx,
+  access: onAccess,
+  faccessat: onAccess,
+  faccessat2: onAccess,
+  readlink: onReadlink,
+  readlinkat: onReadlink,
+  unlink: onUnlink,
+  unlinkat: onUnlink,
+  rmdir: onUnlink,
+  mkdir: onMkdir,
+  mkdirat: onMkdir,
+  mknod: onMknod,
+  mknodat: onMknod,
+  symlink: onSymlink,
+  symlinkat: onSymlink,
+  link: onLink,
+  linkat: onLink,
+  rename: onRename,
+  renameat: onRename,
+  renameat2: onRename,
+  truncate: onTruncate,
+  chmod: onMetadata,
+  fchmodat: onMetadata,
+  fchmodat2: onMetadata,
+  chown: onMetadata,
+  lchown: onMetadata,
+  fchownat: onMetadata,
+  utime: onMetadata,
+  utimes: onMetadata,
+  futimesat: onMetadata,
+  utimensat: onMetadata,
+  getxattr: onGetXattr,
+  lgetxattr: onGetXattr,
+  listxattr: onGetXattr,
+  llistxattr: onGetXattr,
+  setxattr: onSetXattr,
+  lsetxattr: onSetXattr,
+  removexattr: onSetXattr,
+  lremovexattr: onSetXattr,
+  fchmod: onDescriptorOnly,
+  fchown: onDescriptorOnly,
+  fsetxattr: onDescriptorOnly,
+  fremovexattr: onDescriptorOnly,
+  getdents64: onListing,
+  getdents: onListing,
+  chdir: onChdir,
+  getcwd: onGetcwd,
+};
+
+/** The calls of this module that exist on this architecture (aarch64 has no open, stat, unlink…). */
+export const COW_SYSCALLS: readonly string[] = Object.keys(HANDLERS).filter((name) =>
+  hasSyscall(name),
+);
+
+function openRoot(path: string): number {
+  const fd = trySyscall(
+    'openat',
+    -100,
+    Buffer.from(`${path}\0`),
+    O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC,
+    0,
+  );
+  if (fd < 0) throw new Error(`sandlock: cannot open ${path}: errno ${-fd}`);
+  return fd;
+}
+
+function openWorkdir(policy: CowPolicy): Workdir {
+  const given = policy.cowLayer;
+  if (given === undefined || given === null) {
+    throw new Error('sandlock: a sandbox with a workdir was started without its layer');
+  }
+  const layer = Layer.open(given.dir, { usage: given.usage });
+  const lowerRoot = openRoot(layer.lower);
+  const upperRoot = openRoot(layer.upper);
+  const lower = identify(lowerRoot);
+  const upper = identify(upperRoot);
+  if (typeof lower === 'number' || typeof upper === 'number') {
+    close(lowerRoot);
+    close(upperRoot);
+    throw new Error('sandlock: cannot stat the workdir or its layer');
+  }
+  return {
+    layer,
+    lowerPath: layer.lower,
+    upperPath: layer.upper,
+    lowerRoot,
+    upperRoot,
+    lowerId: lower.id,
+    upperId: upper.id,
+    copies: new Map(),
+  };
+}
+
+/**
+ * On for a sandbox whose policy has a workdir: inside it, the sandbox reads
+ * through to the real tree and every change lands in its private layer.
+ */
+export default defineModule<unknown, CowPolicy>({
+  name: 'cow',
+  syscalls: COW_SYSCALLS,
+  onBehalf: true,
+  enabled: (policy) => policy.workdir !== null && policy.workdir !== undefined,
+  /**
+   * Before the modules that act on paths themselves: a chmod inside the
+   * workdir is the layer's, not fs-meta's on the real file; a listing of a
+   * changed directory is the merged one, which deterministic-dirs would
+   * otherwise read from the lower.
+   */
+  before: ['fs-meta', 'deterministic-dirs'],
+  after: ['proc-pids'],
+  handlers: Object.fromEntries(COW_SYSCALLS.map((name) => [name, HANDLERS[name]!])),
+  sessionStart(session: WorkerSession<CowPolicy>) {
+    try {
+      sessions.set(session.id, {
+        workdir: openWorkdir(session.policy),
+        changed: false,
+        deterministic: session.policy.deterministicDirs === true,
+      });
+    } catch (error) {
+      // Every call of the sandbox that needs the layer fails (sessionOf).
+      sessions.set(session.id, error as Error);
+    }
+  },
+  sessionEnd(session: WorkerSession<CowPolicy>) {
+    const state = sessions.get(session.id);
+    sessions.delete(session.id);
+    if (state === undefined || state instanceof Error) return;
+    close(state.workdir.lowerRoot);
+    close(state.workdir.upperRoot);
+    state.workdir.layer.close();
+    forgetListings(session.id);
+  },
+});

@@ -1,0 +1,185 @@
+// open, openat, openat2, creat inside the workdir. A read of what the layer
+// has not touched, by a path the kernel resolves to the same lower object,
+// is left to the kernel (Landlock lets the sandbox read the workdir).
+// Anything else is opened by the reaper and the descriptor injected: a file
+// or directory of the upper, a lower file reached through the layer, a
+// write (the lower file copied up first, after the kernel's own access
+// check on it), a creation.
+import { type Answer, answer } from '@sandlock/dispatch/module';
+import { AT_FDCWD, close, hostArch, openFlags, R_OK, trySyscall, W_OK } from '@sandlock/sys';
+import {
+  brokerOf,
+  type Ctx,
+  copyPath,
+  int,
+  resolve,
+  type Session,
+  sessionOf,
+  uint,
+  umaskOf,
+} from '../call.js';
+import type { Inside } from '../resolve.js';
+import { access, copyUp, mayChange, openIn, upperDir } from '../upper.js';
+
+const O = openFlags(hostArch());
+const O_ACCMODE = 3;
+const O_TMPFILE = O.__O_TMPFILE | O.O_DIRECTORY;
+/** Flags that only say how to find or make the file: not passed on to an open of the object found. */
+const LOOKUP_FLAGS = O.O_CREAT | O.O_EXCL | O.O_NOFOLLOW | O.O_CLOEXEC | O.O_PATH;
+const OPEN_HOW_SIZE_VER0 = 24n;
+
+interface OpenCall {
+  dirfd: number;
+  path: Buffer;
+  flags: number;
+  mode: number;
+}
+
+function readCall(ctx: Ctx): OpenCall | null {
+  const a = ctx.args;
+  switch (ctx.syscall) {
+    case 'open':
+      return { dirfd: AT_FDCWD, path: copyPath(ctx, a[0]!), flags: uint(a[1]), mode: uint(a[2]) };
+    case 'creat':
+      return {
+        dirfd: AT_FDCWD,
+        path: copyPath(ctx, a[0]!),
+        flags: O.O_CREAT | O.O_WRONLY | O.O_TRUNC,
+        mode: uint(a[1]),
+      };
+    case 'openat':
+      return { dirfd: int(a[0]), path: copyPath(ctx, a[1]!), flags: uint(a[2]), mode: uint(a[3]) };
+    case 'openat2': {
+      if ((a[3] ?? 0n) < OPEN_HOW_SIZE_VER0) return null; // the kernel's EINVAL
+      const how = ctx.read(a[2]!, 24);
+      return {
+        dirfd: int(a[0]),
+        path: copyPath(ctx, a[1]!),
+        flags: Number(how.readBigUInt64LE(0) & 0xffffffffn),
+        mode: Number(how.readBigUInt64LE(8) & 0o7777n),
+      };
+    }
+    default:
+      return null;
+  }
+}
+
+export function onOpen(ctx: Ctx): Answer {
+  const session = sessionOf(ctx);
+  const call = readCall(ctx);
+  if (call === null || call.path.length === 0) return answer.continue(); // the kernel's EINVAL, ENOENT
+  const { flags } = call;
+  const exclusive = (flags & O.O_CREAT) !== 0 && (flags & O.O_EXCL) !== 0;
+  // O_CREAT|O_EXCL never follows a symlink in the last component (open(2)).
+  const followLast = (flags & O.O_NOFOLLOW) === 0 && !exclusive;
+  // O_CREAT with a trailing slash is EISDIR once the directory is found
+  // (open_last_lookups() in fs/namei.c): the last name is not followed.
+  const creatingDirectory = (flags & O.O_CREAT) !== 0 && call.path[call.path.length - 1] === 0x2f;
+  const resolved = resolve(ctx, session, call.path, call.dirfd, followLast, creatingDirectory);
+  if (resolved.where === 'outside') {
+    resolved.walked.close();
+    return answer.continue();
+  }
+  try {
+    return openInside(ctx, session, resolved, call);
+  } finally {
+    resolved.close();
+  }
+}
+
+function inject(fd: number, flags: number): Answer {
+  return answer.inject(fd, { cloexec: (flags & O.O_CLOEXEC) !== 0 });
+}
+
+function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answer {
+  const { flags } = call;
+  const broker = brokerOf(ctx);
+  const accmode = flags & O_ACCMODE;
+  const trailingSlash = call.path[call.path.length - 1] === 0x2f;
+  if (r.errno !== 0 && !r.lastMissing) return answer.errno(r.errno);
+  if ((flags & O.O_CREAT) !== 0 && trailingSlash) return answer.errno('EISDIR');
+  if ((flags & O_TMPFILE) === O_TMPFILE) return answer.errno('EOPNOTSUPP');
+  if (r.lastMissing) {
+    if ((flags & O.O_CREAT) === 0) return answer.errno('ENOENT');
+    if (trailingSlash) return answer.errno('EISDIR');
+    if ((flags & O.O_DIRECTORY) !== 0) return answer.errno('EINVAL');
+    const parent = r.parent!;
+    const may = mayChange(broker, parent.upper >= 0 ? parent.upper : parent.lower);
+    if (may < 0) return answer.errno(-may);
+    const dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
+    if (dir < 0) return answer.errno(-dir);
+    const perms = call.mode & 0o7777 & ~umaskOf(ctx.pid);
+    let fd: number;
+    try {
+      fd = openIn(broker, dir, r.name, (flags & ~LOOKUP_FLAGS) | O.O_CREAT | O.O_EXCL, perms);
+    } finally {
+      close(dir);
+    }
+    if (fd < 0) return answer.errno(-fd);
+    // The reaper's umask is not the caller's.
+    trySyscall('fchmod', fd, perms);
+    session.changed = true;
+    return inject(fd, flags);
+  }
+  if (exclusiveCreate(flags)) return answer.errno('EEXIST');
+  if (r.kind === 'symlink') {
+    // O_NOFOLLOW on a symlink (open(2)); an O_PATH of the link itself, where
+    // the kernel finds the same one, is the kernel's.
+    if ((flags & O.O_PATH) !== 0 && r.pure) return answer.continue();
+    return answer.errno('ELOOP');
+  }
+  if (r.kind === 'directory') {
+    if (accmode !== O.O_RDONLY || (flags & O.O_CREAT) !== 0) return answer.errno('EISDIR');
+    const changed = r.upper >= 0 && (r.rel.length > 0 || session.changed);
+    if (!changed && r.pure) return answer.continue();
+    // An O_PATH descriptor cannot be injected (seccomp_notify_addfd() takes
+    // its file with fget, which skips O_PATH files): a directory is opened
+    // for reading instead, which serves every use of an O_PATH one.
+    // By its name in its parent, as the kernel opens it (`.` inside it would
+    // need search permission on it).
+    const dirFlags = (flags & ~(LOOKUP_FLAGS | O_ACCMODE)) | O.O_RDONLY | O.O_DIRECTORY;
+    const fd =
+      r.rel.length === 0
+        ? broker.openat(changed ? r.upper : r.lower, Buffer.from('.'), dirFlags)
+        : openIn(broker, changed ? r.parent!.upper : r.parent!.lower, r.name, dirFlags);
+    if (fd < 0) return answer.errno(-fd);
+    return inject(fd, flags);
+  }
+  if ((flags & O.O_DIRECTORY) !== 0) return answer.errno('ENOTDIR');
+  const pathOnly = (flags & O.O_PATH) !== 0;
+  const writes = !pathOnly && (accmode !== O.O_RDONLY || (flags & O.O_TRUNC) !== 0);
+  // O_PATH: opened for reading (see above); a file the caller may not read
+  // then fails where the kernel's O_PATH would not.
+  const openAs = pathOnly ? O.O_RDONLY : flags & ~LOOKUP_FLAGS;
+  if (r.side === 'upper') {
+    const fd = openIn(broker, r.parent!.upper, r.name, openAs);
+    if (fd < 0) return answer.errno(-fd);
+    if (writes) session.changed = true;
+    return inject(fd, flags);
+  }
+  if (!writes) {
+    if (r.pure) return answer.continue();
+    const fd = openIn(broker, r.parent!.lower, r.name, openAs);
+    if (fd < 0) return answer.errno(-fd);
+    return inject(fd, flags);
+  }
+  // A write to a file of the lower: the kernel's permission check on it
+  // (the caller's credentials, no capabilities), then a copy in the upper.
+  const allowed = access(broker, r.lower, accmode === O.O_RDWR ? R_OK | W_OK : W_OK);
+  if (allowed < 0) return answer.errno(-allowed);
+  const copy = copyUp(session.workdir, broker, r, (flags & O.O_TRUNC) !== 0);
+  if (typeof copy === 'number') return answer.errno(-copy);
+  session.changed = true;
+  try {
+    const fd = openIn(broker, copy.dir, r.name, openAs);
+    if (fd < 0) return answer.errno(-fd);
+    return inject(fd, flags);
+  } finally {
+    close(copy.fd);
+    close(copy.dir);
+  }
+}
+
+function exclusiveCreate(flags: number): boolean {
+  return (flags & O.O_CREAT) !== 0 && (flags & O.O_EXCL) !== 0;
+}

@@ -1,0 +1,622 @@
+// A path of a sandboxed caller, resolved as the kernel would resolve it if
+// the workdir were the merged view of its layer: outside the workdir by the
+// kernel's own walk in the caller's view (walkPath of @sandlock/sys: its
+// root, its cwd or dirfd, symlinks and `..` as the kernel takes them), and,
+// from the moment that walk reaches the workdir's directory, one name at a
+// time in the two trees, each lookup the kernel's openat(O_PATH |
+// O_NOFOLLOW) of one name beneath a directory descriptor: the upper first,
+// then the lower unless the layer hides it there. `..` above the workdir
+// leaves it by the kernel's own `..` of the lower directory; a symlink's
+// text is read through the descriptor that found it and walked on as the
+// kernel would (an absolute one from the caller's root). No path is ever
+// built from strings to be opened.
+import { readlinkSync } from 'node:fs';
+import {
+  AT_EMPTY_PATH,
+  AT_FDCWD,
+  close,
+  ERRNO,
+  encodeOpenHow,
+  hostArch,
+  isDescendantOf,
+  openFlags,
+  PATH_MAX,
+  RESOLVE_NO_SYMLINKS,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  STATX_INO,
+  STATX_TYPE,
+  trySyscall,
+  Walked,
+  walkPath,
+} from '@sandlock/sys';
+import type { Layer } from './layer/index.js';
+
+const O = openFlags(hostArch());
+const PATH_FLAGS = O.O_PATH | O.O_CLOEXEC | O.O_NOFOLLOW;
+const { ENOENT, ENOTDIR, ELOOP } = ERRNO;
+/** MAXSYMLINKS (include/linux/namei.h). */
+const MAX_LINKS = 40;
+/** Lookups of one walk outside the workdir (each name is its own lookup there: no run may pass the workdir unseen). */
+const MAX_OUTSIDE_LOOKUPS = 256;
+const EMPTY = Buffer.from('\0');
+
+/** The workdir of one sandbox, as its worker holds it. */
+export interface Workdir {
+  readonly layer: Layer;
+  /** The lower directory's canonical path, and its upper's. */
+  readonly lowerPath: string;
+  readonly upperPath: string;
+  /** O_PATH descriptors of the two roots, open for the session's life. */
+  readonly lowerRoot: number;
+  readonly upperRoot: number;
+  /** "major:minor:ino" of each root. */
+  readonly lowerId: string;
+  readonly upperId: string;
+  /** Lower objects copied up this session ("major:minor:ino" → path): a descriptor of one changes its copy. */
+  readonly copies: Map<string, string>;
+}
+
+const statxBuffer = Buffer.alloc(256);
+
+/** statx of a descriptor: its file type bits and "major:minor:ino", or -errno. */
+export function identify(fd: number): { mode: number; id: string } | number {
+  const result = trySyscall('statx', fd, EMPTY, AT_EMPTY_PATH, STATX_TYPE | STATX_INO, statxBuffer);
+  if (result < 0) return result;
+  return {
+    mode: statxBuffer.readUInt16LE(28) & S_IFMT,
+    id: `${statxBuffer.readUInt32LE(136)}:${statxBuffer.readUInt32LE(140)}:${statxBuffer.readBigUInt64LE(32)}`,
+  };
+}
+
+export type Side = 'upper' | 'lower';
+export type Kind = 'file' | 'directory' | 'symlink' | 'missing';
+
+/** A directory of the merged view: its descriptor in each tree (-1: not there, or hidden). */
+interface Level {
+  upper: number;
+  lower: number;
+}
+
+/**
+ * Where a path lands inside the workdir. Owns its descriptors: {@link close}.
+ * With `errno` 0 the object exists; with ENOENT and kind 'missing' the last
+ * name does not, and `parent` says where it would be.
+ */
+export class Inside {
+  readonly where = 'inside';
+  errno = 0;
+  kind: Kind = 'missing';
+  /** The path relative to the workdir, by components ([] is the workdir). */
+  rel: string[] = [];
+  /** The tree the object is in (null: missing). */
+  side: Side | null = null;
+  /** S_IFMT bits of the object. */
+  mode = 0;
+  /** The object in each tree (a directory may be in both; -1 where not, or hidden). */
+  upper = -1;
+  lower = -1;
+  /** The directory holding the last name, in each tree (null for the workdir itself). */
+  parent: Level | null = null;
+  /** The path ended in `.` or `..` (no name to create or remove). */
+  dotted = false;
+  /**
+   * Every name was found in the lower, none shadowed or hidden by the
+   * layer: the kernel's own lookup of the caller's path finds the same
+   * object, and a read may be left to it.
+   */
+  pure = true;
+
+  constructor(private readonly roots: ReadonlySet<number>) {}
+
+  /** The object's descriptor on its side. */
+  get fd(): number {
+    return this.side === 'upper' ? this.upper : this.side === 'lower' ? this.lower : -1;
+  }
+
+  /** The last name is missing, its directory found (where O_CREAT, mkdir… make it). */
+  get lastMissing(): boolean {
+    return this.errno === ENOENT && this.parent !== null;
+  }
+
+  get name(): string {
+    return this.rel.at(-1) ?? '';
+  }
+
+  /** The relative path, '/'-joined ('' for the workdir). */
+  get path(): string {
+    return this.rel.join('/');
+  }
+
+  close(): void {
+    const seen = new Set<number>();
+    for (const fd of [this.upper, this.lower, this.parent?.upper ?? -1, this.parent?.lower ?? -1]) {
+      if (fd >= 0 && !this.roots.has(fd) && !seen.has(fd)) close(fd);
+      seen.add(fd);
+    }
+    this.upper = this.lower = -1;
+    this.parent = null;
+  }
+}
+
+/** Outside the workdir: the kernel's business (Landlock keeps the sandbox's writes out of the workdir). */
+export interface Outside {
+  readonly where: 'outside';
+  readonly walked: Walked;
+}
+
+export type Resolved = Inside | Outside;
+
+export interface ResolveOptions {
+  /** The caller's dirfd argument (AT_FDCWD: its cwd). */
+  readonly dirfd: number;
+  readonly followLast: boolean;
+  /**
+   * The call makes the last name (mkdir, symlink, link's target): a
+   * trailing slash does not make the walk follow a symlink there, it is
+   * found as it is (EEXIST), as filename_create() in fs/namei.c.
+   */
+  readonly create?: boolean;
+}
+
+/** What the resolver needs of the call (the handler context's). */
+export interface Caller {
+  readonly pid: number;
+  readonly reaperPid: number;
+  valid(): boolean;
+  openStart(dirfd: number): number;
+  tgid(): number;
+}
+
+function cName(name: string): Buffer {
+  return Buffer.from(`${name}\0`, 'latin1');
+}
+
+const linkBuffer = Buffer.alloc(PATH_MAX);
+
+function readLink(fd: number): string | number {
+  const length = trySyscall('readlinkat', fd, EMPTY, linkBuffer, linkBuffer.length);
+  return length < 0 ? length : linkBuffer.toString('latin1', 0, length);
+}
+
+/** The caller's root, O_PATH (/proc/<tid>/root), or -errno. */
+function openRoot(caller: Caller): number {
+  const fd = trySyscall(
+    'openat',
+    AT_FDCWD,
+    cName(`/proc/${caller.pid}/root`),
+    O.O_PATH | O.O_CLOEXEC,
+    0,
+  );
+  if (fd >= 0 && !caller.valid()) {
+    close(fd);
+    return -ERRNO.ESRCH;
+  }
+  return fd;
+}
+
+/**
+ * Where a directory descriptor lies in the workdir: its components beneath
+ * the lower or the upper root, or null. The kernel's d_path names it
+ * (readlink of /proc/thread-self/fd), and a walk down those names from the
+ * root must come to the same inode: a path that moved meanwhile is not
+ * taken for where it was.
+ */
+export function placeOf(workdir: Workdir, fd: number): { rel: string[]; side: Side } | null {
+  const own = identify(fd);
+  if (typeof own === 'number') return null;
+  if (own.id === workdir.lowerId) return { rel: [], side: 'lower' };
+  if (own.id === workdir.upperId) return { rel: [], side: 'upper' };
+  let path: string;
+  try {
+    path = readlinkSync(`/proc/thread-self/fd/${fd}`, 'latin1');
+  } catch {
+    return null;
+  }
+  let side: Side;
+  let rest: string;
+  if (path.startsWith(`${workdir.lowerPath}/`)) {
+    side = 'lower';
+    rest = path.slice(workdir.lowerPath.length + 1);
+  } else if (path.startsWith(`${workdir.upperPath}/`)) {
+    side = 'upper';
+    rest = path.slice(workdir.upperPath.length + 1);
+  } else return null;
+  const rel = rest.split('/').filter((part) => part !== '');
+  let at = side === 'lower' ? workdir.lowerRoot : workdir.upperRoot;
+  const opened: number[] = [];
+  try {
+    for (const name of rel) {
+      const next = trySyscall('openat', at, cName(name), PATH_FLAGS, 0);
+      if (next < 0) return null;
+      opened.push(next);
+      at = next;
+    }
+    const found = identify(at);
+    return typeof found !== 'number' && found.id === own.id ? { rel, side } : null;
+  } finally {
+    for (const opened_ of opened) close(opened_);
+  }
+}
+
+type Step =
+  | { readonly done: Inside }
+  /** Walk `text` on from `start` (owned) outside the workdir, or from the caller's root. */
+  | { readonly leave: number | 'root'; readonly text: string };
+
+/**
+ * Resolves the caller's path (its bytes, latin1). Never throws for what the
+ * path holds. The caller closes the result (`walked.close()` or
+ * `inside.close()`).
+ */
+export function resolvePath(
+  workdir: Workdir,
+  caller: Caller,
+  path: Buffer,
+  options: ResolveOptions,
+): Resolved {
+  const text = path.toString('latin1');
+  const roots = new Set([workdir.lowerRoot, workdir.upperRoot]);
+  if (text.startsWith('/')) {
+    const quick = plainlyOutside(workdir, text, AT_FDCWD, options.followLast);
+    if (quick !== null) return quick;
+  }
+  const root = openRoot(caller);
+  if (root < 0) return failedOutside(-root);
+  let links = { count: 0, pure: true };
+  try {
+    const rootId = identify(root);
+    const atRoot = typeof rootId === 'number' ? '' : rootId.id;
+    let start: number | 'root' = text.startsWith('/') ? 'root' : caller.openStart(options.dirfd);
+    let rest = text;
+    for (let turns = 0; ; turns++) {
+      if (turns > MAX_LINKS) {
+        if (typeof start === 'number') close(start);
+        return failedOutside(ELOOP);
+      }
+      const from = start === 'root' ? root : start;
+      const place = placeOf(workdir, from);
+      if (place === null && turns === 0 && start !== 'root') {
+        const base = pathOfFd(from);
+        const quick =
+          base === null
+            ? null
+            : plainlyOutside(workdir, `${base}/${rest}`, from, options.followLast, rest);
+        if (quick !== null) {
+          close(start);
+          return quick;
+        }
+      }
+      if (place !== null) {
+        if (start !== 'root') close(start);
+        // The caller stands in the workdir (its cwd, a dirfd): the merged
+        // walk starts where it stands.
+        const prefix = place.rel.join('/');
+        const step = walkInside(workdir, roots, prefix === '' ? rest : `${prefix}/${rest}`, {
+          followLast: options.followLast,
+          create: options.create === true,
+          atRootIsWorkdir: atRoot === workdir.lowerId,
+          links,
+        });
+        if ('done' in step) return step.done;
+        start = step.leave;
+        rest = step.text;
+        continue;
+      }
+      const walked = walkPath({
+        root,
+        start: from,
+        path: Buffer.from(rest, 'latin1'),
+        followLast: options.followLast,
+        tid: caller.pid,
+        tgid: () => caller.tgid(),
+        followMagic: (pid) =>
+          pid !== null && (pid === caller.pid || isDescendantOf(pid, caller.reaperPid)),
+        stopAt: (_fd, id) => id === workdir.lowerId,
+        maxLookups: MAX_OUTSIDE_LOOKUPS,
+      });
+      if (start !== 'root') close(start);
+      if (walked.errno === 0 && (walked.stopped || isWorkdir(workdir, walked.fd))) {
+        const remaining = walked.stopped ? walked.rest : '';
+        walked.close();
+        const step = walkInside(workdir, roots, remaining, {
+          followLast: options.followLast,
+          create: options.create === true,
+          atRootIsWorkdir: atRoot === workdir.lowerId,
+          links,
+        });
+        if ('done' in step) return step.done;
+        start = step.leave;
+        rest = step.text;
+        continue;
+      }
+      if (walked.errno === 0 && walked.magic) {
+        // A magic link (/proc/self/fd/N, cwd) to an object of the workdir:
+        // the merged view's object there, when it is the one the link names.
+        const inside = throughMagicLink(workdir, walked.fd);
+        if (inside !== null) {
+          walked.close();
+          return inside;
+        }
+      }
+      return { where: 'outside', walked };
+    }
+  } finally {
+    close(root);
+    links = { count: 0, pure: true };
+  }
+}
+
+/** The object a magic link led to, as the merged view shows it at its place; null when it shows another. */
+function throughMagicLink(workdir: Workdir, fd: number): Inside | null {
+  const place = placeOf(workdir, fd);
+  if (place === null) return null;
+  const own = identify(fd);
+  if (typeof own === 'number') return null;
+  const inside = insideAt(workdir, place.rel);
+  const shown = inside.errno === 0 ? identify(inside.fd) : null;
+  const copied = inside.side === 'upper' && workdir.copies.get(own.id) === inside.path;
+  if (shown !== null && typeof shown !== 'number' && (shown.id === own.id || copied)) {
+    inside.pure = false;
+    return inside;
+  }
+  inside.close();
+  return null;
+}
+
+/** The merged view's object at `rel` (not following a symlink there). The caller closes it. */
+export function insideAt(workdir: Workdir, rel: readonly string[]): Inside {
+  const roots = new Set([workdir.lowerRoot, workdir.upperRoot]);
+  const step = walkInside(workdir, roots, rel.join('/'), {
+    followLast: false,
+    create: false,
+    atRootIsWorkdir: false,
+    links: { count: 0, pure: true },
+  });
+  if ('done' in step) return step.done;
+  if (typeof step.leave === 'number') close(step.leave);
+  const outside = new Inside(roots);
+  outside.errno = ERRNO.EXDEV;
+  return outside;
+}
+
+const PROBE_FOLLOW = encodeOpenHow({
+  flags: BigInt(O.O_PATH | O.O_CLOEXEC),
+  resolve: BigInt(RESOLVE_NO_SYMLINKS),
+});
+const PROBE_NOFOLLOW = encodeOpenHow({
+  flags: BigInt(O.O_PATH | O.O_CLOEXEC | O.O_NOFOLLOW),
+  resolve: BigInt(RESOLVE_NO_SYMLINKS),
+});
+
+function pathOfFd(fd: number): string | null {
+  try {
+    const path = readlinkSync(`/proc/thread-self/fd/${fd}`, 'latin1');
+    return path.startsWith('/') ? path : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The fast way out, for the many paths nowhere near the workdir (a
+ * program's libraries, its imports): a path with no `..`, whose names
+ * (`lexical`: from the root, or from the start directory's path) do not
+ * lead into the workdir, and whose lookup by the kernel meets no symlink
+ * (openat2 RESOLVE_NO_SYMLINKS; a last one is followed when the call
+ * follows it, so it must not be there either): the kernel's own walk for
+ * the caller goes through exactly those names and never enters the
+ * workdir. Null: walk it.
+ */
+function plainlyOutside(
+  workdir: Workdir,
+  lexical: string,
+  start: number,
+  followLast: boolean,
+  text = lexical,
+): Outside | null {
+  const names = lexical.split('/').filter((name) => name !== '' && name !== '.');
+  if (names.includes('..')) return null;
+  const lower = workdir.lowerPath.split('/').filter((name) => name !== '');
+  if (lower.every((name, index) => names[index] === name)) return null;
+  const how = followLast ? PROBE_FOLLOW : PROBE_NOFOLLOW;
+  const fd = trySyscall('openat2', start, cName(text), how, how.length);
+  if (fd === -ELOOP || fd === -ERRNO.EXDEV || fd === -ERRNO.EAGAIN) return null;
+  if (fd >= 0) close(fd);
+  return failedOutside(fd >= 0 ? 0 : -fd);
+}
+
+function isWorkdir(workdir: Workdir, fd: number): boolean {
+  const found = identify(fd);
+  return typeof found !== 'number' && found.id === workdir.lowerId;
+}
+
+function failedOutside(errno: number): Outside {
+  const walked = new Walked();
+  walked.errno = errno;
+  return { where: 'outside', walked };
+}
+
+/**
+ * The merged walk of `text` from the workdir's root. Ends inside (`done`),
+ * or leaves the workdir by `..` above it or an absolute symlink.
+ */
+function walkInside(
+  workdir: Workdir,
+  roots: ReadonlySet<number>,
+  text: string,
+  options: {
+    followLast: boolean;
+    create: boolean;
+    atRootIsWorkdir: boolean;
+    /** Shared by the walk's parts: symlinks followed, and whether every name came from the lower. */
+    links: { count: number; pure: boolean };
+  },
+): Step {
+  const layer = workdir.layer;
+  const trailingSlash = text.endsWith('/');
+  const todo = text
+    .split('/')
+    .filter((part) => part !== '')
+    .reverse();
+  const levels: Level[] = [{ upper: workdir.upperRoot, lower: workdir.lowerRoot }];
+  const rel: string[] = [];
+  const result = new Inside(roots);
+  const release = (level: Level): void => {
+    if (level.upper >= 0 && !roots.has(level.upper)) close(level.upper);
+    if (level.lower >= 0 && !roots.has(level.lower)) close(level.lower);
+  };
+  const releaseAll = (): void => {
+    for (const level of levels) release(level);
+    levels.length = 0;
+  };
+  const fail = (errno: number): Step => {
+    releaseAll();
+    result.pure = options.links.pure;
+    result.errno = errno;
+    result.rel = [...rel];
+    return { done: result };
+  };
+  let dotted = false;
+  while (todo.length > 0) {
+    const name = todo.pop()!;
+    const last = todo.length === 0;
+    const follow = !last || options.followLast || (trailingSlash && !options.create);
+    if (name === '.' || name === '..') {
+      // The kernel looks `.` and `..` up in the directory: search permission on it.
+      const here = levels.at(-1)!;
+      const searched = trySyscall(
+        'openat',
+        here.upper >= 0 ? here.upper : here.lower,
+        cName(name),
+        PATH_FLAGS,
+        0,
+      );
+      if (searched < 0) return fail(-searched);
+      close(searched);
+    }
+    if (name === '.') {
+      dotted = last;
+      continue;
+    }
+    if (name === '..') {
+      dotted = last;
+      if (rel.length === 0) {
+        if (options.atRootIsWorkdir) continue;
+        // The kernel's own `..` of the lower directory, outside the workdir.
+        const up = trySyscall('openat', workdir.lowerRoot, cName('..'), PATH_FLAGS, 0);
+        if (up < 0) return fail(-up);
+        releaseAll();
+        result.close();
+        return { leave: up, text: [...todo].reverse().join('/') + (trailingSlash ? '/' : '') };
+      }
+      rel.pop();
+      release(levels.pop()!);
+      continue;
+    }
+    dotted = false;
+    const here = levels.at(-1)!;
+    const childPath = [...rel, name].join('/');
+    const looked = lookUp(layer, here, name, childPath);
+    if (typeof looked === 'number') {
+      if (looked === -ENOENT && last) {
+        options.links.pure = false;
+        // Where it would be.
+        rel.push(name);
+        result.rel = [...rel];
+        result.errno = ENOENT;
+        result.kind = 'missing';
+        result.parent = levels.pop()!;
+        result.pure = false;
+        releaseAll();
+        return { done: result };
+      }
+      return fail(-looked);
+    }
+    if (looked.mode === S_IFLNK && follow) {
+      if (looked.side === 'upper') options.links.pure = false;
+      const target = readLink(looked.side === 'upper' ? looked.upper : looked.lower);
+      release(looked);
+      if (typeof target === 'number') return fail(-target);
+      if (++options.links.count > MAX_LINKS) return fail(ELOOP);
+      const remaining = [...todo].reverse();
+      if (target.startsWith('/')) {
+        releaseAll();
+        result.close();
+        const joined = [target, ...remaining].join('/');
+        return { leave: 'root', text: joined + (trailingSlash ? '/' : '') };
+      }
+      if (target === '') return fail(ENOENT);
+      todo.push(
+        ...target
+          .split('/')
+          .filter((part) => part !== '')
+          .reverse(),
+      );
+      continue;
+    }
+    if (!last && looked.mode !== S_IFDIR) {
+      release(looked);
+      return fail(ENOTDIR);
+    }
+    if (looked.side === 'upper') options.links.pure = false;
+    rel.push(name);
+    levels.push({ upper: looked.upper, lower: looked.lower });
+    result.side = looked.side;
+    result.mode = looked.mode;
+  }
+  if (rel.length === 0) {
+    result.side = 'lower';
+    result.mode = S_IFDIR;
+  }
+  const object = levels.pop()!;
+  if (trailingSlash && result.mode !== S_IFDIR && !options.create) {
+    release(object);
+    return fail(ENOTDIR);
+  }
+  result.rel = [...rel];
+  result.dotted = dotted || rel.length === 0;
+  result.upper = object.upper;
+  result.lower = object.lower;
+  result.parent = levels.pop() ?? null;
+  result.kind =
+    result.mode === S_IFDIR ? 'directory' : result.mode === S_IFLNK ? 'symlink' : 'file';
+  if (rel.length === 0) result.side = object.upper >= 0 ? 'upper' : 'lower';
+  result.pure = options.links.pure;
+  releaseAll();
+  return { done: result };
+}
+
+/** One name of a merged directory: the upper's entry, else the lower's unless hidden. */
+function lookUp(
+  layer: Layer,
+  here: Level,
+  name: string,
+  childPath: string,
+): (Level & { side: Side; mode: number }) | number {
+  const upper =
+    here.upper >= 0 ? trySyscall('openat', here.upper, cName(name), PATH_FLAGS, 0) : -ENOENT;
+  if (upper < 0 && upper !== -ENOENT) return upper;
+  const upperMode = upper >= 0 ? modeOf(upper) : 0;
+  // Beneath a directory of the upper the lower's is merged in, unless the
+  // layer hides it (deleted, or beneath an opaque directory).
+  const wantLower =
+    here.lower >= 0 && (upper < 0 || upperMode === S_IFDIR) && !layer.hidden(childPath);
+  let lower = wantLower ? trySyscall('openat', here.lower, cName(name), PATH_FLAGS, 0) : -ENOENT;
+  if (lower < 0 && lower !== -ENOENT && upper < 0) return lower;
+  if (upper >= 0) {
+    if (lower >= 0 && modeOf(lower) !== S_IFDIR) {
+      close(lower);
+      lower = -1;
+    }
+    return { upper, lower: Math.max(lower, -1), side: 'upper', mode: upperMode };
+  }
+  if (lower >= 0) return { upper: -1, lower, side: 'lower', mode: modeOf(lower) };
+  return -ENOENT;
+}
+
+function modeOf(fd: number): number {
+  const found = identify(fd);
+  return typeof found === 'number' ? 0 : found.mode;
+}

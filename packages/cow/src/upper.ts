@@ -1,0 +1,490 @@
+// Changes in the upper tree, made by the sandbox's reaper (OnBehalf of
+// @sandlock/dispatch): in the policy's Landlock domain, which grants it the
+// upper and only reads of the workdir, with the sandbox's credentials and no
+// capabilities. Every call names one component beneath a directory
+// descriptor; the supervisor only copies bytes between descriptors the
+// reaper opened.
+import type { OnBehalf } from '@sandlock/dispatch/module';
+import {
+  AT_EACCESS,
+  AT_EMPTY_PATH,
+  AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
+  type BrokerArg,
+  close,
+  ERRNO,
+  hostArch,
+  openFlags,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  STATX_BASIC_STATS,
+  trySyscall,
+} from '@sandlock/sys';
+import { type Inside, identify, type Workdir } from './resolve.js';
+
+const O = openFlags(hostArch());
+const PATH_FLAGS = O.O_PATH | O.O_CLOEXEC | O.O_NOFOLLOW;
+const { ENOENT, ENOSPC, EPERM, EEXIST } = ERRNO;
+const EMPTY = Buffer.from('\0');
+
+export function cName(name: string): Buffer {
+  return Buffer.from(`${name}\0`, 'latin1');
+}
+
+/** What statx says of a descriptor's object, for a copy. */
+export interface Meta {
+  mode: number;
+  size: number;
+  uid: number;
+  gid: number;
+  /** struct timespec[2] (atime, mtime) for utimensat. */
+  times: Buffer;
+}
+
+const statxBuffer = Buffer.alloc(256);
+
+export function metaOf(fd: number): Meta | number {
+  const result = trySyscall(
+    'statx',
+    fd,
+    EMPTY,
+    AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
+    STATX_BASIC_STATS,
+    statxBuffer,
+  );
+  if (result < 0) return result;
+  const times = Buffer.alloc(32);
+  // stx_atime at 64, stx_mtime at 112: { s64 tv_sec; u32 tv_nsec; s32 pad }.
+  times.writeBigInt64LE(statxBuffer.readBigInt64LE(64), 0);
+  times.writeBigInt64LE(BigInt(statxBuffer.readUInt32LE(72)), 8);
+  times.writeBigInt64LE(statxBuffer.readBigInt64LE(112), 16);
+  times.writeBigInt64LE(BigInt(statxBuffer.readUInt32LE(120)), 24);
+  return {
+    mode: statxBuffer.readUInt16LE(28),
+    size: Number(statxBuffer.readBigUInt64LE(40)),
+    uid: statxBuffer.readUInt32LE(20),
+    gid: statxBuffer.readUInt32LE(24),
+    times,
+  };
+}
+
+/**
+ * A non-blocking call made by the sandbox's reaper (`{ fd }` arguments are
+ * descriptors of this process, `{ data }` offsets into `data`): its result,
+ * or -errno.
+ */
+export function reaperCall(
+  broker: OnBehalf,
+  syscall: string,
+  args: readonly BrokerArg[],
+  data?: Buffer,
+): number {
+  return broker.call({ syscall, args, ...(data !== undefined ? { data } : {}) }).result;
+}
+
+/** A reaper call with a path component (or more data) first. */
+function withName(
+  broker: OnBehalf,
+  syscall: string,
+  build: (data: (bytes: Buffer) => { data: number }) => readonly BrokerArg[],
+): number {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const data = (bytes: Buffer) => {
+    const at = size;
+    chunks.push(bytes);
+    size += bytes.length;
+    return { data: at };
+  };
+  const args = build(data);
+  return reaperCall(broker, syscall, args, Buffer.concat(chunks));
+}
+
+/** The access check of the kernel on an object (faccessat2 by the reaper: its credentials, no capabilities). */
+export function access(broker: OnBehalf, fd: number, mode: number): number {
+  return reaperCall(
+    broker,
+    'faccessat2',
+    [{ fd }, { data: 0 }, mode, AT_EMPTY_PATH | AT_EACCESS],
+    Buffer.from('\0'),
+  );
+}
+
+/** May the caller add or remove names in this directory (write and search). */
+export function mayChange(broker: OnBehalf, dir: number): number {
+  return access(broker, dir, 2 | 1);
+}
+
+export function mkdirIn(broker: OnBehalf, dir: number, name: string, mode: number): number {
+  return withName(broker, 'mkdirat', (data) => [{ fd: dir }, data(cName(name)), mode]);
+}
+
+export function chmodIn(broker: OnBehalf, dir: number, name: string, mode: number): number {
+  return withName(broker, 'fchmodat', (data) => [{ fd: dir }, data(cName(name)), mode & 0o7777]);
+}
+
+export function utimesIn(broker: OnBehalf, dir: number, name: string, times: Buffer): number {
+  return withName(broker, 'utimensat', (data) => [
+    { fd: dir },
+    data(cName(name)),
+    data(times),
+    AT_SYMLINK_NOFOLLOW,
+  ]);
+}
+
+export function unlinkIn(broker: OnBehalf, dir: number, name: string, flags: number): number {
+  return withName(broker, 'unlinkat', (data) => [{ fd: dir }, data(cName(name)), flags]);
+}
+
+export function symlinkIn(broker: OnBehalf, target: Buffer, dir: number, name: string): number {
+  return withName(broker, 'symlinkat', (data) => [
+    data(Buffer.concat([target, Buffer.from([0])])),
+    { fd: dir },
+    data(cName(name)),
+  ]);
+}
+
+export function renameIn(
+  broker: OnBehalf,
+  fromDir: number,
+  from: string,
+  toDir: number,
+  to: string,
+  flags: number,
+): number {
+  return withName(broker, 'renameat2', (data) => [
+    { fd: fromDir },
+    data(cName(from)),
+    { fd: toDir },
+    data(cName(to)),
+    flags,
+  ]);
+}
+
+export function linkIn(
+  broker: OnBehalf,
+  fromDir: number,
+  from: string,
+  toDir: number,
+  to: string,
+): number {
+  return withName(broker, 'linkat', (data) => [
+    { fd: fromDir },
+    data(cName(from)),
+    { fd: toDir },
+    data(cName(to)),
+    0,
+  ]);
+}
+
+export function mknodIn(broker: OnBehalf, dir: number, name: string, mode: number): number {
+  return withName(broker, 'mknodat', (data) => [{ fd: dir }, data(cName(name)), mode, 0]);
+}
+
+/** Opens one name beneath a directory by the reaper (never following a symlink there). */
+export function openIn(
+  broker: OnBehalf,
+  dir: number,
+  name: string,
+  flags: number,
+  mode = 0,
+): number {
+  return broker.openat(dir, Buffer.from(name, 'latin1'), flags | O.O_NOFOLLOW, mode);
+}
+
+/**
+ * The upper directory at `rel`, made where missing: each directory on the
+ * way copied up from the lower (mode and times kept) by the reaper. An
+ * O_PATH descriptor the caller closes, or -errno.
+ */
+export function upperDir(workdir: Workdir, broker: OnBehalf, rel: readonly string[]): number {
+  let upper = trySyscall('fcntl', workdir.upperRoot, 1030 /* F_DUPFD_CLOEXEC */, 0);
+  let lower = workdir.lowerRoot;
+  const opened: number[] = [];
+  try {
+    for (const [index, name] of rel.entries()) {
+      if (lower >= 0) {
+        const next = trySyscall('openat', lower, cName(name), PATH_FLAGS, 0);
+        lower = next >= 0 ? next : -1;
+        if (next >= 0) opened.push(next);
+      }
+      let next = trySyscall('openat', upper, cName(name), PATH_FLAGS | O.O_DIRECTORY, 0);
+      if (next === -ENOENT) {
+        const meta = lower >= 0 ? metaOf(lower) : null;
+        const mode = meta !== null && typeof meta !== 'number' ? meta.mode & 0o7777 : 0o755;
+        const made = mkdirIn(broker, upper, name, 0o700);
+        if (made < 0 && made !== -EEXIST) return made;
+        chmodIn(broker, upper, name, mode);
+        const source = lower >= 0 ? identify(lower) : null;
+        if (source !== null && typeof source !== 'number') {
+          remember(workdir, source.id, rel.slice(0, index + 1).join('/'));
+        }
+        if (meta !== null && typeof meta !== 'number') utimesIn(broker, upper, name, meta.times);
+        next = trySyscall('openat', upper, cName(name), PATH_FLAGS | O.O_DIRECTORY, 0);
+      }
+      if (next < 0) return next;
+      close(upper);
+      upper = next;
+    }
+    const result = upper;
+    upper = -1;
+    return result;
+  } finally {
+    if (upper >= 0) close(upper);
+    for (const fd of opened) close(fd);
+  }
+}
+
+/** Bounded: a sandbox copying up more only loses descriptor metadata calls on the oldest. */
+const MAX_COPIES = 100_000;
+
+function remember(workdir: Workdir, id: string, rel: string): void {
+  if (workdir.copies.size >= MAX_COPIES) workdir.copies.clear();
+  workdir.copies.set(id, rel);
+}
+
+/** Copies every byte of `from` into `to` (both descriptors of this process). */
+function copyBytes(from: number, to: number, size: number): number {
+  let left = size;
+  while (left > 0) {
+    const done = trySyscall('copy_file_range', from, null, to, null, Math.min(left, 1 << 30), 0);
+    if (done < 0) {
+      if (done === -ERRNO.EXDEV || done === -ERRNO.EINVAL || done === -ERRNO.EOPNOTSUPP) {
+        return copyByRead(from, to);
+      }
+      return done;
+    }
+    if (done === 0) break;
+    left -= done;
+  }
+  return 0;
+}
+
+function copyByRead(from: number, to: number): number {
+  const buffer = Buffer.alloc(1 << 16);
+  for (;;) {
+    const got = trySyscall('read', from, buffer, buffer.length);
+    if (got < 0) return got;
+    if (got === 0) return 0;
+    let at = 0;
+    while (at < got) {
+      const put = trySyscall('write', to, buffer.subarray(at, got), got - at);
+      if (put < 0) return put;
+      at += put;
+    }
+  }
+}
+
+/**
+ * Copies the object at `inside` (in the lower) up into the upper, at the
+ * same place: a file with its bytes (none with `empty`, for O_TRUNC), a
+ * symlink with its text, a FIFO, a directory with its mode (not its
+ * entries: see copyTreeUp). Returns an O_PATH descriptor of the copy in the
+ * upper and of its directory there, or -errno (ENOSPC past maxDisk).
+ */
+export function copyUp(
+  workdir: Workdir,
+  broker: OnBehalf,
+  inside: Inside,
+  empty = false,
+): { fd: number; dir: number } | number {
+  const dir = upperDir(workdir, broker, inside.rel.slice(0, -1));
+  if (dir < 0) return dir;
+  const made = copyInto(
+    workdir,
+    broker,
+    inside.lower,
+    inside.parent?.lower ?? -1,
+    dir,
+    inside.name,
+    empty,
+  );
+  if (made < 0) {
+    close(dir);
+    return made;
+  }
+  const fd = trySyscall('openat', dir, cName(inside.name), PATH_FLAGS, 0);
+  if (fd < 0) {
+    close(dir);
+    return fd;
+  }
+  const source = identify(inside.lower);
+  if (typeof source !== 'number') remember(workdir, source.id, inside.path);
+  return { fd, dir };
+}
+
+/** Makes `name` in the upper directory `dir` a copy of the lower object `lower` (named `name` in `lowerDir`). */
+function copyInto(
+  workdir: Workdir,
+  broker: OnBehalf,
+  lower: number,
+  lowerDir: number,
+  dir: number,
+  name: string,
+  empty: boolean,
+): number {
+  const meta = metaOf(lower);
+  if (typeof meta === 'number') return meta;
+  const type = meta.mode & S_IFMT;
+  const perms = meta.mode & 0o7777;
+  const layer = workdir.layer;
+  let result: number;
+  if (type === S_IFREG) {
+    const bytes = empty ? 0 : meta.size;
+    if (!layer.reserve(bytes)) return -ENOSPC;
+    const source = empty ? -1 : openIn(broker, lowerDir, name, O.O_RDONLY);
+    if (source < 0 && !empty) {
+      layer.release(bytes);
+      return source;
+    }
+    const target = openIn(broker, dir, name, O.O_WRONLY | O.O_CREAT | O.O_EXCL, 0o600);
+    if (target < 0) {
+      if (source >= 0) close(source);
+      layer.release(bytes);
+      return target;
+    }
+    try {
+      result = empty ? 0 : copyBytes(source, target, meta.size);
+    } finally {
+      if (source >= 0) close(source);
+      close(target);
+    }
+    if (result < 0) {
+      unlinkIn(broker, dir, name, 0);
+      layer.release(bytes);
+      return result;
+    }
+  } else if (type === S_IFLNK) {
+    const text = Buffer.alloc(4096);
+    const length = trySyscall('readlinkat', lower, EMPTY, text, text.length);
+    if (length < 0) return length;
+    if (!layer.reserve(length)) return -ENOSPC;
+    result = symlinkIn(broker, text.subarray(0, length), dir, name);
+    if (result < 0) return result;
+  } else if (type === S_IFDIR) {
+    result = mkdirIn(broker, dir, name, 0o700);
+    if (result < 0) return result;
+  } else if (type === S_IFIFO) {
+    result = mknodIn(broker, dir, name, S_IFIFO | 0o600);
+    if (result < 0) return result;
+  } else {
+    // Devices and sockets are not copied: the sandbox may not make them.
+    return -EPERM;
+  }
+  if (type !== S_IFLNK) chmodIn(broker, dir, name, perms);
+  utimesIn(broker, dir, name, meta.times);
+  return 0;
+}
+
+/**
+ * Copies a directory of the merged view up whole (for a rename): every entry
+ * the view shows beneath it, recursively, so that the upper directory holds
+ * the directory's whole content and the lower's can be hidden under it.
+ * `upperFd` is the upper directory (made already), `lowerFd` the lower's.
+ */
+export function copyTreeUp(
+  workdir: Workdir,
+  broker: OnBehalf,
+  rel: string,
+  upperFd: number,
+  lowerFd: number,
+): number {
+  if (lowerFd < 0) return 0;
+  const names = listNames(lowerFd);
+  if (typeof names === 'number') return names;
+  for (const name of names) {
+    const childRel = rel === '' ? name : `${rel}/${name}`;
+    if (workdir.layer.hidden(childRel)) continue;
+    const lowerChild = trySyscall('openat', lowerFd, cName(name), PATH_FLAGS, 0);
+    if (lowerChild < 0) continue;
+    try {
+      let upperChild = trySyscall('openat', upperFd, cName(name), PATH_FLAGS, 0);
+      if (upperChild === -ENOENT) {
+        const made = copyInto(workdir, broker, lowerChild, lowerFd, upperFd, name, false);
+        if (made < 0) return made;
+        upperChild = trySyscall('openat', upperFd, cName(name), PATH_FLAGS, 0);
+      }
+      if (upperChild < 0) return upperChild;
+      try {
+        const upperMode = identify(upperChild);
+        const lowerMode = identify(lowerChild);
+        if (
+          typeof upperMode !== 'number' &&
+          typeof lowerMode !== 'number' &&
+          upperMode.mode === S_IFDIR &&
+          lowerMode.mode === S_IFDIR
+        ) {
+          const done = copyTreeUp(workdir, broker, childRel, upperChild, lowerChild);
+          if (done < 0) return done;
+        }
+      } finally {
+        close(upperChild);
+      }
+    } finally {
+      close(lowerChild);
+    }
+  }
+  return 0;
+}
+
+/** The names in a directory (O_PATH descriptor), without `.` and `..`; or -errno. */
+export function listNames(dirFd: number): string[] | number {
+  // Reopened through its descriptor: no search permission on it needed.
+  const fd = trySyscall(
+    'openat',
+    AT_FDCWD,
+    Buffer.from(`/proc/thread-self/fd/${dirFd}\0`),
+    O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC,
+    0,
+  );
+  if (fd < 0) return fd;
+  try {
+    const buffer = Buffer.alloc(64 * 1024);
+    const names: string[] = [];
+    for (;;) {
+      const length = trySyscall('getdents64', fd, buffer, buffer.length);
+      if (length < 0) return length;
+      if (length === 0) return names;
+      let at = 0;
+      while (at < length) {
+        const reclen = buffer.readUInt16LE(at + 16);
+        const end = buffer.indexOf(0, at + 19);
+        const name = buffer.toString(
+          'latin1',
+          at + 19,
+          end < 0 || end > at + reclen ? at + reclen : end,
+        );
+        if (name !== '.' && name !== '..') names.push(name);
+        at += reclen;
+      }
+    }
+  } finally {
+    close(fd);
+  }
+}
+
+/** The names the merged view shows in a directory (its fds in each tree, -1 where absent). */
+export function mergedNames(
+  workdir: Workdir,
+  rel: string,
+  upper: number,
+  lower: number,
+): Set<string> | number {
+  const names = new Set<string>();
+  if (upper >= 0) {
+    const listed = listNames(upper);
+    if (typeof listed === 'number') return listed;
+    for (const name of listed) names.add(name);
+  }
+  if (lower >= 0 && !(rel !== '' && workdir.layer.hidden(rel) && upper < 0)) {
+    const listed = listNames(lower);
+    if (typeof listed === 'number') return listed;
+    for (const name of listed) {
+      if (!workdir.layer.hidden(rel === '' ? name : `${rel}/${name}`)) names.add(name);
+    }
+  }
+  return names;
+}

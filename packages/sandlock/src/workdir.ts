@@ -1,0 +1,105 @@
+// A sandbox's copy-on-write workdir: its layer made before the program
+// starts, and finished when the sandbox has ended (the policy's onExit for
+// status 0, onError otherwise; a dry run lists and discards; `defer` leaves
+// the choice to the caller).
+import { type Change, finishLayer, Layer } from '@sandlock/cow';
+import { SandboxError } from './errors.js';
+import type { Policy } from './policy.js';
+
+/** What a run does with the layer when the sandbox ends: the policy's choice, a dry run, or the caller's. */
+export type WorkdirEnd = 'policy' | 'dry-run' | 'defer';
+
+/** What became of a sandbox's workdir layer. */
+export interface WorkdirResult {
+  /**
+   * What was done: committed to the workdir, aborted (discarded), kept in
+   * the store (`kept`), or deferred: the caller decides with
+   * {@link commit} or {@link abort}.
+   */
+  readonly done: 'commit' | 'abort' | 'keep' | 'deferred';
+  /** The changes the layer held, against the workdir as it was at the end. */
+  readonly changes: Change[];
+  /** For 'keep': the layer's directory (`sandlock cow commit|abort` takes it). */
+  readonly kept?: string;
+  /** For 'deferred': the layer's upper tree (what formatChanges diffs against the workdir). */
+  readonly upper?: string;
+  /** Applies a deferred layer to the workdir. */
+  commit(): Promise<void>;
+  /** Discards a deferred layer. */
+  abort(): void;
+}
+
+/** A layer of a sandbox being started. */
+export class SandboxLayer {
+  private constructor(readonly layer: Layer) {}
+
+  static create(policy: Policy): SandboxLayer {
+    try {
+      return new SandboxLayer(
+        Layer.create({
+          lower: policy.workdir!,
+          ...(policy.fsStorage !== null ? { storage: policy.fsStorage } : {}),
+          maxDisk: policy.maxDisk,
+        }),
+      );
+    } catch (error) {
+      throw new SandboxError(
+        `sandlock: cannot make the workdir's copy-on-write layer: ${(error as Error).message}`,
+        'workdir layer',
+      );
+    }
+  }
+
+  /** The layer as the cow module receives it in the session policy. */
+  get forModules(): { dir: string; usage: SharedArrayBuffer } {
+    return { dir: this.layer.dir, usage: this.layer.usage };
+  }
+
+  get confinement(): { lower: string; upper: string; store: string } {
+    return { lower: this.layer.lower, upper: this.layer.upper, store: this.layer.store };
+  }
+
+  /** The sandbox did not start: nothing of the layer is kept. */
+  discard(): void {
+    try {
+      this.layer.abort();
+    } catch {
+      // Removed already, or left for cleanStaleLayers of a later run.
+    }
+  }
+
+  /** The sandbox ended: `succeeded` when it exited 0 (not killed, not timed out). */
+  async finish(policy: Policy, succeeded: boolean, end: WorkdirEnd): Promise<WorkdirResult> {
+    const layer = this.layer;
+    const result = await finishLayer(layer, succeeded, {
+      onExit: policy.onExit,
+      onError: policy.onError,
+      dryRun: end === 'dry-run',
+      defer: end === 'defer',
+    });
+    let open = result.done === 'deferred';
+    const decided = (what: string) => {
+      if (!open) {
+        throw new SandboxError(
+          `sandlock: cannot ${what} the workdir's layer: it was already ${result.done === 'deferred' ? 'finished' : result.done === 'keep' ? 'kept' : `${result.done}ed`}`,
+          what,
+        );
+      }
+      open = false;
+    };
+    return {
+      done: result.done,
+      changes: result.changes,
+      ...(result.kept !== undefined ? { kept: result.kept } : {}),
+      ...(result.done === 'deferred' ? { upper: layer.upper } : {}),
+      async commit() {
+        decided('commit');
+        await layer.commitAsync();
+      },
+      abort() {
+        decided('abort');
+        layer.abort();
+      },
+    };
+  }
+}
