@@ -4,6 +4,7 @@ import {
   badSandboxName,
   type ExitStatus,
   formatChanges,
+  type HttpDenial,
   parseDuration,
   Sandbox,
   type SandboxProcess,
@@ -138,6 +139,16 @@ function printRefusal(refusal: SandboxRefusal): void {
   process.stderr.write(`${dropped}sandlock: refused: ${refusal.what} (${refusal.rule})\n`);
 }
 
+/** One --verbose line for a connection or request the HTTP proxy refused. */
+function printDenial(denial: HttpDenial): void {
+  const what =
+    denial.method !== null
+      ? `${denial.method} ${denial.host ?? ''}${denial.path ?? ''}`
+      : `connection to ${denial.host ?? `${denial.destination.address}:${denial.destination.port}`}`;
+  const rule = denial.rule !== null ? `; ${denial.rule}` : '';
+  process.stderr.write(`sandlock: refused: ${what} (${denial.reason}${rule})\n`);
+}
+
 /** What became of the workdir's layer: the dry run's change list on stdout, a kept layer's place on stderr. */
 function reportWorkdir(
   status: ExitStatus,
@@ -229,6 +240,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
         ...(dryRun ? { workdirEnd: 'defer' as const } : {}),
       });
       sandboxed = started;
+      if (options.has('verbose')) started.on('denied', printDenial);
       for (const warning of started.warnings) {
         process.stderr.write(`sandlock: warning: ${warning}\n`);
       }

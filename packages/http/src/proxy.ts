@@ -75,14 +75,26 @@ const HOP_BY_HOP = new Set([
 
 const REDACTED = '[sandlock: credential]';
 
+/**
+ * The system bundle, and the certificates NODE_EXTRA_CA_CERTS of the
+ * supervisor's process names (as Node adds them to its own roots: a host's
+ * private CA, or a test's).
+ */
 function systemTrust(): string[] {
+  const extra: string[] = [];
+  const extraPath = process.env.NODE_EXTRA_CA_CERTS;
+  if (extraPath !== undefined && extraPath !== '') {
+    try {
+      extra.push(readFileSync(extraPath, 'utf8'));
+    } catch {}
+  }
   for (const path of BUNDLE_PATHS) {
     try {
       const text = readFileSync(path, 'utf8');
-      if (text.includes('BEGIN CERTIFICATE')) return [text];
+      if (text.includes('BEGIN CERTIFICATE')) return [text, ...extra];
     } catch {}
   }
-  return [...tls.rootCertificates];
+  return [...tls.rootCertificates, ...extra];
 }
 
 /** `Host`/`:authority` taken apart: name (lower case, no trailing dot, IPv6 without brackets) and port. */

@@ -123,8 +123,11 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * looked at after 1, 2, 4… up to 20 ms (a poll without waiting and a read
  * of the caller's status each time), so that no thread is held.
  */
-export async function waitForConnect(ctx: DeferredContext): Promise<Answer> {
-  const { fd, timeoutMs } = ctx.payload as PendingConnect;
+export async function waitForConnect(
+  ctx: DeferredContext,
+  pending = ctx.payload as PendingConnect,
+): Promise<Answer> {
+  const { fd, timeoutMs } = pending;
   const start = performance.now();
   let delay = 1;
   try {

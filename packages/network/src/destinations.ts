@@ -59,6 +59,12 @@ import { translateUnixControl } from './control.js';
 import { refusal, streamTargetOf, targetOf } from './datagrams.js';
 import { destinationFor } from './destination-for.js';
 import {
+  answerRedirected,
+  connectToProxy,
+  isRedirectPayload,
+  proxyAddressFor,
+} from './redirect.js';
+import {
   asCaller,
   copyAddress,
   duplicate,
@@ -148,6 +154,15 @@ function onConnect(ctx: Ctx): Answer {
           ctx.refused({ what: `connect to ${describe(target)}`, rule: 'netAllow / netDeny' });
         }
         return refused;
+      }
+      const dialled =
+        'destination' in target && target.destination.port !== null
+          ? { address: target.destination.address.toString(), port: target.destination.port }
+          : null;
+      const proxy =
+        dialled !== null ? proxyAddressFor(ctx.session.policy, socket.family, dialled) : null;
+      if (proxy !== null && dialled !== null) {
+        return connectToProxy(broker, fd, socket.family, proxy, dialled, blocking && stream);
       }
       const destination = 'destination' in target ? destinationFor(ctx.session, address) : address;
       return answerConnect(fd, reaperConnect(broker, fd, destination), blocking && stream);
@@ -534,5 +549,10 @@ export default defineModule<unknown, ModulePolicy>({
     sendmsg: onSendmsg,
     sendmmsg: onSendmmsg,
   },
-  deferred: { connect: waitForConnect, sendto: onSendDeferred, sendmsg: onSendDeferred },
+  deferred: {
+    connect: (ctx) =>
+      isRedirectPayload(ctx.payload) ? answerRedirected(ctx) : waitForConnect(ctx),
+    sendto: onSendDeferred,
+    sendmsg: onSendDeferred,
+  },
 });

@@ -10,6 +10,7 @@ export {
   translateProcNet,
   virtualPort,
 } from './port-space.js';
+export { type Dialled, onRedirectedConnect, type RedirectedConnect } from './redirect.js';
 export { HostResolutionError, resolveNetHosts } from './resolve.js';
 export { type Destination, reaches } from './rules.js';
 export { unixAllowed } from './unix.js';

@@ -57,6 +57,7 @@ export {
   connectPortsOf,
   type Datagrams,
   datagramsOf,
+  type HttpRedirect,
   landlockBindPorts,
   type ModulePolicy,
   mayBind,

@@ -70,8 +70,27 @@ export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
    * with no supervisor at all may make no Unix socket instead.
    */
   readonly mediatesDestinations: boolean;
+  /**
+   * TCP destinations an HTTP rule covers, which the destinations module has
+   * the reaper connect to the sandbox's HTTP proxy instead (set by the
+   * supervisor once the proxy listens); absent: none.
+   */
+  readonly httpRedirect?: HttpRedirect | null;
+  /**
+   * Trust bundles the sandbox reads with the HTTP proxy's CA added, by
+   * path (the hostname module of @sandlock/procfs serves their opens); absent: none.
+   */
+  readonly trustBundles?: Readonly<Record<string, string>>;
   /** The bind rules (netAllowBind or netDenyBind, netBind, portRemap): {@link bindsOf}. */
   readonly binds: BindView;
+}
+
+/** Where a sandbox's HTTP proxy listens, and which destinations go to it. */
+export interface HttpRedirect {
+  /** The proxy's port on 127.0.0.1. */
+  readonly port: number;
+  /** Destinations sent to the proxy: an address with a port (null: any), or every destination. */
+  readonly covers: 'all' | readonly { readonly address: string; readonly port: number | null }[];
 }
 
 /** The ports a sandbox may bind, and who makes its binds. */

@@ -54,6 +54,12 @@ function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
   const { hostname } = ctx.session.policy;
   const request = openRequest(ctx);
   if (request === null) return answer.continue();
+  const bundle = ctx.session.policy.trustBundles?.[request.path];
+  if (bundle !== undefined) {
+    // Not readable by the policy: the kernel refuses the real file (Landlock).
+    if (!policyReads(ctx.session.policy, bytePath(request.path))) return answer.continue();
+    return files.serve(bundle, request.cloexec);
+  }
   if (FILES.has(request.path)) {
     return hostname === null
       ? answer.continue()
@@ -104,12 +110,16 @@ function hostsFor(
  * `uname -n`, `hostname`, Python's socket.gethostname(), Node's
  * os.hostname()) and reads of /etc/hostname see that name, and /etc/hosts
  * resolves it. And for one whose network rules name hosts: /etc/hosts gives
- * each the addresses it was pinned to when the sandbox started.
+ * each the addresses it was pinned to when the sandbox started. And for one
+ * with an HTTP proxy: the trust bundles hold its CA too.
  */
 export default defineModule<unknown, ModulePolicy>({
   name: 'hostname',
   syscalls: HOSTNAME_SYSCALLS,
-  enabled: (policy) => policy.hostname !== null || Object.keys(policy.net?.hosts ?? {}).length > 0,
+  enabled: (policy) =>
+    policy.hostname !== null ||
+    Object.keys(policy.net?.hosts ?? {}).length > 0 ||
+    policy.trustBundles !== undefined,
   handlers: {
     uname: onUname,
     ...Object.fromEntries(OPEN_SYSCALLS.map((name) => [name, onOpen])),

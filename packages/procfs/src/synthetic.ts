@@ -54,6 +54,12 @@ const VIRTUAL_NAMES: ReadonlySet<string> = new Set([
   'offline',
   'meminfo',
   'hosts',
+  // The trust bundles (@sandlock/http's BUNDLE_PATHS).
+  'ca-certificates.crt',
+  'ca-bundle.crt',
+  'tls-ca-bundle.pem',
+  'ca-bundle.pem',
+  'cert.pem',
 ]);
 
 // The modules look at the same open: the second reuses the first's result.

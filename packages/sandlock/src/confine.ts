@@ -66,6 +66,12 @@ export interface ConfinementOptions {
    */
   brokerFd?: number;
   /**
+   * The port of the sandbox's HTTP proxy on loopback, which the reaper
+   * connects to for the connects an HTTP rule covers: added to the reaper's
+   * Landlock connect ports (where they are restricted at all).
+   */
+  proxyPort?: number;
+  /**
    * The sandbox may make Unix sockets (default true): false refuses
    * socket(AF_UNIX) and datagram socketpairs, for a sandbox whose connects
    * and sends no supervisor answers.
@@ -120,6 +126,7 @@ function landlockFor(
   given: Policy,
   view: 'policy' | 'hidden' | 'reaper',
   workdir: WorkdirRules = { readOnly: [], write: [], deny: [] },
+  proxyPort?: number,
 ): LandlockRuleset {
   const policy = expandPresets(given);
   const hideProcesses = view === 'hidden';
@@ -161,6 +168,7 @@ function landlockFor(
   }
   const connect = connectPortsOf(policy);
   if (bind !== 'any' && bind.length > 0) builder.bindTcp(bind);
+  if (connect !== null && proxyPort !== undefined) connect.push({ from: proxyPort, to: proxyPort });
   if (connect !== null && connect.length > 0) builder.connectTcp(connect);
   return builder.create();
 }
@@ -213,6 +221,7 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
         policy,
         options.hideProcesses ? 'reaper' : 'policy',
         workdirRules(options.workdir, 'reaper'),
+        options.proxyPort,
       ),
     );
     if (outer.fd !== null) fds.push(outer.fd);

@@ -1,4 +1,5 @@
 export { type Change, formatChanges } from '@sandlock/cow';
+export type { Denial as HttpDenial } from '@sandlock/http';
 export { type Origin, PolicyDraft } from '@sandlock/policy';
 export { PolicyBuilder } from './builder.js';
 export type { StdioOption } from './call-options.js';

@@ -2,6 +2,7 @@ import type { Supervisor } from '@sandlock/dispatch';
 import { resolveNetHosts } from '@sandlock/network';
 import { type ModulePolicy, modulePolicy } from '@sandlock/policy';
 import { SandboxError } from './errors.js';
+import { hasHttpRules } from './http.js';
 import { SUPERVISOR_VARIABLE } from './nesting.js';
 import type { Policy } from './policy.js';
 import { supervisorFor, withNesting } from './supervision.js';
@@ -36,28 +37,13 @@ async function pinnedHosts(policy: Policy): Promise<Record<string, string[]>> {
   }
 }
 
-/**
- * The HTTP fields are checked and documented, but no connection is
- * redirected to @sandlock/http's proxy yet: a policy with them is refused
- * rather than run without them.
- */
-function refuseUnenforcedHttp(policy: Policy): void {
-  const given: string[] = (['httpAllow', 'httpDeny', 'httpAuth'] as const).filter(
-    (name) => policy[name].length > 0,
-  );
-  if (Object.keys(policy.credentials).length > 0) given.push('credentials');
-  if (policy.httpCa !== null) given.push('httpCa');
-  if (given.length > 0) {
-    throw new SandboxError(
-      `sandlock: ${given.join(', ')}: not enforced yet (the HTTP proxy is not wired into sandboxes)`,
-      'http policy',
-    );
-  }
-}
-
 export async function supervisionPlan(policy: Policy): Promise<SupervisionPlan> {
-  refuseUnenforcedHttp(policy);
   let view = modulePolicy(policy, undefined, await pinnedHosts(policy));
+  if (hasHttpRules(policy)) {
+    // Connects go to the proxy through the destinations module; the trust
+    // bundles' opens are answered (their content is made with the proxy).
+    view = { ...view, mediatesDestinations: true, trustBundles: {} };
+  }
   const supervisor = await supervisorFor(policy.plugins);
   let needed = supervisor.notifiedSyscalls({ policy: view });
   if (needed.length > 0 && !view.mediatesDestinations) {

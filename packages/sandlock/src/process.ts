@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { RefusalReport } from '@sandlock/dispatch';
+import type { Denial } from '@sandlock/http';
 import { formatByteSize, type LimitViolation, type ResourceWatch } from '@sandlock/resource';
 import { REAPER_SIGNAL } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
@@ -43,6 +44,8 @@ export interface SandboxRefusal extends RefusalReport {}
 /** The events of a {@link SandboxProcess}. */
 export interface SandboxProcessEvents {
   refusal: [refusal: SandboxRefusal];
+  /** A connection or request the HTTP proxy refused (a policy with HTTP rules). */
+  denied: [denial: Denial];
   /** A port bound under portRemap, or bound to another real port than before. */
   port: [port: SandboxPort];
 }

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import type { Denial } from '@sandlock/http';
 import { PolicyBuilder, type PolicyDraft, profileDraft } from '@sandlock/policy';
 import { watchResources } from '@sandlock/resource';
 import { defaultDenyList } from '@sandlock/seccomp';
@@ -17,6 +18,7 @@ import { killSandbox } from './control.js';
 import { describePolicy, type SandboxDescription } from './describe.js';
 import { programEnvironment, resolveCommand } from './environment.js';
 import { AbortError, SandboxError } from './errors.js';
+import { hasHttpRules, type SandboxHttp, startHttp } from './http.js';
 import {
   delegationSocket,
   requestDelegation,
@@ -228,6 +230,12 @@ export class Sandbox {
     );
     let view = plan.view;
     const delegating = outerSupervisor !== null;
+    if (delegating && hasHttpRules(policy)) {
+      throw new SandboxError(
+        'sandlock: httpAllow, httpDeny, httpAuth, credentials: not enforced yet in a sandbox started inside a supervised one',
+        'http policy',
+      );
+    }
     if (policy.workdir !== null && delegating) {
       throw new SandboxError(
         'sandlock: a workdir is not supported in a sandbox started inside another supervised sandbox',
@@ -248,7 +256,18 @@ export class Sandbox {
     let session: Session | null = null;
     let layer: SandboxLayer | null = null;
     let registration: Registration | null = null;
+    let http: SandboxHttp | null = null;
+    // Denials before the process object exists (none: nothing runs yet) are dropped.
+    let onDenied: (denial: Denial) => void = () => {};
     try {
+      http = await atStepAsync('http proxy', () =>
+        startHttp(policy, view, (denial) => onDenied(denial)),
+      );
+      if (http !== null) {
+        // Secrets stay in the supervisor; the usual clients trust the proxy's CA.
+        for (const name of http.setup.credentials.variables) delete env[name];
+        Object.assign(env, http.setup.bundle.env);
+      }
       // Claimed before anything starts: a name taken is refused with nothing run.
       registration = await claimName({ name: options.name, command: argv, policy });
       if (policy.workdir !== null) {
@@ -269,16 +288,20 @@ export class Sandbox {
         hideProcesses: plan.hideProcesses,
         unixSockets: plan.unixSockets,
         ...(plan.broker ? { brokerFd: handedDown[0]! } : {}),
+        ...(http !== null ? { proxyPort: http.redirect.port } : {}),
         ...(layer !== null ? { workdir: layer.confinement } : {}),
       });
       handedDown.push(...confinement.fds);
-      let modulesView = view;
+      let modulesView: typeof view =
+        http !== null
+          ? { ...view, httpRedirect: http.redirect, trustBundles: http.trustBundles }
+          : view;
       if (confinement.listener) {
         // This sandbox's supervisor is the one a sandbox inside it must ask.
         const socket = await atStepAsync('delegation socket', () => delegationSocket());
         if (socket !== null) env[SUPERVISOR_VARIABLE] = socket;
         else delete env[SUPERVISOR_VARIABLE];
-        modulesView = withDelegationSocket(view, socket);
+        modulesView = withDelegationSocket(modulesView, socket);
       }
       const started = launch({
         path,
@@ -311,6 +334,7 @@ export class Sandbox {
       );
       // Before the program runs: no refusal of its is missed.
       if (options.onRefusal !== undefined) sandboxed.on('refusal', options.onRefusal);
+      onDenied = (denial) => sandboxed.emit('denied', denial);
       if (delegating) {
         await requestDelegation(outerSupervisor, {
           reaperPid: started.pid,
@@ -332,6 +356,7 @@ export class Sandbox {
             ...(brokerFd !== undefined ? { broker: brokerFd } : {}),
           }),
         );
+        http?.attach(session.id);
         track(started.pid, session, policy, supervisor);
         sandboxed.supervise(session);
       }
@@ -346,8 +371,13 @@ export class Sandbox {
           }),
         ),
       );
+      if (http !== null) {
+        const proxy = http;
+        void sandboxed.wait().finally(() => proxy.close());
+      }
       return sandboxed;
     } catch (error) {
+      void http?.close();
       closeAll(handedDown);
       if (broker !== null) close(broker);
       session?.kill('the sandbox failed to start');
