@@ -668,6 +668,8 @@ const AUDIT_ARCH_BY_MACRO: Readonly<Record<string, number>> = {
 
 function layoutProgram(): string {
   const lines = [
+    // SCM_CREDENTIALS and struct ucred: <bits/socket.h> declares them under __USE_GNU.
+    '#define _GNU_SOURCE',
     '#include <stddef.h>',
     '#include <stdio.h>',
     '#include <sys/ioctl.h>',
