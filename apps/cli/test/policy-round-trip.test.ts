@@ -30,15 +30,22 @@ describe('every field of the policy table, through the library and the CLI', () 
 
   it('Sandbox.builder(), Sandbox.fromPolicy(JSON) and Sandbox.fromProfile agree, field by field', () => {
     for (const name of FIELD_NAMES) {
+      // Some fields need others beside them (httpCa and httpKey).
+      const names = [name, ...(SAMPLES[name].alongside ?? [])];
       const builder = Sandbox.builder() as unknown as Record<
         string,
         (...args: unknown[]) => unknown
       >;
-      for (const [method, ...args] of SAMPLES[name].builder) builder[method]!(...args);
+      for (const [method, ...args] of names.flatMap((n) => SAMPLES[n].builder)) {
+        builder[method]!(...args);
+      }
       const built = (builder as unknown as { build(): Sandbox }).build().policy;
-      const fromJson = Sandbox.fromPolicy({ [name]: SAMPLES[name].json }).policy;
+      const fromJson = Sandbox.fromPolicy(
+        Object.fromEntries(names.map((n) => [n, SAMPLES[n].json])),
+      ).policy;
       expect(built, name).toEqual(fromJson);
-      expect(Sandbox.fromProfile(SAMPLES[name].toml).policy, name).toEqual(fromJson);
+      const toml = names.length === 1 ? SAMPLES[name].toml : wholeProfile(names);
+      expect(Sandbox.fromProfile(toml).policy, name).toEqual(fromJson);
       expect(Sandbox.fromPolicy(JSON.parse(JSON.stringify(fromJson))).policy, name).toEqual(
         fromJson,
       );

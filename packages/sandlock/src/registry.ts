@@ -201,9 +201,26 @@ async function locked<T>(dir: string, body: () => T): Promise<T> {
   }
 }
 
+/**
+ * readProc, tried again a few times on EAGAIN: inside a /proc-readable
+ * sandbox the open is made on the sandbox's behalf and fails with EAGAIN
+ * while its reaper is late to answer.
+ */
+function readTransient(path: string): string | null {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return readProc(path);
+    } catch (error) {
+      if (!(error instanceof ProcReadError && error.code === 'EAGAIN') || attempt === 5)
+        throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50 * attempt);
+    }
+  }
+}
+
 /** The state letter and start time of a process, or null when there is none. */
 function processStat(pid: number): { state: string; startTime: number } | null {
-  const stat = readProc(`/proc/${pid}/stat`);
+  const stat = readTransient(`/proc/${pid}/stat`);
   if (stat === null) return null;
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state), rest[19] field 22 (starttime).
