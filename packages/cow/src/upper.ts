@@ -126,11 +126,17 @@ export function chmodIn(broker: OnBehalf, dir: number, name: string, mode: numbe
   return withName(broker, 'fchmodat', (data) => [{ fd: dir }, data(cName(name)), mode & 0o7777]);
 }
 
-export function utimesIn(broker: OnBehalf, dir: number, name: string, times: Buffer): number {
+/** utimensat of `name` in `dir` (not following a symlink); `times` null: both now. */
+export function utimesIn(
+  broker: OnBehalf,
+  dir: number,
+  name: string,
+  times: Buffer | null,
+): number {
   return withName(broker, 'utimensat', (data) => [
     { fd: dir },
     data(cName(name)),
-    data(times),
+    times === null ? 0 : data(times),
     AT_SYMLINK_NOFOLLOW,
   ]);
 }
@@ -276,6 +282,25 @@ function copyByRead(from: number, to: number): number {
       at += put;
     }
   }
+}
+
+/**
+ * The upper directory that holds (or will hold) the object `inside`, with
+ * the object itself in the upper layer: a directory made there, a lower
+ * file copied up. A descriptor of this process, or -errno.
+ */
+export function upperHolderOf(workdir: Workdir, broker: OnBehalf, inside: Inside): number {
+  if (inside.kind === 'directory') {
+    const made = upperDir(workdir, broker, inside.rel);
+    if (made < 0) return made;
+    close(made);
+  } else if (inside.side === 'lower') {
+    const copy = copyUp(workdir, broker, inside);
+    if (typeof copy === 'number') return copy;
+    close(copy.fd);
+    return copy.dir;
+  }
+  return upperDir(workdir, broker, inside.rel.slice(0, -1));
 }
 
 /**

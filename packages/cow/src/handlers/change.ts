@@ -58,6 +58,8 @@ import {
   symlinkIn,
   unlinkIn,
   upperDir,
+  upperHolderOf,
+  utimesIn,
 } from '../upper.js';
 import { onDescriptorMetadata } from './fd-meta.js';
 
@@ -588,7 +590,7 @@ export function onMetadata(ctx: Ctx): Answer {
       if ((flags & AT_EMPTY_PATH) !== 0) return answer.continue();
       follow = (flags & AT_SYMLINK_NOFOLLOW) === 0;
       const times = a[2] === 0n ? null : ctx.read(a[2]!, 32);
-      apply = (broker, dir, name) => utimens(broker, dir, name, times);
+      apply = (broker, dir, name) => utimesIn(broker, dir, name, times);
       break;
     }
     case 'utime':
@@ -616,7 +618,7 @@ export function onMetadata(ctx: Ctx): Answer {
           }
         }
       }
-      apply = (broker, dir, name) => utimens(broker, dir, name, times);
+      apply = (broker, dir, name) => utimesIn(broker, dir, name, times);
       break;
     }
     default:
@@ -642,20 +644,7 @@ export function onMetadata(ctx: Ctx): Answer {
         }
       }
       if (symlinkChmod && r.kind === 'symlink') return answer.errno('EOPNOTSUPP');
-      let dir: number;
-      if (r.kind === 'directory') {
-        const upper = upperDir(session.workdir, broker, r.rel);
-        if (upper < 0) return answer.errno(-upper);
-        close(upper);
-        dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
-      } else if (r.side === 'lower') {
-        const copy = copyUp(session.workdir, broker, r);
-        if (typeof copy === 'number') return answer.errno(-copy);
-        close(copy.fd);
-        dir = copy.dir;
-      } else {
-        dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
-      }
+      const dir = upperHolderOf(session.workdir, broker, r);
       if (dir < 0) return answer.errno(-dir);
       try {
         changed(session);
@@ -682,22 +671,4 @@ function brokerCallNamed(
   rest: readonly number[],
 ): number {
   return reaperCall(broker, syscall, [{ fd: dir }, { data: 0 }, ...rest], cName(name));
-}
-
-function utimens(broker: OnBehalf, dir: number, name: string, times: Buffer | null): number {
-  const nameBytes = cName(name);
-  if (times === null) {
-    return reaperCall(
-      broker,
-      'utimensat',
-      [{ fd: dir }, { data: 0 }, 0, AT_SYMLINK_NOFOLLOW],
-      nameBytes,
-    );
-  }
-  return reaperCall(
-    broker,
-    'utimensat',
-    [{ fd: dir }, { data: 0 }, { data: nameBytes.length }, AT_SYMLINK_NOFOLLOW],
-    Buffer.concat([nameBytes, times]),
-  );
 }

@@ -19,7 +19,7 @@ import {
 } from '@sandlock/sys';
 import { brokerOf, type Ctx, int, type Session, sessionOf, uint } from '../call.js';
 import { identify, insideAt, placeOf } from '../resolve.js';
-import { chmodIn, cName, copyUp, openIn, reaperCall, upperDir } from '../upper.js';
+import { chmodIn, cName, copyUp, openIn, reaperCall, upperDir, utimesIn } from '../upper.js';
 
 const O = openFlags(hostArch());
 
@@ -60,7 +60,7 @@ function changeOf(ctx: Ctx): { fd: number; change: Change } | null {
       const byFd = a[1] === 0n || ((flags & AT_EMPTY_PATH) !== 0 && emptyPath(ctx, a[1]!));
       if (!byFd) return null;
       const times = a[2] === 0n ? null : Buffer.from(ctx.read(a[2]!, 32));
-      return { fd: int(a[0]), change: (b, dir, name) => utimens(b, dir, name, times) };
+      return { fd: int(a[0]), change: (b, dir, name) => utimesIn(b, dir, name, times) };
     }
     case 'fsetxattr':
     case 'fremovexattr': {
@@ -106,24 +106,6 @@ function emptyPath(ctx: Ctx, address: bigint): boolean {
   } catch {
     return false;
   }
-}
-
-function utimens(broker: OnBehalf, dir: number, name: string, times: Buffer | null): number {
-  const nameBytes = cName(name);
-  if (times === null) {
-    return reaperCall(
-      broker,
-      'utimensat',
-      [{ fd: dir }, { data: 0 }, 0, AT_SYMLINK_NOFOLLOW],
-      nameBytes,
-    );
-  }
-  return reaperCall(
-    broker,
-    'utimensat',
-    [{ fd: dir }, { data: 0 }, { data: nameBytes.length }, AT_SYMLINK_NOFOLLOW],
-    Buffer.concat([nameBytes, times]),
-  );
 }
 
 /**

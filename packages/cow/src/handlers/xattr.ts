@@ -14,7 +14,7 @@ import {
 } from '@sandlock/sys';
 import { brokerOf, type Ctx, copyPath, resolve, type Session, sessionOf, uint } from '../call.js';
 import type { Inside } from '../resolve.js';
-import { copyUp, openIn, reaperCall, upperDir } from '../upper.js';
+import { openIn, reaperCall, upperHolderOf } from '../upper.js';
 
 const O = openFlags(hostArch());
 
@@ -111,20 +111,7 @@ export function onSetXattr(ctx: Ctx): Answer {
       if (r.rel.length === 0) return answer.errno('EPERM');
       if (r.kind === 'symlink') return answer.errno('EPERM');
       const broker = brokerOf(ctx);
-      let dir: number;
-      if (r.kind === 'directory') {
-        const made = upperDir(session.workdir, broker, r.rel);
-        if (made < 0) return answer.errno(-made);
-        close(made);
-        dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
-      } else if (r.side === 'lower') {
-        const copy = copyUp(session.workdir, broker, r);
-        if (typeof copy === 'number') return answer.errno(-copy);
-        close(copy.fd);
-        dir = copy.dir;
-      } else {
-        dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
-      }
+      const dir = upperHolderOf(session.workdir, broker, r);
       if (dir < 0) return answer.errno(-dir);
       try {
         const fd = openIn(
