@@ -1,14 +1,12 @@
 // --http-allow through the CLI: requests of curl and Python inside a sandbox,
 // to an HTTP server on loopback, go through the sandbox's proxy.
-import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { makePki } from '../../../packages/http/test/helpers.js';
 import { CLI, type CliResult, SYSTEM } from './helpers.js';
 
 const run = promisify(execFile);
@@ -129,57 +127,10 @@ it('names the rule that refused a request, and refuses curl a denied path', asyn
   expect(seen).toEqual([`GET 127.0.0.1:${port} /ok`]);
 });
 
-/**
- * A CA and a leaf for localhost signed by it (openssl), in a new directory.
- * A name, not 127.0.0.1: clients send no server name (SNI) for an IP
- * address, and the proxy refuses a ClientHello without one.
- */
-function testCa(): { dir: string; ca: string; key: string; cert: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'sandlock-http-'));
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  openssl(
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=sandlock test CA',
-  );
-  openssl('req', ...ec, '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=localhost');
-  writeFileSync(join(dir, 'ext'), 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    'leaf.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'leaf.pem',
-    '-days',
-    '2',
-    '-extfile',
-    'ext',
-  );
-  return {
-    dir,
-    ca: join(dir, 'ca.pem'),
-    key: readFileSync(join(dir, 'leaf.key'), 'utf8'),
-    cert: readFileSync(join(dir, 'leaf.pem'), 'utf8'),
-  };
-}
-
 it('intercepts HTTPS with a CA trusted inside, adds the credential, and keeps it out of the environment', async () => {
-  const made = testCa();
+  // A name, not 127.0.0.1: clients send no server name (SNI) for an IP
+  // address, and the proxy refuses a ClientHello without one.
+  const made = makePki(['localhost']);
   const authorized: string[] = [];
   const tlsServer = createHttpsServer({ key: made.key, cert: made.cert }, (request, response) => {
     authorized.push(`${request.url} ${request.headers.authorization ?? 'none'}`);
@@ -211,7 +162,7 @@ it('intercepts HTTPS with a CA trusted inside, adds the credential, and keeps it
           `curl -s -w ' %{http_code}\\n' ${base}/secret`,
         ].join('; '),
       ],
-      { NODE_EXTRA_CA_CERTS: made.ca, SANDLOCK_TEST_TOKEN: 's3cret-token' },
+      { NODE_EXTRA_CA_CERTS: made.caPath, SANDLOCK_TEST_TOKEN: 's3cret-token' },
     );
     expect(result.stdout).toBe(
       [
@@ -230,6 +181,6 @@ it('intercepts HTTPS with a CA trusted inside, adds the credential, and keeps it
     ]);
   } finally {
     tlsServer.close();
-    rmSync(made.dir, { recursive: true, force: true });
+    made.remove();
   }
 });
