@@ -381,8 +381,9 @@ export class HttpProxy extends EventEmitter {
         rule: null,
         reason: `${what} is not proxied`,
         method: req.method ?? null,
-        host: req.headers.host ?? null,
-        path: req.url ?? null,
+        host: what === 'CONNECT' ? (req.url ?? null) : (req.headers.host ?? null),
+        // A CONNECT's target is an authority, no path.
+        path: what === 'CONNECT' ? null : (req.url ?? null),
         destination: connection.destination,
       });
       client.end(
