@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, type TestPki } from '../../../packages/http/test/helpers.js';
-import { CLI, type CliResult } from './helpers.js';
+import type { CliResult } from './helpers.js';
 import { LAB, Lab, labUnavailable } from './network-lab.js';
 
 const unavailable = labUnavailable();
@@ -94,7 +94,10 @@ describe.skipIf(unavailable !== null)('HTTP policy in a lab of two namespaces', 
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the lab HTTP servers did not start')), 20_000);
+      const timer = setTimeout(
+        () => reject(new Error('the lab HTTP servers did not start')),
+        20_000,
+      );
       createInterface({ input: servers.stdout! }).on('line', (line) => {
         const event = JSON.parse(line) as Served | { ready: true };
         if ('ready' in event) {
@@ -141,8 +144,7 @@ describe.skipIf(unavailable !== null)('HTTP policy in a lab of two namespaces', 
 
   it('a wildcard rule: names beneath it resolve and connect; other names, other addresses and special addresses do not', async () => {
     served.length = 0;
-    const curl = (args: string) =>
-      `out=$(curl -s -m 20 ${args}); echo "$out [$?]"`;
+    const curl = (args: string) => `out=$(curl -s -m 20 ${args}); echo "$out [$?]"`;
     const result = run(
       // The lab's addresses are private (10.77.0.0/24): a name resolving
       // to one is refused unless a rule names the address.
@@ -163,7 +165,9 @@ describe.skipIf(unavailable !== null)('HTTP policy in a lab of two namespaces', 
         curl('--resolve meta.allowed.test:80:169.254.169.254 http://meta.allowed.test/metadata'),
         // TLS: a server name no rule allows, at an allowed address; no name,
         // to an address a rule allows and to one no rule allows.
-        curl(`--cacert ${pki.caPath} --resolve other.test:443:${LAB.allowed} https://other.test/sni`),
+        curl(
+          `--cacert ${pki.caPath} --resolve other.test:443:${LAB.allowed} https://other.test/sni`,
+        ),
         curl(`--cacert ${pki.caPath} https://${LAB.allowed}/bare-ip`),
         curl(`--cacert ${pki.caPath} https://${LAB.denied}/bare-ip`),
         // The DNS: A for an allowed name; TXT of it, a name beneath no rule, a metadata answer: REFUSED.

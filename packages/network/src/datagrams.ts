@@ -22,8 +22,8 @@ import { answer } from '@sandlock/dispatch/module';
 import type { ModulePolicy, NetProtocol } from '@sandlock/policy';
 import { AF_INET, AF_INET6, AF_UNSPEC, ERRNO } from '@sandlock/sys';
 import ipaddr from 'ipaddr.js';
-import { type Destination, plainAddress, reaches } from './rules.js';
 import { isSandboxDns } from './redirect.js';
+import { type Destination, plainAddress, reaches } from './rules.js';
 import { isPing, type SocketKind } from './sockets.js';
 
 const { EACCES, EAFNOSUPPORT, EINVAL } = ERRNO;

@@ -85,7 +85,10 @@ function matches(
     // The proxy matches the name: here the rule is about its ports only.
     if (mode === 'deny') return false;
     const port = destination.port;
-    return rule.ports === null || (port !== null && rule.ports.some(({ from, to }) => port >= from && port <= to));
+    return (
+      rule.ports === null ||
+      (port !== null && rule.ports.some(({ from, to }) => port >= from && port <= to))
+    );
   }
   // A name that did not resolve: fail closed either way.
   if (rule.unresolved) return mode === 'deny';

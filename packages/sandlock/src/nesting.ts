@@ -37,8 +37,8 @@ import {
   pidOfPidfd,
   trySyscall,
 } from '@sandlock/sys';
-import { attachNestedHttp } from './http.js';
 import { SandboxError } from './errors.js';
+import { attachNestedHttp } from './http.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { makeSocketDir, SOCKET_NAME } from './socket-dir.js';
 
