@@ -19,6 +19,8 @@ if (unavailable !== null) console.warn(`HTTP lab tests skipped: ${unavailable}`)
 
 const SERVERS = fileURLToPath(new URL('./fixtures/lab-http.mjs', import.meta.url));
 const DNS_QUERY = fileURLToPath(new URL('./fixtures/dns-query.py', import.meta.url));
+/** Sends its argument (`|` for CRLF) in one write to api.allowed.test:80; prints each status line back. */
+const RAW = fileURLToPath(new URL('./fixtures/raw-http.py', import.meta.url));
 
 const NAMES = {
   'api.allowed.test': [LAB.allowed],
@@ -26,6 +28,7 @@ const NAMES = {
   'local.allowed.test': ['127.0.0.1'],
   'meta.allowed.test': ['169.254.169.254'],
   'other.test': [LAB.denied],
+  'db.denied.test': [LAB.denied],
 };
 
 /** Waits for `condition`; the deadline only catches hangs. */
@@ -127,6 +130,8 @@ describe.skipIf(unavailable !== null)('HTTP policy in a lab of two namespaces', 
         pki.dir,
         '-r',
         DNS_QUERY,
+        '-r',
+        RAW,
         ...flags,
         '--',
         'sh',
@@ -173,7 +178,11 @@ describe.skipIf(unavailable !== null)('HTTP policy in a lab of two namespaces', 
         // The DNS: A for an allowed name; TXT of it, a name beneath no rule, a metadata answer: REFUSED.
         `python3 ${DNS_QUERY} api.allowed.test:1:udp api.allowed.test:16:udp api.allowed.test:16:tcp 6578666696c.other.test:1:udp meta.allowed.test:1:tcp`,
         // CONNECT to an arbitrary host, through an allowed name's connection.
-        `python3 -c 'import socket; s = socket.create_connection(("api.allowed.test", 80)); s.sendall(b"CONNECT ${LAB.denied}:80 HTTP/1.1\\r\\nHost: ${LAB.denied}:80\\r\\n\\r\\n"); print(s.recv(200).split(b"\\r\\n")[0].decode())'`,
+        `python3 ${RAW} "CONNECT ${LAB.denied}:80 HTTP/1.1|Host: ${LAB.denied}:80||"`,
+        // Smuggling: two requests in one packet, the second for a name no
+        // rule allows; Content-Length with Transfer-Encoding.
+        `python3 ${RAW} "GET /one HTTP/1.1|Host: api.allowed.test||GET /two HTTP/1.1|Host: other.test||"`,
+        `python3 ${RAW} "POST /three HTTP/1.1|Host: api.allowed.test|Content-Length: 5|Transfer-Encoding: chunked||0||"`,
       ].join('\n'),
     );
     expect(result.stdout.split('\n')).toEqual([
@@ -196,6 +205,9 @@ describe.skipIf(unavailable !== null)('HTTP policy in a lab of two namespaces', 
       '6578666696c.other.test 1 udp rcode=5 answers=0',
       'meta.allowed.test 1 tcp rcode=5 answers=0',
       'HTTP/1.1 403 Forbidden',
+      'HTTP/1.1 200 OK',
+      'HTTP/1.1 403 Forbidden',
+      'HTTP/1.1 400 Bad Request',
       '',
     ]);
     expect(refusals(result)).toEqual([
@@ -206,17 +218,44 @@ describe.skipIf(unavailable !== null)('HTTP policy in a lab of two namespaces', 
       `sandlock: refused: connection to other.test (other.test does not name the address dialled (${LAB.allowed}))`,
       `sandlock: refused: connection to ${LAB.denied} (TLS without a server name (SNI) to ${LAB.denied}: ${LAB.denied} (${LAB.denied}:443) is allowed by no --net-allow rule)`,
       `sandlock: refused: CONNECT ${LAB.denied}:80 (CONNECT is not proxied)`,
+      `sandlock: refused: GET other.test/two (other.test does not name the address dialled (${LAB.allowed}))`,
+      `sandlock: refused: connection to ${LAB.allowed}:80 (malformed HTTP request (HPE_INVALID_TRANSFER_ENCODING))`,
     ]);
     // Only the allowed requests reached a server (reported in order; the
     // lines are read once the synchronous run has returned).
-    await until(() => served.some((request) => request.url === '/bare-ip'));
+    await until(() => served.some((request) => request.url === '/one'));
     expect(served.map((request) => `${request.address} ${request.url}`)).toEqual([
       `${LAB.allowed} /plain`,
       `${LAB.allowed} /tls`,
       `${LAB.allowed} /python`,
       `${LAB.allowed} /node`,
       `${LAB.allowed} /bare-ip`,
+      `${LAB.allowed} /one`,
     ]);
+  }, 120_000);
+
+  it('a wildcard --net-deny: names beneath it neither resolve nor connect; addresses are judged as addresses', async () => {
+    served.length = 0;
+    const curl = (args: string) => `out=$(curl -s -m 20 ${args}); echo "$out [$?]"`;
+    const result = run(
+      ['--net-deny', '*.denied.test'],
+      [
+        curl('http://db.denied.test/unresolved'),
+        curl(`--resolve db.denied.test:80:${LAB.denied} http://db.denied.test/by-name`),
+        curl(`http://${LAB.denied}/by-address`),
+        `python3 ${DNS_QUERY} db.denied.test:1:udp db.denied.test:1:tcp`,
+      ].join('\n'),
+    );
+    expect(result.stdout.split('\n')).toEqual([
+      ' [6]',
+      `sandlock: GET db.denied.test/by-name refused: db.denied.test (${LAB.denied}:80) is denied by --net-deny [0]`,
+      `http ${LAB.denied} ${LAB.denied} /by-address [0]`,
+      'db.denied.test 1 udp rcode=5 answers=0',
+      'db.denied.test 1 tcp rcode=5 answers=0',
+      '',
+    ]);
+    await until(() => served.some((request) => request.url === '/by-address'));
+    expect(served.map((request) => request.url)).toEqual(['/by-address']);
   }, 120_000);
 
   it('git clones over HTTPS through an allow-list, and cannot push', async () => {

@@ -392,7 +392,19 @@ export class HttpProxy extends EventEmitter {
     };
     server.on('connect', (req, client) => refuseRaw(req, client as Socket, 'CONNECT'));
     server.on('upgrade', (req, client) => refuseRaw(req, client as Socket, 'a protocol upgrade'));
-    server.on('clientError', (_error, client) => {
+    server.on('clientError', (error: NodeJS.ErrnoException, client) => {
+      // What llhttp refuses (two Content-Lengths, Content-Length with
+      // Transfer-Encoding, a bad chunk…) is a request refused too.
+      if (error.code?.startsWith('HPE_')) {
+        this.deny({
+          rule: null,
+          reason: `malformed HTTP request (${error.code})`,
+          method: null,
+          host: null,
+          path: null,
+          destination: connection.destination,
+        });
+      }
       if (client.writable) client.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else client.destroy();
     });
