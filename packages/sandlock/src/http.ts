@@ -34,7 +34,7 @@ const DNS_BIND_TRIES = 8;
 
 export interface SandboxHttp {
   readonly redirect: HttpRedirect;
-  /** The trust bundles with the CA, by path (both the path opened and the file's real path). */
+  /** The trust bundles with the CA and /etc/resolv.conf naming the sandbox's DNS, by path (both the path opened and the file's real path). */
   readonly trustBundles: Record<string, string>;
   readonly setup: HttpSetup;
   /** Takes the redirected connects of session `id`. */
