@@ -2,6 +2,7 @@
 // to an HTTP server on loopback, go through the sandbox's proxy.
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
+import { createSecureServer } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
@@ -185,7 +186,10 @@ it('intercepts HTTPS with a CA trusted inside, adds the credential, and keeps it
   }
 });
 
-it("lets a sandbox started inside no way around the outer sandbox's HTTP rules, and refuses HTTP rules of its own", async () => {
+/** Node fetch: prints "<status> <first line of the body>" per URL. */
+const NODE_FETCH = `for (const url of process.argv.slice(1)) { const r = await fetch(url); console.log(r.status, (await r.text()).trim()); }`;
+
+it("holds a sandbox started inside to the outer sandbox's HTTP rules, and refuses HTTP rules of its own", async () => {
   seen.length = 0;
   const base = `http://127.0.0.1:${port}`;
   const outer = [
@@ -196,25 +200,74 @@ it("lets a sandbox started inside no way around the outer sandbox's HTTP rules, 
     '--net-allow',
     `127.0.0.1:${port}`,
     '--http-allow',
-    'GET 127.0.0.1/allowed/*',
+    'GET 127.0.0.1/ok',
     '--',
     process.execPath,
     CLI,
     'run',
     ...INNER,
   ];
-  const curl = `curl -s -w ' %{http_code}\\n' ${base}/allowed/inner; curl -s -w ' %{http_code}\\n' ${base}/secret`;
-  const inside = await sandlockAsync([...outer, '--', 'sh', '-c', curl]);
-  // The outer supervisor connects for no process with a Landlock domain of
-  // its own (the inner sandbox's): refused, never around the outer's proxy.
-  // (Its proxy would take them: nesting.ts hands it the inner's connects.)
-  expect(inside.stdout).toBe(' 000\n 000\n');
-  expect(seen).toEqual([]);
+  const curl = `curl -s -w ' %{http_code}\\n' ${base}/ok; curl -s -w ' %{http_code}\\n' ${base}/no`;
+  // Delegated (its address rules need a supervisor): the outer supervisor
+  // serves its connects, through the outer's proxy.
+  const inner = ['--net-allow', `127.0.0.1:${port}`];
+  const viaCurl = await sandlockAsync([...outer, ...inner, '--', 'sh', '-c', curl]);
+  const viaNode = await sandlockAsync([
+    ...outer,
+    ...inner,
+    '--',
+    process.execPath,
+    '--input-type=module',
+    '-e',
+    NODE_FETCH,
+    `${base}/ok`,
+    `${base}/no`,
+  ]);
+  const refusedNo = 'sandlock: GET 127.0.0.1/no refused: allowed by no --http-allow rule';
+  expect(viaCurl.stdout).toBe(['hello /ok', ' 200', refusedNo, ' 403', ''].join('\n'));
+  expect(viaNode.stdout).toBe(['200 hello /ok', `403 ${refusedNo}`, ''].join('\n'));
+  expect(seen).toEqual([`GET 127.0.0.1:${port} /ok`, `GET 127.0.0.1:${port} /ok`]);
+  // Without network rules of its own, its Landlock domain lets it connect
+  // nowhere (not delegated: the outer supervisor connects for no process
+  // with a Landlock domain of its own), whatever the outer allows.
+  const none = await sandlockAsync([...outer, '--', 'sh', '-c', curl]);
+  expect(none.stdout).toBe(' 000\n 000\n');
+  expect(seen).toHaveLength(2);
   const own = await sandlockAsync([...outer, '--http-allow', 'GET 127.0.0.1/**', '--', 'true']);
   expect(own.stderr).toContain(
     'sandlock: httpAllow, httpDeny, httpAuth, credentials and wildcard network rules (*.NAME) are not enforced in a sandbox started inside a supervised one',
   );
   expect(own.status).not.toBe(0);
+});
+
+it('connects a delegated sandbox inside another to no port its own rules leave out', async () => {
+  seen.length = 0;
+  // --hostname on both sides: the inner sandbox is delegated with no
+  // network rule; the outer reaper, which makes its connects, may reach the
+  // server, and must not for it.
+  const result = await sandlockAsync([
+    'run',
+    ...INNER,
+    '-w',
+    '/dev/null',
+    '--hostname',
+    'outer',
+    '--net-allow',
+    `127.0.0.1:${port}`,
+    '--',
+    process.execPath,
+    CLI,
+    'run',
+    ...INNER,
+    '--hostname',
+    'inner',
+    '--',
+    'sh',
+    '-c',
+    `uname -n; curl -s -w ' %{http_code}\\n' http://127.0.0.1:${port}/inner`,
+  ]);
+  expect(result.stdout).toBe('inner\n 000\n');
+  expect(seen).toEqual([]);
 });
 
 it('forwards to the real port of a port of the sandbox’s own port space (--port-remap)', async () => {
@@ -262,4 +315,72 @@ it('forwards to the real port of a port of the sandbox’s own port space (--por
     ].join('\n'),
   );
   expect(seen.filter((request) => !request.endsWith('/allowed/wait'))).toEqual([]);
+});
+
+it('refuses and reports an HTTP/2 stream whose :authority is not the server name of its connection', async () => {
+  const made = makePki(['localhost']);
+  const authorities: string[] = [];
+  // The proxy speaks HTTP/2 to the client and HTTP/1.1 to the server.
+  const h2 = createSecureServer(
+    { key: made.key, cert: made.cert, allowHTTP1: true },
+    (request, response) => {
+      authorities.push(`${request.headers[':authority'] ?? request.headers.host} ${request.url}`);
+      response.end(`h2 ${request.url}\n`);
+    },
+  );
+  await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+  const h2Port = (h2.address() as AddressInfo).port;
+  // One connection, two streams: the second names another host, which a
+  // rule allows, but not the one of the connection's TLS server name.
+  const client = [
+    "import http2 from 'node:http2';",
+    "import { readFileSync } from 'node:fs';",
+    `const session = http2.connect('https://localhost:${h2Port}', { ca: readFileSync('/etc/ssl/certs/ca-certificates.crt') });`,
+    'const get = (authority, path) => new Promise((resolve, reject) => {',
+    "  const stream = session.request({ ':method': 'GET', ':path': path, ':authority': authority });",
+    "  let status = 0, body = '';",
+    "  stream.on('response', (headers) => (status = headers[':status']));",
+    "  stream.setEncoding('utf8');",
+    "  stream.on('data', (chunk) => (body += chunk));",
+    "  stream.on('end', () => resolve(status + ' ' + body.trim()));",
+    "  stream.on('error', reject);",
+    '  stream.end();',
+    '});',
+    `console.log(await get('localhost:${h2Port}', '/first'));`,
+    `console.log(await get('127.0.0.1:${h2Port}', '/switched'));`,
+    'session.close();',
+  ].join('\n');
+  try {
+    const result = await sandlockAsync(
+      [
+        'run',
+        '--verbose',
+        ...SYSTEM,
+        '--net-allow',
+        `127.0.0.1:${h2Port}`,
+        '--http-allow',
+        'GET localhost/**',
+        '--http-allow',
+        'GET 127.0.0.1/**',
+        '--',
+        process.execPath,
+        '--input-type=module',
+        '-e',
+        client,
+      ],
+      { NODE_EXTRA_CA_CERTS: made.caPath },
+    );
+    const lines = result.stdout.split('\n');
+    expect(lines[0]).toBe('200 h2 /first');
+    expect(lines[1]).toMatch(/^403 sandlock: GET 127\.0\.0\.1\/switched refused: .*localhost/);
+    expect(authorities).toEqual([`localhost:${h2Port} /first`]);
+    const refusals = result.stderr
+      .split('\n')
+      .filter((line) => line.startsWith('sandlock: refused'));
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatch(/^sandlock: refused: GET 127\.0\.0\.1\/switched /);
+  } finally {
+    h2.close();
+    made.remove();
+  }
 });

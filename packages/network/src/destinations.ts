@@ -63,6 +63,7 @@ import {
   connectToProxy,
   dialledOf,
   isRedirectPayload,
+  isSandboxDns,
   proxyAddressFor,
 } from './redirect.js';
 import {
@@ -128,6 +129,19 @@ function narrowedRefusal(ctx: Ctx): Answer | null {
 
 // --- connect ---------------------------------------------------------------
 
+/**
+ * Whether the Landlock domains of a delegated sandbox and of the delegated
+ * sandboxes around it let a TCP connect to `port` through: the reaper that
+ * makes it is the outer sandbox's, outside them (hook_socket_connect() in
+ * security/landlock/net.c checks the port the caller passed, the dialled
+ * one, also when the connect goes to the HTTP proxy instead).
+ */
+function delegatedPortsReach(policy: ModulePolicy, port: number): boolean {
+  return (policy.delegatedConnectPorts ?? []).every(
+    (ports) => ports === null || ports.some(({ from, to }) => port >= from && port <= to),
+  );
+}
+
 function onConnect(ctx: Ctx): Answer {
   const [fdArg, addressArg, addressLength] = ctx.args;
   return onSocket(ctx, int32(fdArg), (fd, socket) => {
@@ -162,6 +176,14 @@ function onConnect(ctx: Ctx): Answer {
           ctx.refused({ what: `connect to ${describe(target)}`, rule: 'netAllow / netDeny' });
         }
         return refused;
+      }
+      if (
+        dialled !== null &&
+        !isSandboxDns(ctx.session.policy, dialled) &&
+        !delegatedPortsReach(ctx.session.policy, dialled.port)
+      ) {
+        ctx.refused({ what: `connect to ${describe(target)}`, rule: 'netConnect / netAllow' });
+        return answer.errno(EACCES);
       }
       if (proxy !== null && dialled !== null) {
         const upstream = dialledOf(destinationFor(ctx.session, address));

@@ -63,6 +63,17 @@ export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
    */
   readonly enclosingNet?: readonly NetView[];
   /**
+   * For a sandbox nested in others (delegated), whose connects the outer
+   * sandbox's reaper makes in the outer's Landlock domain: the TCP ports the
+   * Landlock domain of it and of each delegated sandbox around it lets a
+   * process connect to ({@link connectPortsOf}; null: any port), which a
+   * connect must pass as the kernel would hold its own connect to them.
+   */
+  readonly delegatedConnectPorts?: readonly (
+    | readonly { readonly from: number; readonly to: number }[]
+    | null
+  )[];
+  /**
    * The destinations module answers every connect and addressed send: the
    * policy has address rules, may write somewhere (a socket file there is
    * the sandbox's to reach) or names `unix` sockets. A sandbox supervised

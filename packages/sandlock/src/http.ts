@@ -205,6 +205,12 @@ export function attachNestedHttp(outer: number, inner: number): boolean {
 }
 const nestedDetaches = new Map<number, () => void>();
 
+/** Stops handing the redirected connects of `inner` to a proxy (it has ended). */
+export function detachNestedHttp(inner: number): void {
+  nestedDetaches.get(inner)?.();
+  nestedDetaches.delete(inner);
+}
+
 const keyOf = (address: string, port: number) =>
   `${address.startsWith('::ffff:') ? address.slice(7) : address}:${port}`;
 
@@ -300,10 +306,7 @@ export async function startHttp(
       if (attached !== null) {
         bySession.delete(attached);
         for (const [inner, own] of bySession) {
-          if (own === record) {
-            nestedDetaches.get(inner)?.();
-            nestedDetaches.delete(inner);
-          }
+          if (own === record) detachNestedHttp(inner);
         }
       }
       dns.socket?.close();

@@ -26,7 +26,13 @@
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Session, Supervisor } from '@sandlock/dispatch';
-import { canonical, expandPresets, type ModulePolicy, modulePolicy } from '@sandlock/policy';
+import {
+  canonical,
+  connectPortsOf,
+  expandPresets,
+  type ModulePolicy,
+  modulePolicy,
+} from '@sandlock/policy';
 import {
   close,
   holdsPid,
@@ -38,7 +44,7 @@ import {
   trySyscall,
 } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
-import { attachNestedHttp } from './http.js';
+import { attachNestedHttp, detachNestedHttp } from './http.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { makeSocketDir, SOCKET_NAME } from './socket-dir.js';
 
@@ -211,6 +217,13 @@ async function answer(request: DelegationRequest, asker: Asker): Promise<void> {
     // The address rules of the sandboxes around it hold as well as its own.
     const around = outer.session.policy as ModulePolicy;
     const enclosingNet = [...(around.enclosingNet ?? []), ...(around.net ? [around.net] : [])];
+    // Its connects are made by the outer reaper, outside its Landlock domain:
+    // the TCP ports that domain (and those of the delegated ones around it)
+    // lets it connect to are checked by the modules instead.
+    const delegatedConnectPorts = [
+      ...(around.delegatedConnectPorts ?? []),
+      connectPortsOf(expandPresets(policy)),
+    ];
     // The outer's HTTP proxy takes the inner's connects it covers, its DNS
     // and trust bundles are the inner's: the outer's HTTP rules hold inside.
     const http =
@@ -221,13 +234,22 @@ async function answer(request: DelegationRequest, asker: Asker): Promise<void> {
       reaperPid,
       programPid,
       policy: withDelegationSocket(
-        { ...modulePolicy(view), enclosingNet, mediatesDestinations: true, ...http },
+        {
+          ...modulePolicy(view),
+          enclosingNet,
+          delegatedConnectPorts,
+          mediatesDestinations: true,
+          ...http,
+        },
         await delegationSocket(),
       ),
     });
-    if (around.httpRedirect && !attachNestedHttp(outer.session.id, session.id)) {
-      session.kill('the HTTP proxy of the sandbox around it is gone');
-      throw new Error('the HTTP proxy of the enclosing sandbox is gone');
+    if (around.httpRedirect) {
+      if (!attachNestedHttp(outer.session.id, session.id)) {
+        session.kill('the HTTP proxy of the sandbox around it is gone');
+        throw new Error('the HTTP proxy of the enclosing sandbox is gone');
+      }
+      void session.closed.then(() => detachNestedHttp(session.id));
     }
     track(reaperPid, session, view, outer.supervisor);
   } finally {
