@@ -52,8 +52,8 @@ import { reaperBind, unixBind } from './unix-bind.js';
 const { EACCES, EADDRINUSE, EAFNOSUPPORT, EINVAL } = ERRNO;
 
 /**
- * The port a bind of `address` on a socket of `family` asks for, or the
- * errno the kernel gives before binding: inet_bind_sk() takes no less than a
+ * The port a bind of `address` on a socket of `family` asks for, or an
+ * errno the kernel gives without binding: inet_bind_sk() takes no less than a
  * sockaddr_in, and an AF_INET or AF_UNSPEC family (the latter for
  * INADDR_ANY, which __inet_bind() decides); inet6_bind_sk() no less than
  * SIN6_LEN_RFC2133 bytes, and __inet6_bind() only AF_INET6.
@@ -145,8 +145,11 @@ function onBind(ctx: HandlerContext<ModulePolicy>): Answer {
     // Another family, or an inet socket no bind rule is about (raw, SCTP…):
     // the kernel's rules, in the reaper.
     if (socket === null || socket.protocol === 'other') return answer.fromResult(bind(address));
+    // An address the kernel refuses whatever the port: its errno, from the
+    // reaper (where Landlock handles TCP binds it says EINVAL for a family
+    // the socket does not have, before the protocol's EAFNOSUPPORT).
     const port = portAsked(socket.family, address);
-    if (typeof port !== 'number') return answer.errno(port.errno);
+    if (typeof port !== 'number') return answer.fromResult(bind(address));
     // A ping socket's "port" is its echo identifier: no bind rule is about it.
     if (socket.protocol === 'icmp') return answer.fromResult(bind(address));
     const { protocol } = socket;
