@@ -46,7 +46,7 @@ import {
 } from '@sandlock/sys';
 import { duplicate, inetSocket, int32, portOffset, withPort } from './bind-sockets.js';
 import { dropPortSpace, type PortMapping, portSpaceOf } from './port-space.js';
-import { intOption } from './sockets.js';
+import { asCaller, intOption } from './sockets.js';
 import { reaperBind, unixBind } from './unix-bind.js';
 
 const { EACCES, EADDRINUSE, EAFNOSUPPORT, EINVAL } = ERRNO;
@@ -100,7 +100,16 @@ function remappedBind(
     if (space.record(protocol, virtual, real)) session.notice('binds', 'port', mapping);
   };
   const known = space.realOf(protocol, virtual);
-  if (known !== undefined) return bind(withPort(family, address, known));
+  if (known === virtual) return bind(address);
+  if (known !== undefined) {
+    // A port the kernel picked, which the policy's Landlock domain does not
+    // name (it allows port 0 for this): bound by this thread, with the
+    // caller's capabilities (none). The port stands for `virtual`, which
+    // the rules allowed; nothing else of a TCP or UDP bind depends on who
+    // makes it (a SO_REUSEPORT group goes by the socket's owner).
+    const again = withPort(family, address, known);
+    return asCaller(() => trySyscall('bind', fd, again, again.length));
+  }
   const same = bind(address);
   if (same !== -EADDRINUSE) {
     if (same === 0) record(virtual);

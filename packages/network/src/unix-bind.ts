@@ -42,12 +42,18 @@ const SUN_PATH_OFFSET = 2;
 
 /** bind(fd, address) made by the reaper; the raw result. `fd` is this process's duplicate. */
 export function reaperBind(broker: OnBehalf, fd: number, address: Buffer): number {
-  return broker.call({ syscall: 'bind', args: [{ fd }, { data: 0 }, address.length], data: address })
-    .result;
+  return broker.call({
+    syscall: 'bind',
+    args: [{ fd }, { data: 0 }, address.length],
+    data: address,
+  }).result;
 }
 
 /** Whether the policy lets the sandbox make a socket file at `path` (as the kernel names it). */
-export function mayMakeSocket(policy: Pick<ModulePolicy, 'fsWrite' | 'fsDeny'>, path: string): boolean {
+export function mayMakeSocket(
+  policy: Pick<ModulePolicy, 'fsWrite' | 'fsDeny'>,
+  path: string,
+): boolean {
   if (policy.fsDeny.some((entry) => pathWithin(path, bytePath(entry)))) return false;
   return policy.fsWrite.some((entry) => pathWithin(path, bytePath(entry)));
 }
