@@ -28,6 +28,7 @@ import {
   answer,
   defineModule,
   type HandlerContext,
+  PROC_NET_PORTS,
   type WorkerSession,
 } from '@sandlock/dispatch/module';
 import { type BindProtocol, type ModulePolicy, mayBind } from '@sandlock/policy';
@@ -45,7 +46,7 @@ import {
   trySyscall,
 } from '@sandlock/sys';
 import { duplicate, inetSocket, int32, portOffset, withPort } from './bind-sockets.js';
-import { dropPortSpace, type PortMapping, portSpaceOf } from './port-space.js';
+import { dropPortSpace, type PortMapping, portSpaceOf, translateProcNet } from './port-space.js';
 import { asCaller, intOption } from './sockets.js';
 import { reaperBind, unixBind } from './unix-bind.js';
 
@@ -199,5 +200,12 @@ export default defineModule<unknown, ModulePolicy>({
   enabled: (policy) => policy.binds.tcpOnBehalf || policy.datagrams.udp,
   onBehalf: true,
   handlers: { bind: onBind },
+  // procfs shows /proc/net's tables with the virtual ports.
+  sessionStart: (session) => {
+    if (!session.policy.binds.remap) return;
+    session.provide(PROC_NET_PORTS, (text, protocol) =>
+      translateProcNet(text, portSpaceOf(session), protocol),
+    );
+  },
   sessionEnd: (session) => dropPortSpace(session),
 });

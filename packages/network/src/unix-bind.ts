@@ -23,7 +23,6 @@ import {
   AF_UNIX,
   AT_FDCWD,
   bytePath,
-  close,
   ERRNO,
   F_DUPFD_CLOEXEC,
   hostArch,
