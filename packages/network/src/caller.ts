@@ -12,6 +12,8 @@ export interface CallerStatus {
   readonly capEff: bigint;
   /** Signals pending for the thread or its process, not blocked, with a handler. */
   readonly interrupting: bigint;
+  /** Those of them pending for the thread itself (delivered to it, none other). */
+  readonly interruptingThread: bigint;
   /** The file-mode creation mask (`Umask:`, Linux 4.7 and later). */
   readonly umask: number;
 }
@@ -33,13 +35,16 @@ export function callerStatus(tid: number): CallerStatus | null {
   if (tgid === undefined || umask === undefined || uids?.length !== 4 || gids?.length !== 4) {
     return null;
   }
-  const pending = hex(line(status, 'SigPnd')) | hex(line(status, 'ShdPnd'));
+  const own = hex(line(status, 'SigPnd'));
+  const pending = own | hex(line(status, 'ShdPnd'));
+  const deliverable = ~hex(line(status, 'SigBlk')) & hex(line(status, 'SigCgt'));
   return {
     tgid: Number(tgid),
     uids,
     gids,
     capEff: hex(line(status, 'CapEff')),
-    interrupting: pending & ~hex(line(status, 'SigBlk')) & hex(line(status, 'SigCgt')),
+    interrupting: pending & deliverable,
+    interruptingThread: own & deliverable,
     umask: Number.parseInt(umask, 8),
   };
 }
