@@ -24,7 +24,7 @@ function tree(files: Record<string, string> = {}): string {
 const sh = (script: string) => ['/bin/sh', '-c', script];
 
 describe('a directory of the layer', () => {
-  it('is a cwd: getcwd shows the workdir path, relative paths resolve in the merged view', async () => {
+  it('is a cwd: getcwd and /proc/self/cwd show the workdir path, relative paths resolve in the merged view', async () => {
     const dir = tree({ 'old.txt': 'old\n' });
     const result = await python(
       `
@@ -38,6 +38,7 @@ print(open('../old.txt').read().strip())
 os.mkdir('deeper')
 os.chdir('deeper')
 print(os.getcwd())
+print(os.readlink('/proc/self/cwd'))
 os.chdir('..')
 os.chdir('..')
 print(sorted(os.listdir('.')))
@@ -49,6 +50,7 @@ print(sorted(os.listdir('.')))
       join(dir, 'new'),
       "['f'] in new",
       'old',
+      join(dir, 'new', 'deeper'),
       join(dir, 'new', 'deeper'),
       "['new', 'old.txt']",
       '',
