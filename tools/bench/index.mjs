@@ -14,6 +14,7 @@ import { benchLibrary } from './library.mjs';
 import { benchNeighbours } from './neighbours.mjs';
 import { benchConnect, benchRedis } from './network.mjs';
 import { benchPython } from './python.mjs';
+import { benchRetarget } from './retarget.mjs';
 import { benchThrottle } from './throttle.mjs';
 import { benchWorkdir } from './workdir.mjs';
 
@@ -34,6 +35,7 @@ const benches = {
   http: benchHttp,
   'http-sandbox': benchHttpSandbox,
   workdir: benchWorkdir,
+  retarget: benchRetarget,
 };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);

@@ -53,6 +53,10 @@ describe('sandlock commands', () => {
     // The development machine and CI run Linux 6.18 on x86_64: all of it is there.
     expect(feature('SECCOMP_IOCTL_NOTIF_ADDFD').ok).toBe(true);
     expect(feature('openat2 with RESOLVE_*').ok).toBe(true);
+    expect(feature('ptrace of a sandboxed process (PTRACE_SEIZE)')).toMatchObject({
+      ok: true,
+      detail: expect.stringMatching(/^chdir into and exec from a copy-on-write layer/),
+    });
     expect(feature('vDSO writable through /proc/PID/mem (timeStart, randomSeed)')).toMatchObject({
       ok: true,
       detail: 'writable',

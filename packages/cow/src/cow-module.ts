@@ -22,6 +22,7 @@ import {
   onTruncate,
   onUnlink,
 } from './handlers/change.js';
+import { onExec } from './handlers/exec.js';
 import { onDescriptorOnly } from './handlers/fd-meta.js';
 import { forgetListings, onListing } from './handlers/listing.js';
 import { onAccess, onReadlink, onStat, onStatx } from './handlers/look.js';
@@ -91,6 +92,8 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   getdents: onListing,
   chdir: onChdir,
   getcwd: onGetcwd,
+  execve: onExec,
+  execveat: onExec,
 };
 
 /** The calls of this module that exist on this architecture (aarch64 has no open, stat, unlink…). */

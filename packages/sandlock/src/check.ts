@@ -14,6 +14,8 @@ import {
   LaunchError,
   launch,
   openFlags,
+  PTRACE_SEIZE,
+  ptrace,
   RESOLVE_BENEATH,
   RESOLVE_NO_MAGICLINKS,
   SECCOMP_FILTER_FLAG_NEW_LISTENER,
@@ -59,6 +61,8 @@ interface SeccompProbe {
   pidfdGetfd: boolean;
   syncWakeUp: boolean;
   addFd: boolean;
+  /** PTRACE_SEIZE of a process under the filter: 0, or -errno (null: not tried). */
+  ptrace: number | null;
   /** Writing a process's read-only vDSO through /proc/PID/mem; null: not tried. */
   memWrite: { ok: boolean; detail: string } | null;
   detail?: string;
@@ -101,6 +105,7 @@ async function probeSeccomp(): Promise<SeccompProbe> {
     pidfdGetfd: false,
     syncWakeUp: false,
     addFd: false,
+    ptrace: null,
     memWrite: null,
   };
   const program = compileSandboxFilter({ notify: ['getppid'] }).program;
@@ -126,6 +131,9 @@ async function probeSeccomp(): Promise<SeccompProbe> {
     probe.listener = true;
     probe.waitKillable = waitKillable;
     probe.memWrite = probeMemWrite(launched.pid);
+    // Retarget answers seize a sandboxed thread for a moment. Seized with no
+    // stop asked for, the stub is let go when it exits.
+    probe.ptrace = ptrace(PTRACE_SEIZE, launched.pid);
     try {
       const listener = launched.takeListener();
       probe.pidfdGetfd = true;
@@ -183,6 +191,19 @@ function featureProbes(seccomp: SeccompProbe): KernelFeature[] {
       ok: seccomp.addFd,
       detail: 'virtual files: hostname, CPU count, meminfo, /dev/urandom, hidden /proc',
       since: '5.9',
+      required: false,
+    },
+    {
+      name: 'ptrace of a sandboxed process (PTRACE_SEIZE)',
+      ok: seccomp.ptrace === 0,
+      detail: `chdir into and exec from a copy-on-write layer (retarget answers; without it they fail with EPERM)${
+        seccomp.ptrace === null
+          ? ': not tried'
+          : seccomp.ptrace < 0
+            ? `: errno ${-seccomp.ptrace}`
+            : ''
+      }`,
+      since: '3.4',
       required: false,
     },
     {

@@ -2,6 +2,7 @@
 // access, readlink. Where the kernel's own lookup finds the object the
 // merged view shows (a `pure` path), it answers; otherwise the object the
 // merged walk pinned is looked at here and the answer written back.
+import { readlinkSync } from 'node:fs';
 import { type Answer, answer } from '@sandlock/dispatch/module';
 import {
   AT_EACCESS,
@@ -45,6 +46,30 @@ function look(ctx: Ctx, call: LookCall, inside: (r: Inside) => Answer): Answer {
   } finally {
     resolved.close();
   }
+}
+
+/** The caller's own cwd and descriptors, as /proc/self and /proc/thread-self show them. */
+const OWN_LINK = /^\/proc\/(?:self|thread-self)\/(cwd|fd\/\d+)$/;
+
+/**
+ * readlink of the caller's own cwd or descriptor when it is an object of
+ * the upper (a chdir or open the layer served): the workdir's path of it,
+ * as getcwd shows it, not the layer's. Null: left to the usual lookup.
+ */
+function ownLink(ctx: Ctx, path: Buffer): Buffer | null {
+  const match = OWN_LINK.exec(path.toString('latin1'));
+  if (match === null) return null;
+  const { upperPath, lowerPath } = sessionOf(ctx).workdir;
+  let target: string;
+  try {
+    // The thread's own entry: cwd and descriptors as that thread has them.
+    target = readlinkSync(`/proc/${ctx.pid}/task/${ctx.pid}/${match[1]}`, 'latin1');
+  } catch {
+    return null;
+  }
+  if (!ctx.valid()) return null;
+  if (target !== upperPath && !target.startsWith(`${upperPath}/`)) return null;
+  return Buffer.from(lowerPath + target.slice(upperPath.length), 'latin1');
 }
 
 function written(ctx: Ctx, address: bigint, data: Buffer, result: number): Answer {
@@ -166,6 +191,11 @@ export function onReadlink(ctx: Ctx): Answer {
   const buffer = at ? a[2]! : a[1]!;
   const size = int(at ? a[3] : a[2]);
   if (size <= 0) return answer.errno('EINVAL');
+  const shownLink = ownLink(ctx, call.path);
+  if (shownLink !== null) {
+    const shown = Math.min(shownLink.length, size);
+    return written(ctx, buffer, shownLink.subarray(0, shown), shown);
+  }
   return look(ctx, call, (r) => {
     if (r.kind !== 'symlink') return answer.errno('EINVAL');
     const text = Buffer.alloc(4096);

@@ -1,10 +1,18 @@
-// chdir and getcwd. A process whose cwd is a directory of the upper (an
-// fchdir to an injected descriptor) sees the workdir's path from getcwd,
-// not the layer's.
+// chdir and getcwd. A directory the layer made, or that it changed (copied
+// up, renamed, re-created), is not where the kernel's lookup of the caller's
+// path would go: chdir is retargeted to fchdir of a descriptor of it
+// (answer.retarget of @sandlock/dispatch: the caller's thread runs the
+// fchdir, its memory untouched, the descriptor closed after). A process
+// whose cwd is then a directory of the upper sees the workdir's path from
+// getcwd, not the layer's, and its relative paths resolve in the merged
+// view (placeOf).
 import { type Answer, answer } from '@sandlock/dispatch/module';
-import { AT_FDCWD, close } from '@sandlock/sys';
+import { AT_FDCWD, close, hostArch, openFlags, trySyscall } from '@sandlock/sys';
 import { type Ctx, copyPath, resolve, sessionOf, uint } from '../call.js';
 import { placeOf } from '../resolve.js';
+
+const O = openFlags(hostArch());
+const DOT = Buffer.from('.\0');
 
 export function onGetcwd(ctx: Ctx): Answer {
   const session = sessionOf(ctx);
@@ -38,10 +46,15 @@ export function onChdir(ctx: Ctx): Answer {
   try {
     if (resolved.errno !== 0) return answer.errno(resolved.errno);
     if (resolved.kind !== 'directory') return answer.errno('ENOTDIR');
-    // The kernel's own lookup of the caller's path finds the same directory,
-    // or one of the lower where the merged view has it too (lookups from
-    // there are walked in the merged view again).
-    return answer.continue();
+    // Every name found in the lower and none changed by the layer: the
+    // kernel's own lookup of the caller's path finds the same directory
+    // (lookups from there are walked in the merged view again).
+    if (resolved.pure) return answer.continue();
+    // ADDFD refuses O_PATH descriptors (fget() skips them: EBADF, measured),
+    // so the directory is opened again, read-only.
+    const fd = trySyscall('openat', resolved.fd, DOT, O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC, 0);
+    if (fd < 0) return answer.errno(-fd);
+    return answer.retarget('fchdir', ['fd'], { fd });
   } finally {
     resolved.close();
   }

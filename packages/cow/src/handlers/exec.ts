@@ -1,0 +1,128 @@
+// execve and execveat of a program the layer holds (written, copied up,
+// renamed in the workdir): the kernel's lookup of the caller's path would
+// find the lower's file or nothing, so the call is retargeted to
+// execveat(fd, "", argv, envp, AT_EMPTY_PATH) of a descriptor of the
+// layer's file (answer.retarget of @sandlock/dispatch). The empty path is
+// the NUL that ends the caller's own path string: nothing is written in its
+// memory, and a thread that changes that byte meanwhile makes the path
+// non-empty, which the kernel resolves against a file's descriptor and
+// refuses with ENOTDIR (measured), never another file.
+//
+// The descriptor is a sealed memfd holding a copy of the program, with its
+// mode: the sandbox's Landlock domain has nothing of the layer's store (an
+// execveat of the store's file failed with EACCES, measured), and a file of
+// no mount is not Landlock's to refuse; the copy is also one the sandbox can
+// no longer change between this decision and the exec. The kernel checks
+// the caller's right to execute it (the mode, owned by the supervisor's
+// user), and reads a `#!` line's interpreter in the caller's view.
+import { type Answer, answer } from '@sandlock/dispatch/module';
+import {
+  AT_EMPTY_PATH,
+  AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
+  close,
+  ERRNO,
+  F_ADD_SEALS,
+  F_SEAL_GROW,
+  F_SEAL_SEAL,
+  F_SEAL_SHRINK,
+  F_SEAL_WRITE,
+  hostArch,
+  MFD_ALLOW_SEALING,
+  MFD_CLOEXEC,
+  MFD_EXEC,
+  openFlags,
+  STATX_BASIC_STATS,
+  trySyscall,
+} from '@sandlock/sys';
+import { type Ctx, copyPath, int, resolve, sessionOf } from '../call.js';
+
+const O = openFlags(hostArch());
+const EMPTY_NAME = Buffer.from('\0');
+const NAME = Buffer.from('sandlock-program\0');
+
+export function onExec(ctx: Ctx): Answer {
+  const a = ctx.args;
+  const at = ctx.syscall === 'execveat';
+  const pathname = at ? a[1]! : a[0]!;
+  const flags = at ? int(a[4]) : 0;
+  const path = copyPath(ctx, pathname);
+  // A descriptor's own file (fexecve): what it refers to was decided at its open.
+  if (path.length === 0) return answer.continue();
+  const session = sessionOf(ctx);
+  const dirfd = at ? int(a[0]) : AT_FDCWD;
+  const resolved = resolve(ctx, session, path, dirfd, (flags & AT_SYMLINK_NOFOLLOW) === 0);
+  if (resolved.where === 'outside') {
+    resolved.walked.close();
+    return answer.continue();
+  }
+  try {
+    if (resolved.errno !== 0) return answer.errno(resolved.errno);
+    if (resolved.kind === 'symlink') return answer.errno('ELOOP'); // AT_SYMLINK_NOFOLLOW
+    if (resolved.kind !== 'file') return answer.errno('EACCES');
+    if (resolved.pure) return answer.continue();
+    const fd = programCopy(resolved.fd);
+    if (fd < 0) return answer.errno(-fd);
+    // A script's interpreter opens /dev/fd/N: then the descriptor must
+    // survive the exec (execveat(2): a close-on-exec one fails with ENOENT).
+    const cloexec = !startsWithShebang(fd);
+    const argv = at ? a[2]! : a[1]!;
+    const envp = at ? a[3]! : a[2]!;
+    const end = pathname + BigInt(path.length);
+    return answer.retarget('execveat', ['fd', end, argv, envp, AT_EMPTY_PATH], { fd, cloexec });
+  } finally {
+    resolved.close();
+  }
+}
+
+const SEALS = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+const statBuffer = Buffer.alloc(256);
+
+/** A sealed memfd copy of the file `found` (O_PATH) refers to, with its permission bits; or -errno. */
+function programCopy(found: number): number {
+  const source = trySyscall('openat', found, EMPTY_NAME, O.O_RDONLY | O.O_CLOEXEC, 0);
+  // O_PATH descriptors cannot be opened again by openat(""): through /proc.
+  const file = source >= 0 ? source : procReopen(found);
+  if (file < 0) return file;
+  try {
+    const got = trySyscall('statx', file, EMPTY_NAME, AT_EMPTY_PATH, STATX_BASIC_STATS, statBuffer);
+    if (got < 0) return got;
+    const mode = statBuffer.readUInt16LE(28) & 0o7777;
+    let size = Number(statBuffer.readBigUInt64LE(40));
+    let memfd = trySyscall('memfd_create', NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    // Before Linux 6.3 there is no MFD_EXEC, and every memfd may be executed.
+    if (memfd === -ERRNO.EINVAL)
+      memfd = trySyscall('memfd_create', NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (memfd < 0) return memfd;
+    let result = 0;
+    while (size > 0 && result >= 0) {
+      result = trySyscall('sendfile', memfd, file, 0, Math.min(size, 1 << 30));
+      if (result === 0) break;
+      if (result > 0) size -= result;
+    }
+    if (result >= 0) result = trySyscall('fchmod', memfd, mode & 0o777);
+    if (result >= 0) result = trySyscall('fcntl', memfd, F_ADD_SEALS, SEALS);
+    if (result < 0) {
+      close(memfd);
+      return result;
+    }
+    return memfd;
+  } finally {
+    close(file);
+  }
+}
+
+function procReopen(found: number): number {
+  return trySyscall(
+    'openat',
+    AT_FDCWD,
+    Buffer.from(`/proc/self/fd/${found}\0`),
+    O.O_RDONLY | O.O_CLOEXEC,
+    0,
+  );
+}
+
+function startsWithShebang(fd: number): boolean {
+  const head = Buffer.alloc(2);
+  return trySyscall('pread64', fd, head, 2, 0) === 2 && head[0] === 0x23 && head[1] === 0x21;
+}

@@ -1,0 +1,139 @@
+// chdir into a directory and exec of a program that only the layer holds:
+// the calls are retargeted (fchdir, execveat of a descriptor of the layer's
+// object), the caller's memory untouched.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cleanup, python, runIn, scratch } from './helpers.js';
+
+const root = scratch();
+const storage = join(root, 'store');
+afterAll(() => cleanup(root));
+let count = 0;
+
+function tree(files: Record<string, string> = {}): string {
+  const dir = join(root, `w${count++}`);
+  mkdirSync(dir);
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(join(dir, path, '..'), { recursive: true });
+    writeFileSync(join(dir, path), content);
+  }
+  return dir;
+}
+
+const sh = (script: string) => ['/bin/sh', '-c', script];
+
+describe('a directory of the layer', () => {
+  it('is a cwd: getcwd and /proc/self/cwd show the workdir path, relative paths resolve in the merged view', async () => {
+    const dir = tree({ 'old.txt': 'old\n' });
+    const result = await python(
+      `
+import os
+os.mkdir('new')
+os.chdir('new')
+print(os.getcwd())
+with open('f', 'w') as f: f.write('in new\\n')
+print(os.listdir('.'), open('f').read().strip())
+print(open('../old.txt').read().strip())
+os.mkdir('deeper')
+os.chdir('deeper')
+print(os.getcwd())
+print(os.readlink('/proc/self/cwd'))
+os.chdir('..')
+os.chdir('..')
+print(sorted(os.listdir('.')))
+`,
+      { workdir: dir, storage },
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout.split('\n')).toEqual([
+      join(dir, 'new'),
+      "['f'] in new",
+      'old',
+      join(dir, 'new', 'deeper'),
+      join(dir, 'new', 'deeper'),
+      "['new', 'old.txt']",
+      '',
+    ]);
+    expect(readFileSync(join(dir, 'new', 'f'), 'utf8')).toBe('in new\n');
+  });
+
+  it("is where the shell's cd goes (pwd -P asks getcwd)", async () => {
+    const dir = tree();
+    const result = await runIn(sh('mkdir -p a/b && cd a/b && /bin/pwd -P && echo x > y && cat y'), {
+      workdir: dir,
+      storage,
+      onExit: 'abort',
+    });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(`${join(dir, 'a', 'b')}\nx\n`);
+    expect(existsSync(join(dir, 'a'))).toBe(false);
+  });
+
+  it('a chdir into a file of the layer fails with ENOTDIR, a missing one with ENOENT', async () => {
+    const dir = tree();
+    const result = await python(
+      `
+import os
+open('file', 'w').close()
+for path in ('file', 'missing'):
+    try:
+        os.chdir(path)
+    except OSError as e:
+        print(e.errno)
+`,
+      { workdir: dir, storage, onExit: 'abort' },
+    );
+    expect(result.stdout).toBe('20\n2\n');
+  });
+});
+
+describe('a program of the layer', () => {
+  it('runs: a copied binary (execve), and through execveat of a directory descriptor', async () => {
+    const dir = tree();
+    const result = await python(
+      `
+import os, shutil, sys
+shutil.copy('/bin/echo', 'myecho')
+os.chmod('myecho', 0o755)
+sys.stdout.flush()
+pid = os.fork()
+if pid == 0:
+    os.execv('./myecho', ['myecho', 'from', 'the', 'layer'])
+os.waitpid(pid, 0)
+d = os.open('.', os.O_RDONLY | os.O_DIRECTORY)
+os.execve('myecho', ['myecho', 'relative', 'to', 'a', 'descriptor'], {}) if False else None
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+argv = (ctypes.c_char_p * 3)(b'myecho', b'execveat', None)
+envp = (ctypes.c_char_p * 1)(None)
+nr = {'x86_64': 322, 'aarch64': 281}[os.uname().machine]
+libc.syscall(nr, d, b'myecho', argv, envp, 0)
+print('execveat failed', ctypes.get_errno())
+`,
+      { workdir: dir, storage, onExit: 'abort' },
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('from the layer\nexecveat\n');
+  });
+
+  it('runs a #! script the layer holds, with its interpreter looked up by the kernel', async () => {
+    const dir = tree();
+    const result = await runIn(
+      sh('printf \'#!/bin/sh\\necho script says "$@"\\n\' > s.sh && chmod +x s.sh && ./s.sh hi'),
+      { workdir: dir, storage, onExit: 'abort' },
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('script says hi\n');
+  });
+
+  it('a file of the lower, unchanged, runs as it did (left to the kernel)', async () => {
+    const dir = tree({ 'run.sh': '#!/bin/sh\necho lower\n' });
+    const result = await runIn(sh('chmod +x run.sh; ./run.sh'), {
+      workdir: dir,
+      storage,
+      onExit: 'abort',
+    });
+    expect(result.stdout).toBe('lower\n');
+  });
+});
