@@ -41,6 +41,7 @@ import {
   RESOLVE_IN_ROOT,
   RESOLVE_NO_SYMLINKS,
   readCStringBytes,
+  remoteAccess,
   sameIds,
   threadCapabilities,
   trySyscall,
@@ -474,6 +475,7 @@ function servedByOthers(policy: ModulePolicy, path: string): boolean {
 function onGetdents(ctx: HandlerContext<ModulePolicy>): Answer {
   const state = setUp();
   const fd = Number(BigInt.asIntN(32, ctx.args[0] ?? 0n));
+  if (!remoteAccess().pidfdGetfd) return withoutDuplicate(ctx, fd, state);
   // A bad fd: getFd throws CallError(EBADF), the kernel's answer.
   const dup = ctx.getFd(fd);
   try {
@@ -507,6 +509,38 @@ function onGetdents(ctx: HandlerContext<ModulePolicy>): Answer {
   } finally {
     close(dup);
   }
+}
+
+const LISTING_RULE =
+  'proc-pids: listing /proc needs pidfd_getfd, which this host refuses (a container default seccomp profile)';
+
+/**
+ * getdents of the caller's fd where pidfd_getfd is refused: a listing is
+ * served on the caller's own open file description (its offset is the
+ * module's), so the /proc root is not listed at all (EACCES); any other
+ * directory is the kernel's. What the descriptor is, is read from the file
+ * behind /proc/<tid>/fd/N; the kernel then takes the descriptor again by
+ * number, as after the duplicate's check (the same window: a dup2 between
+ * the two).
+ */
+function withoutDuplicate(
+  ctx: HandlerContext<ModulePolicy>,
+  fd: number,
+  state: { procDev: number; procIno: number },
+): Answer {
+  let stat: ReturnType<typeof statSync> | undefined;
+  let unreadable = false;
+  try {
+    stat = statSync(`/proc/${ctx.pid}/fd/${fd}`, { throwIfNoEntry: false });
+  } catch {
+    unreadable = true; // fail closed: it might be /proc
+  }
+  if (!ctx.valid()) return answer.continue();
+  if (unreadable) return answer.errno(ERRNO.EACCES);
+  if (stat === undefined) return answer.continue(); // not open: the kernel's EBADF
+  if (stat.dev !== state.procDev || stat.ino !== state.procIno) return answer.continue();
+  ctx.refused({ what: 'list /proc', rule: LISTING_RULE });
+  return answer.errno(ERRNO.EACCES);
 }
 
 /**
