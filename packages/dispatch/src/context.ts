@@ -429,7 +429,10 @@ export class Call implements HandlerContext, DeferredContext {
     // /proc/<tid>/fd/N (the kernel's ptrace-mode check): a new open file
     // description of the same file, which is all a lookup starting there
     // uses (its mount and dentry).
-    if (dirfd >= 0 && !remoteAccess().pidfdGetfd) return this.openOwn(`fd/${dirfd}`);
+    if (!remoteAccess().pidfdGetfd) {
+      if (dirfd < 0) throw new CallError(EBADF, `${this.syscall}: dirfd ${dirfd} is not open`);
+      return this.openOwn(`fd/${dirfd}`);
+    }
     return this.getFd(dirfd);
   }
 
