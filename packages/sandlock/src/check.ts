@@ -256,7 +256,7 @@ function remoteAccessFeatures(seccomp: SeccompProbe): KernelFeature[] {
       required: false,
       detail: access.pidfdGetfd
         ? `needed by: ${needing}`
-        : `${access.detail.pidfdGetfd}; these do not start: ${needing}; listing /proc is refused`,
+        : `${access.detail.pidfdGetfd}; these do not start: ${needing}`,
     },
     {
       name: 'process_vm_readv/writev',
