@@ -10,7 +10,6 @@ export const DESCRIPTOR_FEATURES: Readonly<Record<string, string>> = {
   'socket-buffers': 'maxMemory',
   'deterministic-dirs': 'deterministicDirs',
   cow: 'workdir (copy-on-write)',
-  'fs-meta': 'metadata changes (chmod, utimes, xattrs) of a sandbox that runs as root',
 };
 
 /** The errno behind a refused pidfd_getfd, for messages. */
