@@ -94,5 +94,5 @@ export async function supervisionPlan(policy: Policy): Promise<SupervisionPlan> 
 
 /** The policy itself asks for connects and sends to be checked (not only a writable tree). */
 function needsDestinations(policy: Policy): boolean {
-  return netRulesOf(policy) !== null || policy.unix.length > 0 || hasHttpRules(policy);
+  return netRulesOf(policy) !== null || policy.unix.length > 0 || needsProxy(policy);
 }
