@@ -33,6 +33,8 @@ describe('sandlock commands', () => {
     for (const name of [
       'Landlock',
       'pidfd_getfd',
+      'process_vm_readv/writev',
+      'seccomp listener handed to the supervisor',
       'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV',
       'seccomp notification sync wake-up',
       'SECCOMP_IOCTL_NOTIF_ADDFD',

@@ -149,6 +149,8 @@ export default defineModule<unknown, CowPolicy>({
   syscalls: COW_SYSCALLS,
   onBehalf: true,
   enabled: (policy) => policy.workdir !== null && policy.workdir !== undefined,
+  // Listings and f* calls are served on duplicates of the caller's descriptors.
+  takesDescriptors: () => true,
   /**
    * Before the modules that act on paths themselves: a chmod inside the
    * workdir is the layer's, not fs-meta's on the real file; a listing of a

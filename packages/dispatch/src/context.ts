@@ -8,6 +8,7 @@ import {
   close,
   convertArg,
   ERRNO,
+  forgetProcessMemory,
   hostArch,
   ioctlBuffer,
   isDescendantOf,
@@ -18,6 +19,7 @@ import {
   PIDFD_THREAD,
   readCStringBytes,
   readMemory,
+  remoteAccess,
   SECCOMP_ADDFD_FLAG_SETFD,
   SECCOMP_IOCTL_NOTIF_ADDFD,
   SECCOMP_IOCTL_NOTIF_ID_VALID,
@@ -198,6 +200,7 @@ export class Call implements HandlerContext, DeferredContext {
 
   /** Points the context at a received `struct seccomp_notif` (worker). */
   loadFromBuffer(notif: Buffer, fd: number, session: WorkerSession, syscall: string): void {
+    forgetProcessMemory();
     this.fd = fd;
     this.idBuffer = notif;
     this.source = notif;
@@ -221,6 +224,7 @@ export class Call implements HandlerContext, DeferredContext {
     syscall: string,
     payload: unknown,
   ): void {
+    forgetProcessMemory();
     this.fd = fd;
     this.idBuffer = Buffer.alloc(8);
     this.idBuffer.writeBigUInt64LE(notification.id);
@@ -386,8 +390,11 @@ export class Call implements HandlerContext, DeferredContext {
     }
   }
 
-  /** The caller's cwd or root (`/proc/<tid>/cwd`, `/root`), opened O_PATH; the handler owns it. */
-  private openOwn(what: 'cwd' | 'root'): number {
+  /**
+   * The caller's cwd or root (`/proc/<tid>/cwd`, `/root`), or the file behind
+   * one of its descriptors (`fd/N`), opened O_PATH; the handler owns it.
+   */
+  private openOwn(what: 'cwd' | 'root' | `fd/${number}`): number {
     const fd = trySyscall(
       'openat',
       AT_FDCWD,
@@ -397,6 +404,9 @@ export class Call implements HandlerContext, DeferredContext {
     );
     if (fd < 0) {
       this.ensureValid();
+      if (what.startsWith('fd/') && -fd === ENOENT) {
+        throw new CallError(EBADF, `${this.syscall}: dirfd ${what.slice(3)} is not open`);
+      }
       throw new CallError(
         -fd === ENOENT ? ESRCH : -fd,
         `open /proc/${this.pid}/${what}: errno ${-fd}`,
@@ -413,7 +423,17 @@ export class Call implements HandlerContext, DeferredContext {
   }
 
   openStart(dirfd: number): number {
-    return dirfd === AT_FDCWD ? this.openOwn('cwd') : this.getFd(dirfd);
+    if (dirfd === AT_FDCWD) return this.openOwn('cwd');
+    // Where pidfd_getfd is refused (a container's default seccomp profile),
+    // the file behind the descriptor, opened anew through the caller's
+    // /proc/<tid>/fd/N (the kernel's ptrace-mode check): a new open file
+    // description of the same file, which is all a lookup starting there
+    // uses (its mount and dentry).
+    if (!remoteAccess().pidfdGetfd) {
+      if (dirfd < 0) throw new CallError(EBADF, `${this.syscall}: dirfd ${dirfd} is not open`);
+      return this.openOwn(`fd/${dirfd}`);
+    }
+    return this.getFd(dirfd);
   }
 
   walk(path: Buffer, options: CallerWalkOptions): Walked {

@@ -74,6 +74,15 @@ export interface DispatchModule<O = unknown, P = unknown> {
    * (`session.narrowed`).
    */
   readonly onBehalf?: boolean;
+  /**
+   * Its handlers need the caller's own open file descriptions (`getFd`,
+   * `onBehalf`: pidfd_getfd(2)), beyond the files behind them (`openStart`,
+   * `walk`), for the policies `enabled` turns it on for, or for those this
+   * says (default: none). A seccomp profile may refuse pidfd_getfd (a
+   * container's default, without CAP_SYS_PTRACE): a sandbox that needs such
+   * a module then does not start.
+   */
+  takesDescriptors?(policy: P, options: O): boolean;
   /** Runs once per thread that loaded the module, before any handler. */
   setup?(options: O, env: SetupEnv): void;
   /** Worker-thread handlers, by syscall name. Must be synchronous; must not block. */

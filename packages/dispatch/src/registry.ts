@@ -63,6 +63,7 @@ export function validateModule(value: unknown, where: string, arch: Arch): Dispa
   }
   for (const hook of [
     'enabled',
+    'takesDescriptors',
     'setup',
     'sessionStart',
     'sessionEnd',

@@ -563,6 +563,27 @@ export class Supervisor {
   }
 
   /**
+   * The modules on for this policy whose handlers need the caller's own
+   * open file descriptions (pidfd_getfd(2); `DispatchModule.takesDescriptors`),
+   * by name, in chain order.
+   */
+  modulesTakingDescriptors(context: SandboxContext = {}): string[] {
+    return this.enabledFor(context)
+      .filter((index) => {
+        const module = this.loaded[index]!;
+        try {
+          return module.takesDescriptors?.(context.policy, this.refs[index]!.options) ?? false;
+        } catch (error) {
+          throw new ModuleError(
+            `sandlock: module '${module.name}': takesDescriptors() failed: ${(error as Error).message}`,
+            { cause: error },
+          );
+        }
+      })
+      .map((index) => this.loaded[index]!.name);
+  }
+
+  /**
    * Whether a module on for this policy acts on the sandbox's behalf: the
    * sandbox's reaper should then serve as its broker (`AttachOptions.broker`).
    */

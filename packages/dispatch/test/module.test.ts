@@ -29,6 +29,7 @@ describe('validateModule', () => {
       /deferred.openat must be a function/,
     ],
     [{ name: 'a', syscalls: [], processExit: true }, /processExit must be a function/],
+    [{ name: 'a', syscalls: [], takesDescriptors: true }, /takesDescriptors must be a function/],
   ])('refuses %j', (value, message) => {
     expect(() => validateModule(value, 'test', arch)).toThrow(message);
   });
@@ -118,6 +119,28 @@ describe('Supervisor.start', () => {
       expect(() => supervisor.attach(fd, { reaperPid: process.pid })).toThrow(/no modules/);
       // attach owns the fd even when it throws.
       expect(() => fstatSync(fd)).toThrow(/EBADF/);
+    } finally {
+      await supervisor.close();
+    }
+  });
+
+  it("names the modules on for a policy that take the caller's descriptors", async () => {
+    const file = testModule('descriptors.ts');
+    const supervisor = await Supervisor.start({
+      modules: [
+        { module: file, export: 'taking' },
+        { module: file, export: 'walking' },
+      ],
+    });
+    try {
+      expect(supervisor.modulesTakingDescriptors({ policy: { sockets: true } })).toEqual([
+        'taking',
+      ]);
+      expect(supervisor.modulesTakingDescriptors({ policy: {} })).toEqual([]);
+      // Off: it takes nothing, whatever it would take.
+      expect(supervisor.modulesTakingDescriptors({ policy: { sockets: true, off: true } })).toEqual(
+        [],
+      );
     } finally {
       await supervisor.close();
     }

@@ -30,6 +30,7 @@ import {
   openFlags,
   PATH_MAX,
   readCStringBytes,
+  remoteAccess,
   S_IFLNK,
   S_IFMT,
   SysError,
@@ -433,6 +434,25 @@ function perform(change: Change, fd: number, byDescriptor: boolean): number {
   }
 }
 
+/**
+ * The file behind the caller's descriptor: a duplicate (pidfd_getfd), or
+ * where a seccomp profile refuses that (a container's default), the file
+ * opened anew O_PATH through /proc/<tid>/fd/N, changed by path: the same
+ * file, checked against the policy as the duplicate would be. An O_PATH
+ * descriptor of the caller's is refused as the f* call refuses it (EBADF),
+ * read from its fdinfo.
+ */
+function callerFile(ctx: HandlerContext<ModulePolicy>, fd: number): number {
+  if (remoteAccess().pidfdGetfd) return ctx.getFd(fd);
+  const info = readText(`/proc/${ctx.pid}/fdinfo/${fd}`);
+  const flags = info === null ? null : /^flags:\s*([0-7]+)/m.exec(info);
+  if (!ctx.valid()) throw new Refused(ERRNO.ESRCH);
+  if (flags === null || (Number.parseInt(flags[1]!, 8) & O.O_PATH) !== 0) {
+    throw new Refused(ERRNO.EBADF);
+  }
+  return ctx.openStart(fd);
+}
+
 function onMetadata(ctx: HandlerContext<ModulePolicy>): Answer {
   const state = setUp();
   let call: Call;
@@ -459,7 +479,7 @@ function onMetadata(ctx: HandlerContext<ModulePolicy>): Answer {
   try {
     fd =
       target.kind === 'fd'
-        ? ctx.getFd(target.fd)
+        ? callerFile(ctx, target.fd)
         : // Only the walk runs with the caller's capabilities (search
           // permission on the way); the caller's descriptors and cwd are the
           // supervisor's to take.
@@ -487,7 +507,7 @@ function onMetadata(ctx: HandlerContext<ModulePolicy>): Answer {
     // An f* call on the duplicate keeps the kernel's checks on the
     // descriptor (EBADF for O_PATH); a path call (or AT_EMPTY_PATH, or a
     // caller's /proc/self/fd/N) goes through /proc/self/fd of the pinned one.
-    const byDescriptor = target.kind === 'fd';
+    const byDescriptor = target.kind === 'fd' && remoteAccess().pidfdGetfd;
     return answer.fromResult(
       withCallerCapabilities(state.capabilities, caller.capEff, () =>
         perform(call.change, fd, byDescriptor),

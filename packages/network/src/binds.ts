@@ -198,6 +198,8 @@ export default defineModule<unknown, ModulePolicy>({
   name: 'binds',
   syscalls: BIND_SYSCALLS,
   enabled: (policy) => policy.binds.tcpOnBehalf || policy.datagrams.udp,
+  // The socket is taken with pidfd_getfd to bind it from a checked copy.
+  takesDescriptors: () => true,
   onBehalf: true,
   handlers: { bind: onBind },
   // procfs shows /proc/net's tables with the virtual ports.

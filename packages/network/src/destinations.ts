@@ -582,6 +582,8 @@ export default defineModule<unknown, ModulePolicy>({
   name: 'destinations',
   syscalls: DESTINATION_SYSCALLS,
   enabled: (policy) => policy.mediatesDestinations,
+  // The socket is taken with pidfd_getfd to connect or send from checked copies.
+  takesDescriptors: () => true,
   onBehalf: true,
   handlers: {
     connect: onConnect,

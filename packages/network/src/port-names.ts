@@ -84,5 +84,6 @@ export default defineModule<unknown, ModulePolicy>({
   name: 'port-names',
   syscalls: PORT_NAME_SYSCALLS,
   enabled: (policy) => policy.binds.remap,
+  takesDescriptors: () => true,
   handlers: { getsockname: onName, getpeername: onName },
 });

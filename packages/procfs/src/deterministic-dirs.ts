@@ -57,6 +57,8 @@ export default defineModule<unknown, ModulePolicy>({
   name: 'deterministic-dirs',
   syscalls: DETERMINISTIC_DIRS_SYSCALLS,
   enabled: (policy) => policy.deterministicDirs,
+  // A listing's offset is the caller's description's, set through a duplicate.
+  takesDescriptors: () => true,
   handlers: Object.fromEntries(DETERMINISTIC_DIRS_SYSCALLS.map((name) => [name, onGetdents])),
   processExit(session: WorkerSession<ModulePolicy>, pid: number) {
     cache.forgetProcess(session.id, pid);

@@ -14,7 +14,7 @@
 // the directory the walk pinned, and the descriptor injected. Another thread
 // of the caller rewriting the path after the check opens nothing. Every
 // other path continues: the kernel opens it, Landlock decides.
-import { fstatSync, lstatSync, statSync } from 'node:fs';
+import { type BigIntStats, fstatSync, lstatSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import {
   type Answer,
@@ -41,6 +41,8 @@ import {
   RESOLVE_IN_ROOT,
   RESOLVE_NO_SYMLINKS,
   readCStringBytes,
+  remoteAccess,
+  SEEK_SET,
   sameIds,
   threadCapabilities,
   trySyscall,
@@ -470,10 +472,43 @@ function servedByOthers(policy: ModulePolicy, path: string): boolean {
   return policy.hostname !== null && path === '/proc/sys/kernel/hostname';
 }
 
+/** The /proc root's listing without the processes outside, served on `call.dup`'s offset. */
+function serveProcRoot(
+  ctx: HandlerContext<ModulePolicy>,
+  call: { fd: number; dup: number; stat: BigIntStats },
+): Answer {
+  const reaper = ctx.session.reaperPid;
+  const sorted = ctx.session.policy.deterministicDirs;
+  return cache.serve(
+    ctx,
+    call,
+    (entries: DirEntry[]) => {
+      const memo = new Map<number, boolean>();
+      const kept = entries.filter(
+        (entry) =>
+          !NUMERIC_NAME.test(entry.name.toString('latin1')) ||
+          insideSandbox(Number(entry.name.toString('latin1')), reaper, memo) === true,
+      );
+      const hidden = entries.length - kept.length;
+      if (hidden > 0) {
+        ctx.refused({
+          what: `list /proc: ${hidden} process${hidden === 1 ? '' : 'es'} outside the sandbox left out`,
+          rule: HIDDEN_RULE,
+        });
+      }
+      return sorted ? sortEntries(kept) : kept;
+    },
+    true, // it hides entries: the kernel never lists /proc for the sandbox
+  );
+}
+
 /** getdents64 / getdents of the /proc root: the real entries minus the processes outside. */
 function onGetdents(ctx: HandlerContext<ModulePolicy>): Answer {
   const state = setUp();
   const fd = Number(BigInt.asIntN(32, ctx.args[0] ?? 0n));
+  if (!remoteAccess().pidfdGetfd) {
+    return withoutDuplicate(ctx, fd, state, (call) => serveProcRoot(ctx, call));
+  }
   // A bad fd: getFd throws CallError(EBADF), the kernel's answer.
   const dup = ctx.getFd(fd);
   try {
@@ -481,31 +516,72 @@ function onGetdents(ctx: HandlerContext<ModulePolicy>): Answer {
     if (stat.dev !== BigInt(state.procDev) || stat.ino !== BigInt(state.procIno))
       return answer.continue();
     if (ListingCache.readableFlags(dup) === null) return answer.continue(); // O_PATH: the kernel's EBADF
-    const reaper = ctx.session.reaperPid;
-    const sorted = ctx.session.policy.deterministicDirs;
-    return cache.serve(
-      ctx,
-      { fd, dup, stat },
-      (entries: DirEntry[]) => {
-        const memo = new Map<number, boolean>();
-        const kept = entries.filter(
-          (entry) =>
-            !NUMERIC_NAME.test(entry.name.toString('latin1')) ||
-            insideSandbox(Number(entry.name.toString('latin1')), reaper, memo) === true,
-        );
-        const hidden = entries.length - kept.length;
-        if (hidden > 0) {
-          ctx.refused({
-            what: `list /proc: ${hidden} process${hidden === 1 ? '' : 'es'} outside the sandbox left out`,
-            rule: HIDDEN_RULE,
-          });
-        }
-        return sorted ? sortEntries(kept) : kept;
-      },
-      true, // it hides entries: the kernel never lists /proc for the sandbox
-    );
+    return serveProcRoot(ctx, { fd, dup, stat });
   } finally {
     close(dup);
+  }
+}
+
+/**
+ * getdents of the caller's fd where pidfd_getfd is refused (a container's
+ * default seccomp profile). A listing is served on the caller's own open
+ * file description, whose offset the module sets; without a duplicate of
+ * it, the module gives the caller a new description of the same directory
+ * (opened through /proc/<tid>/fd/N, at the offset fdinfo shows), installed
+ * over its descriptor (SECCOMP_IOCTL_NOTIF_ADDFD with SETFD, as dup2), and
+ * serves the listing on that. A description the caller shared (after fork
+ * or dup) is no longer shared for this descriptor. Any other directory is
+ * the kernel's, told from the file behind /proc/<tid>/fd/N; the kernel then
+ * takes the descriptor again by number, as after the duplicate's check (the
+ * same window: a dup2 between the two).
+ */
+function withoutDuplicate(
+  ctx: HandlerContext<ModulePolicy>,
+  fd: number,
+  state: { procDev: number; procIno: number },
+  serve: (call: { fd: number; dup: number; stat: BigIntStats }) => Answer,
+): Answer {
+  const link = `/proc/${ctx.pid}/fd/${fd}`;
+  let stat: BigIntStats | undefined;
+  try {
+    stat = statSync(link, { bigint: true, throwIfNoEntry: false });
+  } catch {
+    if (!ctx.valid()) return answer.continue();
+    return answer.errno(ERRNO.EACCES); // fail closed: it might be /proc
+  }
+  if (!ctx.valid()) return answer.continue();
+  if (stat === undefined) return answer.continue(); // not open: the kernel's EBADF
+  if (stat.dev !== BigInt(state.procDev) || stat.ino !== BigInt(state.procIno)) {
+    return answer.continue();
+  }
+  const info = readProcFile(`/proc/${ctx.pid}/fdinfo/${fd}`);
+  const pos = info === null ? null : /^pos:\s*(\d+)/m.exec(info);
+  const flags = info === null ? null : /^flags:\s*([0-7]+)/m.exec(info);
+  if (!ctx.valid()) return answer.continue();
+  if (pos === null || flags === null) return answer.errno(ERRNO.EACCES);
+  const mode = Number.parseInt(flags[1]!, 8);
+  // O_PATH: the kernel's EBADF, without a listing.
+  if ((mode & O.O_PATH) !== 0) return answer.errno(ERRNO.EBADF);
+  const fresh = trySyscall(
+    'openat',
+    AT_FDCWD,
+    Buffer.from(`${link}\0`),
+    O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC,
+    0,
+  );
+  if (fresh < 0) return ctx.valid() ? answer.errno(ERRNO.EACCES) : answer.continue();
+  try {
+    const opened = fstatSync(fresh, { bigint: true });
+    if (opened.dev !== BigInt(state.procDev) || opened.ino !== BigInt(state.procIno)) {
+      return answer.errno(ERRNO.EAGAIN); // changed meanwhile: the caller asks again
+    }
+    if (trySyscall('lseek', fresh, BigInt(pos[1]!), SEEK_SET) < 0) {
+      return answer.errno(ERRNO.EINVAL);
+    }
+    ctx.addFd(fresh, { targetFd: fd, cloexec: (mode & O.O_CLOEXEC) !== 0 });
+    return serve({ fd, dup: fresh, stat: opened });
+  } finally {
+    close(fresh);
   }
 }
 

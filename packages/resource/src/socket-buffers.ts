@@ -66,5 +66,6 @@ export default defineModule<unknown, ModulePolicy>({
   name: 'socket-buffers',
   syscalls: ['setsockopt'],
   enabled: (policy) => policy.maxMemory !== null,
+  takesDescriptors: () => true,
   handlers: { setsockopt: onSetsockopt },
 });

@@ -18,6 +18,7 @@ import {
   ptrace,
   RESOLVE_BENEATH,
   RESOLVE_NO_MAGICLINKS,
+  remoteAccess,
   SECCOMP_FILTER_FLAG_NEW_LISTENER,
   SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
   SECCOMP_IOCTL_NOTIF_ADDFD,
@@ -25,6 +26,7 @@ import {
   SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
   trySyscall,
 } from '@sandlock/sys';
+import { DESCRIPTOR_FEATURES } from './remote-access.js';
 
 /** One kernel feature Sandlock uses, and whether this kernel has it. */
 export interface KernelFeature {
@@ -58,7 +60,8 @@ const LANDLOCK_LINUX: Record<number, string> = {
 interface SeccompProbe {
   listener: boolean;
   waitKillable: boolean;
-  pidfdGetfd: boolean;
+  /** The listener reached this process (pidfd_getfd, or SCM_RIGHTS where that is refused). */
+  taken: boolean;
   syncWakeUp: boolean;
   addFd: boolean;
   /** PTRACE_SEIZE of a process under the filter: 0, or -errno (null: not tried). */
@@ -102,7 +105,7 @@ async function probeSeccomp(): Promise<SeccompProbe> {
   const probe: SeccompProbe = {
     listener: false,
     waitKillable: false,
-    pidfdGetfd: false,
+    taken: false,
     syncWakeUp: false,
     addFd: false,
     ptrace: null,
@@ -136,7 +139,7 @@ async function probeSeccomp(): Promise<SeccompProbe> {
     probe.ptrace = ptrace(PTRACE_SEIZE, launched.pid);
     try {
       const listener = launched.takeListener();
-      probe.pidfdGetfd = true;
+      probe.taken = true;
       probe.addFd = probeAddFd(listener);
       try {
         ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
@@ -251,6 +254,43 @@ function featureProbes(seccomp: SeccompProbe): KernelFeature[] {
   ];
 }
 
+/**
+ * pidfd_getfd and process_vm_readv/writev, which a container's default
+ * seccomp profile may refuse (Docker's, containerd's: without
+ * CAP_SYS_PTRACE), and what goes without them.
+ */
+function remoteAccessFeatures(seccomp: SeccompProbe): KernelFeature[] {
+  const access = remoteAccess();
+  const needing = [...new Set(Object.values(DESCRIPTOR_FEATURES))].join('; ');
+  return [
+    {
+      name: 'seccomp listener handed to the supervisor',
+      ok: seccomp.taken,
+      since: '5.6',
+      required: true,
+      detail: access.pidfdGetfd ? 'pidfd_getfd' : 'sent by the child (SCM_RIGHTS)',
+    },
+    {
+      name: 'pidfd_getfd',
+      ok: access.pidfdGetfd,
+      since: '5.6',
+      required: false,
+      detail: access.pidfdGetfd
+        ? `needed by: ${needing}`
+        : `${access.detail.pidfdGetfd}; these do not start: ${needing}`,
+    },
+    {
+      name: 'process_vm_readv/writev',
+      ok: access.processVm,
+      since: '3.2',
+      required: false,
+      detail: access.processVm
+        ? "reads the sandbox's syscall arguments"
+        : `${access.detail.processVm}; /proc/PID/mem is used instead`,
+    },
+  ];
+}
+
 /** What this kernel offers of everything Sandlock uses. */
 export async function checkKernel(): Promise<KernelCheck> {
   const features: KernelFeature[] = [];
@@ -299,7 +339,7 @@ export async function checkKernel(): Promise<KernelCheck> {
       since: '5.19',
       required: false,
     },
-    { name: 'pidfd_getfd', ok: seccomp.pidfdGetfd, since: '5.6', required: true },
+    ...remoteAccessFeatures(seccomp),
     {
       name: 'seccomp notification sync wake-up',
       ok: seccomp.syncWakeUp,

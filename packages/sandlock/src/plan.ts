@@ -1,10 +1,11 @@
 import type { Supervisor } from '@sandlock/dispatch';
 import { resolveNetHosts } from '@sandlock/network';
-import { type ModulePolicy, modulePolicy } from '@sandlock/policy';
+import { type ModulePolicy, modulePolicy, netRulesOf } from '@sandlock/policy';
 import { SandboxError } from './errors.js';
 import { needsProxy } from './http.js';
 import { SUPERVISOR_VARIABLE } from './nesting.js';
 import type { Policy } from './policy.js';
+import { descriptorRefusal, pidfdGetfdMissing } from './remote-access.js';
 import { supervisorFor, withNesting } from './supervision.js';
 
 /** How a sandbox of a policy is supervised, decided before anything starts. */
@@ -45,8 +46,16 @@ export async function supervisionPlan(policy: Policy): Promise<SupervisionPlan> 
     view = { ...view, mediatesDestinations: true, trustBundles: {} };
   }
   const supervisor = await supervisorFor(policy.plugins);
+  // Where pidfd_getfd is refused (a container's default seccomp profile),
+  // nothing is connected or sent on the sandbox's behalf: a sandbox whose
+  // policy has no address rules, unix paths or HTTP rules makes no Unix
+  // socket instead, as one with no supervisor (its filter refuses them).
+  const withoutDescriptors = pidfdGetfdMissing() !== null;
+  if (withoutDescriptors && view.mediatesDestinations && !needsDestinations(policy)) {
+    view = { ...view, mediatesDestinations: false };
+  }
   let needed = supervisor.notifiedSyscalls({ policy: view });
-  if (needed.length > 0 && !view.mediatesDestinations) {
+  if (needed.length > 0 && !view.mediatesDestinations && !withoutDescriptors) {
     // Supervised anyway: its connects and sends are answered too (a sandbox
     // started inside reaches the delegation socket through them).
     view = { ...view, mediatesDestinations: true };
@@ -57,6 +66,21 @@ export async function supervisionPlan(policy: Policy): Promise<SupervisionPlan> 
   const outerSupervisor = outer !== undefined && outer !== '' ? outer : null;
   const notify =
     outerSupervisor !== null || needed.length === 0 ? [] : withNesting(supervisor, needed);
+  if (notify.length > 0) {
+    const refusal = descriptorRefusal(
+      supervisor.modulesTakingDescriptors({ policy: view }),
+      policy.maxMemory !== null,
+    );
+    if (refusal !== null) throw new SandboxError(refusal, 'pidfd_getfd');
+    // The listener then comes over a socket, sent by the child after its
+    // filter is in place (launch's listenerTransfer).
+    if (withoutDescriptors && notify.includes('sendmsg')) {
+      throw new SandboxError(
+        'sandlock: a module notifies sendmsg, which the launch needs to hand over the seccomp listener where pidfd_getfd is refused',
+        'pidfd_getfd',
+      );
+    }
+  }
   return {
     view,
     supervisor,
@@ -66,4 +90,9 @@ export async function supervisionPlan(policy: Policy): Promise<SupervisionPlan> 
     unixSockets: outerSupervisor !== null || notify.includes('connect'),
     hideProcesses: view.hidesProcesses && (notify.length > 0 || outerSupervisor !== null),
   };
+}
+
+/** The policy itself asks for connects and sends to be checked (not only a writable tree). */
+function needsDestinations(policy: Policy): boolean {
+  return netRulesOf(policy) !== null || policy.unix.length > 0 || needsProxy(policy);
 }

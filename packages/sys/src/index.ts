@@ -1,3 +1,4 @@
+export { type RemoteAccess, remoteAccess } from './access.js';
 export {
   BROKER_DATA_MAX,
   type BrokerArg,
@@ -39,6 +40,7 @@ export {
 } from './libc.js';
 export { readOnlyFile, readOnlyReopen, sealedMemfd } from './memfd.js';
 export {
+  forgetProcessMemory,
   MAX_ARG_STRLEN,
   readCString,
   readCStringBytes,

@@ -1,7 +1,9 @@
 import koffi from 'koffi';
+import { remoteAccess } from './access.js';
+import { AT_FDCWD, openFlags } from './constants.js';
 import { ERRNO } from './errno.js';
 import { SysError } from './errors.js';
-import { addressOf, syscall7, trySyscall } from './libc.js';
+import { addressOf, close, syscall7, trySyscall } from './libc.js';
 import { hostArch, syscallNumber } from './syscalls/index.js';
 
 /** Longest string execve(2) accepts as one argument (MAX_ARG_STRLEN = 32 pages). */
@@ -18,12 +20,80 @@ function iovec(address: bigint, length: number): Buffer {
   return iov;
 }
 
+// Where process_vm_readv/writev are refused (a container's default seccomp
+// profile, see access.ts), memory goes through /proc/<pid>/mem instead:
+// pread/pwrite on a descriptor opened once per notification. The open pins
+// the memory of whichever task has that id then; the caller's check of the
+// notification's id after reading (as with process_vm_readv) proves it was
+// the caller's. It is not kept longer: a task that execs, or a vfork child
+// that execs, gets new memory while an old descriptor still reads the
+// former (mem_open() takes the mm once, fs/proc/base.c).
+// Differences from process_vm_*: the kernel's access is FOLL_FORCE, so a
+// page the caller has mapped read-only (or PROT_NONE) is read and written
+// where process_vm_* would fail with EFAULT (the caller's own memory).
+let memory: { pid: number; fd: number } | null = null;
+/** The route chosen by a test; null: the probe's (remoteAccess). */
+let forcedRoute: 'process_vm' | 'proc_mem' | null = null;
+
+/** Makes this thread use one route whatever the probe says (tests of both); null: the probe's. */
+export function forceMemoryRoute(route: 'process_vm' | 'proc_mem' | null): void {
+  forcedRoute = route;
+  forgetProcessMemory();
+}
+
+function viaProcMem(): boolean {
+  return forcedRoute !== null ? forcedRoute === 'proc_mem' : !remoteAccess().processVm;
+}
+const { O_RDWR, O_CLOEXEC } = openFlags(hostArch());
+
+/** Closes the /proc/<pid>/mem descriptor kept for the last notification: call before each new one. */
+export function forgetProcessMemory(): void {
+  if (memory !== null) close(memory.fd);
+  memory = null;
+}
+
+function procMem(pid: number): number {
+  if (memory !== null && memory.pid === pid) return memory.fd;
+  forgetProcessMemory();
+  const fd = trySyscall(
+    'openat',
+    AT_FDCWD,
+    Buffer.from(`/proc/${pid}/mem\0`),
+    O_RDWR | O_CLOEXEC,
+    0,
+  );
+  if (fd < 0) return fd === -ERRNO.ENOENT ? -ERRNO.ESRCH : fd;
+  memory = { pid, fd };
+  return fd;
+}
+
+/** pread/pwrite of /proc/<pid>/mem: bytes moved or -errno (EIO, the kernel's for an unmapped page, as EFAULT). */
+function procMemTransfer(
+  write: boolean,
+  pid: number,
+  local: Buffer,
+  remoteAddress: bigint,
+): number {
+  const fd = procMem(pid);
+  if (fd < 0) return fd;
+  // Offsets are the addresses, unsigned; pread64 takes them as loff_t bits.
+  const offset = BigInt.asIntN(64, remoteAddress);
+  const done = trySyscall(write ? 'pwrite64' : 'pread64', fd, local, local.length, offset);
+  if (done === -ERRNO.EIO) return -ERRNO.EFAULT;
+  // mm gone (the task exited): mem_rw() reads nothing.
+  if (done === 0 && local.length > 0) return -ERRNO.ESRCH;
+  return done;
+}
+
 function transfer(
   call: 'process_vm_readv' | 'process_vm_writev',
   pid: number,
   local: Buffer,
   remoteAddress: bigint,
 ): number {
+  if (viaProcMem()) {
+    return procMemTransfer(call === 'process_vm_writev', pid, local, remoteAddress);
+  }
   const localIov = iovec(addressOf(local), local.length);
   const remoteIov = iovec(remoteAddress, local.length);
   return trySyscall(call, pid, localIov, 1, remoteIov, 1, 0);
@@ -81,6 +151,9 @@ function readScratch(pid: number, address: bigint, length: number): number {
     local.writeBigUInt64LE(addressOf(page), 0);
     scratch = { page, local, remote, localAt: addressOf(local), remoteAt: addressOf(remote) };
     processVmReadv = syscallNumber('process_vm_readv', hostArch());
+  }
+  if (viaProcMem()) {
+    return procMemTransfer(false, pid, scratch.page.subarray(0, length), address);
   }
   scratch.local.writeUInt32LE(length, 8);
   scratch.remote.writeBigUInt64LE(address, 0);

@@ -204,6 +204,45 @@ describe('launch through the exec stub', () => {
     expect(result.code).not.toBe(0);
   });
 
+  it('sends the listener over a socket (SCM_RIGHTS) where pidfd_getfd is refused', async () => {
+    const uname = syscallNumber('uname', arch);
+    const launched = launch({
+      path: '/bin/sh',
+      argv: ['sh', '-c', 'uname -s'],
+      env: ENV,
+      listenerTransfer: 'socket',
+      steps: [
+        { kind: 'noNewPrivs' },
+        {
+          kind: 'seccompFilter',
+          program: notifyOnly(uname),
+          flags: SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+          listener: true,
+        },
+      ],
+    });
+    const finished = collect(launched.child);
+    await launched.ready;
+    const listener = launched.takeListener();
+    try {
+      // Only one was sent.
+      expect(() => launched.takeListener()).toThrow(/EAGAIN|no seccomp listener/);
+      await launched.release();
+      const notification = Buffer.alloc(80);
+      ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, notification);
+      expect(notification.readInt32LE(16)).toBe(uname);
+      const response = Buffer.alloc(24);
+      notification.copy(response, 0, 0, 8);
+      response.writeInt32LE(-1, 16);
+      ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, response);
+    } finally {
+      close(listener);
+    }
+    const result = await finished;
+    expect(result.stderr.toString()).toMatch(/Operation not permitted/);
+    expect(result.code).not.toBe(0);
+  });
+
   it('falls back to a cached stub file when exec from a memfd is refused', async () => {
     const runtime = mkdtempSync(join(tmpdir(), 'sandlock-runtime-'));
     const saved = { stub: process.env.SANDLOCK_STUB, runtime: process.env.XDG_RUNTIME_DIR };

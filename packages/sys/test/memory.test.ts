@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   addressOf,
   readCString,
@@ -9,6 +9,7 @@ import {
   SysError,
   writeMemory,
 } from '../src/index.js';
+import { forceMemoryRoute } from '../src/memory.js';
 
 const hasPython = spawnSync('python3', ['-c', 'pass']).status === 0;
 if (!hasPython) console.warn('skipping the unmapped-page test: python3 is not installed');
@@ -20,7 +21,11 @@ function nearBoundary(buffer: Buffer, before: number): number {
   return toBoundary >= before ? toBoundary - before : toBoundary + 4096 - before;
 }
 
-describe('child memory', () => {
+// process_vm_readv/writev, and /proc/PID/mem where a seccomp profile refuses them.
+describe.each(['process_vm', 'proc_mem'] as const)('child memory through %s', (route) => {
+  beforeAll(() => forceMemoryRoute(route));
+  afterAll(() => forceMemoryRoute(null));
+
   it('reads and writes memory of a process', () => {
     const buffer = Buffer.from('hello, memory');
     const address = addressOf(buffer);

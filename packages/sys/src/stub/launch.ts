@@ -3,8 +3,21 @@ import { accessSync, closeSync, constants as fsConstants, openSync } from 'node:
 import type { Socket } from 'node:net';
 import { delimiter, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { errnoMessage, errnoName } from '../errors.js';
-import { close, pidfdGetfd, pidfdOpen } from '../libc.js';
+import { remoteAccess } from '../access.js';
+import { brokerSocketPair } from '../broker.js';
+import { ERRNO } from '../errno.js';
+import { errnoMessage, errnoName, SysError } from '../errors.js';
+import { addressOf, close, pidfdGetfd, pidfdOpen, trySyscall } from '../libc.js';
+import { decodeScmRights, encodeScmRights } from '../structs/cmsghdr.js';
+import { encodeIovecInto, IOVEC_SIZE } from '../structs/iovec.js';
+import {
+  decodeMsghdr,
+  encodeMsghdrInto,
+  MSG_CMSG_CLOEXEC,
+  MSG_CTRUNC,
+  MSG_DONTWAIT,
+  MSGHDR_SIZE,
+} from '../structs/msghdr.js';
 import { type Arch, hostArch, syscallNumber } from '../syscalls/index.js';
 import { stubExecutable } from './executable.js';
 import { decodeStubFailure, ScriptEncoder, STUB_FAILURE_SIZE } from './script.js';
@@ -36,6 +49,15 @@ export interface LaunchOptions {
    */
   handshake?: boolean;
   arch?: Arch;
+  /**
+   * How the seccomp listener comes to this process: `pidfd_getfd` of the
+   * child's, or sent by the child over a socket (`SCM_RIGHTS`), for where a
+   * seccomp profile refuses pidfd_getfd (a container's default). Default:
+   * pidfd_getfd where it works. With `socket`, the child's last step before
+   * the report is a sendmsg(2): its filter must not notify sendmsg, or the
+   * child waits for a supervisor that has no listener yet.
+   */
+  listenerTransfer?: 'pidfd' | 'socket';
 }
 
 export interface LaunchReport {
@@ -173,9 +195,38 @@ interface Encoded {
   passedFds: number[];
 }
 
-function encodeLaunchScript(options: LaunchOptions, arch: Arch, handshake: boolean): Encoded {
+/**
+ * A msghdr sending one byte and one descriptor (SCM_RIGHTS) in the script
+ * data; returns its address and the address of the descriptor's slot, which
+ * the seccomp step's result is stored to (8 bytes: the int and the record's
+ * padding, CMSG_SPACE(4) = 24).
+ */
+function listenerMessage(encoder: ScriptEncoder): { message: bigint; slot: bigint } {
+  const control = encoder.bytes(encodeScmRights([-1]));
+  const payload = encoder.bytes(Buffer.from([1]));
+  const iov = Buffer.alloc(IOVEC_SIZE);
+  encodeIovecInto(iov, 0, { base: payload, len: 1n });
+  const iovAddress = encoder.bytes(iov);
+  const header = Buffer.alloc(MSGHDR_SIZE);
+  encodeMsghdrInto(header, 0, {
+    iov: iovAddress,
+    iovLen: 1n,
+    control,
+    controlLen: BigInt(encodeScmRights([-1]).length),
+  });
+  return { message: encoder.bytes(header), slot: control + 16n };
+}
+
+function encodeLaunchScript(
+  options: LaunchOptions,
+  arch: Arch,
+  handshake: boolean,
+  channelFd: number | null,
+): Encoded {
   const encoder = new ScriptEncoder({
-    maxSteps: (options.steps ?? []).reduce((sum, step) => sum + syscallsOfStep(step), 0) + 5,
+    maxSteps:
+      (options.steps ?? []).reduce((sum, step) => sum + syscallsOfStep(step), 0) +
+      (channelFd !== null ? 6 : 5),
   });
   const passedFds: number[] = [];
   // The report is two records, {REPORT_TAG, listener fd} and {PID_TAG, pid}: a
@@ -187,10 +238,11 @@ function encodeLaunchScript(options: LaunchOptions, arch: Arch, handshake: boole
   report.writeBigInt64LE(-1n, 8);
   report.writeBigUInt64LE(PID_TAG, 16);
   const reportAddress = encoder.bytes(report);
+  const sent = channelFd !== null ? listenerMessage(encoder) : null;
   const context: StepContext = {
     arch,
     encoder,
-    listenerSlot: reportAddress + 8n,
+    listenerSlot: sent?.slot ?? reportAddress + 8n,
     childFd(parentFd) {
       let index = passedFds.indexOf(parentFd);
       if (index < 0) index = passedFds.push(parentFd) - 1;
@@ -198,6 +250,14 @@ function encodeLaunchScript(options: LaunchOptions, arch: Arch, handshake: boole
     },
   };
   for (const step of options.steps ?? []) encodeStep(step, context);
+  if (sent !== null && channelFd !== null) {
+    encoder.step({
+      name: 'send the seccomp listener to parent',
+      nr: syscallNumber('sendmsg', arch),
+      args: [context.childFd(channelFd), sent.message, 0],
+      expect: 1,
+    });
+  }
 
   encoder.step({
     name: 'getpid',
@@ -250,12 +310,49 @@ export function launch(options: LaunchOptions): Launched {
   const arch = options.arch ?? hostArch();
   const handshake = options.handshake ?? true;
   if (options.argv.length === 0) throw new TypeError('sandlock: argv must not be empty');
-  const { script, stepNames, passedFds } = encodeLaunchScript(options, arch, handshake);
+  const wantsListener = (options.steps ?? []).some(
+    (step) => step.kind === 'seccompFilter' && step.listener === true,
+  );
+  const transfer = options.listenerTransfer ?? (remoteAccess().pidfdGetfd ? 'pidfd' : 'socket');
+  let channel: { supervisor: number; reaper: number } | null = null;
+  if (wantsListener && transfer === 'socket') {
+    try {
+      channel = brokerSocketPair();
+    } catch (error) {
+      throw launchErrorOf('listener socket', error);
+    }
+  }
+  let encoded: Encoded;
+  try {
+    encoded = encodeLaunchScript(options, arch, handshake, channel?.reaper ?? null);
+  } catch (error) {
+    if (channel !== null) {
+      close(channel.supervisor);
+      close(channel.reaper);
+    }
+    throw error;
+  }
+  const { script, stepNames, passedFds } = encoded;
+  // The child has its copy once spawn has returned (or failed).
+  const closeChildEnd = () => {
+    if (channel !== null && channel.reaper >= 0) {
+      close(channel.reaper);
+      channel.reaper = -1;
+    }
+  };
+  const closeChannel = () => {
+    closeChildEnd();
+    if (channel !== null && channel.supervisor >= 0) {
+      close(channel.supervisor);
+      channel.supervisor = -1;
+    }
+  };
 
   let executable: ReturnType<typeof stubExecutable>;
   try {
     executable = stubExecutable(arch);
   } catch (error) {
+    closeChannel();
     throw launchErrorOf('exec stub', error);
   }
   const stdio: (StdioEntry | 'pipe' | null)[] = [...(options.stdio ?? ['pipe', 'pipe', 'pipe'])];
@@ -274,8 +371,11 @@ export function launch(options: LaunchOptions): Launched {
       windowsHide: true,
     });
   } catch (error) {
+    closeChannel();
     throw launchErrorOf(SPAWN_STEP, error, false);
   }
+  closeChildEnd();
+  child.once('close', closeChannel);
   // When spawn fails with EMFILE or ENFILE, Node returns before it sets up
   // the child's stdio (child.stdio stays undefined) and reports the failure
   // as an 'error' event on the next tick (lib/internal/child_process.js).
@@ -361,6 +461,10 @@ export function launch(options: LaunchOptions): Launched {
     ready,
     closed,
     takeListener() {
+      if (channel !== null) {
+        if (!reported) throw new Error('sandlock: the child has not reported yet');
+        return receiveListener(channel.supervisor);
+      }
       if (!reported || reported.listenerFd === null) {
         throw new Error('sandlock: no seccomp listener was reported by the child');
       }
@@ -380,4 +484,31 @@ export function launch(options: LaunchOptions): Launched {
       return execDone;
     },
   };
+}
+
+/** The descriptor the child sent over the listener socket (sent before its report, so queued now). */
+function receiveListener(socket: number): number {
+  if (socket < 0) throw new Error('sandlock: the listener socket is closed');
+  const payload = Buffer.alloc(1);
+  const control = Buffer.alloc(encodeScmRights([-1]).length);
+  const header = Buffer.alloc(MSGHDR_SIZE + IOVEC_SIZE);
+  encodeIovecInto(header, MSGHDR_SIZE, { base: addressOf(payload), len: 1n });
+  encodeMsghdrInto(header, 0, {
+    iov: addressOf(header) + BigInt(MSGHDR_SIZE),
+    iovLen: 1n,
+    control: addressOf(control),
+    controlLen: BigInt(control.length),
+  });
+  let length: number;
+  do {
+    length = trySyscall('recvmsg', socket, header, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  } while (length === -ERRNO.EINTR);
+  if (length < 0) throw new SysError('recvmsg', -length, 'the seccomp listener');
+  const received = decodeMsghdr(header);
+  const fds = decodeScmRights(control, Number(received.controlLen));
+  if (length !== 1 || fds.length !== 1 || received.flags & MSG_CTRUNC) {
+    for (const fd of fds) close(fd);
+    throw new Error('sandlock: the child sent no seccomp listener');
+  }
+  return fds[0]!;
 }
