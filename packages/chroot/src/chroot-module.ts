@@ -114,11 +114,15 @@ export default defineModule<unknown, ChrootPolicy>({
   onBehalf: true,
   enabled: (policy) => policy.chroot !== null && policy.chroot !== undefined,
   /**
-   * First among the path modules: a path the sandbox names is the root's
-   * before anyone reads it. Paths into a mounted /proc are continued, and
-   * the procfs modules after it see them as they are written.
+   * After the modules that answer made-up files by name (/proc's, the host
+   * name's): a mounted /proc keeps its process hiding and virtual files; an
+   * unmounted one is nothing they serve (they are off without /proc in the
+   * policy). After cow, which walks the caller's paths from the root when
+   * there is a workdir over it, and leaves the rest to this one. Before
+   * fs-meta, which would act on the host's path.
    */
-  before: ['proc-pids', 'proc-host', 'hostname', 'cow', 'fs-meta', 'deterministic-dirs'],
+  after: ['cow', 'proc-pids', 'proc-host', 'hostname', 'num-cpus', 'meminfo'],
+  before: ['fs-meta', 'deterministic-dirs'],
   handlers: Object.fromEntries(CHROOT_SYSCALLS.map((name) => [name, HANDLERS[name]!])),
   sessionStart(session: WorkerSession<ChrootPolicy>) {
     try {

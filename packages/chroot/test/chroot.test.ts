@@ -166,6 +166,39 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
     expect(emulated).toBe(real);
   });
 
+  it('takes a workdir over the root: writes land in the layer, listed by a dry run', async () => {
+    const storage = join(fs.dir, '..', 'store');
+    const result = await runInRoot(
+      fs.dir,
+      [
+        '/probe',
+        'write:/etc/added:new',
+        'cat:/etc/added',
+        'unlink:/data/file',
+        'cat:/data/file',
+        'cat:/abs',
+      ],
+      { workdir: { dir: fs.dir, storage } },
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(
+      [
+        'write /etc/added new: ok',
+        'cat /etc/added: [new]',
+        'unlink /data/file: ok',
+        'cat /data/file: ENOENT',
+        'cat /abs: ENOENT',
+        '',
+      ].join('\n'),
+    );
+    const changes = result.workdir?.changes.map((change) => `${change.type} ${change.path}`);
+    expect(changes).toEqual(expect.arrayContaining(['A etc/added', 'D data/file']));
+    expect(result.workdir?.changes).toHaveLength(2);
+    // A dry run: the root itself is untouched.
+    expect(readFileSync(join(fs.dir, 'data/file'), 'utf8')).toBe('data\n');
+    expect(() => readFileSync(join(fs.dir, 'etc/added'))).toThrow();
+  });
+
   it('runs a dynamically linked program with the root loader and libraries', async () => {
     const result = await runInRoot(fs.dir, ['/usr/bin/dls', '/']);
     expect(result.stderr).toBe('');

@@ -1,6 +1,8 @@
 // A sandbox with a root (the chroot module): the policy as the host sees
 // it, for Landlock and the launch, and the program found inside the root.
+import { realpathSync } from 'node:fs';
 import { type ExecFile, execFileInRoot, hostPaths, Root } from '@sandlock/chroot';
+import { pathWithin } from '@sandlock/sys';
 import { CommandError } from './environment.js';
 import { SandboxError } from './errors.js';
 import type { Policy } from './policy.js';
@@ -16,8 +18,13 @@ export function chrootStart(
   argv: readonly string[],
   env: Record<string, string>,
 ): ChrootStart {
-  if (policy.workdir !== null) {
-    throw new SandboxError('sandlock: chroot with a workdir is not supported yet', 'chroot');
+  const root = realpathSync(policy.chroot!);
+  if (policy.workdir !== null && !pathWithin(realpathSync(policy.workdir), root)) {
+    // The cow module walks the sandbox's paths from the root: a workdir elsewhere is out of its sight.
+    throw new SandboxError(
+      `sandlock: the workdir ${policy.workdir} is not inside the chroot ${policy.chroot}`,
+      'chroot',
+    );
   }
   let host: ReturnType<typeof hostPaths>;
   try {
@@ -25,10 +32,10 @@ export function chrootStart(
   } catch (error) {
     throw new SandboxError((error as Error).message, 'chroot');
   }
-  const root = Root.open(policy.chroot!, host.fsMount);
+  const opened = Root.open(policy.chroot!, host.fsMount);
   try {
     const exec = execFileInRoot(
-      root,
+      opened,
       argv[0]!,
       argv,
       env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
@@ -42,6 +49,6 @@ export function chrootStart(
       errno === 2 ? 'ENOENT' : 'EACCES',
     );
   } finally {
-    root.close();
+    opened.close();
   }
 }

@@ -107,6 +107,8 @@ export interface ChrootRun {
   mounts?: string[];
   write?: string[];
   cwd?: string;
+  /** A copy-on-write workdir (a host path inside the root), its layers' store, and a dry run. */
+  workdir?: { dir: string; storage: string };
 }
 
 /** Runs argv in a sandbox whose root is `dir`. */
@@ -119,7 +121,14 @@ export function runInRoot(
   if (options.mounts !== undefined) builder.fsMount(...options.mounts);
   if (options.write !== undefined) builder.fsWrite(...options.write);
   if (options.cwd !== undefined) builder.cwd(options.cwd);
-  return builder.build().run(argv, { encoding: 'utf8', env: { PATH: '/bin:/usr/bin' } });
+  if (options.workdir !== undefined) {
+    builder.workdir(options.workdir.dir).fsStorage(options.workdir.storage);
+  }
+  return builder.build().run(argv, {
+    encoding: 'utf8',
+    env: { PATH: '/bin:/usr/bin' },
+    ...(options.workdir !== undefined ? { workdirEnd: 'dry-run' as const } : {}),
+  });
 }
 
 /** Runs argv under a real chroot(2) of `dir` (as root), for the differential test. */
