@@ -66,8 +66,16 @@ export function hostPaths(policy: Policy): HostPaths {
         ...policy,
         system: false,
         devices: false,
-        fsRead: [root.path, ...root.mounts.filter((m) => m.readOnly).map((m) => m.host), ...read],
-        fsWrite: [...root.mounts.filter((m) => !m.readOnly).map((m) => m.host), ...written],
+        // A procfs is read: its process directories are then left to the procfs modules.
+        fsRead: [
+          root.path,
+          ...root.mounts.filter((m) => m.readOnly || m.proc).map((m) => m.host),
+          ...read,
+        ],
+        fsWrite: [
+          ...root.mounts.filter((m) => !m.readOnly && !m.proc).map((m) => m.host),
+          ...written,
+        ],
         fsDeny: deny,
         cwd,
         fsMount,

@@ -1,7 +1,7 @@
 // The emulated chroot against the real kernel: a rootfs built here (Debian's
 // static busybox, a static probe, a dynamically linked ls with its loader
 // and libraries), programs run in it, and escapes that must fail.
-import { readFileSync, rmSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRootfs, missing, type Rootfs, runInRealRoot, runInRoot } from './support/rootfs.js';
@@ -119,6 +119,34 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
     );
     expect(readFileSync(join(fs.dir, 'data/new'), 'utf8')).toBe('hello');
     expect(readFileSync(join(fs.outside, 'm'), 'utf8')).toBe('one');
+  });
+
+  it("keeps the reaper's /proc/<pid>/root, a descriptor from outside and a racing symlink out", async () => {
+    const secret = join(fs.outside, 'secret');
+    const held = openSync(fs.outside, 'r');
+    try {
+      const out = await probe(
+        [
+          `ppidroot:${secret}`,
+          'ppidroot:/etc/os-release',
+          'fchdirfd:0',
+          'cwd',
+          'cat:secret',
+          'cat:../secret',
+          'race:300',
+          'cat:/race/a/secret',
+        ],
+        { mounts: ['/proc:/proc'], write: ['/race'], stdin: held },
+      );
+      expect(out).not.toContain('SECRET');
+      expect(out).toMatch(new RegExp(`ppidroot ${secret}: E(ACCES|NOENT)`));
+      expect(out).toContain('fchdirfd 0: ok');
+      expect(out).toContain('cwd : /\n');
+      expect(out).toContain('cat secret: ENOENT');
+      expect(out).toContain('race 300: inside some outside 0');
+    } finally {
+      closeSync(held);
+    }
   });
 
   it.skipIf(!root)('gives what a real chroot(2) gives', async () => {

@@ -10,9 +10,23 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <pthread.h>
 #include <unistd.h>
 
 static int saved = -1;
+static volatile int racing = 1;
+
+/* Swaps /race/a, a directory, with /race/b, a symlink pointing out, until told to stop. */
+static void *swapper(void *unused) {
+  (void)unused;
+  while (racing) {
+    rename("/race/a", "/race/t");
+    rename("/race/b", "/race/a");
+    rename("/race/a", "/race/b");
+    rename("/race/t", "/race/a");
+  }
+  return NULL;
+}
 
 static void result(const char *op, long value) {
   if (value < 0) printf("%s: %s\n", op, strerrorname_np(errno));
@@ -79,7 +93,28 @@ int main(int argc, char **argv) {
     else if (!strcmp(op, "rename")) result(label, rename(a, b));
     else if (!strcmp(op, "chmod")) result(label, chmod(a, 0600));
     else if (!strcmp(op, "truncate")) result(label, truncate(a, 1));
-    else printf("%s: unknown\n", label);
+    else if (!strcmp(op, "ppidroot")) {
+      char path[600];
+      snprintf(path, sizeof path, "/proc/%d/root%s", getppid(), a);
+      snprintf(label, sizeof label, "ppidroot %s", a);
+      content(label, open(path, O_RDONLY));
+    } else if (!strcmp(op, "fchdirfd")) result(label, fchdir(atoi(a)));
+    else if (!strcmp(op, "race")) {
+      pthread_t thread;
+      int rounds = atoi(a), outside = 0, inside = 0;
+      pthread_create(&thread, NULL, swapper, NULL);
+      for (int n = 0; n < rounds; n++) {
+        char buf[64] = {0};
+        int fd = open("/race/a/secret", O_RDONLY);
+        if (fd < 0) continue;
+        if (read(fd, buf, sizeof buf - 1) > 0 && strncmp(buf, "INSIDE", 6) == 0) inside++;
+        else outside++;
+        close(fd);
+      }
+      racing = 0;
+      pthread_join(thread, NULL);
+      printf("%s: inside %s outside %d\n", label, inside > 0 ? "some" : "none", outside);
+    } else printf("%s: unknown\n", label);
   }
   return 0;
 }

@@ -84,10 +84,15 @@ export function buildRootfs(): Rootfs {
   execFileSync('cc', [
     '-static',
     '-O1',
+    '-pthread',
     '-o',
     join(dir, 'probe'),
     fileURLToPath(new URL('./probe.c', import.meta.url)),
   ]);
+  // /race/a a directory, /race/b a symlink to the directory outside (the race test swaps them).
+  mkdirSync(join(dir, 'race/a'), { recursive: true });
+  writeFileSync(join(dir, 'race/a/secret'), 'INSIDE\n');
+  symlinkSync(outside, join(dir, 'race/b'));
   // /usr/bin/dls: the host's ls, run with the root's loader and libraries.
   copyFileSync('/bin/ls', join(dir, 'usr/bin/dls'));
   for (const library of librariesOf('/bin/ls')) {
@@ -104,6 +109,8 @@ export function buildRootfs(): Rootfs {
 }
 
 export interface ChrootRun {
+  /** The program's stdin (a descriptor of this process). */
+  stdin?: number;
   mounts?: string[];
   write?: string[];
   cwd?: string;
@@ -126,6 +133,7 @@ export function runInRoot(
   }
   return builder.build().run(argv, {
     encoding: 'utf8',
+    ...(options.stdin !== undefined ? { stdio: [options.stdin, 'pipe', 'pipe'] as const } : {}),
     env: { PATH: '/bin:/usr/bin' },
     ...(options.workdir !== undefined ? { workdirEnd: 'dry-run' as const } : {}),
   });
