@@ -13,6 +13,7 @@ import { type ChrootPolicy, type Ctx, sessions } from './call.js';
 import {
   onAccess,
   onChdir,
+  onChroot,
   onExec,
   onGetcwd,
   onLink,
@@ -99,7 +100,7 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   inotify_add_watch: onRefused,
   fanotify_mark: onRefused,
   uselib: onRefused,
-  chroot: onRefused,
+  chroot: onChroot,
 };
 
 /** The calls of this module that exist on this architecture (aarch64 has no open, stat, unlink…). */

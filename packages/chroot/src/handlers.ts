@@ -649,6 +649,15 @@ export function onChdir(_ctx: Ctx): Answer {
   return answer.errno(ERRNO.ENOSYS);
 }
 
+/**
+ * chroot(2) itself: EPERM, the kernel's answer without CAP_SYS_CHROOT, but
+ * before its lookup of the path on the host (ksys_chroot() in fs/open.c
+ * looks up first), which would tell what exists there.
+ */
+export function onChroot(_ctx: Ctx): Answer {
+  return answer.errno(ERRNO.EPERM);
+}
+
 /** Path-taking calls with no emulation yet: refused, never left to the host's root. */
 export function onRefused(_ctx: Ctx): Answer {
   return answer.errno(ERRNO.EACCES);
