@@ -4,6 +4,7 @@
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Sandbox } from '../../sandlock/src/index.js';
 import { buildRootfs, missing, type Rootfs, runInRealRoot, runInRoot } from './support/rootfs.js';
 
 const why = missing();
@@ -225,6 +226,19 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
     // A dry run: the root itself is untouched.
     expect(readFileSync(join(fs.dir, 'data/file'), 'utf8')).toBe('data\n');
     expect(() => readFileSync(join(fs.dir, 'etc/added'))).toThrow();
+  });
+
+  it('describes the Landlock rules with the host paths of the root', async () => {
+    const description = await Sandbox.builder()
+      .chroot(fs.dir)
+      .fsWrite('/data')
+      .fsMount(`/mnt:${fs.outside}:ro`)
+      .build()
+      .describe();
+    const text = JSON.stringify(description);
+    expect(text).toContain(JSON.stringify(join(fs.dir, 'data')).slice(1, -1));
+    expect(text).toContain(JSON.stringify(fs.outside).slice(1, -1));
+    expect(text).not.toContain('"/data"');
   });
 
   it('runs a dynamically linked program with the root loader and libraries', async () => {

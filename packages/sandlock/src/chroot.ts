@@ -13,6 +13,15 @@ export interface ChrootStart {
   exec: ExecFile;
 }
 
+/** The policy with its paths on the host's side (Landlock, the launch's cwd). */
+export function chrootPolicy(policy: Policy): Policy {
+  try {
+    return hostPaths(policy).policy as Policy;
+  } catch (error) {
+    throw new SandboxError((error as Error).message, 'chroot');
+  }
+}
+
 export function chrootStart(
   policy: Policy,
   argv: readonly string[],
@@ -26,13 +35,8 @@ export function chrootStart(
       'chroot',
     );
   }
-  let host: ReturnType<typeof hostPaths>;
-  try {
-    host = hostPaths(policy);
-  } catch (error) {
-    throw new SandboxError((error as Error).message, 'chroot');
-  }
-  const opened = Root.open(policy.chroot!, host.fsMount);
+  const hostPolicy = chrootPolicy(policy);
+  const opened = Root.open(policy.chroot!, hostPolicy.fsMount);
   try {
     const exec = execFileInRoot(
       opened,
@@ -41,7 +45,7 @@ export function chrootStart(
       env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       policy.cwd ?? '/',
     );
-    return { policy: host.policy as Policy, exec };
+    return { policy: hostPolicy, exec };
   } catch (error) {
     const errno = (error as { errno?: number }).errno;
     throw new CommandError(

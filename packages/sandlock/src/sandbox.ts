@@ -13,7 +13,7 @@ import {
   type StdioOption,
   stdioEntries,
 } from './call-options.js';
-import { chrootStart } from './chroot.js';
+import { chrootPolicy, chrootStart } from './chroot.js';
 import { prepareConfinement } from './confine.js';
 import { killSandbox } from './control.js';
 import { describePolicy, type SandboxDescription } from './describe.js';
@@ -202,7 +202,9 @@ export class Sandbox {
    */
   async describe(): Promise<SandboxDescription> {
     assertProcReadable(this.policy);
-    return describePolicy(this.policy, await supervisionPlan(this.policy));
+    // With a root, what Landlock is given: the host's side of its paths.
+    const policy = this.policy.chroot !== null ? chrootPolicy(this.policy) : this.policy;
+    return describePolicy(policy, await supervisionPlan(policy));
   }
 
   /**
