@@ -12,9 +12,7 @@ import { hasSyscall } from '@sandlock/sys';
 import { type ChrootPolicy, type Ctx, sessions } from './call.js';
 import {
   onAccess,
-  onChdir,
   onChroot,
-  onExec,
   onGetcwd,
   onLink,
   onMetadata,
@@ -32,6 +30,7 @@ import {
   onUnlink,
   onXattr,
 } from './handlers.js';
+import { onChdir, onExec } from './retargeted.js';
 import { Root } from './root.js';
 
 type Handler = (ctx: Ctx) => Answer;

@@ -108,8 +108,46 @@ function head(fd: number, length: number, position = 0): Buffer {
   return buffer.subarray(0, got);
 }
 
+/** Where an ELF's PT_INTERP is, and what it names. */
+export interface Interpreter {
+  path: string;
+  offset: number;
+  size: number;
+}
+
+/**
+ * A read-only descriptor of the sealed copy of `fd` whose PT_INTERP names
+ * `/proc/self/fd/<interpreterFd>`; -1 when that does not fit in place.
+ */
+export function patchedCopy(fd: number, interp: Interpreter, interpreterFd: number): number {
+  const named = Buffer.from(`/proc/self/fd/${interpreterFd}`, 'latin1');
+  if (named.length + 1 > interp.size) return -1;
+  const stat = fstatSync(fd, { bigint: true });
+  const key = `${stat.dev}:${stat.ino}:${stat.mtimeNs}:${stat.ctimeNs}:${stat.size}:${interpreterFd}`;
+  let memfd = patched.get(key);
+  if (memfd === undefined) {
+    const copy = head(fd, Number(stat.size));
+    copy.fill(0, interp.offset, interp.offset + interp.size);
+    named.copy(copy, interp.offset);
+    memfd = sealedMemfd(copy);
+    remember(key, memfd);
+  }
+  return readOnlyReopen(memfd);
+}
+
+/** The `#!` line of a file: its interpreter and optional argument; null: not a script. */
+export function shebangOf(fd: number): { interpreter: string; arg: string | null } | null {
+  const start = head(fd, SHEBANG_MAX);
+  if (start[0] !== 0x23 || start[1] !== 0x21) return null;
+  const line = start.toString('latin1', 2).split('\n')[0]!.trim();
+  const [interpreter, ...rest] = line.split(/[ \t]+/);
+  if (interpreter === undefined || interpreter === '') return null;
+  // binfmt_script: the rest of the line is one argument.
+  return { interpreter, arg: rest.length > 0 ? rest.join(' ') : null };
+}
+
 /** PT_INTERP of an ELF64 file: the interpreter's path and where its bytes are; null: none (static, or not ELF64). */
-function interpreterOf(fd: number): { path: string; offset: number; size: number } | null {
+export function interpreterOf(fd: number): { path: string; offset: number; size: number } | null {
   const header = head(fd, 64);
   if (header.length < 64 || header.readUInt32BE(0) !== 0x7f454c46 || header[4] !== 2) return null;
   const phoff = Number(header.readBigUInt64LE(32));
@@ -173,23 +211,20 @@ function prepare(root: Root, path: string, argv: string[], cwd: string, depth: n
       AT_EMPTY_PATH | AT_EACCESS,
     );
     if (allowed < 0) throw new ExecError(`${path}: not executable`, -allowed);
-    const start = head(fd, SHEBANG_MAX);
-    if (start[0] === 0x23 && start[1] === 0x21) {
-      const line = start.toString('latin1', 2).split('\n')[0]!.trim();
-      const [interpreter, ...rest] = line.split(/[ \t]+/);
-      if (interpreter === undefined || interpreter === '') {
-        throw new ExecError(`${path}: empty #! line`, ERRNO.ENOEXEC);
-      }
-      // binfmt_script: the rest of the line is one argument.
-      const arg = rest.length > 0 ? [rest.join(' ')] : [];
+    const script = shebangOf(fd);
+    if (script !== null) {
       closeAll();
+      const arg = script.arg === null ? [] : [script.arg];
       return prepare(
         root,
-        interpreter,
-        [interpreter, ...arg, path, ...argv.slice(1)],
+        script.interpreter,
+        [script.interpreter, ...arg, path, ...argv.slice(1)],
         cwd,
         depth + 1,
       );
+    }
+    if (head(fd, 2).toString('latin1') === '#!') {
+      throw new ExecError(`${path}: empty #! line`, ERRNO.ENOEXEC);
     }
     const interp = interpreterOf(fd);
     let interpreterFd: number | null = null;
@@ -204,21 +239,10 @@ function prepare(root: Root, path: string, argv: string[], cwd: string, depth: n
       interpreterFd,
       file(interpreterChildFd) {
         if (interp === null || interpreterChildFd === null) return fd;
-        const named = Buffer.from(`/proc/self/fd/${interpreterChildFd}`, 'latin1');
-        if (named.length + 1 > interp.size) return fd; // cannot be named in place: the host's
-        const stat = fstatSync(fd, { bigint: true });
-        const key = `${stat.dev}:${stat.ino}:${stat.mtimeNs}:${stat.ctimeNs}:${stat.size}:${interpreterChildFd}`;
-        let memfd = patched.get(key);
-        if (memfd === undefined) {
-          const copy = head(fd, Number(stat.size));
-          copy.fill(0, interp.offset, interp.offset + interp.size);
-          named.copy(copy, interp.offset);
-          memfd = sealedMemfd(copy);
-          remember(key, memfd);
-        }
-        const reopened = readOnlyReopen(memfd);
-        opened.push(reopened);
-        return reopened;
+        const copy = patchedCopy(fd, interp, interpreterChildFd);
+        if (copy < 0) return fd; // cannot be named in place: the host's, refused by Landlock
+        opened.push(copy);
+        return copy;
       },
       close: closeAll,
     };

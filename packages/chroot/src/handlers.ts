@@ -631,24 +631,6 @@ export function onXattr(ctx: Ctx): Answer {
   );
 }
 
-export function onExec(ctx: Ctx): Answer {
-  const a = ctx.args;
-  if (ctx.syscall === 'execveat') {
-    const flags = uint(a[4]);
-    // The descriptor's own file: what it is was decided when it was opened inside the root.
-    if ((flags & AT_EMPTY_PATH) !== 0 && emptyPath(ctx, a[1]!)) return answer.continue();
-  }
-  // A path: the kernel would take it from the host's root. Running the file
-  // found inside the root needs the call retargeted (not yet available).
-  return answer.errno(ERRNO.ENOSYS);
-}
-
-export function onChdir(_ctx: Ctx): Answer {
-  // The caller's own cwd can only be changed by itself: retargeting the
-  // call to fchdir(injected descriptor) is not yet available.
-  return answer.errno(ERRNO.ENOSYS);
-}
-
 /**
  * chroot(2) itself: EPERM, the kernel's answer without CAP_SYS_CHROOT, but
  * before its lookup of the path on the host (ksys_chroot() in fs/open.c
