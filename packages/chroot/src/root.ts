@@ -101,6 +101,8 @@ interface Level {
   fd: number;
   virt: string[];
   mount: Mount | null;
+  /** S_IFMT bits (the walk goes on only from directories). */
+  mode: number;
 }
 
 /**
@@ -387,11 +389,10 @@ export class Root {
         if (mount === null) close(fd);
         return fail(ENOTDIR);
       }
-      levels.push({ fd, virt, mount: mount ?? here.mount });
-      found.mode = id.mode;
+      levels.push({ fd, virt, mount: mount ?? here.mount, mode: id.mode });
     }
     const object = levels.at(-1)!;
-    if (levels.length === 1) found.mode = S_IFDIR;
+    found.mode = object.mode;
     if (object.mount?.proc) {
       this.release(levels.slice(1));
       found.proc = true;
@@ -411,7 +412,7 @@ export class Root {
   }
 
   private rootLevel(): Level {
-    return { fd: this.fd, virt: [], mount: null };
+    return { fd: this.fd, virt: [], mount: null, mode: S_IFDIR };
   }
 
   private release(levels: readonly Level[]): void {
@@ -442,7 +443,7 @@ export class Root {
       const mount = this.mountAt(next);
       const child = mount?.fd ?? trySyscall('openat', here.fd, cName(name), PATH_FLAGS, 0);
       if (child < 0) break;
-      levels.push({ fd: child, virt: next, mount: mount ?? here.mount });
+      levels.push({ fd: child, virt: next, mount: mount ?? here.mount, mode: S_IFDIR });
     }
     const reached = identify(levels.at(-1)!.fd);
     if (

@@ -59,6 +59,12 @@ int main(int argc, char **argv) {
       int dir = open(a, O_RDONLY | O_DIRECTORY);
       content(label, dir < 0 ? dir : openat(dir, b, O_RDONLY));
       if (dir >= 0) close(dir);
+    } else if (!strcmp(op, "dirat")) {
+      int dir = open(a, O_RDONLY | O_DIRECTORY);
+      int fd = dir < 0 ? dir : openat(dir, b, O_RDONLY | O_DIRECTORY);
+      result(label, fd);
+      if (fd >= 0) close(fd);
+      if (dir >= 0) close(dir);
     } else if (!strcmp(op, "openat2")) {
       struct open_how how = {.flags = O_RDONLY};
       content(label, syscall(SYS_openat2, AT_FDCWD, a, &how, sizeof how));
