@@ -19,12 +19,39 @@ export type Answer =
       readonly targetFd: number | null;
       readonly keep: boolean;
     }
+  /** Run another call in the caller's thread instead: see {@link answer.retarget}. */
+  | {
+      readonly kind: 'retarget';
+      readonly syscall: string;
+      readonly args: readonly RetargetArg[];
+      readonly fd: number | null;
+      readonly cloexec: boolean;
+    }
   /** Kill the whole sandbox; the syscall fails with EPERM meanwhile. */
   | { readonly kind: 'kill'; readonly reason: string }
   /** Hand the notification to the module's main-thread handler (worker handlers only). */
   | { readonly kind: 'defer'; readonly payload: unknown };
 
 export type AnswerKind = Answer['kind'];
+
+/**
+ * An argument of a retargeted call: an integer put in the register as it is
+ * (a number, flags, an address in the caller's own memory), or `'fd'`, the
+ * caller's number of the descriptor the answer injects.
+ */
+export type RetargetArg = bigint | 'fd';
+
+export interface RetargetOptions {
+  /**
+   * A descriptor of the supervisor to install in the caller first (the
+   * answer owns it and closes it); `'fd'` in the arguments is its number
+   * there. It is closed in the caller once the call returned, unless the
+   * call was an exec that succeeded (then close-on-exec decides).
+   */
+  fd?: number;
+  /** Install it with O_CLOEXEC (default true). */
+  cloexec?: boolean;
+}
 
 const CONTINUE: Answer = Object.freeze({ kind: 'continue' });
 const DEFER: Answer = Object.freeze({ kind: 'defer', payload: undefined });
@@ -81,6 +108,40 @@ export const answer = Object.freeze({
       keep: options.keep ?? false,
     };
   },
+  /**
+   * The caller's thread runs `syscall(...args)` instead of the call it made,
+   * in its own context (its credentials, Landlock domain, cwd), and gets that
+   * call's result; its registers are as they were, but for the result.
+   * Nothing is written in its memory: the thread is stopped for a moment by
+   * a transient ptrace (seized, interrupted, the notification answered with
+   * ERESTARTNOINTR, the registers set in the stop that follows, the call's
+   * exit caught; docs/design.md). Arguments are integers only, read from
+   * the answer, never from the caller's memory. The new call passes through
+   * the seccomp filter and the handlers again. Worker handlers only. If the
+   * thread cannot be traced (another tracer, an undumpable process of
+   * another user, ptrace refused by a container's seccomp profile) the call
+   * fails with that errno (EPERM) and nothing runs.
+   */
+  retarget(
+    syscall: string,
+    args: readonly (number | bigint | 'fd')[],
+    options: RetargetOptions = {},
+  ): Answer {
+    if (args.length > 6) throw new RangeError('sandlock: a syscall takes at most 6 arguments');
+    const fd = options.fd ?? null;
+    if (fd !== null && (!Number.isInteger(fd) || fd < 0))
+      throw new RangeError(`sandlock: bad fd ${fd}`);
+    if (fd === null && args.includes('fd')) {
+      throw new RangeError("sandlock: a retarget argument is 'fd' but no fd is injected");
+    }
+    return {
+      kind: 'retarget',
+      syscall,
+      args: args.map((arg) => (arg === 'fd' ? arg : BigInt(arg))),
+      fd,
+      cloexec: options.cloexec ?? true,
+    };
+  },
   /** Kill every process of the sandbox (through its reaper); `reason` is reported. */
   kill(reason: string): Answer {
     return { kind: 'kill', reason };
@@ -106,6 +167,7 @@ const KINDS: ReadonlySet<string> = new Set<AnswerKind>([
   'errno',
   'value',
   'inject',
+  'retarget',
   'kill',
   'defer',
 ]);

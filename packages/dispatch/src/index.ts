@@ -1,5 +1,12 @@
 export { type ArgKind, type KnownSyscall, namedArgs, type SyscallArgs } from '@sandlock/sys';
-export { type Answer, type AnswerKind, answer, type InjectOptions } from './answer.js';
+export {
+  type Answer,
+  type AnswerKind,
+  answer,
+  type InjectOptions,
+  type RetargetArg,
+  type RetargetOptions,
+} from './answer.js';
 export { CallError } from './call-error.js';
 export type {
   CallContext,

@@ -8,7 +8,14 @@ import type { DeferredContext, HandlerContext } from './context.js';
 import type { WorkerSession } from './session-view.js';
 
 export type { ArgKind, KnownSyscall, SyscallArgs } from '@sandlock/sys';
-export { type Answer, type AnswerKind, answer, type InjectOptions } from './answer.js';
+export {
+  type Answer,
+  type AnswerKind,
+  answer,
+  type InjectOptions,
+  type RetargetArg,
+  type RetargetOptions,
+} from './answer.js';
 export { CallError } from './call-error.js';
 export type {
   CallContext,

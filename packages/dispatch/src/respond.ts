@@ -28,6 +28,11 @@ const GONE: Delivery = { ok: false, gone: true };
 export class Responder {
   private readonly response = Buffer.alloc(24);
 
+  /** Answers with a raw (negative) error: -ERESTARTNOINTR for a retarget. */
+  raw(fd: number, id: Buffer, error: number): Delivery {
+    return this.send(fd, id, 0n, error, 0);
+  }
+
   private send(fd: number, id: Buffer, value: bigint, error: number, flags: number): Delivery {
     const response = this.response;
     // Two 32-bit moves and no BigInt for a zero value: measured in the worker,
@@ -59,7 +64,8 @@ export class Responder {
 
   /**
    * Applies every answer but `kill` (the caller signals the reaper first and
-   * then sends EPERM) and `defer` (not an answer the kernel sees).
+   * then sends EPERM), `defer` (not an answer the kernel sees) and
+   * `retarget` (the worker's Retargeter; here the call fails with EPERM).
    */
   apply(fd: number, id: Buffer, answer: Answer): Delivery {
     switch (answer.kind) {
@@ -74,6 +80,13 @@ export class Responder {
       case 'kill':
       case 'defer':
         return this.errno(fd, id, EPERM);
+      case 'retarget': {
+        // Only the worker that received the call can trace its thread.
+        if (answer.fd !== null) close(answer.fd);
+        const refused = this.errno(fd, id, EPERM);
+        if (!refused.ok) return refused;
+        return { ok: false, gone: false, errno: EPERM, what: 'retarget outside a worker handler' };
+      }
     }
   }
 

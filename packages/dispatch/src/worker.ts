@@ -17,6 +17,7 @@ import {
   type Arch,
   AUDIT_ARCH,
   blockAsyncSignals,
+  close,
   EPOLL_CTL_ADD,
   EPOLL_CTL_DEL,
   EPOLL_EVENT_SIZE,
@@ -51,9 +52,12 @@ import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
 import { type Refusal, RefusalBudget, refusalWords } from './refusal.js';
 import { buildTable, type ChainLink } from './registry.js';
 import { Responder } from './respond.js';
+import { Retargeter } from './retarget.js';
 import type { ProcessView, WorkerSession } from './session-view.js';
 
-const { ENOENT, EINTR, EPERM, ENOSYS } = ERRNO;
+const { EAGAIN, ENOENT, EINTR, EPERM, ENOSYS } = ERRNO;
+/** Retargets waiting on each other's listener: past this the call fails with EAGAIN. */
+const MAX_RETARGET_DEPTH = 8;
 /**
  * Processes are looked for this often in sandboxes whose processes are
  * tracked, or less often if walking the tree takes long (at most 5% of the
@@ -199,6 +203,8 @@ class Loop {
   private readonly names: string[] = [];
   /** Each reporting session's refusal budget, by session id. */
   private readonly budgets = new Map<number, RefusalBudget>();
+  /** Retarget answers in progress (nested through the listener they serve). */
+  private retargets = 0;
 
   constructor(private readonly modules: readonly DispatchModule[]) {
     const epfd = epollCreate();
@@ -669,6 +675,10 @@ class Loop {
       }
       return;
     }
+    if (decided.kind === 'retarget') {
+      this.retarget(session, link, decided);
+      return;
+    }
     if (decided.kind === 'kill') {
       this.kill(
         session,
@@ -686,6 +696,58 @@ class Loop {
         message: `sandlock: ${delivery.what} failed: errno ${delivery.errno}`,
       });
     }
+  }
+
+  /**
+   * Runs a retarget answer (retarget.ts). Meanwhile the loop serves this
+   * listener only: the thread's new call may be notified on it, and so may
+   * other threads' calls (re-entrantly: `notif` and `call` are not used again
+   * by the caller of this method). A nested retarget is refused past a depth.
+   */
+  private retarget(
+    session: LoopSession,
+    link: ChainLink,
+    decided: Extract<Answer, { kind: 'retarget' }>,
+  ): void {
+    const id = Buffer.from(this.notif.subarray(0, 8));
+    const tid = this.notif.readUInt32LE(8);
+    if (this.retargets >= MAX_RETARGET_DEPTH) {
+      this.responder.apply(session.fd, id, { kind: 'errno', errno: EAGAIN });
+      if (decided.fd !== null) close(decided.fd);
+      return;
+    }
+    const listener = rootOf(session).fd;
+    const pollfd = Buffer.alloc(POLLFD_SIZE);
+    pollfd.writeInt32LE(listener, 0);
+    pollfd.writeInt16LE(POLLIN, 4);
+    const timeout = Buffer.alloc(16);
+    const serve = (timeoutNs: number) => {
+      pollfd.writeInt16LE(0, 6);
+      timeout.writeBigInt64LE(BigInt(Math.floor(timeoutNs / 1e9)), 0);
+      timeout.writeBigInt64LE(BigInt(timeoutNs % 1e9), 8);
+      if (trySyscall('ppoll', pollfd, 1, timeout, 0, 0) <= 0) return;
+      if (pollfd.readInt16LE(6) & POLLIN && !session.ended) this.receive(rootOf(session));
+    };
+    this.retargets++;
+    let result: ReturnType<Retargeter['run']>;
+    try {
+      result = new Retargeter(arch).run(this.responder, listener, id, tid, decided, serve);
+    } finally {
+      this.retargets--;
+    }
+    if (result.ok || result.gone) return;
+    if ('stuck' in result) {
+      this.kill(session, result.what, link.module.name);
+      return;
+    }
+    if (result.what === 'PTRACE_SEIZE') return; // the caller got its errno: closed, not a defect
+    post({
+      type: 'error',
+      session: session.id,
+      module: link.module.name,
+      syscall: link.syscall,
+      message: `sandlock: ${result.what} failed: errno ${result.errno}`,
+    });
   }
 
   private end(session: LoopSession): void {

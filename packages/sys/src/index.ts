@@ -66,6 +66,7 @@ export {
   walkTree,
   writeProc,
 } from './proc.js';
+export * from './ptrace.js';
 export { getRlimit, type Rlimit, setRlimit } from './rlimit.js';
 export {
   F_GETPIPE_SZ,

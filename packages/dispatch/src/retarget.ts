@@ -1,0 +1,352 @@
+// A retarget answer: the notified thread runs another syscall instead of
+// its own, with integer arguments the handler chose, and nothing is written
+// in its memory. A seccomp answer cannot change registers, so the worker
+// traces the thread for the length of the call (docs/design.md, "Retarget"):
+//
+//   PTRACE_SEIZE + PTRACE_INTERRUPT   the thread sits in the notification's
+//                                     killable wait (WAIT_KILLABLE_RECV) and
+//                                     stays there; the interrupt only makes a
+//                                     trap pending
+//   ADDFD (optional), SEND -ERESTARTNOINTR
+//   stop (PTRACE_EVENT_STOP)          on the way out get_signal() takes the trap
+//                                     before the restart rewinds the call: set the
+//                                     number and arguments, block every signal
+//   syscall-entry, -exit stops        the new call runs (through seccomp again:
+//                                     its notification is served meanwhile)
+//   rewind into close(fd)             the injected descriptor does not outlive it
+//   restore registers, mask; detach   the caller sees only the result
+//
+// ptrace requests must come from the thread that seized: this worker's.
+
+import { readFileSync } from 'node:fs';
+import {
+  __WALL,
+  type Arch,
+  close,
+  ERESTARTNOINTR,
+  ERRNO,
+  PTRACE_DETACH,
+  PTRACE_EVENT_EXEC,
+  PTRACE_GET_SYSCALL_INFO,
+  PTRACE_GETSIGMASK,
+  PTRACE_INTERRUPT,
+  PTRACE_O_TRACEEXEC,
+  PTRACE_O_TRACESYSGOOD,
+  PTRACE_SEIZE,
+  PTRACE_SETSIGMASK,
+  PTRACE_SYSCALL,
+  PTRACE_SYSCALL_INFO_ENTRY,
+  PTRACE_SYSCALL_INFO_EXIT,
+  PTRACE_SYSCALL_INFO_SIZE,
+  ptrace,
+  RegisterSet,
+  SIGTRAP,
+  SYSCALL_REGISTERS,
+  syscallNumberOrUndefined,
+  WNOHANG,
+  waitStatus,
+} from '@sandlock/sys';
+import type { Answer } from './answer.js';
+import { addFd } from './context.js';
+import type { Delivery, Responder } from './respond.js';
+
+const { ECHILD, EINTR, ENOENT, ENOSYS, EPERM } = ERRNO;
+
+type RetargetAnswer = Extract<Answer, { kind: 'retarget' }>;
+
+/** A stop that takes longer than this means the thread is stuck for good: the sandbox is killed. */
+const STOP_DEADLINE_MS = 60_000;
+/** Polls of waitpid with no sleep between them, then short sleeps, then long ones. */
+const SPINS = 20;
+const SHORT_SLEEPS = 2000;
+const SHORT_SLEEP_NS = 20_000;
+const LONG_SLEEP_NS = 1_000_000;
+
+/**
+ * What the loop does while the thread runs: wait up to `timeoutNs` for the
+ * listener and serve it (the new call may be notified).
+ */
+export type Serve = (timeoutNs: number) => void;
+
+export type RetargetResult =
+  | Delivery
+  /** The thread did not stop in time: the caller kills the sandbox. */
+  | { ok: false; gone: false; errno: number; what: string; stuck: true };
+
+interface Stop {
+  /** The pid the stop was reported for (a thread that exec'd takes its leader's). */
+  pid: number;
+  status: number;
+}
+
+const ALL_SIGNALS = Buffer.alloc(8, 0xff);
+
+export class Retargeter {
+  private readonly layout;
+  private readonly saved;
+  private readonly regs;
+  private readonly status = Buffer.alloc(4);
+  private readonly info = Buffer.alloc(PTRACE_SYSCALL_INFO_SIZE);
+  private readonly mask = Buffer.alloc(8);
+  private readonly closeNr: number;
+
+  constructor(private readonly arch: Arch) {
+    this.layout = SYSCALL_REGISTERS[arch];
+    this.saved = new RegisterSet(this.layout);
+    this.regs = new RegisterSet(this.layout);
+    this.closeNr = syscallNumberOrUndefined('close', arch)!;
+  }
+
+  run(
+    responder: Responder,
+    listener: number,
+    idBuffer: Buffer,
+    tid: number,
+    plan: RetargetAnswer,
+    serve: Serve,
+  ): RetargetResult {
+    const nr = syscallNumberOrUndefined(plan.syscall, this.arch);
+    if (nr === undefined) {
+      if (plan.fd !== null) closeQuietly(plan.fd);
+      responder.errno(listener, idBuffer, ENOSYS);
+      return {
+        ok: false,
+        gone: false,
+        errno: ENOSYS,
+        what: `retarget to unknown syscall ${plan.syscall}`,
+      };
+    }
+    const ids = idsOf(tid);
+    if (ids === null || ids.parent === process.pid) {
+      // A child of this process is waited for by libuv (waitpid of its pid),
+      // which would take the ptrace stops for an exit. Sandboxes run their
+      // programs under a reaper, so a program is never such a child.
+      if (plan.fd !== null) closeQuietly(plan.fd);
+      const answered = responder.errno(listener, idBuffer, EPERM);
+      if (ids === null || !answered.ok) return { ok: false, gone: true };
+      return {
+        ok: false,
+        gone: false,
+        errno: EPERM,
+        what: `retarget of ${tid}, a child of the supervising process (run it under a reaper)`,
+      };
+    }
+    const tgid = ids.group;
+    const seized = ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXEC);
+    if (seized < 0) {
+      // Fail closed: nothing ran. EPERM when ptrace_may_access() refuses (an
+      // undumpable process of another user, a container's seccomp profile).
+      if (plan.fd !== null) closeQuietly(plan.fd);
+      const answered = responder.errno(listener, idBuffer, seized === -ENOSYS ? EPERM : -seized);
+      if (!answered.ok) return answered;
+      return { ok: false, gone: false, errno: -seized, what: 'PTRACE_SEIZE' };
+    }
+    ptrace(PTRACE_INTERRUPT, tid);
+    let injected = -1;
+    if (plan.fd !== null) {
+      try {
+        injected = addFd(listener, idBuffer.readBigUInt64LE(0), plan.fd, {
+          targetFd: null,
+          cloexec: plan.cloexec,
+        });
+      } finally {
+        closeQuietly(plan.fd);
+      }
+      if (injected < 0) {
+        // The call fails with the injection's errno (EMFILE…); let go of the thread.
+        const answered = responder.errno(listener, idBuffer, -injected);
+        this.release(tid, serve);
+        return injected === -ENOENT || !answered.ok ? { ok: false, gone: true } : { ok: true };
+      }
+    }
+    const sent = responder.raw(listener, idBuffer, -ERESTARTNOINTR);
+    if (!sent.ok) {
+      this.release(tid, serve);
+      return sent;
+    }
+    let stop = this.waitStop(tid, serve);
+    if (stop === 'gone') return { ok: false, gone: true };
+    if (stop === 'stuck') return this.stuck(tid);
+    // The first stop is the interrupt's (a group stop of a seized tracee is a
+    // PTRACE_EVENT_STOP too, and ends the same way).
+    const layout = this.layout;
+    const saved = this.saved;
+    const regs = this.regs;
+    if (saved.load(tid) < 0 || ptrace(PTRACE_GETSIGMASK, tid, 8, this.mask) < 0) {
+      this.detach(tid);
+      return { ok: false, gone: true };
+    }
+    regs.copyFrom(saved);
+    regs.set(layout.restartNr, BigInt(nr));
+    plan.args.forEach((arg, index) => {
+      regs.set(layout.args[index]!, arg === 'fd' ? BigInt(injected) : arg);
+    });
+    regs.store(tid);
+    // No handler runs between the stops (its calls would come between them):
+    // signals wait until the mask is given back. SIGKILL and SIGSTOP cannot be
+    // blocked (PTRACE_SETSIGMASK drops them).
+    ptrace(PTRACE_SETSIGMASK, tid, 8, ALL_SIGNALS);
+    ptrace(PTRACE_SYSCALL, tid, 0, 0);
+
+    // The new call's entry, then its exit, or the exec event.
+    let entered = false;
+    let result = 0n;
+    for (;;) {
+      stop = this.waitStop(tid, serve, tgid);
+      if (stop === 'gone') return { ok: false, gone: true };
+      if (stop === 'stuck') return this.stuck(tid);
+      const event = stop.status >>> 16;
+      if (event === PTRACE_EVENT_EXEC) {
+        // The exec succeeded: its registers are new; the mask survives exec.
+        ptrace(PTRACE_SETSIGMASK, stop.pid, 8, this.mask);
+        this.detach(stop.pid);
+        return { ok: true };
+      }
+      const syscallStop = ((stop.status >>> 8) & 0xff) === (SIGTRAP | 0x80) && event === 0;
+      if (!syscallStop) {
+        this.resume(stop);
+        continue;
+      }
+      const op = this.syscallInfo(tid);
+      if (op === PTRACE_SYSCALL_INFO_ENTRY) entered = true;
+      else if (op === PTRACE_SYSCALL_INFO_EXIT && entered) {
+        result = this.info.readBigInt64LE(24);
+        break;
+      }
+      ptrace(PTRACE_SYSCALL, tid, 0, 0);
+    }
+
+    if (injected >= 0) {
+      // Back to the syscall instruction with close(fd): the descriptor goes
+      // away in the caller's own thread. A restart is ruled out (orig_rax -1).
+      regs.load(tid);
+      regs.set(layout.nr, BigInt(this.closeNr));
+      regs.set(layout.args[0]!, BigInt(injected));
+      regs.set(layout.pc, regs.get(layout.pc) - BigInt(layout.instructionLength));
+      if (layout.origNr !== null) regs.set(layout.origNr, -1n);
+      regs.store(tid);
+      ptrace(PTRACE_SYSCALL, tid, 0, 0);
+      let closeEntered = false;
+      for (;;) {
+        stop = this.waitStop(tid, serve);
+        if (stop === 'gone') return { ok: false, gone: true };
+        if (stop === 'stuck') return this.stuck(tid);
+        const syscallStop =
+          ((stop.status >>> 8) & 0xff) === (SIGTRAP | 0x80) && stop.status >>> 16 === 0;
+        if (!syscallStop) {
+          this.resume(stop);
+          continue;
+        }
+        const op = this.syscallInfo(tid);
+        if (op === PTRACE_SYSCALL_INFO_ENTRY) closeEntered = true;
+        else if (op === PTRACE_SYSCALL_INFO_EXIT && closeEntered) break;
+        ptrace(PTRACE_SYSCALL, tid, 0, 0);
+      }
+    }
+
+    // The caller's registers as they were, with the new call's result.
+    regs.copyFrom(saved);
+    if (layout.rewoundBeforeStop) {
+      regs.set(layout.pc, saved.get(layout.pc) + BigInt(layout.instructionLength));
+    }
+    if (layout.origNr !== null) regs.set(layout.origNr, -1n);
+    regs.set(layout.result, result);
+    regs.store(tid);
+    ptrace(PTRACE_SETSIGMASK, tid, 8, this.mask);
+    this.detach(tid);
+    return { ok: true };
+  }
+
+  private syscallInfo(tid: number): number {
+    this.info.fill(0);
+    if (ptrace(PTRACE_GET_SYSCALL_INFO, tid, this.info.length, this.info) < 0) return 0;
+    return this.info.readUInt8(0);
+  }
+
+  /** Resumes a stop that is not a syscall stop: a signal is delivered as it would be untraced. */
+  private resume(stop: Stop): void {
+    const signal = (stop.status >>> 8) & 0xff;
+    const event = stop.status >>> 16;
+    // A group stop (PTRACE_EVENT_STOP) resumes with no signal: it comes back
+    // when the tracer detaches (__ptrace_unlink() in kernel/ptrace.c).
+    const deliver = event === 0 && signal !== SIGTRAP ? signal : 0;
+    ptrace(PTRACE_SYSCALL, stop.pid, 0, deliver);
+  }
+
+  /** After a failed injection: the interrupt's stop, then let go with nothing changed. */
+  private release(tid: number, serve: Serve): void {
+    const stop = this.waitStop(tid, serve);
+    if (stop !== 'gone' && stop !== 'stuck') this.detach(stop.pid);
+  }
+
+  private detach(pid: number): void {
+    ptrace(PTRACE_DETACH, pid, 0, 0);
+  }
+
+  private stuck(tid: number): RetargetResult {
+    this.detach(tid);
+    return {
+      ok: false,
+      gone: false,
+      errno: EPERM,
+      what: `retarget: thread ${tid} did not stop within ${STOP_DEADLINE_MS} ms`,
+      stuck: true,
+    };
+  }
+
+  /**
+   * The next ptrace stop of `tid`, serving the listener between polls: the
+   * thread may be waiting for an answer to the call it was made to run.
+   * `leader`: after an exec by another thread, the tracee is reported under
+   * its thread group's id (de_thread(), fs/exec.c).
+   */
+  private waitStop(
+    tid: number,
+    serve: Serve,
+    leader: number | null = null,
+  ): Stop | 'gone' | 'stuck' {
+    const deadline = Date.now() + STOP_DEADLINE_MS;
+    let pid = tid;
+    for (let spin = 0; ; spin++) {
+      const got = waitStatus(pid, this.status, WNOHANG | __WALL);
+      if (got > 0) {
+        const status = this.status.readInt32LE(0);
+        // Exited or killed: nothing left to answer.
+        if ((status & 0xff) !== 0x7f) return 'gone';
+        return { pid: got, status };
+      }
+      if (got < 0 && got !== -EINTR) {
+        if (got === -ECHILD && leader !== null && pid !== leader) {
+          pid = leader;
+          continue;
+        }
+        return 'gone';
+      }
+      // The stop comes within microseconds when the thread has a CPU. Spin a
+      // little, then sleep in ppoll on the listener (its notification wakes
+      // us at once): sched_yield on a busy machine gave the CPU away for
+      // milliseconds, and poll's 1 ms is longer than the whole retarget.
+      if (spin < SPINS) serve(0);
+      else if (Date.now() > deadline) return 'stuck';
+      else serve(spin < SPINS + SHORT_SLEEPS ? SHORT_SLEEP_NS : LONG_SLEEP_NS);
+    }
+  }
+}
+
+/** The thread group and its parent, from one read of /proc/<tid>/status; null once it is gone. */
+function idsOf(tid: number): { group: number; parent: number } | null {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${tid}/status`, 'latin1');
+  } catch {
+    return null;
+  }
+  const group = /^Tgid:\s+(\d+)$/m.exec(status);
+  const parent = /^PPid:\s+(\d+)$/m.exec(status);
+  if (group === null || parent === null) return null;
+  return { group: Number(group[1]), parent: Number(parent[1]) };
+}
+
+function closeQuietly(fd: number): void {
+  close(fd);
+}
