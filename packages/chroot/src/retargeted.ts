@@ -5,7 +5,7 @@
 // retargeted (the retarget answer of @sandlock/dispatch: a transient ptrace
 // makes the caller's thread run another call instead, with integer
 // arguments) to fchdir or execveat(AT_EMPTY_PATH) of the injected
-// descriptor. Without that answer in this build, both fail with ENOSYS.
+// descriptor.
 import { type Answer, answer } from '@sandlock/dispatch/module';
 import {
   AT_EMPTY_PATH,
@@ -34,18 +34,6 @@ import type { Found } from './root.js';
 
 const O = openFlags(hostArch());
 
-type RetargetArg = number | bigint | 'fd';
-type Retarget = (
-  syscall: string,
-  args: readonly RetargetArg[],
-  options?: { fd?: number; cloexec?: boolean },
-) => Answer;
-
-/** The retarget answer, where this build of @sandlock/dispatch has it. */
-const retarget = (answer as unknown as { retarget?: Retarget }).retarget;
-
-export const canRetarget = retarget !== undefined;
-
 function reaperOpen(ctx: Ctx, r: Found, flags: number): number {
   const broker = brokerOf(ctx);
   if (r.parent >= 0)
@@ -54,7 +42,6 @@ function reaperOpen(ctx: Ctx, r: Found, flags: number): number {
 }
 
 export function onChdir(ctx: Ctx): Answer {
-  if (retarget === undefined) return answer.errno(ERRNO.ENOSYS);
   const session = sessionOf(ctx);
   const path = copyPath(ctx, ctx.args[0]!);
   if (path.length === 0) return answer.errno(ERRNO.ENOENT);
@@ -67,7 +54,7 @@ export function onChdir(ctx: Ctx): Answer {
     // caller may search but not read is refused here, where chdir would not.
     const fd = reaperOpen(ctx, r, O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC);
     if (fd < 0) return answer.errno(-fd);
-    return retarget('fchdir', ['fd'], { fd });
+    return answer.retarget('fchdir', ['fd'], { fd });
   } finally {
     r.close();
   }
@@ -86,7 +73,6 @@ export function onExec(ctx: Ctx): Answer {
     } catch {}
     if (empty) return answer.continue();
   }
-  if (retarget === undefined) return answer.errno(ERRNO.ENOSYS);
   const session = sessionOf(ctx);
   const path = copyPath(ctx, address);
   if (path.length === 0) return answer.errno(ERRNO.ENOENT);
@@ -134,7 +120,7 @@ export function onExec(ctx: Ctx): Answer {
     session.exes.set(threadGroup(ctx.pid), r.path);
     const own = opened.indexOf(file);
     if (own >= 0) opened.splice(own, 1); // the answer owns it
-    return retarget('execveat', ['fd', empty, argv, envp, AT_EMPTY_PATH], { fd: file });
+    return answer.retarget('execveat', ['fd', empty, argv, envp, AT_EMPTY_PATH], { fd: file });
   } finally {
     for (const fd of opened) close(fd);
     r.close();
