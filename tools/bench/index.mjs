@@ -2,6 +2,7 @@
 // Sandlock benchmarks. Build first (`pnpm build`), then `pnpm bench`.
 // Prints a Markdown table per benchmark; docs/benchmarks.md records them.
 import { cpus, release } from 'node:os';
+import { benchChroot } from './chroot.mjs';
 import { benchCli } from './cli.mjs';
 import { benchClock } from './clock.mjs';
 import { benchConnectCost, benchStart } from './connect.mjs';
@@ -36,6 +37,7 @@ const benches = {
   'http-sandbox': benchHttpSandbox,
   workdir: benchWorkdir,
   retarget: benchRetarget,
+  chroot: benchChroot,
 };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);

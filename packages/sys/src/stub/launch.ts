@@ -5,6 +5,7 @@ import { delimiter, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { remoteAccess } from '../access.js';
 import { brokerSocketPair } from '../broker.js';
+import { AT_EMPTY_PATH } from '../constants.js';
 import { ERRNO } from '../errno.js';
 import { errnoMessage, errnoName, SysError } from '../errors.js';
 import { addressOf, close, pidfdGetfd, pidfdOpen, trySyscall } from '../libc.js';
@@ -58,6 +59,16 @@ export interface LaunchOptions {
    * child waits for a supervisor that has no listener yet.
    */
   listenerTransfer?: 'pidfd' | 'socket';
+  /**
+   * Execute a descriptor of this process instead of `path`: execveat(fd,
+   * "", AT_EMPTY_PATH). `interpreterFd` is handed down too (close-on-exec,
+   * like every descriptor handed down), and `file` is given its number in
+   * the child. What `file` returns is the caller's to close.
+   */
+  exec?: {
+    interpreterFd: number | null;
+    file(interpreterChildFd: number | null): number;
+  };
 }
 
 export interface LaunchReport {
@@ -291,6 +302,24 @@ function encodeLaunchScript(
     assertNoNul('environment entry', entry);
     return encoder.cstring(entry);
   });
+  if (options.exec !== undefined) {
+    const { interpreterFd } = options.exec;
+    const interpreter = interpreterFd === null ? null : context.childFd(interpreterFd);
+    const file = context.childFd(options.exec.file(interpreter));
+    encoder.step({
+      name: `execve ${options.path}`,
+      nr: syscallNumber('execveat', arch),
+      args: [
+        file,
+        encoder.cstring(''),
+        encoder.pointerArray(argv),
+        encoder.pointerArray(envp),
+        AT_EMPTY_PATH,
+      ],
+      fatal: true,
+    });
+    return { script: encoder.encode(CONTROL_FD), stepNames: encoder.stepNames(), passedFds };
+  }
   encoder.step({
     name: `execve ${options.path}`,
     nr: syscallNumber('execve', arch),
