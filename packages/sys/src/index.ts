@@ -4,6 +4,8 @@ export {
   BrokerError,
   type BrokerReply,
   type BrokerRequest,
+  type BrokerPatch,
+  BROKER_PATCHES_MAX,
   brokerCall,
   brokerSocketPair,
 } from './broker.js';
@@ -96,3 +98,4 @@ export * from './structs/index.js';
 export * from './stub/index.js';
 export * from './syscalls/index.js';
 export { Walked, type WalkKind, type WalkOptions, walkPath } from './walk.js';
+export { type BrokeredMessage, brokeredPayloadRoom, brokeredSendmsg } from './broker-sendmsg.js';
