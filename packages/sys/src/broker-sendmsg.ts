@@ -8,7 +8,14 @@
 
 import type { BrokerPatch, BrokerRequest } from './broker.js';
 import { BROKER_DATA_MAX } from './broker.js';
-import { CMSGHDR_SIZE, cmsgLen, cmsgSpace, encodeCmsghdrInto, SCM_RIGHTS, SOL_SOCKET } from './structs/cmsghdr.js';
+import {
+  CMSGHDR_SIZE,
+  cmsgLen,
+  cmsgSpace,
+  encodeCmsghdrInto,
+  SCM_RIGHTS,
+  SOL_SOCKET,
+} from './structs/cmsghdr.js';
 import { encodeIovecInto, IOVEC_OFFSETS, IOVEC_SIZE } from './structs/iovec.js';
 import { encodeMsghdrInto, MSGHDR_OFFSETS, MSGHDR_SIZE } from './structs/msghdr.js';
 import { BROKER_MAX_FDS, BROKER_PATCH } from './stub/script.js';
@@ -41,21 +48,25 @@ export function brokeredPayloadRoom(message: Omit<BrokeredMessage, 'payload'>): 
 
 /**
  * The broker request for `sendmsg(socket, message, flags)` made by the
- * reaper (`socket` a descriptor of this process). Throws a RangeError when
- * it does not fit one request (see {@link brokeredPayloadRoom}) or brings
- * more than the broker's descriptors (BROKER_MAX_FDS, the socket counted).
+ * reaper: `socket` a descriptor of this process, or `{ inReaper }` one the
+ * reaper already holds (when the message's descriptors leave no room for
+ * it). Throws a RangeError when it does not fit one request (see
+ * {@link brokeredPayloadRoom}) or brings more than the broker's descriptors
+ * (BROKER_MAX_FDS, the socket counted).
  */
 export function brokeredSendmsg(
-  socket: number,
+  socket: number | { inReaper: number },
   message: BrokeredMessage,
   flags: number,
 ): BrokerRequest {
   const fds = message.fds ?? [];
   const name = message.name ?? null;
   const control = message.control ?? null;
-  const distinct = new Set([socket, ...fds]).size;
+  const distinct = new Set(typeof socket === 'number' ? [socket, ...fds] : fds).size;
   if (distinct > BROKER_MAX_FDS) {
-    throw new RangeError(`sandlock: a brokered sendmsg brings ${BROKER_MAX_FDS} descriptors at most`);
+    throw new RangeError(
+      `sandlock: a brokered sendmsg brings ${BROKER_MAX_FDS} descriptors at most`,
+    );
   }
   const rights = fds.length > 0 ? cmsgSpace(4 * fds.length) : 0;
   const controlLength = rights + (control?.length ?? 0);
@@ -97,5 +108,6 @@ export function brokeredSendmsg(
       `sandlock: a brokered sendmsg of ${message.payload.length} bytes does not fit one request`,
     );
   }
-  return { syscall: 'sendmsg', args: [{ fd: socket }, { data: 0 }, flags], data, patches };
+  const on = typeof socket === 'number' ? { fd: socket } : socket.inReaper;
+  return { syscall: 'sendmsg', args: [on, { data: 0 }, flags], data, patches };
 }

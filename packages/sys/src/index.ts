@@ -1,14 +1,15 @@
 export {
   BROKER_DATA_MAX,
+  BROKER_PATCHES_MAX,
   type BrokerArg,
   BrokerError,
+  type BrokerPatch,
   type BrokerReply,
   type BrokerRequest,
-  type BrokerPatch,
-  BROKER_PATCHES_MAX,
   brokerCall,
   brokerSocketPair,
 } from './broker.js';
+export { type BrokeredMessage, brokeredPayloadRoom, brokeredSendmsg } from './broker-sendmsg.js';
 export { type CapabilitySets, setThreadCapabilities, threadCapabilities } from './caps.js';
 export * from './constants.js';
 export {
@@ -98,4 +99,3 @@ export * from './structs/index.js';
 export * from './stub/index.js';
 export * from './syscalls/index.js';
 export { Walked, type WalkKind, type WalkOptions, walkPath } from './walk.js';
-export { type BrokeredMessage, brokeredPayloadRoom, brokeredSendmsg } from './broker-sendmsg.js';

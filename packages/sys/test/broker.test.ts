@@ -296,12 +296,12 @@ describe('brokerCall', () => {
     expect(
       call({ syscall: 'getpid', args: [{ fd: 253 }], data: Buffer.alloc(4), patches: many }),
     ).toThrow(/253 fds at most/);
-    expect(call({ syscall: 'getpid', data: Buffer.alloc(4), patches: [{ at: 0, data: 0 }] })).toThrow(
-      /patch 0 at byte 0 does not fit in 4 bytes/,
-    );
-    expect(call({ syscall: 'getpid', data: Buffer.alloc(8), patches: [{ at: 0, data: 8 }] })).toThrow(
-      /byte 8 of 8/,
-    );
+    expect(
+      call({ syscall: 'getpid', data: Buffer.alloc(4), patches: [{ at: 0, data: 0 }] }),
+    ).toThrow(/patch 0 at byte 0 does not fit in 4 bytes/);
+    expect(
+      call({ syscall: 'getpid', data: Buffer.alloc(8), patches: [{ at: 0, data: 8 }] }),
+    ).toThrow(/byte 8 of 8/);
     expect(call({ syscall: 'getpid', data: Buffer.alloc(4), patches: [{ at: 1, fd: 0 }] })).toThrow(
       /patch 0 at byte 1/,
     );
@@ -309,7 +309,10 @@ describe('brokerCall', () => {
       call({
         syscall: 'getpid',
         data: Buffer.alloc(BROKER_DATA_MAX - 8),
-        patches: [{ at: 0, data: 0 }, { at: 8, data: 0 }],
+        patches: [
+          { at: 0, data: 0 },
+          { at: 8, data: 0 },
+        ],
       }),
     ).toThrow(/more than/);
     expect(call({ syscall: 'no_such_call' })).toThrow();

@@ -433,7 +433,10 @@ function rawRequest(
   message.writeUInt16LE(patches.length, BROKER_REQUEST.patches);
   patches.forEach(([at, kind], index) => {
     message.writeUInt32LE(at, BROKER_REQUEST.data + index * BROKER_PATCH.size + BROKER_PATCH.at);
-    message.writeUInt32LE(kind, BROKER_REQUEST.data + index * BROKER_PATCH.size + BROKER_PATCH.kind);
+    message.writeUInt32LE(
+      kind,
+      BROKER_REQUEST.data + index * BROKER_PATCH.size + BROKER_PATCH.kind,
+    );
   });
   data.copy(message, start);
   return message;
@@ -699,7 +702,11 @@ describe.each(ARCHES)('the reaper broker on %s', (arch) => {
     const patched = (patches: [number, number][], value: bigint, data = Buffer.alloc(16)) => {
       const message = rawRequest(
         nr('mkdirat'),
-        [[BigInt(AT_FDCWD), 0], [BigInt(BROKER_REQUEST.data + patches.length * 8 + 16), BROKER_ARG.data], [0o700n, 0]],
+        [
+          [BigInt(AT_FDCWD), 0],
+          [BigInt(BROKER_REQUEST.data + patches.length * 8 + 16), BROKER_ARG.data],
+          [0o700n, 0],
+        ],
         Buffer.concat([data, name]),
         patches,
       );
@@ -710,13 +717,23 @@ describe.each(ARCHES)('the reaper broker on %s', (arch) => {
     refusals.push(
       ['patch: fd index 1 of 1', patched([[slot, BROKER_ARG.fd]], 1n), [dir], -EBADF],
       ['patch: offset past the end', patched([[slot, BROKER_ARG.data]], 1000n), [], -EINVAL],
-      ['patch: at the last byte', patched([[slot + 16 + name.length - 1, BROKER_ARG.data]], 0n), [], -EINVAL],
+      [
+        'patch: at the last byte',
+        patched([[slot + 16 + name.length - 1, BROKER_ARG.data]], 0n),
+        [],
+        -EINVAL,
+      ],
       ['patch: kind 0', patched([[slot, 0]], 0n), [], -EINVAL],
       ['patch: kind 3', patched([[slot, 3]], 0n), [], -EINVAL],
     );
     const longTable = rawRequest(nr('mkdirat'), [[BigInt(AT_FDCWD), 0]], Buffer.alloc(0));
     longTable.writeUInt16LE(2, BROKER_REQUEST.patches);
-    refusals.push(['patch table past the end', Buffer.concat([longTable, Buffer.alloc(8)]), [], -EINVAL]);
+    refusals.push([
+      'patch table past the end',
+      Buffer.concat([longTable, Buffer.alloc(8)]),
+      [],
+      -EINVAL,
+    ]);
     const before = openFiles(sandboxed.reaperPid).length;
     try {
       for (const [what, message, fds, errno] of refusals) {
