@@ -134,10 +134,13 @@ function onBind(ctx: HandlerContext<ModulePolicy>): Answer {
     // A ping socket's "port" is its echo identifier: no bind rule is about it.
     if (socket.protocol === 'icmp') return answer.fromResult(bind(address));
     const { protocol } = socket;
-    if (!mayBind(binds, protocol, port)) {
+    // A nested sandbox's binds pass the rules of every sandbox around it too.
+    const levels = [binds, ...(ctx.session.policy.enclosingBinds ?? [])];
+    const refusing = levels.find((level) => !mayBind(level, protocol, port));
+    if (refusing !== undefined) {
       ctx.refused({
         what: () => `bind ${protocol} port ${port}`,
-        rule: binds.mode === 'allow' ? 'netAllowBind' : 'netDenyBind',
+        rule: `${refusing.mode === 'allow' ? 'netAllowBind' : 'netDenyBind'}${refusing === binds ? '' : ' of a sandbox around it'}`,
       });
       return answer.errno(EACCES);
     }

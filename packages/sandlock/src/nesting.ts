@@ -26,6 +26,7 @@
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Session, Supervisor } from '@sandlock/dispatch';
+import { resolveNetHosts } from '@sandlock/network';
 import { canonical, expandPresets, type ModulePolicy, modulePolicy } from '@sandlock/policy';
 import {
   close,
@@ -162,6 +163,37 @@ function withinOuter(given: Policy, enclosing: Policy): Policy {
   };
 }
 
+/** The addresses of `policy`'s host names now; throws saying which did not resolve. */
+async function pinnedHostsOf(policy: Policy): Promise<Record<string, string[]>> {
+  try {
+    return await resolveNetHosts(policy);
+  } catch (error) {
+    throw new Error(((error as Error).message ?? String(error)).replace(/^sandlock: /, ''));
+  }
+}
+
+/**
+ * The modules' view of a delegated sandbox with the network rules of the
+ * sandboxes around it (`around`, the enclosing sandbox's view, which holds
+ * its own enclosing ones): its traffic passes every level's address rules
+ * (`enclosingNet`) and its binds every level's bind rules
+ * (`enclosingBinds`), the ports asked for, remapped or not. Where a level
+ * around it has the supervisor make TCP binds (a deny list, portRemap), so
+ * does it: its modules answer them, checked against every level; and a
+ * level's private port space gives it one (its binds of ports taken on the
+ * host get free ones).
+ */
+function narrowedBy(own: ModulePolicy, around: ModulePolicy): ModulePolicy {
+  const enclosingNet = [...(around.enclosingNet ?? []), ...(around.net ? [around.net] : [])];
+  const enclosingBinds = [...(around.enclosingBinds ?? []), around.binds];
+  const binds = {
+    ...own.binds,
+    tcpOnBehalf: own.binds.tcpOnBehalf || enclosingBinds.some((level) => level.tcpOnBehalf),
+    remap: own.binds.remap || enclosingBinds.some((level) => level.remap),
+  };
+  return { ...own, binds, enclosingNet, enclosingBinds, mediatesDestinations: true };
+}
+
 interface DelegationRequest {
   reaperPid: number;
   programPid: number;
@@ -205,16 +237,19 @@ async function answer(request: DelegationRequest, asker: Asker): Promise<void> {
         'plugins cannot serve a sandbox inside a supervised sandbox: they would run in the outer supervisor, outside both sandboxes',
       );
     }
+    // Its rules' host names, resolved here and pinned for its life (its
+    // /etc/hosts shows them), as a sandbox of its own has them resolved by
+    // its launcher: inside the outer sandbox, the launcher's resolver is the
+    // outer sandbox's, which may reach no DNS.
+    const hosts = await pinnedHostsOf(policy);
     // Kept as the policy of a sandbox nested deeper still: each level narrows.
     const view = withinOuter(policy, outer.policy);
-    // The address rules of the sandboxes around it hold as well as its own.
     const around = outer.session.policy as ModulePolicy;
-    const enclosingNet = [...(around.enclosingNet ?? []), ...(around.net ? [around.net] : [])];
     const session = outer.supervisor.delegate(outer.session, {
       reaperPid,
       programPid,
       policy: withDelegationSocket(
-        { ...modulePolicy(view), enclosingNet, mediatesDestinations: true },
+        narrowedBy(modulePolicy(view, undefined, hosts), around),
         await delegationSocket(),
       ),
     });
