@@ -59,10 +59,11 @@ import { callerStatus } from './caller.js';
 import { answerConnect, reaperConnect, waitForConnect } from './connect.js';
 import { type Translated, translateUnixControl } from './control.js';
 import { refusal, streamTargetOf, targetOf } from './datagrams.js';
-import { destinationFor } from './destination-for.js';
+import { datagramDestinationFor, destinationFor } from './destination-for.js';
 import {
   answerRedirected,
   connectToProxy,
+  dialledOf,
   isRedirectPayload,
   proxyAddressFor,
 } from './redirect.js';
@@ -138,7 +139,8 @@ function onConnect(ctx: Ctx): Answer {
     if (socket.class === 'datagram') {
       const refused = refusal(ctx.session.policy, targetOf(socket, address, 'connect'));
       if (refused !== null) return refused;
-      return answer.fromResult(trySyscall('connect', fd, address, address.length));
+      const destination = datagramDestinationFor(ctx.session, socket, address);
+      return answer.fromResult(trySyscall('connect', fd, destination, destination.length));
     }
     // inet_stream_connect(), unix_stream_connect(): the address length is checked first.
     if (address.length < 2) return answer.errno(EINVAL);
@@ -151,21 +153,31 @@ function onConnect(ctx: Ctx): Answer {
     const stream = socket.type !== SOCK_DGRAM;
     if (socket.class === 'inet-stream') {
       const target = streamTargetOf(socket, address);
-      const refused = refusal(ctx.session.policy, target);
-      if (refused !== null) {
-        if (refused.kind === 'errno' && refused.errno === EACCES) {
-          ctx.refused({ what: `connect to ${describe(target)}`, rule: 'netAllow / netDeny' });
-        }
-        return refused;
-      }
       const dialled =
         'destination' in target && target.destination.port !== null
           ? { address: target.destination.address.toString(), port: target.destination.port }
           : null;
       const proxy =
         dialled !== null ? proxyAddressFor(ctx.session.policy, socket.family, dialled) : null;
+      // Wildcard rules are the proxy's to match, by name.
+      const refused = refusal(ctx.session.policy, target, proxy !== null);
+      if (refused !== null) {
+        if (refused.kind === 'errno' && refused.errno === EACCES) {
+          ctx.refused({ what: `connect to ${describe(target)}`, rule: 'netAllow / netDeny' });
+        }
+        return refused;
+      }
       if (proxy !== null && dialled !== null) {
-        return connectToProxy(broker, fd, socket.family, proxy, dialled, blocking && stream);
+        const upstream = dialledOf(destinationFor(ctx.session, address));
+        return connectToProxy(
+          broker,
+          fd,
+          socket.family,
+          proxy,
+          dialled,
+          upstream ?? dialled,
+          blocking && stream,
+        );
       }
       const destination = 'destination' in target ? destinationFor(ctx.session, address) : address;
       return answerConnect(fd, reaperConnect(broker, fd, destination), blocking && stream);
@@ -317,6 +329,8 @@ interface DeferredSend {
   readonly fd: number;
   readonly data: Uint8Array;
   readonly address: Uint8Array | null;
+  /** The address the rules were checked on, where it is not `address` (a remapped port). */
+  readonly checked: Uint8Array | null;
   readonly flags: number;
 }
 
@@ -338,11 +352,15 @@ function sendMessage(
 ): number | DeferredSend {
   const { data, control } = message;
   let address = message.address;
+  /** The address checked, where the one sent differs (a remapped port). */
+  let checked: Buffer | null = null;
   switch (socket.class) {
     case 'datagram': {
       if (address !== null) {
         const refused = refusal(ctx.session.policy, targetOf(socket, address, 'send'));
         if (refused !== null) return refused.kind === 'errno' ? -refused.errno : -EACCES;
+        const sent = datagramDestinationFor(ctx.session, socket, address);
+        if (sent !== address) [checked, address] = [address, sent];
       }
       break;
     }
@@ -363,7 +381,7 @@ function sendMessage(
       : asCaller(() => sendFrom(fd, data, address, control, flags | MSG_DONTWAIT));
   if (result === -EAGAIN && mayDefer && control === null && wouldWait(fd, flags)) {
     address = address === null ? null : Buffer.from(address);
-    return { fd: childFd, data, address, flags };
+    return { fd: childFd, data, address, checked, flags };
   }
   return result;
 }
@@ -544,7 +562,7 @@ async function onSendDeferred(ctx: DeferredContext<ModulePolicy>): Promise<Answe
       return answer.errno(EOPNOTSUPP);
     }
     if (socket.class === 'datagram' && copies.address !== null) {
-      const target = targetOf(socket, Buffer.from(copies.address), 'send');
+      const target = targetOf(socket, Buffer.from(copies.checked ?? copies.address), 'send');
       const refused = refusal(ctx.session.policy, target);
       if (refused !== null) return refused;
     }

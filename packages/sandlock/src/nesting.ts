@@ -39,6 +39,7 @@ import {
   trySyscall,
 } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
+import { attachNestedHttp } from './http.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { makeSocketDir, SOCKET_NAME } from './socket-dir.js';
 
@@ -177,18 +178,21 @@ async function pinnedHostsOf(policy: Policy): Promise<Record<string, string[]>> 
  * sandboxes around it (`around`, the enclosing sandbox's view, which holds
  * its own enclosing ones): its traffic passes every level's address rules
  * (`enclosingNet`) and its binds every level's bind rules
- * (`enclosingBinds`), the ports asked for, remapped or not. Where a level
- * around it has the supervisor make TCP binds (a deny list, portRemap), so
- * does it: its modules answer them, checked against every level; and a
- * level's private port space gives it one (its binds of ports taken on the
- * host get free ones).
+ * (`enclosingBinds`), the ports asked for, remapped or not. Where the
+ * sandbox around it has its binds answered, so does it: its binds module
+ * answers them, checked against every level; and a level's private port
+ * space gives it one (its binds of ports taken on the host get free ones).
  */
 function narrowedBy(own: ModulePolicy, around: ModulePolicy): ModulePolicy {
   const enclosingNet = [...(around.enclosingNet ?? []), ...(around.net ? [around.net] : [])];
   const enclosingBinds = [...(around.enclosingBinds ?? []), around.binds];
+  // Where the sandbox around it answers binds, its own binds module must
+  // answer them first, checking every level: the outer one refuses the TCP
+  // binds of a process with a Landlock domain of its own.
+  const answered = around.binds.tcpOnBehalf || around.datagrams.udp;
   const binds = {
     ...own.binds,
-    tcpOnBehalf: own.binds.tcpOnBehalf || enclosingBinds.some((level) => level.tcpOnBehalf),
+    tcpOnBehalf: own.binds.tcpOnBehalf || answered,
     remap: own.binds.remap || enclosingBinds.some((level) => level.remap),
   };
   return { ...own, binds, enclosingNet, enclosingBinds, mediatesDestinations: true };
@@ -245,14 +249,24 @@ async function answer(request: DelegationRequest, asker: Asker): Promise<void> {
     // Kept as the policy of a sandbox nested deeper still: each level narrows.
     const view = withinOuter(policy, outer.policy);
     const around = outer.session.policy as ModulePolicy;
+    // The outer's HTTP proxy takes the inner's connects it covers, its DNS
+    // and trust bundles are the inner's: the outer's HTTP rules hold inside.
+    const http =
+      around.httpRedirect !== undefined && around.httpRedirect !== null
+        ? { httpRedirect: around.httpRedirect, trustBundles: around.trustBundles ?? {} }
+        : {};
     const session = outer.supervisor.delegate(outer.session, {
       reaperPid,
       programPid,
       policy: withDelegationSocket(
-        narrowedBy(modulePolicy(view, undefined, hosts), around),
+        { ...narrowedBy(modulePolicy(view, undefined, hosts), around), ...http },
         await delegationSocket(),
       ),
     });
+    if (around.httpRedirect && !attachNestedHttp(outer.session.id, session.id)) {
+      session.kill('the HTTP proxy of the sandbox around it is gone');
+      throw new Error('the HTTP proxy of the enclosing sandbox is gone');
+    }
     track(reaperPid, session, view, outer.supervisor);
   } finally {
     if (reaper !== null) close(reaper);

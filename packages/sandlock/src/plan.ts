@@ -2,7 +2,7 @@ import type { Supervisor } from '@sandlock/dispatch';
 import { resolveNetHosts } from '@sandlock/network';
 import { type ModulePolicy, modulePolicy, netRulesOf } from '@sandlock/policy';
 import { SandboxError } from './errors.js';
-import { hasHttpRules } from './http.js';
+import { needsProxy } from './http.js';
 import { SUPERVISOR_VARIABLE } from './nesting.js';
 import type { Policy } from './policy.js';
 import { supervisorFor, withNesting } from './supervision.js';
@@ -44,7 +44,7 @@ export async function supervisionPlan(policy: Policy): Promise<SupervisionPlan> 
   // the sandbox around it, may not reach.
   const delegated = netRulesOf(policy) !== null && (process.env[SUPERVISOR_VARIABLE] ?? '') !== '';
   let view = modulePolicy(policy, undefined, delegated ? {} : await pinnedHosts(policy));
-  if (hasHttpRules(policy)) {
+  if (needsProxy(policy)) {
     // Connects go to the proxy through the destinations module; the trust
     // bundles' opens are answered (their content is made with the proxy).
     view = { ...view, mediatesDestinations: true, trustBundles: {} };
