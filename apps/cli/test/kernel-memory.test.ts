@@ -154,16 +154,10 @@ describe('sandlock run -m: socket and pipe buffers', () => {
     expect(result.stdout).toBe('True True\n16384\n1\n');
   });
 
-  // KNOWN GAP (issue #15): a supervised sandbox's sendmsg is made on its
-  // behalf (packages/network, destinations), so SCM_RIGHTS descriptors in
-  // flight are charged against the supervisor's RLIMIT_NOFILE, not the
-  // sandbox's 1024 (too_many_unix_fds(), net/unix/scm.c), and the bound this
-  // test checks no longer holds. Marked as failing until those sends are made
-  // by the reaper; it fails the suite the day the bound holds again.
-  it.fails('bounds the sockets in flight, which it cannot count, by a hard limit of 1024 descriptors', () => {
-    console.warn(
-      'kernel memory: descriptors in flight through on-behalf sendmsg are not bounded by the sandbox limit (known gap, issue #15)',
-    );
+  // A supervised sandbox's sendmsg with SCM_RIGHTS is made by its reaper
+  // (packages/network, rights.ts), which has the sandbox's limits: the
+  // kernel charges the descriptors in flight to it (too_many_unix_fds()).
+  it('bounds the sockets in flight, which it cannot count, by a hard limit of 1024 descriptors', () => {
     const result = sandlock(['run', ...SYSTEM, '-m', '64M', '--', PYTHON, '-c', IN_FLIGHT]);
     expect(result.stderr).toBe('');
     const [hard, count, mib] = result.stdout.trim().split(' ').map(Number);

@@ -163,15 +163,21 @@ function onBind(ctx: HandlerContext<ModulePolicy>): Answer {
     // A ping socket's "port" is its echo identifier: no bind rule is about it.
     if (socket.protocol === 'icmp') return answer.fromResult(bind(address));
     const { protocol } = socket;
+    // A nested (delegated) sandbox's binds are made by the reaper of the
+    // sandbox around it, whose Landlock domain is that one's: its own rules,
+    // and those of every sandbox around it, are checked here.
+    const enclosing = ctx.session.policy.enclosingBinds;
     if (protocol === 'tcp') {
       if (ctx.session.narrowed(ctx.pid)) return narrowedRefusal(ctx);
       // Landlock's port rules, in the reaper's domain.
-      if (!binds.tcpOnBehalf) return answer.fromResult(bind(address));
+      if (!binds.tcpOnBehalf && enclosing === undefined) return answer.fromResult(bind(address));
     }
-    if (!mayBind(binds, protocol, port)) {
+    const levels = [binds, ...(enclosing ?? [])];
+    const refusing = levels.find((level) => !mayBind(level, protocol, port));
+    if (refusing !== undefined) {
       ctx.refused({
         what: () => `bind ${protocol} port ${port}`,
-        rule: binds.mode === 'allow' ? 'netAllowBind' : 'netDenyBind',
+        rule: `${refusing.mode === 'allow' ? 'netAllowBind' : 'netDenyBind'}${refusing === binds ? '' : ' of a sandbox around it'}`,
       });
       return answer.errno(EACCES);
     }

@@ -41,8 +41,10 @@ const UCRED_SIZE = 12;
 /** Control data rewritten for this process's send, and the duplicates it holds. */
 export interface Translated {
   readonly control: Buffer;
-  /** Descriptors taken from the caller: close them after the send. */
+  /** Descriptors taken from the caller, in the message's order: close them after the send. */
   readonly fds: number[];
+  /** Whether the caller gave SCM_CREDENTIALS (its own) itself. */
+  readonly credentials: boolean;
 }
 
 function record(type: number, data: Buffer): Buffer {
@@ -74,6 +76,7 @@ export function translateUnixControl(
   const records: Buffer[] = [];
   const fds: number[] = [];
   let credentialed = false;
+  let given = false;
   const fail = (errno: number) => {
     for (const fd of fds) close(fd);
     return errno;
@@ -118,6 +121,7 @@ export function translateUnixControl(
       // The kernel lets a sender claim its own pid only; this process is not the caller.
       if (!attach) return fail(EPERM);
       credentialed = true;
+      given = true;
       records.push(credentials(pid, uid, gid));
     } else {
       return fail(EINVAL);
@@ -126,5 +130,5 @@ export function translateUnixControl(
   if (!credentialed && attach) {
     records.push(credentials(caller.tgid, caller.uids[0]!, caller.gids[0]!));
   }
-  return { control: Buffer.concat(records), fds };
+  return { control: Buffer.concat(records), fds, credentials: given };
 }

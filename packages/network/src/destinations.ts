@@ -20,8 +20,10 @@
 // - Unix: a pathname is resolved for the caller and checked (unix.ts); a
 //   connect is made by the reaper through /proc/self/fd of the pinned
 //   socket file, abstract names by the reaper as they are (Landlock's
-//   scoping); a send by the worker, with the caller's descriptors and
-//   credentials (control.ts).
+//   scoping); a send by the worker, with the caller's credentials
+//   (control.ts), or, when it carries descriptors, by the reaper, which
+//   the kernel holds to the sandbox's limit on descriptors in flight
+//   (rights.ts).
 // - Other families: connected by the reaper, sent by the worker with the
 //   caller's capabilities (none).
 import {
@@ -55,7 +57,7 @@ import {
 } from '@sandlock/sys';
 import { callerStatus } from './caller.js';
 import { answerConnect, reaperConnect, waitForConnect } from './connect.js';
-import { translateUnixControl } from './control.js';
+import { type Translated, translateUnixControl } from './control.js';
 import { refusal, streamTargetOf, targetOf } from './datagrams.js';
 import { datagramDestinationFor, destinationFor } from './destination-for.js';
 import {
@@ -66,6 +68,7 @@ import {
   isSandboxDns,
   proxyAddressFor,
 } from './redirect.js';
+import { type RightsDestination, sendWithRights } from './rights.js';
 import {
   asCaller,
   copyAddress,
@@ -406,12 +409,13 @@ function sendMessage(
 }
 
 /**
- * A send on a Unix socket, by the worker: a pathname destination (only a
- * datagram socket uses one: unix_dgram_sendmsg()) resolved and checked,
- * and reached through /proc/self/fd of the pinned file; an abstract one
- * sent by the reaper (Landlock's scoping), without control data; the
- * control data rewritten (control.ts). Capabilities are the caller's,
- * with CAP_SYS_ADMIN kept for the credentials attached.
+ * A send on a Unix socket: a pathname destination (only a datagram socket
+ * uses one: unix_dgram_sendmsg()) resolved and checked, and reached through
+ * /proc/self/fd of the pinned file; an abstract one sent by the reaper
+ * (Landlock's scoping); the control data rewritten (control.ts). A message
+ * that carries descriptors is sent by the reaper (rights.ts); another by
+ * the worker, with the caller's capabilities and CAP_SYS_ADMIN kept for the
+ * credentials attached.
  */
 function sendUnix(
   ctx: Ctx,
@@ -421,21 +425,24 @@ function sendUnix(
   flags: number,
 ): number {
   let target: UnixTarget = { kind: 'as-is' };
-  if (message.address !== null && socket.type === SOCK_DGRAM) {
-    target = unixTarget(ctx, message.address);
+  const named = message.address !== null && socket.type === SOCK_DGRAM;
+  if (named) {
+    target = unixTarget(ctx, message.address!);
     if (target.kind === 'errno') return -target.errno;
   }
   try {
-    const named = message.address !== null && socket.type === SOCK_DGRAM;
-    if (named && target.kind === 'as-is') return sendAbstract(ctx, fd, message, flags);
     const caller = callerStatus(ctx.pid);
     if (caller === null) return -EPERM;
     const own = ownCapabilities();
     const attach = (own.effective & CAP_SYS_ADMIN) !== 0n;
     const translated = translateUnixControl(ctx, message.control, caller, attach);
     if (typeof translated === 'number') return -translated;
-    const address = target.kind === 'path' ? viaDescriptor(target.fd) : message.address;
     try {
+      if (translated.fds.length > 0) {
+        return sendRightsByReaper(ctx, fd, socket, message, target, translated, flags);
+      }
+      if (named && target.kind === 'as-is') return sendAbstract(ctx, fd, message, flags);
+      const address = target.kind === 'path' ? viaDescriptor(target.fd) : message.address;
       const keep = attach ? caller.capEff | CAP_SYS_ADMIN : caller.capEff;
       return asCaller(
         () => sendFrom(fd, message.data, address, translated.control, flags | MSG_DONTWAIT),
@@ -447,6 +454,37 @@ function sendUnix(
   } finally {
     if (target.kind === 'path') close(target.fd);
   }
+}
+
+/** A Unix message with descriptors, sent by the reaper (rights.ts). */
+function sendRightsByReaper(
+  ctx: Ctx,
+  fd: number,
+  socket: SocketKind,
+  message: Message,
+  target: UnixTarget,
+  translated: Translated,
+  flags: number,
+): number {
+  const broker = ctx.session.onBehalf;
+  if (broker === null) return -EACCES;
+  if (translated.credentials) {
+    ctx.refused({
+      what: 'sendmsg with SCM_CREDENTIALS and SCM_RIGHTS in one message',
+      rule: 'descriptors are sent by the reaper, which cannot claim the caller’s pid',
+    });
+    return -EPERM;
+  }
+  let destination: RightsDestination = { kind: 'peer' };
+  if (target.kind === 'path') {
+    destination = { kind: 'file', fd: target.fd };
+  } else if (message.address !== null) {
+    // Abstract or unnamed: Landlock's scoping, in the reaper's domain, which
+    // is wider than a caller's own.
+    if (socket.type === SOCK_DGRAM && narrowedRefusal(ctx) !== null) return -EACCES;
+    destination = { kind: 'address', address: message.address };
+  }
+  return sendWithRights(broker, fd, socket, message.data, destination, translated.fds, flags);
 }
 
 /** A datagram to an abstract (or unnamed) Unix address, sent by the reaper. */

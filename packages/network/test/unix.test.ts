@@ -197,6 +197,64 @@ print(json.dumps(out))`;
     expect(ro.connections).toBe(0);
   });
 
+  it('sends descriptors by every way a Unix message goes: pathname, abstract, connected, many', async () => {
+    const script = `${PRELUDE}
+import array, os
+fd = os.open('secret.txt', os.O_RDONLY)
+def rights(fds):
+    return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds))]
+def read_all(ancillary):
+    got = []
+    for level, kind, data in ancillary:
+        if kind == socket.SCM_RIGHTS:
+            for number in array.array('i', data):
+                got.append(os.pread(number, 100, 0).decode())
+                os.close(number)
+    return got
+def check(receiver, size=16):
+    receiver.settimeout(10)
+    message, ancillary, flags, _ = receiver.recvmsg(size, 8192)
+    return [len(message), read_all(ancillary), flags]
+server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+server.bind('dgram.sock')
+client = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+try_('pathname', lambda: client.sendmsg([b'p'], rights([fd]), 0, 'dgram.sock'))
+out['pathname got'] = check(server)
+abstract = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+abstract.bind(b'\\0sandlock-rights-%d' % os.getpid())
+try_('abstract', lambda: client.sendmsg([b'a'], rights([fd, fd]), 0, abstract.getsockname()))
+out['abstract got'] = check(abstract)
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+many = [os.dup(fd) for _ in range(252)]
+try_('many on a stream', lambda: a.sendmsg([b'x' * 100000], rights(many)))
+out['many got'] = check(b, 100000)
+for number in many: os.close(number)
+s1, s2 = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+try_('large datagram', lambda: s1.sendmsg([b'y' * 20000], rights([fd])))
+try_('bad descriptor', lambda: s1.sendmsg([b'z'], rights([1000])))
+print(json.dumps(out))`;
+    const outcome = await run(script, (b) => b);
+    const secret = 'from the sandbox';
+    const many = outcome['many got'] as [number, string[], number];
+    expect({ ...outcome, 'many got': [many[0] > 0 && many[0] < 100000, many[1].length] }).toEqual({
+      pathname: 1,
+      'pathname got': [1, [secret], 0],
+      abstract: 1,
+      'abstract got': [1, [secret, secret], 0],
+      // A stream sends what fits one request: a short write, the descriptors with it.
+      'many on a stream': many[0],
+      'many got': [true, 252],
+      'large datagram': 'EMSGSIZE',
+      'bad descriptor': 'EBADF',
+    });
+    expect(new Set(many[1])).toEqual(new Set([secret]));
+  });
+
+  // A message with descriptors is sent by the reaper (rights.ts), which the
+  // kernel holds to the sandbox's limit on descriptors in flight: a
+  // receiver with SO_PASSCRED sees the reaper's pid (the program's parent)
+  // with the program's uid and gid, and credentials the program gives
+  // beside descriptors are refused (the reaper may not claim its pid).
   it('SCM_RIGHTS carry the sandbox’s descriptors; SCM_CREDENTIALS only its own identity', async () => {
     const script = `${PRELUDE}
 import array, os
@@ -214,7 +272,9 @@ for level, kind, data in ancillary:
     if kind == socket.SCM_RIGHTS:
         got.append(os.read(array.array('i', data)[0], 100).decode())
     if kind == socket.SCM_CREDENTIALS:
-        out['credentials pid is mine'] = struct.unpack('iII', data)[0] == os.getpid()
+        pid, uid, gid = struct.unpack('iII', data)
+        who = {os.getpid(): 'mine', os.getppid(): 'the reaper', supervisor: 'the supervisor'}
+        out['credentials with rights'] = [who.get(pid, pid), uid == os.getuid(), gid == os.getgid()]
 out['received'] = got
 spoof = struct.pack('iII', supervisor, os.getuid(), os.getgid())
 try_('spoofed pid', lambda: a.sendmsg([b'y'], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, spoof)]))
@@ -222,15 +282,22 @@ own = struct.pack('iII', os.getpid(), os.getuid(), os.getgid())
 try_('own pid', lambda: a.sendmsg([b'z'], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, own)]))
 message, ancillary, flags, _ = b.recvmsg(16, 4096)
 out['after'] = message.decode()
+for level, kind, data in ancillary:
+    if kind == socket.SCM_CREDENTIALS:
+        out['credentials alone'] = struct.unpack('iII', data)[0] == os.getpid()
+fd = os.open('secret.txt', os.O_RDONLY)
+try_('own pid with rights', lambda: a.sendmsg([b'w'], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, own), (socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [fd]))]))
 print(json.dumps(out))`;
     const outcome = await run(script, (b) => b, [String(process.pid)]);
     expect(outcome).toEqual({
       rights: 1,
       received: ['from the sandbox'],
-      'credentials pid is mine': true,
+      'credentials with rights': ['the reaper', true, true],
       'spoofed pid': 'EPERM',
       'own pid': 1,
       after: 'z',
+      'credentials alone': true,
+      'own pid with rights': 'EPERM',
     });
   });
 });

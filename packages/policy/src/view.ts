@@ -74,6 +74,11 @@ export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
     | null
   )[];
   /**
+   * For a sandbox nested in others (delegated): the bind rules of each
+   * enclosing sandbox, which its binds must pass as well as `binds`.
+   */
+  readonly enclosingBinds?: readonly BindView[];
+  /**
    * The destinations module answers every connect and addressed send: the
    * policy has address rules, may write somewhere (a socket file there is
    * the sandbox's to reach) or names `unix` sockets. A sandbox supervised

@@ -26,6 +26,7 @@
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Session, Supervisor } from '@sandlock/dispatch';
+import { resolveNetHosts } from '@sandlock/network';
 import {
   canonical,
   connectPortsOf,
@@ -169,6 +170,40 @@ function withinOuter(given: Policy, enclosing: Policy): Policy {
   };
 }
 
+/** The addresses of `policy`'s host names now; throws saying which did not resolve. */
+async function pinnedHostsOf(policy: Policy): Promise<Record<string, string[]>> {
+  try {
+    return await resolveNetHosts(policy);
+  } catch (error) {
+    throw new Error(((error as Error).message ?? String(error)).replace(/^sandlock: /, ''));
+  }
+}
+
+/**
+ * The modules' view of a delegated sandbox with the network rules of the
+ * sandboxes around it (`around`, the enclosing sandbox's view, which holds
+ * its own enclosing ones): its traffic passes every level's address rules
+ * (`enclosingNet`) and its binds every level's bind rules
+ * (`enclosingBinds`), the ports asked for, remapped or not. Where the
+ * sandbox around it has its binds answered, so does it: its binds module
+ * answers them, checked against every level; and a level's private port
+ * space gives it one (its binds of ports taken on the host get free ones).
+ */
+function narrowedBy(own: ModulePolicy, around: ModulePolicy): ModulePolicy {
+  const enclosingNet = [...(around.enclosingNet ?? []), ...(around.net ? [around.net] : [])];
+  const enclosingBinds = [...(around.enclosingBinds ?? []), around.binds];
+  // Where the sandbox around it answers binds, its own binds module must
+  // answer them first, checking every level: the outer one refuses the TCP
+  // binds of a process with a Landlock domain of its own.
+  const answered = around.binds.tcpOnBehalf || around.datagrams.udp;
+  const binds = {
+    ...own.binds,
+    tcpOnBehalf: own.binds.tcpOnBehalf || answered,
+    remap: own.binds.remap || enclosingBinds.some((level) => level.remap),
+  };
+  return { ...own, binds, enclosingNet, enclosingBinds, mediatesDestinations: true };
+}
+
 interface DelegationRequest {
   reaperPid: number;
   programPid: number;
@@ -212,11 +247,14 @@ async function answer(request: DelegationRequest, asker: Asker): Promise<void> {
         'plugins cannot serve a sandbox inside a supervised sandbox: they would run in the outer supervisor, outside both sandboxes',
       );
     }
+    // Its rules' host names, resolved here and pinned for its life (its
+    // /etc/hosts shows them), as a sandbox of its own has them resolved by
+    // its launcher: inside the outer sandbox, the launcher's resolver is the
+    // outer sandbox's, which may reach no DNS.
+    const hosts = await pinnedHostsOf(policy);
     // Kept as the policy of a sandbox nested deeper still: each level narrows.
     const view = withinOuter(policy, outer.policy);
-    // The address rules of the sandboxes around it hold as well as its own.
     const around = outer.session.policy as ModulePolicy;
-    const enclosingNet = [...(around.enclosingNet ?? []), ...(around.net ? [around.net] : [])];
     // Its connects are made by the outer reaper, outside its Landlock domain:
     // the TCP ports that domain (and those of the delegated ones around it)
     // lets it connect to are checked by the modules instead.
@@ -235,10 +273,8 @@ async function answer(request: DelegationRequest, asker: Asker): Promise<void> {
       programPid,
       policy: withDelegationSocket(
         {
-          ...modulePolicy(view),
-          enclosingNet,
+          ...narrowedBy(modulePolicy(view, undefined, hosts), around),
           delegatedConnectPorts,
-          mediatesDestinations: true,
           ...http,
         },
         await delegationSocket(),

@@ -39,7 +39,12 @@ async function pinnedHosts(policy: Policy): Promise<Record<string, string[]>> {
 }
 
 export async function supervisionPlan(policy: Policy): Promise<SupervisionPlan> {
-  let view = modulePolicy(policy, undefined, await pinnedHosts(policy));
+  // Address rules make a sandbox supervised (the destinations module); inside
+  // a supervised sandbox, its supervisor resolves their host names
+  // (nesting.ts) with the host's resolver, which this process, confined by
+  // the sandbox around it, may not reach.
+  const delegated = netRulesOf(policy) !== null && (process.env[SUPERVISOR_VARIABLE] ?? '') !== '';
+  let view = modulePolicy(policy, undefined, delegated ? {} : await pinnedHosts(policy));
   if (needsProxy(policy)) {
     // Connects go to the proxy through the destinations module; the trust
     // bundles' opens are answered (their content is made with the proxy).

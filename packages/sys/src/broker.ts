@@ -26,6 +26,7 @@ import { AF_UNIX } from './structs/sockaddr.js';
 import {
   BROKER_ARG,
   BROKER_MAX_FDS,
+  BROKER_PATCH,
   BROKER_REQUEST,
   BROKER_REQUEST_MAX,
   BROKER_RETURNS_FD,
@@ -38,6 +39,15 @@ import { hostArch, syscallNumber } from './syscalls/index.js';
  * its own copy), or the address of byte `data` of the request's data.
  */
 export type BrokerArg = number | bigint | { fd: number } | { data: number };
+
+/**
+ * A value inside a request's data that the reaper changes before the call,
+ * as it changes arguments: the u32 at byte `at` becomes the reaper's copy of
+ * descriptor `fd` (a cmsg's SCM_RIGHTS); the u64 at byte `at` becomes the
+ * address of byte `data` (a msghdr's pointers). What was there is
+ * overwritten.
+ */
+export type BrokerPatch = { at: number; fd: number } | { at: number; data: number };
 
 export interface BrokerRequest {
   /** A syscall name (numbered for hostArch(), the reaper's architecture) or number. */
@@ -53,6 +63,8 @@ export interface BrokerRequest {
   data?: Uint8Array;
   /** The result is a descriptor, to be sent back (and closed in the reaper). */
   returnsFd?: boolean;
+  /** Values inside `data` that name descriptors or addresses (at most {@link BROKER_PATCHES_MAX}). */
+  patches?: readonly BrokerPatch[];
 }
 
 export interface BrokerReply {
@@ -60,15 +72,18 @@ export interface BrokerReply {
   result: number;
   /** With `returnsFd` and a result >= 0: the descriptor, close-on-exec in this process; else -1. */
   fd: number;
-  /** The request's data as the syscall left it. */
+  /** The request's data as the syscall left it (patches applied). */
   data: Buffer;
 }
 
 /** The request's number, after its data. */
 const NONCE_SIZE = 8;
 
-/** Room for data in one request. */
+/** Room for data in one request, less {@link BROKER_PATCH}.size for each patch. */
 export const BROKER_DATA_MAX = BROKER_REQUEST_MAX - BROKER_REQUEST.data - NONCE_SIZE;
+
+/** The most patches one request may have (a u16 in the request; its data must hold them). */
+export const BROKER_PATCHES_MAX = 0xffff;
 
 /** A broker call that got no reply: the reaper is gone, or did not answer in time. */
 export class BrokerError extends Error {
@@ -110,6 +125,8 @@ const { EINTR, EAGAIN, EPIPE, ECONNRESET } = ERRNO;
 interface Encoded {
   message: Buffer;
   fds: number[];
+  /** Where the caller's data starts in the message (after the patch table). */
+  start: number;
 }
 
 /** The last request's number (per thread: each worker has its own copy of this module). */
@@ -129,12 +146,18 @@ function literal(value: number | bigint, what: string): bigint {
 function encodeRequest(request: BrokerRequest): Encoded {
   const args = request.args ?? [];
   const data = request.data ?? new Uint8Array(0);
+  const patches = request.patches ?? [];
   if (args.length > 6) {
     throw new RangeError(`sandlock: a broker request has 6 arguments at most, got ${args.length}`);
   }
-  if (data.length > BROKER_DATA_MAX) {
+  if (patches.length > BROKER_PATCHES_MAX) {
+    throw new RangeError(`sandlock: a broker request has ${BROKER_PATCHES_MAX} patches at most`);
+  }
+  // The patch table starts the data: the caller's data follows it.
+  const start = BROKER_REQUEST.data + patches.length * BROKER_PATCH.size;
+  if (data.length + patches.length * BROKER_PATCH.size > BROKER_DATA_MAX) {
     throw new RangeError(
-      `sandlock: broker request data is ${data.length} bytes, more than ${BROKER_DATA_MAX}`,
+      `sandlock: broker request data is ${data.length} bytes and ${patches.length} patches, more than ${BROKER_DATA_MAX} bytes`,
     );
   }
   const nr =
@@ -143,34 +166,41 @@ function encodeRequest(request: BrokerRequest): Encoded {
       : request.syscall;
   // The request's own number after its data, which the reaper echoes: a
   // late reply to an earlier request is never taken for this one's.
-  const message = Buffer.alloc(BROKER_REQUEST.data + data.length + NONCE_SIZE);
+  const message = Buffer.alloc(start + data.length + NONCE_SIZE);
   message.writeBigUInt64LE(literal(nr, 'syscall number'), BROKER_REQUEST.nr);
-  message.set(data, BROKER_REQUEST.data);
+  message.set(data, start);
   nextNonce = (nextNonce + 1n) & 0xffffffffffffffffn;
   message.writeBigUInt64LE(nextNonce, message.length - NONCE_SIZE);
+  message.writeUInt16LE(patches.length, BROKER_REQUEST.patches);
   if (request.returnsFd) message.writeBigUInt64LE(BigInt(BROKER_RETURNS_FD), BROKER_REQUEST.flags);
   const fds: number[] = [];
+  const slotOf = (fd: number, what: string): number => {
+    if (!Number.isInteger(fd) || fd < 0) {
+      throw new RangeError(`sandlock: broker ${what} is not a descriptor: ${fd}`);
+    }
+    let slot = fds.indexOf(fd);
+    if (slot < 0) slot = fds.push(fd) - 1;
+    if (fds.length > BROKER_MAX_FDS) {
+      throw new RangeError(`sandlock: a broker request brings ${BROKER_MAX_FDS} fds at most`);
+    }
+    return slot;
+  };
+  const offsetOf = (at: number, what: string): number => {
+    if (!Number.isInteger(at) || at < 0 || at >= data.length) {
+      throw new RangeError(
+        `sandlock: broker ${what} points at byte ${at} of ${data.length} bytes of data`,
+      );
+    }
+    return start + at;
+  };
   args.forEach((arg, index) => {
     let value: bigint;
     let kind: number = BROKER_ARG.literal;
     if (typeof arg === 'object' && 'fd' in arg) {
-      if (!Number.isInteger(arg.fd) || arg.fd < 0) {
-        throw new RangeError(`sandlock: broker argument ${index} is not a descriptor: ${arg.fd}`);
-      }
-      let slot = fds.indexOf(arg.fd);
-      if (slot < 0) slot = fds.push(arg.fd) - 1;
-      if (fds.length > BROKER_MAX_FDS) {
-        throw new RangeError(`sandlock: a broker request brings ${BROKER_MAX_FDS} fds at most`);
-      }
-      value = BigInt(slot);
+      value = BigInt(slotOf(arg.fd, `argument ${index}`));
       kind = BROKER_ARG.fd;
     } else if (typeof arg === 'object') {
-      if (!Number.isInteger(arg.data) || arg.data < 0 || arg.data >= data.length) {
-        throw new RangeError(
-          `sandlock: broker argument ${index} points at byte ${arg.data} of ${data.length} bytes of data`,
-        );
-      }
-      value = BigInt(BROKER_REQUEST.data + arg.data);
+      value = BigInt(offsetOf(arg.data, `argument ${index}`));
       kind = BROKER_ARG.data;
     } else {
       value = literal(arg, `argument ${index}`);
@@ -178,7 +208,25 @@ function encodeRequest(request: BrokerRequest): Encoded {
     message.writeBigUInt64LE(value, BROKER_REQUEST.args + index * 8);
     message[BROKER_REQUEST.kinds + index] = kind;
   });
-  return { message, fds };
+  patches.forEach((patch, index) => {
+    const entry = BROKER_REQUEST.data + index * BROKER_PATCH.size;
+    const width = 'fd' in patch ? 4 : 8;
+    if (!Number.isInteger(patch.at) || patch.at < 0 || patch.at + width > data.length) {
+      throw new RangeError(
+        `sandlock: broker patch ${index} at byte ${patch.at} does not fit in ${data.length} bytes of data`,
+      );
+    }
+    const at = start + patch.at;
+    message.writeUInt32LE(at, entry + BROKER_PATCH.at);
+    if ('fd' in patch) {
+      message.writeUInt32LE(BROKER_ARG.fd, entry + BROKER_PATCH.kind);
+      message.writeUInt32LE(slotOf(patch.fd, `patch ${index}`), at);
+    } else {
+      message.writeUInt32LE(BROKER_ARG.data, entry + BROKER_PATCH.kind);
+      message.writeBigUInt64LE(BigInt(offsetOf(patch.data, `patch ${index}`)), at);
+    }
+  });
+  return { message, fds, start };
 }
 
 /**
@@ -304,7 +352,7 @@ export function brokerCall(socket: number, request: BrokerRequest, timeoutMs: nu
     return {
       result,
       fd: wantFd ? fds[0]! : -1,
-      data: Buffer.from(reply.subarray(BROKER_REQUEST.data, length - NONCE_SIZE)),
+      data: Buffer.from(reply.subarray(encoded.start, length - NONCE_SIZE)),
     };
   }
 }

@@ -1,13 +1,16 @@
 export { type RemoteAccess, remoteAccess } from './access.js';
 export {
   BROKER_DATA_MAX,
+  BROKER_PATCHES_MAX,
   type BrokerArg,
   BrokerError,
+  type BrokerPatch,
   type BrokerReply,
   type BrokerRequest,
   brokerCall,
   brokerSocketPair,
 } from './broker.js';
+export { type BrokeredMessage, brokeredPayloadRoom, brokeredSendmsg } from './broker-sendmsg.js';
 export { type CapabilitySets, setThreadCapabilities, threadCapabilities } from './caps.js';
 export * from './constants.js';
 export {

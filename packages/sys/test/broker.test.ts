@@ -20,6 +20,7 @@ import { encodeIovecInto, IOVEC_SIZE } from '../src/structs/iovec.js';
 import { decodeMsghdr, encodeMsghdrInto, MSGHDR_SIZE } from '../src/structs/msghdr.js';
 import {
   BROKER_ARG,
+  BROKER_PATCH,
   BROKER_REQUEST,
   BROKER_REQUEST_MAX,
   BROKER_RETURNS_FD,
@@ -145,12 +146,50 @@ describe('brokerCall', () => {
       BROKER_ARG.fd,
       BROKER_ARG.data,
     ]);
-    expect(message[62]).toBe(0); // the padding after the kinds
+    expect(message.readUInt16LE(BROKER_REQUEST.patches)).toBe(0);
     expect(message.readBigUInt64LE(BROKER_REQUEST.flags)).toBe(BigInt(BROKER_RETURNS_FD));
     expect(message.subarray(BROKER_REQUEST.data, -8)).toEqual(data);
     // The same descriptor twice is sent once.
     expect(fds).toHaveLength(1);
     expect(fstatSync(fds[0]!).ino).toBe(fstatSync(dir).ino);
+  });
+
+  it('encodes patches: a table before the data, which moves the data offsets', () => {
+    const dir = openAt('/', O.O_PATH | O.O_CLOEXEC);
+    const other = openAt('/', O.O_PATH | O.O_CLOEXEC);
+    open.push(dir, other);
+    const data = Buffer.alloc(24, 0xee);
+    const { message, fds } = sentBytes({
+      syscall: 'sendmsg',
+      args: [{ fd: dir }, { data: 0 }],
+      data,
+      patches: [
+        { at: 8, data: 16 },
+        { at: 16, fd: other },
+        { at: 20, fd: dir },
+      ],
+    });
+    const start = BROKER_REQUEST.data + 3 * BROKER_PATCH.size;
+    expect(message.length).toBe(start + data.length + 8);
+    expect(message.readUInt16LE(BROKER_REQUEST.patches)).toBe(3);
+    const table = [0, 1, 2].map((index) => {
+      const entry = BROKER_REQUEST.data + index * BROKER_PATCH.size;
+      return [
+        message.readUInt32LE(entry + BROKER_PATCH.at),
+        message.readUInt32LE(entry + BROKER_PATCH.kind),
+      ];
+    });
+    expect(table).toEqual([
+      [start + 8, BROKER_ARG.data],
+      [start + 16, BROKER_ARG.fd],
+      [start + 20, BROKER_ARG.fd],
+    ]);
+    expect(message.readBigUInt64LE(BROKER_REQUEST.args + 8)).toBe(BigInt(start));
+    // What the reaper patches: offsets into the message, indexes into the fds.
+    expect(message.readBigUInt64LE(start + 8)).toBe(BigInt(start + 16));
+    expect([message.readUInt32LE(start + 16), message.readUInt32LE(start + 20)]).toEqual([1, 0]);
+    expect(message.subarray(start, start + 8)).toEqual(data.subarray(0, 8));
+    expect(fds.map((fd) => fstatSync(fd).ino)).toEqual([dir, other].map((fd) => fstatSync(fd).ino));
   });
 
   it('returns the result, the descriptor and the data of the reply', () => {
@@ -252,9 +291,30 @@ describe('brokerCall', () => {
     expect(call({ syscall: 'getpid', args: [{ fd: -1 }] })).toThrow(/not a descriptor/);
     expect(call({ syscall: 'getpid', args: [1.5] })).toThrow(/integer/);
     expect(call({ syscall: 'getpid', args: [2n ** 64n] })).toThrow(/64 bits/);
-    expect(call({ syscall: 'getpid', args: [0, 1, 2, 3, 4].map((fd) => ({ fd })) })).toThrow(
-      /4 fds at most/,
+    // Descriptors counted once each, from the arguments and the patches.
+    const many = Array.from({ length: 253 }, (_, index) => ({ at: 0, fd: index }));
+    expect(
+      call({ syscall: 'getpid', args: [{ fd: 253 }], data: Buffer.alloc(4), patches: many }),
+    ).toThrow(/253 fds at most/);
+    expect(
+      call({ syscall: 'getpid', data: Buffer.alloc(4), patches: [{ at: 0, data: 0 }] }),
+    ).toThrow(/patch 0 at byte 0 does not fit in 4 bytes/);
+    expect(
+      call({ syscall: 'getpid', data: Buffer.alloc(8), patches: [{ at: 0, data: 8 }] }),
+    ).toThrow(/byte 8 of 8/);
+    expect(call({ syscall: 'getpid', data: Buffer.alloc(4), patches: [{ at: 1, fd: 0 }] })).toThrow(
+      /patch 0 at byte 1/,
     );
+    expect(
+      call({
+        syscall: 'getpid',
+        data: Buffer.alloc(BROKER_DATA_MAX - 8),
+        patches: [
+          { at: 0, data: 0 },
+          { at: 8, data: 0 },
+        ],
+      }),
+    ).toThrow(/more than/);
     expect(call({ syscall: 'no_such_call' })).toThrow();
   });
 });

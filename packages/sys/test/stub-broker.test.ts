@@ -30,6 +30,7 @@ import type { Readable, Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventually, SYSTEM_DIRS } from '../../../tools/test-support/index.js';
 import { BrokerError, brokerCall, brokerSocketPair } from '../src/broker.js';
+import { brokeredSendmsg } from '../src/broker-sendmsg.js';
 import {
   AT_FDCWD,
   CLOSE_RANGE_CLOEXEC,
@@ -41,11 +42,13 @@ import {
   SIG_BLOCK,
   SIG_SETMASK,
   SIGCHLD,
+  SOCK_CLOEXEC,
+  SOCK_SEQPACKET,
 } from '../src/constants.js';
 import { ERRNO, F_GETFD, FD_CLOEXEC, SIGTERM } from '../src/index.js';
 import { POLLFD_SIZE, POLLIN, poll } from '../src/io.js';
 import { addressOf, close, fcntl, openAt, syscall, trySyscall } from '../src/libc.js';
-import { decodeScmRights, encodeScmRights } from '../src/structs/cmsghdr.js';
+import { cmsgSpace, decodeScmRights, encodeScmRights } from '../src/structs/cmsghdr.js';
 import { encodeIovecInto, IOVEC_SIZE } from '../src/structs/iovec.js';
 import {
   encodeLandlockPathBeneathAttr,
@@ -59,11 +62,14 @@ import {
   decodeMsghdr,
   encodeMsghdrInto,
   MSG_CMSG_CLOEXEC,
+  MSG_DONTWAIT,
   MSGHDR_SIZE,
 } from '../src/structs/msghdr.js';
+import { AF_UNIX } from '../src/structs/sockaddr.js';
 import { launch } from '../src/stub/launch.js';
 import {
   BROKER_ARG,
+  BROKER_PATCH,
   BROKER_REQUEST,
   BROKER_REQUEST_MAX,
   ScriptEncoder,
@@ -410,20 +416,58 @@ function exchange(socket: number, message: Buffer, fds: readonly number[] = []) 
   return { reply: reply.subarray(0, length), fds: received };
 }
 
-/** A request message: nr, args with their kinds, flags, data. */
+/** A request message: nr, args with their kinds, flags, data (after `patches` raw entries). */
 function rawRequest(
   nr: number,
   args: readonly [bigint, number][],
   data: Buffer = Buffer.alloc(0),
+  patches: readonly [number, number][] = [],
 ): Buffer {
-  const message = Buffer.alloc(BROKER_REQUEST.data + data.length);
+  const start = BROKER_REQUEST.data + patches.length * BROKER_PATCH.size;
+  const message = Buffer.alloc(start + data.length);
   message.writeBigUInt64LE(BigInt(nr), BROKER_REQUEST.nr);
   args.forEach(([value, kind], index) => {
     message.writeBigUInt64LE(BigInt.asUintN(64, value), BROKER_REQUEST.args + index * 8);
     message[BROKER_REQUEST.kinds + index] = kind;
   });
-  data.copy(message, BROKER_REQUEST.data);
+  message.writeUInt16LE(patches.length, BROKER_REQUEST.patches);
+  patches.forEach(([at, kind], index) => {
+    message.writeUInt32LE(at, BROKER_REQUEST.data + index * BROKER_PATCH.size + BROKER_PATCH.at);
+    message.writeUInt32LE(
+      kind,
+      BROKER_REQUEST.data + index * BROKER_PATCH.size + BROKER_PATCH.kind,
+    );
+  });
+  data.copy(message, start);
   return message;
+}
+
+/** A SOCK_SEQPACKET socketpair of this process, close-on-exec. */
+function seqpacketPair(): [number, number] {
+  const fds = Buffer.alloc(8);
+  syscall('socketpair', AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds);
+  return [fds.readInt32LE(0), fds.readInt32LE(4)];
+}
+
+/** One message waiting on `socket`: its bytes and descriptors (close-on-exec). */
+function receiveWithFds(socket: number): { data: Buffer; fds: number[] } {
+  const pollfd = Buffer.alloc(POLLFD_SIZE);
+  pollfd.writeInt32LE(socket, 0);
+  pollfd.writeInt16LE(POLLIN, 4);
+  expect(poll(pollfd, 1, REPLY_MS)).toBe(1);
+  const data = Buffer.alloc(256);
+  const control = Buffer.alloc(cmsgSpace(4 * 8));
+  const header = Buffer.alloc(MSGHDR_SIZE + IOVEC_SIZE);
+  encodeIovecInto(header, MSGHDR_SIZE, { base: addressOf(data), len: BigInt(data.length) });
+  encodeMsghdrInto(header, 0, {
+    iov: addressOf(header) + BigInt(MSGHDR_SIZE),
+    iovLen: 1n,
+    control: addressOf(control),
+    controlLen: BigInt(control.length),
+  });
+  const length = syscall('recvmsg', socket, header, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  const fds = decodeScmRights(control, Number(decodeMsghdr(header).controlLen));
+  return { data: data.subarray(0, length), fds };
 }
 
 const landlockSkip = landlockProblem();
@@ -541,6 +585,48 @@ describe.each(ARCHES)('the reaper broker on %s', (arch) => {
     await finish(sandboxed);
   });
 
+  test('sends a message it builds from patches, with the descriptors it was given', async () => {
+    const sandboxed = await startWaiting();
+    const [mine, theirs] = seqpacketPair();
+    const file = openAt(join(inside, 'hello.txt'), HOST.O_RDONLY | HOST.O_CLOEXEC);
+    const dir = openAt(inside, HOST.O_PATH | HOST.O_CLOEXEC);
+    try {
+      // The request names sendmsg for this host: the number for `arch` instead.
+      const sendmsg = (message: Parameters<typeof brokeredSendmsg>[1]) => ({
+        ...brokeredSendmsg(mine, message, MSG_DONTWAIT),
+        syscall: nr('sendmsg'),
+      });
+      const request = sendmsg({ payload: Buffer.from('two fds'), fds: [file, dir, file] });
+      const reply = brokerCall(sandboxed.socket, request, REPLY_MS);
+      expect(reply.result).toBe('two fds'.length);
+      const received = receiveWithFds(theirs);
+      try {
+        expect(received.data.toString()).toBe('two fds');
+        expect(received.fds).toHaveLength(3);
+        const same = (a: number, b: number) => {
+          const [x, y] = [fstatSync(a), fstatSync(b)];
+          return x.dev === y.dev && x.ino === y.ino;
+        };
+        expect(received.fds.map((fd, index) => same(fd, [file, dir, file][index]!))).toEqual([
+          true,
+          true,
+          true,
+        ]);
+      } finally {
+        for (const fd of received.fds) close(fd);
+      }
+      // A message with no descriptors, and an empty one.
+      for (const payload of ['plain', '']) {
+        const plain = sendmsg({ payload: Buffer.from(payload) });
+        expect(brokerCall(sandboxed.socket, plain, REPLY_MS).result).toBe(payload.length);
+        expect(receiveWithFds(theirs)).toEqual({ data: Buffer.from(payload), fds: [] });
+      }
+    } finally {
+      for (const fd of [mine, theirs, file, dir]) close(fd);
+    }
+    await finish(sandboxed);
+  });
+
   it.skipIf(skip !== undefined || landlockSkip !== undefined)(
     "opens in the reaper's Landlock domain: EACCES outside it, a descriptor inside",
     async () => {
@@ -611,18 +697,43 @@ describe.each(ARCHES)('the reaper broker on %s', (arch) => {
         -EINVAL,
       ],
     ];
-    // More descriptors than the control buffer takes: truncated. Not under
-    // qemu 7.2, whose recvmsg takes twice the room from the host and then
-    // replaces the MSG_CTRUNC it sets for the guest with the host's msg_flags
-    // (linux-user/syscall.c, host_to_target_cmsg and do_sendrecvmsg_locked).
-    if (native) {
-      refusals.push([
-        'five fds',
-        mkdirat([0n, BROKER_ARG.fd], [at, BROKER_ARG.data], name),
-        [dir, dir, dir, dir, dir],
+    // Patches: an fd index past those received, a place or an offset past
+    // the end, an unknown kind, a table longer than the message.
+    const patched = (patches: [number, number][], value: bigint, data = Buffer.alloc(16)) => {
+      const message = rawRequest(
+        nr('mkdirat'),
+        [
+          [BigInt(AT_FDCWD), 0],
+          [BigInt(BROKER_REQUEST.data + patches.length * 8 + 16), BROKER_ARG.data],
+          [0o700n, 0],
+        ],
+        Buffer.concat([data, name]),
+        patches,
+      );
+      message.writeBigUInt64LE(value, BROKER_REQUEST.data + patches.length * 8);
+      return message;
+    };
+    const slot = BROKER_REQUEST.data + 8;
+    refusals.push(
+      ['patch: fd index 1 of 1', patched([[slot, BROKER_ARG.fd]], 1n), [dir], -EBADF],
+      ['patch: offset past the end', patched([[slot, BROKER_ARG.data]], 1000n), [], -EINVAL],
+      [
+        'patch: at the last byte',
+        patched([[slot + 16 + name.length - 1, BROKER_ARG.data]], 0n),
+        [],
         -EINVAL,
-      ]);
-    }
+      ],
+      ['patch: kind 0', patched([[slot, 0]], 0n), [], -EINVAL],
+      ['patch: kind 3', patched([[slot, 3]], 0n), [], -EINVAL],
+    );
+    const longTable = rawRequest(nr('mkdirat'), [[BigInt(AT_FDCWD), 0]], Buffer.alloc(0));
+    longTable.writeUInt16LE(2, BROKER_REQUEST.patches);
+    refusals.push([
+      'patch table past the end',
+      Buffer.concat([longTable, Buffer.alloc(8)]),
+      [],
+      -EINVAL,
+    ]);
     const before = openFiles(sandboxed.reaperPid).length;
     try {
       for (const [what, message, fds, errno] of refusals) {

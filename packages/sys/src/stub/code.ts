@@ -5,7 +5,7 @@
 
 import type { Arch } from '../syscalls/index.js';
 
-// asm/x86_64.S: 912 bytes
+// asm/x86_64.S: 1029 bytes
 const X86_64_HEX = [
   // _start:
   '41bc00000010', // 000: mov r12d,0x10000000
@@ -190,10 +190,10 @@ const X86_64_HEX = [
   'c3', // 260: ret
   // broker:
   '4d8b442440', // 261: mov r8,QWORD PTR [r12+0x40]
-  '49c78028ffffff20000000', // 266: mov QWORD PTR [r8-0xd8],0x20
+  '49c78048ffffff08040000', // 266: mov QWORD PTR [r8-0xb8],0x408
   'b82f000000', // 271: mov eax,0x2f
   '8b7b10', // 276: mov edi,DWORD PTR [rbx+0x10]
-  '498db000ffffff', // 279: lea rsi,[r8-0x100]
+  '498db020ffffff', // 279: lea rsi,[r8-0xe0]
   'ba40000040', // 280: mov edx,0x40000040
   '0f05', // 285: syscall
   '4885c0', // 287: test rax,rax
@@ -206,87 +206,117 @@ const X86_64_HEX = [
   '4885c0', // 29c: test rax,rax
   '7401', // 29f: je 2a2
   'c3', // 2a1: ret
-  '49894088', // 2a2: mov QWORD PTR [r8-0x78],rax
+  '498940a8', // 2a2: mov QWORD PTR [r8-0x58],rax
   '31c9', // 2a6: xor ecx,ecx
-  '49398828ffffff', // 2a8: cmp QWORD PTR [r8-0xd8],rcx
-  '740a', // 2af: je 2bb
-  '498b4890', // 2b1: mov rcx,QWORD PTR [r8-0x70]
-  '83e910', // 2b5: sub ecx,0x10
-  'c1e902', // 2b8: shr ecx,0x2
-  '51', // 2bb: push rcx
-  '41f68030ffffff28', // 2bc: test BYTE PTR [r8-0xd0],0x28
-  '7568', // 2c4: jne 32e <invalid>
-  '4883f848', // 2c6: cmp rax,0x48
-  '7262', // 2ca: jb 32e <invalid>
-  '498b10', // 2cc: mov rdx,QWORD PTR [r8]
-  '498950c8', // 2cf: mov QWORD PTR [r8-0x38],rdx
-  '31ff', // 2d3: xor edi,edi
+  '49398848ffffff', // 2a8: cmp QWORD PTR [r8-0xb8],rcx
+  '740d', // 2af: je 2be
+  '498b8818fbffff', // 2b1: mov rcx,QWORD PTR [r8-0x4e8]
+  '83e910', // 2b8: sub ecx,0x10
+  'c1e902', // 2bb: shr ecx,0x2
+  '51', // 2be: push rcx
+  '41f68050ffffff28', // 2bf: test BYTE PTR [r8-0xb0],0x28
+  '0f85d6000000', // 2c7: jne 3a3 <invalid>
+  '4883f848', // 2cd: cmp rax,0x48
+  '0f82cc000000', // 2d1: jb 3a3 <invalid>
+  '410fb7783e', // 2d7: movzx edi,WORD PTR [r8+0x3e]
+  '488d14fd48000000', // 2dc: lea rdx,[rdi*8+0x48]
+  '4839c2', // 2e4: cmp rdx,rax
+  '0f87b6000000', // 2e7: ja 3a3 <invalid>
+  // patch:
+  'ffcf', // 2ed: dec edi
+  '784d', // 2ef: js 33e <args>
+  '418b54f848', // 2f1: mov edx,DWORD PTR [r8+rdi*8+0x48]
+  '488d7208', // 2f6: lea rsi,[rdx+0x8]
+  '4839c6', // 2fa: cmp rsi,rax
+  '0f87a0000000', // 2fd: ja 3a3 <invalid>
+  '4c01c2', // 303: add rdx,r8
+  '418b74f84c', // 306: mov esi,DWORD PTR [r8+rdi*8+0x4c]
+  'ffce', // 30b: dec esi
+  '741c', // 30d: je 32b
+  'ffce', // 30f: dec esi
+  '0f858c000000', // 311: jne 3a3 <invalid>
+  '488b32', // 317: mov rsi,QWORD PTR [rdx]
+  '4839c6', // 31a: cmp rsi,rax
+  '0f8380000000', // 31d: jae 3a3 <invalid>
+  '4c01c6', // 323: add rsi,r8
+  '488932', // 326: mov QWORD PTR [rdx],rsi
+  'ebc2', // 329: jmp 2ed <patch>
+  '8b32', // 32b: mov esi,DWORD PTR [rdx]
+  '4839ce', // 32d: cmp rsi,rcx
+  '736d', // 330: jae 39f <bad_fd>
+  '418bb4b028fbffff', // 332: mov esi,DWORD PTR [r8+rsi*4-0x4d8]
+  '8932', // 33a: mov DWORD PTR [rdx],esi
+  'ebaf', // 33c: jmp 2ed <patch>
+  // args:
+  '498b10', // 33e: mov rdx,QWORD PTR [r8]
+  '498950c8', // 341: mov QWORD PTR [r8-0x38],rdx
+  '31ff', // 345: xor edi,edi
   // arg:
-  '498b54f808', // 2d5: mov rdx,QWORD PTR [r8+rdi*8+0x8]
-  '410fb6743838', // 2da: movzx esi,BYTE PTR [r8+rdi*1+0x38]
-  'ffce', // 2e0: dec esi
-  '781a', // 2e2: js 2fe
-  '740e', // 2e4: je 2f4
-  'ffce', // 2e6: dec esi
-  '7544', // 2e8: jne 32e <invalid>
-  '4839c2', // 2ea: cmp rdx,rax
-  '733f', // 2ed: jae 32e <invalid>
-  '4c01c2', // 2ef: add rdx,r8
-  'eb0a', // 2f2: jmp 2fe
-  '4839ca', // 2f4: cmp rdx,rcx
-  '7331', // 2f7: jae 32a <bad_fd>
-  '418b5490a0', // 2f9: mov edx,DWORD PTR [r8+rdx*4-0x60]
-  '498954f8d0', // 2fe: mov QWORD PTR [r8+rdi*8-0x30],rdx
-  'ffc7', // 303: inc edi
-  '83ff06', // 305: cmp edi,0x6
-  '72cb', // 308: jb 2d5 <arg>
-  '498b40c8', // 30a: mov rax,QWORD PTR [r8-0x38]
-  '498b78d0', // 30e: mov rdi,QWORD PTR [r8-0x30]
-  '498b70d8', // 312: mov rsi,QWORD PTR [r8-0x28]
-  '498b50e0', // 316: mov rdx,QWORD PTR [r8-0x20]
-  '4d8b50e8', // 31a: mov r10,QWORD PTR [r8-0x18]
-  '4d8b48f8', // 31e: mov r9,QWORD PTR [r8-0x8]
-  '4d8b40f0', // 322: mov r8,QWORD PTR [r8-0x10]
-  '0f05', // 326: syscall
-  'eb07', // 328: jmp 331 <reply>
+  '498b54f808', // 347: mov rdx,QWORD PTR [r8+rdi*8+0x8]
+  '410fb6743838', // 34c: movzx esi,BYTE PTR [r8+rdi*1+0x38]
+  'ffce', // 352: dec esi
+  '781d', // 354: js 373
+  '740e', // 356: je 366
+  'ffce', // 358: dec esi
+  '7547', // 35a: jne 3a3 <invalid>
+  '4839c2', // 35c: cmp rdx,rax
+  '7342', // 35f: jae 3a3 <invalid>
+  '4c01c2', // 361: add rdx,r8
+  'eb0d', // 364: jmp 373
+  '4839ca', // 366: cmp rdx,rcx
+  '7334', // 369: jae 39f <bad_fd>
+  '418b949028fbffff', // 36b: mov edx,DWORD PTR [r8+rdx*4-0x4d8]
+  '498954f8d0', // 373: mov QWORD PTR [r8+rdi*8-0x30],rdx
+  'ffc7', // 378: inc edi
+  '83ff06', // 37a: cmp edi,0x6
+  '72c8', // 37d: jb 347 <arg>
+  '498b40c8', // 37f: mov rax,QWORD PTR [r8-0x38]
+  '498b78d0', // 383: mov rdi,QWORD PTR [r8-0x30]
+  '498b70d8', // 387: mov rsi,QWORD PTR [r8-0x28]
+  '498b50e0', // 38b: mov rdx,QWORD PTR [r8-0x20]
+  '4d8b50e8', // 38f: mov r10,QWORD PTR [r8-0x18]
+  '4d8b48f8', // 393: mov r9,QWORD PTR [r8-0x8]
+  '4d8b40f0', // 397: mov r8,QWORD PTR [r8-0x10]
+  '0f05', // 39b: syscall
+  'eb07', // 39d: jmp 3a6 <reply>
   // bad_fd:
-  '6af7', // 32a: push 0xfffffffffffffff7
-  'eb02', // 32c: jmp 330
+  '6af7', // 39f: push 0xfffffffffffffff7
+  'eb02', // 3a1: jmp 3a5
   // invalid:
-  '6aea', // 32e: push 0xffffffffffffffea
-  '58', // 330: pop rax
+  '6aea', // 3a3: push 0xffffffffffffffea
+  '58', // 3a5: pop rax
   // reply:
-  '4d8b442440', // 331: mov r8,QWORD PTR [r12+0x40]
-  '498900', // 336: mov QWORD PTR [r8],rax
-  '418940c0', // 339: mov DWORD PTR [r8-0x40],eax
-  '4531c9', // 33d: xor r9d,r9d
-  '4885c0', // 340: test rax,rax
-  '780a', // 343: js 34f
-  '41f6404001', // 345: test BYTE PTR [r8+0x40],0x1
-  '7403', // 34a: je 34f
-  '41b118', // 34c: mov r9b,0x18
-  '4d898860ffffff', // 34f: mov QWORD PTR [r8-0xa0],r9
-  'b82e000000', // 356: mov eax,0x2e
-  '8b7b10', // 35b: mov edi,DWORD PTR [rbx+0x10]
-  '498db038ffffff', // 35e: lea rsi,[r8-0xc8]
-  'ba40400000', // 365: mov edx,0x4040
-  '0f05', // 36a: syscall
-  '5e', // 36c: pop rsi
-  '4d85c9', // 36d: test r9,r9
-  '740b', // 370: je 37d
-  'b803000000', // 372: mov eax,0x3
-  '418b78c0', // 377: mov edi,DWORD PTR [r8-0x40]
-  '0f05', // 37b: syscall
-  'ffce', // 37d: dec esi
-  '780e', // 37f: js 38f
-  'b803000000', // 381: mov eax,0x3
-  '418b7cb0a0', // 386: mov edi,DWORD PTR [r8+rsi*4-0x60]
-  '0f05', // 38b: syscall
-  'ebee', // 38d: jmp 37d
-  'c3', // 38f: ret
+  '4d8b442440', // 3a6: mov r8,QWORD PTR [r12+0x40]
+  '498900', // 3ab: mov QWORD PTR [r8],rax
+  '418940c0', // 3ae: mov DWORD PTR [r8-0x40],eax
+  '4531c9', // 3b2: xor r9d,r9d
+  '4885c0', // 3b5: test rax,rax
+  '780a', // 3b8: js 3c4
+  '41f6404001', // 3ba: test BYTE PTR [r8+0x40],0x1
+  '7403', // 3bf: je 3c4
+  '41b118', // 3c1: mov r9b,0x18
+  '4d894880', // 3c4: mov QWORD PTR [r8-0x80],r9
+  'b82e000000', // 3c8: mov eax,0x2e
+  '8b7b10', // 3cd: mov edi,DWORD PTR [rbx+0x10]
+  '498db058ffffff', // 3d0: lea rsi,[r8-0xa8]
+  'ba40400000', // 3d7: mov edx,0x4040
+  '0f05', // 3dc: syscall
+  '5e', // 3de: pop rsi
+  '4d85c9', // 3df: test r9,r9
+  '740b', // 3e2: je 3ef
+  'b803000000', // 3e4: mov eax,0x3
+  '418b78c0', // 3e9: mov edi,DWORD PTR [r8-0x40]
+  '0f05', // 3ed: syscall
+  'ffce', // 3ef: dec esi
+  '7811', // 3f1: js 404
+  'b803000000', // 3f3: mov eax,0x3
+  '418bbcb028fbffff', // 3f8: mov edi,DWORD PTR [r8+rsi*4-0x4d8]
+  '0f05', // 400: syscall
+  'ebeb', // 402: jmp 3ef
+  'c3', // 404: ret
 ].join('');
 
-// asm/aarch64.S: 992 bytes
+// asm/aarch64.S: 1112 bytes
 const AARCH64_HEX = [
   // _start:
   '1300a2d2', // 000: mov x19, #0x10000000
@@ -294,7 +324,7 @@ const AARCH64_HEX = [
   '150080d2', // 008: mov x21, #0x0
   '33000094', // 00c: bl d8 <read_exact>
   '600240f9', // 010: ldr x0, [x19]
-  '211e0058', // 014: ldr x1, 3d8 <script_magic>
+  'e1210058', // 014: ldr x1, 450 <script_magic>
   '1f0001eb', // 018: cmp x0, x1
   '81050054', // 01c: b.ne cc <exit>
   '74da40a9', // 020: ldp x20, x22, [x19, #8]
@@ -462,10 +492,10 @@ const AARCH64_HEX = [
   'c0035fd6', // 278: ret
   // broker:
   '692240f9', // 27c: ldr x9, [x19, #64]
-  '000480d2', // 280: mov x0, #0x20
-  '208112f8', // 284: stur x0, [x9, #-216]
+  '008180d2', // 280: mov x0, #0x408
+  '208114f8', // 284: stur x0, [x9, #-184]
   'e01240b9', // 288: ldr w0, [x23, #16]
-  '210104d1', // 28c: sub x1, x9, #0x100
+  '218103d1', // 28c: sub x1, x9, #0xe0
   '0200a8d2', // 290: mov x2, #0x40000000
   '42007ab2', // 294: orr x2, x2, #0x40
   '881a80d2', // 298: mov x8, #0xd4
@@ -481,80 +511,112 @@ const AARCH64_HEX = [
   'e11200b9', // 2c0: str w1, [x23, #16]
   '400000b4', // 2c4: cbz x0, 2cc
   'c0035fd6', // 2c8: ret
-  '2a8118f8', // 2cc: stur x10, [x9, #-120]
-  '2f8101d1', // 2d0: sub x15, x9, #0x60
-  '2b8152f8', // 2d4: ldur x11, [x9, #-216]
+  '2a811af8', // 2cc: stur x10, [x9, #-88]
+  '2f6113d1', // 2d0: sub x15, x9, #0x4d8
+  '2b8154f8', // 2d4: ldur x11, [x9, #-184]
   '8b0000b4', // 2d8: cbz x11, 2e8
-  '2b0159f8', // 2dc: ldur x11, [x9, #-112]
+  'eb015ff8', // 2dc: ldur x11, [x15, #-16]
   '6b4100d1', // 2e0: sub x11, x11, #0x10
   '6bfd42d3', // 2e4: lsr x11, x11, #2
-  '200153b8', // 2e8: ldur w0, [x9, #-208]
-  '80042837', // 2ec: tbnz w0, #5, 37c <invalid>
-  '60041837', // 2f0: tbnz w0, #3, 37c <invalid>
+  '200155b8', // 2e8: ldur w0, [x9, #-176]
+  '20082837', // 2ec: tbnz w0, #5, 3f0 <invalid>
+  '00081837', // 2f0: tbnz w0, #3, 3f0 <invalid>
   '5f2101f1', // 2f4: cmp x10, #0x48
-  '23040054', // 2f8: b.cc 37c <invalid>
-  '200140f9', // 2fc: ldr x0, [x9]
-  '20811cf8', // 300: stur x0, [x9, #-56]
-  '0d0080d2', // 304: mov x13, #0x0
+  'c3070054', // 2f8: b.cc 3f0 <invalid>
+  '2d7d4079', // 2fc: ldrh w13, [x9, #62]
+  '2e210191', // 300: add x14, x9, #0x48
+  'a0250091', // 304: add x0, x13, #0x9
+  '5f0d00eb', // 308: cmp x10, x0, lsl #3
+  '23070054', // 30c: b.cc 3f0 <invalid>
+  // patch:
+  '0d0300b4', // 310: cbz x13, 370 <args>
+  'ad0500d1', // 314: sub x13, x13, #0x1
+  'c20d0d8b', // 318: add x2, x14, x13, lsl #3
+  '40044029', // 31c: ldp w0, w1, [x2]
+  '02200091', // 320: add x2, x0, #0x8
+  '5f000aeb', // 324: cmp x2, x10
+  '48060054', // 328: b.hi 3f0 <invalid>
+  '2201008b', // 32c: add x2, x9, x0
+  '3f040071', // 330: cmp w1, #0x1
+  'e1000054', // 334: b.ne 350
+  '400040b9', // 338: ldr w0, [x2]
+  '1f000beb', // 33c: cmp x0, x11
+  '42050054', // 340: b.cs 3e8 <bad_fd>
+  'e07960b8', // 344: ldr w0, [x15, x0, lsl #2]
+  '400000b9', // 348: str w0, [x2]
+  'f1ffff17', // 34c: b 310 <patch>
+  '3f080071', // 350: cmp w1, #0x2
+  'e1040054', // 354: b.ne 3f0 <invalid>
+  '400040f9', // 358: ldr x0, [x2]
+  '1f000aeb', // 35c: cmp x0, x10
+  '82040054', // 360: b.cs 3f0 <invalid>
+  '2001008b', // 364: add x0, x9, x0
+  '400000f9', // 368: str x0, [x2]
+  'e9ffff17', // 36c: b 310 <patch>
+  // args:
+  '200140f9', // 370: ldr x0, [x9]
+  '20811cf8', // 374: stur x0, [x9, #-56]
+  '0d0080d2', // 378: mov x13, #0x0
   // arg:
-  '2e0d0d8b', // 308: add x14, x9, x13, lsl #3
-  'c00540f9', // 30c: ldr x0, [x14, #8]
-  '2e010d8b', // 310: add x14, x9, x13
-  'c1e14039', // 314: ldrb w1, [x14, #56]
-  '61010034', // 318: cbz w1, 344
-  '3f080071', // 31c: cmp w1, #0x2
-  'e8020054', // 320: b.hi 37c <invalid>
-  'a3000054', // 324: b.cc 338
-  '1f000aeb', // 328: cmp x0, x10
-  '82020054', // 32c: b.cs 37c <invalid>
-  '2001008b', // 330: add x0, x9, x0
-  '04000014', // 334: b 344
-  '1f000beb', // 338: cmp x0, x11
-  'c2010054', // 33c: b.cs 374 <bad_fd>
-  'e07960b8', // 340: ldr w0, [x15, x0, lsl #2]
-  '2e0d0d8b', // 344: add x14, x9, x13, lsl #3
-  'c0011df8', // 348: stur x0, [x14, #-48]
-  'ad050091', // 34c: add x13, x13, #0x1
-  'bf1900f1', // 350: cmp x13, #0x6
-  'a3fdff54', // 354: b.cc 308 <arg>
-  '2ee100d1', // 358: sub x14, x9, #0x38
-  'c80140a9', // 35c: ldp x8, x0, [x14]
-  'c10941a9', // 360: ldp x1, x2, [x14, #16]
-  'c31142a9', // 364: ldp x3, x4, [x14, #32]
-  'c51940f9', // 368: ldr x5, [x14, #48]
-  '010000d4', // 36c: svc #0x0
-  '04000014', // 370: b 380 <reply>
+  '2e0d0d8b', // 37c: add x14, x9, x13, lsl #3
+  'c00540f9', // 380: ldr x0, [x14, #8]
+  '2e010d8b', // 384: add x14, x9, x13
+  'c1e14039', // 388: ldrb w1, [x14, #56]
+  '61010034', // 38c: cbz w1, 3b8
+  '3f080071', // 390: cmp w1, #0x2
+  'e8020054', // 394: b.hi 3f0 <invalid>
+  'a3000054', // 398: b.cc 3ac
+  '1f000aeb', // 39c: cmp x0, x10
+  '82020054', // 3a0: b.cs 3f0 <invalid>
+  '2001008b', // 3a4: add x0, x9, x0
+  '04000014', // 3a8: b 3b8
+  '1f000beb', // 3ac: cmp x0, x11
+  'c2010054', // 3b0: b.cs 3e8 <bad_fd>
+  'e07960b8', // 3b4: ldr w0, [x15, x0, lsl #2]
+  '2e0d0d8b', // 3b8: add x14, x9, x13, lsl #3
+  'c0011df8', // 3bc: stur x0, [x14, #-48]
+  'ad050091', // 3c0: add x13, x13, #0x1
+  'bf1900f1', // 3c4: cmp x13, #0x6
+  'a3fdff54', // 3c8: b.cc 37c <arg>
+  '2ee100d1', // 3cc: sub x14, x9, #0x38
+  'c80140a9', // 3d0: ldp x8, x0, [x14]
+  'c10941a9', // 3d4: ldp x1, x2, [x14, #16]
+  'c31142a9', // 3d8: ldp x3, x4, [x14, #32]
+  'c51940f9', // 3dc: ldr x5, [x14, #48]
+  '010000d4', // 3e0: svc #0x0
+  '04000014', // 3e4: b 3f4 <reply>
   // bad_fd:
-  '00018092', // 374: mov x0, #0xfffffffffffffff7
-  '02000014', // 378: b 380 <reply>
+  '00018092', // 3e8: mov x0, #0xfffffffffffffff7
+  '02000014', // 3ec: b 3f4 <reply>
   // invalid:
-  'a0028092', // 37c: mov x0, #0xffffffffffffffea
+  'a0028092', // 3f0: mov x0, #0xffffffffffffffea
   // reply:
-  '200100f9', // 380: str x0, [x9]
-  '20011cb8', // 384: stur w0, [x9, #-64]
-  '0c0080d2', // 388: mov x12, #0x0
-  '8000f8b7', // 38c: tbnz x0, #63, 39c
-  '21014139', // 390: ldrb w1, [x9, #64]
-  '41000036', // 394: tbz w1, #0, 39c
-  '0c0380d2', // 398: mov x12, #0x18
-  '2c0116f8', // 39c: stur x12, [x9, #-160]
-  'e01240b9', // 3a0: ldr w0, [x23, #16]
-  '212103d1', // 3a4: sub x1, x9, #0xc8
-  '020888d2', // 3a8: mov x2, #0x4040
-  '681a80d2', // 3ac: mov x8, #0xd3
-  '010000d4', // 3b0: svc #0x0
-  '280780d2', // 3b4: mov x8, #0x39
-  '6c0000b4', // 3b8: cbz x12, 3c4
-  '20015cb8', // 3bc: ldur w0, [x9, #-64]
-  '010000d4', // 3c0: svc #0x0
-  '2bf8ffb4', // 3c4: cbz x11, 2c8
-  '6b0500d1', // 3c8: sub x11, x11, #0x1
-  'e0796bb8', // 3cc: ldr w0, [x15, x11, lsl #2]
-  '010000d4', // 3d0: svc #0x0
-  'fcffff17', // 3d4: b 3c4
+  '200100f9', // 3f4: str x0, [x9]
+  '20011cb8', // 3f8: stur w0, [x9, #-64]
+  '0c0080d2', // 3fc: mov x12, #0x0
+  '8000f8b7', // 400: tbnz x0, #63, 410
+  '21014139', // 404: ldrb w1, [x9, #64]
+  '41000036', // 408: tbz w1, #0, 410
+  '0c0380d2', // 40c: mov x12, #0x18
+  '2c0118f8', // 410: stur x12, [x9, #-128]
+  'e01240b9', // 414: ldr w0, [x23, #16]
+  '21a102d1', // 418: sub x1, x9, #0xa8
+  '020888d2', // 41c: mov x2, #0x4040
+  '681a80d2', // 420: mov x8, #0xd3
+  '010000d4', // 424: svc #0x0
+  '280780d2', // 428: mov x8, #0x39
+  '6c0000b4', // 42c: cbz x12, 438
+  '20015cb8', // 430: ldur w0, [x9, #-64]
+  '010000d4', // 434: svc #0x0
+  '8bf4ffb4', // 438: cbz x11, 2c8
+  '6b0500d1', // 43c: sub x11, x11, #0x1
+  'e0796bb8', // 440: ldr w0, [x15, x11, lsl #2]
+  '010000d4', // 444: svc #0x0
+  'fcffff17', // 448: b 438
+  '1f2003d5', // 44c: nop
   // script_magic:
-  '534c5354', // 3d8: .word 0x54534c53
-  '55423031', // 3dc: .word 0x31304255
+  '534c5354', // 450: .word 0x54534c53
+  '55423031', // 454: .word 0x31304255
 ].join('');
 
 /** The stub's code (the ELF's first segment, after the headers), per architecture. */

@@ -17,6 +17,7 @@ export * from './launch.js';
 export {
   BROKER_ARG,
   BROKER_MAX_FDS,
+  BROKER_PATCH,
   BROKER_REQUEST,
   BROKER_REQUEST_MAX,
   BROKER_RETURNS_FD,

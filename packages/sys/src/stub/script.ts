@@ -91,16 +91,18 @@ export const REAPER_POLLFDS_SIZE = 24;
 /**
  * A request to the reaper's broker: one SOCK_SEQPACKET message of at most
  * {@link BROKER_REQUEST_MAX} bytes, u64 LE fields at these offsets, with up to
- * {@link BROKER_MAX_FDS} descriptors (SCM_RIGHTS). The reaper runs the
- * syscall `nr` with `args`, each changed as `kinds` says
- * ({@link BROKER_ARG}), and answers with the message echoed (data included,
- * so what the syscall wrote there comes back), its first u64 replaced by the
- * raw result, and, when `flags` has {@link BROKER_RETURNS_FD} and the result
- * is not negative, the result descriptor (SCM_RIGHTS), which it then closes,
- * as it closes every descriptor received. A request that is truncated (the
- * message or its descriptors), shorter than `data`, or names a descriptor it
- * did not bring (-EBADF) or an offset past its end or an unknown kind
- * (-EINVAL) is answered with that error and not run.
+ * {@link BROKER_MAX_FDS} descriptors (SCM_RIGHTS). The reaper first applies
+ * the request's `patches` to the message itself, then runs the syscall `nr`
+ * with `args`, each changed as `kinds` says ({@link BROKER_ARG}), and
+ * answers with the message echoed (data included, so what the syscall
+ * wrote there comes back), its first u64 replaced by the raw result, and,
+ * when `flags` has {@link BROKER_RETURNS_FD} and the result is not
+ * negative, the result descriptor (SCM_RIGHTS), which it then closes, as it
+ * closes every descriptor received. A request that is truncated (the
+ * message or its descriptors), shorter than `data` or its patch table, or
+ * names a descriptor it did not bring (-EBADF) or an offset past its end or
+ * an unknown kind (-EINVAL) is answered with that error and not run (a
+ * patch may have been applied).
  */
 export const BROKER_REQUEST = {
   /** The syscall number for the reaper's architecture; the raw result in the reply. */
@@ -109,9 +111,15 @@ export const BROKER_REQUEST = {
   args: 8,
   /** 6 x u8: how each argument is read, a {@link BROKER_ARG} value. */
   kinds: 56,
+  /**
+   * u16: how many {@link BROKER_PATCH} entries start the data: values inside
+   * the message (a msghdr's pointers, a cmsg's descriptors) read as arguments
+   * are, in place.
+   */
+  patches: 62,
   /** u64: {@link BROKER_RETURNS_FD}. */
   flags: 64,
-  /** Paths, structs and output buffers the arguments point into. */
+  /** The patch table, then paths, structs and output buffers the arguments point into. */
   data: 72,
 } as const;
 /** How a broker request's argument is read. */
@@ -123,38 +131,51 @@ export const BROKER_ARG = {
   /** An offset into the request message: the address of that byte in the reaper. */
   data: 2,
 } as const;
+/**
+ * One entry of a request's patch table: `at` (u32), an offset into the
+ * message where 8 bytes lie, and `kind` (u32): {@link BROKER_ARG}.fd, the u32
+ * there is an index into the descriptors the request brought, replaced by
+ * that descriptor; {@link BROKER_ARG}.data, the u64 there is an offset into
+ * the message, replaced by its address.
+ */
+export const BROKER_PATCH = { at: 0, kind: 4, size: 8 } as const;
 /** Request flag: the result is a descriptor to send back. */
 export const BROKER_RETURNS_FD = 1;
 /** The longest broker request (and reply). */
 export const BROKER_REQUEST_MAX = 8192;
-/** The most descriptors one broker request may bring. */
-export const BROKER_MAX_FDS = 4;
+/**
+ * The most descriptors one broker request may bring: as many as one
+ * message may carry (SCM_MAX_FD, include/net/scm.h; scm_fp_copy() counts
+ * every SCM_RIGHTS record of the message together).
+ */
+export const BROKER_MAX_FDS = 253;
 
 /**
  * Byte offsets in the broker block (in the script data) a ReaperParams block
  * points at: what the reaper's recvmsg and sendmsg use, filled in by the
  * encoder but for the fields the reaper sets per request (see asm/*.S). The
  * request buffer comes last, so a syscall that writes past the request's
- * data cannot reach the reaper's own state.
+ * data cannot reach the reaper's own state; the fields the code reaches
+ * from it lie within 256 bytes before it (aarch64's ldur/stur).
  */
 export const BROKER_BLOCK = {
+  /** Room for one SCM_RIGHTS record of BROKER_MAX_FDS descriptors (CMSG_SPACE(4 * 253)). */
+  recvControl: 0,
   /** struct msghdr for recvmsg: iov -> recvIov, control -> recvControl. */
-  recvMsg: 0,
+  recvMsg: 1032,
   /** struct msghdr for sendmsg: iov -> sendIov, control -> sendControl. */
-  sendMsg: 56,
+  sendMsg: 1088,
   /** struct iovec { request, BROKER_REQUEST_MAX }. */
-  recvIov: 112,
+  recvIov: 1144,
   /** struct iovec { request, the length of the message received }. */
-  sendIov: 128,
-  /** Room for one SCM_RIGHTS record of BROKER_MAX_FDS descriptors (CMSG_SPACE(16)). */
-  recvControl: 144,
+  sendIov: 1160,
   /** One SCM_RIGHTS record of one descriptor (CMSG_SPACE(4)), its fd at sendFd. */
-  sendControl: 176,
-  sendFd: 192,
+  sendControl: 1176,
+  sendFd: 1192,
   /** nr and 6 arguments as the syscall gets them. */
-  call: 200,
+  call: 1200,
   /** The message, BROKER_REQUEST_MAX bytes. */
-  request: 256,
+  request: 1256,
 } as const;
 /** Size of the broker block, its request buffer included. */
 export const BROKER_BLOCK_SIZE = BROKER_BLOCK.request + BROKER_REQUEST_MAX;

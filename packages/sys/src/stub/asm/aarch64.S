@@ -61,20 +61,21 @@
 
         // Broker block (BROKER_BLOCK in ../script.ts); the code addresses it
         // from its request buffer, which comes last, at negative offsets
-        .equ B_RECV_MSG,        0                   // struct msghdr: iov -> {request, 8 KiB}
-        .equ B_SEND_MSG,        56                  // struct msghdr: iov -> {request, B_SEND_LEN}
-        .equ B_SEND_LEN,        136                 // iov_len of the send iovec
-        .equ B_RECV_CONTROL,    144                 // struct cmsghdr, then up to 4 int fds
-        .equ B_SEND_FD,         192                 // the int of the send SCM_RIGHTS record
-        .equ B_CALL,            200                 // nr, a0..a5 as the syscall gets them
-        .equ B_REQUEST,         256
+        .equ B_RECV_CONTROL,    0                   // struct cmsghdr, then up to 253 int fds
+        .equ B_RECV_MSG,        1032                // struct msghdr: iov -> {request, 8 KiB}
+        .equ B_SEND_MSG,        1088                // struct msghdr: iov -> {request, B_SEND_LEN}
+        .equ B_SEND_LEN,        1168                // iov_len of the send iovec
+        .equ B_SEND_FD,         1192                // the int of the send SCM_RIGHTS record
+        .equ B_CALL,            1200                // nr, a0..a5 as the syscall gets them
+        .equ B_REQUEST,         1256
         .equ MSG_CONTROLLEN,    40                  // in struct msghdr
         .equ MSG_FLAGS,         48
         .equ CMSG_DATA,         16                  // after struct cmsghdr
-        .equ RECV_CONTROL_SIZE, 32                  // CMSG_SPACE(4 * 4)
+        .equ RECV_CONTROL_SIZE, 1032                // CMSG_SPACE(4 * 253)
         .equ SEND_CONTROL_SIZE, 24                  // CMSG_SPACE(4)
         // Request fields (BROKER_REQUEST): nr (the result in the reply), args at 8
         .equ R_KINDS,           56                  // u8 each: 0 literal, 1 fd index, 2 offset
+        .equ R_PATCHES,         62                  // u16: patches, {u32 at, u32 kind} each at R_DATA
         .equ R_FLAGS,           64
         .equ R_DATA,            72
         .equ RETURNS_FD_BIT,    0
@@ -321,8 +322,8 @@ broker:
         sub     x15, x9, #(B_REQUEST - B_RECV_CONTROL - CMSG_DATA)
         ldr     x11, [x9, #(B_RECV_MSG + MSG_CONTROLLEN - B_REQUEST)]
         cbz     x11, 3f                 // no control data: no fds, else cmsg_len = 16 + 4 * fds
-        ldr     x11, [x9, #(B_RECV_CONTROL - B_REQUEST)]  // (SCM_RIGHTS, the only record
-        sub     x11, x11, #CMSG_DATA                      // a unix socket sends us)
+        ldr     x11, [x15, #-CMSG_DATA] // (SCM_RIGHTS, the only record
+        sub     x11, x11, #CMSG_DATA    // a unix socket sends us)
         lsr     x11, x11, #2
 3:      ldr     w0, [x9, #(B_RECV_MSG + MSG_FLAGS - B_REQUEST)]
         tbnz    w0, #MSG_TRUNC_BIT, invalid
@@ -330,7 +331,36 @@ broker:
                                                 // kernel (scm_detach_fds in net/core/scm.c)
         cmp     x10, #R_DATA
         b.lo    invalid
-        ldr     x0, [x9]
+        ldrh    w13, [x9, #R_PATCHES]   // x13 = patches of the message, read as
+        add     x14, x9, #R_DATA        // arguments are (the table must fit)
+        add     x0, x13, #(R_DATA / 8)
+        cmp     x10, x0, lsl #3
+        b.lo    invalid
+patch:  cbz     x13, args
+        sub     x13, x13, #1
+        add     x2, x14, x13, lsl #3
+        ldp     w0, w1, [x2]            // where (8 bytes must fit), kind
+        add     x2, x0, #8
+        cmp     x2, x10
+        b.hi    invalid
+        add     x2, x9, x0              // x2 = where
+        cmp     w1, #1
+        b.ne    8f
+        ldr     w0, [x2]                // 1: a u32 index into the fds received
+        cmp     x0, x11
+        b.hs    bad_fd
+        ldr     w0, [x15, x0, lsl #2]
+        str     w0, [x2]
+        b       patch
+8:      cmp     w1, #2
+        b.ne    invalid
+        ldr     x0, [x2]                // 2: a u64 offset into the message
+        cmp     x0, x10
+        b.hs    invalid
+        add     x0, x9, x0
+        str     x0, [x2]
+        b       patch
+args:   ldr     x0, [x9]
         str     x0, [x9, #(B_CALL - B_REQUEST)]  // nr
         mov     x13, #0                 // argument index
 arg:    add     x14, x9, x13, lsl #3

@@ -64,17 +64,17 @@
 
         # Broker block (BROKER_BLOCK in ../script.ts); the code addresses it
         # from its request buffer, which comes last, at negative offsets
-        .equ B_RECV_MSG,        0                   # struct msghdr: iov -> {request, 8 KiB}
-        .equ B_SEND_MSG,        56                  # struct msghdr: iov -> {request, B_SEND_LEN}
-        .equ B_SEND_LEN,        136                 # iov_len of the send iovec
-        .equ B_RECV_CONTROL,    144                 # struct cmsghdr, then up to 4 int fds
-        .equ B_SEND_FD,         192                 # the int of the send SCM_RIGHTS record
-        .equ B_CALL,            200                 # nr, a0..a5 as the syscall gets them
-        .equ B_REQUEST,         256
+        .equ B_RECV_CONTROL,    0                   # struct cmsghdr, then up to 253 int fds
+        .equ B_RECV_MSG,        1032                # struct msghdr: iov -> {request, 8 KiB}
+        .equ B_SEND_MSG,        1088                # struct msghdr: iov -> {request, B_SEND_LEN}
+        .equ B_SEND_LEN,        1168                # iov_len of the send iovec
+        .equ B_SEND_FD,         1192                # the int of the send SCM_RIGHTS record
+        .equ B_CALL,            1200                # nr, a0..a5 as the syscall gets them
+        .equ B_REQUEST,         1256
         .equ MSG_CONTROLLEN,    40                  # in struct msghdr
         .equ MSG_FLAGS,         48
         .equ CMSG_DATA,         16                  # after struct cmsghdr
-        .equ RECV_CONTROL_SIZE, 32                  # CMSG_SPACE(4 * 4)
+        .equ RECV_CONTROL_SIZE, 1032                # CMSG_SPACE(4 * 253)
         .equ SEND_CONTROL_SIZE, 24                  # CMSG_SPACE(4)
         .equ RECV_MSG,          B_RECV_MSG - B_REQUEST
         .equ SEND_MSG,          B_SEND_MSG - B_REQUEST
@@ -84,6 +84,7 @@
         .equ CALL,              B_CALL - B_REQUEST
         # Request fields (BROKER_REQUEST): nr (the result in the reply), args at 8
         .equ R_KINDS,           56                  # u8 each: 0 literal, 1 fd index, 2 offset
+        .equ R_PATCHES,         62                  # u16: patches, {u32 at, u32 kind} each at R_DATA
         .equ R_FLAGS,           64
         .equ R_DATA,            72
         .equ RETURNS_FD,        1
@@ -342,7 +343,35 @@ broker:
         jnz     invalid                 # (scm_detach_fds in net/core/scm.c)
         cmp     rax, R_DATA
         jb      invalid
-        mov     rdx, [r8]
+        movzx   edi, word ptr [r8 + R_PATCHES] # rdi = patches of the message, read as
+        lea     rdx, [R_DATA + rdi * 8]          # arguments are (the table must fit)
+        cmp     rdx, rax
+        ja      invalid
+patch:  dec     edi
+        js      args
+        mov     edx, [r8 + R_DATA + rdi * 8]     # rdx = where (8 bytes must fit)
+        lea     rsi, [rdx + 8]
+        cmp     rsi, rax
+        ja      invalid
+        add     rdx, r8
+        mov     esi, [r8 + R_DATA + 4 + rdi * 8] # esi = kind
+        dec     esi
+        jz      1f
+        dec     esi
+        jnz     invalid
+        mov     rsi, [rdx]              # 2: a u64 offset into the message
+        cmp     rsi, rax
+        jae     invalid
+        add     rsi, r8
+        mov     [rdx], rsi
+        jmp     patch
+1:      mov     esi, [rdx]              # 1: a u32 index into the fds received
+        cmp     rsi, rcx
+        jae     bad_fd
+        mov     esi, [r8 + RECV_FDS + rsi * 4]
+        mov     [rdx], esi
+        jmp     patch
+args:   mov     rdx, [r8]
         mov     [r8 + CALL], rdx        # nr
         xor     edi, edi                # rdi = argument index
 arg:    mov     rdx, [r8 + 8 + rdi * 8]
