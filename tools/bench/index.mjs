@@ -12,6 +12,7 @@ import { benchLaunch } from './launch.mjs';
 import { benchLibrary } from './library.mjs';
 import { benchNeighbours } from './neighbours.mjs';
 import { benchConnect, benchRedis } from './network.mjs';
+import { benchOci } from './oci.mjs';
 import { benchPython } from './python.mjs';
 import { benchThrottle } from './throttle.mjs';
 import { benchWorkdir } from './workdir.mjs';
@@ -32,6 +33,7 @@ const benches = {
   'connect-check': benchConnectCost,
   http: benchHttp,
   workdir: benchWorkdir,
+  oci: benchOci,
 };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);

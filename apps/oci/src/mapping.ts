@@ -72,7 +72,7 @@ const SKIPPED_MOUNTS = new Set(['sysfs', 'cgroup', 'cgroup2', 'mqueue', 'devpts'
 
 /** Namespaces the sandbox does not create; each line says what stands in for it. */
 const NAMESPACE_NOTES: Record<string, string> = {
-  pid: 'no pid namespace: the sandbox sees only its own processes in its virtual /proc and can signal no other',
+  pid: 'no pid namespace: host pids, but /proc shows only the sandbox’s processes and signals reach no other',
   network:
     'no network namespace: the host network, reachable only as the network policy allows (nothing by default)',
   mount: 'no mount namespace: the root and mounts are emulated by the supervisor',
@@ -332,7 +332,12 @@ function mapMounts(
     }
     switch (mount.type) {
       case 'proc':
-        // Sandlock's /proc is virtual already: the sandbox's own processes only.
+        // Readable, Sandlock's /proc shows the sandbox's own processes only
+        // (procfs's proc-pids module); inside the emulated chroot it exists
+        // only when mounted.
+        if (options.chroot)
+          draft.add('fsMount' as FieldName, [`${target}:/proc`], origin(field, target));
+        else draft.add('fsRead', ['/proc'], origin(field, target));
         continue;
       case 'tmpfs': {
         if (target === '/dev') {

@@ -9,14 +9,20 @@ import {
 } from 'node:fs';
 import type { Server } from 'node:net';
 import { constants } from 'node:os';
-import { setRlimit, syscall } from '@sandlock/sys';
+import {
+  compileRuleSet,
+  OciProfileError,
+  type OciSeccompProfile,
+  ociProfileRules,
+} from '@sandlock/seccomp';
+import { hostArch, setRlimit, syscall } from '@sandlock/sys';
 import { DEFAULT_POLICY, Sandbox, type SandboxProcess, type StdioOption } from 'sandlock';
 import { openConsole } from './console.js';
 import { type ControlReply, type ControlRequest, serveControl } from './control.js';
 import { OciError } from './errors.js';
 import type { RuntimeLog } from './log.js';
 import { mapConfig, UnsupportedField } from './mapping.js';
-import type { OciConfig, OciProcess } from './spec.js';
+import type { OciConfig, OciProcess, OciSeccomp } from './spec.js';
 import { ContainerDir } from './state.js';
 
 /** The descriptor `create` and `exec` read the supervisor's readiness from. */
@@ -62,6 +68,21 @@ export function signalName(text: string): NodeJS.Signals {
   throw new OciError(`unknown signal '${text}'`);
 }
 
+/** linux.seccomp compiled for this machine, to go on top of Sandlock's own filter. */
+function containerFilter(profile: OciSeccomp): { program: Buffer } {
+  try {
+    return compileRuleSet(ociProfileRules(profile as OciSeccompProfile, hostArch()));
+  } catch (error) {
+    if (error instanceof OciProfileError) {
+      throw new UnsupportedField(
+        error.field === '' ? 'linux.seccomp' : `linux.seccomp.${error.field}`,
+        error.message.replace(/^linux\.seccomp\.[^:]*: /, ''),
+      );
+    }
+    throw error;
+  }
+}
+
 /** Points this process's stdin, stdout and stderr at /dev/null. */
 function detachStdio(): void {
   const devNull = openSync('/dev/null', 'r+');
@@ -97,6 +118,7 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
   let stdio: StdioOption = 'inherit';
   let argv: string[];
   let server: Server | null = null;
+  let extraFilter: { program: Buffer } | undefined;
   const creating = options.mode === 'create';
   try {
     const config = JSON.parse(readFileSync(`${options.bundle}/config.json`, 'utf8')) as OciConfig;
@@ -105,12 +127,7 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
     }
     const scratchDir = creating ? dir.scratch : `${dir.scratch}-exec-${process.pid}`;
     const plan = mapConfig(config, { bundle: options.bundle, scratchDir, chroot: hasChroot() });
-    if (plan.seccomp !== undefined) {
-      throw new UnsupportedField(
-        'linux.seccomp',
-        'installing a container seccomp profile is not implemented yet (remove it, e.g. ctr run without --seccomp)',
-      );
-    }
+    if (plan.seccomp !== undefined) extraFilter = containerFilter(plan.seccomp);
     // The policy wants the tmpfs mounts' directories to exist.
     for (const path of plan.scratch) mkdirSync(path, { recursive: true, mode: 0o755 });
     sandbox = Sandbox.fromDraft(plan.draft);
@@ -146,7 +163,10 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
   let starting: Promise<void> | null = null;
   const start = (): Promise<void> => {
     starting ??= (async () => {
-      sandboxed = await sandbox.spawn(argv, { stdio });
+      sandboxed = await sandbox.spawn(argv, {
+        stdio,
+        ...(extraFilter !== undefined ? { extraFilter } : {}),
+      });
       if (Array.isArray(stdio)) for (const fd of stdio.slice(0, 1)) closeSync(fd as number);
       for (const warning of sandboxed.warnings) options.log.warning(warning);
       if (creating) dir.writeSupervisorStatus({ status: 'running' });

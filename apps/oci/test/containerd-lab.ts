@@ -129,6 +129,19 @@ export class ContainerdLab {
     }
   }
 
+  /** A seccomp profile that allows everything but mkdir (EPERM). */
+  mkdirProfile(): string {
+    const path = join(this.dir, 'no-uname.json');
+    writeFileSync(
+      path,
+      JSON.stringify({
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }],
+      }),
+    );
+    return path;
+  }
+
   importImage(tar: string): void {
     const imported = this.ctr(['images', 'import', '--base-name', 'docker.io/local/bb', tar]);
     if (imported.status !== 0) throw new Error(`ctr images import: ${imported.stderr}`);
@@ -190,9 +203,13 @@ export class ContainerdLab {
     if (this.daemon?.pid !== undefined && this.daemon.exitCode === null) {
       process.kill(this.daemon.pid, 'SIGTERM');
     }
-    // The snapshots containerd mounted (overlayfs) go with their tasks; what
-    // is left is plain files.
-    spawnSync('umount', ['-R', join(this.dir, 'root')], { stdio: 'ignore' });
+    // The snapshots and rootfs mounts a failed test left, deepest first.
+    const points = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((line) => line.split(' ')[4])
+      .filter((point): point is string => point?.startsWith(`${this.dir}/`) === true)
+      .sort((a, b) => b.length - a.length);
+    for (const point of points) spawnSync('umount', ['-l', point], { stdio: 'ignore' });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

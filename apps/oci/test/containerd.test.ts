@@ -41,6 +41,14 @@ describe.skipIf(missing !== null)('ctr run through containerd', () => {
       expect(existsSync(stateDir(id('exit')))).toBe(false);
     });
 
+    it("shows only the container's own processes in /proc", () => {
+      const run = lab.ctrRun(runtime, id('proc'), [], ['sh', '-c', 'ls /proc | grep -c "^[0-9]"']);
+      expect(run.status).toBe(0);
+      const count = Number(run.stdout.trim());
+      expect(count).toBeGreaterThan(0);
+      expect(count).toBeLessThan(8);
+    });
+
     it('runs with a terminal (ctr run -t)', () => {
       const run = lab.ctrRunTerminal(runtime, id('tty'), 'tty; echo tty-ok; exit 6');
       expect(run.stdout).toMatch(/\/dev\/pts\/\d+\r*\n/);
@@ -78,6 +86,25 @@ describe.skipIf(missing !== null)('ctr run through containerd', () => {
       expect(killed.status, killed.stderr).toBe(0);
       expect(await ended).toBe(137);
       expect(existsSync(stateDir(container))).toBe(false);
+    });
+
+    it("applies the container's seccomp profile: containerd's default, and one refusing mkdir", () => {
+      const defaults = lab.ctrRun(
+        runtime,
+        id('seccomp-default'),
+        ['--seccomp'],
+        ['sh', '-c', 'echo fine'],
+      );
+      expect(defaults.stdout).toBe('fine\n');
+      expect(defaults.status).toBe(0);
+      const refusing = lab.ctrRun(
+        runtime,
+        id('seccomp-mkdir'),
+        ['--seccomp', '--seccomp-profile', lab.mkdirProfile()],
+        ['sh', '-c', 'mkdir /tmp/made 2>/dev/null || echo refused'],
+      );
+      expect(refusing.stdout).toBe('refused\n');
+      expect(refusing.status).toBe(0);
     });
 
     it('kills a container over its memory limit (--memory-limit)', () => {

@@ -68,6 +68,7 @@ describe('ctr oci spec (containerd 1.6 defaults)', () => {
     expect(policy.cleanEnv).toBe(true);
     expect(policy.env).toEqual({ PATH: '/bin' });
     expect(policy.maxOpenFiles).toBe(1024);
+    expect(policy.fsRead).toContain('/proc');
     expect(policy.cwd).toBe(`${rootfs}/`);
     expect(plan.argv).toEqual([join(rootfs, 'bin', 'sh'), '-c', 'true']);
     expect(plan.terminal).toBe(false);
@@ -122,11 +123,15 @@ describe('a config.json of ctr run with limits, a bind mount and an annotation',
     () => {
       const plan = mapConfig(config, { ...hostMode, chroot: true });
       expect(plan.draft.current('chroot' as never)).toBe(rootfs);
-      expect(plan.draft.current('fsMount' as never)).toEqual([
-        `/dev/shm:${join(scratchDir, '0')}`,
-        `/data:${bindSource}:ro`,
-        `/run:${join(scratchDir, '1')}`,
-      ]);
+      expect(plan.draft.current('fsMount' as never)).toEqual(
+        expect.arrayContaining([
+          '/proc:/proc',
+          `/dev/shm:${join(scratchDir, '0')}`,
+          `/data:${bindSource}:ro`,
+          `/run:${join(scratchDir, '1')}`,
+        ]),
+      );
+      expect(plan.draft.current('fsWrite')).toEqual(['/']);
       expect(plan.argv).toEqual(['sleep', '100']);
       expect(plan.draft.current('cwd')).toBe('/tmp');
     },
