@@ -22,6 +22,8 @@ export interface CowPolicy {
   /** The sandbox's layer, made at start: its directory and its shared disk count. */
   readonly cowLayer?: { readonly dir: string; readonly usage: SharedArrayBuffer } | null;
   readonly deterministicDirs?: boolean;
+  /** The emulated chroot's root (the chroot module's), or null. */
+  readonly chroot?: string | null;
   /** What the sandbox may write outside the workdir (canonical). */
   readonly fsWrite: readonly string[];
 }

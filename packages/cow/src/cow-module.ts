@@ -9,6 +9,7 @@
 // outside) cannot write the workdir nor reach the layer. The supervisor
 // imports this file in its worker threads by URL (COW_MODULE): no side
 // effects at import.
+import { realpathSync } from 'node:fs';
 import { type Answer, defineModule, type WorkerSession } from '@sandlock/dispatch/module';
 import { close, hasSyscall, hostArch, openFlags, trySyscall } from '@sandlock/sys';
 import { type CowPolicy, type Ctx, sessions } from './call.js';
@@ -125,7 +126,12 @@ function openWorkdir(policy: CowPolicy): Workdir {
     close(upperRoot);
     throw new Error('sandlock: cannot stat the workdir or its layer');
   }
+  const chroot =
+    policy.chroot === null || policy.chroot === undefined
+      ? null
+      : { fd: openRoot(policy.chroot), path: realpathSync(policy.chroot) };
   return {
+    chroot,
     layer,
     lowerPath: layer.lower,
     upperPath: layer.upper,
@@ -172,6 +178,7 @@ export default defineModule<unknown, CowPolicy>({
     sessions.delete(session.id);
     if (state === undefined || state instanceof Error) return;
     close(state.workdir.lowerRoot);
+    if (state.workdir.chroot) close(state.workdir.chroot.fd);
     close(state.workdir.upperRoot);
     state.workdir.layer.close();
     forgetListings(session.id);

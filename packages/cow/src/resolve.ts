@@ -56,6 +56,13 @@ export interface Workdir {
   readonly upperId: string;
   /** Lower objects copied up this session ("major:minor:ino" → path): a descriptor of one changes its copy. */
   readonly copies: Map<string, string>;
+  /**
+   * With an emulated chroot (the chroot module): an O_PATH descriptor of
+   * the root the caller's paths start from instead of its own, and the
+   * root's canonical path. The chroot module, after this one, answers what
+   * this one leaves (its walk knows the mounts).
+   */
+  readonly chroot?: { readonly fd: number; readonly path: string } | null;
 }
 
 const statxBuffer = Buffer.alloc(256);
@@ -258,11 +265,15 @@ export function resolvePath(
 ): Resolved {
   const text = path.toString('latin1');
   const roots = new Set([workdir.lowerRoot, workdir.upperRoot]);
-  if (text.startsWith('/')) {
+  const chroot = workdir.chroot ?? null;
+  if (text.startsWith('/') && chroot === null) {
     const quick = plainlyOutside(workdir, text, AT_FDCWD, options.followLast);
     if (quick !== null) return quick;
   }
-  const root = openRoot(caller);
+  const root =
+    chroot === null
+      ? openRoot(caller)
+      : trySyscall('openat', chroot.fd, cName('.'), O.O_PATH | O.O_CLOEXEC, 0);
   if (root < 0) return failedOutside(-root);
   let links = { count: 0, pure: true };
   try {
@@ -277,7 +288,7 @@ export function resolvePath(
       }
       const from = start === 'root' ? root : start;
       const place = placeOf(workdir, from);
-      if (place === null && turns === 0 && start !== 'root') {
+      if (place === null && turns === 0 && start !== 'root' && chroot === null) {
         const base = pathOfFd(from);
         const quick =
           base === null

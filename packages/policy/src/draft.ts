@@ -1,6 +1,6 @@
 import { type AnyField, FIELD_NAMES, type FieldName, fieldSpec, type Policy } from './fields.js';
 import { parseHttpAuth } from './http-spec.js';
-import { At } from './kinds.js';
+import { At, list, path } from './kinds.js';
 import { FROM_VALUE, type Origin, PolicyError, type PolicyProblem, shown } from './origin.js';
 
 interface Given {
@@ -96,7 +96,7 @@ export class PolicyDraft {
       out[name] =
         given === undefined
           ? structuredClone(spec.default)
-          : resolveField(name, spec, given, problems);
+          : resolveField(name, inRoot(name, spec, this.given.has('chroot')), given, problems);
     }
     const exclusive: [FieldName, FieldName, string][] = [
       ['netAllow', 'netDeny', 'netAllow (what may be reached) or netDeny (what may not)'],
@@ -117,9 +117,22 @@ export class PolicyDraft {
       new At(other, origin, problems).problem(`a policy has ${which}, not both`);
     }
     this.crossCheckHttp(out, problems);
+    if ((out.fsMount as string[]).length > 0 && out.chroot === null) {
+      const origin = this.given.get('fsMount')?.at(-1)?.origin ?? FROM_VALUE;
+      new At('fsMount', origin, problems).problem('needs chroot (mounts are shown inside a root)');
+    }
     if (problems.length > 0) throw new PolicyError(problems);
     return deepFreeze(out) as Policy;
   }
+}
+
+/**
+ * With a chroot, the read and write paths are the sandbox's, inside the
+ * root: absolute here, found inside the root when the sandbox starts.
+ */
+function inRoot(name: FieldName, spec: AnyField, chroot: boolean): AnyField {
+  if (!chroot || (name !== 'fsRead' && name !== 'fsWrite')) return spec;
+  return { ...spec, kind: list(path) } as AnyField;
 }
 
 function resolveField(

@@ -13,6 +13,7 @@ import {
   instant,
   integer,
   list,
+  mountSpec,
   nullable,
   oneOf,
   type PluginRef,
@@ -189,6 +190,38 @@ export const FIELDS = {
     ],
     profile: { section: 'workdir', key: 'storage' },
     doc: 'Where the copy-on-write layers are kept (default `$TMPDIR/sandlock-cow-<uid>`): made 0700 if missing; one owned by another user or writable by others is refused.',
+  }),
+  chroot: field({
+    kind: nullable(existingDirectory),
+    default: null as string | null,
+    combine: 'replace',
+    setter: set<string>(),
+    flags: [
+      {
+        long: 'chroot',
+        value: 'DIR',
+        help: 'run with DIR as / (an emulated chroot: no namespace, no root needed)',
+      },
+    ],
+    profile: { section: 'filesystem', key: 'chroot' },
+    doc: 'A directory the sandbox sees as `/`: every path it names resolves inside it, as `openat2(RESOLVE_IN_ROOT)` resolves, symlinks and `..` included. The read, write and deny paths are then written as the sandbox sees them.',
+    details:
+      'Nothing outside the directory is reachable but the mounts (fsMount): Landlock grants only the directory and the mounts, translated from the read and write paths. `/proc` inside the root exists only when mounted (`/proc:/proc`), and then keeps the process hiding and the virtual files.',
+  }),
+  fsMount: field({
+    kind: list(mountSpec),
+    default: [] as string[],
+    combine: 'append',
+    setter: append<string>(),
+    flags: [
+      {
+        long: 'fs-mount',
+        value: 'VIRT:HOST[:ro]',
+        help: 'with --chroot, show the host path HOST at VIRT inside the root (:ro read-only)',
+      },
+    ],
+    profile: { section: 'filesystem', key: 'mount' },
+    doc: 'With chroot, host paths shown inside the root, each `VIRT:HOST` or `VIRT:HOST:ro`: a bind mount made by path resolution (no mount namespace). Readable, and writable unless `:ro`.',
   }),
   env: field({
     kind: variables,

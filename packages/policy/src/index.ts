@@ -13,7 +13,8 @@ export {
   parseHttpAuth,
   parseHttpRule,
 } from './http-spec.js';
-export type { Kind, PluginRef, PortSpec, Schema } from './kinds.js';
+export type { Kind, MountSpec, PluginRef, PortSpec, Schema } from './kinds.js';
+export { parseMount } from './kinds.js';
 export {
   type BindProtocol,
   type BindRule,

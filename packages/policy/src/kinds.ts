@@ -353,6 +353,38 @@ export const plugin: Kind<PluginRef> = {
   describe: 'a handler module: a file: URL or an absolute path, and its options',
 };
 
+/** One mount of a chroot, `VIRT:HOST` or `VIRT:HOST:ro`, parsed. */
+export interface MountSpec {
+  /** Where it appears inside the root (absolute, as the sandbox sees it). */
+  virtual: string;
+  /** What appears there: a host directory or file. */
+  host: string;
+  readOnly: boolean;
+}
+
+/** `VIRT:HOST[:ro]` parsed; a string saying what is wrong otherwise. */
+export function parseMount(text: string): MountSpec | string {
+  const parts = text.split(':');
+  const readOnly = parts.length === 3 && parts[2] === 'ro';
+  if (parts.length !== 2 && !readOnly) return 'VIRT:HOST or VIRT:HOST:ro';
+  const [virtual, host] = parts as [string, string];
+  if (!absolute(virtual) || !absolute(host)) return 'VIRT:HOST with both paths absolute';
+  return { virtual, host, readOnly };
+}
+
+/** A chroot mount, `VIRT:HOST[:ro]`, whose HOST exists; kept as written. */
+export const mountSpec: Kind<string> = {
+  check(value, at) {
+    if (typeof value !== 'string') return at.expected('VIRT:HOST[:ro]', value);
+    const parsed = parseMount(value);
+    if (typeof parsed === 'string') return at.expected(parsed, value);
+    if (!existsSync(parsed.host)) return at.problem(`${parsed.host} does not exist`);
+    return value;
+  },
+  schema: { type: 'string', pattern: '^/[^:]*:/[^:]*(:ro)?$' },
+  describe: '`VIRT:HOST` or `VIRT:HOST:ro`, both absolute paths, HOST existing',
+};
+
 const HOST_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
 export const hostname: Kind<string> = {

@@ -93,6 +93,19 @@ export const SAMPLES: Record<
     toml: '[workdir]\nstorage = "/var/tmp/layers"',
     json: '/var/tmp/layers',
   },
+  chroot: {
+    builder: [['chroot', scratch]],
+    flags: ['--chroot', scratch],
+    toml: `[filesystem]\nchroot = "${scratch}"`,
+    json: scratch,
+  },
+  fsMount: {
+    builder: [['fsMount', '/proc:/proc', '/data:/tmp:ro']],
+    flags: ['--fs-mount', '/proc:/proc', '--fs-mount', '/data:/tmp:ro'],
+    toml: '[filesystem]\nmount = ["/proc:/proc", "/data:/tmp:ro"]',
+    json: ['/proc:/proc', '/data:/tmp:ro'],
+    alongside: ['chroot'],
+  },
   env: {
     builder: [
       ['env', 'A', '1'],

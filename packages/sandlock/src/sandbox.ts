@@ -13,6 +13,7 @@ import {
   type StdioOption,
   stdioEntries,
 } from './call-options.js';
+import { chrootStart } from './chroot.js';
 import { prepareConfinement } from './confine.js';
 import { killSandbox } from './control.js';
 import { describePolicy, type SandboxDescription } from './describe.js';
@@ -225,13 +226,14 @@ export class Sandbox {
 
   private async start(argv: readonly string[], options: SpawnOptions): Promise<SandboxProcess> {
     const env = programEnvironment(this.policy, options.env);
-    const path = resolveCommand(
-      argv[0]!,
-      env,
-      options.cwd !== undefined ? { ...this.policy, cwd: options.cwd } : this.policy,
-    );
-    const policy =
+    const given =
       options.cwd !== undefined ? parsePolicy({ ...this.policy, cwd: options.cwd }) : this.policy;
+    // With a root, the program, the paths and the cwd are the root's: the
+    // host's side of them is what Landlock and the launch take (chroot.ts).
+    const rooted =
+      given.chroot !== null ? atStep('chroot', () => chrootStart(given, argv, env)) : null;
+    const policy = rooted?.policy ?? given;
+    const path = rooted?.exec.virtual ?? resolveCommand(argv[0]!, env, given);
     assertProcReadable(policy);
     const { supervisor, outerSupervisor, notify, ...plan } = await atStepAsync('supervisor', () =>
       supervisionPlan(policy),
@@ -314,7 +316,15 @@ export class Sandbox {
       }
       const started = launch({
         path,
-        argv,
+        argv: rooted?.exec.argv ?? argv,
+        ...(rooted !== null
+          ? {
+              exec: {
+                interpreterFd: rooted.exec.interpreterFd,
+                file: (fd: number | null) => rooted.exec.file(fd),
+              },
+            }
+          : {}),
         env,
         steps: confinement.steps,
         stdio: stdioEntries(options.stdio),
@@ -323,6 +333,7 @@ export class Sandbox {
       launched = started;
       // The child has its copies now (spawn forks synchronously).
       closeAll(handedDown);
+      rooted?.exec.close();
       const report = await started.ready;
       const sandboxed = new SandboxProcess(started.child, report.pid, confinement.warnings);
       if (layer !== null) {
@@ -386,6 +397,7 @@ export class Sandbox {
       }
       return sandboxed;
     } catch (error) {
+      rooted?.exec.close();
       void http?.close();
       closeAll(handedDown);
       if (broker !== null) close(broker);

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { CHROOT_MODULES } from '@sandlock/chroot';
 import { COW_MODULES } from '@sandlock/cow';
 import { DETERMINISM_MODULES } from '@sandlock/determinism';
 import { type Session, Supervisor } from '@sandlock/dispatch';
@@ -28,6 +29,7 @@ const BUILT_IN_MODULES = [
   ...FSMETA_MODULES,
   ...NETWORK_MODULES,
   ...COW_MODULES,
+  ...CHROOT_MODULES,
 ];
 
 /**

@@ -16,10 +16,14 @@ export function onGetcwd(ctx: Ctx): Answer {
     close(cwd);
   }
   if (place === null || place.side === 'lower') return answer.continue();
-  const text = Buffer.from(
-    [session.workdir.lowerPath, ...place.rel].join('/').replace(/^\/\//, '/'),
-    'latin1',
-  );
+  let shown = [session.workdir.lowerPath, ...place.rel].join('/').replace(/^\/\//, '/');
+  const chroot = session.workdir.chroot ?? null;
+  if (chroot !== null) {
+    // Inside an emulated chroot: the path as the sandbox sees it.
+    const inside = shown === chroot.path || shown.startsWith(`${chroot.path}/`);
+    shown = inside ? shown.slice(chroot.path.length) || '/' : '/';
+  }
+  const text = Buffer.from(shown, 'latin1');
   const size = uint(ctx.args[1]);
   if (text.length + 1 > size) return answer.errno('ERANGE');
   ctx.write(ctx.args[0]!, Buffer.concat([text, Buffer.from([0])]));

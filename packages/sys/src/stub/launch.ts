@@ -3,6 +3,7 @@ import { accessSync, closeSync, constants as fsConstants, openSync } from 'node:
 import type { Socket } from 'node:net';
 import { delimiter, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { AT_EMPTY_PATH } from '../constants.js';
 import { errnoMessage, errnoName } from '../errors.js';
 import { close, pidfdGetfd, pidfdOpen } from '../libc.js';
 import { type Arch, hostArch, syscallNumber } from '../syscalls/index.js';
@@ -36,6 +37,16 @@ export interface LaunchOptions {
    */
   handshake?: boolean;
   arch?: Arch;
+  /**
+   * Execute a descriptor of this process instead of `path`: execveat(fd,
+   * "", AT_EMPTY_PATH). `interpreterFd` is handed down too (close-on-exec,
+   * like every descriptor handed down), and `file` is given its number in
+   * the child. What `file` returns is the caller's to close.
+   */
+  exec?: {
+    interpreterFd: number | null;
+    file(interpreterChildFd: number | null): number;
+  };
 }
 
 export interface LaunchReport {
@@ -231,6 +242,24 @@ function encodeLaunchScript(options: LaunchOptions, arch: Arch, handshake: boole
     assertNoNul('environment entry', entry);
     return encoder.cstring(entry);
   });
+  if (options.exec !== undefined) {
+    const { interpreterFd } = options.exec;
+    const interpreter = interpreterFd === null ? null : context.childFd(interpreterFd);
+    const file = context.childFd(options.exec.file(interpreter));
+    encoder.step({
+      name: `execve ${options.path}`,
+      nr: syscallNumber('execveat', arch),
+      args: [
+        file,
+        encoder.cstring(''),
+        encoder.pointerArray(argv),
+        encoder.pointerArray(envp),
+        AT_EMPTY_PATH,
+      ],
+      fatal: true,
+    });
+    return { script: encoder.encode(CONTROL_FD), stepNames: encoder.stepNames(), passedFds };
+  }
   encoder.step({
     name: `execve ${options.path}`,
     nr: syscallNumber('execve', arch),

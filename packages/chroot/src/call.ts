@@ -1,0 +1,161 @@
+// What every handler of the chroot module shares: the session's root, the
+// caller's path copied once and walked inside the root with the caller's
+// capabilities (none), and the reaper that makes every change.
+import { readFileSync } from 'node:fs';
+import type { HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
+import { CallError } from '@sandlock/dispatch/module';
+import {
+  AT_FDCWD,
+  type BrokerArg,
+  type CapabilitySets,
+  close,
+  ERRNO,
+  PATH_MAX,
+  readCStringBytes,
+  SysError,
+  threadCapabilities,
+  withCallerCapabilities,
+} from '@sandlock/sys';
+import type { Found, Root, WalkOptions } from './root.js';
+
+/** The policy fields the module reads. */
+export interface ChrootPolicy {
+  /** The root (canonical), or null: the module is off. */
+  readonly chroot: string | null;
+  /** `VIRT:HOST[:ro]`, HOST canonical. */
+  readonly fsMount: readonly string[];
+}
+
+export type Ctx = HandlerContext<ChrootPolicy>;
+
+export interface Session {
+  readonly root: Root;
+  /** The virtual path each process last executed (for /proc/<pid>/exe), by thread group. */
+  readonly exes: Map<number, string>;
+}
+
+export const sessions = new Map<number, Session | Error>();
+
+let capabilities: CapabilitySets | null = null;
+
+export function int(value: bigint | undefined): number {
+  return Number(BigInt.asIntN(32, value ?? 0n));
+}
+
+export function uint(value: bigint | undefined): number {
+  return Number(BigInt.asUintN(32, value ?? 0n));
+}
+
+export function sessionOf(ctx: Ctx): Session {
+  const session = sessions.get(ctx.session.id);
+  if (session === undefined || session instanceof Error) {
+    throw new Error(
+      `sandlock: the chroot of this sandbox is not usable${session instanceof Error ? `: ${session.message}` : ''}`,
+    );
+  }
+  return session;
+}
+
+export function brokerOf(ctx: Ctx): OnBehalf {
+  const broker = ctx.session.onBehalf;
+  if (broker === null) throw new Error('sandlock: the chroot module has no broker');
+  return broker;
+}
+
+/** A path argument, copied: its bytes without the NUL. EFAULT, ENAMETOOLONG as the kernel. */
+export function copyPath(ctx: Ctx, address: bigint): Buffer {
+  if (address === 0n) throw new CallError(ERRNO.EFAULT, 'NULL path');
+  try {
+    return readCStringBytes(ctx.pid, address, PATH_MAX - 1);
+  } catch (error) {
+    if (!ctx.valid()) throw error;
+    if (error instanceof SysError && error.errno === ERRNO.ENAMETOOLONG) {
+      throw new CallError(ERRNO.ENAMETOOLONG, 'path too long');
+    }
+    throw new CallError(ERRNO.EFAULT, 'bad path address');
+  }
+}
+
+/** Walks the caller's path inside the root, from its cwd or `dirfd` when relative. The result is the handler's to close. */
+export function resolve(
+  ctx: Ctx,
+  session: Session,
+  path: Buffer,
+  dirfd: number,
+  options: WalkOptions,
+): Found {
+  capabilities ??= threadCapabilities();
+  const text = path.toString('latin1');
+  let found: Found | undefined;
+  let thrown: unknown;
+  withCallerCapabilities(capabilities, 0n, () => {
+    try {
+      let start = null;
+      if (!text.startsWith('/')) {
+        const fd = ctx.openStart(dirfd);
+        try {
+          start = session.root.levelsOf(fd);
+        } finally {
+          close(fd);
+        }
+      }
+      found = session.root.walk(text, start, options);
+    } catch (error) {
+      thrown = error;
+    }
+    return 0;
+  });
+  if (thrown !== undefined) throw thrown;
+  if (found === undefined) throw new CallError(ERRNO.EPERM, 'capabilities');
+  return found;
+}
+
+/** A reaper call; `names` become `{ data }` arguments, each NUL-terminated, in order. */
+export function reaper(
+  broker: OnBehalf,
+  syscall: string,
+  build: (name: (text: string | Buffer) => { data: number }) => readonly BrokerArg[],
+  extra?: Buffer,
+): { result: number; data: Buffer; extraAt: number } {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const name = (text: string | Buffer) => {
+    const bytes = Buffer.concat([
+      typeof text === 'string' ? Buffer.from(text, 'latin1') : text,
+      Buffer.from([0]),
+    ]);
+    const at = size;
+    chunks.push(bytes);
+    size += bytes.length;
+    return { data: at };
+  };
+  const args = build(name);
+  const extraAt = size;
+  if (extra !== undefined) chunks.push(extra);
+  const reply = broker.call({ syscall, args, data: Buffer.concat(chunks) });
+  return { result: reply.result, data: reply.data, extraAt };
+}
+
+/** The caller's umask (/proc/<tid>/status), 0o022 when it cannot be read. */
+export function umaskOf(tid: number): number {
+  try {
+    const status = readFileSync(`/proc/${tid}/status`, 'latin1');
+    const match = /^Umask:\s+([0-7]+)$/m.exec(status);
+    return match ? Number.parseInt(match[1]!, 8) : 0o022;
+  } catch {
+    return 0o022;
+  }
+}
+
+/** The thread group of a thread (the process whose exe it is). */
+export function threadGroup(tid: number): number {
+  try {
+    const status = readFileSync(`/proc/${tid}/status`, 'latin1');
+    const match = /^Tgid:\s+(\d+)$/m.exec(status);
+    return match ? Number(match[1]) : tid;
+  } catch {
+    return tid;
+  }
+}
+
+export { AT_FDCWD };

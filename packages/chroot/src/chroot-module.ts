@@ -1,0 +1,140 @@
+// The emulated chroot as a handler module of @sandlock/dispatch: every
+// path-taking call of a sandbox with a root is notified (seccomp cannot
+// filter on a path), walked inside the root and its mounts (root.ts), and
+// answered on the sandbox's behalf (handlers.ts). Nothing is left to the
+// kernel's walk from the host's root, but descriptor-only calls and paths
+// into a mounted /proc. The sandbox's Landlock domain grants nothing outside
+// the root but the mounts: the backstop under every answer. The supervisor
+// imports this file in its worker threads by URL (CHROOT_MODULE): no side
+// effects at import.
+import { type Answer, defineModule, type WorkerSession } from '@sandlock/dispatch/module';
+import { hasSyscall } from '@sandlock/sys';
+import { type ChrootPolicy, type Ctx, sessions } from './call.js';
+import {
+  onAccess,
+  onChdir,
+  onExec,
+  onGetcwd,
+  onLink,
+  onMetadata,
+  onMkdir,
+  onMknod,
+  onOpen,
+  onReadlink,
+  onRefused,
+  onRename,
+  onStat,
+  onStatfs,
+  onStatx,
+  onSymlink,
+  onTruncate,
+  onUnlink,
+  onXattr,
+} from './handlers.js';
+import { Root } from './root.js';
+
+type Handler = (ctx: Ctx) => Answer;
+
+/** Every path-taking call, by name (those of this architecture are used). */
+const HANDLERS: Readonly<Record<string, Handler>> = {
+  open: onOpen,
+  openat: onOpen,
+  openat2: onOpen,
+  creat: onOpen,
+  stat: onStat,
+  lstat: onStat,
+  newfstatat: onStat,
+  statx: onStatx,
+  access: onAccess,
+  faccessat: onAccess,
+  faccessat2: onAccess,
+  readlink: onReadlink,
+  readlinkat: onReadlink,
+  statfs: onStatfs,
+  getcwd: onGetcwd,
+  unlink: onUnlink,
+  unlinkat: onUnlink,
+  rmdir: onUnlink,
+  mkdir: onMkdir,
+  mkdirat: onMkdir,
+  mknod: onMknod,
+  mknodat: onMknod,
+  symlink: onSymlink,
+  symlinkat: onSymlink,
+  link: onLink,
+  linkat: onLink,
+  rename: onRename,
+  renameat: onRename,
+  renameat2: onRename,
+  truncate: onTruncate,
+  chmod: onMetadata,
+  fchmodat: onMetadata,
+  fchmodat2: onMetadata,
+  chown: onMetadata,
+  lchown: onMetadata,
+  fchownat: onMetadata,
+  utime: onMetadata,
+  utimes: onMetadata,
+  futimesat: onMetadata,
+  utimensat: onMetadata,
+  getxattr: onXattr,
+  lgetxattr: onXattr,
+  listxattr: onXattr,
+  llistxattr: onXattr,
+  setxattr: onXattr,
+  lsetxattr: onXattr,
+  removexattr: onXattr,
+  lremovexattr: onXattr,
+  execve: onExec,
+  execveat: onExec,
+  chdir: onChdir,
+  // Paths no handler walks yet: refused rather than looked up from the host's root
+  // (mount, acct, swapon, name_to_handle_at… are in the default deny list).
+  getxattrat: onRefused,
+  setxattrat: onRefused,
+  listxattrat: onRefused,
+  removexattrat: onRefused,
+  file_getattr: onRefused,
+  file_setattr: onRefused,
+  inotify_add_watch: onRefused,
+  fanotify_mark: onRefused,
+  uselib: onRefused,
+  chroot: onRefused,
+};
+
+/** The calls of this module that exist on this architecture (aarch64 has no open, stat, unlink…). */
+export const CHROOT_SYSCALLS: readonly string[] = Object.keys(HANDLERS).filter((name) =>
+  hasSyscall(name),
+);
+
+/** On for a sandbox whose policy has a root: the sandbox sees it as `/`. */
+export default defineModule<unknown, ChrootPolicy>({
+  name: 'chroot',
+  syscalls: CHROOT_SYSCALLS,
+  onBehalf: true,
+  enabled: (policy) => policy.chroot !== null && policy.chroot !== undefined,
+  /**
+   * After the modules that answer made-up files by name (/proc's, the host
+   * name's): a mounted /proc keeps its process hiding and virtual files; an
+   * unmounted one is nothing they serve (they are off without /proc in the
+   * policy). After cow, which walks the caller's paths from the root when
+   * there is a workdir over it, and leaves the rest to this one. Before
+   * fs-meta, which would act on the host's path.
+   */
+  after: ['cow', 'proc-pids', 'proc-host', 'hostname', 'num-cpus', 'meminfo'],
+  before: ['fs-meta', 'deterministic-dirs'],
+  handlers: Object.fromEntries(CHROOT_SYSCALLS.map((name) => [name, HANDLERS[name]!])),
+  sessionStart(session: WorkerSession<ChrootPolicy>) {
+    try {
+      const { chroot, fsMount } = session.policy;
+      sessions.set(session.id, { root: Root.open(chroot!, fsMount ?? []), exes: new Map() });
+    } catch (error) {
+      sessions.set(session.id, error as Error);
+    }
+  },
+  sessionEnd(session: WorkerSession<ChrootPolicy>) {
+    const state = sessions.get(session.id);
+    sessions.delete(session.id);
+    if (state !== undefined && !(state instanceof Error)) state.root.close();
+  },
+});

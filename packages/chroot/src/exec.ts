@@ -1,0 +1,205 @@
+// A program found inside the root, made ready for execveat(fd, "",
+// AT_EMPTY_PATH): the kernel takes an ELF's interpreter (PT_INTERP) and a
+// script's `#!` line by path from the process's root, which is the host's,
+// so both are found inside the root here instead. An ELF with an
+// interpreter runs from a sealed memfd copy whose PT_INTERP names
+// `/proc/self/fd/I`, I the interpreter's descriptor in the process: the
+// kernel opens the interpreter (load_elf_binary() in fs/binfmt_elf.c)
+// before it closes the close-on-exec descriptors (begin_new_exec()), so I
+// may be close-on-exec and nothing stays open in the program. A script
+// runs as its interpreter with the script's path inside the root after it,
+// as binfmt_script would have run it.
+import { fstatSync, readSync } from 'node:fs';
+import {
+  AT_EACCESS,
+  AT_EMPTY_PATH,
+  close,
+  ERRNO,
+  hostArch,
+  openFlags,
+  sealedMemfd,
+  trySyscall,
+} from '@sandlock/sys';
+import { components, type Root } from './root.js';
+
+const O = openFlags(hostArch());
+const X_OK = 1;
+/** BINPRM_BUF_SIZE (include/linux/binfmts.h): how much of a `#!` line the kernel reads. */
+const SHEBANG_MAX = 256;
+/** The kernel's nesting limit of interpreters (bprm->interp_depth … 5, fs/exec.c). */
+const MAX_DEPTH = 4;
+const PT_INTERP = 3;
+
+/** A program found inside the root. */
+export interface ExecFile {
+  /** The arguments the program gets (a script's interpreter and the script's path first). */
+  readonly argv: string[];
+  /** The program's path inside the root (what /proc/self/exe shows). */
+  readonly virtual: string;
+  /** The program's descriptor in this process (the ELF found, close-on-exec). */
+  readonly fd: number;
+  /** Its interpreter's (PT_INTERP) descriptor in this process, or null. */
+  readonly interpreterFd: number | null;
+  /** The descriptor to execute, given the interpreter's number in the process: the file, or its patched copy. */
+  file(interpreterChildFd: number | null): number;
+  /** Closes what this process opened for it. */
+  close(): void;
+}
+
+export class ExecError extends Error {
+  override readonly name = 'ExecError';
+  constructor(
+    message: string,
+    readonly errno: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Opens a path inside the root for execution: a regular file the caller may execute. */
+function openExecutable(root: Root, path: string, cwd: string): { fd: number; virtual: string } {
+  const absolute = path.startsWith('/') ? path : `${cwd.replace(/\/$/, '')}/${path}`;
+  const found = root.walk(absolute, null, { followLast: true });
+  try {
+    if (found.errno !== 0) throw new ExecError(`${path}: errno ${found.errno}`, found.errno);
+    if (found.proc) throw new ExecError(`${path}: in /proc`, ERRNO.EACCES);
+    const fd =
+      found.parent >= 0
+        ? trySyscall(
+            'openat',
+            found.parent,
+            Buffer.from(`${found.name}\0`, 'latin1'),
+            O.O_RDONLY | O.O_CLOEXEC | O.O_NOFOLLOW,
+            0,
+          )
+        : trySyscall('openat', found.fd, Buffer.from('.\0'), O.O_RDONLY | O.O_CLOEXEC, 0);
+    if (fd < 0) throw new ExecError(`${path}: errno ${-fd}`, -fd);
+    if (!fstatSync(fd).isFile()) {
+      close(fd);
+      throw new ExecError(`${path}: not a regular file`, ERRNO.EACCES);
+    }
+    return { fd, virtual: found.path };
+  } finally {
+    found.close();
+  }
+}
+
+function head(fd: number, length: number, position = 0): Buffer {
+  const buffer = Buffer.alloc(length);
+  const got = readSync(fd, buffer, 0, length, position);
+  return buffer.subarray(0, got);
+}
+
+/** PT_INTERP of an ELF64 file: the interpreter's path and where its bytes are; null: none (static, or not ELF64). */
+function interpreterOf(fd: number): { path: string; offset: number; size: number } | null {
+  const header = head(fd, 64);
+  if (header.length < 64 || header.readUInt32BE(0) !== 0x7f454c46 || header[4] !== 2) return null;
+  const phoff = Number(header.readBigUInt64LE(32));
+  const entSize = header.readUInt16LE(54);
+  const count = header.readUInt16LE(56);
+  const table = head(fd, entSize * count, phoff);
+  for (let i = 0; i + 56 <= table.length; i += entSize) {
+    if (table.readUInt32LE(i) !== PT_INTERP) continue;
+    const offset = Number(table.readBigUInt64LE(i + 8));
+    const size = Number(table.readBigUInt64LE(i + 32));
+    const text = head(fd, size, offset).toString('latin1');
+    return { path: text.replace(/\0.*$/s, ''), offset, size };
+  }
+  return null;
+}
+
+/**
+ * Finds `command` inside the root (searched in `pathList` when it has no
+ * slash; `cwd` is the virtual cwd) and prepares its execution with `argv`.
+ * Throws an {@link ExecError} with the kernel's errno when it cannot run.
+ */
+export function execFileInRoot(
+  root: Root,
+  command: string,
+  argv: readonly string[],
+  pathList: string,
+  cwd: string,
+): ExecFile {
+  let path = command;
+  if (!command.includes('/')) {
+    const found = pathList
+      .split(':')
+      .map((dir) => `${dir || '.'}/${command}`)
+      .find((candidate) => {
+        const r = root.walk(candidate.startsWith('/') ? candidate : `${cwd}/${candidate}`, null, {
+          followLast: true,
+        });
+        const ok = r.errno === 0 && !r.proc;
+        r.close();
+        return ok;
+      });
+    if (found === undefined) throw new ExecError(`${command}: command not found`, ERRNO.ENOENT);
+    path = found;
+  }
+  return prepare(root, path, [...argv], cwd, 0);
+}
+
+function prepare(root: Root, path: string, argv: string[], cwd: string, depth: number): ExecFile {
+  if (depth > MAX_DEPTH) throw new ExecError(`${path}: too many interpreters`, ERRNO.ELOOP);
+  const { fd, virtual } = openExecutable(root, path, cwd);
+  const opened = [fd];
+  const closeAll = () => {
+    for (const each of opened.splice(0)) close(each);
+  };
+  try {
+    const allowed = trySyscall(
+      'faccessat2',
+      fd,
+      Buffer.from('\0'),
+      X_OK,
+      AT_EMPTY_PATH | AT_EACCESS,
+    );
+    if (allowed < 0) throw new ExecError(`${path}: not executable`, -allowed);
+    const start = head(fd, SHEBANG_MAX);
+    if (start[0] === 0x23 && start[1] === 0x21) {
+      const line = start.toString('latin1', 2).split('\n')[0]!.trim();
+      const [interpreter, ...rest] = line.split(/[ \t]+/);
+      if (interpreter === undefined || interpreter === '') {
+        throw new ExecError(`${path}: empty #! line`, ERRNO.ENOEXEC);
+      }
+      // binfmt_script: the rest of the line is one argument.
+      const arg = rest.length > 0 ? [rest.join(' ')] : [];
+      closeAll();
+      return prepare(
+        root,
+        interpreter,
+        [interpreter, ...arg, path, ...argv.slice(1)],
+        cwd,
+        depth + 1,
+      );
+    }
+    const interp = interpreterOf(fd);
+    let interpreterFd: number | null = null;
+    if (interp !== null) {
+      interpreterFd = openExecutable(root, interp.path, '/').fd;
+      opened.push(interpreterFd);
+    }
+    return {
+      argv,
+      virtual: `/${components(virtual).join('/')}`,
+      fd,
+      interpreterFd,
+      file(interpreterChildFd) {
+        if (interp === null || interpreterChildFd === null) return fd;
+        const named = Buffer.from(`/proc/self/fd/${interpreterChildFd}`, 'latin1');
+        if (named.length + 1 > interp.size) return fd; // cannot be named in place: the host's
+        const size = fstatSync(fd).size;
+        const copy = head(fd, size);
+        copy.fill(0, interp.offset, interp.offset + interp.size);
+        named.copy(copy, interp.offset);
+        const memfd = sealedMemfd(copy);
+        opened.push(memfd);
+        return memfd;
+      },
+      close: closeAll,
+    };
+  } catch (error) {
+    closeAll();
+    throw error;
+  }
+}

@@ -1,0 +1,89 @@
+// A policy with a root, as the host sees it: what Landlock grants is the
+// root itself (read and execute), the mounts, and the read, write and deny
+// paths, which the policy writes as the sandbox sees them, walked inside
+// the root to the host objects they name. Nothing else outside the root.
+import { readlinkSync } from 'node:fs';
+import { devicePaths, type Policy } from '@sandlock/policy';
+import { ERRNO } from '@sandlock/sys';
+import { components, type Found, Root } from './root.js';
+
+/** The host's side of a policy with a root. */
+export interface HostPaths {
+  /** The policy for Landlock and the launch: host paths, no presets, the devices as mounts. */
+  policy: Policy;
+  /** The mounts the sandbox sees (the policy's, and the device nodes `devices` grants, at their own paths). */
+  fsMount: string[];
+  /** The directory the program starts in, on the host. */
+  cwd: string;
+}
+
+function hostOf(root: Root, virtual: string, what: string): string | null {
+  const found: Found = root.walk(virtual, null, { followLast: true });
+  try {
+    if (found.proc) return virtual;
+    if (found.errno === ERRNO.ENOENT) return null;
+    if (found.errno !== 0) {
+      throw new Error(`sandlock: chroot: ${what} ${virtual}: errno ${found.errno} inside the root`);
+    }
+    return readlinkSync(`/proc/self/fd/${found.fd}`, 'latin1');
+  } finally {
+    found.close();
+  }
+}
+
+/**
+ * The host paths of a policy whose `chroot` is set. Throws an Error naming
+ * the path when a read or write path, or the cwd, is not inside the root.
+ */
+export function hostPaths(policy: Policy): HostPaths {
+  if (policy.chroot === null) throw new TypeError('sandlock: hostPaths needs a policy with chroot');
+  const mounted = new Set(
+    policy.fsMount.map((spec) => `/${components(spec.split(':')[0]!).join('/')}`),
+  );
+  const devices = devicePaths(policy).filter((path) => !mounted.has(path));
+  const fsMount = [...policy.fsMount, ...devices.map((path) => `${path}:${path}`)];
+  const root = Root.open(policy.chroot, fsMount);
+  try {
+    const need = (virtual: string, what: string): string => {
+      const host = hostOf(root, virtual, what);
+      if (host === null) {
+        throw new Error(`sandlock: chroot: ${what} ${virtual} does not exist inside the root`);
+      }
+      return host;
+    };
+    const written = policy.fsWrite.map((path) => {
+      const found = root.walk(path, null, { followLast: true });
+      const readOnly = found.mount?.readOnly === true;
+      found.close();
+      if (readOnly) throw new Error(`sandlock: chroot: fsWrite ${path} is in a read-only mount`);
+      return need(path, 'fsWrite');
+    });
+    const read = policy.fsRead.map((path) => need(path, 'fsRead'));
+    const deny = policy.fsDeny.flatMap((path) => hostOf(root, path, 'fsDeny') ?? []);
+    const cwd = need(policy.cwd ?? '/', 'cwd');
+    return {
+      policy: {
+        ...policy,
+        system: false,
+        devices: false,
+        // A procfs is read: its process directories are then left to the procfs modules.
+        fsRead: [
+          root.path,
+          ...root.mounts.filter((m) => m.readOnly || m.proc).map((m) => m.host),
+          ...read,
+        ],
+        fsWrite: [
+          ...root.mounts.filter((m) => !m.readOnly && !m.proc).map((m) => m.host),
+          ...written,
+        ],
+        fsDeny: deny,
+        cwd,
+        fsMount,
+      },
+      fsMount,
+      cwd,
+    };
+  } finally {
+    root.close();
+  }
+}

@@ -1,0 +1,241 @@
+// The emulated chroot against the real kernel: a rootfs built here (Debian's
+// static busybox, a static probe, a dynamically linked ls with its loader
+// and libraries), programs run in it, and escapes that must fail.
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildRootfs, missing, type Rootfs, runInRealRoot, runInRoot } from './support/rootfs.js';
+
+const why = missing();
+if (why !== null) console.log(`chroot tests skipped: ${why}`);
+const root = process.getuid?.() === 0;
+if (!root) console.log('chroot differential test skipped: a real chroot(2) needs root');
+
+describe.skipIf(why !== null)('the emulated chroot', () => {
+  let fs: Rootfs;
+  beforeAll(() => {
+    fs = buildRootfs();
+  });
+  afterAll(() => fs?.remove());
+
+  const probe = async (ops: string[], options = {}) => {
+    const result = await runInRoot(fs.dir, ['/probe', ...ops], options);
+    expect(result.stderr).toBe('');
+    expect(result.exitCode).toBe(0);
+    return result.stdout;
+  };
+
+  it('runs a static program of the root, which sees the root as /', async () => {
+    const out = await probe(['cat:/etc/os-release', 'cwd', 'stat:/etc', 'readlink:/etc/link']);
+    expect(out).toBe(
+      [
+        'cat /etc/os-release: [PRETTY_NAME="sandlock chroot test"]',
+        'cwd : /',
+        'stat /etc: mode 40755 size 0',
+        'readlink /etc/link: ../etc/os-release',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('keeps .. and symlinks inside the root', async () => {
+    const out = await probe([
+      'cat:/../../../etc/os-release',
+      'catat:/etc:../../../../etc/os-release',
+      'cat:/abs',
+      'cat:/rel',
+      'cat:/reldir/secret',
+      `cat:${join(fs.outside, 'secret')}`,
+      'openat2:/../../etc/os-release',
+      'lstat:/abs',
+    ]);
+    expect(out).not.toContain('SECRET');
+    expect(out).toContain('cat /abs: ENOENT');
+    expect(out).toContain('cat /rel: ENOENT');
+    expect(out).toContain('cat /reldir/secret: ENOENT');
+    expect(out).toContain(
+      'catat /etc ../../../../etc/os-release: [PRETTY_NAME="sandlock chroot test"]',
+    );
+    expect(out).toContain('openat2 /../../etc/os-release: [PRETTY_NAME="sandlock chroot test"]');
+    expect(out).toContain('lstat /abs: mode 120777 size 0');
+  });
+
+  it('shows /proc only when mounted, and its links as inside the root', async () => {
+    const unmounted = await probe(['readlink:/proc/self/root', 'cat:/proc/self/root/etc/hostname']);
+    expect(unmounted).toContain('readlink /proc/self/root: ENOENT');
+    expect(unmounted).toContain('cat /proc/self/root/etc/hostname: ENOENT');
+    const mounted = await probe(
+      [
+        'readlink:/proc/self/root',
+        'readlink:/proc/self/cwd',
+        'cat:/proc/self/root/etc/hostname',
+        'cat:/proc/self/cwd/etc/hostname',
+        'cat:/proc/1/root/etc/hostname',
+        'cat:/proc/self/root/probe',
+      ],
+      { mounts: ['/proc:/proc'] },
+    );
+    const hostname = readFileSync('/etc/hostname', 'utf8').trim();
+    expect(mounted).toContain('readlink /proc/self/root: /');
+    expect(mounted).toContain('readlink /proc/self/cwd: /');
+    expect(mounted).not.toContain(hostname === '' ? '\0' : `[${hostname}]`);
+    expect(mounted).toMatch(/cat \/proc\/self\/root\/etc\/hostname: E(ACCES|NOENT)/);
+  });
+
+  it('writes only where granted, and keeps links and renames inside a mount', async () => {
+    const out = await probe(
+      [
+        'write:/data/new:hello',
+        'cat:/data/new',
+        'write:/etc/new:no',
+        'write:/mnt/m:one',
+        'link:/mnt/m:/data/linked',
+        'rename:/mnt/m:/data/moved',
+        'symlink:/etc/os-release:/data/sl',
+        'cat:/data/sl',
+        'mkdir:/data/d',
+        'rmdir:/data/d',
+        'unlink:/mnt',
+        'rename:/data:/data2',
+      ],
+      { write: ['/data'], mounts: [`/mnt:${fs.outside}`] },
+    );
+    expect(out).toBe(
+      [
+        'write /data/new hello: ok',
+        'cat /data/new: [hello]',
+        'write /etc/new no: EACCES',
+        'write /mnt/m one: ok',
+        'link /mnt/m /data/linked: EXDEV',
+        'rename /mnt/m /data/moved: EXDEV',
+        'symlink /etc/os-release /data/sl: ok',
+        'cat /data/sl: [PRETTY_NAME="sandlock chroot test"]',
+        'mkdir /data/d: ok',
+        'rmdir /data/d: ok',
+        'unlink /mnt: EBUSY',
+        'rename /data /data2: EACCES',
+        '',
+      ].join('\n'),
+    );
+    expect(readFileSync(join(fs.dir, 'data/new'), 'utf8')).toBe('hello');
+    expect(readFileSync(join(fs.outside, 'm'), 'utf8')).toBe('one');
+  });
+
+  it("keeps the reaper's /proc/<pid>/root, a descriptor from outside and a racing symlink out", async () => {
+    const secret = join(fs.outside, 'secret');
+    const held = openSync(fs.outside, 'r');
+    try {
+      const out = await probe(
+        [
+          `ppidroot:${secret}`,
+          'ppidroot:/etc/os-release',
+          'fchdirfd:0',
+          'cwd',
+          'cat:secret',
+          'cat:../secret',
+          'race:300',
+          'cat:/race/a/secret',
+        ],
+        { mounts: ['/proc:/proc'], write: ['/race'], stdin: held },
+      );
+      expect(out).not.toContain('SECRET');
+      expect(out).toMatch(new RegExp(`ppidroot ${secret}: E(ACCES|NOENT)`));
+      expect(out).toContain('fchdirfd 0: ok');
+      expect(out).toContain('cwd : /\n');
+      expect(out).toContain('cat secret: ENOENT');
+      expect(out).toContain('race 300: inside some outside 0');
+    } finally {
+      closeSync(held);
+    }
+  });
+
+  it.skipIf(!root)('gives what a real chroot(2) gives', async () => {
+    const ops = [
+      'cat:/etc/os-release',
+      'cat:/../../etc/os-release',
+      'catat:/etc:../../../etc/os-release',
+      'cat:/abs',
+      'cat:/rel',
+      'cat:/reldir/secret',
+      'cat:/etc/link',
+      'stat:/etc',
+      'stat:/probe',
+      'lstat:/abs',
+      'lstat:/etc/link',
+      'readlink:/abs',
+      'readlink:/etc/os-release',
+      'access:/etc/os-release',
+      'access:/nothing',
+      'cat:/etc/os-release/',
+      'stat:/abs/x',
+      'cwd',
+      'openat2:/../etc/os-release',
+      'cat:/proc/self/root/etc/os-release',
+      'write:/tmp/a:x',
+      'cat:/tmp/a',
+      'symlink:../etc/os-release:/tmp/l',
+      'cat:/tmp/l',
+      'link:/tmp/a:/tmp/b',
+      'rename:/tmp/b:/tmp/c',
+      'stat:/tmp/c',
+      'chmod:/tmp/c',
+      'truncate:/tmp/c',
+      'stat:/tmp/c',
+      'mkdir:/tmp/d',
+      'mkdir:/tmp/d',
+      'rmdir:/tmp/d',
+      'unlink:/tmp/c',
+      'unlink:/tmp/nothing',
+    ];
+    const emulated = await probe(ops, { write: ['/tmp'] });
+    // The same starting state for the real run.
+    for (const name of ['a', 'l']) rmSync(join(fs.dir, 'tmp', name), { force: true });
+    const real = runInRealRoot(fs.dir, ['/probe', ...ops]);
+    expect(emulated).toBe(real);
+  });
+
+  it('takes a workdir over the root: writes land in the layer, listed by a dry run', async () => {
+    const storage = join(fs.dir, '..', 'store');
+    const result = await runInRoot(
+      fs.dir,
+      [
+        '/probe',
+        'write:/etc/added:new',
+        'cat:/etc/added',
+        'unlink:/data/file',
+        'cat:/data/file',
+        'cat:/abs',
+      ],
+      { workdir: { dir: fs.dir, storage } },
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(
+      [
+        'write /etc/added new: ok',
+        'cat /etc/added: [new]',
+        'unlink /data/file: ok',
+        'cat /data/file: ENOENT',
+        'cat /abs: ENOENT',
+        '',
+      ].join('\n'),
+    );
+    const changes = result.workdir?.changes.map((change) => `${change.type} ${change.path}`);
+    expect(changes).toEqual(expect.arrayContaining(['A etc/added', 'D data/file']));
+    expect(result.workdir?.changes).toHaveLength(2);
+    // A dry run: the root itself is untouched.
+    expect(readFileSync(join(fs.dir, 'data/file'), 'utf8')).toBe('data\n');
+    expect(() => readFileSync(join(fs.dir, 'etc/added'))).toThrow();
+  });
+
+  it('runs a dynamically linked program with the root loader and libraries', async () => {
+    const result = await runInRoot(fs.dir, ['/usr/bin/dls', '/']);
+    expect(result.stderr).toBe('');
+    expect(result.stdout.split('\n')).toEqual(expect.arrayContaining(['bin', 'etc', 'probe']));
+  });
+
+  it('runs a #! script with the interpreter of the root', async () => {
+    const result = await runInRoot(fs.dir, ['/script', 'arg']);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('script /script arg\n');
+  });
+});

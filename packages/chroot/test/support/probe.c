@@ -1,0 +1,120 @@
+/* A static probe for the chroot tests: each argument is one operation,
+ * "op:arg[:arg]", and one line per operation is printed, the same under a
+ * real chroot(2) and under the emulated one. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <pthread.h>
+#include <unistd.h>
+
+static int saved = -1;
+static volatile int racing = 1;
+
+/* Swaps /race/a, a directory, with /race/b, a symlink pointing out, until told to stop. */
+static void *swapper(void *unused) {
+  (void)unused;
+  while (racing) {
+    rename("/race/a", "/race/t");
+    rename("/race/b", "/race/a");
+    rename("/race/a", "/race/b");
+    rename("/race/t", "/race/a");
+  }
+  return NULL;
+}
+
+static void result(const char *op, long value) {
+  if (value < 0) printf("%s: %s\n", op, strerrorname_np(errno));
+  else printf("%s: ok\n", op);
+}
+
+static void content(const char *op, int fd) {
+  char buf[128] = {0};
+  if (fd < 0) { printf("%s: %s\n", op, strerrorname_np(errno)); return; }
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  if (n < 0) { printf("%s: read %s\n", op, strerrorname_np(errno)); close(fd); return; }
+  buf[n] = 0;
+  char *nl = strchr(buf, '\n');
+  if (nl) *nl = 0;
+  printf("%s: [%s]\n", op, buf);
+  close(fd);
+}
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  for (int i = 1; i < argc; i++) {
+    char *op = argv[i];
+    char *a = strchr(op, ':');
+    char *b = NULL;
+    if (a) { *a++ = 0; b = strchr(a, ':'); if (b) *b++ = 0; }
+    char label[512];
+    snprintf(label, sizeof label, "%s %s%s%s", op, a ? a : "", b ? " " : "", b ? b : "");
+    if (!strcmp(op, "cat")) content(label, open(a, O_RDONLY));
+    else if (!strcmp(op, "catat")) {
+      int dir = open(a, O_RDONLY | O_DIRECTORY);
+      content(label, dir < 0 ? dir : openat(dir, b, O_RDONLY));
+      if (dir >= 0) close(dir);
+    } else if (!strcmp(op, "openat2")) {
+      struct open_how how = {.flags = O_RDONLY};
+      content(label, syscall(SYS_openat2, AT_FDCWD, a, &how, sizeof how));
+    } else if (!strcmp(op, "stat") || !strcmp(op, "lstat")) {
+      struct stat st;
+      int r = (op[0] == 's' ? stat : lstat)(a, &st);
+      if (r < 0) printf("%s: %s\n", label, strerrorname_np(errno));
+      else printf("%s: mode %o size %lld\n", label, st.st_mode, S_ISREG(st.st_mode) ? (long long)st.st_size : 0LL);
+    } else if (!strcmp(op, "access")) result(label, access(a, R_OK));
+    else if (!strcmp(op, "readlink")) {
+      char buf[512];
+      ssize_t n = readlink(a, buf, sizeof buf - 1);
+      if (n < 0) printf("%s: %s\n", label, strerrorname_np(errno));
+      else { buf[n] = 0; printf("%s: %s\n", label, buf); }
+    } else if (!strcmp(op, "cwd")) {
+      char buf[512];
+      if (!getcwd(buf, sizeof buf)) printf("%s: %s\n", label, strerrorname_np(errno));
+      else printf("%s: %s\n", label, buf);
+    } else if (!strcmp(op, "chdir")) result(label, chdir(a));
+    else if (!strcmp(op, "save")) { saved = open(a, O_RDONLY | O_DIRECTORY); result(label, saved); }
+    else if (!strcmp(op, "fchdir")) result(label, fchdir(saved));
+    else if (!strcmp(op, "mkdir")) result(label, mkdir(a, 0755));
+    else if (!strcmp(op, "rmdir")) result(label, rmdir(a));
+    else if (!strcmp(op, "unlink")) result(label, unlink(a));
+    else if (!strcmp(op, "write")) {
+      int fd = open(a, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0 && b) { if (write(fd, b, strlen(b)) < 0) fd = -1; }
+      result(label, fd);
+      if (fd >= 0) close(fd);
+    } else if (!strcmp(op, "symlink")) result(label, symlink(a, b));
+    else if (!strcmp(op, "link")) result(label, link(a, b));
+    else if (!strcmp(op, "rename")) result(label, rename(a, b));
+    else if (!strcmp(op, "chmod")) result(label, chmod(a, 0600));
+    else if (!strcmp(op, "truncate")) result(label, truncate(a, 1));
+    else if (!strcmp(op, "ppidroot")) {
+      char path[600];
+      snprintf(path, sizeof path, "/proc/%d/root%s", getppid(), a);
+      snprintf(label, sizeof label, "ppidroot %s", a);
+      content(label, open(path, O_RDONLY));
+    } else if (!strcmp(op, "fchdirfd")) result(label, fchdir(atoi(a)));
+    else if (!strcmp(op, "race")) {
+      pthread_t thread;
+      int rounds = atoi(a), outside = 0, inside = 0;
+      pthread_create(&thread, NULL, swapper, NULL);
+      for (int n = 0; n < rounds; n++) {
+        char buf[64] = {0};
+        int fd = open("/race/a/secret", O_RDONLY);
+        if (fd < 0) continue;
+        if (read(fd, buf, sizeof buf - 1) > 0 && strncmp(buf, "INSIDE", 6) == 0) inside++;
+        else outside++;
+        close(fd);
+      }
+      racing = 0;
+      pthread_join(thread, NULL);
+      printf("%s: inside %s outside %d\n", label, inside > 0 ? "some" : "none", outside);
+    } else printf("%s: unknown\n", label);
+  }
+  return 0;
+}

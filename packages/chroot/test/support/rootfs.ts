@@ -1,0 +1,147 @@
+// Root file systems for the chroot tests: Debian's static busybox, the
+// static probe (probe.c, built here), a dynamically linked /bin/ls with its
+// loader and libraries at their paths, and a few symlinks that point out.
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type RunResult, Sandbox } from '../../../sandlock/src/index.js';
+
+const BUSYBOX = '/bin/busybox';
+const APPLETS = [
+  'sh',
+  'ls',
+  'cat',
+  'pwd',
+  'echo',
+  'true',
+  'mkdir',
+  'readlink',
+  'stat',
+  'ln',
+  'env',
+];
+
+/** Why the rootfs cannot be built here (printed by the skipping tests), or null. */
+export function missing(): string | null {
+  if (!isStaticBusybox()) {
+    const installed = spawnSync('apt-get', ['install', '-y', '-q', 'busybox-static'], {
+      stdio: 'ignore',
+    });
+    if (installed.status !== 0 || !isStaticBusybox()) {
+      return 'busybox-static is not installed and apt-get could not install it';
+    }
+  }
+  if (spawnSync('cc', ['--version'], { stdio: 'ignore' }).status !== 0) {
+    return 'no C compiler for the static probe';
+  }
+  return null;
+}
+
+function isStaticBusybox(): boolean {
+  if (!existsSync(BUSYBOX)) return false;
+  const out = spawnSync('file', ['-L', BUSYBOX], { encoding: 'utf8' });
+  return out.status !== 0 || out.stdout.includes('statically linked');
+}
+
+/** The libraries of a dynamically linked program, and its loader (ldd). */
+function librariesOf(program: string): string[] {
+  const out = execFileSync('ldd', [program], { encoding: 'utf8' });
+  return [...out.matchAll(/(\/\S+) \(0x/g)].map((match) => match[1]!);
+}
+
+export interface Rootfs {
+  dir: string;
+  /** A directory outside the root holding `secret`. */
+  outside: string;
+  remove(): void;
+}
+
+export function buildRootfs(): Rootfs {
+  const base = realpathSync(mkdtempSync(join(tmpdir(), 'sandlock-chroot-')));
+  const dir = join(base, 'root');
+  const outside = join(base, 'outside');
+  for (const sub of ['bin', 'etc', 'tmp', 'proc', 'dev', 'data', 'usr/bin']) {
+    mkdirSync(join(dir, sub), { recursive: true });
+  }
+  mkdirSync(outside);
+  writeFileSync(join(outside, 'secret'), 'SECRET\n');
+  copyFileSync(BUSYBOX, join(dir, 'bin/busybox'));
+  for (const applet of APPLETS) symlinkSync('busybox', join(dir, 'bin', applet));
+  writeFileSync(join(dir, 'etc/os-release'), 'PRETTY_NAME="sandlock chroot test"\n');
+  writeFileSync(join(dir, 'data/file'), 'data\n');
+  execFileSync('cc', [
+    '-static',
+    '-O1',
+    '-pthread',
+    '-o',
+    join(dir, 'probe'),
+    fileURLToPath(new URL('./probe.c', import.meta.url)),
+  ]);
+  // /race/a a directory, /race/b a symlink to the directory outside (the race test swaps them).
+  mkdirSync(join(dir, 'race/a'), { recursive: true });
+  writeFileSync(join(dir, 'race/a/secret'), 'INSIDE\n');
+  symlinkSync(outside, join(dir, 'race/b'));
+  // /usr/bin/dls: the host's ls, run with the root's loader and libraries.
+  copyFileSync('/bin/ls', join(dir, 'usr/bin/dls'));
+  for (const library of librariesOf('/bin/ls')) {
+    mkdirSync(join(dir, dirname(library)), { recursive: true });
+    copyFileSync(library, join(dir, library));
+  }
+  writeFileSync(join(dir, 'script'), '#!/bin/sh\necho "script $0 $1"\n');
+  chmodSync(join(dir, 'script'), 0o755);
+  symlinkSync(join(outside, 'secret'), join(dir, 'abs'));
+  symlinkSync('../../../../../../../../secret', join(dir, 'rel'));
+  symlinkSync(`../../../../../../../..${outside}`, join(dir, 'reldir'));
+  symlinkSync('../etc/os-release', join(dir, 'etc/link'));
+  return { dir, outside, remove: () => rmSync(base, { recursive: true, force: true }) };
+}
+
+export interface ChrootRun {
+  /** The program's stdin (a descriptor of this process). */
+  stdin?: number;
+  mounts?: string[];
+  write?: string[];
+  cwd?: string;
+  /** A copy-on-write workdir (a host path inside the root), its layers' store, and a dry run. */
+  workdir?: { dir: string; storage: string };
+}
+
+/** Runs argv in a sandbox whose root is `dir`. */
+export function runInRoot(
+  dir: string,
+  argv: string[],
+  options: ChrootRun = {},
+): Promise<RunResult<string>> {
+  const builder = Sandbox.builder().chroot(dir);
+  if (options.mounts !== undefined) builder.fsMount(...options.mounts);
+  if (options.write !== undefined) builder.fsWrite(...options.write);
+  if (options.cwd !== undefined) builder.cwd(options.cwd);
+  if (options.workdir !== undefined) {
+    builder.workdir(options.workdir.dir).fsStorage(options.workdir.storage);
+  }
+  return builder.build().run(argv, {
+    encoding: 'utf8',
+    ...(options.stdin !== undefined ? { stdio: [options.stdin, 'pipe', 'pipe'] as const } : {}),
+    env: { PATH: '/bin:/usr/bin' },
+    ...(options.workdir !== undefined ? { workdirEnd: 'dry-run' as const } : {}),
+  });
+}
+
+/** Runs argv under a real chroot(2) of `dir` (as root), for the differential test. */
+export function runInRealRoot(dir: string, argv: string[], cwd = '/'): string {
+  return execFileSync('chroot', [dir, '/bin/sh', '-c', 'cd "$0" && exec "$@"', cwd, ...argv], {
+    encoding: 'utf8',
+  });
+}
