@@ -48,6 +48,7 @@ export default defineConfig([
       binds: '../../packages/network/src/binds.ts',
       'port-names': '../../packages/network/src/port-names.ts',
       'cow-module': '../../packages/cow/src/cow-module.ts',
+      'chroot-module': '../../packages/chroot/src/chroot-module.ts',
     },
     format: ['esm'],
     clean: false,
