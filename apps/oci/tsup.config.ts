@@ -19,7 +19,7 @@ export default defineConfig([
   // modules are the CLI's list (apps/cli/tsup.config.ts): keep them alike.
   {
     ...bundled,
-    entry: { main: 'src/main.ts' },
+    entry: { main: 'src/main.ts', supervisor: 'src/supervisor-main.ts' },
     format: ['cjs'],
     outExtension: () => ({ js: '.cjs' }),
     shims: true,

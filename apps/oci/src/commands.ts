@@ -1,14 +1,15 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { descendantsOf, startTimeOf } from '@sandlock/sys';
 import { containerIdOf, type OptionTable, parseOptions } from './args.js';
 import { type ControlRequest, callSupervisor } from './control.js';
 import { notRunning, OciError, UsageError } from './errors.js';
 import type { RuntimeLog } from './log.js';
+import { READY_FD, signalName } from './signals.js';
 import type { OciConfig, OciHook } from './spec.js';
 import { ContainerDir, type ContainerRecord, type ContainerStatus, writePidFile } from './state.js';
-import { READY_FD, signalName } from './supervise.js';
 
 export interface Globals {
   root: string;
@@ -16,6 +17,12 @@ export interface Globals {
   /** The arguments that give the supervisor the same log. */
   logArgs: string[];
 }
+
+/**
+ * The supervisor's own bundle beside this one: the calls that only read or
+ * signal (state, kill, delete) do not load the sandbox library.
+ */
+const SUPERVISOR = fileURLToPath(new URL('./supervisor.cjs', import.meta.url));
 
 /** How long `create` waits for its supervisor to be ready: only a hang reaches it. */
 const READY_TIMEOUT_MS = 60_000;
@@ -78,14 +85,10 @@ function runHooks(
 
 /** Starts a supervisor and waits until it is ready (or says why it is not). */
 async function startSupervisor(args: string[], globals: Globals): Promise<number> {
-  const child = spawn(
-    process.execPath,
-    [process.argv[1]!, ...globals.logArgs, 'supervise', ...args],
-    {
-      detached: true,
-      stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
-    },
-  );
+  const child = spawn(process.execPath, [SUPERVISOR, ...globals.logArgs, ...args], {
+    detached: true,
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
+  });
   const pipe = child.stdio[READY_FD] as NodeJS.ReadableStream;
   let text = '';
   pipe.setEncoding('utf8');

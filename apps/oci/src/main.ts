@@ -1,4 +1,4 @@
-import { containerIdOf, parseOptions } from './args.js';
+import { parseOptions } from './args.js';
 import {
   createCommand,
   deleteCommand,
@@ -16,7 +16,6 @@ import {
 import { OciError, UsageError } from './errors.js';
 import { type LogFormat, RuntimeLog } from './log.js';
 import { DEFAULT_ROOT } from './state.js';
-import { supervise } from './supervise.js';
 
 declare const SANDLOCK_OCI_VERSION: string;
 
@@ -113,23 +112,6 @@ async function main(argv: readonly string[]): Promise<number> {
         return await updateCommand(split.rest, globals);
       case 'features':
         return featuresCommand();
-      case 'supervise': {
-        // Internal: the supervisor create and exec start.
-        const own = parseOptions(
-          split.rest,
-          { values: { bundle: '', process: '', 'console-socket': '' }, switches: {} },
-          'supervise',
-        );
-        return await supervise({
-          root: globals.root,
-          id: containerIdOf(own, 'supervise'),
-          bundle: own.options.get('bundle') ?? '.',
-          mode: own.options.has('process') ? 'exec' : 'create',
-          process: own.options.get('process') ?? null,
-          consoleSocket: own.options.get('console-socket') ?? null,
-          log,
-        });
-      }
       case undefined:
       case 'help':
         process.stdout.write(`${HELP}\n`);

@@ -22,22 +22,9 @@ import { type ControlReply, type ControlRequest, serveControl } from './control.
 import { OciError } from './errors.js';
 import type { RuntimeLog } from './log.js';
 import { mapConfig, UnsupportedField } from './mapping.js';
+import { READY_FD } from './signals.js';
 import type { OciConfig, OciProcess, OciSeccomp } from './spec.js';
 import { ContainerDir } from './state.js';
-
-/** The descriptor `create` and `exec` read the supervisor's readiness from. */
-export const READY_FD = 3;
-
-export interface SuperviseOptions {
-  root: string;
-  id: string;
-  bundle: string;
-  /** 'create' waits for `start`; 'exec' runs `process` (a process.json) at once. */
-  mode: 'create' | 'exec';
-  process: string | null;
-  consoleSocket: string | null;
-  log: RuntimeLog;
-}
 
 /** Whether this Sandlock emulates a chroot (policy fields chroot and fsMount). */
 export function hasChroot(): boolean {
@@ -51,21 +38,6 @@ function reportReady(message: string): void {
   } catch {
     // create has gone: nothing to tell.
   }
-}
-
-/** A signal from the command line: a number (as the shim sends) or a name with or without SIG. */
-export function signalName(text: string): NodeJS.Signals {
-  const signals = constants.signals as Record<string, number>;
-  if (/^\d+$/.test(text)) {
-    const name = Object.keys(signals).find((key) => signals[key] === Number(text));
-    if (name !== undefined) return name as NodeJS.Signals;
-  } else {
-    const name = text.toUpperCase().startsWith('SIG')
-      ? text.toUpperCase()
-      : `SIG${text.toUpperCase()}`;
-    if (name in signals) return name as NodeJS.Signals;
-  }
-  throw new OciError(`unknown signal '${text}'`);
 }
 
 /** linux.seccomp compiled for this machine, to go on top of Sandlock's own filter. */
@@ -130,6 +102,22 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
     if (plan.seccomp !== undefined) extraFilter = containerFilter(plan.seccomp);
     // The policy wants the tmpfs mounts' directories to exist.
     for (const path of plan.scratch) mkdirSync(path, { recursive: true, mode: 0o755 });
+    if (plan.terminal) {
+      if (options.consoleSocket === null) {
+        throw new UnsupportedField('process.terminal', 'true, but no --console-socket was given');
+      }
+      const pty = openConsole(options.consoleSocket, plan.consoleSize);
+      closeSync(pty.master);
+      stdio = [pty.slave, pty.slave, pty.slave];
+      // Inside the emulated root the terminal exists only where mounted (tty(1), ttyname(3)).
+      if (hasChroot()) plan.draft.add('fsMount' as FieldName, [`${pty.name}:${pty.name}`]);
+      // The caller of create may wait for the end of its stdout and stderr
+      // (go-runc collects them when there is a terminal): this process lets
+      // go of them, as the workload's are the terminal.
+      detachStdio();
+    } else if (options.consoleSocket !== null) {
+      throw new OciError('--console-socket given, but process.terminal is not true');
+    }
     sandbox = Sandbox.fromDraft(plan.draft);
     argv = plan.argv;
     if (creating) for (const warning of plan.warnings) options.log.warning(warning);
@@ -138,20 +126,6 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
     }
     if (plan.oomScoreAdj !== null) {
       writeFileSync('/proc/self/oom_score_adj', String(plan.oomScoreAdj));
-    }
-    if (plan.terminal) {
-      if (options.consoleSocket === null) {
-        throw new UnsupportedField('process.terminal', 'true, but no --console-socket was given');
-      }
-      const pty = openConsole(options.consoleSocket, plan.consoleSize);
-      closeSync(pty.master);
-      stdio = [pty.slave, pty.slave, pty.slave];
-      // The caller of create may wait for the end of its stdout and stderr
-      // (go-runc collects them when there is a terminal): this process lets
-      // go of them, as the workload's are the terminal.
-      detachStdio();
-    } else if (options.consoleSocket !== null) {
-      throw new OciError('--console-socket given, but process.terminal is not true');
     }
   } catch (error) {
     reportReady(error instanceof Error ? error.message : String(error));
