@@ -1,5 +1,6 @@
-// A peer process of the HTTP proxy benchmark (http.mjs): `upstream` runs an
-// HTTP and an HTTPS server answering 64 bytes; `proxy` runs an HttpProxy
+// A peer process of the HTTP proxy benchmarks (http.mjs, http-sandbox.mjs):
+// `upstream [NAME]` runs an HTTP and an HTTPS server (a certificate for NAME,
+// default bench.test) answering 64 bytes; `proxy` runs an HttpProxy
 // (as a supervisor would own it) behind a listener standing for the
 // connect redirect. Each prints its ports as one JSON line.
 import http from 'node:http';
@@ -18,7 +19,7 @@ const listen = (server, address, port = 0) =>
 
 if (mode === 'upstream') {
   const ca = await CertificateAuthority.ephemeral('bench upstream CA');
-  const leaf = await new LeafCache(ca).get('bench.test');
+  const leaf = await new LeafCache(ca).get(args[0] ?? 'bench.test');
   const plain = await listen(http.createServer({ keepAliveTimeout: 60_000 }, answer), '127.0.0.1');
   const secure = await listen(
     https.createServer({ ...leaf, keepAliveTimeout: 60_000 }, answer),
@@ -41,6 +42,6 @@ if (mode === 'upstream') {
   await listen(redirect(secure), '127.0.0.3', secure);
   console.log(JSON.stringify({ ca: await proxy.caCertificate() }));
 } else {
-  console.error('usage: http-peer.mjs upstream | proxy PLAIN SECURE UPSTREAM_CA');
+  console.error('usage: http-peer.mjs upstream [NAME] | proxy PLAIN SECURE UPSTREAM_CA');
   process.exit(2);
 }

@@ -7,6 +7,7 @@ import { benchClock } from './clock.mjs';
 import { benchConnectCost, benchStart } from './connect.mjs';
 import { benchCow } from './cow.mjs';
 import { benchHttp } from './http.mjs';
+import { benchHttpSandbox } from './http-sandbox.mjs';
 import { benchIntercept } from './intercept.mjs';
 import { benchLaunch } from './launch.mjs';
 import { benchLibrary } from './library.mjs';
@@ -32,6 +33,7 @@ const benches = {
   start: benchStart,
   'connect-check': benchConnectCost,
   http: benchHttp,
+  'http-sandbox': benchHttpSandbox,
   workdir: benchWorkdir,
   oci: benchOci,
 };

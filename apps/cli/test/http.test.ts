@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makePki } from '../../../packages/http/test/helpers.js';
-import { CLI, type CliResult, SYSTEM } from './helpers.js';
+import { CLI, type CliResult, INNER, SYSTEM } from './helpers.js';
 
 const run = promisify(execFile);
 
@@ -183,4 +183,83 @@ it('intercepts HTTPS with a CA trusted inside, adds the credential, and keeps it
     tlsServer.close();
     made.remove();
   }
+});
+
+it("lets a sandbox started inside no way around the outer sandbox's HTTP rules, and refuses HTTP rules of its own", async () => {
+  seen.length = 0;
+  const base = `http://127.0.0.1:${port}`;
+  const outer = [
+    'run',
+    ...INNER,
+    '-w',
+    '/dev/null',
+    '--net-allow',
+    `127.0.0.1:${port}`,
+    '--http-allow',
+    'GET 127.0.0.1/allowed/*',
+    '--',
+    process.execPath,
+    CLI,
+    'run',
+    ...INNER,
+  ];
+  const curl = `curl -s -w ' %{http_code}\\n' ${base}/allowed/inner; curl -s -w ' %{http_code}\\n' ${base}/secret`;
+  const inside = await sandlockAsync([...outer, '--', 'sh', '-c', curl]);
+  // The outer supervisor connects for no process with a Landlock domain of
+  // its own (the inner sandbox's): refused, never around the outer's proxy.
+  // (Its proxy would take them: nesting.ts hands it the inner's connects.)
+  expect(inside.stdout).toBe(' 000\n 000\n');
+  expect(seen).toEqual([]);
+  const own = await sandlockAsync([...outer, '--http-allow', 'GET 127.0.0.1/**', '--', 'true']);
+  expect(own.stderr).toContain(
+    'sandlock: httpAllow, httpDeny, httpAuth, credentials and wildcard network rules (*.NAME) are not enforced in a sandbox started inside a supervised one',
+  );
+  expect(own.status).not.toBe(0);
+});
+
+it('forwards to the real port of a port of the sandbox’s own port space (--port-remap)', async () => {
+  seen.length = 0;
+  // The sandbox serves on `port`, which the test's server holds on the
+  // host: the sandbox's server gets another real port, and its requests to
+  // `port` through the proxy must reach it, not the host's server.
+  const server = [
+    'import http.server as h',
+    'class H(h.BaseHTTPRequestHandler):',
+    '    def do_GET(s):',
+    '        s.send_response(200); s.end_headers(); s.wfile.write(b"inside " + s.path.encode() + b"\\n")',
+    '    def log_message(*a): pass',
+    `h.HTTPServer(("127.0.0.1", ${port}), H).serve_forever()`,
+  ].join('\n');
+  const result = await sandlockAsync([
+    'run',
+    ...SYSTEM,
+    '--port-remap',
+    '--net-allow-bind',
+    String(port),
+    '--net-allow',
+    `127.0.0.1:${port}`,
+    '--http-allow',
+    'GET 127.0.0.1/allowed/*',
+    '--',
+    'sh',
+    '-c',
+    [
+      `python3 -c '${server}' &`,
+      // Until the sandbox's server has bound, `port` is the host's.
+      `for i in $(seq 200); do curl -s http://127.0.0.1:${port}/allowed/wait | grep -q inside && break; sleep 0.1; done`,
+      `curl -s -w ' %{http_code}\\n' http://127.0.0.1:${port}/allowed/x`,
+      `curl -s -w ' %{http_code}\\n' http://127.0.0.1:${port}/secret`,
+      'kill $!',
+    ].join('\n'),
+  ]);
+  expect(result.stdout).toBe(
+    [
+      'inside /allowed/x',
+      ' 200',
+      'sandlock: GET 127.0.0.1/secret refused: allowed by no --http-allow rule',
+      ' 403',
+      '',
+    ].join('\n'),
+  );
+  expect(seen.filter((request) => !request.endsWith('/allowed/wait'))).toEqual([]);
 });

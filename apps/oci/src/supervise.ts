@@ -9,6 +9,7 @@ import {
 } from 'node:fs';
 import type { Server } from 'node:net';
 import { constants } from 'node:os';
+import type { FieldName } from '@sandlock/policy';
 import {
   compileRuleSet,
   OciProfileError,
@@ -25,6 +26,17 @@ import { mapConfig, UnsupportedField } from './mapping.js';
 import { READY_FD } from './signals.js';
 import type { OciConfig, OciProcess, OciSeccomp } from './spec.js';
 import { ContainerDir } from './state.js';
+
+export interface SuperviseOptions {
+  root: string;
+  id: string;
+  bundle: string;
+  /** 'create' waits for `start`; 'exec' runs `process` (a process.json) at once. */
+  mode: 'create' | 'exec';
+  process: string | null;
+  consoleSocket: string | null;
+  log: RuntimeLog;
+}
 
 /** Whether this Sandlock emulates a chroot (policy fields chroot and fsMount). */
 export function hasChroot(): boolean {

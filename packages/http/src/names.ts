@@ -206,11 +206,16 @@ export class Names {
     return addresses;
   }
 
-  /** Whether `host` (a name or an address) names `address`: the same address, or one the name has. */
+  /**
+   * Whether `host` (a name or an address) names `address`: the same
+   * address, or one the name has. A name the sandbox may not resolve is
+   * not looked up (an SNI or a Host would carry data out in the query).
+   */
   async hasAddress(host: string, address: string): Promise<boolean> {
     const dialled = addressText(address);
     const literal = parseAddress(host);
     if (literal !== null) return literal.toString() === dialled;
+    if (!this.mayResolve(host)) return false;
     if (this.seen.get(host)?.has(dialled)) return true;
     try {
       return (await this.addresses(host)).includes(dialled);

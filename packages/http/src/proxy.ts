@@ -23,6 +23,8 @@ import { readHello } from './sni.js';
 export interface Destination {
   readonly address: string;
   readonly port: number;
+  /** Where to forward, when not the address and port dialled (a port of the sandbox's private port space: its real one). */
+  readonly upstream?: { readonly address: string; readonly port: number };
 }
 
 /** A connection or request the proxy refused. */
@@ -228,7 +230,11 @@ export class HttpProxy extends EventEmitter {
     // Handshakes and responses are written in pieces: Nagle's algorithm with
     // the peer's delayed ACK stalled each new intercepted connection ~40 ms.
     socket.setNoDelay(true);
-    const dest = { address: addressText(destination.address), port: destination.port };
+    const dest: Destination = {
+      address: addressText(destination.address),
+      port: destination.port,
+      ...(destination.upstream !== undefined ? { upstream: destination.upstream } : {}),
+    };
     void this.start(socket, dest).catch(() => socket.destroy());
   }
 
@@ -285,22 +291,17 @@ export class HttpProxy extends EventEmitter {
       socket.destroy();
       return;
     }
-    const name = hello.serverName;
-    if (name === null) {
-      this.deny({
-        rule: null,
-        reason: 'TLS: no server name (SNI) in the ClientHello',
-        method: null,
-        host: null,
-        path: null,
-        destination,
-      });
-      socket.destroy();
-      return;
-    }
+    // No server name: clients send none for an IP address (RFC 6066 §3).
+    // The dialled address stands in for it, so only address rules and HTTP
+    // rules about that address can allow it.
+    const name = hello.serverName ?? destination.address;
     const refused = await this.refusesName(name, destination);
     if (refused !== null) {
-      this.deny({ ...refused, method: null, host: name, path: null, destination });
+      const reason =
+        hello.serverName === null
+          ? `TLS without a server name (SNI) to ${destination.address}: ${refused.reason}`
+          : refused.reason;
+      this.deny({ ...refused, reason, method: null, host: name, path: null, destination });
       socket.destroy();
       return;
     }
@@ -308,7 +309,10 @@ export class HttpProxy extends EventEmitter {
       this.splice(socket, destination);
       return;
     }
-    const context = await (await this.leaves).context(name);
+    const leaves = await this.leaves;
+    const context = await leaves.context(name);
+    // Without SNI the SNICallback is not called: the leaf is the server's own.
+    const own = hello.serverName === null ? await leaves.get(name) : null;
     const protocols = ['h2', 'http/1.1'].filter((protocol) => hello.alpn.includes(protocol));
     // A TLS server per connection, fed the socket whose ClientHello was put
     // back: a TLSSocket made by hand over such a socket completes the
@@ -316,6 +320,7 @@ export class HttpProxy extends EventEmitter {
     // wrapping works.
     const server = tls.createServer({
       SNICallback: (_servername, callback) => callback(null, context),
+      ...(own !== null ? { cert: own.cert, key: own.key } : {}),
       ...(protocols.length > 0 ? { ALPNProtocols: protocols } : {}),
       handshakeTimeout: timeout,
     });
@@ -324,7 +329,11 @@ export class HttpProxy extends EventEmitter {
       this.track(secure as unknown as Socket);
       // OpenSSL's own reading of the server name must be the one checked.
       const seen = (secure as unknown as { servername?: string | false }).servername;
-      if (typeof seen !== 'string' || seen.toLowerCase().replace(/\.$/, '') !== name) {
+      const same =
+        hello.serverName === null
+          ? typeof seen !== 'string'
+          : typeof seen === 'string' && seen.toLowerCase().replace(/\.$/, '') === name;
+      if (!same) {
         this.deny({
           rule: null,
           reason: 'TLS: the server name changed',
@@ -345,8 +354,8 @@ export class HttpProxy extends EventEmitter {
 
   private splice(socket: Socket, destination: Destination): void {
     const upstream = netConnect({
-      host: destination.address,
-      port: destination.port,
+      host: destination.upstream?.address ?? destination.address,
+      port: destination.upstream?.port ?? destination.port,
       noDelay: true,
     });
     this.track(upstream);
@@ -372,8 +381,9 @@ export class HttpProxy extends EventEmitter {
         rule: null,
         reason: `${what} is not proxied`,
         method: req.method ?? null,
-        host: req.headers.host ?? null,
-        path: req.url ?? null,
+        host: what === 'CONNECT' ? (req.url ?? null) : (req.headers.host ?? null),
+        // A CONNECT's target is an authority, no path.
+        path: what === 'CONNECT' ? null : (req.url ?? null),
         destination: connection.destination,
       });
       client.end(
@@ -382,7 +392,19 @@ export class HttpProxy extends EventEmitter {
     };
     server.on('connect', (req, client) => refuseRaw(req, client as Socket, 'CONNECT'));
     server.on('upgrade', (req, client) => refuseRaw(req, client as Socket, 'a protocol upgrade'));
-    server.on('clientError', (_error, client) => {
+    server.on('clientError', (error: NodeJS.ErrnoException, client) => {
+      // What llhttp refuses (two Content-Lengths, Content-Length with
+      // Transfer-Encoding, a bad chunk…) is a request refused too.
+      if (error.code?.startsWith('HPE_')) {
+        this.deny({
+          rule: null,
+          reason: `malformed HTTP request (${error.code})`,
+          method: null,
+          host: null,
+          path: null,
+          destination: connection.destination,
+        });
+      }
       if (client.writable) client.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else client.destroy();
     });
@@ -640,8 +662,8 @@ export class HttpProxy extends EventEmitter {
     }
     const flat: string[] = outgoing.flat();
     const options: https.RequestOptions = {
-      host: destination.address,
-      port: destination.port,
+      host: destination.upstream?.address ?? destination.address,
+      port: destination.upstream?.port ?? destination.port,
       method: request.method,
       path: request.target,
       headers: flat as unknown as OutgoingHttpHeaders,
@@ -650,7 +672,12 @@ export class HttpProxy extends EventEmitter {
     const upstream =
       connection.serverName === null
         ? http.request({ ...options, agent: this.plainAgent })
-        : https.request({ ...options, agent: this.tlsAgent, servername: connection.serverName });
+        : https.request({
+            ...options,
+            agent: this.tlsAgent,
+            // An address is verified as one (its certificate's IP SAN), and sent no SNI (RFC 6066 §3).
+            servername: isIP(connection.serverName) !== 0 ? '' : connection.serverName,
+          });
     upstream.on('response', (response) => {
       const headers: OutgoingHttpHeaders = {};
       for (let index = 0; index < response.rawHeaders.length; index += 2) {

@@ -70,4 +70,18 @@ describe('names', () => {
     }
     expect(isSpecialAddress('93.184.216.34')).toBe(false);
   });
+
+  it('looks up no name the sandbox may not resolve: an SNI or Host would carry data out', async () => {
+    const asked: string[] = [];
+    const names = new Names({
+      net: netView(['93.184.216.0/24:443'], {}),
+      http: none,
+      lookup: async (name) => {
+        asked.push(name);
+        return ['93.184.216.34'];
+      },
+    });
+    expect(await names.hasAddress('c2VjcmV0.exfil.test', '93.184.216.34')).toBe(false);
+    expect(asked).toEqual([]);
+  });
 });

@@ -33,7 +33,7 @@ const lookup = {
 };
 
 beforeAll(async () => {
-  pki = makePki(['allowed.test', 'other.test', 'splice.test', 'evil.test']);
+  pki = makePki(['allowed.test', 'other.test', 'splice.test', 'evil.test', '127.0.0.1']);
   server = await echoServer2('127.0.0.1', pki);
   elsewhere = await echoServer2('127.0.0.2', pki);
   const policy = {
@@ -145,7 +145,10 @@ describe('HTTPS through the proxy', () => {
     ).toBeNull();
     expect(proxy.denials.slice(before).map((d) => [d.host, d.reason])).toEqual([
       ['unlisted.test', 'unlisted.test does not name the address dialled (127.0.0.1)'],
-      [null, 'TLS: no server name (SNI) in the ClientHello'],
+      [
+        '127.0.0.1',
+        'TLS without a server name (SNI) to 127.0.0.1: no --http-allow rule is about 127.0.0.1',
+      ],
     ]);
     expect(toElsewhere.denials.at(-1)).toMatchObject({
       host: 'allowed.test',
@@ -153,6 +156,63 @@ describe('HTTPS through the proxy', () => {
       method: null,
     });
     expect(elsewhere.received).toEqual([]);
+  });
+
+  it('without a server name, takes the dialled address as the name: allowed by address rules', async () => {
+    // An address rule allows 127.0.0.1, an HTTP rule names it with a path:
+    // intercepted with a leaf for the address, upstream verified for it.
+    const byAddress = await proxyListener(
+      {
+        httpAllow: ['GET 127.0.0.1/public/**'],
+        net: netView(['127.0.0.1'], {}),
+        lookup: {},
+        upstreamCa: pki.caPem,
+      },
+      { address: '127.0.0.1', port: server.port },
+      { address: '127.0.0.5', port: server.port },
+    );
+    // Only a name rule allows 127.0.0.1's name, no HTTP rule is about the address.
+    const byName = await proxyListener(
+      {
+        httpAllow: ['GET allowed.test/**'],
+        net: netView(['allowed.test'], lookup),
+        lookup,
+        upstreamCa: pki.caPem,
+      },
+      { address: '127.0.0.1', port: server.port },
+      { address: '127.0.0.6', port: server.port },
+    );
+    try {
+      const bundle = join(pki.dir, 'by-address.pem');
+      writeFileSync(bundle, await byAddress.proxy.caCertificate());
+      const get = async (via: string, path: string) => {
+        const { stdout } = await run('curl', [
+          '-s',
+          '-w',
+          ' %{http_code}',
+          '--cacert',
+          bundle,
+          '--connect-to',
+          `127.0.0.1:${port()}:${via}:${port()}`,
+          `https://127.0.0.1:${port()}${path}`,
+        ]).catch((error: { stdout: string; code: number }) => ({
+          stdout: `exit ${error.code}`,
+        }));
+        return stdout;
+      };
+      expect(await get('127.0.0.5', '/public/ip')).toMatch(/"url":"\/public\/ip".* 200$/);
+      expect(await get('127.0.0.5', '/private/ip')).toBe(
+        'sandlock: GET 127.0.0.1/private/ip refused: allowed by no --http-allow rule\n 403',
+      );
+      expect(await get('127.0.0.6', '/public/ip')).toMatch(/^exit /);
+      expect(byName.denials.map((d) => d.reason)).toEqual([
+        'TLS without a server name (SNI) to 127.0.0.1: no --http-allow rule is about 127.0.0.1',
+      ]);
+      expect(received('/public/ip')).toHaveLength(1);
+      expect(received('/private/ip')).toEqual([]);
+    } finally {
+      await Promise.all([byAddress.close(), byName.close()]);
+    }
   });
 
   it('refuses a Host that is not the TLS server name', async () => {

@@ -22,6 +22,7 @@ import { answer } from '@sandlock/dispatch/module';
 import type { ModulePolicy, NetProtocol } from '@sandlock/policy';
 import { AF_INET, AF_INET6, AF_UNSPEC, ERRNO } from '@sandlock/sys';
 import ipaddr from 'ipaddr.js';
+import { isSandboxDns } from './redirect.js';
 import { type Destination, plainAddress, reaches } from './rules.js';
 import { isPing, type SocketKind } from './sockets.js';
 
@@ -92,12 +93,13 @@ export function streamTargetOf(socket: SocketKind, address: Buffer): Target {
  * The answer for a target: null when the rules let it through (no rules:
  * nothing to check), those of every sandbox it is nested in included.
  */
-export function refusal(policy: ModulePolicy, target: Target): Answer | null {
+export function refusal(policy: ModulePolicy, target: Target, byName = false): Answer | null {
   if ('errno' in target) return answer.errno(target.errno);
   if ('none' in target) return null;
+  if (isSandboxDns(policy, target.destination)) return null;
   const views = [policy.net, ...(policy.enclosingNet ?? [])];
   for (const net of views) {
-    if (net !== null && !reaches(net, target.destination)) return answer.errno(EACCES);
+    if (net !== null && !reaches(net, target.destination, byName)) return answer.errno(EACCES);
   }
   return null;
 }

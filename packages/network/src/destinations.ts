@@ -61,6 +61,7 @@ import { destinationFor } from './destination-for.js';
 import {
   answerRedirected,
   connectToProxy,
+  dialledOf,
   isRedirectPayload,
   proxyAddressFor,
 } from './redirect.js';
@@ -148,21 +149,31 @@ function onConnect(ctx: Ctx): Answer {
     const stream = socket.type !== SOCK_DGRAM;
     if (socket.class === 'inet-stream') {
       const target = streamTargetOf(socket, address);
-      const refused = refusal(ctx.session.policy, target);
-      if (refused !== null) {
-        if (refused.kind === 'errno' && refused.errno === EACCES) {
-          ctx.refused({ what: `connect to ${describe(target)}`, rule: 'netAllow / netDeny' });
-        }
-        return refused;
-      }
       const dialled =
         'destination' in target && target.destination.port !== null
           ? { address: target.destination.address.toString(), port: target.destination.port }
           : null;
       const proxy =
         dialled !== null ? proxyAddressFor(ctx.session.policy, socket.family, dialled) : null;
+      // Wildcard rules are the proxy's to match, by name.
+      const refused = refusal(ctx.session.policy, target, proxy !== null);
+      if (refused !== null) {
+        if (refused.kind === 'errno' && refused.errno === EACCES) {
+          ctx.refused({ what: `connect to ${describe(target)}`, rule: 'netAllow / netDeny' });
+        }
+        return refused;
+      }
       if (proxy !== null && dialled !== null) {
-        return connectToProxy(broker, fd, socket.family, proxy, dialled, blocking && stream);
+        const upstream = dialledOf(destinationFor(ctx.session, address));
+        return connectToProxy(
+          broker,
+          fd,
+          socket.family,
+          proxy,
+          dialled,
+          upstream ?? dialled,
+          blocking && stream,
+        );
       }
       const destination = 'destination' in target ? destinationFor(ctx.session, address) : address;
       return answerConnect(fd, reaperConnect(broker, fd, destination), blocking && stream);

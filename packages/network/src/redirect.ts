@@ -14,6 +14,7 @@ import {
 import type { ModulePolicy } from '@sandlock/policy';
 import {
   AF_INET,
+  AF_INET6,
   close,
   decodeSockaddrIn,
   decodeSockaddrIn6,
@@ -35,7 +36,10 @@ export interface Dialled {
 /** What the main thread is told of a redirected connect: the socket's own address and where it was going. */
 export interface RedirectedConnect {
   readonly local: Dialled;
+  /** What the sandbox dialled: what names and rules are checked against. */
   readonly destination: Dialled;
+  /** Where the proxy forwards to: the same, but for a port of the sandbox's private port space (portRemap) its real port. */
+  readonly upstream: Dialled;
 }
 
 /** A redirect checked on the main thread: the connect's outcome so far, the caller's wait. */
@@ -49,6 +53,40 @@ function plain(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
+/**
+ * Whether `destination` is the sandbox's DNS server (port 53 of the address
+ * its /etc/resolv.conf names), which the supervisor answers: datagrams go
+ * to its socket there, connects to the proxy, whatever the network rules.
+ */
+export function isSandboxDns(
+  policy: ModulePolicy,
+  destination: { readonly address: { toString(): string }; readonly port: number | null },
+): boolean {
+  const dns = policy.httpRedirect?.dns;
+  return (
+    dns !== undefined &&
+    dns !== null &&
+    destination.port === 53 &&
+    plain(destination.address.toString()) === dns
+  );
+}
+
+/** Whether a TCP connect to `destination` goes to the sandbox's proxy. */
+export function redirected(policy: ModulePolicy, destination: Dialled): boolean {
+  const redirect = policy.httpRedirect;
+  if (redirect === undefined || redirect === null) return false;
+  const address = plain(destination.address);
+  if (destination.port === 53 && redirect.dns === address) return true;
+  return (
+    redirect.covers === 'all' ||
+    redirect.covers.some(
+      (cover) =>
+        (cover.address === null || cover.address === address) &&
+        (cover.port === null || cover.port === destination.port),
+    )
+  );
+}
+
 /** The proxy's address for a connect to `destination`, or null when no HTTP rule covers it. */
 export function proxyAddressFor(
   policy: ModulePolicy,
@@ -56,18 +94,25 @@ export function proxyAddressFor(
   destination: Dialled,
 ): Buffer | null {
   const redirect = policy.httpRedirect;
-  if (redirect === undefined || redirect === null) return null;
-  const address = plain(destination.address);
-  const covered =
-    redirect.covers === 'all' ||
-    redirect.covers.some(
-      (cover) =>
-        cover.address === address && (cover.port === null || cover.port === destination.port),
-    );
-  if (!covered) return null;
+  if (redirect === undefined || redirect === null || !redirected(policy, destination)) return null;
   return family === AF_INET
     ? encodeSockaddrIn({ address: '127.0.0.1', port: redirect.port })
     : encodeSockaddrIn6({ address: '::ffff:127.0.0.1', port: redirect.port });
+}
+
+/** A TCP destination's sockaddr_in or sockaddr_in6 as an address and port; null for another family. */
+export function dialledOf(address: Buffer): Dialled | null {
+  if (address.length < 2) return null;
+  const family = address.readUInt16LE(0);
+  if (family === AF_INET && address.length >= 16) {
+    const decoded = decodeSockaddrIn(address);
+    return { address: decoded.address, port: decoded.port };
+  }
+  if (family === AF_INET6 && address.length >= 24) {
+    const decoded = decodeSockaddrIn6(address);
+    return { address: plain(decoded.address), port: decoded.port };
+  }
+  return null;
 }
 
 function localAddress(fd: number, family: number): Dialled | number {
@@ -91,6 +136,7 @@ export function connectToProxy(
   family: number,
   proxy: Buffer,
   destination: Dialled,
+  upstream: Dialled,
   blocking: boolean,
 ): Answer {
   const result = reaperConnect(broker, fd, proxy);
@@ -110,6 +156,7 @@ export function connectToProxy(
     redirect: {
       local,
       destination: { address: plain(destination.address), port: destination.port },
+      upstream: { address: plain(upstream.address), port: upstream.port },
     },
     result: outcome,
     pending,

@@ -1,5 +1,5 @@
 // Whether a destination is one the policy's address rules let the sandbox reach.
-import type { NetProtocol, NetRule, NetView } from '@sandlock/policy';
+import { isWildcardHost, type NetProtocol, type NetRule, type NetView } from '@sandlock/policy';
 import ipaddr from 'ipaddr.js';
 
 type Address = ipaddr.IPv4 | ipaddr.IPv6;
@@ -27,6 +27,8 @@ interface Compiled {
   readonly ranges: readonly [Address, number][] | null;
   /** True for a host name with no pinned address. */
   readonly unresolved: boolean;
+  /** A wildcard name (`*.example.com`): never pinned, matched by name by the HTTP proxy. */
+  readonly wildcard: boolean;
   readonly ports: NetRule['ports'];
 }
 
@@ -45,6 +47,7 @@ function compile(net: NetView): readonly Compiled[] {
             return [address, address.kind() === 'ipv4' ? 32 : 128] as [Address, number];
           }),
           unresolved: pinned === undefined,
+          wildcard: isWildcardHost(rule.host),
           ports: rule.ports,
         };
       }
@@ -53,6 +56,7 @@ function compile(net: NetView): readonly Compiled[] {
         ranges:
           rule.network === null ? null : [plainRange(rule.network.address, rule.network.prefix)],
         unresolved: false,
+        wildcard: false,
         ports: rule.ports,
       };
     });
@@ -70,8 +74,22 @@ export interface Destination {
   readonly port: number | null;
 }
 
-function matches(rule: Compiled, destination: Destination, mode: NetView['mode']): boolean {
+function matches(
+  rule: Compiled,
+  destination: Destination,
+  mode: NetView['mode'],
+  byName: boolean,
+): boolean {
   if (!rule.protocols.includes(destination.protocol)) return false;
+  if (rule.wildcard && byName) {
+    // The proxy matches the name: here the rule is about its ports only.
+    if (mode === 'deny') return false;
+    const port = destination.port;
+    return (
+      rule.ports === null ||
+      (port !== null && rule.ports.some(({ from, to }) => port >= from && port <= to))
+    );
+  }
   // A name that did not resolve: fail closed either way.
   if (rule.unresolved) return mode === 'deny';
   if (rule.ports !== null && destination.port !== null) {
@@ -85,8 +103,12 @@ function matches(rule: Compiled, destination: Destination, mode: NetView['mode']
   );
 }
 
-/** Whether the policy's rules let the sandbox send to `destination`. */
-export function reaches(net: NetView, destination: Destination): boolean {
-  const matched = compile(net).some((rule) => matches(rule, destination, net.mode));
+/**
+ * Whether the policy's rules let the sandbox send to `destination`.
+ * `byName`: a TCP connect the HTTP proxy takes, which holds the server name
+ * (SNI, Host) to the wildcard rules; here they match any address at their ports.
+ */
+export function reaches(net: NetView, destination: Destination, byName = false): boolean {
+  const matched = compile(net).some((rule) => matches(rule, destination, net.mode, byName));
   return net.mode === 'allow' ? matched : !matched;
 }

@@ -77,8 +77,9 @@ export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
    */
   readonly httpRedirect?: HttpRedirect | null;
   /**
-   * Trust bundles the sandbox reads with the HTTP proxy's CA added, by
-   * path (the hostname module of @sandlock/procfs serves their opens); absent: none.
+   * Trust bundles the sandbox reads with the HTTP proxy's CA added, and
+   * /etc/resolv.conf naming its DNS, by path (the hostname module of
+   * @sandlock/procfs serves their opens); absent: none.
    */
   readonly trustBundles?: Readonly<Record<string, string>>;
   /** The bind rules (netAllowBind or netDenyBind, netBind, portRemap): {@link bindsOf}. */
@@ -89,8 +90,20 @@ export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
 export interface HttpRedirect {
   /** The proxy's port on 127.0.0.1. */
   readonly port: number;
-  /** Destinations sent to the proxy: an address with a port (null: any), or every destination. */
-  readonly covers: 'all' | readonly { readonly address: string; readonly port: number | null }[];
+  /**
+   * Destinations sent to the proxy: an address (null: any, for a wildcard
+   * network rule, matched by name there) with a port (null: any), or every
+   * destination.
+   */
+  readonly covers:
+    | 'all'
+    | readonly { readonly address: string | null; readonly port: number | null }[];
+  /**
+   * The sandbox's DNS server (the address in its /etc/resolv.conf, port 53):
+   * UDP datagrams to it go to the supervisor's socket bound there, TCP
+   * connects to the proxy's port, which answers them; null: none.
+   */
+  readonly dns?: string | null;
 }
 
 /** The ports a sandbox may bind, and who makes its binds. */

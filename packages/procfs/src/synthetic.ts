@@ -54,6 +54,7 @@ const VIRTUAL_NAMES: ReadonlySet<string> = new Set([
   'offline',
   'meminfo',
   'hosts',
+  'resolv.conf',
   // The trust bundles (@sandlock/http's BUNDLE_PATHS).
   'ca-certificates.crt',
   'ca-bundle.crt',

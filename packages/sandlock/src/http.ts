@@ -4,6 +4,8 @@
 // connection is handed to the proxy with the destination the sandbox
 // dialled, recorded when the reaper's connect was made and keyed by the
 // sandbox socket's own address (the accepted connection's peer).
+import { randomInt } from 'node:crypto';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { realpathSync } from 'node:fs';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
@@ -12,7 +14,9 @@ import { onRedirectedConnect, type RedirectedConnect } from '@sandlock/network';
 import {
   type HttpRedirect,
   type HttpRule,
+  isWildcardHost,
   type ModulePolicy,
+  netRulesOf,
   parseHttpAuth,
   parseHttpRule,
   policyReads,
@@ -22,10 +26,15 @@ import type { Policy } from './policy.js';
 
 /** How long an accepted connection waits for its record (the reaper's connect answered on this thread). */
 const RECORD_WAIT_MS = 10_000;
+const RESOLV_CONF = '/etc/resolv.conf';
+/** A wildcard rule's port range wider than this sends every TCP connect to the proxy. */
+const MAX_COVERED_PORTS = 1024;
+/** Tries at an address for the sandbox's DNS before it is answered over TCP only. */
+const DNS_BIND_TRIES = 8;
 
 export interface SandboxHttp {
   readonly redirect: HttpRedirect;
-  /** The trust bundles with the CA, by path (both the path opened and the file's real path). */
+  /** The trust bundles with the CA and /etc/resolv.conf naming the sandbox's DNS, by path (both the path opened and the file's real path). */
   readonly trustBundles: Record<string, string>;
   readonly setup: HttpSetup;
   /** Takes the redirected connects of session `id`. */
@@ -44,6 +53,26 @@ export function hasHttpRules(
     policy.httpAuth.length > 0 ||
     Object.keys(policy.credentials).length > 0
   );
+}
+
+/** The wildcard rules of netAllow/netDeny that TCP can match (`*.npmjs.org:443`). */
+function wildcardRules(policy: Pick<Policy, 'netAllow' | 'netDeny'>) {
+  return (netRulesOf(policy)?.rules ?? []).filter(
+    (rule) => rule.host !== null && isWildcardHost(rule.host) && rule.protocols.includes('tcp'),
+  );
+}
+
+/**
+ * Whether the sandbox needs the proxy: HTTP rules or credentials, or
+ * network rules with wildcard names, which only the proxy can match.
+ */
+export function needsProxy(
+  policy: Pick<
+    Policy,
+    'httpAllow' | 'httpDeny' | 'httpAuth' | 'credentials' | 'netAllow' | 'netDeny'
+  >,
+): boolean {
+  return hasHttpRules(policy) || wildcardRules(policy).length > 0;
 }
 
 /** The HTTP rules of the policy, those of httpAuth included. */
@@ -85,7 +114,15 @@ function bundleFiles(files: ReadonlyMap<string, string>): Record<string, string>
  * host is a wildcard (its addresses are not known in advance).
  */
 async function coveredDestinations(policy: Policy): Promise<HttpRedirect['covers']> {
-  const covers: { address: string; port: number | null }[] = [];
+  const covers: { address: string | null; port: number | null }[] = [];
+  // A wildcard network rule: any address at its ports (the proxy matches the name).
+  for (const rule of wildcardRules(policy)) {
+    if (rule.ports === null) return 'all';
+    for (const { from, to } of rule.ports) {
+      if (to - from >= MAX_COVERED_PORTS) return 'all';
+      for (let port = from; port <= to; port++) covers.push({ address: null, port });
+    }
+  }
   for (const rule of rulesOf(policy)) {
     if (rule.host === '*' || rule.host.startsWith('*.')) return 'all';
     if (isIP(rule.host) !== 0) {
@@ -118,6 +155,56 @@ function listen(server: Server): Promise<number> {
   });
 }
 
+/**
+ * The sandbox's DNS server: a UDP socket on port 53 of an address of
+ * 127.0.0.0/8 no one else uses (loopback answers the whole range, Linux
+ * needs no configuration for it), so that replies come from the address
+ * resolv.conf names (glibc and c-ares drop others). Port 53 needs
+ * CAP_NET_BIND_SERVICE: without it, or with the port taken on every
+ * address tried, null, and resolv.conf asks for TCP (`options use-vc`),
+ * which the proxy answers.
+ */
+async function bindDns(): Promise<{ address: string; socket: UdpSocket | null }> {
+  let address = '';
+  for (let attempt = 0; attempt < DNS_BIND_TRIES; attempt++) {
+    address = `127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
+    const socket = createSocket({ type: 'udp4' });
+    const bound = await new Promise<boolean>((resolve) => {
+      socket.once('error', () => resolve(false));
+      socket.bind({ address, port: 53, exclusive: true }, () => resolve(true));
+    });
+    if (bound) return { address, socket };
+    socket.close();
+  }
+  return { address, socket: null };
+}
+
+/** /etc/resolv.conf of the sandbox: its DNS alone. */
+function resolvConf(address: string, udp: boolean): string {
+  return `# sandlock: names the sandbox's rules allow, answered by its supervisor\nnameserver ${address}\n${udp ? '' : 'options use-vc\n'}`;
+}
+
+/** Records of the running proxies by session id: a sandbox delegated inside one uses it too. */
+const bySession = new Map<number, (connect: RedirectedConnect) => void>();
+
+/**
+ * Hands the redirected connects of `inner` (a sandbox delegated inside
+ * session `outer`, with the outer's httpRedirect) to the outer's proxy;
+ * false when the outer has none.
+ */
+export function attachNestedHttp(outer: number, inner: number): boolean {
+  const record = bySession.get(outer);
+  if (record === undefined) return false;
+  bySession.set(inner, record);
+  const detach = onRedirectedConnect(inner, record);
+  nestedDetaches.set(inner, () => {
+    detach();
+    bySession.delete(inner);
+  });
+  return true;
+}
+const nestedDetaches = new Map<number, () => void>();
+
 const keyOf = (address: string, port: number) =>
   `${address.startsWith('::ffff:') ? address.slice(7) : address}:${port}`;
 
@@ -127,13 +214,23 @@ export async function startHttp(
   view: ModulePolicy,
   onDenied: (denial: Denial) => void,
 ): Promise<SandboxHttp | null> {
-  if (!hasHttpRules(policy)) return null;
+  if (!needsProxy(policy)) return null;
   const covers = await coveredDestinations(policy);
   const setup = await httpSetup(policy, view.net, {
     readable: (path) => policyReads(policy, path),
     onDenied,
   });
   // Records not yet claimed by an accepted connection, and connections waiting for theirs.
+  const dns = await bindDns();
+  dns.socket?.on('error', () => {});
+  if (dns.socket !== null) setup.dns.serveUdp(dns.socket);
+  const serve = (socket: Socket, destination: Destination) => {
+    if (destination.address === dns.address && destination.port === 53) {
+      setup.dns.serveTcp(socket);
+      return;
+    }
+    setup.proxy.handle(socket, destination);
+  };
   const records = new Map<string, { destination: Destination; expiry: NodeJS.Timeout }>();
   const waiting = new Map<string, (destination: Destination) => void>();
   const server = createServer({ noDelay: true }, (socket: Socket) => {
@@ -142,7 +239,7 @@ export async function startHttp(
     if (record !== undefined) {
       records.delete(key);
       clearTimeout(record.expiry);
-      setup.proxy.handle(socket, record.destination);
+      serve(socket, record.destination);
       return;
     }
     // Not made by the reaper for a redirected connect (or its record is late).
@@ -153,13 +250,14 @@ export async function startHttp(
     socket.on('error', () => {});
     waiting.set(key, (destination) => {
       clearTimeout(timer);
-      setup.proxy.handle(socket, destination);
+      serve(socket, destination);
     });
   });
   let port: number;
   try {
     port = await listen(server);
   } catch (error) {
+    dns.socket?.close();
     await setup.proxy.close();
     throw new SandboxError(
       `sandlock: the HTTP proxy cannot listen: ${(error as Error).message}`,
@@ -167,8 +265,12 @@ export async function startHttp(
     );
   }
   let detach: (() => void) | null = null;
-  const record = ({ local, destination }: RedirectedConnect) => {
+  const record = ({ local, destination: dialled, upstream }: RedirectedConnect) => {
     const key = keyOf(local.address, local.port);
+    const destination: Destination =
+      upstream.address === dialled.address && upstream.port === dialled.port
+        ? dialled
+        : { ...dialled, upstream };
     const waiter = waiting.get(key);
     if (waiter !== undefined) {
       waiting.delete(key);
@@ -181,15 +283,30 @@ export async function startHttp(
     expiry.unref();
     records.set(key, { destination, expiry });
   };
+  let attached: number | null = null;
+  const served = new Map(setup.bundle.files);
+  served.set(RESOLV_CONF, resolvConf(dns.address, dns.socket !== null));
   return {
-    redirect: { port, covers },
-    trustBundles: bundleFiles(setup.bundle.files),
+    redirect: { port, covers, dns: dns.address },
+    trustBundles: bundleFiles(served),
     setup,
     attach(id) {
       detach = onRedirectedConnect(id, record);
+      attached = id;
+      bySession.set(id, record);
     },
     async close() {
       detach?.();
+      if (attached !== null) {
+        bySession.delete(attached);
+        for (const [inner, own] of bySession) {
+          if (own === record) {
+            nestedDetaches.get(inner)?.();
+            nestedDetaches.delete(inner);
+          }
+        }
+      }
+      dns.socket?.close();
       for (const { expiry } of records.values()) clearTimeout(expiry);
       records.clear();
       server.close();

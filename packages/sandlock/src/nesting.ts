@@ -38,6 +38,7 @@ import {
   trySyscall,
 } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
+import { attachNestedHttp } from './http.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { makeSocketDir, SOCKET_NAME } from './socket-dir.js';
 
@@ -210,14 +211,24 @@ async function answer(request: DelegationRequest, asker: Asker): Promise<void> {
     // The address rules of the sandboxes around it hold as well as its own.
     const around = outer.session.policy as ModulePolicy;
     const enclosingNet = [...(around.enclosingNet ?? []), ...(around.net ? [around.net] : [])];
+    // The outer's HTTP proxy takes the inner's connects it covers, its DNS
+    // and trust bundles are the inner's: the outer's HTTP rules hold inside.
+    const http =
+      around.httpRedirect !== undefined && around.httpRedirect !== null
+        ? { httpRedirect: around.httpRedirect, trustBundles: around.trustBundles ?? {} }
+        : {};
     const session = outer.supervisor.delegate(outer.session, {
       reaperPid,
       programPid,
       policy: withDelegationSocket(
-        { ...modulePolicy(view), enclosingNet, mediatesDestinations: true },
+        { ...modulePolicy(view), enclosingNet, mediatesDestinations: true, ...http },
         await delegationSocket(),
       ),
     });
+    if (around.httpRedirect && !attachNestedHttp(outer.session.id, session.id)) {
+      session.kill('the HTTP proxy of the sandbox around it is gone');
+      throw new Error('the HTTP proxy of the enclosing sandbox is gone');
+    }
     track(reaperPid, session, view, outer.supervisor);
   } finally {
     if (reaper !== null) close(reaper);

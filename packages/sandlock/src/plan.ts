@@ -2,7 +2,7 @@ import type { Supervisor } from '@sandlock/dispatch';
 import { resolveNetHosts } from '@sandlock/network';
 import { type ModulePolicy, modulePolicy } from '@sandlock/policy';
 import { SandboxError } from './errors.js';
-import { hasHttpRules } from './http.js';
+import { needsProxy } from './http.js';
 import { SUPERVISOR_VARIABLE } from './nesting.js';
 import type { Policy } from './policy.js';
 import { supervisorFor, withNesting } from './supervision.js';
@@ -39,7 +39,7 @@ async function pinnedHosts(policy: Policy): Promise<Record<string, string[]>> {
 
 export async function supervisionPlan(policy: Policy): Promise<SupervisionPlan> {
   let view = modulePolicy(policy, undefined, await pinnedHosts(policy));
-  if (hasHttpRules(policy)) {
+  if (needsProxy(policy)) {
     // Connects go to the proxy through the destinations module; the trust
     // bundles' opens are answered (their content is made with the proxy).
     view = { ...view, mediatesDestinations: true, trustBundles: {} };

@@ -19,7 +19,7 @@ import { killSandbox } from './control.js';
 import { describePolicy, type SandboxDescription } from './describe.js';
 import { programEnvironment, resolveCommand } from './environment.js';
 import { AbortError, SandboxError } from './errors.js';
-import { hasHttpRules, type SandboxHttp, startHttp } from './http.js';
+import { needsProxy, type SandboxHttp, startHttp } from './http.js';
 import {
   delegationSocket,
   requestDelegation,
@@ -240,9 +240,12 @@ export class Sandbox {
     );
     let view = plan.view;
     const delegating = outerSupervisor !== null;
-    if (delegating && hasHttpRules(policy)) {
+    if (delegating && needsProxy(policy)) {
+      // Its own proxy would run here, inside the outer sandbox, under the
+      // outer's rules: refused rather than half enforced. The outer's
+      // proxy, if any, holds it to the outer's HTTP rules (nesting.ts).
       throw new SandboxError(
-        'sandlock: httpAllow, httpDeny, httpAuth, credentials: not enforced yet in a sandbox started inside a supervised one',
+        'sandlock: httpAllow, httpDeny, httpAuth, credentials and wildcard network rules (*.NAME) are not enforced in a sandbox started inside a supervised one: give them to the outer sandbox',
         'http policy',
       );
     }
