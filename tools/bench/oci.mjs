@@ -15,7 +15,7 @@ import { interleave, summarize } from './stats.mjs';
 
 const SANDLOCK_OCI = fileURLToPath(new URL('../../apps/oci/bin/sandlock-oci.cjs', import.meta.url));
 const IMAGE = 'docker.io/local/bb:latest';
-const NAMESPACE = 'sandlock-oci-bench';
+const NAMESPACE = `sandlock-oci-bench-${process.pid}`;
 
 function must(command, args) {
   const result = spawnSync(command, args, { encoding: 'utf8' });
@@ -117,11 +117,17 @@ export async function benchOci(runs = 15) {
             `bench-${serial++}`,
             '/bin/true',
           ],
-          { stdio: 'ignore' },
+          { stdio: ['ignore', 'ignore', 'pipe'] },
         );
+        let stderr = '';
+        child.stderr.on('data', (chunk) => {
+          stderr += chunk;
+        });
         child.on('error', reject);
         child.on('exit', (code) =>
-          code === 0 ? resolve() : reject(new Error(`ctr run with ${binary} exited ${code}`)),
+          code === 0
+            ? resolve()
+            : reject(new Error(`ctr run with ${binary} exited ${code}: ${stderr.trim()}`)),
         );
       });
     const cases = { runc: ctrRun(which('runc')), 'sandlock-oci': ctrRun(SANDLOCK_OCI) };
@@ -155,5 +161,6 @@ export async function benchOci(runs = 15) {
     daemon.kill('SIGTERM');
     unmountUnder(dir);
     rmSync(dir, { recursive: true, force: true });
+    rmSync(`/run/containerd/runc/${NAMESPACE}`, { recursive: true, force: true });
   }
 }

@@ -211,5 +211,7 @@ export class ContainerdLab {
       .sort((a, b) => b.length - a.length);
     for (const point of points) spawnSync('umount', ['-l', point], { stdio: 'ignore' });
     rmSync(this.dir, { recursive: true, force: true });
+    // The runtimes' root for this namespace (the shim makes it; delete leaves it, as with runc).
+    rmSync(`/run/containerd/runc/${NAMESPACE}`, { recursive: true, force: true });
   }
 }
