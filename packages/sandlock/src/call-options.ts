@@ -91,16 +91,16 @@ export const SPAWN_CHECKS: Readonly<Record<string, (value: unknown) => string | 
   cwd: (value) => (typeof value === 'string' && value.startsWith('/') ? null : 'an absolute path'),
   onRefusal: (value) => (typeof value === 'function' ? null : 'a function'),
   name: (value) => (badSandboxName(value) === null ? null : SANDBOX_NAME_RULE),
+  workdirEnd: (value) =>
+    value === 'policy' || value === 'dry-run' || value === 'defer'
+      ? null
+      : "'policy', 'dry-run' or 'defer'",
   extraFilter: (value) =>
     value !== null &&
     typeof value === 'object' &&
     Buffer.isBuffer((value as { program?: unknown }).program)
       ? null
       : 'an object with a program Buffer (a compiled seccomp filter)',
-  workdirEnd: (value) =>
-    value === 'policy' || value === 'dry-run' || value === 'defer'
-      ? null
-      : "'policy', 'dry-run' or 'defer'",
 };
 
 /** The three entries of a stdio option (`'inherit'` → three times 'inherit'; null for 'ignore'). */
