@@ -114,7 +114,7 @@ export async function benchOci(runs = 15) {
             '--runc-binary',
             binary,
             IMAGE,
-            `bench-${serial++}`,
+            `bench-${process.pid}-${serial++}`,
             '/bin/true',
           ],
           { stdio: ['ignore', 'ignore', 'pipe'] },
