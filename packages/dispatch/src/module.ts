@@ -18,6 +18,7 @@ export type {
   Notification,
 } from './context.js';
 export type { OnBehalf } from './on-behalf.js';
+export { PROC_NET_PORTS, type ProcNetTranslator, type Provision } from './provisions.js';
 export type { Refusal, RefusalReport } from './refusal.js';
 export type { ProcessView, SessionInfo, SessionNotice, WorkerSession } from './session-view.js';
 

@@ -1,4 +1,5 @@
 import type { OnBehalf } from './on-behalf.js';
+import type { Provision } from './provisions.js';
 
 /** What handlers know about the sandbox a call comes from. */
 export interface SessionInfo<P = unknown> {
@@ -52,6 +53,14 @@ export interface WorkerSession<P = unknown> extends SessionInfo<P> {
    * `detail` must survive structured clone; say things that change, once.
    */
   notice(module: string, kind: string, detail: unknown): void;
+  /**
+   * Shares `value` with the other modules of this session under `key` (a
+   * {@link Provision}): a module provides, another uses, neither importing
+   * the other. Kept until the session ends; provided again, replaced.
+   */
+  provide<T>(key: Provision<T>, value: T): void;
+  /** What a module of this session provided under `key`, if any. */
+  provided<T>(key: Provision<T>): T | undefined;
 }
 
 /** Something a module told the main thread about a sandbox ({@link WorkerSession.notice}). */

@@ -48,6 +48,7 @@ import type { DispatchModule } from './module.js';
 import { Broker } from './on-behalf.js';
 import { ProcessTracker } from './processes.js';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
+import type { Provision } from './provisions.js';
 import { type Refusal, RefusalBudget, refusalWords } from './refusal.js';
 import { buildTable, type ChainLink } from './registry.js';
 import { Responder } from './respond.js';
@@ -372,6 +373,7 @@ class Loop {
         return tracker.live;
       },
     };
+    const provisions = new Map<string, unknown>();
     (session as { view: WorkerSession }).view = Object.freeze({
       id: message.session,
       reaperPid: message.reaperPid,
@@ -390,6 +392,8 @@ class Loop {
       narrowed: (tid: number) => narrowed(session, tid),
       notice: (module: string, kind: string, detail: unknown) =>
         post({ type: 'notice', session: message.session, module, kind, detail }),
+      provide: <T>(key: Provision<T>, value: T) => provisions.set(key.name, value),
+      provided: <T>(key: Provision<T>) => provisions.get(key.name) as T | undefined,
     });
     this.sessions.set(session.id, session);
     if (message.report) session.reporter = this.reporterFor(session);

@@ -1,51 +1,60 @@
-// Binds checked on copies, as a handler module of @sandlock/dispatch
+// Binds made on copies, as a handler module of @sandlock/dispatch
 // (BINDS_MODULE). Imported by URL in the supervisor's worker threads and on
 // the main thread: no side effects at import.
 //
-// The address of a bind is in the caller's memory: a check followed by
-// CONTINUE would let another thread rewrite its port between the check and
-// the kernel's read. So a bind the rules decide is made here: the address
-// is copied out of the caller once, checked, and bound by the sandbox's
-// reaper (`session.onBehalf`) on a duplicate of the socket (pidfd_getfd:
-// the same open file description). The reaper holds no capability, so a
-// port below net.ipv4.ip_unprivileged_port_start stays the kernel's EACCES
-// however the supervisor runs (inet_bind_sk()/__inet_bind() in
-// net/ipv4/af_inet.c), and sits in the policy's Landlock domain, so TCP
-// binds still pass Landlock's port rules.
+// The address of a bind is in the caller's memory, and its descriptor a
+// number the kernel would take again: a check followed by CONTINUE would
+// let another thread rewrite the port, or dup2 another socket over the
+// number (a UDP socket over a Unix one), between the check and the kernel's
+// bind. So every bind the module sees is made here: the socket taken once
+// (pidfd_getfd: the same open file description) and its family read on that
+// duplicate, the address copied out of the caller once, checked, and bound
+// by the sandbox's reaper (`session.onBehalf`) on the duplicate. The reaper
+// holds no capability, so a port below net.ipv4.ip_unprivileged_port_start
+// stays the kernel's EACCES however the supervisor runs (inet_bind_sk()/
+// __inet_bind() in net/ipv4/af_inet.c), and sits in the policy's Landlock
+// domain, so TCP binds still pass Landlock's port rules and socket files
+// its LANDLOCK_ACCESS_FS_MAKE_SOCK.
 //
-// Which binds come here: UDP ones (Landlock does not mediate UDP), and TCP
-// ones where the supervisor makes every TCP bind (netDenyBind, portRemap:
-// the sandbox's own Landlock layer then allows it none). Other TCP binds are
-// Landlock's alone (`continue`), and so are binds of sockets that are not
-// AF_INET/AF_INET6 (their type is read on this process's duplicate; the
-// kernel takes the descriptor again by number).
+// Which binds come here: every bind of a sandbox that may make UDP sockets
+// (Landlock does not mediate UDP) or whose TCP binds the supervisor decides
+// (netDenyBind, portRemap). UDP and, in the latter, TCP are checked against
+// the bind rules; TCP under an allow list is Landlock's (in the reaper);
+// Unix binds are unix-bind.ts's; other families are the kernel's, in the
+// reaper. A caller that made a Landlock domain of its own gets EACCES where
+// the reaper's authority could exceed its own (TCP, socket files).
 import {
   type Answer,
   answer,
   defineModule,
   type HandlerContext,
+  PROC_NET_PORTS,
   type WorkerSession,
 } from '@sandlock/dispatch/module';
 import { type BindProtocol, type ModulePolicy, mayBind } from '@sandlock/policy';
 import {
   AF_INET,
   AF_INET6,
+  AF_UNIX,
   AF_UNSPEC,
   close,
   ERRNO,
   SIN6_LEN_RFC2133,
+  SO_DOMAIN,
   SOCKADDR_IN_SIZE,
   SOCKADDR_STORAGE_SIZE,
   trySyscall,
 } from '@sandlock/sys';
 import { duplicate, inetSocket, int32, portOffset, withPort } from './bind-sockets.js';
-import { dropPortSpace, type PortMapping, portSpaceOf } from './port-space.js';
+import { dropPortSpace, type PortMapping, portSpaceOf, translateProcNet } from './port-space.js';
+import { asCaller, intOption } from './sockets.js';
+import { reaperBind, unixBind } from './unix-bind.js';
 
 const { EACCES, EADDRINUSE, EAFNOSUPPORT, EINVAL } = ERRNO;
 
 /**
- * The port a bind of `address` on a socket of `family` asks for, or the
- * errno the kernel gives before binding: inet_bind_sk() takes no less than a
+ * The port a bind of `address` on a socket of `family` asks for, or an
+ * errno the kernel gives without binding: inet_bind_sk() takes no less than a
  * sockaddr_in, and an AF_INET or AF_UNSPEC family (the latter for
  * INADDR_ANY, which __inet_bind() decides); inet6_bind_sk() no less than
  * SIN6_LEN_RFC2133 bytes, and __inet6_bind() only AF_INET6.
@@ -92,7 +101,16 @@ function remappedBind(
     if (space.record(protocol, virtual, real)) session.notice('binds', 'port', mapping);
   };
   const known = space.realOf(protocol, virtual);
-  if (known !== undefined) return bind(withPort(family, address, known));
+  if (known === virtual) return bind(address);
+  if (known !== undefined) {
+    // A port the kernel picked, which the policy's Landlock domain does not
+    // name (it allows port 0 for this): bound by this thread, with the
+    // caller's capabilities (none). The port stands for `virtual`, which
+    // the rules allowed; nothing else of a TCP or UDP bind depends on who
+    // makes it (a SO_REUSEPORT group goes by the socket's owner).
+    const again = withPort(family, address, known);
+    return asCaller(() => trySyscall('bind', fd, again, again.length));
+  }
   const same = bind(address);
   if (same !== -EADDRINUSE) {
     if (same === 0) record(virtual);
@@ -107,33 +125,49 @@ function remappedBind(
   return 0;
 }
 
+/** A TCP bind the reaper may not make for a caller with a Landlock domain of its own. */
+function narrowedRefusal(ctx: HandlerContext<ModulePolicy>): Answer {
+  ctx.refused({
+    what: 'a TCP bind from a process with a Landlock domain of its own',
+    rule: 'made by the reaper with the sandbox’s authority',
+  });
+  return answer.errno(EACCES);
+}
+
 function onBind(ctx: HandlerContext<ModulePolicy>): Answer {
   const [fdArg, addressArg, lengthArg] = ctx.args;
   const { binds } = ctx.session.policy;
   const fd = duplicate(ctx, int32(fdArg));
   if (typeof fd !== 'number') return fd;
   try {
-    const socket = inetSocket(fd);
-    if (socket === null || socket.protocol === 'other') return answer.continue();
-    if (socket.protocol === 'tcp') {
-      // Landlock's alone; or, where the caller made a narrower domain, its
-      // own layers decide (they let it bind no TCP port here).
-      if (!binds.tcpOnBehalf || ctx.session.narrowed(ctx.pid)) return answer.continue();
-    }
-    // move_addr_to_kernel() in net/socket.c: a length past a
-    // sockaddr_storage, or negative, is EINVAL.
+    // __sys_bind(): the socket first (ENOTSOCK), then move_addr_to_kernel():
+    // a length past a sockaddr_storage, or negative, is EINVAL.
+    const family = intOption(fd, SO_DOMAIN);
+    if (family < 0) return answer.fromResult(family);
     const length = int32(lengthArg);
     if (length < 0 || length > SOCKADDR_STORAGE_SIZE) return answer.errno(EINVAL);
     const address = length === 0 ? Buffer.alloc(0) : ctx.read(addressArg ?? 0n, length);
-    const port = portAsked(socket.family, address);
-    if (typeof port !== 'number') return answer.errno(port.errno);
     const broker = ctx.session.onBehalf;
     if (broker === null) return answer.errno(EACCES);
-    const bind = (copy: Buffer) =>
-      broker.call({ syscall: 'bind', args: [{ fd }, { data: 0 }, copy.length], data: copy }).result;
+    const bind = (copy: Buffer) => reaperBind(broker, fd, copy);
+    if (family === AF_UNIX) return unixBind(ctx, broker, fd, address);
+    const socket = inetSocket(fd);
+    // Another family, or an inet socket no bind rule is about (raw, SCTP…):
+    // the kernel's rules, in the reaper.
+    if (socket === null || socket.protocol === 'other') return answer.fromResult(bind(address));
+    // An address the kernel refuses whatever the port: its errno, from the
+    // reaper (where Landlock handles TCP binds it says EINVAL for a family
+    // the socket does not have, before the protocol's EAFNOSUPPORT).
+    const port = portAsked(socket.family, address);
+    if (typeof port !== 'number') return answer.fromResult(bind(address));
     // A ping socket's "port" is its echo identifier: no bind rule is about it.
     if (socket.protocol === 'icmp') return answer.fromResult(bind(address));
     const { protocol } = socket;
+    if (protocol === 'tcp') {
+      if (ctx.session.narrowed(ctx.pid)) return narrowedRefusal(ctx);
+      // Landlock's port rules, in the reaper's domain.
+      if (!binds.tcpOnBehalf) return answer.fromResult(bind(address));
+    }
     if (!mayBind(binds, protocol, port)) {
       ctx.refused({
         what: () => `bind ${protocol} port ${port}`,
@@ -156,7 +190,9 @@ export const BIND_SYSCALLS: readonly string[] = ['bind'];
 /**
  * On for a sandbox whose binds the kernel cannot decide alone: one that may
  * make UDP sockets (Landlock does not mediate UDP), or whose TCP binds the
- * supervisor makes (netDenyBind, portRemap).
+ * supervisor makes (netDenyBind, portRemap). Otherwise no bind is
+ * notified, and none needs checking: UDP sockets cannot be made, and
+ * Landlock decides TCP binds and socket files.
  */
 export default defineModule<unknown, ModulePolicy>({
   name: 'binds',
@@ -164,5 +200,12 @@ export default defineModule<unknown, ModulePolicy>({
   enabled: (policy) => policy.binds.tcpOnBehalf || policy.datagrams.udp,
   onBehalf: true,
   handlers: { bind: onBind },
+  // procfs shows /proc/net's tables with the virtual ports.
+  sessionStart: (session) => {
+    if (!session.policy.binds.remap) return;
+    session.provide(PROC_NET_PORTS, (text, protocol) =>
+      translateProcNet(text, portSpaceOf(session), protocol),
+    );
+  },
   sessionEnd: (session) => dropPortSpace(session),
 });

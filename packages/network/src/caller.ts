@@ -1,6 +1,7 @@
 // What the destinations module reads of a caller in /proc/<tid>/status: its
-// identity (what the kernel would put in its SCM_CREDENTIALS) and its
-// signals (whether the kernel would have interrupted its connect).
+// identity (what the kernel would put in its SCM_CREDENTIALS), its
+// signals (whether the kernel would have interrupted its connect) and its
+// umask (the mode of a socket file it binds).
 import { readProc } from '@sandlock/sys';
 
 export interface CallerStatus {
@@ -11,6 +12,10 @@ export interface CallerStatus {
   readonly capEff: bigint;
   /** Signals pending for the thread or its process, not blocked, with a handler. */
   readonly interrupting: bigint;
+  /** Those of them pending for the thread itself (delivered to it, none other). */
+  readonly interruptingThread: bigint;
+  /** The file-mode creation mask (`Umask:`, Linux 4.7 and later). */
+  readonly umask: number;
 }
 
 function line(status: string, name: string): string | undefined {
@@ -26,13 +31,20 @@ export function callerStatus(tid: number): CallerStatus | null {
   const tgid = line(status, 'Tgid');
   const uids = line(status, 'Uid')?.split(/\s+/).map(Number);
   const gids = line(status, 'Gid')?.split(/\s+/).map(Number);
-  if (tgid === undefined || uids?.length !== 4 || gids?.length !== 4) return null;
-  const pending = hex(line(status, 'SigPnd')) | hex(line(status, 'ShdPnd'));
+  const umask = line(status, 'Umask');
+  if (tgid === undefined || umask === undefined || uids?.length !== 4 || gids?.length !== 4) {
+    return null;
+  }
+  const own = hex(line(status, 'SigPnd'));
+  const pending = own | hex(line(status, 'ShdPnd'));
+  const deliverable = ~hex(line(status, 'SigBlk')) & hex(line(status, 'SigCgt'));
   return {
     tgid: Number(tgid),
     uids,
     gids,
     capEff: hex(line(status, 'CapEff')),
-    interrupting: pending & ~hex(line(status, 'SigBlk')) & hex(line(status, 'SigCgt')),
+    interrupting: pending & deliverable,
+    interruptingThread: own & deliverable,
+    umask: Number.parseInt(umask, 8),
   };
 }

@@ -16,21 +16,26 @@
 //
 // Signals: the filter's SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV keeps the
 // caller in a killable wait once its call is received, so a signal cannot
-// interrupt it. The waiter reads the caller's pending signals instead, and
-// answers EINTR when one is pending, unblocked and caught: the kernel's
-// connect would have returned -ERESTARTSYS, which becomes EINTR without
-// SA_RESTART and a restart with it (arch/x86/kernel/signal.c). The restart
-// is not emulated (an -ERESTARTSYS answer would reach the caller as errno
-// 512 when another thread took the signal): a handler with SA_RESTART sees
-// EINTR too. The connect goes on in the background, as the kernel's does; a
-// new connect of the same socket waits for it (EALREADY, waited on here
-// like the kernel's restarted call) or says EISCONN. SO_SNDTIMEO bounds the
-// wait as it bounds the kernel's (EINPROGRESS when it runs out).
+// interrupt it. The waiter reads the caller's pending signals instead; when
+// one is pending, unblocked and caught, the kernel's connect would have
+// returned what sock_intr_errno() gives (inet_wait_for_connect() in
+// net/ipv4/af_inet.c): -ERESTARTSYS without SO_SNDTIMEO, which becomes a
+// restart after a handler with SA_RESTART and EINTR otherwise (signal(7):
+// connect is restarted "unless a timeout has been set on the socket"), and
+// EINTR with one. The waiter answers -ERESTARTSYS itself, and the kernel
+// does the rest, when the signal is pending for the caller's thread; one
+// pending for its process may be taken by another thread, which would
+// leave the caller errno 512: then EINTR, whatever the handler's flags. The
+// connect goes on in the background, as the kernel's does; the restarted
+// call (a new connect of the same socket) waits for it (EALREADY, waited on
+// here like the kernel's) or says EISCONN. SO_SNDTIMEO bounds the wait as it
+// bounds the kernel's (EINPROGRESS when it runs out).
 
 import type { OnBehalf } from '@sandlock/dispatch/module';
 import { type Answer, answer, type DeferredContext } from '@sandlock/dispatch/module';
 import {
   close,
+  ERESTARTSYS,
   ERRNO,
   F_DUPFD_CLOEXEC,
   F_GETFL,
@@ -136,7 +141,11 @@ export async function waitForConnect(
       // Withdrawn (the caller was killed): any answer is dropped.
       if (!ctx.valid()) return answer.errno(EINTR);
       const status = callerStatus(ctx.pid);
-      if (status === null || status.interrupting !== 0n) return answer.errno(EINTR);
+      if (status === null) return answer.errno(EINTR);
+      if (status.interruptingThread !== 0n && timeoutMs === null) {
+        return answer.errno(ERESTARTSYS);
+      }
+      if (status.interrupting !== 0n) return answer.errno(EINTR);
       if (timeoutMs !== null && performance.now() - start >= timeoutMs) {
         return answer.errno(EINPROGRESS);
       }

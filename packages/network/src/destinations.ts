@@ -57,7 +57,7 @@ import { callerStatus } from './caller.js';
 import { answerConnect, reaperConnect, waitForConnect } from './connect.js';
 import { translateUnixControl } from './control.js';
 import { refusal, streamTargetOf, targetOf } from './datagrams.js';
-import { destinationFor } from './destination-for.js';
+import { datagramDestinationFor, destinationFor } from './destination-for.js';
 import {
   answerRedirected,
   connectToProxy,
@@ -136,7 +136,8 @@ function onConnect(ctx: Ctx): Answer {
     if (socket.class === 'datagram') {
       const refused = refusal(ctx.session.policy, targetOf(socket, address, 'connect'));
       if (refused !== null) return refused;
-      return answer.fromResult(trySyscall('connect', fd, address, address.length));
+      const destination = datagramDestinationFor(ctx.session, socket, address);
+      return answer.fromResult(trySyscall('connect', fd, destination, destination.length));
     }
     // inet_stream_connect(), unix_stream_connect(): the address length is checked first.
     if (address.length < 2) return answer.errno(EINVAL);
@@ -325,6 +326,8 @@ interface DeferredSend {
   readonly fd: number;
   readonly data: Uint8Array;
   readonly address: Uint8Array | null;
+  /** The address the rules were checked on, where it is not `address` (a remapped port). */
+  readonly checked: Uint8Array | null;
   readonly flags: number;
 }
 
@@ -346,11 +349,15 @@ function sendMessage(
 ): number | DeferredSend {
   const { data, control } = message;
   let address = message.address;
+  /** The address checked, where the one sent differs (a remapped port). */
+  let checked: Buffer | null = null;
   switch (socket.class) {
     case 'datagram': {
       if (address !== null) {
         const refused = refusal(ctx.session.policy, targetOf(socket, address, 'send'));
         if (refused !== null) return refused.kind === 'errno' ? -refused.errno : -EACCES;
+        const sent = datagramDestinationFor(ctx.session, socket, address);
+        if (sent !== address) [checked, address] = [address, sent];
       }
       break;
     }
@@ -371,7 +378,7 @@ function sendMessage(
       : asCaller(() => sendFrom(fd, data, address, control, flags | MSG_DONTWAIT));
   if (result === -EAGAIN && mayDefer && control === null && wouldWait(fd, flags)) {
     address = address === null ? null : Buffer.from(address);
-    return { fd: childFd, data, address, flags };
+    return { fd: childFd, data, address, checked, flags };
   }
   return result;
 }
@@ -517,7 +524,7 @@ async function onSendDeferred(ctx: DeferredContext<ModulePolicy>): Promise<Answe
       return answer.errno(EOPNOTSUPP);
     }
     if (socket.class === 'datagram' && copies.address !== null) {
-      const target = targetOf(socket, Buffer.from(copies.address), 'send');
+      const target = targetOf(socket, Buffer.from(copies.checked ?? copies.address), 'send');
       const refused = refusal(ctx.session.policy, target);
       if (refused !== null) return refused;
     }

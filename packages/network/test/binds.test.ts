@@ -14,7 +14,7 @@ import {
   realDestination,
   translateProcNet,
 } from '../src/port-space.js';
-import { PRELUDE, PYTHON, Sandbox, SYSTEM_READ, until } from './helpers.js';
+import { PRELUDE, PYTHON, Sandbox, SYSTEM_READ, udpServer, until } from './helpers.js';
 
 /** Lets UDP sockets exist in the sandbox (a UDP rule); nothing is sent to it. */
 const UDP_RULE = 'udp://127.0.0.1:9';
@@ -332,6 +332,42 @@ print(json.dumps(out))`;
     expect(tcp.real).not.toBe(taken);
     // UDP's port was free on the host: the same.
     expect(spawned.ports).toContainEqual({ protocol: 'udp', virtual: taken, real: taken });
+  });
+
+  it('sends a datagram to its own remapped UDP port to the real one', async () => {
+    // The host holds the UDP port: the sandbox's bind of it is remapped.
+    const host = await udpServer();
+    try {
+      const script = `${PRELUDE}
+port = int(sys.argv[1])
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.bind(('127.0.0.1', port))
+server.settimeout(20)
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client.sendto(b'sendto', ('127.0.0.1', port))
+out['sendto'] = server.recv(16).decode()
+client.sendmsg([b'sendmsg'], [], 0, ('127.0.0.1', port))
+out['sendmsg'] = server.recv(16).decode()
+client.connect(('127.0.0.1', port))
+client.send(b'connected')
+out['connected'] = server.recv(16).decode()
+out['peer'] = client.getpeername()[1] == port
+print(json.dumps(out))`;
+      const outcome = await runPython(
+        script,
+        { allow: ['udp://127.0.0.1'], allowBind: [`udp://${host.port}`], remap: true },
+        [String(host.port)],
+      );
+      expect(outcome).toEqual({
+        sendto: 'sendto',
+        sendmsg: 'sendmsg',
+        connected: 'connected',
+        peer: true,
+      });
+      expect(host.received).toEqual([]);
+    } finally {
+      await host.close();
+    }
   });
 
   it('applies the bind rules to the virtual port', async () => {

@@ -18,9 +18,9 @@ import {
   answer,
   defineModule,
   type HandlerContext,
+  PROC_NET_PORTS,
   type WorkerSession,
 } from '@sandlock/dispatch/module';
-import { portSpaceOf, translateProcNet } from '@sandlock/network';
 import { type ModulePolicy, policyReads } from '@sandlock/policy';
 import {
   CAP_DAC_OVERRIDE,
@@ -218,7 +218,9 @@ function sandboxSockets(ctx: HandlerContext<ModulePolicy>): Set<string> {
 
 /**
  * Under portRemap, a TCP or UDP table with the ports the sandbox bound
- * elsewhere shown as it asked for them (the binds module's port space).
+ * elsewhere shown as it asked for them: the translator the network's binds
+ * module provides for the session (PROC_NET_PORTS), which holds its port
+ * space; none provided, the real ports.
  */
 function virtualPorts(
   ctx: HandlerContext<ModulePolicy>,
@@ -232,7 +234,8 @@ function virtualPorts(
       : table === 'udp' || table === 'udp6'
         ? 'udp'
         : null;
-  return protocol === null ? text : translateProcNet(text, portSpaceOf(ctx.session), protocol);
+  const translate = ctx.session.provided(PROC_NET_PORTS);
+  return protocol === null || translate === undefined ? text : translate(text, protocol);
 }
 
 // ---- the module -------------------------------------------------------------

@@ -155,3 +155,15 @@ export function errnoNumber(name: string): number | undefined {
  * [-MAX_ERRNO, -1] is an error.
  */
 export const MAX_ERRNO = 4095;
+
+/**
+ * ERESTARTSYS (include/linux/errno.h): the kernel's own result of a call a
+ * signal interrupted, never seen by a program. On the way back to user
+ * space of a thread with a signal pending, it becomes a restart of the call
+ * when the handler of the signal delivered has SA_RESTART, else EINTR, and
+ * a restart when no signal is left to deliver (arch_do_signal_or_restart(),
+ * handle_signal() in arch/x86/kernel/signal.c, do_signal() in
+ * arch/arm64/kernel/signal.c). A thread with no signal pending would see it
+ * as errno 512.
+ */
+export const ERESTARTSYS = 512;

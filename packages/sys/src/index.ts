@@ -15,7 +15,7 @@ export {
   sameIds,
   withCallerCapabilities,
 } from './credentials.js';
-export { ERRNO, type ErrnoName, errnoNumber, MAX_ERRNO } from './errno.js';
+export { ERESTARTSYS, ERRNO, type ErrnoName, errnoNumber, MAX_ERRNO } from './errno.js';
 export { errnoMessage, errnoName, SysError } from './errors.js';
 export * from './fs-constants.js';
 export * from './io.js';
