@@ -14,6 +14,7 @@ import { benchLaunch } from './launch.mjs';
 import { benchLibrary } from './library.mjs';
 import { benchNeighbours } from './neighbours.mjs';
 import { benchConnect, benchRedis } from './network.mjs';
+import { benchOci } from './oci.mjs';
 import { benchPython } from './python.mjs';
 import { benchRetarget } from './retarget.mjs';
 import { benchThrottle } from './throttle.mjs';
@@ -38,6 +39,7 @@ const benches = {
   workdir: benchWorkdir,
   retarget: benchRetarget,
   chroot: benchChroot,
+  oci: benchOci,
 };
 const selected = process.argv.slice(2);
 const names = selected.length ? selected : Object.keys(benches);

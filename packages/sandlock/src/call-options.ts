@@ -95,6 +95,12 @@ export const SPAWN_CHECKS: Readonly<Record<string, (value: unknown) => string | 
     value === 'policy' || value === 'dry-run' || value === 'defer'
       ? null
       : "'policy', 'dry-run' or 'defer'",
+  extraFilter: (value) =>
+    value !== null &&
+    typeof value === 'object' &&
+    Buffer.isBuffer((value as { program?: unknown }).program)
+      ? null
+      : 'an object with a program Buffer (a compiled seccomp filter)',
 };
 
 /** The three entries of a stdio option (`'inherit'` → three times 'inherit'; null for 'ignore'). */

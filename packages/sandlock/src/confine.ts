@@ -51,6 +51,8 @@ export interface Confinement {
 }
 
 export interface ConfinementOptions {
+  /** A filter installed after Sandlock's own (SpawnOptions.extraFilter). */
+  extraFilter?: { readonly program: Buffer };
   /** Syscalls a supervisor answers (none: no listener is created). */
   notify?: readonly string[];
   /**
@@ -288,6 +290,9 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     const filter = atStep('seccomp filter', () => compileSandboxFilter(filterOptions));
     const listener = notify.length > 0;
     steps.push(seccompFilterStep(filter, { listener }));
+    if (options.extraFilter !== undefined) {
+      steps.push({ kind: 'seccompFilter', program: options.extraFilter.program, flags: 0 });
+    }
     return {
       steps,
       fds,

@@ -67,6 +67,14 @@ export interface SpawnOptions {
    * step 'name'). It does not set the host name (the `hostname` field does).
    */
   name?: string;
+  /**
+   * A second seccomp filter, installed after Sandlock's own just before the
+   * program runs (a container's profile compiled by @sandlock/seccomp, such
+   * as `ociProfileRules`). Where both filters decide, the kernel takes the
+   * stricter action (seccomp(2): KILL, TRAP, ERRNO, USER_NOTIF, …, ALLOW),
+   * so it can only refuse more. It must allow execve.
+   */
+  extraFilter?: { readonly program: Buffer };
 }
 
 export interface RunOptions extends SpawnOptions {
@@ -297,6 +305,7 @@ export class Sandbox {
         ...(plan.broker ? { brokerFd: handedDown[0]! } : {}),
         ...(http !== null ? { proxyPort: http.redirect.port } : {}),
         ...(layer !== null ? { workdir: layer.confinement } : {}),
+        ...(options.extraFilter !== undefined ? { extraFilter: options.extraFilter } : {}),
       });
       handedDown.push(...confinement.fds);
       let modulesView: typeof view =

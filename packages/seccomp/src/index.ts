@@ -6,6 +6,12 @@ export { type CompiledFilter, compileRuleSet } from './compiler.js';
 export { type FilterStepOptions, seccompFilterStep } from './install.js';
 export { defaultDenyList } from './policy/deny-list.js';
 export {
+  OciProfileError,
+  type OciSeccompArg,
+  type OciSeccompProfile,
+  ociProfileRules,
+} from './policy/oci-profile.js';
+export {
   compileDenyOnlyFilter,
   compileSandboxFilter,
   type DenyEntry,

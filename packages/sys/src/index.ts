@@ -101,4 +101,13 @@ export {
 export * from './structs/index.js';
 export * from './stub/index.js';
 export * from './syscalls/index.js';
+export {
+  O_NOCTTY,
+  openPty,
+  type Pty,
+  setWindowSize,
+  TIOCGPTN,
+  TIOCSPTLCK,
+  TIOCSWINSZ,
+} from './terminal.js';
 export { Walked, type WalkKind, type WalkOptions, walkPath } from './walk.js';

@@ -1,0 +1,84 @@
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { OciError } from './errors.js';
+
+/** A request to a container's supervisor, over its control socket (one JSON line each way). */
+export type ControlRequest =
+  | { op: 'start' }
+  | { op: 'kill'; signal: NodeJS.Signals }
+  | { op: 'pause' }
+  | { op: 'resume' }
+  | { op: 'pids' };
+
+export type ControlReply = { ok: true; pids?: number[] } | { ok: false; error: string };
+
+/** How long a call waits for the supervisor: only a hang reaches it. */
+const CONTROL_TIMEOUT_MS = 60_000;
+
+/** Sends one request to the supervisor listening on `path` and returns its reply. */
+export function callSupervisor(path: string, request: ControlRequest): Promise<ControlReply> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(path);
+    let text = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new OciError(`the container's supervisor did not answer '${request.op}' in time`));
+    }, CONTROL_TIMEOUT_MS);
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    socket.on('end', () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(text) as ControlReply);
+      } catch {
+        reject(
+          new OciError(`the container's supervisor ended without an answer to '${request.op}'`),
+        );
+      }
+    });
+  });
+}
+
+/** Listens on `path` and answers each request with `handle`. */
+export function serveControl(
+  path: string,
+  handle: (request: ControlRequest) => Promise<ControlReply>,
+): Promise<Server> {
+  const server = createServer((socket: Socket) => {
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('error', () => {});
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      const end = text.indexOf('\n');
+      if (end < 0) return;
+      let request: ControlRequest;
+      try {
+        request = JSON.parse(text.slice(0, end)) as ControlRequest;
+      } catch {
+        socket.end(`${JSON.stringify({ ok: false, error: 'bad request' })}\n`);
+        return;
+      }
+      handle(request).then(
+        (reply) => socket.end(`${JSON.stringify(reply)}\n`),
+        (error: unknown) =>
+          socket.end(
+            `${JSON.stringify({ ok: false, error: error instanceof Error ? error.message : String(error) })}\n`,
+          ),
+      );
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}

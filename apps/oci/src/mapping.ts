@@ -1,0 +1,564 @@
+import { existsSync, statSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { FIELD_NAMES, FIELDS, type FieldName, PolicyDraft } from '@sandlock/policy';
+import { RLIMIT, type RlimitResource } from '@sandlock/sys';
+import { OciError } from './errors.js';
+import type { OciConfig, OciMount, OciProcess, OciResources, OciSeccomp } from './spec.js';
+
+/** What a config.json becomes: a policy draft, the command, and what the supervisor does itself. */
+export interface ContainerPlan {
+  draft: PolicyDraft;
+  /** The command as the sandbox is asked to run it. */
+  argv: string[];
+  terminal: boolean;
+  consoleSize: { rows: number; columns: number } | null;
+  /** Limits the supervisor sets on itself before it starts the sandbox, which inherits them. */
+  rlimits: { resource: RlimitResource; soft: bigint; hard: bigint }[];
+  oomScoreAdj: number | null;
+  /** Private directories to create (tmpfs mounts), host paths. */
+  scratch: string[];
+  /** linux.seccomp, to be installed on top of Sandlock's own filter. */
+  seccomp: OciSeccomp | undefined;
+  /** Fields honoured only in part or not at all where that is safe: for log.json. */
+  warnings: string[];
+}
+
+export interface MappingOptions {
+  /** The bundle directory (root.path is relative to it). */
+  bundle: string;
+  /** Where the private directories of tmpfs mounts go (per container). */
+  scratchDir: string;
+  /** Whether this Sandlock has the emulated chroot (policy fields chroot and fsMount). */
+  chroot: boolean;
+}
+
+/** A field of config.json this runtime cannot honour. */
+export class UnsupportedField extends OciError {
+  override name = 'UnsupportedField';
+  constructor(
+    readonly field: string,
+    why: string,
+  ) {
+    super(`config.json: ${field}: ${why}`);
+  }
+}
+
+/** Annotations `dev.sandlock.<field>` may set these policy fields, as text the field's flag takes. */
+export const ANNOTATION_FIELDS: readonly FieldName[] = [
+  'netAllow',
+  'netDeny',
+  'netBind',
+  'netConnect',
+  'netAllowBind',
+  'netDenyBind',
+  'portRemap',
+  'noRawSockets',
+  'httpAllow',
+  'httpDeny',
+  'randomSeed',
+  'timeStart',
+  'numCpus',
+  'deterministicDirs',
+  'noRandomizeMemory',
+  'noHugePages',
+  'noCoredump',
+  'maxDisk',
+];
+
+const ANNOTATION_PREFIX = 'dev.sandlock.';
+
+/** Mount types that are safe to leave unmounted: the container sees less of the host. */
+const SKIPPED_MOUNTS = new Set(['sysfs', 'cgroup', 'cgroup2', 'mqueue', 'devpts']);
+
+/** Namespaces the sandbox does not create; each line says what stands in for it. */
+const NAMESPACE_NOTES: Record<string, string> = {
+  pid: 'no pid namespace: host pids, but /proc shows only the sandbox’s processes and signals reach no other',
+  network:
+    'no network namespace: the host network, reachable only as the network policy allows (nothing by default)',
+  mount: 'no mount namespace: the root and mounts are emulated by the supervisor',
+  uts: 'no uts namespace: the host name is virtual (uname, /etc/hostname)',
+  ipc: 'no ipc namespace: System V IPC and POSIX message queues are the host’s',
+  cgroup: 'no cgroup namespace: limits are enforced by the supervisor, not cgroups',
+  time: 'no time namespace',
+};
+
+function origin(field: string, text: string) {
+  return { kind: 'flag' as const, flag: `config.json ${field}`, text };
+}
+
+/** The policy field `name` from text, as its command-line flag reads it. */
+function fromText(name: FieldName, text: string): unknown {
+  const kind = FIELDS[name].kind as { fromText?: (text: string) => unknown };
+  return kind.fromText ? kind.fromText(text) : text;
+}
+
+/** "0-2,5" → [0, 1, 2, 5] (cpuset.cpus, the kernel's cpu list format). */
+export function parseCpuList(text: string, field: string): number[] {
+  const cpus: number[] = [];
+  for (const part of text.split(',')) {
+    const match = /^\s*(\d+)(?:-(\d+))?\s*$/.exec(part);
+    if (match === null)
+      throw new UnsupportedField(field, `'${text}' is not a CPU list such as 0-2,5`);
+    const from = Number(match[1]);
+    const to = match[2] === undefined ? from : Number(match[2]);
+    if (to < from) throw new UnsupportedField(field, `'${part}' is an empty range`);
+    for (let cpu = from; cpu <= to; cpu++) cpus.push(cpu);
+  }
+  return cpus;
+}
+
+function envOf(list: readonly string[] | undefined): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [index, entry] of (list ?? []).entries()) {
+    const at = entry.indexOf('=');
+    if (at <= 0)
+      throw new UnsupportedField(`process.env[${index}]`, `'${entry}' is not NAME=VALUE`);
+    env[entry.slice(0, at)] = entry.slice(at + 1);
+  }
+  return env;
+}
+
+function isBind(mount: OciMount): boolean {
+  return (
+    mount.type === 'bind' ||
+    (mount.options ?? []).some((option) => option === 'bind' || option === 'rbind')
+  );
+}
+
+/** The host path of `path` inside the root directory, in the mode without the emulated chroot. */
+function inRoot(root: string, path: string): string {
+  return join(root, resolve('/', path));
+}
+
+/**
+ * Finds `command` in the root directory the way execvp does with PATH, for
+ * the mode without the emulated chroot (the program runs by its host path).
+ */
+function commandInRoot(root: string, command: string, cwd: string, path: string): string {
+  if (command.includes('/'))
+    return inRoot(root, isAbsolute(command) ? command : join(cwd, command));
+  for (const dir of path.split(':')) {
+    if (dir === '') continue;
+    const candidate = inRoot(root, join(dir, command));
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new UnsupportedField(
+    'process.args[0]',
+    `'${command}' is not found in the PATH of the root`,
+  );
+}
+
+function mapRlimits(process: OciProcess, draft: PolicyDraft, plan: ContainerPlan): void {
+  for (const [index, limit] of (process.rlimits ?? []).entries()) {
+    const field = `process.rlimits[${index}]`;
+    const name = String(limit.type).replace(/^RLIMIT_/, '') as RlimitResource;
+    if (!(name in RLIMIT))
+      throw new UnsupportedField(`${field}.type`, `unknown limit '${limit.type}'`);
+    if (limit.soft > limit.hard) throw new UnsupportedField(field, 'soft is above hard');
+    if (name === 'NOFILE') {
+      // The sandbox's own limit field: it sets soft and hard alike.
+      if (limit.soft !== limit.hard) {
+        plan.warnings.push(
+          `${field}: RLIMIT_NOFILE soft ${limit.soft} is raised to hard ${limit.hard}`,
+        );
+      }
+      draft.add('maxOpenFiles', limit.hard, origin(field, String(limit.hard)));
+      continue;
+    }
+    if (name === 'CORE' && limit.hard === 0) {
+      draft.add('noCoredump', true, origin(field, '0'));
+      continue;
+    }
+    // Limits that would bind the supervisor too (it is a Node process that
+    // shares nothing with the workload's address space or CPU time).
+    if (name === 'AS' || name === 'DATA' || name === 'CPU' || name === 'RSS') {
+      throw new UnsupportedField(
+        `${field}.type`,
+        `RLIMIT_${name} is not supported (use linux.resources.memory.limit or cpu.quota)`,
+      );
+    }
+    plan.rlimits.push({ resource: name, soft: BigInt(limit.soft), hard: BigInt(limit.hard) });
+  }
+}
+
+function mapCapabilities(process: OciProcess, plan: ContainerPlan): void {
+  const listed = new Set(Object.values(process.capabilities ?? {}).flat());
+  if (listed.size === 0) return;
+  plan.warnings.push(
+    `process.capabilities: the workload runs with no capability; not granted: ${[...listed].sort().join(', ')} (docs/kubernetes.md)`,
+  );
+}
+
+function mapUser(process: OciProcess): void {
+  const user = process.user ?? { uid: 0, gid: 0 };
+  const own = { uid: globalThis.process.getuid?.() ?? 0, gid: globalThis.process.getgid?.() ?? 0 };
+  if (user.uid !== own.uid) {
+    throw new UnsupportedField(
+      'process.user.uid',
+      `${user.uid}: only the runtime's own uid (${own.uid}) is supported`,
+    );
+  }
+  if (user.gid !== own.gid) {
+    throw new UnsupportedField(
+      'process.user.gid',
+      `${user.gid}: only the runtime's own gid (${own.gid}) is supported`,
+    );
+  }
+}
+
+function mapResources(resources: OciResources, draft: PolicyDraft, plan: ContainerPlan): void {
+  const at = 'linux.resources';
+  for (const key of Object.keys(resources)) {
+    if (
+      ![
+        'memory',
+        'cpu',
+        'pids',
+        'devices',
+        'blockIO',
+        'hugepageLimits',
+        'network',
+        'rdma',
+        'unified',
+      ].includes(key)
+    ) {
+      throw new UnsupportedField(`${at}.${key}`, 'unknown resource');
+    }
+  }
+  const memory = resources.memory ?? {};
+  for (const [key, value] of Object.entries(memory)) {
+    if (value === undefined || value === null) continue;
+    if (key === 'limit') {
+      if (typeof value === 'number' && value > 0) {
+        draft.add('maxMemory', value, origin(`${at}.memory.limit`, String(value)));
+      }
+    } else if (
+      key === 'swap' ||
+      key === 'reservation' ||
+      key === 'swappiness' ||
+      key === 'disableOOMKiller' ||
+      key === 'useHierarchy'
+    ) {
+      plan.warnings.push(
+        `${at}.memory.${key}: not enforced (the sandbox is killed above memory.limit)`,
+      );
+    } else {
+      throw new UnsupportedField(`${at}.memory.${key}`, 'not supported');
+    }
+  }
+  const cpu = resources.cpu ?? {};
+  if (cpu.quota !== undefined && cpu.quota !== null && cpu.quota > 0) {
+    const period = cpu.period && cpu.period > 0 ? cpu.period : 100_000;
+    const percent = Math.max(1, Math.ceil((cpu.quota / period) * 100));
+    draft.add('maxCpu', percent, origin(`${at}.cpu.quota`, String(cpu.quota)));
+  }
+  if (cpu.cpus !== undefined && cpu.cpus !== '') {
+    draft.add(
+      'cpuCores',
+      parseCpuList(cpu.cpus, `${at}.cpu.cpus`),
+      origin(`${at}.cpu.cpus`, cpu.cpus),
+    );
+  }
+  for (const key of Object.keys(cpu)) {
+    if (['quota', 'period', 'cpus'].includes(key)) continue;
+    const value = cpu[key];
+    if (value === undefined || value === null || value === 0 || value === '') continue;
+    if (
+      key === 'shares' ||
+      key === 'mems' ||
+      key === 'realtimeRuntime' ||
+      key === 'realtimePeriod' ||
+      key === 'burst' ||
+      key === 'idle'
+    ) {
+      plan.warnings.push(`${at}.cpu.${key}: not enforced`);
+    } else {
+      throw new UnsupportedField(`${at}.cpu.${key}`, 'not supported');
+    }
+  }
+  const pids = resources.pids?.limit;
+  if (pids !== undefined && pids !== null && pids > 0) {
+    draft.add('maxProcesses', pids, origin(`${at}.pids.limit`, String(pids)));
+  }
+  if ((resources.devices ?? []).some((rule) => rule.allow)) {
+    plan.warnings.push(
+      `${at}.devices: no device is reachable but /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom and the terminal`,
+    );
+  }
+  for (const key of ['blockIO', 'hugepageLimits', 'network', 'rdma', 'unified']) {
+    const value = resources[key];
+    if (value === undefined || value === null) continue;
+    if (typeof value === 'object' && Object.keys(value).length === 0) continue;
+    plan.warnings.push(`${at}.${key}: not enforced`);
+  }
+}
+
+function mapMounts(
+  config: OciConfig,
+  root: string,
+  draft: PolicyDraft,
+  plan: ContainerPlan,
+  options: MappingOptions,
+): void {
+  void root;
+  for (const [index, mount] of (config.mounts ?? []).entries()) {
+    const field = `mounts[${index}]`;
+    const target = mount.destination;
+    if (typeof target !== 'string' || !isAbsolute(target)) {
+      throw new UnsupportedField(`${field}.destination`, 'expected an absolute path');
+    }
+    const readOnly = (mount.options ?? []).includes('ro');
+    if (isBind(mount)) {
+      const source = mount.source ?? '';
+      if (!isAbsolute(source) || !existsSync(source)) {
+        throw new UnsupportedField(
+          `${field}.source`,
+          `'${source}' is not an absolute path that exists`,
+        );
+      }
+      if (options.chroot) {
+        draft.add(
+          'fsMount' as FieldName,
+          [`${target}:${source}${readOnly ? ':ro' : ''}`],
+          origin(field, target),
+        );
+      } else {
+        draft.add(readOnly ? 'fsRead' : 'fsWrite', [source], origin(field, source));
+        plan.warnings.push(
+          `${field}: ${source} is reachable at its host path, not at ${target} (no emulated chroot)`,
+        );
+      }
+      continue;
+    }
+    switch (mount.type) {
+      case 'proc':
+        // Readable, Sandlock's /proc shows the sandbox's own processes only
+        // (procfs's proc-pids module); inside the emulated chroot it exists
+        // only when mounted.
+        if (options.chroot)
+          draft.add('fsMount' as FieldName, [`${target}:/proc`], origin(field, target));
+        else draft.add('fsRead', ['/proc'], origin(field, target));
+        continue;
+      case 'tmpfs': {
+        if (target === '/dev') {
+          // The device nodes that reach nothing (the `devices` field, on by default).
+          continue;
+        }
+        const dir = join(options.scratchDir, String(plan.scratch.length));
+        plan.scratch.push(dir);
+        if (options.chroot)
+          draft.add('fsMount' as FieldName, [`${target}:${dir}`], origin(field, target));
+        else {
+          draft.add('fsWrite', [dir], origin(field, target));
+          plan.warnings.push(`${field}: the tmpfs for ${target} is at ${dir} (no emulated chroot)`);
+        }
+        continue;
+      }
+      default:
+        if (mount.type !== undefined && SKIPPED_MOUNTS.has(mount.type)) {
+          plan.warnings.push(`${field}: ${mount.type} on ${target} is not mounted`);
+          continue;
+        }
+        throw new UnsupportedField(`${field}.type`, `'${mount.type}' mounts are not supported`);
+    }
+  }
+}
+
+function mapLinux(config: OciConfig, draft: PolicyDraft, plan: ContainerPlan): void {
+  const linux = config.linux ?? {};
+  for (const [key, value] of Object.entries(linux)) {
+    if (value === undefined || value === null) continue;
+    switch (key) {
+      case 'namespaces':
+        for (const [index, namespace] of (linux.namespaces ?? []).entries()) {
+          const note = NAMESPACE_NOTES[namespace.type];
+          if (namespace.type === 'user') {
+            throw new UnsupportedField(
+              `linux.namespaces[${index}]`,
+              'user namespaces are not supported',
+            );
+          }
+          if (note === undefined) {
+            throw new UnsupportedField(
+              `linux.namespaces[${index}].type`,
+              `unknown namespace '${namespace.type}'`,
+            );
+          }
+          plan.warnings.push(
+            `linux.namespaces[${index}]: ${note}${namespace.path ? ` (${namespace.path} is not joined)` : ''}`,
+          );
+        }
+        break;
+      case 'resources':
+        mapResources(linux.resources ?? {}, draft, plan);
+        break;
+      case 'seccomp':
+        plan.seccomp = linux.seccomp;
+        break;
+      case 'uidMappings':
+      case 'gidMappings':
+        if (Array.isArray(value) && value.length > 0)
+          throw new UnsupportedField(`linux.${key}`, 'user namespaces are not supported');
+        break;
+      case 'sysctl':
+        if (Object.keys(value as object).length > 0)
+          throw new UnsupportedField('linux.sysctl', 'setting sysctls is not supported');
+        break;
+      case 'devices':
+        if (Array.isArray(value) && value.length > 0)
+          throw new UnsupportedField('linux.devices', 'creating device nodes is not supported');
+        break;
+      case 'cgroupsPath':
+        plan.warnings.push(
+          'linux.cgroupsPath: no cgroup is created; limits are enforced by the supervisor',
+        );
+        break;
+      case 'maskedPaths':
+      case 'readonlyPaths':
+        // Outside the root and the mounts nothing is reachable, and the
+        // virtual /proc shows none of /proc/kcore, /proc/keys, /proc/sys…
+        plan.warnings.push(
+          `linux.${key}: left to the virtual /proc and the root (nothing of the host is reachable there)`,
+        );
+        break;
+      case 'mountLabel':
+      case 'rootfsPropagation':
+      case 'personality':
+      case 'intelRdt':
+        plan.warnings.push(`linux.${key}: not applied`);
+        break;
+      default:
+        throw new UnsupportedField(`linux.${key}`, 'not supported');
+    }
+  }
+}
+
+function mapAnnotations(config: OciConfig, draft: PolicyDraft): void {
+  for (const [key, text] of Object.entries(config.annotations ?? {})) {
+    if (!key.startsWith(ANNOTATION_PREFIX)) continue;
+    const name = key.slice(ANNOTATION_PREFIX.length) as FieldName;
+    if (!ANNOTATION_FIELDS.includes(name) || !FIELD_NAMES.includes(name)) {
+      throw new UnsupportedField(
+        `annotations.${key}`,
+        `not a field an annotation may set (${ANNOTATION_FIELDS.join(', ')})`,
+      );
+    }
+    // A list field takes several values, one per line or comma-separated as its flag does.
+    const values = Array.isArray(FIELDS[name].default)
+      ? text.split('\n').filter((line) => line.trim() !== '')
+      : [text];
+    for (const value of values) {
+      const parsed = fromText(name, value.trim());
+      const list = Array.isArray(FIELDS[name].default) && !Array.isArray(parsed);
+      draft.add(name, list ? [parsed] : parsed, origin(`annotations.${key}`, value));
+    }
+  }
+}
+
+/** Turns a bundle's config.json into what the supervisor runs. */
+export function mapConfig(config: OciConfig, options: MappingOptions): ContainerPlan {
+  if (typeof config !== 'object' || config === null)
+    throw new UnsupportedField('(config)', 'expected an object');
+  if (typeof config.ociVersion !== 'string' || !config.ociVersion.startsWith('1.')) {
+    throw new UnsupportedField('ociVersion', `'${config.ociVersion}' is not a 1.x version`);
+  }
+  const process = config.process;
+  if (process === undefined) throw new UnsupportedField('process', 'missing');
+  const draft = new PolicyDraft();
+  const plan: ContainerPlan = {
+    draft,
+    argv: [],
+    terminal: process.terminal === true,
+    consoleSize: process.consoleSize
+      ? { rows: process.consoleSize.height, columns: process.consoleSize.width }
+      : null,
+    rlimits: [],
+    oomScoreAdj: typeof process.oomScoreAdj === 'number' ? process.oomScoreAdj : null,
+    scratch: [],
+    seccomp: undefined,
+    warnings: [],
+  };
+  for (const key of Object.keys(config)) {
+    if (
+      ![
+        'ociVersion',
+        'root',
+        'mounts',
+        'process',
+        'hostname',
+        'domainname',
+        'hooks',
+        'annotations',
+        'linux',
+      ].includes(key)
+    ) {
+      throw new UnsupportedField(key, 'not supported on Linux by this runtime');
+    }
+  }
+
+  if (config.root === undefined || typeof config.root.path !== 'string') {
+    throw new UnsupportedField('root.path', 'missing');
+  }
+  const root = resolve(options.bundle, config.root.path);
+  if (!existsSync(root) || !statSync(root).isDirectory()) {
+    throw new UnsupportedField('root.path', `${root} is not a directory`);
+  }
+  const readOnly = config.root.readonly === true;
+  if (options.chroot) {
+    draft.add('chroot' as FieldName, root, origin('root.path', config.root.path));
+    if (!readOnly) draft.add('fsWrite', ['/'], origin('root.readonly', 'false'));
+    else draft.add('fsRead', ['/'], origin('root.readonly', 'true'));
+  } else {
+    draft.add(readOnly ? 'fsRead' : 'fsWrite', [root], origin('root.path', config.root.path));
+  }
+
+  const args = process.args;
+  if (process.commandLine !== undefined)
+    throw new UnsupportedField('process.commandLine', 'Windows only');
+  if (!Array.isArray(args) || args.length === 0 || typeof args[0] !== 'string' || args[0] === '') {
+    throw new UnsupportedField('process.args', 'expected a non-empty list of strings');
+  }
+  const env = envOf(process.env);
+  draft.add('cleanEnv', true, origin('process.env', ''));
+  draft.add('env', env, origin('process.env', ''));
+  const cwd = process.cwd ?? '/';
+  if (!isAbsolute(cwd)) throw new UnsupportedField('process.cwd', `'${cwd}' is not absolute`);
+  if (options.chroot) {
+    plan.argv = [...args];
+    draft.add('cwd', cwd, origin('process.cwd', cwd));
+  } else {
+    const program = commandInRoot(root, args[0]!, cwd, env.PATH ?? '/usr/local/bin:/usr/bin:/bin');
+    plan.argv = [program, ...args.slice(1)];
+    const hostCwd = inRoot(root, cwd);
+    if (existsSync(hostCwd)) draft.add('cwd', hostCwd, origin('process.cwd', cwd));
+    else throw new UnsupportedField('process.cwd', `${cwd} does not exist in the root`);
+  }
+  mapUser(process);
+  mapRlimits(process, draft, plan);
+  mapCapabilities(process, plan);
+  if (process.noNewPrivileges === false) {
+    plan.warnings.push(
+      'process.noNewPrivileges: false, but the sandbox always runs with no_new_privs',
+    );
+  }
+  for (const key of [
+    'apparmorProfile',
+    'selinuxLabel',
+    'ioPriority',
+    'scheduler',
+    'execCPUAffinity',
+  ]) {
+    if (process[key] !== undefined && process[key] !== '')
+      plan.warnings.push(`process.${key}: not applied`);
+  }
+  if (typeof config.hostname === 'string' && config.hostname !== '') {
+    draft.add('hostname', config.hostname, origin('hostname', config.hostname));
+  }
+  if (typeof config.domainname === 'string' && config.domainname !== '') {
+    plan.warnings.push('domainname: not applied');
+  }
+  mapMounts(config, root, draft, plan, options);
+  mapLinux(config, draft, plan);
+  mapAnnotations(config, draft);
+  return plan;
+}

@@ -1,0 +1,233 @@
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import type { Server } from 'node:net';
+import { constants } from 'node:os';
+import type { FieldName } from '@sandlock/policy';
+import {
+  compileRuleSet,
+  OciProfileError,
+  type OciSeccompProfile,
+  ociProfileRules,
+} from '@sandlock/seccomp';
+import { hostArch, setRlimit, syscall } from '@sandlock/sys';
+import { DEFAULT_POLICY, Sandbox, type SandboxProcess, type StdioOption } from 'sandlock';
+import { openConsole } from './console.js';
+import { type ControlReply, type ControlRequest, serveControl } from './control.js';
+import { OciError } from './errors.js';
+import type { RuntimeLog } from './log.js';
+import { mapConfig, UnsupportedField } from './mapping.js';
+import { READY_FD } from './signals.js';
+import type { OciConfig, OciProcess, OciSeccomp } from './spec.js';
+import { ContainerDir } from './state.js';
+
+export interface SuperviseOptions {
+  root: string;
+  id: string;
+  bundle: string;
+  /** 'create' waits for `start`; 'exec' runs `process` (a process.json) at once. */
+  mode: 'create' | 'exec';
+  process: string | null;
+  consoleSocket: string | null;
+  log: RuntimeLog;
+}
+
+/** Whether this Sandlock emulates a chroot (policy fields chroot and fsMount). */
+export function hasChroot(): boolean {
+  return 'chroot' in DEFAULT_POLICY && 'fsMount' in DEFAULT_POLICY;
+}
+
+function reportReady(message: string): void {
+  try {
+    writeSync(READY_FD, message);
+    closeSync(READY_FD);
+  } catch {
+    // create has gone: nothing to tell.
+  }
+}
+
+/** linux.seccomp compiled for this machine, to go on top of Sandlock's own filter. */
+function containerFilter(profile: OciSeccomp): { program: Buffer } {
+  try {
+    return compileRuleSet(ociProfileRules(profile as OciSeccompProfile, hostArch()));
+  } catch (error) {
+    if (error instanceof OciProfileError) {
+      throw new UnsupportedField(
+        error.field === '' ? 'linux.seccomp' : `linux.seccomp.${error.field}`,
+        error.message.replace(/^linux\.seccomp\.[^:]*: /, ''),
+      );
+    }
+    throw error;
+  }
+}
+
+/** Points this process's stdin, stdout and stderr at /dev/null. */
+function detachStdio(): void {
+  const devNull = openSync('/dev/null', 'r+');
+  for (const fd of [0, 1, 2]) syscall('dup3', devNull, fd, 0);
+  closeSync(devNull);
+}
+
+/** Ends this process the way the workload ended, so the shim's wait4 sees its status. */
+function endLike(exitCode: number | null, signal: NodeJS.Signals | null): never {
+  if (signal !== null) {
+    for (const name of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', signal]) {
+      process.removeAllListeners(name);
+    }
+    try {
+      process.kill(process.pid, signal);
+    } catch {
+      // Not a signal this process can die of: the shell's convention below.
+    }
+    process.exit(128 + (constants.signals[signal] ?? 0));
+  }
+  process.exit(exitCode ?? 255);
+}
+
+/**
+ * The container's supervisor: the process the pid file names (the shim
+ * reaps it and takes its exit status for the container's), which runs the
+ * workload in a sandbox once `start` asks, passes signals on, and ends as the
+ * workload ended.
+ */
+export async function supervise(options: SuperviseOptions): Promise<never> {
+  const dir = new ContainerDir(options.root, options.id);
+  let sandbox: Sandbox;
+  let stdio: StdioOption = 'inherit';
+  let argv: string[];
+  let server: Server | null = null;
+  let extraFilter: { program: Buffer } | undefined;
+  const creating = options.mode === 'create';
+  try {
+    const config = JSON.parse(readFileSync(`${options.bundle}/config.json`, 'utf8')) as OciConfig;
+    if (options.process !== null) {
+      config.process = JSON.parse(readFileSync(options.process, 'utf8')) as OciProcess;
+    }
+    const scratchDir = creating ? dir.scratch : `${dir.scratch}-exec-${process.pid}`;
+    const plan = mapConfig(config, { bundle: options.bundle, scratchDir, chroot: hasChroot() });
+    if (plan.seccomp !== undefined) extraFilter = containerFilter(plan.seccomp);
+    // The policy wants the tmpfs mounts' directories to exist.
+    for (const path of plan.scratch) mkdirSync(path, { recursive: true, mode: 0o755 });
+    if (plan.terminal) {
+      if (options.consoleSocket === null) {
+        throw new UnsupportedField('process.terminal', 'true, but no --console-socket was given');
+      }
+      const pty = openConsole(options.consoleSocket, plan.consoleSize);
+      closeSync(pty.master);
+      stdio = [pty.slave, pty.slave, pty.slave];
+      // Inside the emulated root the terminal exists only where mounted (tty(1), ttyname(3)).
+      if (hasChroot()) plan.draft.add('fsMount' as FieldName, [`${pty.name}:${pty.name}`]);
+      // The caller of create may wait for the end of its stdout and stderr
+      // (go-runc collects them when there is a terminal): this process lets
+      // go of them, as the workload's are the terminal.
+      detachStdio();
+    } else if (options.consoleSocket !== null) {
+      throw new OciError('--console-socket given, but process.terminal is not true');
+    }
+    sandbox = Sandbox.fromDraft(plan.draft);
+    argv = plan.argv;
+    if (creating) for (const warning of plan.warnings) options.log.warning(warning);
+    for (const limit of plan.rlimits) {
+      setRlimit(limit.resource, { soft: limit.soft, hard: limit.hard });
+    }
+    if (plan.oomScoreAdj !== null) {
+      writeFileSync('/proc/self/oom_score_adj', String(plan.oomScoreAdj));
+    }
+  } catch (error) {
+    reportReady(error instanceof Error ? error.message : String(error));
+    process.exit(1);
+  }
+
+  const socketPath = dir.socket;
+  let sandboxed: SandboxProcess | null = null;
+  let starting: Promise<void> | null = null;
+  const start = (): Promise<void> => {
+    starting ??= (async () => {
+      sandboxed = await sandbox.spawn(argv, {
+        stdio,
+        ...(extraFilter !== undefined ? { extraFilter } : {}),
+      });
+      if (Array.isArray(stdio)) for (const fd of stdio.slice(0, 1)) closeSync(fd as number);
+      for (const warning of sandboxed.warnings) options.log.warning(warning);
+      if (creating) dir.writeSupervisorStatus({ status: 'running' });
+      void sandboxed.wait().then((status) => {
+        if (creating) {
+          dir.writeSupervisorStatus({
+            status: 'stopped',
+            ...(status.exitCode !== null ? { exitCode: status.exitCode } : {}),
+            ...(status.signal !== null ? { signal: status.signal } : {}),
+          });
+        }
+        if (creating) {
+          server?.close();
+          rmSync(socketPath, { force: true });
+        }
+        endLike(status.exitCode, status.signal);
+      });
+    })();
+    return starting;
+  };
+
+  const kill = async (signal: NodeJS.Signals): Promise<void> => {
+    if (sandboxed === null) {
+      // Killed before start: the container ends without having run.
+      if (creating) dir.writeSupervisorStatus({ status: 'stopped', signal });
+      if (creating) {
+        server?.close();
+        rmSync(socketPath, { force: true });
+      }
+      setImmediate(() => endLike(null, signal));
+      return;
+    }
+    await (sandboxed as SandboxProcess).kill(signal);
+  };
+
+  const handle = async (request: ControlRequest): Promise<ControlReply> => {
+    switch (request.op) {
+      case 'start':
+        await start();
+        return { ok: true };
+      case 'kill':
+        await kill(request.signal);
+        return { ok: true };
+      case 'pause':
+        if (sandboxed === null) throw new OciError('container is not running');
+        await (sandboxed as SandboxProcess).pause();
+        return { ok: true };
+      case 'resume':
+        if (sandboxed === null) throw new OciError('container is not running');
+        await (sandboxed as SandboxProcess).resume();
+        return { ok: true };
+      case 'pids':
+        return { ok: true };
+      default:
+        throw new OciError(`unknown request '${(request as { op: string }).op}'`);
+    }
+  };
+
+  // Signals sent to this process go to the whole sandbox, as runc's init would get them.
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const) {
+    process.on(signal, () => void kill(signal).catch(() => {}));
+  }
+
+  try {
+    if (creating) {
+      server = await serveControl(socketPath, handle);
+      dir.writeSupervisorStatus({ status: 'created' });
+    } else {
+      await start();
+    }
+  } catch (error) {
+    reportReady(error instanceof Error ? error.message : String(error));
+    process.exit(1);
+  }
+  reportReady('ok');
+  // The event loop holds this process until the workload ends (endLike).
+  return new Promise<never>(() => {});
+}

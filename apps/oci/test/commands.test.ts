@@ -1,0 +1,138 @@
+import { spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { missingForContainerd, SANDLOCK_OCI } from './containerd-lab.js';
+
+// The runtime driven as the shim drives it, without containerd: a bundle of
+// static busybox, --root and --log of this test's own.
+const missing = missingForContainerd();
+if (missing !== null) console.warn(`runtime command tests skipped: ${missing}`);
+
+const dir = mkdtempSync(join(tmpdir(), 'sandlock-oci-commands-'));
+const root = join(dir, 'state');
+const log = join(dir, 'log.json');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function runtime(...args: string[]) {
+  // create's stdout and stderr are the container's, which its supervisor keeps:
+  // a pipe would not end before the container does.
+  const io = args[0] === 'create' ? 'ignore' : 'pipe';
+  const result = spawnSync(
+    process.execPath,
+    [SANDLOCK_OCI, '--root', root, '--log', log, '--log-format', 'json', ...args],
+    { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', io, io] },
+  );
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function lastError(): { level: string; msg: string; time: string } {
+  const lines = readFileSync(log, 'utf8').trim().split('\n');
+  const errors = lines.map((line) => JSON.parse(line)).filter((line) => line.level === 'error');
+  return errors.at(-1);
+}
+
+function bundle(args: string[]): string {
+  const path = mkdtempSync(join(dir, 'bundle-'));
+  const bin = join(path, 'rootfs', 'bin');
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'busybox'), readFileSync('/bin/busybox'), { mode: 0o755 });
+  linkSync(join(bin, 'busybox'), join(bin, 'sh'));
+  linkSync(join(bin, 'busybox'), join(bin, 'sleep'));
+  writeFileSync(
+    join(path, 'config.json'),
+    JSON.stringify({
+      ociVersion: '1.0.2',
+      root: { path: 'rootfs' },
+      process: { args, env: ['PATH=/bin'], cwd: '/', user: { uid: 0, gid: 0 } },
+      mounts: [{ destination: '/proc', type: 'proc', source: 'proc' }],
+    }),
+  );
+  return path;
+}
+
+/** A process that exists and has not ended (a zombie has). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+async function until(what: string, check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within 60 s`);
+    await new Promise((done) => setTimeout(done, 100));
+  }
+}
+
+describe.skipIf(missing !== null)('the runtime commands', () => {
+  it('create leaves the container created; start runs it; a stopped one answers as the shim expects', async () => {
+    const path = bundle(['sh', '-c', 'exit 0']);
+    const pidFile = join(path, 'init.pid');
+    expect(runtime('create', '--bundle', path, '--pid-file', pidFile, 'c1').status).toBe(0);
+    // Digits and no newline, as runc writes it.
+    expect(readFileSync(pidFile, 'utf8')).toMatch(/^\d+$/);
+    const created = JSON.parse(runtime('state', 'c1').stdout);
+    expect(created).toMatchObject({ id: 'c1', status: 'created', bundle: path });
+    expect(created.pid).toBe(Number(readFileSync(pidFile, 'utf8')));
+    expect(new Date(created.created).toISOString()).toBe(created.created);
+    expect(runtime('start', 'c1').status).toBe(0);
+    await until(
+      'the container stops',
+      () => JSON.parse(runtime('state', 'c1').stdout).status === 'stopped',
+    );
+    const kill = runtime('kill', 'c1', '9');
+    expect(kill.status).toBe(1);
+    expect(lastError().msg).toContain('container not running');
+    expect(runtime('start', 'c1').status).toBe(1);
+    expect(runtime('delete', 'c1').status).toBe(0);
+    expect(existsSync(join(root, 'c1'))).toBe(false);
+    expect(runtime('state', 'c1').status).toBe(1);
+    expect(lastError().msg).toContain('does not exist');
+  });
+
+  it('kill, ps, pause and resume reach a running container; delete --force ends it', async () => {
+    const path = bundle(['sleep', '1000']);
+    expect(runtime('create', '--bundle', path, 'c2').status).toBe(0);
+    expect(runtime('start', 'c2').status).toBe(0);
+    const pids = JSON.parse(runtime('ps', '--format', 'json', 'c2').stdout) as number[];
+    expect(pids.length).toBeGreaterThan(1);
+    expect(runtime('pause', 'c2').status).toBe(0);
+    expect(JSON.parse(runtime('state', 'c2').stdout).status).toBe('paused');
+    expect(runtime('resume', 'c2').status).toBe(0);
+    expect(JSON.parse(runtime('state', 'c2').stdout).status).toBe('running');
+    expect(runtime('delete', 'c2').status).toBe(1);
+    expect(lastError().msg).toContain('not stopped');
+    expect(runtime('delete', '--force', 'c2').status).toBe(0);
+    expect(existsSync(join(root, 'c2'))).toBe(false);
+    await until('every process of the container ends', () => pids.every((pid) => !running(pid)));
+  });
+
+  it('update accepts the limits the container has and refuses a change, naming it', async () => {
+    const path = bundle(['sleep', '1000']);
+    expect(runtime('create', '--bundle', path, 'c3').status).toBe(0);
+    expect(runtime('start', 'c3').status).toBe(0);
+    expect(runtime('update', '--memory', '1000000', 'c3').status).toBe(1);
+    expect(lastError().msg).toContain('memory.limit');
+    expect(runtime('delete', '--force', 'c3').status).toBe(0);
+  });
+
+  it('features and --version', () => {
+    const features = JSON.parse(runtime('features').stdout);
+    expect(features.linux.seccomp.enabled).toBe(true);
+    expect(runtime('--version').stdout).toMatch(/^sandlock-oci version /);
+  });
+});
