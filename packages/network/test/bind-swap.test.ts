@@ -45,6 +45,8 @@ int main(int argc, char **argv) {
   address.sin_port = htons(port);
   atomic_store(&udp, socket(AF_INET, SOCK_DGRAM, 0));
   atomic_store(&unix_socket, socket(AF_UNIX, SOCK_DGRAM, 0));
+  /* The number exists before the first bind, however late the thread starts. */
+  dup2(atomic_load(&unix_socket), slot);
   pthread_t thread;
   pthread_create(&thread, NULL, swap, NULL);
   int escaped = 0, refused = 0, invalid = 0, other = 0;
