@@ -3,7 +3,7 @@
 // capabilities (none), and the reaper that makes every change.
 import { readFileSync } from 'node:fs';
 import type { HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
-import { CallError } from '@sandlock/dispatch/module';
+import { brokerOf as brokerIn, CallError, sessionOf as sessionIn } from '@sandlock/dispatch/module';
 import {
   AT_FDCWD,
   type BrokerArg,
@@ -38,28 +38,12 @@ export const sessions = new Map<number, Session | Error>();
 
 let capabilities: CapabilitySets | null = null;
 
-export function int(value: bigint | undefined): number {
-  return Number(BigInt.asIntN(32, value ?? 0n));
-}
-
-export function uint(value: bigint | undefined): number {
-  return Number(BigInt.asUintN(32, value ?? 0n));
-}
-
 export function sessionOf(ctx: Ctx): Session {
-  const session = sessions.get(ctx.session.id);
-  if (session === undefined || session instanceof Error) {
-    throw new Error(
-      `sandlock: the chroot of this sandbox is not usable${session instanceof Error ? `: ${session.message}` : ''}`,
-    );
-  }
-  return session;
+  return sessionIn(sessions, ctx, 'the chroot');
 }
 
 export function brokerOf(ctx: Ctx): OnBehalf {
-  const broker = ctx.session.onBehalf;
-  if (broker === null) throw new Error('sandlock: the chroot module has no broker');
-  return broker;
+  return brokerIn(ctx, 'chroot');
 }
 
 /** A path argument, copied: its bytes without the NUL. EFAULT, ENAMETOOLONG as the kernel. */
@@ -158,4 +142,5 @@ export function threadGroup(tid: number): number {
   }
 }
 
+export { int, uint } from '@sandlock/dispatch/module';
 export { AT_FDCWD };

@@ -3,7 +3,7 @@
 // caller's view with the caller's capabilities (none).
 import { readFileSync } from 'node:fs';
 import type { HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
-import { CallError } from '@sandlock/dispatch/module';
+import { brokerOf as brokerIn, CallError, sessionOf as sessionIn } from '@sandlock/dispatch/module';
 import {
   type CapabilitySets,
   ERRNO,
@@ -43,29 +43,13 @@ export const sessions = new Map<number, Session | Error>();
 
 let capabilities: CapabilitySets | null = null;
 
-export function int(value: bigint | undefined): number {
-  return Number(BigInt.asIntN(32, value ?? 0n));
-}
-
-export function uint(value: bigint | undefined): number {
-  return Number(BigInt.asUintN(32, value ?? 0n));
-}
-
 /** The session of this call; throws (the call fails closed) when its layer could not be opened. */
 export function sessionOf(ctx: Ctx): Session {
-  const session = sessions.get(ctx.session.id);
-  if (session === undefined || session instanceof Error) {
-    throw new Error(
-      `sandlock: the copy-on-write layer of this sandbox is not usable${session instanceof Error ? `: ${session.message}` : ''}`,
-    );
-  }
-  return session;
+  return sessionIn(sessions, ctx, 'the copy-on-write layer');
 }
 
 export function brokerOf(ctx: Ctx): OnBehalf {
-  const broker = ctx.session.onBehalf;
-  if (broker === null) throw new Error('sandlock: the copy-on-write module has no broker');
-  return broker;
+  return brokerIn(ctx, 'copy-on-write');
 }
 
 /** A path argument, copied: its bytes without the NUL. EFAULT, ENAMETOOLONG as the kernel. */
@@ -151,3 +135,5 @@ export function lastDot(path: Buffer): '.' | '..' | null {
   if (text === '' && path.length > 0) return null; // "/": the root
   return last === '.' || last === '..' ? last : null;
 }
+
+export { int, uint } from '@sandlock/dispatch/module';

@@ -16,6 +16,7 @@ export {
   type RetargetArg,
   type RetargetOptions,
 } from './answer.js';
+export { brokerOf, int, sessionOf, uint } from './args.js';
 export { CallError } from './call-error.js';
 export type {
   CallContext,
