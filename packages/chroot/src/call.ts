@@ -7,14 +7,12 @@ import { brokerOf as brokerIn, CallError, sessionOf as sessionIn } from '@sandlo
 import {
   AT_FDCWD,
   type BrokerArg,
-  type CapabilitySets,
+  callAsCaller,
   close,
   ERRNO,
   PATH_MAX,
   readCStringBytes,
   SysError,
-  threadCapabilities,
-  withCallerCapabilities,
 } from '@sandlock/sys';
 import type { Found, Root, WalkOptions } from './root.js';
 
@@ -35,8 +33,6 @@ export interface Session {
 }
 
 export const sessions = new Map<number, Session | Error>();
-
-let capabilities: CapabilitySets | null = null;
 
 export function sessionOf(ctx: Ctx): Session {
   return sessionIn(sessions, ctx, 'the chroot');
@@ -68,30 +64,21 @@ export function resolve(
   dirfd: number,
   options: WalkOptions,
 ): Found {
-  capabilities ??= threadCapabilities();
   const text = path.toString('latin1');
-  let found: Found | undefined;
-  let thrown: unknown;
-  withCallerCapabilities(capabilities, 0n, () => {
-    try {
-      let start = null;
-      if (!text.startsWith('/')) {
-        const fd = ctx.openStart(dirfd);
-        try {
-          start = session.root.levelsOf(fd);
-        } finally {
-          close(fd);
-        }
+  const found = callAsCaller(0n, () => {
+    let start = null;
+    if (!text.startsWith('/')) {
+      const fd = ctx.openStart(dirfd);
+      try {
+        start = session.root.levelsOf(fd);
+      } finally {
+        close(fd);
       }
-      found = session.root.walk(text, start, options);
-    } catch (error) {
-      thrown = error;
     }
-    return 0;
+    return session.root.walk(text, start, options);
   });
-  if (thrown !== undefined) throw thrown;
-  if (found === undefined) throw new CallError(ERRNO.EPERM, 'capabilities');
-  return found;
+  if (found === null) throw new CallError(ERRNO.EPERM, 'capabilities');
+  return found.value;
 }
 
 /** A reaper call; `names` become `{ data }` arguments, each NUL-terminated, in order. */

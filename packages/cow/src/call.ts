@@ -4,15 +4,7 @@
 import { readFileSync } from 'node:fs';
 import type { HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
 import { brokerOf as brokerIn, CallError, sessionOf as sessionIn } from '@sandlock/dispatch/module';
-import {
-  type CapabilitySets,
-  ERRNO,
-  PATH_MAX,
-  readCStringBytes,
-  SysError,
-  threadCapabilities,
-  withCallerCapabilities,
-} from '@sandlock/sys';
+import { callAsCaller, ERRNO, PATH_MAX, readCStringBytes, SysError } from '@sandlock/sys';
 import { type Caller, type Resolved, resolvePath, type Workdir } from './resolve.js';
 
 /** The policy fields the module reads (the session policy sandlock gives it). */
@@ -40,8 +32,6 @@ export interface Session {
 }
 
 export const sessions = new Map<number, Session | Error>();
-
-let capabilities: CapabilitySets | null = null;
 
 /** The session of this call; throws (the call fails closed) when its layer could not be opened. */
 export function sessionOf(ctx: Ctx): Session {
@@ -80,7 +70,6 @@ export function resolve(
   followLast: boolean,
   create = false,
 ): Resolved {
-  capabilities ??= threadCapabilities();
   let tgid: number | null = null;
   const caller: Caller = {
     pid: ctx.pid,
@@ -92,19 +81,11 @@ export function resolve(
       return tgid;
     },
   };
-  let resolved: Resolved | undefined;
-  let thrown: unknown;
-  withCallerCapabilities(capabilities, 0n, () => {
-    try {
-      resolved = resolvePath(session.workdir, caller, path, { dirfd, followLast, create });
-    } catch (error) {
-      thrown = error;
-    }
-    return 0;
-  });
-  if (thrown !== undefined) throw thrown;
-  if (resolved === undefined) throw new CallError(ERRNO.EPERM, 'capabilities');
-  return resolved;
+  const resolved = callAsCaller(0n, () =>
+    resolvePath(session.workdir, caller, path, { dirfd, followLast, create }),
+  );
+  if (resolved === null) throw new CallError(ERRNO.EPERM, 'capabilities');
+  return resolved.value;
 }
 
 function threadGroup(tid: number): number {
