@@ -1,7 +1,6 @@
 // What every handler of the chroot module shares: the session's root, the
 // caller's path copied once and walked inside the root with the caller's
 // capabilities (none), and the reaper that makes every change.
-import { readFileSync } from 'node:fs';
 import type { HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
 import { brokerOf as brokerIn, CallError, sessionOf as sessionIn } from '@sandlock/dispatch/module';
 import {
@@ -107,27 +106,10 @@ export function reaper(
   return { result: reply.result, data: reply.data, extraAt };
 }
 
-/** The caller's umask (/proc/<tid>/status), 0o022 when it cannot be read. */
-export function umaskOf(tid: number): number {
-  try {
-    const status = readFileSync(`/proc/${tid}/status`, 'latin1');
-    const match = /^Umask:\s+([0-7]+)$/m.exec(status);
-    return match ? Number.parseInt(match[1]!, 8) : 0o022;
-  } catch {
-    return 0o022;
-  }
-}
-
-/** The thread group of a thread (the process whose exe it is). */
-export function threadGroup(tid: number): number {
-  try {
-    const status = readFileSync(`/proc/${tid}/status`, 'latin1');
-    const match = /^Tgid:\s+(\d+)$/m.exec(status);
-    return match ? Number(match[1]) : tid;
-  } catch {
-    return tid;
-  }
-}
-
-export { int, uint } from '@sandlock/dispatch/module';
+export {
+  int,
+  threadGroupOf as threadGroup,
+  uint,
+  umaskOf,
+} from '@sandlock/dispatch/module';
 export { AT_FDCWD };

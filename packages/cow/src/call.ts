@@ -1,9 +1,13 @@
 // What every handler of the copy-on-write module shares: the session's
 // workdir, the caller's arguments copied once, and the path resolved in the
 // caller's view with the caller's capabilities (none).
-import { readFileSync } from 'node:fs';
 import type { HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
-import { brokerOf as brokerIn, CallError, sessionOf as sessionIn } from '@sandlock/dispatch/module';
+import {
+  brokerOf as brokerIn,
+  CallError,
+  sessionOf as sessionIn,
+  threadGroupOf,
+} from '@sandlock/dispatch/module';
 import { callAsCaller, ERRNO, PATH_MAX, readCStringBytes, SysError } from '@sandlock/sys';
 import { type Caller, type Resolved, resolvePath, type Workdir } from './resolve.js';
 
@@ -77,7 +81,7 @@ export function resolve(
     valid: () => ctx.valid(),
     openStart: (fd) => ctx.openStart(fd),
     tgid: () => {
-      tgid ??= threadGroup(ctx.pid);
+      tgid ??= threadGroupOf(ctx.pid);
       return tgid;
     },
   };
@@ -88,27 +92,6 @@ export function resolve(
   return resolved.value;
 }
 
-function threadGroup(tid: number): number {
-  try {
-    const status = readFileSync(`/proc/${tid}/status`, 'latin1');
-    const match = /^Tgid:\s+(\d+)$/m.exec(status);
-    return match ? Number(match[1]) : tid;
-  } catch {
-    return tid;
-  }
-}
-
-/** The caller's umask (/proc/<tid>/status), 0o022 when it cannot be read. */
-export function umaskOf(tid: number): number {
-  try {
-    const status = readFileSync(`/proc/${tid}/status`, 'latin1');
-    const match = /^Umask:\s+([0-7]+)$/m.exec(status);
-    return match ? Number.parseInt(match[1]!, 8) : 0o022;
-  } catch {
-    return 0o022;
-  }
-}
-
 /** Whether a path's last component is `.` or `..` (trailing slashes aside), as the kernel's LAST_DOT / LAST_DOTDOT. */
 export function lastDot(path: Buffer): '.' | '..' | null {
   const text = path.toString('latin1').replace(/\/+$/, '');
@@ -117,4 +100,4 @@ export function lastDot(path: Buffer): '.' | '..' | null {
   return last === '.' || last === '..' ? last : null;
 }
 
-export { int, uint } from '@sandlock/dispatch/module';
+export { int, uint, umaskOf } from '@sandlock/dispatch/module';
