@@ -1,20 +1,17 @@
 // What every handler of the chroot module shares: the session's root, the
 // caller's path copied once and walked inside the root with the caller's
 // capabilities (none), and the reaper that makes every change.
-import { readFileSync } from 'node:fs';
 import type { HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
-import { CallError } from '@sandlock/dispatch/module';
+import { brokerOf as brokerIn, CallError, sessionOf as sessionIn } from '@sandlock/dispatch/module';
 import {
   AT_FDCWD,
   type BrokerArg,
-  type CapabilitySets,
+  callAsCaller,
   close,
   ERRNO,
   PATH_MAX,
   readCStringBytes,
   SysError,
-  threadCapabilities,
-  withCallerCapabilities,
 } from '@sandlock/sys';
 import type { Found, Root, WalkOptions } from './root.js';
 
@@ -36,30 +33,12 @@ export interface Session {
 
 export const sessions = new Map<number, Session | Error>();
 
-let capabilities: CapabilitySets | null = null;
-
-export function int(value: bigint | undefined): number {
-  return Number(BigInt.asIntN(32, value ?? 0n));
-}
-
-export function uint(value: bigint | undefined): number {
-  return Number(BigInt.asUintN(32, value ?? 0n));
-}
-
 export function sessionOf(ctx: Ctx): Session {
-  const session = sessions.get(ctx.session.id);
-  if (session === undefined || session instanceof Error) {
-    throw new Error(
-      `sandlock: the chroot of this sandbox is not usable${session instanceof Error ? `: ${session.message}` : ''}`,
-    );
-  }
-  return session;
+  return sessionIn(sessions, ctx, 'the chroot');
 }
 
 export function brokerOf(ctx: Ctx): OnBehalf {
-  const broker = ctx.session.onBehalf;
-  if (broker === null) throw new Error('sandlock: the chroot module has no broker');
-  return broker;
+  return brokerIn(ctx, 'chroot');
 }
 
 /** A path argument, copied: its bytes without the NUL. EFAULT, ENAMETOOLONG as the kernel. */
@@ -84,30 +63,21 @@ export function resolve(
   dirfd: number,
   options: WalkOptions,
 ): Found {
-  capabilities ??= threadCapabilities();
   const text = path.toString('latin1');
-  let found: Found | undefined;
-  let thrown: unknown;
-  withCallerCapabilities(capabilities, 0n, () => {
-    try {
-      let start = null;
-      if (!text.startsWith('/')) {
-        const fd = ctx.openStart(dirfd);
-        try {
-          start = session.root.levelsOf(fd);
-        } finally {
-          close(fd);
-        }
+  const found = callAsCaller(0n, () => {
+    let start = null;
+    if (!text.startsWith('/')) {
+      const fd = ctx.openStart(dirfd);
+      try {
+        start = session.root.levelsOf(fd);
+      } finally {
+        close(fd);
       }
-      found = session.root.walk(text, start, options);
-    } catch (error) {
-      thrown = error;
     }
-    return 0;
+    return session.root.walk(text, start, options);
   });
-  if (thrown !== undefined) throw thrown;
-  if (found === undefined) throw new CallError(ERRNO.EPERM, 'capabilities');
-  return found;
+  if (found === null) throw new CallError(ERRNO.EPERM, 'capabilities');
+  return found.value;
 }
 
 /** A reaper call; `names` become `{ data }` arguments, each NUL-terminated, in order. */
@@ -136,26 +106,10 @@ export function reaper(
   return { result: reply.result, data: reply.data, extraAt };
 }
 
-/** The caller's umask (/proc/<tid>/status), 0o022 when it cannot be read. */
-export function umaskOf(tid: number): number {
-  try {
-    const status = readFileSync(`/proc/${tid}/status`, 'latin1');
-    const match = /^Umask:\s+([0-7]+)$/m.exec(status);
-    return match ? Number.parseInt(match[1]!, 8) : 0o022;
-  } catch {
-    return 0o022;
-  }
-}
-
-/** The thread group of a thread (the process whose exe it is). */
-export function threadGroup(tid: number): number {
-  try {
-    const status = readFileSync(`/proc/${tid}/status`, 'latin1');
-    const match = /^Tgid:\s+(\d+)$/m.exec(status);
-    return match ? Number(match[1]) : tid;
-  } catch {
-    return tid;
-  }
-}
-
+export {
+  int,
+  threadGroupOf as threadGroup,
+  uint,
+  umaskOf,
+} from '@sandlock/dispatch/module';
 export { AT_FDCWD };

@@ -16,8 +16,10 @@ import {
   ERRNO,
   encodeOpenHow,
   hostArch,
+  MAXSYMLINKS,
   openFlags,
   PATH_MAX,
+  PROC_SUPER_MAGIC,
   RESOLVE_IN_ROOT,
   RESOLVE_NO_SYMLINKS,
   S_IFDIR,
@@ -31,16 +33,12 @@ import {
 const O = openFlags(hostArch());
 const PATH_FLAGS = O.O_PATH | O.O_CLOEXEC | O.O_NOFOLLOW;
 const { ENOENT, ENOTDIR, ELOOP } = ERRNO;
-/** MAXSYMLINKS (include/linux/namei.h). */
-const MAX_LINKS = 40;
 const EMPTY = Buffer.from('\0');
 /** The directory of a straight path: no symlink on the way, `..` kept in the root. */
 const STRAIGHT_HOW = encodeOpenHow({
   flags: BigInt(O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC),
   resolve: BigInt(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS),
 });
-/** PROC_SUPER_MAGIC (include/uapi/linux/magic.h). */
-const PROC_SUPER_MAGIC = 0x9fa0n;
 
 /** A host path shown inside the root. */
 export interface Mount {
@@ -86,7 +84,7 @@ const statfsBuffer = Buffer.alloc(120);
 
 function isProc(fd: number): boolean {
   const result = trySyscall('fstatfs', fd, statfsBuffer);
-  return result === 0 && statfsBuffer.readBigInt64LE(0) === PROC_SUPER_MAGIC;
+  return result === 0 && statfsBuffer.readBigInt64LE(0) === BigInt(PROC_SUPER_MAGIC);
 }
 
 const linkBuffer = Buffer.alloc(PATH_MAX);
@@ -372,7 +370,7 @@ export class Root {
         const target = readLink(fd);
         close(fd);
         if (typeof target === 'number') return fail(-target);
-        if (++links > MAX_LINKS) return fail(ELOOP);
+        if (++links > MAXSYMLINKS) return fail(ELOOP);
         if (target === '') return fail(ENOENT);
         if (target.startsWith('/')) {
           this.release(levels.splice(1));

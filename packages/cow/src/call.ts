@@ -1,18 +1,14 @@
 // What every handler of the copy-on-write module shares: the session's
 // workdir, the caller's arguments copied once, and the path resolved in the
 // caller's view with the caller's capabilities (none).
-import { readFileSync } from 'node:fs';
 import type { HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
-import { CallError } from '@sandlock/dispatch/module';
 import {
-  type CapabilitySets,
-  ERRNO,
-  PATH_MAX,
-  readCStringBytes,
-  SysError,
-  threadCapabilities,
-  withCallerCapabilities,
-} from '@sandlock/sys';
+  brokerOf as brokerIn,
+  CallError,
+  sessionOf as sessionIn,
+  threadGroupOf,
+} from '@sandlock/dispatch/module';
+import { callAsCaller, ERRNO, PATH_MAX, readCStringBytes, SysError } from '@sandlock/sys';
 import { type Caller, type Resolved, resolvePath, type Workdir } from './resolve.js';
 
 /** The policy fields the module reads (the session policy sandlock gives it). */
@@ -41,31 +37,13 @@ export interface Session {
 
 export const sessions = new Map<number, Session | Error>();
 
-let capabilities: CapabilitySets | null = null;
-
-export function int(value: bigint | undefined): number {
-  return Number(BigInt.asIntN(32, value ?? 0n));
-}
-
-export function uint(value: bigint | undefined): number {
-  return Number(BigInt.asUintN(32, value ?? 0n));
-}
-
 /** The session of this call; throws (the call fails closed) when its layer could not be opened. */
 export function sessionOf(ctx: Ctx): Session {
-  const session = sessions.get(ctx.session.id);
-  if (session === undefined || session instanceof Error) {
-    throw new Error(
-      `sandlock: the copy-on-write layer of this sandbox is not usable${session instanceof Error ? `: ${session.message}` : ''}`,
-    );
-  }
-  return session;
+  return sessionIn(sessions, ctx, 'the copy-on-write layer');
 }
 
 export function brokerOf(ctx: Ctx): OnBehalf {
-  const broker = ctx.session.onBehalf;
-  if (broker === null) throw new Error('sandlock: the copy-on-write module has no broker');
-  return broker;
+  return brokerIn(ctx, 'copy-on-write');
 }
 
 /** A path argument, copied: its bytes without the NUL. EFAULT, ENAMETOOLONG as the kernel. */
@@ -96,7 +74,6 @@ export function resolve(
   followLast: boolean,
   create = false,
 ): Resolved {
-  capabilities ??= threadCapabilities();
   let tgid: number | null = null;
   const caller: Caller = {
     pid: ctx.pid,
@@ -104,44 +81,15 @@ export function resolve(
     valid: () => ctx.valid(),
     openStart: (fd) => ctx.openStart(fd),
     tgid: () => {
-      tgid ??= threadGroup(ctx.pid);
+      tgid ??= threadGroupOf(ctx.pid);
       return tgid;
     },
   };
-  let resolved: Resolved | undefined;
-  let thrown: unknown;
-  withCallerCapabilities(capabilities, 0n, () => {
-    try {
-      resolved = resolvePath(session.workdir, caller, path, { dirfd, followLast, create });
-    } catch (error) {
-      thrown = error;
-    }
-    return 0;
-  });
-  if (thrown !== undefined) throw thrown;
-  if (resolved === undefined) throw new CallError(ERRNO.EPERM, 'capabilities');
-  return resolved;
-}
-
-function threadGroup(tid: number): number {
-  try {
-    const status = readFileSync(`/proc/${tid}/status`, 'latin1');
-    const match = /^Tgid:\s+(\d+)$/m.exec(status);
-    return match ? Number(match[1]) : tid;
-  } catch {
-    return tid;
-  }
-}
-
-/** The caller's umask (/proc/<tid>/status), 0o022 when it cannot be read. */
-export function umaskOf(tid: number): number {
-  try {
-    const status = readFileSync(`/proc/${tid}/status`, 'latin1');
-    const match = /^Umask:\s+([0-7]+)$/m.exec(status);
-    return match ? Number.parseInt(match[1]!, 8) : 0o022;
-  } catch {
-    return 0o022;
-  }
+  const resolved = callAsCaller(0n, () =>
+    resolvePath(session.workdir, caller, path, { dirfd, followLast, create }),
+  );
+  if (resolved === null) throw new CallError(ERRNO.EPERM, 'capabilities');
+  return resolved.value;
 }
 
 /** Whether a path's last component is `.` or `..` (trailing slashes aside), as the kernel's LAST_DOT / LAST_DOTDOT. */
@@ -151,3 +99,5 @@ export function lastDot(path: Buffer): '.' | '..' | null {
   if (text === '' && path.length > 0) return null; // "/": the root
   return last === '.' || last === '..' ? last : null;
 }
+
+export { int, uint, umaskOf } from '@sandlock/dispatch/module';

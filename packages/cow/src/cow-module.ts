@@ -11,7 +11,7 @@
 // effects at import.
 import { realpathSync } from 'node:fs';
 import { type Answer, defineModule, type WorkerSession } from '@sandlock/dispatch/module';
-import { close, hasSyscall, hostArch, openFlags, trySyscall } from '@sandlock/sys';
+import { byPathCall, close, hasSyscall, hostArch, openFlags, trySyscall } from '@sandlock/sys';
 import { type CowPolicy, type Ctx, sessions } from './call.js';
 import {
   onLink,
@@ -37,64 +37,34 @@ const O = openFlags(hostArch());
 
 type Handler = (ctx: Ctx) => Answer;
 
-/** Every path-taking call this module answers, by name (those of this architecture are used). */
+/** Every call this module answers, by name (those of this architecture are used). */
 const HANDLERS: Readonly<Record<string, Handler>> = {
-  open: onOpen,
-  openat: onOpen,
-  openat2: onOpen,
-  creat: onOpen,
-  stat: onStat,
-  lstat: onStat,
-  newfstatat: onStat,
-  statx: onStatx,
-  access: onAccess,
-  faccessat: onAccess,
-  faccessat2: onAccess,
-  readlink: onReadlink,
-  readlinkat: onReadlink,
-  unlink: onUnlink,
-  unlinkat: onUnlink,
-  rmdir: onUnlink,
-  mkdir: onMkdir,
-  mkdirat: onMkdir,
-  mknod: onMknod,
-  mknodat: onMknod,
-  symlink: onSymlink,
-  symlinkat: onSymlink,
-  link: onLink,
-  linkat: onLink,
-  rename: onRename,
-  renameat: onRename,
-  renameat2: onRename,
-  truncate: onTruncate,
-  chmod: onMetadata,
-  fchmodat: onMetadata,
-  fchmodat2: onMetadata,
-  chown: onMetadata,
-  lchown: onMetadata,
-  fchownat: onMetadata,
-  utime: onMetadata,
-  utimes: onMetadata,
-  futimesat: onMetadata,
-  utimensat: onMetadata,
-  getxattr: onGetXattr,
-  lgetxattr: onGetXattr,
-  listxattr: onGetXattr,
-  llistxattr: onGetXattr,
-  setxattr: onSetXattr,
-  lsetxattr: onSetXattr,
-  removexattr: onSetXattr,
-  lremovexattr: onSetXattr,
+  ...byPathCall<Handler>({
+    open: onOpen,
+    stat: onStat,
+    statx: onStatx,
+    access: onAccess,
+    readlink: onReadlink,
+    unlink: onUnlink,
+    mkdir: onMkdir,
+    mknod: onMknod,
+    symlink: onSymlink,
+    link: onLink,
+    rename: onRename,
+    truncate: onTruncate,
+    metadata: onMetadata,
+    readXattr: onGetXattr,
+    writeXattr: onSetXattr,
+    exec: onExec,
+    chdir: onChdir,
+  }),
   fchmod: onDescriptorOnly,
   fchown: onDescriptorOnly,
   fsetxattr: onDescriptorOnly,
   fremovexattr: onDescriptorOnly,
   getdents64: onListing,
   getdents: onListing,
-  chdir: onChdir,
   getcwd: onGetcwd,
-  execve: onExec,
-  execveat: onExec,
 };
 
 /** The calls of this module that exist on this architecture (aarch64 has no open, stat, unlink…). */

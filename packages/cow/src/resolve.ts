@@ -19,6 +19,7 @@ import {
   encodeOpenHow,
   hostArch,
   isDescendantOf,
+  MAXSYMLINKS,
   openFlags,
   PATH_MAX,
   RESOLVE_NO_SYMLINKS,
@@ -36,8 +37,6 @@ import type { Layer } from './layer/index.js';
 const O = openFlags(hostArch());
 const PATH_FLAGS = O.O_PATH | O.O_CLOEXEC | O.O_NOFOLLOW;
 const { ENOENT, ENOTDIR, ELOOP } = ERRNO;
-/** MAXSYMLINKS (include/linux/namei.h). */
-const MAX_LINKS = 40;
 /** Lookups of one walk outside the workdir (each name is its own lookup there: no run may pass the workdir unseen). */
 const MAX_OUTSIDE_LOOKUPS = 256;
 const EMPTY = Buffer.from('\0');
@@ -282,7 +281,7 @@ export function resolvePath(
     let start: number | 'root' = text.startsWith('/') ? 'root' : caller.openStart(options.dirfd);
     let rest = text;
     for (let turns = 0; ; turns++) {
-      if (turns > MAX_LINKS) {
+      if (turns > MAXSYMLINKS) {
         if (typeof start === 'number') close(start);
         return failedOutside(ELOOP);
       }
@@ -550,7 +549,7 @@ function walkInside(
       const target = readLink(looked.side === 'upper' ? looked.upper : looked.lower);
       release(looked);
       if (typeof target === 'number') return fail(-target);
-      if (++options.links.count > MAX_LINKS) return fail(ELOOP);
+      if (++options.links.count > MAXSYMLINKS) return fail(ELOOP);
       const remaining = [...todo].reverse();
       if (target.startsWith('/')) {
         releaseAll();

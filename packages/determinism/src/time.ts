@@ -12,6 +12,7 @@ import {
   CallError,
   defineModule,
   type HandlerContext,
+  int as int32,
   type WorkerSession,
 } from '@sandlock/dispatch/module';
 import type { ModulePolicy } from '@sandlock/policy';
@@ -129,8 +130,6 @@ function detouredCodeAnswer(ctx: HandlerContext<ModulePolicy>, state: TimeSessio
   if (!inside()) return null;
   return ensurePatched(ctx, state, true) ?? (inside() ? answer.continue() : null);
 }
-
-const int32 = (word: bigint | undefined) => Number(BigInt.asIntN(32, word ?? 0n));
 
 function timespec(sec: bigint, nsec: bigint): Buffer {
   const buffer = Buffer.alloc(16);

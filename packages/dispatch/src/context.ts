@@ -1,4 +1,4 @@
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import { posix } from 'node:path';
 import {
   type Arch,
@@ -33,6 +33,7 @@ import {
   writeMemory,
 } from '@sandlock/sys';
 import { CallError } from './call-error.js';
+import { threadGroupOf } from './proc-status.js';
 import type { Refusal } from './refusal.js';
 import type { SessionInfo, WorkerSession } from './session-view.js';
 
@@ -548,18 +549,4 @@ function toCallError(error: unknown): unknown {
   return error;
 }
 
-/** The thread group (process) a thread id belongs to, from /proc/<tid>/status. */
-export function threadGroupOf(tid: number): number {
-  return threadGroupOrNull(tid) ?? tid;
-}
-
-/** The thread group of a thread id, or null when /proc/<tid>/status cannot be read. */
-export function threadGroupOrNull(tid: number): number | null {
-  try {
-    const status = readFileSync(`/proc/${tid}/status`, 'latin1');
-    const match = /^Tgid:\s+(\d+)$/m.exec(status);
-    return match ? Number(match[1]) : null;
-  } catch {
-    return null;
-  }
-}
+export { threadGroupOf, threadGroupOrNull } from './proc-status.js';

@@ -16,6 +16,7 @@ export {
   type RetargetArg,
   type RetargetOptions,
 } from './answer.js';
+export { brokerOf, int, sessionOf, uint } from './args.js';
 export { CallError } from './call-error.js';
 export type {
   CallContext,
@@ -25,6 +26,7 @@ export type {
   Notification,
 } from './context.js';
 export type { OnBehalf } from './on-behalf.js';
+export { threadGroupOf, umaskOf } from './proc-status.js';
 export { PROC_NET_PORTS, type ProcNetTranslator, type Provision } from './provisions.js';
 export type { Refusal, RefusalReport } from './refusal.js';
 export type { ProcessView, SessionInfo, SessionNotice, WorkerSession } from './session-view.js';

@@ -13,7 +13,14 @@
 // /proc/self/fd/<pinned>: a thread rewriting the path after the check changes
 // nothing the check did not see.
 import { fstatSync, readlinkSync } from 'node:fs';
-import { type Answer, answer, defineModule, type HandlerContext } from '@sandlock/dispatch/module';
+import {
+  type Answer,
+  answer,
+  defineModule,
+  type HandlerContext,
+  int,
+  uint,
+} from '@sandlock/dispatch/module';
 import type { ModulePolicy } from '@sandlock/policy';
 import { metadataCalls } from '@sandlock/seccomp';
 import {
@@ -91,14 +98,6 @@ interface Call {
   readonly change: Change;
   /** chmod of a symlink itself (fchmodat2 with AT_SYMLINK_NOFOLLOW): the kernel says EOPNOTSUPP. */
   readonly noSymlinkChmod?: boolean;
-}
-
-function int(value: bigint | undefined): number {
-  return Number(BigInt.asIntN(32, value ?? 0n));
-}
-
-function uint(value: bigint | undefined): number {
-  return Number(BigInt.asUintN(32, value ?? 0n));
 }
 
 /** Copies `length` bytes of the caller's memory (ctx.read checks the id after reading). */

@@ -56,7 +56,7 @@ export function inetSocket(fd: number): InetSocket | null {
   return { family, protocol: 'other' };
 }
 
-export const int32 = (value: bigint | undefined) => Number(BigInt.asIntN(32, value ?? 0n));
+export { int as int32 } from '@sandlock/dispatch/module';
 
 /** Where the port is in an address of `family` (sin_port and sin6_port). */
 export const portOffset = (family: number) =>

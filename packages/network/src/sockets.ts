@@ -82,7 +82,7 @@ export function isPing(socket: SocketKind): boolean {
 }
 
 export const low32 = (value: bigint | undefined): number => Number((value ?? 0n) & 0xffffffffn);
-export const int32 = (value: bigint | undefined): number => Number(BigInt.asIntN(32, value ?? 0n));
+export { int as int32 } from '@sandlock/dispatch/module';
 
 /** A copy of the caller's address argument, or the errno the kernel gives for its length. */
 export function copyAddress(ctx: HandlerContext, pointer: bigint, length: number): Buffer | number {

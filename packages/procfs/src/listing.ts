@@ -33,8 +33,14 @@
 //
 // A cache entry is dropped when its listing is read to the end, when its
 // process exits, and when the sandbox ends.
-import { type BigIntStats, readFileSync } from 'node:fs';
-import { type Answer, answer, CallError, type HandlerContext } from '@sandlock/dispatch/module';
+import type { BigIntStats } from 'node:fs';
+import {
+  type Answer,
+  answer,
+  CallError,
+  type HandlerContext,
+  threadGroupOf,
+} from '@sandlock/dispatch/module';
 import {
   close,
   ERRNO,
@@ -180,15 +186,6 @@ interface Listing {
   readonly entries: readonly DirEntry[];
 }
 
-export function threadGroup(tid: number): number {
-  try {
-    const match = /^Tgid:\s*(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, 'latin1'));
-    return match ? Number(match[1]) : tid;
-  } catch {
-    return tid;
-  }
-}
-
 /** A CallError(EFAULT) of ctx.write. */
 function isFault(error: unknown): boolean {
   return error instanceof CallError && error.errno === EFAULT;
@@ -280,7 +277,7 @@ export class ListingCache {
       if (position > prepared.length) return foreign;
       listing = {
         sessionId: ctx.session.id,
-        tgid: threadGroup(ctx.pid),
+        tgid: threadGroupOf(ctx.pid),
         dev: stat.dev,
         ino: stat.ino,
         entries: prepared,

@@ -40,6 +40,10 @@ export const AT_SYMLINK_NOFOLLOW = 0x100;
 
 /** PATH_MAX of include/uapi/linux/limits.h: a path's bytes, the terminating NUL included. */
 export const PATH_MAX = 4096;
+/** Symlinks one path walk may follow; one more is ELOOP (MAXSYMLINKS, include/linux/namei.h). */
+export const MAXSYMLINKS = 40;
+/** statfs(2) f_type of procfs (include/uapi/linux/magic.h). */
+export const PROC_SUPER_MAGIC = 0x9fa0;
 // include/uapi/linux/limits.h: an extended attribute's name (without its NUL) and value.
 export const XATTR_NAME_MAX = 255;
 export const XATTR_SIZE_MAX = 65536;

@@ -1,7 +1,7 @@
 // A sandboxed caller's credentials, read from /proc/<tid>/status, and an
 // on-behalf call made with no more capabilities than the caller has: what a
 // supervisor needs before it acts for a caller (it runs outside the sandbox).
-import { type CapabilitySets, setThreadCapabilities } from './caps.js';
+import { type CapabilitySets, setThreadCapabilities, threadCapabilities } from './caps.js';
 import { ERRNO } from './errno.js';
 
 /** The credentials an on-behalf call depends on (/proc/<pid>/status). */
@@ -78,4 +78,34 @@ export function withCallerCapabilities(
     );
   }
   return result;
+}
+
+/** This thread's own capability sets, read once (a worker thread keeps its own). */
+let ownCapabilities: CapabilitySets | null = null;
+
+/**
+ * {@link withCallerCapabilities} for a call that returns a value or throws:
+ * this thread's sets (read once) cut to `callerEffective` around `call`.
+ * Returns what `call` returned, throws what it threw (the sets restored
+ * first), and null when the sets could not be lowered (`call` not made).
+ */
+export function callAsCaller<T>(
+  callerEffective: bigint,
+  call: () => T,
+): { readonly value: T } | null {
+  ownCapabilities ??= threadCapabilities();
+  let ran: { value: T } | null = null;
+  let thrown: unknown;
+  let threw = false;
+  withCallerCapabilities(ownCapabilities, callerEffective, () => {
+    try {
+      ran = { value: call() };
+    } catch (error) {
+      threw = true;
+      thrown = error;
+    }
+    return 0;
+  });
+  if (threw) throw thrown;
+  return ran;
 }

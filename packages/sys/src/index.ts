@@ -15,6 +15,7 @@ export { type CapabilitySets, setThreadCapabilities, threadCapabilities } from '
 export * from './constants.js';
 export {
   type Credentials,
+  callAsCaller,
   credentialsOf,
   sameIds,
   withCallerCapabilities,

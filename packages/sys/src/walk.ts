@@ -18,8 +18,10 @@ import {
   AT_EMPTY_PATH,
   AT_FDCWD,
   F_DUPFD_CLOEXEC,
+  MAXSYMLINKS,
   openFlags,
   PATH_MAX,
+  PROC_SUPER_MAGIC,
   S_IFDIR,
   S_IFLNK,
   S_IFMT,
@@ -38,12 +40,8 @@ import { hostArch } from './syscalls/index.js';
 
 const O = openFlags(hostArch());
 const STATX_SIZE = 256;
-/** statfs(2) f_type of procfs (include/uapi/linux/magic.h). */
-const PROC_SUPER_MAGIC = 0x9fa0;
 /** The inode number of every procfs root (PROC_ROOT_INO, fs/proc/internal.h). */
 const PROC_ROOT_INO = 1n;
-/** MAXSYMLINKS (include/linux/namei.h): more links in one walk is ELOOP. */
-const MAX_LINKS = 40;
 /** Lookups one walk may make (a run in one openat2 counts once); about 15 µs each. */
 export const MAX_LOOKUPS = 40;
 const { E2BIG, ENOENT, ENOTDIR, EACCES, ELOOP } = ERRNO;
@@ -390,7 +388,7 @@ export function walkPath(options: WalkOptions): Walked {
     }
     if (isProcRoot(cur) && (name === 'self' || name === 'thread-self') && follow) {
       // Their readlink would name this process: the caller's instead.
-      if (++links > MAX_LINKS) return fail(ELOOP);
+      if (++links > MAXSYMLINKS) return fail(ELOOP);
       const tgid = options.tgid();
       const target = name === 'self' ? `${tgid}` : `${tgid}/task/${options.tid}`;
       todo.push(...target.split('/').reverse());
@@ -434,7 +432,7 @@ export function walkPath(options: WalkOptions): Walked {
       // The link's own text, read through the descriptor that found it.
       const target = cur.proc && !isProcRoot(cur) ? '' : readLink(fd, EMPTY);
       release(place);
-      if (++links > MAX_LINKS) return fail(ELOOP);
+      if (++links > MAXSYMLINKS) return fail(ELOOP);
       if (cur.proc && !isProcRoot(cur)) {
         // A magic link (below a procfs root every symlink is one,
         // fs/proc/base.c): the kernel jumps to its object after a

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { setThreadCapabilities, threadCapabilities } from '../src/index.js';
+import { callAsCaller, setThreadCapabilities, threadCapabilities } from '../src/index.js';
 
 /** This thread's effective set as /proc says it (the main thread here). */
 function procEffective(): bigint {
@@ -23,5 +23,27 @@ describe('threadCapabilities and setThreadCapabilities', () => {
       expect(setThreadCapabilities(own)).toBe(0);
     }
     expect(threadCapabilities()).toEqual(own);
+  });
+});
+
+describe('callAsCaller', () => {
+  it('runs the call with the effective set cut, returns its value and puts the set back', () => {
+    const before = procEffective();
+    if (before === 0n) {
+      console.warn('skipped: this thread has no effective capabilities to cut');
+      return;
+    }
+    expect(callAsCaller(0n, () => procEffective())).toEqual({ value: 0n });
+    expect(procEffective()).toBe(before);
+  });
+
+  it('throws what the call throws, after putting the set back', () => {
+    const before = procEffective();
+    expect(() =>
+      callAsCaller(0n, () => {
+        throw new RangeError('inside');
+      }),
+    ).toThrow('inside');
+    expect(procEffective()).toBe(before);
   });
 });

@@ -8,8 +8,10 @@ import {
   ARCHES,
   type Arch,
   AUDIT_ARCH,
+  byPathCall,
   hasSyscall,
   hostArch,
+  PATH_CALLS,
   syscallName,
   syscallNames,
   syscallNumber,
@@ -182,5 +184,27 @@ describe('generated tables', () => {
     } finally {
       rmSync(outDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('PATH_CALLS', () => {
+  it('names each call once, and each is a syscall of some architecture', () => {
+    const names = Object.values(PATH_CALLS).flat();
+    expect(new Set(names).size).toBe(names.length);
+    for (const name of names) {
+      expect(
+        ARCHES.some((arch) => hasSyscall(name, arch)),
+        name,
+      ).toBe(true);
+    }
+  });
+
+  it("gives every call of a kind the kind's value", () => {
+    const kinds = Object.fromEntries(Object.keys(PATH_CALLS).map((kind) => [kind, kind]));
+    const map = byPathCall(kinds as Record<keyof typeof PATH_CALLS, string>);
+    expect(map.renameat2).toBe('rename');
+    expect(map.rmdir).toBe('unlink');
+    expect(map.lremovexattr).toBe('writeXattr');
+    expect(Object.keys(map).length).toBe(Object.values(PATH_CALLS).flat().length);
   });
 });

@@ -105,3 +105,4 @@ export {
   namedArgs,
   type SyscallArgs,
 } from './args.js';
+export { byPathCall, PATH_CALLS, type PathCallKind } from './path-calls.js';
