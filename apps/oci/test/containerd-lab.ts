@@ -68,8 +68,16 @@ export class ContainerdLab {
   readonly socket = join(this.dir, 'containerd.sock');
   private daemon: ChildProcess | null = null;
 
-  /** Builds the image: a busybox-static rootfs, umoci init/new/unpack/repack, a tar of the layout. */
-  buildImage(): string {
+  /** containerd's pid, once started. */
+  get daemonPid(): number | undefined {
+    return this.daemon?.pid;
+  }
+
+  /**
+   * Builds the image: a busybox-static rootfs, umoci init/new/unpack/repack,
+   * a tar of the layout; `addToRoot` puts more into the rootfs first.
+   */
+  buildImage(addToRoot?: (rootfs: string) => void): string {
     const layout = join(this.dir, 'img');
     const bundle = join(this.dir, 'unpacked');
     this.must('umoci', ['init', '--layout', layout]);
@@ -85,6 +93,7 @@ export class ContainerdLab {
     for (const applet of applets) {
       if (applet !== 'busybox') linkSync(busybox, join(rootfs, 'bin', applet));
     }
+    addToRoot?.(rootfs);
     this.must('umoci', ['repack', '--image', `${layout}:latest`, bundle]);
     this.must('umoci', [
       'config',
