@@ -3,6 +3,8 @@
 // and socket: nothing of the machine's is touched) runs an image made
 // offline: the host's node and a few programs with their libraries, and the
 // bundled CLI with its dependencies, imported from a tar (no registry).
+// The same daemon has the OCI runtime added (`--add-runtime sandlock-oci=`)
+// for `docker run --runtime sandlock-oci`.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import {
   cpSync,
