@@ -232,15 +232,20 @@ describe.skipIf(missing !== null)('escapes from a container', () => {
               `r victim-file ${victimRoot}/tmp/victim-secret`,
               `r victim-proc-root /proc/${task}/root/tmp/victim-secret`,
               `r victim-proc-environ /proc/${task}/environ`,
-              // Signals: by pid, to every process /proc lists, and to the pids around the victim's.
+              // Signals: by pid; then, only if none of those got through (a
+              // broken confinement must not go on to kill the machine's
+              // processes), to every process /proc lists and to the pids
+              // around the victim's.
               ...targets.map(
                 (pid) =>
-                  `if kill -9 ${pid} 2>/dev/null; then echo "kill-${pid}: sent"; else echo "kill-${pid}: refused"; fi`,
+                  `if kill -9 ${pid} 2>/dev/null; then echo "kill-${pid}: sent"; sent=1; else echo "kill-${pid}: refused"; fi`,
               ),
+              'if [ -z "$sent" ]; then',
               // biome-ignore lint/suspicious/noTemplateCurlyInString: the shell's parameter expansion
-              'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] || kill -9 "$p" 2>/dev/null; done',
-              `i=${Math.max(2, Math.min(...targets) - 32)}; while [ $i -le ${Math.max(...targets) + 32} ]; do [ $i = $$ ] || kill -9 $i 2>/dev/null; i=$((i + 1)); done`,
-              'echo "after-signals: alive"',
+              '  for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] || kill -9 "$p" 2>/dev/null; done',
+              `  i=${Math.max(2, Math.min(...targets) - 32)}; while [ $i -le ${Math.max(...targets) + 32} ]; do [ $i = $$ ] || kill -9 $i 2>/dev/null; i=$((i + 1)); done`,
+              '  echo "after-signals: alive"',
+              'fi',
             ].join('\n'),
           );
           const seen = results(out.stdout);
