@@ -58,6 +58,8 @@ export class CriLab {
     const handler = (name: string, binary: string) => [
       `[${section}.containerd.runtimes.${name}]`,
       '  runtime_type = "io.containerd.runc.v2"',
+      // The pod's annotations that reach the runtime (docs/kubernetes.md).
+      '  pod_annotations = ["dev.sandlock.*"]',
       `[${section}.containerd.runtimes.${name}.options]`,
       `  BinaryName = "${binary}"`,
       `  Root = "${this.runtimeRoot(name)}"`,

@@ -2,6 +2,7 @@
 // a private containerd's CRI plugin: a RuntimeClass's handler `sandlock`
 // (runc's shim with BinaryName = sandlock-oci), and `runc` as the control.
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IMAGE, missingForContainerd } from './containerd-lab.js';
@@ -40,6 +41,57 @@ describe.skipIf(missing !== null)('the CRI flow kubelet drives', () => {
     const image = await lab!.images.ImageStatus!({ image: { image: IMAGE } });
     expect((image.image as { repo_tags: string[] }).repo_tags).toContain(IMAGE);
   });
+
+  it(
+    'passes the pod annotations pod_annotations lists on to sandlock-oci (dev.sandlock.*)',
+    async () => {
+      // One CPU is something the container would not see without the annotation.
+      expect(availableParallelism()).toBeGreaterThan(1);
+      const cri = lab!.runtime;
+      const podConfig = {
+        metadata: { name: 'pod-annotated', uid: 'uid-annotated', namespace: 'default' },
+        log_directory: join(lab!.logs, 'annotated'),
+        annotations: { 'dev.sandlock.numCpus': '1' },
+        linux: { security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER' } } },
+      };
+      const pod = await cri.RunPodSandbox!({ config: podConfig, runtime_handler: 'sandlock' });
+      const podId = pod.pod_sandbox_id as string;
+      try {
+        const created = await cri.CreateContainer!({
+          pod_sandbox_id: podId,
+          config: {
+            metadata: { name: 'nproc' },
+            image: { image: IMAGE },
+            command: ['nproc'],
+            log_path: 'nproc/0.log',
+            linux: {
+              security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER' } },
+            },
+          },
+          sandbox_config: podConfig,
+        });
+        const id = created.container_id as string;
+        await cri.StartContainer!({ container_id: id });
+        const status = await until('the container exits', async () => {
+          const reply = await cri.ContainerStatus!({ container_id: id });
+          const state = reply.status as Record<string, unknown>;
+          return state.state === 'CONTAINER_EXITED' ? state : null;
+        });
+        expect(status.exit_code).toBe(0);
+        const log = readFileSync(join(lab!.logs, 'annotated', 'nproc/0.log'), 'utf8');
+        expect(
+          log
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => line.split(' ').slice(1).join(' ')),
+        ).toEqual(['stdout F 1']);
+      } finally {
+        await cri.StopPodSandbox!({ pod_sandbox_id: podId });
+        await cri.RemovePodSandbox!({ pod_sandbox_id: podId });
+      }
+    },
+    HANG * 2,
+  );
 
   describe.each(['runc', 'sandlock'])('handler %s', (handler) => {
     it(
