@@ -7,7 +7,7 @@ import http, {
   type OutgoingHttpHeaders,
   type ServerResponse,
 } from 'node:http';
-import http2 from 'node:http2';
+import http2, { type ClientHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import https from 'node:https';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { pipeline, type Readable } from 'node:stream';
@@ -15,6 +15,7 @@ import tls from 'node:tls';
 import { BUNDLE_PATHS } from './bundle.js';
 import { CertificateAuthority, LeafCache } from './ca.js';
 import { authHeader } from './credentials.js';
+import { forwardStream, openUpstream } from './h2.js';
 import { addressText, type Names } from './names.js';
 import type { HttpRules, RequestFacts } from './rules.js';
 import { readHello } from './sni.js';
@@ -150,7 +151,21 @@ interface Request {
   readonly authority: string | undefined;
   readonly headers: [string, string][];
   readonly body: Readable;
+  /** An HTTP/2 stream: forwarded as one when the server speaks HTTP/2 too. */
+  readonly http2?: {
+    readonly stream: ServerHttp2Stream;
+    /** The request came without a body (END_STREAM on its HEADERS). */
+    readonly endStream: boolean;
+    /** The connection's session to the server; null when the server speaks HTTP/1.1. */
+    readonly upstream: () => Promise<ClientHttp2Session | null>;
+  };
 }
+
+/** The HTTP/2 connection preface (RFC 9113 §3.4): h2c with prior knowledge. */
+const H2_PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
+
+/** gRPC status codes (grpc/doc/statuscodes.md) for the proxy's refusals, by HTTP status. */
+const GRPC_STATUS: Record<number, number> = { 400: 13, 403: 7, 502: 14 };
 
 /**
  * The HTTP(S) proxy of one sandbox, owned by its supervisor (Node's main
@@ -167,6 +182,7 @@ export class HttpProxy extends EventEmitter {
   private readonly caReady: Promise<CertificateAuthority>;
   private readonly plainAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   private readonly tlsAgent: https.Agent;
+  private readonly upstreamCa: string[];
   private closed = false;
 
   constructor(private readonly options: ProxyOptions) {
@@ -181,6 +197,7 @@ export class HttpProxy extends EventEmitter {
       options.upstreamCa === undefined
         ? systemTrust()
         : ([] as string[]).concat(options.upstreamCa);
+    this.upstreamCa = ca;
     this.tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 64, ca });
   }
 
@@ -246,6 +263,8 @@ export class HttpProxy extends EventEmitter {
       return;
     }
     if (first[0] === 0x16) await this.startTls(socket, destination, timeout);
+    else if (first.toString('latin1').startsWith(H2_PREFACE.slice(0, 4)))
+      this.serveHttp2(socket, { destination, serverName: null }, []);
     else this.serveHttp1(socket, { destination, serverName: null });
   }
 
@@ -346,7 +365,11 @@ export class HttpProxy extends EventEmitter {
         return;
       }
       const connection = { destination, serverName: name };
-      if (secure.alpnProtocol === 'h2') this.serveHttp2(secure, connection);
+      // The server is offered what the client offered, and HTTP/1.1, which
+      // the proxy translates to (an HTTP/1.1-only server refuses a hello
+      // offering h2 alone with no_application_protocol).
+      if (secure.alpnProtocol === 'h2')
+        this.serveHttp2(secure, connection, [...new Set([...protocols, 'http/1.1'])]);
       else this.serveHttp1(secure as unknown as Socket, connection);
     });
     server.emit('connection', socket);
@@ -492,19 +515,72 @@ export class HttpProxy extends EventEmitter {
     );
   }
 
-  private serveHttp2(socket: tls.TLSSocket, connection: Connection): void {
+  /**
+   * Serves an HTTP/2 connection (intercepted TLS, or h2c with prior
+   * knowledge): each stream checked on its own, then forwarded on one
+   * upstream connection per client connection, HTTP/2 when the server picks
+   * h2 from `alpn` (what the client offered), else as HTTP/1.1 requests.
+   */
+  private serveHttp2(socket: Socket, connection: Connection, alpn: readonly string[]): void {
+    const { destination } = connection;
+    let upstream: Promise<ClientHttp2Session | null> | null = null;
+    const upstreamSession = (): Promise<ClientHttp2Session | null> => {
+      if (upstream !== null) return upstream;
+      const opening = openUpstream({
+        host: destination.upstream?.address ?? destination.address,
+        port: destination.upstream?.port ?? destination.port,
+        serverName: connection.serverName,
+        alpn,
+        ca: this.upstreamCa,
+        timeout: this.options.helloTimeout ?? 10_000,
+        track: (made) => this.track(made),
+      });
+      upstream = opening;
+      // A session the server sent GOAWAY on, or that ended, takes no new
+      // streams: the next request opens another.
+      const forget = () => {
+        if (upstream === opening) upstream = null;
+      };
+      opening.then((session) => {
+        session?.once('goaway', forget);
+        session?.once('close', forget);
+      }, forget);
+      return opening;
+    };
     const server = http2.createServer({ maxSessionMemory: 64 });
-    server.on('stream', (stream, headers) => {
+    server.on('session', (session) => {
+      session.once('close', () => {
+        upstream?.then(
+          (made) => made?.close(),
+          () => {},
+        );
+      });
+    });
+    server.on('stream', (stream, headers, flags) => {
       stream.on('error', () => stream.destroy());
       const method = String(headers[':method'] ?? '');
+      const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
       const refuse = (status: number, text: string) => {
         if (stream.destroyed || stream.closed) return;
         if (stream.headersSent) {
           stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
           return;
         }
-        stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8' });
-        stream.end(text);
+        if (grpc) {
+          // A gRPC client reads its error from grpc-status (a trailers-only answer).
+          stream.respond(
+            {
+              ':status': 200,
+              'content-type': 'application/grpc',
+              'grpc-status': GRPC_STATUS[status] ?? 2,
+              'grpc-message': encodeURIComponent(text.trim()),
+            },
+            { endStream: true },
+          );
+        } else {
+          stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8' });
+          stream.end(text);
+        }
         stream.resume();
       };
       if (method === 'CONNECT') {
@@ -514,7 +590,7 @@ export class HttpProxy extends EventEmitter {
           method,
           host: String(headers[':authority'] ?? ''),
           path: null,
-          destination: connection.destination,
+          destination,
         });
         refuse(403, 'sandlock: CONNECT is not proxied\n');
         return;
@@ -541,6 +617,11 @@ export class HttpProxy extends EventEmitter {
           authority: authorityHeader ?? hostHeader,
           headers: list.filter(([name]) => name !== 'host'),
           body: stream,
+          http2: {
+            stream,
+            endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0,
+            upstream: upstreamSession,
+          },
         },
         connection,
         {
@@ -660,6 +741,56 @@ export class HttpProxy extends EventEmitter {
         secrets.push(secret, value);
       }
     }
+    const redact = (value: string) =>
+      secrets.reduce((text, secret) => text.split(secret).join(REDACTED), value);
+    if (request.http2 !== undefined) {
+      const { stream } = request.http2;
+      let session: ClientHttp2Session | null;
+      try {
+        session = await request.http2.upstream();
+      } catch (error) {
+        reply.refuse(
+          502,
+          `sandlock: ${host}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`,
+        );
+        return;
+      }
+      if (session !== null) {
+        if (stream.destroyed || stream.closed) return;
+        const headers: http2.OutgoingHttpHeaders = {
+          ':method': request.method,
+          ':scheme': connection.serverName === null ? 'http' : 'https',
+          ':authority': request.authority!,
+          ':path': request.target,
+        };
+        for (const [name, value] of outgoing) {
+          const lower = name.toLowerCase();
+          if (lower === 'host') continue;
+          const known = headers[lower];
+          headers[lower] =
+            known === undefined
+              ? value
+              : ([] as string[]).concat(known as string | string[], value);
+        }
+        // `te: trailers` is the one TE HTTP/2 allows (RFC 9113 §8.2.2); gRPC servers require it.
+        if (
+          request.headers.some(
+            ([name, value]) => name.toLowerCase() === 'te' && value.trim() === 'trailers',
+          )
+        )
+          headers.te = 'trailers';
+        forwardStream(stream, session, headers, {
+          endStream: request.http2.endStream,
+          redact,
+          onError: (error) =>
+            reply.refuse(
+              502,
+              `sandlock: ${host}: ${(error as NodeJS.ErrnoException).code ?? error.message}\n`,
+            ),
+        });
+        return;
+      }
+    }
     const flat: string[] = outgoing.flat();
     const options: https.RequestOptions = {
       host: destination.upstream?.address ?? destination.address,
@@ -683,8 +814,7 @@ export class HttpProxy extends EventEmitter {
       for (let index = 0; index < response.rawHeaders.length; index += 2) {
         const name = response.rawHeaders[index]!.toLowerCase();
         if (HOP_BY_HOP.has(name)) continue;
-        let value = response.rawHeaders[index + 1]!;
-        for (const secret of secrets) value = value.split(secret).join(REDACTED);
+        const value = redact(response.rawHeaders[index + 1]!);
         const known = headers[name];
         headers[name] =
           known === undefined ? value : ([] as string[]).concat(known as string | string[], value);

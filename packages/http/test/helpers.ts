@@ -82,6 +82,8 @@ export function makePki(names: readonly string[]): TestPki {
 export interface Received {
   readonly method: string;
   readonly url: string;
+  /** `1.1`, `2.0`. */
+  readonly version: string;
   readonly headers: http.IncomingHttpHeaders;
   readonly body: string;
 }
@@ -105,6 +107,7 @@ function echo(received: Received[]) {
       const entry = {
         method: req.method,
         url: req.url,
+        version: req.httpVersion,
         headers: req.headers,
         body: Buffer.concat(chunks).toString(),
       } as Received;
