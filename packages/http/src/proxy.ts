@@ -164,6 +164,12 @@ interface Request {
 /** The HTTP/2 connection preface (RFC 9113 §3.4): h2c with prior knowledge. */
 const H2_PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
 
+/** The start of an HTTP/1 request line: a method token and a space (or all of the chunk so far). */
+const HTTP_START = /^[A-Z][A-Z-]*( |$)/;
+
+/** How long a connection that may be judged by a DNS answer waits for the client to speak first, in ms. */
+const SERVER_FIRST_WAIT = 500;
+
 /** gRPC status codes (grpc/doc/statuscodes.md) for the proxy's refusals, by HTTP status. */
 const GRPC_STATUS: Record<number, number> = { 400: 13, 403: 7, 502: 14 };
 
@@ -257,15 +263,106 @@ export class HttpProxy extends EventEmitter {
 
   private async start(socket: Socket, destination: Destination): Promise<void> {
     const timeout = this.options.helloTimeout ?? 10_000;
-    const first = await firstBytes(socket, timeout);
+    const opaque = await this.opaqueName(destination);
+    const first = await firstBytes(socket, opaque === null ? timeout : SERVER_FIRST_WAIT);
     if (first === null) {
+      // Silent: a protocol whose server speaks first, to an address answered for a name.
+      const open = !socket.destroyed && socket.readable;
+      if (opaque !== null && open) {
+        await this.serverFirst(socket, destination);
+        return;
+      }
+      if (open) {
+        this.deny({
+          rule: null,
+          reason: `nothing sent in ${timeout} ms, and ${destination.address} was not answered by the sandbox's DNS for a name allowed at port ${destination.port}`,
+          method: null,
+          host: null,
+          path: null,
+          destination,
+        });
+      }
       socket.destroy();
       return;
     }
+    await this.dispatch(socket, destination, first, opaque);
+  }
+
+  /** Serves a connection by its first bytes: TLS, h2c, HTTP/1, or (answered by DNS) anything. */
+  private async dispatch(
+    socket: Socket,
+    destination: Destination,
+    first: Buffer,
+    opaque: string | null,
+  ): Promise<void> {
+    const timeout = this.options.helloTimeout ?? 10_000;
+    const text = first.subarray(0, 16).toString('latin1');
     if (first[0] === 0x16) await this.startTls(socket, destination, timeout);
-    else if (first.toString('latin1').startsWith(H2_PREFACE.slice(0, 4)))
+    else if (text.startsWith(H2_PREFACE.slice(0, 4)))
       this.serveHttp2(socket, { destination, serverName: null }, []);
+    else if (opaque !== null && !HTTP_START.test(text)) this.splice(socket, destination);
     else this.serveHttp1(socket, { destination, serverName: null });
+  }
+
+  /**
+   * A name the sandbox's DNS answered with the dialled address (its answer
+   * not expired) that the rules let reach the port without seeing requests:
+   * a connection that is neither TLS nor HTTP is then judged by that answer,
+   * and allowed; or the address itself, when an address rule allows it
+   * there. Null when there is none (such a connection is read as HTTP, and
+   * refused).
+   */
+  private async opaqueName(destination: Destination): Promise<string | null> {
+    // The address itself stands for a name, as for TLS without SNI: an address rule can allow it.
+    const names = [...this.options.names.answeredNames(destination.address), destination.address];
+    for (const name of names) {
+      if (this.options.rules.needsRequests(name, destination.port)) continue;
+      if ((await this.refusesName(name, destination)) === null) return name;
+    }
+    return null;
+  }
+
+  /**
+   * The client has sent nothing yet: the server is connected, and what it
+   * sends (a banner) goes to the client. If the client speaks before the
+   * server does, the connection is served by its first bytes after all
+   * (TLS and HTTP checked by name), the server connection dropped.
+   */
+  private async serverFirst(socket: Socket, destination: Destination): Promise<void> {
+    const upstream = netConnect({
+      host: destination.upstream?.address ?? destination.address,
+      port: destination.upstream?.port ?? destination.port,
+      noDelay: true,
+    });
+    this.track(upstream);
+    let spoke = false;
+    let dropped = false;
+    upstream.once('data', () => {
+      spoke = true;
+    });
+    upstream.pipe(socket);
+    upstream.once('close', () => {
+      if (!dropped) socket.destroy();
+    });
+    const first = await firstBytes(socket, this.options.idleTimeout ?? 300_000);
+    if (first === null || upstream.destroyed) {
+      socket.destroy();
+      upstream.destroy();
+      return;
+    }
+    if (spoke) {
+      const end = () => {
+        socket.destroy();
+        upstream.destroy();
+      };
+      pipeline(socket, upstream, end);
+      upstream.once('close', end);
+      return;
+    }
+    dropped = true;
+    upstream.unpipe(socket);
+    upstream.destroy();
+    await this.dispatch(socket, destination, first, await this.opaqueName(destination));
   }
 
   /** Why `host` may not be reached at `destination` by name, or null. */

@@ -211,6 +211,7 @@ export interface ProxyListener {
   readonly address: string;
   readonly port: number;
   readonly proxy: HttpProxy;
+  readonly names: Names;
   readonly denials: Denial[];
   close(): Promise<void>;
 }
@@ -225,6 +226,7 @@ export async function proxyListener(
     secrets?: Record<string, string>;
     upstreamCa?: string;
     maxConnections?: number;
+    helloTimeout?: number;
   },
   destination: Destination | (() => Destination),
   at: { address: string; port?: number } = { address: '127.0.0.3' },
@@ -246,6 +248,7 @@ export async function proxyListener(
     secrets: new Map(Object.entries(options.secrets ?? {})),
     ...(options.upstreamCa ? { upstreamCa: options.upstreamCa } : {}),
     ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}),
+    ...(options.helloTimeout ? { helloTimeout: options.helloTimeout } : {}),
     onDenied: (denial) => denials.push(denial),
   });
   const server = createServer((socket) =>
@@ -256,6 +259,7 @@ export async function proxyListener(
     address: at.address,
     port,
     proxy,
+    names,
     denials,
     close: async () => {
       await proxy.close();
