@@ -164,6 +164,22 @@ interface Request {
 /** The HTTP/2 connection preface (RFC 9113 §3.4): h2c with prior knowledge. */
 const H2_PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
 
+/**
+ * A grpc-message value: UTF-8, every byte outside printable ASCII and `%`
+ * percent-encoded (gRPC's PROTOCOL-HTTP2.md, "Status-Message"); clients
+ * decode nothing else.
+ */
+function grpcMessage(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text)) {
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
 /** The start of an HTTP/1 request line: a method token and a space (or all of the chunk so far). */
 const HTTP_START = /^[A-Z][A-Z-]*( |$)/;
 
@@ -670,7 +686,7 @@ export class HttpProxy extends EventEmitter {
               ':status': 200,
               'content-type': 'application/grpc',
               'grpc-status': GRPC_STATUS[status] ?? 2,
-              'grpc-message': encodeURIComponent(text.trim()),
+              'grpc-message': grpcMessage(text.trim()),
             },
             { endStream: true },
           );
