@@ -180,8 +180,13 @@ function grpcMessage(text: string): string {
   return out;
 }
 
-/** The start of an HTTP/1 request line: a method token and a space (or all of the chunk so far). */
-const HTTP_START = /^[A-Z][A-Z-]*( |$)/;
+/**
+ * What may begin an HTTP/1 request for some server: a method token (any
+ * case) and a space, or all of the chunk so far; after empty lines, which
+ * servers skip (RFC 9112 §2.2). Such a connection is read as HTTP, its Host
+ * checked, never spliced by a DNS answer.
+ */
+const HTTP_START = /^\s*(?:[A-Za-z][A-Za-z-]*(?: |$)|$)/;
 
 /** How long a connection that may be judged by a DNS answer waits for the client to speak first, in ms. */
 const SERVER_FIRST_WAIT = 500;

@@ -108,6 +108,10 @@ describe('non-HTTP connections at the port of a wildcard rule', () => {
     expect(await converse(toBanner.port, ['hello\n'], 2)).toBe('220 banner\nHELLO\n');
     expect(await resolve(toEcho, 'pg.db.test')).toBe(1);
     expect(await converse(toEcho.port, ['ping\n', 'again\n'], 2)).toBe('echo:ping\necho:again\n');
+    // HTTP (after an empty line, which servers skip) is still HTTP: its Host checked, not spliced.
+    expect(
+      await converse(toEcho.port, ['\r\nget / HTTP/1.1\r\nHost: other.test\r\n\r\n'], 1),
+    ).toMatch(/^HTTP\/1\.1 400 /);
     // An answer that has expired allows nothing.
     toBanner.names.noteAnswer('pg.db.test', ['127.0.0.1'], 0);
     expect(toBanner.names.answeredNames('127.0.0.1')).toEqual([]);
