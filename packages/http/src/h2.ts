@@ -124,6 +124,8 @@ export function forwardStream(
   request: OutgoingHttpHeaders,
   options: {
     readonly endStream: boolean;
+    /** The client's trailers, once they came (they may come before this stream is forwarded). */
+    readonly trailers: () => IncomingHttpHeaders | null;
     readonly redact: (value: string) => string;
     readonly onError: (error: Error) => void;
   },
@@ -139,12 +141,11 @@ export function forwardStream(
     options.onError(error as Error);
     return;
   }
-  let requestTrailers: OutgoingHttpHeaders = {};
   let responseTrailers: OutgoingHttpHeaders = {};
-  client.on('trailers', (trailers: IncomingHttpHeaders) => {
-    requestTrailers = passable(trailers, (value) => value);
-  });
-  upstream.on('wantTrailers', () => upstream.sendTrailers(requestTrailers));
+  // Asked for once the client's side ended: its trailers, if any, came before.
+  upstream.on('wantTrailers', () =>
+    upstream.sendTrailers(passable(options.trailers() ?? {}, (value) => value)),
+  );
   upstream.on('trailers', (trailers: IncomingHttpHeaders) => {
     responseTrailers = passable(trailers, options.redact);
   });

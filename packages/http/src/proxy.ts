@@ -158,6 +158,7 @@ interface Request {
     readonly endStream: boolean;
     /** The connection's session to the server; null when the server speaks HTTP/1.1. */
     readonly upstream: () => Promise<ClientHttp2Session | null>;
+    readonly trailers: () => http2.IncomingHttpHeaders | null;
   };
 }
 
@@ -676,6 +677,11 @@ export class HttpProxy extends EventEmitter {
     });
     server.on('stream', (stream, headers, flags) => {
       stream.on('error', () => stream.destroy());
+      // Kept from the start: they may arrive while the stream is being checked.
+      let trailers: http2.IncomingHttpHeaders | null = null;
+      stream.once('trailers', (got: http2.IncomingHttpHeaders) => {
+        trailers = got;
+      });
       const method = String(headers[':method'] ?? '');
       const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
       const refuse = (status: number, text: string) => {
@@ -739,6 +745,7 @@ export class HttpProxy extends EventEmitter {
             stream,
             endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0,
             upstream: upstreamSession,
+            trailers: () => trailers,
           },
         },
         connection,
@@ -899,6 +906,7 @@ export class HttpProxy extends EventEmitter {
           headers.te = 'trailers';
         forwardStream(stream, session, headers, {
           endStream: request.http2.endStream,
+          trailers: request.http2.trailers,
           redact,
           onError: (error) =>
             reply.refuse(

@@ -48,7 +48,9 @@ beforeAll(async () => {
   };
   const via = (port: number) =>
     proxyListener(policy, { address: '127.0.0.1', port }, { address: '127.0.0.3', port });
-  [toBanner, toEcho, toTls] = await Promise.all(ports.map(via));
+  toBanner = await via(ports[0]!);
+  toEcho = await via(ports[1]!);
+  toTls = await via(ports[2]!);
 });
 
 afterAll(async () => {
