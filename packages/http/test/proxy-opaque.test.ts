@@ -120,6 +120,31 @@ describe('non-HTTP connections at the port of a wildcard rule', () => {
     expect(await converse(toBanner.port, ['hello\n'], 2)).toBe('');
   });
 
+  it('under a wildcard netDeny: judged by the address, as HTTP without a name is', async () => {
+    const port = (echo.address() as AddressInfo).port;
+    const deny = await proxyListener(
+      {
+        net: { ...netView([], {}), mode: 'deny', rules: netView(['*.db.test'], {}).rules },
+        lookup,
+      },
+      { address: '127.0.0.1', port },
+      { address: '127.0.0.4', port },
+    );
+    try {
+      const text = await new Promise<string>((resolve) => {
+        const socket = connect({ host: '127.0.0.4', port }, () => socket.write('ping\n'));
+        socket.on('data', (chunk) => {
+          socket.destroy();
+          resolve(chunk.toString());
+        });
+        socket.on('error', () => resolve('refused'));
+      });
+      expect(text).toBe('echo:ping\n');
+    } finally {
+      await deny.close();
+    }
+  });
+
   it('TLS that is not HTTP: checked by its server name, then spliced', async () => {
     const talk = (servername: string) =>
       new Promise<string>((resolve) => {
