@@ -211,6 +211,13 @@ export class HttpProxy extends EventEmitter {
   private readonly plainAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   private readonly tlsAgent: https.Agent;
   private readonly upstreamCa: string[];
+  /**
+   * HTTP/2 connections to servers, shared by the client connections to the
+   * same one (upstream address and port, verified server name): a new
+   * client connection does not cost a new upstream handshake. null: the
+   * server picked HTTP/1.1.
+   */
+  private readonly h2Upstreams = new Map<string, Promise<ClientHttp2Session | null>>();
   private closed = false;
 
   constructor(private readonly options: ProxyOptions) {
@@ -642,39 +649,45 @@ export class HttpProxy extends EventEmitter {
    */
   private serveHttp2(socket: Socket, connection: Connection, alpn: readonly string[]): void {
     const { destination } = connection;
-    let upstream: Promise<ClientHttp2Session | null> | null = null;
+    const host = destination.upstream?.address ?? destination.address;
+    const port = destination.upstream?.port ?? destination.port;
+    const key = JSON.stringify([host, port, connection.serverName, alpn]);
     const upstreamSession = (): Promise<ClientHttp2Session | null> => {
-      if (upstream !== null) return upstream;
+      const known = this.h2Upstreams.get(key);
+      if (known !== undefined) return known;
       const opening = openUpstream({
-        host: destination.upstream?.address ?? destination.address,
-        port: destination.upstream?.port ?? destination.port,
+        host,
+        port,
         serverName: connection.serverName,
         alpn,
         ca: this.upstreamCa,
         timeout: this.options.helloTimeout ?? 10_000,
         track: (made) => this.track(made),
       });
-      upstream = opening;
+      this.h2Upstreams.set(key, opening);
+      if (this.h2Upstreams.size > 256) {
+        const [oldest, session] = this.h2Upstreams.entries().next().value!;
+        this.h2Upstreams.delete(oldest);
+        session.then(
+          (made) => made?.close(),
+          () => {},
+        );
+      }
       // A session the server sent GOAWAY on, or that ended, takes no new
       // streams: the next request opens another.
       const forget = () => {
-        if (upstream === opening) upstream = null;
+        if (this.h2Upstreams.get(key) === opening) this.h2Upstreams.delete(key);
       };
       opening.then((session) => {
-        session?.once('goaway', forget);
-        session?.once('close', forget);
+        if (session === null) return;
+        session.once('goaway', forget);
+        session.once('close', forget);
+        // Closed when idle: no stream for the idle timeout.
+        session.setTimeout(this.options.idleTimeout ?? 300_000, () => session.close());
       }, forget);
       return opening;
     };
     const server = http2.createServer({ maxSessionMemory: 64 });
-    server.on('session', (session) => {
-      session.once('close', () => {
-        upstream?.then(
-          (made) => made?.close(),
-          () => {},
-        );
-      });
-    });
     server.on('stream', (stream, headers, flags) => {
       stream.on('error', () => stream.destroy());
       // Kept from the start: they may arrive while the stream is being checked.
@@ -959,6 +972,7 @@ export class HttpProxy extends EventEmitter {
   /** Ends every connection and stops taking new ones. */
   async close(): Promise<void> {
     this.closed = true;
+    this.h2Upstreams.clear();
     for (const socket of this.sockets) socket.destroy();
     this.plainAgent.destroy();
     this.tlsAgent.destroy();
