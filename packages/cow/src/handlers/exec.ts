@@ -61,11 +61,20 @@ export function onExec(ctx: Ctx): Answer {
     if (resolved.kind === 'symlink') return answer.errno('ELOOP'); // AT_SYMLINK_NOFOLLOW
     if (resolved.kind !== 'file') return answer.errno('EACCES');
     if (resolved.pure) return answer.continue();
-    const fd = programCopy(resolved.fd);
+    const copy = programCopy(resolved.fd);
+    if (copy < 0) return answer.errno(-copy);
+    // Close-on-exec, but for a script: execveat of an empty path on a
+    // close-on-exec descriptor marks the exec BINPRM_FLAGS_PATH_INACCESSIBLE
+    // (alloc_bprm(), fs/exec.c), and load_script() (fs/binfmt_script.c)
+    // then fails with ENOENT, since the interpreter it starts is handed
+    // "/dev/fd/N" to open. So a script's interpreter inherits the
+    // descriptor, a read-only one of the sealed copy (the memfd itself is
+    // read-write). A binfmt_misc format is refused the same way unless it
+    // opens the binary itself ('O'); only `#!` is recognized here.
+    const script = startsWithShebang(copy);
+    const fd = script ? readOnly(copy) : copy;
     if (fd < 0) return answer.errno(-fd);
-    // A script's interpreter opens /dev/fd/N: then the descriptor must
-    // survive the exec (execveat(2): a close-on-exec one fails with ENOENT).
-    const cloexec = !startsWithShebang(fd);
+    const cloexec = !script;
     const argv = at ? a[2]! : a[1]!;
     const envp = at ? a[3]! : a[2]!;
     const end = pathname + BigInt(path.length);
@@ -109,6 +118,21 @@ function programCopy(found: number): number {
     return memfd;
   } finally {
     close(file);
+  }
+}
+
+/** A read-only descriptor of the memfd `copy` (closed), or -errno. */
+function readOnly(copy: number): number {
+  try {
+    return trySyscall(
+      'openat',
+      AT_FDCWD,
+      Buffer.from(`/proc/self/fd/${copy}\0`),
+      O.O_RDONLY | O.O_CLOEXEC,
+      0,
+    );
+  } finally {
+    close(copy);
   }
 }
 
