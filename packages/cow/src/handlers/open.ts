@@ -34,7 +34,7 @@ import {
   uint,
   umaskOf,
 } from '../call.js';
-import type { Inside, Restrict } from '../resolve.js';
+import { type Inside, identify, type Restrict } from '../resolve.js';
 import { access, copyUp, mayChange, openIn, upperDir } from '../upper.js';
 
 const O = openFlags(hostArch());
@@ -186,7 +186,7 @@ function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answ
   const trailingSlash = call.path[call.path.length - 1] === 0x2f;
   if (r.errno !== 0 && !r.lastMissing) return answer.errno(r.errno);
   if ((flags & O.O_CREAT) !== 0 && trailingSlash) return answer.errno('EISDIR');
-  if ((flags & O_TMPFILE) === O_TMPFILE) return answer.errno('EOPNOTSUPP');
+  if ((flags & O_TMPFILE) === O_TMPFILE) return tmpfileIn(ctx, session, r, call);
   if (r.lastMissing) {
     if ((flags & O.O_CREAT) === 0) return answer.errno('ENOENT');
     if (trailingSlash) return answer.errno('EISDIR');
@@ -266,6 +266,36 @@ function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answ
     close(copy.fd);
     close(copy.dir);
   }
+}
+
+/**
+ * O_TMPFILE in a directory of the workdir: an unnamed file in the layer's
+ * directory there, made by the reaper after the kernel's check of write
+ * and search permission on the directory the caller sees (vfs_tmpfile()
+ * in fs/namei.c). linkat(fd, "", …, AT_EMPTY_PATH) gives it a name in the
+ * layer (onLink); unnamed, it goes with its last descriptor.
+ */
+function tmpfileIn(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answer {
+  const { flags } = call;
+  // build_open_flags() refuses these before any lookup.
+  if ((flags & O_ACCMODE) === O.O_RDONLY || (flags & O.O_CREAT) !== 0) return answer.continue();
+  if (r.errno !== 0) return answer.errno(r.errno);
+  if (r.kind !== 'directory') return answer.errno('ENOTDIR');
+  const broker = brokerOf(ctx);
+  const may = mayChange(broker, r.fd);
+  if (may < 0) return answer.errno(-may);
+  const dir = upperDir(session.workdir, broker, r.rel);
+  if (dir < 0) return answer.errno(-dir);
+  const perms = call.mode & 0o7777 & ~umaskOf(ctx.pid);
+  let fd: number;
+  try {
+    fd = broker.openat(dir, Buffer.from('.'), flags & ~(O.O_NOFOLLOW | O.O_PATH), perms);
+  } finally {
+    close(dir);
+  }
+  if (fd < 0) return answer.errno(-fd);
+  trySyscall('fchmod', fd, perms);
+  return inject(fd, flags);
 }
 
 function opensForWriting(flags: number): boolean {
