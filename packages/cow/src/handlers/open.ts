@@ -34,7 +34,7 @@ import {
   uint,
   umaskOf,
 } from '../call.js';
-import { type Inside, identify, type Restrict } from '../resolve.js';
+import type { Inside, Restrict } from '../resolve.js';
 import { access, copyUp, mayChange, openIn, upperDir } from '../upper.js';
 
 const O = openFlags(hostArch());
