@@ -15,6 +15,7 @@
 // no longer change between this decision and the exec. The kernel checks
 // the caller's right to execute it (the mode, owned by the supervisor's
 // user), and reads a `#!` line's interpreter in the caller's view.
+import { readFileSync } from 'node:fs';
 import { type Answer, answer } from '@sandlock/dispatch/module';
 import {
   AT_EMPTY_PATH,
@@ -72,6 +73,13 @@ export function onExec(ctx: Ctx): Answer {
     // read-write). A binfmt_misc format is refused the same way unless it
     // opens the binary itself ('O'); only `#!` is recognized here.
     const script = startsWithShebang(copy);
+    // execveat of a relative path from a close-on-exec dirfd is
+    // BINPRM_FLAGS_PATH_INACCESSIBLE too (alloc_bprm(), fs/exec.c): a
+    // script is then ENOENT, as load_script() answers.
+    if (script && dirfd !== AT_FDCWD && path[0] !== 0x2f && closeOnExec(ctx.pid, dirfd)) {
+      close(copy);
+      return answer.errno('ENOENT');
+    }
     const fd = script ? readOnly(copy) : copy;
     if (fd < 0) return answer.errno(-fd);
     const cloexec = !script;
@@ -144,6 +152,17 @@ function procReopen(found: number): number {
     O.O_RDONLY | O.O_CLOEXEC,
     0,
   );
+}
+
+/** Whether the caller's descriptor is close-on-exec (its fdinfo flags); true when they cannot be read. */
+function closeOnExec(tid: number, fd: number): boolean {
+  try {
+    const info = readFileSync(`/proc/${tid}/fdinfo/${fd}`, 'latin1');
+    const flags = /^flags:\s+([0-7]+)$/m.exec(info);
+    return flags === null || (Number.parseInt(flags[1]!, 8) & O.O_CLOEXEC) !== 0;
+  } catch {
+    return true;
+  }
 }
 
 function startsWithShebang(fd: number): boolean {
