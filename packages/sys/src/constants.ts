@@ -57,6 +57,8 @@ export const S_IFDIR = 0o040000;
 // include/uapi/linux/stat.h: statx(2) mask bits.
 export const STATX_TYPE = 0x1;
 export const STATX_INO = 0x100;
+/** stx_mnt_id (a u64 at offset 144 of struct statx), since Linux 5.8. */
+export const STATX_MNT_ID = 0x1000;
 /** STATX_BASIC_STATS: what stat(2) fills in. */
 export const STATX_BASIC_STATS = 0x7ff;
 
