@@ -1,14 +1,17 @@
 // What every handler of the chroot module shares: the session's root, the
 // caller's path copied once and walked inside the root with the caller's
 // capabilities (none), and the reaper that makes every change.
+import { readlinkSync } from 'node:fs';
 import type { CallContext, HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
 import { brokerOf as brokerIn, CallError, sessionOf as sessionIn } from '@sandlock/dispatch/module';
 import {
   AT_FDCWD,
   type BrokerArg,
+  bytePath,
   callAsCaller,
   close,
   ERRNO,
+  pathWithin,
   RESOLVE_BENEATH,
   RESOLVE_IN_ROOT,
 } from '@sandlock/sys';
@@ -69,6 +72,20 @@ export function resolve(
   });
   if (found === null) throw new CallError(ERRNO.EPERM, 'capabilities');
   return found.value;
+}
+
+/** Whether the policy lets the sandbox change the object the walk found. */
+export function writable(ctx: Ctx, r: Found): boolean {
+  let host: string;
+  try {
+    host = readlinkSync(`/proc/self/fd/${r.fd}`, 'latin1');
+  } catch {
+    return false;
+  }
+  const { fsWrite, fsDeny } = ctx.session.policy;
+  if (!host.startsWith('/')) return false;
+  if (fsDeny.some((entry) => pathWithin(host, bytePath(entry)))) return false;
+  return fsWrite.some((entry) => pathWithin(host, bytePath(entry)));
 }
 
 /** A reaper call; `names` become `{ data }` arguments, each NUL-terminated, in order. */

@@ -49,6 +49,7 @@ import {
   threadGroup,
   uint,
   umaskOf,
+  writable,
 } from './call.js';
 import type { Found } from './root.js';
 
@@ -639,6 +640,11 @@ export function onMetadata(ctx: Ctx): Answer {
     const errno = changeable(r);
     if (errno !== 0) return answer.errno(errno);
     if (r.lastMissing) return answer.errno(ENOENT);
+    // Landlock has no right for these: the policy's write paths are checked here (as fs-meta does).
+    if (!writable(ctx, r)) {
+      ctx.refused({ what: () => `${name} ${r.path}`, rule: 'fsWrite' });
+      return answer.errno(ERRNO.EACCES);
+    }
     return result(act(r));
   });
 }

@@ -6,24 +6,21 @@
 // Landlock has no right for extended attributes, so a change is checked
 // here against the policy: the object must lie beneath an fsWrite path and
 // beneath no fsDeny path, and not in a read-only mount.
-import { readlinkSync } from 'node:fs';
 import { type Answer, answer, CallError } from '@sandlock/dispatch/module';
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
-  bytePath,
   ERRNO,
   F_DUPFD_CLOEXEC,
   pageSize,
-  pathWithin,
   readCStringBytes,
   SysError,
   XATTR_ARGS_SIZE_VER0,
   XATTR_NAME_MAX,
   XATTR_SIZE_MAX,
 } from '@sandlock/sys';
-import { brokerOf, type Ctx, int, uint } from './call.js';
+import { brokerOf, type Ctx, int, uint, writable } from './call.js';
 import { at, emptyPath } from './handlers.js';
 import type { Found } from './root.js';
 
@@ -110,20 +107,6 @@ function copyName(ctx: Ctx, address: bigint): Buffer {
   }
   if (name.length === 0) throw new CallError(ERANGE, 'empty attribute name');
   return name;
-}
-
-/** Whether the policy lets the sandbox change the object the walk found. */
-function writable(ctx: Ctx, r: Found): boolean {
-  let host: string;
-  try {
-    host = readlinkSync(`/proc/self/fd/${r.fd}`, 'latin1');
-  } catch {
-    return false;
-  }
-  const { fsWrite, fsDeny } = ctx.session.policy;
-  if (!host.startsWith('/')) return false;
-  if (fsDeny.some((entry) => pathWithin(host, bytePath(entry)))) return false;
-  return fsWrite.some((entry) => pathWithin(host, bytePath(entry)));
 }
 
 /** The call, made by the reaper on its copy of `r.fd`: -errno, or its result and the bytes it wrote. */

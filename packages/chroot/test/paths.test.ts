@@ -200,10 +200,12 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     }
   });
 
-  it('changes extended attributes only where the policy lets it write', async () => {
+  it('changes modes and extended attributes only where the policy lets it write', async () => {
     xattrState();
     const out = await emulated(
       [
+        'chmod:/etc/os-release',
+        'chmod:/tmp/xf',
         'setx:/etc/os-release:user.a:x',
         'rmx:/etc/os-release:user.a',
         `setx:${APP}/file:user.a:x`,
@@ -214,6 +216,8 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     );
     expect(out).toBe(
       [
+        'chmod:/etc/os-release: EACCES',
+        'chmod:/tmp/xf: 0',
         'setx:/etc/os-release:user.a:x: EACCES',
         'rmx:/etc/os-release:user.a: EACCES',
         `setx:${APP}/file:user.a:x: EROFS`,
@@ -222,6 +226,7 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
         '',
       ].join('\n'),
     );
+    expect(statSync(join(fs.dir, 'etc/os-release')).mode & 0o777).toBe(0o644);
   });
 
   const RESOLVE_OPS = [

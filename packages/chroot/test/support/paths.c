@@ -130,6 +130,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(op, "abstract")) unixPair(label, a, SOCK_STREAM, 1, 0);
     else if (!strcmp(op, "connect")) unixConnect(label, a);
     else if (!strcmp(op, "rm")) status(label, unlink(a));
+    else if (!strcmp(op, "chmod")) status(label, chmod(a, 0600));
     else if (!strcmp(op, "getx")) valued(label, getxattr(a, b, buf, sizeof buf), buf);
     else if (!strcmp(op, "lgetx")) valued(label, lgetxattr(a, b, buf, sizeof buf), buf);
     else if (!strcmp(op, "sizex")) status(label, getxattr(a, b, NULL, 0));
