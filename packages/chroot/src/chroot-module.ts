@@ -36,8 +36,8 @@ import {
 } from './handlers.js';
 import { brokenView, pathView } from './path-view.js';
 import { onChdir, onExec } from './retargeted.js';
-import { onXattr } from './xattr.js';
 import { Root } from './root.js';
+import { onXattr } from './xattr.js';
 
 type Handler = (ctx: Ctx) => Answer;
 
