@@ -84,6 +84,8 @@ export type Kind = 'file' | 'directory' | 'symlink' | 'missing';
 interface Level {
   upper: number;
   lower: number;
+  /** In a mount of the emulated chroot (`lower` its host directory, no layer): another file system. */
+  mount?: boolean;
 }
 
 /**
@@ -151,6 +153,11 @@ export class Inside {
 export interface Outside {
   readonly where: 'outside';
   readonly walked: Walked;
+  /**
+   * The path ends in a mount of the emulated chroot: the chroot module's
+   * (`walked` is then a placeholder, to be walked in its PATH_VIEW).
+   */
+  readonly mounted?: boolean;
 }
 
 export type Resolved = Inside | Outside;
@@ -204,6 +211,8 @@ export interface Caller {
   valid(): boolean;
   openStart(dirfd: number): number;
   tgid(): number;
+  /** The emulated chroot's mounts (its PATH_VIEW's mountAt), or null. */
+  readonly mountAt?: ((virt: readonly string[]) => number) | null;
 }
 
 function cName(name: string): Buffer {
@@ -279,6 +288,8 @@ export function placeOf(workdir: Workdir, fd: number): { rel: string[]; side: Si
 
 type Step =
   | { readonly done: Inside }
+  /** The path ends in a mount of the emulated chroot. */
+  | { readonly mounted: true }
   /** Walk `text` on from `start` (owned) outside the workdir, or from the caller's root. */
   | { readonly leave: number | 'root'; readonly text: string };
 
@@ -322,6 +333,8 @@ export function resolvePath(
     inside.close();
     return failedOutside(EXDEV);
   };
+  const mountAt = mountsBeneath(workdir, caller);
+  const mounted = (): Outside => ({ where: 'outside', walked: new Walked(), mounted: true });
   try {
     const rootId = identify(root);
     const atRoot = typeof rootId === 'number' ? '' : rootId.id;
@@ -359,8 +372,10 @@ export function resolvePath(
           restrict,
           mayLeave: !restricted,
           floor: scoped ? place.rel.length : null,
+          mountAt,
         });
         if ('done' in step) return ended(step.done);
+        if ('mounted' in step) return mounted();
         start = step.leave;
         rest = step.text;
         continue;
@@ -390,8 +405,10 @@ export function resolvePath(
           restrict,
           mayLeave: !restricted,
           floor: null,
+          mountAt,
         });
         if ('done' in step) return ended(step.done);
+        if ('mounted' in step) return mounted();
         start = step.leave;
         rest = step.text;
         continue;
@@ -415,6 +432,25 @@ export function resolvePath(
     close(root);
     links = { count: 0, pure: true };
   }
+}
+
+/**
+ * The emulated chroot's mounts as the merged walk meets them: by the path
+ * relative to the workdir, which lies at its place inside the root.
+ */
+function mountsBeneath(
+  workdir: Workdir,
+  caller: Caller,
+): ((rel: readonly string[]) => number) | null {
+  const chroot = workdir.chroot ?? null;
+  const mountAt = caller.mountAt ?? null;
+  if (chroot === null || mountAt === null) return null;
+  const inside = workdir.lowerPath.slice(chroot.path.length);
+  if (!workdir.lowerPath.startsWith(chroot.path) || (inside !== '' && !inside.startsWith('/'))) {
+    return null;
+  }
+  const prefix = inside.split('/').filter((part) => part !== '');
+  return (rel) => mountAt([...prefix, ...rel]);
 }
 
 /** The object a magic link led to, as the merged view shows it at its place; null when it shows another. */
@@ -445,9 +481,10 @@ export function insideAt(workdir: Workdir, rel: readonly string[]): Inside {
     restrict: null,
     mayLeave: true,
     floor: null,
+    mountAt: null,
   });
   if ('done' in step) return step.done;
-  if (typeof step.leave === 'number') close(step.leave);
+  if ('leave' in step && typeof step.leave === 'number') close(step.leave);
   const outside = new Inside(roots);
   outside.errno = ERRNO.EXDEV;
   return outside;
@@ -533,6 +570,8 @@ function walkInside(
      * absolute symlink lands (IN_ROOT).
      */
     floor: number | null;
+    /** What an emulated chroot mounts at a path relative to the workdir (a descriptor, or -1), or null. */
+    mountAt: ((rel: readonly string[]) => number) | null;
   },
 ): Step {
   const restrict = options.restrict;
@@ -608,7 +647,7 @@ function walkInside(
     dotted = false;
     const here = levels.at(-1)!;
     const childPath = [...rel, name].join('/');
-    const looked = lookUp(layer, here, name, childPath);
+    const looked = lookUp(layer, here, name, childPath, options.mountAt?.([...rel, name]) ?? -1);
     if (typeof looked !== 'number' && lowerMount !== null && looked.side === 'lower') {
       // Into a mount beneath the workdir (traverse_mounts() under RESOLVE_NO_XDEV).
       if (mountOf(looked.lower) !== lowerMount) {
@@ -624,6 +663,11 @@ function walkInside(
         result.rel = [...rel];
         result.errno = ENOENT;
         result.kind = 'missing';
+        if (here.mount) {
+          releaseAll();
+          result.close();
+          return { mounted: true };
+        }
         result.parent = levels.pop()!;
         result.pure = false;
         releaseAll();
@@ -679,13 +723,18 @@ function walkInside(
     }
     if (looked.side === 'upper') options.links.pure = false;
     rel.push(name);
-    levels.push({ upper: looked.upper, lower: looked.lower });
+    levels.push({ upper: looked.upper, lower: looked.lower, mount: looked.mount });
     result.side = looked.side;
     result.mode = looked.mode;
   }
   if (rel.length === 0) {
     result.side = 'lower';
     result.mode = S_IFDIR;
+  }
+  if (levels.at(-1)!.mount) {
+    releaseAll();
+    result.close();
+    return { mounted: true };
   }
   const object = levels.pop()!;
   if (trailingSlash && result.mode !== S_IFDIR && !options.create) {
@@ -705,13 +754,24 @@ function walkInside(
   return { done: result };
 }
 
-/** One name of a merged directory: the upper's entry, else the lower's unless hidden. */
+/**
+ * One name of a merged directory: the upper's entry, else the lower's
+ * unless hidden. In a mount of the emulated chroot, or at a mount point
+ * (`mounted`, a descriptor this takes), the mount's own, with no layer.
+ */
 function lookUp(
   layer: Layer,
   here: Level,
   name: string,
   childPath: string,
+  mounted: number,
 ): (Level & { side: Side; mode: number }) | number {
+  if (mounted >= 0)
+    return { upper: -1, lower: mounted, side: 'lower', mode: modeOf(mounted), mount: true };
+  if (here.mount) {
+    const fd = trySyscall('openat', here.lower, cName(name), PATH_FLAGS, 0);
+    return fd < 0 ? fd : { upper: -1, lower: fd, side: 'lower', mode: modeOf(fd), mount: true };
+  }
   const upper =
     here.upper >= 0 ? trySyscall('openat', here.upper, cName(name), PATH_FLAGS, 0) : -ENOENT;
   if (upper < 0 && upper !== -ENOENT) return upper;
