@@ -10,7 +10,7 @@ import {
   threadGroupOf,
 } from '@sandlock/dispatch/module';
 import { callAsCaller, ERRNO } from '@sandlock/sys';
-import { type Caller, type Resolved, resolvePath, type Workdir } from './resolve.js';
+import { type Caller, type Resolved, type Restrict, resolvePath, type Workdir } from './resolve.js';
 
 /** The policy fields the module reads (the session policy sandlock gives it). */
 export interface CowPolicy {
@@ -58,6 +58,7 @@ export function resolve(
   dirfd: number,
   followLast: boolean,
   create = false,
+  restrict?: Restrict,
 ): Resolved {
   let tgid: number | null = null;
   const view = ctx.session.provided(PATH_VIEW);
@@ -73,7 +74,12 @@ export function resolve(
     mountAt: view === undefined ? null : (virt) => view.mountAt(virt),
   };
   const resolved = callAsCaller(0n, () =>
-    resolvePath(session.workdir, caller, path, { dirfd, followLast, create }),
+    resolvePath(session.workdir, caller, path, {
+      dirfd,
+      followLast,
+      create,
+      ...(restrict !== undefined ? { restrict } : {}),
+    }),
   );
   if (resolved === null) throw new CallError(ERRNO.EPERM, 'capabilities');
   if (resolved.value.where === 'outside' && resolved.value.mounted && view !== undefined) {

@@ -69,6 +69,11 @@ export const F_OK = 0;
 export const X_OK = 1;
 export const W_OK = 2;
 export const R_OK = 4;
+// include/uapi/linux/inotify.h: inotify_add_watch(2) flags that say how to
+// look the path up, and every event bit.
+export const IN_ONLYDIR = 0x01000000;
+export const IN_DONT_FOLLOW = 0x02000000;
+export const IN_ALL_EVENTS = 0x00000fff;
 
 // include/uapi/asm-generic/fcntl.h, include/uapi/linux/fcntl.h: fcntl(2) commands.
 export const F_GETFD = 1;
