@@ -13,6 +13,7 @@ import {
   readCStringBytes,
   SysError,
 } from '@sandlock/sys';
+import type { InterpreterNames } from './interpreter-name.js';
 import type { Found, Root, WalkOptions } from './root.js';
 
 /** The policy fields the module reads. */
@@ -29,6 +30,8 @@ export interface Session {
   readonly root: Root;
   /** The virtual path each process last executed (for /proc/<pid>/exe), by thread group. */
   readonly exes: Map<number, string>;
+  /** The names scripts' interpreters are opened by. */
+  readonly interpreters: InterpreterNames;
 }
 
 export const sessions = new Map<number, Session | Error>();

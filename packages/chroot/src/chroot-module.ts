@@ -30,6 +30,7 @@ import {
   onUnlink,
   onXattr,
 } from './handlers.js';
+import { InterpreterNames } from './interpreter-name.js';
 import { onChdir, onExec } from './retargeted.js';
 import { Root } from './root.js';
 
@@ -97,7 +98,11 @@ export default defineModule<unknown, ChrootPolicy>({
   sessionStart(session: WorkerSession<ChrootPolicy>) {
     try {
       const { chroot, fsMount } = session.policy;
-      sessions.set(session.id, { root: Root.open(chroot!, fsMount ?? []), exes: new Map() });
+      sessions.set(session.id, {
+        root: Root.open(chroot!, fsMount ?? []),
+        exes: new Map(),
+        interpreters: new InterpreterNames(),
+      });
     } catch (error) {
       sessions.set(session.id, error as Error);
     }
@@ -105,6 +110,9 @@ export default defineModule<unknown, ChrootPolicy>({
   sessionEnd(session: WorkerSession<ChrootPolicy>) {
     const state = sessions.get(session.id);
     sessions.delete(session.id);
-    if (state !== undefined && !(state instanceof Error)) state.root.close();
+    if (state !== undefined && !(state instanceof Error)) {
+      state.root.close();
+      state.interpreters.remove();
+    }
   },
 });

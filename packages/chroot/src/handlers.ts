@@ -44,6 +44,7 @@ import {
   uint,
   umaskOf,
 } from './call.js';
+import { openOwnDescriptor, ownDescriptorOf } from './own-fd.js';
 import type { Found } from './root.js';
 
 const O = openFlags(hostArch());
@@ -74,8 +75,20 @@ function at(
   create = false,
   handlesProc = false,
 ): Answer {
+  return atPath(ctx, copyPath(ctx, address), dirfd, followLast, done, create, handlesProc);
+}
+
+/** {@link at} of a path already copied. */
+function atPath(
+  ctx: Ctx,
+  path: Buffer,
+  dirfd: number,
+  followLast: boolean,
+  done: Done,
+  create = false,
+  handlesProc = false,
+): Answer {
   const session = sessionOf(ctx);
-  const path = copyPath(ctx, address);
   if (path.length === 0) return answer.errno(ENOENT);
   const r = resolve(ctx, session, path, dirfd, { followLast, create });
   try {
@@ -153,7 +166,10 @@ export function onOpen(ctx: Ctx): Answer {
   const exclusive = (flags & O.O_CREAT) !== 0 && (flags & O.O_EXCL) !== 0;
   const followLast = (flags & O.O_NOFOLLOW) === 0 && !exclusive;
   const trailingSlash = false;
-  return at(ctx, address, dirfd, followLast, (r) => {
+  const path = copyPath(ctx, address);
+  const own = ownDescriptorOf(sessionOf(ctx), path);
+  if (own !== null) return openOwnDescriptor(ctx, own, flags);
+  return atPath(ctx, path, dirfd, followLast, (r) => {
     if ((flags & O.__O_TMPFILE) !== 0) return answer.errno('EOPNOTSUPP');
     if (r.lastMissing) {
       if ((flags & O.O_CREAT) === 0) return answer.errno(ENOENT);

@@ -281,4 +281,35 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe('script /script arg\n');
   });
+
+  it('runs #! scripts executed from inside: from a shell, through env, by execveat', async () => {
+    const result = await runInRoot(fs.dir, [
+      '/bin/sh',
+      '-c',
+      '/script arg; /envscript one; /probe fexec:/script; /probe fexeccloexec:/script; /probe execat:/:script',
+    ]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(
+      /^script \/dev\/fd\/\d+ arg\nenv script one\nscript \/dev\/fd\/\d+ fexec\nfexeccloexec \/script: ENOENT\nscript \/dev\/fd\/\d+ execat\n$/,
+    );
+  });
+
+  it("leaves a script's interpreter only the script's descriptor, as fexecve of a script does", async () => {
+    const result = await runInRoot(fs.dir, ['/bin/sh', '-c', '/probe fds; /fdscript']);
+    expect(result.stderr).toBe('');
+    const [direct, script] = result.stdout.trim().split('\n');
+    const fds = (line: string | undefined) => (line ?? '').replace(/^fds:/, '').trim().split(' ');
+    expect(fds(direct)).toEqual(['0', '1', '2']);
+    expect(fds(script).slice(0, 3)).toEqual(['0', '1', '2']);
+    expect(fds(script)).toHaveLength(4);
+  });
+
+  it('refuses to execute a readable file without execute permission, script or ELF', async () => {
+    const ops = (path: string) => ['/probe', `exec:${path}`];
+    for (const path of ['/usr/bin/noexec', '/noexec-script']) {
+      const result = await runInRoot(fs.dir, ops(path));
+      expect(result.stdout).toBe(`exec ${path}: EACCES\n`);
+      if (root) expect(runInRealRoot(fs.dir, ops(path))).toBe(result.stdout);
+    }
+  });
 });

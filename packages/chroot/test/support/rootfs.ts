@@ -101,6 +101,12 @@ export function buildRootfs(): Rootfs {
   }
   writeFileSync(join(dir, 'script'), '#!/bin/sh\necho "script $0 $1"\n');
   chmodSync(join(dir, 'script'), 0o755);
+  writeFileSync(join(dir, 'envscript'), '#!/bin/env sh\necho "env script $1"\n', { mode: 0o755 });
+  writeFileSync(join(dir, 'fdscript'), '#!/bin/sh\nexec /probe fds\n', { mode: 0o755 });
+  // Readable, not executable: refused as the kernel refuses them.
+  writeFileSync(join(dir, 'noexec-script'), '#!/bin/sh\necho ran\n', { mode: 0o644 });
+  copyFileSync('/bin/ls', join(dir, 'usr/bin/noexec'));
+  chmodSync(join(dir, 'usr/bin/noexec'), 0o644);
   symlinkSync(join(outside, 'secret'), join(dir, 'abs'));
   symlinkSync('../../../../../../../../secret', join(dir, 'rel'));
   symlinkSync(`../../../../../../../..${outside}`, join(dir, 'reldir'));
