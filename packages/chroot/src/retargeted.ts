@@ -117,8 +117,8 @@ function loadable(ctx: Ctx, exe: Executable, opened: number[]): number {
 interface Executable {
   /** Read-only, close-on-exec. */
   readonly fd: number;
-  /** Its path inside the root, for /proc/<pid>/exe. */
-  readonly virtual: string;
+  /** Its path inside the root, for /proc/<pid>/exe (null: not known, a memfd). */
+  readonly virtual: string | null;
   /** The caller's X_OK of the file: 0 or -errno. */
   mayExecute(): number;
 }
@@ -130,6 +130,18 @@ interface Call {
   readonly envp: bigint;
 }
 
+/**
+ * execveat(fd, "") left to the kernel, with the caller's descriptor `fd`
+ * replaced by the file to execute (ADDFD at its number): for a memfd the
+ * cow module's retarget injected, whose call cannot be retargeted again
+ * (the thread is traced already).
+ */
+interface Replace {
+  readonly replace: number;
+  /** The descriptor's close-on-exec flag, kept. */
+  readonly cloexec: boolean;
+}
+
 /** A loader or `#!` interpreter named by a descriptor: a copy this module made, or the caller's own descriptor. */
 const BY_DESCRIPTOR = /^\/proc\/self\/fd\/\d+(?:\/[^/]+)?$/;
 
@@ -137,10 +149,14 @@ const BY_DESCRIPTOR = /^\/proc\/self\/fd\/\d+(?:\/[^/]+)?$/;
  * Runs `exe` in the caller: an ELF as itself or with the root's loader, a
  * script with the root's interpreter. `opened` holds what to close after.
  */
-function execute(ctx: Ctx, exe: Executable, call: Call, opened: number[]): Answer {
+function execute(ctx: Ctx, exe: Executable, call: Call | Replace, opened: number[]): Answer {
   const session = sessionOf(ctx);
-  const retarget = (file: number, virtual: string, cloexec: boolean): Answer => {
-    session.exes.set(threadGroup(ctx.pid), virtual);
+  const retarget = (file: number, virtual: string | null, cloexec: boolean): Answer => {
+    if (virtual !== null) session.exes.set(threadGroup(ctx.pid), virtual);
+    if ('replace' in call) {
+      ctx.addFd(file, { targetFd: call.replace, cloexec: cloexec && call.cloexec });
+      return answer.continue();
+    }
     const own = opened.indexOf(file);
     if (own >= 0) opened.splice(own, 1); // the answer owns it
     return answer.retarget('execveat', ['fd', call.empty, call.argv, call.envp, AT_EMPTY_PATH], {
@@ -222,13 +238,18 @@ function onExecDescriptor(ctx: Ctx, call: Call): Answer {
     if (script !== null && closeOnExec(ctx, dirfd)) return answer.errno(ERRNO.ENOENT);
     // A file outside the root and the mounts is the kernel's: Landlock
     // decides on it and on what it names (a copy of it would be a memfd,
-    // which Landlock does not check).
-    let inside: string[] | null = null;
+    // which Landlock does not check). A memfd is run with the root's loader
+    // or interpreter (the cow module's copy of a file its layer changed):
+    // the sandbox could make that copy itself, naming a loader it opened.
+    let host = '';
     try {
-      inside = sessionOf(ctx).root.virtualOf(readlinkSync(`/proc/self/fd/${fd}`, 'latin1'));
+      host = readlinkSync(`/proc/self/fd/${fd}`, 'latin1');
     } catch {}
-    if (inside === null) return answer.continue();
-    const virtual = `/${inside.join('/')}`;
+    const inside = sessionOf(ctx).root.virtualOf(host);
+    if (inside === null && !host.startsWith('/memfd:')) return answer.continue();
+    const virtual = inside === null ? null : `/${inside.join('/')}`;
+    const how: Call | Replace =
+      inside === null ? { replace: dirfd, cloexec: closeOnExec(ctx, dirfd) } : call;
     const exe: Executable = {
       fd,
       virtual,
@@ -240,7 +261,7 @@ function onExecDescriptor(ctx: Ctx, call: Call): Answer {
           AT_EMPTY_PATH | AT_EACCESS,
         ]).result,
     };
-    return execute(ctx, exe, call, opened);
+    return execute(ctx, exe, how, opened);
   } finally {
     for (const each of opened) close(each);
   }

@@ -120,6 +120,8 @@ export interface ChrootRun {
   mounts?: string[];
   write?: string[];
   cwd?: string;
+  /** The program's environment (default: PATH=/bin:/usr/bin). */
+  env?: Record<string, string>;
   /** A copy-on-write workdir (a host path inside the root), its layers' store, and a dry run. */
   workdir?: { dir: string; storage: string };
 }
@@ -140,7 +142,7 @@ export function runInRoot(
   return builder.build().run(argv, {
     encoding: 'utf8',
     ...(options.stdin !== undefined ? { stdio: [options.stdin, 'pipe', 'pipe'] as const } : {}),
-    env: { PATH: '/bin:/usr/bin' },
+    env: options.env ?? { PATH: '/bin:/usr/bin' },
     ...(options.workdir !== undefined ? { workdirEnd: 'dry-run' as const } : {}),
   });
 }
