@@ -7,8 +7,16 @@
 // the root but the mounts: the backstop under every answer. The supervisor
 // imports this file in its worker threads by URL (CHROOT_MODULE): no side
 // effects at import.
-import { type Answer, defineModule, type WorkerSession } from '@sandlock/dispatch/module';
-import { byPathCall, hasSyscall } from '@sandlock/sys';
+
+import { readFileSync } from 'node:fs';
+import {
+  type Answer,
+  defineModule,
+  ROOT_VIEW,
+  type RootView,
+  type WorkerSession,
+} from '@sandlock/dispatch/module';
+import { byPathCall, close, hasSyscall, hostArch, openFlags, S_IFREG } from '@sandlock/sys';
 import { type ChrootPolicy, type Ctx, sessions } from './call.js';
 import {
   onAccess,
@@ -78,6 +86,42 @@ export const CHROOT_SYSCALLS: readonly string[] = Object.keys(HANDLERS).filter((
   hasSyscall(name),
 );
 
+const O = openFlags(hostArch());
+
+/** What the other modules of the session see of the root (ROOT_VIEW). */
+function rootView(root: Root, session: WorkerSession<ChrootPolicy>): RootView {
+  return {
+    virtualOf: (host) => {
+      const virt = root.virtualOf(host);
+      return virt === null ? null : `/${virt.join('/')}`;
+    },
+    read: (virtual) => {
+      const found = root.walk(virtual, null, { followLast: true });
+      try {
+        const broker = session.onBehalf;
+        if (found.errno !== 0 || found.proc || found.mode !== S_IFREG || broker === null)
+          return null;
+        const fd =
+          found.parent >= 0
+            ? broker.openat(
+                found.parent,
+                Buffer.from(found.name, 'latin1'),
+                O.O_RDONLY | O.O_NOFOLLOW,
+              )
+            : -1;
+        if (fd < 0) return null;
+        try {
+          return readFileSync(fd);
+        } finally {
+          close(fd);
+        }
+      } finally {
+        found.close();
+      }
+    },
+  };
+}
+
 /** On for a sandbox whose policy has a root: the sandbox sees it as `/`. */
 export default defineModule<unknown, ChrootPolicy>({
   name: 'chroot',
@@ -98,11 +142,9 @@ export default defineModule<unknown, ChrootPolicy>({
   sessionStart(session: WorkerSession<ChrootPolicy>) {
     try {
       const { chroot, fsMount } = session.policy;
-      sessions.set(session.id, {
-        root: Root.open(chroot!, fsMount ?? []),
-        exes: new Map(),
-        interpreters: new InterpreterNames(),
-      });
+      const root = Root.open(chroot!, fsMount ?? []);
+      sessions.set(session.id, { root, exes: new Map(), interpreters: new InterpreterNames() });
+      session.provide(ROOT_VIEW, rootView(root, session));
     } catch (error) {
       sessions.set(session.id, error as Error);
     }

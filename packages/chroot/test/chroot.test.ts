@@ -257,7 +257,9 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
       'cd /etc && pwd && ls && cat os-release',
     ]);
     expect(result.stderr).toBe('');
-    expect(result.stdout).toBe('/etc\nlink\nos-release\nPRETTY_NAME="sandlock chroot test"\n');
+    expect(result.stdout).toBe(
+      '/etc\nhostname\nhosts\nlink\nos-release\nPRETTY_NAME="sandlock chroot test"\n',
+    );
   });
 
   it('executes programs of the root from inside: static, dynamic', async () => {
@@ -311,5 +313,20 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
       expect(result.stdout).toBe(`exec ${path}: EACCES\n`);
       if (root) expect(runInRealRoot(fs.dir, ops(path))).toBe(result.stdout);
     }
+  });
+
+  it('shows the virtual host name in /etc/hostname and /etc/hosts of the root', async () => {
+    const result = await Sandbox.builder()
+      .chroot(fs.dir)
+      .hostname('virtual-host')
+      .build()
+      .run(['/bin/sh', '-c', 'cat /etc/hostname; cd /etc && cat hostname hosts'], {
+        encoding: 'utf8',
+        env: { PATH: '/bin' },
+      });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(
+      'virtual-host\nvirtual-host\n127.0.0.1\tlocalhost\n127.0.1.1\tvirtual-host\n',
+    );
   });
 });

@@ -20,3 +20,17 @@ const provision = <T>(name: string): Provision<T> => Object.freeze({ name });
 export type ProcNetTranslator = (text: string, protocol: 'tcp' | 'udp') => string;
 
 export const PROC_NET_PORTS: Provision<ProcNetTranslator> = provision('proc-net-ports');
+
+/**
+ * The emulated root of a sandbox (`--chroot`), as the chroot module sees it:
+ * for the modules that serve files by the path the sandbox names (the host
+ * name's /etc/hostname and /etc/hosts).
+ */
+export interface RootView {
+  /** A host path (a resolved relative path of the caller) as the sandbox sees it, or null outside the root. */
+  virtualOf(host: string): string | null;
+  /** A regular file of the root by its path inside it, read by the sandbox's reaper; null when it cannot be. */
+  read(virtual: string): Buffer | null;
+}
+
+export const ROOT_VIEW: Provision<RootView> = provision('root-view');

@@ -81,6 +81,8 @@ export function buildRootfs(): Rootfs {
   for (const applet of APPLETS) symlinkSync('busybox', join(dir, 'bin', applet));
   writeFileSync(join(dir, 'etc/os-release'), 'PRETTY_NAME="sandlock chroot test"\n');
   writeFileSync(join(dir, 'data/file'), 'data\n');
+  writeFileSync(join(dir, 'etc/hostname'), 'root-own-name\n');
+  writeFileSync(join(dir, 'etc/hosts'), '127.0.0.1\tlocalhost\n');
   execFileSync('cc', [
     '-static',
     '-O1',
