@@ -44,7 +44,7 @@ import {
   uint,
   umaskOf,
 } from './call.js';
-import { openOwnDescriptor, ownDescriptorOf } from './own-fd.js';
+import { openOwnDescriptor, ownDescriptorOf, ownTerminalOf } from './own-fd.js';
 import type { Found } from './root.js';
 
 const O = openFlags(hostArch());
@@ -171,6 +171,10 @@ export function onOpen(ctx: Ctx): Answer {
   if (own !== null) return openOwnDescriptor(ctx, own, flags);
   return atPath(ctx, path, dirfd, followLast, (r) => {
     if ((flags & O.__O_TMPFILE) !== 0) return answer.errno('EOPNOTSUPP');
+    if (r.errno === ENOENT) {
+      const terminal = ownTerminalOf(ctx, path);
+      if (terminal !== null) return openOwnDescriptor(ctx, terminal, flags);
+    }
     if (r.lastMissing) {
       if ((flags & O.O_CREAT) === 0) return answer.errno(ENOENT);
       if ((flags & O.O_DIRECTORY) !== 0) return answer.errno(EINVAL);
@@ -226,6 +230,14 @@ export function onStat(ctx: Ctx): Answer {
     [address, buffer, follow] = [a[0]!, a[1]!, ctx.syscall === 'stat'];
   }
   return at(ctx, address, dirfd, follow, (r) => {
+    const terminal = r.errno === ENOENT ? ownTerminalOf(ctx, copyPath(ctx, address)) : null;
+    if (terminal !== null) {
+      const out = Buffer.alloc(256);
+      const result = ctx.onBehalf(terminal, 'newfstatat', EMPTY, out, AT_EMPTY_PATH);
+      return result < 0
+        ? answer.errno(-result)
+        : written(ctx, buffer, out.subarray(0, STAT_SIZE), 0);
+    }
     if (r.errno !== 0) return answer.errno(r.errno);
     const out = Buffer.alloc(256);
     const result = trySyscall('newfstatat', r.fd, EMPTY, out, AT_EMPTY_PATH);
@@ -251,9 +263,14 @@ export function onStatx(ctx: Ctx): Answer {
   }
   const follow = (flags & AT_SYMLINK_NOFOLLOW) === 0;
   return at(ctx, a[1]!, int(a[0]), follow, (r) => {
-    if (r.errno !== 0) return answer.errno(r.errno);
+    const terminal = r.errno === ENOENT ? ownTerminalOf(ctx, copyPath(ctx, a[1]!)) : null;
+    if (r.errno !== 0 && terminal === null) return answer.errno(r.errno);
     const out = Buffer.alloc(256);
     const sync = flags & AT_STATX_SYNC_TYPE;
+    if (terminal !== null) {
+      const got = ctx.onBehalf(terminal, 'statx', EMPTY, AT_EMPTY_PATH | sync, uint(a[3]), out);
+      return got < 0 ? answer.errno(-got) : written(ctx, a[4]!, out, 0);
+    }
     const result = trySyscall(
       'statx',
       r.fd,

@@ -6,7 +6,7 @@
 // it already has: never more access than N's (the kernel's reopen through
 // /proc checks the inode's permissions; here the access mode must be
 // within N's). Unlike that reopen, the duplicate shares N's offset.
-import { fstatSync } from 'node:fs';
+import { fstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { type Answer, answer, CallError } from '@sandlock/dispatch/module';
 import {
   close,
@@ -26,6 +26,7 @@ const O = openFlags(hostArch());
 const O_ACCMODE = 3;
 const DEV_FD = /^\/dev\/fd\/(\d+)$/;
 const PROC_FD = /^\/proc\/(?:self|thread-self)\/fd\/(\d+)$/;
+const PTS = /^\/dev\/pts\/\d+$/;
 
 /**
  * The descriptor an absolute path names as `/dev/fd/N`, or as
@@ -43,6 +44,30 @@ export function ownDescriptorOf(session: Session, path: Buffer): number | null {
     (mount) => mount.proc && mount.virt.length === 1 && mount.virt[0] === 'proc',
   );
   return mounted ? null : Number(proc[1]);
+}
+
+/**
+ * The caller's descriptor open on the host's `/dev/pts/N` that an absolute
+ * path names, for a root with nothing there: its terminal, which ttyname(3)
+ * finds by the name readlink of /proc/self/fd/0 shows, then stats (glibc's
+ * sysdeps/unix/sysv/linux/ttyname_r.c). Null for any other path.
+ */
+export function ownTerminalOf(ctx: Ctx, path: Buffer): number | null {
+  if (path[0] !== 0x2f) return null;
+  const text = path.toString('latin1').replace(/\/+/g, '/');
+  if (!PTS.test(text)) return null;
+  let entries: string[];
+  try {
+    entries = readdirSync(`/proc/${ctx.pid}/fd`);
+  } catch {
+    return null;
+  }
+  for (const entry of entries) {
+    try {
+      if (readlinkSync(`/proc/${ctx.pid}/fd/${entry}`, 'latin1') === text) return Number(entry);
+    } catch {}
+  }
+  return null;
 }
 
 function allows(have: number, want: number): boolean {

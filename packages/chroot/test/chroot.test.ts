@@ -3,6 +3,7 @@
 // and libraries), programs run in it, and escapes that must fail.
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { openPty } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox } from '../../sandlock/src/index.js';
 import { buildRootfs, missing, type Rootfs, runInRealRoot, runInRoot } from './support/rootfs.js';
@@ -328,5 +329,20 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
     expect(result.stdout).toBe(
       'virtual-host\nvirtual-host\n127.0.0.1\tlocalhost\n127.0.1.1\tvirtual-host\n',
     );
+  });
+
+  it("names the caller's terminal as ttyname(3) finds it, with /proc mounted", async () => {
+    const pty = openPty();
+    try {
+      const result = await runInRoot(fs.dir, ['/bin/sh', '-c', 'tty; tty <&-'], {
+        stdin: pty.slave,
+        mounts: ['/proc:/proc'],
+      });
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toBe(`${pty.name}\nnot a tty\n`);
+    } finally {
+      closeSync(pty.slave);
+      closeSync(pty.master);
+    }
   });
 });
