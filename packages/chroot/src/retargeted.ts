@@ -274,11 +274,47 @@ function closeOnExec(ctx: Ctx, fd: number): boolean {
   return flags !== null && (Number.parseInt(flags[1]!, 8) & O.O_CLOEXEC) !== 0;
 }
 
+/**
+ * A file the caller may execute but not read (mode 0111, as a sandbox's
+ * root without CAP_DAC_OVERRIDE sees a root-owned one): the kernel's own
+ * execveat(dir, name, AT_SYMLINK_NOFOLLOW), `dir` its directory inside the
+ * root (injected), `name` the last name of the caller's own path string
+ * when the walk found the file under that name. The kernel then checks the
+ * permissions; a `#!` or PT_INTERP it names is looked up from the host's
+ * root (refused by Landlock): only a static program runs this way.
+ */
+function executeUnread(ctx: Ctx, r: Found, path: Buffer, address: bigint, call: Call): Answer {
+  const text = path.toString('latin1');
+  const named = r.parent >= 0 && r.name !== '' && (text === r.name || text.endsWith(`/${r.name}`));
+  if (!named || r.mode !== S_IFREG) return answer.errno(ERRNO.EACCES);
+  const dir = brokerOf(ctx).openat(
+    r.parent,
+    Buffer.from('.'),
+    O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC,
+  );
+  if (dir < 0) return answer.errno(ERRNO.EACCES);
+  sessionOf(ctx).exes.set(threadGroup(ctx.pid), r.path);
+  const name = address + BigInt(text.length - r.name.length);
+  // The retargeted call comes back through the filter, from this thread, in the retarget.
+  byName.set(ctx.pid, name);
+  return answer.retarget('execveat', ['fd', name, call.argv, call.envp, AT_SYMLINK_NOFOLLOW], {
+    fd: dir,
+  });
+}
+
+/** Threads retargeted to execveat(dir, name) by {@link executeUnread}: the address of the name. */
+const byName = new Map<number, bigint>();
+
 export function onExec(ctx: Ctx): Answer {
   const a = ctx.args;
   const at = ctx.syscall === 'execveat';
   const flags = at ? uint(a[4]) : 0;
   const address = at ? a[1]! : a[0]!;
+  const named = byName.get(ctx.pid);
+  if (named !== undefined) {
+    byName.delete(ctx.pid);
+    if (at && address === named && flags === AT_SYMLINK_NOFOLLOW) return answer.continue();
+  }
   const argv = at ? a[2]! : a[1]!;
   const envp = at ? a[3]! : a[2]!;
   if (at && (flags & AT_EMPTY_PATH) !== 0) {
@@ -302,6 +338,7 @@ export function onExec(ctx: Ctx): Answer {
     if (r.proc) return answer.errno(ERRNO.EACCES);
     if (r.errno !== 0) return answer.errno(r.errno);
     const fd = openFile(ctx, r, opened);
+    if (fd === -ERRNO.EACCES) return executeUnread(ctx, r, path, address, { empty, argv, envp });
     if (fd < 0) return answer.errno(-fd);
     return execute(ctx, found(ctx, r, fd), { empty, argv, envp }, opened);
   } finally {

@@ -345,4 +345,14 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
       closeSync(pty.master);
     }
   });
+
+  it('executes a program it may execute but not read, as root without capabilities', async () => {
+    const ops = ['/probe', 'dropcaps', 'cat:/xonly', 'execfds:/xonly'];
+    const result = await runInRoot(fs.dir, ops);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('dropcaps : ok\ncat /xonly: EACCES\nfds: 0 1 2\n');
+    // The real run inherits this process's descriptors: only that it ran is compared.
+    const ran = (out: string) => out.replace(/^fds: 0 1 2.*$/m, 'fds: 0 1 2');
+    if (root) expect(ran(runInRealRoot(fs.dir, ops))).toBe(result.stdout);
+  });
 });

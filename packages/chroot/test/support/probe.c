@@ -4,7 +4,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/openat2.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +123,16 @@ int main(int argc, char **argv) {
       racing = 0;
       pthread_join(thread, NULL);
       printf("%s: inside %s outside %d\n", label, inside > 0 ? "some" : "none", outside);
+    } else if (!strcmp(op, "dropcaps")) {
+      /* Root without capabilities, as a sandbox runs: the permission bits apply to it. */
+      for (int cap = 0; cap <= 63; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+      struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+      struct __user_cap_data_struct data[2] = {{0, 0, 0}, {0, 0, 0}};
+      result(label, syscall(SYS_capset, &header, data));
+    } else if (!strcmp(op, "execfds")) {
+      char *args[] = {a, "fds", NULL};
+      execv(a, args);
+      result(label, -1);
     } else if (!strcmp(op, "fds")) {
       printf("fds:");
       for (int fd = 0; fd < 1024; fd++) if (fcntl(fd, F_GETFD) >= 0) printf(" %d", fd);

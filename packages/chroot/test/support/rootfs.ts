@@ -107,6 +107,8 @@ export function buildRootfs(): Rootfs {
   writeFileSync(join(dir, 'fdscript'), '#!/bin/sh\nexec /probe fds\n', { mode: 0o755 });
   // Readable, not executable: refused as the kernel refuses them.
   writeFileSync(join(dir, 'noexec-script'), '#!/bin/sh\necho ran\n', { mode: 0o644 });
+  copyFileSync(join(dir, 'probe'), join(dir, 'xonly'));
+  chmodSync(join(dir, 'xonly'), 0o111);
   copyFileSync('/bin/ls', join(dir, 'usr/bin/noexec'));
   chmodSync(join(dir, 'usr/bin/noexec'), 0o644);
   symlinkSync(join(outside, 'secret'), join(dir, 'abs'));
