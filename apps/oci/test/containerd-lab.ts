@@ -142,6 +142,24 @@ export class ContainerdLab {
     return path;
   }
 
+  /**
+   * A config.json for `ctr run --config` (ctr 1.6 has no --user): ctr's
+   * default spec with the image's unpacked root, `args`, and `user`.
+   */
+  specWith(args: readonly string[], user: Record<string, unknown>): string {
+    const spec = JSON.parse(this.ctr(['oci', 'spec']).stdout) as Record<string, unknown>;
+    spec.root = { path: join(this.dir, 'unpacked', 'rootfs') };
+    spec.process = {
+      ...(spec.process as Record<string, unknown>),
+      args,
+      env: ['PATH=/bin'],
+      user,
+    };
+    const path = join(this.dir, `spec-${Math.random().toString(36).slice(2)}.json`);
+    writeFileSync(path, JSON.stringify(spec));
+    return path;
+  }
+
   importImage(tar: string): void {
     const imported = this.ctr(['images', 'import', '--base-name', 'docker.io/local/bb', tar]);
     if (imported.status !== 0) throw new Error(`ctr images import: ${imported.stderr}`);

@@ -127,6 +127,30 @@ describe.skipIf(missing !== null)('ctr run through containerd', () => {
       expect(refusing.status).toBe(0);
     });
 
+    it('runs the workload as process.user: its ids, groups and umask, no capability, its own files', () => {
+      const spec = lab.specWith(
+        [
+          'sh',
+          '-c',
+          'id -u; id -g; id -G; umask; grep CapEff /proc/self/status; ' +
+            'echo x > /dev/shm/f && stat -c %u:%g:%a /dev/shm/f; touch /made 2>/dev/null || echo no-root',
+        ],
+        { uid: 1000, gid: 1000, additionalGids: [27], umask: 0o027 },
+      );
+      const run = lab.ctr(['run', '--rm', '--config', spec, '--runc-binary', runtime, id('user')]);
+      expect(run.stdout.split('\n')).toEqual([
+        '1000',
+        '1000',
+        expect.stringMatching(/^1000 27$|^27 1000$/),
+        '0027',
+        'CapEff:\t0000000000000000',
+        '1000:1000:640',
+        'no-root',
+        '',
+      ]);
+      expect(run.status).toBe(0);
+    });
+
     it('kills a container over its memory limit (--memory-limit)', () => {
       const run = lab.ctrRun(
         runtime,
