@@ -9,7 +9,7 @@ import {
   threadGroupOf,
 } from '@sandlock/dispatch/module';
 import { callAsCaller, ERRNO, PATH_MAX, readCStringBytes, SysError } from '@sandlock/sys';
-import { type Caller, type Resolved, resolvePath, type Workdir } from './resolve.js';
+import { type Caller, type Resolved, type Restrict, resolvePath, type Workdir } from './resolve.js';
 
 /** The policy fields the module reads (the session policy sandlock gives it). */
 export interface CowPolicy {
@@ -73,6 +73,7 @@ export function resolve(
   dirfd: number,
   followLast: boolean,
   create = false,
+  restrict?: Restrict,
 ): Resolved {
   let tgid: number | null = null;
   const caller: Caller = {
@@ -86,7 +87,12 @@ export function resolve(
     },
   };
   const resolved = callAsCaller(0n, () =>
-    resolvePath(session.workdir, caller, path, { dirfd, followLast, create }),
+    resolvePath(session.workdir, caller, path, {
+      dirfd,
+      followLast,
+      create,
+      ...(restrict !== undefined ? { restrict } : {}),
+    }),
   );
   if (resolved === null) throw new CallError(ERRNO.EPERM, 'capabilities');
   return resolved.value;
