@@ -8,6 +8,7 @@
 // number up again, and another thread may have put a descriptor of the real
 // file there meanwhile. Outside the workdir, a sandbox that may write
 // nothing else has them refused, as its filter would without a workdir.
+import { readlinkSync } from 'node:fs';
 import { type Answer, answer, type OnBehalf } from '@sandlock/dispatch/module';
 import {
   AT_EMPTY_PATH,
@@ -157,6 +158,7 @@ export function onDescriptorMetadata(ctx: Ctx): Answer | null {
   const session = sessionOf(ctx);
   const dup = ctx.getFd(call.fd); // EBADF as the kernel
   try {
+    if (inUpperTree(session.workdir, dup)) return onUpperObject(ctx, dup, call.onObject);
     const place = placeOf(session.workdir, dup);
     if (place === null) {
       return ctx.session.policy.fsWrite.length === 0 ? answer.errno('EACCES') : answer.continue();
@@ -166,6 +168,23 @@ export function onDescriptorMetadata(ctx: Ctx): Answer | null {
   } finally {
     close(dup);
   }
+}
+
+/**
+ * Whether a descriptor's object lies in the layer's upper tree, by the
+ * kernel's d_path of it (a removed one still names its old place there):
+ * nothing else has a path beneath the upper, which the layer made new and
+ * empty and which the sandbox cannot reach. Where it is exactly does not
+ * matter to a change made on the object itself.
+ */
+function inUpperTree(workdir: Session['workdir'], fd: number): boolean {
+  let path: string;
+  try {
+    path = readlinkSync(`/proc/thread-self/fd/${fd}`, 'latin1');
+  } catch {
+    return false;
+  }
+  return path.startsWith(`${workdir.upperPath}/`);
 }
 
 /**
