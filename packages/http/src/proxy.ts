@@ -7,7 +7,7 @@ import http, {
   type OutgoingHttpHeaders,
   type ServerResponse,
 } from 'node:http';
-import http2 from 'node:http2';
+import http2, { type ClientHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import https from 'node:https';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { pipeline, type Readable } from 'node:stream';
@@ -15,6 +15,7 @@ import tls from 'node:tls';
 import { BUNDLE_PATHS } from './bundle.js';
 import { CertificateAuthority, LeafCache } from './ca.js';
 import { authHeader } from './credentials.js';
+import { forwardStream, openUpstream } from './h2.js';
 import { addressText, type Names } from './names.js';
 import type { HttpRules, RequestFacts } from './rules.js';
 import { readHello } from './sni.js';
@@ -150,7 +151,49 @@ interface Request {
   readonly authority: string | undefined;
   readonly headers: [string, string][];
   readonly body: Readable;
+  /** An HTTP/2 stream: forwarded as one when the server speaks HTTP/2 too. */
+  readonly http2?: {
+    readonly stream: ServerHttp2Stream;
+    /** The request came without a body (END_STREAM on its HEADERS). */
+    readonly endStream: boolean;
+    /** The connection's session to the server; null when the server speaks HTTP/1.1. */
+    readonly upstream: () => Promise<ClientHttp2Session | null>;
+    readonly trailers: () => http2.IncomingHttpHeaders | null;
+  };
 }
+
+/** The HTTP/2 connection preface (RFC 9113 §3.4): h2c with prior knowledge. */
+const H2_PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
+
+/**
+ * A grpc-message value: UTF-8, every byte outside printable ASCII and `%`
+ * percent-encoded (gRPC's PROTOCOL-HTTP2.md, "Status-Message"); clients
+ * decode nothing else.
+ */
+function grpcMessage(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text)) {
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/**
+ * What may begin an HTTP/1 request for some server: a method token (any
+ * case) and a space, or all of the chunk so far; after empty lines, which
+ * servers skip (RFC 9112 §2.2). Such a connection is read as HTTP, its Host
+ * checked, never spliced by a DNS answer.
+ */
+const HTTP_START = /^\s*(?:[A-Za-z][A-Za-z-]*(?: |$)|$)/;
+
+/** How long a connection that may be judged by a DNS answer waits for the client to speak first, in ms. */
+const SERVER_FIRST_WAIT = 500;
+
+/** gRPC status codes (grpc/doc/statuscodes.md) for the proxy's refusals, by HTTP status. */
+const GRPC_STATUS: Record<number, number> = { 400: 13, 403: 7, 502: 14 };
 
 /**
  * The HTTP(S) proxy of one sandbox, owned by its supervisor (Node's main
@@ -167,6 +210,14 @@ export class HttpProxy extends EventEmitter {
   private readonly caReady: Promise<CertificateAuthority>;
   private readonly plainAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   private readonly tlsAgent: https.Agent;
+  private readonly upstreamCa: string[];
+  /**
+   * HTTP/2 connections to servers, shared by the client connections to the
+   * same one (upstream address and port, verified server name): a new
+   * client connection does not cost a new upstream handshake. null: the
+   * server picked HTTP/1.1.
+   */
+  private readonly h2Upstreams = new Map<string, Promise<ClientHttp2Session | null>>();
   private closed = false;
 
   constructor(private readonly options: ProxyOptions) {
@@ -181,6 +232,7 @@ export class HttpProxy extends EventEmitter {
       options.upstreamCa === undefined
         ? systemTrust()
         : ([] as string[]).concat(options.upstreamCa);
+    this.upstreamCa = ca;
     this.tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 64, ca });
   }
 
@@ -240,13 +292,106 @@ export class HttpProxy extends EventEmitter {
 
   private async start(socket: Socket, destination: Destination): Promise<void> {
     const timeout = this.options.helloTimeout ?? 10_000;
-    const first = await firstBytes(socket, timeout);
+    const opaque = await this.opaqueName(destination);
+    const first = await firstBytes(socket, opaque === null ? timeout : SERVER_FIRST_WAIT);
     if (first === null) {
+      // Silent: a protocol whose server speaks first, to an address answered for a name.
+      const open = !socket.destroyed && socket.readable;
+      if (opaque !== null && open) {
+        await this.serverFirst(socket, destination);
+        return;
+      }
+      if (open) {
+        this.deny({
+          rule: null,
+          reason: `nothing sent in ${timeout} ms, and ${destination.address} was not answered by the sandbox's DNS for a name allowed at port ${destination.port}`,
+          method: null,
+          host: null,
+          path: null,
+          destination,
+        });
+      }
       socket.destroy();
       return;
     }
+    await this.dispatch(socket, destination, first, opaque);
+  }
+
+  /** Serves a connection by its first bytes: TLS, h2c, HTTP/1, or (answered by DNS) anything. */
+  private async dispatch(
+    socket: Socket,
+    destination: Destination,
+    first: Buffer,
+    opaque: string | null,
+  ): Promise<void> {
+    const timeout = this.options.helloTimeout ?? 10_000;
+    const text = first.subarray(0, 16).toString('latin1');
     if (first[0] === 0x16) await this.startTls(socket, destination, timeout);
+    else if (text.startsWith(H2_PREFACE.slice(0, 4)))
+      this.serveHttp2(socket, { destination, serverName: null }, []);
+    else if (opaque !== null && !HTTP_START.test(text)) this.splice(socket, destination);
     else this.serveHttp1(socket, { destination, serverName: null });
+  }
+
+  /**
+   * A name the sandbox's DNS answered with the dialled address (its answer
+   * not expired) that the rules let reach the port without seeing requests:
+   * a connection that is neither TLS nor HTTP is then judged by that answer,
+   * and allowed; or the address itself, when an address rule allows it
+   * there. Null when there is none (such a connection is read as HTTP, and
+   * refused).
+   */
+  private async opaqueName(destination: Destination): Promise<string | null> {
+    // The address itself stands for a name, as for TLS without SNI: an address rule can allow it.
+    const names = [...this.options.names.answeredNames(destination.address), destination.address];
+    for (const name of names) {
+      if (this.options.rules.needsRequests(name, destination.port)) continue;
+      if ((await this.refusesName(name, destination)) === null) return name;
+    }
+    return null;
+  }
+
+  /**
+   * The client has sent nothing yet: the server is connected, and what it
+   * sends (a banner) goes to the client. If the client speaks before the
+   * server does, the connection is served by its first bytes after all
+   * (TLS and HTTP checked by name), the server connection dropped.
+   */
+  private async serverFirst(socket: Socket, destination: Destination): Promise<void> {
+    const upstream = netConnect({
+      host: destination.upstream?.address ?? destination.address,
+      port: destination.upstream?.port ?? destination.port,
+      noDelay: true,
+    });
+    this.track(upstream);
+    let spoke = false;
+    let dropped = false;
+    upstream.once('data', () => {
+      spoke = true;
+    });
+    upstream.pipe(socket);
+    upstream.once('close', () => {
+      if (!dropped) socket.destroy();
+    });
+    const first = await firstBytes(socket, this.options.idleTimeout ?? 300_000);
+    if (first === null || upstream.destroyed) {
+      socket.destroy();
+      upstream.destroy();
+      return;
+    }
+    if (spoke) {
+      const end = () => {
+        socket.destroy();
+        upstream.destroy();
+      };
+      pipeline(socket, upstream, end);
+      upstream.once('close', end);
+      return;
+    }
+    dropped = true;
+    upstream.unpipe(socket);
+    upstream.destroy();
+    await this.dispatch(socket, destination, first, await this.opaqueName(destination));
   }
 
   /** Why `host` may not be reached at `destination` by name, or null. */
@@ -346,7 +491,11 @@ export class HttpProxy extends EventEmitter {
         return;
       }
       const connection = { destination, serverName: name };
-      if (secure.alpnProtocol === 'h2') this.serveHttp2(secure, connection);
+      // The server is offered what the client offered, and HTTP/1.1, which
+      // the proxy translates to (an HTTP/1.1-only server refuses a hello
+      // offering h2 alone with no_application_protocol).
+      if (secure.alpnProtocol === 'h2')
+        this.serveHttp2(secure, connection, [...new Set([...protocols, 'http/1.1'])]);
       else this.serveHttp1(secure as unknown as Socket, connection);
     });
     server.emit('connection', socket);
@@ -492,19 +641,83 @@ export class HttpProxy extends EventEmitter {
     );
   }
 
-  private serveHttp2(socket: tls.TLSSocket, connection: Connection): void {
+  /**
+   * Serves an HTTP/2 connection (intercepted TLS, or h2c with prior
+   * knowledge): each stream checked on its own, then forwarded on one
+   * upstream connection per client connection, HTTP/2 when the server picks
+   * h2 from `alpn` (what the client offered), else as HTTP/1.1 requests.
+   */
+  private serveHttp2(socket: Socket, connection: Connection, alpn: readonly string[]): void {
+    const { destination } = connection;
+    const host = destination.upstream?.address ?? destination.address;
+    const port = destination.upstream?.port ?? destination.port;
+    const key = JSON.stringify([host, port, connection.serverName, alpn]);
+    const upstreamSession = (): Promise<ClientHttp2Session | null> => {
+      const known = this.h2Upstreams.get(key);
+      if (known !== undefined) return known;
+      const opening = openUpstream({
+        host,
+        port,
+        serverName: connection.serverName,
+        alpn,
+        ca: this.upstreamCa,
+        timeout: this.options.helloTimeout ?? 10_000,
+        track: (made) => this.track(made),
+      });
+      this.h2Upstreams.set(key, opening);
+      if (this.h2Upstreams.size > 256) {
+        const [oldest, session] = this.h2Upstreams.entries().next().value!;
+        this.h2Upstreams.delete(oldest);
+        session.then(
+          (made) => made?.close(),
+          () => {},
+        );
+      }
+      // A session the server sent GOAWAY on, or that ended, takes no new
+      // streams: the next request opens another.
+      const forget = () => {
+        if (this.h2Upstreams.get(key) === opening) this.h2Upstreams.delete(key);
+      };
+      opening.then((session) => {
+        if (session === null) return;
+        session.once('goaway', forget);
+        session.once('close', forget);
+        // Closed when idle: no stream for the idle timeout.
+        session.setTimeout(this.options.idleTimeout ?? 300_000, () => session.close());
+      }, forget);
+      return opening;
+    };
     const server = http2.createServer({ maxSessionMemory: 64 });
-    server.on('stream', (stream, headers) => {
+    server.on('stream', (stream, headers, flags) => {
       stream.on('error', () => stream.destroy());
+      // Kept from the start: they may arrive while the stream is being checked.
+      let trailers: http2.IncomingHttpHeaders | null = null;
+      stream.once('trailers', (got: http2.IncomingHttpHeaders) => {
+        trailers = got;
+      });
       const method = String(headers[':method'] ?? '');
+      const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
       const refuse = (status: number, text: string) => {
         if (stream.destroyed || stream.closed) return;
         if (stream.headersSent) {
           stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
           return;
         }
-        stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8' });
-        stream.end(text);
+        if (grpc) {
+          // A gRPC client reads its error from grpc-status (a trailers-only answer).
+          stream.respond(
+            {
+              ':status': 200,
+              'content-type': 'application/grpc',
+              'grpc-status': GRPC_STATUS[status] ?? 2,
+              'grpc-message': grpcMessage(text.trim()),
+            },
+            { endStream: true },
+          );
+        } else {
+          stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8' });
+          stream.end(text);
+        }
         stream.resume();
       };
       if (method === 'CONNECT') {
@@ -514,7 +727,7 @@ export class HttpProxy extends EventEmitter {
           method,
           host: String(headers[':authority'] ?? ''),
           path: null,
-          destination: connection.destination,
+          destination,
         });
         refuse(403, 'sandlock: CONNECT is not proxied\n');
         return;
@@ -541,6 +754,12 @@ export class HttpProxy extends EventEmitter {
           authority: authorityHeader ?? hostHeader,
           headers: list.filter(([name]) => name !== 'host'),
           body: stream,
+          http2: {
+            stream,
+            endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0,
+            upstream: upstreamSession,
+            trailers: () => trailers,
+          },
         },
         connection,
         {
@@ -660,6 +879,57 @@ export class HttpProxy extends EventEmitter {
         secrets.push(secret, value);
       }
     }
+    const redact = (value: string) =>
+      secrets.reduce((text, secret) => text.split(secret).join(REDACTED), value);
+    if (request.http2 !== undefined) {
+      const { stream } = request.http2;
+      let session: ClientHttp2Session | null;
+      try {
+        session = await request.http2.upstream();
+      } catch (error) {
+        reply.refuse(
+          502,
+          `sandlock: ${host}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`,
+        );
+        return;
+      }
+      if (session !== null) {
+        if (stream.destroyed || stream.closed) return;
+        const headers: http2.OutgoingHttpHeaders = {
+          ':method': request.method,
+          ':scheme': connection.serverName === null ? 'http' : 'https',
+          ':authority': request.authority!,
+          ':path': request.target,
+        };
+        for (const [name, value] of outgoing) {
+          const lower = name.toLowerCase();
+          if (lower === 'host') continue;
+          const known = headers[lower];
+          headers[lower] =
+            known === undefined
+              ? value
+              : ([] as string[]).concat(known as string | string[], value);
+        }
+        // `te: trailers` is the one TE HTTP/2 allows (RFC 9113 §8.2.2); gRPC servers require it.
+        if (
+          request.headers.some(
+            ([name, value]) => name.toLowerCase() === 'te' && value.trim() === 'trailers',
+          )
+        )
+          headers.te = 'trailers';
+        forwardStream(stream, session, headers, {
+          endStream: request.http2.endStream,
+          trailers: request.http2.trailers,
+          redact,
+          onError: (error) =>
+            reply.refuse(
+              502,
+              `sandlock: ${host}: ${(error as NodeJS.ErrnoException).code ?? error.message}\n`,
+            ),
+        });
+        return;
+      }
+    }
     const flat: string[] = outgoing.flat();
     const options: https.RequestOptions = {
       host: destination.upstream?.address ?? destination.address,
@@ -683,8 +953,7 @@ export class HttpProxy extends EventEmitter {
       for (let index = 0; index < response.rawHeaders.length; index += 2) {
         const name = response.rawHeaders[index]!.toLowerCase();
         if (HOP_BY_HOP.has(name)) continue;
-        let value = response.rawHeaders[index + 1]!;
-        for (const secret of secrets) value = value.split(secret).join(REDACTED);
+        const value = redact(response.rawHeaders[index + 1]!);
         const known = headers[name];
         headers[name] =
           known === undefined ? value : ([] as string[]).concat(known as string | string[], value);
@@ -703,6 +972,7 @@ export class HttpProxy extends EventEmitter {
   /** Ends every connection and stops taking new ones. */
   async close(): Promise<void> {
     this.closed = true;
+    this.h2Upstreams.clear();
     for (const socket of this.sockets) socket.destroy();
     this.plainAgent.destroy();
     this.tlsAgent.destroy();

@@ -82,6 +82,8 @@ export function makePki(names: readonly string[]): TestPki {
 export interface Received {
   readonly method: string;
   readonly url: string;
+  /** `1.1`, `2.0`. */
+  readonly version: string;
   readonly headers: http.IncomingHttpHeaders;
   readonly body: string;
 }
@@ -105,6 +107,7 @@ function echo(received: Received[]) {
       const entry = {
         method: req.method,
         url: req.url,
+        version: req.httpVersion,
         headers: req.headers,
         body: Buffer.concat(chunks).toString(),
       } as Received;
@@ -208,6 +211,7 @@ export interface ProxyListener {
   readonly address: string;
   readonly port: number;
   readonly proxy: HttpProxy;
+  readonly names: Names;
   readonly denials: Denial[];
   close(): Promise<void>;
 }
@@ -222,6 +226,7 @@ export async function proxyListener(
     secrets?: Record<string, string>;
     upstreamCa?: string;
     maxConnections?: number;
+    helloTimeout?: number;
   },
   destination: Destination | (() => Destination),
   at: { address: string; port?: number } = { address: '127.0.0.3' },
@@ -243,6 +248,7 @@ export async function proxyListener(
     secrets: new Map(Object.entries(options.secrets ?? {})),
     ...(options.upstreamCa ? { upstreamCa: options.upstreamCa } : {}),
     ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}),
+    ...(options.helloTimeout ? { helloTimeout: options.helloTimeout } : {}),
     onDenied: (denial) => denials.push(denial),
   });
   const server = createServer((socket) =>
@@ -253,6 +259,7 @@ export async function proxyListener(
     address: at.address,
     port,
     proxy,
+    names,
     denials,
     close: async () => {
       await proxy.close();
