@@ -1,6 +1,8 @@
 // What every handler of the copy-on-write module shares: the session's
 // workdir, the caller's arguments copied once, and the path resolved in the
 // caller's view with the caller's capabilities (none).
+
+import { readFileSync } from 'node:fs';
 import type { HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
 import {
   brokerOf as brokerIn,
@@ -9,7 +11,7 @@ import {
   sessionOf as sessionIn,
   threadGroupOf,
 } from '@sandlock/dispatch/module';
-import { callAsCaller, ERRNO } from '@sandlock/sys';
+import { type Credentials, callAsCaller, credentialsOf, ERRNO, sameIds } from '@sandlock/sys';
 import { type Caller, type Resolved, type Restrict, resolvePath, type Workdir } from './resolve.js';
 
 /** The policy fields the module reads (the session policy sandlock gives it). */
@@ -96,6 +98,50 @@ export function lastDot(path: Buffer): '.' | '..' | null {
   const last = text.slice(text.lastIndexOf('/') + 1);
   if (text === '' && path.length > 0) return null; // "/": the root
   return last === '.' || last === '..' ? last : null;
+}
+
+/** What a call that makes an object needs of its caller (one read of /proc/<tid>/status). */
+export interface Maker {
+  /** The caller's umask (0o022 where the kernel does not say). */
+  readonly umask: number;
+  /**
+   * The caller has this worker thread's file-system ids and groups and no
+   * effective capability: a new name made by this thread with its
+   * capabilities cut to none (callAsCaller) is made as the caller's reaper
+   * would make it.
+   */
+  readonly asWorker: boolean;
+}
+
+/** This worker thread's credentials, read once (null: unreadable, never the same as a caller's). */
+let workerCredentials: Credentials | null | undefined;
+
+export function makerOf(ctx: Ctx): Maker {
+  let status = '';
+  try {
+    status = readFileSync(`/proc/${ctx.pid}/status`, 'latin1');
+  } catch {
+    // Gone, or unreadable: the umask's default, and the reaper makes the object.
+  }
+  const umask = /^Umask:\s+([0-7]+)$/m.exec(status);
+  if (workerCredentials === undefined) {
+    try {
+      workerCredentials = credentialsOf(readFileSync('/proc/thread-self/status', 'latin1'));
+    } catch {
+      workerCredentials = null;
+    }
+  }
+  const caller = credentialsOf(status);
+  return {
+    umask: umask ? Number.parseInt(umask[1]!, 8) : 0o022,
+    asWorker:
+      caller !== null &&
+      workerCredentials !== null &&
+      caller.capEff === 0n &&
+      sameIds(caller, workerCredentials) &&
+      // The status read was the caller's, not a process that got its tid since.
+      ctx.valid(),
+  };
 }
 
 export { int, uint, umaskOf } from '@sandlock/dispatch/module';

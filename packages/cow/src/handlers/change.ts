@@ -203,8 +203,13 @@ function create(
       if (!r.lastMissing) return answer.errno(r.errno);
       // Only a directory is made by a name with a trailing slash (filename_create()).
       if (!opaque && path[path.length - 1] === 0x2f) return answer.errno('ENOENT');
-      const may = mayChange(broker, parentOf(r));
-      if (may < 0) return answer.errno(-may);
+      // In a directory the upper has, `make` is the kernel's own check of
+      // it (may_create() in fs/namei.c); one only in the lower is checked
+      // before its copy is made.
+      if (r.parent!.upper < 0) {
+        const may = mayChange(broker, parentOf(r));
+        if (may < 0) return answer.errno(-may);
+      }
       const dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
       if (dir < 0) return answer.errno(-dir);
       try {
@@ -279,8 +284,11 @@ export function onSymlink(ctx: Ctx): Answer {
     at ? int(a[1]) : AT_FDCWD,
     at ? a[2]! : a[1]!,
     (dir, name, broker) => {
-      if (!sessionOf(ctx).workdir.layer.reserve(target.length)) return -ERRNO.ENOSPC;
-      return symlinkIn(broker, target, dir, name);
+      const layer = sessionOf(ctx).workdir.layer;
+      if (!layer.reserve(target.length)) return -ERRNO.ENOSPC;
+      const made = symlinkIn(broker, target, dir, name);
+      if (made < 0) layer.release(target.length);
+      return made;
     },
     false,
   );

@@ -3,22 +3,27 @@
 // path). Landlock mediates none of them: on a descriptor the kernel opened
 // on a file of the workdir (a read left to it), the change would reach the
 // real file. Such a change is made on the file's copy in the upper instead;
-// on a descriptor of the upper (one this module injected) it is the
-// kernel's. Outside the workdir, a sandbox that may write nothing else has
-// them refused, as its filter would without a workdir.
+// on a descriptor of the upper (one this module injected) it is made on the
+// duplicate that was checked, never let through: the kernel would look the
+// number up again, and another thread may have put a descriptor of the real
+// file there meanwhile. Outside the workdir, a sandbox that may write
+// nothing else has them refused, as its filter would without a workdir.
+import { readlinkSync } from 'node:fs';
 import { type Answer, answer, type OnBehalf } from '@sandlock/dispatch/module';
 import {
   AT_EMPTY_PATH,
   AT_SYMLINK_NOFOLLOW,
+  type BrokerArg,
+  callAsCaller,
   close,
   hostArch,
   openFlags,
   readCStringBytes,
-  S_IFDIR,
+  trySyscall,
   XATTR_NAME_MAX,
   XATTR_SIZE_MAX,
 } from '@sandlock/sys';
-import { brokerOf, type Ctx, int, type Session, sessionOf, uint } from '../call.js';
+import { brokerOf, type Ctx, int, makerOf, type Session, sessionOf, uint } from '../call.js';
 import { identify, insideAt, placeOf } from '../resolve.js';
 import { chmodIn, cName, copyUp, openIn, reaperCall, upperDir, utimesIn } from '../upper.js';
 
@@ -26,18 +31,38 @@ const O = openFlags(hostArch());
 
 type Change = (broker: OnBehalf, dir: number, name: string, isDirectory: boolean) => number;
 
+/** A call made by this thread or by the reaper (`{ fd }`: a descriptor of this process; `{ data }`: an offset into `data`). */
+type Run = (syscall: string, args: readonly BrokerArg[], data?: Buffer) => number;
+
+/** The same change, made on a descriptor of the object itself. */
+type OnObject = (run: Run, fd: number) => number;
+
+interface DescriptorChange {
+  readonly fd: number;
+  readonly change: Change;
+  readonly onObject: OnObject;
+}
+
 /** The change a descriptor call makes, or null when it is not one (a path is given). */
-function changeOf(ctx: Ctx): { fd: number; change: Change } | null {
+function changeOf(ctx: Ctx): DescriptorChange | null {
   const a = ctx.args;
   switch (ctx.syscall) {
     case 'fchmod': {
       const mode = uint(a[1]) & 0o7777;
-      return { fd: int(a[0]), change: (b, dir, name) => chmodIn(b, dir, name, mode) };
+      return {
+        fd: int(a[0]),
+        change: (b, dir, name) => chmodIn(b, dir, name, mode),
+        onObject: (run, fd) => run('fchmod', [{ fd }, mode]),
+      };
     }
     case 'fchmodat2': {
       if ((uint(a[3]) & AT_EMPTY_PATH) === 0 || !emptyPath(ctx, a[1]!)) return null;
       const mode = uint(a[2]) & 0o7777;
-      return { fd: int(a[0]), change: (b, dir, name) => chmodIn(b, dir, name, mode) };
+      return {
+        fd: int(a[0]),
+        change: (b, dir, name) => chmodIn(b, dir, name, mode),
+        onObject: (run, fd) => run('fchmod', [{ fd }, mode]),
+      };
     }
     case 'fchown':
     case 'fchownat': {
@@ -54,6 +79,7 @@ function changeOf(ctx: Ctx): { fd: number; change: Change } | null {
             [{ fd: dir }, { data: 0 }, uid, gid, AT_SYMLINK_NOFOLLOW],
             cName(name),
           ),
+        onObject: (run, fd) => run('fchown', [{ fd }, uid, gid]),
       };
     }
     case 'utimensat': {
@@ -61,7 +87,15 @@ function changeOf(ctx: Ctx): { fd: number; change: Change } | null {
       const byFd = a[1] === 0n || ((flags & AT_EMPTY_PATH) !== 0 && emptyPath(ctx, a[1]!));
       if (!byFd) return null;
       const times = a[2] === 0n ? null : Buffer.from(ctx.read(a[2]!, 32));
-      return { fd: int(a[0]), change: (b, dir, name) => utimesIn(b, dir, name, times) };
+      return {
+        fd: int(a[0]),
+        change: (b, dir, name) => utimesIn(b, dir, name, times),
+        // A NULL path: the descriptor's object (utimensat(2)).
+        onObject: (run, fd) =>
+          times === null
+            ? run('utimensat', [{ fd }, 0, 0, 0])
+            : run('utimensat', [{ fd }, 0, { data: 0 }, 0], times),
+      };
     }
     case 'fsetxattr':
     case 'fremovexattr': {
@@ -70,26 +104,30 @@ function changeOf(ctx: Ctx): { fd: number; change: Change } | null {
       try {
         name = Buffer.concat([readCStringBytes(ctx.pid, a[1]!, XATTR_NAME_MAX), Buffer.from([0])]);
       } catch {
-        return { fd: int(a[0]), change: () => -34 /* ERANGE */ };
+        return { fd: int(a[0]), change: () => -34 /* ERANGE */, onObject: () => -34 };
       }
       const size = remove ? 0 : Number(a[3] ?? 0n);
-      if (size > XATTR_SIZE_MAX) return { fd: int(a[0]), change: () => -7 /* E2BIG */ };
+      if (size > XATTR_SIZE_MAX) {
+        return { fd: int(a[0]), change: () => -7 /* E2BIG */, onObject: () => -7 };
+      }
       const value = size > 0 ? Buffer.from(ctx.read(a[2]!, size)) : Buffer.alloc(1);
       const flags = remove ? 0 : uint(a[4]);
+      const onObject: OnObject = (run, fd) =>
+        remove
+          ? run('fremovexattr', [{ fd }, { data: 0 }], name)
+          : run(
+              'fsetxattr',
+              [{ fd }, { data: 0 }, { data: name.length }, size, flags],
+              Buffer.concat([name, value]),
+            );
       return {
         fd: int(a[0]),
+        onObject,
         change: (b, dir, entry, isDirectory) => {
           const fd = openIn(b, dir, entry, isDirectory ? O.O_RDONLY | O.O_DIRECTORY : O.O_RDONLY);
           if (fd < 0) return fd;
           try {
-            return remove
-              ? reaperCall(b, 'fremovexattr', [{ fd }, { data: 0 }], name)
-              : reaperCall(
-                  b,
-                  'fsetxattr',
-                  [{ fd }, { data: 0 }, { data: name.length }, size, flags],
-                  Buffer.concat([name, value]),
-                );
+            return onObject((syscall, args, data) => reaperCall(b, syscall, args, data), fd);
           } finally {
             close(fd);
           }
@@ -120,11 +158,12 @@ export function onDescriptorMetadata(ctx: Ctx): Answer | null {
   const session = sessionOf(ctx);
   const dup = ctx.getFd(call.fd); // EBADF as the kernel
   try {
+    if (inUpperTree(session.workdir, dup)) return onUpperObject(ctx, dup, call.onObject);
     const place = placeOf(session.workdir, dup);
     if (place === null) {
       return ctx.session.policy.fsWrite.length === 0 ? answer.errno('EACCES') : answer.continue();
     }
-    if (place.side === 'upper') return onUpperObject(ctx, session, place.rel, dup, call.change);
+    if (place.side === 'upper') return onUpperObject(ctx, dup, call.onObject);
     return onLowerObject(ctx, session, place.rel, dup, call.change);
   } finally {
     close(dup);
@@ -132,29 +171,46 @@ export function onDescriptorMetadata(ctx: Ctx): Answer | null {
 }
 
 /**
- * A descriptor of the layer's own file: changed by the reaper by its name
- * in the upper (fs-meta, on for a root sandbox that may write elsewhere,
- * would refuse the store's path, which is in no writable tree of the policy).
+ * Whether a descriptor's object lies in the layer's upper tree, by the
+ * kernel's d_path of it (a removed one still names its old place there):
+ * nothing else has a path beneath the upper, which the layer made new and
+ * empty and which the sandbox cannot reach. Where it is exactly does not
+ * matter to a change made on the object itself.
  */
-function onUpperObject(
-  ctx: Ctx,
-  session: Session,
-  rel: string[],
-  dup: number,
-  change: Change,
-): Answer {
-  const own = identify(dup);
-  if (rel.length === 0 || typeof own === 'number') return answer.continue();
-  const broker = brokerOf(ctx);
-  const dir = upperDir(session.workdir, broker, rel.slice(0, -1));
-  if (dir < 0) return answer.errno(-dir);
+function inUpperTree(workdir: Session['workdir'], fd: number): boolean {
+  let path: string;
   try {
-    session.changed = true;
-    return answer.fromResult(change(broker, dir, rel.at(-1)!, own.mode === S_IFDIR));
-  } finally {
-    close(dir);
+    path = readlinkSync(`/proc/thread-self/fd/${fd}`, 'latin1');
+  } catch {
+    return false;
   }
+  return path.startsWith(`${workdir.upperPath}/`);
 }
+
+/**
+ * A change on an object of the upper, made on the duplicate that was
+ * checked: by this thread with no capabilities where the caller has its
+ * ids (makerOf), else by the reaper.
+ */
+function onUpperObject(ctx: Ctx, dup: number, onObject: OnObject): Answer {
+  if (makerOf(ctx).asWorker) {
+    const done = callAsCaller(0n, () => onObject(runHere, dup));
+    return done === null ? answer.errno('EPERM') : answer.fromResult(done.value);
+  }
+  const broker = brokerOf(ctx);
+  return answer.fromResult(
+    onObject((syscall, args, data) => reaperCall(broker, syscall, args, data), dup),
+  );
+}
+
+/** A call made by this thread: `{ fd }` is the descriptor, `{ data: n }` the address of byte n of `data`. */
+const runHere: Run = (syscall, args, data) =>
+  trySyscall(
+    syscall,
+    ...args.map((arg) =>
+      typeof arg !== 'object' ? arg : 'fd' in arg ? arg.fd : data!.subarray(arg.data),
+    ),
+  );
 
 function onLowerObject(
   ctx: Ctx,

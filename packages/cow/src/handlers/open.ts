@@ -10,6 +10,7 @@ import {
   AT_FDCWD,
   close,
   ERRNO,
+  F_DUPFD_CLOEXEC,
   hostArch,
   OPEN_HOW_SIZE,
   openFlags,
@@ -28,6 +29,7 @@ import {
   type Ctx,
   copyPath,
   int,
+  makerOf,
   resolve,
   type Session,
   sessionOf,
@@ -35,7 +37,7 @@ import {
   umaskOf,
 } from '../call.js';
 import type { Inside, Restrict } from '../resolve.js';
-import { access, copyUp, mayChange, openIn, upperDir } from '../upper.js';
+import { access, copyUp, createAsCaller, mayChange, openIn, upperDir } from '../upper.js';
 
 const O = openFlags(hostArch());
 const O_ACCMODE = 3;
@@ -192,14 +194,26 @@ function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answ
     if (trailingSlash) return answer.errno('EISDIR');
     if ((flags & O.O_DIRECTORY) !== 0) return answer.errno('EINVAL');
     const parent = r.parent!;
-    const may = mayChange(broker, parent.upper >= 0 ? parent.upper : parent.lower);
-    if (may < 0) return answer.errno(-may);
-    const dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
+    // A directory the upper has: the open below, in it, is the kernel's own
+    // check of write and search permission there (may_o_create() in
+    // fs/namei.c). One only in the lower is checked before its copy is made.
+    if (parent.upper < 0) {
+      const may = mayChange(broker, parent.lower);
+      if (may < 0) return answer.errno(-may);
+    }
+    const dir =
+      parent.upper >= 0
+        ? trySyscall('fcntl', parent.upper, F_DUPFD_CLOEXEC, 0)
+        : upperDir(session.workdir, broker, r.rel.slice(0, -1));
     if (dir < 0) return answer.errno(-dir);
-    const perms = call.mode & 0o7777 & ~umaskOf(ctx.pid);
+    const maker = makerOf(ctx);
+    const perms = call.mode & 0o7777 & ~maker.umask;
+    const openAs = flags & ~LOOKUP_FLAGS;
     let fd: number;
     try {
-      fd = openIn(broker, dir, r.name, (flags & ~LOOKUP_FLAGS) | O.O_CREAT | O.O_EXCL, perms);
+      fd = maker.asWorker
+        ? createAsCaller(dir, r.name, openAs, perms)
+        : openIn(broker, dir, r.name, openAs | O.O_CREAT | O.O_EXCL, perms);
     } finally {
       close(dir);
     }

@@ -135,6 +135,39 @@ describe('escapes', () => {
     expect(statSync(join(dir, 'f')).mode).toBe(mode);
   });
 
+  it('changes no real file through a descriptor number swapped after the check', async () => {
+    // fchmod(N) where N is a file of the layer: were the call let through,
+    // the kernel would look N up again, and another thread may have put a
+    // descriptor of the real file there meanwhile (Landlock does not
+    // mediate fchmod or futimens).
+    const dir = tree({ f: 'f' });
+    const before = statSync(join(dir, 'f'));
+    const source = [
+      'import os, threading',
+      "upper = os.open('new', os.O_WRONLY | os.O_CREAT, 0o644)",
+      "lower = os.open('f', os.O_RDONLY)",
+      'n = os.dup(upper)',
+      'stop = False',
+      'def swap():',
+      '  while not stop:',
+      '    os.dup2(lower, n); os.dup2(upper, n)',
+      't = threading.Thread(target=swap); t.start()',
+      'for i in range(600):',
+      '  try:',
+      '    os.fchmod(n, 0o600 if i % 2 else 0o640); os.utime(n, (i, i))',
+      '  except OSError:',
+      '    pass',
+      'stop = True; t.join()',
+      "print(oct(os.stat('new').st_mode & 0o777))",
+    ].join('\n');
+    const result = await python(source, { workdir: dir, storage, onExit: 'abort' });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(/^0o6[04]0\n$/);
+    const after = statSync(join(dir, 'f'));
+    expect(after.mode).toBe(before.mode);
+    expect(after.mtimeMs).toBe(before.mtimeMs);
+  }, 300_000);
+
   it('refuses metadata changes outside the workdir when nothing else is writable', async () => {
     const dir = tree();
     const outside = join(root, 'mine.txt');
