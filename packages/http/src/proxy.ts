@@ -12,10 +12,12 @@ import https from 'node:https';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { pipeline, type Readable } from 'node:stream';
 import tls from 'node:tls';
+import type { NetView } from '@sandlock/policy';
 import { BUNDLE_PATHS } from './bundle.js';
 import { CertificateAuthority, LeafCache } from './ca.js';
 import { authHeader } from './credentials.js';
-import { addressText, type Names } from './names.js';
+import { addressRefusal, addressText, type Names, namesMatterAt } from './names.js';
+import { classifyOpening, type Opening } from './opening.js';
 import type { HttpRules, RequestFacts } from './rules.js';
 import { readHello } from './sni.js';
 
@@ -37,6 +39,35 @@ export interface Denial {
   readonly host: string | null;
   readonly path: string | null;
   readonly destination: Destination;
+  /**
+   * The sandbox whose rules refused it, among nested ones: 0 is the sandbox
+   * the proxy belongs to, 1 one started inside it, and so on. A refusal by
+   * no rule (a malformed request, CONNECT) is the level of the sandbox that
+   * made the connection.
+   */
+  readonly level: number;
+}
+
+/** TCP port ranges (inclusive); null: any port. */
+export type PortRanges = readonly { readonly from: number; readonly to: number }[] | null;
+
+/**
+ * The rules of a sandbox nested inside the proxy's own (delegated to its
+ * supervisor): a request from it must pass these and every level's around
+ * it.
+ */
+export interface Level {
+  readonly rules: HttpRules;
+  /** Its names (network rules by name, what it may resolve); null: its HTTP rules alone. */
+  readonly names: Names | null;
+  /** Its address rules, for connections judged by address. */
+  readonly net: NetView | null;
+  /** The TCP ports its Landlock domain lets it connect to. */
+  readonly connectPorts: PortRanges;
+  /** Its own credentials: a nested sandbox never gets those of the sandboxes around it. */
+  readonly secrets: ReadonlyMap<string, string>;
+  /** Told of refusals by this level's rules and of its own connections' refusals. */
+  readonly onDenied?: (denial: Denial) => void;
 }
 
 export interface ProxyOptions {
@@ -48,7 +79,13 @@ export interface ProxyOptions {
   readonly secrets?: ReadonlyMap<string, string>;
   /** CA certificates (PEM) upstream servers are verified against; default: the system bundle. */
   readonly upstreamCa?: string | readonly string[];
-  /** Called for every refusal (also emitted as `denied`). */
+  /**
+   * The TCP ports the sandbox's Landlock domain lets it connect to (default:
+   * any): a connection that is neither TLS nor HTTP is judged by its
+   * address, as the sandbox's own connect would be.
+   */
+  readonly connectPorts?: PortRanges;
+  /** Called for every refusal, those of nested sandboxes' connections too (also emitted as `denied`). */
   readonly onDenied?: (denial: Denial) => void;
   /** How long a new connection may take to send its first bytes, in ms (default 10 s). */
   readonly helloTimeout?: number;
@@ -110,21 +147,35 @@ export function parseAuthority(text: string): { host: string; port: number | nul
   return { host: isIP(host) ? addressText(host) : host, port };
 }
 
-/** The first bytes of a connection, put back; null when it ends or stays silent. */
-function firstBytes(socket: Socket, timeout: number): Promise<Buffer | null> {
+/**
+ * Reads a connection's first bytes until they tell the protocol, puts them
+ * back; null when it ends, or stays silent or undecided for `timeout` ms.
+ */
+function opening(
+  socket: Socket,
+  timeout: number,
+): Promise<{ kind: Exclude<Opening, 'more'> } | null> {
   return new Promise((resolve) => {
-    const done = (chunk: Buffer | null) => {
+    let read = Buffer.alloc(0);
+    const done = (kind: Exclude<Opening, 'more'> | null) => {
       clearTimeout(timer);
       socket.off('readable', onReadable);
       socket.off('close', onClose);
       socket.off('error', onClose);
-      resolve(chunk);
+      if (read.length > 0 && !socket.destroyed) socket.unshift(read);
+      resolve(kind === null ? null : { kind });
     };
     const onReadable = () => {
-      const chunk = socket.read() as Buffer | null;
-      if (chunk === null) return;
-      socket.unshift(chunk);
-      done(chunk);
+      for (;;) {
+        const chunk = socket.read() as Buffer | null;
+        if (chunk === null) return;
+        read = Buffer.concat([read, chunk]);
+        const kind = classifyOpening(read);
+        if (kind !== 'more') {
+          done(kind);
+          return;
+        }
+      }
     };
     const onClose = () => done(null);
     const timer = setTimeout(() => done(null), timeout);
@@ -135,11 +186,33 @@ function firstBytes(socket: Socket, timeout: number): Promise<Buffer | null> {
   });
 }
 
+/** How long a connection may stay silent before the server, if the address allows it, is connected (its protocol may speak first). */
+const SERVER_FIRST_GRACE_MS = 250;
+
+/** Whether `port` is in `ranges`. */
+function portAllowed(ranges: PortRanges, port: number): boolean {
+  return ranges === null || ranges.some(({ from, to }) => port >= from && port <= to);
+}
+
+/** The words naming a level in a refusal, where there are several. */
+function ofLevel(level: number, levels: number): string {
+  return levels > 1 ? ` (sandbox level ${level}; 0 is the outermost)` : '';
+}
+
 /** What the proxy knows about a connection it handles. */
 interface Connection {
   readonly destination: Destination;
   /** The TLS server name, for intercepted TLS; null for plain HTTP. */
   readonly serverName: string | null;
+  /** The rules it is held to: the proxy's own sandbox's first, the sandbox that made it last. */
+  readonly levels: readonly Level[];
+}
+
+/** A refusal by one level's rules. */
+interface Refusal {
+  readonly reason: string;
+  readonly rule: string | null;
+  readonly level: number;
 }
 
 /** A request on its way: what both HTTP/1 and HTTP/2 give. */
@@ -189,9 +262,22 @@ export class HttpProxy extends EventEmitter {
     return (await this.caReady).certificatePem;
   }
 
-  private deny(denial: Denial): void {
-    this.options.onDenied?.(denial);
-    this.emit('denied', denial);
+  /** The proxy's own sandbox as a level. */
+  private get own(): Level {
+    return {
+      rules: this.options.rules,
+      names: this.options.names,
+      net: this.options.names.net,
+      connectPorts: this.options.connectPorts ?? null,
+      secrets: this.options.secrets ?? new Map(),
+    };
+  }
+
+  private deny(denial: Omit<Denial, 'level'> & { level?: number }, levels: readonly Level[]): void {
+    const full: Denial = { ...denial, level: denial.level ?? levels.length - 1 };
+    this.options.onDenied?.(full);
+    this.emit('denied', full);
+    if (full.level > 0) levels[full.level]?.onDenied?.(full);
   }
 
   private track(socket: Socket): void {
@@ -204,21 +290,28 @@ export class HttpProxy extends EventEmitter {
    * Handles a connection the sandbox made to `destination` (its original
    * destination, from the supervisor, never from the data). TLS: the
    * ClientHello's server name is checked and the connection spliced to the
-   * destination or intercepted; anything else is read as HTTP/1.
+   * destination or intercepted; HTTP/1 is checked request by request;
+   * another protocol is judged by its address. `nested`: the rules of the
+   * sandboxes, nested in the proxy's own, that the connection came from
+   * (outermost first).
    */
-  handle(socket: Socket, destination: Destination): void {
+  handle(socket: Socket, destination: Destination, nested: readonly Level[] = []): void {
+    const levels = [this.own, ...nested];
     // Each connection holds two of the supervisor's descriptors: bounded, so
     // that a sandbox cannot run its supervisor out of them.
     if (this.closed || this.clients >= (this.options.maxConnections ?? 512)) {
       if (!this.closed) {
-        this.deny({
-          rule: null,
-          reason: 'too many connections at once',
-          method: null,
-          host: null,
-          path: null,
-          destination,
-        });
+        this.deny(
+          {
+            rule: null,
+            reason: 'too many connections at once',
+            method: null,
+            host: null,
+            path: null,
+            destination,
+          },
+          levels,
+        );
       }
       socket.destroy();
       return;
@@ -235,59 +328,156 @@ export class HttpProxy extends EventEmitter {
       port: destination.port,
       ...(destination.upstream !== undefined ? { upstream: destination.upstream } : {}),
     };
-    void this.start(socket, dest).catch(() => socket.destroy());
+    void this.start(socket, dest, levels).catch(() => socket.destroy());
   }
 
-  private async start(socket: Socket, destination: Destination): Promise<void> {
-    const timeout = this.options.helloTimeout ?? 10_000;
-    const first = await firstBytes(socket, timeout);
-    if (first === null) {
-      socket.destroy();
-      return;
-    }
-    if (first[0] === 0x16) await this.startTls(socket, destination, timeout);
-    else this.serveHttp1(socket, { destination, serverName: null });
-  }
-
-  /** Why `host` may not be reached at `destination` by name, or null. */
-  private async refusesName(
-    host: string,
-    destination: Destination,
-  ): Promise<{ reason: string; rule: string | null } | null> {
-    const { names, rules } = this.options;
-    const net = names.netRefuses(host, destination.address, destination.port);
-    if (net !== null) return { reason: net, rule: null };
-    if (!(await names.hasAddress(host, destination.address))) {
-      return {
-        reason: `${host} does not name the address dialled (${destination.address})`,
-        rule: null,
-      };
-    }
-    const whole = rules.deniesHost(host, destination.port);
-    if (whole !== null)
-      return {
-        reason: `denied by ${whole.flag} '${whole.text}'`,
-        rule: `${whole.flag} '${whole.text}'`,
-      };
-    if (rules.allowsNothingAt(host, destination.port)) {
-      return { reason: `no --http-allow rule is about ${host}`, rule: null };
+  /**
+   * Why the address rules (and Landlock's connect ports) of some level
+   * refuse `destination` judged by its address alone, or null: what a
+   * connect outside the proxy would be held to.
+   */
+  private addressRefuses(destination: Destination, levels: readonly Level[]): Refusal | null {
+    for (const [level, { net, connectPorts }] of levels.entries()) {
+      if (!portAllowed(connectPorts, destination.port)) {
+        return {
+          reason: `the sandbox may connect to no TCP port ${destination.port} but through HTTP rules${ofLevel(level, levels.length)}`,
+          rule: null,
+          level,
+        };
+      }
+      const refused = addressRefusal(net, destination.address, destination.port);
+      if (refused !== null) {
+        return { reason: `${refused}${ofLevel(level, levels.length)}`, rule: null, level };
+      }
     }
     return null;
   }
 
-  private async startTls(socket: Socket, destination: Destination, timeout: number): Promise<void> {
+  private async start(
+    socket: Socket,
+    destination: Destination,
+    levels: readonly Level[],
+  ): Promise<void> {
+    const timeout = this.options.helloTimeout ?? 10_000;
+    const byAddress = this.addressRefuses(destination, levels);
+    const refuse = (refusal: Refusal, what: string) => {
+      this.deny(
+        {
+          ...refusal,
+          reason: `${what}: ${refusal.reason}`,
+          method: null,
+          host: null,
+          path: null,
+          destination,
+        },
+        levels,
+      );
+      socket.destroy();
+    };
+    // No HTTP rule and no wildcard rule can be about this port (it came
+    // here for another port of the address): its address decides, at once,
+    // whatever the protocol (one whose server speaks first included).
+    const byName = levels.some(
+      ({ rules, net }) =>
+        rules.mentionsPort(destination.port) || namesMatterAt(net, destination.port),
+    );
+    if (!byName) {
+      if (byAddress !== null) refuse(byAddress, 'a connection judged by its address');
+      else this.splice(socket, destination);
+      return;
+    }
+    let opened = await opening(socket, byAddress === null ? SERVER_FIRST_GRACE_MS : timeout);
+    let early: Socket | null = null;
+    if (opened === null && byAddress === null && !socket.destroyed && !socket.readableEnded) {
+      // Silent: perhaps a protocol whose server speaks first, which the
+      // address allows. The server is connected and what it says relayed;
+      // what the client sends first still decides what is forwarded.
+      early = this.connectUpstream(destination);
+      early.on('data', (chunk: Buffer) => socket.write(chunk));
+      early.once('close', () => socket.end());
+      opened = await opening(socket, this.options.idleTimeout ?? 300_000);
+    }
+    const release = () => {
+      if (early === null) return;
+      early.removeAllListeners('data');
+      early.removeAllListeners('close');
+      early.destroy();
+    };
+    if (opened === null) {
+      release();
+      socket.destroy();
+      return;
+    }
+    if (opened.kind === 'tls') {
+      release();
+      await this.startTls(socket, destination, timeout, levels);
+    } else if (opened.kind === 'http') {
+      release();
+      this.serveHttp1(socket, { destination, serverName: null, levels });
+    } else if (byAddress !== null) {
+      release();
+      refuse(byAddress, 'neither TLS nor HTTP, judged by its address');
+    } else {
+      early?.removeAllListeners('data');
+      early?.removeAllListeners('close');
+      this.splice(socket, destination, early ?? undefined);
+    }
+  }
+
+  /** Why `host` may not be reached at `destination` by name, or null: every level asked. */
+  private async refusesName(
+    host: string,
+    destination: Destination,
+    levels: readonly Level[],
+  ): Promise<Refusal | null> {
+    for (const [level, { names, rules }] of levels.entries()) {
+      const at = ofLevel(level, levels.length);
+      if (names !== null) {
+        const net = names.netRefuses(host, destination.address, destination.port);
+        if (net !== null) return { reason: `${net}${at}`, rule: null, level };
+        if (!(await names.hasAddress(host, destination.address))) {
+          return {
+            reason: `${host} does not name the address dialled (${destination.address})${at}`,
+            rule: null,
+            level,
+          };
+        }
+      }
+      const whole = rules.deniesHost(host, destination.port);
+      if (whole !== null)
+        return {
+          reason: `denied by ${whole.flag} '${whole.text}'${at}`,
+          rule: `${whole.flag} '${whole.text}'`,
+          level,
+        };
+      if (rules.allowsNothingAt(host, destination.port)) {
+        return { reason: `no --http-allow rule is about ${host}${at}`, rule: null, level };
+      }
+    }
+    return null;
+  }
+
+  private async startTls(
+    socket: Socket,
+    destination: Destination,
+    timeout: number,
+    levels: readonly Level[],
+  ): Promise<void> {
     let hello: Awaited<ReturnType<typeof readHello>>;
     try {
       hello = await readHello(socket, timeout);
     } catch (error) {
-      this.deny({
-        rule: null,
-        reason: `TLS: ${(error as Error).message}`,
-        method: null,
-        host: null,
-        path: null,
-        destination,
-      });
+      this.deny(
+        {
+          rule: null,
+          reason: `TLS: ${(error as Error).message}`,
+          method: null,
+          host: null,
+          path: null,
+          destination,
+        },
+        levels,
+      );
       socket.destroy();
       return;
     }
@@ -295,17 +485,17 @@ export class HttpProxy extends EventEmitter {
     // The dialled address stands in for it, so only address rules and HTTP
     // rules about that address can allow it.
     const name = hello.serverName ?? destination.address;
-    const refused = await this.refusesName(name, destination);
+    const refused = await this.refusesName(name, destination, levels);
     if (refused !== null) {
       const reason =
         hello.serverName === null
           ? `TLS without a server name (SNI) to ${destination.address}: ${refused.reason}`
           : refused.reason;
-      this.deny({ ...refused, reason, method: null, host: name, path: null, destination });
+      this.deny({ ...refused, reason, method: null, host: name, path: null, destination }, levels);
       socket.destroy();
       return;
     }
-    if (!this.options.rules.needsRequests(name, destination.port)) {
+    if (!levels.some(({ rules }) => rules.needsRequests(name, destination.port))) {
       this.splice(socket, destination);
       return;
     }
@@ -334,31 +524,39 @@ export class HttpProxy extends EventEmitter {
           ? typeof seen !== 'string'
           : typeof seen === 'string' && seen.toLowerCase().replace(/\.$/, '') === name;
       if (!same) {
-        this.deny({
-          rule: null,
-          reason: 'TLS: the server name changed',
-          method: null,
-          host: name,
-          path: null,
-          destination,
-        });
+        this.deny(
+          {
+            rule: null,
+            reason: 'TLS: the server name changed',
+            method: null,
+            host: name,
+            path: null,
+            destination,
+          },
+          levels,
+        );
         secure.destroy();
         return;
       }
-      const connection = { destination, serverName: name };
+      const connection = { destination, serverName: name, levels };
       if (secure.alpnProtocol === 'h2') this.serveHttp2(secure, connection);
       else this.serveHttp1(secure as unknown as Socket, connection);
     });
     server.emit('connection', socket);
   }
 
-  private splice(socket: Socket, destination: Destination): void {
+  private connectUpstream(destination: Destination): Socket {
     const upstream = netConnect({
       host: destination.upstream?.address ?? destination.address,
       port: destination.upstream?.port ?? destination.port,
       noDelay: true,
     });
     this.track(upstream);
+    return upstream;
+  }
+
+  private splice(socket: Socket, destination: Destination, connected?: Socket): void {
+    const upstream = connected ?? this.connectUpstream(destination);
     const end = () => {
       socket.destroy();
       upstream.destroy();
@@ -377,15 +575,18 @@ export class HttpProxy extends EventEmitter {
     );
     server.on('checkContinue', (req, res) => serve(req, res, true));
     const refuseRaw = (req: IncomingMessage, client: Socket, what: string) => {
-      this.deny({
-        rule: null,
-        reason: `${what} is not proxied`,
-        method: req.method ?? null,
-        host: what === 'CONNECT' ? (req.url ?? null) : (req.headers.host ?? null),
-        // A CONNECT's target is an authority, no path.
-        path: what === 'CONNECT' ? null : (req.url ?? null),
-        destination: connection.destination,
-      });
+      this.deny(
+        {
+          rule: null,
+          reason: `${what} is not proxied`,
+          method: req.method ?? null,
+          host: what === 'CONNECT' ? (req.url ?? null) : (req.headers.host ?? null),
+          // A CONNECT's target is an authority, no path.
+          path: what === 'CONNECT' ? null : (req.url ?? null),
+          destination: connection.destination,
+        },
+        connection.levels,
+      );
       client.end(
         `HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nsandlock: ${what} is not proxied\n`,
       );
@@ -396,14 +597,17 @@ export class HttpProxy extends EventEmitter {
       // What llhttp refuses (two Content-Lengths, Content-Length with
       // Transfer-Encoding, a bad chunk…) is a request refused too.
       if (error.code?.startsWith('HPE_')) {
-        this.deny({
-          rule: null,
-          reason: `malformed HTTP request (${error.code})`,
-          method: null,
-          host: null,
-          path: null,
-          destination: connection.destination,
-        });
+        this.deny(
+          {
+            rule: null,
+            reason: `malformed HTTP request (${error.code})`,
+            method: null,
+            host: null,
+            path: null,
+            destination: connection.destination,
+          },
+          connection.levels,
+        );
       }
       if (client.writable) client.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else client.destroy();
@@ -438,14 +642,17 @@ export class HttpProxy extends EventEmitter {
     };
     // Two ways to say where a body ends: refused (RFC 9112 §6.3; request smuggling).
     if (has('content-length') && has('transfer-encoding')) {
-      this.deny({
-        rule: null,
-        reason: 'Content-Length and Transfer-Encoding together',
-        method: req.method ?? null,
-        host: null,
-        path: req.url ?? null,
-        destination: connection.destination,
-      });
+      this.deny(
+        {
+          rule: null,
+          reason: 'Content-Length and Transfer-Encoding together',
+          method: req.method ?? null,
+          host: null,
+          path: req.url ?? null,
+          destination: connection.destination,
+        },
+        connection.levels,
+      );
       res.setHeader('connection', 'close');
       respond(400, 'sandlock: Content-Length and Transfer-Encoding together\n');
       return Promise.resolve();
@@ -508,14 +715,17 @@ export class HttpProxy extends EventEmitter {
         stream.resume();
       };
       if (method === 'CONNECT') {
-        this.deny({
-          rule: null,
-          reason: 'CONNECT is not proxied',
-          method,
-          host: String(headers[':authority'] ?? ''),
-          path: null,
-          destination: connection.destination,
-        });
+        this.deny(
+          {
+            rule: null,
+            reason: 'CONNECT is not proxied',
+            method,
+            host: String(headers[':authority'] ?? ''),
+            path: null,
+            destination: connection.destination,
+          },
+          connection.levels,
+        );
         refuse(403, 'sandlock: CONNECT is not proxied\n');
         return;
       }
@@ -576,14 +786,15 @@ export class HttpProxy extends EventEmitter {
       respond: (status: number, headers: OutgoingHttpHeaders, body: Readable) => void;
     },
   ): Promise<void> {
-    const { destination } = connection;
+    const { destination, levels } = connection;
     const deny = (
       reason: string,
       rule: string | null,
       host: string | null,
       path: string | null,
+      level?: number,
     ) => {
-      this.deny({ rule, reason, method: request.method, host, path, destination });
+      this.deny({ rule, reason, method: request.method, host, path, destination, level }, levels);
       reply.refuse(
         403,
         `sandlock: ${request.method} ${host ?? '?'}${path ?? ''} refused: ${reason}\n`,
@@ -613,9 +824,9 @@ export class HttpProxy extends EventEmitter {
       );
       return;
     }
-    const refused = await this.refusesName(host, destination);
+    const refused = await this.refusesName(host, destination, levels);
     if (refused !== null) {
-      deny(refused.reason, refused.rule, host, request.target);
+      deny(refused.reason, refused.rule, host, request.target, refused.level);
       return;
     }
     const facts: RequestFacts = {
@@ -624,13 +835,16 @@ export class HttpProxy extends EventEmitter {
       port: destination.port,
       target: request.target,
     };
-    const decision = this.options.rules.decide(facts);
-    if (!decision.allowed) {
+    // Every level must allow it: a deny of any level wins.
+    for (const [level, { rules }] of levels.entries()) {
+      const decision = rules.decide(facts);
+      if (decision.allowed) continue;
       deny(
-        decision.reason,
+        `${decision.reason}${ofLevel(level, levels.length)}`,
         decision.rule === null ? null : `${decision.rule.flag} '${decision.rule.text}'`,
         host,
         request.target.replace(/\?.*$/, ''),
+        level,
       );
       return;
     }
@@ -646,11 +860,13 @@ export class HttpProxy extends EventEmitter {
       if (lower === 'host' || HOP_BY_HOP.has(lower) || connectionTokens.has(lower)) continue;
       outgoing.push([name, value]);
     }
-    // Credentials only where the server proved it is the host: TLS verified for the name.
+    // Credentials only where the server proved it is the host: TLS verified
+    // for the name; those of the sandbox that made the request only.
     const secrets: string[] = [];
+    const maker = levels[levels.length - 1]!;
     if (connection.serverName !== null) {
-      for (const auth of this.options.rules.authFor(facts)) {
-        const secret = this.options.secrets?.get(auth.credential);
+      for (const auth of maker.rules.authFor(facts)) {
+        const secret = maker.secrets.get(auth.credential);
         if (secret === undefined) continue;
         const [name, value] = authHeader(auth.scheme, secret);
         for (let index = outgoing.length - 1; index >= 0; index--) {
