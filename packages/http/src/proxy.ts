@@ -64,6 +64,14 @@ export interface Level {
   readonly net: NetView | null;
   /** The TCP ports its Landlock domain lets it connect to. */
   readonly connectPorts: PortRanges;
+  /**
+   * The destinations its own rules send to a proxy (`all`, or an address
+   * and a port, null for any): for a nested level, its connects beyond
+   * `connectPorts` (the proxy judges what its domain would have refused).
+   */
+  readonly covers?:
+    | 'all'
+    | readonly { readonly address: string | null; readonly port: number | null }[];
   /** Its own credentials: a nested sandbox never gets those of the sandboxes around it. */
   readonly secrets: ReadonlyMap<string, string>;
   /** Told of refusals by this level's rules and of its own connections' refusals. */
@@ -353,6 +361,33 @@ export class HttpProxy extends EventEmitter {
     return null;
   }
 
+  /**
+   * A nested level whose Landlock domain would have refused the connect:
+   * its connects are made by the outer sandbox's reaper, which the
+   * destinations module lets reach the proxy (the port dialled is this
+   * check's); allowed at its connect ports, or where its own rules would
+   * have sent it to a proxy.
+   */
+  private portRefuses(destination: Destination, levels: readonly Level[]): Refusal | null {
+    for (const [level, { connectPorts, covers }] of levels.entries()) {
+      if (level === 0 || portAllowed(connectPorts, destination.port)) continue;
+      const own =
+        covers === 'all' ||
+        (covers ?? []).some(
+          (cover) =>
+            (cover.address === null || cover.address === destination.address) &&
+            (cover.port === null || cover.port === destination.port),
+        );
+      if (own) continue;
+      return {
+        reason: `the sandbox may connect to no TCP port ${destination.port}${ofLevel(level, levels.length)}`,
+        rule: null,
+        level,
+      };
+    }
+    return null;
+  }
+
   private async start(
     socket: Socket,
     destination: Destination,
@@ -374,6 +409,11 @@ export class HttpProxy extends EventEmitter {
       );
       socket.destroy();
     };
+    const byPort = this.portRefuses(destination, levels);
+    if (byPort !== null) {
+      refuse(byPort, 'a connection');
+      return;
+    }
     // No HTTP rule and no wildcard rule can be about this port (it came
     // here for another port of the address): its address decides, at once,
     // whatever the protocol (one whose server speaks first included).

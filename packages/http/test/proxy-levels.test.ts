@@ -239,6 +239,33 @@ describe('nested levels', () => {
   });
 });
 
+describe('nested levels: ports', () => {
+  it("refuses what a nested level's Landlock domain would have, unless its own rules send it to a proxy", async () => {
+    const closed = { ...levelOf({ httpAllow: ['GET allowed.test/**'], lookup }), connectPorts: [] };
+    const refused = await via(
+      { httpAllow: ['GET allowed.test/**'], lookup, nested: [closed] },
+      { address: a.address, port: a.port },
+    );
+    expect((await get(refused, '/closed', hostA()).catch(() => null))?.status).toBeUndefined();
+    expect(refused.denials.map((denial) => [denial.level, denial.reason])).toEqual([
+      [
+        1,
+        `a connection: the sandbox may connect to no TCP port ${a.port} (sandbox level 1; 0 is the outermost)`,
+      ],
+    ]);
+    const covered = await via(
+      {
+        httpAllow: ['GET allowed.test/**'],
+        lookup,
+        nested: [{ ...closed, covers: [{ address: '127.0.0.1', port: null }] }],
+      },
+      { address: a.address, port: a.port },
+    );
+    expect(await get(covered, '/covered', hostA())).toMatchObject({ status: 200 });
+    expect(received('/closed')).toBe(0);
+  });
+});
+
 describe('connections that are neither TLS nor HTTP', () => {
   it('are forwarded when the address rules allow the address, on a port an HTTP rule is about', async () => {
     const { port, server } = await tcpServer('127.0.0.1');

@@ -312,11 +312,13 @@ export async function nestedHttp(
   }
   const rules = new HttpRules(policy);
   const names = own ? new Names({ net: view.net, http: rules }) : null;
+  const ownCovers = own ? await coveredDestinations(policy) : [];
   const level: Level = {
     rules,
     names,
     net: view.net,
     connectPorts: connectPortsOf(expandPresets(policy)),
+    covers: ownCovers,
     secrets: own ? new Map([...secrets].filter(([name]) => name in policy.credentials)) : new Map(),
   };
   let dns = registered.route.dns;
@@ -330,10 +332,9 @@ export async function nestedHttp(
     const answer = new SandboxDns(new NameChain([...registered.names, names]));
     if (socket !== null) answer.serveUdp(socket);
     dns = { address: bound.address, answer };
-    const covers = await coveredDestinations(policy);
     redirect = {
       ...redirect,
-      covers: unionCovers(redirect.covers, covers),
+      covers: unionCovers(redirect.covers, ownCovers),
       dns: bound.address,
     };
     trustBundles = {
