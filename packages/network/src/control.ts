@@ -5,7 +5,11 @@
 // - SCM_RIGHTS carries descriptor numbers of the sender's table: each is
 //   taken from the caller (pidfd_getfd), never read as one of this
 //   process's (the reference sent its supervisor's: its §7.20). A number
-//   the caller does not have open fails with EBADF, as scm_fp_copy() does.
+//   the caller does not have open fails with EBADF, as scm_fp_copy() does;
+//   more than SCM_MAX_FD (253) in one message with EINVAL. A number given twice
+//   is taken once: the receiver gets one descriptor per entry either way
+//   (scm_detach_fds()), and the reaper that sends them holds only as many
+//   as the caller has open (it has the caller's RLIMIT_NOFILE).
 // - SCM_CREDENTIALS must be what the caller could send (scm_check_creds()
 //   in net/core/scm.c, for a caller without capabilities): its own thread
 //   group, one of its real, effective or saved ids; else EPERM. Without
@@ -27,6 +31,7 @@ import {
   decodeCmsghdr,
   ERRNO,
   encodeCmsghdrInto,
+  FDS_PER_MESSAGE_MAX,
   SCM_CREDENTIALS,
   SCM_RIGHTS,
   SOL_SOCKET,
@@ -41,7 +46,10 @@ const UCRED_SIZE = 12;
 /** Control data rewritten for this process's send, and the duplicates it holds. */
 export interface Translated {
   readonly control: Buffer;
-  /** Descriptors taken from the caller, in the message's order: close them after the send. */
+  /**
+   * Descriptors taken from the caller, in the message's order (a number the
+   * caller gave twice is the same copy twice): close each once after the send.
+   */
   readonly fds: number[];
   /** Whether the caller gave SCM_CREDENTIALS (its own) itself. */
   readonly credentials: boolean;
@@ -75,10 +83,11 @@ export function translateUnixControl(
 ): Translated | number {
   const records: Buffer[] = [];
   const fds: number[] = [];
+  const copies = new Map<number, number>();
   let credentialed = false;
   let given = false;
   const fail = (errno: number) => {
-    for (const fd of fds) close(fd);
+    for (const fd of copies.values()) close(fd);
     return errno;
   };
   let offset = 0;
@@ -93,9 +102,15 @@ export function translateUnixControl(
     if (header.level !== SOL_SOCKET) continue;
     if (header.type === SCM_RIGHTS) {
       const mine = Buffer.alloc(data.length - (data.length % 4));
+      if (fds.length + Math.floor(data.length / 4) > FDS_PER_MESSAGE_MAX) return fail(EINVAL);
       for (let at = 0; at + 4 <= data.length; at += 4) {
         try {
-          const fd = ctx.getFd(data.readInt32LE(at));
+          const number = data.readInt32LE(at);
+          let fd = copies.get(number);
+          if (fd === undefined) {
+            fd = ctx.getFd(number);
+            copies.set(number, fd);
+          }
           fds.push(fd);
           mine.writeInt32LE(fd, at);
         } catch (error) {

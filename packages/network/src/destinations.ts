@@ -452,7 +452,7 @@ function sendUnix(
         keep,
       );
     } finally {
-      for (const copy of translated.fds) close(copy);
+      for (const copy of new Set(translated.fds)) close(copy);
     }
   } finally {
     if (target.kind === 'path') close(target.fd);

@@ -2,7 +2,7 @@
 // alone under the same Landlock domain (differential.ts): where the policy's
 // rules allow a call, the supervisor's answer is the kernel's; where they do
 // not, EACCES.
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -398,5 +398,106 @@ print(json.dumps(out))`;
     }
     expect(supervised).toEqual(want);
     expect(new Set(Object.values(alone))).toEqual(new Set(['done', 'EINVAL', 'EAFNOSUPPORT']));
+  });
+});
+
+// A Unix message with descriptors is sent by the reaper (rights.ts), not by
+// the caller: the same sends made alone must get the same answers, down to
+// too_many_unix_fds() (net/unix/af_unix.c), which holds a sender's user to
+// its soft RLIMIT_NOFILE of descriptors in flight.
+describe('descriptors sent by the reaper, against a process sending alone', () => {
+  let dir: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sandlock-rights-diff-'));
+    writeFileSync(join(dir, 'secret.txt'), 'from the sandbox');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const SCRIPT = `${PRELUDE}
+import array, os
+os.chdir(sys.argv[1])
+if os.path.exists('dgram.sock'): os.unlink('dgram.sock')
+fd = os.open('secret.txt', os.O_RDONLY)
+def rights(fds):
+    return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds))]
+def received(receiver, size=16):
+    receiver.settimeout(10)
+    message, ancillary, flags, _ = receiver.recvmsg(size, 8192)
+    got = []
+    for level, kind, data in ancillary:
+        for number in array.array('i', data):
+            got.append(os.pread(number, 100, 0).decode())
+            os.close(number)
+    return '%d %s %d' % (len(message), ','.join(got), flags)
+server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+server.bind('dgram.sock')
+client = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+try_('pathname', lambda: client.sendmsg([b'p'], rights([fd]), 0, 'dgram.sock'))
+try_('pathname got', lambda: received(server))
+try_('pathname missing', lambda: client.sendmsg([b'p'], rights([fd]), 0, 'none.sock'))
+try_('empty rights', lambda: client.sendmsg([b'e'], rights([]), 0, 'dgram.sock'))
+try_('empty rights got', lambda: received(server))
+abstract = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+abstract.bind(b'\\0sandlock-rights-diff-%d' % os.getpid())
+try_('abstract', lambda: client.sendmsg([b'a'], rights([fd, fd]), 0, abstract.getsockname()))
+try_('abstract got', lambda: received(abstract))
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+try_('stream', lambda: a.sendmsg([b'sss'], rights([fd])))
+try_('stream got', lambda: received(b))
+try_('253 descriptors', lambda: a.sendmsg([b'x'], rights([fd] * 253)))
+try_('253 got', lambda: 0 < len(received(b).split(',')) < 64)
+try_('254 descriptors', lambda: a.sendmsg([b'x'], rights([fd] * 254)))
+s1, s2 = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+try_('large seqpacket', lambda: s1.sendmsg([b'y' * 300000], rights([fd])))
+try_('bad descriptor', lambda: s1.sendmsg([b'z'], rights([1000])))
+try_('no destination', lambda: client.sendmsg([b'n'], rights([fd])))
+try_('shut down', lambda: (s2.close(), s1.sendmsg([b'z'], rights([fd])))[1])
+t1, t2 = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+t1.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+try_('non-blocking full', lambda: [t1.setblocking(False), [t1.sendmsg([b'f' * 4096], rights([fd])) for _ in range(200)]][0])
+# Descriptors in flight until the kernel refuses: fresh sockets sent into a
+# pair that stays open (reachable, so unix_gc() never takes them back).
+keep, held_in = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+keep.setblocking(False)
+held, error = 0, None
+try:
+    for _ in range(4096):
+        p, q = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            keep.sendmsg([b'i'], rights([p.fileno(), q.fileno()]))
+            held += 2
+        finally:
+            p.close(); q.close()
+except OSError as e:
+    error = errno.errorcode.get(e.errno, e.errno)
+out['in flight'] = [held <= 64 + 4, error]
+print(json.dumps(out))`;
+
+  it('answers as the kernel does, the descriptors in flight bounded by the same limit', async () => {
+    const policy = {
+      fsRead: [...SYSTEM_READ, dir],
+      fsWrite: [dir],
+      maxOpenFiles: 64,
+    };
+    const { supervised, alone } = await bothWays([PYTHON, '-c', SCRIPT, dir], policy);
+    expect(supervised).toEqual(alone);
+    // What the kernel said alone covers each outcome the comparison is about.
+    expect(alone).toMatchObject({
+      pathname: 1,
+      'pathname got': '1 from the sandbox 0',
+      'pathname missing': 'ENOENT',
+      'abstract got': '1 from the sandbox,from the sandbox 0',
+      'stream got': '3 from the sandbox 0',
+      // The receiver's RLIMIT_NOFILE cuts the list short (MSG_CTRUNC).
+      '253 got': true,
+      '254 descriptors': 'EINVAL',
+      'large seqpacket': 'EMSGSIZE',
+      'bad descriptor': 'EBADF',
+      'no destination': 'ENOTCONN',
+      'shut down': 'EPIPE',
+      'non-blocking full': 'EAGAIN',
+      'in flight': [true, 'ETOOMANYREFS'],
+    });
   });
 });

@@ -6,6 +6,8 @@ import { assertFits, encodeWith, zeroStruct } from './layout.js';
 export const SOL_SOCKET = 1;
 /** cmsg_type of a record whose data is an array of int file descriptors (unix(7)). */
 export const SCM_RIGHTS = 1;
+/** The most descriptors one message may carry, all its SCM_RIGHTS records together (SCM_MAX_FD of include/net/scm.h; scm_fp_copy() answers EINVAL past it). */
+export const FDS_PER_MESSAGE_MAX = 253;
 /** cmsg_type of a record whose data is a struct ucred { pid, uid, gid } (unix(7)). */
 export const SCM_CREDENTIALS = 2;
 

@@ -1,3 +1,4 @@
+import { FDS_PER_MESSAGE_MAX } from '../structs/cmsghdr.js';
 import { SCRIPT_BASE, SCRIPT_CAPACITY } from './elf.js';
 
 // Launch script layout, read by the exec stub (asm/*.S) from fd 3 to SCRIPT_BASE.
@@ -148,7 +149,7 @@ export const BROKER_REQUEST_MAX = 8192;
  * message may carry (SCM_MAX_FD, include/net/scm.h; scm_fp_copy() counts
  * every SCM_RIGHTS record of the message together).
  */
-export const BROKER_MAX_FDS = 253;
+export const BROKER_MAX_FDS = FDS_PER_MESSAGE_MAX;
 
 /**
  * Byte offsets in the broker block (in the script data) a ReaperParams block
