@@ -428,38 +428,40 @@ export class HttpProxy extends EventEmitter {
     }
     let opened = await opening(socket, byAddress === null ? SERVER_FIRST_GRACE_MS : timeout);
     let early: Socket | null = null;
+    const relay = (chunk: Buffer) => socket.write(chunk);
+    const ended = () => socket.end();
     if (opened === null && byAddress === null && !socket.destroyed && !socket.readableEnded) {
       // Silent: perhaps a protocol whose server speaks first, which the
       // address allows. The server is connected and what it says relayed;
       // what the client sends first still decides what is forwarded.
       early = this.connectUpstream(destination);
-      early.on('data', (chunk: Buffer) => socket.write(chunk));
-      early.once('close', () => socket.end());
+      early.on('data', relay);
+      early.once('close', ended);
       opened = await opening(socket, this.options.idleTimeout ?? 300_000);
     }
-    const release = () => {
+    /** The early connection, no longer relayed; ended too unless it is kept. */
+    const release = (keep: boolean) => {
       if (early === null) return;
-      early.removeAllListeners('data');
-      early.removeAllListeners('close');
-      early.destroy();
+      early.off('data', relay);
+      early.off('close', ended);
+      if (!keep) early.destroy();
     };
     if (opened === null) {
-      release();
+      release(false);
       socket.destroy();
       return;
     }
     if (opened.kind === 'tls') {
-      release();
+      release(false);
       await this.startTls(socket, destination, timeout, levels);
     } else if (opened.kind === 'http') {
-      release();
+      release(false);
       this.serveHttp1(socket, { destination, serverName: null, levels });
     } else if (byAddress !== null) {
-      release();
+      release(false);
       refuse(byAddress, 'neither TLS nor HTTP, judged by its address');
     } else {
-      early?.removeAllListeners('data');
-      early?.removeAllListeners('close');
+      release(true);
       this.splice(socket, destination, early ?? undefined);
     }
   }

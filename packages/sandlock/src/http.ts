@@ -302,7 +302,7 @@ export async function nestedHttp(
       'its HTTP rules, credentials or wildcard network rules need the HTTP proxy of the sandbox around it, which has none: give the outer sandbox an HTTP or wildcard rule too',
     );
   }
-  if (policy.httpCa !== null || policy.httpKey !== null) {
+  if (own && (policy.httpCa !== null || policy.httpKey !== null)) {
     throw new Error(
       'httpCa/httpKey: a nested sandbox is intercepted with the CA of the sandbox around it, which its trust bundles hold',
     );
