@@ -1,9 +1,10 @@
 // A peer process of the HTTP proxy benchmarks (http.mjs, http-sandbox.mjs):
-// `upstream [NAME]` runs an HTTP and an HTTPS server (a certificate for NAME,
-// default bench.test) answering 64 bytes; `proxy` runs an HttpProxy
+// `upstream [NAME]` runs an HTTP, an HTTPS and an HTTP/2-only (TLS) server
+// (a certificate for NAME, default bench.test) answering 64 bytes; `proxy` runs an HttpProxy
 // (as a supervisor would own it) behind a listener standing for the
 // connect redirect. Each prints its ports as one JSON line.
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import { createServer } from 'node:net';
 import { CertificateAuthority, HttpProxy, HttpRules, LeafCache, Names } from '@sandlock/http';
@@ -25,7 +26,13 @@ if (mode === 'upstream') {
     https.createServer({ ...leaf, keepAliveTimeout: 60_000 }, answer),
     '127.0.0.1',
   );
-  console.log(JSON.stringify({ plain, secure, ca: ca.certificatePem }));
+  const h2Server = http2.createSecureServer(leaf);
+  h2Server.on('stream', (stream) => {
+    stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+    stream.end(BODY);
+  });
+  const h2 = await listen(h2Server, '127.0.0.1');
+  console.log(JSON.stringify({ plain, secure, h2, ca: ca.certificatePem }));
 } else if (mode === 'proxy') {
   const [plain, secure, upstreamCa] = [Number(args[0]), Number(args[1]), args[2]];
   // A path rule: HTTPS to bench.test is intercepted.

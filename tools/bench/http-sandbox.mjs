@@ -2,7 +2,8 @@
 // proxy (connects redirected by the reaper, --http-allow with a path, so
 // HTTPS is intercepted) against the same sandbox without HTTP rules (its
 // connects checked by Landlock alone): kept-alive and a new connection per
-// request, HTTP and HTTPS. The program times its own requests (not its start).
+// request, HTTP, HTTPS and HTTP/2 (an h2-only server: through the proxy, h2
+// both ways). The program times its own requests (not its start).
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,23 +18,38 @@ const PEER = fileURLToPath(new URL('./http-peer.mjs', import.meta.url));
 const CLI = fileURLToPath(new URL('../../apps/cli/bin/sandlock.cjs', import.meta.url));
 
 const CLIENT = `
-const http = require('node:http'), https = require('node:https'), fs = require('node:fs');
-const [url, count, keepAlive, caFile] = process.argv.slice(2);
+const http = require('node:http'), https = require('node:https'), http2 = require('node:http2'), fs = require('node:fs');
+const [url, count, keepAlive, caFile, h2] = process.argv.slice(2);
 const client = url.startsWith('https:') ? https : http;
-const agent = new client.Agent({ keepAlive: keepAlive === '1', maxSockets: 1,
-  ...(caFile ? { ca: fs.readFileSync(caFile, 'utf8') } : {}) });
-const get = () => new Promise((resolve, reject) => {
+const ca = caFile ? fs.readFileSync(caFile, 'utf8') : undefined;
+const agent = new client.Agent({ keepAlive: keepAlive === '1', maxSockets: 1, ...(ca ? { ca } : {}) });
+const get1 = () => new Promise((resolve, reject) => {
   client.get(url, { agent }, (res) => {
     res.resume();
     res.on('end', () => res.statusCode === 200 ? resolve() : reject(new Error('status ' + res.statusCode)));
   }).on('error', reject);
 });
+let session = null;
+const get2 = () => new Promise((resolve, reject) => {
+  if (session === null) { session = http2.connect(new URL(url).origin, ca ? { ca } : {}); session.on('error', reject); }
+  const stream = session.request({ ':path': new URL(url).pathname });
+  let status = 0;
+  stream.on('response', (headers) => (status = headers[':status']));
+  stream.resume();
+  stream.on('error', reject);
+  stream.on('end', () => {
+    if (keepAlive !== '1') { session.close(); session = null; }
+    status === 200 ? resolve() : reject(new Error('status ' + status));
+  });
+});
+const get = h2 === 'h2' ? get2 : get1;
 (async () => {
   await get();
   const start = process.hrtime.bigint();
   for (let i = 0; i < Number(count); i++) await get();
   console.log(Number(count) / (Number(process.hrtime.bigint() - start) / 1e9));
   agent.destroy();
+  session?.close();
 })().catch((error) => { console.error(error.message); process.exit(1); });
 `;
 
@@ -62,11 +78,15 @@ export async function benchHttpSandbox() {
     '-r',
     path,
   ]);
-  const net = ['--net-allow', `127.0.0.1:${upstream.plain},${upstream.secure}`];
-  const sandboxed = async (proxied, secure, keepAlive) => {
-    const url = secure
-      ? `https://localhost:${upstream.secure}/x/y`
-      : `http://localhost:${upstream.plain}/x/y`;
+  const net = ['--net-allow', `127.0.0.1:${upstream.plain},${upstream.secure},${upstream.h2}`];
+  const sandboxed = async (proxied, protocol, keepAlive) => {
+    const secure = protocol !== 'HTTP';
+    const url =
+      protocol === 'HTTP/2'
+        ? `https://localhost:${upstream.h2}/x/y`
+        : secure
+          ? `https://localhost:${upstream.secure}/x/y`
+          : `http://localhost:${upstream.plain}/x/y`;
     const { stdout } = await run(
       process.execPath,
       [
@@ -83,7 +103,8 @@ export async function benchHttpSandbox() {
         keepAlive ? '1' : '0',
         // Through the proxy the sandbox trusts its CA (NODE_EXTRA_CA_CERTS);
         // direct, the upstream's.
-        ...(secure && !proxied ? [caFile] : []),
+        secure && !proxied ? caFile : '',
+        protocol === 'HTTP/2' ? 'h2' : '',
       ],
       // The supervisor's proxy verifies the upstream against this CA.
       { env: { ...process.env, NODE_EXTRA_CA_CERTS: caFile }, timeout: 300_000 },
@@ -91,12 +112,13 @@ export async function benchHttpSandbox() {
     return Number(stdout.trim());
   };
   const cases = {};
-  for (const secure of [false, true]) {
+  for (const protocol of ['HTTP', 'HTTPS', 'HTTP/2']) {
     for (const keepAlive of [true, false]) {
-      const kind = `${secure ? 'HTTPS' : 'HTTP'} ${keepAlive ? 'keep-alive' : 'new connection'}`;
-      cases[`${kind}, sandbox without HTTP rules`] = () => sandboxed(false, secure, keepAlive);
+      const kind = `${protocol} ${keepAlive ? 'keep-alive' : 'new connection'}`;
+      const secure = protocol !== 'HTTP';
+      cases[`${kind}, sandbox without HTTP rules`] = () => sandboxed(false, protocol, keepAlive);
       cases[`${kind}, sandbox through its proxy${secure ? ' (intercepted)' : ''}`] = () =>
-        sandboxed(true, secure, keepAlive);
+        sandboxed(true, protocol, keepAlive);
     }
   }
   const samples = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));

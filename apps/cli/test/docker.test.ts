@@ -3,8 +3,19 @@
 // and socket: nothing of the machine's is touched) runs an image made
 // offline: the host's node and a few programs with their libraries, and the
 // bundled CLI with its dependencies, imported from a tar (no registry).
+// The same daemon has the OCI runtime added (`--add-runtime sandlock-oci=`)
+// for `docker run --runtime sandlock-oci`.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +25,9 @@ const DOCKERD = '/usr/sbin/dockerd';
 // The docker.io package's client (another may come first in PATH).
 const DOCKER = '/usr/bin/docker';
 const CLI_DIR = fileURLToPath(new URL('..', import.meta.url));
+/** The OCI runtime, added to the daemon as `sandlock-oci` (`dockerd --add-runtime`). */
+const SANDLOCK_OCI = fileURLToPath(new URL('../../oci/bin/sandlock-oci.cjs', import.meta.url));
+const OCI_BUNDLE = fileURLToPath(new URL('../../oci/dist/main.cjs', import.meta.url));
 const IMAGE = 'sandlock-in-docker:test';
 const PROGRAMS = [
   '/bin/sh',
@@ -91,6 +105,8 @@ async function startDaemon(): Promise<string | null> {
       '--ip-masq=false',
       '--storage-driver',
       'vfs',
+      '--add-runtime',
+      `sandlock-oci=${SANDLOCK_OCI}`,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -268,6 +284,93 @@ describe.skipIf(skipReason !== null)('sandlock inside docker run (default seccom
       expect(result.stderr).toContain('refuses pidfd_getfd');
       expect(result.stderr).toContain('workdir (copy-on-write)');
       expect(result.status).toBe(125);
+    },
+    HANG,
+  );
+});
+
+const ociMissing =
+  skipReason ?? (existsSync(OCI_BUNDLE) ? null : `${OCI_BUNDLE} is missing: run 'pnpm build'`);
+if (ociMissing !== null && skipReason === null) {
+  console.warn(`skipping docker run --runtime sandlock-oci: ${ociMissing}`);
+}
+
+/** `docker run --rm --runtime sandlock-oci` of the image. */
+function underSandlockOci(command: readonly string[], dockerFlags: readonly string[] = []) {
+  return docker(['run', '--rm', '--runtime', 'sandlock-oci', ...dockerFlags, IMAGE, ...command]);
+}
+
+describe.skipIf(ociMissing !== null)('docker run --runtime sandlock-oci', () => {
+  it(
+    'passes the exit status and stdout through',
+    async () => {
+      const result = await underSandlockOci(['/bin/sh', '-c', 'echo out-$((6 * 7)); exit 7']);
+      expect(result.stdout).toBe('out-42\n');
+      expect(result.status).toBe(7);
+    },
+    HANG,
+  );
+
+  it(
+    'runs with a terminal (-t): the pty sent to the console socket',
+    async () => {
+      const result = await underSandlockOci(
+        ['/bin/sh', '-c', '[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo tty-ok; exit 3'],
+        ['-t'],
+      );
+      expect(result.stdout).toBe('tty-ok\r\n');
+      expect(result.status).toBe(3);
+    },
+    HANG,
+  );
+
+  it(
+    'kills a container over its memory limit (--memory)',
+    async () => {
+      // The shell's own string doubles until it holds 512 MiB: no program runs but the shell.
+      const result = await underSandlockOci(
+        [
+          '/bin/sh',
+          '-c',
+          'echo start; x=a; i=0; while [ $i -lt 29 ]; do x="$x$x"; i=$((i + 1)); done; echo survived',
+        ],
+        ['--memory', '64m'],
+      );
+      expect(result.stdout).toBe('start\n');
+      expect(result.status).toBe(137);
+    },
+    HANG,
+  );
+
+  it(
+    'a bind mount is writable, the same directory bound :ro is not',
+    async () => {
+      const host = mkdtempSync(join(work, 'bind-'));
+      writeFileSync(join(host, 'seed'), 'seed\n');
+      const result = await underSandlockOci(
+        [
+          '/bin/sh',
+          '-c',
+          'cat /data/seed; echo made > /data/new; (echo x > /ro/denied) 2>/dev/null || echo refused; cat /ro/new',
+        ],
+        ['-v', `${host}:/data`, '-v', `${host}:/ro:ro`],
+      );
+      expect(result.stdout).toBe('seed\nrefused\nmade\n');
+      expect(result.status).toBe(0);
+      expect(readdirSync(host).sort()).toEqual(['new', 'seed']);
+    },
+    HANG,
+  );
+
+  it(
+    "the container's host name, from Docker's /etc/hostname bind and config.json",
+    async () => {
+      const result = await underSandlockOci(
+        ['/bin/sh', '-c', 'cat /etc/hostname; echo "$HOSTNAME"'],
+        ['--hostname', 'boxed'],
+      );
+      expect(result.stdout).toBe('boxed\nboxed\n');
+      expect(result.status).toBe(0);
     },
     HANG,
   );

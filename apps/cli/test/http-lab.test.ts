@@ -21,10 +21,20 @@ const SERVERS = fileURLToPath(new URL('./fixtures/lab-http.mjs', import.meta.url
 const DNS_QUERY = fileURLToPath(new URL('./fixtures/dns-query.py', import.meta.url));
 /** Sends its argument (`|` for CRLF) in one write to api.allowed.test:80; prints each status line back. */
 const RAW = fileURLToPath(new URL('./fixtures/raw-http.py', import.meta.url));
+const GRPC_CLIENT = fileURLToPath(new URL('./fixtures/lab-grpc-client.mjs', import.meta.url));
+const TCP_CLIENT = fileURLToPath(new URL('./fixtures/lab-tcp.py', import.meta.url));
+/** What the gRPC client in the sandbox loads: the fixtures, and @grpc/grpc-js where pnpm put it. */
+const GRPC_READS = [
+  fileURLToPath(new URL('./fixtures', import.meta.url)),
+  fileURLToPath(new URL('../node_modules', import.meta.url)),
+  fileURLToPath(new URL('../../../node_modules/.pnpm', import.meta.url)),
+];
 
 const NAMES = {
   'api.allowed.test': [LAB.allowed],
   'git.allowed.test': [LAB.allowed],
+  'grpc.allowed.test': [LAB.allowed],
+  'db.allowed.test': [LAB.allowed],
   'local.allowed.test': ['127.0.0.1'],
   'meta.allowed.test': ['169.254.169.254'],
   'other.test': [LAB.denied],
@@ -57,7 +67,13 @@ describe.skipIf(unavailable !== null)('HTTP policy in a lab of two namespaces', 
 
   beforeAll(async () => {
     lab = await Lab.create(NAMES);
-    pki = makePki(['api.allowed.test', 'git.allowed.test', LAB.allowed]);
+    pki = makePki([
+      'api.allowed.test',
+      'git.allowed.test',
+      'grpc.allowed.test',
+      'db.allowed.test',
+      LAB.allowed,
+    ]);
     // A bare repository with one commit, served by git http-backend.
     gitRoot = mkdtempSync(join(tmpdir(), 'sandlock-git-'));
     const git = (...args: string[]) =>
@@ -132,6 +148,9 @@ describe.skipIf(unavailable !== null)('HTTP policy in a lab of two namespaces', 
         DNS_QUERY,
         '-r',
         RAW,
+        '-r',
+        TCP_CLIENT,
+        ...GRPC_READS.flatMap((path) => ['-r', path]),
         ...flags,
         '--',
         'sh',
@@ -338,5 +357,99 @@ describe.skipIf(unavailable !== null)('HTTP policy in a lab of two namespaces', 
     } finally {
       rmSync(clone, { recursive: true, force: true });
     }
+  }, 120_000);
+  it('HTTP/2 goes on as HTTP/2: an h2-only server (curl, Node), h2c, and gRPC unary and bidirectional streaming; a denied gRPC method gets PERMISSION_DENIED', async () => {
+    served.length = 0;
+    const bundle = '/etc/ssl/certs/ca-certificates.crt';
+    const node = `const h=require("http2"),fs=require("fs");const s=h.connect("https://api.allowed.test:8443",{ca:fs.readFileSync("${bundle}")});const r=s.request({":path":"/h2/node"});let b="";r.setEncoding("utf8");r.on("data",d=>b+=d);r.on("end",()=>{process.stdout.write(b);s.close()})`;
+    const result = run(
+      [
+        '--net-allow',
+        '*.allowed.test:8443,8081,50051',
+        // A rule naming the lab's (private) address lets the DNS answer it.
+        '--net-allow',
+        `${LAB.allowed}:443`,
+        '--http-allow',
+        'GET api.allowed.test/h2/**',
+        '--http-allow',
+        'POST grpc.allowed.test/lab.Lab/*',
+      ],
+      [
+        `curl -s -m 20 --http2 -w '%{http_version}\\n' https://api.allowed.test:8443/h2/curl`,
+        `curl -s -m 20 --http2 https://api.allowed.test:8443/other`,
+        `curl -s -m 20 --http2-prior-knowledge http://api.allowed.test:8081/h2/c`,
+        `${process.execPath} -e '${node}'`,
+        `${process.execPath} ${GRPC_CLIENT} grpc.allowed.test:50051 ${bundle}`,
+      ].join('\n'),
+    );
+    expect(result.stdout.split('\n')).toEqual([
+      `h2 ${LAB.allowed} api.allowed.test:8443 /h2/curl`,
+      '2',
+      'sandlock: GET api.allowed.test/other refused: allowed by no --http-allow rule',
+      `h2c ${LAB.allowed} api.allowed.test:8081 /h2/c`,
+      `h2 ${LAB.allowed} api.allowed.test:8443 /h2/node`,
+      `echo ${LAB.allowed} one`,
+      'chat a, chat b, chat c',
+      'PERMISSION_DENIED sandlock: POST grpc.allowed.test/lab.Admin/Drop refused: allowed by no --http-allow rule',
+      '',
+    ]);
+    expect(refusals(result)).toEqual([
+      'sandlock: refused: GET api.allowed.test/other (allowed by no --http-allow rule)',
+      'sandlock: refused: POST grpc.allowed.test/lab.Admin/Drop (allowed by no --http-allow rule)',
+    ]);
+    await until(() => served.some((request) => request.url === '/lab.Lab/Chat'));
+    expect(served.map((request) => `${request.scheme} ${request.url}`)).toEqual([
+      'h2 /h2/curl',
+      'h2c /h2/c',
+      'h2 /h2/node',
+      'grpc /lab.Lab/Echo',
+      'grpc /lab.Lab/Chat',
+    ]);
+  }, 120_000);
+
+  it('a wildcard rule on ports that are not HTTP: allowed to addresses the sandbox DNS (UDP or TCP) answered for names beneath it, TLS by its server name', async () => {
+    served.length = 0;
+    const tcp = (...steps: string[]) => `python3 ${TCP_CLIENT} ${steps.join(' ')}`;
+    const result = run(
+      ['--net-allow', '*.allowed.test:5432,6443', '--net-allow', `${LAB.allowed}:443`],
+      [
+        // No DNS answer gave the address yet: read as HTTP, refused.
+        tcp('first', LAB.allowed),
+        // DNS over TCP only: a client of its own, and glibc told to use TCP (resolv.conf's use-vc).
+        `python3 ${DNS_QUERY} db.allowed.test:1:tcp other.test:1:tcp db.allowed.test:16:tcp`,
+        `RES_OPTIONS=use-vc getent hosts db.allowed.test | awk '{print $1, $2}'`,
+        'RES_OPTIONS=use-vc getent hosts other.test; echo "[$?]"',
+        // The server speaks first; the client speaks first; an address no answer gave.
+        tcp('banner', 'db.allowed.test', 'first', 'db.allowed.test', 'first', LAB.denied),
+        // TLS that is not HTTP: a name beneath the rule, and one that is not.
+        tcp('tls', 'db.allowed.test', 'db.allowed.test', pki.caPath),
+        tcp('tls', LAB.allowed, 'other.test', pki.caPath),
+      ].join('\n'),
+    );
+    expect(result.stdout.split('\n')).toEqual([
+      'first HTTP/1.1 400 Bad Request',
+      'db.allowed.test 1 tcp rcode=0 answers=1',
+      'other.test 1 tcp rcode=5 answers=0',
+      'db.allowed.test 16 tcp rcode=5 answers=0',
+      `${LAB.allowed} db.allowed.test`,
+      '[2]',
+      `banner 220 ${LAB.allowed} / HELLO`,
+      `first 220 ${LAB.allowed}`,
+      'first HTTP/1.1 400 Bad Request',
+      'tls tls:hi',
+      'tls failed',
+      '',
+    ]);
+    expect(refusals(result)).toEqual([
+      `sandlock: refused: connection to ${LAB.allowed}:5432 (malformed HTTP request (HPE_INVALID_METHOD))`,
+      `sandlock: refused: connection to ${LAB.denied}:5432 (malformed HTTP request (HPE_INVALID_METHOD))`,
+      `sandlock: refused: connection to other.test (other.test (${LAB.allowed}:6443) is allowed by no --net-allow rule)`,
+    ]);
+    await until(() => served.some((request) => request.scheme === 'tls'));
+    expect(served.map((request) => `${request.scheme} ${request.address}`)).toEqual([
+      `tcp ${LAB.allowed}`,
+      `tcp ${LAB.allowed}`,
+      `tls ${LAB.allowed}`,
+    ]);
   }, 120_000);
 });

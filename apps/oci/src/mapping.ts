@@ -82,6 +82,17 @@ const NAMESPACE_NOTES: Record<string, string> = {
   time: 'no time namespace',
 };
 
+/**
+ * Sysctls of a network namespace that only widen what an unprivileged
+ * process may do in it (bind ports below 1024, open ICMP sockets); Docker
+ * sets both for every container not on the host's network. Without a
+ * namespace of its own, setting them would change the host's; leaving them
+ * out gives the container less than it asked for.
+ */
+const WIDENING_SYSCTLS = new Set([
+  'net.ipv4.ip_unprivileged_port_start',
+  'net.ipv4.ping_group_range',
+]);
 function origin(field: string, text: string) {
   return { kind: 'flag' as const, flag: `config.json ${field}`, text };
 }
@@ -401,8 +412,17 @@ function mapLinux(config: OciConfig, draft: PolicyDraft, plan: ContainerPlan): v
           throw new UnsupportedField(`linux.${key}`, 'user namespaces are not supported');
         break;
       case 'sysctl':
-        if (Object.keys(value as object).length > 0)
-          throw new UnsupportedField('linux.sysctl', 'setting sysctls is not supported');
+        for (const [name, setting] of Object.entries(value as Record<string, string>)) {
+          if (!WIDENING_SYSCTLS.has(name)) {
+            throw new UnsupportedField(
+              'linux.sysctl',
+              `setting sysctls is not supported (${name})`,
+            );
+          }
+          plan.warnings.push(
+            `linux.sysctl: ${name} = ${setting} not set: the container has no network namespace of its own, the host's setting applies`,
+          );
+        }
         break;
       case 'devices':
         if (Array.isArray(value) && value.length > 0)

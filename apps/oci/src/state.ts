@@ -17,6 +17,8 @@ export const DEFAULT_ROOT = '/run/sandlock-oci';
 /** flock(2) operations (include/uapi/asm-generic/fcntl.h). */
 const LOCK_EX = 2;
 const LOCK_UN = 8;
+/** sun_path is 108 bytes with the terminating NUL (unix(7)). */
+const SUN_PATH_MAX = 107;
 
 /** What `create` records; never changed by the supervisor. */
 export interface ContainerRecord {
@@ -58,6 +60,8 @@ function writeAtomic(path: string, text: string): void {
 /** One container's directory under --root: its record, status, lock and control socket. */
 export class ContainerDir {
   readonly dir: string;
+  /** The directory, held open (O_CLOEXEC) by a process that reaches a long socket path. */
+  private dirFd: number | undefined;
 
   constructor(
     readonly root: string,
@@ -72,8 +76,17 @@ export class ContainerDir {
     return existsSync(join(this.dir, 'record.json'));
   }
 
+  /**
+   * The control socket's path. One longer than sockaddr_un's sun_path
+   * (unix(7)) would be cut short by libuv without an error, leaving the
+   * socket outside the directory and two containers whose IDs share a prefix
+   * on one socket: it is reached through an fd of the directory instead.
+   */
   get socket(): string {
-    return join(this.dir, 'ctl.sock');
+    const path = join(this.dir, 'ctl.sock');
+    if (Buffer.byteLength(path) <= SUN_PATH_MAX) return path;
+    this.dirFd ??= openSync(this.dir, 'r');
+    return `/proc/self/fd/${this.dirFd}/ctl.sock`;
   }
 
   get scratch(): string {

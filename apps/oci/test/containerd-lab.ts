@@ -1,9 +1,11 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
+  closeSync,
   existsSync,
   linkSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -66,8 +68,16 @@ export class ContainerdLab {
   readonly socket = join(this.dir, 'containerd.sock');
   private daemon: ChildProcess | null = null;
 
-  /** Builds the image: a busybox-static rootfs, umoci init/new/unpack/repack, a tar of the layout. */
-  buildImage(): string {
+  /** containerd's pid, once started. */
+  get daemonPid(): number | undefined {
+    return this.daemon?.pid;
+  }
+
+  /**
+   * Builds the image: a busybox-static rootfs, umoci init/new/unpack/repack,
+   * a tar of the layout; `addToRoot` puts more into the rootfs first.
+   */
+  buildImage(addToRoot?: (rootfs: string) => void): string {
     const layout = join(this.dir, 'img');
     const bundle = join(this.dir, 'unpacked');
     this.must('umoci', ['init', '--layout', layout]);
@@ -83,6 +93,7 @@ export class ContainerdLab {
     for (const applet of applets) {
       if (applet !== 'busybox') linkSync(busybox, join(rootfs, 'bin', applet));
     }
+    addToRoot?.(rootfs);
     this.must('umoci', ['repack', '--image', `${layout}:latest`, bundle]);
     this.must('umoci', [
       'config',
@@ -93,13 +104,33 @@ export class ContainerdLab {
       '--config.cmd',
       'sh',
     ]);
+    // The same root as the CRI's pod sandbox image (`bb:pause`): a process that waits.
+    this.must('umoci', [
+      'config',
+      '--image',
+      `${layout}:latest`,
+      '--tag',
+      'pause',
+      '--clear',
+      'config.cmd',
+      '--config.cmd',
+      'sleep',
+      '--config.cmd',
+      '86400',
+    ]);
     const tar = join(this.dir, 'img.tar');
     this.must('tar', ['-C', layout, '-cf', tar, '.']);
     return tar;
   }
 
-  /** Starts containerd and waits (deadline only for a hang) until it answers. */
-  async start(): Promise<void> {
+  /** containerd's own output, for a failure's message. */
+  readonly log = join(this.dir, 'containerd.log');
+
+  /**
+   * Starts containerd and waits (deadline only for a hang) until it answers;
+   * `criConfig`: more lines of the CRI plugin's section.
+   */
+  async start(criConfig: readonly string[] = []): Promise<void> {
     const config = join(this.dir, 'config.toml');
     writeFileSync(
       config,
@@ -114,13 +145,16 @@ export class ContainerdLab {
         // Needed where the daemon lacks CAP_SYS_RESOURCE (containerd docs/cri/config.md).
         '[plugins."io.containerd.grpc.v1.cri"]',
         '  restrict_oom_score_adj = true',
+        ...criConfig,
         '',
       ].join('\n'),
     );
+    const log = openSync(this.log, 'w');
     this.daemon = spawn('containerd', ['--config', config], {
-      stdio: ['ignore', 'ignore', 'ignore'],
+      stdio: ['ignore', 'ignore', log],
       detached: true,
     });
+    closeSync(log);
     const deadline = Date.now() + 60_000;
     while (this.ctr(['version']).status !== 0) {
       if (this.daemon.exitCode !== null) throw new Error('containerd exited at start');

@@ -193,6 +193,24 @@ describe('fields that cannot be honoured are refused, naming them', () => {
     expect(refusal(config as OciConfig)).toBe(field);
   });
 
+  it("Docker's network sysctls are left out with a warning: they only widen, and would be the host's", () => {
+    const plan = mapConfig(
+      {
+        ...base,
+        linux: {
+          sysctl: {
+            'net.ipv4.ip_unprivileged_port_start': '0',
+            'net.ipv4.ping_group_range': '0 2147483647',
+          },
+        },
+      },
+      hostMode,
+    );
+    const warned = plan.warnings.join('\n');
+    expect(warned).toContain('linux.sysctl: net.ipv4.ip_unprivileged_port_start = 0 not set');
+    expect(warned).toContain('linux.sysctl: net.ipv4.ping_group_range = 0 2147483647 not set');
+  });
+
   it('other annotations are left alone', () => {
     const plan = mapConfig(
       { ...base, annotations: { 'io.kubernetes.cri.container-type': 'container' } },

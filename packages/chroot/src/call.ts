@@ -1,19 +1,23 @@
 // What every handler of the chroot module shares: the session's root, the
 // caller's path copied once and walked inside the root with the caller's
 // capabilities (none), and the reaper that makes every change.
-import type { HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
+import { readlinkSync } from 'node:fs';
+import type { CallContext, HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
 import { brokerOf as brokerIn, CallError, sessionOf as sessionIn } from '@sandlock/dispatch/module';
 import {
   AT_FDCWD,
   type BrokerArg,
+  bytePath,
   callAsCaller,
   close,
   ERRNO,
-  PATH_MAX,
-  readCStringBytes,
-  SysError,
+  pathWithin,
+  RESOLVE_BENEATH,
+  RESOLVE_IN_ROOT,
 } from '@sandlock/sys';
 import type { Found, Root, WalkOptions } from './root.js';
+
+const FLOORED = RESOLVE_BENEATH | RESOLVE_IN_ROOT;
 
 /** The policy fields the module reads. */
 export interface ChrootPolicy {
@@ -21,6 +25,9 @@ export interface ChrootPolicy {
   readonly chroot: string | null;
   /** `VIRT:HOST[:ro]`, HOST canonical. */
   readonly fsMount: readonly string[];
+  /** What the sandbox may write and may not reach, as host paths (canonical). */
+  readonly fsWrite: readonly string[];
+  readonly fsDeny: readonly string[];
 }
 
 export type Ctx = HandlerContext<ChrootPolicy>;
@@ -41,23 +48,9 @@ export function brokerOf(ctx: Ctx): OnBehalf {
   return brokerIn(ctx, 'chroot');
 }
 
-/** A path argument, copied: its bytes without the NUL. EFAULT, ENAMETOOLONG as the kernel. */
-export function copyPath(ctx: Ctx, address: bigint): Buffer {
-  if (address === 0n) throw new CallError(ERRNO.EFAULT, 'NULL path');
-  try {
-    return readCStringBytes(ctx.pid, address, PATH_MAX - 1);
-  } catch (error) {
-    if (!ctx.valid()) throw error;
-    if (error instanceof SysError && error.errno === ERRNO.ENAMETOOLONG) {
-      throw new CallError(ERRNO.ENAMETOOLONG, 'path too long');
-    }
-    throw new CallError(ERRNO.EFAULT, 'bad path address');
-  }
-}
-
 /** Walks the caller's path inside the root, from its cwd or `dirfd` when relative. The result is the handler's to close. */
 export function resolve(
-  ctx: Ctx,
+  ctx: Pick<CallContext, 'openStart'>,
   session: Session,
   path: Buffer,
   dirfd: number,
@@ -66,7 +59,8 @@ export function resolve(
   const text = path.toString('latin1');
   const found = callAsCaller(0n, () => {
     let start = null;
-    if (!text.startsWith('/')) {
+    // RESOLVE_BENEATH and RESOLVE_IN_ROOT start every path at the dirfd.
+    if (!text.startsWith('/') || ((options.resolve ?? 0) & FLOORED) !== 0) {
       const fd = ctx.openStart(dirfd);
       try {
         start = session.root.levelsOf(fd);
@@ -78,6 +72,20 @@ export function resolve(
   });
   if (found === null) throw new CallError(ERRNO.EPERM, 'capabilities');
   return found.value;
+}
+
+/** Whether the policy lets the sandbox change the object the walk found. */
+export function writable(ctx: Ctx, r: Found): boolean {
+  let host: string;
+  try {
+    host = readlinkSync(`/proc/self/fd/${r.fd}`, 'latin1');
+  } catch {
+    return false;
+  }
+  const { fsWrite, fsDeny } = ctx.session.policy;
+  if (!host.startsWith('/')) return false;
+  if (fsDeny.some((entry) => pathWithin(host, bytePath(entry)))) return false;
+  return fsWrite.some((entry) => pathWithin(host, bytePath(entry)));
 }
 
 /** A reaper call; `names` become `{ data }` arguments, each NUL-terminated, in order. */
@@ -112,4 +120,5 @@ export {
   uint,
   umaskOf,
 } from '@sandlock/dispatch/module';
+export { copyPath } from '@sandlock/dispatch/path-arg';
 export { AT_FDCWD };

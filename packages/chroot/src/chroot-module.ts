@@ -7,7 +7,12 @@
 // the root but the mounts: the backstop under every answer. The supervisor
 // imports this file in its worker threads by URL (CHROOT_MODULE): no side
 // effects at import.
-import { type Answer, defineModule, type WorkerSession } from '@sandlock/dispatch/module';
+import {
+  type Answer,
+  defineModule,
+  PATH_VIEW,
+  type WorkerSession,
+} from '@sandlock/dispatch/module';
 import { byPathCall, hasSyscall } from '@sandlock/sys';
 import { type ChrootPolicy, type Ctx, sessions } from './call.js';
 import {
@@ -28,10 +33,11 @@ import {
   onSymlink,
   onTruncate,
   onUnlink,
-  onXattr,
 } from './handlers.js';
+import { brokenView, pathView } from './path-view.js';
 import { onChdir, onExec } from './retargeted.js';
 import { Root } from './root.js';
+import { onXattr } from './xattr.js';
 
 type Handler = (ctx: Ctx) => Answer;
 
@@ -58,12 +64,12 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   }),
   statfs: onStatfs,
   getcwd: onGetcwd,
+  getxattrat: onXattr,
+  setxattrat: onXattr,
+  listxattrat: onXattr,
+  removexattrat: onXattr,
   // Paths no handler walks yet: refused rather than looked up from the host's root
   // (mount, acct, swapon, name_to_handle_at… are in the default deny list).
-  getxattrat: onRefused,
-  setxattrat: onRefused,
-  listxattrat: onRefused,
-  removexattrat: onRefused,
   file_getattr: onRefused,
   file_setattr: onRefused,
   inotify_add_watch: onRefused,
@@ -97,9 +103,12 @@ export default defineModule<unknown, ChrootPolicy>({
   sessionStart(session: WorkerSession<ChrootPolicy>) {
     try {
       const { chroot, fsMount } = session.policy;
-      sessions.set(session.id, { root: Root.open(chroot!, fsMount ?? []), exes: new Map() });
+      const state = { root: Root.open(chroot!, fsMount ?? []), exes: new Map() };
+      sessions.set(session.id, state);
+      session.provide(PATH_VIEW, pathView(state));
     } catch (error) {
       sessions.set(session.id, error as Error);
+      session.provide(PATH_VIEW, brokenView(error as Error));
     }
   },
   sessionEnd(session: WorkerSession<ChrootPolicy>) {

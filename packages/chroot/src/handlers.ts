@@ -22,6 +22,12 @@ import {
   ERRNO,
   hostArch,
   openFlags,
+  RESOLVE_BENEATH,
+  RESOLVE_CACHED,
+  RESOLVE_IN_ROOT,
+  RESOLVE_NO_MAGICLINKS,
+  RESOLVE_NO_SYMLINKS,
+  RESOLVE_NO_XDEV,
   S_IFDIR,
   S_IFIFO,
   S_IFLNK,
@@ -43,6 +49,7 @@ import {
   threadGroup,
   uint,
   umaskOf,
+  writable,
 } from './call.js';
 import type { Found } from './root.js';
 
@@ -56,6 +63,13 @@ const OPEN_HOW_SIZE_VER0 = 24n;
 /** Flags that say how to find or make the file, not how to open the object found. */
 const LOOKUP_FLAGS = O.O_CREAT | O.O_EXCL | O.O_NOFOLLOW | O.O_PATH;
 const { EROFS, EXDEV, EBUSY, EEXIST, ENOENT, EINVAL, ENOTDIR } = ERRNO;
+const RESOLVE_ALL =
+  RESOLVE_NO_XDEV |
+  RESOLVE_NO_MAGICLINKS |
+  RESOLVE_NO_SYMLINKS |
+  RESOLVE_BENEATH |
+  RESOLVE_IN_ROOT |
+  RESOLVE_CACHED;
 
 type Done = (r: Found) => Answer;
 
@@ -65,7 +79,7 @@ type Done = (r: Found) => Answer;
  * as written (the procfs modules then see it, and Landlock bounds it), or
  * it is refused.
  */
-function at(
+export function at(
   ctx: Ctx,
   address: bigint,
   dirfd: number,
@@ -73,13 +87,18 @@ function at(
   done: Done,
   create = false,
   handlesProc = false,
+  resolveFlags = 0,
 ): Answer {
   const session = sessionOf(ctx);
   const path = copyPath(ctx, address);
   if (path.length === 0) return answer.errno(ENOENT);
-  const r = resolve(ctx, session, path, dirfd, { followLast, create });
+  const r = resolve(ctx, session, path, dirfd, { followLast, create, resolve: resolveFlags });
   try {
-    if (r.proc && !handlesProc) return procPath(session, path);
+    if (r.proc && !handlesProc) {
+      // The kernel's walk of a /proc path starts at the caller's real root, not at a dirfd.
+      if ((resolveFlags & (RESOLVE_BENEATH | RESOLVE_IN_ROOT)) !== 0) return answer.errno(EXDEV);
+      return procPath(session, path);
+    }
     return done(r);
   } finally {
     r.close();
@@ -126,6 +145,7 @@ export function onOpen(ctx: Ctx): Answer {
   let address: bigint;
   let flags: number;
   let mode: number;
+  let resolveFlags = 0;
   switch (ctx.syscall) {
     case 'open':
       [address, flags, mode] = [a[0]!, uint(a[1]), uint(a[2])];
@@ -139,12 +159,20 @@ export function onOpen(ctx: Ctx): Answer {
     case 'openat2': {
       if ((a[3] ?? 0n) < OPEN_HOW_SIZE_VER0) return answer.errno(EINVAL);
       const how = ctx.read(a[2]!, 24);
-      // RESOLVE_* of the caller's own would need their walk here: the caller falls back to openat.
-      if (how.readBigUInt64LE(16) !== 0n) return answer.errno(ERRNO.ENOSYS);
+      const resolveBits = how.readBigUInt64LE(16);
+      // build_open_flags() in fs/open.c: unknown bits, both roots at once.
+      if ((resolveBits & ~BigInt(RESOLVE_ALL)) !== 0n) return answer.errno(EINVAL);
+      resolveFlags = Number(resolveBits);
+      if ((resolveFlags & RESOLVE_BENEATH) !== 0 && (resolveFlags & RESOLVE_IN_ROOT) !== 0) {
+        return answer.errno(EINVAL);
+      }
       dirfd = int(a[0]);
       address = a[1]!;
       flags = Number(how.readBigUInt64LE(0) & 0xffffffffn);
       mode = Number(how.readBigUInt64LE(8) & 0o7777n);
+      // RESOLVE_CACHED: a lookup the kernel could not make from its caches
+      // alone is EAGAIN (the caller retries without it); this walk never is.
+      if ((resolveFlags & RESOLVE_CACHED) !== 0) return answer.errno(ERRNO.EAGAIN);
       break;
     }
     default:
@@ -153,7 +181,7 @@ export function onOpen(ctx: Ctx): Answer {
   const exclusive = (flags & O.O_CREAT) !== 0 && (flags & O.O_EXCL) !== 0;
   const followLast = (flags & O.O_NOFOLLOW) === 0 && !exclusive;
   const trailingSlash = false;
-  return at(ctx, address, dirfd, followLast, (r) => {
+  const done = (r: Found): Answer => {
     if ((flags & O.__O_TMPFILE) !== 0) return answer.errno('EOPNOTSUPP');
     if (r.lastMissing) {
       if ((flags & O.O_CREAT) === 0) return answer.errno(ENOENT);
@@ -181,7 +209,8 @@ export function onOpen(ctx: Ctx): Answer {
     // reading, which serves every use of an O_PATH one it can.
     const openAs = (flags & O.O_PATH) !== 0 ? O.O_RDONLY | (flags & O.O_DIRECTORY) : flags;
     return inject(openFound(ctx, r, openAs), flags);
-  });
+  };
+  return at(ctx, address, dirfd, followLast, done, false, false, resolveFlags);
 }
 
 // --- the stat family, access, readlink, statfs
@@ -218,7 +247,7 @@ export function onStat(ctx: Ctx): Answer {
   });
 }
 
-function emptyPath(ctx: Ctx, address: bigint): boolean {
+export function emptyPath(ctx: Ctx, address: bigint): boolean {
   if (address === 0n) return true;
   try {
     return ctx.read(address, 1)[0] === 0;
@@ -387,10 +416,25 @@ function making(ctx: Ctx, address: bigint, dirfd: number, make: (r: Found) => nu
   );
 }
 
+/**
+ * The path of a call with a legacy form and an *at form (mkdir, mkdirat):
+ * the dirfd (AT_FDCWD for the legacy form), the path's address and the
+ * argument after it, from argument `first` on (symlink's target comes before).
+ */
+function pathArgs(
+  ctx: Ctx,
+  legacy: string,
+  first = 0,
+): { dirfd: number; address: bigint; next: bigint | undefined } {
+  const a = ctx.args.slice(first);
+  return ctx.syscall === legacy
+    ? { dirfd: AT_FDCWD, address: a[0]!, next: a[1] }
+    : { dirfd: int(a[0]), address: a[1]!, next: a[2] };
+}
+
 export function onMkdir(ctx: Ctx): Answer {
-  const a = ctx.args;
-  const [dirfd, address, mode] =
-    ctx.syscall === 'mkdir' ? [AT_FDCWD, a[0]!, uint(a[1])] : [int(a[0]), a[1]!, uint(a[2])];
+  const { dirfd, address, next } = pathArgs(ctx, 'mkdir');
+  const mode = uint(next);
   return making(
     ctx,
     address,
@@ -405,9 +449,8 @@ export function onMkdir(ctx: Ctx): Answer {
 }
 
 export function onMknod(ctx: Ctx): Answer {
-  const a = ctx.args;
-  const [dirfd, address, mode] =
-    ctx.syscall === 'mknod' ? [AT_FDCWD, a[0]!, uint(a[1])] : [int(a[0]), a[1]!, uint(a[2])];
+  const { dirfd, address, next } = pathArgs(ctx, 'mknod');
+  const mode = uint(next);
   const type = mode & S_IFMT;
   if (type !== 0 && type !== S_IFREG && type !== S_IFIFO && type !== S_IFSOCK) {
     return answer.errno(ERRNO.EPERM); // a device: CAP_MKNOD, which the sandbox has not
@@ -427,9 +470,8 @@ export function onMknod(ctx: Ctx): Answer {
 }
 
 export function onSymlink(ctx: Ctx): Answer {
-  const a = ctx.args;
-  const target = copyPath(ctx, a[0]!);
-  const [dirfd, address] = ctx.syscall === 'symlink' ? [AT_FDCWD, a[1]!] : [int(a[1]), a[2]!];
+  const target = copyPath(ctx, ctx.args[0]!);
+  const { dirfd, address } = pathArgs(ctx, 'symlink', 1);
   return making(
     ctx,
     address,
@@ -598,6 +640,11 @@ export function onMetadata(ctx: Ctx): Answer {
     const errno = changeable(r);
     if (errno !== 0) return answer.errno(errno);
     if (r.lastMissing) return answer.errno(ENOENT);
+    // Landlock has no right for these: the policy's write paths are checked here (as fs-meta does).
+    if (!writable(ctx, r)) {
+      ctx.refused({ what: () => `${name} ${r.path}`, rule: 'fsWrite' });
+      return answer.errno(ERRNO.EACCES);
+    }
     return result(act(r));
   });
 }
@@ -617,18 +664,6 @@ export function onTruncate(ctx: Ctx): Answer {
       close(fd);
     }
   });
-}
-
-/**
- * The xattr calls: the path is walked (ENOENT, ENOTDIR… as the kernel's),
- * then ENOTSUP, which programs take as a file system without extended
- * attributes.
- */
-export function onXattr(ctx: Ctx): Answer {
-  const follow = !ctx.syscall.startsWith('l');
-  return at(ctx, ctx.args[0]!, AT_FDCWD, follow, (r) =>
-    answer.errno(r.errno !== 0 ? r.errno : ERRNO.EOPNOTSUPP),
-  );
 }
 
 /**

@@ -20,19 +20,22 @@ import {
   openFlags,
   PATH_MAX,
   PROC_SUPER_MAGIC,
+  RESOLVE_BENEATH,
   RESOLVE_IN_ROOT,
   RESOLVE_NO_SYMLINKS,
+  RESOLVE_NO_XDEV,
   S_IFDIR,
   S_IFLNK,
   S_IFMT,
   STATX_INO,
+  STATX_MNT_ID,
   STATX_TYPE,
   trySyscall,
 } from '@sandlock/sys';
 
 const O = openFlags(hostArch());
 const PATH_FLAGS = O.O_PATH | O.O_CLOEXEC | O.O_NOFOLLOW;
-const { ENOENT, ENOTDIR, ELOOP } = ERRNO;
+const { ENOENT, ENOTDIR, ELOOP, EXDEV } = ERRNO;
 const EMPTY = Buffer.from('\0');
 /** The directory of a straight path: no symlink on the way, `..` kept in the root. */
 const STRAIGHT_HOW = encodeOpenHow({
@@ -70,13 +73,17 @@ function openPath(path: string, flags = O.O_PATH | O.O_CLOEXEC): number {
 
 const statxBuffer = Buffer.alloc(256);
 
-/** statx of a descriptor: its S_IFMT bits and "dev:ino", or -errno. */
-export function identify(fd: number): { mode: number; id: string } | number {
-  const result = trySyscall('statx', fd, EMPTY, AT_EMPTY_PATH, STATX_TYPE | STATX_INO, statxBuffer);
+/** statx of a descriptor: its S_IFMT bits, "dev:ino" and its mount's id, or -errno. */
+export function identify(fd: number): { mode: number; id: string; mount: bigint } | number {
+  const mask = STATX_TYPE | STATX_INO | STATX_MNT_ID;
+  const result = trySyscall('statx', fd, EMPTY, AT_EMPTY_PATH, mask, statxBuffer);
   if (result < 0) return result;
   return {
     mode: statxBuffer.readUInt16LE(28) & S_IFMT,
     id: `${statxBuffer.readUInt32LE(136)}:${statxBuffer.readUInt32LE(140)}:${statxBuffer.readBigUInt64LE(32)}`,
+    // stx_mnt_id; 0 where the kernel did not fill it in (stx_mask).
+    mount:
+      (statxBuffer.readUInt32LE(0) & STATX_MNT_ID) !== 0 ? statxBuffer.readBigUInt64LE(144) : 0n,
   };
 }
 
@@ -101,6 +108,8 @@ interface Level {
   mount: Mount | null;
   /** S_IFMT bits (the walk goes on only from directories). */
   mode: number;
+  /** The kernel's mount id of the directory (0: not known). */
+  mnt?: bigint;
 }
 
 /**
@@ -149,6 +158,13 @@ export interface WalkOptions {
   readonly followLast: boolean;
   /** The call makes the last name: a trailing slash does not follow a symlink there (filename_create()). */
   readonly create?: boolean;
+  /**
+   * openat2's RESOLVE_* flags of the caller's own (BENEATH, IN_ROOT,
+   * NO_SYMLINKS, NO_XDEV; the others are the handler's): the walk gives the
+   * kernel's errnos for them (fs/namei.c), the start being the caller's
+   * dirfd for BENEATH and IN_ROOT.
+   */
+  readonly resolve?: number;
 }
 
 /** The root of one sandbox, as a thread holds it: descriptors open for the session's life. */
@@ -246,7 +262,7 @@ export class Root {
    * by the walk). Never throws for what the path holds.
    */
   walk(text: string, start: Level[] | null, options: WalkOptions): Found {
-    if (text.startsWith('/')) {
+    if (text.startsWith('/') && !options.resolve) {
       const quick = this.straight(text, options);
       if (quick !== null) {
         if (start !== null) this.release(start.slice(1));
@@ -307,8 +323,22 @@ export class Root {
 
   private walkNames(text: string, start: Level[] | null, options: WalkOptions): Found {
     const found = new Found(this.keep);
-    const levels: Level[] = text.startsWith('/') || start === null ? [this.rootLevel()] : start;
-    if (text.startsWith('/') && start !== null) this.release(start.slice(1));
+    const resolve = options.resolve ?? 0;
+    const beneath = (resolve & RESOLVE_BENEATH) !== 0;
+    const noSymlinks = (resolve & RESOLVE_NO_SYMLINKS) !== 0;
+    const noXdev = (resolve & RESOLVE_NO_XDEV) !== 0;
+    // RESOLVE_BENEATH and RESOLVE_IN_ROOT: the start (the caller's dirfd or
+    // cwd) is the floor the walk neither leaves nor jumps back to from `/`.
+    const floored = beneath || (resolve & RESOLVE_IN_ROOT) !== 0;
+    if (floored && text.startsWith('/') && beneath) {
+      if (start !== null) this.release(start.slice(1));
+      found.errno = EXDEV; // nd_jump_root()
+      return found;
+    }
+    const levels: Level[] =
+      (text.startsWith('/') && !floored) || start === null ? [this.rootLevel()] : start;
+    if (text.startsWith('/') && !floored && start !== null) this.release(start.slice(1));
+    const floor = levels.length;
     const trailingSlash = text.endsWith('/');
     const todo = text
       .split('/')
@@ -336,7 +366,15 @@ export class Root {
         if (searched < 0) return fail(-searched);
         close(searched);
         dotted = last;
-        if (name === '..' && levels.length > 1) this.release([levels.pop()!]);
+        if (name === '..' && floored && levels.length === floor) {
+          if (beneath) return fail(EXDEV); // follow_dotdot(): `..` at the root
+          continue;
+        }
+        if (name === '..' && levels.length > 1) {
+          const above = levels.at(-2)!;
+          if (noXdev && this.crosses(here, above)) return fail(EXDEV);
+          this.release([levels.pop()!]);
+        }
         continue;
       }
       dotted = false;
@@ -367,13 +405,22 @@ export class Root {
       }
       const follow = !last || options.followLast || (trailingSlash && options.create !== true);
       if (id.mode === S_IFLNK && follow && mount === null) {
+        if (noSymlinks) {
+          close(fd);
+          return fail(ELOOP); // pick_link()
+        }
         const target = readLink(fd);
         close(fd);
         if (typeof target === 'number') return fail(-target);
         if (++links > MAXSYMLINKS) return fail(ELOOP);
         if (target === '') return fail(ENOENT);
         if (target.startsWith('/')) {
-          this.release(levels.splice(1));
+          if (beneath) return fail(EXDEV);
+          const top = floored ? floor : 1;
+          if (noXdev && levels.length > top && this.crosses(here, levels[top - 1]!)) {
+            return fail(EXDEV); // nd_jump_root()
+          }
+          this.release(levels.splice(top));
         }
         todo.push(
           ...target
@@ -387,7 +434,12 @@ export class Root {
         if (mount === null) close(fd);
         return fail(ENOTDIR);
       }
-      levels.push({ fd, virt, mount: mount ?? here.mount, mode: id.mode });
+      const next = { fd, virt, mount: mount ?? here.mount, mode: id.mode, mnt: id.mount };
+      if (noXdev && this.crosses(here, next)) {
+        if (mount === null) close(fd);
+        return fail(EXDEV); // traverse_mounts(), follow_dotdot()
+      }
+      levels.push(next);
     }
     const object = levels.at(-1)!;
     found.mode = object.mode;
@@ -407,6 +459,23 @@ export class Root {
     found.parent = parent;
     this.release(levels.slice(1).filter((level) => level.fd !== object.fd && level.fd !== parent));
     return found;
+  }
+
+  /**
+   * Whether going from one directory to the other crosses a mount: one of
+   * the root's (a host tree shown there) or one of the host's in the tree.
+   */
+  private crosses(from: Level, to: Level): boolean {
+    if (from.mount !== to.mount) return true;
+    return this.mountIdOf(from) !== this.mountIdOf(to);
+  }
+
+  private mountIdOf(level: Level): bigint {
+    if (level.mnt === undefined) {
+      const id = identify(level.fd);
+      level.mnt = typeof id === 'number' ? -1n : id.mount;
+    }
+    return level.mnt;
   }
 
   private rootLevel(): Level {

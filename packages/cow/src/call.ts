@@ -5,11 +5,12 @@ import type { HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
 import {
   brokerOf as brokerIn,
   CallError,
+  PATH_VIEW,
   sessionOf as sessionIn,
   threadGroupOf,
 } from '@sandlock/dispatch/module';
-import { callAsCaller, ERRNO, PATH_MAX, readCStringBytes, SysError } from '@sandlock/sys';
-import { type Caller, type Resolved, resolvePath, type Workdir } from './resolve.js';
+import { callAsCaller, ERRNO } from '@sandlock/sys';
+import { type Caller, type Resolved, type Restrict, resolvePath, type Workdir } from './resolve.js';
 
 /** The policy fields the module reads (the session policy sandlock gives it). */
 export interface CowPolicy {
@@ -46,22 +47,6 @@ export function brokerOf(ctx: Ctx): OnBehalf {
   return brokerIn(ctx, 'copy-on-write');
 }
 
-/** A path argument, copied: its bytes without the NUL. EFAULT, ENAMETOOLONG as the kernel. */
-export function copyPath(ctx: Ctx, address: bigint): Buffer {
-  if (address === 0n) throw new CallError(ERRNO.EFAULT, 'NULL path');
-  let bytes: Buffer;
-  try {
-    bytes = readCStringBytes(ctx.pid, address, PATH_MAX - 1);
-  } catch (error) {
-    if (!ctx.valid()) throw error;
-    if (error instanceof SysError && error.errno === ERRNO.ENAMETOOLONG) {
-      throw new CallError(ERRNO.ENAMETOOLONG, 'path too long');
-    }
-    throw new CallError(ERRNO.EFAULT, 'bad path address');
-  }
-  return bytes;
-}
-
 /**
  * Resolves a copied path for the caller; the result is the handler's to
  * close. The lookups run with the caller's capabilities (a sandbox has none).
@@ -73,8 +58,10 @@ export function resolve(
   dirfd: number,
   followLast: boolean,
   create = false,
+  restrict?: Restrict,
 ): Resolved {
   let tgid: number | null = null;
+  const view = ctx.session.provided(PATH_VIEW);
   const caller: Caller = {
     pid: ctx.pid,
     reaperPid: ctx.session.reaperPid,
@@ -84,11 +71,22 @@ export function resolve(
       tgid ??= threadGroupOf(ctx.pid);
       return tgid;
     },
+    mountAt: view === undefined ? null : (virt) => view.mountAt(virt),
   };
   const resolved = callAsCaller(0n, () =>
-    resolvePath(session.workdir, caller, path, { dirfd, followLast, create }),
+    resolvePath(session.workdir, caller, path, {
+      dirfd,
+      followLast,
+      create,
+      ...(restrict !== undefined ? { restrict } : {}),
+    }),
   );
   if (resolved === null) throw new CallError(ERRNO.EPERM, 'capabilities');
+  if (resolved.value.where === 'outside' && resolved.value.mounted && view !== undefined) {
+    // In a mount: the chroot's walk (which then answers the call) says what is there.
+    resolved.value.walked.close();
+    return { where: 'outside', walked: view.walk(ctx, path, { dirfd, followLast }) };
+  }
   return resolved.value;
 }
 
@@ -101,3 +99,4 @@ export function lastDot(path: Buffer): '.' | '..' | null {
 }
 
 export { int, uint, umaskOf } from '@sandlock/dispatch/module';
+export { copyPath } from '@sandlock/dispatch/path-arg';

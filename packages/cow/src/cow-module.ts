@@ -28,6 +28,7 @@ import { onDescriptorOnly } from './handlers/fd-meta.js';
 import { forgetListings, onListing } from './handlers/listing.js';
 import { onAccess, onReadlink, onStat, onStatx } from './handlers/look.js';
 import { onOpen } from './handlers/open.js';
+import { onWatch } from './handlers/watch.js';
 import { onChdir, onGetcwd } from './handlers/where.js';
 import { onGetXattr, onSetXattr } from './handlers/xattr.js';
 import { Layer } from './layer/index.js';
@@ -65,6 +66,7 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   getdents64: onListing,
   getdents: onListing,
   getcwd: onGetcwd,
+  inotify_add_watch: onWatch,
 };
 
 /** The calls of this module that exist on this architecture (aarch64 has no open, stat, unlink…). */

@@ -27,6 +27,7 @@ import {
   S_IFLNK,
   S_IFMT,
   STATX_INO,
+  STATX_MNT_ID,
   STATX_TYPE,
   trySyscall,
   Walked,
@@ -36,7 +37,7 @@ import type { Layer } from './layer/index.js';
 
 const O = openFlags(hostArch());
 const PATH_FLAGS = O.O_PATH | O.O_CLOEXEC | O.O_NOFOLLOW;
-const { ENOENT, ENOTDIR, ELOOP } = ERRNO;
+const { ENOENT, ENOTDIR, ELOOP, EXDEV } = ERRNO;
 /** Lookups of one walk outside the workdir (each name is its own lookup there: no run may pass the workdir unseen). */
 const MAX_OUTSIDE_LOOKUPS = 256;
 const EMPTY = Buffer.from('\0');
@@ -83,6 +84,8 @@ export type Kind = 'file' | 'directory' | 'symlink' | 'missing';
 interface Level {
   upper: number;
   lower: number;
+  /** In a mount of the emulated chroot (`lower` its host directory, no layer): another file system. */
+  mount?: boolean;
 }
 
 /**
@@ -150,6 +153,11 @@ export class Inside {
 export interface Outside {
   readonly where: 'outside';
   readonly walked: Walked;
+  /**
+   * The path ends in a mount of the emulated chroot: the chroot module's
+   * (`walked` is then a placeholder, to be walked in its PATH_VIEW).
+   */
+  readonly mounted?: boolean;
 }
 
 export type Resolved = Inside | Outside;
@@ -164,6 +172,36 @@ export interface ResolveOptions {
    * found as it is (EEXIST), as filename_create() in fs/namei.c.
    */
   readonly create?: boolean;
+  /** openat2's RESOLVE_* restrictions (CACHED aside: the handler's). */
+  readonly restrict?: Restrict;
+}
+
+/**
+ * openat2's restrictions on a walk (openat2(2); path_init(), follow_dotdot(),
+ * pick_link(), nd_jump_root() and traverse_mounts() in fs/namei.c).
+ */
+export interface Restrict {
+  /** RESOLVE_NO_SYMLINKS: a symlink to follow is ELOOP. */
+  readonly noSymlinks: boolean;
+  /** RESOLVE_NO_MAGICLINKS. */
+  readonly noMagicLinks: boolean;
+  /** RESOLVE_BENEATH: an absolute path or symlink, or `..` above the start, is EXDEV. */
+  readonly beneath: boolean;
+  /** RESOLVE_IN_ROOT: the start is the root for `/`, `..` and absolute symlinks. */
+  readonly inRoot: boolean;
+  /** RESOLVE_NO_XDEV: crossing a mount is EXDEV. */
+  readonly noXdev: boolean;
+}
+
+/**
+ * A restricted walk that starts outside the workdir and ends inside it,
+ * or one that leaves the workdir after entering it, is refused with EXDEV
+ * (docs/design.md): the walk outside is walkPath's, which does not apply
+ * the restrictions. A walk restricted only by RESOLVE_IN_ROOT is exact
+ * everywhere (walkPath takes the start as its root).
+ */
+function onlyInRoot(restrict: Restrict): boolean {
+  return !(restrict.noSymlinks || restrict.noMagicLinks || restrict.beneath || restrict.noXdev);
 }
 
 /** What the resolver needs of the call (the handler context's). */
@@ -173,6 +211,8 @@ export interface Caller {
   valid(): boolean;
   openStart(dirfd: number): number;
   tgid(): number;
+  /** The emulated chroot's mounts (its PATH_VIEW's mountAt), or null. */
+  readonly mountAt?: ((virt: readonly string[]) => number) | null;
 }
 
 function cName(name: string): Buffer {
@@ -248,6 +288,8 @@ export function placeOf(workdir: Workdir, fd: number): { rel: string[]; side: Si
 
 type Step =
   | { readonly done: Inside }
+  /** The path ends in a mount of the emulated chroot. */
+  | { readonly mounted: true }
   /** Walk `text` on from `start` (owned) outside the workdir, or from the caller's root. */
   | { readonly leave: number | 'root'; readonly text: string };
 
@@ -262,19 +304,37 @@ export function resolvePath(
   path: Buffer,
   options: ResolveOptions,
 ): Resolved {
-  const text = path.toString('latin1');
+  const restrict = options.restrict ?? null;
+  const inRoot = restrict?.inRoot === true;
+  let text = path.toString('latin1');
+  // The kernel's nd_jump_root() under RESOLVE_BENEATH, before any lookup.
+  if (restrict?.beneath === true && text.startsWith('/')) return failedOutside(EXDEV);
+  // Under RESOLVE_IN_ROOT an absolute path starts at the dirfd, the root.
+  if (inRoot) text = text.replace(/^\/+/, '');
   const roots = new Set([workdir.lowerRoot, workdir.upperRoot]);
   const chroot = workdir.chroot ?? null;
   if (text.startsWith('/') && chroot === null) {
     const quick = plainlyOutside(workdir, text, AT_FDCWD, options.followLast);
     if (quick !== null) return quick;
   }
-  const root =
-    chroot === null
+  const root = inRoot
+    ? caller.openStart(options.dirfd)
+    : chroot === null
       ? openRoot(caller)
       : trySyscall('openat', chroot.fd, cName('.'), O.O_PATH | O.O_CLOEXEC, 0);
   if (root < 0) return failedOutside(-root);
   let links = { count: 0, pure: true };
+  /** Some part of the walk was walkPath's, outside the workdir. */
+  let outside = false;
+  const restricted = restrict !== null && !onlyInRoot(restrict);
+  /** The merged view's result; a restricted walk that came through the outside is refused. */
+  const ended = (inside: Inside): Resolved => {
+    if (!(restricted && outside)) return inside;
+    inside.close();
+    return failedOutside(EXDEV);
+  };
+  const mountAt = mountsBeneath(workdir, caller);
+  const mounted = (): Outside => ({ where: 'outside', walked: new Walked(), mounted: true });
   try {
     const rootId = identify(root);
     const atRoot = typeof rootId === 'number' ? '' : rootId.id;
@@ -303,17 +363,24 @@ export function resolvePath(
         // The caller stands in the workdir (its cwd, a dirfd): the merged
         // walk starts where it stands.
         const prefix = place.rel.join('/');
+        const scoped = turns === 0 && (restrict?.beneath === true || inRoot);
         const step = walkInside(workdir, roots, prefix === '' ? rest : `${prefix}/${rest}`, {
           followLast: options.followLast,
           create: options.create === true,
           atRootIsWorkdir: atRoot === workdir.lowerId,
           links,
+          restrict,
+          mayLeave: !restricted,
+          floor: scoped ? place.rel.length : null,
+          mountAt,
         });
-        if ('done' in step) return step.done;
+        if ('done' in step) return ended(step.done);
+        if ('mounted' in step) return mounted();
         start = step.leave;
         rest = step.text;
         continue;
       }
+      outside = true;
       const walked = walkPath({
         root,
         start: from,
@@ -335,8 +402,13 @@ export function resolvePath(
           create: options.create === true,
           atRootIsWorkdir: atRoot === workdir.lowerId,
           links,
+          restrict,
+          mayLeave: !restricted,
+          floor: null,
+          mountAt,
         });
-        if ('done' in step) return step.done;
+        if ('done' in step) return ended(step.done);
+        if ('mounted' in step) return mounted();
         start = step.leave;
         rest = step.text;
         continue;
@@ -347,7 +419,11 @@ export function resolvePath(
         const inside = throughMagicLink(workdir, walked.fd);
         if (inside !== null) {
           walked.close();
-          return inside;
+          if (restrict !== null && (restrict.noMagicLinks || restrict.noSymlinks)) {
+            inside.close();
+            return failedOutside(ELOOP); // nd_jump_link()
+          }
+          return ended(inside);
         }
       }
       return { where: 'outside', walked };
@@ -356,6 +432,25 @@ export function resolvePath(
     close(root);
     links = { count: 0, pure: true };
   }
+}
+
+/**
+ * The emulated chroot's mounts as the merged walk meets them: by the path
+ * relative to the workdir, which lies at its place inside the root.
+ */
+function mountsBeneath(
+  workdir: Workdir,
+  caller: Caller,
+): ((rel: readonly string[]) => number) | null {
+  const chroot = workdir.chroot ?? null;
+  const mountAt = caller.mountAt ?? null;
+  if (chroot === null || mountAt === null) return null;
+  const inside = workdir.lowerPath.slice(chroot.path.length);
+  if (!workdir.lowerPath.startsWith(chroot.path) || (inside !== '' && !inside.startsWith('/'))) {
+    return null;
+  }
+  const prefix = inside.split('/').filter((part) => part !== '');
+  return (rel) => mountAt([...prefix, ...rel]);
 }
 
 /** The object a magic link led to, as the merged view shows it at its place; null when it shows another. */
@@ -383,9 +478,13 @@ export function insideAt(workdir: Workdir, rel: readonly string[]): Inside {
     create: false,
     atRootIsWorkdir: false,
     links: { count: 0, pure: true },
+    restrict: null,
+    mayLeave: true,
+    floor: null,
+    mountAt: null,
   });
   if ('done' in step) return step.done;
-  if (typeof step.leave === 'number') close(step.leave);
+  if ('leave' in step && typeof step.leave === 'number') close(step.leave);
   const outside = new Inside(roots);
   outside.errno = ERRNO.EXDEV;
   return outside;
@@ -462,8 +561,22 @@ function walkInside(
     atRootIsWorkdir: boolean;
     /** Shared by the walk's parts: symlinks followed, and whether every name came from the lower. */
     links: { count: number; pure: boolean };
+    restrict: Restrict | null;
+    /** The walk may leave the workdir (`..` above it, an absolute symlink); else that is EXDEV. */
+    mayLeave: boolean;
+    /**
+     * RESOLVE_BENEATH or RESOLVE_IN_ROOT from a start inside the workdir:
+     * the start's depth, which `..` does not climb above and where an
+     * absolute symlink lands (IN_ROOT).
+     */
+    floor: number | null;
+    /** What an emulated chroot mounts at a path relative to the workdir (a descriptor, or -1), or null. */
+    mountAt: ((rel: readonly string[]) => number) | null;
   },
 ): Step {
+  const restrict = options.restrict;
+  const floor = options.floor;
+  const lowerMount = restrict?.noXdev === true ? mountOf(workdir.lowerRoot) : null;
   const layer = workdir.layer;
   const trailingSlash = text.endsWith('/');
   const todo = text
@@ -512,8 +625,14 @@ function walkInside(
     }
     if (name === '..') {
       dotted = last;
+      if (floor !== null && rel.length === floor) {
+        // follow_dotdot() at the root: EXDEV under RESOLVE_BENEATH, stays under IN_ROOT.
+        if (restrict?.beneath === true) return fail(EXDEV);
+        continue;
+      }
       if (rel.length === 0) {
         if (options.atRootIsWorkdir) continue;
+        if (!options.mayLeave) return fail(EXDEV);
         // The kernel's own `..` of the lower directory, outside the workdir.
         const up = trySyscall('openat', workdir.lowerRoot, cName('..'), PATH_FLAGS, 0);
         if (up < 0) return fail(-up);
@@ -528,7 +647,14 @@ function walkInside(
     dotted = false;
     const here = levels.at(-1)!;
     const childPath = [...rel, name].join('/');
-    const looked = lookUp(layer, here, name, childPath);
+    const looked = lookUp(layer, here, name, childPath, options.mountAt?.([...rel, name]) ?? -1);
+    if (typeof looked !== 'number' && lowerMount !== null && looked.side === 'lower') {
+      // Into a mount beneath the workdir (traverse_mounts() under RESOLVE_NO_XDEV).
+      if (mountOf(looked.lower) !== lowerMount) {
+        release(looked);
+        return fail(EXDEV);
+      }
+    }
     if (typeof looked === 'number') {
       if (looked === -ENOENT && last) {
         options.links.pure = false;
@@ -537,6 +663,11 @@ function walkInside(
         result.rel = [...rel];
         result.errno = ENOENT;
         result.kind = 'missing';
+        if (here.mount) {
+          releaseAll();
+          result.close();
+          return { mounted: true };
+        }
         result.parent = levels.pop()!;
         result.pure = false;
         releaseAll();
@@ -546,12 +677,32 @@ function walkInside(
     }
     if (looked.mode === S_IFLNK && follow) {
       if (looked.side === 'upper') options.links.pure = false;
+      if (restrict?.noSymlinks === true) {
+        release(looked);
+        return fail(ELOOP);
+      }
       const target = readLink(looked.side === 'upper' ? looked.upper : looked.lower);
       release(looked);
       if (typeof target === 'number') return fail(-target);
       if (++options.links.count > MAXSYMLINKS) return fail(ELOOP);
       const remaining = [...todo].reverse();
+      if (target.startsWith('/') && floor !== null) {
+        // nd_jump_root(): EXDEV under RESOLVE_BENEATH; the start under IN_ROOT.
+        if (restrict?.beneath === true) return fail(EXDEV);
+        while (rel.length > floor) {
+          rel.pop();
+          release(levels.pop()!);
+        }
+        todo.push(
+          ...target
+            .split('/')
+            .filter((part) => part !== '')
+            .reverse(),
+        );
+        continue;
+      }
       if (target.startsWith('/')) {
+        if (!options.mayLeave) return fail(EXDEV);
         releaseAll();
         result.close();
         const joined = [target, ...remaining].join('/');
@@ -572,13 +723,18 @@ function walkInside(
     }
     if (looked.side === 'upper') options.links.pure = false;
     rel.push(name);
-    levels.push({ upper: looked.upper, lower: looked.lower });
+    levels.push({ upper: looked.upper, lower: looked.lower, mount: looked.mount });
     result.side = looked.side;
     result.mode = looked.mode;
   }
   if (rel.length === 0) {
     result.side = 'lower';
     result.mode = S_IFDIR;
+  }
+  if (levels.at(-1)!.mount) {
+    releaseAll();
+    result.close();
+    return { mounted: true };
   }
   const object = levels.pop()!;
   if (trailingSlash && result.mode !== S_IFDIR && !options.create) {
@@ -598,13 +754,24 @@ function walkInside(
   return { done: result };
 }
 
-/** One name of a merged directory: the upper's entry, else the lower's unless hidden. */
+/**
+ * One name of a merged directory: the upper's entry, else the lower's
+ * unless hidden. In a mount of the emulated chroot, or at a mount point
+ * (`mounted`, a descriptor this takes), the mount's own, with no layer.
+ */
 function lookUp(
   layer: Layer,
   here: Level,
   name: string,
   childPath: string,
+  mounted: number,
 ): (Level & { side: Side; mode: number }) | number {
+  if (mounted >= 0)
+    return { upper: -1, lower: mounted, side: 'lower', mode: modeOf(mounted), mount: true };
+  if (here.mount) {
+    const fd = trySyscall('openat', here.lower, cName(name), PATH_FLAGS, 0);
+    return fd < 0 ? fd : { upper: -1, lower: fd, side: 'lower', mode: modeOf(fd), mount: true };
+  }
   const upper =
     here.upper >= 0 ? trySyscall('openat', here.upper, cName(name), PATH_FLAGS, 0) : -ENOENT;
   if (upper < 0 && upper !== -ENOENT) return upper;
@@ -624,6 +791,15 @@ function lookUp(
   }
   if (lower >= 0) return { upper: -1, lower, side: 'lower', mode: modeOf(lower) };
   return -ENOENT;
+}
+
+const mountBuffer = Buffer.alloc(256);
+
+/** The mount id of a descriptor's object (statx stx_mnt_id), or '' when unknown. */
+function mountOf(fd: number): string {
+  const result = trySyscall('statx', fd, EMPTY, AT_EMPTY_PATH, STATX_MNT_ID, mountBuffer);
+  if (result < 0 || (mountBuffer.readUInt32LE(0) & STATX_MNT_ID) === 0) return '';
+  return mountBuffer.readBigUInt64LE(144).toString();
 }
 
 function modeOf(fd: number): number {

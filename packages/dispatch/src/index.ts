@@ -27,7 +27,14 @@ export {
 } from './module.js';
 export type { OnBehalf } from './on-behalf.js';
 export { sandboxProcesses } from './processes.js';
-export { PROC_NET_PORTS, type ProcNetTranslator, type Provision } from './provisions.js';
+export {
+  PATH_VIEW,
+  type PathView,
+  type PathViewWalk,
+  PROC_NET_PORTS,
+  type ProcNetTranslator,
+  type Provision,
+} from './provisions.js';
 export {
   REFUSAL_BURST,
   REFUSAL_RATE,

@@ -27,7 +27,14 @@ export type {
 } from './context.js';
 export type { OnBehalf } from './on-behalf.js';
 export { threadGroupOf, umaskOf } from './proc-status.js';
-export { PROC_NET_PORTS, type ProcNetTranslator, type Provision } from './provisions.js';
+export {
+  PATH_VIEW,
+  type PathView,
+  type PathViewWalk,
+  PROC_NET_PORTS,
+  type ProcNetTranslator,
+  type Provision,
+} from './provisions.js';
 export type { Refusal, RefusalReport } from './refusal.js';
 export type { ProcessView, SessionInfo, SessionNotice, WorkerSession } from './session-view.js';
 

@@ -1,6 +1,8 @@
 // What one handler module provides to the others of a session
 // (WorkerSession.provide), by a key both import from here, so that neither
 // imports the other.
+import type { Walked } from '@sandlock/sys';
+import type { CallContext } from './context.js';
 
 /** A name under which a module of a session provides a value of type `T`. */
 export interface Provision<T> {
@@ -20,3 +22,33 @@ const provision = <T>(name: string): Provision<T> => Object.freeze({ name });
 export type ProcNetTranslator = (text: string, protocol: 'tcp' | 'udp') => string;
 
 export const PROC_NET_PORTS: Provision<ProcNetTranslator> = provision('proc-net-ports');
+
+/** How a module walks a caller's path through a {@link PathView}. */
+export interface PathViewWalk {
+  /** The caller's dirfd argument (AT_FDCWD for its cwd). */
+  readonly dirfd: number;
+  /** Follow a symlink in the last component. */
+  readonly followLast: boolean;
+}
+
+/**
+ * The sandbox's own view of paths where it is not the host's: the chroot
+ * module provides it for a sandbox with a root (the root and its mounts,
+ * as openat2(RESOLVE_IN_ROOT) walks). A module that walks a caller's path
+ * (a Unix socket's) walks it here instead of `ctx.walk`, which walks from
+ * the caller's real root. The walk lowers this thread's capabilities to
+ * the caller's (none) itself; throws a CallError where there is no view to
+ * walk in (the root could not be opened).
+ */
+export interface PathView {
+  walk(ctx: Pick<CallContext, 'openStart'>, path: Buffer, options: PathViewWalk): Walked;
+  /**
+   * A new O_PATH descriptor (this thread's to close) of the host object
+   * shown at `virt` (components from the sandbox's `/`) by a mount, or -1
+   * where nothing is mounted: another file system, whose `..` at its top
+   * goes back to the directory it is mounted in.
+   */
+  mountAt(virt: readonly string[]): number;
+}
+
+export const PATH_VIEW: Provision<PathView> = provision('path-view');

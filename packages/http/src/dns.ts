@@ -84,12 +84,13 @@ export class SandboxDns {
     }
     // Every address was of a kind no rule names (loopback, metadata…): refused, not empty.
     if (addresses.length === 0) return reply('REFUSED');
-    const wanted = addresses.filter((address) =>
-      question.type === 'A' ? isIPv4(address) : isIPv6(address),
-    );
+    const wanted = addresses
+      .filter((address) => (question.type === 'A' ? isIPv4(address) : isIPv6(address)))
+      .slice(0, MAX_ANSWERS);
+    this.names.noteAnswer(name, wanted, TTL * 1000);
     return reply(
       'NOERROR',
-      wanted.slice(0, MAX_ANSWERS).map((address) => ({
+      wanted.map((address) => ({
         type: question.type as 'A' | 'AAAA',
         name: question.name,
         ttl: TTL,

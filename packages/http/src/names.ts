@@ -133,6 +133,8 @@ export class Names {
   private readonly cache = new Map<string, { until: number; addresses: Promise<string[]> }>();
   /** Every address a name was found to have: the sandbox may keep an answer longer than `ttl`. */
   private readonly seen = new Map<string, Set<string>>();
+  /** The sandbox's DNS answers, by address: each name answered with it, until when (ms). */
+  private readonly answered = new Map<string, Map<string, number>>();
 
   constructor(private readonly options: NameOptions) {
     this.lookup = options.lookup ?? systemLookup;
@@ -253,6 +255,32 @@ export class Names {
   }
 
   /**
+   * Records that the sandbox's DNS answered `name` with `addresses`, valid
+   * for `ttl` ms: a connection to one of them, on a port a rule allows for
+   * the name, may then be judged by that answer ({@link answeredNames}).
+   */
+  noteAnswer(name: string, addresses: readonly string[], ttl: number): void {
+    const until = Date.now() + ttl;
+    for (const address of addresses.map(addressText)) {
+      const names = this.answered.get(address) ?? new Map<string, number>();
+      names.delete(name);
+      names.set(name, until);
+      if (names.size > 64) names.delete(names.keys().next().value!);
+      this.answered.delete(address);
+      this.answered.set(address, names);
+    }
+    while (this.answered.size > 4096) this.answered.delete(this.answered.keys().next().value!);
+  }
+
+  /** The names the sandbox's DNS answered with `address` whose answers have not expired. */
+  answeredNames(address: string): string[] {
+    const names = this.answered.get(addressText(address));
+    if (names === undefined) return [];
+    const now = Date.now();
+    return [...names].filter(([, until]) => until > now).map(([name]) => name);
+  }
+
+  /**
    * Whether `host` (a name or an address) names `address`: the same
    * address, or one the name has. A name the sandbox may not resolve is
    * not looked up (an SNI or a Host would carry data out in the query).
@@ -275,6 +303,8 @@ export class Names {
 export interface NameSource {
   mayResolve(name: string): boolean;
   addresses(name: string): Promise<string[]>;
+  /** An answer given to the sandbox: its addresses stand for the name until `ttl` ms pass. */
+  noteAnswer(name: string, addresses: readonly string[], ttl: number): void;
 }
 
 /**
@@ -292,5 +322,9 @@ export class NameChain implements NameSource {
   async addresses(name: string): Promise<string[]> {
     const [first, ...rest] = await Promise.all(this.levels.map((level) => level.addresses(name)));
     return (first ?? []).filter((address) => rest.every((kept) => kept.includes(address)));
+  }
+
+  noteAnswer(name: string, addresses: readonly string[], ttl: number): void {
+    for (const level of this.levels) level.noteAnswer(name, addresses, ttl);
   }
 }

@@ -7,7 +7,7 @@ import http, {
   type OutgoingHttpHeaders,
   type ServerResponse,
 } from 'node:http';
-import http2 from 'node:http2';
+import http2, { type ClientHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import https from 'node:https';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { pipeline, type Readable } from 'node:stream';
@@ -16,6 +16,7 @@ import type { NetView } from '@sandlock/policy';
 import { BUNDLE_PATHS } from './bundle.js';
 import { CertificateAuthority, LeafCache } from './ca.js';
 import { authHeader } from './credentials.js';
+import { forwardStream, openUpstream } from './h2.js';
 import { addressRefusal, addressText, type Names, namesMatterAt } from './names.js';
 import { classifyOpening, type Opening } from './opening.js';
 import type { HttpRules, RequestFacts } from './rules.js';
@@ -162,7 +163,7 @@ export function parseAuthority(text: string): { host: string; port: number | nul
 function opening(
   socket: Socket,
   timeout: number,
-): Promise<{ kind: Exclude<Opening, 'more'> } | null> {
+): Promise<{ kind: Exclude<Opening, 'more'>; bytes: Buffer } | null> {
   return new Promise((resolve) => {
     let read = Buffer.alloc(0);
     const done = (kind: Exclude<Opening, 'more'> | null) => {
@@ -171,7 +172,7 @@ function opening(
       socket.off('close', onClose);
       socket.off('error', onClose);
       if (read.length > 0 && !socket.destroyed) socket.unshift(read);
-      resolve(kind === null ? null : { kind });
+      resolve(kind === null ? null : { kind, bytes: read });
     };
     const onReadable = () => {
       for (;;) {
@@ -193,9 +194,6 @@ function opening(
     onReadable();
   });
 }
-
-/** How long a connection may stay silent before the server, if the address allows it, is connected (its protocol may speak first). */
-const SERVER_FIRST_GRACE_MS = 250;
 
 /** Whether `port` is in `ranges`. */
 function portAllowed(ranges: PortRanges, port: number): boolean {
@@ -231,7 +229,41 @@ interface Request {
   readonly authority: string | undefined;
   readonly headers: [string, string][];
   readonly body: Readable;
+  /** An HTTP/2 stream: forwarded as one when the server speaks HTTP/2 too. */
+  readonly http2?: {
+    readonly stream: ServerHttp2Stream;
+    /** The request came without a body (END_STREAM on its HEADERS). */
+    readonly endStream: boolean;
+    /** The connection's session to the server; null when the server speaks HTTP/1.1. */
+    readonly upstream: () => Promise<ClientHttp2Session | null>;
+    readonly trailers: () => http2.IncomingHttpHeaders | null;
+  };
 }
+
+/** The HTTP/2 connection preface (RFC 9113 §3.4): h2c with prior knowledge. */
+const H2_PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
+
+/**
+ * A grpc-message value: UTF-8, every byte outside printable ASCII and `%`
+ * percent-encoded (gRPC's PROTOCOL-HTTP2.md, "Status-Message"); clients
+ * decode nothing else.
+ */
+function grpcMessage(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text)) {
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** How long a connection that may be judged by its address or a DNS answer waits for the client to speak first, in ms. */
+const SERVER_FIRST_WAIT = 500;
+
+/** gRPC status codes (grpc/doc/statuscodes.md) for the proxy's refusals, by HTTP status. */
+const GRPC_STATUS: Record<number, number> = { 400: 13, 403: 7, 502: 14 };
 
 /**
  * The HTTP(S) proxy of one sandbox, owned by its supervisor (Node's main
@@ -248,6 +280,14 @@ export class HttpProxy extends EventEmitter {
   private readonly caReady: Promise<CertificateAuthority>;
   private readonly plainAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   private readonly tlsAgent: https.Agent;
+  private readonly upstreamCa: string[];
+  /**
+   * HTTP/2 connections to servers, shared by the client connections to the
+   * same one (upstream address and port, verified server name): a new
+   * client connection does not cost a new upstream handshake. null: the
+   * server picked HTTP/1.1.
+   */
+  private readonly h2Upstreams = new Map<string, Promise<ClientHttp2Session | null>>();
   private closed = false;
 
   constructor(private readonly options: ProxyOptions) {
@@ -262,6 +302,7 @@ export class HttpProxy extends EventEmitter {
       options.upstreamCa === undefined
         ? systemTrust()
         : ([] as string[]).concat(options.upstreamCa);
+    this.upstreamCa = ca;
     this.tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 64, ca });
   }
 
@@ -426,14 +467,19 @@ export class HttpProxy extends EventEmitter {
       else this.splice(socket, destination);
       return;
     }
-    let opened = await opening(socket, byAddress === null ? SERVER_FIRST_GRACE_MS : timeout);
+    // What a connection that is neither TLS nor HTTP may be judged by: its
+    // address, or a name the sandbox's DNS answered with it.
+    const opaque =
+      byAddress === null ? destination.address : await this.opaqueName(destination, levels);
+    let opened = await opening(socket, opaque !== null ? SERVER_FIRST_WAIT : timeout);
     let early: Socket | null = null;
     const relay = (chunk: Buffer) => socket.write(chunk);
     const ended = () => socket.end();
-    if (opened === null && byAddress === null && !socket.destroyed && !socket.readableEnded) {
+    if (opened === null && opaque !== null && !socket.destroyed && !socket.readableEnded) {
       // Silent: perhaps a protocol whose server speaks first, which the
-      // address allows. The server is connected and what it says relayed;
-      // what the client sends first still decides what is forwarded.
+      // address (or the DNS answer) allows. The server is connected and
+      // what it says relayed; what the client sends first still decides
+      // what is forwarded.
       early = this.connectUpstream(destination);
       early.on('data', relay);
       early.once('close', ended);
@@ -448,22 +494,61 @@ export class HttpProxy extends EventEmitter {
     };
     if (opened === null) {
       release(false);
+      if (!socket.destroyed && opaque === null) {
+        this.deny(
+          {
+            rule: null,
+            reason: `nothing sent in ${timeout} ms, and ${destination.address} was not answered by the sandbox's DNS for a name allowed at port ${destination.port}`,
+            method: null,
+            host: null,
+            path: null,
+            destination,
+          },
+          levels,
+        );
+      }
       socket.destroy();
       return;
     }
     if (opened.kind === 'tls') {
       release(false);
       await this.startTls(socket, destination, timeout, levels);
+    } else if (
+      opened.kind === 'http' &&
+      opened.bytes.toString('latin1').startsWith(H2_PREFACE.slice(0, 4))
+    ) {
+      release(false);
+      this.serveHttp2(socket, { destination, serverName: null, levels }, []);
     } else if (opened.kind === 'http') {
       release(false);
       this.serveHttp1(socket, { destination, serverName: null, levels });
-    } else if (byAddress !== null) {
+    } else if (opaque === null && byAddress !== null) {
       release(false);
       refuse(byAddress, 'neither TLS nor HTTP, judged by its address');
     } else {
       release(true);
       this.splice(socket, destination, early ?? undefined);
     }
+  }
+
+  /**
+   * A name the sandbox's DNS answered with the dialled address (its answer
+   * not expired) that every level lets reach the port without seeing
+   * requests: a connection that is neither TLS nor HTTP is then judged by
+   * that answer, and allowed. Null when there is none.
+   */
+  private async opaqueName(
+    destination: Destination,
+    levels: readonly Level[],
+  ): Promise<string | null> {
+    const answered = new Set(
+      levels.flatMap(({ names }) => names?.answeredNames(destination.address) ?? []),
+    );
+    for (const name of answered) {
+      if (levels.some(({ rules }) => rules.needsRequests(name, destination.port))) continue;
+      if ((await this.refusesName(name, destination, levels)) === null) return name;
+    }
+    return null;
   }
 
   /** Why `host` may not be reached at `destination` by name, or null: every level asked. */
@@ -581,7 +666,11 @@ export class HttpProxy extends EventEmitter {
         return;
       }
       const connection = { destination, serverName: name, levels };
-      if (secure.alpnProtocol === 'h2') this.serveHttp2(secure, connection);
+      // The server is offered what the client offered, and HTTP/1.1, which
+      // the proxy translates to (an HTTP/1.1-only server refuses a hello
+      // offering h2 alone with no_application_protocol).
+      if (secure.alpnProtocol === 'h2')
+        this.serveHttp2(secure, connection, [...new Set([...protocols, 'http/1.1'])]);
       else this.serveHttp1(secure as unknown as Socket, connection);
     });
     server.emit('connection', socket);
@@ -741,19 +830,83 @@ export class HttpProxy extends EventEmitter {
     );
   }
 
-  private serveHttp2(socket: tls.TLSSocket, connection: Connection): void {
+  /**
+   * Serves an HTTP/2 connection (intercepted TLS, or h2c with prior
+   * knowledge): each stream checked on its own, then forwarded on one
+   * upstream connection per client connection, HTTP/2 when the server picks
+   * h2 from `alpn` (what the client offered), else as HTTP/1.1 requests.
+   */
+  private serveHttp2(socket: Socket, connection: Connection, alpn: readonly string[]): void {
+    const { destination } = connection;
+    const host = destination.upstream?.address ?? destination.address;
+    const port = destination.upstream?.port ?? destination.port;
+    const key = JSON.stringify([host, port, connection.serverName, alpn]);
+    const upstreamSession = (): Promise<ClientHttp2Session | null> => {
+      const known = this.h2Upstreams.get(key);
+      if (known !== undefined) return known;
+      const opening = openUpstream({
+        host,
+        port,
+        serverName: connection.serverName,
+        alpn,
+        ca: this.upstreamCa,
+        timeout: this.options.helloTimeout ?? 10_000,
+        track: (made) => this.track(made),
+      });
+      this.h2Upstreams.set(key, opening);
+      if (this.h2Upstreams.size > 256) {
+        const [oldest, session] = this.h2Upstreams.entries().next().value!;
+        this.h2Upstreams.delete(oldest);
+        session.then(
+          (made) => made?.close(),
+          () => {},
+        );
+      }
+      // A session the server sent GOAWAY on, or that ended, takes no new
+      // streams: the next request opens another.
+      const forget = () => {
+        if (this.h2Upstreams.get(key) === opening) this.h2Upstreams.delete(key);
+      };
+      opening.then((session) => {
+        if (session === null) return;
+        session.once('goaway', forget);
+        session.once('close', forget);
+        // Closed when idle: no stream for the idle timeout.
+        session.setTimeout(this.options.idleTimeout ?? 300_000, () => session.close());
+      }, forget);
+      return opening;
+    };
     const server = http2.createServer({ maxSessionMemory: 64 });
-    server.on('stream', (stream, headers) => {
+    server.on('stream', (stream, headers, flags) => {
       stream.on('error', () => stream.destroy());
+      // Kept from the start: they may arrive while the stream is being checked.
+      let trailers: http2.IncomingHttpHeaders | null = null;
+      stream.once('trailers', (got: http2.IncomingHttpHeaders) => {
+        trailers = got;
+      });
       const method = String(headers[':method'] ?? '');
+      const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
       const refuse = (status: number, text: string) => {
         if (stream.destroyed || stream.closed) return;
         if (stream.headersSent) {
           stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
           return;
         }
-        stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8' });
-        stream.end(text);
+        if (grpc) {
+          // A gRPC client reads its error from grpc-status (a trailers-only answer).
+          stream.respond(
+            {
+              ':status': 200,
+              'content-type': 'application/grpc',
+              'grpc-status': GRPC_STATUS[status] ?? 2,
+              'grpc-message': grpcMessage(text.trim()),
+            },
+            { endStream: true },
+          );
+        } else {
+          stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8' });
+          stream.end(text);
+        }
         stream.resume();
       };
       if (method === 'CONNECT') {
@@ -764,7 +917,7 @@ export class HttpProxy extends EventEmitter {
             method,
             host: String(headers[':authority'] ?? ''),
             path: null,
-            destination: connection.destination,
+            destination,
           },
           connection.levels,
         );
@@ -793,6 +946,12 @@ export class HttpProxy extends EventEmitter {
           authority: authorityHeader ?? hostHeader,
           headers: list.filter(([name]) => name !== 'host'),
           body: stream,
+          http2: {
+            stream,
+            endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0,
+            upstream: upstreamSession,
+            trailers: () => trailers,
+          },
         },
         connection,
         {
@@ -918,6 +1077,57 @@ export class HttpProxy extends EventEmitter {
         secrets.push(secret, value);
       }
     }
+    const redact = (value: string) =>
+      secrets.reduce((text, secret) => text.split(secret).join(REDACTED), value);
+    if (request.http2 !== undefined) {
+      const { stream } = request.http2;
+      let session: ClientHttp2Session | null;
+      try {
+        session = await request.http2.upstream();
+      } catch (error) {
+        reply.refuse(
+          502,
+          `sandlock: ${host}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`,
+        );
+        return;
+      }
+      if (session !== null) {
+        if (stream.destroyed || stream.closed) return;
+        const headers: http2.OutgoingHttpHeaders = {
+          ':method': request.method,
+          ':scheme': connection.serverName === null ? 'http' : 'https',
+          ':authority': request.authority!,
+          ':path': request.target,
+        };
+        for (const [name, value] of outgoing) {
+          const lower = name.toLowerCase();
+          if (lower === 'host') continue;
+          const known = headers[lower];
+          headers[lower] =
+            known === undefined
+              ? value
+              : ([] as string[]).concat(known as string | string[], value);
+        }
+        // `te: trailers` is the one TE HTTP/2 allows (RFC 9113 §8.2.2); gRPC servers require it.
+        if (
+          request.headers.some(
+            ([name, value]) => name.toLowerCase() === 'te' && value.trim() === 'trailers',
+          )
+        )
+          headers.te = 'trailers';
+        forwardStream(stream, session, headers, {
+          endStream: request.http2.endStream,
+          trailers: request.http2.trailers,
+          redact,
+          onError: (error) =>
+            reply.refuse(
+              502,
+              `sandlock: ${host}: ${(error as NodeJS.ErrnoException).code ?? error.message}\n`,
+            ),
+        });
+        return;
+      }
+    }
     const flat: string[] = outgoing.flat();
     const options: https.RequestOptions = {
       host: destination.upstream?.address ?? destination.address,
@@ -941,8 +1151,7 @@ export class HttpProxy extends EventEmitter {
       for (let index = 0; index < response.rawHeaders.length; index += 2) {
         const name = response.rawHeaders[index]!.toLowerCase();
         if (HOP_BY_HOP.has(name)) continue;
-        let value = response.rawHeaders[index + 1]!;
-        for (const secret of secrets) value = value.split(secret).join(REDACTED);
+        const value = redact(response.rawHeaders[index + 1]!);
         const known = headers[name];
         headers[name] =
           known === undefined ? value : ([] as string[]).concat(known as string | string[], value);
@@ -961,6 +1170,7 @@ export class HttpProxy extends EventEmitter {
   /** Ends every connection and stops taking new ones. */
   async close(): Promise<void> {
     this.closed = true;
+    this.h2Upstreams.clear();
     for (const socket of this.sockets) socket.destroy();
     this.plainAgent.destroy();
     this.tlsAgent.destroy();

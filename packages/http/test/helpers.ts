@@ -90,6 +90,8 @@ export function makePki(names: readonly string[]): TestPki {
 export interface Received {
   readonly method: string;
   readonly url: string;
+  /** `1.1`, `2.0`. */
+  readonly version: string;
   readonly headers: http.IncomingHttpHeaders;
   readonly body: string;
 }
@@ -113,6 +115,7 @@ function echo(received: Received[]) {
       const entry = {
         method: req.method,
         url: req.url,
+        version: req.httpVersion,
         headers: req.headers,
         body: Buffer.concat(chunks).toString(),
       } as Received;
@@ -241,6 +244,7 @@ export interface ProxyListener {
   readonly address: string;
   readonly port: number;
   readonly proxy: HttpProxy;
+  readonly names: Names;
   readonly denials: Denial[];
   close(): Promise<void>;
 }
@@ -296,6 +300,7 @@ export async function proxyListener(
     address: at.address,
     port,
     proxy,
+    names,
     denials,
     close: async () => {
       await proxy.close();

@@ -196,14 +196,16 @@ export const BIND_SYSCALLS: readonly string[] = ['bind'];
 /**
  * On for a sandbox whose binds the kernel cannot decide alone: one that may
  * make UDP sockets (Landlock does not mediate UDP), or whose TCP binds the
- * supervisor makes (netDenyBind, portRemap). Otherwise no bind is
- * notified, and none needs checking: UDP sockets cannot be made, and
- * Landlock decides TCP binds and socket files.
+ * supervisor makes (netDenyBind, portRemap), or one with a root, whose
+ * socket files are named inside it. Otherwise no bind is notified, and
+ * none needs checking: UDP sockets cannot be made, and Landlock decides TCP
+ * binds and socket files.
  */
 export default defineModule<unknown, ModulePolicy>({
   name: 'binds',
   syscalls: BIND_SYSCALLS,
-  enabled: (policy) => policy.binds.tcpOnBehalf || policy.datagrams.udp,
+  enabled: (policy) =>
+    policy.binds.tcpOnBehalf || policy.datagrams.udp || (policy.chroot ?? null) !== null,
   // The socket is taken with pidfd_getfd to bind it from a checked copy.
   takesDescriptors: () => true,
   onBehalf: true,

@@ -622,7 +622,8 @@ export const DESTINATION_SYSCALLS: readonly string[] = ['connect', 'sendto', 'se
 export default defineModule<unknown, ModulePolicy>({
   name: 'destinations',
   syscalls: DESTINATION_SYSCALLS,
-  enabled: (policy) => policy.mediatesDestinations,
+  // With a root, every sun_path is the sandbox's, walked inside it (PATH_VIEW).
+  enabled: (policy) => policy.mediatesDestinations || (policy.chroot ?? null) !== null,
   // The socket is taken with pidfd_getfd to connect or send from checked copies.
   takesDescriptors: () => true,
   onBehalf: true,

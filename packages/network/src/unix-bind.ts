@@ -9,7 +9,7 @@
 // Landlock's LANDLOCK_ACCESS_FS_MAKE_SOCK there. Here the policy says it
 // first: the new file must lie beneath an fsWrite path and beneath no
 // fsDeny path. The path is walked in the caller's view (its root, its cwd,
-// /proc/self as the caller; ctx.walk), and the reaper, in the policy's
+// /proc/self as the caller; ctx.walk, or an emulated chroot's PATH_VIEW), and the reaper, in the policy's
 // Landlock domain, binds at /proc/self/fd/<dir>/<name> of the directory the
 // walk found: a rename or a new symlink after the check changes nothing.
 // Abstract and autobind names are bound by the reaper as they are
@@ -29,10 +29,9 @@ import {
   openFlags,
   pathWithin,
   SOCKADDR_UN_SIZE,
-  type Walked,
 } from '@sandlock/sys';
 import { callerStatus } from './caller.js';
-import { asCaller } from './sockets.js';
+import { walkAsCaller } from './unix.js';
 
 const { EACCES, EADDRINUSE, EINVAL, ENOENT, EPERM } = ERRNO;
 const O = openFlags(hostArch());
@@ -130,13 +129,8 @@ export function unixBind(
   const name = address.subarray(SUN_PATH_OFFSET);
   const end = name.indexOf(0);
   const path = Buffer.from(end < 0 ? name : name.subarray(0, end));
-  let walked: Walked | undefined;
-  const lowered = asCaller(() => {
-    walked = ctx.walk(path, { dirfd: AT_FDCWD, followLast: false });
-    return 0;
-  });
-  if (lowered < 0 || walked === undefined) return answer.errno(-lowered || EPERM);
-  const found = walked;
+  const found = walkAsCaller(ctx, path, false);
+  if (typeof found === 'number') return answer.errno(found);
   try {
     // filename_create(): an existing name (a dangling symlink too) is
     // EEXIST, which unix_bind_bsd() makes EADDRINUSE; a missing one with a

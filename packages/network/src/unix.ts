@@ -7,11 +7,12 @@
 // and beneath no fsDeny path, or at or beneath a `unix` path.
 //
 // The path is walked in the caller's view (ctx.walk: its root, its cwd,
-// symlinks, /proc/self as the caller), with its capabilities (none), and the
+// symlinks, /proc/self as the caller; inside an emulated chroot, the root's
+// PATH_VIEW), with its capabilities (none), and the
 // walk's O_PATH descriptor is what is reached afterwards, through
 // /proc/self/fd/N: a rename or a new symlink after the check changes nothing.
 import { readlinkSync } from 'node:fs';
-import type { HandlerContext } from '@sandlock/dispatch/module';
+import { type HandlerContext, PATH_VIEW } from '@sandlock/dispatch/module';
 import type { ModulePolicy } from '@sandlock/policy';
 import {
   AF_UNIX,
@@ -49,6 +50,32 @@ export function unixAllowed(
 }
 
 /**
+ * The caller's path (relative to its cwd) walked in its view with its
+ * capabilities: inside its root and mounts where a module provides a
+ * {@link PATH_VIEW} (an emulated chroot), else from its real root
+ * (ctx.walk). An errno when this thread's capabilities cannot be lowered.
+ */
+export function walkAsCaller(
+  ctx: HandlerContext<ModulePolicy>,
+  path: Buffer,
+  followLast: boolean,
+): Walked | number {
+  const view = ctx.session.provided(PATH_VIEW);
+  if (view !== undefined) return view.walk(ctx, path, { dirfd: AT_FDCWD, followLast });
+  if ((ctx.session.policy.chroot ?? null) !== null) {
+    // A root without its view (no chroot module in this supervisor): nothing to walk in.
+    return EACCES;
+  }
+  let walked: Walked | undefined;
+  const lowered = asCaller(() => {
+    walked = ctx.walk(path, { dirfd: AT_FDCWD, followLast });
+    return 0;
+  });
+  if (lowered < 0 || walked === undefined) return -lowered || EPERM;
+  return walked;
+}
+
+/**
  * The target of a Unix socket address copied out of the caller, resolved
  * and checked. `address` is the copy (at most a sockaddr_storage).
  */
@@ -63,13 +90,8 @@ export function unixTarget(ctx: HandlerContext<ModulePolicy>, address: Buffer): 
   if (name.length === 0 || name[0] === 0) return { kind: 'as-is' };
   const end = name.indexOf(0);
   const path = Buffer.from(end < 0 ? name : name.subarray(0, end));
-  let walked: Walked | undefined;
-  const lowered = asCaller(() => {
-    walked = ctx.walk(path, { dirfd: AT_FDCWD, followLast: true });
-    return 0;
-  });
-  if (lowered < 0 || walked === undefined) return { kind: 'errno', errno: -lowered || EPERM };
-  const found = walked;
+  const found = walkAsCaller(ctx, path, true);
+  if (typeof found === 'number') return { kind: 'errno', errno: found };
   if (found.errno !== 0) {
     found.close();
     return { kind: 'errno', errno: found.errno };

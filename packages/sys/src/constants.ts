@@ -57,6 +57,8 @@ export const S_IFDIR = 0o040000;
 // include/uapi/linux/stat.h: statx(2) mask bits.
 export const STATX_TYPE = 0x1;
 export const STATX_INO = 0x100;
+/** stx_mnt_id (a u64 at offset 144 of struct statx), since Linux 5.8. */
+export const STATX_MNT_ID = 0x1000;
 /** STATX_BASIC_STATS: what stat(2) fills in. */
 export const STATX_BASIC_STATS = 0x7ff;
 
@@ -67,6 +69,11 @@ export const F_OK = 0;
 export const X_OK = 1;
 export const W_OK = 2;
 export const R_OK = 4;
+// include/uapi/linux/inotify.h: inotify_add_watch(2) flags that say how to
+// look the path up, and every event bit.
+export const IN_ONLYDIR = 0x01000000;
+export const IN_DONT_FOLLOW = 0x02000000;
+export const IN_ALL_EVENTS = 0x00000fff;
 
 // include/uapi/asm-generic/fcntl.h, include/uapi/linux/fcntl.h: fcntl(2) commands.
 export const F_GETFD = 1;

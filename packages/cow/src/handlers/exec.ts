@@ -15,6 +15,7 @@
 // no longer change between this decision and the exec. The kernel checks
 // the caller's right to execute it (the mode, owned by the supervisor's
 // user), and reads a `#!` line's interpreter in the caller's view.
+import { readFileSync } from 'node:fs';
 import { type Answer, answer } from '@sandlock/dispatch/module';
 import {
   AT_EMPTY_PATH,
@@ -61,11 +62,27 @@ export function onExec(ctx: Ctx): Answer {
     if (resolved.kind === 'symlink') return answer.errno('ELOOP'); // AT_SYMLINK_NOFOLLOW
     if (resolved.kind !== 'file') return answer.errno('EACCES');
     if (resolved.pure) return answer.continue();
-    const fd = programCopy(resolved.fd);
+    const copy = programCopy(resolved.fd);
+    if (copy < 0) return answer.errno(-copy);
+    // Close-on-exec, but for a script: execveat of an empty path on a
+    // close-on-exec descriptor marks the exec BINPRM_FLAGS_PATH_INACCESSIBLE
+    // (alloc_bprm(), fs/exec.c), and load_script() (fs/binfmt_script.c)
+    // then fails with ENOENT, since the interpreter it starts is handed
+    // "/dev/fd/N" to open. So a script's interpreter inherits the
+    // descriptor, a read-only one of the sealed copy (the memfd itself is
+    // read-write). A binfmt_misc format is refused the same way unless it
+    // opens the binary itself ('O'); only `#!` is recognized here.
+    const script = startsWithShebang(copy);
+    // execveat of a relative path from a close-on-exec dirfd is
+    // BINPRM_FLAGS_PATH_INACCESSIBLE too (alloc_bprm(), fs/exec.c): a
+    // script is then ENOENT, as load_script() answers.
+    if (script && dirfd !== AT_FDCWD && path[0] !== 0x2f && closeOnExec(ctx.pid, dirfd)) {
+      close(copy);
+      return answer.errno('ENOENT');
+    }
+    const fd = script ? readOnly(copy) : copy;
     if (fd < 0) return answer.errno(-fd);
-    // A script's interpreter opens /dev/fd/N: then the descriptor must
-    // survive the exec (execveat(2): a close-on-exec one fails with ENOENT).
-    const cloexec = !startsWithShebang(fd);
+    const cloexec = !script;
     const argv = at ? a[2]! : a[1]!;
     const envp = at ? a[3]! : a[2]!;
     const end = pathname + BigInt(path.length);
@@ -112,6 +129,21 @@ function programCopy(found: number): number {
   }
 }
 
+/** A read-only descriptor of the memfd `copy` (closed), or -errno. */
+function readOnly(copy: number): number {
+  try {
+    return trySyscall(
+      'openat',
+      AT_FDCWD,
+      Buffer.from(`/proc/self/fd/${copy}\0`),
+      O.O_RDONLY | O.O_CLOEXEC,
+      0,
+    );
+  } finally {
+    close(copy);
+  }
+}
+
 function procReopen(found: number): number {
   return trySyscall(
     'openat',
@@ -120,6 +152,17 @@ function procReopen(found: number): number {
     O.O_RDONLY | O.O_CLOEXEC,
     0,
   );
+}
+
+/** Whether the caller's descriptor is close-on-exec (its fdinfo flags); true when they cannot be read. */
+function closeOnExec(tid: number, fd: number): boolean {
+  try {
+    const info = readFileSync(`/proc/${tid}/fdinfo/${fd}`, 'latin1');
+    const flags = /^flags:\s+([0-7]+)$/m.exec(info);
+    return flags === null || (Number.parseInt(flags[1]!, 8) & O.O_CLOEXEC) !== 0;
+  } catch {
+    return true;
+  }
 }
 
 function startsWithShebang(fd: number): boolean {

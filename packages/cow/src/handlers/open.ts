@@ -6,7 +6,23 @@
 // write (the lower file copied up first, after the kernel's own access
 // check on it), a creation.
 import { type Answer, answer } from '@sandlock/dispatch/module';
-import { AT_FDCWD, close, hostArch, openFlags, R_OK, trySyscall, W_OK } from '@sandlock/sys';
+import {
+  AT_FDCWD,
+  close,
+  ERRNO,
+  hostArch,
+  OPEN_HOW_SIZE,
+  openFlags,
+  R_OK,
+  RESOLVE_BENEATH,
+  RESOLVE_CACHED,
+  RESOLVE_IN_ROOT,
+  RESOLVE_NO_MAGICLINKS,
+  RESOLVE_NO_SYMLINKS,
+  RESOLVE_NO_XDEV,
+  trySyscall,
+  W_OK,
+} from '@sandlock/sys';
 import {
   brokerOf,
   type Ctx,
@@ -18,7 +34,7 @@ import {
   uint,
   umaskOf,
 } from '../call.js';
-import type { Inside } from '../resolve.js';
+import type { Inside, Restrict } from '../resolve.js';
 import { access, copyUp, mayChange, openIn, upperDir } from '../upper.js';
 
 const O = openFlags(hostArch());
@@ -26,37 +42,74 @@ const O_ACCMODE = 3;
 const O_TMPFILE = O.__O_TMPFILE | O.O_DIRECTORY;
 /** Flags that only say how to find or make the file: not passed on to an open of the object found. */
 const LOOKUP_FLAGS = O.O_CREAT | O.O_EXCL | O.O_NOFOLLOW | O.O_CLOEXEC | O.O_PATH;
-const OPEN_HOW_SIZE_VER0 = 24n;
+/** copy_struct_from_user() refuses a larger struct open_how (E2BIG). */
+const OPEN_HOW_MAX = 4096n;
+const KNOWN_RESOLVE =
+  RESOLVE_NO_XDEV |
+  RESOLVE_NO_MAGICLINKS |
+  RESOLVE_NO_SYMLINKS |
+  RESOLVE_BENEATH |
+  RESOLVE_IN_ROOT |
+  RESOLVE_CACHED;
 
 interface OpenCall {
   dirfd: number;
   path: Buffer;
   flags: number;
   mode: number;
+  /** openat2's RESOLVE_* flags (0 for the other calls). */
+  resolve: number;
 }
 
+/**
+ * The call's arguments, or null where the kernel refuses it before any
+ * lookup (it then answers: continued).
+ */
 function readCall(ctx: Ctx): OpenCall | null {
   const a = ctx.args;
   switch (ctx.syscall) {
     case 'open':
-      return { dirfd: AT_FDCWD, path: copyPath(ctx, a[0]!), flags: uint(a[1]), mode: uint(a[2]) };
+      return {
+        dirfd: AT_FDCWD,
+        path: copyPath(ctx, a[0]!),
+        flags: uint(a[1]),
+        mode: uint(a[2]),
+        resolve: 0,
+      };
     case 'creat':
       return {
         dirfd: AT_FDCWD,
         path: copyPath(ctx, a[0]!),
         flags: O.O_CREAT | O.O_WRONLY | O.O_TRUNC,
         mode: uint(a[1]),
+        resolve: 0,
       };
     case 'openat':
-      return { dirfd: int(a[0]), path: copyPath(ctx, a[1]!), flags: uint(a[2]), mode: uint(a[3]) };
+      return {
+        dirfd: int(a[0]),
+        path: copyPath(ctx, a[1]!),
+        flags: uint(a[2]),
+        mode: uint(a[3]),
+        resolve: 0,
+      };
     case 'openat2': {
-      if ((a[3] ?? 0n) < OPEN_HOW_SIZE_VER0) return null; // the kernel's EINVAL
-      const how = ctx.read(a[2]!, 24);
+      // build_open_flags() and copy_struct_from_user() in fs/open.c: EINVAL
+      // for a short struct, unknown RESOLVE_* bits, BENEATH with IN_ROOT;
+      // E2BIG for a longer one with non-zero bytes past what it knows.
+      const size = a[3] ?? 0n;
+      if (size < BigInt(OPEN_HOW_SIZE) || size > OPEN_HOW_MAX) return null;
+      const how = ctx.read(a[2]!, Number(size));
+      if (how.subarray(OPEN_HOW_SIZE).some((byte) => byte !== 0)) return null;
+      const resolve = how.readBigUInt64LE(16);
+      if ((resolve & ~BigInt(KNOWN_RESOLVE)) !== 0n) return null;
+      const scopes = Number(resolve) & (RESOLVE_BENEATH | RESOLVE_IN_ROOT);
+      if (scopes === (RESOLVE_BENEATH | RESOLVE_IN_ROOT)) return null;
       return {
         dirfd: int(a[0]),
         path: copyPath(ctx, a[1]!),
         flags: Number(how.readBigUInt64LE(0) & 0xffffffffn),
         mode: Number(how.readBigUInt64LE(8) & 0o7777n),
+        resolve: Number(resolve),
       };
     }
     default:
@@ -64,23 +117,58 @@ function readCall(ctx: Ctx): OpenCall | null {
   }
 }
 
+function restrictionsOf(resolve: number): Restrict | undefined {
+  if ((resolve & ~RESOLVE_CACHED) === 0) return undefined;
+  return {
+    noSymlinks: (resolve & RESOLVE_NO_SYMLINKS) !== 0,
+    noMagicLinks: (resolve & (RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS)) !== 0,
+    beneath: (resolve & RESOLVE_BENEATH) !== 0,
+    inRoot: (resolve & RESOLVE_IN_ROOT) !== 0,
+    noXdev: (resolve & RESOLVE_NO_XDEV) !== 0,
+  };
+}
+
 export function onOpen(ctx: Ctx): Answer {
   const session = sessionOf(ctx);
   const call = readCall(ctx);
   if (call === null || call.path.length === 0) return answer.continue(); // the kernel's EINVAL, ENOENT
   const { flags } = call;
+  const cached = (call.resolve & RESOLVE_CACHED) !== 0;
+  // build_open_flags(): RESOLVE_CACHED with a create, a truncate or
+  // O_TMPFILE is EAGAIN before any lookup.
+  if (cached && (flags & (O.O_CREAT | O.O_TRUNC | O.__O_TMPFILE)) !== 0) return answer.continue();
   const exclusive = (flags & O.O_CREAT) !== 0 && (flags & O.O_EXCL) !== 0;
   // O_CREAT|O_EXCL never follows a symlink in the last component (open(2)).
   const followLast = (flags & O.O_NOFOLLOW) === 0 && !exclusive;
   // O_CREAT with a trailing slash is EISDIR once the directory is found
   // (open_last_lookups() in fs/namei.c): the last name is not followed.
   const creatingDirectory = (flags & O.O_CREAT) !== 0 && call.path[call.path.length - 1] === 0x2f;
-  const resolved = resolve(ctx, session, call.path, call.dirfd, followLast, creatingDirectory);
+  const resolved = resolve(
+    ctx,
+    session,
+    call.path,
+    call.dirfd,
+    followLast,
+    creatingDirectory,
+    restrictionsOf(call.resolve),
+  );
   if (resolved.where === 'outside') {
+    const { errno } = resolved.walked;
     resolved.walked.close();
+    // A restriction the resolver applied (EXDEV, ELOOP) on a walk the
+    // kernel would take elsewhere; any other result is the kernel's to give.
+    if (call.resolve !== 0 && (errno === ERRNO.EXDEV || errno === ERRNO.ELOOP)) {
+      return answer.errno(errno);
+    }
     return answer.continue();
   }
   try {
+    // RESOLVE_CACHED: a lookup the layer serves is never one the dcache
+    // alone completes; EAGAIN, on which openat2(2) tells callers to retry
+    // without the flag.
+    if (cached && (!resolved.pure || opensForWriting(flags) || resolved.upper >= 0)) {
+      return answer.errno('EAGAIN');
+    }
     return openInside(ctx, session, resolved, call);
   } finally {
     resolved.close();
@@ -98,7 +186,7 @@ function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answ
   const trailingSlash = call.path[call.path.length - 1] === 0x2f;
   if (r.errno !== 0 && !r.lastMissing) return answer.errno(r.errno);
   if ((flags & O.O_CREAT) !== 0 && trailingSlash) return answer.errno('EISDIR');
-  if ((flags & O_TMPFILE) === O_TMPFILE) return answer.errno('EOPNOTSUPP');
+  if ((flags & O_TMPFILE) === O_TMPFILE) return tmpfileIn(ctx, session, r, call);
   if (r.lastMissing) {
     if ((flags & O.O_CREAT) === 0) return answer.errno('ENOENT');
     if (trailingSlash) return answer.errno('EISDIR');
@@ -178,6 +266,40 @@ function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answ
     close(copy.fd);
     close(copy.dir);
   }
+}
+
+/**
+ * O_TMPFILE in a directory of the workdir: an unnamed file in the layer's
+ * directory there, made by the reaper after the kernel's check of write
+ * and search permission on the directory the caller sees (vfs_tmpfile()
+ * in fs/namei.c). linkat(fd, "", …, AT_EMPTY_PATH) gives it a name in the
+ * layer (onLink); unnamed, it goes with its last descriptor.
+ */
+function tmpfileIn(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answer {
+  const { flags } = call;
+  // build_open_flags() refuses these before any lookup.
+  if ((flags & O_ACCMODE) === O.O_RDONLY || (flags & O.O_CREAT) !== 0) return answer.continue();
+  if (r.errno !== 0) return answer.errno(r.errno);
+  if (r.kind !== 'directory') return answer.errno('ENOTDIR');
+  const broker = brokerOf(ctx);
+  const may = mayChange(broker, r.fd);
+  if (may < 0) return answer.errno(-may);
+  const dir = upperDir(session.workdir, broker, r.rel);
+  if (dir < 0) return answer.errno(-dir);
+  const perms = call.mode & 0o7777 & ~umaskOf(ctx.pid);
+  let fd: number;
+  try {
+    fd = broker.openat(dir, Buffer.from('.'), flags & ~(O.O_NOFOLLOW | O.O_PATH), perms);
+  } finally {
+    close(dir);
+  }
+  if (fd < 0) return answer.errno(-fd);
+  trySyscall('fchmod', fd, perms);
+  return inject(fd, flags);
+}
+
+function opensForWriting(flags: number): boolean {
+  return (flags & O.O_PATH) === 0 && (flags & O_ACCMODE) !== O.O_RDONLY;
 }
 
 function exclusiveCreate(flags: number): boolean {

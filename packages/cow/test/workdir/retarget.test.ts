@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanup, python, runIn, scratch } from './helpers.js';
+import { cleanup, PYTHON, python, runIn, scratch } from './helpers.js';
 
 const root = scratch();
 const storage = join(root, 'store');
@@ -125,6 +125,37 @@ print('execveat failed', ctypes.get_errno())
     );
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe('script says hi\n');
+  });
+
+  it("leaves the program copy to a script's interpreter read-only, and none to a binary", async () => {
+    const dir = tree();
+    const lister = `
+import os
+for n in sorted(os.listdir('/proc/self/fd'), key=int):
+    try:
+        target = os.readlink('/proc/self/fd/' + n)
+    except OSError:
+        continue
+    if 'sandlock-program' in target:
+        flags = int(open('/proc/self/fdinfo/' + n).read().split('flags:')[1].split()[0], 8)
+        print('copy open, access mode', flags & 3)
+print('done')
+`;
+    const result = await python(
+      `
+import os, shutil, subprocess, sys
+with open('lister.py', 'w') as f:
+    f.write('#!${PYTHON}\\n' + ${JSON.stringify(lister)})
+os.chmod('lister.py', 0o755)
+shutil.copy('${PYTHON}', 'py')
+os.chmod('py', 0o755)
+print(subprocess.run(['./lister.py'], capture_output=True, text=True).stdout, end='')
+print(subprocess.run(['./py', 'lister.py'], capture_output=True, text=True).stdout, end='')
+`,
+      { workdir: dir, storage, onExit: 'abort' },
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('copy open, access mode 0\ndone\ndone\n');
   });
 
   it('a file of the lower, unchanged, runs as it did (left to the kernel)', async () => {

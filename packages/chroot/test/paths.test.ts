@@ -1,0 +1,324 @@
+// Paths inside the emulated chroot that other calls than opens take: Unix
+// socket addresses (bind, connect, sendto, sendmsg), extended attributes,
+// openat2's RESOLVE_* flags. Each against the real kernel under a real
+// chroot(2) with the same mount bound in a mount namespace (as root), and
+// escapes that must fail.
+import { execFile, execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildRootfs, missing, type Rootfs, runInRoot } from './support/rootfs.js';
+
+const run = promisify(execFile);
+const why = missing();
+if (why !== null) console.log(`chroot path tests skipped: ${why}`);
+const root = process.getuid?.() === 0;
+if (!root) console.log('chroot path differential tests skipped: a real chroot(2) needs root');
+
+/** The mount point inside the root, and its host directory's name beside the root. */
+const APP = '/host/run/app';
+
+describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
+  let fs: Rootfs;
+  let hostRun: string;
+  const servers: Server[] = [];
+  const listen = (path: string, text: string) =>
+    new Promise<void>((done, failed) => {
+      const server = createServer((socket) => socket.end(`${text}\n`));
+      server.once('error', failed);
+      server.listen(path, () => done());
+      servers.push(server);
+    });
+
+  beforeAll(async () => {
+    fs = buildRootfs();
+    hostRun = join(dirname(fs.dir), 'hostrun');
+    mkdirSync(hostRun);
+    mkdirSync(join(fs.dir, APP), { recursive: true });
+    writeFileSync(join(hostRun, 'file'), 'HOSTFILE\n');
+    execFileSync('cc', [
+      '-static',
+      '-O1',
+      '-o',
+      join(fs.dir, 'paths'),
+      fileURLToPath(new URL('./support/paths.c', import.meta.url)),
+    ]);
+    mkdirSync(join(fs.dir, 'sub'));
+    writeFileSync(join(fs.dir, 'sub/inner'), 'SUBINNER\n');
+    writeFileSync(join(fs.dir, 'inner'), 'ROOTINNER\n');
+    symlinkSync('/inner', join(fs.dir, 'sub/abs'));
+    await listen(join(hostRun, 'app.sock'), 'host server');
+    await listen(join(fs.outside, 'out.sock'), 'OUTSIDE server');
+    // The first sandbox starts the supervisor's worker (its sources compiled
+    // for the test run): minutes on a loaded machine, so outside the tests.
+    await runInRoot(fs.dir, ['/bin/true']);
+  }, 300_000);
+  afterAll(() => {
+    for (const server of servers) server.close();
+    fs?.remove();
+  });
+
+  const emulated = async (ops: string[], options: { write?: string[]; mounts?: string[] } = {}) => {
+    const result = await runInRoot(fs.dir, ['/paths', ...ops], {
+      write: options.write ?? ['/tmp'],
+      mounts: options.mounts ?? [`${APP}:${hostRun}`],
+    });
+    expect(result.stderr).toBe('');
+    expect(result.exitCode).toBe(0);
+    return result.stdout;
+  };
+
+  /** The same operations under chroot(2), with the host directory bound at APP in a mount namespace of their own. */
+  const real = async (ops: string[]) => {
+    const script = 'mount --bind "$1" "$2$3" && root="$2" && shift 3 && exec chroot "$root" "$@"';
+    const { stdout } = await run(
+      'unshare',
+      ['-m', 'sh', '-c', script, 'sh', hostRun, fs.dir, APP, '/paths', ...ops],
+      { encoding: 'utf8' },
+    );
+    return stdout;
+  };
+
+  const unixOps = () => [
+    'unix:/tmp/s.sock',
+    'unix:/tmp/s.sock',
+    'rm:/tmp/s.sock',
+    'unix:tmp/relative.sock',
+    'rm:/tmp/relative.sock',
+    'dgram:/tmp/d.sock',
+    'rm:/tmp/d.sock',
+    'dgmsg:/tmp/m.sock',
+    'rm:/tmp/m.sock',
+    `unix:${APP}/mounted.sock`,
+    `rm:${APP}/mounted.sock`,
+    `connect:${APP}/app.sock`,
+    `connect:${join(fs.outside, 'out.sock')}`,
+    'connect:/../../../../out.sock',
+    `abstract:sandlock-chroot-paths-${process.pid}`,
+  ];
+
+  it('binds, connects and sends to Unix sockets inside the root and its mounts', async () => {
+    const ops = unixOps();
+    const out = await emulated(ops);
+    expect(out).not.toContain('OUTSIDE');
+    expect(out).toBe(
+      [
+        'unix:/tmp/s.sock: [stream]',
+        'unix:/tmp/s.sock: bind EADDRINUSE',
+        'rm:/tmp/s.sock: 0',
+        'unix:tmp/relative.sock: [stream]',
+        'rm:/tmp/relative.sock: 0',
+        'dgram:/tmp/d.sock: [datagram]',
+        'rm:/tmp/d.sock: 0',
+        'dgmsg:/tmp/m.sock: [message]',
+        'rm:/tmp/m.sock: 0',
+        `unix:${APP}/mounted.sock: [stream]`,
+        `rm:${APP}/mounted.sock: 0`,
+        `connect:${APP}/app.sock: [host server]`,
+        `connect:${join(fs.outside, 'out.sock')}: connect ENOENT`,
+        'connect:/../../../../out.sock: connect ENOENT',
+        `abstract:sandlock-chroot-paths-${process.pid}: [stream]`,
+        '',
+      ].join('\n'),
+    );
+    if (root) expect(await real(ops)).toBe(out);
+  });
+
+  it('refuses a socket file where the policy grants no write', async () => {
+    const out = await emulated(['unix:/etc/s.sock', 'unix:/tmp/t.sock', 'rm:/tmp/t.sock'], {
+      write: ['/tmp'],
+      mounts: [`${APP}:${hostRun}:ro`],
+    });
+    expect(out).toBe(
+      ['unix:/etc/s.sock: bind EACCES', 'unix:/tmp/t.sock: [stream]', 'rm:/tmp/t.sock: 0', ''].join(
+        '\n',
+      ),
+    );
+  });
+
+  const XATTR_OPS = [
+    'setx:/tmp/xf:user.a:one',
+    'getx:/tmp/xf:user.a',
+    'sizex:/tmp/xf:user.a',
+    'createx:/tmp/xf:user.a:two',
+    'getx:/tmp/xl:user.a',
+    'lgetx:/tmp/xl:user.a',
+    'lsetx:/tmp/xl:user.b:x',
+    'listx:/tmp/xf',
+    'llistx:/tmp/xl',
+    'setxat:/tmp/xf:user.b:two',
+    'getxat:/tmp/xf:user.b',
+    'listxat:/tmp/xf',
+    'rmxat:/tmp/xf:user.b',
+    'rmx:/tmp/xf:user.a',
+    'rmx:/tmp/xf:user.a',
+    'lrmx:/tmp/xl:user.a',
+    'getx:/nothing:user.a',
+    'getx:/etc/os-release:user.none',
+    'listx:/etc/os-release',
+    'getx:/abs:user.s',
+    'getx:/../../abs:user.s',
+    `getx:${APP}/file:user.h`,
+  ];
+
+  const xattrState = () => {
+    rmSync(join(fs.dir, 'tmp/xf'), { force: true });
+    rmSync(join(fs.dir, 'tmp/xl'), { force: true });
+    writeFileSync(join(fs.dir, 'tmp/xf'), 'x');
+    symlinkSync('xf', join(fs.dir, 'tmp/xl'));
+    // The probe itself, run on the host, sets the attributes outside the root.
+    execFileSync(join(fs.dir, 'paths'), [
+      `setx:${join(fs.outside, 'secret')}:user.s:SECRET`,
+      `setx:${join(hostRun, 'file')}:user.h:host`,
+    ]);
+  };
+
+  it('reads and writes extended attributes of what the path names inside the root', async () => {
+    xattrState();
+    const out = await emulated(XATTR_OPS);
+    expect(out).not.toContain('SECRET');
+    expect(out).toContain('getx:/tmp/xf:user.a: 3 [one]');
+    expect(out).toContain('createx:/tmp/xf:user.a:two: EEXIST');
+    expect(out).toContain('lgetx:/tmp/xl:user.a: ENODATA');
+    expect(out).toContain('getxat:/tmp/xf:user.b: 3 [two]');
+    expect(out).toContain('getx:/abs:user.s: ENOENT');
+    expect(out).toContain(`getx:${APP}/file:user.h: 4 [host]`);
+    if (root) {
+      xattrState();
+      expect(await real(XATTR_OPS)).toBe(out);
+    }
+  });
+
+  it('changes modes and extended attributes only where the policy lets it write', async () => {
+    xattrState();
+    const out = await emulated(
+      [
+        'chmod:/etc/os-release',
+        'chmod:/tmp/xf',
+        'setx:/etc/os-release:user.a:x',
+        'rmx:/etc/os-release:user.a',
+        `setx:${APP}/file:user.a:x`,
+        'getx:/etc/os-release:user.a',
+        'setx:/tmp/xf:user.a:x',
+      ],
+      { write: ['/tmp'], mounts: [`${APP}:${hostRun}:ro`] },
+    );
+    expect(out).toBe(
+      [
+        'chmod:/etc/os-release: EACCES',
+        'chmod:/tmp/xf: 0',
+        'setx:/etc/os-release:user.a:x: EACCES',
+        'rmx:/etc/os-release:user.a: EACCES',
+        `setx:${APP}/file:user.a:x: EROFS`,
+        'getx:/etc/os-release:user.a: ENODATA',
+        'setx:/tmp/xf:user.a:x: 0',
+        '',
+      ].join('\n'),
+    );
+    expect(statSync(join(fs.dir, 'etc/os-release')).mode & 0o777).toBe(0o644);
+  });
+
+  const RESOLVE_OPS = [
+    'res:0:-:/etc/os-release',
+    'res:B:/etc:os-release',
+    'res:B:/etc:../etc/os-release',
+    'res:B:-:/etc/os-release',
+    'res:B:/:etc/link',
+    'res:B:/etc:link',
+    'res:B:/sub:abs',
+    'res:R:/etc:../../os-release',
+    'res:R:/etc:/os-release',
+    'res:R:/sub:abs',
+    'res:R:/sub:../../../inner',
+    'res:R:/:abs',
+    'res:S:-:/etc/link',
+    'res:S:-:/etc/os-release',
+    'res:RS:/sub:abs',
+    `res:X:-:${APP}/file`,
+    `res:X:${APP}:file`,
+    `res:X:${APP}:../../../etc/os-release`,
+    `res:X:${APP}:/etc/os-release`,
+    'res:X:-:/etc/link',
+    'res:M:-:/etc/os-release',
+    'res:BR:-:/etc/os-release',
+  ];
+
+  it('resolves openat2 with RESOLVE flags as the kernel does', async () => {
+    const out = await emulated(RESOLVE_OPS);
+    expect(out).not.toContain('SECRET');
+    expect(out).toContain('res:B:/etc:../etc/os-release: EXDEV');
+    expect(out).toContain('res:R:/sub:abs: [SUBINNER]');
+    expect(out).toContain('res:S:-:/etc/link: ELOOP');
+    expect(out).toContain(`res:X:-:${APP}/file: EXDEV`);
+    expect(out).toContain(`res:X:${APP}:file: [HOSTFILE]`);
+    expect(out).toContain('res:BR:-:/etc/os-release: EINVAL');
+    if (root) expect(await real(RESOLVE_OPS)).toBe(out);
+  });
+
+  it('takes a mount as another file system under a workdir over the root', async () => {
+    const hostRo = join(dirname(fs.dir), 'hostro');
+    mkdirSync(hostRo, { recursive: true });
+    mkdirSync(join(fs.dir, 'ro'), { recursive: true });
+    writeFileSync(join(hostRo, 'file'), 'ROFILE\n');
+    const result = await runInRoot(
+      fs.dir,
+      [
+        '/probe',
+        `write:${APP}/new:M`,
+        `cat:${APP}/new`,
+        `mkdir:${APP}/d`,
+        'write:/ro/x:y',
+        'cat:/ro/file',
+        'write:/etc/added:L',
+        `cat:${APP}/../../../etc/added`,
+        'unlink:/data/file',
+        `cat:${APP}/../../../data/file`,
+        `write:${APP}/../../../etc/via:V`,
+        `rename:${APP}/new:/etc/moved`,
+      ],
+      {
+        mounts: [`${APP}:${hostRun}`, `/ro:${hostRo}:ro`],
+        workdir: { dir: fs.dir, storage: join(dirname(fs.dir), 'store') },
+      },
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(
+      [
+        `write ${APP}/new M: ok`,
+        `cat ${APP}/new: [M]`,
+        `mkdir ${APP}/d: ok`,
+        'write /ro/x y: EROFS',
+        'cat /ro/file: [ROFILE]',
+        'write /etc/added L: ok',
+        `cat ${APP}/../../../etc/added: [L]`,
+        'unlink /data/file: ok',
+        `cat ${APP}/../../../data/file: ENOENT`,
+        `write ${APP}/../../../etc/via V: ok`,
+        `rename ${APP}/new /etc/moved: EXDEV`,
+        '',
+      ].join('\n'),
+    );
+    // The mount's writes are the host's, as the mount says; the layer has the root's.
+    expect(readFileSync(join(hostRun, 'new'), 'utf8')).toBe('M');
+    expect(statSync(join(hostRun, 'd')).isDirectory()).toBe(true);
+    const changes = result.workdir?.changes.map((change) => `${change.type} ${change.path}`);
+    expect(changes?.sort()).toEqual(['A etc/added', 'A etc/via', 'D data/file']);
+    expect(existsSync(join(fs.dir, 'etc/added'))).toBe(false);
+  });
+
+  it('answers RESOLVE_CACHED with EAGAIN, which callers retry without it', async () => {
+    const out = await emulated(['res:C:-:/etc/os-release', 'res:C:-:/abs']);
+    expect(out).toBe(['res:C:-:/etc/os-release: EAGAIN', 'res:C:-:/abs: EAGAIN', ''].join('\n'));
+  });
+});

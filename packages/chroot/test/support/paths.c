@@ -1,0 +1,176 @@
+/* A static probe for the chroot path tests: Unix socket paths, extended
+ * attributes, openat2's RESOLVE_* flags. Each argument is one operation,
+ * "op:arg[:arg[:arg]]", and one line per operation is printed, the same
+ * under a real chroot(2) and under the emulated one. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+/* The *xattrat calls (Linux 6.13): the same numbers on every architecture. */
+#define NR_setxattrat 463
+#define NR_getxattrat 464
+#define NR_listxattrat 465
+#define NR_removexattrat 466
+struct xattr_args { uint64_t value; uint32_t size; uint32_t flags; };
+
+static void fail(const char *label, const char *step) {
+  printf("%s: %s %s\n", label, step, strerrorname_np(errno));
+}
+
+static socklen_t address(struct sockaddr_un *sun, const char *path, int abstract) {
+  memset(sun, 0, sizeof *sun);
+  sun->sun_family = AF_UNIX;
+  size_t n = strlen(path);
+  if (n > sizeof sun->sun_path - 2) n = sizeof sun->sun_path - 2;
+  memcpy(sun->sun_path + (abstract ? 1 : 0), path, n);
+  return offsetof(struct sockaddr_un, sun_path) + n + 1;
+}
+
+/* A server bound at the path, a client that connects to it (or sends to it), one message across. */
+static void unixPair(const char *label, const char *path, int type, int abstract, int viaMsg) {
+  struct sockaddr_un sun;
+  socklen_t len = address(&sun, path, abstract);
+  int server = socket(AF_UNIX, type, 0), client = socket(AF_UNIX, type, 0), peer = -1;
+  char buf[32] = {0};
+  if (bind(server, (struct sockaddr *)&sun, len) < 0) { fail(label, "bind"); goto out; }
+  if (type == SOCK_STREAM) {
+    if (listen(server, 1) < 0) { fail(label, "listen"); goto out; }
+    if (connect(client, (struct sockaddr *)&sun, len) < 0) { fail(label, "connect"); goto out; }
+    peer = accept(server, NULL, NULL);
+    if (peer < 0) { fail(label, "accept"); goto out; }
+    if (write(client, "stream", 6) != 6) { fail(label, "write"); goto out; }
+    if (read(peer, buf, sizeof buf - 1) < 0) { fail(label, "read"); goto out; }
+  } else if (viaMsg) {
+    struct iovec iov = {.iov_base = "message", .iov_len = 7};
+    struct msghdr msg = {.msg_name = &sun, .msg_namelen = len, .msg_iov = &iov, .msg_iovlen = 1};
+    if (sendmsg(client, &msg, 0) < 0) { fail(label, "sendmsg"); goto out; }
+    if (recv(server, buf, sizeof buf - 1, 0) < 0) { fail(label, "recv"); goto out; }
+  } else {
+    if (sendto(client, "datagram", 8, 0, (struct sockaddr *)&sun, len) < 0) { fail(label, "sendto"); goto out; }
+    if (recv(server, buf, sizeof buf - 1, 0) < 0) { fail(label, "recv"); goto out; }
+  }
+  printf("%s: [%s]\n", label, buf);
+out:
+  close(server);
+  close(client);
+  if (peer >= 0) close(peer);
+}
+
+static void unixConnect(const char *label, const char *path) {
+  struct sockaddr_un sun;
+  socklen_t len = address(&sun, path, 0);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  char buf[64] = {0};
+  if (connect(fd, (struct sockaddr *)&sun, len) < 0) fail(label, "connect");
+  else if (read(fd, buf, sizeof buf - 1) < 0) fail(label, "read");
+  else {
+    char *nl = strchr(buf, '\n');
+    if (nl) *nl = 0;
+    printf("%s: [%s]\n", label, buf);
+  }
+  close(fd);
+}
+
+static void status(const char *label, long value) {
+  if (value < 0) printf("%s: %s\n", label, strerrorname_np(errno));
+  else printf("%s: %ld\n", label, value);
+}
+
+static void valued(const char *label, long value, const char *buf) {
+  if (value < 0) printf("%s: %s\n", label, strerrorname_np(errno));
+  else printf("%s: %ld [%.*s]\n", label, value, (int)value, buf);
+}
+
+/* A list of names, NULs shown as commas. */
+static void listed(const char *label, long value, char *buf) {
+  if (value < 0) { printf("%s: %s\n", label, strerrorname_np(errno)); return; }
+  for (long i = 0; i < value; i++) if (buf[i] == 0) buf[i] = ',';
+  printf("%s: %ld [%.*s]\n", label, value, (int)value, buf);
+}
+
+static unsigned long long resolveFlags(const char *letters) {
+  unsigned long long flags = 0;
+  for (const char *c = letters; *c; c++) {
+    if (*c == 'X') flags |= RESOLVE_NO_XDEV;
+    if (*c == 'M') flags |= RESOLVE_NO_MAGICLINKS;
+    if (*c == 'S') flags |= RESOLVE_NO_SYMLINKS;
+    if (*c == 'B') flags |= RESOLVE_BENEATH;
+    if (*c == 'R') flags |= RESOLVE_IN_ROOT;
+    if (*c == 'C') flags |= RESOLVE_CACHED;
+  }
+  return flags;
+}
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  for (int i = 1; i < argc; i++) {
+    char label[512];
+    snprintf(label, sizeof label, "%s", argv[i]);
+    char *op = argv[i];
+    char *a = strchr(op, ':'), *b = NULL, *c = NULL;
+    if (a) { *a++ = 0; b = strchr(a, ':'); }
+    if (b) { *b++ = 0; c = strchr(b, ':'); }
+    if (c) *c++ = 0;
+    char buf[256] = {0};
+    if (!strcmp(op, "unix")) unixPair(label, a, SOCK_STREAM, 0, 0);
+    else if (!strcmp(op, "dgram")) unixPair(label, a, SOCK_DGRAM, 0, 0);
+    else if (!strcmp(op, "dgmsg")) unixPair(label, a, SOCK_DGRAM, 0, 1);
+    else if (!strcmp(op, "abstract")) unixPair(label, a, SOCK_STREAM, 1, 0);
+    else if (!strcmp(op, "connect")) unixConnect(label, a);
+    else if (!strcmp(op, "rm")) status(label, unlink(a));
+    else if (!strcmp(op, "chmod")) status(label, chmod(a, 0600));
+    else if (!strcmp(op, "getx")) valued(label, getxattr(a, b, buf, sizeof buf), buf);
+    else if (!strcmp(op, "lgetx")) valued(label, lgetxattr(a, b, buf, sizeof buf), buf);
+    else if (!strcmp(op, "sizex")) status(label, getxattr(a, b, NULL, 0));
+    else if (!strcmp(op, "setx")) status(label, setxattr(a, b, c, strlen(c), 0));
+    else if (!strcmp(op, "lsetx")) status(label, lsetxattr(a, b, c, strlen(c), 0));
+    else if (!strcmp(op, "createx")) status(label, setxattr(a, b, c, strlen(c), XATTR_CREATE));
+    else if (!strcmp(op, "listx")) listed(label, listxattr(a, buf, sizeof buf), buf);
+    else if (!strcmp(op, "llistx")) listed(label, llistxattr(a, buf, sizeof buf), buf);
+    else if (!strcmp(op, "rmx")) status(label, removexattr(a, b));
+    else if (!strcmp(op, "lrmx")) status(label, lremovexattr(a, b));
+    else if (!strcmp(op, "getxat")) {
+      struct xattr_args args = {.value = (uintptr_t)buf, .size = sizeof buf};
+      valued(label, syscall(NR_getxattrat, AT_FDCWD, a, 0, b, &args, sizeof args), buf);
+    } else if (!strcmp(op, "setxat")) {
+      struct xattr_args args = {.value = (uintptr_t)c, .size = strlen(c)};
+      status(label, syscall(NR_setxattrat, AT_FDCWD, a, AT_SYMLINK_NOFOLLOW, b, &args, sizeof args));
+    } else if (!strcmp(op, "listxat")) {
+      listed(label, syscall(NR_listxattrat, AT_FDCWD, a, 0, buf, sizeof buf), buf);
+    } else if (!strcmp(op, "rmxat")) {
+      status(label, syscall(NR_removexattrat, AT_FDCWD, a, 0, b));
+    } else if (!strcmp(op, "res")) {
+      /* res:FLAGS:DIR:PATH, DIR "-" for the cwd; FLAGS letters X M S B R C, or "0". */
+      int dir = strcmp(b, "-") ? open(b, O_RDONLY | O_DIRECTORY) : AT_FDCWD;
+      if (dir == -1) { fail(label, "dir"); continue; }
+      struct open_how how = {.flags = O_RDONLY, .resolve = resolveFlags(a)};
+      int fd = syscall(SYS_openat2, dir, c, &how, sizeof how);
+      if (fd < 0) printf("%s: %s\n", label, strerrorname_np(errno));
+      else {
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        if (n < 0) printf("%s: read %s\n", label, strerrorname_np(errno));
+        else {
+          buf[n] = 0;
+          char *nl = strchr(buf, '\n');
+          if (nl) *nl = 0;
+          printf("%s: [%s]\n", label, buf);
+        }
+        close(fd);
+      }
+      if (dir >= 0) close(dir);
+    } else printf("%s: unknown\n", label);
+  }
+  return 0;
+}
