@@ -413,7 +413,7 @@ describe.skipIf(unavailable !== null)('HTTP policy in a lab of two namespaces', 
     const result = run(
       ['--net-allow', '*.allowed.test:5432,6443', '--net-allow', `${LAB.allowed}:443`],
       [
-        // No DNS answer gave the address yet: read as HTTP, refused.
+        // No DNS answer gave the address yet, no address rule allows it: refused.
         tcp('first', LAB.allowed),
         // DNS over TCP only: a client of its own, and glibc told to use TCP (resolv.conf's use-vc).
         `python3 ${DNS_QUERY} db.allowed.test:1:tcp other.test:1:tcp db.allowed.test:16:tcp`,
@@ -427,7 +427,7 @@ describe.skipIf(unavailable !== null)('HTTP policy in a lab of two namespaces', 
       ].join('\n'),
     );
     expect(result.stdout.split('\n')).toEqual([
-      'first HTTP/1.1 400 Bad Request',
+      'first ',
       'db.allowed.test 1 tcp rcode=0 answers=1',
       'other.test 1 tcp rcode=5 answers=0',
       'db.allowed.test 16 tcp rcode=5 answers=0',
@@ -435,14 +435,14 @@ describe.skipIf(unavailable !== null)('HTTP policy in a lab of two namespaces', 
       '[2]',
       `banner 220 ${LAB.allowed} / HELLO`,
       `first 220 ${LAB.allowed}`,
-      'first HTTP/1.1 400 Bad Request',
+      'first ',
       'tls tls:hi',
       'tls failed',
       '',
     ]);
     expect(refusals(result)).toEqual([
-      `sandlock: refused: connection to ${LAB.allowed}:5432 (malformed HTTP request (HPE_INVALID_METHOD))`,
-      `sandlock: refused: connection to ${LAB.denied}:5432 (malformed HTTP request (HPE_INVALID_METHOD))`,
+      `sandlock: refused: connection to ${LAB.allowed}:5432 (neither TLS nor HTTP, judged by its address: ${LAB.allowed}:5432 is allowed by no --net-allow rule by its address (a name rule needs TLS or HTTP to see the name))`,
+      `sandlock: refused: connection to ${LAB.denied}:5432 (neither TLS nor HTTP, judged by its address: ${LAB.denied}:5432 is allowed by no --net-allow rule by its address (a name rule needs TLS or HTTP to see the name))`,
       `sandlock: refused: connection to other.test (other.test (${LAB.allowed}:6443) is allowed by no --net-allow rule)`,
     ]);
     await until(() => served.some((request) => request.scheme === 'tls'));
