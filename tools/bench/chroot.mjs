@@ -3,7 +3,9 @@
 // (busybox runs ls in the shell's process: every lstat, open and readlink
 // is a notified call walked inside the root), and a dynamically linked
 // program started with the root's loader (a sealed memfd copy with
-// PT_INTERP patched).
+// PT_INTERP patched); and `python3 -c pass` in the Debian root the chroot
+// tests make with debootstrap (packages/chroot/test/support/debian.ts),
+// when it is there.
 import { execFileSync, spawn } from 'node:child_process';
 import {
   copyFileSync,
@@ -21,6 +23,8 @@ import { Sandbox } from 'sandlock';
 import { interleave, summarize } from './stats.mjs';
 
 const BUSYBOX = '/bin/busybox';
+/** The Debian root of the chroot tests, made today (debootstrap). */
+const DEBIAN = join(tmpdir(), `sandlock-debian-bookworm-${new Date().toISOString().slice(0, 10)}`);
 const TREE = '/usr/share/zoneinfo';
 
 function rootfs() {
@@ -74,6 +78,13 @@ export async function benchChroot(runs = 8) {
     'dynamic ls /, real chroot': bare(dir, dynamic),
     'dynamic ls /, emulated': emulated(dir, dynamic),
   };
+  const python = ['/usr/bin/python3', '-c', 'pass'];
+  if (existsSync(join(DEBIAN, 'usr/bin/python3'))) {
+    cases['python3 -c pass in Debian, real chroot'] = bare(DEBIAN, python);
+    cases['python3 -c pass in Debian, emulated'] = emulated(DEBIAN, python);
+  } else {
+    console.error(`python3 in Debian: not run: no ${DEBIAN} (run the chroot tests first)`);
+  }
   // A case that cannot run yet (exec inside the root needs the retarget
   // answer) is reported, not measured.
   const failed = {};
@@ -99,6 +110,7 @@ export async function benchChroot(runs = 8) {
         '1000 × /bin/true, emulated / real': ratio('1000 × /bin/true'),
         'ls -lR, emulated / real': ratio('ls -lR of 1300 files'),
         'dynamic ls /, emulated / real': ratio('dynamic ls /'),
+        'python3 -c pass in Debian, emulated / real': ratio('python3 -c pass in Debian'),
       },
     };
   } finally {

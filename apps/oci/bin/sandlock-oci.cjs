@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 'use strict';
-// The bundled runtime (dist/main.cjs). containerd's shim runs it once per
-// call (create, start, kill, delete...); `create` leaves one copy running per
-// container, the container's supervisor.
-require('../dist/main.cjs');
+// The bundled runtime (dist/main.cjs), through V8's code cache (code-cache.cjs).
+// containerd's shim runs it once per call (create, start, kill, delete...);
+// `create` leaves a supervisor running per container (supervisor.cjs).
+require('./code-cache.cjs').runBundle('main');

@@ -19,10 +19,11 @@ export interface Globals {
 }
 
 /**
- * The supervisor's own bundle beside this one: the calls that only read or
- * signal (state, kill, delete) do not load the sandbox library.
+ * The supervisor's own bundle beside this one (started through the code
+ * cache, bin/supervisor.cjs): the calls that only read or signal (state,
+ * kill, delete) do not load the sandbox library.
  */
-const SUPERVISOR = fileURLToPath(new URL('./supervisor.cjs', import.meta.url));
+const SUPERVISOR = fileURLToPath(new URL('../bin/supervisor.cjs', import.meta.url));
 
 /** How long `create` waits for its supervisor to be ready: only a hang reaches it. */
 const READY_TIMEOUT_MS = 60_000;

@@ -15,12 +15,39 @@ export interface ContainerPlan {
   /** Limits the supervisor sets on itself before it starts the sandbox, which inherits them. */
   rlimits: { resource: RlimitResource; soft: bigint; hard: bigint }[];
   oomScoreAdj: number | null;
-  /** Private directories to create (tmpfs mounts), host paths. */
-  scratch: string[];
+  /** process.user when it is not root and this runtime is (the workload switches to it). */
+  user: { uid: number; gid: number; groups: number[] } | null;
+  /** process.user.umask (the supervisor sets it on itself; the workload inherits it). */
+  umask: number | null;
+  /** Private directories to create (tmpfs mounts): host paths, and the mount's mode, uid and gid options. */
+  scratch: ScratchDir[];
   /** linux.seccomp, to be installed on top of Sandlock's own filter. */
   seccomp: OciSeccomp | undefined;
   /** Fields honoured only in part or not at all where that is safe: for log.json. */
   warnings: string[];
+}
+
+export interface ScratchDir {
+  path: string;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+/** A tmpfs mount's mode=, uid= and gid= options, with tmpfs(5)'s defaults (1777, root). */
+function tmpfsOwner(mount: OciMount, field: string): Omit<ScratchDir, 'path'> {
+  const owner = { mode: 0o1777, uid: 0, gid: 0 };
+  for (const option of mount.options ?? []) {
+    const match = /^(mode|uid|gid)=(.*)$/.exec(option);
+    if (match === null) continue;
+    const [, key, text] = match as unknown as [string, 'mode' | 'uid' | 'gid', string];
+    const value = key === 'mode' ? Number.parseInt(text, 8) : Number(text);
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || (key === 'mode' && value > 0o7777)) {
+      throw new UnsupportedField(`${field}.options`, `'${option}' is not a tmpfs ${key}`);
+    }
+    owner[key] = value;
+  }
+  return owner;
 }
 
 export interface MappingOptions {
@@ -200,20 +227,43 @@ function mapCapabilities(process: OciProcess, plan: ContainerPlan): void {
   );
 }
 
-function mapUser(process: OciProcess): void {
+/**
+ * process.user: as root the workload becomes that user (SpawnOptions.user);
+ * otherwise only this runtime's own uid and gid can be honoured, as nothing
+ * else could switch to another.
+ */
+function mapUser(process: OciProcess, plan: ContainerPlan): void {
   const user = process.user ?? { uid: 0, gid: 0 };
-  const own = { uid: globalThis.process.getuid?.() ?? 0, gid: globalThis.process.getgid?.() ?? 0 };
-  if (user.uid !== own.uid) {
-    throw new UnsupportedField(
-      'process.user.uid',
-      `${user.uid}: only the runtime's own uid (${own.uid}) is supported`,
-    );
+  const groups = user.additionalGids ?? [];
+  for (const [key, value] of [
+    ['uid', user.uid],
+    ['gid', user.gid],
+    ...groups.map((gid, index) => [`additionalGids[${index}]`, gid] as const),
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < 0 || value >= 2 ** 32 - 1) {
+      throw new UnsupportedField(`process.user.${key}`, `${value} is not a uid or gid`);
+    }
   }
-  if (user.gid !== own.gid) {
-    throw new UnsupportedField(
-      'process.user.gid',
-      `${user.gid}: only the runtime's own gid (${own.gid}) is supported`,
-    );
+  if (
+    user.umask !== undefined &&
+    !(Number.isInteger(user.umask) && user.umask >= 0 && user.umask <= 0o777)
+  ) {
+    throw new UnsupportedField('process.user.umask', `${user.umask} is not a umask (0 to 0o777)`);
+  }
+  plan.umask = user.umask ?? null;
+  const own = { uid: globalThis.process.getuid?.() ?? 0, gid: globalThis.process.getgid?.() ?? 0 };
+  if (own.uid === 0) {
+    if (user.uid !== 0 || user.gid !== 0 || groups.length > 0) {
+      plan.user = { uid: user.uid, gid: user.gid, groups: [...new Set(groups)] };
+    }
+    return;
+  }
+  const asked = `${user.uid}:${user.gid}${groups.length > 0 ? ` (groups ${groups.join(',')})` : ''}`;
+  const why = `${asked}: the runtime runs as ${own.uid}:${own.gid}, not root, so the workload can only run as ${own.uid}:${own.gid}`;
+  if (user.uid !== own.uid) throw new UnsupportedField('process.user.uid', why);
+  if (user.gid !== own.gid) throw new UnsupportedField('process.user.gid', why);
+  if (groups.some((gid) => gid !== own.gid)) {
+    throw new UnsupportedField('process.user.additionalGids', why);
   }
 }
 
@@ -356,7 +406,7 @@ function mapMounts(
           continue;
         }
         const dir = join(options.scratchDir, String(plan.scratch.length));
-        plan.scratch.push(dir);
+        plan.scratch.push({ path: dir, ...tmpfsOwner(mount, field) });
         if (options.chroot)
           draft.add('fsMount' as FieldName, [`${target}:${dir}`], origin(field, target));
         else {
@@ -494,6 +544,8 @@ export function mapConfig(config: OciConfig, options: MappingOptions): Container
       : null,
     rlimits: [],
     oomScoreAdj: typeof process.oomScoreAdj === 'number' ? process.oomScoreAdj : null,
+    user: null,
+    umask: null,
     scratch: [],
     seccomp: undefined,
     warnings: [],
@@ -553,7 +605,7 @@ export function mapConfig(config: OciConfig, options: MappingOptions): Container
     if (existsSync(hostCwd)) draft.add('cwd', hostCwd, origin('process.cwd', cwd));
     else throw new UnsupportedField('process.cwd', `${cwd} does not exist in the root`);
   }
-  mapUser(process);
+  mapUser(process, plan);
   mapRlimits(process, draft, plan);
   mapCapabilities(process, plan);
   if (process.noNewPrivileges === false) {

@@ -1,4 +1,6 @@
 import {
+  chmodSync,
+  chownSync,
   closeSync,
   mkdirSync,
   openSync,
@@ -67,6 +69,15 @@ function containerFilter(profile: OciSeccomp): { program: Buffer } {
   }
 }
 
+/**
+ * Lets bin/code-cache.cjs write V8's code cache (when it had none for this
+ * bundle) once the supervisor has compiled what a container's start runs.
+ */
+function saveCodeCache(): void {
+  const save = (globalThis as Record<symbol, unknown>)[Symbol.for('sandlock.oci.saveCodeCache')];
+  if (typeof save === 'function') save();
+}
+
 /** Points this process's stdin, stdout and stderr at /dev/null. */
 function detachStdio(): void {
   const devNull = openSync('/dev/null', 'r+');
@@ -103,6 +114,7 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
   let argv: string[];
   let server: Server | null = null;
   let extraFilter: { program: Buffer } | undefined;
+  let user: { uid: number; gid: number; groups: number[] } | undefined;
   const creating = options.mode === 'create';
   try {
     const config = JSON.parse(readFileSync(`${options.bundle}/config.json`, 'utf8')) as OciConfig;
@@ -113,7 +125,12 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
     const plan = mapConfig(config, { bundle: options.bundle, scratchDir, chroot: hasChroot() });
     if (plan.seccomp !== undefined) extraFilter = containerFilter(plan.seccomp);
     // The policy wants the tmpfs mounts' directories to exist.
-    for (const path of plan.scratch) mkdirSync(path, { recursive: true, mode: 0o755 });
+    for (const scratch of plan.scratch) {
+      mkdirSync(scratch.path, { recursive: true });
+      // The mount's own mode (tmpfs(5): 1777 unless given), whatever the umask.
+      chmodSync(scratch.path, scratch.mode);
+      chownSync(scratch.path, scratch.uid, scratch.gid);
+    }
     if (plan.terminal) {
       if (options.consoleSocket === null) {
         throw new UnsupportedField('process.terminal', 'true, but no --console-socket was given');
@@ -136,6 +153,8 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
     for (const limit of plan.rlimits) {
       setRlimit(limit.resource, { soft: limit.soft, hard: limit.hard });
     }
+    if (plan.user !== null) user = plan.user;
+    if (plan.umask !== null) process.umask(plan.umask);
     if (plan.oomScoreAdj !== null) {
       writeFileSync('/proc/self/oom_score_adj', String(plan.oomScoreAdj));
     }
@@ -152,10 +171,12 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
       sandboxed = await sandbox.spawn(argv, {
         stdio,
         ...(extraFilter !== undefined ? { extraFilter } : {}),
+        ...(user !== undefined ? { user } : {}),
       });
       if (Array.isArray(stdio)) for (const fd of stdio.slice(0, 1)) closeSync(fd as number);
       for (const warning of sandboxed.warnings) options.log.warning(warning);
       if (creating) dir.writeSupervisorStatus({ status: 'running' });
+      setImmediate(saveCodeCache);
       void sandboxed.wait().then((status) => {
         if (creating) {
           dir.writeSupervisorStatus({
@@ -228,6 +249,9 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
     process.exit(1);
   }
   reportReady('ok');
+  // The worker thread and its modules load while the shim runs `start` (a
+  // process of its own): spawn() then finds them ready.
+  if (creating) void sandbox.prepare().catch(() => {});
   // The event loop holds this process until the workload ends (endLike).
   return new Promise<never>(() => {});
 }

@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import {
+  chmodSync,
+  chownSync,
   existsSync,
   linkSync,
   mkdirSync,
@@ -128,6 +130,37 @@ describe.skipIf(missing !== null)('the runtime commands', () => {
     expect(runtime('update', '--memory', '1000000', 'c3').status).toBe(1);
     expect(lastError().msg).toContain('memory.limit');
     expect(runtime('delete', '--force', 'c3').status).toBe(0);
+  });
+
+  it('not as root, refuses another process.user, naming the field', () => {
+    // Everything the runtime reads or writes is reachable by nobody (65534).
+    const own = mkdtempSync(join(tmpdir(), 'sandlock-oci-nobody-'));
+    try {
+      chmodSync(own, 0o755);
+      const path = join(own, 'bundle');
+      mkdirSync(join(path, 'rootfs'), { recursive: true });
+      writeFileSync(
+        join(path, 'config.json'),
+        JSON.stringify({
+          ociVersion: '1.0.2',
+          root: { path: 'rootfs' },
+          process: { args: ['/bin/true'], cwd: '/', user: { uid: 1000, gid: 1000 } },
+        }),
+      );
+      const state = join(own, 'state');
+      mkdirSync(state);
+      chownSync(state, 65534, 65534);
+      const result = spawnSync(
+        process.execPath,
+        [SANDLOCK_OCI, '--root', state, 'create', '--bundle', path, 'nobody'],
+        { encoding: 'utf8', timeout: 60_000, uid: 65534, gid: 65534, env: { HOME: own } },
+      );
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain('config.json: process.user.uid: 1000:1000');
+      expect(result.stderr).toContain('not root');
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 
   it('features and --version', () => {

@@ -1,22 +1,26 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
+  cpSync,
   existsSync,
   linkSync,
   mkdirSync,
   mkdtempSync,
   openSync,
   readFileSync,
+  realpathSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The runtime under test, as containerd's shim runs it (BinaryName). */
 export const SANDLOCK_OCI = fileURLToPath(new URL('../bin/sandlock-oci.cjs', import.meta.url));
 const BUNDLE = fileURLToPath(new URL('../dist/main.cjs', import.meta.url));
+/** The CLI, for `sandlock run` inside a container (built by `pnpm build`). */
+export const CLI_DIR = fileURLToPath(new URL('../../cli', import.meta.url));
 
 export const IMAGE = 'docker.io/local/bb:latest';
 /** A namespace of this run's own: the runtimes keep state under /run/containerd/runc/<namespace>. */
@@ -174,6 +178,63 @@ export class ContainerdLab {
       }),
     );
     return path;
+  }
+
+  /**
+   * A config.json for `ctr run --config` (ctr 1.6 has no --user): ctr's
+   * default spec with the image's unpacked root, `args`, and `user`.
+   */
+  specWith(args: readonly string[], user: Record<string, unknown>): string {
+    const spec = JSON.parse(this.ctr(['oci', 'spec']).stdout) as Record<string, unknown>;
+    spec.root = { path: join(this.dir, 'unpacked', 'rootfs') };
+    spec.process = {
+      ...(spec.process as Record<string, unknown>),
+      args,
+      env: ['PATH=/bin'],
+      user,
+    };
+    const path = join(this.dir, `spec-${Math.random().toString(36).slice(2)}.json`);
+    writeFileSync(path, JSON.stringify(spec));
+    return path;
+  }
+
+  /**
+   * A root directory (for `ctr run --rootfs`) holding the host's node, a few
+   * programs with their libraries, and the CLI bundle with its dependencies
+   * under /opt/sandlock, as apps/cli/test/docker.test.ts builds its image.
+   */
+  nodeRootfs(): string {
+    const root = join(this.dir, 'node-root');
+    if (existsSync(join(root, 'opt/sandlock'))) return root;
+    const copy = (path: string) => {
+      mkdirSync(join(root, dirname(path)), { recursive: true });
+      cpSync(realpathSync(path), join(root, path), { dereference: true });
+    };
+    for (const dir of ['proc', 'sys', 'dev', 'tmp', 'etc']) {
+      mkdirSync(join(root, dir), { recursive: true });
+    }
+    for (const program of [
+      process.execPath,
+      '/bin/sh',
+      '/bin/echo',
+      '/usr/bin/head',
+      '/bin/ls',
+      '/bin/grep',
+      '/bin/uname',
+    ]) {
+      copy(program);
+      for (const match of this.must('ldd', [program]).stdout.matchAll(/(\/\S+)/g)) copy(match[1]!);
+    }
+    const opt = join(root, 'opt/sandlock');
+    for (const entry of ['bin', 'dist', 'package.json']) {
+      cpSync(join(CLI_DIR, entry), join(opt, entry), { recursive: true, dereference: true });
+    }
+    // pnpm keeps a package's own dependencies beside it: the whole folder.
+    for (const name of ['diff', 'koffi', 'toml-eslint-parser']) {
+      const store = dirname(realpathSync(join(CLI_DIR, 'node_modules', name)));
+      cpSync(store, join(opt, 'node_modules'), { recursive: true, dereference: true });
+    }
+    return root;
   }
 
   importImage(tar: string): void {

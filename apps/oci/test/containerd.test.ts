@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  CLI_DIR,
   ContainerdLab,
   IMAGE,
   missingForContainerd,
@@ -127,6 +128,30 @@ describe.skipIf(missing !== null)('ctr run through containerd', () => {
       expect(refusing.status).toBe(0);
     });
 
+    it('runs the workload as process.user: its ids, groups and umask, no capability, its own files', () => {
+      const spec = lab.specWith(
+        [
+          'sh',
+          '-c',
+          'id -u; id -g; id -G; umask; grep CapEff /proc/self/status; ' +
+            'echo x > /dev/shm/f && stat -c %u:%g:%a /dev/shm/f; touch /made 2>/dev/null || echo no-root',
+        ],
+        { uid: 1000, gid: 1000, additionalGids: [27], umask: 0o027 },
+      );
+      const run = lab.ctr(['run', '--rm', '--config', spec, '--runc-binary', runtime, id('user')]);
+      expect(run.stdout.split('\n')).toEqual([
+        '1000',
+        '1000',
+        expect.stringMatching(/^1000 27$|^27 1000$/),
+        '0027',
+        'CapEff:\t0000000000000000',
+        '1000:1000:640',
+        'no-root',
+        '',
+      ]);
+      expect(run.status).toBe(0);
+    });
+
     it('kills a container over its memory limit (--memory-limit)', () => {
       const run = lab.ctrRun(
         runtime,
@@ -143,6 +168,64 @@ describe.skipIf(missing !== null)('ctr run through containerd', () => {
       expect(run.stdout).not.toContain('survived');
       expect(run.status).toBe(137);
     });
+  });
+
+  describe('sandlock run inside a runc container with containerd’s default profile (RuntimeDefault)', () => {
+    const cliMissing = existsSync(`${CLI_DIR}/dist/main.cjs`)
+      ? null
+      : `${CLI_DIR}/dist/main.cjs is missing: run 'pnpm build' first`;
+    if (cliMissing !== null) console.warn(`sandlock inside a container skipped: ${cliMissing}`);
+    const inRunc = (id: string, args: readonly string[]) =>
+      lab.ctr([
+        'run',
+        '--rm',
+        '--rootfs',
+        '--seccomp',
+        '--runc-binary',
+        '/usr/sbin/runc',
+        lab.nodeRootfs(),
+        id,
+        process.execPath,
+        '/opt/sandlock/bin/sandlock.cjs',
+        ...args,
+      ]);
+    const system = ['-r', '/bin', '-r', '/usr', '-r', '/lib', '-r', '/lib64'];
+
+    it.skipIf(cliMissing !== null)(
+      'check names what the profile refuses; a supervised sandbox runs; maxMemory is refused as check says',
+      () => {
+        const check = inRunc('in-runc-check', ['check']);
+        expect(check.stdout).toMatch(/^pidfd_getfd\s+missing .*EPERM.*maxMemory/m);
+        expect(check.stdout).toContain('Sandlock can run here.');
+        expect(check.status).toBe(0);
+        const run = inRunc('in-runc-run', [
+          'run',
+          ...system,
+          '-r',
+          '/proc',
+          '--hostname',
+          'boxed',
+          '--',
+          '/bin/sh',
+          '-c',
+          'uname -n; head -1 /proc/self/status; ls /proc | grep -x -e 1 -e self',
+        ]);
+        expect(run.stdout).toBe('boxed\nName:\thead\nself\n');
+        expect(run.status).toBe(0);
+        const memory = inRunc('in-runc-memory', [
+          'run',
+          ...system,
+          '-m',
+          '64M',
+          '--',
+          '/bin/echo',
+          'hi',
+        ]);
+        expect(memory.stderr).toContain('refuses pidfd_getfd');
+        expect(memory.stderr).toContain('which maxMemory needs');
+        expect(memory.status).not.toBe(0);
+      },
+    );
   });
 
   it('refuses what it cannot honour, naming the field', () => {

@@ -42,7 +42,7 @@ function withProcess(config: OciConfig, changes: Record<string, unknown>): OciCo
 /** The policy a plan's draft resolves to, once the scratch directories exist. */
 function policyOf(config: OciConfig) {
   const plan = mapConfig(config, hostMode);
-  for (const dir of plan.scratch) mkdirSync(dir, { recursive: true });
+  for (const dir of plan.scratch) mkdirSync(dir.path, { recursive: true });
   return { plan, policy: plan.draft.resolve() };
 }
 
@@ -78,8 +78,11 @@ describe('ctr oci spec (containerd 1.6 defaults)', () => {
   it('gives each tmpfs a private directory, and says what it leaves out', () => {
     const { plan, policy } = policyOf(config);
     // /dev/shm and /run; /dev itself is the sandbox's harmless device nodes.
-    expect(plan.scratch).toEqual([join(scratchDir, '0'), join(scratchDir, '1')]);
-    for (const dir of plan.scratch) expect(policy.fsWrite).toContain(dir);
+    expect(plan.scratch.map((dir) => dir.path)).toEqual([
+      join(scratchDir, '0'),
+      join(scratchDir, '1'),
+    ]);
+    for (const dir of plan.scratch) expect(policy.fsWrite).toContain(dir.path);
     const warned = plan.warnings.join('\n');
     expect(warned).toContain('process.capabilities: the workload runs with no capability');
     expect(warned).toContain('CAP_SYS_CHROOT');
@@ -150,11 +153,56 @@ describe('runc spec (runc 1.1 defaults)', () => {
   });
 });
 
+const asRoot = process.getuid?.() === 0;
+if (!asRoot) console.warn('process.user as root: skipped, this test does not run as root');
+
+describe('process.user', () => {
+  const base = withProcess(fixture('ctr-oci-spec'), { args: ['sh'], env: ['PATH=/bin'] });
+
+  it.skipIf(!asRoot)(
+    'as root, another user is what the workload becomes, with its groups and umask',
+    () => {
+      const { plan } = policyOf(
+        withProcess(base, {
+          user: { uid: 1000, gid: 1001, additionalGids: [5, 1001, 5], umask: 0o027 },
+        }),
+      );
+      expect(plan.user).toEqual({ uid: 1000, gid: 1001, groups: [5, 1001] });
+      expect(plan.umask).toBe(0o027);
+      expect(policyOf(withProcess(base, { user: { uid: 0, gid: 0 } })).plan.user).toBeNull();
+    },
+  );
+
+  it("a tmpfs mount's directory gets the mount's mode and owner (tmpfs(5) defaults: 1777, root)", () => {
+    const { plan } = policyOf({
+      ...base,
+      mounts: [
+        { destination: '/tmp', type: 'tmpfs', source: 'tmpfs' },
+        {
+          destination: '/run',
+          type: 'tmpfs',
+          source: 'tmpfs',
+          options: ['mode=750', 'uid=7', 'gid=8'],
+        },
+      ],
+    });
+    expect(plan.scratch.map(({ mode, uid, gid }) => ({ mode, uid, gid }))).toEqual([
+      { mode: 0o1777, uid: 0, gid: 0 },
+      { mode: 0o750, uid: 7, gid: 8 },
+    ]);
+  });
+});
+
 describe('fields that cannot be honoured are refused, naming them', () => {
   const base = withProcess(fixture('ctr-oci-spec'), { args: ['sh'], env: ['PATH=/bin'] });
 
   it.each([
-    ['another uid', withProcess(base, { user: { uid: 1000, gid: 0 } }), 'process.user.uid'],
+    ['a uid that is none', withProcess(base, { user: { uid: -1, gid: 0 } }), 'process.user.uid'],
+    [
+      'a umask past 0777',
+      withProcess(base, { user: { uid: 0, gid: 0, umask: 0o1777 } }),
+      'process.user.umask',
+    ],
     [
       'RLIMIT_AS',
       withProcess(base, { rlimits: [{ type: 'RLIMIT_AS', soft: 1, hard: 1 }] }),

@@ -15,6 +15,7 @@ import {
   RESOLVE_BENEATH,
   RESOLVE_IN_ROOT,
 } from '@sandlock/sys';
+import type { InterpreterNames } from './interpreter-name.js';
 import type { Found, Root, WalkOptions } from './root.js';
 
 const FLOORED = RESOLVE_BENEATH | RESOLVE_IN_ROOT;
@@ -36,6 +37,8 @@ export interface Session {
   readonly root: Root;
   /** The virtual path each process last executed (for /proc/<pid>/exe), by thread group. */
   readonly exes: Map<number, string>;
+  /** The names scripts' interpreters are opened by. */
+  readonly interpreters: InterpreterNames;
 }
 
 export const sessions = new Map<number, Session | Error>();

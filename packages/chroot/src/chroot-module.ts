@@ -7,13 +7,17 @@
 // the root but the mounts: the backstop under every answer. The supervisor
 // imports this file in its worker threads by URL (CHROOT_MODULE): no side
 // effects at import.
+
+import { readFileSync } from 'node:fs';
 import {
   type Answer,
   defineModule,
   PATH_VIEW,
+  ROOT_VIEW,
+  type RootView,
   type WorkerSession,
 } from '@sandlock/dispatch/module';
-import { byPathCall, hasSyscall } from '@sandlock/sys';
+import { byPathCall, close, hasSyscall, hostArch, openFlags, S_IFREG } from '@sandlock/sys';
 import { type ChrootPolicy, type Ctx, sessions } from './call.js';
 import {
   onAccess,
@@ -34,6 +38,7 @@ import {
   onTruncate,
   onUnlink,
 } from './handlers.js';
+import { InterpreterNames } from './interpreter-name.js';
 import { brokenView, pathView } from './path-view.js';
 import { onChdir, onExec } from './retargeted.js';
 import { Root } from './root.js';
@@ -83,6 +88,42 @@ export const CHROOT_SYSCALLS: readonly string[] = Object.keys(HANDLERS).filter((
   hasSyscall(name),
 );
 
+const O = openFlags(hostArch());
+
+/** What the other modules of the session see of the root (ROOT_VIEW). */
+function rootView(root: Root, session: WorkerSession<ChrootPolicy>): RootView {
+  return {
+    virtualOf: (host) => {
+      const virt = root.virtualOf(host);
+      return virt === null ? null : `/${virt.join('/')}`;
+    },
+    read: (virtual) => {
+      const found = root.walk(virtual, null, { followLast: true });
+      try {
+        const broker = session.onBehalf;
+        if (found.errno !== 0 || found.proc || found.mode !== S_IFREG || broker === null)
+          return null;
+        const fd =
+          found.parent >= 0
+            ? broker.openat(
+                found.parent,
+                Buffer.from(found.name, 'latin1'),
+                O.O_RDONLY | O.O_NOFOLLOW,
+              )
+            : -1;
+        if (fd < 0) return null;
+        try {
+          return readFileSync(fd);
+        } finally {
+          close(fd);
+        }
+      } finally {
+        found.close();
+      }
+    },
+  };
+}
+
 /** On for a sandbox whose policy has a root: the sandbox sees it as `/`. */
 export default defineModule<unknown, ChrootPolicy>({
   name: 'chroot',
@@ -103,9 +144,11 @@ export default defineModule<unknown, ChrootPolicy>({
   sessionStart(session: WorkerSession<ChrootPolicy>) {
     try {
       const { chroot, fsMount } = session.policy;
-      const state = { root: Root.open(chroot!, fsMount ?? []), exes: new Map() };
+      const root = Root.open(chroot!, fsMount ?? []);
+      const state = { root, exes: new Map(), interpreters: new InterpreterNames() };
       sessions.set(session.id, state);
       session.provide(PATH_VIEW, pathView(state));
+      session.provide(ROOT_VIEW, rootView(root, session));
     } catch (error) {
       sessions.set(session.id, error as Error);
       session.provide(PATH_VIEW, brokenView(error as Error));
@@ -114,6 +157,9 @@ export default defineModule<unknown, ChrootPolicy>({
   sessionEnd(session: WorkerSession<ChrootPolicy>) {
     const state = sessions.get(session.id);
     sessions.delete(session.id);
-    if (state !== undefined && !(state instanceof Error)) state.root.close();
+    if (state !== undefined && !(state instanceof Error)) {
+      state.root.close();
+      state.interpreters.remove();
+    }
   },
 });

@@ -140,10 +140,39 @@ export function shebangOf(fd: number): { interpreter: string; arg: string | null
   const start = head(fd, SHEBANG_MAX);
   if (start[0] !== 0x23 || start[1] !== 0x21) return null;
   const line = start.toString('latin1', 2).split('\n')[0]!.trim();
-  const [interpreter, ...rest] = line.split(/[ \t]+/);
-  if (interpreter === undefined || interpreter === '') return null;
-  // binfmt_script: the rest of the line is one argument.
-  return { interpreter, arg: rest.length > 0 ? rest.join(' ') : null };
+  const interpreter = line.split(/[ \t]/, 1)[0]!;
+  if (interpreter === '') return null;
+  // load_script() (fs/binfmt_script.c): the rest of the line, spaces and tabs trimmed, is one argument.
+  const arg = line.slice(interpreter.length).replace(/^[ \t]+/, '');
+  return { interpreter, arg: arg === '' ? null : arg };
+}
+
+/**
+ * A read-only descriptor of the sealed copy of the script `fd` whose `#!`
+ * line names `interpreter` (with the same argument): a name the kernel
+ * finds from the host's root (interpreter-name.ts).
+ */
+export function patchedScript(
+  fd: number,
+  script: { arg: string | null },
+  interpreter: string,
+): number {
+  const stat = fstatSync(fd, { bigint: true });
+  const key = `#!${stat.dev}:${stat.ino}:${stat.mtimeNs}:${stat.ctimeNs}:${stat.size}:${interpreter}`;
+  let memfd = patched.get(key);
+  if (memfd === undefined) {
+    const contents = head(fd, Number(stat.size));
+    const newline = contents.indexOf(0x0a);
+    const line = `#!${interpreter}${script.arg === null ? '' : ` ${script.arg}`}\n`;
+    memfd = sealedMemfd(
+      Buffer.concat([
+        Buffer.from(line, 'latin1'),
+        newline < 0 ? Buffer.alloc(0) : contents.subarray(newline + 1),
+      ]),
+    );
+    remember(key, memfd);
+  }
+  return readOnlyReopen(memfd);
 }
 
 /** PT_INTERP of an ELF64 file: the interpreter's path and where its bytes are; null: none (static, or not ELF64). */

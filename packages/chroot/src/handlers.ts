@@ -51,6 +51,7 @@ import {
   umaskOf,
   writable,
 } from './call.js';
+import { openOwnDescriptor, ownDescriptorOf, ownTerminalOf } from './own-fd.js';
 import type { Found } from './root.js';
 
 const O = openFlags(hostArch());
@@ -89,8 +90,30 @@ export function at(
   handlesProc = false,
   resolveFlags = 0,
 ): Answer {
+  return atPath(
+    ctx,
+    copyPath(ctx, address),
+    dirfd,
+    followLast,
+    done,
+    create,
+    handlesProc,
+    resolveFlags,
+  );
+}
+
+/** {@link at} of a path already copied. */
+function atPath(
+  ctx: Ctx,
+  path: Buffer,
+  dirfd: number,
+  followLast: boolean,
+  done: Done,
+  create = false,
+  handlesProc = false,
+  resolveFlags = 0,
+): Answer {
   const session = sessionOf(ctx);
-  const path = copyPath(ctx, address);
   if (path.length === 0) return answer.errno(ENOENT);
   const r = resolve(ctx, session, path, dirfd, { followLast, create, resolve: resolveFlags });
   try {
@@ -181,8 +204,17 @@ export function onOpen(ctx: Ctx): Answer {
   const exclusive = (flags & O.O_CREAT) !== 0 && (flags & O.O_EXCL) !== 0;
   const followLast = (flags & O.O_NOFOLLOW) === 0 && !exclusive;
   const trailingSlash = false;
+  const path = copyPath(ctx, address);
+  // Descriptors the caller names by /dev/fd/N (and a terminal it holds) are
+  // served from its own table; a walk restricted by RESOLVE_* is the root's.
+  const own = resolveFlags === 0 ? ownDescriptorOf(sessionOf(ctx), path) : null;
+  if (own !== null) return openOwnDescriptor(ctx, own, flags);
   const done = (r: Found): Answer => {
     if ((flags & O.__O_TMPFILE) !== 0) return answer.errno('EOPNOTSUPP');
+    if (r.errno === ENOENT && resolveFlags === 0) {
+      const terminal = ownTerminalOf(ctx, path);
+      if (terminal !== null) return openOwnDescriptor(ctx, terminal, flags);
+    }
     if (r.lastMissing) {
       if ((flags & O.O_CREAT) === 0) return answer.errno(ENOENT);
       if ((flags & O.O_DIRECTORY) !== 0) return answer.errno(EINVAL);
@@ -210,7 +242,7 @@ export function onOpen(ctx: Ctx): Answer {
     const openAs = (flags & O.O_PATH) !== 0 ? O.O_RDONLY | (flags & O.O_DIRECTORY) : flags;
     return inject(openFound(ctx, r, openAs), flags);
   };
-  return at(ctx, address, dirfd, followLast, done, false, false, resolveFlags);
+  return atPath(ctx, path, dirfd, followLast, done, false, false, resolveFlags);
 }
 
 // --- the stat family, access, readlink, statfs
@@ -239,6 +271,14 @@ export function onStat(ctx: Ctx): Answer {
     [address, buffer, follow] = [a[0]!, a[1]!, ctx.syscall === 'stat'];
   }
   return at(ctx, address, dirfd, follow, (r) => {
+    const terminal = r.errno === ENOENT ? ownTerminalOf(ctx, copyPath(ctx, address)) : null;
+    if (terminal !== null) {
+      const out = Buffer.alloc(256);
+      const result = ctx.onBehalf(terminal, 'newfstatat', EMPTY, out, AT_EMPTY_PATH);
+      return result < 0
+        ? answer.errno(-result)
+        : written(ctx, buffer, out.subarray(0, STAT_SIZE), 0);
+    }
     if (r.errno !== 0) return answer.errno(r.errno);
     const out = Buffer.alloc(256);
     const result = trySyscall('newfstatat', r.fd, EMPTY, out, AT_EMPTY_PATH);
@@ -264,9 +304,14 @@ export function onStatx(ctx: Ctx): Answer {
   }
   const follow = (flags & AT_SYMLINK_NOFOLLOW) === 0;
   return at(ctx, a[1]!, int(a[0]), follow, (r) => {
-    if (r.errno !== 0) return answer.errno(r.errno);
+    const terminal = r.errno === ENOENT ? ownTerminalOf(ctx, copyPath(ctx, a[1]!)) : null;
+    if (r.errno !== 0 && terminal === null) return answer.errno(r.errno);
     const out = Buffer.alloc(256);
     const sync = flags & AT_STATX_SYNC_TYPE;
+    if (terminal !== null) {
+      const got = ctx.onBehalf(terminal, 'statx', EMPTY, AT_EMPTY_PATH | sync, uint(a[3]), out);
+      return got < 0 ? answer.errno(-got) : written(ctx, a[4]!, out, 0);
+    }
     const result = trySyscall(
       'statx',
       r.fd,

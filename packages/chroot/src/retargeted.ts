@@ -6,8 +6,11 @@
 // makes the caller's thread run another call instead, with integer
 // arguments) to fchdir or execveat(AT_EMPTY_PATH) of the injected
 // descriptor.
+
+import { readFileSync, readlinkSync } from 'node:fs';
 import { type Answer, answer } from '@sandlock/dispatch/module';
 import {
+  AT_EACCESS,
   AT_EMPTY_PATH,
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
@@ -24,15 +27,17 @@ import {
   type Ctx,
   copyPath,
   int,
+  reaper,
   resolve,
   sessionOf,
   threadGroup,
   uint,
 } from './call.js';
-import { interpreterOf, patchedCopy, shebangOf } from './exec.js';
+import { interpreterOf, patchedCopy, patchedScript, shebangOf } from './exec.js';
 import type { Found } from './root.js';
 
 const O = openFlags(hostArch());
+const X_OK = 1;
 
 function reaperOpen(ctx: Ctx, r: Found, flags: number): number {
   const broker = brokerOf(ctx);
@@ -60,25 +65,269 @@ export function onChdir(ctx: Ctx): Answer {
   }
 }
 
+/** The reaper's X_OK check of a file the walk found (DAC, a noexec mount): 0 or -errno. */
+function mayExecute(ctx: Ctx, r: Found): number {
+  return reaper(brokerOf(ctx), 'faccessat2', (name) => [
+    { fd: r.fd },
+    name(''),
+    X_OK,
+    AT_EMPTY_PATH | AT_EACCESS,
+  ]).result;
+}
+
+/** A regular file the walk found, opened for reading by the reaper: pushed to `opened`, or -errno. */
+function openFile(ctx: Ctx, r: Found, opened: number[]): number {
+  if (r.mode === S_IFLNK) return -ERRNO.ELOOP;
+  if (r.mode !== S_IFREG) return -ERRNO.EACCES;
+  const fd = reaperOpen(ctx, r, O.O_RDONLY | O.O_CLOEXEC);
+  if (fd >= 0) opened.push(fd);
+  return fd;
+}
+
+/**
+ * What to execute for the ELF `exe`: the file itself (the
+ * kernel checks it), or, when it names a loader, its patched copy naming
+ * the root's loader, injected close-on-exec (the kernel opens it before it
+ * closes those). A copy is checked here, as the kernel would check the
+ * file. Pushes what it opens to `opened`; a number < 0 is -errno.
+ */
+function loadable(ctx: Ctx, exe: Executable, opened: number[]): number {
+  const fd = exe.fd;
+  const interp = interpreterOf(fd);
+  if (interp === null || BY_DESCRIPTOR.test(interp.path)) return fd;
+  const allowed = exe.mayExecute();
+  if (allowed < 0) return allowed;
+  const loader = sessionOf(ctx).root.walk(interp.path, null, { followLast: true });
+  try {
+    if (loader.errno !== 0 || loader.proc) return -ERRNO.ENOENT;
+    const loaderFd = reaperOpen(ctx, loader, O.O_RDONLY | O.O_CLOEXEC);
+    if (loaderFd < 0) return loaderFd;
+    opened.push(loaderFd);
+    const number = ctx.addFd(loaderFd, { cloexec: true });
+    const copy = patchedCopy(fd, interp, number);
+    if (copy < 0) return -ERRNO.ENOEXEC;
+    opened.push(copy);
+    return copy;
+  } finally {
+    loader.close();
+  }
+}
+
+/** A file to execute, opened in this process. */
+interface Executable {
+  /** Read-only, close-on-exec. */
+  readonly fd: number;
+  /** Its path inside the root, for /proc/<pid>/exe (null: not known, a memfd). */
+  readonly virtual: string | null;
+  /** The caller's X_OK of the file: 0 or -errno. */
+  mayExecute(): number;
+}
+
+/** The retargeted call: execveat(fd, "", argv, envp, AT_EMPTY_PATH), `empty` the address of an empty string of the caller's. */
+interface Call {
+  readonly empty: bigint;
+  readonly argv: bigint;
+  readonly envp: bigint;
+}
+
+/**
+ * execveat(fd, "") left to the kernel, with the caller's descriptor `fd`
+ * replaced by the file to execute (ADDFD at its number): for a memfd the
+ * cow module's retarget injected, whose call cannot be retargeted again
+ * (the thread is traced already).
+ */
+interface Replace {
+  readonly replace: number;
+  /** The descriptor's close-on-exec flag, kept. */
+  readonly cloexec: boolean;
+}
+
+/** A loader or `#!` interpreter named by a descriptor: a copy this module made, or the caller's own descriptor. */
+const BY_DESCRIPTOR = /^\/proc\/self\/fd\/\d+(?:\/[^/]+)?$/;
+
+/**
+ * Runs `exe` in the caller: an ELF as itself or with the root's loader, a
+ * script with the root's interpreter. `opened` holds what to close after.
+ */
+function execute(ctx: Ctx, exe: Executable, call: Call | Replace, opened: number[]): Answer {
+  const session = sessionOf(ctx);
+  const retarget = (file: number, virtual: string | null, cloexec: boolean): Answer => {
+    if (virtual !== null) session.exes.set(threadGroup(ctx.pid), virtual);
+    if ('replace' in call) {
+      ctx.addFd(file, { targetFd: call.replace, cloexec: cloexec && call.cloexec });
+      return answer.continue();
+    }
+    const own = opened.indexOf(file);
+    if (own >= 0) opened.splice(own, 1); // the answer owns it
+    return answer.retarget('execveat', ['fd', call.empty, call.argv, call.envp, AT_EMPTY_PATH], {
+      fd: file,
+      cloexec,
+    });
+  };
+  const script = shebangOf(exe.fd);
+  if (script === null) {
+    const file = loadable(ctx, exe, opened);
+    return file < 0 ? answer.errno(-file) : retarget(file, exe.virtual, true);
+  }
+  const allowed = exe.mayExecute();
+  if (allowed < 0) return answer.errno(-allowed);
+  // binfmt_script would open the interpreter by its path from the host's
+  // root: it is found inside the root (relative to the cwd when relative,
+  // as open_exec() takes it), and the script runs from a sealed copy whose
+  // `#!` names it by descriptor. The script's descriptor is not
+  // close-on-exec: the kernel refuses to run a script whose descriptor the
+  // interpreter could not open (BINPRM_FLAGS_PATH_INACCESSIBLE, ENOENT),
+  // and names it /dev/fd/N to the interpreter (own-fd.ts serves that
+  // open), as an fexecve of the script would.
+  const interpreter = resolve(ctx, session, Buffer.from(script.interpreter, 'latin1'), AT_FDCWD, {
+    followLast: true,
+  });
+  try {
+    if (interpreter.proc) return answer.errno(ERRNO.EACCES);
+    if (interpreter.errno !== 0) return answer.errno(interpreter.errno);
+    const fd = openFile(ctx, interpreter, opened);
+    if (fd < 0) return answer.errno(-fd);
+    // An interpreter that is a script itself: its own interpreter would
+    // need its descriptor open after the exec (not done).
+    if (shebangOf(fd) !== null) return answer.errno(ERRNO.ENOEXEC);
+    const file = loadable(ctx, found(ctx, interpreter, fd), opened);
+    if (file < 0) return answer.errno(-file);
+    const number = ctx.addFd(file, { cloexec: true });
+    const base = script.interpreter.slice(script.interpreter.lastIndexOf('/') + 1);
+    const dir = session.interpreters.open(number, base);
+    if (dir !== null && dir < 0) return answer.errno(-dir);
+    let name = `/proc/self/fd/${number}`;
+    if (dir !== null) {
+      try {
+        name = `/proc/self/fd/${ctx.addFd(dir, { cloexec: true })}/${base}`;
+      } finally {
+        close(dir);
+      }
+    }
+    const copy = patchedScript(exe.fd, script, name);
+    opened.push(copy);
+    return retarget(copy, interpreter.path, false);
+  } finally {
+    interpreter.close();
+  }
+}
+
+function found(ctx: Ctx, r: Found, fd: number): Executable {
+  return { fd, virtual: r.path, mayExecute: () => mayExecute(ctx, r) };
+}
+
+/**
+ * execveat(fd, "", AT_EMPTY_PATH) of the caller's own descriptor: the
+ * kernel's, unless the file names a loader or an interpreter by path (the
+ * kernel would look it up from the host's root), or is one this module
+ * retargeted (those name theirs by descriptor).
+ */
+function onExecDescriptor(ctx: Ctx, call: Call): Answer {
+  const dirfd = int(ctx.args[0]);
+  let fd: number;
+  try {
+    fd = ctx.getFd(dirfd);
+  } catch {
+    return answer.continue(); // the kernel's EBADF
+  }
+  const opened = [fd];
+  try {
+    const script = shebangOf(fd);
+    const named = script?.interpreter ?? interpreterOf(fd)?.path ?? null;
+    if (named === null || BY_DESCRIPTOR.test(named)) return answer.continue();
+    if (script !== null && closeOnExec(ctx, dirfd)) return answer.errno(ERRNO.ENOENT);
+    // A file outside the root and the mounts is the kernel's: Landlock
+    // decides on it and on what it names (a copy of it would be a memfd,
+    // which Landlock does not check). A memfd is run with the root's loader
+    // or interpreter (the cow module's copy of a file its layer changed):
+    // the sandbox could make that copy itself, naming a loader it opened.
+    let host = '';
+    try {
+      host = readlinkSync(`/proc/self/fd/${fd}`, 'latin1');
+    } catch {}
+    const inside = sessionOf(ctx).root.virtualOf(host);
+    if (inside === null && !host.startsWith('/memfd:')) return answer.continue();
+    const virtual = inside === null ? null : `/${inside.join('/')}`;
+    const how: Call | Replace =
+      inside === null ? { replace: dirfd, cloexec: closeOnExec(ctx, dirfd) } : call;
+    const exe: Executable = {
+      fd,
+      virtual,
+      mayExecute: () =>
+        reaper(brokerOf(ctx), 'faccessat2', (name) => [
+          { fd },
+          name(''),
+          X_OK,
+          AT_EMPTY_PATH | AT_EACCESS,
+        ]).result,
+    };
+    return execute(ctx, exe, how, opened);
+  } finally {
+    for (const each of opened) close(each);
+  }
+}
+
+/** Whether the caller's descriptor is close-on-exec (its fdinfo's flags). */
+function closeOnExec(ctx: Ctx, fd: number): boolean {
+  const info = readFileSync(`/proc/${ctx.pid}/fdinfo/${fd}`, 'latin1');
+  const flags = /^flags:\s+([0-7]+)$/m.exec(info);
+  return flags !== null && (Number.parseInt(flags[1]!, 8) & O.O_CLOEXEC) !== 0;
+}
+
+/**
+ * A file the caller may execute but not read (mode 0111, as a sandbox's
+ * root without CAP_DAC_OVERRIDE sees a root-owned one): the kernel's own
+ * execveat(dir, name, AT_SYMLINK_NOFOLLOW), `dir` its directory inside the
+ * root (injected), `name` the last name of the caller's own path string
+ * when the walk found the file under that name. The kernel then checks the
+ * permissions; a `#!` or PT_INTERP it names is looked up from the host's
+ * root (refused by Landlock): only a static program runs this way.
+ */
+function executeUnread(ctx: Ctx, r: Found, path: Buffer, address: bigint, call: Call): Answer {
+  const text = path.toString('latin1');
+  const named = r.parent >= 0 && r.name !== '' && (text === r.name || text.endsWith(`/${r.name}`));
+  if (!named || r.mode !== S_IFREG) return answer.errno(ERRNO.EACCES);
+  const dir = brokerOf(ctx).openat(
+    r.parent,
+    Buffer.from('.'),
+    O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC,
+  );
+  if (dir < 0) return answer.errno(ERRNO.EACCES);
+  sessionOf(ctx).exes.set(threadGroup(ctx.pid), r.path);
+  const name = address + BigInt(text.length - r.name.length);
+  // The retargeted call comes back through the filter, from this thread, in the retarget.
+  byName.set(ctx.pid, name);
+  return answer.retarget('execveat', ['fd', name, call.argv, call.envp, AT_SYMLINK_NOFOLLOW], {
+    fd: dir,
+  });
+}
+
+/** Threads retargeted to execveat(dir, name) by {@link executeUnread}: the address of the name. */
+const byName = new Map<number, bigint>();
+
 export function onExec(ctx: Ctx): Answer {
   const a = ctx.args;
   const at = ctx.syscall === 'execveat';
   const flags = at ? uint(a[4]) : 0;
   const address = at ? a[1]! : a[0]!;
+  const named = byName.get(ctx.pid);
+  if (named !== undefined) {
+    byName.delete(ctx.pid);
+    if (at && address === named && flags === AT_SYMLINK_NOFOLLOW) return answer.continue();
+  }
+  const argv = at ? a[2]! : a[1]!;
+  const envp = at ? a[3]! : a[2]!;
   if (at && (flags & AT_EMPTY_PATH) !== 0) {
-    // The descriptor's own file: opened inside the root when it was opened.
     let empty = address === 0n;
     try {
       empty ||= ctx.read(address, 1)[0] === 0;
     } catch {}
-    if (empty) return answer.continue();
+    if (empty) return onExecDescriptor(ctx, { empty: address, argv, envp });
   }
   const session = sessionOf(ctx);
   const path = copyPath(ctx, address);
   if (path.length === 0) return answer.errno(ERRNO.ENOENT);
   const dirfd = at ? int(a[0]) : AT_FDCWD;
-  const argv = at ? a[2]! : a[1]!;
-  const envp = at ? a[3]! : a[2]!;
   // The NUL that ends the caller's own path: the empty path of execveat.
   const empty = address + BigInt(path.length);
   const r = resolve(ctx, session, path, dirfd, {
@@ -88,41 +337,12 @@ export function onExec(ctx: Ctx): Answer {
   try {
     if (r.proc) return answer.errno(ERRNO.EACCES);
     if (r.errno !== 0) return answer.errno(r.errno);
-    if (r.mode === S_IFLNK) return answer.errno(ERRNO.ELOOP);
-    if (r.mode !== S_IFREG) return answer.errno(ERRNO.EACCES);
-    const fd = reaperOpen(ctx, r, O.O_RDONLY | O.O_CLOEXEC);
+    const fd = openFile(ctx, r, opened);
+    if (fd === -ERRNO.EACCES) return executeUnread(ctx, r, path, address, { empty, argv, envp });
     if (fd < 0) return answer.errno(-fd);
-    opened.push(fd);
-    let file = fd;
-    const script = shebangOf(fd);
-    const interp = script === null ? interpreterOf(fd) : null;
-    if (script !== null) {
-      // binfmt_script would take the interpreter from the host's root: the
-      // script runs from a sealed copy whose #! names the root's interpreter
-      // by descriptor. Its path for the interpreter is then /dev/fd/N.
-      return answer.errno(ERRNO.ENOEXEC);
-    }
-    if (interp !== null) {
-      const loader = session.root.walk(interp.path, null, { followLast: true });
-      try {
-        if (loader.errno !== 0) return answer.errno(ERRNO.ENOENT);
-        const loaderFd = reaperOpen(ctx, loader, O.O_RDONLY | O.O_CLOEXEC);
-        if (loaderFd < 0) return answer.errno(-loaderFd);
-        opened.push(loaderFd);
-        const number = ctx.addFd(loaderFd, { cloexec: true });
-        const copy = patchedCopy(fd, interp, number);
-        if (copy < 0) return answer.errno(ERRNO.ENOEXEC);
-        file = copy;
-      } finally {
-        loader.close();
-      }
-    }
-    session.exes.set(threadGroup(ctx.pid), r.path);
-    const own = opened.indexOf(file);
-    if (own >= 0) opened.splice(own, 1); // the answer owns it
-    return answer.retarget('execveat', ['fd', empty, argv, envp, AT_EMPTY_PATH], { fd: file });
+    return execute(ctx, found(ctx, r, fd), { empty, argv, envp }, opened);
   } finally {
-    for (const fd of opened) close(fd);
+    for (const each of opened) close(each);
     r.close();
   }
 }

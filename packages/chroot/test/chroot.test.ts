@@ -3,6 +3,7 @@
 // and libraries), programs run in it, and escapes that must fail.
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { openPty } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox } from '../../sandlock/src/index.js';
 import { buildRootfs, missing, type Rootfs, runInRealRoot, runInRoot } from './support/rootfs.js';
@@ -257,7 +258,9 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
       'cd /etc && pwd && ls && cat os-release',
     ]);
     expect(result.stderr).toBe('');
-    expect(result.stdout).toBe('/etc\nlink\nos-release\nPRETTY_NAME="sandlock chroot test"\n');
+    expect(result.stdout).toBe(
+      '/etc\nhostname\nhosts\nlink\nos-release\nPRETTY_NAME="sandlock chroot test"\n',
+    );
   });
 
   it('executes programs of the root from inside: static, dynamic', async () => {
@@ -280,5 +283,76 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
     const result = await runInRoot(fs.dir, ['/script', 'arg']);
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe('script /script arg\n');
+  });
+
+  it('runs #! scripts executed from inside: from a shell, through env, by execveat', async () => {
+    const result = await runInRoot(fs.dir, [
+      '/bin/sh',
+      '-c',
+      '/script arg; /envscript one; /probe fexec:/script; /probe fexeccloexec:/script; /probe execat:/:script',
+    ]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(
+      /^script \/dev\/fd\/\d+ arg\nenv script one\nscript \/dev\/fd\/\d+ fexec\nfexeccloexec \/script: ENOENT\nscript \/dev\/fd\/\d+ execat\n$/,
+    );
+  });
+
+  it("leaves a script's interpreter only the script's descriptor, as fexecve of a script does", async () => {
+    const result = await runInRoot(fs.dir, ['/bin/sh', '-c', '/probe fds; /fdscript']);
+    expect(result.stderr).toBe('');
+    const [direct, script] = result.stdout.trim().split('\n');
+    const fds = (line: string | undefined) => (line ?? '').replace(/^fds:/, '').trim().split(' ');
+    expect(fds(direct)).toEqual(['0', '1', '2']);
+    expect(fds(script).slice(0, 3)).toEqual(['0', '1', '2']);
+    expect(fds(script)).toHaveLength(4);
+  });
+
+  it('refuses to execute a readable file without execute permission, script or ELF', async () => {
+    const ops = (path: string) => ['/probe', `exec:${path}`];
+    for (const path of ['/usr/bin/noexec', '/noexec-script']) {
+      const result = await runInRoot(fs.dir, ops(path));
+      expect(result.stdout).toBe(`exec ${path}: EACCES\n`);
+      if (root) expect(runInRealRoot(fs.dir, ops(path))).toBe(result.stdout);
+    }
+  });
+
+  it('shows the virtual host name in /etc/hostname and /etc/hosts of the root', async () => {
+    const result = await Sandbox.builder()
+      .chroot(fs.dir)
+      .hostname('virtual-host')
+      .build()
+      .run(['/bin/sh', '-c', 'cat /etc/hostname; cd /etc && cat hostname hosts'], {
+        encoding: 'utf8',
+        env: { PATH: '/bin' },
+      });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(
+      'virtual-host\nvirtual-host\n127.0.0.1\tlocalhost\n127.0.1.1\tvirtual-host\n',
+    );
+  });
+
+  it("names the caller's terminal as ttyname(3) finds it, with /proc mounted", async () => {
+    const pty = openPty();
+    try {
+      const result = await runInRoot(fs.dir, ['/bin/sh', '-c', 'tty; tty <&-'], {
+        stdin: pty.slave,
+        mounts: ['/proc:/proc'],
+      });
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toBe(`${pty.name}\nnot a tty\n`);
+    } finally {
+      closeSync(pty.slave);
+      closeSync(pty.master);
+    }
+  });
+
+  it('executes a program it may execute but not read, as root without capabilities', async () => {
+    const ops = ['/probe', 'dropcaps', 'cat:/xonly', 'execfds:/xonly'];
+    const result = await runInRoot(fs.dir, ops);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('dropcaps : ok\ncat /xonly: EACCES\nfds: 0 1 2\n');
+    // The real run inherits this process's descriptors: only that it ran is compared.
+    const ran = (out: string) => out.replace(/^fds: 0 1 2.*$/m, 'fds: 0 1 2');
+    if (root) expect(ran(runInRealRoot(fs.dir, ops))).toBe(result.stdout);
   });
 });

@@ -5,6 +5,7 @@ import {
   AT_FDCWD,
   argumentIndex,
   argumentLayout,
+  type CallerIds,
   close,
   convertArg,
   ERRNO,
@@ -26,12 +27,22 @@ import {
   type SyscallArg,
   type SyscallArgs,
   SysError,
+  setCallerIds,
   syscallAsync,
   trySyscall,
   type Walked,
   walkPath,
   writeMemory,
 } from '@sandlock/sys';
+
+/**
+ * The ids a sandbox that runs as another user than its supervisor is judged
+ * by (the policy view's callerIds, set by sandlock for SpawnOptions.user).
+ */
+function callerIdsOf(policy: unknown): CallerIds | undefined {
+  return (policy as { callerIds?: CallerIds } | null)?.callerIds;
+}
+
 import { CallError } from './call-error.js';
 import { threadGroupOf } from './proc-status.js';
 import type { Refusal } from './refusal.js';
@@ -202,6 +213,7 @@ export class Call implements HandlerContext, DeferredContext {
   /** Points the context at a received `struct seccomp_notif` (worker). */
   loadFromBuffer(notif: Buffer, fd: number, session: WorkerSession, syscall: string): void {
     forgetProcessMemory();
+    setCallerIds(callerIdsOf(session.policy));
     this.fd = fd;
     this.idBuffer = notif;
     this.source = notif;
@@ -226,6 +238,7 @@ export class Call implements HandlerContext, DeferredContext {
     payload: unknown,
   ): void {
     forgetProcessMemory();
+    setCallerIds(callerIdsOf(session.policy));
     this.fd = fd;
     this.idBuffer = Buffer.alloc(8);
     this.idBuffer.writeBigUInt64LE(notification.id);

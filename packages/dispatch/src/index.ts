@@ -34,6 +34,8 @@ export {
   PROC_NET_PORTS,
   type ProcNetTranslator,
   type Provision,
+  ROOT_VIEW,
+  type RootView,
 } from './provisions.js';
 export {
   REFUSAL_BURST,

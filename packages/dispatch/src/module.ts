@@ -34,6 +34,8 @@ export {
   PROC_NET_PORTS,
   type ProcNetTranslator,
   type Provision,
+  ROOT_VIEW,
+  type RootView,
 } from './provisions.js';
 export type { Refusal, RefusalReport } from './refusal.js';
 export type { ProcessView, SessionInfo, SessionNotice, WorkerSession } from './session-view.js';

@@ -52,3 +52,17 @@ export interface PathView {
 }
 
 export const PATH_VIEW: Provision<PathView> = provision('path-view');
+
+/**
+ * The emulated root of a sandbox (`--chroot`), as the chroot module sees it:
+ * for the modules that serve files by the path the sandbox names (the host
+ * name's /etc/hostname and /etc/hosts).
+ */
+export interface RootView {
+  /** A host path (a resolved relative path of the caller) as the sandbox sees it, or null outside the root. */
+  virtualOf(host: string): string | null;
+  /** A regular file of the root by its path inside it, read by the sandbox's reaper; null when it cannot be. */
+  read(virtual: string): Buffer | null;
+}
+
+export const ROOT_VIEW: Provision<RootView> = provision('root-view');

@@ -53,6 +53,15 @@ export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
    * refused by its filter.
    */
   readonly mediatesMetadata: boolean;
+  /**
+   * The sandbox runs as another user than its supervisor (sandlock's
+   * SpawnOptions.user): the ids the supervisor's lookups on its behalf take.
+   */
+  readonly callerIds?: {
+    readonly fsuid: number;
+    readonly fsgid: number;
+    readonly groups: readonly number[];
+  };
   /** The address rules (netAllow or netDeny) taken apart; null when the policy has none. */
   readonly net: NetView | null;
   /** Which datagram sockets the sandbox may make (UDP, ICMP ping): {@link datagramsOf}. */

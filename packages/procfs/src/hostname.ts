@@ -3,7 +3,15 @@
 // so it has no side effects at import.
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
-import { type Answer, answer, defineModule, type HandlerContext } from '@sandlock/dispatch/module';
+import { posix } from 'node:path';
+import {
+  type Answer,
+  answer,
+  defineModule,
+  type HandlerContext,
+  ROOT_VIEW,
+  type RootView,
+} from '@sandlock/dispatch/module';
 import { type ModulePolicy, policyReads } from '@sandlock/policy';
 import { bytePath, trySyscall } from '@sandlock/sys';
 import { hostnameFile, hostsWith, UTSNAME_SIZE, utsnameWith } from './content.js';
@@ -60,6 +68,8 @@ function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
     if (!policyReads(ctx.session.policy, bytePath(request.path))) return answer.continue();
     return files.serve(bundle, request.cloexec);
   }
+  const root = ctx.session.provided(ROOT_VIEW);
+  if (root !== undefined) return onOpenInRoot(ctx, root, request);
   if (FILES.has(request.path)) {
     return hostname === null
       ? answer.continue()
@@ -74,6 +84,35 @@ function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
   );
   const hosts = hostsFor(hostname, pinned);
   return hosts === null ? answer.continue() : files.serve(hosts, request.cloexec); // null: the kernel's ENOENT
+}
+
+/**
+ * The same inside an emulated root (`--chroot`): the path as the sandbox
+ * names it there, and the root's own /etc/hosts.
+ */
+function onOpenInRoot(
+  ctx: HandlerContext<ModulePolicy>,
+  root: RootView,
+  request: { path: string; cloexec: boolean },
+): Answer {
+  const { hostname } = ctx.session.policy;
+  const text = ctx.readPath();
+  const path = text.startsWith('/') ? posix.resolve(text) : root.virtualOf(request.path);
+  if (path !== null && FILES.has(path)) {
+    return hostname === null
+      ? answer.continue()
+      : files.serve(hostnameFile(hostname), request.cloexec);
+  }
+  if (path !== HOSTS) return answer.continue();
+  const real = root.read(HOSTS);
+  if (real === null) return answer.continue();
+  const hosts = hostsWith(
+    real.toString('utf8'),
+    osHostname(),
+    hostname,
+    ctx.session.policy.net?.hosts ?? {},
+  );
+  return files.serve(hosts, request.cloexec);
 }
 
 /** The last /etc/hosts built, and what it was built from (the file's identity and times, the names). */

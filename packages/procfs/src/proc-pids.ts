@@ -268,6 +268,21 @@ function needsWalkFor(ctx: HandlerContext<ModulePolicy>, call: OpenCall, state: 
   return false;
 }
 
+/**
+ * The ids the sandbox's processes have: the supervisor's, or those it was
+ * started as (the view's callerIds, sandlock's SpawnOptions.user).
+ */
+function sandboxIds(policy: ModulePolicy, state: Worker): Credentials {
+  const ids = policy.callerIds;
+  if (ids === undefined) return state.credentials;
+  return {
+    ...state.credentials,
+    fsuid: String(ids.fsuid),
+    fsgid: String(ids.fsgid),
+    groups: ids.groups.join(' '),
+  };
+}
+
 /** The caller's /proc/<tid>/status, read once per call when first needed: its credentials and thread group. */
 class CallerStatus {
   private read = false;
@@ -425,7 +440,8 @@ function decide(
     return answer.errno('EACCES');
   }
   const credentials = caller.credentials;
-  if (credentials === null || !sameIds(credentials, state.credentials)) return answer.continue();
+  if (credentials === null || !sameIds(credentials, sandboxIds(ctx.session.policy, state)))
+    return answer.continue();
   // The reaper opens the last component beneath the directory the walk
   // ended in: in the sandbox's own Landlock domain, with its credentials.
   // A magic link is followed there (its object, after the kernel's

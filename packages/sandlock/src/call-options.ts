@@ -101,6 +101,29 @@ export const SPAWN_CHECKS: Readonly<Record<string, (value: unknown) => string | 
     Buffer.isBuffer((value as { program?: unknown }).program)
       ? null
       : 'an object with a program Buffer (a compiled seccomp filter)',
+  user: (value) => {
+    const id = (n: unknown) =>
+      Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) < 2 ** 32 - 1;
+    if (value === null || typeof value !== 'object')
+      return 'an object { uid, gid, groups?, umask? }';
+    const { uid, gid, groups, umask, ...rest } = value as Record<string, unknown>;
+    if (Object.keys(rest).length > 0)
+      return `an object { uid, gid, groups?, umask? } (unknown ${Object.keys(rest).join(', ')})`;
+    if (!id(uid) || !id(gid)) return 'an object whose uid and gid are ids (0 to 4294967294)';
+    if (
+      groups !== undefined &&
+      (!Array.isArray(groups) || !groups.every(id) || groups.length > 65536)
+    ) {
+      return 'an object whose groups is a list of ids';
+    }
+    if (
+      umask !== undefined &&
+      !(Number.isInteger(umask) && (umask as number) >= 0 && (umask as number) <= 0o777)
+    ) {
+      return 'an object whose umask is 0 to 0o777';
+    }
+    return null;
+  },
 };
 
 /** The three entries of a stdio option (`'inherit'` → three times 'inherit'; null for 'ignore'). */

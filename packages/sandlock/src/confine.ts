@@ -86,6 +86,8 @@ export interface ConfinementOptions {
    * store.
    */
   workdir?: { lower: string; upper: string; store: string };
+  /** The program's credentials (SpawnOptions.user): set before no_new_privs, inherited by the reaper. */
+  user?: { uid: number; gid: number; groups?: readonly number[]; umask?: number };
 }
 
 /** What a domain adds to the policy's rules for a workdir. */
@@ -256,6 +258,12 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     if (policy.noHugePages) steps.push({ kind: 'disableTransparentHugePages' });
     if (policy.cpuCores) steps.push({ kind: 'cpuAffinity', cpus: policy.cpuCores });
     if (policy.cwd !== null) steps.push({ kind: 'chdir', path: policy.cwd });
+    // After the steps that need root (a raised open-file limit), before the
+    // reaper forks: it makes calls on the program's behalf with its credentials.
+    if (options.user !== undefined) {
+      const { uid, gid, groups = [], umask } = options.user;
+      steps.push({ kind: 'user', uid, gid, groups, ...(umask !== undefined ? { umask } : {}) });
+    }
     steps.push({ kind: 'noNewPrivs' });
     steps.push(DROP_CAPABILITIES);
     if (outer.fd !== null) {

@@ -30,6 +30,12 @@ export {
   registryDirectory,
   type SandboxEntry,
 } from './registry.js';
-export { type RunOptions, type RunResult, Sandbox, type SpawnOptions } from './sandbox.js';
+export {
+  type RunOptions,
+  type RunResult,
+  Sandbox,
+  type SandboxUser,
+  type SpawnOptions,
+} from './sandbox.js';
 export { afterDelay, parseDuration } from './timers.js';
 export type { WorkdirEnd, WorkdirResult } from './workdir.js';

@@ -75,6 +75,22 @@ export interface SpawnOptions {
    * so it can only refuse more. It must allow execve.
    */
   extraFilter?: { readonly program: Buffer };
+  /**
+   * Run the program as this user: its uid, gid, supplementary groups (none
+   * when not given) and umask, set in the child after every step that needs
+   * root and before no_new_privs, so the program and the reaper making calls
+   * on its behalf hold no capability and files they create are the user's.
+   * Needs CAP_SETUID and CAP_SETGID (a SandboxError naming the step otherwise).
+   */
+  user?: SandboxUser;
+}
+
+/** The credentials SpawnOptions.user gives the program. */
+export interface SandboxUser {
+  readonly uid: number;
+  readonly gid: number;
+  readonly groups?: readonly number[];
+  readonly umask?: number;
 }
 
 export interface RunOptions extends SpawnOptions {
@@ -216,6 +232,19 @@ export class Sandbox {
   }
 
   /**
+   * Starts what spawn() needs ahead of it: the supervisor's worker thread,
+   * which loads the modules this policy turns on. A spawn() after it starts
+   * sooner (an OCI runtime prepares at `create` and spawns at `start`).
+   * Optional; rejects with a SandboxError as spawn() would at that step.
+   */
+  async prepare(): Promise<void> {
+    assertProcReadable(this.policy);
+    const policy = this.policy.chroot !== null ? chrootPolicy(this.policy) : this.policy;
+    const plan = await atStepAsync('supervisor', () => supervisionPlan(policy));
+    if (plan.notify.length > 0) await atStepAsync('supervisor', () => plan.supervisor.ready());
+  }
+
+  /**
    * Starts `argv` in the sandbox. Resolves once the program runs (after
    * exec); rejects with a CommandError when it cannot be found or executed,
    * and with a SandboxError naming the step when confinement fails.
@@ -304,12 +333,21 @@ export class Sandbox {
         ...(http !== null ? { proxyPort: http.redirect.port } : {}),
         ...(layer !== null ? { workdir: layer.confinement } : {}),
         ...(options.extraFilter !== undefined ? { extraFilter: options.extraFilter } : {}),
+        ...(options.user !== undefined ? { user: options.user } : {}),
       });
       handedDown.push(...confinement.fds);
       let modulesView: typeof view =
         http !== null
           ? { ...view, httpRedirect: http.redirect, trustBundles: http.trustBundles }
           : view;
+      if (options.user !== undefined) {
+        // Its lookups on the sandbox's behalf are judged as the user's.
+        const { uid, gid, groups = [] } = options.user;
+        modulesView = {
+          ...modulesView,
+          callerIds: { fsuid: uid, fsgid: gid, groups: [...groups] },
+        };
+      }
       if (confinement.listener) {
         // This sandbox's supervisor is the one a sandbox inside it must ask.
         const socket = await atStepAsync('delegation socket', () => delegationSocket());

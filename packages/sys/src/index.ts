@@ -14,10 +14,12 @@ export { type BrokeredMessage, brokeredPayloadRoom, brokeredSendmsg } from './br
 export { type CapabilitySets, setThreadCapabilities, threadCapabilities } from './caps.js';
 export * from './constants.js';
 export {
+  type CallerIds,
   type Credentials,
   callAsCaller,
   credentialsOf,
   sameIds,
+  setCallerIds,
   withCallerCapabilities,
 } from './credentials.js';
 export { ERESTARTSYS, ERRNO, type ErrnoName, errnoNumber, MAX_ERRNO } from './errno.js';

@@ -1,6 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { callAsCaller, setThreadCapabilities, threadCapabilities } from '../src/index.js';
+import {
+  callAsCaller,
+  setCallerIds,
+  setThreadCapabilities,
+  threadCapabilities,
+} from '../src/index.js';
 
 /** This thread's effective set as /proc says it (the main thread here). */
 function procEffective(): bigint {
@@ -46,4 +51,44 @@ describe('callAsCaller', () => {
     ).toThrow('inside');
     expect(procEffective()).toBe(before);
   });
+});
+
+/** The Uid, Gid and Groups lines of this thread's status. */
+function procIds(): string[] {
+  return readFileSync('/proc/thread-self/status', 'latin1')
+    .split('\n')
+    .filter((line) => /^(Uid|Gid|Groups):/.test(line));
+}
+
+describe('callAsCaller with the ids of a sandbox of another user', () => {
+  const asRoot = process.getuid?.() === 0;
+  if (!asRoot) console.warn('caps: not root: switching ids is not exercised');
+
+  it.skipIf(!asRoot)(
+    'takes its fsuid, fsgid and groups for the call, then puts this thread’s back',
+    () => {
+      const before = procIds();
+      const own = threadCapabilities();
+      const seen = callAsCaller(0n, () => procIds(), {
+        fsuid: 65534,
+        fsgid: 65533,
+        groups: [65532],
+      });
+      expect(seen?.value).toEqual([
+        expect.stringMatching(/^Uid:\s+0\s+0\s+0\s+65534$/),
+        expect.stringMatching(/^Gid:\s+0\s+0\s+0\s+65533$/),
+        expect.stringMatching(/^Groups:\s+65532\s*$/),
+      ]);
+      expect(procIds()).toEqual(before);
+      expect(threadCapabilities()).toEqual(own);
+      // The ids set for the notification being handled, taken when none is given.
+      setCallerIds({ fsuid: 65534, fsgid: 65534, groups: [] });
+      try {
+        expect(callAsCaller(0n, () => procIds()[0])?.value).toMatch(/65534$/);
+      } finally {
+        setCallerIds(undefined);
+      }
+      expect(procIds()).toEqual(before);
+    },
+  );
 });

@@ -4,7 +4,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/openat2.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+extern char **environ;
 static int saved = -1;
 static volatile int racing = 1;
 
@@ -120,6 +123,31 @@ int main(int argc, char **argv) {
       racing = 0;
       pthread_join(thread, NULL);
       printf("%s: inside %s outside %d\n", label, inside > 0 ? "some" : "none", outside);
+    } else if (!strcmp(op, "dropcaps")) {
+      /* Root without capabilities, as a sandbox runs: the permission bits apply to it. */
+      for (int cap = 0; cap <= 63; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+      struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+      struct __user_cap_data_struct data[2] = {{0, 0, 0}, {0, 0, 0}};
+      result(label, syscall(SYS_capset, &header, data));
+    } else if (!strcmp(op, "execfds")) {
+      char *args[] = {a, "fds", NULL};
+      execv(a, args);
+      result(label, -1);
+    } else if (!strcmp(op, "fds")) {
+      printf("fds:");
+      for (int fd = 0; fd < 1024; fd++) if (fcntl(fd, F_GETFD) >= 0) printf(" %d", fd);
+      printf("\n");
+    } else if (!strcmp(op, "exec") || !strcmp(op, "fexec") || !strcmp(op, "fexeccloexec") ||
+               !strcmp(op, "execat")) {
+      /* Replaces the probe: the operations after it do not run. */
+      char *args[] = {b && !strcmp(op, "execat") ? b : a, op, NULL};
+      if (!strcmp(op, "exec")) execv(a, args);
+      else if (!strcmp(op, "execat")) syscall(SYS_execveat, open(a, O_RDONLY | O_DIRECTORY), b, args, environ, 0);
+      else {
+        int fd = open(a, O_RDONLY | (!strcmp(op, "fexec") ? 0 : O_CLOEXEC));
+        syscall(SYS_execveat, fd, "", args, environ, AT_EMPTY_PATH);
+      }
+      result(label, -1);
     } else printf("%s: unknown\n", label);
   }
   return 0;

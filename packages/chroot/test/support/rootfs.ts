@@ -81,6 +81,8 @@ export function buildRootfs(): Rootfs {
   for (const applet of APPLETS) symlinkSync('busybox', join(dir, 'bin', applet));
   writeFileSync(join(dir, 'etc/os-release'), 'PRETTY_NAME="sandlock chroot test"\n');
   writeFileSync(join(dir, 'data/file'), 'data\n');
+  writeFileSync(join(dir, 'etc/hostname'), 'root-own-name\n');
+  writeFileSync(join(dir, 'etc/hosts'), '127.0.0.1\tlocalhost\n');
   execFileSync('cc', [
     '-static',
     '-O1',
@@ -101,6 +103,14 @@ export function buildRootfs(): Rootfs {
   }
   writeFileSync(join(dir, 'script'), '#!/bin/sh\necho "script $0 $1"\n');
   chmodSync(join(dir, 'script'), 0o755);
+  writeFileSync(join(dir, 'envscript'), '#!/bin/env sh\necho "env script $1"\n', { mode: 0o755 });
+  writeFileSync(join(dir, 'fdscript'), '#!/bin/sh\nexec /probe fds\n', { mode: 0o755 });
+  // Readable, not executable: refused as the kernel refuses them.
+  writeFileSync(join(dir, 'noexec-script'), '#!/bin/sh\necho ran\n', { mode: 0o644 });
+  copyFileSync(join(dir, 'probe'), join(dir, 'xonly'));
+  chmodSync(join(dir, 'xonly'), 0o111);
+  copyFileSync('/bin/ls', join(dir, 'usr/bin/noexec'));
+  chmodSync(join(dir, 'usr/bin/noexec'), 0o644);
   symlinkSync(join(outside, 'secret'), join(dir, 'abs'));
   symlinkSync('../../../../../../../../secret', join(dir, 'rel'));
   symlinkSync(`../../../../../../../..${outside}`, join(dir, 'reldir'));
@@ -114,6 +124,8 @@ export interface ChrootRun {
   mounts?: string[];
   write?: string[];
   cwd?: string;
+  /** The program's environment (default: PATH=/bin:/usr/bin). */
+  env?: Record<string, string>;
   /** A copy-on-write workdir (a host path inside the root), its layers' store, and a dry run. */
   workdir?: { dir: string; storage: string };
 }
@@ -134,7 +146,7 @@ export function runInRoot(
   return builder.build().run(argv, {
     encoding: 'utf8',
     ...(options.stdin !== undefined ? { stdio: [options.stdin, 'pipe', 'pipe'] as const } : {}),
-    env: { PATH: '/bin:/usr/bin' },
+    env: options.env ?? { PATH: '/bin:/usr/bin' },
     ...(options.workdir !== undefined ? { workdirEnd: 'dry-run' as const } : {}),
   });
 }

@@ -14,6 +14,7 @@ import {
   hostArch,
   openFlags,
   readCStringBytes,
+  S_IFDIR,
   XATTR_NAME_MAX,
   XATTR_SIZE_MAX,
 } from '@sandlock/sys';
@@ -123,10 +124,35 @@ export function onDescriptorMetadata(ctx: Ctx): Answer | null {
     if (place === null) {
       return ctx.session.policy.fsWrite.length === 0 ? answer.errno('EACCES') : answer.continue();
     }
-    if (place.side === 'upper') return answer.continue();
+    if (place.side === 'upper') return onUpperObject(ctx, session, place.rel, dup, call.change);
     return onLowerObject(ctx, session, place.rel, dup, call.change);
   } finally {
     close(dup);
+  }
+}
+
+/**
+ * A descriptor of the layer's own file: changed by the reaper by its name
+ * in the upper (fs-meta, on for a root sandbox that may write elsewhere,
+ * would refuse the store's path, which is in no writable tree of the policy).
+ */
+function onUpperObject(
+  ctx: Ctx,
+  session: Session,
+  rel: string[],
+  dup: number,
+  change: Change,
+): Answer {
+  const own = identify(dup);
+  if (rel.length === 0 || typeof own === 'number') return answer.continue();
+  const broker = brokerOf(ctx);
+  const dir = upperDir(session.workdir, broker, rel.slice(0, -1));
+  if (dir < 0) return answer.errno(-dir);
+  try {
+    session.changed = true;
+    return answer.fromResult(change(broker, dir, rel.at(-1)!, own.mode === S_IFDIR));
+  } finally {
+    close(dir);
   }
 }
 

@@ -46,6 +46,14 @@ export type LaunchStep =
   | { kind: 'parentDeathSignal'; signal: number; parentPid: number }
   | { kind: 'noNewPrivs' }
   /**
+   * Becomes `uid`:`gid` with the supplementary `groups`: setgroups(2),
+   * setresgid(2), setresuid(2) (needs CAP_SETGID and CAP_SETUID; an uid
+   * other than 0 then holds no capability, capabilities(7) "Effect of user
+   * ID changes on capabilities"), then umask(2) when given. Steps that need
+   * root (raised limits) go before it.
+   */
+  | { kind: 'user'; uid: number; gid: number; groups: readonly number[]; umask?: number }
+  /**
    * capset(2) with empty effective, permitted and inheritable sets (which
    * empties the ambient set too): with no_new_privs, an exec cannot give
    * them back, not even to uid 0 (cap_bprm_creds_from_file() in
@@ -98,6 +106,7 @@ function sys(context: StepContext, name: string): number {
 export function syscallsOfStep(step: LaunchStep): number {
   if (step.kind === 'forkReaper') return 8;
   if (step.kind === 'parentDeathSignal') return 2;
+  if (step.kind === 'user') return step.umask !== undefined ? 4 : 3;
   if (step.kind === 'dropCapabilities') return (step.bounding ? step.lastCap + 1 : 0) + 1;
   return 1;
 }
@@ -143,6 +152,33 @@ export function encodeStep(step: LaunchStep, context: StepContext): void {
         fatal: true,
       });
       return;
+    case 'user': {
+      const groups = Buffer.alloc(Math.max(4, step.groups.length * 4));
+      for (const [index, gid] of step.groups.entries()) groups.writeUInt32LE(gid, index * 4);
+      encoder.step({
+        name: `setgroups(${step.groups.join(',')})`,
+        nr: sys(context, 'setgroups'),
+        args: [step.groups.length, encoder.bytes(groups)],
+        fatal: true,
+      });
+      encoder.step({
+        name: `setresgid(${step.gid})`,
+        nr: sys(context, 'setresgid'),
+        args: [step.gid, step.gid, step.gid],
+        fatal: true,
+      });
+      encoder.step({
+        name: `setresuid(${step.uid})`,
+        nr: sys(context, 'setresuid'),
+        args: [step.uid, step.uid, step.uid],
+        fatal: true,
+      });
+      // umask(2) cannot fail; it returns the previous mask.
+      if (step.umask !== undefined) {
+        encoder.step({ name: 'umask', nr: sys(context, 'umask'), args: [step.umask & 0o777] });
+      }
+      return;
+    }
     case 'dropCapabilities': {
       if (step.bounding) {
         for (let cap = 0; cap <= step.lastCap; cap++) {
