@@ -2,7 +2,7 @@
 import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
 import { isIPv4, isIPv6, type Socket } from 'node:net';
 import * as packet from 'dns-packet';
-import type { Names } from './names.js';
+import type { NameSource } from './names.js';
 
 /** What a query was answered, for logs and tests. */
 export interface DnsOutcome {
@@ -27,7 +27,7 @@ const MAX_TCP_QUERY = 4096;
  */
 export class SandboxDns {
   constructor(
-    private readonly names: Names,
+    private readonly names: NameSource,
     private readonly onAnswer?: (outcome: DnsOutcome) => void,
   ) {}
 

@@ -2,12 +2,24 @@ export { BUNDLE_PATHS, BUNDLE_VARIABLES, type CaBundle, caBundle } from './bundl
 export { CaError, CertificateAuthority, type Leaf, LeafCache } from './ca.js';
 export { authHeader, CredentialError, type Credentials, readCredentials } from './credentials.js';
 export { type DnsOutcome, SandboxDns } from './dns.js';
-export { addressText, isSpecialAddress, type NameOptions, Names } from './names.js';
+export {
+  addressRefusal,
+  addressText,
+  isSpecialAddress,
+  NameChain,
+  type NameOptions,
+  type NameSource,
+  Names,
+  namesMatterAt,
+} from './names.js';
+export { classifyOpening, type Opening } from './opening.js';
 export { BadTarget, decodedPath, pathReadings } from './path.js';
 export {
   type Denial,
   type Destination,
   HttpProxy,
+  type Level,
+  type PortRanges,
   type ProxyOptions,
   parseAuthority,
 } from './proxy.js';

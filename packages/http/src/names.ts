@@ -63,6 +63,49 @@ function portIn(rule: NetRule, port: number | null): boolean {
   );
 }
 
+/**
+ * Why the address rules of `net` refuse `address`:`port` (TCP) judged by
+ * the address alone, with no name (a protocol that is neither TLS nor
+ * HTTP), or null. A wildcard rule matches only the addresses pinned for it
+ * (names beneath it that the policy names, resolved at start); a host name
+ * not pinned matches everything under netDeny, nothing under netAllow (fail
+ * closed).
+ */
+export function addressRefusal(net: NetView | null, address: string, port: number): string | null {
+  if (net === null) return null;
+  const parsed = parseAddress(address);
+  if (parsed === null) return `'${address}' is not an address`;
+  const hit = net.rules.find(
+    (rule) =>
+      rule.protocols.includes('tcp') &&
+      portIn(rule, port) &&
+      (rule.host !== null
+        ? net.hosts[rule.host] === undefined
+          ? net.mode === 'deny' && !isWildcardHost(rule.host)
+          : net.hosts[rule.host]!.some((pinned) => addressText(pinned) === parsed.toString())
+        : rule.network === null || inRule(rule, parsed)),
+  );
+  if (net.mode === 'deny') {
+    return hit === undefined ? null : `${address}:${port} is denied by --net-deny`;
+  }
+  return hit === undefined
+    ? `${address}:${port} is allowed by no --net-allow rule by its address (a name rule needs TLS or HTTP to see the name)`
+    : null;
+}
+
+/** Whether a rule of `net` matches TCP to `port` by a name the proxy must read (a wildcard). */
+export function namesMatterAt(net: NetView | null, port: number): boolean {
+  return (net?.rules ?? []).some(
+    (rule) =>
+      rule.protocols.includes('tcp') &&
+      rule.host !== null &&
+      isWildcardHost(rule.host) &&
+      // A deny wildcard without ports is held by address (its pinned ones) and DNS only.
+      (net!.mode === 'allow' || rule.ports !== null) &&
+      portIn(rule, port),
+  );
+}
+
 export interface NameOptions {
   /** The network rules (netAllow/netDeny with pinned hosts); null when the policy has none. */
   readonly net: NetView | null;
@@ -96,6 +139,11 @@ export class Names {
   constructor(private readonly options: NameOptions) {
     this.lookup = options.lookup ?? systemLookup;
     this.ttl = options.ttl ?? 30_000;
+  }
+
+  /** The network rules these names are held to. */
+  get net(): NetView | null {
+    return this.options.net;
   }
 
   private get tcpRules(): readonly NetRule[] {
@@ -161,10 +209,8 @@ export class Names {
       portIn(rule, port) &&
       (rule.host !== null
         ? hostMatches(rule.host, name) ||
-          (!isWildcardHost(rule.host) &&
-            (net.hosts[rule.host] ?? []).some(
-              (pinned) => addressText(pinned) === parsed.toString(),
-            ))
+          // A wildcard's pinned addresses: names beneath it resolved at start.
+          (net.hosts[rule.host] ?? []).some((pinned) => addressText(pinned) === parsed.toString())
         : rule.network === null || inRule(rule, parsed));
     const hit = this.tcpRules.find(matches);
     if (net.mode === 'deny')
@@ -250,5 +296,35 @@ export class Names {
     } catch {
       return false;
     }
+  }
+}
+
+/** What the sandbox's DNS asks of the names: one sandbox's, or those of nested sandboxes together. */
+export interface NameSource {
+  mayResolve(name: string): boolean;
+  addresses(name: string): Promise<string[]>;
+  /** An answer given to the sandbox: its addresses stand for the name until `ttl` ms pass. */
+  noteAnswer(name: string, addresses: readonly string[], ttl: number): void;
+}
+
+/**
+ * The names of nested sandboxes seen together: a name resolves only when
+ * every level lets it, to the addresses every level keeps (each drops the
+ * special addresses its own rules do not name).
+ */
+export class NameChain implements NameSource {
+  constructor(private readonly levels: readonly NameSource[]) {}
+
+  mayResolve(name: string): boolean {
+    return this.levels.every((level) => level.mayResolve(name));
+  }
+
+  async addresses(name: string): Promise<string[]> {
+    const [first, ...rest] = await Promise.all(this.levels.map((level) => level.addresses(name)));
+    return (first ?? []).filter((address) => rest.every((kept) => kept.includes(address)));
+  }
+
+  noteAnswer(name: string, addresses: readonly string[], ttl: number): void {
+    for (const level of this.levels) level.noteAnswer(name, addresses, ttl);
   }
 }

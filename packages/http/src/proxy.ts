@@ -12,11 +12,13 @@ import https from 'node:https';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { pipeline, type Readable } from 'node:stream';
 import tls from 'node:tls';
+import type { NetView } from '@sandlock/policy';
 import { BUNDLE_PATHS } from './bundle.js';
 import { CertificateAuthority, LeafCache } from './ca.js';
 import { authHeader } from './credentials.js';
 import { forwardStream, openUpstream } from './h2.js';
-import { addressText, type Names } from './names.js';
+import { addressRefusal, addressText, type Names, namesMatterAt } from './names.js';
+import { classifyOpening, type Opening } from './opening.js';
 import type { HttpRules, RequestFacts } from './rules.js';
 import { readHello } from './sni.js';
 
@@ -38,6 +40,43 @@ export interface Denial {
   readonly host: string | null;
   readonly path: string | null;
   readonly destination: Destination;
+  /**
+   * The sandbox whose rules refused it, among nested ones: 0 is the sandbox
+   * the proxy belongs to, 1 one started inside it, and so on. A refusal by
+   * no rule (a malformed request, CONNECT) is the level of the sandbox that
+   * made the connection.
+   */
+  readonly level: number;
+}
+
+/** TCP port ranges (inclusive); null: any port. */
+export type PortRanges = readonly { readonly from: number; readonly to: number }[] | null;
+
+/**
+ * The rules of a sandbox nested inside the proxy's own (delegated to its
+ * supervisor): a request from it must pass these and every level's around
+ * it.
+ */
+export interface Level {
+  readonly rules: HttpRules;
+  /** Its names (network rules by name, what it may resolve); null: its HTTP rules alone. */
+  readonly names: Names | null;
+  /** Its address rules, for connections judged by address. */
+  readonly net: NetView | null;
+  /** The TCP ports its Landlock domain lets it connect to. */
+  readonly connectPorts: PortRanges;
+  /**
+   * The destinations its own rules send to a proxy (`all`, or an address
+   * and a port, null for any): for a nested level, its connects beyond
+   * `connectPorts` (the proxy judges what its domain would have refused).
+   */
+  readonly covers?:
+    | 'all'
+    | readonly { readonly address: string | null; readonly port: number | null }[];
+  /** Its own credentials: a nested sandbox never gets those of the sandboxes around it. */
+  readonly secrets: ReadonlyMap<string, string>;
+  /** Told of refusals by this level's rules and of its own connections' refusals. */
+  readonly onDenied?: (denial: Denial) => void;
 }
 
 export interface ProxyOptions {
@@ -49,7 +88,13 @@ export interface ProxyOptions {
   readonly secrets?: ReadonlyMap<string, string>;
   /** CA certificates (PEM) upstream servers are verified against; default: the system bundle. */
   readonly upstreamCa?: string | readonly string[];
-  /** Called for every refusal (also emitted as `denied`). */
+  /**
+   * The TCP ports the sandbox's Landlock domain lets it connect to (default:
+   * any): a connection that is neither TLS nor HTTP is judged by its
+   * address, as the sandbox's own connect would be.
+   */
+  readonly connectPorts?: PortRanges;
+  /** Called for every refusal, those of nested sandboxes' connections too (also emitted as `denied`). */
   readonly onDenied?: (denial: Denial) => void;
   /** How long a new connection may take to send its first bytes, in ms (default 10 s). */
   readonly helloTimeout?: number;
@@ -111,21 +156,35 @@ export function parseAuthority(text: string): { host: string; port: number | nul
   return { host: isIP(host) ? addressText(host) : host, port };
 }
 
-/** The first bytes of a connection, put back; null when it ends or stays silent. */
-function firstBytes(socket: Socket, timeout: number): Promise<Buffer | null> {
+/**
+ * Reads a connection's first bytes until they tell the protocol, puts them
+ * back; null when it ends, or stays silent or undecided for `timeout` ms.
+ */
+function opening(
+  socket: Socket,
+  timeout: number,
+): Promise<{ kind: Exclude<Opening, 'more'>; bytes: Buffer } | null> {
   return new Promise((resolve) => {
-    const done = (chunk: Buffer | null) => {
+    let read = Buffer.alloc(0);
+    const done = (kind: Exclude<Opening, 'more'> | null) => {
       clearTimeout(timer);
       socket.off('readable', onReadable);
       socket.off('close', onClose);
       socket.off('error', onClose);
-      resolve(chunk);
+      if (read.length > 0 && !socket.destroyed) socket.unshift(read);
+      resolve(kind === null ? null : { kind, bytes: read });
     };
     const onReadable = () => {
-      const chunk = socket.read() as Buffer | null;
-      if (chunk === null) return;
-      socket.unshift(chunk);
-      done(chunk);
+      for (;;) {
+        const chunk = socket.read() as Buffer | null;
+        if (chunk === null) return;
+        read = Buffer.concat([read, chunk]);
+        const kind = classifyOpening(read);
+        if (kind !== 'more') {
+          done(kind);
+          return;
+        }
+      }
     };
     const onClose = () => done(null);
     const timer = setTimeout(() => done(null), timeout);
@@ -136,11 +195,30 @@ function firstBytes(socket: Socket, timeout: number): Promise<Buffer | null> {
   });
 }
 
+/** Whether `port` is in `ranges`. */
+function portAllowed(ranges: PortRanges, port: number): boolean {
+  return ranges === null || ranges.some(({ from, to }) => port >= from && port <= to);
+}
+
+/** The words naming a level in a refusal, where there are several. */
+function ofLevel(level: number, levels: number): string {
+  return levels > 1 ? ` (sandbox level ${level}; 0 is the outermost)` : '';
+}
+
 /** What the proxy knows about a connection it handles. */
 interface Connection {
   readonly destination: Destination;
   /** The TLS server name, for intercepted TLS; null for plain HTTP. */
   readonly serverName: string | null;
+  /** The rules it is held to: the proxy's own sandbox's first, the sandbox that made it last. */
+  readonly levels: readonly Level[];
+}
+
+/** A refusal by one level's rules. */
+interface Refusal {
+  readonly reason: string;
+  readonly rule: string | null;
+  readonly level: number;
 }
 
 /** A request on its way: what both HTTP/1 and HTTP/2 give. */
@@ -181,15 +259,7 @@ function grpcMessage(text: string): string {
   return out;
 }
 
-/**
- * What may begin an HTTP/1 request for some server: a method token (any
- * case) and a space, or all of the chunk so far; after empty lines, which
- * servers skip (RFC 9112 §2.2). Such a connection is read as HTTP, its Host
- * checked, never spliced by a DNS answer.
- */
-const HTTP_START = /^\s*(?:[A-Za-z][A-Za-z-]*(?: |$)|$)/;
-
-/** How long a connection that may be judged by a DNS answer waits for the client to speak first, in ms. */
+/** How long a connection that may be judged by its address or a DNS answer waits for the client to speak first, in ms. */
 const SERVER_FIRST_WAIT = 500;
 
 /** gRPC status codes (grpc/doc/statuscodes.md) for the proxy's refusals, by HTTP status. */
@@ -241,9 +311,22 @@ export class HttpProxy extends EventEmitter {
     return (await this.caReady).certificatePem;
   }
 
-  private deny(denial: Denial): void {
-    this.options.onDenied?.(denial);
-    this.emit('denied', denial);
+  /** The proxy's own sandbox as a level. */
+  private get own(): Level {
+    return {
+      rules: this.options.rules,
+      names: this.options.names,
+      net: this.options.names.net,
+      connectPorts: this.options.connectPorts ?? null,
+      secrets: this.options.secrets ?? new Map(),
+    };
+  }
+
+  private deny(denial: Omit<Denial, 'level'> & { level?: number }, levels: readonly Level[]): void {
+    const full: Denial = { ...denial, level: denial.level ?? levels.length - 1 };
+    this.options.onDenied?.(full);
+    this.emit('denied', full);
+    if (full.level > 0) levels[full.level]?.onDenied?.(full);
   }
 
   private track(socket: Socket): void {
@@ -256,21 +339,28 @@ export class HttpProxy extends EventEmitter {
    * Handles a connection the sandbox made to `destination` (its original
    * destination, from the supervisor, never from the data). TLS: the
    * ClientHello's server name is checked and the connection spliced to the
-   * destination or intercepted; anything else is read as HTTP/1.
+   * destination or intercepted; HTTP/1 is checked request by request;
+   * another protocol is judged by its address. `nested`: the rules of the
+   * sandboxes, nested in the proxy's own, that the connection came from
+   * (outermost first).
    */
-  handle(socket: Socket, destination: Destination): void {
+  handle(socket: Socket, destination: Destination, nested: readonly Level[] = []): void {
+    const levels = [this.own, ...nested];
     // Each connection holds two of the supervisor's descriptors: bounded, so
     // that a sandbox cannot run its supervisor out of them.
     if (this.closed || this.clients >= (this.options.maxConnections ?? 512)) {
       if (!this.closed) {
-        this.deny({
-          rule: null,
-          reason: 'too many connections at once',
-          method: null,
-          host: null,
-          path: null,
-          destination,
-        });
+        this.deny(
+          {
+            rule: null,
+            reason: 'too many connections at once',
+            method: null,
+            host: null,
+            path: null,
+            destination,
+          },
+          levels,
+        );
       }
       socket.destroy();
       return;
@@ -287,152 +377,234 @@ export class HttpProxy extends EventEmitter {
       port: destination.port,
       ...(destination.upstream !== undefined ? { upstream: destination.upstream } : {}),
     };
-    void this.start(socket, dest).catch(() => socket.destroy());
+    void this.start(socket, dest, levels).catch(() => socket.destroy());
   }
 
-  private async start(socket: Socket, destination: Destination): Promise<void> {
-    const timeout = this.options.helloTimeout ?? 10_000;
-    const opaque = await this.opaqueName(destination);
-    const first = await firstBytes(socket, opaque === null ? timeout : SERVER_FIRST_WAIT);
-    if (first === null) {
-      // Silent: a protocol whose server speaks first, to an address answered for a name.
-      const open = !socket.destroyed && socket.readable;
-      if (opaque !== null && open) {
-        await this.serverFirst(socket, destination);
-        return;
-      }
-      if (open) {
-        this.deny({
+  /**
+   * Why the address rules (and Landlock's connect ports) of some level
+   * refuse `destination` judged by its address alone, or null: what a
+   * connect outside the proxy would be held to.
+   */
+  private addressRefuses(destination: Destination, levels: readonly Level[]): Refusal | null {
+    for (const [level, { net, connectPorts }] of levels.entries()) {
+      if (!portAllowed(connectPorts, destination.port)) {
+        return {
+          reason: `the sandbox may connect to no TCP port ${destination.port} but through HTTP rules${ofLevel(level, levels.length)}`,
           rule: null,
-          reason: `nothing sent in ${timeout} ms, and ${destination.address} was not answered by the sandbox's DNS for a name allowed at port ${destination.port}`,
+          level,
+        };
+      }
+      const refused = addressRefusal(net, destination.address, destination.port);
+      if (refused !== null) {
+        return { reason: `${refused}${ofLevel(level, levels.length)}`, rule: null, level };
+      }
+    }
+    return null;
+  }
+
+  /**
+   * A nested level whose Landlock domain would have refused the connect:
+   * its connects are made by the outer sandbox's reaper, which the
+   * destinations module lets reach the proxy (the port dialled is this
+   * check's); allowed at its connect ports, or where its own rules would
+   * have sent it to a proxy.
+   */
+  private portRefuses(destination: Destination, levels: readonly Level[]): Refusal | null {
+    for (const [level, { connectPorts, covers }] of levels.entries()) {
+      if (level === 0 || portAllowed(connectPorts, destination.port)) continue;
+      const own =
+        covers === 'all' ||
+        (covers ?? []).some(
+          (cover) =>
+            (cover.address === null || cover.address === destination.address) &&
+            (cover.port === null || cover.port === destination.port),
+        );
+      if (own) continue;
+      return {
+        reason: `the sandbox may connect to no TCP port ${destination.port}${ofLevel(level, levels.length)}`,
+        rule: null,
+        level,
+      };
+    }
+    return null;
+  }
+
+  private async start(
+    socket: Socket,
+    destination: Destination,
+    levels: readonly Level[],
+  ): Promise<void> {
+    const timeout = this.options.helloTimeout ?? 10_000;
+    const byAddress = this.addressRefuses(destination, levels);
+    const refuse = (refusal: Refusal, what: string) => {
+      this.deny(
+        {
+          ...refusal,
+          reason: `${what}: ${refusal.reason}`,
           method: null,
           host: null,
           path: null,
           destination,
-        });
+        },
+        levels,
+      );
+      socket.destroy();
+    };
+    const byPort = this.portRefuses(destination, levels);
+    if (byPort !== null) {
+      refuse(byPort, 'a connection');
+      return;
+    }
+    // No HTTP rule and no wildcard rule can be about this port (it came
+    // here for another port of the address): its address decides, at once,
+    // whatever the protocol (one whose server speaks first included).
+    const byName = levels.some(
+      ({ rules, net }) =>
+        rules.mentionsPort(destination.port) || namesMatterAt(net, destination.port),
+    );
+    if (!byName) {
+      if (byAddress !== null) refuse(byAddress, 'a connection judged by its address');
+      else this.splice(socket, destination);
+      return;
+    }
+    // What a connection that is neither TLS nor HTTP may be judged by: its
+    // address, or a name the sandbox's DNS answered with it.
+    const opaque =
+      byAddress === null ? destination.address : await this.opaqueName(destination, levels);
+    let opened = await opening(socket, opaque !== null ? SERVER_FIRST_WAIT : timeout);
+    let early: Socket | null = null;
+    const relay = (chunk: Buffer) => socket.write(chunk);
+    const ended = () => socket.end();
+    if (opened === null && opaque !== null && !socket.destroyed && !socket.readableEnded) {
+      // Silent: perhaps a protocol whose server speaks first, which the
+      // address (or the DNS answer) allows. The server is connected and
+      // what it says relayed; what the client sends first still decides
+      // what is forwarded.
+      early = this.connectUpstream(destination);
+      early.on('data', relay);
+      early.once('close', ended);
+      opened = await opening(socket, this.options.idleTimeout ?? 300_000);
+    }
+    /** The early connection, no longer relayed; ended too unless it is kept. */
+    const release = (keep: boolean) => {
+      if (early === null) return;
+      early.off('data', relay);
+      early.off('close', ended);
+      if (!keep) early.destroy();
+    };
+    if (opened === null) {
+      release(false);
+      if (!socket.destroyed && opaque === null) {
+        this.deny(
+          {
+            rule: null,
+            reason: `nothing sent in ${timeout} ms, and ${destination.address} was not answered by the sandbox's DNS for a name allowed at port ${destination.port}`,
+            method: null,
+            host: null,
+            path: null,
+            destination,
+          },
+          levels,
+        );
       }
       socket.destroy();
       return;
     }
-    await this.dispatch(socket, destination, first, opaque);
-  }
-
-  /** Serves a connection by its first bytes: TLS, h2c, HTTP/1, or (answered by DNS) anything. */
-  private async dispatch(
-    socket: Socket,
-    destination: Destination,
-    first: Buffer,
-    opaque: string | null,
-  ): Promise<void> {
-    const timeout = this.options.helloTimeout ?? 10_000;
-    const text = first.subarray(0, 16).toString('latin1');
-    if (first[0] === 0x16) await this.startTls(socket, destination, timeout);
-    else if (text.startsWith(H2_PREFACE.slice(0, 4)))
-      this.serveHttp2(socket, { destination, serverName: null }, []);
-    else if (opaque !== null && !HTTP_START.test(text)) this.splice(socket, destination);
-    else this.serveHttp1(socket, { destination, serverName: null });
+    if (opened.kind === 'tls') {
+      release(false);
+      await this.startTls(socket, destination, timeout, levels);
+    } else if (
+      opened.kind === 'http' &&
+      opened.bytes.toString('latin1').startsWith(H2_PREFACE.slice(0, 4))
+    ) {
+      release(false);
+      this.serveHttp2(socket, { destination, serverName: null, levels }, []);
+    } else if (opened.kind === 'http') {
+      release(false);
+      this.serveHttp1(socket, { destination, serverName: null, levels });
+    } else if (opaque === null && byAddress !== null) {
+      release(false);
+      refuse(byAddress, 'neither TLS nor HTTP, judged by its address');
+    } else {
+      release(true);
+      this.splice(socket, destination, early ?? undefined);
+    }
   }
 
   /**
    * A name the sandbox's DNS answered with the dialled address (its answer
-   * not expired) that the rules let reach the port without seeing requests:
-   * a connection that is neither TLS nor HTTP is then judged by that answer,
-   * and allowed; or the address itself, when an address rule allows it
-   * there. Null when there is none (such a connection is read as HTTP, and
-   * refused).
+   * not expired) that every level lets reach the port without seeing
+   * requests: a connection that is neither TLS nor HTTP is then judged by
+   * that answer, and allowed. Null when there is none.
    */
-  private async opaqueName(destination: Destination): Promise<string | null> {
-    // The address itself stands for a name, as for TLS without SNI: an address rule can allow it.
-    const names = [...this.options.names.answeredNames(destination.address), destination.address];
-    for (const name of names) {
-      if (this.options.rules.needsRequests(name, destination.port)) continue;
-      if ((await this.refusesName(name, destination)) === null) return name;
+  private async opaqueName(
+    destination: Destination,
+    levels: readonly Level[],
+  ): Promise<string | null> {
+    const answered = new Set(
+      levels.flatMap(({ names }) => names?.answeredNames(destination.address) ?? []),
+    );
+    for (const name of answered) {
+      if (levels.some(({ rules }) => rules.needsRequests(name, destination.port))) continue;
+      if ((await this.refusesName(name, destination, levels)) === null) return name;
     }
     return null;
   }
 
-  /**
-   * The client has sent nothing yet: the server is connected, and what it
-   * sends (a banner) goes to the client. If the client speaks before the
-   * server does, the connection is served by its first bytes after all
-   * (TLS and HTTP checked by name), the server connection dropped.
-   */
-  private async serverFirst(socket: Socket, destination: Destination): Promise<void> {
-    const upstream = netConnect({
-      host: destination.upstream?.address ?? destination.address,
-      port: destination.upstream?.port ?? destination.port,
-      noDelay: true,
-    });
-    this.track(upstream);
-    let spoke = false;
-    let dropped = false;
-    upstream.once('data', () => {
-      spoke = true;
-    });
-    upstream.pipe(socket);
-    upstream.once('close', () => {
-      if (!dropped) socket.destroy();
-    });
-    const first = await firstBytes(socket, this.options.idleTimeout ?? 300_000);
-    if (first === null || upstream.destroyed) {
-      socket.destroy();
-      upstream.destroy();
-      return;
-    }
-    if (spoke) {
-      const end = () => {
-        socket.destroy();
-        upstream.destroy();
-      };
-      pipeline(socket, upstream, end);
-      upstream.once('close', end);
-      return;
-    }
-    dropped = true;
-    upstream.unpipe(socket);
-    upstream.destroy();
-    await this.dispatch(socket, destination, first, await this.opaqueName(destination));
-  }
-
-  /** Why `host` may not be reached at `destination` by name, or null. */
+  /** Why `host` may not be reached at `destination` by name, or null: every level asked. */
   private async refusesName(
     host: string,
     destination: Destination,
-  ): Promise<{ reason: string; rule: string | null } | null> {
-    const { names, rules } = this.options;
-    const net = names.netRefuses(host, destination.address, destination.port);
-    if (net !== null) return { reason: net, rule: null };
-    if (!(await names.hasAddress(host, destination.address))) {
-      return {
-        reason: `${host} does not name the address dialled (${destination.address})`,
-        rule: null,
-      };
-    }
-    const whole = rules.deniesHost(host, destination.port);
-    if (whole !== null)
-      return {
-        reason: `denied by ${whole.flag} '${whole.text}'`,
-        rule: `${whole.flag} '${whole.text}'`,
-      };
-    if (rules.allowsNothingAt(host, destination.port)) {
-      return { reason: `no --http-allow rule is about ${host}`, rule: null };
+    levels: readonly Level[],
+  ): Promise<Refusal | null> {
+    for (const [level, { names, rules }] of levels.entries()) {
+      const at = ofLevel(level, levels.length);
+      if (names !== null) {
+        const net = names.netRefuses(host, destination.address, destination.port);
+        if (net !== null) return { reason: `${net}${at}`, rule: null, level };
+        if (!(await names.hasAddress(host, destination.address))) {
+          return {
+            reason: `${host} does not name the address dialled (${destination.address})${at}`,
+            rule: null,
+            level,
+          };
+        }
+      }
+      const whole = rules.deniesHost(host, destination.port);
+      if (whole !== null)
+        return {
+          reason: `denied by ${whole.flag} '${whole.text}'${at}`,
+          rule: `${whole.flag} '${whole.text}'`,
+          level,
+        };
+      if (rules.allowsNothingAt(host, destination.port)) {
+        return { reason: `no --http-allow rule is about ${host}${at}`, rule: null, level };
+      }
     }
     return null;
   }
 
-  private async startTls(socket: Socket, destination: Destination, timeout: number): Promise<void> {
+  private async startTls(
+    socket: Socket,
+    destination: Destination,
+    timeout: number,
+    levels: readonly Level[],
+  ): Promise<void> {
     let hello: Awaited<ReturnType<typeof readHello>>;
     try {
       hello = await readHello(socket, timeout);
     } catch (error) {
-      this.deny({
-        rule: null,
-        reason: `TLS: ${(error as Error).message}`,
-        method: null,
-        host: null,
-        path: null,
-        destination,
-      });
+      this.deny(
+        {
+          rule: null,
+          reason: `TLS: ${(error as Error).message}`,
+          method: null,
+          host: null,
+          path: null,
+          destination,
+        },
+        levels,
+      );
       socket.destroy();
       return;
     }
@@ -440,17 +612,17 @@ export class HttpProxy extends EventEmitter {
     // The dialled address stands in for it, so only address rules and HTTP
     // rules about that address can allow it.
     const name = hello.serverName ?? destination.address;
-    const refused = await this.refusesName(name, destination);
+    const refused = await this.refusesName(name, destination, levels);
     if (refused !== null) {
       const reason =
         hello.serverName === null
           ? `TLS without a server name (SNI) to ${destination.address}: ${refused.reason}`
           : refused.reason;
-      this.deny({ ...refused, reason, method: null, host: name, path: null, destination });
+      this.deny({ ...refused, reason, method: null, host: name, path: null, destination }, levels);
       socket.destroy();
       return;
     }
-    if (!this.options.rules.needsRequests(name, destination.port)) {
+    if (!levels.some(({ rules }) => rules.needsRequests(name, destination.port))) {
       this.splice(socket, destination);
       return;
     }
@@ -479,18 +651,21 @@ export class HttpProxy extends EventEmitter {
           ? typeof seen !== 'string'
           : typeof seen === 'string' && seen.toLowerCase().replace(/\.$/, '') === name;
       if (!same) {
-        this.deny({
-          rule: null,
-          reason: 'TLS: the server name changed',
-          method: null,
-          host: name,
-          path: null,
-          destination,
-        });
+        this.deny(
+          {
+            rule: null,
+            reason: 'TLS: the server name changed',
+            method: null,
+            host: name,
+            path: null,
+            destination,
+          },
+          levels,
+        );
         secure.destroy();
         return;
       }
-      const connection = { destination, serverName: name };
+      const connection = { destination, serverName: name, levels };
       // The server is offered what the client offered, and HTTP/1.1, which
       // the proxy translates to (an HTTP/1.1-only server refuses a hello
       // offering h2 alone with no_application_protocol).
@@ -501,13 +676,18 @@ export class HttpProxy extends EventEmitter {
     server.emit('connection', socket);
   }
 
-  private splice(socket: Socket, destination: Destination): void {
+  private connectUpstream(destination: Destination): Socket {
     const upstream = netConnect({
       host: destination.upstream?.address ?? destination.address,
       port: destination.upstream?.port ?? destination.port,
       noDelay: true,
     });
     this.track(upstream);
+    return upstream;
+  }
+
+  private splice(socket: Socket, destination: Destination, connected?: Socket): void {
+    const upstream = connected ?? this.connectUpstream(destination);
     const end = () => {
       socket.destroy();
       upstream.destroy();
@@ -526,15 +706,18 @@ export class HttpProxy extends EventEmitter {
     );
     server.on('checkContinue', (req, res) => serve(req, res, true));
     const refuseRaw = (req: IncomingMessage, client: Socket, what: string) => {
-      this.deny({
-        rule: null,
-        reason: `${what} is not proxied`,
-        method: req.method ?? null,
-        host: what === 'CONNECT' ? (req.url ?? null) : (req.headers.host ?? null),
-        // A CONNECT's target is an authority, no path.
-        path: what === 'CONNECT' ? null : (req.url ?? null),
-        destination: connection.destination,
-      });
+      this.deny(
+        {
+          rule: null,
+          reason: `${what} is not proxied`,
+          method: req.method ?? null,
+          host: what === 'CONNECT' ? (req.url ?? null) : (req.headers.host ?? null),
+          // A CONNECT's target is an authority, no path.
+          path: what === 'CONNECT' ? null : (req.url ?? null),
+          destination: connection.destination,
+        },
+        connection.levels,
+      );
       client.end(
         `HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nsandlock: ${what} is not proxied\n`,
       );
@@ -545,14 +728,17 @@ export class HttpProxy extends EventEmitter {
       // What llhttp refuses (two Content-Lengths, Content-Length with
       // Transfer-Encoding, a bad chunk…) is a request refused too.
       if (error.code?.startsWith('HPE_')) {
-        this.deny({
-          rule: null,
-          reason: `malformed HTTP request (${error.code})`,
-          method: null,
-          host: null,
-          path: null,
-          destination: connection.destination,
-        });
+        this.deny(
+          {
+            rule: null,
+            reason: `malformed HTTP request (${error.code})`,
+            method: null,
+            host: null,
+            path: null,
+            destination: connection.destination,
+          },
+          connection.levels,
+        );
       }
       if (client.writable) client.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else client.destroy();
@@ -587,14 +773,17 @@ export class HttpProxy extends EventEmitter {
     };
     // Two ways to say where a body ends: refused (RFC 9112 §6.3; request smuggling).
     if (has('content-length') && has('transfer-encoding')) {
-      this.deny({
-        rule: null,
-        reason: 'Content-Length and Transfer-Encoding together',
-        method: req.method ?? null,
-        host: null,
-        path: req.url ?? null,
-        destination: connection.destination,
-      });
+      this.deny(
+        {
+          rule: null,
+          reason: 'Content-Length and Transfer-Encoding together',
+          method: req.method ?? null,
+          host: null,
+          path: req.url ?? null,
+          destination: connection.destination,
+        },
+        connection.levels,
+      );
       res.setHeader('connection', 'close');
       respond(400, 'sandlock: Content-Length and Transfer-Encoding together\n');
       return Promise.resolve();
@@ -721,14 +910,17 @@ export class HttpProxy extends EventEmitter {
         stream.resume();
       };
       if (method === 'CONNECT') {
-        this.deny({
-          rule: null,
-          reason: 'CONNECT is not proxied',
-          method,
-          host: String(headers[':authority'] ?? ''),
-          path: null,
-          destination,
-        });
+        this.deny(
+          {
+            rule: null,
+            reason: 'CONNECT is not proxied',
+            method,
+            host: String(headers[':authority'] ?? ''),
+            path: null,
+            destination,
+          },
+          connection.levels,
+        );
         refuse(403, 'sandlock: CONNECT is not proxied\n');
         return;
       }
@@ -795,14 +987,15 @@ export class HttpProxy extends EventEmitter {
       respond: (status: number, headers: OutgoingHttpHeaders, body: Readable) => void;
     },
   ): Promise<void> {
-    const { destination } = connection;
+    const { destination, levels } = connection;
     const deny = (
       reason: string,
       rule: string | null,
       host: string | null,
       path: string | null,
+      level?: number,
     ) => {
-      this.deny({ rule, reason, method: request.method, host, path, destination });
+      this.deny({ rule, reason, method: request.method, host, path, destination, level }, levels);
       reply.refuse(
         403,
         `sandlock: ${request.method} ${host ?? '?'}${path ?? ''} refused: ${reason}\n`,
@@ -832,9 +1025,9 @@ export class HttpProxy extends EventEmitter {
       );
       return;
     }
-    const refused = await this.refusesName(host, destination);
+    const refused = await this.refusesName(host, destination, levels);
     if (refused !== null) {
-      deny(refused.reason, refused.rule, host, request.target);
+      deny(refused.reason, refused.rule, host, request.target, refused.level);
       return;
     }
     const facts: RequestFacts = {
@@ -843,13 +1036,16 @@ export class HttpProxy extends EventEmitter {
       port: destination.port,
       target: request.target,
     };
-    const decision = this.options.rules.decide(facts);
-    if (!decision.allowed) {
+    // Every level must allow it: a deny of any level wins.
+    for (const [level, { rules }] of levels.entries()) {
+      const decision = rules.decide(facts);
+      if (decision.allowed) continue;
       deny(
-        decision.reason,
+        `${decision.reason}${ofLevel(level, levels.length)}`,
         decision.rule === null ? null : `${decision.rule.flag} '${decision.rule.text}'`,
         host,
         request.target.replace(/\?.*$/, ''),
+        level,
       );
       return;
     }
@@ -865,11 +1061,13 @@ export class HttpProxy extends EventEmitter {
       if (lower === 'host' || HOP_BY_HOP.has(lower) || connectionTokens.has(lower)) continue;
       outgoing.push([name, value]);
     }
-    // Credentials only where the server proved it is the host: TLS verified for the name.
+    // Credentials only where the server proved it is the host: TLS verified
+    // for the name; those of the sandbox that made the request only.
     const secrets: string[] = [];
+    const maker = levels[levels.length - 1]!;
     if (connection.serverName !== null) {
-      for (const auth of this.options.rules.authFor(facts)) {
-        const secret = this.options.secrets?.get(auth.credential);
+      for (const auth of maker.rules.authFor(facts)) {
+        const secret = maker.secrets.get(auth.credential);
         if (secret === undefined) continue;
         const [name, value] = authHeader(auth.scheme, secret);
         for (let index = outgoing.length - 1; index >= 0; index--) {

@@ -163,6 +163,13 @@ export class HttpRules {
     return { allowed: true, rule: last };
   }
 
+  /** Whether a rule (allow, deny or credential) can be about a request to `port`. */
+  mentionsPort(port: number): boolean {
+    return [...this.allow, ...this.deny, ...this.auth.map((auth) => auth.compiled)].some(
+      (rule) => rule.port === null || rule.port === port,
+    );
+  }
+
   /** A rule that refuses every request to this host and port: the connection is refused at once. */
   deniesHost(host: string, port: number): CompiledRule | null {
     const whole = this.deny.find(

@@ -5,7 +5,7 @@ import { CertificateAuthority } from './ca.js';
 import { type Credentials, readCredentials } from './credentials.js';
 import { type DnsOutcome, SandboxDns } from './dns.js';
 import { Names } from './names.js';
-import { type Denial, HttpProxy } from './proxy.js';
+import { type Denial, HttpProxy, type PortRanges } from './proxy.js';
 import { HttpRules } from './rules.js';
 
 export interface HttpSetup {
@@ -38,6 +38,8 @@ export async function httpSetup(
     readonly lookup?: (name: string) => Promise<string[]>;
     readonly upstreamCa?: string | readonly string[];
     readonly env?: NodeJS.ProcessEnv;
+    /** The TCP ports the sandbox's Landlock domain lets it connect to (default: any). */
+    readonly connectPorts?: PortRanges;
   },
 ): Promise<HttpSetup> {
   const rules = new HttpRules(policy);
@@ -58,6 +60,7 @@ export async function httpSetup(
     secrets: credentials.secrets,
     ...(options.onDenied ? { onDenied: options.onDenied } : {}),
     ...(options.upstreamCa !== undefined ? { upstreamCa: options.upstreamCa } : {}),
+    ...(options.connectPorts !== undefined ? { connectPorts: options.connectPorts } : {}),
   });
   return {
     rules,

@@ -8,7 +8,15 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type NetView, parseNetRule } from '@sandlock/policy';
-import { type Denial, type Destination, HttpProxy, HttpRules, Names } from '../src/index.js';
+import {
+  type Denial,
+  type Destination,
+  HttpProxy,
+  HttpRules,
+  type Level,
+  Names,
+  type PortRanges,
+} from '../src/index.js';
 
 /** A CA and a server certificate made with openssl (not with the code under test). */
 export interface TestPki {
@@ -203,6 +211,31 @@ export function lookupOf(table: Record<string, string[]>): (name: string) => Pro
   };
 }
 
+/** The rules of a sandbox nested in the proxy's own, as a level; its refusals are pushed to `denials`. */
+export function levelOf(options: {
+  httpAllow?: string[];
+  httpDeny?: string[];
+  httpAuth?: string[];
+  net?: NetView | null;
+  lookup: Record<string, string[]>;
+  secrets?: Record<string, string>;
+  denials?: Denial[];
+}): Level {
+  const rules = new HttpRules({
+    httpAllow: options.httpAllow ?? [],
+    httpDeny: options.httpDeny ?? [],
+    httpAuth: options.httpAuth ?? [],
+  });
+  return {
+    rules,
+    names: new Names({ net: options.net ?? null, http: rules, lookup: lookupOf(options.lookup) }),
+    net: options.net ?? null,
+    connectPorts: null,
+    secrets: new Map(Object.entries(options.secrets ?? {})),
+    onDenied: (denial) => options.denials?.push(denial),
+  };
+}
+
 /**
  * A listener standing for the connect redirect: every connection to it is
  * handed to the proxy as if it had been dialled to `destination`.
@@ -226,6 +259,9 @@ export async function proxyListener(
     secrets?: Record<string, string>;
     upstreamCa?: string;
     maxConnections?: number;
+    /** Levels of sandboxes nested in the proxy's own that every connection comes from. */
+    nested?: readonly Level[];
+    connectPorts?: PortRanges;
     helloTimeout?: number;
   },
   destination: Destination | (() => Destination),
@@ -248,11 +284,16 @@ export async function proxyListener(
     secrets: new Map(Object.entries(options.secrets ?? {})),
     ...(options.upstreamCa ? { upstreamCa: options.upstreamCa } : {}),
     ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}),
-    ...(options.helloTimeout ? { helloTimeout: options.helloTimeout } : {}),
+    ...(options.connectPorts !== undefined ? { connectPorts: options.connectPorts } : {}),
+    ...(options.helloTimeout !== undefined ? { helloTimeout: options.helloTimeout } : {}),
     onDenied: (denial) => denials.push(denial),
   });
   const server = createServer((socket) =>
-    proxy.handle(socket, typeof destination === 'function' ? destination() : destination),
+    proxy.handle(
+      socket,
+      typeof destination === 'function' ? destination() : destination,
+      options.nested ?? [],
+    ),
   );
   const port = await listening(server, at.address, at.port ?? 0);
   return {

@@ -99,6 +99,7 @@ describe('plain HTTP through the proxy', () => {
         host: 'allowed.test',
         path: '/public/x',
         destination: { address: '127.0.0.1', port: a.port },
+        level: 0,
       },
       {
         rule: "--http-deny '* allowed.test/public/secret/**'",
@@ -107,6 +108,7 @@ describe('plain HTTP through the proxy', () => {
         host: 'allowed.test',
         path: '/public/secret/key',
         destination: { address: '127.0.0.1', port: a.port },
+        level: 0,
       },
     ]);
     expect(count(a, '/public/x')).toBe(0);

@@ -9,6 +9,7 @@ import { caBundle } from '../src/index.js';
 import {
   type EchoServer,
   echoServer2,
+  levelOf,
   makePki,
   netView,
   type ProxyListener,
@@ -241,6 +242,53 @@ describe('HTTPS through the proxy', () => {
     expect(received('/public/plain')[0]!.headers.authorization).toBeUndefined();
     await curl('allowed.test', '/public/auth/x', '-X', 'POST');
     expect(received('/public/auth/x')).toEqual([]);
+  });
+
+  it("a nested sandbox's requests get its own credentials, never those of the sandbox around it", async () => {
+    const inner = levelOf({
+      httpAllow: ['GET allowed.test/**'],
+      httpAuth: ['GET allowed.test/public/inner/** bearer INNER'],
+      secrets: { INNER: 'inner-token' },
+      lookup,
+    });
+    const nested = await proxyListener(
+      {
+        httpAllow: ['GET allowed.test/public/**'],
+        httpAuth: ['GET allowed.test/public/** bearer TOKEN'],
+        net: netView(['allowed.test'], lookup),
+        lookup,
+        secrets: { TOKEN: SECRET },
+        upstreamCa: pki.caPem,
+        nested: [inner],
+      },
+      { address: '127.0.0.1', port: server.port },
+      { address: '127.0.0.5', port: server.port },
+    );
+    try {
+      const bundle = caBundle(await nested.proxy.caCertificate(), () => pki.caPem);
+      const nestedBundle = join(pki.dir, 'nested-bundle.pem');
+      writeFileSync(nestedBundle, bundle.files.get(bundle.primary)!);
+      const get = (path: string) =>
+        run('curl', [
+          '-s',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          '--cacert',
+          nestedBundle,
+          '--connect-to',
+          `allowed.test:${port()}:127.0.0.5:${port()}`,
+          `https://allowed.test:${port()}${path}`,
+        ]).then(({ stdout }) => stdout);
+      expect(await get('/public/inner/x')).toBe('200');
+      expect(await get('/public/outer-only')).toBe('200');
+      expect(received('/public/inner/x')[0]!.headers.authorization).toBe('Bearer inner-token');
+      // The outer's --http-auth rule matches, its secret is not the inner sandbox's.
+      expect(received('/public/outer-only')[0]!.headers.authorization).toBeUndefined();
+    } finally {
+      await nested.close();
+    }
   });
 
   it('HTTP/2: every stream is checked; an :authority other than the server name is refused', async () => {

@@ -181,8 +181,11 @@ function onConnect(ctx: Ctx): Answer {
         }
         return refused;
       }
+      // To the proxy, the port is the proxy's to check: it knows which level's
+      // own HTTP rules would have sent the connect to a proxy of its own.
       if (
         dialled !== null &&
+        proxy === null &&
         !isSandboxDns(ctx.session.policy, dialled) &&
         !delegatedPortsReach(ctx.session.policy, dialled.port)
       ) {

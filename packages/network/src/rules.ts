@@ -27,7 +27,7 @@ interface Compiled {
   readonly ranges: readonly [Address, number][] | null;
   /** True for a host name with no pinned address. */
   readonly unresolved: boolean;
-  /** A wildcard name (`*.example.com`): never pinned, matched by name by the HTTP proxy. */
+  /** A wildcard name (`*.example.com`): matched by name by the HTTP proxy; by address, its pinned addresses only. */
   readonly wildcard: boolean;
   readonly ports: NetRule['ports'];
 }
@@ -40,14 +40,17 @@ function compile(net: NetView): readonly Compiled[] {
     compiled = net.rules.map((rule) => {
       if (rule.host !== null) {
         const pinned = net.hosts[rule.host];
+        const wildcard = isWildcardHost(rule.host);
         return {
           protocols: rule.protocols,
           ranges: (pinned ?? []).map((text) => {
             const address = plainAddress(ipaddr.parse(text));
             return [address, address.kind() === 'ipv4' ? 32 : 128] as [Address, number];
           }),
-          unresolved: pinned === undefined,
-          wildcard: isWildcardHost(rule.host),
+          // A wildcard is never resolved: by address it matches the names
+          // beneath it that the policy names, resolved at start (resolve.ts).
+          unresolved: pinned === undefined && !wildcard,
+          wildcard,
           ports: rule.ports,
         };
       }

@@ -390,6 +390,11 @@ export const FIELDS = {
     ],
     profile: { section: 'network', key: 'deny' },
     doc: 'Destinations the sandbox may not connect or send to; UDP, ICMP and TCP elsewhere are allowed (TCP within netConnect ports, when given).',
+    details: [
+      "A wildcard (`*.internal.example`) is a rule about names, and holds where a name is seen: the sandbox's DNS answers the names beneath it REFUSED; on ports the HTTP proxy takes, a TLS server name or HTTP `Host` beneath it is refused; and the addresses of names beneath it that the policy names elsewhere (an HTTP rule's host), resolved at start, are refused whatever the protocol. A wildcard with ports sends those ports' TCP connects to the proxy; one without ports sends none, and other TCP and UDP go direct under the address rules.",
+      '',
+      'What it cannot promise: a connect to an address that no one resolved for the sandbox (written in the program, given by `curl --resolve`, learnt over DNS-over-HTTPS or from a server) is judged by its address alone, and goes through unless an address rule (an IP or CIDR in `netDeny`, or `netAllow` instead) refuses it. To keep a network out, deny its addresses.',
+    ].join('\n'),
   }),
   unix: field({
     kind: list(path),
@@ -632,7 +637,7 @@ export const FIELDS = {
       '',
       "Deny rules are checked first. Every request of a connection is checked (keep-alive, pipelining, each HTTP/2 stream), its path normalized first (percent-escapes of unreserved characters decoded, dot segments removed, and every reading a server may give to `//`, `;` parameters, `%2F`, `%5C` and `\\` checked: a request is allowed only when each reading is). A refused request is answered 403 with the rule that refused it. HTTPS requests are seen by intercepting TLS with the sandbox's CA (`httpCa`, or one made for the sandbox) where a rule has a method or a path, or a credential is added; otherwise only the TLS server name is checked.",
       '',
-      'Not enforced yet: the proxy (`@sandlock/http`) is not wired into sandboxes, and a sandbox whose policy has `httpAllow`, `httpDeny`, `httpAuth`, `credentials` or `httpCa` is refused rather than run without them.',
+      "In a sandbox started inside a supervised one, its HTTP rules, wildcard rules and credentials are checked by the outer sandbox's proxy along with the outer's own: a request must pass every level (a deny of any wins), and the refusal names the level (0 is the outermost). Its credentials are read by its own launcher and added to its own requests only; it trusts the outer's CA (`httpCa` is refused there). The outer sandbox must have a proxy (an HTTP or wildcard rule) for it to start.",
     ].join('\n'),
   }),
   httpDeny: field({

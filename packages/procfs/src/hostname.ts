@@ -78,7 +78,11 @@ function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
   if (request.path !== HOSTS && request.path !== hostsPath()) return answer.continue();
   // Not readable by the policy: the kernel refuses the real file (Landlock).
   if (!policyReads(ctx.session.policy, bytePath(hostsPath()))) return answer.continue();
-  const hosts = hostsFor(hostname, ctx.session.policy.net?.hosts ?? {});
+  // A wildcard's pinned addresses (netDeny: names beneath it the policy names) are no /etc/hosts entry.
+  const pinned = Object.fromEntries(
+    Object.entries(ctx.session.policy.net?.hosts ?? {}).filter(([name]) => !name.startsWith('*.')),
+  );
+  const hosts = hostsFor(hostname, pinned);
   return hosts === null ? answer.continue() : files.serve(hosts, request.cloexec); // null: the kernel's ENOENT
 }
 

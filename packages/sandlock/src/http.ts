@@ -7,11 +7,26 @@
 import { randomInt } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
-import { type Denial, type Destination, type HttpSetup, httpSetup } from '@sandlock/http';
+import {
+  BUNDLE_PATHS,
+  BUNDLE_VARIABLES,
+  type Denial,
+  type Destination,
+  HttpRules,
+  type HttpSetup,
+  httpSetup,
+  type Level,
+  NameChain,
+  Names,
+  readCredentials,
+  SandboxDns,
+} from '@sandlock/http';
 import { onRedirectedConnect, type RedirectedConnect } from '@sandlock/network';
 import {
+  connectPortsOf,
+  expandPresets,
   type HttpRedirect,
   type HttpRule,
   isWildcardHost,
@@ -63,6 +78,17 @@ function wildcardRules(policy: Pick<Policy, 'netAllow' | 'netDeny'>) {
 }
 
 /**
+ * The wildcard rules whose ports go to the proxy: those of netAllow, and
+ * those of netDeny that name ports. A wildcard of netDeny without ports is
+ * held by the sandbox's DNS and by address (resolve.ts of @sandlock/network),
+ * and sends no connect to the proxy: other TCP goes direct.
+ */
+function redirectingWildcards(policy: Pick<Policy, 'netAllow' | 'netDeny'>) {
+  const deny = netRulesOf(policy)?.mode === 'deny';
+  return wildcardRules(policy).filter((rule) => !deny || rule.ports !== null);
+}
+
+/**
  * Whether the sandbox needs the proxy: HTTP rules or credentials, or
  * network rules with wildcard names, which only the proxy can match.
  */
@@ -73,6 +99,32 @@ export function needsProxy(
   >,
 ): boolean {
   return hasHttpRules(policy) || wildcardRules(policy).length > 0;
+}
+
+/**
+ * For a sandbox started inside a supervised one: the secrets of its
+ * credentials, read here (its launcher holds them, the outer supervisor
+ * may not), for the outer's proxy to add to its requests. The variables
+ * holding them are removed from `env`, and the trust bundle variables set
+ * (the outer's proxy intercepts with the outer's CA, which the bundles
+ * served to it hold).
+ *
+ * @throws SandboxError naming the credential that cannot be read.
+ */
+export function nestedCredentials(
+  policy: Policy,
+  env: Record<string, string | undefined>,
+): Record<string, string> {
+  let read: ReturnType<typeof readCredentials>;
+  try {
+    read = readCredentials(policy, (path) => policyReads(policy, path));
+  } catch (error) {
+    throw new SandboxError(`sandlock: ${(error as Error).message}`, 'http policy');
+  }
+  for (const name of read.variables) delete env[name];
+  const primary = BUNDLE_PATHS.find((path) => existsSync(path));
+  if (primary !== undefined) for (const name of BUNDLE_VARIABLES) env[name] = primary;
+  return Object.fromEntries(read.secrets);
 }
 
 /** The HTTP rules of the policy, those of httpAuth included. */
@@ -116,7 +168,7 @@ function bundleFiles(files: ReadonlyMap<string, string>): Record<string, string>
 async function coveredDestinations(policy: Policy): Promise<HttpRedirect['covers']> {
   const covers: { address: string | null; port: number | null }[] = [];
   // A wildcard network rule: any address at its ports (the proxy matches the name).
-  for (const rule of wildcardRules(policy)) {
+  for (const rule of redirectingWildcards(policy)) {
     if (rule.ports === null) return 'all';
     for (const { from, to } of rule.ports) {
       if (to - from >= MAX_COVERED_PORTS) return 'all';
@@ -124,7 +176,12 @@ async function coveredDestinations(policy: Policy): Promise<HttpRedirect['covers
     }
   }
   for (const rule of rulesOf(policy)) {
-    if (rule.host === '*' || rule.host.startsWith('*.')) return 'all';
+    if (rule.host === '*' || rule.host.startsWith('*.')) {
+      // Any address: at the rule's port only, when it names one.
+      if (rule.port === null) return 'all';
+      covers.push({ address: null, port: rule.port });
+      continue;
+    }
     if (isIP(rule.host) !== 0) {
       covers.push({ address: rule.host, port: rule.port });
       continue;
@@ -184,24 +241,135 @@ function resolvConf(address: string, udp: boolean): string {
   return `# sandlock: names the sandbox's rules allow, answered by its supervisor\nnameserver ${address}\n${udp ? '' : 'options use-vc\n'}`;
 }
 
-/** Records of the running proxies by session id: a sandbox delegated inside one uses it too. */
-const bySession = new Map<number, (connect: RedirectedConnect) => void>();
+/** Where a redirected connection goes: the rules of the nested sandboxes it came from, and their DNS. */
+interface Route {
+  /** The levels nested in the proxy's own sandbox, outermost first (none for its own connects). */
+  readonly nested: readonly Level[];
+  /** The DNS of the sandbox that connects: its address, and what answers there. */
+  readonly dns: { readonly address: string; readonly answer: SandboxDns };
+}
+
+/** A running proxy, as the sandboxes delegated inside its sandbox use it. */
+interface Registered {
+  readonly record: (connect: RedirectedConnect, route: Route) => void;
+  readonly route: Route;
+  readonly redirect: HttpRedirect;
+  readonly trustBundles: Record<string, string>;
+  /** The names of every level of the route, the proxy's own first. */
+  readonly names: readonly Names[];
+}
+
+/** The running proxies by session id: a sandbox delegated inside one uses it too. */
+const bySession = new Map<number, Registered>();
+
+/** The HTTP side of a sandbox delegated inside one with a proxy: its view, and its attachment. */
+export interface NestedHttp {
+  readonly httpRedirect: HttpRedirect;
+  readonly trustBundles: Record<string, string>;
+  /** Hands the redirected connects of session `inner` to the outer proxy, with this level's rules. */
+  attach(inner: number): void;
+  /** Releases what the level holds (its DNS socket); detaches it. */
+  close(): void;
+}
+
+/** Every destination either covers. */
+function unionCovers(a: HttpRedirect['covers'], b: HttpRedirect['covers']): HttpRedirect['covers'] {
+  return a === 'all' || b === 'all' ? 'all' : [...a, ...b];
+}
 
 /**
- * Hands the redirected connects of `inner` (a sandbox delegated inside
- * session `outer`, with the outer's httpRedirect) to the outer's proxy;
- * false when the outer has none.
+ * The HTTP side of a sandbox delegated inside session `outer`: null when the
+ * outer sandbox has no proxy and this one needs none. Its HTTP rules,
+ * wildcard rules and credentials (`secrets`, read by its own launcher: it
+ * never gets the outer's) are a level of the outer's proxy: its requests
+ * must pass them and every level's around it. Its HTTPS is intercepted with
+ * the outer's CA, which its trust bundles hold already; it gets a DNS of
+ * its own, answering what every level lets it resolve.
+ *
+ * @throws Error saying why it cannot be served.
  */
-export function attachNestedHttp(outer: number, inner: number): boolean {
-  const record = bySession.get(outer);
-  if (record === undefined) return false;
-  bySession.set(inner, record);
-  const detach = onRedirectedConnect(inner, record);
-  nestedDetaches.set(inner, () => {
-    detach();
-    bySession.delete(inner);
-  });
-  return true;
+export async function nestedHttp(
+  outer: number,
+  policy: Policy,
+  view: ModulePolicy,
+  secrets: ReadonlyMap<string, string>,
+): Promise<NestedHttp | null> {
+  const registered = bySession.get(outer);
+  const own = needsProxy(policy);
+  if (registered === undefined) {
+    if (!own) return null;
+    throw new Error(
+      'its HTTP rules, credentials or wildcard network rules need the HTTP proxy of the sandbox around it, which has none: give the outer sandbox an HTTP or wildcard rule too',
+    );
+  }
+  if (own && (policy.httpCa !== null || policy.httpKey !== null)) {
+    throw new Error(
+      'httpCa/httpKey: a nested sandbox is intercepted with the CA of the sandbox around it, which its trust bundles hold',
+    );
+  }
+  for (const name of Object.keys(policy.credentials)) {
+    if (!secrets.has(name)) throw new Error(`its launcher sent no secret for credential ${name}`);
+  }
+  const rules = new HttpRules(policy);
+  const names = own ? new Names({ net: view.net, http: rules }) : null;
+  const ownCovers = own ? await coveredDestinations(policy) : [];
+  const level: Level = {
+    rules,
+    names,
+    net: view.net,
+    connectPorts: connectPortsOf(expandPresets(policy)),
+    covers: ownCovers,
+    secrets: own ? new Map([...secrets].filter(([name]) => name in policy.credentials)) : new Map(),
+  };
+  let dns = registered.route.dns;
+  let socket: UdpSocket | null = null;
+  let redirect = registered.redirect;
+  let trustBundles = registered.trustBundles;
+  if (names !== null) {
+    const bound = await bindDns();
+    socket = bound.socket;
+    socket?.on('error', () => {});
+    const answer = new SandboxDns(new NameChain([...registered.names, names]));
+    if (socket !== null) answer.serveUdp(socket);
+    dns = { address: bound.address, answer };
+    redirect = {
+      ...redirect,
+      covers: unionCovers(redirect.covers, ownCovers),
+      dns: bound.address,
+    };
+    trustBundles = {
+      ...trustBundles,
+      ...bundleFiles(new Map([[RESOLV_CONF, resolvConf(bound.address, socket !== null)]])),
+    };
+  }
+  const route: Route = { nested: [...registered.route.nested, level], dns };
+  let attached: number | null = null;
+  return {
+    httpRedirect: redirect,
+    trustBundles,
+    attach(inner) {
+      attached = inner;
+      bySession.set(inner, {
+        ...registered,
+        route,
+        redirect,
+        trustBundles,
+        names: names === null ? registered.names : [...registered.names, names],
+      });
+      const detach = onRedirectedConnect(inner, (connect) => registered.record(connect, route));
+      nestedDetaches.set(inner, () => {
+        detach();
+        bySession.delete(inner);
+        socket?.close();
+        socket = null;
+      });
+    },
+    close() {
+      if (attached !== null) detachNestedHttp(attached);
+      socket?.close();
+      socket = null;
+    },
+  };
 }
 const nestedDetaches = new Map<number, () => void>();
 
@@ -225,27 +393,32 @@ export async function startHttp(
   const setup = await httpSetup(policy, view.net, {
     readable: (path) => policyReads(policy, path),
     onDenied,
+    connectPorts: connectPortsOf(expandPresets(policy)),
   });
   // Records not yet claimed by an accepted connection, and connections waiting for theirs.
   const dns = await bindDns();
   dns.socket?.on('error', () => {});
   if (dns.socket !== null) setup.dns.serveUdp(dns.socket);
-  const serve = (socket: Socket, destination: Destination) => {
-    if (destination.address === dns.address && destination.port === 53) {
-      setup.dns.serveTcp(socket);
+  const ownRoute: Route = { nested: [], dns: { address: dns.address, answer: setup.dns } };
+  const serve = (socket: Socket, destination: Destination, route: Route) => {
+    if (destination.address === route.dns.address && destination.port === 53) {
+      route.dns.answer.serveTcp(socket);
       return;
     }
-    setup.proxy.handle(socket, destination);
+    setup.proxy.handle(socket, destination, route.nested);
   };
-  const records = new Map<string, { destination: Destination; expiry: NodeJS.Timeout }>();
-  const waiting = new Map<string, (destination: Destination) => void>();
+  const records = new Map<
+    string,
+    { destination: Destination; route: Route; expiry: NodeJS.Timeout }
+  >();
+  const waiting = new Map<string, (destination: Destination, route: Route) => void>();
   const server = createServer({ noDelay: true }, (socket: Socket) => {
     const key = keyOf(socket.remoteAddress ?? '', socket.remotePort ?? 0);
     const record = records.get(key);
     if (record !== undefined) {
       records.delete(key);
       clearTimeout(record.expiry);
-      serve(socket, record.destination);
+      serve(socket, record.destination, record.route);
       return;
     }
     // Not made by the reaper for a redirected connect (or its record is late).
@@ -254,9 +427,9 @@ export async function startHttp(
       socket.destroy();
     }, RECORD_WAIT_MS);
     socket.on('error', () => {});
-    waiting.set(key, (destination) => {
+    waiting.set(key, (destination, route) => {
       clearTimeout(timer);
-      serve(socket, destination);
+      serve(socket, destination, route);
     });
   });
   let port: number;
@@ -271,7 +444,7 @@ export async function startHttp(
     );
   }
   let detach: (() => void) | null = null;
-  const record = ({ local, destination: dialled, upstream }: RedirectedConnect) => {
+  const record = ({ local, destination: dialled, upstream }: RedirectedConnect, route: Route) => {
     const key = keyOf(local.address, local.port);
     const destination: Destination =
       upstream.address === dialled.address && upstream.port === dialled.port
@@ -280,33 +453,35 @@ export async function startHttp(
     const waiter = waiting.get(key);
     if (waiter !== undefined) {
       waiting.delete(key);
-      waiter(destination);
+      waiter(destination, route);
       return;
     }
     const previous = records.get(key);
     if (previous !== undefined) clearTimeout(previous.expiry);
     const expiry = setTimeout(() => records.delete(key), RECORD_WAIT_MS);
     expiry.unref();
-    records.set(key, { destination, expiry });
+    records.set(key, { destination, route, expiry });
   };
   let attached: number | null = null;
   const served = new Map(setup.bundle.files);
   served.set(RESOLV_CONF, resolvConf(dns.address, dns.socket !== null));
+  const redirect: HttpRedirect = { port, covers, dns: dns.address };
+  const trustBundles = bundleFiles(served);
   return {
-    redirect: { port, covers, dns: dns.address },
-    trustBundles: bundleFiles(served),
+    redirect,
+    trustBundles,
     setup,
     attach(id) {
-      detach = onRedirectedConnect(id, record);
+      detach = onRedirectedConnect(id, (connect) => record(connect, ownRoute));
       attached = id;
-      bySession.set(id, record);
+      bySession.set(id, { record, route: ownRoute, redirect, trustBundles, names: [setup.names] });
     },
     async close() {
       detach?.();
       if (attached !== null) {
         bySession.delete(attached);
-        for (const [inner, own] of bySession) {
-          if (own === record) detachNestedHttp(inner);
+        for (const [inner, registered] of bySession) {
+          if (registered.record === record) detachNestedHttp(inner);
         }
       }
       dns.socket?.close();

@@ -45,7 +45,7 @@ import {
   trySyscall,
 } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
-import { attachNestedHttp, detachNestedHttp } from './http.js';
+import { nestedHttp } from './http.js';
 import { type Policy, parsePolicy } from './policy.js';
 import { makeSocketDir, SOCKET_NAME } from './socket-dir.js';
 
@@ -208,6 +208,24 @@ interface DelegationRequest {
   reaperPid: number;
   programPid: number;
   policy: unknown;
+  /** The secrets of the policy's credentials, read by the inner launcher (it holds them). */
+  secrets?: unknown;
+}
+
+/** The request's secrets: credential names to one-line strings. */
+function secretsOf(given: unknown): Map<string, string> {
+  if (given === undefined) return new Map();
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    throw new Error('the secrets of the request are not an object');
+  }
+  const secrets = new Map<string, string>();
+  for (const [name, value] of Object.entries(given)) {
+    if (typeof value !== 'string' || /[\r\n\0]/.test(value)) {
+      throw new Error(`the secret of credential ${name} is not a line of text`);
+    }
+    secrets.set(name, value);
+  }
+  return secrets;
 }
 
 /** Checks a request against the kernel's facts and hands the policy to the supervisor. */
@@ -242,6 +260,7 @@ async function answer(request: DelegationRequest, asker: Asker): Promise<void> {
       throw new Error('a process of the request exited while it was checked');
     }
     const policy = parsePolicy(request.policy);
+    const secrets = secretsOf(request.secrets);
     if (policy.plugins.length > 0) {
       throw new Error(
         'plugins cannot serve a sandbox inside a supervised sandbox: they would run in the outer supervisor, outside both sandboxes',
@@ -262,30 +281,33 @@ async function answer(request: DelegationRequest, asker: Asker): Promise<void> {
       ...(around.delegatedConnectPorts ?? []),
       connectPortsOf(expandPresets(policy)),
     ];
-    // The outer's HTTP proxy takes the inner's connects it covers, its DNS
-    // and trust bundles are the inner's: the outer's HTTP rules hold inside.
-    const http =
-      around.httpRedirect !== undefined && around.httpRedirect !== null
-        ? { httpRedirect: around.httpRedirect, trustBundles: around.trustBundles ?? {} }
-        : {};
-    const session = outer.supervisor.delegate(outer.session, {
-      reaperPid,
-      programPid,
-      policy: withDelegationSocket(
-        {
-          ...narrowedBy(modulePolicy(view, undefined, hosts), around),
-          delegatedConnectPorts,
-          ...http,
-        },
-        await delegationSocket(),
-      ),
-    });
-    if (around.httpRedirect) {
-      if (!attachNestedHttp(outer.session.id, session.id)) {
-        session.kill('the HTTP proxy of the sandbox around it is gone');
-        throw new Error('the HTTP proxy of the enclosing sandbox is gone');
-      }
-      void session.closed.then(() => detachNestedHttp(session.id));
+    const own = modulePolicy(view, undefined, hosts);
+    // The outer's HTTP proxy takes the inner's connects that its rules or
+    // the inner's cover, and holds them to both (nested levels: http.ts).
+    const http = await nestedHttp(outer.session.id, policy, own, secrets);
+    let session: Session;
+    try {
+      session = outer.supervisor.delegate(outer.session, {
+        reaperPid,
+        programPid,
+        policy: withDelegationSocket(
+          {
+            ...narrowedBy(own, around),
+            delegatedConnectPorts,
+            ...(http !== null
+              ? { httpRedirect: http.httpRedirect, trustBundles: http.trustBundles }
+              : {}),
+          },
+          await delegationSocket(),
+        ),
+      });
+    } catch (error) {
+      http?.close();
+      throw error;
+    }
+    if (http !== null) {
+      http.attach(session.id);
+      void session.closed.then(() => http.close());
     }
     track(reaperPid, session, view, outer.supervisor);
   } finally {
@@ -436,7 +458,12 @@ export function track(
  */
 export function requestDelegation(
   socketPath: string,
-  request: { reaperPid: number; programPid: number; policy: Policy },
+  request: {
+    reaperPid: number;
+    programPid: number;
+    policy: Policy;
+    secrets?: Readonly<Record<string, string>>;
+  },
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const fail = (why: string) =>

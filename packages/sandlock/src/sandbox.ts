@@ -19,7 +19,7 @@ import { killSandbox } from './control.js';
 import { describePolicy, type SandboxDescription } from './describe.js';
 import { programEnvironment, resolveCommand } from './environment.js';
 import { AbortError, SandboxError } from './errors.js';
-import { needsProxy, type SandboxHttp, startHttp } from './http.js';
+import { needsProxy, nestedCredentials, type SandboxHttp, startHttp } from './http.js';
 import {
   delegationSocket,
   requestDelegation,
@@ -271,15 +271,10 @@ export class Sandbox {
     );
     let view = plan.view;
     const delegating = outerSupervisor !== null;
-    if (delegating && needsProxy(policy)) {
-      // Its own proxy would run here, inside the outer sandbox, under the
-      // outer's rules: refused rather than half enforced. The outer's
-      // proxy, if any, holds it to the outer's HTTP rules (nesting.ts).
-      throw new SandboxError(
-        'sandlock: httpAllow, httpDeny, httpAuth, credentials and wildcard network rules (*.NAME) are not enforced in a sandbox started inside a supervised one: give them to the outer sandbox',
-        'http policy',
-      );
-    }
+    // Nested: its HTTP rules are a level of the outer sandbox's proxy
+    // (nesting.ts), given the secrets of its credentials, read here, where
+    // they are held: it never gets the outer's.
+    const secrets = delegating && needsProxy(policy) ? nestedCredentials(policy, env) : {};
     if (policy.workdir !== null && delegating) {
       throw new SandboxError(
         'sandlock: a workdir is not supported in a sandbox started inside another supervised sandbox',
@@ -304,9 +299,12 @@ export class Sandbox {
     // Denials before the process object exists (none: nothing runs yet) are dropped.
     let onDenied: (denial: Denial) => void = () => {};
     try {
-      http = await atStepAsync('http proxy', () =>
-        startHttp(policy, view, (denial) => onDenied(denial)),
-      );
+      // Nested, the outer sandbox's proxy serves it (nesting.ts).
+      http = delegating
+        ? null
+        : await atStepAsync('http proxy', () =>
+            startHttp(policy, view, (denial) => onDenied(denial)),
+          );
       if (http !== null) {
         // Secrets stay in the supervisor; the usual clients trust the proxy's CA.
         for (const name of http.setup.credentials.variables) delete env[name];
@@ -403,6 +401,7 @@ export class Sandbox {
           reaperPid: started.pid,
           programPid: report.pid,
           policy,
+          secrets,
         });
       } else if (confinement.listener) {
         await atStepAsync('supervisor', () => workerReady!);
