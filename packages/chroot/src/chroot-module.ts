@@ -42,6 +42,7 @@ import { InterpreterNames } from './interpreter-name.js';
 import { brokenView, pathView } from './path-view.js';
 import { onChdir, onExec } from './retargeted.js';
 import { Root } from './root.js';
+import { onWatch } from './watch.js';
 import { onXattr } from './xattr.js';
 
 type Handler = (ctx: Ctx) => Answer;
@@ -77,7 +78,7 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   // (mount, acct, swapon, name_to_handle_at… are in the default deny list).
   file_getattr: onRefused,
   file_setattr: onRefused,
-  inotify_add_watch: onRefused,
+  inotify_add_watch: onWatch,
   fanotify_mark: onRefused,
   uselib: onRefused,
   chroot: onChroot,

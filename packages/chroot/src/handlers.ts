@@ -9,7 +9,7 @@
 // follow a symlink there (O_NOFOLLOW; unlinkat, renameat2, linkat without
 // AT_SYMLINK_FOLLOW, mkdirat, symlinkat, mknodat never do), or act on the
 // pinned object itself (AT_EMPTY_PATH).
-import { readlinkSync } from 'node:fs';
+import { fstatSync, readlinkSync } from 'node:fs';
 import { type Answer, answer } from '@sandlock/dispatch/module';
 import {
   AT_EACCESS,
@@ -226,7 +226,9 @@ export function onOpen(ctx: Ctx): Answer {
         (flags & ~(LOOKUP_FLAGS | O.O_CREAT)) | O.O_CREAT | O.O_EXCL | O.O_NOFOLLOW,
         perms,
       );
-      if (fd >= 0) trySyscall('fchmod', fd, perms); // the reaper's umask is not the caller's
+      // The reaper's umask is not the caller's; a mode already right is left
+      // alone (an fchmod is an IN_ATTRIB event the kernel's create has not).
+      if (fd >= 0 && (fstatSync(fd).mode & 0o7777) !== perms) trySyscall('fchmod', fd, perms);
       return inject(fd, flags);
     }
     if (r.errno !== 0) return answer.errno(r.errno);

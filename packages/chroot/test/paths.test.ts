@@ -200,6 +200,48 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     }
   });
 
+  const WATCH_OPS = [
+    'watch:/tmp/wd:-',
+    'watch:/tmp/wf:D',
+    'watch:/tmp/wl:N',
+    'watch:/tmp/wl:-',
+    'watch:/tmp/none:-',
+    'watch:/tmp/wd:0',
+    'badwatch:/tmp/wd',
+    'watch:/../../..:D',
+    `watch:${APP}:D`,
+    'watch:/sub/abs:-',
+    'write:/tmp/wd/new',
+    'write:/tmp/wf',
+    'write:/inner',
+    'events',
+  ];
+
+  const watchState = () => {
+    rmSync(join(fs.dir, 'tmp/wd'), { recursive: true, force: true });
+    rmSync(join(fs.dir, 'tmp/wl'), { force: true });
+    mkdirSync(join(fs.dir, 'tmp/wd'));
+    writeFileSync(join(fs.dir, 'tmp/wf'), '');
+    symlinkSync('wf', join(fs.dir, 'tmp/wl'));
+  };
+
+  it('watches with inotify what the path names inside the root', async () => {
+    watchState();
+    const out = await emulated(WATCH_OPS, { write: ['/tmp', '/inner'] });
+    expect(out).toContain('watch:/tmp/wd:-: 1');
+    expect(out).toContain('watch:/tmp/wf:D: ENOTDIR');
+    expect(out).toContain('watch:/tmp/none:-: ENOENT');
+    expect(out).toContain('watch:/tmp/wd:0: EINVAL');
+    expect(out).toContain('badwatch:/tmp/wd: EINVAL');
+    // Created and written in the watched directory; the file watched through its
+    // symlink; / of the root; /inner through an absolute symlink inside it.
+    expect(out).toContain('events: 1:100:new 1:2:new 3:2: 4:2:inner 6:2:\n');
+    if (root) {
+      watchState();
+      expect(await real(WATCH_OPS)).toBe(out);
+    }
+  });
+
   it('changes modes and extended attributes only where the policy lets it write', async () => {
     xattrState();
     const out = await emulated(

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -113,6 +114,23 @@ static unsigned long long resolveFlags(const char *letters) {
   return flags;
 }
 
+/* One inotify instance per run: its watch descriptors number the same under both roots. */
+static int notifier = -1;
+
+/* The events pending on the instance: "wd:mask:name" each, in order. */
+static void events(const char *label) {
+  char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+  ssize_t n = read(notifier, buf, sizeof buf);
+  printf("%s:", label);
+  if (n < 0) { printf(" %s\n", strerrorname_np(errno)); return; }
+  for (char *p = buf; p < buf + n;) {
+    struct inotify_event *event = (struct inotify_event *)p;
+    printf(" %d:%x:%s", event->wd, event->mask, event->len ? event->name : "");
+    p += sizeof *event + event->len;
+  }
+  printf("\n");
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   for (int i = 1; i < argc; i++) {
@@ -151,6 +169,22 @@ int main(int argc, char **argv) {
       listed(label, syscall(NR_listxattrat, AT_FDCWD, a, 0, buf, sizeof buf), buf);
     } else if (!strcmp(op, "rmxat")) {
       status(label, syscall(NR_removexattrat, AT_FDCWD, a, 0, b));
+    } else if (!strcmp(op, "watch")) {
+      /* watch:PATH:FLAGS, FLAGS letters D (IN_ONLYDIR), N (IN_DONT_FOLLOW), 0 (no event). */
+      if (notifier < 0) notifier = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+      uint32_t mask = strchr(b, '0') ? 0 : IN_CREATE | IN_MODIFY | IN_DELETE | IN_ATTRIB;
+      if (strchr(b, 'D')) mask |= IN_ONLYDIR;
+      if (strchr(b, 'N')) mask |= IN_DONT_FOLLOW;
+      status(label, inotify_add_watch(notifier, a, mask));
+    } else if (!strcmp(op, "badwatch")) {
+      status(label, inotify_add_watch(1, a, IN_CREATE));
+    } else if (!strcmp(op, "write")) {
+      int fd = open(a, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (fd < 0) { fail(label, "open"); continue; }
+      status(label, write(fd, "x", 1));
+      close(fd);
+    } else if (!strcmp(op, "events")) {
+      events(label);
     } else if (!strcmp(op, "res")) {
       /* res:FLAGS:DIR:PATH, DIR "-" for the cwd; FLAGS letters X M S B R C, or "0". */
       int dir = strcmp(b, "-") ? open(b, O_RDONLY | O_DIRECTORY) : AT_FDCWD;
