@@ -57,6 +57,12 @@ export interface MappingOptions {
   scratchDir: string;
   /** Whether this Sandlock has the emulated chroot (policy fields chroot and fsMount). */
   chroot: boolean;
+  /**
+   * Where a mount's destination is inside the root once made (makeMountPoint:
+   * the image's symlinks followed inside it, missing directories made, as
+   * runc does before mounting); without it, the destination as given.
+   */
+  mountPoint?: (root: string, target: string, kind: 'dir' | 'file') => string;
 }
 
 /** A field of config.json this runtime cannot honour. */
@@ -361,13 +367,21 @@ function mapMounts(
   plan: ContainerPlan,
   options: MappingOptions,
 ): void {
-  void root;
   for (const [index, mount] of (config.mounts ?? []).entries()) {
     const field = `mounts[${index}]`;
-    const target = mount.destination;
-    if (typeof target !== 'string' || !isAbsolute(target)) {
+    const given = mount.destination;
+    if (typeof given !== 'string' || !isAbsolute(given)) {
       throw new UnsupportedField(`${field}.destination`, 'expected an absolute path');
     }
+    const made = (kind: 'dir' | 'file'): string => {
+      if (!options.chroot || options.mountPoint === undefined) return given;
+      try {
+        return options.mountPoint(root, given, kind);
+      } catch (error) {
+        throw new UnsupportedField(`${field}.destination`, (error as Error).message);
+      }
+    };
+    let target = given;
     const readOnly = (mount.options ?? []).includes('ro');
     if (isBind(mount)) {
       const source = mount.source ?? '';
@@ -378,6 +392,7 @@ function mapMounts(
         );
       }
       if (options.chroot) {
+        target = made(statSync(source).isDirectory() ? 'dir' : 'file');
         draft.add(
           'fsMount' as FieldName,
           [`${target}:${source}${readOnly ? ':ro' : ''}`],
@@ -396,9 +411,10 @@ function mapMounts(
         // Readable, Sandlock's /proc shows the sandbox's own processes only
         // (procfs's proc-pids module); inside the emulated chroot it exists
         // only when mounted.
-        if (options.chroot)
+        if (options.chroot) {
+          target = made('dir');
           draft.add('fsMount' as FieldName, [`${target}:/proc`], origin(field, target));
-        else draft.add('fsRead', ['/proc'], origin(field, target));
+        } else draft.add('fsRead', ['/proc'], origin(field, target));
         continue;
       case 'tmpfs': {
         if (target === '/dev') {
@@ -407,9 +423,10 @@ function mapMounts(
         }
         const dir = join(options.scratchDir, String(plan.scratch.length));
         plan.scratch.push({ path: dir, ...tmpfsOwner(mount, field) });
-        if (options.chroot)
+        if (options.chroot) {
+          target = made('dir');
           draft.add('fsMount' as FieldName, [`${target}:${dir}`], origin(field, target));
-        else {
+        } else {
           draft.add('fsWrite', [dir], origin(field, target));
           plan.warnings.push(`${field}: the tmpfs for ${target} is at ${dir} (no emulated chroot)`);
         }

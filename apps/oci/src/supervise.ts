@@ -25,6 +25,7 @@ import { type ControlReply, type ControlRequest, serveControl } from './control.
 import { OciError } from './errors.js';
 import type { RuntimeLog } from './log.js';
 import { mapConfig, UnsupportedField } from './mapping.js';
+import { makeMountPoint } from './mount-points.js';
 import { READY_FD } from './signals.js';
 import type { OciConfig, OciProcess, OciSeccomp } from './spec.js';
 import { ContainerDir } from './state.js';
@@ -122,7 +123,12 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
       config.process = JSON.parse(readFileSync(options.process, 'utf8')) as OciProcess;
     }
     const scratchDir = creating ? dir.scratch : `${dir.scratch}-exec-${process.pid}`;
-    const plan = mapConfig(config, { bundle: options.bundle, scratchDir, chroot: hasChroot() });
+    const plan = mapConfig(config, {
+      bundle: options.bundle,
+      scratchDir,
+      chroot: hasChroot(),
+      mountPoint: makeMountPoint,
+    });
     if (plan.seccomp !== undefined) extraFilter = containerFilter(plan.seccomp);
     // The policy wants the tmpfs mounts' directories to exist.
     for (const scratch of plan.scratch) {

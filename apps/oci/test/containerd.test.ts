@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CLI_DIR,
@@ -55,6 +57,34 @@ describe.skipIf(missing !== null)('ctr run through containerd', () => {
       );
       expect(run.stdout).toBe('image\nbusybox\n');
       expect(run.status).toBe(0);
+    });
+
+    it('mounts beneath directories the image does not have, as kubelet mounts its secrets', () => {
+      const secrets = mkdtempSync(join(tmpdir(), 'sandlock-oci-secrets-'));
+      try {
+        writeFileSync(join(secrets, 'token'), 'token-42\n');
+        writeFileSync(join(secrets, 'single'), 'single-file\n');
+        const run = lab.ctrRun(
+          runtime,
+          id('deep-mount'),
+          [
+            '--mount',
+            `type=bind,src=${secrets},dst=/var/run/secrets/kubernetes.io/serviceaccount,options=rbind:ro`,
+            '--mount',
+            `type=bind,src=${join(secrets, 'single')},dst=/etc/deep/er/single,options=rbind:ro`,
+          ],
+          [
+            'sh',
+            '-c',
+            'cat /var/run/secrets/kubernetes.io/serviceaccount/token /etc/deep/er/single; cd /var/run/secrets && pwd',
+          ],
+        );
+        expect(run.stderr).toBe('');
+        expect(run.stdout).toBe('token-42\nsingle-file\n/var/run/secrets\n');
+        expect(run.status).toBe(0);
+      } finally {
+        rmSync(secrets, { recursive: true, force: true });
+      }
     });
 
     it("shows only the container's own processes in /proc", () => {

@@ -1,8 +1,18 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { mapConfig, parseCpuList, UnsupportedField } from '../src/mapping.js';
+import { makeMountPoint } from '../src/mount-points.js';
 import type { OciConfig } from '../src/spec.js';
 import { hasChroot } from '../src/supervise.js';
 
@@ -273,5 +283,42 @@ describe('cpuset.cpus', () => {
     expect(parseCpuList('0-2,5', 'x')).toEqual([0, 1, 2, 5]);
     expect(() => parseCpuList('2-1', 'x')).toThrow(UnsupportedField);
     expect(() => parseCpuList('a', 'x')).toThrow(/not a CPU list/);
+  });
+});
+
+describe('mount points made inside the root (makeMountPoint)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'sandlock-oci-mountpoint-'));
+  const outside = mkdtempSync(join(tmpdir(), 'sandlock-oci-outside-'));
+  mkdirSync(join(root, 'run'));
+  mkdirSync(join(root, 'var'));
+  symlinkSync('../run', join(root, 'var', 'run'));
+  // An image's absolute symlink names a path of the image, not the host's.
+  symlinkSync(outside, join(root, 'escape'));
+  symlinkSync('/..', join(root, 'up'));
+  afterAll(() => {
+    rmSync(root, { recursive: true, force: true });
+    rmSync(outside, { recursive: true, force: true });
+  });
+
+  it("follows the image's symlinks inside the root and makes what is missing", () => {
+    expect(makeMountPoint(root, '/var/run/secrets/kubernetes.io/serviceaccount', 'dir')).toBe(
+      '/run/secrets/kubernetes.io/serviceaccount',
+    );
+    expect(statSync(join(root, 'run/secrets/kubernetes.io/serviceaccount')).isDirectory()).toBe(
+      true,
+    );
+    expect(makeMountPoint(root, '/etc/deep/hostname', 'file')).toBe('/etc/deep/hostname');
+    expect(statSync(join(root, 'etc/deep/hostname')).isFile()).toBe(true);
+    // Made already: the same answer, nothing changed.
+    expect(makeMountPoint(root, '/etc/deep/hostname', 'file')).toBe('/etc/deep/hostname');
+    expect(makeMountPoint(root, '/', 'dir')).toBe('/');
+  });
+
+  it('never makes anything outside the root, whatever the symlinks say', () => {
+    // A symlink dangling inside the root is left as it is (the mount is then not reachable).
+    expect(makeMountPoint(root, '/escape/made', 'dir')).toBe('/escape/made');
+    expect(existsSync(join(outside, 'made'))).toBe(false);
+    expect(makeMountPoint(root, '/up/../../x/y', 'dir')).toBe('/x/y');
+    expect(statSync(join(root, 'x/y')).isDirectory()).toBe(true);
   });
 });

@@ -50,6 +50,19 @@ export async function runIn(argv: string[], options: WorkdirRun): Promise<RunRes
   });
 }
 
+/**
+ * Runs argv on `copy` with no workdir, the copy writable and the cwd: what
+ * the kernel alone answers, for a differential test against `runIn`.
+ */
+export function runOnCopy(argv: string[], copy: string): Promise<RunResult<string>> {
+  return Sandbox.builder()
+    .fsRead(...SYSTEM_DIRS, '/dev/null', '/proc')
+    .fsWrite(copy)
+    .cwd(copy)
+    .build()
+    .run(argv, { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', LANG: 'C' } });
+}
+
 /** Runs a Python program (its source) in the workdir. */
 export function python(source: string, options: WorkdirRun): Promise<RunResult<string>> {
   return runIn([PYTHON, '-c', source], options);

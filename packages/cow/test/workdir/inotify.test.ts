@@ -6,9 +6,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SYSTEM_DIRS } from '../../../../tools/test-support/index.js';
-import { Sandbox } from '../../../sandlock/src/index.js';
-import { cleanup, PYTHON, python, scratch } from './helpers.js';
+import { cleanup, PYTHON, python, runOnCopy, scratch } from './helpers.js';
 
 const root = scratch();
 const storage = join(root, 'store');
@@ -82,15 +80,7 @@ function makeTree(parent: string): string {
 describe('inotify_add_watch in a copy-on-write workdir', () => {
   it('watches what the sandbox sees, as the kernel on a copy', async () => {
     const copy = makeTree(join(root, 'copy'));
-    const direct = await Sandbox.builder()
-      .fsRead(...SYSTEM_DIRS, '/dev/null', '/proc')
-      .fsWrite(copy)
-      .cwd(copy)
-      .build()
-      .run([PYTHON, '-c', PROGRAM], {
-        encoding: 'utf8',
-        env: { PATH: '/usr/bin:/bin', LANG: 'C' },
-      });
+    const direct = await runOnCopy([PYTHON, '-c', PROGRAM], copy);
     expect(direct.stderr).toBe('');
     chmodSync(join(copy, 'mine'), 0o600);
 

@@ -10,9 +10,7 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SYSTEM_DIRS } from '../../../../tools/test-support/index.js';
-import { Sandbox } from '../../../sandlock/src/index.js';
-import { cleanup, PYTHON, runIn, scratch } from './helpers.js';
+import { cleanup, PYTHON, runIn, runOnCopy, scratch } from './helpers.js';
 
 const PROBES = readFileSync(fileURLToPath(new URL('./openat2.py', import.meta.url)), 'utf8');
 const root = scratch();
@@ -141,12 +139,7 @@ describe('openat2 with RESOLVE_* flags in a copy-on-write workdir', () => {
     const argv = [PYTHON, '-c', PROBES, JSON.stringify(PLAN)];
 
     const copy = makeTree(join(root, 'copy'));
-    const direct = await Sandbox.builder()
-      .fsRead(...SYSTEM_DIRS, '/dev/null', '/proc')
-      .fsWrite(copy)
-      .cwd(copy)
-      .build()
-      .run(argv, { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', LANG: 'C' } });
+    const direct = await runOnCopy(argv, copy);
     expect(direct.stderr).toBe('');
 
     const tree = makeTree(join(root, 'cow'));

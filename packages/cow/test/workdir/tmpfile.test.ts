@@ -7,9 +7,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SYSTEM_DIRS } from '../../../../tools/test-support/index.js';
-import { Sandbox } from '../../../sandlock/src/index.js';
-import { cleanup, PYTHON, python, scratch, snapshot, storeEntries } from './helpers.js';
+import { cleanup, PYTHON, python, runOnCopy, scratch, snapshot, storeEntries } from './helpers.js';
 
 const root = scratch();
 const storage = join(root, 'store');
@@ -78,15 +76,7 @@ function makeTree(parent: string): string {
 describe('O_TMPFILE in a copy-on-write workdir', () => {
   it('makes the file in the layer; linkat names it there, as the kernel on a copy', async () => {
     const copy = makeTree(join(root, 'copy'));
-    const direct = await Sandbox.builder()
-      .fsRead(...SYSTEM_DIRS, '/dev/null', '/proc')
-      .fsWrite(copy)
-      .cwd(copy)
-      .build()
-      .run([PYTHON, '-c', PROGRAM], {
-        encoding: 'utf8',
-        env: { PATH: '/usr/bin:/bin', LANG: 'C' },
-      });
+    const direct = await runOnCopy([PYTHON, '-c', PROGRAM], copy);
     expect(direct.stderr).toBe('');
 
     const tree = makeTree(join(root, 'cow'));

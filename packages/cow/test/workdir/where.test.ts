@@ -8,9 +8,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SYSTEM_DIRS } from '../../../../tools/test-support/index.js';
-import { Sandbox } from '../../../sandlock/src/index.js';
-import { cleanup, PYTHON, python, scratch } from './helpers.js';
+import { cleanup, PYTHON, python, runOnCopy, scratch } from './helpers.js';
 
 const PROGRAM = readFileSync(fileURLToPath(new URL('./where.py', import.meta.url)), 'utf8');
 const root = scratch();
@@ -30,15 +28,7 @@ function makeTree(parent: string): string {
 describe('chdir and exec in a copy-on-write workdir', () => {
   it('give the results and errnos the kernel gives on a copy of the tree', async () => {
     const copy = makeTree(join(root, 'copy'));
-    const direct = await Sandbox.builder()
-      .fsRead(...SYSTEM_DIRS, '/dev/null', '/proc')
-      .fsWrite(copy)
-      .cwd(copy)
-      .build()
-      .run([PYTHON, '-c', PROGRAM], {
-        encoding: 'utf8',
-        env: { PATH: '/usr/bin:/bin', LANG: 'C' },
-      });
+    const direct = await runOnCopy([PYTHON, '-c', PROGRAM], copy);
     expect(direct.stderr).toBe('');
 
     const tree = makeTree(join(root, 'cow'));
