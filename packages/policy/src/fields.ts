@@ -170,11 +170,11 @@ export const FIELDS = {
       {
         long: 'max-disk',
         value: 'SIZE',
-        help: "bound the workdir's layer to SIZE; writes past it fail with ENOSPC",
+        help: "bound the workdir's layer to SIZE: copies and creations past it fail with ENOSPC, a write past SIZE in any one file with EFBIG (SIGXFSZ), and a sandbox whose files together go over it is killed",
       },
     ],
     profile: { section: 'workdir', key: 'max_disk' },
-    doc: "The most bytes the workdir's layer may hold; writes past it fail with ENOSPC.",
+    doc: "The most bytes the workdir's layer may hold. A copy or creation the layer makes past it fails with ENOSPC. No file the sandbox writes (in the workdir or elsewhere) may grow past it: the kernel fails the write with EFBIG and sends SIGXFSZ, which ends a program that does not handle it (RLIMIT_FSIZE). The layer is measured every 100 ms or so and when the program ends: a sandbox whose files together hold more is killed (`killedBy`), and a layer over it at the end is finished as an error (onError).",
   }),
   fsStorage: field({
     kind: nullable(path),

@@ -18,10 +18,12 @@ import {
 } from '@sandlock/seccomp';
 import {
   close,
+  getRlimit,
   type LaunchStep,
   PERSONALITY_QUERY,
   pathWithin,
   personalityWithoutRandomization,
+  type Rlimit,
   trySyscall,
 } from '@sandlock/sys';
 import { sandboxOpenFiles } from './descriptors.js';
@@ -88,6 +90,21 @@ export interface ConfinementOptions {
   workdir?: { lower: string; upper: string; store: string };
   /** The program's credentials (SpawnOptions.user): set before no_new_privs, inherited by the reaper. */
   user?: { uid: number; gid: number; groups?: readonly number[]; umask?: number };
+}
+
+/**
+ * RLIMIT_FSIZE for a workdir with maxDisk: no file the sandbox writes
+ * through a descriptor (the layer's injected ones, or any other) grows past
+ * maxDisk; the kernel fails such a write with EFBIG and sends SIGXFSZ, which
+ * kills by default (setrlimit(2)). The layer's sum is measured on a timer
+ * (SandboxLayer.watchDisk). Never above the supervisor's own hard limit,
+ * which the sandbox could not be given.
+ */
+function fileSizeLimit(maxDisk: number): Rlimit {
+  const own = getRlimit('FSIZE');
+  const wanted = BigInt(maxDisk);
+  const limit = own.hard < wanted ? own.hard : wanted;
+  return { soft: limit, hard: limit };
 }
 
 /** What a domain adds to the policy's rules for a workdir. */
@@ -249,6 +266,10 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     );
     steps.push({ kind: 'rlimit', resource: 'NOFILE', ...openFiles });
     if (policy.noCoredump) steps.push({ kind: 'rlimit', resource: 'CORE', soft: 0n, hard: 0n });
+    if (options.workdir !== undefined && policy.maxDisk !== null) {
+      const fileSize = atStep('file-size limit', () => fileSizeLimit(policy.maxDisk!));
+      steps.push({ kind: 'rlimit', resource: 'FSIZE', ...fileSize });
+    }
     if (policy.noRandomizeMemory) {
       const current = trySyscall('personality', PERSONALITY_QUERY);
       if (current < 0)

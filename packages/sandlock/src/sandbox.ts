@@ -421,6 +421,8 @@ export class Sandbox {
         http?.attach(session.id);
         track(started.pid, session, policy, supervisor);
         sandboxed.supervise(session);
+        const supervised = session;
+        layer?.watchDisk((reason) => supervised.kill(reason));
       }
       await started.release();
       released = true;

@@ -29,8 +29,15 @@ export interface WorkdirResult {
   abort(): void;
 }
 
+/** The least time between two measures of a layer with maxDisk. */
+const DISK_CHECK_MS = 100;
+/** A measure may take at most this share of the time (a large layer is measured less often). */
+const DISK_CHECK_SHARE = 0.05;
+
 /** A layer of a sandbox being started. */
 export class SandboxLayer {
+  private diskTimer: NodeJS.Timeout | null = null;
+
   private constructor(readonly layer: Layer) {}
 
   static create(policy: Policy): SandboxLayer {
@@ -59,8 +66,51 @@ export class SandboxLayer {
     return { lower: this.layer.lower, upper: this.layer.upper, store: this.layer.store };
   }
 
+  /**
+   * With maxDisk: measures the upper on a timer, and calls `kill` with the
+   * reason once it holds more than maxDisk (what the sandbox writes through
+   * descriptors of the upper goes straight to the kernel, uncounted), or
+   * cannot be measured. What it measured is counted, so the layer's own
+   * copies and creations past maxDisk fail with ENOSPC meanwhile.
+   */
+  watchDisk(kill: (reason: string) => void): void {
+    const limit = this.layer.maxDisk;
+    if (limit === null || this.diskTimer !== null) return;
+    const check = () => {
+      const started = performance.now();
+      const over = this.overDisk(limit);
+      if (over !== null) {
+        this.diskTimer = null;
+        kill(over);
+        return;
+      }
+      const took = performance.now() - started;
+      this.diskTimer = setTimeout(check, Math.max(DISK_CHECK_MS, took / DISK_CHECK_SHARE));
+      this.diskTimer.unref();
+    };
+    check();
+  }
+
+  /** Why the layer is over maxDisk, or null. */
+  private overDisk(limit: number): string | null {
+    let used: number;
+    try {
+      used = this.layer.measure();
+    } catch (error) {
+      return `sandlock: cannot measure the workdir's layer for maxDisk: ${(error as Error).message}`;
+    }
+    if (used <= limit) return null;
+    return `the workdir's layer holds ${used} bytes, over maxDisk (${limit})`;
+  }
+
+  private stopDiskWatch(): void {
+    if (this.diskTimer !== null) clearTimeout(this.diskTimer);
+    this.diskTimer = null;
+  }
+
   /** The sandbox did not start: nothing of the layer is kept. */
   discard(): void {
+    this.stopDiskWatch();
     try {
       this.layer.abort();
     } catch {
@@ -70,8 +120,13 @@ export class SandboxLayer {
 
   /** The sandbox ended: `succeeded` when it exited 0 (not killed, not timed out). */
   async finish(policy: Policy, succeeded: boolean, end: WorkdirEnd): Promise<WorkdirResult> {
+    this.stopDiskWatch();
     const layer = this.layer;
-    const result = await finishLayer(layer, succeeded, {
+    // Written since the last measure: a layer over maxDisk at the end is an
+    // error ending, whatever the status (onError decides).
+    const limit = layer.maxDisk;
+    const within = limit === null || this.overDisk(limit) === null;
+    const result = await finishLayer(layer, succeeded && within, {
       onExit: policy.onExit,
       onError: policy.onError,
       dryRun: end === 'dry-run',

@@ -227,6 +227,22 @@ export class Layer {
     }
   }
 
+  /**
+   * Measures the upper as it is (with what the sandbox wrote through
+   * descriptors it was given, which reserve() never saw) and counts at
+   * least that much from now on: the bytes measured. Throws when the upper
+   * cannot be read.
+   */
+  measure(): number {
+    const measured = upperSize(this.upper);
+    const floor = BigInt(measured);
+    for (;;) {
+      const current = Atomics.load(this.used, 0);
+      if (current >= floor) return measured;
+      if (Atomics.compareExchange(this.used, 0, current, floor) === current) return measured;
+    }
+  }
+
   /** Counts `bytes` fewer (never below zero). */
   release(bytes: number): void {
     if (bytes <= 0) return;
@@ -320,9 +336,18 @@ function resolvedStore(store: string): string {
 function upperSize(upper: string): number {
   let total = 0;
   const walk = (dir: string): void => {
-    for (const name of readdirSync(dir)) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && dir !== upper) return;
+      throw error;
+    }
+    for (const name of names) {
       const path = join(dir, name);
-      const stat = lstatSync(path);
+      // Removed since it was listed: not in the upper any more.
+      const stat = lstatSync(path, { throwIfNoEntry: false });
+      if (stat === undefined) continue;
       if (stat.isDirectory()) walk(path);
       else if (stat.isFile() || stat.isSymbolicLink()) total += stat.size;
     }

@@ -1,0 +1,77 @@
+// maxDisk against what a sandbox writes through the descriptors of layer
+// files it was given (the kernel's, not the layer's, writes): each file
+// stops at maxDisk (RLIMIT_FSIZE), and the sum is measured and the sandbox
+// killed past it.
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cleanup, runIn, scratch } from './helpers.js';
+
+const root = scratch();
+const storage = join(root, 'store');
+afterAll(() => cleanup(root));
+let count = 0;
+
+function tree(): string {
+  const dir = join(root, `w${count++}`);
+  mkdirSync(dir);
+  return dir;
+}
+
+const sh = (script: string) => ['/bin/sh', '-c', script];
+const MAX = 1024 * 1024;
+
+describe('maxDisk through injected descriptors', () => {
+  it('stops one file at maxDisk: the write past it fails', async () => {
+    const dir = tree();
+    const result = await runIn(sh('dd if=/dev/zero of=big bs=64k count=100 2>/dev/null'), {
+      workdir: dir,
+      storage,
+      maxDisk: MAX,
+      end: 'defer',
+    });
+    try {
+      // EFBIG, or SIGXFSZ (its default action ends dd).
+      expect(result.exitCode).not.toBe(0);
+      expect(statSync(join(result.workdir!.upper!, 'big')).size).toBeLessThanOrEqual(MAX);
+    } finally {
+      result.workdir!.abort();
+    }
+  });
+
+  it('kills the sandbox when files each within maxDisk together go over it', async () => {
+    const dir = tree();
+    const result = await runIn(
+      sh('head -c 700000 /dev/zero > one; head -c 700000 /dev/zero > two; sleep 30; echo survived'),
+      { workdir: dir, storage, maxDisk: MAX, onExit: 'commit', onError: 'abort' },
+    );
+    expect(result.stdout).toBe('');
+    expect(result.killedBy?.message).toMatch(/over maxDisk/);
+    expect(result.workdir!.done).toBe('abort');
+    expect(existsSync(join(dir, 'one'))).toBe(false);
+  }, 60_000);
+
+  it('does not commit a layer over maxDisk when the program ends before a measure', async () => {
+    const dir = tree();
+    const result = await runIn(
+      sh('head -c 700000 /dev/zero > one; head -c 700000 /dev/zero > two'),
+      { workdir: dir, storage, maxDisk: MAX, onExit: 'commit', onError: 'abort' },
+    );
+    // Killed by a measure meanwhile, or ended first: aborted either way.
+    expect(result.workdir!.done).toBe('abort');
+    expect(existsSync(join(dir, 'one'))).toBe(false);
+    expect(existsSync(join(dir, 'two'))).toBe(false);
+  });
+
+  it('lets writes within maxDisk through and commits them', async () => {
+    const dir = tree();
+    const result = await runIn(
+      sh('head -c 500000 /dev/zero > one; dd if=/dev/zero of=two bs=1000 count=400 2>/dev/null'),
+      { workdir: dir, storage, maxDisk: MAX, onExit: 'commit' },
+    );
+    expect(result.exitCode).toBe(0);
+    expect(result.killedBy).toBeNull();
+    expect(readFileSync(join(dir, 'one')).length).toBe(500000);
+    expect(statSync(join(dir, 'two')).size).toBe(400000);
+  });
+});
