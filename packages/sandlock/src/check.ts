@@ -1,20 +1,26 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { patchVdso, type VdsoFunctions, vdsoFunctions } from '@sandlock/determinism';
 import { detectLandlock, FEATURES, type Feature } from '@sandlock/landlock';
 import { compileSandboxFilter } from '@sandlock/seccomp';
 import {
   AT_FDCWD,
   close,
+  detachMount,
   ERRNO,
   encodeOpenHow,
   encodeSeccompNotifAddfd,
+  errnoName,
   hostArch,
   ioctl,
   ioctlBuffer,
   LaunchError,
   launch,
+  mountTmpfs,
   openFlags,
   PTRACE_SEIZE,
+  pageSize,
   ptrace,
   RESOLVE_BENEATH,
   RESOLVE_NO_MAGICLINKS,
@@ -291,6 +297,40 @@ function remoteAccessFeatures(seccomp: SeccompProbe): KernelFeature[] {
   ];
 }
 
+/**
+ * How a workdir's maxDisk is enforced here: a tmpfs of its own per layer
+ * when this process may mount one (tried on a scratch directory), else
+ * measured.
+ */
+function diskBoundFeature(): KernelFeature {
+  let mounted: number;
+  let dir: string | null = null;
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'sandlock-check-'));
+    mounted = mountTmpfs(dir, {
+      size: pageSize(),
+      mode: 0o700,
+      uid: process.geteuid?.() ?? 0,
+      gid: process.getegid?.() ?? 0,
+    });
+    if (mounted === 0) detachMount(dir);
+  } catch {
+    mounted = -ERRNO.EPERM;
+  } finally {
+    if (dir !== null) rmdirSync(dir);
+  }
+  return {
+    name: 'tmpfs mount (maxDisk: writes past it fail with ENOSPC)',
+    ok: mounted === 0,
+    since: '-',
+    required: false,
+    detail:
+      mounted === 0
+        ? 'each workdir layer with maxDisk is a tmpfs of that size'
+        : `${errnoName(-mounted)}: maxDisk is measured (the sandbox killed past it, each file capped by RLIMIT_FSIZE)`,
+  };
+}
+
 /** What this kernel offers of everything Sandlock uses. */
 export async function checkKernel(): Promise<KernelCheck> {
   const features: KernelFeature[] = [];
@@ -347,7 +387,7 @@ export async function checkKernel(): Promise<KernelCheck> {
       required: false,
     },
   );
-  features.push(...featureProbes(seccomp));
+  features.push(...featureProbes(seccomp), diskBoundFeature());
   return {
     arch,
     landlockAbi: landlock.abi,
