@@ -425,8 +425,8 @@ function serve(socket: Socket): void {
  */
 export function withDelegationSocket(view: ModulePolicy, socket: string | null): ModulePolicy {
   if (socket === null) return view;
-  const path = canonical(socket);
-  return { ...view, unix: [...view.unix, path], delegationSocket: path };
+  // delegationSocket: the name the sandbox is given (SUPERVISOR_VARIABLE), as it is.
+  return { ...view, unix: [...view.unix, canonical(socket)], delegationSocket: socket };
 }
 
 export function delegationSocket(): Promise<string | null> {
