@@ -1,4 +1,5 @@
 import { existsSync, mkdtempSync, readFileSync, rmdirSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { patchVdso, type VdsoFunctions, vdsoFunctions } from '@sandlock/determinism';
@@ -12,6 +13,7 @@ import {
   encodeOpenHow,
   encodeSeccompNotifAddfd,
   errnoName,
+  errnoNumber,
   hostArch,
   ioctl,
   ioctlBuffer,
@@ -32,6 +34,7 @@ import {
   SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
   trySyscall,
 } from '@sandlock/sys';
+import { SUPERVISOR_VARIABLE } from './nesting.js';
 import { DESCRIPTOR_FEATURES } from './remote-access.js';
 
 /** One kernel feature Sandlock uses, and whether this kernel has it. */
@@ -75,6 +78,12 @@ interface SeccompProbe {
   /** Writing a process's read-only vDSO through /proc/PID/mem; null: not tried. */
   memWrite: { ok: boolean; detail: string } | null;
   detail?: string;
+  /**
+   * This process runs in a supervised sandbox: the kernel refused it a
+   * listener (EBUSY) and a sandbox started here is taken on by the
+   * supervisor around it (nesting.ts); null when it could be reached, else why not.
+   */
+  delegated?: { socket: string; error: string | null };
 }
 
 /**
@@ -106,6 +115,17 @@ function probeMemWrite(pid: number): { ok: boolean; detail: string } {
   }
 }
 
+/** Null when a connection to the Unix socket `path` is accepted, else why not. */
+function reachable(path: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = createConnection(path, () => {
+      socket.destroy();
+      resolve(null);
+    });
+    socket.on('error', (error) => resolve(error.message));
+  });
+}
+
 /** Starts /bin/true under a notifying filter and tries each piece of the supervisor's kernel API. */
 async function probeSeccomp(): Promise<SeccompProbe> {
   const probe: SeccompProbe = {
@@ -135,6 +155,11 @@ async function probeSeccomp(): Promise<SeccompProbe> {
       launched.child.kill('SIGKILL');
       if (error instanceof LaunchError && error.code === 'EINVAL' && waitKillable) continue;
       probe.detail = error instanceof Error ? error.message : String(error);
+      // A filter chain holds one listener (kernel/seccomp.c, has_duplicate_listener()).
+      const socket = process.env[SUPERVISOR_VARIABLE] ?? '';
+      if (error instanceof LaunchError && error.code === 'EBUSY' && socket !== '') {
+        probe.delegated = { socket, error: await reachable(socket) };
+      }
       return probe;
     }
     probe.listener = true;
@@ -314,10 +339,14 @@ function diskBoundFeature(): KernelFeature {
       gid: process.getegid?.() ?? 0,
     });
     if (mounted === 0) detachMount(dir);
-  } catch {
-    mounted = -ERRNO.EPERM;
+  } catch (error) {
+    mounted = -(errnoNumber((error as NodeJS.ErrnoException).code ?? '') ?? ERRNO.EPERM);
   } finally {
-    if (dir !== null) rmdirSync(dir);
+    try {
+      if (dir !== null) rmdirSync(dir);
+    } catch {
+      // Left in the temp dir: a mount that could not be detached is the kernel's to report.
+    }
   }
   return {
     name: 'tmpfs mount (maxDisk: writes past it fail with ENOSPC)',
@@ -330,6 +359,13 @@ function diskBoundFeature(): KernelFeature {
         : `${errnoName(-mounted)}: maxDisk is measured (the sandbox killed past it, each file capped by RLIMIT_FSIZE)`,
   };
 }
+
+/** Features of a listener and of its sandboxed process: the outer supervisor's, when delegated. */
+const LISTENER_FEATURES = new Set([
+  'SECCOMP_IOCTL_NOTIF_ADDFD',
+  'ptrace of a sandboxed process (PTRACE_SEIZE)',
+  'vDSO writable through /proc/PID/mem (timeStart, randomSeed)',
+]);
 
 /** What this kernel offers of everything Sandlock uses. */
 export async function checkKernel(): Promise<KernelCheck> {
@@ -365,6 +401,27 @@ export async function checkKernel(): Promise<KernelCheck> {
     });
   }
   const seccomp = await probeSeccomp();
+  const around = seccomp.delegated;
+  if (around !== undefined) {
+    // Served by the supervisor around: its kernel API is that process's to use.
+    features.push(
+      {
+        name: 'seccomp user notification',
+        ok: around.error === null,
+        since: '5.0',
+        required: true,
+        detail: `inside a supervised sandbox (a second listener: EBUSY): sandboxes started here are taken on by the supervisor around it, ${SUPERVISOR_VARIABLE}=${around.socket}${around.error === null ? '' : `: ${around.error}`}`,
+      },
+      ...featureProbes(seccomp).filter((feature) => !LISTENER_FEATURES.has(feature.name)),
+      diskBoundFeature(),
+    );
+    return {
+      arch,
+      landlockAbi: landlock.abi,
+      features,
+      ok: features.every((feature) => feature.ok || !feature.required),
+    };
+  }
   features.push(
     {
       name: 'seccomp user notification',
