@@ -15,7 +15,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { detachMount, pageSize, threadCapabilities } from '@sandlock/sys';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -129,6 +129,14 @@ describe('the measured bound', () => {
     expect(layer.diskBound).toBe('measured');
     expect(mountsUnder(base)).toEqual([]);
     expect(layer.reserve(pageSize())).toBe(false);
+    layer.abort();
+  });
+
+  it('applies above a quarter of the memory (a tmpfs would fill memory, not a disk)', () => {
+    const maxDisk = Math.ceil(totalmem() / 4) + pageSize();
+    const layer = Layer.create({ lower, storage: store, maxDisk });
+    expect(layer.diskBound).toBe('measured');
+    expect(mountsUnder(base)).toEqual([]);
     layer.abort();
   });
 

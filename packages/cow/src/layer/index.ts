@@ -12,6 +12,7 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
+import { totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { mountTmpfs, pageSize } from '@sandlock/sys';
 import { type Change, computeChanges } from './changes.js';
@@ -375,15 +376,22 @@ function resolvedStore(store: string): string {
 }
 
 /**
+ * The largest maxDisk held on a tmpfs, as a share of the machine's memory: a
+ * tmpfs lives in memory and swap, so a bound meant for a disk (tens of
+ * gigabytes) would let the sandbox fill the host's memory instead.
+ */
+const TMPFS_MAX_SHARE = 0.25;
+
+/**
  * Mounts a tmpfs of maxDisk bytes on the new layer's upper (rounded down to
  * whole pages: tmpfs rounds its size up, which would let more than maxDisk
  * land), or says why not: 'measured'. Below one page (a size of 0 is no
- * bound to tmpfs), without CAP_SYS_ADMIN (EPERM), or with kernelBound false,
- * the measured bound applies.
+ * bound to tmpfs), above a quarter of the machine's memory, without
+ * CAP_SYS_ADMIN (EPERM), or with kernelBound false, the measured bound applies.
  */
 function boundUpper(upper: string, maxDisk: number, kernelBound = true): DiskBound {
   const size = maxDisk - (maxDisk % pageSize());
-  if (!kernelBound || size === 0) return 'measured';
+  if (!kernelBound || size === 0 || size > TMPFS_MAX_SHARE * totalmem()) return 'measured';
   const mounted = mountTmpfs(upper, {
     size,
     mode: 0o700,
