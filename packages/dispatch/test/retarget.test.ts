@@ -113,6 +113,8 @@ describe('answer.retarget', () => {
       args: ['fd'],
       fd: 7,
       cloexec: true,
+      execArgs: [],
+      second: null,
     });
     expect(answer.retarget('close', [3])).toMatchObject({ args: [3n], fd: null });
     expect(() => answer.retarget('fchdir', ['fd'])).toThrow(/no fd is injected/);
