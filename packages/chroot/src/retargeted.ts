@@ -68,33 +68,42 @@ export function onChdir(ctx: Ctx): Answer {
 /**
  * chdir to a directory the caller may search but not read (ADDFD takes no
  * O_PATH file, and a read-only open is refused): the caller's own
- * openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW) then fchdir of what
- * it returned, one retarget running both. `dir` is the directory holding
- * it inside the root (injected), `name` the last name of the caller's own
- * path string when the walk found the directory under that name. The
- * kernel's lookup takes the string from the caller's memory, which another
- * of its threads could change meanwhile: the descriptor it returns must be
- * the directory found (device and inode) or fchdir does not run (EACCES).
+ * openat(dir, name, O_PATH | O_DIRECTORY) then fchdir of what it returned,
+ * one retarget running both. `name` is the last name of the caller's own
+ * path string (a name, `..`, a symlink), `dir` what the path before it
+ * names inside the root (injected; the caller's cwd for a single name).
+ * The kernel's lookup of `name` is its own (from the host's view: `..` at
+ * a mount's top, an absolute symlink go elsewhere) and takes the string
+ * from the caller's memory, which another thread could change meanwhile:
+ * the descriptor it returns must be the directory found (device and inode)
+ * or fchdir does not run (EACCES).
  */
 function searchOnly(ctx: Ctx, r: Found, path: Buffer, address: bigint): Answer {
-  const text = path.toString('latin1').replace(/\/+$/, '');
-  const named = r.parent >= 0 && r.name !== '' && (text === r.name || text.endsWith(`/${r.name}`));
-  if (!named) return answer.errno(ERRNO.EACCES);
+  const text = path.toString('latin1').replace(/(.)\/+$/, '$1');
+  const slash = text.lastIndexOf('/');
+  const name = text.slice(slash + 1);
+  if (name === '' || name === '.') return answer.errno(ERRNO.EACCES);
   const searchable = mayExecute(ctx, r);
   if (searchable < 0) return answer.errno(-searchable);
-  const dir = brokerOf(ctx).openat(
-    r.parent,
-    Buffer.from('.'),
-    O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC,
-  );
+  const before = slash < 0 ? '.' : slash === 0 ? '/' : text.slice(0, slash);
+  const base = resolve(ctx, sessionOf(ctx), Buffer.from(before, 'latin1'), AT_FDCWD, {
+    followLast: true,
+  });
+  let dir: number;
+  try {
+    if (base.errno !== 0 || base.proc || base.mode !== S_IFDIR) return answer.errno(ERRNO.EACCES);
+    dir = reaperOpen(ctx, base, O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC);
+  } finally {
+    base.close();
+  }
   if (dir < 0) return answer.errno(ERRNO.EACCES);
   const stat = fstatSync(r.fd, { bigint: true });
   const parent = fstatSync(dir, { bigint: true });
-  const name = address + BigInt(text.length - r.name.length);
-  const flags = O.O_PATH | O.O_DIRECTORY | O.O_NOFOLLOW | O.O_CLOEXEC;
+  const at = address + BigInt(slash + 1);
+  const flags = O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC;
   // The retargeted openat comes back through the filter, from this thread, in the retarget.
-  pathOpens.set(ctx.pid, { name, flags, dev: parent.dev, ino: parent.ino });
-  return answer.retarget('openat', ['fd', name, flags, 0], {
+  pathOpens.set(ctx.pid, { name: at, flags, dev: parent.dev, ino: parent.ino });
+  return answer.retarget('openat', ['fd', at, flags, 0], {
     fd: dir,
     second: { syscall: 'fchdir', args: ['result'], sameAs: { dev: stat.dev, ino: stat.ino } },
   });

@@ -109,6 +109,7 @@ export function buildRootfs(): Rootfs {
   mkdirSync(join(dir, 'searchonly/sub'), { recursive: true });
   writeFileSync(join(dir, 'searchonly/inside'), 'INSIDE SEARCHONLY\n');
   chmodSync(join(dir, 'searchonly'), 0o111);
+  symlinkSync('searchonly', join(dir, 'solink'));
   mkdirSync(join(dir, 'noaccess'));
   chmodSync(join(dir, 'noaccess'), 0o000);
   // Interpreters that are scripts themselves, to the kernel's limit and past it.
