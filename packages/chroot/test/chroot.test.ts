@@ -323,6 +323,14 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
       'exec /emptyline: ENOEXEC\nexec /badinterp: EACCES\nexec /nointerp: ENOENT\n',
     );
     if (root) expect(runInRealRoot(fs.dir, ['/bin/sh', '-c', command])).toBe(out);
+    // Started as the sandbox's program: the same nesting and limit.
+    const started = await runInRoot(fs.dir, ['/chain2', 'x']);
+    expect(started.stdout).toBe('chain /chain6 /chain5 /chain4 /chain3 /chain2 x\n');
+    const tooDeep = await runInRoot(fs.dir, ['/chain1', 'x']).then(
+      (r) => `${r.exitCode} ${r.stderr}`,
+      (error: Error) => error.message,
+    );
+    expect(tooDeep).toMatch(/too many interpreters/);
   });
 
   it("leaves a script's interpreter only the script's descriptor, as fexecve of a script does", async () => {
