@@ -17,23 +17,32 @@ import {
   forgetProcessMemory,
   MAX_ARG_STRLEN,
   type RegisterSet,
-  readMemory,
+  readMemoryPartial,
   type SyscallRegisters,
   writeMemory,
 } from '@sandlock/sys';
 import type { ExecArg } from './answer.js';
 
 const WORD = 8;
+/** Reads stop at a 4 KiB boundary (the stack pointer is 16-byte aligned, so a word never straddles one). */
+const PAGE = 4096;
 /** Far more than any program's argv and envp pointers, or its auxv: a bound on a malformed stack. */
 const MAX_WORDS = 1 << 20;
 
-/** The words from `sp` through the end of the auxiliary vector. */
+/** The words from `sp` through the end of the auxiliary vector, read a page at a time. */
 function pointerBlock(pid: number, sp: bigint): BigUint64Array {
   const words: bigint[] = [];
+  let chunk: Buffer = Buffer.alloc(0);
+  let chunkAt = sp;
   let at = sp;
   const next = (): bigint => {
     if (words.length >= MAX_WORDS) throw new RangeError('exec stack: no end');
-    const word = readMemory(pid, at, WORD).readBigUInt64LE(0);
+    if (at + BigInt(WORD) > chunkAt + BigInt(chunk.length)) {
+      chunkAt = at;
+      chunk = readMemoryPartial(pid, at, PAGE - Number(at % BigInt(PAGE)));
+      if (chunk.length < WORD) throw new RangeError('exec stack: unreadable');
+    }
+    const word = chunk.readBigUInt64LE(Number(at - chunkAt));
     at += BigInt(WORD);
     words.push(word);
     return word;
