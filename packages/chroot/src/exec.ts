@@ -28,7 +28,7 @@ const X_OK = 1;
 /** BINPRM_BUF_SIZE (include/linux/binfmts.h): how much of a `#!` line the kernel reads. */
 const SHEBANG_MAX = 256;
 /** The kernel's nesting limit: a program at depth 5 runs, at 6 ELOOP (exec_binprm(), fs/exec.c: five scripts). */
-const MAX_DEPTH = 5;
+export const MAX_DEPTH = 5;
 const PT_INTERP = 3;
 
 /**

@@ -33,7 +33,7 @@ import {
   threadGroup,
   uint,
 } from './call.js';
-import { interpreterOf, patchedCopy, patchedScript, shebangOf } from './exec.js';
+import { interpreterOf, MAX_DEPTH, patchedCopy, patchedScript, shebangOf } from './exec.js';
 import type { Found } from './root.js';
 
 const O = openFlags(hostArch());
@@ -211,9 +211,6 @@ interface Replace {
 /** A loader or `#!` interpreter named by a descriptor: a copy this module made, or the caller's own descriptor. */
 const BY_DESCRIPTOR = /^\/proc\/self\/fd\/\d+(?:\/[^/]+)?$/;
 
-/** The most `#!` interpreters followed here: more than the kernel's own limit (exec_binprm(), fs/exec.c), which decides. */
-const MAX_SCRIPTS = 8;
-
 /** One `#!` line followed: its interpreter as written, and whether it has an argument. */
 interface Level {
   readonly written: string;
@@ -243,7 +240,6 @@ function interpreterFor(
   opened: number[],
   depth: number,
 ): Named | number {
-  if (depth >= MAX_SCRIPTS) return -ERRNO.ELOOP;
   const session = sessionOf(ctx);
   const interpreter = resolve(ctx, session, Buffer.from(script.interpreter, 'latin1'), AT_FDCWD, {
     followLast: true,
@@ -253,6 +249,11 @@ function interpreterFor(
     if (interpreter.errno !== 0) return -interpreter.errno;
     const fd = openFile(ctx, interpreter, opened);
     if (fd < 0) return fd;
+    if (depth + 1 > MAX_DEPTH) {
+      // The kernel opened it (open_exec() checks MAY_EXEC), then stops: nothing is injected for it.
+      const allowed = mayExecute(ctx, interpreter);
+      return allowed < 0 ? allowed : -ERRNO.ELOOP;
+    }
     const level = { written: script.interpreter, arg: script.arg !== null };
     const inner = shebangOf(fd);
     let file: number;
@@ -445,7 +446,9 @@ function executeUnread(ctx: Ctx, r: Found, path: Buffer, address: bigint, call: 
     O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC,
   );
   if (dir < 0) return answer.errno(ERRNO.EACCES);
-  sessionOf(ctx).exes.set(threadGroup(ctx.pid), r.path);
+  const tgid = threadGroup(ctx.pid);
+  sessionOf(ctx).scripts.drop(tgid);
+  sessionOf(ctx).exes.set(tgid, r.path);
   const name = address + BigInt(text.length - r.name.length);
   // The retargeted call comes back through the filter, from this thread, in the retarget.
   byName.set(ctx.pid, name);
