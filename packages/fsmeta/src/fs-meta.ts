@@ -1,5 +1,5 @@
 // Metadata changes as a handler module of @sandlock/dispatch. Landlock does
-// not mediate chmod, utimes or extended attributes: a sandboxed program could
+// not mediate chmod, chown, utimes or extended attributes: a sandboxed program could
 // change them on any file it owns, granted or not (a sandbox started by root
 // owns root's files). This module is notified of every such call and does it
 // on behalf of the caller, on an object it pinned, after checking the object
@@ -91,7 +91,9 @@ type Change =
       readonly size: number;
       readonly flags: number;
     }
-  | { readonly kind: 'removexattr'; readonly name: Buffer };
+  | { readonly kind: 'removexattr'; readonly name: Buffer }
+  /** -1 (0xffffffff) leaves the id as it is. */
+  | { readonly kind: 'chown'; readonly uid: number; readonly gid: number };
 
 interface Call {
   readonly target: Target;
@@ -232,6 +234,29 @@ function readCall(ctx: HandlerContext): Call {
       const times = a[2] === 0n ? null : copy(ctx, a[2]!, 32);
       return { target, change: { kind: 'utimens', times } };
     }
+    case 'chown':
+    case 'lchown':
+      return {
+        target: pathTarget(
+          ctx,
+          AT_FDCWD,
+          a[0]!,
+          ctx.syscall === 'lchown' ? AT_SYMLINK_NOFOLLOW : 0,
+        ),
+        change: { kind: 'chown', uid: uint(a[1]), gid: uint(a[2]) },
+      };
+    case 'fchown':
+      return {
+        target: { kind: 'fd', fd: int(a[0]) },
+        change: { kind: 'chown', uid: uint(a[1]), gid: uint(a[2]) },
+      };
+    case 'fchownat': {
+      const flags = atFlags(uint(a[4]), AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH);
+      return {
+        target: pathTarget(ctx, int(a[0]), a[1]!, flags),
+        change: { kind: 'chown', uid: uint(a[2]), gid: uint(a[3]) },
+      };
+    }
     case 'setxattr':
     case 'lsetxattr':
       return {
@@ -341,6 +366,8 @@ function readText(path: string): string | null {
   }
 }
 
+const EMPTY_PATH = Buffer.from([0]);
+
 /** /proc/self/fd/<fd>, NUL-terminated: the pinned object, reached by the supervisor. */
 function selfFd(fd: number): Buffer {
   return Buffer.from(`/proc/self/fd/${fd}\0`);
@@ -438,6 +465,11 @@ function perform(change: Change, fd: number, byDescriptor: boolean): number {
         ? trySyscall('fremovexattr', fd, name)
         : trySyscall('removexattr', path, name);
     }
+    case 'chown':
+      // The pinned object itself (AT_EMPTY_PATH): a symlink pinned for lchown stays one.
+      return byDescriptor
+        ? trySyscall('fchown', fd, change.uid, change.gid)
+        : trySyscall('fchownat', fd, EMPTY_PATH, change.uid, change.gid, AT_EMPTY_PATH);
   }
 }
 
@@ -517,8 +549,8 @@ function onMetadata(ctx: HandlerContext<ModulePolicy>): Answer {
 /**
  * On for a sandbox of a root supervisor that may write somewhere (the
  * policy's `mediatesMetadata`: as root, it owns root's files everywhere;
- * as another user, the supervisor can take its ids): its chmod, utimes
- * and extended attribute changes are done on behalf, on objects its policy
+ * as another user, the supervisor can take its ids): its chmod, chown,
+ * utimes and extended attribute changes are done on behalf, on objects its policy
  * lets it write. One that may write nowhere has these calls refused by its
  * filter instead (no supervisor).
  */

@@ -134,7 +134,7 @@ function hasXattr(path: string, name: string): boolean {
   return trySyscall('getxattr', Buffer.from(`${path}\0`), Buffer.from(`${name}\0`), value, 16) >= 0;
 }
 
-/** The calls fs-meta mediates (chown is not notified). */
+/** The calls of the script fs-meta mediates: all of them. */
 const MEDIATED = [
   'now',
   'explicit',
@@ -145,6 +145,9 @@ const MEDIATED = [
   'chmodat',
   'utimensat',
   'chmod',
+  'chgrp',
+  'chown-self',
+  'chown-other',
 ];
 
 /** The script's lines, run under the policy's own Landlock domain and the user's ids, no supervisor. */

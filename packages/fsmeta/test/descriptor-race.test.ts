@@ -5,6 +5,7 @@
 // the kernel would look N up again and sometimes change the read-only file.
 import {
   chmodSync,
+  chownSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -37,6 +38,8 @@ const CALLS: Record<string, string> = {
   fremovexattr: 'libc.fremovexattr(N, b"user.keep")',
   'setxattrat AT_EMPTY_PATH':
     'libc.syscall(nr["setxattrat"], N, b"", AT_EMPTY_PATH, b"user.race", args, ctypes.c_size_t(16))',
+  fchown: 'libc.fchown(N, -1, 0)',
+  'fchownat AT_EMPTY_PATH': 'libc.fchownat(N, b"", -1, 0, AT_EMPTY_PATH)',
   'removexattrat AT_EMPTY_PATH':
     'libc.syscall(nr["removexattrat"], N, b"", AT_EMPTY_PATH, b"user.keep")',
 };
@@ -79,7 +82,7 @@ afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A file's mode, times and user xattrs. */
+/** A file's mode, group, times and user xattrs. */
 function metadata(path: string): string {
   const st = statSync(path, { bigint: true });
   const attrs = ['user.keep', 'user.race'].filter(
@@ -92,7 +95,7 @@ function metadata(path: string): string {
         8,
       ) >= 0,
   );
-  return `${(st.mode & 0o7777n).toString(8)} ${st.atimeNs} ${st.mtimeNs} ${attrs}`;
+  return `${(st.mode & 0o7777n).toString(8)} ${st.gid} ${st.atimeNs} ${st.mtimeNs} ${attrs}`;
 }
 
 describe.skipIf(!asRoot || !hasPython)('fs-meta and a descriptor swapped by another thread', () => {
@@ -106,6 +109,8 @@ describe.skipIf(!asRoot || !hasPython)('fs-meta and a descriptor swapped by anot
     }
     const w = join(dir, 'w', 'f');
     const r = join(dir, 'r', 'f');
+    // Another group, which the root sandbox could make its own (chgrp 0).
+    chownSync(r, 0, 2000);
     const keep = Buffer.from('1');
     expect(
       trySyscall('setxattr', Buffer.from(`${r}\0`), Buffer.from('user.keep\0'), keep, 1, 0),

@@ -144,6 +144,9 @@ describe.each(ARCHES)('sandbox filter on %s', (arch) => {
     expect(metadataCalls('x86_64')).toContain('chmod');
     expect(metadataCalls('aarch64')).not.toContain('chmod'); // fchmodat only there
     expect(metadataCalls('aarch64')).toContain('fchmodat');
+    // chown too: it changes the group of a file its caller owns, and clears set-id bits.
+    expect(metadataCalls('aarch64')).toEqual(expect.arrayContaining(['fchown', 'fchownat']));
+    expect(metadataCalls('x86_64')).toEqual(expect.arrayContaining(['chown', 'lchown']));
   });
 
   it('answers listmount and statmount with ENOSYS (they list every mount)', () => {

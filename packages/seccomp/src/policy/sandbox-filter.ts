@@ -77,8 +77,8 @@ export interface DenyOnlyFilterOptions {
    */
   datagrams?: { readonly udp: boolean; readonly icmp: boolean };
   /**
-   * Refuse metadata changes ({@link METADATA_CALLS}: chmod, utimes, extended
-   * attributes) with EACCES: Landlock does not mediate them, so a sandbox
+   * Refuse metadata changes ({@link metadataCalls}: chmod, chown, utimes,
+   * extended attributes) with EACCES: Landlock does not mediate them, so a sandbox
    * that may write nowhere should make none.
    */
   denyMetadata?: boolean;
@@ -92,13 +92,23 @@ export interface DenyOnlyFilterOptions {
   denyUnixSockets?: boolean;
 }
 
-/** The calls that change a file's mode, times or extended attributes (those of this arch). */
+/**
+ * The calls that change a file's mode, owner, times or extended attributes
+ * (those of this arch). chown needs no capability to change a file's group
+ * among the caller's own, and even chown(f, -1, -1) clears the set-user-ID
+ * and set-group-ID bits of a file the caller owns (chown_common() in
+ * fs/open.c): a root sandbox owns root's files.
+ */
 export function metadataCalls(arch: Arch = hostArch()): string[] {
   return [
     'chmod',
     'fchmod',
     'fchmodat',
     'fchmodat2',
+    'chown',
+    'lchown',
+    'fchown',
+    'fchownat',
     'utime',
     'utimes',
     'futimesat',
