@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { close, launch, trySyscall } from '@sandlock/sys';
+import { close, launch, syscallNumber, trySyscall } from '@sandlock/sys';
 import { afterAll, describe, expect, it } from 'vitest';
 import { collect, PYTHON, SYSTEM_DIRS } from '../../../tools/test-support/index.js';
 import { parsePolicy, prepareConfinement, Sandbox } from '../../sandlock/src/index.js';
@@ -45,11 +45,11 @@ const FILES: Record<string, readonly ['self' | 'root' | 'other', number]> = {
 /**
  * For each file, in order: utimensat now and explicit, setxattr, through a
  * descriptor (futimens, fsetxattr, fchmod), relative to a dirfd (fchmodat,
- * utimensat), chmod, chown to its group, to
+ * utimensat), file_setattr (the nodump flag), chmod, chown to its group, to
  * itself, to another user; one line `<file> <op> <ok|errno name>` each.
  */
 const SCRIPT = `
-import errno, os, sys
+import ctypes, errno, os, sys
 tree, uid, gid, other = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 names = sys.argv[5:]
 def attempt(fn):
@@ -58,6 +58,12 @@ def attempt(fn):
         return 'ok'
     except OSError as e:
         return errno.errorcode[e.errno]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def file_setattr(p):
+    attr = (ctypes.c_uint64 * 3)(0x80, 0, 0)  # struct file_attr: FS_XFLAG_NODUMP
+    if libc.syscall(${syscallNumber('file_setattr')}, -100, p.encode(), attr, ctypes.c_size_t(24), 0) < 0:
+        raise OSError(ctypes.get_errno(), 'file_setattr')
 out = []
 for side in ('w', 'r'):
     for name in names:
@@ -84,6 +90,7 @@ for side in ('w', 'r'):
             say('chmodat', lambda: os.chmod(os.path.basename(p), 0o606, dir_fd=dfd))
             say('utimensat', lambda: os.utime(os.path.basename(p), ns=(5000000000, 6000000000), dir_fd=dfd))
             os.close(dfd)
+        say('fileattr', lambda: file_setattr(p))
         say('chmod', lambda: os.chmod(p, 0o604))
         say('chgrp', lambda: os.chown(p, -1, gid))
         say('chown-self', lambda: os.chown(p, uid, -1))
@@ -144,6 +151,7 @@ const MEDIATED = [
   'fchmod',
   'chmodat',
   'utimensat',
+  'fileattr',
   'chmod',
   'chgrp',
   'chown-self',

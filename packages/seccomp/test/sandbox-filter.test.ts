@@ -165,6 +165,9 @@ describe.each(ARCHES)('sandbox filter on %s', (arch) => {
     expect(verdict('ioctl', [0, 0x40046602])).toBe(EPERM);
     expect(verdict('ioctl', [0, 0x401c5820])).toBe(EPERM);
     expect(verdict('ioctl', [0, 0x80086601])).toBe(ALLOW); // FS_IOC_GETFLAGS
+    // file_setattr: FS_IOC_FSSETXATTR as a syscall; file_getattr only reads.
+    expect(verdict('file_setattr', [-100, 0, 0, 24, 0])).toBe(EPERM);
+    expect(verdict('file_getattr', [-100, 0, 0, 24, 0])).toBe(ALLOW);
   });
 
   it('refuses the three prctl options', () => {

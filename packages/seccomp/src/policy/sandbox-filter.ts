@@ -166,6 +166,11 @@ function addArgumentRefusals(rules: RuleSetBuilder, options: DenyOnlyFilterOptio
     when: [argIn(1, 32, [FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR])],
     action: refuse,
   });
+  // file_setattr(2) (Linux 6.17, fs/file_attr.c) sets the same attributes by path or
+  // descriptor, to the file's owner without a capability (nodump, noatime, sync): refused too.
+  if (hasSyscall('file_setattr', options.arch ?? hostArch())) {
+    rules.add('file_setattr', { action: refuse });
+  }
   // kernel/sys.c: SYSCALL_DEFINE5(prctl, int, option, ...).
   rules.add('prctl', {
     when: [argIn(0, 32, [PR_SET_DUMPABLE, PR_SET_SECUREBITS, PR_SET_PTRACER])],
