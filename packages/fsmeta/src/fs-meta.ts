@@ -24,7 +24,7 @@ import {
   int,
   uint,
 } from '@sandlock/dispatch/module';
-import type { ModulePolicy } from '@sandlock/policy';
+import { canonical, type ModulePolicy } from '@sandlock/policy';
 import { metadataCalls } from '@sandlock/seccomp';
 import {
   AT_EMPTY_PATH,
@@ -421,7 +421,24 @@ function allowed(policy: ModulePolicy, fd: number): boolean {
     return false;
   }
   if (isMemfd(fd, link, unlinked)) return true;
-  return writableByPolicy(policy, link, unlinked);
+  const { fsWrite, fsDeny, workdir } = policy;
+  return writableByPolicy(
+    { fsWrite, fsDeny, workdir: workdir === null ? null : canonicalWorkdir(workdir) },
+    link,
+    unlinked,
+  );
+}
+
+/** The workdir's canonical path, resolved once per path given. */
+const workdirs = new Map<string, string>();
+
+function canonicalWorkdir(workdir: string): string {
+  let found = workdirs.get(workdir);
+  if (found === undefined) {
+    found = canonical(workdir);
+    workdirs.set(workdir, found);
+  }
+  return found;
 }
 
 /** The pinned object's path, for a report. */

@@ -82,8 +82,8 @@ afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A file's mode, group, times and user xattrs. */
-function metadata(path: string): string {
+/** A file's mode, group, times and user xattrs (the access time left out when the file is read). */
+function metadata(path: string, withAtime = true): string {
   const st = statSync(path, { bigint: true });
   const attrs = ['user.keep', 'user.race'].filter(
     (name) =>
@@ -95,7 +95,8 @@ function metadata(path: string): string {
         8,
       ) >= 0,
   );
-  return `${(st.mode & 0o7777n).toString(8)} ${st.gid} ${st.atimeNs} ${st.mtimeNs} ${attrs}`;
+  const atime = withAtime ? st.atimeNs : '';
+  return `${(st.mode & 0o7777n).toString(8)} ${st.gid} ${atime} ${st.mtimeNs} ${attrs}`;
 }
 
 describe.skipIf(!asRoot || !hasPython)('fs-meta and a descriptor swapped by another thread', () => {
@@ -152,5 +153,49 @@ describe.skipIf(!asRoot || !hasPython)('fs-meta and a descriptor swapped by anot
       const [name, done, refused] = line.split('|');
       expect({ name, both: Number(done) > 0 && Number(refused) > 0 }).toEqual({ name, both: true });
     }
+  }, 300_000);
+
+  it('never changes a real file of a copy-on-write workdir inside a writable tree', async () => {
+    // The cow module changes a workdir file's copy and leaves an object
+    // outside the workdir to fs-meta: a descriptor swapped in between must
+    // not reach the real file (the change belongs in the layer).
+    const dir = mkdtempSync(join(tmpdir(), 'sandlock-fd-race-cow-'));
+    dirs.push(dir);
+    for (const side of ['workdir', 'out']) {
+      mkdirSync(join(dir, side));
+      writeFileSync(join(dir, side, 'f'), 'x\n');
+      chmodSync(join(dir, side, 'f'), 0o644);
+    }
+    const real = join(dir, 'workdir', 'f');
+    // Its access time is the layer's to change (the copy reads it).
+    const before = metadata(real, false);
+    const calls = {
+      fchmod: CALLS.fchmod!,
+      'utimensat NULL (futimens)': CALLS['utimensat NULL (futimens)']!,
+    };
+    const sandbox = Sandbox.builder()
+      .fsRead(...SYSTEM_DIRS)
+      .fsWrite(dir)
+      .workdir(join(dir, 'workdir'))
+      .fsStorage(join(dir, 'store'))
+      .onExit('abort')
+      .build();
+    const result = await sandbox.run(
+      [
+        PYTHON,
+        '-c',
+        SCRIPT,
+        join(dir, 'out', 'f'),
+        real,
+        String(ROUNDS),
+        JSON.stringify({ utimensat: syscallNumber('utimensat') }),
+        String(AT_EMPTY_PATH),
+        JSON.stringify(calls),
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(result.stderr).toBe('');
+    expect(String(result.stdout).trim().split('\n')).toHaveLength(2);
+    expect(metadata(real, false)).toBe(before);
   }, 300_000);
 });
