@@ -56,6 +56,7 @@ export {
 } from './memory.js';
 export { pageSize } from './page.js';
 export { bytePath, isSymlink, pathWithin } from './paths.js';
+export * from './pidfd-info.js';
 export {
   childrenOfThread,
   descendantsOf,
