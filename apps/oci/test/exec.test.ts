@@ -193,6 +193,36 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
     });
   });
 
+  it('joins as the container’s user, refusing another (no capability is left to switch)', async () => {
+    const container = 'sandlock-oci-exec-user';
+    const spec = lab.specWith(['sleep', '1000'], { uid: 1000, gid: 1000 });
+    const run = lab.ctr(['run', '-d', '--runc-binary', SANDLOCK_OCI, '--config', spec, container]);
+    expect(run.status, run.stderr).toBe(0);
+    try {
+      await until(`${container} running`, () =>
+        new RegExp(`^${container}\\s+\\d+\\s+RUNNING`, 'm').test(lab.ctr(['task', 'ls']).stdout),
+      );
+      const same = lab.ctr([
+        'task',
+        'exec',
+        '--exec-id',
+        'same',
+        container,
+        'sh',
+        '-c',
+        'id -u; id -g',
+      ]);
+      expect(same.stdout).toBe('1000\n1000\n');
+      const root = lab.ctr(['task', 'exec', '--exec-id', 'root', '--user', '0', container, 'true']);
+      expect(root.status).not.toBe(0);
+      expect(root.stderr).toMatch(/process\.json: user: 0:0/);
+    } finally {
+      lab.ctr(['task', 'kill', '-s', 'SIGKILL', container]);
+      lab.ctr(['task', 'rm', '-f', container]);
+      lab.ctr(['container', 'rm', container]);
+    }
+  });
+
   it('fails clearly, starting nothing, when the container’s supervisor cannot be reached', async () => {
     const container = 'sandlock-oci-exec-unreachable';
     const run = lab.ctr([
