@@ -11,9 +11,9 @@ export type ControlRequest =
   | { op: 'pids' }
   /**
    * Starts `process` in the container; its stdin, stdout and stderr are the
-   * descriptors `fds` of process `pid` (the caller, `exec`'s pid-file process).
+   * caller's descriptors `fds` (the caller: `exec`'s pid-file process).
    */
-  | { op: 'exec'; process: OciProcess; pid: number; fds: [number, number, number] }
+  | { op: 'exec'; process: OciProcess; fds: [number, number, number] }
   /** Answers once the process `exec` started as `pid` has ended; ending the call kills it. */
   | { op: 'wait'; pid: number }
   | { op: 'signal'; pid: number; signal: NodeJS.Signals };

@@ -59,7 +59,6 @@ export async function execClient(options: ExecClientOptions): Promise<never> {
     const reply = await callSupervisor(dir.socket, {
       op: 'exec',
       process: wanted,
-      pid: process.pid,
       fds: stdio,
     }).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') throw notRunning(options.id);

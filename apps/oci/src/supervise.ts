@@ -19,7 +19,7 @@ import {
   type OciSeccompProfile,
   ociProfileRules,
 } from '@sandlock/seccomp';
-import { close, hostArch, pidfdGetfd, pidfdOpen, setRlimit, syscall } from '@sandlock/sys';
+import { close, hostArch, peerPidfd, pidfdGetfd, setRlimit, syscall } from '@sandlock/sys';
 import {
   DEFAULT_POLICY,
   type JoinedProcess,
@@ -254,7 +254,7 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
       case 'exec': {
         if (sandboxed === null) throw new OciError('container is not running');
         const plan = planExec(request.process, rootfs, containerUser);
-        const stdio = takeDescriptors(request.pid, request.fds);
+        const stdio = takeDescriptors(connection, request.fds);
         try {
           const joined = await (sandboxed as SandboxProcess).join({
             path: plan.path,
@@ -313,21 +313,27 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
   return new Promise<never>(() => {});
 }
 
-/** Copies of descriptors `fds` of process `pid` (`exec`'s pid-file process, which sent them). */
-function takeDescriptors(pid: number, fds: readonly number[]): [number, number, number] {
+/**
+ * Copies of descriptors `fds` of the process at the other end of
+ * `connection` (`exec`'s pid-file process, which sent their numbers): its
+ * pidfd from SO_PEERPIDFD, so they are that process's and no other's.
+ */
+function takeDescriptors(connection: Socket, fds: readonly number[]): [number, number, number] {
   const taken: number[] = [];
-  let pidfd = -1;
+  let pidfd: number | null = null;
   try {
-    pidfd = pidfdOpen(pid);
-    for (const fd of fds.slice(0, 3)) taken.push(pidfdGetfd(pidfd, fd));
-    if (taken.length !== 3) throw new Error('three descriptors are needed');
+    const socket = (connection as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof socket !== 'number' || socket < 0)
+      throw new Error('the connection has no descriptor');
+    pidfd = peerPidfd(socket);
+    if (pidfd === null) throw new Error('this kernel lacks SO_PEERPIDFD (Linux 6.5)');
+    if (fds.length !== 3) throw new Error('three descriptors are needed');
+    for (const fd of fds) taken.push(pidfdGetfd(pidfd, fd));
     return taken as [number, number, number];
   } catch (error) {
     for (const fd of taken) close(fd);
-    throw new OciError(
-      `cannot take the stdio of exec's process ${pid}: ${(error as Error).message}`,
-    );
+    throw new OciError(`cannot take the stdio of the exec process: ${(error as Error).message}`);
   } finally {
-    if (pidfd >= 0) close(pidfd);
+    if (pidfd !== null) close(pidfd);
   }
 }
