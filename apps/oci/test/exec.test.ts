@@ -47,7 +47,10 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
   describe.each(RUNTIMES)('%s', (name, runtime) => {
     const id = (what: string) => `${name}-exec-${what}`;
 
-    /** Starts `sleep 1000` detached (ctr run -d), with `options` before the image. */
+    /**
+     * Starts `sleep 1000` detached (ctr run -d), with `options` before the
+     * image; without --config, after writing its host name to /tmp/hostname.
+     */
     async function started(container: string, options: readonly string[] = []): Promise<void> {
       const run = lab.ctr([
         'run',
@@ -57,7 +60,9 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
         ...options,
         ...(options.includes('--config') ? [] : [IMAGE]),
         container,
-        ...(options.includes('--config') ? [] : ['sleep', '1000']),
+        ...(options.includes('--config')
+          ? []
+          : ['sh', '-c', 'hostname > /tmp/hostname; exec sleep 1000']),
       ]);
       expect(run.status, run.stderr).toBe(0);
       await until(`${container} running`, () =>
@@ -75,7 +80,7 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
       return lab.ctr(['task', 'exec', '--exec-id', execId, container, 'sh', '-c', script]);
     }
 
-    it("sees the container's files and first process in /proc, not the host's; passes the exit code", async () => {
+    it("sees the container's files, host name and first process in /proc, not the host's; passes the exit code", async () => {
       const container = id('proc');
       await started(container);
       try {
@@ -86,10 +91,12 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
             'for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline; echo; done | grep -c "^sleep 1000 $"',
             `cat /proc/${lab.daemonPid}/cmdline 2>/dev/null && echo sees-containerd`,
             '[ -e /usr/lib ] && echo host || echo image',
+            'while [ ! -s /tmp/hostname ]; do sleep 0.1; done',
+            '[ "$(hostname)" = "$(cat /tmp/hostname)" ] && echo same-hostname',
             'exit 3',
           ].join('; '),
         );
-        expect(run.stdout).toBe('1\nimage\n');
+        expect(run.stdout).toBe('1\nimage\nsame-hostname\n');
         expect(run.status).toBe(3);
         // The container's own ps lists it while it runs.
         const shown = lab.ctr(['task', 'exec', '--exec-id', 'ps', container, 'sleep', '0.5']);
