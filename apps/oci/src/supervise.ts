@@ -19,7 +19,16 @@ import {
   type OciSeccompProfile,
   ociProfileRules,
 } from '@sandlock/seccomp';
-import { close, hostArch, peerPidfd, pidfdGetfd, setRlimit, syscall } from '@sandlock/sys';
+import {
+  close,
+  hostArch,
+  peerPidfd,
+  pidfdGetfd,
+  pidfdOpen,
+  readableNow,
+  setRlimit,
+  syscall,
+} from '@sandlock/sys';
 import {
   DEFAULT_POLICY,
   type JoinedProcess,
@@ -82,6 +91,40 @@ function containerFilter(profile: OciSeccomp): { program: Buffer } {
 function saveCodeCache(): void {
   const save = (globalThis as Record<symbol, unknown>)[Symbol.for('sandlock.oci.saveCodeCache')];
   if (typeof save === 'function') save();
+}
+
+/** How often the supervisor looks whether the container's first process has ended. */
+const PROGRAM_POLL_MS = 50;
+
+/**
+ * The container ends with its first process, as a pid namespace does when
+ * its init ends (pid_namespaces(7)): what is left (processes `exec` started,
+ * daemons) is killed, or the reaper would wait for them. The reaper still
+ * exits with the first process's status.
+ */
+function endsWithProgram(sandboxed: SandboxProcess): void {
+  let pidfd: number;
+  try {
+    pidfd = pidfdOpen(sandboxed.pid);
+  } catch {
+    // Ended already, or it cannot be watched: the container ends now.
+    void sandboxed.kill('SIGKILL').catch(() => {});
+    return;
+  }
+  let watching = true;
+  const stop = () => {
+    if (!watching) return;
+    watching = false;
+    clearInterval(timer);
+    close(pidfd);
+  };
+  const timer = setInterval(() => {
+    if (!readableNow(pidfd)) return;
+    stop();
+    void sandboxed.kill('SIGKILL').catch(() => {});
+  }, PROGRAM_POLL_MS);
+  timer.unref();
+  void sandboxed.wait().finally(stop);
 }
 
 /** How long the end of the container waits for `wait` replies to be read. */
@@ -190,6 +233,7 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
       if (Array.isArray(stdio)) for (const fd of stdio.slice(0, 1)) closeSync(fd as number);
       for (const warning of sandboxed.warnings) options.log.warning(warning);
       dir.writeSupervisorStatus({ status: 'running' });
+      endsWithProgram(sandboxed);
       setImmediate(saveCodeCache);
       void sandboxed.wait().then(async (status) => {
         // The exec'd processes have ended too: their callers get their status first.

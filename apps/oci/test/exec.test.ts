@@ -180,6 +180,52 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
       }
     });
 
+    it('ends the exec’d process when the container’s first process ends', async () => {
+      const container = id('end');
+      const run = lab.ctr([
+        'run',
+        '-d',
+        '--runc-binary',
+        runtime,
+        IMAGE,
+        container,
+        'sh',
+        '-c',
+        'until [ -e /tmp/stop ]; do sleep 0.1; done; exit 3',
+      ]);
+      expect(run.status, run.stderr).toBe(0);
+      await until(`${container} running`, () =>
+        new RegExp(`^${container}\\s+\\d+\\s+RUNNING`, 'm').test(lab.ctr(['task', 'ls']).stdout),
+      );
+      try {
+        const execd = spawn(
+          'ctr',
+          [
+            '--address',
+            lab.socket,
+            '--namespace',
+            NAMESPACE,
+            'task',
+            'exec',
+            '--exec-id',
+            'outlive',
+            container,
+            'sh',
+            '-c',
+            'touch /tmp/stop; exec sleep 2000',
+          ],
+          { stdio: 'ignore' },
+        );
+        const ended = new Promise<number | null>((done) => execd.on('exit', (code) => done(code)));
+        await until(`${container} stopped`, () =>
+          new RegExp(`^${container}\\s+\\d+\\s+STOPPED`, 'm').test(lab.ctr(['task', 'ls']).stdout),
+        );
+        expect(await ended).toBe(137);
+      } finally {
+        removed(container);
+      }
+    });
+
     it('counts the exec’d process with the container’s pids limit', async () => {
       const container = id('pids');
       const spec = JSON.parse(
