@@ -247,3 +247,7 @@ export const FUTEX_LOCK_PI = 6;
 export const FUTEX_WAIT_BITSET = 9;
 export const FUTEX_WAIT_REQUEUE_PI = 11;
 export const FUTEX_LOCK_PI2 = 13;
+
+/** Signal dispositions (sa_handler values, signal(7)). */
+export const SIG_DFL = 0;
+export const SIG_IGN = 1;
