@@ -10,6 +10,7 @@ import {
   realpathSync,
   renameSync,
   rmSync,
+  type Stats,
   statSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -349,11 +350,24 @@ function upperSize(upper: string): number {
       const stat = lstatSync(path, { throwIfNoEntry: false });
       if (stat === undefined) continue;
       if (stat.isDirectory()) walk(path);
-      else if (stat.isFile() || stat.isSymbolicLink()) total += stat.size;
+      else if (stat.isFile() || stat.isSymbolicLink()) total += heldBy(stat);
     }
   };
   walk(upper);
   return total;
+}
+
+/**
+ * A file's size, plus the blocks allocated past it: fallocate(2) with
+ * FALLOC_FL_KEEP_SIZE allocates beyond the end of file without changing the
+ * size (and RLIMIT_FSIZE does not bound it), so the size alone would count
+ * nothing of it. A sparse file counts its size.
+ */
+function heldBy(stat: Stats): number {
+  const allocated = stat.blocks * 512;
+  const block = stat.blksize > 0 ? stat.blksize : 4096;
+  const used = Math.ceil(stat.size / block) * block;
+  return allocated > used ? stat.size + (allocated - used) : stat.size;
 }
 
 export { type CleanReport, cleanStaleLayers, listLayers } from './stale.js';

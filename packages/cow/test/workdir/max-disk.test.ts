@@ -2,9 +2,11 @@
 // files it was given (the kernel's, not the layer's, writes): each file
 // stops at maxDisk (RLIMIT_FSIZE), and the sum is measured and the sandbox
 // killed past it.
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { Layer } from '../../src/layer/index.js';
 import { cleanup, runIn, scratch } from './helpers.js';
 
 const root = scratch();
@@ -73,5 +75,45 @@ describe('maxDisk through injected descriptors', () => {
     expect(result.killedBy).toBeNull();
     expect(readFileSync(join(dir, 'one')).length).toBe(500000);
     expect(statSync(join(dir, 'two')).size).toBe(400000);
+  });
+
+  // fallocate(2) with FALLOC_FL_KEEP_SIZE allocates past the end of file, unbounded by
+  // RLIMIT_FSIZE: 64 MiB on a layer bounded to 1 MiB.
+  const KEEP_SIZE = 'touch big; fallocate -n -l 64M big; echo "rc $?"; ls -s big';
+
+  it('refuses fallocate that keeps the size (control: the same allocation without maxDisk)', async () => {
+    const control = await runIn(sh(KEEP_SIZE), { workdir: tree(), storage, end: 'defer' });
+    try {
+      expect(control.stdout).toMatch(/^rc 0\n6553[0-9] big\n$/);
+    } finally {
+      control.workdir!.abort();
+    }
+    const result = await runIn(sh(KEEP_SIZE), {
+      workdir: tree(),
+      storage,
+      maxDisk: MAX,
+      end: 'defer',
+    });
+    try {
+      expect(result.stdout).toBe('rc 1\n0 big\n');
+      expect(statSync(join(result.workdir!.upper!, 'big')).blocks).toBe(0);
+    } finally {
+      result.workdir!.abort();
+    }
+  }, 60_000);
+
+  it('measures the blocks a file holds past its size', () => {
+    const lower = tree();
+    const layer = Layer.create({ lower, storage, maxDisk: MAX });
+    try {
+      writeFileSync(join(layer.upper, 'small'), 'x');
+      writeFileSync(join(layer.upper, 'big'), '');
+      expect(layer.measure()).toBe(1);
+      execFileSync('fallocate', ['-n', '-l', '4M', join(layer.upper, 'big')]);
+      expect(statSync(join(layer.upper, 'big')).size).toBe(0);
+      expect(layer.measure()).toBeGreaterThanOrEqual(1 + 4 * MAX);
+    } finally {
+      layer.abort();
+    }
   });
 });
