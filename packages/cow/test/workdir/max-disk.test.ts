@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Layer } from '../../src/layer/index.js';
-import { cleanup, runIn, scratch } from './helpers.js';
+import { cleanup, python, runIn, scratch } from './helpers.js';
 
 const root = scratch();
 const storage = join(root, 'store');
@@ -116,4 +116,55 @@ describe('maxDisk through injected descriptors', () => {
       layer.abort();
     }
   });
+
+  // Three files of 700000 bytes each within maxDisk, together over it, that no name leads
+  // to while the program holds them open.
+  const holding = (kind: 'tmpfile' | 'unlinked') => `
+import os, time
+fds = []
+for i in range(3):
+    if '${kind}' == 'tmpfile':
+        fd = os.open('.', os.O_TMPFILE | os.O_WRONLY, 0o600)
+    else:
+        fd = os.open('f%d' % i, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.unlink('f%d' % i)
+    os.write(fd, bytes(700000))
+    fds.append(fd)
+print('holding', flush=True)
+time.sleep(20)
+print('survived', flush=True)
+`;
+
+  it.each(['tmpfile', 'unlinked'] as const)(
+    'counts the files the sandbox holds open with no name left (%s)',
+    async (kind) => {
+      // Control: without maxDisk the program holds them to its end.
+      const control = await python(holding(kind).replace('20', '0'), {
+        workdir: tree(),
+        storage,
+      });
+      expect(control.stdout).toBe('holding\nsurvived\n');
+      const result = await python(holding(kind), {
+        workdir: tree(),
+        storage,
+        maxDisk: MAX,
+        onExit: 'commit',
+        onError: 'abort',
+      });
+      expect(result.stdout).not.toContain('survived');
+      expect(result.killedBy?.message).toMatch(/over maxDisk/);
+    },
+    90_000,
+  );
+
+  it('counts a file of the layer once whatever its hard links', async () => {
+    const dir = tree();
+    const result = await runIn(
+      sh('head -c 700000 /dev/zero > one; ln one two; ln one three; sleep 1; echo survived'),
+      { workdir: dir, storage, maxDisk: MAX, onExit: 'commit', onError: 'abort' },
+    );
+    expect(result.killedBy).toBeNull();
+    expect(result.stdout).toBe('survived\n');
+    expect(statSync(join(dir, 'three')).size).toBe(700000);
+  }, 60_000);
 });
