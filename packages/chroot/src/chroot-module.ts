@@ -8,7 +8,7 @@
 // imports this file in its worker threads by URL (CHROOT_MODULE): no side
 // effects at import.
 
-import { readFileSync } from 'node:fs';
+import { fstatSync, readFileSync } from 'node:fs';
 import {
   type Answer,
   defineModule,
@@ -17,7 +17,7 @@ import {
   type RootView,
   type WorkerSession,
 } from '@sandlock/dispatch/module';
-import { byPathCall, close, hasSyscall, hostArch, openFlags, S_IFREG } from '@sandlock/sys';
+import { byPathCall, close, hasSyscall, hostArch, openFlags, S_IFMT, S_IFREG } from '@sandlock/sys';
 import { brokerOf, type ChrootPolicy, type Ctx, sessions } from './call.js';
 import {
   onAccess,
@@ -110,11 +110,14 @@ function rootView(root: Root, session: WorkerSession<ChrootPolicy>): RootView {
             ? broker.openat(
                 found.parent,
                 Buffer.from(found.name, 'latin1'),
-                O.O_RDONLY | O.O_NOFOLLOW,
+                // The name may be a FIFO by now (renamed over it since the walk):
+                // neither the reaper's open nor this thread's read may wait on it.
+                O.O_RDONLY | O.O_NOFOLLOW | O.O_NONBLOCK,
               )
             : -1;
         if (fd < 0) return null;
         try {
+          if ((fstatSync(fd).mode & S_IFMT) !== S_IFREG) return null;
           return readFileSync(fd);
         } finally {
           close(fd);

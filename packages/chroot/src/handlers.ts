@@ -53,6 +53,7 @@ import {
 } from './call.js';
 import { openOwnDescriptor, ownDescriptorOf, ownTerminalOf } from './own-fd.js';
 import { isSearchOnlyOpen } from './retargeted.js';
+import { throughProcRoot } from './proc-root.js';
 import type { Found } from './root.js';
 
 const O = openFlags(hostArch());
@@ -120,10 +121,18 @@ function atPath(
   if (path.length === 0) return answer.errno(ENOENT);
   const r = resolve(ctx, session, path, dirfd, { followLast, create, resolve: resolveFlags });
   try {
-    if (r.proc && !handlesProc) {
+    if (r.proc) {
       // The kernel's walk of a /proc path starts at the caller's real root, not at a dirfd.
       if ((resolveFlags & (RESOLVE_BENEATH | RESOLVE_IN_ROOT)) !== 0) return answer.errno(EXDEV);
-      return procPath(session, path);
+      const inRoot = throughProcRoot(ctx, session, path, followLast);
+      if (typeof inRoot === 'number') return answer.errno(-inRoot);
+      if (inRoot !== null) {
+        if ((resolveFlags & (RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS)) !== 0) {
+          return answer.errno(ERRNO.ELOOP);
+        }
+        return atPath(ctx, inRoot, AT_FDCWD, followLast, done, create, handlesProc, resolveFlags);
+      }
+      if (!handlesProc) return procPath(session, path);
     }
     return done(r);
   } finally {

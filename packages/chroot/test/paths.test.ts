@@ -184,6 +184,49 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     ]);
   };
 
+  it("changes nothing outside the root through /proc/self/root (the host's / to the kernel)", async () => {
+    xattrState();
+    const secret = join(fs.outside, 'secret');
+    const through = `/proc/self/root${secret}`;
+    const out = await emulated(
+      [
+        `getx:${through}:user.s`,
+        `setx:${through}:user.w:WRITTEN`,
+        `rmx:${through}:user.s`,
+        `chmod:${through}`,
+        `watch:${through}:-`,
+        `watch:/proc/self/root${fs.outside}:D`,
+        'setx:/proc/self/root/tmp/xf:user.a:inside',
+        'getx:/tmp/xf:user.a',
+      ],
+      { mounts: [`${APP}:${hostRun}`, '/proc:/proc'] },
+    );
+    expect(out).not.toContain('SECRET');
+    expect(out).toBe(
+      [
+        `getx:${through}:user.s: ENOENT`,
+        `setx:${through}:user.w:WRITTEN: ENOENT`,
+        `rmx:${through}:user.s: ENOENT`,
+        `chmod:${through}: ENOENT`,
+        `watch:${through}:-: ENOENT`,
+        `watch:/proc/self/root${fs.outside}:D: ENOENT`,
+        'setx:/proc/self/root/tmp/xf:user.a:inside: 0',
+        'getx:/tmp/xf:user.a: 6 [inside]',
+        '',
+      ].join('\n'),
+    );
+    // The host's file is as it was (the probe, run on the host, reads it).
+    const host = execFileSync(
+      join(fs.dir, 'paths'),
+      [`getx:${secret}:user.s`, `getx:${secret}:user.w`],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(host).toBe(`getx:${secret}:user.s: 6 [SECRET]\ngetx:${secret}:user.w: ENODATA\n`);
+    expect(statSync(secret).mode & 0o777).not.toBe(0o600);
+  });
+
   it('reads and writes extended attributes of what the path names inside the root', async () => {
     xattrState();
     const out = await emulated(XATTR_OPS);

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { sandboxProcesses } from '@sandlock/dispatch';
 import type { Denial } from '@sandlock/http';
 import { PolicyBuilder, type PolicyDraft, profileDraft } from '@sandlock/policy';
 import { watchResources } from '@sandlock/resource';
@@ -442,7 +443,10 @@ export class Sandbox {
         track(started.pid, session, policy, supervisor);
         sandboxed.supervise(session);
         const supervised = session;
-        layer?.watchDisk((reason) => supervised.kill(reason));
+        layer?.watchDisk(
+          (reason) => supervised.kill(reason),
+          () => sandboxProcesses(started.pid),
+        );
       }
       await started.release();
       released = true;

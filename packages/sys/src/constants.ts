@@ -75,6 +75,9 @@ export const IN_ONLYDIR = 0x01000000;
 export const IN_DONT_FOLLOW = 0x02000000;
 export const IN_ALL_EVENTS = 0x00000fff;
 
+/** fallocate(2) mode: allocate without changing the file size (include/uapi/linux/falloc.h). */
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+
 // include/uapi/asm-generic/fcntl.h, include/uapi/linux/fcntl.h: fcntl(2) commands.
 export const F_GETFD = 1;
 export const F_GETFL = 3;
