@@ -52,8 +52,8 @@ import {
   writable,
 } from './call.js';
 import { openOwnDescriptor, ownDescriptorOf, ownTerminalOf } from './own-fd.js';
-import { isSearchOnlyOpen } from './retargeted.js';
 import { throughProcRoot } from './proc-root.js';
+import { isSearchOnlyOpen } from './retargeted.js';
 import type { Found } from './root.js';
 
 const O = openFlags(hostArch());
