@@ -60,6 +60,8 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     symlinkSync('/inner', join(fs.dir, 'sub/abs'));
     await listen(join(hostRun, 'app.sock'), 'host server');
     await listen(join(fs.outside, 'out.sock'), 'OUTSIDE server');
+    mkdirSync(join(fs.dir, 'srv'));
+    await listen(join(fs.dir, 'srv/in.sock'), 'inside server');
     // The first sandbox starts the supervisor's worker (its sources compiled
     // for the test run): minutes on a loaded machine, so outside the tests.
     await runInRoot(fs.dir, ['/bin/true']);
@@ -69,19 +71,29 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     fs?.remove();
   });
 
-  const emulated = async (ops: string[], options: { write?: string[]; mounts?: string[] } = {}) => {
+  const emulated = async (
+    ops: string[],
+    options: { write?: string[]; mounts?: string[]; unix?: string[] } = {},
+  ) => {
     const result = await runInRoot(fs.dir, ['/paths', ...ops], {
       write: options.write ?? ['/tmp'],
       mounts: options.mounts ?? [`${APP}:${hostRun}`],
+      ...(options.unix !== undefined ? { unix: options.unix } : {}),
     });
     expect(result.stderr).toBe('');
     expect(result.exitCode).toBe(0);
     return result.stdout;
   };
 
-  /** The same operations under chroot(2), with the host directory bound at APP in a mount namespace of their own. */
-  const real = async (ops: string[]) => {
-    const script = 'mount --bind "$1" "$2$3" && root="$2" && shift 3 && exec chroot "$root" "$@"';
+  /**
+   * The same operations under chroot(2), with the host directory bound at
+   * APP (read-only with `readOnly`) in a mount namespace of their own.
+   */
+  const real = async (ops: string[], readOnly = false) => {
+    const bind = readOnly
+      ? 'mount --bind "$1" "$2$3" && mount -o remount,bind,ro "$2$3"'
+      : 'mount --bind "$1" "$2$3"';
+    const script = `${bind} && root="$2" && shift 3 && exec chroot "$root" "$@"`;
     const { stdout } = await run(
       'unshare',
       ['-m', 'sh', '-c', script, 'sh', hostRun, fs.dir, APP, '/paths', ...ops],
@@ -145,6 +157,39 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
         '\n',
       ),
     );
+  });
+
+  it('binds no socket file in a read-only mount: EROFS, as the kernel', async () => {
+    const ops = [`unix:${APP}/ro.sock`, `unix:${APP}/app.sock`];
+    const out = await emulated(ops, { write: ['/tmp'], mounts: [`${APP}:${hostRun}:ro`] });
+    expect(out).toBe(
+      [`unix:${APP}/ro.sock: bind EROFS`, `unix:${APP}/app.sock: bind EADDRINUSE`, ''].join('\n'),
+    );
+    if (root) expect(await real(ops, true)).toBe(out);
+  });
+
+  it('reaches the Unix sockets `unix` names by their paths inside the root, not by host paths', async () => {
+    const ops = ['connect:/srv/in.sock', `connect:${APP}/app.sock`];
+    const mounts = [`${APP}:${hostRun}:ro`];
+    const unnamed = await emulated(ops, { mounts });
+    expect(unnamed).toBe(
+      ['connect:/srv/in.sock: connect EACCES', `connect:${APP}/app.sock: connect EACCES`, ''].join(
+        '\n',
+      ),
+    );
+    // A socket dir that does not exist yet is named too: `/srv/later` stands for the rest.
+    const named = await emulated(ops, { mounts, unix: ['/srv/in.sock', APP, '/srv/later/x.sock'] });
+    expect(named).toBe(
+      ['connect:/srv/in.sock: [inside server]', `connect:${APP}/app.sock: [host server]`, ''].join(
+        '\n',
+      ),
+    );
+    if (root) expect(await real(ops)).toBe(named);
+    const byHostPath = await emulated(ops, {
+      mounts,
+      unix: [join(fs.dir, 'srv/in.sock'), hostRun],
+    });
+    expect(byHostPath).toBe(unnamed);
   });
 
   const XATTR_OPS = [
