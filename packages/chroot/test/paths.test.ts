@@ -287,6 +287,109 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     }
   });
 
+  const FANOTIFY_OPS = [
+    'dropcaps',
+    'fanotify:/tmp/nd:-',
+    'fanotify:/tmp/nf:D',
+    'fanotify:/tmp/nl:N',
+    'fanotify:/tmp/none:-',
+    'fanotify:/tmp/nd:M',
+    'fanotify:/:F',
+    'fanotify:/../../..:-',
+    `fanotify:${APP}:D`,
+    'fanotify:/sub/abs:N',
+    'write:/tmp/nd/new',
+    'write:/tmp/nf',
+    'write:/inner',
+    'fanevents',
+    'fanotify:/tmp/nd:R',
+    'fanotify:/tmp/nd:R',
+    'write:/tmp/nd/new',
+    'fanevents',
+  ];
+
+  const fanotifyState = () => {
+    rmSync(join(fs.dir, 'tmp/nd'), { recursive: true, force: true });
+    rmSync(join(fs.dir, 'tmp/nl'), { force: true });
+    mkdirSync(join(fs.dir, 'tmp/nd'));
+    writeFileSync(join(fs.dir, 'tmp/nf'), '');
+    symlinkSync('nf', join(fs.dir, 'tmp/nl'));
+  };
+
+  it('marks with fanotify what the path names inside the root, inodes only', async () => {
+    fanotifyState();
+    const out = await emulated(FANOTIFY_OPS, { write: ['/tmp', '/inner'] });
+    expect(out).toContain('fanotify:/tmp/nd:-: 0');
+    expect(out).toContain('fanotify:/tmp/nf:D: ENOTDIR');
+    expect(out).toContain('fanotify:/tmp/none:-: ENOENT');
+    expect(out).toContain('fanotify:/:F: EPERM');
+    expect(out).toContain('fanotify:/tmp/nd:R: ENOENT');
+    expect(out).toMatch(/^fanevents: \S+ \S+/m);
+    if (root) {
+      fanotifyState();
+      expect(await real(FANOTIFY_OPS)).toBe(out);
+    }
+  });
+
+  const FILE_ATTR_OPS = [
+    'dropcaps',
+    'fattr:/tmp/fa:-',
+    'fsetattr:/tmp/fa:80',
+    'fattr:/tmp/fa:-',
+    'fattr:/tmp/fl:-',
+    'fattr:/tmp/fl:N',
+    'fsetattr:/tmp/fa:8',
+    'fattr:/tmp/fa:S',
+    'fattr:/nothing:B',
+    'fattr:/nothing:-',
+    'fattr:/../../tmp/fa:-',
+    'fattr:/abs:-',
+    'fattr:/sub/abs:-',
+    `fattr:${APP}/file:-`,
+    'fsetattr:/tmp/fa:0',
+    'fattr:/tmp/fa:-',
+  ];
+
+  const fileAttrState = () => {
+    rmSync(join(fs.dir, 'tmp/fa'), { force: true });
+    rmSync(join(fs.dir, 'tmp/fl'), { force: true });
+    writeFileSync(join(fs.dir, 'tmp/fa'), 'x');
+    symlinkSync('fa', join(fs.dir, 'tmp/fl'));
+    // The probe itself, run on the host, marks the file outside the root.
+    execFileSync(join(fs.dir, 'paths'), [`fsetattr:${join(fs.outside, 'secret')}:80`]);
+  };
+
+  it('reads and changes file attributes of what the path names inside the root', async () => {
+    fileAttrState();
+    const out = await emulated(FILE_ATTR_OPS);
+    expect(out).toContain('fattr:/tmp/fa:-: 0 [80]');
+    expect(out).toContain('fsetattr:/tmp/fa:8: EPERM');
+    expect(out).toContain('fattr:/nothing:B: EINVAL');
+    expect(out).toContain('fattr:/abs:-: ENOENT');
+    if (root) {
+      fileAttrState();
+      expect(await real(FILE_ATTR_OPS)).toBe(out);
+    }
+  });
+
+  it('changes file attributes only where the policy lets it write', async () => {
+    fileAttrState();
+    const out = await emulated(
+      ['fsetattr:/etc/os-release:80', `fsetattr:${APP}/file:80`, 'fsetattr:/tmp/fa:80'],
+      { write: ['/tmp'], mounts: [`${APP}:${hostRun}:ro`] },
+    );
+    expect(out).toBe(
+      [
+        'fsetattr:/etc/os-release:80: EACCES',
+        `fsetattr:${APP}/file:80: EROFS`,
+        'fsetattr:/tmp/fa:80: 0',
+        '',
+      ].join('\n'),
+    );
+    const etc = await emulated(['fattr:/etc/os-release:-']);
+    expect(etc).toBe('fattr:/etc/os-release:-: 0 [0]\n');
+  });
+
   it('changes modes and extended attributes only where the policy lets it write', async () => {
     xattrState();
     const out = await emulated(
