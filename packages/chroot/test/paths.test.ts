@@ -390,6 +390,43 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     expect(etc).toBe('fattr:/etc/os-release:-: 0 [0]\n');
   });
 
+  const UTIME_OPS = [
+    'utime:/tmp/ut:1000',
+    'mtime:/tmp/ut',
+    'utimes:/tmp/ut:2000:5',
+    'mtime:/tmp/ut',
+    'utimes:/tmp/ut:1:1000000',
+    'futimesat:tmp/ut:3000',
+    'mtime:/tmp/ut',
+    'utimes:/tmp/ul:4000:0',
+    'mtime:/tmp/ut',
+    'utime:/nothing:1',
+    'utime:/abs:1',
+    'utime:/../../tmp/ut:5000',
+    'mtime:/tmp/ut',
+  ];
+
+  it('sets times by the old calls (utime, utimes, futimesat) on what the path names inside the root', async () => {
+    const state = () => {
+      rmSync(join(fs.dir, 'tmp/ut'), { force: true });
+      rmSync(join(fs.dir, 'tmp/ul'), { force: true });
+      writeFileSync(join(fs.dir, 'tmp/ut'), '');
+      symlinkSync('ut', join(fs.dir, 'tmp/ul'));
+    };
+    state();
+    const out = await emulated(UTIME_OPS);
+    expect(out).toContain('mtime:/tmp/ut: 2000.000005000');
+    expect(out).toContain('utimes:/tmp/ut:1:1000000: EINVAL');
+    expect(out).toContain('utime:/abs:1: ENOENT');
+    if (root) {
+      state();
+      expect(await real(UTIME_OPS)).toBe(out);
+    }
+    expect(await emulated(['utime:/etc/os-release:1', 'utimes:/etc/os-release:1:0'])).toBe(
+      'utime:/etc/os-release:1: EACCES\nutimes:/etc/os-release:1:0: EACCES\n',
+    );
+  });
+
   it('changes modes and extended attributes only where the policy lets it write', async () => {
     xattrState();
     const out = await emulated(

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -234,6 +235,20 @@ int main(int argc, char **argv) {
       status(label, syscall(SYS_fanotify_mark, fanotifier, flags, FAN_MODIFY | FAN_CREATE | FAN_ATTRIB | FAN_ONDIR | FAN_EVENT_ON_CHILD, AT_FDCWD, a));
     } else if (!strcmp(op, "fanevents")) {
       fanEvents(label);
+    } else if (!strcmp(op, "utime")) {
+      /* The old time calls by their numbers (glibc makes utimensat of them). */
+      struct { long actime, modtime; } t = {atol(b), atol(b)};
+      status(label, syscall(SYS_utime, a, &t));
+    } else if (!strcmp(op, "utimes")) {
+      struct timeval t[2] = {{atol(b), atol(c)}, {atol(b), atol(c)}};
+      status(label, syscall(SYS_utimes, a, t));
+    } else if (!strcmp(op, "futimesat")) {
+      struct timeval t[2] = {{atol(b), 0}, {atol(b), 0}};
+      status(label, syscall(SYS_futimesat, AT_FDCWD, a, t));
+    } else if (!strcmp(op, "mtime")) {
+      struct stat st;
+      if (stat(a, &st) < 0) fail(label, "stat");
+      else printf("%s: %ld.%09ld\n", label, (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
     } else if (!strcmp(op, "events")) {
       events(label);
     } else if (!strcmp(op, "res")) {
