@@ -34,7 +34,7 @@ import {
 import { brokerOf, type Ctx, int, reaper, uint } from './call.js';
 import { at } from './handlers.js';
 
-const { EBADF, ENOENT, ENOTDIR, EPERM } = ERRNO;
+const { ENOENT, ENOTDIR, EPERM } = ERRNO;
 const EMPTY = Buffer.from('\0');
 
 /** A call with this thread's capabilities lowered to the caller's (none): the kernel checks CAP_SYS_ADMIN of the marker. */
@@ -54,8 +54,9 @@ export function onFanotifyMark(ctx: Ctx): Answer {
   try {
     instance = ctx.getFd(int(a[0]));
   } catch (error) {
-    if (error instanceof CallError) return answer.errno(EBADF);
-    throw error;
+    if (!(error instanceof CallError)) throw error;
+    // The flags and the mask are checked before the descriptor: the kernel's errno, on -1.
+    return answer.fromResult(trySyscall('fanotify_mark', -1, flags, mask, AT_FDCWD, EMPTY));
   }
   try {
     const checked = asCaller(() =>

@@ -298,6 +298,8 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     'fanotify:/../../..:-',
     `fanotify:${APP}:D`,
     'fanotify:/sub/abs:N',
+    'badfan:/tmp/nd:999',
+    'badfan:/tmp/nd:1',
     'write:/tmp/nd/new',
     'write:/tmp/nf',
     'write:/inner',
@@ -324,6 +326,8 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     expect(out).toContain('fanotify:/tmp/none:-: ENOENT');
     expect(out).toContain('fanotify:/:F: EPERM');
     expect(out).toContain('fanotify:/tmp/nd:R: ENOENT');
+    expect(out).toContain('badfan:/tmp/nd:999: EBADF');
+    expect(out).toContain('badfan:/tmp/nd:1: EINVAL');
     expect(out).toMatch(/^fanevents: \S+ \S+/m);
     if (root) {
       fanotifyState();

@@ -233,6 +233,9 @@ int main(int argc, char **argv) {
       if (strchr(b, 'M')) flags |= FAN_MARK_MOUNT;
       if (strchr(b, 'F')) flags |= FAN_MARK_FILESYSTEM;
       status(label, syscall(SYS_fanotify_mark, fanotifier, flags, FAN_MODIFY | FAN_CREATE | FAN_ATTRIB | FAN_ONDIR | FAN_EVENT_ON_CHILD, AT_FDCWD, a));
+    } else if (!strcmp(op, "badfan")) {
+      /* badfan:PATH:FD, a descriptor that is no fanotify instance. */
+      status(label, syscall(SYS_fanotify_mark, atoi(b), FAN_MARK_ADD, FAN_MODIFY, AT_FDCWD, a));
     } else if (!strcmp(op, "fanevents")) {
       fanEvents(label);
     } else if (!strcmp(op, "utime")) {
