@@ -57,6 +57,17 @@ function hostTreeOf(root: Root, virtual: string, what: string): string | null {
   return null;
 }
 
+/** The deny paths on the host ({@link hostTreeOf}); throws for one that cannot be named. */
+function denied(root: Root, paths: readonly string[]): string[] {
+  return paths.map((path) => {
+    const host = hostTreeOf(root, path, 'fsDeny');
+    if (host === null) {
+      throw new Error(`sandlock: chroot: fsDeny ${path}: \`..\` after a missing name`);
+    }
+    return host;
+  });
+}
+
 /**
  * The host paths of a policy whose `chroot` is set. Throws an Error naming
  * the path when a read or write path, or the cwd, is not inside the root.
@@ -85,12 +96,7 @@ export function hostPaths(policy: Policy): HostPaths {
       return need(path, 'fsWrite');
     });
     const read = policy.fsRead.map((path) => need(path, 'fsRead'));
-    const deny = policy.fsDeny.map((path) => {
-      const host = hostTreeOf(root, path, 'fsDeny');
-      if (host === null)
-        throw new Error(`sandlock: chroot: fsDeny ${path}: \`..\` after a missing name`);
-      return host;
-    });
+    const deny = denied(root, policy.fsDeny);
     // A socket path that names nothing allows nothing.
     const unix = policy.unix.flatMap((path) => hostTreeOf(root, path, 'unix') ?? []);
     const cwd = need(policy.cwd ?? '/', 'cwd');
@@ -116,6 +122,45 @@ export function hostPaths(policy: Policy): HostPaths {
       },
       fsMount,
       cwd,
+    };
+  } finally {
+    root.close();
+  }
+}
+
+/**
+ * A policy without a root of its own, for a sandbox started inside one
+ * whose root is `chroot` with `fsMount` (host form, as {@link hostPaths}
+ * gives it): its read, write, deny and Unix socket paths are the root's,
+ * walked inside it to the host objects they name, and its processes keep
+ * that root. A read or write path that names nothing inside the root grants
+ * nothing; a deny or Unix socket path not made yet is held where it would be.
+ * `policy` has its presets expanded.
+ */
+export function hostPathsInside(
+  policy: Policy,
+  chroot: string,
+  fsMount: readonly string[],
+): Policy {
+  if (policy.chroot !== null) {
+    throw new Error(
+      'sandlock: chroot: a sandbox with a root of its own cannot start inside a sandbox with a root',
+    );
+  }
+  const root = Root.open(chroot, fsMount);
+  try {
+    const hosts = (paths: readonly string[], what: string) =>
+      paths.flatMap((path) => hostOf(root, path, what) ?? []);
+    return {
+      ...policy,
+      chroot,
+      fsMount: [...fsMount],
+      // The device nodes it may use are the root's, as its launcher granted them.
+      devices: false,
+      fsRead: hosts(policy.fsRead, 'fsRead'),
+      fsWrite: hosts([...policy.fsWrite, ...devicePaths(policy)], 'fsWrite'),
+      fsDeny: denied(root, policy.fsDeny),
+      unix: policy.unix.flatMap((path) => hostTreeOf(root, path, 'unix') ?? []),
     };
   } finally {
     root.close();
