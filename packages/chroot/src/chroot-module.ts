@@ -19,6 +19,8 @@ import {
 } from '@sandlock/dispatch/module';
 import { byPathCall, close, hasSyscall, hostArch, openFlags, S_IFMT, S_IFREG } from '@sandlock/sys';
 import { brokerOf, type ChrootPolicy, type Ctx, sessions } from './call.js';
+import { onFanotifyMark } from './fanotify.js';
+import { onFileAttr } from './file-attr.js';
 import {
   onAccess,
   onChroot,
@@ -75,12 +77,12 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   setxattrat: onXattr,
   listxattrat: onXattr,
   removexattrat: onXattr,
-  // Paths no handler walks yet: refused rather than looked up from the host's root
-  // (mount, acct, swapon, name_to_handle_at… are in the default deny list).
-  file_getattr: onRefused,
-  file_setattr: onRefused,
+  file_getattr: onFileAttr,
+  file_setattr: onFileAttr,
   inotify_add_watch: onWatch,
-  fanotify_mark: onRefused,
+  fanotify_mark: onFanotifyMark,
+  // Paths no handler walks: refused rather than looked up from the host's root
+  // (mount, acct, swapon, name_to_handle_at… are in the default deny list).
   uselib: onRefused,
   chroot: onChroot,
 };

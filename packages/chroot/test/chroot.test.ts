@@ -167,6 +167,34 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
     expect(readFileSync(join(fs.outside, 'm'), 'utf8')).toBe('one');
   });
 
+  it('hides the deny paths as the sandbox names them, one not made yet too, as without a root', async () => {
+    const ops = [
+      'cat:/data/file',
+      'write:/data/later:x',
+      'mkdir:/data/later',
+      'cat:/data/later',
+      'write:/mnt/later:y',
+      'cat:/etc/os-release',
+    ];
+    const out = await probe(ops, {
+      write: ['/data', '/mnt'],
+      deny: ['/data/file', '/data/later', '/mnt/later'],
+      mounts: [`/mnt:${fs.outside}`],
+    });
+    expect(out).toContain('write /data/later x: EACCES');
+    // The same policy without a root, by the host paths, on the same files.
+    const onHost = (text: string) =>
+      text.replace(/\/mnt\//g, `${fs.outside}/`).replace(/:\/(data|etc)\//g, `:${fs.dir}/$1/`);
+    const host = await Sandbox.builder()
+      .fsRead(fs.dir, fs.outside)
+      .fsWrite(join(fs.dir, 'data'), fs.outside)
+      .fsDeny(...['/data/file', '/data/later'].map((path) => join(fs.dir, path)))
+      .fsDeny(join(fs.outside, 'later'))
+      .build()
+      .run([join(fs.dir, 'probe'), ...ops.map(onHost)], { encoding: 'utf8' });
+    expect(host.stdout.replaceAll(fs.outside, '/mnt').replaceAll(fs.dir, '')).toBe(out);
+  });
+
   it("keeps the reaper's /proc/<pid>/root, a descriptor from outside and a racing symlink out", async () => {
     const secret = join(fs.outside, 'secret');
     const held = openSync(fs.outside, 'r');
