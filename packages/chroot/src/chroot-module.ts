@@ -78,7 +78,6 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   listxattrat: onXattr,
   removexattrat: onXattr,
   file_getattr: onFileAttr,
-  file_setattr: onFileAttr,
   inotify_add_watch: onWatch,
   fanotify_mark: onFanotifyMark,
   // Paths no handler walks: refused rather than looked up from the host's root

@@ -381,11 +381,8 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
   const FILE_ATTR_OPS = [
     'dropcaps',
     'fattr:/tmp/fa:-',
-    'fsetattr:/tmp/fa:80',
-    'fattr:/tmp/fa:-',
     'fattr:/tmp/fl:-',
     'fattr:/tmp/fl:N',
-    'fsetattr:/tmp/fa:8',
     'fattr:/tmp/fa:S',
     'fattr:/nothing:B',
     'fattr:/nothing:-',
@@ -393,8 +390,6 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     'fattr:/abs:-',
     'fattr:/sub/abs:-',
     `fattr:${APP}/file:-`,
-    'fsetattr:/tmp/fa:0',
-    'fattr:/tmp/fa:-',
   ];
 
   const fileAttrState = () => {
@@ -406,11 +401,10 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     execFileSync(join(fs.dir, 'paths'), [`fsetattr:${join(fs.outside, 'secret')}:80`]);
   };
 
-  it('reads and changes file attributes of what the path names inside the root', async () => {
+  it('reads file attributes of what the path names inside the root', async () => {
     fileAttrState();
     const out = await emulated(FILE_ATTR_OPS);
-    expect(out).toContain('fattr:/tmp/fa:-: 0 [80]');
-    expect(out).toContain('fsetattr:/tmp/fa:8: EPERM');
+    expect(out).toContain('fattr:/tmp/fa:-: 0 [0]');
     expect(out).toContain('fattr:/nothing:B: EINVAL');
     expect(out).toContain('fattr:/abs:-: ENOENT');
     if (root) {
@@ -419,7 +413,10 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     }
   });
 
-  it('changes file attributes only where the policy lets it write', async () => {
+  // file_setattr sets the attribute flags FS_IOC_FSSETXATTR sets, which every
+  // sandbox's filter refuses (the owner could set nodump, noatime or sync on
+  // any file it owns, granted or not): refused inside a root too, writable or not.
+  it('refuses file_setattr, as every sandbox does', async () => {
     fileAttrState();
     const out = await emulated(
       ['fsetattr:/etc/os-release:80', `fsetattr:${APP}/file:80`, 'fsetattr:/tmp/fa:80'],
@@ -427,14 +424,14 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     );
     expect(out).toBe(
       [
-        'fsetattr:/etc/os-release:80: EACCES',
-        `fsetattr:${APP}/file:80: EROFS`,
-        'fsetattr:/tmp/fa:80: 0',
+        'fsetattr:/etc/os-release:80: EPERM',
+        `fsetattr:${APP}/file:80: EPERM`,
+        'fsetattr:/tmp/fa:80: EPERM',
         '',
       ].join('\n'),
     );
-    const etc = await emulated(['fattr:/etc/os-release:-']);
-    expect(etc).toBe('fattr:/etc/os-release:-: 0 [0]\n');
+    const etc = await emulated(['fattr:/etc/os-release:-', 'fattr:/tmp/fa:-']);
+    expect(etc).toBe('fattr:/etc/os-release:-: 0 [0]\nfattr:/tmp/fa:-: 0 [0]\n');
   });
 
   const UTIME_OPS = [
