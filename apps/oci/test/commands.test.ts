@@ -104,6 +104,10 @@ describe.skipIf(missing !== null)('the runtime commands', () => {
     expect(existsSync(join(root, 'c1'))).toBe(false);
     expect(runtime('state', 'c1').status).toBe(1);
     expect(lastError().msg).toContain('does not exist');
+    // What the shim asks next (bin/fast-path.cjs answers it): success, and nothing said.
+    expect(runtime('delete', '--force', 'c1')).toEqual({ status: 0, stdout: '', stderr: '' });
+    expect(runtime('delete', '--force', '../c1').status).toBe(1);
+    expect(lastError().msg).toContain('is not a container ID');
   });
 
   it('kill, ps, pause and resume reach a running container; delete --force ends it', async () => {

@@ -16,6 +16,7 @@ import {
   RESOLVE_IN_ROOT,
 } from '@sandlock/sys';
 import type { InterpreterNames } from './interpreter-name.js';
+import { narrowedBroker } from './narrowed-broker.js';
 import type { Found, Root, WalkOptions } from './root.js';
 
 const FLOORED = RESOLVE_BENEATH | RESOLVE_IN_ROOT;
@@ -29,6 +30,9 @@ export interface ChrootPolicy {
   /** What the sandbox may write and may not reach, as host paths (canonical). */
   readonly fsWrite: readonly string[];
   readonly fsDeny: readonly string[];
+  readonly fsRead: readonly string[];
+  /** Started inside another supervised sandbox: the reaper is the outer one's (narrowed-broker.ts). */
+  readonly delegated?: boolean;
 }
 
 export type Ctx = HandlerContext<ChrootPolicy>;
@@ -47,8 +51,18 @@ export function sessionOf(ctx: Ctx): Session {
   return sessionIn(sessions, ctx, 'the chroot');
 }
 
-export function brokerOf(ctx: Ctx): OnBehalf {
-  return brokerIn(ctx, 'chroot');
+const narrowedBrokers = new WeakMap<object, OnBehalf>();
+
+export function brokerOf(ctx: Pick<Ctx, 'session'>): OnBehalf {
+  const broker = brokerIn(ctx, 'chroot');
+  const { policy } = ctx.session;
+  if (policy.delegated !== true) return broker;
+  let narrowed = narrowedBrokers.get(ctx.session);
+  if (narrowed === undefined) {
+    narrowed = narrowedBroker(broker, policy);
+    narrowedBrokers.set(ctx.session, narrowed);
+  }
+  return narrowed;
 }
 
 /** Walks the caller's path inside the root, from its cwd or `dirfd` when relative. The result is the handler's to close. */

@@ -18,7 +18,7 @@ import {
   type WorkerSession,
 } from '@sandlock/dispatch/module';
 import { byPathCall, close, hasSyscall, hostArch, openFlags, S_IFREG } from '@sandlock/sys';
-import { type ChrootPolicy, type Ctx, sessions } from './call.js';
+import { brokerOf, type ChrootPolicy, type Ctx, sessions } from './call.js';
 import {
   onAccess,
   onChroot,
@@ -101,7 +101,7 @@ function rootView(root: Root, session: WorkerSession<ChrootPolicy>): RootView {
     read: (virtual) => {
       const found = root.walk(virtual, null, { followLast: true });
       try {
-        const broker = session.onBehalf;
+        const broker = session.onBehalf === null ? null : brokerOf({ session });
         if (found.errno !== 0 || found.proc || found.mode !== S_IFREG || broker === null)
           return null;
         const fd =

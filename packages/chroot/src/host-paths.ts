@@ -87,3 +87,41 @@ export function hostPaths(policy: Policy): HostPaths {
     root.close();
   }
 }
+
+/**
+ * A policy without a root of its own, for a sandbox started inside one
+ * whose root is `chroot` with `fsMount` (host form, as {@link hostPaths}
+ * gives it): its read, write, deny and Unix socket paths are the root's,
+ * walked inside it to the host objects they name, and its processes keep
+ * that root. A path that names nothing inside the root grants nothing.
+ * `policy` has its presets expanded.
+ */
+export function hostPathsInside(
+  policy: Policy,
+  chroot: string,
+  fsMount: readonly string[],
+): Policy {
+  if (policy.chroot !== null) {
+    throw new Error(
+      'sandlock: chroot: a sandbox with a root of its own cannot start inside a sandbox with a root',
+    );
+  }
+  const root = Root.open(chroot, fsMount);
+  try {
+    const hosts = (paths: readonly string[], what: string) =>
+      paths.flatMap((path) => hostOf(root, path, what) ?? []);
+    return {
+      ...policy,
+      chroot,
+      fsMount: [...fsMount],
+      // The device nodes it may use are the root's, as its launcher granted them.
+      devices: false,
+      fsRead: hosts(policy.fsRead, 'fsRead'),
+      fsWrite: hosts([...policy.fsWrite, ...devicePaths(policy)], 'fsWrite'),
+      fsDeny: hosts(policy.fsDeny, 'fsDeny'),
+      unix: hosts(policy.unix, 'unix'),
+    };
+  } finally {
+    root.close();
+  }
+}

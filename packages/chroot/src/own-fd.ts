@@ -47,6 +47,19 @@ export function ownDescriptorOf(session: Session, path: Buffer): number | null {
 }
 
 /**
+ * The caller's descriptor an exec path names: `/dev/fd/N` or
+ * `/proc/self/fd/N` (a mounted procfs is the host's, whose magic link there
+ * names the same file); null for any other path. Node's spawn and glibc's
+ * fexecve(3) fallback execute a descriptor by that name.
+ */
+export function execDescriptorOf(path: Buffer): number | null {
+  if (path[0] !== 0x2f) return null;
+  const text = path.toString('latin1').replace(/\/+/g, '/');
+  const named = DEV_FD.exec(text) ?? PROC_FD.exec(text);
+  return named === null ? null : Number(named[1]);
+}
+
+/**
  * The caller's descriptor open on the host's `/dev/pts/N` that an absolute
  * path names, for a root with nothing there: its terminal, which ttyname(3)
  * finds by the name readlink of /proc/self/fd/0 shows, then stats (glibc's

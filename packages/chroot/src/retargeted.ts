@@ -8,7 +8,7 @@
 // descriptor.
 
 import { readFileSync, readlinkSync } from 'node:fs';
-import { type Answer, answer } from '@sandlock/dispatch/module';
+import { type Answer, answer, CallError } from '@sandlock/dispatch/module';
 import {
   AT_EACCESS,
   AT_EMPTY_PATH,
@@ -34,6 +34,7 @@ import {
   uint,
 } from './call.js';
 import { interpreterOf, patchedCopy, patchedScript, shebangOf } from './exec.js';
+import { execDescriptorOf } from './own-fd.js';
 import type { Found } from './root.js';
 
 const O = openFlags(hostArch());
@@ -267,6 +268,54 @@ function onExecDescriptor(ctx: Ctx, call: Call): Answer {
   }
 }
 
+/**
+ * execve of `/proc/self/fd/N` or `/dev/fd/N`: as the kernel's, the caller's
+ * descriptor N run as execveat(N, "", AT_EMPTY_PATH) would run it (the
+ * walk would stop in /proc, or find the root's /dev). A file outside the
+ * root and the mounts (a memfd aside) is executed as it is: the kernel
+ * checks it, Landlock included, and looks up what it names from the host's
+ * root, as for execveat of the descriptor.
+ */
+function onExecOwnDescriptor(ctx: Ctx, n: number, call: Call): Answer {
+  let fd: number;
+  try {
+    fd = ctx.getFd(n);
+  } catch (error) {
+    // Not open (or O_PATH, which pidfd_getfd does not take): no such entry in /proc/self/fd.
+    if (error instanceof CallError && error.errno === ERRNO.EBADF) return answer.errno('ENOENT');
+    throw error;
+  }
+  const opened = [fd];
+  try {
+    let host = '';
+    try {
+      host = readlinkSync(`/proc/self/fd/${fd}`, 'latin1');
+    } catch {}
+    const inside = sessionOf(ctx).root.virtualOf(host);
+    if (inside === null && !host.startsWith('/memfd:')) {
+      opened.length = 0; // the answer owns it
+      return answer.retarget('execveat', ['fd', call.empty, call.argv, call.envp, AT_EMPTY_PATH], {
+        fd,
+        cloexec: true,
+      });
+    }
+    const exe: Executable = {
+      fd,
+      virtual: inside === null ? null : `/${inside.join('/')}`,
+      mayExecute: () =>
+        reaper(brokerOf(ctx), 'faccessat2', (name) => [
+          { fd },
+          name(''),
+          X_OK,
+          AT_EMPTY_PATH | AT_EACCESS,
+        ]).result,
+    };
+    return execute(ctx, exe, call, opened);
+  } finally {
+    for (const each of opened) close(each);
+  }
+}
+
 /** Whether the caller's descriptor is close-on-exec (its fdinfo's flags). */
 function closeOnExec(ctx: Ctx, fd: number): boolean {
   const info = readFileSync(`/proc/${ctx.pid}/fdinfo/${fd}`, 'latin1');
@@ -330,6 +379,8 @@ export function onExec(ctx: Ctx): Answer {
   const dirfd = at ? int(a[0]) : AT_FDCWD;
   // The NUL that ends the caller's own path: the empty path of execveat.
   const empty = address + BigInt(path.length);
+  const own = (flags & AT_SYMLINK_NOFOLLOW) === 0 ? execDescriptorOf(path) : null;
+  if (own !== null) return onExecOwnDescriptor(ctx, own, { empty, argv, envp });
   const r = resolve(ctx, session, path, dirfd, {
     followLast: (flags & AT_SYMLINK_NOFOLLOW) === 0,
   });

@@ -307,6 +307,27 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
     expect(fds(script)).toHaveLength(4);
   });
 
+  it('executes a descriptor by /proc/self/fd/N and /dev/fd/N, with /proc mounted or not', async () => {
+    const run = (prefix: string, mounts: string[]) =>
+      Promise.all([
+        runInRoot(fs.dir, ['/probe', `fdexec:/bin/busybox:${prefix}`, 'echo', 'static'], {
+          mounts,
+        }),
+        runInRoot(fs.dir, ['/probe', `fdexec:/usr/bin/dls:${prefix}`, '-d', '/etc'], { mounts }),
+      ]);
+    for (const [prefix, mounts] of [
+      ['/proc/self/fd/', ['/proc:/proc']],
+      ['/proc/self/fd/', []],
+      ['/dev/fd/', []],
+    ] as const) {
+      const [busybox, dls] = await run(prefix, [...mounts]);
+      expect(`${prefix} ${mounts}: ${busybox.stderr}${busybox.stdout}`).toBe(
+        `${prefix} ${mounts}: static\n`,
+      );
+      expect(`${prefix} ${mounts}: ${dls.stderr}${dls.stdout}`).toBe(`${prefix} ${mounts}: /etc\n`);
+    }
+  });
+
   it('refuses to execute a readable file without execute permission, script or ELF', async () => {
     const ops = (path: string) => ['/probe', `exec:${path}`];
     for (const path of ['/usr/bin/noexec', '/noexec-script']) {

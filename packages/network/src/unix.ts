@@ -20,13 +20,17 @@ import {
   bytePath,
   close,
   ERRNO,
+  hostArch,
+  openFlags,
   pathWithin,
   SOCKADDR_UN_SIZE,
+  trySyscall,
   type Walked,
 } from '@sandlock/sys';
 import { asCaller } from './sockets.js';
 
 const { EACCES, EINVAL, EPERM } = ERRNO;
+const { O_CLOEXEC, O_NOFOLLOW, O_PATH } = openFlags(hostArch());
 
 /**
  * Where a Unix address leads: `as-is` (not a pathname: abstract or unnamed,
@@ -76,6 +80,30 @@ export function walkAsCaller(
 }
 
 /**
+ * The supervisor's delegation socket named by its host path from inside an
+ * emulated chroot, whose root does not hold it (`SANDLOCK_SUPERVISOR` of a
+ * launcher there): opened here, in this supervisor's own directory of it;
+ * null for any other path, or without a root.
+ */
+function delegationSocketOf(
+  policy: Pick<ModulePolicy, 'chroot' | 'delegationSocket'>,
+  path: Buffer,
+): UnixTarget | null {
+  const socket = policy.delegationSocket;
+  if ((policy.chroot ?? null) === null || socket === undefined) return null;
+  if (path.toString('latin1') !== socket) return null;
+  const fd = trySyscall(
+    'openat',
+    AT_FDCWD,
+    Buffer.from(`${socket}\0`, 'latin1'),
+    O_PATH | O_NOFOLLOW | O_CLOEXEC,
+    0,
+  );
+  if (fd < 0) return { kind: 'errno', errno: -fd };
+  return { kind: 'path', fd, path: socket };
+}
+
+/**
  * The target of a Unix socket address copied out of the caller, resolved
  * and checked. `address` is the copy (at most a sockaddr_storage).
  */
@@ -90,6 +118,8 @@ export function unixTarget(ctx: HandlerContext<ModulePolicy>, address: Buffer): 
   if (name.length === 0 || name[0] === 0) return { kind: 'as-is' };
   const end = name.indexOf(0);
   const path = Buffer.from(end < 0 ? name : name.subarray(0, end));
+  const delegation = delegationSocketOf(ctx.session.policy, path);
+  if (delegation !== null) return delegation;
   const found = walkAsCaller(ctx, path, true);
   if (typeof found === 'number') return { kind: 'errno', errno: found };
   if (found.errno !== 0) {

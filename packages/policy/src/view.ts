@@ -109,6 +109,17 @@ export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
   readonly trustBundles?: Readonly<Record<string, string>>;
   /** The bind rules (netAllowBind or netDenyBind, netBind, portRemap): {@link bindsOf}. */
   readonly binds: BindView;
+  /**
+   * The supervisor's socket a sandbox started inside asks (host path, in
+   * `unix` too); with a root, reached by this exact name, which the root
+   * does not hold; absent: none.
+   */
+  readonly delegationSocket?: string;
+  /**
+   * Started inside another supervised sandbox (delegated): the reaper that
+   * acts on its behalf is the outer sandbox's, outside its Landlock domain.
+   */
+  readonly delegated?: boolean;
 }
 
 /** Where a sandbox's HTTP proxy listens, and which destinations go to it. */

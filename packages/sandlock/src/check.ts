@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { patchVdso, type VdsoFunctions, vdsoFunctions } from '@sandlock/determinism';
 import { detectLandlock, FEATURES, type Feature } from '@sandlock/landlock';
 import { compileSandboxFilter } from '@sandlock/seccomp';
@@ -26,6 +27,7 @@ import {
   SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
   trySyscall,
 } from '@sandlock/sys';
+import { SUPERVISOR_VARIABLE } from './nesting.js';
 import { DESCRIPTOR_FEATURES } from './remote-access.js';
 
 /** One kernel feature Sandlock uses, and whether this kernel has it. */
@@ -69,6 +71,12 @@ interface SeccompProbe {
   /** Writing a process's read-only vDSO through /proc/PID/mem; null: not tried. */
   memWrite: { ok: boolean; detail: string } | null;
   detail?: string;
+  /**
+   * This process runs in a supervised sandbox: the kernel refused it a
+   * listener (EBUSY) and a sandbox started here is taken on by the
+   * supervisor around it (nesting.ts); null when it could be reached, else why not.
+   */
+  delegated?: { socket: string; error: string | null };
 }
 
 /**
@@ -100,6 +108,17 @@ function probeMemWrite(pid: number): { ok: boolean; detail: string } {
   }
 }
 
+/** Null when a connection to the Unix socket `path` is accepted, else why not. */
+function reachable(path: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = createConnection(path, () => {
+      socket.destroy();
+      resolve(null);
+    });
+    socket.on('error', (error) => resolve(error.message));
+  });
+}
+
 /** Starts /bin/true under a notifying filter and tries each piece of the supervisor's kernel API. */
 async function probeSeccomp(): Promise<SeccompProbe> {
   const probe: SeccompProbe = {
@@ -129,6 +148,11 @@ async function probeSeccomp(): Promise<SeccompProbe> {
       launched.child.kill('SIGKILL');
       if (error instanceof LaunchError && error.code === 'EINVAL' && waitKillable) continue;
       probe.detail = error instanceof Error ? error.message : String(error);
+      // A filter chain holds one listener (kernel/seccomp.c, has_duplicate_listener()).
+      const socket = process.env[SUPERVISOR_VARIABLE] ?? '';
+      if (error instanceof LaunchError && error.code === 'EBUSY' && socket !== '') {
+        probe.delegated = { socket, error: await reachable(socket) };
+      }
       return probe;
     }
     probe.listener = true;
@@ -291,6 +315,13 @@ function remoteAccessFeatures(seccomp: SeccompProbe): KernelFeature[] {
   ];
 }
 
+/** Features of a listener and of its sandboxed process: the outer supervisor's, when delegated. */
+const LISTENER_FEATURES = new Set([
+  'SECCOMP_IOCTL_NOTIF_ADDFD',
+  'ptrace of a sandboxed process (PTRACE_SEIZE)',
+  'vDSO writable through /proc/PID/mem (timeStart, randomSeed)',
+]);
+
 /** What this kernel offers of everything Sandlock uses. */
 export async function checkKernel(): Promise<KernelCheck> {
   const features: KernelFeature[] = [];
@@ -325,6 +356,26 @@ export async function checkKernel(): Promise<KernelCheck> {
     });
   }
   const seccomp = await probeSeccomp();
+  const around = seccomp.delegated;
+  if (around !== undefined) {
+    // Served by the supervisor around: its kernel API is that process's to use.
+    features.push(
+      {
+        name: 'seccomp user notification',
+        ok: around.error === null,
+        since: '5.0',
+        required: true,
+        detail: `inside a supervised sandbox (a second listener: EBUSY): sandboxes started here are taken on by the supervisor around it, ${SUPERVISOR_VARIABLE}=${around.socket}${around.error === null ? '' : `: ${around.error}`}`,
+      },
+      ...featureProbes(seccomp).filter((feature) => !LISTENER_FEATURES.has(feature.name)),
+    );
+    return {
+      arch,
+      landlockAbi: landlock.abi,
+      features,
+      ok: features.every((feature) => feature.ok || !feature.required),
+    };
+  }
   features.push(
     {
       name: 'seccomp user notification',

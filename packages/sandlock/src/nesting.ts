@@ -25,6 +25,7 @@
 
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { hostPathsInside } from '@sandlock/chroot';
 import type { Session, Supervisor } from '@sandlock/dispatch';
 import { resolveNetHosts } from '@sandlock/network';
 import {
@@ -170,6 +171,18 @@ function withinOuter(given: Policy, enclosing: Policy): Policy {
   };
 }
 
+/**
+ * The inner policy with its paths on the host's side when the outer sandbox
+ * has a root (an emulated chroot, a sandlock-oci container): the inner
+ * launcher wrote them as it sees them, inside that root, and its processes
+ * keep the root (the chroot module serves them too), as it would be wrong
+ * for the modules to walk their paths from the host's root.
+ */
+function insideRoot(given: Policy, enclosing: Policy): Policy {
+  if (enclosing.chroot === null) return given;
+  return hostPathsInside(expandPresets(given), enclosing.chroot, enclosing.fsMount) as Policy;
+}
+
 /** The addresses of `policy`'s host names now; throws saying which did not resolve. */
 async function pinnedHostsOf(policy: Policy): Promise<Record<string, string[]>> {
   try {
@@ -201,7 +214,14 @@ function narrowedBy(own: ModulePolicy, around: ModulePolicy): ModulePolicy {
     tcpOnBehalf: own.binds.tcpOnBehalf || answered,
     remap: own.binds.remap || enclosingBinds.some((level) => level.remap),
   };
-  return { ...own, binds, enclosingNet, enclosingBinds, mediatesDestinations: true };
+  return {
+    ...own,
+    binds,
+    enclosingNet,
+    enclosingBinds,
+    mediatesDestinations: true,
+    delegated: true,
+  };
 }
 
 interface DelegationRequest {
@@ -259,7 +279,7 @@ async function answer(request: DelegationRequest, asker: Asker): Promise<void> {
     if (![asker.pidfd, reaper, program].every(holdsPid)) {
       throw new Error('a process of the request exited while it was checked');
     }
-    const policy = parsePolicy(request.policy);
+    const policy = insideRoot(parsePolicy(request.policy), outer.policy);
     const secrets = secretsOf(request.secrets);
     if (policy.plugins.length > 0) {
       throw new Error(
@@ -404,7 +424,9 @@ function serve(socket: Socket): void {
  * inside asks there).
  */
 export function withDelegationSocket(view: ModulePolicy, socket: string | null): ModulePolicy {
-  return socket === null ? view : { ...view, unix: [...view.unix, canonical(socket)] };
+  if (socket === null) return view;
+  // delegationSocket: the name the sandbox is given (SUPERVISOR_VARIABLE), as it is.
+  return { ...view, unix: [...view.unix, canonical(socket)], delegationSocket: socket };
 }
 
 export function delegationSocket(): Promise<string | null> {

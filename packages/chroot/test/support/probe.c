@@ -148,6 +148,15 @@ int main(int argc, char **argv) {
         syscall(SYS_execveat, fd, "", args, environ, AT_EMPTY_PATH);
       }
       result(label, -1);
+    } else if (!strcmp(op, "fdexec")) {
+      /* fexecve by name: PREFIX<fd> (/proc/self/fd/, /dev/fd/), the rest of argv its arguments. */
+      char name[64];
+      int fd = open(a, O_RDONLY);
+      snprintf(name, sizeof name, "%s%d", b, fd);
+      argv[i] = a;
+      execv(name, argv + i);
+      result(label, -1);
+      return 0;
     } else printf("%s: unknown\n", label);
   }
   return 0;
