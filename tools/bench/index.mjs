@@ -19,6 +19,7 @@ import { benchPython } from './python.mjs';
 import { benchRetarget } from './retarget.mjs';
 import { benchThrottle } from './throttle.mjs';
 import { benchWorkdir } from './workdir.mjs';
+import { benchWorkdirGit } from './workdir-git.mjs';
 
 const benches = {
   launch: benchLaunch,
@@ -37,6 +38,7 @@ const benches = {
   http: benchHttp,
   'http-sandbox': benchHttpSandbox,
   workdir: benchWorkdir,
+  'workdir-git': benchWorkdirGit,
   retarget: benchRetarget,
   chroot: benchChroot,
   oci: benchOci,

@@ -2,12 +2,12 @@
 // workdir, the caller's arguments copied once, and the path resolved in the
 // caller's view with the caller's capabilities (none).
 
-import { readFileSync } from 'node:fs';
 import type { HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
 import {
   brokerOf as brokerIn,
   CallError,
   PATH_VIEW,
+  readStatus,
   sessionOf as sessionIn,
   threadGroupOf,
 } from '@sandlock/dispatch/module';
@@ -119,14 +119,14 @@ let workerCredentials: Credentials | null | undefined;
 export function makerOf(ctx: Ctx): Maker {
   let status = '';
   try {
-    status = readFileSync(`/proc/${ctx.pid}/status`, 'latin1');
+    status = readStatus(ctx.pid);
   } catch {
     // Gone, or unreadable: the umask's default, and the reaper makes the object.
   }
   const umask = /^Umask:\s+([0-7]+)$/m.exec(status);
   if (workerCredentials === undefined) {
     try {
-      workerCredentials = credentialsOf(readFileSync('/proc/thread-self/status', 'latin1'));
+      workerCredentials = credentialsOf(readStatus('thread-self'));
     } catch {
       workerCredentials = null;
     }

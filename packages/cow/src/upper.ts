@@ -209,18 +209,52 @@ export function openIn(
  * (`Maker.asWorker`), the kernel's checks on the directory and the new
  * file's owner are those of the reaper's open, and the reaper's Landlock
  * domain grants all of the upper; one round trip to the reaper fewer.
- * O_EXCL and O_NOFOLLOW: an existing name is never opened. -errno.
+ * O_EXCL and O_NOFOLLOW: an existing name is never opened. The mode is
+ * then set on the new descriptor, still without capabilities (this
+ * process's umask is not the caller's; the kernel clears a set-group-ID
+ * bit the caller may not set). -errno.
  */
 export function createAsCaller(dir: number, name: string, flags: number, mode: number): number {
-  const made = callAsCaller(0n, () =>
-    trySyscall(
+  const made = callAsCaller(0n, () => {
+    const fd = trySyscall(
       'openat',
       dir,
       cName(name),
       flags | O.O_CREAT | O.O_EXCL | O.O_NOFOLLOW | O.O_CLOEXEC,
       mode,
-    ),
-  );
+    );
+    if (fd >= 0) trySyscall('fchmod', fd, mode);
+    return fd;
+  });
+  return made === null ? -EPERM : made.value;
+}
+
+/**
+ * mkdir of `name` in the upper directory `dir` with exactly `mode`, in this
+ * thread with no capabilities, for a caller that `Maker.asWorker` says has
+ * this thread's ids (as createAsCaller): made 0700 (this process's umask
+ * is not the caller's), then its mode set through a descriptor of the new
+ * directory itself, opened without following a symlink. -errno.
+ */
+export function mkdirAsCaller(dir: number, name: string, mode: number): number {
+  const made = callAsCaller(0n, () => {
+    const path = cName(name);
+    const result = trySyscall('mkdirat', dir, path, 0o700);
+    if (result < 0) return result;
+    const fd = trySyscall(
+      'openat',
+      dir,
+      path,
+      O.O_RDONLY | O.O_DIRECTORY | O.O_NOFOLLOW | O.O_CLOEXEC,
+      0,
+    );
+    if (fd < 0) return fd;
+    try {
+      return trySyscall('fchmod', fd, mode & 0o7777);
+    } finally {
+      close(fd);
+    }
+  });
   return made === null ? -EPERM : made.value;
 }
 

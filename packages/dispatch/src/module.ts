@@ -28,7 +28,7 @@ export type {
   Notification,
 } from './context.js';
 export type { OnBehalf } from './on-behalf.js';
-export { threadGroupOf, umaskOf } from './proc-status.js';
+export { readStatus, threadGroupOf, umaskOf } from './proc-status.js';
 export {
   PATH_VIEW,
   type PathView,

@@ -35,6 +35,7 @@ import {
   copyPath,
   int,
   lastDot,
+  makerOf,
   resolve,
   type Session,
   sessionOf,
@@ -51,6 +52,7 @@ import {
   linkIn,
   mayChange,
   mergedNames,
+  mkdirAsCaller,
   mkdirIn,
   mknodIn,
   openIn,
@@ -230,12 +232,14 @@ function create(
 export function onMkdir(ctx: Ctx): Answer {
   const a = ctx.args;
   const at = ctx.syscall === 'mkdirat';
-  const mode = uint(at ? a[2] : a[1]) & 0o7777 & ~umaskOf(ctx.pid);
+  const maker = makerOf(ctx);
+  const mode = uint(at ? a[2] : a[1]) & 0o7777 & ~maker.umask;
   return create(
     ctx,
     at ? int(a[0]) : AT_FDCWD,
     at ? a[1]! : a[0]!,
     (dir, name, broker) => {
+      if (maker.asWorker) return mkdirAsCaller(dir, name, mode);
       const made = mkdirIn(broker, dir, name, 0o700);
       return made < 0 ? made : chmodIn(broker, dir, name, mode);
     },

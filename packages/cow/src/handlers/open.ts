@@ -219,7 +219,7 @@ function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answ
     }
     if (fd < 0) return answer.errno(-fd);
     // The reaper's umask is not the caller's.
-    trySyscall('fchmod', fd, perms);
+    if (!maker.asWorker) trySyscall('fchmod', fd, perms);
     session.changed = true;
     return inject(fd, flags);
   }

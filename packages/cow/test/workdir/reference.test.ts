@@ -257,4 +257,19 @@ describe('the mode of what is made', () => {
     expect((statSync(join(dir, 'd')).mode & 0o777).toString(8)).toBe('750');
     expect((statSync(join(dir, 'f')).mode & 0o777).toString(8)).toBe('640');
   });
+
+  it('gives a directory exactly its mode, and makes none where the caller may not write', async () => {
+    const dir = tree();
+    // `locked` is made in the layer, then made read-only: the mkdir in it
+    // is refused as to a caller with no capabilities (CAP_DAC_OVERRIDE
+    // would let root through).
+    const result = await runIn(
+      sh(
+        'umask 022; mkdir -m 1777 t; mkdir locked; chmod 555 locked; mkdir locked/x 2>/dev/null; echo $?; stat -c %a t',
+      ),
+      { workdir: dir, storage },
+    );
+    expect(result.stdout).toBe('1\n1777\n');
+    expect(existsSync(join(dir, 'locked', 'x'))).toBe(false);
+  });
 });
