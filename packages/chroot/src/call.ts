@@ -53,7 +53,46 @@ export function sessionOf(ctx: Ctx): Session {
 
 const narrowedBrokers = new WeakMap<object, OnBehalf>();
 
-export function brokerOf(ctx: Pick<Ctx, 'session'>): OnBehalf {
+/** The reaper's calls that change nothing and that Landlock does not mediate (access(2), reading xattrs). */
+const UNMEDIATED = new Set(['faccessat2', 'getxattr', 'listxattr', 'fcntl', 'close']);
+/** Landlock answers a rename or link it refuses with EXDEV (current_check_refer_path() in security/landlock/fs.c). */
+const REFERS = new Set(['rename', 'renameat', 'renameat2', 'link', 'linkat']);
+
+/**
+ * A caller with a Landlock domain of its own (`session.narrowed`): what the
+ * module would do for it with the sandbox's authority (the reaper's opens
+ * and changes, a descriptor injected, a program copy) may be more than that
+ * domain grants, and no other process can ask the domain. Refused, fail
+ * closed (EACCES; EXDEV for a rename or a link). A path into a mounted /proc
+ * is still the caller's own call.
+ */
+export function refuseNarrowed(ctx: Ctx): void {
+  if (!ctx.session.narrowed(ctx.pid)) return;
+  ctx.refused({
+    what: `${ctx.syscall} inside the root from a process with a Landlock domain of its own`,
+    rule: 'made by the supervisor with the sandbox’s authority',
+  });
+  const errno = REFERS.has(ctx.syscall) ? ERRNO.EXDEV : ERRNO.EACCES;
+  throw new CallError(errno, `${ctx.syscall}: the caller narrowed itself with Landlock`);
+}
+
+/** The reaper: for a call (`ctx` a handler's), refused to a narrowed caller (refuseNarrowed) but for checks. */
+export function brokerOf(ctx: Ctx | Pick<Ctx, 'session'>): OnBehalf {
+  const broker = reaperOf(ctx);
+  if (!('pid' in ctx)) return broker;
+  return {
+    openat(dir, name, flags, mode) {
+      refuseNarrowed(ctx);
+      return broker.openat(dir, name, flags, mode);
+    },
+    call(request) {
+      if (!UNMEDIATED.has(String(request.syscall))) refuseNarrowed(ctx);
+      return broker.call(request);
+    },
+  };
+}
+
+function reaperOf(ctx: Pick<Ctx, 'session'>): OnBehalf {
   const broker = brokerIn(ctx, 'chroot');
   const { policy } = ctx.session;
   if (policy.delegated !== true) return broker;

@@ -28,6 +28,7 @@ import {
   copyPath,
   int,
   reaper,
+  refuseNarrowed,
   resolve,
   sessionOf,
   threadGroup,
@@ -364,6 +365,8 @@ export function onExec(ctx: Ctx): Answer {
     byName.delete(ctx.pid);
     if (at && address === named && flags === AT_SYMLINK_NOFOLLOW) return answer.continue();
   }
+  // The program is opened, or copied, by the supervisor.
+  refuseNarrowed(ctx);
   const argv = at ? a[2]! : a[1]!;
   const envp = at ? a[3]! : a[2]!;
   if (at && (flags & AT_EMPTY_PATH) !== 0) {

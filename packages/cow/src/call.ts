@@ -45,8 +45,43 @@ export function sessionOf(ctx: Ctx): Session {
   return sessionIn(sessions, ctx, 'the copy-on-write layer');
 }
 
+/** The reaper's calls that change nothing and that Landlock does not mediate (access(2)). */
+const UNMEDIATED = new Set(['faccessat2']);
+/** Landlock answers a rename or link it refuses with EXDEV (current_check_refer_path() in security/landlock/fs.c). */
+const REFERS = new Set(['rename', 'renameat', 'renameat2', 'link', 'linkat']);
+
+/**
+ * A caller with a Landlock domain of its own (`session.narrowed`): what the
+ * module would do for it with the sandbox's authority (the reaper's calls,
+ * a file the worker makes, a descriptor of the layer, a program copy) may be
+ * more than that domain grants, and no other process can ask the domain.
+ * Refused, fail closed (EACCES; EXDEV for a rename or a link). What is left
+ * to the kernel (a path outside the workdir, an untouched file) is the
+ * caller's own call, checked by its own domain.
+ */
+export function refuseNarrowed(ctx: Ctx): void {
+  if (!ctx.session.narrowed(ctx.pid)) return;
+  ctx.refused({
+    what: `${ctx.syscall} inside the workdir from a process with a Landlock domain of its own`,
+    rule: 'made by the supervisor with the sandbox’s authority',
+  });
+  const errno = REFERS.has(ctx.syscall) ? ERRNO.EXDEV : ERRNO.EACCES;
+  throw new CallError(errno, `${ctx.syscall}: the caller narrowed itself with Landlock`);
+}
+
+/** The reaper, for this call: refused to a narrowed caller (refuseNarrowed) at its first change. */
 export function brokerOf(ctx: Ctx): OnBehalf {
-  return brokerIn(ctx, 'copy-on-write');
+  const broker = brokerIn(ctx, 'copy-on-write');
+  return {
+    openat(dir, name, flags, mode) {
+      refuseNarrowed(ctx);
+      return broker.openat(dir, name, flags, mode);
+    },
+    call(request) {
+      if (!UNMEDIATED.has(String(request.syscall))) refuseNarrowed(ctx);
+      return broker.call(request);
+    },
+  };
 }
 
 /**

@@ -30,6 +30,7 @@ import {
   copyPath,
   int,
   makerOf,
+  refuseNarrowed,
   resolve,
   type Session,
   sessionOf,
@@ -193,6 +194,7 @@ function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answ
     if ((flags & O.O_CREAT) === 0) return answer.errno('ENOENT');
     if (trailingSlash) return answer.errno('EISDIR');
     if ((flags & O.O_DIRECTORY) !== 0) return answer.errno('EINVAL');
+    refuseNarrowed(ctx); // the worker may make the file itself
     const parent = r.parent!;
     // A directory the upper has: the open below, in it, is the kernel's own
     // check of write and search permission there (may_o_create() in
