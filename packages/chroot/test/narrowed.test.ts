@@ -27,8 +27,10 @@ describe.skipIf(why !== null)('a program that narrows itself with Landlock insid
     if (base !== '') rmSync(base, { recursive: true, force: true });
   });
   const probe = why === null ? buildProbe(base) : '';
+  let made = 0;
   const fresh = (name: string) => {
-    const dir = join(base, name);
+    made += 1;
+    const dir = join(base, `${name}-${made}`);
     makeTree(dir, probe);
     return dir;
   };
