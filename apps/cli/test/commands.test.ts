@@ -67,5 +67,12 @@ describe('sandlock commands', () => {
     expect(feature('vDSO getrandom (randomSeed turns it off)').detail).toMatch(
       /^(present|absent)$/,
     );
+    // Root (CI, the development machine) may mount: maxDisk is the kernel's.
+    const tmpfs = feature('tmpfs mount (maxDisk: writes past it fail with ENOSPC)');
+    expect(tmpfs).toMatchObject(
+      process.getuid?.() === 0
+        ? { ok: true, detail: 'each workdir layer with maxDisk is a tmpfs of that size' }
+        : { ok: false, detail: expect.stringMatching(/: maxDisk is measured/) },
+    );
   });
 });

@@ -18,6 +18,7 @@ import {
 import type { InterpreterNames } from './interpreter-name.js';
 import { narrowedBroker } from './narrowed-broker.js';
 import type { Found, Root, WalkOptions } from './root.js';
+import type { ScriptOpens } from './script-opens.js';
 
 const FLOORED = RESOLVE_BENEATH | RESOLVE_IN_ROOT;
 
@@ -43,6 +44,8 @@ export interface Session {
   readonly exes: Map<number, string>;
   /** The names scripts' interpreters are opened by. */
   readonly interpreters: InterpreterNames;
+  /** The scripts executed from inside, for their interpreters' opens. */
+  readonly scripts: ScriptOpens;
 }
 
 export const sessions = new Map<number, Session | Error>();

@@ -42,6 +42,7 @@ import { InterpreterNames } from './interpreter-name.js';
 import { brokenView, pathView } from './path-view.js';
 import { onChdir, onExec } from './retargeted.js';
 import { Root } from './root.js';
+import { ScriptOpens } from './script-opens.js';
 import { onWatch } from './watch.js';
 import { onXattr } from './xattr.js';
 
@@ -146,7 +147,12 @@ export default defineModule<unknown, ChrootPolicy>({
     try {
       const { chroot, fsMount } = session.policy;
       const root = Root.open(chroot!, fsMount ?? []);
-      const state = { root, exes: new Map(), interpreters: new InterpreterNames() };
+      const state = {
+        root,
+        exes: new Map(),
+        interpreters: new InterpreterNames(),
+        scripts: new ScriptOpens(),
+      };
       sessions.set(session.id, state);
       session.provide(PATH_VIEW, pathView(state));
       session.provide(ROOT_VIEW, rootView(root, session));
@@ -161,6 +167,7 @@ export default defineModule<unknown, ChrootPolicy>({
     if (state !== undefined && !(state instanceof Error)) {
       state.root.close();
       state.interpreters.remove();
+      state.scripts.close();
     }
   },
 });

@@ -27,8 +27,8 @@ const O = openFlags(hostArch());
 const X_OK = 1;
 /** BINPRM_BUF_SIZE (include/linux/binfmts.h): how much of a `#!` line the kernel reads. */
 const SHEBANG_MAX = 256;
-/** The kernel's nesting limit of interpreters (bprm->interp_depth … 5, fs/exec.c). */
-const MAX_DEPTH = 4;
+/** The kernel's nesting limit: a program at depth 5 runs, at 6 ELOOP (exec_binprm(), fs/exec.c: five scripts). */
+export const MAX_DEPTH = 5;
 const PT_INTERP = 3;
 
 /**

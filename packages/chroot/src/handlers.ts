@@ -52,6 +52,7 @@ import {
   writable,
 } from './call.js';
 import { openOwnDescriptor, ownDescriptorOf, ownTerminalOf } from './own-fd.js';
+import { isSearchOnlyOpen } from './retargeted.js';
 import type { Found } from './root.js';
 
 const O = openFlags(hostArch());
@@ -63,6 +64,8 @@ const EMPTY = Buffer.from('\0');
 const OPEN_HOW_SIZE_VER0 = 24n;
 /** Flags that say how to find or make the file, not how to open the object found. */
 const LOOKUP_FLAGS = O.O_CREAT | O.O_EXCL | O.O_NOFOLLOW | O.O_PATH;
+/** An open for reading only, of what is there (a script's interpreter opening it, script-opens.ts). */
+const READ_ONLY_OPEN = O_ACCMODE | O.O_CREAT | O.O_TRUNC | O.O_DIRECTORY | O.__O_TMPFILE;
 const { EROFS, EXDEV, EBUSY, EEXIST, ENOENT, EINVAL, ENOTDIR } = ERRNO;
 const RESOLVE_ALL =
   RESOLVE_NO_XDEV |
@@ -163,6 +166,7 @@ function writes(flags: number): boolean {
 // --- open, openat, openat2, creat
 
 export function onOpen(ctx: Ctx): Answer {
+  if (isSearchOnlyOpen(ctx)) return answer.continue();
   const a = ctx.args;
   let dirfd = AT_FDCWD;
   let address: bigint;
@@ -207,7 +211,12 @@ export function onOpen(ctx: Ctx): Answer {
   const path = copyPath(ctx, address);
   // Descriptors the caller names by /dev/fd/N (and a terminal it holds) are
   // served from its own table; a walk restricted by RESOLVE_* is the root's.
-  const own = resolveFlags === 0 ? ownDescriptorOf(sessionOf(ctx), path) : null;
+  const session = sessionOf(ctx);
+  if (session.scripts.size > 0 && resolveFlags === 0 && (flags & READ_ONLY_OPEN) === O.O_RDONLY) {
+    const script = session.scripts.take(threadGroup(ctx.pid), path.toString('latin1'));
+    if (script !== null) return inject(script, flags);
+  }
+  const own = resolveFlags === 0 ? ownDescriptorOf(session, path) : null;
   if (own !== null) return openOwnDescriptor(ctx, own, flags);
   const done = (r: Found): Answer => {
     if ((flags & O.__O_TMPFILE) !== 0) return answer.errno('EOPNOTSUPP');

@@ -7,8 +7,8 @@
 // arguments) to fchdir or execveat(AT_EMPTY_PATH) of the injected
 // descriptor.
 
-import { readFileSync, readlinkSync } from 'node:fs';
-import { type Answer, answer, CallError } from '@sandlock/dispatch/module';
+import { fstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { type Answer, answer, CallError, type ExecArg } from '@sandlock/dispatch/module';
 import {
   AT_EACCESS,
   AT_EMPTY_PATH,
@@ -34,7 +34,7 @@ import {
   threadGroup,
   uint,
 } from './call.js';
-import { interpreterOf, patchedCopy, patchedScript, shebangOf } from './exec.js';
+import { interpreterOf, MAX_DEPTH, patchedCopy, patchedScript, shebangOf } from './exec.js';
 import { execDescriptorOf } from './own-fd.js';
 import type { Found } from './root.js';
 
@@ -50,20 +50,82 @@ function reaperOpen(ctx: Ctx, r: Found, flags: number): number {
 
 export function onChdir(ctx: Ctx): Answer {
   const session = sessionOf(ctx);
-  const path = copyPath(ctx, ctx.args[0]!);
+  const address = ctx.args[0]!;
+  const path = copyPath(ctx, address);
   if (path.length === 0) return answer.errno(ERRNO.ENOENT);
   const r = resolve(ctx, session, path, AT_FDCWD, { followLast: true });
   try {
     if (r.proc) return answer.errno(ERRNO.EACCES);
     if (r.errno !== 0) return answer.errno(r.errno);
     if (r.mode !== S_IFDIR) return answer.errno(ERRNO.ENOTDIR);
-    // Opened for reading (ADDFD takes no O_PATH file): a directory the
-    // caller may search but not read is refused here, where chdir would not.
     const fd = reaperOpen(ctx, r, O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC);
+    if (fd === -ERRNO.EACCES) return searchOnly(ctx, r, path, address);
     if (fd < 0) return answer.errno(-fd);
     return answer.retarget('fchdir', ['fd'], { fd });
   } finally {
     r.close();
+  }
+}
+
+/**
+ * chdir to a directory the caller may search but not read (ADDFD takes no
+ * O_PATH file, and a read-only open is refused): the caller's own
+ * openat(dir, name, O_PATH | O_DIRECTORY) then fchdir of what it returned,
+ * one retarget running both. `name` is the last name of the caller's own
+ * path string (a name, `..`, a symlink), `dir` what the path before it
+ * names inside the root (injected; the caller's cwd for a single name).
+ * The kernel's lookup of `name` is its own (from the host's view: `..` at
+ * a mount's top, an absolute symlink go elsewhere) and takes the string
+ * from the caller's memory, which another thread could change meanwhile:
+ * the descriptor it returns must be the directory found (device and inode)
+ * or fchdir does not run (EACCES).
+ */
+function searchOnly(ctx: Ctx, r: Found, path: Buffer, address: bigint): Answer {
+  const text = path.toString('latin1').replace(/(.)\/+$/, '$1');
+  const slash = text.lastIndexOf('/');
+  const name = text.slice(slash + 1);
+  if (name === '' || name === '.') return answer.errno(ERRNO.EACCES);
+  const searchable = mayExecute(ctx, r);
+  if (searchable < 0) return answer.errno(-searchable);
+  const before = slash < 0 ? '.' : slash === 0 ? '/' : text.slice(0, slash);
+  const base = resolve(ctx, sessionOf(ctx), Buffer.from(before, 'latin1'), AT_FDCWD, {
+    followLast: true,
+  });
+  let dir: number;
+  try {
+    if (base.errno !== 0 || base.proc || base.mode !== S_IFDIR) return answer.errno(ERRNO.EACCES);
+    dir = reaperOpen(ctx, base, O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC);
+  } finally {
+    base.close();
+  }
+  if (dir < 0) return answer.errno(ERRNO.EACCES);
+  const stat = fstatSync(r.fd, { bigint: true });
+  const parent = fstatSync(dir, { bigint: true });
+  const at = address + BigInt(slash + 1);
+  const flags = O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC;
+  // The retargeted openat comes back through the filter, from this thread, in the retarget.
+  pathOpens.set(ctx.pid, { name: at, flags, dev: parent.dev, ino: parent.ino });
+  return answer.retarget('openat', ['fd', at, flags, 0], {
+    fd: dir,
+    second: { syscall: 'fchdir', args: ['result'], sameAs: { dev: stat.dev, ino: stat.ino } },
+  });
+}
+
+/** Threads retargeted to openat(dir, name, O_PATH) by {@link searchOnly}: the name's address and the flags. */
+const pathOpens = new Map<number, { name: bigint; flags: number; dev: bigint; ino: bigint }>();
+
+/** Whether an openat is the one {@link searchOnly} retargeted this thread to: then the kernel's. */
+export function isSearchOnlyOpen(ctx: Ctx): boolean {
+  const pending = pathOpens.get(ctx.pid);
+  if (pending === undefined) return false;
+  pathOpens.delete(ctx.pid);
+  if (ctx.syscall !== 'openat' || ctx.args[1] !== pending.name) return false;
+  if (uint(ctx.args[2]) !== pending.flags) return false;
+  try {
+    const dir = statSync(`/proc/${ctx.pid}/fd/${int(ctx.args[0])}`, { bigint: true });
+    return dir.dev === pending.dev && dir.ino === pending.ino;
+  } catch {
+    return false;
   }
 }
 
@@ -130,6 +192,10 @@ interface Call {
   readonly empty: bigint;
   readonly argv: bigint;
   readonly envp: bigint;
+  /** The script's name the kernel would give its interpreter (bprm->filename, fs/exec.c); null: the kernel's. */
+  readonly filename: string | null;
+  /** Whether the caller named the file by a path (its interpreter opens that path). */
+  readonly byPath: boolean;
 }
 
 /**
@@ -147,14 +213,117 @@ interface Replace {
 /** A loader or `#!` interpreter named by a descriptor: a copy this module made, or the caller's own descriptor. */
 const BY_DESCRIPTOR = /^\/proc\/self\/fd\/\d+(?:\/[^/]+)?$/;
 
+/** One `#!` line followed: its interpreter as written, and whether it has an argument. */
+interface Level {
+  readonly written: string;
+  readonly arg: boolean;
+}
+
+/** A script's interpreter made ready for the kernel to open by `name`. */
+interface Named {
+  readonly name: string;
+  /** The program that finally runs, for /proc/<pid>/exe. */
+  readonly virtual: string;
+  /** The `#!` lines followed, the innermost first. */
+  readonly levels: readonly Level[];
+}
+
+/**
+ * The interpreter a `#!` line names, found inside the root (relative to
+ * the cwd when relative, as open_exec() takes it), injected close-on-exec
+ * and named by descriptor: the ELF (or its patched copy when it names a
+ * loader), or, when it is a script itself, its sealed copy whose own `#!`
+ * names its interpreter the same way, as binfmt_script follows it. Pushes
+ * what it opens to `opened`; a number is -errno.
+ */
+function interpreterFor(
+  ctx: Ctx,
+  script: { interpreter: string; arg: string | null },
+  opened: number[],
+  depth: number,
+): Named | number {
+  const session = sessionOf(ctx);
+  const interpreter = resolve(ctx, session, Buffer.from(script.interpreter, 'latin1'), AT_FDCWD, {
+    followLast: true,
+  });
+  try {
+    if (interpreter.proc) return -ERRNO.EACCES;
+    if (interpreter.errno !== 0) return -interpreter.errno;
+    const fd = openFile(ctx, interpreter, opened);
+    if (fd < 0) return fd;
+    if (depth + 1 > MAX_DEPTH) {
+      // The kernel opened it (open_exec() checks MAY_EXEC), then stops: nothing is injected for it.
+      const allowed = mayExecute(ctx, interpreter);
+      return allowed < 0 ? allowed : -ERRNO.ELOOP;
+    }
+    const level = { written: script.interpreter, arg: script.arg !== null };
+    const inner = shebangOf(fd);
+    let file: number;
+    let virtual: string;
+    let levels: Level[] = [level];
+    if (inner !== null) {
+      // Its copy is executed: the caller's X_OK on the script is checked here, as open_exec() would.
+      const allowed = mayExecute(ctx, interpreter);
+      if (allowed < 0) return allowed;
+      const next = interpreterFor(ctx, inner, opened, depth + 1);
+      if (typeof next === 'number') return next;
+      file = patchedScript(fd, inner, next.name);
+      opened.push(file);
+      virtual = next.virtual;
+      levels = [...next.levels, level];
+    } else {
+      file = loadable(ctx, found(ctx, interpreter, fd), opened);
+      if (file < 0) return file;
+      virtual = interpreter.path;
+    }
+    const number = ctx.addFd(file, { cloexec: true });
+    const base = script.interpreter.slice(script.interpreter.lastIndexOf('/') + 1);
+    const dir = session.interpreters.open(number, base);
+    if (dir !== null && dir < 0) return dir;
+    let name = `/proc/self/fd/${number}`;
+    if (dir !== null) {
+      try {
+        name = `/proc/self/fd/${ctx.addFd(dir, { cloexec: true })}/${base}`;
+      } finally {
+        close(dir);
+      }
+    }
+    return { name, virtual, levels };
+  } finally {
+    interpreter.close();
+  }
+}
+
+/**
+ * The arguments binfmt_script gives the interpreter under chroot(2): each
+ * level's `#!` name as written where the kernel put the descriptor's name,
+ * and `filename` (null: the kernel's own) where it put the script's.
+ */
+function chrootArgs(levels: readonly Level[], filename: string | null): ExecArg[] {
+  const args: ExecArg[] = [];
+  let index = 0;
+  for (const level of levels) {
+    args.push({ index, value: level.written });
+    index += level.arg ? 2 : 1;
+  }
+  if (filename !== null) args.push({ index, value: filename });
+  return args;
+}
+
 /**
  * Runs `exe` in the caller: an ELF as itself or with the root's loader, a
  * script with the root's interpreter. `opened` holds what to close after.
  */
 function execute(ctx: Ctx, exe: Executable, call: Call | Replace, opened: number[]): Answer {
   const session = sessionOf(ctx);
-  const retarget = (file: number, virtual: string | null, cloexec: boolean): Answer => {
-    if (virtual !== null) session.exes.set(threadGroup(ctx.pid), virtual);
+  const tgid = threadGroup(ctx.pid);
+  const retarget = (
+    file: number,
+    virtual: string | null,
+    cloexec: boolean,
+    execArgs: readonly ExecArg[] = [],
+  ): Answer => {
+    if (virtual !== null) session.exes.set(tgid, virtual);
     if ('replace' in call) {
       ctx.addFd(file, { targetFd: call.replace, cloexec: cloexec && call.cloexec });
       return answer.continue();
@@ -164,8 +333,10 @@ function execute(ctx: Ctx, exe: Executable, call: Call | Replace, opened: number
     return answer.retarget('execveat', ['fd', call.empty, call.argv, call.envp, AT_EMPTY_PATH], {
       fd: file,
       cloexec,
+      execArgs,
     });
   };
+  session.scripts.drop(tgid);
   const script = shebangOf(exe.fd);
   if (script === null) {
     const file = loadable(ctx, exe, opened);
@@ -174,44 +345,26 @@ function execute(ctx: Ctx, exe: Executable, call: Call | Replace, opened: number
   const allowed = exe.mayExecute();
   if (allowed < 0) return answer.errno(-allowed);
   // binfmt_script would open the interpreter by its path from the host's
-  // root: it is found inside the root (relative to the cwd when relative,
-  // as open_exec() takes it), and the script runs from a sealed copy whose
-  // `#!` names it by descriptor. The script's descriptor is not
-  // close-on-exec: the kernel refuses to run a script whose descriptor the
-  // interpreter could not open (BINPRM_FLAGS_PATH_INACCESSIBLE, ENOENT),
+  // root: the script runs from a sealed copy whose `#!` names the root's
+  // interpreter by descriptor (interpreterFor). The copy's descriptor is
+  // not close-on-exec: the kernel refuses to run a script whose descriptor
+  // the interpreter could not open (BINPRM_FLAGS_PATH_INACCESSIBLE, ENOENT),
   // and names it /dev/fd/N to the interpreter (own-fd.ts serves that
-  // open), as an fexecve of the script would.
-  const interpreter = resolve(ctx, session, Buffer.from(script.interpreter, 'latin1'), AT_FDCWD, {
-    followLast: true,
-  });
-  try {
-    if (interpreter.proc) return answer.errno(ERRNO.EACCES);
-    if (interpreter.errno !== 0) return answer.errno(interpreter.errno);
-    const fd = openFile(ctx, interpreter, opened);
-    if (fd < 0) return answer.errno(-fd);
-    // An interpreter that is a script itself: its own interpreter would
-    // need its descriptor open after the exec (not done).
-    if (shebangOf(fd) !== null) return answer.errno(ERRNO.ENOEXEC);
-    const file = loadable(ctx, found(ctx, interpreter, fd), opened);
-    if (file < 0) return answer.errno(-file);
-    const number = ctx.addFd(file, { cloexec: true });
-    const base = script.interpreter.slice(script.interpreter.lastIndexOf('/') + 1);
-    const dir = session.interpreters.open(number, base);
-    if (dir !== null && dir < 0) return answer.errno(-dir);
-    let name = `/proc/self/fd/${number}`;
-    if (dir !== null) {
-      try {
-        name = `/proc/self/fd/${ctx.addFd(dir, { cloexec: true })}/${base}`;
-      } finally {
-        close(dir);
-      }
-    }
-    const copy = patchedScript(exe.fd, script, name);
-    opened.push(copy);
-    return retarget(copy, interpreter.path, false);
-  } finally {
-    interpreter.close();
+  // open), as an fexecve of the script would. When the caller executed a
+  // path, the interpreter's arguments are the ones chroot(2) would give
+  // (the path, the `#!` names as written), and its open of that path gets
+  // the script checked here.
+  const named = interpreterFor(ctx, script, opened, 0);
+  if (typeof named === 'number') return answer.errno(-named);
+  const copy = patchedScript(exe.fd, script, named.name);
+  opened.push(copy);
+  if ('replace' in call) return retarget(copy, named.virtual, false);
+  if (call.filename !== null && call.byPath) {
+    const kept = opened.indexOf(exe.fd);
+    if (kept >= 0) opened.splice(kept, 1);
+    session.scripts.set(tgid, call.filename, exe.fd);
   }
+  return retarget(copy, named.virtual, false, chrootArgs(named.levels, call.filename));
 }
 
 function found(ctx: Ctx, r: Found, fd: number): Executable {
@@ -343,7 +496,9 @@ function executeUnread(ctx: Ctx, r: Found, path: Buffer, address: bigint, call: 
     O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC,
   );
   if (dir < 0) return answer.errno(ERRNO.EACCES);
-  sessionOf(ctx).exes.set(threadGroup(ctx.pid), r.path);
+  const tgid = threadGroup(ctx.pid);
+  sessionOf(ctx).scripts.drop(tgid);
+  sessionOf(ctx).exes.set(tgid, r.path);
   const name = address + BigInt(text.length - r.name.length);
   // The retargeted call comes back through the filter, from this thread, in the retarget.
   byName.set(ctx.pid, name);
@@ -374,7 +529,10 @@ export function onExec(ctx: Ctx): Answer {
     try {
       empty ||= ctx.read(address, 1)[0] === 0;
     } catch {}
-    if (empty) return onExecDescriptor(ctx, { empty: address, argv, envp });
+    if (empty) {
+      const filename = `/dev/fd/${int(a[0])}`;
+      return onExecDescriptor(ctx, { empty: address, argv, envp, filename, byPath: false });
+    }
   }
   const session = sessionOf(ctx);
   const path = copyPath(ctx, address);
@@ -383,7 +541,10 @@ export function onExec(ctx: Ctx): Answer {
   // The NUL that ends the caller's own path: the empty path of execveat.
   const empty = address + BigInt(path.length);
   const own = (flags & AT_SYMLINK_NOFOLLOW) === 0 ? execDescriptorOf(path) : null;
-  if (own !== null) return onExecOwnDescriptor(ctx, own, { empty, argv, envp });
+  if (own !== null) {
+    const filename = path.toString('latin1');
+    return onExecOwnDescriptor(ctx, own, { empty, argv, envp, filename, byPath: false });
+  }
   const r = resolve(ctx, session, path, dirfd, {
     followLast: (flags & AT_SYMLINK_NOFOLLOW) === 0,
   });
@@ -392,9 +553,13 @@ export function onExec(ctx: Ctx): Answer {
     if (r.proc) return answer.errno(ERRNO.EACCES);
     if (r.errno !== 0) return answer.errno(r.errno);
     const fd = openFile(ctx, r, opened);
-    if (fd === -ERRNO.EACCES) return executeUnread(ctx, r, path, address, { empty, argv, envp });
+    const text = path.toString('latin1');
+    // alloc_bprm() (fs/exec.c): the path as given, or /dev/fd/<dirfd>/<path> when relative to a dirfd.
+    const filename = dirfd === AT_FDCWD || text.startsWith('/') ? text : `/dev/fd/${dirfd}/${text}`;
+    const call: Call = { empty, argv, envp, filename, byPath: true };
+    if (fd === -ERRNO.EACCES) return executeUnread(ctx, r, path, address, call);
     if (fd < 0) return answer.errno(-fd);
-    return execute(ctx, found(ctx, r, fd), { empty, argv, envp }, opened);
+    return execute(ctx, found(ctx, r, fd), call, opened);
   } finally {
     for (const each of opened) close(each);
     r.close();

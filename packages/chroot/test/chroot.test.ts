@@ -293,8 +293,44 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
     ]);
     expect(result.stderr).toBe('');
     expect(result.stdout).toMatch(
-      /^script \/dev\/fd\/\d+ arg\nenv script one\nscript \/dev\/fd\/\d+ fexec\nfexeccloexec \/script: ENOENT\nscript \/dev\/fd\/\d+ execat\n$/,
+      /^script \/script arg\nenv script one\nscript \/dev\/fd\/\d+ fexec\nfexeccloexec \/script: ENOENT\nscript \/dev\/fd\/\d+\/script execat\n$/,
     );
+  });
+
+  it('gives a script executed from inside the arguments chroot(2) gives, through nested interpreters', async () => {
+    const command = [
+      '/script arg',
+      'cd /etc && ../script rel && cd /',
+      './script dot',
+      '/nested a',
+      'bin/relnested r',
+      '/exit7; echo "status $?"',
+      ...[1, 2, 3, 4, 5, 6].map((level) => `/probe exec:/chain${level}`),
+      '/probe exec:/emptyline',
+      '/probe exec:/badinterp',
+      '/probe exec:/nointerp',
+    ].join('; ');
+    const result = await runInRoot(fs.dir, ['/bin/sh', '-c', command]);
+    expect(result.stderr).toBe('');
+    const out = result.stdout;
+    expect(out).toContain('script /script arg\nscript ../script rel\nscript ./script dot\n');
+    expect(out).toContain('interp1 /interp1 [one two] /nested a\n');
+    expect(out).toContain('interp1 bin/../interp1 [bin/relnested] r \n');
+    expect(out).toContain('status 7\n');
+    expect(out).toContain('chain /chain6 /chain5 /chain4 /chain3 /chain2 exec\n');
+    expect(out).toContain('exec /chain1: ELOOP\n');
+    expect(out).toContain(
+      'exec /emptyline: ENOEXEC\nexec /badinterp: EACCES\nexec /nointerp: ENOENT\n',
+    );
+    if (root) expect(runInRealRoot(fs.dir, ['/bin/sh', '-c', command])).toBe(out);
+    // Started as the sandbox's program: the same nesting and limit.
+    const started = await runInRoot(fs.dir, ['/chain2', 'x']);
+    expect(started.stdout).toBe('chain /chain6 /chain5 /chain4 /chain3 /chain2 x\n');
+    const tooDeep = await runInRoot(fs.dir, ['/chain1', 'x']).then(
+      (r) => `${r.exitCode} ${r.stderr}`,
+      (error: Error) => error.message,
+    );
+    expect(tooDeep).toMatch(/too many interpreters/);
   });
 
   it("leaves a script's interpreter only the script's descriptor, as fexecve of a script does", async () => {
@@ -365,6 +401,52 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
       closeSync(pty.slave);
       closeSync(pty.master);
     }
+  });
+
+  it('changes to a directory it may search but not read, as root without capabilities', async () => {
+    const ops = [
+      'dropcaps',
+      'chdir:/searchonly',
+      'cwd',
+      'cat:inside',
+      'save:.',
+      'chdir:sub',
+      'cwd',
+      'chdir:/',
+      'chdir:searchonly/',
+      'cwd',
+      'chdir:sub/..',
+      'cwd',
+      'chdir:/solink',
+      'cwd',
+      'chdir:/searchonly/missing',
+      'chdir:/noaccess',
+      'cwd',
+    ];
+    const out = await probe(ops);
+    expect(out).toBe(
+      [
+        'dropcaps : ok',
+        'chdir /searchonly: ok',
+        'cwd : /searchonly',
+        'cat inside: [INSIDE SEARCHONLY]',
+        'save .: EACCES',
+        'chdir sub: ok',
+        'cwd : /searchonly/sub',
+        'chdir /: ok',
+        'chdir searchonly/: ok',
+        'cwd : /searchonly',
+        'chdir sub/..: ok',
+        'cwd : /searchonly',
+        'chdir /solink: ok',
+        'cwd : /searchonly',
+        'chdir /searchonly/missing: ENOENT',
+        'chdir /noaccess: EACCES',
+        'cwd : /searchonly',
+        '',
+      ].join('\n'),
+    );
+    if (root) expect(runInRealRoot(fs.dir, ['/probe', ...ops])).toBe(out);
   });
 
   it('executes a program it may execute but not read, as root without capabilities', async () => {

@@ -22,9 +22,9 @@ describe.skipIf('missing' in root)('the emulated chroot over a Debian root', () 
     mkdirSync(join(host, 'scripts'));
     const script = (name: string, text: string) =>
       writeFileSync(join(host, 'scripts', name), text, { mode: 0o755 });
-    script('sh', '#!/bin/sh\necho "sh $1"; cd /etc && pwd\n');
-    script('env-python', '#!/usr/bin/env python3\nimport sys\nprint("python", sys.argv[1:])\n');
-    script('python', '#!/usr/bin/python3 -S\nimport sys\nprint("python -S", sys.argv[1:])\n');
+    script('sh', '#!/bin/sh\necho "sh $0 $1"; cd /etc && pwd\n');
+    script('env-python', '#!/usr/bin/env python3\nimport sys\nprint("python", sys.argv)\n');
+    script('python', '#!/usr/bin/python3 -S\nimport sys\nprint("python -S", sys.argv)\n');
     // A package built here, for dpkg to install through the workdir.
     const pkg = join(host, 'pkg');
     mkdirSync(join(pkg, 'DEBIAN'), { recursive: true });
@@ -79,7 +79,10 @@ describe.skipIf('missing' in root)('the emulated chroot over a Debian root', () 
       '/scripts/sh one && /scripts/env-python two && /scripts/python three',
     ]);
     expect(result.stderr).toBe('');
-    expect(result.stdout).toBe("sh one\n/etc\npython ['two']\npython -S ['three']\n");
+    // The script's path as executed, as chroot(2) gives it to the interpreter.
+    expect(result.stdout).toBe(
+      "sh /scripts/sh one\n/etc\npython ['/scripts/env-python', 'two']\npython -S ['/scripts/python', 'three']\n",
+    );
   });
 
   it('runs apt-get and dpkg', async () => {

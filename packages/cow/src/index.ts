@@ -10,6 +10,7 @@ export {
   type CleanReport,
   type CreateOptions,
   cleanStaleLayers,
+  type DiskBound,
   defaultStore,
   Layer,
   type LayerMeta,

@@ -2,7 +2,6 @@
 // real process), when two processes commit to one directory at once, and
 // when someone swaps a symlink into the directory during a commit.
 
-import { spawn } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -16,33 +15,11 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanStaleLayers, Layer } from '../src/index.js';
 import { setStepHook } from '../src/layer/commit.js';
+import { child } from './support/run-child.js';
 import { copyTree, makeTree, snapshot, Twin } from './support/tree.js';
-
-const register = fileURLToPath(new URL('../../dispatch/src/dev/register.mjs', import.meta.url));
-const script = fileURLToPath(new URL('./support/child.ts', import.meta.url));
-
-function child(
-  ...args: string[]
-): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const process_ = spawn(process.execPath, ['--import', register, script, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    process_.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    process_.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    process_.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
 
 let base: string;
 let lower: string;

@@ -26,6 +26,8 @@ export type Answer =
       readonly args: readonly RetargetArg[];
       readonly fd: number | null;
       readonly cloexec: boolean;
+      readonly execArgs: readonly ExecArg[];
+      readonly second: RetargetSecond | null;
     }
   /** Kill the whole sandbox; the syscall fails with EPERM meanwhile. */
   | { readonly kind: 'kill'; readonly reason: string }
@@ -41,6 +43,26 @@ export type AnswerKind = Answer['kind'];
  */
 export type RetargetArg = bigint | 'fd';
 
+/**
+ * A second call the retargeted thread runs after the first succeeded, on
+ * the descriptor that call returned (`'result'` in `args`), which is then
+ * closed: e.g. openat(…, O_PATH) then fchdir. The caller gets the second
+ * call's result. `sameAs`: the first call's descriptor must name this
+ * object (device and inode, checked by the supervisor through
+ * /proc/<tid>/fd) or the second call does not run and the caller gets EACCES.
+ */
+export interface RetargetSecond {
+  readonly syscall: string;
+  readonly args: readonly (bigint | 'fd' | 'result')[];
+  readonly sameAs: { readonly dev: bigint; readonly ino: bigint } | null;
+}
+
+/** An argument string of the program an exec starts, replaced before it runs: argv[index] becomes `value`. */
+export interface ExecArg {
+  readonly index: number;
+  readonly value: string;
+}
+
 export interface RetargetOptions {
   /**
    * A descriptor of the supervisor to install in the caller first (the
@@ -51,6 +73,19 @@ export interface RetargetOptions {
   fd?: number;
   /** Install it with O_CLOEXEC (default true). */
   cloexec?: boolean;
+  /**
+   * When the call is an exec that succeeds: these arguments of the new
+   * program are replaced, in its fresh memory, before it runs one
+   * instruction (the exec left it one thread, stopped; see retarget.ts).
+   * An index past its argc is ignored.
+   */
+  execArgs?: readonly ExecArg[];
+  /** A second call: see {@link RetargetSecond}. */
+  second?: {
+    syscall: string;
+    args: readonly (number | bigint | 'fd' | 'result')[];
+    sameAs?: { dev: bigint; ino: bigint };
+  };
 }
 
 const CONTINUE: Answer = Object.freeze({ kind: 'continue' });
@@ -140,6 +175,15 @@ export const answer = Object.freeze({
       args: args.map((arg) => (arg === 'fd' ? arg : BigInt(arg))),
       fd,
       cloexec: options.cloexec ?? true,
+      execArgs: options.execArgs ?? [],
+      second:
+        options.second === undefined
+          ? null
+          : {
+              syscall: options.second.syscall,
+              args: options.second.args.map((arg) => (typeof arg === 'string' ? arg : BigInt(arg))),
+              sameAs: options.second.sameAs ?? null,
+            },
     };
   },
   /** Kill every process of the sandbox (through its reaper); `reason` is reported. */

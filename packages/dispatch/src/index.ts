@@ -3,9 +3,11 @@ export {
   type Answer,
   type AnswerKind,
   answer,
+  type ExecArg,
   type InjectOptions,
   type RetargetArg,
   type RetargetOptions,
+  type RetargetSecond,
 } from './answer.js';
 export { CallError } from './call-error.js';
 export type {

@@ -12,9 +12,11 @@ export {
   type Answer,
   type AnswerKind,
   answer,
+  type ExecArg,
   type InjectOptions,
   type RetargetArg,
   type RetargetOptions,
+  type RetargetSecond,
 } from './answer.js';
 export { brokerOf, int, sessionOf, uint } from './args.js';
 export { CallError } from './call-error.js';

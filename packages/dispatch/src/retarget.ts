@@ -18,7 +18,7 @@
 //
 // ptrace requests must come from the thread that seized: this worker's.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import {
   __WALL,
   type Arch,
@@ -46,11 +46,12 @@ import {
   WNOHANG,
   waitStatus,
 } from '@sandlock/sys';
-import type { Answer } from './answer.js';
+import type { Answer, RetargetSecond } from './answer.js';
 import { addFd } from './context.js';
+import { replaceExecArgs } from './exec-args.js';
 import type { Delivery, Responder } from './respond.js';
 
-const { ECHILD, EINTR, ENOENT, ENOSYS, EPERM } = ERRNO;
+const { EACCES, ECHILD, EINTR, ENOENT, ENOSYS, EPERM } = ERRNO;
 
 type RetargetAnswer = Extract<Answer, { kind: 'retarget' }>;
 
@@ -198,6 +199,14 @@ export class Retargeter {
       const event = stop.status >>> 16;
       if (event === PTRACE_EVENT_EXEC) {
         // The exec succeeded: its registers are new; the mask survives exec.
+        if (plan.execArgs.length > 0) {
+          try {
+            replaceExecArgs(stop.pid, regs, layout, plan.execArgs);
+          } catch {
+            // Not the program the handler decided on: it does not run.
+            process.kill(stop.pid, 'SIGKILL');
+          }
+        }
         ptrace(PTRACE_SETSIGMASK, stop.pid, 8, this.mask);
         this.detach(stop.pid);
         return { ok: true };
@@ -216,32 +225,33 @@ export class Retargeter {
       ptrace(PTRACE_SYSCALL, tid, 0, 0);
     }
 
+    if (plan.second !== null && result >= 0n) {
+      // The second call, on the descriptor the first returned, which is closed after.
+      const first = result;
+      const second = plan.second;
+      const secondNr = syscallNumberOrUndefined(second.syscall, this.arch);
+      if (secondNr === undefined || !this.names(tid, Number(first), second.sameAs)) {
+        result = -BigInt(EACCES);
+      } else {
+        const args = second.args.map((arg) =>
+          arg === 'fd' ? BigInt(injected) : arg === 'result' ? first : arg,
+        );
+        const got = this.again(tid, secondNr, args, serve);
+        if (typeof got === 'string')
+          return got === 'gone' ? { ok: false, gone: true } : this.stuck(tid);
+        result = got;
+      }
+      const closed = this.again(tid, this.closeNr, [first], serve);
+      if (typeof closed === 'string')
+        return closed === 'gone' ? { ok: false, gone: true } : this.stuck(tid);
+    }
+
     if (injected >= 0) {
       // Back to the syscall instruction with close(fd): the descriptor goes
-      // away in the caller's own thread. A restart is ruled out (orig_rax -1).
-      regs.load(tid);
-      regs.set(layout.nr, BigInt(this.closeNr));
-      regs.set(layout.args[0]!, BigInt(injected));
-      regs.set(layout.pc, regs.get(layout.pc) - BigInt(layout.instructionLength));
-      if (layout.origNr !== null) regs.set(layout.origNr, -1n);
-      regs.store(tid);
-      ptrace(PTRACE_SYSCALL, tid, 0, 0);
-      let closeEntered = false;
-      for (;;) {
-        stop = this.waitStop(tid, serve);
-        if (stop === 'gone') return { ok: false, gone: true };
-        if (stop === 'stuck') return this.stuck(tid);
-        const syscallStop =
-          ((stop.status >>> 8) & 0xff) === (SIGTRAP | 0x80) && stop.status >>> 16 === 0;
-        if (!syscallStop) {
-          this.resume(stop);
-          continue;
-        }
-        const op = this.syscallInfo(tid);
-        if (op === PTRACE_SYSCALL_INFO_ENTRY) closeEntered = true;
-        else if (op === PTRACE_SYSCALL_INFO_EXIT && closeEntered) break;
-        ptrace(PTRACE_SYSCALL, tid, 0, 0);
-      }
+      // away in the caller's own thread.
+      const closed = this.again(tid, this.closeNr, [BigInt(injected)], serve);
+      if (typeof closed === 'string')
+        return closed === 'gone' ? { ok: false, gone: true } : this.stuck(tid);
     }
 
     // The caller's registers as they were, with the new call's result.
@@ -255,6 +265,55 @@ export class Retargeter {
     ptrace(PTRACE_SETSIGMASK, tid, 8, this.mask);
     this.detach(tid);
     return { ok: true };
+  }
+
+  /**
+   * From a syscall-exit stop: back to the syscall instruction with another
+   * call, run to its exit; its result. A restart is ruled out (orig_rax -1).
+   */
+  private again(
+    tid: number,
+    nr: number,
+    args: readonly bigint[],
+    serve: Serve,
+  ): bigint | 'gone' | 'stuck' {
+    const layout = this.layout;
+    const regs = this.regs;
+    regs.load(tid);
+    regs.set(layout.nr, BigInt(nr));
+    args.forEach((arg, index) => {
+      regs.set(layout.args[index]!, arg);
+    });
+    regs.set(layout.pc, regs.get(layout.pc) - BigInt(layout.instructionLength));
+    if (layout.origNr !== null) regs.set(layout.origNr, -1n);
+    regs.store(tid);
+    ptrace(PTRACE_SYSCALL, tid, 0, 0);
+    let entered = false;
+    for (;;) {
+      const stop = this.waitStop(tid, serve);
+      if (stop === 'gone' || stop === 'stuck') return stop;
+      const syscallStop =
+        ((stop.status >>> 8) & 0xff) === (SIGTRAP | 0x80) && stop.status >>> 16 === 0;
+      if (!syscallStop) {
+        this.resume(stop);
+        continue;
+      }
+      const op = this.syscallInfo(tid);
+      if (op === PTRACE_SYSCALL_INFO_ENTRY) entered = true;
+      else if (op === PTRACE_SYSCALL_INFO_EXIT && entered) return this.info.readBigInt64LE(24);
+      ptrace(PTRACE_SYSCALL, tid, 0, 0);
+    }
+  }
+
+  /** Whether the thread's descriptor `fd` names the object `sameAs` (null: anything). */
+  private names(tid: number, fd: number, sameAs: RetargetSecond['sameAs']): boolean {
+    if (sameAs === null) return true;
+    try {
+      const stat = statSync(`/proc/${tid}/fd/${fd}`, { bigint: true });
+      return stat.dev === sameAs.dev && stat.ino === sameAs.ino;
+    } catch {
+      return false;
+    }
   }
 
   private syscallInfo(tid: number): number {

@@ -53,6 +53,8 @@ beforeAll(() => {
   work = realpathSync(mkdtempSync(join(tmpdir(), 'sandlock-retarget-')));
   mkdirSync(join(work, 'dir'));
   mkdirSync(join(work, 'twice'));
+  mkdirSync(join(work, 'parent/second'), { recursive: true });
+  mkdirSync(join(work, 'parent/other'), { recursive: true });
   writeFileSync(join(work, 'file'), 'not a directory\n');
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -70,6 +72,7 @@ describe.skipIf(!hasPython)('a retarget answer', () => {
             file: join(work, 'file'),
             program: '/bin/sh',
             twice: join(work, 'twice'),
+            parent: join(work, 'parent'),
           },
         },
       ],
@@ -102,6 +105,32 @@ describe.skipIf(!hasPython)('a retarget answer', () => {
     if (!x86) console.warn('the register check is x86_64 machine code: not run here');
     expect(errors.filter((error) => !/no_such_call/.test(error.message))).toEqual([]);
   });
+
+  it('runs a second call on the descriptor the first returned, and replaces the arguments an exec gives', async () => {
+    const program = `
+import os
+def fds(): return sorted(int(n) for n in os.listdir('/proc/self/fd'))
+before = fds()
+os.chdir('/retarget/second')
+print('second', os.getcwd())
+try:
+    os.chdir('/retarget/other')
+except OSError as e:
+    print('other', e.errno, os.getcwd())
+print('fds', fds() == before, flush=True)
+os.execv('/retarget/args', ['sh', '-c', 'echo "$0" "$1"', 'zero', 'one'])
+`;
+    const { session, finished } = await supervise(supervisor, [PYTHON, '-c', program]);
+    const result = await finished;
+    await session?.closed;
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim().split('\n')).toEqual([
+      `second ${join(work, 'parent/second')}`,
+      `other 13 ${join(work, 'parent/second')}`, // EACCES: not the object named, fchdir not run
+      'fds True',
+      `replaced ${'x'.repeat(300)} one`,
+    ]);
+  });
 });
 
 describe('answer.retarget', () => {
@@ -113,6 +142,8 @@ describe('answer.retarget', () => {
       args: ['fd'],
       fd: 7,
       cloexec: true,
+      execArgs: [],
+      second: null,
     });
     expect(answer.retarget('close', [3])).toMatchObject({ args: [3n], fd: null });
     expect(() => answer.retarget('fchdir', ['fd'])).toThrow(/no fd is injected/);

@@ -170,11 +170,11 @@ export const FIELDS = {
       {
         long: 'max-disk',
         value: 'SIZE',
-        help: "bound the workdir's layer to SIZE: copies and creations past it fail with ENOSPC, a write past SIZE in any one file with EFBIG (SIGXFSZ), and a sandbox whose files together go over it is killed",
+        help: "bound the workdir's layer to SIZE: as root (CAP_SYS_ADMIN), up to a quarter of the memory, the layer is a tmpfs of that size and writes past it fail with ENOSPC; otherwise it is measured and a sandbox whose files go over it is killed ('sandlock check' says which)",
       },
     ],
     profile: { section: 'workdir', key: 'max_disk' },
-    doc: "The most bytes the workdir's layer may hold. A copy or creation the layer makes past it fails with ENOSPC. No file the sandbox writes (in the workdir or elsewhere) may grow past it: the kernel fails the write with EFBIG and sends SIGXFSZ, which ends a program that does not handle it (RLIMIT_FSIZE). The layer is measured every 100 ms or so and when the program ends: a sandbox whose files together hold more is killed (`killedBy`), and a layer over it at the end is finished as an error (onError).",
+    doc: "The most bytes the workdir's layer may hold. With CAP_SYS_ADMIN (root) and a bound of at least one page and at most a quarter of the machine's memory, the layer's files are on a tmpfs of that size (rounded down to whole pages) of its own: the kernel fails any write, copy or creation past it with ENOSPC and the program goes on (`result.workdir.diskBound` is `tmpfs`; such a layer is held in memory, and one kept is lost if the machine restarts). Otherwise the bound is measured (`measured`): a copy or creation the layer makes past it fails with ENOSPC; no file the sandbox writes (in the workdir or elsewhere) may grow past it: the kernel fails the write with EFBIG and sends SIGXFSZ, which ends a program that does not handle it (RLIMIT_FSIZE); the layer is measured every 100 ms or so, and a sandbox whose files together hold more is killed (`killedBy`). Either way, a layer whose file sizes add up to more at the end (sparse files included) is finished as an error (onError). `sandlock check` says which applies here.",
   }),
   fsStorage: field({
     kind: nullable(path),

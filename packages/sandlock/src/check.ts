@@ -1,21 +1,28 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmdirSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { patchVdso, type VdsoFunctions, vdsoFunctions } from '@sandlock/determinism';
 import { detectLandlock, FEATURES, type Feature } from '@sandlock/landlock';
 import { compileSandboxFilter } from '@sandlock/seccomp';
 import {
   AT_FDCWD,
   close,
+  detachMount,
   ERRNO,
   encodeOpenHow,
   encodeSeccompNotifAddfd,
+  errnoName,
+  errnoNumber,
   hostArch,
   ioctl,
   ioctlBuffer,
   LaunchError,
   launch,
+  mountTmpfs,
   openFlags,
   PTRACE_SEIZE,
+  pageSize,
   ptrace,
   RESOLVE_BENEATH,
   RESOLVE_NO_MAGICLINKS,
@@ -315,6 +322,44 @@ function remoteAccessFeatures(seccomp: SeccompProbe): KernelFeature[] {
   ];
 }
 
+/**
+ * How a workdir's maxDisk is enforced here: a tmpfs of its own per layer
+ * when this process may mount one (tried on a scratch directory), else
+ * measured.
+ */
+function diskBoundFeature(): KernelFeature {
+  let mounted: number;
+  let dir: string | null = null;
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'sandlock-check-'));
+    mounted = mountTmpfs(dir, {
+      size: pageSize(),
+      mode: 0o700,
+      uid: process.geteuid?.() ?? 0,
+      gid: process.getegid?.() ?? 0,
+    });
+    if (mounted === 0) detachMount(dir);
+  } catch (error) {
+    mounted = -(errnoNumber((error as NodeJS.ErrnoException).code ?? '') ?? ERRNO.EPERM);
+  } finally {
+    try {
+      if (dir !== null) rmdirSync(dir);
+    } catch {
+      // Left in the temp dir: a mount that could not be detached is the kernel's to report.
+    }
+  }
+  return {
+    name: 'tmpfs mount (maxDisk: writes past it fail with ENOSPC)',
+    ok: mounted === 0,
+    since: '-',
+    required: false,
+    detail:
+      mounted === 0
+        ? 'each workdir layer with maxDisk is a tmpfs of that size'
+        : `${errnoName(-mounted)}: maxDisk is measured (the sandbox killed past it, each file capped by RLIMIT_FSIZE)`,
+  };
+}
+
 /** Features of a listener and of its sandboxed process: the outer supervisor's, when delegated. */
 const LISTENER_FEATURES = new Set([
   'SECCOMP_IOCTL_NOTIF_ADDFD',
@@ -368,6 +413,7 @@ export async function checkKernel(): Promise<KernelCheck> {
         detail: `inside a supervised sandbox (a second listener: EBUSY): sandboxes started here are taken on by the supervisor around it, ${SUPERVISOR_VARIABLE}=${around.socket}${around.error === null ? '' : `: ${around.error}`}`,
       },
       ...featureProbes(seccomp).filter((feature) => !LISTENER_FEATURES.has(feature.name)),
+      diskBoundFeature(),
     );
     return {
       arch,
@@ -398,7 +444,7 @@ export async function checkKernel(): Promise<KernelCheck> {
       required: false,
     },
   );
-  features.push(...featureProbes(seccomp));
+  features.push(...featureProbes(seccomp), diskBoundFeature());
   return {
     arch,
     landlockAbi: landlock.abi,

@@ -85,15 +85,22 @@ export interface ConfinementOptions {
    * A copy-on-write workdir (the cow module): its directory is only read by
    * both domains (changes are made in the layer), the reaper's may write
    * the layer's upper tree, and the sandbox's has nothing of the layers'
-   * store.
+   * store. `diskBound`: how the layer's maxDisk is enforced (null: none);
+   * `measured` caps each file with RLIMIT_FSIZE.
    */
-  workdir?: { lower: string; upper: string; store: string };
+  workdir?: {
+    lower: string;
+    upper: string;
+    store: string;
+    diskBound: 'tmpfs' | 'measured' | null;
+  };
   /** The program's credentials (SpawnOptions.user): set before no_new_privs, inherited by the reaper. */
   user?: { uid: number; gid: number; groups?: readonly number[]; umask?: number };
 }
 
 /**
- * RLIMIT_FSIZE for a workdir with maxDisk: no file the sandbox writes
+ * RLIMIT_FSIZE for a workdir whose maxDisk is measured (no tmpfs upper of
+ * its own size, which the kernel bounds itself): no file the sandbox writes
  * through a descriptor (the layer's injected ones, or any other) grows past
  * maxDisk; the kernel fails such a write with EFBIG and sends SIGXFSZ, which
  * kills by default (setrlimit(2)). The layer's sum is measured on a timer
@@ -266,7 +273,7 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     );
     steps.push({ kind: 'rlimit', resource: 'NOFILE', ...openFiles });
     if (policy.noCoredump) steps.push({ kind: 'rlimit', resource: 'CORE', soft: 0n, hard: 0n });
-    if (options.workdir !== undefined && policy.maxDisk !== null) {
+    if (options.workdir?.diskBound === 'measured' && policy.maxDisk !== null) {
       const fileSize = atStep('file-size limit', () => fileSizeLimit(policy.maxDisk!));
       steps.push({ kind: 'rlimit', resource: 'FSIZE', ...fileSize });
     }

@@ -2,7 +2,7 @@
 // starts, and finished when the sandbox has ended (the policy's onExit for
 // status 0, onError otherwise; a dry run lists and discards; `defer` leaves
 // the choice to the caller).
-import { type Change, finishLayer, Layer } from '@sandlock/cow';
+import { type Change, type DiskBound, finishLayer, Layer } from '@sandlock/cow';
 import { SandboxError } from './errors.js';
 import type { Policy } from './policy.js';
 
@@ -19,6 +19,12 @@ export interface WorkdirResult {
   readonly done: 'commit' | 'abort' | 'keep' | 'deferred';
   /** The changes the layer held, against the workdir as it was at the end. */
   readonly changes: Change[];
+  /**
+   * With maxDisk, how it was enforced: `tmpfs` (the layer on a file system
+   * of that size, writes past it failed with ENOSPC) or `measured` (the layer
+   * measured, the sandbox killed past it).
+   */
+  readonly diskBound?: DiskBound;
   /** For 'keep': the layer's directory (`sandlock cow commit|abort` takes it). */
   readonly kept?: string;
   /** For 'deferred': the layer's upper tree (what formatChanges diffs against the workdir). */
@@ -62,12 +68,19 @@ export class SandboxLayer {
     return { dir: this.layer.dir, usage: this.layer.usage };
   }
 
-  get confinement(): { lower: string; upper: string; store: string } {
-    return { lower: this.layer.lower, upper: this.layer.upper, store: this.layer.store };
+  get confinement(): {
+    lower: string;
+    upper: string;
+    store: string;
+    diskBound: DiskBound | null;
+  } {
+    const { lower, upper, store, diskBound } = this.layer;
+    return { lower, upper, store, diskBound };
   }
 
   /**
-   * With maxDisk: measures the upper on a timer, and calls `kill` with the
+   * With maxDisk enforced by measures (not by a tmpfs upper, which the
+   * kernel bounds): measures the upper on a timer, and calls `kill` with the
    * reason once it holds more than maxDisk (what the sandbox writes through
    * descriptors of the upper goes straight to the kernel, uncounted), or
    * cannot be measured. What it measured is counted, so the layer's own
@@ -75,7 +88,7 @@ export class SandboxLayer {
    */
   watchDisk(kill: (reason: string) => void): void {
     const limit = this.layer.maxDisk;
-    if (limit === null || this.diskTimer !== null) return;
+    if (limit === null || this.layer.diskBound !== 'measured' || this.diskTimer !== null) return;
     const check = () => {
       const started = performance.now();
       const over = this.overDisk(limit);
@@ -123,7 +136,9 @@ export class SandboxLayer {
     this.stopDiskWatch();
     const layer = this.layer;
     // Written since the last measure: a layer over maxDisk at the end is an
-    // error ending, whatever the status (onError decides).
+    // error ending, whatever the status (onError decides). On a tmpfs upper
+    // this counts the sizes of sparse files, which take no blocks there but
+    // would take them in the workdir.
     const limit = layer.maxDisk;
     const within = limit === null || this.overDisk(limit) === null;
     const result = await finishLayer(layer, succeeded && within, {
@@ -145,6 +160,7 @@ export class SandboxLayer {
     return {
       done: result.done,
       changes: result.changes,
+      ...(layer.diskBound !== null ? { diskBound: layer.diskBound } : {}),
       ...(result.kept !== undefined ? { kept: result.kept } : {}),
       ...(result.done === 'deferred' ? { upper: layer.upper } : {}),
       async commit() {

@@ -19,3 +19,10 @@ export const S_IFSOCK = 0o140000;
 
 /** utimensat(2): a tv_nsec that leaves the time as it is. */
 export const UTIME_OMIT = (1 << 30) - 2;
+
+/** mount(2) flags (include/uapi/linux/mount.h). */
+export const MS_NOSUID = 0x2;
+export const MS_NODEV = 0x4;
+/** umount2(2) flags: detach now, free when no longer busy; refuse a symlink as the target. */
+export const MNT_DETACH = 0x2;
+export const UMOUNT_NOFOLLOW = 0x8;

@@ -54,6 +54,7 @@ export {
   readMemoryPartial,
   writeMemory,
 } from './memory.js';
+export { detachMount, mountTmpfs, type TmpfsOptions } from './mount.js';
 export { pageSize } from './page.js';
 export { bytePath, isSymlink, pathWithin } from './paths.js';
 export {

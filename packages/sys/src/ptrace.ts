@@ -56,6 +56,8 @@ export interface SyscallRegisters {
   readonly nr: number;
   readonly restartNr: number;
   readonly pc: number;
+  /** The stack pointer (rsp, sp). */
+  readonly sp: number;
   /** The length of the syscall instruction (x86_64 `syscall`, aarch64 `svc #0`). */
   readonly instructionLength: number;
   readonly rewoundBeforeStop: boolean;
@@ -72,6 +74,7 @@ export const SYSCALL_REGISTERS: Readonly<Record<Arch, SyscallRegisters>> = Objec
     nr: 10, // rax, on the way into the kernel
     restartNr: 15, // orig_rax
     pc: 16, // rip
+    sp: 19, // rsp
     instructionLength: 2,
     rewoundBeforeStop: false,
     origNr: 15,
@@ -83,6 +86,7 @@ export const SYSCALL_REGISTERS: Readonly<Record<Arch, SyscallRegisters>> = Objec
     nr: 8,
     restartNr: 8,
     pc: 32,
+    sp: 31,
     instructionLength: 4,
     rewoundBeforeStop: true,
     origNr: null,

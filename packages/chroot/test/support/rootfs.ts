@@ -105,6 +105,25 @@ export function buildRootfs(): Rootfs {
   chmodSync(join(dir, 'script'), 0o755);
   writeFileSync(join(dir, 'envscript'), '#!/bin/env sh\necho "env script $1"\n', { mode: 0o755 });
   writeFileSync(join(dir, 'fdscript'), '#!/bin/sh\nexec /probe fds\n', { mode: 0o755 });
+  // Directories a caller without capabilities may search but not read, or not even search.
+  mkdirSync(join(dir, 'searchonly/sub'), { recursive: true });
+  writeFileSync(join(dir, 'searchonly/inside'), 'INSIDE SEARCHONLY\n');
+  chmodSync(join(dir, 'searchonly'), 0o111);
+  symlinkSync('searchonly', join(dir, 'solink'));
+  mkdirSync(join(dir, 'noaccess'));
+  chmodSync(join(dir, 'noaccess'), 0o000);
+  // Interpreters that are scripts themselves, to the kernel's limit and past it.
+  writeFileSync(join(dir, 'interp1'), '#!/bin/sh\necho "interp1 $0 [$1] $2 $3"\n', { mode: 0o755 });
+  writeFileSync(join(dir, 'nested'), '#!/interp1 one two\necho never\n', { mode: 0o755 });
+  writeFileSync(join(dir, 'bin/relnested'), '#!bin/../interp1\n', { mode: 0o755 });
+  for (let level = 1; level <= 6; level++) {
+    const line = level === 6 ? '/bin/sh' : `/chain${level + 1}`;
+    writeFileSync(join(dir, `chain${level}`), `#!${line}\necho "chain $0 $*"\n`, { mode: 0o755 });
+  }
+  writeFileSync(join(dir, 'exit7'), '#!/bin/sh\nexit 7\n', { mode: 0o755 });
+  writeFileSync(join(dir, 'emptyline'), '#!\necho never\n', { mode: 0o755 });
+  writeFileSync(join(dir, 'badinterp'), '#!/noexec-script\n', { mode: 0o755 });
+  writeFileSync(join(dir, 'nointerp'), '#!/nothing/here\n', { mode: 0o755 });
   // Readable, not executable: refused as the kernel refuses them.
   writeFileSync(join(dir, 'noexec-script'), '#!/bin/sh\necho ran\n', { mode: 0o644 });
   copyFileSync(join(dir, 'probe'), join(dir, 'xonly'));

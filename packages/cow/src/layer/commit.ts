@@ -527,6 +527,7 @@ function readJournal(path: string): Step[] {
 
 /** Commits a layer whose lower's lock the caller holds. */
 export function commitLocked(layer: Layer): void {
+  layer.checkUpper();
   const whiteouts = layer.whiteoutsForCommit();
   const meta = layer.metadata;
   const root = openDirectoryNoSymlinks(meta.lower, O.O_RDONLY);

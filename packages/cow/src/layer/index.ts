@@ -12,7 +12,9 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
+import { totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import { mountTmpfs, pageSize } from '@sandlock/sys';
 import { type Change, computeChanges } from './changes.js';
 import { commitLayer, commitLayerAsync, setOpener } from './commit.js';
 import { cleanStaleLayers } from './stale.js';
@@ -27,6 +29,8 @@ import {
   readJson,
   removeLayerDir,
   thisProcess,
+  unmountUpper,
+  upperMounted,
   writeDurably,
 } from './store.js';
 import { Whiteouts } from './whiteouts.js';
@@ -48,7 +52,17 @@ export interface LayerMeta {
   readonly created: string;
   readonly state: LayerState;
   readonly maxDisk: number | null;
+  /** How maxDisk is enforced (absent: no maxDisk, or a layer of an older version: 'measured'). */
+  readonly diskBound?: DiskBound;
 }
+
+/**
+ * How a layer's maxDisk is enforced: `tmpfs`, the upper is a tmpfs of that
+ * size of its own and the kernel fails writes past it with ENOSPC; `measured`,
+ * the upper is measured on a timer and the sandbox killed past it (and each
+ * file capped by RLIMIT_FSIZE).
+ */
+export type DiskBound = 'tmpfs' | 'measured';
 
 export interface CreateOptions {
   readonly lower: string;
@@ -56,6 +70,11 @@ export interface CreateOptions {
   readonly storage?: string;
   /** The most bytes the upper may hold (reserve() says no past it); null: no bound. */
   readonly maxDisk?: number | null;
+  /**
+   * With maxDisk, whether to try an upper of its own size (a tmpfs, which
+   * needs CAP_SYS_ADMIN) before the measured bound; default true.
+   */
+  readonly kernelBound?: boolean;
 }
 
 export interface OpenOptions {
@@ -139,6 +158,8 @@ export class Layer {
     }
     try {
       mkdirSync(join(building, 'upper'), { mode: 0o700 });
+      const diskBound =
+        maxDisk === null ? null : boundUpper(join(building, 'upper'), maxDisk, options.kernelBound);
       const meta: LayerMeta = {
         version: 1,
         lower,
@@ -148,12 +169,14 @@ export class Layer {
         created: new Date().toISOString(),
         state: 'running',
         maxDisk,
+        ...(diskBound !== null ? { diskBound } : {}),
       };
       writeDurably(building, LOG, '');
       writeDurably(building, META, `${JSON.stringify(meta)}\n`);
       renameSync(building, join(store, id));
       return new Layer(join(store, id), meta);
     } catch (error) {
+      unmountUpper(building);
       rmSync(building, { recursive: true, force: true });
       throw error;
     }
@@ -190,6 +213,10 @@ export class Layer {
   get maxDisk(): number | null {
     return this.meta.maxDisk;
   }
+  /** How maxDisk is enforced; null without maxDisk. */
+  get diskBound(): DiskBound | null {
+    return this.meta.maxDisk === null ? null : (this.meta.diskBound ?? 'measured');
+  }
   /** The bytes the upper holds, as counted. */
   get bytesUsed(): number {
     return Number(Atomics.load(this.used, 0));
@@ -214,10 +241,14 @@ export class Layer {
     this.whiteouts.append({ op: 'opaque', path: rel });
   }
 
-  /** Counts `bytes` more in the upper; false (and nothing counted) past maxDisk: ENOSPC. */
+  /**
+   * Counts `bytes` more in the upper; false (and nothing counted) past
+   * maxDisk: ENOSPC. A tmpfs upper is the kernel's to bound.
+   */
   reserve(bytes: number): boolean {
     if (bytes <= 0) return true;
-    const limit = this.meta.maxDisk === null ? null : BigInt(this.meta.maxDisk);
+    const limit =
+      this.meta.maxDisk === null || this.diskBound === 'tmpfs' ? null : BigInt(this.meta.maxDisk);
     const more = BigInt(bytes);
     for (;;) {
       const current = Atomics.load(this.used, 0);
@@ -301,6 +332,18 @@ export class Layer {
     this.whiteouts.close();
   }
 
+  /**
+   * @internal Throws when the upper was a tmpfs that is no longer mounted
+   * (the machine restarted since): its files are lost, and committing only
+   * the deletions would be no commit of what the sandbox did.
+   */
+  checkUpper(): void {
+    if (this.diskBound !== 'tmpfs' || upperMounted(this.dir)) return;
+    throw new Error(
+      `sandlock: the layer ${this.dir} had its files on a tmpfs that is gone (the machine restarted?); not committed: abort it (sandlock cow abort)`,
+    );
+  }
+
   /** @internal The log, refreshed, for the commit. */
   whiteoutsForCommit(): Whiteouts {
     this.whiteouts.refresh();
@@ -330,6 +373,32 @@ function resolvedStore(store: string): string {
   } catch {
     return join(realpathSync(dirname(resolve(store))), basename(store));
   }
+}
+
+/**
+ * The largest maxDisk held on a tmpfs, as a share of the machine's memory: a
+ * tmpfs lives in memory and swap, so a bound meant for a disk (tens of
+ * gigabytes) would let the sandbox fill the host's memory instead.
+ */
+const TMPFS_MAX_SHARE = 0.25;
+
+/**
+ * Mounts a tmpfs of maxDisk bytes on the new layer's upper (rounded down to
+ * whole pages: tmpfs rounds its size up, which would let more than maxDisk
+ * land), or says why not: 'measured'. Below one page (a size of 0 is no
+ * bound to tmpfs), above a quarter of the machine's memory, without
+ * CAP_SYS_ADMIN (EPERM), or with kernelBound false, the measured bound applies.
+ */
+function boundUpper(upper: string, maxDisk: number, kernelBound = true): DiskBound {
+  const size = maxDisk - (maxDisk % pageSize());
+  if (!kernelBound || size === 0 || size > TMPFS_MAX_SHARE * totalmem()) return 'measured';
+  const mounted = mountTmpfs(upper, {
+    size,
+    mode: 0o700,
+    uid: process.geteuid?.() ?? 0,
+    gid: process.getegid?.() ?? 0,
+  });
+  return mounted === 0 ? 'tmpfs' : 'measured';
 }
 
 /** What the upper holds, as reserve() counts it: the sizes of its files and symlinks. */

@@ -7,7 +7,7 @@ import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { finishOthers, layersIn, lockLower, tryLock, unlock } from './commit.js';
 import type { LayerMeta } from './index.js';
-import { checkedStore, ownerGone, removeLayerDir } from './store.js';
+import { checkedStore, ownerGone, removeLayerDir, unmountUpper } from './store.js';
 
 const BUILDING = /^\.new-(\d+)-(\d*)-[0-9a-f]{32}$/;
 const TRASH = /^\.trash-[0-9a-f]{32}$/;
@@ -39,12 +39,14 @@ export function cleanStaleLayers(storage?: string): CleanReport {
   for (const name of readdirSync(store)) {
     const path = join(store, name);
     if (TRASH.test(name)) {
+      unmountUpper(path);
       rmSync(path, { recursive: true, force: true });
       continue;
     }
     const building = BUILDING.exec(name);
     if (building !== null) {
       if (building[2] !== '' && ownerGone({ pid: Number(building[1]), startTime: building[2]! })) {
+        unmountUpper(path);
         rmSync(path, { recursive: true, force: true });
       }
       continue;

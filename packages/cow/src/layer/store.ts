@@ -18,7 +18,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTimeOf } from '@sandlock/sys';
+import { detachMount, ERRNO, SysError, startTimeOf } from '@sandlock/sys';
 import type { LayerMeta } from './index.js';
 
 /** The default store of this user: `$TMPDIR/sandlock-cow-<uid>`. */
@@ -146,6 +146,7 @@ export function readJson(path: string): unknown {
  */
 export function removeLayerDir(store: string, id: string): void {
   const trash = join(store, `.trash-${id}`);
+  unmountUpper(join(store, id));
   try {
     renameSync(join(store, id), trash);
   } catch (error) {
@@ -153,8 +154,30 @@ export function removeLayerDir(store: string, id: string): void {
     // Someone else got there first, or it is already in the trash.
   }
   syncDirectory(store);
+  unmountUpper(trash);
   rmSync(trash, { recursive: true, force: true });
   removeStoreIfEmpty(store);
+}
+
+/** Whether DIR/upper is a mount point (a tmpfs of the layer's own): another device than DIR's. */
+export function upperMounted(dir: string): boolean {
+  const outer = lstatSync(dir, { throwIfNoEntry: false });
+  const inner = lstatSync(join(dir, 'upper'), { throwIfNoEntry: false });
+  return outer !== undefined && inner?.isDirectory() === true && inner.dev !== outer.dev;
+}
+
+/**
+ * Detaches the tmpfs mounted on a layer's DIR/upper, if one is (its memory
+ * is freed once nothing holds a file of it open); throws when it cannot be.
+ */
+export function unmountUpper(dir: string): void {
+  // A mount propagated back onto the same point (a shared parent) stacks: one detach each.
+  for (let detached = 0; upperMounted(dir); detached++) {
+    if (detached === 8) throw new Error(`sandlock: ${join(dir, 'upper')} is still a mount point`);
+    const result = detachMount(join(dir, 'upper'));
+    if (result === -ERRNO.EINVAL || result === -ERRNO.ENOENT) return;
+    if (result < 0) throw new SysError('umount2', -result, join(dir, 'upper'));
+  }
 }
 
 /**
@@ -185,7 +208,8 @@ export function parseMeta(value: unknown): LayerMeta {
     typeof meta.owner?.pid !== 'number' ||
     typeof meta.owner.startTime !== 'string' ||
     !['running', 'kept', 'committing', 'aborting'].includes(meta.state as string) ||
-    !(meta.maxDisk === null || typeof meta.maxDisk === 'number')
+    !(meta.maxDisk === null || typeof meta.maxDisk === 'number') ||
+    !(meta.diskBound === undefined || meta.diskBound === 'tmpfs' || meta.diskBound === 'measured')
   ) {
     throw new Error('not a layer description of version 1');
   }

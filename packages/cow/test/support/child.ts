@@ -4,6 +4,7 @@
 //   commit-first LAYER MARKS     commit LAYER, holding the lock until another process waits for it
 //   commit-second LAYER MARKS    commit LAYER once the first started; note what it saw
 //   create-and-die LOWER STORE   make a layer with one file in it, print its directory, exit
+//   bounded-and-die LOWER STORE  the same with maxDisk (a tmpfs upper where it may mount); prints its directory and bound
 
 import { existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -78,6 +79,13 @@ switch (mode) {
     layer.recordDelete('README');
     process.stdout.write(layer.dir);
     // Gone without finishing the layer, as a host killed outright.
+    process.exit(0);
+    break;
+  }
+  case 'bounded-and-die': {
+    const layer = Layer.create({ lower: first, storage: second, maxDisk: 1024 * 1024 });
+    writeFileSync(join(layer.upper, 'orphan.txt'), 'orphan\n');
+    process.stdout.write(`${layer.dir} ${layer.diskBound}`);
     process.exit(0);
     break;
   }

@@ -29,6 +29,7 @@ export interface WorkdirRun {
   cwd?: string;
   fsWrite?: string[];
   env?: Record<string, string>;
+  timeout?: number;
 }
 
 /** Runs argv with `workdir` copy-on-write; the result as run() gives it (utf8). */
@@ -47,6 +48,7 @@ export async function runIn(argv: string[], options: WorkdirRun): Promise<RunRes
     encoding: 'utf8',
     env: { PATH: '/usr/bin:/bin', LANG: 'C', ...(options.env ?? {}) },
     workdirEnd: options.end ?? 'policy',
+    ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
   });
 }
 

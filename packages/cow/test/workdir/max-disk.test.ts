@@ -1,11 +1,14 @@
 // maxDisk against what a sandbox writes through the descriptors of layer
-// files it was given (the kernel's, not the layer's, writes): each file
-// stops at maxDisk (RLIMIT_FSIZE), and the sum is measured and the sandbox
-// killed past it.
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+// files it was given (the kernel's, not the layer's, writes). With
+// CAP_SYS_ADMIN the upper is a tmpfs of maxDisk bytes: a write past it fails
+// with ENOSPC and the program goes on. Otherwise (and below one page) it is
+// measured: each file stops at maxDisk (RLIMIT_FSIZE), and the sum is
+// measured and the sandbox killed past it.
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { threadCapabilities } from '@sandlock/sys';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanup, runIn, scratch } from './helpers.js';
+import { cleanup, runIn, scratch, storeEntries } from './helpers.js';
 
 const root = scratch();
 const storage = join(root, 'store');
@@ -21,19 +24,158 @@ function tree(): string {
 const sh = (script: string) => ['/bin/sh', '-c', script];
 const MAX = 1024 * 1024;
 
-describe('maxDisk through injected descriptors', () => {
-  it('stops one file at maxDisk: the write past it fails', async () => {
+const CAP_SYS_ADMIN = 21n;
+const canMount = ((threadCapabilities().effective >> CAP_SYS_ADMIN) & 1n) === 1n;
+if (!canMount) {
+  console.log('maxDisk tmpfs tests skipped: mounting a tmpfs needs CAP_SYS_ADMIN (run as root)');
+}
+
+/** The bytes of the regular files beneath `dir`. */
+function bytesIn(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    const stat = lstatSync(join(dir, name));
+    if (stat.isDirectory()) total += bytesIn(join(dir, name));
+    else if (stat.isFile()) total += stat.size;
+  }
+  return total;
+}
+
+/** Mount points beneath `dir` in this process's mount namespace. */
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
+    .filter((point) => point.startsWith(`${dir}/`));
+}
+
+describe.skipIf(!canMount)('maxDisk on a tmpfs upper (CAP_SYS_ADMIN)', () => {
+  it('fails a write past maxDisk with ENOSPC; the program sees it and goes on', async () => {
     const dir = tree();
-    const result = await runIn(sh('dd if=/dev/zero of=big bs=64k count=100 2>/dev/null'), {
+    const result = await runIn(
+      // Its messages to a pipe: a file of the layer would be full too.
+      sh(
+        '{ dd if=/dev/zero of=big bs=64k count=100; echo "dd=$?"; } 2>&1 | grep -E "No space left on device|^dd="',
+      ),
+      { workdir: dir, storage, maxDisk: MAX, end: 'defer' },
+    );
+    try {
+      expect(result.killedBy).toBeNull();
+      expect(result.exitCode).toBe(0);
+      expect(result.stdout).toBe("dd: error writing 'big': No space left on device\ndd=1\n");
+      expect(result.workdir!.diskBound).toBe('tmpfs');
+      const upper = result.workdir!.upper!;
+      expect(statSync(join(upper, 'big')).size).toBeLessThanOrEqual(MAX);
+      expect(bytesIn(upper)).toBeLessThanOrEqual(MAX);
+    } finally {
+      result.workdir!.abort();
+    }
+  });
+
+  it('commits what fits when the program cleans up after ENOSPC', async () => {
+    const dir = tree();
+    const result = await runIn(
+      sh(
+        'head -c 300000 /dev/urandom > kept; if ! dd if=/dev/zero of=big bs=64k count=100 2>/dev/null; then rm big; fi',
+      ),
+      { workdir: dir, storage, maxDisk: MAX, onExit: 'commit', onError: 'abort' },
+    );
+    expect(result.exitCode).toBe(0);
+    expect(result.workdir!.done).toBe('commit');
+    expect(statSync(join(dir, 'kept')).size).toBe(300000);
+    expect(existsSync(join(dir, 'big'))).toBe(false);
+    expect(storeEntries(storage)).toEqual([]);
+    expect(mountsUnder(storage)).toEqual([]);
+  });
+
+  it('keeps k writers in parallel under maxDisk together', async () => {
+    const dir = tree();
+    // 8 writers of 512 KiB each against 1 MiB: at most two fit.
+    const writers = Array.from(
+      { length: 8 },
+      (_, index) => `(dd if=/dev/zero of=f${index} bs=4k count=128 2>/dev/null; echo "w$?") &`,
+    ).join(' ');
+    const result = await runIn(sh(`${writers} wait`), {
       workdir: dir,
       storage,
       maxDisk: MAX,
       end: 'defer',
     });
     try {
+      expect(result.killedBy).toBeNull();
+      expect(result.exitCode).toBe(0);
+      // Every writer ended, some of them failing (ENOSPC); none was killed.
+      const statuses = result.stdout.trim().split('\n').sort();
+      expect(statuses).toHaveLength(8);
+      expect(statuses).toContain('w1');
+      expect(statuses.every((status) => status === 'w0' || status === 'w1')).toBe(true);
+      expect(bytesIn(result.workdir!.upper!)).toBeLessThanOrEqual(MAX);
+    } finally {
+      result.workdir!.abort();
+    }
+  });
+
+  it('leaves no layer and no mount after a sandbox that timed out', async () => {
+    const dir = tree();
+    const result = await runIn(sh('head -c 100000 /dev/zero > one; sleep 60'), {
+      workdir: dir,
+      storage,
+      maxDisk: MAX,
+      timeout: 2_000,
+    });
+    expect(result.timedOut).toBe(true);
+    expect(result.workdir!.done).toBe('abort');
+    expect(existsSync(join(dir, 'one'))).toBe(false);
+    expect(storeEntries(storage)).toEqual([]);
+    expect(mountsUnder(storage)).toEqual([]);
+  }, 60_000);
+
+  it('does not cap files outside the workdir (no RLIMIT_FSIZE)', async () => {
+    const dir = tree();
+    const outside = join(root, `out${count++}`);
+    mkdirSync(outside);
+    const result = await runIn(
+      sh(`head -c ${2 * MAX} /dev/zero > ${outside}/big && echo written`),
+      { workdir: dir, storage, maxDisk: MAX, fsWrite: [outside], onExit: 'abort' },
+    );
+    expect(result.stdout).toBe('written\n');
+    expect(statSync(join(outside, 'big')).size).toBe(2 * MAX);
+  });
+
+  it('finishes a layer of sparse files over maxDisk as an error', async () => {
+    const dir = tree();
+    const result = await runIn(sh(`truncate -s ${4 * MAX} sparse`), {
+      workdir: dir,
+      storage,
+      maxDisk: MAX,
+      onExit: 'commit',
+      onError: 'abort',
+    });
+    expect(result.exitCode).toBe(0);
+    expect(result.workdir!.done).toBe('abort');
+    expect(existsSync(join(dir, 'sparse'))).toBe(false);
+  });
+});
+
+// Below one page, a tmpfs cannot hold maxDisk (its size is whole pages, and
+// a size of 0 is no bound): the measured bound, also the one without
+// CAP_SYS_ADMIN.
+const SMALL = 4000;
+
+describe('maxDisk measured (below a page, or without CAP_SYS_ADMIN)', () => {
+  it('stops one file at maxDisk: the write past it fails', async () => {
+    const dir = tree();
+    const result = await runIn(sh('dd if=/dev/zero of=big bs=1k count=100 2>/dev/null'), {
+      workdir: dir,
+      storage,
+      maxDisk: SMALL,
+      end: 'defer',
+    });
+    try {
+      expect(result.workdir!.diskBound).toBe('measured');
       // EFBIG, or SIGXFSZ (its default action ends dd).
       expect(result.exitCode).not.toBe(0);
-      expect(statSync(join(result.workdir!.upper!, 'big')).size).toBeLessThanOrEqual(MAX);
+      expect(statSync(join(result.workdir!.upper!, 'big')).size).toBeLessThanOrEqual(SMALL);
     } finally {
       result.workdir!.abort();
     }
@@ -42,8 +184,8 @@ describe('maxDisk through injected descriptors', () => {
   it('kills the sandbox when files each within maxDisk together go over it', async () => {
     const dir = tree();
     const result = await runIn(
-      sh('head -c 700000 /dev/zero > one; head -c 700000 /dev/zero > two; sleep 30; echo survived'),
-      { workdir: dir, storage, maxDisk: MAX, onExit: 'commit', onError: 'abort' },
+      sh('head -c 2500 /dev/zero > one; head -c 2500 /dev/zero > two; sleep 30; echo survived'),
+      { workdir: dir, storage, maxDisk: SMALL, onExit: 'commit', onError: 'abort' },
     );
     expect(result.stdout).toBe('');
     expect(result.killedBy?.message).toMatch(/over maxDisk/);
@@ -53,10 +195,13 @@ describe('maxDisk through injected descriptors', () => {
 
   it('does not commit a layer over maxDisk when the program ends before a measure', async () => {
     const dir = tree();
-    const result = await runIn(
-      sh('head -c 700000 /dev/zero > one; head -c 700000 /dev/zero > two'),
-      { workdir: dir, storage, maxDisk: MAX, onExit: 'commit', onError: 'abort' },
-    );
+    const result = await runIn(sh('head -c 2500 /dev/zero > one; head -c 2500 /dev/zero > two'), {
+      workdir: dir,
+      storage,
+      maxDisk: SMALL,
+      onExit: 'commit',
+      onError: 'abort',
+    });
     // Killed by a measure meanwhile, or ended first: aborted either way.
     expect(result.workdir!.done).toBe('abort');
     expect(existsSync(join(dir, 'one'))).toBe(false);
@@ -66,12 +211,13 @@ describe('maxDisk through injected descriptors', () => {
   it('lets writes within maxDisk through and commits them', async () => {
     const dir = tree();
     const result = await runIn(
-      sh('head -c 500000 /dev/zero > one; dd if=/dev/zero of=two bs=1000 count=400 2>/dev/null'),
-      { workdir: dir, storage, maxDisk: MAX, onExit: 'commit' },
+      sh('head -c 1500 /dev/zero > one; dd if=/dev/zero of=two bs=100 count=20 2>/dev/null'),
+      { workdir: dir, storage, maxDisk: SMALL, onExit: 'commit' },
     );
     expect(result.exitCode).toBe(0);
     expect(result.killedBy).toBeNull();
-    expect(readFileSync(join(dir, 'one')).length).toBe(500000);
-    expect(statSync(join(dir, 'two')).size).toBe(400000);
+    expect(result.workdir!.diskBound).toBe('measured');
+    expect(readFileSync(join(dir, 'one')).length).toBe(1500);
+    expect(statSync(join(dir, 'two')).size).toBe(2000);
   });
 });

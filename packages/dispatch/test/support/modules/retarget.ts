@@ -1,6 +1,7 @@
 // Retarget answers for the kernel tests: chdir and execve of paths under
 // /retarget/ run fchdir and execveat of descriptors the module opens.
-import { readlinkSync } from 'node:fs';
+import { readlinkSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { AT_EMPTY_PATH, hostArch, openAt, openFlags } from '@sandlock/sys';
 import { answer, defineModule } from '../../../src/index.js';
 
@@ -13,10 +14,12 @@ interface Options {
   program: string;
   /** fchdir of a descriptor of this directory is retargeted again (the thread is traced already). */
   twice: string;
+  /** chdir('/retarget/second') and chdir('/retarget/other'): openat(O_PATH) of that name in here, then fchdir if it is `second`. */
+  parent: string;
 }
 
 let options: Options;
-const { O_RDONLY, O_DIRECTORY, O_CLOEXEC } = openFlags(hostArch());
+const { O_RDONLY, O_DIRECTORY, O_CLOEXEC, O_PATH } = openFlags(hostArch());
 
 export default defineModule<Options>({
   name: 'retarget-test',
@@ -44,6 +47,14 @@ export default defineModule<Options>({
         });
       }
       if (path === '/retarget/nosuch') return answer.retarget('no_such_call', []);
+      if (path === '/retarget/second' || path === '/retarget/other') {
+        const name = ctx.args[0]! + BigInt('/retarget/'.length);
+        const { dev, ino } = statSync(join(options.parent, 'second'), { bigint: true });
+        return answer.retarget('openat', ['fd', name, O_PATH | O_DIRECTORY | O_CLOEXEC, 0], {
+          fd: openAt(options.parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
+          second: { syscall: 'fchdir', args: ['result'], sameAs: { dev, ino } },
+        });
+      }
       return answer.continue();
     },
     fchdir(ctx) {
@@ -61,12 +72,21 @@ export default defineModule<Options>({
     },
     execve(ctx) {
       const bytes = ctx.readString(ctx.args[0]!);
-      if (bytes !== '/retarget/exec') return answer.continue();
+      if (bytes !== '/retarget/exec' && bytes !== '/retarget/args') return answer.continue();
       const { pathname, argv, envp } = ctx.argsOf('execve');
       // The NUL that ends the caller's own path: an empty path for AT_EMPTY_PATH.
       const end = pathname + BigInt(Buffer.byteLength(bytes));
+      const execArgs =
+        bytes === '/retarget/args'
+          ? [
+              { index: 3, value: `replaced ${'x'.repeat(300)}` },
+              { index: 0, value: 'renamed' },
+              { index: 99, value: 'past argc' },
+            ]
+          : [];
       return answer.retarget('execveat', ['fd', end, argv, envp, AT_EMPTY_PATH], {
         fd: openAt(options.program, O_RDONLY | O_CLOEXEC),
+        execArgs,
       });
     },
     execveat: () => answer.continue(),
