@@ -42,6 +42,7 @@ import {
   type Ctx,
   copyPath,
   int,
+  narrowedErrno,
   reaper,
   resolve,
   type Session,
@@ -216,7 +217,7 @@ export function onOpen(ctx: Ctx): Answer {
     const script = session.scripts.take(threadGroup(ctx.pid), path.toString('latin1'));
     if (script !== null) {
       // Opened by the supervisor: a narrowed caller opens it as any other path (refused).
-      if (ctx.session.narrowed(ctx.pid)) close(script);
+      if (narrowedErrno(ctx) !== 0) close(script);
       else return inject(script, flags);
     }
   }

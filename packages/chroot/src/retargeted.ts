@@ -27,8 +27,8 @@ import {
   type Ctx,
   copyPath,
   int,
+  narrowedRefusal,
   reaper,
-  refuseNarrowed,
   resolve,
   sessionOf,
   threadGroup,
@@ -521,7 +521,8 @@ export function onExec(ctx: Ctx): Answer {
     if (at && address === named && flags === AT_SYMLINK_NOFOLLOW) return answer.continue();
   }
   // The program is opened, or copied, by the supervisor.
-  refuseNarrowed(ctx);
+  const narrowed = narrowedRefusal(ctx);
+  if (narrowed !== null) return narrowed;
   const argv = at ? a[2]! : a[1]!;
   const envp = at ? a[3]! : a[2]!;
   if (at && (flags & AT_EMPTY_PATH) !== 0) {

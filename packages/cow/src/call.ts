@@ -3,8 +3,9 @@
 // caller's view with the caller's capabilities (none).
 
 import { readFileSync } from 'node:fs';
-import type { HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
+import type { Answer, HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
 import {
+  answer,
   brokerOf as brokerIn,
   CallError,
   PATH_VIEW,
@@ -55,31 +56,38 @@ const REFERS = new Set(['rename', 'renameat', 'renameat2', 'link', 'linkat']);
  * module would do for it with the sandbox's authority (the reaper's calls,
  * a file the worker makes, a descriptor of the layer, a program copy) may be
  * more than that domain grants, and no other process can ask the domain.
- * Refused, fail closed (EACCES; EXDEV for a rename or a link). What is left
- * to the kernel (a path outside the workdir, an untouched file) is the
- * caller's own call, checked by its own domain.
+ * Refused, fail closed: the errno (EACCES; EXDEV for a rename or a link),
+ * after a `refused` report; 0 for any other caller. What is left to the
+ * kernel (a path outside the workdir, an untouched file) is the caller's
+ * own call, checked by its own domain.
  */
-export function refuseNarrowed(ctx: Ctx): void {
-  if (!ctx.session.narrowed(ctx.pid)) return;
+export function narrowedErrno(ctx: Ctx): number {
+  if (!ctx.session.narrowed(ctx.pid)) return 0;
   ctx.refused({
     what: `${ctx.syscall} inside the workdir from a process with a Landlock domain of its own`,
     rule: 'made by the supervisor with the sandbox’s authority',
   });
-  const errno = REFERS.has(ctx.syscall) ? ERRNO.EXDEV : ERRNO.EACCES;
-  throw new CallError(errno, `${ctx.syscall}: the caller narrowed itself with Landlock`);
+  return REFERS.has(ctx.syscall) ? ERRNO.EXDEV : ERRNO.EACCES;
 }
 
-/** The reaper, for this call: refused to a narrowed caller (refuseNarrowed) at its first change. */
+/** {@link narrowedErrno} as the call's answer, or null. */
+export function narrowedRefusal(ctx: Ctx): Answer | null {
+  const errno = narrowedErrno(ctx);
+  return errno === 0 ? null : answer.errno(errno);
+}
+
+/** The reaper, for this call: -errno to a narrowed caller (narrowedErrno) but for checks. */
 export function brokerOf(ctx: Ctx): OnBehalf {
   const broker = brokerIn(ctx, 'copy-on-write');
   return {
     openat(dir, name, flags, mode) {
-      refuseNarrowed(ctx);
-      return broker.openat(dir, name, flags, mode);
+      const errno = narrowedErrno(ctx);
+      return errno !== 0 ? -errno : broker.openat(dir, name, flags, mode);
     },
     call(request) {
-      if (!UNMEDIATED.has(String(request.syscall))) refuseNarrowed(ctx);
-      return broker.call(request);
+      const errno = UNMEDIATED.has(String(request.syscall)) ? 0 : narrowedErrno(ctx);
+      if (errno === 0) return broker.call(request);
+      return { result: -errno, fd: -1, data: Buffer.from(request.data ?? new Uint8Array()) };
     },
   };
 }
