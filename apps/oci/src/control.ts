@@ -1,5 +1,6 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { OciError } from './errors.js';
+import type { OciProcess } from './spec.js';
 
 /** A request to a container's supervisor, over its control socket (one JSON line each way). */
 export type ControlRequest =
@@ -7,22 +8,50 @@ export type ControlRequest =
   | { op: 'kill'; signal: NodeJS.Signals }
   | { op: 'pause' }
   | { op: 'resume' }
-  | { op: 'pids' };
+  | { op: 'pids' }
+  /**
+   * Starts `process` in the container; its stdin, stdout and stderr are the
+   * caller's descriptors `fds` (the caller: `exec`'s pid-file process).
+   */
+  | { op: 'exec'; process: OciProcess; fds: [number, number, number] }
+  /** Answers once the process `exec` started as `pid` has ended; ending the call kills it. */
+  | { op: 'wait'; pid: number }
+  | { op: 'signal'; pid: number; signal: NodeJS.Signals };
 
-export type ControlReply = { ok: true; pids?: number[] } | { ok: false; error: string };
+export type ControlReply =
+  | {
+      ok: true;
+      pids?: number[];
+      pid?: number;
+      exitCode?: number | null;
+      signal?: NodeJS.Signals | null;
+    }
+  | { ok: false; error: string };
 
 /** How long a call waits for the supervisor: only a hang reaches it. */
 const CONTROL_TIMEOUT_MS = 60_000;
 
-/** Sends one request to the supervisor listening on `path` and returns its reply. */
-export function callSupervisor(path: string, request: ControlRequest): Promise<ControlReply> {
+/**
+ * Sends one request to the supervisor listening on `path` and returns its
+ * reply; `timeoutMs` null waits as long as it takes (`wait`).
+ */
+export function callSupervisor(
+  path: string,
+  request: ControlRequest,
+  timeoutMs: number | null = CONTROL_TIMEOUT_MS,
+): Promise<ControlReply> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);
     let text = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new OciError(`the container's supervisor did not answer '${request.op}' in time`));
-    }, CONTROL_TIMEOUT_MS);
+    const timer =
+      timeoutMs === null
+        ? undefined
+        : setTimeout(() => {
+            socket.destroy();
+            reject(
+              new OciError(`the container's supervisor did not answer '${request.op}' in time`),
+            );
+          }, timeoutMs);
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
     socket.on('data', (chunk: string) => {
@@ -45,10 +74,13 @@ export function callSupervisor(path: string, request: ControlRequest): Promise<C
   });
 }
 
-/** Listens on `path` and answers each request with `handle`. */
+/**
+ * Listens on `path` and answers each request with `handle`, which is given
+ * the connection too (`wait` watches it close).
+ */
 export function serveControl(
   path: string,
-  handle: (request: ControlRequest) => Promise<ControlReply>,
+  handle: (request: ControlRequest, connection: Socket) => Promise<ControlReply>,
 ): Promise<Server> {
   const server = createServer((socket: Socket) => {
     let text = '';
@@ -65,7 +97,7 @@ export function serveControl(
         socket.end(`${JSON.stringify({ ok: false, error: 'bad request' })}\n`);
         return;
       }
-      handle(request).then(
+      handle(request, socket).then(
         (reply) => socket.end(`${JSON.stringify(reply)}\n`),
         (error: unknown) =>
           socket.end(

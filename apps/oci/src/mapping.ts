@@ -151,7 +151,7 @@ export function parseCpuList(text: string, field: string): number[] {
   return cpus;
 }
 
-function envOf(list: readonly string[] | undefined): Record<string, string> {
+export function envOf(list: readonly string[] | undefined): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [index, entry] of (list ?? []).entries()) {
     const at = entry.indexOf('=');

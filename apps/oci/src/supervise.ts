@@ -9,8 +9,9 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { constants } from 'node:os';
+import { resolve } from 'node:path';
 import type { FieldName } from '@sandlock/policy';
 import {
   compileRuleSet,
@@ -18,25 +19,38 @@ import {
   type OciSeccompProfile,
   ociProfileRules,
 } from '@sandlock/seccomp';
-import { hostArch, setRlimit, syscall } from '@sandlock/sys';
-import { DEFAULT_POLICY, Sandbox, type SandboxProcess, type StdioOption } from 'sandlock';
+import {
+  close,
+  hostArch,
+  peerPidfd,
+  pidfdGetfd,
+  pidfdOpen,
+  readableNow,
+  setRlimit,
+  syscall,
+} from '@sandlock/sys';
+import {
+  DEFAULT_POLICY,
+  type JoinedProcess,
+  Sandbox,
+  type SandboxProcess,
+  type StdioOption,
+} from 'sandlock';
 import { openConsole } from './console.js';
 import { type ControlReply, type ControlRequest, serveControl } from './control.js';
 import { OciError } from './errors.js';
+import { type ContainerUser, planExec } from './exec-process.js';
 import type { RuntimeLog } from './log.js';
 import { mapConfig, UnsupportedField } from './mapping.js';
 import { makeMountPoint } from './mount-points.js';
 import { READY_FD } from './signals.js';
-import type { OciConfig, OciProcess, OciSeccomp } from './spec.js';
+import type { OciConfig, OciSeccomp } from './spec.js';
 import { ContainerDir } from './state.js';
 
 export interface SuperviseOptions {
   root: string;
   id: string;
   bundle: string;
-  /** 'create' waits for `start`; 'exec' runs `process` (a process.json) at once. */
-  mode: 'create' | 'exec';
-  process: string | null;
   consoleSocket: string | null;
   log: RuntimeLog;
 }
@@ -46,7 +60,7 @@ export function hasChroot(): boolean {
   return 'chroot' in DEFAULT_POLICY && 'fsMount' in DEFAULT_POLICY;
 }
 
-function reportReady(message: string): void {
+export function reportReady(message: string): void {
   try {
     writeSync(READY_FD, message);
     closeSync(READY_FD);
@@ -79,15 +93,52 @@ function saveCodeCache(): void {
   if (typeof save === 'function') save();
 }
 
+/** How often the supervisor looks whether the container's first process has ended. */
+const PROGRAM_POLL_MS = 50;
+
+/**
+ * The container ends with its first process, as a pid namespace does when
+ * its init ends (pid_namespaces(7)): what is left (processes `exec` started,
+ * daemons) is killed, or the reaper would wait for them. The reaper still
+ * exits with the first process's status.
+ */
+function endsWithProgram(sandboxed: SandboxProcess): void {
+  let pidfd: number;
+  try {
+    pidfd = pidfdOpen(sandboxed.pid);
+  } catch {
+    // Ended already, or it cannot be watched: the container ends now.
+    void sandboxed.kill('SIGKILL').catch(() => {});
+    return;
+  }
+  let watching = true;
+  const stop = () => {
+    if (!watching) return;
+    watching = false;
+    clearInterval(timer);
+    close(pidfd);
+  };
+  const timer = setInterval(() => {
+    if (!readableNow(pidfd)) return;
+    stop();
+    void sandboxed.kill('SIGKILL').catch(() => {});
+  }, PROGRAM_POLL_MS);
+  timer.unref();
+  void sandboxed.wait().finally(stop);
+}
+
+/** How long the end of the container waits for `wait` replies to be read. */
+const REPLY_GRACE_MS = 5_000;
+
 /** Points this process's stdin, stdout and stderr at /dev/null. */
-function detachStdio(): void {
+export function detachStdio(): void {
   const devNull = openSync('/dev/null', 'r+');
   for (const fd of [0, 1, 2]) syscall('dup3', devNull, fd, 0);
   closeSync(devNull);
 }
 
 /** Ends this process the way the workload ended, so the shim's wait4 sees its status. */
-function endLike(exitCode: number | null, signal: NodeJS.Signals | null): never {
+export function endLike(exitCode: number | null, signal: NodeJS.Signals | null): never {
   if (signal !== null) {
     for (const name of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', signal]) {
       process.removeAllListeners(name);
@@ -116,13 +167,11 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
   let server: Server | null = null;
   let extraFilter: { program: Buffer } | undefined;
   let user: { uid: number; gid: number; groups: number[] } | undefined;
-  const creating = options.mode === 'create';
+  let rootfs = '';
   try {
     const config = JSON.parse(readFileSync(`${options.bundle}/config.json`, 'utf8')) as OciConfig;
-    if (options.process !== null) {
-      config.process = JSON.parse(readFileSync(options.process, 'utf8')) as OciProcess;
-    }
-    const scratchDir = creating ? dir.scratch : `${dir.scratch}-exec-${process.pid}`;
+    rootfs = resolve(options.bundle, config.root?.path ?? 'rootfs');
+    const scratchDir = dir.scratch;
     const plan = mapConfig(config, {
       bundle: options.bundle,
       scratchDir,
@@ -155,7 +204,7 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
     }
     sandbox = Sandbox.fromDraft(plan.draft);
     argv = plan.argv;
-    if (creating) for (const warning of plan.warnings) options.log.warning(warning);
+    for (const warning of plan.warnings) options.log.warning(warning);
     for (const limit of plan.rlimits) {
       setRlimit(limit.resource, { soft: limit.soft, hard: limit.hard });
     }
@@ -176,25 +225,30 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
     starting ??= (async () => {
       sandboxed = await sandbox.spawn(argv, {
         stdio,
+        // `exec` starts its processes inside the container (control op 'exec').
+        joinable: true,
         ...(extraFilter !== undefined ? { extraFilter } : {}),
         ...(user !== undefined ? { user } : {}),
       });
       if (Array.isArray(stdio)) for (const fd of stdio.slice(0, 1)) closeSync(fd as number);
       for (const warning of sandboxed.warnings) options.log.warning(warning);
-      if (creating) dir.writeSupervisorStatus({ status: 'running' });
+      dir.writeSupervisorStatus({ status: 'running' });
+      endsWithProgram(sandboxed);
       setImmediate(saveCodeCache);
-      void sandboxed.wait().then((status) => {
-        if (creating) {
-          dir.writeSupervisorStatus({
-            status: 'stopped',
-            ...(status.exitCode !== null ? { exitCode: status.exitCode } : {}),
-            ...(status.signal !== null ? { signal: status.signal } : {}),
-          });
-        }
-        if (creating) {
-          server?.close();
-          rmSync(socketPath, { force: true });
-        }
+      void sandboxed.wait().then(async (status) => {
+        // The exec'd processes have ended too: their callers get their status first.
+        await Promise.allSettled([...execs.values()].map((joined) => joined.wait()));
+        await Promise.race([
+          Promise.allSettled(waiting),
+          new Promise((done) => setTimeout(done, REPLY_GRACE_MS)),
+        ]);
+        dir.writeSupervisorStatus({
+          status: 'stopped',
+          ...(status.exitCode !== null ? { exitCode: status.exitCode } : {}),
+          ...(status.signal !== null ? { signal: status.signal } : {}),
+        });
+        server?.close();
+        rmSync(socketPath, { force: true });
         endLike(status.exitCode, status.signal);
       });
     })();
@@ -204,18 +258,26 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
   const kill = async (signal: NodeJS.Signals): Promise<void> => {
     if (sandboxed === null) {
       // Killed before start: the container ends without having run.
-      if (creating) dir.writeSupervisorStatus({ status: 'stopped', signal });
-      if (creating) {
-        server?.close();
-        rmSync(socketPath, { force: true });
-      }
+      dir.writeSupervisorStatus({ status: 'stopped', signal });
+      server?.close();
+      rmSync(socketPath, { force: true });
       setImmediate(() => endLike(null, signal));
       return;
     }
     await (sandboxed as SandboxProcess).kill(signal);
   };
 
-  const handle = async (request: ControlRequest): Promise<ControlReply> => {
+  // What `exec` joins the container as: the workload's own credentials.
+  const containerUser: ContainerUser = user ?? {
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    groups: [],
+  };
+  const execs = new Map<number, JoinedProcess>();
+  /** Settle when the connections of `wait` calls close (after their reply). */
+  const waiting = new Set<Promise<void>>();
+
+  const handle = async (request: ControlRequest, connection: Socket): Promise<ControlReply> => {
     switch (request.op) {
       case 'start':
         await start();
@@ -233,6 +295,43 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
         return { ok: true };
       case 'pids':
         return { ok: true };
+      case 'exec': {
+        if (sandboxed === null) throw new OciError('container is not running');
+        const plan = planExec(request.process, rootfs, containerUser);
+        const stdio = takeDescriptors(connection, request.fds);
+        try {
+          const joined = await (sandboxed as SandboxProcess).join({
+            path: plan.path,
+            argv: plan.argv,
+            env: plan.env,
+            cwd: plan.cwd,
+            rlimits: plan.rlimits,
+            ...(plan.umask !== undefined ? { umask: plan.umask } : {}),
+            stdio,
+          });
+          execs.set(joined.pid, joined);
+          return { ok: true, pid: joined.pid };
+        } finally {
+          for (const fd of stdio) close(fd);
+        }
+      }
+      case 'wait': {
+        const joined = execs.get(request.pid);
+        if (joined === undefined) throw new OciError(`no process ${request.pid} started by exec`);
+        // The caller is the process the shim waits for: without it, nothing would.
+        const closed = new Promise<void>((done) => connection.once('close', () => done()));
+        waiting.add(closed);
+        void closed.then(() => {
+          waiting.delete(closed);
+          joined.kill('SIGKILL');
+        });
+        const status = await joined.wait();
+        execs.delete(request.pid);
+        return { ok: true, exitCode: status.exitCode, signal: status.signal };
+      }
+      case 'signal':
+        execs.get(request.pid)?.kill(request.signal);
+        return { ok: true };
       default:
         throw new OciError(`unknown request '${(request as { op: string }).op}'`);
     }
@@ -244,12 +343,8 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
   }
 
   try {
-    if (creating) {
-      server = await serveControl(socketPath, handle);
-      dir.writeSupervisorStatus({ status: 'created' });
-    } else {
-      await start();
-    }
+    server = await serveControl(socketPath, handle);
+    dir.writeSupervisorStatus({ status: 'created' });
   } catch (error) {
     reportReady(error instanceof Error ? error.message : String(error));
     process.exit(1);
@@ -257,7 +352,32 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
   reportReady('ok');
   // The worker thread and its modules load while the shim runs `start` (a
   // process of its own): spawn() then finds them ready.
-  if (creating) void sandbox.prepare().catch(() => {});
+  void sandbox.prepare().catch(() => {});
   // The event loop holds this process until the workload ends (endLike).
   return new Promise<never>(() => {});
+}
+
+/**
+ * Copies of descriptors `fds` of the process at the other end of
+ * `connection` (`exec`'s pid-file process, which sent their numbers): its
+ * pidfd from SO_PEERPIDFD, so they are that process's and no other's.
+ */
+function takeDescriptors(connection: Socket, fds: readonly number[]): [number, number, number] {
+  const taken: number[] = [];
+  let pidfd: number | null = null;
+  try {
+    const socket = (connection as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof socket !== 'number' || socket < 0)
+      throw new Error('the connection has no descriptor');
+    pidfd = peerPidfd(socket);
+    if (pidfd === null) throw new Error('this kernel lacks SO_PEERPIDFD (Linux 6.5)');
+    if (fds.length !== 3) throw new Error('three descriptors are needed');
+    for (const fd of fds) taken.push(pidfdGetfd(pidfd, fd));
+    return taken as [number, number, number];
+  } catch (error) {
+    for (const fd of taken) close(fd);
+    throw new OciError(`cannot take the stdio of the exec process: ${(error as Error).message}`);
+  } finally {
+    if (pidfd !== null) close(pidfd);
+  }
 }

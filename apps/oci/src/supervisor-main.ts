@@ -1,5 +1,6 @@
-// The supervisor `create` and `exec` start (commands.ts): its own bundle.
+// The supervisor `create` starts, and the process `exec` leaves behind (commands.ts): its own bundle.
 import { containerIdOf, parseOptions } from './args.js';
+import { execClient } from './exec-client.js';
 import { type LogFormat, RuntimeLog } from './log.js';
 import { DEFAULT_ROOT } from './state.js';
 import { supervise } from './supervise.js';
@@ -21,15 +22,14 @@ const log = new RuntimeLog(
   own.options.get('log') ?? null,
   (own.options.get('log-format') ?? 'text') as LogFormat,
 );
-supervise({
-  root: own.options.get('root') ?? DEFAULT_ROOT,
-  id: containerIdOf(own, 'supervisor'),
-  bundle: own.options.get('bundle') ?? '.',
-  mode: own.options.has('process') ? 'exec' : 'create',
-  process: own.options.get('process') ?? null,
-  consoleSocket: own.options.get('console-socket') ?? null,
-  log,
-}).catch((error: unknown) => {
+const root = own.options.get('root') ?? DEFAULT_ROOT;
+const id = containerIdOf(own, 'supervisor');
+const consoleSocket = own.options.get('console-socket') ?? null;
+const processFile = own.options.get('process');
+(processFile !== undefined
+  ? execClient({ root, id, process: processFile, consoleSocket, log })
+  : supervise({ root, id, bundle: own.options.get('bundle') ?? '.', consoleSocket, log })
+).catch((error: unknown) => {
   log.error(error instanceof Error ? error.message : String(error));
   process.exit(1);
 });

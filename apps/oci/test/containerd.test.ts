@@ -158,13 +158,15 @@ describe.skipIf(missing !== null)('ctr run through containerd', () => {
       expect(refusing.status).toBe(0);
     });
 
-    it('runs the workload as process.user: its ids, groups and umask, no capability, its own files', () => {
+    it('runs the workload as process.user: its ids, groups and umask, no capability, its own files and their metadata', () => {
       const spec = lab.specWith(
         [
           'sh',
           '-c',
           'id -u; id -g; id -G; umask; grep CapEff /proc/self/status; ' +
-            'echo x > /dev/shm/f && stat -c %u:%g:%a /dev/shm/f; touch /made 2>/dev/null || echo no-root',
+            'echo x > /dev/shm/f && stat -c %u:%g:%a /dev/shm/f; touch /made 2>/dev/null || echo no-root; ' +
+            // Metadata of its own file, changed as the user (fs-meta).
+            'chmod 600 /dev/shm/f && touch -d @1000 /dev/shm/f && stat -c %a:%Y /dev/shm/f',
         ],
         { uid: 1000, gid: 1000, additionalGids: [27], umask: 0o027 },
       );
@@ -177,6 +179,7 @@ describe.skipIf(missing !== null)('ctr run through containerd', () => {
         'CapEff:\t0000000000000000',
         '1000:1000:640',
         'no-root',
+        '600:1000',
         '',
       ]);
       expect(run.status).toBe(0);

@@ -160,6 +160,19 @@ describe.skipIf(missing !== null)('the CRI flow kubelet drives', () => {
         expect(lines).toEqual(['stderr F err-1', 'stdout F out-42']);
         const { status: running } = await cri.ContainerStatus!({ container_id: server });
         expect((running as { state: string }).state).toBe('CONTAINER_RUNNING');
+        // kubelet's exec (kubectl exec, exec probes): in the running container, its exit code back.
+        const execd = await cri.ExecSync!({
+          container_id: server,
+          cmd: [
+            'sh',
+            '-c',
+            'echo exec-$((6 * 7)); grep -c "^sleep" /proc/[0-9]*/cmdline | grep -c :1; echo err >&2; exit 4',
+          ],
+          timeout: 60,
+        });
+        expect(String(execd.stdout)).toBe('exec-42\n1\n');
+        expect(String(execd.stderr)).toBe('err\n');
+        expect(execd.exit_code).toBe(4);
 
         await cri.StopPodSandbox!({ pod_sandbox_id: podId });
         expect((await exited(server)).exit_code).toBe(137);

@@ -8,7 +8,7 @@
 // imports this file in its worker threads by URL (CHROOT_MODULE): no side
 // effects at import.
 
-import { readFileSync } from 'node:fs';
+import { fstatSync, readFileSync } from 'node:fs';
 import {
   type Answer,
   defineModule,
@@ -17,8 +17,10 @@ import {
   type RootView,
   type WorkerSession,
 } from '@sandlock/dispatch/module';
-import { byPathCall, close, hasSyscall, hostArch, openFlags, S_IFREG } from '@sandlock/sys';
+import { byPathCall, close, hasSyscall, hostArch, openFlags, S_IFMT, S_IFREG } from '@sandlock/sys';
 import { brokerOf, type ChrootPolicy, type Ctx, sessions } from './call.js';
+import { onFanotifyMark } from './fanotify.js';
+import { onFileAttr } from './file-attr.js';
 import {
   onAccess,
   onChroot,
@@ -75,12 +77,12 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   setxattrat: onXattr,
   listxattrat: onXattr,
   removexattrat: onXattr,
-  // Paths no handler walks yet: refused rather than looked up from the host's root
-  // (mount, acct, swapon, name_to_handle_at… are in the default deny list).
-  file_getattr: onRefused,
-  file_setattr: onRefused,
+  file_getattr: onFileAttr,
+  file_setattr: onFileAttr,
   inotify_add_watch: onWatch,
-  fanotify_mark: onRefused,
+  fanotify_mark: onFanotifyMark,
+  // Paths no handler walks: refused rather than looked up from the host's root
+  // (mount, acct, swapon, name_to_handle_at… are in the default deny list).
   uselib: onRefused,
   chroot: onChroot,
 };
@@ -110,11 +112,14 @@ function rootView(root: Root, session: WorkerSession<ChrootPolicy>): RootView {
             ? broker.openat(
                 found.parent,
                 Buffer.from(found.name, 'latin1'),
-                O.O_RDONLY | O.O_NOFOLLOW,
+                // The name may be a FIFO by now (renamed over it since the walk):
+                // neither the reaper's open nor this thread's read may wait on it.
+                O.O_RDONLY | O.O_NOFOLLOW | O.O_NONBLOCK,
               )
             : -1;
         if (fd < 0) return null;
         try {
+          if ((fstatSync(fd).mode & S_IFMT) !== S_IFREG) return null;
           return readFileSync(fd);
         } finally {
           close(fd);

@@ -53,6 +53,7 @@ import {
   writable,
 } from './call.js';
 import { openOwnDescriptor, ownDescriptorOf, ownTerminalOf } from './own-fd.js';
+import { throughProcRoot } from './proc-root.js';
 import { isSearchOnlyOpen } from './retargeted.js';
 import type { Found } from './root.js';
 
@@ -121,10 +122,18 @@ function atPath(
   if (path.length === 0) return answer.errno(ENOENT);
   const r = resolve(ctx, session, path, dirfd, { followLast, create, resolve: resolveFlags });
   try {
-    if (r.proc && !handlesProc) {
+    if (r.proc) {
       // The kernel's walk of a /proc path starts at the caller's real root, not at a dirfd.
       if ((resolveFlags & (RESOLVE_BENEATH | RESOLVE_IN_ROOT)) !== 0) return answer.errno(EXDEV);
-      return procPath(session, path);
+      const inRoot = throughProcRoot(ctx, session, path, followLast);
+      if (typeof inRoot === 'number') return answer.errno(-inRoot);
+      if (inRoot !== null) {
+        if ((resolveFlags & (RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS)) !== 0) {
+          return answer.errno(ERRNO.ELOOP);
+        }
+        return atPath(ctx, inRoot, AT_FDCWD, followLast, done, create, handlesProc, resolveFlags);
+      }
+      if (!handlesProc) return procPath(session, path);
     }
     return done(r);
   } finally {
@@ -634,6 +643,31 @@ export function onLink(ctx: Ctx): Answer {
   });
 }
 
+/**
+ * The caller's times as utimensat's two timespecs: as given (utimensat), from
+ * utime's struct utimbuf (two seconds) or from the struct timeval pair of
+ * utimes and futimesat (microseconds, EINVAL out of range: do_futimesat() in
+ * fs/utimes.c).
+ */
+function timespecs(ctx: Ctx, name: string, address: bigint): Buffer | typeof EINVAL {
+  if (name === 'utimensat') return ctx.read(address, 32);
+  const times = Buffer.alloc(32);
+  if (name === 'utime') {
+    const given = ctx.read(address, 16);
+    times.writeBigInt64LE(given.readBigInt64LE(0), 0);
+    times.writeBigInt64LE(given.readBigInt64LE(8), 16);
+    return times;
+  }
+  const given = ctx.read(address, 32);
+  for (const at of [0, 16]) {
+    const usec = given.readBigInt64LE(at + 8);
+    if (usec < 0n || usec >= 1_000_000n) return EINVAL;
+    times.writeBigInt64LE(given.readBigInt64LE(at), at);
+    times.writeBigInt64LE(usec * 1000n, at + 8);
+  }
+  return times;
+}
+
 /** chmod, chown, utimes…: on the object the walk pinned (AT_EMPTY_PATH), by the reaper. */
 export function onMetadata(ctx: Ctx): Answer {
   const a = ctx.args;
@@ -679,11 +713,18 @@ export function onMetadata(ctx: Ctx): Answer {
       act = onFd('fchownat', (fd, empty) => [fd, empty, uid, gid, AT_EMPTY_PATH]);
       break;
     }
-    case 'utimensat': {
-      if (a[1] === 0n) return answer.continue(); // futimens(fd)
-      [dirfd, address] = [int(a[0]), a[1]!];
-      follow = (uint(a[3]) & AT_SYMLINK_NOFOLLOW) === 0;
-      const times = a[2] === 0n ? null : ctx.read(a[2]!, 32);
+    case 'utimensat':
+    case 'utime':
+    case 'utimes':
+    case 'futimesat': {
+      const withDirfd = name !== 'utime' && name !== 'utimes';
+      // futimens(fd), futimesat(fd, NULL): the descriptor's own object.
+      if (withDirfd && a[1] === 0n) return answer.continue();
+      [dirfd, address] = withDirfd ? [int(a[0]), a[1]!] : [AT_FDCWD, a[0]!];
+      if (name === 'utimensat') follow = (uint(a[3]) & AT_SYMLINK_NOFOLLOW) === 0;
+      const given = withDirfd ? a[2]! : a[1]!;
+      const times = given === 0n ? null : timespecs(ctx, name, given);
+      if (times === EINVAL) return answer.errno(EINVAL);
       act = (r) =>
         reaper(
           broker,
@@ -694,7 +735,6 @@ export function onMetadata(ctx: Ctx): Answer {
       break;
     }
     default:
-      // utime, utimes, futimesat: glibc uses utimensat; their old time layouts are refused.
       return answer.errno(ERRNO.ENOSYS);
   }
   return at(ctx, address, dirfd, follow, (r) => {

@@ -2,6 +2,11 @@
 // root itself (read and execute), the mounts, and the read, write and deny
 // paths, which the policy writes as the sandbox sees them, walked inside
 // the root to the host objects they name. Nothing else outside the root.
+// The `unix` socket paths too: the network modules compare the host path a
+// socket is found at (through the root's PATH_VIEW) with them. Every other
+// path of the policy (the root, the mounts' host side, the workdir and its
+// storage, plugins, the HTTP CA, key and credential files) is the
+// supervisor's to read, on the host.
 import { readlinkSync } from 'node:fs';
 import { devicePaths, type Policy } from '@sandlock/policy';
 import { ERRNO } from '@sandlock/sys';
@@ -32,6 +37,38 @@ function hostOf(root: Root, virtual: string, what: string): string | null {
 }
 
 /**
+ * Where a deny or `unix` path (a tree to hide, or at or beneath which
+ * sockets may be reached) is on the host: the deepest part of it that
+ * exists inside the root, walked there, and the names that do not exist yet
+ * after it, as a deny path that does not exist yet is held without a root (a
+ * file the sandbox makes there later, a socket a daemon binds later). A name
+ * made later as a symlink leads elsewhere on the host, out of the entry.
+ * Null where the rest cannot be named (`..` after a missing name).
+ */
+function hostTreeOf(root: Root, virtual: string, what: string): string | null {
+  const names = components(virtual);
+  for (let depth = names.length; depth >= 0; depth--) {
+    const rest = names.slice(depth);
+    if (rest.includes('..')) return null;
+    const host = hostOf(root, `/${names.slice(0, depth).join('/')}`, what);
+    if (host === null) continue;
+    return [host === '/' ? '' : host, ...rest].join('/') || '/';
+  }
+  return null;
+}
+
+/** The deny paths on the host ({@link hostTreeOf}); throws for one that cannot be named. */
+function denied(root: Root, paths: readonly string[]): string[] {
+  return paths.map((path) => {
+    const host = hostTreeOf(root, path, 'fsDeny');
+    if (host === null) {
+      throw new Error(`sandlock: chroot: fsDeny ${path}: \`..\` after a missing name`);
+    }
+    return host;
+  });
+}
+
+/**
  * The host paths of a policy whose `chroot` is set. Throws an Error naming
  * the path when a read or write path, or the cwd, is not inside the root.
  */
@@ -59,7 +96,9 @@ export function hostPaths(policy: Policy): HostPaths {
       return need(path, 'fsWrite');
     });
     const read = policy.fsRead.map((path) => need(path, 'fsRead'));
-    const deny = policy.fsDeny.flatMap((path) => hostOf(root, path, 'fsDeny') ?? []);
+    const deny = denied(root, policy.fsDeny);
+    // A socket path that names nothing allows nothing.
+    const unix = policy.unix.flatMap((path) => hostTreeOf(root, path, 'unix') ?? []);
     const cwd = need(policy.cwd ?? '/', 'cwd');
     return {
       policy: {
@@ -77,6 +116,7 @@ export function hostPaths(policy: Policy): HostPaths {
           ...written,
         ],
         fsDeny: deny,
+        unix,
         cwd,
         fsMount,
       },
@@ -93,7 +133,8 @@ export function hostPaths(policy: Policy): HostPaths {
  * whose root is `chroot` with `fsMount` (host form, as {@link hostPaths}
  * gives it): its read, write, deny and Unix socket paths are the root's,
  * walked inside it to the host objects they name, and its processes keep
- * that root. A path that names nothing inside the root grants nothing.
+ * that root. A read or write path that names nothing inside the root grants
+ * nothing; a deny or Unix socket path not made yet is held where it would be.
  * `policy` has its presets expanded.
  */
 export function hostPathsInside(
@@ -118,8 +159,8 @@ export function hostPathsInside(
       devices: false,
       fsRead: hosts(policy.fsRead, 'fsRead'),
       fsWrite: hosts([...policy.fsWrite, ...devicePaths(policy)], 'fsWrite'),
-      fsDeny: hosts(policy.fsDeny, 'fsDeny'),
-      unix: hosts(policy.unix, 'unix'),
+      fsDeny: denied(root, policy.fsDeny),
+      unix: policy.unix.flatMap((path) => hostTreeOf(root, path, 'unix') ?? []),
     };
   } finally {
     root.close();

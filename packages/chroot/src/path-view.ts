@@ -31,6 +31,7 @@ export function pathView(session: Session): PathView {
           return walked;
         }
         walked.errno = found.errno;
+        walked.readOnly = found.mount?.readOnly === true;
         walked.name = found.dotted || found.name === '' ? '.' : found.name;
         walked.parent = duplicate(found.parent);
         walked.fd = duplicate(found.fd);

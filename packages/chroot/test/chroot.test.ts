@@ -1,7 +1,7 @@
 // The emulated chroot against the real kernel: a rootfs built here (Debian's
 // static busybox, a static probe, a dynamically linked ls with its loader
 // and libraries), programs run in it, and escapes that must fail.
-import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openPty } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -84,7 +84,48 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
     expect(mounted).toContain('readlink /proc/self/root: /');
     expect(mounted).toContain('readlink /proc/self/cwd: /');
     expect(mounted).not.toContain(hostname === '' ? '\0' : `[${hostname}]`);
-    expect(mounted).toMatch(/cat \/proc\/self\/root\/etc\/hostname: E(ACCES|NOENT)/);
+    // The root's own file, as under chroot(2) (the cwd is the root).
+    expect(mounted).toContain('cat /proc/self/root/etc/hostname: [root-own-name]');
+    expect(mounted).toContain('cat /proc/self/cwd/etc/hostname: [root-own-name]');
+  });
+
+  it("follows /proc/<pid>/root into the root, never to the host's /", async () => {
+    const secret = join(fs.outside, 'secret');
+    // Control: the host file exists, so ENOENT below is the root's answer.
+    expect(statSync(secret).isFile()).toBe(true);
+    const out = await probe(
+      [
+        `stat:/proc/self/root${secret}`,
+        `lstat:/proc/self/root${secret}`,
+        `access:/proc/self/root${secret}`,
+        `readlink:/proc/self/root${fs.outside}/../outside`,
+        'stat:/proc/self/root/etc/os-release',
+        'stat:/proc/thread-self/root//etc/./os-release',
+        'stat:/proc/self/root/../../etc/os-release',
+        'cat:/proc/self/root/etc/os-release',
+        'readlink:/proc/self/root/etc/link',
+        'readlink:/proc/self/root',
+        'stat:/proc/1/root/etc/os-release',
+      ],
+      { mounts: ['/proc:/proc'] },
+    );
+    const inRoot = 'mode 100644 size 35';
+    expect(out).toBe(
+      [
+        `stat /proc/self/root${secret}: ENOENT`,
+        `lstat /proc/self/root${secret}: ENOENT`,
+        `access /proc/self/root${secret}: ENOENT`,
+        `readlink /proc/self/root${fs.outside}/../outside: ENOENT`,
+        `stat /proc/self/root/etc/os-release: ${inRoot}`,
+        `stat /proc/thread-self/root//etc/./os-release: ${inRoot}`,
+        `stat /proc/self/root/../../etc/os-release: ${inRoot}`,
+        'cat /proc/self/root/etc/os-release: [PRETTY_NAME="sandlock chroot test"]',
+        'readlink /proc/self/root/etc/link: ../etc/os-release',
+        'readlink /proc/self/root: /',
+        'stat /proc/1/root/etc/os-release: EACCES',
+        '',
+      ].join('\n'),
+    );
   });
 
   it('writes only where granted, and keeps links and renames inside a mount', async () => {
@@ -124,6 +165,34 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
     );
     expect(readFileSync(join(fs.dir, 'data/new'), 'utf8')).toBe('hello');
     expect(readFileSync(join(fs.outside, 'm'), 'utf8')).toBe('one');
+  });
+
+  it('hides the deny paths as the sandbox names them, one not made yet too, as without a root', async () => {
+    const ops = [
+      'cat:/data/file',
+      'write:/data/later:x',
+      'mkdir:/data/later',
+      'cat:/data/later',
+      'write:/mnt/later:y',
+      'cat:/etc/os-release',
+    ];
+    const out = await probe(ops, {
+      write: ['/data', '/mnt'],
+      deny: ['/data/file', '/data/later', '/mnt/later'],
+      mounts: [`/mnt:${fs.outside}`],
+    });
+    expect(out).toContain('write /data/later x: EACCES');
+    // The same policy without a root, by the host paths, on the same files.
+    const onHost = (text: string) =>
+      text.replace(/\/mnt\//g, `${fs.outside}/`).replace(/:\/(data|etc)\//g, `:${fs.dir}/$1/`);
+    const host = await Sandbox.builder()
+      .fsRead(fs.dir, fs.outside)
+      .fsWrite(join(fs.dir, 'data'), fs.outside)
+      .fsDeny(...['/data/file', '/data/later'].map((path) => join(fs.dir, path)))
+      .fsDeny(join(fs.outside, 'later'))
+      .build()
+      .run([join(fs.dir, 'probe'), ...ops.map(onHost)], { encoding: 'utf8' });
+    expect(host.stdout.replaceAll(fs.outside, '/mnt').replaceAll(fs.dir, '')).toBe(out);
   });
 
   it("keeps the reaper's /proc/<pid>/root, a descriptor from outside and a racing symlink out", async () => {

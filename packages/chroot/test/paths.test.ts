@@ -60,6 +60,8 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     symlinkSync('/inner', join(fs.dir, 'sub/abs'));
     await listen(join(hostRun, 'app.sock'), 'host server');
     await listen(join(fs.outside, 'out.sock'), 'OUTSIDE server');
+    mkdirSync(join(fs.dir, 'srv'));
+    await listen(join(fs.dir, 'srv/in.sock'), 'inside server');
     // The first sandbox starts the supervisor's worker (its sources compiled
     // for the test run): minutes on a loaded machine, so outside the tests.
     await runInRoot(fs.dir, ['/bin/true']);
@@ -69,19 +71,29 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     fs?.remove();
   });
 
-  const emulated = async (ops: string[], options: { write?: string[]; mounts?: string[] } = {}) => {
+  const emulated = async (
+    ops: string[],
+    options: { write?: string[]; mounts?: string[]; unix?: string[] } = {},
+  ) => {
     const result = await runInRoot(fs.dir, ['/paths', ...ops], {
       write: options.write ?? ['/tmp'],
       mounts: options.mounts ?? [`${APP}:${hostRun}`],
+      ...(options.unix !== undefined ? { unix: options.unix } : {}),
     });
     expect(result.stderr).toBe('');
     expect(result.exitCode).toBe(0);
     return result.stdout;
   };
 
-  /** The same operations under chroot(2), with the host directory bound at APP in a mount namespace of their own. */
-  const real = async (ops: string[]) => {
-    const script = 'mount --bind "$1" "$2$3" && root="$2" && shift 3 && exec chroot "$root" "$@"';
+  /**
+   * The same operations under chroot(2), with the host directory bound at
+   * APP (read-only with `readOnly`) in a mount namespace of their own.
+   */
+  const real = async (ops: string[], readOnly = false) => {
+    const bind = readOnly
+      ? 'mount --bind "$1" "$2$3" && mount -o remount,bind,ro "$2$3"'
+      : 'mount --bind "$1" "$2$3"';
+    const script = `${bind} && root="$2" && shift 3 && exec chroot "$root" "$@"`;
     const { stdout } = await run(
       'unshare',
       ['-m', 'sh', '-c', script, 'sh', hostRun, fs.dir, APP, '/paths', ...ops],
@@ -147,6 +159,39 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     );
   });
 
+  it('binds no socket file in a read-only mount: EROFS, as the kernel', async () => {
+    const ops = [`unix:${APP}/ro.sock`, `unix:${APP}/app.sock`];
+    const out = await emulated(ops, { write: ['/tmp'], mounts: [`${APP}:${hostRun}:ro`] });
+    expect(out).toBe(
+      [`unix:${APP}/ro.sock: bind EROFS`, `unix:${APP}/app.sock: bind EADDRINUSE`, ''].join('\n'),
+    );
+    if (root) expect(await real(ops, true)).toBe(out);
+  });
+
+  it('reaches the Unix sockets `unix` names by their paths inside the root, not by host paths', async () => {
+    const ops = ['connect:/srv/in.sock', `connect:${APP}/app.sock`];
+    const mounts = [`${APP}:${hostRun}:ro`];
+    const unnamed = await emulated(ops, { mounts });
+    expect(unnamed).toBe(
+      ['connect:/srv/in.sock: connect EACCES', `connect:${APP}/app.sock: connect EACCES`, ''].join(
+        '\n',
+      ),
+    );
+    // A socket dir that does not exist yet is named too: `/srv/later` stands for the rest.
+    const named = await emulated(ops, { mounts, unix: ['/srv/in.sock', APP, '/srv/later/x.sock'] });
+    expect(named).toBe(
+      ['connect:/srv/in.sock: [inside server]', `connect:${APP}/app.sock: [host server]`, ''].join(
+        '\n',
+      ),
+    );
+    if (root) expect(await real(ops)).toBe(named);
+    const byHostPath = await emulated(ops, {
+      mounts,
+      unix: [join(fs.dir, 'srv/in.sock'), hostRun],
+    });
+    expect(byHostPath).toBe(unnamed);
+  });
+
   const XATTR_OPS = [
     'setx:/tmp/xf:user.a:one',
     'getx:/tmp/xf:user.a',
@@ -183,6 +228,49 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
       `setx:${join(hostRun, 'file')}:user.h:host`,
     ]);
   };
+
+  it("changes nothing outside the root through /proc/self/root (the host's / to the kernel)", async () => {
+    xattrState();
+    const secret = join(fs.outside, 'secret');
+    const through = `/proc/self/root${secret}`;
+    const out = await emulated(
+      [
+        `getx:${through}:user.s`,
+        `setx:${through}:user.w:WRITTEN`,
+        `rmx:${through}:user.s`,
+        `chmod:${through}`,
+        `watch:${through}:-`,
+        `watch:/proc/self/root${fs.outside}:D`,
+        'setx:/proc/self/root/tmp/xf:user.a:inside',
+        'getx:/tmp/xf:user.a',
+      ],
+      { mounts: [`${APP}:${hostRun}`, '/proc:/proc'] },
+    );
+    expect(out).not.toContain('SECRET');
+    expect(out).toBe(
+      [
+        `getx:${through}:user.s: ENOENT`,
+        `setx:${through}:user.w:WRITTEN: ENOENT`,
+        `rmx:${through}:user.s: ENOENT`,
+        `chmod:${through}: ENOENT`,
+        `watch:${through}:-: ENOENT`,
+        `watch:/proc/self/root${fs.outside}:D: ENOENT`,
+        'setx:/proc/self/root/tmp/xf:user.a:inside: 0',
+        'getx:/tmp/xf:user.a: 6 [inside]',
+        '',
+      ].join('\n'),
+    );
+    // The host's file is as it was (the probe, run on the host, reads it).
+    const host = execFileSync(
+      join(fs.dir, 'paths'),
+      [`getx:${secret}:user.s`, `getx:${secret}:user.w`],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(host).toBe(`getx:${secret}:user.s: 6 [SECRET]\ngetx:${secret}:user.w: ENODATA\n`);
+    expect(statSync(secret).mode & 0o777).not.toBe(0o600);
+  });
 
   it('reads and writes extended attributes of what the path names inside the root', async () => {
     xattrState();
@@ -240,6 +328,150 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
       watchState();
       expect(await real(WATCH_OPS)).toBe(out);
     }
+  });
+
+  const FANOTIFY_OPS = [
+    'dropcaps',
+    'fanotify:/tmp/nd:-',
+    'fanotify:/tmp/nf:D',
+    'fanotify:/tmp/nl:N',
+    'fanotify:/tmp/none:-',
+    'fanotify:/tmp/nd:M',
+    'fanotify:/:F',
+    'fanotify:/../../..:-',
+    `fanotify:${APP}:D`,
+    'fanotify:/sub/abs:N',
+    'badfan:/tmp/nd:999',
+    'badfan:/tmp/nd:1',
+    'write:/tmp/nd/new',
+    'write:/tmp/nf',
+    'write:/inner',
+    'fanevents',
+    'fanotify:/tmp/nd:R',
+    'fanotify:/tmp/nd:R',
+    'write:/tmp/nd/new',
+    'fanevents',
+  ];
+
+  const fanotifyState = () => {
+    rmSync(join(fs.dir, 'tmp/nd'), { recursive: true, force: true });
+    rmSync(join(fs.dir, 'tmp/nl'), { force: true });
+    mkdirSync(join(fs.dir, 'tmp/nd'));
+    writeFileSync(join(fs.dir, 'tmp/nf'), '');
+    symlinkSync('nf', join(fs.dir, 'tmp/nl'));
+  };
+
+  it('marks with fanotify what the path names inside the root, inodes only', async () => {
+    fanotifyState();
+    const out = await emulated(FANOTIFY_OPS, { write: ['/tmp', '/inner'] });
+    expect(out).toContain('fanotify:/tmp/nd:-: 0');
+    expect(out).toContain('fanotify:/tmp/nf:D: ENOTDIR');
+    expect(out).toContain('fanotify:/tmp/none:-: ENOENT');
+    expect(out).toContain('fanotify:/:F: EPERM');
+    expect(out).toContain('fanotify:/tmp/nd:R: ENOENT');
+    expect(out).toContain('badfan:/tmp/nd:999: EBADF');
+    expect(out).toContain('badfan:/tmp/nd:1: EINVAL');
+    expect(out).toMatch(/^fanevents: \S+ \S+/m);
+    if (root) {
+      fanotifyState();
+      expect(await real(FANOTIFY_OPS)).toBe(out);
+    }
+  });
+
+  const FILE_ATTR_OPS = [
+    'dropcaps',
+    'fattr:/tmp/fa:-',
+    'fsetattr:/tmp/fa:80',
+    'fattr:/tmp/fa:-',
+    'fattr:/tmp/fl:-',
+    'fattr:/tmp/fl:N',
+    'fsetattr:/tmp/fa:8',
+    'fattr:/tmp/fa:S',
+    'fattr:/nothing:B',
+    'fattr:/nothing:-',
+    'fattr:/../../tmp/fa:-',
+    'fattr:/abs:-',
+    'fattr:/sub/abs:-',
+    `fattr:${APP}/file:-`,
+    'fsetattr:/tmp/fa:0',
+    'fattr:/tmp/fa:-',
+  ];
+
+  const fileAttrState = () => {
+    rmSync(join(fs.dir, 'tmp/fa'), { force: true });
+    rmSync(join(fs.dir, 'tmp/fl'), { force: true });
+    writeFileSync(join(fs.dir, 'tmp/fa'), 'x');
+    symlinkSync('fa', join(fs.dir, 'tmp/fl'));
+    // The probe itself, run on the host, marks the file outside the root.
+    execFileSync(join(fs.dir, 'paths'), [`fsetattr:${join(fs.outside, 'secret')}:80`]);
+  };
+
+  it('reads and changes file attributes of what the path names inside the root', async () => {
+    fileAttrState();
+    const out = await emulated(FILE_ATTR_OPS);
+    expect(out).toContain('fattr:/tmp/fa:-: 0 [80]');
+    expect(out).toContain('fsetattr:/tmp/fa:8: EPERM');
+    expect(out).toContain('fattr:/nothing:B: EINVAL');
+    expect(out).toContain('fattr:/abs:-: ENOENT');
+    if (root) {
+      fileAttrState();
+      expect(await real(FILE_ATTR_OPS)).toBe(out);
+    }
+  });
+
+  it('changes file attributes only where the policy lets it write', async () => {
+    fileAttrState();
+    const out = await emulated(
+      ['fsetattr:/etc/os-release:80', `fsetattr:${APP}/file:80`, 'fsetattr:/tmp/fa:80'],
+      { write: ['/tmp'], mounts: [`${APP}:${hostRun}:ro`] },
+    );
+    expect(out).toBe(
+      [
+        'fsetattr:/etc/os-release:80: EACCES',
+        `fsetattr:${APP}/file:80: EROFS`,
+        'fsetattr:/tmp/fa:80: 0',
+        '',
+      ].join('\n'),
+    );
+    const etc = await emulated(['fattr:/etc/os-release:-']);
+    expect(etc).toBe('fattr:/etc/os-release:-: 0 [0]\n');
+  });
+
+  const UTIME_OPS = [
+    'utime:/tmp/ut:1000',
+    'mtime:/tmp/ut',
+    'utimes:/tmp/ut:2000:5',
+    'mtime:/tmp/ut',
+    'utimes:/tmp/ut:1:1000000',
+    'futimesat:tmp/ut:3000',
+    'mtime:/tmp/ut',
+    'utimes:/tmp/ul:4000:0',
+    'mtime:/tmp/ut',
+    'utime:/nothing:1',
+    'utime:/abs:1',
+    'utime:/../../tmp/ut:5000',
+    'mtime:/tmp/ut',
+  ];
+
+  it('sets times by the old calls (utime, utimes, futimesat) on what the path names inside the root', async () => {
+    const state = () => {
+      rmSync(join(fs.dir, 'tmp/ut'), { force: true });
+      rmSync(join(fs.dir, 'tmp/ul'), { force: true });
+      writeFileSync(join(fs.dir, 'tmp/ut'), '');
+      symlinkSync('ut', join(fs.dir, 'tmp/ul'));
+    };
+    state();
+    const out = await emulated(UTIME_OPS);
+    expect(out).toContain('mtime:/tmp/ut: 2000.000005000');
+    expect(out).toContain('utimes:/tmp/ut:1:1000000: EINVAL');
+    expect(out).toContain('utime:/abs:1: ENOENT');
+    if (root) {
+      state();
+      expect(await real(UTIME_OPS)).toBe(out);
+    }
+    expect(await emulated(['utime:/etc/os-release:1', 'utimes:/etc/os-release:1:0'])).toBe(
+      'utime:/etc/os-release:1: EACCES\nutimes:/etc/os-release:1:0: EACCES\n',
+    );
   });
 
   it('changes modes and extended attributes only where the policy lets it write', async () => {

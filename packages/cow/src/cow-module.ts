@@ -13,6 +13,7 @@ import { realpathSync } from 'node:fs';
 import { type Answer, defineModule, type WorkerSession } from '@sandlock/dispatch/module';
 import { byPathCall, close, hasSyscall, hostArch, openFlags, trySyscall } from '@sandlock/sys';
 import { type CowPolicy, type Ctx, sessions } from './call.js';
+import { onAllocate } from './handlers/allocate.js';
 import {
   onLink,
   onMetadata,
@@ -67,6 +68,7 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   getdents: onListing,
   getcwd: onGetcwd,
   inotify_add_watch: onWatch,
+  fallocate: onAllocate,
 };
 
 /** The calls of this module that exist on this architecture (aarch64 has no open, stat, unlink…). */

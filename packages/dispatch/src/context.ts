@@ -163,6 +163,13 @@ export interface CallerWalkOptions {
   readonly inRoot?: boolean;
   /** The caller's thread group, if the handler knows it (default: read from /proc/<tid>/status when needed). */
   readonly tgid?: () => number;
+  /**
+   * Runs the lookups (`walk`) with the caller's credentials, e.g. through
+   * withCallerCapabilities of @sandlock/sys; its root, cwd and dirfd are
+   * opened before, with the supervisor's (pidfd_getfd's ptrace check uses
+   * real ids: kernel/ptrace.c, PTRACE_MODE_REALCREDS).
+   */
+  readonly asCaller?: (walk: () => Walked) => Walked;
 }
 
 /** The context of a worker-thread handler. Valid only until the handler returns. */
@@ -459,23 +466,25 @@ export class Call implements HandlerContext, DeferredContext {
       if (!absolute && !options.inRoot) start = from();
       let tgid: number | undefined;
       const tid = this.pid;
-      return walkPath({
-        root,
-        start,
-        path,
-        followLast: options.followLast,
-        tid,
-        tgid:
-          options.tgid ??
-          (() => {
-            tgid ??= threadGroupOf(tid);
-            return tgid;
-          }),
-        enterPid: options.enterPid,
-        followMagic:
-          options.followMagic ??
-          ((pid) => pid !== null && (pid === tid || isDescendantOf(pid, this.session.reaperPid))),
-      });
+      const walk = () =>
+        walkPath({
+          root,
+          start,
+          path,
+          followLast: options.followLast,
+          tid,
+          tgid:
+            options.tgid ??
+            (() => {
+              tgid ??= threadGroupOf(tid);
+              return tgid;
+            }),
+          enterPid: options.enterPid,
+          followMagic:
+            options.followMagic ??
+            ((pid) => pid !== null && (pid === tid || isDescendantOf(pid, this.session.reaperPid))),
+        });
+      return options.asCaller === undefined ? walk() : options.asCaller(walk);
     } finally {
       if (start !== root) close(start);
       close(root);

@@ -1,5 +1,5 @@
 // Metadata changes as a handler module of @sandlock/dispatch. Landlock does
-// not mediate chmod, utimes or extended attributes: a sandboxed program could
+// not mediate chmod, chown, utimes or extended attributes: a sandboxed program could
 // change them on any file it owns, granted or not (a sandbox started by root
 // owns root's files). This module is notified of every such call and does it
 // on behalf of the caller, on an object it pinned, after checking the object
@@ -11,7 +11,10 @@
 // kernel walks it for the caller and the object opened O_PATH (pinned), the
 // pinned object's path checked, and the change made through
 // /proc/self/fd/<pinned>: a thread rewriting the path after the check changes
-// nothing the check did not see.
+// nothing the check did not see. A descriptor call is made on the duplicate
+// that was checked, never by the caller's number, which another of its
+// threads may point at another file meanwhile (dup2). The walk's lookups and
+// the change take the caller's file-system ids, groups and capabilities.
 import { fstatSync, readlinkSync } from 'node:fs';
 import {
   type Answer,
@@ -21,14 +24,14 @@ import {
   int,
   uint,
 } from '@sandlock/dispatch/module';
-import type { ModulePolicy } from '@sandlock/policy';
+import { canonical, type ModulePolicy } from '@sandlock/policy';
 import { metadataCalls } from '@sandlock/seccomp';
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
-  type CapabilitySets,
-  type Credentials,
+  type CallerIds,
+  callAsCaller,
   close,
   credentialsOf,
   ERRNO,
@@ -41,11 +44,8 @@ import {
   S_IFLNK,
   S_IFMT,
   SysError,
-  sameIds,
-  threadCapabilities,
   trySyscall,
-  type Walked,
-  withCallerCapabilities,
+  Walked,
   XATTR_ARGS_SIZE_VER0,
   XATTR_NAME_MAX,
   XATTR_SIZE_MAX,
@@ -91,7 +91,9 @@ type Change =
       readonly size: number;
       readonly flags: number;
     }
-  | { readonly kind: 'removexattr'; readonly name: Buffer };
+  | { readonly kind: 'removexattr'; readonly name: Buffer }
+  /** -1 (0xffffffff) leaves the id as it is. */
+  | { readonly kind: 'chown'; readonly uid: number; readonly gid: number };
 
 interface Call {
   readonly target: Target;
@@ -232,6 +234,29 @@ function readCall(ctx: HandlerContext): Call {
       const times = a[2] === 0n ? null : copy(ctx, a[2]!, 32);
       return { target, change: { kind: 'utimens', times } };
     }
+    case 'chown':
+    case 'lchown':
+      return {
+        target: pathTarget(
+          ctx,
+          AT_FDCWD,
+          a[0]!,
+          ctx.syscall === 'lchown' ? AT_SYMLINK_NOFOLLOW : 0,
+        ),
+        change: { kind: 'chown', uid: uint(a[1]), gid: uint(a[2]) },
+      };
+    case 'fchown':
+      return {
+        target: { kind: 'fd', fd: int(a[0]) },
+        change: { kind: 'chown', uid: uint(a[1]), gid: uint(a[2]) },
+      };
+    case 'fchownat': {
+      const flags = atFlags(uint(a[4]), AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH);
+      return {
+        target: pathTarget(ctx, int(a[0]), a[1]!, flags),
+        change: { kind: 'chown', uid: uint(a[2]), gid: uint(a[3]) },
+      };
+    }
     case 'setxattr':
     case 'lsetxattr':
       return {
@@ -304,22 +329,28 @@ function atTarget(ctx: HandlerContext, dirfd: number, address: bigint, flags: nu
   return pathTarget(ctx, dirfd, address, flags);
 }
 
-interface Worker {
-  /** The supervisor's credentials, which every on-behalf change uses. */
-  readonly credentials: Credentials;
-  /** This worker thread's capability sets, restored after each change made with fewer. */
-  readonly capabilities: CapabilitySets;
+/** What every lookup and change made on a caller's behalf takes (callAsCaller). */
+interface Caller {
+  readonly capEff: bigint;
+  readonly ids: CallerIds;
 }
 
-let worker: Worker | null = null;
-
-function setUp(): Worker {
-  if (worker !== null) return worker;
-  const own = credentialsOf(readText('/proc/thread-self/status') ?? '');
-  if (own === null)
-    throw new Error('sandlock: cannot read the supervisor’s /proc/thread-self/status');
-  worker = { credentials: own, capabilities: threadCapabilities() };
-  return worker;
+/**
+ * The caller's file-system ids, groups and effective capabilities
+ * (/proc/<tid>/status): made with them on this thread, a change is judged
+ * by the kernel's own checks as the caller's (owner-only chmod, utimes,
+ * xattr permissions, CAP_FOWNER). Null when they cannot be read.
+ */
+function callerOf(ctx: HandlerContext): Caller | null {
+  const status = credentialsOf(readText(`/proc/${ctx.pid}/status`) ?? '');
+  if (status === null) return null;
+  const ids: CallerIds = {
+    fsuid: Number(status.fsuid),
+    fsgid: Number(status.fsgid),
+    groups: status.groups === '' ? [] : status.groups.split(/\s+/).map(Number),
+  };
+  if (![ids.fsuid, ids.fsgid, ...ids.groups].every(Number.isSafeInteger)) return null;
+  return { capEff: status.capEff, ids };
 }
 
 const textBuffer = Buffer.alloc(8192);
@@ -335,6 +366,8 @@ function readText(path: string): string | null {
   }
 }
 
+const EMPTY_PATH = Buffer.from([0]);
+
 /** /proc/self/fd/<fd>, NUL-terminated: the pinned object, reached by the supervisor. */
 function selfFd(fd: number): Buffer {
   return Buffer.from(`/proc/self/fd/${fd}\0`);
@@ -343,22 +376,24 @@ function selfFd(fd: number): Buffer {
 /**
  * The target opened O_PATH (pinned), resolved as the kernel would for the
  * caller (ctx.walk: its root, its cwd or dirfd, its /proc/self, magic links
- * of its own sandbox's processes only), with the caller's capabilities;
- * -errno on failure. An empty path (AT_EMPTY_PATH) pins the dirfd itself.
+ * of its own sandbox's processes only), the lookups made with the caller's
+ * credentials (search permission); -errno on failure. An empty path
+ * (AT_EMPTY_PATH) pins the dirfd itself.
  */
-function pin(
-  ctx: HandlerContext,
-  target: Target & { kind: 'path' },
-  lowered: (walk: () => number) => number,
-): number {
+function pin(ctx: HandlerContext, target: Target & { kind: 'path' }, caller: Caller): number {
   // CallError(EBADF) for a dirfd that is not open.
   if (target.emptyPath) return ctx.openStart(target.dirfd);
-  let walked: Walked | undefined;
-  const result = lowered(() => {
-    walked = ctx.walk(target.path, { dirfd: target.dirfd, followLast: !target.noFollow });
-    return 0;
+  const walked = ctx.walk(target.path, {
+    dirfd: target.dirfd,
+    followLast: !target.noFollow,
+    asCaller: (walk) => {
+      const done = callAsCaller(caller.capEff, walk, caller.ids);
+      if (done !== null) return done.value;
+      const refused = new Walked();
+      refused.errno = ERRNO.EPERM; // the credentials could not be taken
+      return refused;
+    },
   });
-  if (result < 0 || walked === undefined) return result < 0 ? result : -ERRNO.EPERM;
   if (walked.errno !== 0) {
     walked.close();
     return -walked.errno;
@@ -386,7 +421,24 @@ function allowed(policy: ModulePolicy, fd: number): boolean {
     return false;
   }
   if (isMemfd(fd, link, unlinked)) return true;
-  return writableByPolicy(policy, link, unlinked);
+  const { fsWrite, fsDeny, workdir } = policy;
+  return writableByPolicy(
+    { fsWrite, fsDeny, workdir: workdir === null ? null : canonicalWorkdir(workdir) },
+    link,
+    unlinked,
+  );
+}
+
+/** The workdir's canonical path, resolved once per path given. */
+const workdirs = new Map<string, string>();
+
+function canonicalWorkdir(workdir: string): string {
+  let found = workdirs.get(workdir);
+  if (found === undefined) {
+    found = canonical(workdir);
+    workdirs.set(workdir, found);
+  }
+  return found;
 }
 
 /** The pinned object's path, for a report. */
@@ -430,6 +482,11 @@ function perform(change: Change, fd: number, byDescriptor: boolean): number {
         ? trySyscall('fremovexattr', fd, name)
         : trySyscall('removexattr', path, name);
     }
+    case 'chown':
+      // The pinned object itself (AT_EMPTY_PATH): a symlink pinned for lchown stays one.
+      return byDescriptor
+        ? trySyscall('fchown', fd, change.uid, change.gid)
+        : trySyscall('fchownat', fd, EMPTY_PATH, change.uid, change.gid, AT_EMPTY_PATH);
   }
 }
 
@@ -453,7 +510,6 @@ function callerFile(ctx: HandlerContext<ModulePolicy>, fd: number): number {
 }
 
 function onMetadata(ctx: HandlerContext<ModulePolicy>): Answer {
-  const state = setUp();
   let call: Call;
   try {
     call = readCall(ctx);
@@ -462,29 +518,18 @@ function onMetadata(ctx: HandlerContext<ModulePolicy>): Answer {
       return ctx.valid() ? answer.errno(error.errno) : answer.continue();
     throw error;
   }
-  // The caller's credentials: an on-behalf change with other ids would be
-  // judged as someone else's (fail closed).
-  const caller = credentialsOf(readText(`/proc/${ctx.pid}/status`) ?? '');
+  const caller = callerOf(ctx);
   if (!ctx.valid()) return answer.continue(); // gone: nothing is answered
-  if (caller === null || !sameIds(caller, state.credentials)) {
-    ctx.refused({
-      what: ctx.syscall,
-      rule: "fs-meta: the caller's credentials are not the supervisor's (changes are made on its behalf)",
-    });
+  if (caller === null) {
+    ctx.refused({ what: ctx.syscall, rule: "fs-meta: the caller's credentials cannot be read" });
     return answer.errno(ERRNO.EPERM);
   }
   const { target } = call;
   let fd: number;
   try {
-    fd =
-      target.kind === 'fd'
-        ? callerFile(ctx, target.fd)
-        : // Only the walk runs with the caller's capabilities (search
-          // permission on the way); the caller's descriptors and cwd are the
-          // supervisor's to take.
-          pin(ctx, target, (walk) =>
-            withCallerCapabilities(state.capabilities, caller.capEff, walk),
-          );
+    // The caller's descriptor is taken with the supervisor's rights
+    // (pidfd_getfd checks real ids); the walk's lookups are the caller's.
+    fd = target.kind === 'fd' ? callerFile(ctx, target.fd) : pin(ctx, target, caller);
   } catch (error) {
     if (error instanceof Refused)
       return ctx.valid() ? answer.errno(error.errno) : answer.continue();
@@ -507,20 +552,22 @@ function onMetadata(ctx: HandlerContext<ModulePolicy>): Answer {
     // descriptor (EBADF for O_PATH); a path call (or AT_EMPTY_PATH, or a
     // caller's /proc/self/fd/N) goes through /proc/self/fd of the pinned one.
     const byDescriptor = target.kind === 'fd' && remoteAccess().pidfdGetfd;
-    return answer.fromResult(
-      withCallerCapabilities(state.capabilities, caller.capEff, () =>
-        perform(call.change, fd, byDescriptor),
-      ),
+    const done = callAsCaller(
+      caller.capEff,
+      () => perform(call.change, fd, byDescriptor),
+      caller.ids,
     );
+    return done === null ? answer.errno(ERRNO.EPERM) : answer.fromResult(done.value);
   } finally {
     close(fd);
   }
 }
 
 /**
- * On for a sandbox that runs as root and may write somewhere (the policy's
- * `mediatesMetadata`: it owns root's files everywhere): its chmod, utimes
- * and extended attribute changes are done on behalf, on objects its policy
+ * On for a sandbox of a root supervisor that may write somewhere (the
+ * policy's `mediatesMetadata`: as root, it owns root's files everywhere;
+ * as another user, the supervisor can take its ids): its chmod, chown,
+ * utimes and extended attribute changes are done on behalf, on objects its policy
  * lets it write. One that may write nowhere has these calls refused by its
  * filter instead (no supervisor).
  */

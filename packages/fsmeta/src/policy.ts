@@ -8,14 +8,15 @@ import { bytePath, pathWithin } from '@sandlock/sys';
 /**
  * Whether the sandbox may change the metadata of the object `link` names:
  * `link` is the readlink of /proc/self/fd/<pinned> (bytes as latin1). A path
- * must lie in an `fsWrite` tree and in no `fsDeny` tree. An object without a
+ * must lie in an `fsWrite` tree and in no `fsDeny` tree, and outside the
+ * copy-on-write `workdir` (canonical) if there is one. An object without a
  * path (`pipe:[…]`, `socket:[…]`; memfds are told apart by the caller, which
  * has the descriptor) is the sandbox's own: allowed. Not `anon_inode:…`
  * (eventfd, epoll, timerfd…): they all share one inode of the kernel's,
  * owned by root (anon_inode_getfile() in fs/anon_inodes.c).
  */
 export function writableByPolicy(
-  policy: Pick<ModulePolicy, 'fsWrite' | 'fsDeny'>,
+  policy: Pick<ModulePolicy, 'fsWrite' | 'fsDeny'> & { readonly workdir?: string | null },
   link: string,
   unlinked = false,
 ): boolean {
@@ -24,6 +25,10 @@ export function writableByPolicy(
   // An unlinked file reads as the path it had plus " (deleted)" (d_path() in
   // fs/d_path.c); a live file may have such a name too: cut only when unlinked.
   const path = unlinked && link.endsWith(' (deleted)') ? link.slice(0, -' (deleted)'.length) : link;
+  // A real file of a copy-on-write workdir is changed in its layer by the
+  // cow module, never here: fs-meta meets one only when a thread put it
+  // where cow had seen an object outside the workdir.
+  if (policy.workdir != null && pathWithin(path, bytePath(policy.workdir))) return false;
   const denied = policy.fsDeny.map(bytePath);
   if (denied.some((tree) => pathWithin(path, tree))) return false;
   // An ancestor of a denied tree is not granted by Landlock either: sandlock

@@ -44,6 +44,14 @@ describe('writableByPolicy', () => {
     expect(writableByPolicy(utf8, Buffer.from('/tmp/é/f').toString('latin1'))).toBe(true);
   });
 
+  it('refuses the real files of a copy-on-write workdir, even inside a writable tree', () => {
+    const withWorkdir = { ...policy, workdir: '/srv/data/wd' };
+    expect(writableByPolicy(withWorkdir, '/srv/data/wd/f')).toBe(false);
+    expect(writableByPolicy(withWorkdir, '/srv/data/wd')).toBe(false);
+    expect(writableByPolicy(withWorkdir, '/srv/data/wdx')).toBe(true);
+    expect(writableByPolicy({ ...policy, workdir: null }, '/srv/data/wd/f')).toBe(true);
+  });
+
   it('a writable root holds everything', () => {
     expect(writableByPolicy({ fsWrite: ['/'], fsDeny: [] }, '/etc/passwd')).toBe(true);
   });

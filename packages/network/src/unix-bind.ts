@@ -33,7 +33,7 @@ import {
 import { callerStatus } from './caller.js';
 import { walkAsCaller } from './unix.js';
 
-const { EACCES, EADDRINUSE, EINVAL, ENOENT, EPERM } = ERRNO;
+const { EACCES, EADDRINUSE, EINVAL, ENOENT, EPERM, EROFS } = ERRNO;
 const O = openFlags(hostArch());
 /** offsetof(struct sockaddr_un, sun_path). */
 const SUN_PATH_OFFSET = 2;
@@ -138,6 +138,8 @@ export function unixBind(
     if (found.errno === 0) return answer.errno(EADDRINUSE);
     if (found.kind !== 'missing' || found.parent < 0) return answer.errno(found.errno || EACCES);
     if (path[path.length - 1] === 0x2f) return answer.errno(ENOENT);
+    // filename_create(): mnt_want_write() is answered after the lookup, before any permission.
+    if (found.readOnly) return answer.errno(EROFS);
     let directory: string;
     try {
       directory = readlinkSync(`/proc/self/fd/${found.parent}`, 'latin1');

@@ -204,7 +204,7 @@ export const FIELDS = {
       },
     ],
     profile: { section: 'filesystem', key: 'chroot' },
-    doc: 'A directory the sandbox sees as `/`: every path it names resolves inside it, as `openat2(RESOLVE_IN_ROOT)` resolves, symlinks and `..` included. The read, write and deny paths are then written as the sandbox sees them.',
+    doc: 'A directory the sandbox sees as `/`: every path it names resolves inside it, as `openat2(RESOLVE_IN_ROOT)` resolves, symlinks and `..` included. The read, write and deny paths, and the `unix` socket paths, are then written as the sandbox sees them.',
     details:
       'Nothing outside the directory is reachable but the mounts (fsMount): Landlock grants only the directory and the mounts, translated from the read and write paths. `/proc` inside the root exists only when mounted (`/proc:/proc`), and then keeps the process hiding and the virtual files.',
   }),

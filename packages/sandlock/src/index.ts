@@ -8,6 +8,7 @@ export { type Confinement, type ConfinementOptions, prepareConfinement } from '.
 export type { SandboxDescription } from './describe.js';
 export { CommandError } from './environment.js';
 export { AbortError, PolicyError, type PolicyProblem, SandboxError } from './errors.js';
+export { type JoinedExit, JoinedProcess } from './joined.js';
 export {
   DEFAULT_POLICY,
   type PluginRef,

@@ -5,8 +5,9 @@ import type { Readable, Writable } from 'node:stream';
 import type { RefusalReport } from '@sandlock/dispatch';
 import type { Denial } from '@sandlock/http';
 import { formatByteSize, type LimitViolation, type ResourceWatch } from '@sandlock/resource';
-import { REAPER_SIGNAL } from '@sandlock/sys';
+import { close, type JoinOptions, joinSandbox, REAPER_SIGNAL } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
+import { JoinedProcess } from './joined.js';
 import type { PortMapping, Registration } from './registry.js';
 import type { Session } from './supervision.js';
 import type { WorkdirResult } from './workdir.js';
@@ -154,6 +155,8 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
   private finisher: ((status: ExitStatus) => Promise<WorkdirResult>) | null = null;
   private registration: Registration | null = null;
   private listedName: string | null = null;
+  /** The supervisor's end of the zygote's socket (SpawnOptions.joinable), or -1. */
+  private zygote = -1;
 
   /** @internal */
   constructor(
@@ -182,6 +185,8 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
     this.ended = new Promise((resolve, reject) => {
       child.once('close', (code, signal) => {
         watchers.watch?.stop();
+        if (this.zygote >= 0) close(this.zygote);
+        this.zygote = -1;
         const status: ExitStatus = {
           exitCode: code,
           signal,
@@ -210,6 +215,37 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
         void Promise.all([unlisted, session?.closed]).then(settle);
       });
     });
+  }
+
+  /** @internal The supervisor's end of the zygote's socket; this object closes it. */
+  setZygote(fd: number): void {
+    this.zygote = fd;
+  }
+
+  /**
+   * Starts another program inside this running sandbox (spawned with
+   * `joinable`): forked by the sandbox's zygote, it is in the sandbox's own
+   * Landlock domains, under its seccomp filters and supervisor, with its
+   * credentials, and counted with its processes. `options.path` and `cwd`
+   * are as the sandbox sees them (inside its emulated root, if any); `stdio`
+   * are descriptors of this process. Rejects with a SandboxError (step
+   * 'join') when the sandbox has ended or the program could not start.
+   */
+  async join(options: JoinOptions): Promise<JoinedProcess> {
+    if (!this.running) return this.notRunning('join');
+    if (this.zygote < 0) {
+      throw new SandboxError('sandlock: cannot join: the sandbox was not spawned joinable', 'join');
+    }
+    try {
+      const joined = await joinSandbox(this.zygote, options);
+      return new JoinedProcess(joined.pid, joined.pidfd);
+    } catch (error) {
+      throw new SandboxError(
+        `sandlock: cannot join the sandbox: ${(error as Error).message.replace(/^sandlock: /, '')}`,
+        'join',
+        { cause: error },
+      );
+    }
   }
 
   /** @internal The supervisor's session, once attached (before the program runs). */

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { sandboxProcesses } from '@sandlock/dispatch';
 import type { Denial } from '@sandlock/http';
 import { PolicyBuilder, type PolicyDraft, profileDraft } from '@sandlock/policy';
 import { watchResources } from '@sandlock/resource';
@@ -83,6 +84,13 @@ export interface SpawnOptions {
    * Needs CAP_SETUID and CAP_SETGID (a SandboxError naming the step otherwise).
    */
   user?: SandboxUser;
+  /**
+   * Keep a zygote in the sandbox, so that {@link SandboxProcess.join} can
+   * start more programs in it later. It is a process of the sandbox (a child
+   * of the program, blocking every signal, ending with it) and counts
+   * towards `maxProcesses`.
+   */
+  joinable?: boolean;
 }
 
 /** The credentials SpawnOptions.user gives the program. */
@@ -290,6 +298,8 @@ export class Sandbox {
     // a session owns it), the child, and the session.
     const handedDown: number[] = [];
     let broker: number | null = null;
+    let zygote: number | null = null;
+    let zygoteChildEnd = -1;
     let launched: Launched | null = null;
     let released = false;
     let session: Session | null = null;
@@ -323,6 +333,12 @@ export class Sandbox {
         // in the policy's own Landlock domain (confine.ts).
         const pair = atStep('broker socket', () => brokerSocketPair());
         broker = pair.supervisor;
+        handedDown.push(pair.reaper);
+      }
+      if (options.joinable === true) {
+        const pair = atStep('zygote socket', () => brokerSocketPair());
+        zygote = pair.supervisor;
+        zygoteChildEnd = pair.reaper;
         handedDown.push(pair.reaper);
       }
       const confinement = prepareConfinement(policy, {
@@ -370,6 +386,7 @@ export class Sandbox {
         steps: confinement.steps,
         stdio: stdioEntries(options.stdio),
         handshake: confinement.listener || delegating,
+        ...(zygote !== null ? { zygote: { socketFd: zygoteChildEnd } } : {}),
       });
       launched = started;
       // The child has its copies now (spawn forks synchronously).
@@ -377,6 +394,10 @@ export class Sandbox {
       rooted?.exec.close();
       const report = await started.ready;
       const sandboxed = new SandboxProcess(started.child, report.pid, confinement.warnings);
+      if (zygote !== null) {
+        sandboxed.setZygote(zygote);
+        zygote = null;
+      }
       if (layer !== null) {
         const own = layer;
         const end = options.workdirEnd ?? 'policy';
@@ -422,7 +443,10 @@ export class Sandbox {
         track(started.pid, session, policy, supervisor);
         sandboxed.supervise(session);
         const supervised = session;
-        layer?.watchDisk((reason) => supervised.kill(reason));
+        layer?.watchDisk(
+          (reason) => supervised.kill(reason),
+          () => sandboxProcesses(started.pid),
+        );
       }
       await started.release();
       released = true;
@@ -445,6 +469,7 @@ export class Sandbox {
       void http?.close();
       closeAll(handedDown);
       if (broker !== null) close(broker);
+      if (zygote !== null) close(zygote);
       session?.kill('the sandbox failed to start');
       if (launched !== null) await abandon(launched, released);
       layer?.discard();

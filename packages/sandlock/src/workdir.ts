@@ -85,13 +85,15 @@ export class SandboxLayer {
    * descriptors of the upper goes straight to the kernel, uncounted), or
    * cannot be measured. What it measured is counted, so the layer's own
    * copies and creations past maxDisk fail with ENOSPC meanwhile.
+   * `processes`: the sandbox's, whose open files of the upper with no name
+   * left are counted too.
    */
-  watchDisk(kill: (reason: string) => void): void {
+  watchDisk(kill: (reason: string) => void, processes: () => readonly number[]): void {
     const limit = this.layer.maxDisk;
     if (limit === null || this.layer.diskBound !== 'measured' || this.diskTimer !== null) return;
     const check = () => {
       const started = performance.now();
-      const over = this.overDisk(limit);
+      const over = this.overDisk(limit, processes);
       if (over !== null) {
         this.diskTimer = null;
         kill(over);
@@ -105,10 +107,10 @@ export class SandboxLayer {
   }
 
   /** Why the layer is over maxDisk, or null. */
-  private overDisk(limit: number): string | null {
+  private overDisk(limit: number, processes: () => readonly number[] = () => []): string | null {
     let used: number;
     try {
-      used = this.layer.measure();
+      used = this.layer.measure(processes());
     } catch (error) {
       return `sandlock: cannot measure the workdir's layer for maxDisk: ${(error as Error).message}`;
     }

@@ -144,6 +144,9 @@ describe.each(ARCHES)('sandbox filter on %s', (arch) => {
     expect(metadataCalls('x86_64')).toContain('chmod');
     expect(metadataCalls('aarch64')).not.toContain('chmod'); // fchmodat only there
     expect(metadataCalls('aarch64')).toContain('fchmodat');
+    // chown too: it changes the group of a file its caller owns, and clears set-id bits.
+    expect(metadataCalls('aarch64')).toEqual(expect.arrayContaining(['fchown', 'fchownat']));
+    expect(metadataCalls('x86_64')).toEqual(expect.arrayContaining(['chown', 'lchown']));
   });
 
   it('answers listmount and statmount with ENOSYS (they list every mount)', () => {
@@ -162,6 +165,9 @@ describe.each(ARCHES)('sandbox filter on %s', (arch) => {
     expect(verdict('ioctl', [0, 0x40046602])).toBe(EPERM);
     expect(verdict('ioctl', [0, 0x401c5820])).toBe(EPERM);
     expect(verdict('ioctl', [0, 0x80086601])).toBe(ALLOW); // FS_IOC_GETFLAGS
+    // file_setattr: FS_IOC_FSSETXATTR as a syscall; file_getattr only reads.
+    expect(verdict('file_setattr', [-100, 0, 0, 24, 0])).toBe(EPERM);
+    expect(verdict('file_getattr', [-100, 0, 0, 24, 0])).toBe(ALLOW);
   });
 
   it('refuses the three prctl options', () => {

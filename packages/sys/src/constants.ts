@@ -74,6 +74,18 @@ export const R_OK = 4;
 export const IN_ONLYDIR = 0x01000000;
 export const IN_DONT_FOLLOW = 0x02000000;
 export const IN_ALL_EVENTS = 0x00000fff;
+// include/uapi/linux/fanotify.h: fanotify_mark(2) flags that say how to look
+// the path up, FAN_MARK_FLUSH (no path), and the mark's type (none: an inode;
+// FAN_MARK_MNTNS is both bits).
+export const FAN_MARK_DONT_FOLLOW = 0x4;
+export const FAN_MARK_ONLYDIR = 0x8;
+export const FAN_MARK_FLUSH = 0x80;
+export const FAN_MARK_TYPE_BITS = 0x110;
+/** struct file_attr of file_getattr(2) and file_setattr(2) (include/uapi/linux/fs.h, Linux 6.17). */
+export const FILE_ATTR_SIZE_VER0 = 24;
+
+/** fallocate(2) mode: allocate without changing the file size (include/uapi/linux/falloc.h). */
+export const FALLOC_FL_KEEP_SIZE = 0x01;
 
 // include/uapi/asm-generic/fcntl.h, include/uapi/linux/fcntl.h: fcntl(2) commands.
 export const F_GETFD = 1;
@@ -247,3 +259,7 @@ export const FUTEX_LOCK_PI = 6;
 export const FUTEX_WAIT_BITSET = 9;
 export const FUTEX_WAIT_REQUEUE_PI = 11;
 export const FUTEX_LOCK_PI2 = 13;
+
+/** Signal dispositions (sa_handler values, signal(7)). */
+export const SIG_DFL = 0;
+export const SIG_IGN = 1;

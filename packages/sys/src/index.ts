@@ -57,6 +57,7 @@ export {
 export { detachMount, mountTmpfs, type TmpfsOptions } from './mount.js';
 export { pageSize } from './page.js';
 export { bytePath, isSymlink, pathWithin } from './paths.js';
+export * from './pidfd-info.js';
 export {
   childrenOfThread,
   descendantsOf,

@@ -124,6 +124,13 @@ export class Walked {
    */
   stopped = false;
   rest = '';
+  /**
+   * The object, or the directory its missing last name would be made in,
+   * is in a read-only mount of a view (an emulated chroot's `:ro`): nothing
+   * is made or changed there (EROFS). The host's own read-only mounts are
+   * the kernel's to answer.
+   */
+  readOnly = false;
 
   close(): void {
     if (this.fd >= 0) close(this.fd);

@@ -215,6 +215,11 @@ describe.each(ARCHES)('exec stub source for %s', (arch) => {
         'recvmsg',
         'sendmsg',
         'close',
+        'clone',
+        'dup3',
+        'getppid',
+        'prctl',
+        'rt_sigaction',
       ]
         .map((name) => `SYS_${name}`)
         .sort(),
@@ -228,7 +233,7 @@ describe.each(ARCHES)('exec stub source for %s', (arch) => {
   });
 
   it('stays small', () => {
-    expect(STUB_CODE[arch].length).toBeLessThan(1152);
+    expect(STUB_CODE[arch].length).toBeLessThan(1600); // 1425 and 1512 bytes with the zygote
   });
 });
 

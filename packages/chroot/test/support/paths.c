@@ -1,10 +1,13 @@
 /* A static probe for the chroot path tests: Unix socket paths, extended
- * attributes, openat2's RESOLVE_* flags. Each argument is one operation,
+ * attributes, inotify and fanotify marks, file attributes, openat2's
+ * RESOLVE_* flags. Each argument is one operation,
  * "op:arg[:arg[:arg]]", and one line per operation is printed, the same
  * under a real chroot(2) and under the emulated one. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/fanotify.h>
 #include <linux/openat2.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -25,6 +29,10 @@
 #define NR_listxattrat 465
 #define NR_removexattrat 466
 struct xattr_args { uint64_t value; uint32_t size; uint32_t flags; };
+/* file_getattr and file_setattr (Linux 6.17), struct file_attr of linux/fs.h. */
+#define NR_file_getattr 468
+#define NR_file_setattr 469
+struct file_attr { uint64_t fa_xflags; uint32_t fa_extsize, fa_nextents, fa_projid, fa_cowextsize; };
 
 static void fail(const char *label, const char *step) {
   printf("%s: %s %s\n", label, step, strerrorname_np(errno));
@@ -131,6 +139,20 @@ static void events(const char *label) {
   printf("\n");
 }
 
+/* One fanotify instance per run (unprivileged: it reports file handles, not descriptors). */
+static int fanotifier = -1;
+
+/* The masks of the events pending on the fanotify instance, in order. */
+static void fanEvents(const char *label) {
+  char buf[4096] __attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
+  ssize_t n = read(fanotifier, buf, sizeof buf);
+  printf("%s:", label);
+  if (n < 0) { printf(" %s\n", strerrorname_np(errno)); return; }
+  for (struct fanotify_event_metadata *m = (void *)buf; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n))
+    printf(" %llx", (unsigned long long)m->mask);
+  printf("\n");
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   for (int i = 1; i < argc; i++) {
@@ -183,6 +205,53 @@ int main(int argc, char **argv) {
       if (fd < 0) { fail(label, "open"); continue; }
       status(label, write(fd, "x", 1));
       close(fd);
+    } else if (!strcmp(op, "dropcaps")) {
+      /* As the sandbox runs: no capability, whatever the uid. */
+      struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+      struct __user_cap_data_struct d[2] = {0};
+      status(label, syscall(SYS_capset, &h, d));
+    } else if (!strcmp(op, "fattr")) {
+      /* fattr:PATH:FLAGS, FLAGS letters N (AT_SYMLINK_NOFOLLOW), B (an unknown flag), S (a short struct). */
+      struct file_attr fa = {0};
+      int flags = (strchr(b, 'N') ? AT_SYMLINK_NOFOLLOW : 0) | (strchr(b, 'B') ? 1 : 0);
+      long r = syscall(NR_file_getattr, AT_FDCWD, a, &fa, strchr(b, 'S') ? 8 : sizeof fa, flags);
+      if (r < 0) printf("%s: %s\n", label, strerrorname_np(errno));
+      else printf("%s: %ld [%llx]\n", label, r, (unsigned long long)fa.fa_xflags);
+    } else if (!strcmp(op, "fsetattr")) {
+      /* fsetattr:PATH:XFLAGS (hex) */
+      struct file_attr fa = {.fa_xflags = strtoull(b, NULL, 16)};
+      status(label, syscall(NR_file_setattr, AT_FDCWD, a, &fa, sizeof fa, 0));
+    } else if (!strcmp(op, "fanotify")) {
+      /* fanotify:PATH:FLAGS, FLAGS letters D (FAN_MARK_ONLYDIR), N (FAN_MARK_DONT_FOLLOW),
+       * M (FAN_MARK_MOUNT), F (FAN_MARK_FILESYSTEM), R (remove), "-" for none. */
+      if (fanotifier < 0)
+        fanotifier = syscall(SYS_fanotify_init, FAN_CLASS_NOTIF | FAN_REPORT_FID | FAN_NONBLOCK | FAN_CLOEXEC, O_RDONLY);
+      if (fanotifier < 0) { fail(label, "fanotify_init"); continue; }
+      unsigned flags = strchr(b, 'R') ? FAN_MARK_REMOVE : FAN_MARK_ADD;
+      if (strchr(b, 'D')) flags |= FAN_MARK_ONLYDIR;
+      if (strchr(b, 'N')) flags |= FAN_MARK_DONT_FOLLOW;
+      if (strchr(b, 'M')) flags |= FAN_MARK_MOUNT;
+      if (strchr(b, 'F')) flags |= FAN_MARK_FILESYSTEM;
+      status(label, syscall(SYS_fanotify_mark, fanotifier, flags, FAN_MODIFY | FAN_CREATE | FAN_ATTRIB | FAN_ONDIR | FAN_EVENT_ON_CHILD, AT_FDCWD, a));
+    } else if (!strcmp(op, "badfan")) {
+      /* badfan:PATH:FD, a descriptor that is no fanotify instance. */
+      status(label, syscall(SYS_fanotify_mark, atoi(b), FAN_MARK_ADD, FAN_MODIFY, AT_FDCWD, a));
+    } else if (!strcmp(op, "fanevents")) {
+      fanEvents(label);
+    } else if (!strcmp(op, "utime")) {
+      /* The old time calls by their numbers (glibc makes utimensat of them). */
+      struct { long actime, modtime; } t = {atol(b), atol(b)};
+      status(label, syscall(SYS_utime, a, &t));
+    } else if (!strcmp(op, "utimes")) {
+      struct timeval t[2] = {{atol(b), atol(c)}, {atol(b), atol(c)}};
+      status(label, syscall(SYS_utimes, a, t));
+    } else if (!strcmp(op, "futimesat")) {
+      struct timeval t[2] = {{atol(b), 0}, {atol(b), 0}};
+      status(label, syscall(SYS_futimesat, AT_FDCWD, a, t));
+    } else if (!strcmp(op, "mtime")) {
+      struct stat st;
+      if (stat(a, &st) < 0) fail(label, "stat");
+      else printf("%s: %ld.%09ld\n", label, (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
     } else if (!strcmp(op, "events")) {
       events(label);
     } else if (!strcmp(op, "res")) {

@@ -142,6 +142,9 @@ export interface ChrootRun {
   stdin?: number;
   mounts?: string[];
   write?: string[];
+  deny?: string[];
+  /** Unix socket paths the sandbox may reach, as it sees them. */
+  unix?: string[];
   cwd?: string;
   /** The program's environment (default: PATH=/bin:/usr/bin). */
   env?: Record<string, string>;
@@ -158,6 +161,8 @@ export function runInRoot(
   const builder = Sandbox.builder().chroot(dir);
   if (options.mounts !== undefined) builder.fsMount(...options.mounts);
   if (options.write !== undefined) builder.fsWrite(...options.write);
+  if (options.deny !== undefined) builder.fsDeny(...options.deny);
+  if (options.unix !== undefined) builder.unix(...options.unix);
   if (options.cwd !== undefined) builder.cwd(options.cwd);
   if (options.workdir !== undefined) {
     builder.workdir(options.workdir.dir).fsStorage(options.workdir.storage);

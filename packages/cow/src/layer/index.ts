@@ -7,9 +7,11 @@ import {
   lstatSync,
   mkdirSync,
   readdirSync,
+  readlinkSync,
   realpathSync,
   renameSync,
   rmSync,
+  type Stats,
   statSync,
 } from 'node:fs';
 import { totalmem } from 'node:os';
@@ -261,11 +263,13 @@ export class Layer {
   /**
    * Measures the upper as it is (with what the sandbox wrote through
    * descriptors it was given, which reserve() never saw) and counts at
-   * least that much from now on: the bytes measured. Throws when the upper
-   * cannot be read.
+   * least that much from now on: the bytes measured. `holders`: processes
+   * whose open files of the upper that no name leads to any more (removed
+   * while open, or made with O_TMPFILE) are counted too, as their blocks
+   * stay taken. Throws when the upper cannot be read.
    */
-  measure(): number {
-    const measured = upperSize(this.upper);
+  measure(holders: readonly number[] = []): number {
+    const measured = upperSize(this.upper) + heldUnnamed(this.upper, holders);
     const floor = BigInt(measured);
     for (;;) {
       const current = Atomics.load(this.used, 0);
@@ -401,9 +405,10 @@ function boundUpper(upper: string, maxDisk: number, kernelBound = true): DiskBou
   return mounted === 0 ? 'tmpfs' : 'measured';
 }
 
-/** What the upper holds, as reserve() counts it: the sizes of its files and symlinks. */
+/** What the upper holds, as reserve() counts it: the sizes of its files and symlinks (a file's hard links once). */
 function upperSize(upper: string): number {
   let total = 0;
+  const seen = new Set<string>();
   const walk = (dir: string): void => {
     let names: string[];
     try {
@@ -418,11 +423,67 @@ function upperSize(upper: string): number {
       const stat = lstatSync(path, { throwIfNoEntry: false });
       if (stat === undefined) continue;
       if (stat.isDirectory()) walk(path);
-      else if (stat.isFile() || stat.isSymbolicLink()) total += stat.size;
+      else if (stat.isFile() || stat.isSymbolicLink()) {
+        const id = `${stat.dev}:${stat.ino}`;
+        if (stat.nlink > 1 && seen.has(id)) continue;
+        seen.add(id);
+        total += heldBy(stat);
+      }
     }
   };
   walk(upper);
   return total;
+}
+
+/**
+ * The files of `upper` the processes `pids` hold open that have no name
+ * left (d_path ` (deleted)`, no link): counted once each. A process gone
+ * meanwhile holds nothing.
+ */
+function heldUnnamed(upper: string, pids: readonly number[]): number {
+  const prefix = `${upper}/`;
+  const seen = new Set<string>();
+  let total = 0;
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ESRCH') continue;
+      throw error;
+    }
+    for (const fd of fds) {
+      const path = `/proc/${pid}/fd/${fd}`;
+      let link: string;
+      try {
+        link = readlinkSync(path);
+      } catch {
+        continue; // closed meanwhile
+      }
+      if (!link.startsWith(prefix) || !link.endsWith(' (deleted)')) continue;
+      const stat = statSync(path, { throwIfNoEntry: false });
+      if (stat === undefined || stat.nlink !== 0 || !stat.isFile()) continue;
+      const id = `${stat.dev}:${stat.ino}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      total += heldBy(stat);
+    }
+  }
+  return total;
+}
+
+/**
+ * A file's size, plus the blocks allocated past it: fallocate(2) with
+ * FALLOC_FL_KEEP_SIZE allocates beyond the end of file without changing the
+ * size (and RLIMIT_FSIZE does not bound it), so the size alone would count
+ * nothing of it. A sparse file counts its size.
+ */
+function heldBy(stat: Stats): number {
+  const allocated = stat.blocks * 512;
+  const block = stat.blksize > 0 ? stat.blksize : 4096;
+  const used = Math.ceil(stat.size / block) * block;
+  return allocated > used ? stat.size + (allocated - used) : stat.size;
 }
 
 export { type CleanReport, cleanStaleLayers, listLayers } from './stale.js';

@@ -4,11 +4,21 @@
 // with ENOSPC and the program goes on. Otherwise (and below one page) it is
 // measured: each file stops at maxDisk (RLIMIT_FSIZE), and the sum is
 // measured and the sandbox killed past it.
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { threadCapabilities } from '@sandlock/sys';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanup, runIn, scratch, storeEntries } from './helpers.js';
+import { Layer } from '../../src/layer/index.js';
+import { cleanup, python, runIn, scratch, storeEntries } from './helpers.js';
 
 const root = scratch();
 const storage = join(root, 'store');
@@ -220,4 +230,95 @@ describe('maxDisk measured (below a page, or without CAP_SYS_ADMIN)', () => {
     expect(readFileSync(join(dir, 'one')).length).toBe(1500);
     expect(statSync(join(dir, 'two')).size).toBe(2000);
   });
+
+  // fallocate(2) with FALLOC_FL_KEEP_SIZE allocates past the end of file, unbounded by
+  // RLIMIT_FSIZE: 64 MiB on a layer bounded to 4000 bytes.
+  const KEEP_SIZE = 'touch big; fallocate -n -l 64M big; echo "rc $?"; ls -s big';
+
+  it('refuses fallocate that keeps the size (control: the same allocation without maxDisk)', async () => {
+    const control = await runIn(sh(KEEP_SIZE), { workdir: tree(), storage, end: 'defer' });
+    try {
+      expect(control.stdout).toMatch(/^rc 0\n6553[0-9] big\n$/);
+    } finally {
+      control.workdir!.abort();
+    }
+    const result = await runIn(sh(KEEP_SIZE), {
+      workdir: tree(),
+      storage,
+      maxDisk: SMALL,
+      end: 'defer',
+    });
+    try {
+      expect(result.stdout).toBe('rc 1\n0 big\n');
+      expect(statSync(join(result.workdir!.upper!, 'big')).blocks).toBe(0);
+    } finally {
+      result.workdir!.abort();
+    }
+  }, 60_000);
+
+  it('measures the blocks a file holds past its size', () => {
+    const lower = tree();
+    const layer = Layer.create({ lower, storage, maxDisk: MAX, kernelBound: false });
+    try {
+      writeFileSync(join(layer.upper, 'small'), 'x');
+      writeFileSync(join(layer.upper, 'big'), '');
+      expect(layer.measure()).toBe(1);
+      execFileSync('fallocate', ['-n', '-l', '4M', join(layer.upper, 'big')]);
+      expect(statSync(join(layer.upper, 'big')).size).toBe(0);
+      expect(layer.measure()).toBeGreaterThanOrEqual(1 + 4 * MAX);
+    } finally {
+      layer.abort();
+    }
+  });
+
+  // Three files of 3000 bytes each within maxDisk, together over it, that no name leads
+  // to while the program holds them open.
+  const holding = (kind: 'tmpfile' | 'unlinked') => `
+import os, time
+fds = []
+for i in range(3):
+    if '${kind}' == 'tmpfile':
+        fd = os.open('.', os.O_TMPFILE | os.O_WRONLY, 0o600)
+    else:
+        fd = os.open('f%d' % i, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.unlink('f%d' % i)
+    os.write(fd, bytes(3000))
+    fds.append(fd)
+print('holding', flush=True)
+time.sleep(20)
+print('survived', flush=True)
+`;
+
+  it.each(['tmpfile', 'unlinked'] as const)(
+    'counts the files the sandbox holds open with no name left (%s)',
+    async (kind) => {
+      // Control: without maxDisk the program holds them to its end.
+      const control = await python(holding(kind).replace('20', '0'), {
+        workdir: tree(),
+        storage,
+      });
+      expect(control.stdout).toBe('holding\nsurvived\n');
+      const result = await python(holding(kind), {
+        workdir: tree(),
+        storage,
+        maxDisk: SMALL,
+        onExit: 'commit',
+        onError: 'abort',
+      });
+      expect(result.stdout).not.toContain('survived');
+      expect(result.killedBy?.message).toMatch(/over maxDisk/);
+    },
+    90_000,
+  );
+
+  it('counts a file of the layer once whatever its hard links', async () => {
+    const dir = tree();
+    const result = await runIn(
+      sh('head -c 3000 /dev/zero > one; ln one two; ln one three; sleep 1; echo survived'),
+      { workdir: dir, storage, maxDisk: SMALL, onExit: 'commit', onError: 'abort' },
+    );
+    expect(result.killedBy).toBeNull();
+    expect(result.stdout).toBe('survived\n');
+    expect(statSync(join(dir, 'three')).size).toBe(3000);
+  }, 60_000);
 });

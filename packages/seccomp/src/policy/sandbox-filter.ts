@@ -77,8 +77,8 @@ export interface DenyOnlyFilterOptions {
    */
   datagrams?: { readonly udp: boolean; readonly icmp: boolean };
   /**
-   * Refuse metadata changes ({@link METADATA_CALLS}: chmod, utimes, extended
-   * attributes) with EACCES: Landlock does not mediate them, so a sandbox
+   * Refuse metadata changes ({@link metadataCalls}: chmod, chown, utimes,
+   * extended attributes) with EACCES: Landlock does not mediate them, so a sandbox
    * that may write nowhere should make none.
    */
   denyMetadata?: boolean;
@@ -92,13 +92,23 @@ export interface DenyOnlyFilterOptions {
   denyUnixSockets?: boolean;
 }
 
-/** The calls that change a file's mode, times or extended attributes (those of this arch). */
+/**
+ * The calls that change a file's mode, owner, times or extended attributes
+ * (those of this arch). chown needs no capability to change a file's group
+ * among the caller's own, and even chown(f, -1, -1) clears the set-user-ID
+ * and set-group-ID bits of a file the caller owns (chown_common() in
+ * fs/open.c): a root sandbox owns root's files.
+ */
 export function metadataCalls(arch: Arch = hostArch()): string[] {
   return [
     'chmod',
     'fchmod',
     'fchmodat',
     'fchmodat2',
+    'chown',
+    'lchown',
+    'fchown',
+    'fchownat',
     'utime',
     'utimes',
     'futimesat',
@@ -156,6 +166,11 @@ function addArgumentRefusals(rules: RuleSetBuilder, options: DenyOnlyFilterOptio
     when: [argIn(1, 32, [FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR])],
     action: refuse,
   });
+  // file_setattr(2) (Linux 6.17, fs/file_attr.c) sets the same attributes by path or
+  // descriptor, to the file's owner without a capability (nodump, noatime, sync): refused too.
+  if (hasSyscall('file_setattr', options.arch ?? hostArch())) {
+    rules.add('file_setattr', { action: refuse });
+  }
   // kernel/sys.c: SYSCALL_DEFINE5(prctl, int, option, ...).
   rules.add('prctl', {
     when: [argIn(0, 32, [PR_SET_DUMPABLE, PR_SET_SECUREBITS, PR_SET_PTRACER])],

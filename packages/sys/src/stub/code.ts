@@ -5,13 +5,13 @@
 
 import type { Arch } from '../syscalls/index.js';
 
-// asm/x86_64.S: 1029 bytes
+// asm/x86_64.S: 1425 bytes
 const X86_64_HEX = [
   // _start:
   '41bc00000010', // 000: mov r12d,0x10000000
   '31db', // 006: xor ebx,ebx
   'bd20000000', // 008: mov ebp,0x20
-  'e8cf000000', // 00d: call e1 <read_exact>
+  'e8e6000000', // 00d: call f8 <read_exact>
   '48b8534c535455423031', // 012: movabs rax,0x3130425554534c53
   '49390424', // 01c: cmp QWORD PTR [r12],rax
   '7555', // 020: jne 77 <exit>
@@ -25,7 +25,7 @@ const X86_64_HEX = [
   '4883c020', // 042: add rax,0x20
   '4839c5', // 046: cmp rbp,rax
   '722c', // 049: jb 77 <exit>
-  'e891000000', // 04b: call e1 <read_exact>
+  'e8a8000000', // 04b: call f8 <read_exact>
   '498d5c2420', // 050: lea rbx,[r12+0x20]
   '4531ff', // 055: xor r15d,r15d
   'eb29', // 058: jmp 83 <next_step>
@@ -61,289 +61,386 @@ const X86_64_HEX = [
   '7407', // 0b5: je be
   '4885c0', // 0b7: test rax,rax
   '789e', // 0ba: js 5a <fail>
-  '754a', // 0bc: jne 108 <reaper>
-  'f6433801', // 0be: test BYTE PTR [rbx+0x38],0x1
-  '7408', // 0c2: je cc
-  '483d01f0ffff', // 0c4: cmp rax,0xfffffffffffff001
-  '738e', // 0ca: jae 5a <fail>
-  'f6433802', // 0cc: test BYTE PTR [rbx+0x38],0x2
-  '7406', // 0d0: je d8
-  '483b4348', // 0d2: cmp rax,QWORD PTR [rbx+0x48]
-  '7582', // 0d6: jne 5a <fail>
-  '4883c350', // 0d8: add rbx,0x50
-  '49ffc7', // 0dc: inc r15
-  'eba2', // 0df: jmp 83 <next_step>
+  '7561', // 0bc: jne 11f <reaper>
+  'f6433808', // 0be: test BYTE PTR [rbx+0x38],0x8
+  '7409', // 0c2: je cd
+  '4885c0', // 0c4: test rax,rax
+  '0f844f030000', // 0c7: je 41c <zygote>
+  'f6433801', // 0cd: test BYTE PTR [rbx+0x38],0x1
+  '740c', // 0d1: je df
+  '483d01f0ffff', // 0d3: cmp rax,0xfffffffffffff001
+  '0f837bffffff', // 0d9: jae 5a <fail>
+  'f6433802', // 0df: test BYTE PTR [rbx+0x38],0x2
+  '740a', // 0e3: je ef
+  '483b4348', // 0e5: cmp rax,QWORD PTR [rbx+0x48]
+  '0f856bffffff', // 0e9: jne 5a <fail>
+  '4883c350', // 0ef: add rbx,0x50
+  '49ffc7', // 0f3: inc r15
+  'eb8b', // 0f6: jmp 83 <next_step>
   // read_exact:
-  '4839eb', // 0e1: cmp rbx,rbp
-  '7321', // 0e4: jae 107 <read_done>
-  '31c0', // 0e6: xor eax,eax
-  'bf03000000', // 0e8: mov edi,0x3
-  '498d341c', // 0ed: lea rsi,[r12+rbx*1]
-  '4889ea', // 0f1: mov rdx,rbp
-  '4829da', // 0f4: sub rdx,rbx
-  '0f05', // 0f7: syscall
-  '4885c0', // 0f9: test rax,rax
-  '0f8e75ffffff', // 0fc: jle 77 <exit>
-  '4801c3', // 102: add rbx,rax
-  'ebda', // 105: jmp e1 <read_exact>
+  '4839eb', // 0f8: cmp rbx,rbp
+  '7321', // 0fb: jae 11e <read_done>
+  '31c0', // 0fd: xor eax,eax
+  'bf03000000', // 0ff: mov edi,0x3
+  '498d341c', // 104: lea rsi,[r12+rbx*1]
+  '4889ea', // 108: mov rdx,rbp
+  '4829da', // 10b: sub rdx,rbx
+  '0f05', // 10e: syscall
+  '4885c0', // 110: test rax,rax
+  '0f8e5effffff', // 113: jle 77 <exit>
+  '4801c3', // 119: add rbx,rax
+  'ebda', // 11c: jmp f8 <read_exact>
   // read_done:
-  'c3', // 107: ret
+  'c3', // 11e: ret
   // reaper:
-  '4c8b6348', // 108: mov r12,QWORD PTR [rbx+0x48]
-  '4989c5', // 10c: mov r13,rax
-  '498b1c24', // 10f: mov rbx,QWORD PTR [r12]
-  'b827000000', // 113: mov eax,0x27
-  '0f05', // 118: syscall
-  '89c5', // 11a: mov ebp,eax
-  '498b742420', // 11c: mov rsi,QWORD PTR [r12+0x20]
-  '4885f6', // 121: test rsi,rsi
-  '740b', // 124: je 131
-  'b8b4010000', // 126: mov eax,0x1b4
-  '31ff', // 12b: xor edi,edi
-  '31d2', // 12d: xor edx,edx
+  '4c8b6348', // 11f: mov r12,QWORD PTR [rbx+0x48]
+  '4989c5', // 123: mov r13,rax
+  '498b1c24', // 126: mov rbx,QWORD PTR [r12]
+  'b827000000', // 12a: mov eax,0x27
   '0f05', // 12f: syscall
-  '41be007f0000', // 131: mov r14d,0x7f00
+  '89c5', // 131: mov ebp,eax
+  '498b742420', // 133: mov rsi,QWORD PTR [r12+0x20]
+  '4885f6', // 138: test rsi,rsi
+  '740b', // 13b: je 148
+  'b8b4010000', // 13d: mov eax,0x1b4
+  '31ff', // 142: xor edi,edi
+  '31d2', // 144: xor edx,edx
+  '0f05', // 146: syscall
+  '41be007f0000', // 148: mov r14d,0x7f00
   // reap:
-  'b83d000000', // 137: mov eax,0x3d
-  '48c7c7ffffffff', // 13c: mov rdi,0xffffffffffffffff
-  '498d742438', // 143: lea rsi,[r12+0x38]
-  'ba01000040', // 148: mov edx,0x40000001
-  '4531d2', // 14d: xor r10d,r10d
-  '0f05', // 150: syscall
-  '4885c0', // 152: test rax,rax
-  '746d', // 155: je 1c4 <wait>
-  '780c', // 157: js 165
-  '4c39e8', // 159: cmp rax,r13
-  '75d9', // 15c: jne 137 <reap>
-  '458b742438', // 15e: mov r14d,DWORD PTR [r12+0x38]
-  'ebd2', // 163: jmp 137 <reap>
-  '4883f8fc', // 165: cmp rax,0xfffffffffffffffc
-  '74cc', // 169: je 137 <reap>
+  'b83d000000', // 14e: mov eax,0x3d
+  '48c7c7ffffffff', // 153: mov rdi,0xffffffffffffffff
+  '498d742438', // 15a: lea rsi,[r12+0x38]
+  'ba01000040', // 15f: mov edx,0x40000001
+  '4531d2', // 164: xor r10d,r10d
+  '0f05', // 167: syscall
+  '4885c0', // 169: test rax,rax
+  '746d', // 16c: je 1db <wait>
+  '780c', // 16e: js 17c
+  '4c39e8', // 170: cmp rax,r13
+  '75d9', // 173: jne 14e <reap>
+  '458b742438', // 175: mov r14d,DWORD PTR [r12+0x38]
+  'ebd2', // 17a: jmp 14e <reap>
+  '4883f8fc', // 17c: cmp rax,0xfffffffffffffffc
+  '74cc', // 180: je 14e <reap>
   // finish:
-  '4489f0', // 16b: mov eax,r14d
-  '0fb6fc', // 16e: movzx edi,ah
-  '83e07f', // 171: and eax,0x7f
-  '0f8402ffffff', // 174: je 7c <exit_edi>
-  '4189c6', // 17a: mov r14d,eax
-  'b82e010000', // 17d: mov eax,0x12e
-  '31ff', // 182: xor edi,edi
-  'be04000000', // 184: mov esi,0x4
-  '498d542428', // 189: lea rdx,[r12+0x28]
-  '4531d2', // 18e: xor r10d,r10d
-  '0f05', // 191: syscall
-  'b80e000000', // 193: mov eax,0xe
-  'bf02000000', // 198: mov edi,0x2
-  '498d742428', // 19d: lea rsi,[r12+0x28]
-  '31d2', // 1a2: xor edx,edx
-  '41ba08000000', // 1a4: mov r10d,0x8
-  '0f05', // 1aa: syscall
-  'b83e000000', // 1ac: mov eax,0x3e
-  '89ef', // 1b1: mov edi,ebp
-  '4489f6', // 1b3: mov esi,r14d
-  '0f05', // 1b6: syscall
-  '418dbe80000000', // 1b8: lea edi,[r14+0x80]
-  'e9b8feffff', // 1bf: jmp 7c <exit_edi>
+  '4489f0', // 182: mov eax,r14d
+  '0fb6fc', // 185: movzx edi,ah
+  '83e07f', // 188: and eax,0x7f
+  '0f84ebfeffff', // 18b: je 7c <exit_edi>
+  '4189c6', // 191: mov r14d,eax
+  'b82e010000', // 194: mov eax,0x12e
+  '31ff', // 199: xor edi,edi
+  'be04000000', // 19b: mov esi,0x4
+  '498d542428', // 1a0: lea rdx,[r12+0x28]
+  '4531d2', // 1a5: xor r10d,r10d
+  '0f05', // 1a8: syscall
+  'b80e000000', // 1aa: mov eax,0xe
+  'bf02000000', // 1af: mov edi,0x2
+  '498d742428', // 1b4: lea rsi,[r12+0x28]
+  '31d2', // 1b9: xor edx,edx
+  '41ba08000000', // 1bb: mov r10d,0x8
+  '0f05', // 1c1: syscall
+  'b83e000000', // 1c3: mov eax,0x3e
+  '89ef', // 1c8: mov edi,ebp
+  '4489f6', // 1ca: mov esi,r14d
+  '0f05', // 1cd: syscall
+  '418dbe80000000', // 1cf: lea edi,[r14+0x80]
+  'e9a1feffff', // 1d6: jmp 7c <exit_edi>
   // wait:
-  'c7430401000000', // 1c4: mov DWORD PTR [rbx+0x4],0x1
-  'c7430c01000000', // 1cb: mov DWORD PTR [rbx+0xc],0x1
-  'b80f010000', // 1d2: mov eax,0x10f
-  '4889df', // 1d7: mov rdi,rbx
-  'be03000000', // 1da: mov esi,0x3
-  '31d2', // 1df: xor edx,edx
-  '4531d2', // 1e1: xor r10d,r10d
-  '0f05', // 1e4: syscall
-  '4885c0', // 1e6: test rax,rax
-  '0f8848ffffff', // 1e9: js 137 <reap>
-  '66837b1600', // 1ef: cmp WORD PTR [rbx+0x16],0x0
-  '7405', // 1f4: je 1fb
-  'e866000000', // 1f6: call 261 <broker>
-  '66837b0e00', // 1fb: cmp WORD PTR [rbx+0xe],0x0
-  '740e', // 200: je 210
-  '834b08ff', // 202: or DWORD PTR [rbx+0x8],0xffffffff
-  'be09000000', // 206: mov esi,0x9
-  'e844000000', // 20b: call 254 <kill_sandbox>
-  '66837b0600', // 210: cmp WORD PTR [rbx+0x6],0x0
-  '0f841cffffff', // 215: je 137 <reap>
+  'c7430401000000', // 1db: mov DWORD PTR [rbx+0x4],0x1
+  'c7430c01000000', // 1e2: mov DWORD PTR [rbx+0xc],0x1
+  'b80f010000', // 1e9: mov eax,0x10f
+  '4889df', // 1ee: mov rdi,rbx
+  'be03000000', // 1f1: mov esi,0x3
+  '31d2', // 1f6: xor edx,edx
+  '4531d2', // 1f8: xor r10d,r10d
+  '0f05', // 1fb: syscall
+  '4885c0', // 1fd: test rax,rax
+  '0f8848ffffff', // 200: js 14e <reap>
+  '66837b1600', // 206: cmp WORD PTR [rbx+0x16],0x0
+  '7405', // 20b: je 212
+  'e866000000', // 20d: call 278 <broker>
+  '66837b0e00', // 212: cmp WORD PTR [rbx+0xe],0x0
+  '740e', // 217: je 227
+  '834b08ff', // 219: or DWORD PTR [rbx+0x8],0xffffffff
+  'be09000000', // 21d: mov esi,0x9
+  'e844000000', // 222: call 26b <kill_sandbox>
+  '66837b0600', // 227: cmp WORD PTR [rbx+0x6],0x0
+  '0f841cffffff', // 22c: je 14e <reap>
   // drain:
-  '31c0', // 21b: xor eax,eax
-  '8b3b', // 21d: mov edi,DWORD PTR [rbx]
-  '498b742418', // 21f: mov rsi,QWORD PTR [r12+0x18]
-  'ba80000000', // 224: mov edx,0x80
-  '0f05', // 229: syscall
-  '4885c0', // 22b: test rax,rax
-  '0f8e03ffffff', // 22e: jle 137 <reap>
-  '396e0c', // 234: cmp DWORD PTR [rsi+0xc],ebp
-  '74e2', // 237: je 21b <drain>
-  '8b06', // 239: mov eax,DWORD PTR [rsi]
-  '83f841', // 23b: cmp eax,0x41
-  '73db', // 23e: jae 21b <drain>
-  '498b4c2410', // 240: mov rcx,QWORD PTR [r12+0x10]
-  '0fb63401', // 245: movzx esi,BYTE PTR [rcx+rax*1]
-  '85f6', // 249: test esi,esi
-  '74ce', // 24b: je 21b <drain>
-  'e802000000', // 24d: call 254 <kill_sandbox>
-  'ebc7', // 252: jmp 21b <drain>
+  '31c0', // 232: xor eax,eax
+  '8b3b', // 234: mov edi,DWORD PTR [rbx]
+  '498b742418', // 236: mov rsi,QWORD PTR [r12+0x18]
+  'ba80000000', // 23b: mov edx,0x80
+  '0f05', // 240: syscall
+  '4885c0', // 242: test rax,rax
+  '0f8e03ffffff', // 245: jle 14e <reap>
+  '396e0c', // 24b: cmp DWORD PTR [rsi+0xc],ebp
+  '74e2', // 24e: je 232 <drain>
+  '8b06', // 250: mov eax,DWORD PTR [rsi]
+  '83f841', // 252: cmp eax,0x41
+  '73db', // 255: jae 232 <drain>
+  '498b4c2410', // 257: mov rcx,QWORD PTR [r12+0x10]
+  '0fb63401', // 25c: movzx esi,BYTE PTR [rcx+rax*1]
+  '85f6', // 260: test esi,esi
+  '74ce', // 262: je 232 <drain>
+  'e802000000', // 264: call 26b <kill_sandbox>
+  'ebc7', // 269: jmp 232 <drain>
   // kill_sandbox:
-  'b83e000000', // 254: mov eax,0x3e
-  '498b7c2408', // 259: mov rdi,QWORD PTR [r12+0x8]
-  '0f05', // 25e: syscall
-  'c3', // 260: ret
+  'b83e000000', // 26b: mov eax,0x3e
+  '498b7c2408', // 270: mov rdi,QWORD PTR [r12+0x8]
+  '0f05', // 275: syscall
+  'c3', // 277: ret
   // broker:
-  '4d8b442440', // 261: mov r8,QWORD PTR [r12+0x40]
-  '49c78048ffffff08040000', // 266: mov QWORD PTR [r8-0xb8],0x408
-  'b82f000000', // 271: mov eax,0x2f
-  '8b7b10', // 276: mov edi,DWORD PTR [rbx+0x10]
-  '498db020ffffff', // 279: lea rsi,[r8-0xe0]
-  'ba40000040', // 280: mov edx,0x40000040
-  '0f05', // 285: syscall
-  '4885c0', // 287: test rax,rax
-  '7f16', // 28a: jg 2a2
-  '4883f8f5', // 28c: cmp rax,0xfffffffffffffff5
-  '740f', // 290: je 2a1
-  '4883f8fc', // 292: cmp rax,0xfffffffffffffffc
-  '7409', // 296: je 2a1
-  '834b10ff', // 298: or DWORD PTR [rbx+0x10],0xffffffff
-  '4885c0', // 29c: test rax,rax
-  '7401', // 29f: je 2a2
-  'c3', // 2a1: ret
-  '498940a8', // 2a2: mov QWORD PTR [r8-0x58],rax
-  '31c9', // 2a6: xor ecx,ecx
-  '49398848ffffff', // 2a8: cmp QWORD PTR [r8-0xb8],rcx
-  '740d', // 2af: je 2be
-  '498b8818fbffff', // 2b1: mov rcx,QWORD PTR [r8-0x4e8]
-  '83e910', // 2b8: sub ecx,0x10
-  'c1e902', // 2bb: shr ecx,0x2
-  '51', // 2be: push rcx
-  '41f68050ffffff28', // 2bf: test BYTE PTR [r8-0xb0],0x28
-  '0f85d6000000', // 2c7: jne 3a3 <invalid>
-  '4883f848', // 2cd: cmp rax,0x48
-  '0f82cc000000', // 2d1: jb 3a3 <invalid>
-  '410fb7783e', // 2d7: movzx edi,WORD PTR [r8+0x3e]
-  '488d14fd48000000', // 2dc: lea rdx,[rdi*8+0x48]
-  '4839c2', // 2e4: cmp rdx,rax
-  '0f87b6000000', // 2e7: ja 3a3 <invalid>
+  '4d8b442440', // 278: mov r8,QWORD PTR [r12+0x40]
+  '49c78048ffffff08040000', // 27d: mov QWORD PTR [r8-0xb8],0x408
+  'b82f000000', // 288: mov eax,0x2f
+  '8b7b10', // 28d: mov edi,DWORD PTR [rbx+0x10]
+  '498db020ffffff', // 290: lea rsi,[r8-0xe0]
+  'ba40000040', // 297: mov edx,0x40000040
+  '0f05', // 29c: syscall
+  '4885c0', // 29e: test rax,rax
+  '7f16', // 2a1: jg 2b9
+  '4883f8f5', // 2a3: cmp rax,0xfffffffffffffff5
+  '740f', // 2a7: je 2b8
+  '4883f8fc', // 2a9: cmp rax,0xfffffffffffffffc
+  '7409', // 2ad: je 2b8
+  '834b10ff', // 2af: or DWORD PTR [rbx+0x10],0xffffffff
+  '4885c0', // 2b3: test rax,rax
+  '7401', // 2b6: je 2b9
+  'c3', // 2b8: ret
+  '498940a8', // 2b9: mov QWORD PTR [r8-0x58],rax
+  '31c9', // 2bd: xor ecx,ecx
+  '49398848ffffff', // 2bf: cmp QWORD PTR [r8-0xb8],rcx
+  '740d', // 2c6: je 2d5
+  '498b8818fbffff', // 2c8: mov rcx,QWORD PTR [r8-0x4e8]
+  '83e910', // 2cf: sub ecx,0x10
+  'c1e902', // 2d2: shr ecx,0x2
+  '51', // 2d5: push rcx
+  '41f68050ffffff28', // 2d6: test BYTE PTR [r8-0xb0],0x28
+  '0f85d6000000', // 2de: jne 3ba <invalid>
+  '4883f848', // 2e4: cmp rax,0x48
+  '0f82cc000000', // 2e8: jb 3ba <invalid>
+  '410fb7783e', // 2ee: movzx edi,WORD PTR [r8+0x3e]
+  '488d14fd48000000', // 2f3: lea rdx,[rdi*8+0x48]
+  '4839c2', // 2fb: cmp rdx,rax
+  '0f87b6000000', // 2fe: ja 3ba <invalid>
   // patch:
-  'ffcf', // 2ed: dec edi
-  '784d', // 2ef: js 33e <args>
-  '418b54f848', // 2f1: mov edx,DWORD PTR [r8+rdi*8+0x48]
-  '488d7208', // 2f6: lea rsi,[rdx+0x8]
-  '4839c6', // 2fa: cmp rsi,rax
-  '0f87a0000000', // 2fd: ja 3a3 <invalid>
-  '4c01c2', // 303: add rdx,r8
-  '418b74f84c', // 306: mov esi,DWORD PTR [r8+rdi*8+0x4c]
-  'ffce', // 30b: dec esi
-  '741c', // 30d: je 32b
-  'ffce', // 30f: dec esi
-  '0f858c000000', // 311: jne 3a3 <invalid>
-  '488b32', // 317: mov rsi,QWORD PTR [rdx]
-  '4839c6', // 31a: cmp rsi,rax
-  '0f8380000000', // 31d: jae 3a3 <invalid>
-  '4c01c6', // 323: add rsi,r8
-  '488932', // 326: mov QWORD PTR [rdx],rsi
-  'ebc2', // 329: jmp 2ed <patch>
-  '8b32', // 32b: mov esi,DWORD PTR [rdx]
-  '4839ce', // 32d: cmp rsi,rcx
-  '736d', // 330: jae 39f <bad_fd>
-  '418bb4b028fbffff', // 332: mov esi,DWORD PTR [r8+rsi*4-0x4d8]
-  '8932', // 33a: mov DWORD PTR [rdx],esi
-  'ebaf', // 33c: jmp 2ed <patch>
+  'ffcf', // 304: dec edi
+  '784d', // 306: js 355 <args>
+  '418b54f848', // 308: mov edx,DWORD PTR [r8+rdi*8+0x48]
+  '488d7208', // 30d: lea rsi,[rdx+0x8]
+  '4839c6', // 311: cmp rsi,rax
+  '0f87a0000000', // 314: ja 3ba <invalid>
+  '4c01c2', // 31a: add rdx,r8
+  '418b74f84c', // 31d: mov esi,DWORD PTR [r8+rdi*8+0x4c]
+  'ffce', // 322: dec esi
+  '741c', // 324: je 342
+  'ffce', // 326: dec esi
+  '0f858c000000', // 328: jne 3ba <invalid>
+  '488b32', // 32e: mov rsi,QWORD PTR [rdx]
+  '4839c6', // 331: cmp rsi,rax
+  '0f8380000000', // 334: jae 3ba <invalid>
+  '4c01c6', // 33a: add rsi,r8
+  '488932', // 33d: mov QWORD PTR [rdx],rsi
+  'ebc2', // 340: jmp 304 <patch>
+  '8b32', // 342: mov esi,DWORD PTR [rdx]
+  '4839ce', // 344: cmp rsi,rcx
+  '736d', // 347: jae 3b6 <bad_fd>
+  '418bb4b028fbffff', // 349: mov esi,DWORD PTR [r8+rsi*4-0x4d8]
+  '8932', // 351: mov DWORD PTR [rdx],esi
+  'ebaf', // 353: jmp 304 <patch>
   // args:
-  '498b10', // 33e: mov rdx,QWORD PTR [r8]
-  '498950c8', // 341: mov QWORD PTR [r8-0x38],rdx
-  '31ff', // 345: xor edi,edi
+  '498b10', // 355: mov rdx,QWORD PTR [r8]
+  '498950c8', // 358: mov QWORD PTR [r8-0x38],rdx
+  '31ff', // 35c: xor edi,edi
   // arg:
-  '498b54f808', // 347: mov rdx,QWORD PTR [r8+rdi*8+0x8]
-  '410fb6743838', // 34c: movzx esi,BYTE PTR [r8+rdi*1+0x38]
-  'ffce', // 352: dec esi
-  '781d', // 354: js 373
-  '740e', // 356: je 366
-  'ffce', // 358: dec esi
-  '7547', // 35a: jne 3a3 <invalid>
-  '4839c2', // 35c: cmp rdx,rax
-  '7342', // 35f: jae 3a3 <invalid>
-  '4c01c2', // 361: add rdx,r8
-  'eb0d', // 364: jmp 373
-  '4839ca', // 366: cmp rdx,rcx
-  '7334', // 369: jae 39f <bad_fd>
-  '418b949028fbffff', // 36b: mov edx,DWORD PTR [r8+rdx*4-0x4d8]
-  '498954f8d0', // 373: mov QWORD PTR [r8+rdi*8-0x30],rdx
-  'ffc7', // 378: inc edi
-  '83ff06', // 37a: cmp edi,0x6
-  '72c8', // 37d: jb 347 <arg>
-  '498b40c8', // 37f: mov rax,QWORD PTR [r8-0x38]
-  '498b78d0', // 383: mov rdi,QWORD PTR [r8-0x30]
-  '498b70d8', // 387: mov rsi,QWORD PTR [r8-0x28]
-  '498b50e0', // 38b: mov rdx,QWORD PTR [r8-0x20]
-  '4d8b50e8', // 38f: mov r10,QWORD PTR [r8-0x18]
-  '4d8b48f8', // 393: mov r9,QWORD PTR [r8-0x8]
-  '4d8b40f0', // 397: mov r8,QWORD PTR [r8-0x10]
-  '0f05', // 39b: syscall
-  'eb07', // 39d: jmp 3a6 <reply>
+  '498b54f808', // 35e: mov rdx,QWORD PTR [r8+rdi*8+0x8]
+  '410fb6743838', // 363: movzx esi,BYTE PTR [r8+rdi*1+0x38]
+  'ffce', // 369: dec esi
+  '781d', // 36b: js 38a
+  '740e', // 36d: je 37d
+  'ffce', // 36f: dec esi
+  '7547', // 371: jne 3ba <invalid>
+  '4839c2', // 373: cmp rdx,rax
+  '7342', // 376: jae 3ba <invalid>
+  '4c01c2', // 378: add rdx,r8
+  'eb0d', // 37b: jmp 38a
+  '4839ca', // 37d: cmp rdx,rcx
+  '7334', // 380: jae 3b6 <bad_fd>
+  '418b949028fbffff', // 382: mov edx,DWORD PTR [r8+rdx*4-0x4d8]
+  '498954f8d0', // 38a: mov QWORD PTR [r8+rdi*8-0x30],rdx
+  'ffc7', // 38f: inc edi
+  '83ff06', // 391: cmp edi,0x6
+  '72c8', // 394: jb 35e <arg>
+  '498b40c8', // 396: mov rax,QWORD PTR [r8-0x38]
+  '498b78d0', // 39a: mov rdi,QWORD PTR [r8-0x30]
+  '498b70d8', // 39e: mov rsi,QWORD PTR [r8-0x28]
+  '498b50e0', // 3a2: mov rdx,QWORD PTR [r8-0x20]
+  '4d8b50e8', // 3a6: mov r10,QWORD PTR [r8-0x18]
+  '4d8b48f8', // 3aa: mov r9,QWORD PTR [r8-0x8]
+  '4d8b40f0', // 3ae: mov r8,QWORD PTR [r8-0x10]
+  '0f05', // 3b2: syscall
+  'eb07', // 3b4: jmp 3bd <reply>
   // bad_fd:
-  '6af7', // 39f: push 0xfffffffffffffff7
-  'eb02', // 3a1: jmp 3a5
+  '6af7', // 3b6: push 0xfffffffffffffff7
+  'eb02', // 3b8: jmp 3bc
   // invalid:
-  '6aea', // 3a3: push 0xffffffffffffffea
-  '58', // 3a5: pop rax
+  '6aea', // 3ba: push 0xffffffffffffffea
+  '58', // 3bc: pop rax
   // reply:
-  '4d8b442440', // 3a6: mov r8,QWORD PTR [r12+0x40]
-  '498900', // 3ab: mov QWORD PTR [r8],rax
-  '418940c0', // 3ae: mov DWORD PTR [r8-0x40],eax
-  '4531c9', // 3b2: xor r9d,r9d
-  '4885c0', // 3b5: test rax,rax
-  '780a', // 3b8: js 3c4
-  '41f6404001', // 3ba: test BYTE PTR [r8+0x40],0x1
-  '7403', // 3bf: je 3c4
-  '41b118', // 3c1: mov r9b,0x18
-  '4d894880', // 3c4: mov QWORD PTR [r8-0x80],r9
-  'b82e000000', // 3c8: mov eax,0x2e
-  '8b7b10', // 3cd: mov edi,DWORD PTR [rbx+0x10]
-  '498db058ffffff', // 3d0: lea rsi,[r8-0xa8]
-  'ba40400000', // 3d7: mov edx,0x4040
-  '0f05', // 3dc: syscall
-  '5e', // 3de: pop rsi
-  '4d85c9', // 3df: test r9,r9
-  '740b', // 3e2: je 3ef
-  'b803000000', // 3e4: mov eax,0x3
-  '418b78c0', // 3e9: mov edi,DWORD PTR [r8-0x40]
-  '0f05', // 3ed: syscall
-  'ffce', // 3ef: dec esi
-  '7811', // 3f1: js 404
-  'b803000000', // 3f3: mov eax,0x3
-  '418bbcb028fbffff', // 3f8: mov edi,DWORD PTR [r8+rsi*4-0x4d8]
-  '0f05', // 400: syscall
-  'ebeb', // 402: jmp 3ef
-  'c3', // 404: ret
+  '4d8b442440', // 3bd: mov r8,QWORD PTR [r12+0x40]
+  '498900', // 3c2: mov QWORD PTR [r8],rax
+  '418940c0', // 3c5: mov DWORD PTR [r8-0x40],eax
+  '4531c9', // 3c9: xor r9d,r9d
+  '4885c0', // 3cc: test rax,rax
+  '780a', // 3cf: js 3db
+  '41f6404001', // 3d1: test BYTE PTR [r8+0x40],0x1
+  '7403', // 3d6: je 3db
+  '41b118', // 3d8: mov r9b,0x18
+  '4d894880', // 3db: mov QWORD PTR [r8-0x80],r9
+  'b82e000000', // 3df: mov eax,0x2e
+  '8b7b10', // 3e4: mov edi,DWORD PTR [rbx+0x10]
+  '498db058ffffff', // 3e7: lea rsi,[r8-0xa8]
+  'ba40400000', // 3ee: mov edx,0x4040
+  '0f05', // 3f3: syscall
+  '5e', // 3f5: pop rsi
+  '4d85c9', // 3f6: test r9,r9
+  '740b', // 3f9: je 406
+  'b803000000', // 3fb: mov eax,0x3
+  '418b78c0', // 400: mov edi,DWORD PTR [r8-0x40]
+  '0f05', // 404: syscall
+  'ffce', // 406: dec esi
+  '7811', // 408: js 41b
+  'b803000000', // 40a: mov eax,0x3
+  '418bbcb028fbffff', // 40f: mov edi,DWORD PTR [r8+rsi*4-0x4d8]
+  '0f05', // 417: syscall
+  'ebeb', // 419: jmp 406
+  'c3', // 41b: ret
+  // zygote:
+  '4c8b6348', // 41c: mov r12,QWORD PTR [rbx+0x48]
+  'b80e000000', // 420: mov eax,0xe
+  'bf02000000', // 425: mov edi,0x2
+  '498b742418', // 42a: mov rsi,QWORD PTR [r12+0x18]
+  '31d2', // 42f: xor edx,edx
+  '41ba08000000', // 431: mov r10d,0x8
+  '0f05', // 437: syscall
+  'b80d000000', // 439: mov eax,0xd
+  'bf11000000', // 43e: mov edi,0x11
+  '498b742420', // 443: mov rsi,QWORD PTR [r12+0x20]
+  '31d2', // 448: xor edx,edx
+  '41ba08000000', // 44a: mov r10d,0x8
+  '0f05', // 450: syscall
+  'b89d000000', // 452: mov eax,0x9d
+  'bf01000000', // 457: mov edi,0x1
+  'be09000000', // 45c: mov esi,0x9
+  '0f05', // 461: syscall
+  'b86e000000', // 463: mov eax,0x6e
+  '0f05', // 468: syscall
+  '493b442408', // 46a: cmp rax,QWORD PTR [r12+0x8]
+  '0f8502fcffff', // 46f: jne 77 <exit>
+  'b824010000', // 475: mov eax,0x124
+  '498b3c24', // 47a: mov rdi,QWORD PTR [r12]
+  'be03000000', // 47e: mov esi,0x3
+  'ba00000800', // 483: mov edx,0x80000
+  '0f05', // 488: syscall
+  '4885c0', // 48a: test rax,rax
+  '0f88e4fbffff', // 48d: js 77 <exit>
+  // zygote_reset:
+  'b8b4010000', // 493: mov eax,0x1b4
+  '31ff', // 498: xor edi,edi
+  'be02000000', // 49a: mov esi,0x2
+  '31d2', // 49f: xor edx,edx
+  '0f05', // 4a1: syscall
+  'b8b4010000', // 4a3: mov eax,0x1b4
+  'bf04000000', // 4a8: mov edi,0x4
+  'beffffffff', // 4ad: mov esi,0xffffffff
+  '31d2', // 4b2: xor edx,edx
+  '0f05', // 4b4: syscall
+  // zygote_wait:
+  '498b742410', // 4b6: mov rsi,QWORD PTR [r12+0x10]
+  '48c7462820000000', // 4bb: mov QWORD PTR [rsi+0x28],0x20
+  'b82f000000', // 4c3: mov eax,0x2f
+  'bf03000000', // 4c8: mov edi,0x3
+  '31d2', // 4cd: xor edx,edx
+  '0f05', // 4cf: syscall
+  '4883f8fc', // 4d1: cmp rax,0xfffffffffffffffc
+  '74df', // 4d5: je 4b6 <zygote_wait>
+  '4885c0', // 4d7: test rax,rax
+  '7f07', // 4da: jg 4e3
+  '31ff', // 4dc: xor edi,edi
+  'e999fbffff', // 4de: jmp 7c <exit_edi>
+  'f6463008', // 4e3: test BYTE PTR [rsi+0x30],0x8
+  '75aa', // 4e7: jne 493 <zygote_reset>
+  '48837e2820', // 4e9: cmp QWORD PTR [rsi+0x28],0x20
+  '75a3', // 4ee: jne 493 <zygote_reset>
+  '488b4e20', // 4f0: mov rcx,QWORD PTR [rsi+0x20]
+  '48833920', // 4f4: cmp QWORD PTR [rcx],0x20
+  '7599', // 4f8: jne 493 <zygote_reset>
+  '48b80100000001000000', // 4fa: movabs rax,0x100000001
+  '48394108', // 504: cmp QWORD PTR [rcx+0x8],rax
+  '7589', // 508: jne 493 <zygote_reset>
+  '48b80000000001000000', // 50a: movabs rax,0x100000000
+  '48394110', // 514: cmp QWORD PTR [rcx+0x10],rax
+  '0f8575ffffff', // 518: jne 493 <zygote_reset>
+  '48b80200000004000000', // 51e: movabs rax,0x400000002
+  '48394118', // 528: cmp QWORD PTR [rcx+0x18],rax
+  '0f8561ffffff', // 52c: jne 493 <zygote_reset>
+  'b838000000', // 532: mov eax,0x38
+  'bf11000000', // 537: mov edi,0x11
+  '31f6', // 53c: xor esi,esi
+  '31d2', // 53e: xor edx,edx
+  '4531d2', // 540: xor r10d,r10d
+  '4531c0', // 543: xor r8d,r8d
+  '0f05', // 546: syscall
+  '4885c0', // 548: test rax,rax
+  '742c', // 54b: je 579
+  '0f8940ffffff', // 54d: jns 493 <zygote_reset>
+  '498b742428', // 553: mov rsi,QWORD PTR [r12+0x28]
+  '48c70600000000', // 558: mov QWORD PTR [rsi],0x0
+  '48894608', // 55f: mov QWORD PTR [rsi+0x8],rax
+  'b801000000', // 563: mov eax,0x1
+  'bf04000000', // 568: mov edi,0x4
+  'ba10000000', // 56d: mov edx,0x10
+  '0f05', // 572: syscall
+  'e91affffff', // 574: jmp 493 <zygote_reset>
+  'b824010000', // 579: mov eax,0x124
+  'bf04000000', // 57e: mov edi,0x4
+  'be03000000', // 583: mov esi,0x3
+  '31d2', // 588: xor edx,edx
+  '0f05', // 58a: syscall
+  'e96ffaffff', // 58c: jmp 0 <_start>
 ].join('');
 
-// asm/aarch64.S: 1112 bytes
+// asm/aarch64.S: 1512 bytes
 const AARCH64_HEX = [
   // _start:
   '1300a2d2', // 000: mov x19, #0x10000000
   '140480d2', // 004: mov x20, #0x20
   '150080d2', // 008: mov x21, #0x0
-  '33000094', // 00c: bl d8 <read_exact>
+  '35000094', // 00c: bl e0 <read_exact>
   '600240f9', // 010: ldr x0, [x19]
-  'e1210058', // 014: ldr x1, 450 <script_magic>
+  'a12d0058', // 014: ldr x1, 5c8 <script_magic>
   '1f0001eb', // 018: cmp x0, x1
-  '81050054', // 01c: b.ne cc <exit>
+  'c1050054', // 01c: b.ne d4 <exit>
   '74da40a9', // 020: ldp x20, x22, [x19, #8]
   '0110a0d2', // 024: mov x1, #0x800000
   'df0201eb', // 028: cmp x22, x1
-  '08050054', // 02c: b.hi cc <exit>
+  '48050054', // 02c: b.hi d4 <exit>
   '9f0201eb', // 030: cmp x20, x1
-  'c8040054', // 034: b.hi cc <exit>
+  '08050054', // 034: b.hi d4 <exit>
   '020a80d2', // 038: mov x2, #0x50
   '030480d2', // 03c: mov x3, #0x20
   'c20e029b', // 040: madd x2, x22, x2, x3
   '9f0202eb', // 044: cmp x20, x2
-  '23040054', // 048: b.cc cc <exit>
-  '23000094', // 04c: bl d8 <read_exact>
+  '63040054', // 048: b.cc d4 <exit>
+  '25000094', // 04c: bl e0 <read_exact>
   '77820091', // 050: add x23, x19, #0x20
   '180080d2', // 054: mov x24, #0x0
   // next_step:
   '1f0316eb', // 058: cmp x24, x22
-  '82030054', // 05c: b.cs cc <exit>
+  'c2030054', // 05c: b.cs d4 <exit>
   'e80240a9', // 060: ldp x8, x0, [x23]
   'e10a41a9', // 064: ldp x1, x2, [x23, #16]
   'e31242a9', // 068: ldp x3, x4, [x23, #32]
@@ -353,270 +450,376 @@ const AARCH64_HEX = [
   '4a0000b4', // 078: cbz x10, 80
   '400100f9', // 07c: str x0, [x10]
   '69001036', // 080: tbz w9, #2, 8c
-  '8001f8b7', // 084: tbnz x0, #63, b4 <fail>
-  '000400b5', // 088: cbnz x0, 108 <reaper>
-  '69000036', // 08c: tbz w9, #0, 98
-  '1ffc3fb1', // 090: cmn x0, #0xfff
-  '02010054', // 094: b.cs b4 <fail>
-  '89000836', // 098: tbz w9, #1, a8
-  'eb2640f9', // 09c: ldr x11, [x23, #72]
-  '1f000beb', // 0a0: cmp x0, x11
-  '81000054', // 0a4: b.ne b4 <fail>
-  'f7420191', // 0a8: add x23, x23, #0x50
-  '18070091', // 0ac: add x24, x24, #0x1
-  'eaffff17', // 0b0: b 58 <next_step>
+  'c001f8b7', // 084: tbnz x0, #63, bc <fail>
+  '400400b5', // 088: cbnz x0, 110 <reaper>
+  '49001836', // 08c: tbz w9, #3, 94
+  '201e00b4', // 090: cbz x0, 454 <zygote>
+  '69000036', // 094: tbz w9, #0, a0
+  '1ffc3fb1', // 098: cmn x0, #0xfff
+  '02010054', // 09c: b.cs bc <fail>
+  '89000836', // 0a0: tbz w9, #1, b0
+  'eb2640f9', // 0a4: ldr x11, [x23, #72]
+  '1f000beb', // 0a8: cmp x0, x11
+  '81000054', // 0ac: b.ne bc <fail>
+  'f7420191', // 0b0: add x23, x23, #0x50
+  '18070091', // 0b4: add x24, x24, #0x1
+  'e8ffff17', // 0b8: b 58 <next_step>
   // fail:
-  '780200a9', // 0b4: stp x24, x0, [x19]
-  '600e40f9', // 0b8: ldr x0, [x19, #24]
-  'e10313aa', // 0bc: mov x1, x19
-  '020280d2', // 0c0: mov x2, #0x10
-  '080880d2', // 0c4: mov x8, #0x40
-  '010000d4', // 0c8: svc #0x0
+  '780200a9', // 0bc: stp x24, x0, [x19]
+  '600e40f9', // 0c0: ldr x0, [x19, #24]
+  'e10313aa', // 0c4: mov x1, x19
+  '020280d2', // 0c8: mov x2, #0x10
+  '080880d2', // 0cc: mov x8, #0x40
+  '010000d4', // 0d0: svc #0x0
   // exit:
-  'e00f80d2', // 0cc: mov x0, #0x7f
+  'e00f80d2', // 0d4: mov x0, #0x7f
   // exit_x0:
-  'c80b80d2', // 0d0: mov x8, #0x5e
-  '010000d4', // 0d4: svc #0x0
+  'c80b80d2', // 0d8: mov x8, #0x5e
+  '010000d4', // 0dc: svc #0x0
   // read_exact:
-  'bf0214eb', // 0d8: cmp x21, x20
-  '42010054', // 0dc: b.cs 104 <read_done>
-  '600080d2', // 0e0: mov x0, #0x3
-  '6102158b', // 0e4: add x1, x19, x21
-  '820215cb', // 0e8: sub x2, x20, x21
-  'e80780d2', // 0ec: mov x8, #0x3f
-  '010000d4', // 0f0: svc #0x0
-  '1f0000f1', // 0f4: cmp x0, #0x0
-  'adfeff54', // 0f8: b.le cc <exit>
-  'b502008b', // 0fc: add x21, x21, x0
-  'f6ffff17', // 100: b d8 <read_exact>
+  'bf0214eb', // 0e0: cmp x21, x20
+  '42010054', // 0e4: b.cs 10c <read_done>
+  '600080d2', // 0e8: mov x0, #0x3
+  '6102158b', // 0ec: add x1, x19, x21
+  '820215cb', // 0f0: sub x2, x20, x21
+  'e80780d2', // 0f4: mov x8, #0x3f
+  '010000d4', // 0f8: svc #0x0
+  '1f0000f1', // 0fc: cmp x0, #0x0
+  'adfeff54', // 100: b.le d4 <exit>
+  'b502008b', // 104: add x21, x21, x0
+  'f6ffff17', // 108: b e0 <read_exact>
   // read_done:
-  'c0035fd6', // 104: ret
+  'c0035fd6', // 10c: ret
   // reaper:
-  'f32640f9', // 108: ldr x19, [x23, #72]
-  'f40300aa', // 10c: mov x20, x0
-  '770240f9', // 110: ldr x23, [x19]
-  '881580d2', // 114: mov x8, #0xac
-  '010000d4', // 118: svc #0x0
-  'f80300aa', // 11c: mov x24, x0
-  '611240f9', // 120: ldr x1, [x19, #32]
-  'a10000b4', // 124: cbz x1, 138
-  '000080d2', // 128: mov x0, #0x0
-  '020080d2', // 12c: mov x2, #0x0
-  '883680d2', // 130: mov x8, #0x1b4
-  '010000d4', // 134: svc #0x0
-  '15e08fd2', // 138: mov x21, #0x7f00
+  'f32640f9', // 110: ldr x19, [x23, #72]
+  'f40300aa', // 114: mov x20, x0
+  '770240f9', // 118: ldr x23, [x19]
+  '881580d2', // 11c: mov x8, #0xac
+  '010000d4', // 120: svc #0x0
+  'f80300aa', // 124: mov x24, x0
+  '611240f9', // 128: ldr x1, [x19, #32]
+  'a10000b4', // 12c: cbz x1, 140
+  '000080d2', // 130: mov x0, #0x0
+  '020080d2', // 134: mov x2, #0x0
+  '883680d2', // 138: mov x8, #0x1b4
+  '010000d4', // 13c: svc #0x0
+  '15e08fd2', // 140: mov x21, #0x7f00
   // reap:
-  '00008092', // 13c: mov x0, #0xffffffffffffffff
-  '61e20091', // 140: add x1, x19, #0x38
-  '0200a8d2', // 144: mov x2, #0x40000000
-  '420040b2', // 148: orr x2, x2, #0x1
-  '030080d2', // 14c: mov x3, #0x0
-  '882080d2', // 150: mov x8, #0x104
-  '010000d4', // 154: svc #0x0
-  'a00300b4', // 158: cbz x0, 1cc <wait>
-  'a000f8b7', // 15c: tbnz x0, #63, 170
-  '1f0014eb', // 160: cmp x0, x20
-  'c1feff54', // 164: b.ne 13c <reap>
-  '753a40b9', // 168: ldr w21, [x19, #56]
-  'f4ffff17', // 16c: b 13c <reap>
-  '1f1000b1', // 170: cmn x0, #0x4
-  '40feff54', // 174: b.eq 13c <reap>
+  '00008092', // 144: mov x0, #0xffffffffffffffff
+  '61e20091', // 148: add x1, x19, #0x38
+  '0200a8d2', // 14c: mov x2, #0x40000000
+  '420040b2', // 150: orr x2, x2, #0x1
+  '030080d2', // 154: mov x3, #0x0
+  '882080d2', // 158: mov x8, #0x104
+  '010000d4', // 15c: svc #0x0
+  'a00300b4', // 160: cbz x0, 1d4 <wait>
+  'a000f8b7', // 164: tbnz x0, #63, 178
+  '1f0014eb', // 168: cmp x0, x20
+  'c1feff54', // 16c: b.ne 144 <reap>
+  '753a40b9', // 170: ldr w21, [x19, #56]
+  'f4ffff17', // 174: b 144 <reap>
+  '1f1000b1', // 178: cmn x0, #0x4
+  '40feff54', // 17c: b.eq 144 <reap>
   // finish:
-  'a03e48d3', // 178: ubfx x0, x21, #8, #8
-  'b41a40f2', // 17c: ands x20, x21, #0x7f
-  '80faff54', // 180: b.eq d0 <exit_x0>
-  '000080d2', // 184: mov x0, #0x0
-  '810080d2', // 188: mov x1, #0x4
-  '62a20091', // 18c: add x2, x19, #0x28
-  '030080d2', // 190: mov x3, #0x0
-  'a82080d2', // 194: mov x8, #0x105
-  '010000d4', // 198: svc #0x0
-  '400080d2', // 19c: mov x0, #0x2
-  '61a20091', // 1a0: add x1, x19, #0x28
-  '020080d2', // 1a4: mov x2, #0x0
-  '030180d2', // 1a8: mov x3, #0x8
-  'e81080d2', // 1ac: mov x8, #0x87
-  '010000d4', // 1b0: svc #0x0
-  'e00318aa', // 1b4: mov x0, x24
-  'e10314aa', // 1b8: mov x1, x20
-  '281080d2', // 1bc: mov x8, #0x81
-  '010000d4', // 1c0: svc #0x0
-  '80020291', // 1c4: add x0, x20, #0x80
-  'c2ffff17', // 1c8: b d0 <exit_x0>
+  'a03e48d3', // 180: ubfx x0, x21, #8, #8
+  'b41a40f2', // 184: ands x20, x21, #0x7f
+  '80faff54', // 188: b.eq d8 <exit_x0>
+  '000080d2', // 18c: mov x0, #0x0
+  '810080d2', // 190: mov x1, #0x4
+  '62a20091', // 194: add x2, x19, #0x28
+  '030080d2', // 198: mov x3, #0x0
+  'a82080d2', // 19c: mov x8, #0x105
+  '010000d4', // 1a0: svc #0x0
+  '400080d2', // 1a4: mov x0, #0x2
+  '61a20091', // 1a8: add x1, x19, #0x28
+  '020080d2', // 1ac: mov x2, #0x0
+  '030180d2', // 1b0: mov x3, #0x8
+  'e81080d2', // 1b4: mov x8, #0x87
+  '010000d4', // 1b8: svc #0x0
+  'e00318aa', // 1bc: mov x0, x24
+  'e10314aa', // 1c0: mov x1, x20
+  '281080d2', // 1c4: mov x8, #0x81
+  '010000d4', // 1c8: svc #0x0
+  '80020291', // 1cc: add x0, x20, #0x80
+  'c2ffff17', // 1d0: b d8 <exit_x0>
   // wait:
-  '20008052', // 1cc: mov w0, #0x1
-  'e00600b9', // 1d0: str w0, [x23, #4]
-  'e00e00b9', // 1d4: str w0, [x23, #12]
-  'e00317aa', // 1d8: mov x0, x23
-  '610080d2', // 1dc: mov x1, #0x3
-  '020080d2', // 1e0: mov x2, #0x0
-  '030080d2', // 1e4: mov x3, #0x0
-  '040080d2', // 1e8: mov x4, #0x0
-  '280980d2', // 1ec: mov x8, #0x49
-  '010000d4', // 1f0: svc #0x0
-  '40faffb7', // 1f4: tbnz x0, #63, 13c <reap>
-  'e02e4079', // 1f8: ldrh w0, [x23, #22]
-  '40000034', // 1fc: cbz w0, 204
-  '1f000094', // 200: bl 27c <broker>
-  'e01e4079', // 204: ldrh w0, [x23, #14]
-  'a0000034', // 208: cbz w0, 21c
-  '00008012', // 20c: mov w0, #0xffffffff
-  'e00a00b9', // 210: str w0, [x23, #8]
-  '210180d2', // 214: mov x1, #0x9
-  '15000094', // 218: bl 26c <kill_sandbox>
-  'e00e4079', // 21c: ldrh w0, [x23, #6]
-  'e0f8ff34', // 220: cbz w0, 13c <reap>
+  '20008052', // 1d4: mov w0, #0x1
+  'e00600b9', // 1d8: str w0, [x23, #4]
+  'e00e00b9', // 1dc: str w0, [x23, #12]
+  'e00317aa', // 1e0: mov x0, x23
+  '610080d2', // 1e4: mov x1, #0x3
+  '020080d2', // 1e8: mov x2, #0x0
+  '030080d2', // 1ec: mov x3, #0x0
+  '040080d2', // 1f0: mov x4, #0x0
+  '280980d2', // 1f4: mov x8, #0x49
+  '010000d4', // 1f8: svc #0x0
+  '40faffb7', // 1fc: tbnz x0, #63, 144 <reap>
+  'e02e4079', // 200: ldrh w0, [x23, #22]
+  '40000034', // 204: cbz w0, 20c
+  '1f000094', // 208: bl 284 <broker>
+  'e01e4079', // 20c: ldrh w0, [x23, #14]
+  'a0000034', // 210: cbz w0, 224
+  '00008012', // 214: mov w0, #0xffffffff
+  'e00a00b9', // 218: str w0, [x23, #8]
+  '210180d2', // 21c: mov x1, #0x9
+  '15000094', // 220: bl 274 <kill_sandbox>
+  'e00e4079', // 224: ldrh w0, [x23, #6]
+  'e0f8ff34', // 228: cbz w0, 144 <reap>
   // drain:
-  'e00240b9', // 224: ldr w0, [x23]
-  '610e40f9', // 228: ldr x1, [x19, #24]
-  '021080d2', // 22c: mov x2, #0x80
-  'e80780d2', // 230: mov x8, #0x3f
-  '010000d4', // 234: svc #0x0
-  '1f0000f1', // 238: cmp x0, #0x0
-  '0df8ff54', // 23c: b.le 13c <reap>
-  '220c40b9', // 240: ldr w2, [x1, #12]
-  '5f00186b', // 244: cmp w2, w24
-  'e0feff54', // 248: b.eq 224 <drain>
-  '220040b9', // 24c: ldr w2, [x1]
-  '5f040171', // 250: cmp w2, #0x41
-  '82feff54', // 254: b.cs 224 <drain>
-  '630a40f9', // 258: ldr x3, [x19, #16]
-  '61686238', // 25c: ldrb w1, [x3, x2]
-  '21feff34', // 260: cbz w1, 224 <drain>
-  '02000094', // 264: bl 26c <kill_sandbox>
-  'efffff17', // 268: b 224 <drain>
+  'e00240b9', // 22c: ldr w0, [x23]
+  '610e40f9', // 230: ldr x1, [x19, #24]
+  '021080d2', // 234: mov x2, #0x80
+  'e80780d2', // 238: mov x8, #0x3f
+  '010000d4', // 23c: svc #0x0
+  '1f0000f1', // 240: cmp x0, #0x0
+  '0df8ff54', // 244: b.le 144 <reap>
+  '220c40b9', // 248: ldr w2, [x1, #12]
+  '5f00186b', // 24c: cmp w2, w24
+  'e0feff54', // 250: b.eq 22c <drain>
+  '220040b9', // 254: ldr w2, [x1]
+  '5f040171', // 258: cmp w2, #0x41
+  '82feff54', // 25c: b.cs 22c <drain>
+  '630a40f9', // 260: ldr x3, [x19, #16]
+  '61686238', // 264: ldrb w1, [x3, x2]
+  '21feff34', // 268: cbz w1, 22c <drain>
+  '02000094', // 26c: bl 274 <kill_sandbox>
+  'efffff17', // 270: b 22c <drain>
   // kill_sandbox:
-  '600640f9', // 26c: ldr x0, [x19, #8]
-  '281080d2', // 270: mov x8, #0x81
-  '010000d4', // 274: svc #0x0
-  'c0035fd6', // 278: ret
+  '600640f9', // 274: ldr x0, [x19, #8]
+  '281080d2', // 278: mov x8, #0x81
+  '010000d4', // 27c: svc #0x0
+  'c0035fd6', // 280: ret
   // broker:
-  '692240f9', // 27c: ldr x9, [x19, #64]
-  '008180d2', // 280: mov x0, #0x408
-  '208114f8', // 284: stur x0, [x9, #-184]
-  'e01240b9', // 288: ldr w0, [x23, #16]
-  '218103d1', // 28c: sub x1, x9, #0xe0
-  '0200a8d2', // 290: mov x2, #0x40000000
-  '42007ab2', // 294: orr x2, x2, #0x40
-  '881a80d2', // 298: mov x8, #0xd4
-  '010000d4', // 29c: svc #0x0
-  'ea0300aa', // 2a0: mov x10, x0
-  '1f0000f1', // 2a4: cmp x0, #0x0
-  '2c010054', // 2a8: b.gt 2cc
-  '1f2c00b1', // 2ac: cmn x0, #0xb
-  'c0000054', // 2b0: b.eq 2c8
-  '1f1000b1', // 2b4: cmn x0, #0x4
-  '80000054', // 2b8: b.eq 2c8
-  '01008012', // 2bc: mov w1, #0xffffffff
-  'e11200b9', // 2c0: str w1, [x23, #16]
-  '400000b4', // 2c4: cbz x0, 2cc
-  'c0035fd6', // 2c8: ret
-  '2a811af8', // 2cc: stur x10, [x9, #-88]
-  '2f6113d1', // 2d0: sub x15, x9, #0x4d8
-  '2b8154f8', // 2d4: ldur x11, [x9, #-184]
-  '8b0000b4', // 2d8: cbz x11, 2e8
-  'eb015ff8', // 2dc: ldur x11, [x15, #-16]
-  '6b4100d1', // 2e0: sub x11, x11, #0x10
-  '6bfd42d3', // 2e4: lsr x11, x11, #2
-  '200155b8', // 2e8: ldur w0, [x9, #-176]
-  '20082837', // 2ec: tbnz w0, #5, 3f0 <invalid>
-  '00081837', // 2f0: tbnz w0, #3, 3f0 <invalid>
-  '5f2101f1', // 2f4: cmp x10, #0x48
-  'c3070054', // 2f8: b.cc 3f0 <invalid>
-  '2d7d4079', // 2fc: ldrh w13, [x9, #62]
-  '2e210191', // 300: add x14, x9, #0x48
-  'a0250091', // 304: add x0, x13, #0x9
-  '5f0d00eb', // 308: cmp x10, x0, lsl #3
-  '23070054', // 30c: b.cc 3f0 <invalid>
+  '692240f9', // 284: ldr x9, [x19, #64]
+  '008180d2', // 288: mov x0, #0x408
+  '208114f8', // 28c: stur x0, [x9, #-184]
+  'e01240b9', // 290: ldr w0, [x23, #16]
+  '218103d1', // 294: sub x1, x9, #0xe0
+  '0200a8d2', // 298: mov x2, #0x40000000
+  '42007ab2', // 29c: orr x2, x2, #0x40
+  '881a80d2', // 2a0: mov x8, #0xd4
+  '010000d4', // 2a4: svc #0x0
+  'ea0300aa', // 2a8: mov x10, x0
+  '1f0000f1', // 2ac: cmp x0, #0x0
+  '2c010054', // 2b0: b.gt 2d4
+  '1f2c00b1', // 2b4: cmn x0, #0xb
+  'c0000054', // 2b8: b.eq 2d0
+  '1f1000b1', // 2bc: cmn x0, #0x4
+  '80000054', // 2c0: b.eq 2d0
+  '01008012', // 2c4: mov w1, #0xffffffff
+  'e11200b9', // 2c8: str w1, [x23, #16]
+  '400000b4', // 2cc: cbz x0, 2d4
+  'c0035fd6', // 2d0: ret
+  '2a811af8', // 2d4: stur x10, [x9, #-88]
+  '2f6113d1', // 2d8: sub x15, x9, #0x4d8
+  '2b8154f8', // 2dc: ldur x11, [x9, #-184]
+  '8b0000b4', // 2e0: cbz x11, 2f0
+  'eb015ff8', // 2e4: ldur x11, [x15, #-16]
+  '6b4100d1', // 2e8: sub x11, x11, #0x10
+  '6bfd42d3', // 2ec: lsr x11, x11, #2
+  '200155b8', // 2f0: ldur w0, [x9, #-176]
+  '20082837', // 2f4: tbnz w0, #5, 3f8 <invalid>
+  '00081837', // 2f8: tbnz w0, #3, 3f8 <invalid>
+  '5f2101f1', // 2fc: cmp x10, #0x48
+  'c3070054', // 300: b.cc 3f8 <invalid>
+  '2d7d4079', // 304: ldrh w13, [x9, #62]
+  '2e210191', // 308: add x14, x9, #0x48
+  'a0250091', // 30c: add x0, x13, #0x9
+  '5f0d00eb', // 310: cmp x10, x0, lsl #3
+  '23070054', // 314: b.cc 3f8 <invalid>
   // patch:
-  '0d0300b4', // 310: cbz x13, 370 <args>
-  'ad0500d1', // 314: sub x13, x13, #0x1
-  'c20d0d8b', // 318: add x2, x14, x13, lsl #3
-  '40044029', // 31c: ldp w0, w1, [x2]
-  '02200091', // 320: add x2, x0, #0x8
-  '5f000aeb', // 324: cmp x2, x10
-  '48060054', // 328: b.hi 3f0 <invalid>
-  '2201008b', // 32c: add x2, x9, x0
-  '3f040071', // 330: cmp w1, #0x1
-  'e1000054', // 334: b.ne 350
-  '400040b9', // 338: ldr w0, [x2]
-  '1f000beb', // 33c: cmp x0, x11
-  '42050054', // 340: b.cs 3e8 <bad_fd>
-  'e07960b8', // 344: ldr w0, [x15, x0, lsl #2]
-  '400000b9', // 348: str w0, [x2]
-  'f1ffff17', // 34c: b 310 <patch>
-  '3f080071', // 350: cmp w1, #0x2
-  'e1040054', // 354: b.ne 3f0 <invalid>
-  '400040f9', // 358: ldr x0, [x2]
-  '1f000aeb', // 35c: cmp x0, x10
-  '82040054', // 360: b.cs 3f0 <invalid>
-  '2001008b', // 364: add x0, x9, x0
-  '400000f9', // 368: str x0, [x2]
-  'e9ffff17', // 36c: b 310 <patch>
+  '0d0300b4', // 318: cbz x13, 378 <args>
+  'ad0500d1', // 31c: sub x13, x13, #0x1
+  'c20d0d8b', // 320: add x2, x14, x13, lsl #3
+  '40044029', // 324: ldp w0, w1, [x2]
+  '02200091', // 328: add x2, x0, #0x8
+  '5f000aeb', // 32c: cmp x2, x10
+  '48060054', // 330: b.hi 3f8 <invalid>
+  '2201008b', // 334: add x2, x9, x0
+  '3f040071', // 338: cmp w1, #0x1
+  'e1000054', // 33c: b.ne 358
+  '400040b9', // 340: ldr w0, [x2]
+  '1f000beb', // 344: cmp x0, x11
+  '42050054', // 348: b.cs 3f0 <bad_fd>
+  'e07960b8', // 34c: ldr w0, [x15, x0, lsl #2]
+  '400000b9', // 350: str w0, [x2]
+  'f1ffff17', // 354: b 318 <patch>
+  '3f080071', // 358: cmp w1, #0x2
+  'e1040054', // 35c: b.ne 3f8 <invalid>
+  '400040f9', // 360: ldr x0, [x2]
+  '1f000aeb', // 364: cmp x0, x10
+  '82040054', // 368: b.cs 3f8 <invalid>
+  '2001008b', // 36c: add x0, x9, x0
+  '400000f9', // 370: str x0, [x2]
+  'e9ffff17', // 374: b 318 <patch>
   // args:
-  '200140f9', // 370: ldr x0, [x9]
-  '20811cf8', // 374: stur x0, [x9, #-56]
-  '0d0080d2', // 378: mov x13, #0x0
+  '200140f9', // 378: ldr x0, [x9]
+  '20811cf8', // 37c: stur x0, [x9, #-56]
+  '0d0080d2', // 380: mov x13, #0x0
   // arg:
-  '2e0d0d8b', // 37c: add x14, x9, x13, lsl #3
-  'c00540f9', // 380: ldr x0, [x14, #8]
-  '2e010d8b', // 384: add x14, x9, x13
-  'c1e14039', // 388: ldrb w1, [x14, #56]
-  '61010034', // 38c: cbz w1, 3b8
-  '3f080071', // 390: cmp w1, #0x2
-  'e8020054', // 394: b.hi 3f0 <invalid>
-  'a3000054', // 398: b.cc 3ac
-  '1f000aeb', // 39c: cmp x0, x10
-  '82020054', // 3a0: b.cs 3f0 <invalid>
-  '2001008b', // 3a4: add x0, x9, x0
-  '04000014', // 3a8: b 3b8
-  '1f000beb', // 3ac: cmp x0, x11
-  'c2010054', // 3b0: b.cs 3e8 <bad_fd>
-  'e07960b8', // 3b4: ldr w0, [x15, x0, lsl #2]
-  '2e0d0d8b', // 3b8: add x14, x9, x13, lsl #3
-  'c0011df8', // 3bc: stur x0, [x14, #-48]
-  'ad050091', // 3c0: add x13, x13, #0x1
-  'bf1900f1', // 3c4: cmp x13, #0x6
-  'a3fdff54', // 3c8: b.cc 37c <arg>
-  '2ee100d1', // 3cc: sub x14, x9, #0x38
-  'c80140a9', // 3d0: ldp x8, x0, [x14]
-  'c10941a9', // 3d4: ldp x1, x2, [x14, #16]
-  'c31142a9', // 3d8: ldp x3, x4, [x14, #32]
-  'c51940f9', // 3dc: ldr x5, [x14, #48]
-  '010000d4', // 3e0: svc #0x0
-  '04000014', // 3e4: b 3f4 <reply>
+  '2e0d0d8b', // 384: add x14, x9, x13, lsl #3
+  'c00540f9', // 388: ldr x0, [x14, #8]
+  '2e010d8b', // 38c: add x14, x9, x13
+  'c1e14039', // 390: ldrb w1, [x14, #56]
+  '61010034', // 394: cbz w1, 3c0
+  '3f080071', // 398: cmp w1, #0x2
+  'e8020054', // 39c: b.hi 3f8 <invalid>
+  'a3000054', // 3a0: b.cc 3b4
+  '1f000aeb', // 3a4: cmp x0, x10
+  '82020054', // 3a8: b.cs 3f8 <invalid>
+  '2001008b', // 3ac: add x0, x9, x0
+  '04000014', // 3b0: b 3c0
+  '1f000beb', // 3b4: cmp x0, x11
+  'c2010054', // 3b8: b.cs 3f0 <bad_fd>
+  'e07960b8', // 3bc: ldr w0, [x15, x0, lsl #2]
+  '2e0d0d8b', // 3c0: add x14, x9, x13, lsl #3
+  'c0011df8', // 3c4: stur x0, [x14, #-48]
+  'ad050091', // 3c8: add x13, x13, #0x1
+  'bf1900f1', // 3cc: cmp x13, #0x6
+  'a3fdff54', // 3d0: b.cc 384 <arg>
+  '2ee100d1', // 3d4: sub x14, x9, #0x38
+  'c80140a9', // 3d8: ldp x8, x0, [x14]
+  'c10941a9', // 3dc: ldp x1, x2, [x14, #16]
+  'c31142a9', // 3e0: ldp x3, x4, [x14, #32]
+  'c51940f9', // 3e4: ldr x5, [x14, #48]
+  '010000d4', // 3e8: svc #0x0
+  '04000014', // 3ec: b 3fc <reply>
   // bad_fd:
-  '00018092', // 3e8: mov x0, #0xfffffffffffffff7
-  '02000014', // 3ec: b 3f4 <reply>
+  '00018092', // 3f0: mov x0, #0xfffffffffffffff7
+  '02000014', // 3f4: b 3fc <reply>
   // invalid:
-  'a0028092', // 3f0: mov x0, #0xffffffffffffffea
+  'a0028092', // 3f8: mov x0, #0xffffffffffffffea
   // reply:
-  '200100f9', // 3f4: str x0, [x9]
-  '20011cb8', // 3f8: stur w0, [x9, #-64]
-  '0c0080d2', // 3fc: mov x12, #0x0
-  '8000f8b7', // 400: tbnz x0, #63, 410
-  '21014139', // 404: ldrb w1, [x9, #64]
-  '41000036', // 408: tbz w1, #0, 410
-  '0c0380d2', // 40c: mov x12, #0x18
-  '2c0118f8', // 410: stur x12, [x9, #-128]
-  'e01240b9', // 414: ldr w0, [x23, #16]
-  '21a102d1', // 418: sub x1, x9, #0xa8
-  '020888d2', // 41c: mov x2, #0x4040
-  '681a80d2', // 420: mov x8, #0xd3
-  '010000d4', // 424: svc #0x0
-  '280780d2', // 428: mov x8, #0x39
-  '6c0000b4', // 42c: cbz x12, 438
-  '20015cb8', // 430: ldur w0, [x9, #-64]
-  '010000d4', // 434: svc #0x0
-  '8bf4ffb4', // 438: cbz x11, 2c8
-  '6b0500d1', // 43c: sub x11, x11, #0x1
-  'e0796bb8', // 440: ldr w0, [x15, x11, lsl #2]
-  '010000d4', // 444: svc #0x0
-  'fcffff17', // 448: b 438
-  '1f2003d5', // 44c: nop
+  '200100f9', // 3fc: str x0, [x9]
+  '20011cb8', // 400: stur w0, [x9, #-64]
+  '0c0080d2', // 404: mov x12, #0x0
+  '8000f8b7', // 408: tbnz x0, #63, 418
+  '21014139', // 40c: ldrb w1, [x9, #64]
+  '41000036', // 410: tbz w1, #0, 418
+  '0c0380d2', // 414: mov x12, #0x18
+  '2c0118f8', // 418: stur x12, [x9, #-128]
+  'e01240b9', // 41c: ldr w0, [x23, #16]
+  '21a102d1', // 420: sub x1, x9, #0xa8
+  '020888d2', // 424: mov x2, #0x4040
+  '681a80d2', // 428: mov x8, #0xd3
+  '010000d4', // 42c: svc #0x0
+  '280780d2', // 430: mov x8, #0x39
+  '6c0000b4', // 434: cbz x12, 440 <B_SEND_MSG>
+  '20015cb8', // 438: ldur w0, [x9, #-64]
+  '010000d4', // 43c: svc #0x0
+  '8bf4ffb4', // 440: cbz x11, 2d0
+  '6b0500d1', // 444: sub x11, x11, #0x1
+  'e0796bb8', // 448: ldr w0, [x15, x11, lsl #2]
+  '010000d4', // 44c: svc #0x0
+  'fcffff17', // 450: b 440 <B_SEND_MSG>
+  // zygote:
+  'f32640f9', // 454: ldr x19, [x23, #72]
+  '400080d2', // 458: mov x0, #0x2
+  '610e40f9', // 45c: ldr x1, [x19, #24]
+  '020080d2', // 460: mov x2, #0x0
+  '030180d2', // 464: mov x3, #0x8
+  'e81080d2', // 468: mov x8, #0x87
+  '010000d4', // 46c: svc #0x0
+  '200280d2', // 470: mov x0, #0x11
+  '611240f9', // 474: ldr x1, [x19, #32]
+  '020080d2', // 478: mov x2, #0x0
+  '030180d2', // 47c: mov x3, #0x8
+  'c81080d2', // 480: mov x8, #0x86
+  '010000d4', // 484: svc #0x0
+  '200080d2', // 488: mov x0, #0x1
+  '210180d2', // 48c: mov x1, #0x9
+  'e81480d2', // 490: mov x8, #0xa7
+  '010000d4', // 494: svc #0x0
+  'a81580d2', // 498: mov x8, #0xad
+  '010000d4', // 49c: svc #0x0
+  '610640f9', // 4a0: ldr x1, [x19, #8]
+  '1f0001eb', // 4a4: cmp x0, x1
+  '61e1ff54', // 4a8: b.ne d4 <exit>
+  '600240f9', // 4ac: ldr x0, [x19]
+  '610080d2', // 4b0: mov x1, #0x3
+  '0201a0d2', // 4b4: mov x2, #0x80000
+  '080380d2', // 4b8: mov x8, #0x18
+  '010000d4', // 4bc: svc #0x0
+  'a0e0ffb7', // 4c0: tbnz x0, #63, d4 <exit>
+  // zygote_reset:
+  '000080d2', // 4c4: mov x0, #0x0
+  '410080d2', // 4c8: mov x1, #0x2
+  '020080d2', // 4cc: mov x2, #0x0
+  '883680d2', // 4d0: mov x8, #0x1b4
+  '010000d4', // 4d4: svc #0x0
+  '800080d2', // 4d8: mov x0, #0x4
+  'e17f40b2', // 4dc: mov x1, #0xffffffff
+  '020080d2', // 4e0: mov x2, #0x0
+  '883680d2', // 4e4: mov x8, #0x1b4
+  '010000d4', // 4e8: svc #0x0
+  // zygote_wait:
+  '610a40f9', // 4ec: ldr x1, [x19, #16]
+  '020480d2', // 4f0: mov x2, #0x20
+  '221400f9', // 4f4: str x2, [x1, #40]
+  '600080d2', // 4f8: mov x0, #0x3
+  '020080d2', // 4fc: mov x2, #0x0
+  '881a80d2', // 500: mov x8, #0xd4
+  '010000d4', // 504: svc #0x0
+  '1f1000b1', // 508: cmn x0, #0x4
+  '00ffff54', // 50c: b.eq 4ec <zygote_wait>
+  '1f0000f1', // 510: cmp x0, #0x0
+  '6c000054', // 514: b.gt 520
+  '000080d2', // 518: mov x0, #0x0
+  'effeff17', // 51c: b d8 <exit_x0>
+  '223040b9', // 520: ldr w2, [x1, #48]
+  '02fd1f37', // 524: tbnz w2, #3, 4c4 <zygote_reset>
+  '221440f9', // 528: ldr x2, [x1, #40]
+  '5f8000f1', // 52c: cmp x2, #0x20
+  'a1fcff54', // 530: b.ne 4c4 <zygote_reset>
+  '231040f9', // 534: ldr x3, [x1, #32]
+  '641440a9', // 538: ldp x4, x5, [x3]
+  '9f8000f1', // 53c: cmp x4, #0x20
+  '21fcff54', // 540: b.ne 4c4 <zygote_reset>
+  '66040058', // 544: ldr x6, 5d0 <scm_rights_header>
+  'bf0006eb', // 548: cmp x5, x6
+  'c1fbff54', // 54c: b.ne 4c4 <zygote_reset>
+  '641441a9', // 550: ldp x4, x5, [x3, #16]
+  '26040058', // 554: ldr x6, 5d8 <zygote_fds_low>
+  '9f0006eb', // 558: cmp x4, x6
+  '41fbff54', // 55c: b.ne 4c4 <zygote_reset>
+  '06040058', // 560: ldr x6, 5e0 <zygote_fds_high>
+  'bf0006eb', // 564: cmp x5, x6
+  'e1faff54', // 568: b.ne 4c4 <zygote_reset>
+  '200280d2', // 56c: mov x0, #0x11
+  '010080d2', // 570: mov x1, #0x0
+  '020080d2', // 574: mov x2, #0x0
+  '030080d2', // 578: mov x3, #0x0
+  '040080d2', // 57c: mov x4, #0x0
+  '881b80d2', // 580: mov x8, #0xdc
+  '010000d4', // 584: svc #0x0
+  '200100b4', // 588: cbz x0, 5ac
+  'c0f9ffb6', // 58c: tbz x0, #63, 4c4 <zygote_reset>
+  '611640f9', // 590: ldr x1, [x19, #40]
+  '3f0000a9', // 594: stp xzr, x0, [x1]
+  '800080d2', // 598: mov x0, #0x4
+  '020280d2', // 59c: mov x2, #0x10
+  '080880d2', // 5a0: mov x8, #0x40
+  '010000d4', // 5a4: svc #0x0
+  'c7ffff17', // 5a8: b 4c4 <zygote_reset>
+  '800080d2', // 5ac: mov x0, #0x4
+  '610080d2', // 5b0: mov x1, #0x3
+  '020080d2', // 5b4: mov x2, #0x0
+  '080380d2', // 5b8: mov x8, #0x18
+  '010000d4', // 5bc: svc #0x0
+  '90feff17', // 5c0: b 0 <_start>
+  '1f2003d5', // 5c4: nop
   // script_magic:
-  '534c5354', // 450: .word 0x54534c53
-  '55423031', // 454: .word 0x31304255
+  '534c5354', // 5c8: .word 0x54534c53
+  '55423031', // 5cc: .word 0x31304255
+  // scm_rights_header:
+  '01000000', // 5d0: .word 0x00000001
+  '01000000', // 5d4: .word 0x00000001
+  // zygote_fds_low:
+  '00000000', // 5d8: .word 0x00000000
+  '01000000', // 5dc: .word 0x00000001
+  // zygote_fds_high:
+  '02000000', // 5e0: .word 0x00000002
+  '04000000', // 5e4: .word 0x00000004
 ].join('');
 
 /** The stub's code (the ELF's first segment, after the headers), per architecture. */

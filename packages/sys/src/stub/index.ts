@@ -32,8 +32,12 @@ export {
   type ScriptStep,
   STEP_FATAL_ON_ERROR,
   STEP_FATAL_UNLESS_EQUAL,
+  STEP_FORK_ZYGOTE,
   STUB_EXIT_STATUS,
   STUB_FAILURE_SIZE,
   type StubFailure,
+  ZYGOTE_PARAM,
+  ZYGOTE_PARAMS_SIZE,
 } from './script.js';
 export { type LaunchStep, personalityWithoutRandomization, REAPER_SIGNAL } from './steps.js';
+export { type Joined, type JoinOptions, joinSandbox } from './zygote.js';

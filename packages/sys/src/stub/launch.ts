@@ -29,6 +29,7 @@ import {
   type StepContext,
   syscallsOfStep,
 } from './steps.js';
+import { encodeForkZygote, ZYGOTE_STEPS } from './zygote.js';
 
 /** One of the child's standard streams, as `child_process.spawn` takes it. */
 export type StdioEntry = StdioPipe | StdioNull | 'inherit' | number | Readable | Writable;
@@ -69,6 +70,13 @@ export interface LaunchOptions {
     interpreterFd: number | null;
     file(interpreterChildFd: number | null): number;
   };
+  /**
+   * Fork a zygote after the handshake, so programs can join the sandbox
+   * later ({@link joinSandbox}): `socketFd` is the child's end of a
+   * SOCK_SEQPACKET socketpair ({@link brokerSocketPair}), passed to the
+   * child like the steps' descriptors; close it once launch() has returned.
+   */
+  zygote?: { socketFd: number };
 }
 
 export interface LaunchReport {
@@ -237,7 +245,8 @@ function encodeLaunchScript(
   const encoder = new ScriptEncoder({
     maxSteps:
       (options.steps ?? []).reduce((sum, step) => sum + syscallsOfStep(step), 0) +
-      (channelFd !== null ? 6 : 5),
+      (channelFd !== null ? 6 : 5) +
+      (options.zygote !== undefined ? ZYGOTE_STEPS : 0),
   });
   const passedFds: number[] = [];
   // The report is two records, {REPORT_TAG, listener fd} and {PID_TAG, pid}: a
@@ -290,6 +299,9 @@ function encodeLaunchScript(
       args: [CONTROL_FD, go, 1],
       expect: 1,
     });
+  }
+  if (options.zygote !== undefined) {
+    encodeForkZygote(encoder, arch, context.childFd(options.zygote.socketFd));
   }
   encodeCloseExtraFds(context);
 

@@ -30,6 +30,46 @@ export const STEP_FATAL_UNLESS_EQUAL = 2;
  * `expect` field (which is not compared then).
  */
 export const STEP_FORK_REAPER = 4;
+/**
+ * Step flag: the step is a fork (`clone(SIGCHLD, 0, 0, 0, 0)`) whose child
+ * becomes the sandbox's zygote; the parent goes on with the next step, also
+ * when the fork failed (a negative result, fatal only with
+ * {@link STEP_FATAL_ON_ERROR}). The child runs the zygote with the
+ * {@link ZYGOTE_PARAM ZygoteParams} block whose address is in the step's
+ * `expect` field (which is not compared then).
+ */
+export const STEP_FORK_ZYGOTE = 8;
+
+/**
+ * Byte offsets in the ZygoteParams block (u64 LE fields, in the script data)
+ * that a {@link STEP_FORK_ZYGOTE} step points at.
+ *
+ * The zygote blocks every signal, ignores SIGCHLD (the kernel reaps its
+ * children), sets PR_SET_PDEATHSIG to SIGKILL and exits unless its parent is
+ * still `parent`; then it moves `socket` to fd 3 and closes every other
+ * descriptor. For each message on fd 3 that brings exactly four descriptors
+ * (they land at 0, 1, 2 and 4, as nothing else is open) it forks; the child
+ * moves fd 4 to fd 3 and runs a launch script read from it, as the stub
+ * does; a failed fork is written to fd 4 as the failure record {0, result}.
+ * Then the zygote closes all but fd 3 again. A message with other
+ * descriptors is dropped; the end of the socket ends the zygote (exit 0).
+ */
+export const ZYGOTE_PARAM = {
+  /** The zygote's end of a SOCK_SEQPACKET socket (a descriptor of the child). */
+  socket: 0,
+  /** The pid of the zygote's parent (stored by a getpid step before the fork). */
+  parent: 8,
+  /** Address of a struct msghdr: one iovec of at least one byte, control room of 32 bytes. */
+  message: 16,
+  /** Address of a sigset (8 bytes) with every signal. */
+  blocked: 24,
+  /** Address of a struct sigaction (32 bytes) with the handler SIG_IGN. */
+  sigaction: 32,
+  /** Address of 16 bytes for a failure record. */
+  failure: 40,
+} as const;
+/** Size of the ZygoteParams block. */
+export const ZYGOTE_PARAMS_SIZE = 48;
 
 /**
  * Byte offsets in the ReaperParams block (u64 LE fields, in the script data)
@@ -212,6 +252,12 @@ export interface ScriptStep {
    * becomes the reaper ({@link STEP_FORK_REAPER}). Excludes `expect`.
    */
   reaper?: bigint;
+  /**
+   * Address of a ZygoteParams block ({@link ZYGOTE_PARAMS_SIZE} bytes in this
+   * script's data, see {@link ZYGOTE_PARAM}): the step forks and its child
+   * becomes the zygote ({@link STEP_FORK_ZYGOTE}). Excludes `expect` and `reaper`.
+   */
+  zygote?: bigint;
 }
 
 export interface ScriptEncoderOptions {
@@ -368,6 +414,19 @@ export class ScriptEncoder {
       }
       flags |= BigInt(STEP_FORK_REAPER);
     }
+    if (step.zygote !== undefined) {
+      if (step.expect !== undefined || step.reaper !== undefined) {
+        throw new TypeError(
+          `sandlock: ${where} has zygote with expect or reaper; they share a field`,
+        );
+      }
+      if (!this.#inData(step.zygote, ZYGOTE_PARAMS_SIZE)) {
+        throw new RangeError(
+          `sandlock: ${where} has its zygote parameters at 0x${step.zygote.toString(16)}, outside this script's data`,
+        );
+      }
+      flags |= BigInt(STEP_FORK_ZYGOTE);
+    }
     const store = step.store ?? 0n;
     if (store !== 0n && !this.#inData(store, 8)) {
       throw new RangeError(
@@ -384,7 +443,7 @@ export class ScriptEncoder {
         ...registers,
         flags,
         store,
-        toU64(step.reaper ?? step.expect ?? 0, `${where} expected result`),
+        toU64(step.reaper ?? step.zygote ?? step.expect ?? 0, `${where} expected result`),
       ],
     });
     return this.#steps.length - 1;

@@ -12,7 +12,9 @@
 //   x21 = bytes read so far    x22 = step count
 //   x23 = address of the current step, x24 = its index
 // A FORK_REAPER step turns the parent of its fork into the sandbox's reaper
-// (see `reaper` below), which reuses x19..x24 for registers of its own.
+// (see `reaper` below), which reuses x19..x24 for registers of its own; a
+// FORK_ZYGOTE step turns the child of its fork into the sandbox's zygote (see
+// `zygote`), which does too.
 
         .text
         .globl _start
@@ -24,16 +26,21 @@
         .equ STEP_SIZE,         80
         .equ SCRIPT_FD,         3
 
+        .equ SYS_dup3,          24
         .equ SYS_close,         57
         .equ SYS_read,          63
         .equ SYS_write,         64
         .equ SYS_ppoll,         73
         .equ SYS_exit_group,    94
         .equ SYS_kill,          129
+        .equ SYS_rt_sigaction,  134
         .equ SYS_rt_sigprocmask, 135
+        .equ SYS_prctl,         167
         .equ SYS_getpid,        172
+        .equ SYS_getppid,       173
         .equ SYS_sendmsg,       211
         .equ SYS_recvmsg,       212
+        .equ SYS_clone,         220
         .equ SYS_wait4,         260
         .equ SYS_prlimit64,     261
         .equ SYS_close_range,   436
@@ -47,6 +54,7 @@
         .equ FATAL_ON_ERROR_BIT,     0
         .equ FATAL_UNLESS_EQUAL_BIT, 1
         .equ FORK_REAPER_BIT,   2
+        .equ FORK_ZYGOTE_BIT,   3
 
         // ReaperParams fields (the address is a FORK_REAPER step's `expect`)
         .equ P_POLLFDS,         0                   // -> 3 x struct pollfd: signalfd, pidfd, broker
@@ -58,6 +66,16 @@
         .equ P_STATUS,          56                  // wait4 status word
         .equ P_BROKER,          64                  // -> the request buffer of the broker block
         .equ SSI_PID,           12                  // in struct signalfd_siginfo (signo at 0)
+
+        // ZygoteParams fields (the address is a FORK_ZYGOTE step's `expect`)
+        .equ Z_SOCKET,          0                   // the zygote's end of its socket
+        .equ Z_PARENT,          8                   // the program's pid
+        .equ Z_MSG,             16                  // -> struct msghdr: iov -> 1 byte, control -> 32 bytes
+        .equ Z_BLOCKED,         24                  // -> sigset: every signal
+        .equ Z_SIGACTION,       32                  // -> struct sigaction: SIG_IGN
+        .equ Z_FAILURE,         40                  // -> 16 bytes: a failure record
+        .equ MSG_CONTROL,       32                  // in struct msghdr
+        .equ ZYGOTE_CONTROL,    32                  // CMSG_LEN(4 * 4) = CMSG_SPACE(4 * 4)
 
         // Broker block (BROKER_BLOCK in ../script.ts); the code addresses it
         // from its request buffer, which comes last, at negative offsets
@@ -93,10 +111,14 @@
         .equ WNOHANG,           1
         .equ __WALL,            0x40000000
         .equ SIGKILL,           9
+        .equ SIGCHLD,           17
         .equ SIG_SETMASK,       2
+        .equ PR_SET_PDEATHSIG,  1
+        .equ O_CLOEXEC,         0x80000
         .equ RLIMIT_CORE,       4
 
 _start:
+run_script:     // also where a zygote's child starts over
         mov     x19, #SCRIPT_BASE       // a single movz
         mov     x20, #HEADER_SIZE
         mov     x21, #0
@@ -136,7 +158,9 @@ next_step:
 1:      tbz     x9, #FORK_REAPER_BIT, 2f
         tbnz    x0, #63, fail           // the fork failed
         cbnz    x0, reaper              // the parent; the child goes on
-2:      tbz     x9, #FATAL_ON_ERROR_BIT, 3f
+2:      tbz     x9, #FORK_ZYGOTE_BIT, 5f
+        cbz     x0, zygote              // the child; the parent goes on, also when the fork failed
+5:      tbz     x9, #FATAL_ON_ERROR_BIT, 3f
         cmn     x0, #4095               // carry set iff x0 >= -4095 unsigned,
         b.hs    fail                    // i.e. -4095..-1, a -errno
 3:      tbz     x9, #FATAL_UNLESS_EQUAL_BIT, 4f
@@ -418,6 +442,118 @@ reply:  str     x0, [x9]                // the result over nr
         svc     #0
         b       7b
 
+// The child of a FORK_ZYGOTE step (forked after the program's whole
+// confinement, so in its Landlock domains and under its seccomp filters):
+// forks a process for each request on its socket, which then runs a launch
+// script of its own, as the stub does from _start. It holds only its socket
+// (as fd 3), blocks every signal, dies with the program (PR_SET_PDEATHSIG)
+// and leaves its children to the kernel to reap (SIGCHLD ignored, sigaction(2)).
+// A request is one byte with exactly four descriptors, which land at 0, 1, 2
+// and 4: the child's stdin, stdout, stderr and the socket it reads its script
+// from (then as fd 3) and reports on. A fork that fails is reported there as a
+// failure of step 0. x19 = ZygoteParams.
+zygote:
+        ldr     x19, [x23, #S_EXPECT]
+        mov     x0, #SIG_SETMASK        // rt_sigprocmask(SIG_SETMASK, every signal, NULL, 8)
+        ldr     x1, [x19, #Z_BLOCKED]
+        mov     x2, #0
+        mov     x3, #8
+        mov     x8, #SYS_rt_sigprocmask
+        svc     #0
+        mov     x0, #SIGCHLD            // rt_sigaction(SIGCHLD, SIG_IGN, NULL, 8)
+        ldr     x1, [x19, #Z_SIGACTION]
+        mov     x2, #0
+        mov     x3, #8
+        mov     x8, #SYS_rt_sigaction
+        svc     #0
+        mov     x0, #PR_SET_PDEATHSIG   // prctl(PR_SET_PDEATHSIG, SIGKILL)
+        mov     x1, #SIGKILL
+        mov     x8, #SYS_prctl
+        svc     #0
+        mov     x8, #SYS_getppid        // the program may have ended before that
+        svc     #0
+        ldr     x1, [x19, #Z_PARENT]
+        cmp     x0, x1
+        b.ne    exit
+        ldr     x0, [x19, #Z_SOCKET]    // dup3(socket, 3, O_CLOEXEC)
+        mov     x1, #SCRIPT_FD
+        mov     x2, #O_CLOEXEC
+        mov     x8, #SYS_dup3
+        svc     #0
+        tbnz    x0, #63, exit
+zygote_reset:   // close everything but fd 3
+        mov     x0, #0                  // close_range(0, 2, 0)
+        mov     x1, #2
+        mov     x2, #0
+        mov     x8, #SYS_close_range
+        svc     #0
+        mov     x0, #4                  // close_range(4, ~0U, 0)
+        mov     x1, #0xffffffff
+        mov     x2, #0
+        mov     x8, #SYS_close_range
+        svc     #0
+zygote_wait:    // recvmsg(3, msg, 0): its descriptors are not close-on-exec
+        ldr     x1, [x19, #Z_MSG]
+        mov     x2, #ZYGOTE_CONTROL
+        str     x2, [x1, #MSG_CONTROLLEN]
+        mov     x0, #SCRIPT_FD
+        mov     x2, #0
+        mov     x8, #SYS_recvmsg
+        svc     #0
+        cmn     x0, #EINTR
+        b.eq    zygote_wait
+        cmp     x0, #0
+        b.gt    1f
+        mov     x0, #0                  // the supervisor is gone (or an error): exit(0)
+        b       exit_x0
+1:      ldr     w2, [x1, #MSG_FLAGS]
+        tbnz    w2, #MSG_CTRUNC_BIT, zygote_reset
+        ldr     x2, [x1, #MSG_CONTROLLEN]
+        cmp     x2, #ZYGOTE_CONTROL
+        b.ne    zygote_reset
+        ldr     x3, [x1, #MSG_CONTROL]
+        ldp     x4, x5, [x3]            // cmsg_len; cmsg_level, cmsg_type
+        cmp     x4, #ZYGOTE_CONTROL
+        b.ne    zygote_reset
+        ldr     x6, scm_rights_header
+        cmp     x5, x6
+        b.ne    zygote_reset
+        ldp     x4, x5, [x3, #16]       // the four fds
+        ldr     x6, zygote_fds_low
+        cmp     x4, x6
+        b.ne    zygote_reset
+        ldr     x6, zygote_fds_high
+        cmp     x5, x6
+        b.ne    zygote_reset
+        mov     x0, #SIGCHLD            // clone(SIGCHLD, 0, 0, 0, 0)
+        mov     x1, #0
+        mov     x2, #0
+        mov     x3, #0
+        mov     x4, #0
+        mov     x8, #SYS_clone
+        svc     #0
+        cbz     x0, 2f
+        tbz     x0, #63, zygote_reset
+        ldr     x1, [x19, #Z_FAILURE]   // write(4, {0, result}, 16)
+        stp     xzr, x0, [x1]
+        mov     x0, #4
+        mov     x2, #16
+        mov     x8, #SYS_write
+        svc     #0
+        b       zygote_reset
+2:      mov     x0, #4                  // the child: dup3(4, 3, 0), then its own script
+        mov     x1, #SCRIPT_FD
+        mov     x2, #0
+        mov     x8, #SYS_dup3
+        svc     #0
+        b       run_script
+
         .balign 8                       // the code is loaded at an 8-aligned address
 script_magic:
         .quad   SCRIPT_MAGIC
+scm_rights_header:                      // cmsg_level SOL_SOCKET, cmsg_type SCM_RIGHTS
+        .quad   0x100000001
+zygote_fds_low:                         // fds 0, 1
+        .quad   0x100000000
+zygote_fds_high:                        // fds 2, 4
+        .quad   0x400000002

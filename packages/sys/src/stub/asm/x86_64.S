@@ -11,7 +11,8 @@
 #   rbx = bytes read so far,   then the address of the current step
 #   r14 = step count           r15 = index of the current step
 # A FORK_REAPER step turns the parent of its fork into the sandbox's reaper
-# (see `reaper` below), which has registers of its own.
+# (see `reaper` below), which has registers of its own; a FORK_ZYGOTE step
+# turns the child of its fork into the sandbox's zygote (see `zygote`).
 
         .intel_syntax noprefix
         .text
@@ -27,15 +28,20 @@
         .equ SYS_read,          0
         .equ SYS_write,         1
         .equ SYS_close,         3
+        .equ SYS_rt_sigaction,  13
         .equ SYS_rt_sigprocmask, 14
         .equ SYS_getpid,        39
         .equ SYS_sendmsg,       46
         .equ SYS_recvmsg,       47
+        .equ SYS_clone,         56
         .equ SYS_wait4,         61
         .equ SYS_kill,          62
+        .equ SYS_getppid,       110
+        .equ SYS_prctl,         157
         .equ SYS_exit_group,    231
         .equ SYS_ppoll,         271
         .equ SYS_prlimit64,     302
+        .equ SYS_dup3,          292
         .equ SYS_close_range,   436
 
         # Header fields
@@ -50,6 +56,7 @@
         .equ FATAL_ON_ERROR,    1
         .equ FATAL_UNLESS_EQUAL, 2
         .equ FORK_REAPER,       4
+        .equ FORK_ZYGOTE,       8
 
         # ReaperParams fields (the address is a FORK_REAPER step's `expect`)
         .equ P_POLLFDS,         0                   # -> 3 x struct pollfd: signalfd, pidfd, broker
@@ -61,6 +68,19 @@
         .equ P_STATUS,          56                  # wait4 status word
         .equ P_BROKER,          64                  # -> the request buffer of the broker block
         .equ SSI_PID,           12                  # in struct signalfd_siginfo (signo at 0)
+
+        # ZygoteParams fields (the address is a FORK_ZYGOTE step's `expect`)
+        .equ Z_SOCKET,          0                   # the zygote's end of its socket
+        .equ Z_PARENT,          8                   # the program's pid
+        .equ Z_MSG,             16                  # -> struct msghdr: iov -> 1 byte, control -> 32 bytes
+        .equ Z_BLOCKED,         24                  # -> sigset: every signal
+        .equ Z_SIGACTION,       32                  # -> struct sigaction: SIG_IGN
+        .equ Z_FAILURE,         40                  # -> 16 bytes: a failure record
+        .equ MSG_CONTROL,       32                  # in struct msghdr
+        .equ ZYGOTE_CONTROL,    32                  # CMSG_LEN(4 * 4) = CMSG_SPACE(4 * 4)
+        .equ SCM_RIGHTS_HEADER, 0x100000001         # cmsg_level SOL_SOCKET, cmsg_type SCM_RIGHTS
+        .equ ZYGOTE_FDS_LOW,    0x100000000         # fds 0, 1
+        .equ ZYGOTE_FDS_HIGH,   0x400000002         # fds 2, 4
 
         # Broker block (BROKER_BLOCK in ../script.ts); the code addresses it
         # from its request buffer, which comes last, at negative offsets
@@ -101,10 +121,14 @@
         .equ POLLIN,            1
         .equ WNOHANG_WALL,      0x40000001          # WNOHANG | __WALL
         .equ SIGKILL,           9
+        .equ SIGCHLD,           17
         .equ SIG_SETMASK,       2
+        .equ PR_SET_PDEATHSIG,  1
+        .equ O_CLOEXEC,         0x80000
         .equ RLIMIT_CORE,       4
 
 _start:
+run_script:     # also where a zygote's child starts over
         mov     r12d, SCRIPT_BASE       # writing r12d zero-extends into r12
         xor     ebx, ebx
         mov     ebp, HEADER_SIZE
@@ -164,7 +188,11 @@ next_step:
         test    rax, rax
         js      fail                    # the fork failed
         jnz     reaper                  # the parent; the child goes on
-2:      test    byte ptr [rbx + S_FLAGS], FATAL_ON_ERROR
+2:      test    byte ptr [rbx + S_FLAGS], FORK_ZYGOTE
+        jz      5f
+        test    rax, rax
+        jz      zygote                  # the child; the parent goes on, also when the fork failed
+5:      test    byte ptr [rbx + S_FLAGS], FATAL_ON_ERROR
         jz      3f
         cmp     rax, -4095              # -4095..-1 is -errno (unsigned compare)
         jae     fail
@@ -435,3 +463,107 @@ reply:  mov     r8, [r12 + P_BROKER]
         syscall
         jmp     8b
 9:      ret
+
+# The child of a FORK_ZYGOTE step (forked after the program's whole
+# confinement, so in its Landlock domains and under its seccomp filters):
+# forks a process for each request on its socket, which then runs a launch
+# script of its own, as the stub does from _start. It holds only its socket
+# (as fd 3), blocks every signal, dies with the program (PR_SET_PDEATHSIG)
+# and leaves its children to the kernel to reap (SIGCHLD ignored, sigaction(2)).
+# A request is one byte with exactly four descriptors, which land at 0, 1, 2
+# and 4: the child's stdin, stdout, stderr and the socket it reads its script
+# from (then as fd 3) and reports on. A fork that fails is reported there as a
+# failure of step 0. r12 = ZygoteParams.
+zygote:
+        mov     r12, [rbx + S_EXPECT]
+        mov     eax, SYS_rt_sigprocmask # rt_sigprocmask(SIG_SETMASK, every signal, NULL, 8)
+        mov     edi, SIG_SETMASK
+        mov     rsi, [r12 + Z_BLOCKED]
+        xor     edx, edx
+        mov     r10d, 8
+        syscall
+        mov     eax, SYS_rt_sigaction   # rt_sigaction(SIGCHLD, SIG_IGN, NULL, 8)
+        mov     edi, SIGCHLD
+        mov     rsi, [r12 + Z_SIGACTION]
+        xor     edx, edx
+        mov     r10d, 8
+        syscall
+        mov     eax, SYS_prctl          # prctl(PR_SET_PDEATHSIG, SIGKILL)
+        mov     edi, PR_SET_PDEATHSIG
+        mov     esi, SIGKILL
+        syscall
+        mov     eax, SYS_getppid        # the program may have ended before that
+        syscall
+        cmp     rax, [r12 + Z_PARENT]
+        jne     exit
+        mov     eax, SYS_dup3           # dup3(socket, 3, O_CLOEXEC)
+        mov     rdi, [r12 + Z_SOCKET]
+        mov     esi, SCRIPT_FD
+        mov     edx, O_CLOEXEC
+        syscall
+        test    rax, rax
+        js      exit
+zygote_reset:   # close everything but fd 3
+        mov     eax, SYS_close_range    # close_range(0, 2, 0)
+        xor     edi, edi
+        mov     esi, 2
+        xor     edx, edx
+        syscall
+        mov     eax, SYS_close_range    # close_range(4, ~0U, 0)
+        mov     edi, 4
+        mov     esi, -1
+        xor     edx, edx
+        syscall
+zygote_wait:    # recvmsg(3, msg, 0): its descriptors are not close-on-exec
+        mov     rsi, [r12 + Z_MSG]
+        mov     qword ptr [rsi + MSG_CONTROLLEN], ZYGOTE_CONTROL
+        mov     eax, SYS_recvmsg
+        mov     edi, SCRIPT_FD
+        xor     edx, edx
+        syscall
+        cmp     rax, -EINTR
+        je      zygote_wait
+        test    rax, rax
+        jg      1f
+        xor     edi, edi                # the supervisor is gone (or an error): exit(0)
+        jmp     exit_edi
+1:      test    byte ptr [rsi + MSG_FLAGS], MSG_CTRUNC
+        jnz     zygote_reset
+        cmp     qword ptr [rsi + MSG_CONTROLLEN], ZYGOTE_CONTROL
+        jne     zygote_reset
+        mov     rcx, [rsi + MSG_CONTROL]
+        cmp     qword ptr [rcx], ZYGOTE_CONTROL
+        jne     zygote_reset
+        movabs  rax, SCM_RIGHTS_HEADER
+        cmp     [rcx + 8], rax
+        jne     zygote_reset
+        movabs  rax, ZYGOTE_FDS_LOW
+        cmp     [rcx + 16], rax
+        jne     zygote_reset
+        movabs  rax, ZYGOTE_FDS_HIGH
+        cmp     [rcx + 24], rax
+        jne     zygote_reset
+        mov     eax, SYS_clone          # clone(SIGCHLD, 0, 0, 0, 0)
+        mov     edi, SIGCHLD
+        xor     esi, esi
+        xor     edx, edx
+        xor     r10d, r10d
+        xor     r8d, r8d
+        syscall
+        test    rax, rax
+        jz      2f
+        jns     zygote_reset
+        mov     rsi, [r12 + Z_FAILURE]  # write(4, {0, result}, 16)
+        mov     qword ptr [rsi], 0
+        mov     [rsi + 8], rax
+        mov     eax, SYS_write
+        mov     edi, 4
+        mov     edx, 16
+        syscall
+        jmp     zygote_reset
+2:      mov     eax, SYS_dup3           # the child: dup3(4, 3, 0), then its own script
+        mov     edi, 4
+        mov     esi, SCRIPT_FD
+        xor     edx, edx
+        syscall
+        jmp     run_script
