@@ -2,8 +2,13 @@
 // caller's path copied once and walked inside the root with the caller's
 // capabilities (none), and the reaper that makes every change.
 import { readlinkSync } from 'node:fs';
-import type { CallContext, HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
-import { brokerOf as brokerIn, CallError, sessionOf as sessionIn } from '@sandlock/dispatch/module';
+import type { Answer, CallContext, HandlerContext, OnBehalf } from '@sandlock/dispatch/module';
+import {
+  answer,
+  brokerOf as brokerIn,
+  CallError,
+  sessionOf as sessionIn,
+} from '@sandlock/dispatch/module';
 import {
   AT_FDCWD,
   type BrokerArg,
@@ -56,7 +61,54 @@ export function sessionOf(ctx: Ctx): Session {
 
 const narrowedBrokers = new WeakMap<object, OnBehalf>();
 
-export function brokerOf(ctx: Pick<Ctx, 'session'>): OnBehalf {
+/** The reaper's calls that change nothing and that Landlock does not mediate (access(2), reading xattrs). */
+const UNMEDIATED = new Set(['faccessat2', 'getxattr', 'listxattr', 'fcntl', 'close']);
+/** Landlock answers a rename or link it refuses with EXDEV (current_check_refer_path() in security/landlock/fs.c). */
+const REFERS = new Set(['rename', 'renameat', 'renameat2', 'link', 'linkat']);
+
+/**
+ * A caller with a Landlock domain of its own (`session.narrowed`): what the
+ * module would do for it with the sandbox's authority (the reaper's opens
+ * and changes, a descriptor injected, a program copy) may be more than that
+ * domain grants, and no other process can ask the domain. Refused, fail
+ * closed: the errno (EACCES; EXDEV for a rename or a link), after a
+ * `refused` report; 0 for any other caller. A path into a mounted /proc is
+ * still the caller's own call. A delegated sandbox (nested sandlock) is
+ * held to its own policy by narrowed-broker.ts instead.
+ */
+export function narrowedErrno(ctx: Ctx): number {
+  if (ctx.session.policy.delegated === true || !ctx.session.narrowed(ctx.pid)) return 0;
+  ctx.refused({
+    what: `${ctx.syscall} inside the root from a process with a Landlock domain of its own`,
+    rule: 'made by the supervisor with the sandbox’s authority',
+  });
+  return REFERS.has(ctx.syscall) ? ERRNO.EXDEV : ERRNO.EACCES;
+}
+
+/** {@link narrowedErrno} as the call's answer, or null. */
+export function narrowedRefusal(ctx: Ctx): Answer | null {
+  const errno = narrowedErrno(ctx);
+  return errno === 0 ? null : answer.errno(errno);
+}
+
+/** The reaper: for a call (`ctx` a handler's), -errno to a narrowed caller (narrowedErrno) but for checks. */
+export function brokerOf(ctx: Ctx | Pick<Ctx, 'session'>): OnBehalf {
+  const broker = reaperOf(ctx);
+  if (!('pid' in ctx)) return broker;
+  return {
+    openat(dir, name, flags, mode) {
+      const errno = narrowedErrno(ctx);
+      return errno !== 0 ? -errno : broker.openat(dir, name, flags, mode);
+    },
+    call(request) {
+      const errno = UNMEDIATED.has(String(request.syscall)) ? 0 : narrowedErrno(ctx);
+      if (errno === 0) return broker.call(request);
+      return { result: -errno, fd: -1, data: Buffer.from(request.data ?? new Uint8Array()) };
+    },
+  };
+}
+
+function reaperOf(ctx: Pick<Ctx, 'session'>): OnBehalf {
   const broker = brokerIn(ctx, 'chroot');
   const { policy } = ctx.session;
   if (policy.delegated !== true) return broker;

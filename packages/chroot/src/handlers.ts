@@ -42,6 +42,7 @@ import {
   type Ctx,
   copyPath,
   int,
+  narrowedErrno,
   reaper,
   resolve,
   type Session,
@@ -223,7 +224,11 @@ export function onOpen(ctx: Ctx): Answer {
   const session = sessionOf(ctx);
   if (session.scripts.size > 0 && resolveFlags === 0 && (flags & READ_ONLY_OPEN) === O.O_RDONLY) {
     const script = session.scripts.take(threadGroup(ctx.pid), path.toString('latin1'));
-    if (script !== null) return inject(script, flags);
+    if (script !== null) {
+      // Opened by the supervisor: a narrowed caller opens it as any other path (refused).
+      if (narrowedErrno(ctx) !== 0) close(script);
+      else return inject(script, flags);
+    }
   }
   const own = resolveFlags === 0 ? ownDescriptorOf(session, path) : null;
   if (own !== null) return openOwnDescriptor(ctx, own, flags);

@@ -20,7 +20,7 @@ import {
   S_IFREG,
   trySyscall,
 } from '@sandlock/sys';
-import type { Ctx, Session } from './call.js';
+import { type Ctx, narrowedRefusal, type Session } from './call.js';
 
 const O = openFlags(hostArch());
 const O_ACCMODE = 3;
@@ -91,6 +91,9 @@ function allows(have: number, want: number): boolean {
 
 /** The answer to an open of the caller's descriptor `n` with `flags`. */
 export function openOwnDescriptor(ctx: Ctx, n: number, flags: number): Answer {
+  // A new open file description of the caller's file, with rights (O_TRUNC) its domain may not give.
+  const narrowed = narrowedRefusal(ctx);
+  if (narrowed !== null) return narrowed;
   let fd: number;
   try {
     fd = ctx.getFd(n);

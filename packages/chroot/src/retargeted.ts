@@ -40,8 +40,18 @@ import type { Found } from './root.js';
 const O = openFlags(hostArch());
 const X_OK = 1;
 
+/**
+ * The reaper, for an exec too when the caller narrowed itself: execveat of
+ * the descriptor opens the file again in the caller (do_open_execat(),
+ * fs/exec.c), where its own domain checks the execute right.
+ */
+function execBroker(ctx: Ctx) {
+  const exec = ctx.syscall === 'execve' || ctx.syscall === 'execveat';
+  return brokerOf(exec ? { session: ctx.session } : ctx);
+}
+
 function reaperOpen(ctx: Ctx, r: Found, flags: number): number {
-  const broker = brokerOf(ctx);
+  const broker = execBroker(ctx);
   if (r.parent >= 0)
     return broker.openat(r.parent, Buffer.from(r.name, 'latin1'), flags | O.O_NOFOLLOW);
   return broker.openat(r.fd, Buffer.from('.'), flags);
@@ -489,7 +499,7 @@ function executeUnread(ctx: Ctx, r: Found, path: Buffer, address: bigint, call: 
   const text = path.toString('latin1');
   const named = r.parent >= 0 && r.name !== '' && (text === r.name || text.endsWith(`/${r.name}`));
   if (!named || r.mode !== S_IFREG) return answer.errno(ERRNO.EACCES);
-  const dir = brokerOf(ctx).openat(
+  const dir = execBroker(ctx).openat(
     r.parent,
     Buffer.from('.'),
     O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC,

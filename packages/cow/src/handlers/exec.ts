@@ -36,7 +36,7 @@ import {
   STATX_BASIC_STATS,
   trySyscall,
 } from '@sandlock/sys';
-import { type Ctx, copyPath, int, resolve, sessionOf } from '../call.js';
+import { type Ctx, copyPath, int, narrowedRefusal, resolve, sessionOf } from '../call.js';
 
 const O = openFlags(hostArch());
 const EMPTY_NAME = Buffer.from('\0');
@@ -62,6 +62,8 @@ export function onExec(ctx: Ctx): Answer {
     if (resolved.kind === 'symlink') return answer.errno('ELOOP'); // AT_SYMLINK_NOFOLLOW
     if (resolved.kind !== 'file') return answer.errno('EACCES');
     if (resolved.pure) return answer.continue();
+    const narrowed = narrowedRefusal(ctx);
+    if (narrowed !== null) return narrowed;
     const copy = programCopy(resolved.fd);
     if (copy < 0) return answer.errno(-copy);
     // Close-on-exec, but for a script: execveat of an empty path on a

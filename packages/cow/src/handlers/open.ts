@@ -30,6 +30,7 @@ import {
   copyPath,
   int,
   makerOf,
+  narrowedRefusal,
   resolve,
   type Session,
   sessionOf,
@@ -193,6 +194,9 @@ function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answ
     if ((flags & O.O_CREAT) === 0) return answer.errno('ENOENT');
     if (trailingSlash) return answer.errno('EISDIR');
     if ((flags & O.O_DIRECTORY) !== 0) return answer.errno('EINVAL');
+    // The worker may make the file itself.
+    const narrowed = narrowedRefusal(ctx);
+    if (narrowed !== null) return narrowed;
     const parent = r.parent!;
     // A directory the upper has: the open below, in it, is the kernel's own
     // check of write and search permission there (may_o_create() in

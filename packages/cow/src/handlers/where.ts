@@ -8,7 +8,7 @@
 // view (placeOf).
 import { type Answer, answer } from '@sandlock/dispatch/module';
 import { AT_FDCWD, close, hostArch, openFlags, trySyscall } from '@sandlock/sys';
-import { type Ctx, copyPath, resolve, sessionOf, uint } from '../call.js';
+import { type Ctx, copyPath, narrowedRefusal, resolve, sessionOf, uint } from '../call.js';
 import { placeOf } from '../resolve.js';
 
 const O = openFlags(hostArch());
@@ -54,6 +54,8 @@ export function onChdir(ctx: Ctx): Answer {
     // kernel's own lookup of the caller's path finds the same directory
     // (lookups from there are walked in the merged view again).
     if (resolved.pure) return answer.continue();
+    const narrowed = narrowedRefusal(ctx);
+    if (narrowed !== null) return narrowed;
     // ADDFD refuses O_PATH descriptors (fget() skips them: EBADF, measured),
     // so the directory is opened again, read-only.
     const fd = trySyscall('openat', resolved.fd, DOT, O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC, 0);

@@ -1,0 +1,111 @@
+// A program inside the emulated chroot that narrows itself with Landlock
+// (support/narrowed.c: reads of /ro, anything in /rw, nothing else), against
+// the kernel under a real chroot(2): what its own domain refuses stays
+// refused when the chroot module answers on its behalf, and what the module
+// would have to do with the sandbox's wider authority is refused too (fail
+// closed), never done.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildProbe, makeTree, OPS, outcomes, refusedByBoth } from './support/narrowed.js';
+import { runInRoot } from './support/rootfs.js';
+
+const root = process.getuid?.() === 0;
+const compiler = spawnSync('cc', ['--version'], { stdio: 'ignore' }).status === 0;
+const why = !root
+  ? 'a real chroot(2) needs root'
+  : !compiler
+    ? 'no C compiler for the static probe'
+    : null;
+if (why !== null) console.log(`narrowed chroot tests skipped: ${why}`);
+
+describe.skipIf(why !== null)('a program that narrows itself with Landlock inside a chroot', () => {
+  const base = why === null ? realpathSync(mkdtempSync(join(tmpdir(), 'sandlock-narrowed-'))) : '';
+  afterAll(() => {
+    if (base !== '') rmSync(base, { recursive: true, force: true });
+  });
+  const probe = why === null ? buildProbe(base) : '';
+  let made = 0;
+  const fresh = (name: string) => {
+    made += 1;
+    const dir = join(base, `${name}-${made}`);
+    makeTree(dir, probe);
+    return dir;
+  };
+  const kernel = () => {
+    const dir = fresh('kernel');
+    return execFileSync('chroot', [dir, '/probe', ...OPS('')], { encoding: 'utf8' });
+  };
+
+  it('the kernel: its own domain decides', () => {
+    expect(kernel()).toBe(
+      [
+        'landlock /ro /rw: ok',
+        'cat /ro/file: ok',
+        'cat /other/file: EACCES',
+        'ls /ro: ok',
+        'ls /other: EACCES',
+        'write /rw/new: ok',
+        'write /other/new: EACCES',
+        'write /ro/new: EACCES',
+        'mkdir /rw/d: ok',
+        'mkdir /other/d: EACCES',
+        'rename /rw/a /rw/b: ok',
+        'rename /other/file /other/moved: EACCES',
+        'rename /other/file /rw/moved: EACCES',
+        'link /rw/a /rw/c: ENOENT',
+        'link /other/file /rw/l: EXDEV',
+        'unlink /other/file: EACCES',
+        'truncate /rw/a: ENOENT',
+        'truncate /other/file: EACCES',
+        'exec /ro/probe: ok',
+        'exec /other/probe: EACCES',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('the emulated chroot: nothing its domain refuses is done on its behalf', async () => {
+    const alone = kernel();
+    const dir = fresh('emulated');
+    const result = await runInRoot(dir, ['/probe', ...OPS('')], {
+      write: ['/ro', '/rw', '/other'],
+    });
+    expect(result.stderr).toBe('');
+    expect(result.exitCode).toBe(0);
+    expect(refusedByBoth(alone, result.stdout)).toEqual([]);
+    // Every open, change and exec the supervisor would make for it: refused
+    // (rename and link with Landlock's EXDEV).
+    const inside = outcomes(result.stdout);
+    expect(inside.get('landlock /ro /rw')).toBe('ok');
+    expect(inside.get('exec /ro/probe')).toBe('ok');
+    for (const [op, outcome] of inside) {
+      // An exec runs the caller's own execveat of the file: its domain decides.
+      if (op.startsWith('landlock') || op === 'exec /ro/probe') continue;
+      const refusal = /^(rename|link) /.test(op) ? 'EXDEV' : 'EACCES';
+      expect([op, outcome]).toEqual([op, refusal]);
+    }
+    expect(existsSync(join(dir, 'other/new'))).toBe(false);
+    expect(existsSync(join(dir, 'other/d'))).toBe(false);
+    expect(readFileSync(join(dir, 'other/file'), 'utf8')).toBe('not for the narrowed\n');
+    expect(existsSync(join(dir, 'rw/new'))).toBe(false);
+  }, 180_000);
+
+  it('a workdir over the root: nothing its domain refuses lands in the layer', async () => {
+    const alone = kernel();
+    const dir = fresh('layered');
+    const storage = join(base, 'store');
+    mkdirSync(storage, { recursive: true });
+    const result = await runInRoot(dir, ['/probe', ...OPS('')], {
+      write: ['/ro', '/rw', '/other'],
+      workdir: { dir, storage },
+    });
+    expect(result.stderr).toBe('');
+    expect(result.exitCode).toBe(0);
+    expect(refusedByBoth(alone, result.stdout)).toEqual([]);
+    expect(outcomes(result.stdout).get('write /other/new')).toBe('EACCES');
+    expect(result.workdir?.changes ?? []).toEqual([]);
+  }, 180_000);
+});

@@ -1,0 +1,124 @@
+/* A static probe that narrows itself with Landlock, as a program confining
+ * its plug-ins would, then tries calls inside and outside what it kept. Each
+ * argument is one operation, "op:arg[:arg]"; one line per operation:
+ *   landlock:R:W   from here on, R and beneath may be read and executed, W
+ *                  and beneath anything; every other file-system right is
+ *                  handled (refused) elsewhere
+ *   cat:P  ls:P  write:P (O_CREAT)  mkdir:P  unlink:P  truncate:P
+ *   rename:A:B  link:A:B
+ *   exec:P         a child execs P with the one op "true"
+ *   true           exits 0 */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/landlock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Landlock ABI 3 (Linux 6.2); Debian 12's headers are older. */
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
+#endif
+
+#define READ (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_EXECUTE)
+#define ALL                                                                                        \
+  (READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |                          \
+   LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |   \
+   LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO |     \
+   LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SYM | LANDLOCK_ACCESS_FS_REFER |        \
+   LANDLOCK_ACCESS_FS_TRUNCATE)
+
+static void result(const char *op, long value) {
+  if (value < 0) printf("%s: %s\n", op, strerrorname_np(errno));
+  else printf("%s: ok\n", op);
+}
+
+static int allow(int ruleset, const char *path, __u64 rights) {
+  struct landlock_path_beneath_attr rule = {.allowed_access = rights};
+  rule.parent_fd = open(path, O_PATH | O_CLOEXEC);
+  if (rule.parent_fd < 0) return -1;
+  int done = syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &rule, 0);
+  close(rule.parent_fd);
+  return done;
+}
+
+static long narrow(const char *read, const char *write) {
+  struct landlock_ruleset_attr attr = {.handled_access_fs = ALL};
+  int ruleset = syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+  if (ruleset < 0) return -1;
+  if (allow(ruleset, read, READ) < 0 || allow(ruleset, write, ALL) < 0) return -1;
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+  long done = syscall(SYS_landlock_restrict_self, ruleset, 0);
+  close(ruleset);
+  return done;
+}
+
+static long cat(const char *path) {
+  char buf[64];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  long n = read(fd, buf, sizeof buf);
+  close(fd);
+  return n;
+}
+
+static long create(const char *path) {
+  int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  long n = write(fd, "new\n", 4);
+  close(fd);
+  return n;
+}
+
+static long run(const char *path) {
+  pid_t child = fork();
+  if (child < 0) return -1;
+  if (child == 0) {
+    char *args[] = {(char *)path, "true", NULL};
+    execv(path, args);
+    _exit(100 + errno);
+  }
+  int status = 0;
+  if (waitpid(child, &status, 0) < 0) return -1;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+  errno = WIFEXITED(status) && WEXITSTATUS(status) > 100 ? WEXITSTATUS(status) - 100 : ECHILD;
+  return -1;
+}
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  for (int i = 1; i < argc; i++) {
+    char *op = argv[i];
+    char *a = strchr(op, ':');
+    char *b = NULL;
+    if (a) {
+      *a++ = 0;
+      b = strchr(a, ':');
+      if (b) *b++ = 0;
+    }
+    char label[512];
+    snprintf(label, sizeof label, "%s %s%s%s", op, a ? a : "", b ? " " : "", b ? b : "");
+    if (!strcmp(op, "true")) return 0;
+    else if (!strcmp(op, "landlock")) result(label, narrow(a, b));
+    else if (!strcmp(op, "cat")) result(label, cat(a));
+    else if (!strcmp(op, "ls")) {
+      int fd = open(a, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      result(label, fd);
+      if (fd >= 0) close(fd);
+    } else if (!strcmp(op, "write")) result(label, create(a));
+    else if (!strcmp(op, "mkdir")) result(label, mkdir(a, 0755));
+    else if (!strcmp(op, "unlink")) result(label, unlink(a));
+    else if (!strcmp(op, "truncate")) result(label, truncate(a, 1));
+    else if (!strcmp(op, "rename")) result(label, rename(a, b));
+    else if (!strcmp(op, "link")) result(label, link(a, b));
+    else if (!strcmp(op, "exec")) result(label, run(a));
+    else printf("%s: unknown\n", label);
+  }
+  return 0;
+}
