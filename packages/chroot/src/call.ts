@@ -7,9 +7,13 @@ import {
   answer,
   brokerOf as brokerIn,
   CallError,
+  gatedBroker,
+  narrowedCallerErrno,
   sessionOf as sessionIn,
 } from '@sandlock/dispatch/module';
 import {
+  AT_EACCESS,
+  AT_EMPTY_PATH,
   AT_FDCWD,
   type BrokerArg,
   bytePath,
@@ -17,6 +21,7 @@ import {
   close,
   ERRNO,
   pathWithin,
+  R_OK,
   RESOLVE_BENEATH,
   RESOLVE_IN_ROOT,
 } from '@sandlock/sys';
@@ -63,26 +68,17 @@ const narrowedBrokers = new WeakMap<object, OnBehalf>();
 
 /** The reaper's calls that change nothing and that Landlock does not mediate (access(2), reading xattrs). */
 const UNMEDIATED = new Set(['faccessat2', 'getxattr', 'listxattr', 'fcntl', 'close']);
-/** Landlock answers a rename or link it refuses with EXDEV (current_check_refer_path() in security/landlock/fs.c). */
-const REFERS = new Set(['rename', 'renameat', 'renameat2', 'link', 'linkat']);
 
 /**
- * A caller with a Landlock domain of its own (`session.narrowed`): what the
- * module would do for it with the sandbox's authority (the reaper's opens
- * and changes, a descriptor injected, a program copy) may be more than that
- * domain grants, and no other process can ask the domain. Refused, fail
- * closed: the errno (EACCES; EXDEV for a rename or a link), after a
- * `refused` report; 0 for any other caller. A path into a mounted /proc is
- * still the caller's own call. A delegated sandbox (nested sandlock) is
- * held to its own policy by narrowed-broker.ts instead.
+ * A caller with a Landlock domain of its own: refused, fail closed
+ * (narrowedCallerErrno of @sandlock/dispatch), 0 for any other caller. A
+ * path into a mounted /proc is still the caller's own call. A delegated
+ * sandbox (nested sandlock) is held to its own policy by narrowed-broker.ts
+ * instead.
  */
 export function narrowedErrno(ctx: Ctx): number {
-  if (ctx.session.policy.delegated === true || !ctx.session.narrowed(ctx.pid)) return 0;
-  ctx.refused({
-    what: `${ctx.syscall} inside the root from a process with a Landlock domain of its own`,
-    rule: 'made by the supervisor with the sandbox’s authority',
-  });
-  return REFERS.has(ctx.syscall) ? ERRNO.EXDEV : ERRNO.EACCES;
+  if (ctx.session.policy.delegated === true) return 0;
+  return narrowedCallerErrno(ctx, 'inside the root');
 }
 
 /** {@link narrowedErrno} as the call's answer, or null. */
@@ -95,17 +91,7 @@ export function narrowedRefusal(ctx: Ctx): Answer | null {
 export function brokerOf(ctx: Ctx | Pick<Ctx, 'session'>): OnBehalf {
   const broker = reaperOf(ctx);
   if (!('pid' in ctx)) return broker;
-  return {
-    openat(dir, name, flags, mode) {
-      const errno = narrowedErrno(ctx);
-      return errno !== 0 ? -errno : broker.openat(dir, name, flags, mode);
-    },
-    call(request) {
-      const errno = UNMEDIATED.has(String(request.syscall)) ? 0 : narrowedErrno(ctx);
-      if (errno === 0) return broker.call(request);
-      return { result: -errno, fd: -1, data: Buffer.from(request.data ?? new Uint8Array()) };
-    },
-  };
+  return gatedBroker(broker, UNMEDIATED, () => narrowedErrno(ctx));
 }
 
 function reaperOf(ctx: Pick<Ctx, 'session'>): OnBehalf {
@@ -184,6 +170,20 @@ export function reaper(
   if (extra !== undefined) chunks.push(extra);
   const reply = broker.call({ syscall, args, data: Buffer.concat(chunks) });
   return { result: reply.result, data: reply.data, extraAt };
+}
+
+/**
+ * 0 when the caller may read the object behind the supervisor's descriptor
+ * `fd` (the reaper's faccessat2, with the sandbox's credentials: the check
+ * inotify and fanotify make on the object they watch), else -errno.
+ */
+export function readableByCaller(ctx: Ctx, fd: number): number {
+  return reaper(brokerOf(ctx), 'faccessat2', (name) => [
+    { fd },
+    name(''),
+    R_OK,
+    AT_EMPTY_PATH | AT_EACCESS,
+  ]).result;
 }
 
 export {

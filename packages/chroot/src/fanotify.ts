@@ -17,8 +17,6 @@
 // flush is the kernel's: it names no path.
 import { type Answer, answer, CallError } from '@sandlock/dispatch/module';
 import {
-  AT_EACCESS,
-  AT_EMPTY_PATH,
   AT_FDCWD,
   callAsCaller,
   close,
@@ -27,11 +25,10 @@ import {
   FAN_MARK_FLUSH,
   FAN_MARK_ONLYDIR,
   FAN_MARK_TYPE_BITS,
-  R_OK,
   S_IFDIR,
   trySyscall,
 } from '@sandlock/sys';
-import { brokerOf, type Ctx, int, reaper, uint } from './call.js';
+import { type Ctx, int, readableByCaller, uint } from './call.js';
 import { at } from './handlers.js';
 
 const { ENOENT, ENOTDIR, EPERM } = ERRNO;
@@ -70,12 +67,7 @@ export function onFanotifyMark(ctx: Ctx): Answer {
     return at(ctx, path, int(a[3]), (flags & FAN_MARK_DONT_FOLLOW) === 0, (r) => {
       if (r.errno !== 0) return answer.errno(r.errno);
       if ((flags & FAN_MARK_ONLYDIR) !== 0 && r.mode !== S_IFDIR) return answer.errno(ENOTDIR);
-      const allowed = reaper(brokerOf(ctx), 'faccessat2', (name) => [
-        { fd: r.fd },
-        name(''),
-        R_OK,
-        AT_EMPTY_PATH | AT_EACCESS,
-      ]).result;
+      const allowed = readableByCaller(ctx, r.fd);
       if (allowed < 0) return answer.errno(-allowed);
       const target = Buffer.from(`/proc/self/fd/${r.fd}\0`);
       const how = flags & ~(FAN_MARK_DONT_FOLLOW | FAN_MARK_ONLYDIR);

@@ -10,19 +10,16 @@
 import { readlinkSync } from 'node:fs';
 import { type Answer, answer, CallError } from '@sandlock/dispatch/module';
 import {
-  AT_EACCESS,
-  AT_EMPTY_PATH,
   AT_FDCWD,
   close,
   ERRNO,
   IN_ALL_EVENTS,
   IN_DONT_FOLLOW,
   IN_ONLYDIR,
-  R_OK,
   S_IFDIR,
   trySyscall,
 } from '@sandlock/sys';
-import { brokerOf, type Ctx, int, reaper, uint } from './call.js';
+import { type Ctx, int, readableByCaller, uint } from './call.js';
 import { at } from './handlers.js';
 
 const { EBADF, EINVAL, ENOTDIR } = ERRNO;
@@ -44,12 +41,7 @@ export function onWatch(ctx: Ctx): Answer {
     return at(ctx, a[1]!, AT_FDCWD, (mask & IN_DONT_FOLLOW) === 0, (r) => {
       if (r.errno !== 0) return answer.errno(r.errno);
       if ((mask & IN_ONLYDIR) !== 0 && r.mode !== S_IFDIR) return answer.errno(ENOTDIR);
-      const allowed = reaper(brokerOf(ctx), 'faccessat2', (name) => [
-        { fd: r.fd },
-        name(''),
-        R_OK,
-        AT_EMPTY_PATH | AT_EACCESS,
-      ]).result;
+      const allowed = readableByCaller(ctx, r.fd);
       if (allowed < 0) return answer.errno(-allowed);
       const target = Buffer.from(`/proc/self/fd/${r.fd}\0`);
       const flags = mask & ~(IN_DONT_FOLLOW | IN_ONLYDIR);

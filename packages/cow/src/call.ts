@@ -7,6 +7,8 @@ import {
   answer,
   brokerOf as brokerIn,
   CallError,
+  gatedBroker,
+  narrowedCallerErrno,
   PATH_VIEW,
   readStatus,
   sessionOf as sessionIn,
@@ -48,26 +50,15 @@ export function sessionOf(ctx: Ctx): Session {
 
 /** The reaper's calls that change nothing and that Landlock does not mediate (access(2)). */
 const UNMEDIATED = new Set(['faccessat2']);
-/** Landlock answers a rename or link it refuses with EXDEV (current_check_refer_path() in security/landlock/fs.c). */
-const REFERS = new Set(['rename', 'renameat', 'renameat2', 'link', 'linkat']);
 
 /**
- * A caller with a Landlock domain of its own (`session.narrowed`): what the
- * module would do for it with the sandbox's authority (the reaper's calls,
- * a file the worker makes, a descriptor of the layer, a program copy) may be
- * more than that domain grants, and no other process can ask the domain.
- * Refused, fail closed: the errno (EACCES; EXDEV for a rename or a link),
- * after a `refused` report; 0 for any other caller. What is left to the
- * kernel (a path outside the workdir, an untouched file) is the caller's
- * own call, checked by its own domain.
+ * A caller with a Landlock domain of its own: refused, fail closed
+ * (narrowedCallerErrno of @sandlock/dispatch), 0 for any other caller. What
+ * is left to the kernel (a path outside the workdir, an untouched file) is
+ * the caller's own call, checked by its own domain.
  */
 export function narrowedErrno(ctx: Ctx): number {
-  if (!ctx.session.narrowed(ctx.pid)) return 0;
-  ctx.refused({
-    what: `${ctx.syscall} inside the workdir from a process with a Landlock domain of its own`,
-    rule: 'made by the supervisor with the sandbox’s authority',
-  });
-  return REFERS.has(ctx.syscall) ? ERRNO.EXDEV : ERRNO.EACCES;
+  return narrowedCallerErrno(ctx, 'inside the workdir');
 }
 
 /** {@link narrowedErrno} as the call's answer, or null. */
@@ -78,18 +69,7 @@ export function narrowedRefusal(ctx: Ctx): Answer | null {
 
 /** The reaper, for this call: -errno to a narrowed caller (narrowedErrno) but for checks. */
 export function brokerOf(ctx: Ctx): OnBehalf {
-  const broker = brokerIn(ctx, 'copy-on-write');
-  return {
-    openat(dir, name, flags, mode) {
-      const errno = narrowedErrno(ctx);
-      return errno !== 0 ? -errno : broker.openat(dir, name, flags, mode);
-    },
-    call(request) {
-      const errno = UNMEDIATED.has(String(request.syscall)) ? 0 : narrowedErrno(ctx);
-      if (errno === 0) return broker.call(request);
-      return { result: -errno, fd: -1, data: Buffer.from(request.data ?? new Uint8Array()) };
-    },
-  };
+  return gatedBroker(brokerIn(ctx, 'copy-on-write'), UNMEDIATED, () => narrowedErrno(ctx));
 }
 
 /**

@@ -27,6 +27,7 @@ export type {
   HandlerContext,
   Notification,
 } from './context.js';
+export { gatedBroker, narrowedCallerErrno } from './narrowed-caller.js';
 export type { OnBehalf } from './on-behalf.js';
 export { readStatus, threadGroupOf, umaskOf } from './proc-status.js';
 export {
