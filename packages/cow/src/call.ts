@@ -134,6 +134,8 @@ export interface Maker {
    * would make it.
    */
   readonly asWorker: boolean;
+  /** The caller's effective capabilities, 0 where its status could not be read. */
+  readonly capEff: bigint;
 }
 
 /** This worker thread's credentials, read once (null: unreadable, never the same as a caller's). */
@@ -157,6 +159,7 @@ export function makerOf(ctx: Ctx): Maker {
   const caller = credentialsOf(status);
   return {
     umask: umask ? Number.parseInt(umask[1]!, 8) : 0o022,
+    capEff: caller?.capEff ?? 0n,
     asWorker:
       caller !== null &&
       workerCredentials !== null &&

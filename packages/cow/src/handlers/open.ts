@@ -8,6 +8,7 @@
 import { type Answer, answer } from '@sandlock/dispatch/module';
 import {
   AT_FDCWD,
+  callAsCaller,
   close,
   ERRNO,
   F_DUPFD_CLOEXEC,
@@ -222,8 +223,17 @@ function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answ
       close(dir);
     }
     if (fd < 0) return answer.errno(-fd);
-    // The reaper's umask is not the caller's.
-    if (!maker.asWorker) trySyscall('fchmod', fd, perms);
+    // The reaper's umask is not the caller's. The mode is set with the
+    // caller's capabilities (and the sandbox's ids), so a set-group-ID bit
+    // the kernel would clear for it (no CAP_FSETID, not in the file's group:
+    // chmod_common() via setattr_should_drop_sgid()) is cleared here too.
+    if (
+      !maker.asWorker &&
+      callAsCaller(maker.capEff, () => trySyscall('fchmod', fd, perms)) === null
+    ) {
+      close(fd);
+      return answer.errno('EPERM');
+    }
     session.changed = true;
     return inject(fd, flags);
   }
