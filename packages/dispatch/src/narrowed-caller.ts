@@ -3,7 +3,7 @@
 // and changes, a file made by the worker, a descriptor injected) may be more
 // than that domain grants, and no other process can ask the domain. The
 // modules that act on a caller's behalf refuse such work, fail closed.
-import { ERRNO } from '@sandlock/sys';
+import { ERRNO } from '@sandlock/sys/errno';
 import type { HandlerContext } from './context.js';
 import type { OnBehalf } from './on-behalf.js';
 
