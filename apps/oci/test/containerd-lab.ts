@@ -242,8 +242,13 @@ export class ContainerdLab {
     if (imported.status !== 0) throw new Error(`ctr images import: ${imported.stderr}`);
   }
 
+  /** ctr's arguments for this containerd and `namespace`, then `args`. */
+  ctrArgs(args: readonly string[], namespace = NAMESPACE): string[] {
+    return ['--address', this.socket, '--namespace', namespace, ...args];
+  }
+
   ctr(args: readonly string[], timeout = 120_000): Run {
-    return this.run('ctr', ['--address', this.socket, '--namespace', NAMESPACE, ...args], timeout);
+    return this.run('ctr', this.ctrArgs(args), timeout);
   }
 
   /** `ctr run --rm` of the image with `runtime` as the runc binary. */
@@ -255,20 +260,18 @@ export class ContainerdLab {
   ctrRunTerminal(runtime: string, id: string, command: string): Run {
     const line = [
       'ctr',
-      '--address',
-      this.socket,
-      '--namespace',
-      NAMESPACE,
-      'run',
-      '--rm',
-      '-t',
-      '--runc-binary',
-      runtime,
-      IMAGE,
-      id,
-      'sh',
-      '-c',
-      `'${command}'`,
+      ...this.ctrArgs([
+        'run',
+        '--rm',
+        '-t',
+        '--runc-binary',
+        runtime,
+        IMAGE,
+        id,
+        'sh',
+        '-c',
+        `'${command}'`,
+      ]),
     ].join(' ');
     return this.run('script', ['-qec', line, '/dev/null'], 120_000);
   }

@@ -111,20 +111,7 @@ describe.skipIf(missing !== null)('ctr run through containerd', () => {
       const container = id('kill');
       const run = spawn(
         'ctr',
-        [
-          '--address',
-          lab.socket,
-          '--namespace',
-          NAMESPACE,
-          'run',
-          '--rm',
-          '--runc-binary',
-          runtime,
-          IMAGE,
-          container,
-          'sleep',
-          '1000',
-        ],
+        lab.ctrArgs(['run', '--rm', '--runc-binary', runtime, IMAGE, container, 'sleep', '1000']),
         { stdio: 'ignore' },
       );
       const ended = new Promise<number | null>((done) => run.on('exit', (code) => done(code)));

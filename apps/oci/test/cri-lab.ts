@@ -83,17 +83,10 @@ export class CriLab {
     }
     const imported = lab.run(
       'ctr',
-      [
-        '--address',
-        lab.socket,
-        '--namespace',
+      lab.ctrArgs(
+        ['images', 'import', '--base-name', IMAGE.replace(/:latest$/, ''), tar],
         CRI_NAMESPACE,
-        'images',
-        'import',
-        '--base-name',
-        IMAGE.replace(/:latest$/, ''),
-        tar,
-      ],
+      ),
       120_000,
     );
     if (imported.status !== 0) throw new Error(`ctr images import: ${imported.stderr}`);

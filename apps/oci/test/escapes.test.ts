@@ -175,20 +175,7 @@ describe.skipIf(missing !== null)('escapes from a container', () => {
         const victim = id('victim');
         const started = spawn(
           'ctr',
-          [
-            '--address',
-            lab.socket,
-            '--namespace',
-            NAMESPACE,
-            'run',
-            '--rm',
-            '--runc-binary',
-            runtime,
-            IMAGE,
-            victim,
-            'sleep',
-            '1000',
-          ],
+          lab.ctrArgs(['run', '--rm', '--runc-binary', runtime, IMAGE, victim, 'sleep', '1000']),
           { stdio: 'ignore' },
         );
         const ended = new Promise((done) => started.on('exit', done));

@@ -112,19 +112,17 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
       try {
         const line = [
           'ctr',
-          '--address',
-          lab.socket,
-          '--namespace',
-          NAMESPACE,
-          'task',
-          'exec',
-          '-t',
-          '--exec-id',
-          'tty',
-          container,
-          'sh',
-          '-c',
-          `'[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo tty-ok; exit 5'`,
+          ...lab.ctrArgs([
+            'task',
+            'exec',
+            '-t',
+            '--exec-id',
+            'tty',
+            container,
+            'sh',
+            '-c',
+            `'[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo tty-ok; exit 5'`,
+          ]),
         ].join(' ');
         const run = lab.run('script', ['-qec', line, '/dev/null'], 120_000);
         expect(run.stdout).toContain('tty-ok');
@@ -140,19 +138,7 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
       try {
         const execd = spawn(
           'ctr',
-          [
-            '--address',
-            lab.socket,
-            '--namespace',
-            NAMESPACE,
-            'task',
-            'exec',
-            '--exec-id',
-            'long',
-            container,
-            'sleep',
-            '2000',
-          ],
+          lab.ctrArgs(['task', 'exec', '--exec-id', 'long', container, 'sleep', '2000']),
           { stdio: 'ignore' },
         );
         const ended = new Promise<number | null>((done) => execd.on('exit', (code) => done(code)));
@@ -200,11 +186,7 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
       try {
         const execd = spawn(
           'ctr',
-          [
-            '--address',
-            lab.socket,
-            '--namespace',
-            NAMESPACE,
+          lab.ctrArgs([
             'task',
             'exec',
             '--exec-id',
@@ -213,7 +195,7 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
             'sh',
             '-c',
             'touch /tmp/stop; exec sleep 2000',
-          ],
+          ]),
           { stdio: 'ignore' },
         );
         const ended = new Promise<number | null>((done) => execd.on('exit', (code) => done(code)));
