@@ -213,7 +213,7 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
       const spec = JSON.parse(
         readFileSync(lab.specWith(['sleep', '1000'], { uid: 0, gid: 0 }), 'utf8'),
       );
-      // runc: sleep and the exec'd shell; sandlock-oci: sleep and its zygote. Either way no third.
+      // sleep and the exec'd shell (sandlock-oci's zygote is not counted): no third.
       spec.linux.resources = { ...spec.linux.resources, pids: { limit: 2 } };
       const path = lab.specWith(['sleep', '1000'], { uid: 0, gid: 0 });
       writeFileSync(path, JSON.stringify(spec));
