@@ -19,7 +19,6 @@ import {
   MSGHDR_SIZE,
   openFlags,
   SOCK_CLOEXEC,
-  SOCK_NONBLOCK,
   SOCK_STREAM,
   syscall,
   trySyscall,
@@ -38,7 +37,9 @@ export class ConsoleSocket {
   private readonly listener: number;
 
   constructor(readonly path: string) {
-    this.listener = syscall('socket', AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    // socket(2): SOCK_NONBLOCK is O_NONBLOCK's value.
+    const nonBlocking = openFlags(hostArch()).O_NONBLOCK;
+    this.listener = syscall('socket', AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | nonBlocking, 0);
     const address = encodeSockaddrUn(path);
     syscall('bind', this.listener, address.buffer, address.length);
     syscall('listen', this.listener, 1);

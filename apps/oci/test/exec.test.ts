@@ -125,7 +125,7 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
             container,
             'sh',
             '-c',
-            `'[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo tty-ok; tty; until [ -n \"$(stty size 2>/dev/null)\" ]; do sleep 0.1; done; stty size; echo ctty > /dev/tty; exit 5'`,
+            `'[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo tty-ok; tty; until [ -n "$(stty size 2>/dev/null)" ]; do sleep 0.1; done; stty size; echo ctty > /dev/tty; exit 5'`,
           ]),
         ].join(' ');
         const run = lab.run('script', ['-qec', line, '/dev/null'], 120_000);
