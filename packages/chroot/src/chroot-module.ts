@@ -31,7 +31,6 @@ import {
   onMknod,
   onOpen,
   onReadlink,
-  onRefused,
   onRename,
   onStat,
   onStatfs,
@@ -39,6 +38,7 @@ import {
   onSymlink,
   onTruncate,
   onUnlink,
+  onUselib,
 } from './handlers.js';
 import { InterpreterNames } from './interpreter-name.js';
 import { brokenView, pathView } from './path-view.js';
@@ -80,9 +80,10 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   file_getattr: onFileAttr,
   inotify_add_watch: onWatch,
   fanotify_mark: onFanotifyMark,
-  // Paths no handler walks: refused rather than looked up from the host's root
-  // (mount, acct, swapon, name_to_handle_at… are in the default deny list).
-  uselib: onRefused,
+  // A path no handler walks: the host kernel's ENOSYS, or refused rather than
+  // looked up from the host's root (mount, acct, swapon, name_to_handle_at…
+  // are in the default deny list).
+  uselib: onUselib,
   chroot: onChroot,
 };
 

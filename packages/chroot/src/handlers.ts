@@ -10,7 +10,7 @@
 // AT_SYMLINK_FOLLOW, mkdirat, symlinkat, mknodat never do), or act on the
 // pinned object itself (AT_EMPTY_PATH).
 import { fstatSync, readlinkSync } from 'node:fs';
-import { type Answer, answer } from '@sandlock/dispatch/module';
+import { type Answer, answer, isSearchOnlyOpen } from '@sandlock/dispatch/module';
 import {
   AT_EACCESS,
   AT_EMPTY_PATH,
@@ -54,7 +54,6 @@ import {
 } from './call.js';
 import { openOwnDescriptor, ownDescriptorOf, ownTerminalOf } from './own-fd.js';
 import { throughProcRoot } from './proc-root.js';
-import { isSearchOnlyOpen } from './retargeted.js';
 import type { Found } from './root.js';
 
 const O = openFlags(hostArch());
@@ -776,7 +775,16 @@ export function onChroot(_ctx: Ctx): Answer {
   return answer.errno(ERRNO.EPERM);
 }
 
-/** Path-taking calls with no emulation yet: refused, never left to the host's root. */
-export function onRefused(_ctx: Ctx): Answer {
-  return answer.errno(ERRNO.EACCES);
+/**
+ * uselib(2): what the host's kernel answers, ENOSYS when it is built
+ * without CONFIG_USELIB (sys_ni_syscall; Debian's kernels since 6.x, this
+ * machine's), else refused, never looked up from the host's root. The
+ * kernel is asked once, with a null path: EFAULT from getname() when the
+ * call exists, nothing loaded.
+ */
+export function onUselib(_ctx: Ctx): Answer {
+  uselibErrno ??= trySyscall('uselib', 0) === -ERRNO.ENOSYS ? ERRNO.ENOSYS : ERRNO.EACCES;
+  return answer.errno(uselibErrno);
 }
+
+let uselibErrno: number | null = null;

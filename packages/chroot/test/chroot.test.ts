@@ -518,6 +518,58 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
     if (root) expect(runInRealRoot(fs.dir, ['/probe', ...ops])).toBe(out);
   });
 
+  it('changes to a search-only directory under a workdir over the root, lower or made in the layer', async () => {
+    const storage = join(fs.dir, '..', 'store-searchonly');
+    const ops = [
+      'dropcaps',
+      'chdir:/searchonly',
+      'cwd',
+      'cat:inside',
+      'chdir:sub/..',
+      'cwd',
+      'chdir:/solink',
+      'cwd',
+      'chdir:/made',
+      'cwd',
+      'chdir:/made/sub',
+      'cwd',
+      'chdir:..',
+      'cwd',
+      'chdir:/noaccess',
+      'cwd',
+    ];
+    // /made is made in the layer by the sandbox, mode 0111, with a subdirectory.
+    const script = 'mkdir -p /made/sub && chmod 111 /made && exec /probe "$@"';
+    const result = await runInRoot(fs.dir, ['/bin/sh', '-c', script, 'sh', ...ops], {
+      workdir: { dir: fs.dir, storage },
+    });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(
+      [
+        'dropcaps : ok',
+        'chdir /searchonly: ok',
+        'cwd : /searchonly',
+        'cat inside: [INSIDE SEARCHONLY]',
+        'chdir sub/..: ok',
+        'cwd : /searchonly',
+        'chdir /solink: ok',
+        'cwd : /searchonly',
+        'chdir /made: ok',
+        'cwd : /made',
+        'chdir /made/sub: ok',
+        'cwd : /made/sub',
+        'chdir ..: ok',
+        'cwd : /made',
+        'chdir /noaccess: EACCES',
+        'cwd : /made',
+        '',
+      ].join('\n'),
+    );
+    expect(result.workdir?.changes.map((change) => `${change.type} ${change.path}`)).toEqual(
+      expect.arrayContaining(['A made']),
+    );
+  });
+
   it('executes a program it may execute but not read, as root without capabilities', async () => {
     const ops = ['/probe', 'dropcaps', 'cat:/xonly', 'execfds:/xonly'];
     const result = await runInRoot(fs.dir, ops);
