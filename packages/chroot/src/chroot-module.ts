@@ -17,7 +17,16 @@ import {
   type RootView,
   type WorkerSession,
 } from '@sandlock/dispatch/module';
-import { byPathCall, close, hasSyscall, hostArch, openFlags, S_IFMT, S_IFREG } from '@sandlock/sys';
+import {
+  type Arch,
+  byPathCall,
+  close,
+  hasSyscall,
+  hostArch,
+  openFlags,
+  S_IFMT,
+  S_IFREG,
+} from '@sandlock/sys';
 import { brokerOf, type ChrootPolicy, type Ctx, sessions } from './call.js';
 import { onFanotifyMark } from './fanotify.js';
 import { onFileAttr } from './file-attr.js';
@@ -87,10 +96,13 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   chroot: onChroot,
 };
 
-/** The calls of this module that exist on this architecture (aarch64 has no open, stat, unlink…). */
-export const CHROOT_SYSCALLS: readonly string[] = Object.keys(HANDLERS).filter((name) =>
-  hasSyscall(name),
-);
+/** The calls of this module that exist on `arch` (aarch64 has no open, stat, unlink…). */
+export function chrootSyscallsOf(arch: Arch): readonly string[] {
+  return Object.keys(HANDLERS).filter((name) => hasSyscall(name, arch));
+}
+
+/** The calls of this module that exist on this architecture. */
+export const CHROOT_SYSCALLS: readonly string[] = chrootSyscallsOf(hostArch());
 
 const O = openFlags(hostArch());
 

@@ -1,7 +1,15 @@
 // The emulated chroot against the real kernel: a rootfs built here (Debian's
 // static busybox, a static probe, a dynamically linked ls with its loader
 // and libraries), programs run in it, and escapes that must fail.
-import { closeSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { openPty } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -218,6 +226,74 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
       expect(out).toContain('cwd : /\n');
       expect(out).toContain('cat secret: ENOENT');
       expect(out).toContain('race 300: inside some outside 0');
+    } finally {
+      closeSync(held);
+    }
+  });
+
+  it('keeps every escape of the list out under a workdir over the root too', async () => {
+    const secret = join(fs.outside, 'secret');
+    const storage = join(fs.dir, '..', 'store-escapes');
+    // A mount of its own (the directory outside is the descriptor's, not a mount's).
+    const mounted = join(fs.dir, '..', 'mounted-escapes');
+    mkdirSync(mounted, { recursive: true });
+    writeFileSync(join(mounted, 'file'), 'MOUNTED\n');
+    const held = openSync(fs.outside, 'r');
+    try {
+      const out = await probe(
+        [
+          'cat:/../outside/secret',
+          'catat:/etc:../../outside/secret',
+          'chdir:/etc',
+          'cat:../../outside/secret',
+          'chdir:/',
+          'cat:/abs',
+          'cat:/rel',
+          'cat:/reldir/secret',
+          'openat2:/../outside/secret',
+          `cat:/proc/self/root${secret}`,
+          'cat:/proc/self/cwd/../outside/secret',
+          `ppidroot:${secret}`,
+          'link:/mnt/file:/data/linked',
+          'rename:/mnt/file:/data/moved',
+          'fchdirfd:0',
+          'cwd',
+          'cat:secret',
+          'cat:../secret',
+          'race:300',
+        ],
+        {
+          mounts: ['/proc:/proc', `/mnt:${mounted}`],
+          write: ['/race', '/data'],
+          stdin: held,
+          workdir: { dir: fs.dir, storage },
+        },
+      );
+      expect(out).not.toContain('SECRET');
+      expect(out).toBe(
+        [
+          'cat /../outside/secret: ENOENT',
+          'catat /etc ../../outside/secret: ENOENT',
+          'chdir /etc: ok',
+          'cat ../../outside/secret: ENOENT',
+          'chdir /: ok',
+          'cat /abs: ENOENT',
+          'cat /rel: ENOENT',
+          'cat /reldir/secret: ENOENT',
+          'openat2 /../outside/secret: ENOENT',
+          `cat /proc/self/root${secret}: ENOENT`,
+          'cat /proc/self/cwd/../outside/secret: ENOENT',
+          `ppidroot ${secret}: ENOENT`,
+          'link /mnt/file /data/linked: EXDEV',
+          'rename /mnt/file /data/moved: EXDEV',
+          'fchdirfd 0: ok',
+          'cwd : /',
+          'cat secret: ENOENT',
+          'cat ../secret: ENOENT',
+          'race 300: inside some outside 0',
+          '',
+        ].join('\n'),
+      );
     } finally {
       closeSync(held);
     }
