@@ -13,7 +13,7 @@ import {
   answer,
   CallError,
   type ExecArg,
-  expectSearchOnlyOpen,
+  expectRetargetedOpen,
 } from '@sandlock/dispatch/module';
 import {
   AT_EACCESS,
@@ -119,7 +119,7 @@ function searchOnly(ctx: Ctx, r: Found, path: Buffer, address: bigint): Answer {
   const at = address + BigInt(slash + 1);
   const flags = O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC;
   // The retargeted openat comes back through the filter, from this thread, in the retarget.
-  expectSearchOnlyOpen(ctx.pid, { name: at, flags, dev: parent.dev, ino: parent.ino });
+  expectRetargetedOpen(ctx.pid, { name: at, flags, dev: parent.dev, ino: parent.ino });
   return answer.retarget('openat', ['fd', at, flags, 0], {
     fd: dir,
     second: { syscall: 'fchdir', args: ['result'], sameAs: { dev: stat.dev, ino: stat.ino } },

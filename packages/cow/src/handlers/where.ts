@@ -7,7 +7,7 @@
 // getcwd, not the layer's, and its relative paths resolve in the merged
 // view (placeOf).
 import { fstatSync } from 'node:fs';
-import { type Answer, answer, expectSearchOnlyOpen } from '@sandlock/dispatch/module';
+import { type Answer, answer, expectRetargetedOpen } from '@sandlock/dispatch/module';
 import {
   AT_FDCWD,
   callAsCaller,
@@ -125,7 +125,7 @@ function searchOnly(
   const at = address + BigInt(slash + 1);
   const flags = O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC;
   // The retargeted openat comes back through the filter, from this thread, in the retarget.
-  expectSearchOnlyOpen(ctx.pid, { name: at, flags, dev: parent.dev, ino: parent.ino });
+  expectRetargetedOpen(ctx.pid, { name: at, flags, dev: parent.dev, ino: parent.ino });
   return answer.retarget('openat', ['fd', at, flags, 0], {
     fd: dir,
     second: { syscall: 'fchdir', args: ['result'], sameAs: { dev: stat.dev, ino: stat.ino } },

@@ -1,31 +1,33 @@
-// chdir to a directory the caller may search but not read runs as the
-// caller's own openat(dir, name, O_PATH | O_DIRECTORY) then fchdir (a
-// retarget with a `second` call): that openat comes back through the filter,
-// from the same thread, and every module of the chain that walks paths
-// (cow, then chroot) must leave it to the kernel. One registry, so each
-// handler of the chain answers the same for that one notification.
+// A handler may retarget its caller to an openat of its own, by a name in
+// the caller's memory beneath a directory the handler injected: chdir to a
+// directory the caller may search but not read (openat(O_PATH) then
+// fchdir), an open by a caller with a Landlock domain of its own (its
+// domain then takes the final open). That openat comes back through the
+// filter, from the same thread, and every module of the chain that walks
+// paths (cow, then chroot) must leave it to the kernel. One registry, so
+// each handler of the chain answers the same for that one notification.
 import { statSync } from 'node:fs';
 
 /** What the handler retargeted the thread to: the name's address, the flags, the injected directory. */
-export interface SearchOnlyOpen {
+export interface RetargetedOpen {
   readonly name: bigint;
   readonly flags: number;
   readonly dev: bigint;
   readonly ino: bigint;
 }
 
-const pending = new Map<number, SearchOnlyOpen>();
+const pending = new Map<number, RetargetedOpen>();
 /** The notification each thread's pending open was matched to (the rest of the chain sees the same id). */
 const matched = new Map<number, bigint>();
 
 /** Records that `tid` runs `open` next, in the retarget the handler answers with. */
-export function expectSearchOnlyOpen(tid: number, open: SearchOnlyOpen): void {
+export function expectRetargetedOpen(tid: number, open: RetargetedOpen): void {
   matched.delete(tid);
   pending.set(tid, open);
 }
 
 /** Whether this call is the openat a handler retargeted its thread to: then the kernel's, for every module of the chain. */
-export function isSearchOnlyOpen(ctx: {
+export function isRetargetedOpen(ctx: {
   readonly id: bigint;
   readonly pid: number;
   readonly syscall: string;
