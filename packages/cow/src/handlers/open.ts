@@ -134,7 +134,8 @@ function restrictionsOf(resolve: number): Restrict | undefined {
 }
 
 export function onOpen(ctx: Ctx): Answer {
-  // The caller's own lookup a search-only chdir retargeted it to (where.ts, the chroot module's).
+  // The caller's own openat a handler retargeted it to (a search-only chdir: where.ts, the chroot
+  // module's; a narrowed caller's open inside a root): the kernel's.
   if (isRetargetedOpen(ctx)) return answer.continue();
   const session = sessionOf(ctx);
   const call = readCall(ctx);
