@@ -7,11 +7,15 @@
  *   cat:P  ls:P  write:P (O_CREAT)  mkdir:P  unlink:P  truncate:P
  *   rename:A:B  link:A:B
  *   exec:P         a child execs P with the one op "true"
+ *   append:P       opens P (which exists) for writing, appends a line
+ *   fdflags:P      opens P without O_CLOEXEC, prints its descriptor flags
+ *   thread         starts a thread that waits forever
  *   true           exits 0 */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/landlock.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +95,20 @@ static long run(const char *path) {
   return -1;
 }
 
+static long append(const char *path) {
+  int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return -1;
+  long n = write(fd, "more\n", 5);
+  close(fd);
+  return n;
+}
+
+static void *waiting(void *unused) {
+  (void)unused;
+  for (;;) pause();
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   for (int i = 1; i < argc; i++) {
@@ -118,7 +136,19 @@ int main(int argc, char **argv) {
     else if (!strcmp(op, "rename")) result(label, rename(a, b));
     else if (!strcmp(op, "link")) result(label, link(a, b));
     else if (!strcmp(op, "exec")) result(label, run(a));
-    else printf("%s: unknown\n", label);
+    else if (!strcmp(op, "append")) result(label, append(a));
+    else if (!strcmp(op, "fdflags")) {
+      int fd = open(a, O_RDONLY);
+      if (fd < 0) result(label, fd);
+      else {
+        printf("%s: fd flags %d\n", label, fcntl(fd, F_GETFD));
+        close(fd);
+      }
+    } else if (!strcmp(op, "thread")) {
+      pthread_t thread;
+      errno = pthread_create(&thread, NULL, waiting, NULL);
+      result(label, errno ? -1 : 0);
+    } else printf("%s: unknown\n", label);
   }
   return 0;
 }
