@@ -33,6 +33,8 @@ export interface CowPolicy {
   readonly chroot?: string | null;
   /** What the sandbox may write outside the workdir (canonical). */
   readonly fsWrite: readonly string[];
+  /** Whether fs-meta takes the metadata calls cow lets through (a root supervisor with fsWrite). */
+  readonly mediatesMetadata?: boolean;
 }
 
 export type Ctx = HandlerContext<CowPolicy>;

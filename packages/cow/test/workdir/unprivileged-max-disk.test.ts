@@ -51,6 +51,10 @@ interface Outcome {
   uid: number;
 }
 
+function config(workdir: string, storage: string, script: string): string {
+  return JSON.stringify({ workdir, storage, maxDisk: MAX, argv: ['/bin/sh', '-c', script] });
+}
+
 function outcome(end: ChildEnd): Outcome {
   if (end.code !== 0) throw new Error(`the supervisor failed (${end.code}): ${end.stderr}`);
   return JSON.parse(end.stdout) as Outcome;
@@ -76,7 +80,7 @@ describe.skipIf(!asRoot)('maxDisk under a supervisor of uid 1000', () => {
     }
     const dir = owned();
     const store = join(owned(), 'store');
-    const result = outcome(await scriptUnder(AS_USER, run, [dir, store, String(MAX), FILL]));
+    const result = outcome(await scriptUnder(AS_USER, run, [config(dir, store, FILL)]));
     expect(result.uid).toBe(UID);
     expect(result.diskBound).toBe('userns-tmpfs');
     expect(result.killedBy).toBeNull();
@@ -128,12 +132,7 @@ describe.skipIf(!asRoot)('maxDisk under a supervisor of uid 1000', () => {
       };
       wait();
     };
-    const end = await scriptUnder(
-      limited,
-      run,
-      [dir, store, String(MAX), 'echo small > small'],
-      mapped,
-    );
+    const end = await scriptUnder(limited, run, [config(dir, store, 'echo small > small')], mapped);
     const result = outcome(end);
     expect(result.uid).toBe(UID);
     expect(result.diskBound).toBe('measured');
