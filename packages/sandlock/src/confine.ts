@@ -1,3 +1,4 @@
+import type { DiskBound } from '@sandlock/cow';
 import { type LandlockRuleset, landlockRuleset } from '@sandlock/landlock';
 import {
   bindsOf,
@@ -92,7 +93,7 @@ export interface ConfinementOptions {
     lower: string;
     upper: string;
     store: string;
-    diskBound: 'tmpfs' | 'measured' | null;
+    diskBound: DiskBound | null;
   };
   /** The program's credentials (SpawnOptions.user): set before no_new_privs, inherited by the reaper. */
   user?: { uid: number; gid: number; groups?: readonly number[]; umask?: number };
