@@ -150,6 +150,7 @@ export class ProcessCounter {
   private unadopted = 0;
   private walked = false;
   private readonly cloneNr: number | undefined;
+  private limit = 1;
   /** Forks refused. */
   denied = 0;
   /** Set while the processes cannot be counted. */
@@ -159,15 +160,28 @@ export class ProcessCounter {
     /** The sandbox's reaper: every process below it counts. */
     readonly root: number,
     /** The most processes that may exist at once. */
-    readonly max: number,
+    max: number,
     private readonly probe: ProcessProbe = procProcessProbe,
     /** How long counting may fail before the verdict is 'kill', in ms. */
     readonly unmeasuredKill = UNMEASURED_KILL_MS,
   ) {
+    this.max = max;
+    this.cloneNr = syscallNumber('clone');
+  }
+
+  /**
+   * The most processes that may exist at once. Lowered below the count, it
+   * refuses every fork until enough processes have ended; it kills none.
+   */
+  get max(): number {
+    return this.limit;
+  }
+
+  set max(max: number) {
     if (!Number.isSafeInteger(max) || max < 1) {
       throw new RangeError(`sandlock: invalid process limit ${max}: expected at least 1`);
     }
-    this.cloneNr = syscallNumber('clone');
+    this.limit = max;
   }
 
   /** The count as it stands (without looking at the kernel). */
