@@ -55,7 +55,7 @@ export function checkLimitUpdate(update: LimitUpdate): Partial<SandboxLimits> {
 const AFFINITY_WALKS = 100;
 
 /**
- * Lets every thread of every process below `reaperPid` run only on `cpus`,
+ * Lets every thread of the reaper and of every process below it run only on `cpus`,
  * all or none: when a thread refuses, those already changed get their CPUs
  * back. Walks the tree until a walk finds no thread it has not set: a thread
  * or child created from one already set inherits the new CPUs
@@ -66,7 +66,8 @@ export function setSandboxAffinity(reaperPid: number, cpus: readonly number[]): 
   try {
     for (let walk = 0; walk < AFFINITY_WALKS; walk++) {
       let found = false;
-      for (const { pid } of walkTree(reaperPid) ?? []) {
+      // The reaper too: it is the sandbox's, and what it forks inherits its CPUs.
+      for (const pid of [reaperPid, ...(walkTree(reaperPid) ?? []).map((entry) => entry.pid)]) {
         for (const tid of threadsOf(pid)) {
           if (before.has(tid)) continue;
           const old = cpuAffinityOf(tid);
