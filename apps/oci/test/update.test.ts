@@ -53,6 +53,13 @@ function logLines(level: string): string[] {
 
 /** A container of static busybox running `script`, started; returns its rootfs. */
 function started(id: string, script: string, resources: Record<string, unknown> = {}): string {
+  const rootfs = created(id, script, resources);
+  expect(runtime(['start', id]).status).toBe(0);
+  return rootfs;
+}
+
+/** The same, created only. */
+function created(id: string, script: string, resources: Record<string, unknown>): string {
   const path = mkdtempSync(join(dir, 'bundle-'));
   const bin = join(path, 'rootfs', 'bin');
   mkdirSync(bin, { recursive: true });
@@ -77,7 +84,6 @@ function started(id: string, script: string, resources: Record<string, unknown> 
     }),
   );
   expect(runtime(['create', '--bundle', path, id]).status).toBe(0);
-  expect(runtime(['start', id]).status).toBe(0);
   return join(path, 'rootfs');
 }
 
@@ -177,6 +183,16 @@ describe.skipIf(missing !== null)('sandlock-oci update', () => {
       }
     });
     expect(runtime(['delete', '--force', 'u-pids']).status).toBe(0);
+  });
+
+  it('before start, changes the policy the container starts with: a limit it had not', async () => {
+    const rootfs = created('u-early', 'exec 2>/err; sleep 0; echo forked > /result', {});
+    expect(runtime(['update', '--pids-limit', '1', 'u-early']).status).toBe(0);
+    expect(runtime(['start', 'u-early']).status).toBe(0);
+    await until('the container stops', () => stopped('u-early'));
+    expect(readFileSync(join(rootfs, 'err'), 'utf8')).toContain('Resource temporarily unavailable');
+    expect(existsSync(join(rootfs, 'result'))).toBe(false);
+    expect(runtime(['delete', 'u-early']).status).toBe(0);
   });
 
   it.skipIf(availableParallelism() < 2)(
