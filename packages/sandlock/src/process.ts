@@ -368,8 +368,10 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
         );
       }
     }
-    if (wanted.cpuCores === null) wanted.cpuCores = cpuAffinityOf(0);
-    if (wanted.cpuCores !== undefined) setSandboxAffinity(this.reaperPid, wanted.cpuCores!);
+    if (wanted.cpuCores !== undefined) {
+      // null: as a sandbox started without cpuCores, on the CPUs this process may use.
+      setSandboxAffinity(this.reaperPid, wanted.cpuCores ?? cpuAffinityOf(0)!);
+    }
     const { maxMemory, maxCpu } = wanted;
     if (maxMemory !== undefined || maxCpu !== undefined) {
       this.watchers.watch!.update({

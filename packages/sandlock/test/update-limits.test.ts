@@ -176,6 +176,7 @@ describe('SandboxProcess.updateLimits', () => {
       joined.kill('SIGKILL');
       // null: back to every CPU this process may use.
       await sandboxed.updateLimits({ cpuCores: null });
+      expect(sandboxed.limits.cpuCores).toBeNull();
       expect(cpusOf(sandboxed.pid)).toBe(cpusOf(process.pid));
     },
   );
