@@ -2,7 +2,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { descendantsOf } from '@sandlock/sys';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PolicyError, Sandbox, SandboxError, type SandboxProcess } from '../src/index.js';
 import { eventually, SYSTEM_READ, systemBuilder } from './helpers.js';
 
@@ -18,6 +18,11 @@ afterAll(async () => {
 });
 
 const MiB = 1024 * 1024;
+
+// The supervisor's worker thread loads its modules once, from the sources
+// (tens of seconds on a loaded machine): before the tests, whose deadlines
+// then cover only their own work.
+beforeAll(() => builder().maxMemory('32M').maxProcesses(2).build().prepare(), 300_000);
 
 /** A builder that also reads this test's directory (where the go files are). */
 function builder() {
