@@ -137,9 +137,14 @@ async function until(what: string, check: () => boolean): Promise<void> {
 
 describe.skipIf(missing !== null)('sandlock-oci update', () => {
   it('raises memory.limit: a program the old limit would have killed keeps running', async () => {
-    const rootfs = started('u-raise', `while [ ! -e /go ]; do sleep 0.05; done; ${HOLD_64M}`, {
-      memory: { limit: 32 * MiB },
-    });
+    const script = `while [ ! -e /go ]; do sleep 0.05; done; ${HOLD_64M}`;
+    // The control: under 32 MiB it is killed.
+    const control = started('u-control', script, { memory: { limit: 32 * MiB } });
+    writeFileSync(join(control, 'go'), '');
+    await until('the control is killed', () => stopped('u-control'));
+    expect(runtime(['delete', 'u-control']).status).toBe(0);
+
+    const rootfs = started('u-raise', script, { memory: { limit: 32 * MiB } });
     expect(runtime(['update', '--memory', String(128 * MiB), 'u-raise']).status).toBe(0);
     writeFileSync(join(rootfs, 'go'), '');
     await until('dd holds its 64 MiB', () => workloadMemory('u-raise') > 60 * MiB);
@@ -148,7 +153,7 @@ describe.skipIf(missing !== null)('sandlock-oci update', () => {
     expect(stopped('u-raise')).toBe(false);
     expect(workloadMemory('u-raise')).toBeGreaterThan(60 * MiB);
     expect(runtime(['delete', '--force', 'u-raise']).status).toBe(0);
-  });
+  }, 180_000);
 
   it('lowers memory.limit below the use: the container is killed; memory.swap is warned about', async () => {
     started('u-lower', HOLD_64M, { memory: { limit: 256 * MiB } });
