@@ -299,6 +299,12 @@ class Loop {
         const session = this.sessions.get(message.session);
         if (session !== undefined) session.reporter = message.on ? this.reporterFor(session) : null;
       }
+      if (message.type === 'update') {
+        // Read by the handlers at each call: the next call sees the new fields.
+        const session = this.sessions.get(message.session);
+        if (session !== undefined) Object.assign(session.view.policy as object, message.fields);
+        post({ type: 'updated', session: message.session, seq: message.seq });
+      }
     }
   }
 
