@@ -101,6 +101,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(op, "link")) result(label, link(a, b));
     else if (!strcmp(op, "rename")) result(label, rename(a, b));
     else if (!strcmp(op, "chmod")) result(label, chmod(a, 0600));
+    else if (!strcmp(op, "create")) {
+      int fd = open(a, O_CREAT | O_EXCL | O_WRONLY, (mode_t)strtol(b, NULL, 8));
+      result(label, fd);
+      if (fd >= 0) close(fd);
+    }
     else if (!strcmp(op, "truncate")) result(label, truncate(a, 1));
     else if (!strcmp(op, "ppidroot")) {
       char path[600];
