@@ -1,7 +1,7 @@
 // Attacks on what the chroot module does on a sandbox's behalf, each
 // against the kernel under a real chroot(2) of the same tree (the control:
 // what the kernel gives a process there is what the emulation must give).
-import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRootfs, missing, type Rootfs, runInRealRoot, runInRoot } from './support/rootfs.js';
@@ -48,4 +48,30 @@ describe.skipIf(why !== null)('attacks on the emulated chroot', () => {
     expect(statSync(join(dir, 'f')).mode & 0o7777).toBe(0o755);
     expect(statSync(join(dir, 'f')).gid).toBe(4242);
   }, 120_000);
+
+  it('runs no file of a deny path by swapping the name of an execute-only program it runs', async () => {
+    // /xonly may be executed, not read: the caller's own execveat of it by
+    // name from its directory, a name another thread may swap for a
+    // denied file's meanwhile. The deny path is Landlock's too (the entries
+    // around it are granted, not its directory): that exec stays refused.
+    // busybox there says RAN as echo; the probe says "RAN : unknown".
+    const denied = join(fs.dir, 'secretdir');
+    mkdirSync(denied, { recursive: true });
+    copyFileSync(join(fs.dir, 'bin/busybox'), join(denied, 'prog'));
+    const deny = { deny: ['/secretdir'] };
+    const control = await runInRoot(fs.dir, ['/probe', 'dropcaps', 'exec:/secretdir/prog'], deny);
+    expect(control.stdout).toMatch(/^dropcaps : ok\nexec \/secretdir\/prog: E(NOENT|ACCES)\n$/);
+    const alone = runInRealRoot(fs.dir, ['/probe', 'dropcaps', 'execrace:/secretdir/prog:prog']);
+    expect(alone).toBe('dropcaps : ok\nRAN\n');
+    for (let run = 0; run < 3; run++) {
+      const result = await runInRoot(
+        fs.dir,
+        ['/probe', 'dropcaps', 'execrace:/xonly:secretdir/prog'],
+        deny,
+      );
+      expect(result.stdout).toMatch(
+        /^dropcaps : ok\n(RAN : unknown|execrace \/xonly secretdir\/prog: never ran)\n$/,
+      );
+    }
+  }, 300_000);
 });
