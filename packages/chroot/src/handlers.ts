@@ -264,7 +264,13 @@ export function onOpen(ctx: Ctx): Answer {
       );
       // The reaper's umask is not the caller's; a mode already right is left
       // alone (an fchmod is an IN_ATTRIB event the kernel's create has not).
-      if (fd >= 0 && (fstatSync(fd).mode & 0o7777) !== perms) trySyscall('fchmod', fd, perms);
+      // The reaper sets it, as the sandbox: a set-group-ID bit the kernel
+      // cleared at the create (mode_strip_sgid() in fs/inode.c) stays
+      // cleared (setattr_prepare() in fs/attr.c), which the supervisor's
+      // CAP_FSETID would have kept.
+      if (fd >= 0 && (fstatSync(fd).mode & 0o7777) !== perms) {
+        reaper(brokerOf(ctx), 'fchmodat2', (name) => [{ fd }, name(''), perms, AT_EMPTY_PATH]);
+      }
       return inject(fd, flags);
     }
     if (r.errno !== 0) return answer.errno(r.errno);

@@ -158,4 +158,32 @@ describe.skipIf(why !== null)('a program that narrows itself with Landlock insid
     expect(outcomes(result.stdout).get('write /other/new')).toBe('EACCES');
     expect(result.workdir?.changes ?? []).toEqual([]);
   }, 180_000);
+
+  it('a child orphaned after the narrowing (reparented to the reaper) is still held to the domain', async () => {
+    const [narrow, ...rest] = OPS('');
+    const ops = [narrow!, 'orphan', ...rest];
+    const alone = execFileSync('chroot', [fresh('kernel'), '/probe', ...ops], { encoding: 'utf8' });
+    expect(outcomes(alone).get('orphan')).toBe('ok');
+    const dir = fresh('orphaned');
+    const result = await runInRoot(dir, ['/probe', ...ops], { write: ['/ro', '/rw', '/other'] });
+    expect(result.stderr).toBe('');
+    expect(outcomes(result.stdout).get('orphan')).toBe('ok');
+    expect(refusedByBoth(alone, result.stdout)).toEqual([]);
+    expect(existsSync(join(dir, 'other/new'))).toBe(false);
+    expect(readFileSync(join(dir, 'other/file'), 'utf8')).toBe('not for the narrowed\n');
+  }, 180_000);
+
+  it('a sibling made with clone(CLONE_PARENT) after the narrowing is still held to the domain', async () => {
+    const [narrow, ...rest] = OPS('');
+    const ops = ['fork', narrow!, 'cloneparent', ...rest];
+    const alone = execFileSync('chroot', [fresh('kernel'), '/probe', ...ops], { encoding: 'utf8' });
+    expect(outcomes(alone).get('cloneparent')).toBe('ok');
+    const dir = fresh('sibling');
+    const result = await runInRoot(dir, ['/probe', ...ops], { write: ['/ro', '/rw', '/other'] });
+    expect(result.stderr).toBe('');
+    // Refused to a narrowed caller: its sibling's ancestry holds no mark of the domain.
+    expect(outcomes(result.stdout).get('cloneparent')).toBe('EPERM');
+    expect(refusedByBoth(alone, result.stdout)).toEqual([]);
+    expect(existsSync(join(dir, 'other/new'))).toBe(false);
+  }, 180_000);
 });

@@ -10,9 +10,17 @@
  *   append:P       opens P (which exists) for writing, appends a line
  *   fdflags:P      opens P without O_CLOEXEC, prints its descriptor flags
  *   thread         starts a thread that waits forever
+ *   orphan         the operations after it run in a grandchild whose parent
+ *                  has exited (reparented to the sandbox's reaper)
+ *   fork           the operations after it run in a child (the parent
+ *                  waits for every child it gets)
+ *   cloneparent    the operations after it run in a sibling made with
+ *                  clone(CLONE_PARENT), or in the caller if that failed
  *   true           exits 0 */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/landlock.h>
 #include <pthread.h>
@@ -109,6 +117,50 @@ static void *waiting(void *unused) {
   return NULL;
 }
 
+/* In the top process: waits for the orphaned grandchild (its end of the pipe closes) and returns 1. */
+static int orphan(void) {
+  int ends[2];
+  if (pipe(ends) < 0) return -1;
+  pid_t middle = fork();
+  if (middle < 0) return -1;
+  if (middle == 0) {
+    pid_t me = getpid();
+    if (fork() != 0) _exit(0);
+    close(ends[0]);
+    while (getppid() == me) usleep(1000);
+    printf("orphan: ok\n");
+    return 0;
+  }
+  close(ends[1]);
+  waitpid(middle, NULL, 0);
+  char byte;
+  while (read(ends[0], &byte, 1) > 0) continue;
+  return 1;
+}
+
+/* fork: in the parent, waits for every child and returns 1; 0 in the child. */
+static int forked(void) {
+  pid_t child = fork();
+  if (child < 0) return -1;
+  if (child == 0) return 0;
+  while (wait(NULL) > 0) continue;
+  return 1;
+}
+
+/* cloneparent: 1 in the caller, 0 in the sibling it made (or in the caller, refused). */
+static int sibling(void) {
+  long child = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+  if (child < 0) {
+    result("cloneparent", -1);
+    return 0;
+  }
+  if (child == 0) {
+    printf("cloneparent: ok\n");
+    return 0;
+  }
+  return 1;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   for (int i = 1; i < argc; i++) {
@@ -148,6 +200,12 @@ int main(int argc, char **argv) {
       pthread_t thread;
       errno = pthread_create(&thread, NULL, waiting, NULL);
       result(label, errno ? -1 : 0);
+    } else if (!strcmp(op, "fork") || !strcmp(op, "cloneparent")) {
+      int parent = !strcmp(op, "fork") ? forked() : sibling();
+      if (parent != 0) return parent < 0 ? 1 : 0;
+    } else if (!strcmp(op, "orphan")) {
+      int top = orphan();
+      if (top != 0) return top < 0 ? 1 : 0;
     } else printf("%s: unknown\n", label);
   }
   return 0;
