@@ -156,6 +156,10 @@ describe('problems name what the user wrote', () => {
     expect(problemsOf(flags(['plugin', '/nonexistent/sandlock-plugin.js']))).toEqual([
       '--plugin: /nonexistent/sandlock-plugin.js does not exist',
     ]);
+    // The problem quotes what was typed, not the object made of it.
+    expect(problemsOf(flags(['plugin', 'relative.mjs']))).toEqual([
+      "--plugin: expected { module: a file: URL or an absolute path, options? }, got 'relative.mjs'",
+    ]);
     const hard = Number(getRlimit('NOFILE').hard);
     const why =
       "the sandbox's first process needs a few of its own; no sandbox can raise this process's hard limit";
