@@ -5,6 +5,7 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -72,6 +73,29 @@ describe('profiles', () => {
         expect(result.stderr, profile).toContain(`${path}: Permission denied`);
       }
     }
+  });
+
+  it('a profile directory that cannot be read is said so, not taken for an empty one', () => {
+    // A symlink to itself: ELOOP, which root gets too (unlike EACCES).
+    const loop = join(scratch, 'loop-config');
+    const dir = join(loop, 'sandlock', 'profiles');
+    mkdirSync(join(loop, 'sandlock'), { recursive: true });
+    symlinkSync('profiles', dir);
+    const env = { env: { ...process.env, XDG_CONFIG_HOME: loop } };
+    expect(sandlock(['profile', 'list'], env)).toMatchObject({
+      status: 1,
+      stdout: '',
+      stderr: `sandlock profile: cannot read the profile directory ${dir}: ELOOP: too many symbolic links encountered\n`,
+    });
+    const reason = `cannot read ${join(dir, 'build.toml')}: ELOOP: too many symbolic links encountered`;
+    expect(sandlock(['profile', 'show', 'build'], env)).toMatchObject({
+      status: 1,
+      stderr: `sandlock profile: ${reason}\n`,
+    });
+    expect(sandlock(['run', '-p', 'build', '--', 'true'], env)).toMatchObject({
+      status: 125,
+      stderr: `sandlock run: -p/--profile: ${reason}\n`,
+    });
   });
 
   it('named profiles: list, show, path, and run -p NAME', () => {
