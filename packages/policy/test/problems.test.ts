@@ -170,6 +170,13 @@ describe('problems name what the user wrote', () => {
     }
   });
 
+  it('a profile problem inside a table names its key', () => {
+    const draft = profileDraft('[environment]\nvars = { A = "x", B = 1 }\n', 'e.toml');
+    expect(problemsOf(draft)).toEqual([
+      'e.toml:2:8: environment.vars.B: expected a string without NUL, got 1',
+    ]);
+  });
+
   it('indexes count across the sources of a list', () => {
     const draft = profileDraft('[filesystem]\nread = ["/usr", "/etc"]', 'p.toml');
     applyFlag(draft, policyFlags().find((f) => f.long === 'fs-read')!, 'nope');
