@@ -316,6 +316,39 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
     expect(() => readFileSync(join(fs.dir, 'etc/added'))).toThrow();
   });
 
+  it("runs scripts with a workdir over the root: one the layer holds, the root's, nested", async () => {
+    const storage = join(fs.dir, '..', 'store-scripts');
+    const script = [
+      'printf \'#!/bin/sh\\necho "layer $1"\\n\' > /tmp/layer.sh',
+      'chmod 755 /tmp/layer.sh',
+      '/tmp/layer.sh one',
+      'cd /tmp && ./layer.sh two',
+      '/bin/env /tmp/layer.sh three',
+      '/script four',
+      '/nested five',
+    ].join('; ');
+    const result = await runInRoot(fs.dir, ['/bin/sh', '-c', script], {
+      workdir: { dir: fs.dir, storage },
+    });
+    expect(result.stderr).toBe('');
+    const expected = [
+      'layer one',
+      'layer two',
+      'layer three',
+      'script /script four',
+      'interp1 /interp1 [one two] /nested five',
+      '',
+    ].join('\n');
+    expect(result.stdout).toBe(expected);
+    if (root) {
+      try {
+        expect(runInRealRoot(fs.dir, ['/bin/sh', '-c', script])).toBe(expected);
+      } finally {
+        rmSync(join(fs.dir, 'tmp/layer.sh'), { force: true });
+      }
+    }
+  });
+
   it('describes the Landlock rules with the host paths of the root', async () => {
     const description = await Sandbox.builder()
       .chroot(fs.dir)
