@@ -13,8 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { summarize } from './stats.mjs';
 
-// SANDLOCK_DIST=/path/to/packages/sandlock/dist/index.js compares another build.
+// SANDLOCK_DIST=/path/to/packages/sandlock/dist/index.js measures another
+// build; SANDLOCK_DIST_BEFORE=… adds its sandboxed cases, interleaved with
+// this build's (a before and after).
 const { Sandbox } = await import(process.env.SANDLOCK_DIST ?? 'sandlock');
+const before = process.env.SANDLOCK_DIST_BEFORE;
+const SandboxBefore = before === undefined ? null : (await import(before)).Sandbox;
 const SYSTEM = ['/usr', '/lib', '/lib64', '/bin', '/etc'].filter((path) => existsSync(path));
 const IDENTITY = ['-c', 'user.name=bench', '-c', 'user.email=bench@example.invalid'];
 const GIT_ENV = { GIT_CONFIG_NOSYSTEM: '1', HOME: '/nonexistent', LC_ALL: 'C' };
@@ -84,20 +88,30 @@ export async function benchWorkdirGit(runs = 5, files = 5_000) {
   };
   const status = ['git', ...IDENTITY, 'status', '--porcelain'];
   const commit = ['git', ...IDENTITY, 'commit', '-qam', 'change'];
-  const inSandbox = (workdir) => async (argv, dir) => {
-    const builder = Sandbox.builder()
-      .fsRead(...SYSTEM, root)
-      .cwd(dir)
-      .env(GIT_ENV);
-    if (workdir) builder.workdir(dir).fsStorage(storage).onExit('abort');
-    else builder.fsWrite(dir);
-    const result = await builder.build().run(argv);
-    if (result.exitCode !== 0) throw new Error(`exit ${result.exitCode}: ${result.stderr}`);
-  };
+  const python = ['python3', '-c', 'pass'];
+  const inSandbox =
+    (workdir, build = Sandbox) =>
+    async (argv, dir) => {
+      const builder = build
+        .builder()
+        .fsRead(...SYSTEM, root)
+        .cwd(dir)
+        .env(GIT_ENV);
+      if (workdir) builder.workdir(dir).fsStorage(storage).onExit('abort');
+      else builder.fsWrite(dir);
+      const result = await builder.build().run(argv);
+      if (result.exitCode !== 0) throw new Error(`exit ${result.exitCode}: ${result.stderr}`);
+    };
   const modes = {
     bare: run,
     'sandboxed (fsWrite)': inSandbox(false),
     'copy-on-write workdir': inSandbox(true),
+    ...(SandboxBefore === null
+      ? {}
+      : {
+          'sandboxed (fsWrite), before': inSandbox(false, SandboxBefore),
+          'copy-on-write workdir, before': inSandbox(true, SandboxBefore),
+        }),
   };
   const cases = {};
   for (const [mode, exec] of Object.entries(modes)) {
@@ -110,25 +124,44 @@ export async function benchWorkdirGit(runs = 5, files = 5_000) {
       run: (dir) => exec(commit, dir),
       done: (dir) => rmSync(dir, { recursive: true, force: true }),
     };
+    cases[`python3 -c pass in the repository, ${mode}`] = {
+      prepare: () => template,
+      run: (dir) => exec(python, dir),
+    };
   }
   try {
     const samples = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
+    /** This process's CPU time per sandboxed run: its supervisor's threads. */
+    const cpu = Object.fromEntries(
+      Object.keys(cases)
+        .filter((name) => !name.endsWith(', bare'))
+        .map((name) => [name, []]),
+    );
     for (let i = -1; i < runs; i++) {
       for (const [name, { prepare, run: timed, done }] of Object.entries(cases)) {
         const dir = prepare();
+        const used = process.cpuUsage();
         const start = process.hrtime.bigint();
         await timed(dir);
         const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
+        const { user, system } = process.cpuUsage(used);
         done?.(dir);
-        if (i >= 0) samples[name].push(elapsed); // the first round warms up
+        if (i >= 0) {
+          // The first round warms up.
+          samples[name].push(elapsed);
+          cpu[name]?.push((user + system) / 1000);
+        }
       }
     }
     const result = summarize(samples);
+    for (const [name, values] of Object.entries(summarize(cpu))) {
+      result[`${name}, supervisor CPU`] = values;
+    }
     const ratio = (what, mode, base) =>
       result[`${what}, ${files} files, ${mode}`].median /
       result[`${what}, ${files} files, ${base}`].median;
     return {
-      title: `git in a ${files}-file repository, ${runs} runs each, interleaved`,
+      title: `git and python3 -c pass in a ${files}-file repository, ${runs} runs each, interleaved`,
       result,
       ratios: {
         'git status, copy-on-write / bare': ratio('git status', 'copy-on-write workdir', 'bare'),

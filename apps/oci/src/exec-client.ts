@@ -49,7 +49,14 @@ export async function execClient(options: ExecClientOptions): Promise<never> {
       const size = wanted.consoleSize
         ? { rows: wanted.consoleSize.height, columns: wanted.consoleSize.width }
         : null;
-      const pty = openConsole(options.consoleSocket, size);
+      let pty: ReturnType<typeof openConsole>;
+      try {
+        pty = openConsole(options.consoleSocket, size);
+      } catch (error) {
+        throw new OciError(
+          `cannot send the terminal to the console socket ${options.consoleSocket}: ${(error as Error).message}`,
+        );
+      }
       close(pty.master);
       slave = pty.slave;
       stdio = [slave, slave, slave];

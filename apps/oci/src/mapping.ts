@@ -597,6 +597,17 @@ export function mapConfig(config: OciConfig, options: MappingOptions): Container
     draft.add('chroot' as FieldName, root, origin('root.path', config.root.path));
     if (!readOnly) draft.add('fsWrite', ['/'], origin('root.readonly', 'false'));
     else draft.add('fsRead', ['/'], origin('root.readonly', 'true'));
+    // A default device of every container (runtime-config-linux.md, "Default
+    // Devices"). It opens the opener's own controlling terminal (ENXIO
+    // without one), so an `exec` with a terminal has it whatever the first
+    // process had; Sandlock's `devices` grants it only to a supervisor with
+    // a terminal. Made in the root as runc makes it; a read-only root
+    // without one has it only where the image made it.
+    let tty = '/dev/tty';
+    try {
+      tty = options.mountPoint?.(root, tty, 'file') ?? tty;
+    } catch {}
+    draft.add('fsMount' as FieldName, [`${tty}:/dev/tty`], origin('root.path', '/dev/tty'));
   } else {
     draft.add(readOnly ? 'fsRead' : 'fsWrite', [root], origin('root.path', config.root.path));
   }

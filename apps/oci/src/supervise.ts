@@ -307,6 +307,7 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
             cwd: plan.cwd,
             rlimits: plan.rlimits,
             ...(plan.umask !== undefined ? { umask: plan.umask } : {}),
+            terminal: plan.terminal,
             stdio,
           });
           execs.set(joined.pid, joined);

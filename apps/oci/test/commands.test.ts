@@ -12,7 +12,9 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { close } from '@sandlock/sys';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ConsoleSocket, readTerminal, writeTerminal } from './console-socket.js';
 import { missingForContainerd, SANDLOCK_OCI } from './containerd-lab.js';
 
 // The runtime driven as the shim drives it, without containerd: a bundle of
@@ -43,13 +45,12 @@ function lastError(): { level: string; msg: string; time: string } {
   return errors.at(-1);
 }
 
-function bundle(args: string[]): string {
+function bundle(args: string[], applets = ['sh', 'sleep']): string {
   const path = mkdtempSync(join(dir, 'bundle-'));
   const bin = join(path, 'rootfs', 'bin');
   mkdirSync(bin, { recursive: true });
   writeFileSync(join(bin, 'busybox'), readFileSync('/bin/busybox'), { mode: 0o755 });
-  linkSync(join(bin, 'busybox'), join(bin, 'sh'));
-  linkSync(join(bin, 'busybox'), join(bin, 'sleep'));
+  for (const applet of applets) linkSync(join(bin, 'busybox'), join(bin, applet));
   writeFileSync(
     join(path, 'config.json'),
     JSON.stringify({
@@ -134,6 +135,102 @@ describe.skipIf(missing !== null)('the runtime commands', () => {
     expect(runtime('update', '--memory', '1000000', 'c3').status).toBe(1);
     expect(lastError().msg).toContain('memory.limit');
     expect(runtime('delete', '--force', 'c3').status).toBe(0);
+  });
+
+  it('exec with a terminal: its master to the console socket, the process in a session the terminal controls', async () => {
+    const path = bundle(['sleep', '1000'], ['sh', 'sleep', 'tty', 'stty', 'ps']);
+    expect(runtime('create', '--bundle', path, 'c5').status).toBe(0);
+    expect(runtime('start', 'c5').status).toBe(0);
+    const listener = new ConsoleSocket(join(dir, 'c5.sock'));
+    try {
+      const processFile = join(path, 'exec.json');
+      writeFileSync(
+        processFile,
+        JSON.stringify({
+          terminal: true,
+          consoleSize: { height: 33, width: 101 },
+          args: [
+            'sh',
+            '-c',
+            'tty; stty size; echo via-dev-tty > /dev/tty; read line; echo "got:$line"; sleep 1000',
+          ],
+          env: ['PATH=/bin'],
+          cwd: '/',
+          user: { uid: 0, gid: 0 },
+        }),
+      );
+      const pidFile = join(path, 'exec.pid');
+      const exec = runtime(
+        'exec',
+        '--process',
+        processFile,
+        '--detach',
+        '--pid-file',
+        pidFile,
+        '--console-socket',
+        listener.path,
+        'c5',
+      );
+      expect(exec.status, exec.stderr).toBe(0);
+      const execPid = Number(readFileSync(pidFile, 'utf8'));
+      const { name, master } = await listener.receive();
+      try {
+        expect(name).toMatch(/^\/dev\/pts\/\d+$/);
+        const said = await readTerminal(master, (text) => text.includes('via-dev-tty'));
+        expect(said).toBe(`${name}\r\n33 101\r\nvia-dev-tty\r\n`);
+        writeTerminal(master, 'hello\n');
+        expect(await readTerminal(master, (text) => text.includes('got:'))).toContain('got:hello');
+        // ^C reaches the foreground process group: the terminal controls the process's session.
+        writeTerminal(master, '\x03');
+        await until('^C ends the exec’d process', () => !running(execPid));
+      } finally {
+        close(master);
+      }
+    } finally {
+      listener.close();
+      expect(runtime('delete', '--force', 'c5').status).toBe(0);
+    }
+  }, 180_000);
+
+  it('exec with a terminal and a console socket nobody listens on: a clear error, nothing started', () => {
+    const path = bundle(['sleep', '1000']);
+    expect(runtime('create', '--bundle', path, 'c6').status).toBe(0);
+    expect(runtime('start', 'c6').status).toBe(0);
+    try {
+      const before = runtime('ps', '--format', 'json', 'c6').stdout;
+      const processFile = join(path, 'exec.json');
+      writeFileSync(
+        processFile,
+        JSON.stringify({
+          terminal: true,
+          args: ['sleep', '1000'],
+          env: ['PATH=/bin'],
+          cwd: '/',
+          user: { uid: 0, gid: 0 },
+        }),
+      );
+      const pidFile = join(path, 'exec.pid');
+      const missingSocket = join(dir, 'nobody-listens.sock');
+      const exec = runtime(
+        'exec',
+        '--process',
+        processFile,
+        '--detach',
+        '--pid-file',
+        pidFile,
+        '--console-socket',
+        missingSocket,
+        'c6',
+      );
+      expect(exec.status).toBe(1);
+      expect(lastError().msg).toContain(
+        `cannot send the terminal to the console socket ${missingSocket}`,
+      );
+      expect(existsSync(pidFile)).toBe(false);
+      expect(runtime('ps', '--format', 'json', 'c6').stdout).toBe(before);
+    } finally {
+      expect(runtime('delete', '--force', 'c6').status).toBe(0);
+    }
   });
 
   it('not as root, refuses another process.user, naming the field', () => {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ContainerdLab,
@@ -106,11 +107,14 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
       }
     });
 
-    it('runs with a terminal (ctr task exec -t)', async () => {
+    it('runs with a terminal of its own, of the caller’s size (ctr task exec -t)', async () => {
       const container = id('tty');
       await started(container);
       try {
+        // script(1) gives ctr a terminal, sized here; ctr passes the size on
+        // once the process has started (a resize), so `stty size` waits for it.
         const line = [
+          'stty rows 33 cols 101;',
           'ctr',
           ...lab.ctrArgs([
             'task',
@@ -121,11 +125,15 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
             container,
             'sh',
             '-c',
-            `'[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo tty-ok; exit 5'`,
+            `'[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo tty-ok; tty; until [ -n "$(stty size 2>/dev/null)" ]; do sleep 0.1; done; stty size; echo ctty > /dev/tty; exit 5'`,
           ]),
         ].join(' ');
         const run = lab.run('script', ['-qec', line, '/dev/null'], 120_000);
-        expect(run.stdout).toContain('tty-ok');
+        // Two terminals translate newlines (ctr's and script's); a NUL ctr
+        // writes is echoed as ^@.
+        expect(run.stdout.replace(/\r|\^@/g, '')).toMatch(
+          /^tty-ok\n\/dev\/pts\/\d+\n33 101\nctty\n$/,
+        );
         expect(run.status).toBe(5);
       } finally {
         removed(container);
@@ -213,7 +221,7 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
       const spec = JSON.parse(
         readFileSync(lab.specWith(['sleep', '1000'], { uid: 0, gid: 0 }), 'utf8'),
       );
-      // runc: sleep and the exec'd shell; sandlock-oci: sleep and its zygote. Either way no third.
+      // sleep and the exec'd shell (sandlock-oci's zygote is not counted): no third.
       spec.linux.resources = { ...spec.linux.resources, pids: { limit: 2 } };
       const path = lab.specWith(['sleep', '1000'], { uid: 0, gid: 0 });
       writeFileSync(path, JSON.stringify(spec));
@@ -226,6 +234,37 @@ describe.skipIf(missing !== null)('ctr task exec through containerd', () => {
         removed(container);
       }
     });
+  });
+
+  it('leaves the whole pids limit to the container: its zygote is not counted', async () => {
+    const container = 'sandlock-oci-exec-pids-whole';
+    const marker = `/tmp/${container}`;
+    const spec = JSON.parse(readFileSync(lab.specWith(['sh'], { uid: 0, gid: 0 }), 'utf8'));
+    // The shell and two sleeps: three processes of the container's own.
+    spec.process.args = ['sh', '-c', `sleep 1000 & sleep 1000 & echo three > ${marker}; wait`];
+    spec.linux.resources = { ...spec.linux.resources, pids: { limit: 3 } };
+    const path = lab.specWith(['sh'], { uid: 0, gid: 0 });
+    writeFileSync(path, JSON.stringify(spec));
+    const written = join(lab.dir, 'unpacked', 'rootfs', marker);
+    rmSync(written, { force: true });
+    const run = lab.ctr(['run', '-d', '--runc-binary', SANDLOCK_OCI, '--config', path, container]);
+    expect(run.status, run.stderr).toBe(0);
+    try {
+      await until(`${container} forked its three`, () => existsSync(written));
+      expect(readFileSync(written, 'utf8')).toBe('three\n');
+      expect(lab.ctr(['task', 'ls']).stdout).toMatch(
+        new RegExp(`^${container}\\s+\\d+\\s+RUNNING`, 'm'),
+      );
+      // The control: a fourth, exec'd, is refused.
+      const fourth = lab.ctr(['task', 'exec', '--exec-id', 'fourth', container, 'true']);
+      expect(fourth.status).not.toBe(0);
+      expect(fourth.stderr).toMatch(/EAGAIN/);
+    } finally {
+      lab.ctr(['task', 'kill', '-s', 'SIGKILL', container]);
+      lab.ctr(['task', 'rm', '-f', container]);
+      lab.ctr(['container', 'rm', container]);
+      rmSync(written, { force: true });
+    }
   });
 
   it('joins as the container’s user, refusing another (no capability is left to switch)', async () => {

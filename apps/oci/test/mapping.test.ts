@@ -142,6 +142,7 @@ describe('a config.json of ctr run with limits, a bind mount and an annotation',
           `/dev/shm:${join(scratchDir, '0')}`,
           `/data:${bindSource}:ro`,
           `/run:${join(scratchDir, '1')}`,
+          '/dev/tty:/dev/tty',
         ]),
       );
       expect(plan.draft.current('fsWrite')).toEqual(['/']);

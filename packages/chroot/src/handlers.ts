@@ -52,7 +52,12 @@ import {
   umaskOf,
   writable,
 } from './call.js';
-import { openOwnDescriptor, ownDescriptorOf, ownTerminalOf } from './own-fd.js';
+import {
+  openOwnDescriptor,
+  ownControllingTerminalOf,
+  ownDescriptorOf,
+  ownTerminalOf,
+} from './own-fd.js';
 import { throughProcRoot } from './proc-root.js';
 import { isSearchOnlyOpen } from './retargeted.js';
 import type { Found } from './root.js';
@@ -237,6 +242,12 @@ export function onOpen(ctx: Ctx): Answer {
     if (r.errno === ENOENT && resolveFlags === 0) {
       const terminal = ownTerminalOf(ctx, path);
       if (terminal !== null) return openOwnDescriptor(ctx, terminal, flags);
+    }
+    if (r.errno === 0 && r.parent < 0 && r.mount?.host === '/dev/tty' && (flags & O.O_PATH) === 0) {
+      const terminal = ownControllingTerminalOf(ctx);
+      return terminal === null
+        ? answer.errno(ERRNO.ENXIO)
+        : openOwnDescriptor(ctx, terminal, flags);
     }
     if (r.lastMissing) {
       if ((flags & O.O_CREAT) === 0) return answer.errno(ENOENT);

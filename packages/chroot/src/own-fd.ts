@@ -6,7 +6,7 @@
 // it already has: never more access than N's (the kernel's reopen through
 // /proc checks the inode's permissions; here the access mode must be
 // within N's). Unlike that reopen, the duplicate shares N's offset.
-import { fstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { fstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { type Answer, answer, CallError } from '@sandlock/dispatch/module';
 import {
   close,
@@ -80,6 +80,30 @@ export function ownTerminalOf(ctx: Ctx, path: Buffer): number | null {
       if (readlinkSync(`/proc/${ctx.pid}/fd/${entry}`, 'latin1') === text) return Number(entry);
     } catch {}
   }
+  return null;
+}
+
+/**
+ * The caller's descriptor open on its controlling terminal, for an open of
+ * the host's /dev/tty mounted in the root: the kernel gives the opener's
+ * controlling terminal there (tty_open_current_tty() in drivers/tty/tty_io.c),
+ * and the reaper that opens what the root shows has none. Null without one,
+ * or without a descriptor of it (the kernel's ENXIO, then).
+ */
+export function ownControllingTerminalOf(ctx: Ctx): number | null {
+  let terminal: number;
+  try {
+    // proc(5): tty_nr, the 7th field, the device number as the kernel encodes it.
+    const stat = readFileSync(`/proc/${ctx.pid}/stat`, 'latin1');
+    terminal = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[4]);
+    if (!(terminal > 0)) return null;
+    for (const entry of readdirSync(`/proc/${ctx.pid}/fd`)) {
+      try {
+        const found = statSync(`/proc/${ctx.pid}/fd/${entry}`);
+        if (found.isCharacterDevice() && found.rdev === terminal) return Number(entry);
+      } catch {}
+    }
+  } catch {}
   return null;
 }
 

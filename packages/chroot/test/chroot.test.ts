@@ -2,9 +2,9 @@
 // static busybox, a static probe, a dynamically linked ls with its loader
 // and libraries), programs run in it, and escapes that must fail.
 import { spawnSync } from 'node:child_process';
-import { closeSync, fstatSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { openPty } from '@sandlock/sys';
+import { F_GETFL, F_SETFL, fcntl, hostArch, openFlags, openPty } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox } from '../../sandlock/src/index.js';
 import { execOnlyCopy, interpreterOf } from '../src/exec.js';
@@ -509,6 +509,42 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
       expect(result.stderr).toBe('');
       expect(result.stdout).toBe(`${pty.name}\nnot a tty\n`);
     } finally {
+      closeSync(pty.slave);
+      closeSync(pty.master);
+    }
+  });
+
+  it('opens /dev/tty as the caller’s controlling terminal, and fails with ENXIO without one', async () => {
+    const pty = openPty();
+    // What the programs wrote is there once they have ended: read without waiting for more.
+    fcntl(pty.master, F_SETFL, fcntl(pty.master, F_GETFL) | openFlags(hostArch()).O_NONBLOCK);
+    const said = () => {
+      const buffer = Buffer.alloc(4096);
+      return buffer.subarray(0, readSync(pty.master, buffer)).toString();
+    };
+    const sandboxed = await Sandbox.builder()
+      .chroot(fs.dir)
+      .fsMount('/dev/tty:/dev/tty')
+      .build()
+      .spawn(['/bin/sh', '-c', 'read line'], { stdio: 'pipe', joinable: true });
+    try {
+      const shell = (script: string, stdio: number, terminal: boolean) =>
+        sandboxed.join({
+          path: '/bin/sh',
+          argv: ['sh', '-c', script],
+          env: ['PATH=/bin'],
+          stdio: [stdio, stdio, stdio],
+          terminal,
+        });
+      const controlled = await shell('echo via-dev-tty > /dev/tty', pty.slave, true);
+      expect(await controlled.wait()).toEqual({ exitCode: 0, signal: null });
+      expect(said()).toBe('via-dev-tty\r\n');
+      // A terminal as stdio only is not a controlling one: the kernel's ENXIO.
+      const uncontrolled = await shell('echo x > /dev/tty', pty.slave, false);
+      expect((await uncontrolled.wait()).exitCode).not.toBe(0);
+      expect(said()).toMatch(/No such device or address/);
+    } finally {
+      await sandboxed.kill();
       closeSync(pty.slave);
       closeSync(pty.master);
     }

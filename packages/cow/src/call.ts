@@ -15,7 +15,14 @@ import {
   threadGroupOf,
 } from '@sandlock/dispatch/module';
 import { type Credentials, callAsCaller, credentialsOf, ERRNO, sameIds } from '@sandlock/sys';
-import { type Caller, type Resolved, type Restrict, resolvePath, type Workdir } from './resolve.js';
+import {
+  type Caller,
+  type Resolved,
+  type Restrict,
+  resolvePath,
+  untouchedPath,
+  type Workdir,
+} from './resolve.js';
 
 /** The policy fields the module reads (the session policy sandlock gives it). */
 export interface CowPolicy {
@@ -113,6 +120,22 @@ export function resolve(
     return { where: 'outside', walked: view.walk(ctx, path, { dirfd, followLast }) };
   }
   return resolved.value;
+}
+
+/**
+ * The path's components beneath the workdir when the kernel's own lookup of
+ * it for the caller finds what the merged view shows and the layer holds
+ * nothing on the way (untouchedPath): a read of it may be left to the
+ * kernel without a walk. Null: resolve it.
+ */
+export function untouched(
+  ctx: Ctx,
+  session: Session,
+  path: Buffer,
+  dirfd: number,
+  followLast: boolean,
+): string[] | null {
+  return untouchedPath(session.workdir, (fd) => ctx.openStart(fd), path, { dirfd, followLast });
 }
 
 /** Whether a path's last component is `.` or `..` (trailing slashes aside), as the kernel's LAST_DOT / LAST_DOTDOT. */

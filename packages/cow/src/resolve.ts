@@ -536,6 +536,68 @@ function plainlyOutside(
   return failedOutside(fd >= 0 ? 0 : -fd);
 }
 
+/**
+ * The fast answer for a call that only looks at a path (docs/design.md,
+ * "Copy-on-write: reads the layer holds nothing for"): the path's
+ * components beneath the workdir when the kernel's own lookup of it for
+ * the caller finds what the merged view shows there and the merged walk
+ * would be `pure`, else null (walk it). That holds when the path has no
+ * `..`, starts at the caller's root (its lexical names leading into the
+ * workdir) or at a directory of the lower, meets no symlink in the lower
+ * (openat2 RESOLVE_NO_SYMLINKS; a last one only when the call follows
+ * it), and the layer holds nothing on the way: the upper has no entry for
+ * its first name beneath the workdir (an upper entry deeper down needs
+ * its directories there too) and no component is hidden by a whiteout.
+ * Whiteouts only grow, so reading them after the upper answers for the
+ * state of the layer when the upper was read. Not with an emulated
+ * chroot, whose walk knows the mounts.
+ */
+export function untouchedPath(
+  workdir: Workdir,
+  openStart: (dirfd: number) => number,
+  path: Buffer,
+  options: { readonly dirfd: number; readonly followLast: boolean },
+): string[] | null {
+  if (workdir.chroot !== null && workdir.chroot !== undefined) return null;
+  const text = path.toString('latin1');
+  const names = text.split('/').filter((name) => name !== '' && name !== '.');
+  if (names.includes('..')) return null;
+  let rel: string[];
+  let start = AT_FDCWD;
+  if (text.startsWith('/')) {
+    // The caller's root is the supervisor's without an emulated chroot (as plainlyOutside takes it).
+    const lower = workdir.lowerPath.split('/').filter((name) => name !== '');
+    if (names.length < lower.length || !lower.every((name, index) => names[index] === name)) {
+      return null;
+    }
+    rel = names.slice(lower.length);
+  } else {
+    start = openStart(options.dirfd);
+    const own = identify(start);
+    let place: { rel: string[]; side: Side } | null = null;
+    if (typeof own !== 'number' && own.id === workdir.lowerId) place = { rel: [], side: 'lower' };
+    else if (typeof own !== 'number') place = placeOf(workdir, start);
+    if (place === null || place.side !== 'lower') {
+      close(start);
+      return null;
+    }
+    rel = [...place.rel, ...names];
+  }
+  try {
+    const how = options.followLast ? PROBE_FOLLOW : PROBE_NOFOLLOW;
+    const found = trySyscall('openat2', start, cName(text), how, how.length);
+    if (found === -ELOOP || found === -EXDEV || found === -ERRNO.EAGAIN) return null;
+    if (found >= 0) close(found);
+  } finally {
+    if (start !== AT_FDCWD) close(start);
+  }
+  if (rel.length === 0) return rel;
+  const upper = trySyscall('openat', workdir.upperRoot, cName(rel[0]!), PATH_FLAGS, 0);
+  if (upper >= 0) close(upper);
+  if (upper !== -ENOENT) return null;
+  return workdir.layer.hidden(rel.join('/')) ? null : rel;
+}
+
 function isWorkdir(workdir: Workdir, fd: number): boolean {
   const found = identify(fd);
   return typeof found !== 'number' && found.id === workdir.lowerId;

@@ -62,6 +62,11 @@ export interface ModulePolicy extends Omit<Policy, 'randomSeed'> {
     readonly fsgid: number;
     readonly groups: readonly number[];
   };
+  /**
+   * The sandbox keeps a zygote (sandlock's SpawnOptions.joinable): the
+   * program's first fork, made before it runs, which maxProcesses does not count.
+   */
+  readonly joinable?: boolean;
   /** The address rules (netAllow or netDeny) taken apart; null when the policy has none. */
   readonly net: NetView | null;
   /** Which datagram sockets the sandbox may make (UDP, ICMP ping): {@link datagramsOf}. */

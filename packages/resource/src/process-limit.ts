@@ -26,7 +26,13 @@ const counters = new Map<number, ProcessCounter>();
 function counterFor(session: WorkerSession<ModulePolicy>): ProcessCounter {
   let counter = counters.get(session.id);
   if (counter === undefined) {
-    counter = new ProcessCounter(session.reaperPid, session.policy.maxProcesses!);
+    counter = new ProcessCounter(
+      session.reaperPid,
+      session.policy.maxProcesses!,
+      undefined,
+      undefined,
+      session.policy.joinable === true ? session.programPid : null,
+    );
     counters.set(session.id, counter);
   }
   return counter;

@@ -150,6 +150,10 @@ export class ProcessCounter {
   private unadopted = 0;
   private walked = false;
   private readonly cloneNr: number | undefined;
+  /** Where the zygote's fork is (always 'done' without a zygote). */
+  private zygoteFork: 'expected' | 'forking' | 'done';
+  /** The zygote, held by a pidfd, once found. */
+  private zygote: { pid: number; handle: number } | null = null;
   /** Forks refused. */
   denied = 0;
   /** Set while the processes cannot be counted. */
@@ -163,20 +167,58 @@ export class ProcessCounter {
     private readonly probe: ProcessProbe = procProcessProbe,
     /** How long counting may fail before the verdict is 'kill', in ms. */
     readonly unmeasuredKill = UNMEASURED_KILL_MS,
+    /**
+     * The program's pid when the sandbox keeps a zygote (SpawnOptions.joinable):
+     * the program's first fork, which the exec stub makes before the program
+     * runs, is the zygote's; the zygote is the runtime's, not the sandbox's, so
+     * neither that fork nor the zygote counts (what it forks does).
+     */
+    readonly zygoteParent: number | null = null,
   ) {
     if (!Number.isSafeInteger(max) || max < 1) {
       throw new RangeError(`sandlock: invalid process limit ${max}: expected at least 1`);
     }
     this.cloneNr = syscallNumber('clone');
+    this.zygoteFork = zygoteParent === null ? 'done' : 'expected';
   }
 
   /** The count as it stands (without looking at the kernel). */
   get count(): ProcessCount {
-    return { live: this.live.size + this.unadopted, pending: this.pending.size };
+    const zygote = this.zygote !== null && this.live.has(this.zygote.pid) ? 1 : 0;
+    return { live: this.live.size + this.unadopted - zygote, pending: this.pending.size };
   }
 
   private total(): number {
-    return this.live.size + this.unadopted + this.pending.size;
+    return this.live.size + this.unadopted + this.pending.size - this.zygoteCounted();
+  }
+
+  /** 1 while the zygote is alive and in `live` (so counted there), else 0. */
+  private zygoteCounted(): number {
+    if (this.zygote === null) return 0;
+    // Reaped, its pid may be another process's by now: that one counts.
+    if (this.probe.reaped(this.zygote.handle)) {
+      this.probe.close(this.zygote.handle);
+      this.zygote = null;
+      return 0;
+    }
+    return this.live.has(this.zygote.pid) ? 1 : 0;
+  }
+
+  /**
+   * Finds the zygote, at the first decision after its fork: nothing else can
+   * have forked since (every fork is decided, one at a time), so it is the
+   * only child of the program's thread. Anything else (the fork failed) and
+   * no process is exempt.
+   */
+  private findZygote(): void {
+    const parent = this.zygoteParent!;
+    const children = this.probe.children(parent, parent);
+    this.zygoteFork = 'done';
+    if (children.length !== 1) return;
+    const handle = this.probe.open(children[0]!);
+    if (handle !== null) this.zygote = { pid: children[0]!, handle };
+    // The zygote is adopted into `live` by a walk, like any process.
+    this.walked = false;
   }
 
   /**
@@ -187,10 +229,15 @@ export class ProcessCounter {
    */
   decide(tid: number, nr: number, arg0: bigint): ForkVerdict {
     if (nr === this.cloneNr && (arg0 & BigInt(CLONE_THREAD)) !== 0n) return 'thread';
+    if (this.zygoteFork === 'expected' && tid === this.zygoteParent) {
+      this.zygoteFork = 'forking';
+      return 'allow';
+    }
     // This thread's previous fork has returned: it is making another call.
     if (this.pending.delete(tid)) this.unadopted += 1;
     let before: Set<number>;
     try {
+      if (this.zygoteFork === 'forking') this.findZygote();
       if (!this.walked || this.total() >= this.max) this.reconcile();
       if (this.total() >= this.max) {
         this.denied += 1;
@@ -291,6 +338,8 @@ export class ProcessCounter {
 
   /** Closes every pidfd. */
   close(): void {
+    if (this.zygote !== null) this.probe.close(this.zygote.handle);
+    this.zygote = null;
     for (const handle of this.live.values()) this.probe.close(handle);
     this.live.clear();
     this.pending.clear();

@@ -92,10 +92,16 @@ type Answer = { kind: 'continue' } | { kind: 'errno'; errno: number };
 
 /** The counter with the answers the process-limit module gives, per syscall name. */
 function processLimitModule(
-  config: { reaperPid: number; maxProcesses: number },
+  config: { reaperPid: number; maxProcesses: number; zygoteParent?: number },
   kernel: FakeKernel,
 ) {
-  const counter = new ProcessCounter(config.reaperPid, config.maxProcesses, kernel);
+  const counter = new ProcessCounter(
+    config.reaperPid,
+    config.maxProcesses,
+    kernel,
+    undefined,
+    config.zygoteParent ?? null,
+  );
   const handle = (call: { pid: number; data: { nr: number; args: bigint[] } }): Answer =>
     counter.decide(call.pid, call.data.nr, call.data.args[0]!) === 'deny'
       ? { kind: 'errno', errno: 11 }
@@ -291,6 +297,73 @@ describe('ProcessCounter', () => {
     const module = processLimitModule({ reaperPid: 1, maxProcesses: 1000 }, kernel);
     for (let i = 0; i < 50; i++) forkThrough(kernel, module, program);
     expect(kernel.opened).toBe(1); // the first call's walk found the program
+  });
+
+  describe('with a zygote (a joinable sandbox)', () => {
+    it('counts neither the zygote nor its fork; what it forks counts', () => {
+      const kernel = new FakeKernel();
+      const program = kernel.spawn(1);
+      const module = processLimitModule(
+        { reaperPid: 1, maxProcesses: 3, zygoteParent: program },
+        kernel,
+      );
+      // The stub's fork of the zygote, before the program runs: allowed even at the cap.
+      const zygote = forkThrough(kernel, module, program) as number;
+      expect(zygote).toBeTypeOf('number');
+      expect(forkThrough(kernel, module, program)).toBeTypeOf('number');
+      const joined = forkThrough(kernel, module, zygote);
+      expect(joined).toBeTypeOf('number');
+      expect(forkThrough(kernel, module, program)).toBe('EAGAIN');
+      expect(forkThrough(kernel, module, joined as number)).toBe('EAGAIN');
+      expect(module.counter.reconcile()).toEqual({ live: 3, pending: 0 });
+    });
+
+    it('with a cap of 1 still starts the zygote, and the program forks nothing', () => {
+      const kernel = new FakeKernel();
+      const program = kernel.spawn(1);
+      const module = processLimitModule(
+        { reaperPid: 1, maxProcesses: 1, zygoteParent: program },
+        kernel,
+      );
+      const zygote = forkThrough(kernel, module, program) as number;
+      expect(zygote).toBeTypeOf('number');
+      expect(forkThrough(kernel, module, program)).toBe('EAGAIN');
+      expect(forkThrough(kernel, module, zygote)).toBe('EAGAIN');
+    });
+
+    it('counts a process that took the pid of a reaped zygote', () => {
+      const kernel = new FakeKernel();
+      const program = kernel.spawn(1);
+      const module = processLimitModule(
+        { reaperPid: 1, maxProcesses: 2, zygoteParent: program },
+        kernel,
+      );
+      const zygote = forkThrough(kernel, module, program) as number;
+      expect(forkThrough(kernel, module, program)).toBeTypeOf('number');
+      kernel.reap(zygote);
+      // The workload's own processes fill the cap again, the zygote's pid
+      // among them: nothing is exempt any more.
+      const kernelNext = kernel as unknown as { nextPid: number };
+      kernelNext.nextPid = zygote;
+      const reused = kernel.spawn(program);
+      expect(reused).toBe(zygote);
+      expect(forkThrough(kernel, module, program)).toBe('EAGAIN');
+    });
+
+    it('exempts nothing when the first fork of the program made no child', () => {
+      const kernel = new FakeKernel();
+      const program = kernel.spawn(1);
+      const module = processLimitModule(
+        { reaperPid: 1, maxProcesses: 2, zygoteParent: program },
+        kernel,
+      );
+      // The stub's fork was let through but failed in the kernel: no zygote.
+      expect(module.handlers.fork!({ pid: program, data: { nr: FORK, args: [0n] } }).kind).toBe(
+        'continue',
+      );
+      expect(forkThrough(kernel, module, program)).toBeTypeOf('number');
+      expect(forkThrough(kernel, module, program)).toBe('EAGAIN');
+    });
   });
 
   it('rejects a cap below 1', () => {

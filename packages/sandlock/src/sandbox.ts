@@ -87,8 +87,8 @@ export interface SpawnOptions {
   /**
    * Keep a zygote in the sandbox, so that {@link SandboxProcess.join} can
    * start more programs in it later. It is a process of the sandbox (a child
-   * of the program, blocking every signal, ending with it) and counts
-   * towards `maxProcesses`.
+   * of the program, blocking every signal, ending with it); it does not count
+   * towards `maxProcesses`, the programs it starts do.
    */
   joinable?: boolean;
 }
@@ -364,6 +364,7 @@ export class Sandbox {
           callerIds: { fsuid: uid, fsgid: gid, groups: [...groups] },
         };
       }
+      if (options.joinable === true) modulesView = { ...modulesView, joinable: true };
       if (confinement.listener) {
         // This sandbox's supervisor is the one a sandbox inside it must ask.
         const socket = await atStepAsync('delegation socket', () => delegationSocket());

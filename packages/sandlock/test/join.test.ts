@@ -41,9 +41,9 @@ function shell(script: string, stdout: number) {
 }
 
 describe('SandboxProcess.join', () => {
-  it('runs a program in the running sandbox, counted with its processes', async () => {
-    // The program, the zygote and the joined shell: a fork of the shell is the fourth.
-    const sandbox = systemBuilder().maxProcesses(3).build();
+  it('runs a program in the running sandbox, counted with its processes (not the zygote)', async () => {
+    // The program and the joined shell: a fork of the shell is the third.
+    const sandbox = systemBuilder().maxProcesses(2).build();
     const sandboxed = await sandbox.spawn(['sleep', '60'], { stdio: 'ignore', joinable: true });
     running.push(sandboxed);
     const out = pipe();
@@ -51,13 +51,41 @@ describe('SandboxProcess.join', () => {
     expect((await joined.wait()).exitCode).not.toBe(0);
     expect(out.read()).toBe('');
 
-    const roomier = systemBuilder().maxProcesses(4).build();
+    const roomier = systemBuilder().maxProcesses(3).build();
     const other = await roomier.spawn(['sleep', '60'], { stdio: 'ignore', joinable: true });
     running.push(other);
     const out2 = pipe();
     const forked = await other.join(shell('/bin/true && echo forked; exit 3', out2.write));
     expect(await forked.wait()).toEqual({ exitCode: 3, signal: null });
     expect(out2.read()).toBe('forked\n');
+  });
+
+  it('leaves the whole of maxProcesses to the program: the zygote is not counted', async () => {
+    // Three processes of the program's own (the shell and two sleeps); a fourth is refused.
+    const refused: string[] = [];
+    const sandboxed = await systemBuilder()
+      .maxProcesses(3)
+      .build()
+      .spawn(
+        [
+          '/bin/sh',
+          '-c',
+          'sleep 60 & a=$!; sleep 60 & b=$!; trap "kill $a $b" EXIT; echo three; /bin/true; echo four',
+        ],
+        {
+          stdio: ['ignore', 'pipe', 'ignore'],
+          joinable: true,
+          onRefusal: (refusal) => refused.push(refusal.what),
+        },
+      );
+    running.push(sandboxed);
+    let out = '';
+    sandboxed.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+    });
+    await sandboxed.wait();
+    expect(out).toBe('three\n');
+    expect(refused).toEqual([expect.stringMatching(/a new process \(3 of 3\)$/)]);
   });
 
   it('reaches the joined program with kill(), and the sandbox kill reaches it too', async () => {

@@ -112,6 +112,7 @@ export {
   type Pty,
   setWindowSize,
   TIOCGPTN,
+  TIOCSCTTY,
   TIOCSPTLCK,
   TIOCSWINSZ,
 } from './terminal.js';

@@ -10,6 +10,12 @@ export const TIOCGPTN = 0x80045430;
 export const TIOCSPTLCK = 0x40045431;
 /** ioctl: set the window size from a struct winsize { rows, cols, xpixel, ypixel } (4 × u16). */
 export const TIOCSWINSZ = 0x5414;
+/**
+ * ioctl: make the terminal the caller's controlling terminal; the caller
+ * must be a session leader without one (arg 0: not stolen from another
+ * session, which needs CAP_SYS_ADMIN; tiocsctty() in drivers/tty/tty_jobctrl.c).
+ */
+export const TIOCSCTTY = 0x540e;
 /** open(2) flag: do not make a terminal the caller's controlling terminal. */
 export const O_NOCTTY = 0o400;
 

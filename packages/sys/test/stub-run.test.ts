@@ -10,7 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ERRNO } from '../src/index.js';
+import { ERRNO, SOCK_SEQPACKET, SOCK_STREAM } from '../src/index.js';
+import { encodeScmRights } from '../src/structs/cmsghdr.js';
+import { encodeIovecInto, IOVEC_SIZE } from '../src/structs/iovec.js';
+import { encodeMsghdrInto, MSGHDR_SIZE } from '../src/structs/msghdr.js';
+import { AF_UNIX } from '../src/structs/sockaddr.js';
 import {
   buildStubElf,
   decodeStubFailure,
@@ -20,6 +24,7 @@ import {
   ScriptEncoder,
   STUB_FAILURE_SIZE,
 } from '../src/stub/index.js';
+import { encodeForkZygote } from '../src/stub/zygote.js';
 import { ARCHES, type Arch, hostArch, syscallNumber } from '../src/syscalls/index.js';
 
 const { EBADF, ENOENT } = ERRNO;
@@ -124,6 +129,62 @@ describe.each(ARCHES)('exec stub on %s', (arch) => {
     script.step({ name: 'exit_group', nr: nr('exit_group'), args: [exitStatus] });
     return script;
   }
+
+  test('forks a zygote that forks a joined program for a message with four descriptors', async () => {
+    // The program's side plays the supervisor too: a SOCK_SEQPACKET pair (4,
+    // 5) for the zygote, whose end is 5; a stream pair (6, 7) whose end 7
+    // goes to the zygote with 0, 1 and 2, and over whose end 6 the joined
+    // process's own script comes.
+    const joined = new ScriptEncoder();
+    joined.step({ name: 'write', nr: nr('write'), args: [1, joined.cstring('joined\n'), 7] });
+    joined.step({ name: 'exit_group', nr: nr('exit_group'), args: [0] });
+    const child = joined.encode(CONTROL_FD);
+    const script = new ScriptEncoder();
+    const pairs = script.zeros(16);
+    script.step({
+      name: 'socketpair (zygote)',
+      nr: nr('socketpair'),
+      args: [AF_UNIX, SOCK_SEQPACKET, 0, pairs],
+      expect: 0,
+    });
+    encodeForkZygote(script, arch, 5);
+    script.step({
+      name: 'socketpair (join)',
+      nr: nr('socketpair'),
+      args: [AF_UNIX, SOCK_STREAM, 0, pairs + 8n],
+      expect: 0,
+    });
+    const iov = Buffer.alloc(IOVEC_SIZE);
+    encodeIovecInto(iov, 0, { base: script.cstring('j'), len: 1n });
+    const control = encodeScmRights([0, 1, 2, 7]);
+    const message = Buffer.alloc(MSGHDR_SIZE);
+    encodeMsghdrInto(message, 0, {
+      iov: script.bytes(iov),
+      iovLen: 1n,
+      control: script.bytes(control),
+      controlLen: BigInt(control.length),
+    });
+    script.step({
+      name: 'sendmsg to the zygote',
+      nr: nr('sendmsg'),
+      args: [4, script.bytes(message), 0],
+      expect: 1,
+    });
+    script.step({ name: 'close 7', nr: nr('close'), args: [7], expect: 0 });
+    script.step({
+      name: 'write the joined script',
+      nr: nr('write'),
+      args: [6, script.bytes(child), child.length],
+      expect: child.length,
+    });
+    // End of stream once the joined process has exited (no failure record).
+    script.step({ name: 'read', nr: nr('read'), args: [6, script.zeros(16), 16], expect: 0 });
+    script.step({ name: 'exit_group', nr: nr('exit_group'), args: [0] });
+    const result = await run(script.encode(CONTROL_FD));
+    expect(result.control.length).toBe(0);
+    expect(result.stdout.toString()).toBe('joined\n');
+    expect(result.code).toBe(0);
+  });
 
   test('runs write and exit_group', async () => {
     const result = await run(helloScript(7).encode(CONTROL_FD));

@@ -13,7 +13,7 @@ import {
   structStatSize,
   trySyscall,
 } from '@sandlock/sys';
-import { brokerOf, type Ctx, copyPath, int, resolve, sessionOf, uint } from '../call.js';
+import { brokerOf, type Ctx, copyPath, int, resolve, sessionOf, uint, untouched } from '../call.js';
 import type { Inside } from '../resolve.js';
 import { reaperCall } from '../upper.js';
 
@@ -34,6 +34,8 @@ interface LookCall {
 function look(ctx: Ctx, call: LookCall, inside: (r: Inside) => Answer): Answer {
   if (call.path.length === 0) return answer.continue(); // AT_EMPTY_PATH (the descriptor's own object), or ENOENT
   const session = sessionOf(ctx);
+  if (untouched(ctx, session, call.path, call.dirfd, call.follow) !== null)
+    return answer.continue();
   const resolved = resolve(ctx, session, call.path, call.dirfd, call.follow);
   if (resolved.where === 'outside') {
     resolved.walked.close();

@@ -37,6 +37,7 @@ import {
   sessionOf,
   uint,
   umaskOf,
+  untouched,
 } from '../call.js';
 import type { Inside, Restrict } from '../resolve.js';
 import { access, copyUp, createAsCaller, mayChange, openIn, upperDir } from '../upper.js';
@@ -149,6 +150,12 @@ export function onOpen(ctx: Ctx): Answer {
   // build_open_flags(): RESOLVE_CACHED with a create, a truncate or
   // O_TMPFILE is EAGAIN before any lookup.
   if (cached && (flags & (O.O_CREAT | O.O_TRUNC | O.__O_TMPFILE)) !== 0) return answer.continue();
+  if (call.resolve === 0 && readsOnly(flags)) {
+    // Beneath the workdir's own directory, which the layer lists merged
+    // once it changed anything (openInside).
+    const rel = untouched(ctx, session, call.path, call.dirfd, (flags & O.O_NOFOLLOW) === 0);
+    if (rel !== null && rel.length > 0) return answer.continue();
+  }
   const exclusive = (flags & O.O_CREAT) !== 0 && (flags & O.O_EXCL) !== 0;
   // O_CREAT|O_EXCL never follows a symlink in the last component (open(2)).
   const followLast = (flags & O.O_NOFOLLOW) === 0 && !exclusive;
@@ -332,6 +339,13 @@ function tmpfileIn(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answe
   if (fd < 0) return answer.errno(-fd);
   trySyscall('fchmod', fd, perms);
   return inject(fd, flags);
+}
+
+/** An open that neither writes, truncates nor makes anything (O_PATH aside: accmode O_RDONLY). */
+function readsOnly(flags: number): boolean {
+  return (
+    (flags & O_ACCMODE) === O.O_RDONLY && (flags & (O.O_CREAT | O.O_TRUNC | O.__O_TMPFILE)) === 0
+  );
 }
 
 function opensForWriting(flags: number): boolean {

@@ -28,6 +28,7 @@ import { encodeIovecInto, IOVEC_SIZE } from '../structs/iovec.js';
 import { encodeMsghdrInto, MSG_NOSIGNAL, MSGHDR_SIZE } from '../structs/msghdr.js';
 import { AF_UNIX } from '../structs/sockaddr.js';
 import { type Arch, hostArch, syscallNumber } from '../syscalls/index.js';
+import { TIOCSCTTY } from '../terminal.js';
 import { LaunchError } from './launch.js';
 import {
   decodeStubFailure,
@@ -99,6 +100,12 @@ export interface JoinOptions {
   umask?: number;
   /** Limits set before exec (lowering only: the sandbox holds no capability). */
   rlimits?: readonly { resource: RlimitResource; soft: bigint; hard: bigint }[];
+  /**
+   * `stdio[0]` is a terminal the program gets as its controlling terminal:
+   * it runs in a session of its own (setsid) whose foreground process group
+   * it is (TIOCSCTTY), so ^C, job control and /dev/tty work.
+   */
+  terminal?: boolean;
 }
 
 export interface Joined {
@@ -120,7 +127,7 @@ function encodeJoinScript(
   arch: Arch,
 ): { script: Buffer; stepNames: string[] } {
   const rlimits = options.rlimits ?? [];
-  const encoder = new ScriptEncoder({ maxSteps: 11 + rlimits.length });
+  const encoder = new ScriptEncoder({ maxSteps: 13 + rlimits.length });
   const nr = (name: string) => syscallNumber(name, arch);
   // Step 0 is what the zygote reports a failed fork as.
   encoder.step({ name: 'fork in the sandbox', nr: nr('getpid'), args: [] });
@@ -146,6 +153,18 @@ function encodeJoinScript(
       name: `prlimit64(RLIMIT_${limit.resource})`,
       nr: nr('prlimit64'),
       args: [0, RLIMIT[limit.resource], encoder.bytes(value), 0],
+      fatal: true,
+    });
+  }
+  if (options.terminal === true) {
+    // The zygote's child leads no group, so setsid(2) succeeds; a session
+    // leader without a terminal takes stdin's with TIOCSCTTY, which also
+    // makes its group the terminal's foreground one (ioctl_tty(2)).
+    encoder.step({ name: 'setsid', nr: nr('setsid'), args: [], fatal: true });
+    encoder.step({
+      name: 'ioctl(0, TIOCSCTTY)',
+      nr: nr('ioctl'),
+      args: [0, TIOCSCTTY, 0],
       fatal: true,
     });
   }
