@@ -83,10 +83,11 @@ export function onExec(ctx: Ctx): Answer {
       close(copy);
       return answer.errno('ENOENT');
     }
-    // A script nobody may read (as 0111) stays so: its interpreter's open of
-    // /dev/fd/N then fails as the kernel's would (binfmt_script hands it the
-    // name, and the open checks the copy's mode).
-    const fd = script && readableByAnyone(copy) ? readOnly(copy) : withoutAccess(copy);
+    // Read-only when everyone may read the program (a script's interpreter
+    // reads it through /dev/fd/N; an emulated chroot reads the ELF header to
+    // find the root's loader); otherwise a descriptor that cannot read, as
+    // another thread of the caller could read it before the exec ends.
+    const fd = worldReadable(copy) ? readOnly(copy) : withoutAccess(copy);
     if (fd < 0) return answer.errno(-fd);
     const cloexec = !script;
     const argv = at ? a[2]! : a[1]!;
@@ -152,10 +153,10 @@ function withoutAccess(copy: number): number {
   }
 }
 
-/** Whether the copy's mode gives anyone read permission. */
-function readableByAnyone(copy: number): boolean {
+/** Whether the copy's mode lets every user read it. */
+function worldReadable(copy: number): boolean {
   const got = trySyscall('statx', copy, EMPTY_NAME, AT_EMPTY_PATH, STATX_BASIC_STATS, statBuffer);
-  return got >= 0 && (statBuffer.readUInt16LE(28) & 0o444) !== 0;
+  return got >= 0 && (statBuffer.readUInt16LE(28) & 0o004) !== 0;
 }
 
 /** A read-only descriptor of the memfd `copy` (closed), or -errno. */
