@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import {
   applyFlag,
   badProfileName,
@@ -57,20 +57,29 @@ export function policyOptionGroups(): { title: string; options: PolicyOption[] }
   }));
 }
 
+/** Throws `missing` when `file` does not exist, and what the error was when it cannot be told. */
+function mustExist(file: string, missing: string, command: string): void {
+  try {
+    statSync(file);
+  } catch (error) {
+    // EACCES on a directory on the way is not "no such profile".
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      `${command}: -p/--profile: ${code === 'ENOENT' || code === 'ENOTDIR' ? missing : `cannot read ${file}: ${(error as Error).message.split(',')[0]}`}`,
+    );
+  }
+}
+
 /** The file a `-p` value names: a path (with a `/` or ending in .toml) or a profile name. */
 export function profileFile(value: string, command: string): string {
   if (value.includes('/') || value.endsWith('.toml')) {
-    if (!existsSync(value)) throw new UsageError(`${command}: -p/--profile: no file '${value}'`);
+    mustExist(value, `no file '${value}'`, command);
     return value;
   }
   const bad = badProfileName(value);
   if (bad !== null) throw new UsageError(`${command}: -p/--profile: ${bad}`);
   const file = profilePath(value);
-  if (!existsSync(file)) {
-    throw new UsageError(
-      `${command}: -p/--profile: no profile '${value}' in ${profileDir()} (see sandlock profile list)`,
-    );
-  }
+  mustExist(file, `no profile '${value}' in ${profileDir()} (see sandlock profile list)`, command);
   return file;
 }
 

@@ -7,8 +7,8 @@ import { type Reporter, reportError } from './report.js';
 const OWN_OPTIONS: OptionSpec[] = [
   {
     long: 'schema',
-    value: 'FORM',
-    help: "print the JSON Schema of 'profile's (TOML) or of the JSON 'policy'",
+    value: '[FORM]',
+    help: "print the JSON Schema of 'profile's (TOML) or of the JSON 'policy' (the default)",
   },
   PROFILE_OPTION,
   { long: 'json-errors', help: 'print errors as JSON lines' },
@@ -16,7 +16,7 @@ const OWN_OPTIONS: OptionSpec[] = [
 ];
 
 export const POLICY_HELP = `Usage: sandlock policy [-p PROFILE] [RUN OPTIONS]
-       sandlock policy --schema profile|policy
+       sandlock policy --schema [profile|policy]
 
 Prints, as JSON, the policy 'sandlock run' would enforce with these options
 (the form Sandbox.fromPolicy takes), after checking it. With --schema, prints
@@ -31,11 +31,24 @@ Examples:
   sandlock policy -p build -m 1G
   sandlock policy --schema profile > sandlock-profile.schema.json`;
 
+/** `--schema` with no FORM after it (last, or before another option) is `--schema=policy`. */
+function withSchemaForm(argv: readonly string[]): string[] {
+  return argv.map((arg, i) =>
+    arg === '--schema' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('-'))
+      ? '--schema=policy'
+      : arg,
+  );
+}
+
 /** `sandlock policy`: returns the exit code. */
 export async function policyCommand(argv: readonly string[]): Promise<number> {
   const reporter: Reporter = { json: argv.includes('--json-errors'), statusFd: null };
   try {
-    const parsed = parseArgs(argv, [...POLICY_OPTIONS, ...OWN_OPTIONS], 'sandlock policy');
+    const parsed = parseArgs(
+      withSchemaForm(argv),
+      [...POLICY_OPTIONS, ...OWN_OPTIONS],
+      'sandlock policy',
+    );
     if (parsed.options.has('help')) {
       process.stdout.write(`${POLICY_HELP}\n`);
       return 0;

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { badProfileName, listProfiles, profileDir, profilePath } from '@sandlock/policy';
 import { EXIT } from './report.js';
 
@@ -10,11 +10,20 @@ Profiles are TOML files in $XDG_CONFIG_HOME/sandlock/profiles (by default
 ~/.config/sandlock/profiles), used with 'sandlock run -p NAME'. 'list' names
 them, 'show' prints one, 'path' prints where NAME is (or would be) read from.
 Sections and keys: docs/policy.md; schema: 'sandlock policy --schema profile'.
-Exit status: 0; 1 when 'show' finds no such profile; 125 for a usage error.
+Exit status: 0; 1 when 'show' finds no such profile, or the profile
+directory or file cannot be read; 125 for a usage error.
 
 Examples:
   sandlock profile list
   $EDITOR "$(sandlock profile path build)"`;
+
+/** A file system error as the user needs it: the path and the reason. */
+function unreadable(error: unknown, what: string): number {
+  // "EACCES: permission denied, scandir '…'": the path is in `what` already.
+  const reason = (error as Error).message.split(',')[0];
+  process.stderr.write(`sandlock profile: cannot read ${what}: ${reason}\n`);
+  return 1;
+}
 
 function fail(message: string): number {
   process.stderr.write(`sandlock profile: ${message}\n`);
@@ -30,7 +39,12 @@ export async function profileCommand(argv: readonly string[]): Promise<number> {
   }
   if (action === 'list') {
     if (name !== undefined) return fail(`list takes no argument, got '${name}'`);
-    const names = listProfiles();
+    let names: string[];
+    try {
+      names = listProfiles();
+    } catch (error) {
+      return unreadable(error, `the profile directory ${profileDir()}`);
+    }
     if (names.length === 0) process.stderr.write(`no profiles in ${profileDir()}\n`);
     for (const profile of names) process.stdout.write(`${profile}\n`);
     return 0;
@@ -47,10 +61,14 @@ export async function profileCommand(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${file}\n`);
     return 0;
   }
-  if (!existsSync(file)) {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return unreadable(error, file);
     process.stderr.write(`sandlock profile: no profile '${name}' in ${profileDir()}\n`);
     return 1;
   }
-  process.stdout.write(readFileSync(file, 'utf8'));
+  process.stdout.write(text);
   return 0;
 }

@@ -145,7 +145,9 @@ function printDenial(denial: HttpDenial): void {
     denial.method !== null
       ? `${denial.method} ${denial.host ?? ''}${denial.path ?? ''}`
       : `connection to ${denial.host ?? `${denial.destination.address}:${denial.destination.port}`}`;
-  const rule = denial.rule !== null ? `; ${denial.rule}` : '';
+  // A deny rule's reason names it already ("denied by --http-deny '…'").
+  const rule =
+    denial.rule !== null && !denial.reason.includes(denial.rule) ? `; ${denial.rule}` : '';
   process.stderr.write(`sandlock: refused: ${what} (${denial.reason}${rule})\n`);
 }
 

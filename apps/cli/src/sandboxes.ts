@@ -171,8 +171,24 @@ export function signalOf(text: string): NodeJS.Signals {
   return signal;
 }
 
-function helpOrParse(argv: readonly string[], specs: OptionSpec[], command: string, help: string) {
+/**
+ * Options before and after the NAME argument (`sandlock kill web -s TERM`,
+ * `sandlock inspect web --json`), as for `kill(1)`; nothing after `--`.
+ */
+function parseAroundName(argv: readonly string[], specs: OptionSpec[], command: string) {
   const parsed = parseArgs(argv, specs, command);
+  const [name, ...after] = parsed.rest;
+  const endedByDashes = argv[argv.length - parsed.rest.length - 1] === '--';
+  if (name === undefined || after.length === 0 || endedByDashes) return parsed;
+  const more = parseArgs(after, specs, command);
+  for (const [long, values] of more.options) {
+    parsed.options.set(long, [...(parsed.options.get(long) ?? []), ...values]);
+  }
+  return { ...parsed, uses: [...parsed.uses, ...more.uses], rest: [name, ...more.rest] };
+}
+
+function helpOrParse(argv: readonly string[], specs: OptionSpec[], command: string, help: string) {
+  const parsed = parseAroundName(argv, specs, command);
   if (parsed.options.has('help')) {
     process.stdout.write(`${help}\n`);
     return null;

@@ -104,6 +104,7 @@ it('names the rule that refused a request, and refuses curl a denied path', asyn
   seen.length = 0;
   const result = await sandlockAsync([
     'run',
+    '--verbose',
     ...SYSTEM,
     '--net-allow',
     `127.0.0.1:${port}`,
@@ -126,6 +127,10 @@ it('names the rule that refused a request, and refuses curl a denied path', asyn
     ].join('\n'),
   );
   expect(seen).toEqual([`GET 127.0.0.1:${port} /ok`]);
+  // The rule once: the reason names it.
+  expect(result.stderr.split('\n').filter((line) => line.startsWith('sandlock: refused'))).toEqual([
+    "sandlock: refused: GET 127.0.0.1/admin/x (denied by --http-deny '* 127.0.0.1/admin/**')",
+  ]);
 });
 
 it('intercepts HTTPS with a CA trusted inside, adds the credential, and keeps it out of the environment', async () => {

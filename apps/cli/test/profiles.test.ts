@@ -1,4 +1,13 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +59,43 @@ describe('profiles', () => {
     expect(result.stdout).toBe('/usr/local/bin:/usr/bin:/bin\n4\n0\n1024\n');
     expect(result.stderr).toMatch(/\/etc\/shadow: Permission denied/);
     expect(readFileSync(join(work, 'out'), 'utf8')).toBe('made\n');
+  });
+
+  it('the example profiles keep /etc/shadow, /etc/gshadow and /etc/sudoers closed, also to root', () => {
+    const secrets = ['/etc/shadow', '/etc/gshadow', '/etc/sudoers'].filter((path) =>
+      existsSync(path),
+    );
+    expect(secrets).toContain('/etc/shadow');
+    for (const profile of [BUILD, REPRODUCIBLE]) {
+      const result = sandlock(['run', '-p', profile, '--', 'sh', '-c', `cat ${secrets.join(' ')}`]);
+      expect(result.stdout, profile).toBe('');
+      for (const path of secrets) {
+        expect(result.stderr, profile).toContain(`${path}: Permission denied`);
+      }
+    }
+  });
+
+  it('a profile directory that cannot be read is said so, not taken for an empty one', () => {
+    // A symlink to itself: ELOOP, which root gets too (unlike EACCES).
+    const loop = join(scratch, 'loop-config');
+    const dir = join(loop, 'sandlock', 'profiles');
+    mkdirSync(join(loop, 'sandlock'), { recursive: true });
+    symlinkSync('profiles', dir);
+    const env = { env: { ...process.env, XDG_CONFIG_HOME: loop } };
+    expect(sandlock(['profile', 'list'], env)).toMatchObject({
+      status: 1,
+      stdout: '',
+      stderr: `sandlock profile: cannot read the profile directory ${dir}: ELOOP: too many symbolic links encountered\n`,
+    });
+    const reason = `cannot read ${join(dir, 'build.toml')}: ELOOP: too many symbolic links encountered`;
+    expect(sandlock(['profile', 'show', 'build'], env)).toMatchObject({
+      status: 1,
+      stderr: `sandlock profile: ${reason}\n`,
+    });
+    expect(sandlock(['run', '-p', 'build', '--', 'true'], env)).toMatchObject({
+      status: 125,
+      stderr: `sandlock run: -p/--profile: ${reason}\n`,
+    });
   });
 
   it('named profiles: list, show, path, and run -p NAME', () => {
@@ -105,7 +151,8 @@ describe('profiles', () => {
     ]);
     expect(result.status).toBe(0);
     const policy = JSON.parse(result.stdout);
-    expect(policy.fsRead).toEqual(['/usr', '/etc', '/tmp', '/usr']);
+    expect(policy.system).toBe(true);
+    expect(policy.fsRead).toEqual(['/tmp', '/usr']);
     expect(policy.maxMemory).toBe(64 << 20);
     expect(policy.maxProcesses).toBe(64);
     expect(policy.cleanEnv).toBe(true);
@@ -114,6 +161,9 @@ describe('profiles', () => {
     expect(schema.properties.limits.properties.memory.description).toMatch(/memory/);
     const json = JSON.parse(sandlock(['policy', '--schema', 'policy']).stdout);
     expect(Object.keys(json.properties)).toContain('maxMemory');
+    // `--schema` alone, as docs/design.md writes it, is the policy's.
+    expect(JSON.parse(sandlock(['policy', '--schema']).stdout)).toEqual(json);
+    expect(JSON.parse(sandlock(['policy', '--schema', '--json-errors']).stdout)).toEqual(json);
     expect(sandlock(['policy', '--schema', 'yaml']).status).toBe(125);
   });
 });

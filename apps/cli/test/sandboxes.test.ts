@@ -97,6 +97,8 @@ describe('sandlock ps, inspect, kill', () => {
     expect(inspected.stdout).toContain(`[filesystem]\nread = ["/usr"`);
     const json = JSON.parse(cli(['inspect', '--json', 'web']).stdout) as Entry;
     expect(json.policy.maxMemory).toBe(64 * 1024 * 1024);
+    // Options may follow the name, as with kill(1).
+    expect(JSON.parse(cli(['inspect', 'web', '--json']).stdout)).toEqual(json);
     // The profile form runs the same policy.
     const profiles = join(work, 'config', 'sandlock', 'profiles');
     mkdirSync(profiles, { recursive: true });
@@ -130,7 +132,7 @@ time.sleep(300)
     expect(await eventually(() => tree.out().endsWith('\n'))).toBe(true);
     const grandchild = Number(tree.out().trim());
     expect(running(grandchild)).toBe(true);
-    expect(cli(['kill', '--signal', 'KILL', 'tree']).status).toBe(0);
+    expect(cli(['kill', 'tree', '--signal', 'KILL']).status).toBe(0);
     expect(running(grandchild)).toBe(false);
     expect(listed()).toEqual([]);
   });
@@ -151,6 +153,8 @@ time.sleep(300)
       ['kill'],
       ['kill', '--signal', 'SEGV', 'only'],
       ['kill', 'a', 'b'],
+      ['kill', 'only', '--signal'],
+      ['kill', 'only', '--', '--signal', 'TERM'],
       ['inspect'],
       ['ps', 'extra'],
       ['ps', '--bogus'],

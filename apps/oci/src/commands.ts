@@ -7,8 +7,9 @@ import { containerIdOf, type OptionTable, parseOptions } from './args.js';
 import { type ControlRequest, callSupervisor } from './control.js';
 import { notRunning, OciError, UsageError } from './errors.js';
 import type { RuntimeLog } from './log.js';
+import type { MappedResources } from './mapping.js';
 import { READY_FD, signalName } from './signals.js';
-import type { OciConfig, OciHook } from './spec.js';
+import type { OciConfig, OciHook, OciResources } from './spec.js';
 import { ContainerDir, type ContainerRecord, type ContainerStatus, writePidFile } from './state.js';
 
 export interface Globals {
@@ -391,52 +392,82 @@ const UPDATE: OptionTable = {
   switches: {},
 };
 
+/** The command-line flags of `update`, each a field of linux.resources (runc's). */
+const UPDATE_FLAGS: Record<string, [group: string, key: string]> = {
+  memory: ['memory', 'limit'],
+  'pids-limit': ['pids', 'limit'],
+  'cpu-quota': ['cpu', 'quota'],
+  'cpu-period': ['cpu', 'period'],
+  'cpuset-cpus': ['cpu', 'cpus'],
+};
+
+/** linux.resources from `--resources FILE|-` (a LinuxResources object, as runc reads it) and the flags. */
+function wantedResources(options: Map<string, string>): OciResources {
+  const source = options.get('resources');
+  let wanted: Record<string, unknown> = {};
+  if (source !== undefined) {
+    const text = source === '-' ? readFileSync(0, 'utf8') : readFileSync(source, 'utf8');
+    try {
+      wanted = JSON.parse(text) as Record<string, unknown>;
+    } catch (error) {
+      throw new UsageError(`update: --resources: not JSON: ${(error as Error).message}`);
+    }
+    if (typeof wanted !== 'object' || wanted === null || Array.isArray(wanted)) {
+      throw new UsageError('update: --resources: expected a JSON object (linux.resources)');
+    }
+  }
+  for (const [flag, [group, key]] of Object.entries(UPDATE_FLAGS)) {
+    const value = options.get(flag);
+    if (value === undefined) continue;
+    if (key !== 'cpus' && !/^-?\d+$/.test(value)) {
+      throw new UsageError(`update: --${flag} ${value}: expected a whole number`);
+    }
+    const groupValue = (wanted[group] ?? {}) as Record<string, unknown>;
+    groupValue[key] = key === 'cpus' ? value : Number(value);
+    wanted[group] = groupValue;
+  }
+  return wanted as OciResources;
+}
+
 /**
- * `update`: the limits are fixed when the sandbox starts, so an update that
- * changes one is refused, naming it; one that restates them is accepted.
+ * `update`: the limits linux.resources maps to (memory.limit, pids.limit,
+ * cpu.quota and period, cpu.cpus) changed on the running sandbox, all or
+ * none; a field that does not map is refused or warned about as `create`
+ * does. An error names the OCI field and the policy field behind it.
  */
 export async function updateCommand(argv: string[], globals: Globals): Promise<number> {
   const parsed = parseOptions(argv, UPDATE, 'update');
   const id = containerIdOf(parsed, 'update');
   const dir = new ContainerDir(globals.root, id);
-  const record = dir.record();
-  if (dir.status(record) === 'stopped') throw notRunning(id);
-  const current = readConfig(record.bundle).linux?.resources ?? {};
-  const source = parsed.options.get('resources');
-  let wanted: Record<string, unknown> = {};
-  if (source !== undefined) {
-    const text = source === '-' ? readFileSync(0, 'utf8') : readFileSync(source, 'utf8');
-    wanted = JSON.parse(text) as Record<string, unknown>;
-  }
-  const flagFields: Record<string, [string, string]> = {
-    memory: ['memory', 'limit'],
-    'pids-limit': ['pids', 'limit'],
-    'cpu-quota': ['cpu', 'quota'],
-    'cpu-period': ['cpu', 'period'],
-    'cpuset-cpus': ['cpu', 'cpus'],
-  };
-  for (const [flag, [group, key]] of Object.entries(flagFields)) {
-    const value = parsed.options.get(flag);
-    if (value === undefined) continue;
-    const groupValue = (wanted[group] ?? {}) as Record<string, unknown>;
-    groupValue[key] = key === 'cpus' ? value : Number(value);
-    wanted[group] = groupValue;
-  }
-  const changed: string[] = [];
-  for (const [group, value] of Object.entries(wanted)) {
-    if (value === null || typeof value !== 'object') continue;
-    const before = ((current as Record<string, unknown>)[group] ?? {}) as Record<string, unknown>;
-    for (const [key, next] of Object.entries(value as Record<string, unknown>)) {
-      if (next === null || next === undefined || next === 0 || next === '') continue;
-      if (JSON.stringify(before[key]) !== JSON.stringify(next)) changed.push(`${group}.${key}`);
+  // Loaded here: the other commands do without the policy package.
+  const { mapResources, UnsupportedField } = await import('./mapping.js');
+  let mapped: MappedResources;
+  try {
+    mapped = mapResources(wantedResources(parsed.options), true);
+  } catch (error) {
+    if (error instanceof UnsupportedField) {
+      throw new OciError(`update: ${error.field}: ${error.why}`);
     }
+    throw error;
   }
-  if (changed.length > 0) {
-    throw new OciError(
-      `update: ${changed.join(', ')}: a running sandbox's limits cannot change (they are set when it starts)`,
-    );
-  }
-  return 0;
+  return dir.locked(async () => {
+    const record = dir.record();
+    if (dir.status(record) === 'stopped') throw notRunning(id);
+    for (const warning of mapped.warnings) globals.log.warning(`update: ${warning}`);
+    if (Object.keys(mapped.limits).length === 0) return 0;
+    try {
+      await ask(dir, { op: 'update', limits: mapped.limits });
+    } catch (error) {
+      if (!(error instanceof OciError) || error.message.endsWith('container not running'))
+        throw error;
+      let message = error.message.replace(/^sandlock: /, '');
+      for (const [name, from] of Object.entries(mapped.from)) {
+        message = message.replace(`${name}:`, `${from.field} (${name}):`);
+      }
+      throw new OciError(`update: ${message}`);
+    }
+    return 0;
+  });
 }
 
 declare const SANDLOCK_OCI_VERSION: string;

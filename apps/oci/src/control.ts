@@ -1,5 +1,6 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { OciError } from './errors.js';
+import type { ResourceLimits } from './mapping.js';
 import type { OciProcess } from './spec.js';
 
 /** A request to a container's supervisor, over its control socket (one JSON line each way). */
@@ -16,7 +17,9 @@ export type ControlRequest =
   | { op: 'exec'; process: OciProcess; fds: [number, number, number] }
   /** Answers once the process `exec` started as `pid` has ended; ending the call kills it. */
   | { op: 'wait'; pid: number }
-  | { op: 'signal'; pid: number; signal: NodeJS.Signals };
+  | { op: 'signal'; pid: number; signal: NodeJS.Signals }
+  /** Changes the container's limits (policy fields), all or none. */
+  | { op: 'update'; limits: ResourceLimits };
 
 export type ControlReply =
   | {

@@ -34,7 +34,8 @@ Commands:
   exec --process FILE --detach [--pid-file FILE] [--console-socket SOCKET] ID
   pause ID
   resume ID
-  update --resources FILE|- ID
+  update [--resources FILE|-] [--memory BYTES] [--pids-limit N] [--cpu-quota US]
+         [--cpu-period US] [--cpuset-cpus LIST] ID
   features
 
 Global options:

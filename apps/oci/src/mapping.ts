@@ -70,7 +70,7 @@ export class UnsupportedField extends OciError {
   override name = 'UnsupportedField';
   constructor(
     readonly field: string,
-    why: string,
+    readonly why: string,
   ) {
     super(`config.json: ${field}: ${why}`);
   }
@@ -273,8 +273,43 @@ function mapUser(process: OciProcess, plan: ContainerPlan): void {
   }
 }
 
-function mapResources(resources: OciResources, draft: PolicyDraft, plan: ContainerPlan): void {
+/** The limits linux.resources maps to (null: none, where `update` removes one). */
+export interface ResourceLimits {
+  maxMemory?: number | null;
+  maxCpu?: number | null;
+  cpuCores?: number[];
+  maxProcesses?: number | null;
+}
+
+/** What linux.resources becomes: limits, the field each came from, and warnings for log.json. */
+export interface MappedResources {
+  limits: ResourceLimits;
+  /** The OCI field and its text behind each limit. */
+  from: Partial<Record<keyof ResourceLimits, { field: string; text: string }>>;
+  warnings: string[];
+}
+
+/**
+ * linux.resources as limits, for `create` and for `update` (where a field
+ * left out or 0 changes nothing, and -1 asks for no limit). Fields that
+ * cannot be honoured are refused (UnsupportedField) or, where ignoring is
+ * safe, warned about.
+ */
+export function mapResources(resources: OciResources, update = false): MappedResources {
   const at = 'linux.resources';
+  const mapped: MappedResources = { limits: {}, from: {}, warnings: [] };
+  const set = <K extends keyof ResourceLimits>(
+    name: K,
+    value: ResourceLimits[K],
+    field: string,
+    text: string,
+  ) => {
+    mapped.limits[name] = value;
+    mapped.from[name] = { field, text };
+  };
+  if (typeof resources !== 'object' || resources === null || Array.isArray(resources)) {
+    throw new UnsupportedField(at, 'expected an object');
+  }
   for (const key of Object.keys(resources)) {
     if (
       ![
@@ -292,12 +327,15 @@ function mapResources(resources: OciResources, draft: PolicyDraft, plan: Contain
       throw new UnsupportedField(`${at}.${key}`, 'unknown resource');
     }
   }
+  const unlimited = (value: unknown) => update && typeof value === 'number' && value < 0;
   const memory = resources.memory ?? {};
   for (const [key, value] of Object.entries(memory)) {
     if (value === undefined || value === null) continue;
     if (key === 'limit') {
       if (typeof value === 'number' && value > 0) {
-        draft.add('maxMemory', value, origin(`${at}.memory.limit`, String(value)));
+        set('maxMemory', value, `${at}.memory.limit`, String(value));
+      } else if (unlimited(value)) {
+        set('maxMemory', null, `${at}.memory.limit`, String(value));
       }
     } else if (
       key === 'swap' ||
@@ -306,7 +344,7 @@ function mapResources(resources: OciResources, draft: PolicyDraft, plan: Contain
       key === 'disableOOMKiller' ||
       key === 'useHierarchy'
     ) {
-      plan.warnings.push(
+      mapped.warnings.push(
         `${at}.memory.${key}: not enforced (the sandbox is killed above memory.limit)`,
       );
     } else {
@@ -317,14 +355,12 @@ function mapResources(resources: OciResources, draft: PolicyDraft, plan: Contain
   if (cpu.quota !== undefined && cpu.quota !== null && cpu.quota > 0) {
     const period = cpu.period && cpu.period > 0 ? cpu.period : 100_000;
     const percent = Math.max(1, Math.ceil((cpu.quota / period) * 100));
-    draft.add('maxCpu', percent, origin(`${at}.cpu.quota`, String(cpu.quota)));
+    set('maxCpu', percent, `${at}.cpu.quota`, String(cpu.quota));
+  } else if (unlimited(cpu.quota)) {
+    set('maxCpu', null, `${at}.cpu.quota`, String(cpu.quota));
   }
   if (cpu.cpus !== undefined && cpu.cpus !== '') {
-    draft.add(
-      'cpuCores',
-      parseCpuList(cpu.cpus, `${at}.cpu.cpus`),
-      origin(`${at}.cpu.cpus`, cpu.cpus),
-    );
+    set('cpuCores', parseCpuList(cpu.cpus, `${at}.cpu.cpus`), `${at}.cpu.cpus`, cpu.cpus);
   }
   for (const key of Object.keys(cpu)) {
     if (['quota', 'period', 'cpus'].includes(key)) continue;
@@ -338,17 +374,19 @@ function mapResources(resources: OciResources, draft: PolicyDraft, plan: Contain
       key === 'burst' ||
       key === 'idle'
     ) {
-      plan.warnings.push(`${at}.cpu.${key}: not enforced`);
+      mapped.warnings.push(`${at}.cpu.${key}: not enforced`);
     } else {
       throw new UnsupportedField(`${at}.cpu.${key}`, 'not supported');
     }
   }
   const pids = resources.pids?.limit;
   if (pids !== undefined && pids !== null && pids > 0) {
-    draft.add('maxProcesses', pids, origin(`${at}.pids.limit`, String(pids)));
+    set('maxProcesses', pids, `${at}.pids.limit`, String(pids));
+  } else if (unlimited(pids)) {
+    set('maxProcesses', null, `${at}.pids.limit`, String(pids));
   }
   if ((resources.devices ?? []).some((rule) => rule.allow)) {
-    plan.warnings.push(
+    mapped.warnings.push(
       `${at}.devices: no device is reachable but /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom and the terminal`,
     );
   }
@@ -356,8 +394,18 @@ function mapResources(resources: OciResources, draft: PolicyDraft, plan: Contain
     const value = resources[key];
     if (value === undefined || value === null) continue;
     if (typeof value === 'object' && Object.keys(value).length === 0) continue;
-    plan.warnings.push(`${at}.${key}: not enforced`);
+    mapped.warnings.push(`${at}.${key}: not enforced`);
   }
+  return mapped;
+}
+
+function addResources(resources: OciResources, draft: PolicyDraft, plan: ContainerPlan): void {
+  const mapped = mapResources(resources);
+  for (const [name, value] of Object.entries(mapped.limits)) {
+    const from = mapped.from[name as keyof ResourceLimits]!;
+    draft.add(name as FieldName, value, origin(from.field, from.text));
+  }
+  plan.warnings.push(...mapped.warnings);
 }
 
 function mapMounts(
@@ -468,7 +516,7 @@ function mapLinux(config: OciConfig, draft: PolicyDraft, plan: ContainerPlan): v
         }
         break;
       case 'resources':
-        mapResources(linux.resources ?? {}, draft, plan);
+        addResources(linux.resources ?? {}, draft, plan);
         break;
       case 'seccomp':
         plan.seccomp = linux.seccomp;

@@ -12,7 +12,7 @@ import {
 import type { Server, Socket } from 'node:net';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
-import type { FieldName } from '@sandlock/policy';
+import type { FieldName, PolicyDraft } from '@sandlock/policy';
 import {
   compileRuleSet,
   OciProfileError,
@@ -168,6 +168,7 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
   let extraFilter: { program: Buffer } | undefined;
   let user: { uid: number; gid: number; groups: number[] } | undefined;
   let rootfs = '';
+  let draft: PolicyDraft;
   try {
     const config = JSON.parse(readFileSync(`${options.bundle}/config.json`, 'utf8')) as OciConfig;
     rootfs = resolve(options.bundle, config.root?.path ?? 'rootfs');
@@ -202,7 +203,8 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
     } else if (options.consoleSocket !== null) {
       throw new OciError('--console-socket given, but process.terminal is not true');
     }
-    sandbox = Sandbox.fromDraft(plan.draft);
+    draft = plan.draft;
+    sandbox = Sandbox.fromDraft(draft);
     argv = plan.argv;
     for (const warning of plan.warnings) options.log.warning(warning);
     for (const limit of plan.rlimits) {
@@ -295,6 +297,22 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
         await (sandboxed as SandboxProcess).resume();
         return { ok: true };
       case 'pids':
+        return { ok: true };
+      case 'update':
+        if (sandboxed !== null) {
+          await (sandboxed as SandboxProcess).updateLimits(request.limits);
+        } else if (starting !== null) {
+          throw new OciError('the container is starting: update it once it runs');
+        } else {
+          // Not started: the policy it will start with changes.
+          const next = draft.clone();
+          for (const [name, value] of Object.entries(request.limits)) {
+            next.replace(name as FieldName, value);
+          }
+          sandbox = Sandbox.fromDraft(next);
+          draft = next;
+          void sandbox.prepare().catch(() => {});
+        }
         return { ok: true };
       case 'exec': {
         if (sandboxed === null) throw new OciError('container is not running');

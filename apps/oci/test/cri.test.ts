@@ -98,6 +98,61 @@ describe.skipIf(missing !== null)('the CRI flow kubelet drives', () => {
     HANG * 2,
   );
 
+  it.skipIf(availableParallelism() < 2)(
+    'UpdateContainerResources changes a running container’s memory limit and CPUs (sandlock-oci update)',
+    async () => {
+      const cri = lab!.runtime;
+      const hostNetwork = { network: 'NODE', pid: 'CONTAINER' };
+      const podConfig = {
+        metadata: { name: 'pod-update', uid: 'uid-update', namespace: 'default' },
+        log_directory: join(lab!.logs, 'update'),
+        linux: { security_context: { namespace_options: hostNetwork } },
+      };
+      const pod = await cri.RunPodSandbox!({ config: podConfig, runtime_handler: 'sandlock' });
+      const podId = pod.pod_sandbox_id as string;
+      try {
+        const created = await cri.CreateContainer!({
+          pod_sandbox_id: podId,
+          config: {
+            metadata: { name: 'limited' },
+            image: { image: IMAGE },
+            // The first line of /proc/meminfo (MemTotal: the memory limit) to the log, each time asked.
+            command: ['sh', '-c', 'while :; do head -n 1 /proc/meminfo; sleep 0.2; done'],
+            log_path: 'limited/0.log',
+            linux: {
+              resources: { memory_limit_in_bytes: 64 << 20, cpuset_cpus: '0' },
+              security_context: { namespace_options: hostNetwork },
+            },
+          },
+          sandbox_config: podConfig,
+        });
+        const id = created.container_id as string;
+        await cri.StartContainer!({ container_id: id });
+        // The workload's shell (its command line names no bundle, as the supervisor's does).
+        const shell = await until('the shell runs', async () => {
+          const found = lab!.processesNaming('sh -c while :');
+          return found.length === 1 ? Number.parseInt(found[0]!, 10) : null;
+        });
+        const cpus = () =>
+          /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${shell}/status`, 'utf8'))?.[1];
+        expect(cpus()).toBe('0');
+        await cri.UpdateContainerResources!({
+          container_id: id,
+          linux: { memory_limit_in_bytes: 128 << 20, cpuset_cpus: '1' },
+        });
+        expect(cpus()).toBe('1');
+        const log = join(lab!.logs, 'update', 'limited/0.log');
+        await until('the container shows the new memory limit', async () =>
+          new RegExp(`MemTotal:\\s+${128 << 10} kB`).test(readFileSync(log, 'utf8')) ? true : null,
+        );
+      } finally {
+        await cri.StopPodSandbox!({ pod_sandbox_id: podId });
+        await cri.RemovePodSandbox!({ pod_sandbox_id: podId });
+      }
+    },
+    HANG * 2,
+  );
+
   describe.each(['runc', 'sandlock'])('handler %s', (handler) => {
     it(
       'RunPodSandbox → CreateContainer → StartContainer → exit code and log → Stop and RemovePodSandbox',

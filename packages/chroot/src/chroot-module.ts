@@ -17,7 +17,16 @@ import {
   type RootView,
   type WorkerSession,
 } from '@sandlock/dispatch/module';
-import { byPathCall, close, hasSyscall, hostArch, openFlags, S_IFMT, S_IFREG } from '@sandlock/sys';
+import {
+  type Arch,
+  byPathCall,
+  close,
+  hasSyscall,
+  hostArch,
+  openFlags,
+  S_IFMT,
+  S_IFREG,
+} from '@sandlock/sys';
 import { brokerOf, type ChrootPolicy, type Ctx, sessions } from './call.js';
 import { onFanotifyMark } from './fanotify.js';
 import { onFileAttr } from './file-attr.js';
@@ -31,7 +40,6 @@ import {
   onMknod,
   onOpen,
   onReadlink,
-  onRefused,
   onRename,
   onStat,
   onStatfs,
@@ -39,6 +47,7 @@ import {
   onSymlink,
   onTruncate,
   onUnlink,
+  onUselib,
 } from './handlers.js';
 import { InterpreterNames } from './interpreter-name.js';
 import { brokenView, pathView } from './path-view.js';
@@ -80,16 +89,20 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   file_getattr: onFileAttr,
   inotify_add_watch: onWatch,
   fanotify_mark: onFanotifyMark,
-  // Paths no handler walks: refused rather than looked up from the host's root
-  // (mount, acct, swapon, name_to_handle_at… are in the default deny list).
-  uselib: onRefused,
+  // A path no handler walks: the host kernel's ENOSYS, or refused rather than
+  // looked up from the host's root (mount, acct, swapon, name_to_handle_at…
+  // are in the default deny list).
+  uselib: onUselib,
   chroot: onChroot,
 };
 
-/** The calls of this module that exist on this architecture (aarch64 has no open, stat, unlink…). */
-export const CHROOT_SYSCALLS: readonly string[] = Object.keys(HANDLERS).filter((name) =>
-  hasSyscall(name),
-);
+/** The calls of this module that exist on `arch` (aarch64 has no open, stat, unlink…). */
+export function chrootSyscallsOf(arch: Arch): readonly string[] {
+  return Object.keys(HANDLERS).filter((name) => hasSyscall(name, arch));
+}
+
+/** The calls of this module that exist on this architecture. */
+export const CHROOT_SYSCALLS: readonly string[] = chrootSyscallsOf(hostArch());
 
 const O = openFlags(hostArch());
 

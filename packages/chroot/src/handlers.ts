@@ -10,7 +10,7 @@
 // AT_SYMLINK_FOLLOW, mkdirat, symlinkat, mknodat never do), or act on the
 // pinned object itself (AT_EMPTY_PATH).
 import { fstatSync, readlinkSync } from 'node:fs';
-import { type Answer, answer } from '@sandlock/dispatch/module';
+import { type Answer, answer, isRetargetedOpen } from '@sandlock/dispatch/module';
 import {
   AT_EACCESS,
   AT_EMPTY_PATH,
@@ -52,6 +52,7 @@ import {
   umaskOf,
   writable,
 } from './call.js';
+import { narrowedCaller, narrowedOpen } from './narrowed-open.js';
 import {
   openOwnDescriptor,
   ownControllingTerminalOf,
@@ -59,7 +60,6 @@ import {
   ownTerminalOf,
 } from './own-fd.js';
 import { throughProcRoot } from './proc-root.js';
-import { isSearchOnlyOpen } from './retargeted.js';
 import type { Found } from './root.js';
 
 const O = openFlags(hostArch());
@@ -73,6 +73,8 @@ const OPEN_HOW_SIZE_VER0 = 24n;
 const LOOKUP_FLAGS = O.O_CREAT | O.O_EXCL | O.O_NOFOLLOW | O.O_PATH;
 /** An open for reading only, of what is there (a script's interpreter opening it, script-opens.ts). */
 const READ_ONLY_OPEN = O_ACCMODE | O.O_CREAT | O.O_TRUNC | O.O_DIRECTORY | O.__O_TMPFILE;
+/** Opens that change the file system as they open (made by a narrowed caller only through the reaper: refused). */
+const CHANGING_OPEN = O.O_CREAT | O.O_TRUNC | O.__O_TMPFILE;
 const { EROFS, EXDEV, EBUSY, EEXIST, ENOENT, EINVAL, ENOTDIR } = ERRNO;
 const RESOLVE_ALL =
   RESOLVE_NO_XDEV |
@@ -181,7 +183,7 @@ function writes(flags: number): boolean {
 // --- open, openat, openat2, creat
 
 export function onOpen(ctx: Ctx): Answer {
-  if (isSearchOnlyOpen(ctx)) return answer.continue();
+  if (isRetargetedOpen(ctx)) return answer.continue();
   const a = ctx.args;
   let dirfd = AT_FDCWD;
   let address: bigint;
@@ -262,7 +264,13 @@ export function onOpen(ctx: Ctx): Answer {
       );
       // The reaper's umask is not the caller's; a mode already right is left
       // alone (an fchmod is an IN_ATTRIB event the kernel's create has not).
-      if (fd >= 0 && (fstatSync(fd).mode & 0o7777) !== perms) trySyscall('fchmod', fd, perms);
+      // The reaper sets it, as the sandbox: a set-group-ID bit the kernel
+      // cleared at the create (mode_strip_sgid() in fs/inode.c) stays
+      // cleared (setattr_prepare() in fs/attr.c), which the supervisor's
+      // CAP_FSETID would have kept.
+      if (fd >= 0 && (fstatSync(fd).mode & 0o7777) !== perms) {
+        reaper(brokerOf(ctx), 'fchmodat2', (name) => [{ fd }, name(''), perms, AT_EMPTY_PATH]);
+      }
       return inject(fd, flags);
     }
     if (r.errno !== 0) return answer.errno(r.errno);
@@ -276,6 +284,13 @@ export function onOpen(ctx: Ctx): Answer {
     // its file with fget, which skips O_PATH files): it is opened for
     // reading, which serves every use of an O_PATH one it can.
     const openAs = (flags & O.O_PATH) !== 0 ? O.O_RDONLY | (flags & O.O_DIRECTORY) : flags;
+    // A caller with a Landlock domain of its own opens by itself, so that
+    // domain decides (narrowed-open.ts); an open that would change a file
+    // (a create, a truncation) is refused before any change, as below.
+    if (resolveFlags === 0 && (flags & CHANGING_OPEN) === 0 && narrowedCaller(ctx)) {
+      const own = narrowedOpen(ctx, r, path, address, flags, mode);
+      if (own !== null) return own;
+    }
     return inject(openFound(ctx, r, openAs), flags);
   };
   return atPath(ctx, path, dirfd, followLast, done, false, false, resolveFlags);
@@ -787,7 +802,16 @@ export function onChroot(_ctx: Ctx): Answer {
   return answer.errno(ERRNO.EPERM);
 }
 
-/** Path-taking calls with no emulation yet: refused, never left to the host's root. */
-export function onRefused(_ctx: Ctx): Answer {
-  return answer.errno(ERRNO.EACCES);
+/**
+ * uselib(2): what the host's kernel answers, ENOSYS when it is built
+ * without CONFIG_USELIB (sys_ni_syscall; Debian's kernels since 6.x, this
+ * machine's), else refused, never looked up from the host's root. The
+ * kernel is asked once, with a null path: EFAULT from getname() when the
+ * call exists, nothing loaded.
+ */
+export function onUselib(_ctx: Ctx): Answer {
+  uselibErrno ??= trySyscall('uselib', 0) === -ERRNO.ENOSYS ? ERRNO.ENOSYS : ERRNO.EACCES;
+  return answer.errno(uselibErrno);
 }
+
+let uselibErrno: number | null = null;

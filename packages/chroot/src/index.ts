@@ -1,7 +1,7 @@
 import { type ModuleRef, moduleBeside } from '@sandlock/dispatch/module';
 
 export type { ChrootPolicy } from './call.js';
-export { CHROOT_SYSCALLS } from './chroot-module.js';
+export { CHROOT_SYSCALLS, chrootSyscallsOf } from './chroot-module.js';
 export { type ExecFile, execFileInRoot } from './exec.js';
 export { type HostPaths, hostPaths, hostPathsInside } from './host-paths.js';
 export { Found, type Mount, Root } from './root.js';

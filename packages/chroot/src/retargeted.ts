@@ -7,8 +7,14 @@
 // arguments) to fchdir or execveat(AT_EMPTY_PATH) of the injected
 // descriptor.
 
-import { fstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { type Answer, answer, CallError, type ExecArg } from '@sandlock/dispatch/module';
+import { fstatSync, readFileSync, readlinkSync } from 'node:fs';
+import {
+  type Answer,
+  answer,
+  CallError,
+  type ExecArg,
+  expectRetargetedOpen,
+} from '@sandlock/dispatch/module';
 import {
   AT_EACCESS,
   AT_EMPTY_PATH,
@@ -113,29 +119,11 @@ function searchOnly(ctx: Ctx, r: Found, path: Buffer, address: bigint): Answer {
   const at = address + BigInt(slash + 1);
   const flags = O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC;
   // The retargeted openat comes back through the filter, from this thread, in the retarget.
-  pathOpens.set(ctx.pid, { name: at, flags, dev: parent.dev, ino: parent.ino });
+  expectRetargetedOpen(ctx.pid, { name: at, flags, dev: parent.dev, ino: parent.ino });
   return answer.retarget('openat', ['fd', at, flags, 0], {
     fd: dir,
     second: { syscall: 'fchdir', args: ['result'], sameAs: { dev: stat.dev, ino: stat.ino } },
   });
-}
-
-/** Threads retargeted to openat(dir, name, O_PATH) by {@link searchOnly}: the name's address and the flags. */
-const pathOpens = new Map<number, { name: bigint; flags: number; dev: bigint; ino: bigint }>();
-
-/** Whether an openat is the one {@link searchOnly} retargeted this thread to: then the kernel's. */
-export function isSearchOnlyOpen(ctx: Ctx): boolean {
-  const pending = pathOpens.get(ctx.pid);
-  if (pending === undefined) return false;
-  pathOpens.delete(ctx.pid);
-  if (ctx.syscall !== 'openat' || ctx.args[1] !== pending.name) return false;
-  if (uint(ctx.args[2]) !== pending.flags) return false;
-  try {
-    const dir = statSync(`/proc/${ctx.pid}/fd/${int(ctx.args[0])}`, { bigint: true });
-    return dir.dev === pending.dev && dir.ino === pending.ino;
-  } catch {
-    return false;
-  }
 }
 
 /** The reaper's X_OK check of a file the walk found (DAC, a noexec mount): 0 or -errno. */

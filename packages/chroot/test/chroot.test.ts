@@ -1,7 +1,16 @@
 // The emulated chroot against the real kernel: a rootfs built here (Debian's
 // static busybox, a static probe, a dynamically linked ls with its loader
 // and libraries), programs run in it, and escapes that must fail.
-import { closeSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { F_GETFL, F_SETFL, fcntl, hostArch, openFlags, openPty } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -218,6 +227,74 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
       expect(out).toContain('cwd : /\n');
       expect(out).toContain('cat secret: ENOENT');
       expect(out).toContain('race 300: inside some outside 0');
+    } finally {
+      closeSync(held);
+    }
+  });
+
+  it('keeps every escape of the list out under a workdir over the root too', async () => {
+    const secret = join(fs.outside, 'secret');
+    const storage = join(fs.dir, '..', 'store-escapes');
+    // A mount of its own (the directory outside is the descriptor's, not a mount's).
+    const mounted = join(fs.dir, '..', 'mounted-escapes');
+    mkdirSync(mounted, { recursive: true });
+    writeFileSync(join(mounted, 'file'), 'MOUNTED\n');
+    const held = openSync(fs.outside, 'r');
+    try {
+      const out = await probe(
+        [
+          'cat:/../outside/secret',
+          'catat:/etc:../../outside/secret',
+          'chdir:/etc',
+          'cat:../../outside/secret',
+          'chdir:/',
+          'cat:/abs',
+          'cat:/rel',
+          'cat:/reldir/secret',
+          'openat2:/../outside/secret',
+          `cat:/proc/self/root${secret}`,
+          'cat:/proc/self/cwd/../outside/secret',
+          `ppidroot:${secret}`,
+          'link:/mnt/file:/data/linked',
+          'rename:/mnt/file:/data/moved',
+          'fchdirfd:0',
+          'cwd',
+          'cat:secret',
+          'cat:../secret',
+          'race:300',
+        ],
+        {
+          mounts: ['/proc:/proc', `/mnt:${mounted}`],
+          write: ['/race', '/data'],
+          stdin: held,
+          workdir: { dir: fs.dir, storage },
+        },
+      );
+      expect(out).not.toContain('SECRET');
+      expect(out).toBe(
+        [
+          'cat /../outside/secret: ENOENT',
+          'catat /etc ../../outside/secret: ENOENT',
+          'chdir /etc: ok',
+          'cat ../../outside/secret: ENOENT',
+          'chdir /: ok',
+          'cat /abs: ENOENT',
+          'cat /rel: ENOENT',
+          'cat /reldir/secret: ENOENT',
+          'openat2 /../outside/secret: ENOENT',
+          `cat /proc/self/root${secret}: ENOENT`,
+          'cat /proc/self/cwd/../outside/secret: ENOENT',
+          `ppidroot ${secret}: ENOENT`,
+          'link /mnt/file /data/linked: EXDEV',
+          'rename /mnt/file /data/moved: EXDEV',
+          'fchdirfd 0: ok',
+          'cwd : /',
+          'cat secret: ENOENT',
+          'cat ../secret: ENOENT',
+          'race 300: inside some outside 0',
+          '',
+        ].join('\n'),
+      );
     } finally {
       closeSync(held);
     }
@@ -552,6 +629,58 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
       ].join('\n'),
     );
     if (root) expect(runInRealRoot(fs.dir, ['/probe', ...ops])).toBe(out);
+  });
+
+  it('changes to a search-only directory under a workdir over the root, lower or made in the layer', async () => {
+    const storage = join(fs.dir, '..', 'store-searchonly');
+    const ops = [
+      'dropcaps',
+      'chdir:/searchonly',
+      'cwd',
+      'cat:inside',
+      'chdir:sub/..',
+      'cwd',
+      'chdir:/solink',
+      'cwd',
+      'chdir:/made',
+      'cwd',
+      'chdir:/made/sub',
+      'cwd',
+      'chdir:..',
+      'cwd',
+      'chdir:/noaccess',
+      'cwd',
+    ];
+    // /made is made in the layer by the sandbox, mode 0111, with a subdirectory.
+    const script = 'mkdir -p /made/sub && chmod 111 /made && exec /probe "$@"';
+    const result = await runInRoot(fs.dir, ['/bin/sh', '-c', script, 'sh', ...ops], {
+      workdir: { dir: fs.dir, storage },
+    });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(
+      [
+        'dropcaps : ok',
+        'chdir /searchonly: ok',
+        'cwd : /searchonly',
+        'cat inside: [INSIDE SEARCHONLY]',
+        'chdir sub/..: ok',
+        'cwd : /searchonly',
+        'chdir /solink: ok',
+        'cwd : /searchonly',
+        'chdir /made: ok',
+        'cwd : /made',
+        'chdir /made/sub: ok',
+        'cwd : /made/sub',
+        'chdir ..: ok',
+        'cwd : /made',
+        'chdir /noaccess: EACCES',
+        'cwd : /made',
+        '',
+      ].join('\n'),
+    );
+    expect(result.workdir?.changes.map((change) => `${change.type} ${change.path}`)).toEqual(
+      expect.arrayContaining(['A made']),
+    );
   });
 
   it('executes a program it may execute but not read, as root without capabilities', async () => {

@@ -1,8 +1,9 @@
 // A program inside the emulated chroot that narrows itself with Landlock
 // (support/narrowed.c: reads of /ro, anything in /rw, nothing else), against
-// the kernel under a real chroot(2): what its own domain refuses stays
-// refused when the chroot module answers on its behalf, and what the module
-// would have to do with the sandbox's wider authority is refused too (fail
+// the kernel under a real chroot(2): its opens are its own (its domain
+// decides them, as the kernel's), what its own domain refuses stays refused
+// when the chroot module answers on its behalf, and what the module would
+// have to do with the sandbox's wider authority is refused too (fail
 // closed), never done.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
@@ -67,7 +68,7 @@ describe.skipIf(why !== null)('a program that narrows itself with Landlock insid
     );
   });
 
-  it('the emulated chroot: nothing its domain refuses is done on its behalf', async () => {
+  it('the emulated chroot: its reads are its domain’s, and nothing its domain refuses is done on its behalf', async () => {
     const alone = kernel();
     const dir = fresh('emulated');
     const result = await runInRoot(dir, ['/probe', ...OPS('')], {
@@ -76,14 +77,21 @@ describe.skipIf(why !== null)('a program that narrows itself with Landlock insid
     expect(result.stderr).toBe('');
     expect(result.exitCode).toBe(0);
     expect(refusedByBoth(alone, result.stdout)).toEqual([]);
-    // Every open, change and exec the supervisor would make for it: refused
-    // (rename and link with Landlock's EXDEV).
+    // Its reads are its own opens (the caller's openat beneath a directory
+    // the walk found): its domain decides, as under chroot(2). Every change
+    // the supervisor would make for it: refused (rename and link with
+    // Landlock's EXDEV).
     const inside = outcomes(result.stdout);
+    const kernelSays = outcomes(alone);
     expect(inside.get('landlock /ro /rw')).toBe('ok');
     expect(inside.get('exec /ro/probe')).toBe('ok');
+    for (const op of ['cat /ro/file', 'cat /other/file', 'ls /ro', 'ls /other']) {
+      expect([op, inside.get(op)]).toEqual([op, kernelSays.get(op)]);
+    }
+    expect(inside.get('cat /ro/file')).toBe('ok');
     for (const [op, outcome] of inside) {
       // An exec runs the caller's own execveat of the file: its domain decides.
-      if (op.startsWith('landlock') || op === 'exec /ro/probe') continue;
+      if (/^(landlock|cat|ls) /.test(op) || op === 'exec /ro/probe') continue;
       const refusal = /^(rename|link) /.test(op) ? 'EXDEV' : 'EACCES';
       expect([op, outcome]).toEqual([op, refusal]);
     }
@@ -91,6 +99,48 @@ describe.skipIf(why !== null)('a program that narrows itself with Landlock insid
     expect(existsSync(join(dir, 'other/d'))).toBe(false);
     expect(readFileSync(join(dir, 'other/file'), 'utf8')).toBe('not for the narrowed\n');
     expect(existsSync(join(dir, 'rw/new'))).toBe(false);
+  }, 180_000);
+
+  it('opens what its domain lets it open as chroot(2) does, and nothing once another thread shares its descriptors', async () => {
+    const reads = [
+      'landlock:/ro:/rw',
+      'cat:/ro/file',
+      'cat:ro/file',
+      'cat:/ro/../ro/file',
+      'cat:/other/../ro/file',
+      'cat:/ro//file',
+      'cat:/other/file',
+      'cat:/ro/../other/file',
+      'cat:/ro/nothing',
+      'ls:/ro',
+      'ls:/ro/',
+      'ls:/',
+      'ls:/other',
+      'append:/rw/a',
+      'append:/other/file',
+      'append:/ro/file',
+      'fdflags:/ro/file',
+    ];
+    const ops = [...reads, 'thread', 'cat:/ro/file', 'ls:/ro'];
+    const real = fresh('kernel-reads');
+    const alone = execFileSync('chroot', [real, '/probe', ...ops], { encoding: 'utf8' });
+    const dir = fresh('emulated-reads');
+    const result = await runInRoot(dir, ['/probe', ...ops], { write: ['/ro', '/rw', '/other'] });
+    expect(result.stderr).toBe('');
+    const lines = result.stdout.split('\n');
+    expect(lines.slice(0, reads.length)).toEqual(alone.split('\n').slice(0, reads.length));
+    expect(outcomes(alone).get('cat /ro/file')).toBe('ok');
+    expect(outcomes(alone).get('cat /other/file')).toBe('EACCES');
+    expect(readFileSync(join(dir, 'rw/a'), 'utf8')).toBe('mine\nmore\n');
+    expect(readFileSync(join(dir, 'other/file'), 'utf8')).toBe('not for the narrowed\n');
+    // A thread of its own could list the directory injected for the lookup:
+    // refused, fail closed (the kernel's chroot(2) reads it).
+    expect(lines.slice(reads.length)).toEqual([
+      'thread : ok',
+      'cat /ro/file: EACCES',
+      'ls /ro: EACCES',
+      '',
+    ]);
   }, 180_000);
 
   it('a workdir over the root: nothing its domain refuses lands in the layer', async () => {
@@ -107,5 +157,33 @@ describe.skipIf(why !== null)('a program that narrows itself with Landlock insid
     expect(refusedByBoth(alone, result.stdout)).toEqual([]);
     expect(outcomes(result.stdout).get('write /other/new')).toBe('EACCES');
     expect(result.workdir?.changes ?? []).toEqual([]);
+  }, 180_000);
+
+  it('a child orphaned after the narrowing (reparented to the reaper) is still held to the domain', async () => {
+    const [narrow, ...rest] = OPS('');
+    const ops = [narrow!, 'orphan', ...rest];
+    const alone = execFileSync('chroot', [fresh('kernel'), '/probe', ...ops], { encoding: 'utf8' });
+    expect(outcomes(alone).get('orphan')).toBe('ok');
+    const dir = fresh('orphaned');
+    const result = await runInRoot(dir, ['/probe', ...ops], { write: ['/ro', '/rw', '/other'] });
+    expect(result.stderr).toBe('');
+    expect(outcomes(result.stdout).get('orphan')).toBe('ok');
+    expect(refusedByBoth(alone, result.stdout)).toEqual([]);
+    expect(existsSync(join(dir, 'other/new'))).toBe(false);
+    expect(readFileSync(join(dir, 'other/file'), 'utf8')).toBe('not for the narrowed\n');
+  }, 180_000);
+
+  it('a sibling made with clone(CLONE_PARENT) after the narrowing is still held to the domain', async () => {
+    const [narrow, ...rest] = OPS('');
+    const ops = ['fork', narrow!, 'cloneparent', ...rest];
+    const alone = execFileSync('chroot', [fresh('kernel'), '/probe', ...ops], { encoding: 'utf8' });
+    expect(outcomes(alone).get('cloneparent')).toBe('ok');
+    const dir = fresh('sibling');
+    const result = await runInRoot(dir, ['/probe', ...ops], { write: ['/ro', '/rw', '/other'] });
+    expect(result.stderr).toBe('');
+    // Refused to a narrowed caller: its sibling's ancestry holds no mark of the domain.
+    expect(outcomes(result.stdout).get('cloneparent')).toBe('EPERM');
+    expect(refusedByBoth(alone, result.stdout)).toEqual([]);
+    expect(existsSync(join(dir, 'other/new'))).toBe(false);
   }, 180_000);
 });

@@ -471,6 +471,19 @@ describe.skipIf(why !== null)('paths inside the emulated chroot', () => {
     );
   });
 
+  it('answers uselib as the host kernel does (ENOSYS without CONFIG_USELIB)', async () => {
+    const ops = ['uselib:/bin/busybox', 'uselib:/nothing', 'uselib:/abs'];
+    const out = await emulated(ops);
+    // The same static probe on the host, outside any sandbox: the kernel's own answer.
+    const host = execFileSync(join(fs.dir, 'paths'), ['uselib:/nothing'], { encoding: 'utf8' });
+    if (host.includes('ENOSYS')) {
+      expect(out).toBe(ops.map((op) => `${op}: ENOSYS\n`).join(''));
+    } else {
+      expect(out).not.toContain(': ok');
+    }
+    if (root) expect(await real(ops)).toBe(out);
+  });
+
   it('changes modes and extended attributes only where the policy lets it write', async () => {
     xattrState();
     const out = await emulated(

@@ -29,12 +29,19 @@ export interface CowPolicy {
   /** The workdir (canonical), or null: the module is off. */
   readonly workdir: string | null;
   /** The sandbox's layer, made at start: its directory and its shared disk count. */
-  readonly cowLayer?: { readonly dir: string; readonly usage: SharedArrayBuffer } | null;
+  readonly cowLayer?: {
+    readonly dir: string;
+    readonly usage: SharedArrayBuffer;
+    /** How the supervisor reaches the upper (a tmpfs in a user namespace: its descriptor). */
+    readonly upper?: string;
+  } | null;
   readonly deterministicDirs?: boolean;
   /** The emulated chroot's root (the chroot module's), or null. */
   readonly chroot?: string | null;
   /** What the sandbox may write outside the workdir (canonical). */
   readonly fsWrite: readonly string[];
+  /** Whether fs-meta takes the metadata calls cow lets through (a root supervisor with fsWrite). */
+  readonly mediatesMetadata?: boolean;
 }
 
 export type Ctx = HandlerContext<CowPolicy>;

@@ -93,7 +93,10 @@ function openWorkdir(policy: CowPolicy): Workdir {
   if (given === undefined || given === null) {
     throw new Error('sandlock: a sandbox with a workdir was started without its layer');
   }
-  const layer = Layer.open(given.dir, { usage: given.usage });
+  const layer = Layer.open(given.dir, {
+    usage: given.usage,
+    ...(given.upper !== undefined ? { upper: given.upper } : {}),
+  });
   const lowerRoot = openRoot(layer.lower);
   const upperRoot = openRoot(layer.upper);
   const lower = identify(lowerRoot);
@@ -111,7 +114,7 @@ function openWorkdir(policy: CowPolicy): Workdir {
     chroot,
     layer,
     lowerPath: layer.lower,
-    upperPath: layer.upper,
+    upperPath: layer.upperName,
     lowerRoot,
     upperRoot,
     lowerId: lower.id,

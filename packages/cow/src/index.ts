@@ -20,6 +20,7 @@ export {
   type Owner,
   StoreError,
 } from './layer/index.js';
+export { privateTmpfsRefusal } from './layer/private-tmpfs.js';
 
 // The handler module, for `Supervisor.start({ modules: [{ module: COW_MODULE }] })`
 // of @sandlock/dispatch: dist/cow-module.js beside this file when built,

@@ -48,6 +48,11 @@ export type ToWorker =
     }
   /** Start or stop forwarding a session's refusals. */
   | { type: 'report'; session: number; on: boolean }
+  /**
+   * Replaces fields of a session's policy (limits changed on a running
+   * sandbox); answered with `updated` and the same `seq` once in force.
+   */
+  | { type: 'update'; session: number; seq: number; fields: Record<string, unknown> }
   | { type: 'stop' };
 
 export type FromWorker =
@@ -64,6 +69,8 @@ export type FromWorker =
   /** `module`: the module whose answer or handler killed it. */
   | { type: 'kill'; session: number; reason: string; module?: string }
   | { type: 'ended'; session: number }
+  /** An `update` is in force: the handlers of its session see the new fields. */
+  | { type: 'updated'; session: number; seq: number }
   | ({ type: 'refusal'; session: number } & RefusalReport)
   | ({ type: 'notice'; session: number } & SessionNotice)
   | {

@@ -278,6 +278,10 @@ export class Session<P = unknown> implements SessionInfo<P> {
   private readonly noticeListeners = new Set<(notice: SessionNotice) => void>();
   /** @internal Tells the worker to start or stop forwarding refusals. */
   reportTo: ((on: boolean) => void) | null = null;
+  /** @internal Posts an update of policy fields to the worker. */
+  updateTo: ((fields: Record<string, unknown>, seq: number) => void) | null = null;
+  private nextUpdate = 1;
+  private readonly updates = new Map<number, () => void>();
   private resolveClosed!: () => void;
 
   /** @internal */
@@ -371,6 +375,30 @@ export class Session<P = unknown> implements SessionInfo<P> {
       pid: call.pid || null,
       dropped: 0,
     });
+  }
+
+  /**
+   * Replaces `fields` of the policy its modules see, on this thread and in
+   * the worker (a running sandbox's limits changed): resolves once the
+   * worker's handlers see them, or once the session has ended.
+   */
+  updatePolicy(fields: Record<string, unknown>): Promise<void> {
+    (this as { policy: P }).policy = { ...this.policy, ...fields };
+    if (this.ended || this.updateTo === null) return Promise.resolve();
+    const seq = this.nextUpdate++;
+    return new Promise((resolve) => {
+      this.updates.set(seq, resolve);
+      this.updateTo!(structuredClone(fields), seq);
+    });
+  }
+
+  /** @internal The worker has an update in force (or the session ended: every update settles). */
+  updated(seq: number | null): void {
+    for (const [pending, resolve] of this.updates) {
+      if (seq !== null && pending !== seq) continue;
+      this.updates.delete(pending);
+      resolve();
+    }
   }
 
   /** Every live process of the sandbox, read from /proc now. */
@@ -722,6 +750,8 @@ export class Supervisor {
     session.reportTo = (on) => {
       if (!session.ended) handle.post({ type: 'report', session: session.id, on });
     };
+    session.updateTo = (fields, seq) =>
+      handle.post({ type: 'update', session: session.id, seq, fields });
     this.sessions.set(session.id, session as Session);
     handle.adopt(session as Session);
     return session;
@@ -823,11 +853,15 @@ export class Supervisor {
         const session = this.sessions.get(message.session);
         if (!session) return;
         session.ended = true;
+        session.updated(null);
         handle.release(session);
         this.sessions.delete(session.id);
         session.finishIfDone();
         return;
       }
+      case 'updated':
+        this.sessions.get(message.session)?.updated(message.seq);
+        return;
       case 'error': {
         const { type: _type, ...error } = message;
         this.report(error);
@@ -908,6 +942,7 @@ export class Supervisor {
     for (const session of handle.sessions) {
       session.killed(`the dispatch worker died: ${error.message}`);
       session.ended = true;
+      session.updated(null);
       this.sessions.delete(session.id);
       session.finishIfDone();
     }

@@ -17,6 +17,7 @@ import {
   type Arch,
   AUDIT_ARCH,
   blockAsyncSignals,
+  CLONE_PARENT,
   close,
   EPOLL_CTL_ADD,
   EPOLL_CTL_DEL,
@@ -37,6 +38,7 @@ import {
   REAPER_SIGNAL,
   readFd,
   SECCOMP_IOCTL_NOTIF_RECV,
+  startTimeOf,
   syscallName,
   syscallNumberOrUndefined,
   trySyscall,
@@ -80,6 +82,8 @@ const arch: Arch = hostArch();
 const hostAuditArch = AUDIT_ARCH[arch];
 /** The call that makes a Landlock domain: a caller after it is narrower than its sandbox. */
 const RESTRICT_SELF = syscallNumberOrUndefined('landlock_restrict_self', arch);
+const CLONE = syscallNumberOrUndefined('clone', arch);
+const CLONE_PARENT_BIT = BigInt(CLONE_PARENT);
 /** Calls after which a new process may exist. */
 const forkLike = new Set(
   ['clone', 'clone3', 'fork', 'vfork']
@@ -123,6 +127,8 @@ interface LoopSession {
   readonly restricted: Map<number, number>;
   /** The count of landlock_restrict_self calls when the session began: earlier ones made its own domain. */
   readonly since: number;
+  /** When the program's first process started (startTimeOf), null if that could not be read. */
+  readonly programStart: number | null;
   /** Forwards the modules' refusals to the main thread (null: nobody listens). */
   reporter: ((refusal: Refusal, call: Call) => void) | null;
 }
@@ -165,6 +171,11 @@ function levelsOf(root: LoopSession, tid: number): LoopSession[] {
  * that); in a listener's own session, also a thread in a delegated subtree.
  * The other threads of such a process count too (a domain is per thread:
  * over-approximated, never under). A /proc read that fails: narrowed.
+ * A process whose parent exited was reparented to the reaper (a child
+ * subreaper, PR_SET_CHILD_SUBREAPER in prctl(2)), its ancestry lost with it
+ * while the domain it inherited stays: every child of the reaper but the
+ * program's first process is narrowed once any process of the sandbox
+ * restricted itself.
  */
 function narrowed(session: LoopSession, tid: number): boolean {
   const root = rootOf(session);
@@ -172,15 +183,40 @@ function narrowed(session: LoopSession, tid: number): boolean {
   if (marks.size === 0 && root.delegates.size === 0) return false;
   if ((marks.get(tid) ?? -1) >= session.since) return true;
   let pid = threadGroupOrNull(tid);
+  let child: number | null = null;
   for (let depth = 0; depth < MAX_DEPTH; depth++) {
     if (pid === null) return true;
-    if (pid === session.view.reaperPid) return false;
+    if (pid === session.view.reaperPid) {
+      return child !== null && !isProgram(session, child) && restrictedSince(root, session.since);
+    }
     if ((marks.get(pid) ?? -1) >= session.since) return true;
     if (session === root && root.delegates.has(pid)) return true;
     if (pid <= 1) return true; // left the sandbox's tree: not its process
+    child = pid;
     pid = parentOf(pid);
   }
   return true;
+}
+
+/** Whether `pid` is the program's first process (not another process given its pid since). */
+function isProgram(session: LoopSession, pid: number): boolean {
+  if (pid !== session.view.programPid || session.programStart === null) return false;
+  return startTimeOf(pid) === session.programStart;
+}
+
+/** Whether a process restricted itself since `since` (a delegated subtree's launch counts). */
+function restrictedSince(root: LoopSession, since: number): boolean {
+  if (root.delegates.size > 0) return true;
+  for (const seq of root.restricted.values()) if (seq >= since) return true;
+  return false;
+}
+
+function programStartOf(pid: number): number | null {
+  try {
+    return startTimeOf(pid);
+  } catch {
+    return null;
+  }
 }
 
 class Loop {
@@ -299,6 +335,12 @@ class Loop {
         const session = this.sessions.get(message.session);
         if (session !== undefined) session.reporter = message.on ? this.reporterFor(session) : null;
       }
+      if (message.type === 'update') {
+        // Read by the handlers at each call: the next call sees the new fields.
+        const session = this.sessions.get(message.session);
+        if (session !== undefined) Object.assign(session.view.policy as object, message.fields);
+        post({ type: 'updated', session: message.session, seq: message.seq });
+      }
     }
   }
 
@@ -367,6 +409,7 @@ class Loop {
       delegates: new Map(),
       restricted: new Map(),
       since: parent === undefined ? 0 : this.restricts,
+      programStart: programStartOf(message.programPid),
       reporter: null,
     };
     const processes: ProcessView = {
@@ -556,6 +599,21 @@ class Loop {
       const seq = this.restricts++;
       session.restricted.set(tid, seq);
       session.restricted.set(threadGroupOrNull(tid) ?? tid, seq);
+    }
+    if (nr === CLONE && (notif.readBigUInt64LE(32) & CLONE_PARENT_BIT) !== 0n) {
+      // The child of clone(CLONE_PARENT) is its caller's sibling (kernel/fork.c:
+      // copy_process()): it inherits the caller's Landlock domain but not its
+      // place in the tree narrowed() walks. Refused to a narrowed caller.
+      let refuse: boolean;
+      try {
+        refuse = narrowed(session, notif.readUInt32LE(8));
+      } catch {
+        refuse = true;
+      }
+      if (refuse) {
+        this.responder.errno(fd, notif, EPERM);
+        return;
+      }
     }
     if (session.delegates.size === 0) {
       this.dispatch(session, nr, notif.readUInt32LE(8), true);

@@ -350,9 +350,15 @@ export const FIELDS = {
     default: true,
     combine: 'replace',
     setter: toggle(),
-    flags: [{ long: 'allow-raw-sockets', sets: false, help: 'allow raw IP and packet sockets' }],
+    flags: [
+      {
+        long: 'allow-raw-sockets',
+        sets: false,
+        help: 'let raw IP and packet sockets through the filter (they still need CAP_NET_RAW, which no sandbox has)',
+      },
+    ],
     profile: { section: 'network', key: 'no_raw_sockets' },
-    doc: 'Refuse raw IP and packet sockets.',
+    doc: 'Refuse raw IP and packet sockets in the seccomp filter. Turned off, they still fail with EPERM: the kernel wants CAP_NET_RAW for them, and a sandbox runs without capabilities (a warning says so).',
   }),
   netAllow: field({
     kind: list(netSpec),

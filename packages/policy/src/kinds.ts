@@ -315,6 +315,7 @@ export interface PluginRef {
 
 export const plugin: Kind<PluginRef> = {
   check(value, at) {
+    const given = value;
     if (typeof value === 'string' && !value.trimStart().startsWith('{')) value = { module: value };
     else if (typeof value === 'string') {
       try {
@@ -326,7 +327,7 @@ export const plugin: Kind<PluginRef> = {
     const ref = value as { module?: unknown; options?: unknown } | null;
     const module = ref && typeof ref === 'object' && !Array.isArray(ref) ? ref.module : undefined;
     if (typeof module !== 'string' || !(module.startsWith('file:') || isAbsolute(module))) {
-      return at.expected('{ module: a file: URL or an absolute path, options? }', value);
+      return at.expected('{ module: a file: URL or an absolute path, options? }', given);
     }
     const extra = Object.keys(ref!).filter((key) => key !== 'module' && key !== 'options');
     if (extra.length > 0) return at.problem(`unknown keys ${extra.join(', ')}`);

@@ -41,7 +41,10 @@ export function whereOf(problem: PolicyProblem): string {
   if (origin?.kind === 'flag') return origin.flag;
   if (origin?.kind === 'profile') {
     const position = `${origin.file}:${origin.line}:${origin.column}`;
-    return origin.key === '' ? position : `${position}: ${origin.key}`;
+    // The name inside a table (`env.A` → `environment.vars.A`); a list item
+    // has a position of its own.
+    const inside = /^\w+(\..+)$/.exec(problem.field)?.[1] ?? '';
+    return origin.key === '' ? position : `${position}: ${origin.key}${inside}`;
   }
   return problem.field;
 }

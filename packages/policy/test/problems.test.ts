@@ -156,6 +156,10 @@ describe('problems name what the user wrote', () => {
     expect(problemsOf(flags(['plugin', '/nonexistent/sandlock-plugin.js']))).toEqual([
       '--plugin: /nonexistent/sandlock-plugin.js does not exist',
     ]);
+    // The problem quotes what was typed, not the object made of it.
+    expect(problemsOf(flags(['plugin', 'relative.mjs']))).toEqual([
+      "--plugin: expected { module: a file: URL or an absolute path, options? }, got 'relative.mjs'",
+    ]);
     const hard = Number(getRlimit('NOFILE').hard);
     const why =
       "the sandbox's first process needs a few of its own; no sandbox can raise this process's hard limit";
@@ -164,6 +168,13 @@ describe('problems name what the user wrote', () => {
         `--max-open-files: expected a number of open files from 16 to ${hard}, got '${text}' (${why})`,
       ]);
     }
+  });
+
+  it('a profile problem inside a table names its key', () => {
+    const draft = profileDraft('[environment]\nvars = { A = "x", B = 1 }\n', 'e.toml');
+    expect(problemsOf(draft)).toEqual([
+      'e.toml:2:8: environment.vars.B: expected a string without NUL, got 1',
+    ]);
   });
 
   it('indexes count across the sources of a list', () => {

@@ -37,6 +37,12 @@ export function sandboxCpuMs(reaperPid: number, processes: readonly TreeEntry[])
   return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
 }
 
+function checkShare(percent: number): void {
+  if (!(Number.isFinite(percent) && percent > 0)) {
+    throw new RangeError(`sandlock: invalid CPU share ${percent}: expected a percentage above 0`);
+  }
+}
+
 /**
  * Holds a sandbox to `percent` of one CPU (200 = two CPUs) with a token
  * bucket: the sandbox earns `percent`/100 ms of CPU per ms of wall time, spends
@@ -52,8 +58,9 @@ export function sandboxCpuMs(reaperPid: number, processes: readonly TreeEntry[])
  */
 export class CpuThrottle {
   readonly tick: number;
-  private readonly share: number;
-  private readonly cap: number;
+  private share: number;
+  private cap: number;
+  private readonly burst: number;
   private credit: number;
   private lastCpu: number | null = null;
   private lastTime = 0;
@@ -64,17 +71,28 @@ export class CpuThrottle {
   stops = 0;
 
   constructor(
-    readonly percent: number,
+    public percent: number,
     private readonly control: StopContinue,
     options: CpuThrottleOptions = {},
   ) {
-    if (!(Number.isFinite(percent) && percent > 0)) {
-      throw new RangeError(`sandlock: invalid CPU share ${percent}: expected a percentage above 0`);
-    }
+    checkShare(percent);
     this.tick = options.tick ?? 20;
+    this.burst = options.burst ?? 100;
     this.share = percent / 100;
-    this.cap = this.share * (options.burst ?? 100);
+    this.cap = this.share * this.burst;
     this.credit = this.cap;
+  }
+
+  /**
+   * Changes the share from now on: the credit saved up stays, within the new
+   * cap; a debt stays to be paid at the new rate.
+   */
+  setPercent(percent: number): void {
+    checkShare(percent);
+    this.percent = percent;
+    this.share = percent / 100;
+    this.cap = this.share * this.burst;
+    this.credit = Math.min(this.credit, this.cap);
   }
 
   /** The CPU ms the sandbox may still use before it is stopped (negative: debt). */

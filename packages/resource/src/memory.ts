@@ -122,6 +122,14 @@ export interface MemoryLimitOptions {
   reader?: MemoryReader;
 }
 
+function checkLimit(limit: number): void {
+  if (!Number.isSafeInteger(limit) || limit <= 0) {
+    throw new RangeError(
+      `sandlock: invalid memory limit ${limit}: expected a positive number of bytes`,
+    );
+  }
+}
+
 /**
  * The buffers are read again every 20 ms at most, and no more often than 25
  * times what reading them cost allows (at most ~4 % of a CPU on them):
@@ -150,18 +158,20 @@ export class MemoryLimit {
 
   constructor(
     /** The limit in bytes. */
-    readonly limit: number,
+    public limit: number,
     options: MemoryLimitOptions = {},
   ) {
-    if (!Number.isSafeInteger(limit) || limit <= 0) {
-      throw new RangeError(
-        `sandlock: invalid memory limit ${limit}: expected a positive number of bytes`,
-      );
-    }
+    checkLimit(limit);
     this.minInterval = options.minInterval ?? 5;
     this.maxInterval = options.maxInterval ?? 100;
     this.growthRate = options.growthRate ?? 16 * 1024 * 1024;
     this.reader = options.reader ?? procMemoryReader;
+  }
+
+  /** Changes the limit from the next check on: one below the use then kills the sandbox. */
+  setLimit(limit: number): void {
+    checkLimit(limit);
+    this.limit = limit;
   }
 
   /**

@@ -40,6 +40,8 @@ function counterFor(session: WorkerSession<ModulePolicy>): ProcessCounter {
 
 function onFork(ctx: HandlerContext<ModulePolicy>) {
   const counter = counterFor(ctx.session);
+  // A running sandbox's limit may have changed (SandboxProcess.updateLimits).
+  counter.max = ctx.session.policy.maxProcesses!;
   const verdict = counter.decide(ctx.pid, ctx.nr, ctx.args[0] ?? 0n);
   // What fork(2) returns at RLIMIT_NPROC.
   if (verdict === 'deny') {

@@ -154,6 +154,7 @@ export class ProcessCounter {
   private zygoteFork: 'expected' | 'forking' | 'done';
   /** The zygote, held by a pidfd, once found. */
   private zygote: { pid: number; handle: number } | null = null;
+  private limit = 1;
   /** Forks refused. */
   denied = 0;
   /** Set while the processes cannot be counted. */
@@ -163,7 +164,7 @@ export class ProcessCounter {
     /** The sandbox's reaper: every process below it counts. */
     readonly root: number,
     /** The most processes that may exist at once. */
-    readonly max: number,
+    max: number,
     private readonly probe: ProcessProbe = procProcessProbe,
     /** How long counting may fail before the verdict is 'kill', in ms. */
     readonly unmeasuredKill = UNMEASURED_KILL_MS,
@@ -175,11 +176,24 @@ export class ProcessCounter {
      */
     readonly zygoteParent: number | null = null,
   ) {
+    this.max = max;
+    this.cloneNr = syscallNumber('clone');
+    this.zygoteFork = zygoteParent === null ? 'done' : 'expected';
+  }
+
+  /**
+   * The most processes that may exist at once. Lowered below the count, it
+   * refuses every fork until enough processes have ended; it kills none.
+   */
+  get max(): number {
+    return this.limit;
+  }
+
+  set max(max: number) {
     if (!Number.isSafeInteger(max) || max < 1) {
       throw new RangeError(`sandlock: invalid process limit ${max}: expected at least 1`);
     }
-    this.cloneNr = syscallNumber('clone');
-    this.zygoteFork = zygoteParent === null ? 'done' : 'expected';
+    this.limit = max;
   }
 
   /** The count as it stands (without looking at the kernel). */

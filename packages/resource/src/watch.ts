@@ -129,6 +129,39 @@ export class ResourceWatch {
     };
   }
 
+  /** The limits in force (null: the watch has no such mechanism). */
+  get limits(): { maxMemory: number | null; maxCpu: number | null } {
+    return { maxMemory: this.memory?.limit ?? null, maxCpu: this.throttle?.percent ?? null };
+  }
+
+  /**
+   * Changes limits the watch enforces (it was started with them) and looks at
+   * the sandbox at once: a memory limit now below its use kills it as any
+   * check over the limit does. Throws a RangeError for a limit it was not
+   * started with or a bad value, changing nothing.
+   */
+  update(limits: ResourceLimits): void {
+    const { maxMemory, maxCpu } = limits;
+    for (const [name, value, mechanism] of [
+      ['maxMemory', maxMemory, this.memory],
+      ['maxCpu', maxCpu, this.throttle],
+    ] as const) {
+      if (value === undefined) continue;
+      if (value === null || mechanism === null) {
+        throw new RangeError(`sandlock: the watch cannot add or remove ${name}, only change it`);
+      }
+    }
+    if (maxMemory !== undefined && maxMemory !== null) {
+      new MemoryLimit(maxMemory); // checks the value before anything changes
+    }
+    if (maxCpu !== undefined && maxCpu !== null) this.throttle!.setPercent(maxCpu);
+    if (maxMemory !== undefined && maxMemory !== null) this.memory!.setLimit(maxMemory);
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.check(), 0);
+    this.timer.unref();
+  }
+
   private check(): void {
     this.timer = undefined;
     if (this.stopped) return;

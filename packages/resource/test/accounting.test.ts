@@ -183,6 +183,25 @@ describe('CpuThrottle', () => {
     expect(now).toBeLessThan(1100);
   });
 
+  it('takes a new share from now on, the credit within the new cap', () => {
+    const { state, throttle } = recorded(100);
+    throttle.update(0, 0);
+    for (let now = 20; now < 1000; now += 20) throttle.update(now, now); // busy at 100 %
+    expect(state.running).toBe(true);
+    throttle.setPercent(10);
+    expect(throttle.percent).toBe(10);
+    expect(throttle.balance).toBeLessThanOrEqual(10); // the 10 % cap: 10 ms of burst
+    let used = 980;
+    for (let now = 1000; now < 3000; now += 20) {
+      if (state.running) used += 20;
+      throttle.update(used, now);
+    }
+    // Two seconds at 10 %: about 200 ms of CPU, not the 2000 it had before.
+    expect(used - 980).toBeLessThan(300);
+    expect(() => throttle.setPercent(0)).toThrow(/invalid CPU share 0/);
+    expect(throttle.percent).toBe(10);
+  });
+
   it('refuses a share that is not above 0', () => {
     const control = { stopAll: () => true, continueAll: () => true };
     expect(() => new CpuThrottle(0, control)).toThrow(/invalid CPU share 0/);

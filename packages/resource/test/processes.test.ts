@@ -369,4 +369,21 @@ describe('ProcessCounter', () => {
   it('rejects a cap below 1', () => {
     expect(() => new ProcessCounter(1, 0)).toThrow(/at least 1/);
   });
+
+  it('takes a lowered cap at the next fork: refused below the count, none killed; raised, allowed', () => {
+    const kernel = new FakeKernel();
+    const program = kernel.spawn(1);
+    const counter = new ProcessCounter(1, 10, kernel);
+    const children = [kernel.spawn(program), kernel.spawn(program)];
+    expect(counter.reconcile()).toEqual({ live: 3, pending: 0 });
+    counter.max = 2;
+    expect(counter.decide(program, CLONE, BigInt(SIGNAL_CHILD))).toBe('deny');
+    for (const child of children) expect(kernel.children(program, program)).toContain(child);
+    counter.max = 4;
+    expect(counter.decide(program, CLONE, BigInt(SIGNAL_CHILD))).toBe('allow');
+    expect(() => {
+      counter.max = 0;
+    }).toThrow(/at least 1/);
+    expect(counter.max).toBe(4);
+  });
 });

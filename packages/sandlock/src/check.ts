@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmdirSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { privateTmpfsRefusal } from '@sandlock/cow';
 import { patchVdso, type VdsoFunctions, vdsoFunctions } from '@sandlock/determinism';
 import { detectLandlock, FEATURES, type Feature } from '@sandlock/landlock';
 import { compileSandboxFilter } from '@sandlock/seccomp';
@@ -324,12 +325,13 @@ function remoteAccessFeatures(seccomp: SeccompProbe): KernelFeature[] {
 
 /**
  * How a workdir's maxDisk is enforced here: a tmpfs of its own per layer
- * when this process may mount one (tried on a scratch directory), else
- * measured.
+ * when this process may mount one, else one in a user namespace of its own
+ * (each tried on a scratch directory), else measured.
  */
 function diskBoundFeature(): KernelFeature {
   let mounted: number;
   let dir: string | null = null;
+  let userns: string | null = 'not tried';
   try {
     dir = mkdtempSync(join(tmpdir(), 'sandlock-check-'));
     mounted = mountTmpfs(dir, {
@@ -339,6 +341,7 @@ function diskBoundFeature(): KernelFeature {
       gid: process.getegid?.() ?? 0,
     });
     if (mounted === 0) detachMount(dir);
+    else userns = privateTmpfsRefusal(dir, pageSize());
   } catch (error) {
     mounted = -(errnoNumber((error as NodeJS.ErrnoException).code ?? '') ?? ERRNO.EPERM);
   } finally {
@@ -350,13 +353,15 @@ function diskBoundFeature(): KernelFeature {
   }
   return {
     name: 'tmpfs mount (maxDisk: writes past it fail with ENOSPC)',
-    ok: mounted === 0,
+    ok: mounted === 0 || userns === null,
     since: '-',
     required: false,
     detail:
       mounted === 0
-        ? 'each workdir layer with maxDisk is a tmpfs of that size'
-        : `${errnoName(-mounted)}: maxDisk is measured (the sandbox killed past it, each file capped by RLIMIT_FSIZE)`,
+        ? 'each workdir layer with maxDisk is a tmpfs of that size (diskBound tmpfs)'
+        : userns === null
+          ? `${errnoName(-mounted)} here: each workdir layer with maxDisk is a tmpfs of that size in a user namespace of its own (diskBound userns-tmpfs)`
+          : `${errnoName(-mounted)}, and ${userns}: maxDisk is measured (the sandbox killed past it, each file capped by RLIMIT_FSIZE)`,
   };
 }
 

@@ -1,3 +1,4 @@
+import type { DiskBound } from '@sandlock/cow';
 import { type LandlockRuleset, landlockRuleset } from '@sandlock/landlock';
 import {
   bindsOf,
@@ -92,7 +93,7 @@ export interface ConfinementOptions {
     lower: string;
     upper: string;
     store: string;
-    diskBound: 'tmpfs' | 'measured' | null;
+    diskBound: DiskBound | null;
   };
   /** The program's credentials (SpawnOptions.user): set before no_new_privs, inherited by the reaper. */
   user?: { uid: number; gid: number; groups?: readonly number[]; umask?: number };
@@ -233,6 +234,10 @@ function signalScope(policy: Policy): LandlockRuleset {
  * bounding set is left as it is: emptying it took 41 prctl steps, measured
  * at ~0.25 ms per launch, for nothing an exec could regain.
  */
+/** The warning of a policy that lets raw sockets through the filter: the kernel refuses them anyway. */
+export const RAW_SOCKETS_NEED_CAPABILITY =
+  'raw IP and packet sockets are let through (noRawSockets off), but socket() still fails with EPERM: they need CAP_NET_RAW, and a sandbox runs without capabilities';
+
 const DROP_CAPABILITIES: LaunchStep = { kind: 'dropCapabilities', bounding: false, lastCap: 0 };
 
 /** Builds the launch steps that enforce `policy`. */
@@ -322,6 +327,9 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     if (inner.fd !== null) {
       steps.push({ kind: 'landlockRestrictSelf', rulesetFd: inner.fd, flags: inner.restrictFlags });
     }
+    // socket(2) of SOCK_RAW or AF_PACKET needs CAP_NET_RAW (raw(7), packet(7)),
+    // and the dropCapabilities step above leaves the sandbox none.
+    if (!policy.noRawSockets) warnings.push(RAW_SOCKETS_NEED_CAPABILITY);
     const notify = options.notify ?? [];
     const filterOptions: SandboxFilterOptions = {
       notify,

@@ -9,6 +9,7 @@ export type { SandboxDescription } from './describe.js';
 export { CommandError } from './environment.js';
 export { AbortError, PolicyError, type PolicyProblem, SandboxError } from './errors.js';
 export { type JoinedExit, JoinedProcess } from './joined.js';
+export type { LimitUpdate, SandboxLimits } from './limits.js';
 export {
   DEFAULT_POLICY,
   type PluginRef,

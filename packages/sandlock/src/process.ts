@@ -5,9 +5,15 @@ import type { Readable, Writable } from 'node:stream';
 import type { RefusalReport } from '@sandlock/dispatch';
 import type { Denial } from '@sandlock/http';
 import { formatByteSize, type LimitViolation, type ResourceWatch } from '@sandlock/resource';
-import { close, type JoinOptions, joinSandbox, REAPER_SIGNAL } from '@sandlock/sys';
+import { close, cpuAffinityOf, type JoinOptions, joinSandbox, REAPER_SIGNAL } from '@sandlock/sys';
 import { SandboxError } from './errors.js';
 import { JoinedProcess } from './joined.js';
+import {
+  checkLimitUpdate,
+  type LimitUpdate,
+  type SandboxLimits,
+  setSandboxAffinity,
+} from './limits.js';
 import type { PortMapping, Registration } from './registry.js';
 import type { Session } from './supervision.js';
 import type { WorkdirResult } from './workdir.js';
@@ -157,6 +163,16 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
   private listedName: string | null = null;
   /** The supervisor's end of the zygote's socket (SpawnOptions.joinable), or -1. */
   private zygote = -1;
+  /** The limits in force, and whether the process limit is counted here (set at start). */
+  private inForce: SandboxLimits = {
+    maxMemory: null,
+    maxProcesses: null,
+    maxCpu: null,
+    cpuCores: null,
+  };
+  private forksCounted = false;
+  /** The last updateLimits call: one runs at a time. */
+  private updating: Promise<unknown> = Promise.resolve();
 
   /** @internal */
   constructor(
@@ -285,6 +301,87 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
   /** @internal Records the ports a `portRemap` sandbox bound (`Sandbox.list()`'s `ports`), virtual and real. */
   setPorts(ports: readonly PortMapping[]): Promise<void> {
     return this.registration?.setPorts(ports) ?? Promise.resolve();
+  }
+
+  /** @internal The limits it started with; `forksCounted`: its supervisor counts forks (maxProcesses). */
+  startedWith(limits: SandboxLimits, forksCounted: boolean): void {
+    this.inForce = { ...limits };
+    this.forksCounted = forksCounted;
+  }
+
+  /** The limits in force: those it started with, as updateLimits changed them. */
+  get limits(): Readonly<SandboxLimits> {
+    return { ...this.inForce };
+  }
+
+  /**
+   * Changes the limits of the running sandbox, all or none: each field is
+   * checked as the policy checks it (a PolicyError naming it), and the call
+   * is refused with a SandboxError (step 'update limits') when one cannot
+   * be applied. Resolves once every change is in force.
+   *
+   * - `maxMemory`: a use above the new limit kills the sandbox at once, as
+   *   going over it does.
+   * - `maxProcesses`: below the current count, forks fail with EAGAIN until
+   *   enough processes have ended; none is killed.
+   * - `maxCpu`: the throttle's share from now on.
+   * - `cpuCores`: every thread of the sandbox moved to these CPUs (what it
+   *   starts afterwards inherits them); null: every CPU this process may use.
+   *
+   * `maxMemory`, `maxProcesses` and `maxCpu` can be changed only on a sandbox
+   * started with them (the mechanisms that enforce them start with it), and
+   * cannot be removed (null) once set.
+   */
+  updateLimits(update: LimitUpdate): Promise<void> {
+    const next = this.updating.then(() => this.applyLimits(update));
+    this.updating = next.catch(() => {});
+    return next;
+  }
+
+  private async applyLimits(update: LimitUpdate): Promise<void> {
+    if (!this.running) return this.notRunning('update limits');
+    const wanted = checkLimitUpdate(update);
+    const refuse = (field: string, why: string): never => {
+      throw new SandboxError(`sandlock: cannot update limits: ${field}: ${why}`, 'update limits');
+    };
+    const watched = this.watchers.watch?.active ? this.watchers.watch.limits : null;
+    const mechanisms = {
+      maxMemory: watched?.maxMemory != null,
+      maxCpu: watched?.maxCpu != null,
+      maxProcesses: this.forksCounted && this.inForce.maxProcesses !== null,
+    };
+    const what = {
+      maxMemory: 'no memory limit (nothing measures its memory)',
+      maxCpu: 'no CPU limit (nothing throttles it)',
+      maxProcesses: 'no process limit (its forks are not counted)',
+    };
+    for (const field of ['maxMemory', 'maxCpu', 'maxProcesses'] as const) {
+      const value = wanted[field];
+      if (value === undefined) continue;
+      if (value === null) {
+        if (this.inForce[field] === null) delete wanted[field];
+        else refuse(field, 'a limit cannot be removed from a running sandbox (raise it instead)');
+      } else if (!mechanisms[field]) {
+        refuse(
+          field,
+          `the sandbox was started with ${what[field]}; a limit can be changed, not added`,
+        );
+      }
+    }
+    if (wanted.cpuCores !== undefined) {
+      // null: as a sandbox started without cpuCores, on the CPUs this process may use.
+      setSandboxAffinity(this.reaperPid, wanted.cpuCores ?? cpuAffinityOf(0)!);
+    }
+    const { maxMemory, maxCpu } = wanted;
+    if (maxMemory !== undefined || maxCpu !== undefined) {
+      this.watchers.watch!.update({
+        ...(maxMemory !== undefined ? { maxMemory } : {}),
+        ...(maxCpu !== undefined ? { maxCpu } : {}),
+      });
+    }
+    this.inForce = { ...this.inForce, ...wanted };
+    // The modules read the limits at each call (process-limit, /proc/meminfo).
+    await this.watchers.session?.updatePolicy({ ...wanted });
   }
 
   /** @internal The resource watch, once started. */

@@ -462,6 +462,15 @@ export class Sandbox {
       }
       await started.release();
       released = true;
+      sandboxed.startedWith(
+        {
+          maxMemory: policy.maxMemory,
+          maxProcesses: policy.maxProcesses,
+          maxCpu: policy.maxCpu,
+          cpuCores: policy.cpuCores,
+        },
+        session !== null,
+      );
       sandboxed.watch(
         atStep('resource watch', () =>
           watchResources(started.pid, {

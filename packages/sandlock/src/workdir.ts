@@ -21,8 +21,9 @@ export interface WorkdirResult {
   readonly changes: Change[];
   /**
    * With maxDisk, how it was enforced: `tmpfs` (the layer on a file system
-   * of that size, writes past it failed with ENOSPC) or `measured` (the layer
-   * measured, the sandbox killed past it).
+   * of that size, writes past it failed with ENOSPC), `userns-tmpfs` (the
+   * same, mounted in a user namespace of its own, without CAP_SYS_ADMIN) or
+   * `measured` (the layer measured, the sandbox killed past it).
    */
   readonly diskBound?: DiskBound;
   /** For 'keep': the layer's directory (`sandlock cow commit|abort` takes it). */
@@ -64,8 +65,8 @@ export class SandboxLayer {
   }
 
   /** The layer as the cow module receives it in the session policy. */
-  get forModules(): { dir: string; usage: SharedArrayBuffer } {
-    return { dir: this.layer.dir, usage: this.layer.usage };
+  get forModules(): { dir: string; usage: SharedArrayBuffer; upper: string } {
+    return { dir: this.layer.dir, usage: this.layer.usage, upper: this.layer.upper };
   }
 
   get confinement(): {

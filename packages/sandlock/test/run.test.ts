@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import {
   chmodSync,
   copyFileSync,
@@ -12,6 +13,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RAW_SOCKETS_NEED_CAPABILITY } from '../src/confine.js';
 import { AbortError, CommandError, SandboxError } from '../src/index.js';
 import { alive, eventually, processState, systemBuilder } from './helpers.js';
 
@@ -210,6 +212,33 @@ describe('Sandbox.run on the real kernel', () => {
       server.close();
     }
   });
+
+  it.skipIf(!hasPython)(
+    'says that allowing raw sockets cannot work: the sandbox has no CAP_NET_RAW',
+    async () => {
+      const probe = [
+        'import errno, socket',
+        'try:',
+        '    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)',
+        '    print("raw socket")',
+        'except OSError as e:',
+        '    print(errno.errorcode[e.errno])',
+      ].join('\n');
+      const allowed = await systemBuilder()
+        .noRawSockets(false)
+        .build()
+        .spawn([PYTHON, '-c', probe]);
+      expect(allowed.warnings).toContain(RAW_SOCKETS_NEED_CAPABILITY);
+      const chunks: Buffer[] = [];
+      allowed.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const [status] = await Promise.all([allowed.wait(), once(allowed.stdout!, 'end')]);
+      expect(status).toMatchObject({ exitCode: 0 });
+      expect(Buffer.concat(chunks).toString()).toBe('EPERM\n');
+      const refused = await systemBuilder().build().spawn(['true']);
+      expect(refused.warnings).not.toContain(RAW_SOCKETS_NEED_CAPABILITY);
+      await refused.wait();
+    },
+  );
 });
 
 describe('SandboxProcess', () => {

@@ -88,12 +88,16 @@ export const FILE_ATTR_SIZE_VER0 = 24;
 export const FALLOC_FL_KEEP_SIZE = 0x01;
 
 // include/uapi/asm-generic/fcntl.h, include/uapi/linux/fcntl.h: fcntl(2) commands.
+export const F_DUPFD = 0;
 export const F_GETFD = 1;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
 export const FD_CLOEXEC = 1;
 export const F_DUPFD_CLOEXEC = 1030;
 export const F_GET_SEALS = 1034;
+
+// include/uapi/linux/kcmp.h: kcmp(2) types.
+export const KCMP_FILES = 2;
 
 // include/uapi/asm-generic/fcntl.h: flock(2) operations.
 export const LOCK_SH = 1;

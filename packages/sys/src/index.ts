@@ -1,4 +1,5 @@
 export { type RemoteAccess, remoteAccess } from './access.js';
+export { cpuAffinityOf, cpuMask, setCpuAffinity } from './affinity.js';
 export {
   BROKER_DATA_MAX,
   BROKER_PATCHES_MAX,

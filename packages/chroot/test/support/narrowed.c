@@ -7,11 +7,23 @@
  *   cat:P  ls:P  write:P (O_CREAT)  mkdir:P  unlink:P  truncate:P
  *   rename:A:B  link:A:B
  *   exec:P         a child execs P with the one op "true"
+ *   append:P       opens P (which exists) for writing, appends a line
+ *   fdflags:P      opens P without O_CLOEXEC, prints its descriptor flags
+ *   thread         starts a thread that waits forever
+ *   orphan         the operations after it run in a grandchild whose parent
+ *                  has exited (reparented to the sandbox's reaper)
+ *   fork           the operations after it run in a child (the parent
+ *                  waits for every child it gets)
+ *   cloneparent    the operations after it run in a sibling made with
+ *                  clone(CLONE_PARENT), or in the caller if that failed
  *   true           exits 0 */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/landlock.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +103,64 @@ static long run(const char *path) {
   return -1;
 }
 
+static long append(const char *path) {
+  int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return -1;
+  long n = write(fd, "more\n", 5);
+  close(fd);
+  return n;
+}
+
+static void *waiting(void *unused) {
+  (void)unused;
+  for (;;) pause();
+  return NULL;
+}
+
+/* In the top process: waits for the orphaned grandchild (its end of the pipe closes) and returns 1. */
+static int orphan(void) {
+  int ends[2];
+  if (pipe(ends) < 0) return -1;
+  pid_t middle = fork();
+  if (middle < 0) return -1;
+  if (middle == 0) {
+    pid_t me = getpid();
+    if (fork() != 0) _exit(0);
+    close(ends[0]);
+    while (getppid() == me) usleep(1000);
+    printf("orphan: ok\n");
+    return 0;
+  }
+  close(ends[1]);
+  waitpid(middle, NULL, 0);
+  char byte;
+  while (read(ends[0], &byte, 1) > 0) continue;
+  return 1;
+}
+
+/* fork: in the parent, waits for every child and returns 1; 0 in the child. */
+static int forked(void) {
+  pid_t child = fork();
+  if (child < 0) return -1;
+  if (child == 0) return 0;
+  while (wait(NULL) > 0) continue;
+  return 1;
+}
+
+/* cloneparent: 1 in the caller, 0 in the sibling it made (or in the caller, refused). */
+static int sibling(void) {
+  long child = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+  if (child < 0) {
+    result("cloneparent", -1);
+    return 0;
+  }
+  if (child == 0) {
+    printf("cloneparent: ok\n");
+    return 0;
+  }
+  return 1;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   for (int i = 1; i < argc; i++) {
@@ -118,7 +188,25 @@ int main(int argc, char **argv) {
     else if (!strcmp(op, "rename")) result(label, rename(a, b));
     else if (!strcmp(op, "link")) result(label, link(a, b));
     else if (!strcmp(op, "exec")) result(label, run(a));
-    else printf("%s: unknown\n", label);
+    else if (!strcmp(op, "append")) result(label, append(a));
+    else if (!strcmp(op, "fdflags")) {
+      int fd = open(a, O_RDONLY);
+      if (fd < 0) result(label, fd);
+      else {
+        printf("%s: fd flags %d\n", label, fcntl(fd, F_GETFD));
+        close(fd);
+      }
+    } else if (!strcmp(op, "thread")) {
+      pthread_t thread;
+      errno = pthread_create(&thread, NULL, waiting, NULL);
+      result(label, errno ? -1 : 0);
+    } else if (!strcmp(op, "fork") || !strcmp(op, "cloneparent")) {
+      int parent = !strcmp(op, "fork") ? forked() : sibling();
+      if (parent != 0) return parent < 0 ? 1 : 0;
+    } else if (!strcmp(op, "orphan")) {
+      int top = orphan();
+      if (top != 0) return top < 0 ? 1 : 0;
+    } else printf("%s: unknown\n", label);
   }
   return 0;
 }

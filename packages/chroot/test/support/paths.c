@@ -254,6 +254,12 @@ int main(int argc, char **argv) {
       else printf("%s: %ld.%09ld\n", label, (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
     } else if (!strcmp(op, "events")) {
       events(label);
+    } else if (!strcmp(op, "uselib")) {
+#ifdef SYS_uselib
+      status(label, syscall(SYS_uselib, a));
+#else
+      printf("%s: no such call\n", label);
+#endif
     } else if (!strcmp(op, "res")) {
       /* res:FLAGS:DIR:PATH, DIR "-" for the cwd; FLAGS letters X M S B R C, or "0". */
       int dir = strcmp(b, "-") ? open(b, O_RDONLY | O_DIRECTORY) : AT_FDCWD;

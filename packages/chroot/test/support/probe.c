@@ -31,6 +31,21 @@ static void *swapper(void *unused) {
   return NULL;
 }
 
+/* execrace: the name another thread writes over the last name of the path being executed. */
+static char race_path[256];
+static char race_name[128];
+static size_t race_at;
+static char race_own[128];
+
+static void *renamer(void *unused) {
+  (void)unused;
+  for (;;) {
+    memcpy(race_path + race_at, race_name, strlen(race_name) + 1);
+    memcpy(race_path + race_at, race_own, strlen(race_own) + 1);
+  }
+  return NULL;
+}
+
 static void result(const char *op, long value) {
   if (value < 0) printf("%s: %s\n", op, strerrorname_np(errno));
   else printf("%s: ok\n", op);
@@ -101,6 +116,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(op, "link")) result(label, link(a, b));
     else if (!strcmp(op, "rename")) result(label, rename(a, b));
     else if (!strcmp(op, "chmod")) result(label, chmod(a, 0600));
+    else if (!strcmp(op, "create")) {
+      int fd = open(a, O_CREAT | O_EXCL | O_WRONLY, (mode_t)strtol(b, NULL, 8));
+      result(label, fd);
+      if (fd >= 0) close(fd);
+    }
     else if (!strcmp(op, "truncate")) result(label, truncate(a, 1));
     else if (!strcmp(op, "ppidroot")) {
       char path[600];
@@ -148,6 +168,19 @@ int main(int argc, char **argv) {
         syscall(SYS_execveat, fd, "", args, environ, AT_EMPTY_PATH);
       }
       result(label, -1);
+    } else if (!strcmp(op, "execrace")) {
+      /* Executes A (its last name swapped for B by another thread meanwhile),
+       * with argv[0] "echo" and "RAN": until an exec succeeds, 500 tries. */
+      snprintf(race_path, sizeof race_path, "%s", a);
+      race_at = strrchr(race_path, '/') + 1 - race_path;
+      snprintf(race_own, sizeof race_own, "%s", race_path + race_at);
+      snprintf(race_name, sizeof race_name, "%s", b);
+      pthread_t thread;
+      pthread_create(&thread, NULL, renamer, NULL);
+      char *args[] = {"echo", "RAN", NULL};
+      for (int tries = 0; tries < 500; tries++) execv(race_path, args);
+      printf("%s: never ran\n", label);
+      return 0;
     } else if (!strcmp(op, "fdexec")) {
       /* fexecve by name: PREFIX<fd> (/proc/self/fd/, /dev/fd/), the rest of argv its arguments. */
       char name[64];

@@ -7,7 +7,10 @@
 // duplicate that was checked, never let through: the kernel would look the
 // number up again, and another thread may have put a descriptor of the real
 // file there meanwhile. Outside the workdir, a sandbox that may write
-// nothing else has them refused, as its filter would without a workdir.
+// nothing else has them refused, as its filter would without a workdir;
+// one that may is answered by fs-meta where it is on, else by the same call
+// made on the duplicate checked (never let through by number: a thread
+// swapping a descriptor of a workdir file in would reach the real file).
 import { readlinkSync } from 'node:fs';
 import { type Answer, answer, type OnBehalf } from '@sandlock/dispatch/module';
 import {
@@ -158,12 +161,16 @@ export function onDescriptorMetadata(ctx: Ctx): Answer | null {
   const session = sessionOf(ctx);
   const dup = ctx.getFd(call.fd); // EBADF as the kernel
   try {
-    if (inUpperTree(session.workdir, dup)) return onUpperObject(ctx, dup, call.onObject);
+    if (inUpperTree(session.workdir, dup)) return onCheckedObject(ctx, dup, call.onObject);
     const place = placeOf(session.workdir, dup);
     if (place === null) {
-      return ctx.session.policy.fsWrite.length === 0 ? answer.errno('EACCES') : answer.continue();
+      const policy = ctx.session.policy;
+      if (policy.fsWrite.length === 0) return answer.errno('EACCES');
+      // fs-meta takes it on, on a duplicate of its own.
+      if (policy.mediatesMetadata === true) return answer.continue();
+      return onCheckedObject(ctx, dup, call.onObject);
     }
-    if (place.side === 'upper') return onUpperObject(ctx, dup, call.onObject);
+    if (place.side === 'upper') return onCheckedObject(ctx, dup, call.onObject);
     return onLowerObject(ctx, session, place.rel, dup, call.change);
   } finally {
     close(dup);
@@ -188,11 +195,12 @@ function inUpperTree(workdir: Session['workdir'], fd: number): boolean {
 }
 
 /**
- * A change on an object of the upper, made on the duplicate that was
- * checked: by this thread with no capabilities where the caller has its
- * ids (makerOf), else by the reaper.
+ * A change on an object of the upper or outside the workdir, made on the
+ * duplicate that was checked: by this thread with no capabilities where the
+ * caller has its ids (makerOf), else by the reaper (the caller's ids, no
+ * capabilities: the kernel's checks of the caller).
  */
-function onUpperObject(ctx: Ctx, dup: number, onObject: OnObject): Answer {
+function onCheckedObject(ctx: Ctx, dup: number, onObject: OnObject): Answer {
   if (makerOf(ctx).asWorker) {
     const done = callAsCaller(0n, () => onObject(runHere, dup));
     return done === null ? answer.errno('EPERM') : answer.fromResult(done.value);

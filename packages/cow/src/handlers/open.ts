@@ -5,7 +5,7 @@
 // or directory of the upper, a lower file reached through the layer, a
 // write (the lower file copied up first, after the kernel's own access
 // check on it), a creation.
-import { type Answer, answer } from '@sandlock/dispatch/module';
+import { type Answer, answer, isRetargetedOpen } from '@sandlock/dispatch/module';
 import {
   AT_FDCWD,
   callAsCaller,
@@ -134,6 +134,9 @@ function restrictionsOf(resolve: number): Restrict | undefined {
 }
 
 export function onOpen(ctx: Ctx): Answer {
+  // The caller's own openat a handler retargeted it to (a search-only chdir: where.ts, the chroot
+  // module's; a narrowed caller's open inside a root): the kernel's.
+  if (isRetargetedOpen(ctx)) return answer.continue();
   const session = sessionOf(ctx);
   const call = readCall(ctx);
   if (call === null || call.path.length === 0) return answer.continue(); // the kernel's EINVAL, ENOENT

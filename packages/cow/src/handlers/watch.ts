@@ -1,18 +1,19 @@
 // inotify_add_watch of a path in the workdir. The watch is on what the
-// sandbox sees there: a path whose every name the kernel's lookup finds in
-// the lower, unchanged, is left to the kernel; an object of the layer (a
-// file or directory it made or copied up) is watched from the supervisor,
-// on the caller's own inotify instance (a duplicate of its descriptor), by
-// the magic link of a descriptor of the object, after the caller's read
+// sandbox sees there, in the layer: an object of the layer (a file or
+// directory it made or copied up) is watched from the supervisor, on the
+// caller's own inotify instance (a duplicate of its descriptor), by the
+// magic link of a descriptor of the object, after the caller's read
 // permission on it (inotify_find_inode() in fs/notify/inotify/
 // inotify_user.c). The watch descriptor is the instance's, as the kernel
-// numbers it.
-//
-// A watch on a file does not follow a later copy-up: a lower file watched
-// before it is first written keeps its watch on the lower file, and the
-// writes land on its copy in the layer, unseen (docs/design.md). Changes
-// made to the lower tree from outside the sandbox are not seen in a
-// directory watched in the layer.
+// numbers it. A directory or regular file of the lower is copied up first
+// (a directory made in the layer): a watch on the lower file would not
+// follow a later copy-up (its wd is the lower inode's, and a watch added on
+// the copy would report under a wd the program does not know), where an
+// overlayfs watch, on the overlay inode, does (docs/design.md). A path
+// whose every name the kernel's lookup finds in the lower, to something
+// else than a directory or regular file, is left to the kernel. Changes
+// made to the lower tree from outside the sandbox are not seen in what is
+// watched in the layer.
 
 import { readlinkSync } from 'node:fs';
 import { type Answer, answer } from '@sandlock/dispatch/module';
@@ -23,10 +24,11 @@ import {
   IN_DONT_FOLLOW,
   IN_ONLYDIR,
   R_OK,
+  S_IFREG,
   trySyscall,
 } from '@sandlock/sys';
 import { brokerOf, type Ctx, copyPath, int, resolve, sessionOf, uint } from '../call.js';
-import { access, upperDir } from '../upper.js';
+import { access, copyUp, upperDir } from '../upper.js';
 
 export function onWatch(ctx: Ctx): Answer {
   const a = ctx.args;
@@ -42,10 +44,10 @@ export function onWatch(ctx: Ctx): Answer {
     return answer.continue();
   }
   try {
-    // A file every name of which the kernel finds in the lower, unchanged, is
-    // the kernel's to watch; a directory is watched in the layer (made there
-    // if it is not yet: the sandbox's changes in it land there).
-    if (r.pure && r.kind !== 'directory') return answer.continue();
+    // A directory or regular file is watched in the layer (made or copied
+    // there if it is not yet: the sandbox's changes to it land there).
+    const lowerFile = r.side === 'lower' && r.mode === S_IFREG;
+    if (r.pure && r.kind !== 'directory' && !lowerFile) return answer.continue();
     // The descriptor first, as the kernel: EBADF, EINVAL for one that is not an instance.
     let instance: number;
     try {
@@ -60,8 +62,17 @@ export function onWatch(ctx: Ctx): Answer {
       const broker = brokerOf(ctx);
       const allowed = access(broker, r.fd, R_OK);
       if (allowed < 0) return answer.errno(-allowed);
-      const object = r.kind === 'directory' ? upperDir(session.workdir, broker, r.rel) : -1;
-      if (r.kind === 'directory' && object < 0) return answer.errno(-object);
+      let object = -1;
+      if (r.kind === 'directory') {
+        object = upperDir(session.workdir, broker, r.rel);
+        if (object < 0) return answer.errno(-object);
+      } else if (lowerFile) {
+        const copy = copyUp(session.workdir, broker, r);
+        if (typeof copy === 'number') return answer.errno(-copy);
+        close(copy.dir);
+        object = copy.fd;
+        session.changed = true;
+      }
       try {
         const target = Buffer.from(`/proc/self/fd/${object >= 0 ? object : r.fd}\0`);
         const flags = mask & ~(IN_DONT_FOLLOW | IN_ONLYDIR);

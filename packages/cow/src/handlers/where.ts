@@ -6,10 +6,19 @@
 // whose cwd is then a directory of the upper sees the workdir's path from
 // getcwd, not the layer's, and its relative paths resolve in the merged
 // view (placeOf).
-import { type Answer, answer } from '@sandlock/dispatch/module';
-import { AT_FDCWD, close, hostArch, openFlags, trySyscall } from '@sandlock/sys';
+import { fstatSync } from 'node:fs';
+import { type Answer, answer, expectRetargetedOpen } from '@sandlock/dispatch/module';
+import {
+  AT_FDCWD,
+  callAsCaller,
+  close,
+  ERRNO,
+  hostArch,
+  openFlags,
+  trySyscall,
+} from '@sandlock/sys';
 import { type Ctx, copyPath, narrowedRefusal, resolve, sessionOf, uint } from '../call.js';
-import { placeOf } from '../resolve.js';
+import { type Inside, placeOf } from '../resolve.js';
 
 const O = openFlags(hostArch());
 const DOT = Buffer.from('.\0');
@@ -57,11 +66,68 @@ export function onChdir(ctx: Ctx): Answer {
     const narrowed = narrowedRefusal(ctx);
     if (narrowed !== null) return narrowed;
     // ADDFD refuses O_PATH descriptors (fget() skips them: EBADF, measured),
-    // so the directory is opened again, read-only.
-    const fd = trySyscall('openat', resolved.fd, DOT, O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC, 0);
+    // so the directory is opened again, read-only, with the caller's
+    // capabilities (none): a directory it may search but not read is then
+    // the two-step way.
+    const fd = openAsCaller(resolved.fd);
+    if (fd === -ERRNO.EACCES) return searchOnly(ctx, session, resolved, path, ctx.args[0]!);
     if (fd < 0) return answer.errno(-fd);
     return answer.retarget('fchdir', ['fd'], { fd });
   } finally {
     resolved.close();
   }
+}
+
+/** `dir` opened read-only with the caller's capabilities (none), as a descriptor to inject; or -errno. */
+function openAsCaller(dir: number): number {
+  const opened = callAsCaller(0n, () =>
+    trySyscall('openat', dir, DOT, O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC, 0),
+  );
+  return opened === null ? -ERRNO.EPERM : opened.value;
+}
+
+/**
+ * chdir to a directory of the merged view the caller may search but not
+ * read, as the chroot module's: the caller's own openat(dir, name, O_PATH |
+ * O_DIRECTORY) then fchdir of what it returned (one retarget), `name` the
+ * last name of the caller's path string and `dir` what the path before it
+ * names, on the side of the layer the directory is on (injected, read by
+ * the caller). The kernel's lookup of `name` there must give the directory
+ * found (device and inode), or fchdir does not run (EACCES).
+ */
+function searchOnly(
+  ctx: Ctx,
+  session: ReturnType<typeof sessionOf>,
+  target: Inside,
+  path: Buffer,
+  address: bigint,
+): Answer {
+  const text = path.toString('latin1').replace(/(.)\/+$/, '$1');
+  const slash = text.lastIndexOf('/');
+  const name = text.slice(slash + 1);
+  if (name === '' || name === '.' || target.side === null) return answer.errno('EACCES');
+  const before = slash < 0 ? '.' : slash === 0 ? '/' : text.slice(0, slash);
+  const base = resolve(ctx, session, Buffer.from(before, 'latin1'), AT_FDCWD, true);
+  let dir: number;
+  try {
+    if (base.where === 'outside' || base.errno !== 0 || base.kind !== 'directory') {
+      return answer.errno('EACCES');
+    }
+    const side = target.side === 'upper' ? base.upper : base.lower;
+    dir = side < 0 ? -ERRNO.EACCES : openAsCaller(side);
+  } finally {
+    if (base.where === 'outside') base.walked.close();
+    else base.close();
+  }
+  if (dir < 0) return answer.errno('EACCES');
+  const stat = fstatSync(target.fd, { bigint: true });
+  const parent = fstatSync(dir, { bigint: true });
+  const at = address + BigInt(slash + 1);
+  const flags = O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC;
+  // The retargeted openat comes back through the filter, from this thread, in the retarget.
+  expectRetargetedOpen(ctx.pid, { name: at, flags, dev: parent.dev, ino: parent.ino });
+  return answer.retarget('openat', ['fd', at, flags, 0], {
+    fd: dir,
+    second: { syscall: 'fchdir', args: ['result'], sameAs: { dev: stat.dev, ino: stat.ino } },
+  });
 }

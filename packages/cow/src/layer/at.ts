@@ -50,11 +50,36 @@ export function openBeneath(root: number, rel: string, flags: number, mode = 0):
   return check('openat2', tryOpenBeneath(root, rel, flags, mode), rel === '' ? '.' : rel);
 }
 
+const HELD = /^\/proc\/self\/fd\/(\d+)$/;
+
+/**
+ * The name of a directory this process holds only by a descriptor (a tmpfs
+ * in a mount namespace of its own): `/proc/self/fd/N`, which every thread
+ * of the process can open, and which {@link openDirectoryNoSymlinks} opens
+ * from the descriptor itself.
+ */
+export function descriptorPath(fd: number): string {
+  return `/proc/self/fd/${fd}`;
+}
+
+function heldDescriptor(path: string): number | null {
+  const found = HELD.exec(path);
+  return found === null ? null : Number(found[1]);
+}
+
 /**
  * A directory named by an absolute path that must contain no symlink (a
  * canonical path: one that now holds a symlink was changed by someone).
  */
 export function openDirectoryNoSymlinks(path: string, flags = O.O_PATH): number {
+  const held = heldDescriptor(path);
+  if (held !== null) {
+    return check(
+      'openat',
+      trySyscall('openat', held, cString('.'), flags | O.O_DIRECTORY | O.O_CLOEXEC, 0),
+      path,
+    );
+  }
   const how = encodeOpenHow({
     flags: BigInt(flags | O.O_DIRECTORY | O.O_CLOEXEC),
     resolve: BigInt(RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS),

@@ -165,7 +165,7 @@ export interface UpperEntry {
 export function walkLayer(
   lowerRoot: number,
   upperRoot: number,
-  whiteouts: Whiteouts,
+  whiteouts: Pick<Whiteouts, 'records' | 'deleted' | 'opaque'>,
   onUpper: (entry: UpperEntry, change: Change | null, lower: BigIntStats | null) => void,
   onDeleted: (change: Change) => void,
 ): void {

@@ -94,7 +94,11 @@ function ancestors(path: string): string[] {
  * links made, then the modes and times of directories, deepest first (putting
  * an entry in a directory changes its times).
  */
-export function plan(lowerRoot: number, upperRoot: number, whiteouts: Whiteouts): Step[] {
+export function plan(
+  lowerRoot: number,
+  upperRoot: number,
+  whiteouts: Pick<Whiteouts, 'records' | 'deleted' | 'opaque'>,
+): Step[] {
   const deletes = new Set<string>();
   const mkdirs: string[] = [];
   const puts: string[] = [];
@@ -572,6 +576,23 @@ export function commitLocked(layer: Layer): void {
     close(root);
   }
   removeLayerDir(layer.store, layer.id);
+}
+
+/**
+ * Copies the upper open as `upperRoot` into the empty directory open as
+ * `root` (named `name` in errors) with the commit's steps: contents, modes,
+ * times, extended attributes, hard links and (as far as the user may)
+ * owners. Not journaled: the copy of a layer whose owner dies meanwhile is
+ * removed with the layer.
+ */
+export function copyUpper(root: number, upperRoot: number, name: string): void {
+  const steps = plan(root, upperRoot, { records: [], deleted: new Set(), opaque: new Set() });
+  const applier = new Applier(root, upperRoot, '.sandlock-cow-copy-', name);
+  try {
+    applier.run(steps);
+  } finally {
+    applier.close();
+  }
 }
 
 let stepHook: ((index: number) => void) | undefined;

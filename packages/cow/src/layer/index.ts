@@ -16,9 +16,11 @@ import {
 } from 'node:fs';
 import { totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { mountTmpfs, pageSize } from '@sandlock/sys';
+import { close as closeFd, mountTmpfs, pageSize } from '@sandlock/sys';
+import { descriptorPath, O, openDirectoryNoSymlinks } from './at.js';
 import { type Change, computeChanges } from './changes.js';
-import { commitLayer, commitLayerAsync, setOpener } from './commit.js';
+import { commitLayer, commitLayerAsync, copyUpper, setOpener } from './commit.js';
+import { type PrivateTmpfs, privateTmpfs } from './private-tmpfs.js';
 import { cleanStaleLayers } from './stale.js';
 import {
   checkedStore,
@@ -60,11 +62,14 @@ export interface LayerMeta {
 
 /**
  * How a layer's maxDisk is enforced: `tmpfs`, the upper is a tmpfs of that
- * size of its own and the kernel fails writes past it with ENOSPC; `measured`,
- * the upper is measured on a timer and the sandbox killed past it (and each
- * file capped by RLIMIT_FSIZE).
+ * size of its own and the kernel fails writes past it with ENOSPC;
+ * `userns-tmpfs`, the same tmpfs mounted in a user and mount namespace of
+ * its own (without CAP_SYS_ADMIN), which the process reaches through a
+ * descriptor only and copies to the store's disk before a commit or keep;
+ * `measured`, the upper is measured on a timer and the sandbox killed past
+ * it (and each file capped by RLIMIT_FSIZE).
  */
-export type DiskBound = 'tmpfs' | 'measured';
+export type DiskBound = 'tmpfs' | 'userns-tmpfs' | 'measured';
 
 export interface CreateOptions {
   readonly lower: string;
@@ -74,7 +79,8 @@ export interface CreateOptions {
   readonly maxDisk?: number | null;
   /**
    * With maxDisk, whether to try an upper of its own size (a tmpfs, which
-   * needs CAP_SYS_ADMIN) before the measured bound; default true.
+   * needs CAP_SYS_ADMIN, or one in a user namespace) before the measured
+   * bound; default true.
    */
   readonly kernelBound?: boolean;
 }
@@ -86,6 +92,11 @@ export interface OpenOptions {
    * the upper.
    */
   readonly usage?: SharedArrayBuffer;
+  /**
+   * The `upper` of another Layer instance of the same layer in this process
+   * (a tmpfs in a user namespace is reached through its descriptor).
+   */
+  readonly upper?: string;
 }
 
 const META = 'layer.json';
@@ -95,7 +106,8 @@ export class Layer {
   readonly id: string;
   /** STORE/<id>. */
   readonly dir: string;
-  readonly upper: string;
+  /** STORE/<id>/upper: where the upper is mounted, and the name the kernel shows for its files. */
+  readonly upperName: string;
   readonly lower: string;
   readonly store: string;
   /** The bytes the upper holds, as one BigInt64 shared by every instance given it (Atomics). */
@@ -104,12 +116,23 @@ export class Layer {
   private readonly whiteouts: Whiteouts;
   private meta: LayerMeta;
   private closed = false;
+  private reached: string;
+  /** A tmpfs in a user namespace this instance made, held by descriptors. */
+  private held: PrivateTmpfs | null = null;
 
-  private constructor(dir: string, meta: LayerMeta, usage?: SharedArrayBuffer) {
+  private constructor(
+    dir: string,
+    meta: LayerMeta,
+    usage?: SharedArrayBuffer,
+    options: { upper?: string; held?: PrivateTmpfs } = {},
+  ) {
     this.dir = dir;
     this.id = basename(dir);
     this.store = dirname(dir);
-    this.upper = join(dir, 'upper');
+    this.upperName = join(dir, 'upper');
+    this.held = options.held ?? null;
+    this.reached =
+      this.held !== null ? descriptorPath(this.held.root) : (options.upper ?? this.upperName);
     this.lower = meta.lower;
     this.meta = meta;
     this.whiteouts = new Whiteouts(join(dir, LOG));
@@ -158,10 +181,13 @@ export class Layer {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 5) throw error;
       }
     }
+    let held: PrivateTmpfs | undefined;
     try {
       mkdirSync(join(building, 'upper'), { mode: 0o700 });
-      const diskBound =
+      const bound =
         maxDisk === null ? null : boundUpper(join(building, 'upper'), maxDisk, options.kernelBound);
+      const diskBound = bound?.bound ?? null;
+      if (bound?.held !== undefined) held = bound.held;
       const meta: LayerMeta = {
         version: 1,
         lower,
@@ -176,8 +202,9 @@ export class Layer {
       writeDurably(building, LOG, '');
       writeDurably(building, META, `${JSON.stringify(meta)}\n`);
       renameSync(building, join(store, id));
-      return new Layer(join(store, id), meta);
+      return new Layer(join(store, id), meta, undefined, held === undefined ? {} : { held });
     } catch (error) {
+      if (held !== undefined) releaseTmpfs(held);
       unmountUpper(building);
       rmSync(building, { recursive: true, force: true });
       throw error;
@@ -199,7 +226,21 @@ export class Layer {
         `sandlock: ${dir} is not a copy-on-write layer (${META}: ${(error as Error).message})`,
       );
     }
-    return new Layer(canonical, meta, options.usage);
+    return new Layer(
+      canonical,
+      meta,
+      options.usage,
+      options.upper === undefined ? {} : { upper: options.upper },
+    );
+  }
+
+  /**
+   * The upper, as a path this process may open: STORE/<id>/upper, or for a
+   * tmpfs in a user namespace `/proc/self/fd/N` (until a commit or keep
+   * copies it to STORE/<id>/upper).
+   */
+  get upper(): string {
+    return this.reached;
   }
 
   get state(): LayerState {
@@ -250,7 +291,9 @@ export class Layer {
   reserve(bytes: number): boolean {
     if (bytes <= 0) return true;
     const limit =
-      this.meta.maxDisk === null || this.diskBound === 'tmpfs' ? null : BigInt(this.meta.maxDisk);
+      this.meta.maxDisk === null || this.diskBound !== 'measured'
+        ? null
+        : BigInt(this.meta.maxDisk);
     const more = BigInt(bytes);
     for (;;) {
       const current = Atomics.load(this.used, 0);
@@ -269,7 +312,7 @@ export class Layer {
    * stay taken. Throws when the upper cannot be read.
    */
   measure(holders: readonly number[] = []): number {
-    const measured = upperSize(this.upper) + heldUnnamed(this.upper, holders);
+    const measured = upperSize(this.upper) + heldUnnamed(this.upperName, holders);
     const floor = BigInt(measured);
     for (;;) {
       const current = Atomics.load(this.used, 0);
@@ -302,6 +345,7 @@ export class Layer {
    */
   commit(): void {
     this.usable();
+    this.toDisk();
     commitLayer(this);
     this.close();
   }
@@ -309,6 +353,7 @@ export class Layer {
   /** {@link commit}, waiting for the lock on a thread of libuv's pool. */
   async commitAsync(): Promise<void> {
     this.usable();
+    this.toDisk();
     await commitLayerAsync(this);
     this.close();
   }
@@ -324,6 +369,7 @@ export class Layer {
   /** Leaves the layer in the store (state kept) and returns its directory. */
   keep(): string {
     this.usable();
+    this.toDisk();
     this.setState('kept');
     this.close();
     return this.dir;
@@ -334,6 +380,26 @@ export class Layer {
     if (this.closed) return;
     this.closed = true;
     this.whiteouts.close();
+    if (this.held !== null) releaseTmpfs(this.held);
+    this.held = null;
+  }
+
+  /**
+   * A tmpfs in a user namespace lives only as long as this process: its
+   * files are copied to STORE/<id>/upper (on the store's disk), which a
+   * commit journals from and a kept layer keeps, and it is released.
+   */
+  private toDisk(): void {
+    if (this.held === null) return;
+    const disk = openDirectoryNoSymlinks(this.upperName, O.O_RDONLY);
+    try {
+      copyUpper(disk, this.held.root, this.upperName);
+    } finally {
+      closeFd(disk);
+    }
+    releaseTmpfs(this.held);
+    this.held = null;
+    this.reached = this.upperName;
   }
 
   /**
@@ -389,20 +455,34 @@ const TMPFS_MAX_SHARE = 0.25;
 /**
  * Mounts a tmpfs of maxDisk bytes on the new layer's upper (rounded down to
  * whole pages: tmpfs rounds its size up, which would let more than maxDisk
- * land), or says why not: 'measured'. Below one page (a size of 0 is no
- * bound to tmpfs), above a quarter of the machine's memory, without
- * CAP_SYS_ADMIN (EPERM), or with kernelBound false, the measured bound applies.
+ * land), or says why not: 'measured'. Without CAP_SYS_ADMIN (EPERM), in a
+ * user namespace of its own where the kernel allows one. Below one page (a
+ * size of 0 is no bound to tmpfs), above a quarter of the machine's memory,
+ * with neither, or with kernelBound false, the measured bound applies.
  */
-function boundUpper(upper: string, maxDisk: number, kernelBound = true): DiskBound {
+function boundUpper(
+  upper: string,
+  maxDisk: number,
+  kernelBound = true,
+): { bound: DiskBound; held?: PrivateTmpfs } {
   const size = maxDisk - (maxDisk % pageSize());
-  if (!kernelBound || size === 0 || size > TMPFS_MAX_SHARE * totalmem()) return 'measured';
+  if (!kernelBound || size === 0 || size > TMPFS_MAX_SHARE * totalmem()) {
+    return { bound: 'measured' };
+  }
   const mounted = mountTmpfs(upper, {
     size,
     mode: 0o700,
     uid: process.geteuid?.() ?? 0,
     gid: process.getegid?.() ?? 0,
   });
-  return mounted === 0 ? 'tmpfs' : 'measured';
+  if (mounted === 0) return { bound: 'tmpfs' };
+  const held = privateTmpfs(upper, size);
+  return typeof held === 'string' ? { bound: 'measured' } : { bound: 'userns-tmpfs', held };
+}
+
+function releaseTmpfs(held: PrivateTmpfs): void {
+  closeFd(held.root);
+  closeFd(held.namespace);
 }
 
 /** What the upper holds, as reserve() counts it: the sizes of its files and symlinks (a file's hard links once). */

@@ -209,7 +209,12 @@ export function parseMeta(value: unknown): LayerMeta {
     typeof meta.owner.startTime !== 'string' ||
     !['running', 'kept', 'committing', 'aborting'].includes(meta.state as string) ||
     !(meta.maxDisk === null || typeof meta.maxDisk === 'number') ||
-    !(meta.diskBound === undefined || meta.diskBound === 'tmpfs' || meta.diskBound === 'measured')
+    !(
+      meta.diskBound === undefined ||
+      meta.diskBound === 'tmpfs' ||
+      meta.diskBound === 'userns-tmpfs' ||
+      meta.diskBound === 'measured'
+    )
   ) {
     throw new Error('not a layer description of version 1');
   }

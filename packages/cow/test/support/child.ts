@@ -5,8 +5,17 @@
 //   commit-second LAYER MARKS    commit LAYER once the first started; note what it saw
 //   create-and-die LOWER STORE   make a layer with one file in it, print its directory, exit
 //   bounded-and-die LOWER STORE  the same with maxDisk (a tmpfs upper where it may mount); prints its directory and bound
+//   bounded-and-keep LOWER STORE a layer with maxDisk holding a directory, a file, a hard link and a symlink, kept
 
-import { existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Layer } from '../../src/index.js';
 import { setStepHook } from '../../src/layer/commit.js';
@@ -87,6 +96,17 @@ switch (mode) {
     writeFileSync(join(layer.upper, 'orphan.txt'), 'orphan\n');
     process.stdout.write(`${layer.dir} ${layer.diskBound}`);
     process.exit(0);
+    break;
+  }
+  case 'bounded-and-keep': {
+    const layer = Layer.create({ lower: first, storage: second, maxDisk: 1024 * 1024 });
+    mkdirSync(join(layer.upper, 'dir'), { mode: 0o750 });
+    writeFileSync(join(layer.upper, 'dir/kept.txt'), 'kept\n', { mode: 0o640 });
+    linkSync(join(layer.upper, 'dir/kept.txt'), join(layer.upper, 'link.txt'));
+    symlinkSync('dir/kept.txt', join(layer.upper, 'symlink'));
+    layer.recordDelete('README');
+    const bound = layer.diskBound;
+    process.stdout.write(`${layer.keep()} ${bound}`);
     break;
   }
   default:

@@ -3,7 +3,7 @@
 // with the kernel's errors and watch descriptors. Run once in the workdir
 // and once directly on a copy of the tree (a sandbox with the same read
 // rules that may write the copy): the same results and events.
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanup, PYTHON, python, runOnCopy, scratch } from './helpers.js';
@@ -98,18 +98,36 @@ describe('inotify_add_watch in a copy-on-write workdir', () => {
     expect(layered.stdout).toContain("'0x100', 'in-lower-dir')");
   }, 120_000);
 
-  it('a watch on a lower file does not follow its copy-up (the documented deviation)', async () => {
-    const tree = makeTree(join(root, 'deviation'));
-    const layered = await python(
-      `${PRELUDE}
-print(watch('a', IN_MODIFY))
+  it('a watch on a lower file follows its copy-up, as on overlayfs (the file is copied up to be watched)', async () => {
+    const program = `${PRELUDE}
+print(watch('a', IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE))
 with open('a', 'a') as f:
     f.write('copied up\\n')
+os.chmod('a', 0o600)
 print(events())
-`,
-      { workdir: tree, storage, onExit: 'abort' },
-    );
+`;
+    const direct = await runOnCopy([PYTHON, '-c', program], makeTree(join(root, 'follow-copy')));
+    expect(direct.stderr).toBe('');
+    expect(direct.stdout).toBe("1\n[(1, '0x2', ''), (1, '0x8', ''), (1, '0x4', '')]\n");
+    const tree = makeTree(join(root, 'follow'));
+    const layered = await python(program, { workdir: tree, storage, onExit: 'commit' });
     expect(layered.stderr).toBe('');
-    expect(layered.stdout).toBe('1\n[]\n');
+    expect(layered.stdout).toBe(direct.stdout);
+    expect(readFileSync(join(tree, 'a'), 'utf8')).toBe('alpha\ncopied up\n');
+  }, 60_000);
+
+  it('a watch alone copies a lower file up, unchanged: nothing to commit', async () => {
+    const tree = makeTree(join(root, 'watch-only'));
+    const layered = await python(`${PRELUDE}\nprint(watch('a', IN_MODIFY))\n`, {
+      workdir: tree,
+      storage,
+      end: 'defer',
+    });
+    try {
+      expect(layered.stdout).toBe('1\n');
+      expect(layered.workdir!.changes).toEqual([]);
+    } finally {
+      layered.workdir!.abort();
+    }
   }, 60_000);
 });

@@ -1,8 +1,10 @@
 // chdir into a directory and exec of a program that only the layer holds:
 // the calls are retargeted (fchdir, execveat of a descriptor of the layer's
 // object), the caller's memory untouched.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanup, PYTHON, python, runIn, scratch } from './helpers.js';
 
@@ -69,6 +71,72 @@ print(sorted(os.listdir('.')))
     expect(result.stdout).toBe(`${join(dir, 'a', 'b')}\nx\n`);
     expect(existsSync(join(dir, 'a'))).toBe(false);
   });
+
+  it('is a cwd when the sandbox may search it but not read it (0111), by the two-step retarget', async () => {
+    const dir = tree();
+    const script =
+      'mkdir -p s/sub && chmod 111 s && cd s && /bin/pwd -P && cd sub && /bin/pwd -P && cd .. && /bin/pwd -P';
+    const result = await runIn(sh(script), { workdir: dir, storage, onExit: 'abort' });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(`${join(dir, 's')}\n${join(dir, 's', 'sub')}\n${join(dir, 's')}\n`);
+  });
+
+  // Run as root, the supervisor's own capabilities would read any directory:
+  // the same run as an unprivileged user, the way most users run it.
+  const bundle = fileURLToPath(new URL('../../../sandlock/dist/index.js', import.meta.url));
+  const asUser =
+    process.getuid?.() !== 0
+      ? 'the suite runs as an unprivileged user already'
+      : !existsSync(bundle)
+        ? 'sandlock is not built (pnpm build)'
+        : spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status !== 0
+          ? 'no setpriv (util-linux)'
+          : null;
+  if (asUser !== null) console.log(`search-only cwd as an unprivileged user skipped: ${asUser}`);
+  it.skipIf(asUser !== null)(
+    'is a search-only cwd for a sandbox whose supervisor runs as an unprivileged user',
+    () => {
+      const home = scratch('cow-nobody-');
+      try {
+        chmodSync(home, 0o755);
+        const dir = join(home, 'w');
+        mkdirSync(dir);
+        chownSync(dir, 65534, 65534);
+        const program = join(home, 'run.mjs');
+        // The layer's listing reads every directory of it: the last chmod lets the dry run list s.
+        const script = `mkdir -p s/sub && chmod 111 s && cd s && /bin/pwd -P && cd sub && /bin/pwd -P; cd /; chmod 755 ${dir}/s`;
+        writeFileSync(
+          program,
+          [
+            `const { Sandbox } = await import(${JSON.stringify(bundle)});`,
+            `const result = await Sandbox.builder().workdir(${JSON.stringify(dir)})`,
+            `  .fsStorage(${JSON.stringify(join(dir, '..', 'store'))})`,
+            "  .fsRead('/usr', '/bin', '/lib', '/lib64', '/etc').build()",
+            `  .run(['/bin/sh', '-c', ${JSON.stringify(script)}],`,
+            `    { encoding: 'utf8', cwd: ${JSON.stringify(dir)}, workdirEnd: 'dry-run' });`,
+            'process.stdout.write(JSON.stringify([result.stdout, result.stderr]));',
+          ].join('\n'),
+        );
+        chownSync(home, 65534, 65534);
+        const out = execFileSync(
+          'setpriv',
+          [
+            '--reuid=65534',
+            '--regid=65534',
+            '--clear-groups',
+            '--inh-caps=-all',
+            process.execPath,
+            program,
+          ],
+          { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home } },
+        );
+        expect(JSON.parse(out)).toEqual([`${join(dir, 's')}\n${join(dir, 's', 'sub')}\n`, '']);
+      } finally {
+        cleanup(home);
+      }
+    },
+    120_000,
+  );
 
   it('a chdir into a file of the layer fails with ENOTDIR, a missing one with ENOENT', async () => {
     const dir = tree();
