@@ -231,6 +231,7 @@ export async function supervise(options: SuperviseOptions): Promise<never> {
         joinable: true,
         ...(extraFilter !== undefined ? { extraFilter } : {}),
         ...(user !== undefined ? { user } : {}),
+        ...(Array.isArray(stdio) ? { terminal: true } : {}), // stdio is process.terminal's
       });
       if (Array.isArray(stdio)) for (const fd of stdio.slice(0, 1)) closeSync(fd as number);
       for (const warning of sandboxed.warnings) options.log.warning(warning);

@@ -188,6 +188,42 @@ describe.skipIf(missing !== null)('the runtime commands', () => {
     }
   }, 180_000);
 
+  it('create with a terminal: the first process leads a session the terminal controls', async () => {
+    // sh catches SIGINT (the handler is not inherited by sleep): it says how sleep ended.
+    const script =
+      'trap "echo trapped" INT; tty; echo via-dev-tty > /dev/tty; sleep 1000; echo "sleep-ended:$?"';
+    const path = bundle(['sh', '-c', script], ['sh', 'sleep', 'tty']);
+    const configFile = join(path, 'config.json');
+    const config = JSON.parse(readFileSync(configFile, 'utf8'));
+    config.process.terminal = true;
+    writeFileSync(configFile, JSON.stringify(config));
+    const listener = new ConsoleSocket(join(dir, 'c7.sock'));
+    try {
+      const create = runtime('create', '--bundle', path, '--console-socket', listener.path, 'c7');
+      expect(create.status).toBe(0);
+      const { name, master } = await listener.receive();
+      try {
+        expect(runtime('start', 'c7').status).toBe(0);
+        const said = await readTerminal(master, (text) => text.includes('via-dev-tty'));
+        expect(said).toBe(`${name}\r\nvia-dev-tty\r\n`);
+        // ^C reaches the foreground process group: the terminal controls the process's session.
+        writeTerminal(master, '\x03');
+        expect(await readTerminal(master, (text) => text.includes('sleep-ended:'))).toContain(
+          'sleep-ended:130',
+        );
+        await until(
+          'the container stops',
+          () => JSON.parse(runtime('state', 'c7').stdout).status === 'stopped',
+        );
+      } finally {
+        close(master);
+      }
+    } finally {
+      listener.close();
+      expect(runtime('delete', '--force', 'c7').status).toBe(0);
+    }
+  }, 180_000);
+
   it('exec with a terminal and a console socket nobody listens on: a clear error, nothing started', () => {
     const path = bundle(['sleep', '1000']);
     expect(runtime('create', '--bundle', path, 'c6').status).toBe(0);

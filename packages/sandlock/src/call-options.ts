@@ -125,6 +125,7 @@ export const SPAWN_CHECKS: Readonly<Record<string, (value: unknown) => string | 
     return null;
   },
   joinable: (value) => (typeof value === 'boolean' ? null : 'true or false'),
+  terminal: (value) => (typeof value === 'boolean' ? null : 'true or false'),
 };
 
 /** The three entries of a stdio option (`'inherit'` → three times 'inherit'; null for 'ignore'). */

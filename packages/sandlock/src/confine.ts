@@ -97,6 +97,8 @@ export interface ConfinementOptions {
   };
   /** The program's credentials (SpawnOptions.user): set before no_new_privs, inherited by the reaper. */
   user?: { uid: number; gid: number; groups?: readonly number[]; umask?: number };
+  /** stdin is a terminal the program takes as its controlling terminal (SpawnOptions.terminal). */
+  terminal?: boolean;
 }
 
 /**
@@ -272,7 +274,16 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     );
     if (inner.fd !== null) fds.push(inner.fd);
 
-    const steps: LaunchStep[] = [{ kind: 'setsid' }];
+    // kill(-1) is safe only when the reaper's domain is signal-scoped; the
+    // sandbox cannot signal the reaper only when its own layer is too.
+    const scoped = hasSignalScope(outer) && hasSignalScope(inner);
+    // With a terminal, the program leads a session of its own, so that what
+    // the terminal sends (^C) reaches its foreground group and not the
+    // reaper, which would pass it on a second time. Only kill(-1) reaches a
+    // program outside the reaper's process group: without signal scoping the
+    // reaper's session takes the terminal instead.
+    const terminalInReaper = options.terminal === true && !scoped;
+    const steps: LaunchStep[] = [{ kind: terminalInReaper ? 'controllingTerminal' : 'setsid' }];
     const openFiles = atStep('open-file limit', () =>
       sandboxOpenFiles(policy.maxOpenFiles, policy.maxMemory !== null),
     );
@@ -302,9 +313,6 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
     if (outer.fd !== null) {
       steps.push({ kind: 'landlockRestrictSelf', rulesetFd: outer.fd, flags: outer.restrictFlags });
     }
-    // kill(-1) is safe only when the reaper's domain is signal-scoped; the
-    // sandbox cannot signal the reaper only when its own layer is too.
-    const scoped = hasSignalScope(outer) && hasSignalScope(inner);
     if (!scoped) {
       warnings.push('Landlock signal scoping is unavailable: kill reaches only the process group');
     }
@@ -314,6 +322,8 @@ export function prepareConfinement(policy: Policy, options: ConfinementOptions =
       killTarget: scoped ? -1 : 0,
       ...(options.brokerFd !== undefined ? { brokerFd: options.brokerFd } : {}),
     });
+    // The reaper's child leads no group.
+    if (options.terminal === true && !terminalInReaper) steps.push({ kind: 'controllingTerminal' });
     if (inner.fd !== null) {
       steps.push({ kind: 'landlockRestrictSelf', rulesetFd: inner.fd, flags: inner.restrictFlags });
     }

@@ -91,6 +91,16 @@ export interface SpawnOptions {
    * towards `maxProcesses`, the programs it starts do.
    */
   joinable?: boolean;
+  /**
+   * The program's stdin is a terminal it takes as its controlling terminal:
+   * it leads a session of its own whose foreground process group it is
+   * (setsid(2), then ioctl TIOCSCTTY), so ^C typed there reaches it, job
+   * control works and /dev/tty opens. Stdin must be a terminal that is no
+   * other session's controlling terminal (a SandboxError naming the step
+   * otherwise). Without Landlock signal scoping the sandbox's reaper leads
+   * that session instead, and also receives what the terminal sends.
+   */
+  terminal?: boolean;
 }
 
 /** The credentials SpawnOptions.user gives the program. */
@@ -350,6 +360,7 @@ export class Sandbox {
         ...(layer !== null ? { workdir: layer.confinement } : {}),
         ...(options.extraFilter !== undefined ? { extraFilter: options.extraFilter } : {}),
         ...(options.user !== undefined ? { user: options.user } : {}),
+        ...(options.terminal === true ? { terminal: true } : {}),
       });
       handedDown.push(...confinement.fds);
       let modulesView: typeof view =

@@ -80,7 +80,7 @@ describe('run() and spawn(): bounded and predictable', () => {
     await expect(
       sandbox.run(['true'], { timout: 5 } as unknown as Record<string, never>),
     ).rejects.toThrow(
-      /^sandlock: run: unknown option 'timout' \(known: stdio, env, cwd, onRefusal, name, workdirEnd, extraFilter, user, joinable, timeout/,
+      /^sandlock: run: unknown option 'timout' \(known: stdio, env, cwd, onRefusal, name, workdirEnd, extraFilter, user, joinable, terminal, timeout/,
     );
     await expect(sandbox.spawn(['true'], { input: 'x' } as never)).rejects.toThrow(
       /unknown option 'input'/,

@@ -23,6 +23,7 @@ import { cmsgLen, encodeCmsghdrInto, SCM_RIGHTS, SOL_SOCKET } from '../structs/c
 import { encodeIovecInto } from '../structs/iovec.js';
 import { encodeMsghdrInto } from '../structs/msghdr.js';
 import { type Arch, syscallNumber } from '../syscalls/index.js';
+import { TIOCSCTTY } from '../terminal.js';
 import {
   BROKER_BLOCK,
   BROKER_BLOCK_SIZE,
@@ -40,6 +41,12 @@ import {
  */
 export type LaunchStep =
   | { kind: 'setsid' }
+  /**
+   * setsid(2), then ioctl(0, TIOCSCTTY, 0): the process leads a session of
+   * its own whose controlling terminal is stdin's, its group the foreground
+   * one, so ^C, job control and /dev/tty work. It must lead no process group.
+   */
+  | { kind: 'controllingTerminal' }
   | { kind: 'setpgid' }
   | { kind: 'chdir'; path: string }
   /** PR_SET_PDEATHSIG, then a check that the parent is still `parentPid` (prctl(2)). */
@@ -105,7 +112,7 @@ function sys(context: StepContext, name: string): number {
 /** How many stub steps (syscalls) a launch step becomes. */
 export function syscallsOfStep(step: LaunchStep): number {
   if (step.kind === 'forkReaper') return 8;
-  if (step.kind === 'parentDeathSignal') return 2;
+  if (step.kind === 'parentDeathSignal' || step.kind === 'controllingTerminal') return 2;
   if (step.kind === 'user') return step.umask !== undefined ? 4 : 3;
   if (step.kind === 'dropCapabilities') return (step.bounding ? step.lastCap + 1 : 0) + 1;
   return 1;
@@ -116,6 +123,9 @@ export function encodeStep(step: LaunchStep, context: StepContext): void {
   switch (step.kind) {
     case 'setsid':
       encoder.step({ name: 'setsid', nr: sys(context, 'setsid'), args: [], fatal: true });
+      return;
+    case 'controllingTerminal':
+      encodeControllingTerminal(encoder, context.arch);
       return;
     case 'setpgid':
       encoder.step({ name: 'setpgid', nr: sys(context, 'setpgid'), args: [0, 0], fatal: true });
@@ -269,6 +279,20 @@ export function encodeStep(step: LaunchStep, context: StepContext): void {
       return;
     }
   }
+}
+
+/** The steps of a `controllingTerminal` launch step, also what a joined program with a terminal runs. */
+export function encodeControllingTerminal(encoder: ScriptEncoder, arch: Arch): void {
+  // setsid(2) fails for a group leader. A session leader without a terminal
+  // takes stdin's with TIOCSCTTY, which also makes its group the terminal's
+  // foreground one (ioctl_tty(2)).
+  encoder.step({ name: 'setsid', nr: syscallNumber('setsid', arch), args: [], fatal: true });
+  encoder.step({
+    name: 'ioctl(0, TIOCSCTTY)',
+    nr: syscallNumber('ioctl', arch),
+    args: [0, TIOCSCTTY, 0],
+    fatal: true,
+  });
 }
 
 /** close_range(3, ~0U, CLOSE_RANGE_CLOEXEC): every fd above stdio closes at exec. */

@@ -28,7 +28,6 @@ import { encodeIovecInto, IOVEC_SIZE } from '../structs/iovec.js';
 import { encodeMsghdrInto, MSG_NOSIGNAL, MSGHDR_SIZE } from '../structs/msghdr.js';
 import { AF_UNIX } from '../structs/sockaddr.js';
 import { type Arch, hostArch, syscallNumber } from '../syscalls/index.js';
-import { TIOCSCTTY } from '../terminal.js';
 import { LaunchError } from './launch.js';
 import {
   decodeStubFailure,
@@ -37,6 +36,7 @@ import {
   ZYGOTE_PARAM,
   ZYGOTE_PARAMS_SIZE,
 } from './script.js';
+import { encodeControllingTerminal } from './steps.js';
 
 /** The kernel's struct sigaction (handler, flags, restorer, mask) on x86_64 and aarch64. */
 const SIGACTION_SIZE = 32;
@@ -156,18 +156,8 @@ function encodeJoinScript(
       fatal: true,
     });
   }
-  if (options.terminal === true) {
-    // The zygote's child leads no group, so setsid(2) succeeds; a session
-    // leader without a terminal takes stdin's with TIOCSCTTY, which also
-    // makes its group the terminal's foreground one (ioctl_tty(2)).
-    encoder.step({ name: 'setsid', nr: nr('setsid'), args: [], fatal: true });
-    encoder.step({
-      name: 'ioctl(0, TIOCSCTTY)',
-      nr: nr('ioctl'),
-      args: [0, TIOCSCTTY, 0],
-      fatal: true,
-    });
-  }
+  // The zygote's child leads no group.
+  if (options.terminal === true) encodeControllingTerminal(encoder, arch);
   if (options.umask !== undefined) {
     encoder.step({ name: 'umask', nr: nr('umask'), args: [options.umask] });
   }
