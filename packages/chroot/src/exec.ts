@@ -9,13 +9,14 @@
 // may be close-on-exec and nothing stays open in the program. A script
 // runs as its interpreter with the script's path inside the root after it,
 // as binfmt_script would have run it.
-import { fstatSync, readSync } from 'node:fs';
+import { fchmodSync, fchownSync, fstatSync, readSync } from 'node:fs';
 import {
   AT_EACCESS,
   AT_EMPTY_PATH,
   close,
   ERRNO,
   hostArch,
+  noAccessReopen,
   openFlags,
   readOnlyReopen,
   sealedMemfd,
@@ -133,6 +134,44 @@ export function patchedCopy(fd: number, interp: Interpreter, interpreterFd: numb
     remember(key, memfd);
   }
   return readOnlyReopen(memfd);
+}
+
+/**
+ * A descriptor that neither reads nor writes of a sealed copy of `fd`
+ * whose PT_INTERP names `/proc/self/fd/<interpreterFd>`, for a caller that
+ * may execute the program but not read it: the copy's mode is 0111, with no
+ * set-id bit, and its owner `owner`, none of the caller's uids (an owner may
+ * chmod it). The kernel execs it as it execs the original under chroot(2):
+ * the caller cannot read it (read(2) EBADF, a reopen through /proc EACCES)
+ * and, the file unreadable to it, the process is not dumpable (would_dump(),
+ * fs/exec.c). -1 when the name does not fit in place.
+ */
+export function execOnlyCopy(
+  fd: number,
+  interp: Interpreter,
+  interpreterFd: number,
+  owner: number,
+): number {
+  const named = Buffer.from(`/proc/self/fd/${interpreterFd}`, 'latin1');
+  if (named.length + 1 > interp.size) return -1;
+  const stat = fstatSync(fd, { bigint: true });
+  const key = `x${owner}:${stat.dev}:${stat.ino}:${stat.mtimeNs}:${stat.ctimeNs}:${stat.size}:${interpreterFd}`;
+  let memfd = patched.get(key);
+  if (memfd === undefined) {
+    const copy = head(fd, Number(stat.size));
+    copy.fill(0, interp.offset, interp.offset + interp.size);
+    named.copy(copy, interp.offset);
+    memfd = sealedMemfd(copy);
+    try {
+      fchmodSync(memfd, 0o111);
+      if (fstatSync(memfd).uid !== owner) fchownSync(memfd, owner, -1);
+    } catch (error) {
+      close(memfd);
+      throw error;
+    }
+    remember(key, memfd);
+  }
+  return noAccessReopen(memfd);
 }
 
 /** The `#!` line of a file: its interpreter and optional argument; null: not a script. */

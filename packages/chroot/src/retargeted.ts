@@ -22,29 +22,42 @@ import {
   AT_SYMLINK_NOFOLLOW,
   close,
   ERRNO,
+  F_GETFL,
+  fcntl,
   hostArch,
   openFlags,
   S_IFDIR,
   S_IFLNK,
   S_IFREG,
+  trySyscall,
 } from '@sandlock/sys';
 import {
   brokerOf,
   type Ctx,
   copyPath,
   int,
+  narrowedErrno,
   reaper,
   resolve,
   sessionOf,
   threadGroup,
   uint,
 } from './call.js';
-import { interpreterOf, MAX_DEPTH, patchedCopy, patchedScript, shebangOf } from './exec.js';
+import {
+  execOnlyCopy,
+  interpreterOf,
+  MAX_DEPTH,
+  patchedCopy,
+  patchedScript,
+  shebangOf,
+} from './exec.js';
 import { execDescriptorOf } from './own-fd.js';
+import { throughProcRoot } from './proc-root.js';
 import type { Found } from './root.js';
 
 const O = openFlags(hostArch());
 const X_OK = 1;
+const O_ACCMODE = 3;
 
 /**
  * The reaper, for an exec too when the caller narrowed itself: execveat of
@@ -384,6 +397,11 @@ function onExecDescriptor(ctx: Ctx, call: Call): Answer {
   }
   const opened = [fd];
   try {
+    // A descriptor that reads nothing (access mode 3: an exec-only copy
+    // made by executeExecOnly, or one the caller opened so, which needs
+    // the file's read and write permission): the kernel's.
+    const mode = fcntl(fd, F_GETFL) & O_ACCMODE;
+    if (mode !== O.O_RDONLY && mode !== O.O_RDWR) return answer.continue();
     const script = shebangOf(fd);
     const named = script?.interpreter ?? interpreterOf(fd)?.path ?? null;
     if (named === null || BY_DESCRIPTOR.test(named)) return answer.continue();
@@ -504,6 +522,73 @@ function executeUnread(ctx: Ctx, r: Found, path: Buffer, address: bigint, call: 
   });
 }
 
+/** An owner for a copy none of whose uids the caller has (real, effective, saved, fs), or null. */
+function ownerApart(ctx: Ctx): number | null {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${ctx.pid}/status`, 'latin1');
+  } catch {
+    return null;
+  }
+  const line = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$/m.exec(status);
+  if (line === null) return null;
+  const uids = line.slice(1).map(Number);
+  const mine = process.geteuid?.() ?? 0;
+  return [mine, NOBODY].find((uid) => !uids.includes(uid)) ?? null;
+}
+
+/** The overflow uid (/proc/sys/kernel/overflowuid's default): an owner no process of the sandbox runs as. */
+const NOBODY = 65534;
+
+/**
+ * A dynamically linked program the caller may execute but not read (mode
+ * 0111): read by this process (as root, which may), and run from its copy
+ * naming the root's loader, a copy the caller may execute and not read
+ * ({@link execOnlyCopy}). Null when that cannot be (this process may not
+ * read it either, a script, a static program, a loader name that does not
+ * fit, a caller with a Landlock domain of its own, whose domain would not
+ * judge a memfd): the kernel's own exec then decides
+ * ({@link executeUnread}).
+ */
+function executeExecOnly(ctx: Ctx, r: Found, call: Call, opened: number[]): Answer | null {
+  if (r.mode !== S_IFREG || narrowedErrno(ctx) !== 0) return null;
+  if (mayExecute(ctx, r) < 0) return null;
+  const fd = trySyscall(
+    'openat',
+    AT_FDCWD,
+    Buffer.from(`/proc/self/fd/${r.fd}\0`, 'latin1'),
+    O.O_RDONLY | O.O_CLOEXEC,
+    0,
+  );
+  if (fd < 0) return null;
+  opened.push(fd);
+  const interp = shebangOf(fd) === null ? interpreterOf(fd) : null;
+  if (interp === null || BY_DESCRIPTOR.test(interp.path)) return null;
+  const owner = ownerApart(ctx);
+  if (owner === null) return null;
+  const loader = sessionOf(ctx).root.walk(interp.path, null, { followLast: true });
+  let copy: number;
+  try {
+    if (loader.errno !== 0 || loader.proc) return answer.errno(ERRNO.ENOENT);
+    const loaderFd = reaperOpen(ctx, loader, O.O_RDONLY | O.O_CLOEXEC);
+    if (loaderFd < 0) return answer.errno(-loaderFd);
+    opened.push(loaderFd);
+    copy = execOnlyCopy(fd, interp, ctx.addFd(loaderFd, { cloexec: true }), owner);
+  } catch {
+    return null;
+  } finally {
+    loader.close();
+  }
+  if (copy < 0) return null;
+  const tgid = threadGroup(ctx.pid);
+  sessionOf(ctx).scripts.drop(tgid);
+  sessionOf(ctx).exes.set(tgid, r.path);
+  return answer.retarget('execveat', ['fd', call.empty, call.argv, call.envp, AT_EMPTY_PATH], {
+    fd: copy,
+    cloexec: true,
+  });
+}
+
 /** Threads retargeted to execveat(dir, name) by {@link executeUnread}: the address of the name. */
 const byName = new Map<number, bigint>();
 
@@ -540,19 +625,29 @@ export function onExec(ctx: Ctx): Answer {
     const filename = path.toString('latin1');
     return onExecOwnDescriptor(ctx, own, { empty, argv, envp, filename, byPath: false });
   }
-  const r = resolve(ctx, session, path, dirfd, {
-    followLast: (flags & AT_SYMLINK_NOFOLLOW) === 0,
-  });
+  const followLast = (flags & AT_SYMLINK_NOFOLLOW) === 0;
+  let r = resolve(ctx, session, path, dirfd, { followLast });
   const opened: number[] = [];
   try {
-    if (r.proc) return answer.errno(ERRNO.EACCES);
+    if (r.proc) {
+      // Through /proc/<pid>/root of a process of the sandbox: the file
+      // that names inside the root, the script's `$0` the path as given.
+      const inRoot = throughProcRoot(ctx, session, path, followLast);
+      if (typeof inRoot === 'number') return answer.errno(-inRoot);
+      if (inRoot === null) return answer.errno(ERRNO.EACCES);
+      r.close();
+      r = resolve(ctx, session, inRoot, AT_FDCWD, { followLast });
+      if (r.proc) return answer.errno(ERRNO.EACCES);
+    }
     if (r.errno !== 0) return answer.errno(r.errno);
     const fd = openFile(ctx, r, opened);
     const text = path.toString('latin1');
     // alloc_bprm() (fs/exec.c): the path as given, or /dev/fd/<dirfd>/<path> when relative to a dirfd.
     const filename = dirfd === AT_FDCWD || text.startsWith('/') ? text : `/dev/fd/${dirfd}/${text}`;
     const call: Call = { empty, argv, envp, filename, byPath: true };
-    if (fd === -ERRNO.EACCES) return executeUnread(ctx, r, path, address, call);
+    if (fd === -ERRNO.EACCES) {
+      return executeExecOnly(ctx, r, call, opened) ?? executeUnread(ctx, r, path, address, call);
+    }
     if (fd < 0) return answer.errno(-fd);
     return execute(ctx, found(ctx, r, fd), call, opened);
   } finally {

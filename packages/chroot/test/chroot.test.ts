@@ -1,8 +1,10 @@
 // The emulated chroot against the real kernel: a rootfs built here (Debian's
 // static busybox, a static probe, a dynamically linked ls with its loader
 // and libraries), programs run in it, and escapes that must fail.
+import { spawnSync } from 'node:child_process';
 import {
   closeSync,
+  fstatSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -15,7 +17,15 @@ import { join } from 'node:path';
 import { F_GETFL, F_SETFL, fcntl, hostArch, openFlags, openPty } from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox } from '../../sandlock/src/index.js';
-import { buildRootfs, missing, type Rootfs, runInRealRoot, runInRoot } from './support/rootfs.js';
+import { execOnlyCopy, interpreterOf } from '../src/exec.js';
+import {
+  buildRootfs,
+  missing,
+  type Rootfs,
+  runInRealRoot,
+  runInRealRootWithProc,
+  runInRoot,
+} from './support/rootfs.js';
 
 const why = missing();
 if (why !== null) console.log(`chroot tests skipped: ${why}`);
@@ -384,6 +394,39 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
     expect(() => readFileSync(join(fs.dir, 'etc/added'))).toThrow();
   });
 
+  it("runs scripts with a workdir over the root: one the layer holds, the root's, nested", async () => {
+    const storage = join(fs.dir, '..', 'store-scripts');
+    const script = [
+      'printf \'#!/bin/sh\\necho "layer $1"\\n\' > /tmp/layer.sh',
+      'chmod 755 /tmp/layer.sh',
+      '/tmp/layer.sh one',
+      'cd /tmp && ./layer.sh two',
+      '/bin/env /tmp/layer.sh three',
+      '/script four',
+      '/nested five',
+    ].join('; ');
+    const result = await runInRoot(fs.dir, ['/bin/sh', '-c', script], {
+      workdir: { dir: fs.dir, storage },
+    });
+    expect(result.stderr).toBe('');
+    const expected = [
+      'layer one',
+      'layer two',
+      'layer three',
+      'script /script four',
+      'interp1 /interp1 [one two] /nested five',
+      '',
+    ].join('\n');
+    expect(result.stdout).toBe(expected);
+    if (root) {
+      try {
+        expect(runInRealRoot(fs.dir, ['/bin/sh', '-c', script])).toBe(expected);
+      } finally {
+        rmSync(join(fs.dir, 'tmp/layer.sh'), { force: true });
+      }
+    }
+  });
+
   it('describes the Landlock rules with the host paths of the root', async () => {
     const description = await Sandbox.builder()
       .chroot(fs.dir)
@@ -681,6 +724,105 @@ describe.skipIf(why !== null)('the emulated chroot', () => {
     expect(result.workdir?.changes.map((change) => `${change.type} ${change.path}`)).toEqual(
       expect.arrayContaining(['A made']),
     );
+  });
+
+  it('runs a dynamically linked program it may execute but not read, as uid 1000, as chroot(2) runs it', async () => {
+    const ops = [
+      '/probe',
+      'nnp',
+      'cat:/dxonly',
+      'run:/dxonly',
+      'ids',
+      'dumpable',
+      'cat:/proc/self/exe',
+      'readlink:/proc/self/exe',
+      'parentmem',
+      'fds',
+      'run:/dsetid',
+      'ids',
+      'dumpable',
+    ];
+    const result = await runInRoot(fs.dir, ops, {
+      user: { uid: 1000, gid: 1000 },
+      mounts: ['/proc:/proc'],
+    });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(
+      [
+        'nnp : ok',
+        'cat /dxonly: EACCES',
+        'ids: uid 1000 euid 1000 suid 1000 egid 1000',
+        'dumpable: 0',
+        'cat /proc/self/exe: EACCES',
+        'readlink /proc/self/exe: /dxonly',
+        'parentmem : EACCES',
+        'fds: 0 1 2',
+        'ids: uid 1000 euid 1000 suid 1000 egid 1000',
+        'dumpable: 0',
+        '',
+      ].join('\n'),
+    );
+    // The real run inherits this process's descriptors: only the first three are compared.
+    const ran = (out: string) => out.replace(/^fds: 0 1 2.*$/m, 'fds: 0 1 2');
+    if (root) expect(ran(runInRealRootWithProc(fs.dir, ops, '1000:1000'))).toBe(result.stdout);
+  });
+
+  it.skipIf(!root)(
+    'makes that copy mode 0111 without set-id bits, not readable, reopenable nor changeable by uid 1000',
+    () => {
+      const program = openSync(join(fs.dir, 'dsetid'), 'r');
+      try {
+        const interp = interpreterOf(program);
+        expect(interp?.path).toMatch(/^\/lib/);
+        const copy = execOnlyCopy(program, interp!, 9, 0);
+        try {
+          expect(fstatSync(copy).mode & 0o7777).toBe(0o111);
+          const script = [
+            'stat -L -c %a:%u /proc/self/fd/3',
+            'cat /proc/self/fd/3 >/dev/null 2>&1; echo reopen $?',
+            'cat <&3 >/dev/null 2>&1; echo read $?',
+            'chmod 755 /proc/self/fd/3 2>/dev/null; echo chmod $?',
+          ].join('; ');
+          const out = spawnSync(
+            'setpriv',
+            ['--reuid=1000', '--regid=1000', '--clear-groups', '/bin/sh', '-c', script],
+            { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe', copy] },
+          );
+          expect(out.stderr).toBe('');
+          expect(out.stdout).toBe('111:0\nreopen 1\nread 1\nchmod 1\n');
+        } finally {
+          closeSync(copy);
+        }
+      } finally {
+        closeSync(program);
+      }
+    },
+  );
+
+  it('executes through /proc/self/root the file that names inside the root, $0 as given', async () => {
+    const runs = [
+      ['/probe', 'exec:/proc/self/root/script'],
+      ['/probe', 'run:/proc/self/root/usr/bin/dls', '/etc/os-release'],
+      ['/probe', 'run:/proc/self/root/../../../bin/echo', 'clamped'],
+      ['/probe', 'run:/proc/self/root/probe', 'cwd'],
+      ['/probe', 'dropcaps', 'run:/proc/self/root/xonly', 'cwd'],
+      ['/probe', 'run:/proc/self/root/nothing'],
+    ];
+    const outs: string[] = [];
+    for (const ops of runs) {
+      const result = await runInRoot(fs.dir, ops, { mounts: ['/proc:/proc'] });
+      expect(result.stderr).toBe('');
+      outs.push(result.stdout);
+      if (root) expect(runInRealRootWithProc(fs.dir, ops)).toBe(result.stdout);
+    }
+    expect(outs).toEqual([
+      'script /proc/self/root/script exec\n',
+      '/etc/os-release\n',
+      'clamped\n',
+      'cwd : /\n',
+      'dropcaps : ok\ncwd : /\n',
+      'run /proc/self/root/nothing: ENOENT\n',
+    ]);
   });
 
   it('executes a program it may execute but not read, as root without capabilities', async () => {

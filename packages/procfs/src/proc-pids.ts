@@ -46,7 +46,7 @@ import {
   sameIds,
   threadCapabilities,
   trySyscall,
-  type Walked,
+  Walked,
   withCallerCapabilities,
 } from '@sandlock/sys';
 import { madeUpProcFiles } from './content.js';
@@ -340,23 +340,40 @@ function onOpen(ctx: HandlerContext<ModulePolicy>): Answer {
   let hiddenPid = 0;
   // The walk's lookups are the caller's: a sandbox never holds capabilities
   // (the launch empties them, no_new_privs keeps them out), so neither does
-  // this thread while it walks.
-  let walked: Walked | undefined;
-  const lowered = withCallerCapabilities(state.capabilities, 0n, () => {
-    walked = ctx.walk(bytes(call.path), {
-      dirfd: call.dirfd,
-      followLast: (call.flags & O.O_NOFOLLOW) === 0,
-      inRoot: (call.resolve & RESOLVE_IN_ROOT) !== 0,
-      enterPid: (pid, dir) => {
-        if (member(ctx, pid, dir, caller)) return true;
-        hiddenPid = pid;
-        return false;
-      },
-      tgid: () => caller.tgid(),
-    });
-    return 0;
+  // this thread while it walks. Its root, cwd and dirfd are opened before,
+  // with this thread's own: a process reaches its own whether dumpable or
+  // not (ptrace_may_access(), kernel/ptrace.c), where a non-dumpable
+  // caller's /proc/<pid> refuses a thread without CAP_SYS_PTRACE.
+  let lowered = 0;
+  const walked = ctx.walk(bytes(call.path), {
+    dirfd: call.dirfd,
+    followLast: (call.flags & O.O_NOFOLLOW) === 0,
+    inRoot: (call.resolve & RESOLVE_IN_ROOT) !== 0,
+    enterPid: (pid, dir) => {
+      if (member(ctx, pid, dir, caller)) return true;
+      hiddenPid = pid;
+      return false;
+    },
+    tgid: () => caller.tgid(),
+    asCaller: (walk) => {
+      let done: Walked | undefined;
+      let thrown: { error: unknown } | undefined;
+      lowered = withCallerCapabilities(state.capabilities, 0n, () => {
+        try {
+          done = walk();
+        } catch (error) {
+          thrown = { error }; // thrown once the capabilities are back
+        }
+        return 0;
+      });
+      if (thrown !== undefined) throw thrown.error;
+      return done ?? new Walked();
+    },
   });
-  if (lowered < 0 || walked === undefined) return answer.continue(); // the kernel decides, Landlock carries the check
+  if (lowered < 0) {
+    walked.close();
+    return answer.continue(); // the kernel decides, Landlock carries the check
+  }
   try {
     // The caller's memory and /proc files were read: is it still the caller?
     if (!ctx.valid()) return answer.continue();

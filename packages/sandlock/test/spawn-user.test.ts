@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -47,6 +47,17 @@ describe.skipIf(!asRoot)('SpawnOptions.user', () => {
     expect(result.stdout).toBe('Name:\thead\n');
     const made = statSync(file);
     expect([made.uid, made.gid, made.mode & 0o777]).toEqual([65534, 65534, 0o640]);
+  });
+
+  it('runs a program it may execute but not read, which reads its own /proc', async () => {
+    // Not dumpable (would_dump(), fs/exec.c): the supervisor must still reach its root and cwd.
+    const program = join(work, 'xcat');
+    copyFileSync('/bin/cat', program);
+    chmodSync(program, 0o111);
+    const result = await sandbox.run([program, '/proc/self/status'], { encoding: 'utf8', user });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(/^Name:\txcat\n/);
+    expect(result.exitCode).toBe(0);
   });
 
   it('refuses what is not a user', async () => {

@@ -45,7 +45,7 @@ export {
   syscall,
   trySyscall,
 } from './libc.js';
-export { readOnlyFile, readOnlyReopen, sealedMemfd } from './memfd.js';
+export { noAccessReopen, readOnlyFile, readOnlyReopen, sealedMemfd } from './memfd.js';
 export {
   forgetProcessMemory,
   MAX_ARG_STRLEN,

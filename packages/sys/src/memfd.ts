@@ -17,6 +17,8 @@ import { hostArch } from './syscalls/index.js';
 
 const SEALS = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
 const O = openFlags(hostArch());
+/** The access mode that is neither O_RDONLY, O_WRONLY nor O_RDWR (open(2): "flags 3"). */
+const O_NOACCESS = 3;
 
 /** A memfd holding `contents`, sealed against any change (close-on-exec in this process). */
 export function sealedMemfd(contents: string | Buffer): number {
@@ -42,6 +44,20 @@ export function sealedMemfd(contents: string | Buffer): number {
  */
 export function readOnlyReopen(memfd: number): number {
   return openAt(`/proc/self/fd/${memfd}`, O.O_RDONLY | O.O_CLOEXEC);
+}
+
+/**
+ * A descriptor of a memfd that neither reads nor writes: open(2)'s access
+ * mode 3 (OPEN_FMODE() in include/linux/fs.h gives it neither FMODE_READ
+ * nor FMODE_WRITE; the open itself checks read and write permission, which
+ * the supervisor has). It still serves fstat and execveat(fd, "",
+ * AT_EMPTY_PATH), which opens the file again checking MAY_EXEC only
+ * (do_open_execat(), fs/exec.c); a reopen through /proc/self/fd checks the
+ * memfd's mode and owner against whoever reopens it. ADDFD takes it
+ * (seccomp_notify_addfd() refuses only O_PATH files, through fget()).
+ */
+export function noAccessReopen(memfd: number): number {
+  return openAt(`/proc/self/fd/${memfd}`, O_NOACCESS | O.O_CLOEXEC);
 }
 
 /**

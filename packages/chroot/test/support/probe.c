@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -149,6 +150,27 @@ int main(int argc, char **argv) {
       struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
       struct __user_cap_data_struct data[2] = {{0, 0, 0}, {0, 0, 0}};
       result(label, syscall(SYS_capset, &header, data));
+    } else if (!strcmp(op, "nnp")) {
+      /* As every sandbox runs: an exec gains no set-id nor capability. */
+      result(label, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+    } else if (!strcmp(op, "ids")) {
+      uid_t r, e, s;
+      getresuid(&r, &e, &s);
+      printf("ids: uid %d euid %d suid %d egid %d\n", (int)r, (int)e, (int)s, (int)getegid());
+    } else if (!strcmp(op, "dumpable")) printf("dumpable: %d\n", prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
+    else if (!strcmp(op, "parentmem")) {
+      /* A child of the same user opens this process's memory (ptrace_may_access(), kernel/ptrace.c). */
+      char path[64];
+      snprintf(path, sizeof path, "/proc/%d/mem", (int)getpid());
+      pid_t child = fork();
+      if (child == 0) { content(label, open(path, O_RDONLY)); _exit(0); }
+      waitpid(child, NULL, 0);
+    } else if (!strcmp(op, "run")) {
+      /* Replaces the probe with a, the operations after it its arguments. */
+      argv[i] = a;
+      execv(a, argv + i);
+      result(label, -1);
+      return 0;
     } else if (!strcmp(op, "execfds")) {
       char *args[] = {a, "fds", NULL};
       execv(a, args);

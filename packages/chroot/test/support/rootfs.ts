@@ -128,6 +128,17 @@ export function buildRootfs(): Rootfs {
   writeFileSync(join(dir, 'noexec-script'), '#!/bin/sh\necho ran\n', { mode: 0o644 });
   copyFileSync(join(dir, 'probe'), join(dir, 'xonly'));
   chmodSync(join(dir, 'xonly'), 0o111);
+  // The probe dynamically linked (its libc is ls's), executable but not readable, and set-id too.
+  execFileSync('cc', [
+    '-O1',
+    '-pthread',
+    '-o',
+    join(dir, 'dxonly'),
+    fileURLToPath(new URL('./probe.c', import.meta.url)),
+  ]);
+  copyFileSync(join(dir, 'dxonly'), join(dir, 'dsetid'));
+  chmodSync(join(dir, 'dxonly'), 0o111);
+  chmodSync(join(dir, 'dsetid'), 0o6111);
   copyFileSync('/bin/ls', join(dir, 'usr/bin/noexec'));
   chmodSync(join(dir, 'usr/bin/noexec'), 0o644);
   symlinkSync(join(outside, 'secret'), join(dir, 'abs'));
@@ -148,6 +159,8 @@ export interface ChrootRun {
   cwd?: string;
   /** The program's environment (default: PATH=/bin:/usr/bin). */
   env?: Record<string, string>;
+  /** The user the program runs as. */
+  user?: { uid: number; gid: number };
   /** A copy-on-write workdir (a host path inside the root), its layers' store, and a dry run. */
   workdir?: { dir: string; storage: string };
 }
@@ -172,7 +185,23 @@ export function runInRoot(
     ...(options.stdin !== undefined ? { stdio: [options.stdin, 'pipe', 'pipe'] as const } : {}),
     env: options.env ?? { PATH: '/bin:/usr/bin' },
     ...(options.workdir !== undefined ? { workdirEnd: 'dry-run' as const } : {}),
+    ...(options.user !== undefined ? { user: options.user } : {}),
   });
+}
+
+/**
+ * Runs argv under a real chroot(2) of `dir` with a procfs mounted at its
+ * /proc, in a mount namespace of its own (as root); as `user` ("uid:gid")
+ * when given.
+ */
+export function runInRealRootWithProc(dir: string, argv: string[], user?: string): string {
+  const as = user === undefined ? '' : `--userspec=${user}`;
+  const script = `mount -t proc proc "$0/proc" && exec chroot ${as} "$0" "$@"`;
+  return execFileSync(
+    'unshare',
+    ['--mount', '--propagation', 'private', 'sh', '-c', script, dir, ...argv],
+    { encoding: 'utf8' },
+  );
 }
 
 /** Runs argv under a real chroot(2) of `dir` (as root), for the differential test. */

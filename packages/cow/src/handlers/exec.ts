@@ -32,6 +32,7 @@ import {
   MFD_ALLOW_SEALING,
   MFD_CLOEXEC,
   MFD_EXEC,
+  noAccessReopen,
   openFlags,
   STATX_BASIC_STATS,
   trySyscall,
@@ -82,7 +83,10 @@ export function onExec(ctx: Ctx): Answer {
       close(copy);
       return answer.errno('ENOENT');
     }
-    const fd = script ? readOnly(copy) : copy;
+    // A script nobody may read (as 0111) stays so: its interpreter's open of
+    // /dev/fd/N then fails as the kernel's would (binfmt_script hands it the
+    // name, and the open checks the copy's mode).
+    const fd = script && readableByAnyone(copy) ? readOnly(copy) : withoutAccess(copy);
     if (fd < 0) return answer.errno(-fd);
     const cloexec = !script;
     const argv = at ? a[2]! : a[1]!;
@@ -129,6 +133,29 @@ function programCopy(found: number): number {
   } finally {
     close(file);
   }
+}
+
+/**
+ * A descriptor of the memfd `copy` (closed) that neither reads nor writes,
+ * or -errno: the program's copy was read by the supervisor, and a thread of
+ * the caller could read the descriptor before the exec ends; through this
+ * one it cannot, and a reopen through /proc checks the copy's mode (an
+ * execute-only program stays unreadable, as the kernel keeps it).
+ */
+function withoutAccess(copy: number): number {
+  try {
+    return noAccessReopen(copy);
+  } catch (error) {
+    return -((error as { errno?: number }).errno ?? ERRNO.EACCES);
+  } finally {
+    close(copy);
+  }
+}
+
+/** Whether the copy's mode gives anyone read permission. */
+function readableByAnyone(copy: number): boolean {
+  const got = trySyscall('statx', copy, EMPTY_NAME, AT_EMPTY_PATH, STATX_BASIC_STATS, statBuffer);
+  return got >= 0 && (statBuffer.readUInt16LE(28) & 0o444) !== 0;
 }
 
 /** A read-only descriptor of the memfd `copy` (closed), or -errno. */

@@ -46,6 +46,8 @@ import { access, chmodFd, copyUp, createAsCaller, mayChange, openIn, upperDir } 
 const O = openFlags(hostArch());
 const O_ACCMODE = 3;
 const O_TMPFILE = O.__O_TMPFILE | O.O_DIRECTORY;
+/** `/dev/fd/N` and `/proc/{self,thread-self}/fd/N`. */
+const OWN_FD = /^\/+(?:dev\/+fd|proc\/+(?:self|thread-self)\/+fd)\/+\d+$/;
 /** Flags that only say how to find or make the file: not passed on to an open of the object found. */
 const LOOKUP_FLAGS = O.O_CREAT | O.O_EXCL | O.O_NOFOLLOW | O.O_CLOEXEC | O.O_PATH;
 /** copy_struct_from_user() refuses a larger struct open_how (E2BIG). */
@@ -141,6 +143,12 @@ export function onOpen(ctx: Ctx): Answer {
   const session = sessionOf(ctx);
   const call = readCall(ctx);
   if (call === null || call.path.length === 0) return answer.continue(); // the kernel's EINVAL, ENOENT
+  // The caller's own descriptor by name: the chroot module's, after this
+  // one (its root has no /dev/fd; chroot's own-fd.ts). A script the layer
+  // holds runs from a copy its interpreter opens as /dev/fd/N.
+  if (session.workdir.chroot && call.resolve === 0 && OWN_FD.test(call.path.toString('latin1'))) {
+    return answer.continue();
+  }
   const { flags } = call;
   const cached = (call.resolve & RESOLVE_CACHED) !== 0;
   // build_open_flags(): RESOLVE_CACHED with a create, a truncate or
