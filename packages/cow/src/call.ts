@@ -42,6 +42,8 @@ export interface CowPolicy {
   readonly fsWrite: readonly string[];
   /** Whether fs-meta takes the metadata calls cow lets through (a root supervisor with fsWrite). */
   readonly mediatesMetadata?: boolean;
+  /** The sandbox's ids where they are not the supervisor's (sandlock's SpawnOptions.user). */
+  readonly callerIds?: { readonly fsuid: number; readonly fsgid: number };
 }
 
 export type Ctx = HandlerContext<CowPolicy>;

@@ -11,7 +11,15 @@
 // effects at import.
 import { realpathSync } from 'node:fs';
 import { type Answer, defineModule, type WorkerSession } from '@sandlock/dispatch/module';
-import { byPathCall, close, hasSyscall, hostArch, openFlags, trySyscall } from '@sandlock/sys';
+import {
+  AT_EMPTY_PATH,
+  byPathCall,
+  close,
+  hasSyscall,
+  hostArch,
+  openFlags,
+  trySyscall,
+} from '@sandlock/sys';
 import { type CowPolicy, type Ctx, sessions } from './call.js';
 import { onAllocate } from './handlers/allocate.js';
 import {
@@ -34,6 +42,9 @@ import { onChdir, onGetcwd } from './handlers/where.js';
 import { onGetXattr, onSetXattr } from './handlers/xattr.js';
 import { Layer } from './layer/index.js';
 import { identify, type Workdir } from './resolve.js';
+import { metaOf } from './upper.js';
+
+const EMPTY = Buffer.from('\0');
 
 const O = openFlags(hostArch());
 
@@ -106,6 +117,17 @@ function openWorkdir(policy: CowPolicy): Workdir {
     close(upperRoot);
     throw new Error('sandlock: cannot stat the workdir or its layer');
   }
+  const mirrorsOwners = policy.callerIds !== undefined;
+  if (mirrorsOwners) {
+    const mirrored = mirrorRoot(lowerRoot, upperRoot);
+    if (mirrored < 0) {
+      close(lowerRoot);
+      close(upperRoot);
+      throw new Error(
+        `sandlock: cannot give the layer's upper the workdir's owner: errno ${-mirrored}`,
+      );
+    }
+  }
   const chroot =
     policy.chroot === null || policy.chroot === undefined
       ? null
@@ -120,7 +142,23 @@ function openWorkdir(policy: CowPolicy): Workdir {
     lowerId: lower.id,
     upperId: upper.id,
     copies: new Map(),
+    mirrorsOwners,
   };
+}
+
+/**
+ * The upper's root given the workdir's owner, group and mode, for a sandbox
+ * of other ids than the supervisor's: its reaper makes what it creates at
+ * the top of the workdir there, where the kernel then checks it as it
+ * would in the workdir. The store (0700, the supervisor's) still keeps every
+ * other process from reaching the upper. -errno.
+ */
+function mirrorRoot(lowerRoot: number, upperRoot: number): number {
+  const meta = metaOf(lowerRoot);
+  if (typeof meta === 'number') return meta;
+  const owned = trySyscall('fchownat', upperRoot, EMPTY, meta.uid, meta.gid, AT_EMPTY_PATH);
+  if (owned < 0) return owned;
+  return trySyscall('fchmodat2', upperRoot, EMPTY, meta.mode & 0o7777, AT_EMPTY_PATH);
 }
 
 /**

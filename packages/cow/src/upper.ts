@@ -9,6 +9,7 @@ import {
   AT_EACCESS,
   AT_EMPTY_PATH,
   AT_FDCWD,
+  AT_REMOVEDIR,
   AT_SYMLINK_NOFOLLOW,
   type BrokerArg,
   callAsCaller,
@@ -21,6 +22,7 @@ import {
   S_IFLNK,
   S_IFMT,
   S_IFREG,
+  S_ISGID,
   STATX_BASIC_STATS,
   trySyscall,
 } from '@sandlock/sys';
@@ -125,6 +127,21 @@ export function mkdirIn(broker: OnBehalf, dir: number, name: string, mode: numbe
 
 export function chmodIn(broker: OnBehalf, dir: number, name: string, mode: number): number {
   return withName(broker, 'fchmodat', (data) => [{ fd: dir }, data(cName(name)), mode & 0o7777]);
+}
+
+/**
+ * chmod of an open file by the reaper (fchmodat2 with AT_EMPTY_PATH): as the
+ * sandbox, its ids, groups and no capability, so the kernel refuses it or
+ * clears a set-group-ID bit (setattr_should_drop_sgid() in fs/attr.c) as
+ * it would for the caller.
+ */
+export function chmodFd(broker: OnBehalf, fd: number, mode: number): number {
+  return reaperCall(
+    broker,
+    'fchmodat2',
+    [{ fd }, { data: 0 }, mode & 0o7777, AT_EMPTY_PATH],
+    EMPTY,
+  );
 }
 
 /** utimensat of `name` in `dir` (not following a symlink); `times` null: both now. */
@@ -259,6 +276,47 @@ export function mkdirAsCaller(dir: number, name: string, mode: number): number {
 }
 
 /**
+ * mkdir of `name` in the upper directory `dir` by the reaper, then its mode
+ * made what mkdir(2) gives: `mode`'s permission and sticky bits, and
+ * S_ISGID only where inherited from a set-group-ID parent
+ * (inode_init_owner() in fs/inode.c). The reaper's chmod (as the caller)
+ * sets it, but for an inherited S_ISGID, which a chmod by an owner not in
+ * the directory's group would clear (setattr_prepare() in fs/attr.c): that
+ * one is set by this process, on the directory only when `owner` owns it
+ * (the one the reaper just made). -errno.
+ */
+export function mkdirByReaper(
+  broker: OnBehalf,
+  dir: number,
+  name: string,
+  mode: number,
+  owner: number,
+): number {
+  const made = mkdirIn(broker, dir, name, 0o700);
+  if (made < 0) return made;
+  const fd = trySyscall(
+    'openat',
+    dir,
+    cName(name),
+    O.O_RDONLY | O.O_DIRECTORY | O.O_NOFOLLOW | O.O_CLOEXEC,
+    0,
+  );
+  if (fd < 0) return fd;
+  try {
+    const meta = metaOf(fd);
+    if (typeof meta === 'number') return meta;
+    const inherited = meta.mode & S_ISGID;
+    const target = (mode & 0o1777) | inherited;
+    if ((meta.mode & 0o7777) === target) return 0;
+    if (inherited === 0) return chmodFd(broker, fd, target);
+    if (meta.uid !== owner) return -EPERM;
+    return trySyscall('fchmod', fd, target);
+  } finally {
+    close(fd);
+  }
+}
+
+/**
  * The upper directory at `rel`, made where missing: each directory on the
  * way copied up from the lower (mode and times kept) by the reaper. An
  * O_PATH descriptor the caller closes, or -errno.
@@ -275,7 +333,14 @@ export function upperDir(workdir: Workdir, broker: OnBehalf, rel: readonly strin
         if (next >= 0) opened.push(next);
       }
       let next = trySyscall('openat', upper, cName(name), PATH_FLAGS | O.O_DIRECTORY, 0);
-      if (next === -ENOENT) {
+      if (next === -ENOENT && workdir.mirrorsOwners && lower >= 0) {
+        const made = mirrorDir(upper, name, lower);
+        if (made < 0 && made !== -EEXIST) return made;
+        const source = identify(lower);
+        if (typeof source !== 'number')
+          remember(workdir, source.id, rel.slice(0, index + 1).join('/'));
+        next = trySyscall('openat', upper, cName(name), PATH_FLAGS | O.O_DIRECTORY, 0);
+      } else if (next === -ENOENT) {
         const meta = lower >= 0 ? metaOf(lower) : null;
         const mode = meta !== null && typeof meta !== 'number' ? meta.mode & 0o7777 : 0o755;
         const made = mkdirIn(broker, upper, name, 0o700);
@@ -299,6 +364,44 @@ export function upperDir(workdir: Workdir, broker: OnBehalf, rel: readonly strin
     if (upper >= 0) close(upper);
     for (const fd of opened) close(fd);
   }
+}
+
+/**
+ * Copies the lower directory `lower` up as `name` in the upper directory
+ * `dir` by this process, with the lower's owner, group, mode and times (as
+ * overlayfs copies up with the mounter's credentials): for a sandbox of
+ * other ids than the supervisor's (Workdir.mirrorsOwners), whose reaper
+ * could neither make it in a directory of another owner nor give it the
+ * lower's owner. What the sandbox then makes in it, the reaper makes, and
+ * the kernel's checks there are those of the lower directory. -errno;
+ * -EEXIST when the name was taken meanwhile (then left as it is).
+ */
+function mirrorDir(dir: number, name: string, lower: number): number {
+  const meta = metaOf(lower);
+  if (typeof meta === 'number') return meta;
+  const path = cName(name);
+  const made = trySyscall('mkdirat', dir, path, 0o700);
+  if (made < 0) return made;
+  const fd = trySyscall(
+    'openat',
+    dir,
+    path,
+    O.O_RDONLY | O.O_DIRECTORY | O.O_NOFOLLOW | O.O_CLOEXEC,
+    0,
+  );
+  if (fd < 0) return fd;
+  let result: number;
+  try {
+    // chown first: it may clear the set-group-ID bit the chmod then sets (chown(2)).
+    result = trySyscall('fchown', fd, meta.uid, meta.gid);
+    if (result >= 0) result = trySyscall('fchmod', fd, meta.mode & 0o7777);
+    if (result >= 0) result = trySyscall('utimensat', fd, null, meta.times, 0);
+  } finally {
+    close(fd);
+  }
+  // Not left half made (the supervisor's, 0700): the next copy-up makes it again.
+  if (result < 0) trySyscall('unlinkat', dir, path, AT_REMOVEDIR);
+  return result;
 }
 
 /** Bounded: a sandbox copying up more only loses descriptor metadata calls on the oldest. */

@@ -53,7 +53,7 @@ import {
   mayChange,
   mergedNames,
   mkdirAsCaller,
-  mkdirIn,
+  mkdirByReaper,
   mknodIn,
   openIn,
   reaperCall,
@@ -240,8 +240,8 @@ export function onMkdir(ctx: Ctx): Answer {
     at ? a[1]! : a[0]!,
     (dir, name, broker) => {
       if (maker.asWorker) return mkdirAsCaller(dir, name, mode);
-      const made = mkdirIn(broker, dir, name, 0o700);
-      return made < 0 ? made : chmodIn(broker, dir, name, mode);
+      const owner = ctx.session.policy.callerIds?.fsuid ?? process.geteuid?.() ?? -1;
+      return mkdirByReaper(broker, dir, name, mode, owner);
     },
     true,
   );

@@ -5,7 +5,8 @@
 // or directory of the upper, a lower file reached through the layer, a
 // write (the lower file copied up first, after the kernel's own access
 // check on it), a creation.
-import { type Answer, answer, isRetargetedOpen } from '@sandlock/dispatch/module';
+import { fstatSync } from 'node:fs';
+import { type Answer, answer, isRetargetedOpen, type OnBehalf } from '@sandlock/dispatch/module';
 import {
   AT_FDCWD,
   callAsCaller,
@@ -30,17 +31,17 @@ import {
   type Ctx,
   copyPath,
   int,
+  type Maker,
   makerOf,
   narrowedRefusal,
   resolve,
   type Session,
   sessionOf,
   uint,
-  umaskOf,
   untouched,
 } from '../call.js';
 import type { Inside, Restrict } from '../resolve.js';
-import { access, copyUp, createAsCaller, mayChange, openIn, upperDir } from '../upper.js';
+import { access, chmodFd, copyUp, createAsCaller, mayChange, openIn, upperDir } from '../upper.js';
 
 const O = openFlags(hostArch());
 const O_ACCMODE = 3;
@@ -241,16 +242,16 @@ function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answ
       close(dir);
     }
     if (fd < 0) return answer.errno(-fd);
-    // The reaper's umask is not the caller's. The mode is set with the
-    // caller's capabilities (and the sandbox's ids), so a set-group-ID bit
-    // the kernel would clear for it (no CAP_FSETID, not in the file's group:
-    // chmod_common() via setattr_should_drop_sgid()) is cleared here too.
-    if (
-      !maker.asWorker &&
-      callAsCaller(maker.capEff, () => trySyscall('fchmod', fd, perms)) === null
-    ) {
-      close(fd);
-      return answer.errno('EPERM');
+    // The reaper's umask is not the caller's. The mode is set as the caller
+    // would set it, so a set-group-ID bit the kernel clears for it (no
+    // CAP_FSETID, not in the file's group: mode_strip_sgid() at the create,
+    // setattr_should_drop_sgid() on chmod) is cleared here too.
+    if (!maker.asWorker) {
+      const moded = setMode(broker, maker, fd, perms);
+      if (moded < 0) {
+        close(fd);
+        return answer.errno(-moded);
+      }
     }
     session.changed = true;
     return inject(fd, flags);
@@ -332,7 +333,8 @@ function tmpfileIn(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answe
   if (may < 0) return answer.errno(-may);
   const dir = upperDir(session.workdir, broker, r.rel);
   if (dir < 0) return answer.errno(-dir);
-  const perms = call.mode & 0o7777 & ~umaskOf(ctx.pid);
+  const maker = makerOf(ctx);
+  const perms = call.mode & 0o7777 & ~maker.umask;
   let fd: number;
   try {
     fd = broker.openat(dir, Buffer.from('.'), flags & ~(O.O_NOFOLLOW | O.O_PATH), perms);
@@ -340,8 +342,26 @@ function tmpfileIn(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answe
     close(dir);
   }
   if (fd < 0) return answer.errno(-fd);
-  trySyscall('fchmod', fd, perms);
+  const moded = setMode(broker, maker, fd, perms);
+  if (moded < 0) {
+    close(fd);
+    return answer.errno(-moded);
+  }
   return inject(fd, flags);
+}
+
+/**
+ * The mode of a file the reaper just made, set as its caller: by the reaper
+ * (the sandbox's ids and groups, no capability) for a caller with none, as
+ * a sandbox runs; else by this thread with the caller's capabilities. A
+ * mode already right is left alone (an fchmod is an IN_ATTRIB event the
+ * kernel's create has not). 0 or -errno.
+ */
+function setMode(broker: OnBehalf, maker: Maker, fd: number, perms: number): number {
+  if ((fstatSync(fd).mode & 0o7777) === perms) return 0;
+  if (maker.capEff === 0n) return chmodFd(broker, fd, perms);
+  const set = callAsCaller(maker.capEff, () => trySyscall('fchmod', fd, perms));
+  return set === null ? -ERRNO.EPERM : set.value;
 }
 
 /** An open that neither writes, truncates nor makes anything (O_PATH aside: accmode O_RDONLY). */

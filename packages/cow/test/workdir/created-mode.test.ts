@@ -63,11 +63,11 @@ describe.skipIf(!asRoot)('a file the layer creates for a caller of other ids (th
     expect(direct.stderr).toBe('');
     expect(direct.stdout).toBe(`755 ${GROUP}\n`);
 
-    // The layer's upper takes the group and the bit from the store's
-    // parent, as the copy's directory gives them to the file.
-    const workdir = join(root, 'w');
-    mkdirSync(workdir);
-    const storage = join(groupDir(join(root, 'stores')), 'store');
+    // The same tree as the copy: the layer's upper takes the workdir's
+    // group and bit (it mirrors the workdir's owner for a sandbox of other
+    // ids), as the copy's directory gives them to the file.
+    const workdir = groupDir(join(root, 'w'));
+    const storage = join(root, 'store');
     const result = await Sandbox.builder()
       .fsRead(...SYSTEM_DIRS, '/dev/null', '/proc')
       .workdir(workdir)
