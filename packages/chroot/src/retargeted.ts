@@ -7,13 +7,13 @@
 // arguments) to fchdir or execveat(AT_EMPTY_PATH) of the injected
 // descriptor.
 
-import { fstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import {
   type Answer,
   answer,
   CallError,
+  chdirBeneath,
   type ExecArg,
-  expectRetargetedOpen,
 } from '@sandlock/dispatch/module';
 import {
   AT_EACCESS,
@@ -127,16 +127,8 @@ function searchOnly(ctx: Ctx, r: Found, path: Buffer, address: bigint): Answer {
     base.close();
   }
   if (dir < 0) return answer.errno(ERRNO.EACCES);
-  const stat = fstatSync(r.fd, { bigint: true });
-  const parent = fstatSync(dir, { bigint: true });
-  const at = address + BigInt(slash + 1);
   const flags = O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC;
-  // The retargeted openat comes back through the filter, from this thread, in the retarget.
-  expectRetargetedOpen(ctx.pid, { name: at, flags, dev: parent.dev, ino: parent.ino });
-  return answer.retarget('openat', ['fd', at, flags, 0], {
-    fd: dir,
-    second: { syscall: 'fchdir', args: ['result'], sameAs: { dev: stat.dev, ino: stat.ino } },
-  });
+  return chdirBeneath(ctx.pid, dir, r.fd, address + BigInt(slash + 1), flags);
 }
 
 /** The reaper's X_OK check of a file the walk found (DAC, a noexec mount): 0 or -errno. */

@@ -247,6 +247,23 @@ export function createAsCaller(dir: number, name: string, flags: number, mode: n
 }
 
 /**
+ * mkdir of `path` in `dir`, 0700, then a descriptor of the new directory
+ * itself, opened without following a symlink (a name swapped meanwhile is
+ * not followed); -errno.
+ */
+function makeAndOpenDir(dir: number, path: Buffer): number {
+  const made = trySyscall('mkdirat', dir, path, 0o700);
+  if (made < 0) return made;
+  return trySyscall(
+    'openat',
+    dir,
+    path,
+    O.O_RDONLY | O.O_DIRECTORY | O.O_NOFOLLOW | O.O_CLOEXEC,
+    0,
+  );
+}
+
+/**
  * mkdir of `name` in the upper directory `dir` with exactly `mode`, in this
  * thread with no capabilities, for a caller that `Maker.asWorker` says has
  * this thread's ids (as createAsCaller): made 0700 (this process's umask
@@ -256,15 +273,7 @@ export function createAsCaller(dir: number, name: string, flags: number, mode: n
 export function mkdirAsCaller(dir: number, name: string, mode: number): number {
   const made = callAsCaller(0n, () => {
     const path = cName(name);
-    const result = trySyscall('mkdirat', dir, path, 0o700);
-    if (result < 0) return result;
-    const fd = trySyscall(
-      'openat',
-      dir,
-      path,
-      O.O_RDONLY | O.O_DIRECTORY | O.O_NOFOLLOW | O.O_CLOEXEC,
-      0,
-    );
+    const fd = makeAndOpenDir(dir, path);
     if (fd < 0) return fd;
     try {
       return trySyscall('fchmod', fd, mode & 0o7777);
@@ -380,15 +389,7 @@ function mirrorDir(dir: number, name: string, lower: number): number {
   const meta = metaOf(lower);
   if (typeof meta === 'number') return meta;
   const path = cName(name);
-  const made = trySyscall('mkdirat', dir, path, 0o700);
-  if (made < 0) return made;
-  const fd = trySyscall(
-    'openat',
-    dir,
-    path,
-    O.O_RDONLY | O.O_DIRECTORY | O.O_NOFOLLOW | O.O_CLOEXEC,
-    0,
-  );
+  const fd = makeAndOpenDir(dir, path);
   if (fd < 0) return fd;
   let result: number;
   try {

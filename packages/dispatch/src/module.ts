@@ -41,7 +41,12 @@ export {
   type RootView,
 } from './provisions.js';
 export type { Refusal, RefusalReport } from './refusal.js';
-export { expectRetargetedOpen, isRetargetedOpen, type RetargetedOpen } from './retargeted-open.js';
+export {
+  chdirBeneath,
+  expectRetargetedOpen,
+  isRetargetedOpen,
+  type RetargetedOpen,
+} from './retargeted-open.js';
 export type { ProcessView, SessionInfo, SessionNotice, WorkerSession } from './session-view.js';
 
 /** Where a module's code runs: handlers in the worker, deferred handlers on the main thread. */

@@ -6,7 +6,8 @@
 // filter, from the same thread, and every module of the chain that walks
 // paths (cow, then chroot) must leave it to the kernel. One registry, so
 // each handler of the chain answers the same for that one notification.
-import { statSync } from 'node:fs';
+import { fstatSync, statSync } from 'node:fs';
+import { type Answer, answer } from './answer.js';
 
 /** What the handler retargeted the thread to: the name's address, the flags, the injected directory. */
 export interface RetargetedOpen {
@@ -49,4 +50,29 @@ export function isRetargetedOpen(ctx: {
   }
   matched.set(ctx.pid, ctx.id);
   return true;
+}
+
+/**
+ * The answer that moves the caller's cwd to the directory `target` (a
+ * descriptor of it) by the two-step way: the caller's own openat(dir,
+ * name, flags) of the name at `at` in its memory, beneath `dir` (injected,
+ * then closed), then fchdir of the result, which must be `target` (device
+ * and inode; fchdir does not run otherwise: EACCES). `flags` are O_PATH |
+ * O_DIRECTORY | O_CLOEXEC of the caller's architecture.
+ */
+export function chdirBeneath(
+  tid: number,
+  dir: number,
+  target: number,
+  at: bigint,
+  flags: number,
+): Answer {
+  const stat = fstatSync(target, { bigint: true });
+  const parent = fstatSync(dir, { bigint: true });
+  // The retargeted openat comes back through the filter, from this thread, in the retarget.
+  expectRetargetedOpen(tid, { name: at, flags, dev: parent.dev, ino: parent.ino });
+  return answer.retarget('openat', ['fd', at, flags, 0], {
+    fd: dir,
+    second: { syscall: 'fchdir', args: ['result'], sameAs: { dev: stat.dev, ino: stat.ino } },
+  });
 }

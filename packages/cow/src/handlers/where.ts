@@ -6,8 +6,7 @@
 // whose cwd is then a directory of the upper sees the workdir's path from
 // getcwd, not the layer's, and its relative paths resolve in the merged
 // view (placeOf).
-import { fstatSync } from 'node:fs';
-import { type Answer, answer, expectRetargetedOpen } from '@sandlock/dispatch/module';
+import { type Answer, answer, chdirBeneath } from '@sandlock/dispatch/module';
 import {
   AT_FDCWD,
   callAsCaller,
@@ -120,14 +119,6 @@ function searchOnly(
     else base.close();
   }
   if (dir < 0) return answer.errno('EACCES');
-  const stat = fstatSync(target.fd, { bigint: true });
-  const parent = fstatSync(dir, { bigint: true });
-  const at = address + BigInt(slash + 1);
   const flags = O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC;
-  // The retargeted openat comes back through the filter, from this thread, in the retarget.
-  expectRetargetedOpen(ctx.pid, { name: at, flags, dev: parent.dev, ino: parent.ino });
-  return answer.retarget('openat', ['fd', at, flags, 0], {
-    fd: dir,
-    second: { syscall: 'fchdir', args: ['result'], sameAs: { dev: stat.dev, ino: stat.ino } },
-  });
+  return chdirBeneath(ctx.pid, dir, target.fd, address + BigInt(slash + 1), flags);
 }
