@@ -117,23 +117,46 @@ export interface Interpreter {
 }
 
 /**
- * A read-only descriptor of the sealed copy of `fd` whose PT_INTERP names
- * `/proc/self/fd/<interpreterFd>`; -1 when that does not fit in place.
+ * The sealed copy of `fd` whose PT_INTERP names
+ * `/proc/self/fd/<interpreterFd>`, made once per file version (`variant`
+ * tells copies made differently apart; `finish` sets the new copy up before
+ * it is kept); null when that name does not fit in place.
  */
-export function patchedCopy(fd: number, interp: Interpreter, interpreterFd: number): number {
+function interpreterPatched(
+  fd: number,
+  interp: Interpreter,
+  interpreterFd: number,
+  variant: string,
+  finish: (memfd: number) => void,
+): number | null {
   const named = Buffer.from(`/proc/self/fd/${interpreterFd}`, 'latin1');
-  if (named.length + 1 > interp.size) return -1;
+  if (named.length + 1 > interp.size) return null;
   const stat = fstatSync(fd, { bigint: true });
-  const key = `${stat.dev}:${stat.ino}:${stat.mtimeNs}:${stat.ctimeNs}:${stat.size}:${interpreterFd}`;
+  const key = `${variant}${stat.dev}:${stat.ino}:${stat.mtimeNs}:${stat.ctimeNs}:${stat.size}:${interpreterFd}`;
   let memfd = patched.get(key);
   if (memfd === undefined) {
     const copy = head(fd, Number(stat.size));
     copy.fill(0, interp.offset, interp.offset + interp.size);
     named.copy(copy, interp.offset);
     memfd = sealedMemfd(copy);
+    try {
+      finish(memfd);
+    } catch (error) {
+      close(memfd);
+      throw error;
+    }
     remember(key, memfd);
   }
-  return readOnlyReopen(memfd);
+  return memfd;
+}
+
+/**
+ * A read-only descriptor of the sealed copy of `fd` whose PT_INTERP names
+ * `/proc/self/fd/<interpreterFd>`; -1 when that does not fit in place.
+ */
+export function patchedCopy(fd: number, interp: Interpreter, interpreterFd: number): number {
+  const memfd = interpreterPatched(fd, interp, interpreterFd, '', () => {});
+  return memfd === null ? -1 : readOnlyReopen(memfd);
 }
 
 /**
@@ -152,26 +175,11 @@ export function execOnlyCopy(
   interpreterFd: number,
   owner: number,
 ): number {
-  const named = Buffer.from(`/proc/self/fd/${interpreterFd}`, 'latin1');
-  if (named.length + 1 > interp.size) return -1;
-  const stat = fstatSync(fd, { bigint: true });
-  const key = `x${owner}:${stat.dev}:${stat.ino}:${stat.mtimeNs}:${stat.ctimeNs}:${stat.size}:${interpreterFd}`;
-  let memfd = patched.get(key);
-  if (memfd === undefined) {
-    const copy = head(fd, Number(stat.size));
-    copy.fill(0, interp.offset, interp.offset + interp.size);
-    named.copy(copy, interp.offset);
-    memfd = sealedMemfd(copy);
-    try {
-      fchmodSync(memfd, 0o111);
-      if (fstatSync(memfd).uid !== owner) fchownSync(memfd, owner, -1);
-    } catch (error) {
-      close(memfd);
-      throw error;
-    }
-    remember(key, memfd);
-  }
-  return noAccessReopen(memfd);
+  const memfd = interpreterPatched(fd, interp, interpreterFd, `x${owner}:`, (made) => {
+    fchmodSync(made, 0o111);
+    if (fstatSync(made).uid !== owner) fchownSync(made, owner, -1);
+  });
+  return memfd === null ? -1 : noAccessReopen(memfd);
 }
 
 /** The `#!` line of a file: its interpreter and optional argument; null: not a script. */

@@ -1,3 +1,4 @@
+import { cpuMask } from './cpu-mask.js';
 import { ERRNO } from './errno.js';
 import { SysError } from './errors.js';
 import { trySyscall } from './libc.js';
@@ -6,17 +7,6 @@ import { trySyscall } from './libc.js';
 // with EINVAL when the buffer is smaller than the kernel's cpumask
 // (nr_cpu_ids bits, rounded up to a long).
 const MASK_BYTES = 128;
-
-/** The bit mask sched_setaffinity(2) takes for `cpus`. */
-export function cpuMask(cpus: readonly number[]): Buffer {
-  const words = Math.max(1, Math.ceil((Math.max(-1, ...cpus) + 1) / 64));
-  const mask = Buffer.alloc(words * 8);
-  for (const cpu of cpus) {
-    const word = Math.floor(cpu / 64);
-    mask.writeBigUInt64LE(mask.readBigUInt64LE(word * 8) | (1n << BigInt(cpu % 64)), word * 8);
-  }
-  return mask;
-}
 
 /**
  * The CPUs thread `tid` may run on (0: this thread), or null when it is gone.

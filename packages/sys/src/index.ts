@@ -1,5 +1,5 @@
 export { type RemoteAccess, remoteAccess } from './access.js';
-export { cpuAffinityOf, cpuMask, setCpuAffinity } from './affinity.js';
+export { cpuAffinityOf, setCpuAffinity } from './affinity.js';
 export {
   BROKER_DATA_MAX,
   BROKER_PATCHES_MAX,
@@ -14,6 +14,7 @@ export {
 export { type BrokeredMessage, brokeredPayloadRoom, brokeredSendmsg } from './broker-sendmsg.js';
 export { type CapabilitySets, setThreadCapabilities, threadCapabilities } from './caps.js';
 export * from './constants.js';
+export { cpuMask } from './cpu-mask.js';
 export {
   type CallerIds,
   type Credentials,

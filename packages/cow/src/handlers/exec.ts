@@ -34,6 +34,7 @@ import {
   MFD_EXEC,
   noAccessReopen,
   openFlags,
+  readOnlyReopen,
   STATX_BASIC_STATS,
   trySyscall,
 } from '@sandlock/sys';
@@ -83,11 +84,10 @@ export function onExec(ctx: Ctx): Answer {
       close(copy);
       return answer.errno('ENOENT');
     }
-    // Read-only when everyone may read the program (a script's interpreter
-    // reads it through /dev/fd/N; an emulated chroot reads the ELF header to
-    // find the root's loader); otherwise a descriptor that cannot read, as
-    // another thread of the caller could read it before the exec ends.
-    const fd = worldReadable(copy) ? readOnly(copy) : withoutAccess(copy);
+    // Read-only when everyone may read the program: a script's interpreter
+    // reads it through /dev/fd/N, an emulated chroot the ELF header to find
+    // the root's loader.
+    const fd = handedOver(copy);
     if (fd < 0) return answer.errno(-fd);
     const cloexec = !script;
     const argv = at ? a[2]! : a[1]!;
@@ -137,38 +137,20 @@ function programCopy(found: number): number {
 }
 
 /**
- * A descriptor of the memfd `copy` (closed) that neither reads nor writes,
- * or -errno: the program's copy was read by the supervisor, and a thread of
- * the caller could read the descriptor before the exec ends; through this
- * one it cannot, and a reopen through /proc checks the copy's mode (an
+ * The memfd `copy` (closed) reopened through /proc for the caller, or
+ * -errno: read-only when its mode lets every user read it; otherwise a
+ * descriptor that neither reads nor writes, since the supervisor read the
+ * program and a thread of the caller could read the descriptor before the
+ * exec ends (a reopen through /proc still checks the copy's mode: an
  * execute-only program stays unreadable, as the kernel keeps it).
  */
-function withoutAccess(copy: number): number {
+function handedOver(copy: number): number {
   try {
-    return noAccessReopen(copy);
+    const got = trySyscall('statx', copy, EMPTY_NAME, AT_EMPTY_PATH, STATX_BASIC_STATS, statBuffer);
+    const worldReadable = got >= 0 && (statBuffer.readUInt16LE(28) & 0o004) !== 0;
+    return worldReadable ? readOnlyReopen(copy) : noAccessReopen(copy);
   } catch (error) {
     return -((error as { errno?: number }).errno ?? ERRNO.EACCES);
-  } finally {
-    close(copy);
-  }
-}
-
-/** Whether the copy's mode lets every user read it. */
-function worldReadable(copy: number): boolean {
-  const got = trySyscall('statx', copy, EMPTY_NAME, AT_EMPTY_PATH, STATX_BASIC_STATS, statBuffer);
-  return got >= 0 && (statBuffer.readUInt16LE(28) & 0o004) !== 0;
-}
-
-/** A read-only descriptor of the memfd `copy` (closed), or -errno. */
-function readOnly(copy: number): number {
-  try {
-    return trySyscall(
-      'openat',
-      AT_FDCWD,
-      Buffer.from(`/proc/self/fd/${copy}\0`),
-      O.O_RDONLY | O.O_CLOEXEC,
-      0,
-    );
   } finally {
     close(copy);
   }

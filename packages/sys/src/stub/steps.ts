@@ -18,6 +18,7 @@ import {
   SIGKILL,
   SIGSTOP,
 } from '../constants.js';
+import { cpuMask } from '../cpu-mask.js';
 import { POLLIN } from '../io.js';
 import { cmsgLen, encodeCmsghdrInto, SCM_RIGHTS, SOL_SOCKET } from '../structs/cmsghdr.js';
 import { encodeIovecInto } from '../structs/iovec.js';
@@ -226,13 +227,7 @@ export function encodeStep(step: LaunchStep, context: StepContext): void {
       });
       return;
     case 'cpuAffinity': {
-      const words = Math.max(1, Math.ceil((Math.max(-1, ...step.cpus) + 1) / 64));
-      const mask = Buffer.alloc(words * 8);
-      for (const cpu of step.cpus) {
-        const word = Math.floor(cpu / 64);
-        const bit = 1n << BigInt(cpu % 64);
-        mask.writeBigUInt64LE(mask.readBigUInt64LE(word * 8) | bit, word * 8);
-      }
+      const mask = cpuMask(step.cpus);
       encoder.step({
         name: 'sched_setaffinity',
         nr: sys(context, 'sched_setaffinity'),
