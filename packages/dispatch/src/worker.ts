@@ -35,7 +35,6 @@ import {
   POLLNVAL,
   parentOf,
   poll,
-  REAPER_SIGNAL,
   readFd,
   SECCOMP_IOCTL_NOTIF_RECV,
   startTimeOf,
@@ -46,6 +45,7 @@ import {
 import { type Answer, isAnswer } from './answer.js';
 import { CallError } from './call-error.js';
 import { Call, NotificationGone, threadGroupOrNull } from './context.js';
+import { signalReaper } from './kill-sandbox.js';
 import { loadModules } from './loader.js';
 import type { DispatchModule } from './module.js';
 import { Broker } from './on-behalf.js';
@@ -104,6 +104,8 @@ interface LoopSession {
   readonly id: number;
   readonly fd: number;
   readonly reaperPidfd: number;
+  /** The reaper's start time at attach (null: unread): proves a new pidfd of its pid is it. */
+  readonly reaperStart: number | null;
   readonly table: (readonly ChainLink[] | undefined)[];
   readonly enabled: readonly DispatchModule[];
   readonly view: WorkerSession;
@@ -397,6 +399,7 @@ class Loop {
       id: message.session,
       fd: message.listenerFd,
       reaperPidfd: message.reaperPidfd,
+      reaperStart: message.reaperStart,
       table: buildTable(this.modules, message.enabled, arch),
       enabled,
       tracker: null,
@@ -429,7 +432,9 @@ class Loop {
       programPid: message.programPid,
       policy: message.policy,
       processes,
-      kill: (reason: string) => this.kill(session, reason),
+      kill: (reason: string) => {
+        this.kill(session, reason);
+      },
       // A delegated subtree is served by its listener's reaper: the outer
       // policy's domain, which its modules narrow to its own policy.
       onBehalf:
@@ -559,15 +564,29 @@ class Loop {
     if (session.forkedAt === 0) session.forkedAt = Date.now();
   }
 
-  private kill(session: LoopSession, reason: string, module?: string): void {
+  /** Returns whether the reaper got the signal. */
+  private kill(session: LoopSession, reason: string, module?: string): boolean {
     // The reaper turns its control signal into SIGKILL for every process of
     // the sandbox; the pidfd cannot reach a process that reused its pid.
-    trySyscall('pidfd_send_signal', session.reaperPidfd, REAPER_SIGNAL.killAll, 0, 0);
+    const { sent, problem } = signalReaper({
+      pid: session.view.reaperPid,
+      pidfd: session.reaperPidfd,
+      start: session.reaperStart,
+    });
     post(
       module === undefined
         ? { type: 'kill', session: session.id, reason }
         : { type: 'kill', session: session.id, reason, module },
     );
+    if (problem !== null) {
+      post({
+        type: 'error',
+        session: session.id,
+        module,
+        message: `sandlock: ${sent ? 'killed the sandbox, but' : 'the sandbox was not killed:'} ${problem} (${reason})`,
+      });
+    }
+    return sent;
   }
 
   private receive(session: LoopSession): void {
@@ -742,11 +761,17 @@ class Loop {
       return;
     }
     if (decided.kind === 'kill') {
-      this.kill(
-        session,
-        `module '${link.module.name}' (${link.syscall}): ${decided.reason}`,
-        link.module.name,
-      );
+      const reason = `module '${link.module.name}' (${link.syscall}): ${decided.reason}`;
+      // The reaper out of reach, the caller at least never returns from the call.
+      if (!this.kill(session, reason, link.module.name) && !this.call.killCaller()) {
+        post({
+          type: 'error',
+          session: session.id,
+          module: link.module.name,
+          syscall: link.syscall,
+          message: `sandlock: nor was the caller (pid ${this.call.pid}) killed (${reason})`,
+        });
+      }
     }
     const delivery = this.responder.apply(session.fd, notif, decided);
     if (!delivery.ok && !delivery.gone) {
