@@ -361,7 +361,10 @@ export class Session<P = unknown> implements SessionInfo<P> {
     for (const listener of [...this.refusalListeners]) listener(report);
   }
 
-  /** @internal A module killed the sandbox: a refusal of everything it would still do. */
+  /**
+   * @internal A module killed the sandbox: a refusal of everything it would
+   * still do. Whether the reaper got the signal ({@link Session.killed}).
+   */
   killedBy(module: string, reason: string, callerWaits = false): boolean {
     const first = this.killReason === null;
     const sent = this.killed(reason, callerWaits);
@@ -425,8 +428,11 @@ export class Session<P = unknown> implements SessionInfo<P> {
     this.killed(reason);
   }
 
-  /** @internal */
-  /** Whether the reaper got the signal. */
+  /**
+   * @internal Signals the reaper; what went wrong goes to onError. Whether
+   * the reaper got the signal. `callerWaits`: a call still waits for its
+   * answer, so a reaper that has exited is a failure too.
+   */
   killed(reason: string, callerWaits = false): boolean {
     const { sent, problem } = signalReaper({
       pid: this.reaperPid,

@@ -303,7 +303,7 @@ describe.skipIf(!hasPython)('descriptors across threads', () => {
     // Node's worker, tracking what its fs opened, would have closed it at exit.
     expect(trySyscall('fcntl', held, F_GETFD, 0)).toBeGreaterThanOrEqual(0);
     close(held);
-  });
+  }, 180_000); // a worker started and stopped: tens of seconds on a loaded machine
 });
 
 describe.skipIf(!hasPython)('several sandboxes at once', () => {
