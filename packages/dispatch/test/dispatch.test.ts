@@ -2,7 +2,7 @@
 // Python in a sandbox whose notified calls are answered by test modules.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const { O_CLOEXEC } = openFlags(hostArch());
 
 import { type DispatchError, Supervisor } from '../src/index.js';
-import { PYTHON, running, supervise, testModule } from './support/sandbox.js';
+import { eventually, PYTHON, running, supervise, testModule } from './support/sandbox.js';
 
 const hasPython = spawnSync(PYTHON, ['-c', 'pass']).status === 0;
 if (!hasPython) console.warn(`skipping the dispatch kernel tests: ${PYTHON} is not installed`);
@@ -278,6 +278,43 @@ describe.skipIf(!hasPython)('answers and context helpers', () => {
     } finally {
       bystander.kill('SIGKILL');
     }
+  });
+
+  it('kills the caller of a kill answer when the reaper is gone, and says so', async () => {
+    errors.length = 0;
+    const marker = join(work, 'survived');
+    const code = [
+      'import os, sys',
+      'print(os.getpid(), flush=True)',
+      'sys.stdin.read()',
+      'try: os.umask(0)',
+      'except OSError: pass',
+      `open(${JSON.stringify(marker)}, 'w').close()`,
+    ].join('\n');
+    // sh forks Python (`; :`): its PR_SET_PDEATHSIG does not follow Python.
+    const { launched, finished } = await supervise(
+      supervisor,
+      ['/bin/sh', '-c', `${PYTHON} -c "$1"; :`, 'sh', code],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    launched.child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    expect(await eventually(() => stdout.includes('\n')), 'Python started').toBe(true);
+    const caller = Number(stdout.trim());
+    const reaperGone = new Promise((resolve) => launched.child.once('exit', resolve));
+    launched.child.kill('SIGKILL');
+    await reaperGone; // reaped by Node: its pidfd names no process now
+    launched.child.stdin!.end();
+    const result = await finished;
+    const messages = errors.map((error) => error.message);
+    const diagnostics = JSON.stringify({ ...result, messages, caller });
+    expect(await eventually(() => !running(caller)), diagnostics).toBe(true);
+    expect(existsSync(marker), diagnostics).toBe(false);
+    expect(messages, diagnostics).toContainEqual(
+      expect.stringContaining('the sandbox was not killed: the reaper has exited'),
+    );
   });
 });
 
