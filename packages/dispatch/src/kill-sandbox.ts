@@ -90,3 +90,18 @@ function signalByNewPidfd(reaper: Reaper): boolean {
     close(pidfd);
   }
 }
+
+/**
+ * What to report of a kill for `reason`, or null. A reaper that has exited
+ * ended with its sandbox, unless a call still waits for its answer
+ * (`callerWaits`): then a process of the sandbox outlived it.
+ */
+export function killFailure(
+  outcome: KillOutcome,
+  reason: string,
+  callerWaits: boolean,
+): string | null {
+  const { sent, problem } = outcome;
+  if (problem === null || (!sent && !callerWaits && problem === REAPER_EXITED)) return null;
+  return `sandlock: ${sent ? 'killed the sandbox, but' : 'the sandbox was not killed:'} ${problem} (${reason})`;
+}

@@ -18,7 +18,7 @@ import {
 import { type Answer, isAnswer } from './answer.js';
 import { CallError } from './call-error.js';
 import { Call, NotificationGone } from './context.js';
-import { REAPER_EXITED, signalReaper } from './kill-sandbox.js';
+import { killFailure, signalReaper } from './kill-sandbox.js';
 import { importModules, setUpModules } from './loader.js';
 import { type DispatchModule, ModuleError, type ModuleRef } from './module.js';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
@@ -434,23 +434,18 @@ export class Session<P = unknown> implements SessionInfo<P> {
    * answer, so a reaper that has exited is a failure too.
    */
   killed(reason: string, callerWaits = false): boolean {
-    const { sent, problem } = signalReaper({
+    const outcome = signalReaper({
       pid: this.reaperPid,
       pidfd: this.reaperPidfd,
       start: this.reaperStart,
     });
-    // A reaper that exited ended with the sandbox, unless a caller still waits.
-    if (problem !== null && (sent || callerWaits || problem !== REAPER_EXITED)) {
-      this.reportError?.({
-        session: this.id,
-        message: `sandlock: ${sent ? 'killed the sandbox, but' : 'the sandbox was not killed:'} ${problem} (${reason})`,
-      });
-    }
+    const failure = killFailure(outcome, reason, callerWaits);
+    if (failure !== null) this.reportError?.({ session: this.id, message: failure });
     if (this.killReason === null) {
       this.killReason = reason;
       this.onKill?.(reason);
     }
-    return sent;
+    return outcome.sent;
   }
 
   /** @internal Closes the listener once the worker let go of it and no deferred answer is due. */

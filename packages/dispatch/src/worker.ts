@@ -45,7 +45,7 @@ import {
 import { type Answer, isAnswer } from './answer.js';
 import { CallError } from './call-error.js';
 import { Call, NotificationGone, threadGroupOrNull } from './context.js';
-import { signalReaper } from './kill-sandbox.js';
+import { killFailure, signalReaper } from './kill-sandbox.js';
 import { loadModules } from './loader.js';
 import type { DispatchModule } from './module.js';
 import { Broker } from './on-behalf.js';
@@ -564,11 +564,19 @@ class Loop {
     if (session.forkedAt === 0) session.forkedAt = Date.now();
   }
 
-  /** Returns whether the reaper got the signal. */
-  private kill(session: LoopSession, reason: string, module?: string): boolean {
+  /**
+   * Whether the reaper got the signal. `callerWaits`: the kill is a call's
+   * answer, still to be sent.
+   */
+  private kill(
+    session: LoopSession,
+    reason: string,
+    module?: string,
+    callerWaits = false,
+  ): boolean {
     // The reaper turns its control signal into SIGKILL for every process of
     // the sandbox; the pidfd cannot reach a process that reused its pid.
-    const { sent, problem } = signalReaper({
+    const outcome = signalReaper({
       pid: session.view.reaperPid,
       pidfd: session.reaperPidfd,
       start: session.reaperStart,
@@ -578,15 +586,9 @@ class Loop {
         ? { type: 'kill', session: session.id, reason }
         : { type: 'kill', session: session.id, reason, module },
     );
-    if (problem !== null) {
-      post({
-        type: 'error',
-        session: session.id,
-        module,
-        message: `sandlock: ${sent ? 'killed the sandbox, but' : 'the sandbox was not killed:'} ${problem} (${reason})`,
-      });
-    }
-    return sent;
+    const failure = killFailure(outcome, reason, callerWaits);
+    if (failure !== null) post({ type: 'error', session: session.id, module, message: failure });
+    return outcome.sent;
   }
 
   private receive(session: LoopSession): void {
@@ -763,7 +765,7 @@ class Loop {
     if (decided.kind === 'kill') {
       const reason = `module '${link.module.name}' (${link.syscall}): ${decided.reason}`;
       // The reaper out of reach, the caller at least never returns from the call.
-      if (!this.kill(session, reason, link.module.name) && !this.call.killCaller()) {
+      if (!this.kill(session, reason, link.module.name, true) && !this.call.killCaller()) {
         post({
           type: 'error',
           session: session.id,
@@ -824,7 +826,7 @@ class Loop {
     }
     if (result.ok || result.gone) return;
     if ('stuck' in result) {
-      this.kill(session, result.what, link.module.name);
+      this.kill(session, result.what, link.module.name, true);
       return;
     }
     if (result.what === 'PTRACE_SEIZE') return; // the caller got its errno: closed, not a defect
