@@ -197,6 +197,15 @@ describe('problems name what the user wrote', () => {
     ]);
   });
 
+  it('a mount at the root itself or through `..` is refused by its flag', () => {
+    for (const text of ['/:/tmp', '//.:/tmp', '/x/../y:/tmp', '/..:/tmp:ro']) {
+      expect(problemsOf(flags(['chroot', tmpdir()], ['fs-mount', text]))).toEqual([
+        `--fs-mount: expected VIRT:HOST with VIRT a path below / (no \`..\`), got '${text}'`,
+      ]);
+    }
+    expect(problemsOf(flags(['chroot', tmpdir()], ['fs-mount', '/x/./y:/tmp']))).toEqual([]);
+  });
+
   it('a profile problem inside a table names its key', () => {
     const draft = profileDraft('[environment]\nvars = { A = "x", B = 1 }\n', 'e.toml');
     expect(problemsOf(draft)).toEqual([
