@@ -10,7 +10,8 @@
  *                  descriptor number while this one reads F N times; prints
  *                  the reads that worked, the directories the thread listed
  *                  and the ones its ".." reached outside the tree's four
- *                  directories
+ *                  directories, then the children it could wait for
+ *                  (__WALL) and the SIGCHLDs it got
  *   pidfdgetfd     pidfd_getfd of its own descriptor 0
  *   cat:P  ls:P  write:P (O_CREAT)  mkdir:P  unlink:P  truncate:P
  *   rename:A:B  link:A:B
@@ -98,6 +99,12 @@ static long narrow_to_file(const char *file) {
 static struct stat tree[4];
 static atomic_int racing;
 static long listed, escaped;
+static volatile sig_atomic_t sigchld;
+
+static void on_sigchld(int signal) {
+  (void)signal;
+  sigchld++;
+}
 
 static int in_tree(const struct stat *st) {
   for (int i = 0; i < 4; i++)
@@ -131,6 +138,8 @@ static void race(const char *label, const char *path, int times) {
     }
   pthread_t thread;
   listed = escaped = 0;
+  sigchld = 0;
+  signal(SIGCHLD, on_sigchld);
   atomic_store(&racing, 1);
   if ((errno = pthread_create(&thread, NULL, racer, NULL))) {
     result(label, -1);
@@ -141,7 +150,11 @@ static void race(const char *label, const char *path, int times) {
     if (cat(path) >= 0) opened++;
   atomic_store(&racing, 0);
   pthread_join(thread, NULL);
-  printf("%s: %d read, %ld listed, %ld escaped\n", label, opened, listed, escaped);
+  int children = 0;
+  while (waitpid(-1, NULL, WNOHANG | __WALL) > 0) children++;
+  signal(SIGCHLD, SIG_DFL);
+  printf("%s: %d read, %ld listed, %ld escaped, %d children, %d SIGCHLD\n", label, opened, listed,
+         escaped, children, (int)sigchld);
 }
 
 static long cat(const char *path) {
