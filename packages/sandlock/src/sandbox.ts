@@ -1,6 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
-import { sandboxProcesses } from '@sandlock/dispatch';
 import type { Change } from '@sandlock/cow';
+import { sandboxProcesses } from '@sandlock/dispatch';
 import type { Denial } from '@sandlock/http';
 import { PolicyBuilder, type PolicyDraft, profileDraft } from '@sandlock/policy';
 import { watchResources } from '@sandlock/resource';
