@@ -240,9 +240,9 @@ interface Call {
 
 /**
  * execveat(fd, "") left to the kernel, with the caller's descriptor `fd`
- * replaced by the file to execute (ADDFD at its number): for a memfd the
- * cow module's retarget injected, whose call cannot be retargeted again
- * (the thread is traced already).
+ * replaced by the file to execute (ADDFD at its number): for a memfd of
+ * the caller's (the kernel names it `/dev/fd/N` to a script's interpreter,
+ * as this module would).
  */
 interface Replace {
   readonly replace: number;
@@ -444,8 +444,8 @@ function onExecDescriptor(ctx: Ctx, call: Call): Answer {
     // A file outside the root and the mounts is the kernel's: Landlock
     // decides on it and on what it names (a copy of it would be a memfd,
     // which Landlock does not check). A memfd is run with the root's loader
-    // or interpreter (the cow module's copy of a file its layer changed):
-    // the sandbox could make that copy itself, naming a loader it opened.
+    // or interpreter: the sandbox could make that copy itself, naming a
+    // loader it opened.
     let host = '';
     try {
       host = readlinkSync(`/proc/self/fd/${fd}`, 'latin1');
