@@ -69,7 +69,7 @@ describe.skipIf(why !== null)('the emulated chroot with a workdir over the root'
     if (root) expect(runInRealOverlay(fs.dir, script)).toBe(expected);
   };
 
-  it('gives a script the layer holds its path as executed as $0', async () => {
+  it('gives a script the layer holds its path as executed as $0; refuses one it may not execute', async () => {
     await both(
       [
         'printf \'#!/bin/sh\\necho "$0 $1"\\n\' > /tmp/zero.sh',
@@ -77,8 +77,14 @@ describe.skipIf(why !== null)('the emulated chroot with a workdir over the root'
         '/tmp/zero.sh one',
         'cd /tmp && ./zero.sh two',
         '/bin/env /tmp/zero.sh three',
+        // Without execute permission, a script or an ELF of the layer: EACCES.
+        "printf '#!/bin/sh\\necho never\\n' > /tmp/nox.sh",
+        '/tmp/nox.sh',
+        '/bin/busybox cp /bin/busybox /tmp/nox && chmod 644 /tmp/nox',
+        '/tmp/nox true',
+        'echo "rc $?"',
       ],
-      '/tmp/zero.sh one\n./zero.sh two\n/tmp/zero.sh three\n',
+      '/tmp/zero.sh one\n./zero.sh two\n/tmp/zero.sh three\n/bin/sh: /tmp/nox.sh: Permission denied\n/bin/sh: /tmp/nox: Permission denied\nrc 126\n',
     );
   });
 
