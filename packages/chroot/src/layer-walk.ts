@@ -5,11 +5,8 @@
 // what the layer's directory does not hold (a path outside the workdir, in
 // a mount, in /proc).
 import { LAYER_VIEW } from '@sandlock/dispatch/module';
-import { S_IFDIR, S_IFLNK, S_IFREG } from '@sandlock/sys';
 import { type Ctx, narrowedErrno, resolve, type Session } from './call.js';
 import { Found } from './root.js';
-
-const MODES = { file: S_IFREG, directory: S_IFDIR, symlink: S_IFLNK, missing: 0 } as const;
 
 /**
  * `path` walked for an exec by the caller of `ctx` (from its cwd or
@@ -33,7 +30,7 @@ export function execWalk(
   found.fd = walked.fd;
   found.parent = walked.parent;
   found.name = walked.name;
-  found.mode = MODES[walked.kind];
+  found.mode = seen.mode;
   found.virt = [...seen.path];
   found.layered = seen.layered;
   walked.fd = walked.parent = -1; // now the Found's

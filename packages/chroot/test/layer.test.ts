@@ -83,8 +83,10 @@ describe.skipIf(why !== null)('the emulated chroot with a workdir over the root'
         '/bin/busybox cp /bin/busybox /tmp/nox && chmod 644 /tmp/nox',
         '/tmp/nox true',
         'echo "rc $?"',
+        '/bin/busybox mkfifo -m 755 /tmp/fifo',
+        '/tmp/fifo',
       ],
-      '/tmp/zero.sh one\n./zero.sh two\n/tmp/zero.sh three\n/bin/sh: /tmp/nox.sh: Permission denied\n/bin/sh: /tmp/nox: Permission denied\nrc 126\n',
+      '/tmp/zero.sh one\n./zero.sh two\n/tmp/zero.sh three\n/bin/sh: /tmp/nox.sh: Permission denied\n/bin/sh: /tmp/nox: Permission denied\nrc 126\n/bin/sh: /tmp/fifo: Permission denied\n',
     );
   });
 

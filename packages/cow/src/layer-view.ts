@@ -48,6 +48,7 @@ export function layerView(session: Session): LayerView {
         return {
           walked,
           path: [...workdirComponents(session), ...resolved.rel],
+          mode: resolved.errno === 0 ? resolved.mode : 0,
           layered: resolved.side === 'upper',
         };
       } catch (error) {

@@ -77,6 +77,8 @@ export interface LayerWalked {
   readonly walked: Walked;
   /** Where it is, by components from the sandbox's `/`. */
   readonly path: readonly string[];
+  /** Its S_IFMT bits (0: missing): `kind` 'file' is any other type than a directory or symlink. */
+  readonly mode: number;
   /**
    * It is the layer's own file, not the tree's beneath: the sandbox's
    * Landlock domain has nothing of the layer's store, so an exec of it
