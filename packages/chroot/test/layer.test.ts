@@ -85,8 +85,9 @@ describe.skipIf(why !== null)('the emulated chroot with a workdir over the root'
         'echo "rc $?"',
         '/bin/busybox mkfifo -m 755 /tmp/fifo',
         '/tmp/fifo',
+        'echo "rc $?"',
       ],
-      '/tmp/zero.sh one\n./zero.sh two\n/tmp/zero.sh three\n/bin/sh: /tmp/nox.sh: Permission denied\n/bin/sh: /tmp/nox: Permission denied\nrc 126\n/bin/sh: /tmp/fifo: Permission denied\n',
+      '/tmp/zero.sh one\n./zero.sh two\n/tmp/zero.sh three\n/bin/sh: /tmp/nox.sh: Permission denied\n/bin/sh: /tmp/nox: Permission denied\nrc 126\n/bin/sh: /tmp/fifo: Permission denied\nrc 126\n',
     );
   });
 
