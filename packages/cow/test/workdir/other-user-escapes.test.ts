@@ -11,6 +11,8 @@ import { Sandbox } from '../../../sandlock/src/index.js';
 import { cleanup, scratch } from './helpers.js';
 
 const USER = { uid: 1000, gid: 1000, groups: [] as number[] };
+/** A group of root's files, the user's in the exec test. */
+const GROUP = 2000;
 const asRoot = process.getuid?.() === 0;
 if (!asRoot)
   console.log('other-user-escapes.test skipped: a sandbox of another user needs a root supervisor');
@@ -124,4 +126,42 @@ describe.skipIf(!asRoot)('a workdir of a sandbox run as another user, attacked',
     expect(owners(workdir)).toEqual(owners(copy));
   }, 120_000);
 
+  it('runs a program of the layer only where its owner, group and mode let the user', async () => {
+    const EXEC = `
+import os, sys
+os.rename('prog', 'moved')
+try:
+    os.execv('./moved', ['moved'])
+except OSError as error:
+    print('exec', os.strerror(error.errno))
+`;
+    const user = { ...USER, groups: [GROUP] };
+    const program = (dir: string) => {
+      mkdirSync(dir, { mode: 0o755 });
+      chownSync(dir, USER.uid, USER.gid);
+      // Others may run it, its group (the user's) may not.
+      writeFileSync(join(dir, 'prog'), '#!/bin/sh\necho ran\n');
+      chownSync(join(dir, 'prog'), 0, GROUP);
+      chmodSync(join(dir, 'prog'), 0o705);
+      return dir;
+    };
+    const run = (write: { fsWrite: string } | { workdir: string; storage: string }) =>
+      build(write).run([PYTHON, '-c', EXEC], { ...options, user });
+    const direct = await run({ fsWrite: program(join(root, 'exec-copy')) });
+    expect(direct.stderr).toBe('');
+    expect(direct.stdout).toBe('exec Permission denied\n');
+    const result = await run({
+      workdir: program(join(root, 'exec-w')),
+      storage: join(root, 'store'),
+    });
+    expect({ stdout: result.stdout, stderr: result.stderr }).toEqual({
+      stdout: direct.stdout,
+      stderr: '',
+    });
+    // The control: a program its group may run runs from the layer.
+    const open = program(join(root, 'exec-open'));
+    chmodSync(join(open, 'prog'), 0o755);
+    const ran = await run({ workdir: open, storage: join(root, 'store') });
+    expect({ stdout: ran.stdout, stderr: ran.stderr }).toEqual({ stdout: 'ran\n', stderr: '' });
+  }, 120_000);
 });
