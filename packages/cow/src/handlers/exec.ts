@@ -13,8 +13,8 @@
 // execveat of the store's file failed with EACCES, measured), and a file of
 // no mount is not Landlock's to refuse; the copy is also one the sandbox can
 // no longer change between this decision and the exec. The kernel checks
-// the caller's right to execute it (the mode, owned by the supervisor's
-// user), and reads a `#!` line's interpreter in the caller's view.
+// the caller's right to execute it (the program's mode, owner and group),
+// and reads a `#!` line's interpreter in the caller's view.
 import { readFileSync } from 'node:fs';
 import { type Answer, answer } from '@sandlock/dispatch/module';
 import {
