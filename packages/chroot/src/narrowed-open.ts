@@ -45,7 +45,7 @@ export function narrowedCaller(ctx: Ctx): boolean {
 }
 
 /** Whether no other thread or process shares the caller's descriptor table. */
-function aloneWithItsTable(ctx: Ctx): boolean {
+export function aloneWithItsTable(ctx: Ctx): boolean {
   try {
     if (!/^Threads:\s+1$/m.test(readStatus(ctx.pid))) return false;
   } catch {

@@ -53,6 +53,7 @@ import {
   shebangOf,
 } from './exec.js';
 import { execWalk } from './layer-walk.js';
+import { aloneWithItsTable } from './narrowed-open.js';
 import { execDescriptorOf } from './own-fd.js';
 import { throughProcRoot } from './proc-root.js';
 import type { Found } from './root.js';
@@ -589,6 +590,12 @@ const NOBODY = 65534;
  */
 function executeExecOnly(ctx: Ctx, r: Found, call: Call, opened: number[]): Answer | null {
   if (r.mode !== S_IFREG || narrowedErrno(ctx) !== 0) return null;
+  // The copy's PT_INTERP names the loader's descriptor number: a thread or
+  // process sharing the caller's table could put another file there before
+  // the kernel opens it (load_elf_binary(), fs/binfmt_elf.c, before
+  // begin_new_exec() ends the other threads), which would then run in the
+  // process that maps the program, and read it.
+  if (!aloneWithItsTable(ctx)) return null;
   if (mayExecute(ctx, r) < 0) return null;
   const fd = trySyscall(
     'openat',

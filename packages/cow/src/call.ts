@@ -168,6 +168,8 @@ export interface Maker {
   readonly asWorker: boolean;
   /** The caller's effective capabilities, 0 where its status could not be read. */
   readonly capEff: bigint;
+  /** The caller's file-system user id, null where its status could not be read. */
+  readonly fsuid: number | null;
 }
 
 /** This worker thread's credentials, read once (null: unreadable, never the same as a caller's). */
@@ -192,6 +194,7 @@ export function makerOf(ctx: Ctx): Maker {
   return {
     umask: umask ? Number.parseInt(umask[1]!, 8) : 0o022,
     capEff: caller?.capEff ?? 0n,
+    fsuid: caller === null ? null : Number(caller.fsuid),
     asWorker:
       caller !== null &&
       workerCredentials !== null &&

@@ -517,16 +517,21 @@ function copyInto(
   const type = meta.mode & S_IFMT;
   const perms = meta.mode & 0o7777;
   const layer = workdir.layer;
+  // For a sandbox of other ids (Workdir.mirrorsOwners) this process makes
+  // the copy with the lower's owner, as mirrorDir does: a copy the reaper
+  // made would be the sandbox's, which could then chmod a file of root's,
+  // remove it from a sticky directory, and have the commit give it away.
+  const maker = workdir.mirrorsOwners ? SUPERVISOR : reaperMaker(broker);
   let result: number;
   if (type === S_IFREG) {
     const bytes = empty ? 0 : meta.size;
     if (!layer.reserve(bytes)) return -ENOSPC;
-    const source = empty ? -1 : openIn(broker, lowerDir, name, O.O_RDONLY);
+    const source = empty ? -1 : maker.read(lower, lowerDir, name);
     if (source < 0 && !empty) {
       layer.release(bytes);
       return source;
     }
-    const target = openIn(broker, dir, name, O.O_WRONLY | O.O_CREAT | O.O_EXCL, 0o600);
+    const target = maker.create(dir, name);
     if (target < 0) {
       if (source >= 0) close(source);
       layer.release(bytes);
@@ -539,7 +544,7 @@ function copyInto(
       close(target);
     }
     if (result < 0) {
-      unlinkIn(broker, dir, name, 0);
+      maker.unlink(dir, name);
       layer.release(bytes);
       return result;
     }
@@ -548,21 +553,85 @@ function copyInto(
     const length = trySyscall('readlinkat', lower, EMPTY, text, text.length);
     if (length < 0) return length;
     if (!layer.reserve(length)) return -ENOSPC;
-    result = symlinkIn(broker, text.subarray(0, length), dir, name);
+    result = maker.symlink(text.subarray(0, length), dir, name);
     if (result < 0) return result;
   } else if (type === S_IFDIR) {
-    result = mkdirIn(broker, dir, name, 0o700);
+    result = maker.mkdir(dir, name);
     if (result < 0) return result;
   } else if (type === S_IFIFO) {
-    result = mknodIn(broker, dir, name, S_IFIFO | 0o600);
+    result = maker.mkfifo(dir, name);
     if (result < 0) return result;
   } else {
     // Devices and sockets are not copied: the sandbox may not make them.
     return -EPERM;
   }
+  if (workdir.mirrorsOwners) {
+    const owned = ownAsLower(dir, name, meta, type === S_IFLNK);
+    if (owned < 0) maker.unlink(dir, name, type === S_IFDIR ? AT_REMOVEDIR : 0);
+    return owned;
+  }
   if (type !== S_IFLNK) chmodIn(broker, dir, name, perms);
   utimesIn(broker, dir, name, meta.times);
   return 0;
+}
+
+/** Who makes a copy-up's object in the upper. */
+interface CopyMaker {
+  /** The lower file `lower` (O_PATH), named `name` in `lowerDir`, opened to be read. */
+  read(lower: number, lowerDir: number, name: string): number;
+  create(dir: number, name: string): number;
+  symlink(target: Buffer, dir: number, name: string): number;
+  mkdir(dir: number, name: string): number;
+  mkfifo(dir: number, name: string): number;
+  unlink(dir: number, name: string, flags?: number): number;
+}
+
+function reaperMaker(broker: OnBehalf): CopyMaker {
+  return {
+    read: (_lower, lowerDir, name) => openIn(broker, lowerDir, name, O.O_RDONLY),
+    create: (dir, name) => openIn(broker, dir, name, O.O_WRONLY | O.O_CREAT | O.O_EXCL, 0o600),
+    symlink: (target, dir, name) => symlinkIn(broker, target, dir, name),
+    mkdir: (dir, name) => mkdirIn(broker, dir, name, 0o700),
+    mkfifo: (dir, name) => mknodIn(broker, dir, name, S_IFIFO | 0o600),
+    unlink: (dir, name, flags = 0) => unlinkIn(broker, dir, name, flags),
+  };
+}
+
+// A copy with the lower's owner and mode is read by no one the lower's
+// would refuse: the file is read by this process, as overlayfs reads it
+// with the mounter's credentials (a file the user may rename but not read).
+const SUPERVISOR: CopyMaker = {
+  read: (lower) =>
+    trySyscall(
+      'openat',
+      AT_FDCWD,
+      Buffer.from(`/proc/thread-self/fd/${lower}\0`),
+      O.O_RDONLY | O.O_CLOEXEC,
+      0,
+    ),
+  create: (dir, name) =>
+    trySyscall(
+      'openat',
+      dir,
+      cName(name),
+      O.O_WRONLY | O.O_CREAT | O.O_EXCL | O.O_NOFOLLOW | O.O_CLOEXEC,
+      0o600,
+    ),
+  symlink: (target, dir, name) =>
+    trySyscall('symlinkat', Buffer.concat([target, Buffer.from('\0')]), dir, cName(name)),
+  mkdir: (dir, name) => trySyscall('mkdirat', dir, cName(name), 0o700),
+  mkfifo: (dir, name) => trySyscall('mknodat', dir, cName(name), S_IFIFO | 0o600, 0),
+  unlink: (dir, name, flags = 0) => trySyscall('unlinkat', dir, cName(name), flags),
+};
+
+/** `name` in `dir` given the owner, group, mode (not a symlink's) and times of `meta`. 0 or -errno. */
+function ownAsLower(dir: number, name: string, meta: Meta, symlink: boolean): number {
+  const path = cName(name);
+  // chown first: it clears the set-user-ID and set-group-ID bits the chmod then sets (chown(2)).
+  let result = trySyscall('fchownat', dir, path, meta.uid, meta.gid, AT_SYMLINK_NOFOLLOW);
+  if (result >= 0 && !symlink) result = trySyscall('fchmodat', dir, path, meta.mode & 0o7777);
+  if (result >= 0) result = trySyscall('utimensat', dir, path, meta.times, AT_SYMLINK_NOFOLLOW);
+  return result;
 }
 
 /**

@@ -595,9 +595,12 @@ export class Supervisor {
       for (const syscall of this.loaded[index]!.syscalls) names.add(syscall);
     }
     // A Landlock domain made inside the sandbox must be seen before it is
-    // made: what is done on the sandbox's behalf is not done for it.
+    // made: what is done on the sandbox's behalf is not done for it. So must
+    // a child subreaper (prctl PR_SET_CHILD_SUBREAPER only, in the filter):
+    // an orphan of a narrowed process reparented to it loses its ancestry.
     if (enabled.some((index) => this.loaded[index]!.onBehalf === true)) {
       names.add('landlock_restrict_self');
+      names.add('prctl');
     }
     return [...names].sort();
   }
@@ -621,7 +624,10 @@ export class Supervisor {
       for (const syscall of module.syscalls) note(syscall, module.name);
     }
     for (const module of enabled) {
-      if (module.onBehalf === true) note('landlock_restrict_self', module.name);
+      if (module.onBehalf === true) {
+        note('landlock_restrict_self', module.name);
+        note('prctl', module.name);
+      }
     }
     return Object.fromEntries([...byCall].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }

@@ -33,6 +33,7 @@ import {
   POLLHUP,
   POLLIN,
   POLLNVAL,
+  PR_SET_CHILD_SUBREAPER,
   parentOf,
   poll,
   readFd,
@@ -84,6 +85,8 @@ const hostAuditArch = AUDIT_ARCH[arch];
 /** The call that makes a Landlock domain: a caller after it is narrower than its sandbox. */
 const RESTRICT_SELF = syscallNumberOrUndefined('landlock_restrict_self', arch);
 const CLONE = syscallNumberOrUndefined('clone', arch);
+/** prctl, notified with PR_SET_CHILD_SUBREAPER only (where restrict_self is). */
+const PRCTL = syscallNumberOrUndefined('prctl', arch);
 const CLONE_PARENT_BIT = BigInt(CLONE_PARENT);
 /** Calls after which a new process may exist. */
 const forkLike = new Set(
@@ -128,6 +131,12 @@ interface LoopSession {
    * what they start, are narrower than the session they were in then.
    */
   readonly restricted: Map<number, number>;
+  /**
+   * On a listener's own session: thread groups seen making themselves child
+   * subreapers (prctl PR_SET_CHILD_SUBREAPER), which orphans below them are
+   * reparented to.
+   */
+  readonly subreapers: Set<number>;
   /** The count of landlock_restrict_self calls when the session began: earlier ones made its own domain. */
   readonly since: number;
   /** When the program's first process started (startTimeOf), null if that could not be read. */
@@ -178,7 +187,8 @@ function levelsOf(root: LoopSession, tid: number): LoopSession[] {
  * subreaper, PR_SET_CHILD_SUBREAPER in prctl(2)), its ancestry lost with it
  * while the domain it inherited stays: every child of the reaper but the
  * program's first process is narrowed once any process of the sandbox
- * restricted itself.
+ * restricted itself; so is every child of a process of the sandbox that
+ * made itself a child subreaper (orphans below it are reparented to it).
  */
 function narrowed(session: LoopSession, tid: number): boolean {
   const root = rootOf(session);
@@ -194,6 +204,11 @@ function narrowed(session: LoopSession, tid: number): boolean {
     }
     if ((marks.get(pid) ?? -1) >= session.since) return true;
     if (session === root && root.delegates.has(pid)) return true;
+    // An orphan is reparented to its nearest subreaper ancestor (kernel/exit.c,
+    // find_new_reaper()): as for the reaper, its children count.
+    if (child !== null && root.subreapers.has(pid) && restrictedSince(root, session.since)) {
+      return true;
+    }
     if (pid <= 1) return true; // left the sandbox's tree: not its process
     child = pid;
     pid = parentOf(pid);
@@ -412,6 +427,7 @@ class Loop {
       parent: parent ?? null,
       delegates: new Map(),
       restricted: new Map(),
+      subreapers: new Set(),
       since: parent === undefined ? 0 : this.restricts,
       programStart: programStartOf(message.programPid),
       reporter: null,
@@ -623,6 +639,11 @@ class Loop {
       const seq = this.restricts++;
       session.restricted.set(tid, seq);
       session.restricted.set(threadGroupOrNull(tid) ?? tid, seq);
+    }
+    if (nr === PRCTL && notif.readUInt32LE(32) === PR_SET_CHILD_SUBREAPER) {
+      // Before the kernel sets it; a subreaper unset again is still counted (over, never under).
+      const tid = notif.readUInt32LE(8);
+      rootOf(session).subreapers.add(threadGroupOrNull(tid) ?? tid);
     }
     if (nr === CLONE && (notif.readBigUInt64LE(32) & CLONE_PARENT_BIT) !== 0n) {
       // The child of clone(CLONE_PARENT) is its caller's sibling (kernel/fork.c:

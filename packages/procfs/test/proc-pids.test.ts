@@ -102,7 +102,7 @@ describe('the condition', () => {
       [],
     );
     expect(supervisor.notifiedSyscalls({ policy: sessionPolicy(policy) })).toEqual(
-      [...PROC_PIDS_SYSCALLS, 'landlock_restrict_self'].sort(),
+      [...PROC_PIDS_SYSCALLS, 'landlock_restrict_self', 'prctl'].sort(),
     );
   });
 });

@@ -145,6 +145,7 @@ export const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 export const CAP_SETPCAP = 8;
 export const CAP_DAC_OVERRIDE = 1;
 export const CAP_DAC_READ_SEARCH = 2;
+export const CAP_FOWNER = 3;
 
 /** personality(2): query without changing. */
 export const PERSONALITY_QUERY = 0xffffffff;

@@ -16,8 +16,12 @@ export const S_IFIFO = 0o010000;
 export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFSOCK = 0o140000;
+/** include/uapi/linux/stat.h: the set-user-ID bit of st_mode. */
+export const S_ISUID = 0o4000;
 /** include/uapi/linux/stat.h: the set-group-ID bit of st_mode. */
 export const S_ISGID = 0o2000;
+/** include/uapi/linux/stat.h: the sticky bit (a directory's names removable by their owners only). */
+export const S_ISVTX = 0o1000;
 
 /** utimensat(2): a tv_nsec that leaves the time as it is. */
 export const UTIME_OMIT = (1 << 30) - 2;

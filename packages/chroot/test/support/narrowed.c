@@ -25,6 +25,7 @@
  *                  waits for every child it gets)
  *   cloneparent    the operations after it run in a sibling made with
  *                  clone(CLONE_PARENT), or in the caller if that failed
+ *   subreaper      prctl(PR_SET_CHILD_SUBREAPER): orphans below come here
  *   true           exits 0 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -262,6 +263,7 @@ int main(int argc, char **argv) {
     snprintf(label, sizeof label, "%s %s%s%s", op, a ? a : "", b ? " " : "", b ? b : "");
     if (!strcmp(op, "true")) return 0;
     else if (!strcmp(op, "landlock")) result(label, narrow(a, b));
+    else if (!strcmp(op, "subreaper")) result(label, prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0));
     else if (!strcmp(op, "landlockfile")) result(label, narrow_to_file(a));
     else if (!strcmp(op, "race")) race(label, a, atoi(b));
     else if (!strcmp(op, "pidfdgetfd")) {

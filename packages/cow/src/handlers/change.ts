@@ -6,6 +6,7 @@
 // and deletions recorded in the layer's log. A call with one path inside
 // the workdir and one outside fails with EXDEV, as across two mounts.
 
+import { readFileSync } from 'node:fs';
 import type { OnBehalf } from '@sandlock/dispatch/module';
 import { type Answer, answer } from '@sandlock/dispatch/module';
 import {
@@ -14,11 +15,13 @@ import {
   AT_REMOVEDIR,
   AT_SYMLINK_FOLLOW,
   AT_SYMLINK_NOFOLLOW,
+  CAP_FOWNER,
   close,
   ERRNO,
   F_DUPFD_CLOEXEC,
   hostArch,
   openFlags,
+  R_OK,
   RENAME_EXCHANGE,
   RENAME_NOREPLACE,
   RENAME_WHITEOUT,
@@ -26,6 +29,9 @@ import {
   S_IFIFO,
   S_IFMT,
   S_IFREG,
+  S_ISGID,
+  S_ISUID,
+  S_ISVTX,
   trySyscall,
   W_OK,
 } from '@sandlock/sys';
@@ -52,6 +58,7 @@ import {
   linkIn,
   mayChange,
   mergedNames,
+  metaOf,
   mkdirAsCaller,
   mkdirByReaper,
   mknodIn,
@@ -113,6 +120,52 @@ function closeResolved(resolved: Resolved): void {
 function parentOf(r: Inside): number {
   const parent = r.parent!;
   return parent.upper >= 0 ? parent.upper : parent.lower;
+}
+
+/**
+ * check_sticky() of fs/namei.c for the name `r` the caller removes or
+ * renames: in a sticky directory only the name's owner, the directory's
+ * owner or a caller with CAP_FOWNER may. The kernel never sees a removal
+ * of a lower name (the layer records it) nor a rename onto one. 0 or
+ * -errno; EPERM when the caller's ids cannot be read.
+ */
+function stickyAllows(ctx: Ctx, r: Inside): number {
+  const dir = metaOf(parentOf(r));
+  if (typeof dir === 'number') return dir;
+  if ((dir.mode & S_ISVTX) === 0) return 0;
+  const object = metaOf(r.fd);
+  if (typeof object === 'number') return object;
+  const maker = makerOf(ctx);
+  if (maker.fsuid === null) return -ERRNO.EPERM;
+  if (maker.fsuid === object.uid || maker.fsuid === dir.uid) return 0;
+  return (maker.capEff & (1n << BigInt(CAP_FOWNER))) !== 0n ? 0 : -ERRNO.EPERM;
+}
+
+/**
+ * may_linkat() of fs/namei.c under fs.protected_hardlinks: a file the
+ * caller does not own is linked only when it is a regular file, neither
+ * set-user-ID nor executable set-group-ID, that the caller may read and
+ * write, or with CAP_FOWNER. The kernel never sees the link of a lower
+ * file (its copy in the layer is linked). 0 or -errno.
+ */
+function mayLink(ctx: Ctx, broker: OnBehalf, r: Inside): number {
+  let setting = '1';
+  try {
+    setting = readFileSync('/proc/sys/fs/protected_hardlinks', 'latin1').trim();
+  } catch {
+    // Unreadable: protected, the kernel's default.
+  }
+  if (setting === '0') return 0;
+  const object = metaOf(r.fd);
+  if (typeof object === 'number') return object;
+  const maker = makerOf(ctx);
+  if (maker.fsuid === null) return -ERRNO.EPERM;
+  if (maker.fsuid === object.uid) return 0;
+  if ((maker.capEff & (1n << BigInt(CAP_FOWNER))) !== 0n) return 0;
+  const setId =
+    (object.mode & S_ISUID) !== 0 || (object.mode & (S_ISGID | 0o010)) === (S_ISGID | 0o010);
+  if ((object.mode & S_IFMT) !== S_IFREG || setId) return -ERRNO.EPERM;
+  return access(broker, r.fd, R_OK | W_OK) < 0 ? -ERRNO.EPERM : 0;
 }
 
 /** Whether the lower has an entry at `r` (visible or hidden by the layer). */
@@ -177,6 +230,8 @@ export function onUnlink(ctx: Ctx): Answer {
       }
       const may = mayChange(broker, parentOf(r));
       if (may < 0) return answer.errno(-may);
+      const sticky = stickyAllows(ctx, r);
+      if (sticky < 0) return answer.errno(-sticky);
       // The directory holding it becomes one of the upper (a changed directory).
       const dir = upperDir(session.workdir, broker, r.rel.slice(0, -1));
       if (dir < 0) return answer.errno(-dir);
@@ -376,7 +431,7 @@ export function onRename(ctx: Ctx): Answer {
     }
     // RENAME_WHITEOUT makes a character device: CAP_MKNOD, which a sandbox lacks.
     if ((flags & RENAME_WHITEOUT) !== 0) return answer.errno('EPERM');
-    return renameInside(session, brokerOf(ctx), from, to, flags, [oldPath, newPath]);
+    return renameInside(ctx, session, brokerOf(ctx), from, to, flags, [oldPath, newPath]);
   } finally {
     closeResolved(from);
     if (to !== null) closeResolved(to);
@@ -384,6 +439,7 @@ export function onRename(ctx: Ctx): Answer {
 }
 
 function renameInside(
+  ctx: Ctx,
   session: Session,
   broker: OnBehalf,
   from: Inside,
@@ -429,6 +485,10 @@ function renameInside(
   for (const r of [from, to]) {
     const may = mayChange(broker, parentOf(r));
     if (may < 0) return answer.errno(-may);
+  }
+  for (const r of targetExists ? [from, to] : [from]) {
+    const sticky = stickyAllows(ctx, r);
+    if (sticky < 0) return answer.errno(-sticky);
   }
   const fromLower = lowerVisible(session, from);
   const toLower = lowerHas(to);
@@ -497,6 +557,8 @@ export function onLink(ctx: Ctx): Answer {
     const broker = brokerOf(ctx);
     const may = mayChange(broker, parentOf(to));
     if (may < 0) return answer.errno(-may);
+    const linkable = mayLink(ctx, broker, from);
+    if (linkable < 0) return answer.errno(-linkable);
     const oldDir = wholeInUpper(session, broker, from);
     if (oldDir < 0) return answer.errno(-oldDir);
     let newDir = -1;

@@ -13,8 +13,8 @@
 // execveat of the store's file failed with EACCES, measured), and a file of
 // no mount is not Landlock's to refuse; the copy is also one the sandbox can
 // no longer change between this decision and the exec. The kernel checks
-// the caller's right to execute it (the mode, owned by the supervisor's
-// user), and reads a `#!` line's interpreter in the caller's view.
+// the caller's right to execute it (the program's mode, owner and group),
+// and reads a `#!` line's interpreter in the caller's view.
 import { readFileSync } from 'node:fs';
 import { type Answer, answer } from '@sandlock/dispatch/module';
 import {
@@ -117,6 +117,8 @@ function programCopy(found: number): number {
     const got = trySyscall('statx', file, EMPTY_NAME, AT_EMPTY_PATH, STATX_BASIC_STATS, statBuffer);
     if (got < 0) return got;
     const mode = statBuffer.readUInt16LE(28) & 0o7777;
+    const uid = statBuffer.readUInt32LE(20);
+    const gid = statBuffer.readUInt32LE(24);
     let size = Number(statBuffer.readBigUInt64LE(40));
     let memfd = trySyscall('memfd_create', NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
     // Before Linux 6.3 there is no MFD_EXEC, and every memfd may be executed.
@@ -129,6 +131,11 @@ function programCopy(found: number): number {
       if (result === 0) break;
       if (result > 0) size -= result;
     }
+    // The program's owner and group, or the kernel checks the caller's
+    // right to run it, read it (would_dump()) and reopen it (/proc/self/exe)
+    // against the supervisor's: a user in a group the mode refuses would be
+    // "other" to the copy. A supervisor that may not give it them refuses.
+    if (result >= 0) result = ownedAs(memfd, uid, gid);
     if (result >= 0) result = trySyscall('fchmod', memfd, mode & 0o777);
     if (result >= 0) result = trySyscall('fcntl', memfd, F_ADD_SEALS, SEALS);
     if (result < 0) {
@@ -139,6 +146,15 @@ function programCopy(found: number): number {
   } finally {
     close(file);
   }
+}
+
+/** fchown of the memfd `fd` to `uid` and `gid` where it has other ids; 0 or -errno (EACCES for a chown refused). */
+function ownedAs(fd: number, uid: number, gid: number): number {
+  const got = trySyscall('statx', fd, EMPTY_NAME, AT_EMPTY_PATH, STATX_BASIC_STATS, statBuffer);
+  if (got < 0) return got;
+  if (statBuffer.readUInt32LE(20) === uid && statBuffer.readUInt32LE(24) === gid) return 0;
+  const owned = trySyscall('fchown', fd, uid, gid);
+  return owned === -ERRNO.EPERM ? -ERRNO.EACCES : owned;
 }
 
 /**

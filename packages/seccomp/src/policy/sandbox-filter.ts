@@ -32,6 +32,7 @@ import {
   IPPROTO_UDP,
   IPPROTO_UDPLITE,
   PERSONALITY_QUERY,
+  PR_SET_CHILD_SUBREAPER,
   PR_SET_DUMPABLE,
   PR_SET_PTRACER,
   PR_SET_SECUREBITS,
@@ -345,6 +346,9 @@ function addNotifyBypasses(rules: RuleSetBuilder, notified: ReadonlySet<string>)
   // connect already decided; send(2) is this call. dest_addr is a register the caller cannot
   // change once it trapped. (A module that must see every sendto would have to change this rule.)
   notifyOnly('sendto', { when: [argAnyBits(4, 64, 0xffff_ffff_ffff_ffffn)], action: notify });
+  // prctl is notified for one option: a process of the sandbox that makes itself a child
+  // subreaper (@sandlock/dispatch: an orphan reparented to it loses its ancestry).
+  notifyOnly('prctl', { when: [argEquals(0, 32, PR_SET_CHILD_SUBREAPER)], action: notify });
   // mq_timedsend/mq_timedreceive(..., const struct timespec *abs_timeout): always realtime
   // (ipc/mqueue.c); without a timeout they do not look at the clock.
   for (const name of ['mq_timedsend', 'mq_timedreceive']) {
