@@ -19,6 +19,10 @@ node_version=${SANDLOCK_AARCH64_NODE:-20.20.2}
 memory=${SANDLOCK_AARCH64_MEMORY:-6G}
 cpus=${SANDLOCK_AARCH64_CPUS:-2}
 deadline=${SANDLOCK_AARCH64_DEADLINE:-5400}
+# vitest's per-test and per-hook deadline inside the guest: TCG runs a test
+# tens of times slower than the host, so the suite's 60 s would fail tests
+# that are only slow; this one still catches a hang.
+test_timeout_ms=${SANDLOCK_AARCH64_TEST_TIMEOUT_MS:-900000}
 # Guest packages: what the chosen tests run (a compiler for their C probes,
 # python3 for the copy-on-write scripts, busybox-static for the chroot roots)
 # and kmod for the init to load the virtio and 9p modules.
@@ -128,7 +132,7 @@ build_initrd() {
   local stage=$cache/stage out=$cache/initrd
   rm -rf "$stage"
   mkdir -p "$stage/sandlock-vm"
-  printf '%s\n' "$@" >"$stage/sandlock-vm/args"
+  printf '%s\n' "--testTimeout=$test_timeout_ms" "--hookTimeout=$test_timeout_ms" "$@" >"$stage/sandlock-vm/args"
   printf '%s\n' "$repo" >"$stage/sandlock-vm/repo"
   local pnpm=$stage${repo}/node_modules/.pnpm v
   for v in $(pnpm_version @esbuild+linux-x64@); do
