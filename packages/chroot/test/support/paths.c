@@ -239,15 +239,28 @@ int main(int argc, char **argv) {
     } else if (!strcmp(op, "fanevents")) {
       fanEvents(label);
     } else if (!strcmp(op, "utime")) {
-      /* The old time calls by their numbers (glibc makes utimensat of them). */
+      /* The old time calls by their numbers (glibc makes utimensat of them);
+         aarch64 has none of the three (asm-generic/unistd.h). */
+#ifdef SYS_utime
       struct { long actime, modtime; } t = {atol(b), atol(b)};
       status(label, syscall(SYS_utime, a, &t));
+#else
+      printf("%s: no such call\n", label);
+#endif
     } else if (!strcmp(op, "utimes")) {
+#ifdef SYS_utimes
       struct timeval t[2] = {{atol(b), atol(c)}, {atol(b), atol(c)}};
       status(label, syscall(SYS_utimes, a, t));
+#else
+      printf("%s: no such call\n", label);
+#endif
     } else if (!strcmp(op, "futimesat")) {
+#ifdef SYS_futimesat
       struct timeval t[2] = {{atol(b), 0}, {atol(b), 0}};
       status(label, syscall(SYS_futimesat, AT_FDCWD, a, t));
+#else
+      printf("%s: no such call\n", label);
+#endif
     } else if (!strcmp(op, "mtime")) {
       struct stat st;
       if (stat(a, &st) < 0) fail(label, "stat");
