@@ -30,6 +30,8 @@ import { type Inside, identify, type Workdir } from './resolve.js';
 
 const O = openFlags(hostArch());
 const PATH_FLAGS = O.O_PATH | O.O_CLOEXEC | O.O_NOFOLLOW;
+/** A new name, never an existing one or through a symlink. */
+const PATH_NEW = O.O_NOFOLLOW | O.O_CLOEXEC;
 const { ENOENT, ENOSPC, EPERM, EEXIST } = ERRNO;
 const EMPTY = Buffer.from('\0');
 
@@ -247,12 +249,12 @@ export function createAsCaller(dir: number, name: string, flags: number, mode: n
 }
 
 /**
- * mkdir of `path` in `dir`, 0700, then a descriptor of the new directory
- * itself, opened without following a symlink (a name swapped meanwhile is
- * not followed); -errno.
+ * mkdir of `path` in `dir` (`mode` less this process's umask), then a
+ * descriptor of the new directory itself, opened without following a
+ * symlink (a name swapped meanwhile is not followed); -errno.
  */
-function makeAndOpenDir(dir: number, path: Buffer): number {
-  const made = trySyscall('mkdirat', dir, path, 0o700);
+function makeAndOpenDir(dir: number, path: Buffer, mode = 0o700): number {
+  const made = trySyscall('mkdirat', dir, path, mode);
   if (made < 0) return made;
   return trySyscall(
     'openat',
@@ -264,24 +266,33 @@ function makeAndOpenDir(dir: number, path: Buffer): number {
 }
 
 /**
- * mkdir of `name` in the upper directory `dir` with exactly `mode`, in this
- * thread with no capabilities, for a caller that `Maker.asWorker` says has
- * this thread's ids (as createAsCaller): made 0700 (this process's umask
- * is not the caller's), then its mode set through a descriptor of the new
- * directory itself, opened without following a symlink. -errno.
+ * mkdir of `name` in the upper directory `dir` in this thread with no
+ * capabilities, for a caller that `Maker.asWorker` says has this thread's
+ * ids (as createAsCaller), with the mode mkdir(2) gives: `mode`'s
+ * permission and sticky bits (vfs_mkdir() in fs/namei.c takes no other),
+ * and S_ISGID exactly where inherited from a set-group-ID parent
+ * (inode_init_owner() in fs/inode.c). This process's umask is not the
+ * caller's: where it took bits, the mode is set on the new directory, by
+ * this thread with its own capabilities, so that an inherited S_ISGID a
+ * chmod by an owner outside the directory's group would clear
+ * (setattr_prepare() in fs/attr.c) stays; a supervisor without CAP_FSETID
+ * loses it there. -errno.
  */
 export function mkdirAsCaller(dir: number, name: string, mode: number): number {
-  const made = callAsCaller(0n, () => {
-    const path = cName(name);
-    const fd = makeAndOpenDir(dir, path);
-    if (fd < 0) return fd;
-    try {
-      return trySyscall('fchmod', fd, mode & 0o7777);
-    } finally {
-      close(fd);
-    }
-  });
-  return made === null ? -EPERM : made.value;
+  const asked = mode & 0o1777;
+  const made = callAsCaller(0n, () => makeAndOpenDir(dir, cName(name), asked));
+  if (made === null) return -EPERM;
+  const fd = made.value;
+  if (fd < 0) return fd;
+  try {
+    const meta = metaOf(fd);
+    if (typeof meta === 'number') return meta;
+    const target = asked | (meta.mode & S_ISGID);
+    if ((meta.mode & 0o7777) === target) return 0;
+    return trySyscall('fchmod', fd, target);
+  } finally {
+    close(fd);
+  }
 }
 
 /**
@@ -342,7 +353,7 @@ export function upperDir(workdir: Workdir, broker: OnBehalf, rel: readonly strin
         if (next >= 0) opened.push(next);
       }
       let next = trySyscall('openat', upper, cName(name), PATH_FLAGS | O.O_DIRECTORY, 0);
-      if (next === -ENOENT && workdir.mirrorsOwners && lower >= 0) {
+      if (next === -ENOENT && lower >= 0) {
         const made = mirrorDir(upper, name, lower);
         if (made < 0 && made !== -EEXIST) return made;
         const source = identify(lower);
@@ -350,16 +361,9 @@ export function upperDir(workdir: Workdir, broker: OnBehalf, rel: readonly strin
           remember(workdir, source.id, rel.slice(0, index + 1).join('/'));
         next = trySyscall('openat', upper, cName(name), PATH_FLAGS | O.O_DIRECTORY, 0);
       } else if (next === -ENOENT) {
-        const meta = lower >= 0 ? metaOf(lower) : null;
-        const mode = meta !== null && typeof meta !== 'number' ? meta.mode & 0o7777 : 0o755;
         const made = mkdirIn(broker, upper, name, 0o700);
         if (made < 0 && made !== -EEXIST) return made;
-        chmodIn(broker, upper, name, mode);
-        const source = lower >= 0 ? identify(lower) : null;
-        if (source !== null && typeof source !== 'number') {
-          remember(workdir, source.id, rel.slice(0, index + 1).join('/'));
-        }
-        if (meta !== null && typeof meta !== 'number') utimesIn(broker, upper, name, meta.times);
+        chmodIn(broker, upper, name, 0o755);
         next = trySyscall('openat', upper, cName(name), PATH_FLAGS | O.O_DIRECTORY, 0);
       }
       if (next < 0) return next;
@@ -377,13 +381,11 @@ export function upperDir(workdir: Workdir, broker: OnBehalf, rel: readonly strin
 
 /**
  * Copies the lower directory `lower` up as `name` in the upper directory
- * `dir` by this process, with the lower's owner, group, mode and times (as
- * overlayfs copies up with the mounter's credentials): for a sandbox of
- * other ids than the supervisor's (Workdir.mirrorsOwners), whose reaper
- * could neither make it in a directory of another owner nor give it the
- * lower's owner. What the sandbox then makes in it, the reaper makes, and
- * the kernel's checks there are those of the lower directory. -errno;
- * -EEXIST when the name was taken meanwhile (then left as it is).
+ * `dir` by this process, with the lower's owner, group, mode, extended
+ * attributes and times (see keepAttributes). What the sandbox then makes
+ * in it, the reaper makes, and the kernel's checks there are those of the
+ * lower directory. -errno; -EEXIST when the name was taken meanwhile (then
+ * left as it is).
  */
 function mirrorDir(dir: number, name: string, lower: number): number {
   const meta = metaOf(lower);
@@ -393,16 +395,103 @@ function mirrorDir(dir: number, name: string, lower: number): number {
   if (fd < 0) return fd;
   let result: number;
   try {
-    // chown first: it may clear the set-group-ID bit the chmod then sets (chown(2)).
-    result = trySyscall('fchown', fd, meta.uid, meta.gid);
-    if (result >= 0) result = trySyscall('fchmod', fd, meta.mode & 0o7777);
-    if (result >= 0) result = trySyscall('utimensat', fd, null, meta.times, 0);
+    result = keepAttributes(fd, lower, meta);
   } finally {
     close(fd);
   }
   // Not left half made (the supervisor's, 0700): the next copy-up makes it again.
   if (result < 0) trySyscall('unlinkat', dir, path, AT_REMOVEDIR);
   return result;
+}
+
+/**
+ * Gives `copy`, an object this process just made in the upper, the lower
+ * object's owner, group, mode, extended attributes and times, as overlayfs
+ * copies up with its mounter's credentials (ovl_copy_up_metadata() in
+ * fs/overlayfs/copy_up.c): the kernel's checks on the copy are then those
+ * on the lower object. Under a supervisor without CAP_CHOWN the owner
+ * (then the group) it may not give is left its own, and attributes it may
+ * not set are left out (setXattrs). -errno.
+ */
+function keepAttributes(copy: number, lower: number, meta: Meta): number {
+  const type = meta.mode & S_IFMT;
+  // chown first: it clears set-user-ID and set-group-ID bits (chown(2)) the chmod then sets.
+  let result = keepOwner(copy, meta);
+  // A symlink's mode is always 0777 (fchmodat2 refuses to change it).
+  if (result >= 0 && type !== S_IFLNK) {
+    result = trySyscall('fchmodat2', copy, EMPTY, meta.mode & 0o7777, AT_EMPTY_PATH);
+  }
+  if (result >= 0) {
+    const attributes = lowerXattrs(lower);
+    if (typeof attributes === 'number') return attributes;
+    if (attributes.size > 0) result = setXattrsAt(copy, attributes);
+  }
+  if (result >= 0) {
+    result = trySyscall('utimensat', copy, EMPTY, meta.times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+  }
+  return result;
+}
+
+/**
+ * Gives the object of `fd` (any descriptor, O_PATH too) the owner and group
+ * of `meta`; without CAP_CHOWN, the group alone where this process may give
+ * it (owner and member), else neither. -errno.
+ */
+export function keepOwner(fd: number, meta: Meta): number {
+  const result = trySyscall('fchownat', fd, EMPTY, meta.uid, meta.gid, AT_EMPTY_PATH);
+  if (result !== -EPERM) return result;
+  const group = trySyscall('fchownat', fd, EMPTY, -1, meta.gid, AT_EMPTY_PATH);
+  return group === -EPERM ? 0 : group;
+}
+
+/** The path by which the object of a descriptor of this process is reached, itself even where it is a symlink. */
+function viaProc(fd: number): Buffer {
+  return Buffer.from(`/proc/thread-self/fd/${fd}\0`);
+}
+
+/**
+ * The extended attributes of the lower object (an O_PATH descriptor),
+ * POSIX ACLs among them; those this process may not read (EACCES, EPERM)
+ * are left out, as the caller could not copy them either. -errno.
+ */
+function lowerXattrs(lower: number): Map<string, Buffer> | number {
+  const out = new Map<string, Buffer>();
+  const path = viaProc(lower);
+  const size = trySyscall('listxattr', path, null, 0);
+  if (size === -ERRNO.EOPNOTSUPP || size === 0) return out;
+  if (size < 0) return size;
+  const names = Buffer.alloc(size);
+  const listed = trySyscall('listxattr', path, names, size);
+  if (listed < 0) return listed;
+  for (const name of names.subarray(0, listed).toString('latin1').split('\0')) {
+    if (name === '') continue;
+    const key = cName(name);
+    const length = trySyscall('getxattr', path, key, null, 0);
+    if (length === -ERRNO.ENODATA || length === -ERRNO.EACCES || length === -EPERM) continue;
+    if (length < 0) return length;
+    const value = Buffer.alloc(Math.max(length, 1));
+    const got = trySyscall('getxattr', path, key, value, length);
+    if (got < 0) return got;
+    out.set(name, value.subarray(0, got));
+  }
+  return out;
+}
+
+/** setXattrs on any object (through /proc/thread-self/fd: O_PATH descriptors too). */
+function setXattrsAt(copy: number, attributes: ReadonlyMap<string, Buffer>): number {
+  const path = viaProc(copy);
+  for (const [name, value] of attributes) {
+    const result = trySyscall(
+      'setxattr',
+      path,
+      cName(name),
+      value.length === 0 ? Buffer.alloc(1) : value,
+      value.length,
+      0,
+    );
+    if (result < 0 && result !== -EPERM && result !== -ERRNO.EOPNOTSUPP) return result;
+  }
+  return 0;
 }
 
 /** Bounded: a sandbox copying up more only loses descriptor metadata calls on the oldest. */
@@ -479,15 +568,7 @@ export function copyUp(
 ): { fd: number; dir: number } | number {
   const dir = upperDir(workdir, broker, inside.rel.slice(0, -1));
   if (dir < 0) return dir;
-  const made = copyInto(
-    workdir,
-    broker,
-    inside.lower,
-    inside.parent?.lower ?? -1,
-    dir,
-    inside.name,
-    empty,
-  );
+  const made = copyInto(workdir, inside.lower, dir, inside.name, empty);
   if (made < 0) {
     close(dir);
     return made;
@@ -502,12 +583,17 @@ export function copyUp(
   return { fd, dir };
 }
 
-/** Makes `name` in the upper directory `dir` a copy of the lower object `lower` (named `name` in `lowerDir`). */
+/**
+ * Makes `name` in the upper directory `dir` a copy of the lower object
+ * `lower` by this process, as overlayfs copies up with its mounter's
+ * credentials: the object, its bytes, then the lower's owner, group, mode,
+ * extended attributes and times (keepAttributes). The handlers have made
+ * the kernel's checks of the caller's call on the lower object first.
+ * -errno; a copy that fails half way is removed.
+ */
 function copyInto(
   workdir: Workdir,
-  broker: OnBehalf,
   lower: number,
-  lowerDir: number,
   dir: number,
   name: string,
   empty: boolean,
@@ -515,54 +601,67 @@ function copyInto(
   const meta = metaOf(lower);
   if (typeof meta === 'number') return meta;
   const type = meta.mode & S_IFMT;
-  const perms = meta.mode & 0o7777;
   const layer = workdir.layer;
-  let result: number;
+  const path = cName(name);
+  let reserved = 0;
+  let copy: number;
   if (type === S_IFREG) {
-    const bytes = empty ? 0 : meta.size;
-    if (!layer.reserve(bytes)) return -ENOSPC;
-    const source = empty ? -1 : openIn(broker, lowerDir, name, O.O_RDONLY);
-    if (source < 0 && !empty) {
-      layer.release(bytes);
-      return source;
-    }
-    const target = openIn(broker, dir, name, O.O_WRONLY | O.O_CREAT | O.O_EXCL, 0o600);
-    if (target < 0) {
-      if (source >= 0) close(source);
-      layer.release(bytes);
-      return target;
-    }
-    try {
-      result = empty ? 0 : copyBytes(source, target, meta.size);
-    } finally {
-      if (source >= 0) close(source);
-      close(target);
-    }
-    if (result < 0) {
-      unlinkIn(broker, dir, name, 0);
-      layer.release(bytes);
-      return result;
+    reserved = empty ? 0 : meta.size;
+    if (!layer.reserve(reserved)) return -ENOSPC;
+    copy = trySyscall('openat', dir, path, O.O_WRONLY | O.O_CREAT | O.O_EXCL | PATH_NEW, 0o600);
+    if (copy >= 0 && !empty) {
+      const copied = copyFrom(lower, copy, meta.size);
+      if (copied < 0) {
+        close(copy);
+        copy = copied;
+        trySyscall('unlinkat', dir, path, 0);
+      }
     }
   } else if (type === S_IFLNK) {
     const text = Buffer.alloc(4096);
     const length = trySyscall('readlinkat', lower, EMPTY, text, text.length);
     if (length < 0) return length;
-    if (!layer.reserve(length)) return -ENOSPC;
-    result = symlinkIn(broker, text.subarray(0, length), dir, name);
-    if (result < 0) return result;
+    reserved = length;
+    if (!layer.reserve(reserved)) return -ENOSPC;
+    text[length] = 0;
+    copy = trySyscall('symlinkat', text.subarray(0, length + 1), dir, path);
+    if (copy >= 0) copy = trySyscall('openat', dir, path, PATH_FLAGS, 0);
   } else if (type === S_IFDIR) {
-    result = mkdirIn(broker, dir, name, 0o700);
-    if (result < 0) return result;
+    copy = makeAndOpenDir(dir, path);
   } else if (type === S_IFIFO) {
-    result = mknodIn(broker, dir, name, S_IFIFO | 0o600);
-    if (result < 0) return result;
+    copy = trySyscall('mknodat', dir, path, S_IFIFO | 0o600, 0);
+    if (copy >= 0) copy = trySyscall('openat', dir, path, PATH_FLAGS, 0);
   } else {
     // Devices and sockets are not copied: the sandbox may not make them.
     return -EPERM;
   }
-  if (type !== S_IFLNK) chmodIn(broker, dir, name, perms);
-  utimesIn(broker, dir, name, meta.times);
-  return 0;
+  if (copy < 0) {
+    layer.release(reserved);
+    return copy;
+  }
+  let result: number;
+  try {
+    result = keepAttributes(copy, lower, meta);
+  } finally {
+    close(copy);
+  }
+  if (result < 0) {
+    trySyscall('unlinkat', dir, path, type === S_IFDIR ? AT_REMOVEDIR : 0);
+    layer.release(reserved);
+  }
+  return result;
+}
+
+/** Copies the bytes of the lower file `lower` (an O_PATH descriptor) into `to`. -errno. */
+function copyFrom(lower: number, to: number, size: number): number {
+  // Reopened through its descriptor: the object the walk found, not a name.
+  const from = trySyscall('openat', AT_FDCWD, viaProc(lower), O.O_RDONLY | O.O_CLOEXEC, 0);
+  if (from < 0) return from;
+  try {
+    return copyBytes(from, to, size);
+  } finally {
+    close(from);
+  }
 }
 
 /**
@@ -589,7 +688,7 @@ export function copyTreeUp(
     try {
       let upperChild = trySyscall('openat', upperFd, cName(name), PATH_FLAGS, 0);
       if (upperChild === -ENOENT) {
-        const made = copyInto(workdir, broker, lowerChild, lowerFd, upperFd, name, false);
+        const made = copyInto(workdir, lowerChild, upperFd, name, false);
         if (made < 0) return made;
         upperChild = trySyscall('openat', upperFd, cName(name), PATH_FLAGS, 0);
       }
