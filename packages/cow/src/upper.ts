@@ -231,9 +231,16 @@ export function openIn(
  * O_EXCL and O_NOFOLLOW: an existing name is never opened. The mode is
  * then set on the new descriptor, still without capabilities (this
  * process's umask is not the caller's; the kernel clears a set-group-ID
- * bit the caller may not set). -errno.
+ * bit the caller may not set); not with `byAcl` (takesDefaultAcl: the
+ * create gave the mode the caller's would). -errno.
  */
-export function createAsCaller(dir: number, name: string, flags: number, mode: number): number {
+export function createAsCaller(
+  dir: number,
+  name: string,
+  flags: number,
+  mode: number,
+  byAcl = false,
+): number {
   const made = callAsCaller(0n, () => {
     const fd = trySyscall(
       'openat',
@@ -242,7 +249,7 @@ export function createAsCaller(dir: number, name: string, flags: number, mode: n
       flags | O.O_CREAT | O.O_EXCL | O.O_NOFOLLOW | O.O_CLOEXEC,
       mode,
     );
-    if (fd >= 0) trySyscall('fchmod', fd, mode);
+    if (fd >= 0 && !byAcl) trySyscall('fchmod', fd, mode);
     return fd;
   });
   return made === null ? -EPERM : made.value;
@@ -276,15 +283,17 @@ function makeAndOpenDir(dir: number, path: Buffer, mode = 0o700): number {
  * this thread with its own capabilities, so that an inherited S_ISGID a
  * chmod by an owner outside the directory's group would clear
  * (setattr_prepare() in fs/attr.c) stays; a supervisor without CAP_FSETID
- * loses it there. -errno.
+ * loses it there. With `byAcl` (takesDefaultAcl), the mkdir gives the mode
+ * the caller's would. -errno.
  */
-export function mkdirAsCaller(dir: number, name: string, mode: number): number {
+export function mkdirAsCaller(dir: number, name: string, mode: number, byAcl = false): number {
   const asked = mode & 0o1777;
   const made = callAsCaller(0n, () => makeAndOpenDir(dir, cName(name), asked));
   if (made === null) return -EPERM;
   const fd = made.value;
   if (fd < 0) return fd;
   try {
+    if (byAcl) return 0;
     const meta = metaOf(fd);
     if (typeof meta === 'number') return meta;
     const target = asked | (meta.mode & S_ISGID);
@@ -303,7 +312,8 @@ export function mkdirAsCaller(dir: number, name: string, mode: number): number {
  * sets it, but for an inherited S_ISGID, which a chmod by an owner not in
  * the directory's group would clear (setattr_prepare() in fs/attr.c): that
  * one is set by this process, on the directory only when `owner` owns it
- * (the one the reaper just made). -errno.
+ * (the one the reaper just made). With `byAcl` (takesDefaultAcl), the
+ * mkdir gives the mode the caller's would. -errno.
  */
 export function mkdirByReaper(
   broker: OnBehalf,
@@ -311,7 +321,9 @@ export function mkdirByReaper(
   name: string,
   mode: number,
   owner: number,
+  byAcl = false,
 ): number {
+  if (byAcl) return mkdirIn(broker, dir, name, mode & 0o1777);
   const made = mkdirIn(broker, dir, name, 0o700);
   if (made < 0) return made;
   const fd = trySyscall(
@@ -435,13 +447,32 @@ function keepAttributes(copy: number, lower: number, meta: Meta): number {
 /**
  * Gives the object of `fd` (any descriptor, O_PATH too) the owner and group
  * of `meta`; without CAP_CHOWN, the group alone where this process may give
- * it (owner and member), else neither. -errno.
+ * it (owner and member), else neither. An id the upper's file system
+ * cannot hold (a tmpfs of a user namespace: EOVERFLOW, in notify_change()
+ * in fs/attr.c) is one it may not give. -errno.
  */
 export function keepOwner(fd: number, meta: Meta): number {
   const result = trySyscall('fchownat', fd, EMPTY, meta.uid, meta.gid, AT_EMPTY_PATH);
-  if (result !== -EPERM) return result;
+  if (!mayNotGive(result)) return result;
   const group = trySyscall('fchownat', fd, EMPTY, -1, meta.gid, AT_EMPTY_PATH);
-  return group === -EPERM ? 0 : group;
+  return mayNotGive(group) ? 0 : group;
+}
+
+function mayNotGive(result: number): boolean {
+  return result === -EPERM || result === -ERRNO.EOVERFLOW || result === -ERRNO.EINVAL;
+}
+
+/**
+ * Whether new entries of the upper directory `dir` take a default ACL
+ * (system.posix_acl_default, copied up with the directory): then the
+ * kernel applies no umask to their mode, the ACL masks it
+ * (posix_acl_create() in fs/posix_acl.c), and the create in the upper,
+ * given the caller's mode, makes what the caller's would. -errno.
+ */
+export function takesDefaultAcl(dir: number): boolean | number {
+  const size = trySyscall('getxattr', viaProc(dir), cName('system.posix_acl_default'), null, 0);
+  if (size === -ERRNO.ENODATA || size === -ERRNO.EOPNOTSUPP) return false;
+  return size < 0 ? size : true;
 }
 
 /** The path by which the object of a descriptor of this process is reached, itself even where it is a symlink. */

@@ -59,6 +59,7 @@ import {
   reaperCall,
   renameIn,
   symlinkIn,
+  takesDefaultAcl,
   unlinkIn,
   upperDir,
   upperHolderOf,
@@ -233,15 +234,18 @@ export function onMkdir(ctx: Ctx): Answer {
   const a = ctx.args;
   const at = ctx.syscall === 'mkdirat';
   const maker = makerOf(ctx);
-  const mode = uint(at ? a[2] : a[1]) & 0o7777 & ~maker.umask;
+  const asked = uint(at ? a[2] : a[1]) & 0o7777;
   return create(
     ctx,
     at ? int(a[0]) : AT_FDCWD,
     at ? a[1]! : a[0]!,
     (dir, name, broker) => {
-      if (maker.asWorker) return mkdirAsCaller(dir, name, mode);
+      const byAcl = takesDefaultAcl(dir);
+      if (typeof byAcl === 'number') return byAcl;
+      const mode = byAcl ? asked : asked & ~maker.umask;
+      if (maker.asWorker) return mkdirAsCaller(dir, name, mode, byAcl);
       const owner = ctx.session.policy.callerIds?.fsuid ?? process.geteuid?.() ?? -1;
-      return mkdirByReaper(broker, dir, name, mode, owner);
+      return mkdirByReaper(broker, dir, name, mode, owner, byAcl);
     },
     true,
   );
