@@ -174,6 +174,7 @@ const EXAMPLE = [
   ['rename', 'own/f', 'own/n'],
   ['write', 'f'],
   ['mkdir', 'own/d', 0o4755],
+  ['mkdir', 'open/n', 0o6775],
 ];
 
 describe.skipIf(!asRoot || !overlay)('owners and modes in a workdir, against overlayfs', () => {
@@ -213,6 +214,8 @@ describe.skipIf(!asRoot || !overlay)('owners and modes in a workdir, against ove
     expect(shown).toContain(`sgid/g file 777 0 ${GROUP}`);
     expect(shown).toContain(`sgid/d/n dir 2775 ${USER.uid} ${GROUP}`);
     expect(shown).toContain(`own/d dir 755 ${USER.uid} ${USER.gid}`);
+    // mkdir(2) takes neither set-id bit from its mode argument.
+    expect(shown).toContain(`open/n dir 775 ${USER.uid} ${USER.gid}`);
     cleanup(lower);
   });
 });
