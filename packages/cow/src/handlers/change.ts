@@ -411,8 +411,16 @@ function renameInside(
   if (toPath.startsWith(`${fromPath}/`)) return answer.errno('EINVAL');
   if (fromPath.startsWith(`${toPath}/`)) return answer.errno(exchange ? 'EINVAL' : 'ENOTEMPTY');
   if (fromPath === toPath) return answer.value(0);
+  // hard links of one file: nothing (rename(2))
+  if (targetExists && !exchange && sameObject(from, to)) return answer.value(0);
+  // vfs_rename(): may_delete() of the source, then may_create() or
+  // may_delete() of the target, each the directory's permission before
+  // the target's kind; ENOTEMPTY is the file system's, last.
+  for (const r of [from, to]) {
+    const may = mayChange(broker, parentOf(r));
+    if (may < 0) return answer.errno(-may);
+  }
   if (targetExists && !exchange) {
-    if (sameObject(from, to)) return answer.value(0); // hard links of one file: nothing (rename(2))
     if (fromDir && !toDir) return answer.errno('ENOTDIR');
     if (!fromDir && toDir) return answer.errno('EISDIR');
     if (toDir) {
@@ -420,10 +428,6 @@ function renameInside(
       if (typeof names === 'number') return answer.errno(-names);
       if (names.size > 0) return answer.errno('ENOTEMPTY');
     }
-  }
-  for (const r of [from, to]) {
-    const may = mayChange(broker, parentOf(r));
-    if (may < 0) return answer.errno(-may);
   }
   const fromLower = lowerVisible(session, from);
   const toLower = lowerHas(to);
