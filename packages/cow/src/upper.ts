@@ -366,6 +366,8 @@ export function upperDir(workdir: Workdir, broker: OnBehalf, rel: readonly strin
       }
       let next = trySyscall('openat', upper, cName(name), PATH_FLAGS | O.O_DIRECTORY, 0);
       if (next === -ENOENT && lower >= 0) {
+        const acts = reaperActs(broker);
+        if (acts < 0) return acts;
         const made = mirrorDir(upper, name, lower);
         if (made < 0 && made !== -EEXIST) return made;
         const source = identify(lower);
@@ -389,6 +391,16 @@ export function upperDir(workdir: Workdir, broker: OnBehalf, rel: readonly strin
     if (upper >= 0) close(upper);
     for (const fd of opened) close(fd);
   }
+}
+
+/**
+ * 0 where the reaper acts for this call, else its -errno: a copy-up this
+ * process makes is refused to a caller the reaper refuses (a narrowed
+ * caller: brokerOf in call.ts), as the reaper's own calls would be. One
+ * round trip, made only where something is copied.
+ */
+function reaperActs(broker: OnBehalf): number {
+  return Math.min(reaperCall(broker, 'getpid', []), 0);
 }
 
 /**
@@ -599,7 +611,8 @@ export function copyUp(
 ): { fd: number; dir: number } | number {
   const dir = upperDir(workdir, broker, inside.rel.slice(0, -1));
   if (dir < 0) return dir;
-  const made = copyInto(workdir, inside.lower, dir, inside.name, empty);
+  const acts = reaperActs(broker);
+  const made = acts < 0 ? acts : copyInto(workdir, inside.lower, dir, inside.name, empty);
   if (made < 0) {
     close(dir);
     return made;
@@ -719,6 +732,8 @@ export function copyTreeUp(
     try {
       let upperChild = trySyscall('openat', upperFd, cName(name), PATH_FLAGS, 0);
       if (upperChild === -ENOENT) {
+        const acts = reaperActs(broker);
+        if (acts < 0) return acts;
         const made = copyInto(workdir, lowerChild, upperFd, name, false);
         if (made < 0) return made;
         upperChild = trySyscall('openat', upperFd, cName(name), PATH_FLAGS, 0);
