@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path';
 import { type Change, cleanStaleLayers, formatChanges, Layer, listLayers } from '@sandlock/cow';
 import { type OptionSpec, UsageError } from './args.js';
 import { EXIT } from './report.js';
@@ -126,6 +127,9 @@ export async function cowCommand(argv: readonly string[]): Promise<number> {
   if (action === 'list') {
     if (path !== undefined) return usage(`list takes no PATH, got '${path}'`);
     const storage = parsed.options.get('fs-storage');
+    if (storage !== undefined && !isAbsolute(storage)) {
+      return usage(`--fs-storage expects an absolute path, got '${storage}'`);
+    }
     try {
       cleanStaleLayers(storage);
       for (const { dir, meta } of listLayers(storage)) {

@@ -50,6 +50,16 @@ describe.skipIf(why !== null)('sandlock run --chroot', () => {
     expect(result.status).toBe(0);
   });
 
+  it('takes --cwd as a path inside the root', () => {
+    // A directory only the root has: the policy does not look for it on the host.
+    const only = `/only-in-root-${process.pid}`;
+    mkdirSync(join(fs.dir, only));
+    const result = sandlock(['run', '--chroot', fs.dir, '--cwd', only, '--', '/probe', 'cwd']);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(`cwd : ${only}\n`);
+    expect(result.status).toBe(0);
+  });
+
   it('takes --workdir over the root, with --dry-run', () => {
     mkdirSync(join(fs.dir, 'work'), { recursive: true });
     const result = sandlock([

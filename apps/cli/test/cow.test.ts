@@ -154,6 +154,10 @@ describe('sandlock cow', () => {
       [['cow', 'commit', 'a', 'b'], /unexpected argument 'b'/],
       [['cow', 'commit', 'a', '--json'], /commit takes no --json/],
       [['cow', 'list', '--fs-storage'], /--fs-storage needs a DIR/],
+      [
+        ['cow', 'list', '--fs-storage', 'store'],
+        /--fs-storage expects an absolute path, got 'store'/,
+      ],
       [['cow', 'abort', '--force', 'x'], /unknown option '--force'/],
     ] as const) {
       const result = sandlock(args);

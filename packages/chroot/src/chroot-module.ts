@@ -50,6 +50,7 @@ import {
   onUselib,
 } from './handlers.js';
 import { InterpreterNames } from './interpreter-name.js';
+import { onPidfdGetfd } from './narrowed-open.js';
 import { brokenView, pathView } from './path-view.js';
 import { onChdir, onExec } from './retargeted.js';
 import { Root } from './root.js';
@@ -94,6 +95,8 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   // are in the default deny list).
   uselib: onUselib,
   chroot: onChroot,
+  // No path: refused to a narrowed caller (narrowed-open.ts).
+  pidfd_getfd: onPidfdGetfd,
 };
 
 /** The calls of this module that exist on `arch` (aarch64 has no open, stat, unlink…). */

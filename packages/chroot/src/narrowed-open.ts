@@ -13,10 +13,13 @@
 // a duplicate of it (fcntl F_DUPFD, its close-on-exec flag as asked).
 //
 // The injected directory is readable, which the caller's domain may not
-// allow (no READ_DIR there): only a caller alone with its descriptor table
-// is served, one thread, sharing the table with no other process (kcmp
-// KCMP_FILES), so nothing can list it before it is closed; its own thread
-// is stopped in the retarget meanwhile.
+// allow (no READ_DIR there). A caller alone with its descriptor table (one
+// thread, sharing the table with no other process: kcmp KCMP_FILES) gets
+// it, stopped in the retarget meanwhile, so nothing can list it before it
+// is closed. Any other caller's open runs apart (the retarget's `apart`): in
+// a child its thread forks, which alone holds the directory; the caller
+// gets the checked result. Its other threads could take the directory from
+// that child with pidfd_getfd: refused to a narrowed caller.
 import { fstatSync } from 'node:fs';
 import { type Answer, answer, expectRetargetedOpen, readStatus } from '@sandlock/dispatch/module';
 import {
@@ -75,7 +78,7 @@ export function narrowedOpen(
   const text = path.toString('latin1');
   const bare = text.replace(/(.)\/+$/, '$1');
   if (bare !== r.name && !bare.endsWith(`/${r.name}`)) return null;
-  if (!aloneWithItsTable(ctx)) return null;
+  const alone = aloneWithItsTable(ctx);
   // The reaper, not gated: the directory is the caller's only for the lookup.
   const dir = brokerOf({ session: ctx.session }).openat(
     r.parent,
@@ -94,6 +97,15 @@ export function narrowedOpen(
   }
   const name = address + BigInt(bare.length - r.name.length);
   const how = flags | O.O_NOFOLLOW;
+  const sameAs = { dev: stat.dev, ino: stat.ino };
+  if (!alone) {
+    // In a child of the caller, apart from the table its other threads use.
+    const cloexec = (flags & O.O_CLOEXEC) !== 0;
+    return answer.retarget('openat', ['fd', name, how, mode], {
+      fd: dir,
+      apart: { sameAs, cloexec },
+    });
+  }
   // The retargeted openat comes back through the filter, from this thread, in the retarget.
   expectRetargetedOpen(ctx.pid, { name, flags: how, dev: parent.dev, ino: parent.ino });
   const dup = (flags & O.O_CLOEXEC) !== 0 ? F_DUPFD_CLOEXEC : F_DUPFD;
@@ -102,7 +114,18 @@ export function narrowedOpen(
     second: {
       syscall: 'fcntl',
       args: ['result', dup, 0],
-      sameAs: { dev: stat.dev, ino: stat.ino },
+      sameAs,
     },
   });
+}
+
+/**
+ * pidfd_getfd by a caller that narrowed itself: EPERM. The child a
+ * multithreaded caller's open runs in holds the lookup's directory for a
+ * moment, and the caller's other threads pass pidfd_getfd's ptrace check
+ * on it (the same credentials and Landlock domain; PR_SET_DUMPABLE is
+ * refused in every sandbox).
+ */
+export function onPidfdGetfd(ctx: Ctx): Answer {
+  return narrowedCaller(ctx) ? answer.errno(ERRNO.EPERM) : answer.continue();
 }

@@ -28,6 +28,7 @@ export type Answer =
       readonly cloexec: boolean;
       readonly execArgs: readonly ExecArg[];
       readonly second: RetargetSecond | null;
+      readonly apart: RetargetApart | null;
     }
   /** Kill the whole sandbox; the syscall fails with EPERM meanwhile. */
   | { readonly kind: 'kill'; readonly reason: string }
@@ -55,6 +56,23 @@ export interface RetargetSecond {
   readonly syscall: string;
   readonly args: readonly (bigint | 'fd' | 'result')[];
   readonly sameAs: { readonly dev: bigint; readonly ino: bigint } | null;
+}
+
+/**
+ * The call runs apart from the caller's descriptor table: in a child the
+ * caller's thread forks for it (clone with no exit signal: its own copy of
+ * the table and of the memory, the caller's credentials and Landlock
+ * domain), where the descriptor `fd` is installed; the caller never holds
+ * `fd`, so none of its other threads can use it. The call must return a
+ * descriptor naming `sameAs` (device and inode), which the caller then gets
+ * (its close-on-exec flag `cloexec`); otherwise the caller gets EACCES, or
+ * the call's errno. The child is gone before the caller's thread resumes.
+ * The call must be one the seccomp filter notifies: the descriptors are
+ * installed by answering a notification of that call (ADDFD).
+ */
+export interface RetargetApart {
+  readonly sameAs: { readonly dev: bigint; readonly ino: bigint };
+  readonly cloexec: boolean;
 }
 
 /** An argument string of the program an exec starts, replaced before it runs: argv[index] becomes `value`. */
@@ -86,6 +104,8 @@ export interface RetargetOptions {
     args: readonly (number | bigint | 'fd' | 'result')[];
     sameAs?: { dev: bigint; ino: bigint };
   };
+  /** Run it in a child of the caller, apart from its descriptor table: see {@link RetargetApart}. */
+  apart?: { sameAs: { dev: bigint; ino: bigint }; cloexec: boolean };
 }
 
 const CONTINUE: Answer = Object.freeze({ kind: 'continue' });
@@ -169,6 +189,9 @@ export const answer = Object.freeze({
     if (fd === null && args.includes('fd')) {
       throw new RangeError("sandlock: a retarget argument is 'fd' but no fd is injected");
     }
+    if (options.apart !== undefined && (fd === null || options.second !== undefined)) {
+      throw new RangeError('sandlock: a retarget apart injects an fd and has no second call');
+    }
     return {
       kind: 'retarget',
       syscall,
@@ -184,6 +207,7 @@ export const answer = Object.freeze({
               args: options.second.args.map((arg) => (typeof arg === 'string' ? arg : BigInt(arg))),
               sameAs: options.second.sameAs ?? null,
             },
+      apart: options.apart ?? null,
     };
   },
   /** Kill every process of the sandbox (through its reaper); `reason` is reported. */

@@ -21,6 +21,7 @@ import {
   readCStringBytes,
   readMemory,
   remoteAccess,
+  SECCOMP_ADDFD_FLAG_SEND,
   SECCOMP_ADDFD_FLAG_SETFD,
   SECCOMP_IOCTL_NOTIF_ADDFD,
   SECCOMP_IOCTL_NOTIF_ID_VALID,
@@ -548,11 +549,14 @@ export function addFd(
   listener: number,
   id: bigint,
   fd: number,
-  options: { targetFd: number | null; cloexec: boolean },
+  options: { targetFd: number | null; cloexec: boolean; send?: boolean },
 ): number {
   const request = Buffer.alloc(24);
   request.writeBigUInt64LE(id, 0);
-  request.writeUInt32LE(options.targetFd !== null ? SECCOMP_ADDFD_FLAG_SETFD : 0, 8);
+  const flags =
+    (options.targetFd !== null ? SECCOMP_ADDFD_FLAG_SETFD : 0) |
+    (options.send === true ? SECCOMP_ADDFD_FLAG_SEND : 0);
+  request.writeUInt32LE(flags, 8);
   request.writeUInt32LE(fd, 12);
   request.writeUInt32LE(options.targetFd ?? 0, 16);
   request.writeUInt32LE(options.cloexec ? O_CLOEXEC : 0, 20);

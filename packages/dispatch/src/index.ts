@@ -5,6 +5,7 @@ export {
   answer,
   type ExecArg,
   type InjectOptions,
+  type RetargetApart,
   type RetargetArg,
   type RetargetOptions,
   type RetargetSecond,

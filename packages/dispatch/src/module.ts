@@ -14,6 +14,7 @@ export {
   answer,
   type ExecArg,
   type InjectOptions,
+  type RetargetApart,
   type RetargetArg,
   type RetargetOptions,
   type RetargetSecond,

@@ -18,7 +18,7 @@
 //
 // ptrace requests must come from the thread that seized: this worker's.
 
-import { readFileSync, statSync } from 'node:fs';
+import { fstatSync, readFileSync, statSync } from 'node:fs';
 import {
   __WALL,
   type Arch,
@@ -26,10 +26,13 @@ import {
   ERESTARTNOINTR,
   ERRNO,
   PTRACE_DETACH,
+  PTRACE_EVENT_CLONE,
   PTRACE_EVENT_EXEC,
   PTRACE_GET_SYSCALL_INFO,
+  PTRACE_GETEVENTMSG,
   PTRACE_GETSIGMASK,
   PTRACE_INTERRUPT,
+  PTRACE_O_TRACECLONE,
   PTRACE_O_TRACEEXEC,
   PTRACE_O_TRACESYSGOOD,
   PTRACE_SEIZE,
@@ -40,16 +43,20 @@ import {
   PTRACE_SYSCALL_INFO_SIZE,
   ptrace,
   RegisterSet,
+  SIGKILL,
   SIGTRAP,
   SYSCALL_REGISTERS,
   syscallNumberOrUndefined,
+  trySyscall,
   WNOHANG,
   waitStatus,
 } from '@sandlock/sys';
 import type { Answer, RetargetSecond } from './answer.js';
 import { addFd } from './context.js';
 import { replaceExecArgs } from './exec-args.js';
+import { cancelInjection, expectInjection } from './injection.js';
 import type { Delivery, Responder } from './respond.js';
+import { expectRetargetedOpen } from './retargeted-open.js';
 
 const { EACCES, ECHILD, EINTR, ENOENT, ENOSYS, EPERM } = ERRNO;
 
@@ -82,6 +89,23 @@ interface Stop {
 
 const ALL_SIGNALS = Buffer.alloc(8, 0xff);
 
+/**
+ * The call that carries an injection (injection.ts): the plan's own, which
+ * the filter notifies, with arguments under which the kernel's own run of
+ * it could not return a descriptor (openat(-1, NULL): EFAULT).
+ */
+const CARRIER = [-1n, 0n, 0n, 0n] as const;
+
+/** Whether `fd` names `sameAs` (device and inode). */
+function names(fd: number, sameAs: { readonly dev: bigint; readonly ino: bigint }): boolean {
+  try {
+    const stat = fstatSync(fd, { bigint: true });
+    return stat.dev === sameAs.dev && stat.ino === sameAs.ino;
+  } catch {
+    return false;
+  }
+}
+
 export class Retargeter {
   private readonly layout;
   private readonly saved;
@@ -90,12 +114,18 @@ export class Retargeter {
   private readonly info = Buffer.alloc(PTRACE_SYSCALL_INFO_SIZE);
   private readonly mask = Buffer.alloc(8);
   private readonly closeNr: number;
+  private readonly cloneNr: number;
+  private readonly exitNr: number;
+  private readonly wait4Nr: number;
 
   constructor(private readonly arch: Arch) {
     this.layout = SYSCALL_REGISTERS[arch];
     this.saved = new RegisterSet(this.layout);
     this.regs = new RegisterSet(this.layout);
     this.closeNr = syscallNumberOrUndefined('close', arch)!;
+    this.cloneNr = syscallNumberOrUndefined('clone', arch)!;
+    this.exitNr = syscallNumberOrUndefined('exit', arch)!;
+    this.wait4Nr = syscallNumberOrUndefined('wait4', arch)!;
   }
 
   run(
@@ -133,7 +163,9 @@ export class Retargeter {
       };
     }
     const tgid = ids.group;
-    const seized = ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXEC);
+    const apart = plan.apart !== null;
+    const options = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXEC | (apart ? PTRACE_O_TRACECLONE : 0);
+    const seized = ptrace(PTRACE_SEIZE, tid, 0, options);
     if (seized < 0) {
       // Fail closed: nothing ran. EPERM when ptrace_may_access() refuses (an
       // undumpable process of another user, a container's seccomp profile).
@@ -144,7 +176,7 @@ export class Retargeter {
     }
     ptrace(PTRACE_INTERRUPT, tid);
     let injected = -1;
-    if (plan.fd !== null) {
+    if (plan.fd !== null && !apart) {
       try {
         injected = addFd(listener, idBuffer.readBigUInt64LE(0), plan.fd, {
           targetFd: null,
@@ -162,21 +194,26 @@ export class Retargeter {
     }
     const sent = responder.raw(listener, idBuffer, -ERESTARTNOINTR);
     if (!sent.ok) {
+      if (apart) closeQuietly(plan.fd!);
       this.release(tid, serve);
       return sent;
     }
     let stop = this.waitStop(tid, serve);
-    if (stop === 'gone') return { ok: false, gone: true };
-    if (stop === 'stuck') return this.stuck(tid);
+    if (stop === 'gone' || stop === 'stuck') {
+      if (apart) closeQuietly(plan.fd!);
+      return stop === 'gone' ? { ok: false, gone: true } : this.stuck(tid);
+    }
     // The first stop is the interrupt's (a group stop of a seized tracee is a
     // PTRACE_EVENT_STOP too, and ends the same way).
     const layout = this.layout;
     const saved = this.saved;
     const regs = this.regs;
     if (saved.load(tid) < 0 || ptrace(PTRACE_GETSIGMASK, tid, 8, this.mask) < 0) {
+      if (apart) closeQuietly(plan.fd!);
       this.detach(tid);
       return { ok: false, gone: true };
     }
+    if (apart) return this.apart(tid, nr, plan, serve);
     regs.copyFrom(saved);
     regs.set(layout.restartNr, BigInt(nr));
     plan.args.forEach((arg, index) => {
@@ -254,7 +291,12 @@ export class Retargeter {
         return closed === 'gone' ? { ok: false, gone: true } : this.stuck(tid);
     }
 
-    // The caller's registers as they were, with the new call's result.
+    return this.restore(tid, result);
+  }
+
+  /** The caller's registers as they were, with the new call's result; its mask back; detached. */
+  private restore(tid: number, result: bigint): RetargetResult {
+    const { layout, regs, saved } = this;
     regs.copyFrom(saved);
     if (layout.rewoundBeforeStop) {
       regs.set(layout.pc, saved.get(layout.pc) + BigInt(layout.instructionLength));
@@ -265,6 +307,163 @@ export class Retargeter {
     ptrace(PTRACE_SETSIGMASK, tid, 8, this.mask);
     this.detach(tid);
     return { ok: true };
+  }
+
+  /**
+   * A retarget apart (RetargetApart, answer.ts). The caller's thread forks a
+   * child: clone with flags 0 (no exit signal: no SIGCHLD, and no wait(2) of
+   * the caller's sees it unless it asks for __WALL or __WCLONE; a copy of
+   * the descriptor table and of the memory; the caller's credentials and
+   * Landlock domain), traced from birth (PTRACE_O_TRACECLONE) and never
+   * running an instruction of its own. In the child: the descriptor
+   * installed, the call, the descriptor closed, exit. The call's descriptor
+   * is taken (pidfd_getfd) and checked, the child reaped by the caller's own
+   * wait4(__WALL), and the descriptor installed in the caller.
+   */
+  private apart(tid: number, nr: number, plan: RetargetAnswer, serve: Serve): RetargetResult {
+    const dir = plan.fd!;
+    const apart = plan.apart!;
+    let child = -1;
+    let taken = -1;
+    try {
+      const forked = this.fork(tid, serve);
+      if (typeof forked === 'string') return this.lost(tid, forked);
+      if (forked.result < 0n) return this.restore(tid, forked.result);
+      child = forked.child;
+      const made = this.inChild(child, nr, plan, dir, serve);
+      if (made === 'stuck') return this.lost(tid, made);
+      child = -1; // it ended and this tracer reaped it
+      let result = made === 'gone' ? -BigInt(EACCES) : made;
+      if (result >= 0n) {
+        taken = Number(result);
+        result = -BigInt(EACCES);
+      }
+      // The zombie is the caller's child: its own wait4 takes it.
+      const reaped = this.again(tid, this.wait4Nr, [forked.pid, 0n, BigInt(__WALL), 0n], serve);
+      if (typeof reaped === 'string') return this.lost(tid, reaped);
+      if (taken >= 0 && names(taken, apart.sameAs)) {
+        expectInjection(tid, nr, taken, apart.cloexec);
+        const got = this.again(tid, nr, CARRIER, serve);
+        cancelInjection(tid);
+        if (typeof got === 'string') return this.lost(tid, got);
+        result = got;
+      }
+      return this.restore(tid, result);
+    } finally {
+      closeQuietly(dir);
+      if (taken >= 0) closeQuietly(taken);
+      if (child > 0) this.kill(child, serve);
+    }
+  }
+
+  /**
+   * From the interrupt's stop: the caller's thread runs clone(0) with every
+   * signal blocked (the child starts with that mask). Its result, and the
+   * child's pid as this process sees it (PTRACE_GETEVENTMSG).
+   */
+  private fork(
+    tid: number,
+    serve: Serve,
+  ): { result: bigint; child: number; pid: bigint } | 'gone' | 'stuck' {
+    const { layout, regs } = this;
+    regs.copyFrom(this.saved);
+    regs.set(layout.restartNr, BigInt(this.cloneNr));
+    for (const index of layout.args) regs.set(index, 0n);
+    regs.store(tid);
+    ptrace(PTRACE_SETSIGMASK, tid, 8, ALL_SIGNALS);
+    ptrace(PTRACE_SYSCALL, tid, 0, 0);
+    let child = -1;
+    let entered = false;
+    for (;;) {
+      const stop = this.waitStop(tid, serve);
+      if (stop === 'gone' || stop === 'stuck') {
+        if (child > 0) this.kill(child, serve);
+        return stop;
+      }
+      if (stop.status >>> 16 === PTRACE_EVENT_CLONE) {
+        const message = Buffer.alloc(8);
+        if (ptrace(PTRACE_GETEVENTMSG, tid, 0, message) === 0)
+          child = Number(message.readBigUInt64LE(0));
+      }
+      const syscallStop =
+        ((stop.status >>> 8) & 0xff) === (SIGTRAP | 0x80) && stop.status >>> 16 === 0;
+      if (!syscallStop) {
+        this.resume(stop);
+        continue;
+      }
+      const op = this.syscallInfo(tid);
+      if (op === PTRACE_SYSCALL_INFO_ENTRY) entered = true;
+      else if (op === PTRACE_SYSCALL_INFO_EXIT && entered) {
+        const result = this.info.readBigInt64LE(24);
+        if (result >= 0n && child <= 0) return { result: -BigInt(EACCES), child: -1, pid: 0n };
+        return { result, child, pid: result };
+      }
+      ptrace(PTRACE_SYSCALL, tid, 0, 0);
+    }
+  }
+
+  /**
+   * In the child, from its first stop: the plan's call with `dir` installed
+   * and closed after. Its result, or 'gone' when the child ended before
+   * (then reaped); after a result the child has exited and been reaped.
+   */
+  private inChild(
+    child: number,
+    nr: number,
+    plan: RetargetAnswer,
+    dir: number,
+    serve: Serve,
+  ): bigint | 'gone' | 'stuck' {
+    const first = this.waitStop(child, serve);
+    if (first === 'gone' || first === 'stuck') return first;
+    expectInjection(child, nr, dir, true);
+    const installed = this.again(child, nr, CARRIER, serve);
+    cancelInjection(child);
+    if (typeof installed === 'string') return installed;
+    if (installed < 0n) return this.exit(child, installed, serve);
+    const args = plan.args.map((arg) => (arg === 'fd' ? installed : arg));
+    if (plan.syscall === 'openat') {
+      // It comes back through the filter: the kernel's, for every module of the chain.
+      const parent = fstatSync(dir, { bigint: true });
+      expectRetargetedOpen(child, {
+        name: args[1]!,
+        flags: Number(args[2]! & 0xffffffffn),
+        dev: parent.dev,
+        ino: parent.ino,
+      });
+    }
+    const result = this.again(child, nr, args, serve);
+    if (typeof result === 'string') return result;
+    const closed = this.again(child, this.closeNr, [installed], serve);
+    if (typeof closed === 'string') return closed;
+    if (result < 0n) return this.exit(child, result, serve);
+    const pidfd = trySyscall('pidfd_open', child, 0);
+    const taken = pidfd < 0 ? pidfd : trySyscall('pidfd_getfd', pidfd, Number(result), 0);
+    if (pidfd >= 0) closeQuietly(pidfd);
+    return this.exit(child, taken < 0 ? -BigInt(EACCES) : BigInt(taken), serve);
+  }
+
+  /** The child runs exit(0); `result` once it is gone. */
+  private exit(child: number, result: bigint, serve: Serve): bigint | 'gone' | 'stuck' {
+    const ended = this.again(child, this.exitNr, [0n], serve);
+    if (ended === 'gone') return result;
+    if (result >= 0n) closeQuietly(Number(result));
+    return ended === 'stuck' ? 'stuck' : 'gone';
+  }
+
+  /** SIGKILL to a traced child, reaped on this side. */
+  private kill(child: number, serve: Serve): 'gone' | 'stuck' {
+    trySyscall('kill', child, SIGKILL);
+    for (;;) {
+      const stop = this.waitStop(child, serve);
+      if (stop === 'gone' || stop === 'stuck') return stop;
+      ptrace(PTRACE_SYSCALL, child, 0, 0);
+    }
+  }
+
+  /** The caller's thread is gone or stuck: what run() reports. */
+  private lost(tid: number, how: 'gone' | 'stuck'): RetargetResult {
+    return how === 'gone' ? { ok: false, gone: true } : this.stuck(tid);
   }
 
   /**

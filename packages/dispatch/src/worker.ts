@@ -46,6 +46,7 @@ import {
 import { type Answer, isAnswer } from './answer.js';
 import { CallError } from './call-error.js';
 import { Call, NotificationGone, threadGroupOrNull } from './context.js';
+import { answerInjection } from './injection.js';
 import { loadModules } from './loader.js';
 import type { DispatchModule } from './module.js';
 import { Broker } from './on-behalf.js';
@@ -593,6 +594,8 @@ class Loop {
       return;
     }
     const nr = notif.readInt32LE(16);
+    // A call a retarget apart made to carry a descriptor (injection.ts).
+    if (answerInjection(fd, notif.readBigUInt64LE(0), notif.readUInt32LE(8), nr)) return;
     if (nr === RESTRICT_SELF) {
       // Before the kernel makes the domain (the call waits for this answer).
       const tid = notif.readUInt32LE(8);

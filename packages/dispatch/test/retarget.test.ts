@@ -144,8 +144,16 @@ describe('answer.retarget', () => {
       cloexec: true,
       execArgs: [],
       second: null,
+      apart: null,
     });
     expect(answer.retarget('close', [3])).toMatchObject({ args: [3n], fd: null });
+    const sameAs = { dev: 1n, ino: 2n };
+    expect(
+      answer.retarget('openat', ['fd', 4096, 0, 0], { fd: 7, apart: { sameAs, cloexec: true } }),
+    ).toMatchObject({ apart: { sameAs, cloexec: true } });
+    expect(() =>
+      answer.retarget('openat', [0, 4096, 0, 0], { apart: { sameAs, cloexec: true } }),
+    ).toThrow(/apart injects an fd/);
     expect(() => answer.retarget('fchdir', ['fd'])).toThrow(/no fd is injected/);
     expect(() => answer.retarget('x', [1, 2, 3, 4, 5, 6, 7])).toThrow(/at most 6/);
     expect(() => answer.retarget('fchdir', ['fd'], { fd: -1 })).toThrow(/bad fd/);

@@ -1,6 +1,6 @@
 import { type AnyField, FIELD_NAMES, type FieldName, fieldSpec, type Policy } from './fields.js';
 import { parseHttpAuth } from './http-spec.js';
-import { At, list, path } from './kinds.js';
+import { At, list, nullable, path } from './kinds.js';
 import { FROM_VALUE, type Origin, PolicyError, type PolicyProblem, shown } from './origin.js';
 
 interface Given {
@@ -86,6 +86,15 @@ export class PolicyDraft {
     }
   }
 
+  /** What only a workdir's layer uses, given without a workdir: refused rather than ignored. */
+  private crossCheckWorkdir(out: Record<string, unknown>, problems: PolicyProblem[]): void {
+    for (const name of ['onExit', 'onError', 'maxDisk', 'fsStorage'] as const) {
+      if (out[name] === fieldSpec(name).default) continue;
+      const origin = this.given.get(name)?.at(-1)?.origin ?? FROM_VALUE;
+      new At(name, origin, problems).problem("needs workdir (it applies to the workdir's layer)");
+    }
+  }
+
   /** Every field checked: the frozen policy, or a {@link PolicyError} listing every problem. */
   resolve(): Policy {
     const problems: PolicyProblem[] = [...this.early];
@@ -121,17 +130,21 @@ export class PolicyDraft {
       const origin = this.given.get('fsMount')?.at(-1)?.origin ?? FROM_VALUE;
       new At('fsMount', origin, problems).problem('needs chroot (mounts are shown inside a root)');
     }
+    if (out.workdir === null) this.crossCheckWorkdir(out, problems);
     if (problems.length > 0) throw new PolicyError(problems);
     return deepFreeze(out) as Policy;
   }
 }
 
 /**
- * With a chroot, the read and write paths are the sandbox's, inside the
- * root: absolute here, found inside the root when the sandbox starts.
+ * With a chroot, the read and write paths and the cwd are the sandbox's,
+ * inside the root: absolute here, found inside the root when the sandbox
+ * starts.
  */
 function inRoot(name: FieldName, spec: AnyField, chroot: boolean): AnyField {
-  if (!chroot || (name !== 'fsRead' && name !== 'fsWrite')) return spec;
+  if (!chroot) return spec;
+  if (name === 'cwd') return { ...spec, kind: nullable(path) } as AnyField;
+  if (name !== 'fsRead' && name !== 'fsWrite') return spec;
   return { ...spec, kind: list(path) } as AnyField;
 }
 

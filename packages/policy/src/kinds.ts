@@ -370,6 +370,10 @@ export function parseMount(text: string): MountSpec | string {
   if (parts.length !== 2 && !readOnly) return 'VIRT:HOST or VIRT:HOST:ro';
   const [virtual, host] = parts as [string, string];
   if (!absolute(virtual) || !absolute(host)) return 'VIRT:HOST with both paths absolute';
+  const below = virtual.split('/').filter((part) => part !== '' && part !== '.');
+  if (below.length === 0 || below.includes('..')) {
+    return 'VIRT:HOST with VIRT a path below / (no `..`)';
+  }
   return { virtual, host, readOnly };
 }
 

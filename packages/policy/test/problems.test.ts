@@ -1,4 +1,4 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { getRlimit } from '@sandlock/sys';
 import { describe, expect, it } from 'vitest';
 import {
@@ -168,6 +168,42 @@ describe('problems name what the user wrote', () => {
         `--max-open-files: expected a number of open files from 16 to ${hard}, got '${text}' (${why})`,
       ]);
     }
+  });
+
+  it("what only a workdir's layer uses is refused without a workdir, not ignored", () => {
+    expect(
+      problemsOf(
+        flags(
+          ['on-exit', 'keep'],
+          ['on-error', 'commit'],
+          ['max-disk', '10M'],
+          ['fs-storage', '/var/tmp/layers'],
+        ),
+      ),
+    ).toEqual([
+      "--on-exit: needs workdir (it applies to the workdir's layer)",
+      "--on-error: needs workdir (it applies to the workdir's layer)",
+      "--max-disk: needs workdir (it applies to the workdir's layer)",
+      "--fs-storage: needs workdir (it applies to the workdir's layer)",
+    ]);
+    expect(problemsOf(flags(['max-disk', '10M'], ['workdir', tmpdir()]))).toEqual([]);
+  });
+
+  it('with a chroot, the cwd is a path inside the root, found there when the sandbox starts', () => {
+    const inside = '/nonexistent-sandlock-on-the-host';
+    expect(flags(['chroot', tmpdir()], ['cwd', inside]).resolve().cwd).toBe(inside);
+    expect(problemsOf(flags(['chroot', tmpdir()], ['cwd', 'relative']))).toEqual([
+      "--cwd: expected an absolute path, got 'relative'",
+    ]);
+  });
+
+  it('a mount at the root itself or through `..` is refused by its flag', () => {
+    for (const text of ['/:/tmp', '//.:/tmp', '/x/../y:/tmp', '/..:/tmp:ro']) {
+      expect(problemsOf(flags(['chroot', tmpdir()], ['fs-mount', text]))).toEqual([
+        `--fs-mount: expected VIRT:HOST with VIRT a path below / (no \`..\`), got '${text}'`,
+      ]);
+    }
+    expect(problemsOf(flags(['chroot', tmpdir()], ['fs-mount', '/x/./y:/tmp']))).toEqual([]);
   });
 
   it('a profile problem inside a table names its key', () => {

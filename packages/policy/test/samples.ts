@@ -74,24 +74,28 @@ export const SAMPLES: Record<
     flags: ['--on-exit', 'keep'],
     toml: '[workdir]\non_exit = "keep"',
     json: 'keep',
+    alongside: ['workdir'],
   },
   onError: {
     builder: [['onError', 'commit']],
     flags: ['--on-error', 'commit'],
     toml: '[workdir]\non_error = "commit"',
     json: 'commit',
+    alongside: ['workdir'],
   },
   maxDisk: {
     builder: [['maxDisk', '1G']],
     flags: ['--max-disk', '1G'],
     toml: '[workdir]\nmax_disk = "1G"',
     json: 1024 * 1024 * 1024,
+    alongside: ['workdir'],
   },
   fsStorage: {
     builder: [['fsStorage', '/var/tmp/layers']],
     flags: ['--fs-storage', '/var/tmp/layers'],
     toml: '[workdir]\nstorage = "/var/tmp/layers"',
     json: '/var/tmp/layers',
+    alongside: ['workdir'],
   },
   chroot: {
     builder: [['chroot', scratch]],

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import type { Change } from '@sandlock/cow';
 import { sandboxProcesses } from '@sandlock/dispatch';
 import type { Denial } from '@sandlock/http';
 import { PolicyBuilder, type PolicyDraft, profileDraft } from '@sandlock/policy';
@@ -35,7 +36,7 @@ import { claimName, listSandboxes, type Registration, type SandboxEntry } from '
 import { abandon, atStep, atStepAsync, closeAll, startError } from './start-failure.js';
 import { assertProcReadable, type Session } from './supervision.js';
 import { afterDelay } from './timers.js';
-import { SandboxLayer, type WorkdirEnd } from './workdir.js';
+import { SandboxLayer, type WorkdirEnd, type WorkdirResult } from './workdir.js';
 
 export interface SpawnOptions {
   /**
@@ -134,6 +135,22 @@ export interface RunResult<Output extends Buffer | string = Buffer> extends Exit
   stdout: Output;
   stderr: Output;
   durationMs: number;
+  /** With a workdir: the changes its layer held (`workdir.changes`). */
+  changes?: Change[];
+  /** With a workdir whose end was deferred (`workdirEnd: 'defer'`): applies the layer (`workdir.commit()`). */
+  commit?: () => Promise<void>;
+  /** With a workdir whose end was deferred: discards the layer (`workdir.abort()`). */
+  abort?: () => void;
+}
+
+/** The workdir's result also at the top of a run's result, as `changes`, `commit()` and `abort()`. */
+function workdirShortcuts(workdir: WorkdirResult | null | undefined) {
+  if (workdir === null || workdir === undefined) return {};
+  return {
+    changes: workdir.changes,
+    commit: () => workdir.commit(),
+    abort: () => workdir.abort(),
+  };
 }
 
 const RUN_CHECKS: Readonly<Record<string, (value: unknown) => string | null>> = {
@@ -545,6 +562,7 @@ export class Sandbox {
       const decode = (bytes: Buffer) => (encoding === 'buffer' ? bytes : bytes.toString(encoding));
       return {
         ...status,
+        ...workdirShortcuts(status.workdir),
         killedBy: status.killedBy ?? bufferKill,
         stdout: decode(stdout()),
         stderr: decode(stderr()),

@@ -57,8 +57,10 @@ export class SandboxLayer {
         }),
       );
     } catch (error) {
+      const where = policy.fsStorage !== null ? ` in fsStorage ${policy.fsStorage}` : '';
+      const why = (error as Error).message.replace(/^sandlock: /, '');
       throw new SandboxError(
-        `sandlock: cannot make the workdir's copy-on-write layer: ${(error as Error).message}`,
+        `sandlock: cannot make the workdir's copy-on-write layer${where}: ${why}`,
         'workdir layer',
       );
     }

@@ -4,7 +4,7 @@
 // and the next start succeeds. The host is a child Node process
 // (support/start-failure-host.ts), so that this one's limits stay as they are.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -90,5 +90,20 @@ describe('a start that fails', () => {
     expect(failed).toMatchObject({ step: 'supervisor', name: 'SandboxError' });
     expect((failed as Error).cause).toMatchObject({ name: 'ModuleError' });
     expect((await systemBuilder().build().run(['true'])).exitCode).toBe(0);
+  });
+
+  it('for a layer store that may not be used is a SandboxError naming fsStorage', async () => {
+    const workdir = mkdtempSync(join(work, 'workdir-'));
+    // A store others may write to is refused (packages/cow, store.ts).
+    const storage = mkdtempSync(join(work, 'store-'));
+    chmodSync(storage, 0o777);
+    const sandbox = systemBuilder().workdir(workdir).fsStorage(storage).build();
+    const failed = await sandbox.run(['true']).catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(SandboxError);
+    expect(failed).toMatchObject({ step: 'workdir layer' });
+    const prefix = `sandlock: cannot make the workdir's copy-on-write layer in fsStorage ${storage}: `;
+    const message = (failed as Error).message;
+    expect(message.startsWith(prefix), message).toBe(true);
+    expect(message.slice(prefix.length)).not.toMatch(/^sandlock: /);
   });
 });

@@ -13,7 +13,10 @@ export const PTRACE_GETSIGMASK = 0x420a;
 export const PTRACE_SETSIGMASK = 0x420b;
 export const PTRACE_GET_SYSCALL_INFO = 0x420e;
 export const PTRACE_O_TRACESYSGOOD = 0x1;
+/** A clone whose exit signal is not SIGCHLD (nor CLONE_VFORK) stops with PTRACE_EVENT_CLONE; the child is traced from birth. */
+export const PTRACE_O_TRACECLONE = 0x8;
 export const PTRACE_O_TRACEEXEC = 0x10;
+export const PTRACE_EVENT_CLONE = 3;
 export const PTRACE_EVENT_EXEC = 4;
 /** The stop PTRACE_INTERRUPT (and a group stop of a seized tracee) reports. */
 export const PTRACE_EVENT_STOP = 128;

@@ -4,6 +4,15 @@
  *   landlock:R:W   from here on, R and beneath may be read and executed, W
  *                  and beneath anything; every other file-system right is
  *                  handled (refused) elsewhere
+ *   landlockfile:F from here on, the file F may be read (not its directory
+ *                  listed), nothing else
+ *   race:F:N       a thread tries getdents64 and openat(fd, "..") on every
+ *                  descriptor number while this one reads F N times; prints
+ *                  the reads that worked, the directories the thread listed
+ *                  and the ones its ".." reached outside the tree's four
+ *                  directories, then the children it could wait for
+ *                  (__WALL) and the SIGCHLDs it got
+ *   pidfdgetfd     pidfd_getfd of its own descriptor 0
  *   cat:P  ls:P  write:P (O_CREAT)  mkdir:P  unlink:P  truncate:P
  *   rename:A:B  link:A:B
  *   exec:P         a child execs P with the one op "true"
@@ -27,6 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <stdatomic.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -69,6 +80,81 @@ static long narrow(const char *read, const char *write) {
   long done = syscall(SYS_landlock_restrict_self, ruleset, 0);
   close(ruleset);
   return done;
+}
+
+static long cat(const char *path);
+
+static long narrow_to_file(const char *file) {
+  struct landlock_ruleset_attr attr = {.handled_access_fs = ALL};
+  int ruleset = syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+  if (ruleset < 0) return -1;
+  if (allow(ruleset, file, LANDLOCK_ACCESS_FS_READ_FILE) < 0) return -1;
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+  long done = syscall(SYS_landlock_restrict_self, ruleset, 0);
+  close(ruleset);
+  return done;
+}
+
+/* The tree's directories (its root, ro, rw, other), found before the race. */
+static struct stat tree[4];
+static atomic_int racing;
+static long listed, escaped;
+static volatile sig_atomic_t sigchld;
+
+static void on_sigchld(int signal) {
+  (void)signal;
+  sigchld++;
+}
+
+static int in_tree(const struct stat *st) {
+  for (int i = 0; i < 4; i++)
+    if (tree[i].st_dev == st->st_dev && tree[i].st_ino == st->st_ino) return 1;
+  return 0;
+}
+
+static void *racer(void *unused) {
+  (void)unused;
+  char buf[4096];
+  while (atomic_load(&racing)) {
+    for (int fd = 0; fd < 64; fd++)
+      if (syscall(SYS_getdents64, fd, buf, sizeof buf) > 0) listed++;
+    for (int fd = 0; fd < 64; fd++) {
+      int up = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (up < 0) continue;
+      struct stat st;
+      if (fstat(up, &st) == 0 && !in_tree(&st)) escaped++;
+      close(up);
+    }
+  }
+  return NULL;
+}
+
+static void race(const char *label, const char *path, int times) {
+  const char *dirs[] = {"/", "/ro", "/rw", "/other"};
+  for (int i = 0; i < 4; i++)
+    if (stat(dirs[i], &tree[i]) < 0) {
+      result(label, -1);
+      return;
+    }
+  pthread_t thread;
+  listed = escaped = 0;
+  sigchld = 0;
+  signal(SIGCHLD, on_sigchld);
+  atomic_store(&racing, 1);
+  if ((errno = pthread_create(&thread, NULL, racer, NULL))) {
+    result(label, -1);
+    return;
+  }
+  int opened = 0;
+  for (int i = 0; i < times; i++)
+    if (cat(path) >= 0) opened++;
+  atomic_store(&racing, 0);
+  pthread_join(thread, NULL);
+  int children = 0;
+  while (waitpid(-1, NULL, WNOHANG | __WALL) > 0) children++;
+  signal(SIGCHLD, SIG_DFL);
+  printf("%s: %d read, %ld listed, %ld escaped, %d children, %d SIGCHLD\n", label, opened, listed,
+         escaped, children, (int)sigchld);
 }
 
 static long cat(const char *path) {
@@ -176,6 +262,13 @@ int main(int argc, char **argv) {
     snprintf(label, sizeof label, "%s %s%s%s", op, a ? a : "", b ? " " : "", b ? b : "");
     if (!strcmp(op, "true")) return 0;
     else if (!strcmp(op, "landlock")) result(label, narrow(a, b));
+    else if (!strcmp(op, "landlockfile")) result(label, narrow_to_file(a));
+    else if (!strcmp(op, "race")) race(label, a, atoi(b));
+    else if (!strcmp(op, "pidfdgetfd")) {
+      int pidfd = syscall(SYS_pidfd_open, getpid(), 0);
+      long fd = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, 0, 0);
+      result(label, fd);
+    }
     else if (!strcmp(op, "cat")) result(label, cat(a));
     else if (!strcmp(op, "ls")) {
       int fd = open(a, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
