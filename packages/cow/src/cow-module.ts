@@ -48,7 +48,7 @@ import { onGetXattr, onSetXattr } from './handlers/xattr.js';
 import { Layer } from './layer/index.js';
 import { brokenLayerView, layerView } from './layer-view.js';
 import { identify, type Workdir } from './resolve.js';
-import { metaOf } from './upper.js';
+import { keepOwner, metaOf } from './upper.js';
 
 const EMPTY = Buffer.from('\0');
 
@@ -125,16 +125,13 @@ function openWorkdir(policy: CowPolicy): Workdir {
     close(upperRoot);
     throw new Error('sandlock: cannot stat the workdir or its layer');
   }
-  const mirrorsOwners = policy.callerIds !== undefined;
-  if (mirrorsOwners) {
-    const mirrored = mirrorRoot(lowerRoot, upperRoot);
-    if (mirrored < 0) {
-      close(lowerRoot);
-      close(upperRoot);
-      throw new Error(
-        `sandlock: cannot give the layer's upper the workdir's owner: errno ${-mirrored}`,
-      );
-    }
+  const mirrored = mirrorRoot(lowerRoot, upperRoot);
+  if (mirrored < 0) {
+    close(lowerRoot);
+    close(upperRoot);
+    throw new Error(
+      `sandlock: cannot give the layer's upper the workdir's owner and mode: errno ${-mirrored}`,
+    );
   }
   const chroot =
     policy.chroot === null || policy.chroot === undefined
@@ -150,21 +147,21 @@ function openWorkdir(policy: CowPolicy): Workdir {
     lowerId: lower.id,
     upperId: upper.id,
     copies: new Map(),
-    mirrorsOwners,
   };
 }
 
 /**
- * The upper's root given the workdir's owner, group and mode, for a sandbox
- * of other ids than the supervisor's: its reaper makes what it creates at
- * the top of the workdir there, where the kernel then checks it as it
- * would in the workdir. The store (0700, the supervisor's) still keeps every
- * other process from reaching the upper. -errno.
+ * The upper's root given the workdir's owner, group and mode: the reaper
+ * makes what the sandbox creates at the top of the workdir there, where the
+ * kernel then checks it as it would in the workdir. The store (0700, the
+ * supervisor's) still keeps every other process from reaching the upper.
+ * A supervisor without CAP_CHOWN keeps the owner (then the group) it may
+ * not give. -errno.
  */
 function mirrorRoot(lowerRoot: number, upperRoot: number): number {
   const meta = metaOf(lowerRoot);
   if (typeof meta === 'number') return meta;
-  const owned = trySyscall('fchownat', upperRoot, EMPTY, meta.uid, meta.gid, AT_EMPTY_PATH);
+  const owned = keepOwner(upperRoot, meta);
   if (owned < 0) return owned;
   return trySyscall('fchmodat2', upperRoot, EMPTY, meta.mode & 0o7777, AT_EMPTY_PATH);
 }

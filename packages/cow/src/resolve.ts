@@ -54,13 +54,6 @@ export interface Workdir {
   /** "major:minor:ino" of each root. */
   readonly lowerId: string;
   readonly upperId: string;
-  /**
-   * The sandbox runs with other ids than the supervisor's (SpawnOptions.user):
-   * the upper's root and the directories copied up into it have the lower's
-   * owner, group and mode, so that the reaper's creates in them are checked
-   * as the lower's would be (upper.ts mirrorDir).
-   */
-  readonly mirrorsOwners: boolean;
   /** Lower objects copied up this session ("major:minor:ino" → path): a descriptor of one changes its copy. */
   readonly copies: Map<string, string>;
   /**

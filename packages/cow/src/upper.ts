@@ -30,6 +30,8 @@ import { type Inside, identify, type Workdir } from './resolve.js';
 
 const O = openFlags(hostArch());
 const PATH_FLAGS = O.O_PATH | O.O_CLOEXEC | O.O_NOFOLLOW;
+/** A new name, never an existing one or through a symlink. */
+const PATH_NEW = O.O_NOFOLLOW | O.O_CLOEXEC;
 const { ENOENT, ENOSPC, EPERM, EEXIST } = ERRNO;
 const EMPTY = Buffer.from('\0');
 
@@ -229,9 +231,16 @@ export function openIn(
  * O_EXCL and O_NOFOLLOW: an existing name is never opened. The mode is
  * then set on the new descriptor, still without capabilities (this
  * process's umask is not the caller's; the kernel clears a set-group-ID
- * bit the caller may not set). -errno.
+ * bit the caller may not set); not with `byAcl` (takesDefaultAcl: the
+ * create gave the mode the caller's would). -errno.
  */
-export function createAsCaller(dir: number, name: string, flags: number, mode: number): number {
+export function createAsCaller(
+  dir: number,
+  name: string,
+  flags: number,
+  mode: number,
+  byAcl = false,
+): number {
   const made = callAsCaller(0n, () => {
     const fd = trySyscall(
       'openat',
@@ -240,19 +249,19 @@ export function createAsCaller(dir: number, name: string, flags: number, mode: n
       flags | O.O_CREAT | O.O_EXCL | O.O_NOFOLLOW | O.O_CLOEXEC,
       mode,
     );
-    if (fd >= 0) trySyscall('fchmod', fd, mode);
+    if (fd >= 0 && !byAcl) trySyscall('fchmod', fd, mode);
     return fd;
   });
   return made === null ? -EPERM : made.value;
 }
 
 /**
- * mkdir of `path` in `dir`, 0700, then a descriptor of the new directory
- * itself, opened without following a symlink (a name swapped meanwhile is
- * not followed); -errno.
+ * mkdir of `path` in `dir` (`mode` less this process's umask), then a
+ * descriptor of the new directory itself, opened without following a
+ * symlink (a name swapped meanwhile is not followed); -errno.
  */
-function makeAndOpenDir(dir: number, path: Buffer): number {
-  const made = trySyscall('mkdirat', dir, path, 0o700);
+function makeAndOpenDir(dir: number, path: Buffer, mode = 0o700): number {
+  const made = trySyscall('mkdirat', dir, path, mode);
   if (made < 0) return made;
   return trySyscall(
     'openat',
@@ -264,24 +273,35 @@ function makeAndOpenDir(dir: number, path: Buffer): number {
 }
 
 /**
- * mkdir of `name` in the upper directory `dir` with exactly `mode`, in this
- * thread with no capabilities, for a caller that `Maker.asWorker` says has
- * this thread's ids (as createAsCaller): made 0700 (this process's umask
- * is not the caller's), then its mode set through a descriptor of the new
- * directory itself, opened without following a symlink. -errno.
+ * mkdir of `name` in the upper directory `dir` in this thread with no
+ * capabilities, for a caller that `Maker.asWorker` says has this thread's
+ * ids (as createAsCaller), with the mode mkdir(2) gives: `mode`'s
+ * permission and sticky bits (vfs_mkdir() in fs/namei.c takes no other),
+ * and S_ISGID exactly where inherited from a set-group-ID parent
+ * (inode_init_owner() in fs/inode.c). This process's umask is not the
+ * caller's: where it took bits, the mode is set on the new directory, by
+ * this thread with its own capabilities, so that an inherited S_ISGID a
+ * chmod by an owner outside the directory's group would clear
+ * (setattr_prepare() in fs/attr.c) stays; a supervisor without CAP_FSETID
+ * loses it there. With `byAcl` (takesDefaultAcl), the mkdir gives the mode
+ * the caller's would. -errno.
  */
-export function mkdirAsCaller(dir: number, name: string, mode: number): number {
-  const made = callAsCaller(0n, () => {
-    const path = cName(name);
-    const fd = makeAndOpenDir(dir, path);
-    if (fd < 0) return fd;
-    try {
-      return trySyscall('fchmod', fd, mode & 0o7777);
-    } finally {
-      close(fd);
-    }
-  });
-  return made === null ? -EPERM : made.value;
+export function mkdirAsCaller(dir: number, name: string, mode: number, byAcl = false): number {
+  const asked = mode & 0o1777;
+  const made = callAsCaller(0n, () => makeAndOpenDir(dir, cName(name), asked));
+  if (made === null) return -EPERM;
+  const fd = made.value;
+  if (fd < 0) return fd;
+  try {
+    if (byAcl) return 0;
+    const meta = metaOf(fd);
+    if (typeof meta === 'number') return meta;
+    const target = asked | (meta.mode & S_ISGID);
+    if ((meta.mode & 0o7777) === target) return 0;
+    return trySyscall('fchmod', fd, target);
+  } finally {
+    close(fd);
+  }
 }
 
 /**
@@ -292,7 +312,8 @@ export function mkdirAsCaller(dir: number, name: string, mode: number): number {
  * sets it, but for an inherited S_ISGID, which a chmod by an owner not in
  * the directory's group would clear (setattr_prepare() in fs/attr.c): that
  * one is set by this process, on the directory only when `owner` owns it
- * (the one the reaper just made). -errno.
+ * (the one the reaper just made). With `byAcl` (takesDefaultAcl), the
+ * mkdir gives the mode the caller's would. -errno.
  */
 export function mkdirByReaper(
   broker: OnBehalf,
@@ -300,7 +321,9 @@ export function mkdirByReaper(
   name: string,
   mode: number,
   owner: number,
+  byAcl = false,
 ): number {
+  if (byAcl) return mkdirIn(broker, dir, name, mode & 0o1777);
   const made = mkdirIn(broker, dir, name, 0o700);
   if (made < 0) return made;
   const fd = trySyscall(
@@ -342,7 +365,9 @@ export function upperDir(workdir: Workdir, broker: OnBehalf, rel: readonly strin
         if (next >= 0) opened.push(next);
       }
       let next = trySyscall('openat', upper, cName(name), PATH_FLAGS | O.O_DIRECTORY, 0);
-      if (next === -ENOENT && workdir.mirrorsOwners && lower >= 0) {
+      if (next === -ENOENT && lower >= 0) {
+        const acts = reaperActs(broker);
+        if (acts < 0) return acts;
         const made = mirrorDir(upper, name, lower);
         if (made < 0 && made !== -EEXIST) return made;
         const source = identify(lower);
@@ -350,16 +375,9 @@ export function upperDir(workdir: Workdir, broker: OnBehalf, rel: readonly strin
           remember(workdir, source.id, rel.slice(0, index + 1).join('/'));
         next = trySyscall('openat', upper, cName(name), PATH_FLAGS | O.O_DIRECTORY, 0);
       } else if (next === -ENOENT) {
-        const meta = lower >= 0 ? metaOf(lower) : null;
-        const mode = meta !== null && typeof meta !== 'number' ? meta.mode & 0o7777 : 0o755;
         const made = mkdirIn(broker, upper, name, 0o700);
         if (made < 0 && made !== -EEXIST) return made;
-        chmodIn(broker, upper, name, mode);
-        const source = lower >= 0 ? identify(lower) : null;
-        if (source !== null && typeof source !== 'number') {
-          remember(workdir, source.id, rel.slice(0, index + 1).join('/'));
-        }
-        if (meta !== null && typeof meta !== 'number') utimesIn(broker, upper, name, meta.times);
+        chmodIn(broker, upper, name, 0o755);
         next = trySyscall('openat', upper, cName(name), PATH_FLAGS | O.O_DIRECTORY, 0);
       }
       if (next < 0) return next;
@@ -376,14 +394,22 @@ export function upperDir(workdir: Workdir, broker: OnBehalf, rel: readonly strin
 }
 
 /**
+ * 0 where the reaper acts for this call, else its -errno: a copy-up this
+ * process makes is refused to a caller the reaper refuses (a narrowed
+ * caller: brokerOf in call.ts), as the reaper's own calls would be. One
+ * round trip, made only where something is copied.
+ */
+function reaperActs(broker: OnBehalf): number {
+  return Math.min(reaperCall(broker, 'getpid', []), 0);
+}
+
+/**
  * Copies the lower directory `lower` up as `name` in the upper directory
- * `dir` by this process, with the lower's owner, group, mode and times (as
- * overlayfs copies up with the mounter's credentials): for a sandbox of
- * other ids than the supervisor's (Workdir.mirrorsOwners), whose reaper
- * could neither make it in a directory of another owner nor give it the
- * lower's owner. What the sandbox then makes in it, the reaper makes, and
- * the kernel's checks there are those of the lower directory. -errno;
- * -EEXIST when the name was taken meanwhile (then left as it is).
+ * `dir` by this process, with the lower's owner, group, mode, extended
+ * attributes and times (see keepAttributes). What the sandbox then makes
+ * in it, the reaper makes, and the kernel's checks there are those of the
+ * lower directory. -errno; -EEXIST when the name was taken meanwhile (then
+ * left as it is).
  */
 function mirrorDir(dir: number, name: string, lower: number): number {
   const meta = metaOf(lower);
@@ -393,16 +419,122 @@ function mirrorDir(dir: number, name: string, lower: number): number {
   if (fd < 0) return fd;
   let result: number;
   try {
-    // chown first: it may clear the set-group-ID bit the chmod then sets (chown(2)).
-    result = trySyscall('fchown', fd, meta.uid, meta.gid);
-    if (result >= 0) result = trySyscall('fchmod', fd, meta.mode & 0o7777);
-    if (result >= 0) result = trySyscall('utimensat', fd, null, meta.times, 0);
+    result = keepAttributes(fd, lower, meta);
   } finally {
     close(fd);
   }
   // Not left half made (the supervisor's, 0700): the next copy-up makes it again.
   if (result < 0) trySyscall('unlinkat', dir, path, AT_REMOVEDIR);
   return result;
+}
+
+/**
+ * Gives `copy`, an object this process just made in the upper, the lower
+ * object's owner, group, mode, extended attributes and times, as overlayfs
+ * copies up with its mounter's credentials (ovl_copy_up_metadata() in
+ * fs/overlayfs/copy_up.c): the kernel's checks on the copy are then those
+ * on the lower object. Under a supervisor without CAP_CHOWN the owner
+ * (then the group) it may not give is left its own, and attributes it may
+ * not set are left out (setXattrs). -errno.
+ */
+function keepAttributes(copy: number, lower: number, meta: Meta): number {
+  const type = meta.mode & S_IFMT;
+  // chown first: it clears set-user-ID and set-group-ID bits (chown(2)) the chmod then sets.
+  let result = keepOwner(copy, meta);
+  // A symlink's mode is always 0777 (fchmodat2 refuses to change it).
+  if (result >= 0 && type !== S_IFLNK) {
+    result = trySyscall('fchmodat2', copy, EMPTY, meta.mode & 0o7777, AT_EMPTY_PATH);
+  }
+  if (result >= 0) {
+    const attributes = lowerXattrs(lower);
+    if (typeof attributes === 'number') return attributes;
+    if (attributes.size > 0) result = setXattrsAt(copy, attributes);
+  }
+  if (result >= 0) {
+    result = trySyscall('utimensat', copy, EMPTY, meta.times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+  }
+  return result;
+}
+
+/**
+ * Gives the object of `fd` (any descriptor, O_PATH too) the owner and group
+ * of `meta`; without CAP_CHOWN, the group alone where this process may give
+ * it (owner and member), else neither. An id the upper's file system
+ * cannot hold (a tmpfs of a user namespace: EOVERFLOW, in notify_change()
+ * in fs/attr.c) is one it may not give. -errno.
+ */
+export function keepOwner(fd: number, meta: Meta): number {
+  const result = trySyscall('fchownat', fd, EMPTY, meta.uid, meta.gid, AT_EMPTY_PATH);
+  if (!mayNotGive(result)) return result;
+  const group = trySyscall('fchownat', fd, EMPTY, -1, meta.gid, AT_EMPTY_PATH);
+  return mayNotGive(group) ? 0 : group;
+}
+
+function mayNotGive(result: number): boolean {
+  return result === -EPERM || result === -ERRNO.EOVERFLOW || result === -ERRNO.EINVAL;
+}
+
+/**
+ * Whether new entries of the upper directory `dir` take a default ACL
+ * (system.posix_acl_default, copied up with the directory): then the
+ * kernel applies no umask to their mode, the ACL masks it
+ * (posix_acl_create() in fs/posix_acl.c), and the create in the upper,
+ * given the caller's mode, makes what the caller's would. -errno.
+ */
+export function takesDefaultAcl(dir: number): boolean | number {
+  const size = trySyscall('getxattr', viaProc(dir), cName('system.posix_acl_default'), null, 0);
+  if (size === -ERRNO.ENODATA || size === -ERRNO.EOPNOTSUPP) return false;
+  return size < 0 ? size : true;
+}
+
+/** The path by which the object of a descriptor of this process is reached, itself even where it is a symlink. */
+function viaProc(fd: number): Buffer {
+  return Buffer.from(`/proc/thread-self/fd/${fd}\0`);
+}
+
+/**
+ * The extended attributes of the lower object (an O_PATH descriptor),
+ * POSIX ACLs among them; those this process may not read (EACCES, EPERM)
+ * are left out, as the caller could not copy them either. -errno.
+ */
+function lowerXattrs(lower: number): Map<string, Buffer> | number {
+  const out = new Map<string, Buffer>();
+  const path = viaProc(lower);
+  const size = trySyscall('listxattr', path, null, 0);
+  if (size === -ERRNO.EOPNOTSUPP || size === 0) return out;
+  if (size < 0) return size;
+  const names = Buffer.alloc(size);
+  const listed = trySyscall('listxattr', path, names, size);
+  if (listed < 0) return listed;
+  for (const name of names.subarray(0, listed).toString('latin1').split('\0')) {
+    if (name === '') continue;
+    const key = cName(name);
+    const length = trySyscall('getxattr', path, key, null, 0);
+    if (length === -ERRNO.ENODATA || length === -ERRNO.EACCES || length === -EPERM) continue;
+    if (length < 0) return length;
+    const value = Buffer.alloc(Math.max(length, 1));
+    const got = trySyscall('getxattr', path, key, value, length);
+    if (got < 0) return got;
+    out.set(name, value.subarray(0, got));
+  }
+  return out;
+}
+
+/** setXattrs on any object (through /proc/thread-self/fd: O_PATH descriptors too). */
+function setXattrsAt(copy: number, attributes: ReadonlyMap<string, Buffer>): number {
+  const path = viaProc(copy);
+  for (const [name, value] of attributes) {
+    const result = trySyscall(
+      'setxattr',
+      path,
+      cName(name),
+      value.length === 0 ? Buffer.alloc(1) : value,
+      value.length,
+      0,
+    );
+    if (result < 0 && result !== -EPERM && result !== -ERRNO.EOPNOTSUPP) return result;
+  }
+  return 0;
 }
 
 /** Bounded: a sandbox copying up more only loses descriptor metadata calls on the oldest. */
@@ -479,15 +611,8 @@ export function copyUp(
 ): { fd: number; dir: number } | number {
   const dir = upperDir(workdir, broker, inside.rel.slice(0, -1));
   if (dir < 0) return dir;
-  const made = copyInto(
-    workdir,
-    broker,
-    inside.lower,
-    inside.parent?.lower ?? -1,
-    dir,
-    inside.name,
-    empty,
-  );
+  const acts = reaperActs(broker);
+  const made = acts < 0 ? acts : copyInto(workdir, inside.lower, dir, inside.name, empty);
   if (made < 0) {
     close(dir);
     return made;
@@ -502,12 +627,17 @@ export function copyUp(
   return { fd, dir };
 }
 
-/** Makes `name` in the upper directory `dir` a copy of the lower object `lower` (named `name` in `lowerDir`). */
+/**
+ * Makes `name` in the upper directory `dir` a copy of the lower object
+ * `lower` by this process, as overlayfs copies up with its mounter's
+ * credentials: the object, its bytes, then the lower's owner, group, mode,
+ * extended attributes and times (keepAttributes). The handlers have made
+ * the kernel's checks of the caller's call on the lower object first.
+ * -errno; a copy that fails half way is removed.
+ */
 function copyInto(
   workdir: Workdir,
-  broker: OnBehalf,
   lower: number,
-  lowerDir: number,
   dir: number,
   name: string,
   empty: boolean,
@@ -515,123 +645,67 @@ function copyInto(
   const meta = metaOf(lower);
   if (typeof meta === 'number') return meta;
   const type = meta.mode & S_IFMT;
-  const perms = meta.mode & 0o7777;
   const layer = workdir.layer;
-  // For a sandbox of other ids (Workdir.mirrorsOwners) this process makes
-  // the copy with the lower's owner, as mirrorDir does: a copy the reaper
-  // made would be the sandbox's, which could then chmod a file of root's,
-  // remove it from a sticky directory, and have the commit give it away.
-  const maker = workdir.mirrorsOwners ? SUPERVISOR : reaperMaker(broker);
-  let result: number;
+  const path = cName(name);
+  let reserved = 0;
+  let copy: number;
   if (type === S_IFREG) {
-    const bytes = empty ? 0 : meta.size;
-    if (!layer.reserve(bytes)) return -ENOSPC;
-    const source = empty ? -1 : maker.read(lower, lowerDir, name);
-    if (source < 0 && !empty) {
-      layer.release(bytes);
-      return source;
-    }
-    const target = maker.create(dir, name);
-    if (target < 0) {
-      if (source >= 0) close(source);
-      layer.release(bytes);
-      return target;
-    }
-    try {
-      result = empty ? 0 : copyBytes(source, target, meta.size);
-    } finally {
-      if (source >= 0) close(source);
-      close(target);
-    }
-    if (result < 0) {
-      maker.unlink(dir, name);
-      layer.release(bytes);
-      return result;
+    reserved = empty ? 0 : meta.size;
+    if (!layer.reserve(reserved)) return -ENOSPC;
+    copy = trySyscall('openat', dir, path, O.O_WRONLY | O.O_CREAT | O.O_EXCL | PATH_NEW, 0o600);
+    if (copy >= 0 && !empty) {
+      const copied = copyFrom(lower, copy, meta.size);
+      if (copied < 0) {
+        close(copy);
+        copy = copied;
+        trySyscall('unlinkat', dir, path, 0);
+      }
     }
   } else if (type === S_IFLNK) {
     const text = Buffer.alloc(4096);
     const length = trySyscall('readlinkat', lower, EMPTY, text, text.length);
     if (length < 0) return length;
-    if (!layer.reserve(length)) return -ENOSPC;
-    result = maker.symlink(text.subarray(0, length), dir, name);
-    if (result < 0) return result;
+    reserved = length;
+    if (!layer.reserve(reserved)) return -ENOSPC;
+    text[length] = 0;
+    copy = trySyscall('symlinkat', text.subarray(0, length + 1), dir, path);
+    if (copy >= 0) copy = trySyscall('openat', dir, path, PATH_FLAGS, 0);
   } else if (type === S_IFDIR) {
-    result = maker.mkdir(dir, name);
-    if (result < 0) return result;
+    copy = makeAndOpenDir(dir, path);
   } else if (type === S_IFIFO) {
-    result = maker.mkfifo(dir, name);
-    if (result < 0) return result;
+    copy = trySyscall('mknodat', dir, path, S_IFIFO | 0o600, 0);
+    if (copy >= 0) copy = trySyscall('openat', dir, path, PATH_FLAGS, 0);
   } else {
     // Devices and sockets are not copied: the sandbox may not make them.
     return -EPERM;
   }
-  if (workdir.mirrorsOwners) {
-    const owned = ownAsLower(dir, name, meta, type === S_IFLNK);
-    if (owned < 0) maker.unlink(dir, name, type === S_IFDIR ? AT_REMOVEDIR : 0);
-    return owned;
+  if (copy < 0) {
+    layer.release(reserved);
+    return copy;
   }
-  if (type !== S_IFLNK) chmodIn(broker, dir, name, perms);
-  utimesIn(broker, dir, name, meta.times);
-  return 0;
-}
-
-/** Who makes a copy-up's object in the upper. */
-interface CopyMaker {
-  /** The lower file `lower` (O_PATH), named `name` in `lowerDir`, opened to be read. */
-  read(lower: number, lowerDir: number, name: string): number;
-  create(dir: number, name: string): number;
-  symlink(target: Buffer, dir: number, name: string): number;
-  mkdir(dir: number, name: string): number;
-  mkfifo(dir: number, name: string): number;
-  unlink(dir: number, name: string, flags?: number): number;
-}
-
-function reaperMaker(broker: OnBehalf): CopyMaker {
-  return {
-    read: (_lower, lowerDir, name) => openIn(broker, lowerDir, name, O.O_RDONLY),
-    create: (dir, name) => openIn(broker, dir, name, O.O_WRONLY | O.O_CREAT | O.O_EXCL, 0o600),
-    symlink: (target, dir, name) => symlinkIn(broker, target, dir, name),
-    mkdir: (dir, name) => mkdirIn(broker, dir, name, 0o700),
-    mkfifo: (dir, name) => mknodIn(broker, dir, name, S_IFIFO | 0o600),
-    unlink: (dir, name, flags = 0) => unlinkIn(broker, dir, name, flags),
-  };
-}
-
-// A copy with the lower's owner and mode is read by no one the lower's
-// would refuse: the file is read by this process, as overlayfs reads it
-// with the mounter's credentials (a file the user may rename but not read).
-const SUPERVISOR: CopyMaker = {
-  read: (lower) =>
-    trySyscall(
-      'openat',
-      AT_FDCWD,
-      Buffer.from(`/proc/thread-self/fd/${lower}\0`),
-      O.O_RDONLY | O.O_CLOEXEC,
-      0,
-    ),
-  create: (dir, name) =>
-    trySyscall(
-      'openat',
-      dir,
-      cName(name),
-      O.O_WRONLY | O.O_CREAT | O.O_EXCL | O.O_NOFOLLOW | O.O_CLOEXEC,
-      0o600,
-    ),
-  symlink: (target, dir, name) =>
-    trySyscall('symlinkat', Buffer.concat([target, Buffer.from('\0')]), dir, cName(name)),
-  mkdir: (dir, name) => trySyscall('mkdirat', dir, cName(name), 0o700),
-  mkfifo: (dir, name) => trySyscall('mknodat', dir, cName(name), S_IFIFO | 0o600, 0),
-  unlink: (dir, name, flags = 0) => trySyscall('unlinkat', dir, cName(name), flags),
-};
-
-/** `name` in `dir` given the owner, group, mode (not a symlink's) and times of `meta`. 0 or -errno. */
-function ownAsLower(dir: number, name: string, meta: Meta, symlink: boolean): number {
-  const path = cName(name);
-  // chown first: it clears the set-user-ID and set-group-ID bits the chmod then sets (chown(2)).
-  let result = trySyscall('fchownat', dir, path, meta.uid, meta.gid, AT_SYMLINK_NOFOLLOW);
-  if (result >= 0 && !symlink) result = trySyscall('fchmodat', dir, path, meta.mode & 0o7777);
-  if (result >= 0) result = trySyscall('utimensat', dir, path, meta.times, AT_SYMLINK_NOFOLLOW);
+  let result: number;
+  try {
+    result = keepAttributes(copy, lower, meta);
+  } finally {
+    close(copy);
+  }
+  if (result < 0) {
+    trySyscall('unlinkat', dir, path, type === S_IFDIR ? AT_REMOVEDIR : 0);
+    layer.release(reserved);
+  }
   return result;
+}
+
+/** Copies the bytes of the lower file `lower` (an O_PATH descriptor) into `to`. -errno. */
+function copyFrom(lower: number, to: number, size: number): number {
+  // Reopened through its descriptor: the object the walk found, not a name.
+  const from = trySyscall('openat', AT_FDCWD, viaProc(lower), O.O_RDONLY | O.O_CLOEXEC, 0);
+  if (from < 0) return from;
+  try {
+    return copyBytes(from, to, size);
+  } finally {
+    close(from);
+  }
 }
 
 /**
@@ -658,7 +732,9 @@ export function copyTreeUp(
     try {
       let upperChild = trySyscall('openat', upperFd, cName(name), PATH_FLAGS, 0);
       if (upperChild === -ENOENT) {
-        const made = copyInto(workdir, broker, lowerChild, lowerFd, upperFd, name, false);
+        const acts = reaperActs(broker);
+        if (acts < 0) return acts;
+        const made = copyInto(workdir, lowerChild, upperFd, name, false);
         if (made < 0) return made;
         upperChild = trySyscall('openat', upperFd, cName(name), PATH_FLAGS, 0);
       }

@@ -66,6 +66,7 @@ import {
   reaperCall,
   renameIn,
   symlinkIn,
+  takesDefaultAcl,
   unlinkIn,
   upperDir,
   upperHolderOf,
@@ -297,15 +298,18 @@ export function onMkdir(ctx: Ctx): Answer {
   const a = ctx.args;
   const at = ctx.syscall === 'mkdirat';
   const maker = makerOf(ctx);
-  const mode = uint(at ? a[2] : a[1]) & 0o7777 & ~maker.umask;
+  const asked = uint(at ? a[2] : a[1]) & 0o7777;
   return create(
     ctx,
     at ? int(a[0]) : AT_FDCWD,
     at ? a[1]! : a[0]!,
     (dir, name, broker) => {
-      if (maker.asWorker) return mkdirAsCaller(dir, name, mode);
+      const byAcl = takesDefaultAcl(dir);
+      if (typeof byAcl === 'number') return byAcl;
+      const mode = byAcl ? asked : asked & ~maker.umask;
+      if (maker.asWorker) return mkdirAsCaller(dir, name, mode, byAcl);
       const owner = ctx.session.policy.callerIds?.fsuid ?? process.geteuid?.() ?? -1;
-      return mkdirByReaper(broker, dir, name, mode, owner);
+      return mkdirByReaper(broker, dir, name, mode, owner, byAcl);
     },
     true,
   );
@@ -472,8 +476,21 @@ function renameInside(
   if (toPath.startsWith(`${fromPath}/`)) return answer.errno('EINVAL');
   if (fromPath.startsWith(`${toPath}/`)) return answer.errno(exchange ? 'EINVAL' : 'ENOTEMPTY');
   if (fromPath === toPath) return answer.value(0);
+  // hard links of one file: nothing (rename(2))
+  if (targetExists && !exchange && sameObject(from, to)) return answer.value(0);
+  // vfs_rename(): may_delete() of the source, then may_create() or
+  // may_delete() of the target, each the directory's permission before
+  // the target's kind; ENOTEMPTY is the file system's, last.
+  for (const r of [from, to]) {
+    const may = mayChange(broker, parentOf(r));
+    if (may < 0) return answer.errno(-may);
+  }
+  // may_delete()'s check_sticky(), also before the kinds.
+  for (const r of targetExists ? [from, to] : [from]) {
+    const sticky = stickyAllows(ctx, r);
+    if (sticky < 0) return answer.errno(-sticky);
+  }
   if (targetExists && !exchange) {
-    if (sameObject(from, to)) return answer.value(0); // hard links of one file: nothing (rename(2))
     if (fromDir && !toDir) return answer.errno('ENOTDIR');
     if (!fromDir && toDir) return answer.errno('EISDIR');
     if (toDir) {
@@ -481,14 +498,6 @@ function renameInside(
       if (typeof names === 'number') return answer.errno(-names);
       if (names.size > 0) return answer.errno('ENOTEMPTY');
     }
-  }
-  for (const r of [from, to]) {
-    const may = mayChange(broker, parentOf(r));
-    if (may < 0) return answer.errno(-may);
-  }
-  for (const r of targetExists ? [from, to] : [from]) {
-    const sticky = stickyAllows(ctx, r);
-    if (sticky < 0) return answer.errno(-sticky);
   }
   const fromLower = lowerVisible(session, from);
   const toLower = lowerHas(to);

@@ -41,7 +41,16 @@ import {
   untouched,
 } from '../call.js';
 import type { Inside, Restrict } from '../resolve.js';
-import { access, chmodFd, copyUp, createAsCaller, mayChange, openIn, upperDir } from '../upper.js';
+import {
+  access,
+  chmodFd,
+  copyUp,
+  createAsCaller,
+  mayChange,
+  openIn,
+  takesDefaultAcl,
+  upperDir,
+} from '../upper.js';
 
 const O = openFlags(hostArch());
 const O_ACCMODE = 3;
@@ -231,12 +240,17 @@ function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answ
         : upperDir(session.workdir, broker, r.rel.slice(0, -1));
     if (dir < 0) return answer.errno(-dir);
     const maker = makerOf(ctx);
-    const perms = call.mode & 0o7777 & ~maker.umask;
+    const byAcl = takesDefaultAcl(dir);
+    if (typeof byAcl === 'number') {
+      close(dir);
+      return answer.errno(-byAcl);
+    }
+    const perms = call.mode & 0o7777 & (byAcl ? 0o7777 : ~maker.umask);
     const openAs = flags & ~LOOKUP_FLAGS;
     let fd: number;
     try {
       fd = maker.asWorker
-        ? createAsCaller(dir, r.name, openAs, perms)
+        ? createAsCaller(dir, r.name, openAs, perms, byAcl)
         : openIn(broker, dir, r.name, openAs | O.O_CREAT | O.O_EXCL, perms);
     } finally {
       close(dir);
@@ -245,8 +259,9 @@ function openInside(ctx: Ctx, session: Session, r: Inside, call: OpenCall): Answ
     // The reaper's umask is not the caller's. The mode is set as the caller
     // would set it, so a set-group-ID bit the kernel clears for it (no
     // CAP_FSETID, not in the file's group: mode_strip_sgid() at the create,
-    // setattr_should_drop_sgid() on chmod) is cleared here too.
-    if (!maker.asWorker) {
+    // setattr_should_drop_sgid() on chmod) is cleared here too. A default
+    // ACL of the directory made the caller's mode already (no umask).
+    if (!maker.asWorker && !byAcl) {
       const moded = setMode(broker, maker, fd, perms);
       if (moded < 0) {
         close(fd);
