@@ -75,6 +75,8 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   fchown: onDescriptorOnly,
   fsetxattr: onDescriptorOnly,
   fremovexattr: onDescriptorOnly,
+  setxattrat: onSetXattr,
+  removexattrat: onSetXattr,
   getdents64: onListing,
   getdents: onListing,
   getcwd: onGetcwd,

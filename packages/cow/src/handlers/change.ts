@@ -65,11 +65,20 @@ import {
   utimesIn,
 } from '../upper.js';
 import { onDescriptorMetadata } from './fd-meta.js';
+import { onOutsidePath, onPinned } from './outside-meta.js';
 
 const O = openFlags(hostArch());
 const PATH_FLAGS = O.O_PATH | O.O_CLOEXEC | O.O_NOFOLLOW;
+/** The flags fchmodat2, fchownat and utimensat take (any other is EINVAL). */
+const AT_FLAGS = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH;
 
-/** Runs `inside` on a path inside the workdir; a path outside continues (the kernel, Landlock). */
+/**
+ * Runs `inside` on a path inside the workdir; a path outside continues (the
+ * kernel, whose Landlock domain of the sandbox writes nothing in the
+ * workdir) unless `outside` answers it. An empty path is ENOENT, as the
+ * kernel answers it (getname()): let through, the kernel would read the
+ * string again, which another thread may have filled meanwhile.
+ */
 function withPath(
   ctx: Ctx,
   dirfd: number,
@@ -77,16 +86,16 @@ function withPath(
   follow: boolean,
   inside: (r: Inside, session: Session, broker: OnBehalf, path: Buffer) => Answer,
   create = false,
-  outside: (errno: number) => Answer = answer.continue,
+  outside: (errno: number, path: Buffer, session: Session) => Answer = answer.continue,
 ): Answer {
   const path = copyPath(ctx, address);
-  if (path.length === 0) return answer.continue();
+  if (path.length === 0) return answer.errno('ENOENT');
   const session = sessionOf(ctx);
   const resolved = resolve(ctx, session, path, dirfd, follow, create);
   if (resolved.where === 'outside') {
     const errno = resolved.walked.errno;
     resolved.walked.close();
-    return outside(errno);
+    return outside(errno, path, session);
   }
   try {
     return inside(resolved, session, brokerOf(ctx), path);
@@ -624,6 +633,8 @@ export function onMetadata(ctx: Ctx): Answer {
   let address: bigint;
   let follow = true;
   let apply: (broker: OnBehalf, dir: number, name: string) => number;
+  /** The same change on a pinned object outside the workdir. */
+  let pinned: (fd: number) => number;
   /** chmod of a symlink itself: the kernel says EOPNOTSUPP (fchmodat2(2)). */
   let symlinkChmod = false;
   switch (ctx.syscall) {
@@ -636,10 +647,11 @@ export function onMetadata(ctx: Ctx): Answer {
       const mode = uint(at ? a[2] : a[1]) & 0o7777;
       if (ctx.syscall === 'fchmodat2') {
         const flags = uint(a[3]);
-        if ((flags & AT_EMPTY_PATH) !== 0) return answer.continue();
+        if ((flags & ~AT_FLAGS) !== 0) return answer.errno('EINVAL');
         follow = (flags & AT_SYMLINK_NOFOLLOW) === 0;
       }
       apply = (broker, dir, name) => chmodIn(broker, dir, name, mode);
+      pinned = onPinned.chmod(mode);
       symlinkChmod = true;
       break;
     }
@@ -652,28 +664,28 @@ export function onMetadata(ctx: Ctx): Answer {
       const uid = uint(at ? a[2] : a[1]);
       const gid = uint(at ? a[3] : a[2]);
       const flags = at ? uint(a[4]) : 0;
-      if (at && (flags & AT_EMPTY_PATH) !== 0) return answer.continue();
+      if ((flags & ~AT_FLAGS) !== 0) return answer.errno('EINVAL');
       follow = ctx.syscall === 'chown' || (at && (flags & AT_SYMLINK_NOFOLLOW) === 0);
       apply = (broker, dir, name) =>
         brokerCallNamed(broker, 'fchownat', dir, name, [uid, gid, AT_SYMLINK_NOFOLLOW]);
+      pinned = onPinned.chown(uid, gid);
       break;
     }
     case 'utimensat': {
-      if (a[1] === 0n) return answer.continue(); // futimens: the descriptor's object
       dirfd = int(a[0]);
       address = a[1]!;
       const flags = uint(a[3]);
-      if ((flags & AT_EMPTY_PATH) !== 0) return answer.continue();
+      if ((flags & ~AT_FLAGS) !== 0) return answer.errno('EINVAL');
       follow = (flags & AT_SYMLINK_NOFOLLOW) === 0;
-      const times = a[2] === 0n ? null : ctx.read(a[2]!, 32);
+      const times = a[2] === 0n ? null : Buffer.from(ctx.read(a[2]!, 32));
       apply = (broker, dir, name) => utimesIn(broker, dir, name, times);
+      pinned = onPinned.utimes(times);
       break;
     }
     case 'utime':
     case 'utimes':
     case 'futimesat': {
       const at = ctx.syscall === 'futimesat';
-      if (at && a[1] === 0n) return answer.continue();
       if (at) dirfd = int(a[0]);
       address = at ? a[1]! : a[0]!;
       const pointer = at ? a[2]! : a[1]!;
@@ -695,6 +707,7 @@ export function onMetadata(ctx: Ctx): Answer {
         }
       }
       apply = (broker, dir, name) => utimesIn(broker, dir, name, times);
+      pinned = onPinned.utimes(times);
       break;
     }
     default:
@@ -730,12 +743,12 @@ export function onMetadata(ctx: Ctx): Answer {
       }
     },
     false,
-    // Outside the workdir: refused where the policy lets it write nothing
-    // (what its filter does without a workdir, sandbox-filter.ts).
-    (errno) =>
-      errno === 0 && ctx.session.policy.fsWrite.length === 0
-        ? answer.errno('EACCES')
-        : answer.continue(),
+    (errno, path, session) =>
+      onOutsidePath(ctx, session, { path, dirfd, follow }, errno, {
+        inLayer: apply,
+        onPinned: pinned,
+        ...(symlinkChmod ? { onSymlink: 'EOPNOTSUPP' as const } : {}),
+      }),
   );
 }
 

@@ -23,16 +23,16 @@ import {
   openFlags,
   readCStringBytes,
   trySyscall,
-  XATTR_NAME_MAX,
-  XATTR_SIZE_MAX,
 } from '@sandlock/sys';
 import { brokerOf, type Ctx, int, makerOf, type Session, sessionOf, uint } from '../call.js';
 import { identify, insideAt, placeOf } from '../resolve.js';
 import { chmodIn, cName, copyUp, openIn, reaperCall, upperDir, utimesIn } from '../upper.js';
+import { xattrChangeOf } from './xattr-args.js';
 
 const O = openFlags(hostArch());
 
-type Change = (broker: OnBehalf, dir: number, name: string, isDirectory: boolean) => number;
+/** A change on the upper's copy: `name` in `dir`. */
+export type Change = (broker: OnBehalf, dir: number, name: string, isDirectory: boolean) => number;
 
 /** A call made by this thread or by the reaper (`{ fd }`: a descriptor of this process; `{ data }`: an offset into `data`). */
 type Run = (syscall: string, args: readonly BrokerArg[], data?: Buffer) => number;
@@ -100,23 +100,45 @@ function changeOf(ctx: Ctx): DescriptorChange | null {
             : run('utimensat', [{ fd }, 0, { data: 0 }, 0], times),
       };
     }
+    case 'futimesat': {
+      // A NULL path: the descriptor's object (do_utimes(), fs/utimes.c).
+      if (a[1] !== 0n) return null;
+      let times: Buffer | null = null;
+      if (a[2] !== 0n) {
+        const tv = ctx.read(a[2]!, 32); // struct timeval[2]
+        times = Buffer.alloc(32);
+        for (const i of [0, 1]) {
+          const usec = tv.readBigInt64LE(16 * i + 8);
+          if (usec < 0n || usec >= 1_000_000n) {
+            return { fd: int(a[0]), change: () => -22 /* EINVAL */, onObject: () => -22 };
+          }
+          times.writeBigInt64LE(tv.readBigInt64LE(16 * i), 16 * i);
+          times.writeBigInt64LE(usec * 1000n, 16 * i + 8);
+        }
+      }
+      return {
+        fd: int(a[0]),
+        change: (b, dir, name) => utimesIn(b, dir, name, times),
+        onObject: (run, fd) =>
+          times === null
+            ? run('utimensat', [{ fd }, 0, 0, 0])
+            : run('utimensat', [{ fd }, 0, { data: 0 }, 0], times),
+      };
+    }
     case 'fsetxattr':
-    case 'fremovexattr': {
-      const remove = ctx.syscall === 'fremovexattr';
-      let name: Buffer;
-      try {
-        name = Buffer.concat([readCStringBytes(ctx.pid, a[1]!, XATTR_NAME_MAX), Buffer.from([0])]);
-      } catch {
-        return { fd: int(a[0]), change: () => -34 /* ERANGE */, onObject: () => -34 };
+    case 'fremovexattr':
+    case 'setxattrat':
+    case 'removexattrat': {
+      const call = xattrChangeOf(ctx);
+      if (typeof call === 'number') {
+        // An *at call's path handler answers its arguments' errno itself.
+        if (ctx.syscall.endsWith('at')) return null;
+        return { fd: int(a[0]), change: () => call, onObject: () => call };
       }
-      const size = remove ? 0 : Number(a[3] ?? 0n);
-      if (size > XATTR_SIZE_MAX) {
-        return { fd: int(a[0]), change: () => -7 /* E2BIG */, onObject: () => -7 };
-      }
-      const value = size > 0 ? Buffer.from(ctx.read(a[2]!, size)) : Buffer.alloc(1);
-      const flags = remove ? 0 : uint(a[4]);
+      if (!('fd' in call.target)) return null;
+      const { name, value, size, flags } = call;
       const onObject: OnObject = (run, fd) =>
-        remove
+        call.remove
           ? run('fremovexattr', [{ fd }, { data: 0 }], name)
           : run(
               'fsetxattr',
@@ -124,7 +146,7 @@ function changeOf(ctx: Ctx): DescriptorChange | null {
               Buffer.concat([name, value]),
             );
       return {
-        fd: int(a[0]),
+        fd: call.target.fd,
         onObject,
         change: (b, dir, entry, isDirectory) => {
           const fd = openIn(b, dir, entry, isDirectory ? O.O_RDONLY | O.O_DIRECTORY : O.O_RDONLY);
@@ -220,7 +242,12 @@ const runHere: Run = (syscall, args, data) =>
     ),
   );
 
-function onLowerObject(
+/**
+ * A change on an object of the lower (`dup`, at `rel`): made on its copy in
+ * the upper where the merged view shows it there, else nothing (the object
+ * is shown nowhere).
+ */
+export function onLowerObject(
   ctx: Ctx,
   session: Session,
   rel: string[],

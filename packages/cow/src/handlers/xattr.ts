@@ -1,7 +1,7 @@
 // Extended attributes by path inside the workdir: read from the object the
 // merged view shows, changed on its copy in the upper (by the reaper, on a
 // descriptor it opened there).
-import { type Answer, answer } from '@sandlock/dispatch/module';
+import { type Answer, answer, type OnBehalf } from '@sandlock/dispatch/module';
 import {
   AT_FDCWD,
   close,
@@ -12,9 +12,12 @@ import {
   XATTR_NAME_MAX,
   XATTR_SIZE_MAX,
 } from '@sandlock/sys';
-import { brokerOf, type Ctx, copyPath, resolve, type Session, sessionOf, uint } from '../call.js';
+import { brokerOf, type Ctx, copyPath, resolve, type Session, sessionOf } from '../call.js';
 import type { Inside } from '../resolve.js';
 import { openIn, reaperCall, upperHolderOf } from '../upper.js';
+import { onDescriptorMetadata } from './fd-meta.js';
+import { onOutsidePath, onPinned } from './outside-meta.js';
+import { xattrChangeOf } from './xattr-args.js';
 
 const O = openFlags(hostArch());
 
@@ -29,18 +32,19 @@ function xattrName(ctx: Ctx, address: bigint): Buffer | null {
 
 function inside(
   ctx: Ctx,
-  follow: boolean,
+  target: { readonly dirfd: number; readonly address: bigint; readonly follow: boolean },
   serve: (r: Inside, session: Session) => Answer,
-  outside: (errno: number) => Answer = answer.continue,
+  outside: (errno: number, path: Buffer, session: Session) => Answer = answer.continue,
 ): Answer {
-  const path = copyPath(ctx, ctx.args[0]!);
-  if (path.length === 0) return answer.continue();
+  const path = copyPath(ctx, target.address);
+  // The kernel's answer; let through, it would read the string again.
+  if (path.length === 0) return answer.errno('ENOENT');
   const session = sessionOf(ctx);
-  const resolved = resolve(ctx, session, path, AT_FDCWD, follow);
+  const resolved = resolve(ctx, session, path, target.dirfd, target.follow);
   if (resolved.where === 'outside') {
     const errno = resolved.walked.errno;
     resolved.walked.close();
-    return outside(errno);
+    return outside(errno, path, session);
   }
   try {
     if (resolved.errno !== 0) return answer.errno(resolved.errno);
@@ -60,7 +64,7 @@ export function onGetXattr(ctx: Ctx): Answer {
   const list = ctx.syscall.endsWith('listxattr');
   const follow = !ctx.syscall.startsWith('l');
   const a = ctx.args;
-  return inside(ctx, follow, (r) => {
+  return inside(ctx, { dirfd: AT_FDCWD, address: a[0]!, follow }, (r) => {
     if (r.pure) return answer.continue();
     // A symlink's own attributes: through the magic link the kernel would
     // follow it; a symlink has none a sandbox can set (user.* is refused on
@@ -93,20 +97,34 @@ export function onGetXattr(ctx: Ctx): Answer {
   });
 }
 
-/** setxattr, lsetxattr, removexattr, lremovexattr. */
+/** setxattr, lsetxattr, removexattr, lremovexattr; setxattrat and removexattrat (Linux 6.13). */
 export function onSetXattr(ctx: Ctx): Answer {
-  const remove = ctx.syscall.endsWith('removexattr');
-  const follow = !ctx.syscall.startsWith('l');
-  const a = ctx.args;
-  const name = xattrName(ctx, a[1]!);
-  if (name === null) return answer.errno('ERANGE');
-  const size = remove ? 0 : Number(a[3] ?? 0n);
-  if (size > XATTR_SIZE_MAX) return answer.errno('E2BIG');
-  const value = size > 0 ? Buffer.from(ctx.read(a[2]!, size)) : Buffer.alloc(1);
-  const flags = remove ? 0 : uint(a[4]);
+  const byDescriptor = onDescriptorMetadata(ctx); // the *at calls with AT_EMPTY_PATH
+  if (byDescriptor !== null) return byDescriptor;
+  const call = xattrChangeOf(ctx);
+  if (typeof call === 'number') return answer.errno(-call);
+  const { target, name, value, size, flags, remove } = call;
+  if ('fd' in target) return answer.errno('EBADF'); // onDescriptorMetadata's
+  /** The change on `entry` of the upper directory `dir`, by the reaper on a descriptor it opens there. */
+  const inLayer = (broker: OnBehalf, dir: number, entry: string, isDirectory: boolean): number => {
+    const fd = openIn(broker, dir, entry, isDirectory ? O.O_RDONLY | O.O_DIRECTORY : O.O_RDONLY);
+    if (fd < 0) return fd;
+    try {
+      return remove
+        ? reaperCall(broker, 'fremovexattr', [{ fd }, { data: 0 }], name)
+        : reaperCall(
+            broker,
+            'fsetxattr',
+            [{ fd }, { data: 0 }, { data: name.length }, size, flags],
+            Buffer.concat([name, value]),
+          );
+    } finally {
+      close(fd);
+    }
+  };
   return inside(
     ctx,
-    follow,
+    target,
     (r, session) => {
       if (r.rel.length === 0) return answer.errno('EPERM');
       if (r.kind === 'symlink') return answer.errno('EPERM');
@@ -114,36 +132,19 @@ export function onSetXattr(ctx: Ctx): Answer {
       const dir = upperHolderOf(session.workdir, broker, r);
       if (dir < 0) return answer.errno(-dir);
       try {
-        const fd = openIn(
-          broker,
-          dir,
-          r.name,
-          r.kind === 'directory' ? O.O_RDONLY | O.O_DIRECTORY : O.O_RDONLY,
-        );
-        if (fd < 0) return answer.errno(-fd);
-        try {
-          session.changed = true;
-          return answer.fromResult(
-            remove
-              ? reaperCall(broker, 'fremovexattr', [{ fd }, { data: 0 }], name)
-              : reaperCall(
-                  broker,
-                  'fsetxattr',
-                  [{ fd }, { data: 0 }, { data: name.length }, size, flags],
-                  Buffer.concat([name, value]),
-                ),
-          );
-        } finally {
-          close(fd);
-        }
+        session.changed = true;
+        return answer.fromResult(inLayer(broker, dir, r.name, r.kind === 'directory'));
       } finally {
         close(dir);
       }
     },
-    // Outside the workdir: refused where the policy lets it write nothing.
-    (errno) =>
-      errno === 0 && ctx.session.policy.fsWrite.length === 0
-        ? answer.errno('EACCES')
-        : answer.continue(),
+    // user.* of a symlink is EPERM to its owner (xattr_permission(), fs/xattr.c),
+    // and the sandbox holds no capability for the other namespaces.
+    (errno, path, session) =>
+      onOutsidePath(ctx, session, { path, dirfd: target.dirfd, follow: target.follow }, errno, {
+        inLayer,
+        onPinned: remove ? onPinned.removexattr(name) : onPinned.setxattr(name, value, size, flags),
+        onSymlink: 'EPERM',
+      }),
   );
 }

@@ -16,6 +16,7 @@ import {
   withFd,
   xattrsOf,
 } from './at.js';
+import { type TrueModes, trueStat } from './loosen.js';
 import type { Whiteouts } from './whiteouts.js';
 
 export type ChangeKind = 'file' | 'dir' | 'symlink' | 'fifo' | 'other';
@@ -168,8 +169,13 @@ export function walkLayer(
   whiteouts: Pick<Whiteouts, 'records' | 'deleted' | 'opaque'>,
   onUpper: (entry: UpperEntry, change: Change | null, lower: BigIntStats | null) => void,
   onDeleted: (change: Change) => void,
+  /** The modes of loosened upper entries (loosen.ts). */
+  modes?: TrueModes,
 ): void {
-  const inUpper = (rel: string) => lstatBeneath(upperRoot, rel);
+  const inUpper = (rel: string) => {
+    const found = lstatBeneath(upperRoot, rel);
+    return found === null ? null : trueStat(found, rel, modes);
+  };
   // Lower entries beneath `rel` (a lower directory) the merged view lacks.
   const deletedBeneath = (rel: string, upperHasRel: boolean): void => {
     const fd = tryOpenBeneath(lowerRoot, rel, O.O_PATH | O.O_DIRECTORY | O.O_NOFOLLOW);
@@ -252,7 +258,12 @@ export function walkLayer(
 }
 
 /** The change list, in tree order. */
-export function computeChanges(lower: string, upper: string, whiteouts: Whiteouts): Change[] {
+export function computeChanges(
+  lower: string,
+  upper: string,
+  whiteouts: Whiteouts,
+  modes?: TrueModes,
+): Change[] {
   const lowerRoot = openDirectoryNoSymlinks(lower);
   try {
     const upperRoot = openDirectoryNoSymlinks(upper);
@@ -268,6 +279,7 @@ export function computeChanges(lower: string, upper: string, whiteouts: Whiteout
         (found) => {
           if (!out.has(found.path)) out.set(found.path, found);
         },
+        modes,
       );
       return [...out.values()].sort((a, b) => byPath(a.path, b.path));
     } finally {

@@ -59,6 +59,7 @@ import {
 } from './at.js';
 import { byPath, walkLayer } from './changes.js';
 import type { Layer } from './index.js';
+import { type TrueModes, trueStat } from './loosen.js';
 import {
   ID,
   ownerGone,
@@ -98,6 +99,7 @@ export function plan(
   lowerRoot: number,
   upperRoot: number,
   whiteouts: Pick<Whiteouts, 'records' | 'deleted' | 'opaque'>,
+  modes?: TrueModes,
 ): Step[] {
   const deletes = new Set<string>();
   const mkdirs: string[] = [];
@@ -128,6 +130,7 @@ export function plan(
       }
     },
     (change) => remove(change.path),
+    modes,
   );
   const links: Step[] = [];
   for (const members of groups.values()) {
@@ -211,6 +214,8 @@ export class Applier {
     /** Unique to the layer: temporary names beside each file are `<prefix><step>`. */
     private readonly tempPrefix: string,
     private readonly lowerName: string,
+    /** The modes of loosened upper entries, carried instead of the loosened ones. */
+    private readonly modes?: TrueModes,
   ) {}
 
   run(steps: readonly Step[], after?: (index: number) => void): void {
@@ -342,8 +347,9 @@ export class Applier {
         return;
       }
       case 'meta': {
-        const upper = lstatBeneath(this.upperRoot, step.path);
-        if (upper === null) return;
+        const found = lstatBeneath(this.upperRoot, step.path);
+        if (found === null) return;
+        const upper = trueStat(found, step.path, this.modes);
         const attributes = withFd(
           openBeneath(this.upperRoot, step.path, O.O_RDONLY | O.O_DIRECTORY | O.O_NOFOLLOW),
           xattrsOf,
@@ -388,7 +394,7 @@ export class Applier {
     const shown = this.shown(path);
     const source = openBeneath(this.upperRoot, path, O.O_PATH | O.O_NOFOLLOW);
     const upper = withFd(source, (fd) => {
-      const found = stat(fd);
+      const found = trueStat(stat(fd), path, this.modes);
       return { found, target: found.isSymbolicLink() ? readLinkFd(fd) : null };
     });
     const { found: st, target } = upper;
@@ -532,6 +538,7 @@ function readJournal(path: string): Step[] {
 /** Commits a layer whose lower's lock the caller holds. */
 export function commitLocked(layer: Layer): void {
   layer.checkUpper();
+  layer.loosen();
   const whiteouts = layer.whiteoutsForCommit();
   const meta = layer.metadata;
   const root = openDirectoryNoSymlinks(meta.lower, O.O_RDONLY);
@@ -550,7 +557,7 @@ export function commitLocked(layer: Layer): void {
         steps = readJournal(journal);
       } else {
         if (layer.state !== 'committing') layer.setState('committing');
-        steps = plan(root, upperRoot, whiteouts);
+        steps = plan(root, upperRoot, whiteouts, layer.trueModes());
         const header = JSON.stringify({ version: 1, lower: meta.lower, steps: steps.length });
         writeDurably(
           layer.dir,
@@ -563,6 +570,7 @@ export function commitLocked(layer: Layer): void {
         upperRoot,
         `.sandlock-cow-${layer.id.slice(0, 12)}-`,
         meta.lower,
+        layer.trueModes(),
       );
       try {
         applier.run(steps, commitHook);

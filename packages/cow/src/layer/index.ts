@@ -20,6 +20,7 @@ import { close as closeFd, mountTmpfs, pageSize } from '@sandlock/sys';
 import { descriptorPath, O, openDirectoryNoSymlinks } from './at.js';
 import { type Change, computeChanges } from './changes.js';
 import { commitLayer, commitLayerAsync, copyUpper, setOpener } from './commit.js';
+import { loosenUpper, readModes, type TrueModes } from './loosen.js';
 import { type PrivateTmpfs, privateTmpfs } from './private-tmpfs.js';
 import { cleanStaleLayers } from './stale.js';
 import {
@@ -335,7 +336,23 @@ export class Layer {
   /** The change list: the lower as it is against the lower seen through the layer. */
   changes(): Change[] {
     this.whiteouts.refresh();
-    return computeChanges(this.lower, this.upper, this.whiteouts);
+    this.loosen();
+    return computeChanges(this.lower, this.upper, this.whiteouts, this.trueModes());
+  }
+
+  /**
+   * Makes every entry of the upper readable to this process's user, their
+   * modes recorded (loosen.ts), for what reads the whole layer: only once
+   * its sandbox is gone (it would see the loosened modes). Done by
+   * changes(), commit(), keep() and abort() themselves.
+   */
+  loosen(): void {
+    loosenUpper(this.dir, this.upper);
+  }
+
+  /** @internal The recorded modes of the loosened entries of the upper. */
+  trueModes(): TrueModes {
+    return readModes(this.dir);
   }
 
   /**
@@ -345,6 +362,7 @@ export class Layer {
    */
   commit(): void {
     this.usable();
+    this.loosen();
     this.toDisk();
     commitLayer(this);
     this.close();
@@ -353,6 +371,7 @@ export class Layer {
   /** {@link commit}, waiting for the lock on a thread of libuv's pool. */
   async commitAsync(): Promise<void> {
     this.usable();
+    this.loosen();
     this.toDisk();
     await commitLayerAsync(this);
     this.close();
@@ -369,6 +388,7 @@ export class Layer {
   /** Leaves the layer in the store (state kept) and returns its directory. */
   keep(): string {
     this.usable();
+    this.loosen();
     this.toDisk();
     this.setState('kept');
     this.close();

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
+  existsSync,
   fsyncSync,
   lstatSync,
   mkdirSync,
@@ -20,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { detachMount, ERRNO, SysError, startTimeOf } from '@sandlock/sys';
 import type { LayerMeta } from './index.js';
+import { loosenUpper } from './loosen.js';
 
 /** The default store of this user: `$TMPDIR/sandlock-cow-<uid>`. */
 export function defaultStore(): string {
@@ -155,6 +157,8 @@ export function removeLayerDir(store: string, id: string): void {
   }
   syncDirectory(store);
   unmountUpper(trash);
+  // What the sandbox made unreadable or unwritable to its owner (loosen.ts).
+  if (existsSync(trash)) loosenUpper(trash, join(trash, 'upper'));
   rmSync(trash, { recursive: true, force: true });
   removeStoreIfEmpty(store);
 }
