@@ -182,6 +182,22 @@ export function execOnlyCopy(
   return memfd === null ? -1 : noAccessReopen(memfd);
 }
 
+/**
+ * A read-only descriptor of a sealed copy of `fd`, as it is: for a file of
+ * a copy-on-write layer over the root, which the sandbox's Landlock domain
+ * does not let it execute (the layer's store is none of its paths).
+ */
+export function sealedCopy(fd: number): number {
+  const stat = fstatSync(fd, { bigint: true });
+  const key = `=${stat.dev}:${stat.ino}:${stat.mtimeNs}:${stat.ctimeNs}:${stat.size}`;
+  let memfd = patched.get(key);
+  if (memfd === undefined) {
+    memfd = sealedMemfd(head(fd, Number(stat.size)));
+    remember(key, memfd);
+  }
+  return readOnlyReopen(memfd);
+}
+
 /** The `#!` line of a file: its interpreter and optional argument; null: not a script. */
 export function shebangOf(fd: number): { interpreter: string; arg: string | null } | null {
   const start = head(fd, SHEBANG_MAX);

@@ -49,8 +49,10 @@ import {
   MAX_DEPTH,
   patchedCopy,
   patchedScript,
+  sealedCopy,
   shebangOf,
 } from './exec.js';
+import { execWalk } from './layer-walk.js';
 import { execDescriptorOf } from './own-fd.js';
 import { throughProcRoot } from './proc-root.js';
 import type { Found } from './root.js';
@@ -160,15 +162,16 @@ function openFile(ctx: Ctx, r: Found, opened: number[]): number {
 function loadable(ctx: Ctx, exe: Executable, opened: number[]): number {
   const fd = exe.fd;
   const interp = interpreterOf(fd);
-  if (interp === null || BY_DESCRIPTOR.test(interp.path)) return fd;
+  if (interp === null || BY_DESCRIPTOR.test(interp.path)) {
+    return exe.layered ? layeredCopy(exe, opened) : fd;
+  }
   const allowed = exe.mayExecute();
   if (allowed < 0) return allowed;
-  const loader = sessionOf(ctx).root.walk(interp.path, null, { followLast: true });
+  const loader = loaderWalk(ctx, interp.path);
   try {
     if (loader.errno !== 0 || loader.proc) return -ERRNO.ENOENT;
-    const loaderFd = reaperOpen(ctx, loader, O.O_RDONLY | O.O_CLOEXEC);
+    const loaderFd = runnableLoader(ctx, loader, opened);
     if (loaderFd < 0) return loaderFd;
-    opened.push(loaderFd);
     const number = ctx.addFd(loaderFd, { cloexec: true });
     const copy = patchedCopy(fd, interp, number);
     if (copy < 0) return -ERRNO.ENOEXEC;
@@ -179,12 +182,47 @@ function loadable(ctx: Ctx, exe: Executable, opened: number[]): number {
   }
 }
 
+/** The loader (PT_INTERP) an ELF names, walked inside the root, the layer over it first (from `/`, as before). */
+function loaderWalk(ctx: Ctx, path: string): Found {
+  const absolute = path.startsWith('/') ? path : `/${path}`;
+  return execWalk(ctx, sessionOf(ctx), Buffer.from(absolute, 'latin1'), AT_FDCWD, true);
+}
+
+/**
+ * The loader the walk found, opened for the kernel to open again by its
+ * descriptor: pushed to `opened`, or -errno. One of the layer's runs from
+ * its copy, checked here as open_exec() checks it (MAY_EXEC).
+ */
+function runnableLoader(ctx: Ctx, loader: Found, opened: number[]): number {
+  const fd = reaperOpen(ctx, loader, O.O_RDONLY | O.O_CLOEXEC);
+  if (fd < 0) return fd;
+  opened.push(fd);
+  if (!loader.layered) return fd;
+  return layeredCopy(found(ctx, loader, fd), opened);
+}
+
+/**
+ * The sealed copy of a file of the layer over the root, to execute in its
+ * place (the sandbox's Landlock domain has nothing of the layer's store):
+ * checked here as the kernel would check the file. Pushed to `opened`, or
+ * -errno.
+ */
+function layeredCopy(exe: Executable, opened: number[]): number {
+  const allowed = exe.mayExecute();
+  if (allowed < 0) return allowed;
+  const copy = sealedCopy(exe.fd);
+  opened.push(copy);
+  return copy;
+}
+
 /** A file to execute, opened in this process. */
 interface Executable {
   /** Read-only, close-on-exec. */
   readonly fd: number;
   /** Its path inside the root, for /proc/<pid>/exe (null: not known, a memfd). */
   readonly virtual: string | null;
+  /** A file of the copy-on-write layer over the root: executed from a copy. */
+  readonly layered: boolean;
   /** The caller's X_OK of the file: 0 or -errno. */
   mayExecute(): number;
 }
@@ -202,9 +240,9 @@ interface Call {
 
 /**
  * execveat(fd, "") left to the kernel, with the caller's descriptor `fd`
- * replaced by the file to execute (ADDFD at its number): for a memfd the
- * cow module's retarget injected, whose call cannot be retargeted again
- * (the thread is traced already).
+ * replaced by the file to execute (ADDFD at its number): for a memfd of
+ * the caller's (the kernel names it `/dev/fd/N` to a script's interpreter,
+ * as this module would).
  */
 interface Replace {
   readonly replace: number;
@@ -245,9 +283,13 @@ function interpreterFor(
   depth: number,
 ): Named | number {
   const session = sessionOf(ctx);
-  const interpreter = resolve(ctx, session, Buffer.from(script.interpreter, 'latin1'), AT_FDCWD, {
-    followLast: true,
-  });
+  const interpreter = execWalk(
+    ctx,
+    session,
+    Buffer.from(script.interpreter, 'latin1'),
+    AT_FDCWD,
+    true,
+  );
   try {
     if (interpreter.proc) return -ERRNO.EACCES;
     if (interpreter.errno !== 0) return -interpreter.errno;
@@ -361,7 +403,8 @@ function execute(ctx: Ctx, exe: Executable, call: Call | Replace, opened: number
   const copy = patchedScript(exe.fd, script, named.name);
   opened.push(copy);
   if ('replace' in call) return retarget(copy, named.virtual, false);
-  if (call.filename !== null && call.byPath) {
+  // A script of the layer's: its interpreter's open of the path is the cow module's, before this one.
+  if (call.filename !== null && call.byPath && !exe.layered) {
     const kept = opened.indexOf(exe.fd);
     if (kept >= 0) opened.splice(kept, 1);
     session.scripts.set(tgid, call.filename, exe.fd);
@@ -370,7 +413,7 @@ function execute(ctx: Ctx, exe: Executable, call: Call | Replace, opened: number
 }
 
 function found(ctx: Ctx, r: Found, fd: number): Executable {
-  return { fd, virtual: r.path, mayExecute: () => mayExecute(ctx, r) };
+  return { fd, virtual: r.path, layered: r.layered, mayExecute: () => mayExecute(ctx, r) };
 }
 
 /**
@@ -401,8 +444,8 @@ function onExecDescriptor(ctx: Ctx, call: Call): Answer {
     // A file outside the root and the mounts is the kernel's: Landlock
     // decides on it and on what it names (a copy of it would be a memfd,
     // which Landlock does not check). A memfd is run with the root's loader
-    // or interpreter (the cow module's copy of a file its layer changed):
-    // the sandbox could make that copy itself, naming a loader it opened.
+    // or interpreter: the sandbox could make that copy itself, naming a
+    // loader it opened.
     let host = '';
     try {
       host = readlinkSync(`/proc/self/fd/${fd}`, 'latin1');
@@ -415,6 +458,7 @@ function onExecDescriptor(ctx: Ctx, call: Call): Answer {
     const exe: Executable = {
       fd,
       virtual,
+      layered: false,
       mayExecute: () =>
         reaper(brokerOf(ctx), 'faccessat2', (name) => [
           { fd },
@@ -463,6 +507,7 @@ function onExecOwnDescriptor(ctx: Ctx, n: number, call: Call): Answer {
     const exe: Executable = {
       fd,
       virtual: inside === null ? null : `/${inside.join('/')}`,
+      layered: false,
       mayExecute: () =>
         reaper(brokerOf(ctx), 'faccessat2', (name) => [
           { fd },
@@ -558,13 +603,12 @@ function executeExecOnly(ctx: Ctx, r: Found, call: Call, opened: number[]): Answ
   if (interp === null || BY_DESCRIPTOR.test(interp.path)) return null;
   const owner = ownerApart(ctx);
   if (owner === null) return null;
-  const loader = sessionOf(ctx).root.walk(interp.path, null, { followLast: true });
+  const loader = loaderWalk(ctx, interp.path);
   let copy: number;
   try {
     if (loader.errno !== 0 || loader.proc) return answer.errno(ERRNO.ENOENT);
-    const loaderFd = reaperOpen(ctx, loader, O.O_RDONLY | O.O_CLOEXEC);
+    const loaderFd = runnableLoader(ctx, loader, opened);
     if (loaderFd < 0) return answer.errno(-loaderFd);
-    opened.push(loaderFd);
     copy = execOnlyCopy(fd, interp, ctx.addFd(loaderFd, { cloexec: true }), owner);
   } catch {
     return null;
@@ -618,7 +662,7 @@ export function onExec(ctx: Ctx): Answer {
     return onExecOwnDescriptor(ctx, own, { empty, argv, envp, filename, byPath: false });
   }
   const followLast = (flags & AT_SYMLINK_NOFOLLOW) === 0;
-  let r = resolve(ctx, session, path, dirfd, { followLast });
+  let r = execWalk(ctx, session, path, dirfd, followLast);
   const opened: number[] = [];
   try {
     if (r.proc) {
@@ -628,7 +672,7 @@ export function onExec(ctx: Ctx): Answer {
       if (typeof inRoot === 'number') return answer.errno(-inRoot);
       if (inRoot === null) return answer.errno(ERRNO.EACCES);
       r.close();
-      r = resolve(ctx, session, inRoot, AT_FDCWD, { followLast });
+      r = execWalk(ctx, session, inRoot, AT_FDCWD, followLast);
       if (r.proc) return answer.errno(ERRNO.EACCES);
     }
     if (r.errno !== 0) return answer.errno(r.errno);

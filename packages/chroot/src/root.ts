@@ -135,6 +135,8 @@ export class Found {
   dotted = false;
   /** The walk went into a procfs mount: the kernel's (and the procfs modules') to resolve. */
   proc = false;
+  /** Found in a copy-on-write layer over the root (layer-walk.ts): its store, not the root's tree. */
+  layered = false;
 
   constructor(private readonly keep: ReadonlySet<number>) {}
 

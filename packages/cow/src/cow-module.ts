@@ -10,7 +10,12 @@
 // imports this file in its worker threads by URL (COW_MODULE): no side
 // effects at import.
 import { realpathSync } from 'node:fs';
-import { type Answer, defineModule, type WorkerSession } from '@sandlock/dispatch/module';
+import {
+  type Answer,
+  defineModule,
+  LAYER_VIEW,
+  type WorkerSession,
+} from '@sandlock/dispatch/module';
 import {
   AT_EMPTY_PATH,
   byPathCall,
@@ -41,6 +46,7 @@ import { onWatch } from './handlers/watch.js';
 import { onChdir, onGetcwd } from './handlers/where.js';
 import { onGetXattr, onSetXattr } from './handlers/xattr.js';
 import { Layer } from './layer/index.js';
+import { brokenLayerView, layerView } from './layer-view.js';
 import { identify, type Workdir } from './resolve.js';
 import { metaOf } from './upper.js';
 
@@ -185,14 +191,17 @@ export default defineModule<unknown, CowPolicy>({
   handlers: Object.fromEntries(COW_SYSCALLS.map((name) => [name, HANDLERS[name]!])),
   sessionStart(session: WorkerSession<CowPolicy>) {
     try {
-      sessions.set(session.id, {
+      const state = {
         workdir: openWorkdir(session.policy),
         changed: false,
         deterministic: session.policy.deterministicDirs === true,
-      });
+      };
+      sessions.set(session.id, state);
+      session.provide(LAYER_VIEW, layerView(state));
     } catch (error) {
       // Every call of the sandbox that needs the layer fails (sessionOf).
       sessions.set(session.id, error as Error);
+      session.provide(LAYER_VIEW, brokenLayerView(error as Error));
     }
   },
   sessionEnd(session: WorkerSession<CowPolicy>) {

@@ -25,6 +25,7 @@ import {
   SECCOMP_ADDFD_FLAG_SETFD,
   SECCOMP_IOCTL_NOTIF_ADDFD,
   SECCOMP_IOCTL_NOTIF_ID_VALID,
+  SIGKILL,
   type SyscallArg,
   type SyscallArgs,
   SysError,
@@ -399,6 +400,24 @@ export class Call implements HandlerContext, DeferredContext {
       throw error;
     }
     return pidfd;
+  }
+
+  /**
+   * SIGKILL for the caller, if it still waits for this call: what a kill
+   * answer falls back to when the reaper cannot be signalled. Whether sent.
+   */
+  killCaller(): boolean {
+    let pidfd: number;
+    try {
+      pidfd = this.openCallerPidfd();
+    } catch {
+      return false;
+    }
+    try {
+      return trySyscall('pidfd_send_signal', pidfd, SIGKILL, 0, 0) >= 0;
+    } finally {
+      close(pidfd);
+    }
   }
 
   getFd(childFd: number): number {

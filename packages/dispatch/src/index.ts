@@ -31,6 +31,9 @@ export {
 export type { OnBehalf } from './on-behalf.js';
 export { sandboxProcesses } from './processes.js';
 export {
+  LAYER_VIEW,
+  type LayerView,
+  type LayerWalked,
   PATH_VIEW,
   type PathView,
   type PathViewWalk,

@@ -32,6 +32,9 @@ export { gatedBroker, narrowedCallerErrno } from './narrowed-caller.js';
 export type { OnBehalf } from './on-behalf.js';
 export { readStatus, threadGroupOf, umaskOf } from './proc-status.js';
 export {
+  LAYER_VIEW,
+  type LayerView,
+  type LayerWalked,
   PATH_VIEW,
   type PathView,
   type PathViewWalk,

@@ -23,6 +23,8 @@ export type ToWorker =
       listenerFd: number;
       reaperPid: number;
       reaperPidfd: number;
+      /** The reaper's start time (startTimeOf) when the pidfd was opened, null if unread. */
+      reaperStart: number | null;
       programPid: number;
       policy: unknown;
       /** Indexes of the modules that are on, in load order. */
@@ -40,6 +42,7 @@ export type ToWorker =
       session: number;
       reaperPid: number;
       reaperPidfd: number;
+      reaperStart: number | null;
       programPid: number;
       policy: unknown;
       enabled: number[];

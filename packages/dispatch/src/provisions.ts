@@ -2,7 +2,7 @@
 // (WorkerSession.provide), by a key both import from here, so that neither
 // imports the other.
 import type { Walked } from '@sandlock/sys';
-import type { CallContext } from './context.js';
+import type { CallContext, HandlerContext } from './context.js';
 
 /** A name under which a module of a session provides a value of type `T`. */
 export interface Provision<T> {
@@ -66,3 +66,43 @@ export interface RootView {
 }
 
 export const ROOT_VIEW: Provision<RootView> = provision('root-view');
+
+/** What a {@link LayerView} walk found. */
+export interface LayerWalked {
+  /**
+   * The walk's result: errno (ENOENT for a name the layer deleted), kind,
+   * `fd` and `parent` (O_PATH, this thread's), the last `name`. The caller
+   * closes it.
+   */
+  readonly walked: Walked;
+  /** Where it is, by components from the sandbox's `/`. */
+  readonly path: readonly string[];
+  /** Its S_IFMT bits (0: missing): `kind` 'file' is any other type than a directory or symlink. */
+  readonly mode: number;
+  /**
+   * It is the layer's own file, not the tree's beneath: the sandbox's
+   * Landlock domain has nothing of the layer's store, so an exec of it
+   * runs a copy, checked as the kernel would check the file.
+   */
+  readonly layered: boolean;
+}
+
+/**
+ * The merged view of a copy-on-write layer over the sandbox's files (the
+ * cow module provides it for a sandbox with a workdir): the upper first,
+ * then the tree beneath unless the layer deleted the name. A module that
+ * opens files by a caller's path for its own answers (the chroot's exec:
+ * the program, its `#!` interpreter, its loader, found before the kernel
+ * runs it) walks here first.
+ */
+export interface LayerView {
+  /**
+   * `path` walked for the caller of `ctx` (from its cwd or `dirfd` when
+   * relative), with the caller's capabilities (none); null when the walk
+   * does not end inside the layer's directory (outside the workdir, in a
+   * mount of an emulated chroot): the module's own walk decides.
+   */
+  walk(ctx: HandlerContext, path: Buffer, options: PathViewWalk): LayerWalked | null;
+}
+
+export const LAYER_VIEW: Provision<LayerView> = provision('layer-view');

@@ -10,15 +10,15 @@ import {
   hostArch,
   ioctlInteger,
   pidfdOpen,
-  REAPER_SIGNAL,
   SECCOMP_IOCTL_NOTIF_SET_FLAGS,
   SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
-  trySyscall,
+  startTimeOf,
   writeFd,
 } from '@sandlock/sys';
 import { type Answer, isAnswer } from './answer.js';
 import { CallError } from './call-error.js';
 import { Call, NotificationGone } from './context.js';
+import { killFailure, signalReaper } from './kill-sandbox.js';
 import { importModules, setUpModules } from './loader.js';
 import { type DispatchModule, ModuleError, type ModuleRef } from './module.js';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
@@ -164,6 +164,14 @@ class WorkerHandle {
       workerData,
       transferList: [port2],
       name: 'sandlock-dispatch',
+      // Tracked, a descriptor the worker's fs opened is closed again when the
+      // worker exits, even once close(2) or another thread closed it and its
+      // number went to someone else (Node's `trackUnmanagedFds`, default
+      // true): a handler's fs.openSync descriptor answered with inject and
+      // closed by the answer, then the number reused for a session's reaper
+      // pidfd, would make that session's kill miss. Descriptors are owned by
+      // the code that opens them here, not by the thread.
+      trackUnmanagedFds: false,
     });
     this.started = new Promise<void>((resolve, reject) => {
       this.pending = { resolve, reject };
@@ -278,6 +286,10 @@ export class Session<P = unknown> implements SessionInfo<P> {
   private readonly noticeListeners = new Set<(notice: SessionNotice) => void>();
   /** @internal Tells the worker to start or stop forwarding refusals. */
   reportTo: ((on: boolean) => void) | null = null;
+  /** @internal The reaper's start time when its pidfd was opened (null: unread). */
+  reaperStart: number | null = null;
+  /** @internal Reports what went wrong to the supervisor's onError. */
+  reportError: ((error: DispatchError) => void) | null = null;
   /** @internal Posts an update of policy fields to the worker. */
   updateTo: ((fields: Record<string, unknown>, seq: number) => void) | null = null;
   private nextUpdate = 1;
@@ -349,11 +361,14 @@ export class Session<P = unknown> implements SessionInfo<P> {
     for (const listener of [...this.refusalListeners]) listener(report);
   }
 
-  /** @internal A module killed the sandbox: a refusal of everything it would still do. */
-  killedBy(module: string, reason: string): void {
+  /**
+   * @internal A module killed the sandbox: a refusal of everything it would
+   * still do. Whether the reaper got the signal ({@link Session.killed}).
+   */
+  killedBy(module: string, reason: string, callerWaits = false): boolean {
     const first = this.killReason === null;
-    this.killed(reason);
-    if (!first) return;
+    const sent = this.killed(reason, callerWaits);
+    if (!first) return sent;
     this.refusal({
       what: 'the whole sandbox (killed)',
       rule: reason,
@@ -362,6 +377,7 @@ export class Session<P = unknown> implements SessionInfo<P> {
       pid: null,
       dropped: 0,
     });
+    return sent;
   }
 
   /** @internal A deferred handler's {@link CallContext.refused}. */
@@ -412,13 +428,24 @@ export class Session<P = unknown> implements SessionInfo<P> {
     this.killed(reason);
   }
 
-  /** @internal */
-  killed(reason: string): void {
-    trySyscall('pidfd_send_signal', this.reaperPidfd, REAPER_SIGNAL.killAll, 0, 0);
+  /**
+   * @internal Signals the reaper; what went wrong goes to onError. Whether
+   * the reaper got the signal. `callerWaits`: a call still waits for its
+   * answer, so a reaper that has exited is a failure too.
+   */
+  killed(reason: string, callerWaits = false): boolean {
+    const outcome = signalReaper({
+      pid: this.reaperPid,
+      pidfd: this.reaperPidfd,
+      start: this.reaperStart,
+    });
+    const failure = killFailure(outcome, reason, callerWaits);
+    if (failure !== null) this.reportError?.({ session: this.id, message: failure });
     if (this.killReason === null) {
       this.killReason = reason;
       this.onKill?.(reason);
     }
+    return outcome.sent;
   }
 
   /** @internal Closes the listener once the worker let go of it and no deferred answer is due. */
@@ -433,6 +460,15 @@ export class Session<P = unknown> implements SessionInfo<P> {
     if (this.brokerFd >= 0) close(this.brokerFd);
     close(this.reaperPidfd);
     this.resolveClosed();
+  }
+}
+
+/** Read right after the reaper's pidfd is opened: what proves a later pidfd of its pid is it. */
+function startTimeOrNull(pid: number): number | null {
+  try {
+    return startTimeOf(pid);
+  } catch {
+    return null;
   }
 }
 
@@ -644,6 +680,7 @@ export class Supervisor {
         listenerFd,
         syncWakeUp: this.enableSyncWakeUp(listenerFd),
         reaperPidfd,
+        reaperStart: startTimeOrNull(options.reaperPid),
         notified: options.notified ? new Set(options.notified) : null,
         parent: null,
         brokerFd,
@@ -698,6 +735,7 @@ export class Supervisor {
       listenerFd: parent.listenerFd,
       syncWakeUp: parent.syncWakeUp,
       reaperPidfd: pidfdOpen(options.reaperPid),
+      reaperStart: startTimeOrNull(options.reaperPid),
       notified: root.notified,
       parent,
       brokerFd: -1,
@@ -713,6 +751,7 @@ export class Supervisor {
       listenerFd: number;
       syncWakeUp: boolean;
       reaperPidfd: number;
+      reaperStart: number | null;
       notified: ReadonlySet<string> | null;
       parent: Session | null;
       brokerFd: number;
@@ -737,6 +776,7 @@ export class Supervisor {
       session: session.id,
       reaperPid: options.reaperPid,
       reaperPidfd: link.reaperPidfd,
+      reaperStart: link.reaperStart,
       programPid: session.programPid,
       policy: options.policy,
       enabled,
@@ -750,6 +790,8 @@ export class Supervisor {
     session.reportTo = (on) => {
       if (!session.ended) handle.post({ type: 'report', session: session.id, on });
     };
+    session.reaperStart = link.reaperStart;
+    session.reportError = (error) => this.report(error);
     session.updateTo = (fields, seq) =>
       handle.post({ type: 'update', session: session.id, seq, fields });
     this.sessions.set(session.id, session as Session);
@@ -911,10 +953,16 @@ export class Supervisor {
     }
     try {
       if (decided.kind === 'kill') {
-        session.killedBy(
-          module.name,
-          `module '${module.name}' (${message.syscall}): ${decided.reason}`,
-        );
+        const reason = `module '${module.name}' (${message.syscall}): ${decided.reason}`;
+        // The reaper out of reach, the caller at least never returns from the call.
+        if (!session.killedBy(module.name, reason, true) && !call.killCaller()) {
+          this.report({
+            session: session.id,
+            module: module.name,
+            syscall: message.syscall,
+            message: `sandlock: nor was the caller (pid ${call.pid}) killed (${reason})`,
+          });
+        }
       }
       const delivery = this.responder.apply(session.listenerFd, call.idBuffer, decided);
       if (!delivery.ok && !delivery.gone) {

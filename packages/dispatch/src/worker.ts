@@ -35,7 +35,6 @@ import {
   POLLNVAL,
   parentOf,
   poll,
-  REAPER_SIGNAL,
   readFd,
   SECCOMP_IOCTL_NOTIF_RECV,
   startTimeOf,
@@ -47,6 +46,7 @@ import { type Answer, isAnswer } from './answer.js';
 import { CallError } from './call-error.js';
 import { Call, NotificationGone, threadGroupOrNull } from './context.js';
 import { answerInjection } from './injection.js';
+import { killFailure, signalReaper } from './kill-sandbox.js';
 import { loadModules } from './loader.js';
 import type { DispatchModule } from './module.js';
 import { Broker } from './on-behalf.js';
@@ -105,6 +105,8 @@ interface LoopSession {
   readonly id: number;
   readonly fd: number;
   readonly reaperPidfd: number;
+  /** The reaper's start time at attach (null: unread): proves a new pidfd of its pid is it. */
+  readonly reaperStart: number | null;
   readonly table: (readonly ChainLink[] | undefined)[];
   readonly enabled: readonly DispatchModule[];
   readonly view: WorkerSession;
@@ -398,6 +400,7 @@ class Loop {
       id: message.session,
       fd: message.listenerFd,
       reaperPidfd: message.reaperPidfd,
+      reaperStart: message.reaperStart,
       table: buildTable(this.modules, message.enabled, arch),
       enabled,
       tracker: null,
@@ -430,7 +433,9 @@ class Loop {
       programPid: message.programPid,
       policy: message.policy,
       processes,
-      kill: (reason: string) => this.kill(session, reason),
+      kill: (reason: string) => {
+        this.kill(session, reason);
+      },
       // A delegated subtree is served by its listener's reaper: the outer
       // policy's domain, which its modules narrow to its own policy.
       onBehalf:
@@ -560,15 +565,31 @@ class Loop {
     if (session.forkedAt === 0) session.forkedAt = Date.now();
   }
 
-  private kill(session: LoopSession, reason: string, module?: string): void {
+  /**
+   * Whether the reaper got the signal. `callerWaits`: the kill is a call's
+   * answer, still to be sent.
+   */
+  private kill(
+    session: LoopSession,
+    reason: string,
+    module?: string,
+    callerWaits = false,
+  ): boolean {
     // The reaper turns its control signal into SIGKILL for every process of
     // the sandbox; the pidfd cannot reach a process that reused its pid.
-    trySyscall('pidfd_send_signal', session.reaperPidfd, REAPER_SIGNAL.killAll, 0, 0);
+    const outcome = signalReaper({
+      pid: session.view.reaperPid,
+      pidfd: session.reaperPidfd,
+      start: session.reaperStart,
+    });
     post(
       module === undefined
         ? { type: 'kill', session: session.id, reason }
         : { type: 'kill', session: session.id, reason, module },
     );
+    const failure = killFailure(outcome, reason, callerWaits);
+    if (failure !== null) post({ type: 'error', session: session.id, module, message: failure });
+    return outcome.sent;
   }
 
   private receive(session: LoopSession): void {
@@ -745,11 +766,17 @@ class Loop {
       return;
     }
     if (decided.kind === 'kill') {
-      this.kill(
-        session,
-        `module '${link.module.name}' (${link.syscall}): ${decided.reason}`,
-        link.module.name,
-      );
+      const reason = `module '${link.module.name}' (${link.syscall}): ${decided.reason}`;
+      // The reaper out of reach, the caller at least never returns from the call.
+      if (!this.kill(session, reason, link.module.name, true) && !this.call.killCaller()) {
+        post({
+          type: 'error',
+          session: session.id,
+          module: link.module.name,
+          syscall: link.syscall,
+          message: `sandlock: nor was the caller (pid ${this.call.pid}) killed (${reason})`,
+        });
+      }
     }
     const delivery = this.responder.apply(session.fd, notif, decided);
     if (!delivery.ok && !delivery.gone) {
@@ -802,7 +829,7 @@ class Loop {
     }
     if (result.ok || result.gone) return;
     if ('stuck' in result) {
-      this.kill(session, result.what, link.module.name);
+      this.kill(session, result.what, link.module.name, true);
       return;
     }
     if (result.what === 'PTRACE_SEIZE') return; // the caller got its errno: closed, not a defect

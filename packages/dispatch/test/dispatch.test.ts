@@ -1,14 +1,27 @@
 // The receive loop and the dispatch table on the real kernel: each test runs
 // Python in a sandbox whose notified calls are answered by test modules.
 
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { syscallNumber } from '@sandlock/sys';
+import {
+  close,
+  ERRNO,
+  F_GETFD,
+  hostArch,
+  openAt,
+  openFlags,
+  pidfdOpen,
+  syscallNumber,
+  trySyscall,
+} from '@sandlock/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const { O_CLOEXEC } = openFlags(hostArch());
+
 import { type DispatchError, Supervisor } from '../src/index.js';
-import { PYTHON, running, supervise, testModule } from './support/sandbox.js';
+import { eventually, PYTHON, running, supervise, testModule } from './support/sandbox.js';
 
 const hasPython = spawnSync(PYTHON, ['-c', 'pass']).status === 0;
 if (!hasPython) console.warn(`skipping the dispatch kernel tests: ${PYTHON} is not installed`);
@@ -205,20 +218,129 @@ describe.skipIf(!hasPython)('answers and context helpers', () => {
   });
 
   it('kills the whole sandbox on a kill answer', async () => {
+    errors.length = 0;
     const reasons: string[] = [];
-    const { session, finished } = await supervise(
+    const started = performance.now();
+    const { launched, session, finished } = await supervise(
       supervisor,
       ['/bin/sh', '-c', `sleep 30 & echo $! ; ${PYTHON} -c 'import os; os.umask(0)'; wait`],
       { onKill: (reason) => reasons.push(reason) },
     );
     const result = await finished;
     await session?.closed;
-    expect(result.signal ?? result.code).toBeTruthy();
     const sleeper = Number(result.stdout.trim());
-    expect(running(sleeper)).toBe(false);
-    expect(reasons).toEqual(["module 'failing' (umask): umask is not allowed here"]);
-    expect(session?.killReason).toBe(reasons[0]);
+    // Shown when an expectation fails: what the run did, not a bound on it.
+    const diagnostics = () =>
+      JSON.stringify({
+        ...result,
+        reasons,
+        errors: errors.map(({ message, module, syscall }) => ({ message, module, syscall })),
+        killReason: session?.killReason,
+        reaperPid: launched.pid,
+        sleeper,
+        sleeperRunning: running(sleeper),
+        seconds: Math.round(performance.now() - started) / 1000,
+      });
+    expect(result.signal ?? result.code, diagnostics()).toBeTruthy();
+    expect(running(sleeper), diagnostics()).toBe(false);
+    expect(reasons, diagnostics()).toEqual(["module 'failing' (umask): umask is not allowed here"]);
+    expect(session?.killReason, diagnostics()).toBe(reasons[0]);
+    // sh's getppid at its start meets the failing module's throwing handler.
+    expect(
+      errors.filter((error) => error.syscall !== 'getppid'),
+      diagnostics(),
+    ).toEqual([]);
   });
+
+  it("kills through a new pidfd of the reaper when the session's pidfd names another process, and says so", async () => {
+    errors.length = 0;
+    const bystander = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const { session, launched, finished } = await supervise(
+        supervisor,
+        ['/bin/sh', '-c', `read go; ${PYTHON} -c 'import os; os.umask(0)'; sleep 30`],
+        { stdio: ['pipe', 'pipe', 'pipe'] },
+      );
+      // A number closed and reused behind the session's back: it names the bystander now.
+      const other = pidfdOpen(bystander.pid!);
+      expect(trySyscall('dup3', other, session!.reaperPidfd, O_CLOEXEC)).toBe(session!.reaperPidfd);
+      close(other);
+      launched.child.stdin!.end('go\n');
+      const result = await finished;
+      await session?.closed;
+      const messages = errors.map((error) => error.message);
+      const diagnostics = JSON.stringify({ ...result, messages, bystander: bystander.pid });
+      expect(result.signal, diagnostics).toBe('SIGKILL');
+      expect(running(bystander.pid!), diagnostics).toBe(true);
+      expect(messages, diagnostics).toContainEqual(
+        expect.stringContaining(`names pid ${bystander.pid}, not the reaper`),
+      );
+    } finally {
+      bystander.kill('SIGKILL');
+    }
+  });
+
+  it('kills the caller of a kill answer when the reaper is gone, and says so', async () => {
+    errors.length = 0;
+    const marker = join(work, 'survived');
+    const code = [
+      'import os, sys',
+      'print(os.getpid(), flush=True)',
+      'sys.stdin.read()',
+      'try: os.umask(0)',
+      'except OSError: pass',
+      `open(${JSON.stringify(marker)}, 'w').close()`,
+    ].join('\n');
+    // sh forks Python (`; :`): its PR_SET_PDEATHSIG does not follow Python.
+    const { launched, finished } = await supervise(
+      supervisor,
+      ['/bin/sh', '-c', `${PYTHON} -c "$1"; :`, 'sh', code],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    launched.child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    expect(await eventually(() => stdout.includes('\n')), 'Python started').toBe(true);
+    const caller = Number(stdout.trim());
+    const reaperGone = new Promise((resolve) => launched.child.once('exit', resolve));
+    launched.child.kill('SIGKILL');
+    await reaperGone; // reaped by Node: its pidfd names no process now
+    launched.child.stdin!.end();
+    const result = await finished;
+    const messages = errors.map((error) => error.message);
+    const diagnostics = JSON.stringify({ ...result, messages, caller });
+    expect(await eventually(() => !running(caller)), diagnostics).toBe(true);
+    expect(existsSync(marker), diagnostics).toBe(false);
+    expect(messages, diagnostics).toContainEqual(
+      expect.stringContaining('the sandbox was not killed: the reaper has exited'),
+    );
+  });
+});
+
+describe.skipIf(!hasPython)('descriptors across threads', () => {
+  it('a worker that exits leaves alone a number its fs opened and close(2) closed', async () => {
+    const supervisor = await Supervisor.start({
+      plugins: [{ module: testModule('behaviours.ts'), export: 'fsOpener' }],
+    });
+    let held = -1;
+    try {
+      const result = await python(supervisor, 'import os; print(os.getuid())');
+      const number = Number(result.stdout.trim());
+      expect(number, result.stderr).toBeGreaterThan(2);
+      // Free again (the worker closed it): this thread makes it a descriptor of its own.
+      expect(trySyscall('fcntl', number, F_GETFD, 0), `fd ${number} is free`).toBe(-ERRNO.EBADF);
+      const own = openAt('/dev/null', openFlags(hostArch()).O_RDONLY);
+      held = trySyscall('dup3', own, number, O_CLOEXEC);
+      close(own);
+      expect(held).toBe(number);
+    } finally {
+      await supervisor.close();
+    }
+    // Node's worker, tracking what its fs opened, would have closed it at exit.
+    expect(trySyscall('fcntl', held, F_GETFD, 0)).toBeGreaterThanOrEqual(0);
+    close(held);
+  }, 180_000); // a worker started and stopped: tens of seconds on a loaded machine
 });
 
 describe.skipIf(!hasPython)('several sandboxes at once', () => {

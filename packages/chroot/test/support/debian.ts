@@ -1,7 +1,8 @@
 // A Debian bookworm root file system for the chroot tests, made by
 // debootstrap (minbase, with python3-minimal) from the Debian mirror, kept
 // under the system's temporary directory for the day: reruns take it as it
-// is, the next day's run makes a new one and removes the older.
+// is, the next day's run makes a new one and then removes the older (or
+// takes the older when it cannot make one).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,16 +38,26 @@ export function debianRoot(): { dir: string } | { missing: string } {
   const date = new Date().toISOString().slice(0, 10);
   const dir = join(tmpdir(), `${PREFIX}${date}`);
   if (existsSync(join(dir, 'usr/bin/python3'))) return { dir };
+  // An earlier day's root: kept until today's is made, and taken when it cannot be.
+  const older = readdirSync(tmpdir())
+    .filter((name) => /^\d{4}-\d{2}-\d{2}$/.test(name.slice(PREFIX.length)))
+    .filter(
+      (name) => name.startsWith(PREFIX) && existsSync(join(tmpdir(), name, 'usr/bin/python3')),
+    )
+    .sort()
+    .map((name) => join(tmpdir(), name));
+  const made = makeRoot(dir);
+  if ('missing' in made) return older.length > 0 ? { dir: older.at(-1)! } : made;
+  for (const old of older) rmSync(old, { recursive: true, force: true });
+  return made;
+}
+
+function makeRoot(dir: string): { dir: string } | { missing: string } {
   if (process.getuid?.() !== 0) return { missing: 'debootstrap needs root' };
   if (!hasDebootstrap())
     return { missing: 'debootstrap is not installed and apt-get could not install it' };
   if (!reachable(`${MIRROR}/dists/bookworm/Release`)) {
     return { missing: `the Debian mirror ${MIRROR} is not reachable` };
-  }
-  for (const old of readdirSync(tmpdir())) {
-    if (old.startsWith(PREFIX) && old !== `${PREFIX}${date}`) {
-      rmSync(join(tmpdir(), old), { recursive: true, force: true });
-    }
   }
   const building = `${dir}.tmp-${process.pid}`;
   const made = spawnSync(

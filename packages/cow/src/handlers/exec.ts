@@ -63,6 +63,11 @@ export function onExec(ctx: Ctx): Answer {
   // A descriptor's own file (fexecve): what it refers to was decided at its open.
   if (path.length === 0) return answer.continue();
   const session = sessionOf(ctx);
+  // Under an emulated chroot, its module (after this one) runs every
+  // program: it finds the program, its `#!` interpreter and its loader in
+  // the layer's merged view (LAYER_VIEW, layer-view.ts), and gives a script
+  // the arguments chroot(2) gives, which a retarget made here could not.
+  if (session.workdir.chroot) return answer.continue();
   const dirfd = at ? int(a[0]) : AT_FDCWD;
   const resolved = resolve(ctx, session, path, dirfd, (flags & AT_SYMLINK_NOFOLLOW) === 0);
   if (resolved.where === 'outside') {

@@ -157,8 +157,11 @@ export function removeLayerDir(store: string, id: string): void {
   }
   syncDirectory(store);
   unmountUpper(trash);
-  // What the sandbox made unreadable or unwritable to its owner (loosen.ts).
-  if (existsSync(trash)) loosenUpper(trash, join(trash, 'upper'));
+  // What the sandbox made unreadable or unwritable to its owner (loosen.ts);
+  // where that fails, the removal says what it could not remove.
+  try {
+    if (existsSync(trash)) loosenUpper(trash, join(trash, 'upper'));
+  } catch {}
   rmSync(trash, { recursive: true, force: true });
   removeStoreIfEmpty(store);
 }

@@ -1,6 +1,6 @@
 // Modules that exercise one context feature each, for the kernel tests.
 import { openSync, writeSync } from 'node:fs';
-import { hostArch, openAt, openFlags } from '@sandlock/sys';
+import { close, hostArch, openAt, openFlags } from '@sandlock/sys';
 import { answer, CallError, defineModule } from '../../../src/index.js';
 
 let injectorOptions: { file: string; cloexec?: boolean };
@@ -35,6 +35,23 @@ export const randomWriter = defineModule({
       const length = Number(buflen > 256n ? 256n : buflen);
       ctx.write(buf, Buffer.alloc(length, 0x42));
       return answer.value(length);
+    },
+  },
+});
+
+/**
+ * getuid answers the number of a descriptor its handler opened with
+ * fs.openSync and closed with close(2), as an inject answer closes the
+ * descriptor it is given.
+ */
+export const fsOpener = defineModule({
+  name: 'fs-opener',
+  syscalls: ['getuid'],
+  handlers: {
+    getuid() {
+      const fd = openSync('/dev/null', 'r');
+      close(fd);
+      return answer.value(BigInt(fd));
     },
   },
 });
