@@ -40,6 +40,8 @@ export interface CowPolicy {
   readonly chroot?: string | null;
   /** What the sandbox may write outside the workdir (canonical). */
   readonly fsWrite: readonly string[];
+  /** What it may not, within those (canonical). */
+  readonly fsDeny?: readonly string[];
   /** Whether fs-meta takes the metadata calls cow lets through (a root supervisor with fsWrite). */
   readonly mediatesMetadata?: boolean;
   /** The sandbox's ids where they are not the supervisor's (sandlock's SpawnOptions.user). */

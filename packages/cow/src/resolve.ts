@@ -158,6 +158,14 @@ export interface Outside {
    * (`walked` is then a placeholder, to be walked in its PATH_VIEW).
    */
   readonly mounted?: boolean;
+  /**
+   * The merged walk left the workdir through what only the layer holds (a
+   * symlink made in it, a directory of the upper): the kernel's own lookup
+   * of the caller's path would not come here. The rest of the walk, as a
+   * path from the lower root's descriptor (`../…`, or absolute), for the
+   * reaper to resolve in the caller's view with the sandbox's authority.
+   */
+  readonly throughLayer?: string;
 }
 
 export type Resolved = Inside | Outside;
@@ -324,6 +332,8 @@ export function resolvePath(
       : trySyscall('openat', chroot.fd, cName('.'), O.O_PATH | O.O_CLOEXEC, 0);
   if (root < 0) return failedOutside(-root);
   let links = { count: 0, pure: true };
+  /** The rest of the walk where it last left the workdir, from the lower root (Outside.throughLayer). */
+  let left: string | null = null;
   /** Some part of the walk was walkPath's, outside the workdir. */
   let outside = false;
   const restricted = restrict !== null && !onlyInRoot(restrict);
@@ -378,6 +388,7 @@ export function resolvePath(
         if ('mounted' in step) return mounted();
         start = step.leave;
         rest = step.text;
+        left = leftFrom(step);
         continue;
       }
       outside = true;
@@ -411,6 +422,7 @@ export function resolvePath(
         if ('mounted' in step) return mounted();
         start = step.leave;
         rest = step.text;
+        left = leftFrom(step);
         continue;
       }
       if (walked.errno === 0 && walked.magic) {
@@ -426,12 +438,22 @@ export function resolvePath(
           return ended(inside);
         }
       }
+      if (!links.pure && left !== null && chroot === null) {
+        return { where: 'outside', walked, throughLayer: left };
+      }
       return { where: 'outside', walked };
     }
   } finally {
     close(root);
     links = { count: 0, pure: true };
   }
+}
+
+/** Where a merged walk that left the workdir goes on, as a path from the lower root. */
+function leftFrom(step: { readonly leave: number | 'root'; readonly text: string }): string {
+  if (step.leave === 'root') return step.text;
+  // The kernel's `..` of the lower directory (walkInside), taken again from it.
+  return step.text === '' ? '..' : `../${step.text}`;
 }
 
 /**

@@ -49,6 +49,7 @@ import {
   umaskOf,
 } from '../call.js';
 import { type Inside, identify, type Resolved } from '../resolve.js';
+import { pinThroughLayer, throughLayer } from '../through-layer.js';
 import {
   access,
   chmodIn,
@@ -94,7 +95,12 @@ function withPath(
   follow: boolean,
   inside: (r: Inside, session: Session, broker: OnBehalf, path: Buffer) => Answer,
   create = false,
-  outside: (errno: number, path: Buffer, session: Session) => Answer = answer.continue,
+  outside: (
+    errno: number,
+    path: Buffer,
+    session: Session,
+    pinned?: number,
+  ) => Answer = answer.continue,
 ): Answer {
   const path = copyPath(ctx, address);
   if (path.length === 0) return answer.errno('ENOENT');
@@ -102,8 +108,19 @@ function withPath(
   const resolved = resolve(ctx, session, path, dirfd, follow, create);
   if (resolved.where === 'outside') {
     const errno = resolved.walked.errno;
-    resolved.walked.close();
-    return outside(errno, path, session);
+    try {
+      if (!throughLayer(resolved)) return outside(errno, path, session);
+      // Through a link of the layer: the object the reaper's walk pins (through-layer.ts).
+      const pinned = pinThroughLayer(ctx, session, resolved, follow);
+      if (pinned < 0) return answer.errno(-pinned);
+      try {
+        return outside(0, path, session, pinned);
+      } finally {
+        close(pinned);
+      }
+    } finally {
+      resolved.walked.close();
+    }
   }
   try {
     return inside(resolved, session, brokerOf(ctx), path);
@@ -814,12 +831,19 @@ export function onMetadata(ctx: Ctx): Answer {
       }
     },
     false,
-    (errno, path, session) =>
-      onOutsidePath(ctx, session, { path, dirfd, follow }, errno, {
-        inLayer: apply,
-        onPinned: pinned,
-        ...(symlinkChmod ? { onSymlink: 'EOPNOTSUPP' as const } : {}),
-      }),
+    (errno, path, session, found) =>
+      onOutsidePath(
+        ctx,
+        session,
+        { path, dirfd, follow },
+        errno,
+        {
+          inLayer: apply,
+          onPinned: pinned,
+          ...(symlinkChmod ? { onSymlink: 'EOPNOTSUPP' as const } : {}),
+        },
+        found,
+      ),
   );
 }
 

@@ -38,7 +38,17 @@ import {
   STATX_BASIC_STATS,
   trySyscall,
 } from '@sandlock/sys';
-import { type Ctx, copyPath, int, narrowedRefusal, resolve, sessionOf } from '../call.js';
+import {
+  type Ctx,
+  copyPath,
+  int,
+  narrowedRefusal,
+  resolve,
+  type Session,
+  sessionOf,
+} from '../call.js';
+import type { Outside } from '../resolve.js';
+import { kindOf, openThroughLayer, throughLayer } from '../through-layer.js';
 
 const O = openFlags(hostArch());
 const EMPTY_NAME = Buffer.from('\0');
@@ -61,8 +71,12 @@ export function onExec(ctx: Ctx): Answer {
   const dirfd = at ? int(a[0]) : AT_FDCWD;
   const resolved = resolve(ctx, session, path, dirfd, (flags & AT_SYMLINK_NOFOLLOW) === 0);
   if (resolved.where === 'outside') {
-    resolved.walked.close();
-    return answer.continue();
+    try {
+      if (!throughLayer(resolved)) return answer.continue();
+      return execOutside(ctx, session, resolved, { pathname, path, dirfd, at });
+    } finally {
+      resolved.walked.close();
+    }
   }
   try {
     if (resolved.errno !== 0) return answer.errno(resolved.errno);
@@ -102,6 +116,53 @@ export function onExec(ctx: Ctx): Answer {
   } finally {
     resolved.close();
   }
+}
+
+/**
+ * exec of a program reached through a link of the layer to outside the
+ * workdir: execveat(fd, "", AT_EMPTY_PATH) of the reaper's descriptor of it
+ * (through-layer.ts), by the caller's own thread. The exec opens that file
+ * again for the caller (do_open_execat() in fs/exec.c): its execute
+ * permission and the sandbox's Landlock domain are the kernel's to check.
+ * The descriptor is read-only (ADDFD takes no O_PATH one): a program the
+ * sandbox may execute but not read is EACCES here.
+ */
+function execOutside(
+  ctx: Ctx,
+  session: Session,
+  outside: Outside & { readonly throughLayer: string },
+  call: { pathname: bigint; path: Buffer; dirfd: number; at: boolean },
+): Answer {
+  const narrowed = narrowedRefusal(ctx);
+  if (narrowed !== null) return narrowed;
+  const fd = openThroughLayer(ctx, session, outside, O.O_RDONLY);
+  if (fd < 0) return answer.errno(-fd);
+  const kind = kindOf(fd);
+  if (kind !== 'file') {
+    close(fd);
+    return answer.errno(
+      kind === 'directory' ? 'EACCES' : typeof kind === 'number' ? -kind : 'EACCES',
+    );
+  }
+  // A script's interpreter opens /dev/fd/N: not close-on-exec (see onExec).
+  const script = startsWithShebang(fd);
+  if (
+    script &&
+    call.dirfd !== AT_FDCWD &&
+    call.path[0] !== 0x2f &&
+    closeOnExec(ctx.pid, call.dirfd)
+  ) {
+    close(fd);
+    return answer.errno('ENOENT');
+  }
+  const a = ctx.args;
+  const argv = call.at ? a[2]! : a[1]!;
+  const envp = call.at ? a[3]! : a[2]!;
+  const end = call.pathname + BigInt(call.path.length);
+  return answer.retarget('execveat', ['fd', end, argv, envp, AT_EMPTY_PATH], {
+    fd,
+    cloexec: !script,
+  });
 }
 
 const SEALS = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;

@@ -9,12 +9,14 @@ import {
   AT_EMPTY_PATH,
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
+  close,
   hostArch,
   structStatSize,
   trySyscall,
 } from '@sandlock/sys';
 import { brokerOf, type Ctx, copyPath, int, resolve, sessionOf, uint, untouched } from '../call.js';
-import type { Inside } from '../resolve.js';
+import type { Kind } from '../resolve.js';
+import { kindOf, pinThroughLayer, throughLayer } from '../through-layer.js';
 import { reaperCall } from '../upper.js';
 
 const STAT_SIZE = structStatSize(hostArch());
@@ -22,6 +24,12 @@ const STATX_SIZE = 256;
 /** AT_STATX_SYNC_TYPE (include/uapi/linux/fcntl.h): how statx syncs, kept. */
 const AT_STATX_SYNC_TYPE = 0x6000;
 const EMPTY = Buffer.from('\0');
+
+/** The object looked at: its descriptor (O_PATH) and kind. */
+interface Found {
+  readonly fd: number;
+  readonly kind: Kind;
+}
 
 interface LookCall {
   dirfd: number;
@@ -31,15 +39,28 @@ interface LookCall {
 }
 
 /** Resolves, and answers for paths the kernel can take; else calls `inside` with the pinned object. */
-function look(ctx: Ctx, call: LookCall, inside: (r: Inside) => Answer): Answer {
+function look(ctx: Ctx, call: LookCall, inside: (r: Found) => Answer): Answer {
   if (call.path.length === 0) return answer.continue(); // AT_EMPTY_PATH (the descriptor's own object), or ENOENT
   const session = sessionOf(ctx);
   if (untouched(ctx, session, call.path, call.dirfd, call.follow) !== null)
     return answer.continue();
   const resolved = resolve(ctx, session, call.path, call.dirfd, call.follow);
   if (resolved.where === 'outside') {
-    resolved.walked.close();
-    return answer.continue();
+    try {
+      if (!throughLayer(resolved)) return answer.continue();
+      // The object the reaper finds (O_PATH: what Landlock does not mediate is not refused).
+      const opened = pinThroughLayer(ctx, session, resolved, call.follow);
+      if (opened < 0) return answer.errno(-opened);
+      try {
+        const kind = kindOf(opened);
+        if (typeof kind === 'number') return answer.errno(-kind);
+        return inside({ fd: opened, kind });
+      } finally {
+        close(opened);
+      }
+    } finally {
+      resolved.walked.close();
+    }
   }
   try {
     if (resolved.errno !== 0) return answer.errno(resolved.errno);

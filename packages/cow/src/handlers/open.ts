@@ -40,7 +40,8 @@ import {
   uint,
   untouched,
 } from '../call.js';
-import type { Inside, Restrict } from '../resolve.js';
+import type { Inside, Outside, Restrict } from '../resolve.js';
+import { openThroughLayer, throughLayer } from '../through-layer.js';
 import {
   access,
   chmodFd,
@@ -186,7 +187,13 @@ export function onOpen(ctx: Ctx): Answer {
   );
   if (resolved.where === 'outside') {
     const { errno } = resolved.walked;
-    resolved.walked.close();
+    try {
+      if (call.resolve === 0 && throughLayer(resolved)) {
+        return openOutside(ctx, session, resolved, call);
+      }
+    } finally {
+      resolved.walked.close();
+    }
     // A restriction the resolver applied (EXDEV, ELOOP) on a walk the
     // kernel would take elsewhere; any other result is the kernel's to give.
     if (call.resolve !== 0 && (errno === ERRNO.EXDEV || errno === ERRNO.ELOOP)) {
@@ -205,6 +212,24 @@ export function onOpen(ctx: Ctx): Answer {
   } finally {
     resolved.close();
   }
+}
+
+/**
+ * An open through a link of the layer to outside the workdir: the reaper's
+ * open (through-layer.ts), injected. O_PATH as in openInside: read-only.
+ */
+function openOutside(
+  ctx: Ctx,
+  session: Session,
+  outside: Outside & { readonly throughLayer: string },
+  call: OpenCall,
+): Answer {
+  const { flags } = call;
+  const opens = (flags & O.O_PATH) !== 0 ? (flags & ~(O.O_PATH | O_ACCMODE)) | O.O_RDONLY : flags;
+  const perms = call.mode & 0o7777 & ~makerOf(ctx).umask;
+  const fd = openThroughLayer(ctx, session, outside, opens, perms);
+  if (fd < 0) return answer.errno(-fd);
+  return inject(fd, flags);
 }
 
 function inject(fd: number, flags: number): Answer {

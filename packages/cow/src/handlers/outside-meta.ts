@@ -19,14 +19,17 @@ import { type Answer, answer } from '@sandlock/dispatch/module';
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
+  bytePath,
   callAsCaller,
   ERRNO,
   type ErrnoName,
+  pathWithin,
   trySyscall,
   Walked,
 } from '@sandlock/sys';
 import type { Ctx, Session } from '../call.js';
 import { placeOf } from '../resolve.js';
+import { kindOf } from '../through-layer.js';
 import { type Change, onLowerObject } from './fd-meta.js';
 
 const EMPTY = Buffer.from([0]);
@@ -90,11 +93,23 @@ export function onOutsidePath(
   target: { readonly path: Buffer; readonly dirfd: number; readonly follow: boolean },
   errno: number,
   change: PathChange,
+  /** The object the reaper pinned through a link of the layer (through-layer.ts): taken instead of a walk. */
+  pinned?: number,
 ): Answer {
   const policy = ctx.session.policy;
   // Nothing else writable: refused, as its filter refuses it without a workdir.
   if (policy.fsWrite.length === 0)
     return errno !== 0 ? answer.errno(errno) : answer.errno('EACCES');
+  if (pinned !== undefined) {
+    const kind = kindOf(pinned);
+    if (typeof kind === 'number') return answer.errno(-kind);
+    // fs-meta cannot take it (its walk of the caller's path does not see the
+    // layer): its rule, what the sandbox may write by its policy, applied here.
+    if (policy.mediatesMetadata === true && !writableByPolicy(policy, pinned)) {
+      return answer.errno('EACCES');
+    }
+    return onPinnedObject(ctx, session, pinned, kind === 'symlink', change);
+  }
   if (policy.mediatesMetadata === true || session.workdir.chroot !== null) {
     return answer.continue();
   }
@@ -111,16 +126,44 @@ export function onOutsidePath(
   });
   try {
     if (walked.errno !== 0) return answer.errno(walked.errno);
-    const fd = walked.fd;
-    if (walked.kind === 'symlink' && change.onSymlink !== undefined) {
-      return answer.errno(change.onSymlink);
-    }
-    const place = placeOfPinned(session, fd);
-    if (place === 'workdir') return answer.errno('EACCES');
-    if (place !== 'outside') return onLowerObject(ctx, session, place.rel, fd, change.inLayer);
-    const done = callAsCaller(0n, () => change.onPinned(fd));
-    return done === null ? answer.errno('EPERM') : answer.fromResult(done.value);
+    return onPinnedObject(ctx, session, walked.fd, walked.kind === 'symlink', change);
   } finally {
     walked.close();
   }
+}
+
+/**
+ * The pinned object lies in an fsWrite tree and in no fsDeny tree nor one
+ * of their ancestors (fs-meta's writableByPolicy, @sandlock/fsmeta). An
+ * unknown fsDeny, or an object with no path, is refused.
+ */
+function writableByPolicy(policy: Ctx['session']['policy'], fd: number): boolean {
+  if (policy.fsDeny === undefined) return false;
+  let path: string;
+  try {
+    path = readlinkSync(`/proc/thread-self/fd/${fd}`, 'latin1');
+  } catch {
+    return false;
+  }
+  if (!path.startsWith('/')) return false;
+  const within = (inner: string, tree: string) => pathWithin(inner, bytePath(tree));
+  if (policy.fsDeny.some((tree) => within(path, tree) || pathWithin(bytePath(tree), path))) {
+    return false;
+  }
+  return policy.fsWrite.some((tree) => within(path, tree));
+}
+
+function onPinnedObject(
+  ctx: Ctx,
+  session: Session,
+  fd: number,
+  symlink: boolean,
+  change: PathChange,
+): Answer {
+  if (symlink && change.onSymlink !== undefined) return answer.errno(change.onSymlink);
+  const place = placeOfPinned(session, fd);
+  if (place === 'workdir') return answer.errno('EACCES');
+  if (place !== 'outside') return onLowerObject(ctx, session, place.rel, fd, change.inLayer);
+  const done = callAsCaller(0n, () => change.onPinned(fd));
+  return done === null ? answer.errno('EPERM') : answer.fromResult(done.value);
 }

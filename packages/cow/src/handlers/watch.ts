@@ -27,7 +27,18 @@ import {
   S_IFREG,
   trySyscall,
 } from '@sandlock/sys';
-import { brokerOf, type Ctx, copyPath, int, resolve, sessionOf, uint } from '../call.js';
+import {
+  brokerOf,
+  type Ctx,
+  copyPath,
+  int,
+  resolve,
+  type Session,
+  sessionOf,
+  uint,
+} from '../call.js';
+import type { Outside } from '../resolve.js';
+import { kindOf, pinThroughLayer, throughLayer } from '../through-layer.js';
 import { access, copyUp, upperDir } from '../upper.js';
 
 export function onWatch(ctx: Ctx): Answer {
@@ -40,8 +51,12 @@ export function onWatch(ctx: Ctx): Answer {
   const session = sessionOf(ctx);
   const r = resolve(ctx, session, path, AT_FDCWD, (mask & IN_DONT_FOLLOW) === 0);
   if (r.where === 'outside') {
-    r.walked.close();
-    return answer.continue();
+    try {
+      if (!throughLayer(r)) return answer.continue();
+      return watchOutside(ctx, session, r, mask);
+    } finally {
+      r.walked.close();
+    }
   }
   try {
     // A directory or regular file is watched in the layer (made or copied
@@ -85,6 +100,44 @@ export function onWatch(ctx: Ctx): Answer {
     }
   } finally {
     r.close();
+  }
+}
+
+/**
+ * A watch through a link of the layer to outside the workdir: on the
+ * object the reaper's walk pins (through-layer.ts), after the kernel's read
+ * check of it for the sandbox (inotify_add_watch(2): read permission).
+ */
+function watchOutside(
+  ctx: Ctx,
+  session: Session,
+  outside: Outside & { readonly throughLayer: string },
+  mask: number,
+): Answer {
+  let instance: number;
+  try {
+    instance = ctx.getFd(int(ctx.args[0]));
+  } catch {
+    return answer.continue();
+  }
+  try {
+    if (!isInotify(instance)) return answer.continue();
+    const pinned = pinThroughLayer(ctx, session, outside, (mask & IN_DONT_FOLLOW) === 0);
+    if (pinned < 0) return answer.errno(-pinned);
+    try {
+      if ((mask & IN_ONLYDIR) !== 0 && kindOf(pinned) !== 'directory') {
+        return answer.errno('ENOTDIR');
+      }
+      const allowed = access(brokerOf(ctx), pinned, R_OK);
+      if (allowed < 0) return answer.errno(-allowed);
+      const target = Buffer.from(`/proc/self/fd/${pinned}\0`);
+      const flags = mask & ~(IN_DONT_FOLLOW | IN_ONLYDIR);
+      return answer.fromResult(trySyscall('inotify_add_watch', instance, target, flags));
+    } finally {
+      close(pinned);
+    }
+  } finally {
+    close(instance);
   }
 }
 

@@ -18,6 +18,7 @@ import {
 } from '@sandlock/sys';
 import { type Ctx, copyPath, narrowedRefusal, resolve, sessionOf, uint } from '../call.js';
 import { type Inside, placeOf } from '../resolve.js';
+import { openThroughLayer, throughLayer } from '../through-layer.js';
 
 const O = openFlags(hostArch());
 const DOT = Buffer.from('.\0');
@@ -52,8 +53,19 @@ export function onChdir(ctx: Ctx): Answer {
   const session = sessionOf(ctx);
   const resolved = resolve(ctx, session, path, AT_FDCWD, true);
   if (resolved.where === 'outside') {
-    resolved.walked.close();
-    return answer.continue();
+    try {
+      if (!throughLayer(resolved)) return answer.continue();
+      const narrowed = narrowedRefusal(ctx);
+      if (narrowed !== null) return narrowed;
+      // Through a link of the layer: the reaper's open of the directory
+      // (through-layer.ts). A directory it may search but not read is
+      // EACCES here, where the kernel's chdir would succeed.
+      const fd = openThroughLayer(ctx, session, resolved, O.O_RDONLY | O.O_DIRECTORY);
+      if (fd < 0) return answer.errno(-fd);
+      return answer.retarget('fchdir', ['fd'], { fd });
+    } finally {
+      resolved.walked.close();
+    }
   }
   try {
     if (resolved.errno !== 0) return answer.errno(resolved.errno);

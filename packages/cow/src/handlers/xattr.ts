@@ -13,7 +13,8 @@ import {
   XATTR_SIZE_MAX,
 } from '@sandlock/sys';
 import { brokerOf, type Ctx, copyPath, resolve, type Session, sessionOf } from '../call.js';
-import type { Inside } from '../resolve.js';
+import type { Inside, Kind } from '../resolve.js';
+import { kindOf, pinThroughLayer, throughLayer } from '../through-layer.js';
 import { openIn, reaperCall, upperHolderOf } from '../upper.js';
 import { onDescriptorMetadata } from './fd-meta.js';
 import { onOutsidePath, onPinned } from './outside-meta.js';
@@ -34,7 +35,12 @@ function inside(
   ctx: Ctx,
   target: { readonly dirfd: number; readonly address: bigint; readonly follow: boolean },
   serve: (r: Inside, session: Session) => Answer,
-  outside: (errno: number, path: Buffer, session: Session) => Answer = answer.continue,
+  outside: (
+    errno: number,
+    path: Buffer,
+    session: Session,
+    pinned?: number,
+  ) => Answer = answer.continue,
 ): Answer {
   const path = copyPath(ctx, target.address);
   // The kernel's answer; let through, it would read the string again.
@@ -43,8 +49,19 @@ function inside(
   const resolved = resolve(ctx, session, path, target.dirfd, target.follow);
   if (resolved.where === 'outside') {
     const errno = resolved.walked.errno;
-    resolved.walked.close();
-    return outside(errno, path, session);
+    try {
+      if (!throughLayer(resolved)) return outside(errno, path, session);
+      // Through a link of the layer: the object the reaper's walk pins (through-layer.ts).
+      const pinned = pinThroughLayer(ctx, session, resolved, target.follow);
+      if (pinned < 0) return answer.errno(-pinned);
+      try {
+        return outside(0, path, session, pinned);
+      } finally {
+        close(pinned);
+      }
+    } finally {
+      resolved.walked.close();
+    }
   }
   try {
     if (resolved.errno !== 0) return answer.errno(resolved.errno);
@@ -64,8 +81,7 @@ export function onGetXattr(ctx: Ctx): Answer {
   const list = ctx.syscall.endsWith('listxattr');
   const follow = !ctx.syscall.startsWith('l');
   const a = ctx.args;
-  return inside(ctx, { dirfd: AT_FDCWD, address: a[0]!, follow }, (r) => {
-    if (r.pure) return answer.continue();
+  const read = (r: { readonly fd: number; readonly kind: Kind }): Answer => {
     // A symlink's own attributes: through the magic link the kernel would
     // follow it; a symlink has none a sandbox can set (user.* is refused on
     // symlinks, xattr(7)).
@@ -94,7 +110,17 @@ export function onGetXattr(ctx: Ctx): Answer {
     if (result < 0) return answer.errno(-result);
     if (size > 0) ctx.write(list ? a[1]! : a[2]!, buffer.subarray(0, result));
     return answer.value(result);
-  });
+  };
+  return inside(
+    ctx,
+    { dirfd: AT_FDCWD, address: a[0]!, follow },
+    (r) => (r.pure ? answer.continue() : read(r)),
+    (_errno, _path, _session, found) => {
+      if (found === undefined) return answer.continue();
+      const kind = kindOf(found);
+      return typeof kind === 'number' ? answer.errno(-kind) : read({ fd: found, kind });
+    },
+  );
 }
 
 /** setxattr, lsetxattr, removexattr, lremovexattr; setxattrat and removexattrat (Linux 6.13). */
@@ -140,11 +166,20 @@ export function onSetXattr(ctx: Ctx): Answer {
     },
     // user.* of a symlink is EPERM to its owner (xattr_permission(), fs/xattr.c),
     // and the sandbox holds no capability for the other namespaces.
-    (errno, path, session) =>
-      onOutsidePath(ctx, session, { path, dirfd: target.dirfd, follow: target.follow }, errno, {
-        inLayer,
-        onPinned: remove ? onPinned.removexattr(name) : onPinned.setxattr(name, value, size, flags),
-        onSymlink: 'EPERM',
-      }),
+    (errno, path, session, found) =>
+      onOutsidePath(
+        ctx,
+        session,
+        { path, dirfd: target.dirfd, follow: target.follow },
+        errno,
+        {
+          inLayer,
+          onPinned: remove
+            ? onPinned.removexattr(name)
+            : onPinned.setxattr(name, value, size, flags),
+          onSymlink: 'EPERM',
+        },
+        found,
+      ),
   );
 }
