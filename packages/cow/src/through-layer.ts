@@ -7,6 +7,7 @@
 // object is what the policy lets the sandbox reach by that path, and the
 // handlers act on that descriptor only.
 import { readlinkSync } from 'node:fs';
+import { type Answer, answer } from '@sandlock/dispatch/module';
 import {
   AT_EMPTY_PATH,
   close,
@@ -96,4 +97,31 @@ export function throughLayer(
   resolved: Outside,
 ): resolved is Outside & { readonly throughLayer: string } {
   return resolved.throughLayer !== undefined;
+}
+
+/**
+ * Answers a call whose walk left the workdir (`resolved`, closed here) with
+ * `outside`: given the walk's errno alone when the kernel's own lookup leaves
+ * the same way, else given the object the reaper's walk pins through the
+ * layer (closed after).
+ */
+export function answerOutside(
+  ctx: Ctx,
+  session: Session,
+  resolved: Outside,
+  follow: boolean,
+  outside: (errno: number, pinned?: number) => Answer,
+): Answer {
+  try {
+    if (!throughLayer(resolved)) return outside(resolved.walked.errno);
+    const pinned = pinThroughLayer(ctx, session, resolved, follow);
+    if (pinned < 0) return answer.errno(-pinned);
+    try {
+      return outside(0, pinned);
+    } finally {
+      close(pinned);
+    }
+  } finally {
+    resolved.walked.close();
+  }
 }

@@ -49,7 +49,7 @@ import {
   umaskOf,
 } from '../call.js';
 import { type Inside, identify, type Resolved } from '../resolve.js';
-import { pinThroughLayer, throughLayer } from '../through-layer.js';
+import { answerOutside } from '../through-layer.js';
 import {
   access,
   chmodIn,
@@ -107,20 +107,9 @@ function withPath(
   const session = sessionOf(ctx);
   const resolved = resolve(ctx, session, path, dirfd, follow, create);
   if (resolved.where === 'outside') {
-    const errno = resolved.walked.errno;
-    try {
-      if (!throughLayer(resolved)) return outside(errno, path, session);
-      // Through a link of the layer: the object the reaper's walk pins (through-layer.ts).
-      const pinned = pinThroughLayer(ctx, session, resolved, follow);
-      if (pinned < 0) return answer.errno(-pinned);
-      try {
-        return outside(0, path, session, pinned);
-      } finally {
-        close(pinned);
-      }
-    } finally {
-      resolved.walked.close();
-    }
+    return answerOutside(ctx, session, resolved, follow, (errno, pinned) =>
+      outside(errno, path, session, pinned),
+    );
   }
   try {
     return inside(resolved, session, brokerOf(ctx), path);

@@ -14,7 +14,7 @@ import {
 } from '@sandlock/sys';
 import { brokerOf, type Ctx, copyPath, resolve, type Session, sessionOf } from '../call.js';
 import type { Inside, Kind } from '../resolve.js';
-import { kindOf, pinThroughLayer, throughLayer } from '../through-layer.js';
+import { answerOutside, kindOf } from '../through-layer.js';
 import { openIn, reaperCall, upperHolderOf } from '../upper.js';
 import { onDescriptorMetadata } from './fd-meta.js';
 import { onOutsidePath, onPinned } from './outside-meta.js';
@@ -48,20 +48,9 @@ function inside(
   const session = sessionOf(ctx);
   const resolved = resolve(ctx, session, path, target.dirfd, target.follow);
   if (resolved.where === 'outside') {
-    const errno = resolved.walked.errno;
-    try {
-      if (!throughLayer(resolved)) return outside(errno, path, session);
-      // Through a link of the layer: the object the reaper's walk pins (through-layer.ts).
-      const pinned = pinThroughLayer(ctx, session, resolved, target.follow);
-      if (pinned < 0) return answer.errno(-pinned);
-      try {
-        return outside(0, path, session, pinned);
-      } finally {
-        close(pinned);
-      }
-    } finally {
-      resolved.walked.close();
-    }
+    return answerOutside(ctx, session, resolved, target.follow, (errno, pinned) =>
+      outside(errno, path, session, pinned),
+    );
   }
   try {
     if (resolved.errno !== 0) return answer.errno(resolved.errno);
