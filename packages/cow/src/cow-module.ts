@@ -44,7 +44,7 @@ import { onAccess, onReadlink, onStat, onStatx } from './handlers/look.js';
 import { onOpen } from './handlers/open.js';
 import { onWatch } from './handlers/watch.js';
 import { onChdir, onGetcwd } from './handlers/where.js';
-import { onGetXattr, onSetXattr } from './handlers/xattr.js';
+import { onGetXattr, onGetXattrAt, onSetXattr } from './handlers/xattr.js';
 import { Layer } from './layer/index.js';
 import { brokenLayerView, layerView } from './layer-view.js';
 import { identify, type Workdir } from './resolve.js';
@@ -81,6 +81,8 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   fchown: onDescriptorOnly,
   fsetxattr: onDescriptorOnly,
   fremovexattr: onDescriptorOnly,
+  getxattrat: onGetXattrAt,
+  listxattrat: onGetXattrAt,
   setxattrat: onSetXattr,
   removexattrat: onSetXattr,
   getdents64: onListing,

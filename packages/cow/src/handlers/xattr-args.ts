@@ -47,20 +47,12 @@ export function xattrChangeOf(ctx: Ctx): XattrChange | number {
     if ((atFlags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) !== 0) return -ERRNO.EINVAL;
     nameAt = a[3]!;
     if (!remove) {
-      const usize = Number(a[5] ?? 0n);
-      if (usize < XATTR_ARGS_SIZE_VER0) return -ERRNO.EINVAL;
-      if (usize > PAGE_SIZE) return -ERRNO.E2BIG;
-      // copy_struct_from_user(): a larger struct's extra bytes must be zero.
-      const args = Buffer.from(ctx.read(a[4]!, usize));
-      if (args.subarray(XATTR_ARGS_SIZE_VER0).some((byte) => byte !== 0)) return -ERRNO.E2BIG;
-      value = {
-        address: args.readBigUInt64LE(0),
-        size: args.readUInt32LE(8),
-        flags: args.readUInt32LE(12),
-      };
+      const args = xattrArgsOf(ctx, a[4]!, Number(a[5] ?? 0n));
+      if (typeof args === 'number') return args;
+      value = args;
     }
     // A NULL or empty path with AT_EMPTY_PATH: the dirfd's own object.
-    const empty = (atFlags & AT_EMPTY_PATH) !== 0 && (a[1] === 0n || emptyString(ctx, a[1]!));
+    const empty = (atFlags & AT_EMPTY_PATH) !== 0 && (a[1] === 0n || emptyPath(ctx, a[1]!));
     target = empty
       ? { fd: int(a[0]) }
       : { dirfd: int(a[0]), address: a[1]!, follow: (atFlags & AT_SYMLINK_NOFOLLOW) === 0 };
@@ -89,7 +81,26 @@ export function xattrChangeOf(ctx: Ctx): XattrChange | number {
   };
 }
 
-function emptyString(ctx: Ctx, address: bigint): boolean {
+/** A struct xattr_args of `usize` bytes at `address` (setxattrat, getxattrat), or -errno. */
+export function xattrArgsOf(
+  ctx: Ctx,
+  address: bigint,
+  usize: number,
+): { address: bigint; size: number; flags: number } | number {
+  if (usize < XATTR_ARGS_SIZE_VER0) return -ERRNO.EINVAL;
+  if (usize > PAGE_SIZE) return -ERRNO.E2BIG;
+  // copy_struct_from_user(): a larger struct's extra bytes must be zero.
+  const args = Buffer.from(ctx.read(address, usize));
+  if (args.subarray(XATTR_ARGS_SIZE_VER0).some((byte) => byte !== 0)) return -ERRNO.E2BIG;
+  return {
+    address: args.readBigUInt64LE(0),
+    size: args.readUInt32LE(8),
+    flags: args.readUInt32LE(12),
+  };
+}
+
+/** Whether the string at `address` is empty (an unreadable one is not). */
+export function emptyPath(ctx: Ctx, address: bigint): boolean {
   try {
     return readCStringBytes(ctx.pid, address, 1).length === 0;
   } catch {

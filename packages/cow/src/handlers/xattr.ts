@@ -3,7 +3,9 @@
 // descriptor it opened there).
 import { type Answer, answer, type OnBehalf } from '@sandlock/dispatch/module';
 import {
+  AT_EMPTY_PATH,
   AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
   close,
   hostArch,
   openFlags,
@@ -12,13 +14,22 @@ import {
   XATTR_NAME_MAX,
   XATTR_SIZE_MAX,
 } from '@sandlock/sys';
-import { brokerOf, type Ctx, copyPath, resolve, type Session, sessionOf } from '../call.js';
+import {
+  brokerOf,
+  type Ctx,
+  copyPath,
+  int,
+  resolve,
+  type Session,
+  sessionOf,
+  uint,
+} from '../call.js';
 import type { Inside, Kind } from '../resolve.js';
 import { answerOutside, kindOf } from '../through-layer.js';
 import { openIn, reaperCall, upperHolderOf } from '../upper.js';
 import { onDescriptorMetadata } from './fd-meta.js';
 import { onOutsidePath, onPinned } from './outside-meta.js';
-import { xattrChangeOf } from './xattr-args.js';
+import { emptyPath, xattrArgsOf, xattrChangeOf } from './xattr-args.js';
 
 const O = openFlags(hostArch());
 
@@ -65,51 +76,96 @@ function selfPath(fd: number): Buffer {
   return Buffer.from(`/proc/thread-self/fd/${fd}\0`);
 }
 
+/** What a read of attributes asks: the list, or one name's value, into the caller's `out` of `size` bytes. */
+interface XattrRead {
+  readonly list: boolean;
+  /** The attribute's name (not for a list). */
+  readonly name: Buffer | null;
+  readonly out: bigint;
+  readonly size: number;
+}
+
+/** Reads the attributes `ask` names of the object `r` shows, into the caller. */
+function readXattr(
+  ctx: Ctx,
+  ask: XattrRead,
+  r: { readonly fd: number; readonly kind: Kind },
+): Answer {
+  // A symlink's own attributes: through the magic link the kernel would
+  // follow it; a symlink has none a sandbox can set (user.* is refused on
+  // symlinks, xattr(7)).
+  if (r.kind === 'symlink') return ask.list ? answer.value(0) : answer.errno('ENODATA');
+  const { size } = ask;
+  const buffer = Buffer.alloc(Math.min(Math.max(size, 1), XATTR_SIZE_MAX));
+  const into = size === 0 ? null : buffer;
+  const length = size === 0 ? 0 : buffer.length;
+  const result = ask.list
+    ? trySyscall('listxattr', selfPath(r.fd), into, length)
+    : trySyscall('getxattr', selfPath(r.fd), ask.name!, into, length);
+  if (result < 0) return answer.errno(-result);
+  if (size > 0) ctx.write(ask.out, buffer.subarray(0, result));
+  return answer.value(result);
+}
+
+/** Serves `ask` for the path at `address` (from `dirfd`) in the merged view. */
+function readAt(ctx: Ctx, dirfd: number, address: bigint, follow: boolean, ask: XattrRead): Answer {
+  return inside(
+    ctx,
+    { dirfd, address, follow },
+    (r) => (r.pure ? answer.continue() : readXattr(ctx, ask, r)),
+    (_errno, _path, _session, found) => {
+      if (found === undefined) return answer.continue();
+      const kind = kindOf(found);
+      return typeof kind === 'number'
+        ? answer.errno(-kind)
+        : readXattr(ctx, ask, { fd: found, kind });
+    },
+  );
+}
+
 /** getxattr, lgetxattr, listxattr, llistxattr. */
 export function onGetXattr(ctx: Ctx): Answer {
   const list = ctx.syscall.endsWith('listxattr');
   const follow = !ctx.syscall.startsWith('l');
   const a = ctx.args;
-  const read = (r: { readonly fd: number; readonly kind: Kind }): Answer => {
-    // A symlink's own attributes: through the magic link the kernel would
-    // follow it; a symlink has none a sandbox can set (user.* is refused on
-    // symlinks, xattr(7)).
-    if (r.kind === 'symlink') return list ? answer.value(0) : answer.errno('ENODATA');
-    const size = Number(list ? (a[2] ?? 0n) : (a[3] ?? 0n));
-    const buffer = Buffer.alloc(Math.min(Math.max(size, 1), XATTR_SIZE_MAX));
-    let result: number;
-    if (list) {
-      result = trySyscall(
-        'listxattr',
-        selfPath(r.fd),
-        size === 0 ? null : buffer,
-        size === 0 ? 0 : buffer.length,
-      );
-    } else {
-      const name = xattrName(ctx, a[1]!);
-      if (name === null) return answer.errno('ERANGE');
-      result = trySyscall(
-        'getxattr',
-        selfPath(r.fd),
-        name,
-        size === 0 ? null : buffer,
-        size === 0 ? 0 : buffer.length,
-      );
-    }
-    if (result < 0) return answer.errno(-result);
-    if (size > 0) ctx.write(list ? a[1]! : a[2]!, buffer.subarray(0, result));
-    return answer.value(result);
-  };
-  return inside(
-    ctx,
-    { dirfd: AT_FDCWD, address: a[0]!, follow },
-    (r) => (r.pure ? answer.continue() : read(r)),
-    (_errno, _path, _session, found) => {
-      if (found === undefined) return answer.continue();
-      const kind = kindOf(found);
-      return typeof kind === 'number' ? answer.errno(-kind) : read({ fd: found, kind });
-    },
-  );
+  let name: Buffer | null = null;
+  if (!list) {
+    name = xattrName(ctx, a[1]!);
+    if (name === null) return answer.errno('ERANGE');
+  }
+  const ask = list
+    ? { list, name, out: a[1]!, size: Number(a[2] ?? 0n) }
+    : { list, name, out: a[2]!, size: Number(a[3] ?? 0n) };
+  return readAt(ctx, AT_FDCWD, a[0]!, follow, ask);
+}
+
+/**
+ * getxattrat and listxattrat (Linux 6.13): the same reads from a directory
+ * descriptor, with at-flags; getxattrat's value buffer in a struct
+ * xattr_args (fs/xattr.c). With AT_EMPTY_PATH and an empty path they read
+ * the descriptor's own object, which the kernel reads as it is.
+ */
+export function onGetXattrAt(ctx: Ctx): Answer {
+  const list = ctx.syscall === 'listxattrat';
+  const a = ctx.args;
+  const atFlags = uint(a[2]);
+  if ((atFlags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) !== 0) return answer.errno('EINVAL');
+  let ask: XattrRead;
+  if (list) {
+    ask = { list, name: null, out: a[3]!, size: Number(a[4] ?? 0n) };
+  } else {
+    const args = xattrArgsOf(ctx, a[4]!, Number(a[5] ?? 0n));
+    if (typeof args === 'number') return answer.errno(-args);
+    // getxattrat() takes no flags in xattr_args (fs/xattr.c).
+    if (args.flags !== 0) return answer.errno('EINVAL');
+    const name = xattrName(ctx, a[3]!);
+    if (name === null) return answer.errno('ERANGE');
+    ask = { list, name, out: args.address, size: args.size };
+  }
+  if ((atFlags & AT_EMPTY_PATH) !== 0 && (a[1] === 0n || emptyPath(ctx, a[1]!))) {
+    return answer.continue();
+  }
+  return readAt(ctx, int(a[0]), a[1]!, (atFlags & AT_SYMLINK_NOFOLLOW) === 0, ask);
 }
 
 /** setxattr, lsetxattr, removexattr, lremovexattr; setxattrat and removexattrat (Linux 6.13). */
