@@ -499,11 +499,20 @@ function renameInside(
   if (targetExists && !exchange) {
     if (fromDir && !toDir) return answer.errno('ENOTDIR');
     if (!fromDir && toDir) return answer.errno('EISDIR');
-    if (toDir) {
-      const names = merged(session, to);
-      if (typeof names === 'number') return answer.errno(-names);
-      if (names.size > 0) return answer.errno('ENOTEMPTY');
+  }
+  // vfs_rename(): a directory that changes parent needs write permission on
+  // itself (its `..` changes), and so does an exchanged target directory.
+  if (from.rel.slice(0, -1).join('/') !== to.rel.slice(0, -1).join('/')) {
+    for (const r of exchange ? [from, to] : [from]) {
+      if (r.kind !== 'directory') continue;
+      const writable = access(broker, r.fd, W_OK);
+      if (writable < 0) return answer.errno(-writable);
     }
+  }
+  if (targetExists && !exchange && toDir) {
+    const names = merged(session, to);
+    if (typeof names === 'number') return answer.errno(-names);
+    if (names.size > 0) return answer.errno('ENOTEMPTY');
   }
   const fromLower = lowerVisible(session, from);
   const toLower = lowerHas(to);
