@@ -208,7 +208,10 @@ describe.skipIf(refusal !== null)('owners and modes in a workdir, against overla
           expect(listing(workdir, user)).toBe(expected.slice(expected.indexOf('\n') + 1));
           cleanup(workdir, copy);
         }),
-        { numRuns: Number(process.env.RUNS ?? 8), examples: [[EXAMPLE as never], [MOVED_DIRECTORY as never]] },
+        {
+          numRuns: Number(process.env.RUNS ?? 8),
+          examples: [[EXAMPLE as never], [MOVED_DIRECTORY as never]],
+        },
       );
       expect(storeEntries(storage)).toEqual([]);
     }, 900_000);
